@@ -1,0 +1,61 @@
+//! Expansion: the function, now synchronous, builds a runtime and blocks on the original body.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemFn, ReturnType};
+
+use crate::entry::EntryKind;
+use crate::entry::validate::EntryPlan;
+
+fn option_tokens(value: Option<usize>) -> TokenStream {
+    match value {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
+    let ItemFn { attrs, vis, sig, block } = &plan.item;
+    let name = &sig.ident;
+    let output = &sig.output;
+    // Naming the output type lets `?` in the body infer its error type.
+    let output_type = match output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let workers = option_tokens(plan.workers);
+    let max_blocking_threads = option_tokens(plan.max_blocking_threads);
+    let (test_attribute, kind) = match plan.kind {
+        EntryKind::Main => (quote!(), quote!(Main)),
+        EntryKind::Test => (quote!(#[::core::prelude::v1::test]), quote!(Test)),
+    };
+    let span = block.span();
+    let run = quote_spanned! {span=>
+        ::klaw::__private::run_entry::<#output_type, _>(
+            ::klaw::__private::EntryConfig {
+                kind: ::klaw::__private::EntryKind::#kind,
+                workers: #workers,
+                max_blocking_threads: #max_blocking_threads,
+            },
+            async move #block,
+        )
+    };
+    quote! {
+        #test_attribute
+        #(#attrs)*
+        #vis fn #name() #output {
+            #run
+        }
+    }
+}
+
+/// What stands in for the function when the attribute has an error: it compiles, so the user
+/// sees only the attribute's error (no "`main` function not found", no "async main").
+pub(crate) fn stub(kind: EntryKind, item: &ItemFn) -> TokenStream {
+    let name = &item.sig.ident;
+    match kind {
+        EntryKind::Main => quote!(fn #name() {}),
+        EntryKind::Test => quote!(#[allow(dead_code)] fn #name() {}),
+    }
+}

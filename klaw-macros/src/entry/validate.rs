@@ -1,0 +1,64 @@
+//! Validation: the function's shape and the options' values, every mistake reported at once.
+
+use syn::ItemFn;
+
+use crate::diagnostic::Errors;
+use crate::entry::parse::ParsedEntry;
+use crate::entry::{EntryKind, MAX_BLOCKING_THREADS, MAX_WORKERS, OPTIONS};
+use crate::options::{int_value, known_options};
+
+/// A valid entry: what expansion needs.
+pub(crate) struct EntryPlan {
+    pub(crate) kind: EntryKind,
+    pub(crate) workers: Option<usize>,
+    pub(crate) max_blocking_threads: Option<usize>,
+    pub(crate) item: ItemFn,
+}
+
+pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<EntryPlan> {
+    let attribute = kind.attribute();
+    let mut errors = Errors::default();
+    let mut plan = EntryPlan { kind, workers: None, max_blocking_threads: None, item: entry.item };
+
+    for (arg, name) in known_options(&entry.options, OPTIONS, attribute, &mut errors) {
+        let slot = match name {
+            "workers" => int_value(arg, 1, MAX_WORKERS).map(|n| plan.workers = Some(n)),
+            "max_blocking_threads" => {
+                int_value(arg, 1, MAX_BLOCKING_THREADS).map(|n| plan.max_blocking_threads = Some(n))
+            }
+            other => unreachable!("option `{other}` is in OPTIONS but not validated"),
+        };
+        if let Err(error) = slot {
+            errors.push(error);
+        }
+    }
+
+    let sig = &plan.item.sig;
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new_spanned(
+            sig.fn_token,
+            format!("{attribute} goes on an `async fn`: add `async` before `fn`"),
+        ));
+    }
+    if !sig.inputs.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.inputs,
+            format!("a {attribute} function takes no arguments; remove them"),
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            format!("a {attribute} function cannot be generic; remove the generic parameters"),
+        ));
+    }
+    if kind == EntryKind::Test {
+        if let Some(test) = plan.item.attrs.iter().find(|attr| attr.path().is_ident("test")) {
+            errors.push(syn::Error::new_spanned(
+                test,
+                "remove this `#[test]`: #[klaw::test] already makes the function a test",
+            ));
+        }
+    }
+    errors.finish(plan)
+}

@@ -1,0 +1,193 @@
+//! The blocking pool: threads for closures that block, started on demand up to a bound, and
+//! retired after a while idle. Jobs beyond the bound wait in a queue; they never start a thread.
+#![forbid(unsafe_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use crate::task::core::HeaderRef;
+use crate::task::{CancelReason, TaskId};
+
+/// A queued blocking task: runs its closure, or, if dropped unrun, publishes a cancellation.
+pub(crate) trait BlockingJob: Send {
+    fn run(self: Box<Self>);
+}
+
+struct Queued {
+    job: Box<dyn BlockingJob>,
+    task: HeaderRef,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<Queued>,
+    threads: usize,
+    idle: usize,
+    shutdown: bool,
+    /// Tasks running now, so shutdown can cancel them (they see `klaw::is_cancelled()`).
+    running: HashMap<TaskId, HeaderRef>,
+}
+
+struct PoolShared {
+    state: Mutex<PoolState>,
+    work_available: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+    thread_name: String,
+}
+
+/// A bounded pool of threads for blocking closures.
+pub(crate) struct BlockingPool {
+    shared: Arc<PoolShared>,
+}
+
+impl BlockingPool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, thread_name: String) -> Self {
+        BlockingPool {
+            shared: Arc::new(PoolShared {
+                state: Mutex::new(PoolState::default()),
+                work_available: Condvar::new(),
+                max_threads,
+                keep_alive,
+                thread_name,
+            }),
+        }
+    }
+
+    /// Queues `job`, starting a thread if queued jobs outnumber idle threads and the bound
+    /// allows. After shutdown the job is dropped, which cancels its task.
+    pub(crate) fn submit(&self, job: Box<dyn BlockingJob>, task: HeaderRef) {
+        let mut state = self.shared.lock();
+        if state.shutdown {
+            drop(state);
+            drop(job);
+            return;
+        }
+        state.queue.push_back(Queued { job, task });
+        if state.idle > 0 {
+            self.shared.work_available.notify_one();
+        }
+        if state.queue.len() > state.idle && state.threads < self.shared.max_threads {
+            state.threads += 1;
+            let number = state.threads;
+            drop(state);
+            self.start_thread(number);
+        }
+    }
+
+    fn start_thread(&self, number: usize) {
+        let shared = self.shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("{}-blocking-{number}", self.shared.thread_name))
+            .spawn(move || shared.work());
+        if let Err(error) = spawned {
+            let mut state = self.shared.lock();
+            state.threads -= 1;
+            // With no thread left to run them, queued jobs would wait forever: cancel them.
+            let orphans: Vec<_> =
+                if state.threads == 0 { state.queue.drain(..).collect() } else { Vec::new() };
+            drop(state);
+            for orphan in orphans {
+                let reason = format!("the blocking pool could not start a thread: {error}");
+                orphan.task.header().cancel(CancelReason::user(reason));
+            }
+        }
+    }
+
+    /// Cancels queued and running blocking tasks and lets the threads retire.
+    pub(crate) fn shutdown(&self) {
+        let mut state = self.shared.lock();
+        state.shutdown = true;
+        let queued: Vec<_> = state.queue.drain(..).collect();
+        let running: Vec<_> = state.running.values().cloned().collect();
+        drop(state);
+        self.shared.work_available.notify_all();
+        for task in running {
+            task.header().cancel(CancelReason::Shutdown);
+        }
+        // Each dropped job publishes its task as cancelled (reason: shutdown).
+        drop(queued);
+    }
+}
+
+impl PoolShared {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Jobs run outside the lock and catch their panics, so poisoning cannot hide a bug here.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A pool thread: runs queued jobs; retires after `keep_alive` without work, or at shutdown.
+    fn work(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(Queued { job, task }) = state.queue.pop_front() {
+                let id = task.header().id();
+                state.running.insert(id, task);
+                drop(state);
+                job.run();
+                state = self.lock();
+                state.running.remove(&id);
+                continue;
+            }
+            if state.shutdown {
+                break;
+            }
+            state.idle += 1;
+            let (next, wait) = self
+                .work_available
+                .wait_timeout(state, self.keep_alive)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if wait.timed_out() && state.queue.is_empty() {
+                break;
+            }
+        }
+        state.threads -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::stats::Stats;
+    use crate::task::core::new_task;
+    use crate::task::runner::BlockingRunner;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn threads_never_exceed_the_bound_and_retire_when_idle() {
+        let pool = BlockingPool::new(3, Duration::from_millis(50), "test".into());
+        let stats = Arc::new(Stats::default());
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        for _ in 0..30 {
+            let (completer, _joiner) =
+                new_task::<Result<(), crate::TaskError>>(TaskId::next(), None);
+            let task = completer.header_ref();
+            let (running, peak) = (running.clone(), peak.clone());
+            stats.task_spawned();
+            let job = BlockingRunner::new(
+                move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    thread::sleep(Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                },
+                completer,
+                stats.clone(),
+            );
+            pool.submit(Box::new(job), task);
+            assert!(pool.shared.lock().threads <= 3);
+        }
+        assert!(stats.wait_idle(std::time::Instant::now() + Duration::from_secs(10)));
+        assert_eq!(peak.load(Ordering::SeqCst), 3, "the bound is reached and never passed");
+        let retire_by = std::time::Instant::now() + Duration::from_secs(5);
+        while pool.shared.lock().threads > 0 {
+            assert!(std::time::Instant::now() < retire_by, "idle threads did not retire");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! `Runtime::builder()`: explicit settings win over `KLAW_WORKERS`, which wins over detection.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use crate::runtime::config::{ConfigError, MAX_BLOCKING_THREADS, MAX_WORKERS, check_range};
+use crate::runtime::{Runtime, RuntimeConfig, WorkersFrom};
+
+/// The runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A setting (or `KLAW_WORKERS`) has a value klaw cannot use.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The operating system refused to start a worker thread.
+    #[error("could not start a worker thread: {0}")]
+    SpawnThread(#[source] std::io::Error),
+}
+
+/// Builds a [`Runtime`]. Unset settings come from [`RuntimeConfig::detect`].
+///
+/// ```
+/// let rt = klaw::Runtime::builder()
+///     .workers(3)
+///     .max_blocking_threads(16)
+///     .thread_name("my-app")
+///     .build()?;
+/// assert_eq!(rt.worker_count(), 3);
+/// let err = klaw::Runtime::builder().workers(0).build().unwrap_err();
+/// assert_eq!(err.to_string(), "Builder::workers=0 is out of range: expected 1 to 1024");
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Builder does nothing until `build` is called"]
+pub struct Builder {
+    workers: Option<usize>,
+    max_blocking_threads: Option<usize>,
+    blocking_keep_alive: Duration,
+    thread_name: Cow<'static, str>,
+}
+
+impl Builder {
+    pub(crate) fn new() -> Self {
+        Builder {
+            workers: None,
+            max_blocking_threads: None,
+            blocking_keep_alive: Duration::from_secs(10),
+            thread_name: Cow::Borrowed("klaw"),
+        }
+    }
+
+    /// Worker threads (1 to 1024). Overrides `KLAW_WORKERS` and detection.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// The most blocking closures running at once (1 to 4096; default 512).
+    pub fn max_blocking_threads(mut self, threads: usize) -> Self {
+        self.max_blocking_threads = Some(threads);
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits (default 10 s).
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.blocking_keep_alive = keep_alive;
+        self
+    }
+
+    /// The prefix of thread names: `{name}-worker-{i}`, `{name}-blocking-{i}` (default `klaw`).
+    pub fn thread_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.thread_name = name.into();
+        self
+    }
+
+    /// The configuration `build` would use, without starting anything.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an out-of-range setting or a bad `KLAW_WORKERS`.
+    pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
+        let mut config = match self.workers {
+            // An explicit count must not fail on a bad variable it overrides.
+            Some(_) => RuntimeConfig::from_env(|_| None, crate::MachineInfo::probe())?,
+            None => RuntimeConfig::detect()?,
+        };
+        if let Some(workers) = self.workers {
+            config.workers = check_range("Builder::workers", workers, 1, MAX_WORKERS)?;
+            config.workers_from = WorkersFrom::Builder;
+        }
+        if let Some(threads) = self.max_blocking_threads {
+            config.max_blocking_threads =
+                check_range("Builder::max_blocking_threads", threads, 1, MAX_BLOCKING_THREADS)?;
+        }
+        Ok(config)
+    }
+
+    /// Starts the runtime's threads.
+    ///
+    /// # Errors
+    /// [`BuildError::Config`] for a bad setting or `KLAW_WORKERS`; [`BuildError::SpawnThread`]
+    /// if the OS refuses a thread.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        let config = self.config()?;
+        Runtime::start(config, self.thread_name.into_owned(), self.blocking_keep_alive)
+    }
+}

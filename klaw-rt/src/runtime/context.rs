@@ -1,0 +1,45 @@
+//! The runtime a thread belongs to: set for worker threads and for the duration of `block_on`,
+//! so code inside a task can find its runtime (`Handle::current()`).
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use async_executor::Executor;
+
+use crate::runtime::Shared;
+
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub(crate) executor: Arc<Executor<'static>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) is_worker: bool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous context when dropped, releasing this one's executor reference.
+pub(crate) struct ContextGuard {
+    previous: Option<Context>,
+}
+
+pub(crate) fn enter(context: Context) -> ContextGuard {
+    let previous = CURRENT.with(|current| current.borrow_mut().replace(context));
+    ContextGuard { previous }
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // Drop the replaced context outside the borrow: its executor may be the last reference.
+        let replaced =
+            CURRENT.with(|current| std::mem::replace(&mut *current.borrow_mut(), previous));
+        drop(replaced);
+    }
+}
+
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
+    CURRENT.with(|current| f(current.borrow().as_ref()))
+}

@@ -1,0 +1,426 @@
+//! The runtime: worker threads on `async-executor`, a bounded blocking pool, and a graceful
+//! shutdown that reports what happened to every task.
+#![forbid(unsafe_code)]
+
+pub(crate) mod blocking;
+mod builder;
+mod config;
+mod context;
+pub(crate) mod stats;
+
+pub use builder::{BuildError, Builder};
+pub use config::{
+    ConfigError, DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS, MAX_WORKERS, MachineInfo,
+    RuntimeConfig, WORKERS_ENV, WorkersFrom,
+};
+pub use stats::{ShutdownReport, ShutdownTimedOut};
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_executor::Executor;
+use event_listener::Event;
+
+use crate::task::core::new_task;
+use crate::task::runner::{AsyncRunner, BlockingRunner};
+use crate::task::spec::{ErrOf, OkOf};
+use crate::task::{IntoTask, Task, TaskHandle, TaskId};
+use blocking::BlockingPool;
+use context::Context;
+use stats::{Stats, wait_until};
+
+/// How long shutdown waits, after cancelling, for workers to leave their current poll and for
+/// cancelled blocking closures to return. What is still running then is reported abandoned.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// What every handle of a runtime shares. It never owns the executor, so tasks (which hold this)
+/// cannot keep the executor, and so themselves, alive after shutdown.
+pub(crate) struct Shared {
+    stats: Arc<Stats>,
+    blocking: BlockingPool,
+    config: RuntimeConfig,
+}
+
+/// Tells the workers to leave `Executor::run`, and counts them out.
+#[derive(Default)]
+struct Workers {
+    stop: AtomicBool,
+    stop_event: Event,
+    exited: AtomicUsize,
+    exit_event: Event,
+}
+
+impl Workers {
+    async fn stopped(&self) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let listener = self.stop_event.listen();
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Counts a worker out even if it unwinds.
+struct ExitGuard(Arc<Workers>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.exited.fetch_add(1, Ordering::AcqRel);
+        self.0.exit_event.notify(usize::MAX);
+    }
+}
+
+/// A klaw runtime: `workers` threads polling tasks, plus a bounded pool for blocking closures.
+///
+/// Build one with [`Runtime::builder`]; `#[klaw::main]` and `#[klaw::test]` build one for you.
+/// Dropping a runtime is `shutdown(Duration::ZERO)`: every task still live is cancelled.
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = klaw::Runtime::builder().workers(2).build()?;
+/// let handle = rt.spawn(async { 21 * 2 });
+/// assert_eq!(rt.block_on(handle).unwrap(), 42);
+/// let report = rt.shutdown(Duration::from_secs(1));
+/// assert_eq!((report.succeeded, report.cancelled), (1, 0));
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+pub struct Runtime {
+    /// `None` once shut down. Workers and `block_on` hold the other strong references.
+    executor: Option<Arc<Executor<'static>>>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    workers: Arc<Workers>,
+}
+
+impl Runtime {
+    /// A builder; `Runtime::builder().build()` gives the detected configuration.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start(
+        config: RuntimeConfig,
+        thread_name: String,
+        blocking_keep_alive: Duration,
+    ) -> Result<Self, BuildError> {
+        let blocking = BlockingPool::new(
+            config.max_blocking_threads,
+            blocking_keep_alive,
+            thread_name.clone(),
+        );
+        let workers = config.workers;
+        let shared = Arc::new(Shared { stats: Arc::new(Stats::default()), blocking, config });
+        let mut runtime = Runtime {
+            executor: Some(Arc::new(Executor::new())),
+            shared,
+            threads: Vec::with_capacity(workers),
+            workers: Arc::new(Workers::default()),
+        };
+        for index in 0..workers {
+            let context = Context {
+                executor: runtime.executor().clone(),
+                shared: runtime.shared.clone(),
+                is_worker: true,
+            };
+            let workers = runtime.workers.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("{thread_name}-worker-{index}"))
+                .spawn(move || {
+                    let _exit = ExitGuard(workers.clone());
+                    let executor = context.executor.clone();
+                    let _context = context::enter(context);
+                    async_io::block_on(executor.run(workers.stopped()));
+                })
+                .map_err(BuildError::SpawnThread)?;
+            runtime.threads.push(thread);
+        }
+        Ok(runtime)
+    }
+
+    fn executor(&self) -> &Arc<Executor<'static>> {
+        self.executor.as_ref().expect("the executor lives until shutdown")
+    }
+
+    /// Spawns a task on the workers: a future (`Send + 'static`) or a [`Task`]. The returned
+    /// handle's cancel token exists before the task is scheduled.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(2).build()?;
+    /// let handles: Vec<_> = (0..4u64).map(|i| rt.spawn(async move { i * i })).collect();
+    /// let squares: Vec<u64> = rt.block_on(async {
+    ///     let mut out = Vec::new();
+    ///     for h in handles { out.push(h.await.unwrap()); }
+    ///     out
+    /// });
+    /// assert_eq!(squares, [0, 1, 4, 9]);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
+    where
+        T: IntoTask,
+        T::Future: Send + 'static,
+    {
+        spawn_on(Some(self.executor()), &self.shared, task.into_task())
+    }
+
+    /// Runs `f` on the blocking pool, so it cannot stall the workers. At most
+    /// `max_blocking_threads` closures run at once; the rest wait their turn. A cancelled
+    /// closure that has not started never runs; one that has should poll
+    /// [`is_cancelled`](crate::is_cancelled).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().max_blocking_threads(2).build()?;
+    /// let len = rt.spawn_blocking(|| std::fs::read_to_string("Cargo.toml").map(|s| s.len()));
+    /// assert!(rt.block_on(len).unwrap().is_ok());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        spawn_blocking_on(&self.shared, f)
+    }
+
+    /// Runs `future` to completion on this thread, with this runtime as the current one (so
+    /// [`Handle::current`] finds it). Tasks keep running on the workers meanwhile.
+    ///
+    /// # Panics
+    /// If called on one of a runtime's worker threads, where blocking would stall the tasks that
+    /// `future` may wait for: `.await` it instead.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        assert!(
+            !context::with_current(|c| c.is_some_and(|c| c.is_worker)),
+            "Runtime::block_on called on a klaw worker thread; `.await` the future instead"
+        );
+        let context = Context {
+            executor: self.executor().clone(),
+            shared: self.shared.clone(),
+            is_worker: false,
+        };
+        let _context = context::enter(context);
+        async_io::block_on(future)
+    }
+
+    /// A cloneable handle for spawning from elsewhere. It does not keep the runtime alive:
+    /// after shutdown, what it spawns is cancelled at once (reason `Shutdown`).
+    pub fn handle(&self) -> Handle {
+        Handle { executor: Arc::downgrade(self.executor()), shared: self.shared.clone() }
+    }
+
+    /// Worker threads actually running.
+    pub fn worker_count(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// The configuration this runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.shared.config
+    }
+
+    /// Tasks spawned and not yet ended (async and blocking).
+    pub fn live_tasks(&self) -> usize {
+        self.shared.stats.live()
+    }
+
+    /// Shuts down: waits up to `grace` for live tasks to end, then cancels the rest (reason
+    /// `Shutdown`) and returns what happened. Never panics and never returns an untyped error
+    /// on timeout (audit HIGH-3): a grace period that ran out is `report.grace_expired`.
+    ///
+    /// Tasks may still spawn during the grace period. After it, pending tasks are cancelled at
+    /// once; a worker stuck in a body that never yields, and blocking closures, get one more
+    /// second to notice, then are reported `abandoned`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = klaw::Runtime::builder().workers(2).build()?;
+    /// let quick = rt.spawn(klaw::sleep(Duration::from_millis(1)));
+    /// let slow = rt.spawn(klaw::sleep(Duration::from_secs(60)));
+    /// let report = rt.shutdown(Duration::from_millis(200));
+    /// assert_eq!((report.succeeded, report.cancelled, report.grace_expired), (1, 1, true));
+    /// # drop((quick, slow));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn shutdown(mut self, grace: Duration) -> ShutdownReport {
+        self.shutdown_now(grace)
+    }
+
+    fn shutdown_now(&mut self, grace: Duration) -> ShutdownReport {
+        let started = Instant::now();
+        let stats = self.shared.stats.clone();
+        let all_ended = stats.wait_idle(started + grace);
+
+        // Stop the workers; each leaves after its current poll.
+        self.workers.stop.store(true, Ordering::Release);
+        self.workers.stop_event.notify(usize::MAX);
+        self.shared.blocking.shutdown();
+        let cancel_deadline = Instant::now() + CANCEL_GRACE;
+        let worker_count = self.threads.len();
+        wait_until(&self.workers.exit_event, cancel_deadline, || {
+            self.workers.exited.load(Ordering::Acquire) == worker_count
+        });
+        for thread in std::mem::take(&mut self.threads) {
+            if thread.is_finished() {
+                // A worker that panicked outside any task has nothing left to report.
+                let _ = thread.join();
+            }
+        }
+        // With the workers gone this is the last strong reference: dropping the executor drops
+        // every task still in it, and each publishes `Cancelled(Shutdown)` as it goes.
+        drop(self.executor.take());
+        stats.wait_idle(cancel_deadline);
+        stats.report(!all_ended, started.elapsed())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if self.executor.is_some() {
+            self.shutdown_now(Duration::ZERO);
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.threads.len())
+            .field("live_tasks", &self.shared.stats.live())
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+/// A cloneable, `Send` handle to a runtime, for spawning from other threads or from inside
+/// tasks. It does not keep the runtime alive.
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let answer = rt.block_on(async {
+///     let handle = klaw::Handle::current().expect("inside block_on");
+///     handle.spawn(async { 42 }).await
+/// });
+/// assert_eq!(answer.unwrap(), 42);
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    executor: Weak<Executor<'static>>,
+    shared: Arc<Shared>,
+}
+
+/// No klaw runtime is current on this thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no klaw runtime is current on this thread: call this inside a task, inside \
+     `Runtime::block_on`, or under `#[klaw::main]`/`#[klaw::test]`"
+)]
+pub struct NoRuntime;
+
+impl Handle {
+    /// The runtime of the task (or `block_on`) running on this thread.
+    ///
+    /// # Errors
+    /// [`NoRuntime`] outside any klaw runtime.
+    pub fn current() -> Result<Handle, NoRuntime> {
+        context::with_current(|context| {
+            context
+                .map(|c| Handle { executor: Arc::downgrade(&c.executor), shared: c.shared.clone() })
+                .ok_or(NoRuntime)
+        })
+    }
+
+    /// Spawns on the runtime; see [`Runtime::spawn`]. After shutdown the task is cancelled
+    /// before it starts (reason `Shutdown`) and its body never runs.
+    pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
+    where
+        T: IntoTask,
+        T::Future: Send + 'static,
+    {
+        let executor = self.executor.upgrade();
+        spawn_on(executor.as_ref(), &self.shared, task.into_task())
+    }
+
+    /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> TaskHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        spawn_blocking_on(&self.shared, f)
+    }
+
+    /// Tasks spawned and not yet ended.
+    pub fn live_tasks(&self) -> usize {
+        self.shared.stats.live()
+    }
+
+    /// The configuration the runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.shared.config
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("shut_down", &(self.executor.strong_count() == 0))
+            .field("live_tasks", &self.shared.stats.live())
+            .finish()
+    }
+}
+
+/// Creates the task (and so its cancel token) first, then schedules it. Without an executor
+/// (shut down), the runner is dropped unpolled, which publishes `Cancelled(Shutdown)`.
+fn spawn_on<F, M>(
+    executor: Option<&Arc<Executor<'static>>>,
+    shared: &Shared,
+    task: Task<F, M>,
+) -> TaskHandle<M::Ok, M::Err>
+where
+    F: std::future::Future + Send + 'static,
+    M: crate::Outcome<F::Output> + 'static,
+{
+    let (completer, joiner) = new_task(TaskId::next(), task.name);
+    let handle = TaskHandle::new(joiner);
+    shared.stats.task_spawned();
+    let runner =
+        AsyncRunner::<F, M>::new(task.future, completer, task.timeout, shared.stats.clone());
+    match executor {
+        Some(executor) => executor.spawn(runner).detach(),
+        None => drop(runner),
+    }
+    handle
+}
+
+fn spawn_blocking_on<F, R>(shared: &Shared, f: F) -> TaskHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let (completer, joiner) = new_task(TaskId::next(), None);
+    let handle = TaskHandle::new(joiner);
+    shared.stats.task_spawned();
+    let task = completer.header_ref();
+    shared.blocking.submit(Box::new(BlockingRunner::new(f, completer, shared.stats.clone())), task);
+    handle
+}
+
+/// Runs a future to completion on this thread, without a runtime: timers and channels work,
+/// spawning needs a [`Runtime`]. For tests and small tools.
+///
+/// ```
+/// assert_eq!(klaw::block_on(async { 1 + 1 }), 2);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    async_io::block_on(future)
+}

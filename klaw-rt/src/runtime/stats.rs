@@ -1,0 +1,183 @@
+//! Counters of live and ended tasks, and the report `Runtime::shutdown` gives.
+//!
+//! A runtime tracks no per-task structure (audit recommendation 2: handle lists grew forever):
+//! a finished task leaves only an increment in one of these counters.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, Listener};
+
+use crate::task::core;
+
+/// Shards of the counters: each thread counts into its own cache line, so spawning on one thread
+/// and finishing on another does not bounce a shared line for every task.
+const SHARDS: usize = 16;
+
+#[derive(Debug, Default)]
+#[repr(align(128))] // two cache lines: also defeats the adjacent-line prefetcher
+struct Shard {
+    spawned: AtomicU64,
+    /// Indexed by the terminal state kind (`core::SUCCESS` …); index 0 (pending) is unused.
+    ended: [AtomicU64; 6],
+}
+
+fn my_shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    shards: [Shard; SHARDS],
+    /// Notified at every task end, so a shutdown waiting for zero live tasks re-counts.
+    ended_event: Event,
+}
+
+impl Stats {
+    pub(crate) fn task_spawned(&self) {
+        // Release: whoever sees this task's end also sees its spawn (see `live`).
+        self.shards[my_shard()].spawned.fetch_add(1, Ordering::Release);
+    }
+
+    pub(crate) fn task_ended(&self, kind: usize) {
+        self.shards[my_shard()].ended[kind].fetch_add(1, Ordering::Release);
+        // Cheap when nobody listens (one load); only a shutdown listens.
+        self.ended_event.notify(usize::MAX);
+    }
+
+    fn ended_total(&self, kind: usize) -> u64 {
+        self.shards.iter().map(|shard| shard.ended[kind].load(Ordering::Acquire)).sum()
+    }
+
+    /// Tasks spawned and not yet ended. Ends are summed before spawns: every end we count has
+    /// its spawn counted too, so the result is never below the true count at the moment the
+    /// ends were read, and zero means none was live then.
+    pub(crate) fn live(&self) -> usize {
+        let ended: u64 = (1..6).map(|kind| self.ended_total(kind)).sum();
+        let spawned: u64 = self.shards.iter().map(|s| s.spawned.load(Ordering::Acquire)).sum();
+        usize::try_from(spawned.saturating_sub(ended)).unwrap_or(usize::MAX)
+    }
+
+    /// Blocks until no task is live or `deadline` passes; returns whether none is live.
+    pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
+        wait_until(&self.ended_event, deadline, || self.live() == 0)
+    }
+
+    pub(crate) fn report(&self, grace_expired: bool, elapsed: Duration) -> ShutdownReport {
+        ShutdownReport {
+            succeeded: self.ended_total(core::SUCCESS),
+            failed: self.ended_total(core::ERROR),
+            cancelled: self.ended_total(core::CANCELLED),
+            panicked: self.ended_total(core::PANICKED),
+            timed_out: self.ended_total(core::TIMED_OUT),
+            abandoned: self.live() as u64,
+            grace_expired,
+            elapsed,
+        }
+    }
+}
+
+/// Blocks until `done()` holds or `deadline` passes, waking on `event`. Returns `done()`.
+pub(crate) fn wait_until(event: &Event, deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        let listener = event.listen();
+        if done() {
+            return true;
+        }
+        if listener.wait_deadline(deadline).is_none() {
+            return done();
+        }
+    }
+}
+
+/// What happened to the runtime's tasks, over its whole life, as counted when
+/// [`Runtime::shutdown`](crate::Runtime::shutdown) returned.
+///
+/// A shutdown that runs out of time is not an error that can escape: it is this report with
+/// `grace_expired` set (use [`into_result`](Self::into_result) to treat it as one).
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let _forever = rt.spawn(std::future::pending::<()>());
+/// let report = rt.shutdown(Duration::from_millis(10));
+/// assert!(report.grace_expired);
+/// assert_eq!(report.cancelled, 1);
+/// assert!(report.into_result().is_err());
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Tasks whose body returned a value (or `Ok`).
+    pub succeeded: u64,
+    /// Fallible tasks whose body returned `Err`.
+    pub failed: u64,
+    /// Tasks cancelled before they finished, by user code or by this shutdown.
+    pub cancelled: u64,
+    /// Tasks whose body panicked.
+    pub panicked: u64,
+    /// Tasks whose own timeout passed.
+    pub timed_out: u64,
+    /// Tasks still running when shutdown returned: a body that never yields, or a blocking
+    /// closure that ignores [`is_cancelled`](crate::is_cancelled). They are cancelled and end
+    /// when they next yield or return; nothing waits for them.
+    pub abandoned: u64,
+    /// True if live tasks remained when the grace period ran out, so they were cancelled.
+    pub grace_expired: bool,
+    /// How long the shutdown took.
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    /// Tasks whose body ran to the end: `succeeded + failed`.
+    pub fn completed(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+
+    /// `Ok(self)` if every task ended within the grace period, else a typed error holding the
+    /// report (nothing is lost).
+    pub fn into_result(self) -> Result<Self, ShutdownTimedOut> {
+        if self.grace_expired || self.abandoned > 0 {
+            Err(ShutdownTimedOut(self))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+impl fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} completed ({} succeeded, {} failed), {} cancelled, {} panicked, {} timed out, \
+             {} abandoned, in {:?}",
+            self.completed(),
+            self.succeeded,
+            self.failed,
+            self.cancelled,
+            self.panicked,
+            self.timed_out,
+            self.abandoned,
+            self.elapsed,
+        )?;
+        if self.grace_expired {
+            f.write_str(" (grace period expired: live tasks were cancelled)")?;
+        }
+        Ok(())
+    }
+}
+
+/// A shutdown whose grace period ran out before every task ended; holds the full report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shutdown did not finish within its grace period: {0}")]
+pub struct ShutdownTimedOut(pub ShutdownReport);

@@ -1,0 +1,46 @@
+//! The synchronisation primitives of the concurrency core.
+//!
+//! Under `--cfg klaw_loom` these are loom's, so the model checker explores every interleaving of
+//! the code that uses them (`RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib loom`).
+//! Otherwise they are std's. The cfg has its own name because some dependencies react to a plain
+//! `cfg(loom)`.
+//!
+//! `Arc` is deliberately std's in both builds: the core relies on `Arc<dyn Trait>` coercion, which
+//! loom's `Arc` lacks, and no invariant of ours depends on reference-count ordering (loom tests
+//! drop the last reference after joining their threads).
+
+#[cfg(klaw_loom)]
+pub(crate) use loom::sync::Mutex;
+#[cfg(klaw_loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+#[cfg(not(klaw_loom))]
+pub(crate) use std::sync::Mutex;
+#[cfg(not(klaw_loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+/// `UnsafeCell` with loom's closure-based API, so every access is visible to the model checker.
+#[cfg(klaw_loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// `UnsafeCell` with loom's closure-based API, so the same code compiles in both builds.
+#[cfg(not(klaw_loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(klaw_loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Gives shared access through a raw pointer; the caller upholds the aliasing rules.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Gives exclusive access through a raw pointer; the caller upholds the aliasing rules.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}

@@ -1,0 +1,501 @@
+//! The shared state of one task: an atomic state machine in which the first terminal state wins.
+//!
+//! Audit HIGH-1 found a task whose `cancel()` raced with completion and lost to whichever event
+//! came *last*. Here every terminal transition is a compare-and-swap from `PENDING`, so exactly one
+//! of {completion, failure, panic, timeout, cancellation} decides the outcome and nothing can
+//! overwrite it. Audit HIGH-2 found a cancel token created inside the task, after scheduling; here
+//! the core (and so the token) is created before the task is handed to any executor.
+//!
+//! Three roles touch a core, each through its own type, so the aliasing rules of the two
+//! `UnsafeCell` slots follow from ownership:
+//! - [`Completer`]: unique, owned by whatever runs the body; the only writer of the output.
+//! - [`Joiner`]: unique, owned by the `TaskHandle`; the only reader of the output.
+//! - [`Canceller`]: shared and cloneable; may only decide `CANCELLED` and wake the others.
+#![allow(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::task::{CancelReason, ExitReason, TaskId};
+
+// The low three bits hold the outcome; the flags above them say who owns what.
+pub(crate) const PENDING: usize = 0;
+pub(crate) const SUCCESS: usize = 1;
+pub(crate) const ERROR: usize = 2;
+pub(crate) const CANCELLED: usize = 3;
+pub(crate) const PANICKED: usize = 4;
+pub(crate) const TIMED_OUT: usize = 5;
+const KIND_MASK: usize = 0b111;
+/// The body has been (or is about to be) polled; the runner waker slot is written and frozen.
+const STARTED: usize = 1 << 3;
+/// The body is gone and the output slot is written: it now belongs to the joiner.
+const DONE: usize = 1 << 4;
+/// The join waker slot holds a waker that the completer may wake (shared, read-only).
+const JOIN_WAKER: usize = 1 << 5;
+
+/// A callback run when the task is cancelled or times out (for backends: cancel a remote job).
+pub(crate) type CancelHook = Box<dyn FnOnce(&CancelReason) + Send>;
+
+/// The type-independent part of a task's shared state. `repr(C)` keeps the fields a worker
+/// touches on every task (state, wakers) ahead of the cold ones (name, reason, hooks), so fewer
+/// cache lines travel between the spawning thread and the worker.
+#[repr(C)]
+pub(crate) struct Header {
+    state: AtomicUsize,
+    /// Written by the completer before `STARTED` is set, read-only afterwards.
+    runner_waker: UnsafeCell<Option<Waker>>,
+    /// Exclusive to the joiner while `JOIN_WAKER` is clear, shared read-only while it is set.
+    join_waker: UnsafeCell<Option<Waker>>,
+    id: TaskId,
+    /// Claimed (null → non-null) by the one cancel call that goes on to decide `CANCELLED`.
+    reason: AtomicPtr<CancelReason>,
+    name: Option<Cow<'static, str>>,
+    /// Emptied by whoever decides `CANCELLED` or `TIMED_OUT`; later registrations run at once.
+    hooks: Mutex<Vec<CancelHook>>,
+}
+
+/// A task's shared state: the slot its output travels through, then the header (the output
+/// goes first so that it shares a cache line with the `Arc` counts and the state).
+#[repr(C)]
+pub(crate) struct TaskCore<O> {
+    output: UnsafeCell<Option<O>>,
+    header: Header,
+}
+
+// SAFETY: the output slot is written only by the unique `Completer` before `DONE` is published
+// (release) and read only by the unique `Joiner` after observing `DONE` (acquire), so an `O` moves
+// between threads but is never shared: `O: Send` suffices. The waker slots follow the protocol
+// documented on `Header`; `Waker` is `Send + Sync`. Every other field is itself `Sync`.
+unsafe impl<O: Send> Sync for TaskCore<O> {}
+// SAFETY: as above; the core owns at most one `O`, which may move to another thread.
+unsafe impl<O: Send> Send for TaskCore<O> {}
+
+/// Creates the shared state of a new task and its two unique ends.
+pub(crate) fn new_task<O: Send + 'static>(
+    id: TaskId,
+    name: Option<Cow<'static, str>>,
+) -> (Completer<O>, Joiner<O>) {
+    let core = Arc::new(TaskCore {
+        header: Header {
+            state: AtomicUsize::new(PENDING),
+            id,
+            name,
+            reason: AtomicPtr::new(ptr::null_mut()),
+            runner_waker: UnsafeCell::new(None),
+            join_waker: UnsafeCell::new(None),
+            hooks: Mutex::new(Vec::new()),
+        },
+        output: UnsafeCell::new(None),
+    });
+    (Completer { core: core.clone() }, Joiner { core })
+}
+
+impl Header {
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn load(&self) -> usize {
+        self.state.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn kind(&self) -> usize {
+        self.load() & KIND_MASK
+    }
+
+    pub(crate) fn exit_reason(&self) -> ExitReason {
+        ExitReason::from_kind(self.kind())
+    }
+
+    pub(crate) fn has_started(&self) -> bool {
+        self.load() & STARTED != 0
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.load() & DONE != 0
+    }
+
+    /// True once the outcome is decided as cancelled or timed out: the body should stop.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        matches!(self.kind(), CANCELLED | TIMED_OUT)
+    }
+
+    /// Applies `f` to the state until it succeeds or `f` refuses (returns `None`).
+    /// Ok carries the previous state, Err the state that made `f` refuse.
+    fn transition(&self, mut f: impl FnMut(usize) -> Option<usize>) -> Result<usize, usize> {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let Some(next) = f(current) else { return Err(current) };
+            match self.state.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(previous) => return Ok(previous),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Decides the outcome if it is still pending. Returns the previous state if this call won.
+    /// This is the first-terminal-state-wins guard.
+    fn try_finish(&self, kind: usize) -> Option<usize> {
+        debug_assert!(kind != PENDING && kind <= KIND_MASK);
+        self.transition(|s| (s & KIND_MASK == PENDING).then_some(s | kind)).ok()
+    }
+
+    /// The cancel reason, if the outcome is `CANCELLED`.
+    pub(crate) fn cancel_reason(&self) -> Option<CancelReason> {
+        if self.kind() != CANCELLED {
+            return None;
+        }
+        let reason = self.reason.load(Ordering::Acquire);
+        // SAFETY: `CANCELLED` is only decided after a reason was stored (release, and the state
+        // transition that followed is release too; we loaded the state with acquire). The box is
+        // freed only when the core is dropped, which cannot happen while `&self` lives.
+        unsafe { reason.as_ref() }.cloned()
+    }
+
+    /// Cancels the task if its outcome is still pending. Returns true if this call decided it.
+    pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
+        if self.kind() != PENDING {
+            return false; // Fast path: decided already, so no allocation.
+        }
+        if !self.claim_reason(reason) {
+            // Another cancel claimed the reason first; it will decide the outcome (or lose to a
+            // completion that came first), so this call decides nothing.
+            return false;
+        }
+        self.decide_cancelled()
+    }
+
+    /// Stores `reason` if no cancel has claimed the slot yet.
+    fn claim_reason(&self, reason: CancelReason) -> bool {
+        let boxed = Box::into_raw(Box::new(reason));
+        match self.reason.compare_exchange(
+            ptr::null_mut(),
+            boxed,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(_) => {
+                // SAFETY: `boxed` came from `Box::into_raw` above and was never shared.
+                drop(unsafe { Box::from_raw(boxed) });
+                false
+            }
+        }
+    }
+
+    /// Moves a pending task to `CANCELLED` (a reason must be stored); wakes the body so it is
+    /// dropped promptly, then runs the cancel hooks.
+    fn decide_cancelled(&self) -> bool {
+        let Some(previous) = self.try_finish(CANCELLED) else { return false };
+        if previous & STARTED != 0 {
+            self.wake_runner();
+        }
+        self.run_hooks(&self.cancel_reason().unwrap_or(CancelReason::Shutdown));
+        true
+    }
+
+    fn wake_runner(&self) {
+        self.runner_waker.with(|slot| {
+            // SAFETY: the caller observed `STARTED`, after which the slot is never written again,
+            // so shared reads are sound.
+            if let Some(waker) = unsafe { &*slot } {
+                waker.wake_by_ref();
+            }
+        });
+    }
+
+    /// Registers a hook that runs (once) if the task is cancelled or times out. It runs at once
+    /// if that has already happened, and is dropped unrun if the task ended otherwise.
+    pub(crate) fn on_cancel(&self, hook: CancelHook) {
+        let mut hooks = lock(&self.hooks);
+        // Decided before we took the lock? Then the decider takes (or took) the list after its
+        // transition, and our hook must not wait in it.
+        match self.kind() {
+            PENDING => hooks.push(hook),
+            CANCELLED | TIMED_OUT => {
+                drop(hooks);
+                let reason = self.cancel_reason().unwrap_or(CancelReason::Deadline);
+                run_contained(hook, &reason);
+            }
+            _ => {}
+        }
+    }
+
+    fn run_hooks(&self, reason: &CancelReason) {
+        let hooks = std::mem::take(&mut *lock(&self.hooks));
+        for hook in hooks {
+            run_contained(hook, reason);
+        }
+    }
+}
+
+/// Runs a cancel hook so that its panic cannot reach the canceller or skip the other hooks.
+fn run_contained(hook: CancelHook, reason: &CancelReason) {
+    // A panicking hook is a bug in the hook; the cancel itself has already taken effect.
+    let _ = catch_unwind(AssertUnwindSafe(|| hook(reason)));
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
+    // Hooks run outside the lock, so a poisoned lock only means a panic in `Vec::push`.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<O> Drop for TaskCore<O> {
+    fn drop(&mut self) {
+        let reason = self.header.reason.load(Ordering::Acquire);
+        if !reason.is_null() {
+            // SAFETY: the pointer came from `Box::into_raw` in `claim_reason`, and this is the
+            // last reference to the core, so nobody else can read it.
+            drop(unsafe { Box::from_raw(reason) });
+        }
+    }
+}
+
+/// Type-erased access to a task's header, so a `Canceller` needs no type parameters.
+pub(crate) trait HasHeader: Send + Sync {
+    fn header(&self) -> &Header;
+}
+
+impl<O: Send> HasHeader for TaskCore<O> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+/// A shared reference to a task's header: what `Canceller` and the current-task context hold.
+#[derive(Clone)]
+pub(crate) struct HeaderRef(Arc<dyn HasHeader>);
+
+impl HeaderRef {
+    pub(crate) fn header(&self) -> &Header {
+        self.0.header()
+    }
+}
+
+impl fmt::Debug for HeaderRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").field("id", &self.header().id()).finish_non_exhaustive()
+    }
+}
+
+/// The end of a task that runs its body: it starts it, decides its outcome, publishes its output.
+pub(crate) struct Completer<O> {
+    core: Arc<TaskCore<O>>,
+}
+
+impl<O: Send + 'static> Completer<O> {
+    pub(crate) fn header(&self) -> &Header {
+        &self.core.header
+    }
+
+    pub(crate) fn header_ref(&self) -> HeaderRef {
+        HeaderRef(self.core.clone())
+    }
+
+    /// Marks the body as started unless the task was cancelled first; returns whether the body
+    /// may run. `waker`, if any, is what a later cancel wakes so the body is dropped promptly.
+    pub(crate) fn try_start(&mut self, waker: Option<&Waker>) -> bool {
+        if let Some(waker) = waker {
+            self.core.header.runner_waker.with_mut(|slot| {
+                // SAFETY: `STARTED` is not set yet and only this unique completer sets it, so no
+                // canceller reads the slot until the release transition below publishes it.
+                unsafe { *slot = Some(waker.clone()) };
+            });
+        }
+        self.core.header.transition(|s| (s & KIND_MASK == PENDING).then_some(s | STARTED)).is_ok()
+    }
+
+    /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending.
+    pub(crate) fn try_finish(&self, kind: usize) -> bool {
+        let won = self.core.header.try_finish(kind).is_some();
+        if won && kind == TIMED_OUT {
+            self.core.header.run_hooks(&CancelReason::Deadline);
+        }
+        won
+    }
+
+    /// Makes sure the outcome is decided, cancelling with `reason` if it is still pending. Used
+    /// when the body is dropped without finishing (its executor went away).
+    pub(crate) fn ensure_decided(&self, reason: CancelReason) {
+        let header = &self.core.header;
+        if header.kind() == PENDING && !header.cancel(reason) && header.kind() == PENDING {
+            // A concurrent cancel claimed the reason but has not decided yet: decide for it, with
+            // its reason, because we are about to publish an output that needs the outcome.
+            header.decide_cancelled();
+        }
+    }
+
+    /// Stores the output and marks the task done, waking the joiner. Consumes the completer: an
+    /// output is published exactly once.
+    pub(crate) fn publish(self, output: O) -> usize {
+        let header = &self.core.header;
+        debug_assert!(header.kind() != PENDING, "publish before the outcome was decided");
+        self.core.output.with_mut(|slot| {
+            // SAFETY: only this unique completer writes the slot, and the joiner reads it only
+            // after observing `DONE`, which is set (release) below.
+            unsafe { *slot = Some(output) };
+        });
+        let previous = header.state.fetch_or(DONE, Ordering::AcqRel);
+        if previous & JOIN_WAKER != 0 {
+            header.join_waker.with(|slot| {
+                // SAFETY: `JOIN_WAKER` was set, so the joiner stored a waker and will not touch
+                // the slot again without clearing the flag, which fails now that `DONE` is set.
+                if let Some(waker) = unsafe { &*slot } {
+                    waker.wake_by_ref();
+                }
+            });
+        }
+        previous & KIND_MASK
+    }
+}
+
+/// The end of a task that awaits its output (inside a `TaskHandle`).
+pub(crate) struct Joiner<O> {
+    core: Arc<TaskCore<O>>,
+}
+
+impl<O> Joiner<O> {
+    pub(crate) fn header(&self) -> &Header {
+        &self.core.header
+    }
+}
+
+impl<O: Send + 'static> Joiner<O> {
+    pub(crate) fn header_ref(&self) -> HeaderRef {
+        HeaderRef(self.core.clone())
+    }
+
+    fn take_output(&mut self) -> O {
+        self.core
+            .output
+            .with_mut(|slot| {
+                // SAFETY: `DONE` was observed with acquire, so the completer's write is visible and it
+                // will never touch the slot again; this joiner is unique.
+                unsafe { (*slot).take() }
+            })
+            .expect("a TaskHandle was polled again after it returned the task's result")
+    }
+
+    /// Polls for the output: ready once the body has ended and the output is published.
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<O> {
+        let header = &self.core.header;
+        let state = header.load();
+        if state & DONE != 0 {
+            return Poll::Ready(self.take_output());
+        }
+        if state & JOIN_WAKER != 0 {
+            let same = header.join_waker.with(|slot| {
+                // SAFETY: while `JOIN_WAKER` is set the slot is shared read-only.
+                unsafe { &*slot }.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            });
+            if same {
+                return Poll::Pending;
+            }
+            // Take the slot back to replace the waker; fails only if the task is done.
+            if header.transition(|s| (s & DONE == 0).then_some(s & !JOIN_WAKER)).is_err() {
+                return Poll::Ready(self.take_output());
+            }
+        }
+        header.join_waker.with_mut(|slot| {
+            // SAFETY: `JOIN_WAKER` is clear, so the completer never reads the slot: it is ours.
+            unsafe { *slot = Some(cx.waker().clone()) };
+        });
+        match header.transition(|s| (s & DONE == 0).then_some(s | JOIN_WAKER)) {
+            Ok(_) => Poll::Pending,
+            // Done meanwhile: the completer saw no waker to wake, so take the output now.
+            Err(_) => Poll::Ready(self.take_output()),
+        }
+    }
+}
+
+impl<O> Drop for Joiner<O> {
+    fn drop(&mut self) {
+        // Withdraw our waker so a detached task does not wake a stale one. If the task is done,
+        // the waker stays in the slot and is dropped with the core.
+        let header = &self.core.header;
+        let withdrawn = header
+            .transition(|s| (s & DONE == 0 && s & JOIN_WAKER != 0).then_some(s & !JOIN_WAKER));
+        if withdrawn.is_ok() {
+            header.join_waker.with_mut(|slot| {
+                // SAFETY: we cleared `JOIN_WAKER` before `DONE`, so the slot is ours again.
+                drop(unsafe { (*slot).take() });
+            });
+        }
+    }
+}
+
+#[cfg(all(test, not(klaw_loom)))]
+mod tests {
+    use super::*;
+
+    fn task() -> (Completer<u32>, Joiner<u32>) {
+        new_task(TaskId::next(), None)
+    }
+
+    #[test]
+    fn first_terminal_state_wins_over_a_later_cancel() {
+        let (completer, joiner) = task();
+        assert!(completer.try_finish(SUCCESS));
+        assert!(!joiner.header().cancel(CancelReason::user("too late")));
+        assert_eq!(joiner.header().exit_reason(), ExitReason::Success);
+        assert_eq!(joiner.header().cancel_reason(), None);
+    }
+
+    #[test]
+    fn first_terminal_state_wins_over_a_later_completion() {
+        let (completer, joiner) = task();
+        assert!(joiner.header().cancel(CancelReason::user("first")));
+        assert!(!completer.try_finish(SUCCESS));
+        assert!(!completer.try_finish(PANICKED));
+        assert_eq!(joiner.header().exit_reason(), ExitReason::Cancelled);
+        assert_eq!(joiner.header().cancel_reason(), Some(CancelReason::user("first")));
+    }
+
+    #[test]
+    fn a_task_cancelled_before_start_cannot_start() {
+        let (mut completer, joiner) = task();
+        assert!(joiner.header().cancel(CancelReason::Shutdown));
+        assert!(!completer.try_start(None));
+        assert!(!joiner.header().has_started());
+    }
+
+    #[test]
+    fn hooks_run_once_and_a_panicking_hook_is_contained() {
+        use std::sync::atomic::AtomicUsize as Counter;
+        let runs = Arc::new(Counter::new(0));
+        let (_completer, joiner) = task();
+        let header = joiner.header();
+        header.on_cancel(Box::new(|_| panic!("a broken hook")));
+        let r = runs.clone();
+        header.on_cancel(Box::new(move |_| {
+            r.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert!(header.cancel(CancelReason::user("stop")));
+        assert!(!header.cancel(CancelReason::user("again")));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Registered after the cancel: runs at once, with the task's reason.
+        let r = runs.clone();
+        header.on_cancel(Box::new(move |reason| {
+            assert_eq!(reason, &CancelReason::user("stop"));
+            r.fetch_add(1, Ordering::SeqCst);
+        }));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn hooks_of_a_completed_task_never_run() {
+        let (completer, joiner) = task();
+        assert!(completer.try_finish(SUCCESS));
+        joiner.header().on_cancel(Box::new(|_| panic!("must not run")));
+        completer.publish(1);
+    }
+}

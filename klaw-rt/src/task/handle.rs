@@ -1,0 +1,170 @@
+//! `TaskHandle`: await a task's result, watch its state, cancel it. `Canceller`: cancel only.
+#![forbid(unsafe_code)]
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::TaskError;
+use crate::task::core::{HeaderRef, Joiner};
+use crate::task::{CancelReason, ExitReason, TaskId};
+
+/// The output slot of a task whose success is `T` and failure `E`.
+pub(crate) type TaskOutput<T, E> = Result<T, TaskError<E>>;
+
+/// A handle to a spawned task: await it for the task's result, or cancel it.
+///
+/// Awaiting gives `Result<T, TaskError<E>>` once the task has *ended*: its body has returned,
+/// failed, panicked, or been dropped after a cancel or timeout. The first terminal state wins:
+/// a task cancelled before it starts never runs its body, a task that completed is never reported
+/// cancelled, and a completion that comes after a cancel is discarded.
+///
+/// Dropping the handle detaches the task; it keeps running. (Inside a scope, the scope still
+/// owns it.)
+///
+/// ```
+/// use klaw::{CancelReason, ExitReason, TaskError};
+///
+/// let rt = klaw::Runtime::builder().workers(2).build()?;
+/// let handle = rt.spawn(std::future::pending::<()>());
+/// assert!(handle.cancel("no longer needed"));
+/// assert_eq!(handle.exit_reason(), ExitReason::Cancelled);
+/// let result = rt.block_on(handle);
+/// assert!(matches!(result, Err(TaskError::Cancelled(CancelReason::User(_)))));
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[must_use = "dropping a TaskHandle detaches the task; await it or keep it to cancel it"]
+pub struct TaskHandle<T, E = Infallible> {
+    joiner: Joiner<TaskOutput<T, E>>,
+}
+
+impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
+    pub(crate) fn new(joiner: Joiner<TaskOutput<T, E>>) -> Self {
+        Self { joiner }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.joiner.header().id()
+    }
+
+    /// The task's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.joiner.header().name()
+    }
+
+    /// How the task ended, or `Pending`. Changes at most once: the moment the outcome is decided
+    /// (a cancel that wins shows at once, even while the body is still being dropped).
+    pub fn exit_reason(&self) -> ExitReason {
+        self.joiner.header().exit_reason()
+    }
+
+    /// True once the task has ended and its result is ready: awaiting will not wait.
+    pub fn is_finished(&self) -> bool {
+        self.joiner.header().is_done()
+    }
+
+    /// True once the body has started running. A task cancelled before it started never will.
+    pub fn has_started(&self) -> bool {
+        self.joiner.header().has_started()
+    }
+
+    /// The cancel reason, if the task ended cancelled.
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.joiner.header().cancel_reason()
+    }
+
+    /// Cancels the task. Returns true if this call decided the outcome, false if the task had
+    /// already ended or another cancel got there first.
+    ///
+    /// The token exists before the task is scheduled, so a cancel right after `spawn` always
+    /// takes effect: if the body has not started it never will; if it is running it is dropped
+    /// at its next `.await` point (or, for a blocking task, sees [`is_cancelled`](crate::is_cancelled)).
+    pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
+        self.joiner.header().cancel(reason.into())
+    }
+
+    /// A cloneable, `Send` handle that can only cancel, for another thread or task.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(self.joiner.header_ref())
+    }
+
+    /// Registers `hook` to run once if the task is cancelled or times out (at once if it already
+    /// was). Backends use this to forward a cancel, e.g. to a remote worker. A panicking hook is
+    /// contained: it neither reaches the canceller nor stops other hooks.
+    pub fn on_cancel(&self, hook: impl FnOnce(&CancelReason) + Send + 'static) {
+        self.joiner.header().on_cancel(Box::new(hook));
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Future for TaskHandle<T, E> {
+    type Output = Result<T, TaskError<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.joiner.poll_output(cx)
+    }
+}
+
+impl<T, E> fmt::Debug for TaskHandle<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = self.joiner.header();
+        f.debug_struct("TaskHandle")
+            .field("id", &header.id())
+            .field("name", &header.name())
+            .field("exit_reason", &header.exit_reason())
+            .finish()
+    }
+}
+
+/// A cancel-only handle to a task: cloneable and `Send`, so one thread can cancel while another
+/// awaits (like tokio's `AbortHandle`).
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let handle = rt.spawn(std::future::pending::<()>());
+/// let canceller = handle.canceller();
+/// std::thread::spawn(move || canceller.cancel("from another thread")).join().unwrap();
+/// assert!(rt.block_on(handle).is_err());
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[derive(Clone)]
+pub struct Canceller(HeaderRef);
+
+impl Canceller {
+    /// Cancels the task; see [`TaskHandle::cancel`].
+    pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
+        self.0.header().cancel(reason.into())
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.0.header().id()
+    }
+
+    /// True once the task's outcome is decided as cancelled or timed out.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.header().is_cancelled()
+    }
+
+    /// How the task ended, or `Pending`.
+    pub fn exit_reason(&self) -> ExitReason {
+        self.0.header().exit_reason()
+    }
+
+    /// Registers a cancel hook; see [`TaskHandle::on_cancel`].
+    pub fn on_cancel(&self, hook: impl FnOnce(&CancelReason) + Send + 'static) {
+        self.0.header().on_cancel(Box::new(hook));
+    }
+}
+
+impl fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = self.0.header();
+        f.debug_struct("Canceller")
+            .field("id", &header.id())
+            .field("exit_reason", &header.exit_reason())
+            .finish()
+    }
+}

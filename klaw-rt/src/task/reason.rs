@@ -1,0 +1,124 @@
+//! Why a task was cancelled, and how a task ended.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::task::core;
+
+/// Why a task was cancelled. Every [`TaskError::Cancelled`](crate::TaskError::Cancelled) carries
+/// one, so a cancelled task always says who stopped it.
+///
+/// ```
+/// use klaw::CancelReason;
+/// let reason: CancelReason = "user pressed stop".into();
+/// assert_eq!(reason, CancelReason::user("user pressed stop"));
+/// assert_eq!(reason.to_string(), "cancelled: user pressed stop");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// Cancelled by user code, with its message.
+    User(Cow<'static, str>),
+    /// A deadline or timeout passed.
+    Deadline,
+    /// A sibling in the same scope failed, so the scope cancelled the rest.
+    SiblingFailed,
+    /// The enclosing scope or parent task was cancelled.
+    ParentCancelled,
+    /// The runtime shut down (or its executor went away) before the task finished.
+    Shutdown,
+}
+
+impl CancelReason {
+    /// A cancellation by user code with a message.
+    pub fn user(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::User(message.into())
+    }
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(message) => write!(f, "cancelled: {message}"),
+            Self::Deadline => f.write_str("deadline passed"),
+            Self::SiblingFailed => f.write_str("a sibling task failed"),
+            Self::ParentCancelled => f.write_str("the parent was cancelled"),
+            Self::Shutdown => f.write_str("the runtime shut down"),
+        }
+    }
+}
+
+impl From<&'static str> for CancelReason {
+    fn from(message: &'static str) -> Self {
+        Self::user(message)
+    }
+}
+
+impl From<String> for CancelReason {
+    fn from(message: String) -> Self {
+        Self::user(message)
+    }
+}
+
+/// How a task ended, or `Pending` while it has not. The first terminal state wins: once this
+/// is anything but `Pending`, it never changes.
+///
+/// ```
+/// use klaw::ExitReason;
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let handle = rt.spawn(async { 7 });
+/// let canceller = handle.canceller();
+/// assert_eq!(rt.block_on(handle).unwrap(), 7);
+/// assert_eq!(canceller.exit_reason(), ExitReason::Success);
+/// assert!(!canceller.cancel("too late: the first terminal state wins"));
+/// assert_eq!(canceller.exit_reason().to_string(), "success");
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitReason {
+    /// Not ended yet (queued or running).
+    Pending,
+    /// The body returned a value (for a fallible task: `Ok`).
+    Success,
+    /// The body of a fallible task returned `Err`.
+    Error,
+    /// Cancelled before it finished; see [`CancelReason`].
+    Cancelled,
+    /// The body panicked; the runtime caught it and goes on.
+    Panicked,
+    /// The task's own timeout passed before it finished.
+    TimedOut,
+}
+
+impl ExitReason {
+    pub(crate) fn from_kind(kind: usize) -> Self {
+        match kind {
+            core::PENDING => Self::Pending,
+            core::SUCCESS => Self::Success,
+            core::ERROR => Self::Error,
+            core::CANCELLED => Self::Cancelled,
+            core::PANICKED => Self::Panicked,
+            core::TIMED_OUT => Self::TimedOut,
+            other => unreachable!("invalid task state kind {other}"),
+        }
+    }
+
+    /// True for every state but `Pending`.
+    pub fn is_terminal(self) -> bool {
+        self != Self::Pending
+    }
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Self::Pending => "pending",
+            Self::Success => "success",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+            Self::Panicked => "panicked",
+            Self::TimedOut => "timed out",
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! What can be spawned: a future, or a [`Task`] that adds a name, a timeout and a failure mode.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// How a task's output maps to its [`ExitReason`](crate::ExitReason): what is a success, what
+/// is a failure. Implemented by [`Plain`] and [`Fallible`].
+pub trait Outcome<O> {
+    /// The value a successful task gives.
+    type Ok: Send + 'static;
+    /// The error a failed task gives, inside [`TaskError::Failed`](crate::TaskError::Failed).
+    type Err: Send + 'static;
+    /// Splits the output into success or failure.
+    fn split(output: O) -> Result<Self::Ok, Self::Err>;
+}
+
+/// Every output is a success (the default for a bare future): a `Result` stays a value, so
+/// awaiting the handle gives `Result<Result<T, E>, TaskError>`, as with `tokio::spawn`.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+
+/// The output is a `Result`; `Err(e)` makes the task end with
+/// [`ExitReason::Error`](crate::ExitReason::Error) and [`TaskError::Failed(e)`](crate::TaskError::Failed).
+#[derive(Debug, Clone, Copy)]
+pub struct Fallible;
+
+impl<O: Send + 'static> Outcome<O> for Plain {
+    type Ok = O;
+    type Err = Infallible;
+    fn split(output: O) -> Result<O, Infallible> {
+        Ok(output)
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Outcome<Result<T, E>> for Fallible {
+    type Ok = T;
+    type Err = E;
+    fn split(output: Result<T, E>) -> Result<T, E> {
+        output
+    }
+}
+
+/// A future with the options a task can carry: a name, a timeout, and whether an `Err` output
+/// counts as a failure. `#[klaw::task]` builds these; you can also build one by hand.
+///
+/// ```
+/// use klaw::{ExitReason, Task, TaskError};
+/// use std::time::Duration;
+///
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let parse = rt.spawn(Task::fallible(async { "x".parse::<u32>() }).name("parse"));
+/// let slow = rt.spawn(Task::new(klaw::sleep(Duration::from_secs(60))).timeout(Duration::from_millis(5)));
+/// rt.block_on(async {
+///     assert!(matches!(parse.await, Err(TaskError::Failed(_))));
+///     assert!(matches!(slow.await, Err(TaskError::TimedOut(_))));
+/// });
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[must_use = "a Task does nothing until it is spawned or awaited"]
+pub struct Task<F, M = Plain> {
+    pub(crate) future: F,
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) timeout: Option<Duration>,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<F: Future> Task<F, Plain> {
+    /// A task whose every output is a success.
+    pub fn new(future: F) -> Self {
+        Task { future, name: None, timeout: None, mode: PhantomData }
+    }
+}
+
+impl<F, T, E> Task<F, Fallible>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// A task whose `Err` output is a failure: its handle gives `Result<T, TaskError<E>>`.
+    pub fn fallible(future: F) -> Self {
+        Task { future, name: None, timeout: None, mode: PhantomData }
+    }
+}
+
+impl<F, M> Task<F, M> {
+    /// Names the task (shown in `Debug`, logs and `TaskHandle::name`).
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Ends the task with [`TaskError::TimedOut`](crate::TaskError::TimedOut) if it has not
+    /// finished `timeout` after it first starts running.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl<F, M> fmt::Debug for Task<F, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Anything a runtime can spawn: a future (as a [`Plain`] task) or a [`Task`].
+pub trait IntoTask {
+    /// The future the task runs.
+    type Future: Future;
+    /// How its output maps to success or failure.
+    type Mode: Outcome<<Self::Future as Future>::Output> + 'static;
+    /// Converts into a task.
+    fn into_task(self) -> Task<Self::Future, Self::Mode>;
+}
+
+impl<F: Future> IntoTask for F
+where
+    F::Output: Send + 'static,
+{
+    type Future = F;
+    type Mode = Plain;
+    fn into_task(self) -> Task<F, Plain> {
+        Task::new(self)
+    }
+}
+
+impl<F: Future, M: Outcome<F::Output> + 'static> IntoTask for Task<F, M> {
+    type Future = F;
+    type Mode = M;
+    fn into_task(self) -> Self {
+        self
+    }
+}
+
+/// The success type of a spawnable `T`.
+pub(crate) type OkOf<T> = <<T as IntoTask>::Mode as Outcome<OutputOf<T>>>::Ok;
+/// The failure type of a spawnable `T`.
+pub(crate) type ErrOf<T> = <<T as IntoTask>::Mode as Outcome<OutputOf<T>>>::Err;
+type OutputOf<T> = <<T as IntoTask>::Future as Future>::Output;

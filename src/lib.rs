@@ -1,0 +1,112 @@
+//! # klaw: structured concurrency for Rust
+//!
+//! Tasks whose first terminal state wins, cancel tokens that exist before a task is scheduled,
+//! and a runtime on `async-executor` whose shutdown reports what happened to every task.
+//!
+//! ```
+//! use klaw::prelude::*;
+//! use std::time::Duration;
+//!
+//! #[klaw::main(workers = 2)]
+//! async fn main() -> Result<(), klaw::Error> {
+//!     let rt = klaw::Handle::current()?;
+//!     let answer = rt.spawn(async { 6 * 7 });
+//!     let stuck = rt.spawn(std::future::pending::<()>());
+//!     stuck.cancel("not needed");
+//!
+//!     assert_eq!(answer.await?, 42);
+//!     assert!(matches!(stuck.await, Err(TaskError::Cancelled(_))));
+//!     assert!(klaw::timeout(Duration::from_millis(1), klaw::sleep(Duration::from_secs(9))).await.is_err());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The tutorial is the book in `book/` (every snippet in it is compiled and run by
+//! `cargo test`). The contract is `DESIGN.md`.
+#![forbid(unsafe_code)]
+
+pub use klaw_macros::{main, test};
+pub use klaw_rt::{
+    BoxError, BuildError, Builder, CancelReason, Canceller, ConfigError,
+    DEFAULT_MAX_BLOCKING_THREADS, Elapsed, Error, ExitReason, Fallible, Handle, IntoTask,
+    MAX_BLOCKING_THREADS, MAX_WORKERS, MachineInfo, NoRuntime, Outcome, Plain, Runtime,
+    RuntimeConfig, ShutdownReport, ShutdownTimedOut, Task, TaskError, TaskHandle, TaskId,
+    WORKERS_ENV, WorkersFrom, block_on, current_task_id, is_cancelled, sleep, sleep_until, timeout,
+    timeout_at,
+};
+
+/// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).
+pub mod time {
+    pub use klaw_rt::time::*;
+}
+
+/// The names most programs need: `use klaw::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        CancelReason, Canceller, Error, ExitReason, Runtime, Task, TaskError, TaskHandle,
+    };
+}
+
+/// Support for the macros' generated code. Not public API: no stability promise.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+
+    use crate::Runtime;
+
+    /// Which attribute expanded.
+    #[derive(Debug, Clone, Copy)]
+    pub enum EntryKind {
+        /// `#[klaw::main]`
+        Main,
+        /// `#[klaw::test]`
+        Test,
+    }
+
+    /// The options of `#[klaw::main]` / `#[klaw::test]`, already validated by the macro.
+    #[derive(Debug, Clone, Copy)]
+    pub struct EntryConfig {
+        /// Which attribute.
+        pub kind: EntryKind,
+        /// `workers = N`
+        pub workers: Option<usize>,
+        /// `max_blocking_threads = N`
+        pub max_blocking_threads: Option<usize>,
+    }
+
+    /// Builds the runtime, blocks on `body`, and shuts down (cancelling what is left) when it
+    /// returns. A runtime that cannot be built (a bad `KLAW_WORKERS`) ends `main` with the error
+    /// and exit code 2, and fails a test with the error.
+    pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
+        let mut builder = Runtime::builder();
+        if let Some(workers) = config.workers {
+            builder = builder.workers(workers);
+        }
+        if let Some(threads) = config.max_blocking_threads {
+            builder = builder.max_blocking_threads(threads);
+        }
+        let runtime = match (builder.build(), config.kind) {
+            (Ok(runtime), _) => runtime,
+            (Err(error), EntryKind::Main) => {
+                #[allow(clippy::print_stderr, reason = "main has nowhere else to report it")]
+                {
+                    eprintln!("error: cannot start the klaw runtime: {error}");
+                }
+                std::process::exit(2);
+            }
+            (Err(error), EntryKind::Test) => panic!("cannot start the klaw runtime: {error}"),
+        };
+        let output = runtime.block_on(body);
+        drop(runtime);
+        output
+    }
+}
+
+/// The book's chapters, compiled and run as doc-tests so the tutorial cannot rot.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../book/src/introduction.md")]
+    mod introduction {}
+    #[doc = include_str!("../book/src/tasks.md")]
+    mod tasks {}
+}

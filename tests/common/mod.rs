@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A flag that a body sets to prove it ran.
+#[derive(Clone, Default)]
+pub struct Flag(Arc<AtomicBool>);
+
+impl Flag {
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Sets its flag when dropped: proves a body was dropped (not leaked, not still running).
+pub struct SetOnDrop(pub Flag);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+/// Counts drops of values a task produced, so a discarded output is seen to be dropped.
+#[derive(Clone, Default)]
+pub struct DropCount(Arc<AtomicUsize>);
+
+pub struct Counted(DropCount);
+
+impl DropCount {
+    pub fn value(&self) -> Counted {
+        Counted(self.clone())
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        (self.0).0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A runtime for one test.
+pub fn runtime(workers: usize) -> klaw::Runtime {
+    klaw::Runtime::builder().workers(workers).build().expect("runtime")
+}
+
+/// Blocks the calling worker thread until `release` is sent, so the tests can hold a worker.
+pub fn occupy_worker(rt: &klaw::Runtime) -> (std::sync::mpsc::Sender<()>, klaw::TaskHandle<()>) {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started, is_started) = std::sync::mpsc::channel::<()>();
+    let blocker = rt.spawn(async move {
+        started.send(()).unwrap();
+        let _ = wait.recv_timeout(Duration::from_secs(30));
+    });
+    is_started.recv_timeout(Duration::from_secs(10)).expect("the blocker started");
+    (release, blocker)
+}

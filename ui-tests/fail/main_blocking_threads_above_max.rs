@@ -1,0 +1,3 @@
+// One more than klaw::MAX_BLOCKING_THREADS (4096).
+#[klaw::main(max_blocking_threads = 4097)]
+async fn main() {}

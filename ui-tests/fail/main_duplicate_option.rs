@@ -1,0 +1,2 @@
+#[klaw::main(workers = 2, workers = 3)]
+async fn main() {}

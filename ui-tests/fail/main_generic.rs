@@ -1,0 +1,4 @@
+#[klaw::main]
+async fn main<T: Default>() {
+    let _ = T::default();
+}

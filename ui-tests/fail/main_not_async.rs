@@ -1,0 +1,2 @@
+#[klaw::main]
+fn main() {}

@@ -1,0 +1,4 @@
+#[klaw::main]
+struct App;
+
+fn main() {}

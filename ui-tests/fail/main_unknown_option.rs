@@ -1,0 +1,2 @@
+#[klaw::main(threads = 4)]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[klaw::main]
+async fn main(args: Vec<String>) {
+    drop(args);
+}

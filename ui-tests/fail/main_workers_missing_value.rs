@@ -1,0 +1,2 @@
+#[klaw::main(workers)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[klaw::main(workers = "four")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[klaw::main(workers = 0)]
+async fn main() {}

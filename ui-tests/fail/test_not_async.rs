@@ -1,0 +1,4 @@
+#[klaw::test]
+fn checks_something() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[klaw::test(flavor = "multi_thread")]
+async fn checks_something() {}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[klaw::test]
+#[test]
+async fn checks_something() {}
+
+fn main() {}
