@@ -30,9 +30,9 @@ pub use klaw_rt::{
     BoxError, BuildError, Builder, CancelReason, Canceller, ConfigError,
     DEFAULT_MAX_BLOCKING_THREADS, Elapsed, Error, ExitReason, Fallible, Handle, IntoTask,
     MAX_BLOCKING_THREADS, MAX_WORKERS, MachineInfo, NoRuntime, Outcome, Plain, Runtime,
-    RuntimeConfig, ShutdownReport, ShutdownTimedOut, Task, TaskError, TaskHandle, TaskId,
-    WORKERS_ENV, WorkersFrom, block_on, current_task_id, is_cancelled, sleep, sleep_until, timeout,
-    timeout_at,
+    RuntimeConfig, ShutdownReport, ShutdownTimedOut, Task, TaskError, TaskFailure, TaskHandle,
+    TaskId, WORKERS_ENV, WorkersFrom, block_on, current_task_id, is_cancelled, sleep, sleep_until,
+    timeout, timeout_at,
 };
 
 /// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).

@@ -29,13 +29,7 @@ fn the_bound_holds_under_load() {
             })
         })
         .collect();
-    let results: Vec<_> = rt.block_on(async {
-        let mut out = Vec::new();
-        for handle in handles {
-            out.push(handle.await.unwrap());
-        }
-        out
-    });
+    let results = common::join_all(&rt, handles);
     assert_eq!(results, (0..64).collect::<Vec<_>>());
     assert_eq!(peak.load(Ordering::SeqCst), 4, "the bound is used and never exceeded");
     let names = threads.lock().unwrap();

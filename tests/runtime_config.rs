@@ -1,6 +1,8 @@
 //! The runtime really uses the detected worker count (audit LOW-1), and a bad `KLAW_WORKERS`
 //! is a typed error that names the variable and the accepted range.
 
+mod common;
+
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -37,13 +39,7 @@ fn a_default_runtime_runs_exactly_the_detected_number_of_workers() {
             })
         })
         .collect();
-    let results: Vec<_> = rt.block_on(async {
-        let mut out = Vec::new();
-        for handle in handles {
-            out.push(handle.await.unwrap());
-        }
-        out
-    });
+    let results = common::join_all(&rt, handles);
     assert!(results.iter().all(|(met, _)| *met), "fewer than {n} workers ran at once");
     let mut names: Vec<_> = results.into_iter().map(|(_, name)| name.unwrap()).collect();
     names.sort();

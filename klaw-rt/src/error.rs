@@ -62,12 +62,50 @@ impl<E> TaskError<E> {
     }
 }
 
+/// A task's own error, boxed, as [`Error::Task`] carries it. Displays as the error itself, and
+/// can be downcast back to it.
+///
+/// ```
+/// use klaw::{Error, Task, TaskError};
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let err: Error = rt.block_on(rt.spawn(Task::fallible(async { "x".parse::<u8>() }))).unwrap_err().into();
+/// let Error::Task(TaskError::Failed(failure)) = err else { panic!("{err}") };
+/// assert!(failure.downcast_ref::<std::num::ParseIntError>().is_some());
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+#[derive(Debug)]
+pub struct TaskFailure(BoxError);
+
+impl TaskFailure {
+    /// The error as its own type, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+
+    /// The boxed error.
+    pub fn into_inner(self) -> BoxError {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TaskFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// Every error klaw gives, in one type, so `?` works across tasks, timeouts and configuration.
 ///
 /// ```
 /// use klaw::Task;
 /// fn run() -> Result<u32, klaw::Error> {
-///     let rt = klaw::Runtime::builder().build()?; // ConfigError → Error
+///     let rt = klaw::Runtime::builder().build()?; // BuildError → Error
 ///     let task = rt.spawn(Task::fallible(async { "42".parse::<u32>() }));
 ///     let value = rt.block_on(task)?;             // TaskError<ParseIntError> → Error
 ///     Ok(value)
@@ -77,18 +115,9 @@ impl<E> TaskError<E> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A task's body returned an error.
-    #[error("task failed: {0}")]
-    Failed(#[source] BoxError),
-    /// A task was cancelled.
-    #[error("task was cancelled ({0})")]
-    Cancelled(CancelReason),
-    /// A task panicked.
-    #[error("task panicked: {0}")]
-    Panicked(String),
-    /// A task's own timeout passed.
-    #[error("task timed out after {0:?}")]
-    TimedOut(Duration),
+    /// A task did not give its value: it failed, was cancelled, panicked or timed out.
+    #[error(transparent)]
+    Task(TaskError<TaskFailure>),
     /// A `timeout` or deadline passed.
     #[error(transparent)]
     Elapsed(#[from] Elapsed),
@@ -118,11 +147,6 @@ impl From<ConfigError> for Error {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<TaskError<E>> for Error {
     fn from(error: TaskError<E>) -> Self {
-        match error {
-            TaskError::Failed(error) => Self::Failed(Box::new(error)),
-            TaskError::Cancelled(reason) => Self::Cancelled(reason),
-            TaskError::Panicked(message) => Self::Panicked(message),
-            TaskError::TimedOut(after) => Self::TimedOut(after),
-        }
+        Self::Task(error.map_failed(|error| TaskFailure(Box::new(error))))
     }
 }

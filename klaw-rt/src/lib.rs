@@ -11,7 +11,7 @@ mod sync;
 pub mod task;
 pub mod time;
 
-pub use error::{BoxError, Error, TaskError};
+pub use error::{BoxError, Error, TaskError, TaskFailure};
 pub use runtime::{
     BuildError, Builder, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, Handle, MAX_BLOCKING_THREADS,
     MAX_WORKERS, MachineInfo, NoRuntime, Runtime, RuntimeConfig, ShutdownReport, ShutdownTimedOut,

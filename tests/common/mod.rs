@@ -64,3 +64,17 @@ pub fn occupy_worker(rt: &klaw::Runtime) -> (std::sync::mpsc::Sender<()>, klaw::
     is_started.recv_timeout(Duration::from_secs(10)).expect("the blocker started");
     (release, blocker)
 }
+
+/// Awaits every handle in order and returns their values (panicking on any task error).
+pub fn join_all<T: Send + 'static>(
+    rt: &klaw::Runtime,
+    handles: Vec<klaw::TaskHandle<T>>,
+) -> Vec<T> {
+    rt.block_on(async {
+        let mut values = Vec::with_capacity(handles.len());
+        for handle in handles {
+            values.push(handle.await.expect("task ended without a value"));
+        }
+        values
+    })
+}
