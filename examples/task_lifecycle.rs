@@ -2,7 +2,8 @@
 //! succeed, fail, panic, time out and get cancelled, prints how each one ended, then shuts down
 //! with a grace period and prints the report.
 //!
-//! Run it with `cargo run --example task_lifecycle`; try `KLAW_WORKERS=abc` for a config error.
+//! Run it with `cargo run --example task_lifecycle`; try `KLAW_WORKERS=abc` for a config error,
+//! `KLAW_LOG_FORMAT=json` for JSON logs.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a program that reports to its user")]
 
 use std::fmt::Debug;
@@ -19,7 +20,17 @@ fn main() {
 
 fn run() -> Result<(), klaw::Error> {
     // klaw catches task panics and reports them; say so in one line instead of a backtrace.
-    std::panic::set_hook(Box::new(|info| eprintln!("(a task panicked: {info}; klaw caught it)")));
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        eprintln!("(a task panicked: {message:?}; klaw caught it and reports it below)");
+    }));
+    // Logs go to stderr, each line inside its task's span (KLAW_LOG, KLAW_LOG_FORMAT=json).
+    klaw::log::init().map_err(klaw::Error::other)?;
     let rt = Runtime::builder().build()?;
     let config = rt.config();
     println!(
@@ -34,6 +45,7 @@ fn run() -> Result<(), klaw::Error> {
     let answer = rt.spawn(
         Task::new(async {
             klaw::sleep(Duration::from_millis(5)).await;
+            tracing::info!(answer = 42, "computed the answer");
             42
         })
         .name("answer"),
@@ -50,6 +62,7 @@ fn run() -> Result<(), klaw::Error> {
     let running = rt.spawn(Task::new(std::future::pending::<()>()).name("cancelled-while-running"));
     let digest = rt.spawn_blocking(|| {
         let source = std::fs::read("Cargo.toml").unwrap_or_default();
+        tracing::info!(bytes = source.len(), "hashing Cargo.toml on the blocking pool");
         source.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
         })

@@ -35,6 +35,8 @@ pub use klaw_rt::{
     timeout, timeout_at,
 };
 
+pub use klaw_rt::log;
+
 /// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).
 pub mod time {
     pub use klaw_rt::time::*;
@@ -109,4 +111,6 @@ mod book {
     mod introduction {}
     #[doc = include_str!("../book/src/tasks.md")]
     mod tasks {}
+    #[doc = include_str!("../book/src/logging.md")]
+    mod logging {}
 }

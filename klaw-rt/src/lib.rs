@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+pub mod log;
 mod runtime;
 mod sync;
 pub mod task;

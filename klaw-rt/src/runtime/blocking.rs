@@ -177,6 +177,7 @@ mod tests {
                     running.fetch_sub(1, Ordering::SeqCst);
                 },
                 completer,
+                None,
                 stats.clone(),
             );
             pool.submit(Box::new(job), task);

@@ -26,7 +26,7 @@ use async_executor::Executor;
 use event_listener::Event;
 
 use crate::task::core::new_task;
-use crate::task::runner::{AsyncRunner, BlockingRunner};
+use crate::task::runner::{AsyncRunner, BlockingRunner, task_span};
 use crate::task::spec::{ErrOf, OkOf};
 use crate::task::{IntoTask, Task, TaskHandle, TaskId};
 use blocking::BlockingPool;
@@ -390,11 +390,13 @@ where
     F: std::future::Future + Send + 'static,
     M: crate::Outcome<F::Output> + 'static,
 {
-    let (completer, joiner) = new_task(TaskId::next(), task.name);
+    let id = TaskId::next();
+    let span = task_span(id, task.name.as_deref());
+    let (completer, joiner) = new_task(id, task.name);
     let handle = TaskHandle::new(joiner);
     shared.stats.task_spawned();
     let runner =
-        AsyncRunner::<F, M>::new(task.future, completer, task.timeout, shared.stats.clone());
+        AsyncRunner::<F, M>::new(task.future, completer, task.timeout, span, shared.stats.clone());
     match executor {
         Some(executor) => executor.spawn(runner).detach(),
         None => drop(runner),
@@ -407,11 +409,15 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let (completer, joiner) = new_task(TaskId::next(), None);
+    let id = TaskId::next();
+    let (completer, joiner) = new_task(id, None);
     let handle = TaskHandle::new(joiner);
     shared.stats.task_spawned();
     let task = completer.header_ref();
-    shared.blocking.submit(Box::new(BlockingRunner::new(f, completer, shared.stats.clone())), task);
+    let span = task_span(id, None);
+    shared
+        .blocking
+        .submit(Box::new(BlockingRunner::new(f, completer, span, shared.stats.clone())), task);
     handle
 }
 

@@ -19,7 +19,7 @@ use crate::TaskError;
 use crate::runtime::stats::Stats;
 use crate::task::core::{self, Completer, Header};
 use crate::task::handle::TaskOutput;
-use crate::task::{CancelReason, Outcome, current};
+use crate::task::{CancelReason, Outcome, TaskId, current};
 
 /// The output of a task whose outcome was decided without a value from its body.
 fn output_without_value<T, E>(header: &Header, timeout: Option<Duration>) -> TaskOutput<T, E> {
@@ -30,6 +30,20 @@ fn output_without_value<T, E>(header: &Header, timeout: Option<Duration>) -> Tas
         core::TIMED_OUT => Err(TaskError::TimedOut(timeout.unwrap_or_default())),
         other => unreachable!("task state {other} has no output of its own"),
     }
+}
+
+/// The span every task runs in: INFO `task` with `task.id` and `task.name`. Boxed, and only
+/// when some subscriber wants it, so a runner stays small when tracing is off.
+pub(crate) fn task_span(id: TaskId, name: Option<&str>) -> Option<Box<tracing::Span>> {
+    let span =
+        tracing::info_span!("task", task.id = id.as_u64(), task.name = tracing::field::Empty);
+    if span.is_disabled() {
+        return None;
+    }
+    if let Some(name) = name {
+        span.record("task.name", name);
+    }
+    Some(Box::new(span))
 }
 
 /// The message of a caught panic, as `std` would print it.
@@ -71,6 +85,7 @@ pin_project! {
         // Boxed: rare, and a timer is large; a small runner means fewer cache lines travel
         // from the spawning thread to the worker.
         deadline: Option<Box<Deadline>>,
+        span: Option<Box<tracing::Span>>,
         started: bool,
         stats: Arc<Stats>,
         mode: PhantomData<fn() -> M>,
@@ -103,12 +118,14 @@ where
         body: F,
         completer: Completer<TaskOutput<M::Ok, M::Err>>,
         timeout: Option<Duration>,
+        span: Option<Box<tracing::Span>>,
         stats: Arc<Stats>,
     ) -> Self {
         Self {
             body: Some(body),
             completer: Some(completer),
             deadline: timeout.map(|after| Box::new(Deadline { after, timer: None })),
+            span,
             started: false,
             stats,
             mode: PhantomData,
@@ -171,6 +188,7 @@ where
         }
 
         let polled = {
+            let _span = this.span.as_ref().map(|span| span.enter());
             let _current = current::enter(completer.header());
             let body = this.body.as_mut().as_pin_mut().expect("the body lives until finish");
             catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
@@ -194,6 +212,7 @@ where
 /// A closure queued on the blocking pool, with the completer of its task.
 pub(crate) struct BlockingRunner<F, R: Send + 'static> {
     body: Option<F>,
+    span: Option<Box<tracing::Span>>,
     completer: Option<Completer<TaskOutput<R, std::convert::Infallible>>>,
     stats: Arc<Stats>,
 }
@@ -206,9 +225,10 @@ where
     pub(crate) fn new(
         body: F,
         completer: Completer<TaskOutput<R, std::convert::Infallible>>,
+        span: Option<Box<tracing::Span>>,
         stats: Arc<Stats>,
     ) -> Self {
-        Self { body: Some(body), completer: Some(completer), stats }
+        Self { body: Some(body), span, completer: Some(completer), stats }
     }
 
     /// Runs the body on this thread unless the task was cancelled before it started.
@@ -217,6 +237,7 @@ where
         let body = self.body.take().expect("a blocking task runs once");
         let output = if completer.try_start(None) {
             let result = {
+                let _span = self.span.as_ref().map(|span| span.enter());
                 let _current = current::enter(completer.header());
                 catch_unwind(AssertUnwindSafe(body))
             };

@@ -1,0 +1,65 @@
+//! `LogEvent`: an owned copy of a tracing event and the fields of the spans around it.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use tracing::Level;
+use tracing::field::{Field, Visit};
+
+/// One event, as a hook receives it: its level, target and message, its own fields, and the
+/// fields of the spans it happened in (innermost wins), such as the task's `task.id` and
+/// `task.name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogEvent {
+    /// The event's level.
+    pub level: Level,
+    /// The module (or explicit target) that emitted it.
+    pub target: String,
+    /// The formatted message (`tracing::info!("this part")`), empty if none.
+    pub message: String,
+    /// The event's own fields, formatted.
+    pub fields: BTreeMap<&'static str, String>,
+    /// The fields of the enclosing spans, formatted; inner spans override outer ones.
+    pub span_fields: BTreeMap<&'static str, String>,
+}
+
+impl LogEvent {
+    /// The id of the klaw task the event happened in, if any.
+    pub fn task_id(&self) -> Option<u64> {
+        self.span_fields.get("task.id")?.parse().ok()
+    }
+
+    /// The name of the klaw task the event happened in, if it has one.
+    pub fn task_name(&self) -> Option<&str> {
+        self.span_fields.get("task.name").map(String::as_str)
+    }
+}
+
+/// Formats every field of an event or span into a map (the `message` field separately).
+#[derive(Default)]
+pub(crate) struct FieldMap {
+    pub(crate) message: Option<String>,
+    pub(crate) fields: BTreeMap<&'static str, String>,
+}
+
+impl Visit for FieldMap {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.insert(field, value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.insert(field, format!("{value:?}"));
+    }
+}
+
+impl FieldMap {
+    fn insert(&mut self, field: &Field, value: String) {
+        if field.name() == "message" {
+            self.message = Some(value);
+        } else {
+            self.fields.insert(field.name(), value);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Log hooks: user callbacks that receive every event, delivered by a `tracing-subscriber`
+//! layer. Audit MEDIUM-1 found hooks that were defined but never wired in; these are part of
+//! the subscriber `klaw::log::init()` installs (or of yours, through `hook_layer()`).
+#![forbid(unsafe_code)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::log::event::{FieldMap, LogEvent};
+
+type Hook = Arc<dyn Fn(&LogEvent) + Send + Sync>;
+
+/// Identifies a hook, to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HookId(u64);
+
+static HOOKS: RwLock<Vec<(HookId, Hook)>> = RwLock::new(Vec::new());
+/// Lets the layer skip building a `LogEvent` when nobody listens.
+static ANY_HOOKS: AtomicBool = AtomicBool::new(false);
+
+/// Adds a hook that receives every event the installed subscriber lets through (see
+/// [`init`](crate::log::init)). Hooks run on the thread that emitted the event; a panicking
+/// hook is contained and does not stop the others.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let sink = seen.clone();
+/// let id = klaw::log::add_hook(move |event| sink.lock().unwrap().push(event.message.clone()));
+/// klaw::log::LogConfig::default().without_output().init().ok(); // once per process
+/// tracing::info!("hello hooks");
+/// assert!(seen.lock().unwrap().iter().any(|m| m == "hello hooks"));
+/// assert!(klaw::log::remove_hook(id));
+/// ```
+pub fn add_hook(hook: impl Fn(&LogEvent) + Send + Sync + 'static) -> HookId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = HookId(NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
+    hooks.push((id, Arc::new(hook)));
+    ANY_HOOKS.store(true, Ordering::Release);
+    id
+}
+
+/// Removes a hook; returns whether it was registered. It receives no event that starts after
+/// this returns.
+pub fn remove_hook(id: HookId) -> bool {
+    let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
+    let before = hooks.len();
+    hooks.retain(|(hook_id, _)| *hook_id != id);
+    ANY_HOOKS.store(!hooks.is_empty(), Ordering::Release);
+    hooks.len() != before
+}
+
+/// Removes every hook.
+pub fn clear_hooks() {
+    let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
+    hooks.clear();
+    ANY_HOOKS.store(false, Ordering::Release);
+}
+
+/// The fields of a span, kept in its extensions so events inside it can carry them.
+struct SpanFields(FieldMap);
+
+/// The layer that delivers events to hooks. [`init`](crate::log::init) installs it; add it to
+/// your own subscriber with [`hook_layer`](crate::log::hook_layer).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HookLayer;
+
+impl<S> Layer<S> for HookLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut fields = FieldMap::default();
+        attrs.record(&mut fields);
+        span.extensions_mut().insert(SpanFields(fields));
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !ANY_HOOKS.load(Ordering::Acquire) {
+            return;
+        }
+        let mut fields = FieldMap::default();
+        event.record(&mut fields);
+        let mut span_fields = std::collections::BTreeMap::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(SpanFields(map)) = span.extensions().get::<SpanFields>() {
+                    span_fields.extend(map.fields.iter().map(|(k, v)| (*k, v.clone())));
+                }
+            }
+        }
+        let metadata = event.metadata();
+        let log_event = LogEvent {
+            level: *metadata.level(),
+            target: metadata.target().to_owned(),
+            message: fields.message.unwrap_or_default(),
+            fields: fields.fields,
+            span_fields,
+        };
+        // Call outside the lock: a hook may add or remove hooks.
+        let hooks: Vec<Hook> = HOOKS
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, hook)| hook.clone())
+            .collect();
+        for hook in hooks {
+            let _ = catch_unwind(AssertUnwindSafe(|| hook(&log_event)));
+        }
+    }
+}

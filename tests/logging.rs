@@ -1,0 +1,116 @@
+//! Log hooks really receive events (audit MEDIUM-1): with the task's fields, and never after
+//! they are removed. One global subscriber per process, so the tests share it and serialise.
+
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::Duration;
+
+use klaw::log::{LogConfig, LogEvent, LogInitError, add_hook, clear_hooks, remove_hook};
+use klaw::{Runtime, Task};
+
+/// Installs the subscriber once and serialises the tests (hooks are process-wide).
+fn logging() -> MutexGuard<'static, ()> {
+    static INIT: Once = Once::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    INIT.call_once(|| LogConfig::default().filter("info").without_output().init().unwrap());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A hook that forwards the events carrying `marker` to a channel.
+fn forward(marker: &'static str) -> (klaw::log::HookId, mpsc::Receiver<LogEvent>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let id = add_hook(move |event| {
+        if event.fields.get("marker").map(String::as_str) == Some(marker) {
+            let _ = tx.lock().unwrap().send(event.clone());
+        }
+    });
+    (id, rx)
+}
+
+#[test]
+fn a_hook_receives_events_from_a_task_with_the_task_fields() {
+    let _serial = logging();
+    let (id, events) = forward("in-task");
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let handle = rt.spawn(
+        Task::new(async { tracing::warn!(marker = "in-task", rows = 42, "loaded the table") })
+            .name("loader"),
+    );
+    let task_id = handle.id().as_u64();
+    rt.block_on(handle).unwrap();
+    let blocking = rt.spawn_blocking(|| tracing::info!(marker = "in-task", "from the pool"));
+    let blocking_id = blocking.id().as_u64();
+    rt.block_on(blocking).unwrap();
+    assert!(remove_hook(id));
+
+    let events: Vec<LogEvent> = events.try_iter().collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let async_event = &events[0];
+    assert_eq!(async_event.message, "loaded the table");
+    assert_eq!(async_event.level, tracing::Level::WARN);
+    assert_eq!(async_event.fields["rows"], "42");
+    assert_eq!(async_event.task_id(), Some(task_id));
+    assert_eq!(async_event.task_name(), Some("loader"));
+    assert_eq!((events[1].task_id(), events[1].task_name()), (Some(blocking_id), None));
+}
+
+#[test]
+fn a_removed_hook_receives_nothing() {
+    let _serial = logging();
+    let (id, events) = forward("removal");
+    tracing::info!(marker = "removal", "before");
+    assert!(remove_hook(id));
+    assert!(!remove_hook(id), "a hook is removed once");
+    tracing::info!(marker = "removal", "after");
+    let messages: Vec<_> = events.try_iter().map(|e| e.message).collect();
+    assert_eq!(messages, ["before"]);
+}
+
+#[test]
+fn clear_hooks_removes_every_hook() {
+    let _serial = logging();
+    let (_a, first) = forward("clear");
+    let (_b, second) = forward("clear");
+    clear_hooks();
+    tracing::info!(marker = "clear", "nobody listens");
+    assert!(first.recv_timeout(Duration::from_millis(10)).is_err());
+    assert!(second.try_recv().is_err());
+}
+
+#[test]
+fn a_panicking_hook_is_contained_and_the_others_still_run() {
+    let _serial = logging();
+    let broken = add_hook(|event| {
+        if event.fields.contains_key("marker") {
+            panic!("a broken hook");
+        }
+    });
+    let (id, events) = forward("contained");
+    tracing::info!(marker = "contained", "still delivered");
+    assert_eq!(events.try_recv().map(|e| e.message), Ok("still delivered".to_owned()));
+    assert!(remove_hook(broken) && remove_hook(id));
+}
+
+#[test]
+fn events_below_the_filter_reach_no_hook() {
+    let _serial = logging();
+    let (id, events) = forward("filtered");
+    tracing::debug!(marker = "filtered", "below info");
+    assert!(events.try_recv().is_err());
+    assert!(remove_hook(id));
+}
+
+#[test]
+fn bad_settings_and_a_second_init_are_typed_errors() {
+    let _serial = logging();
+    let env = |value: &'static str| {
+        move |name: &str| (name == klaw::log::LOG_FORMAT_ENV).then(|| value.to_owned())
+    };
+    let err = LogConfig::from_lookup(env("yaml")).unwrap_err();
+    assert_eq!(err, LogInitError::BadFormat { value: "yaml".into() });
+    assert!(err.to_string().contains("KLAW_LOG_FORMAT") && err.to_string().contains("json"));
+    let bad_filter = LogConfig::default().filter("info,[broken").init().unwrap_err();
+    assert!(matches!(bad_filter, LogInitError::BadFilter { .. }), "{bad_filter}");
+    assert_eq!(LogConfig::default().init(), Err(LogInitError::AlreadyInitialized));
+}
