@@ -230,3 +230,13 @@ fn handles_are_debug_and_ids_are_unique() {
         b.await.unwrap();
     });
 }
+
+#[test]
+fn once_a_handle_resolves_its_task_is_no_longer_counted_live() {
+    let rt = runtime(2);
+    for round in 0..20_000 {
+        let handle = rt.spawn(async move { round });
+        assert_eq!(rt.block_on(handle), Ok(round));
+        assert_eq!(rt.live_tasks(), 0, "round {round}: the ended task is still counted live");
+    }
+}

@@ -336,7 +336,7 @@ impl<O: Send + 'static> Completer<O> {
 
     /// Stores the output and marks the task done, waking the joiner. Consumes the completer: an
     /// output is published exactly once.
-    pub(crate) fn publish(self, output: O) -> usize {
+    pub(crate) fn publish(self, output: O) {
         let header = &self.core.header;
         debug_assert!(header.kind() != PENDING, "publish before the outcome was decided");
         self.core.output.with_mut(|slot| {
@@ -354,7 +354,6 @@ impl<O: Send + 'static> Completer<O> {
                 }
             });
         }
-        previous & KIND_MASK
     }
 }
 

@@ -57,6 +57,17 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Ends a task whose body is gone: counts it, then publishes its output. Counting first means
+/// that once a handle resolves, the runtime's live count no longer includes its task.
+fn conclude<T: Send + 'static, E: Send + 'static>(
+    completer: Completer<TaskOutput<T, E>>,
+    output: TaskOutput<T, E>,
+    stats: &Stats,
+) {
+    stats.task_ended(completer.header().kind());
+    completer.publish(output);
+}
+
 /// Splits a body's result per its mode; returns the state to decide and the output to publish.
 fn classify<M: Outcome<O>, O>(output: O) -> (usize, TaskOutput<M::Ok, M::Err>) {
     match M::split(output) {
@@ -146,8 +157,7 @@ fn finish<F, T: Send + 'static, E: Send + 'static>(
     let _ = catch_unwind(AssertUnwindSafe(|| body.set(None)));
     let completer = completer.take().expect("a task is finished once");
     let output = output.unwrap_or_else(|| output_without_value(completer.header(), timeout));
-    let kind = completer.publish(output);
-    stats.task_ended(kind);
+    conclude(completer, output, stats);
 }
 
 impl<F, M> Future for AsyncRunner<F, M>
@@ -252,8 +262,7 @@ where
             None
         };
         let output = output.unwrap_or_else(|| output_without_value(completer.header(), None));
-        let kind = completer.publish(output);
-        self.stats.task_ended(kind);
+        conclude(completer, output, &self.stats);
     }
 }
 
@@ -264,8 +273,7 @@ impl<F, R: Send + 'static> Drop for BlockingRunner<F, R> {
             completer.ensure_decided(CancelReason::Shutdown);
             drop(self.body.take());
             let output = output_without_value(completer.header(), None);
-            let kind = completer.publish(output);
-            self.stats.task_ended(kind);
+            conclude(completer, output, &self.stats);
         }
     }
 }
