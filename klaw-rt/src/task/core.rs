@@ -54,9 +54,12 @@ pub(crate) struct Header {
     id: TaskId,
     /// Claimed (null → non-null) by the one cancel call that goes on to decide `CANCELLED`.
     reason: AtomicPtr<CancelReason>,
-    name: Option<Cow<'static, str>>,
+    /// Boxed: most tasks have no name, and every byte of a core is paid per task.
+    name: Option<Box<Cow<'static, str>>>,
     /// Emptied by whoever decides `CANCELLED` or `TIMED_OUT`; later registrations run at once.
-    hooks: Mutex<Vec<CancelHook>>,
+    /// Boxed for the same reason: most tasks never register a hook.
+    #[allow(clippy::box_collection, reason = "a thin pointer keeps every core 16 bytes smaller")]
+    hooks: Mutex<Option<Box<Vec<CancelHook>>>>,
 }
 
 /// A task's shared state: the slot its output travels through, then the header (the output
@@ -84,11 +87,11 @@ pub(crate) fn new_task<O: Send + 'static>(
         header: Header {
             state: AtomicUsize::new(PENDING),
             id,
-            name,
+            name: name.map(Box::new),
             reason: AtomicPtr::new(ptr::null_mut()),
             runner_waker: UnsafeCell::new(None),
             join_waker: UnsafeCell::new(None),
-            hooks: Mutex::new(Vec::new()),
+            hooks: Mutex::new(None),
         },
         output: UnsafeCell::new(None),
     });
@@ -101,7 +104,7 @@ impl Header {
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name.as_deref().map(|name| name.as_ref())
     }
 
     fn load(&self) -> usize {
@@ -220,7 +223,7 @@ impl Header {
         // Decided before we took the lock? Then the decider takes (or took) the list after its
         // transition, and our hook must not wait in it.
         match self.kind() {
-            PENDING => hooks.push(hook),
+            PENDING => hooks.get_or_insert_with(Box::default).push(hook),
             CANCELLED | TIMED_OUT => {
                 drop(hooks);
                 let reason = self.cancel_reason().unwrap_or(CancelReason::Deadline);
@@ -231,8 +234,8 @@ impl Header {
     }
 
     fn run_hooks(&self, reason: &CancelReason) {
-        let hooks = std::mem::take(&mut *lock(&self.hooks));
-        for hook in hooks {
+        let hooks = lock(&self.hooks).take();
+        for hook in hooks.into_iter().flat_map(|hooks| *hooks) {
             run_contained(hook, reason);
         }
     }
@@ -496,5 +499,18 @@ mod tests {
         assert!(completer.try_finish(SUCCESS));
         joiner.header().on_cancel(Box::new(|_| panic!("must not run")));
         completer.publish(1);
+    }
+}
+
+#[cfg(all(test, not(klaw_loom)))]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn a_task_core_stays_small() {
+        // Every spawned task allocates one core; in spawn-heavy code (100k tasks in flight) the
+        // bytes per task decide the speed. Grow this only with a reason.
+        let size = std::mem::size_of::<TaskCore<Result<u64, crate::TaskError>>>();
+        assert!(size <= 112, "TaskCore grew to {size} bytes");
     }
 }
