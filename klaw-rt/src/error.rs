@@ -47,11 +47,26 @@ pub enum TaskError<E = Infallible> {
 
 impl<E> TaskError<E> {
     /// True if the task was cancelled (not failed, panicked or timed out).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(std::future::pending::<()>());
+    /// handle.cancel("stop");
+    /// assert!(rt.block_on(handle).unwrap_err().is_cancelled());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Self::Cancelled(_))
     }
 
     /// Maps the task's own error, keeping the other variants.
+    ///
+    /// ```
+    /// use klaw::TaskError;
+    /// let err: TaskError<std::num::ParseIntError> = TaskError::Failed("x".parse::<u8>().unwrap_err());
+    /// let mapped: TaskError<String> = err.map_failed(|e| e.to_string());
+    /// assert_eq!(mapped, TaskError::Failed("invalid digit found in string".to_owned()));
+    /// ```
     pub fn map_failed<F>(self, f: impl FnOnce(E) -> F) -> TaskError<F> {
         match self {
             Self::Failed(error) => TaskError::Failed(f(error)),
@@ -78,11 +93,26 @@ pub struct TaskFailure(BoxError);
 
 impl TaskFailure {
     /// The error as its own type, if it is an `E`.
+    ///
+    /// ```
+    /// use klaw::{Error, TaskError};
+    /// let err: Error = TaskError::Failed(std::fmt::Error).into();
+    /// let Error::Task(TaskError::Failed(failure)) = &err else { unreachable!() };
+    /// assert!(failure.downcast_ref::<std::fmt::Error>().is_some());
+    /// ```
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
         self.0.downcast_ref()
     }
 
     /// The boxed error.
+    ///
+    /// ```
+    /// use klaw::{Error, TaskError};
+    /// let err: Error = TaskError::Failed(std::fmt::Error).into();
+    /// let Error::Task(TaskError::Failed(failure)) = err else { unreachable!() };
+    /// let boxed: klaw::BoxError = failure.into_inner();
+    /// assert!(boxed.is::<std::fmt::Error>());
+    /// ```
     pub fn into_inner(self) -> BoxError {
         self.0
     }
@@ -134,6 +164,11 @@ pub enum Error {
 
 impl Error {
     /// Wraps any error of user code.
+    ///
+    /// ```
+    /// let err = klaw::Error::other("disk full");
+    /// assert_eq!(err.to_string(), "disk full");
+    /// ```
     pub fn other(error: impl Into<BoxError>) -> Self {
         Self::Other(error.into())
     }

@@ -27,6 +27,12 @@ pub struct Elapsed {
 
 impl Elapsed {
     /// How long the future had, from the moment the timeout was created.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = klaw::block_on(klaw::timeout(Duration::from_millis(2), std::future::pending::<()>())).unwrap_err();
+    /// assert_eq!(err.after(), Duration::from_millis(2));
+    /// ```
     pub fn after(&self) -> Duration {
         self.after
     }

@@ -27,11 +27,33 @@ pub struct LogEvent {
 
 impl LogEvent {
     /// The id of the klaw task the event happened in, if any.
+    ///
+    /// ```
+    /// klaw::log::LogConfig::default().without_output().init()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// klaw::log::add_hook(move |event| { let _ = tx.send(event.task_id()); });
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let task = rt.spawn(async { tracing::info!("inside") });
+    /// let id = task.id().as_u64();
+    /// rt.block_on(task)?;
+    /// assert!(rx.try_iter().any(|seen| seen == Some(id)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn task_id(&self) -> Option<u64> {
         self.span_fields.get("task.id")?.parse().ok()
     }
 
     /// The name of the klaw task the event happened in, if it has one.
+    ///
+    /// ```
+    /// klaw::log::LogConfig::default().without_output().init()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// klaw::log::add_hook(move |event| { let _ = tx.send(event.task_name().map(str::to_owned)); });
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(rt.spawn(klaw::Task::new(async { tracing::info!("hi") }).name("greeter")))?;
+    /// assert!(rx.try_iter().any(|name| name.as_deref() == Some("greeter")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn task_name(&self) -> Option<&str> {
         self.span_fields.get("task.name").map(String::as_str)
     }

@@ -49,6 +49,12 @@ pub fn add_hook(hook: impl Fn(&LogEvent) + Send + Sync + 'static) -> HookId {
 
 /// Removes a hook; returns whether it was registered. It receives no event that starts after
 /// this returns.
+///
+/// ```
+/// let id = klaw::log::add_hook(|_| {});
+/// assert!(klaw::log::remove_hook(id));
+/// assert!(!klaw::log::remove_hook(id)); // already gone
+/// ```
 pub fn remove_hook(id: HookId) -> bool {
     let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
     let before = hooks.len();
@@ -58,6 +64,12 @@ pub fn remove_hook(id: HookId) -> bool {
 }
 
 /// Removes every hook.
+///
+/// ```
+/// let id = klaw::log::add_hook(|_| {});
+/// klaw::log::clear_hooks();
+/// assert!(!klaw::log::remove_hook(id));
+/// ```
 pub fn clear_hooks() {
     let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
     hooks.clear();

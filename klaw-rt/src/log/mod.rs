@@ -111,6 +111,13 @@ impl LogConfig {
     ///
     /// # Errors
     /// [`LogInitError::BadFormat`] for a format other than `human` or `json`.
+    ///
+    /// ```
+    /// // With neither KLAW_LOG nor KLAW_LOG_FORMAT set: `info`, human-readable.
+    /// let config = klaw::log::LogConfig::from_env()?;
+    /// # drop(config);
+    /// # Ok::<(), klaw::log::LogInitError>(())
+    /// ```
     pub fn from_env() -> Result<Self, LogInitError> {
         Self::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
@@ -119,6 +126,18 @@ impl LogConfig {
     ///
     /// # Errors
     /// [`LogInitError::BadFormat`] for a format other than `human` or `json`.
+    ///
+    /// ```
+    /// use klaw::log::{Format, LogConfig};
+    /// let env = |name: &str| match name {
+    ///     "KLAW_LOG" => Some("warn".to_owned()),
+    ///     "KLAW_LOG_FORMAT" => Some("json".to_owned()),
+    ///     _ => None,
+    /// };
+    /// let config = LogConfig::from_lookup(env)?; // `warn` and above, as JSON lines
+    /// config.format(Format::Json).without_output().init()?;
+    /// # Ok::<(), klaw::log::LogInitError>(())
+    /// ```
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, LogInitError> {
         let mut config = LogConfig::default();
         if let Some(filter) = env(LOG_ENV) {
@@ -134,6 +153,11 @@ impl LogConfig {
     }
 
     /// Filter directives, as `RUST_LOG` takes them (default `info`).
+    ///
+    /// ```
+    /// klaw::log::LogConfig::default().filter("warn,my_app=debug").without_output().init()?;
+    /// # Ok::<(), klaw::log::LogInitError>(())
+    /// ```
     pub fn filter(mut self, directives: impl Into<String>) -> Self {
         self.filter = directives.into();
         self.filter_from = "LogConfig::filter";
@@ -141,12 +165,24 @@ impl LogConfig {
     }
 
     /// The output format.
+    ///
+    /// ```
+    /// klaw::log::LogConfig::default().format(klaw::log::Format::Json).init()?;
+    /// tracing::info!(user = "ada", "signed in"); // {"timestamp":…,"level":"INFO","fields":{…}}
+    /// # Ok::<(), klaw::log::LogInitError>(())
+    /// ```
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
         self
     }
 
     /// Writes nothing: events reach the hooks only.
+    ///
+    /// ```
+    /// klaw::log::LogConfig::default().without_output().init()?;
+    /// tracing::info!("reaches hooks only");
+    /// # Ok::<(), klaw::log::LogInitError>(())
+    /// ```
     pub fn without_output(mut self) -> Self {
         self.output = false;
         self
@@ -157,6 +193,14 @@ impl LogConfig {
     /// # Errors
     /// [`LogInitError::BadFilter`] for directives that do not parse;
     /// [`LogInitError::AlreadyInitialized`] if a global subscriber is already installed.
+    ///
+    /// ```
+    /// use klaw::log::{LogConfig, LogInitError};
+    /// let err = LogConfig::default().filter("info,[").init().unwrap_err();
+    /// assert!(matches!(err, LogInitError::BadFilter { .. }));
+    /// LogConfig::default().init()?;
+    /// # Ok::<(), LogInitError>(())
+    /// ```
     pub fn init(self) -> Result<(), LogInitError> {
         let filter = EnvFilter::try_new(&self.filter).map_err(|error| LogInitError::BadFilter {
             setting: self.filter_from,

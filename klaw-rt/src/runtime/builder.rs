@@ -52,24 +52,50 @@ impl Builder {
     }
 
     /// Worker threads (1 to 1024). Overrides `KLAW_WORKERS` and detection.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(4).build()?;
+    /// assert_eq!(rt.worker_count(), 4);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
     }
 
     /// The most blocking closures running at once (1 to 4096; default 512).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().max_blocking_threads(8).build()?;
+    /// assert_eq!(rt.config().max_blocking_threads, 8);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn max_blocking_threads(mut self, threads: usize) -> Self {
         self.max_blocking_threads = Some(threads);
         self
     }
 
     /// How long an idle blocking thread waits for work before it exits (default 10 s).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = klaw::Runtime::builder().blocking_keep_alive(Duration::from_secs(1)).build()?;
+    /// assert_eq!(rt.block_on(rt.spawn_blocking(|| 1)), Ok(1));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
         self.blocking_keep_alive = keep_alive;
         self
     }
 
     /// The prefix of thread names: `{name}-worker-{i}`, `{name}-blocking-{i}` (default `klaw`).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).thread_name("indexer").build()?;
+    /// let name = rt.block_on(rt.spawn(async { std::thread::current().name().map(str::to_owned) }))?;
+    /// assert_eq!(name.as_deref(), Some("indexer-worker-0"));
+    /// # Ok::<(), klaw::Error>(())
+    /// ```
     pub fn thread_name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.thread_name = name.into();
         self
@@ -79,6 +105,12 @@ impl Builder {
     ///
     /// # Errors
     /// [`ConfigError`] for an out-of-range setting or a bad `KLAW_WORKERS`.
+    ///
+    /// ```
+    /// let config = klaw::Runtime::builder().workers(2).config()?;
+    /// assert_eq!((config.workers, config.workers_from), (2, klaw::WorkersFrom::Builder));
+    /// # Ok::<(), klaw::ConfigError>(())
+    /// ```
     pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
         let mut config = match self.workers {
             // An explicit count must not fail on a bad variable it overrides.
@@ -101,6 +133,11 @@ impl Builder {
     /// # Errors
     /// [`BuildError::Config`] for a bad setting or `KLAW_WORKERS`; [`BuildError::SpawnThread`]
     /// if the OS refuses a thread.
+    ///
+    /// ```
+    /// let err = klaw::Runtime::builder().max_blocking_threads(0).build().unwrap_err();
+    /// assert!(err.to_string().contains("Builder::max_blocking_threads=0"));
+    /// ```
     pub fn build(self) -> Result<Runtime, BuildError> {
         let config = self.config()?;
         Runtime::start(config, self.thread_name.into_owned(), self.blocking_keep_alive)

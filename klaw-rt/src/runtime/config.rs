@@ -99,6 +99,11 @@ pub struct MachineInfo {
 
 impl MachineInfo {
     /// Reads the machine's cores and memory.
+    ///
+    /// ```
+    /// let machine = klaw::MachineInfo::probe();
+    /// assert!(machine.physical_cores >= 1 && machine.logical_cores >= 1);
+    /// ```
     pub fn probe() -> Self {
         let logical_cores = std::thread::available_parallelism().map_or(1, usize::from);
         MachineInfo {
@@ -195,6 +200,12 @@ impl RuntimeConfig {
     ///
     /// # Errors
     /// [`ConfigError`] if `KLAW_WORKERS` is set to anything but a number from 1 to 1024.
+    ///
+    /// ```
+    /// let config = klaw::RuntimeConfig::detect()?;
+    /// assert!((1..=klaw::MAX_WORKERS).contains(&config.workers));
+    /// # Ok::<(), klaw::ConfigError>(())
+    /// ```
     pub fn detect() -> Result<Self, ConfigError> {
         let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
         Self::from_env(env, MachineInfo::probe())
@@ -205,6 +216,14 @@ impl RuntimeConfig {
     ///
     /// # Errors
     /// [`ConfigError`] if `KLAW_WORKERS` is set to anything but a number from 1 to 1024.
+    ///
+    /// ```
+    /// use klaw::{MachineInfo, RuntimeConfig, WorkersFrom};
+    /// let machine = MachineInfo { physical_cores: 8, logical_cores: 16, memory_bytes: None };
+    /// let config = RuntimeConfig::from_env(|name| (name == "KLAW_WORKERS").then(|| "3".into()), machine)?;
+    /// assert_eq!((config.workers, config.workers_from), (3, WorkersFrom::Env));
+    /// # Ok::<(), klaw::ConfigError>(())
+    /// ```
     pub fn from_env(
         env: impl Fn(&str) -> Option<String>,
         machine: MachineInfo,

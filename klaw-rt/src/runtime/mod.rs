@@ -103,6 +103,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// A builder; `Runtime::builder().build()` gives the detected configuration.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().build()?; // detected workers, KLAW_WORKERS honoured
+    /// assert!(rt.worker_count() >= 1);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
@@ -197,6 +203,16 @@ impl Runtime {
     /// # Panics
     /// If called on one of a runtime's worker threads, where blocking would stall the tasks that
     /// `future` may wait for: `.await` it instead.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let sum = rt.block_on(async {
+    ///     let a = klaw::Handle::current().unwrap().spawn(async { 1 });
+    ///     a.await.unwrap() + 1
+    /// });
+    /// assert_eq!(sum, 2);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         assert!(
             !context::with_current(|c| c.is_some_and(|c| c.is_worker)),
@@ -213,21 +229,51 @@ impl Runtime {
 
     /// A cloneable handle for spawning from elsewhere. It does not keep the runtime alive:
     /// after shutdown, what it spawns is cancelled at once (reason `Shutdown`).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.handle();
+    /// let from_thread = std::thread::spawn(move || handle.spawn(async { 7 })).join().unwrap();
+    /// assert_eq!(rt.block_on(from_thread), Ok(7));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn handle(&self) -> Handle {
         Handle { executor: Arc::downgrade(self.executor()), shared: self.shared.clone() }
     }
 
     /// Worker threads actually running.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(3).build()?;
+    /// assert_eq!(rt.worker_count(), 3);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn worker_count(&self) -> usize {
         self.threads.len()
     }
 
     /// The configuration this runtime was built with.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(2).build()?;
+    /// assert_eq!(rt.config().workers, 2);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn config(&self) -> &RuntimeConfig {
         &self.shared.config
     }
 
     /// Tasks spawned and not yet ended (async and blocking).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let forever = rt.spawn(std::future::pending::<()>());
+    /// assert_eq!(rt.live_tasks(), 1);
+    /// forever.cancel("done");
+    /// let _ = rt.block_on(forever);
+    /// assert_eq!(rt.live_tasks(), 0);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn live_tasks(&self) -> usize {
         self.shared.stats.live()
     }
@@ -331,6 +377,13 @@ impl Handle {
     ///
     /// # Errors
     /// [`NoRuntime`] outside any klaw runtime.
+    ///
+    /// ```
+    /// assert!(klaw::Handle::current().is_err()); // not inside a runtime
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// assert!(rt.block_on(async { klaw::Handle::current() }).is_ok());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn current() -> Result<Handle, NoRuntime> {
         context::with_current(|context| {
             context
@@ -341,6 +394,13 @@ impl Handle {
 
     /// Spawns on the runtime; see [`Runtime::spawn`]. After shutdown the task is cancelled
     /// before it starts (reason `Shutdown`) and its body never runs.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.handle();
+    /// assert_eq!(rt.block_on(handle.spawn(async { "spawned through a handle" })), Ok("spawned through a handle"));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
     where
         T: IntoTask,
@@ -351,6 +411,13 @@ impl Handle {
     }
 
     /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.handle();
+    /// assert_eq!(rt.block_on(handle.spawn_blocking(|| 6 * 7)), Ok(42));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> TaskHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -360,11 +427,23 @@ impl Handle {
     }
 
     /// Tasks spawned and not yet ended.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// assert_eq!(rt.handle().live_tasks(), 0);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn live_tasks(&self) -> usize {
         self.shared.stats.live()
     }
 
     /// The configuration the runtime was built with.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(2).build()?;
+    /// assert_eq!(rt.handle().config().workers, 2);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn config(&self) -> &RuntimeConfig {
         &self.shared.config
     }

@@ -140,12 +140,30 @@ pub struct ShutdownReport {
 
 impl ShutdownReport {
     /// Tasks whose body ran to the end: `succeeded + failed`.
+    ///
+    /// ```
+    /// use klaw::Task;
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let ok = rt.spawn(async { 1 });
+    /// let err = rt.spawn(Task::fallible(async { Err::<(), _>(std::fmt::Error) }));
+    /// rt.block_on(async { let _ = (ok.await, err.await); });
+    /// let report = rt.shutdown(std::time::Duration::from_secs(1));
+    /// assert_eq!((report.completed(), report.succeeded, report.failed), (2, 1, 1));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn completed(&self) -> u64 {
         self.succeeded + self.failed
     }
 
     /// `Ok(self)` if every task ended within the grace period, else a typed error holding the
     /// report (nothing is lost).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let report = rt.shutdown(std::time::Duration::from_secs(1)).into_result().expect("nothing was running");
+    /// assert!(!report.grace_expired);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn into_result(self) -> Result<Self, ShutdownTimedOut> {
         if self.grace_expired || self.abandoned > 0 {
             Err(ShutdownTimedOut(self))

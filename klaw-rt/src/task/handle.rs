@@ -46,32 +46,90 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     }
 
     /// The task's id.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(async { klaw::current_task_id() });
+    /// let id = handle.id();
+    /// assert_eq!(rt.block_on(handle), Ok(Some(id)));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn id(&self) -> TaskId {
         self.joiner.header().id()
     }
 
     /// The task's name, if it was given one.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(klaw::Task::new(async {}).name("index"));
+    /// assert_eq!(handle.name(), Some("index"));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.joiner.header().name()
     }
 
     /// How the task ended, or `Pending`. Changes at most once: the moment the outcome is decided
     /// (a cancel that wins shows at once, even while the body is still being dropped).
+    ///
+    /// ```
+    /// use klaw::ExitReason;
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(std::future::pending::<()>());
+    /// assert_eq!(handle.exit_reason(), ExitReason::Pending);
+    /// handle.cancel("stop");
+    /// assert_eq!(handle.exit_reason(), ExitReason::Cancelled); // at once, before the body is dropped
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn exit_reason(&self) -> ExitReason {
         self.joiner.header().exit_reason()
     }
 
     /// True once the task has ended and its result is ready: awaiting will not wait.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(async { 1 });
+    /// while !handle.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(rt.block_on(handle), Ok(1)); // does not wait
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.joiner.header().is_done()
     }
 
     /// True once the body has started running. A task cancelled before it started never will.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let (started_tx, started) = std::sync::mpsc::channel();
+    /// let handle = rt.spawn(async move {
+    ///     started_tx.send(()).unwrap();
+    ///     std::future::pending::<()>().await;
+    /// });
+    /// started.recv().unwrap();
+    /// assert!(handle.has_started());
+    /// handle.cancel("stop");
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn has_started(&self) -> bool {
         self.joiner.header().has_started()
     }
 
     /// The cancel reason, if the task ended cancelled.
+    ///
+    /// ```
+    /// use klaw::CancelReason;
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(std::future::pending::<()>());
+    /// assert_eq!(handle.cancel_reason(), None);
+    /// handle.cancel(CancelReason::user("user pressed stop"));
+    /// assert_eq!(handle.cancel_reason(), Some(CancelReason::user("user pressed stop")));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
         self.joiner.header().cancel_reason()
     }
@@ -82,11 +140,29 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// The token exists before the task is scheduled, so a cancel right after `spawn` always
     /// takes effect: if the body has not started it never will; if it is running it is dropped
     /// at its next `.await` point (or, for a blocking task, sees [`is_cancelled`](crate::is_cancelled)).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(std::future::pending::<()>());
+    /// assert!(handle.cancel("first"));   // decided the outcome
+    /// assert!(!handle.cancel("second")); // already decided
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
         self.joiner.header().cancel(reason.into())
     }
 
     /// A cloneable, `Send` handle that can only cancel, for another thread or task.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(std::future::pending::<()>());
+    /// let canceller = handle.canceller();
+    /// let other = canceller.clone();
+    /// assert!(other.cancel("from a clone"));
+    /// assert!(canceller.is_cancelled());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn canceller(&self) -> Canceller {
         Canceller(self.joiner.header_ref())
     }
@@ -94,6 +170,16 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// Registers `hook` to run once if the task is cancelled or times out (at once if it already
     /// was). Backends use this to forward a cancel, e.g. to a remote worker. A panicking hook is
     /// contained: it neither reaches the canceller nor stops other hooks.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(std::future::pending::<()>());
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// handle.on_cancel(move |reason| tx.send(reason.clone()).unwrap());
+    /// handle.cancel("stop");
+    /// assert_eq!(rx.recv().unwrap(), klaw::CancelReason::user("stop"));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn on_cancel(&self, hook: impl FnOnce(&CancelReason) + Send + 'static) {
         self.joiner.header().on_cancel(Box::new(hook));
     }
@@ -134,26 +220,68 @@ pub struct Canceller(HeaderRef);
 
 impl Canceller {
     /// Cancels the task; see [`TaskHandle::cancel`].
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller(); // handle dropped: detached
+    /// assert!(canceller.cancel("stop"));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
         self.0.header().cancel(reason.into())
     }
 
     /// The task's id.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(async {});
+    /// assert_eq!(handle.canceller().id(), handle.id());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn id(&self) -> TaskId {
         self.0.header().id()
     }
 
     /// True once the task's outcome is decided as cancelled or timed out.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller();
+    /// assert!(!canceller.is_cancelled());
+    /// canceller.cancel("stop");
+    /// assert!(canceller.is_cancelled());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.0.header().is_cancelled()
     }
 
     /// How the task ended, or `Pending`.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(async { 1 });
+    /// let canceller = handle.canceller();
+    /// rt.block_on(handle).unwrap();
+    /// assert_eq!(canceller.exit_reason(), klaw::ExitReason::Success);
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn exit_reason(&self) -> ExitReason {
         self.0.header().exit_reason()
     }
 
     /// Registers a cancel hook; see [`TaskHandle::on_cancel`].
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller();
+    /// canceller.cancel("stop");
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// canceller.on_cancel(move |_| tx.send(()).unwrap()); // already cancelled: runs at once
+    /// assert!(rx.try_recv().is_ok());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn on_cancel(&self, hook: impl FnOnce(&CancelReason) + Send + 'static) {
         self.0.header().on_cancel(Box::new(hook));
     }

@@ -50,6 +50,13 @@ impl TaskId {
     }
 
     /// The id as a number, for logs and metrics.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let id = rt.spawn(async {}).id();
+    /// assert_eq!(id.to_string(), format!("#{}", id.as_u64()));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn as_u64(self) -> u64 {
         self.0.get()
     }

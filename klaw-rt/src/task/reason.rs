@@ -32,6 +32,11 @@ pub enum CancelReason {
 
 impl CancelReason {
     /// A cancellation by user code with a message.
+    ///
+    /// ```
+    /// let reason = klaw::CancelReason::user(format!("request {} aborted", 17));
+    /// assert_eq!(reason.to_string(), "cancelled: request 17 aborted");
+    /// ```
     pub fn user(message: impl Into<Cow<'static, str>>) -> Self {
         Self::User(message.into())
     }
@@ -105,6 +110,12 @@ impl ExitReason {
     }
 
     /// True for every state but `Pending`.
+    ///
+    /// ```
+    /// use klaw::ExitReason;
+    /// assert!(!ExitReason::Pending.is_terminal());
+    /// assert!(ExitReason::Cancelled.is_terminal());
+    /// ```
     pub fn is_terminal(self) -> bool {
         self != Self::Pending
     }

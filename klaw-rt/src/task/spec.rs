@@ -71,6 +71,13 @@ pub struct Task<F, M = Plain> {
 
 impl<F: Future> Task<F, Plain> {
     /// A task whose every output is a success.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let plain = rt.spawn(klaw::Task::new(async { "9".parse::<u8>() }));
+    /// assert_eq!(rt.block_on(plain), Ok(Ok(9))); // a plain task's Result is its value
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn new(future: F) -> Self {
         Task { future, name: None, timeout: None, mode: PhantomData }
     }
@@ -81,6 +88,13 @@ where
     F: Future<Output = Result<T, E>>,
 {
     /// A task whose `Err` output is a failure: its handle gives `Result<T, TaskError<E>>`.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let fallible = rt.spawn(klaw::Task::fallible(async { "9".parse::<u8>() }));
+    /// assert_eq!(rt.block_on(fallible), Ok(9)); // Err would be TaskError::Failed
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn fallible(future: F) -> Self {
         Task { future, name: None, timeout: None, mode: PhantomData }
     }
@@ -88,6 +102,12 @@ where
 
 impl<F, M> Task<F, M> {
     /// Names the task (shown in `Debug`, logs and `TaskHandle::name`).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// assert_eq!(rt.spawn(klaw::Task::new(async {}).name("flush")).name(), Some("flush"));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
         self
@@ -95,6 +115,14 @@ impl<F, M> Task<F, M> {
 
     /// Ends the task with [`TaskError::TimedOut`](crate::TaskError::TimedOut) if it has not
     /// finished `timeout` after it first starts running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let slow = rt.spawn(klaw::Task::new(klaw::sleep(Duration::from_secs(9))).timeout(Duration::from_millis(5)));
+    /// assert_eq!(rt.block_on(slow), Err(klaw::TaskError::TimedOut(Duration::from_millis(5))));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
