@@ -15,12 +15,15 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::log::event::{FieldMap, LogEvent};
 
 type Hook = Arc<dyn Fn(&LogEvent) + Send + Sync>;
+type HookList = Vec<(HookId, Hook)>;
 
 /// Identifies a hook, to remove it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HookId(u64);
 
-static HOOKS: RwLock<Vec<(HookId, Hook)>> = RwLock::new(Vec::new());
+/// Copy on write: an event clones the `Arc` (one increment) instead of the list; the rare
+/// add/remove builds a new list. `None` is the empty list.
+static HOOKS: RwLock<Option<Arc<HookList>>> = RwLock::new(None);
 /// Lets the layer skip building a `LogEvent` when nobody listens.
 static ANY_HOOKS: AtomicBool = AtomicBool::new(false);
 
@@ -41,9 +44,8 @@ static ANY_HOOKS: AtomicBool = AtomicBool::new(false);
 pub fn add_hook(hook: impl Fn(&LogEvent) + Send + Sync + 'static) -> HookId {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = HookId(NEXT.fetch_add(1, Ordering::Relaxed));
-    let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
-    hooks.push((id, Arc::new(hook)));
-    ANY_HOOKS.store(true, Ordering::Release);
+    let hook: Hook = Arc::new(hook);
+    update(|hooks| hooks.push((id, hook)));
     id
 }
 
@@ -56,11 +58,11 @@ pub fn add_hook(hook: impl Fn(&LogEvent) + Send + Sync + 'static) -> HookId {
 /// assert!(!klaw::log::remove_hook(id)); // already gone
 /// ```
 pub fn remove_hook(id: HookId) -> bool {
-    let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
-    let before = hooks.len();
-    hooks.retain(|(hook_id, _)| *hook_id != id);
-    ANY_HOOKS.store(!hooks.is_empty(), Ordering::Release);
-    hooks.len() != before
+    update(|hooks| {
+        let before = hooks.len();
+        hooks.retain(|(hook_id, _)| *hook_id != id);
+        hooks.len() != before
+    })
 }
 
 /// Removes every hook.
@@ -71,9 +73,17 @@ pub fn remove_hook(id: HookId) -> bool {
 /// assert!(!klaw::log::remove_hook(id));
 /// ```
 pub fn clear_hooks() {
-    let mut hooks = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
-    hooks.clear();
-    ANY_HOOKS.store(false, Ordering::Release);
+    update(Vec::clear);
+}
+
+/// Applies `change` to a copy of the hook list and publishes the result.
+fn update<R>(change: impl FnOnce(&mut HookList) -> R) -> R {
+    let mut slot = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
+    let mut hooks = slot.as_deref().cloned().unwrap_or_default();
+    let result = change(&mut hooks);
+    ANY_HOOKS.store(!hooks.is_empty(), Ordering::Release);
+    *slot = (!hooks.is_empty()).then(|| Arc::new(hooks));
+    result
 }
 
 /// The fields of a span, kept in its extensions so events inside it can carry them.
@@ -126,13 +136,8 @@ where
             span_fields,
         };
         // Call outside the lock: a hook may add or remove hooks.
-        let hooks: Vec<Hook> = HOOKS
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(_, hook)| hook.clone())
-            .collect();
-        for hook in hooks {
+        let hooks = HOOKS.read().unwrap_or_else(PoisonError::into_inner).clone();
+        for (_, hook) in hooks.iter().flat_map(|hooks| hooks.iter()) {
             let _ = catch_unwind(AssertUnwindSafe(|| hook(&log_event)));
         }
     }
