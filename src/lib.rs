@@ -25,14 +25,16 @@
 //! `cargo test`). The contract is `DESIGN.md`.
 #![forbid(unsafe_code)]
 
-pub use klaw_macros::{main, test};
+pub use klaw_macros::{main, scope, task, test};
 pub use klaw_rt::{
-    BoxError, BuildError, Builder, CancelReason, Canceller, ConfigError,
-    DEFAULT_MAX_BLOCKING_THREADS, Elapsed, Error, ExitReason, Fallible, Handle, IntoTask,
-    MAX_BLOCKING_THREADS, MAX_WORKERS, MachineInfo, NoRuntime, Outcome, Plain, Runtime,
-    RuntimeConfig, ShutdownReport, ShutdownTimedOut, Task, TaskError, TaskFailure, TaskHandle,
-    TaskId, WORKERS_ENV, WorkersFrom, block_on, current_task_id, is_cancelled, sleep, sleep_until,
-    timeout, timeout_at,
+    BlockingTask, BoxError, BuildError, Builder, CancelReason, CancelScope, CancelToken,
+    Cancellable, Canceller, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, Elapsed, Error, ExitReason,
+    Fallible, Handle, InlineBlockingTask, InlineTask, IntoTask, MAX_BLOCKING_THREADS, MAX_WORKERS,
+    MachineInfo, NoRuntime, Outcome, Plain, Runtime, RuntimeConfig, Scope, ScopeBody, ScopeError,
+    ScopeHandle, ScopeOptions, Shielded, ShutdownReport, ShutdownTimedOut, Spawnable, Task,
+    TaskError, TaskFailure, TaskHandle, TaskId, WORKERS_ENV, WorkersFrom, block_on, checkpoint,
+    current_task_id, fail_after, fail_at, is_cancelled, move_on_after, move_on_at, scope_with,
+    shield, sleep, sleep_until, timeout, timeout_at,
 };
 
 pub use klaw_rt::log;
@@ -45,7 +47,8 @@ pub mod time {
 /// The names most programs need: `use klaw::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CancelReason, Canceller, Error, ExitReason, Runtime, Task, TaskError, TaskHandle,
+        CancelReason, CancelScope, Canceller, Error, ExitReason, Runtime, Scope, ScopeHandle, Task,
+        TaskError, TaskHandle,
     };
 }
 
@@ -55,6 +58,23 @@ pub mod __private {
     use std::future::Future;
 
     use crate::Runtime;
+
+    pub use crate::{BlockingTask, Error, Fallible, Plain, Scope, ScopeOptions, Task, scope_with};
+
+    /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, Error>>`
+    /// bound is what lets `?` in the body infer `klaw::Error`.
+    pub fn scope_body<'s, T, F>(body: F) -> crate::ScopeBody<'s, T>
+    where
+        F: Future<Output = Result<T, Error>> + Send + 's,
+    {
+        Box::pin(body)
+    }
+
+    /// Stands in for a `scope!` with a compile error, so the caller's code still type-checks and
+    /// the user sees only the macro's message.
+    pub async fn scope_stub<T>() -> Result<T, Error> {
+        unreachable!("scope! had a compile error")
+    }
 
     /// Which attribute expanded.
     #[derive(Debug, Clone, Copy)]

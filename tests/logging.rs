@@ -56,6 +56,41 @@ fn a_hook_receives_events_from_a_task_with_the_task_fields() {
 }
 
 #[test]
+fn a_scope_child_logs_with_its_name_and_its_scope() {
+    let _serial = logging();
+    let (id, events) = forward("in-scope");
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(async {
+        klaw::scope!(name = "importer", |s| {
+            s.spawn(
+                Task::new(async { tracing::info!(marker = "in-scope", "parallel") }).name("rows"),
+            );
+            s.spawn_blocking(|| tracing::info!(marker = "in-scope", "blocking"));
+            s.spawn_local(async { tracing::info!(marker = "in-scope", "local") });
+            Ok(())
+        })
+    })
+    .unwrap();
+    assert!(remove_hook(id));
+    let mut seen: Vec<(String, Option<String>, Option<String>)> = events
+        .try_iter()
+        .map(|e| {
+            (e.message.clone(), e.task_name().map(str::to_owned), e.scope_name().map(str::to_owned))
+        })
+        .collect();
+    seen.sort();
+    let importer = Some("importer".to_owned());
+    assert_eq!(
+        seen,
+        [
+            ("blocking".to_owned(), None, importer.clone()),
+            ("local".to_owned(), None, importer.clone()),
+            ("parallel".to_owned(), Some("rows".to_owned()), importer),
+        ]
+    );
+}
+
+#[test]
 fn a_removed_hook_receives_nothing() {
     let _serial = logging();
     let (id, events) = forward("removal");

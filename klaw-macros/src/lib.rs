@@ -7,8 +7,11 @@
 #![forbid(unsafe_code)]
 
 mod diagnostic;
+mod duration;
 mod entry;
 mod options;
+mod scope;
+mod task;
 
 use proc_macro::TokenStream;
 
@@ -22,4 +25,16 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::EntryKind::Test, args.into(), item.into()).into()
+}
+
+/// Makes an `async fn` (or, with `blocking`, a sync fn) a task. See the `klaw` crate.
+#[proc_macro_attribute]
+pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    task::expand(args.into(), item.into()).into()
+}
+
+/// Opens a nursery: `scope!(|s| { ... })`. See the `klaw` crate.
+#[proc_macro]
+pub fn scope(input: TokenStream) -> TokenStream {
+    scope::expand(input.into()).into()
 }

@@ -101,3 +101,27 @@ fn parse_int(int: &LitInt) -> Option<usize> {
     }
     int.base10_parse().ok()
 }
+
+/// The value of `key = "text"`: a non-empty string literal.
+pub(crate) fn str_value(arg: &OptionArg) -> syn::Result<syn::LitStr> {
+    let key = &arg.key;
+    let expected = || format!("`{key}` takes a non-empty string literal, e.g. `{key} = \"fetch\"`");
+    match &arg.value {
+        Some(Expr::Lit(ExprLit { lit: Lit::Str(text), .. })) if !text.value().is_empty() => {
+            Ok(text.clone())
+        }
+        Some(other) => Err(syn::Error::new_spanned(other, expected())),
+        None => Err(syn::Error::new_spanned(key, format!("{}; the value is missing", expected()))),
+    }
+}
+
+/// A bare flag such as `supervisor`: it takes no value.
+pub(crate) fn flag_value(arg: &OptionArg) -> syn::Result<()> {
+    match &arg.value {
+        None => Ok(()),
+        Some(value) => Err(syn::Error::new_spanned(
+            value,
+            format!("`{}` is a flag and takes no value: write just `{}`", arg.key, arg.key),
+        )),
+    }
+}

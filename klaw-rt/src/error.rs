@@ -92,6 +92,10 @@ impl<E> TaskError<E> {
 pub struct TaskFailure(BoxError);
 
 impl TaskFailure {
+    pub(crate) fn new(error: BoxError) -> Self {
+        Self(error)
+    }
+
     /// The error as its own type, if it is an `E`.
     ///
     /// ```
@@ -157,12 +161,30 @@ pub enum Error {
     /// No runtime was current where one was needed.
     #[error(transparent)]
     NoRuntime(#[from] NoRuntime),
+    /// Several things failed in one scope: the first, then the others in the order they
+    /// happened. (A scope where one thing failed returns that error itself.)
+    #[error(transparent)]
+    Scope(ScopeError),
     /// Any other error, from user code.
     #[error(transparent)]
     Other(BoxError),
 }
 
 impl Error {
+    /// The error that happened first: for [`Error::Scope`], its first error (recursively);
+    /// otherwise `self`.
+    ///
+    /// ```
+    /// let error = klaw::Error::other("disk full");
+    /// assert_eq!(error.first().to_string(), "disk full");
+    /// ```
+    pub fn first(&self) -> &Error {
+        match self {
+            Self::Scope(scope) => scope.first().first(),
+            other => other,
+        }
+    }
+
     /// Wraps any error of user code.
     ///
     /// ```
@@ -183,5 +205,106 @@ impl From<ConfigError> for Error {
 impl<E: std::error::Error + Send + Sync + 'static> From<TaskError<E>> for Error {
     fn from(error: TaskError<E>) -> Self {
         Self::Task(error.map_failed(|error| TaskFailure(Box::new(error))))
+    }
+}
+
+/// Several failures of one scope, the first first: what cancelled the scope (in supervisor mode,
+/// simply the earliest), then every other, in the order they happened. None is dropped.
+///
+/// ```
+/// # #[klaw::main(workers = 2)]
+/// # async fn main() {
+/// let error = klaw::scope!(supervisor, |s| {
+///     for i in 0..3 {
+///         s.spawn(klaw::Task::fallible(async move { Err::<(), _>(format!("job {i} failed")) }));
+///     }
+///     Ok(())
+/// })
+/// .unwrap_err();
+/// let klaw::Error::Scope(failures) = error else { panic!("expected several failures") };
+/// assert_eq!(failures.len(), 3);
+/// assert!(failures.first().to_string().contains("failed"));
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ScopeError {
+    errors: Vec<Error>,
+}
+
+impl ScopeError {
+    pub(crate) fn new(errors: Vec<Error>) -> Self {
+        debug_assert!(errors.len() >= 2, "a ScopeError holds several errors");
+        Self { errors }
+    }
+
+    /// The first failure.
+    ///
+    /// ```
+    /// # fn check(failures: &klaw::ScopeError) -> &klaw::Error {
+    /// failures.first()
+    /// # }
+    /// ```
+    pub fn first(&self) -> &Error {
+        &self.errors[0]
+    }
+
+    /// Every failure, the first first.
+    ///
+    /// ```
+    /// # fn check(failures: &klaw::ScopeError) -> usize {
+    /// failures.errors().iter().filter(|e| matches!(e, klaw::Error::Task(_))).count()
+    /// # }
+    /// ```
+    pub fn errors(&self) -> &[Error] {
+        &self.errors
+    }
+
+    /// How many failures (at least two).
+    ///
+    /// ```
+    /// # fn check(failures: &klaw::ScopeError) -> bool {
+    /// failures.len() >= 2
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// Always false: a `ScopeError` holds at least two errors.
+    ///
+    /// ```
+    /// # fn check(failures: &klaw::ScopeError) -> bool {
+    /// !failures.is_empty()
+    /// # }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Takes the failures out, the first first.
+    ///
+    /// ```
+    /// # fn check(failures: klaw::ScopeError) -> Vec<klaw::Error> {
+    /// failures.into_errors()
+    /// # }
+    /// ```
+    pub fn into_errors(self) -> Vec<Error> {
+        self.errors
+    }
+}
+
+impl std::fmt::Display for ScopeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failures in one scope; first: {}", self.errors.len(), self.errors[0])?;
+        for other in &self.errors[1..] {
+            write!(f, "; then: {other}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScopeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errors[0])
     }
 }

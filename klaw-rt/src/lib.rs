@@ -5,22 +5,29 @@
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`.
 #![deny(unsafe_code)]
 
+pub mod cancel;
 mod error;
 pub mod log;
 mod runtime;
+pub mod scope;
 mod sync;
 pub mod task;
 pub mod time;
 
-pub use error::{BoxError, Error, TaskError, TaskFailure};
+pub use cancel::{
+    CancelScope, CancelToken, Cancellable, Shielded, checkpoint, fail_after, fail_at,
+    move_on_after, move_on_at, shield,
+};
+pub use error::{BoxError, Error, ScopeError, TaskError, TaskFailure};
 pub use runtime::{
     BuildError, Builder, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, Handle, MAX_BLOCKING_THREADS,
     MAX_WORKERS, MachineInfo, NoRuntime, Runtime, RuntimeConfig, ShutdownReport, ShutdownTimedOut,
     WORKERS_ENV, WorkersFrom, block_on,
 };
+pub use scope::{Scope, ScopeBody, ScopeHandle, ScopeOptions, Spawnable, scope_with};
 pub use task::{
-    CancelReason, Canceller, ExitReason, Fallible, IntoTask, Outcome, Plain, Task, TaskHandle,
-    TaskId, current_task_id, is_cancelled,
+    BlockingTask, CancelReason, Canceller, ExitReason, Fallible, InlineBlockingTask, InlineTask,
+    IntoTask, Outcome, Plain, Task, TaskHandle, TaskId, current_task_id, is_cancelled,
 };
 pub use time::{Elapsed, sleep, sleep_until, timeout, timeout_at};
 

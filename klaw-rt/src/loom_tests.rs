@@ -129,3 +129,80 @@ fn loom_a_joiner_that_replaces_its_waker_is_still_woken() {
         assert!(runner.join().unwrap());
     });
 }
+
+mod scope_models {
+    //! Cancel propagation in a scope's registry: a child that registers while its scope is
+    //! being cancelled (by the parent, or by a failing sibling) is cancelled either way, and the
+    //! scope sees every child end.
+
+    use std::sync::Arc;
+
+    use loom::thread;
+
+    use crate::TaskError;
+    use crate::scope::registry::{Failure, ScopeChild, ScopeShared};
+    use crate::task::core::{self, new_task};
+    use crate::task::handle::TaskOutput;
+    use crate::task::{CancelReason, TaskId};
+
+    type Output = TaskOutput<u32, String>;
+
+    #[test]
+    fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
+        loom::model(|| {
+            let scope = ScopeShared::new(false);
+            let (mut completer, joiner) = new_task::<Output>(TaskId::next(), None);
+            let parent = scope.clone();
+            let cancel =
+                thread::spawn(move || parent.cancel_all(CancelReason::ParentCancelled, None));
+
+            let child: Arc<dyn ScopeChild> = joiner.core();
+            let link = scope.register(child);
+            // The runner: it may start before the cancel arrives, never after.
+            let started = completer.try_start(None);
+            cancel.join().unwrap();
+
+            assert!(joiner.header().is_cancelled(), "a registering child escaped the cancel");
+            assert_eq!(joiner.header().cancel_reason(), Some(CancelReason::ParentCancelled));
+            assert!(!completer.try_finish(core::SUCCESS), "a cancelled child cannot complete");
+            if !started {
+                assert!(!joiner.header().has_started());
+            }
+            completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+            link.child_ended(core::CANCELLED);
+            assert!(scope.is_empty(), "the scope missed the child's end");
+            assert!(scope.take_failures().is_empty(), "a cancellation is not a failure");
+        });
+    }
+
+    #[test]
+    fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
+        loom::model(|| {
+            let scope = ScopeShared::new(false);
+            let (failing, failing_joiner) = new_task::<Output>(TaskId::next(), None);
+            let child: Arc<dyn ScopeChild> = failing_joiner.core();
+            let failing_link = scope.register(child);
+            let sibling = thread::spawn(move || {
+                assert!(failing.try_finish(core::ERROR));
+                failing.publish(Err(TaskError::Failed("boom".to_owned())));
+                failing_link.child_ended(core::ERROR);
+            });
+
+            let (mut late, late_joiner) = new_task::<Output>(TaskId::next(), None);
+            let child: Arc<dyn ScopeChild> = late_joiner.core();
+            let late_link = scope.register(child);
+            let _ = late.try_start(None);
+            sibling.join().unwrap();
+
+            assert_eq!(late_joiner.header().cancel_reason(), Some(CancelReason::SiblingFailed));
+            late.publish(Err(TaskError::Cancelled(CancelReason::SiblingFailed)));
+            late_link.child_ended(core::CANCELLED);
+            assert!(scope.is_empty());
+            let failures = scope.take_failures();
+            assert_eq!(failures.len(), 1, "exactly the one failure is recorded");
+            let Failure::Child(failed) = &failures[0] else { panic!("not a child failure") };
+            assert!(failed.take_failure().is_some(), "the unawaited failure is kept, not lost");
+            drop(failing_joiner);
+        });
+    }
+}

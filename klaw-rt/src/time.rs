@@ -26,6 +26,10 @@ pub struct Elapsed {
 }
 
 impl Elapsed {
+    pub(crate) fn new(after: Duration) -> Self {
+        Self { after }
+    }
+
     /// How long the future had, from the moment the timeout was created.
     ///
     /// ```

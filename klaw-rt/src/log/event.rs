@@ -57,6 +57,25 @@ impl LogEvent {
     pub fn task_name(&self) -> Option<&str> {
         self.span_fields.get("task.name").map(String::as_str)
     }
+
+    /// The name of the scope whose child the event happened in, if the scope has one.
+    ///
+    /// ```
+    /// klaw::log::LogConfig::default().without_output().init()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// klaw::log::add_hook(move |event| { let _ = tx.send(event.scope_name().map(str::to_owned)); });
+    /// klaw::block_on(async {
+    ///     klaw::scope!(name = "crawl", |s| {
+    ///         s.spawn_local(async { tracing::info!("child") });
+    ///         Ok(())
+    ///     })
+    /// })?;
+    /// assert!(rx.try_iter().any(|scope| scope.as_deref() == Some("crawl")));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scope_name(&self) -> Option<&str> {
+        self.span_fields.get("scope").map(String::as_str)
+    }
 }
 
 /// Formats every field of an event or span into a map (the `message` field separately).

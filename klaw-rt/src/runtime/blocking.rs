@@ -169,7 +169,7 @@ mod tests {
             let task = completer.header_ref();
             let (running, peak) = (running.clone(), peak.clone());
             stats.task_spawned();
-            let job = BlockingRunner::new(
+            let job = BlockingRunner::<_, (), crate::Plain>::new(
                 move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
@@ -179,6 +179,7 @@ mod tests {
                 completer,
                 None,
                 stats.clone(),
+                None,
             );
             pool.submit(Box::new(job), task);
             assert!(pool.shared.lock().threads <= 3);

@@ -25,10 +25,12 @@ use std::time::{Duration, Instant};
 use async_executor::Executor;
 use event_listener::Event;
 
-use crate::task::core::new_task;
+use crate::scope::ChildLink;
+use crate::task::core::{Joiner, new_task};
+use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, task_span};
 use crate::task::spec::{ErrOf, OkOf};
-use crate::task::{IntoTask, Task, TaskHandle, TaskId};
+use crate::task::{BlockingTask, IntoTask, Task, TaskHandle, TaskId};
 use blocking::BlockingPool;
 use context::Context;
 use stats::{Stats, wait_until};
@@ -175,7 +177,7 @@ impl Runtime {
         T: IntoTask,
         T::Future: Send + 'static,
     {
-        spawn_on(Some(self.executor()), &self.shared, task.into_task())
+        spawn_on(Some(self.executor()), &self.shared, task.into_task(), None, |_| None)
     }
 
     /// Runs `f` on the blocking pool, so it cannot stall the workers. At most
@@ -194,7 +196,7 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, f)
+        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None)
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so
@@ -407,7 +409,7 @@ impl Handle {
         T::Future: Send + 'static,
     {
         let executor = self.executor.upgrade();
-        spawn_on(executor.as_ref(), &self.shared, task.into_task())
+        spawn_on(executor.as_ref(), &self.shared, task.into_task(), None, |_| None)
     }
 
     /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].
@@ -423,7 +425,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, f)
+        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None)
     }
 
     /// Tasks spawned and not yet ended.
@@ -449,6 +451,42 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// Spawns a scope's parallel child: registered with `parent` before it is scheduled.
+    pub(crate) fn spawn_child<F, M>(
+        &self,
+        task: Task<F, M>,
+        scope: Option<&str>,
+        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+    ) -> TaskHandle<M::Ok, M::Err>
+    where
+        F: Future + Send + 'static,
+        M: crate::Outcome<F::Output> + 'static,
+    {
+        let executor = self.executor.upgrade();
+        spawn_on(executor.as_ref(), &self.shared, task, scope, parent)
+    }
+
+    /// Spawns a scope's blocking child: registered with `parent` before it is queued.
+    pub(crate) fn spawn_blocking_child<F, O, M>(
+        &self,
+        task: BlockingTask<F, M>,
+        scope: Option<&str>,
+        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+    ) -> TaskHandle<M::Ok, M::Err>
+    where
+        F: FnOnce() -> O + Send + 'static,
+        O: 'static,
+        M: crate::Outcome<O> + 'static,
+    {
+        spawn_blocking_on(&self.shared, task, scope, parent)
+    }
+
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.shared.stats
+    }
+}
+
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
@@ -460,22 +498,33 @@ impl fmt::Debug for Handle {
 
 /// Creates the task (and so its cancel token) first, then schedules it. Without an executor
 /// (shut down), the runner is dropped unpolled, which publishes `Cancelled(Shutdown)`.
-fn spawn_on<F, M>(
+pub(crate) fn spawn_on<F, M>(
     executor: Option<&Arc<Executor<'static>>>,
     shared: &Shared,
     task: Task<F, M>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
     F: std::future::Future + Send + 'static,
     M: crate::Outcome<F::Output> + 'static,
 {
     let id = TaskId::next();
-    let span = task_span(id, task.name.as_deref());
+    let span = task_span(id, task.name.as_deref(), scope);
     let (completer, joiner) = new_task(id, task.name);
+    // Registered with its scope before any executor sees it: a scope cancelled meanwhile
+    // cancels it before it can start.
+    let link = parent(&joiner);
     let handle = TaskHandle::new(joiner);
     shared.stats.task_spawned();
-    let runner =
-        AsyncRunner::<F, M>::new(task.future, completer, task.timeout, span, shared.stats.clone());
+    let runner = AsyncRunner::<F, M>::new(
+        task.future,
+        completer,
+        task.timeout,
+        span,
+        Some(shared.stats.clone()),
+        link,
+    );
     match executor {
         Some(executor) => executor.spawn(runner).detach(),
         None => drop(runner),
@@ -483,20 +532,27 @@ where
     handle
 }
 
-fn spawn_blocking_on<F, R>(shared: &Shared, f: F) -> TaskHandle<R>
+pub(crate) fn spawn_blocking_on<F, O, M>(
+    shared: &Shared,
+    task: BlockingTask<F, M>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+) -> TaskHandle<M::Ok, M::Err>
 where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: crate::Outcome<O> + 'static,
 {
     let id = TaskId::next();
-    let (completer, joiner) = new_task(id, None);
+    let span = task_span(id, task.name.as_deref(), scope);
+    let (completer, joiner) = new_task(id, task.name);
+    let link = parent(&joiner);
     let handle = TaskHandle::new(joiner);
     shared.stats.task_spawned();
-    let task = completer.header_ref();
-    let span = task_span(id, None);
-    shared
-        .blocking
-        .submit(Box::new(BlockingRunner::new(f, completer, span, shared.stats.clone())), task);
+    let header = completer.header_ref();
+    let runner =
+        BlockingRunner::<F, O, M>::new(task.body, completer, span, shared.stats.clone(), link);
+    shared.blocking.submit(Box::new(runner), header);
     handle
 }
 

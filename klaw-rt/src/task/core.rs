@@ -9,7 +9,8 @@
 //! Three roles touch a core, each through its own type, so the aliasing rules of the two
 //! `UnsafeCell` slots follow from ownership:
 //! - [`Completer`]: unique, owned by whatever runs the body; the only writer of the output.
-//! - [`Joiner`]: unique, owned by the `TaskHandle`; the only reader of the output.
+//! - [`Joiner`]: unique, owned by the `TaskHandle`; reads the output if it wins the `CLAIMED` bit,
+//!   which a scope collecting an unawaited failure may win instead (`TaskCore::take_unclaimed`).
 //! - [`Canceller`]: shared and cloneable; may only decide `CANCELLED` and wake the others.
 #![allow(unsafe_code)]
 
@@ -37,6 +38,12 @@ const STARTED: usize = 1 << 3;
 const DONE: usize = 1 << 4;
 /// The join waker slot holds a waker that the completer may wake (shared, read-only).
 const JOIN_WAKER: usize = 1 << 5;
+/// Set by whoever takes the output: the joiner, or the scope collecting an unclaimed failure.
+const CLAIMED: usize = 1 << 6;
+/// The bits from here up count the shields active in the task's body (`klaw::shield`): while any
+/// is, a decided cancellation or timeout waits for them before the body is dropped.
+const SHIELD_UNIT: usize = 1 << 8;
+const SHIELD_MASK: usize = !(SHIELD_UNIT - 1);
 
 /// A callback run when the task is cancelled or times out (for backends: cancel a remote job).
 pub(crate) type CancelHook = Box<dyn FnOnce(&CancelReason) + Send>;
@@ -71,7 +78,7 @@ pub(crate) struct TaskCore<O> {
 }
 
 // SAFETY: the output slot is written only by the unique `Completer` before `DONE` is published
-// (release) and read only by the unique `Joiner` after observing `DONE` (acquire), so an `O` moves
+// (release) and read only by the one winner of `claim` after observing `DONE` (acquire), so an `O` moves
 // between threads but is never shared: `O: Send` suffices. The waker slots follow the protocol
 // documented on `Header`; `Waker` is `Send + Sync`. Every other field is itself `Sync`.
 unsafe impl<O: Send> Sync for TaskCore<O> {}
@@ -130,6 +137,32 @@ impl Header {
     /// True once the outcome is decided as cancelled or timed out: the body should stop.
     pub(crate) fn is_cancelled(&self) -> bool {
         matches!(self.kind(), CANCELLED | TIMED_OUT)
+    }
+
+    /// True while a `shield` in the body is active.
+    pub(crate) fn is_shielded(&self) -> bool {
+        self.load() & SHIELD_MASK != 0
+    }
+
+    /// A shield in the body started: a cancellation may be decided but must not drop the body.
+    pub(crate) fn shield_enter(&self) {
+        self.state.fetch_add(SHIELD_UNIT, Ordering::AcqRel);
+    }
+
+    /// A shield ended. If it was the last and a cancellation is waiting, wake the runner so it
+    /// drops the body now rather than at the body's next wake-up.
+    pub(crate) fn shield_exit(&self) {
+        let previous = self.state.fetch_sub(SHIELD_UNIT, Ordering::AcqRel);
+        debug_assert!(previous & SHIELD_MASK != 0, "shield_exit without shield_enter");
+        let last = previous & SHIELD_MASK == SHIELD_UNIT;
+        if last && previous & KIND_MASK != PENDING && previous & STARTED != 0 {
+            self.wake_runner();
+        }
+    }
+
+    /// Claims the output slot; true for exactly one caller, and only once the output is published.
+    fn claim(&self) -> bool {
+        self.transition(|s| (s & DONE != 0 && s & CLAIMED == 0).then_some(s | CLAIMED)).is_ok()
     }
 
     /// Applies `f` to the state until it succeeds or `f` refuses (returns `None`).
@@ -264,6 +297,27 @@ impl<O> Drop for TaskCore<O> {
 }
 
 /// Type-erased access to a task's header, so a `Canceller` needs no type parameters.
+impl<O> TaskCore<O> {
+    fn take_claimed(&self) -> O {
+        self.output
+            .with_mut(|slot| {
+                // SAFETY: the caller won `claim`, which needs `DONE` (acquire), so the completer's
+                // write is visible and it never touches the slot again; and only one claim wins.
+                unsafe { (*slot).take() }
+            })
+            .expect("a published output is taken once")
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The output, if it is published and no handle has taken it (nor will: the claim is ours).
+    pub(crate) fn take_unclaimed(&self) -> Option<O> {
+        self.header.claim().then(|| self.take_claimed())
+    }
+}
+
 pub(crate) trait HasHeader: Send + Sync {
     fn header(&self) -> &Header;
 }
@@ -361,6 +415,22 @@ impl<O: Send + 'static> Completer<O> {
 }
 
 /// The end of a task that awaits its output (inside a `TaskHandle`).
+/// The task a thread is running, as `current` sees it: its header, and a way to keep it alive.
+pub(crate) trait CurrentTask {
+    fn header(&self) -> &Header;
+    fn header_ref(&self) -> HeaderRef;
+}
+
+impl<O: Send + 'static> CurrentTask for Completer<O> {
+    fn header(&self) -> &Header {
+        &self.core.header
+    }
+
+    fn header_ref(&self) -> HeaderRef {
+        HeaderRef(self.core.clone())
+    }
+}
+
 pub(crate) struct Joiner<O> {
     core: Arc<TaskCore<O>>,
 }
@@ -372,19 +442,21 @@ impl<O> Joiner<O> {
 }
 
 impl<O: Send + 'static> Joiner<O> {
+    /// The shared core, for a scope that must collect a failure nobody awaited.
+    pub(crate) fn core(&self) -> Arc<TaskCore<O>> {
+        self.core.clone()
+    }
+
     pub(crate) fn header_ref(&self) -> HeaderRef {
         HeaderRef(self.core.clone())
     }
 
     fn take_output(&mut self) -> O {
-        self.core
-            .output
-            .with_mut(|slot| {
-                // SAFETY: `DONE` was observed with acquire, so the completer's write is visible and it
-                // will never touch the slot again; this joiner is unique.
-                unsafe { (*slot).take() }
-            })
-            .expect("a TaskHandle was polled again after it returned the task's result")
+        assert!(
+            self.core.header.claim(),
+            "a TaskHandle was polled again after it returned the task's result"
+        );
+        self.core.take_claimed()
     }
 
     /// Polls for the output: ready once the body has ended and the output is published.

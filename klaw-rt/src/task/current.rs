@@ -1,44 +1,102 @@
-//! Which task is running on this thread, so code deep inside it can ask whether it was cancelled.
+//! What is running on this thread: the current task, and the cancel regions and shields its
+//! body is inside, so code deep inside it can ask whether it was cancelled.
 #![allow(unsafe_code)]
 
-use std::cell::Cell;
-use std::ptr;
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::Arc;
 
+use crate::cancel::RegionState;
 use crate::task::TaskId;
-use crate::task::core::Header;
+use crate::task::core::{CurrentTask, HeaderRef};
+
+type TaskPtr = NonNull<dyn CurrentTask>;
 
 thread_local! {
-    static CURRENT: Cell<*const Header> = const { Cell::new(ptr::null()) };
+    static CURRENT: Cell<Option<TaskPtr>> = const { Cell::new(None) };
+    /// The regions and shields being polled on this thread, innermost last. Each frame is tagged
+    /// with the task that pushed it, so a task polled inside another (a scope's local child) sees
+    /// only its own.
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Marks a task as current on this thread until dropped; restores the previous one (tasks nest
-/// when a blocking section runs inside `block_on`, for instance).
-pub(crate) struct EnterGuard {
-    previous: *const Header,
+/// Marks a task as current on this thread until dropped; restores the previous one (tasks nest:
+/// a scope polls its local children inside its parent's poll).
+pub(crate) struct EnterGuard<'a> {
+    previous: Option<TaskPtr>,
+    // The guard must not outlive the task it points to: borrowck checks it through this.
+    task: PhantomData<&'a dyn CurrentTask>,
 }
 
-/// Makes `header` the current task until the guard drops. The caller must keep the header alive
-/// (own an `Arc` of its core) for as long as the guard lives.
-pub(crate) fn enter(header: &Header) -> EnterGuard {
-    let previous = CURRENT.with(|current| current.replace(header));
-    EnterGuard { previous }
+/// Makes `task` the current task until the guard drops.
+pub(crate) fn enter<'a>(task: &'a (dyn CurrentTask + 'static)) -> EnterGuard<'a> {
+    let previous = CURRENT.with(|current| current.replace(Some(NonNull::from(task))));
+    EnterGuard { previous, task: PhantomData }
 }
 
-impl Drop for EnterGuard {
+impl Drop for EnterGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|current| current.set(self.previous));
     }
 }
 
-fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
-    let header = CURRENT.with(Cell::get);
-    // SAFETY: a non-null pointer was set by `enter`, whose caller keeps the header alive while its
-    // guard lives; the guard restores the previous value before it returns, and guards nest
-    // strictly on one thread, so the pointer is valid here.
-    unsafe { header.as_ref() }.map(f)
+fn with_current<R>(f: impl FnOnce(&dyn CurrentTask) -> R) -> Option<R> {
+    let task = CURRENT.with(Cell::get)?;
+    // SAFETY: the pointer was set by `enter` from a reference that outlives its guard (the
+    // guard's lifetime ties them); the guard restores the previous value when it drops, and
+    // guards nest strictly on one thread, so the pointee is alive here.
+    Some(f(unsafe { task.as_ref() }))
 }
 
-/// True if the task running on this thread has been cancelled (or timed out).
+fn current_tag() -> *const () {
+    CURRENT.with(Cell::get).map_or(std::ptr::null(), |task| task.as_ptr().cast::<()>().cast_const())
+}
+
+pub(crate) enum FrameKind {
+    Region(Arc<RegionState>),
+    Shield,
+}
+
+struct Frame {
+    task: *const (),
+    kind: FrameKind,
+}
+
+/// Keeps a frame on this thread's stack while a region or shield polls its inner future.
+pub(crate) struct FrameGuard(PhantomData<*const ()>);
+
+pub(crate) fn push_frame(kind: FrameKind) -> FrameGuard {
+    let task = current_tag();
+    FRAMES.with(|frames| frames.borrow_mut().push(Frame { task, kind }));
+    FrameGuard(PhantomData)
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        // Drop the frame outside the borrow: its `Arc` may be the last one.
+        let frame = FRAMES.with(|frames| frames.borrow_mut().pop());
+        drop(frame);
+    }
+}
+
+/// What a new shield must hold up: the cancel regions it is inside and the task itself.
+pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
+    let task = current_tag();
+    let regions = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        let own = frames.iter().rev().take_while(|frame| frame.task == task);
+        own.filter_map(|frame| match &frame.kind {
+            FrameKind::Region(region) => Some(region.clone()),
+            FrameKind::Shield => None,
+        })
+        .collect()
+    });
+    (regions, with_current(|task| task.header_ref()))
+}
+
+/// True if the code running on this thread has been cancelled: an enclosing cancel region (up to
+/// the nearest shield) was cancelled, or, with no shield in between, its task was.
 ///
 /// Async code is stopped at its next `.await` when cancelled; blocking and CPU-bound code cannot
 /// be, so it should check this between steps and return early. Outside any task it is `false`.
@@ -59,7 +117,19 @@ fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
 /// # Ok::<(), klaw::BuildError>(())
 /// ```
 pub fn is_cancelled() -> bool {
-    with_current(Header::is_cancelled).unwrap_or(false)
+    let task = current_tag();
+    let from_frames = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        for frame in frames.iter().rev().take_while(|frame| frame.task == task) {
+            match &frame.kind {
+                FrameKind::Region(region) if region.is_cancelled() => return Some(true),
+                FrameKind::Region(_) => {}
+                FrameKind::Shield => return Some(false),
+            }
+        }
+        None
+    });
+    from_frames.unwrap_or_else(|| with_current(|t| t.header().is_cancelled()).unwrap_or(false))
 }
 
 /// The id of the task running on this thread, if any.
@@ -73,5 +143,5 @@ pub fn is_cancelled() -> bool {
 /// # Ok::<(), klaw::BuildError>(())
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
-    with_current(Header::id)
+    with_current(|task| task.header().id())
 }

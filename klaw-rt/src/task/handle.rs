@@ -257,6 +257,19 @@ impl Canceller {
         self.0.header().is_cancelled()
     }
 
+    /// Why the task was cancelled, if it ended cancelled.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller();
+    /// canceller.cancel("no longer needed");
+    /// assert_eq!(canceller.cancel_reason(), Some(klaw::CancelReason::user("no longer needed")));
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.0.header().cancel_reason()
+    }
+
     /// How the task ended, or `Pending`.
     ///
     /// ```

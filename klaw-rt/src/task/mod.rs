@@ -1,16 +1,18 @@
 //! Tasks: their identity, how they end, and the handles that observe and cancel them.
 
 pub(crate) mod core;
-mod current;
-mod handle;
+pub(crate) mod current;
+pub(crate) mod handle;
+mod inline;
 mod reason;
 pub(crate) mod runner;
 pub(crate) mod spec;
 
 pub use current::{current_task_id, is_cancelled};
 pub use handle::{Canceller, TaskHandle};
+pub use inline::{InlineBlockingTask, InlineTask};
 pub use reason::{CancelReason, ExitReason};
-pub use spec::{Fallible, IntoTask, Outcome, Plain, Task};
+pub use spec::{BlockingTask, Fallible, IntoTask, Outcome, Plain, Task};
 
 use std::cell::Cell;
 use std::fmt;

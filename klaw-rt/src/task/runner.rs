@@ -17,6 +17,7 @@ use pin_project_lite::pin_project;
 
 use crate::TaskError;
 use crate::runtime::stats::Stats;
+use crate::scope::ChildLink;
 use crate::task::core::{self, Completer, Header};
 use crate::task::handle::TaskOutput;
 use crate::task::{CancelReason, Outcome, TaskId, current};
@@ -34,14 +35,26 @@ fn output_without_value<T, E>(header: &Header, timeout: Option<Duration>) -> Tas
 
 /// The span every task runs in: INFO `task` with `task.id` and `task.name`. Boxed, and only
 /// when some subscriber wants it, so a runner stays small when tracing is off.
-pub(crate) fn task_span(id: TaskId, name: Option<&str>) -> Option<Box<tracing::Span>> {
-    let span =
-        tracing::info_span!("task", task.id = id.as_u64(), task.name = tracing::field::Empty);
+/// The span every task runs in: its id, its name, and the scope it belongs to.
+pub(crate) fn task_span(
+    id: TaskId,
+    name: Option<&str>,
+    scope: Option<&str>,
+) -> Option<Box<tracing::Span>> {
+    let span = tracing::info_span!(
+        "task",
+        task.id = id.as_u64(),
+        task.name = tracing::field::Empty,
+        scope = tracing::field::Empty
+    );
     if span.is_disabled() {
         return None;
     }
     if let Some(name) = name {
         span.record("task.name", name);
+    }
+    if let Some(scope) = scope {
+        span.record("scope", scope);
     }
     Some(Box::new(span))
 }
@@ -62,13 +75,26 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 fn conclude<T: Send + 'static, E: Send + 'static>(
     completer: Completer<TaskOutput<T, E>>,
     output: TaskOutput<T, E>,
-    stats: &Stats,
+    stats: Option<&Stats>,
+    parent: Option<ChildLink>,
 ) {
-    stats.task_ended(completer.header().kind());
+    let kind = completer.header().kind();
+    if let Some(stats) = stats {
+        stats.task_ended(kind);
+    }
     completer.publish(output);
+    // After publishing: a scope that sees its last child end may collect its output at once.
+    if let Some(parent) = parent {
+        parent.child_ended(kind);
+    }
 }
 
 /// Splits a body's result per its mode; returns the state to decide and the output to publish.
+/// A decided cancellation or timeout drops the body, unless a shield in it is still running.
+fn must_stop(header: &Header) -> bool {
+    header.kind() != core::PENDING && !header.is_shielded()
+}
+
 fn classify<M: Outcome<O>, O>(output: O) -> (usize, TaskOutput<M::Ok, M::Err>) {
     match M::split(output) {
         Ok(value) => (core::SUCCESS, Ok(value)),
@@ -98,7 +124,8 @@ pin_project! {
         deadline: Option<Box<Deadline>>,
         span: Option<Box<tracing::Span>>,
         started: bool,
-        stats: Arc<Stats>,
+        stats: Option<Arc<Stats>>,
+        parent: Option<ChildLink>,
         mode: PhantomData<fn() -> M>,
     }
 
@@ -114,7 +141,7 @@ pin_project! {
             if let Some(completer) = this.completer.as_ref() {
                 completer.ensure_decided(CancelReason::Shutdown);
                 let timeout = this.deadline.as_ref().map(|d| d.after);
-                finish(this.body.as_mut(), this.completer, this.stats, timeout, None);
+                finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, None);
             }
         }
     }
@@ -130,7 +157,8 @@ where
         completer: Completer<TaskOutput<M::Ok, M::Err>>,
         timeout: Option<Duration>,
         span: Option<Box<tracing::Span>>,
-        stats: Arc<Stats>,
+        stats: Option<Arc<Stats>>,
+        parent: Option<ChildLink>,
     ) -> Self {
         Self {
             body: Some(body),
@@ -139,6 +167,7 @@ where
             span,
             started: false,
             stats,
+            parent,
             mode: PhantomData,
         }
     }
@@ -149,7 +178,8 @@ where
 fn finish<F, T: Send + 'static, E: Send + 'static>(
     mut body: Pin<&mut Option<F>>,
     completer: &mut Option<Completer<TaskOutput<T, E>>>,
-    stats: &Stats,
+    stats: &Option<Arc<Stats>>,
+    parent: &mut Option<ChildLink>,
     timeout: Option<Duration>,
     output: Option<TaskOutput<T, E>>,
 ) {
@@ -157,7 +187,7 @@ fn finish<F, T: Send + 'static, E: Send + 'static>(
     let _ = catch_unwind(AssertUnwindSafe(|| body.set(None)));
     let completer = completer.take().expect("a task is finished once");
     let output = output.unwrap_or_else(|| output_without_value(completer.header(), timeout));
-    conclude(completer, output, stats);
+    conclude(completer, output, stats.as_deref(), parent.take());
 }
 
 impl<F, M> Future for AsyncRunner<F, M>
@@ -177,33 +207,46 @@ where
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                finish(this.body.as_mut(), this.completer, this.stats, timeout, None);
+                finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, None);
                 return Poll::Ready(());
             }
             if let Some(deadline) = this.deadline.as_mut() {
                 deadline.timer = Some(Timer::after(deadline.after));
             }
-        } else if completer.header().kind() != core::PENDING {
+        } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            finish(this.body.as_mut(), this.completer, this.stats, timeout, None);
+            finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, None);
             return Poll::Ready(());
         }
 
         if let Some(timer) = this.deadline.as_mut().and_then(|d| d.timer.as_mut()) {
             if Pin::new(timer).poll(cx).is_ready() {
                 completer.try_finish(core::TIMED_OUT);
-                finish(this.body.as_mut(), this.completer, this.stats, timeout, None);
-                return Poll::Ready(());
+                if let Some(deadline) = this.deadline.as_mut() {
+                    deadline.timer = None; // fired once; a shield may keep the body a while
+                }
+                if must_stop(completer.header()) {
+                    finish(
+                        this.body.as_mut(),
+                        this.completer,
+                        this.stats,
+                        this.parent,
+                        timeout,
+                        None,
+                    );
+                    return Poll::Ready(());
+                }
             }
         }
 
         let polled = {
             let _span = this.span.as_ref().map(|span| span.enter());
-            let _current = current::enter(completer.header());
+            let _current = current::enter(&*completer);
             let body = this.body.as_mut().as_pin_mut().expect("the body lives until finish");
             catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
         };
         let output = match polled {
+            Ok(Poll::Pending) if must_stop(completer.header()) => None, // a shield just ended
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(value)) => {
                 let (kind, output) = classify::<M, _>(value);
@@ -214,45 +257,57 @@ where
                 .try_finish(core::PANICKED)
                 .then(|| Err(TaskError::Panicked(panic_message(payload.as_ref())))),
         };
-        finish(this.body.as_mut(), this.completer, this.stats, timeout, output);
+        finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, output);
         Poll::Ready(())
     }
 }
 
 /// A closure queued on the blocking pool, with the completer of its task.
-pub(crate) struct BlockingRunner<F, R: Send + 'static> {
+pub(crate) struct BlockingRunner<F, O, M: Outcome<O>> {
     body: Option<F>,
     span: Option<Box<tracing::Span>>,
-    completer: Option<Completer<TaskOutput<R, std::convert::Infallible>>>,
+    completer: Option<Completer<TaskOutput<M::Ok, M::Err>>>,
     stats: Arc<Stats>,
+    parent: Option<ChildLink>,
+    output: PhantomData<fn() -> O>,
 }
 
-impl<F, R> BlockingRunner<F, R>
+impl<F, O, M> BlockingRunner<F, O, M>
 where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
+    F: FnOnce() -> O + Send + 'static,
+    M: Outcome<O>,
 {
     pub(crate) fn new(
         body: F,
-        completer: Completer<TaskOutput<R, std::convert::Infallible>>,
+        completer: Completer<TaskOutput<M::Ok, M::Err>>,
         span: Option<Box<tracing::Span>>,
         stats: Arc<Stats>,
+        parent: Option<ChildLink>,
     ) -> Self {
-        Self { body: Some(body), span, completer: Some(completer), stats }
+        Self {
+            body: Some(body),
+            span,
+            completer: Some(completer),
+            stats,
+            parent,
+            output: PhantomData,
+        }
     }
 
-    /// Runs the body on this thread unless the task was cancelled before it started.
     pub(crate) fn run(mut self) {
         let mut completer = self.completer.take().expect("a blocking task runs once");
         let body = self.body.take().expect("a blocking task runs once");
         let output = if completer.try_start(None) {
             let result = {
                 let _span = self.span.as_ref().map(|span| span.enter());
-                let _current = current::enter(completer.header());
+                let _current = current::enter(&completer);
                 catch_unwind(AssertUnwindSafe(body))
             };
             match result {
-                Ok(value) => completer.try_finish(core::SUCCESS).then_some(Ok(value)),
+                Ok(value) => {
+                    let (kind, output) = classify::<M, O>(value);
+                    completer.try_finish(kind).then_some(output)
+                }
                 Err(payload) => completer
                     .try_finish(core::PANICKED)
                     .then(|| Err(TaskError::Panicked(panic_message(payload.as_ref())))),
@@ -262,26 +317,26 @@ where
             None
         };
         let output = output.unwrap_or_else(|| output_without_value(completer.header(), None));
-        conclude(completer, output, &self.stats);
+        conclude(completer, output, Some(&self.stats), self.parent.take());
     }
 }
 
-impl<F, R: Send + 'static> Drop for BlockingRunner<F, R> {
+impl<F, O, M: Outcome<O>> Drop for BlockingRunner<F, O, M> {
     fn drop(&mut self) {
         // Dropped unrun: the pool shut down (or could not start a thread) with this job queued.
         if let Some(completer) = self.completer.take() {
             completer.ensure_decided(CancelReason::Shutdown);
             drop(self.body.take());
             let output = output_without_value(completer.header(), None);
-            conclude(completer, output, &self.stats);
+            conclude(completer, output, Some(&self.stats), self.parent.take());
         }
     }
 }
 
-impl<F, R> crate::runtime::blocking::BlockingJob for BlockingRunner<F, R>
+impl<F, O, M> crate::runtime::blocking::BlockingJob for BlockingRunner<F, O, M>
 where
-    F: FnOnce() -> R + Send + 'static,
-    R: Send + 'static,
+    F: FnOnce() -> O + Send + 'static,
+    M: Outcome<O>,
 {
     fn run(self: Box<Self>) {
         (*self).run();

@@ -138,6 +138,77 @@ impl<F, M> fmt::Debug for Task<F, M> {
     }
 }
 
+/// A blocking function with the options a task can carry: a name, and whether an `Err` output
+/// counts as a failure. `#[klaw::task(blocking)]` builds these. It runs on the runtime's blocking
+/// pool, spawned in a scope (`s.spawn(task)`) or awaited inline (`task.await`).
+///
+/// ```
+/// use klaw::BlockingTask;
+/// klaw::block_on(async {
+///     let sum = BlockingTask::new(|| (1..=10u64).sum::<u64>()).name("sum");
+///     assert_eq!(sum.await, Ok(55));
+///     let parse = BlockingTask::fallible(|| "x".parse::<u8>());
+///     assert!(matches!(parse.await, Err(klaw::TaskError::Failed(_))));
+/// });
+/// ```
+#[must_use = "a BlockingTask does nothing until it is spawned or awaited"]
+pub struct BlockingTask<F, M = Plain> {
+    pub(crate) body: F,
+    pub(crate) name: Option<Cow<'static, str>>,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<F> BlockingTask<F, Plain> {
+    /// A blocking task whose every output is a success.
+    ///
+    /// ```
+    /// klaw::block_on(async {
+    ///     assert_eq!(klaw::BlockingTask::new(|| 2 + 2).await, Ok(4));
+    /// });
+    /// ```
+    pub fn new<O>(body: F) -> Self
+    where
+        F: FnOnce() -> O,
+    {
+        BlockingTask { body, name: None, mode: PhantomData }
+    }
+}
+
+impl<F> BlockingTask<F, Fallible> {
+    /// A blocking task whose `Err` output is a failure.
+    ///
+    /// ```
+    /// klaw::block_on(async {
+    ///     assert_eq!(klaw::BlockingTask::fallible(|| "7".parse::<u8>()).await, Ok(7));
+    /// });
+    /// ```
+    pub fn fallible<T, E>(body: F) -> Self
+    where
+        F: FnOnce() -> Result<T, E>,
+    {
+        BlockingTask { body, name: None, mode: PhantomData }
+    }
+}
+
+impl<F, M> BlockingTask<F, M> {
+    /// Names the task (shown in `Debug`, logs and `TaskHandle::name`).
+    ///
+    /// ```
+    /// let task = klaw::BlockingTask::new(|| ()).name("fsync");
+    /// assert!(format!("{task:?}").contains("fsync"));
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl<F, M> fmt::Debug for BlockingTask<F, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingTask").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
 /// Anything a runtime can spawn: a future (as a [`Plain`] task) or a [`Task`].
 pub trait IntoTask {
     /// The future the task runs.

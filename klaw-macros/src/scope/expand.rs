@@ -1,0 +1,29 @@
+//! Expansion: `scope_with(options, |s| boxed async body).await`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::scope::validate::ScopePlan;
+
+pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
+    let ScopePlan { name, timeout, deadline, supervisor, moves, param, body } = plan;
+    let name = name.map(|name| quote!(.name(#name)));
+    let timeout = timeout.map(|timeout| quote!(.timeout(#timeout)));
+    let deadline = deadline.map(|deadline| {
+        quote_spanned!(deadline.span()=> .deadline(::core::convert::identity::<::std::time::Instant>(#deadline)))
+    });
+    let supervisor = supervisor.then(|| quote!(.supervisor()));
+    let capture = moves.then(|| quote!(move));
+    let body_span = body.span();
+    let body = quote_spanned! {body_span=>
+        ::klaw::__private::scope_body(async #capture { #body })
+    };
+    quote! {
+        ::klaw::__private::scope_with(
+            ::klaw::__private::ScopeOptions::new() #name #timeout #deadline #supervisor,
+            |#param| #body,
+        )
+        .await
+    }
+}

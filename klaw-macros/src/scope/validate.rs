@@ -1,0 +1,94 @@
+//! Validation: the options' values and the closure's shape, every mistake at once.
+
+use proc_macro2::TokenStream;
+use syn::{Expr, ExprClosure, Ident, LitStr, Pat, ReturnType};
+
+use crate::diagnostic::Errors;
+use crate::duration::duration_value;
+use crate::options::{flag_value, known_options, str_value};
+use crate::scope::parse::ParsedScope;
+use crate::scope::{FORMS, MACRO, OPTIONS};
+
+/// A valid scope: what expansion needs.
+pub(crate) struct ScopePlan {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) timeout: Option<TokenStream>,
+    pub(crate) deadline: Option<Expr>,
+    pub(crate) supervisor: bool,
+    pub(crate) moves: bool,
+    pub(crate) param: Ident,
+    pub(crate) body: Expr,
+}
+
+pub(crate) fn validate(scope: ParsedScope) -> syn::Result<ScopePlan> {
+    let mut errors = Errors::default();
+    let ExprClosure { asyncness, capture, inputs, output, body, .. } = &scope.closure;
+    let mut plan = ScopePlan {
+        name: None,
+        timeout: None,
+        deadline: None,
+        supervisor: false,
+        moves: capture.is_some(),
+        param: Ident::new("s", proc_macro2::Span::call_site()),
+        body: (**body).clone(),
+    };
+    for (arg, name) in known_options(&scope.options, OPTIONS, MACRO, &mut errors) {
+        let checked = match name {
+            "name" => str_value(arg).map(|name| plan.name = Some(name)),
+            "timeout" => duration_value(arg).map(|timeout| plan.timeout = Some(timeout)),
+            "deadline" => match &arg.value {
+                Some(deadline) => {
+                    plan.deadline = Some(deadline.clone());
+                    Ok(())
+                }
+                None => Err(syn::Error::new_spanned(
+                    &arg.key,
+                    "`deadline` needs a `std::time::Instant`, e.g. `deadline = start + limit`",
+                )),
+            },
+            "supervisor" => flag_value(arg).map(|()| plan.supervisor = true),
+            other => unreachable!("option `{other}` is in OPTIONS but not validated"),
+        };
+        if let Err(error) = checked {
+            errors.push(error);
+        }
+    }
+    if let Some(asyncness) = asyncness {
+        errors.push(syn::Error::new_spanned(
+            asyncness,
+            format!("remove `async`: {MACRO} runs its body as async code already; write {FORMS}"),
+        ));
+    }
+    if let ReturnType::Type(arrow, ty) = output {
+        errors.push(syn::Error::new_spanned(
+            quote::quote!(#arrow #ty),
+            format!(
+                "remove the return type: a scope's body always returns `Result<T, klaw::Error>`; \
+                 write {FORMS}"
+            ),
+        ));
+    }
+    match inputs.len() {
+        1 => match &inputs[0] {
+            Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+                plan.param = ident.ident.clone();
+            }
+            Pat::Wild(wild) => plan.param = Ident::new("_", wild.underscore_token.span),
+            other => errors.push(syn::Error::new_spanned(
+                other,
+                format!(
+                    "the closure's parameter is the scope, a plain name such as `s`; write {FORMS}"
+                ),
+            )),
+        },
+        0 => errors.push(syn::Error::new_spanned(
+            &scope.closure.or1_token,
+            format!("the closure takes the scope as its one parameter; write {FORMS}"),
+        )),
+        _ => errors.push(syn::Error::new_spanned(
+            inputs,
+            format!("the closure takes exactly one parameter, the scope; write {FORMS}"),
+        )),
+    }
+    errors.finish(plan)
+}

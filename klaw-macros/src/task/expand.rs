@@ -1,0 +1,61 @@
+//! Expansion: the function keeps its name and arguments and returns a task value.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ItemFn, ReturnType};
+
+use crate::task::validate::TaskPlan;
+
+pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
+    let ItemFn { attrs, vis, sig, block } = &plan.item;
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    let name = match &plan.name {
+        Some(name) => quote!(#name),
+        None => {
+            let ident = sig.ident.to_string();
+            quote!(#ident)
+        }
+    };
+    let mode = if plan.fallible { quote!(Fallible) } else { quote!(Plain) };
+    let constructor = if plan.fallible { quote!(fallible) } else { quote!(new) };
+    let timeout = plan.timeout.as_ref().map(|timeout| quote!(.timeout(#timeout)));
+    let span = sig.output.span();
+    let (returns, body) = if plan.blocking {
+        (
+            quote_spanned! {span=>
+                ::klaw::__private::BlockingTask<
+                    impl ::core::ops::FnOnce() -> #output + ::core::marker::Send + 'static,
+                    ::klaw::__private::#mode,
+                >
+            },
+            quote_spanned! {block.span()=>
+                ::klaw::__private::BlockingTask::#constructor(move || -> #output #block).name(#name)
+            },
+        )
+    } else {
+        (
+            quote_spanned! {span=>
+                ::klaw::__private::Task<
+                    impl ::core::future::Future<Output = #output> + ::core::marker::Send + 'static,
+                    ::klaw::__private::#mode,
+                >
+            },
+            quote_spanned! {block.span()=>
+                ::klaw::__private::Task::#constructor(async move #block).name(#name) #timeout
+            },
+        )
+    };
+    let mut signature = sig.clone();
+    signature.asyncness = None;
+    signature.output = syn::parse_quote!(-> #returns);
+    quote! {
+        #(#attrs)*
+        #vis #signature {
+            #body
+        }
+    }
+}

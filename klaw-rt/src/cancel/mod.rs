@@ -1,0 +1,105 @@
+//! Cancel regions: `CancelScope`, `move_on_after` / `fail_after` and their absolute forms,
+//! `shield` for cleanup that must finish, and `checkpoint` for CPU-bound async code.
+//!
+//! Cancellation in Rust is dropping a future. A region decides *when* to drop what it runs (its
+//! token, its deadline) and *what* it reports (a typed [`CancelReason`]); shields decide what
+//! must not be dropped yet; [`is_cancelled`](crate::is_cancelled) lets code ask.
+#![forbid(unsafe_code)]
+
+mod region;
+mod shield;
+mod state;
+
+pub use region::{CancelScope, CancelToken, Cancellable};
+pub use shield::{Shielded, shield};
+pub(crate) use state::RegionState;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::task::CancelReason;
+use crate::time::Elapsed;
+
+/// Runs `future` for at most `duration`; `None` if the deadline passed first (the future is
+/// then dropped). Regions nest: the innermost deadline that passes wins.
+///
+/// ```
+/// use std::time::Duration;
+/// klaw::block_on(async {
+///     let slow = klaw::move_on_after(Duration::from_millis(5), klaw::sleep(Duration::from_secs(60)));
+///     assert_eq!(slow.await, None);
+///     assert_eq!(klaw::move_on_after(Duration::from_secs(60), async { 1 }).await, Some(1));
+/// });
+/// ```
+pub async fn move_on_after<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
+    CancelScope::new().timeout(duration).run(future).await.ok()
+}
+
+/// Runs `future` until `deadline`; `None` if the deadline passed first.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// klaw::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(5);
+///     assert_eq!(klaw::move_on_at(deadline, std::future::pending::<()>()).await, None);
+/// });
+/// ```
+pub async fn move_on_at<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    CancelScope::new().deadline(deadline).run(future).await.ok()
+}
+
+/// Runs `future` for at most `duration`, or fails with a typed [`Elapsed`] (which `?` turns into
+/// [`klaw::Error`](crate::Error)).
+///
+/// ```
+/// use std::time::Duration;
+/// klaw::block_on(async {
+///     let error = klaw::fail_after(Duration::from_millis(5), std::future::pending::<()>()).await;
+///     assert_eq!(error.unwrap_err().after(), Duration::from_millis(5));
+/// });
+/// ```
+pub async fn fail_after<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let outcome = CancelScope::new().timeout(duration).run(future).await;
+    outcome.map_err(|_: CancelReason| Elapsed::new(duration))
+}
+
+/// Runs `future` until `deadline`, or fails with a typed [`Elapsed`].
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// klaw::block_on(async {
+///     let deadline = Instant::now() + Duration::from_millis(5);
+///     assert!(klaw::fail_at(deadline, std::future::pending::<()>()).await.is_err());
+/// });
+/// ```
+pub async fn fail_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
+    let after = deadline.saturating_duration_since(Instant::now());
+    let outcome = CancelScope::new().deadline(deadline).run(future).await;
+    outcome.map_err(|_: CancelReason| Elapsed::new(after))
+}
+
+/// A cancellation point for CPU-bound async code: if the task or an enclosing region was
+/// cancelled, it never returns (whatever cancelled it drops the future right after); otherwise
+/// it yields once, so other tasks and the region's deadline get their turn.
+///
+/// ```
+/// use std::time::Duration;
+/// klaw::block_on(async {
+///     let busy = async {
+///         let mut rounds = 0u64;
+///         loop {
+///             rounds += 1; // some CPU-bound step
+///             klaw::checkpoint().await;
+///         }
+///         #[allow(unreachable_code)]
+///         rounds
+///     };
+///     assert_eq!(klaw::move_on_after(Duration::from_millis(5), busy).await, None);
+/// });
+/// ```
+pub async fn checkpoint() {
+    if crate::is_cancelled() {
+        std::future::pending::<()>().await;
+    }
+    futures_lite::future::yield_now().await;
+}

@@ -1,0 +1,118 @@
+//! `shield`: cleanup that must finish even when the code around it is cancelled.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::cancel::RegionState;
+use crate::task::core::HeaderRef;
+use crate::task::current::{FrameKind, push_frame, shield_targets};
+
+/// Runs `future` to completion even if the task or the cancel regions around it are cancelled
+/// meanwhile: they wait for it before dropping what they contain, and inside it
+/// [`is_cancelled`](crate::is_cancelled) is `false` (unless a region *inside* the shield is
+/// cancelled). Use it for cleanup that must finish; bound it with
+/// [`move_on_after`](crate::move_on_after) so it cannot hold a cancellation forever.
+///
+/// A shield holds up klaw's cancellations of its own task: the task's handle, a cancel region,
+/// a scope cancelling its body. It cannot stop code that drops the future outright (a foreign
+/// `select!` dropping a losing branch, or the runtime shutting down).
+///
+/// ```
+/// use klaw::{CancelScope, shield};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::time::Duration;
+///
+/// let flushed = AtomicBool::new(false);
+/// klaw::block_on(async {
+///     let region = CancelScope::new();
+///     let token = region.token();
+///     let result = region
+///         .run(async {
+///             token.cancel("stop"); // cancelled while the cleanup runs
+///             shield(async {
+///                 assert!(!klaw::is_cancelled());
+///                 klaw::sleep(Duration::from_millis(5)).await;
+///                 flushed.store(true, Ordering::SeqCst);
+///             })
+///             .await;
+///             klaw::sleep(Duration::from_secs(60)).await; // never completes: cancelled
+///         })
+///         .await;
+///     assert!(result.is_err());
+/// });
+/// assert!(flushed.load(Ordering::SeqCst));
+/// ```
+pub fn shield<F: Future>(future: F) -> Shielded<F> {
+    Shielded { future, hold: None }
+}
+
+/// What a running shield holds open; released when the shield finishes or is dropped.
+struct Hold {
+    regions: Vec<Arc<RegionState>>,
+    task: Option<HeaderRef>,
+}
+
+impl Hold {
+    fn enter() -> Self {
+        let (regions, task) = shield_targets();
+        for region in &regions {
+            region.shield_enter();
+        }
+        if let Some(task) = &task {
+            task.header().shield_enter();
+        }
+        Hold { regions, task }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        for region in &self.regions {
+            region.shield_exit();
+        }
+        if let Some(task) = &self.task {
+            task.header().shield_exit();
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`shield`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Shielded<F> {
+        #[pin]
+        future: F,
+        hold: Option<Hold>,
+    }
+}
+
+impl<F: Future> Future for Shielded<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.hold.is_none() {
+            *this.hold = Some(Hold::enter());
+        }
+        let polled = {
+            let _frame = push_frame(FrameKind::Shield);
+            this.future.poll(cx)
+        };
+        if polled.is_ready() {
+            *this.hold = None;
+        }
+        polled
+    }
+}
+
+impl<F> fmt::Debug for Shielded<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shielded").field("active", &self.hold.is_some()).finish_non_exhaustive()
+    }
+}

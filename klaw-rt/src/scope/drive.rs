@@ -1,0 +1,172 @@
+//! Running a scope: polling its body and local children, waiting for every child, and turning
+//! what failed into the scope's result.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::TaskError;
+use crate::error::{Error, ScopeError};
+use crate::scope::registry::Failure;
+use crate::scope::{LocalChild, Scope, ScopeOptions};
+use crate::task::CancelReason;
+use crate::task::current::{FrameKind, push_frame};
+use crate::time::Elapsed;
+
+/// The body of a scope, as `scope!` boxes it.
+pub type ScopeBody<'s, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 's>>;
+
+/// Runs a scope: what `scope!` expands to. The body gets the [`Scope`] and returns a
+/// `Result<T, klaw::Error>`; the scope returns when the body and every child have ended.
+///
+/// - Every child ended well: the body's result.
+/// - One thing failed (the body's `Err`, a child's failure nobody awaited, the deadline): that
+///   error. A child failure that the body awaited is the body's to report, so it is not counted
+///   twice.
+/// - Several failed: [`Error::Scope`] with all of them, the first first.
+/// - Cancelled with nothing failing ([`Scope::cancel`]): `Error::Task(TaskError::Cancelled(..))`.
+///
+/// ```
+/// use klaw::{ScopeOptions, scope_with};
+/// # klaw::block_on(async {
+/// let answer = scope_with(ScopeOptions::new(), |s| {
+///     Box::pin(async move { Ok(s.spawn_local(async { 42 }).await?) })
+/// })
+/// .await;
+/// assert_eq!(answer.unwrap(), 42);
+/// # });
+/// ```
+pub async fn scope_with<'env, T, B>(options: ScopeOptions, body: B) -> Result<T, Error>
+where
+    T: Send,
+    B: for<'s> FnOnce(&'s Scope<'env>) -> ScopeBody<'s, T>,
+{
+    let start = Instant::now();
+    let scope = Scope::new(&options);
+    let deadline = options.effective_deadline(start);
+    let body = body(&scope);
+    Drive {
+        scope: &scope,
+        body: Some(body),
+        output: None,
+        body_error: None,
+        locals: FuturesUnordered::new(),
+        timer: deadline.map(Timer::at),
+        allowed: deadline.map(|deadline| deadline.saturating_duration_since(start)),
+        finished: false,
+    }
+    .await
+}
+
+struct Drive<'s, 'env, T> {
+    scope: &'s Scope<'env>,
+    body: Option<ScopeBody<'s, T>>,
+    output: Option<T>,
+    body_error: Option<Error>,
+    locals: FuturesUnordered<LocalChild<'env>>,
+    timer: Option<Timer>,
+    allowed: Option<Duration>,
+    finished: bool,
+}
+
+// Nothing in `Drive` is pinned in place: the body and the local children are boxed.
+impl<T> Unpin for Drive<'_, '_, T> {}
+
+impl<T> Drive<'_, '_, T> {
+    fn poll_body(&mut self, cx: &mut Context<'_>) {
+        let shared = &self.scope.shared;
+        let Some(body) = self.body.as_mut() else { return };
+        if shared.region.must_stop() {
+            self.body = None; // cancelled, and no shield holds it open
+            return;
+        }
+        let polled = {
+            let _frame = push_frame(FrameKind::Region(shared.region.clone()));
+            body.as_mut().poll(cx)
+        };
+        match polled {
+            Poll::Ready(Ok(output)) => {
+                self.body = None;
+                self.output = Some(output);
+            }
+            Poll::Ready(Err(error)) => {
+                self.body = None;
+                self.body_error = Some(error);
+                shared.cancel_all(CancelReason::ParentCancelled, Some(Failure::Body));
+            }
+            Poll::Pending if shared.region.must_stop() => self.body = None, // a shield ended
+            Poll::Pending => {}
+        }
+    }
+
+    fn poll_locals(&mut self, cx: &mut Context<'_>) {
+        self.locals.extend(self.scope.take_locals());
+        while let Poll::Ready(Some(())) = self.locals.poll_next_unpin(cx) {}
+    }
+
+    fn result(&mut self) -> Result<T, Error> {
+        let shared = &self.scope.shared;
+        let mut errors = Vec::new();
+        for failure in shared.take_failures() {
+            let error = match failure {
+                Failure::Child(child) => child.take_failure(),
+                Failure::Body => self.body_error.take(),
+                Failure::Deadline => {
+                    Some(Error::Elapsed(Elapsed::new(self.allowed.unwrap_or_default())))
+                }
+            };
+            errors.extend(error);
+        }
+        match (errors.len(), self.output.take()) {
+            (0, Some(output)) => Ok(output),
+            (0, None) => {
+                // Cancelled with nothing failing, or the failure was awaited and then dropped
+                // by a body that was cancelled afterwards.
+                let reason =
+                    shared.region.reason().cloned().unwrap_or(CancelReason::ParentCancelled);
+                Err(Error::Task(TaskError::Cancelled(reason)))
+            }
+            (1, _) => Err(errors.remove(0)),
+            _ => Err(Error::Scope(ScopeError::new(errors))),
+        }
+    }
+}
+
+impl<T> Future for Drive<'_, '_, T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.finished, "a scope was polled after it returned");
+        let shared = &this.scope.shared;
+        shared.region.register(cx.waker());
+        if let Some(timer) = this.timer.as_mut() {
+            if Pin::new(timer).poll(cx).is_ready() {
+                this.timer = None;
+                shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
+            }
+        }
+        this.poll_body(cx);
+        this.poll_locals(cx);
+        if this.body.is_none() && this.locals.is_empty() && shared.is_empty() {
+            this.finished = true;
+            return Poll::Ready(this.result());
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Drive<'_, '_, T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropped mid-way (the parent was cancelled): cancel every child before the body
+            // and the local children are dropped with `self`.
+            self.scope.shared.cancel_all(CancelReason::ParentCancelled, None);
+        }
+    }
+}

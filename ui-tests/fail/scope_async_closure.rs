@@ -1,0 +1,5 @@
+async fn run() -> Result<(), klaw::Error> {
+    klaw::scope!(async |s| Ok(()))
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+async fn run() -> Result<(), klaw::Error> {
+    klaw::scope!(name = "a", name = "b", |s| Ok(()))
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+fn run() -> Result<(), klaw::Error> {
+    klaw::scope!(|s| Ok(()))
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+async fn run() -> Result<(), klaw::Error> {
+    klaw::scope!(|(a, b)| Ok(()))
+}
+
+fn main() {}

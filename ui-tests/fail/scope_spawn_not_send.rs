@@ -1,0 +1,14 @@
+use std::rc::Rc;
+
+async fn run() -> Result<(), klaw::Error> {
+    klaw::scope!(|s| {
+        let shared = Rc::new(1);
+        s.spawn(async move {
+            klaw::sleep(std::time::Duration::from_millis(1)).await;
+            *shared
+        });
+        Ok(())
+    })
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+async fn run() -> Result<(), klaw::Error> {
+    klaw::scope!(|s, t| Ok(()))
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[klaw::task(blocking)]
+async fn hash(data: Vec<u8>) -> usize {
+    data.len()
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use std::rc::Rc;
+
+#[klaw::task]
+async fn count(items: Vec<u32>) -> usize {
+    let shared = Rc::new(items);
+    klaw::sleep(std::time::Duration::from_millis(1)).await;
+    shared.len()
+}
+
+fn main() {}

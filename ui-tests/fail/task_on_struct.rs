@@ -1,0 +1,4 @@
+#[klaw::task]
+struct Fetch;
+
+fn main() {}

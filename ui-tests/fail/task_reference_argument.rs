@@ -1,0 +1,6 @@
+#[klaw::task]
+async fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+fn main() {}
