@@ -127,10 +127,16 @@ pub mod __private {
 /// The book's chapters, compiled and run as doc-tests so the tutorial cannot rot.
 #[cfg(doctest)]
 mod book {
+    #[doc = include_str!("../README.md")]
+    mod readme {}
     #[doc = include_str!("../book/src/introduction.md")]
     mod introduction {}
     #[doc = include_str!("../book/src/tasks.md")]
     mod tasks {}
+    #[doc = include_str!("../book/src/scopes.md")]
+    mod scopes {}
+    #[doc = include_str!("../book/src/cancellation.md")]
+    mod cancellation {}
     #[doc = include_str!("../book/src/logging.md")]
     mod logging {}
 }

@@ -167,7 +167,7 @@ async fn a_panicking_child_is_an_error_and_the_process_goes_on() {
 
 #[klaw::test(workers = 2)]
 async fn borrowed_children_see_the_callers_data() {
-    let names = vec!["ada".to_string(), "grace".to_string()];
+    let names = ["ada".to_string(), "grace".to_string()];
     let mut lengths = vec![0; names.len()];
     let slots = std::sync::Mutex::new(&mut lengths);
     klaw::scope!(|s| {

@@ -27,13 +27,65 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::EntryKind::Test, args.into(), item.into()).into()
 }
 
-/// Makes an `async fn` (or, with `blocking`, a sync fn) a task. See the `klaw` crate.
+/// Makes an `async fn` (or, with `blocking`, a sync `fn`) a task: the call syntax stays, and a
+/// call gives a task value that can be awaited inline, spawned in a scope or submitted to a
+/// runtime. It runs in a `tracing` span with its name and id.
+///
+/// Options: `name = "..."` (default: the function's name), `timeout = "5s"` (or a `Duration`
+/// expression; not for blocking tasks), `blocking`. A function returning a `Result` is
+/// fallible: its `Err` is a failure (`TaskError::Failed`), which cancels the siblings in a scope.
+///
+/// ```
+/// #[klaw::task(timeout = "1s")]
+/// async fn double(x: u32) -> Result<u32, std::num::TryFromIntError> {
+///     u32::try_from(u64::from(x) * 2)
+/// }
+///
+/// #[klaw::task(blocking, name = "sum")]
+/// fn sum(values: Vec<u64>) -> u64 {
+///     values.iter().sum()
+/// }
+///
+/// #[klaw::main(workers = 2)]
+/// async fn main() -> Result<(), klaw::Error> {
+///     assert_eq!(double(21).await?, 42);
+///     let total = klaw::scope!(|s| {
+///         let a = s.spawn(sum(vec![1, 2, 3]));
+///         assert_eq!(a.name(), Some("sum"));
+///         Ok(a.await?)
+///     })?;
+///     assert_eq!(total, 6);
+///     Ok(())
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     task::expand(args.into(), item.into()).into()
 }
 
-/// Opens a nursery: `scope!(|s| { ... })`. See the `klaw` crate.
+/// Opens a nursery and awaits it: `scope!(|s| { ... })` evaluates to `Result<T, klaw::Error>`
+/// once the body and every child have ended. The first failure cancels the rest
+/// (`CancelReason::SiblingFailed`) and is returned; several failures come back together as
+/// `klaw::Error::Scope`.
+///
+/// Forms: `scope!(|s| body)`, `scope!(move |s| body)`, with options first:
+/// `name = "..."`, `timeout = "5s"` (or a `Duration` expression), `deadline = <Instant>`,
+/// `supervisor` (failures cancel nobody; all are collected). The body returns
+/// `Result<T, klaw::Error>`; use it only inside async code.
+///
+/// ```
+/// # #[klaw::main(workers = 2)]
+/// # async fn main() -> Result<(), klaw::Error> {
+/// let names = vec!["ada".to_string(), "grace".to_string()];
+/// let (parallel, borrowed) = klaw::scope!(timeout = "5s", |s| {
+///     let parallel = s.spawn(async { 40 + 2 });
+///     let borrowed = s.spawn_local(async { names.len() });
+///     Ok((parallel.await?, borrowed.await?))
+/// })?;
+/// assert_eq!((parallel, borrowed), (42, 2));
+/// # Ok(())
+/// # }
+/// ```
 #[proc_macro]
 pub fn scope(input: TokenStream) -> TokenStream {
     scope::expand(input.into()).into()

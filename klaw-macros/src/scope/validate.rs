@@ -82,7 +82,7 @@ pub(crate) fn validate(scope: ParsedScope) -> syn::Result<ScopePlan> {
             )),
         },
         0 => errors.push(syn::Error::new_spanned(
-            &scope.closure.or1_token,
+            scope.closure.or1_token,
             format!("the closure takes the scope as its one parameter; write {FORMS}"),
         )),
         _ => errors.push(syn::Error::new_spanned(

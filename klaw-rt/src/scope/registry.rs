@@ -11,7 +11,7 @@ use slab::Slab;
 use crate::BoxError;
 use crate::cancel::RegionState;
 use crate::error::{Error, TaskFailure};
-use crate::sync::Mutex;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 use crate::task::CancelReason;
 use crate::task::core::{self, Header, TaskCore};
 use crate::task::handle::TaskOutput;
@@ -47,14 +47,24 @@ pub(crate) enum Failure {
     Deadline,
 }
 
+/// Children that fail are removed by their own end; the others stay until a sweep, so that a
+/// child ending well costs one atomic decrement and no lock.
+const FIRST_SWEEP: usize = 64;
+
 struct Registry {
+    /// Every child not yet swept: the live ones, failed ones until their end is recorded, and
+    /// ones that ended well since the last sweep. Keys stay stable, so a failing child finds
+    /// itself.
     children: Slab<Arc<dyn ScopeChild>>,
+    sweep_at: usize,
     cancelled: Option<CancelReason>,
     failures: Vec<Failure>,
 }
 
 pub(crate) struct ScopeShared {
     registry: Mutex<Registry>,
+    /// Children registered and not yet ended.
+    live: AtomicUsize,
     /// The body's cancel region: cancelled with the scope, woken when the last child ends.
     pub(crate) region: Arc<RegionState>,
     supervisor: bool,
@@ -70,9 +80,11 @@ impl ScopeShared {
         Arc::new(ScopeShared {
             registry: Mutex::new(Registry {
                 children: Slab::new(),
+                sweep_at: FIRST_SWEEP,
                 cancelled: None,
                 failures: Vec::new(),
             }),
+            live: AtomicUsize::new(0),
             region: Arc::default(),
             supervisor,
         })
@@ -81,11 +93,15 @@ impl ScopeShared {
     /// Adds a child that no executor has seen yet. If the scope is cancelled, so is the child,
     /// before it can start.
     pub(crate) fn register(self: &Arc<Self>, child: Arc<dyn ScopeChild>) -> ChildLink {
-        let (key, cancelled) = {
+        // Counted before anything can run it, so its end never precedes its start in `live`.
+        self.live.fetch_add(1, Ordering::AcqRel);
+        let (key, cancelled, swept) = {
             let mut registry = lock(&self.registry);
+            let swept = registry.sweep_if_due();
             let key = registry.children.insert(child.clone());
-            (key, registry.cancelled.clone())
+            (key, registry.cancelled.clone(), swept)
         };
+        drop(swept); // outside the lock: these may be the last references to their cores
         if let Some(reason) = cancelled {
             child.header().cancel(reason);
         }
@@ -116,8 +132,9 @@ impl ScopeShared {
         }
     }
 
+    /// True when every registered child has ended.
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.registry).children.is_empty()
+        self.live.load(Ordering::Acquire) == 0
     }
 
     pub(crate) fn take_failures(&self) -> Vec<Failure> {
@@ -126,31 +143,49 @@ impl ScopeShared {
 
     fn child_ended(&self, key: usize, kind: usize) {
         let failed = matches!(kind, core::ERROR | core::PANICKED | core::TIMED_OUT);
-        // One critical section: whoever next sees the registry empty also sees this failure.
-        let (ended, victims, now_empty) = {
+        let mut victims = None;
+        if failed {
+            // Recorded before `live` drops, so whoever sees the scope empty sees the failure.
             let mut registry = lock(&self.registry);
             let child = registry.children.remove(key);
-            let mut victims = None;
-            let ended = if failed {
-                registry.failures.push(Failure::Child(child));
-                if !self.supervisor {
-                    victims = registry.start_cancel(&CancelReason::SiblingFailed);
-                }
-                None
-            } else {
-                Some(child)
-            };
-            (ended, victims, registry.children.is_empty())
-        };
-        drop(ended); // outside the lock: it may be the last reference to the core
+            registry.failures.push(Failure::Child(child));
+            if !self.supervisor {
+                victims = registry.start_cancel(&CancelReason::SiblingFailed);
+            }
+        }
         self.finish_cancel(CancelReason::SiblingFailed, victims);
-        if now_empty {
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.region.wake();
         }
     }
 }
 
 impl Registry {
+    /// Drops the children that ended well, once the list has doubled since the last sweep:
+    /// amortised O(1) per spawn, and a long-lived scope holds at most about twice its live
+    /// children. Failed children stay: their own end removes them.
+    fn sweep_if_due(&mut self) -> Vec<Arc<dyn ScopeChild>> {
+        if self.children.len() < self.sweep_at {
+            return Vec::new();
+        }
+        let mut swept = Vec::new();
+        let ended_well: Vec<usize> = self
+            .children
+            .iter()
+            .filter(|(_, child)| {
+                let header = child.header();
+                header.is_done()
+                    && !matches!(header.kind(), core::ERROR | core::PANICKED | core::TIMED_OUT)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in ended_well {
+            swept.push(self.children.remove(key));
+        }
+        self.sweep_at = (self.children.len() * 2).max(FIRST_SWEEP);
+        swept
+    }
+
     /// Marks the scope cancelled; the children to cancel, or `None` if it already was.
     fn start_cancel(&mut self, reason: &CancelReason) -> Option<Vec<Arc<dyn ScopeChild>>> {
         if self.cancelled.is_some() {

@@ -1,0 +1,84 @@
+//! A nursery of 10k parallel children: a klaw `scope!` vs tokio `JoinSet` vs raw async-executor
+//! (spawn 10k, await all), each on 2 worker threads, in one run.
+//!
+//! `cargo bench -p klaw-benches --bench scope` prints criterion's estimates, then the medians
+//! of interleaved rounds with ratios to raw async-executor.
+
+use std::sync::Arc;
+
+use klaw_benches::{Contender, compare, criterion_config};
+
+const CHILDREN: u64 = 10_000;
+const WORKERS: usize = 2;
+const ROUNDS: usize = 41;
+
+fn main() {
+    let klaw_rt = klaw::Runtime::builder().workers(WORKERS).build().unwrap();
+
+    let executor = Arc::new(async_executor::Executor::new());
+    let stop = event_listener::Event::new();
+    let executor_threads: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (executor, stopped) = (executor.clone(), stop.listen());
+            std::thread::spawn(move || futures_lite::future::block_on(executor.run(stopped)))
+        })
+        .collect();
+    let tokio_rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).build().unwrap();
+
+    let contenders = vec![
+        Contender::new("async-executor", || {
+            let tasks: Vec<_> = (0..CHILDREN).map(|i| executor.spawn(async move { i })).collect();
+            futures_lite::future::block_on(async {
+                for task in tasks {
+                    task.await;
+                }
+            });
+        }),
+        Contender::new("klaw scope!", || {
+            klaw_rt
+                .block_on(async {
+                    klaw::scope!(|s| {
+                        for i in 0..CHILDREN {
+                            s.spawn(async move { i });
+                        }
+                        Ok(())
+                    })
+                })
+                .unwrap();
+        }),
+        Contender::new("klaw scope! + await all", || {
+            klaw_rt
+                .block_on(async {
+                    klaw::scope!(|s| {
+                        let handles: Vec<_> =
+                            (0..CHILDREN).map(|i| s.spawn(async move { i })).collect();
+                        for handle in handles {
+                            handle.await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .unwrap();
+        }),
+        Contender::new("tokio JoinSet", || {
+            tokio_rt.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for i in 0..CHILDREN {
+                    set.spawn(async move { i });
+                }
+                while let Some(result) = set.join_next().await {
+                    result.unwrap();
+                }
+            });
+        }),
+    ];
+    let mut criterion = criterion_config();
+    compare(&mut criterion, "scope_10k_children", CHILDREN, ROUNDS, "async-executor", contenders);
+    criterion.final_summary();
+
+    stop.notify(usize::MAX);
+    for thread in executor_threads {
+        thread.join().unwrap();
+    }
+}
