@@ -94,6 +94,8 @@ pub mod __private {
         pub workers: Option<usize>,
         /// `max_blocking_threads = N`
         pub max_blocking_threads: Option<usize>,
+        /// `timeout = "10s"` (tests only): past it the test fails instead of hanging.
+        pub timeout: Option<std::time::Duration>,
     }
 
     /// Builds the runtime, blocks on `body`, and shuts down (cancelling what is left) when it
@@ -118,7 +120,15 @@ pub mod __private {
             }
             (Err(error), EntryKind::Test) => panic!("cannot start the klaw runtime: {error}"),
         };
-        let output = runtime.block_on(body);
+        let output = match config.timeout {
+            None => runtime.block_on(body),
+            Some(limit) => runtime.block_on(async {
+                match crate::timeout(limit, body).await {
+                    Ok(output) => output,
+                    Err(_) => panic!("the test did not finish within its timeout of {limit:?}"),
+                }
+            }),
+        };
         drop(runtime);
         output
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Flag, runtime};
 use klaw::{CancelReason, CancelScope, Error, TaskError};
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn nested_move_on_after_the_inner_deadline_wins_when_it_is_first() {
     let started = Instant::now();
     let outer = klaw::move_on_after(Duration::from_secs(60), async {
@@ -25,7 +25,7 @@ async fn nested_move_on_after_the_inner_deadline_wins_when_it_is_first() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn nested_move_on_after_the_outer_deadline_cancels_the_inner_region() {
     let inner_returned = Flag::default();
     let returned = inner_returned.clone();
@@ -39,7 +39,7 @@ async fn nested_move_on_after_the_outer_deadline_cancels_the_inner_region() {
     assert!(!inner_returned.is_set());
 }
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn is_cancelled_sees_the_innermost_cancelled_region() {
     let region = CancelScope::new();
     let token = region.token();
@@ -56,7 +56,7 @@ async fn is_cancelled_sees_the_innermost_cancelled_region() {
     assert!(!klaw::is_cancelled(), "outside the region nothing is cancelled");
 }
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn fail_after_is_a_typed_error_for_question_mark() {
     async fn bounded() -> Result<(), Error> {
         klaw::fail_after(Duration::from_millis(5), klaw::sleep(Duration::from_secs(60))).await?;
@@ -94,7 +94,7 @@ fn shielded_cleanup_runs_to_the_end_when_the_task_is_cancelled() {
     assert!(!after_shield.is_set());
 }
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn a_shield_holds_a_region_open_until_the_cleanup_is_done() {
     let cleaned = Flag::default();
     let outcome = klaw::move_on_after(Duration::from_millis(5), async {
@@ -110,7 +110,7 @@ async fn a_shield_holds_a_region_open_until_the_cleanup_is_done() {
     assert!(cleaned.is_set());
 }
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn a_region_inside_a_shield_still_has_its_own_deadline() {
     let outcome = klaw::move_on_after(Duration::from_millis(5), async {
         klaw::shield(klaw::move_on_after(Duration::from_millis(10), std::future::pending::<()>()))
@@ -122,7 +122,7 @@ async fn a_region_inside_a_shield_still_has_its_own_deadline() {
     assert!(outcome.is_none() || outcome == Some(None));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn shielded_cleanup_in_a_scope_body_survives_a_sibling_failure() {
     let cleaned = Flag::default();
     let done = cleaned.clone();
@@ -143,7 +143,7 @@ async fn shielded_cleanup_in_a_scope_body_survives_a_sibling_failure() {
     assert!(cleaned.is_set());
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn blocking_children_see_is_cancelled_when_their_scope_fails() {
     let steps = Arc::new(AtomicUsize::new(0));
     let counted = steps.clone();
@@ -166,7 +166,7 @@ async fn blocking_children_see_is_cancelled_when_their_scope_fails() {
     );
 }
 
-#[klaw::test(workers = 1)]
+#[klaw::test(workers = 1, timeout = "10s")]
 async fn checkpoint_lets_a_deadline_stop_cpu_bound_async_code() {
     let mut rounds = 0u64;
     let outcome = klaw::move_on_after(Duration::from_millis(10), async {

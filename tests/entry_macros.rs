@@ -25,3 +25,14 @@ async fn other_attributes_still_apply() {
     assert!(matches!(result, Err(TaskError::Panicked(_))));
     panic!("boom");
 }
+
+#[klaw::test(timeout = "20ms")]
+#[should_panic(expected = "did not finish within its timeout of 20ms")]
+async fn a_test_that_hangs_fails_at_its_timeout() {
+    std::future::pending::<()>().await;
+}
+
+#[klaw::test(timeout = std::time::Duration::from_secs(10))]
+async fn a_test_timeout_can_be_a_duration_expression() {
+    klaw::sleep(std::time::Duration::from_millis(1)).await;
+}

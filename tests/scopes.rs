@@ -24,7 +24,7 @@ fn failing(
     })
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn the_first_failure_cancels_the_siblings_with_sibling_failed() {
     let mut reasons = Vec::new();
     let result: Result<(), Error> = klaw::scope!(|s| {
@@ -45,7 +45,7 @@ async fn the_first_failure_cancels_the_siblings_with_sibling_failed() {
     }
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_failure_cancels_a_body_that_waits_forever() {
     let started = Instant::now();
     let result: Result<(), Error> = klaw::scope!(|s| {
@@ -57,7 +57,7 @@ async fn a_failure_cancels_a_body_that_waits_forever() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn supervisor_mode_cancels_nobody_and_collects_every_failure() {
     let finished = Arc::new(AtomicUsize::new(0));
     let done = finished.clone();
@@ -89,7 +89,7 @@ async fn supervisor_mode_cancels_nobody_and_collects_every_failure() {
     assert_eq!(ids, [0, 1, 2, 3, 4]);
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn later_failures_are_kept_after_the_first() {
     let error = klaw::scope!(|s| {
         s.spawn(failing(1, Duration::ZERO));
@@ -111,7 +111,7 @@ async fn later_failures_are_kept_after_the_first() {
     );
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn plain_tasks_return_err_as_a_value_not_a_failure() {
     let values = klaw::scope!(|s| {
         let a = s.spawn_blocking(|| Err::<(), _>(FetchError(1)));
@@ -122,7 +122,7 @@ async fn plain_tasks_return_err_as_a_value_not_a_failure() {
     assert_eq!(values, (Err(FetchError(1)), Err(FetchError(2))));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_failure_the_body_awaited_is_reported_once() {
     let error = klaw::scope!(|s| {
         let child = s.spawn(failing(3, Duration::ZERO));
@@ -134,7 +134,7 @@ async fn a_failure_the_body_awaited_is_reported_once() {
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(3)));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_body_error_cancels_the_children_with_parent_cancelled() {
     let canceller = Arc::new(std::sync::Mutex::new(None));
     let keep = canceller.clone();
@@ -150,7 +150,7 @@ async fn a_body_error_cancels_the_children_with_parent_cancelled() {
     assert_eq!(child.cancel_reason(), Some(CancelReason::ParentCancelled));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_panicking_child_is_an_error_and_the_process_goes_on() {
     let error = klaw::scope!(|s| {
         s.spawn(async { panic!("boom in a child") });
@@ -165,7 +165,7 @@ async fn a_panicking_child_is_an_error_and_the_process_goes_on() {
     assert_eq!(klaw::scope!(|s| Ok(s.spawn(async { 5 }).await?)).unwrap(), 5);
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn borrowed_children_see_the_callers_data() {
     let names = ["ada".to_string(), "grace".to_string()];
     let mut lengths = vec![0; names.len()];
@@ -235,7 +235,7 @@ fn dropping_a_scope_future_cancels_its_children_and_none_runs_afterwards() {
     );
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_scope_timeout_cancels_everything_with_deadline_and_fails_with_elapsed() {
     let child = Arc::new(std::sync::Mutex::new(None));
     let keep = child.clone();
@@ -253,7 +253,7 @@ async fn a_scope_timeout_cancels_everything_with_deadline_and_fails_with_elapsed
     assert_eq!(child.cancel_reason(), Some(CancelReason::Deadline));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_deadline_option_takes_an_instant() {
     let deadline = Instant::now() + Duration::from_millis(10);
     let error = klaw::scope!(deadline = deadline, name = "bounded", |s| {
@@ -264,7 +264,7 @@ async fn a_deadline_option_takes_an_instant() {
     assert!(matches!(error, Err(Error::Elapsed(_))));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_child_spawned_after_the_scope_was_cancelled_never_runs() {
     let ran = Flag::default();
     let body_ran = ran.clone();
@@ -279,7 +279,7 @@ async fn a_child_spawned_after_the_scope_was_cancelled_never_runs() {
     assert!(!ran.is_set());
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_scope_waits_for_every_child_even_detached_ones() {
     let done = Arc::new(AtomicUsize::new(0));
     let counter = done.clone();
@@ -297,7 +297,7 @@ async fn a_scope_waits_for_every_child_even_detached_ones() {
     assert_eq!(done.load(Ordering::SeqCst), 50);
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn nested_scopes_cancel_from_the_outside_in() {
     let inner_child = Arc::new(std::sync::Mutex::new(None));
     let keep = inner_child.clone();

@@ -40,7 +40,7 @@ fn sum(upto: u64) -> u64 {
     (1..=upto).sum()
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_task_awaited_inline_gives_the_same_result_as_its_handle() {
     assert_eq!(fetch(1).await, Ok("page 1".to_string()));
     assert_eq!(fetch(0).await, Err(TaskError::Failed(FetchError(0))));
@@ -48,7 +48,7 @@ async fn a_task_awaited_inline_gives_the_same_result_as_its_handle() {
     assert_eq!(sum(10).await, Ok(55));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn tasks_spawn_in_a_scope_with_their_names() {
     let (a, b, total) = klaw::scope!(|s| {
         let a = s.spawn(fetch(1));
@@ -62,7 +62,7 @@ async fn tasks_spawn_in_a_scope_with_their_names() {
     assert_eq!((a.as_str(), b.as_str(), total), ("page 1", "page 2", 10));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_failing_task_fails_its_scope_with_its_typed_error() {
     let error = klaw::scope!(|s| {
         s.spawn(fetch(0));
@@ -73,7 +73,7 @@ async fn a_failing_task_fails_its_scope_with_its_typed_error() {
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(0)));
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn the_timeout_option_bounds_the_task_everywhere() {
     assert_eq!(slow_fetch().await, Err(TaskError::TimedOut(Duration::from_millis(10))));
     let error = klaw::scope!(|s| {
@@ -98,7 +98,7 @@ fn a_task_is_submitted_to_a_runtime_like_any_future() {
     assert_eq!(canceller.exit_reason(), ExitReason::TimedOut);
 }
 
-#[klaw::test(workers = 2)]
+#[klaw::test(workers = 2, timeout = "10s")]
 async fn a_blocking_task_reports_io_errors_as_failures() {
     let missing = count_bytes(PathBuf::from("/definitely/not/here")).await;
     assert!(

@@ -21,7 +21,17 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::EntryKind::Main, args.into(), item.into()).into()
 }
 
-/// Runs an `async fn` test on its own klaw runtime. See the `klaw` crate for the options.
+/// Runs an `async fn` test on its own klaw runtime. Options: `workers = N`,
+/// `max_blocking_threads = N`, and `timeout = "10s"` (or a `Duration` expression): past it the
+/// test fails with a message instead of hanging.
+///
+/// ```
+/// #[klaw::test(workers = 2, timeout = "5s")]
+/// async fn adds() {
+///     assert_eq!(klaw::Handle::current().unwrap().spawn(async { 2 + 2 }).await, Ok(4));
+/// }
+/// # fn main() {}
+/// ```
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::EntryKind::Test, args.into(), item.into()).into()

@@ -26,6 +26,10 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
     };
     let workers = option_tokens(plan.workers);
     let max_blocking_threads = option_tokens(plan.max_blocking_threads);
+    let timeout = match &plan.timeout {
+        Some(timeout) => quote!(::core::option::Option::Some(#timeout)),
+        None => quote!(::core::option::Option::None),
+    };
     let (test_attribute, kind) = match plan.kind {
         EntryKind::Main => (quote!(), quote!(Main)),
         EntryKind::Test => (quote!(#[::core::prelude::v1::test]), quote!(Test)),
@@ -37,6 +41,7 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
                 kind: ::klaw::__private::EntryKind::#kind,
                 workers: #workers,
                 max_blocking_threads: #max_blocking_threads,
+                timeout: #timeout,
             },
             async move #block,
         )

@@ -30,6 +30,7 @@ impl EntryKind {
 pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "workers", form: "workers = N" },
     OptionSpec { name: "max_blocking_threads", form: "max_blocking_threads = N" },
+    OptionSpec { name: "timeout", form: "timeout = \"10s\" (tests only)" },
 ];
 pub(crate) const MAX_WORKERS: usize = 1024;
 pub(crate) const MAX_BLOCKING_THREADS: usize = 4096;

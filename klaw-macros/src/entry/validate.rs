@@ -3,6 +3,7 @@
 use syn::ItemFn;
 
 use crate::diagnostic::Errors;
+use crate::duration::duration_value;
 use crate::entry::parse::ParsedEntry;
 use crate::entry::{EntryKind, MAX_BLOCKING_THREADS, MAX_WORKERS, OPTIONS};
 use crate::options::{int_value, known_options};
@@ -12,13 +13,21 @@ pub(crate) struct EntryPlan {
     pub(crate) kind: EntryKind,
     pub(crate) workers: Option<usize>,
     pub(crate) max_blocking_threads: Option<usize>,
+    /// `#[klaw::test(timeout = "10s")]`: the test fails (never hangs) past it.
+    pub(crate) timeout: Option<proc_macro2::TokenStream>,
     pub(crate) item: ItemFn,
 }
 
 pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<EntryPlan> {
     let attribute = kind.attribute();
     let mut errors = Errors::default();
-    let mut plan = EntryPlan { kind, workers: None, max_blocking_threads: None, item: entry.item };
+    let mut plan = EntryPlan {
+        kind,
+        workers: None,
+        max_blocking_threads: None,
+        timeout: None,
+        item: entry.item,
+    };
 
     for (arg, name) in known_options(&entry.options, OPTIONS, attribute, &mut errors) {
         let slot = match name {
@@ -26,6 +35,12 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<Entry
             "max_blocking_threads" => {
                 int_value(arg, 1, MAX_BLOCKING_THREADS).map(|n| plan.max_blocking_threads = Some(n))
             }
+            "timeout" if kind == EntryKind::Main => Err(syn::Error::new_spanned(
+                &arg.key,
+                "`timeout` is for #[klaw::test] only: bound the work inside `main` with \
+                 `klaw::fail_after` or `scope!(timeout = ...)`",
+            )),
+            "timeout" => duration_value(arg).map(|timeout| plan.timeout = Some(timeout)),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = slot {

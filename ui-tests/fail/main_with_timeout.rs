@@ -1,0 +1,2 @@
+#[klaw::main(timeout = "10s")]
+async fn main() {}

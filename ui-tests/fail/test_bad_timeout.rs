@@ -1,0 +1,4 @@
+#[klaw::test(timeout = "ten seconds")]
+async fn slow() {}
+
+fn main() {}
