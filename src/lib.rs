@@ -37,6 +37,8 @@ pub use klaw_rt::{
     shield, sleep, sleep_until, timeout, timeout_at,
 };
 
+pub use klaw_rt::{broadcast, channel, oneshot, unbounded, watch};
+
 pub use klaw_rt::log;
 
 /// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).

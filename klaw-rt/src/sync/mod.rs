@@ -44,3 +44,25 @@ impl<T> UnsafeCell<T> {
         f(self.0.get())
     }
 }
+
+#[cfg(not(klaw_loom))]
+mod spin;
+
+/// The channel core's lock: a spin lock in normal builds, loom's mutex under the model checker.
+#[cfg(not(klaw_loom))]
+pub(crate) use spin::SpinMutex;
+
+/// The channel core's lock: a spin lock in normal builds, loom's mutex under the model checker.
+#[cfg(klaw_loom)]
+pub(crate) struct SpinMutex<T>(loom::sync::Mutex<T>);
+
+#[cfg(klaw_loom)]
+impl<T> SpinMutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}

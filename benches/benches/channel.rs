@@ -1,0 +1,138 @@
+//! Channel throughput, 1M `u64` through `bounded(64)`, async, on one tokio runtime with 2
+//! workers (every channel here is executor-agnostic): SPSC, and MPMC with 4 producers and 4
+//! consumers. klaw vs kanal, flume, async-channel and tokio mpsc (SPSC only: it is MPSC).
+//!
+//! `cargo bench -p klaw-benches --bench channel` prints criterion's estimates, then the medians
+//! of interleaved rounds with ratios to kanal.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use klaw_benches::{Contender, compare, criterion_config};
+
+const MESSAGES: u64 = 1_000_000;
+const CAPACITY: usize = 64;
+const ROUNDS: usize = 11;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs `producers` and `consumers` tasks to completion; every consumer checks what it got.
+fn run(rt: &tokio::runtime::Runtime, producers: Vec<BoxFuture>, consumers: Vec<BoxFuture>) {
+    rt.block_on(async {
+        let handles: Vec<_> = producers.into_iter().chain(consumers).map(tokio::spawn).collect();
+        for handle in handles {
+            handle.await.unwrap();
+        }
+    });
+}
+
+macro_rules! contender {
+    ($name:expr, $rt:expr, $p:expr, $c:expr, $make:expr, $send:expr, $recv:expr) => {
+        Contender::new($name, move || {
+            let (tx, rx) = $make;
+            let per_producer = MESSAGES / $p;
+            let producers: Vec<BoxFuture> = (0..$p)
+                .map(|_| {
+                    let tx = tx.clone();
+                    Box::pin(async move {
+                        for i in 0..per_producer {
+                            $send(&tx, i).await;
+                        }
+                    }) as BoxFuture
+                })
+                .collect();
+            drop(tx);
+            let consumers: Vec<BoxFuture> = (0..$c)
+                .map(|_| {
+                    let rx = rx.clone();
+                    Box::pin(async move {
+                        let mut sum = 0u64;
+                        while let Some(v) = $recv(&rx).await {
+                            sum = sum.wrapping_add(v);
+                        }
+                        std::hint::black_box(sum);
+                    }) as BoxFuture
+                })
+                .collect();
+            drop(rx);
+            run($rt, producers, consumers);
+        })
+    };
+}
+
+fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>> {
+    let mut all = vec![
+        contender!(
+            "kanal",
+            rt,
+            p,
+            c,
+            kanal::bounded_async::<u64>(CAPACITY),
+            |tx: &kanal::AsyncSender<u64>, v| { let tx = tx.clone(); async move { tx.send(v).await.unwrap() } },
+            |rx: &kanal::AsyncReceiver<u64>| { let rx = rx.clone(); async move { rx.recv().await.ok() } }
+        ),
+        contender!(
+            "klaw",
+            rt,
+            p,
+            c,
+            klaw::channel::<u64>(CAPACITY),
+            |tx: &klaw::channel::Sender<u64>, v| { let tx = tx.clone(); async move { tx.send(v).await.unwrap() } },
+            |rx: &klaw::channel::Receiver<u64>| { let rx = rx.clone(); async move { rx.recv().await.ok() } }
+        ),
+        contender!(
+            "flume",
+            rt,
+            p,
+            c,
+            flume::bounded::<u64>(CAPACITY),
+            |tx: &flume::Sender<u64>, v| { let tx = tx.clone(); async move { tx.send_async(v).await.unwrap() } },
+            |rx: &flume::Receiver<u64>| { let rx = rx.clone(); async move { rx.recv_async().await.ok() } }
+        ),
+        contender!(
+            "async-channel",
+            rt,
+            p,
+            c,
+            async_channel::bounded::<u64>(CAPACITY),
+            |tx: &async_channel::Sender<u64>, v| { let tx = tx.clone(); async move { tx.send(v).await.unwrap() } },
+            |rx: &async_channel::Receiver<u64>| { let rx = rx.clone(); async move { rx.recv().await.ok() } }
+        ),
+    ];
+    if c == 1 {
+        all.push(Contender::new("tokio mpsc", move || {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(CAPACITY);
+            let per_producer = MESSAGES / p;
+            rt.block_on(async move {
+                let producers: Vec<_> = (0..p)
+                    .map(|_| {
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            for i in 0..per_producer {
+                                tx.send(i).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                drop(tx);
+                let mut sum = 0u64;
+                while let Some(v) = rx.recv().await {
+                    sum = sum.wrapping_add(v);
+                }
+                std::hint::black_box(sum);
+                for producer in producers {
+                    producer.await.unwrap();
+                }
+            });
+        }));
+    }
+    all
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let mut criterion = criterion_config();
+    compare(&mut criterion, "spsc_bounded64_1m", MESSAGES, ROUNDS, "kanal", contenders(&rt, 1, 1));
+    compare(&mut criterion, "mpmc4x4_bounded64_1m", MESSAGES, ROUNDS, "kanal", contenders(&rt, 4, 4));
+    criterion.final_summary();
+}

@@ -1,0 +1,66 @@
+//! Channels: every operation returns a typed `Result`, every refused value comes back, and every
+//! future documents its cancel safety. All of them work under any executor.
+//!
+//! | channel | who gets a message | when full |
+//! |---|---|---|
+//! | [`channel(cap)`](crate::channel()) / [`unbounded()`](crate::unbounded()) | exactly **one** receiver (competing consumers, MPMC) | `send` waits, `try_send` gives `Full(value)` back |
+//! | [`broadcast(cap)`](crate::broadcast()) | **every** receiver | never waits: a receiver more than `cap` behind gets `Lagged(n)` |
+//! | [`watch(initial)`](crate::watch()) | every receiver sees the **latest** value | never waits: only the latest is kept |
+//! | [`oneshot()`](crate::oneshot()) | the one receiver, once | never waits |
+//!
+//! A clone of an MPMC [`Receiver`] is *another consumer*, not another subscriber: with two
+//! receivers each message is received once, by one of them. When every receiver must see
+//! every message, that is [`broadcast`](crate::broadcast()).
+#![forbid(unsafe_code)]
+
+pub mod broadcast;
+mod error;
+mod mpmc;
+pub mod oneshot;
+pub mod watch;
+
+pub use error::{RecvError, SendError, TryRecvError, TrySendError};
+pub use mpmc::{Permit, Receiver, Recv, Reserve, Send, Sender};
+
+use std::sync::Arc;
+
+use mpmc::state::Chan;
+
+/// A bounded MPMC channel: up to `capacity` messages wait in it; each message is received by
+/// exactly one receiver. Clone either end for more producers or consumers; the channel closes
+/// when every sender (or every receiver) is gone, or on `close()`.
+///
+/// # Panics
+/// If `capacity` is 0 (a rendezvous channel is not offered; use 1).
+///
+/// ```
+/// let (tx, rx) = klaw::channel::<u32>(64);
+/// klaw::block_on(async {
+///     tx.send(1).await.unwrap();
+///     assert_eq!(rx.recv().await, Ok(1));
+///     assert_eq!(rx.capacity(), Some(64));
+/// });
+/// ```
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "a bounded channel needs a capacity of at least 1");
+    pair(Some(capacity))
+}
+
+/// An unbounded MPMC channel: `send` never waits. Prefer a bounded channel unless the
+/// producer is bounded by other means; an unbounded queue turns overload into memory growth.
+///
+/// ```
+/// let (tx, rx) = klaw::unbounded::<u32>();
+/// for i in 0..1000 {
+///     tx.try_send(i).unwrap();
+/// }
+/// assert_eq!(rx.len(), 1000);
+/// ```
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    pair(None)
+}
+
+fn pair<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan::new(capacity));
+    (Sender::new(chan.clone()), Receiver::new(chan))
+}

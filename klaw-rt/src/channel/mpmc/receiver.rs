@@ -1,0 +1,260 @@
+//! The receiving half: `recv`, `try_recv`, and `Stream`.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::channel::error::{RecvError, TryRecvError};
+use crate::channel::mpmc::state::{Chan, Wake, wake_all};
+
+/// The receiving half of an MPMC [`channel`](crate::channel()). Clone it for competing
+/// consumers: each message goes to exactly **one** receiver (for every receiver to see every
+/// message, use [`broadcast`](crate::channel::broadcast())). It is a [`Stream`] that ends when
+/// the channel is closed and drained.
+///
+/// ```
+/// let (tx, rx) = klaw::channel::<u32>(4);
+/// let rx2 = rx.clone();
+/// tx.try_send(1).unwrap();
+/// tx.try_send(2).unwrap();
+/// let a = rx.try_recv().unwrap();
+/// let b = rx2.try_recv().unwrap(); // competing consumers: each message once
+/// assert_eq!((a, b), (1, 2));
+/// ```
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+    /// The waiter of this receiver's `Stream`, if it is waiting.
+    stream_waiter: Option<usize>,
+}
+
+impl<T> Receiver<T> {
+    pub(crate) fn new(chan: Arc<Chan<T>>) -> Self {
+        Self { chan, stream_waiter: None }
+    }
+
+    /// Receives the oldest message, waiting for one if the channel is empty; `Err(Closed)` once
+    /// the channel is closed and drained.
+    ///
+    /// Cancel safety: a `recv` dropped before it completes loses no message. A message already
+    /// handed to it goes to the next waiting receiver or back to the front of the queue.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<&str>(1);
+    /// std::thread::spawn(move || klaw::block_on(tx.send("hi")));
+    /// assert_eq!(klaw::block_on(rx.recv()), Ok("hi"));
+    /// ```
+    pub fn recv(&self) -> Recv<'_, T> {
+        Recv { chan: &self.chan, waiter: None }
+    }
+
+    /// Receives a message if one is ready.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// assert!(rx.try_recv().is_err());
+    /// tx.try_send(9).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(9));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut state = self.chan.lock();
+        match state.take() {
+            Some((value, waker)) => {
+                drop(state);
+                wake_all(waker.into_iter().collect());
+                Ok(value)
+            }
+            None if state.is_closed() => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Closes the channel for everyone: senders fail from now on, receivers still get what is
+    /// queued. True if this call closed it.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(2);
+    /// tx.try_send(1).unwrap();
+    /// assert!(rx.close());
+    /// assert!(tx.try_send(2).unwrap_err().is_closed());
+    /// assert_eq!(rx.try_recv(), Ok(1)); // queued messages are still delivered
+    /// assert!(rx.try_recv().is_err());
+    /// ```
+    pub fn close(&self) -> bool {
+        let mut wake = Wake::new();
+        let closed = self.chan.lock().close(&mut wake);
+        wake_all(wake);
+        closed
+    }
+
+    /// True once the channel is closed (messages may still be queued).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// drop(tx);
+    /// assert!(rx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.chan.lock().is_closed()
+    }
+
+    /// The capacity given to [`channel`](crate::channel()), or `None` if unbounded. Stored,
+    /// not derived from the queue.
+    ///
+    /// ```
+    /// assert_eq!(klaw::channel::<u8>(64).1.capacity(), Some(64));
+    /// assert_eq!(klaw::unbounded::<u8>().1.capacity(), None);
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// How many messages are queued now.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(4);
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.lock().len()
+    }
+
+    /// True if no message is queued now.
+    ///
+    /// ```
+    /// assert!(klaw::channel::<u8>(4).1.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many senders exist.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let _tx2 = tx.clone();
+    /// assert_eq!(rx.sender_count(), 2);
+    /// ```
+    pub fn sender_count(&self) -> usize {
+        self.chan.lock().sender_count()
+    }
+
+    /// How many receivers exist.
+    ///
+    /// ```
+    /// let (_tx, rx) = klaw::channel::<u8>(1);
+    /// assert_eq!(rx.clone().receiver_count(), 2);
+    /// ```
+    pub fn receiver_count(&self) -> usize {
+        self.chan.lock().receiver_count()
+    }
+}
+
+/// The common step of `Recv` and `Stream`: take a message, or wait in line with `waiter`.
+fn poll_recv<T>(chan: &Chan<T>, waiter: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+    let mut state = chan.lock();
+    if let Some(key) = *waiter {
+        if let Some(value) = state.poll_recv_waiter(key, cx.waker()) {
+            *waiter = None;
+            return Poll::Ready(Ok(value));
+        }
+        if !state.is_closed() {
+            return Poll::Pending;
+        }
+        *waiter = None;
+        let passed_on = state.cancel_recv(key);
+        debug_assert!(passed_on.is_none(), "an empty slot has nothing to pass on");
+    }
+    if let Some((value, waker)) = state.take() {
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        return Poll::Ready(Ok(value));
+    }
+    if state.is_closed() {
+        return Poll::Ready(Err(RecvError::Closed));
+    }
+    *waiter = Some(state.wait_recv(cx.waker()));
+    Poll::Pending
+}
+
+fn cancel_waiter<T>(chan: &Chan<T>, waiter: &mut Option<usize>) {
+    if let Some(key) = waiter.take() {
+        let waker = chan.lock().cancel_recv(key);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The future of [`Receiver::recv`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv<'a, T> {
+    chan: &'a Chan<T>,
+    waiter: Option<usize>,
+}
+
+impl<T> Future for Recv<'_, T> {
+    type Output = Result<T, RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        poll_recv(this.chan, &mut this.waiter, cx)
+    }
+}
+
+impl<T> Drop for Recv<'_, T> {
+    fn drop(&mut self) {
+        cancel_waiter(self.chan, &mut self.waiter);
+    }
+}
+
+impl<T> fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recv").field("waiting", &self.waiter.is_some()).finish()
+    }
+}
+
+impl<T> Stream for Receiver<T> {
+    type Item = T;
+
+    /// Cancel safety as for [`Receiver::recv`]: a message handed to this stream while it waits
+    /// is kept for its next poll, or passed on when the receiver is dropped.
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        poll_recv(&this.chan, &mut this.stream_waiter, cx).map(Result::ok)
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().add_receiver();
+        Receiver::new(self.chan.clone())
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        cancel_waiter(&self.chan, &mut self.stream_waiter);
+        let mut wake = Wake::new();
+        self.chan.lock().drop_receiver(&mut wake);
+        wake_all(wake);
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.chan.lock();
+        f.debug_struct("Receiver")
+            .field("len", &state.len())
+            .field("capacity", &self.chan.capacity())
+            .field("closed", &state.is_closed())
+            .finish()
+    }
+}

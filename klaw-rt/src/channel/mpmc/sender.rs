@@ -1,0 +1,456 @@
+//! The sending half: `send`, `try_send`, `reserve` and `Sink`.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_sink::Sink;
+
+use crate::channel::error::{SendError, TrySendError};
+use crate::channel::mpmc::state::{Chan, Offer, SendWait, Wake, wake_all};
+
+/// The sending half of an MPMC [`channel`](crate::channel()). Clone it for several producers;
+/// the channel closes when the last sender is dropped. It is a [`Sink`].
+///
+/// ```
+/// let (tx, rx) = klaw::channel::<u32>(2);
+/// let tx2 = tx.clone();
+/// tx.try_send(1).unwrap();
+/// tx2.try_send(2).unwrap();
+/// drop((tx, tx2));
+/// let all: Vec<u32> = klaw::block_on(futures_lite::StreamExt::collect(rx));
+/// assert_eq!(all, [1, 2]);
+/// ```
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+    /// The `Sink`'s place: waiting for one, or holding one for `start_send`.
+    sink: SinkPlace,
+}
+
+#[derive(Clone, Copy)]
+enum SinkPlace {
+    None,
+    Waiting(usize),
+    Reserved,
+}
+
+impl<T> Sender<T> {
+    pub(crate) fn new(chan: Arc<Chan<T>>) -> Self {
+        Self { chan, sink: SinkPlace::None }
+    }
+
+    /// Sends `value`, waiting for a place if the channel is full. `Err(SendError(value))` if
+    /// the channel is closed.
+    ///
+    /// Cancel safety: if the future is dropped before it completes, the value was not sent; it
+    /// is dropped with the future. To keep it, wait for a place with
+    /// [`reserve`](Self::reserve) first (that future holds no value), then send.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u32>(1);
+    /// klaw::block_on(async {
+    ///     tx.send(1).await.unwrap();
+    ///     assert_eq!(rx.recv().await, Ok(1));
+    /// });
+    /// ```
+    pub fn send(&self, value: T) -> Send<'_, T> {
+        Send { chan: &self.chan, value: Some(value), waiter: None }
+    }
+
+    /// Sends `value` if there is a place now.
+    ///
+    /// ```
+    /// use klaw::channel::TrySendError;
+    /// let (tx, _rx) = klaw::channel::<u32>(1);
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+    /// ```
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let offer = self.chan.lock().offer(value);
+        match offer {
+            Offer::Accepted(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            Offer::Full(value) => Err(TrySendError::Full(value)),
+            Offer::Closed(value) => Err(TrySendError::Closed(value)),
+        }
+    }
+
+    /// Waits for a place and reserves it: the [`Permit`] then sends without waiting. The value
+    /// need not exist yet, which makes this the cancel-safe way to send.
+    ///
+    /// Cancel safety: dropping the future (or an unused permit) gives the place back.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<String>(1);
+    /// klaw::block_on(async {
+    ///     let permit = tx.reserve().await.unwrap();
+    ///     permit.send("built after the place was secured".to_string()).unwrap();
+    ///     assert_eq!(rx.len(), 1);
+    /// });
+    /// ```
+    pub fn reserve(&self) -> Reserve<'_, T> {
+        Reserve { chan: &self.chan, waiter: None }
+    }
+
+    /// Closes the channel for everyone: senders fail from now on, receivers still get what is
+    /// queued. True if this call closed it.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// assert!(tx.close());
+    /// assert!(!tx.close());
+    /// assert!(rx.is_closed());
+    /// ```
+    pub fn close(&self) -> bool {
+        let mut wake = Wake::new();
+        let closed = self.chan.lock().close(&mut wake);
+        wake_all(wake);
+        closed
+    }
+
+    /// True once the channel is closed: every receiver is gone, or someone closed it.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// drop(rx);
+    /// assert!(tx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.chan.lock().is_closed()
+    }
+
+    /// The capacity given to [`channel`](crate::channel()), or `None` if unbounded. Stored,
+    /// not derived from the queue.
+    ///
+    /// ```
+    /// assert_eq!(klaw::channel::<u8>(8).0.capacity(), Some(8));
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.capacity()
+    }
+
+    /// How many messages are queued now.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::<u8>(8);
+    /// tx.try_send(1).unwrap();
+    /// assert_eq!(tx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.lock().len()
+    }
+
+    /// True if no message is queued now.
+    ///
+    /// ```
+    /// assert!(klaw::channel::<u8>(8).0.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True if a bounded channel has no free place now.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::<u8>(1);
+    /// tx.try_send(1).unwrap();
+    /// assert!(tx.is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.capacity().is_some_and(|cap| self.len() >= cap)
+    }
+
+    /// How many receivers exist.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// drop(rx);
+    /// assert_eq!(tx.receiver_count(), 0);
+    /// ```
+    pub fn receiver_count(&self) -> usize {
+        self.chan.lock().receiver_count()
+    }
+
+    /// How many senders exist.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::<u8>(1);
+    /// assert_eq!(tx.clone().sender_count(), 2);
+    /// ```
+    pub fn sender_count(&self) -> usize {
+        self.chan.lock().sender_count()
+    }
+}
+
+/// The future of [`Sender::send`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Send<'a, T> {
+    chan: &'a Chan<T>,
+    value: Option<T>,
+    waiter: Option<usize>,
+}
+
+// Nothing is pinned in place: the value is only moved out.
+impl<T> Unpin for Send<'_, T> {}
+
+impl<T> Future for Send<'_, T> {
+    type Output = Result<(), SendError<T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut state = this.chan.lock();
+        if let Some(key) = this.waiter {
+            return match state.poll_send_waiter(key, cx.waker()) {
+                None => Poll::Pending,
+                Some(outcome) => {
+                    this.waiter = None;
+                    match outcome {
+                        SendWait::Delivered => Poll::Ready(Ok(())),
+                        SendWait::Value(value) => Poll::Ready(Err(SendError(value))),
+                        SendWait::Place | SendWait::Granted => unreachable!("a send waits with its value"),
+                    }
+                }
+            };
+        }
+        let value = this.value.take().expect("a Send future was polled after it completed");
+        match state.offer(value) {
+            Offer::Accepted(waker) => {
+                drop(state);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Offer::Closed(value) => Poll::Ready(Err(SendError(value))),
+            Offer::Full(value) => {
+                this.waiter = Some(state.wait_send(cx.waker(), SendWait::Value(value)));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Drop for Send<'_, T> {
+    fn drop(&mut self) {
+        if let Some(key) = self.waiter.take() {
+            let (unsent, waker) = self.chan.lock().cancel_send(key);
+            drop(unsent); // not sent: dropped with the future, outside the lock
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Send<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Send").field("waiting", &self.waiter.is_some()).finish()
+    }
+}
+
+/// A reserved place in a channel, from [`Sender::reserve`]: [`send`](Self::send) uses it
+/// without waiting; dropping it gives it back.
+#[must_use = "an unused permit gives its place back when dropped"]
+pub struct Permit<'a, T> {
+    chan: &'a Chan<T>,
+}
+
+impl<T> Permit<'_, T> {
+    /// Sends `value` in the reserved place. `Err(SendError(value))` if the channel closed
+    /// meanwhile.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let permit = klaw::block_on(tx.reserve()).unwrap();
+    /// permit.send(4).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(4));
+    /// ```
+    pub fn send(self, value: T) -> Result<(), SendError<T>> {
+        let chan = self.chan;
+        std::mem::forget(self); // the place is used here, not given back
+        let sent = chan.lock().send_reserved(value);
+        match sent {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            Err(value) => Err(SendError(value)),
+        }
+    }
+}
+
+impl<T> Drop for Permit<'_, T> {
+    fn drop(&mut self) {
+        let waker = self.chan.lock().release_place();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Permit<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Sender::reserve`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Reserve<'a, T> {
+    chan: &'a Chan<T>,
+    waiter: Option<usize>,
+}
+
+/// One step of reserving a place, shared by `Reserve` and the `Sink`: `Ok(true)` when a place
+/// is reserved, `Ok(false)` when waiting, `Err(())` when closed.
+fn poll_place<T>(chan: &Chan<T>, waiter: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    let mut state = chan.lock();
+    if let Some(key) = *waiter {
+        return match state.poll_send_waiter(key, cx.waker()) {
+            None => Poll::Pending,
+            Some(SendWait::Granted) => {
+                *waiter = None;
+                Poll::Ready(Ok(()))
+            }
+            Some(_) => {
+                *waiter = None;
+                Poll::Ready(Err(()))
+            }
+        };
+    }
+    if state.is_closed() {
+        return Poll::Ready(Err(()));
+    }
+    if state.try_reserve() {
+        return Poll::Ready(Ok(()));
+    }
+    *waiter = Some(state.wait_send(cx.waker(), SendWait::Place));
+    Poll::Pending
+}
+
+fn cancel_place<T>(chan: &Chan<T>, waiter: &mut Option<usize>) {
+    if let Some(key) = waiter.take() {
+        let (_, waker) = chan.lock().cancel_send(key);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<'a, T> Future for Reserve<'a, T> {
+    type Output = Result<Permit<'a, T>, SendError<()>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        poll_place(this.chan, &mut this.waiter, cx)
+            .map(|reserved| reserved.map(|()| Permit { chan: this.chan }).map_err(|()| SendError(())))
+    }
+}
+
+impl<T> Drop for Reserve<'_, T> {
+    fn drop(&mut self) {
+        cancel_place(self.chan, &mut self.waiter);
+    }
+}
+
+impl<T> fmt::Debug for Reserve<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reserve").field("waiting", &self.waiter.is_some()).finish()
+    }
+}
+
+/// A `Sink` reserves a place in `poll_ready` and uses it in `start_send`, so no value is ever
+/// accepted and then lost. The error carries the value when there was one.
+impl<T> Sink<T> for Sender<T> {
+    type Error = SendError<Option<T>>;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = &mut *self;
+        let mut waiter = match this.sink {
+            SinkPlace::Reserved => return Poll::Ready(Ok(())),
+            SinkPlace::Waiting(key) => Some(key),
+            SinkPlace::None => None,
+        };
+        let polled = poll_place(&this.chan, &mut waiter, cx);
+        this.sink = match (&polled, waiter) {
+            (Poll::Ready(Ok(())), _) => SinkPlace::Reserved,
+            (_, Some(key)) => SinkPlace::Waiting(key),
+            _ => SinkPlace::None,
+        };
+        polled.map(|reserved| reserved.map_err(|()| SendError(None)))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
+        let this = &mut *self;
+        assert!(
+            matches!(this.sink, SinkPlace::Reserved),
+            "Sink::start_send without a successful poll_ready"
+        );
+        this.sink = SinkPlace::None;
+        let sent = this.chan.lock().send_reserved(item);
+        match sent {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            Err(item) => Err(SendError(Some(item))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(())) // a sent message is in the channel already
+    }
+
+    /// Closes the channel (for every sender and receiver), like [`Sender::close`].
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.close();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().add_sender();
+        Sender::new(self.chan.clone())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        match self.sink {
+            SinkPlace::Waiting(key) => cancel_place(&self.chan, &mut Some(key)),
+            SinkPlace::Reserved => {
+                let waker = self.chan.lock().release_place();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            }
+            SinkPlace::None => {}
+        }
+        let mut wake = Wake::new();
+        self.chan.lock().drop_sender(&mut wake);
+        wake_all(wake);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.chan.lock();
+        f.debug_struct("Sender")
+            .field("len", &state.len())
+            .field("capacity", &self.chan.capacity())
+            .field("closed", &state.is_closed())
+            .finish()
+    }
+}
