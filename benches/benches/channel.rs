@@ -68,8 +68,14 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             kanal::bounded_async::<u64>(CAPACITY),
-            |tx: &kanal::AsyncSender<u64>, v| { let tx = tx.clone(); async move { tx.send(v).await.unwrap() } },
-            |rx: &kanal::AsyncReceiver<u64>| { let rx = rx.clone(); async move { rx.recv().await.ok() } }
+            |tx: &kanal::AsyncSender<u64>, v| {
+                let tx = tx.clone();
+                async move { tx.send(v).await.unwrap() }
+            },
+            |rx: &kanal::AsyncReceiver<u64>| {
+                let rx = rx.clone();
+                async move { rx.recv().await.ok() }
+            }
         ),
         contender!(
             "klaw",
@@ -77,8 +83,14 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             klaw::channel::<u64>(CAPACITY),
-            |tx: &klaw::channel::Sender<u64>, v| { let tx = tx.clone(); async move { tx.send(v).await.unwrap() } },
-            |rx: &klaw::channel::Receiver<u64>| { let rx = rx.clone(); async move { rx.recv().await.ok() } }
+            |tx: &klaw::channel::Sender<u64>, v| {
+                let tx = tx.clone();
+                async move { tx.send(v).await.unwrap() }
+            },
+            |rx: &klaw::channel::Receiver<u64>| {
+                let rx = rx.clone();
+                async move { rx.recv().await.ok() }
+            }
         ),
         contender!(
             "flume",
@@ -86,8 +98,14 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             flume::bounded::<u64>(CAPACITY),
-            |tx: &flume::Sender<u64>, v| { let tx = tx.clone(); async move { tx.send_async(v).await.unwrap() } },
-            |rx: &flume::Receiver<u64>| { let rx = rx.clone(); async move { rx.recv_async().await.ok() } }
+            |tx: &flume::Sender<u64>, v| {
+                let tx = tx.clone();
+                async move { tx.send_async(v).await.unwrap() }
+            },
+            |rx: &flume::Receiver<u64>| {
+                let rx = rx.clone();
+                async move { rx.recv_async().await.ok() }
+            }
         ),
         contender!(
             "async-channel",
@@ -95,8 +113,14 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             async_channel::bounded::<u64>(CAPACITY),
-            |tx: &async_channel::Sender<u64>, v| { let tx = tx.clone(); async move { tx.send(v).await.unwrap() } },
-            |rx: &async_channel::Receiver<u64>| { let rx = rx.clone(); async move { rx.recv().await.ok() } }
+            |tx: &async_channel::Sender<u64>, v| {
+                let tx = tx.clone();
+                async move { tx.send(v).await.unwrap() }
+            },
+            |rx: &async_channel::Receiver<u64>| {
+                let rx = rx.clone();
+                async move { rx.recv().await.ok() }
+            }
         ),
     ];
     if c == 1 {
@@ -133,6 +157,13 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let mut criterion = criterion_config();
     compare(&mut criterion, "spsc_bounded64_1m", MESSAGES, ROUNDS, "kanal", contenders(&rt, 1, 1));
-    compare(&mut criterion, "mpmc4x4_bounded64_1m", MESSAGES, ROUNDS, "kanal", contenders(&rt, 4, 4));
+    compare(
+        &mut criterion,
+        "mpmc4x4_bounded64_1m",
+        MESSAGES,
+        ROUNDS,
+        "kanal",
+        contenders(&rt, 4, 4),
+    );
     criterion.final_summary();
 }

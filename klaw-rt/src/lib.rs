@@ -19,10 +19,10 @@ pub use cancel::{
     CancelScope, CancelToken, Cancellable, Shielded, checkpoint, fail_after, fail_at,
     move_on_after, move_on_at, shield,
 };
-pub use channel::{channel, unbounded};
 pub use channel::broadcast::channel as broadcast;
 pub use channel::oneshot::channel as oneshot;
 pub use channel::watch::channel as watch;
+pub use channel::{channel, unbounded};
 pub use error::{BoxError, Error, ScopeError, TaskError, TaskFailure};
 pub use runtime::{
     BuildError, Builder, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, Handle, MAX_BLOCKING_THREADS,

@@ -206,3 +206,70 @@ mod scope_models {
         });
     }
 }
+
+mod channel_models {
+    //! The MPMC channel core: sends, receives and closes racing, with parked tasks, so a lost
+    //! wake-up shows as a deadlock and a lost or duplicated message as a failed assertion.
+
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use loom::future::block_on;
+    use loom::thread;
+
+    use crate::channel::{RecvError, TryRecvError, channel};
+
+    #[test]
+    fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let producer = thread::spawn(move || {
+                block_on(tx.send(1)).unwrap();
+                block_on(tx.send(2)).unwrap(); // waits for a place: the receiver must wake it
+            });
+            assert_eq!(block_on(rx.recv()), Ok(1));
+            assert_eq!(block_on(rx.recv()), Ok(2));
+            producer.join().unwrap();
+            assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
+        });
+    }
+
+    #[test]
+    fn loom_closing_wakes_a_parked_receiver() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let closer = thread::spawn(move || {
+                let _ = tx.try_send(5);
+                drop(tx);
+            });
+            // Parks until the message or the close arrives; a missed wake-up is a deadlock.
+            let first = block_on(rx.recv());
+            closer.join().unwrap();
+            assert_eq!(first, Ok(5), "the message sent before the close is delivered first");
+            assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
+        });
+    }
+
+    #[test]
+    fn loom_a_message_handed_to_a_cancelled_recv_is_not_lost() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let sender = thread::spawn(move || tx.try_send(9).is_ok());
+            {
+                let mut recv = pin!(rx.recv());
+                // Registers as a waiter (or takes the message if it is already there).
+                if let Poll::Ready(got) =
+                    recv.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+                {
+                    assert_eq!(got, Ok(9));
+                    assert!(sender.join().unwrap());
+                    return;
+                }
+            } // dropped while waiting: a message handed over meanwhile goes back
+            assert!(sender.join().unwrap());
+            assert_eq!(rx.try_recv(), Ok(9));
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        });
+    }
+}

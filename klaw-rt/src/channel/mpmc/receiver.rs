@@ -156,7 +156,11 @@ impl<T> Receiver<T> {
 }
 
 /// The common step of `Recv` and `Stream`: take a message, or wait in line with `waiter`.
-fn poll_recv<T>(chan: &Chan<T>, waiter: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+fn poll_recv<T>(
+    chan: &Chan<T>,
+    waiter: &mut Option<usize>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, RecvError>> {
     let mut state = chan.lock();
     if let Some(key) = *waiter {
         if let Some(value) = state.poll_recv_waiter(key, cx.waker()) {

@@ -214,7 +214,9 @@ impl<T> Future for Send<'_, T> {
                     match outcome {
                         SendWait::Delivered => Poll::Ready(Ok(())),
                         SendWait::Value(value) => Poll::Ready(Err(SendError(value))),
-                        SendWait::Place | SendWait::Granted => unreachable!("a send waits with its value"),
+                        SendWait::Place | SendWait::Granted => {
+                            unreachable!("a send waits with its value")
+                        }
                     }
                 }
             };
@@ -312,7 +314,11 @@ pub struct Reserve<'a, T> {
 
 /// One step of reserving a place, shared by `Reserve` and the `Sink`: `Ok(true)` when a place
 /// is reserved, `Ok(false)` when waiting, `Err(())` when closed.
-fn poll_place<T>(chan: &Chan<T>, waiter: &mut Option<usize>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+fn poll_place<T>(
+    chan: &Chan<T>,
+    waiter: &mut Option<usize>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), ()>> {
     let mut state = chan.lock();
     if let Some(key) = *waiter {
         return match state.poll_send_waiter(key, cx.waker()) {
@@ -351,8 +357,9 @@ impl<'a, T> Future for Reserve<'a, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        poll_place(this.chan, &mut this.waiter, cx)
-            .map(|reserved| reserved.map(|()| Permit { chan: this.chan }).map_err(|()| SendError(())))
+        poll_place(this.chan, &mut this.waiter, cx).map(|reserved| {
+            reserved.map(|()| Permit { chan: this.chan }).map_err(|()| SendError(()))
+        })
     }
 }
 

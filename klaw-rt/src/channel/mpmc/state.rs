@@ -236,7 +236,9 @@ impl<T> State<T> {
     pub(crate) fn poll_send_waiter(&mut self, key: usize, waker: &Waker) -> Option<SendWait<T>> {
         let waiter = &mut self.senders_waiting.slab[key];
         match &waiter.wait {
-            SendWait::Delivered | SendWait::Granted => Some(self.senders_waiting.slab.remove(key).wait),
+            SendWait::Delivered | SendWait::Granted => {
+                Some(self.senders_waiting.slab.remove(key).wait)
+            }
             SendWait::Value(_) | SendWait::Place if self.closed => {
                 Some(self.senders_waiting.forget(key).wait)
             }

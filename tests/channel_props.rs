@@ -1,0 +1,175 @@
+//! Property: whatever producers and consumers do (send, try_send, recv, try_recv, clone, drop,
+//! close, and futures cancelled half-way), on a multi-threaded runtime, every message the
+//! channel accepted is received exactly once, and every other one came back to its sender or
+//! was dropped unsent with a cancelled `send`. Zero lost, zero duplicated.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use klaw::channel::{Receiver, Sender, TrySendError};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum ProducerOp {
+    Send,
+    TrySend,
+    /// A `send` polled once, then dropped: if it had to wait, nothing is delivered.
+    CancelledSend,
+    CloneAndDrop,
+    Close,
+    Yield,
+}
+
+#[derive(Debug, Clone)]
+enum ConsumerOp {
+    Recv,
+    TryRecv,
+    /// A `recv` polled once, then dropped: a message handed to it must not be lost.
+    CancelledRecv,
+    Yield,
+}
+
+fn producer_op() -> impl Strategy<Value = ProducerOp> {
+    prop_oneof![
+        4 => Just(ProducerOp::Send),
+        3 => Just(ProducerOp::TrySend),
+        2 => Just(ProducerOp::CancelledSend),
+        1 => Just(ProducerOp::CloneAndDrop),
+        1 => Just(ProducerOp::Close),
+        1 => Just(ProducerOp::Yield),
+    ]
+}
+
+fn consumer_op() -> impl Strategy<Value = ConsumerOp> {
+    prop_oneof![
+        4 => Just(ConsumerOp::Recv),
+        3 => Just(ConsumerOp::TryRecv),
+        2 => Just(ConsumerOp::CancelledRecv),
+        1 => Just(ConsumerOp::Yield),
+    ]
+}
+
+/// What happened to every message, by id.
+#[derive(Default)]
+struct Ledger {
+    accepted: Vec<u64>,
+    returned: Vec<u64>,
+    cancelled: Vec<u64>,
+    received: Vec<u64>,
+}
+
+const PATIENCE: Duration = Duration::from_millis(20);
+
+fn poll_once<F: Future>(future: Pin<&mut F>) -> std::task::Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mutex<Ledger>>) {
+    for (seq, op) in ops.into_iter().enumerate() {
+        let message = (id << 32) | seq as u64;
+        let mut log =
+            |f: fn(&mut Ledger) -> &mut Vec<u64>| f(&mut ledger.lock().unwrap()).push(message);
+        match op {
+            ProducerOp::Send => match klaw::timeout(PATIENCE, tx.send(message)).await {
+                Ok(Ok(())) => log(|l| &mut l.accepted),
+                Ok(Err(error)) => {
+                    assert_eq!(error.into_inner(), message);
+                    log(|l| &mut l.returned);
+                }
+                Err(_) => log(|l| &mut l.cancelled), // the timeout dropped the waiting send
+            },
+            ProducerOp::TrySend => match tx.try_send(message) {
+                Ok(()) => log(|l| &mut l.accepted),
+                Err(TrySendError::Full(back) | TrySendError::Closed(back)) => {
+                    assert_eq!(back, message);
+                    log(|l| &mut l.returned);
+                }
+            },
+            ProducerOp::CancelledSend => {
+                let mut send = std::pin::pin!(tx.send(message));
+                match poll_once(send.as_mut()) {
+                    std::task::Poll::Ready(Ok(())) => log(|l| &mut l.accepted),
+                    std::task::Poll::Ready(Err(_)) => log(|l| &mut l.returned),
+                    std::task::Poll::Pending => log(|l| &mut l.cancelled),
+                }
+            }
+            ProducerOp::CloneAndDrop => drop(tx.clone()),
+            ProducerOp::Close => {
+                tx.close();
+            }
+            ProducerOp::Yield => futures_lite::future::yield_now().await,
+        }
+    }
+}
+
+async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledger>>) {
+    for op in ops {
+        let got = match op {
+            ConsumerOp::Recv => klaw::timeout(PATIENCE, rx.recv()).await.ok().and_then(Result::ok),
+            ConsumerOp::TryRecv => rx.try_recv().ok(),
+            ConsumerOp::CancelledRecv => {
+                let mut recv = std::pin::pin!(rx.recv());
+                match poll_once(recv.as_mut()) {
+                    std::task::Poll::Ready(result) => result.ok(),
+                    std::task::Poll::Pending => None,
+                }
+            }
+            ConsumerOp::Yield => {
+                futures_lite::future::yield_now().await;
+                None
+            }
+        };
+        if let Some(message) = got {
+            ledger.lock().unwrap().received.push(message);
+        }
+    }
+}
+
+fn check(capacity: usize, producers: Vec<Vec<ProducerOp>>, consumers: Vec<Vec<ConsumerOp>>) {
+    let rt = klaw::Runtime::builder().workers(2).build().unwrap();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let (tx, rx) = klaw::channel::<u64>(capacity);
+    rt.block_on(async {
+        klaw::scope!(|s| {
+            // Parallel tasks on two workers, so operations really race.
+            for (id, ops) in producers.into_iter().enumerate() {
+                s.spawn(produce(id as u64, tx.clone(), ops, ledger.clone()));
+            }
+            for ops in consumers {
+                s.spawn(consume(rx.clone(), ops, ledger.clone()));
+            }
+            Ok(())
+        })
+        .unwrap();
+    });
+    drop(tx);
+    // Drain what is left: nothing accepted may stay behind.
+    while let Ok(message) = rx.try_recv() {
+        ledger.lock().unwrap().received.push(message);
+    }
+    let ledger = Arc::into_inner(ledger).unwrap().into_inner().unwrap();
+    let received: HashSet<u64> = ledger.received.iter().copied().collect();
+    assert_eq!(received.len(), ledger.received.len(), "a message was received twice");
+    let accepted: HashSet<u64> = ledger.accepted.iter().copied().collect();
+    assert_eq!(received, accepted, "accepted and received differ: lost or phantom messages");
+    for message in ledger.returned.iter().chain(&ledger.cancelled) {
+        assert!(!received.contains(message), "message {message:#x} was refused yet received");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_accepted_message_is_received_exactly_once(
+        capacity in 1usize..6,
+        producers in prop::collection::vec(prop::collection::vec(producer_op(), 0..24), 1..=4),
+        consumers in prop::collection::vec(prop::collection::vec(consumer_op(), 0..24), 1..=4),
+    ) {
+        check(capacity, producers, consumers);
+    }
+}
