@@ -25,7 +25,7 @@
 //! `cargo test`). The contract is `DESIGN.md`.
 #![forbid(unsafe_code)]
 
-pub use klaw_macros::{main, scope, task, test};
+pub use klaw_macros::{main, scope, select, task, test};
 pub use klaw_rt::{
     BlockingTask, BoxError, BuildError, Builder, CancelReason, CancelScope, CancelToken,
     Cancellable, Canceller, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, Elapsed, Error, ExitReason,
@@ -61,7 +61,13 @@ pub mod __private {
 
     use crate::Runtime;
 
-    pub use crate::{BlockingTask, Error, Fallible, Plain, Scope, ScopeOptions, Task, scope_with};
+    pub use crate::{
+        BlockingTask, Error, Fallible, Plain, Scope, ScopeOptions, Task, scope_with, sleep,
+        sleep_until,
+    };
+    pub use klaw_rt::channel::{
+        __finish_send as finish_send, __random_start as random_start, SelectRecv, SelectSend,
+    };
 
     /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, Error>>`
     /// bound is what lets `?` in the body infer `klaw::Error`.
@@ -149,6 +155,10 @@ mod book {
     mod scopes {}
     #[doc = include_str!("../book/src/cancellation.md")]
     mod cancellation {}
+    #[doc = include_str!("../book/src/channels.md")]
+    mod channels {}
+    #[doc = include_str!("../book/src/select.md")]
+    mod select {}
     #[doc = include_str!("../book/src/logging.md")]
     mod logging {}
 }

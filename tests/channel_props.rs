@@ -71,7 +71,7 @@ fn poll_once<F: Future>(future: Pin<&mut F>) -> std::task::Poll<F::Output> {
 async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mutex<Ledger>>) {
     for (seq, op) in ops.into_iter().enumerate() {
         let message = (id << 32) | seq as u64;
-        let mut log =
+        let log =
             |f: fn(&mut Ledger) -> &mut Vec<u64>| f(&mut ledger.lock().unwrap()).push(message);
         match op {
             ProducerOp::Send => match klaw::timeout(PATIENCE, tx.send(message)).await {

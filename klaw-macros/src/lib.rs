@@ -1,5 +1,6 @@
 //! Procedural macros of klaw. Use them through the `klaw` crate (`#[klaw::main]`,
-//! `#[klaw::test]`); generated code names only `::klaw::__private`.
+//! `#[klaw::test]`); generated code names only klaw's hidden `__private` module, under the
+//! name the user's `Cargo.toml` gives klaw (`::klaw` unless renamed).
 //!
 //! Each macro is parsed (`impl Parse`), validated, then expanded, in separate files; errors are
 //! `syn::Error`s at the user's tokens, turned into `compile_error!` in one place
@@ -10,7 +11,9 @@ mod diagnostic;
 mod duration;
 mod entry;
 mod options;
+mod path;
 mod scope;
+mod select;
 mod task;
 
 use proc_macro::TokenStream;
@@ -99,4 +102,43 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn scope(input: TokenStream) -> TokenStream {
     scope::expand(input.into()).into()
+}
+
+/// Waits for the first of several operations: channel `recv` and `send`, any future, a timer.
+/// Channel arms bind typed `Result`s, so closing is always handled and no arm is silently
+/// disabled; a losing arm consumes nothing. Fair by default (polling starts at a random arm);
+/// `biased;` polls top to bottom. `default` runs if no arm is ready at once.
+///
+/// Arms: `recv(rx) -> msg => ...` (`msg: Result<T, RecvError>`), `send(tx, value) -> res => ...`
+/// (`res: Result<(), SendError<T>>`; `value` is evaluated only if this arm wins),
+/// `future -> pattern => ...` (the pattern must be irrefutable), `after(duration) => ...`,
+/// `at(instant) => ...`, `default => ...`.
+///
+/// ```
+/// use std::time::Duration;
+/// use klaw::channel::RecvError;
+///
+/// # klaw::block_on(async {
+/// let (tx, rx) = klaw::channel::<u32>(1);
+/// let (out_tx, out_rx) = klaw::channel::<u32>(1);
+/// tx.try_send(7).unwrap();
+/// let got = klaw::select! {
+///     recv(rx) -> msg => match msg {
+///         Ok(v) => v,
+///         Err(RecvError::Closed) => 0,
+///     },
+///     after(Duration::from_secs(1)) => 0,
+/// };
+/// assert_eq!(got, 7);
+/// klaw::select! {
+///     biased;
+///     send(out_tx, got * 2) -> res => res.unwrap(),
+///     default => unreachable!("the channel has room"),
+/// }
+/// assert_eq!(out_rx.try_recv(), Ok(14));
+/// # });
+/// ```
+#[proc_macro]
+pub fn select(input: TokenStream) -> TokenStream {
+    select::expand(input.into()).into()
 }

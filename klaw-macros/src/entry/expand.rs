@@ -16,6 +16,7 @@ fn option_tokens(value: Option<usize>) -> TokenStream {
 }
 
 pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
+    let private = crate::path::private();
     let ItemFn { attrs, vis, sig, block } = &plan.item;
     let name = &sig.ident;
     let output = &sig.output;
@@ -36,9 +37,9 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
     };
     let span = block.span();
     let run = quote_spanned! {span=>
-        ::klaw::__private::run_entry::<#output_type, _>(
-            ::klaw::__private::EntryConfig {
-                kind: ::klaw::__private::EntryKind::#kind,
+        #private::run_entry::<#output_type, _>(
+            #private::EntryConfig {
+                kind: #private::EntryKind::#kind,
                 workers: #workers,
                 max_blocking_threads: #max_blocking_threads,
                 timeout: #timeout,

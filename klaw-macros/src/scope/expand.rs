@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use crate::scope::validate::ScopePlan;
 
 pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
+    let private = crate::path::private();
     let ScopePlan { name, timeout, deadline, supervisor, moves, param, body } = plan;
     let name = name.map(|name| quote!(.name(#name)));
     let timeout = timeout.map(|timeout| quote!(.timeout(#timeout)));
@@ -17,11 +18,11 @@ pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
     let capture = moves.then(|| quote!(move));
     let body_span = body.span();
     let body = quote_spanned! {body_span=>
-        ::klaw::__private::scope_body(async #capture { #body })
+        #private::scope_body(async #capture { #body })
     };
     quote! {
-        ::klaw::__private::scope_with(
-            ::klaw::__private::ScopeOptions::new() #name #timeout #deadline #supervisor,
+        #private::scope_with(
+            #private::ScopeOptions::new() #name #timeout #deadline #supervisor,
             |#param| #body,
         )
         .await

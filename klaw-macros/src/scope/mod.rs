@@ -28,7 +28,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let result = syn::parse2(input).and_then(validate::validate).map(expand::expand);
     // A stub of the right kind (a future of a `Result`) keeps the caller's code type-checking,
     // so only the scope's own error shows.
-    let expansion = diagnostic::emit(result, || quote!(::klaw::__private::scope_stub().await));
+    let private = crate::path::private();
+    let expansion = diagnostic::emit(result, || quote!(#private::scope_stub().await));
     // One block, so the errors (brace-form macros, i.e. statements) and the stub form a single
     // expression wherever the macro is used.
     quote!({ #expansion })

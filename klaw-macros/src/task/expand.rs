@@ -8,6 +8,7 @@ use syn::{ItemFn, ReturnType};
 use crate::task::validate::TaskPlan;
 
 pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
+    let private = crate::path::private();
     let ItemFn { attrs, vis, sig, block } = &plan.item;
     let output = match &sig.output {
         ReturnType::Default => quote!(()),
@@ -27,25 +28,25 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
     let (returns, body) = if plan.blocking {
         (
             quote_spanned! {span=>
-                ::klaw::__private::BlockingTask<
+                #private::BlockingTask<
                     impl ::core::ops::FnOnce() -> #output + ::core::marker::Send + 'static,
-                    ::klaw::__private::#mode,
+                    #private::#mode,
                 >
             },
             quote_spanned! {block.span()=>
-                ::klaw::__private::BlockingTask::#constructor(move || -> #output #block).name(#name)
+                #private::BlockingTask::#constructor(move || -> #output #block).name(#name)
             },
         )
     } else {
         (
             quote_spanned! {span=>
-                ::klaw::__private::Task<
+                #private::Task<
                     impl ::core::future::Future<Output = #output> + ::core::marker::Send + 'static,
-                    ::klaw::__private::#mode,
+                    #private::#mode,
                 >
             },
             quote_spanned! {block.span()=>
-                ::klaw::__private::Task::#constructor(async move #block).name(#name) #timeout
+                #private::Task::#constructor(async move #block).name(#name) #timeout
             },
         )
     };

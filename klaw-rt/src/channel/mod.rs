@@ -17,10 +17,12 @@ pub mod broadcast;
 mod error;
 mod mpmc;
 pub mod oneshot;
+mod select;
 pub mod watch;
 
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 pub use mpmc::{Permit, Receiver, Recv, Reserve, Send, Sender};
+pub use select::{__finish_send, __random_start, SelectRecv, SelectSend, select_any};
 
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@ use crate::channel::mpmc::state::{Chan, Wake, wake_all};
 
 /// The receiving half of an MPMC [`channel`](crate::channel()). Clone it for competing
 /// consumers: each message goes to exactly **one** receiver (for every receiver to see every
-/// message, use [`broadcast`](crate::channel::broadcast())). It is a [`Stream`] that ends when
+/// message, use [`broadcast`](crate::broadcast())). It is a [`Stream`] that ends when
 /// the channel is closed and drained.
 ///
 /// ```

@@ -45,9 +45,10 @@ impl<T> Sender<T> {
     /// Sends `value`, waiting for a place if the channel is full. `Err(SendError(value))` if
     /// the channel is closed.
     ///
-    /// Cancel safety: if the future is dropped before it completes, the value was not sent; it
-    /// is dropped with the future. To keep it, wait for a place with
-    /// [`reserve`](Self::reserve) first (that future holds no value), then send.
+    /// Cancel safety: if the future is dropped before it completes, the value was not sent
+    /// (a waiting send only ever sends during its own poll); it is dropped with the future. To
+    /// keep it, wait for a place with [`reserve`](Self::reserve) first (that future holds no
+    /// value), then send.
     ///
     /// ```
     /// let (tx, rx) = klaw::channel::<u32>(1);
@@ -212,9 +213,19 @@ impl<T> Future for Send<'_, T> {
                 Some(outcome) => {
                     this.waiter = None;
                     match outcome {
-                        SendWait::Delivered => Poll::Ready(Ok(())),
-                        SendWait::Value(value) => Poll::Ready(Err(SendError(value))),
-                        SendWait::Place | SendWait::Granted => {
+                        // A place was reserved for us: send now, in our own poll.
+                        SendWait::Granted(Some(value)) => match state.send_reserved(value) {
+                            Ok(waker) => {
+                                drop(state);
+                                if let Some(waker) = waker {
+                                    waker.wake();
+                                }
+                                Poll::Ready(Ok(()))
+                            }
+                            Err(value) => Poll::Ready(Err(SendError(value))),
+                        },
+                        SendWait::Value(value) => Poll::Ready(Err(SendError(value))), // closed
+                        SendWait::Place | SendWait::Granted(None) => {
                             unreachable!("a send waits with its value")
                         }
                     }
@@ -323,7 +334,7 @@ fn poll_place<T>(
     if let Some(key) = *waiter {
         return match state.poll_send_waiter(key, cx.waker()) {
             None => Poll::Pending,
-            Some(SendWait::Granted) => {
+            Some(SendWait::Granted(_)) => {
                 *waiter = None;
                 Poll::Ready(Ok(()))
             }

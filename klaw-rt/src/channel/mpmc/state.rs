@@ -2,8 +2,10 @@
 //!
 //! Invariants (checked in debug builds): receivers wait only while the queue is empty, so a
 //! sent value goes straight into the oldest waiting receiver's slot; senders wait only while the
-//! channel is full, so a freed place goes straight to the oldest waiting sender, whose value
-//! moves into the queue without another lock. Wakers are woken after the lock is released.
+//! channel is full, so a freed place is reserved for the oldest waiting sender, which then sends
+//! in its own next poll. (Moving its value into the queue for it would be faster, but then a
+//! `send` dropped after that move and before its next poll would have sent its value without
+//! ever saying so.) Wakers are woken after the lock is released.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -21,14 +23,13 @@ pub(crate) struct RecvWaiter<T> {
 
 /// What a waiting sender waits for.
 pub(crate) enum SendWait<T> {
-    /// A place for `T`, which waits here so a receiver can move it into the queue.
+    /// A place for the value it holds (`send`).
     Value(T),
-    /// The value was moved into the queue: the send is done.
-    Delivered,
-    /// A place to reserve (`Sender::reserve`).
+    /// A place to reserve (`reserve`, and the `Sink`).
     Place,
-    /// The place was reserved for it: `reserved` counts it.
-    Granted,
+    /// A place was reserved for it (`reserved` counts it); for a `send`, with its value still
+    /// here, to be sent in its next poll.
+    Granted(Option<T>),
 }
 
 pub(crate) struct SendWaiter<T> {
@@ -178,20 +179,13 @@ impl<T> State<T> {
         }
         let key = self.senders_waiting.order.pop_front()?;
         let waiter = &mut self.senders_waiting.slab[key];
-        let waker = waiter.waker.clone();
-        match std::mem::replace(&mut waiter.wait, SendWait::Delivered) {
-            SendWait::Value(value) => {
-                // The receiver that freed this place is not waiting, so this queues it.
-                let other = self.admit(value);
-                debug_assert!(other.is_none(), "a receiver waited while the channel was full");
-            }
-            SendWait::Place => {
-                self.senders_waiting.slab[key].wait = SendWait::Granted;
-                self.reserved += 1;
-            }
-            SendWait::Delivered | SendWait::Granted => unreachable!("a served sender was in line"),
-        }
-        Some(waker)
+        waiter.wait = match std::mem::replace(&mut waiter.wait, SendWait::Place) {
+            SendWait::Value(value) => SendWait::Granted(Some(value)),
+            SendWait::Place => SendWait::Granted(None),
+            SendWait::Granted(_) => unreachable!("a served sender was in line"),
+        };
+        self.reserved += 1;
+        Some(waiter.waker.clone())
     }
 
     /// Registers a receiver that found nothing.
@@ -236,9 +230,7 @@ impl<T> State<T> {
     pub(crate) fn poll_send_waiter(&mut self, key: usize, waker: &Waker) -> Option<SendWait<T>> {
         let waiter = &mut self.senders_waiting.slab[key];
         match &waiter.wait {
-            SendWait::Delivered | SendWait::Granted => {
-                Some(self.senders_waiting.slab.remove(key).wait)
-            }
+            SendWait::Granted(_) => Some(self.senders_waiting.slab.remove(key).wait),
             SendWait::Value(_) | SendWait::Place if self.closed => {
                 Some(self.senders_waiting.forget(key).wait)
             }
@@ -256,8 +248,8 @@ impl<T> State<T> {
     pub(crate) fn cancel_send(&mut self, key: usize) -> (Option<T>, Option<Waker>) {
         match self.senders_waiting.forget(key).wait {
             SendWait::Value(value) => (Some(value), None),
-            SendWait::Granted => (None, self.release_place()),
-            SendWait::Delivered | SendWait::Place => (None, None),
+            SendWait::Granted(value) => (value, self.release_place()),
+            SendWait::Place => (None, None),
         }
     }
 

@@ -1,0 +1,135 @@
+//! Expansion: pin every arm's future, poll them from a random arm (or the first, if `biased`),
+//! drop them all, then run the winner's body with its result bound.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::select::parse::{ArmKind, ParsedSelect};
+
+pub(crate) fn expand(select: ParsedSelect) -> TokenStream {
+    let private = crate::path::private();
+    let waiting: Vec<_> =
+        select.arms.iter().filter(|arm| !matches!(arm.kind, ArmKind::Default)).collect();
+    let default = select.arms.iter().find(|arm| matches!(arm.kind, ArmKind::Default));
+    let count = waiting.len();
+    let variants: Vec<_> = (0..count).map(|i| format_ident!("Arm{i}")).collect();
+    let params: Vec<_> = (0..count).map(|i| format_ident!("T{i}")).collect();
+    let futures: Vec<_> = (0..count).map(|i| format_ident!("__klaw_arm_{i}")).collect();
+
+    let make: Vec<TokenStream> = waiting
+        .iter()
+        .zip(&futures)
+        .map(|(arm, name)| {
+            let future = match &arm.kind {
+                ArmKind::Recv { receiver, .. } => quote_spanned! {receiver.span()=>
+                    #private::SelectRecv::__select_recv(&(#receiver))
+                },
+                ArmKind::Send { sender, .. } => quote_spanned! {sender.span()=>
+                    #private::SelectSend::__select_reserve(&(#sender))
+                },
+                ArmKind::Future { future, .. } => quote_spanned! {future.span()=>
+                    ::core::future::IntoFuture::into_future(#future)
+                },
+                ArmKind::After(duration) => quote_spanned! {duration.span()=>
+                    #private::sleep(#duration)
+                },
+                ArmKind::At(deadline) => quote_spanned! {deadline.span()=>
+                    #private::sleep_until(#deadline)
+                },
+                ArmKind::Default => unreachable!("filtered out"),
+            };
+            quote!(let mut #name = ::core::pin::pin!(#future);)
+        })
+        .collect();
+
+    let polls = futures.iter().zip(&variants).enumerate().map(|(index, (name, variant))| {
+        quote! {
+            #index => {
+                if let ::core::task::Poll::Ready(output) =
+                    ::core::future::Future::poll(#name.as_mut(), __klaw_cx)
+                {
+                    return ::core::task::Poll::Ready(__KlawSelected::#variant(output));
+                }
+            }
+        }
+    });
+
+    let bodies = waiting.iter().zip(&variants).map(|(arm, variant)| {
+        let body = &arm.body;
+        match &arm.kind {
+            ArmKind::Recv { binding, .. } | ArmKind::Future { binding, .. } => quote! {
+                __KlawSelected::#variant(output) => {
+                    let #binding = output;
+                    #body
+                }
+            },
+            ArmKind::Send { binding, value, .. } => quote! {
+                __KlawSelected::#variant(output) => {
+                    // Only the winning arm evaluates its value: a losing one consumes nothing.
+                    let #binding = #private::finish_send(output, #value);
+                    #body
+                }
+            },
+            ArmKind::After(_) | ArmKind::At(_) => quote! {
+                __KlawSelected::#variant(()) => #body
+            },
+            ArmKind::Default => unreachable!("filtered out"),
+        }
+    });
+
+    let (default_variant, default_ready, default_body) = match default {
+        Some(arm) => {
+            let body = &arm.body;
+            (
+                quote!(Default,),
+                quote!(return ::core::task::Poll::Ready(__KlawSelected::Default);),
+                quote!(__KlawSelected::Default => #body),
+            )
+        }
+        None => (quote!(), quote!(::core::task::Poll::Pending), quote!()),
+    };
+    let start = if select.biased { quote!(0usize) } else { quote!(#private::random_start(#count)) };
+    // One arm has no order to rotate (and `x % 1` would trip clippy in the user's crate).
+    let poll_all = if count == 1 {
+        let name = &futures[0];
+        let variant = &variants[0];
+        quote! {
+            if let ::core::task::Poll::Ready(output) =
+                ::core::future::Future::poll(#name.as_mut(), __klaw_cx)
+            {
+                return ::core::task::Poll::Ready(__KlawSelected::#variant(output));
+            }
+        }
+    } else {
+        quote! {
+            for __klaw_offset in 0..#count {
+                match (__klaw_start + __klaw_offset) % #count {
+                    #(#polls)*
+                    _ => {}
+                }
+            }
+        }
+    };
+    let start = if count == 1 { quote!() } else { quote!(let __klaw_start: usize = #start;) };
+
+    quote! {
+        enum __KlawSelected<#(#params),*> {
+            #(#variants(#params),)*
+            #default_variant
+        }
+        let __klaw_selected = {
+            #(#make)*
+            #start
+            ::core::future::poll_fn(|__klaw_cx| {
+                #poll_all
+                #default_ready
+            })
+            .await
+        };
+        match __klaw_selected {
+            #(#bodies)*
+            #default_body
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Parsing: `biased;`, then arms `kind => body`, separated by commas (optional after a block).
+
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprCall, ExprPath, Pat, Token};
+
+use crate::select::ARMS;
+
+/// One arm's operation, as written.
+pub(crate) enum ArmKind {
+    Recv { receiver: Expr, binding: Pat },
+    Send { sender: Expr, value: Expr, binding: Pat },
+    Future { future: Expr, binding: Pat },
+    After(Expr),
+    At(Expr),
+    Default,
+}
+
+pub(crate) struct Arm {
+    pub(crate) kind: ArmKind,
+    /// The arm's head, for errors about the arm as a whole.
+    pub(crate) head: proc_macro2::TokenStream,
+    pub(crate) body: Expr,
+}
+
+/// `select!` as written, before validation.
+pub(crate) struct ParsedSelect {
+    pub(crate) biased: bool,
+    pub(crate) arms: Vec<Arm>,
+    pub(crate) span: proc_macro2::Span,
+}
+
+fn keyword(expr: &Expr) -> Option<(String, &ExprCall)> {
+    let Expr::Call(call) = expr else { return None };
+    let Expr::Path(ExprPath { path, qself: None, .. }) = call.func.as_ref() else { return None };
+    let ident = path.get_ident()?.to_string();
+    matches!(ident.as_str(), "recv" | "send" | "after" | "at").then_some((ident, call))
+}
+
+fn is_default(expr: &Expr) -> bool {
+    matches!(expr, Expr::Path(ExprPath { path, qself: None, .. }) if path.is_ident("default"))
+}
+
+fn args(call: &ExprCall) -> Vec<Expr> {
+    call.args.iter().cloned().collect()
+}
+
+fn binding(input: ParseStream<'_>, what: &str) -> syn::Result<Pat> {
+    if !input.peek(Token![->]) {
+        return Err(input.error(format!(
+            "{what} binds its result so it is always handled: write `{what} -> name => ...`"
+        )));
+    }
+    input.parse::<Token![->]>()?;
+    pattern(input)
+}
+
+/// The pattern after `->`: everything up to the top-level `=>`.
+fn pattern(input: ParseStream<'_>) -> syn::Result<Pat> {
+    let mut tokens = proc_macro2::TokenStream::new();
+    let mut last = input.span();
+    while !input.is_empty() && !input.peek(Token![=>]) {
+        let token: proc_macro2::TokenTree = input.parse()?;
+        last = token.span();
+        tokens.extend([token]);
+    }
+    if input.is_empty() {
+        return Err(syn::Error::new(
+            last,
+            format!("expected `=>` and the arm's body after the pattern; valid arms: {ARMS}"),
+        ));
+    }
+    if tokens.is_empty() {
+        return Err(input.error("expected a pattern after `->`, e.g. `-> msg`"));
+    }
+    Pat::parse_single.parse2(tokens)
+}
+
+fn no_binding(input: ParseStream<'_>, head: &Expr, what: &str) -> syn::Result<()> {
+    if input.peek(Token![->]) {
+        let arrow: Token![->] = input.parse()?;
+        return Err(syn::Error::new(
+            arrow.span().join(head.span()).unwrap_or_else(|| arrow.span()),
+            format!("`{what}` binds nothing: remove the `-> ...`"),
+        ));
+    }
+    Ok(())
+}
+
+impl Parse for Arm {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // The head ends at a top-level `->` or `=>`. Collect it first: syn's expression parser
+        // would read the `-` of `->` as a subtraction.
+        let mut tokens = proc_macro2::TokenStream::new();
+        while !input.is_empty() && !input.peek(Token![->]) && !input.peek(Token![=>]) {
+            tokens.extend([input.parse::<proc_macro2::TokenTree>()?]);
+        }
+        if tokens.is_empty() {
+            return Err(input.error(format!("expected a select! arm; valid arms: {ARMS}")));
+        }
+        let head: Expr = syn::parse2(tokens)?;
+        let head_tokens = quote::ToTokens::to_token_stream(&head);
+        let kind = if let Some((name, call)) = keyword(&head) {
+            let args = args(call);
+            match (name.as_str(), args.as_slice()) {
+                ("recv", [receiver]) => ArmKind::Recv {
+                    receiver: receiver.clone(),
+                    binding: binding(input, "recv(rx)")?,
+                },
+                ("recv", _) => {
+                    return Err(syn::Error::new_spanned(
+                        &call.args,
+                        "`recv` takes one receiver: `recv(rx) -> msg => ...`",
+                    ));
+                }
+                ("send", [sender, value]) => ArmKind::Send {
+                    sender: sender.clone(),
+                    value: value.clone(),
+                    binding: binding(input, "send(tx, value)")?,
+                },
+                ("send", _) => {
+                    return Err(syn::Error::new_spanned(
+                        call,
+                        "`send` takes a sender and the value to send: `send(tx, value) -> res => ...`",
+                    ));
+                }
+                ("after", [duration]) => {
+                    no_binding(input, &head, "after(..)")?;
+                    ArmKind::After(duration.clone())
+                }
+                ("at", [deadline]) => {
+                    no_binding(input, &head, "at(..)")?;
+                    ArmKind::At(deadline.clone())
+                }
+                (other, _) => {
+                    return Err(syn::Error::new_spanned(
+                        call,
+                        format!("`{other}` takes one argument: `{other}(...)`"),
+                    ));
+                }
+            }
+        } else if is_default(&head) {
+            no_binding(input, &head, "default")?;
+            ArmKind::Default
+        } else if input.peek(Token![->]) {
+            input.parse::<Token![->]>()?;
+            ArmKind::Future { future: head, binding: pattern(input)? }
+        } else {
+            return Err(syn::Error::new_spanned(
+                &head,
+                format!(
+                    "unknown select! arm: a future arm binds its output with `-> pattern`; valid arms: {ARMS}"
+                ),
+            ));
+        };
+        if !input.peek(Token![=>]) {
+            return Err(
+                input.error(format!("expected `=>` and the arm's body; valid arms: {ARMS}"))
+            );
+        }
+        input.parse::<Token![=>]>()?;
+        let body: Expr = input.parse()?;
+        Ok(Arm { kind, head: head_tokens, body })
+    }
+}
+
+fn is_block_like(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::Block(_)
+            | Expr::If(_)
+            | Expr::Match(_)
+            | Expr::Loop(_)
+            | Expr::While(_)
+            | Expr::ForLoop(_)
+            | Expr::Unsafe(_)
+    )
+}
+
+impl Parse for ParsedSelect {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let span = input.span();
+        let mut biased = false;
+        if input.peek(syn::Ident) && input.peek2(Token![;]) {
+            let fork = input.fork();
+            let ident: syn::Ident = fork.parse()?;
+            if ident == "biased" {
+                input.parse::<syn::Ident>()?;
+                input.parse::<Token![;]>()?;
+                biased = true;
+            }
+        }
+        let mut arms = Vec::new();
+        while !input.is_empty() {
+            let arm: Arm = input.parse()?;
+            let needs_comma = !is_block_like(&arm.body);
+            arms.push(arm);
+            if input.is_empty() {
+                break;
+            }
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            } else if needs_comma {
+                return Err(input.error("expected `,` after an arm whose body is not a block"));
+            }
+        }
+        Ok(ParsedSelect { biased, arms, span })
+    }
+}

@@ -1,0 +1,154 @@
+//! `select!`: typed channel arms, fairness, `biased;`, `default`, timers, and losing arms that
+//! consume nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use klaw::channel::{RecvError, SendError};
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_recv_arm_binds_a_typed_result_so_closing_is_handled() {
+    let (tx, rx) = klaw::channel::<u32>(1);
+    tx.try_send(1).unwrap();
+    drop(tx);
+    let mut seen = Vec::new();
+    loop {
+        klaw::select! {
+            recv(rx) -> msg => match msg {
+                Ok(v) => seen.push(v),
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    assert_eq!(seen, [1]);
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_losing_recv_arm_consumes_nothing() {
+    let (tx_a, rx_a) = klaw::channel::<&str>(1);
+    let (tx_b, rx_b) = klaw::channel::<&str>(1);
+    tx_a.try_send("a").unwrap();
+    tx_b.try_send("b").unwrap();
+    let first = klaw::select! {
+        recv(rx_a) -> msg => msg.unwrap(),
+        recv(rx_b) -> msg => msg.unwrap(),
+    };
+    let second = if first == "a" { rx_b.try_recv() } else { rx_a.try_recv() };
+    assert_eq!(second, Ok(if first == "a" { "b" } else { "a" }), "the losing arm took its message");
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_losing_send_arm_neither_sends_nor_evaluates_its_value() {
+    let (tx, rx) = klaw::channel::<u32>(1);
+    let (ready_tx, ready_rx) = klaw::channel::<u32>(1);
+    ready_tx.try_send(5).unwrap();
+    let evaluated = AtomicUsize::new(0);
+    let value = || {
+        evaluated.fetch_add(1, Ordering::SeqCst);
+        9
+    };
+    tx.try_send(0).unwrap(); // full: the send arm cannot win
+    let got = klaw::select! {
+        send(tx, value()) -> res => { res.unwrap(); 0 }
+        recv(ready_rx) -> msg => msg.unwrap(),
+    };
+    assert_eq!(got, 5);
+    assert_eq!(evaluated.load(Ordering::SeqCst), 0);
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert!(rx.try_recv().is_err(), "the losing send arm sent something");
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_send_arm_on_a_closed_channel_gives_the_value_back() {
+    let (tx, rx) = klaw::channel::<String>(1);
+    drop(rx);
+    let res = klaw::select! {
+        send(tx, "kept".to_string()) -> res => res,
+    };
+    assert_eq!(res, Err(SendError("kept".to_string())));
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn select_is_fair_by_default_and_ordered_when_biased() {
+    let (tx_a, rx_a) = klaw::channel::<u8>(1);
+    let (tx_b, rx_b) = klaw::channel::<u8>(1);
+    let (mut fair_a, mut biased_a) = (0, 0);
+    for _ in 0..400 {
+        let _ = tx_a.try_send(1);
+        let _ = tx_b.try_send(2);
+        let fair = klaw::select! {
+            recv(rx_a) -> m => m.unwrap(),
+            recv(rx_b) -> m => m.unwrap(),
+        };
+        fair_a += usize::from(fair == 1);
+        let _ = tx_a.try_send(1);
+        let _ = tx_b.try_send(2);
+        let biased = klaw::select! {
+            biased;
+            recv(rx_a) -> m => m.unwrap(),
+            recv(rx_b) -> m => m.unwrap(),
+        };
+        biased_a += usize::from(biased == 1);
+    }
+    assert!((100..=300).contains(&fair_a), "fair select chose the first arm {fair_a} of 400 times");
+    assert_eq!(biased_a, 400, "biased select always tries the first arm first");
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn default_runs_when_nothing_is_ready() {
+    let (_tx, rx) = klaw::channel::<u8>(1);
+    let got = klaw::select! {
+        recv(rx) -> _msg => "message",
+        default => "nothing ready",
+    };
+    assert_eq!(got, "nothing ready");
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn after_and_at_arms_are_timeouts() {
+    let (_tx, rx) = klaw::channel::<u8>(1);
+    let started = Instant::now();
+    let got = klaw::select! {
+        recv(rx) -> _msg => "message",
+        after(Duration::from_millis(10)) => "timed out",
+    };
+    assert_eq!(got, "timed out");
+    assert!(started.elapsed() >= Duration::from_millis(10));
+    let deadline = Instant::now() + Duration::from_millis(5);
+    let got = klaw::select! {
+        std::future::pending::<()>() -> () => "never",
+        at(deadline) => "deadline",
+    };
+    assert_eq!(got, "deadline");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn future_arms_bind_irrefutable_patterns_and_bodies_can_use_question_mark() {
+    async fn run() -> Result<u32, klaw::Error> {
+        let handle = klaw::Handle::current()?.spawn(async { (1, 2) });
+        let sum = klaw::select! {
+            handle -> result => {
+                let (a, b) = result?;
+                a + b
+            }
+            after(Duration::from_secs(5)) => 0,
+        };
+        Ok(sum)
+    }
+    assert_eq!(run().await.unwrap(), 3);
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn select_any_waits_on_a_dynamic_list() {
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..5).map(|_| klaw::channel::<usize>(1)).unzip();
+    let sender = klaw::Handle::current().unwrap().spawn(async move {
+        klaw::sleep(Duration::from_millis(5)).await;
+        senders[3].send(33).await.unwrap();
+        senders
+    });
+    assert_eq!(klaw::channel::select_any(&receivers).await, Some((3, Ok(33))));
+    drop(sender.await.unwrap());
+    assert_eq!(klaw::channel::select_any::<usize>(&[]).await, None);
+    let (index, result) = klaw::channel::select_any(&receivers).await.unwrap();
+    assert_eq!(result, Err(RecvError::Closed), "closed receivers are ready, typed (index {index})");
+}

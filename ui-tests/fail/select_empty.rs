@@ -1,0 +1,5 @@
+async fn run() {
+    klaw::select! {}
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+async fn run() {
+    klaw::select! {
+        default => {}
+    }
+}
+
+fn main() {}

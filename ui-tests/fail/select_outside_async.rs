@@ -1,0 +1,7 @@
+fn run(rx: klaw::channel::Receiver<u8>) {
+    klaw::select! {
+        recv(rx) -> _msg => {}
+    }
+}
+
+fn main() {}

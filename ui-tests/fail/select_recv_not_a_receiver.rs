@@ -1,0 +1,7 @@
+async fn run(numbers: Vec<u8>) {
+    klaw::select! {
+        recv(numbers) -> _msg => {}
+    }
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+async fn run(rx: klaw::channel::Receiver<u8>) {
+    klaw::select! {
+        recv(rx) => {}
+    }
+}
+
+fn main() {}
