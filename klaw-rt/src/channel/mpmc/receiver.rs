@@ -63,9 +63,9 @@ impl<T> Receiver<T> {
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut state = self.chan.lock();
         match state.take() {
-            Some((value, waker)) => {
+            Some((value, wake)) => {
                 drop(state);
-                wake_all(waker.into_iter().collect());
+                wake_all(wake);
                 Ok(value)
             }
             None if state.is_closed() => Err(TryRecvError::Closed),
@@ -174,11 +174,9 @@ fn poll_recv<T>(
         let passed_on = state.cancel_recv(key);
         debug_assert!(passed_on.is_none(), "an empty slot has nothing to pass on");
     }
-    if let Some((value, waker)) = state.take() {
+    if let Some((value, wake)) = state.take() {
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wake_all(wake);
         return Poll::Ready(Ok(value));
     }
     if state.is_closed() {

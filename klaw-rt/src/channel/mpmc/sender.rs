@@ -61,7 +61,9 @@ impl<T> Sender<T> {
         Send { chan: &self.chan, value: Some(value), waiter: None }
     }
 
-    /// Sends `value` if there is a place now.
+    /// Sends `value` if there is a place now. It never overtakes senders already waiting for a
+    /// place: while one waits, this gives `Full` back. (A waiting sender is let in once the
+    /// queue is half empty, so one wake-up lets it send a batch.)
     ///
     /// ```
     /// use klaw::channel::TrySendError;

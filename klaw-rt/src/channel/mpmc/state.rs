@@ -5,7 +5,9 @@
 //! channel is full, so a freed place is reserved for the oldest waiting sender, which then sends
 //! in its own next poll. (Moving its value into the queue for it would be faster, but then a
 //! `send` dropped after that move and before its next poll would have sent its value without
-//! ever saying so.) Wakers are woken after the lock is released.
+//! ever saying so.) Wakers are woken after the lock is released. A replaced or removed waker may
+//! be dropped under the lock; executors drop a task's future before its last waker, so that
+//! runs no user code.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -166,9 +168,17 @@ impl<T> State<T> {
     }
 
     /// Takes the oldest message, then lets the oldest waiting sender into the freed place.
-    pub(crate) fn take(&mut self) -> Option<(T, Option<Waker>)> {
+    pub(crate) fn take(&mut self) -> Option<(T, Wake)> {
         let value = self.queue.pop_front()?;
-        Some((value, self.refill()))
+        let mut wake = Wake::new();
+        // Waiting senders are let in once the queue is half empty, and then as many as fit:
+        // one wake-up lets a sender send a batch instead of a single message.
+        if self.capacity.is_some_and(|cap| self.queue.len() + self.reserved <= cap / 2) {
+            while let Some(waker) = self.refill() {
+                wake.push(waker);
+            }
+        }
+        Some((value, wake))
     }
 
     /// A place is free: give it to the oldest waiting sender (its value moves into the queue)
