@@ -158,7 +158,7 @@ async fn mpmc_receivers_compete_each_message_is_received_once() {
             .collect();
         drop(rx);
         for i in 0..1000 {
-            tx.send(i).await.map_err(klaw::Error::other)?;
+            tx.send(i).await?;
         }
         drop(tx);
         let mut all = Vec::new();

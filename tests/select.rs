@@ -152,3 +152,21 @@ async fn select_any_waits_on_a_dynamic_list() {
     let (index, result) = klaw::channel::select_any(&receivers).await.unwrap();
     assert_eq!(result, Err(RecvError::Closed), "closed receivers are ready, typed (index {index})");
 }
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn the_design_example_compiles_and_runs() -> Result<(), klaw::Error> {
+    // DESIGN.md's select!, as written there.
+    let (tx, rx) = klaw::channel::<u32>(64);
+    let mut got = None;
+    klaw::select! {
+        recv(rx) -> msg => match msg {
+            Ok(v) => got = Some(v),
+            Err(RecvError::Closed) => {}
+        },
+        send(tx, 7) -> res => { res?; }
+        after(Duration::from_secs(1)) => {}
+    }
+    let v = rx.try_recv().ok().or(got);
+    assert_eq!(v, Some(7), "the send arm is the only one ready at first");
+    Ok(())
+}

@@ -308,3 +308,47 @@ impl std::error::Error for ScopeError {
         Some(&self.errors[0])
     }
 }
+
+/// Channel errors convert into [`Error::Other`] for `?`; the value a send refused stays inside
+/// (downcast the error to `SendError<T>` to get it back).
+///
+/// ```
+/// async fn forward(tx: &klaw::channel::Sender<u32>) -> Result<(), klaw::Error> {
+///     tx.send(1).await?; // SendError<u32> → klaw::Error
+///     Ok(())
+/// }
+/// let (tx, rx) = klaw::channel::<u32>(1);
+/// drop(rx);
+/// let error = klaw::block_on(forward(&tx)).unwrap_err();
+/// let klaw::Error::Other(inner) = error else { panic!() };
+/// assert_eq!(inner.downcast::<klaw::channel::SendError<u32>>().unwrap().into_inner(), 1);
+/// ```
+impl<T: Send + Sync + 'static> From<crate::channel::SendError<T>> for Error {
+    fn from(error: crate::channel::SendError<T>) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
+impl<T: Send + Sync + 'static> From<crate::channel::TrySendError<T>> for Error {
+    fn from(error: crate::channel::TrySendError<T>) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
+impl From<crate::channel::RecvError> for Error {
+    fn from(error: crate::channel::RecvError) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
+impl From<crate::channel::TryRecvError> for Error {
+    fn from(error: crate::channel::TryRecvError) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
+impl From<crate::channel::broadcast::RecvError> for Error {
+    fn from(error: crate::channel::broadcast::RecvError) -> Self {
+        Self::Other(Box::new(error))
+    }
+}

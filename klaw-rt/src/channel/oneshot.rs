@@ -100,9 +100,9 @@ impl<T> fmt::Debug for Sender<T> {
 
 /// Receives the one value of a [`oneshot`](crate::oneshot()) channel: await it.
 ///
-/// Cancel safety: awaiting it takes nothing until the value is there, so dropping the future
-/// loses nothing... but the receiver *is* the future: drop it and the value is gone with it.
-/// Poll it by `&mut` (`(&mut rx).await`) in a `select!` loop to keep it.
+/// Cancel safety: the receiver is itself the future, so dropping it drops the value with it
+/// (and a later `send` fails, giving the value back to the sender). To wait in a `select!`
+/// without giving it up, await `&mut rx`: the losing arm then drops only the borrow.
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
 }

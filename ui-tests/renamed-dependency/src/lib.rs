@@ -16,9 +16,9 @@ pub async fn run() -> Result<u32, renamed_klaw::Error> {
         let child = s.spawn(double(21));
         Ok(child.await?)
     })?;
-    tx.try_send(doubled).map_err(renamed_klaw::Error::other)?;
+    tx.try_send(doubled)?;
     let got = renamed_klaw::select! {
-        recv(rx) -> msg => msg.map_err(renamed_klaw::Error::other)?,
+        recv(rx) -> msg => msg?,
         after(Duration::from_secs(5)) => 0,
     };
     Ok(got)
