@@ -79,7 +79,12 @@ pub(crate) struct State<T> {
 /// Wakers to wake once the lock is released.
 pub(crate) type Wake = Vec<Waker>;
 
+#[inline]
 pub(crate) fn wake_all(wakers: Wake) {
+    // The common case, nothing to wake, costs one comparison.
+    if wakers.is_empty() {
+        return;
+    }
     for waker in wakers {
         waker.wake();
     }
@@ -171,6 +176,9 @@ impl<T> State<T> {
     pub(crate) fn take(&mut self) -> Option<(T, Wake)> {
         let value = self.queue.pop_front()?;
         let mut wake = Wake::new();
+        if self.senders_waiting.order.is_empty() {
+            return Some((value, wake));
+        }
         // Waiting senders are let in once the queue is half empty, and then as many as fit:
         // one wake-up lets a sender send a batch instead of a single message.
         if self.capacity.is_some_and(|cap| self.queue.len() + self.reserved <= cap / 2) {
