@@ -1,4 +1,4 @@
-//! The README's main job (for now): a runtime with the detected worker count runs tasks that
+//! Every way a task can end: a runtime with the detected worker count runs tasks that
 //! succeed, fail, panic, time out and get cancelled, prints how each one ended, then shuts down
 //! with a grace period and prints the report.
 //!

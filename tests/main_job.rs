@@ -1,0 +1,85 @@
+//! The README's main job, `examples/dir_hasher`, driven as a user would: a full run on the
+//! repository, a run cut by `--timeout 1ms`, and a run interrupted with SIGINT.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `cargo test` builds the examples next to the test binaries (`target/<profile>/examples`).
+fn dir_hasher() -> Command {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let binary =
+        profile_dir.join("examples").join(format!("dir_hasher{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: `cargo test` builds it, or `cargo build --example dir_hasher`",
+        binary.display()
+    );
+    let mut command = Command::new(binary);
+    command.env_remove("KLAW_LOG").env_remove("KLAW_WORKERS");
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_full_run_hashes_the_repository_and_reports() {
+    let output = dir_hasher().output().unwrap();
+    let report = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("result:      complete; tree digest "), "{report}");
+    assert!(report.contains("cancelled:   0"), "{report}");
+    let found: u64 = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("files found: "))
+        .and_then(|n| n.parse().ok())
+        .expect("a file count");
+    assert!(found > 50, "the repository has more files than {found}");
+}
+
+#[test]
+fn a_deadline_ends_the_run_with_a_deadline_report() {
+    let output = dir_hasher().args(["--timeout", "1ms"]).output().unwrap();
+    let report = stdout(&output);
+    assert_eq!(output.status.code(), Some(124), "{report}");
+    assert!(report.contains("partial: the deadline of 1ms passed"), "{report}");
+}
+
+#[test]
+fn sigint_ends_the_run_within_a_second_with_a_partial_report() {
+    // A 64 GiB sparse file takes no disk but long to hash: the run is surely mid-way.
+    let tree = std::env::temp_dir().join(format!("klaw-main-job-{}", std::process::id()));
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::File::create(tree.join("huge.bin")).unwrap().set_len(64 << 30).unwrap();
+    std::fs::write(tree.join("small.txt"), "hello").unwrap();
+
+    let child = dir_hasher()
+        .arg(&tree)
+        .args(["--workers", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    std::fs::remove_dir_all(&tree).unwrap();
+
+    let report = stdout(&output);
+    assert!(took < Duration::from_secs(1), "it took {took:?} to stop after SIGINT");
+    assert_eq!(output.status.code(), Some(130), "{report}");
+    assert!(report.contains("partial: interrupted (Ctrl-C)"), "{report}");
+    assert!(report.contains("cancelled:   1"), "the huge file was cancelled mid-way: {report}");
+    let _: PathBuf = tree;
+}
