@@ -149,6 +149,8 @@ mod book {
     mod readme {}
     #[doc = include_str!("../book/src/introduction.md")]
     mod introduction {}
+    #[doc = include_str!("../book/src/why.md")]
+    mod why {}
     #[doc = include_str!("../book/src/tasks.md")]
     mod tasks {}
     #[doc = include_str!("../book/src/scopes.md")]
@@ -161,4 +163,8 @@ mod book {
     mod select {}
     #[doc = include_str!("../book/src/logging.md")]
     mod logging {}
+    #[doc = include_str!("../book/src/runtime.md")]
+    mod runtime {}
+    #[doc = include_str!("../book/src/from_tokio.md")]
+    mod from_tokio {}
 }
