@@ -18,7 +18,19 @@ mod task;
 
 use proc_macro::TokenStream;
 
-/// Runs an `async fn main` on a klaw runtime. See the `klaw` crate for the options.
+/// Runs an `async fn main` on a klaw runtime built for it, then shuts the runtime down.
+/// Options: `workers = N` (default: detected, or `KLAW_WORKERS`), `max_blocking_threads = N`.
+/// A runtime that cannot be built (a bad `KLAW_WORKERS`) ends the program with the error and
+/// exit code 2.
+///
+/// ```
+/// #[klaw::main(workers = 2)]
+/// async fn main() -> Result<(), klaw::Error> {
+///     let answer = klaw::Handle::current()?.spawn(async { 6 * 7 }).await?;
+///     assert_eq!(answer, 42);
+///     Ok(())
+/// }
+/// ```
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     entry::expand(entry::EntryKind::Main, args.into(), item.into()).into()

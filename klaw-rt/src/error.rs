@@ -9,6 +9,11 @@ use crate::task::CancelReason;
 use crate::time::Elapsed;
 
 /// A boxed error, `Send + Sync`, as a task's failure is carried inside [`Error`].
+///
+/// ```
+/// let error: klaw::BoxError = "disk full".into();
+/// assert_eq!(error.to_string(), "disk full");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why awaiting a task did not give its value. `E` is the task's own error type

@@ -94,6 +94,12 @@ pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
 
 pin_project! {
     /// The future of [`timeout`] and [`timeout_at`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let bounded: klaw::time::Timeout<_> = klaw::timeout(Duration::from_secs(1), async { 5 });
+    /// assert_eq!(klaw::block_on(bounded), Ok(5));
+    /// ```
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
     pub struct Timeout<F> {

@@ -180,6 +180,11 @@ impl fmt::Debug for CancelToken {
 
 pin_project! {
     /// The future of [`CancelScope::run`].
+    ///
+    /// ```
+    /// let running: klaw::Cancellable<_> = klaw::CancelScope::new().run(async { 7 });
+    /// assert_eq!(klaw::block_on(running), Ok(7));
+    /// ```
     #[must_use = "futures do nothing unless awaited"]
     pub struct Cancellable<F> {
         #[pin]

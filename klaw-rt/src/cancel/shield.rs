@@ -84,6 +84,11 @@ impl Drop for Hold {
 
 pin_project! {
     /// The future of [`shield`].
+    ///
+    /// ```
+    /// let shielded: klaw::Shielded<_> = klaw::shield(async { "cleaned up" });
+    /// assert_eq!(klaw::block_on(shielded), "cleaned up");
+    /// ```
     #[must_use = "futures do nothing unless awaited"]
     pub struct Shielded<F> {
         #[pin]

@@ -14,6 +14,14 @@ use slab::Slab;
 use crate::channel::error::SendError;
 
 /// Why a broadcast `recv` gave no message.
+///
+/// ```
+/// use klaw::channel::broadcast::RecvError;
+/// let (tx, mut rx) = klaw::broadcast::<u8>(1);
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// assert_eq!(klaw::block_on(rx.recv()), Err(RecvError::Lagged(1)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
     /// This receiver fell behind by more than the capacity and missed `n` messages; the next
@@ -26,6 +34,12 @@ pub enum RecvError {
 }
 
 /// Why a broadcast `try_recv` gave no message.
+///
+/// ```
+/// use klaw::channel::broadcast::TryRecvError;
+/// let (_tx, mut rx) = klaw::broadcast::<u8>(1);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TryRecvError {
     /// Nothing new yet.
@@ -99,6 +113,13 @@ pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 }
 
 /// Sends to every receiver of a [`broadcast`](crate::broadcast()) channel.
+///
+/// ```
+/// let (tx, mut rx): (klaw::channel::broadcast::Sender<u8>, _) = klaw::broadcast(4);
+/// let tx2 = tx.clone();
+/// tx2.send(1).unwrap();
+/// assert_eq!(rx.try_recv(), Ok(1));
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
@@ -203,6 +224,12 @@ impl<T> fmt::Debug for Sender<T> {
 }
 
 /// Receives every message of a [`broadcast`](crate::broadcast()) channel, in order.
+///
+/// ```
+/// let (tx, mut rx): (_, klaw::channel::broadcast::Receiver<&str>) = klaw::broadcast(4);
+/// tx.send("hello").unwrap();
+/// assert_eq!(klaw::block_on(rx.recv()), Ok("hello"));
+/// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// Sequence number of the next message this receiver will see.
@@ -331,6 +358,13 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// The future of [`Receiver::recv`].
+///
+/// ```
+/// let (tx, mut rx) = klaw::broadcast::<u8>(4);
+/// tx.send(1).unwrap();
+/// let next: klaw::channel::broadcast::Recv<'_, u8> = rx.recv();
+/// assert_eq!(klaw::block_on(next), Ok(1));
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Recv<'a, T> {
     receiver: &'a mut Receiver<T>,

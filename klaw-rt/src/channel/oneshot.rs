@@ -42,6 +42,12 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 }
 
 /// Sends the one value of a [`oneshot`](crate::oneshot()) channel.
+///
+/// ```
+/// let (tx, rx): (klaw::channel::oneshot::Sender<u8>, _) = klaw::oneshot();
+/// tx.send(1).unwrap();
+/// assert_eq!(klaw::block_on(rx), Ok(1));
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
@@ -103,6 +109,12 @@ impl<T> fmt::Debug for Sender<T> {
 /// Cancel safety: the receiver is itself the future, so dropping it drops the value with it
 /// (and a later `send` fails, giving the value back to the sender). To wait in a `select!`
 /// without giving it up, await `&mut rx`: the losing arm then drops only the borrow.
+///
+/// ```
+/// let (tx, mut rx): (_, klaw::channel::oneshot::Receiver<u8>) = klaw::oneshot();
+/// tx.send(2).unwrap();
+/// assert_eq!(klaw::block_on(&mut rx), Ok(2));
+/// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
 }

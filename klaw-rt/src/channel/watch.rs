@@ -63,6 +63,12 @@ pub fn channel<T>(initial: T) -> (Sender<T>, Receiver<T>) {
 }
 
 /// Sets the value of a [`watch`](crate::watch()) channel.
+///
+/// ```
+/// let (tx, rx): (klaw::channel::watch::Sender<u8>, _) = klaw::watch(0);
+/// tx.send(1).unwrap();
+/// assert_eq!(*rx.borrow(), 1);
+/// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
@@ -176,6 +182,13 @@ impl<T: fmt::Debug> fmt::Debug for Sender<T> {
 }
 
 /// Watches the value of a [`watch`](crate::watch()) channel.
+///
+/// ```
+/// let (tx, mut rx): (_, klaw::channel::watch::Receiver<u8>) = klaw::watch(0);
+/// tx.send(5).unwrap();
+/// klaw::block_on(rx.changed()).unwrap();
+/// assert_eq!(*rx.borrow_and_update(), 5);
+/// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// The version this receiver has seen.
@@ -298,6 +311,12 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 }
 
 /// A read guard on a watch channel's value.
+///
+/// ```
+/// let (_tx, rx) = klaw::watch(vec![1, 2]);
+/// let value: klaw::channel::watch::Ref<'_, Vec<i32>> = rx.borrow();
+/// assert_eq!(value.len(), 2);
+/// ```
 pub struct Ref<'a, T>(RwLockReadGuard<'a, T>);
 
 impl<T> Deref for Ref<'_, T> {
@@ -315,6 +334,13 @@ impl<T: fmt::Debug> fmt::Debug for Ref<'_, T> {
 }
 
 /// The future of [`Receiver::changed`].
+///
+/// ```
+/// let (tx, mut rx) = klaw::watch(0);
+/// tx.send(1).unwrap();
+/// let changed: klaw::channel::watch::Changed<'_, i32> = rx.changed();
+/// assert_eq!(klaw::block_on(changed), Ok(()));
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed<'a, T> {
     receiver: &'a mut Receiver<T>,

@@ -10,6 +10,17 @@ use tracing::field::{Field, Visit};
 /// One event, as a hook receives it: its level, target and message, its own fields, and the
 /// fields of the spans it happened in (innermost wins), such as the task's `task.id` and
 /// `task.name`.
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(klaw::log::hook_layer()));
+/// let (tx, rx) = std::sync::mpsc::channel::<klaw::log::LogEvent>();
+/// let id = klaw::log::add_hook(move |event| { let _ = tx.send(event.clone()); });
+/// tracing::warn!(rows = 3, "loaded");
+/// klaw::log::remove_hook(id);
+/// let event = rx.try_iter().find(|e| e.message == "loaded").unwrap();
+/// assert_eq!((event.level, event.fields["rows"].as_str()), (tracing::Level::WARN, "3"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LogEvent {

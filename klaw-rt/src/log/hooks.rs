@@ -18,6 +18,11 @@ type Hook = Arc<dyn Fn(&LogEvent) + Send + Sync>;
 type HookList = Vec<(HookId, Hook)>;
 
 /// Identifies a hook, to remove it.
+///
+/// ```
+/// let id: klaw::log::HookId = klaw::log::add_hook(|_event| {});
+/// assert!(klaw::log::remove_hook(id));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HookId(u64);
 
@@ -91,6 +96,18 @@ struct SpanFields(FieldMap);
 
 /// The layer that delivers events to hooks. [`init`](crate::log::init) installs it; add it to
 /// your own subscriber with [`hook_layer`](crate::log::hook_layer).
+///
+/// ```
+/// use tracing_subscriber::layer::SubscriberExt;
+/// // Your own subscriber, with klaw's hooks as one layer of it.
+/// let subscriber = tracing_subscriber::registry().with(klaw::log::hook_layer());
+/// let _guard = tracing::subscriber::set_default(subscriber);
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let id = klaw::log::add_hook(move |event| { let _ = tx.send(event.message.clone()); });
+/// tracing::info!("through my subscriber");
+/// klaw::log::remove_hook(id);
+/// assert!(rx.try_iter().any(|message| message == "through my subscriber"));
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HookLayer;
 

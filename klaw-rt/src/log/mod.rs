@@ -32,11 +32,24 @@ use tracing_subscriber::layer::SubscriberExt;
 
 /// The environment variable with the filter directives (default `info`), e.g.
 /// `KLAW_LOG=warn,my_app=debug`.
+///
+/// ```
+/// assert_eq!(klaw::log::LOG_ENV, "KLAW_LOG");
+/// ```
 pub const LOG_ENV: &str = "KLAW_LOG";
 /// The environment variable that picks the output format: `human` (default) or `json`.
+///
+/// ```
+/// assert_eq!(klaw::log::LOG_FORMAT_ENV, "KLAW_LOG_FORMAT");
+/// ```
 pub const LOG_FORMAT_ENV: &str = "KLAW_LOG_FORMAT";
 
 /// How log lines are written (to standard error).
+///
+/// ```
+/// let config = klaw::log::LogConfig::default().format(klaw::log::Format::Json);
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Format {
@@ -48,6 +61,12 @@ pub enum Format {
 }
 
 /// Logging could not be set up.
+///
+/// ```
+/// let lookup = |name: &str| (name == "KLAW_LOG_FORMAT").then(|| "xml".to_owned());
+/// let error: klaw::log::LogInitError = klaw::log::LogConfig::from_lookup(lookup).unwrap_err();
+/// assert!(error.to_string().contains("KLAW_LOG_FORMAT"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogInitError {

@@ -8,6 +8,11 @@ use crate::runtime::config::{ConfigError, MAX_BLOCKING_THREADS, MAX_WORKERS, che
 use crate::runtime::{Runtime, RuntimeConfig, WorkersFrom};
 
 /// The runtime could not be built.
+///
+/// ```
+/// let error: klaw::BuildError = klaw::Runtime::builder().workers(0).build().unwrap_err();
+/// println!("{error}");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {

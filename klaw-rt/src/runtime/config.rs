@@ -7,12 +7,31 @@
 use std::fmt;
 
 /// The environment variable that overrides the detected worker count.
+///
+/// ```
+/// assert_eq!(klaw::WORKERS_ENV, "KLAW_WORKERS");
+/// ```
 pub const WORKERS_ENV: &str = "KLAW_WORKERS";
 /// The most worker threads a runtime accepts.
+///
+/// ```
+/// assert!(klaw::Runtime::builder().workers(klaw::MAX_WORKERS + 1).build().is_err());
+/// ```
 pub const MAX_WORKERS: usize = 1024;
 /// The most blocking-pool threads a runtime accepts.
+///
+/// ```
+/// let too_many = klaw::MAX_BLOCKING_THREADS + 1;
+/// assert!(klaw::Runtime::builder().max_blocking_threads(too_many).build().is_err());
+/// ```
 pub const MAX_BLOCKING_THREADS: usize = 4096;
 /// The default bound of the blocking pool.
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// assert_eq!(rt.config().max_blocking_threads, klaw::DEFAULT_MAX_BLOCKING_THREADS);
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
 pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 512;
 /// Memory below which each worker costs more than it gives: fewer workers on a small box.
 const MEMORY_PER_WORKER: u64 = 256 * 1024 * 1024;
@@ -151,6 +170,12 @@ fn memory_bytes() -> Option<u64> {
 }
 
 /// Where a runtime's worker count came from.
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(2).build()?;
+/// assert_eq!(rt.config().workers_from, klaw::WorkersFrom::Builder);
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WorkersFrom {

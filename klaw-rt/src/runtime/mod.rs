@@ -215,7 +215,7 @@ impl Runtime {
     /// assert_eq!(sum, 2);
     /// # Ok::<(), klaw::BuildError>(())
     /// ```
-    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+    pub fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
         assert!(
             !context::with_current(|c| c.is_some_and(|c| c.is_worker)),
             "Runtime::block_on called on a klaw worker thread; `.await` the future instead"
@@ -226,7 +226,7 @@ impl Runtime {
             is_worker: false,
         };
         let _context = context::enter(context);
-        async_io::block_on(future)
+        async_io::block_on(future.into_future())
     }
 
     /// A cloneable handle for spawning from elsewhere. It does not keep the runtime alive:
@@ -367,6 +367,11 @@ pub struct Handle {
 }
 
 /// No klaw runtime is current on this thread.
+///
+/// ```
+/// let error: klaw::NoRuntime = klaw::Handle::current().unwrap_err();
+/// assert!(error.to_string().contains("no klaw runtime"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "no klaw runtime is current on this thread: call this inside a task, inside \
@@ -562,6 +567,6 @@ where
 /// ```
 /// assert_eq!(klaw::block_on(async { 1 + 1 }), 2);
 /// ```
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    async_io::block_on(future)
+pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
+    async_io::block_on(future.into_future())
 }

@@ -196,6 +196,15 @@ impl fmt::Display for ShutdownReport {
 }
 
 /// A shutdown whose grace period ran out before every task ended; holds the full report.
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let _stuck = rt.spawn(std::future::pending::<()>());
+/// let error: klaw::ShutdownTimedOut = rt.shutdown(Duration::from_millis(5)).into_result().unwrap_err();
+/// println!("{error}");
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("shutdown did not finish within its grace period: {0}")]
 pub struct ShutdownTimedOut(pub ShutdownReport);

@@ -19,6 +19,14 @@ use crate::task::current::{FrameKind, push_frame};
 use crate::time::Elapsed;
 
 /// The body of a scope, as `scope!` boxes it.
+///
+/// ```
+/// use klaw::{Scope, ScopeBody};
+/// fn body<'s>(s: &'s Scope<'_>) -> ScopeBody<'s, u8> {
+///     Box::pin(async move { Ok(s.spawn_local(async { 3 }).await?) })
+/// }
+/// assert_eq!(klaw::block_on(klaw::scope_with(klaw::ScopeOptions::new(), body)).unwrap(), 3);
+/// ```
 pub type ScopeBody<'s, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 's>>;
 
 /// Runs a scope: what `scope!` expands to. The body gets the [`Scope`] and returns a

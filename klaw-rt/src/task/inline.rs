@@ -21,6 +21,12 @@ use crate::{Handle, TaskError};
 pin_project! {
     /// A [`Task`] awaited inline: it runs in the awaiting task, in its own span, with its
     /// timeout, and a panic in it becomes [`TaskError::Panicked`].
+    ///
+    /// ```
+    /// use std::future::IntoFuture;
+    /// let inline: klaw::InlineTask<_, klaw::Plain> = klaw::Task::new(async { 1 }).into_future();
+    /// assert_eq!(klaw::block_on(inline), Ok(1));
+    /// ```
     #[must_use = "futures do nothing unless awaited"]
     pub struct InlineTask<F, M> {
         #[pin]
@@ -83,6 +89,12 @@ impl<F, M> fmt::Debug for InlineTask<F, M> {
 
 /// A [`BlockingTask`] awaited inline: it runs on the current runtime's blocking pool, or on this
 /// thread when there is no runtime (as under a plain `klaw::block_on`).
+///
+/// ```
+/// use std::future::IntoFuture;
+/// let inline: klaw::InlineBlockingTask<u8, _> = klaw::BlockingTask::new(|| 2u8).into_future();
+/// assert_eq!(klaw::block_on(inline), Ok(2));
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct InlineBlockingTask<T, E> {
     state: InlineBlocking<T, E>,

@@ -10,6 +10,12 @@ use std::time::Duration;
 
 /// How a task's output maps to its [`ExitReason`](crate::ExitReason): what is a success, what
 /// is a failure. Implemented by [`Plain`] and [`Fallible`].
+///
+/// ```
+/// use klaw::{Fallible, Outcome, Plain};
+/// assert_eq!(<Plain as Outcome<Result<u8, ()>>>::split(Err(())), Ok(Err(())));
+/// assert_eq!(<Fallible as Outcome<Result<u8, ()>>>::split(Err(())), Err(()));
+/// ```
 pub trait Outcome<O> {
     /// The value a successful task gives.
     type Ok: Send + 'static;
@@ -21,11 +27,25 @@ pub trait Outcome<O> {
 
 /// Every output is a success (the default for a bare future): a `Result` stays a value, so
 /// awaiting the handle gives `Result<Result<T, E>, TaskError>`, as with `tokio::spawn`.
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let plain: klaw::Task<_, klaw::Plain> = klaw::Task::new(async { Err::<(), &str>("a value") });
+/// assert_eq!(rt.block_on(rt.spawn(plain)), Ok(Err("a value")));
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
 
 /// The output is a `Result`; `Err(e)` makes the task end with
 /// [`ExitReason::Error`](crate::ExitReason::Error) and [`TaskError::Failed(e)`](crate::TaskError::Failed).
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let fallible: klaw::Task<_, klaw::Fallible> = klaw::Task::fallible(async { Err::<(), &str>("a failure") });
+/// assert_eq!(rt.block_on(rt.spawn(fallible)), Err(klaw::TaskError::Failed("a failure")));
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Fallible;
 
@@ -210,6 +230,14 @@ impl<F, M> fmt::Debug for BlockingTask<F, M> {
 }
 
 /// Anything a runtime can spawn: a future (as a [`Plain`] task) or a [`Task`].
+///
+/// ```
+/// fn spawnable<T: klaw::IntoTask>(task: T) -> klaw::Task<T::Future, T::Mode> {
+///     task.into_task()
+/// }
+/// let task = spawnable(async { 1 }).name("one");
+/// assert_eq!(klaw::block_on(task), Ok(1));
+/// ```
 pub trait IntoTask {
     /// The future the task runs.
     type Future: Future;

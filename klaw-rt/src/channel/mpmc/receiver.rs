@@ -196,6 +196,13 @@ fn cancel_waiter<T>(chan: &Chan<T>, waiter: &mut Option<usize>) {
 }
 
 /// The future of [`Receiver::recv`].
+///
+/// ```
+/// let (tx, rx) = klaw::channel::<u8>(1);
+/// tx.try_send(4).unwrap();
+/// let receiving: klaw::channel::Recv<'_, u8> = rx.recv();
+/// assert_eq!(klaw::block_on(receiving), Ok(4));
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Recv<'a, T> {
     chan: &'a Chan<T>,

@@ -193,6 +193,13 @@ impl<T> Sender<T> {
 }
 
 /// The future of [`Sender::send`].
+///
+/// ```
+/// let (tx, rx) = klaw::channel::<u8>(1);
+/// let sending: klaw::channel::Send<'_, u8> = tx.send(3);
+/// assert_eq!(klaw::block_on(sending), Ok(()));
+/// assert_eq!(rx.try_recv(), Ok(3));
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Send<'a, T> {
     chan: &'a Chan<T>,
@@ -272,6 +279,13 @@ impl<T> fmt::Debug for Send<'_, T> {
 
 /// A reserved place in a channel, from [`Sender::reserve`]: [`send`](Self::send) uses it
 /// without waiting; dropping it gives it back.
+///
+/// ```
+/// let (tx, rx) = klaw::channel::<u8>(1);
+/// let permit: klaw::channel::Permit<'_, u8> = klaw::block_on(tx.reserve()).unwrap();
+/// permit.send(8).unwrap();
+/// assert_eq!(rx.try_recv(), Ok(8));
+/// ```
 #[must_use = "an unused permit gives its place back when dropped"]
 pub struct Permit<'a, T> {
     chan: &'a Chan<T>,
@@ -319,6 +333,12 @@ impl<T> fmt::Debug for Permit<'_, T> {
 }
 
 /// The future of [`Sender::reserve`].
+///
+/// ```
+/// let (tx, _rx) = klaw::channel::<u8>(1);
+/// let reserving: klaw::channel::Reserve<'_, u8> = tx.reserve();
+/// assert!(klaw::block_on(reserving).is_ok());
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Reserve<'a, T> {
     chan: &'a Chan<T>,
