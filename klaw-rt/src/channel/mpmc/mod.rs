@@ -1,8 +1,11 @@
 //! The MPMC channel: competing consumers, each message to exactly one receiver.
 
 mod receiver;
+mod reserve;
 mod sender;
+mod sink;
 pub(crate) mod state;
 
 pub use receiver::{Receiver, Recv};
-pub use sender::{Permit, Reserve, Send, Sender};
+pub use reserve::{Permit, Reserve};
+pub use sender::{Send, Sender};

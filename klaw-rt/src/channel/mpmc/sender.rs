@@ -7,9 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_sink::Sink;
-
 use crate::channel::error::{SendError, TrySendError};
+use crate::channel::mpmc::reserve::{Reserve, cancel_place};
 use crate::channel::mpmc::state::{Chan, Offer, SendWait, Wake, wake_all};
 
 /// The sending half of an MPMC [`channel`](crate::channel()). Clone it for several producers;
@@ -25,13 +24,13 @@ use crate::channel::mpmc::state::{Chan, Offer, SendWait, Wake, wake_all};
 /// assert_eq!(all, [1, 2]);
 /// ```
 pub struct Sender<T> {
-    chan: Arc<Chan<T>>,
+    pub(super) chan: Arc<Chan<T>>,
     /// The `Sink`'s place: waiting for one, or holding one for `start_send`.
-    sink: SinkPlace,
+    pub(super) sink: SinkPlace,
 }
 
 #[derive(Clone, Copy)]
-enum SinkPlace {
+pub(super) enum SinkPlace {
     None,
     Waiting(usize),
     Reserved,
@@ -274,188 +273,6 @@ impl<T> Drop for Send<'_, T> {
 impl<T> fmt::Debug for Send<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Send").field("waiting", &self.waiter.is_some()).finish()
-    }
-}
-
-/// A reserved place in a channel, from [`Sender::reserve`]: [`send`](Self::send) uses it
-/// without waiting; dropping it gives it back.
-///
-/// ```
-/// let (tx, rx) = klaw::channel::<u8>(1);
-/// let permit: klaw::channel::Permit<'_, u8> = klaw::block_on(tx.reserve()).unwrap();
-/// permit.send(8).unwrap();
-/// assert_eq!(rx.try_recv(), Ok(8));
-/// ```
-#[must_use = "an unused permit gives its place back when dropped"]
-pub struct Permit<'a, T> {
-    chan: &'a Chan<T>,
-}
-
-impl<T> Permit<'_, T> {
-    /// Sends `value` in the reserved place. `Err(SendError(value))` if the channel closed
-    /// meanwhile.
-    ///
-    /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
-    /// let permit = klaw::block_on(tx.reserve()).unwrap();
-    /// permit.send(4).unwrap();
-    /// assert_eq!(rx.try_recv(), Ok(4));
-    /// ```
-    pub fn send(self, value: T) -> Result<(), SendError<T>> {
-        let chan = self.chan;
-        std::mem::forget(self); // the place is used here, not given back
-        let sent = chan.lock().send_reserved(value);
-        match sent {
-            Ok(waker) => {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Err(value) => Err(SendError(value)),
-        }
-    }
-}
-
-impl<T> Drop for Permit<'_, T> {
-    fn drop(&mut self) {
-        let waker = self.chan.lock().release_place();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl<T> fmt::Debug for Permit<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").finish_non_exhaustive()
-    }
-}
-
-/// The future of [`Sender::reserve`].
-///
-/// ```
-/// let (tx, _rx) = klaw::channel::<u8>(1);
-/// let reserving: klaw::channel::Reserve<'_, u8> = tx.reserve();
-/// assert!(klaw::block_on(reserving).is_ok());
-/// ```
-#[must_use = "futures do nothing unless awaited"]
-pub struct Reserve<'a, T> {
-    chan: &'a Chan<T>,
-    waiter: Option<usize>,
-}
-
-/// One step of reserving a place, shared by `Reserve` and the `Sink`: `Ok(true)` when a place
-/// is reserved, `Ok(false)` when waiting, `Err(())` when closed.
-fn poll_place<T>(
-    chan: &Chan<T>,
-    waiter: &mut Option<usize>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), ()>> {
-    let mut state = chan.lock();
-    if let Some(key) = *waiter {
-        return match state.poll_send_waiter(key, cx.waker()) {
-            None => Poll::Pending,
-            Some(SendWait::Granted(_)) => {
-                *waiter = None;
-                Poll::Ready(Ok(()))
-            }
-            Some(_) => {
-                *waiter = None;
-                Poll::Ready(Err(()))
-            }
-        };
-    }
-    if state.is_closed() {
-        return Poll::Ready(Err(()));
-    }
-    if state.try_reserve() {
-        return Poll::Ready(Ok(()));
-    }
-    *waiter = Some(state.wait_send(cx.waker(), SendWait::Place));
-    Poll::Pending
-}
-
-fn cancel_place<T>(chan: &Chan<T>, waiter: &mut Option<usize>) {
-    if let Some(key) = waiter.take() {
-        let (_, waker) = chan.lock().cancel_send(key);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl<'a, T> Future for Reserve<'a, T> {
-    type Output = Result<Permit<'a, T>, SendError<()>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        poll_place(this.chan, &mut this.waiter, cx).map(|reserved| {
-            reserved.map(|()| Permit { chan: this.chan }).map_err(|()| SendError(()))
-        })
-    }
-}
-
-impl<T> Drop for Reserve<'_, T> {
-    fn drop(&mut self) {
-        cancel_place(self.chan, &mut self.waiter);
-    }
-}
-
-impl<T> fmt::Debug for Reserve<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reserve").field("waiting", &self.waiter.is_some()).finish()
-    }
-}
-
-/// A `Sink` reserves a place in `poll_ready` and uses it in `start_send`, so no value is ever
-/// accepted and then lost. The error carries the value when there was one.
-impl<T> Sink<T> for Sender<T> {
-    type Error = SendError<Option<T>>;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = &mut *self;
-        let mut waiter = match this.sink {
-            SinkPlace::Reserved => return Poll::Ready(Ok(())),
-            SinkPlace::Waiting(key) => Some(key),
-            SinkPlace::None => None,
-        };
-        let polled = poll_place(&this.chan, &mut waiter, cx);
-        this.sink = match (&polled, waiter) {
-            (Poll::Ready(Ok(())), _) => SinkPlace::Reserved,
-            (_, Some(key)) => SinkPlace::Waiting(key),
-            _ => SinkPlace::None,
-        };
-        polled.map(|reserved| reserved.map_err(|()| SendError(None)))
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
-        let this = &mut *self;
-        assert!(
-            matches!(this.sink, SinkPlace::Reserved),
-            "Sink::start_send without a successful poll_ready"
-        );
-        this.sink = SinkPlace::None;
-        let sent = this.chan.lock().send_reserved(item);
-        match sent {
-            Ok(waker) => {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Err(item) => Err(SendError(Some(item))),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(())) // a sent message is in the channel already
-    }
-
-    /// Closes the channel (for every sender and receiver), like [`Sender::close`].
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.close();
-        Poll::Ready(Ok(()))
     }
 }
 

@@ -1,0 +1,62 @@
+//! `Sender` as a `futures::Sink`.
+#![forbid(unsafe_code)]
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_sink::Sink;
+
+use crate::channel::error::SendError;
+use crate::channel::mpmc::reserve::poll_place;
+use crate::channel::mpmc::sender::{Sender, SinkPlace};
+
+/// A `Sink` reserves a place in `poll_ready` and uses it in `start_send`, so no value is ever
+/// accepted and then lost. The error carries the value when there was one.
+impl<T> Sink<T> for Sender<T> {
+    type Error = SendError<Option<T>>;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let this = &mut *self;
+        let mut waiter = match this.sink {
+            SinkPlace::Reserved => return Poll::Ready(Ok(())),
+            SinkPlace::Waiting(key) => Some(key),
+            SinkPlace::None => None,
+        };
+        let polled = poll_place(&this.chan, &mut waiter, cx);
+        this.sink = match (&polled, waiter) {
+            (Poll::Ready(Ok(())), _) => SinkPlace::Reserved,
+            (_, Some(key)) => SinkPlace::Waiting(key),
+            _ => SinkPlace::None,
+        };
+        polled.map(|reserved| reserved.map_err(|()| SendError(None)))
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
+        let this = &mut *self;
+        assert!(
+            matches!(this.sink, SinkPlace::Reserved),
+            "Sink::start_send without a successful poll_ready"
+        );
+        this.sink = SinkPlace::None;
+        let sent = this.chan.lock().send_reserved(item);
+        match sent {
+            Ok(waker) => {
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                Ok(())
+            }
+            Err(item) => Err(SendError(Some(item))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(())) // a sent message is in the channel already
+    }
+
+    /// Closes the channel (for every sender and receiver), like [`Sender::close`].
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.close();
+        Poll::Ready(Ok(()))
+    }
+}
