@@ -12,7 +12,7 @@ use crate::channel::mpmc::reserve::{Reserve, cancel_place};
 use crate::channel::mpmc::state::{Chan, Offer, SendWait, Wake, wake_all};
 
 /// The sending half of an MPMC [`channel`](crate::channel()). Clone it for several producers;
-/// the channel closes when the last sender is dropped. It is a [`Sink`].
+/// the channel closes when the last sender is dropped. It is a [`Sink`](futures_sink::Sink).
 ///
 /// ```
 /// let (tx, rx) = klaw::channel::<u32>(2);
@@ -84,7 +84,7 @@ impl<T> Sender<T> {
         }
     }
 
-    /// Waits for a place and reserves it: the [`Permit`] then sends without waiting. The value
+    /// Waits for a place and reserves it: the [`Permit`](crate::channel::Permit) then sends without waiting. The value
     /// need not exist yet, which makes this the cancel-safe way to send.
     ///
     /// Cancel safety: dropping the future (or an unused permit) gives the place back.
