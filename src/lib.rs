@@ -40,6 +40,7 @@ pub use klaw_rt::{
 pub use klaw_rt::{broadcast, channel, oneshot, unbounded, watch};
 
 pub use klaw_rt::log;
+pub use klaw_rt::remote;
 
 /// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).
 pub mod time {
@@ -68,6 +69,7 @@ pub mod __private {
     pub use klaw_rt::channel::{
         __finish_send as finish_send, __random_start as random_start, SelectRecv, SelectSend,
     };
+    pub use klaw_rt::remote;
 
     /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, Error>>`
     /// bound is what lets `?` in the body infer `klaw::Error`.

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::remote::RemoteError;
 use crate::runtime::{BuildError, ConfigError, NoRuntime};
 use crate::task::CancelReason;
 use crate::time::Elapsed;
@@ -48,6 +49,9 @@ pub enum TaskError<E = Infallible> {
     /// The task's own timeout passed before it finished.
     #[error("task timed out after {0:?}")]
     TimedOut(Duration),
+    /// A remote task could not be run, or its result could not come back (see [`RemoteError`]).
+    #[error("remote task: {0}")]
+    Remote(#[source] RemoteError),
 }
 
 impl<E> TaskError<E> {
@@ -78,6 +82,7 @@ impl<E> TaskError<E> {
             Self::Cancelled(reason) => TaskError::Cancelled(reason),
             Self::Panicked(message) => TaskError::Panicked(message),
             Self::TimedOut(after) => TaskError::TimedOut(after),
+            Self::Remote(error) => TaskError::Remote(error),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod channel;
 mod error;
 pub mod log;
+pub mod remote;
 mod runtime;
 pub mod scope;
 mod sync;

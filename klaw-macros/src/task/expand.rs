@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
+use crate::task::remote::{RemoteParts, remote_parts};
 use crate::task::validate::TaskPlan;
 
 pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
@@ -25,6 +26,14 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
     let constructor = if plan.fallible { quote!(fallible) } else { quote!(new) };
     let timeout = plan.timeout.as_ref().map(|timeout| quote!(.timeout(#timeout)));
     let span = sig.output.span();
+    let remote = plan
+        .remote
+        .as_ref()
+        .map(|names| remote_parts(&private, &plan.item, names, plan.name.as_ref()));
+    let (prelude, attach) = match remote {
+        Some(RemoteParts { prelude, attach }) => (prelude, attach),
+        None => (TokenStream::new(), TokenStream::new()),
+    };
     let (returns, body) = if plan.blocking {
         (
             quote_spanned! {span=>
@@ -46,7 +55,7 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
                 >
             },
             quote_spanned! {block.span()=>
-                #private::Task::#constructor(async move #block).name(#name) #timeout
+                #private::Task::#constructor(async move #block).name(#name) #timeout #attach
             },
         )
     };
@@ -56,6 +65,7 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #signature {
+            #prelude
             #body
         }
     }

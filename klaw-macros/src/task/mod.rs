@@ -3,6 +3,7 @@
 
 mod expand;
 mod parse;
+mod remote;
 mod validate;
 
 use proc_macro2::TokenStream;
@@ -17,6 +18,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "name", form: "name = \"...\"" },
     OptionSpec { name: "timeout", form: "timeout = \"5s\"" },
     OptionSpec { name: "blocking", form: "blocking" },
+    OptionSpec { name: "remote", form: "remote" },
 ];
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -15,6 +15,8 @@ pub(crate) struct TaskPlan {
     pub(crate) name: Option<LitStr>,
     pub(crate) timeout: Option<TokenStream>,
     pub(crate) blocking: bool,
+    /// Registered for remote execution: the argument names, in order.
+    pub(crate) remote: Option<Vec<syn::Ident>>,
     /// The output is a `Result`, so an `Err` is a failure.
     pub(crate) fallible: bool,
     pub(crate) item: ItemFn,
@@ -22,8 +24,15 @@ pub(crate) struct TaskPlan {
 
 pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
     let mut errors = Errors::default();
-    let mut plan =
-        TaskPlan { name: None, timeout: None, blocking: false, fallible: false, item: task.item };
+    let mut plan = TaskPlan {
+        name: None,
+        timeout: None,
+        blocking: false,
+        remote: None,
+        fallible: false,
+        item: task.item,
+    };
+    let mut remote_key = None;
     let mut timeout_key = None;
     for (arg, name) in known_options(&task.options, OPTIONS, ATTRIBUTE, &mut errors) {
         let checked = match name {
@@ -33,6 +42,7 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
                 timeout_key = Some(arg.key.clone());
             }),
             "blocking" => flag_value(arg).map(|()| plan.blocking = true),
+            "remote" => flag_value(arg).map(|()| remote_key = Some(arg.key.clone())),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = checked {
@@ -89,8 +99,50 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
             }
         }
     }
-    plan.fallible = returns_result(&sig.output);
+    if let Some(key) = &remote_key {
+        plan.remote = remote_arguments(key, &plan.item, plan.blocking, &mut errors);
+    }
+    plan.fallible = returns_result(&plan.item.sig.output);
     errors.finish(plan)
+}
+
+/// A remote task travels by name with its arguments encoded: it cannot be generic, and each
+/// argument needs a plain name to be encoded by. Returns the names.
+fn remote_arguments(
+    key: &syn::Ident,
+    item: &ItemFn,
+    blocking: bool,
+    errors: &mut Errors,
+) -> Option<Vec<syn::Ident>> {
+    if blocking {
+        errors.push(syn::Error::new_spanned(
+            key,
+            "a remote task runs on a worker's executor: make it an `async fn` without `blocking` \
+             (inside, `klaw::scope!` with `s.spawn_blocking` can still block)",
+        ));
+    }
+    if let Some(param) = item.sig.generics.type_params().next() {
+        errors.push(syn::Error::new_spanned(
+            param,
+            "a remote task cannot be generic: a worker finds it by name and must know the \
+             concrete types to decode its arguments; write one task per type",
+        ));
+    }
+    let mut names = Vec::new();
+    for input in &item.sig.inputs {
+        let FnArg::Typed(arg) = input else { continue };
+        match arg.pat.as_ref() {
+            syn::Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+                names.push(ident.ident.clone());
+            }
+            other => errors.push(syn::Error::new_spanned(
+                other,
+                "a remote task's arguments are encoded by name: write `name: Type` here and \
+                 destructure inside the body",
+            )),
+        }
+    }
+    Some(names)
 }
 
 /// The first reference or non-`'static` lifetime in a type, if any.

@@ -2,7 +2,10 @@
 #![forbid(unsafe_code)]
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::remote::{BackendError, RemoteBackend, backend_from_env};
 
 use crate::runtime::config::{ConfigError, MAX_BLOCKING_THREADS, MAX_WORKERS, check_range};
 use crate::runtime::{Runtime, RuntimeConfig, WorkersFrom};
@@ -22,6 +25,9 @@ pub enum BuildError {
     /// The operating system refused to start a worker thread.
     #[error("could not start a worker thread: {0}")]
     SpawnThread(#[source] std::io::Error),
+    /// The backend `KLAW_BACKEND` names is not linked, or could not connect.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
 
 /// Builds a [`Runtime`]. Unset settings come from [`RuntimeConfig::detect`].
@@ -40,6 +46,7 @@ pub enum BuildError {
 #[derive(Debug, Clone)]
 #[must_use = "a Builder does nothing until `build` is called"]
 pub struct Builder {
+    backend: Option<Backend>,
     workers: Option<usize>,
     max_blocking_threads: Option<usize>,
     blocking_keep_alive: Duration,
@@ -49,11 +56,43 @@ pub struct Builder {
 impl Builder {
     pub(crate) fn new() -> Self {
         Builder {
+            backend: None,
             workers: None,
             max_blocking_threads: None,
             blocking_keep_alive: Duration::from_secs(10),
             thread_name: Cow::Borrowed("klaw"),
         }
+    }
+
+    /// Where `#[klaw::task(remote)]` tasks run: this backend (e.g. `klaw_nats::NatsBackend`).
+    /// Overrides `KLAW_BACKEND`. Other tasks always run here.
+    ///
+    /// ```
+    /// # use klaw::remote::{JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture};
+    /// # #[derive(Debug)] struct Elsewhere;
+    /// # impl RemoteBackend for Elsewhere {
+    /// #     fn submit(&self, job: RemoteJob) -> SubmitFuture { Box::pin(async { Err(RemoteError::Transport("down".into())) }) }
+    /// #     fn cancel(&self, _: &JobId, _: &klaw::CancelReason) {}
+    /// # }
+    /// let rt = klaw::Runtime::builder().backend(std::sync::Arc::new(Elsewhere)).build()?;
+    /// assert!(rt.has_remote_backend());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn backend(mut self, backend: Arc<dyn RemoteBackend>) -> Self {
+        self.backend = Some(Backend::Remote(backend));
+        self
+    }
+
+    /// Runs every task here, remote ones included. Overrides `KLAW_BACKEND`.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().local().build()?;
+    /// assert!(!rt.has_remote_backend());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn local(mut self) -> Self {
+        self.backend = Some(Backend::Local);
+        self
     }
 
     /// Worker threads (1 to 1024). Overrides `KLAW_WORKERS` and detection.
@@ -145,6 +184,18 @@ impl Builder {
     /// ```
     pub fn build(self) -> Result<Runtime, BuildError> {
         let config = self.config()?;
-        Runtime::start(config, self.thread_name.into_owned(), self.blocking_keep_alive)
+        let backend = match self.backend {
+            Some(Backend::Remote(backend)) => Some(backend),
+            Some(Backend::Local) => None,
+            None => backend_from_env()?,
+        };
+        Runtime::start(config, self.thread_name.into_owned(), self.blocking_keep_alive, backend)
     }
+}
+
+/// The backend a builder was told to use.
+#[derive(Debug, Clone)]
+enum Backend {
+    Local,
+    Remote(Arc<dyn RemoteBackend>),
 }

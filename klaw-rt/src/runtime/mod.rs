@@ -25,10 +25,12 @@ use std::time::{Duration, Instant};
 use async_executor::Executor;
 use event_listener::Event;
 
+use crate::remote::{JobId, RemoteBackend, spawn_remote};
 use crate::scope::ChildLink;
 use crate::task::core::{Joiner, new_task};
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, task_span};
+use crate::task::spec::Relayed;
 use crate::task::spec::{ErrOf, OkOf};
 use crate::task::{BlockingTask, IntoTask, Task, TaskHandle, TaskId};
 use blocking::BlockingPool;
@@ -45,6 +47,8 @@ pub(crate) struct Shared {
     stats: Arc<Stats>,
     blocking: BlockingPool,
     config: RuntimeConfig,
+    /// Where remote tasks go; `None`: they run here.
+    backend: Option<Arc<dyn RemoteBackend>>,
 }
 
 /// Tells the workers to leave `Executor::run`, and counts them out.
@@ -119,6 +123,7 @@ impl Runtime {
         config: RuntimeConfig,
         thread_name: String,
         blocking_keep_alive: Duration,
+        backend: Option<Arc<dyn RemoteBackend>>,
     ) -> Result<Self, BuildError> {
         let blocking = BlockingPool::new(
             config.max_blocking_threads,
@@ -126,7 +131,8 @@ impl Runtime {
             thread_name.clone(),
         );
         let workers = config.workers;
-        let shared = Arc::new(Shared { stats: Arc::new(Stats::default()), blocking, config });
+        let shared =
+            Arc::new(Shared { stats: Arc::new(Stats::default()), blocking, config, backend });
         let mut runtime = Runtime {
             executor: Some(Arc::new(Executor::new())),
             shared,
@@ -278,6 +284,17 @@ impl Runtime {
     /// ```
     pub fn live_tasks(&self) -> usize {
         self.shared.stats.live()
+    }
+
+    /// True if remote tasks spawned here go to a remote backend.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().local().build()?;
+    /// assert!(!rt.has_remote_backend());
+    /// # Ok::<(), klaw::BuildError>(())
+    /// ```
+    pub fn has_remote_backend(&self) -> bool {
+        self.shared.backend.is_some()
     }
 
     /// Shuts down: waits up to `grace` for live tasks to end, then cancels the rest (reason
@@ -514,18 +531,45 @@ where
     F: std::future::Future + Send + 'static,
     M: crate::Outcome<F::Output> + 'static,
 {
+    let Task { future, name, timeout, remote, .. } = task;
+    if let (Some(call), Some(backend)) = (remote, shared.backend.as_ref()) {
+        // A remote task: its body never runs here; a proxy submits it and relays the outcome.
+        drop(future);
+        let job = JobId::random();
+        let proxy = spawn_remote::<M::Ok, M::Err>(backend.clone(), call, job.clone(), timeout);
+        let handle = spawn_body::<_, Relayed>(executor, shared, proxy, name, None, scope, parent);
+        let backend = backend.clone();
+        handle.on_cancel(move |reason| backend.cancel(&job, reason));
+        return handle;
+    }
+    spawn_body::<F, M>(executor, shared, future, name, timeout, scope, parent)
+}
+
+fn spawn_body<F, M>(
+    executor: Option<&Arc<Executor<'static>>>,
+    shared: &Shared,
+    future: F,
+    name: Option<std::borrow::Cow<'static, str>>,
+    timeout: Option<Duration>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+) -> TaskHandle<M::Ok, M::Err>
+where
+    F: std::future::Future + Send + 'static,
+    M: crate::Outcome<F::Output> + 'static,
+{
     let id = TaskId::next();
-    let span = task_span(id, task.name.as_deref(), scope);
-    let (completer, joiner) = new_task(id, task.name);
+    let span = task_span(id, name.as_deref(), scope);
+    let (completer, joiner) = new_task(id, name);
     // Registered with its scope before any executor sees it: a scope cancelled meanwhile
     // cancels it before it can start.
     let link = parent(&joiner);
     let handle = TaskHandle::new(joiner);
     shared.stats.task_spawned();
     let runner = AsyncRunner::<F, M>::new(
-        task.future,
+        future,
         completer,
-        task.timeout,
+        timeout,
         span,
         Some(shared.stats.clone()),
         link,

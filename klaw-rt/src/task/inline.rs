@@ -73,7 +73,7 @@ impl<F: Future, M: Outcome<F::Output>> Future for InlineTask<F, M> {
         let _span = this.span.as_ref().map(|span| span.enter());
         match catch_unwind(AssertUnwindSafe(|| this.future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(M::split(output).map_err(TaskError::Failed)),
+            Ok(Poll::Ready(output)) => Poll::Ready(M::split(output)),
             Err(payload) => Poll::Ready(Err(TaskError::Panicked(panic_message(payload.as_ref())))),
         }
     }
@@ -131,7 +131,7 @@ where
                 let span = task_span(TaskId::next(), self.name.as_deref(), None);
                 let _span = span.as_ref().map(|span| span.enter());
                 let output = match catch_unwind(AssertUnwindSafe(self.body)) {
-                    Ok(value) => M::split(value).map_err(TaskError::Failed),
+                    Ok(value) => M::split(value),
                     Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),
                 };
                 InlineBlocking::Ran(Some(output))

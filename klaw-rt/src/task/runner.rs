@@ -98,7 +98,15 @@ fn must_stop(header: &Header) -> bool {
 fn classify<M: Outcome<O>, O>(output: O) -> (usize, TaskOutput<M::Ok, M::Err>) {
     match M::split(output) {
         Ok(value) => (core::SUCCESS, Ok(value)),
-        Err(error) => (core::ERROR, Err(TaskError::Failed(error))),
+        Err(error) => {
+            let kind = match &error {
+                TaskError::Panicked(_) => core::PANICKED,
+                TaskError::TimedOut(_) => core::TIMED_OUT,
+                TaskError::Cancelled(_) => core::CANCELLED,
+                _ => core::ERROR,
+            };
+            (kind, Err(error))
+        }
     }
 }
 

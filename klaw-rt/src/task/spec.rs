@@ -8,21 +8,25 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use crate::TaskError;
+use crate::remote::RemoteCall;
+
 /// How a task's output maps to its [`ExitReason`](crate::ExitReason): what is a success, what
 /// is a failure. Implemented by [`Plain`] and [`Fallible`].
 ///
 /// ```
-/// use klaw::{Fallible, Outcome, Plain};
+/// use klaw::{Fallible, Outcome, Plain, TaskError};
 /// assert_eq!(<Plain as Outcome<Result<u8, ()>>>::split(Err(())), Ok(Err(())));
-/// assert_eq!(<Fallible as Outcome<Result<u8, ()>>>::split(Err(())), Err(()));
+/// assert_eq!(<Fallible as Outcome<Result<u8, ()>>>::split(Err(())), Err(TaskError::Failed(())));
 /// ```
 pub trait Outcome<O> {
     /// The value a successful task gives.
     type Ok: Send + 'static;
     /// The error a failed task gives, inside [`TaskError::Failed`](crate::TaskError::Failed).
     type Err: Send + 'static;
-    /// Splits the output into success or failure.
-    fn split(output: O) -> Result<Self::Ok, Self::Err>;
+    /// Splits the output into success or failure. Only a task whose body stands for another
+    /// task (a remote one) ends with anything but `Ok` or `Failed`.
+    fn split(output: O) -> Result<Self::Ok, TaskError<Self::Err>>;
 }
 
 /// Every output is a success (the default for a bare future): a `Result` stays a value, so
@@ -52,7 +56,7 @@ pub struct Fallible;
 impl<O: Send + 'static> Outcome<O> for Plain {
     type Ok = O;
     type Err = Infallible;
-    fn split(output: O) -> Result<O, Infallible> {
+    fn split(output: O) -> Result<O, TaskError<Infallible>> {
         Ok(output)
     }
 }
@@ -60,7 +64,20 @@ impl<O: Send + 'static> Outcome<O> for Plain {
 impl<T: Send + 'static, E: Send + 'static> Outcome<Result<T, E>> for Fallible {
     type Ok = T;
     type Err = E;
-    fn split(output: Result<T, E>) -> Result<T, E> {
+    fn split(output: Result<T, E>) -> Result<T, TaskError<E>> {
+        output.map_err(TaskError::Failed)
+    }
+}
+
+/// The body stands for a task that runs elsewhere (a remote one): its output is already the
+/// outcome that task had, so a panic or a timeout there is one here too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Relayed;
+
+impl<T: Send + 'static, E: Send + 'static> Outcome<Result<T, TaskError<E>>> for Relayed {
+    type Ok = T;
+    type Err = E;
+    fn split(output: Result<T, TaskError<E>>) -> Result<T, TaskError<E>> {
         output
     }
 }
@@ -86,6 +103,8 @@ pub struct Task<F, M = Plain> {
     pub(crate) future: F,
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) timeout: Option<Duration>,
+    /// Set by `#[klaw::task(remote)]`: a runtime with a remote backend runs it there.
+    pub(crate) remote: Option<Box<RemoteCall>>,
     mode: PhantomData<fn() -> M>,
 }
 
@@ -99,7 +118,7 @@ impl<F: Future> Task<F, Plain> {
     /// # Ok::<(), klaw::BuildError>(())
     /// ```
     pub fn new(future: F) -> Self {
-        Task { future, name: None, timeout: None, mode: PhantomData }
+        Task { future, name: None, timeout: None, remote: None, mode: PhantomData }
     }
 }
 
@@ -116,7 +135,7 @@ where
     /// # Ok::<(), klaw::BuildError>(())
     /// ```
     pub fn fallible(future: F) -> Self {
-        Task { future, name: None, timeout: None, mode: PhantomData }
+        Task { future, name: None, timeout: None, remote: None, mode: PhantomData }
     }
 }
 
@@ -154,7 +173,34 @@ impl<F, M> fmt::Debug for Task<F, M> {
         f.debug_struct("Task")
             .field("name", &self.name)
             .field("timeout", &self.timeout)
+            .field("remote", &self.remote.as_ref().map(|call| call.task_name()))
             .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future, M: Outcome<F::Output>> Task<F, M> {
+    /// Attaches a remote call (what `#[klaw::task(remote)]` does).
+    #[doc(hidden)]
+    pub fn __remote(
+        mut self,
+        def: &'static crate::remote::RemoteTaskDef,
+        args: Result<Vec<u8>, crate::remote::RemoteError>,
+    ) -> Self
+    where
+        M: crate::remote::RemoteMode<F::Output>,
+        M::Ok: serde::de::DeserializeOwned,
+    {
+        self.remote = Some(Box::new(RemoteCall::__new::<F::Output, M>(def, args)));
+        self
+    }
+
+    /// The registered name of the remote task this runs as, if it is one.
+    ///
+    /// ```
+    /// assert_eq!(klaw::Task::new(async {}).remote_name(), None);
+    /// ```
+    pub fn remote_name(&self) -> Option<&'static str> {
+        self.remote.as_ref().map(|call| call.task_name())
     }
 }
 

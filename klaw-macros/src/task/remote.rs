@@ -1,0 +1,76 @@
+//! Expansion of `remote`: the task registers itself by name at link time, checks that its
+//! arguments and output are serde types, and attaches its encoded call to the task value.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, ItemFn, LitStr, ReturnType};
+
+/// Items and statements that go first in the function body, and the method call that attaches
+/// the call to the task value.
+pub(crate) struct RemoteParts {
+    pub(crate) prelude: TokenStream,
+    pub(crate) attach: TokenStream,
+}
+
+pub(crate) fn remote_parts(
+    private: &TokenStream,
+    item: &ItemFn,
+    names: &[Ident],
+    custom_name: Option<&LitStr>,
+) -> RemoteParts {
+    let sig = &item.sig;
+    let ident = &sig.ident;
+    let registered = match custom_name {
+        Some(name) => quote!(#name),
+        None => {
+            let ident = ident.to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #ident))
+        }
+    };
+    let types: Vec<_> = sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(arg) => Some(arg.ty.as_ref()),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let output = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    // The build a worker must share: crate, version, and the signature as written.
+    let signature = format!("{}({}) -> {}", ident, quote!(#(#types),*), output);
+    let checks = types.iter().map(|ty| {
+        quote_spanned! {ty.span()=> #private::remote::__assert_remote_argument::<#ty>();}
+    });
+    let output_check = quote_spanned! {sig.output.span()=>
+        #private::remote::__assert_remote_output::<#output>();
+    };
+    let fresh: Vec<_> = (0..names.len()).map(|index| format_ident!("__klaw_arg{index}")).collect();
+    let prelude = quote! {
+        const __KLAW_NAME: &str = #registered;
+        fn __klaw_start(
+            args: &[u8],
+        ) -> ::core::result::Result<#private::remote::RemoteRun, #private::remote::RemoteError> {
+            let (#(#fresh,)*): (#(#types,)*) =
+                #private::remote::__decode_args(__KLAW_NAME, args)?;
+            ::core::result::Result::Ok(#private::remote::__run(__KLAW_NAME, #ident(#(#fresh),*)))
+        }
+        static __KLAW_REMOTE: #private::remote::RemoteTaskDef = #private::remote::RemoteTaskDef::new(
+            __KLAW_NAME,
+            ::core::concat!(
+                ::core::env!("CARGO_PKG_NAME"), "@", ::core::env!("CARGO_PKG_VERSION"), " ", #signature
+            ),
+            __klaw_start,
+        );
+        #private::remote::inventory::submit! {
+            #private::remote::Registration(&__KLAW_REMOTE)
+        }
+        #(#checks)*
+        #output_check
+        let __klaw_args = #private::remote::__encode_args(__KLAW_NAME, &(#(&#names,)*));
+    };
+    RemoteParts { prelude, attach: quote!(.__remote(&__KLAW_REMOTE, __klaw_args)) }
+}

@@ -1,0 +1,163 @@
+//! What a remote backend does for the runtime, and how `KLAW_BACKEND` picks one.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::BoxError;
+use crate::remote::RemoteError;
+use crate::task::CancelReason;
+
+/// The environment variable that picks the backend: `local` (the default) or the name of a
+/// linked backend, such as `nats` (the `klaw-nats` crate).
+pub const BACKEND_ENV: &str = "KLAW_BACKEND";
+
+/// A job's id: unique across processes (128 random bits, in hex).
+///
+/// ```
+/// let (a, b) = (klaw::remote::JobId::random(), klaw::remote::JobId::random());
+/// assert_ne!(a, b);
+/// assert_eq!(a.as_str().len(), 32);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobId(String);
+
+impl JobId {
+    /// A fresh id.
+    ///
+    /// ```
+    /// assert!(klaw::remote::JobId::random().as_str().chars().all(|c| c.is_ascii_hexdigit()));
+    /// ```
+    pub fn random() -> Self {
+        Self(format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)))
+    }
+
+    /// An id received from elsewhere.
+    ///
+    /// ```
+    /// assert_eq!(klaw::remote::JobId::from_string("ab12".into()).as_str(), "ab12");
+    /// ```
+    pub fn from_string(id: String) -> Self {
+        Self(id)
+    }
+
+    /// The id as text (also usable in a NATS subject: hex only).
+    ///
+    /// ```
+    /// assert!(!klaw::remote::JobId::random().as_str().is_empty());
+    /// ```
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One submission of a remote task.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RemoteJob {
+    /// Unique per submission; the worker's reply and a cancel name it.
+    pub id: JobId,
+    /// The registered task name.
+    pub task: &'static str,
+    /// The build of the task's crate, which the worker must have too.
+    pub build: &'static str,
+    /// The encoded arguments.
+    pub args: Vec<u8>,
+    /// The task's own timeout, enforced by the worker.
+    pub timeout: Option<Duration>,
+}
+
+/// What [`RemoteBackend::submit`] returns: the encoded [`WireOutcome`](crate::remote::WireOutcome).
+pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>> + Send>>;
+
+/// A place where remote tasks run: the runtime hands it every remote task spawned while it is
+/// configured. Implemented by `klaw_nats::NatsBackend`.
+///
+/// ```
+/// use klaw::remote::{JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture};
+/// #[derive(Debug)]
+/// struct Refuse;
+/// impl RemoteBackend for Refuse {
+///     fn submit(&self, job: RemoteJob) -> SubmitFuture {
+///         Box::pin(async move { Err(RemoteError::UnknownTask { name: job.task.into() }) })
+///     }
+///     fn cancel(&self, _job: &JobId, _reason: &klaw::CancelReason) {}
+/// }
+/// let rt = klaw::Runtime::builder().workers(1).backend(std::sync::Arc::new(Refuse)).build()?;
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+pub trait RemoteBackend: Send + Sync + fmt::Debug + 'static {
+    /// Submits a job; resolves with the worker's encoded reply. Dropping the future before it
+    /// resolves abandons the wait, not the job: the runtime calls [`cancel`](Self::cancel) too.
+    fn submit(&self, job: RemoteJob) -> SubmitFuture;
+
+    /// Cancels a job: removes it if still queued, stops it if running. Called from whichever
+    /// thread cancelled the task, so it must not block; the work goes on in the background.
+    fn cancel(&self, job: &JobId, reason: &CancelReason);
+}
+
+/// A backend that `KLAW_BACKEND=<name>` can pick: a linked crate registers one with
+/// `inventory::submit!`.
+#[derive(Debug)]
+pub struct BackendFactory {
+    /// The name `KLAW_BACKEND` gives.
+    pub name: &'static str,
+    /// Connects, configured from the environment.
+    pub connect: fn() -> Result<Arc<dyn RemoteBackend>, BoxError>,
+}
+
+inventory::collect!(BackendFactory);
+
+/// The backend `KLAW_BACKEND` asks for: `Ok(None)` for `local` or unset.
+pub(crate) fn backend_from_env() -> Result<Option<Arc<dyn RemoteBackend>>, BackendError> {
+    let name = match std::env::var(BACKEND_ENV) {
+        Ok(name) if !name.is_empty() && name != "local" => name,
+        _ => return Ok(None),
+    };
+    let factory = inventory::iter::<BackendFactory>
+        .into_iter()
+        .find(|factory| factory.name == name)
+        .ok_or_else(|| BackendError::Unknown {
+            name: name.clone(),
+            linked: inventory::iter::<BackendFactory>
+                .into_iter()
+                .map(|factory| factory.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    (factory.connect)().map(Some).map_err(|source| BackendError::Connect { name, source })
+}
+
+/// Why the backend named by `KLAW_BACKEND` could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// No linked crate provides it.
+    #[error(
+        "KLAW_BACKEND={name}, but no such backend is linked (linked: [{linked}]; `local` is \
+         built in): depend on the backend's crate, e.g. klaw's `nats` feature for `nats`"
+    )]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The backends that are linked.
+        linked: String,
+    },
+    /// It is linked but could not connect.
+    #[error("KLAW_BACKEND={name}: could not connect: {source}")]
+    Connect {
+        /// The backend.
+        name: String,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+}

@@ -1,0 +1,79 @@
+//! Why a remote task could not run, or its result could not come back.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a remote task did not give a result of its own. Carried by
+/// [`TaskError::Remote`](crate::TaskError::Remote); travels between processes, so it holds
+/// strings, not source errors.
+///
+/// ```
+/// let error = klaw::remote::RemoteError::UnknownTask { name: "app::fetch".into() };
+/// assert!(error.to_string().contains("app::fetch"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// The worker has no task registered under this name.
+    #[error(
+        "the worker has no remote task `{name}`: is the crate that defines it linked into the \
+         worker binary? (a worker lists its tasks when it starts; `use that_crate as _;` links one)"
+    )]
+    UnknownTask {
+        /// The task's registered name.
+        name: String,
+    },
+    /// The worker knows the task, from another build of its crate.
+    #[error(
+        "the worker runs `{name}` from build `{worker}`, the job came from build `{job}`: run \
+         submitters and workers built from the same code"
+    )]
+    BuildMismatch {
+        /// The task's registered name.
+        name: String,
+        /// The build the job was made by.
+        job: String,
+        /// The build the worker has.
+        worker: String,
+    },
+    /// The arguments could not be encoded or decoded.
+    #[error("the arguments of `{name}` could not be {action}: {message}")]
+    Arguments {
+        /// The task's registered name.
+        name: String,
+        /// `"encoded"` or `"decoded"`.
+        action: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The worker's reply could not be decoded as this task's result.
+    #[error("the result of `{name}` could not be decoded: {message}")]
+    Result {
+        /// The task's registered name.
+        name: String,
+        /// What serde said.
+        message: String,
+    },
+    /// The job was delivered this many times and never finished: workers died or ran out of
+    /// time with it. At-least-once delivery gave up.
+    #[error(
+        "`{name}` was delivered {deliveries} times and never finished (its workers died or \
+         lost it): giving up"
+    )]
+    MaxDeliveries {
+        /// The task's registered name.
+        name: String,
+        /// How many times it was delivered.
+        deliveries: u64,
+    },
+    /// The worker cancelled the task for its own reason (it shut down), and it was not retried.
+    #[error("`{name}` was cancelled on the worker: {reason}")]
+    CancelledRemotely {
+        /// The task's registered name.
+        name: String,
+        /// The worker's reason.
+        reason: String,
+    },
+    /// The backend could not talk to its server.
+    #[error("the remote backend failed: {0}")]
+    Transport(String),
+}

@@ -1,0 +1,43 @@
+//! Remote tasks: a `#[klaw::task(remote)]` registers itself here at link time, by name, so a
+//! worker process (built from the same code) can run it from its encoded arguments. With a
+//! [`RemoteBackend`] in the runtime (`Runtime::builder().backend(..)`, or `KLAW_BACKEND`),
+//! spawning such a task submits it to the backend; the handle completes with the result the
+//! worker sent back. Without one, the task runs here, like any other.
+//!
+//! Arguments and results travel as MessagePack with named fields (`rmp-serde`). A job names its
+//! task and the build of the task's crate, and a worker refuses a job whose task or build it does
+//! not know, with a [`RemoteError`] that says which.
+//!
+//! ```
+//! // The registry as a worker lists it when it starts (this doc-test registers no task).
+//! for task in klaw::remote::remote_tasks() {
+//!     println!("{} ({})", task.name(), task.build());
+//! }
+//! ```
+#![forbid(unsafe_code)]
+
+mod backend;
+mod call;
+mod error;
+mod mode;
+mod registry;
+mod wire;
+
+pub(crate) use backend::backend_from_env;
+pub use backend::{
+    BACKEND_ENV, BackendError, BackendFactory, JobId, RemoteBackend, RemoteJob, SubmitFuture,
+};
+pub use call::RemoteCall;
+pub(crate) use call::spawn_remote;
+pub use error::RemoteError;
+#[doc(hidden)]
+pub use mode::RemoteMode;
+pub use registry::{Portable, Registration, RemoteRun, RemoteTaskDef, find_task, remote_tasks};
+pub use wire::WireOutcome;
+
+#[doc(hidden)]
+pub use inventory;
+#[doc(hidden)]
+pub use registry::{
+    __assert_remote_argument, __assert_remote_output, __decode_args, __encode_args, __run,
+};
