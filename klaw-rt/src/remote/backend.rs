@@ -75,6 +75,19 @@ pub struct RemoteJob {
     pub timeout: Option<Duration>,
 }
 
+impl RemoteJob {
+    /// A job for the task registered as `task`, made by `build`, with encoded `args`. The
+    /// runtime makes these; a backend's own tests may too.
+    ///
+    /// ```
+    /// let job = klaw::remote::RemoteJob::new("app::fetch", "app@1.0.0 fetch(u32) -> ()", vec![]);
+    /// assert_eq!(job.task, "app::fetch");
+    /// ```
+    pub fn new(task: &'static str, build: &'static str, args: Vec<u8>) -> Self {
+        Self { id: JobId::random(), task, build, args, timeout: None }
+    }
+}
+
 /// What [`RemoteBackend::submit`] returns: the encoded [`WireOutcome`](crate::remote::WireOutcome).
 pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>> + Send>>;
 

@@ -1,0 +1,43 @@
+//! What can go wrong talking to the server.
+
+/// The server could not be reached, or refused a request.
+///
+/// ```
+/// let error = klaw_nats::NatsError::Connect { url: "nats://h:1".into(), message: "refused".into() };
+/// assert!(error.to_string().contains("nats-server -js"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NatsError {
+    /// No connection to the server.
+    #[error(
+        "could not connect to NATS at {url}: {message} (is `nats-server -js` running there? \
+         set KLAW_NATS_URL to its address)"
+    )]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// What the client said.
+        message: String,
+    },
+    /// JetStream refused or failed a request.
+    #[error("JetStream {action} failed: {message} (the server must run with JetStream: `-js`)")]
+    JetStream {
+        /// What klaw was doing.
+        action: &'static str,
+        /// What the server said.
+        message: String,
+    },
+}
+
+impl NatsError {
+    pub(crate) fn jetstream(action: &'static str) -> impl FnOnce(String) -> Self {
+        move |message| Self::JetStream { action, message }
+    }
+}
+
+impl From<NatsError> for klaw_rt::Error {
+    fn from(error: NatsError) -> Self {
+        klaw_rt::Error::other(error)
+    }
+}

@@ -1,0 +1,321 @@
+//! The worker's side: take jobs from the work queue, run each task in its own cancel scope,
+//! keep the claim alive while it runs, publish the outcome, then acknowledge.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, Message, message::Acker};
+use futures_util::StreamExt;
+use klaw_rt::remote::{RemoteError, RemoteTaskDef, WireOutcome, find_task, remote_tasks};
+use klaw_rt::{CancelReason, CancelScope, CancelToken, ScopeOptions};
+
+use crate::connection::Connection;
+use crate::protocol::JobEnvelope;
+use crate::{NatsConfig, NatsError};
+
+/// How long one fetch waits for jobs before it looks again.
+const FETCH_WAIT: Duration = Duration::from_secs(1);
+
+/// Runs the remote tasks linked into this binary for whoever submits them.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), klaw::Error> {
+/// let worker = klaw_nats::Worker::connect(klaw_nats::NatsConfig::from_env()).await?
+///     .concurrency(8);
+/// for task in worker.tasks() {
+///     println!("serving {}", task.name());
+/// }
+/// worker.run().await?; // until cancelled: then running jobs go back to the queue
+/// # Ok(()) }
+/// ```
+pub struct Worker {
+    connection: Connection,
+    concurrency: usize,
+    running: Arc<Running>,
+}
+
+/// The cancel tokens of the jobs this worker holds, by job id.
+#[derive(Default)]
+struct Running(Mutex<HashMap<String, CancelToken>>);
+
+impl Running {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, CancelToken>> {
+        // Nothing under this lock panics; a poisoned map is still sound.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("url", &self.connection.config.url)
+            .field("namespace", &self.connection.config.namespace)
+            .field("concurrency", &self.concurrency)
+            .field("running", &self.running.lock().len())
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Connects, and creates the stream, bucket and shared consumer if needed.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), klaw_nats::NatsError> {
+    /// let worker = klaw_nats::Worker::connect(klaw_nats::NatsConfig::new("nats://127.0.0.1:4222")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
+        let connection = Connection::open(config).await?;
+        Ok(Self { connection, concurrency: 16, running: Arc::default() })
+    }
+
+    /// How many jobs this worker runs at once (default 16).
+    ///
+    /// ```no_run
+    /// # fn demo(worker: klaw_nats::Worker) { let worker = worker.concurrency(4); }
+    /// ```
+    #[must_use]
+    pub fn concurrency(mut self, jobs: usize) -> Self {
+        self.concurrency = jobs.max(1);
+        self
+    }
+
+    /// The remote tasks this worker can run: every `#[klaw::task(remote)]` linked into the
+    /// binary. A task defined in another crate is linked only if that crate is used; write
+    /// `use that_crate as _;` in the worker's main if nothing else names it.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: &klaw_nats::Worker) {
+    /// assert!(!worker.tasks().is_empty(), "no remote task is linked into this worker");
+    /// # }
+    /// ```
+    pub fn tasks(&self) -> Vec<&'static RemoteTaskDef> {
+        let mut tasks: Vec<_> = remote_tasks().collect();
+        tasks.sort_by_key(|task| task.name());
+        tasks
+    }
+
+    /// Takes and runs jobs until cancelled (drop the future or cancel its task). Jobs still
+    /// running then are cancelled and handed back to the queue for another worker.
+    ///
+    /// # Errors
+    /// The server went away or refused the consumer.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: klaw_nats::Worker) -> Result<(), klaw::Error> {
+    /// klaw::move_on_after(std::time::Duration::from_secs(60), worker.run()).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(self) -> Result<(), klaw_rt::Error> {
+        let tasks = self.tasks();
+        tracing::info!(
+            tasks = tasks.len(),
+            names = ?tasks.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            concurrency = self.concurrency,
+            "klaw-nats worker starting"
+        );
+        let consumer = compat(self.connection.workers_consumer()).await?;
+        self.watch_cancels().await?;
+        let connection = &self.connection;
+        let running = &self.running;
+        let concurrency = self.concurrency;
+        let (slot_tx, slot_rx) = klaw_rt::channel::<()>(concurrency);
+        klaw_rt::scope_with(ScopeOptions::new().name("klaw-nats worker").supervisor(), |s| {
+            Box::pin(async move {
+                loop {
+                    // Wait for a free slot before taking a job: a job taken is a job claimed.
+                    slot_tx.send(()).await.map_err(klaw_rt::Error::other)?;
+                    let free =
+                        1 + (0..concurrency).take_while(|_| slot_tx.try_send(()).is_ok()).count();
+                    let batch = compat(async {
+                        consumer.batch().max_messages(free).expires(FETCH_WAIT).messages().await
+                    })
+                    .await
+                    .map_err(|error| klaw_rt::Error::other(error.to_string()))?;
+                    let mut batch = std::pin::pin!(batch);
+                    let mut taken = 0;
+                    while let Some(message) = compat(batch.next()).await {
+                        let Ok(message) = message else { break };
+                        taken += 1;
+                        let connection = connection.clone();
+                        let running = running.clone();
+                        let slot = slot_rx.clone();
+                        s.spawn(async move {
+                            compat(run_job(connection, running, message)).await;
+                            let _ = slot.try_recv(); // the slot is free again
+                        });
+                    }
+                    for _ in taken..free {
+                        let _ = slot_rx.try_recv();
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// Forwards every cancel marker to the job it names, if this worker runs it.
+    async fn watch_cancels(&self) -> Result<(), klaw_rt::Error> {
+        let mut watch = compat(self.connection.cancels.watch_all())
+            .await
+            .map_err(|error| klaw_rt::Error::other(error.to_string()))?;
+        let running = Arc::downgrade(&self.running);
+        self.connection.tokio.spawn(async move {
+            while let Some(Ok(entry)) = watch.next().await {
+                let Some(running) = running.upgrade() else { return };
+                if let Some(token) = running.lock().get(&entry.key) {
+                    token.cancel(cancel_reason(&entry.value));
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+fn cancel_reason(marker: &[u8]) -> CancelReason {
+    CancelReason::user(format!("cancelled by the submitter ({})", String::from_utf8_lossy(marker)))
+}
+
+async fn compat<F: std::future::Future>(future: F) -> F::Output {
+    async_compat::Compat::new(future).await
+}
+
+/// Hands a job back to the queue unless it was settled: a worker that stops mid-job lets
+/// another worker take it now rather than after the ack wait.
+struct Claim {
+    acker: Option<Acker>,
+    tokio: tokio::runtime::Handle,
+}
+
+impl Claim {
+    async fn settle(mut self, kind: AckKind) {
+        if let Some(acker) = self.acker.take() {
+            let settled = match kind {
+                AckKind::Ack => acker.double_ack().await,
+                other => acker.ack_with(other).await,
+            };
+            if let Err(error) = settled {
+                tracing::warn!(%error, "could not settle a job; it will be redelivered");
+            }
+        }
+    }
+
+    async fn progress(&self) {
+        if let Some(acker) = &self.acker {
+            let _ = acker.ack_with(AckKind::Progress).await;
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            self.tokio.spawn(async move {
+                let _ = acker.ack_with(AckKind::Nak(None)).await;
+            });
+        }
+    }
+}
+
+/// Runs one job to its end and replies. Never fails: whatever goes wrong is the job's reply.
+async fn run_job(connection: Connection, running: Arc<Running>, message: Message) {
+    let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
+    let (message, acker) = message.split();
+    let claim = Claim { acker: Some(acker), tokio: connection.tokio.clone() };
+    let Ok(job) = JobEnvelope::decode(&message.payload) else {
+        tracing::warn!(subject = %message.subject, "not a klaw job: dropped from the queue");
+        claim.settle(AckKind::Term).await;
+        return;
+    };
+    let span = tracing::info_span!("remote job", job = %job.id, task = %job.task, deliveries);
+    let _entered = span.enter();
+    let task = match check(&job) {
+        Ok(task) => task,
+        Err(error) => {
+            tracing::warn!(%error, "job refused");
+            reply(&connection, &job, WireOutcome::<(), ()>::Refused(error).encode().ok()).await;
+            claim.settle(AckKind::Term).await;
+            return;
+        }
+    };
+    // The token exists before the task runs, and is registered before the marker is checked:
+    // a cancel that comes at any moment from here on reaches the task.
+    let region = CancelScope::new();
+    running.lock().insert(job.id.clone(), region.token());
+    let _registered = Unregister { running: &running, job: &job.id };
+    if let Ok(Some(marker)) = connection.cancels.get(&job.id).await {
+        region.token().cancel(cancel_reason(&marker));
+    }
+    let run = match task.start(&job.args) {
+        Ok(run) => run,
+        Err(error) => {
+            reply(&connection, &job, WireOutcome::<(), ()>::Refused(error).encode().ok()).await;
+            claim.settle(AckKind::Term).await;
+            return;
+        }
+    };
+    let keep_alive = connection.config.ack_wait / 3;
+    let outcome = {
+        let run = std::pin::pin!(region.run(run));
+        let alive = async {
+            loop {
+                klaw_rt::sleep(keep_alive).await;
+                claim.progress().await;
+            }
+        };
+        match futures_util::future::select(run, std::pin::pin!(alive)).await {
+            futures_util::future::Either::Left((outcome, _)) => outcome,
+            futures_util::future::Either::Right(((), _)) => unreachable!("keep-alive never ends"),
+        }
+    };
+    match outcome {
+        Ok(reply_bytes) => {
+            reply(&connection, &job, Some(reply_bytes)).await;
+            claim.settle(AckKind::Ack).await;
+        }
+        Err(reason) => {
+            tracing::info!(%reason, "job cancelled");
+            let cancelled = WireOutcome::<(), ()>::Cancelled(reason.to_string());
+            reply(&connection, &job, cancelled.encode().ok()).await;
+            claim.settle(AckKind::Term).await;
+        }
+    }
+}
+
+struct Unregister<'a> {
+    running: &'a Running,
+    job: &'a str,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.running.lock().remove(self.job);
+    }
+}
+
+/// The registered task for a job, if this worker has it in the same build.
+fn check(job: &JobEnvelope) -> Result<&'static RemoteTaskDef, RemoteError> {
+    let task =
+        find_task(&job.task).ok_or_else(|| RemoteError::UnknownTask { name: job.task.clone() })?;
+    if task.build() != job.build {
+        return Err(RemoteError::BuildMismatch {
+            name: job.task.clone(),
+            job: job.build.clone(),
+            worker: task.build().to_owned(),
+        });
+    }
+    Ok(task)
+}
+
+async fn reply(connection: &Connection, job: &JobEnvelope, outcome: Option<Vec<u8>>) {
+    let Some(outcome) = outcome else { return };
+    let published = connection.client.publish(job.reply.clone(), outcome.into()).await;
+    if let Err(error) = published
+        .map_err(|e| e.to_string())
+        .and(connection.client.flush().await.map_err(|e| e.to_string()))
+    {
+        tracing::warn!(%error, "could not publish the job's outcome");
+    }
+}

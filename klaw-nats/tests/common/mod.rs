@@ -1,0 +1,68 @@
+//! A real `nats-server -js` for each test: loopback, a free port, a temporary store. No mocks.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use klaw_nats::NatsConfig;
+
+/// The server binary: `$NATS_SERVER`, or `nats-server` on the `PATH` (`.ci/run` installs
+/// the pinned one from `.ci/nats-server-requirements.txt`).
+fn server_binary() -> PathBuf {
+    std::env::var_os("NATS_SERVER").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+}
+
+pub struct NatsServer {
+    child: Child,
+    pub url: String,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Command::new(server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "could not start nats-server ({error}): install it with \
+                     `pip install --require-hashes -r .ci/nats-server-requirements.txt` \
+                     or set NATS_SERVER to its path"
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not listen within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url: format!("nats://127.0.0.1:{port}"), store }
+    }
+
+    /// A config for this server; each test also has its own namespace.
+    pub fn config(&self) -> NatsConfig {
+        NatsConfig::new(&self.url).namespace("test")
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds, or panics after `within`.
+pub fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,148 @@
+//! Workers as separate processes (this test binary, started in worker mode): one is killed
+//! with SIGKILL mid-task and the task finishes on another; a task that kills every worker it
+//! lands on is reported failed after its last delivery. Nothing is lost silently.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{NatsServer, wait_until};
+use klaw::remote::RemoteError;
+use klaw::{Runtime, TaskError};
+use klaw_nats::{NatsBackend, Worker};
+
+const WORKER_MODE: &str = "KLAW_NATS_TEST_WORKER";
+
+/// Marks that this process started the job, then works for a while; returns its pid.
+#[klaw::task(remote)]
+async fn mark_then_work(dir: String, millis: u64) -> u32 {
+    let pid = std::process::id();
+    std::fs::write(Path::new(&dir).join(format!("started-{pid}")), b"").unwrap();
+    klaw::sleep(Duration::from_millis(millis)).await;
+    pid
+}
+
+/// Takes its worker down with it.
+#[klaw::task(remote)]
+async fn crash_worker(dir: String) {
+    let pid = std::process::id();
+    std::fs::write(Path::new(&dir).join(format!("crashed-{pid}")), b"").unwrap();
+    std::process::abort();
+}
+
+/// The worker process: configured only by the environment, as a deployed worker would be.
+#[test]
+#[ignore = "started by the other tests as a worker process"]
+fn worker_process() {
+    if std::env::var_os(WORKER_MODE).is_none() {
+        return;
+    }
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    assert!(rt.has_remote_backend(), "KLAW_BACKEND=nats should have connected");
+    let worker = rt.block_on(Worker::connect(klaw_nats::NatsConfig::from_env())).unwrap();
+    rt.block_on(worker.run()).unwrap();
+}
+
+/// Worker processes, killed when the test ends.
+struct Workers {
+    children: Vec<Child>,
+}
+
+impl Workers {
+    fn start(server: &NatsServer, ack_wait_ms: u64, max_deliver: u32) -> Child {
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "worker_process", "--ignored", "--nocapture"])
+            .env(WORKER_MODE, "1")
+            .env("KLAW_BACKEND", "nats")
+            .env(klaw_nats::URL_ENV, &server.url)
+            .env(klaw_nats::NAMESPACE_ENV, "test")
+            .env(klaw_nats::ACK_WAIT_ENV, ack_wait_ms.to_string())
+            .env(klaw_nats::MAX_DELIVER_ENV, max_deliver.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn marks(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter_map(|name| name.strip_prefix(prefix).map(str::to_owned))
+        .collect();
+    found.sort();
+    found
+}
+
+fn submitter(server: &NatsServer) -> Runtime {
+    let backend = klaw::block_on(NatsBackend::connect(server.config())).unwrap();
+    Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap()
+}
+
+fn dir_string(dir: &tempfile::TempDir) -> String {
+    PathBuf::from(dir.path()).to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_task_whose_worker_is_killed_finishes_on_another() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut workers = Workers { children: vec![Workers::start(&server, 1000, 5)] };
+    let rt = submitter(&server);
+    let handle = rt.spawn(mark_then_work(dir_string(&dir), 1500));
+    wait_until(Duration::from_secs(20), "the first worker started the task", || {
+        !marks(dir.path(), "started-").is_empty()
+    });
+    let first = workers.children[0].id();
+    assert_eq!(marks(dir.path(), "started-"), [first.to_string()]);
+    workers.children[0].kill().unwrap(); // SIGKILL: no chance to hand the job back
+    workers.children[0].wait().unwrap();
+    workers.children.push(Workers::start(&server, 1000, 5));
+    let second = workers.children[1].id();
+
+    let pid = rt.block_on(klaw::timeout(Duration::from_secs(30), handle)).unwrap();
+    assert_eq!(pid, Ok(second), "the task should have finished on the second worker");
+    let mut started = vec![first.to_string(), second.to_string()];
+    started.sort();
+    assert_eq!(marks(dir.path(), "started-"), started);
+}
+
+#[test]
+fn a_task_that_kills_every_worker_is_reported_failed_after_its_last_delivery() {
+    // Two deliveries allowed; every worker that takes the job dies. Workers come back (as a
+    // supervisor would restart them): the third one is not given the job, and the submitter
+    // learns that it failed.
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut workers = Workers { children: vec![Workers::start(&server, 500, 2)] };
+    let rt = submitter(&server);
+    let handle = rt.spawn(crash_worker(dir_string(&dir)));
+    for deliveries in 1..=2 {
+        wait_until(Duration::from_secs(20), "a worker took the job and crashed", || {
+            marks(dir.path(), "crashed-").len() == deliveries
+        });
+        workers.children.push(Workers::start(&server, 500, 2));
+    }
+    let result = rt.block_on(klaw::timeout(Duration::from_secs(30), handle)).unwrap();
+    match result {
+        Err(TaskError::Remote(RemoteError::MaxDeliveries { name, deliveries })) => {
+            assert!(name.ends_with("::crash_worker"), "{name}");
+            assert_eq!(deliveries, 2);
+        }
+        other => panic!("expected MaxDeliveries, got {other:?}"),
+    }
+    assert_eq!(marks(dir.path(), "crashed-").len(), 2, "one crash per delivery, no more");
+}
