@@ -67,19 +67,18 @@ impl RemoteBackend for InProcess {
     fn submit(&self, job: RemoteJob) -> SubmitFuture {
         self.submitted.fetch_add(1, Ordering::SeqCst);
         let Some(task) = klaw::remote::find_task(job.task) else {
-            let refused = WireOutcome::<(), ()>::Refused(RemoteError::UnknownTask {
-                name: job.task.to_owned(),
-            });
-            return Box::pin(async move { Ok(refused.encode().unwrap()) });
+            let refused =
+                WireOutcome::Refused(RemoteError::UnknownTask { name: job.task.to_owned() });
+            return Box::pin(async move { Ok(refused.encode()) });
         };
         let build = self.build.unwrap_or(job.build);
         if build != task.build() {
-            let refused = WireOutcome::<(), ()>::Refused(RemoteError::BuildMismatch {
+            let refused = WireOutcome::Refused(RemoteError::BuildMismatch {
                 name: job.task.to_owned(),
                 job: build.to_owned(),
                 worker: task.build().to_owned(),
             });
-            return Box::pin(async move { Ok(refused.encode().unwrap()) });
+            return Box::pin(async move { Ok(refused.encode()) });
         }
         match task.start(&job.args) {
             Ok(run) => {
@@ -88,9 +87,7 @@ impl RemoteBackend for InProcess {
                     handle.await.map_err(|error| RemoteError::Transport(error.to_string()))
                 })
             }
-            Err(error) => {
-                Box::pin(async move { Ok(WireOutcome::<(), ()>::Refused(error).encode().unwrap()) })
-            }
+            Err(error) => Box::pin(async move { Ok(WireOutcome::Refused(error).encode()) }),
         }
     }
 

@@ -155,11 +155,11 @@ async fn listen(inner: Arc<Inner>) -> Result<(), NatsError> {
                 .find(|(_, p)| p.sequence == Some(advisory.stream_seq))
                 .map(|(job, p)| (job.clone(), p.task));
             if let Some((job, task)) = found {
-                let refused = WireOutcome::<(), ()>::Refused(RemoteError::MaxDeliveries {
+                let refused = WireOutcome::Refused(RemoteError::MaxDeliveries {
                     name: task.to_owned(),
                     deliveries: advisory.deliveries,
                 });
-                inner.complete(&job, refused.encode().expect("a refusal always encodes"));
+                inner.complete(&job, refused.encode());
                 // A work queue keeps a message that ran out of deliveries: nobody will take it.
                 let _ = inner.connection.jobs.delete_message(advisory.stream_seq).await;
             }
@@ -168,70 +168,93 @@ async fn listen(inner: Arc<Inner>) -> Result<(), NatsError> {
     Ok(())
 }
 
-/// Removes a pending entry when its submit future ends or is dropped.
-struct PendingGuard<'a> {
-    inner: &'a Inner,
-    job: &'a str,
+/// Removes a pending entry when its submit future ends. An entry still there was not
+/// answered: its task was cancelled (a submit future is only dropped early when its task
+/// ends without it), so its job is deleted from the queue if it is still there.
+struct PendingGuard {
+    inner: Arc<Inner>,
+    job: String,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.inner.pending().remove(self.job);
+        let abandoned = self.inner.pending().remove(&self.job);
+        if let Some(sequence) = abandoned.and_then(|pending| pending.sequence) {
+            let inner = self.inner.clone();
+            self.inner.connection.tokio.spawn(async move { inner.delete_job(sequence).await });
+        }
+    }
+}
+
+impl Inner {
+    /// Removes a job from the queue; fails harmlessly if a worker already acknowledged it.
+    async fn delete_job(&self, sequence: u64) {
+        let _ = self.connection.jobs.delete_message(sequence).await;
+    }
+
+    /// Publishes a job and records where the server stored it. Runs on its own, so that a
+    /// job published after its task was cancelled is still found and deleted.
+    async fn publish(self: Arc<Self>, id: String, envelope: JobEnvelope) {
+        let config = &self.connection.config;
+        let message = PublishMessage::build().payload(envelope.encode().into()).message_id(&id);
+        let published =
+            match self.connection.jetstream.send_publish(config.jobs_subject(), message).await {
+                Ok(ack) => ack.await.map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+        match published {
+            Ok(ack) => {
+                let waiting = self.pending().get_mut(&id).map(|p| p.sequence = Some(ack.sequence));
+                tracing::debug!(job = %id, task = %envelope.task, sequence = ack.sequence, "job submitted");
+                if waiting.is_none() {
+                    self.delete_job(ack.sequence).await; // cancelled while being published
+                }
+            }
+            Err(error) => {
+                let refused = WireOutcome::Refused(RemoteError::Transport(format!(
+                    "could not publish the job: {error}"
+                )));
+                self.complete(&id, refused.encode());
+            }
+        }
     }
 }
 
 impl RemoteBackend for NatsBackend {
     fn submit(&self, job: RemoteJob) -> SubmitFuture {
         let inner = self.inner.clone();
-        Box::pin(async_compat::Compat::new(async move {
-            let id = job.id.to_string();
-            let (reply_tx, reply_rx) = klaw_rt::oneshot();
-            inner
-                .pending()
-                .insert(id.clone(), Pending { task: job.task, reply: reply_tx, sequence: None });
-            let _guard = PendingGuard { inner: &inner, job: &id };
-            let config = &inner.connection.config;
-            let envelope = JobEnvelope {
-                id: id.clone(),
-                task: job.task.to_owned(),
-                build: job.build.to_owned(),
-                args: job.args,
-                reply: format!("{}.{id}", config.reply_prefix(&inner.client_id)),
-            };
-            let transport = |error: String| RemoteError::Transport(error);
-            let publish = PublishMessage::build().payload(envelope.encode().into()).message_id(&id);
-            let ack = inner
-                .connection
-                .jetstream
-                .send_publish(config.jobs_subject(), publish)
+        let id = job.id.to_string();
+        let (reply_tx, reply_rx) = klaw_rt::oneshot();
+        inner
+            .pending()
+            .insert(id.clone(), Pending { task: job.task, reply: reply_tx, sequence: None });
+        let guard = PendingGuard { inner: inner.clone(), job: id.clone() };
+        let envelope = JobEnvelope {
+            id: id.clone(),
+            task: job.task.to_owned(),
+            build: job.build.to_owned(),
+            args: job.args,
+            reply: format!("{}.{id}", inner.connection.config.reply_prefix(&inner.client_id)),
+        };
+        inner.connection.tokio.spawn(inner.clone().publish(id, envelope));
+        Box::pin(async move {
+            let _guard = guard;
+            reply_rx
                 .await
-                .map_err(|error| transport(error.to_string()))?
-                .await
-                .map_err(|error| transport(error.to_string()))?;
-            if let Some(pending) = inner.pending().get_mut(&id) {
-                pending.sequence = Some(ack.sequence);
-            }
-            tracing::debug!(job = %id, task = job.task, sequence = ack.sequence, "job submitted");
-            reply_rx.await.map_err(|_| transport("the reply listener stopped".to_owned()))
-        }))
+                .map_err(|_| RemoteError::Transport("the reply listener stopped".to_owned()))
+        })
     }
 
     fn cancel(&self, job: &JobId, reason: &CancelReason) {
+        // A worker that takes the job from now on skips it, and one running it sees the marker
+        // through its watch. (A job still queued is deleted when its submit future ends.)
         let inner = self.inner.clone();
         let id = job.to_string();
-        let sequence = inner.pending().get(&id).and_then(|pending| pending.sequence);
         let reason = reason.to_string();
-        let tokio = inner.connection.tokio.clone();
-        tokio.spawn(async move {
-            // The marker first: a worker that takes the job from now on skips it, and one
-            // running it sees the marker through its watch.
+        self.inner.connection.tokio.spawn(async move {
             if let Err(error) = inner.connection.cancels.put(&id, reason.into_bytes().into()).await
             {
                 tracing::warn!(job = %id, %error, "could not publish a cancel");
-            }
-            if let Some(sequence) = sequence {
-                // Still queued? Then no worker will ever see it.
-                let _ = inner.connection.jobs.delete_message(sequence).await;
             }
         });
     }

@@ -235,7 +235,7 @@ async fn run_job(connection: Connection, running: Arc<Running>, message: Message
         Ok(task) => task,
         Err(error) => {
             tracing::warn!(%error, "job refused");
-            reply(&connection, &job, WireOutcome::<(), ()>::Refused(error).encode().ok()).await;
+            reply(&connection, &job, WireOutcome::Refused(error).encode()).await;
             claim.settle(AckKind::Term).await;
             return;
         }
@@ -251,7 +251,7 @@ async fn run_job(connection: Connection, running: Arc<Running>, message: Message
     let run = match task.start(&job.args) {
         Ok(run) => run,
         Err(error) => {
-            reply(&connection, &job, WireOutcome::<(), ()>::Refused(error).encode().ok()).await;
+            reply(&connection, &job, WireOutcome::Refused(error).encode()).await;
             claim.settle(AckKind::Term).await;
             return;
         }
@@ -272,13 +272,13 @@ async fn run_job(connection: Connection, running: Arc<Running>, message: Message
     };
     match outcome {
         Ok(reply_bytes) => {
-            reply(&connection, &job, Some(reply_bytes)).await;
+            reply(&connection, &job, reply_bytes).await;
             claim.settle(AckKind::Ack).await;
         }
         Err(reason) => {
             tracing::info!(%reason, "job cancelled");
-            let cancelled = WireOutcome::<(), ()>::Cancelled(reason.to_string());
-            reply(&connection, &job, cancelled.encode().ok()).await;
+            let cancelled = WireOutcome::Cancelled(reason.to_string());
+            reply(&connection, &job, cancelled.encode()).await;
             claim.settle(AckKind::Term).await;
         }
     }
@@ -309,8 +309,7 @@ fn check(job: &JobEnvelope) -> Result<&'static RemoteTaskDef, RemoteError> {
     Ok(task)
 }
 
-async fn reply(connection: &Connection, job: &JobEnvelope, outcome: Option<Vec<u8>>) {
-    let Some(outcome) = outcome else { return };
+async fn reply(connection: &Connection, job: &JobEnvelope, outcome: Vec<u8>) {
     let published = connection.client.publish(job.reply.clone(), outcome.into()).await;
     if let Err(error) = published
         .map_err(|e| e.to_string())

@@ -127,7 +127,7 @@ fn a_worker_refuses_an_unknown_task_or_another_build() {
     let _worker = cluster.start_worker(cluster.config());
     let submit = |job: RemoteJob| {
         let reply = klaw::block_on(cluster.backend.submit(job)).unwrap();
-        WireOutcome::<(), ()>::decode("test", &reply).unwrap()
+        WireOutcome::decode("test", &reply).unwrap()
     };
     let unknown = submit(RemoteJob::new("nowhere::nothing", "app@1.0.0 nothing() -> ()", vec![]));
     assert_eq!(

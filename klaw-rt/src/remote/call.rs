@@ -6,15 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 use crate::TaskError;
-use crate::remote::{
-    JobId, RemoteBackend, RemoteError, RemoteJob, RemoteMode, RemoteTaskDef, WireOutcome,
-};
+use crate::remote::registry::{Codec, decode_reply};
+use crate::remote::{JobId, RemoteBackend, RemoteError, RemoteJob, RemoteTaskDef};
 
 /// Decodes a reply into the boxed `Result<T, TaskError<E>>` of the task's types.
-type Decode = fn(&str, &[u8]) -> Box<dyn Any + Send>;
+type Decode = Box<dyn Fn(&str, &[u8]) -> Box<dyn Any + Send> + Send>;
 
 /// How to run a task elsewhere: which task, its encoded arguments, and how to read its reply.
 /// `#[klaw::task(remote)]` attaches one to the task value it returns.
@@ -25,14 +22,16 @@ pub struct RemoteCall {
 }
 
 impl RemoteCall {
-    /// A call of `def` with these encoded arguments, whose reply decodes as `Result<T, E>`.
-    #[doc(hidden)]
-    pub fn __new<O, M>(def: &'static RemoteTaskDef, args: Result<Vec<u8>, RemoteError>) -> Self
-    where
-        M: RemoteMode<O>,
-        M::Ok: DeserializeOwned,
-    {
-        Self { def, args, decode: decode_reply::<O, M> }
+    /// A call of `def` with these encoded arguments, whose output decodes with `output` and
+    /// splits by the mode `M`.
+    pub(crate) fn new<O: 'static, M: crate::Outcome<O> + 'static>(
+        def: &'static RemoteTaskDef,
+        args: Result<Vec<u8>, RemoteError>,
+        output: Codec<O>,
+    ) -> Self {
+        let decode =
+            Box::new(move |name: &str, bytes: &[u8]| decode_reply::<O, M>(name, bytes, output));
+        Self { def, args, decode }
     }
 
     /// The task's registered name.
@@ -53,31 +52,6 @@ impl fmt::Debug for RemoteCall {
             .field("args_len", &self.args.as_ref().map(Vec::len))
             .finish()
     }
-}
-
-fn decode_reply<O, M>(name: &str, bytes: &[u8]) -> Box<dyn Any + Send>
-where
-    M: RemoteMode<O>,
-    M::Ok: DeserializeOwned,
-{
-    let result: Result<M::Ok, TaskError<M::Err>> =
-        match WireOutcome::<M::Ok, M::WireErr>::decode(name, bytes) {
-            Ok(outcome) => match outcome.into_result(name) {
-                Ok(value) => Ok(value),
-                Err(TaskError::Failed(error)) => Err(M::from_wire(error).map_or_else(
-                    || {
-                        TaskError::Remote(RemoteError::Result {
-                            name: name.to_owned(),
-                            message: "a task that cannot fail was reported failed".to_owned(),
-                        })
-                    },
-                    TaskError::Failed,
-                )),
-                Err(other) => Err(other.map_failed(|_| unreachable!("handled above"))),
-            },
-            Err(error) => Err(TaskError::Remote(error)),
-        };
-    Box::new(result)
 }
 
 /// The body of a task that stands for a remote one: submits the job, waits for the reply.

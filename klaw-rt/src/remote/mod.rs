@@ -19,7 +19,6 @@
 mod backend;
 mod call;
 mod error;
-mod mode;
 mod registry;
 mod wire;
 
@@ -30,14 +29,10 @@ pub use backend::{
 pub use call::RemoteCall;
 pub(crate) use call::spawn_remote;
 pub use error::RemoteError;
-#[doc(hidden)]
-pub use mode::RemoteMode;
 pub use registry::{Portable, Registration, RemoteRun, RemoteTaskDef, find_task, remote_tasks};
 pub use wire::WireOutcome;
 
 #[doc(hidden)]
 pub use inventory;
 #[doc(hidden)]
-pub use registry::{
-    __assert_remote_argument, __assert_remote_output, __decode_args, __encode_args, __run,
-};
+pub use registry::{__codec, __encode_args, __run, __split_args, Codec};

@@ -178,6 +178,20 @@ impl<F, M> fmt::Debug for Task<F, M> {
     }
 }
 
+impl<F, M> Task<F, M> {
+    /// The same task whose every output is a value (what a worker runs: it sends the output
+    /// whole, and the submitter splits it).
+    pub(crate) fn into_plain(self) -> Task<F, Plain> {
+        Task {
+            future: self.future,
+            name: self.name,
+            timeout: self.timeout,
+            remote: None,
+            mode: PhantomData,
+        }
+    }
+}
+
 impl<F: Future, M: Outcome<F::Output>> Task<F, M> {
     /// Attaches a remote call (what `#[klaw::task(remote)]` does).
     #[doc(hidden)]
@@ -185,12 +199,13 @@ impl<F: Future, M: Outcome<F::Output>> Task<F, M> {
         mut self,
         def: &'static crate::remote::RemoteTaskDef,
         args: Result<Vec<u8>, crate::remote::RemoteError>,
+        output: crate::remote::Codec<F::Output>,
     ) -> Self
     where
-        M: crate::remote::RemoteMode<F::Output>,
-        M::Ok: serde::de::DeserializeOwned,
+        F::Output: 'static,
+        M: 'static,
     {
-        self.remote = Some(Box::new(RemoteCall::__new::<F::Output, M>(def, args)));
+        self.remote = Some(Box::new(RemoteCall::new::<F::Output, M>(def, args, output)));
         self
     }
 

@@ -1,0 +1,6 @@
+#[klaw::task(remote)]
+async fn echo<T: Send + 'static>(value: T) -> T {
+    value
+}
+
+fn main() {}
