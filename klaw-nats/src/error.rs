@@ -20,6 +20,12 @@ pub enum NatsError {
         /// What the client said.
         message: String,
     },
+    /// A channel name that cannot be part of a stream or subject name.
+    #[error("`{name}` cannot name a channel: use letters, digits, `-` and `_`")]
+    BadName {
+        /// The name given.
+        name: String,
+    },
     /// JetStream refused or failed a request.
     #[error("JetStream {action} failed: {message} (the server must run with JetStream: `-js`)")]
     JetStream {

@@ -30,13 +30,16 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod channel;
 mod config;
 mod connection;
 mod error;
+mod nats;
 mod protocol;
 mod worker;
 
 pub use backend::NatsBackend;
 pub use config::{ACK_WAIT_ENV, MAX_DELIVER_ENV, NAMESPACE_ENV, NatsConfig, URL_ENV};
 pub use error::NatsError;
+pub use nats::Nats;
 pub use worker::Worker;

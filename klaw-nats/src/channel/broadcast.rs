@@ -1,0 +1,265 @@
+//! A broadcast channel across processes: a JetStream stream that keeps the last `capacity`
+//! messages; each receiver reads it in order from where it subscribed, and a gap in the
+//! sequence numbers is how many it missed.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{kv, stream};
+use futures_util::StreamExt;
+use klaw_rt::channel::SendError;
+use klaw_rt::channel::broadcast::RecvError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::NatsError;
+use crate::channel::check_name;
+use crate::connection::Connection;
+
+/// How often a waiting receiver checks whether the channel was closed.
+const CLOSE_CHECK: Duration = Duration::from_millis(500);
+
+struct Shared {
+    connection: Arc<Connection>,
+    name: String,
+    subject: String,
+    stream: stream::Stream,
+    states: kv::Store,
+    closed: Arc<AtomicBool>,
+}
+
+pub(crate) async fn open<T: DeserializeOwned>(
+    connection: Arc<Connection>,
+    name: &str,
+    capacity: usize,
+) -> Result<(Sender<T>, Receiver<T>), NatsError> {
+    check_name(name)?;
+    let namespace = connection.config.namespace.clone();
+    let subject = format!("{namespace}.bcast.{name}");
+    let shared = async_compat::Compat::new(async {
+        let stream = connection
+            .jetstream
+            .get_or_create_stream(stream::Config {
+                name: format!("{namespace}_bcast_{name}"),
+                subjects: vec![subject.clone()],
+                max_messages: i64::try_from(capacity.max(1)).unwrap_or(i64::MAX),
+                discard: stream::DiscardPolicy::Old,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NatsError::jetstream("creating the broadcast stream")(e.to_string()))?;
+        let states = connection
+            .jetstream
+            .create_or_update_key_value(kv::Config {
+                bucket: format!("{namespace}_channels"),
+                description: "klaw: closed distributed channels".to_owned(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NatsError::jetstream("creating the channels bucket")(e.to_string()))?;
+        let key = format!("bcast-{name}");
+        let closed = Arc::new(AtomicBool::new(matches!(states.get(&key).await, Ok(Some(_)))));
+        let mut watch = states
+            .watch(&key)
+            .await
+            .map_err(|e| NatsError::jetstream("watching the channel's state")(e.to_string()))?;
+        let flag = Arc::downgrade(&closed);
+        connection.tokio.spawn(async move {
+            while let Some(Ok(entry)) = watch.next().await {
+                let Some(flag) = flag.upgrade() else { return };
+                if entry.operation == kv::Operation::Put {
+                    flag.store(true, Ordering::Release);
+                }
+            }
+        });
+        Ok::<_, NatsError>(Arc::new(Shared {
+            connection: connection.clone(),
+            name: name.to_owned(),
+            subject,
+            stream,
+            states,
+            closed,
+        }))
+    })
+    .await?;
+    let receiver = Receiver::subscribe(shared.clone()).await?;
+    Ok((Sender { shared, _values: PhantomData }, receiver))
+}
+
+/// Sends to every receiver of a distributed [`broadcast`](crate::Nats::broadcast). Cloneable.
+pub struct Sender<T> {
+    shared: Arc<Shared>,
+    _values: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
+    /// Sends to every receiver subscribed now. Never waits for slow receivers: they lag.
+    /// `Err(SendError(value))` if the channel is closed or the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<String>) -> Result<(), klaw::channel::SendError<String>> {
+    /// tx.send("deploy started".to_owned()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(SendError(value));
+        }
+        let Ok(bytes) = rmp_serde::to_vec_named(&value) else { return Err(SendError(value)) };
+        let jetstream = &self.shared.connection.jetstream;
+        let subject = self.shared.subject.clone();
+        let published = async_compat::Compat::new(async {
+            jetstream.publish(subject, bytes.into()).await?.await
+        })
+        .await;
+        published.map(drop).map_err(|error| {
+            tracing::warn!(channel = %self.shared.name, %error, "broadcast failed");
+            SendError(value)
+        })
+    }
+
+    /// A new receiver that sees what is sent from now on.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// let rx = tx.subscribe().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe(&self) -> Result<Receiver<T>, NatsError> {
+        Receiver::subscribe(self.shared.clone()).await
+    }
+
+    /// Closes the channel for every process: receivers get what they have not read, then
+    /// `Closed`.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// tx.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<(), NatsError> {
+        self.shared.closed.store(true, Ordering::Release);
+        let key = format!("bcast-{}", self.shared.name);
+        async_compat::Compat::new(self.shared.states.put(key, "closed".into()))
+            .await
+            .map(drop)
+            .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()))
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone(), _values: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("channel", &self.shared.name).finish_non_exhaustive()
+    }
+}
+
+/// Receives every message of a distributed [`broadcast`](crate::Nats::broadcast), in order.
+///
+/// It reads the stream by sequence number, so it sees exactly what the stream keeps: falling
+/// more than `capacity` behind means missing messages, and it is told how many.
+pub struct Receiver<T> {
+    shared: Arc<Shared>,
+    /// Core NATS delivery of the same subject: only a sign that something new was stored.
+    wakeups: async_nats::Subscriber,
+    /// The stream sequence of the next message this receiver has not seen.
+    expected: u64,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Receiver<T> {
+    async fn subscribe(shared: Arc<Shared>) -> Result<Self, NatsError> {
+        let (wakeups, expected) = async_compat::Compat::new(async {
+            // Subscribe first: whatever is stored after the sequence read wakes us.
+            let wakeups = shared
+                .connection
+                .client
+                .subscribe(shared.subject.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let info = shared.stream.get_info().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((wakeups, info.state.last_sequence + 1))
+        })
+        .await
+        .map_err(NatsError::jetstream("subscribing to the broadcast"))?;
+        Ok(Self { shared, wakeups, expected, _values: PhantomData })
+    }
+
+    /// The next message. `Err(Lagged(n))` if `n` messages were dropped before this receiver
+    /// read them (then it goes on from the oldest kept); `Err(Closed)` once the channel is
+    /// closed and everything sent before was read.
+    ///
+    /// Cancel safety: a message is consumed only when returned; dropping this future loses
+    /// nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut rx: klaw_nats::channel::broadcast::Receiver<String>) {
+    /// loop {
+    ///     match rx.recv().await {
+    ///         Ok(event) => println!("{event}"),
+    ///         Err(klaw::channel::broadcast::RecvError::Lagged(n)) => println!("missed {n}"),
+    ///         Err(klaw::channel::broadcast::RecvError::Closed) => break,
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn recv(&mut self) -> Result<T, RecvError> {
+        loop {
+            let stream = &self.shared.stream;
+            let expected = self.expected;
+            // Not there: not stored yet, or already dropped (the bounds below tell which).
+            if let Ok(message) = async_compat::Compat::new(stream.get_raw_message(expected)).await {
+                self.expected += 1;
+                match rmp_serde::from_slice(&message.payload) {
+                    Ok(value) => return Ok(value),
+                    Err(error) => {
+                        tracing::error!(channel = %self.shared.name, %error, "not a value of this channel's type: skipped");
+                        continue;
+                    }
+                }
+            }
+            let bounds = async_compat::Compat::new(stream.get_info()).await;
+            if let Ok(info) = bounds {
+                let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+                if self.expected < first {
+                    let missed = first - self.expected;
+                    self.expected = first;
+                    return Err(RecvError::Lagged(missed));
+                }
+                if self.expected <= last {
+                    continue; // stored meanwhile
+                }
+            }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(RecvError::Closed);
+            }
+            self.wait_for_news().await;
+        }
+    }
+
+    /// Until something new is published, or the close-check interval passes.
+    async fn wait_for_news(&mut self) {
+        let next = async_compat::Compat::new(self.wakeups.next());
+        let timeout = klaw_rt::sleep(CLOSE_CHECK);
+        let _ = futures_util::future::select(std::pin::pin!(next), std::pin::pin!(timeout)).await;
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("channel", &self.shared.name)
+            .field("next_sequence", &self.expected)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,522 @@
+//! A bounded MPMC channel across processes: a JetStream work-queue stream (at most `capacity`
+//! messages, new ones refused when full) and one durable consumer that every receiver shares.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use async_nats::jetstream::{AckKind, Message, consumer, kv, stream};
+use futures_util::StreamExt;
+use klaw_rt::channel::{RecvError, SendError, TryRecvError, TrySendError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sync_wrapper::SyncWrapper;
+
+use crate::NatsError;
+use crate::channel::check_name;
+use crate::connection::Connection;
+
+/// How long a receiver's pull waits for a message before it checks for closing.
+const PULL_WAIT: Duration = Duration::from_millis(500);
+/// How many messages a receiver takes at once when they are there.
+const PREFETCH: usize = 64;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// A send in progress, kept by the `Sink`.
+type InFlight<T> = SyncWrapper<Option<BoxFuture<Result<(), SendError<T>>>>>;
+
+struct Shared {
+    connection: Arc<Connection>,
+    name: String,
+    subject: String,
+    stream: stream::Stream,
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    capacity: usize,
+    states: kv::Store,
+    closed: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+pub(crate) async fn open<T>(
+    connection: Arc<Connection>,
+    name: &str,
+    capacity: usize,
+) -> Result<(Sender<T>, Receiver<T>), NatsError> {
+    check_name(name)?;
+    let config = &connection.config;
+    let namespace = &config.namespace;
+    let ack_wait = config.ack_wait;
+    let subject = format!("{namespace}.chan.{name}");
+    let stream_name = format!("{namespace}_chan_{name}");
+    let opened = async_compat::Compat::new(async {
+        let stream = connection
+            .jetstream
+            .get_or_create_stream(stream::Config {
+                name: stream_name.clone(),
+                subjects: vec![subject.clone()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                max_messages: i64::try_from(capacity.max(1)).unwrap_or(i64::MAX),
+                discard: stream::DiscardPolicy::New,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NatsError::jetstream("creating the channel's stream")(e.to_string()))?;
+        let consumer = stream
+            .get_or_create_consumer(
+                &stream_name,
+                consumer::pull::Config {
+                    durable_name: Some(stream_name.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| NatsError::jetstream("creating the channel's consumer")(e.to_string()))?;
+        let states = connection
+            .jetstream
+            .create_or_update_key_value(kv::Config {
+                bucket: format!("{namespace}_channels"),
+                description: "klaw: closed distributed channels".to_owned(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| NatsError::jetstream("creating the channels bucket")(e.to_string()))?;
+        let closed = Arc::new(AtomicBool::new(matches!(states.get(name).await, Ok(Some(_)))));
+        let mut watch = states
+            .watch(name)
+            .await
+            .map_err(|e| NatsError::jetstream("watching the channel's state")(e.to_string()))?;
+        let flag = Arc::downgrade(&closed);
+        connection.tokio.spawn(async move {
+            while let Some(Ok(entry)) = watch.next().await {
+                let Some(flag) = flag.upgrade() else { return };
+                if entry.operation == kv::Operation::Put {
+                    flag.store(true, Ordering::Release);
+                }
+            }
+        });
+        let capacity =
+            usize::try_from(stream.cached_info().config.max_messages).unwrap_or(capacity);
+        Ok::<_, NatsError>(Shared {
+            connection: connection.clone(),
+            name: name.to_owned(),
+            subject,
+            stream,
+            consumer,
+            capacity,
+            states,
+            closed,
+        })
+    })
+    .await?;
+    let shared = Arc::new(opened);
+    Ok((Sender::new(shared.clone()), Receiver::new(shared)))
+}
+
+/// Sends into a distributed [`channel`](crate::Nats::channel). Cloneable; a `futures::Sink`.
+pub struct Sender<T> {
+    shared: Arc<Shared>,
+    // Only reached through `&mut self` (the Sink), so the handle stays `Sync`.
+    in_flight: InFlight<T>,
+    closing: SyncWrapper<Option<BoxFuture<()>>>,
+    _values: PhantomData<fn(T)>,
+}
+
+impl<T> Sender<T> {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            in_flight: SyncWrapper::new(None),
+            closing: SyncWrapper::new(None),
+            _values: PhantomData,
+        }
+    }
+
+    /// The capacity the channel was created with.
+    ///
+    /// ```no_run
+    /// # async fn demo(nats: klaw_nats::Nats) -> Result<(), klaw_nats::NatsError> {
+    /// let (tx, _rx) = nats.channel::<u8>("c", 8).await?;
+    /// assert_eq!(tx.capacity(), 8);
+    /// # Ok(()) }
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// True once any process closed the channel (as far as this process has heard).
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) {
+    /// assert!(!tx.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Messages in the channel: queued, or taken by a receiver and not yet acknowledged.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// println!("{} queued", tx.len().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn len(&self) -> Result<usize, NatsError> {
+        stream_len(&self.shared).await
+    }
+
+    /// Closes the channel for every process: sends fail from now on; receivers get what is
+    /// queued, then `Closed`.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// tx.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<(), NatsError> {
+        close(&self.shared).await
+    }
+
+    /// True if no message is in the channel.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// if tx.is_empty().await? { println!("drained") }
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_empty(&self) -> Result<bool, NatsError> {
+        Ok(self.len().await? == 0)
+    }
+}
+
+impl<T: Serialize + Send + 'static> Sender<T> {
+    /// Sends if there is room now. `Full(value)` if the channel holds `capacity` messages,
+    /// `Closed(value)` if it was closed or the server cannot be reached (logged): the value
+    /// always comes back. It is a round trip to the server, hence `async`.
+    ///
+    /// Cancel safety: if dropped before it resolves, the message may or may not have been
+    /// stored (the server may have it already); it is not returned.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) {
+    /// match tx.try_send(1).await {
+    ///     Ok(()) => {}
+    ///     Err(klaw::channel::TrySendError::Full(v)) => println!("{v} waits"),
+    ///     Err(klaw::channel::TrySendError::Closed(v)) => println!("{v} has nowhere to go"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        try_send(&self.shared, value).await
+    }
+
+    /// Sends, waiting while the channel is full (backpressure). `Err(SendError(value))` once
+    /// it is closed.
+    ///
+    /// Cancel safety: as [`try_send`](Self::try_send); a send dropped while it waits for room
+    /// has sent nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw::channel::SendError<u8>> {
+    /// tx.send(7).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        send(self.shared.clone(), value).await
+    }
+}
+
+async fn try_send<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySendError<T>> {
+    if shared.is_closed() {
+        return Err(TrySendError::Closed(value));
+    }
+    let Ok(bytes) = rmp_serde::to_vec_named(&value) else {
+        tracing::error!(channel = %shared.name, "a value could not be encoded");
+        return Err(TrySendError::Closed(value));
+    };
+    let jetstream = &shared.connection.jetstream;
+    let published = async_compat::Compat::new(async {
+        jetstream.publish(shared.subject.clone(), bytes.into()).await?.await
+    })
+    .await;
+    match published {
+        Ok(_) => Ok(()),
+        Err(error) if error.to_string().contains("maximum messages") => {
+            Err(TrySendError::Full(value))
+        }
+        Err(error) => {
+            tracing::warn!(channel = %shared.name, %error, "send failed");
+            Err(TrySendError::Closed(value))
+        }
+    }
+}
+
+async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), SendError<T>> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match try_send(&shared, value).await {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(back)) => return Err(SendError(back)),
+            Err(TrySendError::Full(back)) => value = back,
+        }
+        // Full: the server does not tell when room frees up, so look again, less often.
+        klaw_rt::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+async fn stream_len(shared: &Shared) -> Result<usize, NatsError> {
+    let info = async_compat::Compat::new(shared.stream.get_info())
+        .await
+        .map_err(|e| NatsError::jetstream("reading the channel's stream")(e.to_string()))?;
+    Ok(usize::try_from(info.state.messages).unwrap_or(usize::MAX))
+}
+
+async fn close(shared: &Shared) -> Result<(), NatsError> {
+    shared.closed.store(true, Ordering::Release);
+    async_compat::Compat::new(shared.states.put(&shared.name, "closed".into()))
+        .await
+        .map(drop)
+        .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()))
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.shared.clone())
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("channel", &self.shared.name).finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize + Send + 'static> futures_util::Sink<T> for Sender<T> {
+    type Error = SendError<Option<T>>;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_flush(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, value: T) -> Result<(), Self::Error> {
+        *self.in_flight.get_mut() = Some(Box::pin(send(self.shared.clone(), value)));
+        Ok(())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let Some(in_flight) = self.in_flight.get_mut().as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let sent = ready!(in_flight.as_mut().poll(cx));
+        *self.in_flight.get_mut() = None;
+        Poll::Ready(sent.map_err(|SendError(value)| SendError(Some(value))))
+    }
+
+    /// Flushes, then closes the channel for every process, as a local sender's sink does.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        let shared = self.shared.clone();
+        let closing = self.closing.get_mut().get_or_insert_with(|| {
+            Box::pin(async move {
+                if let Err(error) = close(&shared).await {
+                    tracing::warn!(channel = %shared.name, %error, "could not close");
+                }
+            })
+        });
+        ready!(closing.as_mut().poll(cx));
+        *self.closing.get_mut() = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Receives from a distributed [`channel`](crate::Nats::channel). Cloneable (each clone pulls
+/// for itself); a `futures::Stream`.
+pub struct Receiver<T> {
+    shared: Arc<Shared>,
+    /// Messages pulled and not yet handed out; handed back to the queue if dropped.
+    taken: Arc<Taken>,
+    // Only reached through `&mut self` (the Stream), so the handle stays `Sync`.
+    next: SyncWrapper<Option<BoxFuture<Result<T, RecvError>>>>,
+}
+
+#[derive(Default)]
+struct Taken(Mutex<VecDeque<Message>>);
+
+impl Taken {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Message>> {
+        // No code under this lock panics; a poisoned queue is still sound.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<T> Receiver<T> {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self { shared, taken: Arc::default(), next: SyncWrapper::new(None) }
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
+    /// The next message; waits for one. `Err(Closed)` once the channel is closed and empty.
+    ///
+    /// Cancel safety: a message is acknowledged (removed for good) only as it is returned.
+    /// If this future is dropped first, its message stays with the receiver for the next call,
+    /// or, if the receiver goes too, goes back to the queue for another receiver.
+    /// Delivery is at least once: a receiver whose process dies after it took a message but
+    /// before it acknowledged it leaves that message to be delivered again.
+    ///
+    /// ```no_run
+    /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) {
+    /// while let Ok(value) = rx.recv().await {
+    ///     println!("{value}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn recv(&self) -> Result<T, RecvError> {
+        recv(self.shared.clone(), self.taken.clone(), true).await.map_err(|_| RecvError::Closed)
+    }
+
+    /// A message if one is there now: `Empty` or `Closed` otherwise.
+    ///
+    /// Cancel safety: as [`recv`](Self::recv).
+    ///
+    /// ```no_run
+    /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) {
+    /// if let Err(klaw::channel::TryRecvError::Empty) = rx.try_recv().await { println!("nothing yet") }
+    /// # }
+    /// ```
+    pub async fn try_recv(&self) -> Result<T, TryRecvError> {
+        recv(self.shared.clone(), self.taken.clone(), false).await
+    }
+
+    /// Closes the channel for every process (see [`Sender::close`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// rx.close().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn close(&self) -> Result<(), NatsError> {
+        close(&self.shared).await
+    }
+}
+
+/// Takes the next message: from those this receiver holds, else from the server.
+async fn recv<T: DeserializeOwned>(
+    shared: Arc<Shared>,
+    taken: Arc<Taken>,
+    wait: bool,
+) -> Result<T, TryRecvError> {
+    loop {
+        let next = taken.lock().pop_front();
+        if let Some(message) = next {
+            match rmp_serde::from_slice::<T>(&message.payload) {
+                Ok(value) => {
+                    // If the ack is lost the message comes again: at least once.
+                    let _ = async_compat::Compat::new(message.ack()).await;
+                    return Ok(value);
+                }
+                Err(error) => {
+                    tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: removed");
+                    let _ = async_compat::Compat::new(message.ack_with(AckKind::Term)).await;
+                    continue;
+                }
+            }
+        }
+        let closed = shared.is_closed();
+        let pulled = pull(&shared, wait && !closed).await;
+        if pulled.is_empty() {
+            if closed || shared.is_closed() {
+                return Err(TryRecvError::Closed);
+            }
+            if !wait {
+                return Err(TryRecvError::Empty);
+            }
+            continue;
+        }
+        taken.lock().extend(pulled);
+    }
+}
+
+/// Messages available now (up to a batch), or, with `wait`, the first one to arrive within
+/// the pull wait.
+async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
+    async_compat::Compat::new(async {
+        let mut pulled = Vec::new();
+        if let Ok(mut batch) = shared.consumer.fetch().max_messages(PREFETCH).messages().await {
+            while let Some(Ok(message)) = batch.next().await {
+                pulled.push(message);
+            }
+        }
+        if pulled.is_empty() && wait {
+            let batch = shared.consumer.batch().max_messages(1).expires(PULL_WAIT).messages().await;
+            if let Ok(mut batch) = batch {
+                while let Some(Ok(message)) = batch.next().await {
+                    pulled.push(message);
+                }
+            }
+        }
+        pulled
+    })
+    .await
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        Self::new(self.shared.clone())
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let held: Vec<Message> = self.taken.lock().drain(..).collect();
+        if held.is_empty() || Arc::strong_count(&self.taken) > 1 {
+            return; // none held, or a recv future still runs and keeps them
+        }
+        // Hand them back now, rather than after the ack wait.
+        self.shared.connection.tokio.spawn(async move {
+            for message in held {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+            }
+        });
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("channel", &self.shared.name)
+            .field("held", &self.taken.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> futures_util::Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let (shared, taken) = (self.shared.clone(), self.taken.clone());
+        let next = self.next.get_mut().get_or_insert_with(|| {
+            let next = recv(shared, taken, true);
+            Box::pin(async move { next.await.map_err(|_| RecvError::Closed) })
+        });
+        let received = ready!(next.as_mut().poll(cx));
+        *self.next.get_mut() = None;
+        Poll::Ready(received.ok())
+    }
+}

@@ -1,0 +1,111 @@
+//! A watch channel across processes: the value lives under a key of a key-value bucket; every
+//! process keeps a local klaw `watch` channel current from the bucket's watch.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use async_nats::jetstream::kv;
+use futures_util::StreamExt;
+use klaw_rt::channel::SendError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::NatsError;
+use crate::channel::check_name;
+use crate::connection::Connection;
+
+pub(crate) async fn open<T>(
+    connection: Arc<Connection>,
+    name: &str,
+    initial: T,
+) -> Result<(Sender<T>, klaw_rt::channel::watch::Receiver<T>), NatsError>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    check_name(name)?;
+    let encoded = rmp_serde::to_vec_named(&initial).map_err(|e| NatsError::JetStream {
+        action: "encoding the initial value",
+        message: e.to_string(),
+    })?;
+    let bucket_name = format!("{}_watch", connection.config.namespace);
+    let (store, current, mut watch) = async_compat::Compat::new(async {
+        let store = connection
+            .jetstream
+            .create_or_update_key_value(kv::Config {
+                bucket: bucket_name,
+                description: "klaw: distributed watch channels".to_owned(),
+                history: 1,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        // Set the initial value unless another process set one first.
+        let _ = store.create(name, encoded.into()).await;
+        let current = store.get(name).await.map_err(|e| e.to_string())?;
+        let watch = store.watch(name).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((store, current, watch))
+    })
+    .await
+    .map_err(NatsError::jetstream("opening the watch channel"))?;
+    let current = current.and_then(|bytes| rmp_serde::from_slice(&bytes).ok()).unwrap_or(initial);
+    let (local_tx, local_rx) = klaw_rt::watch(current);
+    connection.tokio.spawn(async move {
+        while let Some(Ok(entry)) = watch.next().await {
+            if entry.operation != kv::Operation::Put {
+                continue;
+            }
+            let Ok(value) = rmp_serde::from_slice::<T>(&entry.value) else { continue };
+            // Every local receiver gone: nobody to keep current.
+            if local_tx.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    let sender = Sender { connection, store, key: name.to_owned(), _values: PhantomData };
+    Ok((sender, local_rx))
+}
+
+/// Sets the value of a distributed [`watch`](crate::Nats::watch) channel. Cloneable.
+pub struct Sender<T> {
+    connection: Arc<Connection>,
+    store: kv::Store,
+    key: String,
+    _values: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize> Sender<T> {
+    /// Sets the value for every process. `Err(SendError(value))` if the server cannot be
+    /// reached.
+    ///
+    /// ```no_run
+    /// # async fn demo(tx: klaw_nats::channel::watch::Sender<u32>) -> Result<(), klaw::channel::SendError<u32>> {
+    /// tx.send(3).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let Ok(bytes) = rmp_serde::to_vec_named(&value) else { return Err(SendError(value)) };
+        let put = async_compat::Compat::new(self.store.put(&self.key, bytes.into())).await;
+        put.map(drop).map_err(|error| {
+            tracing::warn!(key = %self.key, %error, "watch send failed");
+            SendError(value)
+        })
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        Self {
+            connection: self.connection.clone(),
+            store: self.store.clone(),
+            key: self.key.clone(),
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").field("key", &self.key).finish_non_exhaustive()
+    }
+}
