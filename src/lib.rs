@@ -42,6 +42,11 @@ pub use klaw_rt::{broadcast, channel, oneshot, unbounded, watch};
 pub use klaw_rt::log;
 pub use klaw_rt::remote;
 
+/// The NATS JetStream backend (feature `nats`): remote tasks on worker processes, and channels
+/// across machines. Enabling it also lets `KLAW_BACKEND=nats` pick it.
+#[cfg(feature = "nats")]
+pub use klaw_nats as nats;
+
 /// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).
 pub mod time {
     pub use klaw_rt::time::*;

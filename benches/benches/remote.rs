@@ -1,0 +1,189 @@
+//! klaw-nats on loopback, side by side with raw async-nats doing the same work by hand:
+//!
+//! - remote-task round trip: a trivial `#[klaw::task(remote)]` spawned and awaited, one at a
+//!   time, vs a core NATS request/reply (the floor: one publish each way, no JetStream);
+//! - distributed channel throughput: 2,000 `u64` through `klaw_nats` `channel(256)`, one
+//!   producer and one consumer, vs JetStream publish (with acks) then pull and ack by hand.
+//!
+//! Starts its own `nats-server -js` (`NATS_SERVER` or the `PATH`).
+//! `cargo bench -p klaw-benches --bench remote` prints the medians with ratios.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use klaw::Runtime;
+use klaw_benches::{Contender, compare, criterion_config};
+use klaw_nats::{Nats, NatsBackend, NatsConfig, Worker};
+
+const CALLS: u64 = 50;
+const MESSAGES: u64 = 2_000;
+const ROUNDS: usize = 9;
+
+#[klaw::task(remote)]
+async fn echo(n: u64) -> u64 {
+    n
+}
+
+/// The server process, its store (removed on drop) and its URL.
+struct Server(Child, #[allow(dead_code, reason = "kept for its Drop")] tempfile::TempDir, String);
+
+impl Server {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let store = tempfile::tempdir().unwrap();
+        let binary = std::env::var("NATS_SERVER").unwrap_or_else(|_| "nats-server".to_owned());
+        let child = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on the PATH, or NATS_SERVER");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server(child, store, format!("nats://127.0.0.1:{port}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let server = Server::start();
+    let config = NatsConfig::new(&server.2).namespace("bench");
+    let tokio =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+
+    // klaw: a submitter runtime with the backend, and a worker in this process.
+    let backend = klaw::block_on(NatsBackend::connect(config.clone())).unwrap();
+    let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    let workers = Runtime::builder().workers(1).local().build().unwrap();
+    let worker = klaw::block_on(Worker::connect(config.clone())).unwrap();
+    let _worker = workers.spawn(worker.run());
+
+    // Raw: a core NATS responder.
+    let client = tokio.block_on(async_nats::connect(&server.2)).unwrap();
+    let mut requests = tokio.block_on(client.subscribe("bench.echo")).unwrap();
+    let responder = client.clone();
+    tokio.spawn(async move {
+        while let Some(request) = requests.next().await {
+            if let Some(reply) = request.reply {
+                responder.publish(reply, request.payload).await.unwrap();
+            }
+        }
+    });
+
+    let mut criterion = criterion_config();
+    let round_trip = vec![
+        Contender::new("async-nats request/reply", || {
+            tokio.block_on(async {
+                for n in 0..CALLS {
+                    let reply = client.request("bench.echo", n.to_le_bytes().to_vec().into()).await;
+                    std::hint::black_box(reply.unwrap());
+                }
+            });
+        }),
+        Contender::new("klaw remote task", || {
+            submitter.block_on(async {
+                for n in 0..CALLS {
+                    assert_eq!(submitter.handle().spawn(echo(n)).await, Ok(n));
+                }
+            });
+        }),
+    ];
+    compare(
+        &mut criterion,
+        "remote_round_trip",
+        CALLS,
+        ROUNDS,
+        "async-nats request/reply",
+        round_trip,
+    );
+
+    // Raw JetStream: publish with acks, then pull and ack, on a work-queue stream.
+    let jetstream = {
+        let _context = tokio.enter(); // the JetStream context spawns onto tokio
+        async_nats::jetstream::new(client.clone())
+    };
+    let raw_consumer = tokio.block_on(async {
+        let stream = jetstream
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "bench_raw".to_owned(),
+                subjects: vec!["bench.raw".to_owned()],
+                retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        stream
+            .get_or_create_consumer(
+                "bench_raw",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("bench_raw".to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    });
+    let nats = klaw::block_on(Nats::connect(config)).unwrap();
+    let (tx, rx) = klaw::block_on(nats.channel::<u64>("throughput", 256)).unwrap();
+    let throughput = vec![
+        Contender::new("async-nats JetStream by hand", || {
+            tokio.block_on(async {
+                let producer = async {
+                    for n in 0..MESSAGES {
+                        let ack = jetstream.publish("bench.raw", n.to_le_bytes().to_vec().into());
+                        ack.await.unwrap().await.unwrap();
+                    }
+                };
+                let consumer = async {
+                    let mut got = 0;
+                    while got < MESSAGES {
+                        let mut batch =
+                            raw_consumer.fetch().max_messages(256).messages().await.unwrap();
+                        while let Some(Ok(message)) = batch.next().await {
+                            message.ack().await.unwrap();
+                            got += 1;
+                        }
+                    }
+                };
+                futures_lite::future::zip(producer, consumer).await;
+            });
+        }),
+        Contender::new("klaw_nats channel", || {
+            submitter.block_on(async {
+                let producer = async {
+                    for n in 0..MESSAGES {
+                        tx.send(n).await.unwrap();
+                    }
+                };
+                let consumer = async {
+                    for _ in 0..MESSAGES {
+                        std::hint::black_box(rx.recv().await.unwrap());
+                    }
+                };
+                futures_lite::future::zip(producer, consumer).await;
+            });
+        }),
+    ];
+    compare(
+        &mut criterion,
+        "channel_throughput",
+        MESSAGES,
+        ROUNDS,
+        "async-nats JetStream by hand",
+        throughput,
+    );
+    criterion.final_summary();
+}
