@@ -43,3 +43,11 @@ pub use config::{ACK_WAIT_ENV, MAX_DELIVER_ENV, NAMESPACE_ENV, NatsConfig, URL_E
 pub use error::NatsError;
 pub use nats::Nats;
 pub use worker::Worker;
+
+/// The book's "Going distributed" chapter, compiled and run as doc-tests here, where
+/// `klaw_nats` is in scope.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../../book/src/distributed.md")]
+    struct GoingDistributed;
+}

@@ -14,7 +14,11 @@ use klaw::remote::RemoteError;
 use klaw::{Runtime, TaskError};
 use klaw_nats::{NatsBackend, Worker};
 
+// Only linked, never named: its remote task must still be in the registry.
+use klaw_nats_test_tasks as _;
+
 const WORKER_MODE: &str = "KLAW_NATS_TEST_WORKER";
+const LIST_MODE: &str = "KLAW_NATS_TEST_LIST";
 
 /// Marks that this process started the job, then works for a while; returns its pid.
 #[klaw::task(remote)]
@@ -44,6 +48,33 @@ fn worker_process() {
     assert!(rt.has_remote_backend(), "KLAW_BACKEND=nats should have connected");
     let worker = rt.block_on(Worker::connect(klaw_nats::NatsConfig::from_env())).unwrap();
     rt.block_on(worker.run()).unwrap();
+}
+
+/// Prints the registry, as a worker does when it starts.
+#[test]
+#[ignore = "started by `a_binary_lists_the_remote_tasks_of_a_crate_it_only_links`"]
+fn list_tasks_process() {
+    if std::env::var_os(LIST_MODE).is_none() {
+        return;
+    }
+    for task in klaw::remote::remote_tasks() {
+        #[allow(clippy::print_stdout, reason = "the parent test reads the list from stdout")]
+        {
+            println!("task {}", task.name());
+        }
+    }
+}
+
+#[test]
+fn a_binary_lists_the_remote_tasks_of_a_crate_it_only_links() {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "list_tasks_process", "--ignored", "--nocapture"])
+        .env(LIST_MODE, "1")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(listed.contains("task klaw_nats_test_tasks::count_words"), "{listed}");
+    assert!(listed.contains("task processes::mark_then_work"), "{listed}");
 }
 
 /// Worker processes, killed when the test ends.
