@@ -184,7 +184,8 @@ fn a_worker_refuses_another_build_with_a_typed_error() {
     let backend = InProcess::with_build(Some("other@9.9.9 fetch(u32) -> ()"));
     let rt = runtime_with(&backend);
     match rt.block_on(rt.spawn(fetch(1, String::new()))) {
-        Err(TaskError::Remote(RemoteError::BuildMismatch { name, job, worker })) => {
+        Err(TaskError::Remote(error)) if matches!(*error, RemoteError::BuildMismatch { .. }) => {
+            let RemoteError::BuildMismatch { name, job, worker } = *error else { unreachable!() };
             assert!(name.ends_with("remote_tasks::fetch"), "{name}");
             assert_eq!(job, "other@9.9.9 fetch(u32) -> ()");
             assert!(worker.starts_with("klaw@0.1.0 fetch(u32, String)"), "{worker}");

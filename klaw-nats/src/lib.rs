@@ -41,7 +41,7 @@ mod worker;
 pub use backend::NatsBackend;
 pub use config::{ACK_WAIT_ENV, MAX_DELIVER_ENV, NAMESPACE_ENV, NatsConfig, URL_ENV};
 pub use error::NatsError;
-pub use nats::Nats;
+pub use nats::{Nats, broadcast, channel, watch};
 pub use worker::Worker;
 
 /// The book's "Going distributed" chapter, compiled and run as doc-tests here, where

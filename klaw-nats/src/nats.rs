@@ -99,3 +99,65 @@ impl Nats {
         watch::open(self.connection.clone(), name, initial).await
     }
 }
+
+/// The process's shared connection for the free functions: from the environment, made on
+/// first use (a failed attempt is tried again next time).
+async fn from_env() -> Result<Nats, NatsError> {
+    static SHARED: std::sync::OnceLock<Nats> = std::sync::OnceLock::new();
+    if let Some(nats) = SHARED.get() {
+        return Ok(nats.clone());
+    }
+    let nats = Nats::connect(NatsConfig::from_env()).await?;
+    Ok(SHARED.get_or_init(|| nats).clone())
+}
+
+/// [`Nats::channel`] on the connection `KLAW_NATS_URL` names (shared by the process).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let (tx, rx) = klaw_nats::channel::<u64>("jobs", 64).await?;
+/// # Ok(()) }
+/// ```
+pub async fn channel<T>(
+    name: &str,
+    capacity: usize,
+) -> Result<(mpmc::Sender<T>, mpmc::Receiver<T>), NatsError>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    from_env().await?.channel(name, capacity).await
+}
+
+/// [`Nats::broadcast`] on the connection `KLAW_NATS_URL` names (shared by the process).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let (tx, rx) = klaw_nats::broadcast::<String>("events", 256).await?;
+/// # Ok(()) }
+/// ```
+pub async fn broadcast<T>(
+    name: &str,
+    capacity: usize,
+) -> Result<(broadcast::Sender<T>, broadcast::Receiver<T>), NatsError>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    from_env().await?.broadcast(name, capacity).await
+}
+
+/// [`Nats::watch`] on the connection `KLAW_NATS_URL` names (shared by the process).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let (tx, rx) = klaw_nats::watch::<u32>("version", 1).await?;
+/// # Ok(()) }
+/// ```
+pub async fn watch<T>(
+    name: &str,
+    initial: T,
+) -> Result<(watch::Sender<T>, klaw_rt::channel::watch::Receiver<T>), NatsError>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    from_env().await?.watch(name, initial).await
+}

@@ -169,7 +169,8 @@ fn a_task_that_kills_every_worker_is_reported_failed_after_its_last_delivery() {
     }
     let result = rt.block_on(klaw::timeout(Duration::from_secs(30), handle)).unwrap();
     match result {
-        Err(TaskError::Remote(RemoteError::MaxDeliveries { name, deliveries })) => {
+        Err(TaskError::Remote(error)) if matches!(*error, RemoteError::MaxDeliveries { .. }) => {
+            let RemoteError::MaxDeliveries { name, deliveries } = *error else { unreachable!() };
             assert!(name.ends_with("::crash_worker"), "{name}");
             assert_eq!(deliveries, 2);
         }

@@ -50,8 +50,9 @@ pub enum TaskError<E = Infallible> {
     #[error("task timed out after {0:?}")]
     TimedOut(Duration),
     /// A remote task could not be run, or its result could not come back (see [`RemoteError`]).
+    /// Boxed: it is rare, and every task's output slot is as large as its largest variant.
     #[error("remote task: {0}")]
-    Remote(#[source] RemoteError),
+    Remote(#[source] Box<RemoteError>),
 }
 
 impl<E> TaskError<E> {

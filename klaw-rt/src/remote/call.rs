@@ -68,9 +68,10 @@ where
     E: Send + 'static,
 {
     let RemoteCall { def, args, decode } = *call;
-    let args = args.map_err(TaskError::Remote)?;
+    let remote = |error| TaskError::Remote(Box::new(error));
+    let args = args.map_err(remote)?;
     let job = RemoteJob { id, task: def.name(), build: def.build(), args, timeout };
-    let reply = backend.submit(job).await.map_err(TaskError::Remote)?;
+    let reply = backend.submit(job).await.map_err(remote)?;
     match decode(def.name(), &reply).downcast::<Result<T, TaskError<E>>>() {
         Ok(result) => *result,
         Err(_) => unreachable!("a remote call decodes into its own task's types"),

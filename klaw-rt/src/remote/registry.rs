@@ -226,7 +226,7 @@ where
                 WireOutcome::TimedOut(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
             }
             Err(TaskError::Cancelled(reason)) => WireOutcome::Cancelled(reason.to_string()),
-            Err(TaskError::Remote(error)) => WireOutcome::Refused(error),
+            Err(TaskError::Remote(error)) => WireOutcome::Refused(*error),
             Err(TaskError::Failed(never)) => match never {},
         };
         outcome.encode()
@@ -241,18 +241,22 @@ where
     let result: Result<M::Ok, TaskError<M::Err>> = match WireOutcome::decode(name, bytes) {
         Ok(WireOutcome::Returned(value)) => match output.decode(&value) {
             Ok(value) => M::split(value),
-            Err(message) => {
-                Err(TaskError::Remote(RemoteError::Result { name: name.to_owned(), message }))
-            }
+            Err(message) => Err(TaskError::Remote(Box::new(RemoteError::Result {
+                name: name.to_owned(),
+                message,
+            }))),
         },
         Ok(WireOutcome::Panicked(message)) => Err(TaskError::Panicked(message)),
         Ok(WireOutcome::TimedOut(millis)) => {
             Err(TaskError::TimedOut(std::time::Duration::from_millis(millis)))
         }
         Ok(WireOutcome::Cancelled(reason)) => {
-            Err(TaskError::Remote(RemoteError::CancelledRemotely { name: name.to_owned(), reason }))
+            Err(TaskError::Remote(Box::new(RemoteError::CancelledRemotely {
+                name: name.to_owned(),
+                reason,
+            })))
         }
-        Ok(WireOutcome::Refused(error)) | Err(error) => Err(TaskError::Remote(error)),
+        Ok(WireOutcome::Refused(error)) | Err(error) => Err(TaskError::Remote(Box::new(error))),
     };
     Box::new(result)
 }
