@@ -27,7 +27,13 @@ fn run(rt: &tokio::runtime::Runtime, producers: Vec<BoxFuture>, consumers: Vec<B
 }
 
 macro_rules! contender {
-    ($name:expr, $rt:expr, $p:expr, $c:expr, $make:expr, $send:expr, $recv:expr) => {
+    // The send and receive steps are inlined, so each contender's handles are used as a user
+    // would: borrowed by `send`/`recv`, never cloned per message.
+    (
+        $name:expr, $rt:expr, $p:expr, $c:expr, $make:expr,
+        |$tx:ident, $v:ident| $send:expr,
+        |$rx:ident| $recv:expr
+    ) => {
         Contender::new($name, move || {
             let (tx, rx) = $make;
             let per_producer = MESSAGES / $p;
@@ -36,7 +42,8 @@ macro_rules! contender {
                     let tx = tx.clone();
                     Box::pin(async move {
                         for i in 0..per_producer {
-                            $send(&tx, i).await;
+                            let ($tx, $v) = (&tx, i);
+                            $send;
                         }
                     }) as BoxFuture
                 })
@@ -47,7 +54,9 @@ macro_rules! contender {
                     let rx = rx.clone();
                     Box::pin(async move {
                         let mut sum = 0u64;
-                        while let Some(v) = $recv(&rx).await {
+                        loop {
+                            let $rx = &rx;
+                            let Some(v) = $recv else { break };
                             sum = sum.wrapping_add(v);
                         }
                         std::hint::black_box(sum);
@@ -68,14 +77,8 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             kanal::bounded_async::<u64>(CAPACITY),
-            |tx: &kanal::AsyncSender<u64>, v| {
-                let tx = tx.clone();
-                async move { tx.send(v).await.unwrap() }
-            },
-            |rx: &kanal::AsyncReceiver<u64>| {
-                let rx = rx.clone();
-                async move { rx.recv().await.ok() }
-            }
+            |tx, v| tx.send(v).await.unwrap(),
+            |rx| rx.recv().await.ok()
         ),
         contender!(
             "klaw",
@@ -83,14 +86,8 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             klaw::channel::<u64>(CAPACITY),
-            |tx: &klaw::channel::Sender<u64>, v| {
-                let tx = tx.clone();
-                async move { tx.send(v).await.unwrap() }
-            },
-            |rx: &klaw::channel::Receiver<u64>| {
-                let rx = rx.clone();
-                async move { rx.recv().await.ok() }
-            }
+            |tx, v| tx.send(v).await.unwrap(),
+            |rx| rx.recv().await.ok()
         ),
         contender!(
             "flume",
@@ -98,14 +95,8 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             flume::bounded::<u64>(CAPACITY),
-            |tx: &flume::Sender<u64>, v| {
-                let tx = tx.clone();
-                async move { tx.send_async(v).await.unwrap() }
-            },
-            |rx: &flume::Receiver<u64>| {
-                let rx = rx.clone();
-                async move { rx.recv_async().await.ok() }
-            }
+            |tx, v| tx.send_async(v).await.unwrap(),
+            |rx| rx.recv_async().await.ok()
         ),
         contender!(
             "async-channel",
@@ -113,14 +104,8 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             p,
             c,
             async_channel::bounded::<u64>(CAPACITY),
-            |tx: &async_channel::Sender<u64>, v| {
-                let tx = tx.clone();
-                async move { tx.send(v).await.unwrap() }
-            },
-            |rx: &async_channel::Receiver<u64>| {
-                let rx = rx.clone();
-                async move { rx.recv().await.ok() }
-            }
+            |tx, v| tx.send(v).await.unwrap(),
+            |rx| rx.recv().await.ok()
         ),
     ];
     if c == 1 {
@@ -139,11 +124,15 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
                     })
                     .collect();
                 drop(tx);
-                let mut sum = 0u64;
-                while let Some(v) = rx.recv().await {
-                    sum = sum.wrapping_add(v);
-                }
-                std::hint::black_box(sum);
+                // The consumer is a task on the runtime too, as for the other contenders.
+                let consumer = tokio::spawn(async move {
+                    let mut sum = 0u64;
+                    while let Some(v) = rx.recv().await {
+                        sum = sum.wrapping_add(v);
+                    }
+                    std::hint::black_box(sum);
+                });
+                consumer.await.unwrap();
                 for producer in producers {
                     producer.await.unwrap();
                 }

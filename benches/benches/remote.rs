@@ -1,7 +1,8 @@
 //! klaw-nats on loopback, side by side with raw async-nats doing the same work by hand:
 //!
 //! - remote-task round trip: a trivial `#[klaw::task(remote)]` spawned and awaited, one at a
-//!   time, vs a core NATS request/reply (the floor: one publish each way, no JetStream);
+//!   time, vs a core NATS request/reply (the floor: one publish each way, no JetStream) and vs
+//!   klaw's protocol done by hand (publish to a work queue with its ack, pull, reply);
 //! - distributed channel throughput: 2,000 `u64` through `klaw_nats` `channel(256)`, one
 //!   producer and one consumer, vs JetStream publish (with acks) then pull and ack by hand.
 //!
@@ -83,6 +84,44 @@ fn main() {
         }
     });
 
+    // By hand, the protocol klaw uses: a job published to a work-queue stream, pulled by a
+    // worker that acks it and replies on core NATS to the subject the job names.
+    let jetstream = {
+        let _context = tokio.enter(); // the JetStream context spawns onto tokio
+        async_nats::jetstream::new(client.clone())
+    };
+    let job_consumer = tokio.block_on(async {
+        let stream = jetstream
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "byhand_jobs".to_owned(),
+                subjects: vec!["byhand.jobs".to_owned()],
+                retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        stream
+            .get_or_create_consumer(
+                "byhand_jobs",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("byhand_jobs".to_owned()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+    });
+    let replier = client.clone();
+    tokio.spawn(async move {
+        let mut jobs = job_consumer.messages().await.unwrap();
+        while let Some(Ok(job)) = jobs.next().await {
+            let reply = String::from_utf8(job.payload.to_vec()).unwrap();
+            replier.publish(reply, job.payload.clone()).await.unwrap();
+            job.ack().await.unwrap();
+        }
+    });
+    let mut replies = tokio.block_on(client.subscribe("byhand.replies.*")).unwrap();
+
     let mut criterion = criterion_config();
     let round_trip = vec![
         Contender::new("async-nats request/reply", || {
@@ -90,6 +129,16 @@ fn main() {
                 for n in 0..CALLS {
                     let reply = client.request("bench.echo", n.to_le_bytes().to_vec().into()).await;
                     std::hint::black_box(reply.unwrap());
+                }
+            });
+        }),
+        Contender::new("JetStream job by hand", || {
+            tokio.block_on(async {
+                for n in 0..CALLS {
+                    let reply = format!("byhand.replies.{n}");
+                    let ack = jetstream.publish("byhand.jobs", reply.into_bytes().into());
+                    ack.await.unwrap().await.unwrap();
+                    std::hint::black_box(replies.next().await.unwrap());
                 }
             });
         }),
@@ -111,10 +160,6 @@ fn main() {
     );
 
     // Raw JetStream: publish with acks, then pull and ack, on a work-queue stream.
-    let jetstream = {
-        let _context = tokio.enter(); // the JetStream context spawns onto tokio
-        async_nats::jetstream::new(client.clone())
-    };
     let raw_consumer = tokio.block_on(async {
         let stream = jetstream
             .get_or_create_stream(async_nats::jetstream::stream::Config {
