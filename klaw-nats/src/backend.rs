@@ -28,6 +28,8 @@ struct Inner {
     connection: Connection,
     client_id: String,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Dropped with the backend: stops the listeners, which unsubscribes them.
+    _stop_listeners: [klaw_rt::channel::oneshot::Sender<()>; 2],
 }
 
 impl Inner {
@@ -83,8 +85,16 @@ impl NatsBackend {
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
         let connection = Connection::open(config).await?;
         let client_id = JobId::random().to_string();
-        let inner = Arc::new(Inner { connection, client_id, pending: Mutex::default() });
-        async_compat::Compat::new(listen(inner.clone())).await?;
+        let (stop_replies, replies_stopped) = klaw_rt::oneshot();
+        let (stop_advisories, advisories_stopped) = klaw_rt::oneshot();
+        let inner = Arc::new(Inner {
+            connection,
+            client_id,
+            pending: Mutex::default(),
+            _stop_listeners: [stop_replies, stop_advisories],
+        });
+        let stopped = [replies_stopped, advisories_stopped];
+        async_compat::Compat::new(listen(inner.clone(), stopped)).await?;
         Ok(Self { inner })
     }
 
@@ -118,20 +128,26 @@ impl NatsBackend {
 
 /// Subscribes to this client's replies and to the server's max-deliveries advisories, and
 /// routes both to the waiting tasks, on the tokio runtime async-nats uses.
-async fn listen(inner: Arc<Inner>) -> Result<(), NatsError> {
+async fn listen(
+    inner: Arc<Inner>,
+    stopped: [klaw_rt::channel::oneshot::Receiver<()>; 2],
+) -> Result<(), NatsError> {
+    let [replies_stopped, advisories_stopped] = stopped;
     let connection = &inner.connection;
     let subscribe_error = |error: async_nats::SubscribeError| NatsError::JetStream {
         action: "subscribing",
         message: error.to_string(),
     };
     let prefix = connection.config.reply_prefix(&inner.client_id);
-    let mut replies =
+    let replies =
         connection.client.subscribe(format!("{prefix}.*")).await.map_err(subscribe_error)?;
-    let mut advisories = connection
+    let mut replies = replies.take_until(replies_stopped);
+    let advisories = connection
         .client
         .subscribe(connection.config.max_deliveries_advisory())
         .await
         .map_err(subscribe_error)?;
+    let mut advisories = advisories.take_until(advisories_stopped);
     let weak = Arc::downgrade(&inner);
     connection.tokio.spawn(async move {
         while let Some(message) = replies.next().await {
