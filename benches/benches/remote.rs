@@ -59,6 +59,27 @@ impl Drop for Server {
     }
 }
 
+/// A work-queue stream on `subject` and its one durable pull consumer, both named `name`.
+async fn work_queue(
+    jetstream: &async_nats::jetstream::Context,
+    name: &str,
+    subject: &str,
+) -> async_nats::jetstream::consumer::Consumer<async_nats::jetstream::consumer::pull::Config> {
+    use async_nats::jetstream::{consumer, stream};
+    let stream = jetstream
+        .get_or_create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects: vec![subject.to_owned()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let config =
+        consumer::pull::Config { durable_name: Some(name.to_owned()), ..Default::default() };
+    stream.get_or_create_consumer(name, config).await.unwrap()
+}
+
 fn main() {
     let server = Server::start();
     let config = NatsConfig::new(&server.2).namespace("bench");
@@ -90,27 +111,7 @@ fn main() {
         let _context = tokio.enter(); // the JetStream context spawns onto tokio
         async_nats::jetstream::new(client.clone())
     };
-    let job_consumer = tokio.block_on(async {
-        let stream = jetstream
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: "byhand_jobs".to_owned(),
-                subjects: vec!["byhand.jobs".to_owned()],
-                retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        stream
-            .get_or_create_consumer(
-                "byhand_jobs",
-                async_nats::jetstream::consumer::pull::Config {
-                    durable_name: Some("byhand_jobs".to_owned()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-    });
+    let job_consumer = tokio.block_on(work_queue(&jetstream, "byhand_jobs", "byhand.jobs"));
     let replier = client.clone();
     tokio.spawn(async move {
         let mut jobs = job_consumer.messages().await.unwrap();
@@ -160,27 +161,7 @@ fn main() {
     );
 
     // Raw JetStream: publish with acks, then pull and ack, on a work-queue stream.
-    let raw_consumer = tokio.block_on(async {
-        let stream = jetstream
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: "bench_raw".to_owned(),
-                subjects: vec!["bench.raw".to_owned()],
-                retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        stream
-            .get_or_create_consumer(
-                "bench_raw",
-                async_nats::jetstream::consumer::pull::Config {
-                    durable_name: Some("bench_raw".to_owned()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap()
-    });
+    let raw_consumer = tokio.block_on(work_queue(&jetstream, "bench_raw", "bench.raw"));
     let nats = klaw::block_on(Nats::connect(config)).unwrap();
     let (tx, rx) = klaw::block_on(nats.channel::<u64>("throughput", 256)).unwrap();
     let throughput = vec![

@@ -5,10 +5,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{kv, stream};
+use async_nats::jetstream::stream;
 use futures_util::StreamExt;
 use klaw_rt::channel::SendError;
 use klaw_rt::channel::broadcast::RecvError;
@@ -17,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::NatsError;
 use crate::channel::check_name;
+use crate::channel::closing::Closing;
 use crate::connection::Connection;
 
 /// How often a waiting receiver checks whether the channel was closed.
@@ -27,8 +27,7 @@ struct Shared {
     name: String,
     subject: String,
     stream: stream::Stream,
-    states: kv::Store,
-    closed: Arc<AtomicBool>,
+    closing: Closing,
 }
 
 pub(crate) async fn open<T: DeserializeOwned>(
@@ -52,38 +51,13 @@ pub(crate) async fn open<T: DeserializeOwned>(
             })
             .await
             .map_err(|e| NatsError::jetstream("creating the broadcast stream")(e.to_string()))?;
-        let states = connection
-            .jetstream
-            .create_or_update_key_value(kv::Config {
-                bucket: format!("{namespace}_channels"),
-                description: "klaw: closed distributed channels".to_owned(),
-                history: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| NatsError::jetstream("creating the channels bucket")(e.to_string()))?;
-        let key = format!("bcast-{name}");
-        let closed = Arc::new(AtomicBool::new(matches!(states.get(&key).await, Ok(Some(_)))));
-        let mut watch = states
-            .watch(&key)
-            .await
-            .map_err(|e| NatsError::jetstream("watching the channel's state")(e.to_string()))?;
-        let flag = Arc::downgrade(&closed);
-        connection.tokio.spawn(async move {
-            while let Some(Ok(entry)) = watch.next().await {
-                let Some(flag) = flag.upgrade() else { return };
-                if entry.operation == kv::Operation::Put {
-                    flag.store(true, Ordering::Release);
-                }
-            }
-        });
+        let closing = Closing::watch(&connection, format!("bcast-{name}")).await?;
         Ok::<_, NatsError>(Arc::new(Shared {
             connection: connection.clone(),
             name: name.to_owned(),
             subject,
             stream,
-            states,
-            closed,
+            closing,
         }))
     })
     .await?;
@@ -107,7 +81,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        if self.shared.closed.load(Ordering::Acquire) {
+        if self.shared.closing.is_closed() {
             return Err(SendError(value));
         }
         let Ok(bytes) = rmp_serde::to_vec_named(&value) else { return Err(SendError(value)) };
@@ -143,12 +117,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// # Ok(()) }
     /// ```
     pub async fn close(&self) -> Result<(), NatsError> {
-        self.shared.closed.store(true, Ordering::Release);
-        let key = format!("bcast-{}", self.shared.name);
-        async_compat::Compat::new(self.shared.states.put(key, "closed".into()))
-            .await
-            .map(drop)
-            .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()))
+        self.shared.closing.close().await
     }
 }
 
@@ -240,7 +209,7 @@ impl<T: DeserializeOwned> Receiver<T> {
                     continue; // stored meanwhile
                 }
             }
-            if self.shared.closed.load(Ordering::Acquire) {
+            if self.shared.closing.is_closed() {
                 return Err(RecvError::Closed);
             }
             self.wait_for_news().await;

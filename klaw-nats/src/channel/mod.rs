@@ -11,6 +11,7 @@
 //! Closing is explicit (`close()`): a process cannot know how many senders other processes hold.
 
 pub mod broadcast;
+mod closing;
 pub mod mpmc;
 pub mod watch;
 

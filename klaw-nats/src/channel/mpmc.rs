@@ -6,12 +6,11 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use async_nats::jetstream::{AckKind, Message, consumer, kv, stream};
+use async_nats::jetstream::{AckKind, Message, consumer, stream};
 use futures_util::StreamExt;
 use klaw_rt::channel::{RecvError, SendError, TryRecvError, TrySendError};
 use serde::Serialize;
@@ -20,6 +19,7 @@ use sync_wrapper::SyncWrapper;
 
 use crate::NatsError;
 use crate::channel::check_name;
+use crate::channel::closing::Closing;
 use crate::connection::Connection;
 
 /// How long a receiver's pull waits for a message before it checks for closing.
@@ -38,13 +38,12 @@ struct Shared {
     stream: stream::Stream,
     consumer: consumer::Consumer<consumer::pull::Config>,
     capacity: usize,
-    states: kv::Store,
-    closed: Arc<AtomicBool>,
+    closing: Closing,
 }
 
 impl Shared {
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closing.is_closed()
     }
 }
 
@@ -85,30 +84,7 @@ pub(crate) async fn open<T>(
             )
             .await
             .map_err(|e| NatsError::jetstream("creating the channel's consumer")(e.to_string()))?;
-        let states = connection
-            .jetstream
-            .create_or_update_key_value(kv::Config {
-                bucket: format!("{namespace}_channels"),
-                description: "klaw: closed distributed channels".to_owned(),
-                history: 1,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| NatsError::jetstream("creating the channels bucket")(e.to_string()))?;
-        let closed = Arc::new(AtomicBool::new(matches!(states.get(name).await, Ok(Some(_)))));
-        let mut watch = states
-            .watch(name)
-            .await
-            .map_err(|e| NatsError::jetstream("watching the channel's state")(e.to_string()))?;
-        let flag = Arc::downgrade(&closed);
-        connection.tokio.spawn(async move {
-            while let Some(Ok(entry)) = watch.next().await {
-                let Some(flag) = flag.upgrade() else { return };
-                if entry.operation == kv::Operation::Put {
-                    flag.store(true, Ordering::Release);
-                }
-            }
-        });
+        let closing = Closing::watch(&connection, name.to_owned()).await?;
         let capacity =
             usize::try_from(stream.cached_info().config.max_messages).unwrap_or(capacity);
         Ok::<_, NatsError>(Shared {
@@ -118,8 +94,7 @@ pub(crate) async fn open<T>(
             stream,
             consumer,
             capacity,
-            states,
-            closed,
+            closing,
         })
     })
     .await?;
@@ -288,11 +263,7 @@ async fn stream_len(shared: &Shared) -> Result<usize, NatsError> {
 }
 
 async fn close(shared: &Shared) -> Result<(), NatsError> {
-    shared.closed.store(true, Ordering::Release);
-    async_compat::Compat::new(shared.states.put(&shared.name, "closed".into()))
-        .await
-        .map(drop)
-        .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()))
+    shared.closing.close().await
 }
 
 impl<T> Clone for Sender<T> {
