@@ -558,14 +558,7 @@ where
     F: std::future::Future + Send + 'static,
     M: crate::Outcome<F::Output> + 'static,
 {
-    let id = TaskId::next();
-    let span = task_span(id, name.as_deref(), scope);
-    let (completer, joiner) = new_task(id, name);
-    // Registered with its scope before any executor sees it: a scope cancelled meanwhile
-    // cancels it before it can start.
-    let link = parent(&joiner);
-    let handle = TaskHandle::new(joiner);
-    shared.stats.task_spawned();
+    let Registered { span, completer, link, handle } = register(shared, name, scope, parent);
     let runner = AsyncRunner::<F, M>::new(
         future,
         completer,
@@ -581,6 +574,32 @@ where
     handle
 }
 
+/// A new task, before anything runs it: its span, its completer for the runner, its link to
+/// its scope, and its handle. Counted as spawned.
+struct Registered<T, E> {
+    span: Option<Box<tracing::Span>>,
+    completer: crate::task::core::Completer<TaskOutput<T, E>>,
+    link: Option<ChildLink>,
+    handle: TaskHandle<T, E>,
+}
+
+fn register<T: Send + 'static, E: Send + 'static>(
+    shared: &Shared,
+    name: Option<std::borrow::Cow<'static, str>>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<ChildLink>,
+) -> Registered<T, E> {
+    let id = TaskId::next();
+    let span = task_span(id, name.as_deref(), scope);
+    let (completer, joiner) = new_task(id, name);
+    // Registered with its scope before any executor or pool sees it: a scope cancelled
+    // meanwhile cancels it before it can start.
+    let link = parent(&joiner);
+    let handle = TaskHandle::new(joiner);
+    shared.stats.task_spawned();
+    Registered { span, completer, link, handle }
+}
+
 pub(crate) fn spawn_blocking_on<F, O, M>(
     shared: &Shared,
     task: BlockingTask<F, M>,
@@ -592,12 +611,7 @@ where
     O: 'static,
     M: crate::Outcome<O> + 'static,
 {
-    let id = TaskId::next();
-    let span = task_span(id, task.name.as_deref(), scope);
-    let (completer, joiner) = new_task(id, task.name);
-    let link = parent(&joiner);
-    let handle = TaskHandle::new(joiner);
-    shared.stats.task_spawned();
+    let Registered { span, completer, link, handle } = register(shared, task.name, scope, parent);
     let header = completer.header_ref();
     let runner =
         BlockingRunner::<F, O, M>::new(task.body, completer, span, shared.stats.clone(), link);
