@@ -26,6 +26,13 @@ async fn fetch(id: u32, prefix: String) -> Result<Page, NotFound> {
     if id == 0 { Err(NotFound(id)) } else { Ok(Page { id, title: format!("{prefix}{id}") }) }
 }
 
+/// A `mut` argument stays the task's own.
+#[klaw::task(remote)]
+async fn shout(mut word: String) -> String {
+    word.push('!');
+    word
+}
+
 #[klaw::task(remote, timeout = "20ms")]
 async fn too_slow() -> u8 {
     klaw::sleep(Duration::from_secs(60)).await;
@@ -108,7 +115,8 @@ fn a_remote_task_goes_to_the_backend_and_its_typed_result_comes_back() {
     assert_eq!(page, Ok(Page { id: 7, title: "page 7".into() }));
     let failed = rt.block_on(rt.spawn(fetch(0, String::new())));
     assert_eq!(failed, Err(TaskError::Failed(NotFound(0))));
-    assert_eq!(backend.submitted.load(Ordering::SeqCst), 2);
+    assert_eq!(rt.block_on(rt.spawn(shout("hey".into()))), Ok("hey!".to_owned()));
+    assert_eq!(backend.submitted.load(Ordering::SeqCst), 3);
 }
 
 #[test]
@@ -204,6 +212,7 @@ fn the_registry_lists_every_remote_task_of_this_binary() {
             "remote_tasks::explode",
             "remote_tasks::fetch",
             "remote_tasks::forever",
+            "remote_tasks::shout",
             "remote_tasks::too_slow"
         ]
     );

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType};
 
-use crate::task::remote::{RemoteParts, remote_parts};
+use crate::task::remote::remote_body;
 use crate::task::validate::TaskPlan;
 
 pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
@@ -26,14 +26,6 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
     let constructor = if plan.fallible { quote!(fallible) } else { quote!(new) };
     let timeout = plan.timeout.as_ref().map(|timeout| quote!(.timeout(#timeout)));
     let span = sig.output.span();
-    let remote = plan
-        .remote
-        .as_ref()
-        .map(|names| remote_parts(&private, &plan.item, names, plan.name.as_ref()));
-    let (prelude, attach) = match remote {
-        Some(RemoteParts { prelude, attach }) => (prelude, attach),
-        None => (TokenStream::new(), TokenStream::new()),
-    };
     let (returns, body) = if plan.blocking {
         (
             quote_spanned! {span=>
@@ -55,17 +47,33 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
                 >
             },
             quote_spanned! {block.span()=>
-                #private::Task::#constructor(async move #block).name(#name) #timeout #attach
+                #private::Task::#constructor(async move #block).name(#name) #timeout
             },
         )
     };
     let mut signature = sig.clone();
     signature.asyncness = None;
     signature.output = syn::parse_quote!(-> #returns);
+    let body = match &plan.remote {
+        None => body,
+        Some(names) => {
+            let mut local = signature.clone();
+            local.ident = syn::Ident::new("__klaw_task", proc_macro2::Span::call_site());
+            let local_task = quote!(#local { #body });
+            // The function only passes its arguments on: a `mut` stays on `__klaw_task`'s.
+            for input in &mut signature.inputs {
+                if let syn::FnArg::Typed(arg) = input {
+                    if let syn::Pat::Ident(ident) = arg.pat.as_mut() {
+                        ident.mutability = None;
+                    }
+                }
+            }
+            remote_body(&private, &plan.item, names, plan.name.as_ref(), &local_task)
+        }
+    };
     quote! {
         #(#attrs)*
         #vis #signature {
-            #prelude
             #body
         }
     }

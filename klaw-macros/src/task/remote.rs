@@ -1,24 +1,24 @@
 //! Expansion of `remote`: the task registers itself by name at link time, checks that its
 //! arguments and output are serde types, and attaches its encoded call to the task value.
+//!
+//! The task value itself is built by a nested `fn __klaw_task`, with the function's own
+//! signature and body. The function encodes its arguments and attaches the call; a worker
+//! calls `__klaw_task` directly, so it does not encode again the arguments it just decoded.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ItemFn, LitStr, ReturnType};
 
-/// Items and statements that go first in the function body, and the method call that attaches
-/// the call to the task value.
-pub(crate) struct RemoteParts {
-    pub(crate) prelude: TokenStream,
-    pub(crate) attach: TokenStream,
-}
-
-pub(crate) fn remote_parts(
+/// The body of a remote task's function. `local_task` is `fn __klaw_task(..) -> Task<..>`,
+/// which builds the task value.
+pub(crate) fn remote_body(
     private: &TokenStream,
     item: &ItemFn,
     names: &[Ident],
     custom_name: Option<&LitStr>,
-) -> RemoteParts {
+    local_task: &TokenStream,
+) -> TokenStream {
     let sig = &item.sig;
     let ident = &sig.ident;
     let registered = match custom_name {
@@ -58,7 +58,8 @@ pub(crate) fn remote_parts(
     let count = types.len();
     let indices = 0..count;
     let fresh: Vec<_> = (0..names.len()).map(|index| format_ident!("__klaw_arg{index}")).collect();
-    let prelude = quote! {
+    quote! {
+        #local_task
         const __KLAW_NAME: &str = #registered;
         #(#codec_items)*
         #output_codec
@@ -69,7 +70,7 @@ pub(crate) fn remote_parts(
             #(let #fresh = #arg_codecs.decode_arg(__KLAW_NAME, &parts, #indices)?;)*
             ::core::result::Result::Ok(#private::remote::__run(
                 __KLAW_NAME,
-                #ident(#(#fresh),*),
+                __klaw_task(#(#fresh),*),
                 __KLAW_OUTPUT,
             ))
         }
@@ -85,6 +86,6 @@ pub(crate) fn remote_parts(
         }
         let __klaw_args =
             #private::remote::__encode_args(__KLAW_NAME, [#(#arg_codecs.encode(&#names)),*]);
-    };
-    RemoteParts { prelude, attach: quote!(.__remote(&__KLAW_REMOTE, __klaw_args, __KLAW_OUTPUT)) }
+        __klaw_task(#(#names),*).__remote(&__KLAW_REMOTE, __klaw_args, __KLAW_OUTPUT)
+    }
 }

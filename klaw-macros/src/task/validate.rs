@@ -100,7 +100,7 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
         }
     }
     if let Some(key) = &remote_key {
-        plan.remote = remote_arguments(key, &plan.item, plan.blocking, &mut errors);
+        plan.remote = Some(remote_arguments(key, &plan.item, plan.blocking, &mut errors));
     }
     plan.fallible = returns_result(&plan.item.sig.output);
     errors.finish(plan)
@@ -113,7 +113,7 @@ fn remote_arguments(
     item: &ItemFn,
     blocking: bool,
     errors: &mut Errors,
-) -> Option<Vec<syn::Ident>> {
+) -> Vec<syn::Ident> {
     if blocking {
         errors.push(syn::Error::new_spanned(
             key,
@@ -142,7 +142,7 @@ fn remote_arguments(
             )),
         }
     }
-    Some(names)
+    names
 }
 
 /// The first reference or non-`'static` lifetime in a type, if any.
