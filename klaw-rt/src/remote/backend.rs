@@ -4,7 +4,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::BoxError;
 use crate::remote::RemoteError;
@@ -69,10 +68,9 @@ pub struct RemoteJob {
     pub task: &'static str,
     /// The build of the task's crate, which the worker must have too.
     pub build: &'static str,
-    /// The encoded arguments.
+    /// The encoded arguments. (The task's own timeout needs no field: the worker builds the
+    /// task from the same function, timeout included.)
     pub args: Vec<u8>,
-    /// The task's own timeout, enforced by the worker.
-    pub timeout: Option<Duration>,
 }
 
 impl RemoteJob {
@@ -84,7 +82,7 @@ impl RemoteJob {
     /// assert_eq!(job.task, "app::fetch");
     /// ```
     pub fn new(task: &'static str, build: &'static str, args: Vec<u8>) -> Self {
-        Self { id: JobId::random(), task, build, args, timeout: None }
+        Self { id: JobId::random(), task, build, args }
     }
 }
 

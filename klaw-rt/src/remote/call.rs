@@ -4,7 +4,6 @@
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::TaskError;
 use crate::remote::registry::{Codec, decode_reply};
@@ -57,11 +56,10 @@ impl fmt::Debug for RemoteCall {
 /// The body of a task that stands for a remote one: submits the job, waits for the reply.
 /// Dropping it (the task was cancelled) abandons the wait; the task's cancel hook tells the
 /// backend.
-pub(crate) async fn spawn_remote<T, E>(
+pub(crate) async fn run_remotely<T, E>(
     backend: Arc<dyn RemoteBackend>,
     call: Box<RemoteCall>,
     id: JobId,
-    timeout: Option<Duration>,
 ) -> Result<T, TaskError<E>>
 where
     T: Send + 'static,
@@ -70,7 +68,7 @@ where
     let RemoteCall { def, args, decode } = *call;
     let remote = |error| TaskError::Remote(Box::new(error));
     let args = args.map_err(remote)?;
-    let job = RemoteJob { id, task: def.name(), build: def.build(), args, timeout };
+    let job = RemoteJob { id, task: def.name(), build: def.build(), args };
     let reply = backend.submit(job).await.map_err(remote)?;
     match decode(def.name(), &reply).downcast::<Result<T, TaskError<E>>>() {
         Ok(result) => *result,

@@ -27,7 +27,7 @@ pub use backend::{
     BACKEND_ENV, BackendError, BackendFactory, JobId, RemoteBackend, RemoteJob, SubmitFuture,
 };
 pub use call::RemoteCall;
-pub(crate) use call::spawn_remote;
+pub(crate) use call::run_remotely;
 pub use error::RemoteError;
 pub use registry::{Portable, Registration, RemoteRun, RemoteTaskDef, find_task, remote_tasks};
 pub use wire::WireOutcome;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use async_executor::Executor;
 use event_listener::Event;
 
-use crate::remote::{JobId, RemoteBackend, spawn_remote};
+use crate::remote::{JobId, RemoteBackend, run_remotely};
 use crate::scope::ChildLink;
 use crate::task::core::{Joiner, new_task};
 use crate::task::handle::TaskOutput;
@@ -536,7 +536,8 @@ where
         // A remote task: its body never runs here; a proxy submits it and relays the outcome.
         drop(future);
         let job = JobId::random();
-        let proxy = spawn_remote::<M::Ok, M::Err>(backend.clone(), call, job.clone(), timeout);
+        // The worker applies the task's own timeout: the proxy has none.
+        let proxy = run_remotely::<M::Ok, M::Err>(backend.clone(), call, job.clone());
         let handle = spawn_body::<_, Relayed>(executor, shared, proxy, name, None, scope, parent);
         let backend = backend.clone();
         handle.on_cancel(move |reason| backend.cancel(&job, reason));
