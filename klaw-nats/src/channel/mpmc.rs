@@ -455,9 +455,11 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        // A `recv` future borrows the receiver, so the only other holder of `taken` now is the
+        // Stream's own pending future, which is dropped with it: nobody will hand these out.
         let held: Vec<Message> = self.taken.lock().drain(..).collect();
-        if held.is_empty() || Arc::strong_count(&self.taken) > 1 {
-            return; // none held, or a recv future still runs and keeps them
+        if held.is_empty() {
+            return;
         }
         // Hand them back now, rather than after the ack wait.
         self.shared.connection.tokio.spawn(async move {
