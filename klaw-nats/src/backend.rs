@@ -12,7 +12,7 @@ use klaw_rt::remote::{
     BackendFactory, JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome,
 };
 
-use crate::connection::Connection;
+use crate::connection::{Connection, JobQueue};
 use crate::protocol::{JobEnvelope, MaxDeliveriesAdvisory};
 use crate::{NatsConfig, NatsError};
 
@@ -26,6 +26,7 @@ struct Pending {
 
 struct Inner {
     connection: Connection,
+    queue: JobQueue,
     client_id: String,
     pending: Mutex<HashMap<String, Pending>>,
     /// Dropped with the backend: stops the listeners, which unsubscribes them.
@@ -84,11 +85,13 @@ impl NatsBackend {
     /// ```
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
         let connection = Connection::open(config).await?;
+        let queue = JobQueue::open(&connection).await?;
         let client_id = JobId::random().to_string();
         let (stop_replies, replies_stopped) = klaw_rt::oneshot();
         let (stop_advisories, advisories_stopped) = klaw_rt::oneshot();
         let inner = Arc::new(Inner {
             connection,
+            queue,
             client_id,
             pending: Mutex::default(),
             _stop_listeners: [stop_replies, stop_advisories],
@@ -118,7 +121,7 @@ impl NatsBackend {
     /// # Ok(()) }
     /// ```
     pub async fn queued(&self) -> Result<u64, NatsError> {
-        let jobs = &self.inner.connection.jobs;
+        let jobs = &self.inner.queue.jobs;
         let info = async_compat::Compat::new(jobs.get_info())
             .await
             .map_err(|error| NatsError::jetstream("reading the jobs stream")(error.to_string()))?;
@@ -177,7 +180,7 @@ async fn listen(
                 });
                 inner.complete(&job, refused.encode());
                 // A work queue keeps a message that ran out of deliveries: nobody will take it.
-                let _ = inner.connection.jobs.delete_message(advisory.stream_seq).await;
+                let _ = inner.queue.jobs.delete_message(advisory.stream_seq).await;
             }
         }
     });
@@ -205,7 +208,7 @@ impl Drop for PendingGuard {
 impl Inner {
     /// Removes a job from the queue; fails harmlessly if a worker already acknowledged it.
     async fn delete_job(&self, sequence: u64) {
-        let _ = self.connection.jobs.delete_message(sequence).await;
+        let _ = self.queue.jobs.delete_message(sequence).await;
     }
 
     /// Publishes a job and records where the server stored it. Runs on its own, so that a
@@ -268,8 +271,7 @@ impl RemoteBackend for NatsBackend {
         let id = job.to_string();
         let reason = reason.to_string();
         self.inner.connection.tokio.spawn(async move {
-            if let Err(error) = inner.connection.cancels.put(&id, reason.into_bytes().into()).await
-            {
+            if let Err(error) = inner.queue.cancels.put(&id, reason.into_bytes().into()).await {
                 tracing::warn!(job = %id, %error, "could not publish a cancel");
             }
         });

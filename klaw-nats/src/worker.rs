@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use klaw_rt::remote::{RemoteError, RemoteTaskDef, WireOutcome, find_task, remote_tasks};
 use klaw_rt::{CancelReason, CancelScope, CancelToken, ScopeOptions};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, JobQueue};
 use crate::protocol::JobEnvelope;
 use crate::{NatsConfig, NatsError};
 
@@ -32,6 +32,7 @@ const FETCH_WAIT: Duration = Duration::from_secs(1);
 /// ```
 pub struct Worker {
     connection: Connection,
+    queue: JobQueue,
     concurrency: usize,
     running: Arc<Running>,
 }
@@ -68,7 +69,8 @@ impl Worker {
     /// ```
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
         let connection = Connection::open(config).await?;
-        Ok(Self { connection, concurrency: 16, running: Arc::default() })
+        let queue = JobQueue::open(&connection).await?;
+        Ok(Self { connection, queue, concurrency: 16, running: Arc::default() })
     }
 
     /// How many jobs this worker runs at once (default 16).
@@ -116,9 +118,10 @@ impl Worker {
             concurrency = self.concurrency,
             "klaw-nats worker starting"
         );
-        let consumer = compat(self.connection.workers_consumer()).await?;
+        let consumer = compat(self.queue.workers_consumer(&self.connection.config)).await?;
         self.watch_cancels().await?;
         let connection = &self.connection;
+        let queue = &self.queue;
         let running = &self.running;
         let concurrency = self.concurrency;
         let (slot_tx, slot_rx) = klaw_rt::channel::<()>(concurrency);
@@ -140,10 +143,11 @@ impl Worker {
                         let Ok(message) = message else { break };
                         taken += 1;
                         let connection = connection.clone();
+                        let queue = queue.clone();
                         let running = running.clone();
                         let slot = slot_rx.clone();
                         s.spawn(async move {
-                            compat(run_job(connection, running, message)).await;
+                            compat(run_job(connection, queue, running, message)).await;
                             let _ = slot.try_recv(); // the slot is free again
                         });
                     }
@@ -158,7 +162,7 @@ impl Worker {
 
     /// Forwards every cancel marker to the job it names, if this worker runs it.
     async fn watch_cancels(&self) -> Result<(), klaw_rt::Error> {
-        let mut watch = compat(self.connection.cancels.watch_all())
+        let mut watch = compat(self.queue.cancels.watch_all())
             .await
             .map_err(|error| klaw_rt::Error::other(error.to_string()))?;
         let running = Arc::downgrade(&self.running);
@@ -220,7 +224,7 @@ impl Drop for Claim {
 }
 
 /// Runs one job to its end and replies. Never fails: whatever goes wrong is the job's reply.
-async fn run_job(connection: Connection, running: Arc<Running>, message: Message) {
+async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>, message: Message) {
     let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
     let (message, acker) = message.split();
     let claim = Claim { acker: Some(acker), tokio: connection.tokio.clone() };
@@ -245,7 +249,7 @@ async fn run_job(connection: Connection, running: Arc<Running>, message: Message
     let region = CancelScope::new();
     running.lock().insert(job.id.clone(), region.token());
     let _registered = Unregister { running: &running, job: &job.id };
-    if let Ok(Some(marker)) = connection.cancels.get(&job.id).await {
+    if let Ok(Some(marker)) = queue.cancels.get(&job.id).await {
         region.token().cancel(cancel_reason(&marker));
     }
     let run = match task.start(&job.args) {
