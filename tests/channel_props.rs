@@ -1,7 +1,8 @@
-//! Property: whatever producers and consumers do (send, try_send, recv, try_recv, clone, drop,
-//! close, and futures cancelled half-way), on a multi-threaded runtime, every message the
-//! channel accepted is received exactly once, and every other one came back to its sender or
-//! was dropped unsent with a cancelled `send`. Zero lost, zero duplicated.
+//! Property: whatever producers and consumers do (send, try_send, reserve and its permit, recv,
+//! try_recv, clone, drop, close, and futures cancelled half-way), on a multi-threaded runtime,
+//! with a bounded or an unbounded channel, every message the channel accepted is received
+//! exactly once, and every other one came back to its sender or was dropped unsent with a
+//! cancelled `send`. Zero lost, zero duplicated.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -19,6 +20,10 @@ enum ProducerOp {
     TrySend,
     /// A `send` polled once, then dropped: if it had to wait, nothing is delivered.
     CancelledSend,
+    /// `reserve`, then send with the permit (the `select!` send arm's path).
+    ReserveThenSend,
+    /// `reserve`, then drop the permit: its place must come back.
+    ReserveThenDrop,
     CloneAndDrop,
     Close,
     Yield,
@@ -38,6 +43,8 @@ fn producer_op() -> impl Strategy<Value = ProducerOp> {
         4 => Just(ProducerOp::Send),
         3 => Just(ProducerOp::TrySend),
         2 => Just(ProducerOp::CancelledSend),
+        2 => Just(ProducerOp::ReserveThenSend),
+        1 => Just(ProducerOp::ReserveThenDrop),
         1 => Just(ProducerOp::CloneAndDrop),
         1 => Just(ProducerOp::Close),
         1 => Just(ProducerOp::Yield),
@@ -97,6 +104,20 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
                     std::task::Poll::Pending => log(|l| &mut l.cancelled),
                 }
             }
+            ProducerOp::ReserveThenSend => match klaw::timeout(PATIENCE, tx.reserve()).await {
+                Ok(Ok(permit)) => match permit.send(message) {
+                    Ok(()) => log(|l| &mut l.accepted),
+                    Err(error) => {
+                        assert_eq!(error.into_inner(), message);
+                        log(|l| &mut l.returned);
+                    }
+                },
+                Ok(Err(_)) => log(|l| &mut l.returned), // closed: the value was never given
+                Err(_) => log(|l| &mut l.cancelled),
+            },
+            ProducerOp::ReserveThenDrop => {
+                let _ = klaw::timeout(PATIENCE, tx.reserve()).await;
+            }
             ProducerOp::CloneAndDrop => drop(tx.clone()),
             ProducerOp::Close => {
                 tx.close();
@@ -129,10 +150,12 @@ async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledg
     }
 }
 
+/// `capacity` 0 stands for an unbounded channel.
 fn check(capacity: usize, producers: Vec<Vec<ProducerOp>>, consumers: Vec<Vec<ConsumerOp>>) {
     let rt = klaw::Runtime::builder().workers(2).build().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let (tx, rx) = klaw::channel::<u64>(capacity);
+    let (tx, rx) =
+        if capacity == 0 { klaw::unbounded::<u64>() } else { klaw::channel::<u64>(capacity) };
     rt.block_on(async {
         klaw::scope!(|s| {
             // Parallel tasks on two workers, so operations really race.
@@ -162,11 +185,11 @@ fn check(capacity: usize, producers: Vec<Vec<ProducerOp>>, consumers: Vec<Vec<Co
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn every_accepted_message_is_received_exactly_once(
-        capacity in 1usize..6,
+        capacity in 0usize..6,
         producers in prop::collection::vec(prop::collection::vec(producer_op(), 0..24), 1..=4),
         consumers in prop::collection::vec(prop::collection::vec(consumer_op(), 0..24), 1..=4),
     ) {

@@ -124,6 +124,55 @@ fn reserve_holds_no_value_and_a_dropped_permit_gives_its_place_back() {
 }
 
 #[test]
+fn a_woken_sender_that_lost_its_place_waits_at_the_front_of_the_line() {
+    let (tx, rx) = klaw::channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let mut one = Box::pin(tx.send(1));
+    let mut two = Box::pin(tx.send(2));
+    assert!(poll_once(&mut one).is_pending());
+    assert!(poll_once(&mut two).is_pending());
+    assert_eq!(rx.try_recv(), Ok(0)); // wakes `one`
+    tx.try_send(3).unwrap(); // a sender that was not waiting takes the place first
+    assert!(poll_once(&mut one).is_pending(), "no place: `one` waits again");
+    assert_eq!(rx.try_recv(), Ok(3)); // wakes `one` again, not `two`
+    assert!(poll_once(&mut two).is_pending());
+    assert_eq!(poll_once(&mut one), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(poll_once(&mut two), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+#[test]
+fn a_wake_up_given_to_a_dropped_send_passes_to_the_next_sender() {
+    let (tx, rx) = klaw::channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let mut one = Box::pin(tx.send(1));
+    let mut two = Box::pin(tx.send(2));
+    assert!(poll_once(&mut one).is_pending());
+    assert!(poll_once(&mut two).is_pending());
+    assert_eq!(rx.try_recv(), Ok(0)); // a place: wakes `one`
+    drop(one); // cancelled before it used it: `two` is woken instead
+    assert_eq!(poll_once(&mut two), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+#[test]
+fn a_woken_receiver_that_lost_its_message_waits_at_the_front_of_the_line() {
+    let (tx, rx) = klaw::channel::<u32>(4);
+    let (rx1, rx2) = (rx.clone(), rx.clone());
+    let mut one = Box::pin(rx1.recv());
+    let mut two = Box::pin(rx2.recv());
+    assert!(poll_once(&mut one).is_pending());
+    assert!(poll_once(&mut two).is_pending());
+    tx.try_send(1).unwrap(); // wakes `one`, the oldest
+    assert_eq!(rx.try_recv(), Ok(1)); // a receiver that was not waiting takes it first
+    assert!(poll_once(&mut one).is_pending(), "nothing left: `one` waits again");
+    tx.try_send(2).unwrap(); // wakes `one` again, not `two`
+    assert!(poll_once(&mut two).is_pending());
+    assert_eq!(poll_once(&mut one), Poll::Ready(Ok(2)));
+}
+
+#[test]
 fn waiting_senders_keep_their_order() {
     let (tx, rx) = klaw::channel::<u32>(1);
     tx.try_send(0).unwrap();
@@ -131,8 +180,8 @@ fn waiting_senders_keep_their_order() {
     let mut two = Box::pin(tx.send(2));
     assert!(poll_once(&mut one).is_pending());
     assert!(poll_once(&mut two).is_pending());
-    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)), "a newcomer must not overtake");
-    assert_eq!(rx.try_recv(), Ok(0)); // frees a place: `one`'s value moves in
+    assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)), "full: the value comes back");
+    assert_eq!(rx.try_recv(), Ok(0)); // frees a place and wakes `one`, the oldest
     assert_eq!(poll_once(&mut one), Poll::Ready(Ok(())));
     assert!(poll_once(&mut two).is_pending());
     assert_eq!(rx.try_recv(), Ok(1));

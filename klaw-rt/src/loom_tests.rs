@@ -272,4 +272,66 @@ mod channel_models {
             assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
         });
     }
+
+    #[test]
+    fn loom_a_permit_racing_a_send_always_finds_its_place() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let racer = tx.clone();
+            let reserver = thread::spawn(move || {
+                // Waits for the place if the racer took it; then the place is ours.
+                let permit = block_on(tx.reserve()).unwrap();
+                permit.send(1).unwrap();
+            });
+            let raced = racer.try_send(2).is_ok();
+            drop(racer);
+            let mut got = vec![block_on(rx.recv()).unwrap()];
+            if raced {
+                got.push(block_on(rx.recv()).unwrap());
+            }
+            reserver.join().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, if raced { vec![1, 2] } else { vec![1] });
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        });
+    }
+
+    #[test]
+    fn loom_closing_gives_a_waiting_send_its_value_back() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            tx.try_send(0).unwrap();
+            let sender = thread::spawn(move || block_on(tx.send(1)));
+            // Frees the place, then closes: the send either got in before the close or gets
+            // its value back; it never waits forever (a missed wake-up is a deadlock).
+            assert_eq!(rx.try_recv(), Ok(0));
+            rx.close();
+            let sent = sender.join().unwrap();
+            match sent {
+                Ok(()) => assert_eq!(rx.try_recv(), Ok(1)),
+                Err(error) => assert_eq!(error.into_inner(), 1),
+            }
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        });
+    }
+
+    #[test]
+    fn loom_a_wake_up_given_to_a_dropped_recv_passes_to_the_next_receiver() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            let other = rx.clone();
+            let noop = &mut Context::from_waker(Waker::noop());
+            let mut first = Box::pin(rx.recv());
+            let mut second = Box::pin(other.recv());
+            assert!(first.as_mut().poll(noop).is_pending(), "nothing was sent yet");
+            assert!(second.as_mut().poll(noop).is_pending(), "in line behind `first`");
+            // Kept open, so only the wake-up for the 7 (not a close) can wake `second`.
+            let _open = tx.clone();
+            let sender = thread::spawn(move || tx.try_send(7).unwrap());
+            // Races the send: a wake-up `first` was given for the 7 must pass to `second`.
+            drop(first);
+            assert_eq!(block_on(second.as_mut()), Ok(7));
+            sender.join().unwrap();
+        });
+    }
 }

@@ -11,7 +11,7 @@
 //! A clone of an MPMC [`Receiver`] is *another consumer*, not another subscriber: with two
 //! receivers each message is received once, by one of them. When every receiver must see
 //! every message, that is [`broadcast`](crate::broadcast()).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod broadcast;
 mod error;
@@ -26,7 +26,7 @@ pub use select::{__finish_send, __random_start, SelectRecv, SelectSend, select_a
 
 use std::sync::Arc;
 
-use mpmc::state::Chan;
+use mpmc::chan::Chan;
 
 /// A bounded MPMC channel: up to `capacity` messages wait in it; each message is received by
 /// exactly one receiver. Clone either end for more producers or consumers; the channel closes

@@ -66,3 +66,38 @@ impl<T> SpinMutex<T> {
         self.0.lock().unwrap()
     }
 }
+
+/// Backoff for the short waits of the channel ring, where another thread is half-way through a
+/// push or a pop: spin a little, then let the thread go. Under loom, a yield, so the model
+/// checker runs the other thread.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    #[cfg(not(klaw_loom))]
+    step: u32,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff {
+            #[cfg(not(klaw_loom))]
+            step: 0,
+        }
+    }
+
+    pub(crate) fn spin(&mut self) {
+        #[cfg(klaw_loom)]
+        loom::thread::yield_now();
+        #[cfg(not(klaw_loom))]
+        {
+            if self.step < 6 {
+                for _ in 0..(1u32 << self.step) {
+                    std::hint::spin_loop();
+                }
+                self.step += 1;
+            } else {
+                // The other thread may have been preempted mid-way: let it run.
+                std::thread::yield_now();
+            }
+        }
+    }
+}

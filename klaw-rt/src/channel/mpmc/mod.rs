@@ -1,10 +1,14 @@
 //! The MPMC channel: competing consumers, each message to exactly one receiver.
 
+mod buffer;
+pub(crate) mod chan;
+mod list;
 mod receiver;
 mod reserve;
+mod ring;
 mod sender;
 mod sink;
-pub(crate) mod state;
+mod waiters;
 
 pub use receiver::{Receiver, Recv};
 pub use reserve::{Permit, Reserve};

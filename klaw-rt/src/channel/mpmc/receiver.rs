@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::channel::error::{RecvError, TryRecvError};
-use crate::channel::mpmc::state::{Chan, Wake, wake_all};
+use crate::channel::mpmc::chan::Chan;
 
 /// The receiving half of an MPMC [`channel`](crate::channel()). Clone it for competing
 /// consumers: each message goes to exactly **one** receiver (for every receiver to see every
@@ -40,8 +40,11 @@ impl<T> Receiver<T> {
     /// Receives the oldest message, waiting for one if the channel is empty; `Err(Closed)` once
     /// the channel is closed and drained.
     ///
-    /// Cancel safety: a `recv` dropped before it completes loses no message. A message already
-    /// handed to it goes to the next waiting receiver or back to the front of the queue.
+    /// Cancel safety: a `recv` dropped before it completes loses no message. Messages stay in
+    /// the channel until a receive takes one, and the wake-up a waiting `recv` was given for a
+    /// message passes to the next waiting receiver when it is dropped.
+    ///
+    /// Waiting receivers are woken in the order they started waiting, one per message.
     ///
     /// ```
     /// let (tx, rx) = klaw::channel::<&str>(1);
@@ -61,16 +64,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Ok(9));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut state = self.chan.lock();
-        match state.take() {
-            Some((value, wake)) => {
-                drop(state);
-                wake_all(wake);
-                Ok(value)
-            }
-            None if state.is_closed() => Err(TryRecvError::Closed),
-            None => Err(TryRecvError::Empty),
-        }
+        self.chan.try_pop()
     }
 
     /// Closes the channel for everyone: senders fail from now on, receivers still get what is
@@ -85,10 +79,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.try_recv().is_err());
     /// ```
     pub fn close(&self) -> bool {
-        let mut wake = Wake::new();
-        let closed = self.chan.lock().close(&mut wake);
-        wake_all(wake);
-        closed
+        self.chan.close()
     }
 
     /// True once the channel is closed (messages may still be queued).
@@ -99,7 +90,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.chan.lock().is_closed()
+        self.chan.is_closed()
     }
 
     /// The capacity given to [`channel`](crate::channel()), or `None` if unbounded. Stored,
@@ -121,7 +112,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.chan.lock().len()
+        self.chan.len()
     }
 
     /// True if no message is queued now.
@@ -141,7 +132,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.sender_count(), 2);
     /// ```
     pub fn sender_count(&self) -> usize {
-        self.chan.lock().sender_count()
+        self.chan.sender_count()
     }
 
     /// How many receivers exist.
@@ -151,47 +142,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.clone().receiver_count(), 2);
     /// ```
     pub fn receiver_count(&self) -> usize {
-        self.chan.lock().receiver_count()
-    }
-}
-
-/// The common step of `Recv` and `Stream`: take a message, or wait in line with `waiter`.
-fn poll_recv<T>(
-    chan: &Chan<T>,
-    waiter: &mut Option<usize>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<T, RecvError>> {
-    let mut state = chan.lock();
-    if let Some(key) = *waiter {
-        if let Some(value) = state.poll_recv_waiter(key, cx.waker()) {
-            *waiter = None;
-            return Poll::Ready(Ok(value));
-        }
-        if !state.is_closed() {
-            return Poll::Pending;
-        }
-        *waiter = None;
-        let passed_on = state.cancel_recv(key);
-        debug_assert!(passed_on.is_none(), "an empty slot has nothing to pass on");
-    }
-    if let Some((value, wake)) = state.take() {
-        drop(state);
-        wake_all(wake);
-        return Poll::Ready(Ok(value));
-    }
-    if state.is_closed() {
-        return Poll::Ready(Err(RecvError::Closed));
-    }
-    *waiter = Some(state.wait_recv(cx.waker()));
-    Poll::Pending
-}
-
-fn cancel_waiter<T>(chan: &Chan<T>, waiter: &mut Option<usize>) {
-    if let Some(key) = waiter.take() {
-        let waker = chan.lock().cancel_recv(key);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.chan.receiver_count()
     }
 }
 
@@ -212,15 +163,18 @@ pub struct Recv<'a, T> {
 impl<T> Future for Recv<'_, T> {
     type Output = Result<T, RecvError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        poll_recv(this.chan, &mut this.waiter, cx)
+        this.chan.poll_recv(&mut this.waiter, cx)
     }
 }
 
 impl<T> Drop for Recv<'_, T> {
     fn drop(&mut self) {
-        cancel_waiter(self.chan, &mut self.waiter);
+        if let Some(key) = self.waiter.take() {
+            self.chan.leave_receivers(key);
+        }
     }
 }
 
@@ -233,37 +187,36 @@ impl<T> fmt::Debug for Recv<'_, T> {
 impl<T> Stream for Receiver<T> {
     type Item = T;
 
-    /// Cancel safety as for [`Receiver::recv`]: a message handed to this stream while it waits
-    /// is kept for its next poll, or passed on when the receiver is dropped.
+    /// Cancel safety as for [`Receiver::recv`]: a wake-up this stream was given while it
+    /// waited is kept for its next poll, or passed on when the receiver is dropped.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
-        poll_recv(&this.chan, &mut this.stream_waiter, cx).map(Result::ok)
+        this.chan.poll_recv(&mut this.stream_waiter, cx).map(Result::ok)
     }
 }
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.lock().add_receiver();
+        self.chan.add_receiver();
         Receiver::new(self.chan.clone())
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        cancel_waiter(&self.chan, &mut self.stream_waiter);
-        let mut wake = Wake::new();
-        self.chan.lock().drop_receiver(&mut wake);
-        wake_all(wake);
+        if let Some(key) = self.stream_waiter.take() {
+            self.chan.leave_receivers(key);
+        }
+        self.chan.drop_receiver();
     }
 }
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.chan.lock();
         f.debug_struct("Receiver")
-            .field("len", &state.len())
+            .field("len", &self.chan.len())
             .field("capacity", &self.chan.capacity())
-            .field("closed", &state.is_closed())
+            .field("closed", &self.chan.is_closed())
             .finish()
     }
 }

@@ -1,5 +1,4 @@
-//! Reserving a place before sending: `Sender::reserve`, its `Permit`, and the step the `Sink`
-//! shares with them.
+//! Reserving a place before sending: `Sender::reserve` and its `Permit`.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -8,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::channel::error::SendError;
-use crate::channel::mpmc::state::{Chan, SendWait};
+use crate::channel::mpmc::chan::Chan;
 
 /// A reserved place in a channel, from [`Sender::reserve`](crate::channel::Sender::reserve): [`send`](Self::send) uses it
 /// without waiting; dropping it gives it back.
@@ -37,25 +36,13 @@ impl<T> Permit<'_, T> {
     pub fn send(self, value: T) -> Result<(), SendError<T>> {
         let chan = self.chan;
         std::mem::forget(self); // the place is used here, not given back
-        let sent = chan.lock().send_reserved(value);
-        match sent {
-            Ok(waker) => {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Err(value) => Err(SendError(value)),
-        }
+        chan.send_with_permit(value)
     }
 }
 
 impl<T> Drop for Permit<'_, T> {
     fn drop(&mut self) {
-        let waker = self.chan.lock().release_place();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.chan.release_permit();
     }
 }
 
@@ -78,52 +65,12 @@ pub struct Reserve<'a, T> {
     pub(super) waiter: Option<usize>,
 }
 
-/// One step of reserving a place, shared by `Reserve` and the `Sink`: `Ready(Ok(()))` once a
-/// place is reserved, `Ready(Err(()))` if the channel is closed, `Pending` while waiting in line.
-pub(super) fn poll_place<T>(
-    chan: &Chan<T>,
-    waiter: &mut Option<usize>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), ()>> {
-    let mut state = chan.lock();
-    if let Some(key) = *waiter {
-        return match state.poll_send_waiter(key, cx.waker()) {
-            None => Poll::Pending,
-            Some(SendWait::Granted(_)) => {
-                *waiter = None;
-                Poll::Ready(Ok(()))
-            }
-            Some(_) => {
-                *waiter = None;
-                Poll::Ready(Err(()))
-            }
-        };
-    }
-    if state.is_closed() {
-        return Poll::Ready(Err(()));
-    }
-    if state.try_reserve() {
-        return Poll::Ready(Ok(()));
-    }
-    *waiter = Some(state.wait_send(cx.waker(), SendWait::Place));
-    Poll::Pending
-}
-
-pub(super) fn cancel_place<T>(chan: &Chan<T>, waiter: &mut Option<usize>) {
-    if let Some(key) = waiter.take() {
-        let (_, waker) = chan.lock().cancel_send(key);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
 impl<'a, T> Future for Reserve<'a, T> {
     type Output = Result<Permit<'a, T>, SendError<()>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        poll_place(this.chan, &mut this.waiter, cx).map(|reserved| {
+        this.chan.poll_reserve(&mut this.waiter, cx).map(|reserved| {
             reserved.map(|()| Permit { chan: this.chan }).map_err(|()| SendError(()))
         })
     }
@@ -131,7 +78,9 @@ impl<'a, T> Future for Reserve<'a, T> {
 
 impl<T> Drop for Reserve<'_, T> {
     fn drop(&mut self) {
-        cancel_place(self.chan, &mut self.waiter);
+        if let Some(key) = self.waiter.take() {
+            self.chan.leave_senders(key);
+        }
     }
 }
 

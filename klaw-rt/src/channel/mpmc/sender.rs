@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::channel::error::{SendError, TrySendError};
-use crate::channel::mpmc::reserve::{Reserve, cancel_place};
-use crate::channel::mpmc::state::{Chan, Offer, SendWait, Wake, wake_all};
+use crate::channel::mpmc::chan::Chan;
+use crate::channel::mpmc::reserve::Reserve;
 
 /// The sending half of an MPMC [`channel`](crate::channel()). Clone it for several producers;
 /// the channel closes when the last sender is dropped. It is a [`Sink`](futures_sink::Sink).
@@ -45,9 +45,12 @@ impl<T> Sender<T> {
     /// the channel is closed.
     ///
     /// Cancel safety: if the future is dropped before it completes, the value was not sent
-    /// (a waiting send only ever sends during its own poll); it is dropped with the future. To
-    /// keep it, wait for a place with [`reserve`](Self::reserve) first (that future holds no
-    /// value), then send.
+    /// (a send only ever sends during its own poll); it is dropped with the future. To keep it,
+    /// wait for a place with [`reserve`](Self::reserve) first (that future holds no value),
+    /// then send.
+    ///
+    /// Waiting senders are woken in the order they started waiting, one for each place that
+    /// frees; a woken sender that finds the place taken again waits at the front of the line.
     ///
     /// ```
     /// let (tx, rx) = klaw::channel::<u32>(1);
@@ -60,9 +63,9 @@ impl<T> Sender<T> {
         Send { chan: &self.chan, value: Some(value), waiter: None }
     }
 
-    /// Sends `value` if there is a place now. It never overtakes senders already waiting for a
-    /// place: while one waits, this gives `Full` back. (A waiting sender is let in once the
-    /// queue is half empty, so one wake-up lets it send a batch.)
+    /// Sends `value` if there is a place now; `Full(value)` or `Closed(value)` gives it back.
+    /// A sender that finds a place takes it, even while others wait for one (they are woken as
+    /// places free, in order): this is what keeps the uncontended path free of locks.
     ///
     /// ```
     /// use klaw::channel::TrySendError;
@@ -71,17 +74,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let offer = self.chan.lock().offer(value);
-        match offer {
-            Offer::Accepted(waker) => {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Offer::Full(value) => Err(TrySendError::Full(value)),
-            Offer::Closed(value) => Err(TrySendError::Closed(value)),
-        }
+        self.chan.try_push(value)
     }
 
     /// Waits for a place and reserves it: the [`Permit`](crate::channel::Permit) then sends without waiting. The value
@@ -111,10 +104,7 @@ impl<T> Sender<T> {
     /// assert!(rx.is_closed());
     /// ```
     pub fn close(&self) -> bool {
-        let mut wake = Wake::new();
-        let closed = self.chan.lock().close(&mut wake);
-        wake_all(wake);
-        closed
+        self.chan.close()
     }
 
     /// True once the channel is closed: every receiver is gone, or someone closed it.
@@ -125,7 +115,7 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.chan.lock().is_closed()
+        self.chan.is_closed()
     }
 
     /// The capacity given to [`channel`](crate::channel()), or `None` if unbounded. Stored,
@@ -146,7 +136,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.chan.lock().len()
+        self.chan.len()
     }
 
     /// True if no message is queued now.
@@ -177,7 +167,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.receiver_count(), 0);
     /// ```
     pub fn receiver_count(&self) -> usize {
-        self.chan.lock().receiver_count()
+        self.chan.receiver_count()
     }
 
     /// How many senders exist.
@@ -187,7 +177,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.clone().sender_count(), 2);
     /// ```
     pub fn sender_count(&self) -> usize {
-        self.chan.lock().sender_count()
+        self.chan.sender_count()
     }
 }
 
@@ -212,61 +202,19 @@ impl<T> Unpin for Send<'_, T> {}
 impl<T> Future for Send<'_, T> {
     type Output = Result<(), SendError<T>>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let mut state = this.chan.lock();
-        if let Some(key) = this.waiter {
-            return match state.poll_send_waiter(key, cx.waker()) {
-                None => Poll::Pending,
-                Some(outcome) => {
-                    this.waiter = None;
-                    match outcome {
-                        // A place was reserved for us: send now, in our own poll.
-                        SendWait::Granted(Some(value)) => match state.send_reserved(value) {
-                            Ok(waker) => {
-                                drop(state);
-                                if let Some(waker) = waker {
-                                    waker.wake();
-                                }
-                                Poll::Ready(Ok(()))
-                            }
-                            Err(value) => Poll::Ready(Err(SendError(value))),
-                        },
-                        SendWait::Value(value) => Poll::Ready(Err(SendError(value))), // closed
-                        SendWait::Place | SendWait::Granted(None) => {
-                            unreachable!("a send waits with its value")
-                        }
-                    }
-                }
-            };
-        }
-        let value = this.value.take().expect("a Send future was polled after it completed");
-        match state.offer(value) {
-            Offer::Accepted(waker) => {
-                drop(state);
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Poll::Ready(Ok(()))
-            }
-            Offer::Closed(value) => Poll::Ready(Err(SendError(value))),
-            Offer::Full(value) => {
-                this.waiter = Some(state.wait_send(cx.waker(), SendWait::Value(value)));
-                Poll::Pending
-            }
-        }
+        this.chan.poll_send(&mut this.value, &mut this.waiter, cx)
     }
 }
 
 impl<T> Drop for Send<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.waiter.take() {
-            let (unsent, waker) = self.chan.lock().cancel_send(key);
-            drop(unsent); // not sent: dropped with the future, outside the lock
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            self.chan.leave_senders(key);
         }
+        // A value still here was not sent: it is dropped with the future.
     }
 }
 
@@ -278,7 +226,7 @@ impl<T> fmt::Debug for Send<'_, T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.lock().add_sender();
+        self.chan.add_sender();
         Sender::new(self.chan.clone())
     }
 }
@@ -286,28 +234,20 @@ impl<T> Clone for Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         match self.sink {
-            SinkPlace::Waiting(key) => cancel_place(&self.chan, &mut Some(key)),
-            SinkPlace::Reserved => {
-                let waker = self.chan.lock().release_place();
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-            }
+            SinkPlace::Waiting(key) => self.chan.leave_senders(key),
+            SinkPlace::Reserved => self.chan.release_permit(),
             SinkPlace::None => {}
         }
-        let mut wake = Wake::new();
-        self.chan.lock().drop_sender(&mut wake);
-        wake_all(wake);
+        self.chan.drop_sender();
     }
 }
 
 impl<T> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.chan.lock();
         f.debug_struct("Sender")
-            .field("len", &state.len())
+            .field("len", &self.chan.len())
             .field("capacity", &self.chan.capacity())
-            .field("closed", &state.is_closed())
+            .field("closed", &self.chan.is_closed())
             .finish()
     }
 }

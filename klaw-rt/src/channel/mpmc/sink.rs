@@ -7,7 +7,6 @@ use std::task::{Context, Poll};
 use futures_sink::Sink;
 
 use crate::channel::error::SendError;
-use crate::channel::mpmc::reserve::poll_place;
 use crate::channel::mpmc::sender::{Sender, SinkPlace};
 
 /// A `Sink` reserves a place in `poll_ready` and uses it in `start_send`, so no value is ever
@@ -22,7 +21,7 @@ impl<T> Sink<T> for Sender<T> {
             SinkPlace::Waiting(key) => Some(key),
             SinkPlace::None => None,
         };
-        let polled = poll_place(&this.chan, &mut waiter, cx);
+        let polled = this.chan.poll_reserve(&mut waiter, cx);
         this.sink = match (&polled, waiter) {
             (Poll::Ready(Ok(())), _) => SinkPlace::Reserved,
             (_, Some(key)) => SinkPlace::Waiting(key),
@@ -38,16 +37,7 @@ impl<T> Sink<T> for Sender<T> {
             "Sink::start_send without a successful poll_ready"
         );
         this.sink = SinkPlace::None;
-        let sent = this.chan.lock().send_reserved(item);
-        match sent {
-            Ok(waker) => {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Err(item) => Err(SendError(Some(item))),
-        }
+        this.chan.send_with_permit(item).map_err(|SendError(item)| SendError(Some(item)))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

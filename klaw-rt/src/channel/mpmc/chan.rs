@@ -1,0 +1,404 @@
+//! The MPMC core: a [`Buffer`] for the messages, a [`WaitList`] per side, and a count of the
+//! places reserved by permits.
+//!
+//! The fast path takes no lock: a push or a pop is one CAS on the ring plus a look at the flags
+//! that CAS saw. Only a task that must wait, and whoever must wake it, touch a wait list.
+//! Notifications are work-conserving: each push wakes one waiting receiver, each pop one waiting
+//! sender, so a task never waits while the channel could serve it. A woken task looks again and,
+//! if someone beat it to the message or the place, waits again at the front of the line.
+//!
+//! Permits (`reserve`, the `Sink`, `select!`'s `send` arms) must find their place when they use
+//! it, so while any are out, the `PERMITS_OUT` flag sends every push through the permit lock,
+//! which counts them against the capacity.
+#![forbid(unsafe_code)]
+
+use std::task::{Context, Poll, Waker};
+
+use crate::channel::error::{RecvError, SendError, TryRecvError, TrySendError};
+use crate::channel::mpmc::buffer::Buffer;
+use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
+use crate::channel::mpmc::waiters::{Polled, WaitList};
+use crate::sync::{AtomicUsize, Ordering, SpinMutex};
+
+pub(crate) struct Chan<T> {
+    buffer: Buffer<T>,
+    capacity: Option<usize>,
+    receivers_waiting: WaitList,
+    senders_waiting: WaitList,
+    /// Places reserved by permits and not used yet (bounded channels only). While it is not
+    /// zero, every push takes this lock, so no push can take a reserved place.
+    permits: SpinMutex<usize>,
+    senders: AtomicUsize,
+    receivers: AtomicUsize,
+}
+
+fn wake(waker: Option<Waker>) {
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+impl<T> Chan<T> {
+    pub(crate) fn new(capacity: Option<usize>) -> Self {
+        Chan {
+            buffer: Buffer::new(capacity),
+            capacity,
+            receivers_waiting: WaitList::new(),
+            senders_waiting: WaitList::new(),
+            permits: SpinMutex::new(0),
+            senders: AtomicUsize::new(1),
+            receivers: AtomicUsize::new(1),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.buffer.is_closed()
+    }
+
+    fn wake_a_receiver(&self) {
+        wake(self.receivers_waiting.notify_one(|| self.buffer.clear_tail_flag(RECEIVERS_WAIT)));
+    }
+
+    fn wake_a_sender(&self) {
+        wake(self.senders_waiting.notify_one(|| self.buffer.clear_head_flag(SENDERS_WAIT)));
+    }
+
+    /// `try_send`, and every attempt of `send`.
+    #[inline]
+    pub(crate) fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
+        // Matched in place: moving the `Push` around costs a store-forwarding stall per message.
+        match self.buffer.push(value, false) {
+            Push::Pushed { receivers_wait } => {
+                if receivers_wait {
+                    self.wake_a_receiver();
+                }
+                Ok(())
+            }
+            Push::Full(value) => Err(TrySendError::Full(value)),
+            Push::Closed(value) => Err(TrySendError::Closed(value)),
+            Push::PermitsOut(value) => self.push_counting_permits(value),
+        }
+    }
+
+    /// A push while permits are out: under the permit lock, which counts them.
+    #[cold]
+    fn push_counting_permits(&self, value: T) -> Result<(), TrySendError<T>> {
+        let pushed = {
+            let permits = self.permits.lock();
+            let capacity = self.capacity.expect("only a bounded channel has permits out");
+            if *permits > 0 && self.buffer.len() + *permits >= capacity {
+                return Err(TrySendError::Full(value));
+            }
+            self.buffer.push(value, true)
+        };
+        self.pushed(pushed)
+    }
+
+    /// The outcome of a counted push, which is never sent back for counting.
+    fn pushed(&self, pushed: Push<T>) -> Result<(), TrySendError<T>> {
+        match pushed {
+            Push::Pushed { receivers_wait } => {
+                if receivers_wait {
+                    self.wake_a_receiver();
+                }
+                Ok(())
+            }
+            Push::Full(value) => Err(TrySendError::Full(value)),
+            Push::Closed(value) => Err(TrySendError::Closed(value)),
+            Push::PermitsOut(_) => unreachable!("a counted push is never sent back for counting"),
+        }
+    }
+
+    /// `try_recv`, and every attempt of `recv`.
+    #[inline]
+    pub(crate) fn try_pop(&self) -> Result<T, TryRecvError> {
+        match self.buffer.pop() {
+            Pop::Popped { value, senders_wait } => {
+                if senders_wait {
+                    self.wake_a_sender();
+                }
+                Ok(value)
+            }
+            Pop::Empty => Err(TryRecvError::Empty),
+            Pop::Closed => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// One poll of a `recv`: a message, or a place in line in `waiter`.
+    #[inline]
+    pub(crate) fn poll_recv(
+        &self,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        if waiter.is_none() {
+            match self.try_pop() {
+                Ok(value) => return Poll::Ready(Ok(value)),
+                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        self.wait_for_message(waiter, cx)
+    }
+
+    /// The slow path of a `recv`: the buffer was empty (when `waiter` is `None`), or it waits.
+    #[cold]
+    fn wait_for_message(
+        &self,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        let first = match self.poll_waiter(&self.receivers_waiting, waiter, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(false) => false, // the caller just found the buffer empty
+            Poll::Ready(true) => match self.try_pop() {
+                Ok(value) => return Poll::Ready(Ok(value)),
+                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
+                Err(TryRecvError::Empty) => true,
+            },
+        };
+        let key = self.receivers_waiting.register(cx.waker(), first, || {
+            self.buffer.set_tail_flag(RECEIVERS_WAIT);
+        });
+        // Look again: a push before the flag went up is visible now; any after it wakes us.
+        match self.try_pop() {
+            Err(TryRecvError::Empty) => {
+                *waiter = Some(key);
+                Poll::Pending
+            }
+            done => {
+                self.leave_receivers(key);
+                Poll::Ready(done.map_err(|_| RecvError::Closed))
+            }
+        }
+    }
+
+    /// A receiver leaves the line; a notification it had not used goes to the next one.
+    pub(crate) fn leave_receivers(&self, key: usize) {
+        if self.receivers_waiting.leave(key, || self.buffer.clear_tail_flag(RECEIVERS_WAIT)) {
+            self.wake_a_receiver();
+        }
+    }
+
+    /// A sender leaves the line; a notification it had not used goes to the next one.
+    pub(crate) fn leave_senders(&self, key: usize) {
+        if self.senders_waiting.leave(key, || self.buffer.clear_head_flag(SENDERS_WAIT)) {
+            self.wake_a_sender();
+        }
+    }
+
+    /// The common start of a poll: `Pending` if `waiter` is still in line, else
+    /// `Ready(first)`, `first` when it was notified (it waits at the front if it must again).
+    fn poll_waiter(
+        &self,
+        list: &WaitList,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
+        let Some(key) = *waiter else { return Poll::Ready(false) };
+        match list.poll(key, cx.waker()) {
+            Polled::Waiting => Poll::Pending,
+            Polled::Notified => {
+                *waiter = None;
+                Poll::Ready(true)
+            }
+        }
+    }
+
+    /// The slow path of waiting for a place. With no `waiter`, the caller has just tried and
+    /// found no place; `attempt` takes the value from `slot` and gives it back with `Full` while
+    /// there is none, and the value stays in `slot` while this waits in line in `waiter`. After
+    /// the flag is up it looks once more (a pop before the flag is visible then; any pop after
+    /// it wakes us).
+    #[cold]
+    fn wait_for_place<V>(
+        &self,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+        slot: &mut Option<V>,
+        attempt: impl Fn(V) -> Result<(), TrySendError<V>>,
+    ) -> Poll<Result<(), TrySendError<V>>> {
+        let first = match self.poll_waiter(&self.senders_waiting, waiter, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(first) => first,
+        };
+        let value = slot.take().expect("a send or reserve future was polled after it completed");
+        let value = if first {
+            match attempt(value) {
+                Err(TrySendError::Full(value)) => value,
+                done => return Poll::Ready(done),
+            }
+        } else {
+            value // the caller just found no place
+        };
+        let key = self.senders_waiting.register(cx.waker(), first, || {
+            self.buffer.set_head_flag(SENDERS_WAIT);
+        });
+        match attempt(value) {
+            Err(TrySendError::Full(value)) => {
+                *slot = Some(value);
+                *waiter = Some(key);
+                Poll::Pending
+            }
+            done => {
+                self.leave_senders(key);
+                Poll::Ready(done)
+            }
+        }
+    }
+
+    /// One poll of a `send`; `value` stays in place while it waits, and is taken when it went
+    /// in or came back.
+    #[inline]
+    pub(crate) fn poll_send(
+        &self,
+        value: &mut Option<T>,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError<T>>> {
+        if waiter.is_none() {
+            let taken = value.take().expect("a Send future was polled after it completed");
+            match self.try_push(taken) {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
+                Err(TrySendError::Full(back)) => *value = Some(back),
+            }
+        }
+        self.wait_for_place(waiter, cx, value, |value| self.try_push(value))
+            .map(|sent| sent.map_err(|refused| SendError(refused.into_inner())))
+    }
+
+    /// One poll of a `reserve`: `Ok` once a place is reserved, `Err` if the channel is closed.
+    pub(crate) fn poll_reserve(
+        &self,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ()>> {
+        if waiter.is_none() {
+            match self.try_reserve() {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(TrySendError::Closed(())) => return Poll::Ready(Err(())),
+                Err(TrySendError::Full(())) => {}
+            }
+        }
+        self.wait_for_place(waiter, cx, &mut Some(()), |()| self.try_reserve())
+            .map(|reserved| reserved.map_err(drop))
+    }
+
+    /// Reserves a place now if there is one.
+    pub(crate) fn try_reserve(&self) -> Result<(), TrySendError<()>> {
+        let Some(capacity) = self.capacity else {
+            // Unbounded: there is always a place, nothing to count.
+            return if self.is_closed() { Err(TrySendError::Closed(())) } else { Ok(()) };
+        };
+        let mut permits = self.permits.lock();
+        // Up first, so every push from here on is counted; pushes already past it are in `len`.
+        let before = self.buffer.set_tail_flag(PERMITS_OUT);
+        let refused = if before & CLOSED != 0 {
+            TrySendError::Closed(())
+        } else if self.buffer.len() + *permits >= capacity {
+            TrySendError::Full(())
+        } else {
+            *permits += 1;
+            return Ok(());
+        };
+        if *permits == 0 {
+            self.buffer.clear_tail_flag(PERMITS_OUT);
+        }
+        Err(refused)
+    }
+
+    /// Uses a reserved place. On a closed channel the value comes back.
+    pub(crate) fn send_with_permit(&self, value: T) -> Result<(), SendError<T>> {
+        if self.capacity.is_none() {
+            return self.try_push(value).map_err(|refused| SendError(refused.into_inner()));
+        }
+        let pushed = {
+            let mut permits = self.permits.lock();
+            *permits -= 1;
+            let pushed = self.buffer.push(value, true);
+            if *permits == 0 {
+                self.buffer.clear_tail_flag(PERMITS_OUT);
+            }
+            pushed
+        };
+        match self.pushed(pushed) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(value)) => Err(SendError(value)),
+            Err(TrySendError::Full(_)) => {
+                unreachable!("a reserved place is free: while permits are out, pushes count them")
+            }
+        }
+    }
+
+    /// A reserved place comes back unused: it may be the one a waiting sender needs.
+    pub(crate) fn release_permit(&self) {
+        if self.capacity.is_none() {
+            return;
+        }
+        {
+            let mut permits = self.permits.lock();
+            *permits -= 1;
+            if *permits == 0 {
+                self.buffer.clear_tail_flag(PERMITS_OUT);
+            }
+        }
+        if self.buffer.head_flags() & SENDERS_WAIT != 0 {
+            self.wake_a_sender();
+        }
+    }
+
+    /// Closes the channel: pushes fail from now on, receivers drain what is queued. True if
+    /// this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        if !self.buffer.close() {
+            return false;
+        }
+        let receivers = self.receivers_waiting.notify_all(|| {
+            self.buffer.clear_tail_flag(RECEIVERS_WAIT);
+        });
+        let senders = self.senders_waiting.notify_all(|| self.buffer.clear_head_flag(SENDERS_WAIT));
+        for waker in receivers.into_iter().chain(senders) {
+            waker.wake();
+        }
+        true
+    }
+
+    pub(crate) fn add_sender(&self) {
+        self.senders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_receiver(&self) {
+        self.receivers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sender_count(&self) -> usize {
+        self.senders.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn receiver_count(&self) -> usize {
+        self.receivers.load(Ordering::Relaxed)
+    }
+
+    /// A sender went away; the last one closes the channel.
+    pub(crate) fn drop_sender(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+
+    /// A receiver went away; the last one closes the channel.
+    pub(crate) fn drop_receiver(&self) {
+        if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The bounded buffer: a lock-free ring of `capacity` slots (Vyukov's bounded MPMC queue), whose
+//! head and tail words also carry the flags of the waiting protocol.
+//!
+//! Each slot has a *stamp*: the position a push may write it at, or that position plus one once
+//! it holds a value. A position is `lap + index` with `index < capacity` and a lap of
+//! `(capacity + 1).next_power_of_two()`, so "free at this lap" and "full at this lap" never look
+//! alike. A push claims the tail position with a CAS and then writes its slot; a pop claims the
+//! head position and then reads its slot. Producers only write `tail`, consumers only `head`, and
+//! both padded to their own cache lines, so a producer and a consumer on two cores share nothing
+//! but the slots themselves.
+//!
+//! The flags live in the low bits of the same words, which is what makes the waiting protocol
+//! free on the fast path and race-free on the slow one: a receiver that is about to wait sets
+//! [`RECEIVERS_WAIT`] with an RMW on `tail`, and every push's CAS on `tail` is ordered with it.
+//! Either the push comes first (the receiver's re-check then sees its position in `tail`), or it
+//! comes after (its CAS sees the flag and the pusher wakes a receiver). Senders waiting for a
+//! place do the same with [`SENDERS_WAIT`] on `head`. No fence is needed, and a push or pop
+//! that finds no flag set does no work for the protocol at all.
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicUsize, Backoff, Ordering, UnsafeCell};
+
+/// `tail` flag: the channel is closed; no push succeeds from now on.
+pub(crate) const CLOSED: usize = 1;
+/// `tail` flag: receivers are waiting for a message (their list is not empty).
+pub(crate) const RECEIVERS_WAIT: usize = 1 << 1;
+/// `tail` flag: permits are out, so pushes go through the permit lock, which counts them.
+pub(crate) const PERMITS_OUT: usize = 1 << 2;
+/// `head` flag: senders are waiting for a place (their list is not empty).
+pub(crate) const SENDERS_WAIT: usize = 1;
+/// Low bits of `head` and `tail` that hold flags; positions are stored above them.
+const FLAG_BITS: u32 = 3;
+const FLAGS: usize = (1 << FLAG_BITS) - 1;
+/// Positions wrap at this mask (they are stored shifted left by `FLAG_BITS`).
+const POSITION_MASK: usize = usize::MAX >> FLAG_BITS;
+
+/// What became of a value offered to the buffer.
+pub(crate) enum Push<T> {
+    /// In the buffer; `receivers_wait` if the receivers' flag was set when it went in.
+    Pushed {
+        receivers_wait: bool,
+    },
+    Full(T),
+    Closed(T),
+    /// Permits are out: the push must go through the permit lock (see `Chan`).
+    PermitsOut(T),
+}
+
+/// What a pop found.
+pub(crate) enum Pop<T> {
+    /// A value; `senders_wait` if the senders' flag was set when it was taken.
+    Popped {
+        value: T,
+        senders_wait: bool,
+    },
+    Empty,
+    /// Empty, and closed: nothing will ever come.
+    Closed,
+}
+
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+pub(crate) struct Ring<T> {
+    /// Position of the next pop, shifted, with `SENDERS_WAIT`.
+    head: CachePadded<AtomicUsize>,
+    /// Position of the next push, shifted, with `CLOSED`, `RECEIVERS_WAIT` and `PERMITS_OUT`.
+    tail: CachePadded<AtomicUsize>,
+    slots: Box<[Slot<T>]>,
+    one_lap: usize,
+}
+
+// SAFETY: values move between threads through the slots (`T: Send`); a slot's value is written
+// only by the push that claimed its position and read only by the pop that claimed it, each
+// ordered by the slot's stamp (Release after the access, Acquire before the next one).
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as above; `&Ring` only moves values in and out, never shares a `&T`.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Ring<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        assert!(capacity > 0 && capacity <= POSITION_MASK / 4, "capacity out of range");
+        let slots = (0..capacity)
+            .map(|index| Slot {
+                stamp: AtomicUsize::new(index),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        Ring {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            slots,
+            one_lap: (capacity + 1).next_power_of_two(),
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The position after `position`.
+    #[inline]
+    fn next(&self, position: usize) -> usize {
+        let index = position & (self.one_lap - 1);
+        if index + 1 < self.capacity() {
+            position + 1
+        } else {
+            (position - index).wrapping_add(self.one_lap) & POSITION_MASK
+        }
+    }
+
+    /// Pushes `value` unless the ring is full or closed, or permits are out and `counted` is
+    /// false (the caller holds the permit lock and has counted this push when it is true).
+    #[inline]
+    pub(crate) fn push(&self, value: T, counted: bool) -> Push<T> {
+        let mut backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Push::Closed(value);
+            }
+            if tail & PERMITS_OUT != 0 && !counted {
+                return Push::PermitsOut(value);
+            }
+            let position = tail >> FLAG_BITS;
+            let slot = &self.slots[position & (self.one_lap - 1)];
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == position {
+                let next = (self.next(position) << FLAG_BITS) | (tail & FLAGS);
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this push the slot's position, and its stamp
+                        // (Acquire above) says the last pop of it is done: no one else touches
+                        // the value until the stamp below says it is there.
+                        slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
+                        slot.stamp.store(position + 1, Ordering::Release);
+                        return Push::Pushed { receivers_wait: tail & RECEIVERS_WAIT != 0 };
+                    }
+                    Err(current) => {
+                        // Another push won the position: back off before trying the next one,
+                        // so two cores do not take turns invalidating the line.
+                        backoff.spin();
+                        tail = current;
+                    }
+                }
+            } else if stamp.wrapping_add(self.one_lap) & POSITION_MASK == position + 1 {
+                // The slot still holds last lap's value: full, unless a pop has claimed it and
+                // is reading it right now. `head` tells which.
+                let head = self.head.load(Ordering::Acquire) >> FLAG_BITS;
+                if head.wrapping_add(self.one_lap) & POSITION_MASK == position {
+                    return Push::Full(value);
+                }
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            } else {
+                // Another push claimed this position and has not written yet: look again.
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn pop(&self) -> Pop<T> {
+        let mut backoff = Backoff::new();
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            let position = head >> FLAG_BITS;
+            let slot = &self.slots[position & (self.one_lap - 1)];
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == position + 1 {
+                let next = (self.next(position) << FLAG_BITS) | (head & FLAGS);
+                match self.head.compare_exchange_weak(
+                    head,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: the CAS gave this pop the slot's position, and its stamp
+                        // (Acquire above) says the push that wrote it is done: the value is
+                        // initialised and only this pop reads it, once.
+                        let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
+                        let free = position.wrapping_add(self.one_lap) & POSITION_MASK;
+                        slot.stamp.store(free, Ordering::Release);
+                        return Pop::Popped { value, senders_wait: head & SENDERS_WAIT != 0 };
+                    }
+                    Err(current) => {
+                        // Another pop won the position: back off, as for a push.
+                        backoff.spin();
+                        head = current;
+                    }
+                }
+            } else if stamp == position {
+                // Nothing written here yet: empty, unless a push has claimed the position and is
+                // writing it right now. `tail` tells which.
+                let tail = self.tail.load(Ordering::Acquire);
+                if tail >> FLAG_BITS == position {
+                    return if tail & CLOSED != 0 { Pop::Closed } else { Pop::Empty };
+                }
+                backoff.spin();
+                head = self.head.load(Ordering::Relaxed);
+            } else {
+                // Another pop took this position: look again.
+                backoff.spin();
+                head = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many values are in the ring (claimed positions count).
+    pub(crate) fn len(&self) -> usize {
+        loop {
+            let tail = self.tail.load(Ordering::Acquire);
+            let head = self.head.load(Ordering::Acquire);
+            // Both read at one moment only if `tail` did not move in between.
+            if self.tail.load(Ordering::Acquire) == tail {
+                let mask = self.one_lap - 1;
+                let (head, tail) = (head >> FLAG_BITS, tail >> FLAG_BITS);
+                let (head_index, tail_index) = (head & mask, tail & mask);
+                return if head_index < tail_index {
+                    tail_index - head_index
+                } else if head_index > tail_index {
+                    self.capacity() - head_index + tail_index
+                } else if head == tail {
+                    0
+                } else {
+                    self.capacity()
+                };
+            }
+        }
+    }
+
+    /// Sets `flag` in the tail word; returns the word before.
+    pub(crate) fn set_tail_flag(&self, flag: usize) -> usize {
+        self.tail.fetch_or(flag, Ordering::AcqRel)
+    }
+
+    pub(crate) fn clear_tail_flag(&self, flag: usize) {
+        self.tail.fetch_and(!flag, Ordering::AcqRel);
+    }
+
+    pub(crate) fn set_head_flag(&self, flag: usize) {
+        self.head.fetch_or(flag, Ordering::AcqRel);
+    }
+
+    pub(crate) fn clear_head_flag(&self, flag: usize) {
+        self.head.fetch_and(!flag, Ordering::AcqRel);
+    }
+
+    pub(crate) fn head_flags(&self) -> usize {
+        self.head.load(Ordering::Acquire) & FLAGS
+    }
+
+    pub(crate) fn tail_flags(&self) -> usize {
+        self.tail.load(Ordering::Acquire) & FLAGS
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // Exclusive access: drop every value still in the ring, from head to tail.
+        let mut position = self.head.load(Ordering::Relaxed) >> FLAG_BITS;
+        let tail = self.tail.load(Ordering::Relaxed) >> FLAG_BITS;
+        while position != tail {
+            let slot = &self.slots[position & (self.one_lap - 1)];
+            // SAFETY: `&mut self`: no push or pop is in flight, so every position from head to
+            // tail holds a value written by a completed push and not yet popped.
+            slot.value.with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+            position = self.next(position);
+        }
+    }
+}

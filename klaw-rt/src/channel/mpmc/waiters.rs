@@ -1,0 +1,121 @@
+//! The tasks waiting on a channel, in arrival order: receivers for a message, senders for a
+//! place. One list per side, each behind its own short lock, touched only on the slow path.
+//!
+//! Each list owns one flag of the buffer (see `ring`), raised and lowered under the list's lock,
+//! so "the flag is up" and "someone waits unnotified" are the same fact. A notified waiter is
+//! out of line but keeps its entry until it polls again or is dropped; dropped, it passes the
+//! notification on, so a wake-up meant for "there is a message" or "there is a place" is never
+//! swallowed by a future that went away.
+#![forbid(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use slab::Slab;
+
+use crate::sync::SpinMutex;
+
+struct Entry {
+    /// Taken by the notifier, which wakes it outside the lock.
+    waker: Option<Waker>,
+    notified: bool,
+}
+
+struct Waiters {
+    entries: Slab<Entry>,
+    /// Keys of the entries still waiting to be notified, oldest first.
+    order: VecDeque<usize>,
+}
+
+pub(crate) struct WaitList {
+    waiters: SpinMutex<Waiters>,
+}
+
+/// What a waiter that polls again learns.
+pub(crate) enum Polled {
+    /// It was notified: its entry is gone; it should look again.
+    Notified,
+    /// Still in line (its waker is refreshed).
+    Waiting,
+}
+
+impl WaitList {
+    pub(crate) fn new() -> Self {
+        WaitList {
+            waiters: SpinMutex::new(Waiters { entries: Slab::new(), order: VecDeque::new() }),
+        }
+    }
+
+    /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
+    /// and lost the race), and raises the flag under the same lock.
+    pub(crate) fn register(&self, waker: &Waker, first: bool, raise: impl FnOnce()) -> usize {
+        let mut waiters = self.waiters.lock();
+        let key = waiters.entries.insert(Entry { waker: Some(waker.clone()), notified: false });
+        if first {
+            waiters.order.push_front(key);
+        } else {
+            waiters.order.push_back(key);
+        }
+        raise();
+        key
+    }
+
+    pub(crate) fn poll(&self, key: usize, waker: &Waker) -> Polled {
+        let mut waiters = self.waiters.lock();
+        let entry = &mut waiters.entries[key];
+        if entry.notified {
+            waiters.entries.remove(key);
+            return Polled::Notified;
+        }
+        match &entry.waker {
+            Some(old) if old.will_wake(waker) => {}
+            _ => entry.waker = Some(waker.clone()),
+        }
+        Polled::Waiting
+    }
+
+    /// A waiter leaves (it got what it waited for, or its future was dropped). True if it had
+    /// been notified: the caller passes the notification on.
+    pub(crate) fn leave(&self, key: usize, lower: impl FnOnce()) -> bool {
+        let mut waiters = self.waiters.lock();
+        let entry = waiters.entries.remove(key);
+        if !entry.notified {
+            if let Some(position) = waiters.order.iter().position(|&k| k == key) {
+                waiters.order.remove(position);
+            }
+            if waiters.order.is_empty() {
+                lower();
+            }
+        }
+        entry.notified
+    }
+
+    /// Notifies the oldest waiter; lowers the flag once nobody is left in line. The waker is for
+    /// the caller to wake once it holds no lock.
+    pub(crate) fn notify_one(&self, lower: impl FnOnce()) -> Option<Waker> {
+        let mut waiters = self.waiters.lock();
+        let key = waiters.order.pop_front()?;
+        if waiters.order.is_empty() {
+            lower();
+        }
+        let entry = &mut waiters.entries[key];
+        entry.notified = true;
+        entry.waker.take()
+    }
+
+    /// Notifies everyone in line (the channel closed) and lowers the flag.
+    pub(crate) fn notify_all(&self, lower: impl FnOnce()) -> Vec<Waker> {
+        let mut waiters = self.waiters.lock();
+        let Waiters { entries, order } = &mut *waiters;
+        let wakers = order
+            .drain(..)
+            .filter_map(|key| {
+                let entry = &mut entries[key];
+                entry.notified = true;
+                entry.waker.take()
+            })
+            .collect();
+        lower();
+        wakers
+    }
+}
