@@ -4,6 +4,7 @@
 //! per contender, then *interleaved* rounds (each contender once per round, the order rotating)
 //! whose medians give the ratio table. Interleaving matters on small shared machines, where
 //! throughput drifts over seconds and would otherwise favour whoever ran in a quiet moment.
+//! With `KLAW_BENCH_TRACE=1` every round's time is printed as well.
 #![allow(clippy::print_stdout, reason = "benchmarks report on stdout")]
 
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ pub fn compare(
         bench_group.finish();
     }
 
+    // `KLAW_BENCH_TRACE=1` prints every round: a host's slow phases show as runs of slow rounds.
+    let trace = std::env::var_os("KLAW_BENCH_TRACE").is_some();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); contenders.len()];
     for round in 0..rounds {
         for offset in 0..contenders.len() {
@@ -55,6 +58,10 @@ pub fn compare(
             let start = Instant::now();
             (contenders[index].round)();
             samples[index].push(start.elapsed());
+            if trace {
+                let ns = start.elapsed().as_nanos() as f64 / ops_per_round as f64;
+                println!("  round {round:>2}  {:<24} {ns:>9.1} ns", contenders[index].name);
+            }
         }
     }
     let medians: Vec<(&'static str, f64)> = contenders

@@ -14,6 +14,8 @@
 
 use std::task::{Context, Poll, Waker};
 
+use crossbeam_utils::CachePadded;
+
 use crate::channel::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
@@ -23,8 +25,9 @@ use crate::sync::{AtomicUsize, Ordering, SpinMutex};
 pub(crate) struct Chan<T> {
     buffer: Buffer<T>,
     capacity: Option<usize>,
-    receivers_waiting: WaitList,
-    senders_waiting: WaitList,
+    // Written on the slow path only: kept off the cache lines every send and receive reads.
+    receivers_waiting: CachePadded<WaitList>,
+    senders_waiting: CachePadded<WaitList>,
     /// Places reserved by permits and not used yet (bounded channels only). While it is not
     /// zero, every push takes this lock, so no push can take a reserved place.
     permits: SpinMutex<usize>,
@@ -43,8 +46,8 @@ impl<T> Chan<T> {
         Chan {
             buffer: Buffer::new(capacity),
             capacity,
-            receivers_waiting: WaitList::new(),
-            senders_waiting: WaitList::new(),
+            receivers_waiting: CachePadded::new(WaitList::new()),
+            senders_waiting: CachePadded::new(WaitList::new()),
             permits: SpinMutex::new(0),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),

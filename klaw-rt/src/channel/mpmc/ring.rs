@@ -72,9 +72,15 @@ pub(crate) struct Ring<T> {
     head: CachePadded<AtomicUsize>,
     /// Position of the next push, shifted, with `CLOSED`, `RECEIVERS_WAIT` and `PERMITS_OUT`.
     tail: CachePadded<AtomicUsize>,
+    /// `capacity` slots between `PADDING` unused ones on each side, so no other allocation
+    /// shares (or prefetches along with) a cache line with a slot in use.
     slots: Box<[Slot<T>]>,
+    capacity: usize,
     one_lap: usize,
 }
+
+/// Bytes kept clear around the slots: two cache lines, as adjacent-line prefetchers pair them.
+const PADDING: usize = 128;
 
 // SAFETY: values move between threads through the slots (`T: Send`); a slot's value is written
 // only by the push that claimed its position and read only by the pop that claimed it, each
@@ -86,9 +92,11 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 impl<T> Ring<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         assert!(capacity > 0 && capacity <= POSITION_MASK / 4, "capacity out of range");
-        let slots = (0..capacity)
+        let padding = Self::padding();
+        let slots = (0..capacity + 2 * padding)
             .map(|index| Slot {
-                stamp: AtomicUsize::new(index),
+                // Padding slots are never used; their stamps are never read.
+                stamp: AtomicUsize::new(index.wrapping_sub(padding)),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
@@ -96,12 +104,23 @@ impl<T> Ring<T> {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
             slots,
+            capacity,
             one_lap: (capacity + 1).next_power_of_two(),
         }
     }
 
+    fn padding() -> usize {
+        PADDING.div_ceil(size_of::<Slot<T>>().max(1))
+    }
+
     fn capacity(&self) -> usize {
-        self.slots.len()
+        self.capacity
+    }
+
+    /// The slot of `position`.
+    #[inline]
+    fn slot(&self, position: usize) -> &Slot<T> {
+        &self.slots[Self::padding() + (position & (self.one_lap - 1))]
     }
 
     /// The position after `position`.
@@ -129,7 +148,7 @@ impl<T> Ring<T> {
                 return Push::PermitsOut(value);
             }
             let position = tail >> FLAG_BITS;
-            let slot = &self.slots[position & (self.one_lap - 1)];
+            let slot = self.slot(position);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == position {
                 let next = (self.next(position) << FLAG_BITS) | (tail & FLAGS);
@@ -177,7 +196,7 @@ impl<T> Ring<T> {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             let position = head >> FLAG_BITS;
-            let slot = &self.slots[position & (self.one_lap - 1)];
+            let slot = self.slot(position);
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == position + 1 {
                 let next = (self.next(position) << FLAG_BITS) | (head & FLAGS);
@@ -274,7 +293,7 @@ impl<T> Drop for Ring<T> {
         let mut position = self.head.load(Ordering::Relaxed) >> FLAG_BITS;
         let tail = self.tail.load(Ordering::Relaxed) >> FLAG_BITS;
         while position != tail {
-            let slot = &self.slots[position & (self.one_lap - 1)];
+            let slot = self.slot(position);
             // SAFETY: `&mut self`: no push or pop is in flight, so every position from head to
             // tail holds a value written by a completed push and not yet popped.
             slot.value.with_mut(|cell| unsafe { (*cell).assume_init_drop() });
