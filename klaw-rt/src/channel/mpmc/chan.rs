@@ -77,8 +77,14 @@ impl<T> Chan<T> {
     /// `try_send`, and every attempt of `send`.
     #[inline]
     pub(crate) fn try_push(&self, value: T) -> Result<(), TrySendError<T>> {
-        // Matched in place: moving the `Push` around costs a store-forwarding stall per message.
-        match self.buffer.push(value, false) {
+        self.settle(self.buffer.push(value, false))
+    }
+
+    /// What a push came to. Inlined into each caller, so the `Push` is matched where it is
+    /// returned: moving it around cost a store-forwarding stall per message.
+    #[inline(always)]
+    fn settle(&self, pushed: Push<T>) -> Result<(), TrySendError<T>> {
+        match pushed {
             Push::Pushed { receivers_wait } => {
                 if receivers_wait {
                     self.wake_a_receiver();
@@ -87,6 +93,7 @@ impl<T> Chan<T> {
             }
             Push::Full(value) => Err(TrySendError::Full(value)),
             Push::Closed(value) => Err(TrySendError::Closed(value)),
+            // Only an uncounted push is sent back for counting, so this never recurses.
             Push::PermitsOut(value) => self.push_counting_permits(value),
         }
     }
@@ -102,22 +109,7 @@ impl<T> Chan<T> {
             }
             self.buffer.push(value, true)
         };
-        self.pushed(pushed)
-    }
-
-    /// The outcome of a counted push, which is never sent back for counting.
-    fn pushed(&self, pushed: Push<T>) -> Result<(), TrySendError<T>> {
-        match pushed {
-            Push::Pushed { receivers_wait } => {
-                if receivers_wait {
-                    self.wake_a_receiver();
-                }
-                Ok(())
-            }
-            Push::Full(value) => Err(TrySendError::Full(value)),
-            Push::Closed(value) => Err(TrySendError::Closed(value)),
-            Push::PermitsOut(_) => unreachable!("a counted push is never sent back for counting"),
-        }
+        self.settle(pushed)
     }
 
     /// `try_recv`, and every attempt of `recv`.
@@ -143,13 +135,21 @@ impl<T> Chan<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         if waiter.is_none() {
-            match self.try_pop() {
-                Ok(value) => return Poll::Ready(Ok(value)),
-                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
-                Err(TryRecvError::Empty) => {}
+            if let Some(received) = self.recv_now() {
+                return Poll::Ready(received);
             }
         }
         self.wait_for_message(waiter, cx)
+    }
+
+    /// A message or `Closed`, if either is there now; `None` if the buffer is empty.
+    #[inline]
+    fn recv_now(&self) -> Option<Result<T, RecvError>> {
+        match self.try_pop() {
+            Ok(value) => Some(Ok(value)),
+            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        }
     }
 
     /// The slow path of a `recv`: the buffer was empty (when `waiter` is `None`), or it waits.
@@ -162,10 +162,9 @@ impl<T> Chan<T> {
         let first = match self.poll_waiter(&self.receivers_waiting, waiter, cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(false) => false, // the caller just found the buffer empty
-            Poll::Ready(true) => match self.try_pop() {
-                Ok(value) => return Poll::Ready(Ok(value)),
-                Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
-                Err(TryRecvError::Empty) => true,
+            Poll::Ready(true) => match self.recv_now() {
+                Some(received) => return Poll::Ready(received),
+                None => true,
             },
         };
         let key = self.receivers_waiting.register(cx.waker(), first, || {
@@ -333,7 +332,7 @@ impl<T> Chan<T> {
             }
             pushed
         };
-        match self.pushed(pushed) {
+        match self.settle(pushed) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(value)) => Err(SendError(value)),
             Err(TrySendError::Full(_)) => {
