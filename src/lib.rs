@@ -39,6 +39,7 @@ pub use klaw_rt::{
 
 pub use klaw_rt::{broadcast, channel, oneshot, unbounded, watch};
 
+pub use klaw_rt::cancel;
 pub use klaw_rt::log;
 pub use klaw_rt::remote;
 
@@ -89,6 +90,60 @@ pub mod __private {
     /// the user sees only the macro's message.
     pub async fn scope_stub<T>() -> Result<T, Error> {
         unreachable!("scope! had a compile error")
+    }
+
+    /// Counting the assertions of a book snippet (see `__book_asserts!`).
+    pub mod book {
+        use std::collections::HashSet;
+        use std::sync::{Mutex, PoisonError};
+
+        pub use crate::{
+            __book_assert as assert, __book_assert_eq as assert_eq, __book_assert_ne as assert_ne,
+        };
+
+        /// Every assertion site that ran: (module of the snippet, line, column).
+        static REACHED: Mutex<Option<HashSet<(&'static str, u32, u32)>>> = Mutex::new(None);
+
+        /// An assertion at this site is about to run.
+        pub fn reached(module: &'static str, line: u32, column: u32) {
+            let mut reached = REACHED.lock().unwrap_or_else(PoisonError::into_inner);
+            reached.get_or_insert_with(HashSet::new).insert((module, line, column));
+        }
+
+        /// Checks, when the snippet ends, that `expected` assertion sites ran.
+        #[derive(Debug)]
+        pub struct Expect {
+            module: &'static str,
+            expected: usize,
+        }
+
+        impl Expect {
+            /// Expects `expected` assertion sites in the snippet of `module`.
+            pub fn new(module: &'static str, expected: usize) -> Self {
+                Expect { module, expected }
+            }
+        }
+
+        impl Drop for Expect {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    return;
+                }
+                let reached = REACHED.lock().unwrap_or_else(PoisonError::into_inner);
+                let ran = reached
+                    .iter()
+                    .flatten()
+                    .filter(|(module, _, _)| *module == self.module)
+                    .count();
+                drop(reached);
+                ::core::assert_eq!(
+                    ran,
+                    self.expected,
+                    "only {ran} of this snippet's {} assertions ran",
+                    self.expected
+                );
+            }
+        }
     }
 
     /// Which attribute expanded.
@@ -147,6 +202,47 @@ pub mod __private {
         drop(runtime);
         output
     }
+}
+
+/// Makes every assertion of a book snippet count, and checks at the end of the snippet that
+/// each one ran: a snippet whose assertion sits where the code never gets (a body that was
+/// cancelled first, say) fails instead of passing silently. `tests/book_assertions.rs` checks
+/// that every snippet with assertions starts with this line, and that `n` is their number.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __book_asserts {
+    ($n:expr) => {
+        #[allow(unused_imports)]
+        use $crate::__private::book::{assert, assert_eq, assert_ne};
+        let _book_assertions = $crate::__private::book::Expect::new(::core::module_path!(), $n);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __book_assert {
+    ($($arg:tt)*) => {{
+        $crate::__private::book::reached(::core::module_path!(), ::core::line!(), ::core::column!());
+        ::core::assert!($($arg)*)
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __book_assert_eq {
+    ($($arg:tt)*) => {{
+        $crate::__private::book::reached(::core::module_path!(), ::core::line!(), ::core::column!());
+        ::core::assert_eq!($($arg)*)
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __book_assert_ne {
+    ($($arg:tt)*) => {{
+        $crate::__private::book::reached(::core::module_path!(), ::core::line!(), ::core::column!());
+        ::core::assert_ne!($($arg)*)
+    }};
 }
 
 /// The book's chapters, compiled and run as doc-tests so the tutorial cannot rot.

@@ -78,3 +78,31 @@ pub fn join_all<T: Send + 'static>(
         values
     })
 }
+
+/// Counts live descendants: each guard is one, alive from when it is made until it is dropped
+/// (with the future that owns it). A guard can take a while to drop, like a slow destructor.
+#[derive(Clone, Default)]
+pub struct Alive(Arc<AtomicUsize>);
+
+pub struct AliveGuard {
+    count: Arc<AtomicUsize>,
+    drop_takes: Duration,
+}
+
+impl Alive {
+    /// A new live descendant whose drop takes `drop_takes`.
+    pub fn guard(&self, drop_takes: Duration) -> AliveGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        AliveGuard { count: self.0.clone(), drop_takes }
+    }
+    pub fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        std::thread::sleep(self.drop_takes);
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}

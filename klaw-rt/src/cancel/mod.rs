@@ -10,7 +10,7 @@ mod region;
 mod shield;
 mod state;
 
-pub use region::{CancelScope, CancelToken, Cancellable};
+pub use region::{CancelOnDrop, CancelScope, CancelToken, Cancellable, Cancelled};
 pub use shield::{Shielded, shield};
 pub(crate) use state::RegionState;
 

@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use pin_project_lite::pin_project;
 
+use event_listener::EventListener;
+
 use crate::cancel::RegionState;
+use crate::cancel::state::Tie;
 use crate::task::CancelReason;
-use crate::task::current::{FrameKind, push_frame};
+use crate::task::current::{self, Adopter, FrameKind, push_frame};
 
 /// A cancel region, as in trio: the future it runs is dropped when the region is cancelled by
 /// its [`CancelToken`] or when its deadline passes, and the region then returns the reason.
@@ -108,6 +111,8 @@ impl CancelScope {
             deadline: self.deadline,
             timer: None,
             started: false,
+            outcome: None,
+            adopter: Adopter::default(),
         }
     }
 }
@@ -121,7 +126,11 @@ impl fmt::Debug for CancelScope {
     }
 }
 
-/// Cancels a [`CancelScope`] from anywhere: cloneable, `Send` and `Sync`.
+/// Cancels a [`CancelScope`] from anywhere, and tells anyone who asks whether it was: cloneable,
+/// `Send` and `Sync`. A region's token also hears the cancellation of everything around the
+/// region (an enclosing region, its scope, its task), with that cancellation's reason; and a
+/// token can have children ([`child`](Self::child)) that are cancelled with it, as
+/// tokio-util's `CancellationToken` does.
 ///
 /// ```
 /// use std::time::Duration;
@@ -138,6 +147,37 @@ impl fmt::Debug for CancelScope {
 pub struct CancelToken(Arc<RegionState>);
 
 impl CancelToken {
+    /// A token of its own, tied to no region: cancel it, hand out its [`child`](Self::child)
+    /// tokens, or run futures until it is cancelled.
+    ///
+    /// ```
+    /// let token = klaw::CancelToken::new();
+    /// assert!(!token.is_cancelled());
+    /// token.cancel("stop");
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn new() -> Self {
+        CancelToken(RegionState::new())
+    }
+
+    /// A token cancelled whenever this one is (with this one's reason), and which can be
+    /// cancelled alone without touching this one. Chains hold even if a middle token is dropped.
+    ///
+    /// ```
+    /// let parent = klaw::CancelToken::new();
+    /// let child = parent.child();
+    /// child.cancel("only the child");
+    /// assert!(!parent.is_cancelled());
+    /// let other = parent.child();
+    /// parent.cancel("everyone");
+    /// assert_eq!(other.reason(), Some(klaw::CancelReason::user("everyone")));
+    /// ```
+    pub fn child(&self) -> CancelToken {
+        let child = RegionState::new();
+        child.listen_to(&self.0, Tie::Token);
+        CancelToken(child)
+    }
+
     /// Cancels the region; true if this call decided it (the first reason wins).
     ///
     /// ```
@@ -149,7 +189,8 @@ impl CancelToken {
         self.0.cancel(reason.into())
     }
 
-    /// True once the region was cancelled.
+    /// True once cancelled: by this token, a parent token, or (for a region's token) anything
+    /// around the region.
     ///
     /// ```
     /// let token = klaw::CancelScope::new().token();
@@ -161,7 +202,7 @@ impl CancelToken {
         self.0.is_cancelled()
     }
 
-    /// Why the region was cancelled, if it was.
+    /// Why it was cancelled, if it was: the first cancellation it heard.
     ///
     /// ```
     /// let token = klaw::CancelScope::new().token();
@@ -169,6 +210,52 @@ impl CancelToken {
     /// ```
     pub fn reason(&self) -> Option<CancelReason> {
         self.0.reason().cloned()
+    }
+
+    /// Waits until the token is cancelled and gives the reason. Any number of tasks may wait.
+    ///
+    /// Cancel safe: dropping the future loses nothing.
+    ///
+    /// ```
+    /// let token = klaw::CancelToken::new();
+    /// let waiter = token.clone();
+    /// std::thread::spawn(move || token.cancel("done"));
+    /// let reason = klaw::block_on(waiter.cancelled());
+    /// assert_eq!(reason, klaw::CancelReason::user("done"));
+    /// ```
+    pub fn cancelled(&self) -> Cancelled<'_> {
+        Cancelled { state: &self.0, listener: None }
+    }
+
+    /// Runs `future` until it finishes (`Ok`) or this token is cancelled (`Err(reason)`; the
+    /// future is dropped). Like tokio-util's `run_until_cancelled`, with the reason.
+    ///
+    /// ```
+    /// let token = klaw::CancelToken::new();
+    /// token.cancel("stop");
+    /// let outcome = klaw::block_on(token.run_until_cancelled(std::future::pending::<()>()));
+    /// assert_eq!(outcome, Err(klaw::CancelReason::user("stop")));
+    /// ```
+    pub fn run_until_cancelled<F: Future>(&self, future: F) -> Cancellable<F> {
+        CancelScope { state: self.child().0, deadline: None }.run(future)
+    }
+
+    /// A guard that cancels the token when dropped (with [`CancelReason::ParentCancelled`]),
+    /// unless [`disarm`](CancelOnDrop::disarm)ed.
+    ///
+    /// ```
+    /// let token = klaw::CancelToken::new();
+    /// drop(token.clone().cancel_on_drop());
+    /// assert!(token.is_cancelled());
+    /// ```
+    pub fn cancel_on_drop(self) -> CancelOnDrop {
+        CancelOnDrop(Some(self))
+    }
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -178,21 +265,117 @@ impl fmt::Debug for CancelToken {
     }
 }
 
+/// The future of [`CancelToken::cancelled`]: ready with the reason once the token is cancelled.
+///
+/// ```
+/// let token = klaw::CancelToken::new();
+/// token.cancel("now");
+/// let waiting: klaw::cancel::Cancelled<'_> = token.cancelled();
+/// assert_eq!(klaw::block_on(waiting), klaw::CancelReason::user("now"));
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Cancelled<'a> {
+    state: &'a RegionState,
+    listener: Option<Pin<Box<EventListener>>>,
+}
+
+impl Future for Cancelled<'_> {
+    type Output = CancelReason;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CancelReason> {
+        loop {
+            if let Some(reason) = self.state.reason() {
+                return Poll::Ready(reason.clone());
+            }
+            match self.listener.as_mut() {
+                // Listen, then look again: a cancel between the two is seen by the look.
+                None => self.listener = Some(Box::pin(self.state.listen())),
+                Some(listener) => {
+                    if listener.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Cancelled<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancelled").field("cancelled", &self.state.reason()).finish()
+    }
+}
+
+/// Cancels its token when dropped; see [`CancelToken::cancel_on_drop`].
+///
+/// ```
+/// let token = klaw::CancelToken::new();
+/// let guard = token.clone().cancel_on_drop();
+/// let token_again = guard.disarm();
+/// assert!(!token_again.is_cancelled());
+/// ```
+#[must_use = "dropping the guard cancels the token at once"]
+#[derive(Debug)]
+pub struct CancelOnDrop(Option<CancelToken>);
+
+impl CancelOnDrop {
+    /// Gives the token back without cancelling it.
+    ///
+    /// ```
+    /// let token = klaw::CancelToken::new().cancel_on_drop().disarm();
+    /// assert!(!token.is_cancelled());
+    /// ```
+    pub fn disarm(mut self) -> CancelToken {
+        self.0.take().expect("the token is there until disarmed or dropped")
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel(CancelReason::ParentCancelled);
+        }
+    }
+}
+
 pin_project! {
     /// The future of [`CancelScope::run`].
+    ///
+    /// It ends only after everything it started has ended: scopes that its future dropped
+    /// hand it their children, and it waits for them before it returns.
     ///
     /// ```
     /// let running: klaw::Cancellable<_> = klaw::CancelScope::new().run(async { 7 });
     /// assert_eq!(klaw::block_on(running), Ok(7));
     /// ```
     #[must_use = "futures do nothing unless awaited"]
-    pub struct Cancellable<F> {
+    pub struct Cancellable<F: Future> {
         #[pin]
         future: Option<F>,
         state: Arc<RegionState>,
         deadline: Option<Instant>,
         timer: Option<Timer>,
         started: bool,
+        // Decided, and waiting for what the future left running.
+        outcome: Option<Result<F::Output, CancelReason>>,
+        // What scopes dropped in the future left running.
+        adopter: Adopter,
+    }
+
+    impl<F: Future> PinnedDrop for Cancellable<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // Dropped by what encloses it: drop the future here, and hand what still runs to
+            // the enclosing frame (or, outside any klaw task, wait for it right here).
+            {
+                let _adopting = this.adopter.enter();
+                this.future.set(None);
+            }
+            if let Some(descendants) = this.adopter.running() {
+                current::hand_over(&descendants);
+            }
+        }
     }
 }
 
@@ -201,38 +384,56 @@ impl<F: Future> Future for Cancellable<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        assert!(this.future.is_some(), "a Cancellable was polled after it finished");
-        if !*this.started {
-            *this.started = true;
-            *this.timer = this.deadline.map(Timer::at);
-        }
-        this.state.register(cx.waker());
-        if let Some(timer) = this.timer.as_mut() {
-            if Pin::new(timer).poll(cx).is_ready() {
-                this.state.cancel(CancelReason::Deadline);
-                *this.timer = None;
+        if this.outcome.is_none() {
+            assert!(this.future.is_some(), "a Cancellable was polled after it finished");
+            if !*this.started {
+                *this.started = true;
+                *this.timer = this.deadline.map(Timer::at);
+                this.state.listen_to_enclosing();
             }
-        }
-        if !this.state.must_stop() {
-            let polled = {
-                let _frame = push_frame(FrameKind::Region(this.state.clone()));
-                let future = this.future.as_mut().as_pin_mut().expect("checked above");
-                future.poll(cx)
-            };
-            if let Poll::Ready(output) = polled {
-                this.future.set(None);
-                return Poll::Ready(Ok(output));
+            this.state.register(cx.waker());
+            if let Some(timer) = this.timer.as_mut() {
+                if Pin::new(timer).poll(cx).is_ready() {
+                    this.state.cancel(CancelReason::Deadline);
+                    *this.timer = None;
+                }
             }
             if !this.state.must_stop() {
+                let polled = {
+                    let _frame = push_frame(FrameKind::Region(this.state.clone()));
+                    let _adopting = this.adopter.enter();
+                    let future = this.future.as_mut().as_pin_mut().expect("checked above");
+                    future.poll(cx)
+                };
+                match polled {
+                    // A completion after this region's cancellation does not win: the region
+                    // reports the cancellation, as a task handle would.
+                    Poll::Ready(output) => match this.state.own_reason() {
+                        None => *this.outcome = Some(Ok(output)),
+                        Some(reason) => *this.outcome = Some(Err(reason.clone())),
+                    },
+                    Poll::Pending if !this.state.must_stop() => return Poll::Pending,
+                    Poll::Pending => {}
+                }
+            }
+            if this.outcome.is_none() {
+                let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);
+                *this.outcome = Some(Err(reason));
+            }
+            let _adopting = this.adopter.enter();
+            this.future.set(None);
+        }
+        // The region has ended its future; it returns once what that left running has ended.
+        if let Some(descendants) = this.adopter.running() {
+            if descendants.poll_empty(cx).is_pending() {
                 return Poll::Pending;
             }
         }
-        this.future.set(None);
-        Poll::Ready(Err(this.state.reason().cloned().unwrap_or(CancelReason::Deadline)))
+        Poll::Ready(this.outcome.take().expect("a Cancellable returns once"))
     }
 }
 
-impl<F> fmt::Debug for Cancellable<F> {
+impl<F: Future> fmt::Debug for Cancellable<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancellable")
             .field("deadline", &self.deadline)

@@ -1,57 +1,187 @@
-//! The shared state of one cancel region: its reason once cancelled, the shields inside it, and
-//! the waker of the task that polls it.
+//! The shared state of one cancel region (or standalone token): why it was cancelled, the
+//! shields inside it, who waits for it, and the regions and tokens that hear it.
+//!
+//! A region is cancelled in one of two ways, and the difference matters:
+//! - **its own** cancellation: its token, its deadline, or a parent *token* it was made a child
+//!   of ([`CancelToken::child`](crate::CancelToken::child)). The region stops its future and
+//!   returns the reason.
+//! - an **enclosing** one: a region, scope or task it runs inside was cancelled. Its token sees
+//!   that at once (`is_cancelled`, `reason`, `cancelled().await`), but the region does not stop
+//!   on its own account: whatever encloses it drops it, so the outermost cancelled region is the
+//!   one that catches the cancellation (trio's rule), and no code between the two runs on.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::task::Waker;
+use std::sync::{Arc, Weak};
 
+use event_listener::Event;
+use slab::Slab;
+
+use crate::sync::{AtomicUsize, Mutex, Ordering, SetOnce, WakerSlot};
 use crate::task::CancelReason;
+use crate::task::core::HeaderRef;
+use crate::task::current::{self, Enclosing};
 
-#[derive(Debug, Default)]
+/// How a region is tied to what it hears: a parent token (its cancellation is the child's own)
+/// or an enclosing frame (the child only observes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tie {
+    Token,
+    Enclosing,
+}
+
+/// Where a region is registered, so it can leave when it goes away.
+enum Link {
+    Region { parent: Arc<RegionState>, key: usize },
+    Task { task: HeaderRef, hook: usize },
+}
+
+#[derive(Default)]
 pub(crate) struct RegionState {
-    /// Set once: the first reason wins, as for tasks.
-    reason: OnceLock<CancelReason>,
+    /// The first cancellation this region heard, its own or an enclosing one: what the token
+    /// reports. Set once: the first reason wins.
+    first: SetOnce<CancelReason>,
+    /// Its own cancellation: what makes the region stop its future and return the reason.
+    own: SetOnce<CancelReason>,
     /// Shields active inside the region; while any is, a cancelled region keeps polling.
     shielded: AtomicUsize,
-    waker: Mutex<Option<Waker>>,
+    /// The task that polls the region.
+    waker: WakerSlot,
+    /// Everyone awaiting `cancelled()`.
+    cancelled_event: Event,
+    /// The regions and tokens that hear this one, and how.
+    children: Mutex<Slab<(Weak<RegionState>, Tie)>>,
+    /// Where this one is registered (a parent token, an enclosing frame, or both).
+    links: Mutex<Vec<Link>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
+    // No user code runs under these locks, so poisoning cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RegionState {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// True once cancelled in any way, its own or an enclosing one.
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.reason.get().is_some()
+        self.first.is_set()
     }
 
+    /// The first cancellation it heard.
     pub(crate) fn reason(&self) -> Option<&CancelReason> {
-        self.reason.get()
+        self.first.get()
     }
 
-    /// Cancels the region; true if this call decided it.
+    /// Its own cancellation, which is what stops the region.
+    pub(crate) fn own_reason(&self) -> Option<&CancelReason> {
+        self.own.get()
+    }
+
+    /// Cancels the region itself; true if this call decided it (the first reason wins).
     pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
-        let decided = self.reason.set(reason).is_ok();
-        if decided {
-            self.wake();
+        if self.own.set(reason.clone()).is_err() {
+            return false;
         }
-        decided
+        self.waker.wake();
+        self.heard(reason);
+        true
     }
 
-    /// Cancelled, and no shield inside holds it open: the inner future must be dropped now.
+    /// Marks the region cancelled by something enclosing it: observers see it; the region runs
+    /// on until that enclosing thing drops it.
+    fn inherit(&self, reason: CancelReason) {
+        self.heard(reason);
+    }
+
+    /// Records the first cancellation heard, wakes its waiters and tells the children.
+    fn heard(&self, reason: CancelReason) {
+        if self.first.set(reason.clone()).is_err() {
+            return;
+        }
+        self.cancelled_event.notify(usize::MAX);
+        // Iteratively, so a long chain of tokens cannot overflow the stack.
+        let mut pending = self.hearing_children();
+        while let Some((child, tie)) = pending.pop() {
+            let decided = match tie {
+                Tie::Token => child.own.set(reason.clone()).is_ok(),
+                Tie::Enclosing => false,
+            };
+            if decided {
+                child.waker.wake();
+            }
+            if child.first.set(reason.clone()).is_ok() {
+                child.cancelled_event.notify(usize::MAX);
+                pending.extend(child.hearing_children());
+            }
+        }
+    }
+
+    /// The children still alive, collected under the lock and returned to be told outside it.
+    fn hearing_children(&self) -> Vec<(Arc<RegionState>, Tie)> {
+        lock(&self.children)
+            .iter()
+            .filter_map(|(_, (child, tie))| Some((child.upgrade()?, *tie)))
+            .collect()
+    }
+
+    /// Makes `self` hear `parent` from now on (at once, if `parent` is already cancelled).
+    pub(crate) fn listen_to(self: &Arc<Self>, parent: &Arc<RegionState>, tie: Tie) {
+        let (key, already) = {
+            let mut children = lock(&parent.children);
+            let key = children.insert((Arc::downgrade(self), tie));
+            // Read under the lock: a cancel that set `first` before we were inserted has
+            // either listed us (after) or is seen here (before).
+            (key, parent.first.get().cloned())
+        };
+        lock(&self.links).push(Link::Region { parent: parent.clone(), key });
+        if let Some(reason) = already {
+            match tie {
+                Tie::Token => {
+                    self.cancel(reason);
+                }
+                Tie::Enclosing => self.inherit(reason),
+            }
+        }
+    }
+
+    /// Makes `self` hear the cancellation (or timeout) of the task it runs in.
+    pub(crate) fn listen_to_task(self: &Arc<Self>, task: HeaderRef) {
+        let weak = Arc::downgrade(self);
+        let hook = task.header().on_cancel_keyed(Box::new(move |reason| {
+            if let Some(region) = weak.upgrade() {
+                region.inherit(reason.clone());
+            }
+        }));
+        if let Some(hook) = hook {
+            lock(&self.links).push(Link::Task { task, hook });
+        }
+    }
+
+    /// Makes `self` hear whatever encloses the code polling it now: the innermost region of
+    /// the current task, or the task itself (nothing, inside a shield or outside any task).
+    pub(crate) fn listen_to_enclosing(self: &Arc<Self>) {
+        match current::enclosing() {
+            Enclosing::Region(parent) => self.listen_to(&parent, Tie::Enclosing),
+            Enclosing::Task(task) => self.listen_to_task(task),
+            Enclosing::Nothing => {}
+        }
+    }
+
+    /// Cancelled by its own account, and no shield inside holds it open: the future it runs
+    /// must be dropped now.
     pub(crate) fn must_stop(&self) -> bool {
-        self.is_cancelled() && self.shielded.load(Ordering::Acquire) == 0
+        self.own.is_set() && self.shielded.load(Ordering::Acquire) == 0
     }
 
-    pub(crate) fn register(&self, waker: &Waker) {
-        let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
-        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            *slot = Some(waker.clone());
-        }
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        self.waker.register(waker);
     }
 
-    pub(crate) fn wake(&self) {
-        let waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+    /// A listener for `cancelled()`: notified when the region is cancelled in any way.
+    pub(crate) fn listen(&self) -> event_listener::EventListener {
+        self.cancelled_event.listen()
     }
 
     pub(crate) fn shield_enter(&self) {
@@ -60,8 +190,32 @@ impl RegionState {
 
     pub(crate) fn shield_exit(&self) {
         let previous = self.shielded.fetch_sub(1, Ordering::AcqRel);
-        if previous == 1 && self.is_cancelled() {
-            self.wake(); // the cancellation waited for this shield; let the region act on it
+        if previous == 1 && self.own.is_set() {
+            self.waker.wake(); // the cancellation waited for this shield; let the region act on it
         }
+    }
+}
+
+impl Drop for RegionState {
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut *lock(&self.links));
+        for link in links {
+            match link {
+                Link::Region { parent, key } => {
+                    let removed = lock(&parent.children).try_remove(key);
+                    drop(removed);
+                }
+                Link::Task { task, hook } => task.header().remove_hook(hook),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RegionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionState")
+            .field("reason", &self.first.get())
+            .field("own", &self.own.get())
+            .finish_non_exhaustive()
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -126,9 +127,19 @@ impl PoolShared {
                 let id = task.header().id();
                 state.running.insert(id, task);
                 drop(state);
-                job.run();
+                // A job contains the panics of the closure and of the values it drops; this is
+                // the last line, so that nothing can cost the pool a thread and its slot.
+                if catch_unwind(AssertUnwindSafe(|| job.run())).is_err() {
+                    tracing::error!(
+                        task.id = id.as_u64(),
+                        "a blocking job panicked outside its task"
+                    );
+                }
                 state = self.lock();
-                state.running.remove(&id);
+                let finished = state.running.remove(&id);
+                drop(state);
+                drop(finished); // outside the lock: it may be the last reference to the task
+                state = self.lock();
                 continue;
             }
             if state.shutdown {

@@ -324,11 +324,27 @@ impl Runtime {
         let stats = self.shared.stats.clone();
         let all_ended = stats.wait_idle(started + grace);
 
+        // Cancel what is left: every task polled from now on cancels itself, every waiting task
+        // is cancelled (and so woken), and the blocking pool cancels its queued and running
+        // closures. This does not depend on any worker: a worker stuck in a body that never
+        // yields holds up only that task.
+        stats.cancel_all_for_shutdown();
+        self.shared.blocking.shutdown();
+        let cancel_deadline = Instant::now() + CANCEL_GRACE;
+        // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
+        // even if every worker is stuck; it steals from their queues.
+        let executor = self.executor().clone();
+        let context =
+            Context { executor: executor.clone(), shared: self.shared.clone(), is_worker: false };
+        {
+            let _context = context::enter(context);
+            async_io::block_on(executor.run(stats.idle(cancel_deadline)));
+        }
+        drop(executor);
+
         // Stop the workers; each leaves after its current poll.
         self.workers.stop.store(true, Ordering::Release);
         self.workers.stop_event.notify(usize::MAX);
-        self.shared.blocking.shutdown();
-        let cancel_deadline = Instant::now() + CANCEL_GRACE;
         let worker_count = self.threads.len();
         wait_until(&self.workers.exit_event, cancel_deadline, || {
             self.workers.exited.load(Ordering::Acquire) == worker_count
@@ -340,7 +356,8 @@ impl Runtime {
             }
         }
         // With the workers gone this is the last strong reference: dropping the executor drops
-        // every task still in it, and each publishes `Cancelled(Shutdown)` as it goes.
+        // every task still in it, and each publishes `Cancelled(Shutdown)` as it goes. (A stuck
+        // worker keeps its own reference; its one task is what the report calls abandoned.)
         drop(self.executor.take());
         stats.wait_idle(cancel_deadline);
         stats.report(!all_ended, started.elapsed())
@@ -479,7 +496,7 @@ impl Handle {
         &self,
         task: Task<F, M>,
         scope: Option<&str>,
-        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
     ) -> TaskHandle<M::Ok, M::Err>
     where
         F: Future + Send + 'static,
@@ -494,7 +511,7 @@ impl Handle {
         &self,
         task: BlockingTask<F, M>,
         scope: Option<&str>,
-        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
     ) -> TaskHandle<M::Ok, M::Err>
     where
         F: FnOnce() -> O + Send + 'static,
@@ -525,7 +542,7 @@ pub(crate) fn spawn_on<F, M>(
     shared: &Shared,
     task: Task<F, M>,
     scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
     F: std::future::Future + Send + 'static,
@@ -553,7 +570,7 @@ fn spawn_body<F, M>(
     name: Option<std::borrow::Cow<'static, str>>,
     timeout: Option<Duration>,
     scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
     F: std::future::Future + Send + 'static,
@@ -580,7 +597,7 @@ where
 struct Registered<T, E> {
     span: Option<Box<tracing::Span>>,
     completer: crate::task::core::Completer<TaskOutput<T, E>>,
-    link: Option<ChildLink>,
+    link: Option<ChildLink<E>>,
     handle: TaskHandle<T, E>,
 }
 
@@ -588,7 +605,7 @@ fn register<T: Send + 'static, E: Send + 'static>(
     shared: &Shared,
     name: Option<std::borrow::Cow<'static, str>>,
     scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<ChildLink>,
+    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<ChildLink<E>>,
 ) -> Registered<T, E> {
     let id = TaskId::next();
     let span = task_span(id, name.as_deref(), scope);
@@ -605,7 +622,7 @@ pub(crate) fn spawn_blocking_on<F, O, M>(
     shared: &Shared,
     task: BlockingTask<F, M>,
     scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
     F: FnOnce() -> O + Send + 'static,

@@ -5,12 +5,16 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
 use event_listener::{Event, Listener};
+use slab::Slab;
 
-use crate::task::core;
+use crate::task::CancelReason;
+use crate::task::core::{self, HeaderRef};
 
 /// Shards of the counters: each thread counts into its own cache line, so spawning on one thread
 /// and finishing on another does not bounce a shared line for every task.
@@ -32,14 +36,75 @@ fn my_shard() -> usize {
     SHARD.with(|shard| *shard)
 }
 
+/// The tasks that are waiting to be woken (they returned `Pending` at least once and have not
+/// ended): the ones a shutdown must wake to cancel, since no queue holds them. Sharded by the
+/// thread that parks, like the counters; a task that never waits is never here.
+#[derive(Debug, Default)]
+struct Parked {
+    shards: [CachePadded<Mutex<Slab<HeaderRef>>>; SHARDS],
+}
+
+/// Where a parked task is listed, to leave when it ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ParkedKey {
+    shard: u32,
+    key: u32,
+}
+
+impl Parked {
+    fn shard(&self, shard: usize) -> std::sync::MutexGuard<'_, Slab<HeaderRef>> {
+        // Nothing but slab inserts and removals runs under these locks.
+        self.shards[shard].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     shards: [Shard; SHARDS],
     /// Notified at every task end, so a shutdown waiting for zero live tasks re-counts.
     ended_event: Event,
+    /// Set when shutdown starts cancelling: a task polled from then on cancels itself.
+    shutting_down: AtomicBool,
+    parked: Parked,
 }
 
 impl Stats {
+    /// True once shutdown has started cancelling what is left.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Lists a task that is about to wait. If shutdown has started meanwhile, the task is
+    /// cancelled here, since shutdown may have looked at the list before it was on it.
+    pub(crate) fn park(&self, task: HeaderRef) -> ParkedKey {
+        let shard = my_shard();
+        let key = self.parked.shard(shard).insert(task.clone());
+        if self.shutting_down.load(Ordering::SeqCst) {
+            task.header().cancel(CancelReason::Shutdown);
+        }
+        let key = u32::try_from(key).expect("fewer than 2^32 tasks wait on one shard");
+        ParkedKey { shard: shard as u32, key }
+    }
+
+    /// The task ended: it no longer waits.
+    pub(crate) fn unpark(&self, key: ParkedKey) {
+        let removed = self.parked.shard(key.shard as usize).try_remove(key.key as usize);
+        drop(removed); // outside the lock: it may be the last reference to the task's core
+    }
+
+    /// Starts the end: from now on every task polled cancels itself, and every task waiting
+    /// now is cancelled (which wakes it, so it is dropped when next polled).
+    pub(crate) fn cancel_all_for_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for shard in 0..SHARDS {
+            let waiting: Vec<HeaderRef> =
+                self.parked.shard(shard).iter().map(|(_, task)| task.clone()).collect();
+            for task in waiting {
+                task.header().cancel(CancelReason::Shutdown);
+            }
+        }
+    }
+
     pub(crate) fn task_spawned(&self) {
         // Release: whoever sees this task's end also sees its spawn (see `live`).
         self.shards[my_shard()].spawned.fetch_add(1, Ordering::Release);
@@ -67,6 +132,35 @@ impl Stats {
     /// Blocks until no task is live or `deadline` passes; returns whether none is live.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
         wait_until(&self.ended_event, deadline, || self.live() == 0)
+    }
+
+    /// Like [`wait_idle`](Self::wait_idle), as a future, for a thread that runs the executor
+    /// while it waits.
+    pub(crate) async fn idle(&self, deadline: Instant) -> bool {
+        let mut timer = async_io::Timer::at(deadline);
+        loop {
+            if self.live() == 0 {
+                return true;
+            }
+            let listener = self.ended_event.listen();
+            if self.live() == 0 {
+                return true;
+            }
+            let timed_out = futures_lite::future::or(
+                async {
+                    listener.await;
+                    false
+                },
+                async {
+                    (&mut timer).await;
+                    true
+                },
+            )
+            .await;
+            if timed_out {
+                return self.live() == 0;
+            }
+        }
     }
 
     pub(crate) fn report(&self, grace_expired: bool, elapsed: Duration) -> ShutdownReport {

@@ -15,7 +15,7 @@ use crate::error::{Error, ScopeError};
 use crate::scope::registry::Failure;
 use crate::scope::{LocalChild, Scope, ScopeOptions};
 use crate::task::CancelReason;
-use crate::task::current::{FrameKind, push_frame};
+use crate::task::current::{self, Adopter, FrameKind, push_frame};
 use crate::time::Elapsed;
 
 /// The body of a scope, as `scope!` boxes it.
@@ -59,6 +59,7 @@ where
     let deadline = options.effective_deadline(start);
     let body = body(&scope);
     Drive {
+        adopter: Adopter::with(scope.shared.descendants.clone()),
         scope: &scope,
         body: Some(body),
         output: None,
@@ -66,6 +67,7 @@ where
         locals: FuturesUnordered::new(),
         timer: deadline.map(Timer::at),
         allowed: deadline.map(|deadline| deadline.saturating_duration_since(start)),
+        listening: false,
         finished: false,
     }
     .await
@@ -79,6 +81,10 @@ struct Drive<'s, 'env, T> {
     locals: FuturesUnordered<LocalChild<'env>>,
     timer: Option<Timer>,
     allowed: Option<Duration>,
+    /// Makes scopes dropped in the body hand their children to this scope.
+    adopter: Adopter,
+    /// Whether the body's region hears the regions and task around it yet.
+    listening: bool,
     finished: bool,
 }
 
@@ -90,26 +96,37 @@ impl<T> Drive<'_, '_, T> {
         let shared = &self.scope.shared;
         let Some(body) = self.body.as_mut() else { return };
         if shared.region.must_stop() {
-            self.body = None; // cancelled, and no shield holds it open
+            self.drop_body(); // cancelled, and no shield holds it open
             return;
         }
         let polled = {
             let _frame = push_frame(FrameKind::Region(shared.region.clone()));
+            let _adopting = self.adopter.enter();
             body.as_mut().poll(cx)
         };
         match polled {
             Poll::Ready(Ok(output)) => {
-                self.body = None;
-                self.output = Some(output);
+                self.drop_body();
+                // A completion after the scope was cancelled does not win: the scope reports
+                // the cancellation, as a task handle would.
+                if shared.region.own_reason().is_none() {
+                    self.output = Some(output);
+                }
             }
             Poll::Ready(Err(error)) => {
-                self.body = None;
+                self.drop_body();
                 self.body_error = Some(error);
                 shared.cancel_all(CancelReason::ParentCancelled, Some(Failure::Body));
             }
-            Poll::Pending if shared.region.must_stop() => self.body = None, // a shield ended
+            Poll::Pending if shared.region.must_stop() => self.drop_body(), // a shield ended
             Poll::Pending => {}
         }
+    }
+
+    /// Drops the body; what scopes inside it leave running becomes this scope's to wait for.
+    fn drop_body(&mut self) {
+        let _adopting = self.adopter.enter();
+        self.body = None;
     }
 
     fn poll_locals(&mut self, cx: &mut Context<'_>) {
@@ -123,6 +140,7 @@ impl<T> Drive<'_, '_, T> {
         for failure in shared.take_failures() {
             let error = match failure {
                 Failure::Child(child) => child.take_failure(),
+                Failure::Raced(error) => Some(error),
                 Failure::Body => self.body_error.take(),
                 Failure::Deadline => {
                     Some(Error::Elapsed(Elapsed::new(self.allowed.unwrap_or_default())))
@@ -133,10 +151,9 @@ impl<T> Drive<'_, '_, T> {
         match (errors.len(), self.output.take()) {
             (0, Some(output)) => Ok(output),
             (0, None) => {
-                // Cancelled with nothing failing, or the failure was awaited and then dropped
-                // by a body that was cancelled afterwards.
+                // Cancelled with nothing failing.
                 let reason =
-                    shared.region.reason().cloned().unwrap_or(CancelReason::ParentCancelled);
+                    shared.region.own_reason().cloned().unwrap_or(CancelReason::ParentCancelled);
                 Err(Error::Task(TaskError::Cancelled(reason)))
             }
             (1, _) => Err(errors.remove(0)),
@@ -152,6 +169,10 @@ impl<T> Future for Drive<'_, '_, T> {
         let this = &mut *self;
         assert!(!this.finished, "a scope was polled after it returned");
         let shared = &this.scope.shared;
+        if !this.listening {
+            this.listening = true;
+            shared.region.listen_to_enclosing();
+        }
         shared.region.register(cx.waker());
         if let Some(timer) = this.timer.as_mut() {
             if Pin::new(timer).poll(cx).is_ready() {
@@ -161,7 +182,11 @@ impl<T> Future for Drive<'_, '_, T> {
         }
         this.poll_body(cx);
         this.poll_locals(cx);
-        if this.body.is_none() && this.locals.is_empty() && shared.is_empty() {
+        // Every child, and everything adopted from scopes the body dropped, has ended.
+        if this.body.is_none()
+            && this.locals.is_empty()
+            && shared.descendants.poll_empty(cx).is_ready()
+        {
             this.finished = true;
             return Poll::Ready(this.result());
         }
@@ -171,10 +196,21 @@ impl<T> Future for Drive<'_, '_, T> {
 
 impl<T> Drop for Drive<'_, '_, T> {
     fn drop(&mut self) {
-        if !self.finished {
-            // Dropped mid-way (the parent was cancelled): cancel every child before the body
-            // and the local children are dropped with `self`.
-            self.scope.shared.cancel_all(CancelReason::ParentCancelled, None);
+        if self.finished {
+            return;
         }
+        // Dropped mid-way (what encloses it was cancelled, or a `select!` took another arm):
+        // cancel every child, drop the body and the local children here, and hand what still
+        // runs to the enclosing frame, which ends only after it has (or, outside any klaw task,
+        // wait for it right here).
+        let shared = &self.scope.shared;
+        shared.cancel_all(CancelReason::ParentCancelled, None);
+        {
+            let _adopting = self.adopter.enter();
+            self.body = None;
+            self.locals.clear();
+            drop(self.scope.take_locals());
+        }
+        current::hand_over(&shared.descendants);
     }
 }

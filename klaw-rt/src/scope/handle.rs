@@ -4,20 +4,25 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::TaskError;
+use crate::scope::registry::ScopeShared;
 use crate::task::TaskHandle;
 
 /// The handle of a scope's child: everything a [`TaskHandle`] does (await the result, `cancel`,
 /// `id`, `exit_reason`...), tied to the scope's lifetime so it cannot outlive the scope.
 ///
 /// Dropping it does not stop the child: the scope still waits for it, and still reports its
-/// failure. Awaiting it takes the child's result, failure included: a failure you awaited is
-/// yours to handle and the scope does not report it a second time.
+/// failure. Awaiting it gives the child's value, or `Err` if it was cancelled. A child that
+/// *fails* (an `Err` of a fallible task, a panic, its own timeout) fails the whole scope: the
+/// body is cancelled and the scope returns the failure, whether or not the body was awaiting
+/// that child (the rule of trio and Kotlin). Awaiting a handle is a cancellation point: in a
+/// cancelled scope it never completes, outside a [`shield`](crate::shield). To handle a child's
+/// error yourself, make it a value: spawn `async { task.await }`, or use supervisor mode, where
+/// nothing is cancelled and an awaited failure is the body's.
 ///
 /// ```
 /// # klaw::block_on(async {
@@ -31,12 +36,12 @@ use crate::task::TaskHandle;
 /// ```
 pub struct ScopeHandle<'scope, T, E = Infallible> {
     handle: TaskHandle<T, E>,
-    scope: PhantomData<&'scope ()>,
+    scope: &'scope ScopeShared,
 }
 
-impl<T, E> ScopeHandle<'_, T, E> {
-    pub(crate) fn new(handle: TaskHandle<T, E>) -> Self {
-        Self { handle, scope: PhantomData }
+impl<'scope, T, E> ScopeHandle<'scope, T, E> {
+    pub(crate) fn new(handle: TaskHandle<T, E>, scope: &'scope ScopeShared) -> Self {
+        Self { handle, scope }
     }
 }
 
@@ -52,7 +57,16 @@ impl<T: Send + 'static, E: Send + 'static> Future for ScopeHandle<'_, T, E> {
     type Output = Result<T, TaskError<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.handle).poll(cx)
+        if self.handle.poll_done(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // A cancellation point, checked after the child's end was seen: a failing child cancels
+        // its scope before it publishes, so a body never sees (and handles) a failure that
+        // fails its scope. The scope's driver drops the body right after this poll.
+        if self.scope.region.must_stop() {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.handle.take_output())
     }
 }
 

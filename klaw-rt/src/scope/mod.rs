@@ -198,7 +198,7 @@ impl<'env> Scope<'env> {
             scope: &self.shared,
             scope_name: self.name.as_deref(),
         };
-        ScopeHandle::new(task.__spawn_child(target))
+        ScopeHandle::new(task.__spawn_child(target), &self.shared)
     }
 
     /// Spawns a closure on the runtime's blocking pool as a child of this scope. It can poll
@@ -252,7 +252,7 @@ impl<'env> Scope<'env> {
         let span = task_span(id, task.name.as_deref(), self.name.as_deref());
         let (completer, joiner) = new_task(id, task.name);
         let child: Arc<dyn ScopeChild> = joiner.core();
-        let link = self.shared.register(child);
+        let link = self.shared.register::<ErrOf<T>>(child);
         if let Some(stats) = &self.stats {
             stats.task_spawned();
         }
@@ -265,7 +265,7 @@ impl<'env> Scope<'env> {
             Some(link),
         );
         self.locals.lock().unwrap_or_else(PoisonError::into_inner).push(Box::pin(runner));
-        ScopeHandle::new(crate::task::TaskHandle::new(joiner))
+        ScopeHandle::new(crate::task::TaskHandle::new(joiner), &self.shared)
     }
 
     /// Cancels the whole scope: the body and every child, with `reason`. The scope then

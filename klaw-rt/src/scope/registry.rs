@@ -2,19 +2,24 @@
 //!
 //! The invariant the loom model checks: a child registered while the scope is being cancelled is
 //! cancelled, whichever of the two takes the lock first; and the scope sees every child end.
+//!
+//! A failing child is recorded (and its siblings and the body cancelled) *before* its output is
+//! published, so nobody can see a failed child's output while its scope still looks healthy:
+//! whether the body awaited the child or not, the failure fails the scope.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 
 use slab::Slab;
 
-use crate::BoxError;
 use crate::cancel::RegionState;
 use crate::error::{Error, TaskFailure};
-use crate::sync::{AtomicUsize, Mutex, Ordering};
-use crate::task::CancelReason;
+use crate::sync::Mutex;
 use crate::task::core::{self, Header, TaskCore};
+use crate::task::descendants::Descendants;
 use crate::task::handle::TaskOutput;
+use crate::task::{CancelReason, TaskId};
+use crate::{BoxError, TaskError};
 
 /// A child as its scope sees it: its state, and its failure if no handle took it.
 pub(crate) trait ScopeChild: Send + Sync {
@@ -33,9 +38,13 @@ where
     }
 
     fn take_failure(&self) -> Option<Error> {
-        let error = self.take_unclaimed()?.err()?;
-        Some(Error::Task(error.map_failed(|error| TaskFailure::new(error.into()))))
+        Some(failure_to_error(self.take_unclaimed()?.err()?))
     }
+}
+
+/// A child's failure as its scope reports it.
+fn failure_to_error<E: Into<BoxError>>(error: TaskError<E>) -> Error {
+    Error::Task(error.map_failed(|error| TaskFailure::new(error.into())))
 }
 
 /// Something that made the scope fail, in the order it happened.
@@ -45,6 +54,9 @@ pub(crate) enum Failure {
     Body,
     /// The scope's own deadline passed.
     Deadline,
+    /// A child's body failed after its outcome was already decided as cancelled: its handle
+    /// says `Cancelled`, but the failure happened and is reported.
+    Raced(Error),
 }
 
 /// Children that fail are removed by their own end; the others stay until a sweep, so that a
@@ -63,9 +75,10 @@ struct Registry {
 
 pub(crate) struct ScopeShared {
     registry: Mutex<Registry>,
-    /// Children registered and not yet ended.
-    live: AtomicUsize,
-    /// The body's cancel region: cancelled with the scope, woken when the last child ends.
+    /// Children registered and not yet ended, and what the scope adopted from scopes its body
+    /// dropped: the scope returns once this is empty.
+    pub(crate) descendants: Arc<Descendants>,
+    /// The body's cancel region: cancelled with the scope.
     pub(crate) region: Arc<RegionState>,
     supervisor: bool,
 }
@@ -84,17 +97,20 @@ impl ScopeShared {
                 cancelled: None,
                 failures: Vec::new(),
             }),
-            live: AtomicUsize::new(0),
-            region: Arc::default(),
+            descendants: Descendants::new(),
+            region: RegionState::new(),
             supervisor,
         })
     }
 
     /// Adds a child that no executor has seen yet. If the scope is cancelled, so is the child,
     /// before it can start.
-    pub(crate) fn register(self: &Arc<Self>, child: Arc<dyn ScopeChild>) -> ChildLink {
-        // Counted before anything can run it, so its end never precedes its start in `live`.
-        self.live.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn register<E: Into<BoxError>>(
+        self: &Arc<Self>,
+        child: Arc<dyn ScopeChild>,
+    ) -> ChildLink<E> {
+        // Counted before anything can run it, so its end never precedes its start.
+        self.descendants.add();
         let (key, cancelled, swept) = {
             let mut registry = lock(&self.registry);
             let swept = registry.sweep_if_due();
@@ -105,7 +121,7 @@ impl ScopeShared {
         if let Some(reason) = cancelled {
             child.header().cancel(reason);
         }
-        ChildLink { scope: self.clone(), key }
+        ChildLink { scope: self.clone(), key, to_error: failure_to_error::<E> }
     }
 
     /// Cancels the body and every child; the first reason wins. `failure` is recorded in the
@@ -132,31 +148,31 @@ impl ScopeShared {
         }
     }
 
-    /// True when every registered child has ended.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.live.load(Ordering::Acquire) == 0
-    }
-
     pub(crate) fn take_failures(&self) -> Vec<Failure> {
         std::mem::take(&mut lock(&self.registry).failures)
     }
 
-    fn child_ended(&self, key: usize, kind: usize) {
-        let failed = matches!(kind, core::ERROR | core::PANICKED | core::TIMED_OUT);
-        let mut victims = None;
-        if failed {
-            // Recorded before `live` drops, so whoever sees the scope empty sees the failure.
+    /// A child failed: recorded, and (unless supervising) everyone else cancelled, before its
+    /// output is published.
+    fn child_failed(&self, key: usize) {
+        let victims = {
             let mut registry = lock(&self.registry);
             let child = registry.children.remove(key);
             registry.failures.push(Failure::Child(child));
-            if !self.supervisor {
-                victims = registry.start_cancel(&CancelReason::SiblingFailed);
-            }
-        }
+            if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
+        };
         self.finish_cancel(CancelReason::SiblingFailed, victims);
-        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.region.wake();
-        }
+    }
+
+    /// A child's body failed after its outcome was decided otherwise (its handle says
+    /// `Cancelled`): the failure is still reported, and cancels the rest like any other.
+    fn child_raced(&self, error: Error) {
+        let victims = {
+            let mut registry = lock(&self.registry);
+            registry.failures.push(Failure::Raced(error));
+            if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
+        };
+        self.finish_cancel(CancelReason::SiblingFailed, victims);
     }
 }
 
@@ -174,8 +190,7 @@ impl Registry {
             .iter()
             .filter(|(_, child)| {
                 let header = child.header();
-                header.is_done()
-                    && !matches!(header.kind(), core::ERROR | core::PANICKED | core::TIMED_OUT)
+                header.is_done() && !core::is_failure(header.kind())
             })
             .map(|(key, _)| key)
             .collect();
@@ -196,14 +211,32 @@ impl Registry {
     }
 }
 
-/// Held by a child's runner; reports the child's end to its scope exactly once.
-pub(crate) struct ChildLink {
+/// Held by a child's runner: reports the child's failure and its end to its scope.
+pub(crate) struct ChildLink<E> {
     scope: Arc<ScopeShared>,
     key: usize,
+    /// Turns the child's own error into the scope's (the runner itself does not know that its
+    /// error converts into a boxed one; the scope's spawn did).
+    to_error: fn(TaskError<E>) -> Error,
 }
 
-impl ChildLink {
-    pub(crate) fn child_ended(self, kind: usize) {
-        self.scope.child_ended(self.key, kind);
+impl<E> ChildLink<E> {
+    /// Before the output is published: a failed child fails its scope first.
+    pub(crate) fn before_publish(&self, kind: usize) {
+        if core::is_failure(kind) {
+            self.scope.child_failed(self.key);
+        }
+    }
+
+    /// After the output is published: the child has ended.
+    pub(crate) fn ended(self) {
+        self.scope.descendants.ended();
+    }
+
+    /// The body failed after a cancel had decided its outcome.
+    pub(crate) fn raced(&self, id: TaskId, error: TaskError<E>) {
+        let error = (self.to_error)(error);
+        tracing::warn!(task.id = id.as_u64(), %error, "a child failed after it was cancelled; its scope reports the failure");
+        self.scope.child_raced(error);
     }
 }

@@ -62,7 +62,7 @@ where
         let scope = target.scope;
         target.runtime.spawn_child(self.into_task(), target.scope_name, |joiner| {
             let child: Arc<dyn ScopeChild> = joiner.core();
-            Some(scope.register(child))
+            Some(scope.register::<Self::Err>(child))
         })
     }
 }
@@ -81,7 +81,7 @@ where
         let scope = target.scope;
         target.runtime.spawn_blocking_child(self, target.scope_name, |joiner| {
             let child: Arc<dyn ScopeChild> = joiner.core();
-            Some(scope.register(child))
+            Some(scope.register::<Self::Err>(child))
         })
     }
 }

@@ -45,6 +45,9 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+mod once;
+pub(crate) use once::SetOnce;
+
 #[cfg(not(klaw_loom))]
 mod spin;
 
@@ -106,6 +109,37 @@ impl Backoff {
                 // The other thread may have been preempted mid-way: let it run.
                 std::thread::yield_now();
             }
+        }
+    }
+}
+
+/// One waker, registered by the future that waits and taken by whoever wakes it. The waker is
+/// never cloned, dropped or woken while the lock is held: an executor's waker may run code that
+/// comes back here.
+#[derive(Debug, Default)]
+pub(crate) struct WakerSlot(Mutex<Option<std::task::Waker>>);
+
+impl WakerSlot {
+    fn lock(&self) -> impl std::ops::DerefMut<Target = Option<std::task::Waker>> + '_ {
+        // Nothing runs under this lock but a pointer swap, so poisoning cannot break it.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores `waker` for the next [`wake`](Self::wake) (unless an equivalent one is stored).
+    pub(crate) fn register(&self, waker: &std::task::Waker) {
+        if self.lock().as_ref().is_some_and(|stored| stored.will_wake(waker)) {
+            return;
+        }
+        let fresh = waker.clone();
+        let replaced = self.lock().replace(fresh);
+        drop(replaced); // outside the lock
+    }
+
+    /// Takes the stored waker, if any, and wakes it.
+    pub(crate) fn wake(&self) {
+        let waker = self.lock().take();
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 }

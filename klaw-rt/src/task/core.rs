@@ -21,6 +21,8 @@ use std::ptr;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use slab::Slab;
+
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering, UnsafeCell};
 use crate::task::{CancelReason, ExitReason, TaskId};
 
@@ -32,6 +34,11 @@ pub(crate) const CANCELLED: usize = 3;
 pub(crate) const PANICKED: usize = 4;
 pub(crate) const TIMED_OUT: usize = 5;
 const KIND_MASK: usize = 0b111;
+
+/// True for the terminal kinds that are failures: an `Err`, a panic, the task's own timeout.
+pub(crate) fn is_failure(kind: usize) -> bool {
+    matches!(kind, ERROR | PANICKED | TIMED_OUT)
+}
 /// The body has been (or is about to be) polled; the runner waker slot is written and frozen.
 const STARTED: usize = 1 << 3;
 /// The body is gone and the output slot is written: it now belongs to the joiner.
@@ -64,9 +71,9 @@ pub(crate) struct Header {
     /// Boxed: most tasks have no name, and every byte of a core is paid per task.
     name: Option<Box<Cow<'static, str>>>,
     /// Emptied by whoever decides `CANCELLED` or `TIMED_OUT`; later registrations run at once.
-    /// Boxed for the same reason: most tasks never register a hook.
-    #[allow(clippy::box_collection, reason = "a thin pointer keeps every core 16 bytes smaller")]
-    hooks: Mutex<Option<Box<Vec<CancelHook>>>>,
+    /// Keyed, so a region that stops listening can leave. Boxed for the same reason as the
+    /// name: most tasks never register a hook.
+    hooks: Mutex<Option<Box<Slab<CancelHook>>>>,
 }
 
 /// A task's shared state: the slot its output travels through, then the header (the output
@@ -252,23 +259,41 @@ impl Header {
     /// Registers a hook that runs (once) if the task is cancelled or times out. It runs at once
     /// if that has already happened, and is dropped unrun if the task ended otherwise.
     pub(crate) fn on_cancel(&self, hook: CancelHook) {
+        let _ = self.on_cancel_keyed(hook);
+    }
+
+    /// Like [`on_cancel`](Self::on_cancel); returns the key that [`remove_hook`]
+    /// (Self::remove_hook) takes while the hook waits, or `None` if it already ran (or never
+    /// will: the task ended otherwise).
+    pub(crate) fn on_cancel_keyed(&self, hook: CancelHook) -> Option<usize> {
         let mut hooks = lock(&self.hooks);
         // Decided before we took the lock? Then the decider takes (or took) the list after its
         // transition, and our hook must not wait in it.
         match self.kind() {
-            PENDING => hooks.get_or_insert_with(Box::default).push(hook),
+            PENDING => Some(hooks.get_or_insert_with(Box::default).insert(hook)),
             CANCELLED | TIMED_OUT => {
                 drop(hooks);
                 let reason = self.cancel_reason().unwrap_or(CancelReason::Deadline);
                 run_contained(hook, &reason);
+                None
             }
-            _ => {}
+            _ => {
+                drop(hooks);
+                drop(hook); // user code: outside the lock
+                None
+            }
         }
+    }
+
+    /// Withdraws a hook that has not run. Each key is removed at most once.
+    pub(crate) fn remove_hook(&self, key: usize) {
+        let removed = lock(&self.hooks).as_mut().and_then(|hooks| hooks.try_remove(key));
+        drop(removed); // user code: outside the lock
     }
 
     fn run_hooks(&self, reason: &CancelReason) {
         let hooks = lock(&self.hooks).take();
-        for hook in hooks.into_iter().flat_map(|hooks| *hooks) {
+        for (_, hook) in hooks.into_iter().flat_map(|hooks| *hooks) {
             run_contained(hook, reason);
         }
     }
@@ -461,10 +486,23 @@ impl<O: Send + 'static> Joiner<O> {
 
     /// Polls for the output: ready once the body has ended and the output is published.
     pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<O> {
+        match self.poll_done(cx) {
+            Poll::Ready(()) => Poll::Ready(self.take_output()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Takes the output once [`poll_done`](Self::poll_done) was ready.
+    pub(crate) fn take_done_output(&mut self) -> O {
+        self.take_output()
+    }
+
+    /// Ready once the output is published (`DONE`, observed with acquire), without taking it.
+    pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let header = &self.core.header;
         let state = header.load();
         if state & DONE != 0 {
-            return Poll::Ready(self.take_output());
+            return Poll::Ready(());
         }
         if state & JOIN_WAKER != 0 {
             let same = header.join_waker.with(|slot| {
@@ -476,17 +514,19 @@ impl<O: Send + 'static> Joiner<O> {
             }
             // Take the slot back to replace the waker; fails only if the task is done.
             if header.transition(|s| (s & DONE == 0).then_some(s & !JOIN_WAKER)).is_err() {
-                return Poll::Ready(self.take_output());
+                return Poll::Ready(());
             }
         }
-        header.join_waker.with_mut(|slot| {
+        let fresh = cx.waker().clone();
+        let replaced = header.join_waker.with_mut(|slot| {
             // SAFETY: `JOIN_WAKER` is clear, so the completer never reads the slot: it is ours.
-            unsafe { *slot = Some(cx.waker().clone()) };
+            unsafe { (*slot).replace(fresh) }
         });
+        drop(replaced);
         match header.transition(|s| (s & DONE == 0).then_some(s | JOIN_WAKER)) {
             Ok(_) => Poll::Pending,
-            // Done meanwhile: the completer saw no waker to wake, so take the output now.
-            Err(_) => Poll::Ready(self.take_output()),
+            // Done meanwhile: the completer saw no waker to wake, so the output is ready.
+            Err(_) => Poll::Ready(()),
         }
     }
 }

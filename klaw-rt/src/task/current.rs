@@ -10,11 +10,15 @@ use std::sync::Arc;
 use crate::cancel::RegionState;
 use crate::task::TaskId;
 use crate::task::core::{CurrentTask, HeaderRef};
+use crate::task::descendants::Descendants;
 
 type TaskPtr = NonNull<dyn CurrentTask>;
 
 thread_local! {
     static CURRENT: Cell<Option<TaskPtr>> = const { Cell::new(None) };
+    /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
+    /// dropped here hands the children it still has.
+    static ADOPTER: Cell<Option<NonNull<Adopter>>> = const { Cell::new(None) };
     /// The regions and shields being polled on this thread, innermost last. Each frame is tagged
     /// with the task that pushed it, so a task polled inside another (a scope's local child) sees
     /// only its own.
@@ -77,6 +81,109 @@ impl Drop for FrameGuard {
         // Drop the frame outside the borrow: its `Arc` may be the last one.
         let frame = FRAMES.with(|frames| frames.borrow_mut().pop());
         drop(frame);
+    }
+}
+
+/// The descendants a frame (a task runner, a cancel region, a scope) must outlive: created on
+/// first use, since most frames never adopt anything.
+#[derive(Default)]
+pub(crate) struct Adopter(Cell<Option<Arc<Descendants>>>);
+
+impl Adopter {
+    /// A frame that adopts into `descendants` (a scope: its children's count).
+    pub(crate) fn with(descendants: Arc<Descendants>) -> Self {
+        Adopter(Cell::new(Some(descendants)))
+    }
+
+    fn descendants(&self) -> Arc<Descendants> {
+        let descendants = self.0.take().unwrap_or_default();
+        self.0.set(Some(descendants.clone()));
+        descendants
+    }
+
+    /// What this frame must still wait for, if anything.
+    pub(crate) fn running(&self) -> Option<Arc<Descendants>> {
+        let descendants = self.0.take()?;
+        let running = (!descendants.is_empty()).then(|| descendants.clone());
+        self.0.set(Some(descendants));
+        running
+    }
+
+    /// Makes this frame the one a scope dropped on this thread hands its children to, until
+    /// the guard drops.
+    pub(crate) fn enter(&self) -> AdoptGuard<'_> {
+        let previous = ADOPTER.with(|adopter| adopter.replace(Some(NonNull::from(self))));
+        AdoptGuard { previous, adopter: PhantomData }
+    }
+}
+
+impl std::fmt::Debug for Adopter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let running = self.running();
+        f.debug_struct("Adopter").field("running", &running).finish()
+    }
+}
+
+/// Restores the previous adopter when dropped.
+pub(crate) struct AdoptGuard<'a> {
+    previous: Option<NonNull<Adopter>>,
+    // The guard must not outlive the adopter it points to: borrowck checks it through this.
+    adopter: PhantomData<&'a Adopter>,
+}
+
+impl Drop for AdoptGuard<'_> {
+    fn drop(&mut self) {
+        ADOPTER.with(|adopter| adopter.set(self.previous));
+    }
+}
+
+/// A scope or region is going away while `descendants` still run: the innermost frame on this
+/// thread waits for them instead. With no frame here (a plain `block_on`, a foreign executor),
+/// this blocks until they have ended.
+pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
+    if descendants.is_empty() {
+        return;
+    }
+    match ADOPTER.with(Cell::get) {
+        Some(adopter) => {
+            // SAFETY: the pointer was set by `Adopter::enter` from a reference that outlives its
+            // guard; guards restore the previous value when they drop and nest strictly on one
+            // thread, so the adopter is alive here.
+            let adopter = unsafe { adopter.as_ref() };
+            let parent = adopter.descendants();
+            debug_assert!(!Arc::ptr_eq(&parent, descendants), "a frame adopts its own children");
+            descendants.then_parent(parent);
+        }
+        None => {
+            tracing::debug!("a scope dropped outside any klaw task waits for its children");
+            descendants.wait_blocking();
+        }
+    }
+}
+
+/// What a region that starts here hears: the innermost enclosing region of this task, or else
+/// the task itself; nothing past a shield (a shield keeps outer cancellations out).
+pub(crate) enum Enclosing {
+    Region(Arc<RegionState>),
+    Task(HeaderRef),
+    Nothing,
+}
+
+pub(crate) fn enclosing() -> Enclosing {
+    let task = current_tag();
+    let innermost = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        let own = frames.iter().rev().take_while(|frame| frame.task == task);
+        own.map(|frame| match &frame.kind {
+            FrameKind::Region(region) => Some(region.clone()),
+            FrameKind::Shield => None,
+        })
+        .next()
+    });
+    match innermost {
+        Some(Some(region)) => Enclosing::Region(region),
+        Some(None) => Enclosing::Nothing,
+        None => with_current(|task| task.header_ref()).map_or(Enclosing::Nothing, Enclosing::Task),
     }
 }
 

@@ -185,6 +185,18 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     }
 }
 
+impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
+    /// Ready once the task has ended, without taking its output.
+    pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.joiner.poll_done(cx)
+    }
+
+    /// The output, once [`poll_done`](Self::poll_done) was ready.
+    pub(crate) fn take_output(&mut self) -> Result<T, TaskError<E>> {
+        self.joiner.take_done_output()
+    }
+}
+
 impl<T: Send + 'static, E: Send + 'static> Future for TaskHandle<T, E> {
     type Output = Result<T, TaskError<E>>;
 

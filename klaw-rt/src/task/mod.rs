@@ -2,6 +2,7 @@
 
 pub(crate) mod core;
 pub(crate) mod current;
+pub(crate) mod descendants;
 pub(crate) mod handle;
 mod inline;
 mod reason;

@@ -1,6 +1,7 @@
 //! What runs a task's body: `AsyncRunner` (a future on the executor) and `BlockingRunner` (a
 //! closure on the blocking pool). Both catch panics, honour a cancel that came first, discard a
-//! completion that came last, and publish exactly one output.
+//! completion that came last (reporting it if it was a failure), and publish exactly one output,
+//! and only once every descendant the body left running has ended.
 #![forbid(unsafe_code)]
 
 use std::any::Any;
@@ -16,11 +17,12 @@ use async_io::Timer;
 use pin_project_lite::pin_project;
 
 use crate::TaskError;
-use crate::runtime::stats::Stats;
+use crate::runtime::stats::{ParkedKey, Stats};
 use crate::scope::ChildLink;
 use crate::task::core::{self, Completer, Header};
+use crate::task::current::{self, Adopter};
 use crate::task::handle::TaskOutput;
-use crate::task::{CancelReason, Outcome, TaskId, current};
+use crate::task::{CancelReason, Outcome, TaskId};
 
 /// The output of a task whose outcome was decided without a value from its body.
 fn output_without_value<T, E>(header: &Header, timeout: Option<Duration>) -> TaskOutput<T, E> {
@@ -33,9 +35,8 @@ fn output_without_value<T, E>(header: &Header, timeout: Option<Duration>) -> Tas
     }
 }
 
-/// The span every task runs in: INFO `task` with `task.id` and `task.name`. Boxed, and only
-/// when some subscriber wants it, so a runner stays small when tracing is off.
-/// The span every task runs in: its id, its name, and the scope it belongs to.
+/// The span every task runs in: INFO `task` with `task.id`, `task.name` and `scope`. Boxed, and
+/// only when some subscriber wants it, so a runner stays small when tracing is off.
 pub(crate) fn task_span(
     id: TaskId,
     name: Option<&str>,
@@ -70,26 +71,91 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Ends a task whose body is gone: counts it, then publishes its output. Counting first means
-/// that once a handle resolves, the runtime's live count no longer includes its task.
-fn conclude<T: Send + 'static, E: Send + 'static>(
-    completer: Completer<TaskOutput<T, E>>,
-    output: TaskOutput<T, E>,
-    stats: Option<&Stats>,
-    parent: Option<ChildLink>,
-) {
-    let kind = completer.header().kind();
-    if let Some(stats) = stats {
-        stats.task_ended(kind);
-    }
-    completer.publish(output);
-    // After publishing: a scope that sees its last child end may collect its output at once.
-    if let Some(parent) = parent {
-        parent.child_ended(kind);
+/// Drops a value of user code so that a panic in its destructor cannot unwind into the runtime.
+pub(crate) fn drop_contained<T>(value: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+        tracing::warn!(panic = %panic_message(payload.as_ref()), "a destructor panicked; the task's end is unaffected");
+        // The payload's own destructor could panic too; it is not worth a second guard.
+        std::mem::forget(payload);
     }
 }
 
-/// Splits a body's result per its mode; returns the state to decide and the output to publish.
+/// Where a task reports its end: the runtime's counters and, for a scope's child, the scope.
+struct Ending<E> {
+    stats: Option<Arc<Stats>>,
+    parked: Option<ParkedKey>,
+    parent: Option<ChildLink<E>>,
+}
+
+impl<E> Ending<E> {
+    /// Ends a task whose body (and everything it left running) is gone: counts it, lets a
+    /// failure fail its scope, publishes the output, then tells the scope the child ended.
+    /// Counting first means that once a handle resolves, the live count no longer includes it.
+    fn conclude<T: Send + 'static>(
+        self,
+        completer: Completer<TaskOutput<T, E>>,
+        output: TaskOutput<T, E>,
+    ) where
+        E: Send + 'static,
+    {
+        let kind = completer.header().kind();
+        if let Some(stats) = &self.stats {
+            if let Some(key) = self.parked {
+                stats.unpark(key);
+            }
+            stats.task_ended(kind);
+        }
+        if let Some(parent) = &self.parent {
+            parent.before_publish(kind);
+        }
+        completer.publish(output);
+        if let Some(parent) = self.parent {
+            parent.ended();
+        }
+    }
+
+    /// A failure the body produced after its outcome was decided otherwise: the scope reports
+    /// it; a task outside any scope can only log it.
+    fn raced(&self, id: TaskId, error: TaskError<E>) {
+        match &self.parent {
+            Some(parent) => parent.raced(id, error),
+            None => {
+                tracing::warn!(
+                    task.id = id.as_u64(),
+                    "a task failed after it was cancelled; its handle keeps the cancellation"
+                );
+                drop_contained(error);
+            }
+        }
+    }
+}
+
+/// What a finished body gave, against the task's state: `Some(output)` if it decided the
+/// outcome; `None` if a cancel or timeout came first. A value that lost is dropped (a panic in
+/// its destructor is contained); a failure that lost is reported, never lost.
+fn settle<M: Outcome<O>, O>(
+    completer: &Completer<TaskOutput<M::Ok, M::Err>>,
+    ending: &Ending<M::Err>,
+    result: std::thread::Result<O>,
+) -> Option<TaskOutput<M::Ok, M::Err>> {
+    let (kind, output) = match result {
+        Ok(value) => classify::<M, _>(value),
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            drop_contained(payload);
+            (core::PANICKED, Err(TaskError::Panicked(message)))
+        }
+    };
+    if completer.try_finish(kind) {
+        return Some(output);
+    }
+    match output {
+        Err(error) if core::is_failure(kind) => ending.raced(completer.header().id(), error),
+        lost => drop_contained(lost),
+    }
+    None
+}
+
 /// A decided cancellation or timeout drops the body, unless a shield in it is still running.
 fn must_stop(header: &Header) -> bool {
     header.kind() != core::PENDING && !header.is_shielded()
@@ -125,15 +191,16 @@ pin_project! {
     {
         #[pin]
         body: Option<F>,
-        // `None` once the output is published.
+        // `None` once the body is gone and the end is concluded (or deferred).
         completer: Option<Completer<TaskOutput<M::Ok, M::Err>>>,
         // Boxed: rare, and a timer is large; a small runner means fewer cache lines travel
         // from the spawning thread to the worker.
         deadline: Option<Box<Deadline>>,
         span: Option<Box<tracing::Span>>,
         started: bool,
-        stats: Option<Arc<Stats>>,
-        parent: Option<ChildLink>,
+        ending: Option<Ending<M::Err>>,
+        // What scopes dropped in the body left running: the task ends after them.
+        adopter: Adopter,
         mode: PhantomData<fn() -> M>,
     }
 
@@ -145,11 +212,11 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before finishing: the executor went away (runtime shutdown). The outcome is
             // cancelled unless something else decided it first.
-            let mut this = this.project();
+            let this = this.project();
             if let Some(completer) = this.completer.as_ref() {
                 completer.ensure_decided(CancelReason::Shutdown);
                 let timeout = this.deadline.as_ref().map(|d| d.after);
-                finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, None);
+                finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
             }
         }
     }
@@ -166,7 +233,7 @@ where
         timeout: Option<Duration>,
         span: Option<Box<tracing::Span>>,
         stats: Option<Arc<Stats>>,
-        parent: Option<ChildLink>,
+        parent: Option<ChildLink<M::Err>>,
     ) -> Self {
         Self {
             body: Some(body),
@@ -174,28 +241,48 @@ where
             deadline: timeout.map(|after| Box::new(Deadline { after, timer: None })),
             span,
             started: false,
-            stats,
-            parent,
+            ending: Some(Ending { stats, parked: None, parent }),
+            adopter: Adopter::default(),
             mode: PhantomData,
         }
     }
 }
 
-/// Drops the body (containing a panic in its destructor), then publishes the output: `output`
-/// if the body produced the winning one, else the one the decided outcome implies.
+/// Drops the body (containing a panic in its destructor, and adopting what scopes in it leave
+/// running), then concludes with `output` if the body produced the winning one, else with the
+/// one the decided outcome implies. If descendants still run, the conclusion waits for them.
 fn finish<F, T: Send + 'static, E: Send + 'static>(
     mut body: Pin<&mut Option<F>>,
     completer: &mut Option<Completer<TaskOutput<T, E>>>,
-    stats: &Option<Arc<Stats>>,
-    parent: &mut Option<ChildLink>,
+    ending: &mut Option<Ending<E>>,
+    adopter: &Adopter,
     timeout: Option<Duration>,
     output: Option<TaskOutput<T, E>>,
 ) {
-    // The body must be gone before the handle resolves: a joined task has stopped running.
-    let _ = catch_unwind(AssertUnwindSafe(|| body.set(None)));
+    {
+        let _adopting = adopter.enter();
+        // The body must be gone before the handle resolves: a joined task has stopped running.
+        drop_contained_in_place(body.as_mut());
+    }
     let completer = completer.take().expect("a task is finished once");
+    let ending = ending.take().expect("a task is finished once");
     let output = output.unwrap_or_else(|| output_without_value(completer.header(), timeout));
-    conclude(completer, output, stats.as_deref(), parent.take());
+    match adopter.running() {
+        Some(descendants) => {
+            descendants.then_run(Box::new(move || ending.conclude(completer, output)));
+        }
+        None => ending.conclude(completer, output),
+    }
+}
+
+fn drop_contained_in_place<F>(body: Pin<&mut Option<F>>) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+        let mut body = body;
+        body.set(None);
+    })) {
+        tracing::warn!(panic = %panic_message(payload.as_ref()), "a task's body panicked while it was dropped");
+        std::mem::forget(payload);
+    }
 }
 
 impl<F, M> Future for AsyncRunner<F, M>
@@ -208,14 +295,18 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         let Some(completer) = this.completer.as_mut() else { return Poll::Ready(()) };
+        let ending = this.ending.as_mut().expect("the ending lives with the completer");
         let timeout = this.deadline.as_ref().map(|d| d.after);
+        if ending.stats.as_ref().is_some_and(|stats| stats.is_shutting_down()) {
+            completer.header().cancel(CancelReason::Shutdown);
+        }
 
         if !*this.started {
             *this.started = true;
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, None);
+                finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
                 return Poll::Ready(());
             }
             if let Some(deadline) = this.deadline.as_mut() {
@@ -223,7 +314,7 @@ where
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, None);
+            finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
             return Poll::Ready(());
         }
 
@@ -234,14 +325,7 @@ where
                     deadline.timer = None; // fired once; a shield may keep the body a while
                 }
                 if must_stop(completer.header()) {
-                    finish(
-                        this.body.as_mut(),
-                        this.completer,
-                        this.stats,
-                        this.parent,
-                        timeout,
-                        None,
-                    );
+                    finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
                     return Poll::Ready(());
                 }
             }
@@ -250,22 +334,24 @@ where
         let polled = {
             let _span = this.span.as_ref().map(|span| span.enter());
             let _current = current::enter(&*completer);
+            let _adopting = this.adopter.enter();
             let body = this.body.as_mut().as_pin_mut().expect("the body lives until finish");
             catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
         };
         let output = match polled {
             Ok(Poll::Pending) if must_stop(completer.header()) => None, // a shield just ended
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(value)) => {
-                let (kind, output) = classify::<M, _>(value);
-                // Loses only to a cancel that came first; then the value is discarded.
-                completer.try_finish(kind).then_some(output)
+            Ok(Poll::Pending) => {
+                if ending.parked.is_none() {
+                    if let Some(stats) = &ending.stats {
+                        ending.parked = Some(stats.park(completer.header_ref()));
+                    }
+                }
+                return Poll::Pending;
             }
-            Err(payload) => completer
-                .try_finish(core::PANICKED)
-                .then(|| Err(TaskError::Panicked(panic_message(payload.as_ref())))),
+            Ok(Poll::Ready(value)) => settle::<M, _>(completer, ending, Ok(value)),
+            Err(payload) => settle::<M, F::Output>(completer, ending, Err(payload)),
         };
-        finish(this.body.as_mut(), this.completer, this.stats, this.parent, timeout, output);
+        finish(this.body, this.completer, this.ending, this.adopter, timeout, output);
         Poll::Ready(())
     }
 }
@@ -275,8 +361,7 @@ pub(crate) struct BlockingRunner<F, O, M: Outcome<O>> {
     body: Option<F>,
     span: Option<Box<tracing::Span>>,
     completer: Option<Completer<TaskOutput<M::Ok, M::Err>>>,
-    stats: Arc<Stats>,
-    parent: Option<ChildLink>,
+    ending: Option<Ending<M::Err>>,
     output: PhantomData<fn() -> O>,
 }
 
@@ -290,53 +375,52 @@ where
         completer: Completer<TaskOutput<M::Ok, M::Err>>,
         span: Option<Box<tracing::Span>>,
         stats: Arc<Stats>,
-        parent: Option<ChildLink>,
+        parent: Option<ChildLink<M::Err>>,
     ) -> Self {
         Self {
             body: Some(body),
             span,
             completer: Some(completer),
-            stats,
-            parent,
+            ending: Some(Ending { stats: Some(stats), parked: None, parent }),
             output: PhantomData,
         }
     }
 
     pub(crate) fn run(mut self) {
         let mut completer = self.completer.take().expect("a blocking task runs once");
+        let ending = self.ending.take().expect("a blocking task runs once");
         let body = self.body.take().expect("a blocking task runs once");
+        let adopter = Adopter::default();
         let output = if completer.try_start(None) {
             let result = {
                 let _span = self.span.as_ref().map(|span| span.enter());
                 let _current = current::enter(&completer);
+                let _adopting = adopter.enter();
                 catch_unwind(AssertUnwindSafe(body))
             };
-            match result {
-                Ok(value) => {
-                    let (kind, output) = classify::<M, O>(value);
-                    completer.try_finish(kind).then_some(output)
-                }
-                Err(payload) => completer
-                    .try_finish(core::PANICKED)
-                    .then(|| Err(TaskError::Panicked(panic_message(payload.as_ref())))),
-            }
+            settle::<M, O>(&completer, &ending, result)
         } else {
-            drop(body);
+            drop_contained(body);
             None
         };
         let output = output.unwrap_or_else(|| output_without_value(completer.header(), None));
-        conclude(completer, output, Some(&self.stats), self.parent.take());
+        match adopter.running() {
+            Some(descendants) => {
+                descendants.then_run(Box::new(move || ending.conclude(completer, output)));
+            }
+            None => ending.conclude(completer, output),
+        }
     }
 }
 
 impl<F, O, M: Outcome<O>> Drop for BlockingRunner<F, O, M> {
     fn drop(&mut self) {
         // Dropped unrun: the pool shut down (or could not start a thread) with this job queued.
-        if let Some(completer) = self.completer.take() {
+        if let (Some(completer), Some(ending)) = (self.completer.take(), self.ending.take()) {
             completer.ensure_decided(CancelReason::Shutdown);
-            drop(self.body.take());
+            drop_contained(self.body.take());
             let output = output_without_value(completer.header(), None);
-            conclude(completer, output, Some(&self.stats), self.parent.take());
+            ending.conclude(completer, output);
         }
     }
 }

@@ -1,0 +1,121 @@
+//! What a frame must outlive: the descendants it started that have not ended yet.
+//!
+//! klaw cancels by dropping futures, and a drop cannot wait. So a scope or cancel region that is
+//! dropped while its children still run hands them to the innermost enclosing *frame* (a task
+//! runner, a cancel region, a scope), and that frame waits for them before it ends: a task
+//! before it publishes its outcome, a region or scope before it returns. Ending is therefore
+//! transitive, whichever way the cancellation came. With no frame on the thread (a scope future
+//! dropped by a plain `block_on` or a foreign executor), the drop itself blocks until they have
+//! ended, as `std::thread::scope` does.
+//!
+//! [`Descendants`] is the counter a frame waits on; [`current`](crate::task::current) keeps the
+//! innermost frame of each thread so a dropped scope finds it.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::sync::{AtomicUsize, Mutex, Ordering, WakerSlot};
+
+/// What happens when the count reaches zero after the owner has gone.
+enum Then {
+    /// The owner was dropped: the frame it was handed to waits for one thing less.
+    Parent(Arc<Descendants>),
+    /// The owner finished and deferred its end (a task publishing its outcome) until now.
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+/// A count of things still running that an owner must outlive: a scope's children, plus the
+/// descendants handed to it by things it dropped. The owner waits with [`poll_empty`]
+/// (Self::poll_empty); once it has gone, [`then_parent`](Self::then_parent) or
+/// [`then_run`](Self::then_run) say what happens at zero.
+#[derive(Default)]
+pub(crate) struct Descendants {
+    count: AtomicUsize,
+    /// The owner's waker while it polls.
+    waker: WakerSlot,
+    /// Set once, when the owner goes away with descendants still running.
+    then: Mutex<Option<Then>>,
+}
+
+impl Descendants {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    fn lock(&self) -> impl std::ops::DerefMut<Target = Option<Then>> + '_ {
+        // Nothing runs under this lock but a swap, so poisoning cannot break it.
+        self.then.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One more descendant to outlive. Counted before it can run, so its end never precedes it.
+    pub(crate) fn add(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// One descendant ended. At zero: wake the owner, or do what it left to do.
+    pub(crate) fn ended(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.waker.wake();
+            self.run_then();
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
+    }
+
+    /// For the owner while it polls: ready once every descendant has ended.
+    pub(crate) fn poll_empty(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_empty() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// The owner is dropped with descendants still running: `parent` waits for them instead.
+    pub(crate) fn then_parent(&self, parent: Arc<Descendants>) {
+        parent.add();
+        self.set_then(Then::Parent(parent));
+    }
+
+    /// The owner finished but must not end before its descendants: `end` runs once they have
+    /// (at once, if they already have), on the thread that ends the last of them.
+    pub(crate) fn then_run(&self, end: Box<dyn FnOnce() + Send>) {
+        self.set_then(Then::Run(end));
+    }
+
+    fn set_then(&self, then: Then) {
+        let previous = self.lock().replace(then);
+        debug_assert!(previous.is_none(), "an owner goes away once");
+        // The last descendant may have ended before `then` was stored, and seen nothing to do.
+        // Whoever takes `then` out of the slot runs it, so it runs exactly once.
+        if self.is_empty() {
+            self.run_then();
+        }
+    }
+
+    fn run_then(&self) {
+        let then = self.lock().take();
+        match then {
+            Some(Then::Parent(parent)) => parent.ended(),
+            Some(Then::Run(end)) => end(),
+            None => {}
+        }
+    }
+
+    /// Blocks this thread until every descendant has ended: for a drop with no frame to hand
+    /// them to (outside any klaw task or region).
+    pub(crate) fn wait_blocking(&self) {
+        futures_lite::future::block_on(poll_fn(|cx| self.poll_empty(cx)));
+    }
+}
+
+impl fmt::Debug for Descendants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Descendants").field("running", &self.count.load(Ordering::Acquire)).finish()
+    }
+}

@@ -1,0 +1,499 @@
+//! The nursery guarantee when cancellation comes from outside.
+//!
+//! - A task, cancel region or scope *ends* (its handle resolves, the region returns, the scope
+//!   returns) only after every descendant it started, transitively, has ended: its future
+//!   completed or was dropped. That holds whatever cancelled it: a handle's `cancel`, an
+//!   enclosing region, a deadline, a dropped future.
+//! - Nothing that failed is lost: a failure that raced a sibling's cancel is still in the
+//!   scope's result.
+//! - The first terminal state wins, for regions as for tasks; nested tokens see the
+//!   cancellations around them.
+//! - A failed child fails its scope, whether or not the body awaits it (trio's and Kotlin's
+//!   rule); siblings get `SiblingFailed` every time.
+
+mod common;
+
+use std::future::pending;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use common::{Alive, Flag, runtime};
+use klaw::{
+    BlockingTask, CancelReason, CancelScope, CancelToken, Error, ExitReason, Task, TaskError,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("fetch {0} failed")]
+struct FetchError(u32);
+
+fn failing(
+    id: u32,
+    after: Duration,
+) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
+    Task::fallible(async move {
+        klaw::sleep(after).await;
+        Err(FetchError(id))
+    })
+}
+
+/// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
+fn fetch_ids(error: &Error) -> Vec<u32> {
+    let errors: Vec<&Error> = match error {
+        Error::Scope(scope) => scope.errors().iter().collect(),
+        other => vec![other],
+    };
+    errors
+        .into_iter()
+        .map(|error| match error {
+            Error::Task(TaskError::Failed(failure)) => {
+                failure.downcast_ref::<FetchError>().expect("a FetchError").0
+            }
+            other => panic!("not a failed fetch: {other:?}"),
+        })
+        .collect()
+}
+
+// ---- 1. Ended is transitive ----------------------------------------------------------------
+
+#[test]
+fn a_cancelled_task_resolves_only_after_the_children_of_its_scope_have_ended() {
+    let rt = runtime(2);
+    let alive = Alive::default();
+    let (spawned_tx, spawned) = mpsc::channel();
+    let children = alive.clone();
+    let task = rt.spawn(async move {
+        klaw::scope!(|s| {
+            for _ in 0..2 {
+                // Each child takes 100 ms to end once dropped (a slow destructor).
+                let guard = children.guard(Duration::from_millis(100));
+                s.spawn(async move {
+                    let _guard = guard;
+                    pending::<()>().await;
+                });
+            }
+            spawned_tx.send(()).unwrap();
+            pending::<()>().await;
+            Ok(())
+        })
+    });
+    spawned.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(alive.count(), 2);
+    task.cancel("stop");
+    let result = rt.block_on(task);
+    assert_eq!(result.unwrap_err(), TaskError::Cancelled(CancelReason::user("stop")));
+    assert_eq!(alive.count(), 0, "the handle resolved while its scope's children were alive");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn move_on_after_returns_only_after_a_blocking_child_of_its_scope_has_ended() {
+    let ended = Flag::default();
+    let done = ended.clone();
+    let started = Instant::now();
+    let outcome = klaw::move_on_after(Duration::from_millis(20), async move {
+        klaw::scope!(|s| {
+            s.spawn_blocking(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                done.set();
+            });
+            Ok(())
+        })
+    })
+    .await;
+    assert!(outcome.is_none(), "the deadline passed first");
+    assert!(ended.is_set(), "the region returned while the blocking child still ran");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn cancelling_an_outer_scope_waits_for_the_grandchildren() {
+    let alive = Alive::default();
+    let result: Result<(), Error> = klaw::scope!(|s| {
+        for _ in 0..2 {
+            let grandchildren = alive.clone();
+            s.spawn(async move {
+                klaw::scope!(|inner| {
+                    for _ in 0..2 {
+                        let guard = grandchildren.guard(Duration::from_millis(20));
+                        inner.spawn(async move {
+                            let _guard = guard;
+                            pending::<()>().await;
+                        });
+                    }
+                    pending::<()>().await;
+                    Ok(())
+                })
+            });
+        }
+        while alive.count() < 4 {
+            klaw::sleep(Duration::from_millis(1)).await;
+        }
+        s.cancel("stop");
+        Ok(())
+    });
+    assert_eq!(alive.count(), 0, "the outer scope returned while grandchildren were alive");
+    assert!(matches!(result, Err(Error::Task(TaskError::Cancelled(_)))), "{result:?}");
+}
+
+#[test]
+fn a_runtime_task_cancelled_inside_a_region_resolves_after_its_blocking_grandchild() {
+    let rt = runtime(2);
+    let ended = Flag::default();
+    let done = ended.clone();
+    let (started_tx, started) = mpsc::channel();
+    let task = rt.spawn(async move {
+        klaw::move_on_after(Duration::from_secs(60), async move {
+            klaw::scope!(|s| {
+                s.spawn_blocking(move || {
+                    started_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(150));
+                    done.set();
+                });
+                Ok(())
+            })
+        })
+        .await
+    });
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    task.cancel("stop");
+    assert!(rt.block_on(task).is_err());
+    assert!(ended.is_set(), "the task's handle resolved while a blocking grandchild ran");
+}
+
+#[test]
+fn a_scope_dropped_outside_any_task_blocks_until_its_children_have_ended() {
+    let rt = runtime(2);
+    let alive = Alive::default();
+    rt.block_on(async {
+        let children = alive.clone();
+        let mut scope = Box::pin(async move {
+            klaw::scope!(|s| {
+                let guard = children.guard(Duration::from_millis(50));
+                s.spawn(async move {
+                    let _guard = guard;
+                    pending::<()>().await;
+                });
+                pending::<()>().await;
+                Ok(())
+            })
+        });
+        assert!(futures_lite::future::poll_once(&mut scope).await.is_none());
+        assert_eq!(alive.count(), 1);
+        // Not inside a klaw task or region: the drop itself waits, as `std::thread::scope` does.
+        drop(scope);
+        assert_eq!(alive.count(), 0, "the dropped scope detached its child");
+    });
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_scope_dropped_by_select_inside_a_task_is_waited_for_by_the_enclosing_scope() {
+    let alive = Alive::default();
+    let children = alive.clone();
+    let outer: Result<&str, Error> = klaw::scope!(|_s| {
+        let inner = async move {
+            klaw::scope!(|s| {
+                let guard = children.guard(Duration::from_millis(50));
+                s.spawn(async move {
+                    let _guard = guard;
+                    pending::<()>().await;
+                });
+                pending::<()>().await;
+                Ok(())
+            })
+        };
+        // `select!` drops the losing scope; its child still takes 50 ms to end.
+        klaw::select! {
+            inner -> result => result?,
+            after(Duration::from_millis(10)) => {},
+        }
+        Ok("the body went on")
+    });
+    assert_eq!(outer.unwrap(), "the body went on");
+    assert_eq!(alive.count(), 0, "the enclosing scope returned before the orphaned child ended");
+}
+
+// ---- 2. Nothing that failed is lost ---------------------------------------------------------
+
+/// A failing child that waits until `started` is set, so its sibling is surely running.
+fn failing_once(
+    id: u32,
+    started: Flag,
+) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
+    Task::fallible(async move {
+        while !started.is_set() {
+            klaw::sleep(Duration::from_millis(1)).await;
+        }
+        Err(FetchError(id))
+    })
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_failure_that_races_a_sibling_cancel_is_in_the_scopes_result() {
+    let started = Flag::default();
+    let running = started.clone();
+    let error = klaw::scope!(|s| {
+        // Running when the sibling fails; its `Err` comes after its handle says Cancelled.
+        s.spawn(BlockingTask::fallible(move || {
+            running.set();
+            std::thread::sleep(Duration::from_millis(50));
+            Err::<(), _>(FetchError(2))
+        }));
+        s.spawn(failing_once(1, started));
+        Ok(())
+    })
+    .unwrap_err();
+    assert_eq!(fetch_ids(&error), [1, 2], "{error:?}");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_panic_after_a_sibling_cancel_is_in_the_scopes_result() {
+    let started = Flag::default();
+    let shielded = started.clone();
+    let error = klaw::scope!(|s| {
+        s.spawn(async move {
+            // The cleanup outlasts the cancel; the body panics in the poll in which it ends.
+            klaw::shield(async move {
+                shielded.set();
+                klaw::sleep(Duration::from_millis(30)).await;
+            })
+            .await;
+            panic!("late panic");
+        });
+        s.spawn(failing_once(1, started));
+        Ok(())
+    })
+    .unwrap_err();
+    let Error::Scope(errors) = &error else { panic!("expected both failures, got {error:?}") };
+    assert_eq!(errors.len(), 2);
+    assert_eq!(fetch_ids(&errors.errors()[0]), [1]);
+    assert!(
+        matches!(&errors.errors()[1], Error::Task(TaskError::Panicked(m)) if m == "late panic"),
+        "{error:?}"
+    );
+}
+
+// ---- 3. Nested cancel regions -----------------------------------------------------------------
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_nested_region_token_sees_the_enclosing_cancellation_and_its_reason() {
+    let outer = CancelScope::new();
+    let outer_token = outer.token();
+    let inner = CancelScope::new();
+    let inner_token = inner.token();
+    let seen = inner_token.clone();
+    let result = outer
+        .run(async move {
+            inner
+                .run(async move {
+                    assert!(!seen.is_cancelled());
+                    outer_token.cancel("outer stop");
+                    assert!(seen.is_cancelled(), "the inner token missed the outer cancel");
+                    pending::<()>().await;
+                })
+                .await
+        })
+        .await;
+    assert_eq!(result, Err(CancelReason::user("outer stop")));
+    assert_eq!(inner_token.reason(), Some(CancelReason::user("outer stop")));
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_region_inside_a_child_sees_its_scope_being_cancelled() {
+    let (token_tx, token_rx) = klaw::oneshot::<CancelToken>();
+    let (seen_tx, seen) = klaw::oneshot::<CancelToken>();
+    let result: Result<(), Error> = klaw::scope!(|s| {
+        s.spawn(async move {
+            let region = CancelScope::new();
+            token_tx.send(region.token()).unwrap();
+            region.run(pending::<()>()).await
+        });
+        seen_tx.send(token_rx.await.unwrap()).unwrap();
+        s.cancel("scope stop");
+        Ok(())
+    });
+    // The child's region heard it, with the reason its task was cancelled with.
+    let token = seen.await.unwrap();
+    assert_eq!(token.reason(), Some(CancelReason::user("scope stop")));
+    assert_eq!(token.cancelled().await, CancelReason::user("scope stop"));
+    assert!(matches!(result, Err(Error::Task(TaskError::Cancelled(_)))), "{result:?}");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_child_token_is_cancelled_with_its_parent_and_wakes_every_waiter() {
+    let parent = CancelToken::new();
+    let child = parent.child();
+    let grandchild = child.child();
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            let token = grandchild.clone();
+            klaw::Handle::current().unwrap().spawn(async move { token.cancelled().await })
+        })
+        .collect();
+    klaw::sleep(Duration::from_millis(5)).await;
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    drop(child); // the chain holds: the grandchild still hears the parent
+    parent.cancel("parent stop");
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    assert_eq!(grandchild.reason(), Some(CancelReason::user("parent stop")));
+    // Cancelling a child does not cancel its parent.
+    let other = CancelToken::new();
+    other.child().cancel("child only");
+    assert!(!other.is_cancelled());
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn when_two_nested_regions_are_cancelled_at_once_the_outer_one_catches_it() {
+    let outer = CancelScope::new();
+    let outer_token = outer.token();
+    let result = outer
+        .run(async move {
+            let inner = CancelScope::new();
+            let inner_token = inner.token();
+            // The inner future completes in the same poll in which both tokens fire.
+            let inner_result = inner
+                .run(async move {
+                    outer_token.cancel("outer");
+                    inner_token.cancel("inner");
+                    5
+                })
+                .await;
+            assert_eq!(inner_result, Err(CancelReason::user("inner")), "a late completion won");
+            "the outer body completed"
+        })
+        .await;
+    assert_eq!(result, Err(CancelReason::user("outer")), "the outermost region must catch it");
+}
+
+// ---- 4. The blocking pool survives panicking destructors ----------------------------------
+
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a destructor panicked");
+        }
+    }
+}
+
+#[test]
+fn panicking_destructors_do_not_cost_the_blocking_pool_its_threads() {
+    let rt = klaw::Runtime::builder().workers(1).max_blocking_threads(2).build().unwrap();
+    fn within<T: Send + 'static>(
+        rt: &klaw::Runtime,
+        handle: klaw::TaskHandle<T>,
+    ) -> Result<Result<T, TaskError>, klaw::Elapsed> {
+        rt.block_on(klaw::timeout(Duration::from_secs(5), handle))
+    }
+
+    // A closure cancelled while still queued: both threads are busy, then its drop panics.
+    let (release_tx, release) = mpsc::channel::<()>();
+    let release = Arc::new(std::sync::Mutex::new(release));
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let release = release.clone();
+            rt.spawn_blocking(move || {
+                let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(10));
+            })
+        })
+        .collect();
+    let guard = PanicOnDrop;
+    let queued = rt.spawn_blocking(move || drop(guard));
+    assert!(queued.cancel("cancelled while queued"));
+    release_tx.send(()).unwrap();
+    release_tx.send(()).unwrap();
+    for handle in busy {
+        within(&rt, handle).expect("resolves").unwrap();
+    }
+    let queued = within(&rt, queued).expect("the handle of a cancelled queued closure resolves");
+    assert!(queued.unwrap_err().is_cancelled());
+
+    // An output discarded after a late cancel, whose drop panics.
+    let (started_tx, started) = mpsc::channel();
+    let late = rt.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        PanicOnDrop
+    });
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    late.cancel("too late");
+    assert!(within(&rt, late).expect("resolves").is_err());
+
+    // The pool still has both threads: two closures that need each other both finish.
+    let (a_tx, a_rx) = mpsc::channel::<()>();
+    let (b_tx, b_rx) = mpsc::channel::<()>();
+    let a = rt.spawn_blocking(move || {
+        a_tx.send(()).unwrap();
+        b_rx.recv_timeout(Duration::from_secs(5)).is_ok()
+    });
+    let b = rt.spawn_blocking(move || {
+        b_tx.send(()).unwrap();
+        a_rx.recv_timeout(Duration::from_secs(5)).is_ok()
+    });
+    assert_eq!(within(&rt, a).expect("resolves"), Ok(true), "the pool lost a thread");
+    assert_eq!(within(&rt, b).expect("resolves"), Ok(true), "the pool lost a thread");
+}
+
+// ---- 5. Shutdown with a stuck worker ------------------------------------------------------
+
+#[test]
+fn shutdown_cancels_every_task_that_is_not_running_even_with_a_stuck_worker() {
+    let rt = runtime(2);
+    let release = Arc::new(AtomicBool::new(false));
+    let (stuck_tx, stuck) = mpsc::channel();
+    let spinning = release.clone();
+    let _stuck = rt.spawn(async move {
+        stuck_tx.send(()).unwrap();
+        // Never yields: a worker is stuck in this poll until the test releases it.
+        while !spinning.load(Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+    });
+    stuck.recv_timeout(Duration::from_secs(10)).unwrap();
+    let polled = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..1000)
+        .map(|_| {
+            let polled = polled.clone();
+            rt.spawn(async move {
+                polled.fetch_add(1, Ordering::SeqCst);
+                pending::<()>().await;
+            })
+        })
+        .collect();
+    let grace = Duration::from_millis(100);
+    let started = Instant::now();
+    let report = rt.shutdown(grace);
+    let took = started.elapsed();
+    let unresolved = handles.iter().filter(|handle| !handle.is_finished()).count();
+    release.store(true, Ordering::Release);
+    assert_eq!(unresolved, 0, "{report}");
+    assert!(handles.iter().all(|h| h.exit_reason() == ExitReason::Cancelled));
+    assert_eq!((report.cancelled, report.abandoned), (1000, 1), "{report}");
+    assert!(took < grace + Duration::from_secs(3), "shutdown took {took:?}");
+}
+
+// ---- 6. A failed child fails its scope, awaited or not ------------------------------------
+
+#[klaw::test(workers = 2, timeout = "20s")]
+async fn a_failure_the_body_awaits_fails_the_scope_and_siblings_get_sibling_failed() {
+    for _ in 0..20 {
+        let mut siblings = Vec::new();
+        let result: Result<&str, Error> = klaw::scope!(|s| {
+            for _ in 0..3 {
+                siblings.push(s.spawn(klaw::sleep(Duration::from_secs(60))).canceller());
+            }
+            let bad = s.spawn(failing(1, Duration::ZERO));
+            match bad.await {
+                Err(_) => Ok("recovered"),
+                Ok(()) => Ok("impossible"),
+            }
+        });
+        let error = result.expect_err("the body recovered from a failure that fails the scope");
+        assert_eq!(fetch_ids(&error), [1]);
+        for sibling in &siblings {
+            assert_eq!(sibling.cancel_reason(), Some(CancelReason::SiblingFailed));
+        }
+    }
+}
