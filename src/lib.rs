@@ -101,8 +101,11 @@ pub mod __private {
             __book_assert as assert, __book_assert_eq as assert_eq, __book_assert_ne as assert_ne,
         };
 
-        /// Every assertion site that ran: (module of the snippet, line, column).
-        static REACHED: Mutex<Option<HashSet<(&'static str, u32, u32)>>> = Mutex::new(None);
+        /// Where an assertion is: the module of its snippet, its line and its column.
+        type Site = (&'static str, u32, u32);
+
+        /// Every assertion site that ran.
+        static REACHED: Mutex<Option<HashSet<Site>>> = Mutex::new(None);
 
         /// An assertion at this site is about to run.
         pub fn reached(module: &'static str, line: u32, column: u32) {
@@ -204,20 +207,8 @@ pub mod __private {
     }
 }
 
-/// Makes every assertion of a book snippet count, and checks at the end of the snippet that
-/// each one ran: a snippet whose assertion sits where the code never gets (a body that was
-/// cancelled first, say) fails instead of passing silently. `tests/book_assertions.rs` checks
-/// that every snippet with assertions starts with this line, and that `n` is their number.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __book_asserts {
-    ($n:expr) => {
-        #[allow(unused_imports)]
-        use $crate::__private::book::{assert, assert_eq, assert_ne};
-        let _book_assertions = $crate::__private::book::Expect::new(::core::module_path!(), $n);
-    };
-}
-
+/// The assertion macros of the book's snippets: each records that it ran (see
+/// `__private::book`), then asserts as `std`'s does.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __book_assert {

@@ -1,9 +1,16 @@
 //! Every assertion in the book runs. The snippets are doc-tests (`src/lib.rs`, `mod book`), but
 //! a doc-test passes as well when an assertion is never reached: one inside a scope body that
-//! was cancelled first, say. So each snippet with assertions starts (inside its `main`) with
-//! the hidden line `# klaw::__book_asserts!(n);`, which counts the assertion sites that run and
-//! fails the snippet unless all `n` did. This test checks that every such snippet has that line,
-//! and that `n` is the number of assertions it contains.
+//! was cancelled first, say. So each snippet with assertions starts (inside its `main`) with two
+//! hidden lines:
+//!
+//! ```text
+//! # use klaw::__private::book::{assert, assert_eq, assert_ne};
+//! # let _asserts = klaw::__private::book::Expect::new(module_path!(), n);
+//! ```
+//!
+//! The first makes every assertion record that it ran; the second fails the snippet, when it
+//! ends, unless all `n` assertion sites did. This test checks that every snippet with assertions
+//! has both lines, and that `n` is the number of assertions it contains.
 
 use std::path::Path;
 
@@ -66,8 +73,15 @@ fn assertions(line: &str) -> usize {
     count
 }
 
+const USE_LINE: &str = "# use klaw::__private::book::{assert, assert_eq, assert_ne};";
+
 fn declared(line: &str) -> Option<usize> {
-    let inner = line.trim().strip_prefix("# klaw::__book_asserts!(")?.strip_suffix(");")?;
+    let inner = line
+        .trim()
+        .strip_prefix('#')?
+        .trim()
+        .strip_prefix("let _asserts = klaw::__private::book::Expect::new(module_path!(), ")?
+        .strip_suffix(");")?;
     Some(inner.parse().expect("the count is a number"))
 }
 
@@ -85,11 +99,12 @@ fn every_book_snippet_with_assertions_counts_them() {
             let declarations: Vec<usize> =
                 snippet.body.iter().filter_map(|line| declared(line)).collect();
             let place = format!("{}:{}", snippet.chapter, snippet.line);
+            let counts = snippet.body.iter().any(|line| line.trim() == USE_LINE);
             match (found, declarations.as_slice()) {
                 (0, []) => {}
+                (_, [_]) if !counts => problems.push(format!("{place}: no `{USE_LINE}`")),
                 (n, [declared]) if *declared == n => checked += 1,
-                (n, []) => problems
-                    .push(format!("{place}: {n} assertions, no `# klaw::__book_asserts!({n});`")),
+                (n, []) => problems.push(format!("{place}: {n} assertions, not counted")),
                 (n, declared) => {
                     problems.push(format!("{place}: {n} assertions, but it declares {declared:?}"))
                 }
@@ -108,7 +123,8 @@ fn every_book_snippet_with_assertions_counts_them() {
 fn the_counter_catches_an_assertion_that_never_runs() {
     // What a doc-test would do: two assertion sites, one of them never reached.
     let result = std::panic::catch_unwind(|| {
-        klaw::__book_asserts!(2);
+        use klaw::__private::book::{assert, assert_eq};
+        let _asserts = klaw::__private::book::Expect::new(module_path!(), 2);
         assert_eq!(1 + 1, 2);
         if false {
             assert!(false, "never reached");

@@ -26,23 +26,62 @@ fn failing(
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn the_first_failure_cancels_the_siblings_with_sibling_failed() {
-    let mut reasons = Vec::new();
+    let mut siblings = Vec::new();
     let result: Result<(), Error> = klaw::scope!(|s| {
         let slow: Vec<_> = (0..3).map(|_| s.spawn(klaw::sleep(Duration::from_secs(60)))).collect();
+        siblings.extend(slow.iter().map(|handle| handle.canceller()));
         s.spawn(failing(7, Duration::from_millis(10)));
         for handle in slow {
-            reasons.push(handle.await.unwrap_err());
+            handle.await?; // a cancellation point: the body is dropped here
         }
         Ok(())
     });
-    // The body was cancelled too: it never got past awaiting the first sibling? It may have: each
-    // sibling resolves Cancelled, so the body may finish its loop before it is dropped.
     let error = result.unwrap_err();
     let Error::Task(TaskError::Failed(failure)) = &error else { panic!("unexpected {error:?}") };
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(7)));
-    for reason in reasons {
-        assert_eq!(reason, TaskError::Cancelled(CancelReason::SiblingFailed));
+    assert_eq!(siblings.len(), 3);
+    for sibling in siblings {
+        assert_eq!(sibling.cancel_reason(), Some(CancelReason::SiblingFailed));
     }
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn in_supervisor_mode_a_failure_the_body_awaits_is_the_bodys() {
+    let outcome = klaw::scope!(supervisor, |s| {
+        let bad = s.spawn(failing(4, Duration::ZERO));
+        match bad.await {
+            Err(TaskError::Failed(FetchError(4))) => Ok("handled"),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+    assert_eq!(outcome.unwrap(), "handled");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn inside_a_shield_the_body_gets_a_failed_childs_error_and_reports_it() {
+    let error = klaw::scope!(|s| {
+        let bad = s.spawn(failing(5, Duration::ZERO));
+        // Cleanup that must finish may look at the child: the failure is then the body's.
+        let seen = klaw::shield(bad).await;
+        assert!(matches!(seen, Err(TaskError::Failed(FetchError(5)))), "{seen:?}");
+        seen?;
+        Ok(())
+    })
+    .unwrap_err();
+    let Error::Task(TaskError::Failed(failure)) = &error else { panic!("unexpected {error:?}") };
+    assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(5)));
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_body_that_completes_after_its_scope_was_cancelled_reports_the_cancellation() {
+    let result = klaw::scope!(|s| {
+        s.cancel("enough");
+        Ok("completed anyway")
+    });
+    assert!(
+        matches!(&result, Err(Error::Task(TaskError::Cancelled(r))) if *r == CancelReason::user("enough")),
+        "{result:?}"
+    );
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]

@@ -33,9 +33,10 @@ pub type ScopeBody<'s, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send
 /// `Result<T, klaw::Error>`; the scope returns when the body and every child have ended.
 ///
 /// - Every child ended well: the body's result.
-/// - One thing failed (the body's `Err`, a child's failure nobody awaited, the deadline): that
-///   error. A child failure that the body awaited is the body's to report, so it is not counted
-///   twice.
+/// - One thing failed (the body's `Err`, a child's failure, the deadline): that error. A failed
+///   child fails the scope whether or not the body awaits it; only in supervisor mode, or in a
+///   shield, is a failure the body awaited the body's to report (and it is not counted twice).
+/// - A failure that raced a cancel (the child's handle says `Cancelled`) is still reported.
 /// - Several failed: [`Error::Scope`] with all of them, the first first.
 /// - Cancelled with nothing failing ([`Scope::cancel`]): `Error::Task(TaskError::Cancelled(..))`.
 ///

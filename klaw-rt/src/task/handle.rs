@@ -17,7 +17,8 @@ pub(crate) type TaskOutput<T, E> = Result<T, TaskError<E>>;
 /// A handle to a spawned task: await it for the task's result, or cancel it.
 ///
 /// Awaiting gives `Result<T, TaskError<E>>` once the task has *ended*: its body has returned,
-/// failed, panicked, or been dropped after a cancel or timeout. The first terminal state wins:
+/// failed, panicked, or been dropped after a cancel or timeout, and every descendant it started
+/// (the children of the scopes it ran, theirs, and so on) has ended too. The first terminal state wins:
 /// a task cancelled before it starts never runs its body, a task that completed is never reported
 /// cancelled, and a completion that comes after a cancel is discarded.
 ///
