@@ -149,3 +149,31 @@ fn bad_settings_and_a_second_init_are_typed_errors() {
     assert!(matches!(bad_filter, LogInitError::BadFilter { .. }), "{bad_filter}");
     assert_eq!(LogConfig::default().init(), Err(LogInitError::AlreadyInitialized));
 }
+
+#[test]
+fn a_failure_in_a_scope_dropped_before_it_returned_is_logged() {
+    let _serial = logging();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let id = add_hook(move |event| {
+        if event.message.contains("dropped before it returned") {
+            let _ = tx.lock().unwrap().send(event.fields.get("error").cloned());
+        }
+    });
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let outcome = rt.block_on(klaw::move_on_after(Duration::from_millis(10), async {
+        klaw::scope!(|s| {
+            // Still running when the region's deadline drops the scope; it fails afterwards.
+            s.spawn(klaw::BlockingTask::fallible(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                Err::<(), _>(std::io::Error::other("disk on fire"))
+            }));
+            Ok(())
+        })
+    }));
+    assert!(outcome.is_none());
+    assert!(remove_hook(id));
+    let logged: Vec<Option<String>> = rx.try_iter().collect();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].as_deref().is_some_and(|error| error.contains("disk on fire")), "{logged:?}");
+}

@@ -347,23 +347,39 @@ async fn a_child_token_is_cancelled_with_its_parent_and_wakes_every_waiter() {
 async fn when_two_nested_regions_are_cancelled_at_once_the_outer_one_catches_it() {
     let outer = CancelScope::new();
     let outer_token = outer.token();
+    let ran_on = Flag::default();
+    let after_inner = ran_on.clone();
     let result = outer
         .run(async move {
             let inner = CancelScope::new();
             let inner_token = inner.token();
             // The inner future completes in the same poll in which both tokens fire.
-            let inner_result = inner
+            let _ = inner
                 .run(async move {
                     outer_token.cancel("outer");
                     inner_token.cancel("inner");
                     5
                 })
                 .await;
-            assert_eq!(inner_result, Err(CancelReason::user("inner")), "a late completion won");
+            after_inner.set(); // never runs: the inner region does not return
             "the outer body completed"
         })
         .await;
     assert_eq!(result, Err(CancelReason::user("outer")), "the outermost region must catch it");
+    assert!(!ran_on.is_set(), "code between the two cancelled regions ran on");
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_completion_after_a_regions_own_cancel_does_not_win() {
+    let region = CancelScope::new();
+    let token = region.token();
+    let result = region
+        .run(async move {
+            token.cancel("first");
+            "completed after the cancel"
+        })
+        .await;
+    assert_eq!(result, Err(CancelReason::user("first")));
 }
 
 // ---- 4. The blocking pool survives panicking destructors ----------------------------------

@@ -56,7 +56,9 @@ impl CancelScope {
     }
 
     /// Cancels the region with [`CancelReason::Deadline`] at `deadline` (the earlier deadline
-    /// wins if one was set already).
+    /// wins if one was set already). The deadline is armed when the region starts running: the
+    /// token of a region not yet run reports nothing, even past the deadline, and running it
+    /// then cancels it at once.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
@@ -406,17 +408,22 @@ impl<F: Future> Future for Cancellable<F> {
                     future.poll(cx)
                 };
                 match polled {
+                    Poll::Ready(output) if this.state.own_reason().is_none() => {
+                        *this.outcome = Some(Ok(output));
+                    }
                     // A completion after this region's cancellation does not win: the region
                     // reports the cancellation, as a task handle would.
-                    Poll::Ready(output) => match this.state.own_reason() {
-                        None => *this.outcome = Some(Ok(output)),
-                        Some(reason) => *this.outcome = Some(Err(reason.clone())),
-                    },
+                    Poll::Ready(output) => drop(output),
                     Poll::Pending if !this.state.must_stop() => return Poll::Pending,
                     Poll::Pending => {}
                 }
             }
             if this.outcome.is_none() {
+                if current::enclosing_must_stop() {
+                    // Something around this region stops too: the outermost catches it, so
+                    // this one never returns (what encloses it drops it, and was woken).
+                    return Poll::Pending;
+                }
                 let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);
                 *this.outcome = Some(Err(reason));
             }

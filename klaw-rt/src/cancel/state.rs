@@ -50,8 +50,9 @@ pub(crate) struct RegionState {
     cancelled_event: Event,
     /// The regions and tokens that hear this one, and how.
     children: Mutex<Slab<(Weak<RegionState>, Tie)>>,
-    /// Where this one is registered (a parent token, an enclosing frame, or both).
-    links: Mutex<Vec<Link>>,
+    /// Where this one is registered: a parent token, an enclosing frame, or both (a region
+    /// run until a token fires), so two places at most and no allocation.
+    links: Mutex<[Option<Link>; 2]>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
@@ -135,7 +136,7 @@ impl RegionState {
             // either listed us (after) or is seen here (before).
             (key, parent.first.get().cloned())
         };
-        lock(&self.links).push(Link::Region { parent: parent.clone(), key });
+        self.add_link(Link::Region { parent: parent.clone(), key });
         if let Some(reason) = already {
             match tie {
                 Tie::Token => {
@@ -155,8 +156,14 @@ impl RegionState {
             }
         }));
         if let Some(hook) = hook {
-            lock(&self.links).push(Link::Task { task, hook });
+            self.add_link(Link::Task { task, hook });
         }
+    }
+
+    fn add_link(&self, link: Link) {
+        let mut links = lock(&self.links);
+        let free = links.iter_mut().find(|slot| slot.is_none());
+        *free.expect("a region hears a parent token and an enclosing frame at most") = Some(link);
     }
 
     /// Makes `self` hear whatever encloses the code polling it now: the innermost region of
@@ -199,7 +206,7 @@ impl RegionState {
 impl Drop for RegionState {
     fn drop(&mut self) {
         let links = std::mem::take(&mut *lock(&self.links));
-        for link in links {
+        for link in links.into_iter().flatten() {
             match link {
                 Link::Region { parent, key } => {
                     let removed = lock(&parent.children).try_remove(key);

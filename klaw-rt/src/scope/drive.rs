@@ -188,6 +188,11 @@ impl<T> Future for Drive<'_, '_, T> {
             && this.locals.is_empty()
             && shared.descendants.poll_empty(cx).is_ready()
         {
+            if shared.region.own_reason().is_some() && current::enclosing_must_stop() {
+                // Cancelled while what encloses the scope stops too: the outermost catches
+                // it, so the scope does not return (it is dropped, and logs what failed).
+                return Poll::Pending;
+            }
             this.finished = true;
             return Poll::Ready(this.result());
         }
@@ -206,6 +211,12 @@ impl<T> Drop for Drive<'_, '_, T> {
         // wait for it right here).
         let shared = &self.scope.shared;
         shared.cancel_all(CancelReason::ParentCancelled, None);
+        // A scope that is dropped has no result to return its failures in: they are logged,
+        // now or when its last child ends.
+        if let Some(error) = self.body_error.take() {
+            tracing::warn!(%error, "the body of a scope that was dropped before it returned failed");
+        }
+        shared.abandon();
         {
             let _adopting = self.adopter.enter();
             self.body = None;

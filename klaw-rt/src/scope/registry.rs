@@ -14,7 +14,7 @@ use slab::Slab;
 
 use crate::cancel::RegionState;
 use crate::error::{Error, TaskFailure};
-use crate::sync::Mutex;
+use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::task::core::{self, Header, TaskCore};
 use crate::task::descendants::Descendants;
 use crate::task::handle::TaskOutput;
@@ -80,6 +80,8 @@ pub(crate) struct ScopeShared {
     pub(crate) descendants: Arc<Descendants>,
     /// The body's cancel region: cancelled with the scope.
     pub(crate) region: Arc<RegionState>,
+    /// Set when the scope was dropped before it returned: failures are logged, not returned.
+    abandoned: AtomicBool,
     supervisor: bool,
 }
 
@@ -99,6 +101,7 @@ impl ScopeShared {
             }),
             descendants: Descendants::new(),
             region: RegionState::new(),
+            abandoned: AtomicBool::new(false),
             supervisor,
         })
     }
@@ -150,6 +153,30 @@ impl ScopeShared {
 
     pub(crate) fn take_failures(&self) -> Vec<Failure> {
         std::mem::take(&mut lock(&self.registry).failures)
+    }
+
+    /// The scope was dropped before it returned: what failed can only be logged, once every
+    /// child has ended (here, or by the last child's end).
+    pub(crate) fn abandon(&self) {
+        // SeqCst, with the count's in `ChildLink::ended`: either this sees the last child gone,
+        // or that child sees the flag; both may, and the log drains the list once.
+        self.abandoned.store(true, Ordering::SeqCst);
+        if self.descendants.is_empty() {
+            self.log_abandoned();
+        }
+    }
+
+    fn log_abandoned(&self) {
+        for failure in self.take_failures() {
+            let error = match failure {
+                Failure::Child(child) => child.take_failure(),
+                Failure::Raced(error) => Some(error),
+                Failure::Body | Failure::Deadline => None,
+            };
+            if let Some(error) = error {
+                tracing::warn!(%error, "a child failed in a scope that was dropped before it returned");
+            }
+        }
     }
 
     /// A child failed: recorded, and (unless supervising) everyone else cancelled, before its
@@ -230,7 +257,10 @@ impl<E> ChildLink<E> {
 
     /// After the output is published: the child has ended.
     pub(crate) fn ended(self) {
-        self.scope.descendants.ended();
+        let last = self.scope.descendants.ended();
+        if last && self.scope.abandoned.load(Ordering::SeqCst) {
+            self.scope.log_abandoned();
+        }
     }
 
     /// The body failed after a cancel had decided its outcome.

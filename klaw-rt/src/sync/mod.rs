@@ -12,12 +12,12 @@
 #[cfg(klaw_loom)]
 pub(crate) use loom::sync::Mutex;
 #[cfg(klaw_loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 #[cfg(not(klaw_loom))]
 pub(crate) use std::sync::Mutex;
 #[cfg(not(klaw_loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// `UnsafeCell` with loom's closure-based API, so every access is visible to the model checker.
 #[cfg(klaw_loom)]

@@ -187,6 +187,32 @@ pub(crate) fn enclosing() -> Enclosing {
     }
 }
 
+/// True if something enclosing the code polled now, in this task and up to the nearest shield,
+/// is about to drop it: a region cancelled on its own account, or the task itself. A region (or
+/// scope) whose own cancellation lands while one enclosing it also stops does not return: the
+/// outermost cancelled one catches the cancellation, and no code between the two runs on.
+pub(crate) fn enclosing_must_stop() -> bool {
+    let task = current_tag();
+    let from_frames = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        for frame in frames.iter().rev().take_while(|frame| frame.task == task) {
+            match &frame.kind {
+                FrameKind::Region(region) if region.must_stop() => return Some(true),
+                FrameKind::Region(_) => {}
+                FrameKind::Shield => return Some(false),
+            }
+        }
+        None
+    });
+    from_frames.unwrap_or_else(|| {
+        with_current(|task| {
+            let header = task.header();
+            header.is_cancelled() && !header.is_shielded()
+        })
+        .unwrap_or(false)
+    })
+}
+
 /// What a new shield must hold up: the cancel regions it is inside and the task itself.
 pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
     let task = current_tag();

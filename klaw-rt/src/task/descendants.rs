@@ -55,16 +55,20 @@ impl Descendants {
         self.count.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// One descendant ended. At zero: wake the owner, or do what it left to do.
-    pub(crate) fn ended(&self) {
-        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+    /// One descendant ended. At zero: wake the owner, or do what it left to do; true then.
+    pub(crate) fn ended(&self) -> bool {
+        // SeqCst (the same instruction as AcqRel on x86): a scope that was dropped pairs this
+        // with its own flag, so the last child or the scope logs what failed.
+        let last = self.count.fetch_sub(1, Ordering::SeqCst) == 1;
+        if last {
             self.waker.wake();
             self.run_then();
         }
+        last
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.count.load(Ordering::Acquire) == 0
+        self.count.load(Ordering::SeqCst) == 0
     }
 
     /// For the owner while it polls: ready once every descendant has ended.
@@ -101,7 +105,9 @@ impl Descendants {
     fn run_then(&self) {
         let then = self.lock().take();
         match then {
-            Some(Then::Parent(parent)) => parent.ended(),
+            Some(Then::Parent(parent)) => {
+                parent.ended();
+            }
             Some(Then::Run(end)) => end(),
             None => {}
         }
