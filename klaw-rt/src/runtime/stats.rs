@@ -70,6 +70,7 @@ pub(crate) struct Stats {
 
 impl Stats {
     /// True once shutdown has started cancelling what is left.
+    #[inline]
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }

@@ -34,12 +34,14 @@ pub(crate) struct EnterGuard<'a> {
 }
 
 /// Makes `task` the current task until the guard drops.
+#[inline]
 pub(crate) fn enter<'a>(task: &'a (dyn CurrentTask + 'static)) -> EnterGuard<'a> {
     let previous = CURRENT.with(|current| current.replace(Some(NonNull::from(task))));
     EnterGuard { previous, task: PhantomData }
 }
 
 impl Drop for EnterGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         CURRENT.with(|current| current.set(self.previous));
     }
@@ -102,6 +104,7 @@ impl Adopter {
     }
 
     /// What this frame must still wait for, if anything.
+    #[inline]
     pub(crate) fn running(&self) -> Option<Arc<Descendants>> {
         let descendants = self.0.take()?;
         let running = (!descendants.is_empty()).then(|| descendants.clone());
@@ -111,6 +114,7 @@ impl Adopter {
 
     /// Makes this frame the one a scope dropped on this thread hands its children to, until
     /// the guard drops.
+    #[inline]
     pub(crate) fn enter(&self) -> AdoptGuard<'_> {
         let previous = ADOPTER.with(|adopter| adopter.replace(Some(NonNull::from(self))));
         AdoptGuard { previous, adopter: PhantomData }
@@ -132,6 +136,7 @@ pub(crate) struct AdoptGuard<'a> {
 }
 
 impl Drop for AdoptGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         ADOPTER.with(|adopter| adopter.set(self.previous));
     }

@@ -133,6 +133,7 @@ impl<E> Ending<E> {
 /// What a finished body gave, against the task's state: `Some(output)` if it decided the
 /// outcome; `None` if a cancel or timeout came first. A value that lost is dropped (a panic in
 /// its destructor is contained); a failure that lost is reported, never lost.
+#[inline(always)]
 fn settle<M: Outcome<O>, O>(
     completer: &Completer<TaskOutput<M::Ok, M::Err>>,
     ending: &Ending<M::Err>,
@@ -216,7 +217,9 @@ pin_project! {
             if let Some(completer) = this.completer.as_ref() {
                 completer.ensure_decided(CancelReason::Shutdown);
                 let timeout = this.deadline.as_ref().map(|d| d.after);
-                finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
+                let adopter: &Adopter = this.adopter;
+                let _adopting = adopter.enter();
+                finish(this.body, this.completer, this.ending, adopter, timeout, None);
             }
         }
     }
@@ -248,9 +251,10 @@ where
     }
 }
 
-/// Drops the body (containing a panic in its destructor, and adopting what scopes in it leave
-/// running), then concludes with `output` if the body produced the winning one, else with the
-/// one the decided outcome implies. If descendants still run, the conclusion waits for them.
+/// Drops the body (containing a panic in its destructor; the caller has entered `adopter`, so
+/// what scopes in it leave running is adopted), then concludes with `output` if the body
+/// produced the winning one, else with the one the decided outcome implies. If descendants
+/// still run, the conclusion waits for them.
 fn finish<F, T: Send + 'static, E: Send + 'static>(
     mut body: Pin<&mut Option<F>>,
     completer: &mut Option<Completer<TaskOutput<T, E>>>,
@@ -259,11 +263,8 @@ fn finish<F, T: Send + 'static, E: Send + 'static>(
     timeout: Option<Duration>,
     output: Option<TaskOutput<T, E>>,
 ) {
-    {
-        let _adopting = adopter.enter();
-        // The body must be gone before the handle resolves: a joined task has stopped running.
-        drop_contained_in_place(body.as_mut());
-    }
+    // The body must be gone before the handle resolves: a joined task has stopped running.
+    drop_contained_in_place(body.as_mut());
     let completer = completer.take().expect("a task is finished once");
     let ending = ending.take().expect("a task is finished once");
     let output = output.unwrap_or_else(|| output_without_value(completer.header(), timeout));
@@ -275,6 +276,7 @@ fn finish<F, T: Send + 'static, E: Send + 'static>(
     }
 }
 
+#[inline(always)]
 fn drop_contained_in_place<F>(body: Pin<&mut Option<F>>) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
         let mut body = body;
@@ -295,18 +297,24 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         let Some(completer) = this.completer.as_mut() else { return Poll::Ready(()) };
+        // For the whole poll, body and `finish` alike: a scope dropped here hands its children
+        // to this task, which then ends only after them.
+        let adopter: &Adopter = this.adopter;
+        let _adopting = adopter.enter();
         let ending = this.ending.as_mut().expect("the ending lives with the completer");
         let timeout = this.deadline.as_ref().map(|d| d.after);
-        if ending.stats.as_ref().is_some_and(|stats| stats.is_shutting_down()) {
-            completer.header().cancel(CancelReason::Shutdown);
-        }
 
         if !*this.started {
             *this.started = true;
+            // A task first polled once shutdown has begun never starts. (One that started
+            // before is cancelled by shutdown, or by `park` when it first waits.)
+            if ending.stats.as_ref().is_some_and(|stats| stats.is_shutting_down()) {
+                completer.header().cancel(CancelReason::Shutdown);
+            }
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
+                finish(this.body, this.completer, this.ending, adopter, timeout, None);
                 return Poll::Ready(());
             }
             if let Some(deadline) = this.deadline.as_mut() {
@@ -314,7 +322,7 @@ where
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
+            finish(this.body, this.completer, this.ending, adopter, timeout, None);
             return Poll::Ready(());
         }
 
@@ -325,7 +333,7 @@ where
                     deadline.timer = None; // fired once; a shield may keep the body a while
                 }
                 if must_stop(completer.header()) {
-                    finish(this.body, this.completer, this.ending, this.adopter, timeout, None);
+                    finish(this.body, this.completer, this.ending, adopter, timeout, None);
                     return Poll::Ready(());
                 }
             }
@@ -334,7 +342,6 @@ where
         let polled = {
             let _span = this.span.as_ref().map(|span| span.enter());
             let _current = current::enter(&*completer);
-            let _adopting = this.adopter.enter();
             let body = this.body.as_mut().as_pin_mut().expect("the body lives until finish");
             catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
         };
@@ -351,7 +358,7 @@ where
             Ok(Poll::Ready(value)) => settle::<M, _>(completer, ending, Ok(value)),
             Err(payload) => settle::<M, F::Output>(completer, ending, Err(payload)),
         };
-        finish(this.body, this.completer, this.ending, this.adopter, timeout, output);
+        finish(this.body, this.completer, this.ending, adopter, timeout, output);
         Poll::Ready(())
     }
 }
