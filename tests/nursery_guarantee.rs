@@ -18,24 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{Alive, Flag, runtime};
+use common::{Alive, FetchError, Flag, failing, runtime};
 use klaw::{
     BlockingTask, CancelReason, CancelScope, CancelToken, Error, ExitReason, Task, TaskError,
 };
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("fetch {0} failed")]
-struct FetchError(u32);
-
-fn failing(
-    id: u32,
-    after: Duration,
-) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
-    Task::fallible(async move {
-        klaw::sleep(after).await;
-        Err(FetchError(id))
-    })
-}
 
 /// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
 fn fetch_ids(error: &Error) -> Vec<u32> {

@@ -7,22 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flag, SetOnDrop, runtime};
-use klaw::{CancelReason, Error, ExitReason, Task, TaskError};
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("fetch {0} failed")]
-struct FetchError(u32);
-
-fn failing(
-    id: u32,
-    after: Duration,
-) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
-    Task::fallible(async move {
-        klaw::sleep(after).await;
-        Err(FetchError(id))
-    })
-}
+use common::{FetchError, Flag, SetOnDrop, failing, runtime};
+use klaw::{CancelReason, Error, ExitReason, TaskError};
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn the_first_failure_cancels_the_siblings_with_sibling_failed() {

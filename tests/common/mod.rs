@@ -106,3 +106,19 @@ impl Drop for AliveGuard {
         self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// The error of the failing child in the scope tests.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("fetch {0} failed")]
+pub struct FetchError(pub u32);
+
+/// A fallible task that fails with `FetchError(id)` after `after`.
+pub fn failing(
+    id: u32,
+    after: Duration,
+) -> klaw::Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
+    klaw::Task::fallible(async move {
+        klaw::sleep(after).await;
+        Err(FetchError(id))
+    })
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::cancel::RegionState;
 use crate::task::TaskId;
-use crate::task::core::{CurrentTask, HeaderRef};
+use crate::task::core::{CurrentTask, Header, HeaderRef};
 use crate::task::descendants::Descendants;
 
 type TaskPtr = NonNull<dyn CurrentTask>;
@@ -192,30 +192,31 @@ pub(crate) fn enclosing() -> Enclosing {
     }
 }
 
-/// True if something enclosing the code polled now, in this task and up to the nearest shield,
-/// is about to drop it: a region cancelled on its own account, or the task itself. A region (or
-/// scope) whose own cancellation lands while one enclosing it also stops does not return: the
-/// outermost cancelled one catches the cancellation, and no code between the two runs on.
-pub(crate) fn enclosing_must_stop() -> bool {
-    let task = current_tag();
+/// Asks the cancellation state around the code running now: `region` of each enclosing region
+/// of this task, innermost first, until one says yes or a shield says no; then `task` of the
+/// task itself. False outside any task.
+fn around_here(region: impl Fn(&RegionState) -> bool, task: impl Fn(&Header) -> bool) -> bool {
+    let tag = current_tag();
     let from_frames = FRAMES.with(|frames| {
         let frames = frames.borrow();
-        for frame in frames.iter().rev().take_while(|frame| frame.task == task) {
+        for frame in frames.iter().rev().take_while(|frame| frame.task == tag) {
             match &frame.kind {
-                FrameKind::Region(region) if region.must_stop() => return Some(true),
+                FrameKind::Region(state) if region(state) => return Some(true),
                 FrameKind::Region(_) => {}
                 FrameKind::Shield => return Some(false),
             }
         }
         None
     });
-    from_frames.unwrap_or_else(|| {
-        with_current(|task| {
-            let header = task.header();
-            header.is_cancelled() && !header.is_shielded()
-        })
-        .unwrap_or(false)
-    })
+    from_frames.unwrap_or_else(|| with_current(|current| task(current.header())).unwrap_or(false))
+}
+
+/// True if something enclosing the code polled now, in this task and up to the nearest shield,
+/// is about to drop it: a region cancelled on its own account, or the task itself. A region (or
+/// scope) whose own cancellation lands while one enclosing it also stops does not return: the
+/// outermost cancelled one catches the cancellation, and no code between the two runs on.
+pub(crate) fn enclosing_must_stop() -> bool {
+    around_here(RegionState::must_stop, |task| task.is_cancelled() && !task.is_shielded())
 }
 
 /// What a new shield must hold up: the cancel regions it is inside and the task itself.
@@ -255,19 +256,7 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
 /// # Ok::<(), klaw::BuildError>(())
 /// ```
 pub fn is_cancelled() -> bool {
-    let task = current_tag();
-    let from_frames = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        for frame in frames.iter().rev().take_while(|frame| frame.task == task) {
-            match &frame.kind {
-                FrameKind::Region(region) if region.is_cancelled() => return Some(true),
-                FrameKind::Region(_) => {}
-                FrameKind::Shield => return Some(false),
-            }
-        }
-        None
-    });
-    from_frames.unwrap_or_else(|| with_current(|t| t.header().is_cancelled()).unwrap_or(false))
+    around_here(RegionState::is_cancelled, Header::is_cancelled)
 }
 
 /// The id of the task running on this thread, if any.
