@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The tutorial is the book in `book/` (every snippet in it is compiled and run by
-//! `cargo test`). The contract is `DESIGN.md`.
+//! `cargo test`); `ARCHITECTURE.md` is the map of the code.
 #![forbid(unsafe_code)]
 
 pub use klaw_macros::{main, scope, select, task, test};

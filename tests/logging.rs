@@ -1,5 +1,6 @@
-//! Log hooks really receive events (audit MEDIUM-1): with the task's fields, and never after
-//! they are removed. One global subscriber per process, so the tests share it and serialise.
+//! Log hooks really receive events (a hook that is never wired into the pipeline receives
+//! nothing, silently): with the task's fields, and never after they are removed. One global
+//! subscriber per process, so the tests share it and serialise.
 
 use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard, Once};

@@ -1,5 +1,6 @@
-//! The runtime really uses the detected worker count (audit LOW-1), and a bad `KLAW_WORKERS`
-//! is a typed error that names the variable and the accepted range.
+//! The runtime really uses the detected worker count (a detected setting that nothing uses is a
+//! bug), and a bad `KLAW_WORKERS` is a typed error that names the variable and the accepted
+//! range.
 
 mod common;
 

@@ -154,8 +154,8 @@ async fn select_any_waits_on_a_dynamic_list() {
 }
 
 #[klaw::test(workers = 1, timeout = "10s")]
-async fn the_design_example_compiles_and_runs() -> Result<(), klaw::Error> {
-    // DESIGN.md's select!, as written there.
+async fn the_select_of_the_first_example_compiles_and_runs() -> Result<(), klaw::Error> {
+    // A select! with every kind of channel arm, as a first program writes it.
     let (tx, rx) = klaw::channel::<u32>(64);
     let mut got = None;
     klaw::select! {

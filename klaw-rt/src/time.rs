@@ -11,7 +11,7 @@ use async_io::Timer;
 use pin_project_lite::pin_project;
 
 /// A timeout or deadline passed before the future finished. Typed, so it can never be confused
-/// with another error or escape as a panic (audit HIGH-3).
+/// with another error or escape as a panic.
 ///
 /// ```
 /// use std::time::Duration;

@@ -3,13 +3,17 @@
 //!
 //! Cancellation in Rust is dropping a future. A region decides *when* to drop what it runs (its
 //! token, its deadline) and *what* it reports (a typed [`CancelReason`]); shields decide what
-//! must not be dropped yet; [`is_cancelled`](crate::is_cancelled) lets code ask.
+//! must not be dropped yet; [`is_cancelled`] lets code ask.
 #![forbid(unsafe_code)]
 
+pub(crate) mod frames;
+#[cfg(all(test, klaw_loom))]
+mod loom;
 mod region;
 mod shield;
 mod state;
 
+pub use frames::is_cancelled;
 pub use region::{CancelOnDrop, CancelScope, CancelToken, Cancellable, Cancelled};
 pub use shield::{Shielded, shield};
 pub(crate) use state::RegionState;
@@ -98,7 +102,7 @@ pub async fn fail_at<F: Future>(deadline: Instant, future: F) -> Result<F::Outpu
 /// });
 /// ```
 pub async fn checkpoint() {
-    if crate::is_cancelled() {
+    if is_cancelled() {
         std::future::pending::<()>().await;
     }
     futures_lite::future::yield_now().await;

@@ -14,9 +14,10 @@ use pin_project_lite::pin_project;
 use event_listener::EventListener;
 
 use crate::cancel::RegionState;
+use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::state::Tie;
 use crate::task::CancelReason;
-use crate::task::current::{self, Adopter, FrameKind, push_frame};
+use crate::task::current::{self, Adopter};
 
 /// A cancel region, as in trio: the future it runs is dropped when the region is cancelled by
 /// its [`CancelToken`] or when its deadline passes, and the region then returns the reason.
@@ -367,14 +368,13 @@ pin_project! {
 
     impl<F: Future> PinnedDrop for Cancellable<F> {
         fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
+            let this = this.project();
             // Dropped by what encloses it: drop the future here, and hand what still runs to
             // the enclosing frame (or, outside any klaw task, wait for it right here).
-            {
-                let _adopting = this.adopter.enter();
-                this.future.set(None);
-            }
-            if let Some(descendants) = this.adopter.running() {
+            let adopter: &Adopter = this.adopter;
+            let mut future = this.future;
+            adopter.adopting(|| future.set(None));
+            if let Some(descendants) = adopter.running() {
                 current::hand_over(&descendants);
             }
         }
@@ -401,12 +401,10 @@ impl<F: Future> Future for Cancellable<F> {
                 }
             }
             if !this.state.must_stop() {
-                let polled = {
-                    let _frame = push_frame(FrameKind::Region(this.state.clone()));
-                    let _adopting = this.adopter.enter();
-                    let future = this.future.as_mut().as_pin_mut().expect("checked above");
-                    future.poll(cx)
-                };
+                let future = this.future.as_mut().as_pin_mut().expect("checked above");
+                let polled = frames::within(FrameKind::Region(this.state.clone()), || {
+                    this.adopter.adopting(|| future.poll(cx))
+                });
                 match polled {
                     Poll::Ready(output) if this.state.own_reason().is_none() => {
                         *this.outcome = Some(Ok(output));
@@ -419,7 +417,7 @@ impl<F: Future> Future for Cancellable<F> {
                 }
             }
             if this.outcome.is_none() {
-                if current::enclosing_must_stop() {
+                if frames::enclosing_must_stop() {
                     // Something around this region stops too: the outermost catches it, so
                     // this one never returns (what encloses it drops it, and was woken).
                     return Poll::Pending;
@@ -427,8 +425,8 @@ impl<F: Future> Future for Cancellable<F> {
                 let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);
                 *this.outcome = Some(Err(reason));
             }
-            let _adopting = this.adopter.enter();
-            this.future.set(None);
+            let future = &mut this.future;
+            this.adopter.adopting(|| future.set(None));
         }
         // The region has ended its future; it returns once what that left running has ended.
         if let Some(descendants) = this.adopter.running() {

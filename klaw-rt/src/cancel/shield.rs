@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::cancel::RegionState;
+use crate::cancel::frames::{self, FrameKind, shield_targets};
 use crate::task::core::HeaderRef;
-use crate::task::current::{FrameKind, push_frame, shield_targets};
 
 /// Runs `future` to completion even if the task or the cancel regions around it are cancelled
 /// meanwhile: they wait for it before dropping what they contain, and inside it
@@ -105,10 +105,8 @@ impl<F: Future> Future for Shielded<F> {
         if this.hold.is_none() {
             *this.hold = Some(Hold::enter());
         }
-        let polled = {
-            let _frame = push_frame(FrameKind::Shield);
-            this.future.poll(cx)
-        };
+        let future = this.future;
+        let polled = frames::within(FrameKind::Shield, || future.poll(cx));
         if polled.is_ready() {
             *this.hold = None;
         }

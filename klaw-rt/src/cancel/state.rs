@@ -16,10 +16,10 @@ use std::sync::{Arc, Weak};
 use event_listener::Event;
 use slab::Slab;
 
+use crate::cancel::frames::{self, Enclosing};
 use crate::sync::{AtomicUsize, Mutex, Ordering, SetOnce, WakerSlot};
 use crate::task::CancelReason;
 use crate::task::core::HeaderRef;
-use crate::task::current::{self, Enclosing};
 
 /// How a region is tied to what it hears: a parent token (its cancellation is the child's own)
 /// or an enclosing frame (the child only observes it).
@@ -53,11 +53,6 @@ pub(crate) struct RegionState {
     /// Where this one is registered: a parent token, an enclosing frame, or both (a region
     /// run until a token fires), so two places at most and no allocation.
     links: Mutex<[Option<Link>; 2]>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
-    // No user code runs under these locks, so poisoning cannot leave them inconsistent.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RegionState {
@@ -121,7 +116,8 @@ impl RegionState {
 
     /// The children still alive, collected under the lock and returned to be told outside it.
     fn hearing_children(&self) -> Vec<(Arc<RegionState>, Tie)> {
-        lock(&self.children)
+        self.children
+            .lock()
             .iter()
             .filter_map(|(_, (child, tie))| Some((child.upgrade()?, *tie)))
             .collect()
@@ -130,7 +126,7 @@ impl RegionState {
     /// Makes `self` hear `parent` from now on (at once, if `parent` is already cancelled).
     pub(crate) fn listen_to(self: &Arc<Self>, parent: &Arc<RegionState>, tie: Tie) {
         let (key, already) = {
-            let mut children = lock(&parent.children);
+            let mut children = parent.children.lock();
             let key = children.insert((Arc::downgrade(self), tie));
             // Read under the lock: a cancel that set `first` before we were inserted has
             // either listed us (after) or is seen here (before).
@@ -161,7 +157,7 @@ impl RegionState {
     }
 
     fn add_link(&self, link: Link) {
-        let mut links = lock(&self.links);
+        let mut links = self.links.lock();
         let free = links.iter_mut().find(|slot| slot.is_none());
         *free.expect("a region hears a parent token and an enclosing frame at most") = Some(link);
     }
@@ -169,7 +165,7 @@ impl RegionState {
     /// Makes `self` hear whatever encloses the code polling it now: the innermost region of
     /// the current task, or the task itself (nothing, inside a shield or outside any task).
     pub(crate) fn listen_to_enclosing(self: &Arc<Self>) {
-        match current::enclosing() {
+        match frames::enclosing() {
             Enclosing::Region(parent) => self.listen_to(&parent, Tie::Enclosing),
             Enclosing::Task(task) => self.listen_to_task(task),
             Enclosing::Nothing => {}
@@ -205,11 +201,11 @@ impl RegionState {
 
 impl Drop for RegionState {
     fn drop(&mut self) {
-        let links = std::mem::take(&mut *lock(&self.links));
+        let links = std::mem::take(&mut *self.links.lock());
         for link in links.into_iter().flatten() {
             match link {
                 Link::Region { parent, key } => {
-                    let removed = lock(&parent.children).try_remove(key);
+                    let removed = parent.children.lock().try_remove(key);
                     drop(removed);
                 }
                 Link::Task { task, hook } => task.header().remove_hook(hook),

@@ -15,6 +15,8 @@
 
 pub mod broadcast;
 mod error;
+#[cfg(all(test, klaw_loom))]
+mod loom;
 mod mpmc;
 pub mod oneshot;
 mod select;

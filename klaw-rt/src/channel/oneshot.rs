@@ -4,7 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use crate::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::channel::error::{RecvError, SendError, TryRecvError};
@@ -19,8 +21,8 @@ struct State<T> {
 struct Shared<T>(Mutex<State<T>>);
 
 impl<T> Shared<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.0.lock()
     }
 }
 

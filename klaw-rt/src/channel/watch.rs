@@ -5,12 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
 use crate::channel::error::{RecvError, SendError};
+use crate::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 struct Waiting {
     wakers: Slab<Waker>,
@@ -28,12 +29,12 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock()
     }
 
     fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.value.read().unwrap_or_else(PoisonError::into_inner)
+        self.value.read()
     }
 }
 
@@ -100,7 +101,7 @@ impl<T> Sender<T> {
     /// ```
     pub fn send_replace(&self, value: T) -> T {
         let old = {
-            let mut slot = self.shared.value.write().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = self.shared.value.write();
             std::mem::replace(&mut *slot, value)
         };
         let wakers: Vec<Waker> = {

@@ -1,11 +1,16 @@
 //! Log hooks: user callbacks that receive every event, delivered by a `tracing-subscriber`
-//! layer. Audit MEDIUM-1 found hooks that were defined but never wired in; these are part of
-//! the subscriber `klaw::log::init()` installs (or of yours, through `hook_layer()`).
+//! layer. A hook is useful only if it is wired into the pipeline: these are part of the
+//! subscriber `klaw::log::init()` installs (or of yours, through `hook_layer()`), and
+//! `tests/logging.rs` checks that a hook receives events and a removed one does not.
 #![forbid(unsafe_code)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+// The statics here are process-wide and outlive any loom model, so their atomics are std's;
+// the lock goes through the shim like every other.
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock};
+
+use crate::sync::RwLock;
 
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
@@ -28,7 +33,7 @@ pub struct HookId(u64);
 
 /// Copy on write: an event clones the `Arc` (one increment) instead of the list; the rare
 /// add/remove builds a new list. `None` is the empty list.
-static HOOKS: RwLock<Option<Arc<HookList>>> = RwLock::new(None);
+static HOOKS: LazyLock<RwLock<Option<Arc<HookList>>>> = LazyLock::new(RwLock::default);
 /// Lets the layer skip building a `LogEvent` when nobody listens.
 static ANY_HOOKS: AtomicBool = AtomicBool::new(false);
 
@@ -83,7 +88,7 @@ pub fn clear_hooks() {
 
 /// Applies `change` to a copy of the hook list and publishes the result.
 fn update<R>(change: impl FnOnce(&mut HookList) -> R) -> R {
-    let mut slot = HOOKS.write().unwrap_or_else(PoisonError::into_inner);
+    let mut slot = HOOKS.write();
     let mut hooks = slot.as_deref().cloned().unwrap_or_default();
     let result = change(&mut hooks);
     ANY_HOOKS.store(!hooks.is_empty(), Ordering::Release);
@@ -153,7 +158,7 @@ where
             span_fields,
         };
         // Call outside the lock: a hook may add or remove hooks.
-        let hooks = HOOKS.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let hooks = HOOKS.read().clone();
         for (_, hook) in hooks.iter().flat_map(|hooks| hooks.iter()) {
             let _ = catch_unwind(AssertUnwindSafe(|| hook(&log_event)));
         }

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::BoxError;
-use crate::remote::RemoteError;
 use crate::task::CancelReason;
+use crate::task::error::BoxError;
+use crate::task::remote::RemoteError;
 
 /// The environment variable that picks the backend: `local` (the default) or the name of a
 /// linked backend, such as `nats` (the `klaw-nats` crate).

@@ -18,17 +18,15 @@
 
 mod backend;
 mod call;
-mod error;
 mod registry;
 mod wire;
 
+pub use crate::task::remote::{RemoteCall, RemoteError};
 pub(crate) use backend::backend_from_env;
 pub use backend::{
     BACKEND_ENV, BackendError, BackendFactory, JobId, RemoteBackend, RemoteJob, SubmitFuture,
 };
-pub use call::RemoteCall;
 pub(crate) use call::run_remotely;
-pub use error::RemoteError;
 pub use registry::{Portable, Registration, RemoteRun, RemoteTaskDef, find_task, remote_tasks};
 pub use wire::WireOutcome;
 

@@ -9,9 +9,9 @@ use std::pin::Pin;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::TaskError;
 use crate::remote::{RemoteError, WireOutcome};
 use crate::task::Task;
+use crate::task::error::TaskError;
 
 /// A started remote run: resolves to the encoded [`WireOutcome`] to send back.
 pub type RemoteRun = Pin<Box<dyn Future<Output = Vec<u8>> + Send + 'static>>;
@@ -236,7 +236,7 @@ where
 /// Decodes a reply into the boxed `Result<M::Ok, TaskError<M::Err>>` of the task's types.
 pub(crate) fn decode_reply<O, M>(name: &str, bytes: &[u8], output: Codec<O>) -> Box<dyn Any + Send>
 where
-    M: crate::Outcome<O>,
+    M: crate::task::Outcome<O>,
 {
     let result: Result<M::Ok, TaskError<M::Err>> = match WireOutcome::decode(name, bytes) {
         Ok(WireOutcome::Returned(value)) => match output.decode(&value) {

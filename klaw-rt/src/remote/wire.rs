@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::remote::RemoteError;
+use crate::task::remote::RemoteError;
 
 /// The outcome of a remote run, as it travels.
 ///

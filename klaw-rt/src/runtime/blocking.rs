@@ -4,10 +4,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::task::core::HeaderRef;
 use crate::task::{CancelReason, TaskId};
 
@@ -116,7 +117,7 @@ impl BlockingPool {
 impl PoolShared {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // Jobs run outside the lock and catch their panics, so poisoning cannot hide a bug here.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// A pool thread: runs queued jobs; retires after `keep_alive` without work, or at shutdown.
@@ -146,13 +147,10 @@ impl PoolShared {
                 break;
             }
             state.idle += 1;
-            let (next, wait) = self
-                .work_available
-                .wait_timeout(state, self.keep_alive)
-                .unwrap_or_else(PoisonError::into_inner);
+            let (next, timed_out) = self.work_available.wait_timeout(state, self.keep_alive);
             state = next;
             state.idle -= 1;
-            if wait.timed_out() && state.queue.is_empty() {
+            if timed_out && state.queue.is_empty() {
                 break;
             }
         }
@@ -163,6 +161,7 @@ impl PoolShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::spawn::{Accounting, NoParent};
     use crate::runtime::stats::Stats;
     use crate::task::core::new_task;
     use crate::task::runner::BlockingRunner;
@@ -176,11 +175,11 @@ mod tests {
         let peak = Arc::new(AtomicUsize::new(0));
         for _ in 0..30 {
             let (completer, _joiner) =
-                new_task::<Result<(), crate::TaskError>>(TaskId::next(), None);
+                new_task::<Result<(), crate::task::TaskError>>(TaskId::next(), None);
             let task = completer.header_ref();
             let (running, peak) = (running.clone(), peak.clone());
             stats.task_spawned();
-            let job = BlockingRunner::<_, (), crate::Plain>::new(
+            let job = BlockingRunner::<_, (), crate::task::Plain, _>::new(
                 move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
@@ -189,8 +188,7 @@ mod tests {
                 },
                 completer,
                 None,
-                stats.clone(),
-                None,
+                Accounting::<NoParent>::new(Some(stats.clone()), None),
             );
             pool.submit(Box::new(job), task);
             assert!(pool.shared.lock().threads <= 3);

@@ -158,7 +158,7 @@ impl Builder {
     pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
         let mut config = match self.workers {
             // An explicit count must not fail on a bad variable it overrides.
-            Some(_) => RuntimeConfig::from_env(|_| None, crate::MachineInfo::probe())?,
+            Some(_) => RuntimeConfig::from_env(|_| None, crate::runtime::MachineInfo::probe())?,
             None => RuntimeConfig::detect()?,
         };
         if let Some(workers) = self.workers {

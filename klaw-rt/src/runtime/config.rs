@@ -1,7 +1,7 @@
 //! How many workers a runtime gets: detected from the machine, overridable by `KLAW_WORKERS`.
 //!
-//! Audit LOW-1 found a concurrency level that was computed and then ignored. Here the detected
-//! value is exactly what `Runtime::builder().build()` uses when nothing overrides it.
+//! The detected value is exactly what `Runtime::builder().build()` uses when nothing overrides
+//! it (`tests/runtime_config.rs` checks it): a detected setting that nothing uses is a bug.
 #![forbid(unsafe_code)]
 
 use std::fmt;

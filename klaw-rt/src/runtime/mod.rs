@@ -6,6 +6,8 @@ pub(crate) mod blocking;
 mod builder;
 mod config;
 mod context;
+mod inline_blocking;
+pub(crate) mod spawn;
 pub(crate) mod stats;
 
 pub use builder::{BuildError, Builder};
@@ -25,16 +27,16 @@ use std::time::{Duration, Instant};
 use async_executor::Executor;
 use event_listener::Event;
 
-use crate::remote::{JobId, RemoteBackend, run_remotely};
-use crate::scope::ChildLink;
-use crate::task::core::{Joiner, new_task};
+use crate::remote::RemoteBackend;
+use crate::task::core::Joiner;
 use crate::task::handle::TaskOutput;
-use crate::task::runner::{AsyncRunner, BlockingRunner, task_span};
-use crate::task::spec::Relayed;
 use crate::task::spec::{ErrOf, OkOf};
-use crate::task::{BlockingTask, IntoTask, Task, TaskHandle, TaskId};
+use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskHandle};
 use blocking::BlockingPool;
+use spawn::{NoParent, ParentLink, spawn_blocking_on, spawn_on};
+
 use context::Context;
+pub use inline_blocking::InlineBlockingTask;
 use stats::{Stats, wait_until};
 
 /// How long shutdown waits, after cancelling, for workers to leave their current poll and for
@@ -183,7 +185,7 @@ impl Runtime {
         T: IntoTask,
         T::Future: Send + 'static,
     {
-        spawn_on(Some(self.executor()), &self.shared, task.into_task(), None, |_| None)
+        spawn_on(Some(self.executor()), &self.shared, task.into_task(), None, |_| None::<NoParent>)
     }
 
     /// Runs `f` on the blocking pool, so it cannot stall the workers. At most
@@ -202,7 +204,7 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None)
+        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None::<NoParent>)
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so
@@ -298,8 +300,8 @@ impl Runtime {
     }
 
     /// Shuts down: waits up to `grace` for live tasks to end, then cancels the rest (reason
-    /// `Shutdown`) and returns what happened. Never panics and never returns an untyped error
-    /// on timeout (audit HIGH-3): a grace period that ran out is `report.grace_expired`.
+    /// `Shutdown`) and returns what happened. A timeout is never a panic or an untyped error
+    /// that could escape: a grace period that ran out is `report.grace_expired`.
     ///
     /// Tasks may still spawn during the grace period. After it, pending tasks are cancelled at
     /// once; a worker stuck in a body that never yields, and blocking closures, get one more
@@ -448,7 +450,7 @@ impl Handle {
         T::Future: Send + 'static,
     {
         let executor = self.executor.upgrade();
-        spawn_on(executor.as_ref(), &self.shared, task.into_task(), None, |_| None)
+        spawn_on(executor.as_ref(), &self.shared, task.into_task(), None, |_| None::<NoParent>)
     }
 
     /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].
@@ -464,7 +466,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None)
+        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None::<NoParent>)
     }
 
     /// Tasks spawned and not yet ended.
@@ -492,31 +494,34 @@ impl Handle {
 
 impl Handle {
     /// Spawns a scope's parallel child: registered with `parent` before it is scheduled.
-    pub(crate) fn spawn_child<F, M>(
+    pub(crate) fn spawn_child<F, M, P>(
         &self,
         task: Task<F, M>,
         scope: Option<&str>,
-        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
+        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
     ) -> TaskHandle<M::Ok, M::Err>
     where
         F: Future + Send + 'static,
-        M: crate::Outcome<F::Output> + 'static,
+        M: Outcome<F::Output> + 'static,
+        P: ParentLink<M::Err>,
     {
         let executor = self.executor.upgrade();
         spawn_on(executor.as_ref(), &self.shared, task, scope, parent)
     }
 
-    /// Spawns a scope's blocking child: registered with `parent` before it is queued.
-    pub(crate) fn spawn_blocking_child<F, O, M>(
+    /// Spawns a scope's blocking child (or, with no parent, a blocking task awaited inline):
+    /// registered with `parent` before it is queued.
+    pub(crate) fn spawn_blocking_child<F, O, M, P>(
         &self,
         task: BlockingTask<F, M>,
         scope: Option<&str>,
-        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
+        parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
     ) -> TaskHandle<M::Ok, M::Err>
     where
         F: FnOnce() -> O + Send + 'static,
         O: 'static,
-        M: crate::Outcome<O> + 'static,
+        M: Outcome<O> + 'static,
+        P: ParentLink<M::Err>,
     {
         spawn_blocking_on(&self.shared, task, scope, parent)
     }
@@ -533,108 +538,6 @@ impl fmt::Debug for Handle {
             .field("live_tasks", &self.shared.stats.live())
             .finish()
     }
-}
-
-/// Creates the task (and so its cancel token) first, then schedules it. Without an executor
-/// (shut down), the runner is dropped unpolled, which publishes `Cancelled(Shutdown)`.
-pub(crate) fn spawn_on<F, M>(
-    executor: Option<&Arc<Executor<'static>>>,
-    shared: &Shared,
-    task: Task<F, M>,
-    scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
-) -> TaskHandle<M::Ok, M::Err>
-where
-    F: std::future::Future + Send + 'static,
-    M: crate::Outcome<F::Output> + 'static,
-{
-    let Task { future, name, timeout, remote, .. } = task;
-    if let (Some(call), Some(backend)) = (remote, shared.backend.as_ref()) {
-        // A remote task: its body never runs here; a proxy submits it and relays the outcome.
-        drop(future);
-        let job = JobId::random();
-        // The worker applies the task's own timeout: the proxy has none.
-        let proxy = run_remotely::<M::Ok, M::Err>(backend.clone(), call, job.clone());
-        let handle = spawn_body::<_, Relayed>(executor, shared, proxy, name, None, scope, parent);
-        let backend = backend.clone();
-        handle.on_cancel(move |reason| backend.cancel(&job, reason));
-        return handle;
-    }
-    spawn_body::<F, M>(executor, shared, future, name, timeout, scope, parent)
-}
-
-fn spawn_body<F, M>(
-    executor: Option<&Arc<Executor<'static>>>,
-    shared: &Shared,
-    future: F,
-    name: Option<std::borrow::Cow<'static, str>>,
-    timeout: Option<Duration>,
-    scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
-) -> TaskHandle<M::Ok, M::Err>
-where
-    F: std::future::Future + Send + 'static,
-    M: crate::Outcome<F::Output> + 'static,
-{
-    let Registered { span, completer, link, handle } = register(shared, name, scope, parent);
-    let runner = AsyncRunner::<F, M>::new(
-        future,
-        completer,
-        timeout,
-        span,
-        Some(shared.stats.clone()),
-        link,
-    );
-    match executor {
-        Some(executor) => executor.spawn(runner).detach(),
-        None => drop(runner),
-    }
-    handle
-}
-
-/// A new task, before anything runs it: its span, its completer for the runner, its link to
-/// its scope, and its handle. Counted as spawned.
-struct Registered<T, E> {
-    span: Option<Box<tracing::Span>>,
-    completer: crate::task::core::Completer<TaskOutput<T, E>>,
-    link: Option<ChildLink<E>>,
-    handle: TaskHandle<T, E>,
-}
-
-fn register<T: Send + 'static, E: Send + 'static>(
-    shared: &Shared,
-    name: Option<std::borrow::Cow<'static, str>>,
-    scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<ChildLink<E>>,
-) -> Registered<T, E> {
-    let id = TaskId::next();
-    let span = task_span(id, name.as_deref(), scope);
-    let (completer, joiner) = new_task(id, name);
-    // Registered with its scope before any executor or pool sees it: a scope cancelled
-    // meanwhile cancels it before it can start.
-    let link = parent(&joiner);
-    let handle = TaskHandle::new(joiner);
-    shared.stats.task_spawned();
-    Registered { span, completer, link, handle }
-}
-
-pub(crate) fn spawn_blocking_on<F, O, M>(
-    shared: &Shared,
-    task: BlockingTask<F, M>,
-    scope: Option<&str>,
-    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<ChildLink<M::Err>>,
-) -> TaskHandle<M::Ok, M::Err>
-where
-    F: FnOnce() -> O + Send + 'static,
-    O: 'static,
-    M: crate::Outcome<O> + 'static,
-{
-    let Registered { span, completer, link, handle } = register(shared, task.name, scope, parent);
-    let header = completer.header_ref();
-    let runner =
-        BlockingRunner::<F, O, M>::new(task.body, completer, span, shared.stats.clone(), link);
-    shared.blocking.submit(Box::new(runner), header);
-    handle
 }
 
 /// Runs a future to completion on this thread, without a runtime: timers and channels work,

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::TaskError;
+use crate::cancel::frames::{self, FrameKind};
 use crate::error::{Error, ScopeError};
 use crate::scope::registry::Failure;
 use crate::scope::{LocalChild, Scope, ScopeOptions};
 use crate::task::CancelReason;
-use crate::task::current::{self, Adopter, FrameKind, push_frame};
+use crate::task::current::{self, Adopter};
+use crate::task::error::TaskError;
 use crate::time::Elapsed;
 
 /// The body of a scope, as `scope!` boxes it.
@@ -100,11 +101,10 @@ impl<T> Drive<'_, '_, T> {
             self.drop_body(); // cancelled, and no shield holds it open
             return;
         }
-        let polled = {
-            let _frame = push_frame(FrameKind::Region(shared.region.clone()));
-            let _adopting = self.adopter.enter();
-            body.as_mut().poll(cx)
-        };
+        let adopter = &self.adopter;
+        let polled = frames::within(FrameKind::Region(shared.region.clone()), || {
+            adopter.adopting(|| body.as_mut().poll(cx))
+        });
         match polled {
             Poll::Ready(Ok(output)) => {
                 self.drop_body();
@@ -126,8 +126,8 @@ impl<T> Drive<'_, '_, T> {
 
     /// Drops the body; what scopes inside it leave running becomes this scope's to wait for.
     fn drop_body(&mut self) {
-        let _adopting = self.adopter.enter();
-        self.body = None;
+        let body = &mut self.body;
+        self.adopter.adopting(|| *body = None);
     }
 
     fn poll_locals(&mut self, cx: &mut Context<'_>) {
@@ -188,7 +188,7 @@ impl<T> Future for Drive<'_, '_, T> {
             && this.locals.is_empty()
             && shared.descendants.poll_empty(cx).is_ready()
         {
-            if shared.region.own_reason().is_some() && current::enclosing_must_stop() {
+            if shared.region.own_reason().is_some() && frames::enclosing_must_stop() {
                 // Cancelled while what encloses the scope stops too: the outermost catches
                 // it, so the scope does not return (it is dropped, and logs what failed).
                 return Poll::Pending;
@@ -217,12 +217,12 @@ impl<T> Drop for Drive<'_, '_, T> {
             tracing::warn!(%error, "the body of a scope that was dropped before it returned failed");
         }
         shared.abandon();
-        {
-            let _adopting = self.adopter.enter();
-            self.body = None;
-            self.locals.clear();
-            drop(self.scope.take_locals());
-        }
+        let (body, locals, scope) = (&mut self.body, &mut self.locals, self.scope);
+        self.adopter.adopting(|| {
+            *body = None;
+            locals.clear();
+            drop(scope.take_locals());
+        });
         current::hand_over(&shared.descendants);
     }
 }

@@ -8,9 +8,9 @@ use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::TaskError;
 use crate::scope::registry::ScopeShared;
 use crate::task::TaskHandle;
+use crate::task::error::TaskError;
 
 /// The handle of a scope's child: everything a [`TaskHandle`] does (await the result, `cancel`,
 /// `id`, `exit_reason`...), tied to the scope's lifetime so it cannot outlive the scope.

@@ -8,12 +8,13 @@
 
 mod drive;
 mod handle;
+#[cfg(all(test, klaw_loom))]
+mod loom;
 pub(crate) mod registry;
 mod spawnable;
 
 pub use drive::{ScopeBody, scope_with};
 pub use handle::ScopeHandle;
-pub(crate) use registry::ChildLink;
 pub use spawnable::{SpawnTarget, Spawnable};
 
 use std::borrow::Cow;
@@ -21,16 +22,17 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::runtime::Handle;
+use crate::runtime::spawn;
 use crate::runtime::stats::Stats;
 use crate::scope::registry::{ScopeChild, ScopeShared};
-use crate::task::core::new_task;
-use crate::task::runner::{AsyncRunner, task_span};
+use crate::sync::Mutex;
+use crate::task::error::BoxError;
 use crate::task::spec::{ErrOf, OkOf};
-use crate::task::{BlockingTask, CancelReason, IntoTask, TaskId};
-use crate::{BoxError, Handle};
+use crate::task::{BlockingTask, CancelReason, IntoTask};
 
 type LocalChild<'env> = Pin<Box<dyn Future<Output = ()> + Send + 'env>>;
 
@@ -167,7 +169,7 @@ impl<'env> Scope<'env> {
     }
 
     fn runtime(&self) -> &Handle {
-        self.runtime.as_ref().unwrap_or_else(|| panic!("{}", crate::NoRuntime))
+        self.runtime.as_ref().unwrap_or_else(|| panic!("{}", crate::runtime::NoRuntime))
     }
 
     /// Spawns a child that runs in parallel on the runtime's workers (or, for a
@@ -247,25 +249,13 @@ impl<'env> Scope<'env> {
         T::Future: Send + 'env,
         ErrOf<T>: Into<BoxError>,
     {
-        let task = task.into_task();
-        let id = TaskId::next();
-        let span = task_span(id, task.name.as_deref(), self.name.as_deref());
-        let (completer, joiner) = new_task(id, task.name);
-        let child: Arc<dyn ScopeChild> = joiner.core();
-        let link = self.shared.register::<ErrOf<T>>(child);
-        if let Some(stats) = &self.stats {
-            stats.task_spawned();
-        }
-        let runner = AsyncRunner::<T::Future, T::Mode>::new(
-            task.future,
-            completer,
-            task.timeout,
-            span,
-            self.stats.clone(),
-            Some(link),
-        );
-        self.locals.lock().unwrap_or_else(PoisonError::into_inner).push(Box::pin(runner));
-        ScopeHandle::new(crate::task::TaskHandle::new(joiner), &self.shared)
+        let local =
+            spawn::local(self.stats.as_ref(), task.into_task(), self.name.as_deref(), |joiner| {
+                let child: Arc<dyn ScopeChild> = joiner.core();
+                Some(self.shared.register::<ErrOf<T>>(child))
+            });
+        self.locals.lock().push(Box::pin(local.runner));
+        ScopeHandle::new(local.handle, &self.shared)
     }
 
     /// Cancels the whole scope: the body and every child, with `reason`. The scope then
@@ -318,7 +308,7 @@ impl<'env> Scope<'env> {
     }
 
     fn take_locals(&self) -> Vec<LocalChild<'env>> {
-        std::mem::take(&mut *self.locals.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut *self.locals.lock())
     }
 }
 

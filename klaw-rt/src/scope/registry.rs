@@ -13,17 +13,19 @@ use std::sync::Arc;
 use slab::Slab;
 
 use crate::cancel::RegionState;
-use crate::error::{Error, TaskFailure};
+use crate::error::Error;
+use crate::runtime::spawn::ParentLink;
 use crate::sync::{AtomicBool, Mutex, Ordering};
-use crate::task::core::{self, Header, TaskCore};
+use crate::task::core::{TaskCore, TaskHeader};
 use crate::task::descendants::Descendants;
+use crate::task::error::{BoxError, TaskError, TaskFailure};
 use crate::task::handle::TaskOutput;
+use crate::task::state::Kind;
 use crate::task::{CancelReason, TaskId};
-use crate::{BoxError, TaskError};
 
-/// A child as its scope sees it: its state, and its failure if no handle took it.
-pub(crate) trait ScopeChild: Send + Sync {
-    fn header(&self) -> &Header;
+/// A child as its scope sees it: a task (its header, through `TaskHeader`), and its failure if
+/// no handle took it.
+pub(crate) trait ScopeChild: TaskHeader {
     /// The child's failure, unless its handle already took it (then the body has it).
     fn take_failure(&self) -> Option<Error>;
 }
@@ -33,10 +35,6 @@ where
     T: Send + 'static,
     E: Into<BoxError> + Send + 'static,
 {
-    fn header(&self) -> &Header {
-        TaskCore::header(self)
-    }
-
     fn take_failure(&self) -> Option<Error> {
         Some(failure_to_error(self.take_unclaimed()?.err()?))
     }
@@ -85,11 +83,6 @@ pub(crate) struct ScopeShared {
     supervisor: bool,
 }
 
-fn lock(mutex: &Mutex<Registry>) -> impl std::ops::DerefMut<Target = Registry> + '_ {
-    // Nothing user-supplied runs under this lock, so poisoning cannot leave it inconsistent.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl ScopeShared {
     pub(crate) fn new(supervisor: bool) -> Arc<Self> {
         Arc::new(ScopeShared {
@@ -115,7 +108,7 @@ impl ScopeShared {
         // Counted before anything can run it, so its end never precedes its start.
         self.descendants.add();
         let (key, cancelled, swept) = {
-            let mut registry = lock(&self.registry);
+            let mut registry = self.registry.lock();
             let swept = registry.sweep_if_due();
             let key = registry.children.insert(child.clone());
             (key, registry.cancelled.clone(), swept)
@@ -131,7 +124,7 @@ impl ScopeShared {
     /// same critical section, so failures are listed in the order they happened.
     pub(crate) fn cancel_all(&self, reason: CancelReason, failure: Option<Failure>) {
         let victims = {
-            let mut registry = lock(&self.registry);
+            let mut registry = self.registry.lock();
             // A deadline that passes after the scope was cancelled anyway changed nothing.
             let late_deadline =
                 matches!(failure, Some(Failure::Deadline)) && registry.cancelled.is_some();
@@ -152,7 +145,7 @@ impl ScopeShared {
     }
 
     pub(crate) fn take_failures(&self) -> Vec<Failure> {
-        std::mem::take(&mut lock(&self.registry).failures)
+        std::mem::take(&mut self.registry.lock().failures)
     }
 
     /// The scope was dropped before it returned: what failed can only be logged, once every
@@ -183,7 +176,7 @@ impl ScopeShared {
     /// output is published.
     fn child_failed(&self, key: usize) {
         let victims = {
-            let mut registry = lock(&self.registry);
+            let mut registry = self.registry.lock();
             let child = registry.children.remove(key);
             registry.failures.push(Failure::Child(child));
             if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
@@ -195,7 +188,7 @@ impl ScopeShared {
     /// `Cancelled`): the failure is still reported, and cancels the rest like any other.
     fn child_raced(&self, error: Error) {
         let victims = {
-            let mut registry = lock(&self.registry);
+            let mut registry = self.registry.lock();
             registry.failures.push(Failure::Raced(error));
             if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
         };
@@ -217,7 +210,7 @@ impl Registry {
             .iter()
             .filter(|(_, child)| {
                 let header = child.header();
-                header.is_done() && !core::is_failure(header.kind())
+                header.is_done() && !header.kind().is_failure()
             })
             .map(|(key, _)| key)
             .collect();
@@ -247,26 +240,26 @@ pub(crate) struct ChildLink<E> {
     to_error: fn(TaskError<E>) -> Error,
 }
 
-impl<E> ChildLink<E> {
+impl<E: Send + 'static> ParentLink<E> for ChildLink<E> {
     /// Before the output is published: a failed child fails its scope first.
-    pub(crate) fn before_publish(&self, kind: usize) {
-        if core::is_failure(kind) {
+    fn before_publish(&self, kind: Kind) {
+        if kind.is_failure() {
             self.scope.child_failed(self.key);
         }
     }
 
+    /// The body failed after a cancel had decided its outcome.
+    fn raced(&self, id: TaskId, error: TaskError<E>) {
+        let error = (self.to_error)(error);
+        tracing::warn!(task.id = id.as_u64(), %error, "a child failed after it was cancelled; its scope reports the failure");
+        self.scope.child_raced(error);
+    }
+
     /// After the output is published: the child has ended.
-    pub(crate) fn ended(self) {
+    fn ended(self) {
         let last = self.scope.descendants.ended();
         if last && self.scope.abandoned.load(Ordering::SeqCst) {
             self.scope.log_abandoned();
         }
-    }
-
-    /// The body failed after a cancel had decided its outcome.
-    pub(crate) fn raced(&self, id: TaskId, error: TaskError<E>) {
-        let error = (self.to_error)(error);
-        tracing::warn!(task.id = id.as_u64(), %error, "a child failed after it was cancelled; its scope reports the failure");
-        self.scope.child_raced(error);
     }
 }

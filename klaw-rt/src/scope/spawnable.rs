@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::runtime::Handle;
 use crate::scope::registry::{ScopeChild, ScopeShared};
+use crate::task::error::BoxError;
 use crate::task::spec::{ErrOf, OkOf};
 use crate::task::{BlockingTask, IntoTask, Outcome, TaskHandle};
-use crate::{BoxError, Handle};
 
 /// Where a child goes: the runtime that runs it and the scope that owns it.
 #[doc(hidden)]

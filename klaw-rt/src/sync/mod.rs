@@ -9,13 +9,12 @@
 //! loom's `Arc` lacks, and no invariant of ours depends on reference-count ordering (loom tests
 //! drop the last reference after joining their threads).
 
-#[cfg(klaw_loom)]
-pub(crate) use loom::sync::Mutex;
+mod lock;
+pub(crate) use lock::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
 #[cfg(klaw_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-#[cfg(not(klaw_loom))]
-pub(crate) use std::sync::Mutex;
 #[cfg(not(klaw_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
@@ -120,9 +119,8 @@ impl Backoff {
 pub(crate) struct WakerSlot(Mutex<Option<std::task::Waker>>);
 
 impl WakerSlot {
-    fn lock(&self) -> impl std::ops::DerefMut<Target = Option<std::task::Waker>> + '_ {
-        // Nothing runs under this lock but a pointer swap, so poisoning cannot break it.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Option<std::task::Waker>> {
+        self.0.lock()
     }
 
     /// Stores `waker` for the next [`wake`](Self::wake) (unless an equivalent one is stored).

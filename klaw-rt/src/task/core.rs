@@ -1,10 +1,11 @@
 //! The shared state of one task: an atomic state machine in which the first terminal state wins.
 //!
-//! Audit HIGH-1 found a task whose `cancel()` raced with completion and lost to whichever event
-//! came *last*. Here every terminal transition is a compare-and-swap from `PENDING`, so exactly one
-//! of {completion, failure, panic, timeout, cancellation} decides the outcome and nothing can
-//! overwrite it. Audit HIGH-2 found a cancel token created inside the task, after scheduling; here
-//! the core (and so the token) is created before the task is handed to any executor.
+//! The first terminal state wins: every terminal transition is a compare-and-swap from
+//! `PENDING`, so exactly one of {completion, failure, panic, timeout, cancellation} decides the
+//! outcome and nothing can overwrite it (a cancel racing a completion never turns a success into
+//! a cancellation, or the reverse). And the cancel token exists before the task is scheduled: the
+//! core is created before the task is handed to any executor, so a `cancel()` right after
+//! `spawn` always takes effect. The loom models in `loom_tests.rs` check both.
 //!
 //! Three roles touch a core, each through its own type, so the aliasing rules of the two
 //! `UnsafeCell` slots follow from ownership:
@@ -24,33 +25,8 @@ use std::task::{Context, Poll, Waker};
 use slab::Slab;
 
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::task::state::{Kind, Snapshot};
 use crate::task::{CancelReason, ExitReason, TaskId};
-
-// The low three bits hold the outcome; the flags above them say who owns what.
-pub(crate) const PENDING: usize = 0;
-pub(crate) const SUCCESS: usize = 1;
-pub(crate) const ERROR: usize = 2;
-pub(crate) const CANCELLED: usize = 3;
-pub(crate) const PANICKED: usize = 4;
-pub(crate) const TIMED_OUT: usize = 5;
-const KIND_MASK: usize = 0b111;
-
-/// True for the terminal kinds that are failures: an `Err`, a panic, the task's own timeout.
-pub(crate) fn is_failure(kind: usize) -> bool {
-    matches!(kind, ERROR | PANICKED | TIMED_OUT)
-}
-/// The body has been (or is about to be) polled; the runner waker slot is written and frozen.
-const STARTED: usize = 1 << 3;
-/// The body is gone and the output slot is written: it now belongs to the joiner.
-const DONE: usize = 1 << 4;
-/// The join waker slot holds a waker that the completer may wake (shared, read-only).
-const JOIN_WAKER: usize = 1 << 5;
-/// Set by whoever takes the output: the joiner, or the scope collecting an unclaimed failure.
-const CLAIMED: usize = 1 << 6;
-/// The bits from here up count the shields active in the task's body (`klaw::shield`): while any
-/// is, a decided cancellation or timeout waits for them before the body is dropped.
-const SHIELD_UNIT: usize = 1 << 8;
-const SHIELD_MASK: usize = !(SHIELD_UNIT - 1);
 
 /// A callback run when the task is cancelled or times out (for backends: cancel a remote job).
 pub(crate) type CancelHook = Box<dyn FnOnce(&CancelReason) + Send>;
@@ -99,7 +75,7 @@ pub(crate) fn new_task<O: Send + 'static>(
 ) -> (Completer<O>, Joiner<O>) {
     let core = Arc::new(TaskCore {
         header: Header {
-            state: AtomicUsize::new(PENDING),
+            state: AtomicUsize::new(Snapshot::NEW.bits()),
             id,
             name: name.map(Box::new),
             reason: AtomicPtr::new(ptr::null_mut()),
@@ -121,12 +97,12 @@ impl Header {
         self.name.as_deref().map(|name| name.as_ref())
     }
 
-    fn load(&self) -> usize {
-        self.state.load(Ordering::Acquire)
+    fn load(&self) -> Snapshot {
+        Snapshot::from_bits(self.state.load(Ordering::Acquire))
     }
 
-    pub(crate) fn kind(&self) -> usize {
-        self.load() & KIND_MASK
+    pub(crate) fn kind(&self) -> Kind {
+        self.load().kind()
     }
 
     pub(crate) fn exit_reason(&self) -> ExitReason {
@@ -134,52 +110,66 @@ impl Header {
     }
 
     pub(crate) fn has_started(&self) -> bool {
-        self.load() & STARTED != 0
+        self.load().has(Snapshot::STARTED)
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        self.load() & DONE != 0
+        self.load().has(Snapshot::DONE)
     }
 
     /// True once the outcome is decided as cancelled or timed out: the body should stop.
     pub(crate) fn is_cancelled(&self) -> bool {
-        matches!(self.kind(), CANCELLED | TIMED_OUT)
+        self.kind().is_cancelled()
     }
 
     /// True while a `shield` in the body is active.
     pub(crate) fn is_shielded(&self) -> bool {
-        self.load() & SHIELD_MASK != 0
+        self.load().shields() != 0
     }
 
     /// A shield in the body started: a cancellation may be decided but must not drop the body.
     pub(crate) fn shield_enter(&self) {
-        self.state.fetch_add(SHIELD_UNIT, Ordering::AcqRel);
+        self.state.fetch_add(Snapshot::SHIELD_UNIT, Ordering::AcqRel);
     }
 
     /// A shield ended. If it was the last and a cancellation is waiting, wake the runner so it
     /// drops the body now rather than at the body's next wake-up.
     pub(crate) fn shield_exit(&self) {
-        let previous = self.state.fetch_sub(SHIELD_UNIT, Ordering::AcqRel);
-        debug_assert!(previous & SHIELD_MASK != 0, "shield_exit without shield_enter");
-        let last = previous & SHIELD_MASK == SHIELD_UNIT;
-        if last && previous & KIND_MASK != PENDING && previous & STARTED != 0 {
+        let previous =
+            Snapshot::from_bits(self.state.fetch_sub(Snapshot::SHIELD_UNIT, Ordering::AcqRel));
+        debug_assert!(previous.shields() != 0, "shield_exit without shield_enter");
+        let last = previous.shields() == 1;
+        if last && !previous.is_pending() && previous.has(Snapshot::STARTED) {
             self.wake_runner();
         }
     }
 
     /// Claims the output slot; true for exactly one caller, and only once the output is published.
     fn claim(&self) -> bool {
-        self.transition(|s| (s & DONE != 0 && s & CLAIMED == 0).then_some(s | CLAIMED)).is_ok()
+        self.transition(|s| {
+            (s.has(Snapshot::DONE) && !s.has(Snapshot::CLAIMED)).then(|| s.with(Snapshot::CLAIMED))
+        })
+        .is_ok()
     }
 
     /// Applies `f` to the state until it succeeds or `f` refuses (returns `None`).
     /// Ok carries the previous state, Err the state that made `f` refuse.
-    fn transition(&self, mut f: impl FnMut(usize) -> Option<usize>) -> Result<usize, usize> {
+    fn transition(
+        &self,
+        mut f: impl FnMut(Snapshot) -> Option<Snapshot>,
+    ) -> Result<Snapshot, Snapshot> {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
-            let Some(next) = f(current) else { return Err(current) };
-            match self.state.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(previous) => return Ok(previous),
+            let Some(next) = f(Snapshot::from_bits(current)) else {
+                return Err(Snapshot::from_bits(current));
+            };
+            match self.state.compare_exchange(
+                current,
+                next.bits(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(previous) => return Ok(Snapshot::from_bits(previous)),
                 Err(actual) => current = actual,
             }
         }
@@ -187,14 +177,13 @@ impl Header {
 
     /// Decides the outcome if it is still pending. Returns the previous state if this call won.
     /// This is the first-terminal-state-wins guard.
-    fn try_finish(&self, kind: usize) -> Option<usize> {
-        debug_assert!(kind != PENDING && kind <= KIND_MASK);
-        self.transition(|s| (s & KIND_MASK == PENDING).then_some(s | kind)).ok()
+    fn try_finish(&self, kind: Kind) -> Option<Snapshot> {
+        self.transition(|s| s.is_pending().then(|| s.decided(kind))).ok()
     }
 
     /// The cancel reason, if the outcome is `CANCELLED`.
     pub(crate) fn cancel_reason(&self) -> Option<CancelReason> {
-        if self.kind() != CANCELLED {
+        if self.kind() != Kind::Cancelled {
             return None;
         }
         let reason = self.reason.load(Ordering::Acquire);
@@ -206,7 +195,7 @@ impl Header {
 
     /// Cancels the task if its outcome is still pending. Returns true if this call decided it.
     pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
-        if self.kind() != PENDING {
+        if self.kind() != Kind::Pending {
             return false; // Fast path: decided already, so no allocation.
         }
         if !self.claim_reason(reason) {
@@ -238,8 +227,8 @@ impl Header {
     /// Moves a pending task to `CANCELLED` (a reason must be stored); wakes the body so it is
     /// dropped promptly, then runs the cancel hooks.
     fn decide_cancelled(&self) -> bool {
-        let Some(previous) = self.try_finish(CANCELLED) else { return false };
-        if previous & STARTED != 0 {
+        let Some(previous) = self.try_finish(Kind::Cancelled) else { return false };
+        if previous.has(Snapshot::STARTED) {
             self.wake_runner();
         }
         self.run_hooks(&self.cancel_reason().unwrap_or(CancelReason::Shutdown));
@@ -266,12 +255,12 @@ impl Header {
     /// (Self::remove_hook) takes while the hook waits, or `None` if it already ran (or never
     /// will: the task ended otherwise).
     pub(crate) fn on_cancel_keyed(&self, hook: CancelHook) -> Option<usize> {
-        let mut hooks = lock(&self.hooks);
+        let mut hooks = self.hooks.lock();
         // Decided before we took the lock? Then the decider takes (or took) the list after its
         // transition, and our hook must not wait in it.
         match self.kind() {
-            PENDING => Some(hooks.get_or_insert_with(Box::default).insert(hook)),
-            CANCELLED | TIMED_OUT => {
+            Kind::Pending => Some(hooks.get_or_insert_with(Box::default).insert(hook)),
+            Kind::Cancelled | Kind::TimedOut => {
                 drop(hooks);
                 let reason = self.cancel_reason().unwrap_or(CancelReason::Deadline);
                 run_contained(hook, &reason);
@@ -287,12 +276,12 @@ impl Header {
 
     /// Withdraws a hook that has not run. Each key is removed at most once.
     pub(crate) fn remove_hook(&self, key: usize) {
-        let removed = lock(&self.hooks).as_mut().and_then(|hooks| hooks.try_remove(key));
+        let removed = self.hooks.lock().as_mut().and_then(|hooks| hooks.try_remove(key));
         drop(removed); // user code: outside the lock
     }
 
     fn run_hooks(&self, reason: &CancelReason) {
-        let hooks = lock(&self.hooks).take();
+        let hooks = self.hooks.lock().take();
         for (_, hook) in hooks.into_iter().flat_map(|hooks| *hooks) {
             run_contained(hook, reason);
         }
@@ -303,11 +292,6 @@ impl Header {
 fn run_contained(hook: CancelHook, reason: &CancelReason) {
     // A panicking hook is a bug in the hook; the cancel itself has already taken effect.
     let _ = catch_unwind(AssertUnwindSafe(|| hook(reason)));
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
-    // Hooks run outside the lock, so a poisoned lock only means a panic in `Vec::push`.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<O> Drop for TaskCore<O> {
@@ -321,7 +305,6 @@ impl<O> Drop for TaskCore<O> {
     }
 }
 
-/// Type-erased access to a task's header, so a `Canceller` needs no type parameters.
 impl<O> TaskCore<O> {
     fn take_claimed(&self) -> O {
         self.output
@@ -333,31 +316,34 @@ impl<O> TaskCore<O> {
             .expect("a published output is taken once")
     }
 
-    pub(crate) fn header(&self) -> &Header {
-        &self.header
-    }
-
     /// The output, if it is published and no handle has taken it (nor will: the claim is ours).
     pub(crate) fn take_unclaimed(&self) -> Option<O> {
         self.header.claim().then(|| self.take_claimed())
     }
 }
 
-pub(crate) trait HasHeader: Send + Sync {
+/// A task of any output type, reached through its header: what a `Canceller`, a scope's list of
+/// children and the current-task context hold (the one way to reach a header without knowing
+/// the output type).
+pub(crate) trait TaskHeader: Send + Sync {
     fn header(&self) -> &Header;
 }
 
-impl<O: Send> HasHeader for TaskCore<O> {
+impl<O: Send> TaskHeader for TaskCore<O> {
     fn header(&self) -> &Header {
         &self.header
     }
 }
 
-/// A shared reference to a task's header: what `Canceller` and the current-task context hold.
+/// A shared reference to a task of any output type.
 #[derive(Clone)]
-pub(crate) struct HeaderRef(Arc<dyn HasHeader>);
+pub(crate) struct HeaderRef(Arc<dyn TaskHeader>);
 
 impl HeaderRef {
+    pub(crate) fn from_arc(task: Arc<dyn TaskHeader>) -> Self {
+        HeaderRef(task)
+    }
+
     pub(crate) fn header(&self) -> &Header {
         self.0.header()
     }
@@ -383,6 +369,14 @@ impl<O: Send + 'static> Completer<O> {
         HeaderRef(self.core.clone())
     }
 
+    /// The task as the current-task context points at it: `Arc::as_ptr` of the core, so a
+    /// `HeaderRef` can be made from it while this completer keeps the `Arc` alive.
+    pub(crate) fn as_task_ptr(&self) -> std::ptr::NonNull<dyn TaskHeader> {
+        let core: *const TaskCore<O> = Arc::as_ptr(&self.core);
+        let core: *const dyn TaskHeader = core;
+        std::ptr::NonNull::new(core.cast_mut()).expect("an Arc's pointer is not null")
+    }
+
     /// Marks the body as started unless the task was cancelled first; returns whether the body
     /// may run. `waker`, if any, is what a later cancel wakes so the body is dropped promptly.
     pub(crate) fn try_start(&mut self, waker: Option<&Waker>) -> bool {
@@ -393,13 +387,13 @@ impl<O: Send + 'static> Completer<O> {
                 unsafe { *slot = Some(waker.clone()) };
             });
         }
-        self.core.header.transition(|s| (s & KIND_MASK == PENDING).then_some(s | STARTED)).is_ok()
+        self.core.header.transition(|s| s.is_pending().then(|| s.with(Snapshot::STARTED))).is_ok()
     }
 
     /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending.
-    pub(crate) fn try_finish(&self, kind: usize) -> bool {
+    pub(crate) fn try_finish(&self, kind: Kind) -> bool {
         let won = self.core.header.try_finish(kind).is_some();
-        if won && kind == TIMED_OUT {
+        if won && kind == Kind::TimedOut {
             self.core.header.run_hooks(&CancelReason::Deadline);
         }
         won
@@ -409,7 +403,10 @@ impl<O: Send + 'static> Completer<O> {
     /// when the body is dropped without finishing (its executor went away).
     pub(crate) fn ensure_decided(&self, reason: CancelReason) {
         let header = &self.core.header;
-        if header.kind() == PENDING && !header.cancel(reason) && header.kind() == PENDING {
+        if header.kind() == Kind::Pending
+            && !header.cancel(reason)
+            && header.kind() == Kind::Pending
+        {
             // A concurrent cancel claimed the reason but has not decided yet: decide for it, with
             // its reason, because we are about to publish an output that needs the outcome.
             header.decide_cancelled();
@@ -420,14 +417,14 @@ impl<O: Send + 'static> Completer<O> {
     /// output is published exactly once.
     pub(crate) fn publish(self, output: O) {
         let header = &self.core.header;
-        debug_assert!(header.kind() != PENDING, "publish before the outcome was decided");
+        debug_assert!(header.kind() != Kind::Pending, "publish before the outcome was decided");
         self.core.output.with_mut(|slot| {
             // SAFETY: only this unique completer writes the slot, and the joiner reads it only
             // after observing `DONE`, which is set (release) below.
             unsafe { *slot = Some(output) };
         });
-        let previous = header.state.fetch_or(DONE, Ordering::AcqRel);
-        if previous & JOIN_WAKER != 0 {
+        let previous = Snapshot::from_bits(header.state.fetch_or(Snapshot::DONE, Ordering::AcqRel));
+        if previous.has(Snapshot::JOIN_WAKER) {
             header.join_waker.with(|slot| {
                 // SAFETY: `JOIN_WAKER` was set, so the joiner stored a waker and will not touch
                 // the slot again without clearing the flag, which fails now that `DONE` is set.
@@ -440,22 +437,6 @@ impl<O: Send + 'static> Completer<O> {
 }
 
 /// The end of a task that awaits its output (inside a `TaskHandle`).
-/// The task a thread is running, as `current` sees it: its header, and a way to keep it alive.
-pub(crate) trait CurrentTask {
-    fn header(&self) -> &Header;
-    fn header_ref(&self) -> HeaderRef;
-}
-
-impl<O: Send + 'static> CurrentTask for Completer<O> {
-    fn header(&self) -> &Header {
-        &self.core.header
-    }
-
-    fn header_ref(&self) -> HeaderRef {
-        HeaderRef(self.core.clone())
-    }
-}
-
 pub(crate) struct Joiner<O> {
     core: Arc<TaskCore<O>>,
 }
@@ -501,10 +482,10 @@ impl<O: Send + 'static> Joiner<O> {
     pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let header = &self.core.header;
         let state = header.load();
-        if state & DONE != 0 {
+        if state.has(Snapshot::DONE) {
             return Poll::Ready(());
         }
-        if state & JOIN_WAKER != 0 {
+        if state.has(Snapshot::JOIN_WAKER) {
             let same = header.join_waker.with(|slot| {
                 // SAFETY: while `JOIN_WAKER` is set the slot is shared read-only.
                 unsafe { &*slot }.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
@@ -513,7 +494,9 @@ impl<O: Send + 'static> Joiner<O> {
                 return Poll::Pending;
             }
             // Take the slot back to replace the waker; fails only if the task is done.
-            if header.transition(|s| (s & DONE == 0).then_some(s & !JOIN_WAKER)).is_err() {
+            let taken_back = header
+                .transition(|s| (!s.has(Snapshot::DONE)).then(|| s.without(Snapshot::JOIN_WAKER)));
+            if taken_back.is_err() {
                 return Poll::Ready(());
             }
         }
@@ -523,7 +506,8 @@ impl<O: Send + 'static> Joiner<O> {
             unsafe { (*slot).replace(fresh) }
         });
         drop(replaced);
-        match header.transition(|s| (s & DONE == 0).then_some(s | JOIN_WAKER)) {
+        match header.transition(|s| (!s.has(Snapshot::DONE)).then(|| s.with(Snapshot::JOIN_WAKER)))
+        {
             Ok(_) => Poll::Pending,
             // Done meanwhile: the completer saw no waker to wake, so the output is ready.
             Err(_) => Poll::Ready(()),
@@ -536,8 +520,10 @@ impl<O> Drop for Joiner<O> {
         // Withdraw our waker so a detached task does not wake a stale one. If the task is done,
         // the waker stays in the slot and is dropped with the core.
         let header = &self.core.header;
-        let withdrawn = header
-            .transition(|s| (s & DONE == 0 && s & JOIN_WAKER != 0).then_some(s & !JOIN_WAKER));
+        let withdrawn = header.transition(|s| {
+            (!s.has(Snapshot::DONE) && s.has(Snapshot::JOIN_WAKER))
+                .then(|| s.without(Snapshot::JOIN_WAKER))
+        });
         if withdrawn.is_ok() {
             header.join_waker.with_mut(|slot| {
                 // SAFETY: we cleared `JOIN_WAKER` before `DONE`, so the slot is ours again.
@@ -558,7 +544,7 @@ mod tests {
     #[test]
     fn first_terminal_state_wins_over_a_later_cancel() {
         let (completer, joiner) = task();
-        assert!(completer.try_finish(SUCCESS));
+        assert!(completer.try_finish(Kind::Success));
         assert!(!joiner.header().cancel(CancelReason::user("too late")));
         assert_eq!(joiner.header().exit_reason(), ExitReason::Success);
         assert_eq!(joiner.header().cancel_reason(), None);
@@ -568,8 +554,8 @@ mod tests {
     fn first_terminal_state_wins_over_a_later_completion() {
         let (completer, joiner) = task();
         assert!(joiner.header().cancel(CancelReason::user("first")));
-        assert!(!completer.try_finish(SUCCESS));
-        assert!(!completer.try_finish(PANICKED));
+        assert!(!completer.try_finish(Kind::Success));
+        assert!(!completer.try_finish(Kind::Panicked));
         assert_eq!(joiner.header().exit_reason(), ExitReason::Cancelled);
         assert_eq!(joiner.header().cancel_reason(), Some(CancelReason::user("first")));
     }
@@ -608,7 +594,7 @@ mod tests {
     #[test]
     fn hooks_of_a_completed_task_never_run() {
         let (completer, joiner) = task();
-        assert!(completer.try_finish(SUCCESS));
+        assert!(completer.try_finish(Kind::Success));
         joiner.header().on_cancel(Box::new(|_| panic!("must not run")));
         completer.publish(1);
     }
@@ -622,7 +608,7 @@ mod size_tests {
     fn a_task_core_stays_small() {
         // Every spawned task allocates one core; in spawn-heavy code (100k tasks in flight) the
         // bytes per task decide the speed. Grow this only with a reason.
-        let size = std::mem::size_of::<TaskCore<Result<u64, crate::TaskError>>>();
+        let size = std::mem::size_of::<TaskCore<Result<u64, crate::task::TaskError>>>();
         assert!(size <= 112, "TaskCore grew to {size} bytes");
     }
 }

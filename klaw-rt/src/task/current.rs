@@ -1,89 +1,84 @@
-//! What is running on this thread: the current task, and the cancel regions and shields its
-//! body is inside, so code deep inside it can ask whether it was cancelled.
+//! What is running on this thread: the current task, and the innermost *frame* (a task runner,
+//! a cancel region, a scope) that adopts what a scope dropped here leaves running.
+//!
+//! Both are set for the length of a closure ([`run_as`], [`Adopter::adopting`]) and restored
+//! after it, even if it panics: there is no guard a caller could forget, so the pointers kept
+//! here never outlive what they point to.
 #![allow(unsafe_code)]
 
-use std::cell::{Cell, RefCell};
-use std::marker::PhantomData;
+use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::thread::LocalKey;
 
-use crate::cancel::RegionState;
 use crate::task::TaskId;
-use crate::task::core::{CurrentTask, Header, HeaderRef};
+use crate::task::core::{Completer, Header, HeaderRef, TaskHeader};
 use crate::task::descendants::Descendants;
 
-type TaskPtr = NonNull<dyn CurrentTask>;
-
 thread_local! {
-    static CURRENT: Cell<Option<TaskPtr>> = const { Cell::new(None) };
+    /// The task whose body is being polled (or run) on this thread.
+    static CURRENT: Cell<Option<NonNull<dyn TaskHeader>>> = const { Cell::new(None) };
     /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
     /// dropped here hands the children it still has.
     static ADOPTER: Cell<Option<NonNull<Adopter>>> = const { Cell::new(None) };
-    /// The regions and shields being polled on this thread, innermost last. Each frame is tagged
-    /// with the task that pushed it, so a task polled inside another (a scope's local child) sees
-    /// only its own.
-    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Marks a task as current on this thread until dropped; restores the previous one (tasks nest:
-/// a scope polls its local children inside its parent's poll).
-pub(crate) struct EnterGuard<'a> {
-    previous: Option<TaskPtr>,
-    // The guard must not outlive the task it points to: borrowck checks it through this.
-    task: PhantomData<&'a dyn CurrentTask>,
+/// Sets `key` to `value` for the length of `f`, then puts the previous value back (on unwind
+/// too: the guard is this function's own, so it always drops).
+fn with_set<T: Copy + 'static, R>(
+    key: &'static LocalKey<Cell<T>>,
+    value: T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: Copy + 'static>(&'static LocalKey<Cell<T>>, T);
+    impl<T: Copy + 'static> Drop for Restore<T> {
+        #[inline]
+        fn drop(&mut self) {
+            self.0.with(|cell| cell.set(self.1));
+        }
+    }
+    let previous = key.with(|cell| cell.replace(value));
+    let _restore = Restore(key, previous);
+    f()
 }
 
-/// Makes `task` the current task until the guard drops.
+/// Runs `f` with `task` as this thread's current task (tasks nest: a scope polls its local
+/// children inside its parent's poll).
 #[inline]
-pub(crate) fn enter<'a>(task: &'a (dyn CurrentTask + 'static)) -> EnterGuard<'a> {
-    let previous = CURRENT.with(|current| current.replace(Some(NonNull::from(task))));
-    EnterGuard { previous, task: PhantomData }
+pub(crate) fn run_as<O: Send + 'static, R>(task: &Completer<O>, f: impl FnOnce() -> R) -> R {
+    with_set(&CURRENT, Some(task.as_task_ptr()), f)
 }
 
-impl Drop for EnterGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        CURRENT.with(|current| current.set(self.previous));
-    }
+fn current() -> Option<NonNull<dyn TaskHeader>> {
+    CURRENT.with(Cell::get)
 }
 
-fn with_current<R>(f: impl FnOnce(&dyn CurrentTask) -> R) -> Option<R> {
-    let task = CURRENT.with(Cell::get)?;
-    // SAFETY: the pointer was set by `enter` from a reference that outlives its guard (the
-    // guard's lifetime ties them); the guard restores the previous value when it drops, and
-    // guards nest strictly on one thread, so the pointee is alive here.
-    Some(f(unsafe { task.as_ref() }))
+/// Reads the current task's header, if a task is running on this thread.
+pub(crate) fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
+    let task = current()?;
+    // SAFETY: `run_as` set the pointer from a completer that it borrows for as long as the
+    // pointer is set (it restores the previous one before returning), so the task is alive.
+    Some(f(unsafe { task.as_ref() }.header()))
 }
 
-fn current_tag() -> *const () {
-    CURRENT.with(Cell::get).map_or(std::ptr::null(), |task| task.as_ptr().cast::<()>().cast_const())
+/// A shared reference to the current task, to keep past this call (a shield, a region).
+pub(crate) fn current_ref() -> Option<HeaderRef> {
+    let task = current()?;
+    // SAFETY: the pointer is `Arc::as_ptr` of the completer's `Arc<TaskCore<O>>`, coerced to
+    // `dyn TaskHeader`, and that `Arc` is alive while the pointer is set (see `with_current`).
+    // Adding a strong count first makes the `Arc` built from it an extra owner, released when
+    // the `HeaderRef` drops, exactly as `Arc::clone` would.
+    let shared = unsafe {
+        Arc::increment_strong_count(task.as_ptr());
+        Arc::from_raw(task.as_ptr())
+    };
+    Some(HeaderRef::from_arc(shared))
 }
 
-pub(crate) enum FrameKind {
-    Region(Arc<RegionState>),
-    Shield,
-}
-
-struct Frame {
-    task: *const (),
-    kind: FrameKind,
-}
-
-/// Keeps a frame on this thread's stack while a region or shield polls its inner future.
-pub(crate) struct FrameGuard(PhantomData<*const ()>);
-
-pub(crate) fn push_frame(kind: FrameKind) -> FrameGuard {
-    let task = current_tag();
-    FRAMES.with(|frames| frames.borrow_mut().push(Frame { task, kind }));
-    FrameGuard(PhantomData)
-}
-
-impl Drop for FrameGuard {
-    fn drop(&mut self) {
-        // Drop the frame outside the borrow: its `Arc` may be the last one.
-        let frame = FRAMES.with(|frames| frames.borrow_mut().pop());
-        drop(frame);
-    }
+/// Identifies the current task, for tagging what its body pushes on per-thread stacks; null
+/// outside any task.
+pub(crate) fn tag() -> *const () {
+    current().map_or(std::ptr::null(), |task| task.as_ptr().cast::<()>().cast_const())
 }
 
 /// The descendants a frame (a task runner, a cancel region, a scope) must outlive: created on
@@ -112,12 +107,10 @@ impl Adopter {
         running
     }
 
-    /// Makes this frame the one a scope dropped on this thread hands its children to, until
-    /// the guard drops.
+    /// Runs `f` with this frame as the one a scope dropped on this thread hands its children to.
     #[inline]
-    pub(crate) fn enter(&self) -> AdoptGuard<'_> {
-        let previous = ADOPTER.with(|adopter| adopter.replace(Some(NonNull::from(self))));
-        AdoptGuard { previous, adopter: PhantomData }
+    pub(crate) fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
+        with_set(&ADOPTER, Some(NonNull::from(self)), f)
     }
 }
 
@@ -125,20 +118,6 @@ impl std::fmt::Debug for Adopter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let running = self.running();
         f.debug_struct("Adopter").field("running", &running).finish()
-    }
-}
-
-/// Restores the previous adopter when dropped.
-pub(crate) struct AdoptGuard<'a> {
-    previous: Option<NonNull<Adopter>>,
-    // The guard must not outlive the adopter it points to: borrowck checks it through this.
-    adopter: PhantomData<&'a Adopter>,
-}
-
-impl Drop for AdoptGuard<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        ADOPTER.with(|adopter| adopter.set(self.previous));
     }
 }
 
@@ -151,9 +130,9 @@ pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
     }
     match ADOPTER.with(Cell::get) {
         Some(adopter) => {
-            // SAFETY: the pointer was set by `Adopter::enter` from a reference that outlives its
-            // guard; guards restore the previous value when they drop and nest strictly on one
-            // thread, so the adopter is alive here.
+            // SAFETY: `Adopter::adopting` set the pointer from a reference it borrows for as
+            // long as the pointer is set (it restores the previous one before returning), so
+            // the adopter is alive here.
             let adopter = unsafe { adopter.as_ref() };
             let parent = adopter.descendants();
             debug_assert!(!Arc::ptr_eq(&parent, descendants), "a frame adopts its own children");
@@ -164,99 +143,6 @@ pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
             descendants.wait_blocking();
         }
     }
-}
-
-/// What a region that starts here hears: the innermost enclosing region of this task, or else
-/// the task itself; nothing past a shield (a shield keeps outer cancellations out).
-pub(crate) enum Enclosing {
-    Region(Arc<RegionState>),
-    Task(HeaderRef),
-    Nothing,
-}
-
-pub(crate) fn enclosing() -> Enclosing {
-    let task = current_tag();
-    let innermost = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        let own = frames.iter().rev().take_while(|frame| frame.task == task);
-        own.map(|frame| match &frame.kind {
-            FrameKind::Region(region) => Some(region.clone()),
-            FrameKind::Shield => None,
-        })
-        .next()
-    });
-    match innermost {
-        Some(Some(region)) => Enclosing::Region(region),
-        Some(None) => Enclosing::Nothing,
-        None => with_current(|task| task.header_ref()).map_or(Enclosing::Nothing, Enclosing::Task),
-    }
-}
-
-/// Asks the cancellation state around the code running now: `region` of each enclosing region
-/// of this task, innermost first, until one says yes or a shield says no; then `task` of the
-/// task itself. False outside any task.
-fn around_here(region: impl Fn(&RegionState) -> bool, task: impl Fn(&Header) -> bool) -> bool {
-    let tag = current_tag();
-    let from_frames = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        for frame in frames.iter().rev().take_while(|frame| frame.task == tag) {
-            match &frame.kind {
-                FrameKind::Region(state) if region(state) => return Some(true),
-                FrameKind::Region(_) => {}
-                FrameKind::Shield => return Some(false),
-            }
-        }
-        None
-    });
-    from_frames.unwrap_or_else(|| with_current(|current| task(current.header())).unwrap_or(false))
-}
-
-/// True if something enclosing the code polled now, in this task and up to the nearest shield,
-/// is about to drop it: a region cancelled on its own account, or the task itself. A region (or
-/// scope) whose own cancellation lands while one enclosing it also stops does not return: the
-/// outermost cancelled one catches the cancellation, and no code between the two runs on.
-pub(crate) fn enclosing_must_stop() -> bool {
-    around_here(RegionState::must_stop, |task| task.is_cancelled() && !task.is_shielded())
-}
-
-/// What a new shield must hold up: the cancel regions it is inside and the task itself.
-pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
-    let task = current_tag();
-    let regions = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        let own = frames.iter().rev().take_while(|frame| frame.task == task);
-        own.filter_map(|frame| match &frame.kind {
-            FrameKind::Region(region) => Some(region.clone()),
-            FrameKind::Shield => None,
-        })
-        .collect()
-    });
-    (regions, with_current(|task| task.header_ref()))
-}
-
-/// True if the code running on this thread has been cancelled: an enclosing cancel region (up to
-/// the nearest shield) was cancelled, or, with no shield in between, its task was.
-///
-/// Async code is stopped at its next `.await` when cancelled; blocking and CPU-bound code cannot
-/// be, so it should check this between steps and return early. Outside any task it is `false`.
-///
-/// ```
-/// let rt = klaw::Runtime::builder().workers(1).build()?;
-/// let handle = rt.spawn_blocking(|| {
-///     let mut steps = 0u64;
-///     while !klaw::is_cancelled() {
-///         steps += 1;
-///         std::thread::sleep(std::time::Duration::from_millis(1));
-///     }
-///     steps
-/// });
-/// std::thread::sleep(std::time::Duration::from_millis(20));
-/// handle.cancel("enough");
-/// assert!(rt.block_on(handle).is_err()); // cancelled: the steps are discarded
-/// # Ok::<(), klaw::BuildError>(())
-/// ```
-pub fn is_cancelled() -> bool {
-    around_here(RegionState::is_cancelled, Header::is_cancelled)
 }
 
 /// The id of the task running on this thread, if any.
@@ -270,5 +156,5 @@ pub fn is_cancelled() -> bool {
 /// # Ok::<(), klaw::BuildError>(())
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
-    with_current(|task| task.header().id())
+    with_current(Header::id)
 }

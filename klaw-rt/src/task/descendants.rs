@@ -17,7 +17,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::sync::{AtomicUsize, Mutex, Ordering, WakerSlot};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, WakerSlot};
 
 /// What happens when the count reaches zero after the owner has gone.
 enum Then {
@@ -45,9 +45,8 @@ impl Descendants {
         Arc::default()
     }
 
-    fn lock(&self) -> impl std::ops::DerefMut<Target = Option<Then>> + '_ {
-        // Nothing runs under this lock but a swap, so poisoning cannot break it.
-        self.then.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Option<Then>> {
+        self.then.lock()
     }
 
     /// One more descendant to outlive. Counted before it can run, so its end never precedes it.

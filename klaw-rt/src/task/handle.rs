@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::TaskError;
 use crate::task::core::{HeaderRef, Joiner};
+use crate::task::error::TaskError;
 use crate::task::{CancelReason, ExitReason, TaskId};
 
 /// The output slot of a task whose success is `T` and failure `E`.

@@ -3,15 +3,22 @@
 pub(crate) mod core;
 pub(crate) mod current;
 pub(crate) mod descendants;
+pub(crate) mod error;
+pub(crate) mod guard;
 pub(crate) mod handle;
 mod inline;
+#[cfg(all(test, klaw_loom))]
+mod loom;
 mod reason;
+pub(crate) mod remote;
 pub(crate) mod runner;
 pub(crate) mod spec;
+pub(crate) mod state;
 
-pub use current::{current_task_id, is_cancelled};
+pub use current::current_task_id;
+pub use error::{BoxError, TaskError, TaskFailure};
 pub use handle::{Canceller, TaskHandle};
-pub use inline::{InlineBlockingTask, InlineTask};
+pub use inline::InlineTask;
 pub use reason::{CancelReason, ExitReason};
 pub use spec::{BlockingTask, Fallible, IntoTask, Outcome, Plain, Task};
 

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::task::core;
+use crate::task::state::Kind;
 
 /// Why a task was cancelled. Every [`TaskError::Cancelled`](crate::TaskError::Cancelled) carries
 /// one, so a cancelled task always says who stopped it.
@@ -97,15 +97,14 @@ pub enum ExitReason {
 }
 
 impl ExitReason {
-    pub(crate) fn from_kind(kind: usize) -> Self {
+    pub(crate) fn from_kind(kind: Kind) -> Self {
         match kind {
-            core::PENDING => Self::Pending,
-            core::SUCCESS => Self::Success,
-            core::ERROR => Self::Error,
-            core::CANCELLED => Self::Cancelled,
-            core::PANICKED => Self::Panicked,
-            core::TIMED_OUT => Self::TimedOut,
-            other => unreachable!("invalid task state kind {other}"),
+            Kind::Pending => Self::Pending,
+            Kind::Success => Self::Success,
+            Kind::Error => Self::Error,
+            Kind::Cancelled => Self::Cancelled,
+            Kind::Panicked => Self::Panicked,
+            Kind::TimedOut => Self::TimedOut,
         }
     }
 

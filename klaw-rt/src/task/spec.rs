@@ -8,8 +8,8 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::TaskError;
-use crate::remote::RemoteCall;
+use crate::task::error::TaskError;
+use crate::task::remote::RemoteCall;
 
 /// How a task's output maps to its [`ExitReason`](crate::ExitReason): what is a success, what
 /// is a failure. Implemented by [`Plain`] and [`Fallible`].
@@ -193,22 +193,6 @@ impl<F, M> Task<F, M> {
 }
 
 impl<F: Future, M: Outcome<F::Output>> Task<F, M> {
-    /// Attaches a remote call (what `#[klaw::task(remote)]` does).
-    #[doc(hidden)]
-    pub fn __remote(
-        mut self,
-        def: &'static crate::remote::RemoteTaskDef,
-        args: Result<Vec<u8>, crate::remote::RemoteError>,
-        output: crate::remote::Codec<F::Output>,
-    ) -> Self
-    where
-        F::Output: 'static,
-        M: 'static,
-    {
-        self.remote = Some(Box::new(RemoteCall::new::<F::Output, M>(def, args, output)));
-        self
-    }
-
     /// The registered name of the remote task this runs as, if it is one.
     ///
     /// ```

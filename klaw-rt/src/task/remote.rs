@@ -1,4 +1,6 @@
-//! Why a remote task could not run, or its result could not come back.
+//! What a task needs to know of running elsewhere: why a remote run gave no result of its own
+//! ([`RemoteError`], carried by `TaskError::Remote`), and the encoded call a remote task value
+//! carries ([`RemoteCall`]). The registry, the wire format and the backends are `crate::remote`.
 
 use serde::{Deserialize, Serialize};
 
@@ -76,4 +78,38 @@ pub enum RemoteError {
     /// The backend could not talk to its server.
     #[error("the remote backend failed: {0}")]
     Transport(String),
+}
+
+/// Decodes a reply into the boxed `Result<T, TaskError<E>>` of the task's types.
+pub(crate) type Decode = Box<dyn Fn(&str, &[u8]) -> Box<dyn std::any::Any + Send> + Send>;
+
+/// How to run a task elsewhere: which task (its registered name and build), its encoded
+/// arguments, and how to read its reply. `#[klaw::task(remote)]` attaches one to the task value
+/// it returns.
+pub struct RemoteCall {
+    pub(crate) name: &'static str,
+    pub(crate) build: &'static str,
+    pub(crate) args: Result<Vec<u8>, RemoteError>,
+    pub(crate) decode: Decode,
+}
+
+impl RemoteCall {
+    /// The task's registered name.
+    ///
+    /// ```
+    /// // Remote calls are made by #[klaw::task(remote)]; see the "Going distributed" chapter.
+    /// fn name(call: &klaw::remote::RemoteCall) -> &'static str { call.task_name() }
+    /// ```
+    pub fn task_name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl std::fmt::Debug for RemoteCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteCall")
+            .field("task", &self.name)
+            .field("args_len", &self.args.as_ref().map(Vec::len))
+            .finish()
+    }
 }

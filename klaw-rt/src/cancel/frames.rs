@@ -1,0 +1,137 @@
+//! The cancel regions and shields being polled on this thread, innermost last: what
+//! `is_cancelled()` asks, what a new shield holds up, and what a new region hears.
+//!
+//! Each frame is tagged with the task that pushed it, so a task polled inside another (a scope's
+//! local child) sees only its own. Frames are pushed for the length of a closure ([`within`]),
+//! so one can never be left behind.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::cancel::RegionState;
+use crate::task::core::{Header, HeaderRef};
+use crate::task::current;
+
+thread_local! {
+    static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+pub(crate) enum FrameKind {
+    Region(Arc<RegionState>),
+    Shield,
+}
+
+struct Frame {
+    task: *const (),
+    kind: FrameKind,
+}
+
+/// Runs `f` inside a frame: a region or a shield polling what it runs.
+pub(crate) fn within<R>(kind: FrameKind, f: impl FnOnce() -> R) -> R {
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            // Drop the frame outside the borrow: its `Arc` may be the last one.
+            let frame = FRAMES.with(|frames| frames.borrow_mut().pop());
+            drop(frame);
+        }
+    }
+    let task = current::tag();
+    FRAMES.with(|frames| frames.borrow_mut().push(Frame { task, kind }));
+    let _pop = Pop;
+    f()
+}
+
+/// Asks the cancellation state around the code running now: `region` of each enclosing region
+/// of this task, innermost first, until one says yes or a shield says no; then `task` of the
+/// task itself. False outside any task.
+fn around_here(region: impl Fn(&RegionState) -> bool, task: impl FnOnce(&Header) -> bool) -> bool {
+    let tag = current::tag();
+    let from_frames = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        for frame in frames.iter().rev().take_while(|frame| frame.task == tag) {
+            match &frame.kind {
+                FrameKind::Region(state) if region(state) => return Some(true),
+                FrameKind::Region(_) => {}
+                FrameKind::Shield => return Some(false),
+            }
+        }
+        None
+    });
+    from_frames.unwrap_or_else(|| current::with_current(task).unwrap_or(false))
+}
+
+/// True if something enclosing the code polled now, in this task and up to the nearest shield,
+/// is about to drop it: a region cancelled on its own account, or the task itself. A region (or
+/// scope) whose own cancellation lands while one enclosing it also stops does not return: the
+/// outermost cancelled one catches the cancellation, and no code between the two runs on.
+pub(crate) fn enclosing_must_stop() -> bool {
+    around_here(RegionState::must_stop, |task| task.is_cancelled() && !task.is_shielded())
+}
+
+/// What a region that starts here hears: the innermost enclosing region of this task, or else
+/// the task itself; nothing past a shield (a shield keeps outer cancellations out).
+pub(crate) enum Enclosing {
+    Region(Arc<RegionState>),
+    Task(HeaderRef),
+    Nothing,
+}
+
+pub(crate) fn enclosing() -> Enclosing {
+    let tag = current::tag();
+    let innermost = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        let own = frames.iter().rev().take_while(|frame| frame.task == tag);
+        own.map(|frame| match &frame.kind {
+            FrameKind::Region(region) => Some(region.clone()),
+            FrameKind::Shield => None,
+        })
+        .next()
+    });
+    match innermost {
+        Some(Some(region)) => Enclosing::Region(region),
+        Some(None) => Enclosing::Nothing,
+        None => current::current_ref().map_or(Enclosing::Nothing, Enclosing::Task),
+    }
+}
+
+/// What a new shield must hold up: the cancel regions it is inside and the task itself.
+pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
+    let tag = current::tag();
+    let regions = FRAMES.with(|frames| {
+        let frames = frames.borrow();
+        let own = frames.iter().rev().take_while(|frame| frame.task == tag);
+        own.filter_map(|frame| match &frame.kind {
+            FrameKind::Region(region) => Some(region.clone()),
+            FrameKind::Shield => None,
+        })
+        .collect()
+    });
+    (regions, current::current_ref())
+}
+
+/// True if the code running on this thread has been cancelled: an enclosing cancel region (up to
+/// the nearest shield) was cancelled, or, with no shield in between, its task was.
+///
+/// Async code is stopped at its next `.await` when cancelled; blocking and CPU-bound code cannot
+/// be, so it should check this between steps and return early. Outside any task it is `false`.
+///
+/// ```
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let handle = rt.spawn_blocking(|| {
+///     let mut steps = 0u64;
+///     while !klaw::is_cancelled() {
+///         steps += 1;
+///         std::thread::sleep(std::time::Duration::from_millis(1));
+///     }
+///     steps
+/// });
+/// std::thread::sleep(std::time::Duration::from_millis(20));
+/// handle.cancel("enough");
+/// assert!(rt.block_on(handle).is_err()); // cancelled: the steps are discarded
+/// # Ok::<(), klaw::BuildError>(())
+/// ```
+pub fn is_cancelled() -> bool {
+    around_here(RegionState::is_cancelled, Header::is_cancelled)
+}

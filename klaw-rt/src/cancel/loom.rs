@@ -1,0 +1,62 @@
+//! Loom models of cancel regions (`region.rs`, `state.rs`): a region cancelled while the region
+//! nested in it completes, and a completion that comes after a region's own cancel.
+//!
+//! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
+
+use std::future::poll_fn;
+use std::task::Poll;
+
+use loom::future::block_on;
+use loom::thread;
+
+use crate::cancel::CancelScope;
+use crate::task::CancelReason;
+
+#[test]
+fn loom_a_region_cancelled_while_its_nested_region_completes() {
+    loom::model(|| {
+        let outer = CancelScope::new();
+        let outer_token = outer.token();
+        let inner = CancelScope::new();
+        let inner_token = inner.token();
+        let canceller = thread::spawn(move || outer_token.cancel("outer"));
+        let mut inner_result = None;
+        let result = block_on(outer.run(async {
+            // Completes in its first poll, while the outer cancel may land at any point.
+            inner_result = Some(inner.run(async { 5 }).await);
+            poll_fn(|_| Poll::<()>::Pending).await;
+        }));
+        assert!(canceller.join().unwrap());
+        // The outer region is the one that catches its cancellation (no lost wake-up: the
+        // model would deadlock), and the inner region's token heard it whenever the inner
+        // region had started, completed or not.
+        assert_eq!(result, Err(CancelReason::user("outer")));
+        if let Some(inner_result) = inner_result {
+            assert_eq!(inner_result, Ok(5), "the inner region's own token never fired");
+            assert_eq!(inner_token.reason(), Some(CancelReason::user("outer")));
+        }
+    });
+}
+
+#[test]
+fn loom_a_completion_after_the_regions_cancel_does_not_win() {
+    loom::model(|| {
+        let region = CancelScope::new();
+        let token = region.token();
+        let canceller = token.clone();
+        let cancel = thread::spawn(move || canceller.cancel("stop"));
+        let mut saw_cancel = false;
+        let result = block_on(region.run(async {
+            // Completes in its first poll; if the cancel is visible here, it came first.
+            saw_cancel = token.is_cancelled();
+            5
+        }));
+        assert!(cancel.join().unwrap());
+        if saw_cancel {
+            assert_eq!(result, Err(CancelReason::user("stop")), "a late completion won");
+        }
+        if let Err(reason) = result {
+            assert_eq!(reason, CancelReason::user("stop"));
+        }
+    });
+}

@@ -1,0 +1,129 @@
+//! Loom models of the MPMC channel core (`mpmc/`): blocked senders and receivers, closing, a
+//! cancelled `recv`, permits.
+//!
+//! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
+
+//! The MPMC channel core: sends, receives and closes racing, with parked tasks, so a lost
+//! wake-up shows as a deadlock and a lost or duplicated message as a failed assertion.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use loom::future::block_on;
+use loom::thread;
+
+use crate::channel::{RecvError, TryRecvError, channel};
+
+#[test]
+fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
+    loom::model(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let producer = thread::spawn(move || {
+            block_on(tx.send(1)).unwrap();
+            block_on(tx.send(2)).unwrap(); // waits for a place: the receiver must wake it
+        });
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        assert_eq!(block_on(rx.recv()), Ok(2));
+        producer.join().unwrap();
+        assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
+    });
+}
+
+#[test]
+fn loom_closing_wakes_a_parked_receiver() {
+    loom::model(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let closer = thread::spawn(move || {
+            let _ = tx.try_send(5);
+            drop(tx);
+        });
+        // Parks until the message or the close arrives; a missed wake-up is a deadlock.
+        let first = block_on(rx.recv());
+        closer.join().unwrap();
+        assert_eq!(first, Ok(5), "the message sent before the close is delivered first");
+        assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
+    });
+}
+
+#[test]
+fn loom_a_message_handed_to_a_cancelled_recv_is_not_lost() {
+    loom::model(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let sender = thread::spawn(move || tx.try_send(9).is_ok());
+        {
+            let mut recv = pin!(rx.recv());
+            // Registers as a waiter (or takes the message if it is already there).
+            if let Poll::Ready(got) = recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                assert_eq!(got, Ok(9));
+                assert!(sender.join().unwrap());
+                return;
+            }
+        } // dropped while waiting: a message handed over meanwhile goes back
+        assert!(sender.join().unwrap());
+        assert_eq!(rx.try_recv(), Ok(9));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+#[test]
+fn loom_a_permit_racing_a_send_always_finds_its_place() {
+    loom::model(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let racer = tx.clone();
+        let reserver = thread::spawn(move || {
+            // Waits for the place if the racer took it; then the place is ours.
+            let permit = block_on(tx.reserve()).unwrap();
+            permit.send(1).unwrap();
+        });
+        let raced = racer.try_send(2).is_ok();
+        drop(racer);
+        let mut got = vec![block_on(rx.recv()).unwrap()];
+        if raced {
+            got.push(block_on(rx.recv()).unwrap());
+        }
+        reserver.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, if raced { vec![1, 2] } else { vec![1] });
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+#[test]
+fn loom_closing_gives_a_waiting_send_its_value_back() {
+    loom::model(|| {
+        let (tx, rx) = channel::<u32>(1);
+        tx.try_send(0).unwrap();
+        let sender = thread::spawn(move || block_on(tx.send(1)));
+        // Frees the place, then closes: the send either got in before the close or gets
+        // its value back; it never waits forever (a missed wake-up is a deadlock).
+        assert_eq!(rx.try_recv(), Ok(0));
+        rx.close();
+        let sent = sender.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(rx.try_recv(), Ok(1)),
+            Err(error) => assert_eq!(error.into_inner(), 1),
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+#[test]
+fn loom_a_wake_up_given_to_a_dropped_recv_passes_to_the_next_receiver() {
+    loom::model(|| {
+        let (tx, rx) = channel::<u32>(1);
+        let other = rx.clone();
+        let noop = &mut Context::from_waker(Waker::noop());
+        let mut first = Box::pin(rx.recv());
+        let mut second = Box::pin(other.recv());
+        assert!(first.as_mut().poll(noop).is_pending(), "nothing was sent yet");
+        assert!(second.as_mut().poll(noop).is_pending(), "in line behind `first`");
+        // Kept open, so only the wake-up for the 7 (not a close) can wake `second`.
+        let _open = tx.clone();
+        let sender = thread::spawn(move || tx.try_send(7).unwrap());
+        // Races the send: a wake-up `first` was given for the 7 must pass to `second`.
+        drop(first);
+        assert_eq!(block_on(second.as_mut()), Ok(7));
+        sender.join().unwrap();
+    });
+}

@@ -1,0 +1,250 @@
+//! The one place tasks are made: every spawn (on a runtime, in a scope, on the blocking pool,
+//! local to a scope) registers its task here, before anything can run it, and gives its runner
+//! the [`Accounting`] it reports through.
+//!
+//! The order is the guarantee: the task's core (and so its cancel token) exists, it is counted,
+//! and its scope has registered it (cancelling it at once if the scope is already cancelled)
+//! before any executor or pool sees it.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_executor::Executor;
+
+use crate::remote::{JobId, run_remotely};
+use crate::runtime::Shared;
+use crate::runtime::blocking::BlockingJob;
+use crate::runtime::stats::{ParkedKey, Stats};
+use crate::task::core::{Completer, HeaderRef, Joiner, new_task};
+use crate::task::guard::drop_contained;
+use crate::task::handle::TaskOutput;
+use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
+use crate::task::spec::Relayed;
+use crate::task::state::Kind;
+use crate::task::{BlockingTask, Outcome, Task, TaskError, TaskHandle, TaskId};
+
+/// What a child's runner tells the scope it belongs to (the scope's `ChildLink`).
+pub(crate) trait ParentLink<E>: Send + 'static {
+    /// The outcome is decided and about to be published: a failure fails the scope first.
+    fn before_publish(&self, kind: Kind);
+    /// The body failed after the child's outcome was decided otherwise.
+    fn raced(&self, id: TaskId, error: TaskError<E>);
+    /// The output is published: the child has ended.
+    fn ended(self);
+}
+
+/// The parent of a task that has none (spawned on a runtime, not in a scope).
+pub(crate) enum NoParent {}
+
+impl<E> ParentLink<E> for NoParent {
+    fn before_publish(&self, _: Kind) {
+        match *self {}
+    }
+    fn raced(&self, _: TaskId, _: TaskError<E>) {
+        match *self {}
+    }
+    fn ended(self) {
+        match self {}
+    }
+}
+
+/// How one task is accounted for: the runtime's counters (none for a scope's local child
+/// outside any runtime), the list of waiting tasks, and its scope.
+pub(crate) struct Accounting<P> {
+    stats: Option<Arc<Stats>>,
+    parked: Option<ParkedKey>,
+    parent: Option<P>,
+}
+
+impl<P> Accounting<P> {
+    /// Accounting for a task counted by `stats` (if any), child of `parent` (if any).
+    pub(crate) fn new(stats: Option<Arc<Stats>>, parent: Option<P>) -> Self {
+        Accounting { stats, parked: None, parent }
+    }
+}
+
+impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
+    fn shutting_down(&self) -> bool {
+        self.stats.as_ref().is_some_and(|stats| stats.is_shutting_down())
+    }
+
+    fn first_wait(&mut self, task: HeaderRef) {
+        if let Some(stats) = &self.stats {
+            self.parked = Some(stats.park(task));
+        }
+    }
+
+    fn raced(&self, id: TaskId, error: TaskError<E>) {
+        match &self.parent {
+            Some(parent) => parent.raced(id, error),
+            None => {
+                tracing::warn!(
+                    task.id = id.as_u64(),
+                    "a task failed after it was cancelled; its handle keeps the cancellation"
+                );
+                drop_contained(error);
+            }
+        }
+    }
+
+    fn before_publish(&mut self, kind: Kind) {
+        // Counted first: once a handle resolves, the live count no longer includes its task.
+        if let Some(stats) = &self.stats {
+            if let Some(key) = self.parked.take() {
+                stats.unpark(key);
+            }
+            stats.task_ended(kind);
+        }
+        if let Some(parent) = &self.parent {
+            parent.before_publish(kind);
+        }
+    }
+
+    fn ended(self) {
+        if let Some(parent) = self.parent {
+            parent.ended();
+        }
+    }
+}
+
+/// A new task, before anything runs it.
+struct NewTask<T, E, P> {
+    span: Option<Box<tracing::Span>>,
+    completer: Completer<TaskOutput<T, E>>,
+    accounting: Accounting<P>,
+    handle: TaskHandle<T, E>,
+}
+
+/// Creates a task and registers it: counted, and registered with its scope by `parent`.
+fn register<T: Send + 'static, E: Send + 'static, P>(
+    stats: Option<&Arc<Stats>>,
+    name: Option<Cow<'static, str>>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<P>,
+) -> NewTask<T, E, P> {
+    let id = TaskId::next();
+    let span = task_span(id, name.as_deref(), scope);
+    let (completer, joiner) = new_task(id, name);
+    // Registered with its scope before any executor or pool sees it: a scope cancelled
+    // meanwhile cancels it before it can start.
+    let parent = parent(&joiner);
+    if let Some(stats) = stats {
+        stats.task_spawned();
+    }
+    let accounting = Accounting::new(stats.cloned(), parent);
+    NewTask { span, completer, accounting, handle: TaskHandle::new(joiner) }
+}
+
+/// Spawns a task on `executor` (or, if the runtime has shut down, cancels it at once: its
+/// runner is dropped unpolled). A remote task, with a backend, becomes a proxy that submits it
+/// and relays its outcome.
+pub(crate) fn spawn_on<F, M, P>(
+    executor: Option<&Arc<Executor<'static>>>,
+    shared: &Shared,
+    task: Task<F, M>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
+) -> TaskHandle<M::Ok, M::Err>
+where
+    F: Future + Send + 'static,
+    M: Outcome<F::Output> + 'static,
+    P: ParentLink<M::Err>,
+{
+    let Task { future, name, timeout, remote, .. } = task;
+    if let (Some(call), Some(backend)) = (remote, shared.backend.as_ref()) {
+        // A remote task: its body never runs here; a proxy submits it and relays the outcome.
+        drop(future);
+        let job = JobId::random();
+        // The worker applies the task's own timeout: the proxy has none.
+        let proxy = run_remotely::<M::Ok, M::Err>(backend.clone(), call, job.clone());
+        let handle =
+            spawn_future::<_, Relayed, P>(executor, shared, proxy, name, None, scope, parent);
+        let backend = backend.clone();
+        handle.on_cancel(move |reason| backend.cancel(&job, reason));
+        return handle;
+    }
+    spawn_future::<F, M, P>(executor, shared, future, name, timeout, scope, parent)
+}
+
+fn spawn_future<F, M, P>(
+    executor: Option<&Arc<Executor<'static>>>,
+    shared: &Shared,
+    future: F,
+    name: Option<Cow<'static, str>>,
+    timeout: Option<Duration>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
+) -> TaskHandle<M::Ok, M::Err>
+where
+    F: Future + Send + 'static,
+    M: Outcome<F::Output> + 'static,
+    P: ParentLink<M::Err>,
+{
+    let NewTask { span, completer, accounting, handle } =
+        register(Some(&shared.stats), name, scope, parent);
+    let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
+    match executor {
+        Some(executor) => executor.spawn(runner).detach(),
+        None => drop(runner),
+    }
+    handle
+}
+
+/// Queues a closure on the blocking pool (after shutdown, cancels it at once).
+pub(crate) fn spawn_blocking_on<F, O, M, P>(
+    shared: &Shared,
+    task: BlockingTask<F, M>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
+) -> TaskHandle<M::Ok, M::Err>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+    P: ParentLink<M::Err>,
+{
+    let NewTask { span, completer, accounting, handle } =
+        register(Some(&shared.stats), task.name, scope, parent);
+    let header = completer.header_ref();
+    let runner = BlockingRunner::<F, O, M, _>::new(task.body, completer, span, accounting);
+    shared.blocking.submit(Box::new(runner), header);
+    handle
+}
+
+/// A scope's local child, made: the runner the scope polls itself, and the child's handle.
+pub(crate) struct Local<F: Future, M: Outcome<F::Output>, P: ParentLink<M::Err>> {
+    pub(crate) runner: AsyncRunner<F, M, Accounting<P>>,
+    pub(crate) handle: TaskHandle<M::Ok, M::Err>,
+}
+
+/// A scope's local child: its runner, for the scope to poll itself, and its handle. Counted by
+/// `stats` if the scope runs on a runtime.
+pub(crate) fn local<F, M, P>(
+    stats: Option<&Arc<Stats>>,
+    task: Task<F, M>,
+    scope: Option<&str>,
+    parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
+) -> Local<F, M, P>
+where
+    F: Future,
+    M: Outcome<F::Output>,
+    P: ParentLink<M::Err>,
+{
+    let Task { future, name, timeout, .. } = task;
+    let NewTask { span, completer, accounting, handle } = register(stats, name, scope, parent);
+    Local { runner: AsyncRunner::new(future, completer, timeout, span, accounting), handle }
+}
+
+impl<F, O, M, R> BlockingJob for BlockingRunner<F, O, M, R>
+where
+    F: FnOnce() -> O + Send + 'static,
+    M: Outcome<O>,
+    R: Report<M::Err>,
+{
+    fn run(self: Box<Self>) {
+        (*self).run();
+    }
+}

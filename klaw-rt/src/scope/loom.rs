@@ -1,0 +1,139 @@
+//! Loom models of a scope's registry (`registry.rs`) and of ending (`task/descendants.rs`): a
+//! child that registers while its scope is being cancelled is cancelled either way; the scope
+//! sees every child end; a dropped scope hands its children to the enclosing frame, which waits
+//! for them; a task's deferred end runs once, after the last of them.
+//!
+//! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
+
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use loom::future::block_on;
+use loom::sync::atomic::AtomicBool;
+use loom::thread;
+
+use crate::runtime::spawn::ParentLink;
+use crate::scope::registry::{Failure, ScopeChild, ScopeShared};
+use crate::sync::Ordering;
+use crate::task::core::new_task;
+use crate::task::current::{self, Adopter};
+use crate::task::error::TaskError;
+use crate::task::handle::TaskOutput;
+use crate::task::state::Kind;
+use crate::task::{CancelReason, TaskId};
+
+type Output = TaskOutput<u32, String>;
+
+#[test]
+fn loom_a_dropped_scope_hands_its_children_to_the_enclosing_frame() {
+    loom::model(|| {
+        let scope = ScopeShared::new(false);
+        let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
+        let child: Arc<dyn ScopeChild> = joiner.core();
+        let link = scope.register::<String>(child);
+        let ended = Arc::new(AtomicBool::new(false));
+        let child_ended = ended.clone();
+        // The child, on another thread, ends at any moment relative to the hand-over.
+        let runner = thread::spawn(move || {
+            child_ended.store(true, Ordering::Release);
+            let _ = completer.try_finish(Kind::Cancelled);
+            completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+            link.ended();
+        });
+        // The scope is dropped inside a frame (a task runner or a region): it hands its
+        // children over, and the frame waits for what it adopted before it ends.
+        let frame = Adopter::default();
+        frame.adopting(|| current::hand_over(&scope.descendants));
+        if let Some(adopted) = frame.running() {
+            block_on(poll_fn(|cx| adopted.poll_empty(cx)));
+        }
+        assert!(ended.load(Ordering::Acquire), "the frame ended before the dropped scope's child");
+        runner.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
+    loom::model(|| {
+        let scope = ScopeShared::new(false);
+        let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
+        let child: Arc<dyn ScopeChild> = joiner.core();
+        let link = scope.register::<String>(child);
+        let child_done = Arc::new(AtomicBool::new(false));
+        let done = child_done.clone();
+        let runner = thread::spawn(move || {
+            done.store(true, Ordering::Release);
+            let _ = completer.try_finish(Kind::Cancelled);
+            completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+            link.ended();
+        });
+        // A task whose body dropped the scope defers publishing its own end.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let seen = child_done.clone();
+        scope.descendants.then_run(Box::new(move || {
+            tx.send(seen.load(Ordering::Acquire)).unwrap();
+        }));
+        runner.join().unwrap();
+        assert_eq!(rx.try_recv(), Ok(true), "the end ran before its descendant ended");
+        assert!(rx.try_recv().is_err(), "the deferred end ran twice");
+    });
+}
+
+#[test]
+fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
+    loom::model(|| {
+        let scope = ScopeShared::new(false);
+        let (mut completer, joiner) = new_task::<Output>(TaskId::next(), None);
+        let parent = scope.clone();
+        let cancel = thread::spawn(move || parent.cancel_all(CancelReason::ParentCancelled, None));
+
+        let child: Arc<dyn ScopeChild> = joiner.core();
+        let link = scope.register::<String>(child);
+        // The runner: it may start before the cancel arrives, never after.
+        let started = completer.try_start(None);
+        cancel.join().unwrap();
+
+        assert!(joiner.header().is_cancelled(), "a registering child escaped the cancel");
+        assert_eq!(joiner.header().cancel_reason(), Some(CancelReason::ParentCancelled));
+        assert!(!completer.try_finish(Kind::Success), "a cancelled child cannot complete");
+        if !started {
+            assert!(!joiner.header().has_started());
+        }
+        completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+        link.ended();
+        assert!(scope.descendants.is_empty(), "the scope missed the child's end");
+        assert!(scope.take_failures().is_empty(), "a cancellation is not a failure");
+    });
+}
+
+#[test]
+fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
+    loom::model(|| {
+        let scope = ScopeShared::new(false);
+        let (failing, failing_joiner) = new_task::<Output>(TaskId::next(), None);
+        let child: Arc<dyn ScopeChild> = failing_joiner.core();
+        let failing_link = scope.register::<String>(child);
+        let sibling = thread::spawn(move || {
+            assert!(failing.try_finish(Kind::Error));
+            failing_link.before_publish(Kind::Error);
+            failing.publish(Err(TaskError::Failed("boom".to_owned())));
+            failing_link.ended();
+        });
+
+        let (mut late, late_joiner) = new_task::<Output>(TaskId::next(), None);
+        let child: Arc<dyn ScopeChild> = late_joiner.core();
+        let late_link = scope.register::<String>(child);
+        let _ = late.try_start(None);
+        sibling.join().unwrap();
+
+        assert_eq!(late_joiner.header().cancel_reason(), Some(CancelReason::SiblingFailed));
+        late.publish(Err(TaskError::Cancelled(CancelReason::SiblingFailed)));
+        late_link.ended();
+        assert!(scope.descendants.is_empty());
+        let failures = scope.take_failures();
+        assert_eq!(failures.len(), 1, "exactly the one failure is recorded");
+        let Failure::Child(failed) = &failures[0] else { panic!("not a child failure") };
+        assert!(failed.take_failure().is_some(), "the unawaited failure is kept, not lost");
+        drop(failing_joiner);
+    });
+}

@@ -1,0 +1,66 @@
+//! Running user code so that its panics stay inside the task: the one place a body's panic is
+//! caught (for a spawned task and for one awaited inline alike), and the one place a value of
+//! user code is dropped without letting its destructor's panic out.
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::Poll;
+
+use crate::task::handle::TaskOutput;
+use crate::task::state::Kind;
+use crate::task::{Outcome, TaskError};
+
+/// Runs one step of a task's body (a poll, or a whole blocking closure): what it gave, split by
+/// the task's mode, or `Panicked` with the panic's message.
+#[inline(always)]
+pub(crate) fn guarded<M: Outcome<O>, O>(
+    step: impl FnOnce() -> Poll<O>,
+) -> Poll<TaskOutput<M::Ok, M::Err>> {
+    match catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => Poll::Ready(M::split(output)),
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            drop_contained(payload);
+            Poll::Ready(Err(TaskError::Panicked(message)))
+        }
+    }
+}
+
+/// The terminal state an output stands for.
+pub(crate) fn kind_of<T, E>(output: &TaskOutput<T, E>) -> Kind {
+    match output {
+        Ok(_) => Kind::Success,
+        Err(TaskError::Panicked(_)) => Kind::Panicked,
+        Err(TaskError::TimedOut(_)) => Kind::TimedOut,
+        Err(TaskError::Cancelled(_)) => Kind::Cancelled,
+        Err(_) => Kind::Error,
+    }
+}
+
+/// The message of a caught panic, as `std` would print it.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+/// Drops a value of user code so that a panic in its destructor cannot unwind into the runtime.
+pub(crate) fn drop_contained<T>(value: T) {
+    contained(move || drop(value));
+}
+
+/// Runs `f`, which drops values of user code, so that a panic in it cannot unwind into the
+/// runtime.
+pub(crate) fn contained(f: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+        tracing::warn!(panic = %panic_message(payload.as_ref()), "a destructor panicked; the task's end is unaffected");
+        // The payload's own destructor could panic too; it is not worth a second guard.
+        std::mem::forget(payload);
+    }
+}

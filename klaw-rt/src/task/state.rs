@@ -1,0 +1,116 @@
+//! A task's state word, read through names: how it ended ([`Kind`]) and who owns what
+//! ([`Snapshot`]'s flags). The word itself lives in the task's header (`core.rs`), which moves
+//! it only by compare-and-swap, so exactly one terminal kind is ever decided.
+#![forbid(unsafe_code)]
+
+/// How a task ended, or that it has not yet: the low three bits of the state word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Kind {
+    Pending = 0,
+    Success = 1,
+    /// The body of a fallible task returned `Err`.
+    Error = 2,
+    Cancelled = 3,
+    Panicked = 4,
+    /// The task's own timeout passed.
+    TimedOut = 5,
+}
+
+impl Kind {
+    /// Every terminal kind, in the order of their counters.
+    pub(crate) const TERMINAL: [Kind; 5] =
+        [Kind::Success, Kind::Error, Kind::Cancelled, Kind::Panicked, Kind::TimedOut];
+
+    const MASK: usize = 0b111;
+
+    fn from_bits(bits: usize) -> Kind {
+        match bits & Self::MASK {
+            0 => Kind::Pending,
+            1 => Kind::Success,
+            2 => Kind::Error,
+            3 => Kind::Cancelled,
+            4 => Kind::Panicked,
+            5 => Kind::TimedOut,
+            other => unreachable!("invalid task kind {other}"),
+        }
+    }
+
+    /// A failure: an `Err`, a panic, the task's own timeout. (A cancellation is not one.)
+    pub(crate) fn is_failure(self) -> bool {
+        matches!(self, Kind::Error | Kind::Panicked | Kind::TimedOut)
+    }
+
+    /// Stopped from outside before it finished: cancelled, or timed out.
+    pub(crate) fn is_cancelled(self) -> bool {
+        matches!(self, Kind::Cancelled | Kind::TimedOut)
+    }
+
+    /// Position among [`TERMINAL`](Self::TERMINAL), for per-kind counters.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One read of a task's state word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(usize);
+
+impl Snapshot {
+    /// The body has been (or is about to be) polled; the runner's waker slot is written and
+    /// frozen.
+    pub(crate) const STARTED: usize = 1 << 3;
+    /// The body is gone and the output slot is written: it now belongs to the joiner.
+    pub(crate) const DONE: usize = 1 << 4;
+    /// The join waker slot holds a waker that the completer may wake (shared, read-only).
+    pub(crate) const JOIN_WAKER: usize = 1 << 5;
+    /// Set by whoever takes the output: the joiner, or the scope collecting an unclaimed
+    /// failure.
+    pub(crate) const CLAIMED: usize = 1 << 6;
+    /// The bits from here up count the shields active in the task's body (`klaw::shield`):
+    /// while any is, a decided cancellation or timeout waits for them before the body is
+    /// dropped.
+    pub(crate) const SHIELD_UNIT: usize = 1 << 8;
+    const SHIELD_MASK: usize = !(Self::SHIELD_UNIT - 1);
+
+    pub(crate) const NEW: Snapshot = Snapshot(0);
+
+    pub(crate) fn from_bits(bits: usize) -> Self {
+        Snapshot(bits)
+    }
+
+    pub(crate) fn bits(self) -> usize {
+        self.0
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        Kind::from_bits(self.0)
+    }
+
+    pub(crate) fn is_pending(self) -> bool {
+        self.kind() == Kind::Pending
+    }
+
+    /// The same word, with `kind` decided (the kind bits must be `Pending`).
+    pub(crate) fn decided(self, kind: Kind) -> Self {
+        debug_assert!(self.is_pending() && kind != Kind::Pending);
+        Snapshot(self.0 | kind as usize)
+    }
+
+    pub(crate) fn has(self, flag: usize) -> bool {
+        self.0 & flag != 0
+    }
+
+    pub(crate) fn with(self, flag: usize) -> Self {
+        Snapshot(self.0 | flag)
+    }
+
+    pub(crate) fn without(self, flag: usize) -> Self {
+        Snapshot(self.0 & !flag)
+    }
+
+    /// How many shields in the body are active.
+    pub(crate) fn shields(self) -> usize {
+        (self.0 & Self::SHIELD_MASK) / Self::SHIELD_UNIT
+    }
+}
