@@ -67,6 +67,7 @@ impl<P> Accounting<P> {
 }
 
 impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
+    #[inline]
     fn shutting_down(&self) -> bool {
         self.stats.as_ref().is_some_and(|stats| stats.is_shutting_down())
     }
@@ -90,6 +91,7 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
         }
     }
 
+    #[inline]
     fn before_publish(&mut self, kind: Kind) {
         // Counted first: once a handle resolves, the live count no longer includes its task.
         if let Some(stats) = &self.stats {
@@ -103,6 +105,7 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
         }
     }
 
+    #[inline]
     fn ended(self) {
         if let Some(parent) = self.parent {
             parent.ended();
@@ -119,6 +122,7 @@ struct NewTask<T, E, P> {
 }
 
 /// Creates a task and registers it: counted, and registered with its scope by `parent`.
+#[inline]
 fn register<T: Send + 'static, E: Send + 'static, P>(
     stats: Option<&Arc<Stats>>,
     name: Option<Cow<'static, str>>,
@@ -169,6 +173,7 @@ where
     spawn_future::<F, M, P>(executor, shared, future, name, timeout, scope, parent)
 }
 
+#[inline]
 fn spawn_future<F, M, P>(
     executor: Option<&Arc<Executor<'static>>>,
     shared: &Shared,

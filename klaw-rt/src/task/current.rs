@@ -2,14 +2,13 @@
 //! a cancel region, a scope) that adopts what a scope dropped here leaves running.
 //!
 //! Both are set for the length of a closure ([`run_as`], [`Adopter::adopting`]) and restored
-//! after it, even if it panics: there is no guard a caller could forget, so the pointers kept
-//! here never outlive what they point to.
+//! after it, even if it panics: the guards are those functions' own, so no caller can forget
+//! one, and the pointers kept here never outlive what they point to.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::thread::LocalKey;
 
 use crate::task::TaskId;
 use crate::task::core::{Completer, Header, HeaderRef, TaskHeader};
@@ -23,30 +22,21 @@ thread_local! {
     static ADOPTER: Cell<Option<NonNull<Adopter>>> = const { Cell::new(None) };
 }
 
-/// Sets `key` to `value` for the length of `f`, then puts the previous value back (on unwind
-/// too: the guard is this function's own, so it always drops).
-fn with_set<T: Copy + 'static, R>(
-    key: &'static LocalKey<Cell<T>>,
-    value: T,
-    f: impl FnOnce() -> R,
-) -> R {
-    struct Restore<T: Copy + 'static>(&'static LocalKey<Cell<T>>, T);
-    impl<T: Copy + 'static> Drop for Restore<T> {
-        #[inline]
-        fn drop(&mut self) {
-            self.0.with(|cell| cell.set(self.1));
-        }
-    }
-    let previous = key.with(|cell| cell.replace(value));
-    let _restore = Restore(key, previous);
-    f()
-}
-
 /// Runs `f` with `task` as this thread's current task (tasks nest: a scope polls its local
 /// children inside its parent's poll).
 #[inline]
 pub(crate) fn run_as<O: Send + 'static, R>(task: &Completer<O>, f: impl FnOnce() -> R) -> R {
-    with_set(&CURRENT, Some(task.as_task_ptr()), f)
+    struct Restore(Option<NonNull<dyn TaskHeader>>);
+    impl Drop for Restore {
+        #[inline]
+        fn drop(&mut self) {
+            CURRENT.with(|cell| cell.set(self.0));
+        }
+    }
+    // The guard is this function's own, so it always drops (on unwind too): the previous task
+    // is always put back, and the pointer never outlives the borrow of `task`.
+    let _restore = Restore(CURRENT.with(|cell| cell.replace(Some(task.as_task_ptr()))));
+    f()
 }
 
 fn current() -> Option<NonNull<dyn TaskHeader>> {
@@ -110,7 +100,16 @@ impl Adopter {
     /// Runs `f` with this frame as the one a scope dropped on this thread hands its children to.
     #[inline]
     pub(crate) fn adopting<R>(&self, f: impl FnOnce() -> R) -> R {
-        with_set(&ADOPTER, Some(NonNull::from(self)), f)
+        struct Restore(Option<NonNull<Adopter>>);
+        impl Drop for Restore {
+            #[inline]
+            fn drop(&mut self) {
+                ADOPTER.with(|cell| cell.set(self.0));
+            }
+        }
+        // As in `run_as`: the guard is this function's own, so it always drops.
+        let _restore = Restore(ADOPTER.with(|cell| cell.replace(Some(NonNull::from(self)))));
+        f()
     }
 }
 

@@ -76,6 +76,7 @@ pub(crate) fn task_span(
 }
 
 /// Ends a task whose body (and everything it left running) is gone.
+#[inline]
 fn conclude<T: Send + 'static, E: Send + 'static, R: Report<E>>(
     completer: Completer<TaskOutput<T, E>>,
     output: TaskOutput<T, E>,
@@ -87,6 +88,7 @@ fn conclude<T: Send + 'static, E: Send + 'static, R: Report<E>>(
 }
 
 /// Concludes now, or, if descendants the body left still run, once the last of them ends.
+#[inline]
 fn conclude_after<T: Send + 'static, E: Send + 'static, R: Report<E>>(
     adopter: &Adopter,
     completer: Completer<TaskOutput<T, E>>,
@@ -186,6 +188,7 @@ where
     M: Outcome<F::Output>,
     R: Report<M::Err>,
 {
+    #[inline]
     pub(crate) fn new(
         body: F,
         completer: Completer<TaskOutput<M::Ok, M::Err>>,
@@ -227,6 +230,7 @@ where
 }
 
 impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
+    #[inline]
     fn step<F, M>(
         &mut self,
         mut body: Pin<&mut Option<F>>,
@@ -301,6 +305,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     /// Drops the body (containing a panic in its destructor; the caller is adopting for
     /// `adopter`, so what scopes in it leave running is adopted), then concludes with `output`
     /// if the body produced the winning one, else with the one the decided outcome implies.
+    #[inline]
     fn finish_unchecked<F>(
         &mut self,
         mut body: Pin<&mut Option<F>>,
@@ -332,6 +337,7 @@ where
     M: Outcome<O>,
     R: Report<M::Err>,
 {
+    #[inline]
     pub(crate) fn new(
         body: F,
         completer: Completer<TaskOutput<M::Ok, M::Err>>,
