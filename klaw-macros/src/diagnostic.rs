@@ -1,9 +1,26 @@
 //! The one place where macro errors become `compile_error!`.
+//!
+//! With an error, a macro still expands the user's code as far as it can (with a default
+//! configuration in place of what was wrong), beside the `compile_error!`: the user sees the
+//! macro's error *and* every error in their own body, and rust-analyzer keeps working. Only
+//! when the body cannot be used does a stub stand in for it.
 
 use proc_macro2::TokenStream;
 
+/// Emits the errors, if any, then `expansion` (the user's code expanded with what was valid).
+pub(crate) fn emit_with(errors: Option<syn::Error>, expansion: TokenStream) -> TokenStream {
+    match errors {
+        None => expansion,
+        Some(error) => {
+            let mut tokens = error.to_compile_error();
+            tokens.extend(expansion);
+            tokens
+        }
+    }
+}
+
 /// Emits the expansion, or every error followed by `fallback`: a stub of the user's item that
-/// compiles, so the only errors the user sees are ours.
+/// compiles, for when the user's code could not even be parsed.
 pub(crate) fn emit(
     result: syn::Result<TokenStream>,
     fallback: impl FnOnce() -> TokenStream,
@@ -35,5 +52,13 @@ impl Errors {
             Some(error) => Err(error),
             None => Ok(value),
         }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    pub(crate) fn into_error(self) -> Option<syn::Error> {
+        self.0
     }
 }

@@ -13,6 +13,7 @@ pub(crate) struct OptionArg {
 }
 
 /// A comma-separated list of options.
+#[derive(Default)]
 pub(crate) struct OptionList(pub(crate) Vec<OptionArg>);
 
 impl Parse for OptionArg {

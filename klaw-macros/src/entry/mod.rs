@@ -7,8 +7,8 @@ mod validate;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::diagnostic;
-use crate::options::OptionSpec;
+use crate::diagnostic::{self, Errors};
+use crate::options::{OptionList, OptionSpec};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EntryKind {
@@ -41,11 +41,17 @@ pub(crate) fn expand(kind: EntryKind, args: TokenStream, item: TokenStream) -> T
         // Not a function at all: give the item back untouched, with the error.
         Err(error) => return diagnostic::emit(Err(error), || quote!(#item)),
     };
-    // From here on, whatever fails, the stub stands in for the function.
     let stub = expand::stub(kind, &function);
-    let result = parse::parse_options(kind, args)
-        .map(|options| parse::ParsedEntry { options, item: function })
-        .and_then(|entry| validate::validate(kind, entry))
-        .map(expand::expand);
-    diagnostic::emit(result, || stub)
+    let mut errors = Errors::default();
+    let options = parse::parse_options(kind, args).unwrap_or_else(|error| {
+        errors.push(error);
+        OptionList::default()
+    });
+    // Whatever was wrong, the body still expands (with defaults in place of bad options), so
+    // its own errors show too; only a signature the expansion cannot call gets the stub.
+    let checked =
+        validate::validate(kind, parse::ParsedEntry { options, item: function }, &mut errors);
+    let expansion =
+        if errors.is_empty() || checked.body_usable { expand::expand(checked.plan) } else { stub };
+    diagnostic::emit_with(errors.into_error(), expansion)
 }

@@ -18,9 +18,15 @@ pub(crate) struct EntryPlan {
     pub(crate) item: ItemFn,
 }
 
-pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<EntryPlan> {
+/// A plan, with defaults where an option was wrong, and whether the function can still be
+/// expanded with it (the errors go to `errors`).
+pub(crate) struct Checked {
+    pub(crate) plan: EntryPlan,
+    pub(crate) body_usable: bool,
+}
+
+pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors) -> Checked {
     let attribute = kind.attribute();
-    let mut errors = Errors::default();
     let mut plan = EntryPlan {
         kind,
         workers: None,
@@ -29,7 +35,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<Entry
         item: entry.item,
     };
 
-    for (arg, name) in known_options(&entry.options, OPTIONS, attribute, &mut errors) {
+    for (arg, name) in known_options(&entry.options, OPTIONS, attribute, errors) {
         let slot = match name {
             "workers" => int_value(arg, 1, MAX_WORKERS).map(|n| plan.workers = Some(n)),
             "max_blocking_threads" => {
@@ -49,6 +55,9 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<Entry
     }
 
     let sig = &plan.item.sig;
+    // The expansion calls the function with no arguments and no type parameters; a missing
+    // `async` does not matter (the body runs in an `async` block either way).
+    let body_usable = sig.inputs.is_empty() && sig.generics.params.is_empty();
     if sig.asyncness.is_none() {
         errors.push(syn::Error::new_spanned(
             sig.fn_token,
@@ -74,6 +83,8 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry) -> syn::Result<Entry
                 "remove this `#[test]`: #[klaw::test] already makes the function a test",
             ));
         }
+        // The expansion adds its own `#[test]`.
+        plan.item.attrs.retain(|attr| !attr.path().is_ident("test"));
     }
-    errors.finish(plan)
+    Checked { plan, body_usable }
 }

@@ -17,8 +17,13 @@ pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
     let supervisor = supervisor.then(|| quote!(.supervisor()));
     let capture = moves.then(|| quote!(move));
     let body_span = body.span();
-    let body = quote_spanned! {body_span=>
-        #private::scope_body(async #capture { #body })
+    // A block body becomes the async block itself: no second pair of braces around it.
+    let body = match &body {
+        syn::Expr::Block(block) if block.attrs.is_empty() && block.label.is_none() => {
+            let block = &block.block;
+            quote_spanned! {body_span=> #private::scope_body(async #capture #block) }
+        }
+        body => quote_spanned! {body_span=> #private::scope_body(async #capture { #body }) },
     };
     quote! {
         #private::scope_with(

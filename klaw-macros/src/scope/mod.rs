@@ -8,7 +8,7 @@ mod validate;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::diagnostic;
+use crate::diagnostic::{self, Errors};
 use crate::options::OptionSpec;
 
 pub(crate) const MACRO: &str = "scope!";
@@ -25,11 +25,25 @@ pub(crate) const FORMS: &str = "`scope!(|s| { ... })`, `scope!(move |s| { ... })
      first: `scope!(timeout = \"5s\", supervisor, |s| { ... })`";
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    let result = syn::parse2(input).and_then(validate::validate).map(expand::expand);
-    // A stub of the right kind (a future of a `Result`) keeps the caller's code type-checking,
-    // so only the scope's own error shows.
+    // A stub of the right kind (a future of a `Result`) keeps the caller's code type-checking
+    // when the closure itself cannot be used.
     let private = crate::path::private();
-    let expansion = diagnostic::emit(result, || quote!(#private::scope_stub().await));
+    let stub = quote!(#private::scope_stub().await);
+    let expansion = match syn::parse2::<parse::ParsedScope>(input) {
+        Err(error) => diagnostic::emit(Err(error), || stub),
+        Ok(parsed) => {
+            // Bad options get their defaults and the body still expands, so its own errors
+            // show beside the scope's.
+            let mut errors = Errors::default();
+            let checked = validate::validate(parsed, &mut errors);
+            let expansion = if errors.is_empty() || checked.body_usable {
+                expand::expand(checked.plan)
+            } else {
+                stub
+            };
+            diagnostic::emit_with(errors.into_error(), expansion)
+        }
+    };
     // One block, so the errors (brace-form macros, i.e. statements) and the stub form a single
     // expression wherever the macro is used.
     quote!({ #expansion })

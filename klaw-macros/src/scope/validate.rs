@@ -20,8 +20,15 @@ pub(crate) struct ScopePlan {
     pub(crate) body: Expr,
 }
 
-pub(crate) fn validate(scope: ParsedScope) -> syn::Result<ScopePlan> {
-    let mut errors = Errors::default();
+/// A plan, with defaults where something was wrong, and whether the body can still be expanded
+/// with it (the errors go to `errors`).
+pub(crate) struct Checked {
+    pub(crate) plan: ScopePlan,
+    pub(crate) body_usable: bool,
+}
+
+pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
+    let mut body_usable = true;
     let ExprClosure { asyncness, capture, inputs, output, body, .. } = &scope.closure;
     let mut plan = ScopePlan {
         name: None,
@@ -32,7 +39,7 @@ pub(crate) fn validate(scope: ParsedScope) -> syn::Result<ScopePlan> {
         param: Ident::new("s", proc_macro2::Span::call_site()),
         body: (**body).clone(),
     };
-    for (arg, name) in known_options(&scope.options, OPTIONS, MACRO, &mut errors) {
+    for (arg, name) in known_options(&scope.options, OPTIONS, MACRO, errors) {
         let checked = match name {
             "name" => str_value(arg).map(|name| plan.name = Some(name)),
             "timeout" => duration_value(arg).map(|timeout| plan.timeout = Some(timeout)),
@@ -74,21 +81,28 @@ pub(crate) fn validate(scope: ParsedScope) -> syn::Result<ScopePlan> {
                 plan.param = ident.ident.clone();
             }
             Pat::Wild(wild) => plan.param = Ident::new("_", wild.underscore_token.span),
-            other => errors.push(syn::Error::new_spanned(
-                other,
-                format!(
-                    "the closure's parameter is the scope, a plain name such as `s`; write {FORMS}"
-                ),
-            )),
+            other => {
+                body_usable = false;
+                errors.push(syn::Error::new_spanned(
+                    other,
+                    format!(
+                        "the closure's parameter is the scope, a plain name such as `s`; write \
+                         {FORMS}"
+                    ),
+                ));
+            }
         },
         0 => errors.push(syn::Error::new_spanned(
             scope.closure.or1_token,
             format!("the closure takes the scope as its one parameter; write {FORMS}"),
         )),
-        _ => errors.push(syn::Error::new_spanned(
-            inputs,
-            format!("the closure takes exactly one parameter, the scope; write {FORMS}"),
-        )),
+        _ => {
+            body_usable = false;
+            errors.push(syn::Error::new_spanned(
+                inputs,
+                format!("the closure takes exactly one parameter, the scope; write {FORMS}"),
+            ));
+        }
     }
-    errors.finish(plan)
+    Checked { plan, body_usable }
 }

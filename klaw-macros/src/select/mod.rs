@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::diagnostic;
+use crate::select::parse::ArmKind;
 
 /// The arms `select!` accepts, for every message about its shape.
 pub(crate) const ARMS: &str = "`recv(rx) -> msg => ...`, `send(tx, value) -> res => ...`, \
@@ -15,9 +16,26 @@ pub(crate) const ARMS: &str = "`recv(rx) -> msg => ...`, `send(tx, value) -> res
      (and `biased;` first, for top-to-bottom order)";
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    let result = syn::parse2(input).and_then(validate::validate).map(expand::expand);
-    // On error the expansion is a block that never returns (`loop {}` has type `!`), so the
-    // caller's code still type-checks and the user sees only select!'s own message.
-    let expansion = diagnostic::emit(result, || quote!(loop {}));
+    let expansion = match syn::parse2::<parse::ParsedSelect>(input) {
+        // Nothing usable at all: a block that never returns (`loop {}` has type `!`) keeps the
+        // caller's code type-checking, and the user sees only select!'s own message.
+        Err(error) => diagnostic::emit(Err(error), || quote!(loop {})),
+        Ok(parsed) => {
+            let mut select = validate::validate(parsed);
+            let errors = std::mem::take(&mut select.errors).into_error();
+            // The arms that parsed still expand, so errors in their bodies show too.
+            let waits = select.arms.iter().any(|arm| !matches!(arm.kind, ArmKind::Default));
+            let default = select.arms.iter().find(|arm| matches!(arm.kind, ArmKind::Default));
+            let expansion = match (waits, default) {
+                (true, _) => expand::expand(select),
+                (false, Some(default)) => {
+                    let body = &default.body;
+                    quote!(#body)
+                }
+                (false, None) => quote!(loop {}),
+            };
+            diagnostic::emit_with(errors, expansion)
+        }
+    };
     quote!({ #expansion })
 }

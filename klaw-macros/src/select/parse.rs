@@ -4,6 +4,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprCall, ExprPath, Pat, Token};
 
+use crate::diagnostic::Errors;
 use crate::select::ARMS;
 
 /// One arm's operation, as written.
@@ -23,11 +24,13 @@ pub(crate) struct Arm {
     pub(crate) body: Expr,
 }
 
-/// `select!` as written, before validation.
+/// `select!` as written, before validation: the arms that parsed, and the errors of those that
+/// did not (each skipped to the next `,`, so one bad arm does not hide the others' code).
 pub(crate) struct ParsedSelect {
     pub(crate) biased: bool,
     pub(crate) arms: Vec<Arm>,
     pub(crate) span: proc_macro2::Span,
+    pub(crate) errors: Errors,
 }
 
 fn keyword(expr: &Expr) -> Option<(String, &ExprCall)> {
@@ -164,6 +167,18 @@ impl Parse for Arm {
     }
 }
 
+/// Skips the rest of a bad arm: everything up to and including the next top-level `,`.
+fn skip_past_comma(input: ParseStream<'_>) -> syn::Result<()> {
+    while !input.is_empty() {
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+            break;
+        }
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
+}
+
 fn is_block_like(expr: &Expr) -> bool {
     matches!(
         expr,
@@ -191,8 +206,16 @@ impl Parse for ParsedSelect {
             }
         }
         let mut arms = Vec::new();
+        let mut errors = Errors::default();
         while !input.is_empty() {
-            let arm: Arm = input.parse()?;
+            let arm = match input.parse::<Arm>() {
+                Ok(arm) => arm,
+                Err(error) => {
+                    errors.push(error);
+                    skip_past_comma(input)?;
+                    continue;
+                }
+            };
             let needs_comma = !is_block_like(&arm.body);
             arms.push(arm);
             if input.is_empty() {
@@ -201,9 +224,10 @@ impl Parse for ParsedSelect {
             if input.peek(Token![,]) {
                 input.parse::<Token![,]>()?;
             } else if needs_comma {
-                return Err(input.error("expected `,` after an arm whose body is not a block"));
+                errors.push(input.error("expected `,` after an arm whose body is not a block"));
+                skip_past_comma(input)?;
             }
         }
-        Ok(ParsedSelect { biased, arms, span })
+        Ok(ParsedSelect { biased, arms, span, errors })
     }
 }
