@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use klaw::{ExitReason, Runtime, Task, TaskHandle};
+use klaw::{Runtime, Task, TaskHandle, task::ExitReason};
 
 fn main() {
     if let Err(error) = run() {
@@ -44,7 +44,7 @@ fn run() -> Result<(), klaw::Error> {
     // Each kind of ending, once.
     let answer = rt.spawn(
         Task::new(async {
-            klaw::sleep(Duration::from_millis(5)).await;
+            klaw::time::sleep(Duration::from_millis(5)).await;
             tracing::info!(answer = 42, "computed the answer");
             42
         })
@@ -53,7 +53,7 @@ fn run() -> Result<(), klaw::Error> {
     let parse = rt.spawn(Task::fallible(async { "forty-two".parse::<u32>() }).name("parse"));
     let panics = rt.spawn(Task::new(async { panic!("a deliberate panic") }).name("panics"));
     let slow = rt.spawn(
-        Task::new(klaw::sleep(Duration::from_secs(60)))
+        Task::new(klaw::time::sleep(Duration::from_secs(60)))
             .name("slow")
             .timeout(Duration::from_millis(20)),
     );
@@ -68,10 +68,11 @@ fn run() -> Result<(), klaw::Error> {
         })
     });
     // Left running on purpose: the shutdown's grace period runs out on it.
-    let lingering = rt.spawn(Task::new(klaw::sleep(Duration::from_secs(60))).name("lingering"));
+    let lingering =
+        rt.spawn(Task::new(klaw::time::sleep(Duration::from_secs(60))).name("lingering"));
 
     rt.block_on(async {
-        klaw::sleep(Duration::from_millis(10)).await;
+        klaw::time::sleep(Duration::from_millis(10)).await;
         running.cancel("no longer needed");
         show(answer).await;
         show(parse).await;
@@ -83,7 +84,7 @@ fn run() -> Result<(), klaw::Error> {
     });
 
     println!("\nshutting down with a 200 ms grace period; `lingering` is still running…");
-    let lingering_state = lingering.canceller();
+    let lingering_state = lingering.task_ref();
     let report = rt.shutdown(Duration::from_millis(200));
     println!("lingering ended: {}", lingering_state.exit_reason());
     println!("shutdown report: {report}");
@@ -94,7 +95,7 @@ fn run() -> Result<(), klaw::Error> {
 async fn show<T: Debug + Send + 'static, E: Debug + Send + 'static>(handle: TaskHandle<T, E>) {
     let name = handle.name().unwrap_or("(blocking)").to_owned();
     let id = handle.id();
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     let result = handle.await;
     let exit = canceller.exit_reason();
     let note = match exit {

@@ -1,7 +1,8 @@
 //! # klaw: structured concurrency for Rust
 //!
 //! Tasks whose first terminal state wins, cancel tokens that exist before a task is scheduled,
-//! and a runtime on `async-executor` whose shutdown reports what happened to every task.
+//! nurseries that never leak a child, and a runtime on `async-executor` whose shutdown reports
+//! what happened to every task.
 //!
 //! ```
 //! use klaw::prelude::*;
@@ -16,48 +17,93 @@
 //!
 //!     assert_eq!(answer.await?, 42);
 //!     assert!(matches!(stuck.await, Err(TaskError::Cancelled(_))));
-//!     assert!(klaw::timeout(Duration::from_millis(1), klaw::sleep(Duration::from_secs(9))).await.is_err());
+//!     let slow = klaw::cancel::fail_after(Duration::from_millis(1), klaw::time::sleep(Duration::from_secs(9)));
+//!     assert!(slow.await.is_err());
 //!     Ok(())
 //! }
 //! ```
+//!
+//! The everyday names live at the root: the macros, [`Scope`], [`Task`], [`TaskHandle`],
+//! [`Runtime`], [`Error`]... Everything else lives in one module per concept, reachable by one
+//! path: [`task`](mod@task), [`scope`](mod@scope), [`runtime`], [`cancel`], [`channel`], [`time`], [`log`],
+//! [`remote`].
 //!
 //! The tutorial is the book in `book/` (every snippet in it is compiled and run by
 //! `cargo test`); `ARCHITECTURE.md` is the map of the code.
 #![forbid(unsafe_code)]
 
 pub use klaw_macros::{main, scope, select, task, test};
-pub use klaw_rt::{
-    BlockingTask, BoxError, BuildError, Builder, CancelReason, CancelScope, CancelToken,
-    Cancellable, Canceller, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, Elapsed, Error, ExitReason,
-    Fallible, Handle, InlineBlockingTask, InlineTask, IntoTask, MAX_BLOCKING_THREADS, MAX_WORKERS,
-    MachineInfo, NoRuntime, Outcome, Plain, Runtime, RuntimeConfig, Scope, ScopeBody, ScopeError,
-    ScopeHandle, ScopeOptions, Shielded, ShutdownReport, ShutdownTimedOut, Spawnable, Task,
-    TaskError, TaskFailure, TaskHandle, TaskId, WORKERS_ENV, WorkersFrom, block_on, checkpoint,
-    current_task_id, fail_after, fail_at, is_cancelled, move_on_after, move_on_at, scope_with,
-    shield, sleep, sleep_until, timeout, timeout_at,
-};
+pub use klaw_rt::error::Error;
+pub use klaw_rt::runtime::{Handle, Runtime};
+pub use klaw_rt::scope::{Scope, ScopeHandle};
+pub use klaw_rt::task::{CancelReason, Task, TaskError, TaskHandle};
 
-pub use klaw_rt::{broadcast, channel, oneshot, unbounded, watch};
+/// Tasks: what can be spawned or awaited as a task, how a task ended, and handles to it.
+pub mod task {
+    pub use klaw_rt::runtime::InlineBlockingTask;
+    pub use klaw_rt::task::{
+        BlockingTask, BoxError, ExitReason, Fallible, InlineTask, IntoTask, Outcome, Plain,
+        TaskFailure, TaskId, TaskRef, current_task_id,
+    };
+}
 
-pub use klaw_rt::cancel;
-pub use klaw_rt::log;
-pub use klaw_rt::remote;
+/// Scopes (nurseries): their options, the failures of one scope, and `scope_with`, the function
+/// `scope!` expands to. (`Scope` and `ScopeHandle` are at the root.)
+pub mod scope {
+    pub use klaw_rt::error::ScopeError;
+    pub use klaw_rt::scope::{ScopeBody, ScopeOptions, SpawnTarget, Spawnable, scope_with};
+}
+
+/// The runtime: building one, its configuration, its shutdown report, and `block_on`.
+/// (`Runtime` and `Handle` are at the root.)
+pub mod runtime {
+    pub use klaw_rt::runtime::{
+        BuildError, Builder, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS,
+        MAX_WORKERS, MachineInfo, NoRuntime, RuntimeConfig, ShutdownReport, ShutdownTimedOut,
+        WORKERS_ENV, WorkersFrom, block_on,
+    };
+}
+
+/// Cancellation: cancel regions with deadlines (`move_on_after`, `fail_after`, [`Region`]),
+/// tokens, shields for cleanup, and `is_cancelled` for code that cannot be interrupted.
+/// (`CancelReason` is at the root.)
+///
+/// [`Region`]: cancel::Region
+pub mod cancel {
+    pub use klaw_rt::cancel::{
+        CancelOnDrop, Cancellable, Cancelled, Region, Shielded, Token, checkpoint, fail_after,
+        fail_at, is_cancelled, move_on_after, move_on_at, shield,
+    };
+}
+
+/// Channels: MPMC ([`bounded`](channel::bounded), [`unbounded`](channel::unbounded)), and the
+/// [`oneshot`](channel::oneshot), [`broadcast`](channel::broadcast) and [`watch`](channel::watch)
+/// modules, each with its `channel` constructor (as in tokio). Every operation returns a typed
+/// `Result`.
+pub mod channel {
+    pub use klaw_rt::channel::{
+        Permit, Receiver, Recv, RecvError, Reserve, Send, SendError, Sender, TryRecvError,
+        TrySendError, bounded, broadcast, oneshot, select_any, unbounded, watch,
+    };
+}
+
+/// Time: `sleep`, `sleep_until`, and [`Elapsed`](time::Elapsed), the error of a deadline that
+/// passed. (A timeout is a cancel region: `cancel::fail_after`.)
+pub mod time {
+    pub use klaw_rt::time::{Elapsed, sleep, sleep_until};
+}
+
+pub use klaw_rt::{log, remote};
 
 /// The NATS JetStream backend (feature `nats`): remote tasks on worker processes, and channels
 /// across machines. Enabling it also lets `KLAW_BACKEND=nats` pick it.
 #[cfg(feature = "nats")]
 pub use klaw_nats as nats;
 
-/// Time: `sleep`, `timeout` and deadlines (also re-exported at the crate root).
-pub mod time {
-    pub use klaw_rt::time::*;
-}
-
 /// The names most programs need: `use klaw::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CancelReason, CancelScope, Canceller, Error, ExitReason, Runtime, Scope, ScopeHandle, Task,
-        TaskError, TaskHandle,
+        CancelReason, Error, Runtime, Scope, ScopeHandle, Task, TaskError, TaskHandle,
     };
 }
 
@@ -66,20 +112,19 @@ pub mod prelude {
 pub mod __private {
     use std::future::Future;
 
-    use crate::Runtime;
-
-    pub use crate::{
-        BlockingTask, Error, Fallible, Plain, Scope, ScopeOptions, Task, scope_with, sleep,
-        sleep_until,
-    };
     pub use klaw_rt::channel::{
         __finish_send as finish_send, __random_start as random_start, SelectRecv, SelectSend,
     };
+    pub use klaw_rt::error::Error;
     pub use klaw_rt::remote;
+    pub use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_entry};
+    pub use klaw_rt::scope::{Scope, ScopeOptions, scope_with};
+    pub use klaw_rt::task::{BlockingTask, Fallible, Plain, Task};
+    pub use klaw_rt::time::{sleep, sleep_until};
 
     /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, Error>>`
     /// bound is what lets `?` in the body infer `klaw::Error`.
-    pub fn scope_body<'s, T, F>(body: F) -> crate::ScopeBody<'s, T>
+    pub fn scope_body<'s, T, F>(body: F) -> klaw_rt::scope::ScopeBody<'s, T>
     where
         F: Future<Output = Result<T, Error>> + Send + 's,
     {
@@ -147,63 +192,6 @@ pub mod __private {
                 );
             }
         }
-    }
-
-    /// Which attribute expanded.
-    #[derive(Debug, Clone, Copy)]
-    pub enum EntryKind {
-        /// `#[klaw::main]`
-        Main,
-        /// `#[klaw::test]`
-        Test,
-    }
-
-    /// The options of `#[klaw::main]` / `#[klaw::test]`, already validated by the macro.
-    #[derive(Debug, Clone, Copy)]
-    pub struct EntryConfig {
-        /// Which attribute.
-        pub kind: EntryKind,
-        /// `workers = N`
-        pub workers: Option<usize>,
-        /// `max_blocking_threads = N`
-        pub max_blocking_threads: Option<usize>,
-        /// `timeout = "10s"` (tests only): past it the test fails instead of hanging.
-        pub timeout: Option<std::time::Duration>,
-    }
-
-    /// Builds the runtime, blocks on `body`, and shuts down (cancelling what is left) when it
-    /// returns. A runtime that cannot be built (a bad `KLAW_WORKERS`) ends `main` with the error
-    /// and exit code 2, and fails a test with the error.
-    pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
-        let mut builder = Runtime::builder();
-        if let Some(workers) = config.workers {
-            builder = builder.workers(workers);
-        }
-        if let Some(threads) = config.max_blocking_threads {
-            builder = builder.max_blocking_threads(threads);
-        }
-        let runtime = match (builder.build(), config.kind) {
-            (Ok(runtime), _) => runtime,
-            (Err(error), EntryKind::Main) => {
-                #[allow(clippy::print_stderr, reason = "main has nowhere else to report it")]
-                {
-                    eprintln!("error: cannot start the klaw runtime: {error}");
-                }
-                std::process::exit(2);
-            }
-            (Err(error), EntryKind::Test) => panic!("cannot start the klaw runtime: {error}"),
-        };
-        let output = match config.timeout {
-            None => runtime.block_on(body),
-            Some(limit) => runtime.block_on(async {
-                match crate::timeout(limit, body).await {
-                    Ok(output) => output,
-                    Err(_) => panic!("the test did not finish within its timeout of {limit:?}"),
-                }
-            }),
-        };
-        drop(runtime);
-        output
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use klaw::{ExitReason, TaskError};
+use klaw::{TaskError, task::ExitReason};
 
 #[test]
 fn the_bound_holds_under_load() {
@@ -57,8 +57,8 @@ fn a_running_blocking_task_sees_is_cancelled_and_its_late_value_is_discarded() {
     let rt = klaw::Runtime::builder().build().unwrap();
     let (started_tx, started) = std::sync::mpsc::channel();
     let handle = rt.spawn_blocking(move || {
-        started_tx.send(klaw::current_task_id()).unwrap();
-        while !klaw::is_cancelled() {
+        started_tx.send(klaw::task::current_task_id()).unwrap();
+        while !klaw::cancel::is_cancelled() {
             std::thread::sleep(Duration::from_millis(1));
         }
         "late value"
@@ -66,10 +66,10 @@ fn a_running_blocking_task_sees_is_cancelled_and_its_late_value_is_discarded() {
     let id = started.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(id, Some(handle.id()));
     assert!(handle.cancel("stop"));
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     assert!(matches!(rt.block_on(handle), Err(TaskError::Cancelled(_))));
     assert_eq!(canceller.exit_reason(), ExitReason::Cancelled);
-    assert!(!klaw::is_cancelled(), "no task is current on the test thread");
+    assert!(!klaw::cancel::is_cancelled(), "no task is current on the test thread");
 }
 
 #[test]

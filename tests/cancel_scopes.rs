@@ -8,15 +8,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Flag, runtime};
-use klaw::{CancelReason, CancelScope, Error, TaskError};
+use klaw::{CancelReason, Error, TaskError, cancel::Region};
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn nested_move_on_after_the_inner_deadline_wins_when_it_is_first() {
     let started = Instant::now();
-    let outer = klaw::move_on_after(Duration::from_secs(60), async {
-        let inner =
-            klaw::move_on_after(Duration::from_millis(10), klaw::sleep(Duration::from_secs(60)))
-                .await;
+    let outer = klaw::cancel::move_on_after(Duration::from_secs(60), async {
+        let inner = klaw::cancel::move_on_after(
+            Duration::from_millis(10),
+            klaw::time::sleep(Duration::from_secs(60)),
+        )
+        .await;
         assert_eq!(inner, None);
         "the outer region goes on"
     })
@@ -29,9 +31,12 @@ async fn nested_move_on_after_the_inner_deadline_wins_when_it_is_first() {
 async fn nested_move_on_after_the_outer_deadline_cancels_the_inner_region() {
     let inner_returned = Flag::default();
     let returned = inner_returned.clone();
-    let outer = klaw::move_on_after(Duration::from_millis(10), async move {
-        let _ = klaw::move_on_after(Duration::from_secs(60), klaw::sleep(Duration::from_secs(60)))
-            .await;
+    let outer = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
+        let _ = klaw::cancel::move_on_after(
+            Duration::from_secs(60),
+            klaw::time::sleep(Duration::from_secs(60)),
+        )
+        .await;
         returned.set(); // never reached: the outer region dropped everything inside it
     })
     .await;
@@ -41,25 +46,29 @@ async fn nested_move_on_after_the_outer_deadline_cancels_the_inner_region() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn is_cancelled_sees_the_innermost_cancelled_region() {
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
-            assert!(!klaw::is_cancelled());
+            assert!(!klaw::cancel::is_cancelled());
             token.cancel("stop");
-            assert!(klaw::is_cancelled(), "the enclosing region is cancelled");
-            klaw::checkpoint().await; // never returns: the region drops us here
+            assert!(klaw::cancel::is_cancelled(), "the enclosing region is cancelled");
+            klaw::cancel::checkpoint().await; // never returns: the region drops us here
             unreachable!("checkpoint returned in a cancelled region");
         })
         .await;
     assert_eq!(result, Err(CancelReason::user("stop")));
-    assert!(!klaw::is_cancelled(), "outside the region nothing is cancelled");
+    assert!(!klaw::cancel::is_cancelled(), "outside the region nothing is cancelled");
 }
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn fail_after_is_a_typed_error_for_question_mark() {
     async fn bounded() -> Result<(), Error> {
-        klaw::fail_after(Duration::from_millis(5), klaw::sleep(Duration::from_secs(60))).await?;
+        klaw::cancel::fail_after(
+            Duration::from_millis(5),
+            klaw::time::sleep(Duration::from_secs(60)),
+        )
+        .await?;
         Ok(())
     }
     assert!(
@@ -75,15 +84,15 @@ fn shielded_cleanup_runs_to_the_end_when_the_task_is_cancelled() {
     let (cleaned2, after2) = (cleaned.clone(), after_shield.clone());
     let (entered_tx, entered) = std::sync::mpsc::channel();
     let handle = rt.spawn(async move {
-        klaw::shield(async {
+        klaw::cancel::shield(async {
             entered_tx.send(()).unwrap();
-            klaw::sleep(Duration::from_millis(30)).await; // cancelled meanwhile
-            assert!(!klaw::is_cancelled(), "a shield hides the cancellation");
+            klaw::time::sleep(Duration::from_millis(30)).await; // cancelled meanwhile
+            assert!(!klaw::cancel::is_cancelled(), "a shield hides the cancellation");
             cleaned2.set();
         })
         .await;
-        assert!(klaw::is_cancelled(), "after the shield the cancellation is visible again");
-        klaw::sleep(Duration::from_secs(60)).await; // dropped here
+        assert!(klaw::cancel::is_cancelled(), "after the shield the cancellation is visible again");
+        klaw::time::sleep(Duration::from_secs(60)).await; // dropped here
         after2.set();
     });
     entered.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -97,13 +106,13 @@ fn shielded_cleanup_runs_to_the_end_when_the_task_is_cancelled() {
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_shield_holds_a_region_open_until_the_cleanup_is_done() {
     let cleaned = Flag::default();
-    let outcome = klaw::move_on_after(Duration::from_millis(5), async {
-        klaw::shield(async {
-            klaw::sleep(Duration::from_millis(30)).await; // outlives the deadline
+    let outcome = klaw::cancel::move_on_after(Duration::from_millis(5), async {
+        klaw::cancel::shield(async {
+            klaw::time::sleep(Duration::from_millis(30)).await; // outlives the deadline
             cleaned.set();
         })
         .await;
-        klaw::sleep(Duration::from_secs(60)).await;
+        klaw::time::sleep(Duration::from_secs(60)).await;
     })
     .await;
     assert_eq!(outcome, None);
@@ -112,9 +121,12 @@ async fn a_shield_holds_a_region_open_until_the_cleanup_is_done() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_region_inside_a_shield_still_has_its_own_deadline() {
-    let outcome = klaw::move_on_after(Duration::from_millis(5), async {
-        klaw::shield(klaw::move_on_after(Duration::from_millis(10), std::future::pending::<()>()))
-            .await
+    let outcome = klaw::cancel::move_on_after(Duration::from_millis(5), async {
+        klaw::cancel::shield(klaw::cancel::move_on_after(
+            Duration::from_millis(10),
+            std::future::pending::<()>(),
+        ))
+        .await
     })
     .await;
     // The inner deadline ended the shielded work; then the outer region, cancelled meanwhile,
@@ -128,11 +140,11 @@ async fn shielded_cleanup_in_a_scope_body_survives_a_sibling_failure() {
     let done = cleaned.clone();
     let result: Result<(), Error> = klaw::scope!(|s| {
         s.spawn(klaw::Task::fallible(async {
-            klaw::sleep(Duration::from_millis(5)).await;
+            klaw::time::sleep(Duration::from_millis(5)).await;
             Err::<(), _>(Error::other("child failed"))
         }));
-        klaw::shield(async {
-            klaw::sleep(Duration::from_millis(30)).await;
+        klaw::cancel::shield(async {
+            klaw::time::sleep(Duration::from_millis(30)).await;
             done.set();
         })
         .await;
@@ -150,12 +162,12 @@ async fn blocking_children_see_is_cancelled_when_their_scope_fails() {
     let started = Instant::now();
     let result: Result<(), Error> = klaw::scope!(|s| {
         s.spawn_blocking(move || {
-            while !klaw::is_cancelled() {
+            while !klaw::cancel::is_cancelled() {
                 counted.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(1));
             }
         });
-        klaw::sleep(Duration::from_millis(10)).await;
+        klaw::time::sleep(Duration::from_millis(10)).await;
         Err(Error::other("stop everything"))
     });
     assert!(result.is_err());
@@ -169,10 +181,10 @@ async fn blocking_children_see_is_cancelled_when_their_scope_fails() {
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn checkpoint_lets_a_deadline_stop_cpu_bound_async_code() {
     let mut rounds = 0u64;
-    let outcome = klaw::move_on_after(Duration::from_millis(10), async {
+    let outcome = klaw::cancel::move_on_after(Duration::from_millis(10), async {
         loop {
             rounds += 1;
-            klaw::checkpoint().await;
+            klaw::cancel::checkpoint().await;
         }
     })
     .await;

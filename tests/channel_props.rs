@@ -81,7 +81,7 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
         let log =
             |f: fn(&mut Ledger) -> &mut Vec<u64>| f(&mut ledger.lock().unwrap()).push(message);
         match op {
-            ProducerOp::Send => match klaw::timeout(PATIENCE, tx.send(message)).await {
+            ProducerOp::Send => match klaw::cancel::fail_after(PATIENCE, tx.send(message)).await {
                 Ok(Ok(())) => log(|l| &mut l.accepted),
                 Ok(Err(error)) => {
                     assert_eq!(error.into_inner(), message);
@@ -104,19 +104,21 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
                     std::task::Poll::Pending => log(|l| &mut l.cancelled),
                 }
             }
-            ProducerOp::ReserveThenSend => match klaw::timeout(PATIENCE, tx.reserve()).await {
-                Ok(Ok(permit)) => match permit.send(message) {
-                    Ok(()) => log(|l| &mut l.accepted),
-                    Err(error) => {
-                        assert_eq!(error.into_inner(), message);
-                        log(|l| &mut l.returned);
-                    }
-                },
-                Ok(Err(_)) => log(|l| &mut l.returned), // closed: the value was never given
-                Err(_) => log(|l| &mut l.cancelled),
-            },
+            ProducerOp::ReserveThenSend => {
+                match klaw::cancel::fail_after(PATIENCE, tx.reserve()).await {
+                    Ok(Ok(permit)) => match permit.send(message) {
+                        Ok(()) => log(|l| &mut l.accepted),
+                        Err(error) => {
+                            assert_eq!(error.into_inner(), message);
+                            log(|l| &mut l.returned);
+                        }
+                    },
+                    Ok(Err(_)) => log(|l| &mut l.returned), // closed: the value was never given
+                    Err(_) => log(|l| &mut l.cancelled),
+                }
+            }
             ProducerOp::ReserveThenDrop => {
-                let _ = klaw::timeout(PATIENCE, tx.reserve()).await;
+                let _ = klaw::cancel::fail_after(PATIENCE, tx.reserve()).await;
             }
             ProducerOp::CloneAndDrop => drop(tx.clone()),
             ProducerOp::Close => {
@@ -130,7 +132,9 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
 async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledger>>) {
     for op in ops {
         let got = match op {
-            ConsumerOp::Recv => klaw::timeout(PATIENCE, rx.recv()).await.ok().and_then(Result::ok),
+            ConsumerOp::Recv => {
+                klaw::cancel::fail_after(PATIENCE, rx.recv()).await.ok().and_then(Result::ok)
+            }
             ConsumerOp::TryRecv => rx.try_recv().ok(),
             ConsumerOp::CancelledRecv => {
                 let mut recv = std::pin::pin!(rx.recv());
@@ -154,8 +158,11 @@ async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledg
 fn check(capacity: usize, producers: Vec<Vec<ProducerOp>>, consumers: Vec<Vec<ConsumerOp>>) {
     let rt = klaw::Runtime::builder().workers(2).build().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let (tx, rx) =
-        if capacity == 0 { klaw::unbounded::<u64>() } else { klaw::channel::<u64>(capacity) };
+    let (tx, rx) = if capacity == 0 {
+        klaw::channel::unbounded::<u64>()
+    } else {
+        klaw::channel::bounded::<u64>(capacity)
+    };
     rt.block_on(async {
         klaw::scope!(|s| {
             // Parallel tasks on two workers, so operations really race.

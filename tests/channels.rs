@@ -19,31 +19,31 @@ use std::pin::Pin;
 
 #[test]
 fn values_refused_by_a_full_or_closed_channel_come_back() {
-    let (tx, rx) = klaw::channel::<String>(1);
+    let (tx, rx) = klaw::channel::bounded::<String>(1);
     tx.try_send("a".into()).unwrap();
     assert_eq!(tx.try_send("b".into()), Err(TrySendError::Full("b".into())));
     drop(rx);
     assert_eq!(tx.try_send("c".into()), Err(TrySendError::Closed("c".into())));
-    let error: SendError<String> = klaw::block_on(tx.send("d".into())).unwrap_err();
+    let error: SendError<String> = klaw::runtime::block_on(tx.send("d".into())).unwrap_err();
     assert_eq!(error.into_inner(), "d");
 }
 
 #[test]
 fn a_closed_channel_still_delivers_what_it_queued() {
-    let (tx, rx) = klaw::channel::<u32>(4);
+    let (tx, rx) = klaw::channel::bounded::<u32>(4);
     tx.try_send(1).unwrap();
     tx.try_send(2).unwrap();
     drop(tx);
     assert!(rx.is_closed());
     assert_eq!(rx.try_recv(), Ok(1));
-    assert_eq!(klaw::block_on(rx.recv()), Ok(2));
-    assert_eq!(klaw::block_on(rx.recv()), Err(RecvError::Closed));
+    assert_eq!(klaw::runtime::block_on(rx.recv()), Ok(2));
+    assert_eq!(klaw::runtime::block_on(rx.recv()), Err(RecvError::Closed));
     assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
 }
 
 #[test]
 fn capacity_is_stored_and_len_counts_the_queue() {
-    let (tx, rx) = klaw::channel::<u8>(3);
+    let (tx, rx) = klaw::channel::bounded::<u8>(3);
     assert_eq!((tx.capacity(), rx.capacity()), (Some(3), Some(3)));
     tx.try_send(1).unwrap();
     tx.try_send(2).unwrap();
@@ -54,7 +54,7 @@ fn capacity_is_stored_and_len_counts_the_queue() {
 
 #[test]
 fn a_recv_dropped_after_a_message_was_handed_to_it_loses_nothing() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     let mut first = Box::pin(rx.recv());
     assert!(poll_once(&mut first).is_pending()); // waiting: the next send goes straight to it
     tx.try_send(7).unwrap();
@@ -64,7 +64,7 @@ fn a_recv_dropped_after_a_message_was_handed_to_it_loses_nothing() {
 
 #[test]
 fn a_message_handed_to_a_cancelled_recv_goes_to_the_next_waiting_receiver() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     let rx2 = rx.clone();
     let mut first = Box::pin(rx.recv());
     let mut second = Box::pin(rx2.recv());
@@ -77,7 +77,7 @@ fn a_message_handed_to_a_cancelled_recv_goes_to_the_next_waiting_receiver() {
 
 #[test]
 fn a_cancelled_send_delivers_nothing() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     let mut blocked = Box::pin(tx.send(2));
     assert!(poll_once(&mut blocked).is_pending()); // full: it waits with its value
@@ -88,7 +88,7 @@ fn a_cancelled_send_delivers_nothing() {
 
 #[test]
 fn a_waiting_send_completes_when_a_place_frees() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     let mut blocked = Box::pin(tx.send(2));
     assert!(poll_once(&mut blocked).is_pending());
@@ -99,7 +99,7 @@ fn a_waiting_send_completes_when_a_place_frees() {
 
 #[test]
 fn a_waiting_send_gets_its_value_back_when_the_channel_closes() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     let mut blocked = Box::pin(tx.send(2));
     assert!(poll_once(&mut blocked).is_pending());
@@ -109,8 +109,8 @@ fn a_waiting_send_gets_its_value_back_when_the_channel_closes() {
 
 #[test]
 fn reserve_holds_no_value_and_a_dropped_permit_gives_its_place_back() {
-    let (tx, rx) = klaw::channel::<u32>(1);
-    let permit = klaw::block_on(tx.reserve()).unwrap();
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    let permit = klaw::runtime::block_on(tx.reserve()).unwrap();
     assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)), "the reserved place counts");
     drop(permit);
     tx.try_send(1).unwrap();
@@ -118,14 +118,14 @@ fn reserve_holds_no_value_and_a_dropped_permit_gives_its_place_back() {
     assert!(poll_once(&mut waiting).is_pending());
     drop(waiting); // cancelled while waiting: nothing reserved, nothing lost
     assert_eq!(rx.try_recv(), Ok(1));
-    let permit = klaw::block_on(tx.reserve()).unwrap();
+    let permit = klaw::runtime::block_on(tx.reserve()).unwrap();
     permit.send(2).unwrap();
     assert_eq!(rx.try_recv(), Ok(2));
 }
 
 #[test]
 fn a_woken_sender_that_lost_its_place_waits_at_the_front_of_the_line() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(0).unwrap();
     let mut one = Box::pin(tx.send(1));
     let mut two = Box::pin(tx.send(2));
@@ -144,7 +144,7 @@ fn a_woken_sender_that_lost_its_place_waits_at_the_front_of_the_line() {
 
 #[test]
 fn a_wake_up_given_to_a_dropped_send_passes_to_the_next_sender() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(0).unwrap();
     let mut one = Box::pin(tx.send(1));
     let mut two = Box::pin(tx.send(2));
@@ -158,7 +158,7 @@ fn a_wake_up_given_to_a_dropped_send_passes_to_the_next_sender() {
 
 #[test]
 fn a_woken_receiver_that_lost_its_message_waits_at_the_front_of_the_line() {
-    let (tx, rx) = klaw::channel::<u32>(4);
+    let (tx, rx) = klaw::channel::bounded::<u32>(4);
     let (rx1, rx2) = (rx.clone(), rx.clone());
     let mut one = Box::pin(rx1.recv());
     let mut two = Box::pin(rx2.recv());
@@ -174,7 +174,7 @@ fn a_woken_receiver_that_lost_its_message_waits_at_the_front_of_the_line() {
 
 #[test]
 fn waiting_senders_keep_their_order() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(0).unwrap();
     let mut one = Box::pin(tx.send(1));
     let mut two = Box::pin(tx.send(2));
@@ -191,7 +191,7 @@ fn waiting_senders_keep_their_order() {
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn mpmc_receivers_compete_each_message_is_received_once() {
-    let (tx, rx) = klaw::channel::<u32>(8);
+    let (tx, rx) = klaw::channel::bounded::<u32>(8);
     let total = klaw::scope!(|s| {
         let consumers: Vec<_> = (0..3)
             .map(|_| {
@@ -224,7 +224,7 @@ async fn mpmc_receivers_compete_each_message_is_received_once() {
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn receivers_are_streams_and_senders_are_sinks() {
-    let (mut tx, rx) = klaw::channel::<u32>(2);
+    let (mut tx, rx) = klaw::channel::bounded::<u32>(2);
     let producer = klaw::Handle::current().unwrap().spawn(async move {
         for i in 0..10 {
             tx.send(i).await.unwrap(); // SinkExt::send: poll_ready reserves, start_send uses it
@@ -238,7 +238,7 @@ async fn receivers_are_streams_and_senders_are_sinks() {
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn broadcast_every_receiver_sees_every_message_and_a_slow_one_lags() {
-    let (tx, mut fast) = klaw::broadcast::<u32>(4);
+    let (tx, mut fast) = klaw::channel::broadcast::channel::<u32>(4);
     let mut slow = tx.subscribe();
     for i in 0..4 {
         tx.send(i).unwrap();
@@ -262,16 +262,16 @@ async fn broadcast_every_receiver_sees_every_message_and_a_slow_one_lags() {
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_broadcast_receiver_waiting_is_woken_by_a_send_from_another_task() {
-    let (tx, mut rx) = klaw::broadcast::<&str>(1);
+    let (tx, mut rx) = klaw::channel::broadcast::channel::<&str>(1);
     let waiter = klaw::Handle::current().unwrap().spawn(async move { rx.recv().await });
-    klaw::sleep(Duration::from_millis(5)).await;
+    klaw::time::sleep(Duration::from_millis(5)).await;
     tx.send("wake").unwrap();
     assert_eq!(waiter.await.unwrap(), Ok("wake"));
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn watch_keeps_the_latest_and_changed_waits_for_a_new_one() {
-    let (tx, mut rx) = klaw::watch(0u32);
+    let (tx, mut rx) = klaw::channel::watch::channel(0u32);
     let watcher = klaw::Handle::current().unwrap().spawn(async move {
         let mut seen = Vec::new();
         while rx.changed().await.is_ok() {
@@ -280,10 +280,10 @@ async fn watch_keeps_the_latest_and_changed_waits_for_a_new_one() {
         seen
     });
     for i in 1..=3 {
-        klaw::sleep(Duration::from_millis(2)).await;
+        klaw::time::sleep(Duration::from_millis(2)).await;
         tx.send(i).unwrap();
     }
-    klaw::sleep(Duration::from_millis(2)).await;
+    klaw::time::sleep(Duration::from_millis(2)).await;
     drop(tx);
     let seen = watcher.await.unwrap();
     assert_eq!(seen.last(), Some(&3), "the latest value is always seen: {seen:?}");
@@ -292,21 +292,21 @@ async fn watch_keeps_the_latest_and_changed_waits_for_a_new_one() {
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn oneshot_delivers_once_or_reports_the_sender_gone() {
-    let (tx, rx) = klaw::oneshot::<String>();
+    let (tx, rx) = klaw::channel::oneshot::channel::<String>();
     let sender =
         klaw::Handle::current().unwrap().spawn(async move { tx.send("done".into()).unwrap() });
     assert_eq!(rx.await, Ok("done".to_string()));
     sender.await.unwrap();
-    let (tx, rx) = klaw::oneshot::<String>();
+    let (tx, rx) = klaw::channel::oneshot::channel::<String>();
     drop(tx);
     assert_eq!(rx.await, Err(RecvError::Closed));
 }
 
 #[test]
 fn receivers_wait_across_threads_without_a_runtime() {
-    let (tx, rx) = klaw::unbounded::<u64>();
+    let (tx, rx) = klaw::channel::unbounded::<u64>();
     let consumer = std::thread::spawn(move || {
-        klaw::block_on(async {
+        klaw::runtime::block_on(async {
             let mut sum = 0;
             while let Ok(v) = rx.recv().await {
                 sum += v;
@@ -323,17 +323,17 @@ fn receivers_wait_across_threads_without_a_runtime() {
 
 #[test]
 fn stream_poll_keeps_a_handed_message_until_the_next_poll() {
-    let (tx, mut rx) = klaw::channel::<u32>(1);
+    let (tx, mut rx) = klaw::channel::bounded::<u32>(1);
     assert!(Pin::new(&mut rx).poll_next(&mut Context::from_waker(Waker::noop())).is_pending());
     tx.try_send(5).unwrap();
     drop(tx);
-    let got: Vec<u32> = klaw::block_on(rx.collect());
+    let got: Vec<u32> = klaw::runtime::block_on(rx.collect());
     assert_eq!(got, [5]);
 }
 
 #[test]
 fn a_dropped_receiver_hands_its_stream_message_to_another() {
-    let (tx, mut rx) = klaw::channel::<u32>(1);
+    let (tx, mut rx) = klaw::channel::bounded::<u32>(1);
     let rx2 = rx.clone();
     assert!(Pin::new(&mut rx).poll_next(&mut Context::from_waker(Waker::noop())).is_pending());
     tx.try_send(9).unwrap(); // handed to `rx`'s stream

@@ -34,5 +34,5 @@ async fn a_test_that_hangs_fails_at_its_timeout() {
 
 #[klaw::test(timeout = std::time::Duration::from_secs(10))]
 async fn a_test_timeout_can_be_a_duration_expression() {
-    klaw::sleep(std::time::Duration::from_millis(1)).await;
+    klaw::time::sleep(std::time::Duration::from_millis(1)).await;
 }

@@ -162,10 +162,10 @@ fn a_failure_in_a_scope_dropped_before_it_returned_is_logged() {
         }
     });
     let rt = Runtime::builder().workers(2).build().unwrap();
-    let outcome = rt.block_on(klaw::move_on_after(Duration::from_millis(10), async {
+    let outcome = rt.block_on(klaw::cancel::move_on_after(Duration::from_millis(10), async {
         klaw::scope!(|s| {
             // Still running when the region's deadline drops the scope; it fails afterwards.
-            s.spawn(klaw::BlockingTask::fallible(|| {
+            s.spawn(klaw::task::BlockingTask::fallible(|| {
                 std::thread::sleep(Duration::from_millis(50));
                 Err::<(), _>(std::io::Error::other("disk on fire"))
             }));

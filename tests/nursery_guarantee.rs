@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use common::{Alive, FetchError, Flag, failing, runtime};
 use klaw::{
-    BlockingTask, CancelReason, CancelScope, CancelToken, Error, ExitReason, Task, TaskError,
+    CancelReason, Error, Task, TaskError,
+    cancel::{Region, Token},
+    task::{BlockingTask, ExitReason},
 };
 
 /// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
@@ -76,7 +78,7 @@ async fn move_on_after_returns_only_after_a_blocking_child_of_its_scope_has_ende
     let ended = Flag::default();
     let done = ended.clone();
     let started = Instant::now();
-    let outcome = klaw::move_on_after(Duration::from_millis(20), async move {
+    let outcome = klaw::cancel::move_on_after(Duration::from_millis(20), async move {
         klaw::scope!(|s| {
             s.spawn_blocking(move || {
                 std::thread::sleep(Duration::from_millis(200));
@@ -112,7 +114,7 @@ async fn cancelling_an_outer_scope_waits_for_the_grandchildren() {
             });
         }
         while alive.count() < 4 {
-            klaw::sleep(Duration::from_millis(1)).await;
+            klaw::time::sleep(Duration::from_millis(1)).await;
         }
         s.cancel("stop");
         Ok(())
@@ -128,7 +130,7 @@ fn a_runtime_task_cancelled_inside_a_region_resolves_after_its_blocking_grandchi
     let done = ended.clone();
     let (started_tx, started) = mpsc::channel();
     let task = rt.spawn(async move {
-        klaw::move_on_after(Duration::from_secs(60), async move {
+        klaw::cancel::move_on_after(Duration::from_secs(60), async move {
             klaw::scope!(|s| {
                 s.spawn_blocking(move || {
                     started_tx.send(()).unwrap();
@@ -204,10 +206,10 @@ async fn a_scope_dropped_by_select_inside_a_task_is_waited_for_by_the_enclosing_
 fn failing_once(
     id: u32,
     started: Flag,
-) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
+) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::task::Fallible> {
     Task::fallible(async move {
         while !started.is_set() {
-            klaw::sleep(Duration::from_millis(1)).await;
+            klaw::time::sleep(Duration::from_millis(1)).await;
         }
         Err(FetchError(id))
     })
@@ -238,9 +240,9 @@ async fn a_panic_after_a_sibling_cancel_is_in_the_scopes_result() {
     let error = klaw::scope!(|s| {
         s.spawn(async move {
             // The cleanup outlasts the cancel; the body panics in the poll in which it ends.
-            klaw::shield(async move {
+            klaw::cancel::shield(async move {
                 shielded.set();
-                klaw::sleep(Duration::from_millis(30)).await;
+                klaw::time::sleep(Duration::from_millis(30)).await;
             })
             .await;
             panic!("late panic");
@@ -262,9 +264,9 @@ async fn a_panic_after_a_sibling_cancel_is_in_the_scopes_result() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_nested_region_token_sees_the_enclosing_cancellation_and_its_reason() {
-    let outer = CancelScope::new();
+    let outer = Region::new();
     let outer_token = outer.token();
-    let inner = CancelScope::new();
+    let inner = Region::new();
     let inner_token = inner.token();
     let seen = inner_token.clone();
     let result = outer
@@ -285,11 +287,11 @@ async fn a_nested_region_token_sees_the_enclosing_cancellation_and_its_reason() 
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_region_inside_a_child_sees_its_scope_being_cancelled() {
-    let (token_tx, token_rx) = klaw::oneshot::<CancelToken>();
-    let (seen_tx, seen) = klaw::oneshot::<CancelToken>();
+    let (token_tx, token_rx) = klaw::channel::oneshot::channel::<Token>();
+    let (seen_tx, seen) = klaw::channel::oneshot::channel::<Token>();
     let result: Result<(), Error> = klaw::scope!(|s| {
         s.spawn(async move {
-            let region = CancelScope::new();
+            let region = Region::new();
             token_tx.send(region.token()).unwrap();
             region.run(pending::<()>()).await
         });
@@ -306,7 +308,7 @@ async fn a_region_inside_a_child_sees_its_scope_being_cancelled() {
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_child_token_is_cancelled_with_its_parent_and_wakes_every_waiter() {
-    let parent = CancelToken::new();
+    let parent = Token::new();
     let child = parent.child();
     let grandchild = child.child();
     let waiters: Vec<_> = (0..8)
@@ -315,7 +317,7 @@ async fn a_child_token_is_cancelled_with_its_parent_and_wakes_every_waiter() {
             klaw::Handle::current().unwrap().spawn(async move { token.cancelled().await })
         })
         .collect();
-    klaw::sleep(Duration::from_millis(5)).await;
+    klaw::time::sleep(Duration::from_millis(5)).await;
     assert!(waiters.iter().all(|w| !w.is_finished()));
     drop(child); // the chain holds: the grandchild still hears the parent
     parent.cancel("parent stop");
@@ -324,20 +326,20 @@ async fn a_child_token_is_cancelled_with_its_parent_and_wakes_every_waiter() {
     }
     assert_eq!(grandchild.reason(), Some(CancelReason::user("parent stop")));
     // Cancelling a child does not cancel its parent.
-    let other = CancelToken::new();
+    let other = Token::new();
     other.child().cancel("child only");
     assert!(!other.is_cancelled());
 }
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn when_two_nested_regions_are_cancelled_at_once_the_outer_one_catches_it() {
-    let outer = CancelScope::new();
+    let outer = Region::new();
     let outer_token = outer.token();
     let ran_on = Flag::default();
     let after_inner = ran_on.clone();
     let result = outer
         .run(async move {
-            let inner = CancelScope::new();
+            let inner = Region::new();
             let inner_token = inner.token();
             // The inner future completes in the same poll in which both tokens fire.
             let _ = inner
@@ -357,7 +359,7 @@ async fn when_two_nested_regions_are_cancelled_at_once_the_outer_one_catches_it(
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_completion_after_a_regions_own_cancel_does_not_win() {
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async move {
@@ -386,8 +388,8 @@ fn panicking_destructors_do_not_cost_the_blocking_pool_its_threads() {
     fn within<T: Send + 'static>(
         rt: &klaw::Runtime,
         handle: klaw::TaskHandle<T>,
-    ) -> Result<Result<T, TaskError>, klaw::Elapsed> {
-        rt.block_on(klaw::timeout(Duration::from_secs(5), handle))
+    ) -> Result<Result<T, TaskError>, klaw::time::Elapsed> {
+        rt.block_on(klaw::cancel::fail_after(Duration::from_secs(5), handle))
     }
 
     // A closure cancelled while still queued: both threads are busy, then its drop panics.
@@ -484,7 +486,7 @@ async fn a_failure_the_body_awaits_fails_the_scope_and_siblings_get_sibling_fail
         let mut siblings = Vec::new();
         let result: Result<&str, Error> = klaw::scope!(|s| {
             for _ in 0..3 {
-                siblings.push(s.spawn(klaw::sleep(Duration::from_secs(60))).canceller());
+                siblings.push(s.spawn(klaw::time::sleep(Duration::from_secs(60))).task_ref());
             }
             let bad = s.spawn(failing(1, Duration::ZERO));
             match bad.await {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Alive, Flag, runtime};
-use klaw::{BlockingTask, CancelReason, CancelScope, Error, Task, TaskError};
+use klaw::{CancelReason, Error, Task, TaskError, cancel::Region, task::BlockingTask};
 
 const ROUNDS: usize = 200;
 
@@ -52,7 +52,7 @@ async fn a_region_always_returns_after_the_blocking_child_of_its_scope() {
     for round in 0..ROUNDS {
         let alive = Alive::default();
         let children = alive.clone();
-        let _ = klaw::move_on_after(Duration::from_micros(500), async move {
+        let _ = klaw::cancel::move_on_after(Duration::from_micros(500), async move {
             klaw::scope!(|s| {
                 let guard = children.guard(Duration::ZERO);
                 s.spawn_blocking(move || {
@@ -90,7 +90,7 @@ async fn cancelling_an_outer_scope_always_waits_for_every_grandchild() {
             }
             if round % 2 == 0 {
                 while alive.count() < 4 {
-                    klaw::sleep(Duration::from_micros(50)).await;
+                    klaw::time::sleep(Duration::from_micros(50)).await;
                 }
             }
             s.cancel("stop");
@@ -104,9 +104,9 @@ async fn cancelling_an_outer_scope_always_waits_for_every_grandchild() {
 fn nested_tokens_always_see_a_cancel_from_another_thread_and_the_outer_region_catches_it() {
     let rt = runtime(2);
     for round in 0..ROUNDS {
-        let outer = CancelScope::new();
+        let outer = Region::new();
         let outer_token = outer.token();
-        let inner = CancelScope::new();
+        let inner = Region::new();
         let inner_token = inner.token();
         let started = Flag::default();
         let inner_started = started.clone();
@@ -124,10 +124,10 @@ fn nested_tokens_always_see_a_cancel_from_another_thread_and_the_outer_region_ca
             let value = inner
                 .run(async {
                     inner_started.set();
-                    klaw::sleep(Duration::from_micros(50)).await;
+                    klaw::time::sleep(Duration::from_micros(50)).await;
                 })
                 .await;
-            (value, klaw::sleep(Duration::from_secs(60)).await)
+            (value, klaw::time::sleep(Duration::from_secs(60)).await)
         }));
         canceller.join().unwrap();
         assert_eq!(result, Err(CancelReason::user("outer")), "round {round}");
@@ -142,11 +142,11 @@ async fn an_awaited_failure_always_fails_the_scope_and_siblings_always_get_sibli
         let mut siblings = Vec::new();
         let result: Result<&str, Error> = klaw::scope!(|s| {
             for _ in 0..2 {
-                siblings.push(s.spawn(klaw::sleep(Duration::from_secs(60))).canceller());
+                siblings.push(s.spawn(klaw::time::sleep(Duration::from_secs(60))).task_ref());
             }
             let bad = s.spawn(Task::fallible(async move {
                 if round % 2 == 0 {
-                    klaw::sleep(Duration::from_micros(50)).await;
+                    klaw::time::sleep(Duration::from_micros(50)).await;
                 }
                 Err::<(), _>(ChildFailed(round))
             }));
@@ -174,7 +174,7 @@ async fn every_failure_a_body_produced_is_in_the_result_when_children_fail_toget
                 let produced = produced.clone();
                 if child % 2 == 0 {
                     s.spawn(Task::fallible(async move {
-                        klaw::sleep(Duration::from_micros(100)).await;
+                        klaw::time::sleep(Duration::from_micros(100)).await;
                         // Past this point the body has failed, whatever its handle will say.
                         produced.fetch_add(1, Ordering::SeqCst);
                         Err::<(), _>(ChildFailed(child))

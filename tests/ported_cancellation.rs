@@ -1,15 +1,15 @@
 //! Cancellation tests ported from two peer suites, translated to klaw's API:
 //!
 //! - tokio-util `tests/sync_cancellation_token.rs` (tokio at `ea91b33c`): `CancellationToken`,
-//!   here `klaw::CancelToken`. tokio's `cancel()` carries no reason; klaw's does, so the ports
+//!   here `klaw::cancel::Token`. tokio's `cancel()` carries no reason; klaw's does, so the ports
 //!   also check which reason each token reports.
 //! - trio `src/trio/_core/_tests/test_run.py` (trio at `60d0c2f8`): the cancel-scope tests
 //!   (nesting, deadlines, shields, `cancel_called` / `cancelled_caught`, which scope catches).
-//!   trio's `with CancelScope() as cs:` block is `CancelScope::run(future)` here;
+//!   trio's `with Region() as cs:` block is `Region::run(future)` here;
 //!   `cs.cancel_called` is `token.is_cancelled()` (for the region's own cancellations);
 //!   `cs.cancelled_caught` is the region returning `Err(reason)`; trio's `Cancelled` raised at a
 //!   checkpoint is the region dropping its future at that `.await`; `except Cancelled:` cleanup
-//!   is a destructor; `CancelScope(shield=True)` around code is `klaw::shield(region.run(..))`.
+//!   is a destructor; `Region(shield=True)` around code is `klaw::cancel::shield(region.run(..))`.
 //!   trio's mock clock is replaced by short real deadlines; no test asserts how long anything
 //!   took.
 //!
@@ -28,7 +28,7 @@
 //!   `child_cancellation_tokens_are_not_considered_equal`,
 //!   `independent_cancellation_tokens_are_not_considered_equal`,
 //!   `cloned_cancellation_tokens_have_same_hash`,
-//!   `different_cancellation_tokens_have_different_hash`: `CancelToken` implements neither
+//!   `different_cancellation_tokens_have_different_hash`: `Token` implements neither
 //!   `PartialEq` nor `Hash`.
 //! - The loom model of `CancellationToken` lives in tokio-util's `src/sync/tests/`, not in this
 //!   file, and is loom-specific anyway.
@@ -46,7 +46,7 @@
 //!   `cs.shield` on a live scope; klaw's shield is a future wrapper whose extent is lexical.
 //! - `test_cancel_unbound`, the "shield before entry", "can't reuse", "can't reenter" and
 //!   "can't enter from multiple tasks" parts: shields are not a scope attribute, and
-//!   `CancelScope::run(self)` consumes the scope, so reuse is a compile error.
+//!   `Region::run(self)` consumes the scope, so reuse is a compile error.
 //! - `test_basic_timeout`, the "changing deadline" part: a klaw region's deadline is fixed when
 //!   the region is built.
 //! - `test_cancel_scope_misnesting_1/2/3`, `test_nursery_misnest`,
@@ -75,7 +75,10 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use common::{Flag, SetOnDrop};
-use klaw::{CancelReason, CancelScope, CancelToken, Error, TaskError};
+use klaw::{
+    CancelReason, Error, TaskError,
+    cancel::{Region, Token},
+};
 
 fn user(message: &'static str) -> CancelReason {
     CancelReason::user(message)
@@ -129,7 +132,7 @@ impl<F: Future> Future for SignalWhenPending<F> {
 fn cancel_wakes_every_waiting_future_and_gives_them_the_reason() {
     let (waker, counter) = count_waker();
     let mut cx = Context::from_waker(&waker);
-    let token = CancelToken::new();
+    let token = Token::new();
     assert!(!token.is_cancelled());
     assert_eq!(token.reason(), None);
 
@@ -152,7 +155,7 @@ fn cancel_wakes_every_waiting_future_and_gives_them_the_reason() {
 #[test]
 fn a_pending_cancelled_future_can_be_dropped_before_the_cancel() {
     let (waker, counter) = count_waker();
-    let token = CancelToken::new();
+    let token = Token::new();
     {
         let mut waiting = pin!(token.cancelled());
         assert_eq!(waiting.as_mut().poll(&mut Context::from_waker(&waker)), Poll::Pending);
@@ -172,7 +175,7 @@ fn a_pending_cancelled_future_can_be_dropped_before_the_cancel() {
 fn cancelling_a_parent_cancels_its_child_with_the_parents_reason() {
     let (waker, counter) = count_waker();
     let mut cx = Context::from_waker(&waker);
-    let parent = CancelToken::new();
+    let parent = Token::new();
     let child = parent.child();
     assert!(!child.is_cancelled());
 
@@ -197,7 +200,7 @@ fn cancelling_a_parent_cancels_its_child_with_the_parents_reason() {
 fn a_grandchild_hears_its_grandparent_after_the_middle_token_is_dropped() {
     let (waker, counter) = count_waker();
     let mut cx = Context::from_waker(&waker);
-    let parent = CancelToken::new();
+    let parent = Token::new();
     let middle = parent.child();
     let grandchild = middle.child();
     drop(middle);
@@ -223,7 +226,7 @@ fn a_grandchild_hears_its_grandparent_after_the_middle_token_is_dropped() {
 fn cancelling_a_child_leaves_its_parent_and_later_siblings_alone() {
     let (waker, counter) = count_waker();
     let mut cx = Context::from_waker(&waker);
-    let parent = CancelToken::new();
+    let parent = Token::new();
     let first_child = parent.child();
 
     let mut first_child_waits = pin!(first_child.cancelled());
@@ -260,7 +263,7 @@ fn a_child_of_a_cancelled_token_is_born_cancelled() {
     for drop_child_first in [true, false] {
         let (waker, counter) = count_waker();
         let mut cx = Context::from_waker(&waker);
-        let parent = CancelToken::new();
+        let parent = Token::new();
         assert!(parent.cancel("before the child"));
 
         let child = parent.child();
@@ -287,8 +290,8 @@ fn a_child_of_a_cancelled_token_is_born_cancelled() {
 #[test]
 fn dropping_child_tokens_never_cancels_the_parent() {
     for drop_first_child_first in [true, false] {
-        let parent = CancelToken::new();
-        let mut children: Vec<Option<CancelToken>> = (0..3).map(|_| Some(parent.child())).collect();
+        let parent = Token::new();
+        let mut children: Vec<Option<Token>> = (0..3).map(|_| Some(parent.child())).collect();
         assert!(!parent.is_cancelled());
         assert!(!children[0].as_ref().unwrap().is_cancelled());
 
@@ -310,7 +313,7 @@ fn cancelling_a_token_reaches_all_its_descendants_and_nothing_else() {
     let (waker, counter) = count_waker();
     let mut cx = Context::from_waker(&waker);
 
-    let parent = CancelToken::new();
+    let parent = Token::new();
     let token = parent.child();
     let sibling = parent.child();
     let child1 = token.child();
@@ -343,7 +346,7 @@ fn cancelling_a_token_reaches_all_its_descendants_and_nothing_else() {
 /// tokio-util: drop_parent_before_child_tokens
 #[test]
 fn dropping_the_parent_does_not_cancel_its_children() {
-    let parent = CancelToken::new();
+    let parent = Token::new();
     let child1 = parent.child();
     let child2 = parent.child();
 
@@ -364,13 +367,13 @@ fn tokens_and_their_futures_are_send_and_sync() {
     fn assert_send<T: Send>() {}
     fn assert_sync<T: Sync>() {}
 
-    assert_send::<CancelToken>();
-    assert_sync::<CancelToken>();
+    assert_send::<Token>();
+    assert_sync::<Token>();
     assert_send::<klaw::cancel::Cancelled<'static>>();
     assert_sync::<klaw::cancel::Cancelled<'static>>();
     assert_send::<klaw::cancel::CancelOnDrop>();
     assert_sync::<klaw::cancel::CancelOnDrop>();
-    assert_send::<klaw::Cancellable<std::future::Pending<()>>>();
+    assert_send::<klaw::cancel::Cancellable<std::future::Pending<()>>>();
 }
 
 /// tokio-util: run_until_cancelled_test (first part: cancelled while pending)
@@ -378,7 +381,7 @@ fn tokens_and_their_futures_are_send_and_sync() {
 fn run_until_cancelled_ends_a_pending_future_when_the_token_is_cancelled() {
     let (waker, _) = count_waker();
     let mut cx = Context::from_waker(&waker);
-    let token = CancelToken::new();
+    let token = Token::new();
     let dropped = Flag::default();
     let guard = SetOnDrop(dropped.clone());
     let mut running = pin!(token.run_until_cancelled(async move {
@@ -398,8 +401,8 @@ fn run_until_cancelled_ends_a_pending_future_when_the_token_is_cancelled() {
 fn run_until_cancelled_gives_the_output_of_a_future_that_finishes() {
     let (waker, _) = count_waker();
     let mut cx = Context::from_waker(&waker);
-    let (tx, rx) = klaw::oneshot::<()>();
-    let token = CancelToken::new();
+    let (tx, rx) = klaw::channel::oneshot::channel::<()>();
+    let token = Token::new();
     let mut running = pin!(token.run_until_cancelled(async move {
         rx.await.unwrap();
         42
@@ -414,7 +417,7 @@ fn run_until_cancelled_gives_the_output_of_a_future_that_finishes() {
 #[test]
 fn run_until_cancelled_never_polls_a_future_once_the_token_is_cancelled() {
     let (waker, _) = count_waker();
-    let token = CancelToken::new();
+    let token = Token::new();
     let mut running = pin!(token.run_until_cancelled(async {
         panic!("the future was polled after its token was cancelled")
     }));
@@ -433,10 +436,10 @@ fn run_until_cancelled_does_not_borrow_its_token() {
     let (waker, _) = count_waker();
     let mut cx = Context::from_waker(&waker);
 
-    fn forever(token: CancelToken) -> klaw::Cancellable<std::future::Pending<()>> {
+    fn forever(token: Token) -> klaw::cancel::Cancellable<std::future::Pending<()>> {
         token.run_until_cancelled(pending())
     }
-    let token = CancelToken::new();
+    let token = Token::new();
     let canceller = token.clone();
     let mut running = pin!(forever(token));
     assert_eq!(running.as_mut().poll(&mut cx), Poll::Pending);
@@ -444,7 +447,7 @@ fn run_until_cancelled_does_not_borrow_its_token() {
     assert_eq!(running.as_mut().poll(&mut cx), Poll::Ready(Err(user("owned"))));
 
     fn answer(
-        token: CancelToken,
+        token: Token,
         rx: klaw::channel::oneshot::Receiver<()>,
     ) -> impl Future<Output = Result<u32, CancelReason>> {
         token.run_until_cancelled(async move {
@@ -452,8 +455,8 @@ fn run_until_cancelled_does_not_borrow_its_token() {
             42
         })
     }
-    let (tx, rx) = klaw::oneshot::<()>();
-    let mut running = pin!(answer(CancelToken::new(), rx));
+    let (tx, rx) = klaw::channel::oneshot::channel::<()>();
+    let mut running = pin!(answer(Token::new(), rx));
     assert_eq!(running.as_mut().poll(&mut cx), Poll::Pending);
     tx.send(()).unwrap();
     assert_eq!(running.as_mut().poll(&mut cx), Poll::Ready(Ok(42)));
@@ -462,18 +465,18 @@ fn run_until_cancelled_does_not_borrow_its_token() {
 // ---- trio: _core/_tests/test_run.py --------------------------------------------------------
 
 /// trio: test_cancel_points (`main1` and `main2`: `checkpoint_if_cancelled` and `checkpoint`
-/// are both `klaw::checkpoint`)
+/// are both `klaw::cancel::checkpoint`)
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_checkpoint_returns_until_its_region_is_cancelled() {
     let (before, after) = (Flag::default(), Flag::default());
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
-            klaw::checkpoint().await; // not cancelled: returns
+            klaw::cancel::checkpoint().await; // not cancelled: returns
             before.set();
             token.cancel("stop");
-            klaw::checkpoint().await; // cancelled: the region drops us here
+            klaw::cancel::checkpoint().await; // cancelled: the region drops us here
             after.set();
         })
         .await;
@@ -486,12 +489,12 @@ async fn a_checkpoint_returns_until_its_region_is_cancelled() {
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn sleeping_in_a_cancelled_region_is_cancelled() {
     let woke = Flag::default();
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
             token.cancel("stop");
-            klaw::sleep(Duration::from_secs(60)).await;
+            klaw::time::sleep(Duration::from_secs(60)).await;
             woke.set();
         })
         .await;
@@ -504,16 +507,16 @@ async fn sleeping_in_a_cancelled_region_is_cancelled() {
 async fn shielded_checkpoints_return_in_a_cancelled_region_and_plain_ones_do_not() {
     let shielded = AtomicUsize::new(0);
     let after = Flag::default();
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
             token.cancel("stop");
-            klaw::shield(klaw::checkpoint()).await;
+            klaw::cancel::shield(klaw::cancel::checkpoint()).await;
             shielded.fetch_add(1, Ordering::SeqCst);
-            klaw::shield(klaw::checkpoint()).await;
+            klaw::cancel::shield(klaw::cancel::checkpoint()).await;
             shielded.fetch_add(1, Ordering::SeqCst);
-            klaw::checkpoint().await;
+            klaw::cancel::checkpoint().await;
             after.set();
         })
         .await;
@@ -527,13 +530,13 @@ async fn shielded_checkpoints_return_in_a_cancelled_region_and_plain_ones_do_not
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn cancelling_a_region_twice_is_idempotent() {
     let after = Flag::default();
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
             assert!(token.cancel("first"));
             assert!(!token.cancel("second"), "the second cancel decided it");
-            klaw::checkpoint().await;
+            klaw::cancel::checkpoint().await;
             after.set();
         })
         .await;
@@ -549,23 +552,29 @@ async fn cancelling_a_region_twice_is_idempotent() {
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_cancelled_region_stays_cancelled_after_a_shield_and_for_regions_started_in_it() {
     let (shields_done, inner_heard, after) = (Flag::default(), Flag::default(), Flag::default());
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
             token.cancel("stop");
-            klaw::shield(klaw::sleep(Duration::from_millis(1))).await;
-            assert!(klaw::is_cancelled(), "the cancellation was consumed by the first shield");
-            klaw::shield(klaw::checkpoint()).await;
-            assert!(klaw::is_cancelled(), "the cancellation was consumed by the second shield");
+            klaw::cancel::shield(klaw::time::sleep(Duration::from_millis(1))).await;
+            assert!(
+                klaw::cancel::is_cancelled(),
+                "the cancellation was consumed by the first shield"
+            );
+            klaw::cancel::shield(klaw::cancel::checkpoint()).await;
+            assert!(
+                klaw::cancel::is_cancelled(),
+                "the cancellation was consumed by the second shield"
+            );
             shields_done.set();
 
-            let inner = CancelScope::new();
+            let inner = Region::new();
             let inner_token = inner.token();
             let _ = inner
                 .run(async {
                     assert_eq!(inner_token.reason(), Some(user("stop")));
-                    assert!(klaw::is_cancelled());
+                    assert!(klaw::cancel::is_cancelled());
                     inner_heard.set();
                     pending::<()>().await;
                 })
@@ -610,42 +619,45 @@ async fn a_child_spawned_into_a_cancelled_scope_never_runs_and_its_future_is_dro
 async fn a_shield_keeps_an_outer_cancellation_out_but_not_a_region_inside_it() {
     let (saw_outer, shield_done, after, inner_returned) =
         (Flag::default(), Flag::default(), Flag::default(), Flag::default());
-    let outer = CancelScope::new();
+    let outer = Region::new();
     let outer_token = outer.token();
     let result = outer
         .run(async {
-            let inner = CancelScope::new();
+            let inner = Region::new();
             let inner_token = inner.token();
             let _ = inner
                 .run(async {
-                    klaw::checkpoint().await;
+                    klaw::cancel::checkpoint().await;
                     outer_token.cancel("outer");
                     // trio: the next checkpoint raises; here the inner region hears it.
-                    assert!(klaw::is_cancelled());
+                    assert!(klaw::cancel::is_cancelled());
                     assert_eq!(inner_token.reason(), Some(user("outer")));
                     saw_outer.set();
 
-                    klaw::shield(async {
-                        assert!(!klaw::is_cancelled(), "the shield let the outer cancel in");
-                        klaw::checkpoint().await; // the shield protects us from `outer`
-                        let innerest = CancelScope::new();
+                    klaw::cancel::shield(async {
+                        assert!(
+                            !klaw::cancel::is_cancelled(),
+                            "the shield let the outer cancel in"
+                        );
+                        klaw::cancel::checkpoint().await; // the shield protects us from `outer`
+                        let innerest = Region::new();
                         let innerest_token = innerest.token();
                         assert!(!innerest_token.is_cancelled(), "it heard through the shield");
                         let caught = innerest
                             .run(async {
                                 innerest_token.cancel("innerest");
-                                klaw::checkpoint().await;
+                                klaw::cancel::checkpoint().await;
                             })
                             .await;
                         assert_eq!(caught, Err(user("innerest")));
-                        klaw::checkpoint().await;
+                        klaw::cancel::checkpoint().await;
                         shield_done.set();
                     })
                     .await;
 
                     // The shield is over: the outer cancellation applies again.
-                    assert!(klaw::is_cancelled());
-                    klaw::checkpoint().await;
+                    assert!(klaw::cancel::is_cancelled());
+                    klaw::cancel::checkpoint().await;
                     after.set();
                 })
                 .await;
@@ -665,27 +677,27 @@ async fn a_shield_keeps_an_outer_cancellation_out_but_not_a_region_inside_it() {
 async fn a_shielded_region_catches_its_own_cancellation_while_the_outer_one_waits() {
     let (after_inner, shield_returned, after_shield) =
         (Flag::default(), Flag::default(), Flag::default());
-    let outer = CancelScope::new();
+    let outer = Region::new();
     let outer_token = outer.token();
     let result = outer
         .run(async {
             outer_token.cancel("outer");
-            assert!(klaw::is_cancelled());
-            let inner = CancelScope::new();
+            assert!(klaw::cancel::is_cancelled());
+            let inner = Region::new();
             let inner_token = inner.token();
-            let caught = klaw::shield(inner.run(async {
+            let caught = klaw::cancel::shield(inner.run(async {
                 assert!(!inner_token.is_cancelled(), "a region in a shield heard the outer");
-                assert!(!klaw::is_cancelled());
-                klaw::checkpoint().await;
+                assert!(!klaw::cancel::is_cancelled());
+                klaw::cancel::checkpoint().await;
                 inner_token.cancel("inner");
-                assert!(klaw::is_cancelled());
-                klaw::checkpoint().await;
+                assert!(klaw::cancel::is_cancelled());
+                klaw::cancel::checkpoint().await;
                 after_inner.set();
             }))
             .await;
             assert_eq!(caught, Err(user("inner")), "the shielded region did not catch it");
             shield_returned.set();
-            klaw::checkpoint().await;
+            klaw::cancel::checkpoint().await;
             after_shield.set();
         })
         .await;
@@ -707,7 +719,7 @@ async fn cancelling_a_scope_reaches_the_children_of_the_scopes_inside_it() {
     }
 
     let record = Arc::new(Mutex::new(Vec::new()));
-    let (started_tx, started) = klaw::unbounded::<()>();
+    let (started_tx, started) = klaw::channel::unbounded::<()>();
     let result: Result<(), Error> = klaw::scope!(|s| {
         for worker in [["w1-l1", "w1-l2"], ["w2-l1", "w2-l2"]] {
             let (record, started_tx) = (record.clone(), started_tx.clone());
@@ -743,12 +755,12 @@ async fn cancelling_a_scope_reaches_the_children_of_the_scopes_inside_it() {
 /// cancels nothing)
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_deadline_that_passes_after_its_region_ended_cancels_nothing() {
-    let region = CancelScope::new().timeout(Duration::from_millis(5));
+    let region = Region::new().timeout(Duration::from_millis(5));
     let token = region.token();
     assert_eq!(region.run(async { 1 }).await, Ok(1));
-    klaw::sleep(Duration::from_millis(30)).await; // well past the deadline
+    klaw::time::sleep(Duration::from_millis(30)).await; // well past the deadline
     for _ in 0..3 {
-        klaw::checkpoint().await;
+        klaw::cancel::checkpoint().await;
     }
     assert!(!token.is_cancelled(), "cancel_called after the region ended");
 }
@@ -757,11 +769,11 @@ async fn a_deadline_that_passes_after_its_region_ended_cancels_nothing() {
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_deadline_that_passes_inside_its_region_is_caught_by_it() {
     let woke = Flag::default();
-    let region = CancelScope::new().deadline(Instant::now() + Duration::from_millis(5));
+    let region = Region::new().deadline(Instant::now() + Duration::from_millis(5));
     let token = region.token();
     let result = region
         .run(async {
-            klaw::sleep(Duration::from_secs(60)).await;
+            klaw::time::sleep(Duration::from_secs(60)).await;
             woke.set();
         })
         .await;
@@ -775,11 +787,11 @@ async fn a_deadline_that_passes_inside_its_region_is_caught_by_it() {
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn the_outer_of_two_regions_cancelled_from_inside_catches_the_cancellation() {
     let after_scope3 = Mutex::new(None);
-    let scope1 = CancelScope::new();
+    let scope1 = Region::new();
     let token1 = scope1.token();
-    let scope2 = CancelScope::new();
+    let scope2 = Region::new();
     let token2 = scope2.token();
-    let scope3 = CancelScope::new();
+    let scope3 = Region::new();
     let token3 = scope3.token();
     let result1 = scope1
         .run(scope2.run(async {
@@ -809,11 +821,11 @@ async fn the_outer_of_two_regions_cancelled_from_inside_catches_the_cancellation
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn the_outer_of_two_regions_cancelled_from_elsewhere_catches_the_cancellation() {
     let after_scope3 = Flag::default();
-    let scope1 = CancelScope::new();
+    let scope1 = Region::new();
     let token1 = scope1.token();
-    let scope2 = CancelScope::new();
+    let scope2 = Region::new();
     let token2 = scope2.token();
-    let scope3 = CancelScope::new();
+    let scope3 = Region::new();
     let token3 = scope3.token();
     let (parked_tx, parked) = mpsc::channel();
     let (t2, t3) = (token2.clone(), token3.clone());
@@ -845,12 +857,12 @@ async fn the_outer_of_two_regions_cancelled_from_elsewhere_catches_the_cancellat
 async fn the_outer_of_two_regions_cancelled_during_a_shield_catches_the_cancellation() {
     let after_scope3 = Mutex::new(None);
     let shield_done = Flag::default();
-    let scope1 = CancelScope::new();
-    let scope2 = CancelScope::new();
+    let scope1 = Region::new();
+    let scope2 = Region::new();
     let token2 = scope2.token();
-    let scope3 = CancelScope::new();
+    let scope3 = Region::new();
     let token3 = scope3.token();
-    let (both_tx, both) = klaw::oneshot::<()>();
+    let (both_tx, both) = klaw::channel::oneshot::channel::<()>();
     let (t2, t3) = (token2.clone(), token3.clone());
     let (parked_tx, parked) = mpsc::channel();
     let canceller = std::thread::spawn(move || {
@@ -863,9 +875,12 @@ async fn the_outer_of_two_regions_cancelled_during_a_shield_catches_the_cancella
         .run(scope2.run(async {
             let result3 = scope3
                 .run(async {
-                    klaw::shield(SignalWhenPending { future: Box::pin(both), pending: parked_tx })
-                        .await
-                        .unwrap();
+                    klaw::cancel::shield(SignalWhenPending {
+                        future: Box::pin(both),
+                        pending: parked_tx,
+                    })
+                    .await
+                    .unwrap();
                     shield_done.set();
                     pending::<()>().await;
                 })
@@ -889,17 +904,17 @@ async fn the_outer_of_two_regions_cancelled_during_a_shield_catches_the_cancella
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_cancel_still_pending_when_the_body_finishes_is_what_the_region_reports() {
     let finished = Flag::default();
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {
             token.cancel("pending");
-            klaw::shield(klaw::checkpoint()).await;
+            klaw::cancel::shield(klaw::cancel::checkpoint()).await;
             finished.set();
             "the body's value"
         })
         .await;
-    klaw::checkpoint().await; // nothing is delivered outside the region
+    klaw::cancel::checkpoint().await; // nothing is delivered outside the region
     assert!(finished.is_set());
     assert_eq!(result, Err(user("pending")));
 }
@@ -910,14 +925,15 @@ async fn a_cancel_still_pending_when_the_body_finishes_is_what_the_region_report
 async fn a_region_cancelled_before_it_starts_is_cancelled_at_once() {
     let slept = Flag::default();
     let woke = slept.clone();
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     assert!(token.cancel("before entry"));
     let handle = klaw::Handle::current().unwrap().spawn(async move {
         region
             .run(async {
-                let overslept =
-                    klaw::fail_after(Duration::from_secs(1), pending::<()>()).await.is_err();
+                let overslept = klaw::cancel::fail_after(Duration::from_secs(1), pending::<()>())
+                    .await
+                    .is_err();
                 woke.set();
                 overslept
             })
@@ -930,15 +946,15 @@ async fn a_region_cancelled_before_it_starts_is_cancelled_at_once() {
 /// trio: test_cancel_unbound ("cancel after entry", from another task)
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_region_cancelled_from_another_task_while_it_waits() {
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
-    let (entered_tx, entered) = klaw::oneshot::<()>();
+    let (entered_tx, entered) = klaw::channel::oneshot::channel::<()>();
     let handle = klaw::Handle::current().unwrap().spawn(async move {
         region
             .run(async move {
                 entered_tx.send(()).unwrap();
                 // Hang guard: if the cancel never arrives, this ends the test with `Ok(Err(_))`.
-                klaw::fail_after(Duration::from_secs(5), pending::<()>()).await.is_err()
+                klaw::cancel::fail_after(Duration::from_secs(5), pending::<()>()).await.is_err()
             })
             .await
     });
@@ -952,9 +968,9 @@ async fn a_region_cancelled_from_another_task_while_it_waits() {
 /// so its token reports nothing before that, and running it then cancels it at once.
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_region_whose_deadline_passed_before_it_ran_is_cancelled_when_it_runs() {
-    let region = CancelScope::new().timeout(Duration::from_millis(5));
+    let region = Region::new().timeout(Duration::from_millis(5));
     let token = region.token();
-    klaw::sleep(Duration::from_millis(30)).await;
+    klaw::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(token.reason(), None, "the deadline is armed when the region runs");
     assert_eq!(region.run(pending::<()>()).await, Err(CancelReason::Deadline));
     assert_eq!(token.reason(), Some(CancelReason::Deadline));
@@ -966,16 +982,16 @@ async fn a_region_whose_deadline_passed_before_it_ran_is_cancelled_when_it_runs(
 async fn a_checkpoint_notices_a_deadline_that_passed_while_the_code_was_busy() {
     let (first, not_noticed) = (Flag::default(), Flag::default());
     let deadline = Instant::now() + Duration::from_millis(300);
-    let result = CancelScope::new()
+    let result = Region::new()
         .deadline(deadline)
         .run(async {
-            klaw::checkpoint().await;
+            klaw::cancel::checkpoint().await;
             first.set();
             while Instant::now() <= deadline {
                 std::thread::sleep(Duration::from_millis(5)); // busy, not awaiting
             }
             for _ in 0..1000 {
-                klaw::checkpoint().await;
+                klaw::cancel::checkpoint().await;
             }
             not_noticed.set();
         })
@@ -992,11 +1008,11 @@ fn cancelling_the_outermost_of_5000_nested_regions() {
 
     fn nest(
         depth: usize,
-        outermost: CancelToken,
-        innermost: Arc<Mutex<Option<CancelToken>>>,
+        outermost: Token,
+        innermost: Arc<Mutex<Option<Token>>>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let region = CancelScope::new();
+            let region = Region::new();
             if depth == 0 {
                 *innermost.lock().unwrap() = Some(region.token());
                 let _ = region
@@ -1015,9 +1031,9 @@ fn cancelling_the_outermost_of_5000_nested_regions() {
     // Polling 5000 nested futures takes stack; trio's test is about the cancellation itself.
     let thread = std::thread::Builder::new().stack_size(512 << 20).spawn(|| {
         let innermost = Arc::new(Mutex::new(None));
-        let outermost = CancelScope::new();
+        let outermost = Region::new();
         let token = outermost.token();
-        let result = klaw::block_on(outermost.run(nest(DEPTH, token, innermost.clone())));
+        let result = klaw::runtime::block_on(outermost.run(nest(DEPTH, token, innermost.clone())));
         let innermost = innermost.lock().unwrap().take().expect("the innermost region ran");
         (result, innermost.reason())
     });
@@ -1035,7 +1051,7 @@ async fn a_cancelled_childs_locals_are_dropped_before_its_scope_returns() {
     let result: Result<(), Error> = klaw::scope!(|s| {
         s.spawn(async move {
             let _local = guard;
-            klaw::checkpoint().await;
+            klaw::cancel::checkpoint().await;
             pending::<()>().await;
         });
         s.cancel("stop");
@@ -1051,7 +1067,7 @@ async fn a_cancelled_childs_locals_are_dropped_before_its_scope_returns() {
 /// the cancellation, whatever the body returned.
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_region_cancelled_then_left_with_an_error_reports_the_cancellation() {
-    let region = CancelScope::new();
+    let region = Region::new();
     let token = region.token();
     let result = region
         .run(async {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use klaw::remote::{JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome};
-use klaw::{CancelReason, ExitReason, Runtime, TaskError};
+use klaw::{CancelReason, Runtime, TaskError, task::ExitReason};
 
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, thiserror::Error)]
 #[error("no page {0}")]
@@ -35,7 +35,7 @@ async fn shout(mut word: String) -> String {
 
 #[klaw::task(remote, timeout = "20ms")]
 async fn too_slow() -> u8 {
-    klaw::sleep(Duration::from_secs(60)).await;
+    klaw::time::sleep(Duration::from_secs(60)).await;
     1
 }
 
@@ -125,7 +125,10 @@ fn without_a_backend_a_remote_task_runs_here() {
     assert!(!rt.has_remote_backend());
     assert_eq!(rt.block_on(rt.spawn(fetch(3, "p".into()))), Ok(Page { id: 3, title: "p3".into() }));
     // Awaited inline it always runs in place.
-    assert_eq!(klaw::block_on(fetch(4, "q".into())), Ok(Page { id: 4, title: "q4".into() }));
+    assert_eq!(
+        klaw::runtime::block_on(fetch(4, "q".into())),
+        Ok(Page { id: 4, title: "q4".into() })
+    );
 }
 
 #[test]
@@ -147,7 +150,7 @@ fn exit_reasons_are_relayed() {
     let failed = rt.spawn(fetch(0, String::new()));
     rt.block_on(async {
         while !(panicked.is_finished() && failed.is_finished()) {
-            klaw::sleep(Duration::from_millis(1)).await;
+            klaw::time::sleep(Duration::from_millis(1)).await;
         }
     });
     assert_eq!(panicked.exit_reason(), ExitReason::Panicked);

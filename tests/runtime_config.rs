@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use klaw::{BuildError, ConfigError, RuntimeConfig, WorkersFrom};
+use klaw::runtime::{BuildError, ConfigError, RuntimeConfig, WorkersFrom};
 
 /// Waits until `parties` threads arrive or `timeout` passes; true if all arrived.
 fn rendezvous(state: &(Mutex<usize>, Condvar), parties: usize, timeout: Duration) -> bool {

@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{FetchError, Flag, SetOnDrop, failing, runtime};
-use klaw::{CancelReason, Error, ExitReason, TaskError};
+use klaw::{CancelReason, Error, TaskError, task::ExitReason};
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn the_first_failure_cancels_the_siblings_with_sibling_failed() {
     let mut siblings = Vec::new();
     let result: Result<(), Error> = klaw::scope!(|s| {
-        let slow: Vec<_> = (0..3).map(|_| s.spawn(klaw::sleep(Duration::from_secs(60)))).collect();
-        siblings.extend(slow.iter().map(|handle| handle.canceller()));
+        let slow: Vec<_> =
+            (0..3).map(|_| s.spawn(klaw::time::sleep(Duration::from_secs(60)))).collect();
+        siblings.extend(slow.iter().map(|handle| handle.task_ref()));
         s.spawn(failing(7, Duration::from_millis(10)));
         for handle in slow {
             handle.await?; // a cancellation point: the body is dropped here
@@ -48,7 +49,7 @@ async fn inside_a_shield_the_body_gets_a_failed_childs_error_and_reports_it() {
     let error = klaw::scope!(|s| {
         let bad = s.spawn(failing(5, Duration::ZERO));
         // Cleanup that must finish may look at the child: the failure is then the body's.
-        let seen = klaw::shield(bad).await;
+        let seen = klaw::cancel::shield(bad).await;
         assert!(matches!(seen, Err(TaskError::Failed(FetchError(5)))), "{seen:?}");
         seen?;
         Ok(())
@@ -91,7 +92,7 @@ async fn supervisor_mode_cancels_nobody_and_collects_every_failure() {
             s.spawn(failing(id, Duration::from_millis(u64::from(id) * 3)));
         }
         s.spawn(async move {
-            klaw::sleep(Duration::from_millis(40)).await;
+            klaw::time::sleep(Duration::from_millis(40)).await;
             done.fetch_add(1, Ordering::SeqCst); // a sibling that outlives every failure
         });
         Ok(())
@@ -119,7 +120,7 @@ async fn later_failures_are_kept_after_the_first() {
     let error = klaw::scope!(|s| {
         s.spawn(failing(1, Duration::ZERO));
         // The child fails meanwhile; the shield holds the body open until it is done.
-        klaw::shield(klaw::sleep(Duration::from_millis(20))).await;
+        klaw::cancel::shield(klaw::time::sleep(Duration::from_millis(20))).await;
         Err::<(), _>(Error::other("the body failed too"))
     })
     .unwrap_err();
@@ -164,8 +165,8 @@ async fn a_body_error_cancels_the_children_with_parent_cancelled() {
     let canceller = Arc::new(std::sync::Mutex::new(None));
     let keep = canceller.clone();
     let error = klaw::scope!(|s| {
-        let child = s.spawn(klaw::sleep(Duration::from_secs(60)));
-        *keep.lock().unwrap() = Some(child.canceller());
+        let child = s.spawn(klaw::time::sleep(Duration::from_secs(60)));
+        *keep.lock().unwrap() = Some(child.task_ref());
         Err::<(), _>(Error::other("the body gave up"))
     })
     .unwrap_err();
@@ -179,7 +180,7 @@ async fn a_body_error_cancels_the_children_with_parent_cancelled() {
 async fn a_panicking_child_is_an_error_and_the_process_goes_on() {
     let error = klaw::scope!(|s| {
         s.spawn(async { panic!("boom in a child") });
-        s.spawn_local(klaw::sleep(Duration::from_secs(60)));
+        s.spawn_local(klaw::time::sleep(Duration::from_secs(60)));
         Ok(())
     })
     .unwrap_err();
@@ -199,7 +200,7 @@ async fn borrowed_children_see_the_callers_data() {
         for (index, name) in names.iter().enumerate() {
             let slots = &slots;
             s.spawn_local(async move {
-                klaw::sleep(Duration::from_millis(1)).await;
+                klaw::time::sleep(Duration::from_millis(1)).await;
                 slots.lock().unwrap()[index] = name.len();
             });
         }
@@ -224,13 +225,13 @@ fn dropping_a_scope_future_cancels_its_children_and_none_runs_afterwards() {
                     let _dropped = SetOnDrop(dropped);
                     loop {
                         ticking.fetch_add(1, Ordering::SeqCst);
-                        klaw::sleep(Duration::from_millis(1)).await;
+                        klaw::time::sleep(Duration::from_millis(1)).await;
                     }
                 });
                 s.spawn_local(async {
                     loop {
                         local_ticks.fetch_add(1, Ordering::SeqCst);
-                        klaw::sleep(Duration::from_millis(1)).await;
+                        klaw::time::sleep(Duration::from_millis(1)).await;
                     }
                 });
                 std::future::pending::<()>().await;
@@ -238,7 +239,7 @@ fn dropping_a_scope_future_cancels_its_children_and_none_runs_afterwards() {
             })
         };
         // Drop the scope future after it has run a while.
-        assert!(klaw::timeout(Duration::from_millis(30), scope).await.is_err());
+        assert!(klaw::cancel::fail_after(Duration::from_millis(30), scope).await.is_err());
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     while !parallel_dropped.is_set() && Instant::now() < deadline {
@@ -265,8 +266,8 @@ async fn a_scope_timeout_cancels_everything_with_deadline_and_fails_with_elapsed
     let child = Arc::new(std::sync::Mutex::new(None));
     let keep = child.clone();
     let error = klaw::scope!(timeout = "20ms", |s| {
-        let handle = s.spawn(klaw::sleep(Duration::from_secs(60)));
-        *keep.lock().unwrap() = Some(handle.canceller());
+        let handle = s.spawn(klaw::time::sleep(Duration::from_secs(60)));
+        *keep.lock().unwrap() = Some(handle.task_ref());
         std::future::pending::<()>().await;
         Ok(())
     })
@@ -283,7 +284,7 @@ async fn a_deadline_option_takes_an_instant() {
     let deadline = Instant::now() + Duration::from_millis(10);
     let error = klaw::scope!(deadline = deadline, name = "bounded", |s| {
         assert_eq!(s.name(), Some("bounded"));
-        klaw::sleep(Duration::from_secs(60)).await;
+        klaw::time::sleep(Duration::from_secs(60)).await;
         Ok(())
     });
     assert!(matches!(error, Err(Error::Elapsed(_))));
@@ -312,7 +313,7 @@ async fn a_scope_waits_for_every_child_even_detached_ones() {
         for _ in 0..50 {
             let counter = counter.clone();
             let _detached = s.spawn(async move {
-                klaw::sleep(Duration::from_millis(5)).await;
+                klaw::time::sleep(Duration::from_millis(5)).await;
                 counter.fetch_add(1, Ordering::SeqCst);
             });
         }
@@ -329,8 +330,8 @@ async fn nested_scopes_cancel_from_the_outside_in() {
     let result: Result<(), Error> = klaw::scope!(|outer| {
         outer.spawn(failing(1, Duration::from_millis(10)));
         klaw::scope!(|inner| {
-            let child = inner.spawn(klaw::sleep(Duration::from_secs(60)));
-            *keep.lock().unwrap() = Some(child.canceller());
+            let child = inner.spawn(klaw::time::sleep(Duration::from_secs(60)));
+            *keep.lock().unwrap() = Some(child.task_ref());
             std::future::pending::<()>().await;
             Ok(())
         })?;

@@ -8,7 +8,7 @@ use klaw::channel::{RecvError, SendError};
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_recv_arm_binds_a_typed_result_so_closing_is_handled() {
-    let (tx, rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     drop(tx);
     let mut seen = Vec::new();
@@ -25,8 +25,8 @@ async fn a_recv_arm_binds_a_typed_result_so_closing_is_handled() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_losing_recv_arm_consumes_nothing() {
-    let (tx_a, rx_a) = klaw::channel::<&str>(1);
-    let (tx_b, rx_b) = klaw::channel::<&str>(1);
+    let (tx_a, rx_a) = klaw::channel::bounded::<&str>(1);
+    let (tx_b, rx_b) = klaw::channel::bounded::<&str>(1);
     tx_a.try_send("a").unwrap();
     tx_b.try_send("b").unwrap();
     let first = klaw::select! {
@@ -39,8 +39,8 @@ async fn a_losing_recv_arm_consumes_nothing() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_losing_send_arm_neither_sends_nor_evaluates_its_value() {
-    let (tx, rx) = klaw::channel::<u32>(1);
-    let (ready_tx, ready_rx) = klaw::channel::<u32>(1);
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    let (ready_tx, ready_rx) = klaw::channel::bounded::<u32>(1);
     ready_tx.try_send(5).unwrap();
     let evaluated = AtomicUsize::new(0);
     let value = || {
@@ -60,7 +60,7 @@ async fn a_losing_send_arm_neither_sends_nor_evaluates_its_value() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_send_arm_on_a_closed_channel_gives_the_value_back() {
-    let (tx, rx) = klaw::channel::<String>(1);
+    let (tx, rx) = klaw::channel::bounded::<String>(1);
     drop(rx);
     let res = klaw::select! {
         send(tx, "kept".to_string()) -> res => res,
@@ -70,8 +70,8 @@ async fn a_send_arm_on_a_closed_channel_gives_the_value_back() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn select_is_fair_by_default_and_ordered_when_biased() {
-    let (tx_a, rx_a) = klaw::channel::<u8>(1);
-    let (tx_b, rx_b) = klaw::channel::<u8>(1);
+    let (tx_a, rx_a) = klaw::channel::bounded::<u8>(1);
+    let (tx_b, rx_b) = klaw::channel::bounded::<u8>(1);
     let (mut fair_a, mut biased_a) = (0, 0);
     for _ in 0..400 {
         let _ = tx_a.try_send(1);
@@ -96,7 +96,7 @@ async fn select_is_fair_by_default_and_ordered_when_biased() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn default_runs_when_nothing_is_ready() {
-    let (_tx, rx) = klaw::channel::<u8>(1);
+    let (_tx, rx) = klaw::channel::bounded::<u8>(1);
     let got = klaw::select! {
         recv(rx) -> _msg => "message",
         default => "nothing ready",
@@ -106,7 +106,7 @@ async fn default_runs_when_nothing_is_ready() {
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn after_and_at_arms_are_timeouts() {
-    let (_tx, rx) = klaw::channel::<u8>(1);
+    let (_tx, rx) = klaw::channel::bounded::<u8>(1);
     let started = Instant::now();
     let got = klaw::select! {
         recv(rx) -> _msg => "message",
@@ -140,9 +140,10 @@ async fn future_arms_bind_irrefutable_patterns_and_bodies_can_use_question_mark(
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn select_any_waits_on_a_dynamic_list() {
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..5).map(|_| klaw::channel::<usize>(1)).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..5).map(|_| klaw::channel::bounded::<usize>(1)).unzip();
     let sender = klaw::Handle::current().unwrap().spawn(async move {
-        klaw::sleep(Duration::from_millis(5)).await;
+        klaw::time::sleep(Duration::from_millis(5)).await;
         senders[3].send(33).await.unwrap();
         senders
     });
@@ -156,7 +157,7 @@ async fn select_any_waits_on_a_dynamic_list() {
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn the_select_of_the_first_example_compiles_and_runs() -> Result<(), klaw::Error> {
     // A select! with every kind of channel arm, as a first program writes it.
-    let (tx, rx) = klaw::channel::<u32>(64);
+    let (tx, rx) = klaw::channel::bounded::<u32>(64);
     let mut got = None;
     klaw::select! {
         recv(rx) -> msg => match msg {

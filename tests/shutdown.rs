@@ -8,15 +8,15 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::{Flag, SetOnDrop, runtime};
-use klaw::{CancelReason, ExitReason, Task, TaskError};
+use klaw::{CancelReason, Task, TaskError, task::ExitReason};
 
 #[test]
 fn graceful_shutdown_lets_running_tasks_finish() {
     let rt = runtime(2);
     let handles: Vec<_> = (0..20u64)
-        .map(|i| rt.spawn(async move { klaw::sleep(Duration::from_millis(i)).await }))
+        .map(|i| rt.spawn(async move { klaw::time::sleep(Duration::from_millis(i)).await }))
         .collect();
-    let cancellers: Vec<_> = handles.iter().map(|h| h.canceller()).collect();
+    let cancellers: Vec<_> = handles.iter().map(|h| h.task_ref()).collect();
     let report = rt.shutdown(Duration::from_secs(30));
     assert!(!report.grace_expired, "{report}");
     assert_eq!((report.succeeded, report.cancelled, report.abandoned), (20, 0, 0), "{report}");
@@ -40,7 +40,7 @@ fn shutdown_timeout_cancels_what_is_left_and_reports_every_task() {
         std::future::pending::<()>().await;
     });
     let polite_blocking = rt.spawn_blocking(|| {
-        while !klaw::is_cancelled() {
+        while !klaw::cancel::is_cancelled() {
             std::thread::sleep(Duration::from_millis(1));
         }
         "noticed the cancel"
@@ -58,7 +58,7 @@ fn shutdown_timeout_cancels_what_is_left_and_reports_every_task() {
     assert!(report.clone().into_result().is_err());
 
     // Every handle resolves, with the reason.
-    klaw::block_on(async {
+    klaw::runtime::block_on(async {
         assert_eq!(quick.await, Ok(1));
         assert!(matches!(failing.await, Err(TaskError::Failed(_))));
         assert!(matches!(panicking.await, Err(TaskError::Panicked(_))));
@@ -97,9 +97,12 @@ fn spawning_through_a_handle_after_shutdown_cancels_before_start() {
     let late = handle.spawn(async move { body_ran.set() });
     assert!(!late.has_started());
     assert_eq!(late.exit_reason(), ExitReason::Cancelled);
-    assert_eq!(klaw::block_on(late), Err(TaskError::Cancelled(CancelReason::Shutdown)));
+    assert_eq!(klaw::runtime::block_on(late), Err(TaskError::Cancelled(CancelReason::Shutdown)));
     let late_blocking = handle.spawn_blocking(|| 1);
-    assert_eq!(klaw::block_on(late_blocking), Err(TaskError::Cancelled(CancelReason::Shutdown)));
+    assert_eq!(
+        klaw::runtime::block_on(late_blocking),
+        Err(TaskError::Cancelled(CancelReason::Shutdown))
+    );
     assert!(!ran.is_set());
 }
 
@@ -108,5 +111,5 @@ fn dropping_the_runtime_cancels_its_tasks() {
     let rt = runtime(1);
     let forever = rt.spawn(std::future::pending::<()>());
     drop(rt);
-    assert_eq!(klaw::block_on(forever), Err(TaskError::Cancelled(CancelReason::Shutdown)));
+    assert_eq!(klaw::runtime::block_on(forever), Err(TaskError::Cancelled(CancelReason::Shutdown)));
 }

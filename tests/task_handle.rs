@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{DropCount, Flag, SetOnDrop, occupy_worker, runtime};
 use futures_lite::future::yield_now;
-use klaw::{CancelReason, ExitReason, Task, TaskError};
+use klaw::{CancelReason, Task, TaskError, task::ExitReason};
 
 #[test]
 fn cancel_before_start_means_the_body_never_runs() {
@@ -42,7 +42,7 @@ fn cancel_right_after_spawn_always_takes_effect() {
             std::future::pending::<()>().await;
         });
         assert!(handle.cancel("right away"));
-        let canceller = handle.canceller();
+        let canceller = handle.task_ref();
         let started_before_cancel = handle.has_started();
         let result = rt.block_on(handle);
         assert!(matches!(result, Err(TaskError::Cancelled(CancelReason::User(_)))));
@@ -76,7 +76,7 @@ fn cancel_during_drops_the_body_before_the_handle_resolves() {
 fn cancel_after_completion_changes_nothing() {
     let rt = runtime(1);
     let handle = rt.spawn(async { 5 });
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     assert_eq!(rt.block_on(handle), Ok(5));
     assert!(!canceller.cancel("too late"));
     assert_eq!(canceller.exit_reason(), ExitReason::Success);
@@ -100,7 +100,7 @@ fn completion_after_cancel_is_discarded() {
     in_poll.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(handle.cancel("first"));
     go.send(()).unwrap();
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     let result = rt.block_on(handle);
     assert!(
         matches!(&result, Err(TaskError::Cancelled(reason)) if *reason == CancelReason::user("first"))
@@ -115,7 +115,7 @@ fn double_cancel_keeps_the_first_reason() {
     let handle = rt.spawn(std::future::pending::<()>());
     assert!(handle.cancel("first"));
     assert!(!handle.cancel("second"));
-    assert!(!handle.canceller().cancel(CancelReason::Shutdown));
+    assert!(!handle.task_ref().cancel(CancelReason::Shutdown));
     assert_eq!(handle.cancel_reason(), Some(CancelReason::user("first")));
     assert_eq!(rt.block_on(handle), Err(TaskError::Cancelled(CancelReason::user("first"))));
 }
@@ -129,9 +129,9 @@ fn cancel_racing_completion_from_another_thread_is_consistent() {
             yield_now().await;
             round
         });
-        let canceller = handle.canceller();
+        let canceller = handle.task_ref();
         let racer = std::thread::spawn(move || canceller.cancel("race"));
-        let exit = handle.canceller();
+        let exit = handle.task_ref();
         let result = rt.block_on(handle);
         let cancel_won = racer.join().unwrap();
         match result {
@@ -160,7 +160,7 @@ fn a_panicking_task_is_reported_and_the_runtime_goes_on() {
         yield_now().await;
         panic!("boom {}", 7);
     });
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     assert_eq!(rt.block_on(handle), Err(TaskError::Panicked("boom 7".to_owned())));
     assert_eq!(canceller.exit_reason(), ExitReason::Panicked);
     assert_eq!(rt.block_on(rt.spawn(async { "still running" })), Ok("still running"));
@@ -171,7 +171,7 @@ fn a_fallible_task_that_returns_err_ends_with_error() {
     let rt = runtime(1);
     let handle = rt.spawn(Task::fallible(async { "nope".parse::<u8>() }).name("parse"));
     assert_eq!(handle.name(), Some("parse"));
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     let error = rt.block_on(handle).unwrap_err();
     assert!(matches!(error, TaskError::Failed(_)));
     assert_eq!(canceller.exit_reason(), ExitReason::Error);
@@ -194,7 +194,7 @@ fn a_task_timeout_ends_it_as_timed_out_and_runs_its_cancel_hooks() {
     );
     let (hook_tx, hook_rx) = mpsc::channel();
     handle.on_cancel(move |reason| hook_tx.send(reason.clone()).unwrap());
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     assert_eq!(rt.block_on(handle), Err(TaskError::TimedOut(Duration::from_millis(10))));
     assert_eq!(canceller.exit_reason(), ExitReason::TimedOut);
     assert!(dropped.is_set());
@@ -209,7 +209,7 @@ fn cancel_hooks_run_once_per_task_and_a_panicking_hook_is_contained() {
     handle.on_cancel(|_| panic!("a broken backend hook"));
     let tx = hook_tx.clone();
     handle.on_cancel(move |reason| tx.send(reason.clone()).unwrap());
-    let canceller = handle.canceller();
+    let canceller = handle.task_ref();
     let from_thread = std::thread::spawn(move || canceller.cancel("remote stop"));
     assert!(from_thread.join().expect("the hook's panic must not reach the canceller"));
     assert!(!handle.cancel("again"));

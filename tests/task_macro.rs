@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::runtime;
-use klaw::{Error, ExitReason, TaskError};
+use klaw::{Error, TaskError, task::ExitReason};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("no page {0}")]
@@ -15,13 +15,13 @@ struct FetchError(u32);
 
 #[klaw::task]
 async fn fetch(id: u32) -> Result<String, FetchError> {
-    klaw::sleep(Duration::from_millis(1)).await;
+    klaw::time::sleep(Duration::from_millis(1)).await;
     if id == 0 { Err(FetchError(id)) } else { Ok(format!("page {id}")) }
 }
 
 #[klaw::task(name = "slow-fetch", timeout = "10ms")]
 async fn slow_fetch() -> Result<(), FetchError> {
-    klaw::sleep(Duration::from_secs(60)).await;
+    klaw::time::sleep(Duration::from_secs(60)).await;
     Ok(())
 }
 
@@ -93,7 +93,7 @@ fn a_task_is_submitted_to_a_runtime_like_any_future() {
     assert_eq!(handle.name(), Some("fetch"));
     assert_eq!(rt.block_on(handle), Ok("page 3".to_string()));
     let timed_out = rt.spawn(slow_fetch());
-    let canceller = timed_out.canceller();
+    let canceller = timed_out.task_ref();
     assert!(rt.block_on(timed_out).is_err());
     assert_eq!(canceller.exit_reason(), ExitReason::TimedOut);
 }

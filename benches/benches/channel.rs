@@ -85,7 +85,7 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
             rt,
             p,
             c,
-            klaw::channel::<u64>(CAPACITY),
+            klaw::channel::bounded::<u64>(CAPACITY),
             |tx, v| tx.send(v).await.unwrap(),
             |rx| rx.recv().await.ok()
         ),

@@ -87,10 +87,10 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
 
     // klaw: a submitter runtime with the backend, and a worker in this process.
-    let backend = klaw::block_on(NatsBackend::connect(config.clone())).unwrap();
+    let backend = klaw::runtime::block_on(NatsBackend::connect(config.clone())).unwrap();
     let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
     let workers = Runtime::builder().workers(1).local().build().unwrap();
-    let worker = klaw::block_on(Worker::connect(config.clone())).unwrap();
+    let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
     let _worker = workers.spawn(worker.run());
 
     // Raw: a core NATS responder.
@@ -162,8 +162,8 @@ fn main() {
 
     // Raw JetStream: publish with acks, then pull and ack, on a work-queue stream.
     let raw_consumer = tokio.block_on(work_queue(&jetstream, "bench_raw", "bench.raw"));
-    let nats = klaw::block_on(Nats::connect(config)).unwrap();
-    let (tx, rx) = klaw::block_on(nats.channel::<u64>("throughput", 256)).unwrap();
+    let nats = klaw::runtime::block_on(Nats::connect(config)).unwrap();
+    let (tx, rx) = klaw::runtime::block_on(nats.channel::<u64>("throughput", 256)).unwrap();
     let throughput = vec![
         Contender::new("async-nats JetStream by hand", || {
             tokio.block_on(async {

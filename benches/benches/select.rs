@@ -14,7 +14,7 @@ const ROUNDS: usize = 11;
 fn klaw_channels(rt: &tokio::runtime::Runtime) -> Vec<klaw::channel::Receiver<u64>> {
     (0..4)
         .map(|_| {
-            let (tx, rx) = klaw::channel::<u64>(CAPACITY);
+            let (tx, rx) = klaw::channel::bounded::<u64>(CAPACITY);
             rt.spawn(async move {
                 for i in 0..MESSAGES / 4 {
                     tx.send(i).await.unwrap();

@@ -43,8 +43,8 @@ pub(crate) async fn hash_tree(
     let root = args.root.clone();
     let progress = progress_bar();
     let mut hashed: Vec<Hashed> = klaw::scope!(name = "dir_hasher", deadline = deadline, |s| {
-        let (paths, to_hash) = klaw::channel::<PathBuf>(args.queue);
-        let (results, finished) = klaw::channel::<Hashed>(args.queue);
+        let (paths, to_hash) = klaw::channel::bounded::<PathBuf>(args.queue);
+        let (results, finished) = klaw::channel::bounded::<Hashed>(args.queue);
 
         let walker_counters = counters.clone();
         s.spawn_blocking(move || walk(&root, &paths, &walker_counters));
@@ -85,14 +85,14 @@ fn progress_bar() -> ProgressBar {
 /// The walker: every file under `root` (`.gitignore` honoured) goes into the channel.
 fn walk(root: &Path, paths: &klaw::channel::Sender<PathBuf>, counters: &Counters) {
     for entry in ignore::WalkBuilder::new(root).build() {
-        if klaw::is_cancelled() {
+        if klaw::cancel::is_cancelled() {
             return;
         }
         match entry {
             Ok(entry) if entry.file_type().is_some_and(|kind| kind.is_file()) => {
                 counters.found.fetch_add(1, Ordering::Relaxed);
                 // A blocking task waits for room with `block_on`: klaw channels work anywhere.
-                if klaw::block_on(paths.send(entry.into_path())).is_err() {
+                if klaw::runtime::block_on(paths.send(entry.into_path())).is_err() {
                     return; // every hasher is gone: the scope is ending
                 }
             }
@@ -126,11 +126,11 @@ fn hash_files(
     results: &klaw::channel::Sender<Hashed>,
     counters: &Counters,
 ) {
-    while let Ok(path) = klaw::block_on(to_hash.recv()) {
+    while let Ok(path) = klaw::runtime::block_on(to_hash.recv()) {
         match hash_file(&path, counters) {
             Ok(Some(digest)) => {
                 counters.hashed.fetch_add(1, Ordering::Relaxed);
-                if klaw::block_on(results.send(Hashed { path, digest })).is_err() {
+                if klaw::runtime::block_on(results.send(Hashed { path, digest })).is_err() {
                     return; // the collector is gone: the scope is ending
                 }
             }
@@ -153,7 +153,7 @@ fn hash_file(path: &Path, counters: &Counters) -> std::io::Result<Option<blake3:
     let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0; CHUNK];
     loop {
-        if klaw::is_cancelled() {
+        if klaw::cancel::is_cancelled() {
             return Ok(None);
         }
         let read = file.read(&mut buffer)?;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use klaw::{CancelReason, CancelScope};
+use klaw::{CancelReason, cancel::Region};
 
 use crate::cli::Args;
 use crate::hashing::{Counters, hash_tree};
@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     let hashers = args.workers.unwrap_or_else(|| runtime.worker_count());
 
     // Ctrl-C cancels the region the whole job runs in: the scope inside is dropped, which
-    // cancels every child; blocking children see `klaw::is_cancelled()` at their next step.
-    let region = CancelScope::new();
+    // cancels every child; blocking children see `klaw::cancel::is_cancelled()` at their next step.
+    let region = Region::new();
     let interrupt = region.token();
     if let Err(error) = ctrlc::set_handler(move || {
         interrupt.cancel("interrupted (Ctrl-C)");

@@ -130,9 +130,9 @@ pub fn scope(input: TokenStream) -> TokenStream {
 /// use std::time::Duration;
 /// use klaw::channel::RecvError;
 ///
-/// # klaw::block_on(async {
-/// let (tx, rx) = klaw::channel::<u32>(1);
-/// let (out_tx, out_rx) = klaw::channel::<u32>(1);
+/// # klaw::runtime::block_on(async {
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+/// let (out_tx, out_rx) = klaw::channel::bounded::<u32>(1);
 /// tx.try_send(7).unwrap();
 /// let got = klaw::select! {
 ///     recv(rx) -> msg => match msg {

@@ -34,7 +34,7 @@ async fn collatz(n: u64) -> (u32, u32) {
 #[klaw::task(remote)]
 async fn long_report(seconds: u64) -> u64 {
     for _ in 0..seconds * 10 {
-        klaw::sleep(Duration::from_millis(100)).await;
+        klaw::time::sleep(Duration::from_millis(100)).await;
     }
     seconds
 }
@@ -153,7 +153,7 @@ fn run_submitter(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
 
-    let backend = klaw::block_on(NatsBackend::connect(config))?;
+    let backend = klaw::runtime::block_on(NatsBackend::connect(config))?;
     let rt = Runtime::builder().backend(Arc::new(backend)).build()?;
     let started = Instant::now();
     let jobs = args.jobs;

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
-use klaw_rt::CancelReason;
 use klaw_rt::remote::{
     BackendFactory, JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome,
 };
+use klaw_rt::task::CancelReason;
 
 use crate::connection::{Connection, JobQueue};
 use crate::protocol::{JobEnvelope, MaxDeliveriesAdvisory};
@@ -87,8 +87,8 @@ impl NatsBackend {
         let connection = Connection::open(config).await?;
         let queue = JobQueue::open(&connection).await?;
         let client_id = JobId::random().to_string();
-        let (stop_replies, replies_stopped) = klaw_rt::oneshot();
-        let (stop_advisories, advisories_stopped) = klaw_rt::oneshot();
+        let (stop_replies, replies_stopped) = klaw_rt::channel::oneshot::channel();
+        let (stop_advisories, advisories_stopped) = klaw_rt::channel::oneshot::channel();
         let inner = Arc::new(Inner {
             connection,
             queue,
@@ -243,7 +243,7 @@ impl RemoteBackend for NatsBackend {
     fn submit(&self, job: RemoteJob) -> SubmitFuture {
         let inner = self.inner.clone();
         let id = job.id.to_string();
-        let (reply_tx, reply_rx) = klaw_rt::oneshot();
+        let (reply_tx, reply_rx) = klaw_rt::channel::oneshot::channel();
         inner
             .pending()
             .insert(id.clone(), Pending { task: job.task, reply: reply_tx, sequence: None });
@@ -279,8 +279,8 @@ impl RemoteBackend for NatsBackend {
 }
 
 /// `KLAW_BACKEND=nats`: connects with [`NatsConfig::from_env`].
-fn connect_from_env() -> Result<Arc<dyn RemoteBackend>, klaw_rt::BoxError> {
-    let backend = klaw_rt::block_on(NatsBackend::connect(NatsConfig::from_env()))?;
+fn connect_from_env() -> Result<Arc<dyn RemoteBackend>, klaw_rt::task::BoxError> {
+    let backend = klaw_rt::runtime::block_on(NatsBackend::connect(NatsConfig::from_env()))?;
     Ok(Arc::new(backend))
 }
 

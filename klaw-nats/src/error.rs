@@ -42,8 +42,8 @@ impl NatsError {
     }
 }
 
-impl From<NatsError> for klaw_rt::Error {
+impl From<NatsError> for klaw_rt::error::Error {
     fn from(error: NatsError) -> Self {
-        klaw_rt::Error::other(error)
+        klaw_rt::error::Error::other(error)
     }
 }

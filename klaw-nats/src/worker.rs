@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message, message::Acker};
 use futures_util::StreamExt;
+use klaw_rt::cancel::{Region, Token};
 use klaw_rt::remote::{RemoteError, RemoteTaskDef, WireOutcome, find_task, remote_tasks};
-use klaw_rt::{CancelReason, CancelScope, CancelToken, ScopeOptions};
+use klaw_rt::scope::ScopeOptions;
+use klaw_rt::task::CancelReason;
 
 use crate::connection::{Connection, JobQueue};
 use crate::protocol::JobEnvelope;
@@ -39,10 +41,10 @@ pub struct Worker {
 
 /// The cancel tokens of the jobs this worker holds, by job id.
 #[derive(Default)]
-struct Running(Mutex<HashMap<String, CancelToken>>);
+struct Running(Mutex<HashMap<String, Token>>);
 
 impl Running {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, CancelToken>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Token>> {
         // Nothing under this lock panics; a poisoned map is still sound.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -107,10 +109,10 @@ impl Worker {
     ///
     /// ```no_run
     /// # async fn demo(worker: klaw_nats::Worker) -> Result<(), klaw::Error> {
-    /// klaw::move_on_after(std::time::Duration::from_secs(60), worker.run()).await;
+    /// klaw::cancel::move_on_after(std::time::Duration::from_secs(60), worker.run()).await;
     /// # Ok(()) }
     /// ```
-    pub async fn run(self) -> Result<(), klaw_rt::Error> {
+    pub async fn run(self) -> Result<(), klaw_rt::error::Error> {
         let tasks = self.tasks();
         tracing::info!(
             tasks = tasks.len(),
@@ -124,19 +126,19 @@ impl Worker {
         let queue = &self.queue;
         let running = &self.running;
         let concurrency = self.concurrency;
-        let (slot_tx, slot_rx) = klaw_rt::channel::<()>(concurrency);
-        klaw_rt::scope_with(ScopeOptions::new().name("klaw-nats worker").supervisor(), |s| {
+        let (slot_tx, slot_rx) = klaw_rt::channel::bounded::<()>(concurrency);
+        klaw_rt::scope::scope_with(ScopeOptions::new().name("klaw-nats worker").supervisor(), |s| {
             Box::pin(async move {
                 loop {
                     // Wait for a free slot before taking a job: a job taken is a job claimed.
-                    slot_tx.send(()).await.map_err(klaw_rt::Error::other)?;
+                    slot_tx.send(()).await.map_err(klaw_rt::error::Error::other)?;
                     let free =
                         1 + (0..concurrency).take_while(|_| slot_tx.try_send(()).is_ok()).count();
                     let batch = compat(async {
                         consumer.batch().max_messages(free).expires(FETCH_WAIT).messages().await
                     })
                     .await
-                    .map_err(|error| klaw_rt::Error::other(error.to_string()))?;
+                    .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
                     let mut batch = std::pin::pin!(batch);
                     let mut taken = 0;
                     while let Some(message) = compat(batch.next()).await {
@@ -161,10 +163,10 @@ impl Worker {
     }
 
     /// Forwards every cancel marker to the job it names, if this worker runs it.
-    async fn watch_cancels(&self) -> Result<(), klaw_rt::Error> {
+    async fn watch_cancels(&self) -> Result<(), klaw_rt::error::Error> {
         let mut watch = compat(self.queue.cancels.watch_all())
             .await
-            .map_err(|error| klaw_rt::Error::other(error.to_string()))?;
+            .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
         let running = Arc::downgrade(&self.running);
         self.connection.tokio.spawn(async move {
             while let Some(Ok(entry)) = watch.next().await {
@@ -246,7 +248,7 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
     };
     // The token exists before the task runs, and is registered before the marker is checked:
     // a cancel that comes at any moment from here on reaches the task.
-    let region = CancelScope::new();
+    let region = Region::new();
     running.lock().insert(job.id.clone(), region.token());
     let _registered = Unregister { running: &running, job: &job.id };
     if let Ok(Some(marker)) = queue.cancels.get(&job.id).await {
@@ -265,7 +267,7 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
         let run = std::pin::pin!(region.run(run));
         let alive = async {
             loop {
-                klaw_rt::sleep(keep_alive).await;
+                klaw_rt::time::sleep(keep_alive).await;
                 claim.progress().await;
             }
         };

@@ -11,7 +11,7 @@ use klaw::channel::{RecvError, TryRecvError, TrySendError, broadcast};
 use klaw_nats::Nats;
 
 fn connect(server: &NatsServer) -> Nats {
-    klaw::block_on(Nats::connect(server.config())).unwrap()
+    klaw::runtime::block_on(Nats::connect(server.config())).unwrap()
 }
 
 #[klaw::test(timeout = "60s")]
@@ -37,7 +37,9 @@ async fn each_message_goes_to_exactly_one_receiver_across_processes() {
             .map(|rx| {
                 s.spawn(async move {
                     let mut got = Vec::new();
-                    while let Ok(Ok(v)) = klaw::timeout(Duration::from_secs(2), rx.recv()).await {
+                    while let Ok(Ok(v)) =
+                        klaw::cancel::fail_after(Duration::from_secs(2), rx.recv()).await
+                    {
                         got.push(v);
                     }
                     got
@@ -69,7 +71,7 @@ async fn a_full_channel_refuses_try_send_and_gives_the_value_back() {
     assert_eq!(tx.len().await.unwrap(), 3);
     assert_eq!(rx.recv().await.unwrap(), "m0");
     drop(rx); // hands back what it prefetched
-    klaw::sleep(Duration::from_millis(200)).await;
+    klaw::time::sleep(Duration::from_millis(200)).await;
     tx.try_send("m3".to_owned()).await.unwrap();
 }
 
@@ -124,7 +126,9 @@ async fn a_dropped_receiver_hands_back_what_it_held() {
     let mut rest = Vec::new();
     for _ in 1..10 {
         // Well within the 30 s ack wait: they came back at once.
-        rest.push(klaw::timeout(Duration::from_secs(5), second.recv()).await.unwrap().unwrap());
+        rest.push(
+            klaw::cancel::fail_after(Duration::from_secs(5), second.recv()).await.unwrap().unwrap(),
+        );
     }
     rest.sort_unstable();
     assert_eq!(rest, (1..10).collect::<Vec<_>>());
@@ -175,6 +179,6 @@ async fn a_watch_value_set_in_one_process_is_seen_in_another() {
     let (_, mut rx) = two.watch::<String>("mode", "ignored: already set".to_owned()).await.unwrap();
     assert_eq!(*rx.borrow(), "normal");
     tx.send("maintenance".to_owned()).await.unwrap();
-    klaw::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+    klaw::cancel::fail_after(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
     assert_eq!(*rx.borrow_and_update(), "maintenance");
 }

@@ -25,7 +25,7 @@ const LIST_MODE: &str = "KLAW_NATS_TEST_LIST";
 async fn mark_then_work(dir: String, millis: u64) -> u32 {
     let pid = std::process::id();
     std::fs::write(Path::new(&dir).join(format!("started-{pid}")), b"").unwrap();
-    klaw::sleep(Duration::from_millis(millis)).await;
+    klaw::time::sleep(Duration::from_millis(millis)).await;
     pid
 }
 
@@ -119,7 +119,7 @@ fn marks(dir: &Path, prefix: &str) -> Vec<String> {
 }
 
 fn submitter(server: &NatsServer) -> Runtime {
-    let backend = klaw::block_on(NatsBackend::connect(server.config())).unwrap();
+    let backend = klaw::runtime::block_on(NatsBackend::connect(server.config())).unwrap();
     Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap()
 }
 
@@ -144,7 +144,7 @@ fn a_task_whose_worker_is_killed_finishes_on_another() {
     workers.children.push(Workers::start(&server, 1000, 5));
     let second = workers.children[1].id();
 
-    let pid = rt.block_on(klaw::timeout(Duration::from_secs(30), handle)).unwrap();
+    let pid = rt.block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle)).unwrap();
     assert_eq!(pid, Ok(second), "the task should have finished on the second worker");
     let mut started = vec![first.to_string(), second.to_string()];
     started.sort();
@@ -167,7 +167,7 @@ fn a_task_that_kills_every_worker_is_reported_failed_after_its_last_delivery() {
         });
         workers.children.push(Workers::start(&server, 500, 2));
     }
-    let result = rt.block_on(klaw::timeout(Duration::from_secs(30), handle)).unwrap();
+    let result = rt.block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle)).unwrap();
     match result {
         Err(TaskError::Remote(error)) if matches!(*error, RemoteError::MaxDeliveries { .. }) => {
             let RemoteError::MaxDeliveries { name, deliveries } = *error else { unreachable!() };

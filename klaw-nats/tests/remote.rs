@@ -59,7 +59,7 @@ static LONG_STARTS: AtomicUsize = AtomicUsize::new(0);
 #[klaw::task(remote)]
 async fn long_job(millis: u64) -> u64 {
     LONG_STARTS.fetch_add(1, Ordering::SeqCst);
-    klaw::sleep(Duration::from_millis(millis)).await;
+    klaw::time::sleep(Duration::from_millis(millis)).await;
     millis
 }
 
@@ -75,7 +75,7 @@ impl Cluster {
     fn new(config: impl FnOnce(NatsConfig) -> NatsConfig) -> Self {
         let server = NatsServer::start();
         let config = config(server.config());
-        let backend = klaw::block_on(NatsBackend::connect(config)).unwrap();
+        let backend = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap();
         let submitter =
             Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
         let workers = Runtime::builder().workers(2).local().build().unwrap();
@@ -88,7 +88,7 @@ impl Cluster {
 
     /// Starts a worker in this process; cancel the handle to stop it.
     fn start_worker(&self, config: NatsConfig) -> TaskHandle<Result<(), klaw::Error>> {
-        let worker = klaw::block_on(Worker::connect(config)).unwrap().concurrency(4);
+        let worker = klaw::runtime::block_on(Worker::connect(config)).unwrap().concurrency(4);
         self.workers.spawn(worker.run())
     }
 }
@@ -126,7 +126,7 @@ fn a_worker_refuses_an_unknown_task_or_another_build() {
     let cluster = Cluster::new(|c| c);
     let _worker = cluster.start_worker(cluster.config());
     let submit = |job: RemoteJob| {
-        let reply = klaw::block_on(cluster.backend.submit(job)).unwrap();
+        let reply = klaw::runtime::block_on(cluster.backend.submit(job)).unwrap();
         WireOutcome::decode("test", &reply).unwrap()
     };
     let unknown = submit(RemoteJob::new("nowhere::nothing", "app@1.0.0 nothing() -> ()", vec![]));
@@ -145,7 +145,7 @@ fn a_worker_refuses_an_unknown_task_or_another_build() {
     }
     // A refused job is settled, not redelivered.
     wait_until(Duration::from_secs(5), "the queue is empty", || {
-        klaw::block_on(cluster.backend.queued()).unwrap() == 0
+        klaw::runtime::block_on(cluster.backend.queued()).unwrap() == 0
     });
 }
 
@@ -164,7 +164,7 @@ fn cancel_reaches_the_worker_running_the_task() {
         RUNNING_DROPPED.load(Ordering::SeqCst)
     });
     wait_until(Duration::from_secs(5), "the job left the queue", || {
-        klaw::block_on(cluster.backend.queued()).unwrap() == 0
+        klaw::runtime::block_on(cluster.backend.queued()).unwrap() == 0
     });
 }
 
@@ -173,11 +173,11 @@ fn a_cancelled_job_still_queued_is_removed_before_any_worker_takes_it() {
     let cluster = Cluster::new(|c| c);
     let handle = cluster.submitter.spawn(never_taken());
     wait_until(Duration::from_secs(10), "the job is queued", || {
-        klaw::block_on(cluster.backend.queued()).unwrap() == 1
+        klaw::runtime::block_on(cluster.backend.queued()).unwrap() == 1
     });
     assert!(handle.cancel("changed my mind"));
     wait_until(Duration::from_secs(5), "the job left the queue", || {
-        klaw::block_on(cluster.backend.queued()).unwrap() == 0
+        klaw::runtime::block_on(cluster.backend.queued()).unwrap() == 0
     });
     // A worker that starts now finds nothing to run.
     let worker = cluster.start_worker(cluster.config());
@@ -189,7 +189,7 @@ fn a_cancelled_job_still_queued_is_removed_before_any_worker_takes_it() {
 #[test]
 fn a_task_from_another_crate_runs_and_the_worker_lists_it() {
     let cluster = Cluster::new(|c| c);
-    let worker = klaw::block_on(Worker::connect(cluster.config())).unwrap();
+    let worker = klaw::runtime::block_on(Worker::connect(cluster.config())).unwrap();
     let names: Vec<_> = worker.tasks().iter().map(|t| t.name()).collect();
     assert!(names.contains(&"klaw_nats_test_tasks::count_words"), "{names:?}");
     let _worker = cluster.workers.spawn(worker.run());

@@ -112,7 +112,7 @@ impl ScopeError {
     /// The first failure.
     ///
     /// ```
-    /// # fn check(failures: &klaw::ScopeError) -> &klaw::Error {
+    /// # fn check(failures: &klaw::scope::ScopeError) -> &klaw::Error {
     /// failures.first()
     /// # }
     /// ```
@@ -123,7 +123,7 @@ impl ScopeError {
     /// Every failure, the first first.
     ///
     /// ```
-    /// # fn check(failures: &klaw::ScopeError) -> usize {
+    /// # fn check(failures: &klaw::scope::ScopeError) -> usize {
     /// failures.errors().iter().filter(|e| matches!(e, klaw::Error::Task(_))).count()
     /// # }
     /// ```
@@ -134,7 +134,7 @@ impl ScopeError {
     /// How many failures (at least two).
     ///
     /// ```
-    /// # fn check(failures: &klaw::ScopeError) -> bool {
+    /// # fn check(failures: &klaw::scope::ScopeError) -> bool {
     /// failures.len() >= 2
     /// # }
     /// ```
@@ -145,7 +145,7 @@ impl ScopeError {
     /// Always false: a `ScopeError` holds at least two errors.
     ///
     /// ```
-    /// # fn check(failures: &klaw::ScopeError) -> bool {
+    /// # fn check(failures: &klaw::scope::ScopeError) -> bool {
     /// !failures.is_empty()
     /// # }
     /// ```
@@ -156,7 +156,7 @@ impl ScopeError {
     /// Takes the failures out, the first first.
     ///
     /// ```
-    /// # fn check(failures: klaw::ScopeError) -> Vec<klaw::Error> {
+    /// # fn check(failures: klaw::scope::ScopeError) -> Vec<klaw::Error> {
     /// failures.into_errors()
     /// # }
     /// ```
@@ -189,9 +189,9 @@ impl std::error::Error for ScopeError {
 ///     tx.send(1).await?; // SendError<u32> → klaw::Error
 ///     Ok(())
 /// }
-/// let (tx, rx) = klaw::channel::<u32>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
 /// drop(rx);
-/// let error = klaw::block_on(forward(&tx)).unwrap_err();
+/// let error = klaw::runtime::block_on(forward(&tx)).unwrap_err();
 /// let klaw::Error::Other(inner) = error else { panic!() };
 /// assert_eq!(inner.downcast::<klaw::channel::SendError<u32>>().unwrap().into_inner(), 1);
 /// ```

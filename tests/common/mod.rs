@@ -116,9 +116,9 @@ pub struct FetchError(pub u32);
 pub fn failing(
     id: u32,
     after: Duration,
-) -> klaw::Task<impl Future<Output = Result<(), FetchError>>, klaw::Fallible> {
+) -> klaw::Task<impl Future<Output = Result<(), FetchError>>, klaw::task::Fallible> {
     klaw::Task::fallible(async move {
-        klaw::sleep(after).await;
+        klaw::time::sleep(after).await;
         Err(FetchError(id))
     })
 }

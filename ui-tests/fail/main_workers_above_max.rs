@@ -1,3 +1,3 @@
-// One more than klaw::MAX_WORKERS (1024); the pass case `entry_limits.rs` accepts 1024.
+// One more than klaw::runtime::MAX_WORKERS (1024); the pass case `entry_limits.rs` accepts 1024.
 #[klaw::main(workers = 1025)]
 async fn main() {}

@@ -4,7 +4,7 @@ async fn run() -> Result<(), klaw::Error> {
     klaw::scope!(|s| {
         let shared = Rc::new(1);
         s.spawn(async move {
-            klaw::sleep(std::time::Duration::from_millis(1)).await;
+            klaw::time::sleep(std::time::Duration::from_millis(1)).await;
             *shared
         });
         Ok(())

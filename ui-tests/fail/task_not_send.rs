@@ -3,7 +3,7 @@ use std::rc::Rc;
 #[klaw::task]
 async fn count(items: Vec<u32>) -> usize {
     let shared = Rc::new(items);
-    klaw::sleep(std::time::Duration::from_millis(1)).await;
+    klaw::time::sleep(std::time::Duration::from_millis(1)).await;
     shared.len()
 }
 

@@ -1,5 +1,5 @@
 // The largest values the macros accept are exactly the runtime's limits.
-const _: () = assert!(klaw::MAX_WORKERS == 1024 && klaw::MAX_BLOCKING_THREADS == 4096);
+const _: () = assert!(klaw::runtime::MAX_WORKERS == 1024 && klaw::runtime::MAX_BLOCKING_THREADS == 4096);
 
 #[klaw::main(workers = 1024, max_blocking_threads = 4096)]
 async fn largest() {}

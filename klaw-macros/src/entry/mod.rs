@@ -25,8 +25,8 @@ impl EntryKind {
     }
 }
 
-/// The options both attributes accept. The ranges match `klaw::MAX_WORKERS` and
-/// `klaw::MAX_BLOCKING_THREADS` (a ui test pins both ends).
+/// The options both attributes accept. The ranges match `klaw::runtime::MAX_WORKERS` and
+/// `klaw::runtime::MAX_BLOCKING_THREADS` (a ui test pins both ends).
 pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "workers", form: "workers = N" },
     OptionSpec { name: "max_blocking_threads", form: "max_blocking_threads = N" },

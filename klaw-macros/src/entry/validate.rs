@@ -44,7 +44,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
             "timeout" if kind == EntryKind::Main => Err(syn::Error::new_spanned(
                 &arg.key,
                 "`timeout` is for #[klaw::test] only: bound the work inside `main` with \
-                 `klaw::fail_after` or `scope!(timeout = ...)`",
+                 `klaw::cancel::fail_after` or `scope!(timeout = ...)`",
             )),
             "timeout" => duration_value(arg).map(|timeout| plan.timeout = Some(timeout)),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),

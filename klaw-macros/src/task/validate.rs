@@ -53,7 +53,7 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
         errors.push(syn::Error::new_spanned(
             key,
             "a blocking task cannot be interrupted, so `timeout` cannot end it: check \
-             `klaw::is_cancelled()` in its loop, and bound it from the caller's scope instead",
+             `klaw::cancel::is_cancelled()` in its loop, and bound it from the caller's scope instead",
         ));
     }
 

@@ -219,7 +219,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// Until something new is published, or the close-check interval passes.
     async fn wait_for_news(&mut self) {
         let next = async_compat::Compat::new(self.wakeups.next());
-        let timeout = klaw_rt::sleep(CLOSE_CHECK);
+        let timeout = klaw_rt::time::sleep(CLOSE_CHECK);
         let _ = futures_util::future::select(std::pin::pin!(next), std::pin::pin!(timeout)).await;
     }
 }

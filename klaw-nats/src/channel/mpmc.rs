@@ -250,7 +250,7 @@ async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), Sen
             Err(TrySendError::Full(back)) => value = back,
         }
         // Full: the server does not tell when room frees up, so look again, less often.
-        klaw_rt::sleep(pause).await;
+        klaw_rt::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

@@ -49,7 +49,7 @@ where
     .await
     .map_err(NatsError::jetstream("opening the watch channel"))?;
     let current = current.and_then(|bytes| rmp_serde::from_slice(&bytes).ok()).unwrap_or(initial);
-    let (local_tx, local_rx) = klaw_rt::watch(current);
+    let (local_tx, local_rx) = klaw_rt::channel::watch::channel(current);
     connection.tokio.spawn(async move {
         while let Some(Ok(entry)) = watch.next().await {
             if entry.operation != kv::Operation::Put {

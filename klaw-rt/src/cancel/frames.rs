@@ -121,7 +121,7 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
 /// let handle = rt.spawn_blocking(|| {
 ///     let mut steps = 0u64;
-///     while !klaw::is_cancelled() {
+///     while !klaw::cancel::is_cancelled() {
 ///         steps += 1;
 ///         std::thread::sleep(std::time::Duration::from_millis(1));
 ///     }
@@ -130,7 +130,7 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
 /// std::thread::sleep(std::time::Duration::from_millis(20));
 /// handle.cancel("enough");
 /// assert!(rt.block_on(handle).is_err()); // cancelled: the steps are discarded
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub fn is_cancelled() -> bool {
     around_here(RegionState::is_cancelled, Header::is_cancelled)

@@ -9,15 +9,15 @@ use std::task::Poll;
 use loom::future::block_on;
 use loom::thread;
 
-use crate::cancel::CancelScope;
+use crate::cancel::Region;
 use crate::task::CancelReason;
 
 #[test]
 fn loom_a_region_cancelled_while_its_nested_region_completes() {
     loom::model(|| {
-        let outer = CancelScope::new();
+        let outer = Region::new();
         let outer_token = outer.token();
-        let inner = CancelScope::new();
+        let inner = Region::new();
         let inner_token = inner.token();
         let canceller = thread::spawn(move || outer_token.cancel("outer"));
         let mut inner_result = None;
@@ -41,7 +41,7 @@ fn loom_a_region_cancelled_while_its_nested_region_completes() {
 #[test]
 fn loom_a_completion_after_the_regions_cancel_does_not_win() {
     loom::model(|| {
-        let region = CancelScope::new();
+        let region = Region::new();
         let token = region.token();
         let canceller = token.clone();
         let cancel = thread::spawn(move || canceller.cancel("stop"));

@@ -1,4 +1,4 @@
-//! Cancel regions: `CancelScope`, `move_on_after` / `fail_after` and their absolute forms,
+//! Cancel regions: `Region`, `move_on_after` / `fail_after` and their absolute forms,
 //! `shield` for cleanup that must finish, and `checkpoint` for CPU-bound async code.
 //!
 //! Cancellation in Rust is dropping a future. A region decides *when* to drop what it runs (its
@@ -14,7 +14,7 @@ mod shield;
 mod state;
 
 pub use frames::is_cancelled;
-pub use region::{CancelOnDrop, CancelScope, CancelToken, Cancellable, Cancelled};
+pub use region::{CancelOnDrop, Cancellable, Cancelled, Region, Token};
 pub use shield::{Shielded, shield};
 pub(crate) use state::RegionState;
 
@@ -29,41 +29,41 @@ use crate::time::Elapsed;
 ///
 /// ```
 /// use std::time::Duration;
-/// klaw::block_on(async {
-///     let slow = klaw::move_on_after(Duration::from_millis(5), klaw::sleep(Duration::from_secs(60)));
+/// klaw::runtime::block_on(async {
+///     let slow = klaw::cancel::move_on_after(Duration::from_millis(5), klaw::time::sleep(Duration::from_secs(60)));
 ///     assert_eq!(slow.await, None);
-///     assert_eq!(klaw::move_on_after(Duration::from_secs(60), async { 1 }).await, Some(1));
+///     assert_eq!(klaw::cancel::move_on_after(Duration::from_secs(60), async { 1 }).await, Some(1));
 /// });
 /// ```
 pub async fn move_on_after<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
-    CancelScope::new().timeout(duration).run(future).await.ok()
+    Region::new().timeout(duration).run(future).await.ok()
 }
 
 /// Runs `future` until `deadline`; `None` if the deadline passed first.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// klaw::block_on(async {
+/// klaw::runtime::block_on(async {
 ///     let deadline = Instant::now() + Duration::from_millis(5);
-///     assert_eq!(klaw::move_on_at(deadline, std::future::pending::<()>()).await, None);
+///     assert_eq!(klaw::cancel::move_on_at(deadline, std::future::pending::<()>()).await, None);
 /// });
 /// ```
 pub async fn move_on_at<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    CancelScope::new().deadline(deadline).run(future).await.ok()
+    Region::new().deadline(deadline).run(future).await.ok()
 }
 
 /// Runs `future` for at most `duration`, or fails with a typed [`Elapsed`] (which `?` turns into
-/// [`klaw::Error`](crate::Error)).
+/// [`klaw::Error`](crate::error::Error)).
 ///
 /// ```
 /// use std::time::Duration;
-/// klaw::block_on(async {
-///     let error = klaw::fail_after(Duration::from_millis(5), std::future::pending::<()>()).await;
+/// klaw::runtime::block_on(async {
+///     let error = klaw::cancel::fail_after(Duration::from_millis(5), std::future::pending::<()>()).await;
 ///     assert_eq!(error.unwrap_err().after(), Duration::from_millis(5));
 /// });
 /// ```
 pub async fn fail_after<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let outcome = CancelScope::new().timeout(duration).run(future).await;
+    let outcome = Region::new().timeout(duration).run(future).await;
     outcome.map_err(|_: CancelReason| Elapsed::new(duration))
 }
 
@@ -71,14 +71,14 @@ pub async fn fail_after<F: Future>(duration: Duration, future: F) -> Result<F::O
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// klaw::block_on(async {
+/// klaw::runtime::block_on(async {
 ///     let deadline = Instant::now() + Duration::from_millis(5);
-///     assert!(klaw::fail_at(deadline, std::future::pending::<()>()).await.is_err());
+///     assert!(klaw::cancel::fail_at(deadline, std::future::pending::<()>()).await.is_err());
 /// });
 /// ```
 pub async fn fail_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
     let after = deadline.saturating_duration_since(Instant::now());
-    let outcome = CancelScope::new().deadline(deadline).run(future).await;
+    let outcome = Region::new().deadline(deadline).run(future).await;
     outcome.map_err(|_: CancelReason| Elapsed::new(after))
 }
 
@@ -88,17 +88,17 @@ pub async fn fail_at<F: Future>(deadline: Instant, future: F) -> Result<F::Outpu
 ///
 /// ```
 /// use std::time::Duration;
-/// klaw::block_on(async {
+/// klaw::runtime::block_on(async {
 ///     let busy = async {
 ///         let mut rounds = 0u64;
 ///         loop {
 ///             rounds += 1; // some CPU-bound step
-///             klaw::checkpoint().await;
+///             klaw::cancel::checkpoint().await;
 ///         }
 ///         #[allow(unreachable_code)]
 ///         rounds
 ///     };
-///     assert_eq!(klaw::move_on_after(Duration::from_millis(5), busy).await, None);
+///     assert_eq!(klaw::cancel::move_on_after(Duration::from_millis(5), busy).await, None);
 /// });
 /// ```
 pub async fn checkpoint() {

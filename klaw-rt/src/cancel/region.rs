@@ -1,4 +1,4 @@
-//! `CancelScope`: a region of async code that is cancelled as a unit, by a token or a deadline.
+//! `Region`: a region of async code that is cancelled as a unit, by a token or a deadline.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -20,36 +20,36 @@ use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 
 /// A cancel region, as in trio: the future it runs is dropped when the region is cancelled by
-/// its [`CancelToken`] or when its deadline passes, and the region then returns the reason.
+/// its [`Token`] or when its deadline passes, and the region then returns the reason.
 /// Regions nest: cancelling an outer one drops everything inside it, inner regions and the
-/// children of inner scopes included. Inside a region, [`is_cancelled`](crate::is_cancelled)
-/// reports the region's state, and a [`shield`](crate::shield) holds the region open until the
+/// children of inner scopes included. Inside a region, [`is_cancelled`](crate::cancel::is_cancelled)
+/// reports the region's state, and a [`shield`](crate::cancel::shield) holds the region open until the
 /// shielded future finishes.
 ///
 /// ```
-/// use klaw::{CancelReason, CancelScope};
+/// use klaw::{CancelReason, cancel::Region};
 /// use std::time::Duration;
 ///
-/// klaw::block_on(async {
-///     let region = CancelScope::new().timeout(Duration::from_secs(60));
+/// klaw::runtime::block_on(async {
+///     let region = Region::new().timeout(Duration::from_secs(60));
 ///     let token = region.token();
 ///     token.cancel("operator pressed stop");
-///     let result = region.run(klaw::sleep(Duration::from_secs(60))).await;
+///     let result = region.run(klaw::time::sleep(Duration::from_secs(60))).await;
 ///     assert_eq!(result, Err(CancelReason::user("operator pressed stop")));
 /// });
 /// ```
-#[must_use = "a CancelScope does nothing until `run` is awaited"]
+#[must_use = "a Region does nothing until `run` is awaited"]
 #[derive(Default)]
-pub struct CancelScope {
+pub struct Region {
     state: Arc<RegionState>,
     deadline: Option<Instant>,
 }
 
-impl CancelScope {
+impl Region {
     /// A region with no deadline, cancelled only through its token.
     ///
     /// ```
-    /// let region = klaw::CancelScope::new();
+    /// let region = klaw::cancel::Region::new();
     /// assert!(!region.token().is_cancelled());
     /// ```
     pub fn new() -> Self {
@@ -63,9 +63,9 @@ impl CancelScope {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// klaw::block_on(async {
-    ///     let region = klaw::CancelScope::new().deadline(Instant::now() + Duration::from_millis(5));
-    ///     let result = region.run(klaw::sleep(Duration::from_secs(60))).await;
+    /// klaw::runtime::block_on(async {
+    ///     let region = klaw::cancel::Region::new().deadline(Instant::now() + Duration::from_millis(5));
+    ///     let result = region.run(klaw::time::sleep(Duration::from_secs(60))).await;
     ///     assert_eq!(result, Err(klaw::CancelReason::Deadline));
     /// });
     /// ```
@@ -78,9 +78,9 @@ impl CancelScope {
     ///
     /// ```
     /// use std::time::Duration;
-    /// klaw::block_on(async {
-    ///     let region = klaw::CancelScope::new().timeout(Duration::from_millis(5));
-    ///     assert!(region.run(klaw::sleep(Duration::from_secs(60))).await.is_err());
+    /// klaw::runtime::block_on(async {
+    ///     let region = klaw::cancel::Region::new().timeout(Duration::from_millis(5));
+    ///     assert!(region.run(klaw::time::sleep(Duration::from_secs(60))).await.is_err());
     /// });
     /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
@@ -90,21 +90,21 @@ impl CancelScope {
     /// A cloneable, `Send` handle that cancels this region from anywhere.
     ///
     /// ```
-    /// let region = klaw::CancelScope::new();
+    /// let region = klaw::cancel::Region::new();
     /// let token = region.token();
     /// assert!(token.cancel("stop"));
     /// assert!(!token.clone().cancel("again")); // the first reason wins
     /// ```
-    pub fn token(&self) -> CancelToken {
-        CancelToken(self.state.clone())
+    pub fn token(&self) -> Token {
+        Token(self.state.clone())
     }
 
     /// Runs `future` inside the region: `Ok(output)` if it finishes, `Err(reason)` if the region
     /// is cancelled first (the future is then dropped, at the `.await` it was waiting on).
     ///
     /// ```
-    /// klaw::block_on(async {
-    ///     assert_eq!(klaw::CancelScope::new().run(async { 3 }).await, Ok(3));
+    /// klaw::runtime::block_on(async {
+    ///     assert_eq!(klaw::cancel::Region::new().run(async { 3 }).await, Ok(3));
     /// });
     /// ```
     pub fn run<F: Future>(self, future: F) -> Cancellable<F> {
@@ -120,16 +120,16 @@ impl CancelScope {
     }
 }
 
-impl fmt::Debug for CancelScope {
+impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelScope")
+        f.debug_struct("Region")
             .field("deadline", &self.deadline)
             .field("cancelled", &self.state.reason())
             .finish()
     }
 }
 
-/// Cancels a [`CancelScope`] from anywhere, and tells anyone who asks whether it was: cloneable,
+/// Cancels a [`Region`] from anywhere, and tells anyone who asks whether it was: cloneable,
 /// `Send` and `Sync`. A region's token also hears the cancellation of everything around the
 /// region (an enclosing region, its scope, its task), with that cancellation's reason; and a
 /// token can have children ([`child`](Self::child)) that are cancelled with it, as
@@ -137,37 +137,37 @@ impl fmt::Debug for CancelScope {
 ///
 /// ```
 /// use std::time::Duration;
-/// let region = klaw::CancelScope::new();
+/// let region = klaw::cancel::Region::new();
 /// let token = region.token();
 /// std::thread::spawn(move || {
 ///     std::thread::sleep(Duration::from_millis(5));
 ///     token.cancel("from another thread");
 /// });
-/// let result = klaw::block_on(region.run(klaw::sleep(Duration::from_secs(60))));
+/// let result = klaw::runtime::block_on(region.run(klaw::time::sleep(Duration::from_secs(60))));
 /// assert!(result.is_err());
 /// ```
 #[derive(Clone)]
-pub struct CancelToken(Arc<RegionState>);
+pub struct Token(Arc<RegionState>);
 
-impl CancelToken {
+impl Token {
     /// A token of its own, tied to no region: cancel it, hand out its [`child`](Self::child)
     /// tokens, or run futures until it is cancelled.
     ///
     /// ```
-    /// let token = klaw::CancelToken::new();
+    /// let token = klaw::cancel::Token::new();
     /// assert!(!token.is_cancelled());
     /// token.cancel("stop");
     /// assert!(token.is_cancelled());
     /// ```
     pub fn new() -> Self {
-        CancelToken(RegionState::new())
+        Token(RegionState::new())
     }
 
     /// A token cancelled whenever this one is (with this one's reason), and which can be
     /// cancelled alone without touching this one. Chains hold even if a middle token is dropped.
     ///
     /// ```
-    /// let parent = klaw::CancelToken::new();
+    /// let parent = klaw::cancel::Token::new();
     /// let child = parent.child();
     /// child.cancel("only the child");
     /// assert!(!parent.is_cancelled());
@@ -175,16 +175,16 @@ impl CancelToken {
     /// parent.cancel("everyone");
     /// assert_eq!(other.reason(), Some(klaw::CancelReason::user("everyone")));
     /// ```
-    pub fn child(&self) -> CancelToken {
+    pub fn child(&self) -> Token {
         let child = RegionState::new();
         child.listen_to(&self.0, Tie::Token);
-        CancelToken(child)
+        Token(child)
     }
 
     /// Cancels the region; true if this call decided it (the first reason wins).
     ///
     /// ```
-    /// let token = klaw::CancelScope::new().token();
+    /// let token = klaw::cancel::Region::new().token();
     /// assert!(token.cancel(klaw::CancelReason::Shutdown));
     /// assert_eq!(token.reason(), Some(klaw::CancelReason::Shutdown));
     /// ```
@@ -196,7 +196,7 @@ impl CancelToken {
     /// around the region.
     ///
     /// ```
-    /// let token = klaw::CancelScope::new().token();
+    /// let token = klaw::cancel::Region::new().token();
     /// assert!(!token.is_cancelled());
     /// token.cancel("stop");
     /// assert!(token.is_cancelled());
@@ -208,7 +208,7 @@ impl CancelToken {
     /// Why it was cancelled, if it was: the first cancellation it heard.
     ///
     /// ```
-    /// let token = klaw::CancelScope::new().token();
+    /// let token = klaw::cancel::Region::new().token();
     /// assert_eq!(token.reason(), None);
     /// ```
     pub fn reason(&self) -> Option<CancelReason> {
@@ -220,10 +220,10 @@ impl CancelToken {
     /// Cancel safe: dropping the future loses nothing.
     ///
     /// ```
-    /// let token = klaw::CancelToken::new();
+    /// let token = klaw::cancel::Token::new();
     /// let waiter = token.clone();
     /// std::thread::spawn(move || token.cancel("done"));
-    /// let reason = klaw::block_on(waiter.cancelled());
+    /// let reason = klaw::runtime::block_on(waiter.cancelled());
     /// assert_eq!(reason, klaw::CancelReason::user("done"));
     /// ```
     pub fn cancelled(&self) -> Cancelled<'_> {
@@ -234,20 +234,20 @@ impl CancelToken {
     /// future is dropped). Like tokio-util's `run_until_cancelled`, with the reason.
     ///
     /// ```
-    /// let token = klaw::CancelToken::new();
+    /// let token = klaw::cancel::Token::new();
     /// token.cancel("stop");
-    /// let outcome = klaw::block_on(token.run_until_cancelled(std::future::pending::<()>()));
+    /// let outcome = klaw::runtime::block_on(token.run_until_cancelled(std::future::pending::<()>()));
     /// assert_eq!(outcome, Err(klaw::CancelReason::user("stop")));
     /// ```
     pub fn run_until_cancelled<F: Future>(&self, future: F) -> Cancellable<F> {
-        CancelScope { state: self.child().0, deadline: None }.run(future)
+        Region { state: self.child().0, deadline: None }.run(future)
     }
 
     /// A guard that cancels the token when dropped (with [`CancelReason::ParentCancelled`]),
     /// unless [`disarm`](CancelOnDrop::disarm)ed.
     ///
     /// ```
-    /// let token = klaw::CancelToken::new();
+    /// let token = klaw::cancel::Token::new();
     /// drop(token.clone().cancel_on_drop());
     /// assert!(token.is_cancelled());
     /// ```
@@ -256,25 +256,25 @@ impl CancelToken {
     }
 }
 
-impl Default for CancelToken {
+impl Default for Token {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl fmt::Debug for CancelToken {
+impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelToken").field("cancelled", &self.0.reason()).finish()
+        f.debug_struct("Token").field("cancelled", &self.0.reason()).finish()
     }
 }
 
-/// The future of [`CancelToken::cancelled`]: ready with the reason once the token is cancelled.
+/// The future of [`Token::cancelled`]: ready with the reason once the token is cancelled.
 ///
 /// ```
-/// let token = klaw::CancelToken::new();
+/// let token = klaw::cancel::Token::new();
 /// token.cancel("now");
 /// let waiting: klaw::cancel::Cancelled<'_> = token.cancelled();
-/// assert_eq!(klaw::block_on(waiting), klaw::CancelReason::user("now"));
+/// assert_eq!(klaw::runtime::block_on(waiting), klaw::CancelReason::user("now"));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Cancelled<'a> {
@@ -310,26 +310,26 @@ impl fmt::Debug for Cancelled<'_> {
     }
 }
 
-/// Cancels its token when dropped; see [`CancelToken::cancel_on_drop`].
+/// Cancels its token when dropped; see [`Token::cancel_on_drop`].
 ///
 /// ```
-/// let token = klaw::CancelToken::new();
+/// let token = klaw::cancel::Token::new();
 /// let guard = token.clone().cancel_on_drop();
 /// let token_again = guard.disarm();
 /// assert!(!token_again.is_cancelled());
 /// ```
 #[must_use = "dropping the guard cancels the token at once"]
 #[derive(Debug)]
-pub struct CancelOnDrop(Option<CancelToken>);
+pub struct CancelOnDrop(Option<Token>);
 
 impl CancelOnDrop {
     /// Gives the token back without cancelling it.
     ///
     /// ```
-    /// let token = klaw::CancelToken::new().cancel_on_drop().disarm();
+    /// let token = klaw::cancel::Token::new().cancel_on_drop().disarm();
     /// assert!(!token.is_cancelled());
     /// ```
-    pub fn disarm(mut self) -> CancelToken {
+    pub fn disarm(mut self) -> Token {
         self.0.take().expect("the token is there until disarmed or dropped")
     }
 }
@@ -343,14 +343,14 @@ impl Drop for CancelOnDrop {
 }
 
 pin_project! {
-    /// The future of [`CancelScope::run`].
+    /// The future of [`Region::run`].
     ///
     /// It ends only after everything it started has ended: scopes that its future dropped
     /// hand it their children, and it waits for them before it returns.
     ///
     /// ```
-    /// let running: klaw::Cancellable<_> = klaw::CancelScope::new().run(async { 7 });
-    /// assert_eq!(klaw::block_on(running), Ok(7));
+    /// let running: klaw::cancel::Cancellable<_> = klaw::cancel::Region::new().run(async { 7 });
+    /// assert_eq!(klaw::runtime::block_on(running), Ok(7));
     /// ```
     #[must_use = "futures do nothing unless awaited"]
     pub struct Cancellable<F: Future> {

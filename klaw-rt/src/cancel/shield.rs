@@ -15,33 +15,33 @@ use crate::task::core::HeaderRef;
 
 /// Runs `future` to completion even if the task or the cancel regions around it are cancelled
 /// meanwhile: they wait for it before dropping what they contain, and inside it
-/// [`is_cancelled`](crate::is_cancelled) is `false` (unless a region *inside* the shield is
+/// [`is_cancelled`](crate::cancel::is_cancelled) is `false` (unless a region *inside* the shield is
 /// cancelled). Use it for cleanup that must finish; bound it with
-/// [`move_on_after`](crate::move_on_after) so it cannot hold a cancellation forever.
+/// [`move_on_after`](crate::cancel::move_on_after) so it cannot hold a cancellation forever.
 ///
 /// A shield holds up klaw's cancellations of its own task: the task's handle, a cancel region,
 /// a scope cancelling its body. It cannot stop code that drops the future outright (a foreign
 /// `select!` dropping a losing branch, or the runtime shutting down).
 ///
 /// ```
-/// use klaw::{CancelScope, shield};
+/// use klaw::{cancel::{Region, shield}};
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::time::Duration;
 ///
 /// let flushed = AtomicBool::new(false);
-/// klaw::block_on(async {
-///     let region = CancelScope::new();
+/// klaw::runtime::block_on(async {
+///     let region = Region::new();
 ///     let token = region.token();
 ///     let result = region
 ///         .run(async {
 ///             token.cancel("stop"); // cancelled while the cleanup runs
 ///             shield(async {
-///                 assert!(!klaw::is_cancelled());
-///                 klaw::sleep(Duration::from_millis(5)).await;
+///                 assert!(!klaw::cancel::is_cancelled());
+///                 klaw::time::sleep(Duration::from_millis(5)).await;
 ///                 flushed.store(true, Ordering::SeqCst);
 ///             })
 ///             .await;
-///             klaw::sleep(Duration::from_secs(60)).await; // never completes: cancelled
+///             klaw::time::sleep(Duration::from_secs(60)).await; // never completes: cancelled
 ///         })
 ///         .await;
 ///     assert!(result.is_err());
@@ -86,8 +86,8 @@ pin_project! {
     /// The future of [`shield`].
     ///
     /// ```
-    /// let shielded: klaw::Shielded<_> = klaw::shield(async { "cleaned up" });
-    /// assert_eq!(klaw::block_on(shielded), "cleaned up");
+    /// let shielded: klaw::cancel::Shielded<_> = klaw::cancel::shield(async { "cleaned up" });
+    /// assert_eq!(klaw::runtime::block_on(shielded), "cleaned up");
     /// ```
     #[must_use = "futures do nothing unless awaited"]
     pub struct Shielded<F> {

@@ -3,7 +3,7 @@
 //!
 //! A region is cancelled in one of two ways, and the difference matters:
 //! - **its own** cancellation: its token, its deadline, or a parent *token* it was made a child
-//!   of ([`CancelToken::child`](crate::CancelToken::child)). The region stops its future and
+//!   of ([`Token::child`](crate::cancel::Token::child)). The region stops its future and
 //!   returns the reason.
 //! - an **enclosing** one: a region, scope or task it runs inside was cancelled. Its token sees
 //!   that at once (`is_cancelled`, `reason`, `cancelled().await`), but the region does not stop

@@ -19,10 +19,10 @@ use crate::channel::error::SendError;
 ///
 /// ```
 /// use klaw::channel::broadcast::RecvError;
-/// let (tx, mut rx) = klaw::broadcast::<u8>(1);
+/// let (tx, mut rx) = klaw::channel::broadcast::channel::<u8>(1);
 /// tx.send(1).unwrap();
 /// tx.send(2).unwrap();
-/// assert_eq!(klaw::block_on(rx.recv()), Err(RecvError::Lagged(1)));
+/// assert_eq!(klaw::runtime::block_on(rx.recv()), Err(RecvError::Lagged(1)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
@@ -39,7 +39,7 @@ pub enum RecvError {
 ///
 /// ```
 /// use klaw::channel::broadcast::TryRecvError;
-/// let (_tx, mut rx) = klaw::broadcast::<u8>(1);
+/// let (_tx, mut rx) = klaw::channel::broadcast::channel::<u8>(1);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -90,10 +90,10 @@ impl<T> State<T> {
 /// If `capacity` is 0.
 ///
 /// ```
-/// let (tx, mut a) = klaw::broadcast::<u32>(8);
+/// let (tx, mut a) = klaw::channel::broadcast::channel::<u32>(8);
 /// let mut b = tx.subscribe();
 /// tx.send(1).unwrap();
-/// klaw::block_on(async {
+/// klaw::runtime::block_on(async {
 ///     assert_eq!(a.recv().await, Ok(1));
 ///     assert_eq!(b.recv().await, Ok(1)); // every receiver sees every message
 /// });
@@ -114,10 +114,10 @@ pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     (Sender { shared: shared.clone() }, Receiver { shared, next: 0, waiter: None })
 }
 
-/// Sends to every receiver of a [`broadcast`](crate::broadcast()) channel.
+/// Sends to every receiver of a [`broadcast`](crate::channel::broadcast::channel()) channel.
 ///
 /// ```
-/// let (tx, mut rx): (klaw::channel::broadcast::Sender<u8>, _) = klaw::broadcast(4);
+/// let (tx, mut rx): (klaw::channel::broadcast::Sender<u8>, _) = klaw::channel::broadcast::channel(4);
 /// let tx2 = tx.clone();
 /// tx2.send(1).unwrap();
 /// assert_eq!(rx.try_recv(), Ok(1));
@@ -132,7 +132,7 @@ impl<T> Sender<T> {
     /// more than the capacity gets `Lagged`.
     ///
     /// ```
-    /// let (tx, rx) = klaw::broadcast::<u8>(2);
+    /// let (tx, rx) = klaw::channel::broadcast::channel::<u8>(2);
     /// assert_eq!(tx.send(1), Ok(1));
     /// drop(rx);
     /// assert_eq!(tx.send(2).unwrap_err().into_inner(), 2);
@@ -163,7 +163,7 @@ impl<T> Sender<T> {
     /// A new receiver that sees the messages sent from now on.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::broadcast::<u8>(2);
+    /// let (tx, _rx) = klaw::channel::broadcast::channel::<u8>(2);
     /// tx.send(1).unwrap();
     /// let mut late = tx.subscribe();
     /// assert!(late.try_recv().is_err()); // it missed nothing: it came after
@@ -178,7 +178,7 @@ impl<T> Sender<T> {
     /// How many receivers exist.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::broadcast::<u8>(2);
+    /// let (tx, _rx) = klaw::channel::broadcast::channel::<u8>(2);
     /// assert_eq!(tx.receiver_count(), 1);
     /// ```
     pub fn receiver_count(&self) -> usize {
@@ -188,7 +188,7 @@ impl<T> Sender<T> {
     /// The capacity: how many messages are kept for slow receivers.
     ///
     /// ```
-    /// assert_eq!(klaw::broadcast::<u8>(16).0.capacity(), 16);
+    /// assert_eq!(klaw::channel::broadcast::channel::<u8>(16).0.capacity(), 16);
     /// ```
     pub fn capacity(&self) -> usize {
         self.shared.capacity
@@ -225,12 +225,12 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
-/// Receives every message of a [`broadcast`](crate::broadcast()) channel, in order.
+/// Receives every message of a [`broadcast`](crate::channel::broadcast::channel()) channel, in order.
 ///
 /// ```
-/// let (tx, mut rx): (_, klaw::channel::broadcast::Receiver<&str>) = klaw::broadcast(4);
+/// let (tx, mut rx): (_, klaw::channel::broadcast::Receiver<&str>) = klaw::channel::broadcast::channel(4);
 /// tx.send("hello").unwrap();
-/// assert_eq!(klaw::block_on(rx.recv()), Ok("hello"));
+/// assert_eq!(klaw::runtime::block_on(rx.recv()), Ok("hello"));
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
@@ -248,11 +248,11 @@ impl<T: Clone> Receiver<T> {
     ///
     /// ```
     /// use klaw::channel::broadcast::RecvError;
-    /// let (tx, mut rx) = klaw::broadcast::<u32>(2);
+    /// let (tx, mut rx) = klaw::channel::broadcast::channel::<u32>(2);
     /// for i in 0..5 {
     ///     tx.send(i).unwrap();
     /// }
-    /// klaw::block_on(async {
+    /// klaw::runtime::block_on(async {
     ///     assert_eq!(rx.recv().await, Err(RecvError::Lagged(3))); // 0, 1, 2 were dropped
     ///     assert_eq!(rx.recv().await, Ok(3));
     /// });
@@ -265,7 +265,7 @@ impl<T: Clone> Receiver<T> {
     ///
     /// ```
     /// use klaw::channel::broadcast::TryRecvError;
-    /// let (tx, mut rx) = klaw::broadcast::<u32>(2);
+    /// let (tx, mut rx) = klaw::channel::broadcast::channel::<u32>(2);
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     /// tx.send(1).unwrap();
     /// assert_eq!(rx.try_recv(), Ok(1));
@@ -334,7 +334,7 @@ impl<T> Receiver<T> {
     /// A new receiver at the same position as this one.
     ///
     /// ```
-    /// let (tx, mut a) = klaw::broadcast::<u8>(4);
+    /// let (tx, mut a) = klaw::channel::broadcast::channel::<u8>(4);
     /// tx.send(1).unwrap();
     /// let mut b = a.resubscribe();
     /// assert_eq!((a.try_recv(), b.try_recv()), (Ok(1), Ok(1)));
@@ -362,10 +362,10 @@ impl<T> fmt::Debug for Receiver<T> {
 /// The future of [`Receiver::recv`].
 ///
 /// ```
-/// let (tx, mut rx) = klaw::broadcast::<u8>(4);
+/// let (tx, mut rx) = klaw::channel::broadcast::channel::<u8>(4);
 /// tx.send(1).unwrap();
 /// let next: klaw::channel::broadcast::Recv<'_, u8> = rx.recv();
-/// assert_eq!(klaw::block_on(next), Ok(1));
+/// assert_eq!(klaw::runtime::block_on(next), Ok(1));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Recv<'a, T> {

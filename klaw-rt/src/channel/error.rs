@@ -7,9 +7,9 @@ use std::fmt;
 /// not sent and comes back in the error.
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u32>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
 /// drop(rx);
-/// let error = klaw::block_on(tx.send(7)).unwrap_err();
+/// let error = klaw::runtime::block_on(tx.send(7)).unwrap_err();
 /// assert_eq!(error.into_inner(), 7);
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +37,7 @@ impl<T> fmt::Debug for SendError<T> {
 ///
 /// ```
 /// use klaw::channel::TrySendError;
-/// let (tx, rx) = klaw::channel::<u32>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
 /// tx.try_send(1).unwrap();
 /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
 /// drop(rx);
@@ -96,9 +96,9 @@ impl<T> fmt::Debug for TrySendError<T> {
 /// `recv` found the channel closed and drained: no message will ever come.
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u32>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
 /// drop(tx);
-/// assert_eq!(klaw::block_on(rx.recv()), Err(klaw::channel::RecvError::Closed));
+/// assert_eq!(klaw::runtime::block_on(rx.recv()), Err(klaw::channel::RecvError::Closed));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
@@ -111,7 +111,7 @@ pub enum RecvError {
 ///
 /// ```
 /// use klaw::channel::TryRecvError;
-/// let (tx, rx) = klaw::channel::<u32>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 /// drop(tx);
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));

@@ -3,14 +3,14 @@
 //!
 //! | channel | who gets a message | when full |
 //! |---|---|---|
-//! | [`channel(cap)`](crate::channel()) / [`unbounded()`](crate::unbounded()) | exactly **one** receiver (competing consumers, MPMC) | `send` waits, `try_send` gives `Full(value)` back |
-//! | [`broadcast(cap)`](crate::broadcast()) | **every** receiver | never waits: a receiver more than `cap` behind gets `Lagged(n)` |
-//! | [`watch(initial)`](crate::watch()) | every receiver sees the **latest** value | never waits: only the latest is kept |
-//! | [`oneshot()`](crate::oneshot()) | the one receiver, once | never waits |
+//! | [`bounded(cap)`](crate::channel::bounded()) / [`unbounded()`](crate::channel::unbounded()) | exactly **one** receiver (competing consumers, MPMC) | `send` waits, `try_send` gives `Full(value)` back |
+//! | [`broadcast(cap)`](crate::channel::broadcast::channel()) | **every** receiver | never waits: a receiver more than `cap` behind gets `Lagged(n)` |
+//! | [`watch(initial)`](crate::channel::watch::channel()) | every receiver sees the **latest** value | never waits: only the latest is kept |
+//! | [`oneshot()`](crate::channel::oneshot::channel()) | the one receiver, once | never waits |
 //!
 //! A clone of an MPMC [`Receiver`] is *another consumer*, not another subscriber: with two
 //! receivers each message is received once, by one of them. When every receiver must see
-//! every message, that is [`broadcast`](crate::broadcast()).
+//! every message, that is [`broadcast`](crate::channel::broadcast::channel()).
 #![deny(unsafe_code)]
 
 pub mod broadcast;
@@ -38,14 +38,14 @@ use mpmc::chan::Chan;
 /// If `capacity` is 0 (a rendezvous channel is not offered; use 1).
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u32>(64);
-/// klaw::block_on(async {
+/// let (tx, rx) = klaw::channel::bounded::<u32>(64);
+/// klaw::runtime::block_on(async {
 ///     tx.send(1).await.unwrap();
 ///     assert_eq!(rx.recv().await, Ok(1));
 ///     assert_eq!(rx.capacity(), Some(64));
 /// });
 /// ```
-pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     assert!(capacity > 0, "a bounded channel needs a capacity of at least 1");
     pair(Some(capacity))
 }
@@ -54,7 +54,7 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 /// producer is bounded by other means; an unbounded queue turns overload into memory growth.
 ///
 /// ```
-/// let (tx, rx) = klaw::unbounded::<u32>();
+/// let (tx, rx) = klaw::channel::unbounded::<u32>();
 /// for i in 0..1000 {
 ///     tx.try_send(i).unwrap();
 /// }

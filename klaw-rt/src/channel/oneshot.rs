@@ -29,9 +29,9 @@ impl<T> Shared<T> {
 /// A channel for exactly one value.
 ///
 /// ```
-/// let (tx, rx) = klaw::oneshot::<u32>();
+/// let (tx, rx) = klaw::channel::oneshot::channel::<u32>();
 /// std::thread::spawn(move || tx.send(7).unwrap());
-/// assert_eq!(klaw::block_on(rx), Ok(7));
+/// assert_eq!(klaw::runtime::block_on(rx), Ok(7));
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared(Mutex::new(State {
@@ -43,12 +43,12 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     (Sender { shared: shared.clone() }, Receiver { shared })
 }
 
-/// Sends the one value of a [`oneshot`](crate::oneshot()) channel.
+/// Sends the one value of a [`oneshot`](crate::channel::oneshot::channel()) channel.
 ///
 /// ```
-/// let (tx, rx): (klaw::channel::oneshot::Sender<u8>, _) = klaw::oneshot();
+/// let (tx, rx): (klaw::channel::oneshot::Sender<u8>, _) = klaw::channel::oneshot::channel();
 /// tx.send(1).unwrap();
-/// assert_eq!(klaw::block_on(rx), Ok(1));
+/// assert_eq!(klaw::runtime::block_on(rx), Ok(1));
 /// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
@@ -58,7 +58,7 @@ impl<T> Sender<T> {
     /// Sends the value; `Err(SendError(value))` if the receiver is gone.
     ///
     /// ```
-    /// let (tx, rx) = klaw::oneshot::<u8>();
+    /// let (tx, rx) = klaw::channel::oneshot::channel::<u8>();
     /// drop(rx);
     /// assert_eq!(tx.send(1).unwrap_err().into_inner(), 1);
     /// ```
@@ -79,7 +79,7 @@ impl<T> Sender<T> {
     /// True if the receiver is gone, so a send would fail.
     ///
     /// ```
-    /// let (tx, rx) = klaw::oneshot::<u8>();
+    /// let (tx, rx) = klaw::channel::oneshot::channel::<u8>();
     /// drop(rx);
     /// assert!(tx.is_closed());
     /// ```
@@ -106,16 +106,16 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
-/// Receives the one value of a [`oneshot`](crate::oneshot()) channel: await it.
+/// Receives the one value of a [`oneshot`](crate::channel::oneshot::channel()) channel: await it.
 ///
 /// Cancel safety: the receiver is itself the future, so dropping it drops the value with it
 /// (and a later `send` fails, giving the value back to the sender). To wait in a `select!`
 /// without giving it up, await `&mut rx`: the losing arm then drops only the borrow.
 ///
 /// ```
-/// let (tx, mut rx): (_, klaw::channel::oneshot::Receiver<u8>) = klaw::oneshot();
+/// let (tx, mut rx): (_, klaw::channel::oneshot::Receiver<u8>) = klaw::channel::oneshot::channel();
 /// tx.send(2).unwrap();
-/// assert_eq!(klaw::block_on(&mut rx), Ok(2));
+/// assert_eq!(klaw::runtime::block_on(&mut rx), Ok(2));
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
@@ -126,7 +126,7 @@ impl<T> Receiver<T> {
     ///
     /// ```
     /// use klaw::channel::TryRecvError;
-    /// let (tx, mut rx) = klaw::oneshot::<u8>();
+    /// let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     /// tx.send(3).unwrap();
     /// assert_eq!(rx.try_recv(), Ok(3));
@@ -144,7 +144,7 @@ impl<T> Receiver<T> {
     /// Refuses the value from now on: a later `send` fails and gives it back.
     ///
     /// ```
-    /// let (tx, mut rx) = klaw::oneshot::<u8>();
+    /// let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
     /// rx.close();
     /// assert!(tx.send(1).is_err());
     /// ```

@@ -11,8 +11,8 @@ use crate::channel::{Permit, Receiver, Recv, RecvError, Reserve, SendError, Send
 /// one). The arm binds `Result<T, RecvError>`, so closing is always handled.
 ///
 /// ```
-/// fn arm<R: klaw::channel::SelectRecv>(_: &R) {}
-/// let (_tx, rx) = klaw::channel::<u8>(1);
+/// fn arm<R: klaw::__private::SelectRecv>(_: &R) {}
+/// let (_tx, rx) = klaw::channel::bounded::<u8>(1);
 /// arm(&rx);
 /// ```
 #[diagnostic::on_unimplemented(
@@ -50,8 +50,8 @@ impl<R: SelectRecv + ?Sized> SelectRecv for &R {
 /// losing `send` arm consumes nothing.
 ///
 /// ```
-/// fn arm<S: klaw::channel::SelectSend>(_: &S) {}
-/// let (tx, _rx) = klaw::channel::<u8>(1);
+/// fn arm<S: klaw::__private::SelectSend>(_: &S) {}
+/// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
 /// arm(&tx);
 /// ```
 #[diagnostic::on_unimplemented(
@@ -110,11 +110,11 @@ pub fn __random_start(arms: usize) -> usize {
 /// Cancel safety: as for [`Receiver::recv`]; the losing receivers consume nothing.
 ///
 /// ```
-/// let (tx_a, rx_a) = klaw::channel::<&str>(1);
-/// let (_tx_b, rx_b) = klaw::channel::<&str>(1);
+/// let (tx_a, rx_a) = klaw::channel::bounded::<&str>(1);
+/// let (_tx_b, rx_b) = klaw::channel::bounded::<&str>(1);
 /// tx_a.try_send("from a").unwrap();
 /// let receivers = vec![rx_a, rx_b];
-/// let got = klaw::block_on(klaw::channel::select_any(&receivers));
+/// let got = klaw::runtime::block_on(klaw::channel::select_any(&receivers));
 /// assert_eq!(got, Some((0, Ok("from a"))));
 /// ```
 pub async fn select_any<T>(receivers: &[Receiver<T>]) -> Option<(usize, Result<T, RecvError>)> {

@@ -41,10 +41,10 @@ impl<T> Shared<T> {
 /// A watch channel holding `initial` until the first send.
 ///
 /// ```
-/// let (tx, mut rx) = klaw::watch("starting");
+/// let (tx, mut rx) = klaw::channel::watch::channel("starting");
 /// assert_eq!(*rx.borrow(), "starting");
 /// tx.send("ready").unwrap();
-/// klaw::block_on(async {
+/// klaw::runtime::block_on(async {
 ///     rx.changed().await.unwrap();
 ///     assert_eq!(*rx.borrow_and_update(), "ready");
 /// });
@@ -63,10 +63,10 @@ pub fn channel<T>(initial: T) -> (Sender<T>, Receiver<T>) {
     (Sender { shared: shared.clone() }, Receiver { shared, seen: 0, waiter: None })
 }
 
-/// Sets the value of a [`watch`](crate::watch()) channel.
+/// Sets the value of a [`watch`](crate::channel::watch::channel()) channel.
 ///
 /// ```
-/// let (tx, rx): (klaw::channel::watch::Sender<u8>, _) = klaw::watch(0);
+/// let (tx, rx): (klaw::channel::watch::Sender<u8>, _) = klaw::channel::watch::channel(0);
 /// tx.send(1).unwrap();
 /// assert_eq!(*rx.borrow(), 1);
 /// ```
@@ -79,7 +79,7 @@ impl<T> Sender<T> {
     /// receiver (the value is then not stored).
     ///
     /// ```
-    /// let (tx, rx) = klaw::watch(0);
+    /// let (tx, rx) = klaw::channel::watch::channel(0);
     /// tx.send(1).unwrap();
     /// assert_eq!(*rx.borrow(), 1);
     /// drop(rx);
@@ -96,7 +96,7 @@ impl<T> Sender<T> {
     /// Replaces the value whether or not anyone watches, and returns the old one.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::watch(1);
+    /// let (tx, _rx) = klaw::channel::watch::channel(1);
     /// assert_eq!(tx.send_replace(2), 1);
     /// ```
     pub fn send_replace(&self, value: T) -> T {
@@ -119,7 +119,7 @@ impl<T> Sender<T> {
     /// The current value.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::watch(5);
+    /// let (tx, _rx) = klaw::channel::watch::channel(5);
     /// assert_eq!(*tx.borrow(), 5);
     /// ```
     pub fn borrow(&self) -> Ref<'_, T> {
@@ -129,7 +129,7 @@ impl<T> Sender<T> {
     /// A new receiver that has seen the current value.
     ///
     /// ```
-    /// let (tx, rx) = klaw::watch(1);
+    /// let (tx, rx) = klaw::channel::watch::channel(1);
     /// drop(rx);
     /// let rx = tx.subscribe();
     /// assert!(!rx.has_changed().unwrap());
@@ -143,7 +143,7 @@ impl<T> Sender<T> {
     /// How many receivers exist.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::watch(());
+    /// let (tx, _rx) = klaw::channel::watch::channel(());
     /// assert_eq!(tx.receiver_count(), 1);
     /// ```
     pub fn receiver_count(&self) -> usize {
@@ -182,12 +182,12 @@ impl<T: fmt::Debug> fmt::Debug for Sender<T> {
     }
 }
 
-/// Watches the value of a [`watch`](crate::watch()) channel.
+/// Watches the value of a [`watch`](crate::channel::watch::channel()) channel.
 ///
 /// ```
-/// let (tx, mut rx): (_, klaw::channel::watch::Receiver<u8>) = klaw::watch(0);
+/// let (tx, mut rx): (_, klaw::channel::watch::Receiver<u8>) = klaw::channel::watch::channel(0);
 /// tx.send(5).unwrap();
-/// klaw::block_on(rx.changed()).unwrap();
+/// klaw::runtime::block_on(rx.changed()).unwrap();
 /// assert_eq!(*rx.borrow_and_update(), 5);
 /// ```
 pub struct Receiver<T> {
@@ -202,7 +202,7 @@ impl<T> Receiver<T> {
     /// The current value, without marking it seen. Hold the guard briefly: a send waits for it.
     ///
     /// ```
-    /// let (_tx, rx) = klaw::watch(String::from("x"));
+    /// let (_tx, rx) = klaw::channel::watch::channel(String::from("x"));
     /// assert_eq!(rx.borrow().len(), 1);
     /// ```
     pub fn borrow(&self) -> Ref<'_, T> {
@@ -212,7 +212,7 @@ impl<T> Receiver<T> {
     /// The current value, marking it seen.
     ///
     /// ```
-    /// let (tx, mut rx) = klaw::watch(1);
+    /// let (tx, mut rx) = klaw::channel::watch::channel(1);
     /// tx.send(2).unwrap();
     /// assert_eq!(*rx.borrow_and_update(), 2);
     /// assert!(!rx.has_changed().unwrap());
@@ -227,7 +227,7 @@ impl<T> Receiver<T> {
     /// `Err(RecvError::Closed)` if every sender is gone.
     ///
     /// ```
-    /// let (tx, rx) = klaw::watch(1);
+    /// let (tx, rx) = klaw::channel::watch::channel(1);
     /// assert_eq!(rx.has_changed(), Ok(false));
     /// tx.send(2).unwrap();
     /// assert_eq!(rx.has_changed(), Ok(true));
@@ -247,9 +247,9 @@ impl<T> Receiver<T> {
     /// change.
     ///
     /// ```
-    /// let (tx, mut rx) = klaw::watch(0);
+    /// let (tx, mut rx) = klaw::channel::watch::channel(0);
     /// std::thread::spawn(move || tx.send(1).unwrap());
-    /// klaw::block_on(async {
+    /// klaw::runtime::block_on(async {
     ///     rx.changed().await.unwrap();
     ///     assert_eq!(*rx.borrow(), 1);
     /// });
@@ -314,7 +314,7 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 /// A read guard on a watch channel's value.
 ///
 /// ```
-/// let (_tx, rx) = klaw::watch(vec![1, 2]);
+/// let (_tx, rx) = klaw::channel::watch::channel(vec![1, 2]);
 /// let value: klaw::channel::watch::Ref<'_, Vec<i32>> = rx.borrow();
 /// assert_eq!(value.len(), 2);
 /// ```
@@ -337,10 +337,10 @@ impl<T: fmt::Debug> fmt::Debug for Ref<'_, T> {
 /// The future of [`Receiver::changed`].
 ///
 /// ```
-/// let (tx, mut rx) = klaw::watch(0);
+/// let (tx, mut rx) = klaw::channel::watch::channel(0);
 /// tx.send(1).unwrap();
 /// let changed: klaw::channel::watch::Changed<'_, i32> = rx.changed();
-/// assert_eq!(klaw::block_on(changed), Ok(()));
+/// assert_eq!(klaw::runtime::block_on(changed), Ok(()));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed<'a, T> {

@@ -75,7 +75,7 @@ impl LogEvent {
     /// klaw::log::LogConfig::default().without_output().init()?;
     /// let (tx, rx) = std::sync::mpsc::channel();
     /// klaw::log::add_hook(move |event| { let _ = tx.send(event.scope_name().map(str::to_owned)); });
-    /// klaw::block_on(async {
+    /// klaw::runtime::block_on(async {
     ///     klaw::scope!(name = "crawl", |s| {
     ///         s.spawn_local(async { tracing::info!("child") });
     ///         Ok(())

@@ -103,7 +103,7 @@ pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>
 ///     fn cancel(&self, _job: &JobId, _reason: &klaw::CancelReason) {}
 /// }
 /// let rt = klaw::Runtime::builder().workers(1).backend(std::sync::Arc::new(Refuse)).build()?;
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub trait RemoteBackend: Send + Sync + fmt::Debug + 'static {
     /// Submits a job; resolves with the worker's encoded reply. Dropping the future before it

@@ -28,7 +28,7 @@ struct PoolState {
     threads: usize,
     idle: usize,
     shutdown: bool,
-    /// Tasks running now, so shutdown can cancel them (they see `klaw::is_cancelled()`).
+    /// Tasks running now, so shutdown can cancel them (they see `klaw::cancel::is_cancelled()`).
     running: HashMap<TaskId, HeaderRef>,
 }
 

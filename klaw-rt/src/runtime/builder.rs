@@ -13,7 +13,7 @@ use crate::runtime::{Runtime, RuntimeConfig, WorkersFrom};
 /// The runtime could not be built.
 ///
 /// ```
-/// let error: klaw::BuildError = klaw::Runtime::builder().workers(0).build().unwrap_err();
+/// let error: klaw::runtime::BuildError = klaw::Runtime::builder().workers(0).build().unwrap_err();
 /// println!("{error}");
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum BuildError {
 /// assert_eq!(rt.worker_count(), 3);
 /// let err = klaw::Runtime::builder().workers(0).build().unwrap_err();
 /// assert_eq!(err.to_string(), "Builder::workers=0 is out of range: expected 1 to 1024");
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a Builder does nothing until `build` is called"]
@@ -76,7 +76,7 @@ impl Builder {
     /// # }
     /// let rt = klaw::Runtime::builder().backend(std::sync::Arc::new(Elsewhere)).build()?;
     /// assert!(rt.has_remote_backend());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn backend(mut self, backend: Arc<dyn RemoteBackend>) -> Self {
         self.backend = Some(Backend::Remote(backend));
@@ -88,7 +88,7 @@ impl Builder {
     /// ```
     /// let rt = klaw::Runtime::builder().local().build()?;
     /// assert!(!rt.has_remote_backend());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn local(mut self) -> Self {
         self.backend = Some(Backend::Local);
@@ -100,7 +100,7 @@ impl Builder {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(4).build()?;
     /// assert_eq!(rt.worker_count(), 4);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
@@ -112,7 +112,7 @@ impl Builder {
     /// ```
     /// let rt = klaw::Runtime::builder().max_blocking_threads(8).build()?;
     /// assert_eq!(rt.config().max_blocking_threads, 8);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn max_blocking_threads(mut self, threads: usize) -> Self {
         self.max_blocking_threads = Some(threads);
@@ -125,7 +125,7 @@ impl Builder {
     /// use std::time::Duration;
     /// let rt = klaw::Runtime::builder().blocking_keep_alive(Duration::from_secs(1)).build()?;
     /// assert_eq!(rt.block_on(rt.spawn_blocking(|| 1)), Ok(1));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Self {
         self.blocking_keep_alive = keep_alive;
@@ -152,8 +152,8 @@ impl Builder {
     ///
     /// ```
     /// let config = klaw::Runtime::builder().workers(2).config()?;
-    /// assert_eq!((config.workers, config.workers_from), (2, klaw::WorkersFrom::Builder));
-    /// # Ok::<(), klaw::ConfigError>(())
+    /// assert_eq!((config.workers, config.workers_from), (2, klaw::runtime::WorkersFrom::Builder));
+    /// # Ok::<(), klaw::runtime::ConfigError>(())
     /// ```
     pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
         let mut config = match self.workers {

@@ -9,19 +9,19 @@ use std::fmt;
 /// The environment variable that overrides the detected worker count.
 ///
 /// ```
-/// assert_eq!(klaw::WORKERS_ENV, "KLAW_WORKERS");
+/// assert_eq!(klaw::runtime::WORKERS_ENV, "KLAW_WORKERS");
 /// ```
 pub const WORKERS_ENV: &str = "KLAW_WORKERS";
 /// The most worker threads a runtime accepts.
 ///
 /// ```
-/// assert!(klaw::Runtime::builder().workers(klaw::MAX_WORKERS + 1).build().is_err());
+/// assert!(klaw::Runtime::builder().workers(klaw::runtime::MAX_WORKERS + 1).build().is_err());
 /// ```
 pub const MAX_WORKERS: usize = 1024;
 /// The most blocking-pool threads a runtime accepts.
 ///
 /// ```
-/// let too_many = klaw::MAX_BLOCKING_THREADS + 1;
+/// let too_many = klaw::runtime::MAX_BLOCKING_THREADS + 1;
 /// assert!(klaw::Runtime::builder().max_blocking_threads(too_many).build().is_err());
 /// ```
 pub const MAX_BLOCKING_THREADS: usize = 4096;
@@ -29,8 +29,8 @@ pub const MAX_BLOCKING_THREADS: usize = 4096;
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
-/// assert_eq!(rt.config().max_blocking_threads, klaw::DEFAULT_MAX_BLOCKING_THREADS);
-/// # Ok::<(), klaw::BuildError>(())
+/// assert_eq!(rt.config().max_blocking_threads, klaw::runtime::DEFAULT_MAX_BLOCKING_THREADS);
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 512;
 /// Memory below which each worker costs more than it gives: fewer workers on a small box.
@@ -40,7 +40,7 @@ const MEMORY_PER_WORKER: u64 = 256 * 1024 * 1024;
 /// the accepted range.
 ///
 /// ```
-/// use klaw::{ConfigError, MachineInfo, RuntimeConfig};
+/// use klaw::{runtime::{ConfigError, MachineInfo, RuntimeConfig}};
 /// let machine = MachineInfo { physical_cores: 4, logical_cores: 8, memory_bytes: None };
 /// let err = RuntimeConfig::from_env(|_| Some("abc".into()), machine).unwrap_err();
 /// assert!(matches!(err, ConfigError::NotANumber { .. }));
@@ -102,7 +102,7 @@ pub(crate) fn check_range(
 /// What the machine offers, as far as choosing a worker count goes.
 ///
 /// ```
-/// let machine = klaw::MachineInfo::probe();
+/// let machine = klaw::runtime::MachineInfo::probe();
 /// assert!(machine.logical_cores >= 1);
 /// assert!(machine.recommended_workers() <= machine.logical_cores);
 /// ```
@@ -120,7 +120,7 @@ impl MachineInfo {
     /// Reads the machine's cores and memory.
     ///
     /// ```
-    /// let machine = klaw::MachineInfo::probe();
+    /// let machine = klaw::runtime::MachineInfo::probe();
     /// assert!(machine.physical_cores >= 1 && machine.logical_cores >= 1);
     /// ```
     pub fn probe() -> Self {
@@ -136,7 +136,7 @@ impl MachineInfo {
     /// 256 MiB each), never fewer than one.
     ///
     /// ```
-    /// use klaw::MachineInfo;
+    /// use klaw::runtime::MachineInfo;
     /// let big = MachineInfo { physical_cores: 8, logical_cores: 16, memory_bytes: Some(64 << 30) };
     /// assert_eq!(big.recommended_workers(), 8);
     /// let small = MachineInfo { physical_cores: 8, logical_cores: 16, memory_bytes: Some(512 << 20) };
@@ -173,8 +173,8 @@ fn memory_bytes() -> Option<u64> {
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(2).build()?;
-/// assert_eq!(rt.config().workers_from, klaw::WorkersFrom::Builder);
-/// # Ok::<(), klaw::BuildError>(())
+/// assert_eq!(rt.config().workers_from, klaw::runtime::WorkersFrom::Builder);
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -198,10 +198,10 @@ impl fmt::Display for WorkersFrom {
 }
 
 /// The settings a runtime runs with. `RuntimeConfig::detect()` is what a runtime built with
-/// defaults uses; [`Runtime::config`](crate::Runtime::config) shows what one actually got.
+/// defaults uses; [`Runtime::config`](crate::runtime::Runtime::config) shows what one actually got.
 ///
 /// ```
-/// let detected = klaw::RuntimeConfig::detect()?;
+/// let detected = klaw::runtime::RuntimeConfig::detect()?;
 /// let rt = klaw::Runtime::builder().build()?;
 /// assert_eq!(rt.config().workers, detected.workers);
 /// assert_eq!(rt.worker_count(), detected.workers);
@@ -227,9 +227,9 @@ impl RuntimeConfig {
     /// [`ConfigError`] if `KLAW_WORKERS` is set to anything but a number from 1 to 1024.
     ///
     /// ```
-    /// let config = klaw::RuntimeConfig::detect()?;
-    /// assert!((1..=klaw::MAX_WORKERS).contains(&config.workers));
-    /// # Ok::<(), klaw::ConfigError>(())
+    /// let config = klaw::runtime::RuntimeConfig::detect()?;
+    /// assert!((1..=klaw::runtime::MAX_WORKERS).contains(&config.workers));
+    /// # Ok::<(), klaw::runtime::ConfigError>(())
     /// ```
     pub fn detect() -> Result<Self, ConfigError> {
         let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
@@ -243,11 +243,11 @@ impl RuntimeConfig {
     /// [`ConfigError`] if `KLAW_WORKERS` is set to anything but a number from 1 to 1024.
     ///
     /// ```
-    /// use klaw::{MachineInfo, RuntimeConfig, WorkersFrom};
+    /// use klaw::{runtime::{MachineInfo, RuntimeConfig, WorkersFrom}};
     /// let machine = MachineInfo { physical_cores: 8, logical_cores: 16, memory_bytes: None };
     /// let config = RuntimeConfig::from_env(|name| (name == "KLAW_WORKERS").then(|| "3".into()), machine)?;
     /// assert_eq!((config.workers, config.workers_from), (3, WorkersFrom::Env));
-    /// # Ok::<(), klaw::ConfigError>(())
+    /// # Ok::<(), klaw::runtime::ConfigError>(())
     /// ```
     pub fn from_env(
         env: impl Fn(&str) -> Option<String>,

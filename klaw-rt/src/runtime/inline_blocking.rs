@@ -15,12 +15,12 @@ use crate::task::runner::task_span;
 use crate::task::{BlockingTask, Outcome, TaskHandle, TaskId};
 
 /// A [`BlockingTask`] awaited inline: it runs on the current runtime's blocking pool, or on this
-/// thread when there is no runtime (as under a plain `klaw::block_on`).
+/// thread when there is no runtime (as under a plain `klaw::runtime::block_on`).
 ///
 /// ```
 /// use std::future::IntoFuture;
-/// let inline: klaw::InlineBlockingTask<u8, _> = klaw::BlockingTask::new(|| 2u8).into_future();
-/// assert_eq!(klaw::block_on(inline), Ok(2));
+/// let inline: klaw::task::InlineBlockingTask<u8, _> = klaw::task::BlockingTask::new(|| 2u8).into_future();
+/// assert_eq!(klaw::runtime::block_on(inline), Ok(2));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct InlineBlockingTask<T, E> {
@@ -45,8 +45,8 @@ where
     type IntoFuture = InlineBlockingTask<M::Ok, M::Err>;
 
     /// ```
-    /// klaw::block_on(async {
-    ///     assert_eq!(klaw::BlockingTask::new(|| 6 * 7).await, Ok(42));
+    /// klaw::runtime::block_on(async {
+    ///     assert_eq!(klaw::task::BlockingTask::new(|| 6 * 7).await, Ok(42));
     /// });
     /// ```
     fn into_future(self) -> InlineBlockingTask<M::Ok, M::Err> {

@@ -6,6 +6,8 @@ pub(crate) mod blocking;
 mod builder;
 mod config;
 mod context;
+#[doc(hidden)]
+pub mod entry;
 mod inline_blocking;
 pub(crate) mod spawn;
 pub(crate) mod stats;
@@ -99,7 +101,7 @@ impl Drop for ExitGuard {
 /// assert_eq!(rt.block_on(handle).unwrap(), 42);
 /// let report = rt.shutdown(Duration::from_secs(1));
 /// assert_eq!((report.succeeded, report.cancelled), (1, 0));
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub struct Runtime {
     /// `None` once shut down. Workers and `block_on` hold the other strong references.
@@ -115,7 +117,7 @@ impl Runtime {
     /// ```
     /// let rt = klaw::Runtime::builder().build()?; // detected workers, KLAW_WORKERS honoured
     /// assert!(rt.worker_count() >= 1);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn builder() -> Builder {
         Builder::new()
@@ -178,7 +180,7 @@ impl Runtime {
     ///     out
     /// });
     /// assert_eq!(squares, [0, 1, 4, 9]);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
     where
@@ -191,13 +193,13 @@ impl Runtime {
     /// Runs `f` on the blocking pool, so it cannot stall the workers. At most
     /// `max_blocking_threads` closures run at once; the rest wait their turn. A cancelled
     /// closure that has not started never runs; one that has should poll
-    /// [`is_cancelled`](crate::is_cancelled).
+    /// [`is_cancelled`](crate::cancel::is_cancelled).
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().max_blocking_threads(2).build()?;
     /// let len = rt.spawn_blocking(|| std::fs::read_to_string("Cargo.toml").map(|s| s.len()));
     /// assert!(rt.block_on(len).unwrap().is_ok());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> TaskHandle<R>
     where
@@ -221,7 +223,7 @@ impl Runtime {
     ///     a.await.unwrap() + 1
     /// });
     /// assert_eq!(sum, 2);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
         assert!(
@@ -245,7 +247,7 @@ impl Runtime {
     /// let handle = rt.handle();
     /// let from_thread = std::thread::spawn(move || handle.spawn(async { 7 })).join().unwrap();
     /// assert_eq!(rt.block_on(from_thread), Ok(7));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn handle(&self) -> Handle {
         Handle { executor: Arc::downgrade(self.executor()), shared: self.shared.clone() }
@@ -256,7 +258,7 @@ impl Runtime {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(3).build()?;
     /// assert_eq!(rt.worker_count(), 3);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn worker_count(&self) -> usize {
         self.threads.len()
@@ -267,7 +269,7 @@ impl Runtime {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(2).build()?;
     /// assert_eq!(rt.config().workers, 2);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn config(&self) -> &RuntimeConfig {
         &self.shared.config
@@ -282,7 +284,7 @@ impl Runtime {
     /// forever.cancel("done");
     /// let _ = rt.block_on(forever);
     /// assert_eq!(rt.live_tasks(), 0);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn live_tasks(&self) -> usize {
         self.shared.stats.live()
@@ -293,7 +295,7 @@ impl Runtime {
     /// ```
     /// let rt = klaw::Runtime::builder().local().build()?;
     /// assert!(!rt.has_remote_backend());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn has_remote_backend(&self) -> bool {
         self.shared.backend.is_some()
@@ -310,12 +312,12 @@ impl Runtime {
     /// ```
     /// use std::time::Duration;
     /// let rt = klaw::Runtime::builder().workers(2).build()?;
-    /// let quick = rt.spawn(klaw::sleep(Duration::from_millis(1)));
-    /// let slow = rt.spawn(klaw::sleep(Duration::from_secs(60)));
+    /// let quick = rt.spawn(klaw::time::sleep(Duration::from_millis(1)));
+    /// let slow = rt.spawn(klaw::time::sleep(Duration::from_secs(60)));
     /// let report = rt.shutdown(Duration::from_millis(200));
     /// assert_eq!((report.succeeded, report.cancelled, report.grace_expired), (1, 1, true));
     /// # drop((quick, slow));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn shutdown(mut self, grace: Duration) -> ShutdownReport {
         self.shutdown_now(grace)
@@ -394,7 +396,7 @@ impl fmt::Debug for Runtime {
 ///     handle.spawn(async { 42 }).await
 /// });
 /// assert_eq!(answer.unwrap(), 42);
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Clone)]
 pub struct Handle {
@@ -405,7 +407,7 @@ pub struct Handle {
 /// No klaw runtime is current on this thread.
 ///
 /// ```
-/// let error: klaw::NoRuntime = klaw::Handle::current().unwrap_err();
+/// let error: klaw::runtime::NoRuntime = klaw::Handle::current().unwrap_err();
 /// assert!(error.to_string().contains("no klaw runtime"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -425,7 +427,7 @@ impl Handle {
     /// assert!(klaw::Handle::current().is_err()); // not inside a runtime
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// assert!(rt.block_on(async { klaw::Handle::current() }).is_ok());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn current() -> Result<Handle, NoRuntime> {
         context::with_current(|context| {
@@ -442,7 +444,7 @@ impl Handle {
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.handle();
     /// assert_eq!(rt.block_on(handle.spawn(async { "spawned through a handle" })), Ok("spawned through a handle"));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
     where
@@ -459,7 +461,7 @@ impl Handle {
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.handle();
     /// assert_eq!(rt.block_on(handle.spawn_blocking(|| 6 * 7)), Ok(42));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn spawn_blocking<F, R>(&self, f: F) -> TaskHandle<R>
     where
@@ -474,7 +476,7 @@ impl Handle {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// assert_eq!(rt.handle().live_tasks(), 0);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn live_tasks(&self) -> usize {
         self.shared.stats.live()
@@ -485,7 +487,7 @@ impl Handle {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(2).build()?;
     /// assert_eq!(rt.handle().config().workers, 2);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn config(&self) -> &RuntimeConfig {
         &self.shared.config
@@ -544,7 +546,7 @@ impl fmt::Debug for Handle {
 /// spawning needs a [`Runtime`]. For tests and small tools.
 ///
 /// ```
-/// assert_eq!(klaw::block_on(async { 1 + 1 }), 2);
+/// assert_eq!(klaw::runtime::block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
     async_io::block_on(future.into_future())

@@ -197,7 +197,7 @@ pub(crate) fn wait_until(event: &Event, deadline: Instant, mut done: impl FnMut(
 }
 
 /// What happened to the runtime's tasks, over its whole life, as counted when
-/// [`Runtime::shutdown`](crate::Runtime::shutdown) returned.
+/// [`Runtime::shutdown`](crate::runtime::Runtime::shutdown) returned.
 ///
 /// A shutdown that runs out of time is not an error that can escape: it is this report with
 /// `grace_expired` set (use [`into_result`](Self::into_result) to treat it as one).
@@ -210,7 +210,7 @@ pub(crate) fn wait_until(event: &Event, deadline: Instant, mut done: impl FnMut(
 /// assert!(report.grace_expired);
 /// assert_eq!(report.cancelled, 1);
 /// assert!(report.into_result().is_err());
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -226,7 +226,7 @@ pub struct ShutdownReport {
     /// Tasks whose own timeout passed.
     pub timed_out: u64,
     /// Tasks still running when shutdown returned: a body that never yields, or a blocking
-    /// closure that ignores [`is_cancelled`](crate::is_cancelled). They are cancelled and end
+    /// closure that ignores [`is_cancelled`](crate::cancel::is_cancelled). They are cancelled and end
     /// when they next yield or return; nothing waits for them.
     pub abandoned: u64,
     /// True if live tasks remained when the grace period ran out, so they were cancelled.
@@ -246,7 +246,7 @@ impl ShutdownReport {
     /// rt.block_on(async { let _ = (ok.await, err.await); });
     /// let report = rt.shutdown(std::time::Duration::from_secs(1));
     /// assert_eq!((report.completed(), report.succeeded, report.failed), (2, 1, 1));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn completed(&self) -> u64 {
         self.succeeded + self.failed
@@ -259,7 +259,7 @@ impl ShutdownReport {
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let report = rt.shutdown(std::time::Duration::from_secs(1)).into_result().expect("nothing was running");
     /// assert!(!report.grace_expired);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn into_result(self) -> Result<Self, ShutdownTimedOut> {
         if self.grace_expired || self.abandoned > 0 {
@@ -298,9 +298,9 @@ impl fmt::Display for ShutdownReport {
 /// use std::time::Duration;
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
 /// let _stuck = rt.spawn(std::future::pending::<()>());
-/// let error: klaw::ShutdownTimedOut = rt.shutdown(Duration::from_millis(5)).into_result().unwrap_err();
+/// let error: klaw::runtime::ShutdownTimedOut = rt.shutdown(Duration::from_millis(5)).into_result().unwrap_err();
 /// println!("{error}");
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("shutdown did not finish within its grace period: {0}")]

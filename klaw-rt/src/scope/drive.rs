@@ -22,11 +22,11 @@ use crate::time::Elapsed;
 /// The body of a scope, as `scope!` boxes it.
 ///
 /// ```
-/// use klaw::{Scope, ScopeBody};
+/// use klaw::{Scope, scope::ScopeBody};
 /// fn body<'s>(s: &'s Scope<'_>) -> ScopeBody<'s, u8> {
 ///     Box::pin(async move { Ok(s.spawn_local(async { 3 }).await?) })
 /// }
-/// assert_eq!(klaw::block_on(klaw::scope_with(klaw::ScopeOptions::new(), body)).unwrap(), 3);
+/// assert_eq!(klaw::runtime::block_on(klaw::scope::scope_with(klaw::scope::ScopeOptions::new(), body)).unwrap(), 3);
 /// ```
 pub type ScopeBody<'s, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 's>>;
 
@@ -42,8 +42,8 @@ pub type ScopeBody<'s, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send
 /// - Cancelled with nothing failing ([`Scope::cancel`]): `Error::Task(TaskError::Cancelled(..))`.
 ///
 /// ```
-/// use klaw::{ScopeOptions, scope_with};
-/// # klaw::block_on(async {
+/// use klaw::{scope::{ScopeOptions, scope_with}};
+/// # klaw::runtime::block_on(async {
 /// let answer = scope_with(ScopeOptions::new(), |s| {
 ///     Box::pin(async move { Ok(s.spawn_local(async { 42 }).await?) })
 /// })

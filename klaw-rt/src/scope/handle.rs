@@ -20,12 +20,12 @@ use crate::task::error::TaskError;
 /// *fails* (an `Err` of a fallible task, a panic, its own timeout) fails the whole scope: the
 /// body is cancelled and the scope returns the failure, whether or not the body was awaiting
 /// that child (the rule of trio and Kotlin). Awaiting a handle is a cancellation point: in a
-/// cancelled scope it never completes, outside a [`shield`](crate::shield). To handle a child's
+/// cancelled scope it never completes, outside a [`shield`](crate::cancel::shield). To handle a child's
 /// error yourself, make it a value: spawn `async { task.await }`, or use supervisor mode, where
 /// nothing is cancelled and an awaited failure is the body's.
 ///
 /// ```
-/// # klaw::block_on(async {
+/// # klaw::runtime::block_on(async {
 /// let value = klaw::scope!(|s| {
 ///     let child = s.spawn_local(async { 20 });
 ///     assert!(child.name().is_none());

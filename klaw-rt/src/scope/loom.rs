@@ -36,7 +36,7 @@ fn loom_a_dropped_scope_hands_its_children_to_the_enclosing_frame() {
         // The child, on another thread, ends at any moment relative to the hand-over.
         let runner = thread::spawn(move || {
             child_ended.store(true, Ordering::Release);
-            let _ = completer.try_finish(Kind::Cancelled);
+            let _ = completer.decide(Kind::Cancelled);
             completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
             link.ended();
         });
@@ -63,7 +63,7 @@ fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
         let done = child_done.clone();
         let runner = thread::spawn(move || {
             done.store(true, Ordering::Release);
-            let _ = completer.try_finish(Kind::Cancelled);
+            let _ = completer.decide(Kind::Cancelled);
             completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
             link.ended();
         });
@@ -95,7 +95,7 @@ fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
 
         assert!(joiner.header().is_cancelled(), "a registering child escaped the cancel");
         assert_eq!(joiner.header().cancel_reason(), Some(CancelReason::ParentCancelled));
-        assert!(!completer.try_finish(Kind::Success), "a cancelled child cannot complete");
+        assert!(!completer.decide(Kind::Success), "a cancelled child cannot complete");
         if !started {
             assert!(!joiner.header().has_started());
         }
@@ -114,7 +114,7 @@ fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
         let child: Arc<dyn ScopeChild> = failing_joiner.core();
         let failing_link = scope.register::<String>(child);
         let sibling = thread::spawn(move || {
-            assert!(failing.try_finish(Kind::Error));
+            assert!(failing.decide(Kind::Error));
             failing_link.before_publish(Kind::Error);
             failing.publish(Err(TaskError::Failed("boom".to_owned())));
             failing_link.ended();

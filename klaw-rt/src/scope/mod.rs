@@ -2,7 +2,7 @@
 //!
 //! The first failure (an `Err` from a fallible child, a panic, a child's own timeout) cancels the
 //! body and the siblings with [`CancelReason::SiblingFailed`] and is what the scope returns; any
-//! later failure is kept next to it in [`ScopeError`](crate::ScopeError), never lost. In
+//! later failure is kept next to it in [`ScopeError`](crate::error::ScopeError), never lost. In
 //! supervisor mode nobody is cancelled and every failure is collected.
 #![forbid(unsafe_code)]
 
@@ -40,9 +40,13 @@ type LocalChild<'env> = Pin<Box<dyn Future<Output = ()> + Send + 'env>>;
 /// options (`name = "..."`, `timeout = "5s"`, `deadline = expr`, `supervisor`).
 ///
 /// ```
+/// use klaw::scope::{ScopeOptions, scope_with};
 /// use std::time::Duration;
-/// let options = klaw::ScopeOptions::new().name("crawl").timeout(Duration::from_secs(5)).supervisor();
-/// assert_eq!(options.get_name(), Some("crawl"));
+/// let options = ScopeOptions::new().name("crawl").timeout(Duration::from_secs(5)).supervisor();
+/// let name = klaw::runtime::block_on(scope_with(options, |s| {
+///     Box::pin(async move { Ok(s.name().map(str::to_owned)) })
+/// }));
+/// assert_eq!(name.unwrap().as_deref(), Some("crawl"));
 /// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
@@ -57,7 +61,8 @@ impl ScopeOptions {
     /// The defaults: unnamed, no deadline, the first failure cancels the rest.
     ///
     /// ```
-    /// assert_eq!(klaw::ScopeOptions::new().get_name(), None);
+    /// let options = klaw::scope::ScopeOptions::new();
+    /// # let _ = options;
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -66,27 +71,19 @@ impl ScopeOptions {
     /// Names the scope: its children's spans carry it as `scope`.
     ///
     /// ```
-    /// assert_eq!(klaw::ScopeOptions::new().name("io").get_name(), Some("io"));
+    /// let options = klaw::scope::ScopeOptions::new().name("io");
+    /// # let _ = options;
     /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// The name given with [`name`](Self::name).
-    ///
-    /// ```
-    /// assert_eq!(klaw::ScopeOptions::new().get_name(), None);
-    /// ```
-    pub fn get_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
     /// Cancels the scope with [`CancelReason::Deadline`] `timeout` after it starts; the scope
-    /// then fails with [`Error::Elapsed`](crate::Error::Elapsed).
+    /// then fails with [`Error::Elapsed`](crate::error::Error::Elapsed).
     ///
     /// ```
-    /// let options = klaw::ScopeOptions::new().timeout(std::time::Duration::from_secs(1));
+    /// let options = klaw::scope::ScopeOptions::new().timeout(std::time::Duration::from_secs(1));
     /// # let _ = options;
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -98,7 +95,7 @@ impl ScopeOptions {
     ///
     /// ```
     /// let soon = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    /// let options = klaw::ScopeOptions::new().deadline(soon);
+    /// let options = klaw::scope::ScopeOptions::new().deadline(soon);
     /// # let _ = options;
     /// ```
     pub fn deadline(mut self, deadline: Instant) -> Self {
@@ -110,7 +107,7 @@ impl ScopeOptions {
     /// every failure.
     ///
     /// ```
-    /// let options = klaw::ScopeOptions::new().supervisor();
+    /// let options = klaw::scope::ScopeOptions::new().supervisor();
     /// # let _ = options;
     /// ```
     pub fn supervisor(mut self) -> Self {
@@ -177,7 +174,7 @@ impl<'env> Scope<'env> {
     /// [`spawn_local`](Self::spawn_local).
     ///
     /// # Panics
-    /// If the scope runs outside a klaw runtime (for example under a plain `klaw::block_on`).
+    /// If the scope runs outside a klaw runtime (for example under a plain `klaw::runtime::block_on`).
     ///
     /// ```
     /// # #[klaw::main(workers = 2)]
@@ -204,7 +201,7 @@ impl<'env> Scope<'env> {
     }
 
     /// Spawns a closure on the runtime's blocking pool as a child of this scope. It can poll
-    /// [`klaw::is_cancelled`](crate::is_cancelled) to stop early when the scope is cancelled.
+    /// [`klaw::cancel::is_cancelled`](crate::cancel::is_cancelled) to stop early when the scope is cancelled.
     ///
     /// # Panics
     /// If the scope runs outside a klaw runtime.
@@ -230,7 +227,7 @@ impl<'env> Scope<'env> {
     /// not in parallel. It is dropped, never leaked, if the scope is cancelled or dropped.
     ///
     /// ```
-    /// # klaw::block_on(async {
+    /// # klaw::runtime::block_on(async {
     /// let mut hits = Vec::new();
     /// let log = std::sync::Mutex::new(&mut hits);
     /// klaw::scope!(|s| {
@@ -262,7 +259,7 @@ impl<'env> Scope<'env> {
     /// returns `Err(TaskError::Cancelled(reason))` unless something failed first.
     ///
     /// ```
-    /// # klaw::block_on(async {
+    /// # klaw::runtime::block_on(async {
     /// let result: Result<(), klaw::Error> = klaw::scope!(|s| {
     ///     s.spawn_local(std::future::pending::<()>());
     ///     s.cancel("enough");
@@ -280,7 +277,7 @@ impl<'env> Scope<'env> {
     /// deadline).
     ///
     /// ```
-    /// # klaw::block_on(async {
+    /// # klaw::runtime::block_on(async {
     /// klaw::scope!(|s| {
     ///     assert!(!s.is_cancelled());
     ///     Ok(())
@@ -295,7 +292,7 @@ impl<'env> Scope<'env> {
     /// The scope's name, from `scope!(name = "...", ...)`.
     ///
     /// ```
-    /// # klaw::block_on(async {
+    /// # klaw::runtime::block_on(async {
     /// klaw::scope!(name = "io", |s| {
     ///     assert_eq!(s.name(), Some("io"));
     ///     Ok(())

@@ -23,20 +23,20 @@ impl std::fmt::Debug for SpawnTarget<'_> {
     }
 }
 
-/// Anything [`Scope::spawn`](crate::Scope::spawn) runs in parallel: a `Send + 'static` future, a
-/// [`Task`](crate::Task), or a [`BlockingTask`] (as `#[klaw::task]` and
+/// Anything [`Scope::spawn`](crate::scope::Scope::spawn) runs in parallel: a `Send + 'static` future, a
+/// [`Task`](crate::task::Task), or a [`BlockingTask`] (as `#[klaw::task]` and
 /// `#[klaw::task(blocking)]` build them). A failure must be convertible into a boxed error so
 /// the scope can report it.
 ///
 /// ```
-/// fn spawnable<T: klaw::Spawnable>(_: T) {}
+/// fn spawnable<T: klaw::scope::Spawnable>(_: T) {}
 /// spawnable(async { 1 });
 /// spawnable(klaw::Task::fallible(async { "1".parse::<u8>() }));
-/// spawnable(klaw::BlockingTask::new(|| 1));
+/// spawnable(klaw::task::BlockingTask::new(|| 1));
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a task that a scope can spawn",
-    label = "expected a future, a `#[klaw::task]` call, a `klaw::Task` or a `klaw::BlockingTask`",
+    label = "expected a future, a `#[klaw::task]` call, a `klaw::Task` or a `klaw::task::BlockingTask`",
     note = "a closure runs on the blocking pool with `s.spawn_blocking(|| ...)`",
     note = "a future that borrows local data runs inside the scope with `s.spawn_local(...)`"
 )]

@@ -7,12 +7,17 @@
 //! core is created before the task is handed to any executor, so a `cancel()` right after
 //! `spawn` always takes effect. The loom models in `loom_tests.rs` check both.
 //!
+//! The verbs of a task's end, everywhere in `task/`: the outcome is **decided** once (first
+//! terminal state wins: `decide`, `decide_cancelled`, `decide_if_pending`); then the output is
+//! **published** for the handle (`publish`); and the task has **ended** once the output is
+//! published and its runner has told whoever counts it (`runner::end`, `Report::ended`).
+//!
 //! Three roles touch a core, each through its own type, so the aliasing rules of the two
 //! `UnsafeCell` slots follow from ownership:
 //! - [`Completer`]: unique, owned by whatever runs the body; the only writer of the output.
 //! - [`Joiner`]: unique, owned by the `TaskHandle`; reads the output if it wins the `CLAIMED` bit,
 //!   which a scope collecting an unawaited failure may win instead (`TaskCore::take_unclaimed`).
-//! - [`Canceller`]: shared and cloneable; may only decide `CANCELLED` and wake the others.
+//! - [`TaskRef`]: shared and cloneable; may only decide `CANCELLED` and wake the others.
 #![allow(unsafe_code)]
 
 use std::borrow::Cow;
@@ -177,7 +182,7 @@ impl Header {
 
     /// Decides the outcome if it is still pending. Returns the previous state if this call won.
     /// This is the first-terminal-state-wins guard.
-    fn try_finish(&self, kind: Kind) -> Option<Snapshot> {
+    fn decide(&self, kind: Kind) -> Option<Snapshot> {
         self.transition(|s| s.is_pending().then(|| s.decided(kind))).ok()
     }
 
@@ -227,7 +232,7 @@ impl Header {
     /// Moves a pending task to `CANCELLED` (a reason must be stored); wakes the body so it is
     /// dropped promptly, then runs the cancel hooks.
     fn decide_cancelled(&self) -> bool {
-        let Some(previous) = self.try_finish(Kind::Cancelled) else { return false };
+        let Some(previous) = self.decide(Kind::Cancelled) else { return false };
         if previous.has(Snapshot::STARTED) {
             self.wake_runner();
         }
@@ -288,7 +293,7 @@ impl Header {
     }
 }
 
-/// Runs a cancel hook so that its panic cannot reach the canceller or skip the other hooks.
+/// Runs a cancel hook so that its panic cannot reach the task or skip the other hooks.
 fn run_contained(hook: CancelHook, reason: &CancelReason) {
     // A panicking hook is a bug in the hook; the cancel itself has already taken effect.
     let _ = catch_unwind(AssertUnwindSafe(|| hook(reason)));
@@ -322,7 +327,7 @@ impl<O> TaskCore<O> {
     }
 }
 
-/// A task of any output type, reached through its header: what a `Canceller`, a scope's list of
+/// A task of any output type, reached through its header: what a `TaskRef`, a scope's list of
 /// children and the current-task context hold (the one way to reach a header without knowing
 /// the output type).
 pub(crate) trait TaskHeader: Send + Sync {
@@ -391,8 +396,8 @@ impl<O: Send + 'static> Completer<O> {
     }
 
     /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending.
-    pub(crate) fn try_finish(&self, kind: Kind) -> bool {
-        let won = self.core.header.try_finish(kind).is_some();
+    pub(crate) fn decide(&self, kind: Kind) -> bool {
+        let won = self.core.header.decide(kind).is_some();
         if won && kind == Kind::TimedOut {
             self.core.header.run_hooks(&CancelReason::Deadline);
         }
@@ -401,7 +406,7 @@ impl<O: Send + 'static> Completer<O> {
 
     /// Makes sure the outcome is decided, cancelling with `reason` if it is still pending. Used
     /// when the body is dropped without finishing (its executor went away).
-    pub(crate) fn ensure_decided(&self, reason: CancelReason) {
+    pub(crate) fn decide_if_pending(&self, reason: CancelReason) {
         let header = &self.core.header;
         if header.kind() == Kind::Pending
             && !header.cancel(reason)
@@ -544,7 +549,7 @@ mod tests {
     #[test]
     fn first_terminal_state_wins_over_a_later_cancel() {
         let (completer, joiner) = task();
-        assert!(completer.try_finish(Kind::Success));
+        assert!(completer.decide(Kind::Success));
         assert!(!joiner.header().cancel(CancelReason::user("too late")));
         assert_eq!(joiner.header().exit_reason(), ExitReason::Success);
         assert_eq!(joiner.header().cancel_reason(), None);
@@ -554,8 +559,8 @@ mod tests {
     fn first_terminal_state_wins_over_a_later_completion() {
         let (completer, joiner) = task();
         assert!(joiner.header().cancel(CancelReason::user("first")));
-        assert!(!completer.try_finish(Kind::Success));
-        assert!(!completer.try_finish(Kind::Panicked));
+        assert!(!completer.decide(Kind::Success));
+        assert!(!completer.decide(Kind::Panicked));
         assert_eq!(joiner.header().exit_reason(), ExitReason::Cancelled);
         assert_eq!(joiner.header().cancel_reason(), Some(CancelReason::user("first")));
     }
@@ -594,7 +599,7 @@ mod tests {
     #[test]
     fn hooks_of_a_completed_task_never_run() {
         let (completer, joiner) = task();
-        assert!(completer.try_finish(Kind::Success));
+        assert!(completer.decide(Kind::Success));
         joiner.header().on_cancel(Box::new(|_| panic!("must not run")));
         completer.publish(1);
     }

@@ -148,11 +148,11 @@ pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
-/// let handle = rt.spawn(async { klaw::current_task_id() });
+/// let handle = rt.spawn(async { klaw::task::current_task_id() });
 /// let id = handle.id();
 /// assert_eq!(rt.block_on(handle).unwrap(), Some(id));
-/// assert_eq!(klaw::current_task_id(), None);
-/// # Ok::<(), klaw::BuildError>(())
+/// assert_eq!(klaw::task::current_task_id(), None);
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub fn current_task_id() -> Option<TaskId> {
     with_current(Header::id)

@@ -8,10 +8,10 @@ use std::time::Duration;
 use crate::task::CancelReason;
 use crate::task::remote::RemoteError;
 
-/// A boxed error, `Send + Sync`, as a task's failure is carried inside [`Error`](crate::Error).
+/// A boxed error, `Send + Sync`, as a task's failure is carried inside [`Error`](crate::error::Error).
 ///
 /// ```
-/// let error: klaw::BoxError = "disk full".into();
+/// let error: klaw::task::BoxError = "disk full".into();
 /// assert_eq!(error.to_string(), "disk full");
 /// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -31,7 +31,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///         other => panic!("unexpected {other:?}"),
 ///     }
 /// });
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -62,7 +62,7 @@ impl<E> TaskError<E> {
     /// let handle = rt.spawn(std::future::pending::<()>());
     /// handle.cancel("stop");
     /// assert!(rt.block_on(handle).unwrap_err().is_cancelled());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn is_cancelled(&self) -> bool {
         matches!(self, Self::Cancelled(_))
@@ -87,7 +87,7 @@ impl<E> TaskError<E> {
     }
 }
 
-/// A task's own error, boxed, as [`Error::Task`](crate::Error::Task) carries it. Displays as the error itself, and
+/// A task's own error, boxed, as [`Error::Task`](crate::error::Error::Task) carries it. Displays as the error itself, and
 /// can be downcast back to it.
 ///
 /// ```
@@ -96,7 +96,7 @@ impl<E> TaskError<E> {
 /// let err: Error = rt.block_on(rt.spawn(Task::fallible(async { "x".parse::<u8>() }))).unwrap_err().into();
 /// let Error::Task(TaskError::Failed(failure)) = err else { panic!("{err}") };
 /// assert!(failure.downcast_ref::<std::num::ParseIntError>().is_some());
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug)]
 pub struct TaskFailure(BoxError);
@@ -124,7 +124,7 @@ impl TaskFailure {
     /// use klaw::{Error, TaskError};
     /// let err: Error = TaskError::Failed(std::fmt::Error).into();
     /// let Error::Task(TaskError::Failed(failure)) = err else { unreachable!() };
-    /// let boxed: klaw::BoxError = failure.into_inner();
+    /// let boxed: klaw::task::BoxError = failure.into_inner();
     /// assert!(boxed.is::<std::fmt::Error>());
     /// ```
     pub fn into_inner(self) -> BoxError {

@@ -1,4 +1,4 @@
-//! `TaskHandle`: await a task's result, watch its state, cancel it. `Canceller`: cancel only.
+//! `TaskHandle`: await a task's result, watch its state, cancel it. `TaskRef`: cancel only.
 #![forbid(unsafe_code)]
 
 use std::convert::Infallible;
@@ -26,7 +26,7 @@ pub(crate) type TaskOutput<T, E> = Result<T, TaskError<E>>;
 /// owns it.)
 ///
 /// ```
-/// use klaw::{CancelReason, ExitReason, TaskError};
+/// use klaw::{CancelReason, TaskError, task::ExitReason};
 ///
 /// let rt = klaw::Runtime::builder().workers(2).build()?;
 /// let handle = rt.spawn(std::future::pending::<()>());
@@ -34,7 +34,7 @@ pub(crate) type TaskOutput<T, E> = Result<T, TaskError<E>>;
 /// assert_eq!(handle.exit_reason(), ExitReason::Cancelled);
 /// let result = rt.block_on(handle);
 /// assert!(matches!(result, Err(TaskError::Cancelled(CancelReason::User(_)))));
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[must_use = "dropping a TaskHandle detaches the task; await it or keep it to cancel it"]
 pub struct TaskHandle<T, E = Infallible> {
@@ -50,10 +50,10 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
-    /// let handle = rt.spawn(async { klaw::current_task_id() });
+    /// let handle = rt.spawn(async { klaw::task::current_task_id() });
     /// let id = handle.id();
     /// assert_eq!(rt.block_on(handle), Ok(Some(id)));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn id(&self) -> TaskId {
         self.joiner.header().id()
@@ -65,7 +65,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.spawn(klaw::Task::new(async {}).name("index"));
     /// assert_eq!(handle.name(), Some("index"));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn name(&self) -> Option<&str> {
         self.joiner.header().name()
@@ -75,13 +75,13 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// (a cancel that wins shows at once, even while the body is still being dropped).
     ///
     /// ```
-    /// use klaw::ExitReason;
+    /// use klaw::task::ExitReason;
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.spawn(std::future::pending::<()>());
     /// assert_eq!(handle.exit_reason(), ExitReason::Pending);
     /// handle.cancel("stop");
     /// assert_eq!(handle.exit_reason(), ExitReason::Cancelled); // at once, before the body is dropped
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn exit_reason(&self) -> ExitReason {
         self.joiner.header().exit_reason()
@@ -96,7 +96,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     ///     std::thread::yield_now();
     /// }
     /// assert_eq!(rt.block_on(handle), Ok(1)); // does not wait
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn is_finished(&self) -> bool {
         self.joiner.header().is_done()
@@ -114,7 +114,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// started.recv().unwrap();
     /// assert!(handle.has_started());
     /// handle.cancel("stop");
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn has_started(&self) -> bool {
         self.joiner.header().has_started()
@@ -129,7 +129,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// assert_eq!(handle.cancel_reason(), None);
     /// handle.cancel(CancelReason::user("user pressed stop"));
     /// assert_eq!(handle.cancel_reason(), Some(CancelReason::user("user pressed stop")));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
         self.joiner.header().cancel_reason()
@@ -140,32 +140,33 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     ///
     /// The token exists before the task is scheduled, so a cancel right after `spawn` always
     /// takes effect: if the body has not started it never will; if it is running it is dropped
-    /// at its next `.await` point (or, for a blocking task, sees [`is_cancelled`](crate::is_cancelled)).
+    /// at its next `.await` point (or, for a blocking task, sees [`is_cancelled`](crate::cancel::is_cancelled)).
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.spawn(std::future::pending::<()>());
     /// assert!(handle.cancel("first"));   // decided the outcome
     /// assert!(!handle.cancel("second")); // already decided
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
         self.joiner.header().cancel(reason.into())
     }
 
-    /// A cloneable, `Send` handle that can only cancel, for another thread or task.
+    /// A cloneable, `Send` reference to the task, for another thread or task: it reads how the
+    /// task ended (`exit_reason`, `cancel_reason`, `id`) and can cancel it, but cannot await it.
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.spawn(std::future::pending::<()>());
-    /// let canceller = handle.canceller();
-    /// let other = canceller.clone();
+    /// let task = handle.task_ref();
+    /// let other = task.clone();
     /// assert!(other.cancel("from a clone"));
-    /// assert!(canceller.is_cancelled());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// assert!(task.is_cancelled());
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
-    pub fn canceller(&self) -> Canceller {
-        Canceller(self.joiner.header_ref())
+    pub fn task_ref(&self) -> TaskRef {
+        TaskRef(self.joiner.header_ref())
     }
 
     /// Registers `hook` to run once if the task is cancelled or times out (at once if it already
@@ -179,7 +180,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// handle.on_cancel(move |reason| tx.send(reason.clone()).unwrap());
     /// handle.cancel("stop");
     /// assert_eq!(rx.recv().unwrap(), klaw::CancelReason::user("stop"));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn on_cancel(&self, hook: impl FnOnce(&CancelReason) + Send + 'static) {
         self.joiner.header().on_cancel(Box::new(hook));
@@ -217,28 +218,30 @@ impl<T, E> fmt::Debug for TaskHandle<T, E> {
     }
 }
 
-/// A cancel-only handle to a task: cloneable and `Send`, so one thread can cancel while another
-/// awaits (like tokio's `AbortHandle`).
+/// A reference to a task that anyone can hold: cloneable and `Send`, it reads how the task
+/// ended and can cancel it, while the [`TaskHandle`] alone awaits its result (like tokio's
+/// `AbortHandle`, which it also replaces). Keeping one keeps only the task's small shared state
+/// alive, not the task.
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
 /// let handle = rt.spawn(std::future::pending::<()>());
-/// let canceller = handle.canceller();
-/// std::thread::spawn(move || canceller.cancel("from another thread")).join().unwrap();
+/// let task = handle.task_ref();
+/// std::thread::spawn(move || task.cancel("from another thread")).join().unwrap();
 /// assert!(rt.block_on(handle).is_err());
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Clone)]
-pub struct Canceller(HeaderRef);
+pub struct TaskRef(HeaderRef);
 
-impl Canceller {
+impl TaskRef {
     /// Cancels the task; see [`TaskHandle::cancel`].
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
-    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller(); // handle dropped: detached
-    /// assert!(canceller.cancel("stop"));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// let task = rt.spawn(std::future::pending::<()>()).task_ref(); // handle dropped: detached
+    /// assert!(task.cancel("stop"));
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
         self.0.header().cancel(reason.into())
@@ -249,8 +252,8 @@ impl Canceller {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.spawn(async {});
-    /// assert_eq!(handle.canceller().id(), handle.id());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// assert_eq!(handle.task_ref().id(), handle.id());
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn id(&self) -> TaskId {
         self.0.header().id()
@@ -260,11 +263,11 @@ impl Canceller {
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
-    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller();
-    /// assert!(!canceller.is_cancelled());
-    /// canceller.cancel("stop");
-    /// assert!(canceller.is_cancelled());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// let task = rt.spawn(std::future::pending::<()>()).task_ref();
+    /// assert!(!task.is_cancelled());
+    /// task.cancel("stop");
+    /// assert!(task.is_cancelled());
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn is_cancelled(&self) -> bool {
         self.0.header().is_cancelled()
@@ -274,10 +277,10 @@ impl Canceller {
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
-    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller();
-    /// canceller.cancel("no longer needed");
-    /// assert_eq!(canceller.cancel_reason(), Some(klaw::CancelReason::user("no longer needed")));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// let task = rt.spawn(std::future::pending::<()>()).task_ref();
+    /// task.cancel("no longer needed");
+    /// assert_eq!(task.cancel_reason(), Some(klaw::CancelReason::user("no longer needed")));
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn cancel_reason(&self) -> Option<CancelReason> {
         self.0.header().cancel_reason()
@@ -288,10 +291,10 @@ impl Canceller {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.spawn(async { 1 });
-    /// let canceller = handle.canceller();
+    /// let task = handle.task_ref();
     /// rt.block_on(handle).unwrap();
-    /// assert_eq!(canceller.exit_reason(), klaw::ExitReason::Success);
-    /// # Ok::<(), klaw::BuildError>(())
+    /// assert_eq!(task.exit_reason(), klaw::task::ExitReason::Success);
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn exit_reason(&self) -> ExitReason {
         self.0.header().exit_reason()
@@ -301,22 +304,22 @@ impl Canceller {
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
-    /// let canceller = rt.spawn(std::future::pending::<()>()).canceller();
-    /// canceller.cancel("stop");
+    /// let task = rt.spawn(std::future::pending::<()>()).task_ref();
+    /// task.cancel("stop");
     /// let (tx, rx) = std::sync::mpsc::channel();
-    /// canceller.on_cancel(move |_| tx.send(()).unwrap()); // already cancelled: runs at once
+    /// task.on_cancel(move |_| tx.send(()).unwrap()); // already cancelled: runs at once
     /// assert!(rx.try_recv().is_ok());
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn on_cancel(&self, hook: impl FnOnce(&CancelReason) + Send + 'static) {
         self.0.header().on_cancel(Box::new(hook));
     }
 }
 
-impl fmt::Debug for Canceller {
+impl fmt::Debug for TaskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let header = self.0.header();
-        f.debug_struct("Canceller")
+        f.debug_struct("TaskRef")
             .field("id", &header.id())
             .field("exit_reason", &header.exit_reason())
             .finish()

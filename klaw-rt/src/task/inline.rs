@@ -24,8 +24,8 @@ pin_project! {
     ///
     /// ```
     /// use std::future::IntoFuture;
-    /// let inline: klaw::InlineTask<_, klaw::Plain> = klaw::Task::new(async { 1 }).into_future();
-    /// assert_eq!(klaw::block_on(inline), Ok(1));
+    /// let inline: klaw::task::InlineTask<_, klaw::task::Plain> = klaw::Task::new(async { 1 }).into_future();
+    /// assert_eq!(klaw::runtime::block_on(inline), Ok(1));
     /// ```
     #[must_use = "futures do nothing unless awaited"]
     pub struct InlineTask<F, M> {
@@ -43,8 +43,8 @@ impl<F: Future, M: Outcome<F::Output>> IntoFuture for Task<F, M> {
 
     /// ```
     /// use std::time::Duration;
-    /// klaw::block_on(async {
-    ///     let slow = klaw::Task::new(klaw::sleep(Duration::from_secs(60))).timeout(Duration::from_millis(5));
+    /// klaw::runtime::block_on(async {
+    ///     let slow = klaw::Task::new(klaw::time::sleep(Duration::from_secs(60))).timeout(Duration::from_millis(5));
     ///     assert!(matches!(slow.await, Err(klaw::TaskError::TimedOut(_))));
     ///     assert_eq!(klaw::Task::fallible(async { "3".parse::<u8>() }).await, Ok(3));
     /// });

@@ -21,7 +21,7 @@ const CANCELLED_MARK: u32 = u32::MAX;
 
 /// Publishes `value` if completion wins, otherwise the mark the cancellation implies.
 fn complete(completer: Completer<u32>, value: u32) -> bool {
-    let won = completer.try_finish(Kind::Success);
+    let won = completer.decide(Kind::Success);
     completer.publish(if won { value } else { CANCELLED_MARK });
     won
 }

@@ -17,7 +17,7 @@ pub(crate) mod state;
 
 pub use current::current_task_id;
 pub use error::{BoxError, TaskError, TaskFailure};
-pub use handle::{Canceller, TaskHandle};
+pub use handle::{TaskHandle, TaskRef};
 pub use inline::InlineTask;
 pub use reason::{CancelReason, ExitReason};
 pub use spec::{BlockingTask, Fallible, IntoTask, Outcome, Plain, Task};
@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// let a = rt.spawn(async {});
 /// let b = rt.spawn(async {});
 /// assert_ne!(a.id(), b.id());
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(NonZeroU64);
@@ -65,7 +65,7 @@ impl TaskId {
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let id = rt.spawn(async {}).id();
     /// assert_eq!(id.to_string(), format!("#{}", id.as_u64()));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn as_u64(self) -> u64 {
         self.0.get()

@@ -6,7 +6,7 @@ use std::fmt;
 
 use crate::task::state::Kind;
 
-/// Why a task was cancelled. Every [`TaskError::Cancelled`](crate::TaskError::Cancelled) carries
+/// Why a task was cancelled. Every [`TaskError::Cancelled`](crate::task::TaskError::Cancelled) carries
 /// one, so a cancelled task always says who stopped it.
 ///
 /// ```
@@ -70,15 +70,15 @@ impl From<String> for CancelReason {
 /// is anything but `Pending`, it never changes.
 ///
 /// ```
-/// use klaw::ExitReason;
+/// use klaw::task::ExitReason;
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
 /// let handle = rt.spawn(async { 7 });
-/// let canceller = handle.canceller();
+/// let task = handle.task_ref();
 /// assert_eq!(rt.block_on(handle).unwrap(), 7);
-/// assert_eq!(canceller.exit_reason(), ExitReason::Success);
-/// assert!(!canceller.cancel("too late: the first terminal state wins"));
-/// assert_eq!(canceller.exit_reason().to_string(), "success");
-/// # Ok::<(), klaw::BuildError>(())
+/// assert_eq!(task.exit_reason(), ExitReason::Success);
+/// assert!(!task.cancel("too late: the first terminal state wins"));
+/// assert_eq!(task.exit_reason().to_string(), "success");
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExitReason {
@@ -111,7 +111,7 @@ impl ExitReason {
     /// True for every state but `Pending`.
     ///
     /// ```
-    /// use klaw::ExitReason;
+    /// use klaw::task::ExitReason;
     /// assert!(!ExitReason::Pending.is_terminal());
     /// assert!(ExitReason::Cancelled.is_terminal());
     /// ```

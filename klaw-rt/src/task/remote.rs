@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Why a remote task did not give a result of its own. Carried by
-/// [`TaskError::Remote`](crate::TaskError::Remote); travels between processes, so it holds
+/// [`TaskError::Remote`](crate::task::TaskError::Remote); travels between processes, so it holds
 /// strings, not source errors.
 ///
 /// ```

@@ -77,7 +77,7 @@ pub(crate) fn task_span(
 
 /// Ends a task whose body (and everything it left running) is gone.
 #[inline]
-fn conclude<T: Send + 'static, E: Send + 'static, R: Report<E>>(
+fn end<T: Send + 'static, E: Send + 'static, R: Report<E>>(
     completer: Completer<TaskOutput<T, E>>,
     output: TaskOutput<T, E>,
     mut report: R,
@@ -89,7 +89,7 @@ fn conclude<T: Send + 'static, E: Send + 'static, R: Report<E>>(
 
 /// Concludes now, or, if descendants the body left still run, once the last of them ends.
 #[inline]
-fn conclude_after<T: Send + 'static, E: Send + 'static, R: Report<E>>(
+fn end_after_descendants<T: Send + 'static, E: Send + 'static, R: Report<E>>(
     adopter: &Adopter,
     completer: Completer<TaskOutput<T, E>>,
     output: TaskOutput<T, E>,
@@ -97,9 +97,9 @@ fn conclude_after<T: Send + 'static, E: Send + 'static, R: Report<E>>(
 ) {
     match adopter.running() {
         Some(descendants) => {
-            descendants.then_run(Box::new(move || conclude(completer, output, report)));
+            descendants.then_run(Box::new(move || end(completer, output, report)));
         }
-        None => conclude(completer, output, report),
+        None => end(completer, output, report),
     }
 }
 
@@ -107,13 +107,13 @@ fn conclude_after<T: Send + 'static, E: Send + 'static, R: Report<E>>(
 /// outcome; `None` if a cancel or timeout came first. A value that lost is dropped (a panic in
 /// its destructor is contained); a failure that lost is reported, never lost.
 #[inline(always)]
-fn settle<T: Send + 'static, E: Send + 'static, R: Report<E>>(
+fn decide_by_output<T: Send + 'static, E: Send + 'static, R: Report<E>>(
     completer: &Completer<TaskOutput<T, E>>,
     report: &R,
     output: TaskOutput<T, E>,
 ) -> Option<TaskOutput<T, E>> {
     let kind = kind_of(&output);
-    if completer.try_finish(kind) {
+    if completer.decide(kind) {
         return Some(output);
     }
     match output {
@@ -174,9 +174,9 @@ pin_project! {
             // cancelled unless something else decided it first.
             let this = this.project();
             if let Some(completer) = this.run.completer.as_ref() {
-                completer.ensure_decided(CancelReason::Shutdown);
+                completer.decide_if_pending(CancelReason::Shutdown);
                 let (body, run, adopter) = (this.body, this.run, &*this.adopter);
-                adopter.adopting(|| run.finish_unchecked(body, adopter, None));
+                adopter.adopting(|| run.drop_body_and_end(body, adopter, None));
             }
         }
     }
@@ -253,7 +253,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                self.finish_unchecked(body, adopter, None);
+                self.drop_body_and_end(body, adopter, None);
                 return Poll::Ready(());
             }
             if let Some(deadline) = self.deadline.as_mut() {
@@ -261,18 +261,18 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            self.finish_unchecked(body, adopter, None);
+            self.drop_body_and_end(body, adopter, None);
             return Poll::Ready(());
         }
 
         if let Some(timer) = self.deadline.as_mut().and_then(|d| d.timer.as_mut()) {
             if Pin::new(timer).poll(cx).is_ready() {
-                completer.try_finish(Kind::TimedOut);
+                completer.decide(Kind::TimedOut);
                 if let Some(deadline) = self.deadline.as_mut() {
                     deadline.timer = None; // fired once; a shield may keep the body a while
                 }
                 if must_stop(completer.header()) {
-                    self.finish_unchecked(body, adopter, None);
+                    self.drop_body_and_end(body, adopter, None);
                     return Poll::Ready(());
                 }
             }
@@ -295,10 +295,10 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
             Poll::Ready(output) => {
                 let report = self.report.as_ref().expect("reported until the end");
-                settle(completer, report, output)
+                decide_by_output(completer, report, output)
             }
         };
-        self.finish_unchecked(body, adopter, output);
+        self.drop_body_and_end(body, adopter, output);
         Poll::Ready(())
     }
 
@@ -306,7 +306,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     /// `adopter`, so what scopes in it leave running is adopted), then concludes with `output`
     /// if the body produced the winning one, else with the one the decided outcome implies.
     #[inline]
-    fn finish_unchecked<F>(
+    fn drop_body_and_end<F>(
         &mut self,
         mut body: Pin<&mut Option<F>>,
         adopter: &Adopter,
@@ -318,7 +318,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         let report = self.report.take().expect("a task is finished once");
         let timeout = self.deadline.as_ref().map(|d| d.after);
         let output = output.unwrap_or_else(|| output_without_value(completer.header(), timeout));
-        conclude_after(adopter, completer, output, report);
+        end_after_descendants(adopter, completer, output, report);
     }
 }
 
@@ -366,10 +366,10 @@ where
             let _span = self.span.as_ref().map(|span| span.enter());
             let ran = current::run_as(&completer, || guarded::<M, O>(|| Poll::Ready(body())));
             let Poll::Ready(output) = ran else { unreachable!("a blocking body runs to its end") };
-            settle(&completer, &report, output)
+            decide_by_output(&completer, &report, output)
         });
         let output = output.unwrap_or_else(|| output_without_value(completer.header(), None));
-        conclude_after(&adopter, completer, output, report);
+        end_after_descendants(&adopter, completer, output, report);
     }
 }
 
@@ -377,10 +377,10 @@ impl<F, O, M: Outcome<O>, R: Report<M::Err>> Drop for BlockingRunner<F, O, M, R>
     fn drop(&mut self) {
         // Dropped unrun: the pool shut down (or could not start a thread) with this job queued.
         if let (Some(completer), Some(report)) = (self.completer.take(), self.report.take()) {
-            completer.ensure_decided(CancelReason::Shutdown);
+            completer.decide_if_pending(CancelReason::Shutdown);
             drop_contained(self.body.take());
             let output = output_without_value(completer.header(), None);
-            conclude(completer, output, report);
+            end(completer, output, report);
         }
     }
 }

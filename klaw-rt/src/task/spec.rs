@@ -11,18 +11,18 @@ use std::time::Duration;
 use crate::task::error::TaskError;
 use crate::task::remote::RemoteCall;
 
-/// How a task's output maps to its [`ExitReason`](crate::ExitReason): what is a success, what
+/// How a task's output maps to its [`ExitReason`](crate::task::ExitReason): what is a success, what
 /// is a failure. Implemented by [`Plain`] and [`Fallible`].
 ///
 /// ```
-/// use klaw::{Fallible, Outcome, Plain, TaskError};
+/// use klaw::{TaskError, task::{Fallible, Outcome, Plain}};
 /// assert_eq!(<Plain as Outcome<Result<u8, ()>>>::split(Err(())), Ok(Err(())));
 /// assert_eq!(<Fallible as Outcome<Result<u8, ()>>>::split(Err(())), Err(TaskError::Failed(())));
 /// ```
 pub trait Outcome<O> {
     /// The value a successful task gives.
     type Ok: Send + 'static;
-    /// The error a failed task gives, inside [`TaskError::Failed`](crate::TaskError::Failed).
+    /// The error a failed task gives, inside [`TaskError::Failed`](crate::task::TaskError::Failed).
     type Err: Send + 'static;
     /// Splits the output into success or failure. Only a task whose body stands for another
     /// task (a remote one) ends with anything but `Ok` or `Failed`.
@@ -34,21 +34,21 @@ pub trait Outcome<O> {
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
-/// let plain: klaw::Task<_, klaw::Plain> = klaw::Task::new(async { Err::<(), &str>("a value") });
+/// let plain: klaw::Task<_, klaw::task::Plain> = klaw::Task::new(async { Err::<(), &str>("a value") });
 /// assert_eq!(rt.block_on(rt.spawn(plain)), Ok(Err("a value")));
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
 
 /// The output is a `Result`; `Err(e)` makes the task end with
-/// [`ExitReason::Error`](crate::ExitReason::Error) and [`TaskError::Failed(e)`](crate::TaskError::Failed).
+/// [`ExitReason::Error`](crate::task::ExitReason::Error) and [`TaskError::Failed(e)`](crate::task::TaskError::Failed).
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
-/// let fallible: klaw::Task<_, klaw::Fallible> = klaw::Task::fallible(async { Err::<(), &str>("a failure") });
+/// let fallible: klaw::Task<_, klaw::task::Fallible> = klaw::Task::fallible(async { Err::<(), &str>("a failure") });
 /// assert_eq!(rt.block_on(rt.spawn(fallible)), Err(klaw::TaskError::Failed("a failure")));
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Fallible;
@@ -86,17 +86,17 @@ impl<T: Send + 'static, E: Send + 'static> Outcome<Result<T, TaskError<E>>> for 
 /// counts as a failure. `#[klaw::task]` builds these; you can also build one by hand.
 ///
 /// ```
-/// use klaw::{ExitReason, Task, TaskError};
+/// use klaw::{Task, TaskError, task::ExitReason};
 /// use std::time::Duration;
 ///
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
 /// let parse = rt.spawn(Task::fallible(async { "x".parse::<u32>() }).name("parse"));
-/// let slow = rt.spawn(Task::new(klaw::sleep(Duration::from_secs(60))).timeout(Duration::from_millis(5)));
+/// let slow = rt.spawn(Task::new(klaw::time::sleep(Duration::from_secs(60))).timeout(Duration::from_millis(5)));
 /// rt.block_on(async {
 ///     assert!(matches!(parse.await, Err(TaskError::Failed(_))));
 ///     assert!(matches!(slow.await, Err(TaskError::TimedOut(_))));
 /// });
-/// # Ok::<(), klaw::BuildError>(())
+/// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[must_use = "a Task does nothing until it is spawned or awaited"]
 pub struct Task<F, M = Plain> {
@@ -115,7 +115,7 @@ impl<F: Future> Task<F, Plain> {
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let plain = rt.spawn(klaw::Task::new(async { "9".parse::<u8>() }));
     /// assert_eq!(rt.block_on(plain), Ok(Ok(9))); // a plain task's Result is its value
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn new(future: F) -> Self {
         Task { future, name: None, timeout: None, remote: None, mode: PhantomData }
@@ -132,7 +132,7 @@ where
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let fallible = rt.spawn(klaw::Task::fallible(async { "9".parse::<u8>() }));
     /// assert_eq!(rt.block_on(fallible), Ok(9)); // Err would be TaskError::Failed
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn fallible(future: F) -> Self {
         Task { future, name: None, timeout: None, remote: None, mode: PhantomData }
@@ -145,22 +145,22 @@ impl<F, M> Task<F, M> {
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// assert_eq!(rt.spawn(klaw::Task::new(async {}).name("flush")).name(), Some("flush"));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
         self
     }
 
-    /// Ends the task with [`TaskError::TimedOut`](crate::TaskError::TimedOut) if it has not
+    /// Ends the task with [`TaskError::TimedOut`](crate::task::TaskError::TimedOut) if it has not
     /// finished `timeout` after it first starts running.
     ///
     /// ```
     /// use std::time::Duration;
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
-    /// let slow = rt.spawn(klaw::Task::new(klaw::sleep(Duration::from_secs(9))).timeout(Duration::from_millis(5)));
+    /// let slow = rt.spawn(klaw::Task::new(klaw::time::sleep(Duration::from_secs(9))).timeout(Duration::from_millis(5)));
     /// assert_eq!(rt.block_on(slow), Err(klaw::TaskError::TimedOut(Duration::from_millis(5))));
-    /// # Ok::<(), klaw::BuildError>(())
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -208,8 +208,8 @@ impl<F: Future, M: Outcome<F::Output>> Task<F, M> {
 /// pool, spawned in a scope (`s.spawn(task)`) or awaited inline (`task.await`).
 ///
 /// ```
-/// use klaw::BlockingTask;
-/// klaw::block_on(async {
+/// use klaw::task::BlockingTask;
+/// klaw::runtime::block_on(async {
 ///     let sum = BlockingTask::new(|| (1..=10u64).sum::<u64>()).name("sum");
 ///     assert_eq!(sum.await, Ok(55));
 ///     let parse = BlockingTask::fallible(|| "x".parse::<u8>());
@@ -227,8 +227,8 @@ impl<F> BlockingTask<F, Plain> {
     /// A blocking task whose every output is a success.
     ///
     /// ```
-    /// klaw::block_on(async {
-    ///     assert_eq!(klaw::BlockingTask::new(|| 2 + 2).await, Ok(4));
+    /// klaw::runtime::block_on(async {
+    ///     assert_eq!(klaw::task::BlockingTask::new(|| 2 + 2).await, Ok(4));
     /// });
     /// ```
     pub fn new<O>(body: F) -> Self
@@ -243,8 +243,8 @@ impl<F> BlockingTask<F, Fallible> {
     /// A blocking task whose `Err` output is a failure.
     ///
     /// ```
-    /// klaw::block_on(async {
-    ///     assert_eq!(klaw::BlockingTask::fallible(|| "7".parse::<u8>()).await, Ok(7));
+    /// klaw::runtime::block_on(async {
+    ///     assert_eq!(klaw::task::BlockingTask::fallible(|| "7".parse::<u8>()).await, Ok(7));
     /// });
     /// ```
     pub fn fallible<T, E>(body: F) -> Self
@@ -259,7 +259,7 @@ impl<F, M> BlockingTask<F, M> {
     /// Names the task (shown in `Debug`, logs and `TaskHandle::name`).
     ///
     /// ```
-    /// let task = klaw::BlockingTask::new(|| ()).name("fsync");
+    /// let task = klaw::task::BlockingTask::new(|| ()).name("fsync");
     /// assert!(format!("{task:?}").contains("fsync"));
     /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
@@ -277,11 +277,11 @@ impl<F, M> fmt::Debug for BlockingTask<F, M> {
 /// Anything a runtime can spawn: a future (as a [`Plain`] task) or a [`Task`].
 ///
 /// ```
-/// fn spawnable<T: klaw::IntoTask>(task: T) -> klaw::Task<T::Future, T::Mode> {
+/// fn spawnable<T: klaw::task::IntoTask>(task: T) -> klaw::Task<T::Future, T::Mode> {
 ///     task.into_task()
 /// }
 /// let task = spawnable(async { 1 }).name("one");
-/// assert_eq!(klaw::block_on(task), Ok(1));
+/// assert_eq!(klaw::runtime::block_on(task), Ok(1));
 /// ```
 pub trait IntoTask {
     /// The future the task runs.

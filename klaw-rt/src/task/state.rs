@@ -67,7 +67,7 @@ impl Snapshot {
     /// Set by whoever takes the output: the joiner, or the scope collecting an unclaimed
     /// failure.
     pub(crate) const CLAIMED: usize = 1 << 6;
-    /// The bits from here up count the shields active in the task's body (`klaw::shield`):
+    /// The bits from here up count the shields active in the task's body (`klaw::cancel::shield`):
     /// while any is, a decided cancellation or timeout waits for them before the body is
     /// dropped.
     pub(crate) const SHIELD_UNIT: usize = 1 << 8;

@@ -11,7 +11,7 @@ pub async fn double(x: u32) -> Result<u32, std::num::TryFromIntError> {
 
 /// A scope and a select through the renamed crate.
 pub async fn run() -> Result<u32, renamed_klaw::Error> {
-    let (tx, rx) = renamed_klaw::channel::<u32>(1);
+    let (tx, rx) = renamed_klaw::channel::bounded::<u32>(1);
     let doubled = renamed_klaw::scope!(timeout = "5s", |s| {
         let child = s.spawn(double(21));
         Ok(child.await?)

@@ -12,13 +12,13 @@ use futures_core::Stream;
 use crate::channel::error::{RecvError, TryRecvError};
 use crate::channel::mpmc::chan::Chan;
 
-/// The receiving half of an MPMC [`channel`](crate::channel()). Clone it for competing
+/// The receiving half of an MPMC [`channel`](crate::channel::bounded()). Clone it for competing
 /// consumers: each message goes to exactly **one** receiver (for every receiver to see every
-/// message, use [`broadcast`](crate::broadcast())). It is a [`Stream`] that ends when
+/// message, use [`broadcast`](crate::channel::broadcast::channel())). It is a [`Stream`] that ends when
 /// the channel is closed and drained.
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u32>(4);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(4);
 /// let rx2 = rx.clone();
 /// tx.try_send(1).unwrap();
 /// tx.try_send(2).unwrap();
@@ -47,9 +47,9 @@ impl<T> Receiver<T> {
     /// Waiting receivers are woken in the order they started waiting, one per message.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<&str>(1);
-    /// std::thread::spawn(move || klaw::block_on(tx.send("hi")));
-    /// assert_eq!(klaw::block_on(rx.recv()), Ok("hi"));
+    /// let (tx, rx) = klaw::channel::bounded::<&str>(1);
+    /// std::thread::spawn(move || klaw::runtime::block_on(tx.send("hi")));
+    /// assert_eq!(klaw::runtime::block_on(rx.recv()), Ok("hi"));
     /// ```
     pub fn recv(&self) -> Recv<'_, T> {
         Recv { chan: &self.chan, waiter: None }
@@ -58,7 +58,7 @@ impl<T> Receiver<T> {
     /// Receives a message if one is ready.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
     /// assert!(rx.try_recv().is_err());
     /// tx.try_send(9).unwrap();
     /// assert_eq!(rx.try_recv(), Ok(9));
@@ -71,7 +71,7 @@ impl<T> Receiver<T> {
     /// queued. True if this call closed it.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(2);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(2);
     /// tx.try_send(1).unwrap();
     /// assert!(rx.close());
     /// assert!(tx.try_send(2).unwrap_err().is_closed());
@@ -85,7 +85,7 @@ impl<T> Receiver<T> {
     /// True once the channel is closed (messages may still be queued).
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
     /// drop(tx);
     /// assert!(rx.is_closed());
     /// ```
@@ -93,12 +93,12 @@ impl<T> Receiver<T> {
         self.chan.is_closed()
     }
 
-    /// The capacity given to [`channel`](crate::channel()), or `None` if unbounded. Stored,
+    /// The capacity given to [`channel`](crate::channel::bounded()), or `None` if unbounded. Stored,
     /// not derived from the queue.
     ///
     /// ```
-    /// assert_eq!(klaw::channel::<u8>(64).1.capacity(), Some(64));
-    /// assert_eq!(klaw::unbounded::<u8>().1.capacity(), None);
+    /// assert_eq!(klaw::channel::bounded::<u8>(64).1.capacity(), Some(64));
+    /// assert_eq!(klaw::channel::unbounded::<u8>().1.capacity(), None);
     /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.chan.capacity()
@@ -107,7 +107,7 @@ impl<T> Receiver<T> {
     /// How many messages are queued now.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(4);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(4);
     /// tx.try_send(1).unwrap();
     /// assert_eq!(rx.len(), 1);
     /// ```
@@ -118,7 +118,7 @@ impl<T> Receiver<T> {
     /// True if no message is queued now.
     ///
     /// ```
-    /// assert!(klaw::channel::<u8>(4).1.is_empty());
+    /// assert!(klaw::channel::bounded::<u8>(4).1.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -127,7 +127,7 @@ impl<T> Receiver<T> {
     /// How many senders exist.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
     /// let _tx2 = tx.clone();
     /// assert_eq!(rx.sender_count(), 2);
     /// ```
@@ -138,7 +138,7 @@ impl<T> Receiver<T> {
     /// How many receivers exist.
     ///
     /// ```
-    /// let (_tx, rx) = klaw::channel::<u8>(1);
+    /// let (_tx, rx) = klaw::channel::bounded::<u8>(1);
     /// assert_eq!(rx.clone().receiver_count(), 2);
     /// ```
     pub fn receiver_count(&self) -> usize {
@@ -149,10 +149,10 @@ impl<T> Receiver<T> {
 /// The future of [`Receiver::recv`].
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u8>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u8>(1);
 /// tx.try_send(4).unwrap();
 /// let receiving: klaw::channel::Recv<'_, u8> = rx.recv();
-/// assert_eq!(klaw::block_on(receiving), Ok(4));
+/// assert_eq!(klaw::runtime::block_on(receiving), Ok(4));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Recv<'a, T> {

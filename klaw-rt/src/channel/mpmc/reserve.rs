@@ -13,8 +13,8 @@ use crate::channel::mpmc::chan::Chan;
 /// without waiting; dropping it gives it back.
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u8>(1);
-/// let permit: klaw::channel::Permit<'_, u8> = klaw::block_on(tx.reserve()).unwrap();
+/// let (tx, rx) = klaw::channel::bounded::<u8>(1);
+/// let permit: klaw::channel::Permit<'_, u8> = klaw::runtime::block_on(tx.reserve()).unwrap();
 /// permit.send(8).unwrap();
 /// assert_eq!(rx.try_recv(), Ok(8));
 /// ```
@@ -28,8 +28,8 @@ impl<T> Permit<'_, T> {
     /// meanwhile.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
-    /// let permit = klaw::block_on(tx.reserve()).unwrap();
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
+    /// let permit = klaw::runtime::block_on(tx.reserve()).unwrap();
     /// permit.send(4).unwrap();
     /// assert_eq!(rx.try_recv(), Ok(4));
     /// ```
@@ -55,9 +55,9 @@ impl<T> fmt::Debug for Permit<'_, T> {
 /// The future of [`Sender::reserve`](crate::channel::Sender::reserve).
 ///
 /// ```
-/// let (tx, _rx) = klaw::channel::<u8>(1);
+/// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
 /// let reserving: klaw::channel::Reserve<'_, u8> = tx.reserve();
-/// assert!(klaw::block_on(reserving).is_ok());
+/// assert!(klaw::runtime::block_on(reserving).is_ok());
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Reserve<'a, T> {

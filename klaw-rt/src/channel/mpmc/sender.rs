@@ -11,16 +11,16 @@ use crate::channel::error::{SendError, TrySendError};
 use crate::channel::mpmc::chan::Chan;
 use crate::channel::mpmc::reserve::Reserve;
 
-/// The sending half of an MPMC [`channel`](crate::channel()). Clone it for several producers;
+/// The sending half of an MPMC [`channel`](crate::channel::bounded()). Clone it for several producers;
 /// the channel closes when the last sender is dropped. It is a [`Sink`](futures_sink::Sink).
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u32>(2);
+/// let (tx, rx) = klaw::channel::bounded::<u32>(2);
 /// let tx2 = tx.clone();
 /// tx.try_send(1).unwrap();
 /// tx2.try_send(2).unwrap();
 /// drop((tx, tx2));
-/// let all: Vec<u32> = klaw::block_on(futures_lite::StreamExt::collect(rx));
+/// let all: Vec<u32> = klaw::runtime::block_on(futures_lite::StreamExt::collect(rx));
 /// assert_eq!(all, [1, 2]);
 /// ```
 pub struct Sender<T> {
@@ -53,8 +53,8 @@ impl<T> Sender<T> {
     /// frees; a woken sender that finds the place taken again waits at the front of the line.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u32>(1);
-    /// klaw::block_on(async {
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// klaw::runtime::block_on(async {
     ///     tx.send(1).await.unwrap();
     ///     assert_eq!(rx.recv().await, Ok(1));
     /// });
@@ -69,7 +69,7 @@ impl<T> Sender<T> {
     ///
     /// ```
     /// use klaw::channel::TrySendError;
-    /// let (tx, _rx) = klaw::channel::<u32>(1);
+    /// let (tx, _rx) = klaw::channel::bounded::<u32>(1);
     /// assert_eq!(tx.try_send(1), Ok(()));
     /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
     /// ```
@@ -83,8 +83,8 @@ impl<T> Sender<T> {
     /// Cancel safety: dropping the future (or an unused permit) gives the place back.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<String>(1);
-    /// klaw::block_on(async {
+    /// let (tx, rx) = klaw::channel::bounded::<String>(1);
+    /// klaw::runtime::block_on(async {
     ///     let permit = tx.reserve().await.unwrap();
     ///     permit.send("built after the place was secured".to_string()).unwrap();
     ///     assert_eq!(rx.len(), 1);
@@ -98,7 +98,7 @@ impl<T> Sender<T> {
     /// queued. True if this call closed it.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
     /// assert!(tx.close());
     /// assert!(!tx.close());
     /// assert!(rx.is_closed());
@@ -110,7 +110,7 @@ impl<T> Sender<T> {
     /// True once the channel is closed: every receiver is gone, or someone closed it.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
     /// drop(rx);
     /// assert!(tx.is_closed());
     /// ```
@@ -118,11 +118,11 @@ impl<T> Sender<T> {
         self.chan.is_closed()
     }
 
-    /// The capacity given to [`channel`](crate::channel()), or `None` if unbounded. Stored,
+    /// The capacity given to [`channel`](crate::channel::bounded()), or `None` if unbounded. Stored,
     /// not derived from the queue.
     ///
     /// ```
-    /// assert_eq!(klaw::channel::<u8>(8).0.capacity(), Some(8));
+    /// assert_eq!(klaw::channel::bounded::<u8>(8).0.capacity(), Some(8));
     /// ```
     pub fn capacity(&self) -> Option<usize> {
         self.chan.capacity()
@@ -131,7 +131,7 @@ impl<T> Sender<T> {
     /// How many messages are queued now.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::channel::<u8>(8);
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(8);
     /// tx.try_send(1).unwrap();
     /// assert_eq!(tx.len(), 1);
     /// ```
@@ -142,7 +142,7 @@ impl<T> Sender<T> {
     /// True if no message is queued now.
     ///
     /// ```
-    /// assert!(klaw::channel::<u8>(8).0.is_empty());
+    /// assert!(klaw::channel::bounded::<u8>(8).0.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -151,7 +151,7 @@ impl<T> Sender<T> {
     /// True if a bounded channel has no free place now.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::channel::<u8>(1);
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
     /// tx.try_send(1).unwrap();
     /// assert!(tx.is_full());
     /// ```
@@ -162,7 +162,7 @@ impl<T> Sender<T> {
     /// How many receivers exist.
     ///
     /// ```
-    /// let (tx, rx) = klaw::channel::<u8>(1);
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
     /// drop(rx);
     /// assert_eq!(tx.receiver_count(), 0);
     /// ```
@@ -173,7 +173,7 @@ impl<T> Sender<T> {
     /// How many senders exist.
     ///
     /// ```
-    /// let (tx, _rx) = klaw::channel::<u8>(1);
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
     /// assert_eq!(tx.clone().sender_count(), 2);
     /// ```
     pub fn sender_count(&self) -> usize {
@@ -184,9 +184,9 @@ impl<T> Sender<T> {
 /// The future of [`Sender::send`].
 ///
 /// ```
-/// let (tx, rx) = klaw::channel::<u8>(1);
+/// let (tx, rx) = klaw::channel::bounded::<u8>(1);
 /// let sending: klaw::channel::Send<'_, u8> = tx.send(3);
-/// assert_eq!(klaw::block_on(sending), Ok(()));
+/// assert_eq!(klaw::runtime::block_on(sending), Ok(()));
 /// assert_eq!(rx.try_recv(), Ok(3));
 /// ```
 #[must_use = "futures do nothing unless awaited"]
