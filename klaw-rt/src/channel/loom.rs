@@ -1,10 +1,8 @@
-//! Loom models of the MPMC channel core (`mpmc/`): blocked senders and receivers, closing, a
-//! cancelled `recv`, permits.
+//! Loom models of the MPMC channel core (`mpmc/`): sends, receives, closes and permits racing,
+//! with parked tasks, so a lost wake-up shows as a deadlock and a lost or duplicated message as
+//! a failed assertion.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
-
-//! The MPMC channel core: sends, receives and closes racing, with parked tasks, so a lost
-//! wake-up shows as a deadlock and a lost or duplicated message as a failed assertion.
 
 use std::future::Future;
 use std::pin::pin;
@@ -13,12 +11,12 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use crate::channel::{RecvError, TryRecvError, channel};
+use crate::channel::{RecvError, TryRecvError, bounded};
 
 #[test]
 fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
     loom::model(|| {
-        let (tx, rx) = channel::<u32>(1);
+        let (tx, rx) = bounded::<u32>(1);
         let producer = thread::spawn(move || {
             block_on(tx.send(1)).unwrap();
             block_on(tx.send(2)).unwrap(); // waits for a place: the receiver must wake it
@@ -33,7 +31,7 @@ fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
 #[test]
 fn loom_closing_wakes_a_parked_receiver() {
     loom::model(|| {
-        let (tx, rx) = channel::<u32>(1);
+        let (tx, rx) = bounded::<u32>(1);
         let closer = thread::spawn(move || {
             let _ = tx.try_send(5);
             drop(tx);
@@ -49,7 +47,7 @@ fn loom_closing_wakes_a_parked_receiver() {
 #[test]
 fn loom_a_message_handed_to_a_cancelled_recv_is_not_lost() {
     loom::model(|| {
-        let (tx, rx) = channel::<u32>(1);
+        let (tx, rx) = bounded::<u32>(1);
         let sender = thread::spawn(move || tx.try_send(9).is_ok());
         {
             let mut recv = pin!(rx.recv());
@@ -69,7 +67,7 @@ fn loom_a_message_handed_to_a_cancelled_recv_is_not_lost() {
 #[test]
 fn loom_a_permit_racing_a_send_always_finds_its_place() {
     loom::model(|| {
-        let (tx, rx) = channel::<u32>(1);
+        let (tx, rx) = bounded::<u32>(1);
         let racer = tx.clone();
         let reserver = thread::spawn(move || {
             // Waits for the place if the racer took it; then the place is ours.
@@ -92,7 +90,7 @@ fn loom_a_permit_racing_a_send_always_finds_its_place() {
 #[test]
 fn loom_closing_gives_a_waiting_send_its_value_back() {
     loom::model(|| {
-        let (tx, rx) = channel::<u32>(1);
+        let (tx, rx) = bounded::<u32>(1);
         tx.try_send(0).unwrap();
         let sender = thread::spawn(move || block_on(tx.send(1)));
         // Frees the place, then closes: the send either got in before the close or gets
@@ -111,7 +109,7 @@ fn loom_closing_gives_a_waiting_send_its_value_back() {
 #[test]
 fn loom_a_wake_up_given_to_a_dropped_recv_passes_to_the_next_receiver() {
     loom::model(|| {
-        let (tx, rx) = channel::<u32>(1);
+        let (tx, rx) = bounded::<u32>(1);
         let other = rx.clone();
         let noop = &mut Context::from_waker(Waker::noop());
         let mut first = Box::pin(rx.recv());

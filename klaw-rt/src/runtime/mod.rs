@@ -21,7 +21,6 @@ pub use stats::{ShutdownReport, ShutdownTimedOut};
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use async_executor::Executor;
 use event_listener::Event;
 
 use crate::remote::RemoteBackend;
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::task::core::Joiner;
 use crate::task::handle::TaskOutput;
 use crate::task::spec::{ErrOf, OkOf};

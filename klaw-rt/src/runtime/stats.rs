@@ -7,14 +7,13 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use event_listener::{Event, Listener};
 use slab::Slab;
 
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::CancelReason;
 use crate::task::core::HeaderRef;
 use crate::task::state::Kind;
@@ -32,6 +31,8 @@ struct Shard {
 }
 
 fn my_shard() -> usize {
+    // A process-wide static outlives any loom model, so this counter is std's.
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
