@@ -17,7 +17,7 @@ use async_executor::Executor;
 use crate::remote::{JobId, run_remotely};
 use crate::runtime::Shared;
 use crate::runtime::blocking::BlockingJob;
-use crate::runtime::stats::{ParkedKey, Stats};
+use crate::runtime::stats::Stats;
 use crate::task::core::{Completer, HeaderRef, Joiner, new_task};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
@@ -51,18 +51,17 @@ impl<E> ParentLink<E> for NoParent {
     }
 }
 
-/// How one task is accounted for: the runtime's counters (none for a scope's local child
-/// outside any runtime), the list of waiting tasks, and its scope.
+/// How one task is accounted for: the runtime's counters and list of waiting tasks (none for a
+/// scope's local child outside any runtime), and its scope.
 pub(crate) struct Accounting<P> {
     stats: Option<Arc<Stats>>,
-    parked: Option<ParkedKey>,
     parent: Option<P>,
 }
 
 impl<P> Accounting<P> {
     /// Accounting for a task counted by `stats` (if any), child of `parent` (if any).
     pub(crate) fn new(stats: Option<Arc<Stats>>, parent: Option<P>) -> Self {
-        Accounting { stats, parked: None, parent }
+        Accounting { stats, parent }
     }
 }
 
@@ -74,7 +73,7 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
 
     fn first_wait(&mut self, task: HeaderRef) {
         if let Some(stats) = &self.stats {
-            self.parked = Some(stats.park(task));
+            stats.park(task);
         }
     }
 
@@ -92,11 +91,11 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
     }
 
     #[inline]
-    fn before_publish(&mut self, kind: Kind) {
+    fn before_publish(&self, kind: Kind, id: TaskId, waited: bool) {
         // Counted first: once a handle resolves, the live count no longer includes its task.
         if let Some(stats) = &self.stats {
-            if let Some(key) = self.parked.take() {
-                stats.unpark(key);
+            if waited {
+                stats.unpark(id);
             }
             stats.task_ended(kind);
         }

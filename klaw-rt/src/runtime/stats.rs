@@ -6,17 +6,17 @@
 //! them), and a task leaves it when it ends. `tests/no_leaks.rs` checks the heap.
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use event_listener::{Event, Listener};
-use slab::Slab;
 
 use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
-use crate::task::CancelReason;
 use crate::task::core::HeaderRef;
 use crate::task::state::Kind;
+use crate::task::{CancelReason, TaskId};
 
 /// Shards of the counters: each thread counts into its own cache line, so spawning on one thread
 /// and finishing on another does not bounce a shared line for every task.
@@ -41,23 +41,16 @@ fn my_shard() -> usize {
 }
 
 /// The tasks that are waiting to be woken (they returned `Pending` at least once and have not
-/// ended): the ones a shutdown must wake to cancel, since no queue holds them. Sharded by the
-/// thread that parks, like the counters; a task that never waits is never here.
+/// ended): the ones a shutdown must wake to cancel, since no queue holds them. Sharded by task
+/// id, so a task finds its entry without carrying a key; a task that never waits is never here.
 #[derive(Debug, Default)]
 struct Parked {
-    shards: [CachePadded<Mutex<Slab<HeaderRef>>>; SHARDS],
-}
-
-/// Where a parked task is listed, to leave when it ends.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ParkedKey {
-    shard: u32,
-    key: u32,
+    shards: [CachePadded<Mutex<HashMap<TaskId, HeaderRef>>>; SHARDS],
 }
 
 impl Parked {
-    fn shard(&self, shard: usize) -> MutexGuard<'_, Slab<HeaderRef>> {
-        self.shards[shard].lock()
+    fn shard(&self, id: TaskId) -> MutexGuard<'_, HashMap<TaskId, HeaderRef>> {
+        self.shards[(id.as_u64() % SHARDS as u64) as usize].lock()
     }
 }
 
@@ -80,19 +73,18 @@ impl Stats {
 
     /// Lists a task that is about to wait. If shutdown has started meanwhile, the task is
     /// cancelled here, since shutdown may have looked at the list before it was on it.
-    pub(crate) fn park(&self, task: HeaderRef) -> ParkedKey {
-        let shard = my_shard();
-        let key = self.parked.shard(shard).insert(task.clone());
+    pub(crate) fn park(&self, task: HeaderRef) {
+        let id = task.header().id();
+        let replaced = self.parked.shard(id).insert(id, task.clone());
+        debug_assert!(replaced.is_none(), "a task is listed once");
         if self.shutting_down.load(Ordering::SeqCst) {
             task.header().cancel(CancelReason::Shutdown);
         }
-        let key = u32::try_from(key).expect("fewer than 2^32 tasks wait on one shard");
-        ParkedKey { shard: shard as u32, key }
     }
 
     /// The task ended: it no longer waits.
-    pub(crate) fn unpark(&self, key: ParkedKey) {
-        let removed = self.parked.shard(key.shard as usize).try_remove(key.key as usize);
+    pub(crate) fn unpark(&self, id: TaskId) {
+        let removed = self.parked.shard(id).remove(&id);
         drop(removed); // outside the lock: it may be the last reference to the task's core
     }
 
@@ -100,9 +92,8 @@ impl Stats {
     /// now is cancelled (which wakes it, so it is dropped when next polled).
     pub(crate) fn cancel_all_for_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        for shard in 0..SHARDS {
-            let waiting: Vec<HeaderRef> =
-                self.parked.shard(shard).iter().map(|(_, task)| task.clone()).collect();
+        for shard in &self.parked.shards {
+            let waiting: Vec<HeaderRef> = shard.lock().values().cloned().collect();
             for task in waiting {
                 task.header().cancel(CancelReason::Shutdown);
             }

@@ -8,6 +8,8 @@
 //! whether the body awaited the child or not, the failure fails the scope.
 #![forbid(unsafe_code)]
 
+use std::any::Any;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use slab::Slab;
@@ -28,6 +30,11 @@ use crate::task::{CancelReason, TaskId};
 pub(crate) trait ScopeChild: TaskHeader {
     /// The child's failure, unless its handle already took it (then the body has it).
     fn take_failure(&self) -> Option<Error>;
+
+    /// A failure its body produced after its outcome was decided otherwise, as the scope reports
+    /// it. (It travels as `Any` so a child's link needs no conversion of its own: raced failures
+    /// are rare, and every byte of a runner is paid per task.)
+    fn raced_error(&self, error: Box<dyn Any + Send>) -> Error;
 }
 
 impl<T, E> ScopeChild for TaskCore<TaskOutput<T, E>>
@@ -37,6 +44,13 @@ where
 {
     fn take_failure(&self) -> Option<Error> {
         Some(failure_to_error(self.take_unclaimed()?.err()?))
+    }
+
+    fn raced_error(&self, error: Box<dyn Any + Send>) -> Error {
+        match error.downcast::<TaskError<E>>() {
+            Ok(error) => failure_to_error(*error),
+            Err(_) => unreachable!("a child reports failures of its own type"),
+        }
     }
 }
 
@@ -117,7 +131,7 @@ impl ScopeShared {
         if let Some(reason) = cancelled {
             child.header().cancel(reason);
         }
-        ChildLink { scope: self.clone(), key, to_error: failure_to_error::<E> }
+        ChildLink { scope: self.clone(), key, error: PhantomData }
     }
 
     /// Cancels the body and every child; the first reason wins. `failure` is recorded in the
@@ -235,9 +249,7 @@ impl Registry {
 pub(crate) struct ChildLink<E> {
     scope: Arc<ScopeShared>,
     key: usize,
-    /// Turns the child's own error into the scope's (the runner itself does not know that its
-    /// error converts into a boxed one; the scope's spawn did).
-    to_error: fn(TaskError<E>) -> Error,
+    error: PhantomData<fn(E)>,
 }
 
 impl<E: Send + 'static> ParentLink<E> for ChildLink<E> {
@@ -250,7 +262,10 @@ impl<E: Send + 'static> ParentLink<E> for ChildLink<E> {
 
     /// The body failed after a cancel had decided its outcome.
     fn raced(&self, id: TaskId, error: TaskError<E>) {
-        let error = (self.to_error)(error);
+        // The child is still listed: it leaves the list once it has published its output.
+        let child = self.scope.registry.lock().children.get(self.key).cloned();
+        let child = child.expect("a child is listed until its end");
+        let error = child.raced_error(Box::new(error));
         tracing::warn!(task.id = id.as_u64(), %error, "a child failed after it was cancelled; its scope reports the failure");
         self.scope.child_raced(error);
     }

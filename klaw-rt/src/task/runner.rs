@@ -33,8 +33,9 @@ pub(crate) trait Report<E>: Send + 'static {
     /// The body failed after the task's outcome was decided otherwise: its handle keeps that
     /// outcome, and the failure must still not be lost.
     fn raced(&self, id: TaskId, error: TaskError<E>);
-    /// The outcome is decided; the output is about to be published.
-    fn before_publish(&mut self, kind: Kind);
+    /// The outcome is decided; the output is about to be published. `waited`: whether the task
+    /// ever waited (see `first_wait`).
+    fn before_publish(&self, kind: Kind, id: TaskId, waited: bool);
     /// The output is published: the task has ended.
     fn ended(self);
 }
@@ -75,31 +76,36 @@ pub(crate) fn task_span(
     Some(Box::new(span))
 }
 
-/// Ends a task whose body (and everything it left running) is gone.
-#[inline]
-fn end<T: Send + 'static, E: Send + 'static, R: Report<E>>(
+/// What ends a task: the completer that publishes its output, and where it reports.
+struct End<T, E, R> {
     completer: Completer<TaskOutput<T, E>>,
-    output: TaskOutput<T, E>,
-    mut report: R,
-) {
-    report.before_publish(completer.header().kind());
-    completer.publish(output);
-    report.ended();
+    report: R,
+    /// Whether the body has been polled once (the task has started, or was cancelled first).
+    started: bool,
+    /// Whether the task ever waited (returned `Pending`).
+    waited: bool,
 }
 
-/// Concludes now, or, if descendants the body left still run, once the last of them ends.
-#[inline]
-fn end_after_descendants<T: Send + 'static, E: Send + 'static, R: Report<E>>(
-    adopter: &Adopter,
-    completer: Completer<TaskOutput<T, E>>,
-    output: TaskOutput<T, E>,
-    report: R,
-) {
-    match adopter.running() {
-        Some(descendants) => {
-            descendants.then_run(Box::new(move || end(completer, output, report)));
+impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
+    /// Ends a task whose body (and everything it left running) is gone.
+    #[inline]
+    fn end(self, output: TaskOutput<T, E>) {
+        let End { completer, report, waited, .. } = self;
+        let header = completer.header();
+        report.before_publish(header.kind(), header.id(), waited);
+        completer.publish(output);
+        report.ended();
+    }
+
+    /// Ends now, or, if descendants the body left still run, once the last of them ends.
+    #[inline]
+    fn end_after_descendants(self, adopter: &Adopter, output: TaskOutput<T, E>) {
+        match adopter.running() {
+            Some(descendants) => {
+                descendants.then_run(Box::new(move || self.end(output)));
+            }
+            None => self.end(output),
         }
-        None => end(completer, output, report),
     }
 }
 
@@ -136,15 +142,12 @@ struct Deadline {
 
 /// Everything of a running task but its body (which is pinned) and its adopter.
 struct Run<T, E, R> {
-    // `None` once the body is gone and the end is concluded (or deferred).
-    completer: Option<Completer<TaskOutput<T, E>>>,
+    // `None` once the body is gone and the task has ended (or will, after its descendants).
+    end: Option<End<T, E, R>>,
     // Boxed: rare, and a timer is large; a small runner means fewer cache lines travel from the
     // spawning thread to the worker.
     deadline: Option<Box<Deadline>>,
     span: Option<Box<tracing::Span>>,
-    started: bool,
-    first_wait_reported: bool,
-    report: Option<R>,
 }
 
 pin_project! {
@@ -173,8 +176,8 @@ pin_project! {
             // Dropped before finishing: the executor went away (runtime shutdown). The outcome is
             // cancelled unless something else decided it first.
             let this = this.project();
-            if let Some(completer) = this.run.completer.as_ref() {
-                completer.decide_if_pending(CancelReason::Shutdown);
+            if let Some(end) = this.run.end.as_ref() {
+                end.completer.decide_if_pending(CancelReason::Shutdown);
                 let (body, run, adopter) = (this.body, this.run, &*this.adopter);
                 adopter.adopting(|| run.drop_body_and_end(body, adopter, None));
             }
@@ -199,12 +202,9 @@ where
         Self {
             body: Some(body),
             run: Run {
-                completer: Some(completer),
+                end: Some(End { completer, report, started: false, waited: false }),
                 deadline: timeout.map(|after| Box::new(Deadline { after, timer: None })),
                 span,
-                started: false,
-                first_wait_reported: false,
-                report: Some(report),
             },
             adopter: Adopter::default(),
             mode: PhantomData,
@@ -241,13 +241,14 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         F: Future,
         M: Outcome<F::Output, Ok = T, Err = E>,
     {
-        let Some(completer) = self.completer.as_mut() else { return Poll::Ready(()) };
+        let Some(end) = self.end.as_mut() else { return Poll::Ready(()) };
+        let completer = &mut end.completer;
 
-        if !self.started {
-            self.started = true;
+        if !end.started {
+            end.started = true;
             // A task first polled once shutdown has begun never starts. (One that started
             // before is cancelled by shutdown, or when it first waits.)
-            if self.report.as_ref().is_some_and(Report::shutting_down) {
+            if end.report.shutting_down() {
                 completer.header().cancel(CancelReason::Shutdown);
             }
             // The executor's waker for this task never changes, so storing it once suffices
@@ -286,17 +287,14 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         let output = match polled {
             Poll::Pending if must_stop(completer.header()) => None, // a shield just ended
             Poll::Pending => {
-                if !self.first_wait_reported {
-                    self.first_wait_reported = true;
+                if !end.waited {
+                    end.waited = true;
                     let task = completer.header_ref();
-                    self.report.as_mut().expect("reported until the end").first_wait(task);
+                    end.report.first_wait(task);
                 }
                 return Poll::Pending;
             }
-            Poll::Ready(output) => {
-                let report = self.report.as_ref().expect("reported until the end");
-                decide_by_output(completer, report, output)
-            }
+            Poll::Ready(output) => decide_by_output(completer, &end.report, output),
         };
         self.drop_body_and_end(body, adopter, output);
         Poll::Ready(())
@@ -314,11 +312,11 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     ) {
         // The body must be gone before the handle resolves: a joined task has stopped running.
         contained(|| body.set(None));
-        let completer = self.completer.take().expect("a task is finished once");
-        let report = self.report.take().expect("a task is finished once");
+        let end = self.end.take().expect("a task ends once");
         let timeout = self.deadline.as_ref().map(|d| d.after);
-        let output = output.unwrap_or_else(|| output_without_value(completer.header(), timeout));
-        end_after_descendants(adopter, completer, output, report);
+        let output =
+            output.unwrap_or_else(|| output_without_value(end.completer.header(), timeout));
+        end.end_after_descendants(adopter, output);
     }
 }
 
@@ -369,7 +367,8 @@ where
             decide_by_output(&completer, &report, output)
         });
         let output = output.unwrap_or_else(|| output_without_value(completer.header(), None));
-        end_after_descendants(&adopter, completer, output, report);
+        End { completer, report, started: true, waited: false }
+            .end_after_descendants(&adopter, output);
     }
 }
 
@@ -380,7 +379,7 @@ impl<F, O, M: Outcome<O>, R: Report<M::Err>> Drop for BlockingRunner<F, O, M, R>
             completer.decide_if_pending(CancelReason::Shutdown);
             drop_contained(self.body.take());
             let output = output_without_value(completer.header(), None);
-            end(completer, output, report);
+            End { completer, report, started: false, waited: false }.end(output);
         }
     }
 }
