@@ -43,15 +43,19 @@ pub(crate) fn within<R>(kind: FrameKind, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The frames the current task pushed on this thread, innermost first.
+fn own_frames(frames: &[Frame]) -> impl Iterator<Item = &FrameKind> {
+    let tag = current::tag();
+    frames.iter().rev().take_while(move |frame| frame.task == tag).map(|frame| &frame.kind)
+}
+
 /// Asks the cancellation state around the code running now: `region` of each enclosing region
 /// of this task, innermost first, until one says yes or a shield says no; then `task` of the
 /// task itself. False outside any task.
 fn around_here(region: impl Fn(&RegionState) -> bool, task: impl FnOnce(&Header) -> bool) -> bool {
-    let tag = current::tag();
     let from_frames = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        for frame in frames.iter().rev().take_while(|frame| frame.task == tag) {
-            match &frame.kind {
+        for frame in own_frames(&frames.borrow()) {
+            match frame {
                 FrameKind::Region(state) if region(state) => return Some(true),
                 FrameKind::Region(_) => {}
                 FrameKind::Shield => return Some(false),
@@ -79,15 +83,11 @@ pub(crate) enum Enclosing {
 }
 
 pub(crate) fn enclosing() -> Enclosing {
-    let tag = current::tag();
     let innermost = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        let own = frames.iter().rev().take_while(|frame| frame.task == tag);
-        own.map(|frame| match &frame.kind {
+        own_frames(&frames.borrow()).next().map(|frame| match frame {
             FrameKind::Region(region) => Some(region.clone()),
             FrameKind::Shield => None,
         })
-        .next()
     });
     match innermost {
         Some(Some(region)) => Enclosing::Region(region),
@@ -98,15 +98,13 @@ pub(crate) fn enclosing() -> Enclosing {
 
 /// What a new shield must hold up: the cancel regions it is inside and the task itself.
 pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
-    let tag = current::tag();
     let regions = FRAMES.with(|frames| {
-        let frames = frames.borrow();
-        let own = frames.iter().rev().take_while(|frame| frame.task == tag);
-        own.filter_map(|frame| match &frame.kind {
-            FrameKind::Region(region) => Some(region.clone()),
-            FrameKind::Shield => None,
-        })
-        .collect()
+        own_frames(&frames.borrow())
+            .filter_map(|frame| match frame {
+                FrameKind::Region(region) => Some(region.clone()),
+                FrameKind::Shield => None,
+            })
+            .collect()
     });
     (regions, current::current_ref())
 }

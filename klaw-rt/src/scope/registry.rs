@@ -189,21 +189,22 @@ impl ScopeShared {
     /// A child failed: recorded, and (unless supervising) everyone else cancelled, before its
     /// output is published.
     fn child_failed(&self, key: usize) {
-        let victims = {
-            let mut registry = self.registry.lock();
-            let child = registry.children.remove(key);
-            registry.failures.push(Failure::Child(child));
-            if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
-        };
-        self.finish_cancel(CancelReason::SiblingFailed, victims);
+        self.fail(|registry| Failure::Child(registry.children.remove(key)));
     }
 
     /// A child's body failed after its outcome was decided otherwise (its handle says
     /// `Cancelled`): the failure is still reported, and cancels the rest like any other.
     fn child_raced(&self, error: Error) {
+        self.fail(|_| Failure::Raced(error));
+    }
+
+    /// Records a child's failure and, unless supervising, cancels everyone else with
+    /// `SiblingFailed`, in one critical section, so failures are listed in the order they happened.
+    fn fail(&self, failure: impl FnOnce(&mut Registry) -> Failure) {
         let victims = {
             let mut registry = self.registry.lock();
-            registry.failures.push(Failure::Raced(error));
+            let failure = failure(&mut registry);
+            registry.failures.push(failure);
             if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
         };
         self.finish_cancel(CancelReason::SiblingFailed, victims);
