@@ -43,7 +43,7 @@ pub mod task {
     pub use klaw_rt::runtime::InlineBlockingTask;
     pub use klaw_rt::task::{
         BlockingTask, BoxError, ExitReason, Fallible, InlineTask, IntoTask, Outcome, Plain,
-        TaskFailure, TaskId, TaskRef, current_task_id,
+        TaskFailure, TaskId, TaskInfo, TaskRef, current_task_id,
     };
 }
 
@@ -51,7 +51,11 @@ pub mod task {
 /// `scope!` expands to. (`Scope` and `ScopeHandle` are at the root.)
 pub mod scope {
     pub use klaw_rt::error::ScopeError;
-    pub use klaw_rt::scope::{ScopeBody, ScopeOptions, SpawnTarget, Spawnable, scope_with};
+    pub use klaw_rt::scope::{
+        ChildKind, ChildOutput, IsTask, PlainValue, ResultNeedsTaskFallibleOrTaskNew, ScopeBody,
+        ScopeBodyError, ScopeOptions, ScopeResult, SpawnTarget, Spawnable, scope_with,
+        scope_with_error, typed_scope_body,
+    };
 }
 
 /// The runtime: building one, its configuration, its shutdown report, and `block_on`.
@@ -118,15 +122,16 @@ pub mod __private {
     pub use klaw_rt::error::Error;
     pub use klaw_rt::remote;
     pub use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_entry};
-    pub use klaw_rt::scope::{Scope, ScopeOptions, scope_with};
+    pub use klaw_rt::scope::{Scope, ScopeOptions, scope_with, scope_with_error, typed_scope_body};
+    pub use klaw_rt::task::BoxError;
     pub use klaw_rt::task::{BlockingTask, Fallible, Plain, Task};
     pub use klaw_rt::time::{sleep, sleep_until};
 
-    /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, Error>>`
-    /// bound is what lets `?` in the body infer `klaw::Error`.
+    /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, BoxError>>`
+    /// bound is what lets `?` in the body convert any error.
     pub fn scope_body<'s, T, F>(body: F) -> klaw_rt::scope::ScopeBody<'s, T>
     where
-        F: Future<Output = Result<T, Error>> + Send + 's,
+        F: Future<Output = Result<T, BoxError>> + Send + 's,
     {
         Box::pin(body)
     }
@@ -237,6 +242,8 @@ mod book {
     mod tasks {}
     #[doc = include_str!("../book/src/scopes.md")]
     mod scopes {}
+    #[doc = include_str!("../book/src/errors.md")]
+    mod errors {}
     #[doc = include_str!("../book/src/cancellation.md")]
     mod cancellation {}
     #[doc = include_str!("../book/src/channels.md")]

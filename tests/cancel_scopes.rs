@@ -168,7 +168,7 @@ async fn blocking_children_see_is_cancelled_when_their_scope_fails() {
             }
         });
         klaw::time::sleep(Duration::from_millis(10)).await;
-        Err(Error::other("stop everything"))
+        Err(Error::other("stop everything").into())
     });
     assert!(result.is_err());
     assert!(steps.load(Ordering::SeqCst) > 0);

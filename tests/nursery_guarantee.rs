@@ -34,7 +34,7 @@ fn fetch_ids(error: &Error) -> Vec<u32> {
     errors
         .into_iter()
         .map(|error| match error {
-            Error::Task(TaskError::Failed(failure)) => {
+            Error::Task { error: TaskError::Failed(failure), .. } => {
                 failure.downcast_ref::<FetchError>().expect("a FetchError").0
             }
             other => panic!("not a failed fetch: {other:?}"),
@@ -100,7 +100,7 @@ async fn cancelling_an_outer_scope_waits_for_the_grandchildren() {
         for _ in 0..2 {
             let grandchildren = alive.clone();
             s.spawn(async move {
-                klaw::scope!(|inner| {
+                let _ = klaw::scope!(|inner| {
                     for _ in 0..2 {
                         let guard = grandchildren.guard(Duration::from_millis(20));
                         inner.spawn(async move {
@@ -110,7 +110,7 @@ async fn cancelling_an_outer_scope_waits_for_the_grandchildren() {
                     }
                     pending::<()>().await;
                     Ok(())
-                })
+                });
             });
         }
         while alive.count() < 4 {
@@ -120,7 +120,10 @@ async fn cancelling_an_outer_scope_waits_for_the_grandchildren() {
         Ok(())
     });
     assert_eq!(alive.count(), 0, "the outer scope returned while grandchildren were alive");
-    assert!(matches!(result, Err(Error::Task(TaskError::Cancelled(_)))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -255,7 +258,7 @@ async fn a_panic_after_a_sibling_cancel_is_in_the_scopes_result() {
     assert_eq!(errors.len(), 2);
     assert_eq!(fetch_ids(&errors.errors()[0]), [1]);
     assert!(
-        matches!(&errors.errors()[1], Error::Task(TaskError::Panicked(m)) if m == "late panic"),
+        matches!(&errors.errors()[1], Error::Task { error: TaskError::Panicked(m), .. } if m == "late panic"),
         "{error:?}"
     );
 }
@@ -293,7 +296,7 @@ async fn a_region_inside_a_child_sees_its_scope_being_cancelled() {
         s.spawn(async move {
             let region = Region::new();
             token_tx.send(region.token()).unwrap();
-            region.run(pending::<()>()).await
+            let _ = region.run(pending::<()>()).await;
         });
         seen_tx.send(token_rx.await.unwrap()).unwrap();
         s.cancel("scope stop");
@@ -303,7 +306,10 @@ async fn a_region_inside_a_child_sees_its_scope_being_cancelled() {
     let token = seen.await.unwrap();
     assert_eq!(token.reason(), Some(CancelReason::user("scope stop")));
     assert_eq!(token.cancelled().await, CancelReason::user("scope stop"));
-    assert!(matches!(result, Err(Error::Task(TaskError::Cancelled(_)))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
+        "{result:?}"
+    );
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]

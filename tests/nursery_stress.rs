@@ -75,7 +75,7 @@ async fn cancelling_an_outer_scope_always_waits_for_every_grandchild() {
             for _ in 0..2 {
                 let grandchildren = alive.clone();
                 s.spawn(async move {
-                    klaw::scope!(|inner| {
+                    let _ = klaw::scope!(|inner| {
                         for _ in 0..2 {
                             let guard = grandchildren.guard(Duration::from_micros(100));
                             inner.spawn(async move {
@@ -85,7 +85,7 @@ async fn cancelling_an_outer_scope_always_waits_for_every_grandchild() {
                         }
                         pending::<()>().await;
                         Ok(())
-                    })
+                    });
                 });
             }
             if round % 2 == 0 {
@@ -156,7 +156,7 @@ async fn an_awaited_failure_always_fails_the_scope_and_siblings_always_get_sibli
             }
         });
         assert!(
-            matches!(&result, Err(Error::Task(TaskError::Failed(f))) if f.downcast_ref::<ChildFailed>().is_some()),
+            matches!(&result, Err(Error::Task { error: TaskError::Failed(f), .. }) if f.downcast_ref::<ChildFailed>().is_some()),
             "round {round}: {result:?}"
         );
         for sibling in &siblings {
@@ -192,7 +192,7 @@ async fn every_failure_a_body_produced_is_in_the_result_when_children_fail_toget
         });
         let reported = match &result {
             Err(Error::Scope(errors)) => errors.len(),
-            Err(Error::Task(TaskError::Failed(_))) => 1,
+            Err(Error::Task { error: TaskError::Failed(_), .. }) => 1,
             other => panic!("round {round}: {other:?}"),
         };
         assert_eq!(reported, produced.load(Ordering::SeqCst), "round {round}: a failure was lost");

@@ -606,7 +606,7 @@ async fn a_child_spawned_into_a_cancelled_scope_never_runs_and_its_future_is_dro
         Ok(())
     });
     assert!(
-        matches!(&result, Err(Error::Task(TaskError::Cancelled(r))) if *r == user("stop")),
+        matches!(&result, Err(Error::Task { error: TaskError::Cancelled(r), .. }) if *r == user("stop")),
         "{result:?}"
     );
     assert!(!started.is_set(), "a child spawned into a cancelled scope ran");
@@ -745,7 +745,10 @@ async fn cancelling_a_scope_reaches_the_children_of_the_scopes_inside_it() {
         s.cancel("stop");
         Ok(())
     });
-    assert!(matches!(result, Err(Error::Task(TaskError::Cancelled(_)))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
+        "{result:?}"
+    );
     let mut record = record.lock().unwrap().clone();
     record.sort_unstable();
     assert_eq!(record, ["w1-l1", "w1-l2", "w2-l1", "w2-l2"]);

@@ -182,7 +182,10 @@ fn a_scope_that_fails_cancels_its_remote_children_on_the_backend() {
             Ok(())
         })
     });
-    assert!(matches!(result, Err(klaw::Error::Task(TaskError::Failed(_)))), "{result:?}");
+    assert!(
+        matches!(result, Err(klaw::Error::Task { error: TaskError::Failed(_), .. })),
+        "{result:?}"
+    );
     let cancelled = backend.cancelled.lock().unwrap();
     assert_eq!(
         cancelled.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),

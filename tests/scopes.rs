@@ -24,7 +24,9 @@ async fn the_first_failure_cancels_the_siblings_with_sibling_failed() {
         Ok(())
     });
     let error = result.unwrap_err();
-    let Error::Task(TaskError::Failed(failure)) = &error else { panic!("unexpected {error:?}") };
+    let Error::Task { error: TaskError::Failed(failure), .. } = &error else {
+        panic!("unexpected {error:?}")
+    };
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(7)));
     assert_eq!(siblings.len(), 3);
     for sibling in siblings {
@@ -37,7 +39,11 @@ async fn in_supervisor_mode_a_failure_the_body_awaits_is_the_bodys() {
     let outcome = klaw::scope!(supervisor, |s| {
         let bad = s.spawn(failing(4, Duration::ZERO));
         match bad.await {
-            Err(TaskError::Failed(FetchError(4))) => Ok("handled"),
+            Err(Error::Task { error: TaskError::Failed(failure), .. })
+                if failure.downcast_ref() == Some(&FetchError(4)) =>
+            {
+                Ok("handled")
+            }
             other => panic!("unexpected {other:?}"),
         }
     });
@@ -50,12 +56,17 @@ async fn inside_a_shield_the_body_gets_a_failed_childs_error_and_reports_it() {
         let bad = s.spawn(failing(5, Duration::ZERO));
         // Cleanup that must finish may look at the child: the failure is then the body's.
         let seen = klaw::cancel::shield(bad).await;
-        assert!(matches!(seen, Err(TaskError::Failed(FetchError(5)))), "{seen:?}");
+        assert!(
+            matches!(&seen, Err(Error::Task { error: TaskError::Failed(f), .. }) if f.downcast_ref() == Some(&FetchError(5))),
+            "{seen:?}"
+        );
         seen?;
         Ok(())
     })
     .unwrap_err();
-    let Error::Task(TaskError::Failed(failure)) = &error else { panic!("unexpected {error:?}") };
+    let Error::Task { error: TaskError::Failed(failure), .. } = &error else {
+        panic!("unexpected {error:?}")
+    };
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(5)));
 }
 
@@ -66,7 +77,7 @@ async fn a_body_that_completes_after_its_scope_was_cancelled_reports_the_cancell
         Ok("completed anyway")
     });
     assert!(
-        matches!(&result, Err(Error::Task(TaskError::Cancelled(r))) if *r == CancelReason::user("enough")),
+        matches!(&result, Err(Error::Task { error: TaskError::Cancelled(r), .. }) if *r == CancelReason::user("enough")),
         "{result:?}"
     );
 }
@@ -79,7 +90,7 @@ async fn a_failure_cancels_a_body_that_waits_forever() {
         std::future::pending::<()>().await;
         Ok(())
     });
-    assert!(matches!(result, Err(Error::Task(TaskError::Failed(_)))));
+    assert!(matches!(result, Err(Error::Task { error: TaskError::Failed(_), .. })));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -105,7 +116,7 @@ async fn supervisor_mode_cancels_nobody_and_collects_every_failure() {
         .errors()
         .iter()
         .map(|error| match error {
-            Error::Task(TaskError::Failed(failure)) => {
+            Error::Task { error: TaskError::Failed(failure), .. } => {
                 failure.downcast_ref::<FetchError>().unwrap().0
             }
             other => panic!("unexpected {other:?}"),
@@ -121,27 +132,25 @@ async fn later_failures_are_kept_after_the_first() {
         s.spawn(failing(1, Duration::ZERO));
         // The child fails meanwhile; the shield holds the body open until it is done.
         klaw::cancel::shield(klaw::time::sleep(Duration::from_millis(20))).await;
-        Err::<(), _>(Error::other("the body failed too"))
+        Err::<(), _>(Error::other("the body failed too").into())
     })
     .unwrap_err();
     let Error::Scope(failures) = &error else { panic!("expected both failures, got {error:?}") };
     assert_eq!(failures.len(), 2);
     assert!(
-        matches!(error.first(), Error::Task(TaskError::Failed(f)) if f.downcast_ref() == Some(&FetchError(1)))
+        matches!(error.first(), Error::Task { error: TaskError::Failed(f), .. } if f.downcast_ref() == Some(&FetchError(1)))
     );
     assert_eq!(failures.errors()[1].to_string(), "the body failed too");
-    assert!(
-        error
-            .to_string()
-            .starts_with("2 failures in one scope; first: task failed: fetch 1 failed")
-    );
+    let report = error.to_string();
+    assert!(report.starts_with("2 failures in one scope:\n  1. task #"), "{report}");
+    assert!(report.ends_with(" failed: fetch 1 failed\n  2. the body failed too"), "{report}");
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn plain_tasks_return_err_as_a_value_not_a_failure() {
     let values = klaw::scope!(|s| {
-        let a = s.spawn_blocking(|| Err::<(), _>(FetchError(1)));
-        let b = s.spawn(async { Err::<(), _>(FetchError(2)) });
+        let a = s.spawn(klaw::task::BlockingTask::new(|| Err::<(), _>(FetchError(1))));
+        let b = s.spawn(klaw::Task::new(async { Err::<(), _>(FetchError(2)) }));
         Ok((a.await?, b.await?))
     })
     .unwrap();
@@ -156,7 +165,9 @@ async fn a_failure_the_body_awaited_is_reported_once() {
         Ok(())
     })
     .unwrap_err();
-    let Error::Task(TaskError::Failed(failure)) = &error else { panic!("unexpected {error:?}") };
+    let Error::Task { error: TaskError::Failed(failure), .. } = &error else {
+        panic!("unexpected {error:?}")
+    };
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(3)));
 }
 
@@ -167,7 +178,7 @@ async fn a_body_error_cancels_the_children_with_parent_cancelled() {
     let error = klaw::scope!(|s| {
         let child = s.spawn(klaw::time::sleep(Duration::from_secs(60)));
         *keep.lock().unwrap() = Some(child.task_ref());
-        Err::<(), _>(Error::other("the body gave up"))
+        Err::<(), _>(Error::other("the body gave up").into())
     })
     .unwrap_err();
     assert_eq!(error.to_string(), "the body gave up");
@@ -185,7 +196,7 @@ async fn a_panicking_child_is_an_error_and_the_process_goes_on() {
     })
     .unwrap_err();
     assert!(
-        matches!(&error, Error::Task(TaskError::Panicked(message)) if message == "boom in a child")
+        matches!(&error, Error::Task { error: TaskError::Panicked(message), .. } if message == "boom in a child")
     );
     // The runtime is fine: a new scope works.
     assert_eq!(klaw::scope!(|s| Ok(s.spawn(async { 5 }).await?)).unwrap(), 5);
@@ -298,10 +309,16 @@ async fn a_child_spawned_after_the_scope_was_cancelled_never_runs() {
         s.cancel("stop");
         let late = s.spawn(async move { body_ran.set() });
         assert_eq!(late.exit_reason(), ExitReason::Cancelled);
-        assert_eq!(late.await, Err(TaskError::Cancelled(CancelReason::user("stop"))));
+        assert!(matches!(
+            late.await,
+            Err(Error::Task { error: TaskError::Cancelled(reason), .. }) if reason == CancelReason::user("stop")
+        ));
         Ok(())
     });
-    assert!(matches!(result, Err(Error::Task(TaskError::Cancelled(CancelReason::User(_))))));
+    assert!(matches!(
+        result,
+        Err(Error::Task { error: TaskError::Cancelled(CancelReason::User(_)), .. })
+    ));
     assert!(!ran.is_set());
 }
 
@@ -337,7 +354,7 @@ async fn nested_scopes_cancel_from_the_outside_in() {
         })?;
         Ok(())
     });
-    assert!(matches!(result, Err(Error::Task(TaskError::Failed(_)))));
+    assert!(matches!(result, Err(Error::Task { error: TaskError::Failed(_), .. })));
     let child = inner_child.lock().unwrap().take().unwrap();
     assert_eq!(child.cancel_reason(), Some(CancelReason::ParentCancelled));
 }

@@ -69,7 +69,9 @@ async fn a_failing_task_fails_its_scope_with_its_typed_error() {
         Ok(())
     })
     .unwrap_err();
-    let Error::Task(TaskError::Failed(failure)) = error else { panic!("unexpected {error:?}") };
+    let Error::Task { error: TaskError::Failed(failure), .. } = error else {
+        panic!("unexpected {error:?}")
+    };
     assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(0)));
 }
 
@@ -83,7 +85,7 @@ async fn the_timeout_option_bounds_the_task_everywhere() {
         Ok(())
     })
     .unwrap_err();
-    assert!(matches!(error, Error::Task(TaskError::TimedOut(_))));
+    assert!(matches!(error, Error::Task { error: TaskError::TimedOut(_), .. }));
 }
 
 #[test]

@@ -96,7 +96,10 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Forms: `scope!(|s| body)`, `scope!(move |s| body)`, with options first:
 /// `name = "..."`, `timeout = "5s"` (or a `Duration` expression), `deadline = <Instant>`,
 /// `supervisor` (failures cancel nobody; all are collected). The body returns
-/// `Result<T, klaw::Error>`; use it only inside async code.
+/// `Result<T, klaw::task::BoxError>`, so `?` takes any error. `scope!(|s| -> R { body })`
+/// names the body's result type instead (`anyhow::Result<_>`, `Result<_, MyError>` with a
+/// `#[from] klaw::Error` variant): the scope then evaluates to `R`. Use it only inside async
+/// code.
 ///
 /// ```
 /// # #[klaw::main(workers = 2)]

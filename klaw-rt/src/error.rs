@@ -2,11 +2,17 @@
 //! failures of one scope together.
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
+
 use crate::runtime::{BuildError, ConfigError, NoRuntime};
-use crate::task::error::{BoxError, TaskError, TaskFailure};
+use crate::task::error::{BoxError, TaskError, TaskFailure, TaskInfo};
 use crate::time::Elapsed;
 
 /// Every error klaw gives, in one type, so `?` works across tasks, timeouts and configuration.
+///
+/// Each layer says what happened and gives the cause as its [`source`](std::error::Error::source),
+/// so a report (anyhow's `{:#}` or `{:?}`, eyre's) prints the whole chain once, and the root
+/// cause can be found by downcasting along it.
 ///
 /// ```
 /// use klaw::Task;
@@ -18,27 +24,30 @@ use crate::time::Elapsed;
 /// }
 /// assert_eq!(run().unwrap(), 42);
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// A task did not give its value: it failed, was cancelled, panicked or timed out.
-    #[error(transparent)]
-    Task(TaskError<TaskFailure>),
+    /// A task did not give its value: it failed, was cancelled, panicked or timed out. `task`
+    /// says which, when it is known (a scope always knows its children).
+    #[non_exhaustive]
+    Task {
+        /// The task, if known.
+        task: Option<TaskInfo>,
+        /// What happened to it; a failure carries the task's own error.
+        error: TaskError<TaskFailure>,
+    },
+    /// The body of a scope returned this error.
+    Body(BoxError),
     /// A `timeout` or deadline passed.
-    #[error(transparent)]
-    Elapsed(#[from] Elapsed),
+    Elapsed(Elapsed),
     /// The runtime could not be built.
-    #[error(transparent)]
-    Build(#[from] BuildError),
+    Build(BuildError),
     /// No runtime was current where one was needed.
-    #[error(transparent)]
-    NoRuntime(#[from] NoRuntime),
+    NoRuntime(NoRuntime),
     /// Several things failed in one scope: the first, then the others in the order they
     /// happened. (A scope where one thing failed returns that error itself.)
-    #[error(transparent)]
     Scope(ScopeError),
-    /// Any other error, from user code.
-    #[error(transparent)]
+    /// Any other error, from user code: displays as that error.
     Other(BoxError),
 }
 
@@ -66,6 +75,69 @@ impl Error {
     pub fn other(error: impl Into<BoxError>) -> Self {
         Self::Other(error.into())
     }
+
+    /// The error a scope's body returned: a klaw error as it is, anything else as [`Error::Body`].
+    pub(crate) fn from_body(error: BoxError) -> Self {
+        match error.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(error) => Self::Body(error),
+        }
+    }
+
+    /// `error` of the task `task`.
+    pub(crate) fn of_task<E: Into<BoxError>>(task: Option<TaskInfo>, error: TaskError<E>) -> Self {
+        Self::Task { task, error: error.map_failed(|error| TaskFailure::new(error.into())) }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Task { task: Some(task), error } => error.describe(task, f),
+            Self::Task { task: None, error } => error.fmt(f),
+            Self::Body(_) => f.write_str("the scope's body failed"),
+            Self::Elapsed(error) => error.fmt(f),
+            Self::Build(error) => error.fmt(f),
+            Self::NoRuntime(error) => error.fmt(f),
+            Self::Scope(error) => error.fmt(f),
+            Self::Other(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Task { error: TaskError::Failed(failure), .. } => Some(failure.as_source()),
+            Self::Task { error: TaskError::Remote(error), .. } => Some(&**error),
+            Self::Task { .. } => None,
+            Self::Body(error) => Some(&**error),
+            // The errors below display as themselves: their causes are theirs.
+            Self::Elapsed(error) => error.source(),
+            Self::Build(error) => error.source(),
+            Self::NoRuntime(error) => error.source(),
+            Self::Scope(error) => error.source(),
+            Self::Other(error) => error.source(),
+        }
+    }
+}
+
+impl From<Elapsed> for Error {
+    fn from(error: Elapsed) -> Self {
+        Self::Elapsed(error)
+    }
+}
+
+impl From<BuildError> for Error {
+    fn from(error: BuildError) -> Self {
+        Self::Build(error)
+    }
+}
+
+impl From<NoRuntime> for Error {
+    fn from(error: NoRuntime) -> Self {
+        Self::NoRuntime(error)
+    }
 }
 
 impl From<ConfigError> for Error {
@@ -74,14 +146,26 @@ impl From<ConfigError> for Error {
     }
 }
 
-impl<E: std::error::Error + Send + Sync + 'static> From<TaskError<E>> for Error {
+/// Any task's error converts, whatever the task's own error type: a std error, `anyhow::Error`,
+/// `eyre::Report`, `Box<dyn Error + Send + Sync>`. The task's error stays the cause.
+///
+/// ```
+/// use std::error::Error as _;
+/// let error: klaw::Error = klaw::TaskError::Failed("disk full").into();
+/// assert_eq!(error.to_string(), "task failed");
+/// assert_eq!(error.source().unwrap().to_string(), "disk full");
+/// ```
+impl<E: Into<BoxError>> From<TaskError<E>> for Error {
     fn from(error: TaskError<E>) -> Self {
-        Self::Task(error.map_failed(|error| TaskFailure::new(Box::new(error))))
+        Self::of_task(None, error)
     }
 }
 
 /// Several failures of one scope, the first first: what cancelled the scope (in supervisor mode,
 /// simply the earliest), then every other, in the order they happened. None is dropped.
+///
+/// It displays every failure on its own line, with the whole chain of its causes, so it has no
+/// `source` of its own: each of [`errors`](Self::errors) has its own.
 ///
 /// ```
 /// # #[klaw::main(workers = 2)]
@@ -95,20 +179,20 @@ impl<E: std::error::Error + Send + Sync + 'static> From<TaskError<E>> for Error 
 /// .unwrap_err();
 /// let klaw::Error::Scope(failures) = error else { panic!("expected several failures") };
 /// assert_eq!(failures.len(), 3);
-/// assert!(failures.first().to_string().contains("failed"));
+/// assert!(failures.to_string().starts_with("3 failures in one scope:\n  1. task #"));
 /// # }
 /// ```
 #[derive(Debug)]
 pub struct ScopeError {
+    scope: Option<Cow<'static, str>>,
     errors: Vec<Error>,
 }
 
 impl ScopeError {
-    pub(crate) fn new(errors: Vec<Error>) -> Self {
+    pub(crate) fn new(scope: Option<Cow<'static, str>>, errors: Vec<Error>) -> Self {
         debug_assert!(errors.len() >= 2, "a ScopeError holds several errors");
-        Self { errors }
+        Self { scope, errors }
     }
-
     /// The first failure.
     ///
     /// ```
@@ -124,7 +208,7 @@ impl ScopeError {
     ///
     /// ```
     /// # fn check(failures: &klaw::scope::ScopeError) -> usize {
-    /// failures.errors().iter().filter(|e| matches!(e, klaw::Error::Task(_))).count()
+    /// failures.errors().iter().filter(|e| matches!(e, klaw::Error::Task { error: _, .. })).count()
     /// # }
     /// ```
     pub fn errors(&self) -> &[Error] {
@@ -167,19 +251,35 @@ impl ScopeError {
 
 impl std::fmt::Display for ScopeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} failures in one scope; first: {}", self.errors.len(), self.errors[0])?;
-        for other in &self.errors[1..] {
-            write!(f, "; then: {other}")?;
+        write!(f, "{} failures in ", self.errors.len())?;
+        match &self.scope {
+            Some(name) => write!(f, "scope `{name}`:")?,
+            None => f.write_str("one scope:")?,
+        }
+        for (number, error) in self.errors.iter().enumerate() {
+            write!(f, "\n  {}. {}", number + 1, WithCauses(error))?;
         }
         Ok(())
     }
 }
 
-impl std::error::Error for ScopeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.errors[0])
+/// Displays an error and each of its causes, `: `-separated (what anyhow's `{:#}` prints): what
+/// a report or a log line of a failure shows, since each layer displays only its own words.
+pub(crate) struct WithCauses<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for WithCauses<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
+
+impl std::error::Error for ScopeError {}
 
 /// Channel errors convert into [`Error::Other`] for `?`; the value a send refused stays inside
 /// (downcast the error to `SendError<T>` to get it back).

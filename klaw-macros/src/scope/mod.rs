@@ -21,8 +21,9 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
 ];
 
 /// The forms the macro accepts, for every message about its shape.
-pub(crate) const FORMS: &str = "`scope!(|s| { ... })`, `scope!(move |s| { ... })`, or options \
-     first: `scope!(timeout = \"5s\", supervisor, |s| { ... })`";
+pub(crate) const FORMS: &str = "`scope!(|s| { ... })`, `scope!(move |s| { ... })`, \
+     `scope!(|s| -> anyhow::Result<_> { ... })`, or options first: \
+     `scope!(timeout = \"5s\", supervisor, |s| { ... })`";
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     // A stub of the right kind (a future of a `Result`) keeps the caller's code type-checking

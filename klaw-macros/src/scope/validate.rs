@@ -1,7 +1,7 @@
 //! Validation: the options' values and the closure's shape, every mistake at once.
 
 use proc_macro2::TokenStream;
-use syn::{Expr, ExprClosure, Ident, LitStr, Pat, ReturnType};
+use syn::{Expr, ExprClosure, Ident, LitStr, Pat, ReturnType, Type};
 
 use crate::diagnostic::Errors;
 use crate::duration::duration_value;
@@ -17,6 +17,8 @@ pub(crate) struct ScopePlan {
     pub(crate) supervisor: bool,
     pub(crate) moves: bool,
     pub(crate) param: Ident,
+    /// The body's own result type, from `|s| -> R { .. }`; `Result<_, BoxError>` without it.
+    pub(crate) result: Option<Type>,
     pub(crate) body: Expr,
 }
 
@@ -37,6 +39,7 @@ pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
         supervisor: false,
         moves: capture.is_some(),
         param: Ident::new("s", proc_macro2::Span::call_site()),
+        result: None,
         body: (**body).clone(),
     };
     for (arg, name) in known_options(&scope.options, OPTIONS, MACRO, errors) {
@@ -66,14 +69,8 @@ pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
             format!("remove `async`: {MACRO} runs its body as async code already; write {FORMS}"),
         ));
     }
-    if let ReturnType::Type(arrow, ty) = output {
-        errors.push(syn::Error::new_spanned(
-            quote::quote!(#arrow #ty),
-            format!(
-                "remove the return type: a scope's body always returns `Result<T, klaw::Error>`; \
-                 write {FORMS}"
-            ),
-        ));
+    if let ReturnType::Type(_, ty) = output {
+        plan.result = Some((**ty).clone());
     }
     match inputs.len() {
         1 => match &inputs[0] {

@@ -8,18 +8,20 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
+use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::cancel::frames::{self, FrameKind};
-use crate::error::{Error, ScopeError};
+use crate::error::{Error, ScopeError, WithCauses};
 use crate::scope::registry::Failure;
 use crate::scope::{LocalChild, Scope, ScopeOptions};
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
-use crate::task::error::TaskError;
+use crate::task::error::{BoxError, TaskError};
 use crate::time::Elapsed;
 
-/// The body of a scope, as `scope!` boxes it.
+/// The body of a scope, as `scope!` boxes it: a future of `Result<T, E>`, where `E` is
+/// [`BoxError`] unless the body names its own (`scope!(|s| -> anyhow::Result<_> { .. })`).
 ///
 /// ```
 /// use klaw::{Scope, scope::ScopeBody};
@@ -28,18 +30,82 @@ use crate::time::Elapsed;
 /// }
 /// assert_eq!(klaw::runtime::block_on(klaw::scope::scope_with(klaw::scope::ScopeOptions::new(), body)).unwrap(), 3);
 /// ```
-pub type ScopeBody<'s, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 's>>;
+pub type ScopeBody<'s, T, E = BoxError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 's>>;
+
+/// An error type a scope's body can return: it must hold klaw's own errors (a failed child, a
+/// deadline), and turn into a boxed error when it is one of several failures. `klaw::Error`,
+/// `Box<dyn Error + Send + Sync>`, `anyhow::Error`, `eyre::Report` and any error enum with a
+/// `#[from] klaw::Error` variant are.
+///
+/// ```
+/// fn holds<E: klaw::scope::ScopeBodyError>() {}
+/// holds::<klaw::Error>();
+/// holds::<klaw::task::BoxError>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a scope body's error type: it cannot hold klaw's own errors",
+    note = "a scope's error type needs `From<klaw::Error>` (a failed child, a deadline) and `Into<Box<dyn Error + Send + Sync>>`",
+    note = "use `klaw::Error`, `anyhow::Error`, `eyre::Report`, or an enum with a `#[from] klaw::Error` variant"
+)]
+pub trait ScopeBodyError: From<Error> + Into<BoxError> + Send + 'static {}
+
+impl<E: From<Error> + Into<BoxError> + Send + 'static> ScopeBodyError for E {}
+
+/// A scope body's result type as `scope!(|s| -> R { .. })` names it: a `Result` (whose error
+/// the scope requires to be a [`ScopeBodyError`]).
+///
+/// ```
+/// fn result<R: klaw::scope::ScopeResult>() {}
+/// result::<Result<u8, klaw::Error>>();
+/// ```
+pub trait ScopeResult: Send {
+    /// The value of a body that succeeds.
+    type Ok: Send;
+    /// The error of a body that fails (the scope requires it to be a [`ScopeBodyError`]).
+    type Err;
+    /// As a `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+}
+
+impl<T: Send, E: Send> ScopeResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    fn into_result(self) -> Self {
+        self
+    }
+}
+
+/// Boxes a body whose result type `R` the user named (what `scope!(|s| -> R { .. })` expands
+/// to): the named type is what `?` in the body converts into.
+///
+/// ```
+/// use klaw::scope::{ScopeOptions, scope_with_error, typed_scope_body};
+/// let value = klaw::runtime::block_on(scope_with_error(ScopeOptions::new(), |_s| {
+///     typed_scope_body::<Result<_, klaw::Error>, _>(async { Ok(7) })
+/// }));
+/// assert_eq!(value.unwrap(), 7);
+/// ```
+pub fn typed_scope_body<'s, R, F>(body: F) -> ScopeBody<'s, R::Ok, R::Err>
+where
+    R: ScopeResult + 's,
+    F: Future<Output = R> + Send + 's,
+{
+    Box::pin(FutureExt::map(body, R::into_result))
+}
 
 /// Runs a scope: what `scope!` expands to. The body gets the [`Scope`] and returns a
-/// `Result<T, klaw::Error>`; the scope returns when the body and every child have ended.
+/// `Result<T, BoxError>`, so `?` takes any error; the scope returns when the body and every
+/// child have ended.
 ///
 /// - Every child ended well: the body's result.
 /// - One thing failed (the body's `Err`, a child's failure, the deadline): that error. A failed
 ///   child fails the scope whether or not the body awaits it; only in supervisor mode, or in a
 ///   shield, is a failure the body awaited the body's to report (and it is not counted twice).
+///   The body's own error comes back as it was if it is a `klaw::Error`, else as
+///   [`Error::Body`].
 /// - A failure that raced a cancel (the child's handle says `Cancelled`) is still reported.
 /// - Several failed: [`Error::Scope`] with all of them, the first first.
-/// - Cancelled with nothing failing ([`Scope::cancel`]): `Error::Task(TaskError::Cancelled(..))`.
+/// - Cancelled with nothing failing ([`Scope::cancel`]): `Error::Task` with `TaskError::Cancelled`.
 ///
 /// ```
 /// use klaw::{scope::{ScopeOptions, scope_with}};
@@ -55,6 +121,66 @@ pub async fn scope_with<'env, T, B>(options: ScopeOptions, body: B) -> Result<T,
 where
     T: Send,
     B: for<'s> FnOnce(&'s Scope<'env>) -> ScopeBody<'s, T>,
+{
+    match drive(options, body).await {
+        Ok(output) => Ok(output),
+        Err(Ended::Body(error)) => Err(Error::from_body(error)),
+        Err(Ended::Failed(error)) => Err(error),
+    }
+}
+
+/// Runs a scope whose body names its own error type `E` (what `scope!(|s| -> R { .. })`
+/// expands to): the scope returns `Result<T, E>`, the body's error as it was, and klaw's own
+/// errors converted with `E: From<klaw::Error>`.
+///
+/// ```
+/// use klaw::scope::{ScopeOptions, scope_with_error};
+/// #[derive(Debug, thiserror::Error)]
+/// enum AppError {
+///     #[error("bad input: {0}")]
+///     BadInput(String),
+///     #[error(transparent)]
+///     Klaw(#[from] klaw::Error),
+/// }
+/// let result: Result<(), AppError> = klaw::runtime::block_on(scope_with_error(ScopeOptions::new(), |_s| {
+///     Box::pin(async { Err(AppError::BadInput("x".into())) })
+/// }));
+/// assert!(matches!(result, Err(AppError::BadInput(_))));
+/// ```
+pub async fn scope_with_error<'env, T, E, B>(options: ScopeOptions, body: B) -> Result<T, E>
+where
+    T: Send,
+    E: ScopeBodyError,
+    B: for<'s> FnOnce(&'s Scope<'env>) -> ScopeBody<'s, T, E>,
+{
+    match drive(options, body).await {
+        Ok(output) => Ok(output),
+        Err(Ended::Body(error)) => Err(error),
+        Err(Ended::Failed(error)) => Err(E::from(error)),
+    }
+}
+
+/// How a scope that did not give its value ended: the body's own error alone, or klaw's
+/// error (a child, the deadline, several failures).
+enum Ended<E> {
+    Body(E),
+    Failed(Error),
+}
+
+impl<E: Into<BoxError>> Ended<E> {
+    fn into_error(self) -> Error {
+        match self {
+            Self::Body(error) => Error::from_body(error.into()),
+            Self::Failed(error) => error,
+        }
+    }
+}
+
+async fn drive<'env, T, E, B>(options: ScopeOptions, body: B) -> Result<T, Ended<E>>
+where
+    T: Send,
+    E: Into<BoxError>,
+    B: for<'s> FnOnce(&'s Scope<'env>) -> ScopeBody<'s, T, E>,
 {
     let start = Instant::now();
     let scope = Scope::new(&options);
@@ -75,11 +201,11 @@ where
     .await
 }
 
-struct Drive<'s, 'env, T> {
+struct Drive<'s, 'env, T, E: Into<BoxError>> {
     scope: &'s Scope<'env>,
-    body: Option<ScopeBody<'s, T>>,
+    body: Option<ScopeBody<'s, T, E>>,
     output: Option<T>,
-    body_error: Option<Error>,
+    body_error: Option<E>,
     locals: FuturesUnordered<LocalChild<'env>>,
     timer: Option<Timer>,
     allowed: Option<Duration>,
@@ -91,9 +217,9 @@ struct Drive<'s, 'env, T> {
 }
 
 // Nothing in `Drive` is pinned in place: the body and the local children are boxed.
-impl<T> Unpin for Drive<'_, '_, T> {}
+impl<T, E: Into<BoxError>> Unpin for Drive<'_, '_, T, E> {}
 
-impl<T> Drive<'_, '_, T> {
+impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
     fn poll_body(&mut self, cx: &mut Context<'_>) {
         let shared = &self.scope.shared;
         let Some(body) = self.body.as_mut() else { return };
@@ -135,36 +261,39 @@ impl<T> Drive<'_, '_, T> {
         while let Poll::Ready(Some(())) = self.locals.poll_next_unpin(cx) {}
     }
 
-    fn result(&mut self) -> Result<T, Error> {
+    fn result(&mut self) -> Result<T, Ended<E>> {
         let shared = &self.scope.shared;
-        let mut errors = Vec::new();
+        let mut failures = Vec::new();
         for failure in shared.take_failures() {
-            let error = match failure {
-                Failure::Child(child) => child.take_failure(),
-                Failure::Raced(error) => Some(error),
-                Failure::Body => self.body_error.take(),
-                Failure::Deadline => {
-                    Some(Error::Elapsed(Elapsed::new(self.allowed.unwrap_or_default())))
-                }
-            };
-            errors.extend(error);
+            match failure {
+                Failure::Child(child) => failures.extend(child.take_failure().map(Ended::Failed)),
+                Failure::Raced(error) => failures.push(Ended::Failed(error)),
+                Failure::Body => failures.extend(self.body_error.take().map(Ended::Body)),
+                Failure::Deadline => failures.push(Ended::Failed(Error::Elapsed(Elapsed::new(
+                    self.allowed.unwrap_or_default(),
+                )))),
+            }
         }
-        match (errors.len(), self.output.take()) {
+        match (failures.len(), self.output.take()) {
             (0, Some(output)) => Ok(output),
             (0, None) => {
                 // Cancelled with nothing failing.
                 let reason =
                     shared.region.own_reason().cloned().unwrap_or(CancelReason::ParentCancelled);
-                Err(Error::Task(TaskError::Cancelled(reason)))
+                Err(Ended::Failed(Error::of_task::<BoxError>(None, TaskError::Cancelled(reason))))
             }
-            (1, _) => Err(errors.remove(0)),
-            _ => Err(Error::Scope(ScopeError::new(errors))),
+            (1, _) => Err(failures.remove(0)),
+            _ => {
+                let errors = failures.into_iter().map(Ended::into_error).collect();
+                let name = self.scope.name.clone();
+                Err(Ended::Failed(Error::Scope(ScopeError::new(name, errors))))
+            }
         }
     }
 }
 
-impl<T> Future for Drive<'_, '_, T> {
-    type Output = Result<T, Error>;
+impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
+    type Output = Result<T, Ended<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -200,7 +329,7 @@ impl<T> Future for Drive<'_, '_, T> {
     }
 }
 
-impl<T> Drop for Drive<'_, '_, T> {
+impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
     fn drop(&mut self) {
         if self.finished {
             return;
@@ -214,7 +343,8 @@ impl<T> Drop for Drive<'_, '_, T> {
         // A scope that is dropped has no result to return its failures in: they are logged,
         // now or when its last child ends.
         if let Some(error) = self.body_error.take() {
-            tracing::warn!(%error, "the body of a scope that was dropped before it returned failed");
+            let error = Error::from_body(error.into());
+            tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
         }
         shared.abandon();
         let (body, locals, scope) = (&mut self.body, &mut self.locals, self.scope);

@@ -8,21 +8,24 @@ use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::error::Error;
 use crate::scope::registry::ScopeShared;
 use crate::task::TaskHandle;
-use crate::task::error::TaskError;
+use crate::task::error::{BoxError, TaskInfo};
 
 /// The handle of a scope's child: everything a [`TaskHandle`] does (await the result, `cancel`,
 /// `id`, `exit_reason`...), tied to the scope's lifetime so it cannot outlive the scope.
 ///
 /// Dropping it does not stop the child: the scope still waits for it, and still reports its
-/// failure. Awaiting it gives the child's value, or `Err` if it was cancelled. A child that
+/// failure. Awaiting it gives the child's value, or a [`klaw::Error`](crate::error::Error) that
+/// names the child (`Error::Task { task: Some(..), .. }`) if it was cancelled. A child that
 /// *fails* (an `Err` of a fallible task, a panic, its own timeout) fails the whole scope: the
 /// body is cancelled and the scope returns the failure, whether or not the body was awaiting
 /// that child (the rule of trio and Kotlin). Awaiting a handle is a cancellation point: in a
-/// cancelled scope it never completes, outside a [`shield`](crate::cancel::shield). To handle a child's
-/// error yourself, make it a value: spawn `async { task.await }`, or use supervisor mode, where
-/// nothing is cancelled and an awaited failure is the body's.
+/// cancelled scope it never completes, outside a [`shield`](crate::cancel::shield). To handle a
+/// child's error yourself, make it a value: spawn `Task::new(task)`, whose output is the whole
+/// `Result`, or use supervisor mode, where nothing is cancelled and an awaited failure is the
+/// body's (as a `klaw::Error`, whatever the child's own error type, so `?` takes it).
 ///
 /// ```
 /// # klaw::runtime::block_on(async {
@@ -53,8 +56,12 @@ impl<T, E> Deref for ScopeHandle<'_, T, E> {
     }
 }
 
-impl<T: Send + 'static, E: Send + 'static> Future for ScopeHandle<'_, T, E> {
-    type Output = Result<T, TaskError<E>>;
+impl<T, E> Future for ScopeHandle<'_, T, E>
+where
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.handle.poll_done(cx).is_pending() {
@@ -66,7 +73,11 @@ impl<T: Send + 'static, E: Send + 'static> Future for ScopeHandle<'_, T, E> {
         if self.scope.region.must_stop() {
             return Poll::Pending;
         }
-        Poll::Ready(self.handle.take_output())
+        let output = self.handle.take_output();
+        Poll::Ready(output.map_err(|error| {
+            let task = TaskInfo::new(self.handle.id(), self.handle.name());
+            Error::of_task(Some(task), error)
+        }))
     }
 }
 

@@ -13,9 +13,14 @@ mod loom;
 pub(crate) mod registry;
 mod spawnable;
 
-pub use drive::{ScopeBody, scope_with};
+pub use drive::{
+    ScopeBody, ScopeBodyError, ScopeResult, scope_with, scope_with_error, typed_scope_body,
+};
 pub use handle::ScopeHandle;
-pub use spawnable::{SpawnTarget, Spawnable};
+pub use spawnable::{
+    ChildKind, ChildOutput, IsTask, PlainValue, ResultNeedsTaskFallibleOrTaskNew, SpawnTarget,
+    Spawnable,
+};
 
 use std::borrow::Cow;
 use std::fmt;
@@ -191,7 +196,10 @@ impl<'env> Scope<'env> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn spawn<T: Spawnable>(&self, task: T) -> ScopeHandle<'_, T::Ok, T::Err> {
+    pub fn spawn<T, M>(&self, task: T) -> ScopeHandle<'_, T::Ok, T::Err>
+    where
+        T: Spawnable + ChildKind<M>,
+    {
         let target = SpawnTarget {
             runtime: self.runtime(),
             scope: &self.shared,
@@ -214,10 +222,10 @@ impl<'env> Scope<'env> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn spawn_blocking<F, R>(&self, f: F) -> ScopeHandle<'_, R>
+    pub fn spawn_blocking<F, R, M>(&self, f: F) -> ScopeHandle<'_, R>
     where
         F: FnOnce() -> R + Send + 'static,
-        R: Send + 'static,
+        R: Send + 'static + ChildOutput<M>,
     {
         self.spawn(BlockingTask::new(f))
     }
@@ -240,9 +248,9 @@ impl<'env> Scope<'env> {
     /// assert_eq!(hits, ["a", "b"]);
     /// # });
     /// ```
-    pub fn spawn_local<T>(&self, task: T) -> ScopeHandle<'_, OkOf<T>, ErrOf<T>>
+    pub fn spawn_local<T, M>(&self, task: T) -> ScopeHandle<'_, OkOf<T>, ErrOf<T>>
     where
-        T: IntoTask,
+        T: IntoTask + ChildKind<M>,
         T::Future: Send + 'env,
         ErrOf<T>: Into<BoxError>,
     {
@@ -266,7 +274,7 @@ impl<'env> Scope<'env> {
     ///     std::future::pending::<()>().await; // the body is cancelled too
     ///     Ok(())
     /// });
-    /// assert!(matches!(result, Err(klaw::Error::Task(klaw::TaskError::Cancelled(_)))));
+    /// assert!(matches!(result, Err(klaw::Error::Task { error: klaw::TaskError::Cancelled(_), .. })));
     /// # });
     /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) {

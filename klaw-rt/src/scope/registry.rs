@@ -15,12 +15,12 @@ use std::sync::Arc;
 use slab::Slab;
 
 use crate::cancel::RegionState;
-use crate::error::Error;
+use crate::error::{Error, WithCauses};
 use crate::runtime::spawn::ParentLink;
 use crate::sync::{AtomicBool, Mutex, Ordering};
-use crate::task::core::{TaskCore, TaskHeader};
+use crate::task::core::{Header, TaskCore, TaskHeader};
 use crate::task::descendants::Descendants;
-use crate::task::error::{BoxError, TaskError, TaskFailure};
+use crate::task::error::{BoxError, TaskError, TaskInfo};
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
 use crate::task::{CancelReason, TaskId};
@@ -43,20 +43,21 @@ where
     E: Into<BoxError> + Send + 'static,
 {
     fn take_failure(&self) -> Option<Error> {
-        Some(failure_to_error(self.take_unclaimed()?.err()?))
+        let error = self.take_unclaimed()?.err()?;
+        Some(Error::of_task(Some(task_info(self.header())), error))
     }
 
     fn raced_error(&self, error: Box<dyn Any + Send>) -> Error {
         match error.downcast::<TaskError<E>>() {
-            Ok(error) => failure_to_error(*error),
+            Ok(error) => Error::of_task(Some(task_info(self.header())), *error),
             Err(_) => unreachable!("a child reports failures of its own type"),
         }
     }
 }
 
-/// A child's failure as its scope reports it.
-fn failure_to_error<E: Into<BoxError>>(error: TaskError<E>) -> Error {
-    Error::Task(error.map_failed(|error| TaskFailure::new(error.into())))
+/// Which child: a scope's reports name each failed child.
+pub(crate) fn task_info(header: &Header) -> TaskInfo {
+    TaskInfo::new(header.id(), header.name())
 }
 
 /// Something that made the scope fail, in the order it happened.
@@ -181,7 +182,7 @@ impl ScopeShared {
                 Failure::Body | Failure::Deadline => None,
             };
             if let Some(error) = error {
-                tracing::warn!(%error, "a child failed in a scope that was dropped before it returned");
+                tracing::warn!(error = %WithCauses(&error), "a child failed in a scope that was dropped before it returned");
             }
         }
     }
@@ -267,7 +268,7 @@ impl<E: Send + 'static> ParentLink<E> for ChildLink<E> {
         let child = self.scope.registry.lock().children.get(self.key).cloned();
         let child = child.expect("a child is listed until its end");
         let error = child.raced_error(Box::new(error));
-        tracing::warn!(task.id = id.as_u64(), %error, "a child failed after it was cancelled; its scope reports the failure");
+        tracing::warn!(task.id = id.as_u64(), error = %WithCauses(&error), "a child failed after it was cancelled; its scope reports the failure");
         self.scope.child_raced(error);
     }
 

@@ -1,13 +1,14 @@
 //! What a scope can spawn in parallel: futures, `Task`s and `BlockingTask`s.
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::runtime::Handle;
 use crate::scope::registry::{ScopeChild, ScopeShared};
 use crate::task::error::BoxError;
 use crate::task::spec::{ErrOf, OkOf};
-use crate::task::{BlockingTask, IntoTask, Outcome, TaskHandle};
+use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskHandle};
 
 /// Where a child goes: the runtime that runs it and the scope that owns it.
 #[doc(hidden)]
@@ -86,3 +87,77 @@ where
         })
     }
 }
+
+/// What a scope accepts as a child, and how it tells a bare future that gives a value from one
+/// that gives a `Result`. A `Task` (what `#[klaw::task]` builds) and a `BlockingTask` say
+/// themselves whether an `Err` is a failure. A bare future's output must be a
+/// [`ChildOutput`]: any value except a `Result`.
+///
+/// Why a `Result` is refused: a scope child's `Err` must never be lost unnoticed, and a bare
+/// future cannot say whether its `Err` is a failure (trio's and Kotlin's rule) or a value. So
+/// spawn `klaw::Task::fallible(future)` for a child whose `Err` fails the scope, or
+/// `klaw::Task::new(future)` to keep the whole `Result` as the child's value. The `Marker` is
+/// inferred; it exists so that a `Result` output matches two impls, which the compiler reports.
+///
+/// ```
+/// fn child<M, T: klaw::scope::ChildKind<M>>(_: T) {}
+/// child(async { 1 });                                            // a value
+/// child(klaw::Task::fallible(async { "1".parse::<u8>() }));      // Err fails the scope
+/// child(klaw::Task::new(async { "1".parse::<u8>() }));           // the Result is the value
+/// ```
+///
+/// ```compile_fail,E0283
+/// fn child<M, T: klaw::scope::ChildKind<M>>(_: T) {}
+/// child(async { "1".parse::<u8>() }); // is an `Err` a failure or a value? say it with `Task`
+/// ```
+pub trait ChildKind<Marker> {}
+
+impl<F: Future, Marker> ChildKind<Marker> for F where F::Output: ChildOutput<Marker> {}
+
+impl<F, M> ChildKind<IsTask> for Task<F, M> {}
+
+impl<F, M> ChildKind<IsTask> for BlockingTask<F, M> {}
+
+/// The output of a bare future or a closure that a scope takes as its child's value: anything
+/// but a `Result` (see [`ChildKind`]: a `Result` matches a second impl, so the compiler
+/// refuses it as ambiguous and lists both).
+///
+/// ```
+/// fn value<M, O: klaw::scope::ChildOutput<M>>(_: O) {}
+/// value(1);
+/// value(Some("x"));
+/// ```
+pub trait ChildOutput<Marker> {}
+
+impl<O> ChildOutput<PlainValue> for O {}
+
+impl<T, E> ChildOutput<ResultNeedsTaskFallibleOrTaskNew> for Result<T, E> {}
+
+/// The marker of a child that is a `Task` or a `BlockingTask`.
+///
+/// ```
+/// fn child<T: klaw::scope::ChildKind<klaw::scope::IsTask>>(_: T) {}
+/// child(klaw::Task::new(async {}));
+/// ```
+#[derive(Debug)]
+pub enum IsTask {}
+
+/// The marker of a bare future's (or a closure's) output taken as the child's value.
+///
+/// ```
+/// fn value<O: klaw::scope::ChildOutput<klaw::scope::PlainValue>>(_: O) {}
+/// value(1);
+/// ```
+#[derive(Debug)]
+pub enum PlainValue {}
+
+/// The marker a `Result` output also matches, so that a bare future or a closure returning a
+/// `Result` is refused as ambiguous: spawn `klaw::Task::fallible(..)` (an `Err` fails the
+/// scope) or `klaw::Task::new(..)` (the `Result` is a value) instead.
+///
+/// ```
+/// fn result<O: klaw::scope::ChildOutput<klaw::scope::ResultNeedsTaskFallibleOrTaskNew>>(_: O) {}
+/// result(Ok::<u8, ()>(1));
+/// ```
+#[derive(Debug)]
+pub enum ResultNeedsTaskFallibleOrTaskNew {}

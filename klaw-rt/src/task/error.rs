@@ -2,11 +2,13 @@
 //! scope carries a child's own error in.
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::convert::Infallible;
+use std::fmt;
 use std::time::Duration;
 
-use crate::task::CancelReason;
 use crate::task::remote::RemoteError;
+use crate::task::{CancelReason, TaskId};
 
 /// A boxed error, `Send + Sync`, as a task's failure is carried inside [`Error`](crate::error::Error).
 ///
@@ -18,6 +20,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why awaiting a task did not give its value. `E` is the task's own error type
 /// ([`Infallible`] for a task that cannot fail, i.e. one spawned from a bare future).
+///
+/// It is a [`std::error::Error`] when `E` is one, with `E` as its
+/// [`source`](std::error::Error::source). Whatever `E` is (a std error, `anyhow::Error`,
+/// `eyre::Report`, `Box<dyn Error + Send + Sync>`), it converts into [`klaw::Error`](crate::error::Error)
+/// with `?`, keeping the task's own error as the cause.
 ///
 /// ```
 /// use klaw::{Task, TaskError};
@@ -33,25 +40,56 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// });
 /// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskError<E = Infallible> {
     /// The task's body returned `Err(e)` (fallible tasks only).
-    #[error("task failed: {0}")]
-    Failed(#[source] E),
+    Failed(E),
     /// The task was cancelled before it finished.
-    #[error("task was cancelled ({0})")]
     Cancelled(CancelReason),
     /// The task's body panicked, with this message; the runtime went on.
-    #[error("task panicked: {0}")]
     Panicked(String),
     /// The task's own timeout passed before it finished.
-    #[error("task timed out after {0:?}")]
     TimedOut(Duration),
     /// A remote task could not be run, or its result could not come back (see [`RemoteError`]).
     /// Boxed: it is rare, and every task's output slot is as large as its largest variant.
-    #[error("remote task: {0}")]
-    Remote(#[source] Box<RemoteError>),
+    Remote(Box<RemoteError>),
+}
+
+impl<E> TaskError<E> {
+    /// Writes what happened to `task` (`"task"`, or a task's name and id): its own words only,
+    /// the cause is the error's `source`.
+    pub(crate) fn describe(
+        &self,
+        task: &dyn fmt::Display,
+        f: &mut fmt::Formatter<'_>,
+    ) -> fmt::Result {
+        match self {
+            Self::Failed(_) => write!(f, "{task} failed"),
+            Self::Cancelled(reason) => write!(f, "{task} was cancelled: {reason}"),
+            Self::Panicked(message) => write!(f, "{task} panicked: {message}"),
+            Self::TimedOut(after) => write!(f, "{task} timed out after {after:?}"),
+            Self::Remote(_) => write!(f, "{task} could not run remotely"),
+        }
+    }
+}
+
+/// Says what happened, not why: a failure's cause is its [`source`](std::error::Error::source),
+/// so a report (`{:#}` of anyhow, eyre's) prints each cause once.
+impl<E> fmt::Display for TaskError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe(&"task", f)
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for TaskError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Failed(error) => Some(error),
+            Self::Remote(error) => Some(&**error),
+            _ => None,
+        }
+    }
 }
 
 impl<E> TaskError<E> {
@@ -94,7 +132,7 @@ impl<E> TaskError<E> {
 /// use klaw::{Error, Task, TaskError};
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
 /// let err: Error = rt.block_on(rt.spawn(Task::fallible(async { "x".parse::<u8>() }))).unwrap_err().into();
-/// let Error::Task(TaskError::Failed(failure)) = err else { panic!("{err}") };
+/// let Error::Task { error: TaskError::Failed(failure), .. } = err else { panic!("{err}") };
 /// assert!(failure.downcast_ref::<std::num::ParseIntError>().is_some());
 /// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
@@ -102,8 +140,17 @@ impl<E> TaskError<E> {
 pub struct TaskFailure(BoxError);
 
 impl TaskFailure {
+    /// Boxes a task's error; one that is already a `TaskFailure` is not boxed twice.
     pub(crate) fn new(error: BoxError) -> Self {
-        Self(error)
+        match error.downcast::<TaskFailure>() {
+            Ok(failure) => *failure,
+            Err(error) => Self(error),
+        }
+    }
+
+    /// The task's own error, as the `source` of the error that carries it.
+    pub(crate) fn as_source(&self) -> &(dyn std::error::Error + 'static) {
+        &*self.0
     }
 
     /// The error as its own type, if it is an `E`.
@@ -111,7 +158,7 @@ impl TaskFailure {
     /// ```
     /// use klaw::{Error, TaskError};
     /// let err: Error = TaskError::Failed(std::fmt::Error).into();
-    /// let Error::Task(TaskError::Failed(failure)) = &err else { unreachable!() };
+    /// let Error::Task { error: TaskError::Failed(failure), .. } = &err else { unreachable!() };
     /// assert!(failure.downcast_ref::<std::fmt::Error>().is_some());
     /// ```
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
@@ -123,7 +170,7 @@ impl TaskFailure {
     /// ```
     /// use klaw::{Error, TaskError};
     /// let err: Error = TaskError::Failed(std::fmt::Error).into();
-    /// let Error::Task(TaskError::Failed(failure)) = err else { unreachable!() };
+    /// let Error::Task { error: TaskError::Failed(failure), .. } = err else { unreachable!() };
     /// let boxed: klaw::task::BoxError = failure.into_inner();
     /// assert!(boxed.is::<std::fmt::Error>());
     /// ```
@@ -141,5 +188,64 @@ impl std::fmt::Display for TaskFailure {
 impl std::error::Error for TaskFailure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()
+    }
+}
+
+/// Which task: its id and, if it has one, its name. Displays as ``task `fetch` (#12)``, or
+/// `task #12` for a task without a name.
+///
+/// ```
+/// # #[klaw::main(workers = 1)]
+/// # async fn main() {
+/// let error = klaw::scope!(|s| {
+///     s.spawn(klaw::Task::fallible(async { Err::<(), _>(std::fmt::Error) }).name("render"));
+///     Ok(())
+/// })
+/// .unwrap_err();
+/// let klaw::Error::Task { task: Some(task), .. } = &error else { panic!("{error}") };
+/// assert_eq!(task.name(), Some("render"));
+/// assert_eq!(task.to_string(), format!("task `render` ({})", task.id()));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    id: TaskId,
+    name: Option<Cow<'static, str>>,
+}
+
+impl TaskInfo {
+    pub(crate) fn new(id: TaskId, name: Option<&str>) -> Self {
+        Self { id, name: name.map(|name| Cow::Owned(name.to_owned())) }
+    }
+
+    /// The task's id.
+    ///
+    /// ```
+    /// # fn check(task: &klaw::task::TaskInfo) -> klaw::task::TaskId {
+    /// task.id()
+    /// # }
+    /// ```
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The task's name, if it was given one.
+    ///
+    /// ```
+    /// # fn check(task: &klaw::task::TaskInfo) -> bool {
+    /// task.name().is_some_and(|name| name.starts_with("fetch"))
+    /// # }
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "task `{name}` ({})", self.id),
+            None => write!(f, "task {}", self.id),
+        }
     }
 }

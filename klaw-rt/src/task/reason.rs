@@ -13,7 +13,7 @@ use crate::task::state::Kind;
 /// use klaw::CancelReason;
 /// let reason: CancelReason = "user pressed stop".into();
 /// assert_eq!(reason, CancelReason::user("user pressed stop"));
-/// assert_eq!(reason.to_string(), "cancelled: user pressed stop");
+/// assert_eq!(reason.to_string(), "user pressed stop");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -35,7 +35,7 @@ impl CancelReason {
     ///
     /// ```
     /// let reason = klaw::CancelReason::user(format!("request {} aborted", 17));
-    /// assert_eq!(reason.to_string(), "cancelled: request 17 aborted");
+    /// assert_eq!(reason.to_string(), "request 17 aborted");
     /// ```
     pub fn user(message: impl Into<Cow<'static, str>>) -> Self {
         Self::User(message.into())
@@ -45,7 +45,7 @@ impl CancelReason {
 impl fmt::Display for CancelReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::User(message) => write!(f, "cancelled: {message}"),
+            Self::User(message) => f.write_str(message),
             Self::Deadline => f.write_str("deadline passed"),
             Self::SiblingFailed => f.write_str("a sibling task failed"),
             Self::ParentCancelled => f.write_str("the parent was cancelled"),

@@ -1,5 +1,0 @@
-async fn run() -> Result<(), klaw::Error> {
-    klaw::scope!(|s| -> Result<(), klaw::Error> { Ok(()) })
-}
-
-fn main() {}
