@@ -262,3 +262,50 @@ async fn task_new_keeps_a_childs_err_as_its_value() {
     .unwrap();
     assert_eq!(value.unwrap_err().kind(), io::ErrorKind::NotFound);
 }
+
+// ---- What worked before these patterns, and must keep working.
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_test_body_may_return_anyhow_result() -> anyhow::Result<()> {
+    let len = read_len(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).await?;
+    anyhow::ensure!(len > 0, "the manifest is not empty");
+    Ok(())
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn klaw_error_goes_into_a_boxed_error_and_keeps_its_cause() {
+    let error = read_len(MISSING).await.unwrap_err();
+    let boxed: Box<dyn StdError + Send + Sync> = error.into();
+    assert_eq!(io_kind(&*boxed), Some(io::ErrorKind::NotFound));
+}
+
+/// A worker that owns its channel, as application code does.
+struct Worker {
+    jobs: klaw::channel::Receiver<u32>,
+}
+
+impl Worker {
+    async fn first_big_job(&mut self) -> Option<u32> {
+        loop {
+            klaw::select! {
+                recv(self.jobs) -> job => match job {
+                    Ok(job) if job > 10 => break Some(job),
+                    Ok(_) => continue,
+                    Err(_) => break None,
+                },
+            }
+        }
+    }
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn select_on_a_struct_field_in_a_loop_breaks_with_a_value() {
+    let (tx, jobs) = klaw::channel::bounded(4);
+    for job in [1, 2, 30, 4] {
+        tx.send(job).await.unwrap();
+    }
+    let mut worker = Worker { jobs };
+    assert_eq!(worker.first_big_job().await, Some(30));
+    drop(tx);
+    assert_eq!(worker.first_big_job().await, Some(4).filter(|job| *job > 10));
+}
