@@ -86,8 +86,8 @@ pub mod cancel {
 /// `Result`.
 pub mod channel {
     pub use klaw_rt::channel::{
-        Permit, Receiver, Recv, RecvError, Reserve, Send, SendError, Sender, TryRecvError,
-        TrySendError, bounded, broadcast, oneshot, select_any, unbounded, watch,
+        Closed, Permit, Receiver, Recv, RecvError, Reserve, Send, SendError, Sender, TryRecvError,
+        TrySendError, WeakSender, bounded, broadcast, oneshot, select_any, unbounded, watch,
     };
 }
 
@@ -117,7 +117,8 @@ pub mod __private {
     use std::future::Future;
 
     pub use klaw_rt::channel::{
-        __finish_send as finish_send, __random_start as random_start, SelectRecv, SelectSend,
+        __finish_send as finish_send, __growing_bounded as growing_bounded,
+        __random_start as random_start, SelectRecv, SelectSend,
     };
     pub use klaw_rt::error::Error;
     pub use klaw_rt::remote;

@@ -154,14 +154,15 @@ async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledg
     }
 }
 
-/// `capacity` 0 stands for an unbounded channel.
+/// `capacity` 0 stands for an unbounded channel; 1..=5 for the ring of `bounded`; 6 and up for
+/// the growing buffer that `bounded` uses above 4096, with a capacity of `capacity - 5`.
 fn check(capacity: usize, producers: Vec<Vec<ProducerOp>>, consumers: Vec<Vec<ConsumerOp>>) {
     let rt = klaw::Runtime::builder().workers(2).build().unwrap();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let (tx, rx) = if capacity == 0 {
-        klaw::channel::unbounded::<u64>()
-    } else {
-        klaw::channel::bounded::<u64>(capacity)
+    let (tx, rx) = match capacity {
+        0 => klaw::channel::unbounded::<u64>(),
+        1..=5 => klaw::channel::bounded::<u64>(capacity),
+        _ => klaw::__private::growing_bounded::<u64>(capacity - 5),
     };
     rt.block_on(async {
         klaw::scope!(|s| {
@@ -196,7 +197,7 @@ proptest! {
 
     #[test]
     fn every_accepted_message_is_received_exactly_once(
-        capacity in 0usize..6,
+        capacity in 0usize..11,
         producers in prop::collection::vec(prop::collection::vec(producer_op(), 0..24), 1..=4),
         consumers in prop::collection::vec(prop::collection::vec(consumer_op(), 0..24), 1..=4),
     ) {

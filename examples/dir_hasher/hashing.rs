@@ -91,8 +91,8 @@ fn walk(root: &Path, paths: &klaw::channel::Sender<PathBuf>, counters: &Counters
         match entry {
             Ok(entry) if entry.file_type().is_some_and(|kind| kind.is_file()) => {
                 counters.found.fetch_add(1, Ordering::Relaxed);
-                // A blocking task waits for room with `block_on`: klaw channels work anywhere.
-                if klaw::runtime::block_on(paths.send(entry.into_path())).is_err() {
+                // A blocking task waits for room with `send_blocking`: no executor needed.
+                if paths.send_blocking(entry.into_path()).is_err() {
                     return; // every hasher is gone: the scope is ending
                 }
             }
@@ -126,11 +126,11 @@ fn hash_files(
     results: &klaw::channel::Sender<Hashed>,
     counters: &Counters,
 ) {
-    while let Ok(path) = klaw::runtime::block_on(to_hash.recv()) {
+    while let Ok(path) = to_hash.recv_blocking() {
         match hash_file(&path, counters) {
             Ok(Some(digest)) => {
                 counters.hashed.fetch_add(1, Ordering::Relaxed);
-                if klaw::runtime::block_on(results.send(Hashed { path, digest })).is_err() {
+                if results.send_blocking(Hashed { path, digest }).is_err() {
                     return; // the collector is gone: the scope is ending
                 }
             }

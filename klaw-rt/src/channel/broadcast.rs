@@ -8,12 +8,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use slab::Slab;
+use futures_core::Stream;
 
 use crate::channel::error::SendError;
+use crate::channel::wakers::{Ticket, Wake, WakerSet, poll_or_wait};
+use crate::sync::{Mutex, MutexGuard};
 
 /// Why a broadcast `recv` gave no message.
 ///
@@ -55,16 +56,47 @@ pub enum TryRecvError {
     Closed,
 }
 
+/// `Stream` item error of a broadcast [`Receiver`]: it missed this many messages (the stream
+/// goes on from the oldest kept).
+///
+/// ```
+/// use futures_lite::StreamExt;
+/// use klaw::channel::broadcast::Lagged;
+/// let (tx, mut rx) = klaw::channel::broadcast::channel::<u8>(1);
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap();
+/// drop(tx);
+/// klaw::runtime::block_on(async {
+///     assert_eq!(rx.next().await, Some(Err(Lagged(1))));
+///     assert_eq!(rx.next().await, Some(Ok(2)));
+///     assert_eq!(rx.next().await, None); // closed
+/// });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the receiver lagged behind and missed {0} messages")]
+pub struct Lagged(pub u64);
+
+/// A message, and how many receivers have yet to read it. Shared as an `Arc` so that a receiver
+/// clones the message itself outside the lock (a `Clone` that panics, or is slow, touches no
+/// other receiver), and the last reader takes it without a clone.
+struct Slot<T> {
+    value: Arc<T>,
+    unread: usize,
+}
+
 struct State<T> {
-    /// The last `capacity` messages; `buffer[0]` has sequence number `first`.
-    buffer: VecDeque<T>,
+    /// The messages some receiver can still read, at most the last `capacity`; `buffer[0]` has
+    /// sequence number `first`. A message every receiver has read is dropped at once: those
+    /// form a prefix (each receiver reads in order, and one that came later is not counted in
+    /// earlier messages).
+    buffer: VecDeque<Slot<T>>,
     first: u64,
     senders: usize,
     receivers: usize,
-    /// Wakers of receivers waiting for the next message. Every send drains them all and bumps
-    /// `epoch`, so a receiver's key is valid only in the epoch it was taken in.
-    waiting: Slab<Waker>,
-    epoch: u64,
+    /// Receivers waiting for the next message.
+    receiving: WakerSet,
+    /// `Sender::closed` futures, waiting for the last receiver to go.
+    closing: WakerSet,
 }
 
 struct Shared<T> {
@@ -82,12 +114,26 @@ impl<T> State<T> {
     fn end(&self) -> u64 {
         self.first + self.buffer.len() as u64
     }
+
+    /// Pops the messages every receiver has read into `dropped`, to drop after the lock.
+    fn drop_read(&mut self, dropped: &mut Vec<Arc<T>>) {
+        while self.buffer.front().is_some_and(|slot| slot.unread == 0) {
+            let slot = self.buffer.pop_front().expect("checked above");
+            self.first += 1;
+            dropped.push(slot.value);
+        }
+    }
 }
 
-/// A broadcast channel keeping the last `capacity` messages for slow receivers.
+/// The largest capacity: enough for any use, and far from what would overflow the sequence
+/// numbers' arithmetic.
+pub const MAX_CAPACITY: usize = usize::MAX >> 2;
+
+/// A broadcast channel keeping the last `capacity` messages for slow receivers. Memory follows
+/// the messages some receiver has yet to read, not the capacity.
 ///
 /// # Panics
-/// If `capacity` is 0.
+/// If `capacity` is 0 or more than [`MAX_CAPACITY`]; the message names the accepted range.
 ///
 /// ```
 /// let (tx, mut a) = klaw::channel::broadcast::channel::<u32>(8);
@@ -99,19 +145,22 @@ impl<T> State<T> {
 /// });
 /// ```
 pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    assert!(capacity > 0, "a broadcast channel needs a capacity of at least 1");
+    assert!(
+        (1..=MAX_CAPACITY).contains(&capacity),
+        "a broadcast channel's capacity must be in 1..={MAX_CAPACITY}, not {capacity}"
+    );
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            buffer: VecDeque::with_capacity(capacity.min(1024)),
+            buffer: VecDeque::new(),
             first: 0,
             senders: 1,
             receivers: 1,
-            waiting: Slab::new(),
-            epoch: 0,
+            receiving: WakerSet::default(),
+            closing: WakerSet::default(),
         }),
         capacity,
     });
-    (Sender { shared: shared.clone() }, Receiver { shared, next: 0, waiter: None })
+    (Sender { shared: shared.clone() }, Receiver::at(shared, 0))
 }
 
 /// Sends to every receiver of a [`broadcast`](crate::channel::broadcast::channel()) channel.
@@ -138,25 +187,25 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.send(2).unwrap_err().into_inner(), 2);
     /// ```
     pub fn send(&self, value: T) -> Result<usize, SendError<T>> {
+        let value = Arc::new(value);
         let mut state = self.shared.lock();
-        if state.receivers == 0 {
+        let receivers = state.receivers;
+        if receivers == 0 {
+            drop(state);
+            let value = Arc::into_inner(value).expect("the only reference");
             return Err(SendError(value));
         }
-        state.buffer.push_back(value);
+        state.buffer.push_back(Slot { value, unread: receivers });
         let evicted = if state.buffer.len() > self.shared.capacity {
             state.first += 1;
             state.buffer.pop_front()
         } else {
             None
         };
-        let wakers: Vec<Waker> = state.waiting.drain().collect();
-        state.epoch += 1;
-        let receivers = state.receivers;
+        let wake = state.receiving.take_all();
         drop(state);
         drop(evicted);
-        for waker in wakers {
-            waker.wake();
-        }
+        wake.wake();
         Ok(receivers)
     }
 
@@ -172,7 +221,8 @@ impl<T> Sender<T> {
         let mut state = self.shared.lock();
         state.receivers += 1;
         let next = state.end();
-        Receiver { shared: self.shared.clone(), next, waiter: None }
+        drop(state);
+        Receiver::at(self.shared.clone(), next)
     }
 
     /// How many receivers exist.
@@ -193,6 +243,59 @@ impl<T> Sender<T> {
     pub fn capacity(&self) -> usize {
         self.shared.capacity
     }
+
+    /// How many messages some receiver has yet to read (at most the capacity).
+    ///
+    /// ```
+    /// let (tx, mut rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(tx.len(), 2);
+    /// rx.try_recv().unwrap();
+    /// assert_eq!(tx.len(), 1); // every receiver read the first: it is gone
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared.lock().buffer.len()
+    }
+
+    /// True if every receiver has read every message.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// assert!(tx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until every receiver is gone (so a `send` would fail).
+    ///
+    /// Cancel safety: dropping it loses nothing.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// std::thread::spawn(move || drop(rx));
+    /// klaw::runtime::block_on(tx.closed());
+    /// assert_eq!(tx.receiver_count(), 0);
+    /// ```
+    pub fn closed(&self) -> Closed<'_, T> {
+        Closed { shared: &self.shared, ticket: Ticket::default() }
+    }
+
+    /// A sender that does not keep the channel open: [`WeakSender::upgrade`] gives a sender
+    /// back while another one still exists.
+    ///
+    /// ```
+    /// let (tx, mut rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// let weak = tx.downgrade();
+    /// weak.upgrade().unwrap().send(1).unwrap();
+    /// drop(tx);
+    /// assert!(weak.upgrade().is_none());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn downgrade(&self) -> WeakSender<T> {
+        WeakSender { shared: Arc::downgrade(&self.shared) }
+    }
 }
 
 impl<T> Clone for Sender<T> {
@@ -206,16 +309,9 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.senders -= 1;
-        let wakers: Vec<Waker> = if state.senders == 0 {
-            state.epoch += 1;
-            state.waiting.drain().collect()
-        } else {
-            Vec::new()
-        };
+        let wake = if state.senders == 0 { state.receiving.take_all() } else { Wake::default() };
         drop(state);
-        for waker in wakers {
-            waker.wake();
-        }
+        wake.wake();
     }
 }
 
@@ -225,7 +321,95 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
-/// Receives every message of a [`broadcast`](crate::channel::broadcast::channel()) channel, in order.
+/// A [`Sender`] that does not keep the channel open (see [`Sender::downgrade`]).
+///
+/// ```
+/// let (tx, _rx) = klaw::channel::broadcast::channel::<u8>(4);
+/// let weak: klaw::channel::broadcast::WeakSender<u8> = tx.downgrade();
+/// assert!(weak.upgrade().is_some());
+/// ```
+pub struct WeakSender<T> {
+    shared: std::sync::Weak<Shared<T>>,
+}
+
+impl<T> WeakSender<T> {
+    /// A sender, if another sender still keeps the channel open.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// let weak = tx.downgrade();
+    /// drop(tx);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn upgrade(&self) -> Option<Sender<T>> {
+        let shared = self.shared.upgrade()?;
+        let mut state = shared.lock();
+        if state.senders == 0 {
+            return None;
+        }
+        state.senders += 1;
+        drop(state);
+        Some(Sender { shared })
+    }
+}
+
+impl<T> Clone for WeakSender<T> {
+    fn clone(&self) -> Self {
+        WeakSender { shared: self.shared.clone() }
+    }
+}
+
+impl<T> fmt::Debug for WeakSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("broadcast::WeakSender").finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Sender::closed`].
+///
+/// ```
+/// let (tx, rx) = klaw::channel::broadcast::channel::<u8>(4);
+/// drop(rx);
+/// let closed: klaw::channel::broadcast::Closed<'_, u8> = tx.closed();
+/// klaw::runtime::block_on(closed);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed<'a, T> {
+    shared: &'a Shared<T>,
+    ticket: Ticket,
+}
+
+impl<T> Future for Closed<'_, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        poll_or_wait(
+            &this.shared.state,
+            |state| &mut state.closing,
+            &mut this.ticket,
+            cx,
+            |state| (state.receivers == 0).then_some(()),
+        )
+    }
+}
+
+impl<T> Drop for Closed<'_, T> {
+    fn drop(&mut self) {
+        let removed = self.shared.lock().closing.remove(&mut self.ticket);
+        drop(removed);
+    }
+}
+
+impl<T> fmt::Debug for Closed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("broadcast::Closed").finish_non_exhaustive()
+    }
+}
+
+/// Receives every message of a [`broadcast`](crate::channel::broadcast::channel()) channel, in
+/// order. It is also a `futures::Stream` of `Result<T, Lagged>`, which ends when every sender
+/// is gone and every message was seen.
 ///
 /// ```
 /// let (tx, mut rx): (_, klaw::channel::broadcast::Receiver<&str>) = klaw::channel::broadcast::channel(4);
@@ -236,8 +420,53 @@ pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// Sequence number of the next message this receiver will see.
     next: u64,
-    /// This receiver's waker key, and the epoch it belongs to.
-    waiter: Option<(usize, u64)>,
+    ticket: Ticket,
+}
+
+impl<T> Receiver<T> {
+    fn at(shared: Arc<Shared<T>>, next: u64) -> Self {
+        Receiver { shared, next, ticket: Ticket::default() }
+    }
+
+    /// How many messages this receiver has yet to read (those still kept).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        let state = self.shared.lock();
+        (state.end() - self.next.max(state.first)) as usize
+    }
+
+    /// True if this receiver has read every message kept.
+    ///
+    /// ```
+    /// let (_tx, rx) = klaw::channel::broadcast::channel::<u8>(4);
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A new receiver that, like one from [`Sender::subscribe`], sees the messages sent from
+    /// now on (tokio's meaning).
+    ///
+    /// ```
+    /// let (tx, mut a) = klaw::channel::broadcast::channel::<u8>(4);
+    /// tx.send(1).unwrap();
+    /// let mut b = a.resubscribe();
+    /// tx.send(2).unwrap();
+    /// assert_eq!((a.try_recv(), b.try_recv()), (Ok(1), Ok(2)));
+    /// ```
+    pub fn resubscribe(&self) -> Self {
+        let mut state = self.shared.lock();
+        state.receivers += 1;
+        let next = state.end();
+        drop(state);
+        Receiver::at(self.shared.clone(), next)
+    }
 }
 
 impl<T: Clone> Receiver<T> {
@@ -245,6 +474,10 @@ impl<T: Clone> Receiver<T> {
     ///
     /// Cancel safety: a `recv` dropped before it completes consumes nothing; the message stays
     /// for the next call.
+    ///
+    /// # Panics
+    /// If the message's `Clone` panics: the panic comes through this call, once, and the
+    /// receiver has moved past that message.
     ///
     /// ```
     /// use klaw::channel::broadcast::RecvError;
@@ -273,89 +506,108 @@ impl<T: Clone> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     /// ```
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let Receiver { shared, next, waiter } = self;
-        let mut state = shared.lock();
-        let result = take(next, &state);
-        stop_waiting(waiter, &mut state);
-        result
+        let mut dropped = Vec::new();
+        let mut state = self.shared.lock();
+        let taken = take(&mut self.next, &mut state, &mut dropped);
+        let removed = state.receiving.remove(&mut self.ticket);
+        drop(state);
+        drop(removed);
+        drop(dropped);
+        taken.map(into_value)
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
-        let Receiver { shared, next, waiter } = self;
-        let mut state = shared.lock();
-        let result = match take(next, &state) {
-            Ok(value) => Ok(value),
-            Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
-            Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            Err(TryRecvError::Empty) => {
-                let epoch = state.epoch;
-                match *waiter {
-                    Some((key, at)) if at == epoch => {
-                        let waker = &mut state.waiting[key];
-                        if !waker.will_wake(cx.waker()) {
-                            *waker = cx.waker().clone();
-                        }
+        let Receiver { shared, next, ticket } = self;
+        let polled = poll_or_wait(
+            &shared.state,
+            |state| &mut state.receiving,
+            ticket,
+            cx,
+            |state| {
+                let mut dropped = Vec::new();
+                match take(next, state, &mut dropped) {
+                    Ok(value) => Some((Ok(value), dropped)),
+                    Err(TryRecvError::Lagged(missed)) => {
+                        Some((Err(RecvError::Lagged(missed)), dropped))
                     }
-                    _ => *waiter = Some((state.waiting.insert(cx.waker().clone()), epoch)),
+                    Err(TryRecvError::Closed) => Some((Err(RecvError::Closed), dropped)),
+                    Err(TryRecvError::Empty) => None,
                 }
-                return Poll::Pending;
-            }
-        };
-        stop_waiting(waiter, &mut state);
-        Poll::Ready(result)
+            },
+        );
+        // Outside the lock: the messages every receiver has read are dropped, then this one's
+        // value is cloned (or taken, if this receiver was its last reader).
+        polled.map(|(taken, dropped)| {
+            drop(dropped);
+            taken.map(into_value)
+        })
     }
 }
 
-/// The next message for a receiver at `next`, moving it on.
-fn take<T: Clone>(next: &mut u64, state: &State<T>) -> Result<T, TryRecvError> {
+/// The next message for a receiver at `next`, moving it on; the messages that every receiver
+/// has now read go to `dropped`.
+fn take<T>(
+    next: &mut u64,
+    state: &mut State<T>,
+    dropped: &mut Vec<Arc<T>>,
+) -> Result<Arc<T>, TryRecvError> {
     if *next < state.first {
         let missed = state.first - *next;
         *next = state.first;
         return Err(TryRecvError::Lagged(missed));
     }
     if *next < state.end() {
-        let value = state.buffer[(*next - state.first) as usize].clone();
+        let slot = &mut state.buffer[(*next - state.first) as usize];
+        slot.unread -= 1;
+        let value = slot.value.clone();
         *next += 1;
+        state.drop_read(dropped);
         return Ok(value);
     }
     if state.senders == 0 { Err(TryRecvError::Closed) } else { Err(TryRecvError::Empty) }
 }
 
-/// Removes a receiver's waker, if it is still registered (same epoch).
-fn stop_waiting<T>(waiter: &mut Option<(usize, u64)>, state: &mut State<T>) {
-    if let Some((key, at)) = waiter.take() {
-        if at == state.epoch {
-            state.waiting.remove(key);
-        }
-    }
-}
-
-impl<T> Receiver<T> {
-    /// A new receiver at the same position as this one.
-    ///
-    /// ```
-    /// let (tx, mut a) = klaw::channel::broadcast::channel::<u8>(4);
-    /// tx.send(1).unwrap();
-    /// let mut b = a.resubscribe();
-    /// assert_eq!((a.try_recv(), b.try_recv()), (Ok(1), Ok(1)));
-    /// ```
-    pub fn resubscribe(&self) -> Self {
-        self.shared.lock().receivers += 1;
-        Receiver { shared: self.shared.clone(), next: self.next, waiter: None }
-    }
+/// A message as a receiver gets it: taken if nobody else holds it, cloned otherwise.
+fn into_value<T: Clone>(value: Arc<T>) -> T {
+    Arc::try_unwrap(value).unwrap_or_else(|shared| T::clone(&shared))
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        let mut dropped = Vec::new();
         let mut state = self.shared.lock();
         state.receivers -= 1;
-        stop_waiting(&mut self.waiter, &mut state);
+        // The messages it has not read no longer wait for it.
+        let from = self.next.max(state.first);
+        let first = state.first;
+        for slot in state.buffer.range_mut((from - first) as usize..) {
+            slot.unread -= 1;
+        }
+        state.drop_read(&mut dropped);
+        let removed = state.receiving.remove(&mut self.ticket);
+        let wake = if state.receivers == 0 { state.closing.take_all() } else { Wake::default() };
+        drop(state);
+        drop(removed);
+        drop(dropped);
+        wake.wake();
     }
 }
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("broadcast::Receiver").field("next", &self.next).finish()
+    }
+}
+
+impl<T: Clone> Stream for Receiver<T> {
+    type Item = Result<T, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(|received| match received {
+            Ok(value) => Some(Ok(value)),
+            Err(RecvError::Lagged(missed)) => Some(Err(Lagged(missed))),
+            Err(RecvError::Closed) => None,
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use crate::channel::{RecvError, TryRecvError, bounded};
+use crate::channel::{__growing_bounded, RecvError, TryRecvError, bounded};
 
 #[test]
 fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
@@ -123,5 +123,111 @@ fn loom_a_wake_up_given_to_a_dropped_recv_passes_to_the_next_receiver() {
         drop(first);
         assert_eq!(block_on(second.as_mut()), Ok(7));
         sender.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_the_growing_buffer_wakes_a_sender_waiting_for_a_place() {
+    loom::model(|| {
+        // The buffer of a capacity too large to allocate up front, here at capacity 1 so it
+        // fills: a sender waiting while it is full must be woken by the receive that frees it.
+        let (tx, rx) = __growing_bounded::<u32>(1);
+        let producer = thread::spawn(move || {
+            block_on(tx.send(1)).unwrap();
+            block_on(tx.send(2)).unwrap();
+        });
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        assert_eq!(block_on(rx.recv()), Ok(2));
+        producer.join().unwrap();
+        assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
+    });
+}
+
+#[test]
+fn loom_a_permit_on_the_growing_buffer_always_finds_its_place() {
+    loom::model(|| {
+        let (tx, rx) = __growing_bounded::<u32>(1);
+        let racer = tx.clone();
+        let reserver = thread::spawn(move || {
+            let permit = block_on(tx.reserve()).unwrap();
+            permit.send(1).unwrap();
+        });
+        let raced = racer.try_send(2).is_ok();
+        drop(racer);
+        let mut got = vec![block_on(rx.recv()).unwrap()];
+        if raced {
+            got.push(block_on(rx.recv()).unwrap());
+        }
+        reserver.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, if raced { vec![1, 2] } else { vec![1] });
+    });
+}
+
+/// A waker that comes back into a channel when it is woken or dropped (through `hook`).
+struct Reenter(Box<dyn Fn() + Send + Sync>);
+
+impl std::task::Wake for Reenter {
+    fn wake(self: std::sync::Arc<Self>) {
+        (self.0)();
+    }
+}
+
+impl Drop for Reenter {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+#[test]
+fn loom_a_broadcast_waker_that_reenters_the_channel_never_runs_under_its_lock() {
+    use crate::channel::broadcast;
+    loom::model(|| {
+        let (tx, mut rx) = broadcast::channel::<u32>(2);
+        let tx = std::sync::Arc::new(tx);
+        let hook = tx.clone();
+        let waker = Waker::from(std::sync::Arc::new(Reenter(Box::new(move || {
+            let _ = hook.receiver_count(); // takes the channel's lock
+        }))));
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || tx.send(1).unwrap())
+        };
+        {
+            let mut recv = pin!(rx.recv());
+            let polled = recv.as_mut().poll(&mut Context::from_waker(&waker));
+            drop(waker); // the channel may now hold the last clone: its drop re-enters
+            if polled.is_pending() {
+                assert_eq!(block_on(recv), Ok(1));
+            }
+        }
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_watch_waker_that_reenters_the_channel_never_runs_under_its_lock() {
+    use crate::channel::watch;
+    loom::model(|| {
+        let (tx, mut rx) = watch::channel(0u32);
+        let tx = std::sync::Arc::new(tx);
+        let hook = tx.clone();
+        let waker = Waker::from(std::sync::Arc::new(Reenter(Box::new(move || {
+            let _ = hook.receiver_count(); // takes the channel's lock
+        }))));
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || tx.send(1).unwrap())
+        };
+        {
+            let mut changed = pin!(rx.changed());
+            let polled = changed.as_mut().poll(&mut Context::from_waker(&waker));
+            drop(waker);
+            if polled.is_pending() {
+                assert_eq!(block_on(changed), Ok(()));
+            }
+        }
+        sender.join().unwrap();
+        assert_eq!(*rx.borrow(), 1);
     });
 }

@@ -20,10 +20,11 @@ mod loom;
 mod mpmc;
 pub mod oneshot;
 mod select;
+mod wakers;
 pub mod watch;
 
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
-pub use mpmc::{Permit, Receiver, Recv, Reserve, Send, Sender};
+pub use mpmc::{Closed, Permit, Receiver, Recv, Reserve, Send, Sender, WeakSender};
 pub use select::{__finish_send, __random_start, SelectRecv, SelectSend, select_any};
 
 use std::sync::Arc;
@@ -34,8 +35,13 @@ use mpmc::chan::Chan;
 /// exactly one receiver. Clone either end for more producers or consumers; the channel closes
 /// when every sender (or every receiver) is gone, or on `close()`.
 ///
+/// Memory: a capacity up to 4096 gets a lock-free ring allocated up front (the fast path);
+/// a larger one grows and shrinks with what is queued, so `bounded(100_000_000)` costs nothing
+/// until messages arrive.
+///
 /// # Panics
-/// If `capacity` is 0 (a rendezvous channel is not offered; use 1).
+/// If `capacity` is 0: the accepted range is `1..=usize::MAX` (a rendezvous channel is not
+/// offered; use 1).
 ///
 /// ```
 /// let (tx, rx) = klaw::channel::bounded::<u32>(64);
@@ -46,7 +52,7 @@ use mpmc::chan::Chan;
 /// });
 /// ```
 pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    assert!(capacity > 0, "a bounded channel needs a capacity of at least 1");
+    assert!(capacity > 0, "a bounded channel's capacity must be in 1..=usize::MAX, not 0");
     pair(Some(capacity))
 }
 
@@ -62,6 +68,15 @@ pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 /// ```
 pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
     pair(None)
+}
+
+/// A bounded channel on the growing buffer whatever its capacity: what `bounded` gives above
+/// 4096, here for small capacities, so that tests and models can fill it. Not public API.
+#[doc(hidden)]
+pub fn __growing_bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "a bounded channel's capacity must be in 1..=usize::MAX, not 0");
+    let chan = Arc::new(Chan::growing(capacity));
+    (Sender::new(chan.clone()), Receiver::new(chan))
 }
 
 fn pair<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {

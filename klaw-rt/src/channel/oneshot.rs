@@ -5,17 +5,23 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use crate::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use futures_core::FusedFuture;
 
 use crate::channel::error::{RecvError, SendError, TryRecvError};
+use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
+use crate::sync::{Mutex, MutexGuard};
 
 struct State<T> {
     value: Option<T>,
-    receiver_waker: Option<Waker>,
+    /// The receiver, waiting for the value or the sender's end.
+    receiver_waiting: WakerSet,
+    /// `Sender::closed` futures, waiting for the receiver's end.
+    sender_waiting: WakerSet,
     sender_alive: bool,
-    receiver_alive: bool,
+    /// False once the receiver was dropped or closed: nothing can be sent any more.
+    receiver_open: bool,
 }
 
 struct Shared<T>(Mutex<State<T>>);
@@ -36,11 +42,12 @@ impl<T> Shared<T> {
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared(Mutex::new(State {
         value: None,
-        receiver_waker: None,
+        receiver_waiting: WakerSet::default(),
+        sender_waiting: WakerSet::default(),
         sender_alive: true,
-        receiver_alive: true,
+        receiver_open: true,
     })));
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    (Sender { shared: shared.clone() }, Receiver { shared, ticket: Ticket::default(), done: false })
 }
 
 /// Sends the one value of a [`oneshot`](crate::channel::oneshot::channel()) channel.
@@ -64,15 +71,13 @@ impl<T> Sender<T> {
     /// ```
     pub fn send(self, value: T) -> Result<(), SendError<T>> {
         let mut state = self.shared.lock();
-        if !state.receiver_alive {
+        if !state.receiver_open {
             return Err(SendError(value));
         }
         state.value = Some(value);
-        let waker = state.receiver_waker.take();
+        let wake = state.receiver_waiting.take_all();
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wake.wake();
         Ok(())
     }
 
@@ -84,7 +89,65 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        !self.shared.lock().receiver_alive
+        !self.shared.lock().receiver_open
+    }
+
+    /// Waits until the receiver is gone or closed, so that there is no point in computing the
+    /// value any more.
+    ///
+    /// Cancel safety: dropping it loses nothing.
+    ///
+    /// ```
+    /// let (mut tx, rx) = klaw::channel::oneshot::channel::<u8>();
+    /// std::thread::spawn(move || drop(rx));
+    /// klaw::runtime::block_on(tx.closed());
+    /// assert!(tx.is_closed());
+    /// ```
+    pub fn closed(&mut self) -> Closed<'_, T> {
+        Closed { sender: self, ticket: Ticket::default() }
+    }
+}
+
+/// The future of [`Sender::closed`].
+///
+/// ```
+/// let (mut tx, rx) = klaw::channel::oneshot::channel::<u8>();
+/// drop(rx);
+/// let closed: klaw::channel::oneshot::Closed<'_, u8> = tx.closed();
+/// klaw::runtime::block_on(closed);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed<'a, T> {
+    sender: &'a mut Sender<T>,
+    ticket: Ticket,
+}
+
+impl<T> Future for Closed<'_, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = &this.sender.shared;
+        poll_or_wait(
+            &shared.0,
+            |state| &mut state.sender_waiting,
+            &mut this.ticket,
+            cx,
+            |state| (!state.receiver_open).then_some(()),
+        )
+    }
+}
+
+impl<T> Drop for Closed<'_, T> {
+    fn drop(&mut self) {
+        let removed = self.sender.shared.lock().sender_waiting.remove(&mut self.ticket);
+        drop(removed);
+    }
+}
+
+impl<T> fmt::Debug for Closed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("oneshot::Closed").finish_non_exhaustive()
     }
 }
 
@@ -92,11 +155,9 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.sender_alive = false;
-        let waker = state.receiver_waker.take();
+        let wake = state.receiver_waiting.take_all();
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wake.wake();
     }
 }
 
@@ -119,6 +180,9 @@ impl<T> fmt::Debug for Sender<T> {
 /// ```
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    ticket: Ticket,
+    /// Set once the receiver gave its result (as a future, it is then terminated).
+    done: bool,
 }
 
 impl<T> Receiver<T> {
@@ -134,55 +198,125 @@ impl<T> Receiver<T> {
     /// ```
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut state = self.shared.lock();
-        match state.value.take() {
+        let result = match state.value.take() {
             Some(value) => Ok(value),
-            None if state.sender_alive => Err(TryRecvError::Empty),
+            None if state.sender_alive && state.receiver_open => Err(TryRecvError::Empty),
             None => Err(TryRecvError::Closed),
-        }
+        };
+        drop(state);
+        self.done |= result.is_ok();
+        result
     }
 
-    /// Refuses the value from now on: a later `send` fails and gives it back.
+    /// Refuses the value from now on: a later `send` fails and gives it back, and the receiver
+    /// resolves at once, with the value if it was already sent, else with
+    /// [`RecvError::Closed`]. A sender waiting in [`Sender::closed`] wakes up.
+    ///
+    /// ```
+    /// use klaw::channel::RecvError;
+    /// let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
+    /// rx.close();
+    /// assert_eq!(klaw::runtime::block_on(&mut rx), Err(RecvError::Closed));
+    /// assert_eq!(tx.send(1).unwrap_err().into_inner(), 1);
+    /// ```
+    pub fn close(&mut self) {
+        let mut state = self.shared.lock();
+        state.receiver_open = false;
+        let wake = state.sender_waiting.take_all();
+        drop(state);
+        wake.wake();
+    }
+
+    /// True if nothing was sent yet (or the value was already received).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::oneshot::channel::<u8>();
+    /// assert!(rx.is_empty());
+    /// tx.send(1).unwrap();
+    /// assert!(!rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.shared.lock().value.is_none()
+    }
+
+    /// True once the receiver gave its result: awaiting it again would panic, as for any
+    /// finished future (the `FusedFuture` it implements says so to `select!`).
     ///
     /// ```
     /// let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
-    /// rx.close();
-    /// assert!(tx.send(1).is_err());
+    /// tx.send(1).unwrap();
+    /// assert!(!rx.is_terminated());
+    /// assert_eq!(klaw::runtime::block_on(&mut rx), Ok(1));
+    /// assert!(rx.is_terminated());
     /// ```
-    pub fn close(&mut self) {
-        self.shared.lock().receiver_alive = false;
+    pub fn is_terminated(&self) -> bool {
+        self.done
+    }
+
+    /// Blocks the thread until the value arrives or the sender is gone: for blocking code, not
+    /// for async code (it would block a worker).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::oneshot::channel::<u8>();
+    /// std::thread::spawn(move || tx.send(5).unwrap());
+    /// assert_eq!(rx.blocking_recv(), Ok(5));
+    /// ```
+    pub fn blocking_recv(self) -> Result<T, RecvError> {
+        futures_lite::future::block_on(self)
     }
 }
 
 impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
+    /// # Panics
+    /// If polled after it gave its result.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.shared.lock();
-        if let Some(value) = state.value.take() {
-            return Poll::Ready(Ok(value));
-        }
-        if !state.sender_alive {
-            return Poll::Ready(Err(RecvError::Closed));
-        }
-        if !state.receiver_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            state.receiver_waker = Some(cx.waker().clone());
-        }
-        Poll::Pending
+        let this = self.get_mut();
+        assert!(!this.done, "a oneshot receiver was polled after it gave its result");
+        let polled = poll_or_wait(
+            &this.shared.0,
+            |state| &mut state.receiver_waiting,
+            &mut this.ticket,
+            cx,
+            |state| match state.value.take() {
+                Some(value) => Some(Ok(value)),
+                None if !state.sender_alive || !state.receiver_open => Some(Err(RecvError::Closed)),
+                None => None,
+            },
+        );
+        this.done = polled.is_ready();
+        polled
+    }
+}
+
+impl<T> FusedFuture for Receiver<T> {
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.lock().receiver_alive = false;
+        let mut state = self.shared.lock();
+        state.receiver_open = false;
+        let removed = state.receiver_waiting.remove(&mut self.ticket);
+        // A value sent and never received is the receiver's: dropped with it, outside the lock.
+        let value = state.value.take();
+        let wake = state.sender_waiting.take_all();
+        drop(state);
+        drop(removed);
+        drop(value);
+        wake.wake();
     }
 }
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.shared.lock();
-        f.debug_struct("oneshot::Receiver")
-            .field("ready", &state.value.is_some())
-            .field("closed", &!state.sender_alive)
-            .finish()
+        let ready = state.value.is_some();
+        let closed = !state.sender_alive || !state.receiver_open;
+        drop(state);
+        f.debug_struct("oneshot::Receiver").field("ready", &ready).field("closed", &closed).finish()
     }
 }

@@ -6,21 +6,22 @@ use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
-use slab::Slab;
+use futures_core::Stream;
 
 use crate::channel::error::{RecvError, SendError};
+use crate::channel::wakers::{Ticket, Wake, WakerSet, poll_or_wait};
 use crate::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 struct Waiting {
-    wakers: Slab<Waker>,
+    /// Receivers waiting for a change (or the last sender to go).
+    changing: WakerSet,
+    /// `Sender::closed` futures, waiting for the last receiver to go.
+    closing: WakerSet,
     senders: usize,
     receivers: usize,
-    /// Bumped on every send: the value's version.
     version: u64,
-    /// Bumped whenever `wakers` is drained, so a receiver's key is valid only in its epoch.
-    epoch: u64,
 }
 
 struct Shared<T> {
@@ -53,14 +54,14 @@ pub fn channel<T>(initial: T) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         value: RwLock::new(initial),
         waiting: Mutex::new(Waiting {
-            wakers: Slab::new(),
+            changing: WakerSet::default(),
+            closing: WakerSet::default(),
             senders: 1,
             receivers: 1,
             version: 0,
-            epoch: 0,
         }),
     });
-    (Sender { shared: shared.clone() }, Receiver { shared, seen: 0, waiter: None })
+    (Sender { shared: shared.clone() }, Receiver { shared, seen: 0, ticket: Ticket::default() })
 }
 
 /// Sets the value of a [`watch`](crate::channel::watch::channel()) channel.
@@ -100,20 +101,77 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.send_replace(2), 1);
     /// ```
     pub fn send_replace(&self, value: T) -> T {
-        let old = {
-            let mut slot = self.shared.value.write();
-            std::mem::replace(&mut *slot, value)
-        };
-        let wakers: Vec<Waker> = {
-            let mut waiting = self.shared.lock();
-            waiting.version += 1;
-            waiting.epoch += 1;
-            waiting.wakers.drain().collect()
-        };
-        for waker in wakers {
-            waker.wake();
-        }
+        let old = std::mem::replace(&mut *self.shared.value.write(), value);
+        self.changed();
         old
+    }
+
+    /// Changes the value in place with `modify`, and tells the receivers, whether or not
+    /// anyone watches. `modify` runs under the value's write lock: it must not use this channel.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::watch::channel(vec![1]);
+    /// tx.send_modify(|list| list.push(2));
+    /// assert_eq!(*rx.borrow(), [1, 2]);
+    /// ```
+    pub fn send_modify(&self, modify: impl FnOnce(&mut T)) {
+        self.send_if_modified(|value| {
+            modify(value);
+            true
+        });
+    }
+
+    /// Changes the value in place with `modify`, which says whether it changed anything; the
+    /// receivers hear of it only if it did. Returns what `modify` returned. `modify` runs under
+    /// the value's write lock: it must not use this channel.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::watch::channel(3);
+    /// assert!(!tx.send_if_modified(|n| if *n > 5 { *n = 0; true } else { false }));
+    /// assert_eq!(rx.has_changed(), Ok(false));
+    /// assert!(tx.send_if_modified(|n| { *n += 1; true }));
+    /// assert_eq!(rx.has_changed(), Ok(true));
+    /// ```
+    pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
+        let modified = modify(&mut self.shared.value.write());
+        if modified {
+            self.changed();
+        }
+        modified
+    }
+
+    /// A new version: every receiver has a change to see.
+    fn changed(&self) {
+        let mut waiting = self.shared.lock();
+        waiting.version += 1;
+        let wake = waiting.changing.take_all();
+        drop(waiting);
+        wake.wake();
+    }
+
+    /// True if every receiver is gone, so a `send` would fail.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::watch::channel(0);
+    /// drop(rx);
+    /// assert!(tx.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().receivers == 0
+    }
+
+    /// Waits until every receiver is gone.
+    ///
+    /// Cancel safety: dropping it loses nothing.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::watch::channel(0);
+    /// std::thread::spawn(move || drop(rx));
+    /// klaw::runtime::block_on(tx.closed());
+    /// assert!(tx.is_closed());
+    /// ```
+    pub fn closed(&self) -> Closed<'_, T> {
+        Closed { shared: &self.shared, ticket: Ticket::default() }
     }
 
     /// The current value.
@@ -137,7 +195,9 @@ impl<T> Sender<T> {
     pub fn subscribe(&self) -> Receiver<T> {
         let mut waiting = self.shared.lock();
         waiting.receivers += 1;
-        Receiver { shared: self.shared.clone(), seen: waiting.version, waiter: None }
+        let seen = waiting.version;
+        drop(waiting);
+        Receiver { shared: self.shared.clone(), seen, ticket: Ticket::default() }
     }
 
     /// How many receivers exist.
@@ -160,19 +220,11 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let wakers: Vec<Waker> = {
-            let mut waiting = self.shared.lock();
-            waiting.senders -= 1;
-            if waiting.senders == 0 {
-                waiting.epoch += 1;
-                waiting.wakers.drain().collect()
-            } else {
-                Vec::new()
-            }
-        };
-        for waker in wakers {
-            waker.wake();
-        }
+        let mut waiting = self.shared.lock();
+        waiting.senders -= 1;
+        let wake = if waiting.senders == 0 { waiting.changing.take_all() } else { Wake::default() };
+        drop(waiting);
+        wake.wake();
     }
 }
 
@@ -194,8 +246,8 @@ pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
     /// The version this receiver has seen.
     seen: u64,
-    /// This receiver's waker key, and the epoch it belongs to.
-    waiter: Option<(usize, u64)>,
+    /// This receiver's place among the waiting.
+    ticket: Ticket,
 }
 
 impl<T> Receiver<T> {
@@ -259,37 +311,91 @@ impl<T> Receiver<T> {
     }
 
     fn poll_changed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RecvError>> {
-        let mut waiting = self.shared.lock();
-        if waiting.version != self.seen {
-            self.seen = waiting.version;
-            if let Some((key, epoch)) = self.waiter.take() {
-                if epoch == waiting.epoch {
-                    waiting.wakers.remove(key);
+        let Receiver { shared, seen, ticket } = self;
+        poll_or_wait(
+            &shared.waiting,
+            |waiting| &mut waiting.changing,
+            ticket,
+            cx,
+            |waiting| {
+                if waiting.version != *seen {
+                    *seen = waiting.version;
+                    Some(Ok(()))
+                } else if waiting.senders == 0 {
+                    Some(Err(RecvError::Closed))
+                } else {
+                    None
                 }
-            }
-            return Poll::Ready(Ok(()));
-        }
-        if waiting.senders == 0 {
-            return Poll::Ready(Err(RecvError::Closed));
-        }
-        let epoch = waiting.epoch;
-        match self.waiter {
-            Some((key, at)) if at == epoch => {
-                let waker = &mut waiting.wakers[key];
-                if !waker.will_wake(cx.waker()) {
-                    *waker = cx.waker().clone();
+            },
+        )
+    }
+
+    /// Waits until the value satisfies `predicate` (checking the current value first), marks it
+    /// seen, and gives it; `Err(RecvError::Closed)` if every sender goes before it does.
+    /// `predicate` runs under the value's read lock: it must not use this channel.
+    ///
+    /// Cancel safety: dropping the future marks nothing seen but the values it checked.
+    ///
+    /// ```
+    /// let (tx, mut rx) = klaw::channel::watch::channel(0);
+    /// std::thread::spawn(move || {
+    ///     for n in 1..=10 {
+    ///         tx.send(n).unwrap();
+    ///     }
+    /// });
+    /// klaw::runtime::block_on(async {
+    ///     // The sender may be gone by then: the last value it sent still counts.
+    ///     let ten = rx.wait_for(|n| *n == 10).await.unwrap();
+    ///     assert_eq!(*ten, 10);
+    /// });
+    /// ```
+    pub async fn wait_for(
+        &mut self,
+        mut predicate: impl FnMut(&T) -> bool,
+    ) -> Result<Ref<'_, T>, RecvError> {
+        loop {
+            {
+                let guard = self.shared.read();
+                let version = self.shared.lock().version;
+                if predicate(&guard) {
+                    self.seen = version;
+                    break;
                 }
+                self.seen = version;
             }
-            _ => self.waiter = Some((waiting.wakers.insert(cx.waker().clone()), epoch)),
+            self.changed().await?;
         }
-        Poll::Pending
+        Ok(Ref(self.shared.read()))
+    }
+
+    /// Makes the current value count as unseen: the next `changed` returns at once.
+    ///
+    /// ```
+    /// let (_tx, mut rx) = klaw::channel::watch::channel(0);
+    /// rx.mark_changed();
+    /// assert_eq!(rx.has_changed(), Ok(true));
+    /// ```
+    pub fn mark_changed(&mut self) {
+        self.seen = self.shared.lock().version.wrapping_sub(1);
+    }
+
+    /// Makes the current value count as seen, without reading it.
+    ///
+    /// ```
+    /// let (tx, mut rx) = klaw::channel::watch::channel(0);
+    /// tx.send(1).unwrap();
+    /// rx.mark_unchanged();
+    /// assert_eq!(rx.has_changed(), Ok(false));
+    /// ```
+    pub fn mark_unchanged(&mut self) {
+        self.seen = self.shared.lock().version;
     }
 }
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
         self.shared.lock().receivers += 1;
-        Receiver { shared: self.shared.clone(), seen: self.seen, waiter: None }
+        Receiver { shared: self.shared.clone(), seen: self.seen, ticket: Ticket::default() }
     }
 }
 
@@ -297,11 +403,83 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let mut waiting = self.shared.lock();
         waiting.receivers -= 1;
-        if let Some((key, epoch)) = self.waiter.take() {
-            if epoch == waiting.epoch {
-                waiting.wakers.remove(key);
-            }
+        let removed = waiting.changing.remove(&mut self.ticket);
+        let wake =
+            if waiting.receivers == 0 { waiting.closing.take_all() } else { Wake::default() };
+        drop(waiting);
+        drop(removed);
+        wake.wake();
+    }
+}
+
+/// A receiver is a `futures::Stream` of the values it sees change: each item is the value
+/// after a change (a clone, marked seen), and the stream ends when every sender is gone. Like
+/// `changed`, it skips intermediate values. (To get the current value first, read
+/// `borrow_and_update()` before streaming, or call `mark_changed()`.)
+///
+/// ```
+/// use futures_lite::StreamExt;
+/// let (tx, mut rx) = klaw::channel::watch::channel(0);
+/// rx.mark_changed();
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// klaw::runtime::block_on(async {
+///     assert_eq!(rx.next().await, Some(1));
+///     assert_eq!(rx.next().await, None);
+/// });
+/// ```
+impl<T: Clone> Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.get_mut();
+        match this.poll_changed(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Some(this.shared.read().clone())),
+            Poll::Ready(Err(RecvError::Closed)) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// The future of [`Sender::closed`].
+///
+/// ```
+/// let (tx, rx) = klaw::channel::watch::channel(0);
+/// drop(rx);
+/// let closed: klaw::channel::watch::Closed<'_, i32> = tx.closed();
+/// klaw::runtime::block_on(closed);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed<'a, T> {
+    shared: &'a Shared<T>,
+    ticket: Ticket,
+}
+
+impl<T> Future for Closed<'_, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        poll_or_wait(
+            &this.shared.waiting,
+            |waiting| &mut waiting.closing,
+            &mut this.ticket,
+            cx,
+            |waiting| (waiting.receivers == 0).then_some(()),
+        )
+    }
+}
+
+impl<T> Drop for Closed<'_, T> {
+    fn drop(&mut self) {
+        let removed = self.shared.lock().closing.remove(&mut self.ticket);
+        drop(removed);
+    }
+}
+
+impl<T> fmt::Debug for Closed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("watch::Closed").finish_non_exhaustive()
     }
 }
 

@@ -1,5 +1,7 @@
-//! Where a channel keeps its messages: the lock-free [`Ring`] when bounded, the [`List`] when
-//! not. Both speak the same flag protocol (see `ring`), so the channel above is written once.
+//! Where a channel keeps its messages: the lock-free [`Ring`] when bounded by at most
+//! [`RING_MAX_CAPACITY`], the growing [`List`] otherwise (unbounded, or a capacity too large to
+//! allocate up front). Both speak the same flag protocol (see `ring`), so the channel above is
+//! written once.
 #![forbid(unsafe_code)]
 
 use crate::channel::mpmc::list::List;
@@ -14,12 +16,21 @@ pub(crate) enum Buffer<T> {
     List(List<T>),
 }
 
+/// The largest capacity whose slots are allocated up front, in the ring. Above it, the channel's
+/// memory follows what is queued: a `bounded(100_000_000)` costs nothing until it fills.
+pub(crate) const RING_MAX_CAPACITY: usize = 4096;
+
 impl<T> Buffer<T> {
     pub(crate) fn new(capacity: Option<usize>) -> Self {
         match capacity {
-            Some(capacity) => Buffer::Ring(Ring::new(capacity)),
-            None => Buffer::List(List::new()),
+            Some(capacity) if capacity <= RING_MAX_CAPACITY => Buffer::Ring(Ring::new(capacity)),
+            capacity => Buffer::List(List::new(capacity)),
         }
+    }
+
+    /// The growing buffer, bounded by `capacity` however small it is.
+    pub(crate) fn growing(capacity: usize) -> Self {
+        Buffer::List(List::new(Some(capacity)))
     }
 
     /// Pushes `value`; `counted` when the caller holds the permit lock and has counted it.
@@ -27,7 +38,7 @@ impl<T> Buffer<T> {
     pub(crate) fn push(&self, value: T, counted: bool) -> Push<T> {
         match self {
             Buffer::Ring(ring) => ring.push(value, counted),
-            Buffer::List(list) => list.push(value),
+            Buffer::List(list) => list.push(value, counted),
         }
     }
 
@@ -61,23 +72,25 @@ impl<T> Buffer<T> {
         }
     }
 
-    /// Sets a flag of the head word (`SENDERS_WAIT`). A list is never full, so never has one.
+    /// Sets a flag of the head word (`SENDERS_WAIT`).
     pub(crate) fn set_head_flag(&self, flag: usize) {
-        if let Buffer::Ring(ring) = self {
-            ring.set_head_flag(flag);
+        match self {
+            Buffer::Ring(ring) => ring.set_head_flag(flag),
+            Buffer::List(list) => list.set_head_flag(flag),
         }
     }
 
     pub(crate) fn clear_head_flag(&self, flag: usize) {
-        if let Buffer::Ring(ring) = self {
-            ring.clear_head_flag(flag);
+        match self {
+            Buffer::Ring(ring) => ring.clear_head_flag(flag),
+            Buffer::List(list) => list.clear_head_flag(flag),
         }
     }
 
     pub(crate) fn head_flags(&self) -> usize {
         match self {
             Buffer::Ring(ring) => ring.head_flags(),
-            Buffer::List(_) => 0,
+            Buffer::List(list) => list.head_flags(),
         }
     }
 

@@ -20,7 +20,8 @@ use crate::channel::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
 use crate::channel::mpmc::waiters::{Polled, WaitList};
-use crate::sync::{AtomicUsize, Ordering, SpinMutex};
+use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
+use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
 
 pub(crate) struct Chan<T> {
     buffer: Buffer<T>,
@@ -33,6 +34,8 @@ pub(crate) struct Chan<T> {
     permits: SpinMutex<usize>,
     senders: AtomicUsize,
     receivers: AtomicUsize,
+    /// `Sender::closed` futures; woken by `close`, after the closed flag is set.
+    closing: Mutex<WakerSet>,
 }
 
 fn wake(waker: Option<Waker>) {
@@ -43,15 +46,37 @@ fn wake(waker: Option<Waker>) {
 
 impl<T> Chan<T> {
     pub(crate) fn new(capacity: Option<usize>) -> Self {
+        Self::with_buffer(Buffer::new(capacity), capacity)
+    }
+
+    /// A bounded channel on the growing buffer, whatever its capacity (for tests and models).
+    pub(crate) fn growing(capacity: usize) -> Self {
+        Self::with_buffer(Buffer::growing(capacity), Some(capacity))
+    }
+
+    fn with_buffer(buffer: Buffer<T>, capacity: Option<usize>) -> Self {
         Chan {
-            buffer: Buffer::new(capacity),
+            buffer,
             capacity,
             receivers_waiting: CachePadded::new(WaitList::new()),
             senders_waiting: CachePadded::new(WaitList::new()),
             permits: SpinMutex::new(0),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            closing: Mutex::new(WakerSet::default()),
         }
+    }
+
+    /// Polls `Sender::closed`: ready once the channel is closed.
+    pub(crate) fn poll_closed(&self, ticket: &mut Ticket, cx: &Context<'_>) -> Poll<()> {
+        // The flag is read under the lock `close` takes after setting it: no wake-up is lost.
+        poll_or_wait(&self.closing, |set| set, ticket, cx, |_| self.is_closed().then_some(()))
+    }
+
+    /// A `Sender::closed` future went away.
+    pub(crate) fn leave_closing(&self, ticket: &mut Ticket) {
+        let removed = self.closing.lock().remove(ticket);
+        drop(removed);
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
@@ -371,11 +396,32 @@ impl<T> Chan<T> {
         for waker in receivers.into_iter().chain(senders) {
             waker.wake();
         }
+        let closing = self.closing.lock().take_all();
+        closing.wake();
         true
     }
 
     pub(crate) fn add_sender(&self) {
         self.senders.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds a sender unless the last one is already gone (a weak sender's `upgrade`).
+    pub(crate) fn add_sender_if_alive(&self) -> bool {
+        let mut count = self.senders.load(Ordering::Relaxed);
+        loop {
+            if count == 0 {
+                return false;
+            }
+            match self.senders.compare_exchange_weak(
+                count,
+                count + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => count = actual,
+            }
+        }
     }
 
     pub(crate) fn add_receiver(&self) {

@@ -12,4 +12,4 @@ mod waiters;
 
 pub use receiver::{Receiver, Recv};
 pub use reserve::{Permit, Reserve};
-pub use sender::{Send, Sender};
+pub use sender::{Closed, Send, Sender, WeakSender};

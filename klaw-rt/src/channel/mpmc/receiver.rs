@@ -67,6 +67,31 @@ impl<T> Receiver<T> {
         self.chan.try_pop()
     }
 
+    /// Receives from blocking code, waiting for a message: for threads outside any async
+    /// runtime (it would block a worker). `Err(RecvError::Closed)` once the channel is closed
+    /// and empty.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// std::thread::spawn(move || tx.send_blocking(7).unwrap());
+    /// assert_eq!(rx.recv_blocking(), Ok(7));
+    /// assert!(rx.recv_blocking().is_err()); // the sender is gone
+    /// ```
+    pub fn recv_blocking(&self) -> Result<T, RecvError> {
+        futures_lite::future::block_on(self.recv())
+    }
+
+    /// True if a bounded channel holds `capacity` messages (never, for an unbounded one).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
+    /// tx.try_send(1).unwrap();
+    /// assert!(rx.is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        self.chan.capacity().is_some_and(|capacity| self.chan.len() >= capacity)
+    }
+
     /// Closes the channel for everyone: senders fail from now on, receivers still get what is
     /// queued. True if this call closed it.
     ///

@@ -91,7 +91,10 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
     pub(crate) fn new(capacity: usize) -> Self {
-        assert!(capacity > 0 && capacity <= POSITION_MASK / 4, "capacity out of range");
+        debug_assert!(
+            capacity > 0 && capacity <= super::buffer::RING_MAX_CAPACITY,
+            "a ring holds 1..=RING_MAX_CAPACITY slots"
+        );
         let padding = Self::padding();
         let slots = (0..capacity + 2 * padding)
             .map(|index| Slot {

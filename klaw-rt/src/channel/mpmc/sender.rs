@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use crate::channel::error::{SendError, TrySendError};
 use crate::channel::mpmc::chan::Chan;
 use crate::channel::mpmc::reserve::Reserve;
+use crate::channel::wakers::Ticket;
 
 /// The sending half of an MPMC [`channel`](crate::channel::bounded()). Clone it for several producers;
 /// the channel closes when the last sender is dropped. It is a [`Sink`](futures_sink::Sink).
@@ -116,6 +117,54 @@ impl<T> Sender<T> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.chan.is_closed()
+    }
+
+    /// Sends `value` from blocking code, waiting for a place: for threads outside any async
+    /// runtime (it would block a worker). `Err(SendError(value))` if the channel is closed.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// let producer = std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send_blocking(i).unwrap();
+    ///     }
+    /// });
+    /// let got: Vec<u32> = (0..3).map(|_| rx.recv_blocking().unwrap()).collect();
+    /// producer.join().unwrap();
+    /// assert_eq!(got, [0, 1, 2]);
+    /// ```
+    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        futures_lite::future::block_on(self.send(value))
+    }
+
+    /// Waits until the channel is closed: every receiver is gone, or someone closed it. A
+    /// producer can `select!` on it to stop working for nobody.
+    ///
+    /// Cancel safety: dropping it loses nothing.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// std::thread::spawn(move || drop(rx));
+    /// klaw::runtime::block_on(tx.closed());
+    /// assert!(tx.is_closed());
+    /// ```
+    pub fn closed(&self) -> Closed<'_, T> {
+        Closed { chan: &self.chan, ticket: Ticket::default() }
+    }
+
+    /// A sender that does not keep the channel open: [`WeakSender::upgrade`] gives a sender
+    /// back while another one still exists.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// let weak = tx.downgrade();
+    /// weak.upgrade().unwrap().try_send(1).unwrap();
+    /// drop(tx);
+    /// assert!(weak.upgrade().is_none());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn downgrade(&self) -> WeakSender<T> {
+        WeakSender { chan: Arc::downgrade(&self.chan) }
     }
 
     /// The capacity given to [`channel`](crate::channel::bounded()), or `None` if unbounded. Stored,
@@ -228,6 +277,79 @@ impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.chan.add_sender();
         Sender::new(self.chan.clone())
+    }
+}
+
+/// The future of [`Sender::closed`].
+///
+/// ```
+/// let (tx, rx) = klaw::channel::bounded::<u8>(1);
+/// drop(rx);
+/// let closed: klaw::channel::Closed<'_, u8> = tx.closed();
+/// klaw::runtime::block_on(closed);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Closed<'a, T> {
+    chan: &'a Chan<T>,
+    ticket: Ticket,
+}
+
+impl<T> Future for Closed<'_, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.chan.poll_closed(&mut this.ticket, cx)
+    }
+}
+
+impl<T> Drop for Closed<'_, T> {
+    fn drop(&mut self) {
+        self.chan.leave_closing(&mut self.ticket);
+    }
+}
+
+impl<T> fmt::Debug for Closed<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closed").finish_non_exhaustive()
+    }
+}
+
+/// A [`Sender`] that does not keep the channel open (see [`Sender::downgrade`]).
+///
+/// ```
+/// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+/// let weak: klaw::channel::WeakSender<u8> = tx.downgrade();
+/// assert!(weak.upgrade().is_some());
+/// ```
+pub struct WeakSender<T> {
+    chan: std::sync::Weak<Chan<T>>,
+}
+
+impl<T> WeakSender<T> {
+    /// A sender, if another sender still exists.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let weak = tx.downgrade();
+    /// drop(tx);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn upgrade(&self) -> Option<Sender<T>> {
+        let chan = self.chan.upgrade()?;
+        chan.add_sender_if_alive().then(|| Sender::new(chan))
+    }
+}
+
+impl<T> Clone for WeakSender<T> {
+    fn clone(&self) -> Self {
+        WeakSender { chan: self.chan.clone() }
+    }
+}
+
+impl<T> fmt::Debug for WeakSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakSender").finish_non_exhaustive()
     }
 }
 

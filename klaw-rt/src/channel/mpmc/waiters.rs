@@ -49,8 +49,9 @@ impl WaitList {
     /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
     /// and lost the race), and raises the flag under the same lock.
     pub(crate) fn register(&self, waker: &Waker, first: bool, raise: impl FnOnce()) -> usize {
+        let fresh = waker.clone(); // before the lock: a waker's clone is the executor's code
         let mut waiters = self.waiters.lock();
-        let key = waiters.entries.insert(Entry { waker: Some(waker.clone()), notified: false });
+        let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false });
         if first {
             waiters.order.push_front(key);
         } else {
@@ -60,18 +61,30 @@ impl WaitList {
         key
     }
 
+    /// A waiter polls again. Its entry is removed only by itself (here or in `leave`), so it is
+    /// still there after the lock is let go to clone a new waker.
     pub(crate) fn poll(&self, key: usize, waker: &Waker) -> Polled {
         let mut waiters = self.waiters.lock();
-        let entry = &mut waiters.entries[key];
-        if entry.notified {
-            waiters.entries.remove(key);
-            return Polled::Notified;
+        let entry = &waiters.entries[key];
+        if !entry.notified && entry.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
+            return Polled::Waiting;
         }
-        match &entry.waker {
-            Some(old) if old.will_wake(waker) => {}
-            _ => entry.waker = Some(waker.clone()),
+        if !entry.notified {
+            drop(waiters);
+            let fresh = waker.clone();
+            waiters = self.waiters.lock();
+            let entry = &mut waiters.entries[key];
+            if !entry.notified {
+                let replaced = entry.waker.replace(fresh);
+                drop(waiters);
+                drop(replaced); // outside the lock
+                return Polled::Waiting;
+            }
         }
-        Polled::Waiting
+        let removed = waiters.entries.remove(key);
+        drop(waiters);
+        drop(removed);
+        Polled::Notified
     }
 
     /// A waiter leaves (it got what it waited for, or its future was dropped). True if it had
@@ -87,7 +100,10 @@ impl WaitList {
                 lower();
             }
         }
-        entry.notified
+        drop(waiters);
+        let notified = entry.notified;
+        drop(entry); // its waker, outside the lock
+        notified
     }
 
     /// Notifies the oldest waiter; lowers the flag once nobody is left in line. The waker is for
