@@ -1,8 +1,9 @@
-//! Property: whatever producers and consumers do (send, try_send, reserve and its permit, recv,
-//! try_recv, clone, drop, close, and futures cancelled half-way), on a multi-threaded runtime,
-//! with a bounded or an unbounded channel, every message the channel accepted is received
-//! exactly once, and every other one came back to its sender or was dropped unsent with a
-//! cancelled `send`. Zero lost, zero duplicated.
+//! Property: whatever producers and consumers do (send, try_send, force_send, reserve and its
+//! permit, recv, try_recv, clone, drop, close, and futures cancelled half-way), on a
+//! multi-threaded runtime, with a bounded or an unbounded channel, every message the channel
+//! accepted is received exactly once or given back by the `force_send` that made room, and every
+//! other one came back to its sender or was dropped unsent with a cancelled `send`. Zero lost,
+//! zero duplicated.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,6 +19,8 @@ use proptest::prelude::*;
 enum ProducerOp {
     Send,
     TrySend,
+    /// `force_send`: a full channel gives its oldest message back to make room.
+    ForceSend,
     /// A `send` polled once, then dropped: if it had to wait, nothing is delivered.
     CancelledSend,
     /// `reserve`, then send with the permit (the `select!` send arm's path).
@@ -42,6 +45,7 @@ fn producer_op() -> impl Strategy<Value = ProducerOp> {
     prop_oneof![
         4 => Just(ProducerOp::Send),
         3 => Just(ProducerOp::TrySend),
+        2 => Just(ProducerOp::ForceSend),
         2 => Just(ProducerOp::CancelledSend),
         2 => Just(ProducerOp::ReserveThenSend),
         1 => Just(ProducerOp::ReserveThenDrop),
@@ -65,6 +69,8 @@ fn consumer_op() -> impl Strategy<Value = ConsumerOp> {
 struct Ledger {
     accepted: Vec<u64>,
     returned: Vec<u64>,
+    /// Accepted, then taken back out by a `force_send` that made room.
+    displaced: Vec<u64>,
     cancelled: Vec<u64>,
     received: Vec<u64>,
 }
@@ -93,6 +99,20 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
                 Ok(()) => log(|l| &mut l.accepted),
                 Err(TrySendError::Full(back) | TrySendError::Closed(back)) => {
                     assert_eq!(back, message);
+                    log(|l| &mut l.returned);
+                }
+            },
+            ProducerOp::ForceSend => match tx.force_send(message) {
+                Ok(None) => log(|l| &mut l.accepted),
+                // Every place was reserved: the message itself came back.
+                Ok(Some(back)) if back == message => log(|l| &mut l.returned),
+                Ok(Some(oldest)) => {
+                    let mut ledger = ledger.lock().unwrap();
+                    ledger.accepted.push(message);
+                    ledger.displaced.push(oldest);
+                }
+                Err(error) => {
+                    assert_eq!(error.into_inner(), message);
                     log(|l| &mut l.returned);
                 }
             },
@@ -183,8 +203,9 @@ fn check(capacity: usize, producers: Vec<Vec<ProducerOp>>, consumers: Vec<Vec<Co
         ledger.lock().unwrap().received.push(message);
     }
     let ledger = Arc::into_inner(ledger).unwrap().into_inner().unwrap();
-    let received: HashSet<u64> = ledger.received.iter().copied().collect();
-    assert_eq!(received.len(), ledger.received.len(), "a message was received twice");
+    let out: Vec<u64> = ledger.received.iter().chain(&ledger.displaced).copied().collect();
+    let received: HashSet<u64> = out.iter().copied().collect();
+    assert_eq!(received.len(), out.len(), "a message was received (or given back) twice");
     let accepted: HashSet<u64> = ledger.accepted.iter().copied().collect();
     assert_eq!(received, accepted, "accepted and received differ: lost or phantom messages");
     for message in ledger.returned.iter().chain(&ledger.cancelled) {

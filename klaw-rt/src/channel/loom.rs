@@ -231,3 +231,31 @@ fn loom_a_watch_waker_that_reenters_the_channel_never_runs_under_its_lock() {
         assert_eq!(*rx.borrow(), 1);
     });
 }
+
+#[test]
+fn loom_a_force_send_racing_a_close_and_a_receive_loses_nothing() {
+    loom::model(|| {
+        let (tx, rx) = bounded::<u32>(1);
+        tx.try_send(1).unwrap();
+        let closer = tx.clone();
+        let forcer = thread::spawn(move || tx.force_send(2));
+        let closing = thread::spawn(move || {
+            closer.close();
+        });
+        let early = rx.try_recv().ok();
+        let forced = forcer.join().unwrap();
+        closing.join().unwrap();
+        // Every message is received, or given back by the force_send, exactly once.
+        let mut seen: Vec<u32> = early.into_iter().collect();
+        while let Ok(message) = rx.try_recv() {
+            seen.push(message);
+        }
+        match forced {
+            Ok(Some(back)) => seen.push(back),
+            Ok(None) => {}
+            Err(error) => seen.push(error.into_inner()),
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2]);
+    });
+}

@@ -343,6 +343,44 @@ impl<T> Chan<T> {
         Err(refused)
     }
 
+    /// Pushes `value` even if the channel is full, taking the oldest message out to make room;
+    /// gives back that message. Under the permit lock with `PERMITS_OUT` up, no other push can
+    /// take a place meanwhile (pops only make room) and the channel cannot close (`close` takes
+    /// the lock too), so one message out always makes room for one in. If every free place is reserved by a permit, there is nothing to take out:
+    /// `value` itself comes back, so a reserved place is never taken.
+    pub(crate) fn force_push(&self, value: T) -> Result<Option<T>, SendError<T>> {
+        let Some(capacity) = self.capacity else {
+            return self.try_push(value).map(|()| None).map_err(|e| SendError(e.into_inner()));
+        };
+        let (pushed, displaced) = {
+            let permits = self.permits.lock();
+            let before = self.buffer.set_tail_flag(PERMITS_OUT);
+            let outcome = if before & CLOSED != 0 {
+                Err(value)
+            } else if self.buffer.len() + *permits < capacity {
+                Ok((self.buffer.push(value, true), None))
+            } else {
+                match self.buffer.pop() {
+                    Pop::Popped { value: oldest, .. } => {
+                        Ok((self.buffer.push(value, true), Some(oldest)))
+                    }
+                    // Nothing queued: every place is reserved.
+                    Pop::Empty | Pop::Closed => Ok((Push::Full(value), None)),
+                }
+            };
+            if *permits == 0 {
+                self.buffer.clear_tail_flag(PERMITS_OUT);
+            }
+            drop(permits);
+            outcome.map_err(SendError)?
+        };
+        match self.settle(pushed) {
+            Ok(()) => Ok(displaced),
+            Err(TrySendError::Full(value)) => Ok(Some(value)),
+            Err(TrySendError::Closed(value)) => Err(SendError(value)),
+        }
+    }
+
     /// Uses a reserved place. On a closed channel the value comes back.
     pub(crate) fn send_with_permit(&self, value: T) -> Result<(), SendError<T>> {
         if self.capacity.is_none() {
@@ -386,7 +424,13 @@ impl<T> Chan<T> {
     /// Closes the channel: pushes fail from now on, receivers drain what is queued. True if
     /// this call closed it.
     pub(crate) fn close(&self) -> bool {
-        if !self.buffer.close() {
+        // Under the permit lock, so a `force_push` (which takes a message out before it puts its
+        // own in) never sees the channel close in between and strands the message it took.
+        let closed = {
+            let _permits = self.permits.lock();
+            self.buffer.close()
+        };
+        if !closed {
             return false;
         }
         let receivers = self.receivers_waiting.notify_all(|| {

@@ -137,6 +137,23 @@ impl<T> Sender<T> {
         futures_lite::future::block_on(self.send(value))
     }
 
+    /// Sends `value` without waiting: if the channel is full, the oldest message is taken out
+    /// to make room and given back (`Ok(Some(oldest))`); `Ok(None)` if there was room.
+    /// `Err(SendError(value))` if the channel is closed. (If every free place is reserved by a
+    /// [`reserve`](Self::reserve) permit, there is no message to take out: `value` itself comes
+    /// back as `Ok(Some(value))`, and the permits keep their places.)
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(2);
+    /// assert_eq!(tx.force_send(1), Ok(None));
+    /// assert_eq!(tx.force_send(2), Ok(None));
+    /// assert_eq!(tx.force_send(3), Ok(Some(1))); // full: the oldest made room
+    /// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(2), Ok(3)));
+    /// ```
+    pub fn force_send(&self, value: T) -> Result<Option<T>, SendError<T>> {
+        self.chan.force_push(value)
+    }
+
     /// Waits until the channel is closed: every receiver is gone, or someone closed it. A
     /// producer can `select!` on it to stop working for nobody.
     ///
