@@ -251,9 +251,12 @@ fn loom_a_force_send_racing_a_close_and_a_receive_loses_nothing() {
             seen.push(message);
         }
         match forced {
-            Ok(Some(back)) => seen.push(back),
+            Ok(Some(oldest)) => {
+                assert_eq!(oldest, 1, "only the queued message can make room");
+                seen.push(oldest);
+            }
             Ok(None) => {}
-            Err(error) => seen.push(error.into_inner()),
+            Err(refused) => seen.push(refused.into_inner()),
         }
         seen.sort_unstable();
         assert_eq!(seen, [1, 2]);

@@ -108,6 +108,7 @@ impl<T> Sender<T> {
 
     /// Changes the value in place with `modify`, and tells the receivers, whether or not
     /// anyone watches. `modify` runs under the value's write lock: it must not use this channel.
+    /// If it panics, the value stays as `modify` left it and the receivers are not told.
     ///
     /// ```
     /// let (tx, rx) = klaw::channel::watch::channel(vec![1]);
@@ -312,22 +313,7 @@ impl<T> Receiver<T> {
 
     fn poll_changed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RecvError>> {
         let Receiver { shared, seen, ticket } = self;
-        poll_or_wait(
-            &shared.waiting,
-            |waiting| &mut waiting.changing,
-            ticket,
-            cx,
-            |waiting| {
-                if waiting.version != *seen {
-                    *seen = waiting.version;
-                    Some(Ok(()))
-                } else if waiting.senders == 0 {
-                    Some(Err(RecvError::Closed))
-                } else {
-                    None
-                }
-            },
-        )
+        poll_changed(shared, seen, ticket, cx)
     }
 
     /// Waits until the value satisfies `predicate` (checking the current value first), marks it
@@ -353,19 +339,20 @@ impl<T> Receiver<T> {
         &mut self,
         mut predicate: impl FnMut(&T) -> bool,
     ) -> Result<Ref<'_, T>, RecvError> {
+        // Split, so that the guard the predicate passed is the one returned (a send between
+        // the check and the return would otherwise give the caller a value that failed it).
+        let Receiver { shared, seen, ticket } = self;
+        let shared: &Shared<T> = shared;
         loop {
             {
-                let guard = self.shared.read();
-                let version = self.shared.lock().version;
+                let guard = shared.read();
+                *seen = shared.lock().version;
                 if predicate(&guard) {
-                    self.seen = version;
-                    break;
+                    return Ok(Ref(guard));
                 }
-                self.seen = version;
             }
-            self.changed().await?;
+            std::future::poll_fn(|cx| poll_changed(shared, seen, ticket, cx)).await?;
         }
-        Ok(Ref(self.shared.read()))
     }
 
     /// Makes the current value count as unseen: the next `changed` returns at once.
@@ -392,6 +379,31 @@ impl<T> Receiver<T> {
     }
 }
 
+/// A receiver's `changed`, on its fields (so `wait_for` can hold a guard of the value meanwhile).
+fn poll_changed<T>(
+    shared: &Shared<T>,
+    seen: &mut u64,
+    ticket: &mut Ticket,
+    cx: &Context<'_>,
+) -> Poll<Result<(), RecvError>> {
+    poll_or_wait(
+        &shared.waiting,
+        |waiting| &mut waiting.changing,
+        ticket,
+        cx,
+        |waiting| {
+            if waiting.version != *seen {
+                *seen = waiting.version;
+                Some(Ok(()))
+            } else if waiting.senders == 0 {
+                Some(Err(RecvError::Closed))
+            } else {
+                None
+            }
+        },
+    )
+}
+
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
         self.shared.lock().receivers += 1;
@@ -415,7 +427,8 @@ impl<T> Drop for Receiver<T> {
 /// A receiver is a `futures::Stream` of the values it sees change: each item is the value
 /// after a change (a clone, marked seen), and the stream ends when every sender is gone. Like
 /// `changed`, it skips intermediate values. (To get the current value first, read
-/// `borrow_and_update()` before streaming, or call `mark_changed()`.)
+/// `borrow_and_update()` before streaming, or call `mark_changed()`.) The value is cloned under
+/// its read lock, as `borrow` reads it: a `Clone` that uses this channel would deadlock.
 ///
 /// ```
 /// use futures_lite::StreamExt;

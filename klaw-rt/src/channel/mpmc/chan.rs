@@ -346,39 +346,38 @@ impl<T> Chan<T> {
     /// Pushes `value` even if the channel is full, taking the oldest message out to make room;
     /// gives back that message. Under the permit lock with `PERMITS_OUT` up, no other push can
     /// take a place meanwhile (pops only make room) and the channel cannot close (`close` takes
-    /// the lock too), so one message out always makes room for one in. If every free place is reserved by a permit, there is nothing to take out:
-    /// `value` itself comes back, so a reserved place is never taken.
-    pub(crate) fn force_push(&self, value: T) -> Result<Option<T>, SendError<T>> {
+    /// the lock too), so one message out always makes room for one in. `Full(value)` only if
+    /// every free place is reserved by a permit and nothing is queued to take out.
+    pub(crate) fn force_push(&self, value: T) -> Result<Option<T>, TrySendError<T>> {
         let Some(capacity) = self.capacity else {
-            return self.try_push(value).map(|()| None).map_err(|e| SendError(e.into_inner()));
+            return self.try_push(value).map(|()| None);
         };
         let (pushed, displaced) = {
             let permits = self.permits.lock();
             let before = self.buffer.set_tail_flag(PERMITS_OUT);
-            let outcome = if before & CLOSED != 0 {
-                Err(value)
-            } else if self.buffer.len() + *permits < capacity {
-                Ok((self.buffer.push(value, true), None))
+            let mut displaced = None;
+            let pushed = if before & CLOSED != 0 {
+                Push::Closed(value)
             } else {
-                match self.buffer.pop() {
-                    Pop::Popped { value: oldest, .. } => {
-                        Ok((self.buffer.push(value, true), Some(oldest)))
+                loop {
+                    if self.buffer.len() + *permits < capacity {
+                        break self.buffer.push(value, true);
                     }
-                    // Nothing queued: every place is reserved.
-                    Pop::Empty | Pop::Closed => Ok((Push::Full(value), None)),
+                    match self.buffer.pop() {
+                        // Room for one: the loop pushes next (the length only falls meanwhile).
+                        Pop::Popped { value: oldest, .. } => displaced = Some(oldest),
+                        // A receiver emptied it meanwhile: look again, unless permits hold it all.
+                        Pop::Empty | Pop::Closed if *permits < capacity => {}
+                        Pop::Empty | Pop::Closed => break Push::Full(value),
+                    }
                 }
             };
             if *permits == 0 {
                 self.buffer.clear_tail_flag(PERMITS_OUT);
             }
-            drop(permits);
-            outcome.map_err(SendError)?
+            (pushed, displaced)
         };
-        match self.settle(pushed) {
-            Ok(()) => Ok(displaced),
-            Err(TrySendError::Full(value)) => Ok(Some(value)),
-            Err(TrySendError::Closed(value)) => Err(SendError(value)),
-        }
+        self.settle(pushed).map(|()| displaced)
     }
 
     /// Uses a reserved place. On a closed channel the value comes back.

@@ -139,9 +139,10 @@ impl<T> Sender<T> {
 
     /// Sends `value` without waiting: if the channel is full, the oldest message is taken out
     /// to make room and given back (`Ok(Some(oldest))`); `Ok(None)` if there was room.
-    /// `Err(SendError(value))` if the channel is closed. (If every free place is reserved by a
-    /// [`reserve`](Self::reserve) permit, there is no message to take out: `value` itself comes
-    /// back as `Ok(Some(value))`, and the permits keep their places.)
+    /// `Err(TrySendError::Closed(value))` if the channel is closed. Unlike async-channel's,
+    /// it can also give `Err(TrySendError::Full(value))`: when every free place is reserved by a
+    /// [`reserve`](Self::reserve) permit and nothing is queued to take out, since a permit
+    /// always keeps its place.
     ///
     /// ```
     /// let (tx, rx) = klaw::channel::bounded::<u32>(2);
@@ -150,7 +151,7 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.force_send(3), Ok(Some(1))); // full: the oldest made room
     /// assert_eq!((rx.try_recv(), rx.try_recv()), (Ok(2), Ok(3)));
     /// ```
-    pub fn force_send(&self, value: T) -> Result<Option<T>, SendError<T>> {
+    pub fn force_send(&self, value: T) -> Result<Option<T>, TrySendError<T>> {
         self.chan.force_push(value)
     }
 

@@ -69,13 +69,14 @@ impl WaitList {
         if !entry.notified && entry.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
             return Polled::Waiting;
         }
+        let mut fresh = None;
         if !entry.notified {
             drop(waiters);
-            let fresh = waker.clone();
+            fresh = Some(waker.clone());
             waiters = self.waiters.lock();
             let entry = &mut waiters.entries[key];
             if !entry.notified {
-                let replaced = entry.waker.replace(fresh);
+                let replaced = std::mem::replace(&mut entry.waker, fresh.take());
                 drop(waiters);
                 drop(replaced); // outside the lock
                 return Polled::Waiting;
@@ -83,7 +84,7 @@ impl WaitList {
         }
         let removed = waiters.entries.remove(key);
         drop(waiters);
-        drop(removed);
+        drop((removed, fresh)); // outside the lock
         Polled::Notified
     }
 
