@@ -84,7 +84,9 @@ fn main() {
 
 fn run_worker() {
     let rt = Runtime::builder().local().build().expect("a runtime");
-    let worker = rt.block_on(Worker::connect(NatsConfig::from_env())).expect("a connection");
+    let worker = rt
+        .block_on(Worker::connect(NatsConfig::from_env().expect("a valid configuration")))
+        .expect("a connection");
     let names: Vec<_> = worker.tasks().iter().map(|t| t.name()).collect();
     println!("worker {} ready, serving {names:?}", std::process::id());
     let _ = rt.block_on(worker.run());

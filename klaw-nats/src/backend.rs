@@ -1,9 +1,19 @@
 //! The submitter's side: `NatsBackend` publishes jobs to the work queue and routes each reply
 //! to the task waiting for it.
+//!
+//! A worker publishes each outcome to the submitter's reply subject (the fast path) and, right
+//! behind it on the same connection, stores it in the outcomes bucket; it settles the job only
+//! once the store is acknowledged. The submitter takes the published one when it hears it, and
+//! reads the bucket for the jobs it still waits for after every reconnect and every
+//! [`SWEEP_EVERY`] (what it missed while disconnected), so no outcome is lost. It purges each
+//! outcome it took; the bucket's TTL removes whatever a submitter that went away left (and the
+//! rare outcome whose store reached the server after its purge).
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
@@ -33,16 +43,76 @@ struct Inner {
     _stop_listeners: [klaw_rt::channel::oneshot::Sender<()>; 2],
 }
 
+/// How often the submitter reads the outcomes bucket for the jobs it still waits for, even
+/// with no reconnect seen (one is also read at once after every reconnect). A job that left the
+/// queue without an outcome its submitter can read (it expired after `outcome_ttl`) ends with
+/// `RemoteError::Transport` within this long.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How often the sweeper looks whether the connection came back.
+const SWEEP_TICK: Duration = Duration::from_millis(250);
+
 impl Inner {
     fn pending(&self) -> MutexGuard<'_, HashMap<String, Pending>> {
         // No code that can panic runs under this lock, so a poisoned lock still holds sound data.
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn complete(&self, job: &str, reply: Vec<u8>) {
+    /// Hands the outcome to the waiting task, then purges it from the bucket (one nobody waits
+    /// for any more too), on the tokio runtime.
+    fn complete(self: &Arc<Self>, job: &str, reply: Vec<u8>) {
         if let Some(pending) = self.pending().remove(job) {
             // The waiting task may be gone (cancelled): then nobody wants the reply.
             let _ = pending.reply.send(reply);
+        }
+        let inner = self.clone();
+        let key = self.outcome_key(job);
+        self.connection.tokio.spawn(async move {
+            let _ = inner.queue.outcomes.purge(&key).await;
+        });
+    }
+
+    async fn job_left_the_queue(&self, sequence: u64) -> bool {
+        self.queue.jobs.get_raw_message(sequence).await.is_err_and(|error| {
+            matches!(
+                error.kind(),
+                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+            )
+        })
+    }
+
+    fn outcome_key(&self, job: &str) -> String {
+        format!("{}.{job}", self.client_id)
+    }
+
+    /// Reads the bucket for every job still waiting: what was stored while this client was
+    /// disconnected. A job that left the queue with no outcome to read ends with a typed error.
+    async fn sweep(self: &Arc<Self>) {
+        let waiting: Vec<(String, Option<u64>)> =
+            self.pending().iter().map(|(job, pending)| (job.clone(), pending.sequence)).collect();
+        for (job, sequence) in waiting {
+            // The job first, then its outcome: a worker stores the outcome before it settles
+            // the job, so a job gone from the queue has its outcome stored (or expired).
+            let gone = match sequence {
+                Some(sequence) => self.job_left_the_queue(sequence).await,
+                None => false,
+            };
+            match self.queue.outcomes.get(self.outcome_key(&job)).await {
+                Ok(Some(outcome)) => self.complete(&job, outcome.to_vec()),
+                Ok(None) if gone => {
+                    let lost = WireOutcome::Refused(RemoteError::Transport(
+                        "the job left the queue, and its outcome is gone: it was not read \
+                         within the outcome TTL"
+                            .to_owned(),
+                    ));
+                    self.complete(&job, lost.encode());
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "could not read the outcomes bucket; will look again");
+                    return;
+                }
+            }
         }
     }
 }
@@ -56,7 +126,7 @@ impl Inner {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let backend = klaw_nats::NatsBackend::connect(klaw_nats::NatsConfig::from_env()).await?;
+/// let backend = klaw_nats::NatsBackend::connect(klaw_nats::NatsConfig::from_env()?).await?;
 /// let rt = klaw::Runtime::builder().backend(std::sync::Arc::new(backend)).build()?;
 /// # Ok(()) }
 /// ```
@@ -68,7 +138,7 @@ pub struct NatsBackend {
 impl fmt::Debug for NatsBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsBackend")
-            .field("url", &self.inner.connection.config.url)
+            .field("url", &crate::redact_url(&self.inner.connection.config.url))
             .field("namespace", &self.inner.connection.config.namespace)
             .field("waiting", &self.inner.pending().len())
             .finish()
@@ -151,6 +221,21 @@ async fn listen(
         .await
         .map_err(subscribe_error)?;
     let mut advisories = advisories.take_until(advisories_stopped);
+    let weak = Arc::downgrade(&inner);
+    connection.tokio.spawn(async move {
+        let mut seen = 0;
+        let mut last = Instant::now();
+        loop {
+            tokio::time::sleep(SWEEP_TICK).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let reconnects = inner.connection.reconnects.load(Ordering::SeqCst);
+            if reconnects != seen || last.elapsed() >= SWEEP_EVERY {
+                seen = reconnects;
+                last = Instant::now();
+                inner.sweep().await;
+            }
+        }
+    });
     let weak = Arc::downgrade(&inner);
     connection.tokio.spawn(async move {
         while let Some(message) = replies.next().await {
@@ -280,7 +365,7 @@ impl RemoteBackend for NatsBackend {
 
 /// `KLAW_BACKEND=nats`: connects with [`NatsConfig::from_env`].
 fn connect_from_env() -> Result<Arc<dyn RemoteBackend>, klaw_rt::task::BoxError> {
-    let backend = klaw_rt::runtime::block_on(NatsBackend::connect(NatsConfig::from_env()))?;
+    let backend = klaw_rt::runtime::block_on(NatsBackend::connect(NatsConfig::from_env()?))?;
     Ok(Arc::new(backend))
 }
 

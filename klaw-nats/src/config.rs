@@ -1,6 +1,11 @@
-//! Where the server is and how jobs are delivered: from the environment or set by hand.
+//! Where the server is and how jobs are delivered: from the environment or set by hand, and
+//! checked before anything connects.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::NatsError;
 
 /// The environment variable with the server's URL.
 pub const URL_ENV: &str = "KLAW_NATS_URL";
@@ -10,6 +15,150 @@ pub const NAMESPACE_ENV: &str = "KLAW_NATS_NAMESPACE";
 pub const ACK_WAIT_ENV: &str = "KLAW_NATS_ACK_WAIT_MS";
 /// The environment variable with the number of deliveries a job gets.
 pub const MAX_DELIVER_ENV: &str = "KLAW_NATS_MAX_DELIVER";
+/// The environment variable with how long an unread outcome is kept, in seconds.
+pub const OUTCOME_TTL_ENV: &str = "KLAW_NATS_OUTCOME_TTL_S";
+
+/// The environment variable with the user name (with `KLAW_NATS_PASSWORD`).
+pub const USER_ENV: &str = "KLAW_NATS_USER";
+/// The environment variable with the password (with `KLAW_NATS_USER`).
+pub const PASSWORD_ENV: &str = "KLAW_NATS_PASSWORD";
+/// The environment variable with an authentication token.
+pub const TOKEN_ENV: &str = "KLAW_NATS_TOKEN";
+/// The environment variable with an NKey seed (`SU...`).
+pub const NKEY_SEED_ENV: &str = "KLAW_NATS_NKEY_SEED";
+/// The environment variable with the path of a `.creds` file (a JWT and its NKey seed).
+pub const CREDS_ENV: &str = "KLAW_NATS_CREDS";
+/// The environment variable with the path of the CA certificate (PEM) that signed the server's.
+pub const TLS_CA_ENV: &str = "KLAW_NATS_TLS_CA";
+/// The environment variable with the path of this client's certificate (PEM), for mutual TLS.
+pub const TLS_CERT_ENV: &str = "KLAW_NATS_TLS_CERT";
+/// The environment variable with the path of this client's private key (PEM), for mutual TLS.
+pub const TLS_KEY_ENV: &str = "KLAW_NATS_TLS_KEY";
+
+/// A secret: shown as `***` by `Debug`, never displayed.
+///
+/// ```
+/// let secret = klaw_nats::Secret::new("s3cret");
+/// assert_eq!(format!("{secret:?}"), "***");
+/// assert_eq!(secret.expose(), "s3cret");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    ///
+    /// ```
+    /// let _ = klaw_nats::Secret::new(String::from("t0ken"));
+    /// ```
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    ///
+    /// ```
+    /// assert_eq!(klaw_nats::Secret::new("x").expose(), "x");
+    /// ```
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How a client proves who it is, as the server's `authorization` (or operator mode) asks.
+/// Credentials in the URL (`nats://user:password@host`, `nats://token@host`) are used when
+/// this is `None`.
+///
+/// ```
+/// use klaw_nats::{NatsAuth, NatsConfig, Secret};
+/// let config = NatsConfig::new("nats://h:4222").auth(NatsAuth::Token(Secret::new("t0ken")));
+/// assert!(!format!("{config:?}").contains("t0ken"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum NatsAuth {
+    /// No credentials (or those of the URL).
+    #[default]
+    None,
+    /// A user and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// A token.
+    Token(Secret),
+    /// An NKey: the seed signs the server's challenge; the server knows the public key.
+    NKey(Secret),
+    /// A `.creds` file: a user JWT and its NKey seed (operator mode).
+    CredsFile(PathBuf),
+}
+
+/// TLS beyond the system's roots: the CA that signed the server's certificate, and this
+/// client's certificate for mutual TLS. A `tls://` URL, or any of these, makes TLS required.
+///
+/// ```
+/// let tls = klaw_nats::NatsTls::default().ca("ca.pem").client_cert("me.pem", "me-key.pem");
+/// assert!(tls.is_set());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct NatsTls {
+    /// The CA certificate (PEM) to trust.
+    pub ca: Option<PathBuf>,
+    /// This client's certificate (PEM).
+    pub client_cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    pub client_key: Option<PathBuf>,
+}
+
+impl NatsTls {
+    /// Trusts the CA certificate (PEM) at `path`.
+    ///
+    /// ```
+    /// let tls = klaw_nats::NatsTls::default().ca("/etc/nats/ca.pem");
+    /// assert!(tls.ca.is_some());
+    /// ```
+    #[must_use]
+    pub fn ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca = Some(path.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM) for mutual TLS.
+    ///
+    /// ```
+    /// let tls = klaw_nats::NatsTls::default().client_cert("me.pem", "me-key.pem");
+    /// assert!(tls.client_key.is_some());
+    /// ```
+    #[must_use]
+    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some(cert.into());
+        self.client_key = Some(key.into());
+        self
+    }
+
+    /// True if anything is set.
+    ///
+    /// ```
+    /// assert!(!klaw_nats::NatsTls::default().is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.client_cert.is_some() || self.client_key.is_some()
+    }
+}
+
+/// The shortest ack wait: a shorter one would make workers do little but send progress.
+pub const MIN_ACK_WAIT: Duration = Duration::from_millis(100);
+/// The shortest outcome TTL the server can keep to (it expires entries about once a second).
+pub const MIN_OUTCOME_TTL: Duration = Duration::from_secs(1);
 
 /// How klaw uses a NATS server.
 ///
@@ -17,25 +166,50 @@ pub const MAX_DELIVER_ENV: &str = "KLAW_NATS_MAX_DELIVER";
 /// let config = klaw_nats::NatsConfig::new("nats://10.0.0.5:4222").namespace("billing");
 /// assert_eq!(config.jobs_stream(), "billing_jobs");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NatsConfig {
-    /// The server, e.g. `nats://127.0.0.1:4222`.
+    /// The server, e.g. `nats://127.0.0.1:4222`. Credentials in it (`nats://user:pass@host`)
+    /// never appear in an error, `Debug` or a log line.
     pub url: String,
     /// Prefix of every stream, subject and bucket, so that several applications (or tests) can
     /// share one server. Letters, digits, `-` and `_`.
     pub namespace: String,
     /// How long a worker may hold a job without a sign of life before it is redelivered.
     /// Workers send progress every third of it while a task runs, so only a dead worker's
-    /// jobs are redelivered.
+    /// jobs are redelivered. At least [`MIN_ACK_WAIT`].
     pub ack_wait: Duration,
     /// How many times a job is delivered before it is reported failed
-    /// ([`RemoteError::MaxDeliveries`](klaw_rt::remote::RemoteError::MaxDeliveries)).
+    /// ([`RemoteError::MaxDeliveries`](klaw_rt::remote::RemoteError::MaxDeliveries)). At least 1.
     pub max_deliver: u32,
+    /// How long a job's outcome is kept for its submitter to read, if it has not yet: a
+    /// submitter that lost its connection reads it when it is back; one that never comes back
+    /// leaves nothing behind after this. At least [`MIN_OUTCOME_TTL`].
+    pub outcome_ttl: Duration,
+    /// How this client authenticates.
+    pub auth: NatsAuth,
+    /// TLS settings.
+    pub tls: NatsTls,
+}
+
+/// Shows the URL without its credentials.
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &redact_url(&self.url))
+            .field("namespace", &self.namespace)
+            .field("ack_wait", &self.ack_wait)
+            .field("max_deliver", &self.max_deliver)
+            .field("outcome_ttl", &self.outcome_ttl)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl NatsConfig {
-    /// The server at `url`, namespace `klaw`, ack wait 30 s, 5 deliveries.
+    /// The server at `url`, namespace `klaw`, ack wait 30 s, 5 deliveries, outcomes kept an
+    /// hour.
     ///
     /// ```
     /// let config = klaw_nats::NatsConfig::new("nats://127.0.0.1:4222");
@@ -47,30 +221,100 @@ impl NatsConfig {
             namespace: "klaw".to_owned(),
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
+            outcome_ttl: Duration::from_secs(3600),
+            auth: NatsAuth::None,
+            tls: NatsTls::default(),
         }
     }
 
     /// From `KLAW_NATS_URL` (default `nats://127.0.0.1:4222`), `KLAW_NATS_NAMESPACE`
-    /// (default `klaw`), `KLAW_NATS_ACK_WAIT_MS` and `KLAW_NATS_MAX_DELIVER`. A number that
-    /// does not parse is ignored with a warning.
+    /// (default `klaw`), `KLAW_NATS_ACK_WAIT_MS`, `KLAW_NATS_MAX_DELIVER` and
+    /// `KLAW_NATS_OUTCOME_TTL_S`.
+    ///
+    /// # Errors
+    /// A variable whose value is not valid: [`NatsError::Config`], naming the variable and the
+    /// values it accepts.
     ///
     /// ```
-    /// let config = klaw_nats::NatsConfig::from_env();
+    /// let config = klaw_nats::NatsConfig::from_env()?;
     /// assert!(config.url.starts_with("nats://") || std::env::var("KLAW_NATS_URL").is_ok());
+    /// # Ok::<(), klaw_nats::NatsError>(())
     /// ```
-    pub fn from_env() -> Self {
+    pub fn from_env() -> Result<Self, NatsError> {
         let url = std::env::var(URL_ENV).unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
         let mut config = Self::new(url);
         if let Ok(namespace) = std::env::var(NAMESPACE_ENV) {
-            config.namespace = namespace;
+            config.namespace = check_namespace(NAMESPACE_ENV, namespace)?;
         }
-        if let Some(millis) = number_from_env(ACK_WAIT_ENV) {
-            config.ack_wait = Duration::from_millis(millis);
+        if let Some(millis) = number_from_env(ACK_WAIT_ENV, ACK_WAIT_EXPECTED)? {
+            config.ack_wait = check_ack_wait(ACK_WAIT_ENV, Duration::from_millis(millis))?;
         }
-        if let Some(deliveries) = number_from_env(MAX_DELIVER_ENV) {
-            config.max_deliver = u32::try_from(deliveries).unwrap_or(u32::MAX);
+        if let Some(deliveries) = number_from_env(MAX_DELIVER_ENV, MAX_DELIVER_EXPECTED)? {
+            let deliveries = u32::try_from(deliveries).map_err(|_| NatsError::Config {
+                setting: MAX_DELIVER_ENV,
+                value: deliveries.to_string(),
+                expected: MAX_DELIVER_EXPECTED,
+            })?;
+            config.max_deliver = check_max_deliver(MAX_DELIVER_ENV, deliveries)?;
         }
-        config
+        if let Some(seconds) = number_from_env(OUTCOME_TTL_ENV, OUTCOME_TTL_EXPECTED)? {
+            config.outcome_ttl = check_outcome_ttl(OUTCOME_TTL_ENV, Duration::from_secs(seconds))?;
+        }
+        config.auth = auth_from_env()?;
+        config.tls = NatsTls {
+            ca: std::env::var_os(TLS_CA_ENV).map(PathBuf::from),
+            client_cert: std::env::var_os(TLS_CERT_ENV).map(PathBuf::from),
+            client_key: std::env::var_os(TLS_KEY_ENV).map(PathBuf::from),
+        };
+        check_tls(TLS_CERT_ENV, &config.tls)?;
+        Ok(config)
+    }
+
+    /// Checks every setting, as connecting does first.
+    ///
+    /// # Errors
+    /// The first setting that is not valid: [`NatsError::Config`], naming it and the values it
+    /// accepts.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = klaw_nats::NatsConfig::new("nats://h:4222").ack_wait(Duration::ZERO);
+    /// let error = config.validate().unwrap_err();
+    /// assert!(error.to_string().contains("ack_wait"));
+    /// ```
+    pub fn validate(&self) -> Result<(), NatsError> {
+        check_namespace("NatsConfig::namespace", self.namespace.clone())?;
+        check_ack_wait("NatsConfig::ack_wait", self.ack_wait)?;
+        check_max_deliver("NatsConfig::max_deliver", self.max_deliver)?;
+        check_outcome_ttl("NatsConfig::outcome_ttl", self.outcome_ttl)?;
+        check_tls("NatsConfig::tls", &self.tls)?;
+        Ok(())
+    }
+
+    /// Sets how this client authenticates.
+    ///
+    /// ```
+    /// use klaw_nats::{NatsAuth, Secret};
+    /// let config = klaw_nats::NatsConfig::new("nats://h:4222")
+    ///     .auth(NatsAuth::UserPassword { user: "alice".into(), password: Secret::new("s3cret") });
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// ```
+    #[must_use]
+    pub fn auth(mut self, auth: NatsAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets TLS.
+    ///
+    /// ```
+    /// let config = klaw_nats::NatsConfig::new("tls://h:4222").tls(klaw_nats::NatsTls::default().ca("ca.pem"));
+    /// assert!(config.tls.is_set());
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, tls: NatsTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Sets the namespace.
@@ -108,6 +352,19 @@ impl NatsConfig {
         self
     }
 
+    /// Sets how long an unread outcome is kept.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = klaw_nats::NatsConfig::new("nats://h:4222").outcome_ttl(Duration::from_secs(60));
+    /// assert_eq!(config.outcome_ttl.as_secs(), 60);
+    /// ```
+    #[must_use]
+    pub fn outcome_ttl(mut self, outcome_ttl: Duration) -> Self {
+        self.outcome_ttl = outcome_ttl;
+        self
+    }
+
     /// The work-queue stream of jobs.
     ///
     /// ```
@@ -134,6 +391,15 @@ impl NatsConfig {
         format!("{}_cancel", self.namespace)
     }
 
+    /// The key-value bucket where outcomes wait for their submitters.
+    ///
+    /// ```
+    /// assert_eq!(klaw_nats::NatsConfig::new("nats://h:4222").outcomes_bucket(), "klaw_outcomes");
+    /// ```
+    pub fn outcomes_bucket(&self) -> String {
+        format!("{}_outcomes", self.namespace)
+    }
+
     pub(crate) fn reply_prefix(&self, client: &str) -> String {
         format!("{}.reply.{client}", self.namespace)
     }
@@ -147,13 +413,154 @@ impl NatsConfig {
     }
 }
 
-fn number_from_env(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    match value.trim().parse() {
-        Ok(number) => Some(number),
-        Err(_) => {
-            tracing::warn!("{name}={value:?} is not a whole number: ignored");
-            None
+const AUTH_EXPECTED: &str = "one way to authenticate: KLAW_NATS_USER with KLAW_NATS_PASSWORD, \
+     or KLAW_NATS_TOKEN, or KLAW_NATS_NKEY_SEED, or KLAW_NATS_CREDS";
+const TLS_EXPECTED: &str = "a client certificate and its key together (both or neither)";
+
+/// The one way to authenticate the environment names, if any.
+fn auth_from_env() -> Result<NatsAuth, NatsError> {
+    let var = |name| std::env::var(name).ok().filter(|value: &String| !value.is_empty());
+    let mut ways = Vec::new();
+    match (var(USER_ENV), var(PASSWORD_ENV)) {
+        (Some(user), Some(password)) => {
+            ways.push((USER_ENV, NatsAuth::UserPassword { user, password: Secret::new(password) }));
         }
+        (None, None) => {}
+        (Some(_), None) => ways.push((PASSWORD_ENV, NatsAuth::None)),
+        (None, Some(_)) => ways.push((USER_ENV, NatsAuth::None)),
     }
+    if let Some(token) = var(TOKEN_ENV) {
+        ways.push((TOKEN_ENV, NatsAuth::Token(Secret::new(token))));
+    }
+    if let Some(seed) = var(NKEY_SEED_ENV) {
+        ways.push((NKEY_SEED_ENV, NatsAuth::NKey(Secret::new(seed))));
+    }
+    if let Some(path) = var(CREDS_ENV) {
+        ways.push((CREDS_ENV, NatsAuth::CredsFile(PathBuf::from(path))));
+    }
+    match ways.len() {
+        0 => Ok(NatsAuth::None),
+        1 if ways[0].1 != NatsAuth::None => Ok(ways.remove(0).1),
+        _ => Err(NatsError::Config {
+            setting: ways.last().map_or(USER_ENV, |(name, _)| name),
+            value: "(set, not shown)".to_owned(),
+            expected: AUTH_EXPECTED,
+        }),
+    }
+}
+
+fn check_tls(setting: &'static str, tls: &NatsTls) -> Result<(), NatsError> {
+    if tls.client_cert.is_some() == tls.client_key.is_some() {
+        Ok(())
+    } else {
+        let value = "only one of the two".to_owned();
+        Err(NatsError::Config { setting, value, expected: TLS_EXPECTED })
+    }
+}
+
+const NAMESPACE_EXPECTED: &str = "letters, digits, `-` and `_` (at least one)";
+const ACK_WAIT_EXPECTED: &str = "a whole number of milliseconds, at least 100";
+const MAX_DELIVER_EXPECTED: &str = "a whole number from 1 to 4294967295";
+const OUTCOME_TTL_EXPECTED: &str = "a whole number of seconds, at least 1";
+
+fn number_from_env(name: &'static str, expected: &'static str) -> Result<Option<u64>, NatsError> {
+    let Ok(value) = std::env::var(name) else { return Ok(None) };
+    value.trim().parse().map(Some).map_err(|_| NatsError::Config { setting: name, value, expected })
+}
+
+fn check_namespace(setting: &'static str, namespace: String) -> Result<String, NatsError> {
+    let valid = !namespace.is_empty()
+        && namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(namespace)
+    } else {
+        Err(NatsError::Config { setting, value: namespace, expected: NAMESPACE_EXPECTED })
+    }
+}
+
+fn check_ack_wait(setting: &'static str, ack_wait: Duration) -> Result<Duration, NatsError> {
+    if ack_wait >= MIN_ACK_WAIT {
+        Ok(ack_wait)
+    } else {
+        let value = format!("{}", ack_wait.as_millis());
+        Err(NatsError::Config { setting, value, expected: ACK_WAIT_EXPECTED })
+    }
+}
+
+fn check_max_deliver(setting: &'static str, max_deliver: u32) -> Result<u32, NatsError> {
+    if max_deliver >= 1 {
+        Ok(max_deliver)
+    } else {
+        let value = max_deliver.to_string();
+        Err(NatsError::Config { setting, value, expected: MAX_DELIVER_EXPECTED })
+    }
+}
+
+fn check_outcome_ttl(setting: &'static str, ttl: Duration) -> Result<Duration, NatsError> {
+    if ttl >= MIN_OUTCOME_TTL {
+        Ok(ttl)
+    } else {
+        let value = format!("{}", ttl.as_secs());
+        Err(NatsError::Config { setting, value, expected: OUTCOME_TTL_EXPECTED })
+    }
+}
+
+/// `url` with the credentials in it hidden: `nats://alice:***@host`, `nats://***@host` for a
+/// token. Every URL of a comma-separated list is redacted.
+///
+/// ```
+/// assert_eq!(klaw_nats::redact_url("nats://alice:s3cret@h:4222"), "nats://alice:***@h:4222");
+/// assert_eq!(klaw_nats::redact_url("tls://t0ken@h, nats://h2"), "tls://***@h, nats://h2");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let (scheme, rest) = match one.find("://") {
+                Some(at) => one.split_at(at + 3),
+                None => ("", one),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => {
+                    let user = match rest[..at].split_once(':') {
+                        Some((user, _password)) => format!("{user}:***"),
+                        None => "***".to_owned(),
+                    };
+                    format!("{scheme}{user}{}", &rest[at..])
+                }
+                None => one.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The URL(s) without credentials, and the credentials the first URL carried, if any:
+/// `user:password@` or `token@`. The client gets those through its options, so they never
+/// appear in its own logs (which print the server address).
+pub(crate) fn split_credentials(url: &str) -> (String, NatsAuth) {
+    let mut auth = NatsAuth::None;
+    let urls: Vec<String> = url
+        .split(',')
+        .map(|one| {
+            let one = one.trim();
+            let (scheme, rest) = match one.find("://") {
+                Some(at) => one.split_at(at + 3),
+                None => ("", one),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let Some(at) = rest[..authority_end].rfind('@') else { return one.to_owned() };
+            if auth == NatsAuth::None {
+                auth = match rest[..at].split_once(':') {
+                    Some((user, password)) => NatsAuth::UserPassword {
+                        user: user.to_owned(),
+                        password: Secret::new(password),
+                    },
+                    None => NatsAuth::Token(Secret::new(&rest[..at])),
+                };
+            }
+            format!("{scheme}{}", &rest[at + 1..])
+        })
+        .collect();
+    (urls.join(","), auth)
 }

@@ -3,11 +3,13 @@
 //! context; every call here runs inside `async_compat::Compat`, which provides one whatever
 //! executor polls it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
-use crate::{NatsConfig, NatsError};
+use crate::{NatsAuth, NatsConfig, NatsError, redact_url};
 
 /// How long a cancel marker is kept: longer than any job waits in the queue.
 const CANCEL_MARKER_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -19,33 +21,114 @@ pub(crate) struct Connection {
     pub(crate) jetstream: jetstream::Context,
     /// The tokio runtime async-nats runs on, for work started from sync code (cancel hooks).
     pub(crate) tokio: tokio::runtime::Handle,
+    /// How many times the connection came back after it was lost: what was published to this
+    /// client meanwhile is gone, so whoever waits for it looks again.
+    pub(crate) reconnects: Arc<AtomicU64>,
 }
 
 impl Connection {
-    /// Connects.
+    /// Checks the configuration, then connects.
     pub(crate) async fn open(config: NatsConfig) -> Result<Self, NatsError> {
+        config.validate()?;
+        let reconnects = Arc::new(AtomicU64::new(0));
+        let counter = reconnects.clone();
+        let (url, url_auth) = crate::config::split_credentials(&config.url);
+        let auth = if config.auth == NatsAuth::None { url_auth } else { config.auth.clone() };
+        let raw_url = config.url.clone();
+        let connect_error = move |message: String| NatsError::Connect {
+            url: redact_url(&raw_url),
+            message: without_secrets(&message, &raw_url),
+        };
         async_compat::Compat::new(async {
-            let client = async_nats::ConnectOptions::new()
+            let mut options = match &auth {
+                NatsAuth::None => async_nats::ConnectOptions::new(),
+                NatsAuth::UserPassword { user, password } => {
+                    async_nats::ConnectOptions::with_user_and_password(
+                        user.clone(),
+                        password.expose().to_owned(),
+                    )
+                }
+                NatsAuth::Token(token) => {
+                    async_nats::ConnectOptions::with_token(token.expose().to_owned())
+                }
+                NatsAuth::NKey(seed) => {
+                    async_nats::ConnectOptions::with_nkey(seed.expose().to_owned())
+                }
+                NatsAuth::CredsFile(path) => {
+                    async_nats::ConnectOptions::with_credentials_file(path).await.map_err(
+                        |error| NatsError::Config {
+                            setting: crate::CREDS_ENV,
+                            value: path.display().to_string(),
+                            expected: if error.kind() == std::io::ErrorKind::NotFound {
+                                "the path of a readable .creds file"
+                            } else {
+                                "a .creds file with a user JWT and its NKey seed"
+                            },
+                        },
+                    )?
+                }
+            };
+            if let Some(ca) = &config.tls.ca {
+                options = options.add_root_certificates(ca.clone());
+            }
+            if let (Some(cert), Some(key)) = (&config.tls.client_cert, &config.tls.client_key) {
+                options = options.add_client_certificate(cert.clone(), key.clone());
+            }
+            if config.tls.is_set() || url.starts_with("tls://") {
+                options = options.require_tls(true);
+            }
+            let client = options
                 .name(format!("klaw {}", config.namespace))
-                .connect(&config.url)
+                .event_callback(move |event| {
+                    let counter = counter.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Connected => {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                            }
+                            async_nats::Event::Disconnected => {
+                                tracing::warn!("lost the connection to NATS; reconnecting");
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+                .connect(url.as_str())
                 .await
-                .map_err(|error| NatsError::Connect {
-                    url: config.url.clone(),
-                    message: error.to_string(),
-                })?;
+                .map_err(|error| connect_error(error.to_string()))?;
             let jetstream = jetstream::new(client.clone());
             let tokio = tokio::runtime::Handle::current();
-            Ok(Self { config, client, jetstream, tokio })
+            Ok(Self { config, client, jetstream, tokio, reconnects })
         })
         .await
     }
 }
 
-/// The jobs stream and the cancel bucket: what submitters and workers share.
+/// `message` with the URL's credentials (and the URL itself) replaced by its redacted form.
+fn without_secrets(message: &str, url: &str) -> String {
+    let mut message = message.replace(url, &redact_url(url));
+    for one in url.split(',') {
+        let rest = one.split_once("://").map_or(one, |(_, rest)| rest);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            let secret = userinfo.split_once(':').map_or(userinfo, |(_, password)| password);
+            if !secret.is_empty() {
+                message = message.replace(secret, "***");
+            }
+        }
+    }
+    message
+}
+
+/// The jobs stream, the cancel bucket and the outcomes bucket: what submitters and workers
+/// share.
 #[derive(Debug, Clone)]
 pub(crate) struct JobQueue {
     pub(crate) jobs: stream::Stream,
     pub(crate) cancels: kv::Store,
+    /// A job's outcome, keyed `<client>.<job>`, from the worker's `put` until its submitter
+    /// reads (and purges) it, or `outcome_ttl` passes.
+    pub(crate) outcomes: kv::Store,
 }
 
 impl JobQueue {
@@ -78,7 +161,20 @@ impl JobQueue {
                 .map_err(|error| {
                     NatsError::jetstream("creating the cancel bucket")(error.to_string())
                 })?;
-            Ok(Self { jobs, cancels })
+            let outcomes = jetstream
+                .create_or_update_key_value(kv::Config {
+                    bucket: config.outcomes_bucket(),
+                    description: "klaw: job outcomes waiting for their submitters".to_owned(),
+                    history: 1,
+                    max_age: config.outcome_ttl,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|error| {
+                    NatsError::jetstream("creating the outcomes bucket")(error.to_string())
+                })?;
+            Ok(Self { jobs, cancels, outcomes })
         })
         .await
     }

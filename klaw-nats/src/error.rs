@@ -15,10 +15,21 @@ pub enum NatsError {
          set KLAW_NATS_URL to its address)"
     )]
     Connect {
-        /// The URL tried.
+        /// The URL tried, without its credentials.
         url: String,
-        /// What the client said.
+        /// What the client said (credentials removed).
         message: String,
+    },
+    /// A setting that is not valid: from the environment (`setting` names the variable) or
+    /// from [`NatsConfig`](crate::NatsConfig) (`setting` names the field).
+    #[error("{setting}={value:?} is not valid: expected {expected}")]
+    Config {
+        /// The variable or field.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// What it accepts.
+        expected: &'static str,
     },
     /// A channel name that cannot be part of a stream or subject name.
     #[error("`{name}` cannot name a channel: use letters, digits, `-` and `_`")]

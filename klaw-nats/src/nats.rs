@@ -13,7 +13,7 @@ use crate::{NatsConfig, NatsError};
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// let nats = klaw_nats::Nats::connect(klaw_nats::NatsConfig::from_env()).await?;
+/// let nats = klaw_nats::Nats::connect(klaw_nats::NatsConfig::from_env()?).await?;
 /// let (tx, rx) = nats.channel::<String>("orders", 64).await?;
 /// tx.send("one".to_owned()).await?;
 /// assert_eq!(rx.recv().await?, "one");
@@ -107,7 +107,7 @@ async fn from_env() -> Result<Nats, NatsError> {
     if let Some(nats) = SHARED.get() {
         return Ok(nats.clone());
     }
-    let nats = Nats::connect(NatsConfig::from_env()).await?;
+    let nats = Nats::connect(NatsConfig::from_env()?).await?;
     Ok(SHARED.get_or_init(|| nats).clone())
 }
 

@@ -24,7 +24,7 @@ const FETCH_WAIT: Duration = Duration::from_secs(1);
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), klaw::Error> {
-/// let worker = klaw_nats::Worker::connect(klaw_nats::NatsConfig::from_env()).await?
+/// let worker = klaw_nats::Worker::connect(klaw_nats::NatsConfig::from_env()?).await?
 ///     .concurrency(8);
 /// for task in worker.tasks() {
 ///     println!("serving {}", task.name());
@@ -53,7 +53,7 @@ impl Running {
 impl fmt::Debug for Worker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Worker")
-            .field("url", &self.connection.config.url)
+            .field("url", &crate::redact_url(&self.connection.config.url))
             .field("namespace", &self.connection.config.namespace)
             .field("concurrency", &self.concurrency)
             .field("running", &self.running.lock().len())
@@ -226,6 +226,8 @@ impl Drop for Claim {
 }
 
 /// Runs one job to its end and replies. Never fails: whatever goes wrong is the job's reply.
+/// The job is settled only once its outcome is stored: an outcome that could not be stored
+/// leaves the job to be delivered again, never acknowledged and lost.
 async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>, message: Message) {
     let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
     let (message, acker) = message.split();
@@ -237,29 +239,50 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
     };
     let span = tracing::info_span!("remote job", job = %job.id, task = %job.task, deliveries);
     let _entered = span.enter();
-    let task = match check(&job) {
-        Ok(task) => task,
+    // Outcomes go only to this namespace's replies: a job cannot name another subject.
+    let Some(key) = outcome_key(&connection.config, &job) else {
+        tracing::warn!(reply = %job.reply, "a job whose reply is outside this namespace: dropped");
+        claim.settle(AckKind::Term).await;
+        return;
+    };
+    let outcome = match check(&job) {
+        Ok(task) => run_task(&connection, &queue, &running, &claim, &job, task).await,
         Err(error) => {
             tracing::warn!(%error, "job refused");
-            reply(&connection, &job, WireOutcome::Refused(error).encode()).await;
-            claim.settle(AckKind::Term).await;
-            return;
+            Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term }
         }
     };
+    if reply(&connection, &queue, &job, &key, outcome.bytes).await {
+        claim.settle(outcome.settle).await;
+    }
+}
+
+/// A job's outcome, and how to settle the job once the outcome is stored.
+struct Outcome {
+    bytes: Vec<u8>,
+    settle: AckKind,
+}
+
+async fn run_task(
+    connection: &Connection,
+    queue: &JobQueue,
+    running: &Running,
+    claim: &Claim,
+    job: &JobEnvelope,
+    task: &'static RemoteTaskDef,
+) -> Outcome {
     // The token exists before the task runs, and is registered before the marker is checked:
     // a cancel that comes at any moment from here on reaches the task.
     let region = Region::new();
     running.lock().insert(job.id.clone(), region.token());
-    let _registered = Unregister { running: &running, job: &job.id };
+    let _registered = Unregister { running, job: &job.id };
     if let Ok(Some(marker)) = queue.cancels.get(&job.id).await {
         region.token().cancel(cancel_reason(&marker));
     }
     let run = match task.start(&job.args) {
         Ok(run) => run,
         Err(error) => {
-            reply(&connection, &job, WireOutcome::Refused(error).encode()).await;
-            claim.settle(AckKind::Term).await;
-            return;
+            return Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term };
         }
     };
     let keep_alive = connection.config.ack_wait / 3;
@@ -277,17 +300,25 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
         }
     };
     match outcome {
-        Ok(reply_bytes) => {
-            reply(&connection, &job, reply_bytes).await;
-            claim.settle(AckKind::Ack).await;
-        }
+        Ok(reply_bytes) => Outcome { bytes: reply_bytes, settle: AckKind::Ack },
         Err(reason) => {
             tracing::info!(%reason, "job cancelled");
             let cancelled = WireOutcome::Cancelled(reason.to_string());
-            reply(&connection, &job, cancelled.encode()).await;
-            claim.settle(AckKind::Term).await;
+            Outcome { bytes: cancelled.encode(), settle: AckKind::Term }
         }
     }
+}
+
+/// The outcome's key, `<client>.<job>`, if the job's reply subject is this namespace's
+/// `<namespace>.reply.<client>.<job>` for this very job.
+fn outcome_key(config: &NatsConfig, job: &JobEnvelope) -> Option<String> {
+    let prefix = format!("{}.reply.", config.namespace);
+    let key = job.reply.strip_prefix(&prefix)?;
+    let (client, id) = key.split_once('.')?;
+    let plain = |part: &str| {
+        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    (plain(client) && id == job.id && plain(id)).then(|| key.to_owned())
 }
 
 struct Unregister<'a> {
@@ -315,12 +346,23 @@ fn check(job: &JobEnvelope) -> Result<&'static RemoteTaskDef, RemoteError> {
     Ok(task)
 }
 
-async fn reply(connection: &Connection, job: &JobEnvelope, outcome: Vec<u8>) {
-    let published = connection.client.publish(job.reply.clone(), outcome.into()).await;
-    if let Err(error) = published
-        .map_err(|e| e.to_string())
-        .and(connection.client.flush().await.map_err(|e| e.to_string()))
-    {
-        tracing::warn!(%error, "could not publish the job's outcome");
+/// Publishes the outcome to a submitter listening now (the fast path) and, right behind it on
+/// the same connection, stores it where its submitter reads it even after a reconnect. False
+/// if it could not be stored: the job is then not settled, and is delivered again.
+async fn reply(
+    connection: &Connection,
+    queue: &JobQueue,
+    job: &JobEnvelope,
+    key: &str,
+    outcome: Vec<u8>,
+) -> bool {
+    if let Err(error) = connection.client.publish(job.reply.clone(), outcome.clone().into()).await {
+        // It is stored below: the submitter reads it from the bucket.
+        tracing::debug!(%error, "could not publish the job's outcome");
     }
+    if let Err(error) = queue.outcomes.put(key, outcome.into()).await {
+        tracing::warn!(%error, "could not store the job's outcome; the job will be delivered again");
+        return false;
+    }
+    true
 }

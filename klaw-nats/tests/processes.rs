@@ -18,6 +18,7 @@ use klaw_nats::{NatsBackend, Worker};
 use klaw_nats_test_tasks as _;
 
 const WORKER_MODE: &str = "KLAW_NATS_TEST_WORKER";
+const SUBMITTER_MODE: &str = "KLAW_NATS_TEST_SUBMITTER";
 const LIST_MODE: &str = "KLAW_NATS_TEST_LIST";
 
 /// Marks that this process started the job, then works for a while; returns its pid.
@@ -46,8 +47,22 @@ fn worker_process() {
     }
     let rt = Runtime::builder().workers(2).build().unwrap();
     assert!(rt.has_remote_backend(), "KLAW_BACKEND=nats should have connected");
-    let worker = rt.block_on(Worker::connect(klaw_nats::NatsConfig::from_env())).unwrap();
+    let worker = rt.block_on(Worker::connect(klaw_nats::NatsConfig::from_env().unwrap())).unwrap();
     rt.block_on(worker.run()).unwrap();
+}
+
+/// A submitter that submits two jobs, says so in a file, and waits to be killed.
+#[test]
+#[ignore = "started by `a_killed_submitter_leaves_no_outcome_behind_after_the_ttl`"]
+fn submitter_process() {
+    let Some(dir) = std::env::var_os(SUBMITTER_MODE) else { return };
+    let config = klaw_nats::NatsConfig::from_env().unwrap();
+    let backend = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap();
+    let rt = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    let _handles: Vec<_> = (0..2).map(|_| rt.spawn(mark_then_work(dir.clone(), 1000))).collect();
+    std::fs::write(Path::new(&dir).join("submitted"), b"").unwrap();
+    std::thread::sleep(Duration::from_secs(600)); // until SIGKILL
 }
 
 /// Prints the registry, as a worker does when it starts.
@@ -177,4 +192,59 @@ fn a_task_that_kills_every_worker_is_reported_failed_after_its_last_delivery() {
         other => panic!("expected MaxDeliveries, got {other:?}"),
     }
     assert_eq!(marks(dir.path(), "crashed-").len(), 2, "one crash per delivery, no more");
+}
+
+/// Messages and bytes in a namespace's outcomes bucket (its stream).
+fn outcomes_size(server: &NatsServer, namespace: &str) -> (u64, u64) {
+    klaw::runtime::block_on(async_compat::Compat::new(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let mut stream = jetstream.get_stream(format!("KV_{namespace}_outcomes")).await.unwrap();
+        let state = stream.info().await.unwrap().state.clone();
+        (state.messages, state.bytes)
+    }))
+}
+
+#[test]
+fn a_killed_submitter_leaves_no_outcome_behind_after_the_ttl() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(2);
+    let config = server.config().outcome_ttl(ttl);
+    // The worker runs here, with the same TTL (the bucket keeps what the last to open it set).
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
+    let _worker = workers.spawn(worker.run());
+    let mut submitter = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "submitter_process", "--ignored", "--nocapture"])
+        .env(SUBMITTER_MODE, dir.path())
+        .env(klaw_nats::URL_ENV, &server.url)
+        .env(klaw_nats::NAMESPACE_ENV, "test")
+        .env(klaw_nats::OUTCOME_TTL_ENV, ttl.as_secs().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // (Both jobs run in this process, so they leave one `started-` mark between them.)
+    wait_until(Duration::from_secs(20), "the submitter submitted its jobs", || {
+        dir.path().join("submitted").exists() && !marks(dir.path(), "started-").is_empty()
+    });
+    submitter.kill().unwrap(); // SIGKILL while its jobs run: it never reads their outcomes
+    submitter.wait().unwrap();
+    wait_until(Duration::from_secs(20), "both outcomes are stored", || {
+        outcomes_size(&server, "test").0 == 2
+    });
+    let stored = outcomes_size(&server, "test");
+    wait_until(Duration::from_secs(20), "the TTL removed them", || {
+        outcomes_size(&server, "test") == (0, 0)
+    });
+    #[allow(clippy::print_stderr, reason = "the sizes, for whoever runs it with --nocapture")]
+    {
+        eprintln!(
+            "outcomes bucket: {stored:?} (messages, bytes) after the kill, (0, 0) after the TTL"
+        );
+    }
+    // The jobs themselves were settled: nothing is left in the queue either.
+    let backend = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap();
+    assert_eq!(klaw::runtime::block_on(backend.queued()).unwrap(), 0);
 }

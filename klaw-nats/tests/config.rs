@@ -1,0 +1,113 @@
+//! A configuration is checked before anything connects: each bad value is a typed error naming
+//! the variable (or field) and what it accepts. And no secret in a URL appears in an error,
+//! a `Debug` output or a log line.
+//!
+//! One test per concern, run one after the other (the environment and the log hooks are
+//! process-wide).
+
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::Duration;
+
+use klaw::log::{LogConfig, add_hook, remove_hook};
+use klaw_nats::{NatsBackend, NatsConfig, NatsError, Worker};
+
+fn serial() -> MutexGuard<'static, ()> {
+    static INIT: Once = Once::new();
+    static SERIAL: Mutex<()> = Mutex::new(());
+    INIT.call_once(|| LogConfig::default().filter("trace").without_output().init().unwrap());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `NatsConfig::from_env` with `name=value` set (and the others unset).
+fn from_env_with(name: &str, value: &str) -> Result<NatsConfig, NatsError> {
+    let names = [
+        klaw_nats::NAMESPACE_ENV,
+        klaw_nats::ACK_WAIT_ENV,
+        klaw_nats::MAX_DELIVER_ENV,
+        klaw_nats::OUTCOME_TTL_ENV,
+    ];
+    // SAFETY: the tests of this binary run one at a time (`serial`), and nothing else in this
+    // process reads the environment concurrently.
+    unsafe {
+        for other in names {
+            std::env::remove_var(other);
+        }
+        std::env::set_var(name, value);
+    }
+    let config = NatsConfig::from_env();
+    // SAFETY: as above.
+    unsafe { std::env::remove_var(name) };
+    config
+}
+
+#[test]
+fn bad_environment_values_are_typed_errors_naming_the_variable() {
+    let _serial = serial();
+    let cases = [
+        (klaw_nats::NAMESPACE_ENV, "a b", "letters, digits"),
+        (klaw_nats::NAMESPACE_ENV, "*", "letters, digits"),
+        (klaw_nats::NAMESPACE_ENV, ">", "letters, digits"),
+        (klaw_nats::NAMESPACE_ENV, "", "letters, digits"),
+        (klaw_nats::ACK_WAIT_ENV, "0", "at least 100"),
+        (klaw_nats::ACK_WAIT_ENV, "thirty", "milliseconds"),
+        (klaw_nats::MAX_DELIVER_ENV, "0", "from 1"),
+        (klaw_nats::MAX_DELIVER_ENV, "99999999999", "from 1"),
+        (klaw_nats::OUTCOME_TTL_ENV, "0", "at least 1"),
+    ];
+    for (name, value, accepted) in cases {
+        let error = from_env_with(name, value).unwrap_err();
+        let NatsError::Config { setting, .. } = &error else { panic!("{name}={value}: {error:?}") };
+        assert_eq!(*setting, name);
+        let message = error.to_string();
+        assert!(message.starts_with(&format!("{name}={value:?} is not valid")), "{message}");
+        assert!(message.contains(accepted), "{message}");
+    }
+    let fine = from_env_with(klaw_nats::ACK_WAIT_ENV, "2500").unwrap();
+    assert_eq!(fine.ack_wait, Duration::from_millis(2500));
+}
+
+#[test]
+fn a_bad_config_is_refused_before_connecting() {
+    let _serial = serial();
+    // Port 1: nothing listens there, so only a check made before connecting can answer.
+    let zero_wait = NatsConfig::new("nats://127.0.0.1:1").ack_wait(Duration::ZERO);
+    let error = klaw::runtime::block_on(NatsBackend::connect(zero_wait)).unwrap_err();
+    assert!(
+        matches!(error, NatsError::Config { setting: "NatsConfig::ack_wait", .. }),
+        "{error:?}"
+    );
+    let no_delivery = NatsConfig::new("nats://127.0.0.1:1").max_deliver(0);
+    let error = klaw::runtime::block_on(Worker::connect(no_delivery)).unwrap_err();
+    assert!(matches!(error, NatsError::Config { setting: "NatsConfig::max_deliver", .. }));
+    let wildcard = NatsConfig::new("nats://127.0.0.1:1").namespace("orders.>");
+    let error = klaw::runtime::block_on(klaw_nats::Nats::connect(wildcard)).unwrap_err();
+    assert!(matches!(error, NatsError::Config { setting: "NatsConfig::namespace", .. }));
+}
+
+#[test]
+fn no_secret_of_a_url_appears_in_an_error_a_debug_output_or_a_log_line() {
+    let _serial = serial();
+    let logged = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = logged.clone();
+    let hook = add_hook(move |event| {
+        let mut line = event.message.clone();
+        for (name, value) in &event.fields {
+            line.push_str(&format!(" {name}={value}"));
+        }
+        sink.lock().unwrap().push(line);
+    });
+    for url in ["nats://alice:s3cret@127.0.0.1:1", "nats://s3cret@127.0.0.1:1"] {
+        let config = NatsConfig::new(url);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        let error = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap_err();
+        assert!(matches!(error, NatsError::Connect { .. }), "{error:?}");
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("127.0.0.1:1"), "the error still names the server: {shown}");
+        }
+    }
+    assert!(remove_hook(hook));
+    let logged = logged.lock().unwrap();
+    assert!(logged.iter().all(|line| !line.contains("s3cret")), "{logged:#?}");
+}

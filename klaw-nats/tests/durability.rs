@@ -1,0 +1,193 @@
+//! Outcomes survive a submitter's lost connection, and workers reply only inside their
+//! namespace. On a real `nats-server -js`; the connection is cut by a TCP proxy between the
+//! submitter and the server, for longer than the jobs run.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{NatsServer, wait_until};
+use klaw::Runtime;
+use klaw_nats::{NatsBackend, NatsConfig, Worker};
+
+#[klaw::task(remote)]
+async fn slow_double(n: u64, millis: u64) -> u64 {
+    klaw::time::sleep(Duration::from_millis(millis)).await;
+    2 * n
+}
+
+/// A loopback TCP proxy that can cut every connection through it and refuse new ones for a
+/// while, as a network partition would.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn to(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (refusing, streams) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if refusing.load(Ordering::SeqCst) {
+                    drop(client); // partitioned: the connection dies at once
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                streams
+                    .lock()
+                    .unwrap()
+                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    /// Cuts every connection and refuses new ones until `heal`.
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 16 * 1024];
+        while let Ok(read) = from.read(&mut buffer) {
+            if read == 0 || to.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn outcomes_stored_while_the_submitter_was_cut_off_arrive_after_it_reconnects() {
+    let server = NatsServer::start();
+    let proxy = Proxy::to(port_of(&server.url));
+    let namespace = "durable";
+    // The submitter goes through the proxy; the worker talks to the server directly.
+    let through_proxy =
+        NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port)).namespace(namespace);
+    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+    let submitter =
+        Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let worker =
+        klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
+    let _worker = workers.spawn(worker.concurrency(4).run());
+
+    let handles: Vec<_> = (1..=3).map(|n| submitter.spawn(slow_double(n, 1500))).collect();
+    wait_until(Duration::from_secs(10), "the jobs are taken", || {
+        klaw::runtime::block_on(backend.queued()).unwrap() == 3
+    });
+    // Cut for 3 s: the jobs (1.5 s) end meanwhile, and their replies find nobody.
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.heal();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|handle| {
+            submitter
+                .block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle))
+                .expect("the outcome arrived after the reconnect")
+        })
+        .collect();
+    assert_eq!(results, [Ok(2), Ok(4), Ok(6)]);
+    // A job submitted after the reconnect works too, and nothing stays behind.
+    assert_eq!(submitter.block_on(submitter.spawn(slow_double(5, 0))), Ok(10));
+    assert_eq!(backend.in_flight(), 0);
+    let outcomes = klaw::runtime::block_on(outcome_count(&server, namespace));
+    wait_until(Duration::from_secs(10), "the outcomes read are purged", || {
+        klaw::runtime::block_on(outcome_count(&server, namespace)) == 0
+    });
+    #[allow(clippy::print_stderr, reason = "the sizes, for whoever runs it with --nocapture")]
+    {
+        eprintln!("outcomes bucket: {outcomes} entries just after, 0 once purged");
+    }
+}
+
+/// Live entries in a namespace's outcomes bucket (purge markers not counted).
+async fn outcome_count(server: &NatsServer, namespace: &str) -> usize {
+    async_compat::Compat::new(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let bucket = jetstream.get_key_value(format!("{namespace}_outcomes")).await.unwrap();
+        let mut keys = bucket.keys().await.unwrap();
+        let mut count = 0;
+        while let Some(key) = futures_util::StreamExt::next(&mut keys).await {
+            if key.is_ok() {
+                count += 1;
+            }
+        }
+        count
+    })
+    .await
+}
+
+/// A job envelope as a forger would write it: the wire format's named fields.
+#[derive(serde::Serialize)]
+struct ForgedJob {
+    id: String,
+    task: String,
+    build: String,
+    #[serde(with = "serde_bytes")]
+    args: Vec<u8>,
+    reply: String,
+}
+
+#[test]
+fn a_worker_never_replies_outside_its_namespace() {
+    let server = NatsServer::start();
+    let config = server.config().namespace("guarded");
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
+    let _worker = workers.spawn(worker.run());
+    let name = klaw::remote::remote_tasks().find(|t| t.name().ends_with("::slow_double")).unwrap();
+    let (heard, queued) = klaw::runtime::block_on(async_compat::Compat::new(async {
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let mut probe = client.subscribe("probe.>").await.unwrap();
+        let job = ForgedJob {
+            id: "forged1".into(),
+            task: name.name().into(),
+            build: name.build().into(),
+            args: rmp_serde::to_vec(&(21u64, 0u64)).unwrap(),
+            reply: "probe.reply.hijack.any.subject".into(),
+        };
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let payload = rmp_serde::to_vec_named(&job).unwrap();
+        jetstream.publish(config.jobs_subject(), payload.into()).await.unwrap().await.unwrap();
+        let heard =
+            tokio::time::timeout(Duration::from_secs(3), futures_util::StreamExt::next(&mut probe))
+                .await
+                .ok()
+                .flatten();
+        let mut stream = jetstream.get_stream(config.jobs_stream()).await.unwrap();
+        let queued = stream.info().await.unwrap().state.messages;
+        (heard.map(|message| message.subject.to_string()), queued)
+    }));
+    assert_eq!(heard, None, "the worker published an outcome outside its namespace");
+    assert_eq!(queued, 0, "the forged job is settled, not redelivered forever");
+}
