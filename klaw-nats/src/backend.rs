@@ -46,7 +46,7 @@ struct Inner {
 /// How often the submitter reads the outcomes bucket for the jobs it still waits for, even
 /// with no reconnect seen (one is also read at once after every reconnect). A job that left the
 /// queue without an outcome its submitter can read (it expired after `outcome_ttl`) ends with
-/// `RemoteError::Transport` within this long.
+/// `RemoteError::OutcomeExpired` within this long.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// How often the sweeper looks whether the connection came back.
@@ -88,9 +88,12 @@ impl Inner {
     /// Reads the bucket for every job still waiting: what was stored while this client was
     /// disconnected. A job that left the queue with no outcome to read ends with a typed error.
     async fn sweep(self: &Arc<Self>) {
-        let waiting: Vec<(String, Option<u64>)> =
-            self.pending().iter().map(|(job, pending)| (job.clone(), pending.sequence)).collect();
-        for (job, sequence) in waiting {
+        let waiting: Vec<(String, Option<u64>, &'static str)> = self
+            .pending()
+            .iter()
+            .map(|(job, pending)| (job.clone(), pending.sequence, pending.task))
+            .collect();
+        for (job, sequence, task) in waiting {
             // The job first, then its outcome: a worker stores the outcome before it settles
             // the job, so a job gone from the queue has its outcome stored (or expired).
             let gone = match sequence {
@@ -100,12 +103,11 @@ impl Inner {
             match self.queue.outcomes.get(self.outcome_key(&job)).await {
                 Ok(Some(outcome)) => self.complete(&job, outcome.to_vec()),
                 Ok(None) if gone => {
-                    let lost = WireOutcome::Refused(RemoteError::Transport(
-                        "the job left the queue, and its outcome is gone: it was not read \
-                         within the outcome TTL"
-                            .to_owned(),
-                    ));
-                    self.complete(&job, lost.encode());
+                    let expired = WireOutcome::Refused(RemoteError::OutcomeExpired {
+                        name: task.to_owned(),
+                        ttl_secs: self.connection.config.outcome_ttl.as_secs(),
+                    });
+                    self.complete(&job, expired.encode());
                 }
                 Ok(None) => {}
                 Err(error) => {

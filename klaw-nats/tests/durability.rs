@@ -191,3 +191,42 @@ fn a_worker_never_replies_outside_its_namespace() {
     assert_eq!(heard, None, "the worker published an outcome outside its namespace");
     assert_eq!(queued, 0, "the forged job is settled, not redelivered forever");
 }
+
+#[test]
+fn a_handle_whose_outcome_expired_while_cut_off_ends_with_outcome_expired() {
+    let server = NatsServer::start();
+    let proxy = Proxy::to(port_of(&server.url));
+    let namespace = "expiring";
+    let ttl = Duration::from_secs(1);
+    let through_proxy = NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port))
+        .namespace(namespace)
+        .outcome_ttl(ttl);
+    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+    let submitter =
+        Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let config = server.config().namespace(namespace).outcome_ttl(ttl);
+    let worker = klaw::runtime::block_on(Worker::connect(config)).unwrap();
+    let _worker = workers.spawn(worker.run());
+
+    let handle = submitter.spawn(slow_double(1, 300));
+    wait_until(Duration::from_secs(10), "the job is taken", || {
+        klaw::runtime::block_on(backend.queued()).unwrap() == 1
+    });
+    // Cut for much longer than the job and the TTL: its outcome is stored, then expires.
+    proxy.cut();
+    std::thread::sleep(Duration::from_secs(5));
+    proxy.heal();
+    let result = submitter
+        .block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle))
+        .expect("the handle ended within the bound");
+    match result {
+        Err(klaw::TaskError::Remote(error)) => {
+            assert!(
+                matches!(*error, klaw::remote::RemoteError::OutcomeExpired { ttl_secs: 1, .. }),
+                "{error}"
+            );
+        }
+        other => panic!("expected OutcomeExpired, got {other:?}"),
+    }
+}

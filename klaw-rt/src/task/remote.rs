@@ -75,6 +75,18 @@ pub enum RemoteError {
         /// The worker's reason.
         reason: String,
     },
+    /// The job ran and left the queue, but its outcome expired before its submitter read it
+    /// (the submitter was away longer than the outcome TTL): the task's result is gone.
+    #[error(
+        "the outcome of `{name}` expired before it was read (kept {ttl_secs} s): the task ran, \
+         but its result is gone; keep outcomes longer, or reconnect sooner"
+    )]
+    OutcomeExpired {
+        /// The task.
+        name: String,
+        /// How long outcomes were kept, in seconds.
+        ttl_secs: u64,
+    },
     /// The backend could not talk to its server.
     #[error("the remote backend failed: {0}")]
     Transport(String),
