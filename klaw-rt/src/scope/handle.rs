@@ -23,9 +23,10 @@ use crate::task::error::{BoxError, TaskInfo};
 /// body is cancelled and the scope returns the failure, whether or not the body was awaiting
 /// that child (the rule of trio and Kotlin). Awaiting a handle is a cancellation point: in a
 /// cancelled scope it never completes, outside a [`shield`](crate::cancel::shield). To handle a
-/// child's error yourself, make it a value: spawn `Task::new(task)`, whose output is the whole
-/// `Result`, or use supervisor mode, where nothing is cancelled and an awaited failure is the
-/// body's (as a `klaw::Error`, whatever the child's own error type, so `?` takes it).
+/// child's error yourself, make it a value: spawn `Task::new(async move { task.await })`, whose
+/// output is the whole `Result`, or use supervisor mode, where nothing is cancelled and an
+/// awaited failure is the body's (as a `klaw::Error`, whatever the child's own error type, so
+/// `?` takes it).
 ///
 /// ```
 /// # klaw::runtime::block_on(async {
