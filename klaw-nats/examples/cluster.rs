@@ -7,7 +7,9 @@
 //! With `KLAW_NATS_URL` set it uses that server; otherwise it starts `nats-server -js` (from the
 //! `PATH` or `NATS_SERVER`) on a free loopback port for the run. The submitter starts the
 //! workers as copies of itself (`--worker`), spawns `--jobs` remote tasks in one scope, shows
-//! which worker ran what, cancels a long task on its worker, and shuts everything down.
+//! which worker ran what, cancels a long task on its worker, sends a poison job and shows it
+//! in the dead letters (where an operator would inspect, replay or remove it), and shuts
+//! everything down.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example reports on stdout")]
 
 use std::collections::BTreeMap;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use klaw::{Runtime, TaskError};
-use klaw_nats::{NatsBackend, NatsConfig, Worker};
+use klaw_nats::{DeadLetters, NatsBackend, NatsConfig, Worker};
 
 /// Steps of the Collatz sequence from `n` to 1, and the worker process that counted them.
 #[klaw::task(remote)]
@@ -155,6 +157,8 @@ fn run_submitter(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
 
+    let dead_letters_config = config.clone();
+    let subject = config.jobs_subject();
     let backend = klaw::runtime::block_on(NatsBackend::connect(config))?;
     let rt = Runtime::builder().backend(Arc::new(backend)).build()?;
     let started = Instant::now();
@@ -187,6 +191,30 @@ fn run_submitter(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     match rt.block_on(long) {
         Err(TaskError::Cancelled(reason)) => println!("long task: {reason}"),
         other => println!("long task: unexpected {other:?}"),
+    }
+
+    // A poison job (not a klaw job at all) goes to the dead letters, with its reason.
+    let letters = klaw::runtime::block_on(DeadLetters::open(dead_letters_config))?;
+    let poison = async_compat::Compat::new(async {
+        let client = async_nats::connect(&url).await?;
+        let jetstream = async_nats::jetstream::new(client);
+        jetstream.publish(subject, "not a job".into()).await?.await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    });
+    klaw::runtime::block_on(poison)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listed = klaw::runtime::block_on(letters.list())?;
+    while listed.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        listed = klaw::runtime::block_on(letters.list())?;
+    }
+    for letter in &listed {
+        println!(
+            "dead letter #{}: {} (delivered {})",
+            letter.sequence, letter.reason, letter.deliveries
+        );
+        // An operator would fix the cause and `letters.replay(sequence)`; here it is removed.
+        klaw::runtime::block_on(letters.remove(letter.sequence))?;
     }
 
     for worker in &mut workers {

@@ -267,7 +267,15 @@ async fn listen(
                 });
                 inner.complete(&job, refused.encode());
                 // A work queue keeps a message that ran out of deliveries: nobody will take it.
-                let _ = inner.queue.jobs.delete_message(advisory.stream_seq).await;
+                // It goes to the dead letters (workers do the same; it is kept once).
+                let (connection, queue) = (&inner.connection, &inner.queue);
+                crate::dead::bury_exhausted(
+                    connection,
+                    queue,
+                    advisory.stream_seq,
+                    advisory.deliveries,
+                )
+                .await;
             }
         }
     });

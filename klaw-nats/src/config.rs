@@ -400,6 +400,19 @@ impl NatsConfig {
         format!("{}_outcomes", self.namespace)
     }
 
+    /// The stream of dead letters: jobs that could not be decoded, or used up their deliveries.
+    ///
+    /// ```
+    /// assert_eq!(klaw_nats::NatsConfig::new("nats://h:4222").dead_letters_stream(), "klaw_dead");
+    /// ```
+    pub fn dead_letters_stream(&self) -> String {
+        format!("{}_dead", self.namespace)
+    }
+
+    pub(crate) fn dead_letters_subject(&self) -> String {
+        format!("{}.dead", self.namespace)
+    }
+
     pub(crate) fn reply_prefix(&self, client: &str) -> String {
         format!("{}.reply.{client}", self.namespace)
     }

@@ -14,6 +14,9 @@ use crate::{NatsAuth, NatsConfig, NatsError, redact_url};
 /// How long a cancel marker is kept: longer than any job waits in the queue.
 const CANCEL_MARKER_AGE: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a dead letter is kept for an operator to look at.
+pub const DEAD_LETTER_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {
     pub(crate) config: NatsConfig,
@@ -129,6 +132,8 @@ pub(crate) struct JobQueue {
     /// A job's outcome, keyed `<client>.<job>`, from the worker's `put` until its submitter
     /// reads (and purges) it, or `outcome_ttl` passes.
     pub(crate) outcomes: kv::Store,
+    /// Poison jobs, with their reason, for an operator to inspect or replay.
+    pub(crate) dead: stream::Stream,
 }
 
 impl JobQueue {
@@ -174,7 +179,24 @@ impl JobQueue {
                 .map_err(|error| {
                     NatsError::jetstream("creating the outcomes bucket")(error.to_string())
                 })?;
-            Ok(Self { jobs, cancels, outcomes })
+            let dead = jetstream
+                .get_or_create_stream(stream::Config {
+                    name: config.dead_letters_stream(),
+                    subjects: vec![config.dead_letters_subject()],
+                    description: Some(
+                        "klaw: jobs that could not run, with their reason".to_owned(),
+                    ),
+                    storage: stream::StorageType::File,
+                    max_age: DEAD_LETTER_AGE,
+                    // A job dead-lettered by several processes at once is kept once.
+                    duplicate_window: Duration::from_secs(120),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|error| {
+                    NatsError::jetstream("creating the dead-letter stream")(error.to_string())
+                })?;
+            Ok(Self { jobs, cancels, outcomes, dead })
         })
         .await
     }

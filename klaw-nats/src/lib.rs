@@ -33,6 +33,7 @@ mod backend;
 pub mod channel;
 mod config;
 mod connection;
+mod dead;
 mod error;
 mod nats;
 mod protocol;
@@ -44,6 +45,8 @@ pub use config::{
     NKEY_SEED_ENV, NatsAuth, NatsConfig, NatsTls, OUTCOME_TTL_ENV, PASSWORD_ENV, Secret,
     TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV, URL_ENV, USER_ENV, redact_url,
 };
+pub use connection::DEAD_LETTER_AGE;
+pub use dead::{DeadLetter, DeadLetters};
 pub use error::NatsError;
 pub use nats::{Nats, broadcast, channel, watch};
 pub use worker::Worker;

@@ -14,6 +14,7 @@ use klaw_rt::scope::ScopeOptions;
 use klaw_rt::task::CancelReason;
 
 use crate::connection::{Connection, JobQueue};
+use crate::dead;
 use crate::protocol::JobEnvelope;
 use crate::{NatsConfig, NatsError};
 
@@ -122,6 +123,7 @@ impl Worker {
         );
         let consumer = compat(self.queue.workers_consumer(&self.connection.config)).await?;
         self.watch_cancels().await?;
+        self.bury_exhausted_jobs().await?;
         let connection = &self.connection;
         let queue = &self.queue;
         let running = &self.running;
@@ -160,6 +162,34 @@ impl Worker {
             })
         })
         .await
+    }
+
+    /// Dead-letters every job the server reports out of deliveries (its submitter may be gone,
+    /// and a work queue would keep it forever); several workers doing it keep it once.
+    async fn bury_exhausted_jobs(&self) -> Result<(), klaw_rt::error::Error> {
+        let advisories = compat(
+            self.connection.client.subscribe(self.connection.config.max_deliveries_advisory()),
+        )
+        .await
+        .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
+        let (connection, queue) = (self.connection.clone(), self.queue.clone());
+        let running = Arc::downgrade(&self.running);
+        self.connection.tokio.spawn(async move {
+            let mut advisories = advisories;
+            while let Some(message) = advisories.next().await {
+                if running.upgrade().is_none() {
+                    return; // the worker is gone
+                }
+                let Ok(advisory) = serde_json::from_slice::<crate::protocol::MaxDeliveriesAdvisory>(
+                    &message.payload,
+                ) else {
+                    continue;
+                };
+                dead::bury_exhausted(&connection, &queue, advisory.stream_seq, advisory.deliveries)
+                    .await;
+            }
+        });
+        Ok(())
     }
 
     /// Forwards every cancel marker to the job it names, if this worker runs it.
@@ -229,20 +259,36 @@ impl Drop for Claim {
 /// The job is settled only once its outcome is stored: an outcome that could not be stored
 /// leaves the job to be delivered again, never acknowledged and lost.
 async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>, message: Message) {
-    let deliveries = message.info().map(|info| info.delivered).unwrap_or(1);
+    let (deliveries, origin) = message
+        .info()
+        .map(|info| (info.delivered.max(1) as u64, info.stream_sequence))
+        .unwrap_or((1, 0));
     let (message, acker) = message.split();
     let claim = Claim { acker: Some(acker), tokio: connection.tokio.clone() };
-    let Ok(job) = JobEnvelope::decode(&message.payload) else {
-        tracing::warn!(subject = %message.subject, "not a klaw job: dropped from the queue");
-        claim.settle(AckKind::Term).await;
-        return;
+    // A poison job goes to the dead letters, with its reason, before it leaves the queue (if
+    // it cannot be kept there, it stays in the queue and comes back).
+    let bury = |reason: String| {
+        let payload = message.payload.clone();
+        let connection = &connection;
+        async move { dead::bury(connection, origin, deliveries, &reason, payload).await }
+    };
+    let job = match JobEnvelope::decode(&message.payload) {
+        Ok(job) => job,
+        Err(error) => {
+            if bury(format!("not a klaw job: {error}")).await.is_ok() {
+                claim.settle(AckKind::Term).await;
+            }
+            return;
+        }
     };
     let span = tracing::info_span!("remote job", job = %job.id, task = %job.task, deliveries);
     let _entered = span.enter();
     // Outcomes go only to this namespace's replies: a job cannot name another subject.
     let Some(key) = outcome_key(&connection.config, &job) else {
-        tracing::warn!(reply = %job.reply, "a job whose reply is outside this namespace: dropped");
-        claim.settle(AckKind::Term).await;
+        let reason = format!("its reply subject `{}` is not this namespace's", job.reply);
+        if bury(reason).await.is_ok() {
+            claim.settle(AckKind::Term).await;
+        }
         return;
     };
     let outcome = match check(&job) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{NatsServer, wait_until};
 use klaw::Runtime;
-use klaw_nats::{NatsBackend, NatsConfig, Worker};
+use klaw_nats::{DeadLetters, NatsBackend, NatsConfig, Worker};
 
 #[klaw::task(remote)]
 async fn slow_double(n: u64, millis: u64) -> u64 {
@@ -190,6 +190,45 @@ fn a_worker_never_replies_outside_its_namespace() {
     }));
     assert_eq!(heard, None, "the worker published an outcome outside its namespace");
     assert_eq!(queued, 0, "the forged job is settled, not redelivered forever");
+    // It went to the dead letters, with its reason.
+    let letters = klaw::runtime::block_on(DeadLetters::open(config)).unwrap();
+    let listed = klaw::runtime::block_on(letters.list()).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].reason.contains("probe.reply.hijack"), "{}", listed[0].reason);
+    assert_eq!(listed[0].job.as_deref(), Some("forged1"));
+}
+
+#[test]
+fn a_poison_job_goes_to_the_dead_letters_and_can_be_replayed_or_removed() {
+    let server = NatsServer::start();
+    let config = server.config().namespace("poison");
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
+    let _worker = workers.spawn(worker.run());
+    let letters = klaw::runtime::block_on(DeadLetters::open(config.clone())).unwrap();
+    let publish_garbage = || {
+        klaw::runtime::block_on(async_compat::Compat::new(async {
+            let client = async_nats::connect(&server.url).await.unwrap();
+            let jetstream = async_nats::jetstream::new(client);
+            let ack = jetstream.publish(config.jobs_subject(), "not msgpack {".into()).await;
+            ack.unwrap().await.unwrap();
+        }));
+    };
+    publish_garbage();
+    let list = || klaw::runtime::block_on(letters.list()).unwrap();
+    wait_until(Duration::from_secs(10), "the poison job is a dead letter", || list().len() == 1);
+    let letter = list().remove(0);
+    assert!(letter.reason.starts_with("not a klaw job"), "{}", letter.reason);
+    assert_eq!((letter.deliveries, letter.task), (1, None));
+    // Replayed, it goes back to the queue; the worker buries it again (a new letter).
+    klaw::runtime::block_on(letters.replay(letter.sequence)).unwrap();
+    wait_until(Duration::from_secs(10), "it is a dead letter again", || {
+        list().iter().any(|again| again.sequence > letter.sequence)
+    });
+    assert_eq!(list().len(), 1, "the replayed letter left the stream");
+    let again = list().remove(0);
+    klaw::runtime::block_on(letters.remove(again.sequence)).unwrap();
+    assert!(list().is_empty());
 }
 
 #[test]

@@ -192,6 +192,15 @@ fn a_task_that_kills_every_worker_is_reported_failed_after_its_last_delivery() {
         other => panic!("expected MaxDeliveries, got {other:?}"),
     }
     assert_eq!(marks(dir.path(), "crashed-").len(), 2, "one crash per delivery, no more");
+    // The job is a dead letter now, with its reason, and no longer in the queue.
+    let letters = klaw::runtime::block_on(klaw_nats::DeadLetters::open(server.config())).unwrap();
+    let list = || klaw::runtime::block_on(letters.list()).unwrap();
+    wait_until(Duration::from_secs(10), "the job is a dead letter", || list().len() == 1);
+    let letter = list().remove(0);
+    assert!(letter.reason.contains("delivered 2 times"), "{}", letter.reason);
+    assert!(letter.task.is_some_and(|task| task.ends_with("::crash_worker")));
+    let backend = klaw::runtime::block_on(NatsBackend::connect(server.config())).unwrap();
+    assert_eq!(klaw::runtime::block_on(backend.queued()).unwrap(), 0);
 }
 
 /// Messages and bytes in a namespace's outcomes bucket (its stream).

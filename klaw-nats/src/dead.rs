@@ -1,0 +1,193 @@
+//! Dead letters: jobs that could not run (a payload that is not a klaw job, a reply subject
+//! outside the namespace, a job that used up its deliveries), kept with their reason in the
+//! `<namespace>_dead` stream for an operator to inspect, replay or remove.
+
+use std::fmt;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
+
+use crate::connection::{Connection, JobQueue};
+use crate::protocol::JobEnvelope;
+use crate::{NatsConfig, NatsError};
+
+const REASON: &str = "Klaw-Reason";
+const DELIVERIES: &str = "Klaw-Deliveries";
+
+/// Puts `payload` in the dead-letter stream with `reason`. `origin` (the job's place in the jobs
+/// stream) makes it idempotent: several processes may dead-letter the same job; it is kept once.
+pub(crate) async fn bury(
+    connection: &Connection,
+    origin: u64,
+    deliveries: u64,
+    reason: &str,
+    payload: bytes::Bytes,
+) -> Result<(), NatsError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(REASON, reason);
+    headers.insert(DELIVERIES, deliveries.to_string().as_str());
+    let message = PublishMessage::build()
+        .payload(payload)
+        .headers(headers)
+        .message_id(format!("dead-{}-{origin}", connection.config.jobs_stream()));
+    let subject = connection.config.dead_letters_subject();
+    let published =
+        async { connection.jetstream.send_publish(subject, message).await?.await.map(drop) };
+    published
+        .await
+        .map_err(|error| NatsError::jetstream("keeping a dead letter")(error.to_string()))?;
+    tracing::warn!(origin, deliveries, reason, "a job went to the dead letters");
+    Ok(())
+}
+
+/// Dead-letters a job that used up its deliveries (the server's advisory names it), then removes
+/// it from the queue, where it would otherwise stay. False if it was not there any more (another
+/// process did it first, or it was cancelled).
+pub(crate) async fn bury_exhausted(
+    connection: &Connection,
+    queue: &JobQueue,
+    sequence: u64,
+    deliveries: u64,
+) -> bool {
+    let Ok(message) = queue.jobs.get_raw_message(sequence).await else { return false };
+    let reason =
+        format!("delivered {deliveries} times and never finished (its workers died or lost it)");
+    if bury(connection, sequence, deliveries, &reason, message.payload).await.is_err() {
+        return false; // kept in the queue: the next advisory reader tries again
+    }
+    queue.jobs.delete_message(sequence).await.is_ok()
+}
+
+/// One dead letter.
+///
+/// ```no_run
+/// # async fn demo(letters: klaw_nats::DeadLetters) -> Result<(), klaw_nats::NatsError> {
+/// for letter in letters.list().await? {
+///     println!("#{} {}: {}", letter.sequence, letter.task.as_deref().unwrap_or("?"), letter.reason);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its place in the dead-letter stream: what [`DeadLetters::replay`] and
+    /// [`DeadLetters::remove`] take.
+    pub sequence: u64,
+    /// Why the job could not run.
+    pub reason: String,
+    /// How many times it had been delivered.
+    pub deliveries: u64,
+    /// The remote task it names, if it is a klaw job at all.
+    pub task: Option<String>,
+    /// The job's id, if it is a klaw job.
+    pub job: Option<String>,
+}
+
+/// The dead letters of a namespace: inspect, replay (back to the queue), remove.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), klaw_nats::NatsError> {
+/// let letters = klaw_nats::DeadLetters::open(klaw_nats::NatsConfig::from_env()?).await?;
+/// for letter in letters.list().await? {
+///     letters.replay(letter.sequence).await?; // a worker will take it again
+/// }
+/// # Ok(()) }
+/// ```
+pub struct DeadLetters {
+    connection: Connection,
+    queue: JobQueue,
+}
+
+impl fmt::Debug for DeadLetters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadLetters").field("namespace", &self.connection.config.namespace).finish()
+    }
+}
+
+impl DeadLetters {
+    /// Connects to the namespace's dead letters.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), klaw_nats::NatsError> {
+    /// let letters = klaw_nats::DeadLetters::open(klaw_nats::NatsConfig::new("nats://127.0.0.1:4222")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(config: NatsConfig) -> Result<Self, NatsError> {
+        let connection = Connection::open(config).await?;
+        let queue = JobQueue::open(&connection).await?;
+        Ok(Self { connection, queue })
+    }
+
+    /// Every dead letter kept, oldest first.
+    ///
+    /// ```no_run
+    /// # async fn demo(letters: klaw_nats::DeadLetters) -> Result<(), klaw_nats::NatsError> {
+    /// println!("{} dead letters", letters.list().await?.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn list(&self) -> Result<Vec<DeadLetter>, NatsError> {
+        async_compat::Compat::new(async {
+            let error = |e: String| NatsError::jetstream("reading the dead letters")(e);
+            let mut stream = self.queue.dead.clone();
+            let state = stream.info().await.map_err(|e| error(e.to_string()))?.state.clone();
+            let mut letters = Vec::new();
+            if state.messages == 0 {
+                return Ok(letters);
+            }
+            for sequence in state.first_sequence..=state.last_sequence {
+                let Ok(message) = stream.get_raw_message(sequence).await else { continue };
+                let header =
+                    |name: &str| message.headers.get(name).map(|value| value.as_str().to_owned());
+                let job = JobEnvelope::decode(&message.payload).ok();
+                letters.push(DeadLetter {
+                    sequence,
+                    reason: header(REASON).unwrap_or_default(),
+                    deliveries: header(DELIVERIES).and_then(|n| n.parse().ok()).unwrap_or(0),
+                    task: job.as_ref().map(|job| job.task.clone()),
+                    job: job.map(|job| job.id),
+                });
+            }
+            Ok(letters)
+        })
+        .await
+    }
+
+    /// Puts a dead letter's job back in the queue (for after a fix), and removes the letter.
+    ///
+    /// ```no_run
+    /// # async fn demo(letters: klaw_nats::DeadLetters) -> Result<(), klaw_nats::NatsError> {
+    /// letters.replay(1).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn replay(&self, sequence: u64) -> Result<(), NatsError> {
+        async_compat::Compat::new(async {
+            let error = |e: String| NatsError::jetstream("replaying a dead letter")(e);
+            let message = self
+                .queue
+                .dead
+                .get_raw_message(sequence)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            let subject = self.connection.config.jobs_subject();
+            let ack = self.connection.jetstream.publish(subject, message.payload).await;
+            ack.map_err(|e| error(e.to_string()))?.await.map_err(|e| error(e.to_string()))?;
+            self.queue.dead.delete_message(sequence).await.map_err(|e| error(e.to_string()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a dead letter for good.
+    ///
+    /// ```no_run
+    /// # async fn demo(letters: klaw_nats::DeadLetters) -> Result<(), klaw_nats::NatsError> {
+    /// letters.remove(1).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn remove(&self, sequence: u64) -> Result<(), NatsError> {
+        async_compat::Compat::new(self.queue.dead.delete_message(sequence))
+            .await
+            .map(drop)
+            .map_err(|e| NatsError::jetstream("removing a dead letter")(e.to_string()))
+    }
+}
