@@ -103,11 +103,28 @@ impl Inner {
             match self.queue.outcomes.get(self.outcome_key(&job)).await {
                 Ok(Some(outcome)) => self.complete(&job, outcome.to_vec()),
                 Ok(None) if gone => {
-                    let expired = WireOutcome::Refused(RemoteError::OutcomeExpired {
-                        name: task.to_owned(),
-                        ttl_secs: self.connection.config.outcome_ttl.as_secs(),
-                    });
-                    self.complete(&job, expired.encode());
+                    // Buried while this client could not hear of it (by a worker), or expired.
+                    let letter = match sequence {
+                        Some(sequence) => {
+                            crate::dead::letter_of(&self.connection, &self.queue, sequence).await
+                        }
+                        None => None,
+                    };
+                    let error = match letter {
+                        Some((_, deliveries))
+                            if deliveries >= u64::from(self.connection.config.max_deliver) =>
+                        {
+                            RemoteError::MaxDeliveries { name: task.to_owned(), deliveries }
+                        }
+                        Some((reason, _)) => RemoteError::Transport(format!(
+                            "the job went to the dead letters: {reason}"
+                        )),
+                        None => RemoteError::OutcomeExpired {
+                            name: task.to_owned(),
+                            ttl_secs: self.connection.config.outcome_ttl.as_secs(),
+                        },
+                    };
+                    self.complete(&job, WireOutcome::Refused(error).encode());
                 }
                 Ok(None) => {}
                 Err(error) => {

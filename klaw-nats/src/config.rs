@@ -409,8 +409,14 @@ impl NatsConfig {
         format!("{}_dead", self.namespace)
     }
 
-    pub(crate) fn dead_letters_subject(&self) -> String {
-        format!("{}.dead", self.namespace)
+    /// The dead letter of the job at `origin` in the jobs stream: one subject per job, so its
+    /// submitter can find it.
+    pub(crate) fn dead_letter_subject(&self, origin: u64) -> String {
+        format!("{}.dead.{origin}", self.namespace)
+    }
+
+    pub(crate) fn dead_letters_subjects(&self) -> String {
+        format!("{}.dead.>", self.namespace)
     }
 
     pub(crate) fn reply_prefix(&self, client: &str) -> String {

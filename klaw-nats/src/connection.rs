@@ -182,7 +182,7 @@ impl JobQueue {
             let dead = jetstream
                 .get_or_create_stream(stream::Config {
                     name: config.dead_letters_stream(),
-                    subjects: vec![config.dead_letters_subject()],
+                    subjects: vec![config.dead_letters_subjects()],
                     description: Some(
                         "klaw: jobs that could not run, with their reason".to_owned(),
                     ),

@@ -30,7 +30,7 @@ pub(crate) async fn bury(
         .payload(payload)
         .headers(headers)
         .message_id(format!("dead-{}-{origin}", connection.config.jobs_stream()));
-    let subject = connection.config.dead_letters_subject();
+    let subject = connection.config.dead_letter_subject(origin);
     let published =
         async { connection.jetstream.send_publish(subject, message).await?.await.map(drop) };
     published
@@ -190,4 +190,17 @@ impl DeadLetters {
             .map(drop)
             .map_err(|e| NatsError::jetstream("removing a dead letter")(e.to_string()))
     }
+}
+
+/// The reason and deliveries of the dead letter of the job at `origin`, if it has one.
+pub(crate) async fn letter_of(
+    connection: &Connection,
+    queue: &JobQueue,
+    origin: u64,
+) -> Option<(String, u64)> {
+    let subject = connection.config.dead_letter_subject(origin);
+    let message = queue.dead.get_last_raw_message_by_subject(&subject).await.ok()?;
+    let header = |name: &str| message.headers.get(name).map(|value| value.as_str().to_owned());
+    let deliveries = header(DELIVERIES).and_then(|n| n.parse().ok()).unwrap_or(0);
+    Some((header(REASON).unwrap_or_default(), deliveries))
 }
