@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::channel::error::SendError;
-use crate::channel::wakers::{Ticket, Wake, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, poll_or_wait};
 use crate::sync::{Mutex, MutexGuard};
 
 /// Why a broadcast `recv` gave no message.
@@ -287,7 +287,8 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.receiver_count(), 0);
     /// ```
     pub fn closed(&self) -> Closed<'_, T> {
-        Closed { shared: &self.shared, ticket: Ticket::default() }
+        let shared = &self.shared.state;
+        Closed(WaitUntil::new(shared, |state| &mut state.closing, |state| state.receivers == 0))
     }
 
     /// A sender that does not keep the channel open: [`WeakSender::upgrade`] gives a sender
@@ -382,30 +383,13 @@ impl<T> fmt::Debug for WeakSender<T> {
 /// klaw::runtime::block_on(closed);
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Closed<'a, T> {
-    shared: &'a Shared<T>,
-    ticket: Ticket,
-}
+pub struct Closed<'a, T>(WaitUntil<'a, State<T>>);
 
 impl<T> Future for Closed<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        poll_or_wait(
-            &this.shared.state,
-            |state| &mut state.closing,
-            &mut this.ticket,
-            cx,
-            |state| (state.receivers == 0).then_some(()),
-        )
-    }
-}
-
-impl<T> Drop for Closed<'_, T> {
-    fn drop(&mut self) {
-        let removed = self.shared.lock().closing.remove(&mut self.ticket);
-        drop(removed);
+        self.get_mut().0.poll(cx)
     }
 }
 

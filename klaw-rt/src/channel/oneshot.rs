@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_core::FusedFuture;
 
 use crate::channel::error::{RecvError, SendError, TryRecvError};
-use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WaitUntil, WakerSet, poll_or_wait};
 use crate::sync::{Mutex, MutexGuard};
 
 struct State<T> {
@@ -104,7 +104,12 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn closed(&mut self) -> Closed<'_, T> {
-        Closed { sender: self, ticket: Ticket::default() }
+        let shared = &self.shared.0;
+        Closed(WaitUntil::new(
+            shared,
+            |state| &mut state.sender_waiting,
+            |state| !state.receiver_open,
+        ))
     }
 }
 
@@ -117,31 +122,13 @@ impl<T> Sender<T> {
 /// klaw::runtime::block_on(closed);
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Closed<'a, T> {
-    sender: &'a mut Sender<T>,
-    ticket: Ticket,
-}
+pub struct Closed<'a, T>(WaitUntil<'a, State<T>>);
 
 impl<T> Future for Closed<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let shared = &this.sender.shared;
-        poll_or_wait(
-            &shared.0,
-            |state| &mut state.sender_waiting,
-            &mut this.ticket,
-            cx,
-            |state| (!state.receiver_open).then_some(()),
-        )
-    }
-}
-
-impl<T> Drop for Closed<'_, T> {
-    fn drop(&mut self) {
-        let removed = self.sender.shared.lock().sender_waiting.remove(&mut self.ticket);
-        drop(removed);
+        self.get_mut().0.poll(cx)
     }
 }
 

@@ -125,3 +125,37 @@ fn finish<S, R>(
     drop(removed);
     Poll::Ready(ready)
 }
+
+/// Waits until `done` holds of the channel's state, with its waker in one [`WakerSet`] of that
+/// state: what every `Sender::closed` future of `oneshot`, `broadcast` and `watch` is. Dropped
+/// while it waits, it takes its waker out (and drops it after the lock).
+pub(crate) struct WaitUntil<'a, S> {
+    lock: &'a Mutex<S>,
+    set: fn(&mut S) -> &mut WakerSet,
+    done: fn(&S) -> bool,
+    ticket: Ticket,
+}
+
+impl<'a, S> WaitUntil<'a, S> {
+    pub(crate) fn new(
+        lock: &'a Mutex<S>,
+        set: fn(&mut S) -> &mut WakerSet,
+        done: fn(&S) -> bool,
+    ) -> Self {
+        Self { lock, set, done, ticket: Ticket::default() }
+    }
+
+    pub(crate) fn poll(&mut self, cx: &Context<'_>) -> Poll<()> {
+        let done = self.done;
+        poll_or_wait(self.lock, self.set, &mut self.ticket, cx, |state| done(state).then_some(()))
+    }
+}
+
+impl<S> Drop for WaitUntil<'_, S> {
+    fn drop(&mut self) {
+        let mut state = self.lock.lock();
+        let removed = (self.set)(&mut state).remove(&mut self.ticket);
+        drop(state);
+        drop(removed);
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::channel::error::{RecvError, SendError};
-use crate::channel::wakers::{Ticket, Wake, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, poll_or_wait};
 use crate::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 struct Waiting {
@@ -172,7 +173,9 @@ impl<T> Sender<T> {
     /// assert!(tx.is_closed());
     /// ```
     pub fn closed(&self) -> Closed<'_, T> {
-        Closed { shared: &self.shared, ticket: Ticket::default() }
+        let shared = &self.shared.waiting;
+        let waiting = WaitUntil::new(shared, |waiting| &mut waiting.closing, |w| w.receivers == 0);
+        Closed(waiting, PhantomData)
     }
 
     /// The current value.
@@ -463,30 +466,13 @@ impl<T: Clone> Stream for Receiver<T> {
 /// klaw::runtime::block_on(closed);
 /// ```
 #[must_use = "futures do nothing unless awaited"]
-pub struct Closed<'a, T> {
-    shared: &'a Shared<T>,
-    ticket: Ticket,
-}
+pub struct Closed<'a, T>(WaitUntil<'a, Waiting>, PhantomData<&'a Shared<T>>);
 
 impl<T> Future for Closed<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        poll_or_wait(
-            &this.shared.waiting,
-            |waiting| &mut waiting.closing,
-            &mut this.ticket,
-            cx,
-            |waiting| (waiting.receivers == 0).then_some(()),
-        )
-    }
-}
-
-impl<T> Drop for Closed<'_, T> {
-    fn drop(&mut self) {
-        let removed = self.shared.lock().closing.remove(&mut self.ticket);
-        drop(removed);
+        self.get_mut().0.poll(cx)
     }
 }
 
