@@ -11,21 +11,29 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use crate::channel::{__growing_bounded, RecvError, TryRecvError, bounded};
+use crate::channel::{__growing_bounded, Receiver, RecvError, Sender, TryRecvError, bounded};
+
+type Pair = (Sender<u32>, Receiver<u32>);
+
+/// The two buffers of a bounded channel, each at capacity 1 so that it fills: the lock-free ring,
+/// and the growing buffer (what `bounded` uses above 4096).
+const BUFFERS: [fn() -> Pair; 2] = [|| bounded(1), || __growing_bounded(1)];
 
 #[test]
 fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
-    loom::model(|| {
-        let (tx, rx) = bounded::<u32>(1);
-        let producer = thread::spawn(move || {
-            block_on(tx.send(1)).unwrap();
-            block_on(tx.send(2)).unwrap(); // waits for a place: the receiver must wake it
+    for channel in BUFFERS {
+        loom::model(move || {
+            let (tx, rx) = channel();
+            let producer = thread::spawn(move || {
+                block_on(tx.send(1)).unwrap();
+                block_on(tx.send(2)).unwrap(); // waits for a place: the receiver must wake it
+            });
+            assert_eq!(block_on(rx.recv()), Ok(1));
+            assert_eq!(block_on(rx.recv()), Ok(2));
+            producer.join().unwrap();
+            assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
         });
-        assert_eq!(block_on(rx.recv()), Ok(1));
-        assert_eq!(block_on(rx.recv()), Ok(2));
-        producer.join().unwrap();
-        assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
-    });
+    }
 }
 
 #[test]
@@ -66,25 +74,27 @@ fn loom_a_message_handed_to_a_cancelled_recv_is_not_lost() {
 
 #[test]
 fn loom_a_permit_racing_a_send_always_finds_its_place() {
-    loom::model(|| {
-        let (tx, rx) = bounded::<u32>(1);
-        let racer = tx.clone();
-        let reserver = thread::spawn(move || {
-            // Waits for the place if the racer took it; then the place is ours.
-            let permit = block_on(tx.reserve()).unwrap();
-            permit.send(1).unwrap();
+    for channel in BUFFERS {
+        loom::model(move || {
+            let (tx, rx) = channel();
+            let racer = tx.clone();
+            let reserver = thread::spawn(move || {
+                // Waits for the place if the racer took it; then the place is ours.
+                let permit = block_on(tx.reserve()).unwrap();
+                permit.send(1).unwrap();
+            });
+            let raced = racer.try_send(2).is_ok();
+            drop(racer);
+            let mut got = vec![block_on(rx.recv()).unwrap()];
+            if raced {
+                got.push(block_on(rx.recv()).unwrap());
+            }
+            reserver.join().unwrap();
+            got.sort_unstable();
+            assert_eq!(got, if raced { vec![1, 2] } else { vec![1] });
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
         });
-        let raced = racer.try_send(2).is_ok();
-        drop(racer);
-        let mut got = vec![block_on(rx.recv()).unwrap()];
-        if raced {
-            got.push(block_on(rx.recv()).unwrap());
-        }
-        reserver.join().unwrap();
-        got.sort_unstable();
-        assert_eq!(got, if raced { vec![1, 2] } else { vec![1] });
-        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
-    });
+    }
 }
 
 #[test]
@@ -123,44 +133,6 @@ fn loom_a_wake_up_given_to_a_dropped_recv_passes_to_the_next_receiver() {
         drop(first);
         assert_eq!(block_on(second.as_mut()), Ok(7));
         sender.join().unwrap();
-    });
-}
-
-#[test]
-fn loom_the_growing_buffer_wakes_a_sender_waiting_for_a_place() {
-    loom::model(|| {
-        // The buffer of a capacity too large to allocate up front, here at capacity 1 so it
-        // fills: a sender waiting while it is full must be woken by the receive that frees it.
-        let (tx, rx) = __growing_bounded::<u32>(1);
-        let producer = thread::spawn(move || {
-            block_on(tx.send(1)).unwrap();
-            block_on(tx.send(2)).unwrap();
-        });
-        assert_eq!(block_on(rx.recv()), Ok(1));
-        assert_eq!(block_on(rx.recv()), Ok(2));
-        producer.join().unwrap();
-        assert_eq!(block_on(rx.recv()), Err(RecvError::Closed));
-    });
-}
-
-#[test]
-fn loom_a_permit_on_the_growing_buffer_always_finds_its_place() {
-    loom::model(|| {
-        let (tx, rx) = __growing_bounded::<u32>(1);
-        let racer = tx.clone();
-        let reserver = thread::spawn(move || {
-            let permit = block_on(tx.reserve()).unwrap();
-            permit.send(1).unwrap();
-        });
-        let raced = racer.try_send(2).is_ok();
-        drop(racer);
-        let mut got = vec![block_on(rx.recv()).unwrap()];
-        if raced {
-            got.push(block_on(rx.recv()).unwrap());
-        }
-        reserver.join().unwrap();
-        got.sort_unstable();
-        assert_eq!(got, if raced { vec![1, 2] } else { vec![1] });
     });
 }
 
