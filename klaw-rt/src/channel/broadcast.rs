@@ -122,16 +122,9 @@ impl<T> State<T> {
             self.first += 1;
             dropped.push(slot.value);
         }
-        // The queue's own room follows too: down to a quarter, it gives half back.
-        let len = self.buffer.len();
-        if self.buffer.capacity() > KEEP && len * 4 < self.buffer.capacity() {
-            self.buffer.shrink_to((len * 2).max(KEEP));
-        }
+        crate::channel::give_back_room(&mut self.buffer);
     }
 }
-
-/// Below this many slots of spare room, the queue does not give memory back.
-const KEEP: usize = 1024;
 
 /// The largest capacity: enough for any use, and far from what would overflow the sequence
 /// numbers' arithmetic.

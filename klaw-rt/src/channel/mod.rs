@@ -27,9 +27,22 @@ pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 pub use mpmc::{Closed, Permit, Receiver, Recv, Reserve, Send, Sender, WeakSender};
 pub use select::{__finish_send, __random_start, SelectRecv, SelectSend, select_any};
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use mpmc::chan::Chan;
+
+/// Below this many slots of spare room, a draining queue does not give memory back.
+const KEEP: usize = 1024;
+
+/// Gives a queue's memory back as it drains, so memory follows what is queued: down to a
+/// quarter of its room, it keeps twice its length (amortised: it had to grow by as much first).
+pub(crate) fn give_back_room<T>(queue: &mut VecDeque<T>) {
+    let len = queue.len();
+    if queue.capacity() > KEEP && len * 4 < queue.capacity() {
+        queue.shrink_to((len * 2).max(KEEP));
+    }
+}
 
 /// A bounded MPMC channel: up to `capacity` messages wait in it; each message is received by
 /// exactly one receiver. Clone either end for more producers or consumers; the channel closes

@@ -13,9 +13,6 @@ use std::collections::VecDeque;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
 use crate::sync::{AtomicUsize, Ordering, SpinMutex};
 
-/// Below this many slots of spare room, an emptying queue does not give memory back.
-const KEEP: usize = 1024;
-
 pub(crate) struct List<T> {
     queue: SpinMutex<VecDeque<T>>,
     flags: AtomicUsize,
@@ -55,12 +52,7 @@ impl<T> List<T> {
         match queue.pop_front() {
             Some(value) => {
                 let senders_wait = self.head_flags.load(Ordering::Acquire) & SENDERS_WAIT != 0;
-                // Memory follows what is queued: a queue down to a quarter of its room gives
-                // half of it back (amortised: it had to grow by as much first).
-                let len = queue.len();
-                if queue.capacity() > KEEP && len * 4 < queue.capacity() {
-                    queue.shrink_to((len * 2).max(KEEP));
-                }
+                crate::channel::give_back_room(&mut queue);
                 Pop::Popped { value, senders_wait }
             }
             None if self.flags.load(Ordering::Acquire) & CLOSED != 0 => Pop::Closed,
