@@ -534,24 +534,55 @@ fn check_outcome_ttl(setting: &'static str, ttl: Duration) -> Result<Duration, N
 pub fn redact_url(url: &str) -> String {
     url.split(',')
         .map(|one| {
-            let (scheme, rest) = match one.find("://") {
-                Some(at) => one.split_at(at + 3),
-                None => ("", one),
-            };
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => {
-                    let user = match rest[..at].split_once(':') {
-                        Some((user, _password)) => format!("{user}:***"),
-                        None => "***".to_owned(),
-                    };
-                    format!("{scheme}{user}{}", &rest[at..])
-                }
+            let UrlParts { scheme, userinfo, rest } = url_parts(one);
+            match userinfo.map(credentials) {
+                Some((Some(user), _)) => format!("{scheme}{user}:***@{rest}"),
+                Some((None, _)) => format!("{scheme}***@{rest}"),
                 None => one.to_owned(),
             }
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// `message` (a client's error) with the URL shown redacted and every secret of it hidden.
+pub(crate) fn hide_secrets(message: &str, url: &str) -> String {
+    let mut message = message.replace(url, &redact_url(url));
+    for userinfo in url.split(',').filter_map(|one| url_parts(one).userinfo) {
+        let (_, secret) = credentials(userinfo);
+        if !secret.is_empty() {
+            message = message.replace(secret, "***");
+        }
+    }
+    message
+}
+
+/// One URL around its credentials: the scheme (with `://`), what comes before `@` in the
+/// authority if anything, and the rest (host, port, path).
+struct UrlParts<'a> {
+    scheme: &'a str,
+    userinfo: Option<&'a str>,
+    rest: &'a str,
+}
+
+fn url_parts(one: &str) -> UrlParts<'_> {
+    let (scheme, after) = match one.find("://") {
+        Some(at) => one.split_at(at + 3),
+        None => ("", one),
+    };
+    let authority_end = after.find('/').unwrap_or(after.len());
+    match after[..authority_end].rfind('@') {
+        Some(at) => UrlParts { scheme, userinfo: Some(&after[..at]), rest: &after[at + 1..] },
+        None => UrlParts { scheme, userinfo: None, rest: after },
+    }
+}
+
+/// What credentials in a URL are: a user and its password (`user:password`), or a token.
+fn credentials(userinfo: &str) -> (Option<&str>, &str) {
+    match userinfo.split_once(':') {
+        Some((user, password)) => (Some(user), password),
+        None => (None, userinfo),
+    }
 }
 
 /// The URL(s) without credentials, and the credentials the first URL carried, if any:
@@ -562,23 +593,17 @@ pub(crate) fn split_credentials(url: &str) -> (String, NatsAuth) {
     let urls: Vec<String> = url
         .split(',')
         .map(|one| {
-            let one = one.trim();
-            let (scheme, rest) = match one.find("://") {
-                Some(at) => one.split_at(at + 3),
-                None => ("", one),
-            };
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let Some(at) = rest[..authority_end].rfind('@') else { return one.to_owned() };
-            if auth == NatsAuth::None {
-                auth = match rest[..at].split_once(':') {
-                    Some((user, password)) => NatsAuth::UserPassword {
+            let UrlParts { scheme, userinfo, rest } = url_parts(one.trim());
+            if let (Some(userinfo), NatsAuth::None) = (userinfo, &auth) {
+                auth = match credentials(userinfo) {
+                    (Some(user), password) => NatsAuth::UserPassword {
                         user: user.to_owned(),
                         password: Secret::new(password),
                     },
-                    None => NatsAuth::Token(Secret::new(&rest[..at])),
+                    (None, token) => NatsAuth::Token(Secret::new(token)),
                 };
             }
-            format!("{scheme}{}", &rest[at + 1..])
+            format!("{scheme}{rest}")
         })
         .collect();
     (urls.join(","), auth)

@@ -40,7 +40,7 @@ impl Connection {
         let raw_url = config.url.clone();
         let connect_error = move |message: String| NatsError::Connect {
             url: redact_url(&raw_url),
-            message: without_secrets(&message, &raw_url),
+            message: crate::config::hide_secrets(&message, &raw_url),
         };
         async_compat::Compat::new(async {
             let mut options = match &auth {
@@ -105,22 +105,6 @@ impl Connection {
         })
         .await
     }
-}
-
-/// `message` with the URL's credentials (and the URL itself) replaced by its redacted form.
-fn without_secrets(message: &str, url: &str) -> String {
-    let mut message = message.replace(url, &redact_url(url));
-    for one in url.split(',') {
-        let rest = one.split_once("://").map_or(one, |(_, rest)| rest);
-        let authority = rest.split('/').next().unwrap_or(rest);
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            let secret = userinfo.split_once(':').map_or(userinfo, |(_, password)| password);
-            if !secret.is_empty() {
-                message = message.replace(secret, "***");
-            }
-        }
-    }
-    message
 }
 
 /// The jobs stream, the cancel bucket and the outcomes bucket: what submitters and workers
