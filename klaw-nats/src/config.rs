@@ -487,10 +487,14 @@ fn number_from_env(name: &'static str, expected: &'static str) -> Result<Option<
     value.trim().parse().map(Some).map_err(|_| NatsError::Config { setting: name, value, expected })
 }
 
+/// A name that can be one token of a subject and part of a stream or bucket name: letters,
+/// digits, `-` and `_` (no `.`, no wildcard, no space), at least one.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 fn check_namespace(setting: &'static str, namespace: String) -> Result<String, NatsError> {
-    let valid = !namespace.is_empty()
-        && namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if valid {
+    if is_plain_name(&namespace) {
         Ok(namespace)
     } else {
         Err(NatsError::Config { setting, value: namespace, expected: NAMESPACE_EXPECTED })

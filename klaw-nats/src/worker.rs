@@ -361,9 +361,7 @@ fn outcome_key(config: &NatsConfig, job: &JobEnvelope) -> Option<String> {
     let prefix = format!("{}.reply.", config.namespace);
     let key = job.reply.strip_prefix(&prefix)?;
     let (client, id) = key.split_once('.')?;
-    let plain = |part: &str| {
-        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    };
+    let plain = crate::config::is_plain_name;
     (plain(client) && id == job.id && plain(id)).then(|| key.to_owned())
 }
 

@@ -17,7 +17,7 @@ pub mod watch;
 
 /// A valid stream, subject or key name part: letters, digits, `-` and `_`.
 pub(crate) fn check_name(name: &str) -> Result<(), crate::NatsError> {
-    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if crate::config::is_plain_name(name) {
         Ok(())
     } else {
         Err(crate::NatsError::BadName { name: name.to_owned() })
