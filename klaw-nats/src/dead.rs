@@ -136,13 +136,12 @@ impl DeadLetters {
             }
             for sequence in state.first_sequence..=state.last_sequence {
                 let Ok(message) = stream.get_raw_message(sequence).await else { continue };
-                let header =
-                    |name: &str| message.headers.get(name).map(|value| value.as_str().to_owned());
+                let (reason, deliveries) = why(&message);
                 let job = JobEnvelope::decode(&message.payload).ok();
                 letters.push(DeadLetter {
                     sequence,
-                    reason: header(REASON).unwrap_or_default(),
-                    deliveries: header(DELIVERIES).and_then(|n| n.parse().ok()).unwrap_or(0),
+                    reason,
+                    deliveries,
                     task: job.as_ref().map(|job| job.task.clone()),
                     job: job.map(|job| job.id),
                 });
@@ -200,7 +199,12 @@ pub(crate) async fn letter_of(
 ) -> Option<(String, u64)> {
     let subject = connection.config.dead_letter_subject(origin);
     let message = queue.dead.get_last_raw_message_by_subject(&subject).await.ok()?;
+    Some(why(&message))
+}
+
+/// A dead letter's reason and deliveries, from the headers `bury` gave it.
+fn why(message: &async_nats::jetstream::message::StreamMessage) -> (String, u64) {
     let header = |name: &str| message.headers.get(name).map(|value| value.as_str().to_owned());
     let deliveries = header(DELIVERIES).and_then(|n| n.parse().ok()).unwrap_or(0);
-    Some((header(REASON).unwrap_or_default(), deliveries))
+    (header(REASON).unwrap_or_default(), deliveries)
 }
