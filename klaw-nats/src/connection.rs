@@ -121,65 +121,76 @@ pub(crate) struct JobQueue {
 }
 
 impl JobQueue {
-    /// Creates (or finds) the jobs stream and the cancel bucket.
+    /// Creates (or finds) the jobs stream, the cancel and outcomes buckets and the dead-letter
+    /// stream: four requests, sent together, so a process starts after one round trip.
     pub(crate) async fn open(connection: &Connection) -> Result<Self, NatsError> {
         let (config, jetstream) = (&connection.config, &connection.jetstream);
         async_compat::Compat::new(async {
-            let jobs = jetstream
-                .get_or_create_stream(stream::Config {
-                    name: config.jobs_stream(),
-                    subjects: vec![config.jobs_subject()],
-                    // Each job goes to one worker and leaves the stream once acknowledged.
-                    retention: stream::RetentionPolicy::WorkQueue,
-                    storage: stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|error| {
-                    NatsError::jetstream("creating the jobs stream")(error.to_string())
-                })?;
-            let cancels = jetstream
-                .create_or_update_key_value(kv::Config {
-                    bucket: config.cancel_bucket(),
-                    description: "klaw: jobs cancelled by their submitter".to_owned(),
-                    history: 1,
-                    max_age: CANCEL_MARKER_AGE,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|error| {
-                    NatsError::jetstream("creating the cancel bucket")(error.to_string())
-                })?;
-            let outcomes = jetstream
-                .create_or_update_key_value(kv::Config {
-                    bucket: config.outcomes_bucket(),
-                    description: "klaw: job outcomes waiting for their submitters".to_owned(),
-                    history: 1,
-                    max_age: config.outcome_ttl,
-                    storage: stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|error| {
-                    NatsError::jetstream("creating the outcomes bucket")(error.to_string())
-                })?;
-            let dead = jetstream
-                .get_or_create_stream(stream::Config {
-                    name: config.dead_letters_stream(),
-                    subjects: vec![config.dead_letters_subjects()],
-                    description: Some(
-                        "klaw: jobs that could not run, with their reason".to_owned(),
-                    ),
-                    storage: stream::StorageType::File,
-                    max_age: DEAD_LETTER_AGE,
-                    // A job dead-lettered by several processes at once is kept once.
-                    duplicate_window: Duration::from_secs(120),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|error| {
-                    NatsError::jetstream("creating the dead-letter stream")(error.to_string())
-                })?;
+            let jobs = async {
+                jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: config.jobs_stream(),
+                        subjects: vec![config.jobs_subject()],
+                        // Each job goes to one worker and leaves the stream once acknowledged.
+                        retention: stream::RetentionPolicy::WorkQueue,
+                        storage: stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|error| {
+                        NatsError::jetstream("creating the jobs stream")(error.to_string())
+                    })
+            };
+            let cancels = async {
+                jetstream
+                    .create_or_update_key_value(kv::Config {
+                        bucket: config.cancel_bucket(),
+                        description: "klaw: jobs cancelled by their submitter".to_owned(),
+                        history: 1,
+                        max_age: CANCEL_MARKER_AGE,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|error| {
+                        NatsError::jetstream("creating the cancel bucket")(error.to_string())
+                    })
+            };
+            let outcomes = async {
+                jetstream
+                    .create_or_update_key_value(kv::Config {
+                        bucket: config.outcomes_bucket(),
+                        description: "klaw: job outcomes waiting for their submitters".to_owned(),
+                        history: 1,
+                        max_age: config.outcome_ttl,
+                        storage: stream::StorageType::File,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|error| {
+                        NatsError::jetstream("creating the outcomes bucket")(error.to_string())
+                    })
+            };
+            let dead = async {
+                jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: config.dead_letters_stream(),
+                        subjects: vec![config.dead_letters_subjects()],
+                        description: Some(
+                            "klaw: jobs that could not run, with their reason".to_owned(),
+                        ),
+                        storage: stream::StorageType::File,
+                        max_age: DEAD_LETTER_AGE,
+                        // A job dead-lettered by several processes at once is kept once.
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|error| {
+                        NatsError::jetstream("creating the dead-letter stream")(error.to_string())
+                    })
+            };
+            let (jobs, cancels, outcomes, dead) =
+                futures_util::future::try_join4(jobs, cancels, outcomes, dead).await?;
             Ok(Self { jobs, cancels, outcomes, dead })
         })
         .await
