@@ -83,30 +83,59 @@ fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// A worker in this process, on its own runtime: it runs until both are dropped.
+struct InProcessWorker {
+    _handle: klaw::TaskHandle<Result<(), klaw::Error>>,
+    _runtime: Runtime,
+}
+
+fn start_worker(config: NatsConfig) -> InProcessWorker {
+    let runtime = Runtime::builder().workers(2).local().build().unwrap();
+    let worker = klaw::runtime::block_on(Worker::connect(config)).unwrap().concurrency(4);
+    InProcessWorker { _handle: runtime.spawn(worker.run()), _runtime: runtime }
+}
+
+/// A submitter that reaches the server through a proxy that can cut it off, and a worker that
+/// reaches the server directly; `config` sets both up (namespace, TTL).
+struct CutOff {
+    proxy: Proxy,
+    backend: NatsBackend,
+    submitter: Runtime,
+    _worker: InProcessWorker,
+    server: NatsServer,
+}
+
+impl CutOff {
+    fn new(config: impl Fn(NatsConfig) -> NatsConfig) -> Self {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let through_proxy = config(NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port)));
+        let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+        let submitter =
+            Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
+        let worker = start_worker(config(server.config()));
+        CutOff { proxy, backend, submitter, _worker: worker, server }
+    }
+
+    /// Waits until the worker has taken `jobs` jobs, then cuts the submitter off for `cut`.
+    fn cut_once_taken(&self, jobs: u64, cut: Duration) {
+        wait_until(Duration::from_secs(10), "the jobs are taken", || {
+            klaw::runtime::block_on(self.backend.queued()).unwrap() == jobs
+        });
+        self.proxy.cut();
+        std::thread::sleep(cut);
+        self.proxy.heal();
+    }
+}
+
 #[test]
 fn outcomes_stored_while_the_submitter_was_cut_off_arrive_after_it_reconnects() {
-    let server = NatsServer::start();
-    let proxy = Proxy::to(port_of(&server.url));
     let namespace = "durable";
-    // The submitter goes through the proxy; the worker talks to the server directly.
-    let through_proxy =
-        NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port)).namespace(namespace);
-    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
-    let submitter =
-        Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
-    let workers = Runtime::builder().workers(2).local().build().unwrap();
-    let worker =
-        klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
-    let _worker = workers.spawn(worker.concurrency(4).run());
-
+    let cluster = CutOff::new(|config| config.namespace(namespace));
+    let CutOff { backend, submitter, server, .. } = &cluster;
     let handles: Vec<_> = (1..=3).map(|n| submitter.spawn(slow_double(n, 1500))).collect();
-    wait_until(Duration::from_secs(10), "the jobs are taken", || {
-        klaw::runtime::block_on(backend.queued()).unwrap() == 3
-    });
     // Cut for 3 s: the jobs (1.5 s) end meanwhile, and their replies find nobody.
-    proxy.cut();
-    std::thread::sleep(Duration::from_secs(3));
-    proxy.heal();
+    cluster.cut_once_taken(3, Duration::from_secs(3));
     let results: Vec<_> = handles
         .into_iter()
         .map(|handle| {
@@ -119,9 +148,9 @@ fn outcomes_stored_while_the_submitter_was_cut_off_arrive_after_it_reconnects() 
     // A job submitted after the reconnect works too, and nothing stays behind.
     assert_eq!(submitter.block_on(submitter.spawn(slow_double(5, 0))), Ok(10));
     assert_eq!(backend.in_flight(), 0);
-    let outcomes = klaw::runtime::block_on(outcome_count(&server, namespace));
+    let outcomes = klaw::runtime::block_on(outcome_count(server, namespace));
     wait_until(Duration::from_secs(10), "the outcomes read are purged", || {
-        klaw::runtime::block_on(outcome_count(&server, namespace)) == 0
+        klaw::runtime::block_on(outcome_count(server, namespace)) == 0
     });
     #[allow(clippy::print_stderr, reason = "the sizes, for whoever runs it with --nocapture")]
     {
@@ -162,9 +191,7 @@ struct ForgedJob {
 fn a_worker_never_replies_outside_its_namespace() {
     let server = NatsServer::start();
     let config = server.config().namespace("guarded");
-    let workers = Runtime::builder().workers(2).local().build().unwrap();
-    let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
-    let _worker = workers.spawn(worker.run());
+    let _worker = start_worker(config.clone());
     let name = klaw::remote::remote_tasks().find(|t| t.name().ends_with("::slow_double")).unwrap();
     let (heard, queued) = klaw::runtime::block_on(async_compat::Compat::new(async {
         let client = async_nats::connect(&server.url).await.unwrap();
@@ -202,9 +229,7 @@ fn a_worker_never_replies_outside_its_namespace() {
 fn a_poison_job_goes_to_the_dead_letters_and_can_be_replayed_or_removed() {
     let server = NatsServer::start();
     let config = server.config().namespace("poison");
-    let workers = Runtime::builder().workers(2).local().build().unwrap();
-    let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
-    let _worker = workers.spawn(worker.run());
+    let _worker = start_worker(config.clone());
     let letters = klaw::runtime::block_on(DeadLetters::open(config.clone())).unwrap();
     let publish_garbage = || {
         klaw::runtime::block_on(async_compat::Compat::new(async {
@@ -233,29 +258,12 @@ fn a_poison_job_goes_to_the_dead_letters_and_can_be_replayed_or_removed() {
 
 #[test]
 fn a_handle_whose_outcome_expired_while_cut_off_ends_with_outcome_expired() {
-    let server = NatsServer::start();
-    let proxy = Proxy::to(port_of(&server.url));
-    let namespace = "expiring";
     let ttl = Duration::from_secs(1);
-    let through_proxy = NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port))
-        .namespace(namespace)
-        .outcome_ttl(ttl);
-    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
-    let submitter =
-        Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
-    let workers = Runtime::builder().workers(2).local().build().unwrap();
-    let config = server.config().namespace(namespace).outcome_ttl(ttl);
-    let worker = klaw::runtime::block_on(Worker::connect(config)).unwrap();
-    let _worker = workers.spawn(worker.run());
-
+    let cluster = CutOff::new(|config| config.namespace("expiring").outcome_ttl(ttl));
+    let submitter = &cluster.submitter;
     let handle = submitter.spawn(slow_double(1, 300));
-    wait_until(Duration::from_secs(10), "the job is taken", || {
-        klaw::runtime::block_on(backend.queued()).unwrap() == 1
-    });
     // Cut for much longer than the job and the TTL: its outcome is stored, then expires.
-    proxy.cut();
-    std::thread::sleep(Duration::from_secs(5));
-    proxy.heal();
+    cluster.cut_once_taken(1, Duration::from_secs(5));
     let result = submitter
         .block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle))
         .expect("the handle ended within the bound");
