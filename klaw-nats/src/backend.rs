@@ -94,44 +94,58 @@ impl Inner {
             .map(|(job, pending)| (job.clone(), pending.sequence, pending.task))
             .collect();
         for (job, sequence, task) in waiting {
-            // The job first, then its outcome: a worker stores the outcome before it settles
-            // the job, so a job gone from the queue has its outcome stored (or expired).
-            let gone = match sequence {
-                Some(sequence) => self.job_left_the_queue(sequence).await,
-                None => false,
-            };
-            match self.queue.outcomes.get(self.outcome_key(&job)).await {
-                Ok(Some(outcome)) => self.complete(&job, outcome.to_vec()),
-                Ok(None) if gone => {
-                    // Buried while this client could not hear of it (by a worker), or expired.
-                    let letter = match sequence {
-                        Some(sequence) => {
-                            crate::dead::letter_of(&self.connection, &self.queue, sequence).await
-                        }
-                        None => None,
-                    };
-                    let error = match letter {
-                        Some((_, deliveries))
-                            if deliveries >= u64::from(self.connection.config.max_deliver) =>
-                        {
-                            RemoteError::MaxDeliveries { name: task.to_owned(), deliveries }
-                        }
-                        Some((reason, _)) => RemoteError::Transport(format!(
-                            "the job went to the dead letters: {reason}"
-                        )),
-                        None => RemoteError::OutcomeExpired {
-                            name: task.to_owned(),
-                            ttl_secs: self.connection.config.outcome_ttl.as_secs(),
-                        },
-                    };
+            let key = self.outcome_key(&job);
+            // Most waiting jobs still run: one read of the bucket says so.
+            let Some(read) = self.read_outcome(&key).await else { return };
+            if let Some(outcome) = read {
+                self.complete(&job, outcome);
+                continue;
+            }
+            // Then whether the job left the queue: a worker stores the outcome before it settles
+            // the job, so one that left has its outcome stored (read it again), or it expired,
+            // or the job was buried.
+            let Some(sequence) = sequence else { continue };
+            if !self.job_left_the_queue(sequence).await {
+                continue;
+            }
+            match self.read_outcome(&key).await {
+                None => return,
+                Some(Some(outcome)) => self.complete(&job, outcome),
+                Some(None) => {
+                    let error = self.why_gone(sequence, task).await;
                     self.complete(&job, WireOutcome::Refused(error).encode());
                 }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::debug!(%error, "could not read the outcomes bucket; will look again");
-                    return;
-                }
             }
+        }
+    }
+
+    /// The stored outcome under `key`; `None` if the bucket could not be read (the sweep stops,
+    /// and looks again next time).
+    async fn read_outcome(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        match self.queue.outcomes.get(key).await {
+            Ok(outcome) => Some(outcome.map(|outcome| outcome.to_vec())),
+            Err(error) => {
+                tracing::debug!(%error, "could not read the outcomes bucket; will look again");
+                None
+            }
+        }
+    }
+
+    /// Why a job left the queue with no outcome to read: buried while this client could not
+    /// hear of it (by a worker), or its outcome expired.
+    async fn why_gone(&self, sequence: u64, task: &str) -> RemoteError {
+        let config = &self.connection.config;
+        match crate::dead::letter_of(&self.connection, &self.queue, sequence).await {
+            Some((_, deliveries)) if deliveries >= u64::from(config.max_deliver) => {
+                RemoteError::MaxDeliveries { name: task.to_owned(), deliveries }
+            }
+            Some((reason, _)) => {
+                RemoteError::Transport(format!("the job went to the dead letters: {reason}"))
+            }
+            None => RemoteError::OutcomeExpired {
+                name: task.to_owned(),
+                ttl_secs: config.outcome_ttl.as_secs(),
+            },
         }
     }
 }
