@@ -64,6 +64,11 @@ pub trait ScopeResult: Send {
     /// The error of a body that fails (the scope requires it to be a [`ScopeBodyError`]).
     type Err;
     /// As a `Result`.
+    ///
+    /// ```
+    /// use klaw::scope::ScopeResult;
+    /// assert_eq!(Ok::<u8, klaw::Error>(3).into_result().unwrap(), 3);
+    /// ```
     fn into_result(self) -> Result<Self::Ok, Self::Err>;
 }
 
