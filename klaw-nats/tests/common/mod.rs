@@ -1,7 +1,7 @@
 //! A real `nats-server -js` for each test: loopback, a free port, a temporary store. No mocks.
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -65,14 +65,21 @@ impl NatsServer {
     }
 
     /// A server started with these extra arguments (authorization, TLS, a config file).
+    ///
+    /// The server picks its own free port (`-p -1`) and writes it to a ports file: a port
+    /// chosen here and then handed over could be taken by another test's server or proxy in
+    /// between, and the probe would then reach the wrong process.
     pub fn start_with(extra: &[&str]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let store = tempfile::tempdir().unwrap();
-        let child = Command::new(server_binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        let ports_dir = store.path().join("ports");
+        std::fs::create_dir(&ports_dir).unwrap();
+        let mut child = Command::new(server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1"])
             .args(extra)
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
             .arg("-sd")
-            .arg(store.path())
+            .arg(store.path().join("jetstream"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -84,10 +91,17 @@ impl NatsServer {
                 )
             });
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let port = loop {
+            if let Some(port) = listening_port(&ports_dir) {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nats-server {extra:?} exited before it listened: {status}");
+            }
             assert!(Instant::now() < deadline, "nats-server did not listen within 10 s");
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "nats-server is not on {port}");
         Self { child, url: format!("nats://127.0.0.1:{port}"), store }
     }
 
@@ -95,6 +109,17 @@ impl NatsServer {
     pub fn config(&self) -> NatsConfig {
         NatsConfig::new(&self.url).namespace("test")
     }
+}
+
+/// The client port in the server's ports file (`{"nats":["nats://127.0.0.1:PORT"],…}`), once
+/// the server has written it whole.
+fn listening_port(dir: &Path) -> Option<u16> {
+    let file = std::fs::read_dir(dir).ok()?.flatten().find(|entry| {
+        entry.path().extension().is_some_and(|extension| extension == "ports")
+    })?;
+    let text = std::fs::read_to_string(file.path()).ok()?;
+    let client = text.split("\"nats\":[\"").nth(1)?.split('"').next()?;
+    client.rsplit(':').next()?.parse().ok()
 }
 
 impl Drop for NatsServer {
