@@ -17,6 +17,8 @@ pub const ACK_WAIT_ENV: &str = "KLAW_NATS_ACK_WAIT_MS";
 pub const MAX_DELIVER_ENV: &str = "KLAW_NATS_MAX_DELIVER";
 /// The environment variable with how long an unread outcome is kept, in seconds.
 pub const OUTCOME_TTL_ENV: &str = "KLAW_NATS_OUTCOME_TTL_S";
+/// The variable that sets [`NatsConfig::publish_retry`], in milliseconds.
+pub const PUBLISH_RETRY_ENV: &str = "KLAW_NATS_PUBLISH_RETRY_MS";
 
 /// The environment variable with the user name (with `KLAW_NATS_PASSWORD`).
 pub const USER_ENV: &str = "KLAW_NATS_USER";
@@ -186,6 +188,10 @@ pub struct NatsConfig {
     /// submitter that lost its connection reads it when it is back; one that never comes back
     /// leaves nothing behind after this. At least [`MIN_OUTCOME_TTL`].
     pub outcome_ttl: Duration,
+    /// How long a channel send keeps trying while the server does not take the value (it is
+    /// restarting, or the connection is down) before it hands the value back as
+    /// [`SendError::Unavailable`](crate::channel::SendError::Unavailable). Zero: one try.
+    pub publish_retry: Duration,
     /// How this client authenticates.
     pub auth: NatsAuth,
     /// TLS settings.
@@ -201,6 +207,7 @@ impl fmt::Debug for NatsConfig {
             .field("ack_wait", &self.ack_wait)
             .field("max_deliver", &self.max_deliver)
             .field("outcome_ttl", &self.outcome_ttl)
+            .field("publish_retry", &self.publish_retry)
             .field("auth", &self.auth)
             .field("tls", &self.tls)
             .finish()
@@ -209,7 +216,7 @@ impl fmt::Debug for NatsConfig {
 
 impl NatsConfig {
     /// The server at `url`, namespace `klaw`, ack wait 30 s, 5 deliveries, outcomes kept an
-    /// hour.
+    /// hour, channel sends retried for 10 s.
     ///
     /// ```
     /// let config = klaw_nats::NatsConfig::new("nats://127.0.0.1:4222");
@@ -222,14 +229,16 @@ impl NatsConfig {
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
             outcome_ttl: Duration::from_secs(3600),
+            publish_retry: Duration::from_secs(10),
             auth: NatsAuth::None,
             tls: NatsTls::default(),
         }
     }
 
     /// From `KLAW_NATS_URL` (default `nats://127.0.0.1:4222`), `KLAW_NATS_NAMESPACE`
-    /// (default `klaw`), `KLAW_NATS_ACK_WAIT_MS`, `KLAW_NATS_MAX_DELIVER` and
-    /// `KLAW_NATS_OUTCOME_TTL_S`.
+    /// (default `klaw`), `KLAW_NATS_ACK_WAIT_MS`, `KLAW_NATS_MAX_DELIVER`,
+    /// `KLAW_NATS_OUTCOME_TTL_S` and `KLAW_NATS_PUBLISH_RETRY_MS`; credentials and TLS from the
+    /// variables named by [`NatsAuth`] and [`NatsTls`].
     ///
     /// # Errors
     /// A variable whose value is not valid: [`NatsError::Config`], naming the variable and the
@@ -259,6 +268,9 @@ impl NatsConfig {
         }
         if let Some(seconds) = number_from_env(OUTCOME_TTL_ENV, OUTCOME_TTL_EXPECTED)? {
             config.outcome_ttl = check_outcome_ttl(OUTCOME_TTL_ENV, Duration::from_secs(seconds))?;
+        }
+        if let Some(millis) = number_from_env(PUBLISH_RETRY_ENV, PUBLISH_RETRY_EXPECTED)? {
+            config.publish_retry = Duration::from_millis(millis);
         }
         config.auth = auth_from_env()?;
         config.tls = NatsTls {
@@ -362,6 +374,19 @@ impl NatsConfig {
     #[must_use]
     pub fn outcome_ttl(mut self, outcome_ttl: Duration) -> Self {
         self.outcome_ttl = outcome_ttl;
+        self
+    }
+
+    /// Sets how long a channel send keeps trying while the server does not take the value.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = klaw_nats::NatsConfig::new("nats://h:4222").publish_retry(Duration::from_secs(2));
+    /// assert_eq!(config.publish_retry.as_secs(), 2);
+    /// ```
+    #[must_use]
+    pub fn publish_retry(mut self, publish_retry: Duration) -> Self {
+        self.publish_retry = publish_retry;
         self
     }
 
@@ -481,6 +506,7 @@ const NAMESPACE_EXPECTED: &str = "letters, digits, `-` and `_` (at least one)";
 const ACK_WAIT_EXPECTED: &str = "a whole number of milliseconds, at least 100";
 const MAX_DELIVER_EXPECTED: &str = "a whole number from 1 to 4294967295";
 const OUTCOME_TTL_EXPECTED: &str = "a whole number of seconds, at least 1";
+const PUBLISH_RETRY_EXPECTED: &str = "a whole number of milliseconds (0: one try)";
 
 fn number_from_env(name: &'static str, expected: &'static str) -> Result<Option<u64>, NatsError> {
     let Ok(value) = std::env::var(name) else { return Ok(None) };

@@ -42,8 +42,8 @@ mod worker;
 pub use backend::{NatsBackend, SWEEP_EVERY};
 pub use config::{
     ACK_WAIT_ENV, CREDS_ENV, MAX_DELIVER_ENV, MIN_ACK_WAIT, MIN_OUTCOME_TTL, NAMESPACE_ENV,
-    NKEY_SEED_ENV, NatsAuth, NatsConfig, NatsTls, OUTCOME_TTL_ENV, PASSWORD_ENV, Secret,
-    TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV, URL_ENV, USER_ENV, redact_url,
+    NKEY_SEED_ENV, NatsAuth, NatsConfig, NatsTls, OUTCOME_TTL_ENV, PASSWORD_ENV, PUBLISH_RETRY_ENV,
+    Secret, TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, TOKEN_ENV, URL_ENV, USER_ENV, redact_url,
 };
 pub use connection::DEAD_LETTER_AGE;
 pub use dead::{DeadLetter, DeadLetters};

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use common::NatsServer;
 use futures_util::{SinkExt, StreamExt};
-use klaw::channel::{RecvError, TryRecvError, TrySendError, broadcast};
+use klaw::channel::{RecvError, TryRecvError, broadcast};
 use klaw_nats::Nats;
+use klaw_nats::channel::{SendError, TrySendError};
 
 fn connect(server: &NatsServer) -> Nats {
     klaw::runtime::block_on(Nats::connect(server.config())).unwrap()
@@ -181,4 +182,81 @@ async fn a_watch_value_set_in_one_process_is_seen_in_another() {
     tx.send("maintenance".to_owned()).await.unwrap();
     klaw::cancel::fail_after(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
     assert_eq!(*rx.borrow_and_update(), "maintenance");
+}
+
+/// Connects to `server` with sends retried for `publish_retry`.
+async fn connect_retrying(server: &NatsServer, publish_retry: Duration) -> Nats {
+    Nats::connect(server.config().publish_retry(publish_retry)).await.unwrap()
+}
+
+#[klaw::test(timeout = "90s")]
+async fn sends_across_a_server_restart_arrive_once_and_never_say_closed() {
+    let mut server = NatsServer::start();
+    let nats = connect_retrying(&server, Duration::from_secs(30)).await;
+    let (tx, rx) = nats.channel::<u32>("restart", 8).await.unwrap();
+    let (events, mut listener) = nats.broadcast::<u32>("restart", 8).await.unwrap();
+    let (mode, mut current) = nats.watch::<u32>("restart", 0).await.unwrap();
+    server.stop();
+    // Down for longer than the client waits for an acknowledgement (5 s): a send that does
+    // not try again fails. Before, that failure was `SendError` "sending on a closed channel".
+    let restarted = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(6));
+        server.restart();
+        server
+    });
+    tx.send(1).await.unwrap();
+    events.send(2).await.unwrap();
+    mode.send(3).await.unwrap();
+    let _server = restarted.join().unwrap();
+    assert_eq!(rx.recv().await, Ok(1));
+    assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "a retried send arrived twice");
+    assert_eq!(listener.recv().await, Ok(2));
+    klaw::cancel::fail_after(Duration::from_secs(10), current.changed()).await.unwrap().unwrap();
+    assert_eq!(*current.borrow_and_update(), 3);
+    assert!(!tx.is_closed());
+}
+
+#[klaw::test(timeout = "90s")]
+async fn a_send_while_the_server_stays_away_hands_the_value_back_as_unavailable() {
+    let mut server = NatsServer::start();
+    let nats = connect_retrying(&server, Duration::from_secs(1)).await;
+    let (tx, rx) = nats.channel::<u32>("away", 8).await.unwrap();
+    let (events, _listener) = nats.broadcast::<u32>("away", 8).await.unwrap();
+    let (mode, _current) = nats.watch::<u32>("away", 0).await.unwrap();
+    server.stop();
+    assert_eq!(tx.try_send(1).await, Err(TrySendError::Unavailable(1)));
+    assert_eq!(tx.send(2).await, Err(SendError::Unavailable(2)));
+    assert_eq!(events.send(3).await, Err(SendError::Unavailable(3)));
+    assert_eq!(mode.send(4).await, Err(SendError::Unavailable(4)));
+    assert!(!tx.is_closed(), "the channel is not closed, only unreachable");
+    server.restart();
+    // Open as before; and a value handed back was never queued in the client to go out
+    // after the reconnect: only 5 arrives.
+    let mut sent = Err(SendError::Unavailable(5));
+    for _ in 0..30 {
+        sent = tx.send(5).await;
+        if sent.is_ok() {
+            break;
+        }
+    }
+    assert_eq!(sent, Ok(()));
+    assert_eq!(rx.recv().await, Ok(5));
+    klaw::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "a value handed back arrived");
+}
+
+#[klaw::test(timeout = "60s")]
+async fn a_value_too_large_for_the_server_is_rejected_not_closed() {
+    let server = NatsServer::start();
+    let nats = connect(&server);
+    let (tx, rx) = nats.channel::<Vec<u8>>("large", 8).await.unwrap();
+    // The server's default max_payload is 1 MiB.
+    let large = vec![7_u8; 2 << 20];
+    let Err(TrySendError::Rejected { value, reason }) = tx.try_send(large.clone()).await else {
+        panic!("a 2 MiB value was not rejected");
+    };
+    assert_eq!(value, large);
+    assert!(reason.contains("payload"), "{reason}");
+    tx.send(vec![1]).await.unwrap();
+    assert_eq!(rx.recv().await, Ok(vec![1]));
 }

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
-use klaw_rt::channel::SendError;
 use klaw_rt::channel::broadcast::RecvError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::NatsError;
-use crate::channel::check_name;
 use crate::channel::closing::Closing;
+use crate::channel::publish::{Refused, publish};
+use crate::channel::{SendError, check_name, encode};
 use crate::connection::Connection;
 
 /// How often a waiting receiver checks whether the channel was closed.
@@ -73,28 +73,32 @@ pub struct Sender<T> {
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// Sends to every receiver subscribed now. Never waits for slow receivers: they lag.
-    /// `Err(SendError(value))` if the channel is closed or the server cannot be reached.
+    /// `Err(Closed(value))` if the channel is closed; `Err(Unavailable(value))` if the server
+    /// did not take it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry).
     ///
     /// ```no_run
-    /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<String>) -> Result<(), klaw::channel::SendError<String>> {
+    /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<String>) -> Result<(), klaw_nats::channel::SendError<String>> {
     /// tx.send("deploy started".to_owned()).await?;
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        if self.shared.closing.is_closed() {
-            return Err(SendError(value));
+        let shared = &self.shared;
+        if shared.closing.is_closed() {
+            return Err(SendError::Closed(value));
         }
-        let Ok(bytes) = rmp_serde::to_vec_named(&value) else { return Err(SendError(value)) };
-        let jetstream = &self.shared.connection.jetstream;
-        let subject = self.shared.subject.clone();
-        let published = async_compat::Compat::new(async {
-            jetstream.publish(subject, bytes.into()).await?.await
-        })
-        .await;
-        published.map(drop).map_err(|error| {
-            tracing::warn!(channel = %self.shared.name, %error, "broadcast failed");
-            SendError(value)
-        })
+        let payload = match encode(&value) {
+            Ok(payload) => payload,
+            Err(reason) => return Err(SendError::Rejected { value, reason }),
+        };
+        match publish(&shared.connection, &shared.subject, payload, &shared.name).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Unavailable | Refused::Full) if shared.closing.is_closed() => {
+                Err(SendError::Closed(value))
+            }
+            // A broadcast stream drops its oldest message to make room: never full.
+            Err(Refused::Unavailable | Refused::Full) => Err(SendError::Unavailable(value)),
+            Err(Refused::Rejected(reason)) => Err(SendError::Rejected { value, reason }),
+        }
     }
 
     /// A new receiver that sees what is sent from now on.

@@ -37,7 +37,9 @@ impl Closing {
             .map_err(|e| NatsError::jetstream("watching the channel's state")(e.to_string()))?;
         let flag = Arc::downgrade(&closed);
         connection.tokio.spawn(async move {
-            while let Some(Ok(entry)) = watch.next().await {
+            while let Some(entry) = watch.next().await {
+                // An error is a moment without the server (the watch resumes after it).
+                let Ok(entry) = entry else { continue };
                 let Some(flag) = flag.upgrade() else { return };
                 if entry.operation == kv::Operation::Put {
                     flag.store(true, Ordering::Release);

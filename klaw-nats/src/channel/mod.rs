@@ -1,5 +1,11 @@
-//! Channels across processes, with the error types and traits of klaw's local channels.
+//! Channels across processes, with the receive errors and traits of klaw's local channels.
 //! Values travel as MessagePack with named fields.
+//!
+//! Sending has its own errors, [`SendError`] and [`TrySendError`]: besides `Full` and
+//! `Closed`, a send across the network can find the server unreachable for longer than
+//! [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (`Unavailable`: a restart
+//! is retried that long, and `Closed` only ever means closed), or a value that can never be
+//! sent (`Rejected`). Each hands the value back.
 //!
 //! - [`mpmc`]: a JetStream work-queue stream with one shared consumer: each message to one
 //!   receiver, bounded (`Full`, and backpressure on `send`). A message a receiver took but
@@ -12,8 +18,17 @@
 
 pub mod broadcast;
 mod closing;
+mod error;
 pub mod mpmc;
+mod publish;
 pub mod watch;
+
+pub use error::{SendError, TrySendError};
+
+/// `value` as MessagePack with named fields, or why it cannot be.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, String> {
+    rmp_serde::to_vec_named(value).map(Into::into).map_err(|error| error.to_string())
+}
 
 /// A valid stream, subject or key name part: letters, digits, `-` and `_`.
 pub(crate) fn check_name(name: &str) -> Result<(), crate::NatsError> {

@@ -12,18 +12,21 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message, consumer, stream};
 use futures_util::StreamExt;
-use klaw_rt::channel::{RecvError, SendError, TryRecvError, TrySendError};
+use klaw_rt::channel::{RecvError, TryRecvError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sync_wrapper::SyncWrapper;
 
 use crate::NatsError;
-use crate::channel::check_name;
 use crate::channel::closing::Closing;
+use crate::channel::publish::{Refused, publish};
+use crate::channel::{SendError, TrySendError, check_name, encode};
 use crate::connection::Connection;
 
 /// How long a receiver's pull waits for a message before it checks for closing.
 const PULL_WAIT: Duration = Duration::from_millis(500);
+/// How long a waiting receiver pauses after a pull the server did not answer.
+const PULL_RETRY: Duration = Duration::from_millis(100);
 /// How many messages a receiver takes at once when they are there.
 const PREFETCH: usize = 64;
 
@@ -181,8 +184,10 @@ impl<T> Sender<T> {
 
 impl<T: Serialize + Send + 'static> Sender<T> {
     /// Sends if there is room now. `Full(value)` if the channel holds `capacity` messages,
-    /// `Closed(value)` if it was closed or the server cannot be reached (logged): the value
-    /// always comes back. It is a round trip to the server, hence `async`.
+    /// `Closed(value)` if it was closed, `Unavailable(value)` if the server did not take it
+    /// within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (a restart is
+    /// retried that long): the value always comes back. It is a round trip to the server,
+    /// hence `async`.
     ///
     /// Cancel safety: if dropped before it resolves, the message may or may not have been
     /// stored (the server may have it already); it is not returned.
@@ -191,8 +196,9 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) {
     /// match tx.try_send(1).await {
     ///     Ok(()) => {}
-    ///     Err(klaw::channel::TrySendError::Full(v)) => println!("{v} waits"),
-    ///     Err(klaw::channel::TrySendError::Closed(v)) => println!("{v} has nowhere to go"),
+    ///     Err(klaw_nats::channel::TrySendError::Full(v)) => println!("{v} waits"),
+    ///     Err(klaw_nats::channel::TrySendError::Closed(v)) => println!("{v} has nowhere to go"),
+    ///     Err(other) => println!("try later: {other}"),
     /// }
     /// # }
     /// ```
@@ -200,14 +206,15 @@ impl<T: Serialize + Send + 'static> Sender<T> {
         try_send(&self.shared, value).await
     }
 
-    /// Sends, waiting while the channel is full (backpressure). `Err(SendError(value))` once
-    /// it is closed.
+    /// Sends, waiting while the channel is full (backpressure). `Err(Closed(value))` once it
+    /// is closed; `Err(Unavailable(value))` if the server did not take it within
+    /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry).
     ///
     /// Cancel safety: as [`try_send`](Self::try_send); a send dropped while it waits for room
     /// has sent nothing.
     ///
     /// ```no_run
-    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw::channel::SendError<u8>> {
+    /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::channel::SendError<u8>> {
     /// tx.send(7).await?;
     /// # Ok(()) }
     /// ```
@@ -220,24 +227,17 @@ async fn try_send<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySend
     if shared.is_closed() {
         return Err(TrySendError::Closed(value));
     }
-    let Ok(bytes) = rmp_serde::to_vec_named(&value) else {
-        tracing::error!(channel = %shared.name, "a value could not be encoded");
-        return Err(TrySendError::Closed(value));
+    let payload = match encode(&value) {
+        Ok(payload) => payload,
+        Err(reason) => return Err(TrySendError::Rejected { value, reason }),
     };
-    let jetstream = &shared.connection.jetstream;
-    let published = async_compat::Compat::new(async {
-        jetstream.publish(shared.subject.clone(), bytes.into()).await?.await
-    })
-    .await;
-    match published {
-        Ok(_) => Ok(()),
-        Err(error) if error.to_string().contains("maximum messages") => {
-            Err(TrySendError::Full(value))
-        }
-        Err(error) => {
-            tracing::warn!(channel = %shared.name, %error, "send failed");
-            Err(TrySendError::Closed(value))
-        }
+    match publish(&shared.connection, &shared.subject, payload, &shared.name).await {
+        Ok(()) => Ok(()),
+        Err(Refused::Full) => Err(TrySendError::Full(value)),
+        // Closed while the server was away: say closed, as a send after it would.
+        Err(Refused::Unavailable) if shared.is_closed() => Err(TrySendError::Closed(value)),
+        Err(Refused::Unavailable) => Err(TrySendError::Unavailable(value)),
+        Err(Refused::Rejected(reason)) => Err(TrySendError::Rejected { value, reason }),
     }
 }
 
@@ -246,8 +246,12 @@ async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), Sen
     loop {
         match try_send(&shared, value).await {
             Ok(()) => return Ok(()),
-            Err(TrySendError::Closed(back)) => return Err(SendError(back)),
             Err(TrySendError::Full(back)) => value = back,
+            Err(TrySendError::Closed(back)) => return Err(SendError::Closed(back)),
+            Err(TrySendError::Unavailable(back)) => return Err(SendError::Unavailable(back)),
+            Err(TrySendError::Rejected { value, reason }) => {
+                return Err(SendError::Rejected { value, reason });
+            }
         }
         // Full: the server does not tell when room frees up, so look again, less often.
         klaw_rt::time::sleep(pause).await;
@@ -296,7 +300,13 @@ impl<T: Serialize + Send + 'static> futures_util::Sink<T> for Sender<T> {
         };
         let sent = ready!(in_flight.as_mut().poll(cx));
         *self.in_flight.get_mut() = None;
-        Poll::Ready(sent.map_err(|SendError(value)| SendError(Some(value))))
+        Poll::Ready(sent.map_err(|error| match error {
+            SendError::Closed(value) => SendError::Closed(Some(value)),
+            SendError::Unavailable(value) => SendError::Unavailable(Some(value)),
+            SendError::Rejected { value, reason } => {
+                SendError::Rejected { value: Some(value), reason }
+            }
+        }))
     }
 
     /// Flushes, then closes the channel for every process, as a local sender's sink does.
@@ -436,9 +446,17 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
         }
         if pulled.is_empty() && wait {
             let batch = shared.consumer.batch().max_messages(1).expires(PULL_WAIT).messages().await;
-            if let Ok(mut batch) = batch {
-                while let Some(Ok(message)) = batch.next().await {
-                    pulled.push(message);
+            match batch {
+                Ok(mut batch) => {
+                    while let Some(Ok(message)) = batch.next().await {
+                        pulled.push(message);
+                    }
+                }
+                // The server is away (a restart, a reconnect): a receiver waits for it, as it
+                // waits for a message, without spinning.
+                Err(error) => {
+                    tracing::debug!(channel = %shared.name, %error, "pull failed; waiting");
+                    tokio::time::sleep(PULL_RETRY).await;
                 }
             }
         }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
-use klaw_rt::channel::SendError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::NatsError;
-use crate::channel::check_name;
+use crate::channel::publish::{Refused, publish};
+use crate::channel::{SendError, check_name, encode};
 use crate::connection::Connection;
 
 pub(crate) async fn open<T>(
@@ -51,7 +51,9 @@ where
     let current = current.and_then(|bytes| rmp_serde::from_slice(&bytes).ok()).unwrap_or(initial);
     let (local_tx, local_rx) = klaw_rt::channel::watch::channel(current);
     connection.tokio.spawn(async move {
-        while let Some(Ok(entry)) = watch.next().await {
+        while let Some(entry) = watch.next().await {
+            // An error is a moment without the server (the watch resumes after it): skip it.
+            let Ok(entry) = entry else { continue };
             if entry.operation != kv::Operation::Put {
                 continue;
             }
@@ -62,34 +64,42 @@ where
             }
         }
     });
-    let sender = Sender { connection, store, key: name.to_owned(), _values: PhantomData };
+    // The key's subject in the bucket's stream, as the key-value API writes it.
+    let subject = format!("{}{name}", store.put_prefix.as_ref().unwrap_or(&store.prefix));
+    let sender = Sender { connection, subject, key: name.to_owned(), _values: PhantomData };
     Ok((sender, local_rx))
 }
 
 /// Sets the value of a distributed [`watch`](crate::Nats::watch) channel. Cloneable.
 pub struct Sender<T> {
     connection: Arc<Connection>,
-    store: kv::Store,
+    subject: String,
     key: String,
     _values: PhantomData<fn(T)>,
 }
 
 impl<T: Serialize> Sender<T> {
-    /// Sets the value for every process. `Err(SendError(value))` if the server cannot be
-    /// reached.
+    /// Sets the value for every process. `Err(Unavailable(value))` if the server did not take
+    /// it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry). A watch
+    /// channel is never closed.
     ///
     /// ```no_run
-    /// # async fn demo(tx: klaw_nats::channel::watch::Sender<u32>) -> Result<(), klaw::channel::SendError<u32>> {
+    /// # async fn demo(tx: klaw_nats::channel::watch::Sender<u32>) -> Result<(), klaw_nats::channel::SendError<u32>> {
     /// tx.send(3).await?;
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let Ok(bytes) = rmp_serde::to_vec_named(&value) else { return Err(SendError(value)) };
-        let put = async_compat::Compat::new(self.store.put(&self.key, bytes.into())).await;
-        put.map(drop).map_err(|error| {
-            tracing::warn!(key = %self.key, %error, "watch send failed");
-            SendError(value)
-        })
+        let payload = match encode(&value) {
+            Ok(payload) => payload,
+            Err(reason) => return Err(SendError::Rejected { value, reason }),
+        };
+        // Published with a message id, rather than `put`, so that a retry after a lost
+        // acknowledgement is not a second change.
+        match publish(&self.connection, &self.subject, payload, &self.key).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Unavailable | Refused::Full) => Err(SendError::Unavailable(value)),
+            Err(Refused::Rejected(reason)) => Err(SendError::Rejected { value, reason }),
+        }
     }
 }
 
@@ -97,7 +107,7 @@ impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         Self {
             connection: self.connection.clone(),
-            store: self.store.clone(),
+            subject: self.subject.clone(),
             key: self.key.clone(),
             _values: PhantomData,
         }

