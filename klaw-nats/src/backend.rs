@@ -68,7 +68,15 @@ impl Inner {
         let inner = self.clone();
         let key = self.outcome_key(job);
         self.connection.tokio.spawn(async move {
-            let _ = inner.queue.outcomes.purge(&key).await;
+            // Through the stream's purge API rather than the bucket's purge marker: that is a
+            // write to the key, so a submitter allowed to purge could also forge an outcome,
+            // and the marker itself would stay in the bucket until the TTL.
+            let outcomes = &inner.queue.outcomes;
+            let subject =
+                format!("{}{key}", outcomes.put_prefix.as_ref().unwrap_or(&outcomes.prefix));
+            if let Err(error) = outcomes.stream.purge().filter(subject).await {
+                tracing::debug!(%error, "could not purge a taken outcome; the TTL will");
+            }
         });
     }
 

@@ -107,6 +107,30 @@ impl Connection {
     }
 }
 
+/// The bucket `config` describes: found if it exists (a lookup, which a least-privilege
+/// submitter may do), else created. Its TTL is updated if it differs from `config`'s, when this
+/// process may (the process that sets it last wins: give every process the same setting).
+async fn bucket(
+    jetstream: &jetstream::Context,
+    config: kv::Config,
+    action: &'static str,
+) -> Result<kv::Store, NatsError> {
+    let name = config.bucket.clone();
+    let Ok(found) = jetstream.get_key_value(&name).await else {
+        // Missing (or the lookup failed: then creating fails too, and says why).
+        return jetstream
+            .create_key_value(config)
+            .await
+            .map_err(|error| NatsError::jetstream(action)(error.to_string()));
+    };
+    if found.stream.cached_info().config.max_age != config.max_age {
+        if let Err(error) = jetstream.update_key_value(config).await {
+            tracing::warn!(bucket = %name, %error, "could not set the bucket's TTL; keeping its own");
+        }
+    }
+    Ok(found)
+}
+
 /// The jobs stream, the cancel bucket and the outcomes bucket: what submitters and workers
 /// share.
 #[derive(Debug, Clone)]
@@ -141,35 +165,29 @@ impl JobQueue {
                         NatsError::jetstream("creating the jobs stream")(error.to_string())
                     })
             };
-            let cancels = async {
-                jetstream
-                    .create_or_update_key_value(kv::Config {
-                        bucket: config.cancel_bucket(),
-                        description: "klaw: jobs cancelled by their submitter".to_owned(),
-                        history: 1,
-                        max_age: CANCEL_MARKER_AGE,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|error| {
-                        NatsError::jetstream("creating the cancel bucket")(error.to_string())
-                    })
-            };
-            let outcomes = async {
-                jetstream
-                    .create_or_update_key_value(kv::Config {
-                        bucket: config.outcomes_bucket(),
-                        description: "klaw: job outcomes waiting for their submitters".to_owned(),
-                        history: 1,
-                        max_age: config.outcome_ttl,
-                        storage: stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|error| {
-                        NatsError::jetstream("creating the outcomes bucket")(error.to_string())
-                    })
-            };
+            let cancels = bucket(
+                jetstream,
+                kv::Config {
+                    bucket: config.cancel_bucket(),
+                    description: "klaw: jobs cancelled by their submitter".to_owned(),
+                    history: 1,
+                    max_age: CANCEL_MARKER_AGE,
+                    ..Default::default()
+                },
+                "creating the cancel bucket",
+            );
+            let outcomes = bucket(
+                jetstream,
+                kv::Config {
+                    bucket: config.outcomes_bucket(),
+                    description: "klaw: job outcomes waiting for their submitters".to_owned(),
+                    history: 1,
+                    max_age: config.outcome_ttl,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                },
+                "creating the outcomes bucket",
+            );
             let dead = async {
                 jetstream
                     .get_or_create_stream(stream::Config {

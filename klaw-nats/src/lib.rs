@@ -36,6 +36,7 @@ mod connection;
 mod dead;
 mod error;
 mod nats;
+mod permissions;
 mod protocol;
 mod worker;
 
@@ -49,6 +50,7 @@ pub use connection::DEAD_LETTER_AGE;
 pub use dead::{DeadLetter, DeadLetters};
 pub use error::NatsError;
 pub use nats::{Nats, broadcast, channel, watch};
+pub use permissions::Permissions;
 pub use worker::Worker;
 
 /// The book's "Going distributed" chapter, compiled and run as doc-tests here, where

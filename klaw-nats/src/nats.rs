@@ -36,6 +36,19 @@ impl Nats {
         Ok(Self { connection: Arc::new(Connection::open(config).await?) })
     }
 
+    /// True while the client holds a connection to the server, as far as it knows (a server
+    /// that just died may still count as connected for a moment). The client reconnects by
+    /// itself; a health check can report this.
+    ///
+    /// ```no_run
+    /// # async fn demo(nats: klaw_nats::Nats) {
+    /// if !nats.is_connected() { eprintln!("NATS is away; sends wait up to publish_retry") }
+    /// # }
+    /// ```
+    pub fn is_connected(&self) -> bool {
+        self.connection.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// A bounded MPMC channel named `name`, shared by every process that opens it: each
     /// message goes to exactly one receiver, in any process. At most `capacity` messages are
     /// queued or being received; `try_send` on a full channel gives `Full`, `send` waits.

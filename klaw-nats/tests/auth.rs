@@ -1,6 +1,7 @@
 //! Authentication and TLS against real servers started with them: user and password, token,
-//! NKey, and mutual TLS with certificates made here (the repository holds no key). A remote
-//! task runs end to end over each; without the credentials, the connection is refused.
+//! NKey, a `.creds` file (operator mode), and mutual TLS, with keys, JWTs and certificates made
+//! here (the repository holds no key). A remote task runs end to end over each; without the
+//! credentials, the connection is refused.
 
 mod common;
 
@@ -79,6 +80,104 @@ fn an_nkey() {
     assert!(matches!(refused(server.config()), NatsError::Connect { .. }));
     let seed = user.seed().unwrap();
     round_trip(&server.config().auth(NatsAuth::NKey(Secret::new(seed))));
+}
+
+/// A JWT as nsc writes it: `issuer` vouches for `subject` with these `nats` claims.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD};
+    use sha2::Digest;
+    let iat = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let mut claims = serde_json::json!({
+        "iat": iat.as_secs(), "iss": issuer.public_key(), "name": name, "sub": subject,
+    });
+    // The id nsc gives: the hash of the claims without it (and without `nats`).
+    let id = sha2::Sha512_256::digest(claims.to_string());
+    claims["jti"] = BASE32_NOPAD.encode(&id).into();
+    claims["nats"] = nats;
+    let header = BASE64URL_NOPAD.encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let signed = format!("{header}.{}", BASE64URL_NOPAD.encode(claims.to_string().as_bytes()));
+    let signature = issuer.sign(signed.as_bytes()).unwrap();
+    format!("{signed}.{}", BASE64URL_NOPAD.encode(&signature))
+}
+
+/// An account signed by `operator`, without limits; with JetStream if asked (nsc leaves it
+/// off, and the system account may not have it).
+fn account_jwt(
+    operator: &nkeys::KeyPair,
+    account: &nkeys::KeyPair,
+    name: &str,
+    jetstream: bool,
+) -> String {
+    let mut limits = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true,
+        "conn": -1, "leaf": -1,
+    });
+    if jetstream {
+        for limit in ["mem_storage", "disk_storage", "streams", "consumer"] {
+            limits[limit] = (-1).into();
+        }
+    }
+    let claims = serde_json::json!({ "limits": limits, "type": "account", "version": 2 });
+    jwt(operator, &account.public_key(), name, claims)
+}
+
+/// A `.creds` file for `user` of `account`: its JWT and its seed.
+fn creds(account: &nkeys::KeyPair, user: &nkeys::KeyPair, path: &Path) {
+    let claims = serde_json::json!({
+        "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+        "type": "user", "version": 2,
+    });
+    let user_jwt = jwt(account, &user.public_key(), "klaw", claims);
+    let seed = user.seed().unwrap();
+    std::fs::write(
+        path,
+        format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Operator mode: the server trusts an operator, knows its accounts from their JWTs, and lets
+/// in a user whose JWT an account signed and who holds the user's seed.
+#[test]
+fn a_creds_file() {
+    let operator = nkeys::KeyPair::new_operator();
+    let (account, system) = (nkeys::KeyPair::new_account(), nkeys::KeyPair::new_account());
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "klaw",
+        serde_json::json!({ "type": "operator", "version": 2 }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // JetStream needs a system account in operator mode: the server does not start without.
+    let conf = dir.path().join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: {operator_jwt}\nsystem_account: {system}\nresolver: MEMORY\n\
+             resolver_preload: {{\n  {system}: {}\n  {}: {}\n}}\n",
+            account_jwt(&operator, &system, "SYS", false),
+            account.public_key(),
+            account_jwt(&operator, &account, "klaw", true),
+            system = system.public_key(),
+        ),
+    )
+    .unwrap();
+    let server = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+    assert!(matches!(refused(server.config()), NatsError::Connect { .. }));
+    let path = dir.path().join("user.creds");
+    creds(&account, &nkeys::KeyPair::new_user(), &path);
+    round_trip(&server.config().namespace("creds").auth(NatsAuth::CredsFile(path)));
+    // A user of an account the operator did not sign is refused, and its seed stays out of
+    // the error.
+    let (stranger, path) = (nkeys::KeyPair::new_user(), dir.path().join("stranger.creds"));
+    creds(&nkeys::KeyPair::new_account(), &stranger, &path);
+    let error = refused(server.config().auth(NatsAuth::CredsFile(path)));
+    assert!(matches!(error, NatsError::Connect { .. }), "{error:?}");
+    assert!(!error.to_string().contains(&stranger.seed().unwrap()), "{error}");
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA,

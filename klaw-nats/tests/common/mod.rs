@@ -73,7 +73,12 @@ fn launch(extra: &[String], port: &str, store: &Path) -> (Child, u16) {
         .arg("-sd")
         .arg(store.join("jetstream"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // `KLAW_TEST_NATS_LOG=1` shows the server's log (permission violations, for one).
+        .stderr(if std::env::var_os("KLAW_TEST_NATS_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .unwrap_or_else(|error| {
             panic!(

@@ -1,0 +1,189 @@
+//! Least privilege on a real server: a submitter and a worker that hold only the permissions
+//! `Permissions::submitter` and `Permissions::worker` list do their whole job (submit, cancel,
+//! answer, purge), and the submitter cannot forge an outcome or reach another namespace.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use common::NatsServer;
+use klaw::Runtime;
+use klaw::TaskError;
+use klaw_nats::{NatsAuth, NatsBackend, NatsConfig, Permissions, Secret, Worker};
+
+#[klaw::task(remote)]
+async fn triple(n: u64) -> u64 {
+    3 * n
+}
+
+/// A server with three users in namespace `test`: `admin` (everything, for the test's own
+/// checks), and `submitter` and `worker` with what their roles list and nothing more.
+fn server_with_roles() -> (NatsServer, tempfile::TempDir) {
+    let config = NatsConfig::new("nats://unused").namespace("test");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("server.conf");
+    let users = format!(
+        "authorization {{ users = [\n\
+         {{ user: admin, password: admin }}\n\
+         {{ user: submitter, password: sub, {} }}\n\
+         {{ user: worker, password: wrk, {} }}\n\
+         ] }}\n",
+        Permissions::submitter(&config),
+        Permissions::worker(&config),
+    );
+    std::fs::write(&conf, users).unwrap();
+    (NatsServer::start_with(&["-c", conf.to_str().unwrap()]), dir)
+}
+
+/// `handle`'s result, or a panic after 20 s.
+async fn within<T: Send + 'static>(handle: klaw::TaskHandle<T>) -> Result<T, TaskError> {
+    let bounded = klaw::cancel::fail_after(Duration::from_secs(20), handle).await;
+    bounded.expect("no answer within 20 s: a permission is missing")
+}
+
+fn as_user(server: &NatsServer, user: &str, password: &str) -> NatsConfig {
+    let auth = NatsAuth::UserPassword { user: user.into(), password: Secret::new(password) };
+    server.config().auth(auth).ack_wait(Duration::from_secs(2))
+}
+
+/// Runs `body` with a JetStream context of `user`, on tokio (async-nats needs it).
+fn with_client<T>(
+    server: &NatsServer,
+    user: &str,
+    password: &str,
+    body: impl AsyncFnOnce(async_nats::Client, jetstream::Context) -> T,
+) -> T {
+    klaw::runtime::block_on(async_compat::Compat::new(async {
+        let client =
+            async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+                .connect(&server.url)
+                .await
+                .unwrap();
+        let context = jetstream::new(client.clone());
+        body(client, context).await
+    }))
+}
+
+/// Messages in a stream, as the admin sees them.
+fn messages_in(server: &NatsServer, stream: &str) -> u64 {
+    with_client(server, "admin", "admin", async |_, js| {
+        js.get_stream(stream).await.unwrap().info().await.unwrap().state.messages
+    })
+}
+
+#[test]
+fn each_role_does_its_job_with_only_its_listed_permissions() {
+    let (server, _dir) = server_with_roles();
+    let workers = Runtime::builder().workers(1).local().build().unwrap();
+    // The worker comes first: it creates the streams and buckets, which a submitter may not.
+    let worker = klaw::runtime::block_on(Worker::connect(as_user(&server, "worker", "wrk")));
+    let running = workers.spawn(worker.unwrap().run());
+    let backend =
+        klaw::runtime::block_on(NatsBackend::connect(as_user(&server, "submitter", "sub")));
+    let submitter = Runtime::builder().workers(1).backend(Arc::new(backend.unwrap())).build();
+    let submitter = submitter.unwrap();
+    // Bounded, so that a missing permission fails the test instead of hanging it.
+    let answered = submitter.block_on(within(submitter.spawn(triple(14))));
+    assert_eq!(answered, Ok(42));
+    // The outcome the submitter took is purged (the stream's purge API).
+    let mut purged = false;
+    for _ in 0..50 {
+        purged = messages_in(&server, "KV_test_outcomes") == 0;
+        if purged {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(purged, "the submitter could not purge the outcome it took");
+    // With no worker running, a cancelled job is deleted from the queue by its submitter.
+    running.cancel("test: stop the worker");
+    drop(workers);
+    let queued = submitter.spawn(triple(1));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(messages_in(&server, "test_jobs"), 1);
+    queued.cancel("test: never mind");
+    assert!(matches!(submitter.block_on(within(queued)), Err(TaskError::Cancelled(_))));
+    let mut deleted = false;
+    for _ in 0..50 {
+        deleted = messages_in(&server, "test_jobs") == 0;
+        if deleted {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(deleted, "the submitter could not delete its cancelled job");
+}
+
+#[test]
+fn a_submitter_cannot_forge_an_outcome_or_touch_another_namespace() {
+    let (server, _dir) = server_with_roles();
+    // The namespace's objects, and another namespace's jobs stream and cancel bucket.
+    let worker = klaw::runtime::block_on(Worker::connect(as_user(&server, "worker", "wrk")));
+    drop(worker.unwrap());
+    with_client(&server, "admin", "admin", async |_, js| {
+        js.create_stream(jetstream::stream::Config {
+            name: "other_jobs".into(),
+            subjects: vec!["other.jobs".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js.publish("other.jobs", "a job of another namespace".into()).await.unwrap().await.unwrap();
+        js.create_key_value(jetstream::kv::Config {
+            bucket: "other_cancel".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    let (heard, stored, cancelled) = with_client(&server, "admin", "admin", async |admin, js| {
+        let mut replies = admin.subscribe("test.reply.>").await.unwrap();
+        admin.flush().await.unwrap();
+        with_client_inside(&server, async |forger| {
+            // An outcome on a submitter's reply subject, and one stored in the bucket.
+            forger.publish("test.reply.victim.job1", "Returned([6])".into()).await.unwrap();
+            forger.publish("$KV.test_outcomes.victim.job1", "Returned([6])".into()).await.unwrap();
+            // Another namespace's job: a cancel marker, and deleting it from its queue.
+            forger.publish("$KV.other_cancel.job1", "cancelled".into()).await.unwrap();
+            let delete = forger.request(
+                "$JS.API.STREAM.MSG.DELETE.other_jobs",
+                r#"{"seq":1,"no_erase":true}"#.into(),
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(1), delete).await;
+            forger.flush().await.unwrap();
+        })
+        .await;
+        let heard = tokio::time::timeout(
+            Duration::from_millis(500),
+            futures_util::StreamExt::next(&mut replies),
+        )
+        .await
+        .ok()
+        .flatten();
+        let outcomes = js.get_key_value("test_outcomes").await.unwrap();
+        let stored = outcomes.get("victim.job1").await.unwrap();
+        let other = js.get_key_value("other_cancel").await.unwrap();
+        let cancelled = other.get("job1").await.unwrap();
+        (heard.map(|message| message.payload), stored, cancelled)
+    });
+    assert_eq!(heard, None, "a submitter published on a reply subject");
+    assert_eq!(stored, None, "a submitter stored an outcome");
+    assert_eq!(cancelled, None, "a submitter cancelled another namespace's job");
+    assert_eq!(
+        messages_in(&server, "other_jobs"),
+        1,
+        "a submitter deleted another namespace's job"
+    );
+}
+
+/// A raw client logged in as the submitter, inside an async block already on tokio.
+async fn with_client_inside(server: &NatsServer, body: impl AsyncFnOnce(async_nats::Client)) {
+    let client =
+        async_nats::ConnectOptions::with_user_and_password("submitter".into(), "sub".into())
+            .connect(&server.url)
+            .await
+            .unwrap();
+    body(client).await;
+}
