@@ -1,13 +1,14 @@
 //! The submitter's side: `NatsBackend` publishes jobs to the work queue and routes each reply
 //! to the task waiting for it.
 //!
-//! A worker publishes each outcome to the submitter's reply subject (the fast path) and, right
-//! behind it on the same connection, stores it in the outcomes bucket; it settles the job only
-//! once the store is acknowledged. The submitter takes the published one when it hears it, and
-//! reads the bucket for the jobs it still waits for after every reconnect and every
-//! [`SWEEP_EVERY`] (what it missed while disconnected), so no outcome is lost. It purges each
-//! outcome it took; the bucket's TTL removes whatever a submitter that went away left (and the
-//! rare outcome whose store reached the server after its purge).
+//! A worker sends each outcome as a request to the submitter's reply subject (the fast path):
+//! a submitter listening answers once it holds the outcome, and nothing is stored. With no
+//! answer (the submitter is cut off or gone) the worker stores the outcome in the outcomes
+//! bucket, and settles the job only once the store is acknowledged (or the answer came). The
+//! submitter reads the bucket for the jobs it still waits for after every reconnect and every
+//! [`SWEEP_EVERY`] (what it missed while disconnected), so no outcome is lost, and purges each
+//! outcome it read there; the bucket's TTL removes whatever a submitter that went away left
+//! (and the rare outcome stored because its submitter's answer came too late).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -58,13 +59,18 @@ impl Inner {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Hands the outcome to the waiting task, then purges it from the bucket (one nobody waits
-    /// for any more too), on the tokio runtime.
-    fn complete(self: &Arc<Self>, job: &str, reply: Vec<u8>) {
+    /// Hands the outcome to the waiting task (the task may be gone, cancelled: then nobody
+    /// wants it).
+    fn deliver(&self, job: &str, reply: Vec<u8>) {
         if let Some(pending) = self.pending().remove(job) {
-            // The waiting task may be gone (cancelled): then nobody wants the reply.
             let _ = pending.reply.send(reply);
         }
+    }
+
+    /// Hands an outcome read from the bucket to the waiting task, then purges it from the
+    /// bucket (one nobody waits for any more too), on the tokio runtime.
+    fn complete(self: &Arc<Self>, job: &str, reply: Vec<u8>) {
+        self.deliver(job, reply);
         let inner = self.clone();
         let key = self.outcome_key(job);
         self.connection.tokio.spawn(async move {
@@ -281,8 +287,14 @@ async fn listen(
     connection.tokio.spawn(async move {
         while let Some(message) = replies.next().await {
             let Some(inner) = weak.upgrade() else { return };
-            if let Some(job) = message.subject.rsplit('.').next() {
-                inner.complete(job, message.payload.to_vec());
+            let Some(job) = message.subject.rsplit('.').next() else { continue };
+            match message.reply {
+                // The worker asks whether we hold the outcome: we do now, so it stores nothing.
+                Some(confirm) => {
+                    inner.deliver(job, message.payload.to_vec());
+                    let _ = inner.connection.client.publish(confirm, bytes::Bytes::new()).await;
+                }
+                None => inner.complete(job, message.payload.to_vec()),
             }
         }
     });

@@ -27,13 +27,16 @@ pub struct Permissions {
     pub publish: Vec<String>,
     /// Subjects the role may subscribe to.
     pub subscribe: Vec<String>,
+    /// Whether the role may answer requests it receives (nats-server's `allow_responses`): a
+    /// submitter answers a worker that hands it an outcome.
+    pub allow_responses: bool,
 }
 
 impl Permissions {
     /// A process that submits remote tasks (`NatsBackend`): publishes jobs, cancels its jobs
-    /// (a marker in the cancel bucket, and deleting a job still queued), hears and reads its
-    /// outcomes and purges those it took, and buries a job whose deliveries ran out. It can
-    /// neither publish nor store an outcome.
+    /// (a marker in the cancel bucket, and deleting a job still queued), hears its outcomes
+    /// and answers the worker that sent one, reads those stored for it and purges them, and
+    /// buries a job whose deliveries ran out. It can neither publish nor store an outcome.
     ///
     /// ```
     /// let config = klaw_nats::NatsConfig::new("nats://h:4222");
@@ -56,7 +59,7 @@ impl Permissions {
         publish.extend(reads(outcomes));
         let subscribe =
             vec![format!("{ns}.reply.>"), config.max_deliveries_advisory(), "_INBOX.>".to_owned()];
-        Self { publish, subscribe }
+        Self { publish, subscribe, allow_responses: true }
     }
 
     /// A worker process: takes jobs from the shared consumer and acknowledges them, watches
@@ -94,7 +97,7 @@ impl Permissions {
         publish.extend(names.creations());
         publish.extend(reads(cancel));
         let subscribe = vec![config.max_deliveries_advisory(), "_INBOX.>".to_owned()];
-        Self { publish, subscribe }
+        Self { publish, subscribe, allow_responses: false }
     }
 
     /// Everything in the namespace, for an operator's tools (creating or changing the streams
@@ -111,7 +114,7 @@ impl Permissions {
         let mut publish = vec![format!("{ns}.>"), "$JS.>".to_owned()];
         publish.extend(buckets.iter().map(|bucket| format!("$KV.{bucket}.>")));
         let subscribe = vec![format!("{ns}.>"), "$JS.EVENT.>".to_owned(), "_INBOX.>".to_owned()];
-        Self { publish, subscribe }
+        Self { publish, subscribe, allow_responses: false }
     }
 }
 
@@ -121,9 +124,10 @@ impl fmt::Display for Permissions {
         let list = |subjects: &[String]| {
             subjects.iter().map(|subject| format!("\"{subject}\"")).collect::<Vec<_>>().join(", ")
         };
+        let responses = if self.allow_responses { ", allow_responses: true" } else { "" };
         write!(
             f,
-            "permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }} }}",
+            "permissions: {{ publish: {{ allow: [{}] }}, subscribe: {{ allow: [{}] }}{responses} }}",
             list(&self.publish),
             list(&self.subscribe)
         )

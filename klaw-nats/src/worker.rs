@@ -20,6 +20,9 @@ use crate::{NatsConfig, NatsError};
 
 /// How long one fetch waits for jobs before it looks again.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
+/// How long a worker waits for a submitter to confirm it holds an outcome before it stores the
+/// outcome for the submitter to read later.
+const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs the remote tasks linked into this binary for whoever submits them.
 ///
@@ -390,9 +393,14 @@ fn check(job: &JobEnvelope) -> Result<&'static RemoteTaskDef, RemoteError> {
     Ok(task)
 }
 
-/// Publishes the outcome to a submitter listening now (the fast path) and, right behind it on
-/// the same connection, stores it where its submitter reads it even after a reconnect. False
-/// if it could not be stored: the job is then not settled, and is delivered again.
+/// Hands the outcome to its submitter, or stores it for the submitter to read later. False if
+/// it could not be stored: the job is then not settled, and is delivered again.
+///
+/// The fast path is a request on the submitter's reply subject: a submitter listening now
+/// answers once it holds the outcome, and then nothing is stored (nor purged). No answer
+/// within [`CONFIRM_WAIT`] (the submitter is cut off, or gone: then the server says at once
+/// that nobody listens) and the outcome goes into the bucket, where its submitter reads it
+/// after a reconnect. A submitter that answered too late finds it there too; the TTL removes it.
 async fn reply(
     connection: &Connection,
     queue: &JobQueue,
@@ -400,9 +408,11 @@ async fn reply(
     key: &str,
     outcome: Vec<u8>,
 ) -> bool {
-    if let Err(error) = connection.client.publish(job.reply.clone(), outcome.clone().into()).await {
-        // It is stored below: the submitter reads it from the bucket.
-        tracing::debug!(%error, "could not publish the job's outcome");
+    let request = connection.client.request(job.reply.clone(), outcome.clone().into());
+    match tokio::time::timeout(CONFIRM_WAIT, request).await {
+        Ok(Ok(_)) => return true,
+        Ok(Err(error)) => tracing::debug!(%error, "the submitter did not take the outcome"),
+        Err(_) => tracing::debug!("the submitter did not confirm the outcome in time"),
     }
     if let Err(error) = queue.outcomes.put(key, outcome.into()).await {
         tracing::warn!(%error, "could not store the job's outcome; the job will be delivered again");
