@@ -150,7 +150,7 @@ impl Inner {
     async fn why_gone(&self, sequence: u64, task: &str) -> RemoteError {
         let config = &self.connection.config;
         match crate::dead::letter_of(&self.connection, &self.queue, sequence).await {
-            Some((_, deliveries)) if deliveries >= u64::from(config.max_deliver) => {
+            Some((reason, deliveries)) if crate::dead::is_exhausted(&reason) => {
                 RemoteError::MaxDeliveries { name: task.to_owned(), deliveries }
             }
             Some((reason, _)) => {

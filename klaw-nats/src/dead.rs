@@ -40,6 +40,15 @@ pub(crate) async fn bury(
     Ok(())
 }
 
+/// How the reason of a job buried for running out of deliveries ends.
+const EXHAUSTED: &str = "never finished (its workers died or lost it)";
+
+/// Whether a dead letter's reason says its job ran out of deliveries (rather than being
+/// poison): whatever `max_deliver` the reader itself is configured with.
+pub(crate) fn is_exhausted(reason: &str) -> bool {
+    reason.ends_with(EXHAUSTED)
+}
+
 /// Dead-letters a job that used up its deliveries (the server's advisory names it), then removes
 /// it from the queue, where it would otherwise stay. False if it was not there any more (another
 /// process did it first, or it was cancelled).
@@ -50,8 +59,7 @@ pub(crate) async fn bury_exhausted(
     deliveries: u64,
 ) -> bool {
     let Ok(message) = queue.jobs.get_raw_message(sequence).await else { return false };
-    let reason =
-        format!("delivered {deliveries} times and never finished (its workers died or lost it)");
+    let reason = format!("delivered {deliveries} times and {EXHAUSTED}");
     if bury(connection, sequence, deliveries, &reason, message.payload).await.is_err() {
         return false; // kept in the queue: the next advisory reader tries again
     }

@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{NatsServer, wait_until};
+use common::{NatsServer, Proxy, port_of, wait_until};
 use klaw::Runtime;
 use klaw_nats::{DeadLetters, NatsBackend, NatsConfig, Worker};
 
@@ -18,69 +15,6 @@ use klaw_nats::{DeadLetters, NatsBackend, NatsConfig, Worker};
 async fn slow_double(n: u64, millis: u64) -> u64 {
     klaw::time::sleep(Duration::from_millis(millis)).await;
     2 * n
-}
-
-/// A loopback TCP proxy that can cut every connection through it and refuse new ones for a
-/// while, as a network partition would.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn to(upstream: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (refusing, streams) = (cut.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                if refusing.load(Ordering::SeqCst) {
-                    drop(client); // partitioned: the connection dies at once
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                streams
-                    .lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
-            }
-        });
-        Proxy { port, cut, open }
-    }
-
-    /// Cuts every connection and refuses new ones until `heal`.
-    fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
-    }
-
-    fn heal(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 16 * 1024];
-        while let Ok(read) = from.read(&mut buffer) {
-            if read == 0 || to.write_all(&buffer[..read]).is_err() {
-                break;
-            }
-        }
-        let _ = to.shutdown(Shutdown::Both);
-    });
-}
-
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 /// A worker in this process, on its own runtime: it runs until both are dropped.

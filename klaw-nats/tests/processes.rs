@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{NatsServer, wait_until};
+use common::{NatsServer, Proxy, port_of, wait_until};
 use klaw::remote::RemoteError;
 use klaw::{Runtime, TaskError};
-use klaw_nats::{NatsBackend, Worker};
+use klaw_nats::{NatsBackend, NatsConfig, Worker};
 
 // Only linked, never named: its remote task must still be in the registry.
 use klaw_nats_test_tasks as _;
@@ -256,4 +256,45 @@ fn a_killed_submitter_leaves_no_outcome_behind_after_the_ttl() {
     // The jobs themselves were settled: nothing is left in the queue either.
     let backend = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap();
     assert_eq!(klaw::runtime::block_on(backend.queued()).unwrap(), 0);
+}
+
+#[test]
+fn a_job_that_runs_out_of_deliveries_while_its_submitter_is_cut_off_is_reported_after() {
+    // As above, but the submitter is cut off (through a proxy) from the first crash until the
+    // job is a dead letter: it never hears the server's advisory, and learns of the failure
+    // from the dead letter when it is back. Its own max_deliver (the default, 5) differs from
+    // the workers' (2): the letter's reason decides, not the reader's setting.
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut workers = Workers { children: vec![Workers::start(&server, 500, 2)] };
+    let proxy = Proxy::to(port_of(&server.url));
+    let through_proxy =
+        NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port)).namespace("test");
+    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+    let rt = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    let handle = rt.spawn(crash_worker(dir_string(&dir)));
+    wait_until(Duration::from_secs(20), "a worker took the job and crashed", || {
+        marks(dir.path(), "crashed-").len() == 1
+    });
+    proxy.cut();
+    workers.children.push(Workers::start(&server, 500, 2));
+    wait_until(Duration::from_secs(20), "the second worker crashed", || {
+        marks(dir.path(), "crashed-").len() == 2
+    });
+    workers.children.push(Workers::start(&server, 500, 2));
+    let letters = klaw::runtime::block_on(klaw_nats::DeadLetters::open(server.config())).unwrap();
+    wait_until(Duration::from_secs(20), "the job is a dead letter", || {
+        klaw::runtime::block_on(letters.list()).unwrap().len() == 1
+    });
+    assert!(!handle.is_finished(), "decided while cut off: the submitter heard something");
+    proxy.heal();
+    // Within one sweep of the reconnect.
+    let result = rt.block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle)).unwrap();
+    match result {
+        Err(TaskError::Remote(error)) if matches!(*error, RemoteError::MaxDeliveries { .. }) => {
+            let RemoteError::MaxDeliveries { deliveries, .. } = *error else { unreachable!() };
+            assert_eq!(deliveries, 2);
+        }
+        other => panic!("expected MaxDeliveries, got {other:?}"),
+    }
 }
