@@ -4,7 +4,9 @@
 //!   time, vs a core NATS request/reply (the floor: one publish each way, no JetStream) and vs
 //!   klaw's protocol done by hand (publish to a work queue with its ack, pull, reply);
 //! - distributed channel throughput: 2,000 `u64` through `klaw_nats` `channel(256)`, one
-//!   producer and one consumer, vs JetStream publish (with acks) then pull and ack by hand.
+//!   producer and one consumer, vs JetStream publish (with acks) then pull and ack by hand;
+//!   with the default `publish_retry` (each send carries a message id, for the server to drop
+//!   a retried duplicate) and with `publish_retry` 0 (one try, no id).
 //!
 //! Starts its own `nats-server -js` (`NATS_SERVER` or the `PATH`).
 //! `cargo bench -p klaw-benches --bench remote` prints the medians with ratios.
@@ -162,8 +164,12 @@ fn main() {
 
     // Raw JetStream: publish with acks, then pull and ack, on a work-queue stream.
     let raw_consumer = tokio.block_on(work_queue(&jetstream, "bench_raw", "bench.raw"));
+    let no_retry = config.clone().publish_retry(Duration::ZERO);
     let nats = klaw::runtime::block_on(Nats::connect(config)).unwrap();
     let (tx, rx) = klaw::runtime::block_on(nats.channel::<u64>("throughput", 256)).unwrap();
+    let nats_no_retry = klaw::runtime::block_on(Nats::connect(no_retry)).unwrap();
+    let (tx_once, rx_once) =
+        klaw::runtime::block_on(nats_no_retry.channel::<u64>("throughput_once", 256)).unwrap();
     let throughput = vec![
         Contender::new("async-nats JetStream by hand", || {
             tokio.block_on(async {
@@ -197,6 +203,22 @@ fn main() {
                 let consumer = async {
                     for _ in 0..MESSAGES {
                         std::hint::black_box(rx.recv().await.unwrap());
+                    }
+                };
+                futures_lite::future::zip(producer, consumer).await;
+            });
+        }),
+        // Sends tried once, without a message id (no retry, so no duplicate to drop).
+        Contender::new("klaw_nats channel, publish_retry 0", || {
+            submitter.block_on(async {
+                let producer = async {
+                    for n in 0..MESSAGES {
+                        tx_once.send(n).await.unwrap();
+                    }
+                };
+                let consumer = async {
+                    for _ in 0..MESSAGES {
+                        std::hint::black_box(rx_once.recv().await.unwrap());
                     }
                 };
                 futures_lite::future::zip(producer, consumer).await;

@@ -190,7 +190,9 @@ pub struct NatsConfig {
     pub outcome_ttl: Duration,
     /// How long a channel send keeps trying while the server does not take the value (it is
     /// restarting, or the connection is down) before it hands the value back as
-    /// [`SendError::Unavailable`](crate::channel::SendError::Unavailable). Zero: one try.
+    /// [`SendError::Unavailable`](crate::channel::SendError::Unavailable). Each send carries
+    /// a message id so that a retry never stores it twice. Zero: one try, and no id (about a
+    /// tenth more throughput; an unanswered send is `Unavailable` at once).
     pub publish_retry: Duration,
     /// How this client authenticates.
     pub auth: NatsAuth,

@@ -223,13 +223,20 @@ async fn a_send_while_the_server_stays_away_hands_the_value_back_as_unavailable(
     let (tx, rx) = nats.channel::<u32>("away", 8).await.unwrap();
     let (events, _listener) = nats.broadcast::<u32>("away", 8).await.unwrap();
     let (mode, _current) = nats.watch::<u32>("away", 0).await.unwrap();
+    // Tried once, without a message id.
+    let once = connect_retrying(&server, Duration::ZERO).await;
+    let (tx_once, _) = once.channel::<u32>("away", 8).await.unwrap();
     server.stop();
     // Once the client knows: a value given to it just before would be on its way, and could
     // still arrive after the reconnect (the one case in which a value handed back is sent).
     common::wait_until(Duration::from_secs(10), "the client sees the server gone", || {
         !nats.is_connected()
     });
+    common::wait_until(Duration::from_secs(10), "the other client sees it too", || {
+        !once.is_connected()
+    });
     assert_eq!(tx.try_send(1).await, Err(TrySendError::Unavailable(1)));
+    assert_eq!(tx_once.send(9).await, Err(SendError::Unavailable(9)));
     assert_eq!(tx.send(2).await, Err(SendError::Unavailable(2)));
     assert_eq!(events.send(3).await, Err(SendError::Unavailable(3)));
     assert_eq!(mode.send(4).await, Err(SendError::Unavailable(4)));
