@@ -62,7 +62,9 @@ impl Inner {
     /// Hands the outcome to the waiting task (the task may be gone, cancelled: then nobody
     /// wants it).
     fn deliver(&self, job: &str, reply: Vec<u8>) {
-        if let Some(pending) = self.pending().remove(job) {
+        // Sending wakes the waiting task: not under the lock.
+        let pending = self.pending().remove(job);
+        if let Some(pending) = pending {
             let _ = pending.reply.send(reply);
         }
     }

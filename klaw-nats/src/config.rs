@@ -159,6 +159,9 @@ impl NatsTls {
 
 /// The shortest ack wait: a shorter one would make workers do little but send progress.
 pub const MIN_ACK_WAIT: Duration = Duration::from_millis(100);
+/// The longest publish retry: the streams' duplicate window (2 minutes), within which the
+/// server drops a retried message it already stored.
+pub const MAX_PUBLISH_RETRY: Duration = Duration::from_secs(120);
 /// The shortest outcome TTL the server can keep to (it expires entries about once a second).
 pub const MIN_OUTCOME_TTL: Duration = Duration::from_secs(1);
 
@@ -192,7 +195,8 @@ pub struct NatsConfig {
     /// restarting, or the connection is down) before it hands the value back as
     /// [`SendError::Unavailable`](crate::channel::SendError::Unavailable). Each send carries
     /// a message id so that a retry never stores it twice. Zero: one try, and no id (about a
-    /// tenth more throughput; an unanswered send is `Unavailable` at once).
+    /// tenth more throughput; an unanswered send is `Unavailable` at once). At most
+    /// [`MAX_PUBLISH_RETRY`]. A send ends within this plus one acknowledgement wait (5 s).
     pub publish_retry: Duration,
     /// How this client authenticates.
     pub auth: NatsAuth,
@@ -272,7 +276,8 @@ impl NatsConfig {
             config.outcome_ttl = check_outcome_ttl(OUTCOME_TTL_ENV, Duration::from_secs(seconds))?;
         }
         if let Some(millis) = number_from_env(PUBLISH_RETRY_ENV, PUBLISH_RETRY_EXPECTED)? {
-            config.publish_retry = Duration::from_millis(millis);
+            config.publish_retry =
+                check_publish_retry(PUBLISH_RETRY_ENV, Duration::from_millis(millis))?;
         }
         config.auth = auth_from_env()?;
         config.tls = NatsTls {
@@ -301,6 +306,7 @@ impl NatsConfig {
         check_ack_wait("NatsConfig::ack_wait", self.ack_wait)?;
         check_max_deliver("NatsConfig::max_deliver", self.max_deliver)?;
         check_outcome_ttl("NatsConfig::outcome_ttl", self.outcome_ttl)?;
+        check_publish_retry("NatsConfig::publish_retry", self.publish_retry)?;
         check_tls("NatsConfig::tls", &self.tls)?;
         Ok(())
     }
@@ -508,7 +514,17 @@ const NAMESPACE_EXPECTED: &str = "letters, digits, `-` and `_` (at least one)";
 const ACK_WAIT_EXPECTED: &str = "a whole number of milliseconds, at least 100";
 const MAX_DELIVER_EXPECTED: &str = "a whole number from 1 to 4294967295";
 const OUTCOME_TTL_EXPECTED: &str = "a whole number of seconds, at least 1";
-const PUBLISH_RETRY_EXPECTED: &str = "a whole number of milliseconds (0: one try)";
+const PUBLISH_RETRY_EXPECTED: &str =
+    "a whole number of milliseconds, at most 120000 (the duplicate window; 0: one try)";
+
+fn check_publish_retry(setting: &'static str, retry: Duration) -> Result<Duration, NatsError> {
+    if retry <= MAX_PUBLISH_RETRY {
+        Ok(retry)
+    } else {
+        let value = retry.as_millis().to_string();
+        Err(NatsError::Config { setting, value, expected: PUBLISH_RETRY_EXPECTED })
+    }
+}
 
 fn number_from_env(name: &'static str, expected: &'static str) -> Result<Option<u64>, NatsError> {
     let Ok(value) = std::env::var(name) else { return Ok(None) };

@@ -108,8 +108,7 @@ impl Connection {
 }
 
 /// The bucket `config` describes: found if it exists (a lookup, which a least-privilege
-/// submitter may do), else created. Its TTL is updated if it differs from `config`'s, when this
-/// process may (the process that sets it last wins: give every process the same setting).
+/// submitter may do), else created. An existing bucket keeps its TTL.
 async fn bucket(
     jetstream: &jetstream::Context,
     config: kv::Config,
@@ -123,10 +122,11 @@ async fn bucket(
             .await
             .map_err(|error| NatsError::jetstream(action)(error.to_string()));
     };
-    if found.stream.cached_info().config.max_age != config.max_age {
-        if let Err(error) = jetstream.update_key_value(config).await {
-            tracing::warn!(bucket = %name, %error, "could not set the bucket's TTL; keeping its own");
-        }
+    let kept = found.stream.cached_info().config.max_age;
+    if kept != config.max_age {
+        // The bucket keeps the TTL it was created with: processes configured differently
+        // would otherwise take turns setting it. An operator changes it on the server.
+        tracing::info!(bucket = %name, ?kept, wanted = ?config.max_age, "the bucket keeps its own TTL");
     }
     Ok(found)
 }

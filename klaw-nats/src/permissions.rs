@@ -165,14 +165,12 @@ impl Names {
     }
 
     /// Creating them when they are missing (creating a bucket first reads the account's
-    /// JetStream limits), and setting the outcomes bucket's TTL.
+    /// JetStream limits).
     fn creations(&self) -> impl Iterator<Item = String> {
-        let updates =
-            ["$JS.API.INFO".to_owned(), format!("$JS.API.STREAM.UPDATE.KV_{}", self.outcomes)];
         self.streams()
             .into_iter()
             .map(|stream| format!("$JS.API.STREAM.CREATE.{stream}"))
-            .chain(updates)
+            .chain(["$JS.API.INFO".to_owned()])
     }
 }
 

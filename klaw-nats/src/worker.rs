@@ -202,9 +202,14 @@ impl Worker {
             .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
         let running = Arc::downgrade(&self.running);
         self.connection.tokio.spawn(async move {
-            while let Some(Ok(entry)) = watch.next().await {
+            while let Some(entry) = watch.next().await {
+                // An error is a moment without the server (the watch recreates its consumer):
+                // skip it, or no cancel would reach this worker again.
+                let Ok(entry) = entry else { continue };
                 let Some(running) = running.upgrade() else { return };
-                if let Some(token) = running.lock().get(&entry.key) {
+                // Cancelling runs the task's cancel hooks: not under the lock.
+                let token = running.lock().get(&entry.key).cloned();
+                if let Some(token) = token {
                     token.cancel(cancel_reason(&entry.value));
                 }
             }

@@ -25,6 +25,7 @@ fn from_env_with(name: &str, value: &str) -> Result<NatsConfig, NatsError> {
         klaw_nats::ACK_WAIT_ENV,
         klaw_nats::MAX_DELIVER_ENV,
         klaw_nats::OUTCOME_TTL_ENV,
+        klaw_nats::PUBLISH_RETRY_ENV,
     ];
     // SAFETY: the tests of this binary run one at a time (`serial`), and nothing else in this
     // process reads the environment concurrently.
@@ -53,6 +54,8 @@ fn bad_environment_values_are_typed_errors_naming_the_variable() {
         (klaw_nats::MAX_DELIVER_ENV, "0", "from 1"),
         (klaw_nats::MAX_DELIVER_ENV, "99999999999", "from 1"),
         (klaw_nats::OUTCOME_TTL_ENV, "0", "at least 1"),
+        (klaw_nats::PUBLISH_RETRY_ENV, "120001", "duplicate window"),
+        (klaw_nats::PUBLISH_RETRY_ENV, "soon", "milliseconds"),
     ];
     for (name, value, accepted) in cases {
         let error = from_env_with(name, value).unwrap_err();
@@ -82,6 +85,10 @@ fn a_bad_config_is_refused_before_connecting() {
     let wildcard = NatsConfig::new("nats://127.0.0.1:1").namespace("orders.>");
     let error = klaw::runtime::block_on(klaw_nats::Nats::connect(wildcard)).unwrap_err();
     assert!(matches!(error, NatsError::Config { setting: "NatsConfig::namespace", .. }));
+    // Past the duplicate window a retried send could be stored twice.
+    let too_patient = NatsConfig::new("nats://127.0.0.1:1").publish_retry(Duration::from_secs(121));
+    let error = klaw::runtime::block_on(klaw_nats::Nats::connect(too_patient)).unwrap_err();
+    assert!(matches!(error, NatsError::Config { setting: "NatsConfig::publish_retry", .. }));
 }
 
 #[test]

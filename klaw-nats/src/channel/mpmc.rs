@@ -446,18 +446,27 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
         }
         if pulled.is_empty() && wait {
             let batch = shared.consumer.batch().max_messages(1).expires(PULL_WAIT).messages().await;
-            match batch {
+            let failed = match batch {
                 Ok(mut batch) => {
-                    while let Some(Ok(message)) = batch.next().await {
-                        pulled.push(message);
+                    let mut failed = None;
+                    while let Some(message) = batch.next().await {
+                        match message {
+                            Ok(message) => pulled.push(message),
+                            Err(error) => {
+                                failed = Some(error.to_string());
+                                break;
+                            }
+                        }
                     }
+                    failed
                 }
-                // The server is away (a restart, a reconnect): a receiver waits for it, as it
-                // waits for a message, without spinning.
-                Err(error) => {
-                    tracing::debug!(channel = %shared.name, %error, "pull failed; waiting");
-                    tokio::time::sleep(PULL_RETRY).await;
-                }
+                Err(error) => Some(error.to_string()),
+            };
+            // The server is away or recovering (a restart, a reconnect): a receiver waits for
+            // it, as it waits for a message, without spinning.
+            if let (true, Some(error)) = (pulled.is_empty(), failed) {
+                tracing::debug!(channel = %shared.name, %error, "pull failed; waiting");
+                tokio::time::sleep(PULL_RETRY).await;
             }
         }
         pulled

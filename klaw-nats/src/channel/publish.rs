@@ -7,7 +7,9 @@
 //! While the client is disconnected nothing is published: the client would hold the message
 //! and send it when the connection is back, perhaps after the bound has passed and the value
 //! was handed back. So a value handed back was never given to a disconnected client; only one
-//! whose connection broke while it was on its way can still reach the server later.
+//! whose connection broke while it was on its way, or whose last attempt got no
+//! acknowledgement, can have reached the server. An attempt is never cut short, so a send ends
+//! within the bound plus one acknowledgement wait.
 
 use std::time::Duration;
 
@@ -66,20 +68,20 @@ pub(crate) async fn publish(
             if let Some(id) = &message_id {
                 publish = publish.message_id(id);
             }
+            // An attempt waits for its acknowledgement as long as the client does (its request
+            // timeout, 5 s), never less: cut short, a slow acknowledgement of a stored message
+            // would hand the value back.
             let attempt =
                 async { jetstream.send_publish(subject.to_owned(), publish).await?.await };
-            // An attempt waits for its acknowledgement no longer than the bound has left.
-            let left = deadline.saturating_duration_since(Instant::now()).max(FIRST_PAUSE);
-            let error = match tokio::time::timeout(left, attempt).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(error)) if error.to_string().contains("maximum messages") => {
+            let error = match attempt.await {
+                Ok(_) => return Ok(()),
+                Err(error) if error.to_string().contains("maximum messages") => {
                     return Err(Refused::Full);
                 }
-                Ok(Err(error)) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
                     return Err(Refused::Rejected(error.to_string()));
                 }
-                Ok(Err(error)) => error.to_string(),
-                Err(_) => "no acknowledgement".to_owned(),
+                Err(error) => error.to_string(),
             };
             if Instant::now() + pause > deadline {
                 tracing::warn!(%channel, %error, "the server did not take a message: given back");

@@ -186,15 +186,16 @@ impl Proxy {
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                // Checked and registered under the lock `cut` takes: a connection accepted
+                // just as the proxy is cut is cut too, never left open.
+                let mut open = streams.lock().unwrap();
                 if refusing.load(Ordering::SeqCst) {
-                    drop(client); // partitioned: the connection dies at once
+                    drop((client, server)); // partitioned: the connection dies at once
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
-                streams
-                    .lock()
-                    .unwrap()
-                    .extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
+                drop(open);
                 pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
                 pipe(server, client);
             }
@@ -204,8 +205,9 @@ impl Proxy {
 
     /// Cuts every connection and refuses new ones until `heal`.
     pub fn cut(&self) {
+        let mut open = self.open.lock().unwrap();
         self.cut.store(true, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
+        for stream in open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
