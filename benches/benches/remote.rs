@@ -6,7 +6,8 @@
 //! - distributed channel throughput: 2,000 `u64` through `klaw_nats` `channel(256)`, one
 //!   producer and one consumer, vs JetStream publish (with acks) then pull and ack by hand;
 //!   with the default `publish_retry` (each send carries a message id, for the server to drop
-//!   a retried duplicate) and with `publish_retry` 0 (one try, no id).
+//!   a retried duplicate) and with `publish_retry` 0 (one try, no id); and by hand with message
+//!   ids, to tell the server's cost of duplicate tracking from klaw's.
 //!
 //! Starts its own `nats-server -js` (`NATS_SERVER` or the `PATH`).
 //! `cargo bench -p klaw-benches --bench remote` prints the medians with ratios.
@@ -164,6 +165,10 @@ fn main() {
 
     // Raw JetStream: publish with acks, then pull and ack, on a work-queue stream.
     let raw_consumer = tokio.block_on(work_queue(&jetstream, "bench_raw", "bench.raw"));
+    // The same with a message id on each publish, as a retrying klaw_nats send carries one
+    // (what the server's duplicate tracking costs by itself).
+    let raw_ids_consumer = tokio.block_on(work_queue(&jetstream, "bench_raw_ids", "bench.raw_ids"));
+    let next_id = std::sync::atomic::AtomicU64::new(0);
     let no_retry = config.clone().publish_retry(Duration::ZERO);
     let nats = klaw::runtime::block_on(Nats::connect(config)).unwrap();
     let (tx, rx) = klaw::runtime::block_on(nats.channel::<u64>("throughput", 256)).unwrap();
@@ -184,6 +189,33 @@ fn main() {
                     while got < MESSAGES {
                         let mut batch =
                             raw_consumer.fetch().max_messages(256).messages().await.unwrap();
+                        while let Some(Ok(message)) = batch.next().await {
+                            message.ack().await.unwrap();
+                            got += 1;
+                        }
+                    }
+                };
+                futures_lite::future::zip(producer, consumer).await;
+            });
+        }),
+        Contender::new("async-nats JetStream by hand, message ids", || {
+            tokio.block_on(async {
+                let producer = async {
+                    for n in 0..MESSAGES {
+                        // Unique across iterations, as klaw's are.
+                        let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let message = async_nats::jetstream::message::PublishMessage::build()
+                            .payload(n.to_le_bytes().to_vec().into())
+                            .message_id(id.to_string());
+                        let ack = jetstream.send_publish("bench.raw_ids", message);
+                        ack.await.unwrap().await.unwrap();
+                    }
+                };
+                let consumer = async {
+                    let mut got = 0;
+                    while got < MESSAGES {
+                        let mut batch =
+                            raw_ids_consumer.fetch().max_messages(256).messages().await.unwrap();
                         while let Some(Ok(message)) = batch.next().await {
                             message.ack().await.unwrap();
                             got += 1;

@@ -189,7 +189,9 @@ pub struct NatsConfig {
     pub max_deliver: u32,
     /// How long a job's outcome is kept for its submitter to read, if it has not yet: a
     /// submitter that lost its connection reads it when it is back; one that never comes back
-    /// leaves nothing behind after this. At least [`MIN_OUTCOME_TTL`].
+    /// leaves nothing behind after this. At least [`MIN_OUTCOME_TTL`]. It takes effect when
+    /// the namespace's outcomes bucket is created (by the first process to connect, usually a
+    /// worker); the bucket then keeps it, whatever later processes are configured with.
     pub outcome_ttl: Duration,
     /// How long a channel send keeps trying while the server does not take the value (it is
     /// restarting, or the connection is down) before it hands the value back as
