@@ -80,8 +80,7 @@ impl Inner {
             // write to the key, so a submitter allowed to purge could also forge an outcome,
             // and the marker itself would stay in the bucket until the TTL.
             let outcomes = &inner.queue.outcomes;
-            let subject =
-                format!("{}{key}", outcomes.put_prefix.as_ref().unwrap_or(&outcomes.prefix));
+            let subject = crate::connection::key_subject(outcomes, &key);
             if let Err(error) = outcomes.stream.purge().filter(subject).await {
                 tracing::debug!(%error, "could not purge a taken outcome; the TTL will");
             }

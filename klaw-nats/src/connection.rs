@@ -107,6 +107,12 @@ impl Connection {
     }
 }
 
+/// The subject under which `key` of `store` is written in the bucket's stream, as the key-value
+/// API writes it: for publishing to a key directly, or purging it through the stream.
+pub(crate) fn key_subject(store: &kv::Store, key: &str) -> String {
+    format!("{}{key}", store.put_prefix.as_ref().unwrap_or(&store.prefix))
+}
+
 /// The bucket `config` describes: found if it exists (a lookup, which a least-privilege
 /// submitter may do), else created. An existing bucket keeps its TTL.
 async fn bucket(

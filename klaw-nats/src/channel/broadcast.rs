@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 
 use crate::NatsError;
 use crate::channel::closing::Closing;
-use crate::channel::publish::{Refused, publish};
-use crate::channel::{SendError, check_name, encode};
+use crate::channel::publish::send_value;
+use crate::channel::{SendError, check_name};
 use crate::connection::Connection;
 
 /// How often a waiting receiver checks whether the channel was closed.
@@ -82,23 +82,10 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let shared = &self.shared;
-        if shared.closing.is_closed() {
-            return Err(SendError::Closed(value));
-        }
-        let payload = match encode(&value) {
-            Ok(payload) => payload,
-            Err(reason) => return Err(SendError::Rejected { value, reason }),
-        };
-        match publish(&shared.connection, &shared.subject, payload, &shared.name).await {
-            Ok(()) => Ok(()),
-            Err(Refused::Unavailable | Refused::Full) if shared.closing.is_closed() => {
-                Err(SendError::Closed(value))
-            }
-            // A broadcast stream drops its oldest message to make room: never full.
-            Err(Refused::Unavailable | Refused::Full) => Err(SendError::Unavailable(value)),
-            Err(Refused::Rejected(reason)) => Err(SendError::Rejected { value, reason }),
-        }
+        let Shared { connection, subject, name, closing, .. } = &*self.shared;
+        let sent = send_value(connection, subject, name, value, || closing.is_closed()).await;
+        // A broadcast stream drops its oldest message to make room: never full.
+        sent.map_err(SendError::never_full)
     }
 
     /// A new receiver that sees what is sent from now on.

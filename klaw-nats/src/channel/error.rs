@@ -6,6 +6,10 @@
 
 use std::fmt;
 
+/// What `Unavailable` says, for both error types.
+const UNAVAILABLE: &str = "the NATS server did not take the value within the publish retry bound \
+     (KLAW_NATS_PUBLISH_RETRY_MS); the channel may still be open, send again later";
+
 /// Why `send` on a distributed channel did not send a value; the value comes back in every
 /// case.
 ///
@@ -25,10 +29,7 @@ pub enum SendError<T> {
     /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) allows (it was
     /// restarting, or the connection was down). The channel may well be open: send again
     /// later.
-    #[error(
-        "the NATS server did not take the value within the publish retry bound \
-         (KLAW_NATS_PUBLISH_RETRY_MS); the channel may still be open, send again later"
-    )]
+    #[error("{UNAVAILABLE}")]
     Unavailable(T),
     /// This value can never be sent: its `Serialize` implementation failed, or, encoded, it is
     /// larger than the server's `max_payload`. Sending it again fails the same way.
@@ -63,6 +64,30 @@ impl<T> SendError<T> {
     }
 }
 
+impl<T> SendError<T> {
+    /// What a send that does not wait for room makes of a `try_send`'s refusal: the same, and
+    /// `Full` as `Unavailable` (a stream that drops its oldest message is never full; a caller
+    /// that waits for room handles `Full` before).
+    pub(crate) fn never_full(error: TrySendError<T>) -> Self {
+        match error {
+            TrySendError::Full(value) | TrySendError::Unavailable(value) => {
+                Self::Unavailable(value)
+            }
+            TrySendError::Closed(value) => Self::Closed(value),
+            TrySendError::Rejected { value, reason } => Self::Rejected { value, reason },
+        }
+    }
+
+    /// The same refusal, of `f(value)`.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+        match self {
+            Self::Closed(value) => SendError::Closed(f(value)),
+            Self::Unavailable(value) => SendError::Unavailable(f(value)),
+            Self::Rejected { value, reason } => SendError::Rejected { value: f(value), reason },
+        }
+    }
+}
+
 impl<T> fmt::Debug for SendError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -94,10 +119,7 @@ pub enum TrySendError<T> {
     #[error("sending on a closed channel")]
     Closed(T),
     /// As [`SendError::Unavailable`].
-    #[error(
-        "the NATS server did not take the value within the publish retry bound \
-         (KLAW_NATS_PUBLISH_RETRY_MS); the channel may still be open, send again later"
-    )]
+    #[error("{UNAVAILABLE}")]
     Unavailable(T),
     /// As [`SendError::Rejected`].
     #[error("this value cannot be sent: {reason}")]

@@ -25,11 +25,6 @@ pub mod watch;
 
 pub use error::{SendError, TrySendError};
 
-/// `value` as MessagePack with named fields, or why it cannot be.
-pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, String> {
-    rmp_serde::to_vec_named(value).map(Into::into).map_err(|error| error.to_string())
-}
-
 /// A valid stream, subject or key name part: letters, digits, `-` and `_`.
 pub(crate) fn check_name(name: &str) -> Result<(), crate::NatsError> {
     if crate::config::is_plain_name(name) {

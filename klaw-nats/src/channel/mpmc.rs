@@ -19,8 +19,8 @@ use sync_wrapper::SyncWrapper;
 
 use crate::NatsError;
 use crate::channel::closing::Closing;
-use crate::channel::publish::{Refused, publish};
-use crate::channel::{SendError, TrySendError, check_name, encode};
+use crate::channel::publish::send_value;
+use crate::channel::{SendError, TrySendError, check_name};
 use crate::connection::Connection;
 
 /// How long a receiver's pull waits for a message before it checks for closing.
@@ -224,21 +224,8 @@ impl<T: Serialize + Send + 'static> Sender<T> {
 }
 
 async fn try_send<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySendError<T>> {
-    if shared.is_closed() {
-        return Err(TrySendError::Closed(value));
-    }
-    let payload = match encode(&value) {
-        Ok(payload) => payload,
-        Err(reason) => return Err(TrySendError::Rejected { value, reason }),
-    };
-    match publish(&shared.connection, &shared.subject, payload, &shared.name).await {
-        Ok(()) => Ok(()),
-        Err(Refused::Full) => Err(TrySendError::Full(value)),
-        // Closed while the server was away: say closed, as a send after it would.
-        Err(Refused::Unavailable) if shared.is_closed() => Err(TrySendError::Closed(value)),
-        Err(Refused::Unavailable) => Err(TrySendError::Unavailable(value)),
-        Err(Refused::Rejected(reason)) => Err(TrySendError::Rejected { value, reason }),
-    }
+    send_value(&shared.connection, &shared.subject, &shared.name, value, || shared.is_closed())
+        .await
 }
 
 async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), SendError<T>> {
@@ -247,11 +234,7 @@ async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), Sen
         match try_send(&shared, value).await {
             Ok(()) => return Ok(()),
             Err(TrySendError::Full(back)) => value = back,
-            Err(TrySendError::Closed(back)) => return Err(SendError::Closed(back)),
-            Err(TrySendError::Unavailable(back)) => return Err(SendError::Unavailable(back)),
-            Err(TrySendError::Rejected { value, reason }) => {
-                return Err(SendError::Rejected { value, reason });
-            }
+            Err(refused) => return Err(SendError::never_full(refused)),
         }
         // Full: the server does not tell when room frees up, so look again, less often.
         klaw_rt::time::sleep(pause).await;
@@ -300,13 +283,7 @@ impl<T: Serialize + Send + 'static> futures_util::Sink<T> for Sender<T> {
         };
         let sent = ready!(in_flight.as_mut().poll(cx));
         *self.in_flight.get_mut() = None;
-        Poll::Ready(sent.map_err(|error| match error {
-            SendError::Closed(value) => SendError::Closed(Some(value)),
-            SendError::Unavailable(value) => SendError::Unavailable(Some(value)),
-            SendError::Rejected { value, reason } => {
-                SendError::Rejected { value: Some(value), reason }
-            }
-        }))
+        Poll::Ready(sent.map_err(|error| error.map(Some)))
     }
 
     /// Flushes, then closes the channel for every process, as a local sender's sink does.

@@ -18,8 +18,10 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use klaw_rt::remote::JobId;
+use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::channel::TrySendError;
 use crate::connection::Connection;
 
 /// The first pause between attempts; it doubles up to [`LONGEST_PAUSE`].
@@ -28,9 +30,40 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(500);
 /// How often a publish waiting for the connection to come back looks at it.
 const RECONNECT_POLL: Duration = Duration::from_millis(50);
 
+/// Sends `value` on the channel whose messages go to `subject`: `Closed` if `closed()` says so,
+/// before or after the server was tried (a channel closed while the server was away is closed,
+/// not unavailable); else encoded and published. Every refusal hands the value back.
+pub(crate) async fn send_value<T: Serialize>(
+    connection: &Connection,
+    subject: &str,
+    channel: &str,
+    value: T,
+    closed: impl Fn() -> bool,
+) -> Result<(), TrySendError<T>> {
+    if closed() {
+        return Err(TrySendError::Closed(value));
+    }
+    let payload = match encode(&value) {
+        Ok(payload) => payload,
+        Err(reason) => return Err(TrySendError::Rejected { value, reason }),
+    };
+    match publish(connection, subject, payload, channel).await {
+        Ok(()) => Ok(()),
+        Err(Refused::Full) => Err(TrySendError::Full(value)),
+        Err(Refused::Unavailable) if closed() => Err(TrySendError::Closed(value)),
+        Err(Refused::Unavailable) => Err(TrySendError::Unavailable(value)),
+        Err(Refused::Rejected(reason)) => Err(TrySendError::Rejected { value, reason }),
+    }
+}
+
+/// `value` as MessagePack with named fields, or why it cannot be.
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
+    rmp_serde::to_vec_named(value).map(Into::into).map_err(|error| error.to_string())
+}
+
 /// Why the server did not store the message.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Refused {
+enum Refused {
     /// The stream holds its limit and refuses new messages.
     Full,
     /// No attempt succeeded within the retry bound.
@@ -41,7 +74,7 @@ pub(crate) enum Refused {
 
 /// Publishes `payload` to `subject` and waits for the server's acknowledgement, trying again
 /// while it fails for another reason than a full stream. `channel` names it in log events.
-pub(crate) async fn publish(
+async fn publish(
     connection: &Connection,
     subject: &str,
     payload: Bytes,

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::NatsError;
-use crate::channel::publish::{Refused, publish};
-use crate::channel::{SendError, check_name, encode};
+use crate::channel::publish::send_value;
+use crate::channel::{SendError, check_name};
 use crate::connection::Connection;
 
 pub(crate) async fn open<T>(
@@ -64,8 +64,7 @@ where
             }
         }
     });
-    // The key's subject in the bucket's stream, as the key-value API writes it.
-    let subject = format!("{}{name}", store.put_prefix.as_ref().unwrap_or(&store.prefix));
+    let subject = crate::connection::key_subject(&store, name);
     let sender = Sender { connection, subject, key: name.to_owned(), _values: PhantomData };
     Ok((sender, local_rx))
 }
@@ -89,17 +88,10 @@ impl<T: Serialize> Sender<T> {
     /// # Ok(()) }
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
-        let payload = match encode(&value) {
-            Ok(payload) => payload,
-            Err(reason) => return Err(SendError::Rejected { value, reason }),
-        };
         // Published with a message id, rather than `put`, so that a retry after a lost
-        // acknowledgement is not a second change.
-        match publish(&self.connection, &self.subject, payload, &self.key).await {
-            Ok(()) => Ok(()),
-            Err(Refused::Unavailable | Refused::Full) => Err(SendError::Unavailable(value)),
-            Err(Refused::Rejected(reason)) => Err(SendError::Rejected { value, reason }),
-        }
+        // acknowledgement is not a second change. A watch is never closed, nor full.
+        let sent = send_value(&self.connection, &self.subject, &self.key, value, || false).await;
+        sent.map_err(SendError::never_full)
     }
 }
 
