@@ -83,6 +83,59 @@ async fn work_queue(
     stream.get_or_create_consumer(name, config).await.unwrap()
 }
 
+/// `MESSAGES` published on `subject` with their acks (each with the next id from `ids`, if
+/// given: unique across iterations, as klaw's are), pulled and acked from `consumer` at the
+/// same time.
+async fn by_hand(
+    jetstream: &async_nats::jetstream::Context,
+    subject: &'static str,
+    consumer: &async_nats::jetstream::consumer::Consumer<
+        async_nats::jetstream::consumer::pull::Config,
+    >,
+    ids: Option<&std::sync::atomic::AtomicU64>,
+) {
+    let producer = async {
+        for n in 0..MESSAGES {
+            let mut message = async_nats::jetstream::message::PublishMessage::build()
+                .payload(n.to_le_bytes().to_vec().into());
+            if let Some(ids) = ids {
+                let id = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                message = message.message_id(id.to_string());
+            }
+            jetstream.send_publish(subject, message).await.unwrap().await.unwrap();
+        }
+    };
+    let consumer = async {
+        let mut got = 0;
+        while got < MESSAGES {
+            let mut batch = consumer.fetch().max_messages(256).messages().await.unwrap();
+            while let Some(Ok(message)) = batch.next().await {
+                message.ack().await.unwrap();
+                got += 1;
+            }
+        }
+    };
+    futures_lite::future::zip(producer, consumer).await;
+}
+
+/// `MESSAGES` sent into a klaw_nats channel and received from it at the same time.
+async fn through(
+    tx: &klaw_nats::channel::mpmc::Sender<u64>,
+    rx: &klaw_nats::channel::mpmc::Receiver<u64>,
+) {
+    let producer = async {
+        for n in 0..MESSAGES {
+            tx.send(n).await.unwrap();
+        }
+    };
+    let consumer = async {
+        for _ in 0..MESSAGES {
+            std::hint::black_box(rx.recv().await.unwrap());
+        }
+    };
+    futures_lite::future::zip(producer, consumer).await;
+}
+
 fn main() {
     let server = Server::start();
     let config = NatsConfig::new(&server.2).namespace("bench");
@@ -177,84 +230,15 @@ fn main() {
         klaw::runtime::block_on(nats_no_retry.channel::<u64>("throughput_once", 256)).unwrap();
     let throughput = vec![
         Contender::new("async-nats JetStream by hand", || {
-            tokio.block_on(async {
-                let producer = async {
-                    for n in 0..MESSAGES {
-                        let ack = jetstream.publish("bench.raw", n.to_le_bytes().to_vec().into());
-                        ack.await.unwrap().await.unwrap();
-                    }
-                };
-                let consumer = async {
-                    let mut got = 0;
-                    while got < MESSAGES {
-                        let mut batch =
-                            raw_consumer.fetch().max_messages(256).messages().await.unwrap();
-                        while let Some(Ok(message)) = batch.next().await {
-                            message.ack().await.unwrap();
-                            got += 1;
-                        }
-                    }
-                };
-                futures_lite::future::zip(producer, consumer).await;
-            });
+            tokio.block_on(by_hand(&jetstream, "bench.raw", &raw_consumer, None));
         }),
         Contender::new("async-nats JetStream by hand, message ids", || {
-            tokio.block_on(async {
-                let producer = async {
-                    for n in 0..MESSAGES {
-                        // Unique across iterations, as klaw's are.
-                        let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let message = async_nats::jetstream::message::PublishMessage::build()
-                            .payload(n.to_le_bytes().to_vec().into())
-                            .message_id(id.to_string());
-                        let ack = jetstream.send_publish("bench.raw_ids", message);
-                        ack.await.unwrap().await.unwrap();
-                    }
-                };
-                let consumer = async {
-                    let mut got = 0;
-                    while got < MESSAGES {
-                        let mut batch =
-                            raw_ids_consumer.fetch().max_messages(256).messages().await.unwrap();
-                        while let Some(Ok(message)) = batch.next().await {
-                            message.ack().await.unwrap();
-                            got += 1;
-                        }
-                    }
-                };
-                futures_lite::future::zip(producer, consumer).await;
-            });
+            tokio.block_on(by_hand(&jetstream, "bench.raw_ids", &raw_ids_consumer, Some(&next_id)));
         }),
-        Contender::new("klaw_nats channel", || {
-            submitter.block_on(async {
-                let producer = async {
-                    for n in 0..MESSAGES {
-                        tx.send(n).await.unwrap();
-                    }
-                };
-                let consumer = async {
-                    for _ in 0..MESSAGES {
-                        std::hint::black_box(rx.recv().await.unwrap());
-                    }
-                };
-                futures_lite::future::zip(producer, consumer).await;
-            });
-        }),
+        Contender::new("klaw_nats channel", || submitter.block_on(through(&tx, &rx))),
         // Sends tried once, without a message id (no retry, so no duplicate to drop).
         Contender::new("klaw_nats channel, publish_retry 0", || {
-            submitter.block_on(async {
-                let producer = async {
-                    for n in 0..MESSAGES {
-                        tx_once.send(n).await.unwrap();
-                    }
-                };
-                let consumer = async {
-                    for _ in 0..MESSAGES {
-                        std::hint::black_box(rx_once.recv().await.unwrap());
-                    }
-                };
-                futures_lite::future::zip(producer, consumer).await;
-            });
+            submitter.block_on(through(&tx_once, &rx_once));
         }),
     ];
     compare(

@@ -6,9 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use common::NatsServer;
+use common::{NatsServer, submitter_runtime};
 use klaw::Runtime;
 use klaw_nats::{NatsAuth, NatsBackend, NatsConfig, NatsError, NatsTls, Secret, Worker};
 
@@ -22,8 +21,7 @@ fn round_trip(config: &NatsConfig) {
     let workers = Runtime::builder().workers(1).local().build().unwrap();
     let worker = klaw::runtime::block_on(Worker::connect(config.clone())).unwrap();
     let running = workers.spawn(worker.run());
-    let backend = klaw::runtime::block_on(NatsBackend::connect(config.clone())).unwrap();
-    let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    let submitter = submitter_runtime(config.clone());
     assert_eq!(submitter.block_on(submitter.spawn(triple(14))), Ok(42));
     running.cancel("test over");
 }

@@ -43,7 +43,7 @@ impl CutOff {
     fn new(config: impl Fn(NatsConfig) -> NatsConfig) -> Self {
         let server = NatsServer::start();
         let proxy = Proxy::to(port_of(&server.url));
-        let through_proxy = config(NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port)));
+        let through_proxy = config(NatsConfig::new(proxy.url()));
         let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
         let submitter =
             Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();

@@ -4,14 +4,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common::NatsServer;
+use common::{NatsServer, submitter_runtime};
 use klaw::Runtime;
 use klaw::TaskError;
-use klaw_nats::{NatsAuth, NatsBackend, NatsConfig, Permissions, Secret, Worker};
+use klaw_nats::{NatsAuth, NatsConfig, Permissions, Secret, Worker};
 
 #[klaw::task(remote)]
 async fn triple(n: u64) -> u64 {
@@ -80,10 +79,7 @@ fn each_role_does_its_job_with_only_its_listed_permissions() {
     // The worker comes first: it creates the streams and buckets, which a submitter may not.
     let worker = klaw::runtime::block_on(Worker::connect(as_user(&server, "worker", "wrk")));
     let running = workers.spawn(worker.unwrap().run());
-    let backend =
-        klaw::runtime::block_on(NatsBackend::connect(as_user(&server, "submitter", "sub")));
-    let submitter = Runtime::builder().workers(1).backend(Arc::new(backend.unwrap())).build();
-    let submitter = submitter.unwrap();
+    let submitter = submitter_runtime(as_user(&server, "submitter", "sub"));
     // Bounded, so that a missing permission fails the test instead of hanging it.
     let answered = submitter.block_on(within(submitter.spawn(triple(14))));
     assert_eq!(answered, Ok(42));

@@ -6,10 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{NatsServer, Proxy, port_of, wait_until};
+use common::{NatsServer, Proxy, port_of, submitter_runtime, wait_until};
 use klaw::remote::RemoteError;
 use klaw::{Runtime, TaskError};
 use klaw_nats::{NatsBackend, NatsConfig, Worker};
@@ -56,9 +55,7 @@ fn worker_process() {
 #[ignore = "started by `a_killed_submitter_leaves_no_outcome_behind_after_the_ttl`"]
 fn submitter_process() {
     let Some(dir) = std::env::var_os(SUBMITTER_MODE) else { return };
-    let config = klaw_nats::NatsConfig::from_env().unwrap();
-    let backend = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap();
-    let rt = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    let rt = submitter_runtime(klaw_nats::NatsConfig::from_env().unwrap());
     let dir = dir.to_string_lossy().into_owned();
     let _handles: Vec<_> = (0..2).map(|_| rt.spawn(mark_then_work(dir.clone(), 1000))).collect();
     std::fs::write(Path::new(&dir).join("submitted"), b"").unwrap();
@@ -133,11 +130,6 @@ fn marks(dir: &Path, prefix: &str) -> Vec<String> {
     found
 }
 
-fn submitter(server: &NatsServer) -> Runtime {
-    let backend = klaw::runtime::block_on(NatsBackend::connect(server.config())).unwrap();
-    Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap()
-}
-
 fn dir_string(dir: &tempfile::TempDir) -> String {
     PathBuf::from(dir.path()).to_string_lossy().into_owned()
 }
@@ -147,7 +139,7 @@ fn a_task_whose_worker_is_killed_finishes_on_another() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut workers = Workers { children: vec![Workers::start(&server, 1000, 5)] };
-    let rt = submitter(&server);
+    let rt = submitter_runtime(server.config());
     let handle = rt.spawn(mark_then_work(dir_string(&dir), 1500));
     wait_until(Duration::from_secs(20), "the first worker started the task", || {
         !marks(dir.path(), "started-").is_empty()
@@ -174,7 +166,7 @@ fn a_task_that_kills_every_worker_is_reported_failed_after_its_last_delivery() {
     let server = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut workers = Workers { children: vec![Workers::start(&server, 500, 2)] };
-    let rt = submitter(&server);
+    let rt = submitter_runtime(server.config());
     let handle = rt.spawn(crash_worker(dir_string(&dir)));
     for deliveries in 1..=2 {
         wait_until(Duration::from_secs(20), "a worker took the job and crashed", || {
@@ -268,10 +260,7 @@ fn a_job_that_runs_out_of_deliveries_while_its_submitter_is_cut_off_is_reported_
     let dir = tempfile::tempdir().unwrap();
     let mut workers = Workers { children: vec![Workers::start(&server, 500, 2)] };
     let proxy = Proxy::to(port_of(&server.url));
-    let through_proxy =
-        NatsConfig::new(format!("nats://127.0.0.1:{}", proxy.port)).namespace("test");
-    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
-    let rt = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    let rt = submitter_runtime(NatsConfig::new(proxy.url()).namespace("test"));
     let handle = rt.spawn(crash_worker(dir_string(&dir)));
     wait_until(Duration::from_secs(20), "a worker took the job and crashed", || {
         marks(dir.path(), "crashed-").len() == 1

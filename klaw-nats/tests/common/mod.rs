@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use klaw_nats::NatsConfig;
+use klaw::Runtime;
+use klaw_nats::{NatsBackend, NatsConfig};
 
 /// The pinned server version (`.ci/nats-server-requirements.txt`).
 const VERSION: &str = "2.15.1";
@@ -159,6 +160,12 @@ impl Drop for NatsServer {
     }
 }
 
+/// A runtime on one worker thread whose remote tasks go to NATS with `config`: a submitter.
+pub fn submitter_runtime(config: NatsConfig) -> Runtime {
+    let backend = klaw::runtime::block_on(NatsBackend::connect(config)).unwrap();
+    Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap()
+}
+
 /// Polls `condition` every 10 ms until it holds, or panics after `within`.
 pub fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -210,6 +217,11 @@ impl Proxy {
         for stream in open.drain(..) {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// The URL to reach the server through the proxy.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 
     pub fn heal(&self) {
