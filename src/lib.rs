@@ -25,7 +25,7 @@
 //!
 //! The everyday names live at the root: the macros, [`Scope`], [`Task`], [`TaskHandle`],
 //! [`Runtime`], [`Error`]... Everything else lives in one module per concept, reachable by one
-//! path: [`task`](mod@task), [`scope`](mod@scope), [`runtime`], [`cancel`], [`channel`], [`time`], [`log`],
+//! path: [`task`](mod@task), [`scope`](mod@scope), [`runtime`], [`cancel`], [`channel`], [`sync`], [`time`], [`log`],
 //! [`remote`].
 //!
 //! The tutorial is the book in `book/` (every snippet in it is compiled and run by
@@ -40,6 +40,7 @@ pub use klaw_rt::task::{CancelReason, Task, TaskError, TaskHandle};
 
 /// Tasks: what can be spawned or awaited as a task, how a task ended, and handles to it.
 pub mod task {
+    pub use klaw_rt::coop::{Unconstrained, consume_budget, unconstrained};
     pub use klaw_rt::runtime::InlineBlockingTask;
     pub use klaw_rt::task::{
         BlockingTask, BoxError, ExitReason, Fallible, InlineTask, IntoTask, Outcome, Plain,
@@ -47,14 +48,15 @@ pub mod task {
     };
 }
 
-/// Scopes (nurseries): their options, the failures of one scope, and `scope_with`, the function
-/// `scope!` expands to. (`Scope` and `ScopeHandle` are at the root.)
+/// Scopes (nurseries): their options, the failures of one scope, children collected as they
+/// finish ([`ChildSet`](scope::ChildSet)), readiness ([`Ready`](scope::Ready)), and
+/// `scope_with`, the function `scope!` expands to. (`Scope` and `ScopeHandle` are at the root.)
 pub mod scope {
     pub use klaw_rt::error::ScopeError;
     pub use klaw_rt::scope::{
-        ChildKind, ChildOutput, IsTask, PlainValue, ResultNeedsTaskFallibleOrTaskNew, ScopeBody,
-        ScopeBodyError, ScopeOptions, ScopeResult, SpawnTarget, Spawnable, scope_with,
-        scope_with_error, typed_scope_body,
+        ChildKind, ChildOutput, ChildSet, IsTask, NotReady, PlainValue, Ready,
+        ResultNeedsTaskFallibleOrTaskNew, ScopeBody, ScopeBodyError, ScopeOptions, ScopeResult,
+        SpawnTarget, Spawnable, scope_with, scope_with_error, typed_scope_body,
     };
 }
 
@@ -63,8 +65,8 @@ pub mod scope {
 pub mod runtime {
     pub use klaw_rt::runtime::{
         BuildError, Builder, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS,
-        MAX_WORKERS, MachineInfo, NoRuntime, RuntimeConfig, ShutdownReport, ShutdownTimedOut,
-        WORKERS_ENV, WorkersFrom, block_on,
+        MAX_WORKERS, MachineInfo, NoRuntime, RuntimeConfig, RuntimeDump, ShutdownReport,
+        ShutdownTimedOut, WORKERS_ENV, WorkersFrom, block_on,
     };
 }
 
@@ -91,13 +93,34 @@ pub mod channel {
     };
 }
 
-/// Time: `sleep`, `sleep_until`, and [`Elapsed`](time::Elapsed), the error of a deadline that
-/// passed. (A timeout is a cancel region: `cancel::fail_after`.)
+/// Time: `sleep`, `sleep_until`, intervals, the clock ([`now`](time::now), and under a paused
+/// clock [`advance`](time::advance)), and [`Elapsed`](time::Elapsed), the error of a deadline
+/// that passed. (A timeout is a cancel region: `cancel::fail_after`.) Every klaw timer follows
+/// the runtime's clock: real time, or the virtual clock of `#[klaw::test(start_paused = true)]`.
 pub mod time {
-    pub use klaw_rt::time::{Elapsed, sleep, sleep_until};
+    pub use klaw_rt::time::{
+        Elapsed, Interval, MissedTickBehavior, Sleep, advance, interval, interval_at, now, sleep,
+        sleep_until,
+    };
 }
 
-pub use klaw_rt::{log, remote};
+/// Locks, semaphores and events for tasks: [`Mutex`](sync::Mutex), [`RwLock`](sync::RwLock),
+/// [`Semaphore`](sync::Semaphore) (with owned permits and several permits at once),
+/// [`Barrier`](sync::Barrier), and the signals [`Event`](sync::Event) (set once, wakes every
+/// waiter, as in trio) and [`Notify`](sync::Notify) (as in tokio). They work under any
+/// executor, waiters of a `Semaphore` or a `Notify` are served first come, first served, and
+/// every async method says in its `# Cancel safety` section what a dropped future leaves behind.
+pub mod sync {
+    pub use klaw_rt::primitives::{
+        Acquire, AcquireError, AcquireOwned, Barrier, BarrierWait, BarrierWaitResult, Event,
+        EventWait, Lock, LockOwned, Mutex, MutexGuard, Notified, Notify, OwnedMutexGuard,
+        OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit, Read, ReadOwned, RwLock,
+        RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit, TryAcquireError, Write,
+        WriteOwned,
+    };
+}
+
+pub use klaw_rt::{log, remote, signal};
 
 /// The NATS JetStream backend (feature `nats`): remote tasks on worker processes, and channels
 /// across machines. Enabling it also lets `KLAW_BACKEND=nats` pick it.
@@ -120,6 +143,7 @@ pub mod __private {
         __finish_send as finish_send, __growing_bounded as growing_bounded,
         __random_start as random_start, SelectRecv, SelectSend,
     };
+    pub use klaw_rt::coop::__poll_budget_available as poll_budget_available;
     pub use klaw_rt::error::Error;
     pub use klaw_rt::remote;
     pub use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_entry};
@@ -249,8 +273,12 @@ mod book {
     mod cancellation {}
     #[doc = include_str!("../book/src/channels.md")]
     mod channels {}
+    #[doc = include_str!("../book/src/sync.md")]
+    mod sync {}
     #[doc = include_str!("../book/src/select.md")]
     mod select {}
+    #[doc = include_str!("../book/src/time.md")]
+    mod time {}
     #[doc = include_str!("../book/src/logging.md")]
     mod logging {}
     #[doc = include_str!("../book/src/runtime.md")]

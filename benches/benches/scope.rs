@@ -1,5 +1,8 @@
 //! A nursery of 10k parallel children: a klaw `scope!` vs tokio `JoinSet` vs raw async-executor
-//! (spawn 10k, await all), each on 2 worker threads, in one run.
+//! (spawn 10k, await all), each on 2 worker threads, in one run. Then the same 10k children with
+//! at most 8 running at once: `scope!(limit = 8)` vs a tokio `JoinSet` whose children each take
+//! a permit of a `Semaphore` (the usual way to cap a fan-out in tokio), both collecting outcomes
+//! in the order they finish.
 //!
 //! `cargo bench -p klaw-benches --bench scope` prints criterion's estimates, then the medians
 //! of interleaved rounds with ratios to raw async-executor.
@@ -11,6 +14,7 @@ use klaw_benches::{Contender, compare, criterion_config};
 const CHILDREN: u64 = 10_000;
 const WORKERS: usize = 2;
 const ROUNDS: usize = 41;
+const LIMIT: usize = 8;
 
 fn main() {
     let klaw_rt = klaw::Runtime::builder().workers(WORKERS).build().unwrap();
@@ -75,6 +79,47 @@ fn main() {
     ];
     let mut criterion = criterion_config();
     compare(&mut criterion, "scope_10k_children", CHILDREN, ROUNDS, "async-executor", contenders);
+
+    let bounded = vec![
+        Contender::new("tokio JoinSet + Semaphore", || {
+            tokio_rt.block_on(async {
+                let permits = Arc::new(tokio::sync::Semaphore::new(LIMIT));
+                let mut set = tokio::task::JoinSet::new();
+                for i in 0..CHILDREN {
+                    let permits = permits.clone();
+                    set.spawn(async move {
+                        let _permit = permits.acquire_owned().await.unwrap();
+                        tokio::task::yield_now().await; // the work, while holding the permit
+                        i
+                    });
+                }
+                while let Some(result) = set.join_next().await {
+                    result.unwrap();
+                }
+            });
+        }),
+        Contender::new("klaw scope!(limit) + child_set", || {
+            klaw_rt
+                .block_on(async {
+                    klaw::scope!(limit = LIMIT, |s| {
+                        let mut set = s.child_set();
+                        for i in 0..CHILDREN {
+                            set.spawn(async move {
+                                futures_lite::future::yield_now().await; // the work
+                                i
+                            });
+                        }
+                        while let Some(result) = set.next_finished().await {
+                            result?;
+                        }
+                        Ok(())
+                    })
+                })
+                .unwrap();
+        }),
+    ];
+    let name = "scope_10k_children_limit_8";
+    compare(&mut criterion, name, CHILDREN, ROUNDS, "tokio JoinSet + Semaphore", bounded);
     criterion.final_summary();
 
     stop.notify(usize::MAX);

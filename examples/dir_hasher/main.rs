@@ -51,12 +51,19 @@ fn main() -> ExitCode {
     // cancels every child; blocking children see `klaw::cancel::is_cancelled()` at their next step.
     let region = Region::new();
     let interrupt = region.token();
-    if let Err(error) = ctrlc::set_handler(move || {
-        interrupt.cancel("interrupted (Ctrl-C)");
-    }) {
-        eprintln!("error: cannot install the Ctrl-C handler: {error}");
-        return ExitCode::from(2);
-    }
+    // Installed here, before the job starts, so an early Ctrl-C is not lost.
+    let ctrl_c = match klaw::signal::CtrlC::install() {
+        Ok(ctrl_c) => ctrl_c,
+        Err(error) => {
+            eprintln!("error: cannot listen for Ctrl-C: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let _listener = runtime.spawn(async move {
+        if ctrl_c.await.is_ok() {
+            interrupt.cancel(CancelReason::Interrupted);
+        }
+    });
 
     let counters = Arc::new(Counters::default());
     let started = Instant::now();
@@ -65,9 +72,9 @@ fn main() -> ExitCode {
         Ok(Ok(digest)) => Ending::Complete(digest),
         Ok(Err(klaw::Error::Elapsed(_))) => Ending::Deadline(args.timeout.unwrap_or_default()),
         Ok(Err(error)) => Ending::Failed(error.to_string()),
-        Err(CancelReason::User(why)) => Ending::Interrupted(why.into_owned()),
-        Err(other) => Ending::Interrupted(other.to_string()),
+        Err(reason) => Ending::Interrupted(reason.to_string()),
     };
+
     // Whatever happened, wait briefly for the blocking tasks to notice and stop, so the counts
     // are final; they check for cancellation between chunks of a few hundred KiB.
     let report = runtime.shutdown(Duration::from_millis(500));

@@ -19,7 +19,9 @@ mod task;
 use proc_macro::TokenStream;
 
 /// Runs an `async fn main` on a klaw runtime built for it, then shuts the runtime down.
-/// Options: `workers = N` (default: detected, or `KLAW_WORKERS`), `max_blocking_threads = N`.
+/// Options: `workers = N` (default: detected, or `KLAW_WORKERS`), `max_blocking_threads = N`,
+/// and `cancel_on_ctrl_c`: Ctrl-C cancels the body with `CancelReason::Interrupted`, and if the
+/// body then gives no value the process prints the reason and exits with code 130.
 /// A runtime that cannot be built (a bad `KLAW_WORKERS`) ends the program with the error and
 /// exit code 2.
 ///
@@ -37,8 +39,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Runs an `async fn` test on its own klaw runtime. Options: `workers = N`,
-/// `max_blocking_threads = N`, and `timeout = "10s"` (or a `Duration` expression): past it the
-/// test fails with a message instead of hanging.
+/// `max_blocking_threads = N`, `timeout = "10s"` (or a `Duration` expression): past it the
+/// test fails with a message and the runtime's tree (what was still running, see
+/// `Runtime::dump`) instead of hanging, and `start_paused = true`: a virtual clock that jumps to
+/// the next timer whenever every task waits (one worker).
 ///
 /// ```
 /// #[klaw::test(workers = 2, timeout = "5s")]

@@ -344,7 +344,8 @@ async fn run_task(
         let run = std::pin::pin!(region.run(run));
         let alive = async {
             loop {
-                klaw_rt::time::sleep(keep_alive).await;
+                // Real time even under a paused clock: the server's ack wait is.
+                async_io::Timer::after(keep_alive).await;
                 claim.progress().await;
             }
         };

@@ -324,3 +324,28 @@ impl From<crate::channel::broadcast::RecvError> for Error {
         Self::Other(Box::new(error))
     }
 }
+
+/// A closed semaphore converts for `?`, as a channel's errors do.
+///
+/// ```
+/// # klaw::runtime::block_on(async {
+/// async fn work(permits: &klaw::sync::Semaphore) -> Result<(), klaw::Error> {
+///     let _permit = permits.acquire().await?;
+///     Ok(())
+/// }
+/// let permits = klaw::sync::Semaphore::new(1);
+/// permits.close();
+/// assert!(work(&permits).await.is_err());
+/// # });
+/// ```
+impl From<crate::primitives::AcquireError> for Error {
+    fn from(error: crate::primitives::AcquireError) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
+impl From<crate::primitives::TryAcquireError> for Error {
+    fn from(error: crate::primitives::TryAcquireError) -> Self {
+        Self::Other(Box::new(error))
+    }
+}

@@ -31,6 +31,8 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
         Some(timeout) => quote!(::core::option::Option::Some(#timeout)),
         None => quote!(::core::option::Option::None),
     };
+    let start_paused = plan.start_paused;
+    let cancel_on_ctrl_c = plan.cancel_on_ctrl_c;
     let (test_attribute, kind) = match plan.kind {
         EntryKind::Main => (quote!(), quote!(Main)),
         EntryKind::Test => (quote!(#[::core::prelude::v1::test]), quote!(Test)),
@@ -43,6 +45,8 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
                 workers: #workers,
                 max_blocking_threads: #max_blocking_threads,
                 timeout: #timeout,
+                start_paused: #start_paused,
+                cancel_on_ctrl_c: #cancel_on_ctrl_c,
             },
             async move #block,
         )

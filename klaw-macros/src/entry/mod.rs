@@ -31,6 +31,8 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "workers", form: "workers = N" },
     OptionSpec { name: "max_blocking_threads", form: "max_blocking_threads = N" },
     OptionSpec { name: "timeout", form: "timeout = \"10s\" (tests only)" },
+    OptionSpec { name: "start_paused", form: "start_paused = true (tests only)" },
+    OptionSpec { name: "cancel_on_ctrl_c", form: "cancel_on_ctrl_c (main only)" },
 ];
 pub(crate) const MAX_WORKERS: usize = 1024;
 pub(crate) const MAX_BLOCKING_THREADS: usize = 4096;

@@ -1,12 +1,12 @@
 //! Validation: the function's shape and the options' values, every mistake reported at once.
 
-use syn::ItemFn;
+use syn::{Expr, ExprLit, ItemFn, Lit};
 
 use crate::diagnostic::Errors;
 use crate::duration::duration_value;
 use crate::entry::parse::ParsedEntry;
 use crate::entry::{EntryKind, MAX_BLOCKING_THREADS, MAX_WORKERS, OPTIONS};
-use crate::options::{int_value, known_options};
+use crate::options::{OptionArg, flag_value, int_value, known_options};
 
 /// A valid entry: what expansion needs.
 pub(crate) struct EntryPlan {
@@ -15,6 +15,10 @@ pub(crate) struct EntryPlan {
     pub(crate) max_blocking_threads: Option<usize>,
     /// `#[klaw::test(timeout = "10s")]`: the test fails (never hangs) past it.
     pub(crate) timeout: Option<proc_macro2::TokenStream>,
+    /// `#[klaw::test(start_paused = true)]`: a virtual clock, and one worker.
+    pub(crate) start_paused: bool,
+    /// `#[klaw::main(cancel_on_ctrl_c)]`: Ctrl-C cancels the body with `Interrupted`.
+    pub(crate) cancel_on_ctrl_c: bool,
     pub(crate) item: ItemFn,
 }
 
@@ -32,12 +36,18 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
         workers: None,
         max_blocking_threads: None,
         timeout: None,
+        start_paused: false,
+        cancel_on_ctrl_c: false,
         item: entry.item,
     };
 
+    let mut workers_arg = None;
     for (arg, name) in known_options(&entry.options, OPTIONS, attribute, errors) {
         let slot = match name {
-            "workers" => int_value(arg, 1, MAX_WORKERS).map(|n| plan.workers = Some(n)),
+            "workers" => int_value(arg, 1, MAX_WORKERS).map(|n| {
+                plan.workers = Some(n);
+                workers_arg = Some(arg);
+            }),
             "max_blocking_threads" => {
                 int_value(arg, 1, MAX_BLOCKING_THREADS).map(|n| plan.max_blocking_threads = Some(n))
             }
@@ -47,10 +57,36 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
                  `klaw::cancel::fail_after` or `scope!(timeout = ...)`",
             )),
             "timeout" => duration_value(arg).map(|timeout| plan.timeout = Some(timeout)),
+            "start_paused" if kind == EntryKind::Main => Err(syn::Error::new_spanned(
+                &arg.key,
+                "`start_paused` is for #[klaw::test] only: a program runs in real time (build a \
+                 runtime with `Runtime::builder().start_paused(true)` to run something on a \
+                 virtual clock)",
+            )),
+            "start_paused" => bool_value(arg).map(|paused| plan.start_paused = paused),
+            "cancel_on_ctrl_c" if kind == EntryKind::Test => Err(syn::Error::new_spanned(
+                &arg.key,
+                "`cancel_on_ctrl_c` is for #[klaw::main] only: a test is not interrupted by \
+                 Ctrl-C (listen with `klaw::signal::ctrl_c()` if a test needs to)",
+            )),
+            "cancel_on_ctrl_c" => flag_value(arg).map(|()| plan.cancel_on_ctrl_c = true),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = slot {
             errors.push(error);
+        }
+    }
+    if let (true, Some(workers), Some(arg)) = (plan.start_paused, plan.workers, workers_arg) {
+        if workers != 1 {
+            let value = arg.value.as_ref().expect("a valid `workers` has a value");
+            errors.push(syn::Error::new_spanned(
+                value,
+                format!(
+                    "a test with `start_paused = true` runs on one worker, so that its clock \
+                     knows when every task waits: remove `workers = {workers}` (or make it 1)"
+                ),
+            ));
+            plan.workers = None;
         }
     }
 
@@ -87,4 +123,15 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
         plan.item.attrs.retain(|attr| !attr.path().is_ident("test"));
     }
     Checked { plan, body_usable }
+}
+
+/// The value of `key = true` or `key = false`.
+fn bool_value(arg: &OptionArg) -> syn::Result<bool> {
+    let key = &arg.key;
+    let expected = || format!("`{key}` takes `true` or `false`, e.g. `{key} = true`");
+    match &arg.value {
+        Some(Expr::Lit(ExprLit { lit: Lit::Bool(value), .. })) => Ok(value.value),
+        Some(other) => Err(syn::Error::new_spanned(other, expected())),
+        None => Err(syn::Error::new_spanned(key, format!("{}; the value is missing", expected()))),
+    }
 }

@@ -9,13 +9,16 @@ use crate::scope::validate::ScopePlan;
 
 pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
     let private = crate::path::private();
-    let ScopePlan { name, timeout, deadline, supervisor, moves, param, result, body } = plan;
+    let ScopePlan { name, timeout, deadline, supervisor, limit, moves, param, result, body } = plan;
     let name = name.map(|name| quote!(.name(#name)));
     let timeout = timeout.map(|timeout| quote!(.timeout(#timeout)));
     let deadline = deadline.map(|deadline| {
         quote_spanned!(deadline.span()=> .deadline(::core::convert::identity::<::std::time::Instant>(#deadline)))
     });
     let supervisor = supervisor.then(|| quote!(.supervisor()));
+    let limit = limit.map(
+        |limit| quote_spanned!(limit.span()=> .limit(::core::convert::identity::<usize>(#limit))),
+    );
     let capture = moves.then(|| quote!(move));
     let body_span = body.span();
     // A block body becomes the async block itself: no second pair of braces around it.
@@ -38,7 +41,7 @@ pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
     };
     quote! {
         #private::#run(
-            #private::ScopeOptions::new() #name #timeout #deadline #supervisor,
+            #private::ScopeOptions::new() #name #timeout #deadline #supervisor #limit,
             |#param| #body,
         )
         .await

@@ -18,12 +18,13 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "timeout", form: "timeout = \"5s\"" },
     OptionSpec { name: "deadline", form: "deadline = <Instant>" },
     OptionSpec { name: "supervisor", form: "supervisor" },
+    OptionSpec { name: "limit", form: "limit = 8" },
 ];
 
 /// The forms the macro accepts, for every message about its shape.
 pub(crate) const FORMS: &str = "`scope!(|s| { ... })`, `scope!(move |s| { ... })`, \
      `scope!(|s| -> anyhow::Result<_> { ... })`, or options first: \
-     `scope!(timeout = \"5s\", supervisor, |s| { ... })`";
+     `scope!(timeout = \"5s\", limit = 8, |s| { ... })`";
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     // A stub of the right kind (a future of a `Result`) keeps the caller's code type-checking

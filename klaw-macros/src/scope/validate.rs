@@ -1,11 +1,11 @@
 //! Validation: the options' values and the closure's shape, every mistake at once.
 
 use proc_macro2::TokenStream;
-use syn::{Expr, ExprClosure, Ident, LitStr, Pat, ReturnType, Type};
+use syn::{Expr, ExprClosure, ExprLit, Ident, Lit, LitStr, Pat, ReturnType, Type};
 
 use crate::diagnostic::Errors;
 use crate::duration::duration_value;
-use crate::options::{flag_value, known_options, str_value};
+use crate::options::{OptionArg, flag_value, known_options, str_value};
 use crate::scope::parse::ParsedScope;
 use crate::scope::{FORMS, MACRO, OPTIONS};
 
@@ -15,6 +15,8 @@ pub(crate) struct ScopePlan {
     pub(crate) timeout: Option<TokenStream>,
     pub(crate) deadline: Option<Expr>,
     pub(crate) supervisor: bool,
+    /// `limit = n`: a literal checked here, or any `usize` expression (0 panics at run time).
+    pub(crate) limit: Option<Expr>,
     pub(crate) moves: bool,
     pub(crate) param: Ident,
     /// The body's own result type, from `|s| -> R { .. }`; `Result<_, BoxError>` without it.
@@ -37,6 +39,7 @@ pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
         timeout: None,
         deadline: None,
         supervisor: false,
+        limit: None,
         moves: capture.is_some(),
         param: Ident::new("s", proc_macro2::Span::call_site()),
         result: None,
@@ -57,6 +60,7 @@ pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
                 )),
             },
             "supervisor" => flag_value(arg).map(|()| plan.supervisor = true),
+            "limit" => limit_value(arg).map(|limit| plan.limit = Some(limit)),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = checked {
@@ -102,4 +106,29 @@ pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
         }
     }
     Checked { plan, body_usable }
+}
+
+/// `limit = n`: how many children may run at once. A literal must be a whole number of at least
+/// 1; anything else (a variable, a call) is taken as a `usize` expression.
+fn limit_value(arg: &OptionArg) -> syn::Result<Expr> {
+    let expected = "`limit` takes how many children may run at once, a whole number of at least \
+                    1 (e.g. `limit = 8`) or a `usize` expression (e.g. `limit = workers * 2`)";
+    let Some(value) = &arg.value else {
+        return Err(syn::Error::new_spanned(&arg.key, format!("{expected}; the value is missing")));
+    };
+    match value {
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => {
+            let suffix_ok = int.suffix().is_empty() || int.suffix() == "usize";
+            match int.base10_parse::<usize>() {
+                Ok(n) if n >= 1 && suffix_ok => Ok(value.clone()),
+                Ok(0) => Err(syn::Error::new_spanned(
+                    int,
+                    format!("a limit of 0 would never run a child; {expected}"),
+                )),
+                _ => Err(syn::Error::new_spanned(int, expected)),
+            }
+        }
+        Expr::Lit(_) => Err(syn::Error::new_spanned(value, expected)),
+        _ => Ok(value.clone()),
+    }
 }

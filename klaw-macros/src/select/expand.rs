@@ -72,7 +72,7 @@ pub(crate) fn expand(select: ParsedSelect) -> TokenStream {
                 }
             },
             ArmKind::After(_) | ArmKind::At(_) => quote! {
-                __KlawSelected::#variant(()) => #body
+                __KlawSelected::#variant(()) => { #body }
             },
             ArmKind::Default => unreachable!("filtered out"),
         }
@@ -122,6 +122,9 @@ pub(crate) fn expand(select: ParsedSelect) -> TokenStream {
             #(#make)*
             #start
             ::core::future::poll_fn(|__klaw_cx| {
+                // With the task's cooperative budget spent, yield rather than poll the arms
+                // (which would all yield) and take `default` while values wait.
+                ::core::task::ready!(#private::poll_budget_available(__klaw_cx));
                 #poll_all
                 #default_ready
             })

@@ -77,14 +77,17 @@ pub async fn fail_after<F: Future>(duration: Duration, future: F) -> Result<F::O
 /// });
 /// ```
 pub async fn fail_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
-    let after = deadline.saturating_duration_since(Instant::now());
+    let after = deadline.saturating_duration_since(crate::time::now());
     let outcome = Region::new().deadline(deadline).run(future).await;
     outcome.map_err(|_: CancelReason| Elapsed::new(after))
 }
 
 /// A cancellation point for CPU-bound async code: if the task or an enclosing region was
 /// cancelled, it never returns (whatever cancelled it drops the future right after); otherwise
-/// it yields once, so other tasks and the region's deadline get their turn.
+/// it lets other tasks and the region's deadline have their turn. In a klaw task it takes a
+/// unit of the task's cooperative budget, and yields when the budget is spent (once every 128
+/// checkpoints, if the code does nothing else); outside any klaw task, or under
+/// `task::unconstrained`, where nothing is counted, it yields every time.
 ///
 /// ```
 /// use std::time::Duration;
@@ -105,5 +108,5 @@ pub async fn checkpoint() {
     if is_cancelled() {
         std::future::pending::<()>().await;
     }
-    futures_lite::future::yield_now().await;
+    crate::coop::checkpoint().await;
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
 use pin_project_lite::pin_project;
 
 use event_listener::EventListener;
@@ -18,6 +17,7 @@ use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::state::Tie;
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
+use crate::time::{self, Sleep};
 
 /// A cancel region, as in trio: the future it runs is dropped when the region is cancelled by
 /// its [`Token`] or when its deadline passes, and the region then returns the reason.
@@ -74,7 +74,8 @@ impl Region {
         self
     }
 
-    /// Cancels the region with [`CancelReason::Deadline`] `timeout` from now.
+    /// Cancels the region with [`CancelReason::Deadline`] `timeout` from now, on the current
+    /// runtime's clock ([`klaw::time::now`](crate::time::now)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -84,7 +85,7 @@ impl Region {
     /// });
     /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
-        self.deadline(Instant::now() + timeout)
+        self.deadline(time::deadline_in(timeout))
     }
 
     /// A cloneable, `Send` handle that cancels this region from anywhere.
@@ -358,7 +359,7 @@ pin_project! {
         future: Option<F>,
         state: Arc<RegionState>,
         deadline: Option<Instant>,
-        timer: Option<Timer>,
+        timer: Option<Sleep>,
         started: bool,
         // Decided, and waiting for what the future left running.
         outcome: Option<Result<F::Output, CancelReason>>,
@@ -390,12 +391,12 @@ impl<F: Future> Future for Cancellable<F> {
             assert!(this.future.is_some(), "a Cancellable was polled after it finished");
             if !*this.started {
                 *this.started = true;
-                *this.timer = this.deadline.map(Timer::at);
+                *this.timer = this.deadline.map(time::sleep_until);
                 this.state.listen_to_enclosing();
             }
             this.state.register(cx.waker());
             if let Some(timer) = this.timer.as_mut() {
-                if Pin::new(timer).poll(cx).is_ready() {
+                if timer.poll_deadline(cx).is_ready() {
                     this.state.cancel(CancelReason::Deadline);
                     *this.timer = None;
                 }

@@ -14,6 +14,7 @@ use futures_core::Stream;
 
 use crate::channel::error::SendError;
 use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, poll_or_wait};
+use crate::coop;
 use crate::sync::{Mutex, MutexGuard};
 
 /// Why a broadcast `recv` gave no message.
@@ -460,6 +461,9 @@ impl<T: Clone> Receiver<T> {
     /// Cancel safety: a `recv` dropped before it completes consumes nothing; the message stays
     /// for the next call.
     ///
+    /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
+    /// receive polled once the task's budget is spent yields first, taking nothing.
+    ///
     /// # Panics
     /// If the message's `Clone` panics: the panic comes through this call, once, and the
     /// receiver has moved past that message.
@@ -501,25 +505,29 @@ impl<T: Clone> Receiver<T> {
         taken.map(into_value)
     }
 
+    /// One poll of a `recv`, taking a unit of the task's cooperative budget when it completes
+    /// (with the budget spent, it yields and takes nothing).
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
         let Receiver { shared, next, ticket } = self;
-        let polled = poll_or_wait(
-            &shared.state,
-            |state| &mut state.receiving,
-            ticket,
-            cx,
-            |state| {
-                let mut dropped = Vec::new();
-                match take(next, state, &mut dropped) {
-                    Ok(value) => Some((Ok(value), dropped)),
-                    Err(TryRecvError::Lagged(missed)) => {
-                        Some((Err(RecvError::Lagged(missed)), dropped))
+        let polled = coop::budgeted(cx, |cx| {
+            poll_or_wait(
+                &shared.state,
+                |state| &mut state.receiving,
+                ticket,
+                cx,
+                |state| {
+                    let mut dropped = Vec::new();
+                    match take(next, state, &mut dropped) {
+                        Ok(value) => Some((Ok(value), dropped)),
+                        Err(TryRecvError::Lagged(missed)) => {
+                            Some((Err(RecvError::Lagged(missed)), dropped))
+                        }
+                        Err(TryRecvError::Closed) => Some((Err(RecvError::Closed), dropped)),
+                        Err(TryRecvError::Empty) => None,
                     }
-                    Err(TryRecvError::Closed) => Some((Err(RecvError::Closed), dropped)),
-                    Err(TryRecvError::Empty) => None,
-                }
-            },
-        );
+                },
+            )
+        });
         // Outside the lock: the messages every receiver has read are dropped, then this one's
         // value is cloned (or taken, if this receiver was its last reader).
         polled.map(|(taken, dropped)| {

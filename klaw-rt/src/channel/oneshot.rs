@@ -11,6 +11,7 @@ use futures_core::FusedFuture;
 
 use crate::channel::error::{RecvError, SendError, TryRecvError};
 use crate::channel::wakers::{Ticket, WaitUntil, WakerSet, poll_or_wait};
+use crate::coop;
 use crate::sync::{Mutex, MutexGuard};
 
 struct State<T> {
@@ -160,6 +161,9 @@ impl<T> fmt::Debug for Sender<T> {
 /// (and a later `send` fails, giving the value back to the sender). To wait in a `select!`
 /// without giving it up, await `&mut rx`: the losing arm then drops only the borrow.
 ///
+/// In a klaw task, awaiting it takes part in the [cooperative budget](crate::coop::consume_budget):
+/// polled once the task's budget is spent, it yields first, taking nothing.
+///
 /// ```
 /// let (tx, mut rx): (_, klaw::channel::oneshot::Receiver<u8>) = klaw::channel::oneshot::channel();
 /// tx.send(2).unwrap();
@@ -249,7 +253,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.blocking_recv(), Ok(5));
     /// ```
     pub fn blocking_recv(self) -> Result<T, RecvError> {
-        futures_lite::future::block_on(self)
+        futures_lite::future::block_on(coop::unconstrained(self))
     }
 }
 
@@ -261,17 +265,22 @@ impl<T> Future for Receiver<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         assert!(!this.done, "a oneshot receiver was polled after it gave its result");
-        let polled = poll_or_wait(
-            &this.shared.0,
-            |state| &mut state.receiver_waiting,
-            &mut this.ticket,
-            cx,
-            |state| match state.value.take() {
-                Some(value) => Some(Ok(value)),
-                None if !state.sender_alive || !state.receiver_open => Some(Err(RecvError::Closed)),
-                None => None,
-            },
-        );
+        let (shared, ticket) = (&this.shared.0, &mut this.ticket);
+        let polled = coop::budgeted(cx, |cx| {
+            poll_or_wait(
+                shared,
+                |state| &mut state.receiver_waiting,
+                ticket,
+                cx,
+                |state| match state.value.take() {
+                    Some(value) => Some(Ok(value)),
+                    None if !state.sender_alive || !state.receiver_open => {
+                        Some(Err(RecvError::Closed))
+                    }
+                    None => None,
+                },
+            )
+        });
         this.done = polled.is_ready();
         polled
     }

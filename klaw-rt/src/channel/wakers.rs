@@ -12,6 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
+use crate::coop;
 use crate::sync::{Mutex, MutexGuard};
 
 /// The wakers of one kind of waiter (receivers waiting for a message, senders waiting for the
@@ -145,9 +146,14 @@ impl<'a, S> WaitUntil<'a, S> {
         Self { lock, set, done, ticket: Ticket::default() }
     }
 
-    pub(crate) fn poll(&mut self, cx: &Context<'_>) -> Poll<()> {
+    /// Ready once `done` holds, taking a unit of the task's cooperative budget then.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let done = self.done;
-        poll_or_wait(self.lock, self.set, &mut self.ticket, cx, |state| done(state).then_some(()))
+        coop::budgeted(cx, |cx| {
+            poll_or_wait(self.lock, self.set, &mut self.ticket, cx, |state| {
+                done(state).then_some(())
+            })
+        })
     }
 }
 

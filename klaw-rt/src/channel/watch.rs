@@ -13,6 +13,7 @@ use futures_core::Stream;
 
 use crate::channel::error::{RecvError, SendError};
 use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, poll_or_wait};
+use crate::coop;
 use crate::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 struct Waiting {
@@ -302,6 +303,9 @@ impl<T> Receiver<T> {
     /// Cancel safety: dropping the future marks nothing seen; a later `changed` still sees the
     /// change.
     ///
+    /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget):
+    /// polled once the task's budget is spent, it yields first, marking nothing seen.
+    ///
     /// ```
     /// let (tx, mut rx) = klaw::channel::watch::channel(0);
     /// std::thread::spawn(move || tx.send(1).unwrap());
@@ -314,9 +318,11 @@ impl<T> Receiver<T> {
         Changed { receiver: self }
     }
 
+    /// `changed`, taking a unit of the task's cooperative budget when it completes (with the
+    /// budget spent, it yields and marks nothing seen).
     fn poll_changed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), RecvError>> {
         let Receiver { shared, seen, ticket } = self;
-        poll_changed(shared, seen, ticket, cx)
+        coop::budgeted(cx, |cx| poll_changed(shared, seen, ticket, cx))
     }
 
     /// Waits until the value satisfies `predicate` (checking the current value first), marks it
@@ -324,6 +330,9 @@ impl<T> Receiver<T> {
     /// `predicate` runs under the value's read lock: it must not use this channel.
     ///
     /// Cancel safety: dropping the future marks nothing seen but the values it checked.
+    ///
+    /// In a klaw task, the whole wait is one operation of the task's
+    /// [cooperative budget](crate::coop::consume_budget).
     ///
     /// ```
     /// let (tx, mut rx) = klaw::channel::watch::channel(0);
@@ -346,16 +355,20 @@ impl<T> Receiver<T> {
         // the check and the return would otherwise give the caller a value that failed it).
         let Receiver { shared, seen, ticket } = self;
         let shared: &Shared<T> = shared;
-        loop {
-            {
-                let guard = shared.read();
-                *seen = shared.lock().version;
-                if predicate(&guard) {
-                    return Ok(Ref(guard));
+        // One budgeted operation as a whole, even when the first check passes.
+        coop::cooperative(async move {
+            loop {
+                {
+                    let guard = shared.read();
+                    *seen = shared.lock().version;
+                    if predicate(&guard) {
+                        return Ok(Ref(guard));
+                    }
                 }
+                std::future::poll_fn(|cx| poll_changed(shared, seen, ticket, cx)).await?;
             }
-            std::future::poll_fn(|cx| poll_changed(shared, seen, ticket, cx)).await?;
-        }
+        })
+        .await
     }
 
     /// Makes the current value count as unseen: the next `changed` returns at once.

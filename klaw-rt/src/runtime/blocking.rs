@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::task::core::HeaderRef;
 use crate::task::{CancelReason, TaskId};
+use crate::time::clock::{Hold, VirtualClock};
 
 /// A queued blocking task: runs its closure, or, if dropped unrun, publishes a cancellation.
 pub(crate) trait BlockingJob: Send {
@@ -20,6 +21,9 @@ pub(crate) trait BlockingJob: Send {
 struct Queued {
     job: Box<dyn BlockingJob>,
     task: HeaderRef,
+    /// Under a paused clock: the clock does not move from the job's submission until it has
+    /// run (and woken whoever waits for it) or been dropped.
+    _hold: Option<Hold>,
 }
 
 #[derive(Default)]
@@ -38,6 +42,7 @@ struct PoolShared {
     max_threads: usize,
     keep_alive: Duration,
     thread_name: String,
+    clock: Option<Arc<VirtualClock>>,
 }
 
 /// A bounded pool of threads for blocking closures.
@@ -46,7 +51,12 @@ pub(crate) struct BlockingPool {
 }
 
 impl BlockingPool {
-    pub(crate) fn new(max_threads: usize, keep_alive: Duration, thread_name: String) -> Self {
+    pub(crate) fn new(
+        max_threads: usize,
+        keep_alive: Duration,
+        thread_name: String,
+        clock: Option<Arc<VirtualClock>>,
+    ) -> Self {
         BlockingPool {
             shared: Arc::new(PoolShared {
                 state: Mutex::new(PoolState::default()),
@@ -54,6 +64,7 @@ impl BlockingPool {
                 max_threads,
                 keep_alive,
                 thread_name,
+                clock,
             }),
         }
     }
@@ -61,13 +72,15 @@ impl BlockingPool {
     /// Queues `job`, starting a thread if queued jobs outnumber idle threads and the bound
     /// allows. After shutdown the job is dropped, which cancels its task.
     pub(crate) fn submit(&self, job: Box<dyn BlockingJob>, task: HeaderRef) {
+        // Before the lock: holding takes the clock's.
+        let hold = self.shared.clock.as_ref().map(VirtualClock::hold);
         let mut state = self.shared.lock();
         if state.shutdown {
             drop(state);
-            drop(job);
+            drop((job, hold));
             return;
         }
-        state.queue.push_back(Queued { job, task });
+        state.queue.push_back(Queued { job, task, _hold: hold });
         if state.idle > 0 {
             self.shared.work_available.notify_one();
         }
@@ -124,7 +137,7 @@ impl PoolShared {
     fn work(&self) {
         let mut state = self.lock();
         loop {
-            if let Some(Queued { job, task }) = state.queue.pop_front() {
+            if let Some(Queued { job, task, _hold: hold }) = state.queue.pop_front() {
                 let id = task.header().id();
                 state.running.insert(id, task);
                 drop(state);
@@ -140,6 +153,7 @@ impl PoolShared {
                 let finished = state.running.remove(&id);
                 drop(state);
                 drop(finished); // outside the lock: it may be the last reference to the task
+                drop(hold); // after the job has woken whoever waits for it
                 state = self.lock();
                 continue;
             }
@@ -169,7 +183,7 @@ mod tests {
 
     #[test]
     fn threads_never_exceed_the_bound_and_retire_when_idle() {
-        let pool = BlockingPool::new(3, Duration::from_millis(50), "test".into());
+        let pool = BlockingPool::new(3, Duration::from_millis(50), "test".into(), None);
         let stats = Arc::new(Stats::default());
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));

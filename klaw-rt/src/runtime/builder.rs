@@ -7,7 +7,12 @@ use std::time::Duration;
 
 use crate::remote::{BackendError, RemoteBackend, backend_from_env};
 
-use crate::runtime::config::{ConfigError, MAX_BLOCKING_THREADS, MAX_WORKERS, check_range};
+use crate::runtime::config::{
+    ConfigError, MAX_BLOCKING_THREADS, MAX_WORKERS, check_range, check_range_with_hint,
+};
+
+/// Why a paused runtime takes only one worker.
+const PAUSED_HINT: &str = " (a runtime with start_paused has one worker)";
 use crate::runtime::{Runtime, RuntimeConfig, WorkersFrom};
 
 /// The runtime could not be built.
@@ -51,6 +56,7 @@ pub struct Builder {
     max_blocking_threads: Option<usize>,
     blocking_keep_alive: Duration,
     thread_name: Cow<'static, str>,
+    start_paused: bool,
 }
 
 impl Builder {
@@ -61,6 +67,7 @@ impl Builder {
             max_blocking_threads: None,
             blocking_keep_alive: Duration::from_secs(10),
             thread_name: Cow::Borrowed("klaw"),
+            start_paused: false,
         }
     }
 
@@ -145,6 +152,39 @@ impl Builder {
         self
     }
 
+    /// Gives the runtime a virtual clock, for tests (what `#[klaw::test(start_paused = true)]`
+    /// does). Time stands still while any task can make progress; when every task waits (no
+    /// task is runnable, no `block_on` future has been woken, no blocking-pool job is queued or
+    /// running), the clock jumps to the next timer's deadline and fires it. A test of an
+    /// hour-long timeout runs in a moment, the same way every time. Every klaw timer made on
+    /// the runtime follows this clock (`klaw::time::now()` reads it, `klaw::time::advance`
+    /// moves it by hand); `std::time::Instant::now()` stays real.
+    ///
+    /// Such a runtime has one worker, so that "no task is runnable" is something it can know,
+    /// and the tasks a timer wakes run one at a time in deadline order: `workers` may only be 1
+    /// (and `KLAW_WORKERS` is ignored). Its clock does not wait for what klaw cannot see: a
+    /// thread klaw did not start, I/O in flight. With no timer pending the clock does not move.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = klaw::Runtime::builder().start_paused(true).build()?;
+    /// assert_eq!((rt.worker_count(), rt.config().start_paused), (1, true));
+    /// let waited = rt.block_on(async {
+    ///     let start = klaw::time::now();
+    ///     let late = klaw::cancel::fail_after(Duration::from_secs(3600), std::future::pending::<()>());
+    ///     assert!(late.await.is_err()); // an hour, at once
+    ///     klaw::time::now() - start
+    /// });
+    /// assert_eq!(waited, Duration::from_secs(3600));
+    /// let err = klaw::Runtime::builder().start_paused(true).workers(4).build().unwrap_err();
+    /// assert!(err.to_string().contains("Builder::workers=4"));
+    /// # Ok::<(), klaw::runtime::BuildError>(())
+    /// ```
+    pub fn start_paused(mut self, paused: bool) -> Self {
+        self.start_paused = paused;
+        self
+    }
+
     /// The configuration `build` would use, without starting anything.
     ///
     /// # Errors
@@ -156,15 +196,25 @@ impl Builder {
     /// # Ok::<(), klaw::runtime::ConfigError>(())
     /// ```
     pub fn config(&self) -> Result<RuntimeConfig, ConfigError> {
-        let mut config = match self.workers {
-            // An explicit count must not fail on a bad variable it overrides.
-            Some(_) => RuntimeConfig::from_env(|_| None, crate::runtime::MachineInfo::probe())?,
-            None => RuntimeConfig::detect()?,
+        // An explicit count (a paused runtime's is one) must not fail on a bad variable it
+        // overrides.
+        let mut config = if self.workers.is_some() || self.start_paused {
+            RuntimeConfig::from_env(|_| None, crate::runtime::MachineInfo::probe())?
+        } else {
+            RuntimeConfig::detect()?
         };
         if let Some(workers) = self.workers {
-            config.workers = check_range("Builder::workers", workers, 1, MAX_WORKERS)?;
+            config.workers = if self.start_paused {
+                check_range_with_hint("Builder::workers", workers, 1, 1, PAUSED_HINT)?
+            } else {
+                check_range("Builder::workers", workers, 1, MAX_WORKERS)?
+            };
             config.workers_from = WorkersFrom::Builder;
+        } else if self.start_paused {
+            config.workers = 1;
+            config.workers_from = WorkersFrom::Paused;
         }
+        config.start_paused = self.start_paused;
         if let Some(threads) = self.max_blocking_threads {
             config.max_blocking_threads =
                 check_range("Builder::max_blocking_threads", threads, 1, MAX_BLOCKING_THREADS)?;

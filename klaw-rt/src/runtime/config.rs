@@ -92,10 +92,21 @@ pub(crate) fn check_range(
     min: usize,
     max: usize,
 ) -> Result<usize, ConfigError> {
+    check_range_with_hint(setting, value, min, max, "")
+}
+
+/// [`check_range`], with `hint` after the range in the message.
+pub(crate) fn check_range_with_hint(
+    setting: &'static str,
+    value: usize,
+    min: usize,
+    max: usize,
+    hint: &'static str,
+) -> Result<usize, ConfigError> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(ConfigError::OutOfRange { setting, value: value.to_string(), min, max, hint: "" })
+        Err(ConfigError::OutOfRange { setting, value: value.to_string(), min, max, hint })
     }
 }
 
@@ -185,6 +196,9 @@ pub enum WorkersFrom {
     Env,
     /// `Builder::workers` (or `#[klaw::main(workers = N)]`).
     Builder,
+    /// `Builder::start_paused(true)` (or `#[klaw::test(start_paused = true)]`): a runtime with
+    /// a paused clock has one worker.
+    Paused,
 }
 
 impl fmt::Display for WorkersFrom {
@@ -193,6 +207,7 @@ impl fmt::Display for WorkersFrom {
             Self::Detected => "detected",
             Self::Env => WORKERS_ENV,
             Self::Builder => "builder",
+            Self::Paused => "start_paused",
         })
     }
 }
@@ -218,6 +233,9 @@ pub struct RuntimeConfig {
     pub max_blocking_threads: usize,
     /// The machine the detection looked at.
     pub machine: MachineInfo,
+    /// Whether the runtime's clock is virtual (`Builder::start_paused`): it stands still while
+    /// any task can make progress, and jumps to the next timer when every task waits.
+    pub start_paused: bool,
 }
 
 impl RuntimeConfig {
@@ -262,6 +280,7 @@ impl RuntimeConfig {
             workers_from,
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
             machine,
+            start_paused: false,
         })
     }
 }

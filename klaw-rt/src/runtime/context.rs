@@ -1,5 +1,6 @@
 //! The runtime a thread belongs to: set for worker threads and for the duration of `block_on`,
-//! so code inside a task can find its runtime (`Handle::current()`).
+//! so code inside a task can find its runtime (`Handle::current()`), and its clock
+//! (`time::now()`, every timer made there).
 #![forbid(unsafe_code)]
 
 use std::cell::RefCell;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use async_executor::Executor;
 
 use crate::runtime::Shared;
+use crate::time::clock::{self, ClockGuard};
 
 #[derive(Clone)]
 pub(crate) struct Context {
@@ -20,14 +22,17 @@ thread_local! {
     static CURRENT: RefCell<Option<Context>> = const { RefCell::new(None) };
 }
 
-/// Restores the previous context when dropped, releasing this one's executor reference.
+/// Restores the previous context (and clock) when dropped, releasing this one's executor
+/// reference.
 pub(crate) struct ContextGuard {
     previous: Option<Context>,
+    _clock: ClockGuard,
 }
 
 pub(crate) fn enter(context: Context) -> ContextGuard {
+    let clock = clock::enter(context.shared.clock.clone());
     let previous = CURRENT.with(|current| current.borrow_mut().replace(context));
-    ContextGuard { previous }
+    ContextGuard { previous, _clock: clock }
 }
 
 impl Drop for ContextGuard {

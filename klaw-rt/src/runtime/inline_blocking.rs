@@ -51,9 +51,11 @@ where
     /// ```
     fn into_future(self) -> InlineBlockingTask<M::Ok, M::Err> {
         let state = match Handle::current() {
-            Ok(runtime) => InlineBlocking::OnPool(
-                runtime.spawn_blocking_child(self, None, |_| None::<NoParent>),
-            ),
+            Ok(runtime) => InlineBlocking::OnPool(runtime.spawn_blocking_child(
+                self,
+                Default::default(),
+                |_| None::<NoParent>,
+            )),
             Err(_) => {
                 let span = task_span(TaskId::next(), self.name.as_deref(), None);
                 let _span = span.as_ref().map(|span| span.enter());

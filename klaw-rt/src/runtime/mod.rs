@@ -6,17 +6,23 @@ pub(crate) mod blocking;
 mod builder;
 mod config;
 mod context;
+mod dump;
 #[doc(hidden)]
 pub mod entry;
 mod inline_blocking;
+pub(crate) mod limit;
+mod paused;
 pub(crate) mod spawn;
 pub(crate) mod stats;
+mod waiting;
 
 pub use builder::{BuildError, Builder};
 pub use config::{
     ConfigError, DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS, MAX_WORKERS, MachineInfo,
     RuntimeConfig, WORKERS_ENV, WorkersFrom,
 };
+pub use dump::RuntimeDump;
+pub(crate) use dump::{ChildSnapshot, ScopeSnapshot, ScopeView};
 pub use stats::{ShutdownReport, ShutdownTimedOut};
 
 use std::fmt;
@@ -34,7 +40,9 @@ use crate::task::core::Joiner;
 use crate::task::handle::TaskOutput;
 use crate::task::spec::{ErrOf, OkOf};
 use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskHandle};
+use crate::time::clock::VirtualClock;
 use blocking::BlockingPool;
+pub(crate) use spawn::Placement;
 use spawn::{NoParent, ParentLink, spawn_blocking_on, spawn_on};
 
 use context::Context;
@@ -53,6 +61,8 @@ pub(crate) struct Shared {
     config: RuntimeConfig,
     /// Where remote tasks go; `None`: they run here.
     backend: Option<Arc<dyn RemoteBackend>>,
+    /// The virtual clock of a runtime built with `start_paused(true)`; `None`: real time.
+    clock: Option<Arc<VirtualClock>>,
 }
 
 /// Tells the workers to leave `Executor::run`, and counts them out.
@@ -129,14 +139,17 @@ impl Runtime {
         blocking_keep_alive: Duration,
         backend: Option<Arc<dyn RemoteBackend>>,
     ) -> Result<Self, BuildError> {
+        // A paused runtime has one worker (the builder checks it), which moves the clock.
+        let clock = config.start_paused.then(VirtualClock::new);
         let blocking = BlockingPool::new(
             config.max_blocking_threads,
             blocking_keep_alive,
             thread_name.clone(),
+            clock.clone(),
         );
         let workers = config.workers;
-        let shared =
-            Arc::new(Shared { stats: Arc::new(Stats::default()), blocking, config, backend });
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared { stats, blocking, config, backend, clock });
         let mut runtime = Runtime {
             executor: Some(Arc::new(Executor::new())),
             shared,
@@ -155,8 +168,14 @@ impl Runtime {
                 .spawn(move || {
                     let _exit = ExitGuard(workers.clone());
                     let executor = context.executor.clone();
+                    let clock = context.shared.clock.clone();
                     let _context = context::enter(context);
-                    async_io::block_on(executor.run(workers.stopped()));
+                    match clock {
+                        None => async_io::block_on(executor.run(workers.stopped())),
+                        Some(clock) => {
+                            async_io::block_on(paused::drive(&executor, &clock, &workers));
+                        }
+                    }
                 })
                 .map_err(BuildError::SpawnThread)?;
             runtime.threads.push(thread);
@@ -187,7 +206,13 @@ impl Runtime {
         T: IntoTask,
         T::Future: Send + 'static,
     {
-        spawn_on(Some(self.executor()), &self.shared, task.into_task(), None, |_| None::<NoParent>)
+        spawn_on(
+            Some(self.executor()),
+            &self.shared,
+            task.into_task(),
+            Placement::default(),
+            |_| None::<NoParent>,
+        )
     }
 
     /// Runs `f` on the blocking pool, so it cannot stall the workers. At most
@@ -206,7 +231,9 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None::<NoParent>)
+        spawn_blocking_on(&self.shared, BlockingTask::new(f), Placement::default(), |_| {
+            None::<NoParent>
+        })
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so
@@ -236,7 +263,10 @@ impl Runtime {
             is_worker: false,
         };
         let _context = context::enter(context);
-        async_io::block_on(future.into_future())
+        match &self.shared.clock {
+            None => async_io::block_on(future.into_future()),
+            Some(clock) => paused::block_on(clock, future.into_future()),
+        }
     }
 
     /// A cloneable handle for spawning from elsewhere. It does not keep the runtime alive:
@@ -290,6 +320,23 @@ impl Runtime {
         self.shared.stats.live()
     }
 
+    /// The live tree of this runtime: every open scope with its children (name, id, state),
+    /// and every task that waits, with how long ago it first waited. Print it to see why a
+    /// program hangs (a `#[klaw::test(timeout)]` that expires prints it); see [`RuntimeDump`].
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let stuck = rt.spawn(klaw::Task::new(std::future::pending::<()>()).name("stuck"));
+    /// std::thread::sleep(std::time::Duration::from_millis(20)); // let it start and wait
+    /// let tree = rt.dump().to_string();
+    /// assert!(tree.contains("task `stuck`"), "{tree}");
+    /// stuck.cancel("seen");
+    /// # Ok::<(), klaw::runtime::BuildError>(())
+    /// ```
+    pub fn dump(&self) -> RuntimeDump {
+        self.shared.stats.dump()
+    }
+
     /// True if remote tasks spawned here go to a remote backend.
     ///
     /// ```
@@ -324,6 +371,9 @@ impl Runtime {
     }
 
     fn shutdown_now(&mut self, grace: Duration) -> ShutdownReport {
+        // The grace periods are real time even under a paused clock: they bound how long this
+        // thread blocks, and a stuck worker must not hold it longer. (A virtual grace period
+        // would also be over as soon as every task waited, cancelling tasks that were on time.)
         let started = Instant::now();
         let stats = self.shared.stats.clone();
         let all_ended = stats.wait_idle(started + grace);
@@ -364,6 +414,10 @@ impl Runtime {
         // worker keeps its own reference; its one task is what the report calls abandoned.)
         drop(self.executor.take());
         stats.wait_idle(cancel_deadline);
+        if let Some(clock) = &self.shared.clock {
+            // A timer's waker can hold a task that holds the clock: break the cycle.
+            clock.clear();
+        }
         stats.report(!all_ended, started.elapsed())
     }
 }
@@ -452,7 +506,9 @@ impl Handle {
         T::Future: Send + 'static,
     {
         let executor = self.executor.upgrade();
-        spawn_on(executor.as_ref(), &self.shared, task.into_task(), None, |_| None::<NoParent>)
+        spawn_on(executor.as_ref(), &self.shared, task.into_task(), Placement::default(), |_| {
+            None::<NoParent>
+        })
     }
 
     /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].
@@ -468,7 +524,9 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, BlockingTask::new(f), None, |_| None::<NoParent>)
+        spawn_blocking_on(&self.shared, BlockingTask::new(f), Placement::default(), |_| {
+            None::<NoParent>
+        })
     }
 
     /// Tasks spawned and not yet ended.
@@ -480,6 +538,20 @@ impl Handle {
     /// ```
     pub fn live_tasks(&self) -> usize {
         self.shared.stats.live()
+    }
+
+    /// The live tree of the runtime: see [`Runtime::dump`].
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// let tree = klaw::Handle::current()?.dump().to_string();
+    /// assert!(tree.starts_with("klaw runtime:"), "{tree}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dump(&self) -> RuntimeDump {
+        self.shared.stats.dump()
     }
 
     /// The configuration the runtime was built with.
@@ -499,7 +571,7 @@ impl Handle {
     pub(crate) fn spawn_child<F, M, P>(
         &self,
         task: Task<F, M>,
-        scope: Option<&str>,
+        placement: Placement<'_>,
         parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
     ) -> TaskHandle<M::Ok, M::Err>
     where
@@ -508,7 +580,7 @@ impl Handle {
         P: ParentLink<M::Err>,
     {
         let executor = self.executor.upgrade();
-        spawn_on(executor.as_ref(), &self.shared, task, scope, parent)
+        spawn_on(executor.as_ref(), &self.shared, task, placement, parent)
     }
 
     /// Spawns a scope's blocking child (or, with no parent, a blocking task awaited inline):
@@ -516,7 +588,7 @@ impl Handle {
     pub(crate) fn spawn_blocking_child<F, O, M, P>(
         &self,
         task: BlockingTask<F, M>,
-        scope: Option<&str>,
+        placement: Placement<'_>,
         parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
     ) -> TaskHandle<M::Ok, M::Err>
     where
@@ -525,7 +597,7 @@ impl Handle {
         M: Outcome<O> + 'static,
         P: ParentLink<M::Err>,
     {
-        spawn_blocking_on(&self.shared, task, scope, parent)
+        spawn_blocking_on(&self.shared, task, placement, parent)
     }
 
     pub(crate) fn stats(&self) -> &Arc<Stats> {
@@ -543,11 +615,12 @@ impl fmt::Debug for Handle {
 }
 
 /// Runs a future to completion on this thread, without a runtime: timers and channels work,
-/// spawning needs a [`Runtime`]. For tests and small tools.
+/// spawning needs a [`Runtime`]. For tests and small tools. The future runs with no
+/// cooperative budget, even when this is called inside a task.
 ///
 /// ```
 /// assert_eq!(klaw::runtime::block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
-    async_io::block_on(future.into_future())
+    async_io::block_on(crate::coop::unconstrained(future.into_future()))
 }

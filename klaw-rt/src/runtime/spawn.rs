@@ -17,8 +17,10 @@ use async_executor::Executor;
 use crate::remote::{JobId, run_remotely};
 use crate::runtime::Shared;
 use crate::runtime::blocking::BlockingJob;
+use crate::runtime::limit::Limit;
 use crate::runtime::stats::Stats;
-use crate::task::core::{Completer, HeaderRef, Joiner, new_task};
+use crate::runtime::waiting::{self, WaitingBlocking, WaitingChild};
+use crate::task::core::{Completer, HeaderRef, Joiner, TaskCore, new_task};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
@@ -34,6 +36,8 @@ pub(crate) trait ParentLink<E>: Send + 'static {
     fn raced(&self, id: TaskId, error: TaskError<E>);
     /// The output is published: the child has ended.
     fn ended(self);
+    /// A child that waited for a slot of its scope's limit starts: its scope lists it now.
+    fn list<T: Send + 'static>(&mut self, task: Arc<TaskCore<TaskOutput<T, E>>>);
 }
 
 /// The parent of a task that has none (spawned on a runtime, not in a scope).
@@ -48,6 +52,9 @@ impl<E> ParentLink<E> for NoParent {
     }
     fn ended(self) {
         match self {}
+    }
+    fn list<T: Send + 'static>(&mut self, _: Arc<TaskCore<TaskOutput<T, E>>>) {
+        match *self {}
     }
 }
 
@@ -112,6 +119,13 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
     }
 }
 
+/// Where a new task belongs: its scope's name (for its span) and its scope's limit, if any.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Placement<'a> {
+    pub(crate) scope: Option<&'a str>,
+    pub(crate) limit: Option<&'a Arc<Limit>>,
+}
+
 /// A new task, before anything runs it.
 struct NewTask<T, E, P> {
     span: Option<Box<tracing::Span>>,
@@ -141,14 +155,29 @@ fn register<T: Send + 'static, E: Send + 'static, P>(
     NewTask { span, completer, accounting, handle: TaskHandle::new(joiner) }
 }
 
+/// Creates a task that waits for a slot of its scope's limit: counted, and enlisted with its
+/// scope by `parent` (which cancels it if the scope is cancelled). Its span and its runner are
+/// made when it starts, so that waiting costs as little as possible.
+#[allow(clippy::type_complexity)]
+fn enlist<T: Send + 'static, E: Send + 'static, P>(
+    stats: &Arc<Stats>,
+    name: Option<Cow<'static, str>>,
+    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<P>,
+) -> (Completer<TaskOutput<T, E>>, Option<P>, TaskHandle<T, E>) {
+    let (completer, joiner) = new_task(TaskId::next(), name);
+    let parent = parent(&joiner);
+    stats.task_spawned();
+    (completer, parent, TaskHandle::new(joiner))
+}
+
 /// Spawns a task on `executor` (or, if the runtime has shut down, cancels it at once: its
 /// runner is dropped unpolled). A remote task, with a backend, becomes a proxy that submits it
-/// and relays its outcome.
+/// and relays its outcome. Under a scope's `limit`, it starts only once a slot is free.
 pub(crate) fn spawn_on<F, M, P>(
     executor: Option<&Arc<Executor<'static>>>,
     shared: &Shared,
     task: Task<F, M>,
-    scope: Option<&str>,
+    placement: Placement<'_>,
     parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
@@ -164,12 +193,12 @@ where
         // The worker applies the task's own timeout: the proxy has none.
         let proxy = run_remotely::<M::Ok, M::Err>(backend.clone(), call, job.clone());
         let handle =
-            spawn_future::<_, Relayed, P>(executor, shared, proxy, name, None, scope, parent);
+            spawn_future::<_, Relayed, P>(executor, shared, proxy, name, None, placement, parent);
         let backend = backend.clone();
         handle.on_cancel(move |reason| backend.cancel(&job, reason));
         return handle;
     }
-    spawn_future::<F, M, P>(executor, shared, future, name, timeout, scope, parent)
+    spawn_future::<F, M, P>(executor, shared, future, name, timeout, placement, parent)
 }
 
 #[inline]
@@ -179,7 +208,7 @@ fn spawn_future<F, M, P>(
     future: F,
     name: Option<Cow<'static, str>>,
     timeout: Option<Duration>,
-    scope: Option<&str>,
+    placement: Placement<'_>,
     parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
@@ -187,6 +216,12 @@ where
     M: Outcome<F::Output> + 'static,
     P: ParentLink<M::Err>,
 {
+    let Placement { scope, limit } = placement;
+    if let (Some(_), Some(limit)) = (executor, limit) {
+        let (completer, parent, handle) = enlist(&shared.stats, name, parent);
+        waiting::admit(limit, WaitingChild::<F, M, P>::new(future, completer, timeout, parent));
+        return handle;
+    }
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), name, scope, parent);
     let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
@@ -201,7 +236,7 @@ where
 pub(crate) fn spawn_blocking_on<F, O, M, P>(
     shared: &Shared,
     task: BlockingTask<F, M>,
-    scope: Option<&str>,
+    placement: Placement<'_>,
     parent: impl FnOnce(&Joiner<TaskOutput<M::Ok, M::Err>>) -> Option<P>,
 ) -> TaskHandle<M::Ok, M::Err>
 where
@@ -210,6 +245,12 @@ where
     M: Outcome<O> + 'static,
     P: ParentLink<M::Err>,
 {
+    let Placement { scope, limit } = placement;
+    if let Some(limit) = limit {
+        let (completer, parent, handle) = enlist(&shared.stats, task.name, parent);
+        waiting::admit(limit, WaitingBlocking::<F, O, M, P>::new(task.body, completer, parent));
+        return handle;
+    }
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), task.name, scope, parent);
     let header = completer.header_ref();

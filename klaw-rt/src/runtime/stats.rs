@@ -8,10 +8,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use event_listener::{Event, Listener};
+use slab::Slab;
+
+use crate::runtime::dump::{RuntimeDump, ScopeView};
 
 use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::core::HeaderRef;
@@ -43,14 +47,29 @@ fn my_shard() -> usize {
 /// The tasks that are waiting to be woken (they returned `Pending` at least once and have not
 /// ended): the ones a shutdown must wake to cancel, since no queue holds them. Sharded by task
 /// id, so a task finds its entry without carrying a key; a task that never waits is never here.
+/// Each with when it first waited, for [`RuntimeDump`](crate::runtime::RuntimeDump).
 #[derive(Debug, Default)]
 struct Parked {
-    shards: [CachePadded<Mutex<HashMap<TaskId, HeaderRef>>>; SHARDS],
+    shards: [CachePadded<Mutex<ParkedShard>>; SHARDS],
 }
 
+/// The waiting tasks of one shard, each with when it first waited.
+type ParkedShard = HashMap<TaskId, (HeaderRef, Instant)>;
+
 impl Parked {
-    fn shard(&self, id: TaskId) -> MutexGuard<'_, HashMap<TaskId, HeaderRef>> {
+    fn shard(&self, id: TaskId) -> MutexGuard<'_, ParkedShard> {
         self.shards[(id.as_u64() % SHARDS as u64) as usize].lock()
+    }
+}
+
+/// The scopes open on this runtime, for [`RuntimeDump`](crate::runtime::RuntimeDump). Weak: the
+/// list never keeps a scope alive; each scope removes itself when it closes.
+#[derive(Default)]
+struct OpenScopes(Mutex<Slab<Weak<dyn ScopeView>>>);
+
+impl fmt::Debug for OpenScopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OpenScopes").field(&self.0.lock().len()).finish()
     }
 }
 
@@ -62,6 +81,7 @@ pub(crate) struct Stats {
     /// Set when shutdown starts cancelling: a task polled from then on cancels itself.
     shutting_down: AtomicBool,
     parked: Parked,
+    scopes: OpenScopes,
 }
 
 impl Stats {
@@ -75,7 +95,7 @@ impl Stats {
     /// cancelled here, since shutdown may have looked at the list before it was on it.
     pub(crate) fn park(&self, task: HeaderRef) {
         let id = task.header().id();
-        let replaced = self.parked.shard(id).insert(id, task.clone());
+        let replaced = self.parked.shard(id).insert(id, (task.clone(), Instant::now()));
         debug_assert!(replaced.is_none(), "a task is listed once");
         if self.shutting_down.load(Ordering::SeqCst) {
             task.header().cancel(CancelReason::Shutdown);
@@ -93,11 +113,33 @@ impl Stats {
     pub(crate) fn cancel_all_for_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         for shard in &self.parked.shards {
-            let waiting: Vec<HeaderRef> = shard.lock().values().cloned().collect();
+            let waiting: Vec<HeaderRef> = shard.lock().values().map(|(t, _)| t.clone()).collect();
             for task in waiting {
                 task.header().cancel(CancelReason::Shutdown);
             }
         }
+    }
+
+    /// A scope opened on this runtime; the key closes it.
+    pub(crate) fn scope_opened(&self, scope: Weak<dyn ScopeView>) -> usize {
+        self.scopes.0.lock().insert(scope)
+    }
+
+    pub(crate) fn scope_closed(&self, key: usize) {
+        let removed = self.scopes.0.lock().try_remove(key);
+        drop(removed); // outside the lock
+    }
+
+    /// The live tree: open scopes and waiting tasks.
+    pub(crate) fn dump(&self) -> RuntimeDump {
+        let mut waiting = HashMap::new();
+        for shard in &self.parked.shards {
+            waiting.extend(shard.lock().iter().map(|(id, entry)| (*id, entry.clone())));
+        }
+        let scopes: Vec<_> = self.scopes.0.lock().iter().map(|(_, s)| s.clone()).collect();
+        // Snapshots outside the list's lock: each takes its own scope's lock.
+        let scopes = scopes.iter().filter_map(Weak::upgrade).map(|s| s.snapshot()).collect();
+        RuntimeDump::new(self.live(), waiting, scopes)
     }
 
     pub(crate) fn task_spawned(&self) {
@@ -132,6 +174,8 @@ impl Stats {
     /// Like [`wait_idle`](Self::wait_idle), as a future, for a thread that runs the executor
     /// while it waits.
     pub(crate) async fn idle(&self, deadline: Instant) -> bool {
+        // Real time even under a paused clock: shutdown's grace bounds how long the thread that
+        // shuts down blocks (see `Runtime::shutdown_now`).
         let mut timer = async_io::Timer::at(deadline);
         loop {
             if self.live() == 0 {

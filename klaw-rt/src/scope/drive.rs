@@ -5,9 +5,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_io::Timer;
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
@@ -18,7 +17,7 @@ use crate::scope::{LocalChild, Scope, ScopeOptions};
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 use crate::task::error::{BoxError, TaskError};
-use crate::time::Elapsed;
+use crate::time::{self, Elapsed, Sleep};
 
 /// The body of a scope, as `scope!` boxes it: a future of `Result<T, E>`, where `E` is
 /// [`BoxError`] unless the body names its own (`scope!(|s| -> anyhow::Result<_> { .. })`).
@@ -187,7 +186,7 @@ where
     E: Into<BoxError>,
     B: for<'s> FnOnce(&'s Scope<'env>) -> ScopeBody<'s, T, E>,
 {
-    let start = Instant::now();
+    let start = time::now();
     let scope = Scope::new(&options);
     let deadline = options.effective_deadline(start);
     let body = body(&scope);
@@ -198,7 +197,7 @@ where
         output: None,
         body_error: None,
         locals: FuturesUnordered::new(),
-        timer: deadline.map(Timer::at),
+        timer: deadline.map(time::sleep_until),
         allowed: deadline.map(|deadline| deadline.saturating_duration_since(start)),
         listening: false,
         finished: false,
@@ -212,7 +211,7 @@ struct Drive<'s, 'env, T, E: Into<BoxError>> {
     output: Option<T>,
     body_error: Option<E>,
     locals: FuturesUnordered<LocalChild<'env>>,
-    timer: Option<Timer>,
+    timer: Option<Sleep>,
     allowed: Option<Duration>,
     /// Makes scopes dropped in the body hand their children to this scope.
     adopter: Adopter,
@@ -253,6 +252,16 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
             Poll::Pending if shared.region.must_stop() => self.drop_body(), // a shield ended
             Poll::Pending => {}
         }
+    }
+
+    /// Every other child has ended: the background children are stopped, and waited for.
+    fn background_ended(&self, cx: &mut Context<'_>) -> bool {
+        let background = &self.scope.shared.background;
+        if background.is_empty() {
+            return true;
+        }
+        self.scope.shared.stop_background();
+        background.poll_empty(cx).is_ready()
     }
 
     /// Drops the body; what scopes inside it leave running becomes this scope's to wait for.
@@ -310,7 +319,7 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
         }
         shared.region.register(cx.waker());
         if let Some(timer) = this.timer.as_mut() {
-            if Pin::new(timer).poll(cx).is_ready() {
+            if timer.poll_deadline(cx).is_ready() {
                 this.timer = None;
                 shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
             }
@@ -321,6 +330,7 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
         if this.body.is_none()
             && this.locals.is_empty()
             && shared.descendants.poll_empty(cx).is_ready()
+            && this.background_ended(cx)
         {
             if shared.region.own_reason().is_some() && frames::enclosing_must_stop() {
                 // Cancelled while what encloses the scope stops too: the outermost catches
@@ -359,5 +369,6 @@ impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
             drop(scope.take_locals());
         });
         current::hand_over(&shared.descendants);
+        current::hand_over(&shared.background);
     }
 }

@@ -66,7 +66,19 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if self.handle.poll_done(cx).is_pending() {
-            return Poll::Pending;
+            // A child cancelled while it waits for a slot of the scope's limit ends here,
+            // unstarted, rather than when its turn would have come.
+            let limit = self.scope.limit.as_ref();
+            let waiting = limit.filter(|_| self.handle.is_cancelled_unstarted());
+            match waiting {
+                Some(limit) => {
+                    limit.end_cancelled();
+                    if self.handle.poll_done(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                None => return Poll::Pending,
+            }
         }
         // A cancellation point, checked after the child's end was seen: a failing child cancels
         // its scope before it publishes, so a body never sees (and handles) a failure that

@@ -13,7 +13,7 @@ use loom::sync::atomic::AtomicBool;
 use loom::thread;
 
 use crate::runtime::spawn::ParentLink;
-use crate::scope::registry::{Failure, ScopeChild, ScopeShared};
+use crate::scope::registry::{Failure, ScopeChild, ScopeInfo, ScopeShared};
 use crate::sync::Ordering;
 use crate::task::core::new_task;
 use crate::task::current::{self, Adopter};
@@ -27,7 +27,7 @@ type Output = TaskOutput<u32, String>;
 #[test]
 fn loom_a_dropped_scope_hands_its_children_to_the_enclosing_frame() {
     loom::model(|| {
-        let scope = ScopeShared::new(false);
+        let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
         let child: Arc<dyn ScopeChild> = joiner.core();
         let link = scope.register::<String>(child);
@@ -55,7 +55,7 @@ fn loom_a_dropped_scope_hands_its_children_to_the_enclosing_frame() {
 #[test]
 fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
     loom::model(|| {
-        let scope = ScopeShared::new(false);
+        let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
         let child: Arc<dyn ScopeChild> = joiner.core();
         let link = scope.register::<String>(child);
@@ -82,7 +82,7 @@ fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
 #[test]
 fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
     loom::model(|| {
-        let scope = ScopeShared::new(false);
+        let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (mut completer, joiner) = new_task::<Output>(TaskId::next(), None);
         let parent = scope.clone();
         let cancel = thread::spawn(move || parent.cancel_all(CancelReason::ParentCancelled, None));
@@ -109,7 +109,7 @@ fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
 #[test]
 fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
     loom::model(|| {
-        let scope = ScopeShared::new(false);
+        let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (failing, failing_joiner) = new_task::<Output>(TaskId::next(), None);
         let child: Arc<dyn ScopeChild> = failing_joiner.core();
         let failing_link = scope.register::<String>(child);

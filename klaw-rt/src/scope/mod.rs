@@ -11,29 +11,36 @@ mod handle;
 #[cfg(all(test, klaw_loom))]
 mod loom;
 pub(crate) mod registry;
+mod set;
 mod spawnable;
+mod start;
 
 pub use drive::{
     ScopeBody, ScopeBodyError, ScopeResult, scope_with, scope_with_error, typed_scope_body,
 };
 pub use handle::ScopeHandle;
+pub use set::ChildSet;
 pub use spawnable::{
     ChildKind, ChildOutput, IsTask, PlainValue, ResultNeedsTaskFallibleOrTaskNew, SpawnTarget,
     Spawnable,
 };
+pub use start::{NotReady, Ready};
 
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::runtime::Handle;
+use crate::runtime::ScopeView;
+use crate::runtime::limit::Limit;
 use crate::runtime::spawn;
 use crate::runtime::stats::Stats;
-use crate::scope::registry::{ScopeChild, ScopeShared};
+use crate::scope::registry::{ScopeChild, ScopeInfo, ScopeShared};
 use crate::sync::Mutex;
 use crate::task::error::BoxError;
 use crate::task::spec::{ErrOf, OkOf};
@@ -60,6 +67,7 @@ pub struct ScopeOptions {
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     supervisor: bool,
+    limit: Option<usize>,
 }
 
 impl ScopeOptions {
@@ -85,7 +93,7 @@ impl ScopeOptions {
     }
 
     /// Cancels the scope with [`CancelReason::Deadline`] `timeout` after it starts; the scope
-    /// then fails with [`Error::Elapsed`](crate::error::Error::Elapsed).
+    /// then fails with [`Error::Elapsed`].
     ///
     /// ```
     /// let options = klaw::scope::ScopeOptions::new().timeout(std::time::Duration::from_secs(1));
@@ -117,6 +125,53 @@ impl ScopeOptions {
     /// ```
     pub fn supervisor(mut self) -> Self {
         self.supervisor = true;
+        self
+    }
+
+    /// At most `limit` children run at once; the others wait their turn, in spawn order, without
+    /// being started: a waiting child is its future and its handle's state, not a task on the
+    /// executor. [`Scope::spawn`] stays synchronous and returns the handle at once.
+    ///
+    /// - Children spawned with [`spawn`](Scope::spawn) and [`spawn_blocking`](Scope::spawn_blocking)
+    ///   share the one limit (a blocking child holds its slot while it runs on the blocking pool,
+    ///   which has its own, runtime-wide bound). [`spawn_local`](Scope::spawn_local) children are
+    ///   not counted: the scope polls them itself, so they never run in parallel.
+    /// - A slot is given back when its child has ended (after everything the child started).
+    /// - A waiting child that is cancelled never starts. If the whole scope is cancelled (its
+    ///   deadline, a failure, [`Scope::cancel`]), every waiting child ends at once; one cancelled
+    ///   through its handle ends when its handle is awaited or its turn comes.
+    ///
+    /// `scope!(limit = 8, |s| ..)` sets it.
+    ///
+    /// # Panics
+    /// If `limit` is 0.
+    ///
+    /// ```
+    /// use klaw::scope::{ScopeOptions, scope_with};
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// # #[klaw::main(workers = 2)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    /// scope_with(ScopeOptions::new().limit(2), |s| {
+    ///     for _ in 0..10 {
+    ///         let (running, peak) = (running.clone(), peak.clone());
+    ///         s.spawn(async move {
+    ///             peak.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+    ///             klaw::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///             running.fetch_sub(1, SeqCst);
+    ///         });
+    ///     }
+    ///     Box::pin(async { Ok(()) })
+    /// })
+    /// .await?;
+    /// assert!(peak.load(SeqCst) <= 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn limit(mut self, limit: usize) -> Self {
+        assert!(limit > 0, "a scope's limit must be at least 1, got 0");
+        self.limit = Some(limit);
         self
     }
 
@@ -153,6 +208,8 @@ pub struct Scope<'env> {
     stats: Option<Arc<Stats>>,
     locals: Mutex<Vec<LocalChild<'env>>>,
     name: Option<Cow<'static, str>>,
+    /// Listed among its runtime's open scopes while it lives, for a runtime dump.
+    _open: Option<OpenScope>,
     // Invariant in 'env, like std::thread::Scope.
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -160,12 +217,22 @@ pub struct Scope<'env> {
 impl<'env> Scope<'env> {
     fn new(options: &ScopeOptions) -> Self {
         let runtime = Handle::current().ok();
+        let limit = options.limit.zip(runtime.clone());
+        let limit = limit.map(|(n, rt)| Limit::new(n, rt, options.name.clone()));
+        let info = ScopeInfo::now(options.name.clone());
+        let shared = ScopeShared::new(options.supervisor, limit, info);
+        let stats = runtime.as_ref().map(|runtime| runtime.stats().clone());
+        let open = stats.as_ref().map(|stats| {
+            let view: Weak<dyn ScopeView> = Arc::downgrade(&shared) as Weak<ScopeShared>;
+            OpenScope { key: stats.scope_opened(view), stats: stats.clone() }
+        });
         Scope {
-            shared: ScopeShared::new(options.supervisor),
-            stats: runtime.as_ref().map(|runtime| runtime.stats().clone()),
+            shared,
+            stats,
             runtime,
             locals: Mutex::new(Vec::new()),
             name: options.name.clone(),
+            _open: open,
             env: PhantomData,
         }
     }
@@ -200,12 +267,61 @@ impl<'env> Scope<'env> {
     where
         T: Spawnable + ChildKind<M>,
     {
+        self.spawn_child(task, false)
+    }
+
+    fn spawn_child<T, M>(&self, task: T, background: bool) -> ScopeHandle<'_, T::Ok, T::Err>
+    where
+        T: Spawnable + ChildKind<M>,
+    {
         let target = SpawnTarget {
             runtime: self.runtime(),
             scope: &self.shared,
             scope_name: self.name.as_deref(),
+            background,
         };
         ScopeHandle::new(task.__spawn_child(target), &self.shared)
+    }
+
+    /// Spawns a background child: a progress reporter, a heartbeat, a cache refresher. It runs
+    /// like any child spawned with [`spawn`](Self::spawn), but the scope does not wait for it:
+    /// once the body and every other child have ended, the scope cancels it with
+    /// [`CancelReason::ScopeFinished`] and returns when it has ended. Its failure before then fails
+    /// the scope like any child's; its cancellation is not a failure. It does not count against
+    /// the scope's `limit`.
+    ///
+    /// # Panics
+    /// If the scope runs outside a klaw runtime.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 2)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// use std::time::Duration;
+    /// let (ticks, tx) = {
+    ///     let (tx, rx) = klaw::channel::unbounded::<()>();
+    ///     (rx, tx)
+    /// };
+    /// let done = klaw::scope!(|s| {
+    ///     let heartbeat = s.spawn_background(async move {
+    ///         loop {
+    ///             let _ = tx.send(()).await;
+    ///             klaw::time::sleep(Duration::from_millis(5)).await;
+    ///         }
+    ///     });
+    ///     s.spawn(klaw::time::sleep(Duration::from_millis(20))); // the real work
+    ///     let _ = heartbeat;
+    ///     Ok("done")
+    /// })?;
+    /// assert_eq!(done, "done"); // the heartbeat did not keep the scope open
+    /// assert!(ticks.len() >= 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_background<T, M>(&self, task: T) -> ScopeHandle<'_, T::Ok, T::Err>
+    where
+        T: Spawnable + ChildKind<M>,
+    {
+        self.spawn_child(task, true)
     }
 
     /// Spawns a closure on the runtime's blocking pool as a child of this scope. It can poll
@@ -263,6 +379,107 @@ impl<'env> Scope<'env> {
         ScopeHandle::new(local.handle, &self.shared)
     }
 
+    /// Spawns a child (as [`spawn`](Self::spawn) does) and returns once it has called
+    /// [`Ready::ready`] on the [`Ready`] it was given, with the value it reported and its handle:
+    /// trio's `nursery.start`. A server child reports the port it bound, and only then does the
+    /// body start its clients.
+    ///
+    /// If the child ends before it is ready, `start` returns its failure (in supervisor mode; in
+    /// the default mode the failure fails the scope, which then returns it), its cancellation,
+    /// or [`NotReady`] if it ended well. A child that drops its `Ready` keeps running and `start`
+    /// waits for it to end.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the child: it stays the scope's child, and what it
+    /// reports is dropped.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 2)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// let got = klaw::scope!(|s| {
+    ///     let (capacity, server) = s
+    ///         .start(move |ready| async move {
+    ///             ready.ready(rx.capacity()); // listening
+    ///             rx.recv().await.unwrap()
+    ///         })
+    ///         .await?;
+    ///     tx.send(capacity.unwrap() as u32).await?;
+    ///     Ok(server.await?)
+    /// })?;
+    /// assert_eq!(got, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn start<F, C, V, M>(
+        &self,
+        child: F,
+    ) -> Result<(V, ScopeHandle<'_, C::Ok, C::Err>), Error>
+    where
+        F: FnOnce(Ready<V>) -> C,
+        C: Spawnable + ChildKind<M>,
+        V: Send + 'static,
+    {
+        let (sender, receiver) = crate::channel::oneshot::channel();
+        let handle = self.spawn(child(Ready::new(sender)));
+        start::wait_until_ready(receiver, handle).await
+    }
+
+    /// [`start`](Self::start) for a child that may borrow, polled by the scope itself (as
+    /// [`spawn_local`](Self::spawn_local)).
+    ///
+    /// ```
+    /// # klaw::runtime::block_on(async {
+    /// let greeting = String::from("hello");
+    /// let length = klaw::scope!(|s| {
+    ///     let (length, _child) = s.start_local(|ready| async { ready.ready(greeting.len()) }).await?;
+    ///     Ok(length)
+    /// })
+    /// .unwrap();
+    /// assert_eq!(length, 5);
+    /// # });
+    /// ```
+    pub async fn start_local<F, C, V, M>(
+        &self,
+        child: F,
+    ) -> Result<(V, ScopeHandle<'_, OkOf<C>, ErrOf<C>>), Error>
+    where
+        F: FnOnce(Ready<V>) -> C,
+        C: IntoTask + ChildKind<M>,
+        C::Future: Send + 'env,
+        ErrOf<C>: Into<BoxError>,
+        V: Send + 'static,
+    {
+        let (sender, receiver) = crate::channel::oneshot::channel();
+        let handle = self.spawn_local(child(Ready::new(sender)));
+        start::wait_until_ready(receiver, handle).await
+    }
+
+    /// A set of children whose outcomes come back in the order they finish: see [`ChildSet`].
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 2)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// let first = klaw::scope!(|s| {
+    ///     let mut set = s.child_set();
+    ///     set.spawn(klaw::time::sleep(std::time::Duration::from_secs(9)));
+    ///     set.spawn(async {});
+    ///     let first = set.next_finished().await;
+    ///     set.cancel_all("the first is enough");
+    ///     Ok(first.is_some())
+    /// })?;
+    /// assert!(first);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn child_set<T, E>(&self) -> ChildSet<'_, 'env, T, E>
+    where
+        T: Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        ChildSet::new(self)
+    }
+
     /// Cancels the whole scope: the body and every child, with `reason`. The scope then
     /// returns `Err(TaskError::Cancelled(reason))` unless something failed first.
     ///
@@ -317,11 +534,24 @@ impl<'env> Scope<'env> {
     }
 }
 
+/// A scope's place in its runtime's list of open scopes; leaving it closes the entry.
+struct OpenScope {
+    stats: Arc<Stats>,
+    key: usize,
+}
+
+impl Drop for OpenScope {
+    fn drop(&mut self) {
+        self.stats.scope_closed(self.key);
+    }
+}
+
 impl fmt::Debug for Scope<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
             .field("name", &self.name)
             .field("cancelled", &self.shared.region.reason())
+            .field("limit", &self.shared.limit)
             .finish_non_exhaustive()
     }
 }

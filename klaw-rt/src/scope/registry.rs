@@ -9,21 +9,26 @@
 #![forbid(unsafe_code)]
 
 use std::any::Any;
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Instant;
 
 use slab::Slab;
 
 use crate::cancel::RegionState;
 use crate::error::{Error, WithCauses};
+use crate::runtime::limit::Limit;
 use crate::runtime::spawn::ParentLink;
+use crate::runtime::{ChildSnapshot, ScopeSnapshot, ScopeView};
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::task::core::{Header, TaskCore, TaskHeader};
 use crate::task::descendants::Descendants;
 use crate::task::error::{BoxError, TaskError, TaskInfo};
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
-use crate::task::{CancelReason, TaskId};
+use crate::task::{CancelReason, TaskId, current_task_id};
 
 /// A child as its scope sees it: a task (its header, through `TaskHeader`), and its failure if
 /// no handle took it.
@@ -84,6 +89,8 @@ struct Registry {
     sweep_at: usize,
     cancelled: Option<CancelReason>,
     failures: Vec<Failure>,
+    /// Background children not yet stopped: cancelled once the rest of the scope is done.
+    background: Vec<Arc<dyn ScopeChild>>,
 }
 
 pub(crate) struct ScopeShared {
@@ -91,26 +98,86 @@ pub(crate) struct ScopeShared {
     /// Children registered and not yet ended, and what the scope adopted from scopes its body
     /// dropped: the scope returns once this is empty.
     pub(crate) descendants: Arc<Descendants>,
+    /// Background children not yet ended: counted apart, since the scope stops them (rather than
+    /// waiting for them) once `descendants` is empty, and then waits for them.
+    pub(crate) background: Arc<Descendants>,
     /// The body's cancel region: cancelled with the scope.
     pub(crate) region: Arc<RegionState>,
     /// Set when the scope was dropped before it returned: failures are logged, not returned.
     abandoned: AtomicBool,
     supervisor: bool,
+    /// `limit = n`: at most n children run at once; the rest wait, unstarted.
+    pub(crate) limit: Option<Arc<Limit>>,
+    /// What a runtime dump says of the scope.
+    info: ScopeInfo,
+}
+
+/// A scope's name, the task it runs in, and when it opened: for a runtime dump.
+pub(crate) struct ScopeInfo {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) owner: Option<TaskId>,
+    pub(crate) opened: Instant,
+}
+
+impl ScopeInfo {
+    /// A scope opening now, in the current task (if any).
+    pub(crate) fn now(name: Option<Cow<'static, str>>) -> Self {
+        ScopeInfo { name, owner: current_task_id(), opened: Instant::now() }
+    }
+}
+
+impl ScopeView for ScopeShared {
+    fn snapshot(&self) -> ScopeSnapshot {
+        let (children, cancelled) = {
+            let registry = self.registry.lock();
+            let background: HashSet<TaskId> =
+                registry.background.iter().map(|child| child.header().id()).collect();
+            let children = registry
+                .children
+                .iter()
+                .map(|(_, child)| {
+                    let header = child.header();
+                    ChildSnapshot {
+                        id: header.id(),
+                        name: header.name().map(str::to_owned),
+                        started: header.has_started(),
+                        state: header.exit_reason(),
+                        cancel_reason: header.cancel_reason(),
+                        background: background.contains(&header.id()),
+                    }
+                })
+                .collect();
+            (children, registry.cancelled.clone())
+        };
+        let waiting = self.limit.as_ref().map(|limit| (limit.counts().1, limit.limit()));
+        ScopeSnapshot {
+            name: self.info.name.as_deref().map(str::to_owned),
+            owner: self.info.owner,
+            opened: self.info.opened,
+            children,
+            waiting,
+            cancelled,
+        }
+    }
 }
 
 impl ScopeShared {
-    pub(crate) fn new(supervisor: bool) -> Arc<Self> {
+    pub(crate) fn new(supervisor: bool, limit: Option<Arc<Limit>>, info: ScopeInfo) -> Arc<Self> {
         Arc::new(ScopeShared {
             registry: Mutex::new(Registry {
                 children: Slab::new(),
                 sweep_at: FIRST_SWEEP,
                 cancelled: None,
                 failures: Vec::new(),
+                background: Vec::new(),
             }),
             descendants: Descendants::new(),
+            background: Descendants::new(),
             region: RegionState::new(),
             abandoned: AtomicBool::new(false),
             supervisor,
+            limit,
+            info,
         })
     }
 
@@ -122,6 +189,44 @@ impl ScopeShared {
     ) -> ChildLink<E> {
         // Counted before anything can run it, so its end never precedes its start.
         self.descendants.add();
+        let key = self.list(child);
+        ChildLink { scope: self.clone(), key, error: PhantomData }
+    }
+
+    /// Adds a background child: like [`register`](Self::register), but counted apart, and
+    /// stopped by [`stop_background`](Self::stop_background).
+    pub(crate) fn register_background<E: Into<BoxError>>(
+        self: &Arc<Self>,
+        child: Arc<dyn ScopeChild>,
+    ) -> ChildLink<E> {
+        self.background.add();
+        self.registry.lock().background.push(child.clone());
+        let key = self.list(child) | BACKGROUND;
+        ChildLink { scope: self.clone(), key, error: PhantomData }
+    }
+
+    /// The rest of the scope is done: its background children are cancelled.
+    pub(crate) fn stop_background(&self) {
+        let background = std::mem::take(&mut self.registry.lock().background);
+        for child in &background {
+            child.header().cancel(CancelReason::ScopeFinished);
+        }
+        drop(background); // outside the lock: these may be the last references to their cores
+    }
+
+    /// Counts a child that waits for a slot of the scope's limit, unlisted until it starts
+    /// ([`ChildLink::list`]). If the scope is cancelled, so is the child, before it can start.
+    pub(crate) fn enlist<E>(self: &Arc<Self>, child: &Header) -> ChildLink<E> {
+        self.descendants.add();
+        let cancelled = self.registry.lock().cancelled.clone();
+        if let Some(reason) = cancelled {
+            child.cancel(reason);
+        }
+        ChildLink { scope: self.clone(), key: NOT_LISTED, error: PhantomData }
+    }
+
+    /// Lists a child that is starting; cancels it if the scope was cancelled meanwhile.
+    fn list(&self, child: Arc<dyn ScopeChild>) -> usize {
         let (key, cancelled, swept) = {
             let mut registry = self.registry.lock();
             let swept = registry.sweep_if_due();
@@ -132,7 +237,7 @@ impl ScopeShared {
         if let Some(reason) = cancelled {
             child.header().cancel(reason);
         }
-        ChildLink { scope: self.clone(), key, error: PhantomData }
+        key
     }
 
     /// Cancels the body and every child; the first reason wins. `failure` is recorded in the
@@ -157,6 +262,10 @@ impl ScopeShared {
         for child in victims {
             child.header().cancel(reason.clone());
         }
+        // Children still waiting for a slot end now, unstarted.
+        if let Some(limit) = &self.limit {
+            limit.close(&reason);
+        }
     }
 
     pub(crate) fn take_failures(&self) -> Vec<Failure> {
@@ -169,7 +278,7 @@ impl ScopeShared {
         // SeqCst, with the count's in `ChildLink::ended`: either this sees the last child gone,
         // or that child sees the flag; both may, and the log drains the list once.
         self.abandoned.store(true, Ordering::SeqCst);
-        if self.descendants.is_empty() {
+        if self.descendants.is_empty() && self.background.is_empty() {
             self.log_abandoned();
         }
     }
@@ -247,6 +356,11 @@ impl Registry {
     }
 }
 
+/// The key of a child that waits for a slot of its scope's limit and is not listed yet.
+const NOT_LISTED: usize = usize::MAX;
+/// Set in the key of a background child (never limited, so always listed). No slab reaches it.
+const BACKGROUND: usize = 1 << (usize::BITS - 1);
+
 /// Held by a child's runner: reports the child's failure and its end to its scope.
 pub(crate) struct ChildLink<E> {
     scope: Arc<ScopeShared>,
@@ -254,18 +368,36 @@ pub(crate) struct ChildLink<E> {
     error: PhantomData<fn(E)>,
 }
 
-impl<E: Send + 'static> ParentLink<E> for ChildLink<E> {
-    /// Before the output is published: a failed child fails its scope first.
+impl<E> ChildLink<E> {
+    fn is_background(&self) -> bool {
+        self.key != NOT_LISTED && self.key & BACKGROUND != 0
+    }
+
+    /// Its key in the scope's list, if it is listed.
+    fn listed_key(&self) -> Option<usize> {
+        (self.key != NOT_LISTED).then_some(self.key & !BACKGROUND)
+    }
+}
+
+impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
+    /// Before the output is published: a failed child fails its scope first. (A child that was
+    /// never listed never ran, so it cannot have failed.)
     fn before_publish(&self, kind: Kind) {
-        if kind.is_failure() {
-            self.scope.child_failed(self.key);
+        if let (true, Some(key)) = (kind.is_failure(), self.listed_key()) {
+            self.scope.child_failed(key);
         }
+    }
+
+    fn list<T: Send + 'static>(&mut self, task: Arc<TaskCore<TaskOutput<T, E>>>) {
+        debug_assert_eq!(self.key, NOT_LISTED, "a child is listed once");
+        self.key = self.scope.list(task);
     }
 
     /// The body failed after a cancel had decided its outcome.
     fn raced(&self, id: TaskId, error: TaskError<E>) {
         // The child is still listed: it leaves the list once it has published its output.
-        let child = self.scope.registry.lock().children.get(self.key).cloned();
+        let key = self.listed_key().expect("a child that ran is listed");
+        let child = self.scope.registry.lock().children.get(key).cloned();
         let child = child.expect("a child is listed until its end");
         let error = child.raced_error(Box::new(error));
         tracing::warn!(task.id = id.as_u64(), error = %WithCauses(&error), "a child failed after it was cancelled; its scope reports the failure");
@@ -274,9 +406,16 @@ impl<E: Send + 'static> ParentLink<E> for ChildLink<E> {
 
     /// After the output is published: the child has ended.
     fn ended(self) {
-        let last = self.scope.descendants.ended();
-        if last && self.scope.abandoned.load(Ordering::SeqCst) {
-            self.scope.log_abandoned();
+        let scope = &self.scope;
+        let (own, other) = match self.is_background() {
+            true => (&scope.background, &scope.descendants),
+            false => (&scope.descendants, &scope.background),
+        };
+        // SeqCst, like `abandon`: of the last foreground and the last background child, at
+        // least one sees the other count empty.
+        let last = own.ended();
+        if last && other.is_empty() && scope.abandoned.load(Ordering::SeqCst) {
+            scope.log_abandoned();
         }
     }
 }

@@ -4,9 +4,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::runtime::Handle;
-use crate::scope::registry::{ScopeChild, ScopeShared};
+use crate::runtime::limit::Limit;
+use crate::runtime::{Handle, Placement};
+use crate::scope::registry::{ChildLink, ScopeChild, ScopeShared};
+use crate::task::core::Joiner;
 use crate::task::error::BoxError;
+use crate::task::handle::TaskOutput;
 use crate::task::spec::{ErrOf, OkOf};
 use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskHandle};
 
@@ -16,6 +19,36 @@ pub struct SpawnTarget<'a> {
     pub(crate) runtime: &'a Handle,
     pub(crate) scope: &'a Arc<ScopeShared>,
     pub(crate) scope_name: Option<&'a str>,
+    /// A background child: stopped, not awaited, once the rest of the scope is done.
+    pub(crate) background: bool,
+}
+
+impl SpawnTarget<'_> {
+    fn placement(&self) -> Placement<'_> {
+        Placement { scope: self.scope_name, limit: self.limit() }
+    }
+
+    /// The scope's limit, which background children do not count against.
+    fn limit(&self) -> Option<&Arc<Limit>> {
+        self.scope.limit.as_ref().filter(|_| !self.background)
+    }
+
+    /// The child's link to its scope. Under a limit, the scope lists the child only when it
+    /// starts, so a waiting child costs no entry and ended children are swept as others start.
+    fn enroll<T, E>(&self, joiner: &Joiner<TaskOutput<T, E>>) -> ChildLink<E>
+    where
+        T: Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        if self.limit().is_some() {
+            return self.scope.enlist(joiner.header());
+        }
+        let child: Arc<dyn ScopeChild> = joiner.core();
+        match self.background {
+            true => self.scope.register_background(child),
+            false => self.scope.register(child),
+        }
+    }
 }
 
 impl std::fmt::Debug for SpawnTarget<'_> {
@@ -61,10 +94,8 @@ where
     type Err = ErrOf<T>;
 
     fn __spawn_child(self, target: SpawnTarget<'_>) -> TaskHandle<Self::Ok, Self::Err> {
-        let scope = target.scope;
-        target.runtime.spawn_child(self.into_task(), target.scope_name, |joiner| {
-            let child: Arc<dyn ScopeChild> = joiner.core();
-            Some(scope.register::<Self::Err>(child))
+        target.runtime.spawn_child(self.into_task(), target.placement(), |joiner| {
+            Some(target.enroll::<Self::Ok, Self::Err>(joiner))
         })
     }
 }
@@ -80,10 +111,8 @@ where
     type Err = M::Err;
 
     fn __spawn_child(self, target: SpawnTarget<'_>) -> TaskHandle<Self::Ok, Self::Err> {
-        let scope = target.scope;
-        target.runtime.spawn_blocking_child(self, target.scope_name, |joiner| {
-            let child: Arc<dyn ScopeChild> = joiner.core();
-            Some(scope.register::<Self::Err>(child))
+        target.runtime.spawn_blocking_child(self, target.placement(), |joiner| {
+            Some(target.enroll::<Self::Ok, Self::Err>(joiner))
         })
     }
 }

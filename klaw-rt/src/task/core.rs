@@ -374,6 +374,11 @@ impl<O: Send + 'static> Completer<O> {
         HeaderRef(self.core.clone())
     }
 
+    /// The shared core, for a scope that lists a child only when it starts.
+    pub(crate) fn core(&self) -> Arc<TaskCore<O>> {
+        self.core.clone()
+    }
+
     /// The task as the current-task context points at it: `Arc::as_ptr` of the core, so a
     /// `HeaderRef` can be made from it while this completer keeps the `Arc` alive.
     pub(crate) fn as_task_ptr(&self) -> std::ptr::NonNull<dyn TaskHeader> {

@@ -10,13 +10,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_io::Timer;
 use pin_project_lite::pin_project;
 
 use crate::task::guard::guarded;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::task_span;
 use crate::task::{Outcome, Task, TaskError, TaskId};
+use crate::time::{Sleep, sleep};
 
 pin_project! {
     /// A [`Task`] awaited inline: it runs in the awaiting task, in its own span, with its
@@ -32,7 +32,7 @@ pin_project! {
         #[pin]
         future: F,
         span: Option<Box<tracing::Span>>,
-        timeout: Option<(Duration, Option<Timer>)>,
+        timeout: Option<(Duration, Option<Sleep>)>,
         mode: PhantomData<fn() -> M>,
     }
 }
@@ -65,8 +65,8 @@ impl<F: Future, M: Outcome<F::Output>> Future for InlineTask<F, M> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Some((after, timer)) = this.timeout.as_mut() {
-            let timer = timer.get_or_insert_with(|| Timer::after(*after));
-            if Pin::new(timer).poll(cx).is_ready() {
+            let timer = timer.get_or_insert_with(|| sleep(*after));
+            if timer.poll_deadline(cx).is_ready() {
                 return Poll::Ready(Err(TaskError::TimedOut(*after)));
             }
         }

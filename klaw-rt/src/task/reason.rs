@@ -28,6 +28,11 @@ pub enum CancelReason {
     ParentCancelled,
     /// The runtime shut down (or its executor went away) before the task finished.
     Shutdown,
+    /// A background child's scope finished its work (the body and every other child ended),
+    /// so the background child was stopped: see `Scope::spawn_background`.
+    ScopeFinished,
+    /// The process was asked to stop (Ctrl-C, `SIGINT`).
+    Interrupted,
 }
 
 impl CancelReason {
@@ -50,6 +55,8 @@ impl fmt::Display for CancelReason {
             Self::SiblingFailed => f.write_str("a sibling task failed"),
             Self::ParentCancelled => f.write_str("the parent was cancelled"),
             Self::Shutdown => f.write_str("the runtime shut down"),
+            Self::ScopeFinished => f.write_str("its scope finished the rest of its work"),
+            Self::Interrupted => f.write_str("interrupted (Ctrl-C)"),
         }
     }
 }

@@ -13,15 +13,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_io::Timer;
 use pin_project_lite::pin_project;
 
+use crate::coop;
 use crate::task::core::{Completer, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
 use crate::task::guard::{contained, drop_contained, guarded, kind_of};
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
 use crate::task::{CancelReason, Outcome, TaskError, TaskId};
+use crate::time::{Sleep, sleep};
 
 /// Where a runner reports what happens to its task beyond its handle: the runtime's counts, a
 /// scope's bookkeeping of its children.
@@ -137,7 +138,7 @@ fn must_stop(header: &Header) -> bool {
 /// A task's own timeout: how long it may run, and the timer started when it first runs.
 struct Deadline {
     after: Duration,
-    timer: Option<Timer>,
+    timer: Option<Sleep>,
 }
 
 /// Everything of a running task but its body (which is pinned) and its adopter.
@@ -258,7 +259,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
                 return Poll::Ready(());
             }
             if let Some(deadline) = self.deadline.as_mut() {
-                deadline.timer = Some(Timer::after(deadline.after));
+                deadline.timer = Some(sleep(deadline.after));
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
@@ -282,7 +283,9 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         let polled = {
             let _span = self.span.as_ref().map(|span| span.enter());
             let step = body.as_mut().as_pin_mut().expect("the body lives until finish");
-            current::run_as(completer, || guarded::<M, _>(|| step.poll(cx)))
+            // A fresh cooperative budget for each poll of the body (see `coop`).
+            let poll = || coop::with_task_budget(|| step.poll(cx));
+            current::run_as(completer, || guarded::<M, _>(poll))
         };
         let output = match polled {
             Poll::Pending if must_stop(completer.header()) => None, // a shield just ended
@@ -349,6 +352,11 @@ where
             report: Some(report),
             output: PhantomData,
         }
+    }
+
+    /// The task, for the pool's list of what it runs.
+    pub(crate) fn header_ref(&self) -> HeaderRef {
+        self.completer.as_ref().expect("a blocking task runs once").header_ref()
     }
 
     pub(crate) fn run(mut self) {

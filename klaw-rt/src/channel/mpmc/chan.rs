@@ -21,6 +21,7 @@ use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
 use crate::channel::mpmc::waiters::{Polled, WaitList};
 use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
+use crate::coop;
 use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
 
 pub(crate) struct Chan<T> {
@@ -67,10 +68,12 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Polls `Sender::closed`: ready once the channel is closed.
-    pub(crate) fn poll_closed(&self, ticket: &mut Ticket, cx: &Context<'_>) -> Poll<()> {
+    /// Polls `Sender::closed`: ready once the channel is closed (taking a unit of the budget).
+    pub(crate) fn poll_closed(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<()> {
         // The flag is read under the lock `close` takes after setting it: no wake-up is lost.
-        poll_or_wait(&self.closing, |set| set, ticket, cx, |_| self.is_closed().then_some(()))
+        coop::budgeted(cx, |cx| {
+            poll_or_wait(&self.closing, |set| set, ticket, cx, |_| self.is_closed().then_some(()))
+        })
     }
 
     /// A `Sender::closed` future went away.
@@ -152,19 +155,23 @@ impl<T> Chan<T> {
         }
     }
 
-    /// One poll of a `recv`: a message, or a place in line in `waiter`.
+    /// One poll of a `recv`: a message, or a place in line in `waiter`. A completed receive
+    /// takes a unit of the task's cooperative budget; with the budget spent it yields before
+    /// it looks (taking nothing, and keeping a wake-up `waiter` was given for its next poll).
     #[inline]
     pub(crate) fn poll_recv(
         &self,
         waiter: &mut Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        if waiter.is_none() {
-            if let Some(received) = self.recv_now() {
-                return Poll::Ready(received);
+        coop::budgeted(cx, |cx| {
+            if waiter.is_none() {
+                if let Some(received) = self.recv_now() {
+                    return Poll::Ready(received);
+                }
             }
-        }
-        self.wait_for_message(waiter, cx)
+            self.wait_for_message(waiter, cx)
+        })
     }
 
     /// A message or `Closed`, if either is there now; `None` if the buffer is empty.
@@ -283,7 +290,8 @@ impl<T> Chan<T> {
     }
 
     /// One poll of a `send`; `value` stays in place while it waits, and is taken when it went
-    /// in or came back.
+    /// in or came back. Budgeted as [`poll_recv`](Self::poll_recv) is: with the budget spent,
+    /// it yields with `value` still in place.
     #[inline]
     pub(crate) fn poll_send(
         &self,
@@ -291,33 +299,39 @@ impl<T> Chan<T> {
         waiter: &mut Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        if waiter.is_none() {
-            let taken = value.take().expect("a Send future was polled after it completed");
-            match self.try_push(taken) {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
-                Err(TrySendError::Full(back)) => *value = Some(back),
+        coop::budgeted(cx, |cx| {
+            if waiter.is_none() {
+                let taken = value.take().expect("a Send future was polled after it completed");
+                match self.try_push(taken) {
+                    Ok(()) => return Poll::Ready(Ok(())),
+                    Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
+                    Err(TrySendError::Full(back)) => *value = Some(back),
+                }
             }
-        }
-        self.wait_for_place(waiter, cx, value, |value| self.try_push(value))
-            .map(|sent| sent.map_err(|refused| SendError(refused.into_inner())))
+            self.wait_for_place(waiter, cx, value, |value| self.try_push(value))
+                .map(|sent| sent.map_err(|refused| SendError(refused.into_inner())))
+        })
     }
 
     /// One poll of a `reserve`: `Ok` once a place is reserved, `Err` if the channel is closed.
+    /// Budgeted as [`poll_recv`](Self::poll_recv) is: with the budget spent, it yields before
+    /// it reserves anything.
     pub(crate) fn poll_reserve(
         &self,
         waiter: &mut Option<usize>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), ()>> {
-        if waiter.is_none() {
-            match self.try_reserve() {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(TrySendError::Closed(())) => return Poll::Ready(Err(())),
-                Err(TrySendError::Full(())) => {}
+        coop::budgeted(cx, |cx| {
+            if waiter.is_none() {
+                match self.try_reserve() {
+                    Ok(()) => return Poll::Ready(Ok(())),
+                    Err(TrySendError::Closed(())) => return Poll::Ready(Err(())),
+                    Err(TrySendError::Full(())) => {}
+                }
             }
-        }
-        self.wait_for_place(waiter, cx, &mut Some(()), |()| self.try_reserve())
-            .map(|reserved| reserved.map_err(drop))
+            self.wait_for_place(waiter, cx, &mut Some(()), |()| self.try_reserve())
+                .map(|reserved| reserved.map_err(drop))
+        })
     }
 
     /// Reserves a place now if there is one.

@@ -46,6 +46,9 @@ impl<T> Receiver<T> {
     ///
     /// Waiting receivers are woken in the order they started waiting, one per message.
     ///
+    /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
+    /// receive polled once the task's budget is spent yields first, taking no message.
+    ///
     /// ```
     /// let (tx, rx) = klaw::channel::bounded::<&str>(1);
     /// std::thread::spawn(move || klaw::runtime::block_on(tx.send("hi")));
@@ -78,7 +81,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.recv_blocking().is_err()); // the sender is gone
     /// ```
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        futures_lite::future::block_on(self.recv())
+        futures_lite::future::block_on(crate::coop::unconstrained(self.recv()))
     }
 
     /// True if a bounded channel holds `capacity` messages (never, for an unbounded one).

@@ -53,6 +53,9 @@ impl<T> Sender<T> {
     /// Waiting senders are woken in the order they started waiting, one for each place that
     /// frees; a woken sender that finds the place taken again waits at the front of the line.
     ///
+    /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
+    /// send polled once the task's budget is spent yields first, sending nothing.
+    ///
     /// ```
     /// let (tx, rx) = klaw::channel::bounded::<u32>(1);
     /// klaw::runtime::block_on(async {
@@ -82,6 +85,9 @@ impl<T> Sender<T> {
     /// need not exist yet, which makes this the cancel-safe way to send.
     ///
     /// Cancel safety: dropping the future (or an unused permit) gives the place back.
+    ///
+    /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget), as
+    /// [`send`](Self::send) does (so do `select!`'s `send` arms and the `Sink`).
     ///
     /// ```
     /// let (tx, rx) = klaw::channel::bounded::<String>(1);
@@ -134,7 +140,7 @@ impl<T> Sender<T> {
     /// assert_eq!(got, [0, 1, 2]);
     /// ```
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        futures_lite::future::block_on(self.send(value))
+        futures_lite::future::block_on(crate::coop::unconstrained(self.send(value)))
     }
 
     /// Sends `value` without waiting: if the channel is full, the oldest message is taken out

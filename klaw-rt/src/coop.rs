@@ -1,0 +1,330 @@
+//! The cooperative budget: how many operations a task may complete in one poll before klaw's
+//! own futures make it yield, so that a task that keeps finding ready values (a channel that is
+//! never empty, a `select!` whose arms are always ready) cannot keep the other tasks of its
+//! worker from running. As in tokio, a task gets 128 units per poll.
+//!
+//! The budget lives in a thread-local. The task runner sets it around each poll of a task's
+//! body (`task/runner.rs`); everything polled inside that poll (a scope's local children, an
+//! inline task) shares it. Anywhere else (a foreign executor, `block_on`, a blocking closure)
+//! it is unlimited, so klaw's channels work there exactly as without it.
+//!
+//! An operation that takes part calls `poll_proceed` before it looks for its value. With the
+//! budget spent, that wakes the task and returns `Pending`: the task goes to the back of the
+//! queue, and the operation has taken nothing. Otherwise it takes a unit and returns a
+//! `RestoreOnPending`, which gives the unit back unless the operation says it completed
+//! (`made_progress`): only a `Ready` costs a unit.
+//!
+//! Users see [`consume_budget`] and [`unconstrained`] (as `klaw::task::...`).
+#![forbid(unsafe_code)]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+/// The units a task gets for one poll (tokio's number).
+const PER_POLL: u8 = 128;
+
+/// The units left; `None`: unlimited.
+type Budget = Option<u8>;
+
+thread_local! {
+    static BUDGET: Cell<Budget> = const { Cell::new(None) };
+}
+
+/// The budget of this thread now.
+#[inline]
+fn current() -> Budget {
+    BUDGET.try_with(Cell::get).unwrap_or(None)
+}
+
+/// Runs `f` with `budget`, then puts back the budget there was before, even if `f` panics.
+#[inline]
+fn with_budget<R>(budget: Budget, f: impl FnOnce() -> R) -> R {
+    struct Reset(Budget);
+
+    impl Drop for Reset {
+        #[inline]
+        fn drop(&mut self) {
+            let _ = BUDGET.try_with(|cell| cell.set(self.0));
+        }
+    }
+
+    let _reset = Reset(BUDGET.try_with(|cell| cell.replace(budget)).unwrap_or(None));
+    f()
+}
+
+/// Runs one poll of a task's body with a fresh budget.
+#[inline]
+pub(crate) fn with_task_budget<R>(poll: impl FnOnce() -> R) -> R {
+    with_budget(Some(PER_POLL), poll)
+}
+
+/// What [`poll_proceed`] gives: the unit it took, given back when dropped unless
+/// [`made_progress`](Self::made_progress) was called.
+#[must_use = "dropping it at once gives the unit back"]
+pub(crate) struct RestoreOnPending(
+    /// The budget before the unit was taken; `None` when there is nothing to give back.
+    Budget,
+);
+
+impl RestoreOnPending {
+    /// The operation completed (it returns `Ready`): the unit stays spent.
+    #[inline]
+    pub(crate) fn made_progress(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RestoreOnPending {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(before) = self.0 {
+            let _ = BUDGET.try_with(|cell| cell.set(Some(before)));
+        }
+    }
+}
+
+/// Takes one unit of the budget before an operation: `Ready` with the unit (given back unless
+/// the operation completes), or, with the budget spent, `Pending` after waking the task, which
+/// is polled again, with a fresh budget, after the tasks queued before it.
+#[inline]
+pub(crate) fn poll_proceed(cx: &Context<'_>) -> Poll<RestoreOnPending> {
+    let taken = BUDGET.try_with(|cell| match cell.get() {
+        None => Some(RestoreOnPending(None)),
+        Some(0) => None,
+        Some(left) => {
+            cell.set(Some(left - 1));
+            Some(RestoreOnPending(Some(left)))
+        }
+    });
+    match taken {
+        Ok(Some(restore)) => Poll::Ready(restore),
+        Ok(None) => {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        Err(_) => Poll::Ready(RestoreOnPending(None)), // the thread is ending: unlimited
+    }
+}
+
+/// Runs `op` (one poll of an operation) as a budgeted operation: not at all if the budget is
+/// spent (the task is woken and `Pending` returned), and taking a unit if it is `Ready`.
+#[inline(always)]
+pub(crate) fn budgeted<R>(
+    cx: &mut Context<'_>,
+    op: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+) -> Poll<R> {
+    let restore = std::task::ready!(poll_proceed(cx));
+    let polled = op(cx);
+    if polled.is_ready() {
+        restore.made_progress();
+    }
+    polled
+}
+
+/// `Pending` (after waking the task) if the budget is spent, without taking a unit: what
+/// `select!` checks first, so that with the budget spent it yields rather than take its
+/// `default` arm while its channel arms have values waiting. Not public API.
+#[doc(hidden)]
+#[inline]
+pub fn __poll_budget_available(cx: &Context<'_>) -> Poll<()> {
+    if current() == Some(0) {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    } else {
+        Poll::Ready(())
+    }
+}
+
+/// What `cancel::checkpoint` does once it knows the code is not cancelled: in a klaw task,
+/// take one unit (yielding when the budget is spent); with nothing counted (outside any klaw
+/// task, or in [`unconstrained`]), yield every time, since nothing else would.
+pub(crate) async fn checkpoint() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        if current().is_none() {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        poll_proceed(cx).map(RestoreOnPending::made_progress)
+    })
+    .await;
+}
+
+/// Takes one unit of the task's cooperative budget, yielding first if it is spent: for code that
+/// loops over work of its own that is always ready (a computation, a local queue) and would
+/// otherwise keep its worker from the other tasks. A task gets 128 units each time it is
+/// polled; klaw's channel operations, `select!`, an elapsed `sleep` and
+/// `cancel::checkpoint` take one each time they complete. Outside any klaw task the budget is
+/// unlimited and this returns at once.
+///
+/// Cancel safety: dropping it loses nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let stop = Arc::new(AtomicBool::new(false));
+/// let busy = rt.spawn({
+///     let stop = stop.clone();
+///     async move {
+///         let mut rounds = 0u64;
+///         while !stop.load(Ordering::Relaxed) {
+///             rounds += 1; // a step of work that never waits
+///             klaw::task::consume_budget().await; // yields once every 128 rounds
+///         }
+///         rounds
+///     }
+/// });
+/// // On the same, only worker: it runs because `busy` yields.
+/// let stopper = rt.spawn(async move { stop.store(true, Ordering::Relaxed) });
+/// rt.block_on(stopper)?;
+/// rt.block_on(busy)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn consume_budget() {
+    std::future::poll_fn(|cx| poll_proceed(cx).map(RestoreOnPending::made_progress)).await;
+}
+
+/// Runs `future` with no cooperative budget: the operations in it never yield for the budget
+/// (and take nothing from the task's). For a burst that must not be interrupted; a future that
+/// keeps finding ready values in it keeps its worker from the other tasks, so use it sparingly.
+///
+/// ```
+/// use std::future::Future;
+/// use std::task::Poll;
+///
+/// /// How many receives complete in one poll, out of 1000 messages waiting.
+/// async fn in_one_poll(rx: &klaw::channel::Receiver<u32>) -> usize {
+///     std::future::poll_fn(|cx| {
+///         let mut ready = 0;
+///         while let Poll::Ready(Ok(_)) = std::pin::pin!(rx.recv()).poll(cx) {
+///             ready += 1;
+///         }
+///         Poll::Ready(ready)
+///     })
+///     .await
+/// }
+///
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let (tx, rx) = klaw::channel::unbounded::<u32>();
+/// for n in 0..2000 {
+///     tx.try_send(n).unwrap();
+/// }
+/// let counts = rt.spawn(async move {
+///     let budgeted = in_one_poll(&rx).await; // stops when the budget is spent
+///     let unconstrained = klaw::task::unconstrained(in_one_poll(&rx)).await;
+///     (budgeted, unconstrained)
+/// });
+/// assert_eq!(rt.block_on(counts)?, (128, 1872));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn unconstrained<F: Future>(future: F) -> Unconstrained<F> {
+    Unconstrained { future }
+}
+
+pin_project! {
+    /// A future run with no cooperative budget: what [`unconstrained`] returns.
+    ///
+    /// ```
+    /// let free: klaw::task::Unconstrained<_> = klaw::task::unconstrained(async { 1 });
+    /// assert_eq!(klaw::runtime::block_on(free), 1);
+    /// ```
+    #[must_use = "futures do nothing unless awaited"]
+    #[derive(Debug)]
+    pub struct Unconstrained<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Unconstrained<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let future = self.project().future;
+        with_budget(None, || future.poll(cx))
+    }
+}
+
+pin_project! {
+    /// A future that takes one unit of the budget for its whole operation (`wait_for`'s loop).
+    pub(crate) struct Cooperative<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+/// Makes `future` one budgeted operation: it takes a unit when it completes, and yields
+/// before it is polled once the budget is spent.
+pub(crate) fn cooperative<F: Future>(future: F) -> Cooperative<F> {
+    Cooperative { future }
+}
+
+impl<F: Future> Future for Cooperative<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let future = self.project().future;
+        budgeted(cx, |cx| future.poll(cx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn left() -> Budget {
+        current()
+    }
+
+    fn proceed() -> Poll<RestoreOnPending> {
+        poll_proceed(&Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn budget_is_unlimited_outside_a_task_and_fresh_for_each_poll() {
+        assert_eq!(left(), None);
+        assert!(proceed().is_ready());
+        assert_eq!(left(), None);
+        with_task_budget(|| {
+            assert_eq!(left(), Some(PER_POLL));
+            // Given back when the operation turned out to be pending.
+            drop(proceed());
+            assert_eq!(left(), Some(PER_POLL));
+            let Poll::Ready(restore) = proceed() else { panic!("the budget is fresh") };
+            restore.made_progress();
+            assert_eq!(left(), Some(PER_POLL - 1));
+            // A nested task poll (an unconstrained future) does not touch the outer budget.
+            with_budget(None, || {
+                assert!(proceed().is_ready());
+                assert_eq!(left(), None);
+            });
+            assert_eq!(left(), Some(PER_POLL - 1));
+            for _ in 1..PER_POLL {
+                let Poll::Ready(restore) = proceed() else { panic!("units are left") };
+                restore.made_progress();
+            }
+            assert_eq!(left(), Some(0));
+            assert!(proceed().is_pending());
+            assert!(__poll_budget_available(&Context::from_waker(Waker::noop())).is_pending());
+        });
+        assert_eq!(left(), None);
+    }
+
+    #[test]
+    fn a_panicking_poll_puts_the_budget_back() {
+        let caught = std::panic::catch_unwind(|| with_task_budget(|| panic!("in a poll")));
+        assert!(caught.is_err());
+        assert_eq!(left(), None);
+    }
+}

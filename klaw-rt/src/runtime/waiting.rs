@@ -1,0 +1,239 @@
+//! A child of a limited scope before it starts: its body, its completer, its timeout and its link
+//! to the scope, and nothing else. No task exists on any executor or pool yet, no span, no runner:
+//! those are made when a slot frees (`Limit` hands it one), so a million waiting children cost
+//! little more than their futures and their handles' state.
+//!
+//! A waiting child that never starts (cancelled, its scope cancelled, the runtime gone) is ended
+//! by making its runner and dropping it unrun: exactly what ends a task dropped by a shut-down
+//! executor, so its handle, its scope and the runtime's counts see one ordinary end.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::runtime::blocking::BlockingJob;
+use crate::runtime::limit::{Admission, Deferred, Limit, Slot};
+use crate::runtime::spawn::{Accounting, ParentLink};
+use crate::task::Outcome;
+use crate::task::core::{Completer, Header};
+use crate::task::handle::TaskOutput;
+use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
+
+/// Starts `child` now if its scope's limit has a free slot; else it waits its turn.
+pub(crate) fn admit<C: Deferred + Launch>(limit: &std::sync::Arc<Limit>, child: C) {
+    if let Admission::Now(child, slot) = limit.admit(child) {
+        child.launch(limit, slot);
+    }
+}
+
+/// Starting a waiting child, without boxing it when it need not wait.
+pub(crate) trait Launch {
+    fn launch(self, limit: &Limit, slot: Slot);
+}
+
+/// What every waiting child holds until it starts. The timeout is boxed: rare, and every byte
+/// here is paid per waiting child.
+struct Parts<B, T, E, P> {
+    body: B,
+    completer: Completer<TaskOutput<T, E>>,
+    timeout: Option<Box<Duration>>,
+    parent: Option<P>,
+}
+
+/// What a runner is made of: `Parts` with its span and its accounting.
+struct Unpacked<B, T, E, P> {
+    body: B,
+    completer: Completer<TaskOutput<T, E>>,
+    timeout: Option<Duration>,
+    span: Option<Box<tracing::Span>>,
+    accounting: Accounting<P>,
+}
+
+impl<B, T: Send + 'static, E: Send + 'static, P: ParentLink<E>> Parts<B, T, E, P> {
+    /// What the runner needs beyond the body: its span and its accounting. A child that `starts`
+    /// is listed by its scope first; one that ends unstarted is not (it never ran, so it can
+    /// not have failed).
+    fn unpack(self, limit: &Limit, starts: bool) -> Unpacked<B, T, E, P> {
+        let Parts { body, completer, timeout, mut parent } = self;
+        let span = if starts {
+            if let Some(parent) = parent.as_mut() {
+                parent.list(completer.core());
+            }
+            let header = completer.header();
+            task_span(header.id(), header.name(), limit.scope_name())
+        } else {
+            None
+        };
+        let accounting = Accounting::new(Some(limit.runtime().stats().clone()), parent);
+        Unpacked { body, completer, timeout: timeout.map(|timeout| *timeout), span, accounting }
+    }
+}
+
+/// A waiting child of [`Scope::spawn`](crate::scope::Scope::spawn).
+pub(crate) struct WaitingChild<F, M, P>
+where
+    F: Future + Send + 'static,
+    M: Outcome<F::Output> + 'static,
+    P: ParentLink<M::Err>,
+{
+    parts: Parts<F, M::Ok, M::Err, P>,
+    mode: PhantomData<fn() -> M>,
+}
+
+impl<F, M, P> WaitingChild<F, M, P>
+where
+    F: Future + Send + 'static,
+    M: Outcome<F::Output> + 'static,
+    P: ParentLink<M::Err>,
+{
+    pub(crate) fn new(
+        future: F,
+        completer: Completer<TaskOutput<M::Ok, M::Err>>,
+        timeout: Option<Duration>,
+        parent: Option<P>,
+    ) -> Self {
+        let timeout = timeout.map(Box::new);
+        WaitingChild {
+            parts: Parts { body: future, completer, timeout, parent },
+            mode: PhantomData,
+        }
+    }
+
+    fn runner(self, limit: &Limit, starts: bool) -> AsyncRunner<F, M, Accounting<P>> {
+        let Unpacked { body, completer, timeout, span, accounting } =
+            self.parts.unpack(limit, starts);
+        AsyncRunner::new(body, completer, timeout, span, accounting)
+    }
+}
+
+impl<F, M, P> Launch for WaitingChild<F, M, P>
+where
+    F: Future + Send + 'static,
+    M: Outcome<F::Output> + 'static,
+    P: ParentLink<M::Err>,
+{
+    /// Runs the child, holding `slot` until it has ended (its runner has published, after every
+    /// descendant).
+    fn launch(self, limit: &Limit, slot: Slot) {
+        let Some(executor) = limit.runtime().executor.upgrade() else {
+            return Deferred::end_unstarted(Box::new(self), limit); // the runtime is gone
+        };
+        let runner = self.runner(limit, true);
+        executor
+            .spawn(async move {
+                runner.await;
+                drop(slot);
+            })
+            .detach();
+    }
+}
+
+impl<F, M, P> Deferred for WaitingChild<F, M, P>
+where
+    F: Future + Send + 'static,
+    M: Outcome<F::Output> + 'static,
+    P: ParentLink<M::Err>,
+{
+    fn header(&self) -> &Header {
+        self.parts.completer.header()
+    }
+
+    fn start(self: Box<Self>, limit: &Limit, slot: Slot) {
+        self.launch(limit, slot);
+    }
+
+    fn end_unstarted(self: Box<Self>, limit: &Limit) {
+        drop(self.runner(limit, false)); // unpolled, it publishes its cancellation and ends
+    }
+}
+
+/// A waiting child of [`Scope::spawn_blocking`](crate::scope::Scope::spawn_blocking).
+pub(crate) struct WaitingBlocking<F, O, M, P>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+    P: ParentLink<M::Err>,
+{
+    parts: Parts<F, M::Ok, M::Err, P>,
+    mode: PhantomData<fn() -> (O, M)>,
+}
+
+impl<F, O, M, P> WaitingBlocking<F, O, M, P>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+    P: ParentLink<M::Err>,
+{
+    pub(crate) fn new(
+        body: F,
+        completer: Completer<TaskOutput<M::Ok, M::Err>>,
+        parent: Option<P>,
+    ) -> Self {
+        WaitingBlocking {
+            parts: Parts { body, completer, timeout: None, parent },
+            mode: PhantomData,
+        }
+    }
+
+    fn runner(self, limit: &Limit, starts: bool) -> BlockingRunner<F, O, M, Accounting<P>> {
+        let Unpacked { body, completer, span, accounting, .. } = self.parts.unpack(limit, starts);
+        BlockingRunner::new(body, completer, span, accounting)
+    }
+}
+
+impl<F, O, M, P> Launch for WaitingBlocking<F, O, M, P>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+    P: ParentLink<M::Err>,
+{
+    /// Queues the child on the blocking pool, holding `slot` until it has ended.
+    fn launch(self, limit: &Limit, slot: Slot) {
+        let runner = self.runner(limit, true);
+        let header = runner.header_ref();
+        limit.runtime().shared.blocking.submit(Box::new(Slotted { runner, slot }), header);
+    }
+}
+
+impl<F, O, M, P> Deferred for WaitingBlocking<F, O, M, P>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+    P: ParentLink<M::Err>,
+{
+    fn header(&self) -> &Header {
+        self.parts.completer.header()
+    }
+
+    fn start(self: Box<Self>, limit: &Limit, slot: Slot) {
+        self.launch(limit, slot);
+    }
+
+    fn end_unstarted(self: Box<Self>, limit: &Limit) {
+        drop(self.runner(limit, false)); // unrun, it publishes its cancellation and ends
+    }
+}
+
+/// A blocking child that holds a slot of its scope's limit, given back once it has ended.
+struct Slotted<F, O, M: Outcome<O>, R: Report<M::Err>> {
+    runner: BlockingRunner<F, O, M, R>,
+    slot: Slot,
+}
+
+impl<F, O, M, R> BlockingJob for Slotted<F, O, M, R>
+where
+    F: FnOnce() -> O + Send + 'static,
+    M: Outcome<O>,
+    R: Report<M::Err>,
+{
+    fn run(self: Box<Self>) {
+        let Slotted { runner, slot } = *self;
+        runner.run();
+        drop(slot);
+    }
+}

@@ -1,0 +1,226 @@
+//! `ChildSet`: some of a scope's children, whose outcomes come back in the order they finish
+//! (tokio's `JoinSet::join_next`, inside a nursery).
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::error::Error;
+use crate::scope::{ChildKind, ChildOutput, Scope, ScopeHandle, Spawnable};
+use crate::task::{BlockingTask, CancelReason};
+
+/// Children of one scope whose outcomes come back as they finish, first finished first: made by
+/// [`Scope::child_set`]. It is the scope's own `JoinSet`.
+///
+/// The children belong to the scope, not to the set: dropping the set neither cancels nor
+/// detaches them (the scope still waits for each and still reports its failure). The scope's
+/// rules hold for what the set gives back: in the default fail-fast mode a failed child fails the
+/// whole scope (the body is cancelled, so [`next_finished`](Self::next_finished) never hands it
+/// over), and in supervisor mode the failure is handed over, as the body's to report. With
+/// `limit = n`, children wait their turn as usual and are handed over when they finish.
+///
+/// ```
+/// # #[klaw::main(workers = 2)]
+/// # async fn main() -> Result<(), klaw::Error> {
+/// use std::time::Duration;
+/// let order = klaw::scope!(|s| {
+///     let mut set = s.child_set();
+///     for ms in [30u64, 10, 20] {
+///         set.spawn(async move {
+///             klaw::time::sleep(Duration::from_millis(ms)).await;
+///             ms
+///         });
+///     }
+///     let mut order = Vec::new();
+///     while let Some(ms) = set.next_finished().await {
+///         order.push(ms?);
+///     }
+///     Ok(order)
+/// })?;
+/// assert_eq!(order, [10, 20, 30]);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a child set does nothing unless its children are awaited with `next_finished`"]
+pub struct ChildSet<'s, 'env, T, E> {
+    scope: &'s Scope<'env>,
+    children: FuturesUnordered<ScopeHandle<'s, T, E>>,
+}
+
+impl<'s, 'env, T, E> ChildSet<'s, 'env, T, E>
+where
+    T: Send + 'static,
+    E: Into<crate::task::BoxError> + Send + 'static,
+{
+    pub(crate) fn new(scope: &'s Scope<'env>) -> Self {
+        ChildSet { scope, children: FuturesUnordered::new() }
+    }
+
+    /// Spawns a child in the scope, as [`Scope::spawn`] does, and adds it to the set.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// klaw::scope!(|s| {
+    ///     let mut set = s.child_set();
+    ///     set.spawn(async { 1 });
+    ///     assert_eq!(set.len(), 1);
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn<C, M>(&mut self, task: C)
+    where
+        C: Spawnable<Ok = T, Err = E> + ChildKind<M>,
+    {
+        self.children.push(self.scope.spawn(task));
+    }
+
+    /// Spawns a closure on the blocking pool, as [`Scope::spawn_blocking`] does, and adds it.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// let sum = klaw::scope!(|s| {
+    ///     let mut set = s.child_set();
+    ///     set.spawn_blocking(|| 2 + 2);
+    ///     Ok(set.next_finished().await.unwrap()?)
+    /// })?;
+    /// assert_eq!(sum, 4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_blocking<F, M>(&mut self, f: F)
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: ChildOutput<M>,
+        BlockingTask<F>: Spawnable<Ok = T, Err = E>,
+    {
+        self.children.push(self.scope.spawn(BlockingTask::new(f)));
+    }
+
+    /// Adds a child the scope already spawned, by its handle.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// klaw::scope!(|s| {
+    ///     let mut set = s.child_set();
+    ///     let child = s.spawn(async { 5 });
+    ///     let id = child.id();
+    ///     set.insert(child);
+    ///     assert_eq!(set.next_finished().await.unwrap()?, 5);
+    ///     # let _ = id;
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn insert(&mut self, child: ScopeHandle<'s, T, E>) {
+        self.children.push(child);
+    }
+
+    /// The outcome of the next child to finish, or `None` once the set is empty. A cancelled
+    /// child gives `Err` with [`TaskError::Cancelled`](crate::task::TaskError::Cancelled).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future before it completes loses no outcome; the child stays in
+    /// the set and the next call gives it.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// klaw::scope!(|s| {
+    ///     let mut set = s.child_set::<u8, std::convert::Infallible>();
+    ///     assert!(set.next_finished().await.is_none(), "an empty set is finished at once");
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next_finished(&mut self) -> Option<Result<T, Error>> {
+        self.children.next().await
+    }
+
+    /// How many children have not been handed over yet.
+    ///
+    /// ```
+    /// # klaw::runtime::block_on(async {
+    /// klaw::scope!(|s| {
+    ///     let set = s.child_set::<(), std::convert::Infallible>();
+    ///     assert_eq!(set.len(), 0);
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// True when every child has been handed over.
+    ///
+    /// ```
+    /// # klaw::runtime::block_on(async {
+    /// klaw::scope!(|s| {
+    ///     assert!(s.child_set::<(), std::convert::Infallible>().is_empty());
+    ///     Ok(())
+    /// })
+    /// .unwrap();
+    /// # });
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// Cancels every child not handed over yet, with `reason`; their outcomes still come back
+    /// (as cancelled, unless they finished first).
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// klaw::scope!(|s| {
+    ///     let mut set = s.child_set();
+    ///     set.spawn(std::future::pending::<()>());
+    ///     set.cancel_all("enough");
+    ///     assert!(set.next_finished().await.unwrap().is_err());
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cancel_all(&self, reason: impl Into<CancelReason>) {
+        let reason = reason.into();
+        for child in self.children.iter() {
+            child.cancel(reason.clone());
+        }
+    }
+}
+
+/// The outcomes, as they finish: the same as [`next_finished`](ChildSet::next_finished).
+impl<T, E> Stream for ChildSet<'_, '_, T, E>
+where
+    T: Send + 'static,
+    E: Into<crate::task::BoxError> + Send + 'static,
+{
+    type Item = Result<T, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.children.poll_next_unpin(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.children.len(), Some(self.children.len()))
+    }
+}
+
+impl<T, E> fmt::Debug for ChildSet<'_, '_, T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildSet").field("children", &self.children.len()).finish()
+    }
+}

@@ -1,0 +1,132 @@
+//! Readiness: [`Scope::start`](crate::scope::Scope::start) spawns a child and returns once the
+//! child says it is ready (trio's `nursery.start`), with the value it reported.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use crate::channel::oneshot;
+use crate::error::Error;
+use crate::scope::ScopeHandle;
+use crate::task::TaskInfo;
+use crate::task::error::BoxError;
+
+/// Waits for the child's `ready`; if it never comes, for the child's end, and reports why.
+pub(crate) async fn wait_until_ready<'s, V, T, E>(
+    readiness: oneshot::Receiver<V>,
+    mut child: ScopeHandle<'s, T, E>,
+) -> Result<(V, ScopeHandle<'s, T, E>), Error>
+where
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    if let Ok(value) = readiness.await {
+        return Ok((value, child));
+    }
+    // It dropped its `Ready` unused: once it ends, its failure or cancellation says why, and an
+    // end without either is reported as such.
+    let task = TaskInfo::new(child.id(), child.name());
+    (&mut child).await?;
+    Err(Error::Other(Box::new(NotReady::new(task))))
+}
+
+/// Given to a child started with [`Scope::start`](crate::scope::Scope::start): the child calls
+/// [`ready`](Self::ready) once it can serve (a listener bound, a connection made), and `start`
+/// returns with the value. Dropping it without calling `ready` is allowed: `start` then waits
+/// for the child to end and reports that it never became ready ([`NotReady`]) or its failure.
+///
+/// ```
+/// # #[klaw::main(workers = 2)]
+/// # async fn main() -> Result<(), klaw::Error> {
+/// klaw::scope!(|s| {
+///     let (port, server) = s
+///         .start(|ready: klaw::scope::Ready<u16>| async move {
+///             ready.ready(8080); // bound: tell the body which port
+///             std::future::pending::<()>().await; // serve
+///         })
+///         .await?;
+///     assert_eq!(port, 8080);
+///     server.cancel("done");
+///     Ok(())
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a started child must call `ready`, or `start` waits until it ends"]
+pub struct Ready<V> {
+    sender: oneshot::Sender<V>,
+}
+
+impl<V> Ready<V> {
+    pub(crate) fn new(sender: oneshot::Sender<V>) -> Self {
+        Ready { sender }
+    }
+
+    /// Reports that the child is ready, with `value` for the body that started it. If `start`
+    /// was cancelled meanwhile (nobody waits any more), `value` is dropped.
+    ///
+    /// ```
+    /// # klaw::runtime::block_on(async {
+    /// let value = klaw::scope!(|s| {
+    ///     let (value, _child) = s.start_local(|ready| async move { ready.ready("up") }).await?;
+    ///     Ok(value)
+    /// })
+    /// .unwrap();
+    /// assert_eq!(value, "up");
+    /// # });
+    /// ```
+    pub fn ready(self, value: V) {
+        // Refused only if `start` is gone; the value then has nobody to go to.
+        let _ = self.sender.send(value);
+    }
+}
+
+impl<V> fmt::Debug for Ready<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ready").finish_non_exhaustive()
+    }
+}
+
+/// A child started with [`Scope::start`](crate::scope::Scope::start) ended well without calling
+/// [`Ready::ready`]: the body that waited for it cannot go on as planned.
+///
+/// ```
+/// # klaw::runtime::block_on(async {
+/// let result = klaw::scope!(|s| {
+///     s.start_local(|_ready: klaw::scope::Ready<u16>| async {}).await?;
+///     Ok(())
+/// });
+/// let error = result.unwrap_err();
+/// assert!(error.to_string().contains("ended without calling `ready`"), "{error}");
+/// # });
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the started child {task} ended without calling `ready`: call `ready.ready(value)` once it \
+     can serve, or spawn it with `spawn` if nobody needs to wait for it"
+)]
+pub struct NotReady {
+    task: TaskInfo,
+}
+
+impl NotReady {
+    pub(crate) fn new(task: TaskInfo) -> Self {
+        NotReady { task }
+    }
+
+    /// The child that never became ready.
+    ///
+    /// ```
+    /// # klaw::runtime::block_on(async {
+    /// let result = klaw::scope!(|s| {
+    ///     s.start_local(|_ready: klaw::scope::Ready<()>| async {}).await?;
+    ///     Ok(())
+    /// });
+    /// let klaw::Error::Other(error) = result.unwrap_err() else { panic!() };
+    /// let not_ready = error.downcast_ref::<klaw::scope::NotReady>().unwrap();
+    /// assert!(not_ready.task().name().is_none());
+    /// # });
+    /// ```
+    pub fn task(&self) -> &TaskInfo {
+        &self.task
+    }
+}

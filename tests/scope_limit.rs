@@ -1,0 +1,285 @@
+//! `scope!(limit = n, ..)`: at most n children run at once, the rest wait in spawn order without
+//! being started, and cancellation reaches the waiting ones too.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{FetchError, Flag, failing};
+use klaw::{CancelReason, Error, TaskError, task::ExitReason};
+
+/// How many run now, and the most that ever ran at once.
+#[derive(Clone, Default)]
+struct Gauge {
+    running: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl Gauge {
+    fn enter(&self) {
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+    }
+    fn leave(&self) {
+        self.running.fetch_sub(1, SeqCst);
+    }
+    fn most(&self) -> usize {
+        self.most.load(SeqCst)
+    }
+}
+
+#[klaw::test(workers = 4, timeout = "20s")]
+async fn no_more_than_the_limit_run_at_once_and_every_child_runs() {
+    let gauge = Gauge::default();
+    let ran = Arc::new(AtomicUsize::new(0));
+    klaw::scope!(limit = 3, |s| {
+        for _ in 0..60 {
+            let (gauge, ran) = (gauge.clone(), ran.clone());
+            s.spawn(async move {
+                gauge.enter();
+                klaw::time::sleep(Duration::from_millis(2)).await;
+                gauge.leave();
+                ran.fetch_add(1, SeqCst);
+            });
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(ran.load(SeqCst), 60);
+    assert_eq!(gauge.most(), 3, "the limit is reached and never passed");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn waiting_children_start_in_spawn_order() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    klaw::scope!(limit = 1, |s| {
+        for i in 0..20 {
+            let order = order.clone();
+            s.spawn(async move { order.lock().unwrap().push(i) });
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*order.lock().unwrap(), (0..20).collect::<Vec<_>>());
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn spawn_returns_a_handle_at_once_and_a_waiting_child_has_not_started() {
+    let release = klaw::channel::oneshot::channel::<()>();
+    let (release_tx, release_rx) = release;
+    let value = klaw::scope!(limit = 1, |s| {
+        let first = s.spawn(async move { release_rx.await.ok() });
+        let second = s.spawn(async { 2 });
+        klaw::time::sleep(Duration::from_millis(20)).await;
+        assert!(!second.has_started(), "the second waits while the first holds the slot");
+        assert_eq!(second.exit_reason(), ExitReason::Pending);
+        release_tx.send(()).unwrap();
+        assert_eq!(first.await?, Some(()));
+        Ok(second.await?)
+    })
+    .unwrap();
+    assert_eq!(value, 2);
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_waiting_child_cancelled_through_its_handle_never_starts_and_ends_at_once() {
+    let started = Flag::default();
+    let blocker_done = Flag::default();
+    let outcome = klaw::scope!(limit = 1, |s| {
+        let done = blocker_done.clone();
+        let blocker = s.spawn(async move {
+            klaw::time::sleep(Duration::from_secs(30)).await;
+            done.set();
+        });
+        let flag = started.clone();
+        let waiting = s.spawn(async move { flag.set() });
+        assert!(waiting.cancel("not needed"));
+        // Awaiting it does not wait for the blocker's slot.
+        let outcome = waiting.await;
+        blocker.cancel("done");
+        Ok(outcome)
+    })
+    .unwrap();
+    let Err(Error::Task { error: TaskError::Cancelled(reason), .. }) = outcome else {
+        panic!("unexpected {outcome:?}")
+    };
+    assert_eq!(reason, CancelReason::user("not needed"));
+    assert!(!started.is_set(), "a cancelled waiting child never runs its body");
+    assert!(!blocker_done.is_set());
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_failure_cancels_the_waiting_children_which_never_start() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut waiting = Vec::new();
+    let result = klaw::scope!(limit = 2, |s| {
+        s.spawn(failing(1, Duration::from_millis(10)));
+        s.spawn(klaw::time::sleep(Duration::from_secs(30)));
+        for _ in 0..100 {
+            let started = started.clone();
+            waiting.push(s.spawn(async move { started.fetch_add(1, SeqCst) }).task_ref());
+        }
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let Err(Error::Task { error: TaskError::Failed(failure), .. }) = &result else {
+        panic!("unexpected {result:?}")
+    };
+    assert_eq!(failure.downcast_ref::<FetchError>(), Some(&FetchError(1)));
+    assert_eq!(started.load(SeqCst), 0, "no waiting child started after the failure");
+    for child in waiting {
+        assert_eq!(child.cancel_reason(), Some(CancelReason::SiblingFailed));
+        assert_eq!(child.exit_reason(), ExitReason::Cancelled);
+    }
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_deadline_ends_the_waiting_children_with_the_scope() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let result = klaw::scope!(limit = 1, timeout = "50ms", |s| {
+        for _ in 0..1_000 {
+            let started = started.clone();
+            s.spawn(async move {
+                started.fetch_add(1, SeqCst);
+                klaw::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+        Ok(())
+    });
+    assert!(matches!(result, Err(Error::Elapsed(_))), "unexpected {result:?}");
+    assert_eq!(started.load(SeqCst), 1, "only the child holding the slot ever ran");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_scope_cancelled_from_outside_returns_only_after_the_waiting_children_ended() {
+    let ended = Arc::new(AtomicUsize::new(0));
+    struct CountOnDrop(Arc<AtomicUsize>);
+    impl Drop for CountOnDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    let outcome = klaw::cancel::move_on_after(Duration::from_millis(30), async {
+        klaw::scope!(limit = 2, |s| {
+            for _ in 0..50 {
+                let guard = CountOnDrop(ended.clone());
+                s.spawn(async move {
+                    let _guard = guard;
+                    klaw::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+            Ok(())
+        })
+    })
+    .await;
+    assert!(outcome.is_none());
+    // Every child's future (running or waiting) was dropped before the region returned.
+    assert_eq!(ended.load(SeqCst), 50);
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn in_supervisor_mode_every_child_runs_and_every_failure_is_kept() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let result = klaw::scope!(supervisor, limit = 2, |s| {
+        for i in 0..10 {
+            let ran = ran.clone();
+            s.spawn(klaw::Task::fallible(async move {
+                ran.fetch_add(1, SeqCst);
+                if i % 3 == 0 { Err(FetchError(i)) } else { Ok(()) }
+            }));
+        }
+        Ok(())
+    });
+    assert_eq!(ran.load(SeqCst), 10);
+    let Err(Error::Scope(scope)) = result else { panic!("unexpected {result:?}") };
+    assert_eq!(scope.errors().len(), 4, "children 0, 3, 6 and 9 failed");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn blocking_children_share_the_limit_with_async_ones() {
+    let gauge = Gauge::default();
+    klaw::scope!(limit = 2, |s| {
+        for i in 0..12 {
+            let gauge = gauge.clone();
+            if i % 2 == 0 {
+                s.spawn_blocking(move || {
+                    gauge.enter();
+                    std::thread::sleep(Duration::from_millis(3));
+                    gauge.leave();
+                });
+            } else {
+                s.spawn(async move {
+                    gauge.enter();
+                    klaw::time::sleep(Duration::from_millis(3)).await;
+                    gauge.leave();
+                });
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(gauge.most(), 2);
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_slot_is_given_back_only_when_everything_the_child_started_has_ended() {
+    let gauge = Gauge::default();
+    klaw::scope!(limit = 1, |s| {
+        for _ in 0..5 {
+            let gauge = gauge.clone();
+            s.spawn(async move {
+                // The child's own scope is dropped by a deadline while its blocking grandchild
+                // still runs (it cannot be interrupted): the child, and so its slot, ends only
+                // after the grandchild.
+                let inner = async move {
+                    klaw::scope!(|inner_scope| {
+                        inner_scope.spawn_blocking(move || {
+                            gauge.enter();
+                            std::thread::sleep(Duration::from_millis(10));
+                            gauge.leave();
+                        });
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    })
+                };
+                klaw::cancel::move_on_after(Duration::from_millis(1), inner).await;
+            });
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(gauge.most(), 1);
+}
+
+#[test]
+fn a_limit_of_zero_is_refused_with_a_message_that_says_why() {
+    let panic = std::panic::catch_unwind(|| klaw::scope::ScopeOptions::new().limit(0)).unwrap_err();
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("at least 1"), "{message}");
+}
+
+#[test]
+fn a_runtime_shut_down_with_children_waiting_ends_them_unstarted() {
+    let rt = common::runtime(2);
+    let started = Arc::new(AtomicUsize::new(0));
+    let count = started.clone();
+    let scope = rt.spawn(async move {
+        klaw::scope!(limit = 1, |s| {
+            for _ in 0..100 {
+                let started = count.clone();
+                s.spawn(async move {
+                    started.fetch_add(1, SeqCst);
+                    std::future::pending::<()>().await;
+                });
+            }
+            Ok(())
+        })
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    let report = rt.shutdown(Duration::from_millis(100));
+    assert_eq!(started.load(SeqCst), 1);
+    assert!(report.cancelled >= 101, "{report:?}");
+    drop(scope);
+}

@@ -1,0 +1,2 @@
+#[klaw::main(cancel_on_ctrl_c = true)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[klaw::main(start_paused = true)]
+async fn main() {}

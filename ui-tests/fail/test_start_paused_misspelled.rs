@@ -1,0 +1,4 @@
+#[klaw::test(start_pasued = true)]
+async fn an_hour_passes() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[klaw::test(start_paused = "yes")]
+async fn an_hour_passes() {}
+
+fn main() {}
