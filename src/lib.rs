@@ -25,8 +25,13 @@
 //!
 //! The everyday names live at the root: the macros, [`Scope`], [`Task`], [`TaskHandle`],
 //! [`Runtime`], [`Error`]... Everything else lives in one module per concept, reachable by one
-//! path: [`task`](mod@task), [`scope`](mod@scope), [`runtime`], [`cancel`], [`channel`], [`sync`], [`time`], [`log`],
-//! [`remote`].
+//! path: [`task`](mod@task), [`scope`](mod@scope), [`runtime`], [`cancel`], [`channel`], [`sync`], [`time`],
+//! [`remote`], and with their features `log` and `signal`.
+//!
+//! No feature is on by default. `log` (the subscriber and hooks), `json` (JSON log lines),
+//! `remote` (`#[klaw::task(remote)]`), `signal` (Ctrl-C), `nats` (the NATS backend) and `tokio`
+//! (tokio-based crates in klaw tasks) each add what their name says; using one of their items
+//! without the feature is a compile error that names it.
 //!
 //! The tutorial is the book in `book/` (every snippet in it is compiled and run by
 //! `cargo test`); `ARCHITECTURE.md` is the map of the code.
@@ -120,7 +125,11 @@ pub mod sync {
     };
 }
 
-pub use klaw_rt::{log, remote, signal};
+#[cfg(feature = "log")]
+pub use klaw_rt::log;
+pub use klaw_rt::remote;
+#[cfg(feature = "signal")]
+pub use klaw_rt::signal;
 
 /// The NATS JetStream backend (feature `nats`): remote tasks on worker processes, and channels
 /// across machines. Enabling it also lets `KLAW_BACKEND=nats` pick it.
@@ -160,6 +169,11 @@ pub mod __private {
     {
         Box::pin(body)
     }
+
+    pub use crate::__require_tokio_feature as require_tokio_feature;
+    pub use crate::{
+        __remote_task_body as remote_task_body, __require_signal_feature as require_signal_feature,
+    };
 
     /// Stands in for a `scope!` with a compile error, so the caller's code still type-checks and
     /// the user sees only the macro's message.
@@ -285,4 +299,76 @@ mod book {
     mod runtime {}
     #[doc = include_str!("../book/src/from_tokio.md")]
     mod from_tokio {}
+    #[doc = include_str!("../book/src/io.md")]
+    mod io {}
+}
+
+/// The body of a `#[klaw::task(remote)]` function: as it is with the `remote` feature, and
+/// without it one error that names the feature (instead of one per missing registry item).
+#[cfg(feature = "remote")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __remote_task_body {
+    ($($body:tt)*) => {{ $($body)* }};
+}
+
+/// The body of a `#[klaw::task(remote)]` function: as it is with the `remote` feature, and
+/// without it one error that names the feature (instead of one per missing registry item).
+#[cfg(not(feature = "remote"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __remote_task_body {
+    ($($body:tt)*) => {{
+        ::core::compile_error!(
+            "`#[klaw::task(remote)]` needs klaw's `remote` feature: in Cargo.toml, \
+             `klaw = { version = \"..\", features = [\"remote\"] }` (`nats` turns it on too)"
+        );
+        loop {}
+    }};
+}
+
+/// `#[klaw::main(cancel_on_ctrl_c)]` expands this: nothing with the `signal` feature, one error
+/// that names the feature without it.
+#[cfg(feature = "signal")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __require_signal_feature {
+    () => {};
+}
+
+/// `#[klaw::main(cancel_on_ctrl_c)]` expands this: nothing with the `signal` feature, one error
+/// that names the feature without it.
+#[cfg(not(feature = "signal"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __require_signal_feature {
+    () => {
+        ::core::compile_error!(
+            "`cancel_on_ctrl_c` needs klaw's `signal` feature: in Cargo.toml, \
+             `klaw = { version = \"..\", features = [\"signal\"] }`"
+        );
+    };
+}
+
+/// `#[klaw::main(tokio)]` and `#[klaw::test(tokio)]` expand this: nothing with the `tokio`
+/// feature, one error that names the feature without it.
+#[cfg(feature = "tokio")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __require_tokio_feature {
+    () => {};
+}
+
+/// `#[klaw::main(tokio)]` and `#[klaw::test(tokio)]` expand this: nothing with the `tokio`
+/// feature, one error that names the feature without it.
+#[cfg(not(feature = "tokio"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __require_tokio_feature {
+    () => {
+        ::core::compile_error!(
+            "the `tokio` option needs klaw's `tokio` feature: in Cargo.toml, \
+             `klaw = { version = \"..\", features = [\"tokio\"] }`"
+        );
+    };
 }

@@ -2,15 +2,18 @@
 //! its receiver, wakers that come back into their channel when they are dropped or woken, a
 //! broadcast message whose `Clone` panics, and broadcast messages nobody can read any more.
 
+#[path = "common/reenter.rs"]
+mod reenter;
+
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use klaw::channel::{RecvError, TryRecvError, broadcast, oneshot, watch};
+use reenter::{counting_waker, poll_with_hook, without_deadlock};
 
 // ---- A oneshot closed by its receiver.
 
@@ -49,51 +52,6 @@ fn close_wakes_a_receiver_already_waiting_and_the_senders_closed() {
 }
 
 // ---- Wakers that come back into their channel.
-
-/// A waker that runs `hook` when it is woken and when its last clone is dropped.
-struct Reenter(Box<dyn Fn() + Send + Sync>);
-
-impl Wake for Reenter {
-    fn wake(self: Arc<Self>) {
-        (self.0)();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        (self.0)();
-    }
-}
-
-impl Drop for Reenter {
-    fn drop(&mut self) {
-        (self.0)();
-    }
-}
-
-fn reentering(hook: impl Fn() + Send + Sync + 'static) -> Waker {
-    Waker::from(Arc::new(Reenter(Box::new(hook))))
-}
-
-/// Runs `scenario` on its own thread: a deadlock fails the test instead of hanging it.
-fn without_deadlock(scenario: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        scenario();
-        done.send(()).unwrap();
-    });
-    finished
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the scenario deadlocked: a waker was dropped or woken under the channel's lock");
-}
-
-/// Polls `future` once with a waker that runs `hook`, then lets the channel hold the waker's
-/// last clone, so that replacing or removing it runs `hook` too.
-fn poll_with_hook<F: Future>(
-    future: std::pin::Pin<&mut F>,
-    hook: impl Fn() + Send + Sync + 'static,
-) -> Poll<F::Output> {
-    let waker = reentering(hook);
-    future.poll(&mut Context::from_waker(&waker))
-}
 
 #[test]
 fn mpmc_wakers_that_reenter_the_channel_do_not_deadlock() {
@@ -252,30 +210,4 @@ fn a_broadcast_message_is_dropped_once_every_receiver_has_read_it() {
     drop(a); // nobody can read them any more
     assert_eq!(alive.load(Ordering::SeqCst), 0);
     assert!(tx.is_empty());
-}
-
-// ---- Helpers.
-
-struct Counted {
-    waker: Waker,
-    count: Arc<AtomicUsize>,
-}
-
-impl Counted {
-    fn woken(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-}
-
-struct CountWake(Arc<AtomicUsize>);
-
-impl Wake for CountWake {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> Counted {
-    let count = Arc::new(AtomicUsize::new(0));
-    Counted { waker: Waker::from(Arc::new(CountWake(count.clone()))), count }
 }

@@ -37,6 +37,10 @@ fn a_full_run_hashes_the_repository_and_reports() {
     );
     assert!(report.contains("result:      complete; tree digest "), "{report}");
     assert!(report.contains("cancelled:   0"), "{report}");
+    // A complete run leaves no task for shutdown to wait out (the Ctrl-C listener once did,
+    // which cost every run the whole grace period and printed this warning).
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(!errors.contains("grace period expired"), "{errors}");
     let found: u64 = report
         .lines()
         .find_map(|line| line.trim().strip_prefix("files found: "))

@@ -35,10 +35,23 @@ async fn read_len(path: &str) -> Result<usize, klaw::Error> {
 }
 
 async fn with_anyhow(path: &str) -> anyhow::Result<usize> {
-    Ok(read_len(path).await?)
+    let len = klaw::scope!(|_s| {
+        let data = std::fs::read(path)?;
+        Ok(data.len())
+    })?;
+    Ok(len)
 }
 
 async fn with_eyre(path: &str) -> eyre::Result<usize> {
+    let len = klaw::scope!(|_s| {
+        let data = std::fs::read(path)?;
+        Ok(data.len())
+    })?;
+    Ok(len)
+}
+
+/// `scope!(..)?` in a function that returns klaw's own error, and `?` on that into anyhow.
+async fn through_klaws_error(path: &str) -> anyhow::Result<usize> {
     Ok(read_len(path).await?)
 }
 
@@ -70,6 +83,16 @@ async fn question_mark_on_an_io_error_in_a_scope_reaches_anyhow_with_its_cause()
     let report = format!("{error:#}");
     assert!(report.starts_with("the scope's body failed: "), "{report}");
     assert_eq!(report.matches("No such file").count(), 1, "each cause once: {report}");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn klaws_error_carried_on_into_anyhow_keeps_the_root_cause() {
+    let error = through_klaws_error(MISSING).await.unwrap_err();
+    assert!(error.downcast_ref::<klaw::Error>().is_some(), "{error:?}");
+    assert_eq!(
+        error.root_cause().downcast_ref::<io::Error>().map(io::Error::kind),
+        Some(io::ErrorKind::NotFound)
+    );
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]

@@ -20,37 +20,10 @@ pub(crate) struct Args {
     pub(crate) workers: Option<usize>,
 
     /// Stop after this long and report what was done: `500ms`, `2s`, `1m`.
-    #[arg(short, long, value_parser = parse_duration)]
+    #[arg(short, long, value_parser = humantime::parse_duration)]
     pub(crate) timeout: Option<Duration>,
 
     /// Capacity of the channel between the walker and the hashing tasks.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
     pub(crate) queue: usize,
-}
-
-/// `250ms`, `2s`, `1m30s`: a whole number and a unit, repeated.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err("a duration needs a number and a unit, e.g. `500ms`, `2s`, `1m`".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("`{text}`: expected a whole number, e.g. `500ms`, `2s`, `1m`"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" => Duration::from_secs(number * 60),
-            "h" => Duration::from_secs(number * 3600),
-            other => return Err(format!("`{other}` is not a unit; use ms, s, m or h")),
-        };
-        total += unit;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
 }

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _listener = runtime.spawn(async move {
+    let listener = runtime.spawn(async move {
         if ctrl_c.await.is_ok() {
             interrupt.cancel(CancelReason::Interrupted);
         }
@@ -68,6 +68,9 @@ fn main() -> ExitCode {
     let counters = Arc::new(Counters::default());
     let started = Instant::now();
     let outcome = runtime.block_on(region.run(hash_tree(&args, hashers, counters.clone())));
+    // The job is over: the listener has nothing left to interrupt. Left running, it would be
+    // the one live task that shutdown waits its whole grace period for.
+    listener.cancel(CancelReason::ParentCancelled);
     let ending = match outcome {
         Ok(Ok(digest)) => Ending::Complete(digest),
         Ok(Err(klaw::Error::Elapsed(_))) => Ending::Deadline(args.timeout.unwrap_or_default()),

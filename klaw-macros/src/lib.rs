@@ -21,8 +21,10 @@ use proc_macro::TokenStream;
 /// Runs an `async fn main` on a klaw runtime built for it, then shuts the runtime down.
 /// Options: `workers = N` (default: detected, or `KLAW_WORKERS`), `max_blocking_threads = N`,
 /// and `cancel_on_ctrl_c`: Ctrl-C cancels the body with `CancelReason::Interrupted`, and if the
-/// body then gives no value the process prints the reason and exits with code 130.
-/// A runtime that cannot be built (a bad `KLAW_WORKERS`) ends the program with the error and
+/// body then gives no value the process prints the reason and exits with code 130 (klaw's
+/// `signal` feature), and `tokio`: the runtime owns a tokio runtime, so tokio-based crates
+/// (reqwest, hyper, axum, sqlx...) work inside its tasks (klaw's `tokio` feature; see
+/// `Builder::tokio`). A runtime that cannot be built (a bad `KLAW_WORKERS`) ends the program with the error and
 /// exit code 2.
 ///
 /// ```
@@ -42,7 +44,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `max_blocking_threads = N`, `timeout = "10s"` (or a `Duration` expression): past it the
 /// test fails with a message and the runtime's tree (what was still running, see
 /// `Runtime::dump`) instead of hanging, and `start_paused = true`: a virtual clock that jumps to
-/// the next timer whenever every task waits (one worker).
+/// the next timer whenever every task waits (one worker), and `tokio`, as for `#[klaw::main]`.
 ///
 /// ```
 /// #[klaw::test(workers = 2, timeout = "5s")]

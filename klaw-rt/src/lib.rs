@@ -16,11 +16,13 @@ pub mod cancel;
 pub mod channel;
 pub mod coop;
 pub mod error;
+#[cfg(feature = "log")]
 pub mod log;
 pub mod primitives;
 pub mod remote;
 pub mod runtime;
 pub mod scope;
+#[cfg(feature = "signal")]
 pub mod signal;
 mod sync;
 pub mod task;

@@ -17,7 +17,7 @@ fn option_tokens(value: Option<usize>) -> TokenStream {
 
 pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
     let private = crate::path::private();
-    let ItemFn { attrs, vis, sig, block } = &plan.item;
+    let ItemFn { attrs, vis, sig, block, .. } = &plan.item;
     let name = &sig.ident;
     let output = &sig.output;
     // Naming the output type lets `?` in the body infer its error type.
@@ -33,6 +33,22 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
     };
     let start_paused = plan.start_paused;
     let cancel_on_ctrl_c = plan.cancel_on_ctrl_c;
+    // One error naming the feature when Ctrl-C handling is not compiled in.
+    let needs_signal = cancel_on_ctrl_c.then(|| quote!(#private::require_signal_feature!();));
+    // The same for the tokio runtime (the macro cannot see klaw's features), with every token
+    // at the option, so that the error points at `tokio` rather than the whole attribute.
+    let needs_tokio = plan.tokio.as_ref().map(|key| {
+        let private: TokenStream = private
+            .clone()
+            .into_iter()
+            .map(|mut token| {
+                token.set_span(key.span());
+                token
+            })
+            .collect();
+        quote_spanned!(key.span()=> #private::require_tokio_feature!();)
+    });
+    let tokio = plan.tokio.is_some();
     let (test_attribute, kind) = match plan.kind {
         EntryKind::Main => (quote!(), quote!(Main)),
         EntryKind::Test => (quote!(#[::core::prelude::v1::test]), quote!(Test)),
@@ -47,6 +63,7 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
                 timeout: #timeout,
                 start_paused: #start_paused,
                 cancel_on_ctrl_c: #cancel_on_ctrl_c,
+                tokio: #tokio,
             },
             async move #block,
         )
@@ -55,6 +72,8 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
         #test_attribute
         #(#attrs)*
         #vis fn #name() #output {
+            #needs_signal
+            #needs_tokio
             #run
         }
     }

@@ -33,6 +33,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "timeout", form: "timeout = \"10s\" (tests only)" },
     OptionSpec { name: "start_paused", form: "start_paused = true (tests only)" },
     OptionSpec { name: "cancel_on_ctrl_c", form: "cancel_on_ctrl_c (main only)" },
+    OptionSpec { name: "tokio", form: "tokio" },
 ];
 pub(crate) const MAX_WORKERS: usize = 1024;
 pub(crate) const MAX_BLOCKING_THREADS: usize = 4096;

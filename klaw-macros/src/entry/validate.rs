@@ -19,6 +19,9 @@ pub(crate) struct EntryPlan {
     pub(crate) start_paused: bool,
     /// `#[klaw::main(cancel_on_ctrl_c)]`: Ctrl-C cancels the body with `Interrupted`.
     pub(crate) cancel_on_ctrl_c: bool,
+    /// `#[klaw::main(tokio)]`: a tokio runtime for tokio-based crates. The key, so that the
+    /// error without klaw's `tokio` feature points at it.
+    pub(crate) tokio: Option<syn::Ident>,
     pub(crate) item: ItemFn,
 }
 
@@ -38,6 +41,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
         timeout: None,
         start_paused: false,
         cancel_on_ctrl_c: false,
+        tokio: None,
         item: entry.item,
     };
 
@@ -70,6 +74,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
                  Ctrl-C (listen with `klaw::signal::ctrl_c()` if a test needs to)",
             )),
             "cancel_on_ctrl_c" => flag_value(arg).map(|()| plan.cancel_on_ctrl_c = true),
+            "tokio" => flag_value(arg).map(|()| plan.tokio = Some(arg.key.clone())),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = slot {

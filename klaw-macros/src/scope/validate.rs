@@ -94,7 +94,7 @@ pub(crate) fn validate(scope: ParsedScope, errors: &mut Errors) -> Checked {
             }
         },
         0 => errors.push(syn::Error::new_spanned(
-            scope.closure.or1_token,
+            scope.closure.inputs_begin,
             format!("the closure takes the scope as its one parameter; write {FORMS}"),
         )),
         _ => {

@@ -10,7 +10,7 @@ use crate::task::validate::TaskPlan;
 
 pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
     let private = crate::path::private();
-    let ItemFn { attrs, vis, sig, block } = &plan.item;
+    let ItemFn { attrs, vis, sig, block, .. } = &plan.item;
     let output = match &sig.output {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote!(#ty),
@@ -68,7 +68,9 @@ pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
                     }
                 }
             }
-            remote_body(&private, &plan.item, names, plan.name.as_ref(), &local_task)
+            let remote = remote_body(&private, &plan.item, names, plan.name.as_ref(), &local_task);
+            // Without klaw's `remote` feature this is one error that names the feature.
+            quote!(#private::remote_task_body! { #remote })
         }
     };
     quote! {

@@ -1,11 +1,13 @@
 //! Loom models of the MPMC channel core (`mpmc/`): sends, receives, closes and permits racing,
 //! with parked tasks, so a lost wake-up shows as a deadlock and a lost or duplicated message as
-//! a failed assertion.
+//! a failed assertion. Also: the growing buffer reallocating while full, and wakers that come
+//! back into their channel (MPMC, oneshot, broadcast, watch), so a waker woken or dropped under
+//! the channel's lock shows as a deadlock.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll, Waker};
 
 use loom::future::block_on;
@@ -232,5 +234,175 @@ fn loom_a_force_send_racing_a_close_and_a_receive_loses_nothing() {
         }
         seen.sort_unstable();
         assert_eq!(seen, [1, 2]);
+    });
+}
+
+fn reentering(hook: impl Fn() + Send + Sync + 'static) -> Waker {
+    Waker::from(std::sync::Arc::new(Reenter(Box::new(hook))))
+}
+
+/// A receiver's hook: receives until the channel is empty (keeping what it took in `taken`),
+/// then polls one more `recv`, which waits in line (the receivers' wait-list lock) and leaves it
+/// as it is dropped (the lock again). So it takes that lock whatever the channel holds.
+fn drain_then_wait_in_line(rx: &Receiver<u32>, taken: &std::sync::Mutex<Vec<u32>>) {
+    loop {
+        let received = pin!(rx.recv()).poll(&mut Context::from_waker(Waker::noop()));
+        match received {
+            Poll::Ready(Ok(message)) => taken.lock().unwrap().push(message),
+            Poll::Ready(Err(RecvError::Closed)) | Poll::Pending => return,
+        }
+    }
+}
+
+/// A sender's hook, for a channel of capacity 1: reserves the place if it is free, and while
+/// holding it polls a second `reserve`, which waits in line (the senders' wait-list lock) and
+/// leaves it as it is dropped (the lock again). It sends nothing.
+fn reserve_then_wait_in_line(tx: &Sender<u32>) {
+    let noop = &mut Context::from_waker(Waker::noop());
+    let reserved = pin!(tx.reserve()).poll(noop);
+    if let Poll::Ready(Ok(permit)) = reserved {
+        let _ = pin!(tx.reserve()).poll(noop);
+        drop(permit);
+    }
+}
+
+#[test]
+fn loom_an_mpmc_receivers_waker_that_reenters_the_channel_never_runs_under_its_lock() {
+    for channel in BUFFERS {
+        loom::model(move || {
+            let (tx, rx) = channel();
+            let rx = std::sync::Arc::new(rx);
+            let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let waker = {
+                let (rx, taken) = (rx.clone(), taken.clone());
+                reentering(move || drain_then_wait_in_line(&rx, &taken))
+            };
+            // The push wakes the waiting receiver; the end of `tx` closes the channel.
+            let sender = thread::spawn(move || tx.try_send(1).unwrap());
+            let mut got = Vec::new();
+            {
+                let mut recv = pin!(rx.recv());
+                let polled = recv.as_mut().poll(&mut Context::from_waker(&waker));
+                // The channel may now hold the last clone: replacing, removing or waking it
+                // runs the hook, on either thread.
+                drop(waker);
+                let received = match polled {
+                    Poll::Ready(received) => received,
+                    Poll::Pending => block_on(recv),
+                };
+                got.extend(received.ok());
+            }
+            sender.join().unwrap();
+            got.append(&mut taken.lock().unwrap());
+            assert_eq!(got, [1], "the message is received once, by the recv or by the hook");
+            assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        });
+    }
+}
+
+#[test]
+fn loom_a_waiting_mpmc_senders_waker_that_reenters_the_channel_never_runs_under_its_lock() {
+    for channel in BUFFERS {
+        loom::model(move || {
+            let (tx, rx) = channel();
+            tx.try_send(1).unwrap(); // full: the send below waits
+            let waker = {
+                let tx = tx.downgrade(); // weak: the hook does not keep the channel open
+                reentering(move || {
+                    if let Some(tx) = tx.upgrade() {
+                        reserve_then_wait_in_line(&tx);
+                    }
+                })
+            };
+            let receiver = thread::spawn(move || {
+                let got: Vec<u32> = (0..2).map(|_| block_on(rx.recv()).unwrap()).collect();
+                got
+            });
+            {
+                let mut send = pin!(tx.send(2));
+                let polled = send.as_mut().poll(&mut Context::from_waker(&waker));
+                // The channel may now hold the last clone: replacing, removing or waking it
+                // runs the hook, on either thread.
+                drop(waker);
+                let outcome = match polled {
+                    Poll::Ready(outcome) => outcome,
+                    Poll::Pending => block_on(send),
+                };
+                assert_eq!(outcome, Ok(()));
+            }
+            assert_eq!(receiver.join().unwrap(), [1, 2]);
+        });
+    }
+}
+
+#[test]
+fn loom_a_oneshot_receivers_waker_that_reenters_the_channel_never_runs_under_its_lock() {
+    use crate::channel::oneshot;
+    use loom::sync::Mutex;
+    loom::model(|| {
+        let (tx, rx) = oneshot::channel::<u32>();
+        // The hook comes back through whichever end it can take: the receiver (between its
+        // polls) or the sender (until its thread takes it to send). Loom mutexes let the model
+        // see them, and `try_lock` never waits on a poll or a send in progress.
+        let tx = std::sync::Arc::new(Mutex::new(Some(tx)));
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        let waker = {
+            let (tx, rx) = (tx.clone(), rx.clone());
+            reentering(move || {
+                if let Ok(rx) = rx.try_lock() {
+                    let _ = rx.is_empty(); // takes the channel's lock
+                }
+                if let Ok(tx) = tx.try_lock() {
+                    let _ = tx.as_ref().map(oneshot::Sender::is_closed);
+                }
+            })
+        };
+        let sender = thread::spawn(move || {
+            let tx = tx.lock().unwrap().take().unwrap();
+            tx.send(1).unwrap(); // wakes the receiver
+        });
+        let polled = Pin::new(&mut *rx.lock().unwrap()).poll(&mut Context::from_waker(&waker));
+        // The channel may now hold the last clone: replacing (below) or waking it runs the hook.
+        drop(waker);
+        let received = match polled {
+            Poll::Ready(received) => received,
+            Poll::Pending => {
+                block_on(std::future::poll_fn(|cx| Pin::new(&mut *rx.lock().unwrap()).poll(cx)))
+            }
+        };
+        assert_eq!(received, Ok(1));
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_the_growing_buffer_reallocates_while_full_and_senders_wait() {
+    loom::model(|| {
+        // The growing buffer allocates on demand: for `u32`, std's `VecDeque` takes 4 places
+        // at its first push, so with a capacity of 5 the 5th message must reallocate.
+        let (tx, rx) = __growing_bounded::<u32>(5);
+        for message in 0..4 {
+            tx.try_send(message).unwrap(); // the 4 places allocated, all used
+        }
+        assert_eq!(rx.try_recv(), Ok(0));
+        tx.try_send(4).unwrap(); // wraps around to the front of the 4 places
+        // The 5th place is reserved: the channel is full (4 + 1), its allocation is not.
+        let permit = block_on(tx.reserve()).unwrap();
+        let producer = {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                block_on(tx.send(6)).unwrap(); // waits while full
+                block_on(tx.send(7)).unwrap();
+            })
+        };
+        // Into the reserved place: the 5th message reallocates (moving the wrapped part)
+        // while the producer waits for a place or is about to.
+        permit.send(5).unwrap();
+        drop(tx);
+        // Draining wakes the producer, place by place.
+        let got: Vec<u32> = (0..7).map(|_| block_on(rx.recv()).unwrap()).collect();
+        producer.join().unwrap();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     });
 }

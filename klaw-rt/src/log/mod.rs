@@ -56,7 +56,8 @@ pub enum Format {
     /// One readable line per event.
     #[default]
     Human,
-    /// One JSON object per line, for log collectors.
+    /// One JSON object per line, for log collectors (feature `json`).
+    #[cfg(feature = "json")]
     Json,
 }
 
@@ -88,6 +89,12 @@ pub enum LogInitError {
         /// The format as given.
         value: String,
     },
+    /// `KLAW_LOG_FORMAT=json`, in a program built without klaw's `json` feature.
+    #[error(
+        "{LOG_FORMAT_ENV}=json, but this program was built without klaw's `json` feature; use \
+         `human`, or build with `features = [\"json\"]`"
+    )]
+    JsonNotBuilt,
     /// A global `tracing` subscriber is already installed (by an earlier `init`, or by other
     /// code). Add [`hook_layer`] to that subscriber instead.
     #[error(
@@ -165,7 +172,10 @@ impl LogConfig {
         }
         config.format = match env(LOG_FORMAT_ENV).as_deref().map(str::trim) {
             None | Some("human") => Format::Human,
+            #[cfg(feature = "json")]
             Some("json") => Format::Json,
+            #[cfg(not(feature = "json"))]
+            Some("json") => return Err(LogInitError::JsonNotBuilt),
             Some(other) => return Err(LogInitError::BadFormat { value: other.to_owned() }),
         };
         Ok(config)
@@ -231,8 +241,11 @@ impl LogConfig {
         let human = (self.output && self.format == Format::Human).then(|| {
             tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour)
         });
+        #[cfg(feature = "json")]
         let json = (self.output && self.format == Format::Json)
             .then(|| tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr));
+        #[cfg(not(feature = "json"))]
+        let json = None::<tracing_subscriber::layer::Identity>;
         let subscriber =
             tracing_subscriber::registry().with(filter).with(human).with(json).with(HookLayer);
         tracing::subscriber::set_global_default(subscriber)

@@ -86,7 +86,7 @@ impl RemoteJob {
     }
 }
 
-/// What [`RemoteBackend::submit`] returns: the encoded [`WireOutcome`](crate::remote::WireOutcome).
+/// What [`RemoteBackend::submit`] returns: the encoded `WireOutcome` (feature `remote`).
 pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>> + Send>>;
 
 /// A place where remote tasks run: the runtime hands it every remote task spawned while it is
@@ -117,6 +117,7 @@ pub trait RemoteBackend: Send + Sync + fmt::Debug + 'static {
 
 /// A backend that `KLAW_BACKEND=<name>` can pick: a linked crate registers one with
 /// `inventory::submit!`.
+#[cfg(feature = "remote")]
 #[derive(Debug)]
 pub struct BackendFactory {
     /// The name `KLAW_BACKEND` gives.
@@ -125,6 +126,7 @@ pub struct BackendFactory {
     pub connect: fn() -> Result<Arc<dyn RemoteBackend>, BoxError>,
 }
 
+#[cfg(feature = "remote")]
 inventory::collect!(BackendFactory);
 
 /// The backend `KLAW_BACKEND` asks for: `Ok(None)` for `local` or unset.
@@ -133,18 +135,19 @@ pub(crate) fn backend_from_env() -> Result<Option<Arc<dyn RemoteBackend>>, Backe
         Ok(name) if !name.is_empty() && name != "local" => name,
         _ => return Ok(None),
     };
-    let factory = inventory::iter::<BackendFactory>
-        .into_iter()
-        .find(|factory| factory.name == name)
-        .ok_or_else(|| BackendError::Unknown {
-            name: name.clone(),
-            linked: inventory::iter::<BackendFactory>
-                .into_iter()
-                .map(|factory| factory.name)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-    (factory.connect)().map(Some).map_err(|source| BackendError::Connect { name, source })
+    #[cfg(feature = "remote")]
+    {
+        let linked = || inventory::iter::<BackendFactory>.into_iter();
+        let factory =
+            linked().find(|factory| factory.name == name).ok_or_else(|| BackendError::Unknown {
+                name: name.clone(),
+                linked: linked().map(|factory| factory.name).collect::<Vec<_>>().join(", "),
+            })?;
+        (factory.connect)().map(Some).map_err(|source| BackendError::Connect { name, source })
+    }
+    // Without remote tasks no backend can be linked.
+    #[cfg(not(feature = "remote"))]
+    Err(BackendError::Unknown { name, linked: String::new() })
 }
 
 /// Why the backend named by `KLAW_BACKEND` could not be set up.

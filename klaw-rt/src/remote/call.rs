@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::remote::registry::{Codec, decode_reply};
-use crate::remote::{JobId, RemoteBackend, RemoteJob, RemoteTaskDef};
+use crate::remote::{JobId, RemoteBackend, RemoteJob};
 use crate::task::error::TaskError;
-use crate::task::remote::{RemoteCall, RemoteError};
-use crate::task::{Outcome, Task};
+use crate::task::remote::RemoteCall;
 
-impl<F: std::future::Future, M: Outcome<F::Output> + 'static> Task<F, M>
+#[cfg(feature = "remote")]
+impl<F: std::future::Future, M: crate::task::Outcome<F::Output> + 'static> crate::task::Task<F, M>
 where
     F::Output: 'static,
 {
@@ -17,12 +16,12 @@ where
     #[doc(hidden)]
     pub fn __remote(
         mut self,
-        def: &'static RemoteTaskDef,
-        args: Result<Vec<u8>, RemoteError>,
-        output: Codec<F::Output>,
+        def: &'static crate::remote::RemoteTaskDef,
+        args: Result<Vec<u8>, crate::remote::RemoteError>,
+        output: crate::remote::Codec<F::Output>,
     ) -> Self {
         let decode = Box::new(move |name: &str, bytes: &[u8]| {
-            decode_reply::<F::Output, M>(name, bytes, output)
+            crate::remote::registry::decode_reply::<F::Output, M>(name, bytes, output)
         });
         self.remote =
             Some(Box::new(RemoteCall { name: def.name(), build: def.build(), args, decode }));

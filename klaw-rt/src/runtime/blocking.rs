@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use crate::runtime::tokio_context::TokioContext;
 use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::task::core::HeaderRef;
 use crate::task::{CancelReason, TaskId};
@@ -43,6 +44,8 @@ struct PoolShared {
     keep_alive: Duration,
     thread_name: String,
     clock: Option<Arc<VirtualClock>>,
+    /// Entered by each pool thread for its whole life (feature `tokio`).
+    tokio: TokioContext,
 }
 
 /// A bounded pool of threads for blocking closures.
@@ -56,6 +59,7 @@ impl BlockingPool {
         keep_alive: Duration,
         thread_name: String,
         clock: Option<Arc<VirtualClock>>,
+        tokio: TokioContext,
     ) -> Self {
         BlockingPool {
             shared: Arc::new(PoolShared {
@@ -65,6 +69,7 @@ impl BlockingPool {
                 keep_alive,
                 thread_name,
                 clock,
+                tokio,
             }),
         }
     }
@@ -96,7 +101,11 @@ impl BlockingPool {
         let shared = self.shared.clone();
         let spawned = thread::Builder::new()
             .name(format!("{}-blocking-{number}", self.shared.thread_name))
-            .spawn(move || shared.work());
+            .spawn(move || {
+                // Once for the thread's life: a blocking closure may use tokio types too.
+                let _tokio = shared.tokio.enter();
+                shared.work();
+            });
         if let Err(error) = spawned {
             let mut state = self.shared.lock();
             state.threads -= 1;
@@ -183,7 +192,13 @@ mod tests {
 
     #[test]
     fn threads_never_exceed_the_bound_and_retire_when_idle() {
-        let pool = BlockingPool::new(3, Duration::from_millis(50), "test".into(), None);
+        let pool = BlockingPool::new(
+            3,
+            Duration::from_millis(50),
+            "test".into(),
+            None,
+            TokioContext::default(),
+        );
         let stats = Arc::new(Stats::default());
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));

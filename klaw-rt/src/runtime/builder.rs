@@ -33,6 +33,11 @@ pub enum BuildError {
     /// The backend `KLAW_BACKEND` names is not linked, or could not connect.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The tokio runtime of [`Builder::tokio`] could not start (the OS refused its thread or its
+    /// I/O driver).
+    #[cfg(feature = "tokio")]
+    #[error("could not start the tokio runtime: {0}")]
+    Tokio(#[source] std::io::Error),
 }
 
 /// Builds a [`Runtime`]. Unset settings come from [`RuntimeConfig::detect`].
@@ -57,6 +62,7 @@ pub struct Builder {
     blocking_keep_alive: Duration,
     thread_name: Cow<'static, str>,
     start_paused: bool,
+    tokio: bool,
 }
 
 impl Builder {
@@ -68,6 +74,7 @@ impl Builder {
             blocking_keep_alive: Duration::from_secs(10),
             thread_name: Cow::Borrowed("klaw"),
             start_paused: false,
+            tokio: false,
         }
     }
 
@@ -185,6 +192,58 @@ impl Builder {
         self
     }
 
+    /// Gives the runtime a tokio runtime, so that tokio-based crates work inside klaw tasks:
+    /// `tokio::net`, `tokio::time`, and what is built on them (hyper, reqwest, axum, tonic,
+    /// sqlx...). Off by default; `#[klaw::main(tokio)]` and `#[klaw::test(tokio)]` turn it on.
+    /// Needs klaw's `tokio` feature.
+    ///
+    /// The tokio runtime runs no klaw task. It has one worker thread (`{name}-tokio`, see
+    /// [`thread_name`](Self::thread_name)) that drives tokio's I/O and time drivers, and every
+    /// thread that polls this runtime's tasks (each worker, each blocking-pool thread, and the
+    /// thread inside [`Runtime::block_on`]) has entered its context once, for good. So a tokio
+    /// `TcpStream` or `tokio::time::sleep` is polled by klaw's workers like any future, and
+    /// klaw's scopes, deadlines and `select!` govern it: cancelling the task drops it.
+    ///
+    /// **`tokio::spawn` escapes the scope.** Inside a klaw task it spawns onto the tokio
+    /// runtime, which no scope watches: the spawned future outlives the scope, its failure
+    /// fails nothing, and cancelling the scope does not reach it. Spawn with `s.spawn(..)` in a
+    /// `scope!` (or [`Runtime::spawn`]) instead; keep `tokio::spawn` for what a library does
+    /// internally (hyper's connection tasks, for instance, which end with their connection).
+    ///
+    /// The tokio runtime is shut down with this runtime, after every klaw task has ended,
+    /// without waiting for what `tokio::spawn` left on it (that is dropped on its own thread).
+    /// Under [`start_paused`](Self::start_paused), tokio's own timers stay real time and do not
+    /// hold the virtual clock.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = klaw::Runtime::builder().workers(2).tokio(true).build()?;
+    /// assert!(rt.config().tokio);
+    /// let same_peer = rt.block_on(async {
+    ///     klaw::scope!(|s| {
+    ///         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    ///         let address = listener.local_addr()?;
+    ///         let server = s.spawn(klaw::Task::fallible(async move {
+    ///             let (_stream, peer) = listener.accept().await?;
+    ///             Ok::<_, std::io::Error>(peer)
+    ///         }));
+    ///         let client = tokio::net::TcpStream::connect(address).await?;
+    ///         // A klaw deadline over a tokio timer: the deadline wins, and drops the sleep.
+    ///         let late = tokio::time::sleep(Duration::from_secs(3600));
+    ///         assert!(klaw::cancel::move_on_after(Duration::from_millis(10), late).await.is_none());
+    ///         Ok(server.await? == client.local_addr()?)
+    ///     })
+    /// })?;
+    /// assert!(same_peer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn tokio(mut self, enabled: bool) -> Self {
+        self.tokio = enabled;
+        self
+    }
+
     /// The configuration `build` would use, without starting anything.
     ///
     /// # Errors
@@ -215,6 +274,7 @@ impl Builder {
             config.workers_from = WorkersFrom::Paused;
         }
         config.start_paused = self.start_paused;
+        config.tokio = self.tokio;
         if let Some(threads) = self.max_blocking_threads {
             config.max_blocking_threads =
                 check_range("Builder::max_blocking_threads", threads, 1, MAX_BLOCKING_THREADS)?;

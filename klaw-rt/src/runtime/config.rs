@@ -236,6 +236,9 @@ pub struct RuntimeConfig {
     /// Whether the runtime's clock is virtual (`Builder::start_paused`): it stands still while
     /// any task can make progress, and jumps to the next timer when every task waits.
     pub start_paused: bool,
+    /// Whether the runtime owns a tokio runtime for tokio-based crates (`Builder::tokio`, with
+    /// klaw's `tokio` feature; always `false` without it).
+    pub tokio: bool,
 }
 
 impl RuntimeConfig {
@@ -281,6 +284,7 @@ impl RuntimeConfig {
             max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
             machine,
             start_paused: false,
+            tokio: false,
         })
     }
 }

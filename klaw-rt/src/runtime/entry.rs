@@ -35,6 +35,8 @@ pub struct EntryConfig {
     /// [`CancelReason::Interrupted`]; if it then does not return a value, the process exits with
     /// code 130.
     pub cancel_on_ctrl_c: bool,
+    /// `tokio`: the runtime owns a tokio runtime for tokio-based crates (`Builder::tokio`).
+    pub tokio: bool,
 }
 
 /// Builds the runtime, blocks on `body`, and shuts down (cancelling what is left) when it
@@ -49,6 +51,11 @@ pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
         builder = builder.max_blocking_threads(threads);
     }
     builder = builder.start_paused(config.start_paused);
+    // Without the feature the macro's expansion refuses the option, so `tokio` is false here.
+    #[cfg(feature = "tokio")]
+    {
+        builder = builder.tokio(config.tokio);
+    }
     let runtime = match (builder.build(), config.kind) {
         (Ok(runtime), _) => runtime,
         (Err(error), EntryKind::Main) => {
@@ -90,8 +97,15 @@ pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
     output
 }
 
+/// Without the `signal` feature the macro refuses `cancel_on_ctrl_c`, so this never runs.
+#[cfg(not(feature = "signal"))]
+fn until_ctrl_c<F: Future>(_: &Runtime, _: F) -> Result<F::Output, CancelReason> {
+    unreachable!("`cancel_on_ctrl_c` needs klaw's `signal` feature; the macro refuses it without")
+}
+
 /// Runs `body` in a cancel region that Ctrl-C cancels with [`CancelReason::Interrupted`]. The
 /// handler is installed before the body starts, so no Ctrl-C falls through to the default action.
+#[cfg(feature = "signal")]
 fn until_ctrl_c<F: Future>(runtime: &Runtime, body: F) -> Result<F::Output, CancelReason> {
     let ctrl_c = match crate::signal::CtrlC::install() {
         Ok(ctrl_c) => ctrl_c,

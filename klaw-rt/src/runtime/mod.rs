@@ -14,6 +14,7 @@ pub(crate) mod limit;
 mod paused;
 pub(crate) mod spawn;
 pub(crate) mod stats;
+mod tokio_context;
 mod waiting;
 
 pub use builder::{BuildError, Builder};
@@ -48,6 +49,7 @@ use spawn::{NoParent, ParentLink, spawn_blocking_on, spawn_on};
 use context::Context;
 pub use inline_blocking::InlineBlockingTask;
 use stats::{Stats, wait_until};
+use tokio_context::{OwnedTokio, TokioContext};
 
 /// How long shutdown waits, after cancelling, for workers to leave their current poll and for
 /// cancelled blocking closures to return. What is still running then is reported abandoned.
@@ -63,6 +65,9 @@ pub(crate) struct Shared {
     backend: Option<Arc<dyn RemoteBackend>>,
     /// The virtual clock of a runtime built with `start_paused(true)`; `None`: real time.
     clock: Option<Arc<VirtualClock>>,
+    /// The tokio runtime's handle (feature `tokio`, `Builder::tokio(true)`), which every thread
+    /// that polls this runtime's tasks enters once.
+    tokio: TokioContext,
 }
 
 /// Tells the workers to leave `Executor::run`, and counts them out.
@@ -119,6 +124,8 @@ pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     workers: Arc<Workers>,
+    /// The tokio runtime, if it has one; shut down after every klaw task has ended.
+    tokio: OwnedTokio,
 }
 
 impl Runtime {
@@ -141,20 +148,29 @@ impl Runtime {
     ) -> Result<Self, BuildError> {
         // A paused runtime has one worker (the builder checks it), which moves the clock.
         let clock = config.start_paused.then(VirtualClock::new);
+        // First, so that every thread started below can enter it.
+        #[cfg(feature = "tokio")]
+        let (owned_tokio, tokio) =
+            if config.tokio { OwnedTokio::start(&thread_name)? } else { Default::default() };
+        // Without the feature `config.tokio` is never set: `Builder::tokio` does not exist.
+        #[cfg(not(feature = "tokio"))]
+        let (owned_tokio, tokio) = <(OwnedTokio, TokioContext)>::default();
         let blocking = BlockingPool::new(
             config.max_blocking_threads,
             blocking_keep_alive,
             thread_name.clone(),
             clock.clone(),
+            tokio.clone(),
         );
         let workers = config.workers;
         let stats = Arc::new(Stats::default());
-        let shared = Arc::new(Shared { stats, blocking, config, backend, clock });
+        let shared = Arc::new(Shared { stats, blocking, config, backend, clock, tokio });
         let mut runtime = Runtime {
             executor: Some(Arc::new(Executor::new())),
             shared,
             threads: Vec::with_capacity(workers),
             workers: Arc::new(Workers::default()),
+            tokio: owned_tokio,
         };
         for index in 0..workers {
             let context = Context {
@@ -169,6 +185,10 @@ impl Runtime {
                     let _exit = ExitGuard(workers.clone());
                     let executor = context.executor.clone();
                     let clock = context.shared.clock.clone();
+                    // Once for the thread's life, not per poll (before klaw's context, so the
+                    // guards drop in reverse order).
+                    let tokio = context.shared.tokio.clone();
+                    let _tokio = tokio.enter();
                     let _context = context::enter(context);
                     match clock {
                         None => async_io::block_on(executor.run(workers.stopped())),
@@ -262,6 +282,8 @@ impl Runtime {
             shared: self.shared.clone(),
             is_worker: false,
         };
+        // For the whole call: the root future of `#[klaw::main]`/`#[klaw::test]` polls here.
+        let _tokio = self.shared.tokio.enter();
         let _context = context::enter(context);
         match &self.shared.clock {
             None => async_io::block_on(future.into_future()),
@@ -391,6 +413,8 @@ impl Runtime {
         let context =
             Context { executor: executor.clone(), shared: self.shared.clone(), is_worker: false };
         {
+            // The tasks polled (and dropped) here may hold tokio resources.
+            let _tokio = self.shared.tokio.enter();
             let _context = context::enter(context);
             async_io::block_on(executor.run(stats.idle(cancel_deadline)));
         }
@@ -418,6 +442,8 @@ impl Runtime {
             // A timer's waker can hold a task that holds the clock: break the cycle.
             clock.clear();
         }
+        // Last: klaw's tasks, which may hold tokio resources, are gone now.
+        self.tokio.shutdown();
         stats.report(!all_ended, started.elapsed())
     }
 }

@@ -2,8 +2,6 @@
 //! ([`RemoteError`], carried by `TaskError::Remote`), and the encoded call a remote task value
 //! carries ([`RemoteCall`]). The registry, the wire format and the backends are `crate::remote`.
 
-use serde::{Deserialize, Serialize};
-
 /// Why a remote task did not give a result of its own. Carried by
 /// [`TaskError::Remote`](crate::task::TaskError::Remote); travels between processes, so it holds
 /// strings, not source errors.
@@ -12,7 +10,8 @@ use serde::{Deserialize, Serialize};
 /// let error = klaw::remote::RemoteError::UnknownTask { name: "app::fetch".into() };
 /// assert!(error.to_string().contains("app::fetch"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "remote", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum RemoteError {
     /// The worker has no task registered under this name.

@@ -178,6 +178,7 @@ impl<F, M> fmt::Debug for Task<F, M> {
     }
 }
 
+#[cfg(feature = "remote")]
 impl<F, M> Task<F, M> {
     /// The same task whose every output is a value (what a worker runs: it sends the output
     /// whole, and the submitter splits it).

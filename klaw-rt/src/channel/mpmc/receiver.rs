@@ -212,6 +212,25 @@ impl<T> fmt::Debug for Recv<'_, T> {
     }
 }
 
+/// A receiver is a [`Stream`] of the messages: each item is one message, received as by
+/// [`recv`](Receiver::recv) (so clones of a receiver still compete for them), and the stream
+/// ends once the channel is closed and drained.
+///
+/// ```
+/// use futures_lite::StreamExt;
+/// let (tx, mut rx) = klaw::channel::bounded::<u32>(4);
+/// let other = rx.clone();
+/// for i in 1..=4 {
+///     tx.try_send(i).unwrap();
+/// }
+/// drop(tx);
+/// klaw::runtime::block_on(async {
+///     assert_eq!(rx.next().await, Some(1));
+///     assert_eq!(other.try_recv(), Ok(2)); // a clone competes: 2 is not the stream's
+///     let evens: Vec<u32> = rx.filter(|n| n % 2 == 0).collect().await;
+///     assert_eq!(evens, [4]); // 3, then 4, then the end: closed and drained
+/// });
+/// ```
 impl<T> Stream for Receiver<T> {
     type Item = T;
 

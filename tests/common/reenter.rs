@@ -1,0 +1,90 @@
+//! Wakers that come back into their channel when they are woken or dropped, and wakers that
+//! count their wake-ups: the helpers of the channel tests (`channel_edges`, `channel_api`).
+//! Included with `#[path = "common/reenter.rs"] mod reenter;`.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+/// A waker that runs `hook` when it is woken and when its last clone is dropped.
+pub struct Reenter(Box<dyn Fn() + Send + Sync>);
+
+impl Wake for Reenter {
+    fn wake(self: Arc<Self>) {
+        (self.0)();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        (self.0)();
+    }
+}
+
+impl Drop for Reenter {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+pub fn reentering(hook: impl Fn() + Send + Sync + 'static) -> Waker {
+    Waker::from(Arc::new(Reenter(Box::new(hook))))
+}
+
+/// Runs `scenario` on its own thread: a deadlock fails the test instead of hanging it.
+pub fn without_deadlock(scenario: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        scenario();
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the scenario deadlocked: a waker was dropped or woken under the channel's lock");
+}
+
+/// Polls `future` once with a waker that runs `hook`, then lets the channel hold the waker's
+/// last clone, so that replacing or removing it runs `hook` too.
+pub fn poll_with_hook<F: Future>(
+    future: Pin<&mut F>,
+    hook: impl Fn() + Send + Sync + 'static,
+) -> Poll<F::Output> {
+    let waker = reentering(hook);
+    future.poll(&mut Context::from_waker(&waker))
+}
+
+/// Polls `future` once with a waker that does nothing.
+pub fn poll_noop<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// A waker that counts how often it was woken.
+pub struct Counted {
+    pub waker: Waker,
+    count: Arc<AtomicUsize>,
+}
+
+impl Counted {
+    pub fn woken(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    pub fn cx(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+}
+
+struct CountWake(Arc<AtomicUsize>);
+
+impl Wake for CountWake {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub fn counting_waker() -> Counted {
+    let count = Arc::new(AtomicUsize::new(0));
+    Counted { waker: Waker::from(Arc::new(CountWake(count.clone()))), count }
+}

@@ -1,0 +1,2 @@
+#[klaw::main(tokio = true)]
+async fn main() {}
