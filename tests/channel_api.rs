@@ -48,6 +48,26 @@ fn fill(tx: &Sender<u32>) -> usize {
     sent
 }
 
+#[test]
+fn mpmc_a_senders_is_full_counts_the_places_permits_hold() {
+    for (name, tx, rx) in every_mpmc() {
+        let Some(capacity) = tx.capacity() else { continue };
+        for n in 0..capacity - 1 {
+            tx.try_send(n as u32).unwrap();
+        }
+        assert!(!tx.is_full(), "{name}: one place is free");
+        let Poll::Ready(Ok(permit)) = poll_noop(pin!(tx.reserve())) else {
+            panic!("{name}: a free place is reserved at once")
+        };
+        // The last place is held: a send cannot get in, and the sender says so.
+        assert!(matches!(tx.try_send(0), Err(TrySendError::Full(0))), "{name}");
+        assert!(tx.is_full(), "{name}: a held place is not free");
+        assert!(!rx.is_full(), "{name}: the receiver counts messages only");
+        drop(permit);
+        assert!(!tx.is_full(), "{name}: a dropped permit frees its place");
+    }
+}
+
 /// Runs `f` on its own thread and fails if it takes more than ten seconds.
 fn within_ten_seconds<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     let (done, finished) = std::sync::mpsc::channel();

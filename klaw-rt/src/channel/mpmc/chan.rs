@@ -90,6 +90,11 @@ impl<T> Chan<T> {
         self.buffer.len()
     }
 
+    /// Places held by permits and not used yet.
+    pub(crate) fn reserved(&self) -> usize {
+        *self.permits.lock()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.buffer.is_closed()
     }

@@ -221,15 +221,23 @@ impl<T> Sender<T> {
         self.len() == 0
     }
 
-    /// True if a bounded channel has no free place now.
+    /// True if a bounded channel has no free place now: its places hold messages or are held
+    /// by [`reserve`](Self::reserve) permits, so `try_send` would give `Full`. (A receiver's
+    /// [`is_full`](crate::channel::Receiver::is_full) counts messages only.)
     ///
     /// ```
-    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// # klaw::Runtime::builder().workers(1).build()?.block_on(async {
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(2);
     /// tx.try_send(1).unwrap();
-    /// assert!(tx.is_full());
+    /// let permit = tx.reserve().await.unwrap(); // holds the last place
+    /// assert!(tx.is_full() && !rx.is_full());
+    /// drop(permit);
+    /// assert!(!tx.is_full());
+    /// # });
+    /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn is_full(&self) -> bool {
-        self.capacity().is_some_and(|cap| self.len() >= cap)
+        self.capacity().is_some_and(|cap| self.len() + self.chan.reserved() >= cap)
     }
 
     /// How many receivers exist.
