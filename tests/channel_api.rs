@@ -996,6 +996,25 @@ fn mpmc_a_waiting_receivers_waker_that_waits_in_line_itself_does_not_deadlock() 
     }
 }
 
+/// A `closed()` future's waker through its whole life, each waker running the hook `hooked`
+/// makes when it is woken or dropped: registered, replaced, removed with the future; then
+/// registered again and woken by `close`.
+fn closed_waker_life<F, H>(closed: impl Fn() -> F, hooked: impl Fn() -> H, close: impl FnOnce())
+where
+    F: Future<Output = ()>,
+    H: Fn() + Send + Sync + 'static,
+{
+    {
+        let mut first = pin!(closed());
+        assert!(poll_with_hook(first.as_mut(), hooked()).is_pending());
+        assert!(poll_with_hook(first.as_mut(), hooked()).is_pending()); // replaces
+    } // dropped while waiting: its waker is removed
+    let mut second = pin!(closed());
+    assert!(poll_with_hook(second.as_mut(), hooked()).is_pending());
+    close();
+    assert_eq!(poll_noop(second), Poll::Ready(()));
+}
+
 #[test]
 fn mpmc_sender_closed_wakers_that_reenter_the_channel_do_not_deadlock() {
     without_deadlock(|| {
@@ -1007,15 +1026,7 @@ fn mpmc_sender_closed_wakers_that_reenter_the_channel_do_not_deadlock() {
                 let _ = poll_noop(pin!(tx.closed()));
             }
         };
-        {
-            let mut closed = pin!(tx.closed());
-            assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending());
-            assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending()); // replaces
-        } // dropped while waiting: its waker is removed
-        let mut closed = pin!(tx.closed());
-        assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending());
-        drop(rx); // closes: wakes it
-        assert_eq!(poll_noop(closed), Poll::Ready(()));
+        closed_waker_life(|| tx.closed(), hooked, || drop(rx) /* closes: wakes it */);
     });
 }
 
@@ -1030,15 +1041,11 @@ fn broadcast_sender_closed_wakers_that_reenter_the_channel_do_not_deadlock() {
                 let _ = tx.receiver_count(); // takes the channel's lock
             }
         };
-        {
-            let mut closed = pin!(tx.closed());
-            assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending());
-            assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending()); // replaces
-        } // removed
-        let mut closed = pin!(tx.closed());
-        assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending());
-        drop(rx); // the last receiver: wakes it
-        assert_eq!(poll_noop(closed), Poll::Ready(()));
+        closed_waker_life(
+            || tx.closed(),
+            hooked,
+            || drop(rx), /* the last receiver: wakes it */
+        );
     });
 }
 
@@ -1053,15 +1060,7 @@ fn watch_sender_closed_wakers_that_reenter_the_channel_do_not_deadlock() {
                 let _ = tx.receiver_count();
             }
         };
-        {
-            let mut closed = pin!(tx.closed());
-            assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending());
-            assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending()); // replaces
-        } // removed
-        let mut closed = pin!(tx.closed());
-        assert!(poll_with_hook(closed.as_mut(), hooked()).is_pending());
-        drop(rx);
-        assert_eq!(poll_noop(closed), Poll::Ready(()));
+        closed_waker_life(|| tx.closed(), hooked, || drop(rx));
     });
 }
 
