@@ -37,7 +37,7 @@
 //! `cargo test`); `ARCHITECTURE.md` is the map of the code.
 #![forbid(unsafe_code)]
 
-pub use klaw_macros::{main, scope, select, task, test};
+pub use klaw_macros::{main, task, test};
 pub use klaw_rt::error::Error;
 pub use klaw_rt::runtime::{Handle, Runtime};
 pub use klaw_rt::scope::{Scope, ScopeHandle};
@@ -148,6 +148,7 @@ pub mod prelude {
 pub mod __private {
     use std::future::Future;
 
+    pub use klaw_macros::{scope as scope_macro, select as select_macro};
     pub use klaw_rt::channel::{
         __finish_send as finish_send, __growing_bounded as growing_bounded,
         __random_start as random_start, SelectRecv, SelectSend,
@@ -370,5 +371,84 @@ macro_rules! __require_tokio_feature {
             "the `tokio` option needs klaw's `tokio` feature: in Cargo.toml, \
              `klaw = { version = \"..\", features = [\"tokio\"] }`"
         );
+    };
+}
+
+/// Opens a nursery and awaits it: `scope!(|s| { ... })` evaluates to `Result<T, klaw::Error>`
+/// once the body and every child have ended. The first failure cancels the rest
+/// (`CancelReason::SiblingFailed`) and is returned; several failures come back together as
+/// `klaw::Error::Scope`.
+///
+/// Forms: `scope!(|s| body)`, `scope!(move |s| body)`, with options first:
+/// `name = "..."`, `timeout = "5s"` (or a `Duration` expression), `deadline = <Instant>`,
+/// `supervisor` (failures cancel nobody; all are collected). The body returns
+/// `Result<T, klaw::task::BoxError>`, so `?` takes any error. `scope!(|s| -> R { body })`
+/// names the body's result type instead (`anyhow::Result<_>`, `Result<_, MyError>` with a
+/// `#[from] klaw::Error` variant): the scope then evaluates to `R`. Use it only inside async
+/// code.
+///
+/// ```
+/// # #[klaw::main(workers = 2)]
+/// # async fn main() -> Result<(), klaw::Error> {
+/// let names = vec!["ada".to_string(), "grace".to_string()];
+/// let (parallel, borrowed) = klaw::scope!(timeout = "5s", |s| {
+///     let parallel = s.spawn(async { 40 + 2 });
+///     let borrowed = s.spawn_local(async { names.len() });
+///     Ok((parallel.await?, borrowed.await?))
+/// })?;
+/// assert_eq!((parallel, borrowed), (42, 2));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A renamed dependency (`my_klaw = { package = "klaw", .. }`) needs nothing here: the macro
+/// reaches klaw through `$crate`.
+#[macro_export]
+macro_rules! scope {
+    ($($tokens:tt)*) => {
+        $crate::__private::scope_macro!($crate; $($tokens)*)
+    };
+}
+
+/// Waits for the first of several operations: channel `recv` and `send`, any future, a timer.
+/// Channel arms bind typed `Result`s, so closing is always handled and no arm is silently
+/// disabled; a losing arm consumes nothing. Fair by default (polling starts at a random arm);
+/// `biased;` polls top to bottom. `default` runs if no arm is ready at once.
+///
+/// Arms: `recv(rx) -> msg => ...` (`msg: Result<T, RecvError>`), `send(tx, value) -> res => ...`
+/// (`res: Result<(), SendError<T>>`; `value` is evaluated only if this arm wins),
+/// `future -> pattern => ...` (the pattern must be irrefutable), `after(duration) => ...`,
+/// `at(instant) => ...`, `default => ...`.
+///
+/// ```
+/// use std::time::Duration;
+/// use klaw::channel::RecvError;
+///
+/// # klaw::runtime::block_on(async {
+/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
+/// let (out_tx, out_rx) = klaw::channel::bounded::<u32>(1);
+/// tx.try_send(7).unwrap();
+/// let got = klaw::select! {
+///     recv(rx) -> msg => match msg {
+///         Ok(v) => v,
+///         Err(RecvError::Closed) => 0,
+///     },
+///     after(Duration::from_secs(1)) => 0,
+/// };
+/// assert_eq!(got, 7);
+/// klaw::select! {
+///     biased;
+///     send(out_tx, got * 2) -> res => res.unwrap(),
+///     default => unreachable!("the channel has room"),
+/// }
+/// assert_eq!(out_rx.try_recv(), Ok(14));
+/// # });
+/// ```
+///
+/// A renamed dependency needs nothing here: the macro reaches klaw through `$crate`.
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__private::select_macro!($crate; $($tokens)*)
     };
 }

@@ -143,6 +143,7 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
 }
 
 fn main() {
+    klaw_benches::run_cpu_hog_if_asked();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let mut criterion = criterion_config();
     compare(&mut criterion, "spsc_bounded64_1m", MESSAGES, ROUNDS, "kanal", contenders(&rt, 1, 1));

@@ -137,6 +137,7 @@ async fn through(
 }
 
 fn main() {
+    klaw_benches::run_cpu_hog_if_asked();
     let server = Server::start();
     let config = NatsConfig::new(&server.2).namespace("bench");
     let tokio =

@@ -17,6 +17,7 @@ const ROUNDS: usize = 41;
 const LIMIT: usize = 8;
 
 fn main() {
+    klaw_benches::run_cpu_hog_if_asked();
     let klaw_rt = klaw::Runtime::builder().workers(WORKERS).build().unwrap();
 
     let executor = Arc::new(async_executor::Executor::new());

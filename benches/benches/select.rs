@@ -26,6 +26,7 @@ fn klaw_channels(rt: &tokio::runtime::Runtime) -> Vec<klaw::channel::Receiver<u6
 }
 
 fn main() {
+    klaw_benches::run_cpu_hog_if_asked();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_time()

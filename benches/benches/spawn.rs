@@ -17,6 +17,7 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() {
+    klaw_benches::run_cpu_hog_if_asked();
     let klaw_rt = klaw::Runtime::builder().workers(WORKERS).build().unwrap();
 
     let executor = Arc::new(async_executor::Executor::new());

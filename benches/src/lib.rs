@@ -30,8 +30,9 @@ impl std::fmt::Debug for Contender<'_> {
     }
 }
 
-/// Runs criterion over every contender, then `rounds` interleaved rounds, and prints ns/op and
-/// the ratio of each median to `baseline`'s. Returns the (name, median ns/op) table.
+/// Runs criterion over every contender, then `rounds` interleaved rounds, and prints ns/op (wall
+/// and CPU) and the ratio of each median to `baseline`'s. Returns the (name, median wall ns/op)
+/// table.
 pub fn compare(
     criterion: &mut Criterion,
     group: &str,
@@ -51,42 +52,125 @@ pub fn compare(
 
     // `KLAW_BENCH_TRACE=1` prints every round: a host's slow phases show as runs of slow rounds.
     let trace = std::env::var_os("KLAW_BENCH_TRACE").is_some();
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); contenders.len()];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(rounds); contenders.len()];
     for round in 0..rounds {
         for offset in 0..contenders.len() {
             let index = (round + offset) % contenders.len();
-            let start = Instant::now();
+            let (start, cpu_start) = (Instant::now(), process_cpu_time());
             (contenders[index].round)();
-            samples[index].push(start.elapsed());
+            let sample = Sample { wall: start.elapsed(), cpu: process_cpu_time() - cpu_start };
+            samples[index].push(sample);
             if trace {
-                let ns = start.elapsed().as_nanos() as f64 / ops_per_round as f64;
+                let ns = sample.wall.as_nanos() as f64 / ops_per_round as f64;
                 println!("  round {round:>2}  {:<24} {ns:>9.1} ns", contenders[index].name);
             }
         }
     }
-    let medians: Vec<(&'static str, f64)> = contenders
+    let per_op = |time: Duration| time.as_nanos() as f64 / ops_per_round as f64;
+    let medians: Vec<(&'static str, f64, f64)> = contenders
         .iter()
-        .zip(&mut samples)
+        .zip(&samples)
         .map(|(contender, times)| {
-            times.sort();
-            let median = times[times.len() / 2];
-            (contender.name, median.as_nanos() as f64 / ops_per_round as f64)
+            let median = |key: fn(&Sample) -> Duration| {
+                let mut times: Vec<Duration> = times.iter().map(key).collect();
+                times.sort();
+                times[times.len() / 2]
+            };
+            (contender.name, per_op(median(|s| s.wall)), per_op(median(|s| s.cpu)))
         })
         .collect();
-    let base = medians.iter().find(|(name, _)| *name == baseline).map(|(_, ns)| *ns);
-    println!("\n{group}: median of {rounds} interleaved rounds, ns per op (ratio to {baseline})");
-    for (name, ns) in &medians {
-        let ratio = base.map_or_else(|| "n/a".to_owned(), |b| format!("{:.2}x", ns / b));
-        println!("  {name:<24} {ns:>9.1} ns   {ratio}");
+    let base =
+        medians.iter().find(|(name, ..)| *name == baseline).map(|&(_, wall, cpu)| (wall, cpu));
+    println!(
+        "\n{group}: median of {rounds} interleaved rounds, ns per op, wall and CPU (this \
+         process's threads), with ratios to {baseline}"
+    );
+    for &(name, wall, cpu) in &medians {
+        let ratio = |ns: f64, base: f64| format!("{:.2}x", ns / base);
+        let (wall_ratio, cpu_ratio) = base.map_or_else(
+            || ("n/a".to_owned(), "n/a".to_owned()),
+            |(base_wall, base_cpu)| (ratio(wall, base_wall), ratio(cpu, base_cpu)),
+        );
+        println!(
+            "  {name:<24} {wall:>11.1} ns  {wall_ratio:>6}   cpu {cpu:>11.1} ns  {cpu_ratio:>6}"
+        );
     }
-    medians
+    medians.into_iter().map(|(name, wall, _)| (name, wall)).collect()
+}
+
+/// One round of one contender.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    /// User plus system time of every thread of this process during the round: what a
+    /// contender's spinning or hand-offs cost beyond the wall clock.
+    cpu: Duration,
+}
+
+/// User plus system CPU time of the whole process so far.
+pub fn process_cpu_time() -> Duration {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`; RUSAGE_SELF is a valid `who`.
+    let result = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(result, 0, "getrusage(RUSAGE_SELF) cannot fail with valid arguments");
+    let time = |t: libc::timeval| {
+        Duration::new(t.tv_sec as u64, 0) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// Criterion settings that fit a 2-core machine: few samples, short windows.
+///
+/// With `--load` (`cargo bench -p klaw-benches --bench channel -- --load`), a CPU hog runs in a
+/// second process for the whole bench, as on a user's busy machine. Criterion's own options are
+/// not read then (it rejects flags it does not know); a bench name filter still is.
 pub fn criterion_config() -> Criterion {
-    Criterion::default()
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args()
+        .measurement_time(Duration::from_secs(3));
+    if !args.iter().any(|arg| arg == "--load") {
+        return criterion.configure_from_args();
+    }
+    start_cpu_hog();
+    match args.iter().find(|arg| !arg.starts_with('-')) {
+        Some(filter) => criterion.with_filter(filter.as_str()),
+        None => criterion,
+    }
+}
+
+/// The environment variable that turns a bench process into the hog of another one.
+const HOG_ENV: &str = "KLAW_BENCH_CPU_HOG";
+
+/// Starts the hog: this same executable, re-run with [`HOG_ENV`], which [`run_cpu_hog_if_asked`]
+/// turns into a busy loop. A process, not a thread, so it competes the way another program
+/// does (its own address space, scheduled by the OS against the bench's workers).
+fn start_cpu_hog() {
+    let exe = std::env::current_exe().expect("the bench knows its own path");
+    let mut hog = std::process::Command::new(exe)
+        .env(HOG_ENV, std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("could not start the CPU hog");
+    println!("--load: CPU hog running as process {}", hog.id());
+    // The hog ends when this process does; an idle thread reaps it if it ends before.
+    std::thread::spawn(move || hog.wait());
+}
+
+/// In the hog process: spins until its parent, the bench, is gone (the parent id changes when
+/// it exits), so that an interrupted bench leaves nothing running. Call first thing in `main`.
+pub fn run_cpu_hog_if_asked() {
+    let Some(parent) = std::env::var_os(HOG_ENV) else { return };
+    let parent: u32 = parent.to_string_lossy().parse().expect("the hog's parent id");
+    let mut spin = 0u64;
+    while std::os::unix::process::parent_id() == parent {
+        let until = Instant::now() + Duration::from_millis(50);
+        while Instant::now() < until {
+            spin = std::hint::black_box(spin.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    std::process::exit(0);
 }

@@ -1,4 +1,5 @@
-//! The job: a walker and N hashing tasks in one scope, connected by bounded channels.
+//! The job: a walker and N hashing tasks in one scope, connected by a bounded channel; each
+//! hasher returns what it hashed.
 
 use std::fs::File;
 use std::io::Read;
@@ -6,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -30,6 +31,10 @@ pub(crate) struct Hashed {
 /// Reading in chunks keeps a cancelled hash from finishing a large file first.
 const CHUNK: usize = 256 * 1024;
 
+/// Paths travel from the walker to the hashers in batches of this many: one hand-off, and at
+/// most one wake-up of a sleeping hasher, per batch instead of per file.
+const BATCH: usize = 64;
+
 /// Walks `args.root` and hashes every file; the digest of the whole tree (the hash of every
 /// file's path and hash, in path order) if it got to the end.
 pub(crate) async fn hash_tree(
@@ -38,27 +43,41 @@ pub(crate) async fn hash_tree(
     counters: Arc<Counters>,
 ) -> Result<String, klaw::Error> {
     let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
-    let deadline = deadline
-        .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(60 * 60 * 24 * 365));
+    let deadline =
+        deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(60 * 60 * 24 * 365));
     let root = args.root.clone();
     let progress = progress_bar();
     let mut hashed: Vec<Hashed> = klaw::scope!(name = "dir_hasher", deadline = deadline, |s| {
-        let (paths, to_hash) = klaw::channel::bounded::<PathBuf>(args.queue);
-        let (results, finished) = klaw::channel::bounded::<Hashed>(args.queue);
+        // `--queue` counts paths; the channel holds batches of them.
+        let (paths, to_hash) = klaw::channel::bounded::<Vec<PathBuf>>(args.queue.div_ceil(BATCH));
 
         let walker_counters = counters.clone();
         s.spawn_blocking(move || walk(&root, &paths, &walker_counters));
-        for _ in 0..hashers {
-            let (to_hash, results, counters) = (to_hash.clone(), results.clone(), counters.clone());
-            s.spawn_blocking(move || hash_files(&to_hash, &results, &counters));
-        }
-        drop((to_hash, results)); // the tasks hold the ends now: the channels close with them
+        // Each hasher gives back what it hashed through its handle: no second channel, and no
+        // collector to wake for every file.
+        let hashers: Vec<_> = (0..hashers)
+            .map(|_| {
+                let (to_hash, counters) = (to_hash.clone(), counters.clone());
+                s.spawn_blocking(move || hash_files(&to_hash, &counters))
+            })
+            .collect();
+        drop(to_hash); // the tasks hold the ends now: the channel closes with them
+
+        // The bar is redrawn from the counters ten times a second; a background child, so it
+        // does not keep the scope open once the hashers are done.
+        let (bar, bar_counters) = (progress.clone(), counters.clone());
+        s.spawn_background(async move {
+            let mut ticks = klaw::time::interval(Duration::from_millis(100));
+            loop {
+                ticks.tick().await;
+                bar.set_length(bar_counters.found.load(Ordering::Relaxed));
+                bar.set_position(bar_counters.hashed.load(Ordering::Relaxed));
+            }
+        });
 
         let mut hashed = Vec::new();
-        while let Ok(file) = finished.recv().await {
-            progress.set_length(counters.found.load(Ordering::Relaxed));
-            progress.inc(1);
-            hashed.push(file);
+        for hasher in hashers {
+            hashed.extend(hasher.await?);
         }
         Ok(hashed)
     })?;
@@ -82,17 +101,24 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
-/// The walker: every file under `root` (`.gitignore` honoured) goes into the channel.
-fn walk(root: &Path, paths: &klaw::channel::Sender<PathBuf>, counters: &Counters) {
+/// The walker: every file under `root` (`.gitignore` honoured) goes into the channel, in
+/// batches of [`BATCH`].
+fn walk(root: &Path, paths: &klaw::channel::Sender<Vec<PathBuf>>, counters: &Counters) {
+    let mut batch = Vec::with_capacity(BATCH);
     for entry in ignore::WalkBuilder::new(root).build() {
         if klaw::cancel::is_cancelled() {
             return;
         }
         match entry {
             Ok(entry) if entry.file_type().is_some_and(|kind| kind.is_file()) => {
-                counters.found.fetch_add(1, Ordering::Relaxed);
+                batch.push(entry.into_path());
+                if batch.len() < BATCH {
+                    continue;
+                }
+                counters.found.fetch_add(BATCH as u64, Ordering::Relaxed);
                 // A blocking task waits for room with `send_blocking`: no executor needed.
-                if paths.send_blocking(entry.into_path()).is_err() {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if paths.send_blocking(full).is_err() {
                     return; // every hasher is gone: the scope is ending
                 }
             }
@@ -108,6 +134,10 @@ fn walk(root: &Path, paths: &klaw::channel::Sender<PathBuf>, counters: &Counters
             }
         }
     }
+    if !batch.is_empty() {
+        counters.found.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let _ = paths.send_blocking(batch); // if every hasher is gone, the scope is ending
+    }
 }
 
 fn error_path(error: &ignore::Error) -> Option<PathBuf> {
@@ -120,47 +150,59 @@ fn error_path(error: &ignore::Error) -> Option<PathBuf> {
     }
 }
 
-/// A hashing task: takes paths until the channel closes or the scope is cancelled.
-fn hash_files(
-    to_hash: &klaw::channel::Receiver<PathBuf>,
-    results: &klaw::channel::Sender<Hashed>,
-    counters: &Counters,
-) {
-    while let Ok(path) = to_hash.recv_blocking() {
-        match hash_file(&path, counters) {
-            Ok(Some(digest)) => {
-                counters.hashed.fetch_add(1, Ordering::Relaxed);
-                if results.send_blocking(Hashed { path, digest }).is_err() {
-                    return; // the collector is gone: the scope is ending
+/// A hashing task: takes batches of paths until the channel closes or the scope is cancelled,
+/// and returns what it hashed. The shared counters are updated once per batch: three counters
+/// written by every thread for every file would keep their cache line moving between cores.
+fn hash_files(to_hash: &klaw::channel::Receiver<Vec<PathBuf>>, counters: &Counters) -> Vec<Hashed> {
+    let mut hashed = Vec::new();
+    let mut buffer = vec![0; CHUNK];
+    while let Ok(batch) = to_hash.recv_blocking() {
+        let (mut files, mut bytes) = (0, 0);
+        let mut cancelled = false;
+        for path in batch {
+            match hash_file(&path, &mut buffer) {
+                Ok(Some((digest, size))) => {
+                    (files, bytes) = (files + 1, bytes + size);
+                    hashed.push(Hashed { path, digest });
+                }
+                Ok(None) => {
+                    cancelled = true; // mid-file
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot read a file");
+                    counters
+                        .unreadable
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((path, error.to_string()));
                 }
             }
-            Ok(None) => return, // cancelled mid-file
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot read a file");
-                counters
-                    .unreadable
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((path, error.to_string()));
-            }
+        }
+        counters.hashed.fetch_add(files, Ordering::Relaxed);
+        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if cancelled {
+            break;
         }
     }
+    hashed
 }
 
-/// The file's hash, or `None` if the task was cancelled before it finished.
-fn hash_file(path: &Path, counters: &Counters) -> std::io::Result<Option<blake3::Hash>> {
+/// The file's hash and size, or `None` if the task was cancelled before it finished. `buffer`
+/// is the hasher's own, reused for every file.
+fn hash_file(path: &Path, buffer: &mut [u8]) -> std::io::Result<Option<(blake3::Hash, u64)>> {
     let mut file = File::open(path)?;
     let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0; CHUNK];
+    let mut size = 0;
     loop {
         if klaw::cancel::is_cancelled() {
             return Ok(None);
         }
-        let read = file.read(&mut buffer)?;
+        let read = file.read(buffer)?;
         if read == 0 {
-            return Ok(Some(hasher.finalize()));
+            return Ok(Some((hasher.finalize(), size)));
         }
         hasher.update(&buffer[..read]);
-        counters.bytes.fetch_add(read as u64, Ordering::Relaxed);
+        size += read as u64;
     }
 }

@@ -1,6 +1,7 @@
 //! Procedural macros of klaw. Use them through the `klaw` crate (`#[klaw::main]`,
-//! `#[klaw::test]`); generated code names only klaw's hidden `__private` module, under the
-//! name the user's `Cargo.toml` gives klaw (`::klaw` unless renamed).
+//! `#[klaw::test]`, `klaw::scope!`); generated code names only klaw's hidden `__private`
+//! module: through `$crate` for `scope!` and `select!` (the facade's `macro_rules!` wrappers pass
+//! it), and as `::klaw` or the attributes' `crate = "..."` for the attributes.
 //!
 //! Each macro is parsed (`impl Parse`), validated, then expanded, in separate files; errors are
 //! `syn::Error`s at the user's tokens, turned into `compile_error!` in one place
@@ -24,8 +25,9 @@ use proc_macro::TokenStream;
 /// body then gives no value the process prints the reason and exits with code 130 (klaw's
 /// `signal` feature), and `tokio`: the runtime owns a tokio runtime, so tokio-based crates
 /// (reqwest, hyper, axum, sqlx...) work inside its tasks (klaw's `tokio` feature; see
-/// `Builder::tokio`). A runtime that cannot be built (a bad `KLAW_WORKERS`) ends the program with the error and
-/// exit code 2.
+/// `Builder::tokio`), and `crate = "my_klaw"` when `Cargo.toml` renames the klaw dependency
+/// (generated code otherwise names `::klaw`). A runtime that cannot be built (a bad
+/// `KLAW_WORKERS`) ends the program with the error and exit code 2.
 ///
 /// ```
 /// #[klaw::main(workers = 2)]
@@ -44,7 +46,8 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `max_blocking_threads = N`, `timeout = "10s"` (or a `Duration` expression): past it the
 /// test fails with a message and the runtime's tree (what was still running, see
 /// `Runtime::dump`) instead of hanging, and `start_paused = true`: a virtual clock that jumps to
-/// the next timer whenever every task waits (one worker), and `tokio`, as for `#[klaw::main]`.
+/// the next timer whenever every task waits (one worker), and `tokio` and `crate = "..."`, as
+/// for `#[klaw::main]`.
 ///
 /// ```
 /// #[klaw::test(workers = 2, timeout = "5s")]
@@ -63,7 +66,8 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 /// runtime. It runs in a `tracing` span with its name and id.
 ///
 /// Options: `name = "..."` (default: the function's name), `timeout = "5s"` (or a `Duration`
-/// expression; not for blocking tasks), `blocking`. A function returning a `Result` is
+/// expression; not for blocking tasks), `blocking`, and `crate = "my_klaw"` when `Cargo.toml`
+/// renames the klaw dependency. A function returning a `Result` is
 /// fallible: its `Err` is a failure (`TaskError::Failed`), which cancels the siblings in a scope.
 ///
 /// ```
@@ -94,71 +98,15 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     task::expand(args.into(), item.into()).into()
 }
 
-/// Opens a nursery and awaits it: `scope!(|s| { ... })` evaluates to `Result<T, klaw::Error>`
-/// once the body and every child have ended. The first failure cancels the rest
-/// (`CancelReason::SiblingFailed`) and is returned; several failures come back together as
-/// `klaw::Error::Scope`.
-///
-/// Forms: `scope!(|s| body)`, `scope!(move |s| body)`, with options first:
-/// `name = "..."`, `timeout = "5s"` (or a `Duration` expression), `deadline = <Instant>`,
-/// `supervisor` (failures cancel nobody; all are collected). The body returns
-/// `Result<T, klaw::task::BoxError>`, so `?` takes any error. `scope!(|s| -> R { body })`
-/// names the body's result type instead (`anyhow::Result<_>`, `Result<_, MyError>` with a
-/// `#[from] klaw::Error` variant): the scope then evaluates to `R`. Use it only inside async
-/// code.
-///
-/// ```
-/// # #[klaw::main(workers = 2)]
-/// # async fn main() -> Result<(), klaw::Error> {
-/// let names = vec!["ada".to_string(), "grace".to_string()];
-/// let (parallel, borrowed) = klaw::scope!(timeout = "5s", |s| {
-///     let parallel = s.spawn(async { 40 + 2 });
-///     let borrowed = s.spawn_local(async { names.len() });
-///     Ok((parallel.await?, borrowed.await?))
-/// })?;
-/// assert_eq!((parallel, borrowed), (42, 2));
-/// # Ok(())
-/// # }
-/// ```
+/// The proc macro behind `klaw::scope!`, which passes `$crate;` first so that generated code
+/// reaches klaw under any name. Use `klaw::scope!`; its documentation is in the facade.
 #[proc_macro]
 pub fn scope(input: TokenStream) -> TokenStream {
     scope::expand(input.into()).into()
 }
 
-/// Waits for the first of several operations: channel `recv` and `send`, any future, a timer.
-/// Channel arms bind typed `Result`s, so closing is always handled and no arm is silently
-/// disabled; a losing arm consumes nothing. Fair by default (polling starts at a random arm);
-/// `biased;` polls top to bottom. `default` runs if no arm is ready at once.
-///
-/// Arms: `recv(rx) -> msg => ...` (`msg: Result<T, RecvError>`), `send(tx, value) -> res => ...`
-/// (`res: Result<(), SendError<T>>`; `value` is evaluated only if this arm wins),
-/// `future -> pattern => ...` (the pattern must be irrefutable), `after(duration) => ...`,
-/// `at(instant) => ...`, `default => ...`.
-///
-/// ```
-/// use std::time::Duration;
-/// use klaw::channel::RecvError;
-///
-/// # klaw::runtime::block_on(async {
-/// let (tx, rx) = klaw::channel::bounded::<u32>(1);
-/// let (out_tx, out_rx) = klaw::channel::bounded::<u32>(1);
-/// tx.try_send(7).unwrap();
-/// let got = klaw::select! {
-///     recv(rx) -> msg => match msg {
-///         Ok(v) => v,
-///         Err(RecvError::Closed) => 0,
-///     },
-///     after(Duration::from_secs(1)) => 0,
-/// };
-/// assert_eq!(got, 7);
-/// klaw::select! {
-///     biased;
-///     send(out_tx, got * 2) -> res => res.unwrap(),
-///     default => unreachable!("the channel has room"),
-/// }
-/// assert_eq!(out_rx.try_recv(), Ok(14));
-/// # });
-/// ```
+/// The proc macro behind `klaw::select!`, which passes `$crate;` first so that generated code
+/// reaches klaw under any name. Use `klaw::select!`; its documentation is in the facade.
 #[proc_macro]
 pub fn select(input: TokenStream) -> TokenStream {
     select::expand(input.into()).into()

@@ -16,7 +16,7 @@ fn option_tokens(value: Option<usize>) -> TokenStream {
 }
 
 pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
-    let private = crate::path::private();
+    let private = plan.krate.private();
     let ItemFn { attrs, vis, sig, block, .. } = &plan.item;
     let name = &sig.ident;
     let output = &sig.output;

@@ -34,6 +34,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "start_paused", form: "start_paused = true (tests only)" },
     OptionSpec { name: "cancel_on_ctrl_c", form: "cancel_on_ctrl_c (main only)" },
     OptionSpec { name: "tokio", form: "tokio" },
+    OptionSpec { name: "crate", form: "crate = \"my_klaw\"" },
 ];
 pub(crate) const MAX_WORKERS: usize = 1024;
 pub(crate) const MAX_BLOCKING_THREADS: usize = 4096;

@@ -7,6 +7,7 @@ use crate::duration::duration_value;
 use crate::entry::parse::ParsedEntry;
 use crate::entry::{EntryKind, MAX_BLOCKING_THREADS, MAX_WORKERS, OPTIONS};
 use crate::options::{OptionArg, flag_value, int_value, known_options};
+use crate::path::KlawPath;
 
 /// A valid entry: what expansion needs.
 pub(crate) struct EntryPlan {
@@ -22,6 +23,8 @@ pub(crate) struct EntryPlan {
     /// `#[klaw::main(tokio)]`: a tokio runtime for tokio-based crates. The key, so that the
     /// error without klaw's `tokio` feature points at it.
     pub(crate) tokio: Option<syn::Ident>,
+    /// How generated code reaches klaw: `::klaw`, or `crate = "my_klaw"`.
+    pub(crate) krate: KlawPath,
     pub(crate) item: ItemFn,
 }
 
@@ -42,6 +45,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
         start_paused: false,
         cancel_on_ctrl_c: false,
         tokio: None,
+        krate: KlawPath::default(),
         item: entry.item,
     };
 
@@ -75,6 +79,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
             )),
             "cancel_on_ctrl_c" => flag_value(arg).map(|()| plan.cancel_on_ctrl_c = true),
             "tokio" => flag_value(arg).map(|()| plan.tokio = Some(arg.key.clone())),
+            "crate" => KlawPath::from_option(arg).map(|krate| plan.krate = krate),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = slot {

@@ -7,8 +7,7 @@ use syn::spanned::Spanned;
 
 use crate::scope::validate::ScopePlan;
 
-pub(crate) fn expand(plan: ScopePlan) -> TokenStream {
-    let private = crate::path::private();
+pub(crate) fn expand(plan: ScopePlan, private: &TokenStream) -> TokenStream {
     let ScopePlan { name, timeout, deadline, supervisor, limit, moves, param, result, body } = plan;
     let name = name.map(|name| quote!(.name(#name)));
     let timeout = timeout.map(|timeout| quote!(.timeout(#timeout)));

@@ -10,6 +10,7 @@ use quote::quote;
 
 use crate::diagnostic::{self, Errors};
 use crate::options::OptionSpec;
+use crate::path::KlawPath;
 
 pub(crate) const MACRO: &str = "scope!";
 
@@ -27,9 +28,10 @@ pub(crate) const FORMS: &str = "`scope!(|s| { ... })`, `scope!(move |s| { ... })
      `scope!(timeout = \"5s\", limit = 8, |s| { ... })`";
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let (krate, input) = KlawPath::split_leading(input);
+    let (use_private, private) = krate.private_alias();
     // A stub of the right kind (a future of a `Result`) keeps the caller's code type-checking
     // when the closure itself cannot be used.
-    let private = crate::path::private();
     let stub = quote!(#private::scope_stub().await);
     let expansion = match syn::parse2::<parse::ParsedScope>(input) {
         Err(error) => diagnostic::emit(Err(error), || stub),
@@ -39,7 +41,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             let mut errors = Errors::default();
             let checked = validate::validate(parsed, &mut errors);
             let expansion = if errors.is_empty() || checked.body_usable {
-                expand::expand(checked.plan)
+                expand::expand(checked.plan, &private)
             } else {
                 stub
             };
@@ -48,5 +50,5 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     };
     // One block, so the errors (brace-form macros, i.e. statements) and the stub form a single
     // expression wherever the macro is used.
-    quote!({ #expansion })
+    quote!({ #use_private #expansion })
 }

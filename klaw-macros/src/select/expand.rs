@@ -7,8 +7,7 @@ use syn::spanned::Spanned;
 
 use crate::select::parse::{ArmKind, ParsedSelect};
 
-pub(crate) fn expand(select: ParsedSelect) -> TokenStream {
-    let private = crate::path::private();
+pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream {
     let waiting: Vec<_> =
         select.arms.iter().filter(|arm| !matches!(arm.kind, ArmKind::Default)).collect();
     let default = select.arms.iter().find(|arm| matches!(arm.kind, ArmKind::Default));

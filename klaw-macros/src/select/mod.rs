@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::diagnostic;
+use crate::path::KlawPath;
 use crate::select::parse::ArmKind;
 
 /// The arms `select!` accepts, for every message about its shape.
@@ -16,6 +17,8 @@ pub(crate) const ARMS: &str = "`recv(rx) -> msg => ...`, `send(tx, value) -> res
      (and `biased;` first, for top-to-bottom order)";
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let (krate, input) = KlawPath::split_leading(input);
+    let (use_private, private) = krate.private_alias();
     let expansion = match syn::parse2::<parse::ParsedSelect>(input) {
         // Nothing usable at all: a block that never returns (`loop {}` has type `!`) keeps the
         // caller's code type-checking, and the user sees only select!'s own message.
@@ -27,7 +30,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             let waits = select.arms.iter().any(|arm| !matches!(arm.kind, ArmKind::Default));
             let default = select.arms.iter().find(|arm| matches!(arm.kind, ArmKind::Default));
             let expansion = match (waits, default) {
-                (true, _) => expand::expand(select),
+                (true, _) => expand::expand(select, &private),
                 (false, Some(default)) => {
                     let body = &default.body;
                     quote!(#body)
@@ -37,5 +40,5 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             diagnostic::emit_with(errors, expansion)
         }
     };
-    quote!({ #expansion })
+    quote!({ #use_private #expansion })
 }

@@ -9,7 +9,7 @@ use crate::task::remote::remote_body;
 use crate::task::validate::TaskPlan;
 
 pub(crate) fn expand(plan: TaskPlan) -> TokenStream {
-    let private = crate::path::private();
+    let private = plan.krate.private();
     let ItemFn { attrs, vis, sig, block, .. } = &plan.item;
     let output = match &sig.output {
         ReturnType::Default => quote!(()),

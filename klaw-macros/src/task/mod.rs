@@ -19,6 +19,7 @@ pub(crate) const OPTIONS: &[OptionSpec] = &[
     OptionSpec { name: "timeout", form: "timeout = \"5s\"" },
     OptionSpec { name: "blocking", form: "blocking" },
     OptionSpec { name: "remote", form: "remote" },
+    OptionSpec { name: "crate", form: "crate = \"my_klaw\"" },
 ];
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {

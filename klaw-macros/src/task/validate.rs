@@ -7,6 +7,7 @@ use syn::{FnArg, ItemFn, LitStr, ReturnType, Type};
 use crate::diagnostic::Errors;
 use crate::duration::duration_value;
 use crate::options::{flag_value, known_options, str_value};
+use crate::path::KlawPath;
 use crate::task::parse::ParsedTask;
 use crate::task::{ATTRIBUTE, OPTIONS};
 
@@ -19,6 +20,8 @@ pub(crate) struct TaskPlan {
     pub(crate) remote: Option<Vec<syn::Ident>>,
     /// The output is a `Result`, so an `Err` is a failure.
     pub(crate) fallible: bool,
+    /// How generated code reaches klaw: `::klaw`, or `crate = "my_klaw"`.
+    pub(crate) krate: KlawPath,
     pub(crate) item: ItemFn,
 }
 
@@ -30,6 +33,7 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
         blocking: false,
         remote: None,
         fallible: false,
+        krate: KlawPath::default(),
         item: task.item,
     };
     let mut remote_key = None;
@@ -43,6 +47,7 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
             }),
             "blocking" => flag_value(arg).map(|()| plan.blocking = true),
             "remote" => flag_value(arg).map(|()| remote_key = Some(arg.key.clone())),
+            "crate" => KlawPath::from_option(arg).map(|krate| plan.krate = krate),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
         };
         if let Err(error) = checked {
