@@ -1,7 +1,7 @@
 //! # klaw: structured concurrency for Rust
 //!
 //! Tasks whose first terminal state wins, cancel tokens that exist before a task is scheduled,
-//! nurseries that never leak a child, and a runtime on `async-executor` whose shutdown reports
+//! nurseries that never leak a child, and a runtime on smol-rs's `async-task` whose shutdown reports
 //! what happened to every task.
 //!
 //! ```

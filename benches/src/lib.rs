@@ -41,7 +41,8 @@ pub fn compare(
     baseline: &str,
     mut contenders: Vec<Contender<'_>>,
 ) -> Vec<(&'static str, f64)> {
-    {
+    // `--quick`: only the interleaved rounds, which give the ratios.
+    if !flag("--quick") {
         let mut bench_group = criterion.benchmark_group(group);
         bench_group.throughput(Throughput::Elements(ops_per_round));
         for contender in &mut contenders {
@@ -123,22 +124,31 @@ pub fn process_cpu_time() -> Duration {
 /// Criterion settings that fit a 2-core machine: few samples, short windows.
 ///
 /// With `--load` (`cargo bench -p klaw-benches --bench channel -- --load`), a CPU hog runs in a
-/// second process for the whole bench, as on a user's busy machine. Criterion's own options are
-/// not read then (it rejects flags it does not know); a bench name filter still is.
+/// second process for the whole bench, as on a user's busy machine. With `--quick`, criterion's
+/// own measurement is skipped and only the interleaved rounds (the ratio table) run. Criterion's
+/// own options are not read with either (it rejects flags it does not know); a bench name
+/// filter still is.
 pub fn criterion_config() -> Criterion {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    if !args.iter().any(|arg| arg == "--load") {
+    if !flag("--load") && !flag("--quick") {
         return criterion.configure_from_args();
     }
-    start_cpu_hog();
+    if flag("--load") {
+        start_cpu_hog();
+    }
     match args.iter().find(|arg| !arg.starts_with('-')) {
         Some(filter) => criterion.with_filter(filter.as_str()),
         None => criterion,
     }
+}
+
+/// True if the bench was given `name` (`cargo bench ... -- --load --quick`).
+fn flag(name: &str) -> bool {
+    std::env::args().skip(1).any(|arg| arg == name)
 }
 
 /// The environment variable that turns a bench process into the hog of another one.

@@ -6,14 +6,14 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use async_executor::Executor;
+use crate::runtime::executor::Executor;
 
 use crate::runtime::Shared;
 use crate::time::clock::{self, ClockGuard};
 
 #[derive(Clone)]
 pub(crate) struct Context {
-    pub(crate) executor: Arc<Executor<'static>>,
+    pub(crate) executor: Arc<Executor>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) is_worker: bool,
 }

@@ -1,5 +1,5 @@
-//! The runtime: worker threads on `async-executor`, a bounded blocking pool, and a graceful
-//! shutdown that reports what happened to every task.
+//! The runtime: worker threads on klaw's executor (`executor.rs`, on `async-task`), a bounded
+//! blocking pool, and a graceful shutdown that reports what happened to every task.
 #![forbid(unsafe_code)]
 
 pub(crate) mod blocking;
@@ -9,6 +9,7 @@ mod context;
 mod dump;
 #[doc(hidden)]
 pub mod entry;
+mod executor;
 mod inline_blocking;
 pub(crate) mod limit;
 mod paused;
@@ -32,7 +33,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use async_executor::Executor;
+use crate::runtime::executor::Executor;
 use event_listener::Event;
 
 use crate::remote::RemoteBackend;
@@ -120,7 +121,7 @@ impl Drop for ExitGuard {
 /// ```
 pub struct Runtime {
     /// `None` once shut down. Workers and `block_on` hold the other strong references.
-    executor: Option<Arc<Executor<'static>>>,
+    executor: Option<Arc<Executor>>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     workers: Arc<Workers>,
@@ -203,7 +204,7 @@ impl Runtime {
         Ok(runtime)
     }
 
-    fn executor(&self) -> &Arc<Executor<'static>> {
+    fn executor(&self) -> &Arc<Executor> {
         self.executor.as_ref().expect("the executor lives until shutdown")
     }
 
@@ -480,7 +481,7 @@ impl fmt::Debug for Runtime {
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    executor: Weak<Executor<'static>>,
+    executor: Weak<Executor>,
     shared: Arc<Shared>,
 }
 

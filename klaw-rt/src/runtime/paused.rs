@@ -17,7 +17,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 
-use async_executor::Executor;
+use crate::runtime::executor::Executor;
 use futures_lite::future;
 
 use crate::runtime::Workers;
@@ -29,7 +29,7 @@ const BATCH: usize = 200;
 
 /// The worker of a paused runtime: runs tasks until told to stop, moving the clock whenever the
 /// runtime is idle.
-pub(crate) async fn drive(executor: &Executor<'static>, clock: &VirtualClock, workers: &Workers) {
+pub(crate) async fn drive(executor: &Executor, clock: &VirtualClock, workers: &Workers) {
     loop {
         let mut ran = 0;
         while ran < BATCH && executor.try_tick() {

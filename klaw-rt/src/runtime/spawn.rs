@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_executor::Executor;
+use crate::runtime::executor::Executor;
 
 use crate::remote::{JobId, run_remotely};
 use crate::runtime::Shared;
@@ -174,7 +174,7 @@ fn enlist<T: Send + 'static, E: Send + 'static, P>(
 /// runner is dropped unpolled). A remote task, with a backend, becomes a proxy that submits it
 /// and relays its outcome. Under a scope's `limit`, it starts only once a slot is free.
 pub(crate) fn spawn_on<F, M, P>(
-    executor: Option<&Arc<Executor<'static>>>,
+    executor: Option<&Arc<Executor>>,
     shared: &Shared,
     task: Task<F, M>,
     placement: Placement<'_>,
@@ -203,7 +203,7 @@ where
 
 #[inline]
 fn spawn_future<F, M, P>(
-    executor: Option<&Arc<Executor<'static>>>,
+    executor: Option<&Arc<Executor>>,
     shared: &Shared,
     future: F,
     name: Option<Cow<'static, str>>,
@@ -226,7 +226,7 @@ where
         register(Some(&shared.stats), name, scope, parent);
     let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
     match executor {
-        Some(executor) => executor.spawn(runner).detach(),
+        Some(executor) => executor.spawn(runner),
         None => drop(runner),
     }
     handle

@@ -120,12 +120,10 @@ where
             return Deferred::end_unstarted(Box::new(self), limit); // the runtime is gone
         };
         let runner = self.runner(limit, true);
-        executor
-            .spawn(async move {
-                runner.await;
-                drop(slot);
-            })
-            .detach();
+        executor.spawn(async move {
+            runner.await;
+            drop(slot);
+        });
     }
 }
 
