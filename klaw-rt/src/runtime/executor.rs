@@ -16,6 +16,14 @@
 //! sleeper that was picked but is dropped before it runs anything (its worker was told to stop)
 //! passes the wake-up on. The loom models in `executor/loom.rs` check this.
 //!
+//! **One wake-up at a time.** Waking a worker is a system call for the scheduler and a context
+//! switch for the worker, and a worker woken for every spawn falls asleep again at once when the
+//! tasks are short. So, as tokio does, a scheduler wakes a sleeper only if no worker is already
+//! `searching` (woken, and not yet running a task or asleep again). A searcher that finds a task
+//! while more are queued wakes the next sleeper itself, so a burst still reaches every worker.
+//! A searcher stops searching *before* its last look at the queue, so a task pushed while it
+//! searched, which woke nobody, is seen by that look.
+//!
 //! **After the executor is dropped** (the runtime has shut down), a task that is woken is
 //! dropped instead of queued: nothing would ever run it, and queued it would keep itself alive.
 
@@ -50,6 +58,10 @@ struct State {
     /// which takes the lock only when someone sleeps.
     sleeping: AtomicUsize,
     sleepers: Mutex<Sleepers>,
+    /// Workers woken (taken off `sleepers`) that have not yet run a task or gone back to sleep.
+    /// Incremented under the `sleepers` lock by whoever takes a sleeper off; the woken worker's
+    /// `tick` decrements it (see [`Searching`]).
+    searching: AtomicUsize,
     /// Set when the executor is dropped: from then on a woken task is dropped, not queued.
     closed: AtomicBool,
 }
@@ -68,6 +80,7 @@ impl Executor {
                 queue: Queue::new(),
                 sleeping: AtomicUsize::new(0),
                 sleepers: Mutex::new(Sleepers::default()),
+                searching: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -101,11 +114,18 @@ impl Executor {
 
     /// Runs one task, waiting for one if none is queued.
     pub(crate) async fn tick(&self) {
+        let mut searching = Searching { state: &self.state, counted: false };
         loop {
-            if self.try_tick() {
+            if let Some(runnable) = self.state.queue.pop() {
+                if searching.stop() {
+                    self.state.wake_next_if_queued();
+                }
+                runnable.run();
                 return;
             }
-            WaitForWork { state: &self.state, ticket: None }.await;
+            // Not searching any more *before* the last look that `WaitForWork` takes.
+            searching.stop();
+            searching.counted = WaitForWork { state: &self.state, ticket: None }.await;
         }
     }
 
@@ -131,9 +151,15 @@ impl Drop for Executor {
         while let Some(runnable) = self.state.queue.pop() {
             drop(runnable);
         }
-        // Wake whoever still waits for work, so their `run` can see it stop.
-        let sleepers = std::mem::take(&mut self.state.sleepers.lock().waiting);
-        self.state.sleeping.store(0, Ordering::SeqCst);
+        // Wake whoever still waits for work, so their `run` can see it stop (each is taken off
+        // the list, so it counts as searching, like any worker a schedule wakes).
+        let sleepers = {
+            let mut sleepers = self.state.sleepers.lock();
+            let woken = std::mem::take(&mut sleepers.waiting);
+            self.state.searching.fetch_add(woken.len(), Ordering::SeqCst);
+            self.state.sleeping.store(0, Ordering::SeqCst);
+            woken
+        };
         for (_, waker) in sleepers {
             waker.wake();
         }
@@ -164,7 +190,18 @@ impl State {
             }
             return;
         }
-        if self.sleeping.load(Ordering::SeqCst) > 0 {
+        if self.sleeping.load(Ordering::SeqCst) > 0 && self.searching.load(Ordering::SeqCst) == 0 {
+            self.wake_one();
+        }
+    }
+
+    /// A searcher found a task: if more are queued and nobody else is searching, it passes the
+    /// search on to a sleeper.
+    fn wake_next_if_queued(&self) {
+        if !self.queue.is_empty()
+            && self.sleeping.load(Ordering::SeqCst) > 0
+            && self.searching.load(Ordering::SeqCst) == 0
+        {
             self.wake_one();
         }
     }
@@ -174,6 +211,9 @@ impl State {
         let woken = {
             let mut sleepers = self.sleepers.lock();
             let woken = sleepers.waiting.pop();
+            if woken.is_some() {
+                self.searching.fetch_add(1, Ordering::SeqCst);
+            }
             self.sleeping.store(sleepers.waiting.len(), Ordering::SeqCst);
             woken
         };
@@ -183,8 +223,8 @@ impl State {
     }
 }
 
-/// Resolves when a task may be runnable: the worker was woken by a schedule, or the queue was
-/// not empty when it last looked.
+/// Resolves when a task may be runnable: the worker was woken by a schedule (`true`: it now
+/// counts as searching), or the queue was not empty when it last looked (`false`).
 struct WaitForWork<'a> {
     state: &'a State,
     /// Set while registered in `sleepers`.
@@ -192,9 +232,9 @@ struct WaitForWork<'a> {
 }
 
 impl Future for WaitForWork<'_> {
-    type Output = ();
+    type Output = bool;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let state = self.state;
         let mut replaced = None;
         {
@@ -203,7 +243,7 @@ impl Future for WaitForWork<'_> {
                 // Registered, and taken off the list since: a schedule woke us.
                 Some(ticket) if !sleepers.waiting.iter().any(|(t, _)| *t == ticket) => {
                     self.ticket = None;
-                    return Poll::Ready(());
+                    return Poll::Ready(true);
                 }
                 Some(ticket) => {
                     let slot = sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket);
@@ -224,8 +264,8 @@ impl Future for WaitForWork<'_> {
         // The last look, after `sleeping` was published: a task pushed before it is seen here,
         // one pushed after it sees us in `sleeping`.
         if !state.queue.is_empty() || state.closed.load(Ordering::SeqCst) {
-            self.unregister();
-            return Poll::Ready(());
+            // Taken off the list meanwhile: woken, so counted as searching.
+            return Poll::Ready(!self.unregister());
         }
         Poll::Pending
     }
@@ -250,10 +290,40 @@ impl WaitForWork<'_> {
 
 impl Drop for WaitForWork<'_> {
     fn drop(&mut self) {
-        // Picked to wake but dropped before running anything (the worker is stopping): pass
-        // the wake-up on, or a queued task could wait for a sleeper that already left.
-        if !self.unregister() && !self.state.queue.is_empty() {
-            self.state.wake_one();
+        // Picked to wake but dropped before running anything (the worker is stopping): it
+        // stops searching and passes the wake-up on, or a queued task could wait for a sleeper
+        // that already left.
+        if !self.unregister() {
+            Searching { state: self.state, counted: true }.stop();
+            self.state.wake_next_if_queued();
+        }
+    }
+}
+
+/// A worker's share of `searching`: counted from the moment a schedule woke it until it runs a
+/// task or goes back to sleep. Dropped while counted (its `tick` was dropped), it stops searching
+/// and passes the search on.
+struct Searching<'a> {
+    state: &'a State,
+    counted: bool,
+}
+
+impl Searching<'_> {
+    /// Stops searching; true if it was.
+    fn stop(&mut self) -> bool {
+        if !std::mem::take(&mut self.counted) {
+            return false;
+        }
+        let before = self.state.searching.fetch_sub(1, Ordering::SeqCst);
+        debug_assert!(before > 0, "searching is counted once per woken worker");
+        true
+    }
+}
+
+impl Drop for Searching<'_> {
+    fn drop(&mut self) {
+        if self.stop() {
+            self.state.wake_next_if_queued();
         }
     }
 }
