@@ -78,8 +78,9 @@ const SPIN_STEPS: u32 = 7;
 /// thread go. Backing off under contention keeps two cores from taking turns on the ring's cache
 /// lines; yielding soon after matters on a busy machine, where the other thread was often
 /// preempted half-way and spinning only burns the time slice it needs. (It spun 30 µs before:
-/// with a CPU hog beside `benches/channel`, SPSC took 2.0-2.2x kanal's time; now 0.9-1.0x in
-/// most runs.) Under loom, a yield, so the model checker runs the other thread.
+/// with a CPU hog beside `benches/channel`, SPSC took 2.0-2.2x kanal's time in three runs out
+/// of three; with 4 µs, 0.9-1.6x in five runs out of seven and 2.2x in two.) Under loom, a
+/// yield, so the model checker runs the other thread.
 #[derive(Debug)]
 pub(crate) struct Backoff {
     #[cfg(not(klaw_loom))]
