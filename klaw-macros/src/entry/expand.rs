@@ -32,22 +32,15 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let start_paused = plan.start_paused;
-    let cancel_on_ctrl_c = plan.cancel_on_ctrl_c;
-    // One error naming the feature when Ctrl-C handling is not compiled in.
-    let needs_signal = cancel_on_ctrl_c.then(|| quote!(#private::require_signal_feature!();));
-    // The same for the tokio runtime (the macro cannot see klaw's features), with every token
-    // at the option, so that the error points at `tokio` rather than the whole attribute.
-    let needs_tokio = plan.tokio.as_ref().map(|key| {
-        let private: TokenStream = private
-            .clone()
-            .into_iter()
-            .map(|mut token| {
-                token.set_span(key.span());
-                token
-            })
-            .collect();
-        quote_spanned!(key.span()=> #private::require_tokio_feature!();)
-    });
+    let cancel_on_ctrl_c = plan.cancel_on_ctrl_c.is_some();
+    // One error naming the feature when Ctrl-C handling (or the tokio runtime) is not compiled
+    // in: the macro cannot see klaw's features, a `__private` macro_rules can.
+    let needs_signal = plan
+        .cancel_on_ctrl_c
+        .as_ref()
+        .map(|key| feature_check(&private, key, quote!(require_signal_feature)));
+    let needs_tokio =
+        plan.tokio.as_ref().map(|key| feature_check(&private, key, quote!(require_tokio_feature)));
     let tokio = plan.tokio.is_some();
     let (test_attribute, kind) = match plan.kind {
         EntryKind::Main => (quote!(), quote!(Main)),
@@ -77,6 +70,23 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
             #run
         }
     }
+}
+
+/// `<private>::<check>!();` with every token at the option's key, so that the error points at
+/// the option rather than the whole attribute.
+fn feature_check(private: &TokenStream, key: &syn::Ident, check: TokenStream) -> TokenStream {
+    let span = key.span();
+    let respanned = |tokens: TokenStream| -> TokenStream {
+        tokens
+            .into_iter()
+            .map(|mut token| {
+                token.set_span(span);
+                token
+            })
+            .collect()
+    };
+    let (private, check) = (respanned(private.clone()), respanned(check));
+    quote_spanned!(span=> #private::#check!();)
 }
 
 /// What stands in for the function when the attribute has an error: it compiles, so the user

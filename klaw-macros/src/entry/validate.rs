@@ -18,8 +18,9 @@ pub(crate) struct EntryPlan {
     pub(crate) timeout: Option<proc_macro2::TokenStream>,
     /// `#[klaw::test(start_paused = true)]`: a virtual clock, and one worker.
     pub(crate) start_paused: bool,
-    /// `#[klaw::main(cancel_on_ctrl_c)]`: Ctrl-C cancels the body with `Interrupted`.
-    pub(crate) cancel_on_ctrl_c: bool,
+    /// `#[klaw::main(cancel_on_ctrl_c)]`: Ctrl-C cancels the body with `Interrupted`. The key,
+    /// so that the error without klaw's `signal` feature points at it.
+    pub(crate) cancel_on_ctrl_c: Option<syn::Ident>,
     /// `#[klaw::main(tokio)]`: a tokio runtime for tokio-based crates. The key, so that the
     /// error without klaw's `tokio` feature points at it.
     pub(crate) tokio: Option<syn::Ident>,
@@ -43,7 +44,7 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
         max_blocking_threads: None,
         timeout: None,
         start_paused: false,
-        cancel_on_ctrl_c: false,
+        cancel_on_ctrl_c: None,
         tokio: None,
         krate: KlawPath::default(),
         item: entry.item,
@@ -77,7 +78,9 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
                 "`cancel_on_ctrl_c` is for #[klaw::main] only: a test is not interrupted by \
                  Ctrl-C (listen with `klaw::signal::ctrl_c()` if a test needs to)",
             )),
-            "cancel_on_ctrl_c" => flag_value(arg).map(|()| plan.cancel_on_ctrl_c = true),
+            "cancel_on_ctrl_c" => {
+                flag_value(arg).map(|()| plan.cancel_on_ctrl_c = Some(arg.key.clone()))
+            }
             "tokio" => flag_value(arg).map(|()| plan.tokio = Some(arg.key.clone())),
             "crate" => KlawPath::from_option(arg).map(|krate| plan.krate = krate),
             other => unreachable!("option `{other}` is in OPTIONS but not validated"),
