@@ -1,0 +1,124 @@
+//! klaw's executor under races the loom models cannot reach at full size: spawns from several
+//! outside threads at once while tasks spawn more tasks, yield, and wait on each other; bursts
+//! after the workers fell asleep; and a runtime dropped while tasks are being woken. A lost
+//! wake-up shows as a test that hangs (each has a deadline), a lost or doubled task as a wrong
+//! count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use klaw::Runtime;
+
+/// Fails the test if `f` does not return within `limit`, instead of hanging CI.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).expect("the executor lost a task or a wake-up: the run never ended")
+}
+
+#[test]
+fn spawns_from_four_outside_threads_and_from_tasks_all_run_once() {
+    within(Duration::from_secs(60), || {
+        let rt = Arc::new(Runtime::builder().workers(2).build().unwrap());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let spawners: Vec<_> = (0..4)
+            .map(|_| {
+                let (rt, ran) = (rt.clone(), ran.clone());
+                std::thread::spawn(move || {
+                    let handles: Vec<_> = (0..5_000)
+                        .map(|i| {
+                            let ran = ran.clone();
+                            rt.spawn(async move {
+                                if i % 3 == 0 {
+                                    futures_lite::future::yield_now().await;
+                                }
+                                // Every tenth task spawns a child from inside a worker.
+                                if i % 10 == 0 {
+                                    let child_ran = ran.clone();
+                                    let child =
+                                        klaw::Handle::current().unwrap().spawn(async move {
+                                            child_ran.fetch_add(1, Ordering::SeqCst);
+                                        });
+                                    child.await.unwrap();
+                                }
+                                ran.fetch_add(1, Ordering::SeqCst);
+                            })
+                        })
+                        .collect();
+                    rt.block_on(async {
+                        for handle in handles {
+                            handle.await.unwrap();
+                        }
+                    });
+                })
+            })
+            .collect();
+        for spawner in spawners {
+            spawner.join().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 4 * (5_000 + 500));
+    });
+}
+
+#[test]
+fn bursts_after_the_workers_fell_asleep_reach_every_worker() {
+    within(Duration::from_secs(60), || {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        for _ in 0..200 {
+            // Long enough for both workers to go to sleep.
+            std::thread::sleep(Duration::from_micros(300));
+            // Two tasks that each hold their worker until the other has started: they finish
+            // only if both run at once, so the burst must wake both sleepers (one wake-up is in
+            // flight at a time: the first worker must pass it on).
+            let started = Arc::new(AtomicUsize::new(0));
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let started = started.clone();
+                    rt.spawn(async move {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        while started.load(Ordering::SeqCst) < 2 {
+                            std::hint::spin_loop();
+                        }
+                    })
+                })
+                .collect();
+            rt.block_on(async {
+                for handle in handles {
+                    handle.await.unwrap();
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_runtime_shut_down_while_tasks_are_woken_ends_every_task() {
+    within(Duration::from_secs(60), || {
+        for _ in 0..50 {
+            let rt = Runtime::builder().workers(2).build().unwrap();
+            let (tx, rx) = klaw::channel::unbounded::<u32>();
+            let handles: Vec<_> = (0..64)
+                .map(|_| {
+                    let rx = rx.clone();
+                    rt.spawn(async move { while rx.recv().await.is_ok() {} })
+                })
+                .collect();
+            // Wakes the receivers from outside while the runtime shuts down.
+            let waker = std::thread::spawn(move || {
+                for n in 0..10_000 {
+                    if tx.try_send(n).is_err() {
+                        break;
+                    }
+                }
+            });
+            let report = rt.shutdown(Duration::from_millis(1));
+            waker.join().unwrap();
+            let ended = report.completed() + report.cancelled + report.panicked + report.timed_out;
+            assert_eq!(ended, 64, "{report}");
+            assert!(handles.iter().all(|handle| handle.is_finished()));
+        }
+    });
+}
