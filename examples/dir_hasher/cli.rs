@@ -23,7 +23,8 @@ pub(crate) struct Args {
     #[arg(short, long, value_parser = humantime::parse_duration)]
     pub(crate) timeout: Option<Duration>,
 
-    /// Capacity of the channel between the walker and the hashing tasks.
+    /// How many paths may wait between the walker and the hashing tasks (they travel in
+    /// batches of 64, so the channel holds this many divided by 64, rounded up).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
     pub(crate) queue: usize,
 }
