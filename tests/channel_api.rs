@@ -896,6 +896,45 @@ async fn watch_a_receiver_stream_in_a_task_sees_the_last_value_and_ends() {
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order: {seen:?}");
 }
 
+/// A value and the version it belongs to are read together: a receiver's stream never yields
+/// a value twice, even when a send lands between its seeing a change and its reading the value
+/// (it used to read the newer value with the older version marked seen, then yield it again).
+#[test]
+fn watch_a_stream_racing_sends_never_yields_a_value_twice() {
+    for _ in 0..300 {
+        let (tx, rx) = watch::channel(0u32);
+        let sender = std::thread::spawn(move || {
+            for n in 1..=300 {
+                tx.send(n).unwrap();
+            }
+        });
+        let seen: Vec<u32> = klaw::runtime::block_on(rx.collect());
+        sender.join().unwrap();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "a value came twice: {seen:?}");
+        assert_eq!(seen.last(), Some(&300));
+    }
+}
+
+/// The same for `changed` then `borrow_and_update`, and for `has_changed`: after a change is
+/// seen with the value read, the next change is a newer value.
+#[test]
+fn watch_borrow_and_update_racing_sends_never_sees_a_value_twice() {
+    for _ in 0..300 {
+        let (tx, mut rx) = watch::channel(0u32);
+        let sender = std::thread::spawn(move || {
+            for n in 1..=300 {
+                tx.send(n).unwrap();
+            }
+        });
+        let mut seen = Vec::new();
+        while klaw::runtime::block_on(rx.changed()).is_ok() {
+            seen.push(*rx.borrow_and_update());
+        }
+        sender.join().unwrap();
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "a value came twice: {seen:?}");
+    }
+}
+
 // ---- Wakers that come back into their channel (see `channel_edges` for the receivers'
 // wakers of every channel). Each scenario deadlocks if a waker is dropped or woken while the
 // channel holds the lock its hook takes.

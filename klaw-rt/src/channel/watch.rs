@@ -103,8 +103,11 @@ impl<T> Sender<T> {
     /// assert_eq!(tx.send_replace(2), 1);
     /// ```
     pub fn send_replace(&self, value: T) -> T {
-        let old = std::mem::replace(&mut *self.shared.value.write(), value);
-        self.changed();
+        let mut guard = self.shared.value.write();
+        let old = std::mem::replace(&mut *guard, value);
+        let wake = self.new_version();
+        drop(guard);
+        wake.wake();
         old
     }
 
@@ -136,20 +139,24 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.has_changed(), Ok(true));
     /// ```
     pub fn send_if_modified(&self, modify: impl FnOnce(&mut T) -> bool) -> bool {
-        let modified = modify(&mut self.shared.value.write());
-        if modified {
-            self.changed();
+        let mut guard = self.shared.value.write();
+        let wake = modify(&mut guard).then(|| self.new_version());
+        drop(guard);
+        let modified = wake.is_some();
+        if let Some(wake) = wake {
+            wake.wake();
         }
         modified
     }
 
-    /// A new version: every receiver has a change to see.
-    fn changed(&self) {
+    /// A new version: every receiver has a change to see. Called with the value's write lock
+    /// held, so that whoever holds the read lock sees a value and the version it belongs to
+    /// (a receiver that marks a version seen as it reads the value never sees that value again
+    /// as a later change). Gives back the waiting receivers, to wake once every lock is released.
+    fn new_version(&self) -> Wake {
         let mut waiting = self.shared.lock();
         waiting.version += 1;
-        let wake = waiting.changing.take_all();
-        drop(waiting);
-        wake.wake();
+        waiting.changing.take_all()
     }
 
     /// True if every receiver is gone, so a `send` would fail.
@@ -463,7 +470,14 @@ impl<T: Clone> Stream for Receiver<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
         match this.poll_changed(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Some(this.shared.read().clone())),
+            Poll::Ready(Ok(())) => {
+                // The value with the version it belongs to, as `borrow_and_update` reads them:
+                // a send since the change was seen must not give its value now and again as
+                // the next change.
+                let value = this.shared.read();
+                this.seen = this.shared.lock().version;
+                Poll::Ready(Some(value.clone()))
+            }
             Poll::Ready(Err(RecvError::Closed)) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
