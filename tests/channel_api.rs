@@ -21,7 +21,7 @@ use klaw::channel::{
     Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, broadcast,
     oneshot, unbounded, watch,
 };
-use reenter::{counting_waker, poll_noop, poll_with_hook, without_deadlock};
+use reenter::{PanicsOnClone, counting_waker, poll_noop, poll_with_hook, without_deadlock};
 
 /// Above this capacity `bounded` uses the growing buffer instead of the ring (`RING_MAX_CAPACITY`
 /// in klaw-rt): the tests that fill a channel run on both.
@@ -607,28 +607,17 @@ fn broadcast_resubscribe_of_a_lagging_receiver_does_not_lag() {
     assert_eq!(late.try_recv(), Err(broadcast::TryRecvError::Closed));
 }
 
-/// Panics when message 1 is cloned.
-#[derive(Debug, PartialEq)]
-struct CloneOfOnePanics(u32);
-
-impl Clone for CloneOfOnePanics {
-    fn clone(&self) -> Self {
-        assert_ne!(self.0, 1, "clone of message 1");
-        CloneOfOnePanics(self.0)
-    }
-}
-
 /// A channel with messages 1 and 2 queued for `rx`, and another receiver so that `rx` must
 /// clone them (the last reader of a message takes it without a clone).
 fn panicking_broadcast() -> (
-    broadcast::Sender<CloneOfOnePanics>,
-    broadcast::Receiver<CloneOfOnePanics>,
-    broadcast::Receiver<CloneOfOnePanics>,
+    broadcast::Sender<PanicsOnClone>,
+    broadcast::Receiver<PanicsOnClone>,
+    broadcast::Receiver<PanicsOnClone>,
 ) {
     let (tx, rx) = broadcast::channel(4);
     let other = tx.subscribe();
-    tx.send(CloneOfOnePanics(1)).unwrap();
-    tx.send(CloneOfOnePanics(2)).unwrap();
+    tx.send(PanicsOnClone(1)).unwrap();
+    tx.send(PanicsOnClone(2)).unwrap();
     (tx, rx, other)
 }
 
@@ -637,12 +626,12 @@ fn broadcast_a_clone_that_panics_in_recv_panics_once_and_the_receiver_moves_on()
     let (tx, mut rx, mut other) = panicking_broadcast();
     let first = catch_unwind(AssertUnwindSafe(|| klaw::runtime::block_on(rx.recv())));
     assert!(first.is_err(), "the clone's panic comes through recv");
-    assert_eq!(klaw::runtime::block_on(rx.recv()), Ok(CloneOfOnePanics(2)));
+    assert_eq!(klaw::runtime::block_on(rx.recv()), Ok(PanicsOnClone(2)));
     drop(tx);
     assert_eq!(klaw::runtime::block_on(rx.recv()), Err(broadcast::RecvError::Closed));
     // The other receiver was not touched (it reads last: it takes, no clone).
-    assert_eq!(other.try_recv(), Ok(CloneOfOnePanics(1)));
-    assert_eq!(other.try_recv(), Ok(CloneOfOnePanics(2)));
+    assert_eq!(other.try_recv(), Ok(PanicsOnClone(1)));
+    assert_eq!(other.try_recv(), Ok(PanicsOnClone(2)));
 }
 
 #[test]
@@ -652,14 +641,14 @@ fn broadcast_a_clone_that_panics_in_a_waiting_recv_panics_once_and_the_receiver_
     let waker = counting_waker();
     let mut recv = pin!(rx.recv());
     assert!(recv.as_mut().poll(&mut waker.cx()).is_pending());
-    tx.send(CloneOfOnePanics(1)).unwrap();
-    tx.send(CloneOfOnePanics(3)).unwrap();
+    tx.send(PanicsOnClone(1)).unwrap();
+    tx.send(PanicsOnClone(3)).unwrap();
     assert_eq!(waker.woken(), 1);
     let woken = catch_unwind(AssertUnwindSafe(|| recv.as_mut().poll(&mut waker.cx())));
     assert!(woken.is_err(), "the clone's panic comes through the woken recv");
-    assert_eq!(recv.poll(&mut waker.cx()), Poll::Ready(Ok(CloneOfOnePanics(3))));
-    assert_eq!(keeper.try_recv(), Ok(CloneOfOnePanics(1)));
-    assert_eq!(keeper.try_recv(), Ok(CloneOfOnePanics(3)));
+    assert_eq!(recv.poll(&mut waker.cx()), Poll::Ready(Ok(PanicsOnClone(3))));
+    assert_eq!(keeper.try_recv(), Ok(PanicsOnClone(1)));
+    assert_eq!(keeper.try_recv(), Ok(PanicsOnClone(3)));
 }
 
 #[test]
@@ -667,10 +656,10 @@ fn broadcast_a_clone_that_panics_in_a_stream_panics_once_and_the_stream_moves_on
     let (tx, mut rx, mut other) = panicking_broadcast();
     let first = catch_unwind(AssertUnwindSafe(|| klaw::runtime::block_on(rx.next())));
     assert!(first.is_err(), "the clone's panic comes through poll_next");
-    assert_eq!(klaw::runtime::block_on(rx.next()), Some(Ok(CloneOfOnePanics(2))));
+    assert_eq!(klaw::runtime::block_on(rx.next()), Some(Ok(PanicsOnClone(2))));
     drop(tx);
     assert_eq!(klaw::runtime::block_on(rx.next()), None);
-    assert_eq!(other.try_recv(), Ok(CloneOfOnePanics(1)));
+    assert_eq!(other.try_recv(), Ok(PanicsOnClone(1)));
 }
 
 // ---- Watch.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use klaw::channel::{RecvError, TryRecvError, broadcast, oneshot, watch};
-use reenter::{counting_waker, poll_with_hook, without_deadlock};
+use reenter::{PanicsOnClone, counting_waker, poll_with_hook, without_deadlock};
 
 // ---- A oneshot closed by its receiver.
 
@@ -145,17 +145,6 @@ fn watch_wakers_that_reenter_the_channel_do_not_deadlock() {
 }
 
 // ---- Broadcast: a `Clone` that panics, and messages nobody can read.
-
-/// Panics when message 1 is cloned.
-#[derive(Debug, PartialEq)]
-struct PanicsOnClone(u32);
-
-impl Clone for PanicsOnClone {
-    fn clone(&self) -> Self {
-        assert_ne!(self.0, 1, "clone of message 1");
-        PanicsOnClone(self.0)
-    }
-}
 
 #[test]
 fn a_broadcast_clone_that_panics_panics_once_and_the_receiver_moves_on() {

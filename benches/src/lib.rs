@@ -129,18 +129,18 @@ pub fn process_cpu_time() -> Duration {
 /// own options are not read with either (it rejects flags it does not know); a bench name
 /// filter still is.
 pub fn criterion_config() -> Criterion {
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    if !flag("--load") && !flag("--quick") {
+    let load = flag("--load");
+    if !load && !flag("--quick") {
         return criterion.configure_from_args();
     }
-    if flag("--load") {
+    if load {
         start_cpu_hog();
     }
-    match args.iter().find(|arg| !arg.starts_with('-')) {
+    match std::env::args().skip(1).find(|arg| !arg.starts_with('-')) {
         Some(filter) => criterion.with_filter(filter.as_str()),
         None => criterion,
     }

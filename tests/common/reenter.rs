@@ -1,5 +1,6 @@
-//! Wakers that come back into their channel when they are woken or dropped, and wakers that
-//! count their wake-ups: the helpers of the channel tests (`channel_edges`, `channel_api`).
+//! Wakers that come back into their channel when they are woken or dropped, wakers that count
+//! their wake-ups, and a message whose `Clone` panics: the helpers of the channel tests
+//! (`channel_edges`, `channel_api`).
 //! Included with `#[path = "common/reenter.rs"] mod reenter;`.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -87,4 +88,15 @@ impl Wake for CountWake {
 pub fn counting_waker() -> Counted {
     let count = Arc::new(AtomicUsize::new(0));
     Counted { waker: Waker::from(Arc::new(CountWake(count.clone()))), count }
+}
+
+/// A broadcast message whose `Clone` panics for message 1.
+#[derive(Debug, PartialEq)]
+pub struct PanicsOnClone(pub u32);
+
+impl Clone for PanicsOnClone {
+    fn clone(&self) -> Self {
+        assert_ne!(self.0, 1, "clone of message 1");
+        PanicsOnClone(self.0)
+    }
 }

@@ -470,14 +470,9 @@ impl<T: Clone> Stream for Receiver<T> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.get_mut();
         match this.poll_changed(cx) {
-            Poll::Ready(Ok(())) => {
-                // The value with the version it belongs to, as `borrow_and_update` reads them:
-                // a send since the change was seen must not give its value now and again as
-                // the next change.
-                let value = this.shared.read();
-                this.seen = this.shared.lock().version;
-                Poll::Ready(Some(value.clone()))
-            }
+            // The value with the version it belongs to, marked seen together: a send since the
+            // change was seen must not give its value now and again as the next change.
+            Poll::Ready(Ok(())) => Poll::Ready(Some(T::clone(&this.borrow_and_update()))),
             Poll::Ready(Err(RecvError::Closed)) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }

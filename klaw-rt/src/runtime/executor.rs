@@ -149,10 +149,7 @@ impl Executor {
 impl Drop for Executor {
     fn drop(&mut self) {
         self.state.closed.store(true, Ordering::SeqCst);
-        // Dropping a runnable drops its future (klaw's runner reports it cancelled).
-        while let Some(runnable) = self.state.queue.pop() {
-            drop(runnable);
-        }
+        self.state.drop_queued();
         // Wake whoever still waits for work, so their `run` can see it stop (each is taken off
         // the list, so it counts as searching, like any worker a schedule wakes).
         let sleepers = {
@@ -187,23 +184,31 @@ impl State {
         self.queue.push(runnable);
         if self.closed.load(Ordering::SeqCst) {
             // Closed while we pushed: the drop may have drained the queue before our push.
-            while let Some(runnable) = self.queue.pop() {
-                drop(runnable);
-            }
+            self.drop_queued();
             return;
         }
-        if self.sleeping.load(Ordering::SeqCst) > 0 && self.searching.load(Ordering::SeqCst) == 0 {
+        if self.sleeper_to_wake() {
             self.wake_one();
         }
+    }
+
+    /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).
+    fn drop_queued(&self) {
+        while let Some(runnable) = self.queue.pop() {
+            drop(runnable);
+        }
+    }
+
+    /// Someone sleeps and nobody already woken is still searching: one wake-up in flight at a
+    /// time.
+    fn sleeper_to_wake(&self) -> bool {
+        self.sleeping.load(Ordering::SeqCst) > 0 && self.searching.load(Ordering::SeqCst) == 0
     }
 
     /// A searcher found a task: if more are queued and nobody else is searching, it passes the
     /// search on to a sleeper.
     fn wake_next_if_queued(&self) {
-        if !self.queue.is_empty()
-            && self.sleeping.load(Ordering::SeqCst) > 0
-            && self.searching.load(Ordering::SeqCst) == 0
-        {
+        if !self.queue.is_empty() && self.sleeper_to_wake() {
             self.wake_one();
         }
     }
@@ -242,17 +247,17 @@ impl Future for WaitForWork<'_> {
         {
             let mut sleepers = state.sleepers.lock();
             match self.ticket {
-                // Registered, and taken off the list since: a schedule woke us.
-                Some(ticket) if !sleepers.waiting.iter().any(|(t, _)| *t == ticket) => {
-                    self.ticket = None;
-                    return Poll::Ready(true);
-                }
-                Some(ticket) => {
-                    let slot = sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket);
-                    if let Some((_, waker)) = slot.filter(|(_, w)| !w.will_wake(cx.waker())) {
+                Some(ticket) => match sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket) {
+                    // Registered, and taken off the list since: a schedule woke us.
+                    None => {
+                        self.ticket = None;
+                        return Poll::Ready(true);
+                    }
+                    Some((_, waker)) if !waker.will_wake(cx.waker()) => {
                         replaced = Some(std::mem::replace(waker, cx.waker().clone()));
                     }
-                }
+                    Some(_) => {}
+                },
                 None => {
                     let ticket = sleepers.next_ticket;
                     sleepers.next_ticket += 1;
@@ -296,8 +301,7 @@ impl Drop for WaitForWork<'_> {
         // stops searching and passes the wake-up on, or a queued task could wait for a sleeper
         // that already left.
         if !self.unregister() {
-            Searching { state: self.state, counted: true }.stop();
-            self.state.wake_next_if_queued();
+            drop(Searching { state: self.state, counted: true });
         }
     }
 }

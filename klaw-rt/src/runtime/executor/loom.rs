@@ -16,6 +16,12 @@ use loom::thread;
 use super::Executor;
 use crate::sync::{AtomicUsize, Ordering};
 
+/// A worker thread that runs one task, waiting (asleep) until there is one.
+fn worker_running_one_task(executor: &Arc<Executor>) -> thread::JoinHandle<()> {
+    let executor = executor.clone();
+    thread::spawn(move || block_on(executor.tick()))
+}
+
 /// Spawns a task that counts itself once it runs.
 fn spawn_counted(executor: &Executor, ran: &Arc<AtomicUsize>) {
     let ran = ran.clone();
@@ -29,10 +35,7 @@ fn loom_a_task_scheduled_while_the_worker_falls_asleep_is_run() {
     loom::model(|| {
         let executor = Arc::new(Executor::new());
         let ran = Arc::new(AtomicUsize::new(0));
-        let worker = {
-            let executor = executor.clone();
-            thread::spawn(move || block_on(executor.tick()))
-        };
+        let worker = worker_running_one_task(&executor);
         spawn_counted(&executor, &ran);
         worker.join().unwrap();
         assert_eq!(ran.load(Ordering::SeqCst), 1);
@@ -44,12 +47,7 @@ fn loom_two_sleepers_are_each_woken_for_their_task() {
     loom::model(|| {
         let executor = Arc::new(Executor::new());
         let ran = Arc::new(AtomicUsize::new(0));
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                let executor = executor.clone();
-                thread::spawn(move || block_on(executor.tick()))
-            })
-            .collect();
+        let workers: Vec<_> = (0..2).map(|_| worker_running_one_task(&executor)).collect();
         spawn_counted(&executor, &ran);
         spawn_counted(&executor, &ran);
         for worker in workers {
