@@ -151,7 +151,8 @@ pub mod __private {
     pub use klaw_macros::{scope as scope_macro, select as select_macro};
     pub use klaw_rt::channel::{
         __finish_send as finish_send, __growing_bounded as growing_bounded,
-        __random_start as random_start, SelectRecv, SelectSend,
+        __random_start as random_start, __select_join as select_join, __select_look as select_look,
+        SelectRecv, SelectSend,
     };
     pub use klaw_rt::coop::__poll_budget_available as poll_budget_available;
     pub use klaw_rt::error::Error;

@@ -94,6 +94,67 @@ async fn select_is_fair_by_default_and_ordered_when_biased() {
     assert_eq!(biased_a, 400, "biased select always tries the first arm first");
 }
 
+/// `recv` arms are looked at in the arms' order with the other arms, not before them: a biased
+/// `select!` takes a ready future arm above a ready `recv` arm, and a ready `recv` arm above a
+/// ready future arm.
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn biased_select_keeps_the_arms_order_across_kinds() {
+    let (tx, rx) = klaw::channel::bounded::<&str>(2);
+    tx.try_send("message").unwrap();
+    let got = klaw::select! {
+        biased;
+        std::future::ready("future") -> v => v,
+        recv(rx) -> msg => msg.unwrap(),
+    };
+    assert_eq!(got, "future");
+    assert_eq!(rx.len(), 1, "the recv arm below took its message");
+    let got = klaw::select! {
+        biased;
+        recv(rx) -> msg => msg.unwrap(),
+        std::future::ready("future") -> v => v,
+    };
+    assert_eq!(got, "message");
+}
+
+/// A `select!` that found every channel empty waits on all of them: whichever channel a message
+/// arrives on, however soon after the look, wakes it. Four threads send with pauses, so messages
+/// land both while the consumer looks and while it waits; a lost wake-up hangs the test.
+#[klaw::test(workers = 2, timeout = "30s")]
+async fn a_waiting_select_is_woken_by_a_message_on_any_of_its_channels() {
+    const PER_SENDER: u64 = 2_000;
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..4).map(|_| klaw::channel::bounded::<u64>(1)).unzip();
+    let threads: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(lane, tx)| {
+            std::thread::spawn(move || {
+                for n in 0..PER_SENDER {
+                    if n % (lane as u64 + 2) == 0 {
+                        std::thread::yield_now();
+                    }
+                    tx.send_blocking(n).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut got = 0u64;
+    while got < 4 * PER_SENDER {
+        // A sender that is done leaves its receiver closed (ready with `Closed`) once drained.
+        let polled = klaw::select! {
+            recv(receivers[0]) -> m => m,
+            recv(receivers[1]) -> m => m,
+            recv(receivers[2]) -> m => m,
+            recv(receivers[3]) -> m => m,
+        };
+        got += u64::from(polled.is_ok());
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(got, 4 * PER_SENDER);
+}
+
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn default_runs_when_nothing_is_ready() {
     let (_tx, rx) = klaw::channel::bounded::<u8>(1);

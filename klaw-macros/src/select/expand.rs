@@ -1,5 +1,6 @@
 //! Expansion: pin every arm's future, poll them from a random arm (or the first, if `biased`),
-//! drop them all, then run the winner's body with its result bound.
+//! `recv` arms in two passes (a look, then a place in line only if no arm was ready), drop them
+//! all, then run the winner's body with its result bound.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -42,17 +43,41 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         })
         .collect();
 
-    let polls = futures.iter().zip(&variants).enumerate().map(|(index, (name, variant))| {
+    // First pass: every arm in turn, a `recv` arm only looking for a message (it joins no wait
+    // list, so an arm that loses to a ready sibling costs no join and leave). Second pass, only
+    // when nothing was ready: the `recv` arms join their lines (each looks once more first).
+    let poll_arm = |index: usize, poll: &TokenStream| {
+        let variant = &variants[index];
         quote! {
             #index => {
-                if let ::core::task::Poll::Ready(output) =
-                    ::core::future::Future::poll(#name.as_mut(), __klaw_cx)
-                {
+                if let ::core::task::Poll::Ready(output) = #poll {
                     return ::core::task::Poll::Ready(__KlawSelected::#variant(output));
                 }
             }
         }
-    });
+    };
+    let first_pass: Vec<TokenStream> = waiting
+        .iter()
+        .zip(&futures)
+        .enumerate()
+        .map(|(index, (arm, name))| {
+            let poll = if matches!(arm.kind, ArmKind::Recv { .. }) {
+                quote!(#private::select_look(#name.as_mut(), __klaw_cx))
+            } else {
+                quote!(::core::future::Future::poll(#name.as_mut(), __klaw_cx))
+            };
+            poll_arm(index, &poll)
+        })
+        .collect();
+    let second_pass: Vec<TokenStream> = waiting
+        .iter()
+        .zip(&futures)
+        .enumerate()
+        .filter(|(_, (arm, _))| matches!(arm.kind, ArmKind::Recv { .. }))
+        .map(|(index, (_, name))| {
+            poll_arm(index, &quote!(#private::select_join(#name.as_mut(), __klaw_cx)))
+        })
+        .collect();
 
     let bodies = waiting.iter().zip(&variants).map(|(arm, variant)| {
         let body = &arm.body;
@@ -101,13 +126,25 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             }
         }
     } else {
+        // With a `default` arm nothing waits: no arm was ready, so `default` is taken.
+        let second_pass = (!second_pass.is_empty() && default.is_none()).then(|| {
+            quote! {
+                for __klaw_offset in 0..#count {
+                    match (__klaw_start + __klaw_offset) % #count {
+                        #(#second_pass)*
+                        _ => {}
+                    }
+                }
+            }
+        });
         quote! {
             for __klaw_offset in 0..#count {
                 match (__klaw_start + __klaw_offset) % #count {
-                    #(#polls)*
+                    #(#first_pass)*
                     _ => {}
                 }
             }
+            #second_pass
         }
     };
     let start = if count == 1 { quote!() } else { quote!(let __klaw_start: usize = #start;) };

@@ -31,7 +31,9 @@ pub mod watch;
 
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
 pub use mpmc::{Closed, Permit, Receiver, Recv, Reserve, Send, Sender, WeakSender};
-pub use select::{__finish_send, __random_start, SelectRecv, SelectSend, select_any};
+pub use select::{
+    __finish_send, __random_start, __select_join, __select_look, SelectRecv, SelectSend, select_any,
+};
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -97,6 +97,32 @@ pub fn __finish_send<T>(
     }
 }
 
+/// `select!`'s first pass over a `recv` arm, in the arms' order: a message (or `Closed`) if one
+/// is there now, without joining the receivers' wait list; a receive already in line (from an
+/// earlier poll of the `select!`) is polled as usual. Only when no arm is ready does the second
+/// pass, [`__select_join`], put the `recv` arms in line. So while messages keep coming, a losing
+/// arm costs one look, not a join and a leave of a locked list.
+#[doc(hidden)]
+#[inline]
+pub fn __select_look<T>(
+    recv: Pin<&mut Recv<'_, T>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, RecvError>> {
+    Pin::into_inner(recv).poll_look(cx)
+}
+
+/// `select!`'s second pass over a `recv` arm, once no arm was ready in the first: a receive out
+/// of line looks again and joins the line (so a message sent after the look wakes the task); one
+/// in line was polled by the first pass and is `Pending`.
+#[doc(hidden)]
+#[inline]
+pub fn __select_join<T>(
+    recv: Pin<&mut Recv<'_, T>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, RecvError>> {
+    Pin::into_inner(recv).poll_join(cx)
+}
+
 /// Where a fair `select!` starts polling: a random arm, so no arm starves another.
 #[doc(hidden)]
 pub fn __random_start(arms: usize) -> usize {

@@ -179,6 +179,22 @@ impl<T> Chan<T> {
         })
     }
 
+    /// `select!`'s first look at a `recv` arm: a receive that waits in no line takes a message
+    /// if one is there and otherwise stays out of line (`Pending`, no waker kept), so an arm
+    /// that loses to a ready sibling never joins and leaves a wait list. One already in line is
+    /// polled as usual. Budgeted as [`poll_recv`](Self::poll_recv) is.
+    #[inline]
+    pub(crate) fn poll_recv_now(
+        &self,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        if waiter.is_some() {
+            return self.poll_recv(waiter, cx);
+        }
+        coop::budgeted(cx, |_| self.recv_now().map_or(Poll::Pending, Poll::Ready))
+    }
+
     /// A message or `Closed`, if either is there now; `None` if the buffer is empty.
     #[inline]
     fn recv_now(&self) -> Option<Result<T, RecvError>> {

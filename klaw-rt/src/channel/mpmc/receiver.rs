@@ -198,6 +198,23 @@ impl<T> Future for Recv<'_, T> {
     }
 }
 
+impl<T> Recv<'_, T> {
+    /// `select!`'s first pass over its arms: see [`__select_look`](crate::channel::__select_look).
+    #[inline]
+    pub(crate) fn poll_look(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        self.chan.poll_recv_now(&mut self.waiter, cx)
+    }
+
+    /// `select!`'s second pass: see [`__select_join`](crate::channel::__select_join).
+    #[inline]
+    pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        if self.waiter.is_some() {
+            return Poll::Pending; // in line already: the first pass polled it
+        }
+        self.chan.poll_recv(&mut self.waiter, cx)
+    }
+}
+
 impl<T> Drop for Recv<'_, T> {
     fn drop(&mut self) {
         if let Some(key) = self.waiter.take() {
