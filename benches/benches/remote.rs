@@ -1,8 +1,10 @@
 //! klaw-nats on loopback, side by side with raw async-nats doing the same work by hand:
 //!
 //! - remote-task round trip: a trivial `#[klaw::task(remote)]` spawned and awaited, one at a
-//!   time, vs a core NATS request/reply (the floor: one publish each way, no JetStream) and vs
-//!   klaw's protocol done by hand (publish to a work queue with its ack, pull, reply);
+//!   time, vs a core NATS request/reply (the floor: one publish each way, no JetStream), vs a
+//!   job through a JetStream work queue and a plain reply, and vs every step of klaw's protocol
+//!   done by hand (the baseline: the job and its publish ack, the cancel-marker lookup, the
+//!   reply that the submitter confirms, the acknowledged ack);
 //! - distributed channel throughput: 2,000 `u64` through `klaw_nats` `channel(256)`, one
 //!   producer and one consumer, vs JetStream publish (with acks) then pull and ack by hand;
 //!   with the default `publish_retry` (each send carries a message id, for the server to drop
@@ -162,8 +164,8 @@ fn main() {
         }
     });
 
-    // By hand, the protocol klaw uses: a job published to a work-queue stream, pulled by a
-    // worker that acks it and replies on core NATS to the subject the job names.
+    // By hand, a job through JetStream and a plain reply: a job published to a work-queue
+    // stream, pulled by a worker that acks it and replies on core NATS to the subject it names.
     let jetstream = {
         let _context = tokio.enter(); // the JetStream context spawns onto tokio
         async_nats::jetstream::new(client.clone())
@@ -179,6 +181,37 @@ fn main() {
         }
     });
     let mut replies = tokio.block_on(client.subscribe("byhand.replies.*")).unwrap();
+
+    // By hand, every step of klaw's protocol: the job (with its id and reply subject) published
+    // to a work queue, its publish ack awaited off the path; the worker looks for a cancel
+    // marker in a key-value bucket, then requests on the reply subject, which the submitter
+    // answers once it holds the outcome (until then the job stays claimed, so a reconnect
+    // loses nothing), and acks the job with the server's confirmation.
+    let markers = tokio
+        .block_on(jetstream.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "byhand_cancels".to_owned(),
+            ..Default::default()
+        }))
+        .unwrap();
+    let protocol_consumer =
+        tokio.block_on(work_queue(&jetstream, "protocol_jobs", "protocol.jobs"));
+    let requester = client.clone();
+    tokio.spawn(async move {
+        let mut jobs = protocol_consumer.messages().await.unwrap();
+        while let Some(Ok(job)) = jobs.next().await {
+            let (requester, markers) = (requester.clone(), markers.clone());
+            tokio::spawn(async move {
+                let header =
+                    |name: &str| job.headers.as_ref().unwrap().get(name).unwrap().to_string();
+                let (id, reply) = (header("id"), header("reply"));
+                assert!(markers.get(&id).await.unwrap().is_none(), "nothing cancels a job here");
+                requester.request(reply, job.payload.clone()).await.unwrap();
+                job.double_ack().await.unwrap();
+            });
+        }
+    });
+    let mut protocol_replies = tokio.block_on(client.subscribe("protocol.replies.*")).unwrap();
+    let job_ids = std::sync::atomic::AtomicU64::new(0);
 
     let mut criterion = criterion_config();
     let round_trip = vec![
@@ -200,6 +233,29 @@ fn main() {
                 }
             });
         }),
+        Contender::new("klaw's protocol by hand", || {
+            tokio.block_on(async {
+                for n in 0..CALLS {
+                    let id = job_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert("id", id.as_str());
+                    headers.insert("reply", format!("protocol.replies.{id}").as_str());
+                    let ack = jetstream
+                        .publish_with_headers(
+                            "protocol.jobs",
+                            headers,
+                            n.to_le_bytes().to_vec().into(),
+                        )
+                        .await
+                        .unwrap();
+                    let published = tokio::spawn(async move { ack.await.unwrap() });
+                    let outcome = protocol_replies.next().await.unwrap();
+                    std::hint::black_box(&outcome.payload);
+                    client.publish(outcome.reply.unwrap(), Vec::new().into()).await.unwrap();
+                    published.await.unwrap();
+                }
+            });
+        }),
         Contender::new("klaw remote task", || {
             submitter.block_on(async {
                 for n in 0..CALLS {
@@ -213,7 +269,7 @@ fn main() {
         "remote_round_trip",
         CALLS,
         ROUNDS,
-        "async-nats request/reply",
+        "klaw's protocol by hand",
         round_trip,
     );
 

@@ -362,7 +362,9 @@ impl Inner {
     /// job published after its task was cancelled is still found and deleted.
     async fn publish(self: Arc<Self>, id: String, envelope: JobEnvelope) {
         let config = &self.connection.config;
-        let message = PublishMessage::build().payload(envelope.encode().into()).message_id(&id);
+        // No message id: this publish is tried once, so the server has no duplicate to drop,
+        // and tracking ids would cost it a lookup per job.
+        let message = PublishMessage::build().payload(envelope.encode().into());
         let published =
             match self.connection.jetstream.send_publish(config.jobs_subject(), message).await {
                 Ok(ack) => ack.await.map_err(|error| error.to_string()),
