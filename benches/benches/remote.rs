@@ -186,16 +186,22 @@ fn main() {
     // to a work queue, its publish ack awaited off the path; the worker looks for a cancel
     // marker in a key-value bucket, then requests on the reply subject, which the submitter
     // answers once it holds the outcome (until then the job stays claimed, so a reconnect
-    // loses nothing), and acks the job with the server's confirmation.
+    // loses nothing), and acks the job with the server's confirmation. The worker has its own
+    // connection, as klaw's worker does (and as a worker in another process would).
+    let worker_client = tokio.block_on(async_nats::connect(&server.2)).unwrap();
+    let worker_jetstream = {
+        let _context = tokio.enter();
+        async_nats::jetstream::new(worker_client.clone())
+    };
     let markers = tokio
-        .block_on(jetstream.create_key_value(async_nats::jetstream::kv::Config {
+        .block_on(worker_jetstream.create_key_value(async_nats::jetstream::kv::Config {
             bucket: "byhand_cancels".to_owned(),
             ..Default::default()
         }))
         .unwrap();
     let protocol_consumer =
-        tokio.block_on(work_queue(&jetstream, "protocol_jobs", "protocol.jobs"));
-    let requester = client.clone();
+        tokio.block_on(work_queue(&worker_jetstream, "protocol_jobs", "protocol.jobs"));
+    let requester = worker_client;
     tokio.spawn(async move {
         let mut jobs = protocol_consumer.messages().await.unwrap();
         while let Some(Ok(job)) = jobs.next().await {
