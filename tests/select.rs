@@ -116,15 +116,14 @@ async fn biased_select_keeps_the_arms_order_across_kinds() {
     assert_eq!(got, "message");
 }
 
-/// A `select!` that found every channel empty waits on all of them: whichever channel a message
-/// arrives on, however soon after the look, wakes it. Four threads send with pauses, so messages
-/// land both while the consumer looks and while it waits; a lost wake-up hangs the test.
-#[klaw::test(workers = 2, timeout = "30s")]
-async fn a_waiting_select_is_woken_by_a_message_on_any_of_its_channels() {
-    const PER_SENDER: u64 = 2_000;
+/// Messages for `a_waiting_select_*`: four threads send with pauses, so they land both while
+/// the consumer looks and while it waits.
+const PER_SENDER: u64 = 2_000;
+
+fn pausing_senders() -> (Vec<std::thread::JoinHandle<()>>, Vec<klaw::channel::Receiver<u64>>) {
     let (senders, receivers): (Vec<_>, Vec<_>) =
         (0..4).map(|_| klaw::channel::bounded::<u64>(1)).unzip();
-    let threads: Vec<_> = senders
+    let threads = senders
         .into_iter()
         .enumerate()
         .map(|(lane, tx)| {
@@ -138,15 +137,38 @@ async fn a_waiting_select_is_woken_by_a_message_on_any_of_its_channels() {
             })
         })
         .collect();
+    (threads, receivers)
+}
+
+/// A `select!` that found every channel empty waits on all of them: whichever channel a message
+/// arrives on, however soon after the look, wakes it. A lost wake-up hangs the test. (A sender
+/// that is done leaves its receiver closed, ready with `Closed`, once drained.)
+#[klaw::test(workers = 2, timeout = "30s")]
+async fn a_waiting_select_is_woken_by_a_message_on_any_of_its_channels() {
+    let (threads, receivers) = pausing_senders();
     let mut got = 0u64;
     while got < 4 * PER_SENDER {
-        // A sender that is done leaves its receiver closed (ready with `Closed`) once drained.
         let polled = klaw::select! {
             recv(receivers[0]) -> m => m,
             recv(receivers[1]) -> m => m,
             recv(receivers[2]) -> m => m,
             recv(receivers[3]) -> m => m,
         };
+        got += u64::from(polled.is_ok());
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(got, 4 * PER_SENDER);
+}
+
+/// The same for `select_any`, which waits in the same two passes.
+#[klaw::test(workers = 2, timeout = "30s")]
+async fn a_waiting_select_any_is_woken_by_a_message_on_any_of_its_channels() {
+    let (threads, receivers) = pausing_senders();
+    let mut got = 0u64;
+    while got < 4 * PER_SENDER {
+        let (_, polled) = klaw::channel::select_any(&receivers).await.unwrap();
         got += u64::from(polled.is_ok());
     }
     for thread in threads {

@@ -1,7 +1,6 @@
 //! What `select!` needs from channels, and `select_any` over a dynamic list of receivers.
 #![forbid(unsafe_code)]
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -149,12 +148,15 @@ pub async fn select_any<T>(receivers: &[Receiver<T>]) -> Option<(usize, Result<T
     }
     let mut pending: Vec<Recv<'_, T>> = receivers.iter().map(Receiver::recv).collect();
     let start = __random_start(pending.len());
+    // In two passes, as `select!`: a look at each, then, if none was ready, a place in line.
     let winner = std::future::poll_fn(|cx: &mut Context<'_>| {
         let count = pending.len();
-        for offset in 0..count {
-            let index = (start + offset) % count;
-            if let Poll::Ready(result) = Pin::new(&mut pending[index]).poll(cx) {
-                return Poll::Ready((index, result));
+        for pass in [Recv::poll_look, Recv::poll_join] {
+            for offset in 0..count {
+                let index = (start + offset) % count;
+                if let Poll::Ready(result) = pass(&mut pending[index], cx) {
+                    return Poll::Ready((index, result));
+                }
             }
         }
         Poll::Pending
