@@ -116,65 +116,85 @@ async fn biased_select_keeps_the_arms_order_across_kinds() {
     assert_eq!(got, "message");
 }
 
-/// Messages for `a_waiting_select_*`: four threads send with pauses, so they land both while
-/// the consumer looks and while it waits.
+/// Messages per lane for `a_waiting_select_*`.
 const PER_SENDER: u64 = 2_000;
 
-fn pausing_senders() -> (Vec<std::thread::JoinHandle<()>>, Vec<klaw::channel::Receiver<u64>>) {
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..4).map(|_| klaw::channel::bounded::<u64>(1)).unzip();
-    let threads = senders
-        .into_iter()
-        .enumerate()
-        .map(|(lane, tx)| {
-            std::thread::spawn(move || {
-                for n in 0..PER_SENDER {
-                    if n % (lane as u64 + 2) == 0 {
-                        std::thread::yield_now();
+/// Four lanes, each a thread sending `0..PER_SENDER` with pauses into its own `bounded(1)`, so
+/// that messages land both while the consumer looks and while it waits.
+struct Lanes {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    receivers: Vec<klaw::channel::Receiver<u64>>,
+    /// The message each lane must give next.
+    next: [u64; 4],
+}
+
+impl Lanes {
+    fn start() -> Self {
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..4).map(|_| klaw::channel::bounded::<u64>(1)).unzip();
+        let threads = senders
+            .into_iter()
+            .enumerate()
+            .map(|(lane, tx)| {
+                std::thread::spawn(move || {
+                    for n in 0..PER_SENDER {
+                        if n % (lane as u64 + 2) == 0 {
+                            std::thread::yield_now();
+                        }
+                        tx.send_blocking(n).unwrap();
                     }
-                    tx.send_blocking(n).unwrap();
-                }
+                })
             })
-        })
-        .collect();
-    (threads, receivers)
+            .collect();
+        Lanes { threads, receivers, next: [0; 4] }
+    }
+
+    fn done(&self) -> bool {
+        self.next.iter().all(|&next| next == PER_SENDER)
+    }
+
+    /// What `lane` gave: every message once, in order. (A lane whose sender is done is closed,
+    /// ready with `Closed`, once drained.)
+    fn record(&mut self, lane: usize, polled: Result<u64, RecvError>) {
+        if let Ok(n) = polled {
+            assert_eq!(n, self.next[lane], "lane {lane} lost or repeated a message");
+            self.next[lane] += 1;
+        }
+    }
+
+    fn join(self) {
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+    }
 }
 
 /// A `select!` that found every channel empty waits on all of them: whichever channel a message
-/// arrives on, however soon after the look, wakes it. A lost wake-up hangs the test. (A sender
-/// that is done leaves its receiver closed, ready with `Closed`, once drained.)
+/// arrives on, however soon after the look, wakes it. A lost wake-up hangs the test.
 #[klaw::test(workers = 2, timeout = "30s")]
 async fn a_waiting_select_is_woken_by_a_message_on_any_of_its_channels() {
-    let (threads, receivers) = pausing_senders();
-    let mut got = 0u64;
-    while got < 4 * PER_SENDER {
-        let polled = klaw::select! {
-            recv(receivers[0]) -> m => m,
-            recv(receivers[1]) -> m => m,
-            recv(receivers[2]) -> m => m,
-            recv(receivers[3]) -> m => m,
+    let mut lanes = Lanes::start();
+    while !lanes.done() {
+        let (lane, polled) = klaw::select! {
+            recv(lanes.receivers[0]) -> m => (0, m),
+            recv(lanes.receivers[1]) -> m => (1, m),
+            recv(lanes.receivers[2]) -> m => (2, m),
+            recv(lanes.receivers[3]) -> m => (3, m),
         };
-        got += u64::from(polled.is_ok());
+        lanes.record(lane, polled);
     }
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    assert_eq!(got, 4 * PER_SENDER);
+    lanes.join();
 }
 
 /// The same for `select_any`, which waits in the same two passes.
 #[klaw::test(workers = 2, timeout = "30s")]
 async fn a_waiting_select_any_is_woken_by_a_message_on_any_of_its_channels() {
-    let (threads, receivers) = pausing_senders();
-    let mut got = 0u64;
-    while got < 4 * PER_SENDER {
-        let (_, polled) = klaw::channel::select_any(&receivers).await.unwrap();
-        got += u64::from(polled.is_ok());
+    let mut lanes = Lanes::start();
+    while !lanes.done() {
+        let (lane, polled) = klaw::channel::select_any(&lanes.receivers).await.unwrap();
+        lanes.record(lane, polled);
     }
-    for thread in threads {
-        thread.join().unwrap();
-    }
-    assert_eq!(got, 4 * PER_SENDER);
+    lanes.join();
 }
 
 #[klaw::test(workers = 1, timeout = "10s")]

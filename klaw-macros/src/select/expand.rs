@@ -45,7 +45,8 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
 
     // First pass: every arm in turn, a `recv` arm only looking for a message (it joins no wait
     // list, so an arm that loses to a ready sibling costs no join and leave). Second pass, only
-    // when nothing was ready: the `recv` arms join their lines (each looks once more first).
+    // when nothing was ready: the `recv` arms join their lines (each looks once more after it
+    // joined, as every wait does).
     let poll_arm = |index: usize, poll: &TokenStream| {
         let variant = &variants[index];
         quote! {

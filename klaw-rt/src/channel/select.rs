@@ -111,8 +111,9 @@ pub fn __select_look<T>(
 }
 
 /// `select!`'s second pass over a `recv` arm, once no arm was ready in the first: a receive out
-/// of line looks again and joins the line (so a message sent after the look wakes the task); one
-/// in line was polled by the first pass and is `Pending`.
+/// of line joins the line and then looks once more (so a message sent since the first look is
+/// taken, and one sent later wakes the task); one in line was polled by the first pass and is
+/// `Pending`.
 #[doc(hidden)]
 #[inline]
 pub fn __select_join<T>(

@@ -195,6 +195,19 @@ impl<T> Chan<T> {
         coop::budgeted(cx, |_| self.recv_now().map_or(Poll::Pending, Poll::Ready))
     }
 
+    /// `select!`'s second pass over a `recv` arm that is out of line: the first pass has just
+    /// found the buffer empty, so it joins the line at once, and the look that follows the
+    /// flag (as for every wait) catches a message pushed meanwhile.
+    #[inline]
+    pub(crate) fn poll_recv_join(
+        &self,
+        waiter: &mut Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, RecvError>> {
+        debug_assert!(waiter.is_none(), "a receive in line was polled by the first pass");
+        coop::budgeted(cx, |cx| self.wait_for_message(waiter, cx))
+    }
+
     /// A message or `Closed`, if either is there now; `None` if the buffer is empty.
     #[inline]
     fn recv_now(&self) -> Option<Result<T, RecvError>> {

@@ -211,7 +211,7 @@ impl<T> Recv<'_, T> {
         if self.waiter.is_some() {
             return Poll::Pending; // in line already: the first pass polled it
         }
-        self.chan.poll_recv(&mut self.waiter, cx)
+        self.chan.poll_recv_join(&mut self.waiter, cx)
     }
 }
 
