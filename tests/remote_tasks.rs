@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use klaw::remote::{JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome};
+use klaw::remote::{
+    JobId, Relay, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome,
+};
 use klaw::{CancelReason, Runtime, TaskError, task::ExitReason};
 
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize, thiserror::Error)]
@@ -49,30 +51,80 @@ async fn forever() {
     std::future::pending::<()>().await;
 }
 
+/// Where the backend runs relays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Relays {
+    /// The default: it hands them back, and the runtime's workers run them.
+    Runtime,
+    /// Each on a thread of the backend's own, named [`RELAY_THREAD`].
+    OwnThread,
+    /// Dropped unpolled, as by an executor that has shut down.
+    Dropped,
+}
+
+const RELAY_THREAD: &str = "backend relay";
+
 /// Runs jobs through the registry on its own runtime, like a worker, and records cancels.
 #[derive(Debug)]
 struct InProcess {
     worker: Runtime,
     /// Overrides the build a job claims (to test the refusal).
     build: Option<&'static str>,
+    relays: Relays,
     submitted: AtomicUsize,
+    /// Submissions made on a relay thread of the backend's own.
+    submitted_on_relay_thread: AtomicUsize,
+    /// Submit futures dropped before they resolved (their waits abandoned).
+    abandoned: Arc<AtomicUsize>,
     cancelled: Mutex<Vec<(JobId, CancelReason)>>,
 }
 
 impl InProcess {
     fn new() -> Arc<Self> {
-        Self::with_build(None)
+        Self::with(None, Relays::Runtime)
     }
 
     fn with_build(build: Option<&'static str>) -> Arc<Self> {
+        Self::with(build, Relays::Runtime)
+    }
+
+    fn with(build: Option<&'static str>, relays: Relays) -> Arc<Self> {
         let worker = Runtime::builder().workers(1).local().build().unwrap();
-        Arc::new(Self { worker, build, submitted: 0.into(), cancelled: Mutex::default() })
+        Arc::new(Self {
+            worker,
+            build,
+            relays,
+            submitted: 0.into(),
+            submitted_on_relay_thread: 0.into(),
+            abandoned: Arc::default(),
+            cancelled: Mutex::default(),
+        })
+    }
+}
+
+/// Counts a submit future dropped before it resolved.
+struct Abandoned(Option<Arc<AtomicUsize>>);
+
+impl Abandoned {
+    fn resolved(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(count) = self.0.take() {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
 impl RemoteBackend for InProcess {
     fn submit(&self, job: RemoteJob) -> SubmitFuture {
         self.submitted.fetch_add(1, Ordering::SeqCst);
+        if std::thread::current().name() == Some(RELAY_THREAD) {
+            self.submitted_on_relay_thread.fetch_add(1, Ordering::SeqCst);
+        }
         let Some(task) = klaw::remote::find_task(job.task) else {
             let refused =
                 WireOutcome::Refused(RemoteError::UnknownTask { name: job.task.to_owned() });
@@ -90,8 +142,11 @@ impl RemoteBackend for InProcess {
         match task.start(&job.args) {
             Ok(run) => {
                 let handle = self.worker.spawn(run);
+                let mut abandoned = Abandoned(Some(self.abandoned.clone()));
                 Box::pin(async move {
-                    handle.await.map_err(|error| RemoteError::Transport(error.to_string()))
+                    let reply = handle.await;
+                    abandoned.resolved();
+                    reply.map_err(|error| RemoteError::Transport(error.to_string()))
                 })
             }
             Err(error) => Box::pin(async move { Ok(WireOutcome::Refused(error).encode()) }),
@@ -100,6 +155,23 @@ impl RemoteBackend for InProcess {
 
     fn cancel(&self, job: &JobId, reason: &CancelReason) {
         self.cancelled.lock().unwrap().push((job.clone(), reason.clone()));
+    }
+
+    fn run_relay(&self, relay: Relay) -> Result<(), Relay> {
+        match self.relays {
+            Relays::Runtime => Err(relay),
+            Relays::OwnThread => {
+                std::thread::Builder::new()
+                    .name(RELAY_THREAD.to_owned())
+                    .spawn(move || klaw::runtime::block_on(relay))
+                    .unwrap();
+                Ok(())
+            }
+            Relays::Dropped => {
+                drop(relay);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -190,6 +262,81 @@ fn a_scope_that_fails_cancels_its_remote_children_on_the_backend() {
     assert_eq!(
         cancelled.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
         [CancelReason::SiblingFailed]
+    );
+}
+
+#[test]
+fn a_backend_may_run_relays_next_to_its_io() {
+    let backend = InProcess::with(None, Relays::OwnThread);
+    let rt = runtime_with(&backend);
+    assert_eq!(
+        rt.block_on(rt.spawn(fetch(7, "page ".into()))),
+        Ok(Page { id: 7, title: "page 7".into() })
+    );
+    let failed = rt.block_on(rt.spawn(fetch(0, String::new())));
+    assert_eq!(failed, Err(TaskError::Failed(NotFound(0))));
+    // In a scope too: the scope returns once its relayed children have ended.
+    let pages = rt.block_on(async {
+        klaw::scope!(|s| {
+            let a = s.spawn(fetch(1, "a".into()));
+            let b = s.spawn(fetch(2, "b".into()));
+            Ok((a.await?, b.await?))
+        })
+    });
+    let pages = pages.unwrap();
+    assert_eq!((pages.0.id, pages.1.id), (1, 2));
+    assert_eq!(backend.submitted_on_relay_thread.load(Ordering::SeqCst), 4);
+    // The default leaves relays to the runtime's workers.
+    let default = InProcess::new();
+    let rt = runtime_with(&default);
+    assert_eq!(rt.block_on(rt.spawn(shout("a".into()))), Ok("a!".to_owned()));
+    assert_eq!(default.submitted_on_relay_thread.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn cancelling_a_relayed_task_abandons_its_wait_and_tells_the_backend_once() {
+    let backend = InProcess::with(None, Relays::OwnThread);
+    let rt = runtime_with(&backend);
+    let handle = rt.spawn(forever());
+    // Once it is submitted, the relay waits for the outcome on the backend's thread.
+    rt.block_on(async {
+        while backend.submitted.load(Ordering::SeqCst) == 0 {
+            klaw::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    assert!(handle.cancel("user stop"));
+    let result = rt.block_on(handle);
+    assert_eq!(result, Err(TaskError::Cancelled(CancelReason::user("user stop"))));
+    // The handle resolved after the relay ended: its submit future is gone.
+    assert_eq!(backend.abandoned.load(Ordering::SeqCst), 1);
+    let cancelled = backend.cancelled.lock().unwrap();
+    assert_eq!(
+        cancelled.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+        [CancelReason::user("user stop")]
+    );
+}
+
+#[test]
+fn a_relay_its_backend_drops_ends_its_task_cancelled() {
+    let backend = InProcess::with(None, Relays::Dropped);
+    let rt = runtime_with(&backend);
+    let result = rt.block_on(rt.spawn(fetch(7, String::new())));
+    assert_eq!(result, Err(TaskError::Cancelled(CancelReason::Shutdown)));
+    assert_eq!(backend.submitted.load(Ordering::SeqCst), 0, "a dropped relay submits nothing");
+    // A scope with such a child returns, and reports it cancelled.
+    let scoped = rt.block_on(async {
+        klaw::scope!(|s| {
+            let page = s.spawn(fetch(1, String::new()));
+            Ok(page.await)
+        })
+    });
+    let page = scoped.unwrap();
+    assert!(
+        matches!(
+            &page,
+            Err(klaw::Error::Task { error: TaskError::Cancelled(CancelReason::Shutdown), .. })
+        ),
+        "{page:?}"
     );
 }
 

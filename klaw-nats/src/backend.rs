@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use klaw_rt::remote::{
-    BackendFactory, JobId, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome,
+    BackendFactory, JobId, Relay, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome,
 };
 use klaw_rt::task::CancelReason;
 
@@ -411,6 +411,13 @@ impl RemoteBackend for NatsBackend {
                 .await
                 .map_err(|_| RemoteError::Transport("the reply listener stopped".to_owned()))
         })
+    }
+
+    /// Relays run on the tokio runtime async-nats runs on, where this client's replies arrive:
+    /// an outcome goes from the socket to its task's handle with no hop to a worker thread.
+    fn run_relay(&self, relay: Relay) -> Result<(), Relay> {
+        self.inner.connection.tokio.spawn(relay);
+        Ok(())
     }
 
     fn cancel(&self, job: &JobId, reason: &CancelReason) {

@@ -113,7 +113,39 @@ pub trait RemoteBackend: Send + Sync + fmt::Debug + 'static {
     /// Cancels a job: removes it if still queued, stops it if running. Called from whichever
     /// thread cancelled the task, so it must not block; the work goes on in the background.
     fn cancel(&self, job: &JobId, reason: &CancelReason);
+
+    /// Runs a remote task's [`Relay`] on the backend's own executor, next to its I/O, so that
+    /// a job's outcome reaches its task without waking a worker thread on the way; `Err(relay)`
+    /// (the default) hands it back, and the runtime runs it on its workers.
+    ///
+    /// A relay runs klaw's code only (the submit, and the task's end), never the task's body.
+    /// It must be polled to its end or dropped: dropped unfinished (the executor shut down),
+    /// its task ends as cancelled, as when a runtime's own executor goes away.
+    ///
+    /// ```
+    /// use klaw::remote::{JobId, Relay, RemoteBackend, RemoteError, RemoteJob, SubmitFuture};
+    /// #[derive(Debug)]
+    /// struct OwnThread;
+    /// impl RemoteBackend for OwnThread {
+    ///     fn submit(&self, job: RemoteJob) -> SubmitFuture {
+    ///         Box::pin(async move { Err(RemoteError::UnknownTask { name: job.task.into() }) })
+    ///     }
+    ///     fn cancel(&self, _job: &JobId, _reason: &klaw::CancelReason) {}
+    ///     fn run_relay(&self, relay: Relay) -> Result<(), Relay> {
+    ///         // Where this backend's I/O would run; here, a thread of its own.
+    ///         std::thread::spawn(move || klaw::runtime::block_on(relay));
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    fn run_relay(&self, relay: Relay) -> Result<(), Relay> {
+        Err(relay)
+    }
 }
+
+/// A remote task's relay: the future that submits its job and hands the outcome to its handle
+/// (feature `remote`). See [`RemoteBackend::run_relay`].
+pub type Relay = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A backend that `KLAW_BACKEND=<name>` can pick: a linked crate registers one with
 /// `inventory::submit!`.

@@ -28,7 +28,9 @@ pub use crate::task::remote::{RemoteCall, RemoteError};
 #[cfg(feature = "remote")]
 pub use backend::BackendFactory;
 pub(crate) use backend::backend_from_env;
-pub use backend::{BACKEND_ENV, BackendError, JobId, RemoteBackend, RemoteJob, SubmitFuture};
+pub use backend::{
+    BACKEND_ENV, BackendError, JobId, Relay, RemoteBackend, RemoteJob, SubmitFuture,
+};
 pub(crate) use call::run_remotely;
 #[cfg(feature = "remote")]
 pub use registry::{Portable, Registration, RemoteRun, RemoteTaskDef, find_task, remote_tasks};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::runtime::executor::Executor;
 
-use crate::remote::{JobId, run_remotely};
+use crate::remote::{JobId, RemoteBackend, run_remotely};
 use crate::runtime::Shared;
 use crate::runtime::blocking::BlockingJob;
 use crate::runtime::limit::Limit;
@@ -192,18 +192,31 @@ where
         let job = JobId::random();
         // The worker applies the task's own timeout: the proxy has none.
         let proxy = run_remotely::<M::Ok, M::Err>(backend.clone(), call, job.clone());
-        let handle =
-            spawn_future::<_, Relayed, P>(executor, shared, proxy, name, None, placement, parent);
+        let handle = spawn_future::<_, Relayed, P>(
+            executor,
+            Some(backend),
+            shared,
+            proxy,
+            name,
+            None,
+            placement,
+            parent,
+        );
         let backend = backend.clone();
         handle.on_cancel(move |reason| backend.cancel(&job, reason));
         return handle;
     }
-    spawn_future::<F, M, P>(executor, shared, future, name, timeout, placement, parent)
+    spawn_future::<F, M, P>(executor, None, shared, future, name, timeout, placement, parent)
 }
 
+/// Registers a task and hands its runner to `executor`, or, for a remote task's relay, to
+/// `relay_on` if that backend runs relays itself (see [`RemoteBackend::run_relay`]). With no
+/// executor (the runtime has shut down) the runner is dropped unpolled: the task is cancelled.
 #[inline]
+#[allow(clippy::too_many_arguments, reason = "one private function, called twice")]
 fn spawn_future<F, M, P>(
     executor: Option<&Arc<Executor>>,
+    relay_on: Option<&Arc<dyn RemoteBackend>>,
     shared: &Shared,
     future: F,
     name: Option<Cow<'static, str>>,
@@ -225,9 +238,16 @@ where
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), name, scope, parent);
     let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
-    match executor {
-        Some(executor) => executor.spawn(runner),
-        None => drop(runner),
+    match (executor, relay_on) {
+        // A relay is klaw's code only (it submits the job and hands back the outcome): it may
+        // run next to the backend's I/O, so the outcome reaches it without a thread hop.
+        (Some(executor), Some(backend)) => {
+            if let Err(runner) = backend.run_relay(Box::pin(runner)) {
+                executor.spawn(runner);
+            }
+        }
+        (Some(executor), None) => executor.spawn(runner),
+        (None, _) => drop(runner),
     }
     handle
 }
