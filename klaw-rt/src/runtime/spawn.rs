@@ -210,7 +210,8 @@ where
 }
 
 /// Registers a task and hands its runner to `executor`, or, for a remote task's relay, to
-/// `relay_on` if that backend runs relays itself (see [`RemoteBackend::run_relay`]). With no
+/// `relay_on` if that backend runs relays itself (see [`RemoteBackend::run_relay`]). Under a
+/// scope's `limit` it waits for a slot and then starts on `executor`, relay or not. With no
 /// executor (the runtime has shut down) the runner is dropped unpolled: the task is cancelled.
 #[inline]
 #[allow(clippy::too_many_arguments, reason = "one private function, called twice")]
