@@ -66,6 +66,11 @@ impl Descendants {
         last
     }
 
+    /// How many have not ended yet.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.count.load(Ordering::SeqCst) == 0
     }
