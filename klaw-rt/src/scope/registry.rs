@@ -376,6 +376,8 @@ impl Registry {
             }
         }
         let listed = self.children.len();
+        // `listed > FIRST_SWEEP` first: it spares most rounds the read of the live counts,
+        // whose cache lines the workers write as children end.
         let overgrown = new_round && listed > FIRST_SWEEP && listed > 2 * live() + FIRST_SWEEP;
         if listed >= self.sweep_at || overgrown {
             let ended: Vec<usize> = self
