@@ -21,7 +21,9 @@ use klaw::channel::{
     Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, broadcast,
     oneshot, unbounded, watch,
 };
-use reenter::{PanicsOnClone, counting_waker, poll_noop, poll_with_hook, without_deadlock};
+use reenter::{
+    PanicsOnClone, counting_waker, poll_into_line, poll_noop, poll_with_hook, without_deadlock,
+};
 
 /// Above this capacity `bounded` uses the growing buffer instead of the ring (`RING_MAX_CAPACITY`
 /// in klaw-rt): the tests that fill a channel run on both.
@@ -106,6 +108,7 @@ fn mpmc_a_weak_sender_does_not_keep_a_waiting_receiver_waiting() {
     let _weak = tx.downgrade();
     let waker = counting_waker();
     let mut recv = pin!(rx.recv());
+    assert!(poll_into_line(recv.as_mut()).is_pending());
     assert!(recv.as_mut().poll(&mut waker.cx()).is_pending());
     drop(tx);
     assert_eq!(waker.woken(), 1, "the last strong sender closed the channel");
@@ -267,6 +270,7 @@ fn mpmc_force_send_wakes_a_waiting_receiver() {
     let (tx, rx) = bounded::<u32>(1);
     let waker = counting_waker();
     let mut recv = pin!(rx.recv());
+    assert!(poll_into_line(recv.as_mut()).is_pending());
     assert!(recv.as_mut().poll(&mut waker.cx()).is_pending());
     assert_eq!(tx.force_send(7), Ok(None));
     assert_eq!(waker.woken(), 1);
@@ -932,7 +936,7 @@ fn watch_borrow_and_update_racing_sends_never_sees_a_value_twice() {
 /// the senders' wait-list lock) and leaves it when dropped (taking it again).
 fn fill_then_wait_in_line(tx: &Sender<u32>) {
     loop {
-        match poll_noop(pin!(tx.send(99))) {
+        match poll_into_line(pin!(tx.send(99))) {
             Poll::Ready(Ok(())) => continue,
             Poll::Ready(Err(_)) | Poll::Pending => return,
         }
@@ -951,7 +955,8 @@ fn mpmc_a_waiting_senders_waker_that_reenters_the_channel_does_not_deadlock() {
             };
             {
                 let mut send = pin!(tx.send(1));
-                assert!(poll_with_hook(send.as_mut(), hooked()).is_pending(), "full: it waits");
+                assert!(poll_into_line(send.as_mut()).is_pending(), "full: it waits");
+                assert!(poll_with_hook(send.as_mut(), hooked()).is_pending());
                 // Polled again with another waker: the first one is dropped.
                 assert!(poll_with_hook(send.as_mut(), hooked()).is_pending());
                 // A receive frees a place and wakes it: the hook takes that place.
@@ -968,10 +973,11 @@ fn mpmc_a_waiting_senders_waker_that_reenters_the_channel_does_not_deadlock() {
             fill(&tx);
             let spare_tx: &'static Sender<u32> = Box::leak(Box::new(tx.clone()));
             let mut spare = Box::pin(spare_tx.send(2));
-            assert!(poll_noop(spare.as_mut()).is_pending());
+            assert!(poll_into_line(spare.as_mut()).is_pending());
             let spare = Arc::new(Mutex::new(Some(spare)));
             let mut send = pin!(tx.send(3));
             let hook = move || drop(spare.lock().unwrap().take());
+            assert!(poll_into_line(send.as_mut()).is_pending());
             assert!(poll_with_hook(send.as_mut(), hook).is_pending());
             rx.close();
             assert_eq!(poll_noop(send), Poll::Ready(Err(SendError(3))));
@@ -982,7 +988,7 @@ fn mpmc_a_waiting_senders_waker_that_reenters_the_channel_does_not_deadlock() {
 /// A receiver's hook: receives until the channel is empty, then polls one more `recv`, which
 /// waits in line (taking the receivers' wait-list lock) and leaves it when dropped (again).
 fn drain_then_wait_in_line(rx: &Receiver<u32>) {
-    while let Poll::Ready(Ok(_)) = poll_noop(pin!(rx.recv())) {}
+    while let Poll::Ready(Ok(_)) = poll_into_line(pin!(rx.recv())) {}
 }
 
 #[test]
@@ -999,7 +1005,8 @@ fn mpmc_a_waiting_receivers_waker_that_waits_in_line_itself_does_not_deadlock() 
             };
             {
                 let mut recv = pin!(rx.recv());
-                assert!(poll_with_hook(recv.as_mut(), hooked()).is_pending(), "empty: it waits");
+                assert!(poll_into_line(recv.as_mut()).is_pending(), "empty: it waits");
+                assert!(poll_with_hook(recv.as_mut(), hooked()).is_pending());
                 assert!(poll_with_hook(recv.as_mut(), hooked()).is_pending()); // replaces
                 tx.try_send(1).unwrap(); // wakes it: the hook takes the message
                 assert!(
@@ -1013,10 +1020,11 @@ fn mpmc_a_waiting_receivers_waker_that_waits_in_line_itself_does_not_deadlock() 
             // this hook drops another waiting recv, which leaves the line (the lock).
             let spare_rx: &'static Receiver<u32> = Box::leak(Box::new(rx.clone()));
             let mut spare = Box::pin(spare_rx.recv());
-            assert!(poll_noop(spare.as_mut()).is_pending());
+            assert!(poll_into_line(spare.as_mut()).is_pending());
             let spare = Arc::new(Mutex::new(Some(spare)));
             let mut recv = pin!(rx.recv());
             let hook = move || drop(spare.lock().unwrap().take());
+            assert!(poll_into_line(recv.as_mut()).is_pending());
             assert!(poll_with_hook(recv.as_mut(), hook).is_pending());
             tx.close();
             assert_eq!(poll_noop(recv), Poll::Ready(Err(RecvError::Closed)));

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use klaw::channel::{RecvError, TryRecvError, broadcast, oneshot, watch};
-use reenter::{PanicsOnClone, counting_waker, poll_with_hook, without_deadlock};
+use reenter::{PanicsOnClone, counting_waker, poll_into_line, poll_with_hook, without_deadlock};
 
 // ---- A oneshot closed by its receiver.
 
@@ -66,6 +66,7 @@ fn mpmc_wakers_that_reenter_the_channel_do_not_deadlock() {
         };
         {
             let mut recv = pin!(rx.recv());
+            assert!(poll_into_line(recv.as_mut()).is_pending());
             assert!(poll_with_hook(recv.as_mut(), hooked()).is_pending());
             // A different waker replaces the first, whose drop pushes (and the push wakes the
             // second, which pushes again).
@@ -73,6 +74,7 @@ fn mpmc_wakers_that_reenter_the_channel_do_not_deadlock() {
         }
         while rx.try_recv().is_ok() {}
         let mut recv = pin!(rx.recv());
+        assert!(poll_into_line(recv.as_mut()).is_pending());
         assert!(poll_with_hook(recv.as_mut(), hooked()).is_pending());
         // Dropping the waiting future removes its waker, whose drop pushes.
     });

@@ -81,6 +81,23 @@ fn poll_once<F: Future>(future: Pin<&mut F>) -> std::task::Poll<F::Output> {
     future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
+/// Polls a `send` or `recv` until it is done or waits in its channel's line (its `Debug` says
+/// so), so that dropping it then cancels a future that waits: one that finds no place or no
+/// message yields to its task a few times first.
+fn poll_into_line<F: Future + std::fmt::Debug>(
+    mut future: Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    for _ in 0..64 {
+        if let std::task::Poll::Ready(output) = poll_once(future.as_mut()) {
+            return std::task::Poll::Ready(output);
+        }
+        if format!("{future:?}").contains("waiting: true") {
+            return std::task::Poll::Pending;
+        }
+    }
+    panic!("{future:?} never joined its channel's line");
+}
+
 async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mutex<Ledger>>) {
     for (seq, op) in ops.into_iter().enumerate() {
         let message = (id << 32) | seq as u64;
@@ -118,7 +135,7 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
             },
             ProducerOp::CancelledSend => {
                 let mut send = std::pin::pin!(tx.send(message));
-                match poll_once(send.as_mut()) {
+                match poll_into_line(send.as_mut()) {
                     std::task::Poll::Ready(Ok(())) => log(|l| &mut l.accepted),
                     std::task::Poll::Ready(Err(_)) => log(|l| &mut l.returned),
                     std::task::Poll::Pending => log(|l| &mut l.cancelled),
@@ -158,7 +175,7 @@ async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledg
             ConsumerOp::TryRecv => rx.try_recv().ok(),
             ConsumerOp::CancelledRecv => {
                 let mut recv = std::pin::pin!(rx.recv());
-                match poll_once(recv.as_mut()) {
+                match poll_into_line(recv.as_mut()) {
                     std::task::Poll::Ready(result) => result.ok(),
                     std::task::Poll::Pending => None,
                 }

@@ -15,6 +15,20 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
 }
 
+/// Polls a `send` or `recv` until it is done or waits in its channel's line: one that finds no
+/// place or no message yields to its task a few times first (its `Debug` says when it waits).
+fn poll_into_line<F: Future + Unpin + std::fmt::Debug>(future: &mut F) -> Poll<F::Output> {
+    for _ in 0..64 {
+        if let Poll::Ready(output) = poll_once(future) {
+            return Poll::Ready(output);
+        }
+        if format!("{future:?}").contains("waiting: true") {
+            return Poll::Pending;
+        }
+    }
+    panic!("{future:?} never joined its channel's line");
+}
+
 use std::pin::Pin;
 
 #[test]
@@ -56,7 +70,7 @@ fn capacity_is_stored_and_len_counts_the_queue() {
 fn a_recv_dropped_after_a_message_was_handed_to_it_loses_nothing() {
     let (tx, rx) = klaw::channel::bounded::<u32>(1);
     let mut first = Box::pin(rx.recv());
-    assert!(poll_once(&mut first).is_pending()); // waiting: the next send goes straight to it
+    assert!(poll_into_line(&mut first).is_pending()); // waiting: the next send goes straight to it
     tx.try_send(7).unwrap();
     drop(first); // cancelled before it saw the message
     assert_eq!(rx.try_recv(), Ok(7), "the handed-over message went back to the channel");
@@ -68,8 +82,8 @@ fn a_message_handed_to_a_cancelled_recv_goes_to_the_next_waiting_receiver() {
     let rx2 = rx.clone();
     let mut first = Box::pin(rx.recv());
     let mut second = Box::pin(rx2.recv());
-    assert!(poll_once(&mut first).is_pending());
-    assert!(poll_once(&mut second).is_pending());
+    assert!(poll_into_line(&mut first).is_pending());
+    assert!(poll_into_line(&mut second).is_pending());
     tx.try_send(1).unwrap(); // to `first`, the oldest waiter
     drop(first);
     assert_eq!(poll_once(&mut second), Poll::Ready(Ok(1)));
@@ -80,7 +94,7 @@ fn a_cancelled_send_delivers_nothing() {
     let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     let mut blocked = Box::pin(tx.send(2));
-    assert!(poll_once(&mut blocked).is_pending()); // full: it waits with its value
+    assert!(poll_into_line(&mut blocked).is_pending()); // full: it waits with its value
     drop(blocked);
     assert_eq!(rx.try_recv(), Ok(1));
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "a cancelled send was delivered");
@@ -91,9 +105,77 @@ fn a_waiting_send_completes_when_a_place_frees() {
     let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     let mut blocked = Box::pin(tx.send(2));
-    assert!(poll_once(&mut blocked).is_pending());
+    assert!(poll_into_line(&mut blocked).is_pending());
     assert_eq!(rx.try_recv(), Ok(1)); // its value moves into the freed place
     assert_eq!(poll_once(&mut blocked), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+/// A waker that counts its wake-ups.
+struct CountWakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountWakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn counting() -> (std::sync::Arc<CountWakes>, Waker) {
+    let count = std::sync::Arc::new(CountWakes(std::sync::atomic::AtomicUsize::new(0)));
+    (count.clone(), Waker::from(count))
+}
+
+fn woken(count: &CountWakes) -> usize {
+    count.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn a_recv_that_finds_nothing_yields_to_its_task_before_it_waits_in_line() {
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    let (count, waker) = counting();
+    let mut recv = Box::pin(rx.recv());
+    let mut cx = Context::from_waker(&waker);
+    assert!(recv.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(woken(&count), 1, "it asked its task to poll it again");
+    assert_eq!(format!("{recv:?}"), "Recv { waiting: false }", "not in the line yet");
+    tx.try_send(5).unwrap();
+    assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(Ok(5)), "found on the next poll");
+    assert_eq!(woken(&count), 1, "nobody had to wake it");
+
+    // A recv that finds nothing poll after poll waits in line after its few yields, and
+    // from then on only a message (or the close) wakes it.
+    let mut recv = Box::pin(rx.recv());
+    let mut polls = 0;
+    while format!("{recv:?}") != "Recv { waiting: true }" {
+        assert!(recv.as_mut().poll(&mut cx).is_pending());
+        polls += 1;
+        assert!(polls <= 8, "it yielded {polls} times and still did not wait");
+    }
+    let before = woken(&count);
+    assert!(recv.as_mut().poll(&mut cx).is_pending(), "waiting");
+    assert_eq!(woken(&count), before, "a waiting recv does not wake itself");
+    tx.try_send(6).unwrap();
+    assert_eq!(woken(&count), before + 1, "the message woke it");
+    assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(Ok(6)));
+}
+
+#[test]
+fn a_send_that_finds_no_place_yields_to_its_task_before_it_waits_in_line() {
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    tx.try_send(1).unwrap();
+    let (count, waker) = counting();
+    let mut cx = Context::from_waker(&waker);
+    let mut send = Box::pin(tx.send(2));
+    assert!(send.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(woken(&count), 1, "it asked its task to poll it again");
+    assert_eq!(format!("{send:?}"), "Send { waiting: false }", "not in the line yet");
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(send.as_mut().poll(&mut cx), Poll::Ready(Ok(())), "the freed place, next poll");
+    assert_eq!(woken(&count), 1, "nobody had to wake it");
     assert_eq!(rx.try_recv(), Ok(2));
 }
 
@@ -102,7 +184,7 @@ fn a_waiting_send_gets_its_value_back_when_the_channel_closes() {
     let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
     let mut blocked = Box::pin(tx.send(2));
-    assert!(poll_once(&mut blocked).is_pending());
+    assert!(poll_into_line(&mut blocked).is_pending());
     drop(rx);
     assert_eq!(poll_once(&mut blocked), Poll::Ready(Err(SendError(2))));
 }
@@ -129,8 +211,8 @@ fn a_woken_sender_that_lost_its_place_waits_at_the_front_of_the_line() {
     tx.try_send(0).unwrap();
     let mut one = Box::pin(tx.send(1));
     let mut two = Box::pin(tx.send(2));
-    assert!(poll_once(&mut one).is_pending());
-    assert!(poll_once(&mut two).is_pending());
+    assert!(poll_into_line(&mut one).is_pending());
+    assert!(poll_into_line(&mut two).is_pending());
     assert_eq!(rx.try_recv(), Ok(0)); // wakes `one`
     tx.try_send(3).unwrap(); // a sender that was not waiting takes the place first
     assert!(poll_once(&mut one).is_pending(), "no place: `one` waits again");
@@ -148,8 +230,8 @@ fn a_wake_up_given_to_a_dropped_send_passes_to_the_next_sender() {
     tx.try_send(0).unwrap();
     let mut one = Box::pin(tx.send(1));
     let mut two = Box::pin(tx.send(2));
-    assert!(poll_once(&mut one).is_pending());
-    assert!(poll_once(&mut two).is_pending());
+    assert!(poll_into_line(&mut one).is_pending());
+    assert!(poll_into_line(&mut two).is_pending());
     assert_eq!(rx.try_recv(), Ok(0)); // a place: wakes `one`
     drop(one); // cancelled before it used it: `two` is woken instead
     assert_eq!(poll_once(&mut two), Poll::Ready(Ok(())));
@@ -162,8 +244,8 @@ fn a_woken_receiver_that_lost_its_message_waits_at_the_front_of_the_line() {
     let (rx1, rx2) = (rx.clone(), rx.clone());
     let mut one = Box::pin(rx1.recv());
     let mut two = Box::pin(rx2.recv());
-    assert!(poll_once(&mut one).is_pending());
-    assert!(poll_once(&mut two).is_pending());
+    assert!(poll_into_line(&mut one).is_pending());
+    assert!(poll_into_line(&mut two).is_pending());
     tx.try_send(1).unwrap(); // wakes `one`, the oldest
     assert_eq!(rx.try_recv(), Ok(1)); // a receiver that was not waiting takes it first
     assert!(poll_once(&mut one).is_pending(), "nothing left: `one` waits again");
@@ -178,8 +260,8 @@ fn waiting_senders_keep_their_order() {
     tx.try_send(0).unwrap();
     let mut one = Box::pin(tx.send(1));
     let mut two = Box::pin(tx.send(2));
-    assert!(poll_once(&mut one).is_pending());
-    assert!(poll_once(&mut two).is_pending());
+    assert!(poll_into_line(&mut one).is_pending());
+    assert!(poll_into_line(&mut two).is_pending());
     assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)), "full: the value comes back");
     assert_eq!(rx.try_recv(), Ok(0)); // frees a place and wakes `one`, the oldest
     assert_eq!(poll_once(&mut one), Poll::Ready(Ok(())));

@@ -20,6 +20,7 @@ use crate::channel::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
 use crate::channel::mpmc::waiters::{Polled, WaitList};
+use crate::channel::mpmc::yielding::YieldBeforeWait;
 use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
 use crate::coop;
 use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
@@ -30,6 +31,10 @@ pub(crate) struct Chan<T> {
     // Written on the slow path only: kept off the cache lines every send and receive reads.
     receivers_waiting: CachePadded<WaitList>,
     senders_waiting: CachePadded<WaitList>,
+    /// How many times a receive that found the buffer empty, and a send that found it full,
+    /// yield before they wait (see `yielding`). On the slow path only, like the wait lists.
+    receivers_yield: CachePadded<YieldBeforeWait>,
+    senders_yield: CachePadded<YieldBeforeWait>,
     /// Places reserved by permits and not used yet (bounded channels only). While it is not
     /// zero, every push takes this lock, so no push can take a reserved place.
     permits: SpinMutex<usize>,
@@ -61,6 +66,8 @@ impl<T> Chan<T> {
             capacity,
             receivers_waiting: CachePadded::new(WaitList::new()),
             senders_waiting: CachePadded::new(WaitList::new()),
+            receivers_yield: CachePadded::new(YieldBeforeWait::new()),
+            senders_yield: CachePadded::new(YieldBeforeWait::new()),
             permits: SpinMutex::new(0),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
@@ -160,22 +167,33 @@ impl<T> Chan<T> {
         }
     }
 
-    /// One poll of a `recv`: a message, or a place in line in `waiter`. A completed receive
-    /// takes a unit of the task's cooperative budget; with the budget spent it yields before
-    /// it looks (taking nothing, and keeping a wake-up `waiter` was given for its next poll).
+    /// One poll of a `recv`: a message, or a yield (counted in `yielded`, see `yielding`), or a
+    /// place in line in `waiter`. A completed receive takes a unit of the task's cooperative
+    /// budget; with the budget spent it yields before it looks (taking nothing, and keeping a
+    /// wake-up `waiter` was given for its next poll).
     #[inline]
     pub(crate) fn poll_recv(
         &self,
         waiter: &mut Option<usize>,
+        yielded: &mut u8,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         coop::budgeted(cx, |cx| {
             if waiter.is_none() {
                 if let Some(received) = self.recv_now() {
+                    self.receivers_yield.found(yielded);
                     return Poll::Ready(received);
                 }
+                if self.receivers_yield.again(yielded) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
             }
-            self.wait_for_message(waiter, cx)
+            let polled = self.wait_for_message(waiter, cx);
+            if polled.is_ready() {
+                *yielded = 0; // a stream polls on
+            }
+            polled
         })
     }
 
@@ -190,7 +208,8 @@ impl<T> Chan<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         if waiter.is_some() {
-            return self.poll_recv(waiter, cx);
+            // In line: it looks and waits as any receive does (it yields only before it waits).
+            return self.poll_recv(waiter, &mut 0, cx);
         }
         coop::budgeted(cx, |_| self.recv_now().map_or(Poll::Pending, Poll::Ready))
     }
@@ -323,23 +342,32 @@ impl<T> Chan<T> {
         }
     }
 
-    /// One poll of a `send`; `value` stays in place while it waits, and is taken when it went
-    /// in or came back. Budgeted as [`poll_recv`](Self::poll_recv) is: with the budget spent,
-    /// it yields with `value` still in place.
+    /// One poll of a `send`; `value` stays in place while it yields (counted in `yielded`, see
+    /// `yielding`) or waits, and is taken when it went in or came back. Budgeted as
+    /// [`poll_recv`](Self::poll_recv) is: with the budget spent, it yields with `value` still
+    /// in place.
     #[inline]
     pub(crate) fn poll_send(
         &self,
         value: &mut Option<T>,
         waiter: &mut Option<usize>,
+        yielded: &mut u8,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
         coop::budgeted(cx, |cx| {
             if waiter.is_none() {
                 let taken = value.take().expect("a Send future was polled after it completed");
                 match self.try_push(taken) {
-                    Ok(()) => return Poll::Ready(Ok(())),
+                    Ok(()) => {
+                        self.senders_yield.found(yielded);
+                        return Poll::Ready(Ok(()));
+                    }
                     Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
                     Err(TrySendError::Full(back)) => *value = Some(back),
+                }
+                if self.senders_yield.again(yielded) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
             }
             self.wait_for_place(waiter, cx, value, |value| self.try_push(value))

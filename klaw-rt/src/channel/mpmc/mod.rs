@@ -9,6 +9,7 @@ mod ring;
 mod sender;
 mod sink;
 mod waiters;
+mod yielding;
 
 pub use receiver::{Receiver, Recv};
 pub use reserve::{Permit, Reserve};

@@ -30,11 +30,13 @@ pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
     /// The waiter of this receiver's `Stream`, if it is waiting.
     stream_waiter: Option<usize>,
+    /// The yields of this receiver's `Stream` since its last item (see `Chan::poll_recv`).
+    stream_yielded: u8,
 }
 
 impl<T> Receiver<T> {
     pub(crate) fn new(chan: Arc<Chan<T>>) -> Self {
-        Self { chan, stream_waiter: None }
+        Self { chan, stream_waiter: None, stream_yielded: 0 }
     }
 
     /// Receives the oldest message, waiting for one if the channel is empty; `Err(Closed)` once
@@ -44,7 +46,10 @@ impl<T> Receiver<T> {
     /// the channel until a receive takes one, and the wake-up a waiting `recv` was given for a
     /// message passes to the next waiting receiver when it is dropped.
     ///
-    /// Waiting receivers are woken in the order they started waiting, one per message.
+    /// A receive that finds the channel empty first yields to its task a few times (it wakes
+    /// the task and returns `Pending`), since a message usually comes within a poll or two, and
+    /// only then waits in line. Waiting receivers are woken in the order they started waiting,
+    /// one per message.
     ///
     /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
     /// receive polled once the task's budget is spent yields first, taking no message.
@@ -55,7 +60,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(klaw::runtime::block_on(rx.recv()), Ok("hi"));
     /// ```
     pub fn recv(&self) -> Recv<'_, T> {
-        Recv { chan: &self.chan, waiter: None }
+        Recv { chan: &self.chan, waiter: None, yielded: 0 }
     }
 
     /// Receives a message if one is ready.
@@ -186,6 +191,7 @@ impl<T> Receiver<T> {
 pub struct Recv<'a, T> {
     chan: &'a Chan<T>,
     waiter: Option<usize>,
+    yielded: u8,
 }
 
 impl<T> Future for Recv<'_, T> {
@@ -194,7 +200,7 @@ impl<T> Future for Recv<'_, T> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.chan.poll_recv(&mut this.waiter, cx)
+        this.chan.poll_recv(&mut this.waiter, &mut this.yielded, cx)
     }
 }
 
@@ -255,7 +261,7 @@ impl<T> Stream for Receiver<T> {
     /// waited is kept for its next poll, or passed on when the receiver is dropped.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
-        this.chan.poll_recv(&mut this.stream_waiter, cx).map(Result::ok)
+        this.chan.poll_recv(&mut this.stream_waiter, &mut this.stream_yielded, cx).map(Result::ok)
     }
 }
 

@@ -50,8 +50,11 @@ impl<T> Sender<T> {
     /// wait for a place with [`reserve`](Self::reserve) first (that future holds no value),
     /// then send.
     ///
-    /// Waiting senders are woken in the order they started waiting, one for each place that
-    /// frees; a woken sender that finds the place taken again waits at the front of the line.
+    /// A send that finds the channel full first yields to its task a few times (it wakes
+    /// the task and returns `Pending`, with its value kept), since a place usually frees within
+    /// a poll or two, and only then waits in line. Waiting senders are woken in the order they
+    /// started waiting, one for each place that frees; a woken sender that finds the place taken
+    /// again waits at the front of the line.
     ///
     /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
     /// send polled once the task's budget is spent yields first, sending nothing.
@@ -64,7 +67,7 @@ impl<T> Sender<T> {
     /// });
     /// ```
     pub fn send(&self, value: T) -> Send<'_, T> {
-        Send { chan: &self.chan, value: Some(value), waiter: None }
+        Send { chan: &self.chan, value: Some(value), waiter: None, yielded: 0 }
     }
 
     /// Sends `value` if there is a place now; `Full(value)` or `Closed(value)` gives it back.
@@ -275,6 +278,7 @@ pub struct Send<'a, T> {
     chan: &'a Chan<T>,
     value: Option<T>,
     waiter: Option<usize>,
+    yielded: u8,
 }
 
 // Nothing is pinned in place: the value is only moved out.
@@ -286,7 +290,7 @@ impl<T> Future for Send<'_, T> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.chan.poll_send(&mut this.value, &mut this.waiter, cx)
+        this.chan.poll_send(&mut this.value, &mut this.waiter, &mut this.yielded, cx)
     }
 }
 
