@@ -5,11 +5,11 @@
 //! other one came back to its sender or was dropped unsent with a cancelled `send`. Zero lost,
 //! zero duplicated.
 
+#[path = "common/reenter.rs"]
+mod reenter;
+
 use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Waker};
 use std::time::Duration;
 
 use klaw::channel::{Receiver, Sender, TrySendError};
@@ -77,27 +77,6 @@ struct Ledger {
 
 const PATIENCE: Duration = Duration::from_millis(20);
 
-fn poll_once<F: Future>(future: Pin<&mut F>) -> std::task::Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
-}
-
-/// Polls a `send` or `recv` until it is done or waits in its channel's line (its `Debug` says
-/// so), so that dropping it then cancels a future that waits: one that finds no place or no
-/// message yields to its task a few times first.
-fn poll_into_line<F: Future + std::fmt::Debug>(
-    mut future: Pin<&mut F>,
-) -> std::task::Poll<F::Output> {
-    for _ in 0..64 {
-        if let std::task::Poll::Ready(output) = poll_once(future.as_mut()) {
-            return std::task::Poll::Ready(output);
-        }
-        if format!("{future:?}").contains("waiting: true") {
-            return std::task::Poll::Pending;
-        }
-    }
-    panic!("{future:?} never joined its channel's line");
-}
-
 async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mutex<Ledger>>) {
     for (seq, op) in ops.into_iter().enumerate() {
         let message = (id << 32) | seq as u64;
@@ -135,7 +114,7 @@ async fn produce(id: u64, tx: Sender<u64>, ops: Vec<ProducerOp>, ledger: Arc<Mut
             },
             ProducerOp::CancelledSend => {
                 let mut send = std::pin::pin!(tx.send(message));
-                match poll_into_line(send.as_mut()) {
+                match reenter::poll_into_line(send.as_mut()) {
                     std::task::Poll::Ready(Ok(())) => log(|l| &mut l.accepted),
                     std::task::Poll::Ready(Err(_)) => log(|l| &mut l.returned),
                     std::task::Poll::Pending => log(|l| &mut l.cancelled),
@@ -175,7 +154,7 @@ async fn consume(rx: Receiver<u64>, ops: Vec<ConsumerOp>, ledger: Arc<Mutex<Ledg
             ConsumerOp::TryRecv => rx.try_recv().ok(),
             ConsumerOp::CancelledRecv => {
                 let mut recv = std::pin::pin!(rx.recv());
-                match poll_into_line(recv.as_mut()) {
+                match reenter::poll_into_line(recv.as_mut()) {
                     std::task::Poll::Ready(result) => result.ok(),
                     std::task::Poll::Pending => None,
                 }

@@ -2,6 +2,8 @@
 //! message once, and every future is cancel-safe as documented.
 
 mod common;
+#[path = "common/reenter.rs"]
+mod reenter;
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
@@ -15,18 +17,9 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
 }
 
-/// Polls a `send` or `recv` until it is done or waits in its channel's line: one that finds no
-/// place or no message yields to its task a few times first (its `Debug` says when it waits).
-fn poll_into_line<F: Future + Unpin + std::fmt::Debug>(future: &mut F) -> Poll<F::Output> {
-    for _ in 0..64 {
-        if let Poll::Ready(output) = poll_once(future) {
-            return Poll::Ready(output);
-        }
-        if format!("{future:?}").contains("waiting: true") {
-            return Poll::Pending;
-        }
-    }
-    panic!("{future:?} never joined its channel's line");
+/// `reenter::poll_into_line` for a boxed future.
+fn poll_into_line<F: Future + std::fmt::Debug>(future: &mut Pin<Box<F>>) -> Poll<F::Output> {
+    reenter::poll_into_line(future.as_mut())
 }
 
 use std::pin::Pin;
@@ -111,40 +104,18 @@ fn a_waiting_send_completes_when_a_place_frees() {
     assert_eq!(rx.try_recv(), Ok(2));
 }
 
-/// A waker that counts its wake-ups.
-struct CountWakes(std::sync::atomic::AtomicUsize);
-
-impl std::task::Wake for CountWakes {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-fn counting() -> (std::sync::Arc<CountWakes>, Waker) {
-    let count = std::sync::Arc::new(CountWakes(std::sync::atomic::AtomicUsize::new(0)));
-    (count.clone(), Waker::from(count))
-}
-
-fn woken(count: &CountWakes) -> usize {
-    count.0.load(std::sync::atomic::Ordering::SeqCst)
-}
-
 #[test]
 fn a_recv_that_finds_nothing_yields_to_its_task_before_it_waits_in_line() {
     let (tx, rx) = klaw::channel::bounded::<u32>(1);
-    let (count, waker) = counting();
+    let waker = reenter::counting_waker();
     let mut recv = Box::pin(rx.recv());
-    let mut cx = Context::from_waker(&waker);
+    let mut cx = waker.cx();
     assert!(recv.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(woken(&count), 1, "it asked its task to poll it again");
+    assert_eq!(waker.woken(), 1, "it asked its task to poll it again");
     assert_eq!(format!("{recv:?}"), "Recv { waiting: false }", "not in the line yet");
     tx.try_send(5).unwrap();
     assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(Ok(5)), "found on the next poll");
-    assert_eq!(woken(&count), 1, "nobody had to wake it");
+    assert_eq!(waker.woken(), 1, "nobody had to wake it");
 
     // A recv that finds nothing poll after poll waits in line after its few yields, and
     // from then on only a message (or the close) wakes it.
@@ -155,11 +126,11 @@ fn a_recv_that_finds_nothing_yields_to_its_task_before_it_waits_in_line() {
         polls += 1;
         assert!(polls <= 8, "it yielded {polls} times and still did not wait");
     }
-    let before = woken(&count);
+    let before = waker.woken();
     assert!(recv.as_mut().poll(&mut cx).is_pending(), "waiting");
-    assert_eq!(woken(&count), before, "a waiting recv does not wake itself");
+    assert_eq!(waker.woken(), before, "a waiting recv does not wake itself");
     tx.try_send(6).unwrap();
-    assert_eq!(woken(&count), before + 1, "the message woke it");
+    assert_eq!(waker.woken(), before + 1, "the message woke it");
     assert_eq!(recv.as_mut().poll(&mut cx), Poll::Ready(Ok(6)));
 }
 
@@ -167,15 +138,15 @@ fn a_recv_that_finds_nothing_yields_to_its_task_before_it_waits_in_line() {
 fn a_send_that_finds_no_place_yields_to_its_task_before_it_waits_in_line() {
     let (tx, rx) = klaw::channel::bounded::<u32>(1);
     tx.try_send(1).unwrap();
-    let (count, waker) = counting();
-    let mut cx = Context::from_waker(&waker);
+    let waker = reenter::counting_waker();
+    let mut cx = waker.cx();
     let mut send = Box::pin(tx.send(2));
     assert!(send.as_mut().poll(&mut cx).is_pending());
-    assert_eq!(woken(&count), 1, "it asked its task to poll it again");
+    assert_eq!(waker.woken(), 1, "it asked its task to poll it again");
     assert_eq!(format!("{send:?}"), "Send { waiting: false }", "not in the line yet");
     assert_eq!(rx.try_recv(), Ok(1));
     assert_eq!(send.as_mut().poll(&mut cx), Poll::Ready(Ok(())), "the freed place, next poll");
-    assert_eq!(woken(&count), 1, "nobody had to wake it");
+    assert_eq!(waker.woken(), 1, "nobody had to wake it");
     assert_eq!(rx.try_recv(), Ok(2));
 }
 
