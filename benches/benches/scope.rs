@@ -9,6 +9,9 @@
 
 use std::sync::Arc;
 
+#[path = "common/rounds.rs"]
+mod rounds;
+
 use klaw_benches::{Contender, compare, criterion_config};
 
 const CHILDREN: u64 = 10_000;
@@ -40,18 +43,7 @@ fn main() {
                 }
             });
         }),
-        Contender::new("klaw scope!", || {
-            klaw_rt
-                .block_on(async {
-                    klaw::scope!(|s| {
-                        for i in 0..CHILDREN {
-                            s.spawn(async move { i });
-                        }
-                        Ok(())
-                    })
-                })
-                .unwrap();
-        }),
+        Contender::new("klaw scope!", || rounds::klaw_scope(&klaw_rt, CHILDREN)),
         Contender::new("klaw scope! + await all", || {
             klaw_rt
                 .block_on(async {
@@ -66,17 +58,7 @@ fn main() {
                 })
                 .unwrap();
         }),
-        Contender::new("tokio JoinSet", || {
-            tokio_rt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for i in 0..CHILDREN {
-                    set.spawn(async move { i });
-                }
-                while let Some(result) = set.join_next().await {
-                    result.unwrap();
-                }
-            });
-        }),
+        Contender::new("tokio JoinSet", || rounds::tokio_join_set(&tokio_rt, CHILDREN)),
     ];
     let mut criterion = criterion_config();
     compare(&mut criterion, "scope_10k_children", CHILDREN, ROUNDS, "async-executor", contenders);

@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+#[path = "common/rounds.rs"]
+mod rounds;
+
 use klaw_benches::{Contender, compare, criterion_config};
 
 const TASKS: u64 = 100_000;
@@ -57,17 +60,7 @@ fn main() {
                 }
             });
         }),
-        Contender::new("tokio JoinSet", || {
-            tokio_join_set_rt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for i in 0..TASKS {
-                    set.spawn(async move { i });
-                }
-                while let Some(result) = set.join_next().await {
-                    result.unwrap();
-                }
-            });
-        }),
+        Contender::new("tokio JoinSet", || rounds::tokio_join_set(&tokio_join_set_rt, TASKS)),
     ];
     let mut criterion = criterion_config();
     compare(&mut criterion, "spawn_join_100k", TASKS, ROUNDS, "async-executor", contenders);

@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_task::Runnable;
 use concurrent_queue::ConcurrentQueue;
 use event_listener::{Event, Listener};
+#[path = "common/rounds.rs"]
+mod rounds;
+
 use klaw_benches::{Contender, compare, criterion_config};
 
 const CHILDREN: u64 = 10_000;
@@ -139,29 +142,8 @@ fn main() {
                 }
             });
         }),
-        Contender::new("klaw scope!", || {
-            klaw_rt
-                .block_on(async {
-                    klaw::scope!(|s| {
-                        for i in 0..CHILDREN {
-                            s.spawn(async move { i });
-                        }
-                        Ok(())
-                    })
-                })
-                .unwrap();
-        }),
-        Contender::new("tokio JoinSet", || {
-            tokio_rt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for i in 0..CHILDREN {
-                    set.spawn(async move { i });
-                }
-                while let Some(joined) = set.join_next().await {
-                    std::hint::black_box(joined.unwrap());
-                }
-            });
-        }),
+        Contender::new("klaw scope!", || rounds::klaw_scope(&klaw_rt, CHILDREN)),
+        Contender::new("tokio JoinSet", || rounds::tokio_join_set(&tokio_rt, CHILDREN)),
     ];
     let mut criterion = criterion_config();
     compare(&mut criterion, "task_core_10k", CHILDREN, ROUNDS, "core in the task", contenders);
