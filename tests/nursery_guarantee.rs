@@ -446,6 +446,43 @@ fn panicking_destructors_do_not_cost_the_blocking_pool_its_threads() {
     assert_eq!(within(&rt, b).expect("resolves"), Ok(true), "the pool lost a thread");
 }
 
+#[test]
+fn an_output_nobody_takes_may_panic_in_its_destructor() {
+    // A task's output waits in the task's memory for its handle. A handle dropped first leaves
+    // it there, to be dropped with that memory wherever the last reference goes: its
+    // destructor's panic must stay there too, neither aborting the process nor unwinding into
+    // a worker. Both orders: the handle goes before the task ends, and after.
+    let rt = klaw::Runtime::builder().workers(2).build().unwrap();
+    for _ in 0..100 {
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        let before_end = rt.spawn(async move {
+            klaw::time::sleep(Duration::from_millis(1)).await;
+            let _ended = ended_tx; // dropped after the output is made
+            PanicOnDrop
+        });
+        drop(before_end);
+        let _ = ended.recv_timeout(Duration::from_secs(10));
+        let after_end = rt.spawn(async { PanicOnDrop });
+        while !after_end.is_finished() {
+            std::thread::yield_now();
+        }
+        drop(after_end);
+    }
+    // The workers are all still there: two tasks that need each other both finish.
+    let (a_tx, a_rx) = klaw::channel::bounded::<()>(1);
+    let (b_tx, b_rx) = klaw::channel::bounded::<()>(1);
+    let a = rt.spawn(async move {
+        a_tx.send(()).await.unwrap();
+        b_rx.recv().await.is_ok()
+    });
+    let b = rt.spawn(async move {
+        b_tx.send(()).await.unwrap();
+        a_rx.recv().await.is_ok()
+    });
+    assert_eq!(rt.block_on(a), Ok(true));
+    assert_eq!(rt.block_on(b), Ok(true));
+}
+
 // ---- 5. Shutdown with a stuck worker ------------------------------------------------------
 
 #[test]

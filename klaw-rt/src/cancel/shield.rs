@@ -77,7 +77,7 @@ impl Drop for Hold {
             region.shield_exit();
         }
         if let Some(task) = &self.task {
-            task.header().shield_exit();
+            task.shield_exit();
         }
     }
 }

@@ -115,7 +115,7 @@ impl BlockingPool {
             drop(state);
             for orphan in orphans {
                 let reason = format!("the blocking pool could not start a thread: {error}");
-                orphan.task.header().cancel(CancelReason::user(reason));
+                orphan.task.cancel(CancelReason::user(reason));
             }
         }
     }
@@ -129,7 +129,7 @@ impl BlockingPool {
         drop(state);
         self.shared.work_available.notify_all();
         for task in running {
-            task.header().cancel(CancelReason::Shutdown);
+            task.cancel(CancelReason::Shutdown);
         }
         // Each dropped job publishes its task as cancelled (reason: shutdown).
         drop(queued);
@@ -205,7 +205,7 @@ mod tests {
         for _ in 0..30 {
             let (completer, _joiner) =
                 new_task::<Result<(), crate::task::TaskError>>(TaskId::next(), None);
-            let task = completer.header_ref();
+            let task = completer.header_ref(None);
             let (running, peak) = (running.clone(), peak.clone());
             stats.task_spawned();
             let job = BlockingRunner::<_, (), crate::task::Plain, _>::new(

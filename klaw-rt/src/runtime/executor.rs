@@ -43,14 +43,23 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 mod loom;
 mod queue;
 
-use queue::Queue;
+use queue::{Entry, Queue};
 
 /// Tasks a worker runs between two looks at its reactor and at its stop signal.
 const BATCH: usize = 200;
 
-/// The executor of one runtime. Its workers call [`run`](Self::run); anyone may
-/// [`spawn`](Self::spawn).
+/// The executor of one runtime. Its workers call [`run`](Self::run); anyone may spawn through
+/// its [`Spawner`].
 pub(crate) struct Executor {
+    spawner: Spawner,
+}
+
+/// What spawns onto an executor without keeping it alive: the executor's state, which outlives
+/// it (a task spawned or woken once the executor is dropped is dropped, not queued). Handles
+/// and tasks hold this, so a spawn touches no reference count but the task's own and the one
+/// its schedule function keeps.
+#[derive(Clone)]
+pub(crate) struct Spawner {
     state: Arc<State>,
 }
 
@@ -78,36 +87,32 @@ struct Sleepers {
 impl Executor {
     pub(crate) fn new() -> Self {
         Executor {
-            state: Arc::new(State {
-                queue: Queue::new(),
-                sleeping: AtomicUsize::new(0),
-                sleepers: Mutex::new(Sleepers::default()),
-                searching: AtomicUsize::new(0),
-                closed: AtomicBool::new(false),
-            }),
+            spawner: Spawner {
+                state: Arc::new(State {
+                    queue: Queue::new(),
+                    sleeping: AtomicUsize::new(0),
+                    sleepers: Mutex::new(Sleepers::default()),
+                    searching: AtomicUsize::new(0),
+                    closed: AtomicBool::new(false),
+                }),
+            },
         }
     }
 
-    /// Spawns `future` and forgets it: klaw's runners publish their outcome themselves.
-    pub(crate) fn spawn<F>(&self, future: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        let state = self.state.clone();
-        // `propagate_panic`: a panic that escaped the runner (its own code, not the user's,
-        // which it catches) is kept in the detached task and dropped, not thrown on a worker.
-        let (runnable, task) = async_task::Builder::new()
-            .propagate_panic(true)
-            .spawn(move |()| future, move |runnable| state.schedule(runnable));
-        task.detach();
-        runnable.schedule();
+    /// What spawns onto this executor.
+    pub(crate) fn spawner(&self) -> &Spawner {
+        &self.spawner
+    }
+
+    fn state(&self) -> &State {
+        &self.spawner.state
     }
 
     /// Runs one queued task, if there is one.
     pub(crate) fn try_tick(&self) -> bool {
-        match self.state.queue.pop() {
-            Some(runnable) => {
-                runnable.run();
+        match self.state().queue.pop() {
+            Some(entry) => {
+                entry.run();
                 true
             }
             None => false,
@@ -116,18 +121,18 @@ impl Executor {
 
     /// Runs one task, waiting for one if none is queued.
     pub(crate) async fn tick(&self) {
-        let mut searching = Searching { state: &self.state, counted: false };
+        let mut searching = Searching { state: self.state(), counted: false };
         loop {
-            if let Some(runnable) = self.state.queue.pop() {
+            if let Some(entry) = self.state().queue.pop() {
                 if searching.stop() {
-                    self.state.wake_next_if_queued();
+                    self.state().wake_next_if_queued();
                 }
-                runnable.run();
+                entry.run();
                 return;
             }
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
-            searching.counted = WaitForWork { state: &self.state, ticket: None }.await;
+            searching.counted = WaitForWork { state: self.state(), ticket: None }.await;
         }
     }
 
@@ -146,17 +151,58 @@ impl Executor {
     }
 }
 
+impl Spawner {
+    /// True once the executor is dropped: what is spawned from then on is dropped unrun.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.closed.load(Ordering::Acquire)
+    }
+
+    /// Spawns `future` and forgets it: klaw's runners publish their outcome themselves.
+    pub(crate) fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let state = self.state.clone();
+        // `propagate_panic`: a panic that escaped the runner (its own code, not the user's,
+        // which it catches) is kept in the detached task and dropped, not thrown on a worker.
+        let (runnable, task) = async_task::Builder::new()
+            .propagate_panic(true)
+            .spawn(move |()| future, move |runnable| state.schedule(Entry::new(runnable)));
+        task.detach();
+        runnable.schedule();
+    }
+
+    /// Builds a task whose allocation also holds `metadata`, and whose future `future` makes
+    /// from a reference to it (which lives as long as the allocation, so the future may keep a
+    /// pointer to it). The task is not scheduled: the caller finishes what must come before it
+    /// can run, then calls `Runnable::schedule`. Dropping the runnable instead drops the future
+    /// unpolled.
+    pub(crate) fn build_task<M, F>(&self, metadata: M, future: impl FnOnce(&M) -> F) -> Runnable<M>
+    where
+        M: Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let state = self.state.clone();
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(metadata)
+            .propagate_panic(true)
+            .spawn(future, move |runnable| state.schedule(Entry::new(runnable)));
+        task.detach();
+        runnable
+    }
+}
+
 impl Drop for Executor {
     fn drop(&mut self) {
-        self.state.closed.store(true, Ordering::SeqCst);
-        self.state.drop_queued();
+        self.state().closed.store(true, Ordering::SeqCst);
+        self.state().drop_queued();
         // Wake whoever still waits for work, so their `run` can see it stop (each is taken off
         // the list, so it counts as searching, like any worker a schedule wakes).
         let sleepers = {
-            let mut sleepers = self.state.sleepers.lock();
+            let mut sleepers = self.state().sleepers.lock();
             let woken = std::mem::take(&mut sleepers.waiting);
-            self.state.searching.fetch_add(woken.len(), Ordering::SeqCst);
-            self.state.sleeping.store(0, Ordering::SeqCst);
+            self.state().searching.fetch_add(woken.len(), Ordering::SeqCst);
+            self.state().sleeping.store(0, Ordering::SeqCst);
             woken
         };
         for (_, waker) in sleepers {
@@ -168,20 +214,20 @@ impl Drop for Executor {
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor")
-            .field("queued", &self.state.queue.len())
-            .field("sleeping", &self.state.sleeping.load(Ordering::Relaxed))
+            .field("queued", &self.state().queue.len())
+            .field("sleeping", &self.state().sleeping.load(Ordering::Relaxed))
             .finish()
     }
 }
 
 impl State {
     /// What a woken task's waker calls: queue it, and wake a sleeping worker if there is one.
-    fn schedule(&self, runnable: Runnable) {
+    fn schedule(&self, entry: Entry) {
         if self.closed.load(Ordering::Acquire) {
-            drop(runnable);
+            drop(entry);
             return;
         }
-        self.queue.push(runnable);
+        self.queue.push(entry);
         if self.closed.load(Ordering::SeqCst) {
             // Closed while we pushed: the drop may have drained the queue before our push.
             self.drop_queued();
@@ -194,8 +240,8 @@ impl State {
 
     /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).
     fn drop_queued(&self) {
-        while let Some(runnable) = self.queue.pop() {
-            drop(runnable);
+        while let Some(entry) = self.queue.pop() {
+            drop(entry);
         }
     }
 

@@ -1,6 +1,10 @@
 //! The runtime: worker threads on klaw's executor (`executor.rs`, on `async-task`), a bounded
 //! blocking pool, and a graceful shutdown that reports what happened to every task.
-#![forbid(unsafe_code)]
+//!
+//! Safe code, but for two places: the run queue's entries (`executor/queue.rs`), which forget
+//! the type of the task they hold so that tasks of every type share the queue; and a task whose
+//! core lives in its own allocation (`in_task.rs`).
+#![deny(unsafe_code)]
 
 pub(crate) mod blocking;
 mod builder;
@@ -10,6 +14,7 @@ mod dump;
 #[doc(hidden)]
 pub mod entry;
 mod executor;
+mod in_task;
 mod inline_blocking;
 pub(crate) mod limit;
 mod paused;
@@ -29,11 +34,11 @@ pub use stats::{ShutdownReport, ShutdownTimedOut};
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::runtime::executor::Executor;
+use crate::runtime::executor::{Executor, Spawner};
 use event_listener::Event;
 
 use crate::remote::RemoteBackend;
@@ -228,7 +233,7 @@ impl Runtime {
         T::Future: Send + 'static,
     {
         spawn_on(
-            Some(self.executor()),
+            Some(self.executor().spawner()),
             &self.shared,
             task.into_task(),
             Placement::default(),
@@ -303,7 +308,7 @@ impl Runtime {
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn handle(&self) -> Handle {
-        Handle { executor: Arc::downgrade(self.executor()), shared: self.shared.clone() }
+        Handle { spawner: self.executor().spawner().clone(), shared: self.shared.clone() }
     }
 
     /// Worker threads actually running.
@@ -481,7 +486,9 @@ impl fmt::Debug for Runtime {
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    executor: Weak<Executor>,
+    /// Never the executor itself: a handle (which tasks hold) must not keep it alive after
+    /// shutdown. Spawning through a spawner whose executor is gone cancels the task.
+    spawner: Spawner,
     shared: Arc<Shared>,
 }
 
@@ -513,7 +520,7 @@ impl Handle {
     pub fn current() -> Result<Handle, NoRuntime> {
         context::with_current(|context| {
             context
-                .map(|c| Handle { executor: Arc::downgrade(&c.executor), shared: c.shared.clone() })
+                .map(|c| Handle { spawner: c.executor.spawner().clone(), shared: c.shared.clone() })
                 .ok_or(NoRuntime)
         })
     }
@@ -532,8 +539,7 @@ impl Handle {
         T: IntoTask,
         T::Future: Send + 'static,
     {
-        let executor = self.executor.upgrade();
-        spawn_on(executor.as_ref(), &self.shared, task.into_task(), Placement::default(), |_| {
+        spawn_on(self.spawner(), &self.shared, task.into_task(), Placement::default(), |_| {
             None::<NoParent>
         })
     }
@@ -594,6 +600,11 @@ impl Handle {
 }
 
 impl Handle {
+    /// Where this runtime's tasks are spawned; `None` once it has shut down.
+    pub(crate) fn spawner(&self) -> Option<&Spawner> {
+        (!self.spawner.is_closed()).then_some(&self.spawner)
+    }
+
     /// Spawns a scope's parallel child: registered with `parent` before it is scheduled.
     pub(crate) fn spawn_child<F, M, P>(
         &self,
@@ -606,8 +617,7 @@ impl Handle {
         M: Outcome<F::Output> + 'static,
         P: ParentLink<M::Err>,
     {
-        let executor = self.executor.upgrade();
-        spawn_on(executor.as_ref(), &self.shared, task, placement, parent)
+        spawn_on(self.spawner(), &self.shared, task, placement, parent)
     }
 
     /// Spawns a scope's blocking child (or, with no parent, a blocking task awaited inline):
@@ -635,7 +645,7 @@ impl Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
-            .field("shut_down", &(self.executor.strong_count() == 0))
+            .field("shut_down", &self.spawner.is_closed())
             .field("live_tasks", &self.shared.stats.live())
             .finish()
     }

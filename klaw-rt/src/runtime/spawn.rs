@@ -12,15 +12,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::runtime::executor::Executor;
+use crate::runtime::executor::Spawner;
 
 use crate::remote::{JobId, RemoteBackend, run_remotely};
 use crate::runtime::Shared;
 use crate::runtime::blocking::BlockingJob;
+use crate::runtime::in_task;
 use crate::runtime::limit::Limit;
 use crate::runtime::stats::Stats;
 use crate::runtime::waiting::{self, WaitingBlocking, WaitingChild};
-use crate::task::core::{Completer, HeaderRef, Joiner, TaskCore, new_task};
+use crate::task::core::{Completer, CoreRef, HeaderRef, Joiner, TaskCore, new_task};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
@@ -37,7 +38,7 @@ pub(crate) trait ParentLink<E>: Send + 'static {
     /// The output is published: the child has ended.
     fn ended(self);
     /// A child that waited for a slot of its scope's limit starts: its scope lists it now.
-    fn list<T: Send + 'static>(&mut self, task: Arc<TaskCore<TaskOutput<T, E>>>);
+    fn list<T: Send + 'static>(&mut self, task: CoreRef<TaskCore<TaskOutput<T, E>>>);
 }
 
 /// The parent of a task that has none (spawned on a runtime, not in a scope).
@@ -53,7 +54,7 @@ impl<E> ParentLink<E> for NoParent {
     fn ended(self) {
         match self {}
     }
-    fn list<T: Send + 'static>(&mut self, _: Arc<TaskCore<TaskOutput<T, E>>>) {
+    fn list<T: Send + 'static>(&mut self, _: CoreRef<TaskCore<TaskOutput<T, E>>>) {
         match *self {}
     }
 }
@@ -174,7 +175,7 @@ fn enlist<T: Send + 'static, E: Send + 'static, P>(
 /// runner is dropped unpolled). A remote task, with a backend, becomes a proxy that submits it
 /// and relays its outcome. Under a scope's `limit`, it starts only once a slot is free.
 pub(crate) fn spawn_on<F, M, P>(
-    executor: Option<&Arc<Executor>>,
+    executor: Option<&Spawner>,
     shared: &Shared,
     task: Task<F, M>,
     placement: Placement<'_>,
@@ -216,7 +217,7 @@ where
 #[inline]
 #[allow(clippy::too_many_arguments, reason = "one private function, called twice")]
 fn spawn_future<F, M, P>(
-    executor: Option<&Arc<Executor>>,
+    executor: Option<&Spawner>,
     relay_on: Option<&Arc<dyn RemoteBackend>>,
     shared: &Shared,
     future: F,
@@ -236,6 +237,20 @@ where
         waiting::admit(limit, WaitingChild::<F, M, P>::new(future, completer, timeout, parent));
         return handle;
     }
+    if let (Some(executor), None) = (executor, relay_on) {
+        // The common case: the task's core lives in the task's own allocation.
+        let id = TaskId::next();
+        let span = task_span(id, name.as_deref(), scope);
+        let joiner =
+            in_task::spawn::<F, M, _>(executor, id, name, future, timeout, span, |joiner| {
+                // Registered with its scope before the executor sees it: a scope cancelled
+                // meanwhile cancels it before it can start.
+                let parent = parent(joiner);
+                shared.stats.task_spawned();
+                Accounting::new(Some(shared.stats.clone()), parent)
+            });
+        return TaskHandle::new(joiner);
+    }
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), name, scope, parent);
     let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
@@ -247,8 +262,7 @@ where
                 executor.spawn(runner);
             }
         }
-        (Some(executor), None) => executor.spawn(runner),
-        (None, _) => drop(runner),
+        (_, _) => drop(runner),
     }
     handle
 }
@@ -274,7 +288,7 @@ where
     }
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), task.name, scope, parent);
-    let header = completer.header_ref();
+    let header = completer.header_ref(None);
     let runner = BlockingRunner::<F, O, M, _>::new(task.body, completer, span, accounting);
     shared.blocking.submit(Box::new(runner), header);
     handle

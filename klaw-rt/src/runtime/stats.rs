@@ -98,7 +98,7 @@ impl Stats {
         let replaced = self.parked.shard(id).insert(id, (task.clone(), Instant::now()));
         debug_assert!(replaced.is_none(), "a task is listed once");
         if self.shutting_down.load(Ordering::SeqCst) {
-            task.header().cancel(CancelReason::Shutdown);
+            task.cancel(CancelReason::Shutdown);
         }
     }
 
@@ -115,7 +115,7 @@ impl Stats {
         for shard in &self.parked.shards {
             let waiting: Vec<HeaderRef> = shard.lock().values().map(|(t, _)| t.clone()).collect();
             for task in waiting {
-                task.header().cancel(CancelReason::Shutdown);
+                task.cancel(CancelReason::Shutdown);
             }
         }
     }

@@ -58,7 +58,7 @@ impl<B, T: Send + 'static, E: Send + 'static, P: ParentLink<E>> Parts<B, T, E, P
         let Parts { body, completer, timeout, mut parent } = self;
         let span = if starts {
             if let Some(parent) = parent.as_mut() {
-                parent.list(completer.core());
+                parent.list(completer.shared_core());
             }
             let header = completer.header();
             task_span(header.id(), header.name(), limit.scope_name())
@@ -116,7 +116,7 @@ where
     /// Runs the child, holding `slot` until it has ended (its runner has published, after every
     /// descendant).
     fn launch(self, limit: &Limit, slot: Slot) {
-        let Some(executor) = limit.runtime().executor.upgrade() else {
+        let Some(executor) = limit.runtime().spawner() else {
             return Deferred::end_unstarted(Box::new(self), limit); // the runtime is gone
         };
         let runner = self.runner(limit, true);

@@ -1,7 +1,8 @@
 //! Loom models of a scope's registry (`registry.rs`) and of ending (`task/descendants.rs`): a
 //! child that registers while its scope is being cancelled is cancelled either way; the scope
 //! sees every child end; a dropped scope hands its children to the enclosing frame, which waits
-//! for them; a task's deferred end runs once, after the last of them.
+//! for them; a task's deferred end runs once, after the last of them; an owner that starts
+//! waiting while the last descendant ends is woken or sees it gone.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
 
@@ -13,10 +14,11 @@ use loom::sync::atomic::AtomicBool;
 use loom::thread;
 
 use crate::runtime::spawn::ParentLink;
-use crate::scope::registry::{Failure, ScopeChild, ScopeInfo, ScopeShared};
+use crate::scope::registry::{Failure, ScopeInfo, ScopeShared, child_ref};
 use crate::sync::Ordering;
 use crate::task::core::new_task;
 use crate::task::current::{self, Adopter};
+use crate::task::descendants::Descendants;
 use crate::task::error::TaskError;
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
@@ -29,7 +31,7 @@ fn loom_a_dropped_scope_hands_its_children_to_the_enclosing_frame() {
     loom::model(|| {
         let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
-        let child: Arc<dyn ScopeChild> = joiner.core();
+        let child = child_ref(joiner.core());
         let link = scope.register::<String>(child);
         let ended = Arc::new(AtomicBool::new(false));
         let child_ended = ended.clone();
@@ -57,7 +59,7 @@ fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
     loom::model(|| {
         let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
-        let child: Arc<dyn ScopeChild> = joiner.core();
+        let child = child_ref(joiner.core());
         let link = scope.register::<String>(child);
         let child_done = Arc::new(AtomicBool::new(false));
         let done = child_done.clone();
@@ -87,7 +89,7 @@ fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
         let parent = scope.clone();
         let cancel = thread::spawn(move || parent.cancel_all(CancelReason::ParentCancelled, None));
 
-        let child: Arc<dyn ScopeChild> = joiner.core();
+        let child = child_ref(joiner.core());
         let link = scope.register::<String>(child);
         // The runner: it may start before the cancel arrives, never after.
         let started = completer.try_start(None);
@@ -111,7 +113,7 @@ fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
     loom::model(|| {
         let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
         let (failing, failing_joiner) = new_task::<Output>(TaskId::next(), None);
-        let child: Arc<dyn ScopeChild> = failing_joiner.core();
+        let child = child_ref(failing_joiner.core());
         let failing_link = scope.register::<String>(child);
         let sibling = thread::spawn(move || {
             assert!(failing.decide(Kind::Error));
@@ -121,7 +123,7 @@ fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
         });
 
         let (mut late, late_joiner) = new_task::<Output>(TaskId::next(), None);
-        let child: Arc<dyn ScopeChild> = late_joiner.core();
+        let child = child_ref(late_joiner.core());
         let late_link = scope.register::<String>(child);
         let _ = late.try_start(None);
         sibling.join().unwrap();
@@ -135,5 +137,29 @@ fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
         let Failure::Child(failed) = &failures[0] else { panic!("not a child failure") };
         assert!(failed.take_failure().is_some(), "the unawaited failure is kept, not lost");
         drop(failing_joiner);
+    });
+}
+
+#[test]
+fn loom_an_owner_that_waits_while_the_last_descendant_ends_sees_it_end() {
+    loom::model(|| {
+        // An end that reaches zero wakes the owner only once the owner watches the count; one
+        // that comes before must leave the owner's own look to see zero. Deadlocks if neither.
+        let descendants = Descendants::new();
+        descendants.add();
+        descendants.add();
+        let ending: Vec<_> = (0..2)
+            .map(|_| {
+                let descendants = descendants.clone();
+                thread::spawn(move || {
+                    descendants.ended();
+                })
+            })
+            .collect();
+        block_on(poll_fn(|cx| descendants.poll_empty(cx)));
+        assert_eq!(descendants.count(), 0);
+        for thread in ending {
+            thread.join().unwrap();
+        }
     });
 }

@@ -40,7 +40,7 @@ use crate::runtime::ScopeView;
 use crate::runtime::limit::Limit;
 use crate::runtime::spawn;
 use crate::runtime::stats::Stats;
-use crate::scope::registry::{ScopeChild, ScopeInfo, ScopeShared};
+use crate::scope::registry::{ScopeInfo, ScopeShared, child_ref};
 use crate::sync::Mutex;
 use crate::task::error::BoxError;
 use crate::task::spec::{ErrOf, OkOf};
@@ -372,7 +372,7 @@ impl<'env> Scope<'env> {
     {
         let local =
             spawn::local(self.stats.as_ref(), task.into_task(), self.name.as_deref(), |joiner| {
-                let child: Arc<dyn ScopeChild> = joiner.core();
+                let child = child_ref(joiner.core());
                 Some(self.shared.register::<ErrOf<T>>(child))
             });
         self.locals.lock().push(Box::pin(local.runner));

@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crossbeam_utils::CachePadded;
 use slab::Slab;
 
 use crate::cancel::RegionState;
@@ -23,7 +24,7 @@ use crate::runtime::limit::Limit;
 use crate::runtime::spawn::ParentLink;
 use crate::runtime::{ChildSnapshot, ScopeSnapshot, ScopeView};
 use crate::sync::{AtomicBool, Mutex, Ordering};
-use crate::task::core::{Header, TaskCore, TaskHeader};
+use crate::task::core::{CoreRef, Header, TaskCore, TaskHeader};
 use crate::task::descendants::Descendants;
 use crate::task::error::{BoxError, TaskError, TaskInfo};
 use crate::task::handle::TaskOutput;
@@ -60,6 +61,18 @@ where
     }
 }
 
+/// A shared reference to a child of any type.
+pub(crate) type ChildRef = CoreRef<dyn ScopeChild>;
+
+/// A child's core, as its scope lists it.
+pub(crate) fn child_ref<T, E>(core: CoreRef<TaskCore<TaskOutput<T, E>>>) -> ChildRef
+where
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    core.map(|core| core as &dyn ScopeChild)
+}
+
 /// Which child: a scope's reports name each failed child.
 pub(crate) fn task_info(header: &Header) -> TaskInfo {
     TaskInfo::new(header.id(), header.name())
@@ -67,7 +80,7 @@ pub(crate) fn task_info(header: &Header) -> TaskInfo {
 
 /// Something that made the scope fail, in the order it happened.
 pub(crate) enum Failure {
-    Child(Arc<dyn ScopeChild>),
+    Child(ChildRef),
     /// The body returned `Err`; the driver holds the error.
     Body,
     /// The scope's own deadline passed.
@@ -98,8 +111,8 @@ const SWEEP_STEPS: usize = 2;
 /// What a sweep took out of the list: dropped by the caller, outside the lock.
 #[derive(Default)]
 struct Swept {
-    steps: [Option<Arc<dyn ScopeChild>>; SWEEP_STEPS],
-    bulk: Vec<Arc<dyn ScopeChild>>,
+    steps: [Option<ChildRef>; SWEEP_STEPS],
+    bulk: Vec<ChildRef>,
 }
 
 /// A child whose output is published and who did not fail.
@@ -112,7 +125,7 @@ struct Registry {
     /// Every child not yet swept: the live ones, failed ones until their end is recorded, and
     /// ones that ended well since the last sweep. Keys stay stable, so a failing child finds
     /// itself.
-    children: Slab<Arc<dyn ScopeChild>>,
+    children: Slab<ChildRef>,
     /// The list's length at which the next bulk sweep runs.
     sweep_at: usize,
     /// The next key the step sweep looks at.
@@ -122,11 +135,13 @@ struct Registry {
     cancelled: Option<CancelReason>,
     failures: Vec<Failure>,
     /// Background children not yet stopped: cancelled once the rest of the scope is done.
-    background: Vec<Arc<dyn ScopeChild>>,
+    background: Vec<ChildRef>,
 }
 
 pub(crate) struct ScopeShared {
-    registry: Mutex<Registry>,
+    /// On a cache line of its own: the spawning thread takes the lock for every child, while
+    /// the threads its children end on write the reference count beside the other fields.
+    registry: CachePadded<Mutex<Registry>>,
     /// Children registered and not yet ended, and what the scope adopted from scopes its body
     /// dropped: the scope returns once this is empty.
     pub(crate) descendants: Arc<Descendants>,
@@ -196,7 +211,7 @@ impl ScopeView for ScopeShared {
 impl ScopeShared {
     pub(crate) fn new(supervisor: bool, limit: Option<Arc<Limit>>, info: ScopeInfo) -> Arc<Self> {
         Arc::new(ScopeShared {
-            registry: Mutex::new(Registry {
+            registry: CachePadded::new(Mutex::new(Registry {
                 children: Slab::new(),
                 sweep_at: FIRST_SWEEP,
                 cursor: 0,
@@ -204,7 +219,7 @@ impl ScopeShared {
                 cancelled: None,
                 failures: Vec::new(),
                 background: Vec::new(),
-            }),
+            })),
             descendants: Descendants::new(),
             background: Descendants::new(),
             region: RegionState::new(),
@@ -217,10 +232,7 @@ impl ScopeShared {
 
     /// Adds a child that no executor has seen yet. If the scope is cancelled, so is the child,
     /// before it can start.
-    pub(crate) fn register<E: Into<BoxError>>(
-        self: &Arc<Self>,
-        child: Arc<dyn ScopeChild>,
-    ) -> ChildLink<E> {
+    pub(crate) fn register<E: Into<BoxError>>(self: &Arc<Self>, child: ChildRef) -> ChildLink<E> {
         // Counted before anything can run it, so its end never precedes its start.
         self.descendants.add();
         let key = self.list(child);
@@ -231,7 +243,7 @@ impl ScopeShared {
     /// stopped by [`stop_background`](Self::stop_background).
     pub(crate) fn register_background<E: Into<BoxError>>(
         self: &Arc<Self>,
-        child: Arc<dyn ScopeChild>,
+        child: ChildRef,
     ) -> ChildLink<E> {
         self.background.add();
         self.registry.lock().background.push(child.clone());
@@ -243,7 +255,7 @@ impl ScopeShared {
     pub(crate) fn stop_background(&self) {
         let background = std::mem::take(&mut self.registry.lock().background);
         for child in &background {
-            child.header().cancel(CancelReason::ScopeFinished);
+            child.cancel(CancelReason::ScopeFinished);
         }
         drop(background); // outside the lock: these may be the last references to their cores
     }
@@ -260,7 +272,7 @@ impl ScopeShared {
     }
 
     /// Lists a child that is starting; cancels it if the scope was cancelled meanwhile.
-    fn list(&self, child: Arc<dyn ScopeChild>) -> usize {
+    fn list(&self, child: ChildRef) -> usize {
         let (key, cancelled, swept) = {
             let mut registry = self.registry.lock();
             let swept = registry.sweep(|| self.descendants.count() + self.background.count());
@@ -270,7 +282,7 @@ impl ScopeShared {
         };
         drop(swept); // outside the lock: these may be the last references to their cores
         if let Some(reason) = cancelled {
-            child.header().cancel(reason);
+            child.cancel(reason);
         }
         key
     }
@@ -291,11 +303,11 @@ impl ScopeShared {
         self.finish_cancel(reason, victims);
     }
 
-    fn finish_cancel(&self, reason: CancelReason, victims: Option<Vec<Arc<dyn ScopeChild>>>) {
+    fn finish_cancel(&self, reason: CancelReason, victims: Option<Vec<ChildRef>>) {
         let Some(victims) = victims else { return };
         self.region.cancel(reason.clone());
         for child in victims {
-            child.header().cancel(reason.clone());
+            child.cancel(reason.clone());
         }
         // Children still waiting for a slot end now, unstarted.
         if let Some(limit) = &self.limit {
@@ -399,7 +411,7 @@ impl Registry {
     }
 
     /// Marks the scope cancelled; the children to cancel, or `None` if it already was.
-    fn start_cancel(&mut self, reason: &CancelReason) -> Option<Vec<Arc<dyn ScopeChild>>> {
+    fn start_cancel(&mut self, reason: &CancelReason) -> Option<Vec<ChildRef>> {
         if self.cancelled.is_some() {
             return None;
         }
@@ -440,9 +452,9 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
         }
     }
 
-    fn list<T: Send + 'static>(&mut self, task: Arc<TaskCore<TaskOutput<T, E>>>) {
+    fn list<T: Send + 'static>(&mut self, task: CoreRef<TaskCore<TaskOutput<T, E>>>) {
         debug_assert_eq!(self.key, NOT_LISTED, "a child is listed once");
-        self.key = self.scope.list(task);
+        self.key = self.scope.list(child_ref(task));
     }
 
     /// The body failed after a cancel had decided its outcome.
@@ -464,11 +476,13 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
             false => (&scope.descendants, &scope.background),
         };
         // SeqCst, like `abandon`: of the last foreground and the last background child, at
-        // least one sees the other count empty.
-        let last = own.ended();
-        if last && other.is_empty() && scope.abandoned.load(Ordering::SeqCst) {
-            scope.log_abandoned();
-        }
+        // least one sees the other count empty. It logs before the frame that adopted the
+        // children hears they have ended, so what failed is logged once that frame returns.
+        own.ended_then(|| {
+            if other.is_empty() && scope.abandoned.load(Ordering::SeqCst) {
+                scope.log_abandoned();
+            }
+        });
     }
 }
 
@@ -482,7 +496,7 @@ mod tests {
     /// Lists a child, and returns what ends it well.
     fn list(scope: &Arc<ScopeShared>) -> impl FnOnce() + use<> {
         let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
-        let link = scope.register::<String>(joiner.core());
+        let link = scope.register::<String>(child_ref(joiner.core()));
         move || {
             let _ = completer.decide(Kind::Success);
             completer.publish(Ok(7));
@@ -542,5 +556,31 @@ mod tests {
         }
         let left = listed(&scope);
         assert!(left < 16, "{left} children listed, 3 live");
+    }
+
+    #[test]
+    fn a_dropped_scope_logs_a_failure_before_its_frame_hears_the_child_ended() {
+        use std::sync::Mutex as StdMutex;
+        let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
+        let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
+        let link = scope.register::<String>(child_ref(joiner.core()));
+        drop(joiner); // nobody awaits it: only the scope can report its failure
+        // The scope is dropped with its child running: it is abandoned, and the frame it went
+        // to waits for the child (here, `then_run` stands for that frame's end).
+        let unlogged_at_frame_end = Arc::new(StdMutex::new(None));
+        let seen = unlogged_at_frame_end.clone();
+        let shared = scope.clone();
+        scope.descendants.then_run(Box::new(move || {
+            // `log_abandoned` takes the failures it logs: any left here are not logged yet.
+            *seen.lock().unwrap() = Some(shared.take_failures().len());
+        }));
+        scope.abandon();
+        // The child fails, then ends.
+        assert!(completer.decide(Kind::Error));
+        link.before_publish(Kind::Error);
+        completer.publish(Err(TaskError::Failed("disk on fire".to_owned())));
+        link.ended();
+        let unlogged = unlogged_at_frame_end.lock().unwrap().take();
+        assert_eq!(unlogged, Some(0), "the frame ended before the failure was logged");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::runtime::limit::Limit;
 use crate::runtime::{Handle, Placement};
-use crate::scope::registry::{ChildLink, ScopeChild, ScopeShared};
+use crate::scope::registry::{ChildLink, ScopeShared, child_ref};
 use crate::task::core::Joiner;
 use crate::task::error::BoxError;
 use crate::task::handle::TaskOutput;
@@ -43,7 +43,7 @@ impl SpawnTarget<'_> {
         if self.limit().is_some() {
             return self.scope.enlist(joiner.header());
         }
-        let child: Arc<dyn ScopeChild> = joiner.core();
+        let child = child_ref(joiner.core());
         match self.background {
             true => self.scope.register_background(child),
             false => self.scope.register(child),

@@ -17,21 +17,30 @@
 //! - [`Completer`]: unique, owned by whatever runs the body; the only writer of the output.
 //! - [`Joiner`]: unique, owned by the `TaskHandle`; reads the output if it wins the `CLAIMED` bit,
 //!   which a scope collecting an unawaited failure may win instead (`TaskCore::take_unclaimed`).
-//! - [`TaskRef`]: shared and cloneable; may only decide `CANCELLED` and wake the others.
+//! - [`CoreRef`]: shared and cloneable; may only decide `CANCELLED` and wake the others.
+//!
+//! A core lives in one of two places. A task spawned on the executor keeps it in the task's own
+//! allocation (`async-task`'s metadata: one allocation per task), where a clone of the task's
+//! waker keeps it alive and a cancel wakes the task through that clone. Every other task (a
+//! blocking or local one, one waiting for a slot of its scope's limit, a remote task's relay)
+//! keeps it in an `Arc` of its own, and its runner stores its waker in the header for a cancel
+//! to wake. [`CoreRef`] hides which.
 #![allow(unsafe_code)]
 
 use std::borrow::Cow;
-use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::task::guard::drop_contained;
 use crate::task::state::{Kind, Snapshot};
 use crate::task::{CancelReason, ExitReason, TaskId};
+
+pub(crate) use crate::task::core_ref::{CoreRef, HeaderRef};
 
 /// A callback run when the task is cancelled or times out (for backends: cancel a remote job).
 pub(crate) type CancelHook = Box<dyn FnOnce(&CancelReason) + Send>;
@@ -42,7 +51,8 @@ pub(crate) type CancelHook = Box<dyn FnOnce(&CancelReason) + Send>;
 #[repr(C)]
 pub(crate) struct Header {
     state: AtomicUsize,
-    /// Written by the completer before `STARTED` is set, read-only afterwards.
+    /// Written by the completer before `STARTED` is set, read-only afterwards. Only a core in its
+    /// own `Arc` stores one: in the task's allocation it would keep that allocation alive.
     runner_waker: UnsafeCell<Option<Waker>>,
     /// Exclusive to the joiner while `JOIN_WAKER` is clear, shared read-only while it is set.
     join_waker: UnsafeCell<Option<Waker>>,
@@ -73,24 +83,32 @@ unsafe impl<O: Send> Sync for TaskCore<O> {}
 // SAFETY: as above; the core owns at most one `O`, which may move to another thread.
 unsafe impl<O: Send> Send for TaskCore<O> {}
 
-/// Creates the shared state of a new task and its two unique ends.
+impl<O> TaskCore<O> {
+    /// The core of a new task, pending and not started.
+    pub(crate) fn new(id: TaskId, name: Option<Cow<'static, str>>) -> Self {
+        TaskCore {
+            header: Header {
+                state: AtomicUsize::new(Snapshot::NEW.bits()),
+                id,
+                name: name.map(Box::new),
+                reason: AtomicPtr::new(ptr::null_mut()),
+                runner_waker: UnsafeCell::new(None),
+                join_waker: UnsafeCell::new(None),
+                hooks: Mutex::new(None),
+            },
+            output: UnsafeCell::new(None),
+        }
+    }
+}
+
+/// Creates the shared state of a new task, in an `Arc` of its own, and its two unique ends.
 pub(crate) fn new_task<O: Send + 'static>(
     id: TaskId,
     name: Option<Cow<'static, str>>,
 ) -> (Completer<O>, Joiner<O>) {
-    let core = Arc::new(TaskCore {
-        header: Header {
-            state: AtomicUsize::new(Snapshot::NEW.bits()),
-            id,
-            name: name.map(Box::new),
-            reason: AtomicPtr::new(ptr::null_mut()),
-            runner_waker: UnsafeCell::new(None),
-            join_waker: UnsafeCell::new(None),
-            hooks: Mutex::new(None),
-        },
-        output: UnsafeCell::new(None),
-    });
-    (Completer { core: core.clone() }, Joiner { core })
+    let core = Arc::new(TaskCore::new(id, name));
+    let joiner = Joiner { core: CoreRef::shared(core.clone()) };
+    (Completer { core: NonNull::from(&*core), shared: Some(core) }, joiner)
 }
 
 impl Header {
@@ -137,16 +155,19 @@ impl Header {
         self.state.fetch_add(Snapshot::SHIELD_UNIT, Ordering::AcqRel);
     }
 
-    /// A shield ended. If it was the last and a cancellation is waiting, wake the runner so it
-    /// drops the body now rather than at the body's next wake-up.
-    pub(crate) fn shield_exit(&self) {
+    /// A shield ended. If it was the last and a cancellation is waiting, the runner must be woken
+    /// so it drops the body now rather than at the body's next wake-up: this wakes a stored
+    /// waker, and returns true so the caller's [`CoreRef`] wakes a task that stores none.
+    pub(crate) fn shield_exit(&self) -> bool {
         let previous =
             Snapshot::from_bits(self.state.fetch_sub(Snapshot::SHIELD_UNIT, Ordering::AcqRel));
         debug_assert!(previous.shields() != 0, "shield_exit without shield_enter");
         let last = previous.shields() == 1;
-        if last && !previous.is_pending() && previous.has(Snapshot::STARTED) {
+        let wake = last && !previous.is_pending() && previous.has(Snapshot::STARTED);
+        if wake {
             self.wake_runner();
         }
+        wake
     }
 
     /// Claims the output slot; true for exactly one caller, and only once the output is published.
@@ -199,6 +220,10 @@ impl Header {
     }
 
     /// Cancels the task if its outcome is still pending. Returns true if this call decided it.
+    ///
+    /// This wakes the runner only through a waker stored in the header. A task whose core is in
+    /// its own allocation stores none: cancel it through a [`CoreRef`] (or its `Joiner`), which
+    /// wakes it, unless it is known not to have started.
     pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
         if self.kind() != Kind::Pending {
             return false; // Fast path: decided already, so no allocation.
@@ -307,6 +332,15 @@ impl<O> Drop for TaskCore<O> {
             // last reference to the core, so nobody else can read it.
             drop(unsafe { Box::from_raw(reason) });
         }
+        // An output nobody took is a value of user code, and a core in its task's allocation is
+        // dropped where `async-task` aborts on a panic: its destructor's panic stays here.
+        let output = self.output.with_mut(|slot| {
+            // SAFETY: this is the last reference to the core: nobody else touches the slot.
+            unsafe { (*slot).take() }
+        });
+        if output.is_some() {
+            drop_contained(output);
+        }
     }
 }
 
@@ -340,71 +374,89 @@ impl<O: Send> TaskHeader for TaskCore<O> {
     }
 }
 
-/// A shared reference to a task of any output type.
-#[derive(Clone)]
-pub(crate) struct HeaderRef(Arc<dyn TaskHeader>);
-
-impl HeaderRef {
-    pub(crate) fn from_arc(task: Arc<dyn TaskHeader>) -> Self {
-        HeaderRef(task)
-    }
-
-    pub(crate) fn header(&self) -> &Header {
-        self.0.header()
-    }
-}
-
-impl fmt::Debug for HeaderRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task").field("id", &self.header().id()).finish_non_exhaustive()
-    }
-}
-
 /// The end of a task that runs its body: it starts it, decides its outcome, publishes its output.
 pub(crate) struct Completer<O> {
-    core: Arc<TaskCore<O>>,
+    core: NonNull<TaskCore<O>>,
+    /// The core's own `Arc`; `None` for a core in its task's allocation, which outlives every
+    /// completer of that task (see [`Completer::in_task`]).
+    shared: Option<Arc<TaskCore<O>>>,
 }
 
+// SAFETY: a completer is an owning reference to a `TaskCore<O>`, like `Arc<TaskCore<O>>`, which
+// is `Send` and `Sync` when `O: Send`.
+unsafe impl<O: Send> Send for Completer<O> {}
+// SAFETY: as above.
+unsafe impl<O: Send> Sync for Completer<O> {}
+
 impl<O: Send + 'static> Completer<O> {
+    /// The completer of a task whose core is `core`, the metadata of the task's own allocation.
+    ///
+    /// # Safety
+    /// The allocation must outlive the completer: it lives in the task's future, or in what the
+    /// future hands its end to while something else keeps the allocation (`task::in_task`).
+    pub(crate) unsafe fn in_task(core: &TaskCore<O>) -> Self {
+        Completer { core: NonNull::from(core), shared: None }
+    }
+
+    fn core_ref(&self) -> &TaskCore<O> {
+        // SAFETY: the core is alive while this completer is: it holds the `Arc`, or the caller of
+        // `in_task` promised the allocation outlives it.
+        unsafe { self.core.as_ref() }
+    }
+
     pub(crate) fn header(&self) -> &Header {
-        &self.core.header
+        &self.core_ref().header
     }
 
-    pub(crate) fn header_ref(&self) -> HeaderRef {
-        HeaderRef(self.core.clone())
+    /// A shared reference to the task. `running` is the waker the task is being polled with: for
+    /// a core in the task's allocation, what keeps it alive.
+    pub(crate) fn header_ref(&self, running: Option<&Waker>) -> HeaderRef {
+        match &self.shared {
+            Some(core) => CoreRef::shared(core.clone()).into_header_ref(),
+            None => {
+                let waker = running.expect("a task in its own allocation is polled by its waker");
+                // SAFETY: the core is the metadata of the task being polled, and `waker` is that
+                // task's waker (the executor polls the runner as the task's whole future).
+                unsafe { CoreRef::in_task(self.core_ref(), waker.clone()) }.into_header_ref()
+            }
+        }
     }
 
-    /// The shared core, for a scope that lists a child only when it starts.
-    pub(crate) fn core(&self) -> Arc<TaskCore<O>> {
-        self.core.clone()
+    /// The shared core, for a scope that lists a child only when it starts (a child that waited
+    /// for a slot of its scope's limit, whose core is in an `Arc`).
+    pub(crate) fn shared_core(&self) -> CoreRef<TaskCore<O>> {
+        let core = self.shared.as_ref().expect("a child that waited for a slot has a shared core");
+        CoreRef::shared(core.clone())
     }
 
-    /// The task as the current-task context points at it: `Arc::as_ptr` of the core, so a
-    /// `HeaderRef` can be made from it while this completer keeps the `Arc` alive.
-    pub(crate) fn as_task_ptr(&self) -> std::ptr::NonNull<dyn TaskHeader> {
-        let core: *const TaskCore<O> = Arc::as_ptr(&self.core);
-        let core: *const dyn TaskHeader = core;
-        std::ptr::NonNull::new(core.cast_mut()).expect("an Arc's pointer is not null")
+    /// The task as the current-task context points at it, and whether its core is in an `Arc`
+    /// (then the pointer is `Arc::as_ptr` of it, so a `HeaderRef` can be made from it while this
+    /// completer keeps the `Arc` alive).
+    pub(crate) fn as_task_ptr(&self) -> (NonNull<dyn TaskHeader>, bool) {
+        let core: NonNull<dyn TaskHeader> = self.core;
+        (core, self.shared.is_some())
     }
 
     /// Marks the body as started unless the task was cancelled first; returns whether the body
     /// may run. `waker`, if any, is what a later cancel wakes so the body is dropped promptly.
+    /// A core in the task's allocation stores no waker: its cancellers wake the task through
+    /// theirs.
     pub(crate) fn try_start(&mut self, waker: Option<&Waker>) -> bool {
-        if let Some(waker) = waker {
-            self.core.header.runner_waker.with_mut(|slot| {
+        if let Some(waker) = waker.filter(|_| self.shared.is_some()) {
+            self.core_ref().header.runner_waker.with_mut(|slot| {
                 // SAFETY: `STARTED` is not set yet and only this unique completer sets it, so no
                 // canceller reads the slot until the release transition below publishes it.
                 unsafe { *slot = Some(waker.clone()) };
             });
         }
-        self.core.header.transition(|s| s.is_pending().then(|| s.with(Snapshot::STARTED))).is_ok()
+        self.header().transition(|s| s.is_pending().then(|| s.with(Snapshot::STARTED))).is_ok()
     }
 
     /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending.
     pub(crate) fn decide(&self, kind: Kind) -> bool {
-        let won = self.core.header.decide(kind).is_some();
+        let won = self.header().decide(kind).is_some();
         if won && kind == Kind::TimedOut {
-            self.core.header.run_hooks(&CancelReason::Deadline);
+            self.header().run_hooks(&CancelReason::Deadline);
         }
         won
     }
@@ -412,7 +464,7 @@ impl<O: Send + 'static> Completer<O> {
     /// Makes sure the outcome is decided, cancelling with `reason` if it is still pending. Used
     /// when the body is dropped without finishing (its executor went away).
     pub(crate) fn decide_if_pending(&self, reason: CancelReason) {
-        let header = &self.core.header;
+        let header = self.header();
         if header.kind() == Kind::Pending
             && !header.cancel(reason)
             && header.kind() == Kind::Pending
@@ -426,9 +478,9 @@ impl<O: Send + 'static> Completer<O> {
     /// Stores the output and marks the task done, waking the joiner. Consumes the completer: an
     /// output is published exactly once.
     pub(crate) fn publish(self, output: O) {
-        let header = &self.core.header;
+        let header = self.header();
         debug_assert!(header.kind() != Kind::Pending, "publish before the outcome was decided");
-        self.core.output.with_mut(|slot| {
+        self.core_ref().output.with_mut(|slot| {
             // SAFETY: only this unique completer writes the slot, and the joiner reads it only
             // after observing `DONE`, which is set (release) below.
             unsafe { *slot = Some(output) };
@@ -448,23 +500,37 @@ impl<O: Send + 'static> Completer<O> {
 
 /// The end of a task that awaits its output (inside a `TaskHandle`).
 pub(crate) struct Joiner<O> {
-    core: Arc<TaskCore<O>>,
+    core: CoreRef<TaskCore<O>>,
 }
 
 impl<O> Joiner<O> {
     pub(crate) fn header(&self) -> &Header {
         &self.core.header
     }
+
+    /// The joiner of a task whose core is `core`, the metadata of the task's own allocation.
+    ///
+    /// # Safety
+    /// `waker` must be that task's waker, which keeps the allocation alive.
+    pub(crate) unsafe fn in_task(core: &TaskCore<O>, waker: Waker) -> Self {
+        // SAFETY: as the caller promised.
+        Joiner { core: unsafe { CoreRef::in_task(core, waker) } }
+    }
 }
 
 impl<O: Send + 'static> Joiner<O> {
     /// The shared core, for a scope that must collect a failure nobody awaited.
-    pub(crate) fn core(&self) -> Arc<TaskCore<O>> {
+    pub(crate) fn core(&self) -> CoreRef<TaskCore<O>> {
         self.core.clone()
     }
 
     pub(crate) fn header_ref(&self) -> HeaderRef {
-        HeaderRef(self.core.clone())
+        self.core.clone().into_header_ref()
+    }
+
+    /// Cancels the task if its outcome is still pending, and wakes it; true if this call decided.
+    pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
+        self.core.cancel(reason)
     }
 
     fn take_output(&mut self) -> O {

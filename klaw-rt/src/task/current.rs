@@ -10,24 +10,41 @@
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::task::Waker;
 
 use crate::task::TaskId;
-use crate::task::core::{Completer, Header, HeaderRef, TaskHeader};
+use crate::task::core::{Completer, CoreRef, Header, HeaderRef, TaskHeader};
 use crate::task::descendants::Descendants;
+
+/// The task whose body runs on this thread, as `run_as` sets it.
+#[derive(Clone, Copy)]
+struct Current {
+    task: NonNull<dyn TaskHeader>,
+    /// What keeps the task alive for a reference made from this: for a core in an `Arc`, the
+    /// `Arc` (`task` is `Arc::as_ptr` of it); else the waker the task is polled with (its own,
+    /// whose allocation holds the core).
+    shared: bool,
+    waker: Option<NonNull<Waker>>,
+}
 
 thread_local! {
     /// The task whose body is being polled (or run) on this thread.
-    static CURRENT: Cell<Option<NonNull<dyn TaskHeader>>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
     /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
     /// dropped here hands the children it still has.
     static ADOPTER: Cell<Option<NonNull<Adopter>>> = const { Cell::new(None) };
 }
 
 /// Runs `f` with `task` as this thread's current task (tasks nest: a scope polls its local
-/// children inside its parent's poll).
+/// children inside its parent's poll). `running` is the waker the task is polled with, if it is
+/// polled (a blocking task is not).
 #[inline]
-pub(crate) fn run_as<O: Send + 'static, R>(task: &Completer<O>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<NonNull<dyn TaskHeader>>);
+pub(crate) fn run_as<O: Send + 'static, R>(
+    task: &Completer<O>,
+    running: Option<&Waker>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Option<Current>);
     impl Drop for Restore {
         #[inline]
         fn drop(&mut self) {
@@ -36,12 +53,14 @@ pub(crate) fn run_as<O: Send + 'static, R>(task: &Completer<O>, f: impl FnOnce()
     }
     // The guard is this function's own, so it always drops (on unwind too): the previous task
     // is always put back, and the pointer never outlives the borrow of `task`.
-    let _restore = Restore(CURRENT.with(|cell| cell.replace(Some(task.as_task_ptr()))));
+    let (pointer, shared) = task.as_task_ptr();
+    let current = Current { task: pointer, shared, waker: running.map(NonNull::from) };
+    let _restore = Restore(CURRENT.with(|cell| cell.replace(Some(current))));
     f()
 }
 
 fn current() -> Option<NonNull<dyn TaskHeader>> {
-    CURRENT.with(Cell::get)
+    CURRENT.with(Cell::get).map(|current| current.task)
 }
 
 /// Reads the current task's header, if a task is running on this thread.
@@ -54,16 +73,29 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
 
 /// A shared reference to the current task, to keep past this call (a shield, a region).
 pub(crate) fn current_ref() -> Option<HeaderRef> {
-    let task = current()?;
-    // SAFETY: the pointer is `Arc::as_ptr` of the completer's `Arc<TaskCore<O>>`, coerced to
-    // `dyn TaskHeader`, and that `Arc` is alive while the pointer is set (see `with_current`).
-    // Adding a strong count first makes the `Arc` built from it an extra owner, released when
-    // the `HeaderRef` drops, exactly as `Arc::clone` would.
-    let shared = unsafe {
-        Arc::increment_strong_count(task.as_ptr());
-        Arc::from_raw(task.as_ptr())
-    };
-    Some(HeaderRef::from_arc(shared))
+    let Current { task, shared, waker } = CURRENT.with(Cell::get)?;
+    match (shared, waker) {
+        (false, None) => None, // not made: an unpolled task in its own allocation runs no body
+        (false, Some(waker)) => {
+            // SAFETY: `run_as` set both pointers from borrows it holds while they are set (see
+            // `with_current`); the core is the metadata of the task that `waker` wakes, the task
+            // being polled, so a clone of the waker keeps the core alive.
+            let (core, waker) = unsafe { (task.as_ref(), waker.as_ref()) };
+            // SAFETY: as above.
+            Some(unsafe { CoreRef::in_task(core, waker.clone()) })
+        }
+        (true, _) => {
+            // SAFETY: the pointer is `Arc::as_ptr` of the completer's `Arc<TaskCore<O>>`,
+            // coerced to `dyn TaskHeader`, and that `Arc` is alive while the pointer is set (see
+            // `with_current`). Adding a strong count first makes the `Arc` built from it an extra
+            // owner, released when the reference drops, exactly as `Arc::clone` would.
+            let shared: Arc<dyn TaskHeader> = unsafe {
+                Arc::increment_strong_count(task.as_ptr());
+                Arc::from_raw(task.as_ptr())
+            };
+            Some(CoreRef::shared_dyn(shared))
+        }
+    }
 }
 
 /// Identifies the current task, for tagging what its body pushes on per-thread stacks; null

@@ -33,12 +33,18 @@ enum Then {
 /// [`then_run`](Self::then_run) say what happens at zero.
 #[derive(Default)]
 pub(crate) struct Descendants {
+    /// How many have not ended, and [`WATCHED`] once the owner waits or has gone: only then
+    /// does an end that reaches zero wake it or run what it left (children end about as fast as
+    /// a busy scope spawns them, so the count reaches zero often while nobody watches it).
     count: AtomicUsize,
     /// The owner's waker while it polls.
     waker: WakerSlot,
     /// Set once, when the owner goes away with descendants still running.
     then: Mutex<Option<Then>>,
 }
+
+/// Set in `count` once the owner polls for zero or has gone away; never cleared.
+const WATCHED: usize = 1 << (usize::BITS - 1);
 
 impl Descendants {
     pub(crate) fn new() -> Arc<Self> {
@@ -56,10 +62,22 @@ impl Descendants {
 
     /// One descendant ended. At zero: wake the owner, or do what it left to do; true then.
     pub(crate) fn ended(&self) -> bool {
+        self.ended_then(|| {})
+    }
+
+    /// Like [`ended`](Self::ended); at zero, runs `at_zero` first, before the owner (or the
+    /// frame it went to) can see that its descendants have ended.
+    pub(crate) fn ended_then(&self, at_zero: impl FnOnce()) -> bool {
         // SeqCst (the same instruction as AcqRel on x86): a scope that was dropped pairs this
         // with its own flag, so the last child or the scope logs what failed.
-        let last = self.count.fetch_sub(1, Ordering::SeqCst) == 1;
+        // Unwatched, the owner's next look sees zero itself: it sets `WATCHED` (SeqCst)
+        // before it looks, and of that and this decrement, the later one sees the other.
+        let previous = self.count.fetch_sub(1, Ordering::SeqCst);
+        let last = previous & !WATCHED == 1;
         if last {
+            at_zero();
+        }
+        if last && previous & WATCHED != 0 {
             self.waker.wake();
             self.run_then();
         }
@@ -68,11 +86,16 @@ impl Descendants {
 
     /// How many have not ended yet.
     pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire) & !WATCHED
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.count.load(Ordering::SeqCst) == 0
+        self.count.load(Ordering::SeqCst) & !WATCHED == 0
+    }
+
+    /// From now on, the end that reaches zero wakes the owner and runs what it left.
+    fn watch(&self) {
+        self.count.fetch_or(WATCHED, Ordering::SeqCst);
     }
 
     /// For the owner while it polls: ready once every descendant has ended.
@@ -81,6 +104,7 @@ impl Descendants {
             return Poll::Ready(());
         }
         self.waker.register(cx.waker());
+        self.watch();
         if self.is_empty() { Poll::Ready(()) } else { Poll::Pending }
     }
 
@@ -99,8 +123,9 @@ impl Descendants {
     fn set_then(&self, then: Then) {
         let previous = self.lock().replace(then);
         debug_assert!(previous.is_none(), "an owner goes away once");
-        // The last descendant may have ended before `then` was stored, and seen nothing to do.
-        // Whoever takes `then` out of the slot runs it, so it runs exactly once.
+        self.watch();
+        // The last descendant may have ended before `then` was stored (or before `watch`), and
+        // seen nothing to do. Whoever takes `then` out of the slot runs it, so it runs once.
         if self.is_empty() {
             self.run_then();
         }
@@ -126,6 +151,6 @@ impl Descendants {
 
 impl fmt::Debug for Descendants {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Descendants").field("running", &self.count.load(Ordering::Acquire)).finish()
+        f.debug_struct("Descendants").field("running", &self.count()).finish()
     }
 }

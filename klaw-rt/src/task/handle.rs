@@ -150,7 +150,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
-        self.joiner.header().cancel(reason.into())
+        self.joiner.cancel(reason.into())
     }
 
     /// A cloneable, `Send` reference to the task, for another thread or task: it reads how the
@@ -250,7 +250,7 @@ impl TaskRef {
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn cancel(&self, reason: impl Into<CancelReason>) -> bool {
-        self.0.header().cancel(reason.into())
+        self.0.cancel(reason.into())
     }
 
     /// The task's id.

@@ -1,6 +1,7 @@
 //! Tasks: their identity, how they end, and the handles that observe and cancel them.
 
 pub(crate) mod core;
+mod core_ref;
 pub(crate) mod current;
 pub(crate) mod descendants;
 pub(crate) mod error;

@@ -284,15 +284,16 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             let _span = self.span.as_ref().map(|span| span.enter());
             let step = body.as_mut().as_pin_mut().expect("the body lives until finish");
             // A fresh cooperative budget for each poll of the body (see `coop`).
+            let running = cx.waker();
             let poll = || coop::with_task_budget(|| step.poll(cx));
-            current::run_as(completer, || guarded::<M, _>(poll))
+            current::run_as(completer, Some(running), || guarded::<M, _>(poll))
         };
         let output = match polled {
             Poll::Pending if must_stop(completer.header()) => None, // a shield just ended
             Poll::Pending => {
                 if !end.waited {
                     end.waited = true;
-                    let task = completer.header_ref();
+                    let task = completer.header_ref(Some(cx.waker()));
                     end.report.first_wait(task);
                 }
                 return Poll::Pending;
@@ -356,7 +357,7 @@ where
 
     /// The task, for the pool's list of what it runs.
     pub(crate) fn header_ref(&self) -> HeaderRef {
-        self.completer.as_ref().expect("a blocking task runs once").header_ref()
+        self.completer.as_ref().expect("a blocking task runs once").header_ref(None)
     }
 
     pub(crate) fn run(mut self) {
@@ -370,7 +371,7 @@ where
                 return None;
             }
             let _span = self.span.as_ref().map(|span| span.enter());
-            let ran = current::run_as(&completer, || guarded::<M, O>(|| Poll::Ready(body())));
+            let ran = current::run_as(&completer, None, || guarded::<M, O>(|| Poll::Ready(body())));
             let Poll::Ready(output) = ran else { unreachable!("a blocking body runs to its end") };
             decide_by_output(&completer, &report, output)
         });

@@ -25,7 +25,7 @@ fn worker_running_one_task(executor: &Arc<Executor>) -> thread::JoinHandle<()> {
 /// Spawns a task that counts itself once it runs.
 fn spawn_counted(executor: &Executor, ran: &Arc<AtomicUsize>) {
     let ran = ran.clone();
-    executor.spawn(async move {
+    executor.spawner().spawn(async move {
         ran.fetch_add(1, Ordering::SeqCst);
     });
 }
@@ -81,7 +81,7 @@ fn loom_a_picked_sleeper_that_leaves_passes_the_wake_up_on() {
                 }));
             })
         };
-        executor.spawn(async move {
+        executor.spawner().spawn(async move {
             let _ = done.try_send(());
         });
         leaving.join().unwrap();
@@ -96,7 +96,7 @@ fn loom_a_task_woken_after_the_executor_is_dropped_is_dropped() {
         let waker = Arc::new(crate::sync::Mutex::new(None::<Waker>));
         let parked = waker.clone();
         // A task that waits forever, leaving its waker where another thread can wake it.
-        executor.spawn(std::future::poll_fn(move |cx| {
+        executor.spawner().spawn(std::future::poll_fn(move |cx| {
             *parked.lock() = Some(cx.waker().clone());
             Poll::<()>::Pending
         }));
