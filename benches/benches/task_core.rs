@@ -1,10 +1,11 @@
-//! Where a task's core should live: a prototype, measured before klaw's tasks change.
+//! Where a task's core should live: the prototype measured before klaw's tasks changed.
 //!
-//! klaw gives each task a core (its state machine, cancel reason, wakers and output slot;
-//! 112 bytes) in an `Arc` of its own, next to the allocation `async-task` makes for the future:
-//! two allocations per task, and a second reference count that the spawning thread and the
-//! worker both write. `async-task` can carry the core in its own allocation instead
-//! (`Builder::metadata`). This bench spawns and joins 10k trivial tasks on one minimal
+//! Each klaw task has a core (its state machine, cancel reason, wakers and output slot;
+//! 112 bytes). It used to live in an `Arc` of its own, next to the allocation `async-task`
+//! makes for the future: two allocations per task, and a second reference count that the
+//! spawning thread and the worker both write. `async-task` can carry the core in its own
+//! allocation instead (`Builder::metadata`), which is where a task spawned on klaw's executor
+//! keeps it now (`klaw-rt/src/runtime/in_task.rs`). This bench spawns and joins 10k trivial tasks on one minimal
 //! executor (a shared queue and two workers) both ways, with a 112-byte core that the spawning
 //! thread keeps a reference to (as a scope does) and reads when it joins:
 //! - `core in the task`: the core is the task's metadata, one allocation per task;
