@@ -17,7 +17,7 @@ use slab::Slab;
 
 use crate::runtime::dump::{RuntimeDump, ScopeView};
 
-use crate::sync::{AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crate::task::core::HeaderRef;
 use crate::task::state::Kind;
 use crate::task::{CancelReason, TaskId};
@@ -78,6 +78,10 @@ pub(crate) struct Stats {
     shards: [Shard; SHARDS],
     /// Notified at every task end, so a shutdown waiting for zero live tasks re-counts.
     ended_event: Event,
+    /// How many wait for `ended_event` (a shutdown does): only then does a task's end notify
+    /// it. `Event::notify` takes the event's lock and a full fence even with nobody listening,
+    /// and every task ends once.
+    watching_ends: AtomicUsize,
     /// Set when shutdown starts cancelling: a task polled from then on cancels itself.
     shutting_down: AtomicBool,
     parked: Parked,
@@ -148,13 +152,23 @@ impl Stats {
     }
 
     pub(crate) fn task_ended(&self, kind: Kind) {
-        self.shards[my_shard()].ended[kind.index()].fetch_add(1, Ordering::Release);
-        // Cheap when nobody listens (one load); only a shutdown listens.
-        self.ended_event.notify(usize::MAX);
+        // SeqCst, with `watching_ends` here and in `WatchEnds::new`, and with the loads of
+        // `live`: either a watcher's count of live tasks sees this end, or this sees the
+        // watcher and notifies it (it listens before it counts).
+        self.shards[my_shard()].ended[kind.index()].fetch_add(1, Ordering::SeqCst);
+        if self.watching_ends.load(Ordering::SeqCst) != 0 {
+            self.ended_event.notify(usize::MAX);
+        }
+    }
+
+    /// Counts the caller as waiting for task ends while the guard lives.
+    fn watch_ends(&self) -> WatchEnds<'_> {
+        self.watching_ends.fetch_add(1, Ordering::SeqCst);
+        WatchEnds(&self.watching_ends)
     }
 
     fn ended_total(&self, kind: Kind) -> u64 {
-        self.shards.iter().map(|shard| shard.ended[kind.index()].load(Ordering::Acquire)).sum()
+        self.shards.iter().map(|shard| shard.ended[kind.index()].load(Ordering::SeqCst)).sum()
     }
 
     /// Tasks spawned and not yet ended. Ends are summed before spawns: every end we count has
@@ -168,6 +182,7 @@ impl Stats {
 
     /// Blocks until no task is live or `deadline` passes; returns whether none is live.
     pub(crate) fn wait_idle(&self, deadline: Instant) -> bool {
+        let _watching = self.watch_ends();
         wait_until(&self.ended_event, deadline, || self.live() == 0)
     }
 
@@ -177,6 +192,7 @@ impl Stats {
         // Real time even under a paused clock: shutdown's grace bounds how long the thread that
         // shuts down blocks (see `Runtime::shutdown_now`).
         let mut timer = async_io::Timer::at(deadline);
+        let _watching = self.watch_ends();
         loop {
             if self.live() == 0 {
                 return true;
@@ -217,6 +233,15 @@ impl Stats {
 }
 
 /// Blocks until `done()` holds or `deadline` passes, waking on `event`. Returns `done()`.
+/// A waiter for task ends, counted in `Stats::watching_ends` until dropped.
+struct WatchEnds<'a>(&'a AtomicUsize);
+
+impl Drop for WatchEnds<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub(crate) fn wait_until(event: &Event, deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
