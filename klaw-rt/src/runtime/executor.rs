@@ -162,14 +162,7 @@ impl Spawner {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let state = self.state.clone();
-        // `propagate_panic`: a panic that escaped the runner (its own code, not the user's,
-        // which it catches) is kept in the detached task and dropped, not thrown on a worker.
-        let (runnable, task) = async_task::Builder::new()
-            .propagate_panic(true)
-            .spawn(move |()| future, move |runnable| state.schedule(Entry::new(runnable)));
-        task.detach();
-        runnable.schedule();
+        self.build_task((), move |()| future).schedule();
     }
 
     /// Builds a task whose allocation also holds `metadata`, and whose future `future` makes
@@ -183,6 +176,8 @@ impl Spawner {
         F: Future<Output = ()> + Send + 'static,
     {
         let state = self.state.clone();
+        // `propagate_panic`: a panic that escaped the runner (its own code, not the user's,
+        // which it catches) is kept in the detached task and dropped, not thrown on a worker.
         let (runnable, task) = async_task::Builder::new()
             .metadata(metadata)
             .propagate_panic(true)
