@@ -83,10 +83,12 @@ where
         AsyncRunner::<F, M, _>::new(future, completer, timeout, span, slot)
     });
     let task = runnable.metadata();
-    // SAFETY: the task is not scheduled yet, and these are its own wakers.
+    // SAFETY: the task is not scheduled yet, and these are its own wakers. The waker that keeps
+    // the allocation goes in first, so that an end deferred while `report` unwinds (the
+    // runner dropped unpolled, its body handing running descendants over) still has it.
     let joiner = unsafe {
         task.keep(runnable.waker());
-        task.joiner(runnable.waker())
+        Joiner::in_task(&task.core, runnable.waker())
     };
     // If this unwinds, the unscheduled runnable drops the runner unpolled: the task ends
     // cancelled, reporting to nobody.
@@ -111,15 +113,6 @@ impl<O: Send + 'static, R> InTask<O, R> {
         // module's doc) is covered by the waker in the links.
         let completer = unsafe { Completer::in_task(&self.core) };
         (completer, SlotReport { links: NonNull::from(&self.links) })
-    }
-
-    /// The task's handle end, kept alive by `waker`.
-    ///
-    /// # Safety
-    /// `waker` must be the waker of the task whose metadata this is.
-    unsafe fn joiner(&self, waker: Waker) -> Joiner<O> {
-        // SAFETY: as the caller promised.
-        unsafe { Joiner::in_task(&self.core, waker) }
     }
 
     /// Gives the runner the waker that keeps the allocation until it has ended.

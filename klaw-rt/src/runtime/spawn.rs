@@ -146,14 +146,24 @@ fn register<T: Send + 'static, E: Send + 'static, P>(
     let id = TaskId::next();
     let span = task_span(id, name.as_deref(), scope);
     let (completer, joiner) = new_task(id, name);
-    // Registered with its scope before any executor or pool sees it: a scope cancelled
-    // meanwhile cancels it before it can start.
-    let parent = parent(&joiner);
+    let accounting = enroll(stats, &joiner, parent);
+    NewTask { span, completer, accounting, handle: TaskHandle::new(joiner) }
+}
+
+/// Registers a new task with its scope (through `parent`) and counts it: what it reports to.
+/// Called before any executor or pool sees the task, so a scope cancelled meanwhile cancels it
+/// before it can start.
+#[inline]
+fn enroll<T: Send + 'static, E: Send + 'static, P>(
+    stats: Option<&Arc<Stats>>,
+    joiner: &Joiner<TaskOutput<T, E>>,
+    parent: impl FnOnce(&Joiner<TaskOutput<T, E>>) -> Option<P>,
+) -> Accounting<P> {
+    let parent = parent(joiner);
     if let Some(stats) = stats {
         stats.task_spawned();
     }
-    let accounting = Accounting::new(stats.cloned(), parent);
-    NewTask { span, completer, accounting, handle: TaskHandle::new(joiner) }
+    Accounting::new(stats.cloned(), parent)
 }
 
 /// Creates a task that waits for a slot of its scope's limit: counted, and enlisted with its
@@ -243,11 +253,7 @@ where
         let span = task_span(id, name.as_deref(), scope);
         let joiner =
             in_task::spawn::<F, M, _>(executor, id, name, future, timeout, span, |joiner| {
-                // Registered with its scope before the executor sees it: a scope cancelled
-                // meanwhile cancels it before it can start.
-                let parent = parent(joiner);
-                shared.stats.task_spawned();
-                Accounting::new(Some(shared.stats.clone()), parent)
+                enroll(Some(&shared.stats), joiner, parent)
             });
         return TaskHandle::new(joiner);
     }
