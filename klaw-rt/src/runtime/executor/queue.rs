@@ -1,17 +1,20 @@
 //! The queue of runnable tasks, shared by the workers: a lock-free ring of [`RING_CAPACITY`]
-//! tasks (`concurrent-queue`'s bounded queue), and behind it an unbounded overflow for a burst
-//! the ring cannot hold. Under the model checker it is a loom mutex around a `VecDeque` (the
-//! lock-free queues are not loom-instrumented; what the models check is the sleep and wake
-//! protocol around it, which sees the queue only through `push`, `pop` and `is_empty`).
+//! tasks (`concurrent-queue`'s bounded queue), and behind it an overflow for a burst the ring
+//! cannot hold, a `VecDeque` under a spin lock. Under the model checker it is a loom mutex around
+//! a `VecDeque` (the lock-free ring is not loom-instrumented; what the models check is the sleep
+//! and wake protocol around it, which sees the queue only through `push`, `pop` and `is_empty`).
 //!
-//! Why a ring first: an unbounded queue alone (what `async-executor` uses) allocates a block of
-//! slots as it fills and frees it from the thread that empties it. With one thread spawning and
+//! Why not an unbounded lock-free queue (what `async-executor` uses): it allocates a block of
+//! slots as it fills and frees it on the thread that empties it. With one thread spawning and
 //! the workers running what it spawns, every block was allocated by one thread and freed by
 //! another, and glibc's `free` of another thread's block takes that thread's arena lock, the one
 //! its next `malloc` needs: in `benches/spawn` (spawns from outside the runtime, 2 workers) the
-//! spawning thread and the workers met on that lock often enough for 130k–550k `futex` calls per
-//! 4M tasks. The ring allocates once. Measured in the bench's loop alone (medians of 30 rounds,
-//! 6 alternating runs): 470 ns a spawn and join before, 315 after; `futex` calls 58k–145k.
+//! spawning thread and the workers met on that lock often enough for 400k–670k `futex` calls
+//! per 4M tasks. The ring allocates once, and the overflow's buffer grows and stays until a
+//! burst is over. Measured in the bench's loop alone (medians of 30 rounds, five alternating
+//! runs): 620–770 ns a spawn and join before, 320–470 after; `futex` calls 29k–157k. An
+//! unbounded lock-free overflow behind the ring measured as fast but kept half the `futex` calls
+//! (its blocks again).
 //!
 //! Order: the overflow takes a task only while the ring is full or the overflow is not empty
 //! yet, and a worker takes from the ring first. So the tasks in the ring are older than those in
@@ -27,6 +30,11 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use async_task::Runnable;
+
+#[cfg(not(klaw_loom))]
+use crate::sync::{AtomicUsize, Ordering, SpinMutex};
+#[cfg(not(klaw_loom))]
+use std::collections::VecDeque;
 
 /// A runnable task whose metadata type is forgotten: `Runnable::into_raw`, and how to run or
 /// drop it.
@@ -91,8 +99,20 @@ const RING_CAPACITY: usize = 1024;
 #[cfg(not(klaw_loom))]
 pub(super) struct Queue {
     ring: crossbeam_utils::CachePadded<concurrent_queue::ConcurrentQueue<Entry>>,
-    overflow: crossbeam_utils::CachePadded<concurrent_queue::ConcurrentQueue<Entry>>,
+    overflow: crossbeam_utils::CachePadded<Overflow>,
 }
+
+/// Tasks queued while the ring was full, oldest first, and how many: read without the lock by
+/// every push (to queue behind them) and every look for work.
+#[cfg(not(klaw_loom))]
+struct Overflow {
+    tasks: SpinMutex<VecDeque<Entry>>,
+    len: AtomicUsize,
+}
+
+/// An overflow emptied with room for more than this many gives its buffer back.
+#[cfg(not(klaw_loom))]
+const OVERFLOW_KEPT: usize = 4 * RING_CAPACITY;
 
 #[cfg(not(klaw_loom))]
 impl Queue {
@@ -101,15 +121,16 @@ impl Queue {
             ring: crossbeam_utils::CachePadded::new(concurrent_queue::ConcurrentQueue::bounded(
                 RING_CAPACITY,
             )),
-            overflow: crossbeam_utils::CachePadded::new(
-                concurrent_queue::ConcurrentQueue::unbounded(),
-            ),
+            overflow: crossbeam_utils::CachePadded::new(Overflow {
+                tasks: SpinMutex::new(VecDeque::new()),
+                len: AtomicUsize::new(0),
+            }),
         }
     }
 
     pub(super) fn push(&self, entry: Entry) {
         // Behind the overflow while it holds tasks, so they are not overtaken.
-        let entry = if self.overflow.is_empty() {
+        let entry = if self.overflow_len() == 0 {
             match self.ring.push(entry) {
                 Ok(()) => return,
                 Err(full) => full.into_inner(),
@@ -117,24 +138,41 @@ impl Queue {
         } else {
             entry
         };
-        // An unbounded queue is never full, and it is closed by nobody.
-        if let Err(error) = self.overflow.push(entry) {
-            drop(error.into_inner());
-            unreachable!("the overflow is unbounded and never closed");
-        }
+        let mut tasks = self.overflow.tasks.lock();
+        tasks.push_back(entry);
+        // SeqCst, as a push into the ring is: a worker about to sleep looks at it last.
+        self.overflow.len.store(tasks.len(), Ordering::SeqCst);
     }
 
     /// The oldest task, nearly: the ring's tasks are older than the overflow's.
     pub(super) fn pop(&self) -> Option<Entry> {
-        self.ring.pop().ok().or_else(|| self.overflow.pop().ok())
+        if let Ok(entry) = self.ring.pop() {
+            return Some(entry);
+        }
+        if self.overflow_len() == 0 {
+            return None;
+        }
+        let mut tasks = self.overflow.tasks.lock();
+        let entry = tasks.pop_front();
+        self.overflow.len.store(tasks.len(), Ordering::SeqCst);
+        // A burst's buffer goes once the burst is over: memory follows what is queued.
+        let released = (tasks.is_empty() && tasks.capacity() > OVERFLOW_KEPT)
+            .then(|| std::mem::take(&mut *tasks));
+        drop(tasks);
+        drop(released); // freed outside the lock
+        entry
+    }
+
+    fn overflow_len(&self) -> usize {
+        self.overflow.len.load(Ordering::SeqCst)
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.ring.is_empty() && self.overflow.is_empty()
+        self.ring.is_empty() && self.overflow_len() == 0
     }
 
     pub(super) fn len(&self) -> usize {
-        self.ring.len() + self.overflow.len()
+        self.ring.len() + self.overflow_len()
     }
 }
 
@@ -196,7 +234,7 @@ mod tests {
             queue.push(entry(&ran, index));
         }
         assert_eq!(queue.len(), burst);
-        assert!(!queue.overflow.is_empty(), "the ring holds RING_CAPACITY");
+        assert_eq!(queue.overflow_len(), 100, "the ring holds RING_CAPACITY");
         assert_eq!(run_all(&queue), burst);
         assert!(queue.is_empty());
         assert_eq!(*ran.lock().unwrap(), (0..burst).collect::<Vec<_>>());
@@ -227,8 +265,20 @@ mod tests {
         }
         run_all(&queue);
         queue.push(entry(&ran, RING_CAPACITY + 1));
-        assert!(queue.overflow.is_empty() && queue.ring.len() == 1);
+        assert!(queue.overflow_len() == 0 && queue.ring.len() == 1);
         assert_eq!(run_all(&queue), 1);
+    }
+
+    #[test]
+    fn an_overflow_emptied_after_a_large_burst_gives_its_buffer_back() {
+        let (queue, ran) = (Queue::new(), Arc::new(Mutex::new(Vec::new())));
+        let burst = RING_CAPACITY + 2 * OVERFLOW_KEPT;
+        for index in 0..burst {
+            queue.push(entry(&ran, index));
+        }
+        assert!(queue.overflow.tasks.lock().capacity() > OVERFLOW_KEPT);
+        assert_eq!(run_all(&queue), burst);
+        assert_eq!(queue.overflow.tasks.lock().capacity(), 0);
     }
 
     #[test]
