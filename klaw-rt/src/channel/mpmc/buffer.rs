@@ -42,6 +42,16 @@ impl<T> Buffer<T> {
         }
     }
 
+    /// True if a push would find the buffer full, as far as the pushing side alone can tell
+    /// (see `Ring::looks_full`); the growing buffer never says so.
+    #[inline]
+    pub(crate) fn looks_full(&self) -> bool {
+        match self {
+            Buffer::Ring(ring) => ring.looks_full(),
+            Buffer::List(_) => false,
+        }
+    }
+
     #[inline]
     pub(crate) fn pop(&self) -> Pop<T> {
         match self {

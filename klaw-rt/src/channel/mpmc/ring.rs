@@ -35,6 +35,9 @@ pub(crate) const SENDERS_WAIT: usize = 1;
 /// Low bits of `head` and `tail` that hold flags; positions are stored above them.
 const FLAG_BITS: u32 = 3;
 const FLAGS: usize = (1 << FLAG_BITS) - 1;
+/// How many more looks [`Ring::looks_full`] takes at a full place's stamp: the backoff's first
+/// spins, 1 + 2 + 4 `pause`s, about as long as a pop takes to free a place it has claimed.
+const QUICK_LOOKS: usize = 3;
 /// Positions wrap at this mask (they are stored shifted left by `FLAG_BITS`).
 const POSITION_MASK: usize = usize::MAX >> FLAG_BITS;
 
@@ -193,6 +196,28 @@ impl<T> Ring<T> {
         }
     }
 
+    /// True if the place the next push needs still holds last lap's value, and still does after
+    /// a few short spins: the ring is full, or a pop that has claimed the place is half-way
+    /// through taking the value out. Reads the tail and that place's stamp, never `head`.
+    #[cold]
+    pub(crate) fn looks_full(&self) -> bool {
+        let position = self.tail.load(Ordering::Relaxed) >> FLAG_BITS;
+        let slot = self.slot(position);
+        let last_lap =
+            |stamp: usize| stamp.wrapping_add(self.one_lap) & POSITION_MASK == position + 1;
+        if !last_lap(slot.stamp.load(Ordering::Acquire)) {
+            return false;
+        }
+        let mut backoff = Backoff::new();
+        for _ in 0..QUICK_LOOKS {
+            backoff.spin();
+            if !last_lap(slot.stamp.load(Ordering::Acquire)) {
+                return false;
+            }
+        }
+        true
+    }
+
     #[inline]
     pub(crate) fn pop(&self) -> Pop<T> {
         let mut backoff = Backoff::new();
@@ -302,5 +327,24 @@ impl<T> Drop for Ring<T> {
             slot.value.with_mut(|cell| unsafe { (*cell).assume_init_drop() });
             position = self.next(position);
         }
+    }
+}
+
+#[cfg(all(test, not(klaw_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_looks_full_from_the_senders_side_only_while_every_place_holds_a_value() {
+        let ring = Ring::new(2);
+        assert!(!ring.looks_full());
+        assert!(matches!(ring.push(1, false), Push::Pushed { .. }));
+        assert!(!ring.looks_full(), "one place is free");
+        assert!(matches!(ring.push(2, false), Push::Pushed { .. }));
+        assert!(ring.looks_full());
+        assert!(matches!(ring.pop(), Pop::Popped { value: 1, .. }));
+        assert!(!ring.looks_full(), "the pop freed the place the next push needs");
+        assert!(matches!(ring.push(3, false), Push::Pushed { .. }));
+        assert!(ring.looks_full(), "full again, one lap on");
     }
 }
