@@ -140,6 +140,13 @@ impl<T> Ring<T> {
         }
     }
 
+    /// True if a slot whose stamp is `stamp` still holds the value pushed one lap before
+    /// `position`: not popped yet, or being popped right now.
+    #[inline(always)]
+    fn holds_last_lap(&self, stamp: usize, position: usize) -> bool {
+        stamp.wrapping_add(self.one_lap) & POSITION_MASK == position + 1
+    }
+
     /// Pushes `value` unless the ring is full or closed, or permits are out and `counted` is
     /// false (the caller holds the permit lock and has counted this push when it is true).
     #[inline]
@@ -179,7 +186,7 @@ impl<T> Ring<T> {
                         tail = current;
                     }
                 }
-            } else if stamp.wrapping_add(self.one_lap) & POSITION_MASK == position + 1 {
+            } else if self.holds_last_lap(stamp, position) {
                 // The slot still holds last lap's value: full, unless a pop has claimed it and
                 // is reading it right now. `head` tells which.
                 let head = self.head.load(Ordering::Acquire) >> FLAG_BITS;
@@ -203,15 +210,13 @@ impl<T> Ring<T> {
     pub(crate) fn looks_full(&self) -> bool {
         let position = self.tail.load(Ordering::Relaxed) >> FLAG_BITS;
         let slot = self.slot(position);
-        let last_lap =
-            |stamp: usize| stamp.wrapping_add(self.one_lap) & POSITION_MASK == position + 1;
-        if !last_lap(slot.stamp.load(Ordering::Acquire)) {
+        if !self.holds_last_lap(slot.stamp.load(Ordering::Acquire), position) {
             return false;
         }
         let mut backoff = Backoff::new();
         for _ in 0..QUICK_LOOKS {
             backoff.spin();
-            if !last_lap(slot.stamp.load(Ordering::Acquire)) {
+            if !self.holds_last_lap(slot.stamp.load(Ordering::Acquire), position) {
                 return false;
             }
         }

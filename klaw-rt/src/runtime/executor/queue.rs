@@ -16,8 +16,8 @@
 //! unbounded lock-free overflow behind the ring measured as fast but kept half the `futex` calls
 //! (its blocks again).
 //!
-//! Order: the overflow takes a task only while the ring is full or the overflow is not empty
-//! yet, and a worker takes from the ring first. So the tasks in the ring are older than those in
+//! Order: the overflow takes a task only while the ring is full or the overflow still holds
+//! tasks, and a worker takes from the ring first. So the tasks in the ring are older than those in
 //! the overflow, and a task in the overflow waits for the ring to drain, never for tasks queued
 //! after it: no task waits behind a stream of newer ones.
 //!
