@@ -26,6 +26,11 @@
 //! A searcher stops searching *before* its last look at the queue, so a task pushed while it
 //! searched, which woke nobody, is seen by that look.
 //!
+//! **A task queued as a run ends is left to the worker that queued it** (`executor/run.rs`): a
+//! task woken during its own poll, or started by a task as it ends. That worker looks at the
+//! queue next, so it wakes a sleeper only if more than that one task is queued once the run has
+//! returned.
+//!
 //! **After the executor is dropped** (the runtime has shut down), a task that is woken is
 //! dropped instead of queued: nothing would ever run it, and queued it would keep itself alive.
 
@@ -42,8 +47,11 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 #[cfg(all(test, klaw_loom))]
 mod loom;
 mod queue;
+mod run;
 
 use queue::{Entry, Queue};
+use run::Run;
+pub(crate) use run::at_end_of_run;
 
 /// Tasks a worker runs between two looks at its reactor and at its stop signal.
 const BATCH: usize = 200;
@@ -112,7 +120,7 @@ impl Executor {
     pub(crate) fn try_tick(&self) -> bool {
         match self.state().queue.pop() {
             Some(entry) => {
-                entry.run();
+                self.run_entry(entry);
                 true
             }
             None => false,
@@ -127,13 +135,19 @@ impl Executor {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
-                entry.run();
+                self.run_entry(entry);
                 return;
             }
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
             searching.counted = WaitForWork { state: self.state(), ticket: None }.await;
         }
+    }
+
+    /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker.
+    fn run_entry(&self, entry: Entry) {
+        let _run = Run::enter(self.state());
+        entry.run();
     }
 
     /// Runs tasks until `stop` completes, giving `stop` (and the reactor the caller's
@@ -147,7 +161,10 @@ impl Executor {
                 future::yield_now().await;
             }
         };
-        future::or(stop, run_forever).await
+        let stopped = future::or(stop, run_forever).await;
+        // A task this worker meant to take next (see `run`) goes to a sleeper instead.
+        self.state().wake_next_if_queued();
+        stopped
     }
 }
 
@@ -178,10 +195,13 @@ impl Spawner {
         let state = self.state.clone();
         // `propagate_panic`: a panic that escaped the runner (its own code, not the user's,
         // which it catches) is kept in the detached task and dropped, not thrown on a worker.
-        let (runnable, task) = async_task::Builder::new()
-            .metadata(metadata)
-            .propagate_panic(true)
-            .spawn(future, move |runnable| state.schedule(Entry::new(runnable)));
+        let (runnable, task) =
+            async_task::Builder::new().metadata(metadata).propagate_panic(true).spawn(
+                future,
+                async_task::WithInfo(move |runnable, info: async_task::ScheduleInfo| {
+                    state.schedule(Entry::new(runnable), info.woken_while_running);
+                }),
+            );
         task.detach();
         runnable
     }
@@ -216,8 +236,10 @@ impl std::fmt::Debug for Executor {
 }
 
 impl State {
-    /// What a woken task's waker calls: queue it, and wake a sleeping worker if there is one.
-    fn schedule(&self, entry: Entry) {
+    /// What a woken task's waker calls: queue it, and wake a sleeping worker if there is one,
+    /// unless the worker that queues it takes it next (see `run`): the task was woken during its
+    /// own poll (`woken_while_running`), or queued as a task ends.
+    fn schedule(&self, entry: Entry, woken_while_running: bool) {
         if self.closed.load(Ordering::Acquire) {
             drop(entry);
             return;
@@ -228,7 +250,7 @@ impl State {
             self.drop_queued();
             return;
         }
-        if self.sleeper_to_wake() {
+        if self.sleeper_to_wake() && !run::leave_wake_up_to_this_worker(self, woken_while_running) {
             self.wake_one();
         }
     }

@@ -122,7 +122,8 @@ where
         let runner = self.runner(limit, true);
         executor.spawn(async move {
             runner.await;
-            drop(slot);
+            // The next waiting child starts here: this worker runs it next.
+            crate::runtime::executor::at_end_of_run(|| drop(slot));
         });
     }
 }

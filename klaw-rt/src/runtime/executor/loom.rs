@@ -1,6 +1,7 @@
 //! Loom models of the executor's sleep and wake protocol: a task scheduled while a worker falls
-//! asleep is run, several sleepers are each woken for their task, and a sleeper picked to wake
-//! but dropped before it ran anything passes the wake-up on. A lost wake-up shows as a deadlock
+//! asleep is run, several sleepers are each woken for their task, a sleeper picked to wake but
+//! dropped before it ran anything passes the wake-up on, and what a run leaves to its own worker
+//! (a yield, the tasks started as it ends) is run while the other worker sleeps. A lost wake-up shows as a deadlock
 //! (every thread parked), a task run twice or never as a failed count.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
@@ -86,6 +87,94 @@ fn loom_a_picked_sleeper_that_leaves_passes_the_wake_up_on() {
         });
         leaving.join().unwrap();
         staying.join().unwrap();
+    });
+}
+
+/// Set once, by the last task of a model; the workers run until it is set.
+#[derive(Default)]
+struct Done(crate::sync::Mutex<(bool, Vec<Waker>)>);
+
+impl Done {
+    fn set(&self) {
+        let wakers = {
+            let mut done = self.0.lock();
+            done.0 = true;
+            std::mem::take(&mut done.1)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            let mut done = self.0.lock();
+            if done.0 {
+                return Poll::Ready(());
+            }
+            done.1.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+/// Two workers that run tasks until `done` is set.
+fn two_workers_until(executor: &Arc<Executor>, done: &Arc<Done>) -> Vec<thread::JoinHandle<()>> {
+    (0..2)
+        .map(|_| {
+            let (executor, done) = (executor.clone(), done.clone());
+            thread::spawn(move || block_on(executor.run(done.wait())))
+        })
+        .collect()
+}
+
+#[test]
+fn loom_a_task_that_yields_runs_on_while_the_other_worker_sleeps() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let done = Arc::new(Done::default());
+        let workers = two_workers_until(&executor, &done);
+        // Its yield leaves the wake-up to the worker that ran it. Deadlocks if that worker
+        // then leaves it queued while the other sleeps.
+        let mut yielded = false;
+        executor.spawner().spawn(std::future::poll_fn(move |cx| {
+            if !std::mem::replace(&mut yielded, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            done.set();
+            Poll::Ready(())
+        }));
+        for worker in workers {
+            worker.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn loom_tasks_started_as_a_task_ends_all_run() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let done = Arc::new(Done::default());
+        let workers = two_workers_until(&executor, &done);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let spawner = executor.spawner().clone();
+        // Two tasks started as it ends, left to the worker that ran it: that worker must hand
+        // the second to the sleeper (or run both), and every one of them must run.
+        executor.spawner().spawn(async move {
+            super::at_end_of_run(|| {
+                for _ in 0..2 {
+                    let (ran, done) = (ran.clone(), done.clone());
+                    spawner.spawn(async move {
+                        if ran.fetch_add(1, Ordering::SeqCst) == 1 {
+                            done.set();
+                        }
+                    });
+                }
+            });
+        });
+        for worker in workers {
+            worker.join().unwrap();
+        }
     });
 }
 
