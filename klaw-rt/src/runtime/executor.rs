@@ -26,9 +26,10 @@
 //! A searcher stops searching *before* its last look at the queue, so a task pushed while it
 //! searched, which woke nobody, is seen by that look.
 //!
-//! **A task started as a run ends is left to the worker that started it** (`executor/run.rs`):
-//! that worker looks at the queue next, so it wakes a sleeper only if more than that one task is
-//! queued once the run has returned.
+//! **A task queued as a run ends is left to the worker that queued it** (`executor/run.rs`): a
+//! task woken during its own poll, or started by a task as it ends. That worker looks at the
+//! queue next, so it wakes a sleeper only if more than that one task is queued once the run has
+//! returned.
 //!
 //! **After the executor is dropped** (the runtime has shut down), a task that is woken is
 //! dropped instead of queued: nothing would ever run it, and queued it would keep itself alive.
@@ -194,10 +195,13 @@ impl Spawner {
         let state = self.state.clone();
         // `propagate_panic`: a panic that escaped the runner (its own code, not the user's,
         // which it catches) is kept in the detached task and dropped, not thrown on a worker.
-        let (runnable, task) = async_task::Builder::new()
-            .metadata(metadata)
-            .propagate_panic(true)
-            .spawn(future, move |runnable| state.schedule(Entry::new(runnable)));
+        let (runnable, task) =
+            async_task::Builder::new().metadata(metadata).propagate_panic(true).spawn(
+                future,
+                async_task::WithInfo(move |runnable, info: async_task::ScheduleInfo| {
+                    state.schedule(Entry::new(runnable), info.woken_while_running);
+                }),
+            );
         task.detach();
         runnable
     }
@@ -233,8 +237,9 @@ impl std::fmt::Debug for Executor {
 
 impl State {
     /// What a woken task's waker calls: queue it, and wake a sleeping worker if there is one,
-    /// unless it was started as a run ends on this thread (see `run`): that worker takes it next.
-    fn schedule(&self, entry: Entry) {
+    /// unless the worker that queues it takes it next (see `run`): the task was woken during its
+    /// own poll (`woken_while_running`), or queued as a task ends.
+    fn schedule(&self, entry: Entry, woken_while_running: bool) {
         if self.closed.load(Ordering::Acquire) {
             drop(entry);
             return;
@@ -245,7 +250,7 @@ impl State {
             self.drop_queued();
             return;
         }
-        if self.sleeper_to_wake() && !run::leave_wake_up_to_this_worker(self) {
+        if self.sleeper_to_wake() && !run::leave_wake_up_to_this_worker(self, woken_while_running) {
             self.wake_one();
         }
     }

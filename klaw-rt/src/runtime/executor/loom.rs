@@ -1,7 +1,7 @@
 //! Loom models of the executor's sleep and wake protocol: a task scheduled while a worker falls
 //! asleep is run, several sleepers are each woken for their task, a sleeper picked to wake but
-//! dropped before it ran anything passes the wake-up on, and tasks started as a task ends, left
-//! to the worker that ran it, all run while the other worker sleeps. A lost wake-up shows as a deadlock
+//! dropped before it ran anything passes the wake-up on, and what a run leaves to its own worker
+//! (a yield, the tasks started as it ends) is run while the other worker sleeps. A lost wake-up shows as a deadlock
 //! (every thread parked), a task run twice or never as a failed count.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
@@ -125,6 +125,29 @@ fn two_workers_until(executor: &Arc<Executor>, done: &Arc<Done>) -> Vec<thread::
             thread::spawn(move || block_on(executor.run(done.wait())))
         })
         .collect()
+}
+
+#[test]
+fn loom_a_task_that_yields_runs_on_while_the_other_worker_sleeps() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let done = Arc::new(Done::default());
+        let workers = two_workers_until(&executor, &done);
+        // Its yield leaves the wake-up to the worker that ran it. Deadlocks if that worker
+        // then leaves it queued while the other sleeps.
+        let mut yielded = false;
+        executor.spawner().spawn(std::future::poll_fn(move |cx| {
+            if !std::mem::replace(&mut yielded, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            done.set();
+            Poll::Ready(())
+        }));
+        for worker in workers {
+            worker.join().unwrap();
+        }
+    });
 }
 
 #[test]
