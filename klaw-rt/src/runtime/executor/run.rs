@@ -100,19 +100,24 @@ pub(super) fn leave_wake_up_to_this_worker(state: &State, woken_while_running: b
 /// (a limited scope's next child) are taken by this worker next, without waking a sleeper for
 /// them. Outside a run it just runs `end`.
 pub(crate) fn at_end_of_run<R>(end: impl FnOnce() -> R) -> R {
-    let set_ending = |ending: bool| {
-        CURRENT.with(|current| current.set(CurrentRun { ending, ..current.get() }));
-    };
-    set_ending(true);
-    // Reset even if `end` unwinds: the run goes on being ended by its `Run`'s drop.
-    struct Reset<F: Fn(bool)>(F);
-    impl<F: Fn(bool)> Drop for Reset<F> {
+    /// What `ending` was before, restored on drop, also if `end` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            (self.0)(false);
+            set_ending(self.0);
         }
     }
-    let _reset = Reset(set_ending);
+    let _restore = Restore(set_ending(true));
     end()
+}
+
+/// Sets whether the running task is ending; returns what it was.
+fn set_ending(ending: bool) -> bool {
+    CURRENT.with(|current| {
+        let run = current.get();
+        current.set(CurrentRun { ending, ..run });
+        run.ending
+    })
 }
 
 #[cfg(all(test, not(klaw_loom)))]
