@@ -63,7 +63,7 @@ pub fn poll_noop<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
 
 /// Polls an MPMC `send` or `recv` with a waker that does nothing until it is done or waits in
 /// its channel's line (its `Debug` says so): a send that finds no place, or a receive that
-/// finds no message, yields to its task a few times before it joins the line.
+/// finds no message, yields to its task once before it joins the line.
 pub fn poll_into_line<F: Future + std::fmt::Debug>(mut future: Pin<&mut F>) -> Poll<F::Output> {
     for _ in 0..64 {
         if let Poll::Ready(output) = poll_noop(future.as_mut()) {

@@ -20,7 +20,7 @@ use crate::channel::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
 use crate::channel::mpmc::waiters::{Polled, WaitList};
-use crate::channel::mpmc::yielding::YieldBeforeWait;
+use crate::channel::mpmc::yielding;
 use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
 use crate::coop;
 use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
@@ -33,8 +33,6 @@ pub(crate) struct Chan<T> {
     senders_waiting: CachePadded<WaitList>,
     /// How many times a receive that found the buffer empty, and a send that found it full,
     /// yield before they wait (see `yielding`). On the slow path only, like the wait lists.
-    receivers_yield: CachePadded<YieldBeforeWait>,
-    senders_yield: CachePadded<YieldBeforeWait>,
     /// Places reserved by permits and not used yet (bounded channels only). While it is not
     /// zero, every push takes this lock, so no push can take a reserved place.
     permits: SpinMutex<usize>,
@@ -66,8 +64,6 @@ impl<T> Chan<T> {
             capacity,
             receivers_waiting: CachePadded::new(WaitList::new()),
             senders_waiting: CachePadded::new(WaitList::new()),
-            receivers_yield: CachePadded::new(YieldBeforeWait::new()),
-            senders_yield: CachePadded::new(YieldBeforeWait::new()),
             permits: SpinMutex::new(0),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
@@ -187,7 +183,7 @@ impl<T> Chan<T> {
         }
     }
 
-    /// One poll of a `recv`: a message, or a yield (counted in `yielded`, see `yielding`), or a
+    /// One poll of a `recv`: a message, or a yield (recorded in `yielded`, see `yielding`), or a
     /// place in line in `waiter`. A completed receive takes a unit of the task's cooperative
     /// budget; with the budget spent it yields before it looks (taking nothing, and keeping a
     /// wake-up `waiter` was given for its next poll).
@@ -195,23 +191,23 @@ impl<T> Chan<T> {
     pub(crate) fn poll_recv(
         &self,
         waiter: &mut Option<usize>,
-        yielded: &mut u8,
+        yielded: &mut bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         coop::budgeted(cx, |cx| {
             if waiter.is_none() {
                 if let Some(received) = self.recv_now() {
-                    self.receivers_yield.found(yielded);
+                    *yielded = false; // a stream polls on
                     return Poll::Ready(received);
                 }
-                if self.receivers_yield.again(yielded) {
+                if yielding::again(yielded) {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
             }
             let polled = self.wait_for_message(waiter, cx);
             if polled.is_ready() {
-                *yielded = 0; // a stream polls on
+                *yielded = false; // a stream polls on
             }
             polled
         })
@@ -229,7 +225,7 @@ impl<T> Chan<T> {
     ) -> Poll<Result<T, RecvError>> {
         if waiter.is_some() {
             // In line: it looks and waits as any receive does (it yields only before it waits).
-            return self.poll_recv(waiter, &mut 0, cx);
+            return self.poll_recv(waiter, &mut false, cx);
         }
         coop::budgeted(cx, |_| self.recv_now().map_or(Poll::Pending, Poll::Ready))
     }
@@ -362,7 +358,7 @@ impl<T> Chan<T> {
         }
     }
 
-    /// One poll of a `send`; `value` stays in place while it yields (counted in `yielded`, see
+    /// One poll of a `send`; `value` stays in place while it yields (recorded in `yielded`, see
     /// `yielding`) or waits, and is taken when it went in or came back. Budgeted as
     /// [`poll_recv`](Self::poll_recv) is: with the budget spent, it yields with `value` still
     /// in place.
@@ -371,21 +367,18 @@ impl<T> Chan<T> {
         &self,
         value: &mut Option<T>,
         waiter: &mut Option<usize>,
-        yielded: &mut u8,
+        yielded: &mut bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
         coop::budgeted(cx, |cx| {
             if waiter.is_none() {
                 let taken = value.take().expect("a Send future was polled after it completed");
-                match self.try_push_looking(taken, *yielded != 0) {
-                    Ok(()) => {
-                        self.senders_yield.found(yielded);
-                        return Poll::Ready(Ok(()));
-                    }
+                match self.try_push_looking(taken, *yielded) {
+                    Ok(()) => return Poll::Ready(Ok(())),
                     Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
                     Err(TrySendError::Full(back)) => *value = Some(back),
                 }
-                if self.senders_yield.again(yielded) {
+                if yielding::again(yielded) {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }

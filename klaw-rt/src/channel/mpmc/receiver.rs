@@ -31,12 +31,12 @@ pub struct Receiver<T> {
     /// The waiter of this receiver's `Stream`, if it is waiting.
     stream_waiter: Option<usize>,
     /// The yields of this receiver's `Stream` since its last item (see `Chan::poll_recv`).
-    stream_yielded: u8,
+    stream_yielded: bool,
 }
 
 impl<T> Receiver<T> {
     pub(crate) fn new(chan: Arc<Chan<T>>) -> Self {
-        Self { chan, stream_waiter: None, stream_yielded: 0 }
+        Self { chan, stream_waiter: None, stream_yielded: false }
     }
 
     /// Receives the oldest message, waiting for one if the channel is empty; `Err(Closed)` once
@@ -46,9 +46,9 @@ impl<T> Receiver<T> {
     /// the channel until a receive takes one, and the wake-up a waiting `recv` was given for a
     /// message passes to the next waiting receiver when it is dropped.
     ///
-    /// A receive that finds the channel empty first yields to its task a few times (it wakes
-    /// the task and returns `Pending`), since a message usually comes within a poll or two, and
-    /// only then waits in line. Waiting receivers are woken in the order they started waiting,
+    /// A receive that finds the channel empty first yields to its task once (it wakes the task
+    /// and returns `Pending`), since a message usually comes within a poll, and only then waits
+    /// in line. Waiting receivers are woken in the order they started waiting,
     /// one per message.
     ///
     /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
@@ -60,7 +60,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(klaw::runtime::block_on(rx.recv()), Ok("hi"));
     /// ```
     pub fn recv(&self) -> Recv<'_, T> {
-        Recv { chan: &self.chan, waiter: None, yielded: 0 }
+        Recv { chan: &self.chan, waiter: None, yielded: false }
     }
 
     /// Receives a message if one is ready.
@@ -191,7 +191,7 @@ impl<T> Receiver<T> {
 pub struct Recv<'a, T> {
     chan: &'a Chan<T>,
     waiter: Option<usize>,
-    yielded: u8,
+    yielded: bool,
 }
 
 impl<T> Future for Recv<'_, T> {

@@ -50,9 +50,9 @@ impl<T> Sender<T> {
     /// wait for a place with [`reserve`](Self::reserve) first (that future holds no value),
     /// then send.
     ///
-    /// A send that finds the channel full first yields to its task a few times (it wakes
-    /// the task and returns `Pending`, with its value kept), since a place usually frees within
-    /// a poll or two, and only then waits in line. Waiting senders are woken in the order they
+    /// A send that finds the channel full first yields to its task once (it wakes the task and
+    /// returns `Pending`, with its value kept), since a place usually frees within a poll, and
+    /// only then waits in line. Waiting senders are woken in the order they
     /// started waiting, one for each place that frees; a woken sender that finds the place taken
     /// again waits at the front of the line.
     ///
@@ -67,7 +67,7 @@ impl<T> Sender<T> {
     /// });
     /// ```
     pub fn send(&self, value: T) -> Send<'_, T> {
-        Send { chan: &self.chan, value: Some(value), waiter: None, yielded: 0 }
+        Send { chan: &self.chan, value: Some(value), waiter: None, yielded: false }
     }
 
     /// Sends `value` if there is a place now; `Full(value)` or `Closed(value)` gives it back.
@@ -278,7 +278,7 @@ pub struct Send<'a, T> {
     chan: &'a Chan<T>,
     value: Option<T>,
     waiter: Option<usize>,
-    yielded: u8,
+    yielded: bool,
 }
 
 // Nothing is pinned in place: the value is only moved out.
