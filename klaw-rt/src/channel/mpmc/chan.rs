@@ -31,8 +31,6 @@ pub(crate) struct Chan<T> {
     // Written on the slow path only: kept off the cache lines every send and receive reads.
     receivers_waiting: CachePadded<WaitList>,
     senders_waiting: CachePadded<WaitList>,
-    /// How many times a receive that found the buffer empty, and a send that found it full,
-    /// yield before they wait (see `yielding`). On the slow path only, like the wait lists.
     /// Places reserved by permits and not used yet (bounded channels only). While it is not
     /// zero, every push takes this lock, so no push can take a reserved place.
     permits: SpinMutex<usize>,
