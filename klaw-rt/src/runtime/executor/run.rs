@@ -151,10 +151,11 @@ mod tests {
     }
 
     impl Sleeper {
-        fn new(executor: &Arc<Executor>) -> Self {
+        /// Shared: the task that lets it fall asleep and the test that counts its wake-ups.
+        fn new(executor: &Arc<Executor>) -> Arc<std::sync::Mutex<Self>> {
             let executor = executor.clone();
             let tick: Tick = Box::pin(async move { executor.tick().await });
-            Sleeper { tick, woken: Arc::default() }
+            Arc::new(std::sync::Mutex::new(Sleeper { tick, woken: Arc::default() }))
         }
 
         fn fall_asleep(&mut self) {
@@ -191,7 +192,7 @@ mod tests {
     #[test]
     fn a_task_that_yields_is_left_to_the_worker_that_ran_it() {
         let executor = Arc::new(Executor::new());
-        let sleeper = Arc::new(std::sync::Mutex::new(Sleeper::new(&executor)));
+        let sleeper = Sleeper::new(&executor);
         spawn_yielding_once(&executor, &sleeper, Sleeper::fall_asleep);
         assert!(executor.try_tick(), "the task's first poll");
         assert_eq!(sleeper.lock().unwrap().wake_ups(), 0, "the yield woke the sleeper");
@@ -202,7 +203,7 @@ mod tests {
     #[test]
     fn a_task_started_as_a_run_ends_is_left_to_the_worker_that_started_it() {
         let executor = Arc::new(Executor::new());
-        let sleeper = Arc::new(std::sync::Mutex::new(Sleeper::new(&executor)));
+        let sleeper = Sleeper::new(&executor);
         let (asleep, spawner) = (sleeper.clone(), executor.spawner().clone());
         executor.spawner().spawn(async move {
             asleep.lock().unwrap().fall_asleep();
@@ -217,7 +218,7 @@ mod tests {
     #[test]
     fn a_run_that_leaves_more_than_one_task_queued_wakes_a_sleeper() {
         let executor = Arc::new(Executor::new());
-        let sleeper = Arc::new(std::sync::Mutex::new(Sleeper::new(&executor)));
+        let sleeper = Sleeper::new(&executor);
         let spawner = executor.spawner().clone();
         spawn_yielding_once(&executor, &sleeper, move |sleeper| {
             sleeper.fall_asleep();
@@ -232,7 +233,7 @@ mod tests {
     #[test]
     fn a_spawn_in_the_middle_of_a_poll_wakes_a_sleeper_at_once() {
         let executor = Arc::new(Executor::new());
-        let sleeper = Arc::new(std::sync::Mutex::new(Sleeper::new(&executor)));
+        let sleeper = Sleeper::new(&executor);
         let spawner = executor.spawner().clone();
         spawn_yielding_once(&executor, &sleeper, move |sleeper| {
             sleeper.fall_asleep();
