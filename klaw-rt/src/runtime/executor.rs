@@ -26,6 +26,11 @@
 //! A searcher stops searching *before* its last look at the queue, so a task pushed while it
 //! searched, which woke nobody, is seen by that look.
 //!
+//! **A busy worker yields before it sleeps** (`executor/pace.rs`): one that ran many tasks
+//! lately lets the OS run another thread once, then looks at the queue again, because on a busy
+//! machine the next task of a burst is often made by a thread waiting for a CPU, and sleeping
+//! for it costs a wake-up call and a context switch.
+//!
 //! **A task queued as a run ends is left to the worker that queued it** (`executor/run.rs`): a
 //! task woken during its own poll, or started by a task as it ends. That worker looks at the
 //! queue next, so it wakes a sleeper only if more than that one task is queued once the run has
@@ -46,9 +51,11 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 #[cfg(all(test, klaw_loom))]
 mod loom;
+mod pace;
 mod queue;
 mod run;
 
+use pace::Pace;
 use queue::{Entry, Queue};
 use run::Run;
 pub(crate) use run::at_end_of_run;
@@ -129,18 +136,27 @@ impl Executor {
 
     /// Runs one task, waiting for one if none is queued.
     pub(crate) async fn tick(&self) {
+        self.tick_paced(&mut Pace::new()).await;
+    }
+
+    /// [`tick`](Self::tick) for a worker that keeps its [`Pace`]: if it has been busy, it
+    /// yields its thread once before it sleeps.
+    async fn tick_paced(&self, pace: &mut Pace) {
         let mut searching = Searching { state: self.state(), counted: false };
         loop {
             if let Some(entry) = self.state().queue.pop() {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
+                pace.ran();
                 self.run_entry(entry);
                 return;
             }
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
-            searching.counted = WaitForWork { state: self.state(), ticket: None }.await;
+            let yield_first = pace.busy();
+            searching.counted =
+                WaitForWork { state: self.state(), ticket: None, yield_first }.await;
         }
     }
 
@@ -154,9 +170,10 @@ impl Executor {
     /// `block_on` drives) a turn every [`BATCH`] tasks.
     pub(crate) async fn run<T>(&self, stop: impl Future<Output = T>) -> T {
         let run_forever = async {
+            let mut pace = Pace::new();
             loop {
                 for _ in 0..BATCH {
-                    self.tick().await;
+                    self.tick_paced(&mut pace).await;
                 }
                 future::yield_now().await;
             }
@@ -299,6 +316,9 @@ struct WaitForWork<'a> {
     state: &'a State,
     /// Set while registered in `sleepers`.
     ticket: Option<u64>,
+    /// The worker has been busy ([`Pace`]): before it sleeps, it yields its thread once and
+    /// then looks at the queue again.
+    yield_first: bool,
 }
 
 impl Future for WaitForWork<'_> {
@@ -332,12 +352,19 @@ impl Future for WaitForWork<'_> {
         }
         drop(replaced); // a waker is never dropped under the lock
         // The last look, after `sleeping` was published: a task pushed before it is seen here,
-        // one pushed after it sees us in `sleeping`.
-        if !state.queue.is_empty() || state.closed.load(Ordering::SeqCst) {
-            // Taken off the list meanwhile: woken, so counted as searching.
-            return Poll::Ready(!self.unregister());
+        // one pushed after it sees us in `sleeping`. A busy worker yields and looks once more;
+        // a task pushed during the yield may have taken it off the list to wake it, which
+        // `unregister` tells.
+        loop {
+            if !state.queue.is_empty() || state.closed.load(Ordering::SeqCst) {
+                // Taken off the list meanwhile: woken, so counted as searching.
+                return Poll::Ready(!self.unregister());
+            }
+            if !std::mem::take(&mut self.yield_first) {
+                return Poll::Pending;
+            }
+            crate::sync::yield_thread();
         }
-        Poll::Pending
     }
 }
 

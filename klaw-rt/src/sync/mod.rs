@@ -113,6 +113,15 @@ impl Backoff {
     }
 }
 
+/// Lets the OS run another thread on this one's CPU; under loom, lets the model checker run
+/// another thread.
+pub(crate) fn yield_thread() {
+    #[cfg(klaw_loom)]
+    loom::thread::yield_now();
+    #[cfg(not(klaw_loom))]
+    std::thread::yield_now();
+}
+
 /// One waker, registered by the future that waits and taken by whoever wakes it. The waker is
 /// never cloned, dropped or woken while the lock is held: an executor's waker may run code that
 /// comes back here.

@@ -1,7 +1,9 @@
 //! Loom models of the executor's sleep and wake protocol: a task scheduled while a worker falls
 //! asleep is run, several sleepers are each woken for their task, a sleeper picked to wake but
 //! dropped before it ran anything passes the wake-up on, and what a run leaves to its own worker
-//! (a yield, the tasks started as it ends) is run while the other worker sleeps. A lost wake-up shows as a deadlock
+//! (a yield, the tasks started as it ends) is run while the other worker sleeps; and a busy worker,
+//! which yields its thread once between its last look and its sleep, is woken or finds its task
+//! all the same. A lost wake-up shows as a deadlock
 //! (every thread parked), a task run twice or never as a failed count.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
@@ -14,13 +16,20 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use super::Executor;
+use super::{Executor, Pace};
 use crate::sync::{AtomicUsize, Ordering};
 
 /// A worker thread that runs one task, waiting (asleep) until there is one.
 fn worker_running_one_task(executor: &Arc<Executor>) -> thread::JoinHandle<()> {
     let executor = executor.clone();
     thread::spawn(move || block_on(executor.tick()))
+}
+
+/// A worker thread that runs one task and has been busy: before it sleeps, it yields and looks
+/// at the queue again.
+fn busy_worker_running_one_task(executor: &Arc<Executor>) -> thread::JoinHandle<()> {
+    let executor = executor.clone();
+    thread::spawn(move || block_on(executor.tick_paced(&mut Pace::always_busy())))
 }
 
 /// Spawns a task that counts itself once it runs.
@@ -49,6 +58,33 @@ fn loom_two_sleepers_are_each_woken_for_their_task() {
         let executor = Arc::new(Executor::new());
         let ran = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..2).map(|_| worker_running_one_task(&executor)).collect();
+        spawn_counted(&executor, &ran);
+        spawn_counted(&executor, &ran);
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+    });
+}
+
+#[test]
+fn loom_a_busy_worker_runs_a_task_scheduled_while_it_yields() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let worker = busy_worker_running_one_task(&executor);
+        spawn_counted(&executor, &ran);
+        worker.join().unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn loom_a_busy_worker_and_a_sleeper_are_each_woken_for_their_task() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let workers = [busy_worker_running_one_task(&executor), worker_running_one_task(&executor)];
         spawn_counted(&executor, &ran);
         spawn_counted(&executor, &ran);
         for worker in workers {
