@@ -9,8 +9,8 @@
 //! a CPU hog beside it, about 60,000 context switches for 10,000 children, with a worker waking
 //! for one or two tasks at a time. A worker that yields once first (`std::thread::yield_now`)
 //! lets the thread that makes the next task run in its place, and then finds that task
-//! queued: about 500 context switches, and the scope took 0.51-0.77x tokio `JoinSet`'s time
-//! against 0.77-0.97x (`benches/README.md`).
+//! queued: about 500 context switches, and the scope took 0.61-0.75x tokio `JoinSet`'s time
+//! against 0.83-1.27x, in interleaved pairs (`benches/README.md`).
 //!
 //! Only a worker that has been busy yields: one that ran at least [`BUSY_RUNS`] tasks within a
 //! [`WINDOW`] of time. A worker that waits for rare work (a remote job, a timer) sleeps at once,
