@@ -19,79 +19,52 @@ use loom::thread;
 use super::{Executor, Pace};
 use crate::sync::{AtomicUsize, Ordering};
 
-/// A worker thread that runs one task, waiting (asleep) until there is one.
-fn worker_running_one_task(executor: &Arc<Executor>) -> thread::JoinHandle<()> {
+/// A worker thread that runs one task, waiting (asleep) until there is one; if `busy`, it has
+/// been busy ([`Pace`]), so before it sleeps it yields and looks at the queue again.
+fn worker_running_one_task(executor: &Arc<Executor>, busy: bool) -> thread::JoinHandle<()> {
     let executor = executor.clone();
-    thread::spawn(move || block_on(executor.tick()))
+    let mut pace = if busy { Pace::always_busy() } else { Pace::new() };
+    thread::spawn(move || block_on(executor.tick_paced(&mut pace)))
 }
 
-/// A worker thread that runs one task and has been busy: before it sleeps, it yields and looks
-/// at the queue again.
-fn busy_worker_running_one_task(executor: &Arc<Executor>) -> thread::JoinHandle<()> {
-    let executor = executor.clone();
-    thread::spawn(move || block_on(executor.tick_paced(&mut Pace::always_busy())))
-}
-
-/// Spawns a task that counts itself once it runs.
-fn spawn_counted(executor: &Executor, ran: &Arc<AtomicUsize>) {
-    let ran = ran.clone();
-    executor.spawner().spawn(async move {
-        ran.fetch_add(1, Ordering::SeqCst);
-    });
+/// Starts one worker per entry of `busy` (see [`worker_running_one_task`]), then spawns as many
+/// tasks while they fall asleep, each of which counts itself once it runs; checks every task
+/// ran once.
+fn each_task_runs_once_on(busy: &[bool]) {
+    let executor = Arc::new(Executor::new());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> =
+        busy.iter().map(|&busy| worker_running_one_task(&executor, busy)).collect();
+    for _ in busy {
+        let ran = ran.clone();
+        executor.spawner().spawn(async move {
+            ran.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), busy.len());
 }
 
 #[test]
 fn loom_a_task_scheduled_while_the_worker_falls_asleep_is_run() {
-    loom::model(|| {
-        let executor = Arc::new(Executor::new());
-        let ran = Arc::new(AtomicUsize::new(0));
-        let worker = worker_running_one_task(&executor);
-        spawn_counted(&executor, &ran);
-        worker.join().unwrap();
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
-    });
+    loom::model(|| each_task_runs_once_on(&[false]));
 }
 
 #[test]
 fn loom_two_sleepers_are_each_woken_for_their_task() {
-    loom::model(|| {
-        let executor = Arc::new(Executor::new());
-        let ran = Arc::new(AtomicUsize::new(0));
-        let workers: Vec<_> = (0..2).map(|_| worker_running_one_task(&executor)).collect();
-        spawn_counted(&executor, &ran);
-        spawn_counted(&executor, &ran);
-        for worker in workers {
-            worker.join().unwrap();
-        }
-        assert_eq!(ran.load(Ordering::SeqCst), 2);
-    });
+    loom::model(|| each_task_runs_once_on(&[false, false]));
 }
 
 #[test]
 fn loom_a_busy_worker_runs_a_task_scheduled_while_it_yields() {
-    loom::model(|| {
-        let executor = Arc::new(Executor::new());
-        let ran = Arc::new(AtomicUsize::new(0));
-        let worker = busy_worker_running_one_task(&executor);
-        spawn_counted(&executor, &ran);
-        worker.join().unwrap();
-        assert_eq!(ran.load(Ordering::SeqCst), 1);
-    });
+    loom::model(|| each_task_runs_once_on(&[true]));
 }
 
 #[test]
 fn loom_a_busy_worker_and_a_sleeper_are_each_woken_for_their_task() {
-    loom::model(|| {
-        let executor = Arc::new(Executor::new());
-        let ran = Arc::new(AtomicUsize::new(0));
-        let workers = [busy_worker_running_one_task(&executor), worker_running_one_task(&executor)];
-        spawn_counted(&executor, &ran);
-        spawn_counted(&executor, &ran);
-        for worker in workers {
-            worker.join().unwrap();
-        }
-        assert_eq!(ran.load(Ordering::SeqCst), 2);
-    });
+    loom::model(|| each_task_runs_once_on(&[true, false]));
 }
 
 #[test]
