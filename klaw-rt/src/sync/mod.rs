@@ -96,20 +96,16 @@ impl Backoff {
     }
 
     pub(crate) fn spin(&mut self) {
-        #[cfg(klaw_loom)]
-        loom::thread::yield_now();
         #[cfg(not(klaw_loom))]
-        {
-            if self.step < SPIN_STEPS {
-                for _ in 0..(1u32 << self.step) {
-                    std::hint::spin_loop();
-                }
-                self.step += 1;
-            } else {
-                // The other thread may have been preempted mid-way: let it run.
-                std::thread::yield_now();
+        if self.step < SPIN_STEPS {
+            for _ in 0..(1u32 << self.step) {
+                std::hint::spin_loop();
             }
+            self.step += 1;
+            return;
         }
+        // The other thread may have been preempted mid-way: let it run.
+        yield_thread();
     }
 }
 
