@@ -80,6 +80,8 @@ pub(crate) struct Ring<T> {
     slots: Box<[Slot<T>]>,
     capacity: usize,
     one_lap: usize,
+    /// `one_lap - 1`: a position's index bits.
+    index_mask: usize,
 }
 
 /// Bytes kept clear around the slots: two cache lines, as adjacent-line prefetchers pair them.
@@ -99,6 +101,7 @@ impl<T> Ring<T> {
             "a ring holds 1..=RING_MAX_CAPACITY slots"
         );
         let padding = Self::padding();
+        let one_lap = (capacity + 1).next_power_of_two();
         let slots = (0..capacity + 2 * padding)
             .map(|index| Slot {
                 // Padding slots are never used; their stamps are never read.
@@ -111,7 +114,8 @@ impl<T> Ring<T> {
             tail: CachePadded::new(AtomicUsize::new(0)),
             slots,
             capacity,
-            one_lap: (capacity + 1).next_power_of_two(),
+            one_lap,
+            index_mask: one_lap - 1,
         }
     }
 
@@ -126,14 +130,21 @@ impl<T> Ring<T> {
     /// The slot of `position`.
     #[inline]
     fn slot(&self, position: usize) -> &Slot<T> {
-        &self.slots[Self::padding() + (position & (self.one_lap - 1))]
+        let index = Self::padding() + (position & self.index_mask);
+        debug_assert!(
+            index < self.slots.len() - Self::padding(),
+            "a position's index is below capacity"
+        );
+        // SAFETY: every position in `head` and `tail` is 0 or came from `next`, whose index bits
+        // are always below `capacity`; `slots` holds `capacity` slots after `padding` ones.
+        unsafe { self.slots.get_unchecked(index) }
     }
 
     /// The position after `position`.
     #[inline]
     fn next(&self, position: usize) -> usize {
-        let index = position & (self.one_lap - 1);
-        if index + 1 < self.capacity() {
+        let index = position & self.index_mask;
+        if index + 1 < self.capacity {
             position + 1
         } else {
             (position - index).wrapping_add(self.one_lap) & POSITION_MASK
