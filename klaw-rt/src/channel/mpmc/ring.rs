@@ -289,9 +289,8 @@ impl<T> Ring<T> {
             let head = self.head.load(Ordering::Acquire);
             // Both read at one moment only if `tail` did not move in between.
             if self.tail.load(Ordering::Acquire) == tail {
-                let mask = self.one_lap - 1;
                 let (head, tail) = (head >> FLAG_BITS, tail >> FLAG_BITS);
-                let (head_index, tail_index) = (head & mask, tail & mask);
+                let (head_index, tail_index) = (head & self.index_mask, tail & self.index_mask);
                 return if head_index < tail_index {
                     tail_index - head_index
                 } else if head_index > tail_index {
