@@ -34,7 +34,7 @@ impl<T> Buffer<T> {
     }
 
     /// Pushes `value`; `counted` when the caller holds the permit lock and has counted it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, value: T, counted: bool) -> Push<T> {
         match self {
             Buffer::Ring(ring) => ring.push(value, counted),
@@ -52,7 +52,7 @@ impl<T> Buffer<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&self) -> Pop<T> {
         match self {
             Buffer::Ring(ring) => ring.pop(),

@@ -160,8 +160,36 @@ impl<T> Ring<T> {
 
     /// Pushes `value` unless the ring is full or closed, or permits are out and `counted` is
     /// false (the caller holds the permit lock and has counted this push when it is true).
-    #[inline]
+    ///
+    /// The common case is tried once, inline: no flag that turns pushes away, the place free at
+    /// this lap, and the compare-and-swap won. Anything else (a full ring, a lost race, a flag)
+    /// goes through [`push_looping`](Self::push_looping), out of line, so the inlined path holds
+    /// no loop and no backoff and its result stays in registers.
+    #[inline(always)]
     pub(crate) fn push(&self, value: T, counted: bool) -> Push<T> {
+        let tail = self.tail.load(Ordering::Relaxed);
+        let position = tail >> FLAG_BITS;
+        let slot = self.slot(position);
+        if tail & (CLOSED | PERMITS_OUT) == 0 && slot.stamp.load(Ordering::Acquire) == position {
+            let next = (self.next(position) << FLAG_BITS) | (tail & FLAGS);
+            if self
+                .tail
+                .compare_exchange_weak(tail, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                // SAFETY: as in `push_looping`: the CAS gave this push the place, and its stamp
+                // (Acquire above) says the last pop of it is done.
+                slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
+                slot.stamp.store(position + 1, Ordering::Release);
+                return Push::Pushed { receivers_wait: tail & RECEIVERS_WAIT != 0 };
+            }
+        }
+        self.push_looping(value, counted)
+    }
+
+    /// [`push`](Self::push), trying until the value is in or turned away.
+    #[inline(never)]
+    fn push_looping(&self, value: T, counted: bool) -> Push<T> {
         let mut backoff = Backoff::new();
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
@@ -234,8 +262,35 @@ impl<T> Ring<T> {
         true
     }
 
-    #[inline]
+    /// Pops the oldest value, if there is one. As for [`push`](Self::push), the common case
+    /// (a value at the head, the compare-and-swap won) is tried once inline, and everything else
+    /// goes through [`pop_looping`](Self::pop_looping).
+    #[inline(always)]
     pub(crate) fn pop(&self) -> Pop<T> {
+        let head = self.head.load(Ordering::Relaxed);
+        let position = head >> FLAG_BITS;
+        let slot = self.slot(position);
+        if slot.stamp.load(Ordering::Acquire) == position + 1 {
+            let next = (self.next(position) << FLAG_BITS) | (head & FLAGS);
+            if self
+                .head
+                .compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                // SAFETY: as in `pop_looping`: the CAS gave this pop the place, and its stamp
+                // (Acquire above) says the push that wrote it is done.
+                let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
+                let free = position.wrapping_add(self.one_lap) & POSITION_MASK;
+                slot.stamp.store(free, Ordering::Release);
+                return Pop::Popped { value, senders_wait: head & SENDERS_WAIT != 0 };
+            }
+        }
+        self.pop_looping()
+    }
+
+    /// [`pop`](Self::pop), trying until it has a value or the ring is empty.
+    #[inline(never)]
+    fn pop_looping(&self) -> Pop<T> {
         let mut backoff = Backoff::new();
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
