@@ -177,14 +177,22 @@ impl<T> Ring<T> {
                 .compare_exchange_weak(tail, next, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                // SAFETY: as in `push_looping`: the CAS gave this push the place, and its stamp
-                // (Acquire above) says the last pop of it is done.
-                slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
-                slot.stamp.store(position + 1, Ordering::Release);
-                return Push::Pushed { receivers_wait: tail & RECEIVERS_WAIT != 0 };
+                return Self::fill(slot, position, value, tail);
             }
         }
         self.push_looping(value, counted)
+    }
+
+    /// Writes `value` into `slot`, whose `position` this push has just claimed by moving the
+    /// tail word on from `tail`, having read (Acquire) the stamp that says the place is free.
+    #[inline(always)]
+    fn fill(slot: &Slot<T>, position: usize, value: T, tail: usize) -> Push<T> {
+        // SAFETY: the CAS gave this push the slot's position, and its stamp (read with Acquire
+        // before the CAS) says the last pop of it is done: no one else touches the value until
+        // the stamp below says it is there.
+        slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
+        slot.stamp.store(position + 1, Ordering::Release);
+        Push::Pushed { receivers_wait: tail & RECEIVERS_WAIT != 0 }
     }
 
     /// [`push`](Self::push), trying until the value is in or turned away.
@@ -210,14 +218,7 @@ impl<T> Ring<T> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS gave this push the slot's position, and its stamp
-                        // (Acquire above) says the last pop of it is done: no one else touches
-                        // the value until the stamp below says it is there.
-                        slot.value.with_mut(|cell| unsafe { (*cell).write(value) });
-                        slot.stamp.store(position + 1, Ordering::Release);
-                        return Push::Pushed { receivers_wait: tail & RECEIVERS_WAIT != 0 };
-                    }
+                    Ok(_) => return Self::fill(slot, position, value, tail),
                     Err(current) => {
                         // Another push won the position: back off before trying the next one,
                         // so two cores do not take turns invalidating the line.
@@ -277,15 +278,23 @@ impl<T> Ring<T> {
                 .compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                // SAFETY: as in `pop_looping`: the CAS gave this pop the place, and its stamp
-                // (Acquire above) says the push that wrote it is done.
-                let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
-                let free = position.wrapping_add(self.one_lap) & POSITION_MASK;
-                slot.stamp.store(free, Ordering::Release);
-                return Pop::Popped { value, senders_wait: head & SENDERS_WAIT != 0 };
+                return self.take(slot, position, head);
             }
         }
         self.pop_looping()
+    }
+
+    /// Takes the value out of `slot`, whose `position` this pop has just claimed by moving the
+    /// head word on from `head`, having read (Acquire) the stamp that says the value is there.
+    #[inline(always)]
+    fn take(&self, slot: &Slot<T>, position: usize, head: usize) -> Pop<T> {
+        // SAFETY: the CAS gave this pop the slot's position, and its stamp (read with Acquire
+        // before the CAS) says the push that wrote it is done: the value is initialised and only
+        // this pop reads it, once.
+        let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
+        let free = position.wrapping_add(self.one_lap) & POSITION_MASK;
+        slot.stamp.store(free, Ordering::Release);
+        Pop::Popped { value, senders_wait: head & SENDERS_WAIT != 0 }
     }
 
     /// [`pop`](Self::pop), trying until it has a value or the ring is empty.
@@ -305,15 +314,7 @@ impl<T> Ring<T> {
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => {
-                        // SAFETY: the CAS gave this pop the slot's position, and its stamp
-                        // (Acquire above) says the push that wrote it is done: the value is
-                        // initialised and only this pop reads it, once.
-                        let value = slot.value.with(|cell| unsafe { (*cell).assume_init_read() });
-                        let free = position.wrapping_add(self.one_lap) & POSITION_MASK;
-                        slot.stamp.store(free, Ordering::Release);
-                        return Pop::Popped { value, senders_wait: head & SENDERS_WAIT != 0 };
-                    }
+                    Ok(_) => return self.take(slot, position, head),
                     Err(current) => {
                         // Another pop won the position: back off, as for a push.
                         backoff.spin();
