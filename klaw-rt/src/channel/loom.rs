@@ -38,6 +38,26 @@ fn loom_a_blocked_sender_and_a_receiver_exchange_everything_in_order() {
     }
 }
 
+/// Two senders race for the ring's two places: each push's fast path starts from the tail's
+/// last move as the other sender may have left it, or may be leaving it (`ring.rs`, `Cursor`),
+/// so a stale guess must lose its CAS, never take a place twice or skip one.
+#[test]
+fn loom_two_senders_racing_on_a_stale_guess_each_take_their_own_place() {
+    loom::model(|| {
+        let (tx, rx) = bounded::<u32>(2);
+        let other = tx.clone();
+        let second = thread::spawn(move || other.try_send(2).unwrap());
+        tx.try_send(1).unwrap();
+        second.join().unwrap();
+        let mut got = [rx.try_recv().unwrap(), rx.try_recv().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(tx.try_send(3), Ok(()), "the next push finds the next place");
+        assert_eq!(rx.try_recv(), Ok(3));
+    });
+}
+
 #[test]
 fn loom_closing_wakes_a_parked_receiver() {
     loom::model(|| {
