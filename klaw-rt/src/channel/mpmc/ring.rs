@@ -102,10 +102,13 @@ impl Cursor {
         self.last_move.load(Ordering::Relaxed)
     }
 
-    /// Records the value this thread's CAS has just moved the word to.
+    /// Moves the word from `from` on to `to` if it still holds `from` (a weak CAS: it may fail
+    /// spuriously), and then records the move; gives the word's value if it did not move it.
     #[inline(always)]
-    fn moved_to(&self, word: usize) {
-        self.last_move.store(word, Ordering::Relaxed);
+    fn move_on(&self, from: usize, to: usize) -> Result<(), usize> {
+        self.word.compare_exchange_weak(from, to, Ordering::AcqRel, Ordering::Relaxed)?;
+        self.last_move.store(to, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -213,13 +216,7 @@ impl<T> Ring<T> {
         let slot = self.slot(position);
         if tail & (CLOSED | PERMITS_OUT) == 0 && slot.stamp.load(Ordering::Acquire) == position {
             let next = (self.next(position) << FLAG_BITS) | (tail & FLAGS);
-            if self
-                .tail
-                .word
-                .compare_exchange_weak(tail, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.tail.moved_to(next);
+            if self.tail.move_on(tail, next).is_ok() {
                 return Self::fill(slot, position, value, tail);
             }
         }
@@ -255,16 +252,8 @@ impl<T> Ring<T> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == position {
                 let next = (self.next(position) << FLAG_BITS) | (tail & FLAGS);
-                match self.tail.word.compare_exchange_weak(
-                    tail,
-                    next,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        self.tail.moved_to(next);
-                        return Self::fill(slot, position, value, tail);
-                    }
+                match self.tail.move_on(tail, next) {
+                    Ok(()) => return Self::fill(slot, position, value, tail),
                     Err(current) => {
                         // Another push won the position: back off before trying the next one,
                         // so two cores do not take turns invalidating the line.
@@ -319,13 +308,7 @@ impl<T> Ring<T> {
         let slot = self.slot(position);
         if slot.stamp.load(Ordering::Acquire) == position + 1 {
             let next = (self.next(position) << FLAG_BITS) | (head & FLAGS);
-            if self
-                .head
-                .word
-                .compare_exchange_weak(head, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.head.moved_to(next);
+            if self.head.move_on(head, next).is_ok() {
                 return self.take(slot, position, head);
             }
         }
@@ -356,16 +339,8 @@ impl<T> Ring<T> {
             let stamp = slot.stamp.load(Ordering::Acquire);
             if stamp == position + 1 {
                 let next = (self.next(position) << FLAG_BITS) | (head & FLAGS);
-                match self.head.word.compare_exchange_weak(
-                    head,
-                    next,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => {
-                        self.head.moved_to(next);
-                        return self.take(slot, position, head);
-                    }
+                match self.head.move_on(head, next) {
+                    Ok(()) => return self.take(slot, position, head),
                     Err(current) => {
                         // Another pop won the position: back off, as for a push.
                         backoff.spin();
@@ -483,8 +458,8 @@ mod tests {
         assert!(matches!(ring.pop(), Pop::Popped { value: 1, senders_wait: true }));
 
         // A late copy, as a slower thread's store of an older move leaves it.
-        ring.tail.moved_to(0);
-        ring.head.moved_to(0);
+        ring.tail.last_move.store(0, Ordering::Relaxed);
+        ring.head.last_move.store(0, Ordering::Relaxed);
         assert!(matches!(ring.push(3, false), Push::Pushed { .. }));
         assert!(matches!(ring.pop(), Pop::Popped { value: 2, .. }));
         assert!(matches!(ring.pop(), Pop::Popped { value: 3, .. }), "3 went after 2, not over 1");
