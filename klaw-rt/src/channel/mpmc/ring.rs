@@ -166,10 +166,6 @@ impl<T> Ring<T> {
         PADDING.div_ceil(size_of::<Slot<T>>().max(1))
     }
 
-    fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// The slot of `position`.
     #[inline]
     fn slot(&self, position: usize) -> &Slot<T> {
@@ -376,11 +372,11 @@ impl<T> Ring<T> {
                 return if head_index < tail_index {
                     tail_index - head_index
                 } else if head_index > tail_index {
-                    self.capacity() - head_index + tail_index
+                    self.capacity - head_index + tail_index
                 } else if head == tail {
                     0
                 } else {
-                    self.capacity()
+                    self.capacity
                 };
             }
         }
