@@ -1,6 +1,8 @@
 //! Channel throughput, 1M `u64` through `bounded(64)`, async, on one tokio runtime with 2
 //! workers (every channel here is executor-agnostic): SPSC, and MPMC with 4 producers and 4
-//! consumers. klaw vs kanal, flume, async-channel and tokio mpsc (SPSC only: it is MPSC).
+//! consumers. klaw vs kanal, flume, async-channel and tokio mpsc (SPSC only: it is MPSC). And
+//! klaw's channels between tasks of klaw's own runtime, also with 2 workers: what a klaw program
+//! runs (its executor decides where the two ends of a channel run).
 //!
 //! `cargo bench -p klaw-benches --bench channel` prints criterion's estimates, then the medians
 //! of interleaved rounds with ratios to kanal.
@@ -142,18 +144,50 @@ fn contenders(rt: &tokio::runtime::Runtime, p: u64, c: u64) -> Vec<Contender<'_>
     all
 }
 
+/// klaw's channels between tasks of klaw's own runtime `rt`: `p` producers and `c` consumers.
+fn on_klaw_runtime(rt: &klaw::Runtime, p: u64, c: u64) -> Contender<'_> {
+    Contender::new("klaw, on klaw's runtime", move || {
+        let (tx, rx) = klaw::channel::bounded::<u64>(CAPACITY);
+        let per_producer = MESSAGES / p;
+        let producers = (0..p).map(|_| {
+            let tx = tx.clone();
+            rt.spawn(async move {
+                for i in 0..per_producer {
+                    tx.send(i).await.unwrap();
+                }
+            })
+        });
+        let mut handles: Vec<_> = producers.collect();
+        drop(tx);
+        handles.extend((0..c).map(|_| {
+            let rx = rx.clone();
+            rt.spawn(async move {
+                let mut sum = 0u64;
+                while let Ok(v) = rx.recv().await {
+                    sum = sum.wrapping_add(v);
+                }
+                std::hint::black_box(sum);
+            })
+        }));
+        drop(rx);
+        rt.block_on(async {
+            for handle in handles {
+                handle.await.unwrap();
+            }
+        });
+    })
+}
+
 fn main() {
     klaw_benches::run_cpu_hog_if_asked();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let klaw_rt = klaw::Runtime::builder().workers(2).build().unwrap();
     let mut criterion = criterion_config();
-    compare(&mut criterion, "spsc_bounded64_1m", MESSAGES, ROUNDS, "kanal", contenders(&rt, 1, 1));
-    compare(
-        &mut criterion,
-        "mpmc4x4_bounded64_1m",
-        MESSAGES,
-        ROUNDS,
-        "kanal",
-        contenders(&rt, 4, 4),
-    );
+    let mut spsc = contenders(&rt, 1, 1);
+    spsc.push(on_klaw_runtime(&klaw_rt, 1, 1));
+    compare(&mut criterion, "spsc_bounded64_1m", MESSAGES, ROUNDS, "kanal", spsc);
+    let mut mpmc = contenders(&rt, 4, 4);
+    mpmc.push(on_klaw_runtime(&klaw_rt, 4, 4));
+    compare(&mut criterion, "mpmc4x4_bounded64_1m", MESSAGES, ROUNDS, "kanal", mpmc);
     criterion.final_summary();
 }

@@ -40,6 +40,51 @@ fn current() -> Budget {
     BUDGET.try_with(Cell::get).unwrap_or(None)
 }
 
+/// True while a klaw task's body is polled here (its budget is set), as opposed to a foreign
+/// executor, a `block_on`, a blocking closure or [`unconstrained`].
+#[inline]
+pub(crate) fn in_klaw_task() -> bool {
+    current().is_some()
+}
+
+#[cfg(not(klaw_loom))]
+thread_local! {
+    static HANDING_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `wake`, which wakes the other end of a channel this task has just handed a message or
+/// a place to. The task that wakes it is about to go on, and soon to wait or yield itself, on
+/// this thread: klaw's executor queues the woken task without waking a sleeping worker for it
+/// (`runtime/executor/run.rs`), so the two ends take turns on one worker's cache instead of
+/// spreading over two.
+#[inline]
+pub(crate) fn hand_off(wake: impl FnOnce()) {
+    #[cfg(not(klaw_loom))]
+    {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                let _ = HANDING_OFF.try_with(|cell| cell.set(self.0));
+            }
+        }
+        let _reset = Reset(HANDING_OFF.try_with(|cell| cell.replace(true)).unwrap_or(false));
+        wake();
+    }
+    // Loom runs its threads on one OS thread, where a std thread-local would be shared; the
+    // models check the wake-up protocol, which a hand-off does not change.
+    #[cfg(klaw_loom)]
+    wake();
+}
+
+/// True inside [`hand_off`].
+#[inline]
+pub(crate) fn is_handing_off() -> bool {
+    #[cfg(not(klaw_loom))]
+    return HANDING_OFF.try_with(Cell::get).unwrap_or(false);
+    #[cfg(klaw_loom)]
+    false
+}
+
 /// Runs `f` with `budget`, then puts back the budget there was before, even if `f` panics.
 #[inline]
 fn with_budget<R>(budget: Budget, f: impl FnOnce() -> R) -> R {

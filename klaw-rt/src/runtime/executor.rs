@@ -32,7 +32,8 @@
 //! for it costs a wake-up call and a context switch.
 //!
 //! **A task queued as a run ends is left to the worker that queued it** (`executor/run.rs`): a
-//! task woken during its own poll, or started by a task as it ends. That worker looks at the
+//! task woken during its own poll, or started by a task as it ends, and the task at the other
+//! end of a channel that this one just handed a message or a place to. That worker looks at the
 //! queue next, so it wakes a sleeper only if more than that one task is queued once the run has
 //! returned.
 //!

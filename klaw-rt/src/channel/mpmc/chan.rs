@@ -100,6 +100,15 @@ impl<T> Chan<T> {
         self.buffer.is_closed()
     }
 
+    /// One sender and one receiver now, and the other end (`other`'s line) waits in klaw tasks:
+    /// a send or receive in a klaw task then waits at once, without a yield (see `yielding`).
+    /// Counts and record may change at any moment: this only decides whether to yield.
+    fn hands_off_without_yield(&self, other: &WaitList) -> bool {
+        self.senders.load(Ordering::Relaxed) == 1
+            && self.receivers.load(Ordering::Relaxed) == 1
+            && other.waits_in_klaw_tasks()
+    }
+
     fn wake_a_receiver(&self) {
         wake(self.receivers_waiting.notify_one(|| self.buffer.clear_tail_flag(RECEIVERS_WAIT)));
     }
@@ -141,7 +150,8 @@ impl<T> Chan<T> {
         match pushed {
             Push::Pushed { receivers_wait } => {
                 if receivers_wait {
-                    self.wake_a_receiver();
+                    // The message is handed over: the receiver runs after this task.
+                    coop::hand_off(|| self.wake_a_receiver());
                 }
                 Ok(())
             }
@@ -172,7 +182,8 @@ impl<T> Chan<T> {
         match self.buffer.pop() {
             Pop::Popped { value, senders_wait } => {
                 if senders_wait {
-                    self.wake_a_sender();
+                    // The place is handed over: the sender runs after this task.
+                    coop::hand_off(|| self.wake_a_sender());
                 }
                 Ok(value)
             }
@@ -198,7 +209,8 @@ impl<T> Chan<T> {
                     *yielded = false; // a stream polls on
                     return Poll::Ready(received);
                 }
-                if yielding::again(yielded) {
+                if yielding::again(yielded, || self.hands_off_without_yield(&self.senders_waiting))
+                {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -376,7 +388,9 @@ impl<T> Chan<T> {
                     Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
                     Err(TrySendError::Full(back)) => *value = Some(back),
                 }
-                if yielding::again(yielded) {
+                if yielding::again(yielded, || {
+                    self.hands_off_without_yield(&self.receivers_waiting)
+                }) {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }

@@ -13,7 +13,8 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::sync::SpinMutex;
+use crate::coop;
+use crate::sync::{AtomicBool, Ordering, SpinMutex};
 
 struct Entry {
     /// Taken by the notifier, which wakes it outside the lock.
@@ -29,6 +30,9 @@ struct Waiters {
 
 pub(crate) struct WaitList {
     waiters: SpinMutex<Waiters>,
+    /// Whether the last task to join this line ran in a klaw task (see `yielding`). Written
+    /// only when it changes, on the slow path.
+    in_klaw_tasks: AtomicBool,
 }
 
 /// What a waiter that polls again learns.
@@ -43,13 +47,24 @@ impl WaitList {
     pub(crate) fn new() -> Self {
         WaitList {
             waiters: SpinMutex::new(Waiters { entries: Slab::new(), order: VecDeque::new() }),
+            in_klaw_tasks: AtomicBool::new(true),
         }
+    }
+
+    /// True unless the last task to join this line did not run in a klaw task (it waited in
+    /// a `block_on`, a blocking closure or a foreign executor). True before anyone waited.
+    pub(crate) fn waits_in_klaw_tasks(&self) -> bool {
+        self.in_klaw_tasks.load(Ordering::Relaxed)
     }
 
     /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
     /// and lost the race), and raises the flag under the same lock.
     pub(crate) fn register(&self, waker: &Waker, first: bool, raise: impl FnOnce()) -> usize {
         let fresh = waker.clone(); // before the lock: a waker's clone is the executor's code
+        let in_klaw_task = coop::in_klaw_task();
+        if self.in_klaw_tasks.load(Ordering::Relaxed) != in_klaw_task {
+            self.in_klaw_tasks.store(in_klaw_task, Ordering::Relaxed);
+        }
         let mut waiters = self.waiters.lock();
         let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false });
         if first {

@@ -20,9 +20,21 @@
 //! yield's measured no gain in a loop of the same round.
 //!
 //! No task waits for it: the worker is awake and about to look at the queue, so it stands in for
-//! the sleeper that was not woken, exactly as a searching worker does. A schedule in the middle
-//! of a poll (a spawn, a wake of another task) still wakes a sleeper at once: the poll may go on
-//! computing for long, and the task it queued should not wait for that.
+//! the sleeper that was not woken, exactly as a searching worker does.
+//!
+//! A third case comes in the middle of a poll: a channel's hand-off (`coop::hand_off`), a send
+//! or a receive waking the task at the other end, which waited for the message or the place this
+//! one just gave it. Woken on another worker, the two ends of a channel run at once on two
+//! cores, and every message's cache lines cross between them; left to this worker, they take
+//! turns on one, as tokio's LIFO slot keeps them. On a 2-core virtual machine whose cores were
+//! slow to share lines, two tasks passing 1M `u64` through `bounded(64)` took 44–56 ns a message
+//! on two workers against 10 on one; with the hand-off left here (and the two ends waiting for
+//! each other without a yield, see `channel/mpmc/yielding.rs`), 11.2–12.6 on two workers
+//! (`benches/README.md`, **Channels on klaw's own runtime**). The price is tokio's: a task that hands over a message and then computes for long without
+//! waiting keeps the woken task queued until its poll returns, unless another worker is awake to
+//! take it. Every other schedule in the middle of a poll (a spawn, a timer, a wake of another
+//! task) still wakes a sleeper at once: the poll may go on computing for long, and the task it
+//! queued should not wait for that.
 
 use std::cell::Cell;
 
@@ -82,12 +94,13 @@ impl Drop for Run<'_> {
 
 /// A schedule onto `state` found a sleeper to wake. True if this thread is running a task of
 /// the same executor and the schedule comes at the end of that run (`woken_while_running`, or
-/// inside [`at_end_of_run`]): the wake-up is left to this worker, which pays it when the run
-/// returns if more than one task is queued.
+/// inside [`at_end_of_run`]) or is a channel's hand-off (`coop::hand_off`): the wake-up is left
+/// to this worker, which pays it when the run returns if more than one task is queued.
 pub(super) fn leave_wake_up_to_this_worker(state: &State, woken_while_running: bool) -> bool {
     CURRENT.with(|current| {
         let mut run = current.get();
-        if !std::ptr::eq(run.executor, state) || !(run.ending || woken_while_running) {
+        let left = run.ending || woken_while_running || crate::coop::is_handing_off();
+        if !std::ptr::eq(run.executor, state) || !left {
             return false;
         }
         run.wake_owed = true;
@@ -228,6 +241,52 @@ mod tests {
         });
         assert!(executor.try_tick());
         assert_eq!(sleeper.lock().unwrap().wake_ups(), 1, "two tasks queued: one for a sleeper");
+    }
+
+    /// Spawns a task whose first poll leaves its waker in `parked` and waits, and whose second
+    /// poll ends it.
+    fn spawn_waiting(executor: &Arc<Executor>, parked: &Arc<std::sync::Mutex<Option<Waker>>>) {
+        let parked = parked.clone();
+        let mut polls = 0;
+        executor.spawner().spawn(std::future::poll_fn(move |cx| {
+            polls += 1;
+            if polls > 1 {
+                return Poll::Ready(());
+            }
+            *parked.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
+        }));
+    }
+
+    /// A waiting task, and a task that wakes it in the middle of its poll, through `wake`, while
+    /// the other worker sleeps; the wake-ups the sleeper was sent by the end of that run.
+    fn wake_mid_poll(wake: fn(Waker)) -> usize {
+        let executor = Arc::new(Executor::new());
+        let sleeper = Sleeper::new(&executor);
+        let parked = Arc::new(std::sync::Mutex::new(None));
+        spawn_waiting(&executor, &parked);
+        assert!(executor.try_tick(), "the waiting task's first poll");
+        let asleep = sleeper.clone();
+        executor.spawner().spawn(async move {
+            asleep.lock().unwrap().fall_asleep();
+            wake(parked.lock().unwrap().take().expect("the waiting task left its waker"));
+        });
+        assert!(executor.try_tick(), "the task that wakes it");
+        let wake_ups = sleeper.lock().unwrap().wake_ups();
+        assert!(executor.try_tick(), "the woken task, here or on the sleeper");
+        assert!(!executor.try_tick());
+        wake_ups
+    }
+
+    #[test]
+    fn a_channel_hand_off_in_the_middle_of_a_poll_is_left_to_the_worker() {
+        let wake_ups = wake_mid_poll(|waker| crate::coop::hand_off(|| waker.wake()));
+        assert_eq!(wake_ups, 0, "one task queued, which this worker takes next");
+    }
+
+    #[test]
+    fn any_other_wake_in_the_middle_of_a_poll_wakes_a_sleeper_at_once() {
+        assert_eq!(wake_mid_poll(Waker::wake), 1, "the poll may go on computing for long");
     }
 
     #[test]
