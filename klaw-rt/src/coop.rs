@@ -76,6 +76,29 @@ pub(crate) fn hand_off(wake: impl FnOnce()) {
     wake();
 }
 
+#[cfg(not(klaw_loom))]
+thread_local! {
+    static SOLE_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as the only worker of its runtime (or not): set once, when a worker
+/// thread starts.
+pub(crate) fn set_sole_worker(sole: bool) {
+    #[cfg(not(klaw_loom))]
+    let _ = SOLE_WORKER.try_with(|cell| cell.set(sole));
+    #[cfg(klaw_loom)]
+    let _ = sole;
+}
+
+/// True on the only worker of a runtime, where a task that yields cannot go to another worker.
+#[inline]
+pub(crate) fn is_sole_worker() -> bool {
+    #[cfg(not(klaw_loom))]
+    return SOLE_WORKER.try_with(Cell::get).unwrap_or(false);
+    #[cfg(klaw_loom)]
+    false
+}
+
 /// True inside [`hand_off`].
 #[inline]
 pub(crate) fn is_handing_off() -> bool {

@@ -178,6 +178,7 @@ impl Runtime {
             workers: Arc::new(Workers::default()),
             tokio: owned_tokio,
         };
+        let worker_count = workers;
         for index in 0..workers {
             let context = Context {
                 executor: runtime.executor().clone(),
@@ -196,6 +197,7 @@ impl Runtime {
                     let tokio = context.shared.tokio.clone();
                     let _tokio = tokio.enter();
                     let _context = context::enter(context);
+                    crate::coop::set_sole_worker(worker_count == 1);
                     match clock {
                         None => async_io::block_on(executor.run(workers.stopped())),
                         Some(clock) => {

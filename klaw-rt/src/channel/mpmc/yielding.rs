@@ -21,8 +21,9 @@
 //! 0.91–1.41 (interleaved pairs). A producer that yields again and again at a full channel keeps
 //! its worker busy where the consumer needed the CPU.
 //!
-//! **Except between two klaw tasks.** In a klaw task, one end of a channel with one sender and
-//! one receiver, whose other end waits in klaw tasks too, joins its line at once. There the
+//! **Except between two klaw tasks.** In a klaw task on a runtime with two workers or more, one
+//! end of a channel with one sender and one receiver, whose other end waits in klaw tasks too,
+//! joins its line at once. There the
 //! yield is what spreads the two ends: it leaves two tasks queued when the run ends, so the
 //! executor wakes a sleeping worker, which takes one of them, and from then on they run at
 //! once on two cores and every message's cache lines cross between them. Waiting instead, the
@@ -31,9 +32,10 @@
 //! tokio keeps a waiting task woken by another on the waker's worker. On klaw's runtime with two
 //! workers, 1M `u64` through `bounded(64)` between two tasks went from 44–56 ns a message (13–22
 //! in the host's faster phases) to 11.2–12.6, and `select!` over four such channels, in a task,
-//! from 218–240 ns to 139–185; on a one-worker runtime, where nothing can spread, SPSC went
-//! from 10.0 to 11.2 ns and `select!` from 32 to 35 (`benches/README.md`, **Channels on klaw's
-//! own runtime**). A channel with more handles on either side keeps its yield: its waits do not
+//! from 218–240 ns to 139–185 (`benches/README.md`, **Channels on klaw's own runtime**). On a
+//! runtime's only worker nothing can spread, and there a yield is cheaper than a wait (waiting
+//! took SPSC from 10.0 to 11.2 ns, and `select!` from 32 to 35), so ends there still yield. A
+//! channel with more handles on either side keeps its yield: its waits do not
 //! take turns (MPMC 4×4 measured the same either way, or slower without yields), and neither
 //! does an end outside klaw tasks, whose other end (a `block_on`, a foreign executor) the
 //! executor cannot bring onto its worker. Elsewhere (tokio tasks, a `block_on`) nothing changes.
@@ -48,11 +50,12 @@ use crate::coop;
 /// A poll of a receive or a send found nothing, while not in line. True if the future should
 /// yield (its task is woken, and it returns `Pending` without joining the line): it has not
 /// yet, which `yielded` records. False if it already did and should wait now, or if it runs in
-/// a klaw task and its channel has one sender and one receiver (`one_to_one`, asked only
-/// then), which wait at once.
+/// a klaw task on a runtime with more than one worker and `hands_off` (asked only then: its
+/// channel has one sender and one receiver, and the other end waits in klaw tasks).
 #[inline]
 pub(crate) fn again(yielded: &mut bool, hands_off: impl FnOnce() -> bool) -> bool {
-    if cfg!(klaw_loom) || *yielded || (coop::in_klaw_task() && hands_off()) {
+    let spreads = coop::in_klaw_task() && !coop::is_sole_worker();
+    if cfg!(klaw_loom) || *yielded || (spreads && hands_off()) {
         return false;
     }
     *yielded = true;
@@ -161,6 +164,21 @@ mod tests {
         chan.leave_receivers(key);
         chan.try_push(1).unwrap(); // full
         assert_eq!(send_once(&chan, true), Did::Yielded);
+    }
+
+    #[test]
+    fn on_the_only_worker_of_a_runtime_a_one_to_one_channel_still_yields() {
+        /// The mark is this thread's: another test may run on it next.
+        struct Unmark;
+        impl Drop for Unmark {
+            fn drop(&mut self) {
+                coop::set_sole_worker(false);
+            }
+        }
+        coop::set_sole_worker(true);
+        let _unmark = Unmark;
+        let chan = Chan::<u64>::new(Some(1));
+        assert_eq!(receive_once(&chan, true), Did::Yielded, "nothing to spread over");
     }
 
     /// A receive polled twice outside a klaw task: it yields, then joins the line there.
