@@ -23,22 +23,22 @@
 //!
 //! **Except between two klaw tasks.** In a klaw task on a runtime with two workers or more, one
 //! end of a channel with one sender and one receiver, whose other end waits in klaw tasks too,
-//! joins its line at once. There the
-//! yield is what spreads the two ends: it leaves two tasks queued when the run ends, so the
-//! executor wakes a sleeping worker, which takes one of them, and from then on they run at
-//! once on two cores and every message's cache lines cross between them. Waiting instead, the
-//! end is woken by the other's hand-off (`coop::hand_off`), which klaw's executor leaves to the
-//! worker that made it (`runtime/executor/run.rs`): the two ends take turns on one worker, as
-//! tokio keeps a waiting task woken by another on the waker's worker. On klaw's runtime with two
-//! workers, 1M `u64` through `bounded(64)` between two tasks went from 44–56 ns a message (13–22
-//! in the host's faster phases) to 11.2–12.6, and `select!` over four such channels, in a task,
-//! from 218–240 ns to 139–185 (`benches/README.md`, **Channels on klaw's own runtime**). On a
-//! runtime's only worker nothing can spread, and there a yield is cheaper than a wait (waiting
-//! took SPSC from 10.0 to 11.2 ns, and `select!` from 32 to 35), so ends there still yield. A
-//! channel with more handles on either side keeps its yield: its waits do not
-//! take turns (MPMC 4×4 measured the same either way, or slower without yields), and neither
-//! does an end outside klaw tasks, whose other end (a `block_on`, a foreign executor) the
-//! executor cannot bring onto its worker. Elsewhere (tokio tasks, a `block_on`) nothing changes.
+//! joins its line at once. There the yield is what spreads the two ends: it leaves two tasks
+//! queued when the run ends, so the executor wakes a sleeping worker, which takes one of them,
+//! and from then on they run at once on two cores and every message's cache lines cross between
+//! them. Waiting instead, the end is woken by the other's hand-off (`coop::hand_off`), which
+//! klaw's executor leaves to the worker that made it (`runtime/executor/run.rs`): the two ends
+//! take turns on one worker, as tokio keeps a waiting task woken by another on the waker's
+//! worker. On klaw's runtime with two workers, 1M `u64` through `bounded(64)` between two tasks
+//! went from 44–56 ns a message (13–22 in the host's faster phases) to 11.2–12.6, and `select!`
+//! over four such channels, in a task, from 218–240 ns to 120–185 (`benches/README.md`,
+//! **Channels on klaw's own runtime**). On a runtime's only worker nothing can spread, and
+//! there a yield is cheaper than a wait (waiting took SPSC from 10.0 to 11.2 ns, and `select!`
+//! from 32 to 35), so ends there still yield. A channel with more handles on either side keeps
+//! its yield: its waits do not take turns (MPMC 4×4 measured the same either way, or slower
+//! without yields), and neither does an end outside klaw tasks, whose other end (a `block_on`,
+//! a foreign executor) the executor cannot bring onto its worker. Elsewhere (tokio tasks, a
+//! `block_on`) nothing changes.
 //!
 //! A yield changes nothing of what a waiting task is promised: it is not in the line yet, so
 //! the order of the line and the hand-off of wake-ups are those of the wait lists, and every
@@ -54,8 +54,8 @@ use crate::coop;
 /// channel has one sender and one receiver, and the other end waits in klaw tasks).
 #[inline]
 pub(crate) fn again(yielded: &mut bool, hands_off: impl FnOnce() -> bool) -> bool {
-    let spreads = coop::in_klaw_task() && !coop::is_sole_worker();
-    if cfg!(klaw_loom) || *yielded || (spreads && hands_off()) {
+    let hand_off = || coop::in_klaw_task() && !coop::is_sole_worker() && hands_off();
+    if cfg!(klaw_loom) || *yielded || hand_off() {
         return false;
     }
     *yielded = true;
