@@ -47,9 +47,14 @@ pub(crate) fn in_klaw_task() -> bool {
     current().is_some()
 }
 
+// Loom runs its threads on one OS thread, where a std thread-local would be shared: under the
+// model checker neither is kept (the models check the wake-up protocol, which they do not change).
 #[cfg(not(klaw_loom))]
 thread_local! {
+    /// Inside [`hand_off`].
     static HANDING_OFF: Cell<bool> = const { Cell::new(false) };
+    /// This thread is its runtime's only worker.
+    static SOLE_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `wake`, which wakes the other end of a channel this task has just handed a message or
@@ -70,15 +75,8 @@ pub(crate) fn hand_off(wake: impl FnOnce()) {
         let _reset = Reset(HANDING_OFF.try_with(|cell| cell.replace(true)).unwrap_or(false));
         wake();
     }
-    // Loom runs its threads on one OS thread, where a std thread-local would be shared; the
-    // models check the wake-up protocol, which a hand-off does not change.
     #[cfg(klaw_loom)]
     wake();
-}
-
-#[cfg(not(klaw_loom))]
-thread_local! {
-    static SOLE_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks this thread as the only worker of its runtime (or not): set once, when a worker

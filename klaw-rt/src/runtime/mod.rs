@@ -178,7 +178,8 @@ impl Runtime {
             workers: Arc::new(Workers::default()),
             tokio: owned_tokio,
         };
-        let worker_count = workers;
+        // On a runtime's only worker a task that yields stays there (see `coop::is_sole_worker`).
+        let sole_worker = workers == 1;
         for index in 0..workers {
             let context = Context {
                 executor: runtime.executor().clone(),
@@ -197,7 +198,7 @@ impl Runtime {
                     let tokio = context.shared.tokio.clone();
                     let _tokio = tokio.enter();
                     let _context = context::enter(context);
-                    crate::coop::set_sole_worker(worker_count == 1);
+                    crate::coop::set_sole_worker(sole_worker);
                     match clock {
                         None => async_io::block_on(executor.run(workers.stopped())),
                         Some(clock) => {

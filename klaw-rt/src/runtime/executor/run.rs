@@ -30,9 +30,9 @@
 //! slow to share lines, two tasks passing 1M `u64` through `bounded(64)` took 44–56 ns a message
 //! on two workers against 10 on one; with the hand-off left here (and the two ends waiting for
 //! each other without a yield, see `channel/mpmc/yielding.rs`), 11.2–12.6 on two workers
-//! (`benches/README.md`, **Channels on klaw's own runtime**). The price is tokio's: a task that hands over a message and then computes for long without
-//! waiting keeps the woken task queued until its poll returns, unless another worker is awake to
-//! take it. Every other schedule in the middle of a poll (a spawn, a timer, a wake of another
+//! (`benches/README.md`, **Channels on klaw's own runtime**). The price is tokio's: a task that
+//! hands over a message and then computes for long without waiting keeps the woken task queued
+//! until its poll returns, unless another worker is awake to take it. Every other schedule in the middle of a poll (a spawn, a timer, a wake of another
 //! task) still wakes a sleeper at once: the poll may go on computing for long, and the task it
 //! queued should not wait for that.
 
@@ -182,6 +182,20 @@ mod tests {
         }
     }
 
+    /// Spawns a task whose first poll calls `first` with its waker and returns `Pending`, and
+    /// whose second poll ends it.
+    fn spawn_polled_twice(executor: &Arc<Executor>, first: impl Fn(&Waker) + Send + 'static) {
+        let mut polls = 0;
+        executor.spawner().spawn(std::future::poll_fn(move |cx| {
+            polls += 1;
+            if polls > 1 {
+                return Poll::Ready(());
+            }
+            first(cx.waker());
+            Poll::Pending
+        }));
+    }
+
     /// Spawns a task whose first poll calls `first` (with the sleeper) and yields, and whose
     /// second poll ends it; the sleeper is shared with the test, which keeps it registered.
     fn spawn_yielding_once(
@@ -190,16 +204,10 @@ mod tests {
         first: impl Fn(&mut Sleeper) + Send + 'static,
     ) {
         let sleeper = sleeper.clone();
-        let mut polls = 0;
-        executor.spawner().spawn(std::future::poll_fn(move |cx| {
-            polls += 1;
-            if polls > 1 {
-                return Poll::Ready(());
-            }
+        spawn_polled_twice(executor, move |waker| {
             first(&mut sleeper.lock().unwrap());
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }));
+            waker.wake_by_ref();
+        });
     }
 
     #[test]
@@ -243,28 +251,14 @@ mod tests {
         assert_eq!(sleeper.lock().unwrap().wake_ups(), 1, "two tasks queued: one for a sleeper");
     }
 
-    /// Spawns a task whose first poll leaves its waker in `parked` and waits, and whose second
-    /// poll ends it.
-    fn spawn_waiting(executor: &Arc<Executor>, parked: &Arc<std::sync::Mutex<Option<Waker>>>) {
-        let parked = parked.clone();
-        let mut polls = 0;
-        executor.spawner().spawn(std::future::poll_fn(move |cx| {
-            polls += 1;
-            if polls > 1 {
-                return Poll::Ready(());
-            }
-            *parked.lock().unwrap() = Some(cx.waker().clone());
-            Poll::Pending
-        }));
-    }
-
     /// A waiting task, and a task that wakes it in the middle of its poll, through `wake`, while
     /// the other worker sleeps; the wake-ups the sleeper was sent by the end of that run.
     fn wake_mid_poll(wake: fn(Waker)) -> usize {
         let executor = Arc::new(Executor::new());
         let sleeper = Sleeper::new(&executor);
         let parked = Arc::new(std::sync::Mutex::new(None));
-        spawn_waiting(&executor, &parked);
+        let waiting = parked.clone();
+        spawn_polled_twice(&executor, move |waker| *waiting.lock().unwrap() = Some(waker.clone()));
         assert!(executor.try_tick(), "the waiting task's first poll");
         let asleep = sleeper.clone();
         executor.spawner().spawn(async move {
