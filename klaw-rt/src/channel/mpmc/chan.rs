@@ -100,13 +100,13 @@ impl<T> Chan<T> {
         self.buffer.is_closed()
     }
 
-    /// One sender and one receiver now, and the other end (`other`'s line) waits in klaw tasks:
-    /// a send or receive in a klaw task then waits at once, without a yield (see `yielding`).
+    /// One sender and one receiver now, and the other end (`other`'s line) waits in tasks: a
+    /// send or receive in a task of a pool then waits at once, without a yield (see `yielding`).
     /// Counts and record may change at any moment: this only decides whether to yield.
     fn hands_off_without_yield(&self, other: &WaitList) -> bool {
         self.senders.load(Ordering::Relaxed) == 1
             && self.receivers.load(Ordering::Relaxed) == 1
-            && other.waits_in_klaw_tasks()
+            && other.waits_in_tasks()
     }
 
     fn wake_a_receiver(&self) {

@@ -30,9 +30,10 @@ struct Waiters {
 
 pub(crate) struct WaitList {
     waiters: SpinMutex<Waiters>,
-    /// Whether the last task to join this line ran in a klaw task (see `yielding`). Written
-    /// only when it changes, on the slow path.
-    in_klaw_tasks: AtomicBool,
+    /// Whether the last task to join this line ran in a task, klaw's or tokio's, as opposed to
+    /// a `block_on` or a blocking closure (see `yielding`). Written only when it changes, on
+    /// the slow path.
+    in_tasks: AtomicBool,
 }
 
 /// What a waiter that polls again learns.
@@ -47,23 +48,24 @@ impl WaitList {
     pub(crate) fn new() -> Self {
         WaitList {
             waiters: SpinMutex::new(Waiters { entries: Slab::new(), order: VecDeque::new() }),
-            in_klaw_tasks: AtomicBool::new(true),
+            in_tasks: AtomicBool::new(true),
         }
     }
 
-    /// True unless the last task to join this line did not run in a klaw task (it waited in
-    /// a `block_on`, a blocking closure or a foreign executor). True before anyone waited.
-    pub(crate) fn waits_in_klaw_tasks(&self) -> bool {
-        self.in_klaw_tasks.load(Ordering::Relaxed)
+    /// True unless the last task to join this line ran neither in a klaw task nor in a tokio
+    /// task (it waited in a `block_on`, a blocking closure or another executor; tokio's tasks
+    /// are recognised with the `tokio` feature). True before anyone waited.
+    pub(crate) fn waits_in_tasks(&self) -> bool {
+        self.in_tasks.load(Ordering::Relaxed)
     }
 
     /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
     /// and lost the race), and raises the flag under the same lock.
     pub(crate) fn register(&self, waker: &Waker, first: bool, raise: impl FnOnce()) -> usize {
         let fresh = waker.clone(); // before the lock: a waker's clone is the executor's code
-        let in_klaw_task = coop::in_klaw_task();
-        if self.in_klaw_tasks.load(Ordering::Relaxed) != in_klaw_task {
-            self.in_klaw_tasks.store(in_klaw_task, Ordering::Relaxed);
+        let in_task = coop::in_klaw_task() || coop::in_tokio_task();
+        if self.in_tasks.load(Ordering::Relaxed) != in_task {
+            self.in_tasks.store(in_task, Ordering::Relaxed);
         }
         let mut waiters = self.waiters.lock();
         let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false });

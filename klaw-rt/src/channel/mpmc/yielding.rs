@@ -21,24 +21,27 @@
 //! 0.91–1.41 (interleaved pairs). A producer that yields again and again at a full channel keeps
 //! its worker busy where the consumer needed the CPU.
 //!
-//! **Except between two klaw tasks.** In a klaw task on a runtime with two workers or more, one
-//! end of a channel with one sender and one receiver, whose other end waits in klaw tasks too,
-//! joins its line at once. There the yield is what spreads the two ends: it leaves two tasks
-//! queued when the run ends, so the executor wakes a sleeping worker, which takes one of them,
-//! and from then on they run at once on two cores and every message's cache lines cross between
-//! them. Waiting instead, the end is woken by the other's hand-off (`coop::hand_off`), which
-//! klaw's executor leaves to the worker that made it (`runtime/executor/run.rs`): the two ends
-//! take turns on one worker, as tokio keeps a waiting task woken by another on the waker's
-//! worker. On klaw's runtime with two workers, 1M `u64` through `bounded(64)` between two tasks
-//! went from 44–56 ns a message (13–22 in the host's faster phases) to 11.2–12.6, and `select!`
-//! over four such channels, in a task, from 218–240 ns to 120–185 (`benches/README.md`,
-//! **Channels on klaw's own runtime**). On a runtime's only worker nothing can spread, and
-//! there a yield is cheaper than a wait (waiting took SPSC from 10.0 to 11.2 ns, and `select!`
-//! from 32 to 35), so ends there still yield. A channel with more handles on either side keeps
-//! its yield: its waits do not take turns (MPMC 4×4 measured the same either way, or slower
-//! without yields), and neither does an end outside klaw tasks, whose other end (a `block_on`,
-//! a foreign executor) the executor cannot bring onto its worker. Elsewhere (tokio tasks, a
-//! `block_on`) nothing changes.
+//! **Except between two tasks of a pool.** In a task of a runtime with two workers or more
+//! (klaw's, or tokio's with the `tokio` feature), one end of a channel with one sender and one
+//! receiver, whose other end waits in tasks too, joins its line at once. There the yield is what
+//! spreads the two ends: it leaves two tasks queued when the run ends, so the executor wakes a
+//! sleeping worker, which takes one of them, and from then on they run at once on two cores and
+//! every message's cache lines cross between them. (tokio treats a task that wakes itself in its
+//! poll as a yield: it queues it at the back and wakes another worker.) Waiting instead, the end
+//! is woken by the other's hand-off, which stays on the waking worker: klaw's executor leaves
+//! it to that worker (`coop::hand_off`, `runtime/executor/run.rs`), and tokio puts a task woken
+//! by one of its own tasks in that worker's LIFO slot. The two ends take turns on one worker.
+//! Measured (`benches/README.md`, **Channels on klaw's own runtime** and **One-to-one channels
+//! between tokio tasks**), 1M `u64` through `bounded(64)` between two tasks on 2 workers: on
+//! klaw's runtime from 44–56 ns a message (13–22 in the host's faster phases) to 11.2–12.6,
+//! and `select!` over four such channels, in a task, from 218–240 ns to 120–185; between tokio
+//! tasks from 34 ns (the host's slow phase) to 14.6, and from 2.1x to 1.4x kanal's time in the
+//! channel bench. On a runtime's only worker nothing can spread, and there a yield is cheaper
+//! than a wait (on klaw's runtime waiting took SPSC from 10.0 to 11.2 ns, and `select!` from 32
+//! to 35; on tokio's current-thread runtime from 8.8 to 10.1), so ends there still yield. A
+//! channel with more handles on either side keeps its yield: its waits do not take turns (MPMC
+//! 4×4 measured the same either way, or slower without yields), and neither does an end whose
+//! other end waits outside tasks (a `block_on`), which no executor can bring onto its worker.
 //!
 //! A yield changes nothing of what a waiting task is promised: it is not in the line yet, so
 //! the order of the line and the hand-off of wake-ups are those of the wait lists, and every
@@ -49,12 +52,12 @@ use crate::coop;
 
 /// A poll of a receive or a send found nothing, while not in line. True if the future should
 /// yield (its task is woken, and it returns `Pending` without joining the line): it has not
-/// yet, which `yielded` records. False if it already did and should wait now, or if it runs in
-/// a klaw task on a runtime with more than one worker and `hands_off` (asked only then: its
-/// channel has one sender and one receiver, and the other end waits in klaw tasks).
+/// yet, which `yielded` records. False if it already did and should wait now, or if
+/// `hands_off` (its channel has one sender and one receiver, and the other end waits in tasks)
+/// and it runs in a task of a runtime with more than one worker (`coop::in_task_of_a_pool`).
 #[inline]
 pub(crate) fn again(yielded: &mut bool, hands_off: impl FnOnce() -> bool) -> bool {
-    let hand_off = || coop::in_klaw_task() && !coop::is_sole_worker() && hands_off();
+    let hand_off = || hands_off() && coop::in_task_of_a_pool();
     if cfg!(klaw_loom) || *yielded || hand_off() {
         return false;
     }
@@ -66,7 +69,7 @@ pub(crate) fn again(yielded: &mut bool, hands_off: impl FnOnce() -> bool) -> boo
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Wake, Waker};
 
     use super::again;
     use crate::channel::mpmc::chan::Chan;
@@ -98,27 +101,73 @@ mod tests {
         Joined(usize),
     }
 
-    /// Polls a fresh receive once on the empty `chan`, in a klaw task or not.
-    fn receive_once(chan: &Chan<u64>, in_klaw_task: bool) -> Did {
+    /// Where a poll runs.
+    #[derive(Clone, Copy)]
+    enum Place {
+        /// Outside any task: a `block_on`.
+        Outside,
+        KlawTask,
+        /// A tokio task on a current-thread runtime.
+        #[cfg(feature = "tokio")]
+        TokioCurrentThread,
+        /// A tokio task on a multi-thread runtime with this many workers.
+        #[cfg(feature = "tokio")]
+        TokioWorkers(usize),
+        /// tokio's `block_on` on a current-thread runtime: not a task.
+        #[cfg(feature = "tokio")]
+        TokioBlockOn,
+    }
+
+    /// Runs `poll` in `place`.
+    fn polled_in<R: Send + 'static>(place: Place, poll: impl FnOnce() -> R + Send + 'static) -> R {
+        #[cfg(feature = "tokio")]
+        let current_thread = || tokio::runtime::Builder::new_current_thread().build().unwrap();
+        match place {
+            Place::Outside => poll(),
+            Place::KlawTask => coop::with_task_budget(poll),
+            #[cfg(feature = "tokio")]
+            Place::TokioCurrentThread => {
+                let runtime = current_thread();
+                runtime.block_on(runtime.spawn(async { poll() })).unwrap()
+            }
+            #[cfg(feature = "tokio")]
+            Place::TokioWorkers(workers) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                let runtime = builder.worker_threads(workers).build().unwrap();
+                runtime.block_on(runtime.spawn(async { poll() })).unwrap()
+            }
+            #[cfg(feature = "tokio")]
+            Place::TokioBlockOn => current_thread().block_on(async { poll() }),
+        }
+    }
+
+    /// Polls a fresh receive once on the empty `chan`, in `place`.
+    fn receive_once(chan: &Arc<Chan<u64>>, place: Place) -> Did {
         let count = Arc::new(Count::default());
         let waker = Waker::from(count.clone());
-        let (mut waiter, mut yielded) = (None, false);
-        let mut poll =
-            || chan.poll_recv(&mut waiter, &mut yielded, &mut Context::from_waker(&waker));
-        let polled = if in_klaw_task { coop::with_task_budget(poll) } else { poll() };
+        let chan = chan.clone();
+        let (polled, waiter, yielded) = polled_in(place, move || {
+            let (mut waiter, mut yielded) = (None, false);
+            let mut cx = Context::from_waker(&waker);
+            let polled = chan.poll_recv(&mut waiter, &mut yielded, &mut cx).map(drop);
+            (polled, waiter, yielded)
+        });
         assert!(polled.is_pending(), "the channel is empty");
         did(&count, waiter, yielded)
     }
 
-    /// Polls a fresh send once on the full `chan`, in a klaw task or not.
-    fn send_once(chan: &Chan<u64>, in_klaw_task: bool) -> Did {
+    /// Polls a fresh send once on the full `chan`, in `place`.
+    fn send_once(chan: &Arc<Chan<u64>>, place: Place) -> Did {
         let count = Arc::new(Count::default());
         let waker = Waker::from(count.clone());
-        let (mut value, mut waiter, mut yielded) = (Some(0), None, false);
-        let mut cx = Context::from_waker(&waker);
-        let mut poll = || chan.poll_send(&mut value, &mut waiter, &mut yielded, &mut cx);
-        let polled = if in_klaw_task { coop::with_task_budget(poll) } else { poll() };
-        assert!(matches!(polled, Poll::Pending), "the channel is full");
+        let chan = chan.clone();
+        let (polled, waiter, yielded) = polled_in(place, move || {
+            let (mut value, mut waiter, mut yielded) = (Some(0), None, false);
+            let mut cx = Context::from_waker(&waker);
+            let polled = chan.poll_send(&mut value, &mut waiter, &mut yielded, &mut cx).map(drop);
+            (polled, waiter, yielded)
+        });
+        assert!(polled.is_pending(), "the channel is full");
         did(&count, waiter, yielded)
     }
 
@@ -138,32 +187,32 @@ mod tests {
 
     #[test]
     fn in_a_klaw_task_one_end_of_a_one_to_one_channel_waits_at_once_for_the_other() {
-        let chan = Chan::<u64>::new(Some(1));
-        assert_eq!(receive_once(&chan, false), Did::Yielded, "outside a klaw task it yields");
-        let Did::Joined(key) = receive_once(&chan, true) else {
+        let chan = Arc::new(Chan::<u64>::new(Some(1)));
+        assert_eq!(receive_once(&chan, Place::Outside), Did::Yielded, "outside a task it yields");
+        let Did::Joined(key) = receive_once(&chan, Place::KlawTask) else {
             panic!("in a klaw task it waits at once for the sender, as the sender does for it")
         };
         chan.leave_receivers(key);
         chan.try_push(1).unwrap(); // full
-        let Did::Joined(key) = send_once(&chan, true) else {
+        let Did::Joined(key) = send_once(&chan, Place::KlawTask) else {
             panic!("a send in a klaw task waits at once for a receiver that waits in klaw tasks")
         };
         chan.leave_senders(key);
     }
 
     #[test]
-    fn a_channel_with_more_senders_or_whose_other_end_waits_outside_klaw_tasks_still_yields() {
-        let chan = Chan::<u64>::new(Some(1));
+    fn a_channel_with_more_senders_or_whose_other_end_waits_outside_tasks_still_yields() {
+        let chan = Arc::new(Chan::<u64>::new(Some(1)));
         chan.add_sender();
-        assert_eq!(receive_once(&chan, true), Did::Yielded, "two senders: it yields");
+        assert_eq!(receive_once(&chan, Place::KlawTask), Did::Yielded, "two senders: it yields");
         chan.drop_sender(); // one sender again
 
-        // The receiver waits outside klaw tasks (a `block_on`): a send in a klaw task yields
+        // The receiver waits outside tasks (a `block_on`): a send in a klaw task yields
         // first, since what would take its place runs on another thread anyway.
         let Did::Joined(key) = receive_once_twice_outside(&chan) else { unreachable!() };
         chan.leave_receivers(key);
         chan.try_push(1).unwrap(); // full
-        assert_eq!(send_once(&chan, true), Did::Yielded);
+        assert_eq!(send_once(&chan, Place::KlawTask), Did::Yielded);
     }
 
     #[test]
@@ -177,11 +226,53 @@ mod tests {
         }
         coop::set_sole_worker(true);
         let _unmark = Unmark;
-        let chan = Chan::<u64>::new(Some(1));
-        assert_eq!(receive_once(&chan, true), Did::Yielded, "nothing to spread over");
+        let chan = Arc::new(Chan::<u64>::new(Some(1)));
+        assert_eq!(receive_once(&chan, Place::KlawTask), Did::Yielded, "nothing to spread over");
     }
 
-    /// A receive polled twice outside a klaw task: it yields, then joins the line there.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn in_a_tokio_task_on_two_workers_one_end_of_a_one_to_one_channel_waits_at_once() {
+        let chan = Arc::new(Chan::<u64>::new(Some(1)));
+        let Did::Joined(key) = receive_once(&chan, Place::TokioWorkers(2)) else {
+            panic!("in a tokio task on two workers it waits at once, as in a klaw task")
+        };
+        chan.leave_receivers(key);
+        chan.try_push(1).unwrap(); // full
+        let Did::Joined(key) = send_once(&chan, Place::TokioWorkers(2)) else {
+            panic!("a send in a tokio task waits at once for a receiver that waits in tokio tasks")
+        };
+        chan.leave_senders(key);
+        let Did::Joined(key) = send_once(&chan, Place::KlawTask) else {
+            panic!("and so does a send in a klaw task")
+        };
+        chan.leave_senders(key);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn in_a_tokio_task_on_one_thread_or_in_tokios_block_on_a_one_to_one_channel_still_yields() {
+        let chan = Arc::new(Chan::<u64>::new(Some(1)));
+        for place in [Place::TokioCurrentThread, Place::TokioWorkers(1), Place::TokioBlockOn] {
+            assert_eq!(receive_once(&chan, place), Did::Yielded, "nothing to spread over");
+        }
+        // A receiver that waited in tokio's `block_on` is not in a task: a send yields first.
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let receiving = chan.clone();
+        let waiter = polled_in(Place::TokioBlockOn, move || {
+            let (mut waiter, mut yielded) = (None, false);
+            let mut cx = Context::from_waker(&waker);
+            assert!(receiving.poll_recv(&mut waiter, &mut yielded, &mut cx).is_pending());
+            assert!(receiving.poll_recv(&mut waiter, &mut yielded, &mut cx).is_pending());
+            waiter.expect("the second poll joins the line")
+        });
+        chan.leave_receivers(waiter);
+        chan.try_push(1).unwrap(); // full
+        assert_eq!(send_once(&chan, Place::TokioWorkers(2)), Did::Yielded);
+    }
+
+    /// A receive polled twice outside a task: it yields, then joins the line there.
     fn receive_once_twice_outside(chan: &Chan<u64>) -> Did {
         let count = Arc::new(Count::default());
         let waker = Waker::from(count.clone());
