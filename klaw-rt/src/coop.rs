@@ -85,9 +85,9 @@ thread_local! {
 
 /// Runs `wake`, which wakes the other end of a channel this task has just handed a message or
 /// a place to. The task that wakes it is about to go on, and soon to wait or yield itself, on
-/// this thread: klaw's executor queues the woken task without waking a sleeping worker for it
-/// (`runtime/executor/run.rs`), so the two ends take turns on one worker's cache instead of
-/// spreading over two.
+/// this thread: klaw's executor keeps the woken task for this worker to run next, without
+/// waking a sleeping worker for it (`runtime/executor/run.rs`), so the two ends take turns on
+/// one worker's cache instead of spreading over two.
 #[inline]
 pub(crate) fn hand_off(wake: impl FnOnce()) {
     #[cfg(not(klaw_loom))]

@@ -58,8 +58,8 @@ mod run;
 
 use pace::Pace;
 use queue::{Entry, Queue};
-use run::Run;
 pub(crate) use run::at_end_of_run;
+use run::{NextTask, Run};
 
 /// Tasks a worker runs between two looks at its reactor and at its stop signal.
 const BATCH: usize = 200;
@@ -163,8 +163,20 @@ impl Executor {
 
     /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker.
     fn run_entry(&self, entry: Entry) {
-        let _run = Run::enter(self.state());
-        entry.run();
+        let next = NextTask::new(self.state());
+        let mut entry = entry;
+        for kept_in_a_row in 0.. {
+            {
+                let _run = Run::enter(self.state(), &next);
+                entry.run();
+            }
+            let Some(kept) = next.take() else { return };
+            if kept_in_a_row == run::MAX_KEPT_IN_A_ROW {
+                self.state().requeue_for_this_worker(kept);
+                return;
+            }
+            entry = kept;
+        }
     }
 
     /// Runs tasks until `stop` completes, giving `stop` (and the reactor the caller's
@@ -262,6 +274,12 @@ impl State {
             drop(entry);
             return;
         }
+        if let Some(entry) = run::keep_for_this_worker(self, entry) {
+            self.enqueue(entry, woken_while_running);
+        }
+    }
+
+    fn enqueue(&self, entry: Entry, woken_while_running: bool) {
         self.queue.push(entry);
         if self.closed.load(Ordering::SeqCst) {
             // Closed while we pushed: the drop may have drained the queue before our push.
@@ -274,6 +292,19 @@ impl State {
     }
 
     /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).
+    /// Queues `entry`, which this worker was to run next, as it goes to take the queue's
+    /// first itself: a sleeper is woken only for the tasks after that one.
+    fn requeue_for_this_worker(&self, entry: Entry) {
+        self.queue.push(entry);
+        if self.closed.load(Ordering::SeqCst) {
+            self.drop_queued();
+            return;
+        }
+        if self.queue.len() > 1 && self.sleeper_to_wake() {
+            self.wake_one();
+        }
+    }
+
     fn drop_queued(&self) {
         while let Some(entry) = self.queue.pop() {
             drop(entry);

@@ -28,9 +28,10 @@
 //! sleeping worker, which takes one of them, and from then on they run at once on two cores and
 //! every message's cache lines cross between them. (tokio treats a task that wakes itself in its
 //! poll as a yield: it queues it at the back and wakes another worker.) Waiting instead, the end
-//! is woken by the other's hand-off, which stays on the waking worker: klaw's executor leaves
-//! it to that worker (`coop::hand_off`, `runtime/executor/run.rs`), and tokio puts a task woken
-//! by one of its own tasks in that worker's LIFO slot. The two ends take turns on one worker.
+//! is woken by the other's hand-off, which stays on the waking worker: klaw's executor keeps it
+//! for that worker to run next (`coop::hand_off`, `runtime/executor/run.rs`), as tokio puts a
+//! task woken by one of its own tasks in that worker's LIFO slot. The two ends take turns on one
+//! worker.
 //! Measured (`benches/README.md`, **Channels on klaw's own runtime** and **One-to-one channels
 //! between tokio tasks**), 1M `u64` through `bounded(64)` between two tasks on 2 workers: on
 //! klaw's runtime from 44–56 ns a message (13–22 in the host's faster phases) to 11.2–12.6,

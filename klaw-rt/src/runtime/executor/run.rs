@@ -1,5 +1,5 @@
-//! The run a worker is in: which executor's task this thread is running right now, and whether a
-//! schedule made during that run left its wake-up to this worker.
+//! The run a worker is in: which executor's task this thread is running right now, whether a
+//! schedule made during that run left its wake-up to this worker, and the task it runs next.
 //!
 //! A schedule wakes a sleeping worker so that the task it queued does not wait. But some
 //! schedules come at the very end of a run, when the worker that makes them is about to take the
@@ -25,20 +25,31 @@
 //! A third case comes in the middle of a poll: a channel's hand-off (`coop::hand_off`), a send
 //! or a receive waking the task at the other end, which waited for the message or the place this
 //! one just gave it. Woken on another worker, the two ends of a channel run at once on two
-//! cores, and every message's cache lines cross between them; left to this worker, they take
-//! turns on one, as tokio's LIFO slot keeps them. On a 2-core virtual machine whose cores were
-//! slow to share lines, two tasks passing 1M `u64` through `bounded(64)` took 44–56 ns a message
-//! on two workers against 10 on one; with the hand-off left here (and the two ends waiting for
-//! each other without a yield, see `channel/mpmc/yielding.rs`), 11.2–12.6 on two workers
-//! (`benches/README.md`, **Channels on klaw's own runtime**). The price is tokio's: a task that
-//! hands over a message and then computes for long without waiting keeps the woken task queued
-//! until its poll returns, unless another worker is awake to take it. Every other schedule in the middle of a poll (a spawn, a timer, a wake of another
-//! task) still wakes a sleeper at once: the poll may go on computing for long, and the task it
-//! queued should not wait for that.
+//! cores, and every message's cache lines cross between them. So this worker keeps the woken
+//! task for itself and runs it as soon as the current run returns, before the queue's first
+//! ([`NextTask`], tokio's LIFO slot): the two ends take turns on one core, and a task that
+//! passes work on finds the one it woke running next, not behind every task queued meanwhile.
+//! A second hand-off in the same run takes the slot, and the one it held goes to the queue
+//! (with its wake-up left to this worker, as above). After [`MAX_KEPT_IN_A_ROW`] kept tasks in
+//! a row the next one is queued, so that two tasks handing each other messages cannot hold the
+//! worker for ever. Measured (`benches/README.md`, **Channels on klaw's own runtime** and **A
+//! channel's hand-off runs next on its worker**): on two workers of a 2-core virtual machine
+//! whose cores were slow to share lines, two tasks passing 1M `u64` through `bounded(64)` took
+//! 44–56 ns a message, and 11.2–12.6 once hand-offs stayed on the worker (the two ends waiting
+//! for each other without a yield, see `channel/mpmc/yielding.rs`); with the slot, 11.0–11.4.
+//! Four producers and four consumers on one worker went from 16.7–17.5 ns a message to
+//! 10.8–12.0, where the queue had every task run in turn. The price is tokio's: a task that
+//! hands over a message and then computes for long without waiting keeps the woken task from
+//! every other worker until its poll returns. Every other schedule in the middle of a poll (a
+//! spawn, a timer, a wake of another task) still goes to the queue and wakes a sleeper at once:
+//! the poll may go on computing for long, and the task it queued should not wait for that.
+
+#![allow(unsafe_code)]
 
 use std::cell::Cell;
 
 use super::State;
+use super::queue::Entry;
 
 /// What this thread's current run allows and owes.
 #[derive(Clone, Copy)]
@@ -49,11 +60,18 @@ struct CurrentRun {
     ending: bool,
     /// A schedule during this run left its wake-up to this worker.
     wake_owed: bool,
+    /// Where a channel's hand-off made during this run is kept for this worker to run next
+    /// (the worker's [`NextTask`]), or null.
+    next: *const Cell<Option<Entry>>,
 }
 
 impl CurrentRun {
-    const NONE: CurrentRun =
-        CurrentRun { executor: std::ptr::null(), ending: false, wake_owed: false };
+    const NONE: CurrentRun = CurrentRun {
+        executor: std::ptr::null(),
+        ending: false,
+        wake_owed: false,
+        next: std::ptr::null(),
+    };
 }
 
 #[cfg(not(klaw_loom))]
@@ -73,23 +91,79 @@ pub(super) struct Run<'a> {
     state: &'a State,
     /// The run this one is nested in (a task that ticks an executor itself), restored on drop.
     outer: CurrentRun,
+    /// The worker's slot for the task it runs next.
+    next: &'a Cell<Option<Entry>>,
 }
 
 impl<'a> Run<'a> {
-    pub(super) fn enter(state: &'a State) -> Self {
-        let run = CurrentRun { executor: state, ending: false, wake_owed: false };
-        Run { state, outer: CURRENT.with(|current| current.replace(run)) }
+    pub(super) fn enter(state: &'a State, next: &'a NextTask<'_>) -> Self {
+        let run = CurrentRun { executor: state, ending: false, wake_owed: false, next: &next.slot };
+        Run { state, outer: CURRENT.with(|current| current.replace(run)), next: &next.slot }
     }
 }
 
 impl Drop for Run<'_> {
     fn drop(&mut self) {
         let run = CURRENT.with(|current| current.replace(self.outer));
-        // This worker takes the next task itself; a sleeper is needed only for the ones after.
-        if run.wake_owed && self.state.queue.len() > 1 && self.state.sleeper_to_wake() {
+        // This worker takes the next task itself (the one kept for it, or the queue's first); a
+        // sleeper is needed only for the ones after.
+        let kept = self.next.take();
+        let taken_from_queue = usize::from(kept.is_none());
+        self.next.set(kept);
+        if run.wake_owed
+            && self.state.queue.len() > taken_from_queue
+            && self.state.sleeper_to_wake()
+        {
             self.state.wake_one();
         }
     }
+}
+
+/// How many tasks in a row a worker runs from its [`NextTask`] before the queue's first gets
+/// its turn (tokio's number for its LIFO slot): two tasks that keep handing each other messages
+/// would otherwise hold the worker for ever.
+pub(super) const MAX_KEPT_IN_A_ROW: usize = 3;
+
+/// The task a worker runs next, before it looks at the queue: a channel's hand-off made during
+/// its last run. Whatever is still kept when it is dropped (the worker stops, or a run unwinds)
+/// goes to the queue, so no task is lost.
+pub(super) struct NextTask<'a> {
+    state: &'a State,
+    slot: Cell<Option<Entry>>,
+}
+
+impl<'a> NextTask<'a> {
+    pub(super) fn new(state: &'a State) -> Self {
+        NextTask { state, slot: Cell::new(None) }
+    }
+
+    pub(super) fn take(&self) -> Option<Entry> {
+        self.slot.take()
+    }
+}
+
+impl Drop for NextTask<'_> {
+    fn drop(&mut self) {
+        if let Some(entry) = self.slot.take() {
+            self.state.enqueue(entry, false);
+        }
+    }
+}
+
+/// A schedule onto `state`: if it is a channel's hand-off (`coop::hand_off`) made while this
+/// thread runs one of `state`'s tasks, keeps `entry` for this worker to run next and gives
+/// back the task kept before, if any, for the queue; any other schedule gives `entry` back.
+pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Option<Entry> {
+    if !crate::coop::is_handing_off() {
+        return Some(entry);
+    }
+    let run = CURRENT.with(Cell::get);
+    if !std::ptr::eq(run.executor, state) || run.next.is_null() {
+        return Some(entry);
+    }
+    // SAFETY: `next` points to the `NextTask` of the worker running this run, on this thread's
+    // stack, which outlives the run (`Run` borrows it), and is reset to null when the run ends.
+    unsafe { &*run.next }.replace(Some(entry))
 }
 
 /// A schedule onto `state` found a sleeper to wake. True if this thread is running a task of
@@ -251,36 +325,128 @@ mod tests {
         assert_eq!(sleeper.lock().unwrap().wake_ups(), 1, "two tasks queued: one for a sleeper");
     }
 
+    /// A sleeper shared by the task that lets it fall asleep and the test.
+    type SharedSleeper = Arc<std::sync::Mutex<Sleeper>>;
+    /// The names of the tasks that ran, in order.
+    type Log = Arc<std::sync::Mutex<Vec<String>>>;
+    /// The wakers the waiting tasks left, by number.
+    type Parked = Arc<std::sync::Mutex<Vec<Option<Waker>>>>;
+
+    /// Spawns task `number`, whose first poll leaves its waker in `parked` and whose second
+    /// logs its number and hands a message to task `number + 1`, if it waits, through `wake`.
+    fn spawn_waiting(
+        executor: &Arc<Executor>,
+        (log, parked): (&Log, &Parked),
+        number: usize,
+        wake: fn(Waker),
+    ) {
+        let (log, parked) = (log.clone(), parked.clone());
+        let mut polls = 0;
+        executor.spawner().spawn(std::future::poll_fn(move |cx| {
+            polls += 1;
+            let mut wakers = parked.lock().unwrap();
+            if polls == 1 {
+                let len = wakers.len().max(number + 1);
+                wakers.resize(len, None);
+                wakers[number] = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            log.lock().unwrap().push(number.to_string());
+            let next = wakers.get_mut(number + 1).and_then(Option::take);
+            drop(wakers);
+            if let Some(next) = next {
+                wake(next);
+            }
+            Poll::Ready(())
+        }));
+        assert!(executor.try_tick(), "the waiting task's first poll");
+    }
+
+    /// Spawns a task that logs `name`, then wakes task `number` through `wake` (the sleeper,
+    /// if any, falls asleep first, while the queue is empty).
+    fn spawn_waking(
+        executor: &Arc<Executor>,
+        (log, parked): (&Log, &Parked),
+        (name, number): (&'static str, usize),
+        (sleeper, wake): (Option<SharedSleeper>, fn(Waker)),
+    ) {
+        let (log, parked) = (log.clone(), parked.clone());
+        executor.spawner().spawn(async move {
+            if let Some(sleeper) = sleeper {
+                sleeper.lock().unwrap().fall_asleep();
+            }
+            log.lock().unwrap().push(name.to_owned());
+            let waker = parked.lock().unwrap()[number].take();
+            wake(waker.expect("the waiting task left its waker"));
+        });
+    }
+
     /// A waiting task, and a task that wakes it in the middle of its poll, through `wake`, while
-    /// the other worker sleeps; the wake-ups the sleeper was sent by the end of that run.
-    fn wake_mid_poll(wake: fn(Waker)) -> usize {
+    /// the other worker sleeps: the wake-ups the sleeper was sent by the end of that tick, and
+    /// the tasks that ran in it.
+    fn wake_mid_poll(wake: fn(Waker)) -> (usize, Vec<String>) {
         let executor = Arc::new(Executor::new());
         let sleeper = Sleeper::new(&executor);
-        let parked = Arc::new(std::sync::Mutex::new(None));
-        let waiting = parked.clone();
-        spawn_polled_twice(&executor, move |waker| *waiting.lock().unwrap() = Some(waker.clone()));
-        assert!(executor.try_tick(), "the waiting task's first poll");
-        let asleep = sleeper.clone();
-        executor.spawner().spawn(async move {
-            asleep.lock().unwrap().fall_asleep();
-            wake(parked.lock().unwrap().take().expect("the waiting task left its waker"));
-        });
+        let (log, parked) = (Log::default(), Parked::default());
+        spawn_waiting(&executor, (&log, &parked), 0, wake);
+        spawn_waking(&executor, (&log, &parked), ("waker", 0), (Some(sleeper.clone()), wake));
         assert!(executor.try_tick(), "the task that wakes it");
         let wake_ups = sleeper.lock().unwrap().wake_ups();
-        assert!(executor.try_tick(), "the woken task, here or on the sleeper");
-        assert!(!executor.try_tick());
-        wake_ups
+        let ran = log.lock().unwrap().clone();
+        while executor.try_tick() {}
+        assert_eq!(log.lock().unwrap().len(), 2, "both ran, here or on the sleeper");
+        (wake_ups, ran)
     }
 
     #[test]
-    fn a_channel_hand_off_in_the_middle_of_a_poll_is_left_to_the_worker() {
-        let wake_ups = wake_mid_poll(|waker| crate::coop::hand_off(|| waker.wake()));
-        assert_eq!(wake_ups, 0, "one task queued, which this worker takes next");
+    fn a_channel_hand_off_in_the_middle_of_a_poll_runs_next_on_this_worker() {
+        let (wake_ups, ran) = wake_mid_poll(|waker| crate::coop::hand_off(|| waker.wake()));
+        assert_eq!(wake_ups, 0, "kept for this worker, which runs it next");
+        assert_eq!(ran, ["waker", "0"], "in the same tick");
     }
 
     #[test]
     fn any_other_wake_in_the_middle_of_a_poll_wakes_a_sleeper_at_once() {
-        assert_eq!(wake_mid_poll(Waker::wake), 1, "the poll may go on computing for long");
+        let (wake_ups, ran) = wake_mid_poll(Waker::wake);
+        assert_eq!(wake_ups, 1, "the poll may go on computing for long");
+        assert_eq!(ran, ["waker"], "the woken task is queued");
+    }
+
+    #[test]
+    fn hand_offs_run_before_the_queue_but_give_way_to_it_after_three_in_a_row() {
+        let hand_off = |waker: Waker| crate::coop::hand_off(|| waker.wake());
+        let executor = Arc::new(Executor::new());
+        let (log, parked) = (Log::default(), Parked::default());
+        for number in 0..6 {
+            spawn_waiting(&executor, (&log, &parked), number, hand_off);
+        }
+        spawn_waking(&executor, (&log, &parked), ("first", 0), (None, hand_off));
+        executor.spawner().spawn({
+            let log = log.clone();
+            async move { log.lock().unwrap().push("queued".to_owned()) }
+        });
+        assert!(executor.try_tick());
+        assert_eq!(*log.lock().unwrap(), ["first", "0", "1", "2"], "each hand-off runs next");
+        assert!(executor.try_tick());
+        assert_eq!(log.lock().unwrap()[4..], ["queued"], "the fourth waited behind the queue");
+        assert!(executor.try_tick());
+        assert_eq!(log.lock().unwrap()[5..], ["3", "4", "5"], "then hand-offs run next again");
+        assert!(!executor.try_tick());
+    }
+
+    #[test]
+    fn a_task_kept_for_a_worker_that_stops_goes_to_the_queue() {
+        let executor = Arc::new(Executor::new());
+        let ran = Arc::new(Count::default());
+        let counted = ran.clone();
+        let runnable = executor.spawner().build_task((), move |()| async move {
+            counted.0.fetch_add(1, Ordering::SeqCst);
+        });
+        let next = super::NextTask::new(executor.state());
+        next.slot.set(Some(super::Entry::new(runnable)));
+        drop(next);
+        assert!(executor.try_tick(), "it was queued");
+        assert_eq!(ran.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]
