@@ -1,6 +1,7 @@
 //! klaw's executor under races the loom models cannot reach at full size: spawns from several
 //! outside threads at once while tasks spawn more tasks, yield, and wait on each other; bursts
-//! after the workers fell asleep; and a runtime dropped while tasks are being woken. A lost
+//! after the workers fell asleep; a runtime dropped while tasks are being woken; and rings of
+//! tasks handing a token on through channels, which the executor keeps for the worker. A lost
 //! wake-up shows as a test that hangs (each has a deadline), a lost or doubled task as a wrong
 //! count.
 
@@ -118,6 +119,67 @@ fn a_runtime_shut_down_while_tasks_are_woken_ends_every_task() {
             waker.join().unwrap();
             let ended = report.completed() + report.cancelled + report.panicked + report.timed_out;
             assert_eq!(ended, 64, "{report}");
+            assert!(handles.iter().all(|handle| handle.is_finished()));
+        }
+    });
+}
+
+/// Rings of `SIZE` tasks, each receiving on its own one-to-one channel and sending on the next
+/// task's: every pass of the token is a channel's hand-off, which the worker that makes it keeps
+/// to run next, three in a row at most, and which a second hand-off sends to the queue. Every
+/// ring's token makes every lap on two workers; with a shutdown in the middle, every task ends.
+fn rings_passing_a_token(rt: &Runtime, rings: usize, passes: u32) -> Vec<klaw::TaskHandle<()>> {
+    const SIZE: usize = 5;
+    let mut handles = Vec::new();
+    for _ in 0..rings {
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..SIZE).map(|_| klaw::channel::bounded::<u32>(1)).unzip();
+        let mut senders: std::collections::VecDeque<_> = senders.into();
+        senders.rotate_left(1); // task `i` sends to task `i + 1`
+        for (index, (rx, tx)) in receivers.into_iter().zip(senders).enumerate() {
+            handles.push(rt.spawn(async move {
+                if index == 0 {
+                    tx.send(0).await.unwrap();
+                }
+                while let Ok(token) = rx.recv().await {
+                    // The last `passes` is passed on once more by every task of the ring, which
+                    // then ends; the task before the first to end finds its channel closed.
+                    let next = if token < passes { token + 1 } else { token };
+                    if tx.send(next).await.is_err() || token == passes {
+                        break;
+                    }
+                }
+            }));
+        }
+    }
+    handles
+}
+
+#[test]
+fn tokens_handed_round_rings_of_tasks_make_every_pass() {
+    within(Duration::from_secs(60), || {
+        for _ in 0..10 {
+            let rt = Runtime::builder().workers(2).build().unwrap();
+            let handles = rings_passing_a_token(&rt, 8, 5_000);
+            rt.block_on(async {
+                for handle in handles {
+                    handle.await.expect("every task of every ring ends");
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn a_runtime_shut_down_while_tokens_are_handed_round_ends_every_task() {
+    within(Duration::from_secs(60), || {
+        for _ in 0..50 {
+            let rt = Runtime::builder().workers(2).build().unwrap();
+            let handles = rings_passing_a_token(&rt, 8, u32::MAX - 1);
+            std::thread::sleep(Duration::from_millis(2));
+            let report = rt.shutdown(Duration::from_millis(1));
+            let ended = report.completed() + report.cancelled + report.panicked + report.timed_out;
+            assert_eq!(ended, 40, "{report}");
             assert!(handles.iter().all(|handle| handle.is_finished()));
         }
     });
