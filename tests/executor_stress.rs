@@ -124,11 +124,13 @@ fn a_runtime_shut_down_while_tasks_are_woken_ends_every_task() {
     });
 }
 
-/// Rings of `SIZE` tasks, each receiving on its own one-to-one channel and sending on the next
-/// task's: every pass of the token is a channel's hand-off, which the worker that makes it keeps
-/// to run next, three in a row at most, and which a second hand-off sends to the queue. Every
-/// ring's token makes every lap on two workers; with a shutdown in the middle, every task ends.
-fn rings_passing_a_token(rt: &Runtime, rings: usize, passes: u32) -> Vec<klaw::TaskHandle<()>> {
+/// Rings of `SIZE` tasks, each receiving on its own one-to-one channel (room for one token) and
+/// sending on the next task's, with two tokens going round: every pass is a channel's hand-off,
+/// which the worker that makes it keeps to run next, three in a row at most. With two tokens a
+/// task may wait to send into a full channel, so one poll can hand a place back to the task
+/// before it and a token on to the task after it: the second hand-off takes the slot and sends
+/// the first to the queue. Every task ends, on two workers; with a shutdown in the middle too.
+fn rings_passing_tokens(rt: &Runtime, rings: usize, passes: u32) -> Vec<klaw::TaskHandle<()>> {
     const SIZE: usize = 5;
     let mut handles = Vec::new();
     for _ in 0..rings {
@@ -139,11 +141,14 @@ fn rings_passing_a_token(rt: &Runtime, rings: usize, passes: u32) -> Vec<klaw::T
         for (index, (rx, tx)) in receivers.into_iter().zip(senders).enumerate() {
             handles.push(rt.spawn(async move {
                 if index == 0 {
-                    tx.send(0).await.unwrap();
+                    for token in 0..2 {
+                        tx.send(token).await.unwrap();
+                    }
                 }
                 while let Ok(token) = rx.recv().await {
-                    // The last `passes` is passed on once more by every task of the ring, which
-                    // then ends; the task before the first to end finds its channel closed.
+                    // A task that sees a token reach `passes` passes it on and ends; the one
+                    // before it then finds its channel closed, and the one after it, once its
+                    // channel is empty, finds it closed: the whole ring ends.
                     let next = if token < passes { token + 1 } else { token };
                     if tx.send(next).await.is_err() || token == passes {
                         break;
@@ -156,11 +161,11 @@ fn rings_passing_a_token(rt: &Runtime, rings: usize, passes: u32) -> Vec<klaw::T
 }
 
 #[test]
-fn tokens_handed_round_rings_of_tasks_make_every_pass() {
+fn rings_of_tasks_handing_tokens_on_all_end() {
     within(Duration::from_secs(60), || {
         for _ in 0..10 {
             let rt = Runtime::builder().workers(2).build().unwrap();
-            let handles = rings_passing_a_token(&rt, 8, 5_000);
+            let handles = rings_passing_tokens(&rt, 8, 5_000);
             rt.block_on(async {
                 for handle in handles {
                     handle.await.expect("every task of every ring ends");
@@ -171,11 +176,11 @@ fn tokens_handed_round_rings_of_tasks_make_every_pass() {
 }
 
 #[test]
-fn a_runtime_shut_down_while_tokens_are_handed_round_ends_every_task() {
+fn a_runtime_shut_down_while_tokens_are_handed_on_ends_every_task() {
     within(Duration::from_secs(60), || {
         for _ in 0..50 {
             let rt = Runtime::builder().workers(2).build().unwrap();
-            let handles = rings_passing_a_token(&rt, 8, u32::MAX - 1);
+            let handles = rings_passing_tokens(&rt, 8, u32::MAX - 1);
             std::thread::sleep(Duration::from_millis(2));
             let report = rt.shutdown(Duration::from_millis(1));
             let ended = report.completed() + report.cancelled + report.panicked + report.timed_out;

@@ -47,32 +47,6 @@ pub(crate) fn in_klaw_task() -> bool {
     current().is_some()
 }
 
-/// True while a tokio task is polled here (feature `tokio`; its `block_on` is not a task).
-#[inline]
-pub(crate) fn in_tokio_task() -> bool {
-    #[cfg(all(feature = "tokio", not(klaw_loom)))]
-    return tokio::task::try_id().is_some();
-    #[cfg(not(all(feature = "tokio", not(klaw_loom))))]
-    false
-}
-
-/// True while a task is polled here by an executor with two workers or more, where a task that
-/// yields may be moved to another worker: a klaw task, or (feature `tokio`) a task of a tokio
-/// runtime with two workers or more. Asked only before a channel waits, which is when the
-/// tokio runtime's handle is looked up.
-#[inline]
-pub(crate) fn in_task_of_a_pool() -> bool {
-    if in_klaw_task() {
-        return !is_sole_worker();
-    }
-    #[cfg(all(feature = "tokio", not(klaw_loom)))]
-    return in_tokio_task()
-        && tokio::runtime::Handle::try_current()
-            .is_ok_and(|tokio| tokio.metrics().num_workers() > 1);
-    #[cfg(not(all(feature = "tokio", not(klaw_loom))))]
-    false
-}
-
 // Loom runs its threads on one OS thread, where a std thread-local would be shared: under the
 // model checker neither is kept (the models check the wake-up protocol, which they do not change).
 #[cfg(not(klaw_loom))]

@@ -18,6 +18,7 @@ pub mod coop;
 pub mod error;
 #[cfg(feature = "log")]
 pub mod log;
+mod poller;
 pub mod primitives;
 pub mod remote;
 pub mod runtime;

@@ -32,10 +32,16 @@
 //! for it costs a wake-up call and a context switch.
 //!
 //! **A task queued as a run ends is left to the worker that queued it** (`executor/run.rs`): a
-//! task woken during its own poll, or started by a task as it ends, and the task at the other
-//! end of a channel that this one just handed a message or a place to. That worker looks at the
+//! task woken during its own poll, or started by a task as it ends. That worker looks at the
 //! queue next, so it wakes a sleeper only if more than that one task is queued once the run has
 //! returned.
+//!
+//! **A channel's hand-off runs next on the worker that made it** (`executor/run.rs`,
+//! `NextTask`): the task at the other end of a channel that a task's body just handed a message
+//! or a place to is kept for this worker, which runs it as soon as the run returns, before the
+//! queue (tokio's LIFO slot), at most three in a row. A second hand-off in the same run takes
+//! the slot and sends the first to the queue, with its wake-up left to this worker, which then
+//! wakes a sleeper if any task is queued at all.
 //!
 //! **After the executor is dropped** (the runtime has shut down), a task that is woken is
 //! dropped instead of queued: nothing would ever run it, and queued it would keep itself alive.
@@ -61,7 +67,9 @@ use queue::{Entry, Queue};
 pub(crate) use run::at_end_of_run;
 use run::{NextTask, Run};
 
-/// Tasks a worker runs between two looks at its reactor and at its stop signal.
+/// Ticks a worker runs between two looks at its reactor and at its stop signal. A tick runs one
+/// task from the queue and the hand-offs kept for the worker after it (at most
+/// `run::MAX_KEPT_IN_A_ROW`), so up to 800 polls.
 const BATCH: usize = 200;
 
 /// The executor of one runtime. Its workers call [`run`](Self::run); anyone may spawn through
@@ -161,7 +169,9 @@ impl Executor {
         }
     }
 
-    /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker.
+    /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker,
+    /// and then the tasks its hand-offs kept for this worker ([`NextTask`]), one after another,
+    /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue.
     fn run_entry(&self, entry: Entry) {
         let next = NextTask::new(self.state());
         let mut entry = entry;
@@ -291,7 +301,6 @@ impl State {
         }
     }
 
-    /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).
     /// Queues `entry`, which this worker was to run next, as it goes to take the queue's
     /// first itself: a sleeper is woken only for the tasks after that one.
     fn requeue_for_this_worker(&self, entry: Entry) {
@@ -305,6 +314,7 @@ impl State {
         }
     }
 
+    /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).
     fn drop_queued(&self) {
         while let Some(entry) = self.queue.pop() {
             drop(entry);

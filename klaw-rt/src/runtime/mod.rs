@@ -662,5 +662,7 @@ impl fmt::Debug for Handle {
 /// assert_eq!(klaw::runtime::block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
-    async_io::block_on(crate::coop::unconstrained(future.into_future()))
+    crate::poller::outside_tasks(|| {
+        async_io::block_on(crate::coop::unconstrained(future.into_future()))
+    })
 }

@@ -13,10 +13,14 @@ mod lock;
 pub(crate) use lock::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 #[cfg(klaw_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+};
 
 #[cfg(not(klaw_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+};
 
 /// `UnsafeCell` with loom's closure-based API, so every access is visible to the model checker.
 #[cfg(klaw_loom)]

@@ -23,6 +23,7 @@ use crate::channel::mpmc::waiters::{Polled, WaitList};
 use crate::channel::mpmc::yielding;
 use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
 use crate::coop;
+use crate::poller::Poller;
 use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
 
 pub(crate) struct Chan<T> {
@@ -100,13 +101,14 @@ impl<T> Chan<T> {
         self.buffer.is_closed()
     }
 
-    /// One sender and one receiver now, and the other end (`other`'s line) waits in tasks: a
-    /// send or receive in a task of a pool then waits at once, without a yield (see `yielding`).
-    /// Counts and record may change at any moment: this only decides whether to yield.
-    fn hands_off_without_yield(&self, other: &WaitList) -> bool {
+    /// One sender and one receiver now, and the other end (`other`'s line) waits in tasks of
+    /// the same kind as `here`'s: a send or receive in a task of a pool then waits at once,
+    /// without a yield (see `yielding`). Counts and record may change at any moment: this only
+    /// decides whether to yield.
+    fn hands_off_without_yield(&self, other: &WaitList, here: Poller) -> bool {
         self.senders.load(Ordering::Relaxed) == 1
             && self.receivers.load(Ordering::Relaxed) == 1
-            && other.waits_in_tasks()
+            && other.waits_in(here)
     }
 
     fn wake_a_receiver(&self) {
@@ -209,8 +211,9 @@ impl<T> Chan<T> {
                     *yielded = false; // a stream polls on
                     return Poll::Ready(received);
                 }
-                if yielding::again(yielded, || self.hands_off_without_yield(&self.senders_waiting))
-                {
+                if yielding::again(yielded, |here| {
+                    self.hands_off_without_yield(&self.senders_waiting, here)
+                }) {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -388,8 +391,8 @@ impl<T> Chan<T> {
                     Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
                     Err(TrySendError::Full(back)) => *value = Some(back),
                 }
-                if yielding::again(yielded, || {
-                    self.hands_off_without_yield(&self.receivers_waiting)
+                if yielding::again(yielded, |here| {
+                    self.hands_off_without_yield(&self.receivers_waiting, here)
                 }) {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;

@@ -13,8 +13,11 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::coop;
-use crate::sync::{AtomicBool, Ordering, SpinMutex};
+use crate::poller::Poller;
+use crate::sync::{AtomicU8, Ordering, SpinMutex};
+
+/// `WaitList::last_poller` before anyone waited: counts as any poller.
+const NOBODY_YET: u8 = u8::MAX;
 
 struct Entry {
     /// Taken by the notifier, which wakes it outside the lock.
@@ -30,10 +33,9 @@ struct Waiters {
 
 pub(crate) struct WaitList {
     waiters: SpinMutex<Waiters>,
-    /// Whether the last task to join this line ran in a task, klaw's or tokio's, as opposed to
-    /// a `block_on` or a blocking closure (see `yielding`). Written only when it changes, on
-    /// the slow path.
-    in_tasks: AtomicBool,
+    /// Who polled the last waiter to join this line (`Poller` as a number, or `NOBODY_YET`;
+    /// see `yielding`). Written only when it changes, on the slow path.
+    last_poller: AtomicU8,
 }
 
 /// What a waiter that polls again learns.
@@ -48,24 +50,23 @@ impl WaitList {
     pub(crate) fn new() -> Self {
         WaitList {
             waiters: SpinMutex::new(Waiters { entries: Slab::new(), order: VecDeque::new() }),
-            in_tasks: AtomicBool::new(true),
+            last_poller: AtomicU8::new(NOBODY_YET),
         }
     }
 
-    /// True unless the last task to join this line ran neither in a klaw task nor in a tokio
-    /// task (it waited in a `block_on`, a blocking closure or another executor; tokio's tasks
-    /// are recognised with the `tokio` feature). True before anyone waited.
-    pub(crate) fn waits_in_tasks(&self) -> bool {
-        self.in_tasks.load(Ordering::Relaxed)
+    /// True if the last waiter to join this line was polled by `poller`, or nobody waited yet.
+    pub(crate) fn waits_in(&self, poller: Poller) -> bool {
+        let last = self.last_poller.load(Ordering::Relaxed);
+        last == poller as u8 || last == NOBODY_YET
     }
 
     /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
     /// and lost the race), and raises the flag under the same lock.
     pub(crate) fn register(&self, waker: &Waker, first: bool, raise: impl FnOnce()) -> usize {
         let fresh = waker.clone(); // before the lock: a waker's clone is the executor's code
-        let in_task = coop::in_klaw_task() || coop::in_tokio_task();
-        if self.in_tasks.load(Ordering::Relaxed) != in_task {
-            self.in_tasks.store(in_task, Ordering::Relaxed);
+        let poller = Poller::here() as u8;
+        if self.last_poller.load(Ordering::Relaxed) != poller {
+            self.last_poller.store(poller, Ordering::Relaxed);
         }
         let mut waiters = self.waiters.lock();
         let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false });

@@ -125,8 +125,8 @@ impl Drop for Run<'_> {
 pub(super) const MAX_KEPT_IN_A_ROW: usize = 3;
 
 /// The task a worker runs next, before it looks at the queue: a channel's hand-off made during
-/// its last run. Whatever is still kept when it is dropped (the worker stops, or a run unwinds)
-/// goes to the queue, so no task is lost.
+/// its last run. `run_entry` runs or queues what it keeps before it returns; if a run unwinds
+/// instead, the drop queues it, so no task is lost.
 pub(super) struct NextTask<'a> {
     state: &'a State,
     slot: Cell<Option<Entry>>,
@@ -150,11 +150,12 @@ impl Drop for NextTask<'_> {
     }
 }
 
-/// A schedule onto `state`: if it is a channel's hand-off (`coop::hand_off`) made while this
-/// thread runs one of `state`'s tasks, keeps `entry` for this worker to run next and gives
-/// back the task kept before, if any, for the queue; any other schedule gives `entry` back.
+/// A schedule onto `state`: if it is a channel's hand-off (`coop::hand_off`) made by the body
+/// of one of `state`'s tasks running on this thread, keeps `entry` for this worker to run next
+/// and gives back the task kept before, if any, for the queue; any other schedule gives `entry`
+/// back.
 pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Option<Entry> {
-    if !crate::coop::is_handing_off() {
+    if !hand_off_by_a_task_body() {
         return Some(entry);
     }
     let run = CURRENT.with(Cell::get);
@@ -168,12 +169,13 @@ pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Option<Entry>
 
 /// A schedule onto `state` found a sleeper to wake. True if this thread is running a task of
 /// the same executor and the schedule comes at the end of that run (`woken_while_running`, or
-/// inside [`at_end_of_run`]) or is a channel's hand-off (`coop::hand_off`): the wake-up is left
-/// to this worker, which pays it when the run returns if more than one task is queued.
+/// inside [`at_end_of_run`]) or is a channel's hand-off made by the task's body that did not
+/// keep its task (another took the slot): the wake-up is left to this worker, which pays it
+/// when the run returns if more tasks are queued than the one it takes next.
 pub(super) fn leave_wake_up_to_this_worker(state: &State, woken_while_running: bool) -> bool {
     CURRENT.with(|current| {
         let mut run = current.get();
-        let left = run.ending || woken_while_running || crate::coop::is_handing_off();
+        let left = run.ending || woken_while_running || hand_off_by_a_task_body();
         if !std::ptr::eq(run.executor, state) || !left {
             return false;
         }
@@ -181,6 +183,14 @@ pub(super) fn leave_wake_up_to_this_worker(state: &State, woken_while_running: b
         current.set(run);
         true
     })
+}
+
+/// A channel's hand-off made by a klaw task's body (`Poller::Klaw`). Not one made inside a
+/// blocking helper (`block_on`, `recv_blocking`...) that the body calls (`poller::outside_tasks`):
+/// the body, blocked in it, would hold up a task kept for this worker (or one whose wake-up was
+/// left to it) until the helper returns, which may be never if it waits for that very task.
+fn hand_off_by_a_task_body() -> bool {
+    crate::coop::is_handing_off() && crate::poller::Poller::here() == crate::poller::Poller::Klaw
 }
 
 /// Runs `end`, the last thing a task does in its run: tasks it queues on this worker's executor
@@ -362,12 +372,12 @@ mod tests {
         assert!(executor.try_tick(), "the waiting task's first poll");
     }
 
-    /// Spawns a task that logs `name`, then wakes task `number` through `wake` (the sleeper,
-    /// if any, falls asleep first, while the queue is empty).
+    /// Spawns a task that logs `name`, then wakes tasks `numbers`, in that order, through `wake`
+    /// (the sleeper, if any, falls asleep first, while the queue is empty).
     fn spawn_waking(
         executor: &Arc<Executor>,
         (log, parked): (&Log, &Parked),
-        (name, number): (&'static str, usize),
+        (name, numbers): (&'static str, &'static [usize]),
         (sleeper, wake): (Option<SharedSleeper>, fn(Waker)),
     ) {
         let (log, parked) = (log.clone(), parked.clone());
@@ -376,51 +386,79 @@ mod tests {
                 sleeper.lock().unwrap().fall_asleep();
             }
             log.lock().unwrap().push(name.to_owned());
-            let waker = parked.lock().unwrap()[number].take();
-            wake(waker.expect("the waiting task left its waker"));
+            for &number in numbers {
+                let waker = parked.lock().unwrap()[number].take();
+                wake(waker.expect("the waiting task left its waker"));
+            }
         });
     }
 
-    /// A waiting task, and a task that wakes it in the middle of its poll, through `wake`, while
-    /// the other worker sleeps: the wake-ups the sleeper was sent by the end of that tick, and
-    /// the tasks that ran in it.
-    fn wake_mid_poll(wake: fn(Waker)) -> (usize, Vec<String>) {
+    /// A channel's hand-off, made by a klaw task's body (whose budget is set).
+    fn hand_off(waker: Waker) {
+        crate::coop::with_task_budget(|| crate::coop::hand_off(|| waker.wake()));
+    }
+
+    /// Waiting tasks, and a task that wakes them (`numbers`: `0..n`, in some order) in the
+    /// middle of its poll, through `wake`, while the other worker sleeps: the wake-ups the
+    /// sleeper was sent by the end of that tick, and the tasks that ran in it.
+    fn wake_mid_poll(wake: fn(Waker), numbers: &'static [usize]) -> (usize, Vec<String>) {
         let executor = Arc::new(Executor::new());
         let sleeper = Sleeper::new(&executor);
         let (log, parked) = (Log::default(), Parked::default());
-        spawn_waiting(&executor, (&log, &parked), 0, wake);
-        spawn_waking(&executor, (&log, &parked), ("waker", 0), (Some(sleeper.clone()), wake));
-        assert!(executor.try_tick(), "the task that wakes it");
+        for number in 0..numbers.len() {
+            spawn_waiting(&executor, (&log, &parked), number, wake);
+        }
+        spawn_waking(&executor, (&log, &parked), ("waker", numbers), (Some(sleeper.clone()), wake));
+        assert!(executor.try_tick(), "the task that wakes them");
         let wake_ups = sleeper.lock().unwrap().wake_ups();
         let ran = log.lock().unwrap().clone();
         while executor.try_tick() {}
-        assert_eq!(log.lock().unwrap().len(), 2, "both ran, here or on the sleeper");
+        assert_eq!(log.lock().unwrap().len(), 1 + numbers.len(), "all ran, here or on the sleeper");
         (wake_ups, ran)
     }
 
     #[test]
     fn a_channel_hand_off_in_the_middle_of_a_poll_runs_next_on_this_worker() {
-        let (wake_ups, ran) = wake_mid_poll(|waker| crate::coop::hand_off(|| waker.wake()));
+        let (wake_ups, ran) = wake_mid_poll(hand_off, &[0]);
         assert_eq!(wake_ups, 0, "kept for this worker, which runs it next");
         assert_eq!(ran, ["waker", "0"], "in the same tick");
     }
 
     #[test]
     fn any_other_wake_in_the_middle_of_a_poll_wakes_a_sleeper_at_once() {
-        let (wake_ups, ran) = wake_mid_poll(Waker::wake);
+        let (wake_ups, ran) = wake_mid_poll(Waker::wake, &[0]);
         assert_eq!(wake_ups, 1, "the poll may go on computing for long");
         assert_eq!(ran, ["waker"], "the woken task is queued");
     }
 
     #[test]
+    fn a_second_hand_off_in_one_poll_queues_the_first_and_wakes_a_sleeper_for_it() {
+        let (wake_ups, ran) = wake_mid_poll(hand_off, &[0, 1]);
+        assert_eq!(ran, ["waker", "1"], "the last hand-off runs next");
+        assert_eq!(wake_ups, 1, "the first is queued while this worker runs the second");
+    }
+
+    #[test]
+    fn a_hand_off_inside_a_blocking_helper_is_queued_and_wakes_a_sleeper() {
+        // A body blocked in `block_on` until the woken task answers would hold it for ever.
+        let in_block_on = |waker: Waker| {
+            crate::coop::with_task_budget(|| {
+                crate::runtime::block_on(async { crate::coop::hand_off(|| waker.wake()) });
+            });
+        };
+        let (wake_ups, ran) = wake_mid_poll(in_block_on, &[0]);
+        assert_eq!(ran, ["waker"], "not kept for this worker");
+        assert_eq!(wake_ups, 1, "nor its wake-up left to it");
+    }
+
+    #[test]
     fn hand_offs_run_before_the_queue_but_give_way_to_it_after_three_in_a_row() {
-        let hand_off = |waker: Waker| crate::coop::hand_off(|| waker.wake());
         let executor = Arc::new(Executor::new());
         let (log, parked) = (Log::default(), Parked::default());
         for number in 0..6 {
             spawn_waiting(&executor, (&log, &parked), number, hand_off);
         }
-        spawn_waking(&executor, (&log, &parked), ("first", 0), (None, hand_off));
+        spawn_waking(&executor, (&log, &parked), ("first", &[0]), (None, hand_off));
         executor.spawner().spawn({
             let log = log.clone();
             async move { log.lock().unwrap().push("queued".to_owned()) }
