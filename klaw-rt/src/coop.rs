@@ -65,18 +65,26 @@ thread_local! {
 #[inline]
 pub(crate) fn hand_off(wake: impl FnOnce()) {
     #[cfg(not(klaw_loom))]
-    {
-        struct Reset(bool);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                let _ = HANDING_OFF.try_with(|cell| cell.set(self.0));
-            }
-        }
-        let _reset = Reset(HANDING_OFF.try_with(|cell| cell.replace(true)).unwrap_or(false));
-        wake();
-    }
+    with_flag_raised(&HANDING_OFF, wake);
     #[cfg(klaw_loom)]
     wake();
+}
+
+/// Runs `f` with this thread's `flag` raised, then puts back what it was, also if `f` unwinds.
+#[cfg(not(klaw_loom))]
+#[inline]
+pub(crate) fn with_flag_raised<R>(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = self.0.try_with(|cell| cell.set(self.1));
+        }
+    }
+    let _restore = Restore(flag, flag.try_with(|cell| cell.replace(true)).unwrap_or(false));
+    f()
 }
 
 /// Marks this thread as the only worker of its runtime (or not): set once, when a worker

@@ -93,19 +93,15 @@ fn in_tokio_task() -> bool {
 /// klaw task's body calls it, and inside tokio's `spawn_blocking` (which polls a task).
 pub(crate) fn outside_tasks<R>(block: impl FnOnce() -> R) -> R {
     #[cfg(not(klaw_loom))]
-    {
-        /// What the flag was before, put back on drop, also if `block` unwinds.
-        struct Restore(bool);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let _ = BLOCKING.try_with(|cell| cell.set(self.0));
-            }
-        }
-        let _restore = Restore(BLOCKING.with(|cell| cell.replace(true)));
-        block()
-    }
+    return coop::with_flag_raised(&BLOCKING, block);
     #[cfg(klaw_loom)]
     block()
+}
+
+/// Blocks this thread on `future` as klaw's channel helpers do (`recv_blocking`,
+/// `send_blocking`, a oneshot's `blocking_recv`): outside any task, with no cooperative budget.
+pub(crate) fn block_outside_tasks<F: std::future::Future>(future: F) -> F::Output {
+    outside_tasks(|| futures_lite::future::block_on(coop::unconstrained(future)))
 }
 
 #[cfg(all(test, not(klaw_loom)))]

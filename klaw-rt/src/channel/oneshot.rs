@@ -253,7 +253,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.blocking_recv(), Ok(5));
     /// ```
     pub fn blocking_recv(self) -> Result<T, RecvError> {
-        crate::poller::outside_tasks(|| futures_lite::future::block_on(coop::unconstrained(self)))
+        crate::poller::block_outside_tasks(self)
     }
 }
 

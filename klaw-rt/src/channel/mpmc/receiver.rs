@@ -86,9 +86,7 @@ impl<T> Receiver<T> {
     /// assert!(rx.recv_blocking().is_err()); // the sender is gone
     /// ```
     pub fn recv_blocking(&self) -> Result<T, RecvError> {
-        crate::poller::outside_tasks(|| {
-            futures_lite::future::block_on(crate::coop::unconstrained(self.recv()))
-        })
+        crate::poller::block_outside_tasks(self.recv())
     }
 
     /// True if a bounded channel holds `capacity` messages (never, for an unbounded one).

@@ -143,9 +143,7 @@ impl<T> Sender<T> {
     /// assert_eq!(got, [0, 1, 2]);
     /// ```
     pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
-        crate::poller::outside_tasks(|| {
-            futures_lite::future::block_on(crate::coop::unconstrained(self.send(value)))
-        })
+        crate::poller::block_outside_tasks(self.send(value))
     }
 
     /// Sends `value` without waiting: if the channel is full, the oldest message is taken out
