@@ -284,19 +284,18 @@ impl State {
             drop(entry);
             return;
         }
-        if let Some(entry) = run::keep_for_this_worker(self, entry) {
-            self.enqueue(entry, woken_while_running);
+        if let run::Keep::Queue { entry, hand_off } = run::keep_for_this_worker(self, entry) {
+            self.enqueue(entry, woken_while_running || hand_off);
         }
     }
 
-    fn enqueue(&self, entry: Entry, woken_while_running: bool) {
-        self.queue.push(entry);
-        if self.closed.load(Ordering::SeqCst) {
-            // Closed while we pushed: the drop may have drained the queue before our push.
-            self.drop_queued();
-            return;
-        }
-        if self.sleeper_to_wake() && !run::leave_wake_up_to_this_worker(self, woken_while_running) {
+    /// Queues `entry` and wakes a sleeper for it, unless the wake-up is left to this worker
+    /// (`at_end`: see `run::leave_wake_up_to_this_worker`).
+    fn enqueue(&self, entry: Entry, at_end: bool) {
+        if self.push_unless_closed(entry)
+            && self.sleeper_to_wake()
+            && !run::leave_wake_up_to_this_worker(self, at_end)
+        {
             self.wake_one();
         }
     }
@@ -304,14 +303,20 @@ impl State {
     /// Queues `entry`, which this worker was to run next, as it goes to take the queue's
     /// first itself: a sleeper is woken only for the tasks after that one.
     fn requeue_for_this_worker(&self, entry: Entry) {
+        if self.push_unless_closed(entry) && self.queue.len() > 1 && self.sleeper_to_wake() {
+            self.wake_one();
+        }
+    }
+
+    /// Pushes `entry` onto the queue; false if the executor closed meanwhile, and then drops
+    /// what is queued, since the close may have drained the queue before this push.
+    fn push_unless_closed(&self, entry: Entry) -> bool {
         self.queue.push(entry);
         if self.closed.load(Ordering::SeqCst) {
             self.drop_queued();
-            return;
+            return false;
         }
-        if self.queue.len() > 1 && self.sleeper_to_wake() {
-            self.wake_one();
-        }
+        true
     }
 
     /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).

@@ -150,33 +150,44 @@ impl Drop for NextTask<'_> {
     }
 }
 
+/// What [`keep_for_this_worker`] did with a schedule.
+pub(super) enum Keep {
+    /// It keeps the task for this worker to run next; nothing is displaced.
+    Kept,
+    /// `entry` goes to the queue: the schedule's own task, or the one kept before it that it
+    /// displaced. `hand_off` if the schedule is a channel's hand-off made by a task body (see
+    /// [`leave_wake_up_to_this_worker`]).
+    Queue { entry: Entry, hand_off: bool },
+}
+
 /// A schedule onto `state`: if it is a channel's hand-off (`coop::hand_off`) made by the body
 /// of one of `state`'s tasks running on this thread, keeps `entry` for this worker to run next
 /// and gives back the task kept before, if any, for the queue; any other schedule gives `entry`
 /// back.
-pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Option<Entry> {
-    if !hand_off_by_a_task_body() {
-        return Some(entry);
-    }
+pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Keep {
+    let hand_off = hand_off_by_a_task_body();
     let run = CURRENT.with(Cell::get);
-    if !std::ptr::eq(run.executor, state) || run.next.is_null() {
-        return Some(entry);
+    if !hand_off || !std::ptr::eq(run.executor, state) || run.next.is_null() {
+        return Keep::Queue { entry, hand_off };
     }
     // SAFETY: `next` points to the `NextTask` of the worker running this run, on this thread's
     // stack, which outlives the run (`Run` borrows it), and is reset to null when the run ends.
-    unsafe { &*run.next }.replace(Some(entry))
+    match unsafe { &*run.next }.replace(Some(entry)) {
+        Some(displaced) => Keep::Queue { entry: displaced, hand_off },
+        None => Keep::Kept,
+    }
 }
 
 /// A schedule onto `state` found a sleeper to wake. True if this thread is running a task of
-/// the same executor and the schedule comes at the end of that run (`woken_while_running`, or
-/// inside [`at_end_of_run`]) or is a channel's hand-off made by the task's body that did not
-/// keep its task (another took the slot): the wake-up is left to this worker, which pays it
-/// when the run returns if more tasks are queued than the one it takes next.
-pub(super) fn leave_wake_up_to_this_worker(state: &State, woken_while_running: bool) -> bool {
+/// the same executor and the schedule comes at the end of that run (`at_end`: the task was
+/// woken while it ran, or it is queued inside [`at_end_of_run`]) or is a channel's hand-off
+/// made by the task's body that did not keep its task (`at_end` too: another took the slot):
+/// the wake-up is left to this worker, which pays it when the run returns if more tasks are
+/// queued than the one it takes next.
+pub(super) fn leave_wake_up_to_this_worker(state: &State, at_end: bool) -> bool {
     CURRENT.with(|current| {
         let mut run = current.get();
-        let left = run.ending || woken_while_running || hand_off_by_a_task_body();
-        if !std::ptr::eq(run.executor, state) || !left {
+        if !std::ptr::eq(run.executor, state) || !(run.ending || at_end) {
             return false;
         }
         run.wake_owed = true;
