@@ -590,10 +590,37 @@ impl<T> Chan<T> {
         }
     }
 
-    /// A receiver went away; the last one closes the channel.
+    /// A receiver went away. The last one closes the channel and drops what is queued: nobody
+    /// can receive it any more, and a message may hold what someone waits to see released (a
+    /// oneshot sender, a permit, a file), which must not live on until the last sender goes.
     pub(crate) fn drop_receiver(&self) {
         if self.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.close();
+            drop_queued(&self.buffer);
         }
     }
 }
+
+/// Drops every message in `buffer`, which is closed: no push adds one any more, and a pop waits
+/// for a push that claimed its place before the close. Each message is dropped with no lock
+/// held; if one's drop panics, the messages after it are still dropped as the panic unwinds.
+fn drop_queued<T>(buffer: &Buffer<T>) {
+    /// Kept only while a message's drop unwinds: then drops the messages after it.
+    struct TheRest<'a, T>(&'a Buffer<T>);
+    impl<T> Drop for TheRest<'_, T> {
+        fn drop(&mut self) {
+            drop_queued(self.0);
+        }
+    }
+    while let Pop::Popped { value, .. } = buffer.pop() {
+        let the_rest = TheRest(buffer);
+        drop(value);
+        std::mem::forget(the_rest);
+    }
+}
+
+// A panic cannot leave a channel half-updated: no user code (a message's `Drop`, a waker) runs
+// while one of its locks is held, and messages are only moved in and out, never lent. So its
+// handles may cross `catch_unwind` as tokio's do, and as std's `Mutex` may.
+impl<T> std::panic::RefUnwindSafe for Chan<T> {}
+impl<T> std::panic::UnwindSafe for Chan<T> {}

@@ -17,6 +17,22 @@ use crate::channel::mpmc::chan::Chan;
 /// message, use [`broadcast`](crate::channel::broadcast::channel())). It is a [`Stream`] that ends when
 /// the channel is closed and drained.
 ///
+/// When the last receiver is dropped the channel closes and the messages still queued are
+/// dropped at once, as nobody can receive them, not when the last sender goes: whatever a
+/// message holds (a reply's sender, a permit, a file) is released then. Those messages were
+/// accepted by `send` and are never delivered; a sender that must know should keep a receiver,
+/// or use [`Sender::closed`](crate::channel::Sender::closed) to stop sending.
+///
+/// ```
+/// use std::sync::Arc;
+/// let (tx, rx) = klaw::channel::bounded::<Arc<()>>(4);
+/// let held = Arc::new(());
+/// tx.try_send(held.clone()).unwrap();
+/// drop(rx);
+/// assert_eq!(Arc::strong_count(&held), 1); // the queued message was dropped with the receiver
+/// assert!(tx.is_closed());
+/// ```
+///
 /// ```
 /// let (tx, rx) = klaw::channel::bounded::<u32>(4);
 /// let rx2 = rx.clone();

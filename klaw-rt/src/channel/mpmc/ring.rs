@@ -411,14 +411,41 @@ impl<T> Ring<T> {
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         // Exclusive access: drop every value still in the ring, from head to tail.
-        let mut position = self.head.word.load(Ordering::Relaxed) >> FLAG_BITS;
+        let head = self.head.word.load(Ordering::Relaxed) >> FLAG_BITS;
         let tail = self.tail.word.load(Ordering::Relaxed) >> FLAG_BITS;
+        // SAFETY: `&mut self`: no push or pop is in flight, so every position from head to tail
+        // holds a value written by a completed push and not yet popped.
+        unsafe { self.drop_values(head, tail) };
+    }
+}
+
+impl<T> Ring<T> {
+    /// Drops the values at the positions from `position` up to `tail`; if one's drop panics,
+    /// the values after it are still dropped as the panic unwinds.
+    ///
+    /// # Safety
+    /// No push or pop is in flight, and each of those positions holds a value written by a
+    /// completed push and not popped, which nothing will read after this.
+    unsafe fn drop_values(&self, mut position: usize, tail: usize) {
+        /// Kept only while a value's drop unwinds: then drops the values after it.
+        struct TheRest<'a, T> {
+            ring: &'a Ring<T>,
+            from: usize,
+            tail: usize,
+        }
+        impl<T> Drop for TheRest<'_, T> {
+            fn drop(&mut self) {
+                // SAFETY: the caller's contract, for the positions after the one that panicked.
+                unsafe { self.ring.drop_values(self.from, self.tail) };
+            }
+        }
         while position != tail {
-            let slot = self.slot(position);
-            // SAFETY: `&mut self`: no push or pop is in flight, so every position from head to
-            // tail holds a value written by a completed push and not yet popped.
-            slot.value.with_mut(|cell| unsafe { (*cell).assume_init_drop() });
-            position = self.next(position);
+            let next = self.next(position);
+            let the_rest = TheRest { ring: self, from: next, tail };
+            // SAFETY: the caller's contract: the position holds a value nothing reads again.
+            self.slot(position).value.with_mut(|cell| unsafe { (*cell).assume_init_drop() });
+            std::mem::forget(the_rest);
+            position = next;
         }
     }
 }
