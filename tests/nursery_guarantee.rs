@@ -5,7 +5,8 @@
 //!   completed or was dropped. That holds whatever cancelled it: a handle's `cancel`, an
 //!   enclosing region, a deadline, a dropped future.
 //! - Nothing that failed is lost: a failure that raced a sibling's cancel is still in the
-//!   scope's result.
+//!   scope's result, and so is one in a scope the body dropped (by a region, a `select!`),
+//!   even one that comes after the drop.
 //! - The first terminal state wins, for regions as for tasks; nested tokens see the
 //!   cancellations around them.
 //! - A failed child fails its scope, whether or not the body awaits it (trio's and Kotlin's
@@ -261,6 +262,76 @@ async fn a_panic_after_a_sibling_cancel_is_in_the_scopes_result() {
         matches!(&errors.errors()[1], Error::Task { error: TaskError::Panicked(m), .. } if m == "late panic"),
         "{error:?}"
     );
+}
+
+/// A child whose cleanup fails: cancelled while in it (it sets `entered` first), it finishes the
+/// cleanup in a shield and then fails with `FetchError(id)`, after its handle says Cancelled.
+fn fails_in_its_cleanup(
+    id: u32,
+    entered: Flag,
+) -> Task<impl Future<Output = Result<(), FetchError>>, klaw::task::Fallible> {
+    Task::fallible(async move {
+        klaw::cancel::shield(async {
+            entered.set();
+            klaw::time::sleep(Duration::from_millis(20)).await;
+        })
+        .await;
+        Err(FetchError(id))
+    })
+}
+
+async fn until(flag: &Flag) {
+    while !flag.is_set() {
+        klaw::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_failure_in_a_scope_a_cancelled_region_dropped_is_in_the_enclosing_scopes_result() {
+    let entered = Flag::default();
+    let error = klaw::scope!(|_s| {
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|inner| {
+                inner.spawn(fails_in_its_cleanup(7, entered.clone()));
+                until(&entered).await;
+                token.cancel("give up"); // the region drops the inner scope, mid-cleanup
+                pending::<()>().await;
+                Ok(())
+            })
+        };
+        assert!(region.run(inner).await.is_err(), "the region was cancelled");
+        Ok(())
+    })
+    .unwrap_err();
+    // The region handed the failure, which came after the inner scope was gone, to the scope.
+    assert_eq!(fetch_ids(&error), [7], "{error:?}");
+}
+
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn a_failure_in_a_scope_a_select_dropped_fails_the_enclosing_scope() {
+    let entered = Flag::default();
+    let went_on = Flag::default();
+    let error = klaw::scope!(|_s| {
+        let inner = async {
+            klaw::scope!(|inner| {
+                inner.spawn(fails_in_its_cleanup(8, entered.clone()));
+                pending::<()>().await;
+                Ok(())
+            })
+        };
+        // `select!` drops the losing scope once its child is in its cleanup.
+        klaw::select! {
+            inner -> result => result?,
+            until(&entered) -> () => {},
+        }
+        went_on.set();
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(went_on.is_set(), "the body went on after the select");
+    assert_eq!(fetch_ids(&error), [8], "{error:?}");
 }
 
 // ---- 3. Nested cancel regions -----------------------------------------------------------------

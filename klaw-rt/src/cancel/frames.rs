@@ -3,7 +3,8 @@
 //!
 //! Each frame is tagged with the task that pushed it, so a task polled inside another (a scope's
 //! local child) sees only its own. Frames are pushed for the length of a closure ([`within`]),
-//! so one can never be left behind.
+//! so one can never be left behind. Only a shield looks past its task's frames: what encloses a
+//! local child's scope drops the child with it, so the shield holds that too.
 #![forbid(unsafe_code)]
 
 use std::cell::RefCell;
@@ -20,6 +21,9 @@ thread_local! {
 pub(crate) enum FrameKind {
     Region(Arc<RegionState>),
     Shield,
+    /// A scope polling its local children, which are tasks of their own polled in its task's
+    /// poll: that task, for a shield in a child to hold (see [`shield_targets`]).
+    LocalChildren(Option<HeaderRef>),
 }
 
 struct Frame {
@@ -27,7 +31,8 @@ struct Frame {
     kind: FrameKind,
 }
 
-/// Runs `f` inside a frame: a region or a shield polling what it runs.
+/// Runs `f` inside a frame: a region or a shield polling what it runs, or a scope polling its
+/// local children.
 pub(crate) fn within<R>(kind: FrameKind, f: impl FnOnce() -> R) -> R {
     struct Pop;
     impl Drop for Pop {
@@ -43,10 +48,16 @@ pub(crate) fn within<R>(kind: FrameKind, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The frames the current task pushed on this thread, innermost first.
+/// The frames the current task pushed on this thread, innermost first (a scope's mark where it
+/// polls local children is its task's, not the children's, and says nothing of cancellation).
 fn own_frames(frames: &[Frame]) -> impl Iterator<Item = &FrameKind> {
     let tag = current::tag();
-    frames.iter().rev().take_while(move |frame| frame.task == tag).map(|frame| &frame.kind)
+    frames
+        .iter()
+        .rev()
+        .take_while(move |frame| frame.task == tag)
+        .map(|frame| &frame.kind)
+        .filter(|kind| !matches!(kind, FrameKind::LocalChildren(_)))
 }
 
 /// Asks the cancellation state around the code running now: `region` of each enclosing region
@@ -57,7 +68,7 @@ fn around_here(region: impl Fn(&RegionState) -> bool, task: impl FnOnce(&Header)
         for frame in own_frames(&frames.borrow()) {
             match frame {
                 FrameKind::Region(state) if region(state) => return Some(true),
-                FrameKind::Region(_) => {}
+                FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
                 FrameKind::Shield => return Some(false),
             }
         }
@@ -86,7 +97,7 @@ pub(crate) fn enclosing() -> Enclosing {
     let innermost = FRAMES.with(|frames| {
         own_frames(&frames.borrow()).next().map(|frame| match frame {
             FrameKind::Region(region) => Some(region.clone()),
-            FrameKind::Shield => None,
+            FrameKind::Shield | FrameKind::LocalChildren(_) => None,
         })
     });
     match innermost {
@@ -96,17 +107,24 @@ pub(crate) fn enclosing() -> Enclosing {
     }
 }
 
-/// What a new shield must hold up: the cancel regions it is inside and the task itself.
-pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Option<HeaderRef>) {
+/// What a new shield must hold up: the cancel regions it is inside and the task itself, and, in
+/// a scope's local child, what encloses the scope in the task that polls the child (its regions
+/// and that task, and so on out), since any of them dropping the scope drops the child with
+/// it. Up to the nearest enclosing shield, which holds what is beyond.
+pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
+    let mut tasks: Vec<HeaderRef> = current::current_ref().into_iter().collect();
     let regions = FRAMES.with(|frames| {
-        own_frames(&frames.borrow())
-            .filter_map(|frame| match frame {
-                FrameKind::Region(region) => Some(region.clone()),
-                FrameKind::Shield => None,
-            })
-            .collect()
+        let mut regions = Vec::new();
+        for frame in frames.borrow().iter().rev() {
+            match &frame.kind {
+                FrameKind::Region(region) => regions.push(region.clone()),
+                FrameKind::LocalChildren(task) => tasks.extend(task.clone()),
+                FrameKind::Shield => break,
+            }
+        }
+        regions
     });
-    (regions, current::current_ref())
+    (regions, tasks)
 }
 
 /// True if the code running on this thread has been cancelled: an enclosing cancel region (up to

@@ -376,8 +376,9 @@ pin_project! {
             let mut future = this.future;
             adopter.adopting(|| future.set(None));
             if let Some(descendants) = adopter.running() {
-                current::hand_over(&descendants);
+                current::hand_over(&descendants); // with what failed in them, now and later
             }
+            current::hand_over_failures(adopter.take_failures());
         }
     }
 }
@@ -429,12 +430,14 @@ impl<F: Future> Future for Cancellable<F> {
             let future = &mut this.future;
             this.adopter.adopting(|| future.set(None));
         }
-        // The region has ended its future; it returns once what that left running has ended.
+        // The region has ended its future; it returns once what that left running has ended,
+        // and hands what failed in scopes the future dropped to the frame around it.
         if let Some(descendants) = this.adopter.running() {
             if descendants.poll_empty(cx).is_pending() {
                 return Poll::Pending;
             }
         }
+        current::hand_over_failures(this.adopter.take_failures());
         Poll::Ready(this.outcome.take().expect("a Cancellable returns once"))
     }
 }

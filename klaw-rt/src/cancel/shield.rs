@@ -20,8 +20,11 @@ use crate::task::core::HeaderRef;
 /// [`move_on_after`](crate::cancel::move_on_after) so it cannot hold a cancellation forever.
 ///
 /// A shield holds up klaw's cancellations of its own task: the task's handle, a cancel region,
-/// a scope cancelling its body. It cannot stop code that drops the future outright (a foreign
-/// `select!` dropping a losing branch, or the runtime shutting down).
+/// a scope cancelling its body. In a scope's local child it also holds what encloses the scope
+/// in the task that polls the child (that task's regions and handle), since they would drop the
+/// child with the scope; not the scope's own cancellation, which waits for its children anyway.
+/// It cannot stop code that drops the future outright (a foreign `select!` dropping a losing
+/// branch, or the runtime shutting down).
 ///
 /// ```
 /// use klaw::{cancel::{Region, shield}};
@@ -55,19 +58,20 @@ pub fn shield<F: Future>(future: F) -> Shielded<F> {
 /// What a running shield holds open; released when the shield finishes or is dropped.
 struct Hold {
     regions: Vec<Arc<RegionState>>,
-    task: Option<HeaderRef>,
+    /// Its task, and in a scope's local child the tasks that poll it (see `shield_targets`).
+    tasks: Vec<HeaderRef>,
 }
 
 impl Hold {
     fn enter() -> Self {
-        let (regions, task) = shield_targets();
+        let (regions, tasks) = shield_targets();
         for region in &regions {
             region.shield_enter();
         }
-        if let Some(task) = &task {
+        for task in &tasks {
             task.header().shield_enter();
         }
-        Hold { regions, task }
+        Hold { regions, tasks }
     }
 }
 
@@ -76,7 +80,7 @@ impl Drop for Hold {
         for region in &self.regions {
             region.shield_exit();
         }
-        if let Some(task) = &self.task {
+        for task in &self.tasks {
             task.shield_exit();
         }
     }

@@ -30,6 +30,7 @@ use std::time::Duration;
 use crate::runtime::executor::Spawner;
 use crate::sync::UnsafeCell;
 use crate::task::core::{Completer, HeaderRef, Joiner, TaskCore};
+use crate::task::descendants::Failures;
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, Report};
@@ -184,6 +185,13 @@ impl<E, R: Report<E>> Report<E> for SlotReport<R> {
         self.with(|report| match report {
             Some(report) => report.raced(id, error),
             None => drop_contained(error),
+        });
+    }
+
+    fn adopted(&self, failures: Failures) {
+        self.with(|report| match report {
+            Some(report) => report.adopted(failures),
+            None => failures.into_iter().for_each(|failure| failure.log()),
         });
     }
 

@@ -22,6 +22,7 @@ use crate::runtime::limit::Limit;
 use crate::runtime::stats::Stats;
 use crate::runtime::waiting::{self, WaitingBlocking, WaitingChild};
 use crate::task::core::{Completer, CoreRef, HeaderRef, Joiner, TaskCore, new_task};
+use crate::task::descendants::{AdoptedFailure, Failures};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
@@ -35,6 +36,8 @@ pub(crate) trait ParentLink<E>: Send + 'static {
     fn before_publish(&self, kind: Kind);
     /// The body failed after the child's outcome was decided otherwise.
     fn raced(&self, id: TaskId, error: TaskError<E>);
+    /// A failure in a scope the body dropped before it returned: the parent reports it.
+    fn adopted(&self, failure: Box<dyn AdoptedFailure>);
     /// The output is published: the child has ended.
     fn ended(self);
     /// A child that waited for a slot of its scope's limit starts: its scope lists it now.
@@ -49,6 +52,9 @@ impl<E> ParentLink<E> for NoParent {
         match *self {}
     }
     fn raced(&self, _: TaskId, _: TaskError<E>) {
+        match *self {}
+    }
+    fn adopted(&self, _: Box<dyn AdoptedFailure>) {
         match *self {}
     }
     fn ended(self) {
@@ -94,6 +100,15 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
                     "a task failed after it was cancelled; its handle keeps the cancellation"
                 );
                 drop_contained(error);
+            }
+        }
+    }
+
+    fn adopted(&self, failures: Failures) {
+        for failure in failures {
+            match &self.parent {
+                Some(parent) => parent.adopted(failure),
+                None => failure.log(),
             }
         }
     }

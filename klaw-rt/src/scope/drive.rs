@@ -272,7 +272,14 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
 
     fn poll_locals(&mut self, cx: &mut Context<'_>) {
         self.locals.extend(self.scope.take_locals());
-        while let Poll::Ready(Some(())) = self.locals.poll_next_unpin(cx) {}
+        if self.locals.is_empty() {
+            return;
+        }
+        // Marked with this task, so a shield in a child also holds what encloses this scope here.
+        let locals = &mut self.locals;
+        frames::within(FrameKind::LocalChildren(current::current_ref()), || {
+            while let Poll::Ready(Some(())) = locals.poll_next_unpin(cx) {}
+        });
     }
 
     fn result(&mut self) -> Result<T, Ended<E>> {
@@ -355,13 +362,20 @@ impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
         // wait for it right here).
         let shared = &self.scope.shared;
         shared.cancel_all(CancelReason::ParentCancelled, None);
-        // A scope that is dropped has no result to return its failures in: they are logged,
-        // now or when its last child ends.
+        // A scope that is dropped has no result to return its failures in: they go to the frame
+        // it is dropped in (a scope reports them in its result, a task to its scope), now and
+        // as they come; outside any frame they are logged, now or when its last child ends.
+        let frame = current::frame_descendants();
         if let Some(error) = self.body_error.take() {
             let error = Error::from_body(error.into());
-            tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
+            match &frame {
+                Some(frame) => frame.adopt_failure(Box::new(Failure::Raced(error))),
+                None => {
+                    tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
+                }
+            }
         }
-        shared.abandon();
+        shared.abandon(frame);
         let (body, locals, scope) = (&mut self.body, &mut self.locals, self.scope);
         self.adopter.adopting(|| {
             *body = None;

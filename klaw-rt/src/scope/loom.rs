@@ -72,7 +72,7 @@ fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
         // A task whose body dropped the scope defers publishing its own end.
         let (tx, rx) = std::sync::mpsc::channel();
         let seen = child_done.clone();
-        scope.descendants.then_run(Box::new(move || {
+        scope.descendants.then_run(Box::new(move |_| {
             tx.send(seen.load(Ordering::Acquire)).unwrap();
         }));
         runner.join().unwrap();
@@ -161,5 +161,76 @@ fn loom_an_owner_that_waits_while_the_last_descendant_ends_sees_it_end() {
         for thread in ending {
             thread.join().unwrap();
         }
+    });
+}
+
+#[test]
+fn loom_a_failure_in_a_dropped_scope_reaches_the_frame_before_it_hears_the_child_end() {
+    loom::model(|| {
+        // A scope dropped inside a frame (a task runner, here) with a child still running, which
+        // fails at any moment relative to the drop: its failure is with the frame by the time
+        // the frame's deferred end runs (the task then reports it to its own scope).
+        let scope = ScopeShared::new(false, None, ScopeInfo::now(None));
+        let (completer, joiner) = new_task::<Output>(TaskId::next(), None);
+        let link = scope.register::<String>(child_ref(joiner.core()));
+        drop(joiner); // nobody awaits the child: only the scope can report its failure
+        let runner = thread::spawn(move || {
+            let failure = TaskError::Failed("disk on fire".to_owned());
+            if completer.decide(Kind::Error) {
+                link.before_publish(Kind::Error);
+                completer.publish(Err(failure));
+            } else {
+                // The drop's cancel came first: the failure races it, and is still reported.
+                link.raced(completer.header().id(), failure);
+                link.before_publish(Kind::Cancelled);
+                completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+            }
+            link.ended();
+        });
+        let frame = Adopter::default();
+        frame.adopting(|| {
+            scope.cancel_all(CancelReason::ParentCancelled, None);
+            scope.abandon(current::frame_descendants());
+            current::hand_over(&scope.descendants);
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reported = move |failures: crate::task::descendants::Failures| {
+            tx.send(failures.len()).unwrap();
+        };
+        match frame.running() {
+            Some(adopted) => adopted.then_run(Box::new(reported)),
+            None => reported(frame.take_failures()),
+        }
+        runner.join().unwrap();
+        assert_eq!(rx.try_recv(), Ok(1), "the frame ended without the failure");
+        assert!(scope.take_failures().is_empty(), "the dropped scope kept the failure");
+    });
+}
+
+#[test]
+fn loom_failures_kept_for_an_owner_that_goes_away_reach_its_parent() {
+    /// A failure, as the scope module would hand it on.
+    struct Failed;
+    impl crate::task::descendants::AdoptedFailure for Failed {
+        fn log(self: Box<Self>) {}
+        fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+            self
+        }
+    }
+    loom::model(|| {
+        // A region's descendants, with one running that fails and ends while the region goes
+        // away to its parent frame: the parent has the failure before it sees them gone.
+        let region = Descendants::new();
+        region.add();
+        let parent = Descendants::new();
+        let ending = region.clone();
+        let child = thread::spawn(move || {
+            ending.adopt_failure(Box::new(Failed));
+            ending.ended();
+        });
+        region.then_parent(parent.clone());
+        block_on(poll_fn(|cx| parent.poll_empty(cx)));
+        assert_eq!(parent.take_failures().len(), 1, "the parent ended without the failure");
+        child.join().unwrap();
     });
 }

@@ -25,7 +25,7 @@ use crate::runtime::spawn::ParentLink;
 use crate::runtime::{ChildSnapshot, ScopeSnapshot, ScopeView};
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::task::core::{CoreRef, Header, TaskCore, TaskHeader};
-use crate::task::descendants::Descendants;
+use crate::task::descendants::{AdoptedFailure, Descendants, TakesFailures};
 use crate::task::error::{BoxError, TaskError, TaskInfo};
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
@@ -136,6 +136,9 @@ struct Registry {
     failures: Vec<Failure>,
     /// Background children not yet stopped: cancelled once the rest of the scope is done.
     background: Vec<ChildRef>,
+    /// Once the scope was dropped inside a frame: where its failures go, now and later (the
+    /// descendants of that frame, which waits for this scope's children).
+    forward_to: Option<Arc<Descendants>>,
 }
 
 pub(crate) struct ScopeShared {
@@ -210,7 +213,7 @@ impl ScopeView for ScopeShared {
 
 impl ScopeShared {
     pub(crate) fn new(supervisor: bool, limit: Option<Arc<Limit>>, info: ScopeInfo) -> Arc<Self> {
-        Arc::new(ScopeShared {
+        Arc::new_cyclic(|scope: &std::sync::Weak<ScopeShared>| ScopeShared {
             registry: CachePadded::new(Mutex::new(Registry {
                 children: Slab::new(),
                 sweep_at: FIRST_SWEEP,
@@ -219,8 +222,10 @@ impl ScopeShared {
                 cancelled: None,
                 failures: Vec::new(),
                 background: Vec::new(),
+                forward_to: None,
             })),
-            descendants: Descendants::new(),
+            // What failed in scopes the body drops comes to this scope's list as it happens.
+            descendants: Descendants::owned_by(scope.clone()),
             background: Descendants::new(),
             region: RegionState::new(),
             abandoned: AtomicBool::new(false),
@@ -319,14 +324,31 @@ impl ScopeShared {
         std::mem::take(&mut self.registry.lock().failures)
     }
 
-    /// The scope was dropped before it returned: what failed can only be logged, once every
-    /// child has ended (here, or by the last child's end).
-    pub(crate) fn abandon(&self) {
-        // SeqCst, with the count's in `ChildLink::ended`: either this sees the last child gone,
-        // or that child sees the flag; both may, and the log drains the list once.
-        self.abandoned.store(true, Ordering::SeqCst);
-        if self.descendants.is_empty() && self.background.is_empty() {
-            self.log_abandoned();
+    /// The scope was dropped before it returned, inside the frame whose descendants are `frame`
+    /// (which adopts its children): what failed, and what fails from now on, goes there, to be
+    /// reported with that frame's own outcome. Outside any frame it can only be logged, once
+    /// every child has ended (here, or by the last child's end).
+    pub(crate) fn abandon(&self, frame: Option<Arc<Descendants>>) {
+        let Some(frame) = frame else {
+            // SeqCst, with the count's in `ChildLink::ended`: either this sees the last child
+            // gone, or that child sees the flag; both may, and the log drains the list once.
+            self.abandoned.store(true, Ordering::SeqCst);
+            if self.descendants.is_empty() && self.background.is_empty() {
+                self.log_abandoned();
+            }
+            return;
+        };
+        let failures = {
+            let mut registry = self.registry.lock();
+            registry.forward_to = Some(frame.clone());
+            std::mem::take(&mut registry.failures)
+        };
+        for failure in failures {
+            // The body's error comes from the driver, which holds it; a deadline is this
+            // scope's own way of being cancelled, not a failure to pass on.
+            if matches!(failure, Failure::Child(_) | Failure::Raced(_)) {
+                frame.adopt_failure(Box::new(failure));
+            }
         }
     }
 
@@ -357,14 +379,57 @@ impl ScopeShared {
 
     /// Records a child's failure and, unless supervising, cancels everyone else with
     /// `SiblingFailed`, in one critical section, so failures are listed in the order they happened.
+    ///
+    /// In a scope that was dropped inside a frame, the failure goes to that frame instead (see
+    /// [`abandon`](Self::abandon)); everything here is cancelled already.
     fn fail(&self, failure: impl FnOnce(&mut Registry) -> Failure) {
-        let victims = {
+        let (victims, forward) = {
             let mut registry = self.registry.lock();
             let failure = failure(&mut registry);
-            registry.failures.push(failure);
-            if self.supervisor { None } else { registry.start_cancel(&CancelReason::SiblingFailed) }
+            match registry.forward_to.clone() {
+                Some(frame) => (None, Some((frame, failure))),
+                None => {
+                    registry.failures.push(failure);
+                    let victims = match self.supervisor {
+                        true => None,
+                        false => registry.start_cancel(&CancelReason::SiblingFailed),
+                    };
+                    (victims, None)
+                }
+            }
         };
+        if let Some((frame, failure)) = forward {
+            frame.adopt_failure(Box::new(failure));
+            return;
+        }
         self.finish_cancel(CancelReason::SiblingFailed, victims);
+    }
+}
+
+impl TakesFailures for ScopeShared {
+    /// A failure in a scope this scope's body dropped (or one a child task dropped): it fails
+    /// this scope as a child's failure does.
+    fn take_failure(&self, failure: Box<dyn AdoptedFailure>) {
+        let failure = failure.into_any().downcast::<Failure>();
+        let failure = *failure.unwrap_or_else(|_| unreachable!("scopes adopt scopes' failures"));
+        self.fail(|_| failure);
+    }
+}
+
+impl AdoptedFailure for Failure {
+    fn log(self: Box<Self>) {
+        let error = match *self {
+            Failure::Child(child) => child.take_failure(),
+            Failure::Raced(error) => Some(error),
+            Failure::Body | Failure::Deadline => None,
+        };
+        if let Some(error) = error {
+            tracing::warn!(error = %WithCauses(&error), "a child failed in a scope that was dropped before it returned, and no scope above it takes the failure");
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
     }
 }
 
@@ -466,6 +531,10 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
         let error = child.raced_error(Box::new(error));
         tracing::warn!(task.id = id.as_u64(), error = %WithCauses(&error), "a child failed after it was cancelled; its scope reports the failure");
         self.scope.child_raced(error);
+    }
+
+    fn adopted(&self, failure: Box<dyn AdoptedFailure>) {
+        self.scope.take_failure(failure);
     }
 
     /// After the output is published: the child has ended.
@@ -570,11 +639,11 @@ mod tests {
         let unlogged_at_frame_end = Arc::new(StdMutex::new(None));
         let seen = unlogged_at_frame_end.clone();
         let shared = scope.clone();
-        scope.descendants.then_run(Box::new(move || {
+        scope.descendants.then_run(Box::new(move |_| {
             // `log_abandoned` takes the failures it logs: any left here are not logged yet.
             *seen.lock().unwrap() = Some(shared.take_failures().len());
         }));
-        scope.abandon();
+        scope.abandon(None);
         // The child fails, then ends.
         assert!(completer.decide(Kind::Error));
         link.before_publish(Kind::Error);

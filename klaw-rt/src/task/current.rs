@@ -14,7 +14,7 @@ use std::task::Waker;
 
 use crate::task::TaskId;
 use crate::task::core::{Completer, CoreRef, Header, HeaderRef, TaskHeader};
-use crate::task::descendants::Descendants;
+use crate::task::descendants::{Descendants, Failures};
 
 /// The task whose body runs on this thread, as `run_as` sets it.
 #[derive(Clone, Copy)]
@@ -121,6 +121,14 @@ impl Adopter {
         descendants
     }
 
+    /// The failures this frame adopted from scopes dropped in it, for it to report.
+    pub(crate) fn take_failures(&self) -> Failures {
+        let Some(descendants) = self.0.take() else { return Failures::new() };
+        let failures = descendants.take_failures();
+        self.0.set(Some(descendants));
+        failures
+    }
+
     /// What this frame must still wait for, if anything.
     #[inline]
     pub(crate) fn running(&self) -> Option<Arc<Descendants>> {
@@ -174,6 +182,26 @@ pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
             tracing::debug!("a scope dropped outside any klaw task waits for its children");
             descendants.wait_blocking();
         }
+    }
+}
+
+/// The descendants of the innermost frame on this thread (made if it had none yet): where a
+/// scope dropped here hands what failed in it. `None` outside any frame.
+pub(crate) fn frame_descendants() -> Option<Arc<Descendants>> {
+    let adopter = ADOPTER.with(Cell::get)?;
+    // SAFETY: as in `hand_over`: the adopter is alive while its pointer is set.
+    Some(unsafe { adopter.as_ref() }.descendants())
+}
+
+/// Hands `failures` to the innermost frame on this thread (a region returning, or going away,
+/// passes on what it adopted); logs them outside any frame.
+pub(crate) fn hand_over_failures(failures: Failures) {
+    if failures.is_empty() {
+        return;
+    }
+    match frame_descendants() {
+        Some(frame) => failures.into_iter().for_each(|failure| frame.adopt_failure(failure)),
+        None => failures.into_iter().for_each(|failure| failure.log()),
     }
 }
 

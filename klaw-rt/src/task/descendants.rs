@@ -10,21 +10,55 @@
 //!
 //! [`Descendants`] is the counter a frame waits on; [`current`](crate::task::current) keeps the
 //! innermost frame of each thread so a dropped scope finds it.
+//!
+//! What failed goes the same way. A dropped scope has no result to return its failures in, so it
+//! hands them ([`AdoptedFailure`]) to the frame that adopts its children: a scope takes them
+//! into its own result, a task reports them to its scope when it ends, and a region passes them
+//! on to the frame around it when it returns or is dropped. Each arrives before the end of the
+//! child that failed is counted, so it is there before the frame can see its descendants gone.
 #![forbid(unsafe_code)]
 
+use std::any::Any;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use crate::sync::{AtomicUsize, Mutex, MutexGuard, Ordering, WakerSlot};
+
+/// A failure that a scope dropped before it returned can no longer report itself (the `scope`
+/// module makes them; this module only carries them): the frame that adopted the scope's
+/// children reports it with its own outcome, or logs it if nothing above takes it.
+pub(crate) trait AdoptedFailure: Send + 'static {
+    /// Nothing above takes it: it is logged. Called once the child that failed has ended.
+    fn log(self: Box<Self>);
+    /// Back to the type that made it.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+/// An owner that takes the failures its descendants hand it as they come (a scope: into its
+/// list of failures, cancelling the rest as any failure does).
+pub(crate) trait TakesFailures: Send + Sync {
+    fn take_failure(&self, failure: Box<dyn AdoptedFailure>);
+}
+
+/// Failures adopted and not yet reported.
+pub(crate) type Failures = Vec<Box<dyn AdoptedFailure>>;
 
 /// What happens when the count reaches zero after the owner has gone.
 enum Then {
     /// The owner was dropped: the frame it was handed to waits for one thing less.
     Parent(Arc<Descendants>),
-    /// The owner finished and deferred its end (a task publishing its outcome) until now.
-    Run(Box<dyn FnOnce() + Send>),
+    /// The owner finished and deferred its end (a task publishing its outcome) until now; it
+    /// gets the failures adopted meanwhile.
+    Run(Box<dyn FnOnce(Failures) + Send>),
+}
+
+/// What the owner left to do, and the failures kept for it.
+#[derive(Default)]
+struct Left {
+    then: Option<Then>,
+    failures: Failures,
 }
 
 /// A count of things still running that an owner must outlive: a scope's children, plus the
@@ -39,8 +73,10 @@ pub(crate) struct Descendants {
     count: AtomicUsize,
     /// The owner's waker while it polls.
     waker: WakerSlot,
-    /// Set once, when the owner goes away with descendants still running.
-    then: Mutex<Option<Then>>,
+    /// `then` is set once, when the owner goes away with descendants still running.
+    left: Mutex<Left>,
+    /// An owner that takes failures as they come; without one they are kept for the owner.
+    owner: Option<Weak<dyn TakesFailures>>,
 }
 
 /// Set in `count` once the owner polls for zero or has gone away; never cleared.
@@ -51,8 +87,40 @@ impl Descendants {
         Arc::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Then>> {
-        self.then.lock()
+    /// Descendants whose failures go to `owner` as they come (a scope's children).
+    pub(crate) fn owned_by(owner: Weak<dyn TakesFailures>) -> Arc<Self> {
+        Arc::new(Descendants { owner: Some(owner), ..Descendants::default() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Left> {
+        self.left.lock()
+    }
+
+    /// A failure among these descendants that a scope dropped before it returned could not
+    /// report: to the frame the owner went to, if it went away; else to the owner if it takes
+    /// failures as they come; else kept for the owner ([`take_failures`](Self::take_failures)).
+    pub(crate) fn adopt_failure(&self, failure: Box<dyn AdoptedFailure>) {
+        let mut left = self.lock();
+        if let Some(Then::Parent(parent)) = &left.then {
+            let parent = parent.clone();
+            drop(left);
+            parent.adopt_failure(failure);
+            return;
+        }
+        let owner = self.owner.as_ref().and_then(Weak::upgrade);
+        match owner {
+            Some(owner) => {
+                drop(left);
+                // Outside the lock: taking a failure cancels the owner's children.
+                owner.take_failure(failure);
+            }
+            None => left.failures.push(failure),
+        }
+    }
+
+    /// The failures kept for the owner so far.
+    pub(crate) fn take_failures(&self) -> Failures {
+        std::mem::take(&mut self.lock().failures)
     }
 
     /// One more descendant to outlive. Counted before it can run, so its end never precedes it.
@@ -108,21 +176,41 @@ impl Descendants {
         if self.is_empty() { Poll::Ready(()) } else { Poll::Pending }
     }
 
-    /// The owner is dropped with descendants still running: `parent` waits for them instead.
+    /// The owner is dropped with descendants still running: `parent` waits for them instead,
+    /// and takes the failures kept for the owner, and those that come later.
     pub(crate) fn then_parent(&self, parent: Arc<Descendants>) {
         parent.add();
-        self.set_then(Then::Parent(parent));
+        // The failures go first, outside the lock (the parent may cancel its owner's children);
+        // any that come meanwhile are kept, and go in the next round, until none is left when
+        // `then` is set under the lock. All reach the parent before it can hear of zero: it
+        // counts this owner until `then` runs.
+        let mut left = loop {
+            let mut left = self.lock();
+            if left.failures.is_empty() {
+                break left;
+            }
+            let failures = std::mem::take(&mut left.failures);
+            drop(left);
+            for failure in failures {
+                parent.adopt_failure(failure);
+            }
+        };
+        let previous = left.then.replace(Then::Parent(parent));
+        drop(left);
+        debug_assert!(previous.is_none(), "an owner goes away once");
+        self.after_then();
     }
 
     /// The owner finished but must not end before its descendants: `end` runs once they have
-    /// (at once, if they already have), on the thread that ends the last of them.
-    pub(crate) fn then_run(&self, end: Box<dyn FnOnce() + Send>) {
-        self.set_then(Then::Run(end));
+    /// (at once, if they already have), on the thread that ends the last of them, with the
+    /// failures kept for the owner.
+    pub(crate) fn then_run(&self, end: Box<dyn FnOnce(Failures) + Send>) {
+        let previous = self.lock().then.replace(Then::Run(end));
+        debug_assert!(previous.is_none(), "an owner goes away once");
+        self.after_then();
     }
 
-    fn set_then(&self, then: Then) {
-        let previous = self.lock().replace(then);
-        debug_assert!(previous.is_none(), "an owner goes away once");
+    fn after_then(&self) {
         self.watch();
         // The last descendant may have ended before `then` was stored (or before `watch`), and
         // seen nothing to do. Whoever takes `then` out of the slot runs it, so it runs once.
@@ -132,12 +220,20 @@ impl Descendants {
     }
 
     fn run_then(&self) {
-        let then = self.lock().take();
+        let (then, failures) = {
+            let mut left = self.lock();
+            let then = left.then.take();
+            let failures = match then {
+                Some(Then::Run(_)) => std::mem::take(&mut left.failures),
+                _ => Failures::new(),
+            };
+            (then, failures)
+        };
         match then {
             Some(Then::Parent(parent)) => {
                 parent.ended();
             }
-            Some(Then::Run(end)) => end(),
+            Some(Then::Run(end)) => end(failures),
             None => {}
         }
     }

@@ -18,6 +18,7 @@ use pin_project_lite::pin_project;
 use crate::coop;
 use crate::task::core::{Completer, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
+use crate::task::descendants::Failures;
 use crate::task::guard::{contained, drop_contained, guarded, kind_of};
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
@@ -34,6 +35,9 @@ pub(crate) trait Report<E>: Send + 'static {
     /// The body failed after the task's outcome was decided otherwise: its handle keeps that
     /// outcome, and the failure must still not be lost.
     fn raced(&self, id: TaskId, error: TaskError<E>);
+    /// Failures of scopes the body dropped before they returned (or of their children, after):
+    /// the task's scope reports them; with no scope, they are logged.
+    fn adopted(&self, failures: Failures);
     /// The outcome is decided; the output is about to be published. `waited`: whether the task
     /// ever waited (see `first_wait`).
     fn before_publish(&self, kind: Kind, id: TaskId, waited: bool);
@@ -88,10 +92,14 @@ struct End<T, E, R> {
 }
 
 impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
-    /// Ends a task whose body (and everything it left running) is gone.
+    /// Ends a task whose body (and everything it left running) is gone, reporting first what
+    /// failed in scopes the body dropped (`adopted`).
     #[inline]
-    fn end(self, output: TaskOutput<T, E>) {
+    fn end(self, output: TaskOutput<T, E>, adopted: Failures) {
         let End { completer, report, waited, .. } = self;
+        if !adopted.is_empty() {
+            report.adopted(adopted);
+        }
         let header = completer.header();
         report.before_publish(header.kind(), header.id(), waited);
         completer.publish(output);
@@ -103,9 +111,9 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
     fn end_after_descendants(self, adopter: &Adopter, output: TaskOutput<T, E>) {
         match adopter.running() {
             Some(descendants) => {
-                descendants.then_run(Box::new(move || self.end(output)));
+                descendants.then_run(Box::new(move |adopted| self.end(output, adopted)));
             }
-            None => self.end(output),
+            None => self.end(output, adopter.take_failures()),
         }
     }
 }
@@ -388,7 +396,7 @@ impl<F, O, M: Outcome<O>, R: Report<M::Err>> Drop for BlockingRunner<F, O, M, R>
             completer.decide_if_pending(CancelReason::Shutdown);
             drop_contained(self.body.take());
             let output = output_without_value(completer.header(), None);
-            End { completer, report, started: false, waited: false }.end(output);
+            End { completer, report, started: false, waited: false }.end(output, Failures::new());
         }
     }
 }
