@@ -1,6 +1,6 @@
-//! Loom models of the hand-written primitives (`semaphore.rs`, `notify.rs`): acquires,
-//! releases, cancels and closes racing, with parked tasks, so a lost wake-up shows as a
-//! deadlock and a lost or duplicated permit as a failed count.
+//! Loom models of the hand-written primitives (`semaphore.rs`, `notify.rs`, and `rwlock.rs` on
+//! the semaphore): acquires, releases, cancels and closes racing, with parked tasks, so a lost
+//! wake-up shows as a deadlock and a lost or duplicated permit as a failed count.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
 
@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use crate::primitives::{Notify, Semaphore};
+use crate::primitives::{Notify, RwLock, RwLockWriteGuard, Semaphore};
 
 /// Polls `future` once with a waker that does nothing.
 fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
@@ -110,5 +110,45 @@ fn loom_a_notified_dropped_after_its_notification_passes_it_on() {
         drop(first); // before or after the notification: it is passed on or stored
         notifier.join().unwrap();
         block_on(notify.notified());
+    });
+}
+
+#[test]
+fn loom_a_write_waiting_behind_a_read_gets_the_lock_and_holds_new_reads_back() {
+    loom::model(|| {
+        let lock = Arc::new(RwLock::new(0));
+        let read = lock.try_read().unwrap();
+        let writer = lock.clone();
+        let writer = thread::spawn(move || *block_on(writer.write()) += 1); // parks behind the read
+        // A read that comes while the write waits (or once it is done) never sees a half-made
+        // change, and never gets past a write that waits.
+        if let Some(late) = lock.try_read() {
+            assert_eq!(*late, 0, "a read got in while the write held the lock");
+        }
+        drop(read);
+        writer.join().unwrap();
+        assert_eq!(*lock.try_read().unwrap(), 1);
+    });
+}
+
+#[test]
+fn loom_a_released_or_downgraded_write_lets_every_waiting_read_in() {
+    loom::model(|| {
+        let lock = Arc::new(RwLock::new(0));
+        let mut write = lock.try_write().unwrap();
+        *write = 1;
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let lock = lock.clone();
+                // Each parks until the write goes: a read left unwoken deadlocks the model.
+                thread::spawn(move || assert_eq!(*block_on(lock.read()), 1))
+            })
+            .collect();
+        let read = RwLockWriteGuard::downgrade(write); // still held: readers join it
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        drop(read);
+        assert!(lock.try_write().is_some(), "a permit was lost");
     });
 }

@@ -8,14 +8,17 @@
 //!
 //! | type | on | order of waiters |
 //! |---|---|---|
-//! | [`Mutex`], [`RwLock`], [`Barrier`] | smol-rs's `async-lock` | eventually fair (a waiter starved for 0.5 ms makes the lock fair); an `RwLock` lets no read past a waiting write |
+//! | [`Mutex`], [`Barrier`] | smol-rs's `async-lock` | eventually fair (a waiter starved for 0.5 ms makes the lock fair) |
 //! | [`Event`] | smol-rs's `event-listener` | all wake |
 //! | [`Semaphore`], [`Notify`] | `waiters.rs`: a FIFO line under a `crate::sync::Mutex` | first come, first served |
+//! | [`RwLock`] | [`Semaphore`]: a read holds one permit, a write all of them (as tokio's) | first come, first served: no read gets past a waiting write, and a write that ends lets in every read that waited before the next write, at once |
 //!
-//! The hand-written two take every waker out of their lock and wake (or drop) it after the
-//! lock is released, and run no user code under it; `loom.rs` models both.
+//! The hand-written ones take every waker out of their lock and wake (or drop) it after the
+//! lock is released, and run no user code under it; `loom.rs` models them.
+//! (`async-lock`'s `RwLock` was not kept: a waiting writer lost its place to new reads while it
+//! was woken, and a released write woke one waiting read, which woke the next only once polled.)
 //! (`event-listener`, under `async-lock` and `Event`, wakes under its own list lock.)
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // `rwlock.rs` alone allows it: the value in its cell
 
 mod acquire;
 mod barrier;

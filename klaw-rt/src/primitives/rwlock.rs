@@ -1,4 +1,17 @@
-//! `RwLock`: an async reader-writer lock around a value, on smol-rs's `async-lock`.
+//! `RwLock`: an async reader-writer lock around a value, on klaw's own fair [`Semaphore`], as
+//! tokio's is on its semaphore.
+//!
+//! The semaphore holds [`MAX_READS`] permits: a read holds one, a write all of them. It serves
+//! its line in order, and a waiting acquire gathers permits as they come back, so:
+//! - once a write waits, every read that comes later waits behind it (and `try_read` does not
+//!   jump the line), while the permits the readers in front give back gather in the write;
+//! - a write that ends, or is cancelled while it waits, or is downgraded, gives back permits that
+//!   go at once to every read waiting in front of the next write: each is woken, and none waits
+//!   for another to be polled.
+//!
+//! The value is in an `UnsafeCell`; the permits are what make its borrows sound (see each
+//! `SAFETY`).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::future::Future;
@@ -7,12 +20,20 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::primitives::acquire::Acquire;
+use crate::primitives::permit::SemaphorePermit;
+use crate::primitives::semaphore::Semaphore;
+use crate::sync::UnsafeCell;
+
+/// The semaphore's permits: as many reads at once, which no program reaches.
+const MAX_READS: usize = Semaphore::MAX_PERMITS;
+
 /// A lock around a value that many tasks may read at once, or one may write, and that tasks
 /// wait for without blocking their thread.
 ///
-/// Built on smol-rs's `async-lock`; works under any executor. **Writers are not starved:** once
-/// a `write()` waits, new reads wait behind it. Among writers the order is that of the
-/// [`Mutex`](crate::primitives::Mutex) (eventually fair).
+/// Works under any executor. **Fair, first come, first served** (it is built on klaw's
+/// [`Semaphore`](crate::primitives::Semaphore)): once a `write()` waits, new reads wait behind
+/// it, and when a write ends, every read that waited before the next write gets in at once.
 ///
 /// **Cancel safety:** dropping a [`read`](Self::read) or [`write`](Self::write) future loses
 /// nothing (see each); a dropped guard unlocks.
@@ -38,8 +59,18 @@ use std::task::{Context, Poll};
 /// }
 /// ```
 pub struct RwLock<T: ?Sized> {
-    inner: Arc<async_lock::RwLock<T>>,
+    /// [`MAX_READS`] permits: a read guard holds one, a write guard all.
+    permits: Semaphore,
+    value: UnsafeCell<T>,
 }
+
+// SAFETY: the value is shared between threads only as a `&T` through read guards, several at
+// once, or lent as a `&mut T` through the one write guard, as with std's `RwLock`: sending the
+// lock sends the value (`T: Send`), sharing it shares `&T` and lets any thread take `&mut T`
+// (`T: Send + Sync`).
+unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 impl<T> RwLock<T> {
     /// A lock around `value`, unlocked.
@@ -49,7 +80,7 @@ impl<T> RwLock<T> {
     /// assert_eq!(*lock.try_read().unwrap(), 5);
     /// ```
     pub fn new(value: T) -> Self {
-        RwLock { inner: Arc::new(async_lock::RwLock::new(value)) }
+        RwLock { permits: Semaphore::new(MAX_READS), value: UnsafeCell::new(value) }
     }
 
     /// The value, taken out of the lock.
@@ -58,8 +89,7 @@ impl<T> RwLock<T> {
     /// assert_eq!(klaw::sync::RwLock::new(5).into_inner(), 5);
     /// ```
     pub fn into_inner(self) -> T {
-        // Owned guards and their futures hold the `Arc<RwLock>` too, so none exists now.
-        Arc::into_inner(self.inner).expect("no owned guard outlives its lock").into_inner()
+        self.value.into_inner()
     }
 
     /// [`read`](Self::read) for a lock in an `Arc`: the guard holds the `Arc`, so it is
@@ -76,7 +106,7 @@ impl<T> RwLock<T> {
     /// std::thread::spawn(move || assert_eq!(*guard, 1)).join().unwrap();
     /// ```
     pub fn read_owned(self: &Arc<Self>) -> ReadOwned<'_, T> {
-        ReadOwned { inner: self.inner.read_arc(), lock: Some(self.clone()) }
+        ReadOwned { acquire: self.permits.acquire(), lock: Some(self.clone()) }
     }
 
     /// [`try_read`](Self::try_read) for a lock in an `Arc`: a `'static` guard.
@@ -88,8 +118,8 @@ impl<T> RwLock<T> {
     /// assert!(lock.try_write().is_none());
     /// ```
     pub fn try_read_owned(self: &Arc<Self>) -> Option<OwnedRwLockReadGuard<T>> {
-        let guard = self.inner.try_read_arc()?;
-        Some(OwnedRwLockReadGuard { guard, lock: self.clone() })
+        self.permits.try_acquire().ok()?.forget();
+        Some(OwnedRwLockReadGuard { lock: self.clone(), permits: 1 })
     }
 }
 
@@ -109,7 +139,7 @@ impl<T: ?Sized> RwLock<T> {
     /// });
     /// ```
     pub fn read(&self) -> Read<'_, T> {
-        Read { inner: self.inner.read() }
+        Read { acquire: self.permits.acquire(), lock: self }
     }
 
     /// A read lock if one can be had now (no writer holds the lock or waits for it).
@@ -122,7 +152,8 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(lock.try_read().is_some());
     /// ```
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        self.inner.try_read().map(RwLockReadGuard)
+        let permit = self.permits.try_acquire().ok()?;
+        Some(RwLockReadGuard { lock: self, _permit: permit })
     }
 
     /// Waits for the write lock: no reader or other writer holds it. From the moment it starts
@@ -140,7 +171,7 @@ impl<T: ?Sized> RwLock<T> {
     /// });
     /// ```
     pub fn write(&self) -> Write<'_, T> {
-        Write { inner: self.inner.write() }
+        Write { acquire: self.permits.acquire_many(MAX_READS), lock: self }
     }
 
     /// The write lock if it is free now.
@@ -153,7 +184,8 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(lock.try_write().is_some());
     /// ```
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        self.inner.try_write().map(RwLockWriteGuard)
+        let permit = self.permits.try_acquire_many(MAX_READS).ok()?;
+        Some(RwLockWriteGuard { lock: self, permit })
     }
 
     /// [`write`](Self::write) for a lock in an `Arc`: the guard holds the `Arc`, so it is
@@ -171,7 +203,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*lock.try_read().unwrap(), 2);
     /// ```
     pub fn write_owned(self: &Arc<Self>) -> WriteOwned<'_, T> {
-        WriteOwned { inner: self.inner.write_arc(), lock: Some(self.clone()) }
+        WriteOwned { acquire: self.permits.acquire_many(MAX_READS), lock: Some(self.clone()) }
     }
 
     /// [`try_write`](Self::try_write) for a lock in an `Arc`: a `'static` guard.
@@ -183,8 +215,8 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(lock.try_read().is_none());
     /// ```
     pub fn try_write_owned(self: &Arc<Self>) -> Option<OwnedRwLockWriteGuard<T>> {
-        let guard = self.inner.try_write_arc()?;
-        Some(OwnedRwLockWriteGuard { guard, lock: self.clone() })
+        self.permits.try_acquire_many(MAX_READS).ok()?.forget();
+        Some(OwnedRwLockWriteGuard { lock: self.clone(), permits: MAX_READS })
     }
 
     /// The value, borrowed mutably: no locking, the `&mut` proves nobody else holds the lock.
@@ -195,8 +227,9 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(lock.into_inner(), 2);
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
-        // Owned guards and their futures hold the `Arc<RwLock>` too, so none exists now.
-        Arc::get_mut(&mut self.inner).expect("no owned guard outlives a `&mut RwLock`").get_mut()
+        // SAFETY: `&mut self`: no guard exists (each borrows the lock or holds an `Arc` of it,
+        // which `&mut RwLock` excludes), so nothing else reaches the value.
+        self.value.with_mut(|value| unsafe { &mut *value })
     }
 }
 
@@ -223,136 +256,134 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     }
 }
 
-/// Futures of an `RwLock`: each maps async-lock's future's output to klaw's guard.
-macro_rules! lock_future {
-    ($(#[$doc:meta])* $name:ident<$($lt:lifetime,)? $t:ident $(: ?$sized:ident)?>, $inner:ty => $out:ty, $wrap:expr) => {
-        pin_project_lite::pin_project! {
-            $(#[$doc])*
-            #[must_use = "futures do nothing unless awaited"]
-            pub struct $name<$($lt,)? $t $(: ?$sized)?> {
-                #[pin]
-                inner: $inner,
-            }
-        }
-
-        impl<$($lt,)? $t $(: ?$sized)?> Future for $name<$($lt,)? $t> {
-            type Output = $out;
-
-            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-                self.project().inner.poll(cx).map($wrap)
-            }
-        }
-
-        impl<$($lt,)? $t $(: ?$sized)?> fmt::Debug for $name<$($lt,)? $t> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name)).finish_non_exhaustive()
-            }
-        }
-    };
+/// The permits an acquire of the lock's semaphore gives: the semaphore is never closed.
+fn granted<P>(acquired: Result<P, crate::primitives::AcquireError>) -> P {
+    acquired.expect("an RwLock's semaphore is never closed")
 }
 
-lock_future!(
-    /// The future of [`RwLock::read`].
-    ///
-    /// # Cancel safety
-    /// Dropping it loses nothing: a wake-up it was given passes on to the next reader.
-    ///
-    /// ```
-    /// let lock = klaw::sync::RwLock::new(1);
-    /// let read: klaw::sync::Read<'_, u32> = lock.read();
-    /// assert_eq!(*klaw::runtime::block_on(read), 1);
-    /// ```
-    Read<'a, T: ?Sized>, async_lock::futures::Read<'a, T> => RwLockReadGuard<'a, T>, RwLockReadGuard
-);
+/// The future of [`RwLock::read`].
+///
+/// # Cancel safety
+/// Dropping it loses nothing: it leaves the line, and a permit it was given goes on to the next
+/// in line.
+///
+/// ```
+/// let lock = klaw::sync::RwLock::new(1);
+/// let read: klaw::sync::Read<'_, u32> = lock.read();
+/// assert_eq!(*klaw::runtime::block_on(read), 1);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Read<'a, T: ?Sized> {
+    acquire: Acquire<'a>,
+    lock: &'a RwLock<T>,
+}
 
-lock_future!(
-    /// The future of [`RwLock::write`].
-    ///
-    /// # Cancel safety
-    /// Dropping it loses nothing: the reads it was holding back, or the next writer, are woken.
-    ///
-    /// ```
-    /// let lock = klaw::sync::RwLock::new(1);
-    /// let write: klaw::sync::Write<'_, u32> = lock.write();
-    /// *klaw::runtime::block_on(write) += 1;
-    /// assert_eq!(*lock.try_read().unwrap(), 2);
-    /// ```
-    Write<'a, T: ?Sized>, async_lock::futures::Write<'a, T> => RwLockWriteGuard<'a, T>, RwLockWriteGuard
-);
+impl<'a, T: ?Sized> Future for Read<'a, T> {
+    type Output = RwLockReadGuard<'a, T>;
 
-pin_project_lite::pin_project! {
-    /// The future of [`RwLock::read_owned`]. It borrows the `Arc`; its guard does not.
-    ///
-    /// # Cancel safety
-    /// Dropping it loses nothing: a wake-up it was given passes on to the next reader.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// let lock = Arc::new(klaw::sync::RwLock::new(1));
-    /// let read: klaw::sync::ReadOwned<'_, u32> = lock.read_owned();
-    /// assert_eq!(*klaw::runtime::block_on(read), 1);
-    /// ```
-    #[must_use = "futures do nothing unless awaited"]
-    pub struct ReadOwned<'a, T> {
-        #[pin]
-        inner: async_lock::futures::ReadArc<'a, T>,
-        lock: Option<Arc<RwLock<T>>>,
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let permit = granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx)));
+        Poll::Ready(RwLockReadGuard { lock: self.lock, _permit: permit })
     }
+}
+
+/// The future of [`RwLock::write`].
+///
+/// # Cancel safety
+/// Dropping it loses nothing: it leaves the line, and the permits it had gathered go on at once,
+/// so the reads it was holding back, or the next writer, are woken.
+///
+/// ```
+/// let lock = klaw::sync::RwLock::new(1);
+/// let write: klaw::sync::Write<'_, u32> = lock.write();
+/// *klaw::runtime::block_on(write) += 1;
+/// assert_eq!(*lock.try_read().unwrap(), 2);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Write<'a, T: ?Sized> {
+    acquire: Acquire<'a>,
+    lock: &'a RwLock<T>,
+}
+
+impl<'a, T: ?Sized> Future for Write<'a, T> {
+    type Output = RwLockWriteGuard<'a, T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let permit = granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx)));
+        Poll::Ready(RwLockWriteGuard { lock: self.lock, permit })
+    }
+}
+
+/// The future of [`RwLock::read_owned`]. It borrows the `Arc`; its guard does not.
+///
+/// # Cancel safety
+/// Dropping it loses nothing, as [`Read`]'s.
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(klaw::sync::RwLock::new(1));
+/// let read: klaw::sync::ReadOwned<'_, u32> = lock.read_owned();
+/// assert_eq!(*klaw::runtime::block_on(read), 1);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct ReadOwned<'a, T> {
+    acquire: Acquire<'a>,
+    lock: Option<Arc<RwLock<T>>>,
 }
 
 impl<T> Future for ReadOwned<'_, T> {
     type Output = OwnedRwLockReadGuard<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let guard = std::task::ready!(this.inner.poll(cx));
-        let lock = this.lock.take().expect("`ReadOwned` polled after it completed");
-        Poll::Ready(OwnedRwLockReadGuard { guard, lock })
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).forget();
+        let lock = self.lock.take().expect("`ReadOwned` polled after it completed");
+        Poll::Ready(OwnedRwLockReadGuard { lock, permits: 1 })
     }
 }
 
-impl<T> fmt::Debug for ReadOwned<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadOwned").finish_non_exhaustive()
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`RwLock::write_owned`]. It borrows the `Arc`; its guard does not.
-    ///
-    /// # Cancel safety
-    /// Dropping it loses nothing: the reads it was holding back, or the next writer, are woken.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// let lock = Arc::new(klaw::sync::RwLock::new(1));
-    /// let write: klaw::sync::WriteOwned<'_, u32> = lock.write_owned();
-    /// *klaw::runtime::block_on(write) += 1;
-    /// ```
-    #[must_use = "futures do nothing unless awaited"]
-    pub struct WriteOwned<'a, T: ?Sized> {
-        #[pin]
-        inner: async_lock::futures::WriteArc<'a, T>,
-        lock: Option<Arc<RwLock<T>>>,
-    }
+/// The future of [`RwLock::write_owned`]. It borrows the `Arc`; its guard does not.
+///
+/// # Cancel safety
+/// Dropping it loses nothing, as [`Write`]'s.
+///
+/// ```
+/// use std::sync::Arc;
+/// let lock = Arc::new(klaw::sync::RwLock::new(1));
+/// let write: klaw::sync::WriteOwned<'_, u32> = lock.write_owned();
+/// *klaw::runtime::block_on(write) += 1;
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct WriteOwned<'a, T: ?Sized> {
+    acquire: Acquire<'a>,
+    lock: Option<Arc<RwLock<T>>>,
 }
 
 impl<T: ?Sized> Future for WriteOwned<'_, T> {
     type Output = OwnedRwLockWriteGuard<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let guard = std::task::ready!(this.inner.poll(cx));
-        let lock = this.lock.take().expect("`WriteOwned` polled after it completed");
-        Poll::Ready(OwnedRwLockWriteGuard { guard, lock })
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).forget();
+        let lock = self.lock.take().expect("`WriteOwned` polled after it completed");
+        Poll::Ready(OwnedRwLockWriteGuard { lock, permits: MAX_READS })
     }
 }
 
-impl<T: ?Sized> fmt::Debug for WriteOwned<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteOwned").finish_non_exhaustive()
-    }
+macro_rules! future_debug {
+    ($($name:ident<$($lt:lifetime,)? T $(: ?$sized:ident)?>),*) => {$(
+        impl<$($lt,)? T $(: ?$sized)?> fmt::Debug for $name<$($lt,)? T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )*};
 }
+
+future_debug!(
+    Read<'a, T: ?Sized>,
+    Write<'a, T: ?Sized>,
+    ReadOwned<'a, T>,
+    WriteOwned<'a, T: ?Sized>
+);
 
 /// A read lock of an [`RwLock`], held: gives the value, shared; dropping it unlocks.
 ///
@@ -362,7 +393,11 @@ impl<T: ?Sized> fmt::Debug for WriteOwned<'_, T> {
 /// assert_eq!(*guard, 1);
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
-pub struct RwLockReadGuard<'a, T: ?Sized>(async_lock::RwLockReadGuard<'a, T>);
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+    /// One of the lock's permits: no write guard exists while it is held.
+    _permit: SemaphorePermit<'a>,
+}
 
 /// The write lock of an [`RwLock`], held: gives the value, exclusively; dropping it unlocks.
 ///
@@ -372,7 +407,11 @@ pub struct RwLockReadGuard<'a, T: ?Sized>(async_lock::RwLockReadGuard<'a, T>);
 /// *guard = 2;
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
-pub struct RwLockWriteGuard<'a, T: ?Sized>(async_lock::RwLockWriteGuard<'a, T>);
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    lock: &'a RwLock<T>,
+    /// All the lock's permits: no other guard exists while they are held.
+    permit: SemaphorePermit<'a>,
+}
 
 impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// Turns the write lock into a read lock, with no moment unlocked in between: readers that
@@ -387,7 +426,10 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     /// assert_eq!(*reader + *lock.try_read().unwrap(), 4);
     /// ```
     pub fn downgrade(guard: Self) -> RwLockReadGuard<'a, T> {
-        RwLockReadGuard(async_lock::RwLockWriteGuard::downgrade(guard.0))
+        let RwLockWriteGuard { lock, mut permit } = guard;
+        // All but one permit go back, to the reads waiting first in line.
+        drop(permit.split(MAX_READS - 1));
+        RwLockReadGuard { lock, _permit: permit }
     }
 }
 
@@ -401,9 +443,9 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct OwnedRwLockReadGuard<T> {
-    // Declared first, so it unlocks before the `Arc` is let go.
-    guard: async_lock::RwLockReadGuardArc<T>,
     lock: Arc<RwLock<T>>,
+    /// Permits of the lock held (one), given back on drop.
+    permits: usize,
 }
 
 impl<T> OwnedRwLockReadGuard<T> {
@@ -431,9 +473,9 @@ impl<T> OwnedRwLockReadGuard<T> {
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct OwnedRwLockWriteGuard<T: ?Sized> {
-    // Declared first, so it unlocks before the `Arc` is let go.
-    guard: async_lock::RwLockWriteGuardArc<T>,
     lock: Arc<RwLock<T>>,
+    /// Permits of the lock held (all of them), given back on drop.
+    permits: usize,
 }
 
 impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
@@ -462,19 +504,38 @@ impl<T> OwnedRwLockWriteGuard<T> {
     /// assert_eq!(*reader, *lock.try_read().unwrap());
     /// ```
     pub fn downgrade(guard: Self) -> OwnedRwLockReadGuard<T> {
-        let OwnedRwLockWriteGuard { guard, lock } = guard;
-        OwnedRwLockReadGuard { guard: async_lock::RwLockWriteGuardArc::downgrade(guard), lock }
+        let mut guard = guard;
+        let lock = guard.lock.clone();
+        // The read guard takes one permit over; the write guard's drop gives back the rest, to
+        // the reads waiting first in line.
+        guard.permits -= 1;
+        drop(guard);
+        OwnedRwLockReadGuard { lock, permits: 1 }
     }
 }
 
 /// `Deref`, `Debug` and `Display` of a guard: the value's.
+impl<T> Drop for OwnedRwLockReadGuard<T> {
+    fn drop(&mut self) {
+        self.lock.permits.give_back(self.permits);
+    }
+}
+
+impl<T: ?Sized> Drop for OwnedRwLockWriteGuard<T> {
+    fn drop(&mut self) {
+        self.lock.permits.give_back(self.permits);
+    }
+}
+
 macro_rules! guard_impls {
-    ($field:tt, $name:ident<$($lt:lifetime,)? T $(: ?$sized:ident)?>) => {
+    ($name:ident<$($lt:lifetime,)? T $(: ?$sized:ident)?>) => {
         impl<$($lt,)? T $(: ?$sized)?> Deref for $name<$($lt,)? T> {
             type Target = T;
 
             fn deref(&self) -> &T {
-                &self.$field
+                // SAFETY: the guard holds at least one permit of the lock, so no write guard
+                // exists (it needs them all): nothing has the value mutably while this lives.
+                self.lock.value.with(|value| unsafe { &*value })
             }
         }
 
@@ -492,19 +553,21 @@ macro_rules! guard_impls {
     };
 }
 
-guard_impls!(0, RwLockReadGuard<'a, T: ?Sized>);
-guard_impls!(0, RwLockWriteGuard<'a, T: ?Sized>);
-guard_impls!(guard, OwnedRwLockReadGuard<T>);
-guard_impls!(guard, OwnedRwLockWriteGuard<T: ?Sized>);
+guard_impls!(RwLockReadGuard<'a, T: ?Sized>);
+guard_impls!(RwLockWriteGuard<'a, T: ?Sized>);
+guard_impls!(OwnedRwLockReadGuard<T>);
+guard_impls!(OwnedRwLockWriteGuard<T: ?Sized>);
 
-impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.0
-    }
+macro_rules! deref_mut {
+    ($($name:ident<$($lt:lifetime,)? T: ?Sized>),*) => {$(
+        impl<$($lt,)? T: ?Sized> DerefMut for $name<$($lt,)? T> {
+            fn deref_mut(&mut self) -> &mut T {
+                // SAFETY: the guard holds every permit of the lock, so no other guard exists, and
+                // `&mut self` makes this the one borrow through it.
+                self.lock.value.with_mut(|value| unsafe { &mut *value })
+            }
+        }
+    )*};
 }
 
-impl<T: ?Sized> DerefMut for OwnedRwLockWriteGuard<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
-}
+deref_mut!(RwLockWriteGuard<'a, T: ?Sized>, OwnedRwLockWriteGuard<T: ?Sized>);

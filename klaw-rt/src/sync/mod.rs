@@ -29,7 +29,7 @@ pub(crate) use loom::cell::UnsafeCell;
 /// `UnsafeCell` with loom's closure-based API, so the same code compiles in both builds.
 #[cfg(not(klaw_loom))]
 #[derive(Debug)]
-pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+pub(crate) struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
 
 #[cfg(not(klaw_loom))]
 impl<T> UnsafeCell<T> {
@@ -37,6 +37,13 @@ impl<T> UnsafeCell<T> {
         Self(std::cell::UnsafeCell::new(value))
     }
 
+    pub(crate) fn into_inner(self) -> T {
+        self.0.into_inner()
+    }
+}
+
+#[cfg(not(klaw_loom))]
+impl<T: ?Sized> UnsafeCell<T> {
     /// Gives shared access through a raw pointer; the caller upholds the aliasing rules.
     pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         f(self.0.get())
