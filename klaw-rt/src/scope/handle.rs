@@ -64,7 +64,19 @@ where
 {
     type Output = Result<T, Error>;
 
+    /// Budgeted as a [`TaskHandle`]'s poll is, so a child set drained of finished children
+    /// yields too.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        crate::coop::budgeted(cx, |cx| self.poll_child(cx))
+    }
+}
+
+impl<T, E> ScopeHandle<'_, T, E>
+where
+    T: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    fn poll_child(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
         if self.handle.poll_done(cx).is_pending() {
             // A child cancelled while it waits for a slot of the scope's limit ends here,
             // unstarted, rather than when its turn would have come.

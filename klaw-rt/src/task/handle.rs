@@ -208,8 +208,11 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
 impl<T: Send + 'static, E: Send + 'static> Future for TaskHandle<T, E> {
     type Output = Result<T, TaskError<E>>;
 
+    /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget),
+    /// as tokio's `JoinHandle` does in tokio's: a loop that awaits handles of tasks that have
+    /// already ended yields once the budget is spent.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.joiner.poll_output(cx)
+        crate::coop::budgeted(cx, |cx| self.joiner.poll_output(cx))
     }
 }
 

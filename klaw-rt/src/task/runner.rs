@@ -188,7 +188,7 @@ pin_project! {
             if let Some(end) = this.run.end.as_ref() {
                 end.completer.decide_if_pending(CancelReason::Shutdown);
                 let (body, run, adopter) = (this.body, this.run, &*this.adopter);
-                adopter.adopting(|| run.drop_body_and_end(body, adopter, None));
+                adopter.adopting(|| run.drop_body_and_end(body, adopter, None, None));
             }
         }
     }
@@ -253,17 +253,19 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         let Some(end) = self.end.as_mut() else { return Poll::Ready(()) };
         let completer = &mut end.completer;
 
+        // A task polled once shutdown has begun is cancelled: one that never started never
+        // starts, one that started drops its body now (unless a shield holds it). Shutdown
+        // cancels every waiting task too, in no set order, so a task woken by another's end
+        // (a parent whose child shutdown cancelled first) must not go on and finish.
+        if end.report.shutting_down() {
+            completer.header().cancel(CancelReason::Shutdown);
+        }
         if !end.started {
             end.started = true;
-            // A task first polled once shutdown has begun never starts. (One that started
-            // before is cancelled by shutdown, or when it first waits.)
-            if end.report.shutting_down() {
-                completer.header().cancel(CancelReason::Shutdown);
-            }
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                self.drop_body_and_end(body, adopter, None);
+                self.drop_body_and_end(body, adopter, Some(cx.waker()), None);
                 return Poll::Ready(());
             }
             if let Some(deadline) = self.deadline.as_mut() {
@@ -271,7 +273,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            self.drop_body_and_end(body, adopter, None);
+            self.drop_body_and_end(body, adopter, Some(cx.waker()), None);
             return Poll::Ready(());
         }
 
@@ -282,7 +284,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
                     deadline.timer = None; // fired once; a shield may keep the body a while
                 }
                 if must_stop(completer.header()) {
-                    self.drop_body_and_end(body, adopter, None);
+                    self.drop_body_and_end(body, adopter, Some(cx.waker()), None);
                     return Poll::Ready(());
                 }
             }
@@ -308,22 +310,30 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
             Poll::Ready(output) => decide_by_output(completer, &end.report, output),
         };
-        self.drop_body_and_end(body, adopter, output);
+        self.drop_body_and_end(body, adopter, Some(cx.waker()), output);
         Poll::Ready(())
     }
 
     /// Drops the body (containing a panic in its destructor; the caller is adopting for
     /// `adopter`, so what scopes in it leave running is adopted), then concludes with `output`
     /// if the body produced the winning one, else with the one the decided outcome implies.
+    ///
+    /// The body is dropped as part of its task, as tokio does: in the task's span, with the task
+    /// current (`running` is the waker it is polled with, if it is being polled), so its
+    /// destructors see `current_task_id()` and `is_cancelled()` as its code did.
     #[inline]
     fn drop_body_and_end<F>(
         &mut self,
         mut body: Pin<&mut Option<F>>,
         adopter: &Adopter,
+        running: Option<&std::task::Waker>,
         output: Option<TaskOutput<T, E>>,
     ) {
         // The body must be gone before the handle resolves: a joined task has stopped running.
-        contained(|| body.set(None));
+        if let Some(end) = self.end.as_ref() {
+            let _span = self.span.as_ref().map(|span| span.enter());
+            current::run_as(&end.completer, running, || contained(|| body.set(None)));
+        }
         let end = self.end.take().expect("a task ends once");
         let timeout = self.deadline.as_ref().map(|d| d.after);
         let output =
