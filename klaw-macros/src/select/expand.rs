@@ -1,6 +1,15 @@
 //! Expansion: pin every arm's future, poll them from a random arm (or the first, if `biased`),
 //! `recv` arms in two passes (a look, then a place in line only if no arm was ready), drop them
 //! all, then run the winner's body with its result bound.
+//!
+//! A future arm's expression is first bound by a `let` of its own, as written, so temporaries it
+//! borrows live through the `select!` (`&mut ready(x)`), as they do in tokio's. The winner's
+//! pattern binds its result directly in the final `match`, so `ref mut` works and a body is a
+//! plain match arm body (no braces added, which would trip `unused_braces`). An arm whose future
+//! never completes (`!` output) makes the code that would use its output unreachable, which is
+//! not the user's to see: those spots allow `unreachable_code`. (The pattern is matched in a
+//! `match` of its own on the winner's output, spanned at the pattern: a refutable one is an
+//! error there, in the user's terms.)
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -28,9 +37,17 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                 ArmKind::Send { sender, .. } => quote_spanned! {sender.span()=>
                     #private::SelectSend::__select_reserve(&(#sender))
                 },
-                ArmKind::Future { future, .. } => quote_spanned! {future.span()=>
-                    ::core::future::IntoFuture::into_future(#future)
-                },
+                ArmKind::Future { future, .. } => {
+                    // Bound as written first: a `let` extends the temporaries it borrows.
+                    let written = format_ident!("{name}_written");
+                    let into = quote_spanned! {future.span()=>
+                        ::core::future::IntoFuture::into_future(#written)
+                    };
+                    return quote! {
+                        let #written = #future;
+                        let mut #name = ::core::pin::pin!(#into);
+                    };
+                }
                 ArmKind::After(duration) => quote_spanned! {duration.span()=>
                     #private::sleep(#duration)
                 },
@@ -52,6 +69,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         quote! {
             #index => {
                 if let ::core::task::Poll::Ready(output) = #poll {
+                    #[allow(unreachable_code)]
                     return ::core::task::Poll::Ready(__KlawSelected::#variant(output));
                 }
             }
@@ -83,21 +101,30 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
     let bodies = waiting.iter().zip(&variants).map(|(arm, variant)| {
         let body = &arm.body;
         match &arm.kind {
-            ArmKind::Recv { binding, .. } | ArmKind::Future { binding, .. } => quote! {
-                __KlawSelected::#variant(output) => {
-                    let #binding = output;
-                    #body
+            // Matched again as a temporary (a block's value, so the pattern may bind `ref mut`),
+            // spanned at the pattern, where rustc then points if the pattern is refutable.
+            ArmKind::Recv { binding, .. } | ArmKind::Future { binding, .. } => {
+                let won = proc_macro2::Ident::new("__klaw_won", binding.span());
+                let output = quote_spanned! {binding.span()=> { #won }};
+                // An arm whose future never completes (`!`) has an uninhabited output: its
+                // pattern and what follows are unreachable, which is not the user's to see.
+                quote! {
+                    #[allow(unreachable_code, unreachable_patterns)]
+                    __KlawSelected::#variant(#won) => match #output {
+                        #binding => #body,
+                    },
                 }
-            },
+            }
+            // Only the winning arm evaluates its value: a losing one consumes nothing.
             ArmKind::Send { binding, value, .. } => quote! {
-                __KlawSelected::#variant(output) => {
-                    // Only the winning arm evaluates its value: a losing one consumes nothing.
-                    let #binding = #private::finish_send(output, #value);
-                    #body
+                __KlawSelected::#variant(__klaw_reserved) => {
+                    match #private::finish_send(__klaw_reserved, #value) {
+                        #binding => #body,
+                    }
                 }
             },
             ArmKind::After(_) | ArmKind::At(_) => quote! {
-                __KlawSelected::#variant(()) => { #body }
+                __KlawSelected::#variant(()) => #body,
             },
             ArmKind::Default => unreachable!("filtered out"),
         }
@@ -109,7 +136,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             (
                 quote!(Default,),
                 quote!(return ::core::task::Poll::Ready(__KlawSelected::Default);),
-                quote!(__KlawSelected::Default => #body),
+                quote!(__KlawSelected::Default => #body,),
             )
         }
         None => (quote!(), quote!(::core::task::Poll::Pending), quote!()),
@@ -123,6 +150,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             if let ::core::task::Poll::Ready(output) =
                 ::core::future::Future::poll(#name.as_mut(), __klaw_cx)
             {
+                #[allow(unreachable_code)]
                 return ::core::task::Poll::Ready(__KlawSelected::#variant(output));
             }
         }
@@ -155,7 +183,9 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             #(#variants(#params),)*
             #default_variant
         }
-        let __klaw_selected = {
+        // The arms' futures are the block's locals: all dropped before the winner's body runs.
+        // The winner is matched as a temporary, so its pattern may bind `ref mut`.
+        match {
             #(#make)*
             #start
             ::core::future::poll_fn(|__klaw_cx| {
@@ -166,8 +196,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                 #default_ready
             })
             .await
-        };
-        match __klaw_selected {
+        } {
             #(#bodies)*
             #default_body
         }

@@ -63,6 +63,22 @@ fn pattern(input: ParseStream<'_>) -> syn::Result<Pat> {
     let mut tokens = proc_macro2::TokenStream::new();
     let mut last = input.span();
     while !input.is_empty() && !input.peek(Token![=>]) {
+        if input.peek(Token![,]) && input.peek2(Token![if]) {
+            let error = input.error(
+                "select! arms take no `, if` condition (tokio's way to leave an arm out): give \
+                 the arm a future that never completes when it should not run, e.g. \
+                 `async { if ready { fut.await } else { std::future::pending().await } } -> x => ...`",
+            );
+            // The rest of the arm goes with it (the condition, `=>` and the body), so the arms
+            // after it still parse on their own.
+            while !input.is_empty() && !input.peek(Token![=>]) {
+                input.parse::<proc_macro2::TokenTree>()?;
+            }
+            if input.parse::<Token![=>]>().is_ok() {
+                let _ = Expr::parse_with_earlier_boundary_rule(input);
+            }
+            return Err(error);
+        }
         let token: proc_macro2::TokenTree = input.parse()?;
         last = token.span();
         tokens.extend([token]);
@@ -101,7 +117,28 @@ impl Parse for Arm {
         if tokens.is_empty() {
             return Err(input.error(format!("expected a select! arm; valid arms: {ARMS}")));
         }
+        if let Some(proc_macro2::TokenTree::Ident(word)) = tokens.clone().into_iter().next() {
+            if word == "else" {
+                return Err(syn::Error::new(
+                    word.span(),
+                    "select! has no `else` arm (tokio's, for when every arm is disabled): klaw's \
+                     arms are never disabled. `default => ...` runs when no arm is ready at once; \
+                     a `recv` arm gets `Err(RecvError::Closed)` when its channel is closed",
+                ));
+            }
+        }
         let head: Expr = syn::parse2(tokens)?;
+        if let Expr::Assign(assign) = &head {
+            return Err(syn::Error::new_spanned(
+                assign,
+                format!(
+                    "select! binds an arm's output after an arrow: write `{} -> {} => ...`, not \
+                     tokio's `pattern = future`",
+                    quote::ToTokens::to_token_stream(&assign.right),
+                    quote::ToTokens::to_token_stream(&assign.left),
+                ),
+            ));
+        }
         let head_tokens = quote::ToTokens::to_token_stream(&head);
         let kind = if let Some((name, call)) = keyword(&head) {
             let args = args(call);
@@ -162,7 +199,9 @@ impl Parse for Arm {
             );
         }
         input.parse::<Token![=>]>()?;
-        let body: Expr = input.parse()?;
+        // As in a `match` arm: a block body ends at its `}`, so the next arm may begin with
+        // `&`, `*`, `(`, `-`... without a comma between them.
+        let body = Expr::parse_with_earlier_boundary_rule(input)?;
         Ok(Arm { kind, head: head_tokens, body })
     }
 }

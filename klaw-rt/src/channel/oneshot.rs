@@ -231,7 +231,9 @@ impl<T> Receiver<T> {
     }
 
     /// True once the receiver gave its result: awaiting it again would panic, as for any
-    /// finished future (the `FusedFuture` it implements says so to `select!`).
+    /// finished future. It is what its `FusedFuture` says to `futures::select!`; `klaw::select!`
+    /// does not ask, so leave a finished receiver out of the arms (a loop over several can
+    /// check this first, or keep each in an `Option`).
     ///
     /// ```
     /// let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
