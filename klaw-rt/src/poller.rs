@@ -93,10 +93,20 @@ fn in_tokio_task() -> bool {
 /// klaw task's body calls it, and inside tokio's `spawn_blocking` (which polls a task).
 pub(crate) fn outside_tasks<R>(block: impl FnOnce() -> R) -> R {
     #[cfg(not(klaw_loom))]
+    if let Some(before) = BEFORE_BLOCKING.get() {
+        before();
+    }
+    #[cfg(not(klaw_loom))]
     return coop::with_flag_raised(&BLOCKING, block);
     #[cfg(klaw_loom)]
     block()
 }
+
+/// What a blocking helper does first, on any thread: the runtime's executor sets it (to hand on
+/// what the run it interrupts left to its worker, which the helper may be waiting for). A hook,
+/// so this module, below the runtime, needs nothing of it.
+#[cfg(not(klaw_loom))]
+pub(crate) static BEFORE_BLOCKING: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 
 /// Blocks this thread on `future` as klaw's channel helpers do (`recv_blocking`,
 /// `send_blocking`, a oneshot's `blocking_recv`): outside any task, with no cooperative budget.

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::cancel::RegionState;
+use crate::task::CancelReason;
 use crate::task::core::{Header, HeaderRef};
 use crate::task::current;
 
@@ -149,5 +150,14 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
 /// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub fn is_cancelled() -> bool {
-    around_here(RegionState::is_cancelled, Header::is_cancelled)
+    // A task on a worker whose runtime is shutting down is cancelled, though the shutdown may not
+    // have reached it yet (it does at the task's next poll, or here): seeing it cancels the task,
+    // so that what it returns now loses to the cancellation, as after any cancel it saw.
+    around_here(RegionState::is_cancelled, |task| {
+        task.is_cancelled()
+            || (current::runtime_shutting_down() && {
+                task.cancel(CancelReason::Shutdown);
+                true
+            })
+    })
 }

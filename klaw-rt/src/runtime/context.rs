@@ -45,6 +45,11 @@ impl Drop for ContextGuard {
     }
 }
 
+/// True while this thread's thread-locals are being destroyed (its end): klaw's may be gone.
+pub(crate) fn thread_is_ending() -> bool {
+    CURRENT.try_with(|_| ()).is_err()
+}
+
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
     CURRENT.with(|current| f(current.borrow().as_ref()))
 }

@@ -110,6 +110,9 @@ struct Sleepers {
 
 impl Executor {
     pub(crate) fn new() -> Self {
+        // A blocking helper called in a task's run hands on what the run left to its worker.
+        #[cfg(not(klaw_loom))]
+        let _ = crate::poller::BEFORE_BLOCKING.set(run::before_blocking);
         Executor {
             spawner: Spawner {
                 state: Arc::new(State {

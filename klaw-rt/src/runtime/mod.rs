@@ -197,14 +197,16 @@ impl Runtime {
                     // guards drop in reverse order).
                     let tokio = context.shared.tokio.clone();
                     let _tokio = tokio.enter();
+                    let shared = context.shared.clone();
                     let _context = context::enter(context);
                     crate::coop::set_sole_worker(sole_worker);
-                    match clock {
+                    let shutdown = shared.stats.shutdown_flag();
+                    crate::task::current::with_shutdown_flag(shutdown, || match clock {
                         None => async_io::block_on(executor.run(workers.stopped())),
                         Some(clock) => {
                             async_io::block_on(paused::drive(&executor, &clock, &workers));
                         }
-                    }
+                    });
                 })
                 .map_err(BuildError::SpawnThread)?;
             runtime.threads.push(thread);
@@ -459,9 +461,19 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        if self.executor.is_some() {
-            self.shutdown_now(Duration::ZERO);
+        if self.executor.is_none() {
+            return;
         }
+        if context::thread_is_ending() {
+            // Dropped by a thread-local's destructor as its thread ends: klaw's own thread-locals
+            // (the current runtime, clock, task, frames) may be gone already, and a shutdown polls
+            // and drops tasks, which reads them. It runs on a thread of its own instead.
+            std::thread::scope(|scope| {
+                scope.spawn(|| self.shutdown_now(Duration::ZERO));
+            });
+            return;
+        }
+        self.shutdown_now(Duration::ZERO);
     }
 }
 
@@ -511,8 +523,11 @@ pub struct NoRuntime;
 impl Handle {
     /// The runtime of the task (or `block_on`) running on this thread.
     ///
+    /// Not in a `spawn_blocking` closure: the blocking pool's threads are outside the runtime
+    /// (its clock too), unlike tokio's. Give the closure a `Handle` (it is `Clone + Send`).
+    ///
     /// # Errors
-    /// [`NoRuntime`] outside any klaw runtime.
+    /// [`NoRuntime`] outside any klaw runtime, including on the blocking pool's threads.
     ///
     /// ```
     /// assert!(klaw::Handle::current().is_err()); // not inside a runtime

@@ -12,6 +12,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::Waker;
 
+use crate::sync::{AtomicBool, Ordering};
 use crate::task::TaskId;
 use crate::task::core::{Completer, CoreRef, Header, HeaderRef, TaskHeader};
 use crate::task::descendants::{Descendants, Failures};
@@ -28,6 +29,8 @@ struct Current {
 }
 
 thread_local! {
+    /// On a worker thread, its runtime's shutdown flag (see [`with_shutdown_flag`]).
+    static SHUTDOWN: Cell<Option<NonNull<AtomicBool>>> = const { Cell::new(None) };
     /// The task whose body is being polled (or run) on this thread.
     static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
     /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
@@ -203,6 +206,30 @@ pub(crate) fn hand_over_failures(failures: Failures) {
         Some(frame) => failures.into_iter().for_each(|failure| frame.adopt_failure(failure)),
         None => failures.into_iter().for_each(|failure| failure.log()),
     }
+}
+
+/// Runs `f` (a worker thread's life) with `flag` as the shutdown flag of the runtime whose tasks
+/// this thread polls.
+pub(crate) fn with_shutdown_flag<R>(flag: &AtomicBool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<NonNull<AtomicBool>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = SHUTDOWN.try_with(|cell| cell.set(self.0));
+        }
+    }
+    // As in `run_as`: the guard is this function's own, so the pointer never outlives `flag`.
+    let _restore = Restore(SHUTDOWN.with(|cell| cell.replace(Some(NonNull::from(flag)))));
+    f()
+}
+
+/// True if this is a worker thread whose runtime's shutdown has begun. A shutdown cancels the
+/// tasks that wait, and every task at its next poll; code in the middle of a poll that never
+/// `.await`s (a CPU-bound loop, in its very first poll, which no list holds) learns it here,
+/// through `is_cancelled()`.
+pub(crate) fn runtime_shutting_down() -> bool {
+    let flag = SHUTDOWN.try_with(Cell::get).ok().flatten();
+    // SAFETY: `with_shutdown_flag` set it from a borrow it holds while it is set.
+    flag.is_some_and(|flag| unsafe { flag.as_ref() }.load(Ordering::Acquire))
 }
 
 /// The id of the task running on this thread, if any.

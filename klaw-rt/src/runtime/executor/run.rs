@@ -119,6 +119,36 @@ impl Drop for Run<'_> {
     }
 }
 
+/// A blocking helper (`block_on`, `recv_blocking`...) is about to block this thread, perhaps in
+/// a task's run: what that run left to this worker cannot wait for it, since the helper may wait
+/// for that very task (a body that hands a message on, then blocks for the answer). The task kept
+/// to run next goes to the queue, waking a sleeper for it, and a wake-up left to this worker is
+/// paid now. Outside a run it does nothing. (Not under loom, where nothing blocks outside tasks.)
+#[cfg(not(klaw_loom))]
+pub(crate) fn before_blocking() {
+    let mut run = CURRENT.with(Cell::get);
+    if run.executor.is_null() {
+        return;
+    }
+    // SAFETY: a run sets `executor` from the `&State` it borrows for its whole length and resets
+    // it when it ends; this is called within the run, on its thread.
+    let state = unsafe { &*run.executor };
+    let kept = if run.next.is_null() {
+        None
+    } else {
+        // SAFETY: as in `keep_for_this_worker`: the worker's slot outlives its run.
+        unsafe { &*run.next }.take()
+    };
+    let owed = std::mem::take(&mut run.wake_owed);
+    CURRENT.with(|current| current.set(run));
+    if let Some(entry) = kept {
+        state.enqueue(entry, false); // not left to this worker: it is about to block
+    }
+    if owed && !state.queue.is_empty() && state.sleeper_to_wake() {
+        state.wake_one();
+    }
+}
+
 /// How many tasks in a row a worker runs from its [`NextTask`] before the queue's first gets
 /// its turn (tokio's number for its LIFO slot): two tasks that keep handing each other messages
 /// would otherwise hold the worker for ever.
