@@ -505,12 +505,13 @@ impl<T> OwnedRwLockWriteGuard<T> {
     /// ```
     pub fn downgrade(guard: Self) -> OwnedRwLockReadGuard<T> {
         let mut guard = guard;
-        let lock = guard.lock.clone();
-        // The read guard takes one permit over; the write guard's drop gives back the rest, to
-        // the reads waiting first in line.
+        // The read guard takes one permit over first (so a waker that panics as the rest go
+        // back loses none); the write guard's drop gives back the rest, to the reads waiting
+        // first in line.
+        let read = OwnedRwLockReadGuard { lock: guard.lock.clone(), permits: 1 };
         guard.permits -= 1;
         drop(guard);
-        OwnedRwLockReadGuard { lock, permits: 1 }
+        read
     }
 }
 

@@ -89,13 +89,14 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// True once shutdown has started cancelling what is left.
-    #[inline]
-    /// The flag itself, for a worker thread to show to the code it runs (`current::with_shutdown_flag`).
+    /// The flag itself, for a worker thread to show to the code it runs
+    /// (`current::with_shutdown_flag`).
     pub(crate) fn shutdown_flag(&self) -> &AtomicBool {
         &self.shutting_down
     }
 
+    /// True once shutdown has started cancelling what is left.
+    #[inline]
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }

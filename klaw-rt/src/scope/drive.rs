@@ -375,6 +375,7 @@ impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
                 }
             }
         }
+        let in_a_frame = frame.is_some();
         shared.abandon(frame);
         let (body, locals, scope) = (&mut self.body, &mut self.locals, self.scope);
         self.adopter.adopting(|| {
@@ -384,5 +385,11 @@ impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
         });
         current::hand_over(&shared.descendants);
         current::hand_over(&shared.background);
+        if !in_a_frame {
+            // Outside any frame the hand-overs above waited for every child: what failed since
+            // the scope was abandoned (in scopes its body dropped, which hand their failures to
+            // this one) is all in its list now, and nothing above takes it.
+            shared.log_abandoned();
+        }
     }
 }

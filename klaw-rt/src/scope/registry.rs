@@ -352,7 +352,7 @@ impl ScopeShared {
         }
     }
 
-    fn log_abandoned(&self) {
+    pub(crate) fn log_abandoned(&self) {
         for failure in self.take_failures() {
             let error = match failure {
                 Failure::Child(child) => child.take_failure(),

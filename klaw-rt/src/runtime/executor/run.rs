@@ -141,8 +141,11 @@ pub(crate) fn before_blocking() {
     };
     let owed = std::mem::take(&mut run.wake_owed);
     CURRENT.with(|current| current.set(run));
+    // Not left to this worker, which is about to block (even in a run that is ending).
     if let Some(entry) = kept {
-        state.enqueue(entry, false); // not left to this worker: it is about to block
+        if state.push_unless_closed(entry) && state.sleeper_to_wake() {
+            state.wake_one();
+        }
     }
     if owed && !state.queue.is_empty() && state.sleeper_to_wake() {
         state.wake_one();
