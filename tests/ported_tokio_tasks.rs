@@ -310,8 +310,18 @@ fn dropping_the_runtime_drops_every_child_of_a_set_and_ends_its_task() {
             let parent = a_task_waiting_on_a_set(&rt, senders);
             drop(rt);
             let ended = klaw::runtime::block_on(parent);
+            // Cancelled by the shutdown; or, when its poll had begun before the shutdown did
+            // and saw a child end cancelled within it, ended with its scope's error, which names
+            // the shutdown (a task is cancelled at the polls that begin after it, not mid-poll).
+            let by_shutdown = |error: &Error| {
+                matches!(
+                    error,
+                    Error::Task { error: TaskError::Cancelled(CancelReason::Shutdown), .. }
+                )
+            };
             assert!(
-                matches!(ended, Err(TaskError::Cancelled(CancelReason::Shutdown))),
+                matches!(&ended, Err(TaskError::Cancelled(CancelReason::Shutdown)))
+                    || matches!(&ended, Ok(Err(error)) if by_shutdown(error)),
                 "round {round}: the waiting task ended {ended:?}"
             );
             for rx in receivers {
@@ -333,12 +343,18 @@ fn shutting_down_with_a_set_waiting_cancels_and_reports_every_child() {
             let parent = a_task_waiting_on_a_set(&rt, senders);
             let report = rt.shutdown(ms(1));
             assert!(report.grace_expired, "round {round}: {report}");
-            assert_eq!((report.succeeded, report.cancelled), (0, 5), "round {round}: {report}");
             let ended = klaw::runtime::block_on(parent);
-            assert!(
-                matches!(ended, Err(TaskError::Cancelled(CancelReason::Shutdown))),
-                "round {round}: the waiting task ended {ended:?}"
-            );
+            // As in the test above: cancelled, or, from a poll begun before the shutdown,
+            // ended with its scope's error naming the shutdown (then counted as succeeded).
+            let counts = match &ended {
+                Err(TaskError::Cancelled(CancelReason::Shutdown)) => (0, 5),
+                Ok(Err(Error::Task {
+                    error: TaskError::Cancelled(CancelReason::Shutdown),
+                    ..
+                })) => (1, 4),
+                other => panic!("round {round}: the waiting task ended {other:?}"),
+            };
+            assert_eq!((report.succeeded, report.cancelled), counts, "round {round}: {report}");
         }
     });
 }
