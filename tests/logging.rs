@@ -151,9 +151,8 @@ fn bad_settings_and_a_second_init_are_typed_errors() {
     assert_eq!(LogConfig::default().init(), Err(LogInitError::AlreadyInitialized));
 }
 
-#[test]
-fn a_failure_an_inner_scope_hands_to_an_outer_one_dropped_outside_any_task_is_logged() {
-    let _serial = logging();
+/// The `error` field of each "dropped before it returned" event that `run` logs.
+fn failures_of_dropped_scopes_logged_while(run: impl FnOnce()) -> Vec<Option<String>> {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let id = add_hook(move |event| {
@@ -161,29 +160,37 @@ fn a_failure_an_inner_scope_hands_to_an_outer_one_dropped_outside_any_task_is_lo
             let _ = tx.lock().unwrap().send(event.fields.get("error").cloned());
         }
     });
-    let rt = Runtime::builder().workers(2).build().unwrap();
-    // `block_on`'s root future is no frame: the outer scope, dropped there, has nothing above
-    // it; the inner one, dropped with the outer's body, hands its failure to the outer one.
-    rt.block_on(async {
-        let outer = async {
-            klaw::scope!(|_outer| {
-                klaw::scope!(supervisor, |inner| {
-                    inner.spawn(Task::fallible(async {
-                        Err::<(), _>(std::io::Error::other("disk on fire"))
-                    }));
-                    std::future::pending::<()>().await;
-                    Ok(())
-                })?;
-                Ok(())
-            })
-        };
-        klaw::select! {
-            outer -> _ => {},
-            after(Duration::from_millis(50)) => {},
-        }
-    });
+    run();
     assert!(remove_hook(id));
-    let logged: Vec<Option<String>> = rx.try_iter().collect();
+    rx.try_iter().collect()
+}
+
+#[test]
+fn a_failure_an_inner_scope_hands_to_an_outer_one_dropped_outside_any_task_is_logged() {
+    let _serial = logging();
+    let logged = failures_of_dropped_scopes_logged_while(|| {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        // `block_on`'s root future is no frame: the outer scope, dropped there, has nothing above
+        // it; the inner one, dropped with the outer's body, hands its failure to the outer one.
+        rt.block_on(async {
+            let outer = async {
+                klaw::scope!(|_outer| {
+                    klaw::scope!(supervisor, |inner| {
+                        inner.spawn(Task::fallible(async {
+                            Err::<(), _>(std::io::Error::other("disk on fire"))
+                        }));
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    })?;
+                    Ok(())
+                })
+            };
+            klaw::select! {
+                outer -> _ => {},
+                after(Duration::from_millis(50)) => {},
+            }
+        });
+    });
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert!(logged[0].as_deref().is_some_and(|error| error.contains("disk on fire")), "{logged:?}");
 }
@@ -191,27 +198,20 @@ fn a_failure_an_inner_scope_hands_to_an_outer_one_dropped_outside_any_task_is_lo
 #[test]
 fn a_failure_in_a_scope_dropped_before_it_returned_is_logged() {
     let _serial = logging();
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let id = add_hook(move |event| {
-        if event.message.contains("dropped before it returned") {
-            let _ = tx.lock().unwrap().send(event.fields.get("error").cloned());
-        }
+    let logged = failures_of_dropped_scopes_logged_while(|| {
+        let rt = Runtime::builder().workers(2).build().unwrap();
+        let outcome = rt.block_on(klaw::cancel::move_on_after(Duration::from_millis(10), async {
+            klaw::scope!(|s| {
+                // Still running when the region's deadline drops the scope; it fails afterwards.
+                s.spawn(klaw::task::BlockingTask::fallible(|| {
+                    std::thread::sleep(Duration::from_millis(50));
+                    Err::<(), _>(std::io::Error::other("disk on fire"))
+                }));
+                Ok(())
+            })
+        }));
+        assert!(outcome.is_none());
     });
-    let rt = Runtime::builder().workers(2).build().unwrap();
-    let outcome = rt.block_on(klaw::cancel::move_on_after(Duration::from_millis(10), async {
-        klaw::scope!(|s| {
-            // Still running when the region's deadline drops the scope; it fails afterwards.
-            s.spawn(klaw::task::BlockingTask::fallible(|| {
-                std::thread::sleep(Duration::from_millis(50));
-                Err::<(), _>(std::io::Error::other("disk on fire"))
-            }));
-            Ok(())
-        })
-    }));
-    assert!(outcome.is_none());
-    assert!(remove_hook(id));
-    let logged: Vec<Option<String>> = rx.try_iter().collect();
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert!(logged[0].as_deref().is_some_and(|error| error.contains("disk on fire")), "{logged:?}");
 }

@@ -6,7 +6,7 @@
 //! `tokio/src/sync/tests/semaphore_batch.rs` and `tokio/src/sync/tests/notify.rs`. Each test names
 //! the tokio test it translates.
 //!
-//! Names: tokio-test's `task::spawn(fut)`, `.poll()` and `.is_woken()` are [`Mock`] below.
+//! Names: tokio-test's `task::spawn(fut)`, `.poll()` and `.is_woken()` are `common/mock_task.rs`'s `MockTask`.
 //! `try_lock`/`try_read`/`try_write` give an `Option` (tokio: a `Result`); the owned methods take
 //! `&Arc<Self>` (tokio: `self: Arc<Self>`, hence no `.clone()` at the call). tokio's internal
 //! `batch_semaphore::Semaphore` has `acquire(n)` and `release(n)` with no permit guard: here they
@@ -22,10 +22,9 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Wake, Waker};
+use std::task::{Context, RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::Duration;
 
 use klaw::sync::{
@@ -35,57 +34,10 @@ use klaw::sync::{
 
 // ---- Helpers.
 
-/// Counts the wake-ups of the waker it backs.
-#[derive(Default)]
-struct Woken(AtomicUsize);
+#[path = "common/mock_task.rs"]
+mod mock_task;
 
-impl Wake for Woken {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A future polled by hand with its own waker, as tokio-test's `task::spawn`.
-struct Mock<F: Future> {
-    future: Pin<Box<F>>,
-    woken: Arc<Woken>,
-    waker: Waker,
-}
-
-fn mock<F: Future>(future: F) -> Mock<F> {
-    let woken = Arc::new(Woken::default());
-    Mock { future: Box::pin(future), waker: Waker::from(woken.clone()), woken }
-}
-
-impl<F: Future> Mock<F> {
-    /// Polls once; wake-ups before this poll are forgotten.
-    fn poll(&mut self) -> Poll<F::Output> {
-        self.woken.0.store(0, Ordering::SeqCst);
-        self.future.as_mut().poll(&mut Context::from_waker(&self.waker))
-    }
-
-    /// Woken since the last poll.
-    fn is_woken(&self) -> bool {
-        self.woken.0.load(Ordering::SeqCst) > 0
-    }
-}
-
-#[track_caller]
-fn ready<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("pending, expected ready"),
-    }
-}
-
-#[track_caller]
-fn pending<T>(poll: Poll<T>) {
-    assert!(poll.is_pending(), "ready, expected pending");
-}
+use mock_task::{mock, pending, ready};
 
 /// Runs `f` on its own thread: a deadlock fails the test after 30 seconds instead of hanging it.
 fn within_deadline<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {

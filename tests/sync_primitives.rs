@@ -2,17 +2,17 @@
 //!
 //! Ported from tokio's suites (`sync_mutex.rs`, `sync_rwlock.rs`, `sync_semaphore.rs`,
 //! `sync_semaphore_owned.rs`, `sync_barrier.rs`, `sync_notify.rs`), translated to klaw's API:
-//! tokio-test's mock task is [`MockTask`] here. Then klaw's own: for each primitive a
+//! tokio-test's mock task is `common/mock_task.rs`'s `MockTask`. Then klaw's own: for each primitive a
 //! cancelled acquire, lock or wait that loses nothing (dropped while queued, and dropped after
 //! it was woken but before it was polled again), the semaphore's fairness to `acquire_many`, a
 //! stress test of threads racing acquires, cancels and releases, wakers that come back into the
 //! primitive, and the primitives under a foreign executor.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use klaw::sync::{
@@ -22,56 +22,10 @@ use klaw::sync::{
 
 // ---- A mock task: polls a future by hand and records whether it was woken.
 
-#[derive(Default)]
-struct WakeCount(AtomicUsize);
+#[path = "common/mock_task.rs"]
+mod mock_task;
 
-impl Wake for WakeCount {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A future polled by hand, as tokio-test's `task::spawn`.
-struct MockTask<F: Future> {
-    future: Pin<Box<F>>,
-    count: Arc<WakeCount>,
-    waker: Waker,
-}
-
-fn mock<F: Future>(future: F) -> MockTask<F> {
-    let count = Arc::new(WakeCount::default());
-    MockTask { future: Box::pin(future), waker: Waker::from(count.clone()), count }
-}
-
-impl<F: Future> MockTask<F> {
-    /// Polls once; forgets the wake-ups before it.
-    fn poll(&mut self) -> Poll<F::Output> {
-        self.count.0.store(0, Ordering::SeqCst);
-        self.future.as_mut().poll(&mut Context::from_waker(&self.waker))
-    }
-
-    /// Woken since the last poll.
-    fn is_woken(&self) -> bool {
-        self.count.0.load(Ordering::SeqCst) > 0
-    }
-}
-
-#[track_caller]
-fn ready<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("pending, expected ready"),
-    }
-}
-
-#[track_caller]
-fn pending<T>(poll: Poll<T>) {
-    assert!(poll.is_pending(), "ready, expected pending");
-}
+use mock_task::{mock, pending, ready};
 
 /// Runs `test` on a thread, failing (not hanging) if it takes more than `seconds`: a lost
 /// wake-up, or a lock taken twice by one thread, shows as a timeout.

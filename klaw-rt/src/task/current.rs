@@ -171,13 +171,8 @@ pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
     if descendants.is_empty() {
         return;
     }
-    match ADOPTER.with(Cell::get) {
-        Some(adopter) => {
-            // SAFETY: `Adopter::adopting` set the pointer from a reference it borrows for as
-            // long as the pointer is set (it restores the previous one before returning), so
-            // the adopter is alive here.
-            let adopter = unsafe { adopter.as_ref() };
-            let parent = adopter.descendants();
+    match frame_descendants() {
+        Some(parent) => {
             debug_assert!(!Arc::ptr_eq(&parent, descendants), "a frame adopts its own children");
             descendants.then_parent(parent);
         }
@@ -188,11 +183,12 @@ pub(crate) fn hand_over(descendants: &Arc<Descendants>) {
     }
 }
 
-/// The descendants of the innermost frame on this thread (made if it had none yet): where a
-/// scope dropped here hands what failed in it. `None` outside any frame.
+/// The descendants of the innermost frame on this thread (made if it had none yet): what a
+/// scope dropped here hands its children and its failures to. `None` outside any frame.
 pub(crate) fn frame_descendants() -> Option<Arc<Descendants>> {
     let adopter = ADOPTER.with(Cell::get)?;
-    // SAFETY: as in `hand_over`: the adopter is alive while its pointer is set.
+    // SAFETY: `Adopter::adopting` set the pointer from a reference it borrows for as long as the
+    // pointer is set (it restores the previous one before returning), so the adopter is alive.
     Some(unsafe { adopter.as_ref() }.descendants())
 }
 
