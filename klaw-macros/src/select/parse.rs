@@ -1,6 +1,6 @@
 //! Parsing: `biased;`, then arms `kind => body`, separated by commas (optional after a block).
 
-use syn::parse::{Parse, ParseStream, Parser};
+use syn::parse::{Parse, ParseStream, Parser, discouraged::Speculative};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprCall, ExprPath, Pat, Token};
 
@@ -69,14 +69,6 @@ fn pattern(input: ParseStream<'_>) -> syn::Result<Pat> {
                  the arm a future that never completes when it should not run, e.g. \
                  `async { if ready { fut.await } else { std::future::pending().await } } -> x => ...`",
             );
-            // The rest of the arm goes with it (the condition, `=>` and the body), so the arms
-            // after it still parse on their own.
-            while !input.is_empty() && !input.peek(Token![=>]) {
-                input.parse::<proc_macro2::TokenTree>()?;
-            }
-            if input.parse::<Token![=>]>().is_ok() {
-                let _ = Expr::parse_with_earlier_boundary_rule(input);
-            }
             return Err(error);
         }
         let token: proc_macro2::TokenTree = input.parse()?;
@@ -218,6 +210,32 @@ fn skip_past_comma(input: ParseStream<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+/// Skips a bad arm from its first token: its head up to the top-level `=>` (past a tokio-style
+/// `, if cond`), then its body as an arm's body parses (a block ends at its `}`), then the comma
+/// after it, if any. The arm after a bad one with a block body and no comma is kept, where a
+/// skip to the next comma would swallow it, with its errors and its code.
+fn skip_bad_arm(input: ParseStream<'_>) -> syn::Result<()> {
+    while !input.is_empty() && !input.peek(Token![=>]) {
+        if input.peek(Token![,]) && !input.peek2(Token![if]) {
+            return skip_past_comma(input); // no `=>`: the arm ends at its comma
+        }
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
+    if input.is_empty() {
+        return Ok(());
+    }
+    input.parse::<Token![=>]>()?;
+    let fork = input.fork();
+    if Expr::parse_with_earlier_boundary_rule(&fork).is_ok() {
+        input.advance_to(&fork);
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+        }
+        return Ok(());
+    }
+    skip_past_comma(input)
+}
+
 fn is_block_like(expr: &Expr) -> bool {
     matches!(
         expr,
@@ -247,11 +265,16 @@ impl Parse for ParsedSelect {
         let mut arms = Vec::new();
         let mut errors = Errors::default();
         while !input.is_empty() {
-            let arm = match input.parse::<Arm>() {
-                Ok(arm) => arm,
+            // Parsed on a fork: a bad arm is skipped from its start, whatever the parse took.
+            let fork = input.fork();
+            let arm = match fork.parse::<Arm>() {
+                Ok(arm) => {
+                    input.advance_to(&fork);
+                    arm
+                }
                 Err(error) => {
                     errors.push(error);
-                    skip_past_comma(input)?;
+                    skip_bad_arm(input)?;
                     continue;
                 }
             };
