@@ -580,6 +580,29 @@ fn semaphore_adding_past_max_permits_panics() {
     semaphore.add_permits(1);
 }
 
+/// Held permits count towards `MAX_PERMITS`: they come back. Adding past it while some are
+/// out panics at `add_permits`, instead of leaving more than `MAX_PERMITS` free once they are
+/// back (for an `RwLock`, whose write takes them all, a write that could never be granted).
+#[test]
+fn semaphore_held_permits_count_towards_max_permits() {
+    let semaphore = Semaphore::new(Semaphore::MAX_PERMITS);
+    let held = semaphore.try_acquire_many(2).unwrap();
+    let added = std::panic::catch_unwind(|| semaphore.add_permits(1));
+    assert!(added.is_err(), "adding a permit while all MAX_PERMITS exist did not panic");
+    drop(held);
+    assert_eq!(semaphore.available_permits(), Semaphore::MAX_PERMITS);
+
+    // Forgotten permits do not come back: their place can be added again.
+    semaphore.try_acquire_many(2).unwrap().forget();
+    assert_eq!(semaphore.forget_permits(1), 1);
+    semaphore.add_permits(3);
+    assert_eq!(semaphore.available_permits(), Semaphore::MAX_PERMITS);
+    let owned = std::sync::Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
+    owned.clone().try_acquire_owned().unwrap().forget();
+    owned.add_permits(1);
+    assert_eq!(owned.available_permits(), Semaphore::MAX_PERMITS);
+}
+
 #[test]
 #[should_panic(expected = "at most Semaphore::MAX_PERMITS")]
 fn semaphore_created_past_max_permits_panics() {

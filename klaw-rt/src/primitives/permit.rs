@@ -34,6 +34,16 @@ impl<'a> SemaphorePermit<'a> {
     /// assert_eq!(semaphore.available_permits(), 1);
     /// ```
     pub fn forget(mut self) {
+        let permits = std::mem::take(&mut self.permits);
+        if permits > 0 {
+            self.semaphore.forget_held(permits);
+        }
+    }
+
+    /// Keeps these permits taken with no permit holding them: whoever detaches them gives them
+    /// back with `Semaphore::give_back` (an owned `RwLock` guard, which holds the lock's `Arc`
+    /// and counts its permits itself). Unlike `forget`, they still count as the semaphore's.
+    pub(super) fn detach(mut self) {
         self.permits = 0;
     }
 
@@ -125,7 +135,10 @@ impl OwnedSemaphorePermit {
     /// assert_eq!(semaphore.available_permits(), 0);
     /// ```
     pub fn forget(mut self) {
-        self.permits = 0;
+        let permits = std::mem::take(&mut self.permits);
+        if permits > 0 {
+            self.semaphore.forget_held(permits);
+        }
     }
 
     /// How many permits this holds.

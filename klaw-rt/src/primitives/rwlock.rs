@@ -118,7 +118,7 @@ impl<T> RwLock<T> {
     /// assert!(lock.try_write().is_none());
     /// ```
     pub fn try_read_owned(self: &Arc<Self>) -> Option<OwnedRwLockReadGuard<T>> {
-        self.permits.try_acquire().ok()?.forget();
+        self.permits.try_acquire().ok()?.detach();
         Some(OwnedRwLockReadGuard { lock: self.clone(), permits: 1 })
     }
 }
@@ -215,7 +215,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(lock.try_read().is_none());
     /// ```
     pub fn try_write_owned(self: &Arc<Self>) -> Option<OwnedRwLockWriteGuard<T>> {
-        self.permits.try_acquire_many(MAX_READS).ok()?.forget();
+        self.permits.try_acquire_many(MAX_READS).ok()?.detach();
         Some(OwnedRwLockWriteGuard { lock: self.clone(), permits: MAX_READS })
     }
 
@@ -335,7 +335,7 @@ impl<T> Future for ReadOwned<'_, T> {
     type Output = OwnedRwLockReadGuard<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).forget();
+        granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).detach();
         let lock = self.lock.take().expect("`ReadOwned` polled after it completed");
         Poll::Ready(OwnedRwLockReadGuard { lock, permits: 1 })
     }
@@ -362,7 +362,7 @@ impl<T: ?Sized> Future for WriteOwned<'_, T> {
     type Output = OwnedRwLockWriteGuard<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).forget();
+        granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).detach();
         let lock = self.lock.take().expect("`WriteOwned` polled after it completed");
         Poll::Ready(OwnedRwLockWriteGuard { lock, permits: MAX_READS })
     }

@@ -56,6 +56,10 @@ struct State {
     /// Free permits. While anyone waits (and the semaphore is open) this is 0: a permit that
     /// comes back goes to the first in line.
     permits: usize,
+    /// Permits that exist: free, gathered by a waiter, granted or held (not forgotten).
+    /// `add_permits` keeps it at most `MAX_PERMITS`, so the free ones never exceed that, however
+    /// many come back.
+    total: usize,
     closed: bool,
     queue: Queue<Waiter>,
     /// Acquires given all their permits that have not been polled since. The permits are
@@ -143,6 +147,7 @@ impl Semaphore {
         Semaphore {
             state: Mutex::new(State {
                 permits,
+                total: permits,
                 closed: false,
                 queue: Queue::new(),
                 granted: BTreeSet::new(),
@@ -169,7 +174,8 @@ impl Semaphore {
     /// too, but gives none out.
     ///
     /// # Panics
-    /// If the free permits would exceed [`MAX_PERMITS`](Self::MAX_PERMITS).
+    /// If the permits would exceed [`MAX_PERMITS`](Self::MAX_PERMITS): the free ones and those
+    /// held now (which come back), not counting those forgotten.
     ///
     /// ```
     /// let semaphore = klaw::sync::Semaphore::new(0);
@@ -179,17 +185,19 @@ impl Semaphore {
     pub fn add_permits(&self, n: usize) {
         let mut wake = Wake::default();
         let mut state = self.lock();
-        let total = state.permits.checked_add(n).filter(|total| *total <= Self::MAX_PERMITS);
+        let total = state.total.checked_add(n).filter(|total| *total <= Self::MAX_PERMITS);
         let Some(total) = total else {
-            let free = state.permits;
+            let (free, had) = (state.permits, state.total);
             drop(state);
             panic!(
-                "adding {n} permits to the {free} free ones would exceed Semaphore::MAX_PERMITS \
-                 ({})",
+                "adding {n} permits to the {had} of this semaphore ({free} free, the others held \
+                 and coming back) would exceed Semaphore::MAX_PERMITS ({}): add fewer, or forget \
+                 some first",
                 Self::MAX_PERMITS
             );
         };
-        state.permits = total;
+        state.total = total;
+        state.permits += n;
         state.hand_out(&mut wake);
         drop(state);
         wake.wake();
@@ -207,6 +215,7 @@ impl Semaphore {
         let mut state = self.lock();
         let forgotten = state.permits.min(n);
         state.permits -= forgotten;
+        state.total -= forgotten;
         forgotten
     }
 
@@ -379,6 +388,11 @@ impl Semaphore {
         }
         state.permits -= n;
         Ok(())
+    }
+
+    /// `n` held permits are forgotten (a permit's `forget`): they will not come back.
+    pub(super) fn forget_held(&self, n: usize) {
+        self.lock().total -= n;
     }
 
     /// Gives `n` permits back (a permit's drop).
