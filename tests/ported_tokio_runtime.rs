@@ -905,6 +905,58 @@ fn child_a_runtime_in_a_thread_local_is_dropped_when_its_thread_ends() {
     }
 }
 
+/// A runtime in a thread-local whose destructor runs after some of klaw's own thread-locals
+/// are gone (thread-locals are destroyed in the reverse order of their first use, here klaw's
+/// frames and clock after the runtime's, its context before) still shuts down, its tasks
+/// dropped, instead of aborting the process on a destroyed thread-local.
+#[test]
+fn a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down() {
+    in_child("child_a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down");
+}
+
+#[test]
+#[ignore = "run in a child process by \
+            a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down"]
+fn child_a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down() {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static R: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+    }
+
+    for workers in FLAVOURS {
+        let (dropped_tx, dropped) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            // klaw's runtime context is first used before the runtime is stored: it outlives it.
+            assert!(Handle::current().is_err());
+            let runtime = rt(workers);
+            let (started_tx, started) = mpsc::channel();
+            drop(runtime.spawn(async move {
+                let _dropped = dropped_tx;
+                started_tx.send(()).unwrap();
+                klaw::cancel::move_on_after(Duration::from_secs(3600), async {
+                    klaw::scope!(|s| {
+                        s.spawn_local(std::future::pending::<()>());
+                        Ok(())
+                    })
+                })
+                .await
+            }));
+            started.recv_timeout(DEADLINE).unwrap();
+            R.with(|cell| *cell.borrow_mut() = Some(runtime));
+            // klaw's frames and clock are first used after it: they are destroyed before it.
+            klaw::runtime::block_on(async {
+                let _ = klaw::cancel::move_on_after(ms(1), async { klaw::cancel::is_cancelled() })
+                    .await;
+            });
+        })
+        .join()
+        .unwrap();
+        // The task was dropped by the shutdown (its sender with it).
+        assert_eq!(dropped.recv_timeout(DEADLINE), Err(mpsc::RecvTimeoutError::Disconnected));
+    }
+}
+
 /// tokio: `ping_pong_saturation`: pairs of tasks that keep handing each other messages (which
 /// the executor runs next on the worker, like tokio's LIFO slot) do not keep a task that
 /// yields from running.

@@ -19,6 +19,11 @@ thread_local! {
     static FRAMES: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
 }
 
+/// True once this thread's frames were destroyed (at its end).
+pub(crate) fn destroyed() -> bool {
+    FRAMES.try_with(|_| ()).is_err()
+}
+
 pub(crate) enum FrameKind {
     Region(Arc<RegionState>),
     Shield,

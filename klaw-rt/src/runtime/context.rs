@@ -45,9 +45,15 @@ impl Drop for ContextGuard {
     }
 }
 
-/// True while this thread's thread-locals are being destroyed (its end): klaw's may be gone.
+/// True while this thread's thread-locals are being destroyed (its end) and one of klaw's that
+/// a shutdown reads is gone already. Those are the ones with a destructor: this context, the
+/// cancel frames and the virtual clock. (The others are `Cell`s of plain values, which are never
+/// destroyed.) Thread-locals go in the reverse order of their first use, so any of them may be
+/// gone while the others are not.
 pub(crate) fn thread_is_ending() -> bool {
     CURRENT.try_with(|_| ()).is_err()
+        || crate::cancel::frames::destroyed()
+        || crate::time::clock::destroyed()
 }
 
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {

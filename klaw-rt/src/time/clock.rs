@@ -311,6 +311,11 @@ thread_local! {
     static CURRENT: RefCell<Option<Arc<VirtualClock>>> = const { RefCell::new(None) };
 }
 
+/// True once this thread's clock slot was destroyed (at its end).
+pub(crate) fn destroyed() -> bool {
+    CURRENT.try_with(|_| ()).is_err()
+}
+
 /// The current thread's virtual clock, if it runs for a paused runtime.
 #[inline]
 pub(crate) fn current() -> Option<Arc<VirtualClock>> {
