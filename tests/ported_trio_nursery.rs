@@ -62,51 +62,14 @@ mod common;
 use std::error::Error as _;
 use std::future::{Future, pending};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::{Alive, Flag, SetOnDrop, runtime};
+use common::{Alive, Flag, SetOnDrop, in_task, runtime, with_deadline};
 use klaw::scope::{NotReady, Ready};
 use klaw::task::{BlockingTask, ExitReason, Fallible};
 use klaw::{CancelReason, Error, Task, TaskError};
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Runs `scenario` on a thread of its own: a hang fails the test after 30 s instead of blocking
-/// it; a panic in the scenario is the test's panic.
-fn with_deadline(scenario: impl FnOnce() + Send + 'static) {
-    let (done, finished) = mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        scenario();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(DEADLINE) {
-        Ok(()) => {}
-        Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("the scenario hung: no end within {DEADLINE:?}"),
-    }
-}
-
-/// Runs the future `make` gives as a klaw task on a two-worker runtime, within the deadline.
-fn in_task<F, Fut>(make: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    with_deadline(move || {
-        let rt = runtime(2);
-        match rt.block_on(rt.spawn(make())) {
-            Ok(()) => {}
-            Err(TaskError::Panicked(message)) => panic!("{message}"),
-            Err(other) => panic!("the test's task ended with {other:?}"),
-        }
-    });
-}
 
 /// What trio's tests raise: an error that names who raised it.
 #[derive(Debug, PartialEq, thiserror::Error)]

@@ -122,3 +122,42 @@ pub fn failing(
         Err(FetchError(id))
     })
 }
+
+/// How long a scenario run by [`with_deadline`] may take before it counts as hung.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs `scenario` on a thread of its own: a hang fails the test after [`DEADLINE`] instead of
+/// blocking the suite, and a panic in it fails the test with its own message.
+pub fn with_deadline(scenario: impl FnOnce() + Send + 'static) {
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    let (done, finished) = mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        scenario();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(DEADLINE) {
+        Ok(()) => {}
+        Err(RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(RecvTimeoutError::Timeout) => panic!("the scenario hung: no end within {DEADLINE:?}"),
+    }
+}
+
+/// Runs the future `make` gives as a klaw task on a two-worker runtime, within [`DEADLINE`].
+pub fn in_task<F, Fut>(make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    with_deadline(move || {
+        let rt = runtime(2);
+        match rt.block_on(rt.spawn(make())) {
+            Ok(()) => {}
+            Err(klaw::TaskError::Panicked(message)) => panic!("{message}"),
+            Err(other) => panic!("the test's task ended with {other:?}"),
+        }
+    });
+}

@@ -17,6 +17,7 @@ use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::state::Tie;
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
+use crate::task::guard;
 use crate::time::{self, Sleep};
 
 /// A cancel region, as in trio: the future it runs is dropped when the region is cancelled by
@@ -374,11 +375,16 @@ pin_project! {
             // the enclosing frame (or, outside any klaw task, wait for it right here).
             let adopter: &Adopter = this.adopter;
             let mut future = this.future;
-            adopter.adopting(|| future.set(None));
-            if let Some(descendants) = adopter.running() {
-                current::hand_over(&descendants); // with what failed in them, now and later
-            }
-            current::hand_over_failures(adopter.take_failures());
+            // A destructor in the future that panics still leaves what it started handed over.
+            guard::drop_then(
+                || adopter.adopting(|| future.set(None)),
+                || {
+                    if let Some(descendants) = adopter.running() {
+                        current::hand_over(&descendants); // with what failed in them, now and later
+                    }
+                    current::hand_over_failures(adopter.take_failures());
+                },
+            );
         }
     }
 }

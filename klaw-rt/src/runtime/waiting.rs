@@ -12,13 +12,14 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::runtime::blocking::BlockingJob;
 use crate::runtime::limit::{Admission, Deferred, Limit, Slot};
 use crate::runtime::spawn::{Accounting, ParentLink};
-use crate::task::Outcome;
-use crate::task::core::{Completer, Header};
+use crate::task::core::{Completer, Header, HeaderRef};
+use crate::task::descendants::Failures;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
+use crate::task::state::Kind;
+use crate::task::{Outcome, TaskError, TaskId};
 
 /// Starts `child` now if its scope's limit has a free slot; else it waits its turn.
 pub(crate) fn admit<C: Deferred + Launch>(limit: &std::sync::Arc<Limit>, child: C) {
@@ -100,10 +101,15 @@ where
         }
     }
 
-    fn runner(self, limit: &Limit, starts: bool) -> AsyncRunner<F, M, Accounting<P>> {
+    fn runner<R: Report<M::Err>>(
+        self,
+        limit: &Limit,
+        starts: bool,
+        report: impl FnOnce(Accounting<P>) -> R,
+    ) -> AsyncRunner<F, M, R> {
         let Unpacked { body, completer, timeout, span, accounting } =
             self.parts.unpack(limit, starts);
-        AsyncRunner::new(body, completer, timeout, span, accounting)
+        AsyncRunner::new(body, completer, timeout, span, report(accounting))
     }
 }
 
@@ -113,18 +119,12 @@ where
     M: Outcome<F::Output> + 'static,
     P: ParentLink<M::Err>,
 {
-    /// Runs the child, holding `slot` until it has ended (its runner has published, after every
-    /// descendant).
+    /// Runs the child, holding `slot` until it has ended (see [`SlotHeld`]).
     fn launch(self, limit: &Limit, slot: Slot) {
         let Some(executor) = limit.runtime().spawner() else {
             return Deferred::end_unstarted(Box::new(self), limit); // the runtime is gone
         };
-        let runner = self.runner(limit, true);
-        executor.spawn(async move {
-            runner.await;
-            // The next waiting child starts here: this worker runs it next.
-            crate::runtime::executor::at_end_of_run(|| drop(slot));
-        });
+        executor.spawn(self.runner(limit, true, |report| SlotHeld { report, slot }));
     }
 }
 
@@ -143,7 +143,8 @@ where
     }
 
     fn end_unstarted(self: Box<Self>, limit: &Limit) {
-        drop(self.runner(limit, false)); // unpolled, it publishes its cancellation and ends
+        // Unpolled, it publishes its cancellation and ends.
+        drop(self.runner(limit, false, |report| report));
     }
 }
 
@@ -177,9 +178,14 @@ where
         }
     }
 
-    fn runner(self, limit: &Limit, starts: bool) -> BlockingRunner<F, O, M, Accounting<P>> {
+    fn runner<R: Report<M::Err>>(
+        self,
+        limit: &Limit,
+        starts: bool,
+        report: impl FnOnce(Accounting<P>) -> R,
+    ) -> BlockingRunner<F, O, M, R> {
         let Unpacked { body, completer, span, accounting, .. } = self.parts.unpack(limit, starts);
-        BlockingRunner::new(body, completer, span, accounting)
+        BlockingRunner::new(body, completer, span, report(accounting))
     }
 }
 
@@ -190,11 +196,12 @@ where
     M: Outcome<O> + 'static,
     P: ParentLink<M::Err>,
 {
-    /// Queues the child on the blocking pool, holding `slot` until it has ended.
+    /// Queues the child on the blocking pool, holding `slot` until it has ended (see
+    /// [`SlotHeld`]).
     fn launch(self, limit: &Limit, slot: Slot) {
-        let runner = self.runner(limit, true);
+        let runner = self.runner(limit, true, |report| SlotHeld { report, slot });
         let header = runner.header_ref();
-        limit.runtime().shared.blocking.submit(Box::new(Slotted { runner, slot }), header);
+        limit.runtime().shared.blocking.submit(Box::new(runner), header);
     }
 }
 
@@ -214,25 +221,45 @@ where
     }
 
     fn end_unstarted(self: Box<Self>, limit: &Limit) {
-        drop(self.runner(limit, false)); // unrun, it publishes its cancellation and ends
+        // Unrun, it publishes its cancellation and ends.
+        drop(self.runner(limit, false, |report| report));
     }
 }
 
-/// A blocking child that holds a slot of its scope's limit, given back once it has ended.
-struct Slotted<F, O, M: Outcome<O>, R: Report<M::Err>> {
-    runner: BlockingRunner<F, O, M, R>,
+/// A started child's report, holding its slot of the scope's limit. The slot is given back when
+/// the child has ended: after its output is published, which, when its body left descendants
+/// running (scopes it dropped), is when the last of them ends, not when its runner returns. So
+/// the next waiting child never runs beside what the one before it started.
+struct SlotHeld<R> {
+    report: R,
     slot: Slot,
 }
 
-impl<F, O, M, R> BlockingJob for Slotted<F, O, M, R>
-where
-    F: FnOnce() -> O + Send + 'static,
-    M: Outcome<O>,
-    R: Report<M::Err>,
-{
-    fn run(self: Box<Self>) {
-        let Slotted { runner, slot } = *self;
-        runner.run();
-        drop(slot);
+impl<E, R: Report<E>> Report<E> for SlotHeld<R> {
+    fn shutting_down(&self) -> bool {
+        self.report.shutting_down()
+    }
+
+    fn first_wait(&mut self, task: HeaderRef) {
+        self.report.first_wait(task);
+    }
+
+    fn raced(&self, id: TaskId, error: TaskError<E>) {
+        self.report.raced(id, error);
+    }
+
+    fn adopted(&self, failures: Failures) {
+        self.report.adopted(failures);
+    }
+
+    fn before_publish(&self, kind: Kind, id: TaskId, waited: bool) {
+        self.report.before_publish(kind, id, waited);
+    }
+
+    fn ended(self) {
+        let SlotHeld { report, slot } = self;
+        report.ended();
+        // The next waiting child starts here: this worker runs it next.
+        crate::runtime::executor::at_end_of_run(|| drop(slot));
     }
 }

@@ -17,6 +17,7 @@ use crate::scope::{LocalChild, Scope, ScopeOptions};
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 use crate::task::error::{BoxError, TaskError};
+use crate::task::guard;
 use crate::time::{self, Elapsed, Sleep};
 
 /// The body of a scope, as `scope!` boxes it: a future of `Result<T, E>`, where `E` is
@@ -377,19 +378,28 @@ impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
         }
         let in_a_frame = frame.is_some();
         shared.abandon(frame);
-        let (body, locals, scope) = (&mut self.body, &mut self.locals, self.scope);
-        self.adopter.adopting(|| {
-            *body = None;
-            locals.clear();
-            drop(scope.take_locals());
-        });
-        current::hand_over(&shared.descendants);
-        current::hand_over(&shared.background);
-        if !in_a_frame {
-            // Outside any frame the hand-overs above waited for every child: what failed since
-            // the scope was abandoned (in scopes its body dropped, which hand their failures to
-            // this one) is all in its list now, and nothing above takes it.
-            shared.log_abandoned();
-        }
+        let (body, locals, scope, adopter) =
+            (&mut self.body, &mut self.locals, self.scope, &self.adopter);
+        // A destructor in the body that panics still leaves the children handed over.
+        guard::drop_then(
+            || {
+                adopter.adopting(|| {
+                    *body = None;
+                    locals.clear();
+                    drop(scope.take_locals());
+                });
+            },
+            || {
+                current::hand_over(&shared.descendants);
+                current::hand_over(&shared.background);
+                if !in_a_frame {
+                    // Outside any frame the hand-overs above waited for every child: what
+                    // failed since the scope was abandoned (in scopes its body dropped, which
+                    // hand their failures to this one) is all in its list now, and nothing
+                    // above takes it.
+                    shared.log_abandoned();
+                }
+            },
+        );
     }
 }

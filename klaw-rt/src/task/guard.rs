@@ -55,6 +55,18 @@ pub(crate) fn drop_contained<T>(value: T) {
     contained(move || drop(value));
 }
 
+/// Runs `drop` (which drops user code: a scope's body, a region's future), then `then` even if a
+/// destructor in `drop` panicked, then goes on with that panic. `then` is what makes the drop
+/// an end (handing what still runs to the enclosing frame, or waiting for it): a panic that
+/// skipped it would leave children running past the end of the scope that started them.
+pub(crate) fn drop_then(drop: impl FnOnce(), then: impl FnOnce()) {
+    let dropped = catch_unwind(AssertUnwindSafe(drop));
+    then();
+    if let Err(payload) = dropped {
+        std::panic::resume_unwind(payload);
+    }
+}
+
 /// Runs `f`, which drops values of user code, so that a panic in it cannot unwind into the
 /// runtime.
 pub(crate) fn contained(f: impl FnOnce()) {

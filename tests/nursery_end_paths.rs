@@ -1,0 +1,822 @@
+//! The nursery guarantee along every way a future can end: completed, dropped by a region
+//! (deadline, cancel scope), dropped by a sibling failure, dropped by a foreign executor, dropped
+//! by the runtime's shutdown; combined with local, blocking, `start` and background children,
+//! limited scopes, child sets, supervisor scopes, panicking destructors, a child that is itself a
+//! scope, and cancels racing completion.
+//!
+//! What each test asserts is klaw's contract (the book's Scopes and Cancellation chapters): a
+//! task, region or scope ends only after every descendant has ended, transitively; a limited
+//! scope's slot is given back only when its child has ended, after everything it started;
+//! nothing that failed is lost, and nothing is reported twice; the first terminal state of a task
+//! wins.
+//!
+//! Every test runs its scenario on a thread of its own with a 30 s deadline (`with_deadline`,
+//! `in_task`), so a hang fails instead of blocking. None asserts how long anything took: the slow
+//! destructors and sleeps only widen the windows in which a broken guarantee can be seen.
+
+mod common;
+
+use std::future::pending;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Alive, FetchError, Flag, in_task, runtime, with_deadline};
+use klaw::scope::Ready;
+use klaw::task::BlockingTask;
+use klaw::{CancelReason, Error, Task, TaskError};
+
+/// Waits (in a task) until `done` holds, a millisecond at a time.
+async fn until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        klaw::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// How many are inside at once, and the most there ever were.
+#[derive(Clone, Default)]
+struct Gauge {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+/// Inside a gauge from when it is made until it is dropped; its drop takes a while.
+struct Inside {
+    gauge: Gauge,
+    drop_takes: Duration,
+}
+
+impl Gauge {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, SeqCst);
+    }
+    fn most(&self) -> usize {
+        self.most.load(SeqCst)
+    }
+    fn inside(&self, drop_takes: Duration) -> Inside {
+        self.enter();
+        Inside { gauge: self.clone(), drop_takes }
+    }
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        std::thread::sleep(self.drop_takes);
+        self.gauge.leave();
+    }
+}
+
+/// Panics when dropped (unless already unwinding): a destructor that fails.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a destructor in the scope's body panicked");
+        }
+    }
+}
+
+/// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
+fn fetch_ids(error: &Error) -> Vec<u32> {
+    let errors: Vec<&Error> = match error {
+        Error::Scope(scope) => scope.errors().iter().collect(),
+        other => vec![other],
+    };
+    errors
+        .into_iter()
+        .map(|error| match error {
+            Error::Task { error: TaskError::Failed(failure), .. } => {
+                failure.downcast_ref::<FetchError>().expect("a FetchError").0
+            }
+            other => panic!("not a failed fetch: {other:?}"),
+        })
+        .collect()
+}
+
+fn is_cancelled(result: &Result<(), Error>) -> bool {
+    matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. }))
+}
+
+// ---- 1. Limited scopes: a slot is held until everything the child started has ended ----------
+
+/// A child cancelled through its handle drops its own scope, whose blocking grandchild runs on;
+/// the child ends (and gives its slot back) only after that grandchild: the next waiting child
+/// must not run alongside it.
+#[test]
+fn limit_slot_is_held_until_a_cancelled_childs_blocking_grandchild_has_ended() {
+    in_task(|| async move {
+        let gauge = Gauge::default();
+        let started = Flag::default();
+        let (grandchild_gauge, grandchild_started) = (gauge.clone(), started.clone());
+        let next_gauge = gauge.clone();
+        klaw::scope!(limit = 1, |s| {
+            let first = s.spawn(async move {
+                let _ = klaw::scope!(|inner| {
+                    inner.spawn_blocking(move || {
+                        grandchild_gauge.enter();
+                        grandchild_started.set();
+                        std::thread::sleep(Duration::from_millis(150));
+                        grandchild_gauge.leave();
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                });
+            });
+            s.spawn(async move {
+                next_gauge.enter();
+                next_gauge.leave();
+            });
+            until(|| started.is_set()).await;
+            first.cancel("stop");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            gauge.most(),
+            1,
+            "the next child ran while the cancelled child's grandchild ran"
+        );
+    });
+}
+
+/// The same through the child's own timeout (a supervisor scope, so the timeout cancels nobody
+/// else), with an async grandchild whose drop takes a while.
+#[test]
+fn limit_slot_is_held_until_a_timed_out_childs_grandchild_is_dropped() {
+    in_task(|| async move {
+        let gauge = Gauge::default();
+        let (grandchild_gauge, next_gauge) = (gauge.clone(), gauge.clone());
+        let result = klaw::scope!(supervisor, limit = 1, |s| {
+            s.spawn(
+                Task::new(async move {
+                    let _ = klaw::scope!(|inner| {
+                        inner.spawn(async move {
+                            let _inside = grandchild_gauge.inside(Duration::from_millis(150));
+                            pending::<()>().await;
+                        });
+                        pending::<()>().await;
+                        Ok(())
+                    });
+                })
+                .timeout(Duration::from_millis(30)),
+            );
+            s.spawn(async move {
+                next_gauge.enter();
+                next_gauge.leave();
+            });
+            Ok(())
+        });
+        assert!(
+            matches!(result, Err(Error::Task { error: TaskError::TimedOut(_), .. })),
+            "{result:?}"
+        );
+        assert_eq!(
+            gauge.most(),
+            1,
+            "the next child ran while the timed-out child's grandchild ran"
+        );
+    });
+}
+
+/// A child set under a limit, in a task cancelled from outside: every child, running or
+/// waiting, has ended when the task's handle resolves, and no waiting child ever started.
+#[test]
+fn a_limited_child_set_in_a_cancelled_task_ends_every_child_before_the_handle_resolves() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let started = Arc::new(AtomicUsize::new(0));
+        let (children, count) = (alive.clone(), started.clone());
+        let (ready_tx, ready) = mpsc::channel();
+        let task = rt.spawn(async move {
+            klaw::scope!(limit = 2, |s| {
+                let mut set = s.child_set();
+                for _ in 0..10 {
+                    let guard = children.guard(Duration::from_millis(30));
+                    let started = count.clone();
+                    set.spawn(async move {
+                        started.fetch_add(1, SeqCst);
+                        let _guard = guard;
+                        pending::<()>().await;
+                    });
+                }
+                until(|| count.load(SeqCst) == 2).await;
+                ready_tx.send(()).unwrap();
+                let _ = set.next_finished().await;
+                Ok(())
+            })
+        });
+        ready.recv_timeout(Duration::from_secs(10)).unwrap();
+        task.cancel("stop");
+        let result = rt.block_on(task);
+        assert_eq!(result.unwrap_err(), TaskError::Cancelled(CancelReason::user("stop")));
+        assert_eq!(alive.count(), 0, "the handle resolved while children of the set were alive");
+        assert_eq!(started.load(SeqCst), 2, "a waiting child started");
+    });
+}
+
+/// A waiting child cancelled through its handle while the running one ends and frees the slot:
+/// the first terminal state wins, every time (a cancel that decided means `Cancelled`, one
+/// that did not means the value).
+#[test]
+fn a_cancel_racing_a_waiting_childs_start_is_decided_once() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        for round in 0..200u32 {
+            rt.block_on(async {
+                klaw::scope!(limit = 1, |s| {
+                    s.spawn(async {});
+                    let second = s.spawn(async { 5u32 });
+                    let canceller = second.task_ref();
+                    let racer = std::thread::spawn(move || {
+                        for _ in 0..(round % 20) * 50 {
+                            std::hint::spin_loop();
+                        }
+                        canceller.cancel("race")
+                    });
+                    let result = second.await;
+                    let decided = racer.join().unwrap();
+                    match result {
+                        Ok(5) => assert!(!decided, "round {round}: a cancel that decided lost"),
+                        Err(Error::Task { error: TaskError::Cancelled(_), .. }) => {
+                            assert!(decided, "round {round}: cancelled, though no cancel decided");
+                        }
+                        other => panic!("round {round}: {other:?}"),
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            });
+        }
+    });
+}
+
+// ---- 2. Panicking destructors: a drop that unwinds still hands the children over ------------
+
+/// A task is cancelled; its scope's body holds a value whose destructor panics. The task's handle
+/// resolves only after the scope's child has ended.
+#[test]
+fn a_cancelled_task_whose_scope_body_panics_on_drop_resolves_after_the_children() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        let (spawned_tx, spawned) = mpsc::channel();
+        let task = rt.spawn(async move {
+            klaw::scope!(|s| {
+                let _bomb = PanicOnDrop;
+                let guard = children.guard(Duration::from_millis(150));
+                s.spawn(async move {
+                    let _guard = guard;
+                    pending::<()>().await;
+                });
+                spawned_tx.send(()).unwrap();
+                pending::<()>().await;
+                Ok(())
+            })
+        });
+        spawned.recv_timeout(Duration::from_secs(10)).unwrap();
+        task.cancel("stop");
+        let result = rt.block_on(task);
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(alive.count(), 0, "the handle resolved while the scope's child was alive");
+    });
+}
+
+/// A scope future whose body panics on drop, dropped outside any task: the drop still blocks
+/// until the children have ended, as `std::thread::scope` does.
+#[test]
+fn a_scope_whose_body_panics_on_drop_dropped_outside_any_task_blocks_until_its_children_end() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        rt.block_on(async move {
+            let mut scope = Box::pin(async move {
+                klaw::scope!(|s| {
+                    let _bomb = PanicOnDrop;
+                    let guard = children.guard(Duration::from_millis(150));
+                    s.spawn(async move {
+                        let _guard = guard;
+                        pending::<()>().await;
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                })
+            });
+            assert!(futures_lite::future::poll_once(&mut scope).await.is_none());
+            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(scope)));
+            assert!(dropped.is_err(), "the destructor's panic comes out of the drop");
+            assert_eq!(alive.count(), 0, "the dropped scope detached its child");
+        });
+    });
+}
+
+/// A region's deadline drops a scope whose body panics on drop, inside a task: the panic makes
+/// the task `Panicked`, and its handle still resolves only after the scope's child has ended.
+#[test]
+fn a_region_dropping_a_scope_whose_body_panics_on_drop_still_outlives_its_children() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        let task = rt.spawn(async move {
+            let _ = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
+                klaw::scope!(|s| {
+                    let _bomb = PanicOnDrop;
+                    let guard = children.guard(Duration::from_millis(150));
+                    s.spawn(async move {
+                        let _guard = guard;
+                        pending::<()>().await;
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                })
+            })
+            .await;
+        });
+        let result = rt.block_on(task);
+        assert!(matches!(result, Err(TaskError::Panicked(_))), "{result:?}");
+        assert_eq!(alive.count(), 0, "the handle resolved while the scope's child was alive");
+    });
+}
+
+/// A local child whose destructor panics, dropped with its scope by a region: the panic stays
+/// in the child, and the region still waits for the scope's parallel child.
+#[test]
+fn a_local_child_panicking_on_drop_does_not_cut_the_regions_wait_short() {
+    in_task(|| async move {
+        let alive = Alive::default();
+        let children = alive.clone();
+        let outcome = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
+            klaw::scope!(|s| {
+                s.spawn_local(async {
+                    let _bomb = PanicOnDrop;
+                    pending::<()>().await;
+                });
+                let guard = children.guard(Duration::from_millis(150));
+                s.spawn(async move {
+                    let _guard = guard;
+                    pending::<()>().await;
+                });
+                pending::<()>().await;
+                Ok(())
+            })
+        })
+        .await;
+        assert!(outcome.is_none());
+        assert_eq!(alive.count(), 0, "the region returned while the scope's child was alive");
+    });
+}
+
+// ---- 3. Children that are scopes, local, started, background -------------------------------
+
+/// A local child that is itself a scope, cancelled through its handle: the handle resolves only
+/// after the grandchild it spawned in parallel has ended.
+#[test]
+fn a_local_child_that_is_a_scope_resolves_after_its_grandchildren_when_cancelled() {
+    in_task(|| async move {
+        let alive = Alive::default();
+        let children = alive.clone();
+        klaw::scope!(|s| {
+            let local = s.spawn_local(async {
+                let _ = klaw::scope!(|inner| {
+                    let guard = children.guard(Duration::from_millis(150));
+                    inner.spawn(async move {
+                        let _guard = guard;
+                        pending::<()>().await;
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                });
+            });
+            until(|| alive.count() == 1).await;
+            local.cancel("stop");
+            let result = local.await;
+            assert!(
+                matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
+                "{result:?}"
+            );
+            assert_eq!(
+                alive.count(),
+                0,
+                "the local child's handle resolved before its grandchild ended"
+            );
+            Ok(())
+        })
+        .unwrap();
+    });
+}
+
+/// A child started with `start` opens its own scope and reports ready from inside it; the outer
+/// scope is then cancelled: it returns only after the grandchild has ended.
+#[test]
+fn a_started_child_that_is_a_scope_is_waited_for_when_the_scope_is_cancelled() {
+    in_task(|| async move {
+        let alive = Alive::default();
+        let children = alive.clone();
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            let ((), _server) = s
+                .start(move |ready: Ready<()>| async move {
+                    let _ = klaw::scope!(|inner| {
+                        let guard = children.guard(Duration::from_millis(150));
+                        inner.spawn(async move {
+                            let _guard = guard;
+                            pending::<()>().await;
+                        });
+                        ready.ready(());
+                        pending::<()>().await;
+                        Ok(())
+                    });
+                })
+                .await?;
+            s.cancel("stop");
+            pending::<()>().await;
+            Ok(())
+        });
+        assert!(is_cancelled(&result), "{result:?}");
+        assert_eq!(
+            alive.count(),
+            0,
+            "the scope returned while the started child's grandchild was alive"
+        );
+    });
+}
+
+/// A background child of a scope that a region's deadline drops: the region returns only after
+/// the background child has ended.
+#[test]
+fn a_background_child_of_a_scope_dropped_by_a_region_is_waited_for() {
+    in_task(|| async move {
+        let alive = Alive::default();
+        let children = alive.clone();
+        let outcome = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
+            klaw::scope!(|s| {
+                let guard = children.guard(Duration::from_millis(150));
+                s.spawn_background(async move {
+                    let _guard = guard;
+                    pending::<()>().await;
+                });
+                pending::<()>().await;
+                Ok(())
+            })
+        })
+        .await;
+        assert!(outcome.is_none());
+        assert_eq!(alive.count(), 0, "the region returned while the background child was alive");
+    });
+}
+
+// ---- 4. Nothing that failed is lost, nothing is reported twice -------------------------------
+
+/// A supervisor scope dropped by a region's deadline; its child fails after the drop (its
+/// shielded cleanup ends, then it returns `Err`): the enclosing scope reports that failure, once.
+#[test]
+fn a_failure_after_a_supervisor_scope_was_dropped_reaches_the_enclosing_scope_once() {
+    in_task(|| async move {
+        let result: Result<(), Error> = klaw::scope!(|_s| {
+            let inner = async {
+                klaw::scope!(supervisor, |inner| {
+                    inner.spawn(Task::fallible(async {
+                        klaw::cancel::shield(klaw::time::sleep(Duration::from_millis(30))).await;
+                        Err::<(), _>(FetchError(1))
+                    }));
+                    pending::<()>().await;
+                    Ok(())
+                })
+            };
+            let _ = klaw::cancel::move_on_after(Duration::from_millis(5), inner).await;
+            Ok(())
+        });
+        assert_eq!(fetch_ids(&result.unwrap_err()), [1]);
+    });
+}
+
+/// A blocking grandchild that fails after its scope was dropped by a region inside a task
+/// child: the failure travels region -> task -> the task's scope, which reports it once.
+#[test]
+fn a_blocking_grandchilds_failure_after_its_scope_was_dropped_fails_the_outer_scope_once() {
+    in_task(|| async move {
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            s.spawn(async {
+                let inner = async {
+                    klaw::scope!(|inner| {
+                        inner.spawn(BlockingTask::fallible(|| {
+                            while !klaw::cancel::is_cancelled() {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            Err::<(), _>(FetchError(2))
+                        }));
+                        pending::<()>().await;
+                        Ok(())
+                    })
+                };
+                let _ = klaw::cancel::move_on_after(Duration::from_millis(10), inner).await;
+            });
+            // The failure fails this scope and cancels this wait; if it were lost, the body
+            // would return `Ok` after the wait.
+            klaw::time::sleep(Duration::from_secs(10)).await;
+            Ok(())
+        });
+        assert_eq!(fetch_ids(&result.unwrap_err()), [2]);
+    });
+}
+
+// ---- 5. Foreign executors, regions outside tasks ---------------------------------------------
+
+/// A scope future polled by a tokio runtime (inside `Runtime::block_on`, so klaw is current but
+/// no klaw frame is) and dropped by it when another branch wins: the drop blocks until the
+/// children have ended.
+#[test]
+fn a_scope_dropped_by_a_foreign_executor_blocks_until_its_children_end() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        rt.block_on(async move {
+            let tokio_rt =
+                tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let scope = async move {
+                let _ = klaw::scope!(|s| {
+                    let guard = children.guard(Duration::from_millis(150));
+                    s.spawn(async move {
+                        let _guard = guard;
+                        pending::<()>().await;
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                });
+            };
+            tokio_rt.block_on(futures_lite::future::or(scope, async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }));
+            assert_eq!(alive.count(), 0, "the foreign executor's drop detached the scope's child");
+        });
+    });
+}
+
+/// A scope spawned as a tokio task, and the tokio runtime dropped while it waits: tokio drops the
+/// future, and that drop blocks until the scope's children have ended.
+#[test]
+fn a_scope_in_a_foreign_runtime_that_is_dropped_blocks_until_its_children_end() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        rt.block_on(async move {
+            let tokio_rt =
+                tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let _join = tokio_rt.spawn(async move {
+                let _ = klaw::scope!(|s| {
+                    let guard = children.guard(Duration::from_millis(150));
+                    s.spawn(async move {
+                        let _guard = guard;
+                        pending::<()>().await;
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                });
+            });
+            tokio_rt.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+            assert_eq!(alive.count(), 1, "the scope ran under tokio");
+            drop(tokio_rt);
+            assert_eq!(alive.count(), 0, "the foreign runtime's drop detached the scope's child");
+        });
+    });
+}
+
+/// A region around a scope, polled once and dropped outside any task: the region's drop hands
+/// what the scope left running to no frame, so it blocks until that has ended.
+#[test]
+fn a_region_around_a_scope_dropped_outside_any_task_blocks_until_the_children_end() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        rt.block_on(async move {
+            let mut region =
+                Box::pin(klaw::cancel::move_on_after(Duration::from_secs(60), async move {
+                    klaw::scope!(|s| {
+                        let guard = children.guard(Duration::from_millis(150));
+                        s.spawn(async move {
+                            let _guard = guard;
+                            pending::<()>().await;
+                        });
+                        pending::<()>().await;
+                        Ok(())
+                    })
+                }));
+            assert!(futures_lite::future::poll_once(&mut region).await.is_none());
+            drop(region);
+            assert_eq!(alive.count(), 0, "the dropped region detached the scope's child");
+        });
+    });
+}
+
+// ---- 6. Runtime shutdown ---------------------------------------------------------------------
+
+/// The runtime is dropped while a task runs a scope whose child's own scope has a blocking
+/// grandchild that cannot be interrupted: the task's handle resolves (cancelled by the
+/// shutdown) only after that grandchild has returned.
+#[test]
+fn a_dropped_runtimes_scope_task_resolves_after_its_blocking_grandchild() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let done = Flag::default();
+        let finished = done.clone();
+        let (started_tx, started) = mpsc::channel();
+        let task = rt.spawn(async move {
+            klaw::scope!(|s| {
+                s.spawn(async move {
+                    let _ = klaw::scope!(|inner| {
+                        inner.spawn_blocking(move || {
+                            started_tx.send(()).unwrap();
+                            std::thread::sleep(Duration::from_millis(200));
+                            finished.set();
+                        });
+                        pending::<()>().await;
+                        Ok(())
+                    });
+                });
+                pending::<()>().await;
+                Ok(())
+            })
+        });
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        drop(rt);
+        let result = futures_lite::future::block_on(task);
+        assert_eq!(result.unwrap_err(), TaskError::Cancelled(CancelReason::Shutdown));
+        assert!(done.is_set(), "the handle resolved while the blocking grandchild still ran");
+    });
+}
+
+/// `shutdown` with a local child whose scope holds a parallel grandchild with a slow drop: the
+/// task's handle resolves only after every descendant is gone.
+#[test]
+fn a_shut_down_runtimes_task_resolves_after_a_local_childs_grandchildren() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        let alive = Alive::default();
+        let children = alive.clone();
+        let (started_tx, started) = mpsc::channel();
+        let task = rt.spawn(async move {
+            klaw::scope!(|s| {
+                s.spawn_local(async {
+                    let _ = klaw::scope!(|inner| {
+                        let guard = children.guard(Duration::from_millis(150));
+                        inner.spawn(async move {
+                            let _guard = guard;
+                            pending::<()>().await;
+                        });
+                        started_tx.send(()).unwrap();
+                        pending::<()>().await;
+                        Ok(())
+                    });
+                });
+                pending::<()>().await;
+                Ok(())
+            })
+        });
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        let _report = rt.shutdown(Duration::ZERO);
+        let result = futures_lite::future::block_on(task);
+        assert!(matches!(result, Err(TaskError::Cancelled(_))), "{result:?}");
+        assert_eq!(alive.count(), 0, "the handle resolved while a grandchild was alive");
+    });
+}
+
+// ---- 7. Cancel racing completion -------------------------------------------------------------
+
+/// A task whose body is a scope, cancelled from another thread while the scope completes: the
+/// cancel decided exactly when the handle says `Cancelled`, and the handle resolves only after
+/// the scope's children are gone, every round.
+#[test]
+fn a_cancel_racing_a_scope_tasks_completion_is_decided_once_and_waits_for_the_children() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        for round in 0..200u32 {
+            let alive = Alive::default();
+            let children = alive.clone();
+            let task = rt.spawn(async move {
+                klaw::scope!(|s| {
+                    for _ in 0..2 {
+                        let guard = children.guard(Duration::from_millis(1));
+                        s.spawn(async move {
+                            let _guard = guard;
+                            klaw::time::sleep(Duration::from_micros(200)).await;
+                        });
+                    }
+                    Ok(7u32)
+                })
+            });
+            let canceller = task.task_ref();
+            let racer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(u64::from(round % 25) * 40));
+                canceller.cancel("race")
+            });
+            let result = rt.block_on(task);
+            let decided = racer.join().unwrap();
+            assert_eq!(alive.count(), 0, "round {round}: resolved before the children ended");
+            match result {
+                Ok(Ok(7)) => assert!(!decided, "round {round}: a cancel that decided lost"),
+                Err(TaskError::Cancelled(reason)) => {
+                    assert!(decided, "round {round}: cancelled, though no cancel decided");
+                    assert_eq!(reason, CancelReason::user("race"));
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+    });
+}
+
+// ---- 8. More failure paths: limits, background children, sibling failures --------------------
+
+/// A blocking child of a limited scope, cancelled through its handle, returns `Err` after it saw
+/// the cancel: its handle says `Cancelled`, and the scope still reports the failure, once.
+#[test]
+fn a_limited_blocking_childs_failure_after_its_handles_cancel_is_reported_once() {
+    in_task(|| async move {
+        let started = Flag::default();
+        let seen = started.clone();
+        let result: Result<(), Error> = klaw::scope!(limit = 1, |s| {
+            let child = s.spawn(BlockingTask::fallible(move || {
+                seen.set();
+                while !klaw::cancel::is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err::<(), _>(FetchError(4))
+            }));
+            until(|| started.is_set()).await;
+            child.cancel("stop");
+            klaw::time::sleep(Duration::from_secs(10)).await; // the failure cancels this
+            Ok(())
+        });
+        assert_eq!(fetch_ids(&result.unwrap_err()), [4]);
+    });
+}
+
+/// A blocking background child stopped with `ScopeFinished` that returns `Err` once it sees the
+/// stop: a failure its body produced, so the scope reports it (nothing that failed is lost).
+#[test]
+fn a_background_childs_failure_after_it_was_stopped_is_in_the_scopes_result() {
+    in_task(|| async move {
+        let started = Flag::default();
+        let seen = started.clone();
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            s.spawn_background(BlockingTask::fallible(move || {
+                seen.set();
+                while !klaw::cancel::is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err::<(), _>(FetchError(5))
+            }));
+            until(|| started.is_set()).await;
+            Ok(())
+        });
+        assert_eq!(fetch_ids(&result.unwrap_err()), [5]);
+    });
+}
+
+/// A sibling's failure cancels a child that is a scope whose local child opened a scope of its
+/// own with a blocking great-grandchild: the outer scope returns the failure, once, only after
+/// the great-grandchild has returned.
+#[test]
+fn a_sibling_failure_waits_for_a_local_grandchilds_blocking_great_grandchild() {
+    in_task(|| async move {
+        let done = Flag::default();
+        let started = Flag::default();
+        let (finished, seen) = (done.clone(), started.clone());
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            s.spawn(async move {
+                let _ = klaw::scope!(|middle| {
+                    middle.spawn_local(async {
+                        let _ = klaw::scope!(|inner| {
+                            inner.spawn_blocking(move || {
+                                seen.set();
+                                std::thread::sleep(Duration::from_millis(150));
+                                finished.set();
+                            });
+                            pending::<()>().await;
+                            Ok(())
+                        });
+                    });
+                    pending::<()>().await;
+                    Ok(())
+                });
+            });
+            until(|| started.is_set()).await;
+            s.spawn(Task::fallible(async { Err::<(), _>(FetchError(6)) }));
+            pending::<()>().await;
+            Ok(())
+        });
+        assert!(done.is_set(), "the scope returned while the blocking great-grandchild ran");
+        assert_eq!(fetch_ids(&result.unwrap_err()), [6]);
+    });
+}
