@@ -12,7 +12,7 @@
 //! which counts them against the capacity.
 #![forbid(unsafe_code)]
 
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use crossbeam_utils::CachePadded;
 
@@ -39,12 +39,6 @@ pub(crate) struct Chan<T> {
     receivers: AtomicUsize,
     /// `Sender::closed` futures; woken by `close`, after the closed flag is set.
     closing: Mutex<WakerSet>,
-}
-
-fn wake(waker: Option<Waker>) {
-    if let Some(waker) = waker {
-        waker.wake();
-    }
 }
 
 impl<T> Chan<T> {
@@ -112,11 +106,11 @@ impl<T> Chan<T> {
     }
 
     fn wake_a_receiver(&self) {
-        wake(self.receivers_waiting.notify_one(|| self.buffer.clear_tail_flag(RECEIVERS_WAIT)));
+        self.receivers_waiting.notify_one(|| self.buffer.clear_tail_flag(RECEIVERS_WAIT)).wake();
     }
 
     fn wake_a_sender(&self) {
-        wake(self.senders_waiting.notify_one(|| self.buffer.clear_head_flag(SENDERS_WAIT)));
+        self.senders_waiting.notify_one(|| self.buffer.clear_head_flag(SENDERS_WAIT)).wake();
     }
 
     /// `try_send`, and every attempt of `send`.
@@ -203,6 +197,7 @@ impl<T> Chan<T> {
         &self,
         waiter: &mut Option<usize>,
         yielded: &mut bool,
+        lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         coop::budgeted(cx, |cx| {
@@ -218,7 +213,7 @@ impl<T> Chan<T> {
                     return Poll::Pending;
                 }
             }
-            let polled = self.wait_for_message(waiter, cx);
+            let polled = self.wait_for_message(waiter, lingers, cx);
             if polled.is_ready() {
                 *yielded = false; // a stream polls on
             }
@@ -238,7 +233,7 @@ impl<T> Chan<T> {
     ) -> Poll<Result<T, RecvError>> {
         if waiter.is_some() {
             // In line: it looks and waits as any receive does (it yields only before it waits).
-            return self.poll_recv(waiter, &mut false, cx);
+            return self.poll_recv(waiter, &mut false, false, cx);
         }
         coop::budgeted(cx, |_| self.recv_now().map_or(Poll::Pending, Poll::Ready))
     }
@@ -253,7 +248,7 @@ impl<T> Chan<T> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         debug_assert!(waiter.is_none(), "a receive in line was polled by the first pass");
-        coop::budgeted(cx, |cx| self.wait_for_message(waiter, cx))
+        coop::budgeted(cx, |cx| self.wait_for_message(waiter, false, cx))
     }
 
     /// A message or `Closed`, if either is there now; `None` if the buffer is empty.
@@ -271,6 +266,7 @@ impl<T> Chan<T> {
     fn wait_for_message(
         &self,
         waiter: &mut Option<usize>,
+        lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
         let first = match self.poll_waiter(&self.receivers_waiting, waiter, cx) {
@@ -281,7 +277,7 @@ impl<T> Chan<T> {
                 None => true,
             },
         };
-        let key = self.receivers_waiting.register(cx.waker(), first, || {
+        let key = self.receivers_waiting.register(cx.waker(), first, lingers, || {
             self.buffer.set_tail_flag(RECEIVERS_WAIT);
         });
         // Look again: a push before the flag went up is visible now; any after it wakes us.
@@ -333,11 +329,12 @@ impl<T> Chan<T> {
     /// found no place; `attempt` takes the value from `slot` and gives it back with `Full` while
     /// there is none, and the value stays in `slot` while this waits in line in `waiter`. After
     /// the flag is up it looks once more (a pop before the flag is visible then; any pop after
-    /// it wakes us).
+    /// it wakes us). `lingers`: the waiter is kept in a handle (the `Sink`), see `waiters`.
     #[cold]
     fn wait_for_place<V>(
         &self,
         waiter: &mut Option<usize>,
+        lingers: bool,
         cx: &mut Context<'_>,
         slot: &mut Option<V>,
         attempt: impl Fn(V) -> Result<(), TrySendError<V>>,
@@ -355,7 +352,7 @@ impl<T> Chan<T> {
         } else {
             value // the caller just found no place
         };
-        let key = self.senders_waiting.register(cx.waker(), first, || {
+        let key = self.senders_waiting.register(cx.waker(), first, lingers, || {
             self.buffer.set_head_flag(SENDERS_WAIT);
         });
         match attempt(value) {
@@ -398,17 +395,18 @@ impl<T> Chan<T> {
                     return Poll::Pending;
                 }
             }
-            self.wait_for_place(waiter, cx, value, |value| self.try_push(value))
+            self.wait_for_place(waiter, false, cx, value, |value| self.try_push(value))
                 .map(|sent| sent.map_err(|refused| SendError(refused.into_inner())))
         })
     }
 
     /// One poll of a `reserve`: `Ok` once a place is reserved, `Err` if the channel is closed.
     /// Budgeted as [`poll_recv`](Self::poll_recv) is: with the budget spent, it yields before
-    /// it reserves anything.
+    /// it reserves anything. `lingers`: the waiter is kept in a handle (the `Sink`).
     pub(crate) fn poll_reserve(
         &self,
         waiter: &mut Option<usize>,
+        lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), ()>> {
         coop::budgeted(cx, |cx| {
@@ -419,7 +417,7 @@ impl<T> Chan<T> {
                     Err(TrySendError::Full(())) => {}
                 }
             }
-            self.wait_for_place(waiter, cx, &mut Some(()), |()| self.try_reserve())
+            self.wait_for_place(waiter, lingers, cx, &mut Some(()), |()| self.try_reserve())
                 .map(|reserved| reserved.map_err(drop))
         })
     }

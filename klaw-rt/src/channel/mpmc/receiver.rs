@@ -216,7 +216,7 @@ impl<T> Future for Recv<'_, T> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.chan.poll_recv(&mut this.waiter, &mut this.yielded, cx)
+        this.chan.poll_recv(&mut this.waiter, &mut this.yielded, false, cx)
     }
 }
 
@@ -273,11 +273,13 @@ impl<T> fmt::Debug for Recv<'_, T> {
 impl<T> Stream for Receiver<T> {
     type Item = T;
 
-    /// Cancel safety as for [`Receiver::recv`]: a wake-up this stream was given while it
-    /// waited is kept for its next poll, or passed on when the receiver is dropped.
+    /// A stream that waits keeps its place in line in the receiver, which may never poll it
+    /// again (a `next()` that lost a race): a message that wakes it also wakes the next receive
+    /// in line, so an idle stream keeps no message from the others.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
-        this.chan.poll_recv(&mut this.stream_waiter, &mut this.stream_yielded, cx).map(Result::ok)
+        let (waiter, yielded) = (&mut this.stream_waiter, &mut this.stream_yielded);
+        this.chan.poll_recv(waiter, yielded, true, cx).map(Result::ok)
     }
 }
 

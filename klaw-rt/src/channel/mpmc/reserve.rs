@@ -70,7 +70,7 @@ impl<'a, T> Future for Reserve<'a, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.chan.poll_reserve(&mut this.waiter, cx).map(|reserved| {
+        this.chan.poll_reserve(&mut this.waiter, false, cx).map(|reserved| {
             reserved.map(|()| Permit { chan: this.chan }).map_err(|()| SendError(()))
         })
     }

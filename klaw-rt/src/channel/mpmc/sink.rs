@@ -11,6 +11,23 @@ use crate::channel::mpmc::sender::{Sender, SinkPlace};
 
 /// A `Sink` reserves a place in `poll_ready` and uses it in `start_send`, so no value is ever
 /// accepted and then lost. The error carries the value when there was one.
+///
+/// A `poll_ready` that returned `Ready` holds its place, as tokio's `PollSender` holds its
+/// permit, until `start_send` uses it or the `Sender` is dropped: meanwhile the place counts as
+/// taken for every send, this `Sender`'s own `send` and `try_send` included. (`SinkExt`'s
+/// `send`, `feed` and `send_all` call `start_send` in the poll whose `poll_ready` was ready.) A
+/// `poll_ready` still waiting keeps no freed place from other senders.
+///
+/// ```
+/// use std::pin::Pin;
+/// use futures_sink::Sink;
+/// let (mut tx, rx) = klaw::channel::bounded::<u32>(1);
+/// let ready = klaw::runtime::block_on(std::future::poll_fn(|cx| Pin::new(&mut tx).poll_ready(cx)));
+/// assert!(ready.is_ok());
+/// assert!(tx.try_send(1).is_err()); // the only place is the sink's
+/// Pin::new(&mut tx).start_send(2).unwrap();
+/// assert_eq!(rx.try_recv(), Ok(2));
+/// ```
 impl<T> Sink<T> for Sender<T> {
     type Error = SendError<Option<T>>;
 
@@ -21,7 +38,8 @@ impl<T> Sink<T> for Sender<T> {
             SinkPlace::Waiting(key) => Some(key),
             SinkPlace::None => None,
         };
-        let polled = this.chan.poll_reserve(&mut waiter, cx);
+        // It lingers in line: the `Sender` may never poll it again.
+        let polled = this.chan.poll_reserve(&mut waiter, true, cx);
         this.sink = match (&polled, waiter) {
             (Poll::Ready(Ok(())), _) => SinkPlace::Reserved,
             (_, Some(key)) => SinkPlace::Waiting(key),

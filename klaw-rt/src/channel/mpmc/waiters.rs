@@ -6,6 +6,11 @@
 //! out of line but keeps its entry until it polls again or is dropped; dropped, it passes the
 //! notification on, so a wake-up meant for "there is a message" or "there is a place" is never
 //! swallowed by a future that went away.
+//!
+//! A waiter kept in a handle (a `Receiver`'s `Stream`, a `Sender`'s `Sink`) *lingers*: its
+//! handle may never be polled again. A notification wakes every lingering waiter at the front of
+//! the line and goes on to the first that does not linger, so a stream or sink left idle never
+//! keeps a message or a place from a receive or send waiting behind it.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -23,6 +28,8 @@ struct Entry {
     /// Taken by the notifier, which wakes it outside the lock.
     waker: Option<Waker>,
     notified: bool,
+    /// Kept in a handle rather than a future (see the module's doc).
+    lingers: bool,
 }
 
 struct Waiters {
@@ -36,6 +43,23 @@ pub(crate) struct WaitList {
     /// Who polled the last waiter to join this line (`Poller` as a number, or `NOBODY_YET`;
     /// see `yielding`). Written only when it changes, on the slow path.
     last_poller: AtomicU8,
+}
+
+/// The wakers a notification took, to wake once no lock is held: the waiter it was for, and
+/// the lingering ones woken on the way to it.
+#[derive(Default)]
+pub(crate) struct Woken {
+    first: Option<Waker>,
+    lingering: Vec<Waker>,
+}
+
+impl Woken {
+    pub(crate) fn wake(self) {
+        if let Some(waker) = self.first {
+            waker.wake();
+        }
+        self.lingering.into_iter().for_each(Waker::wake);
+    }
 }
 
 /// What a waiter that polls again learns.
@@ -61,15 +85,22 @@ impl WaitList {
     }
 
     /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
-    /// and lost the race), and raises the flag under the same lock.
-    pub(crate) fn register(&self, waker: &Waker, first: bool, raise: impl FnOnce()) -> usize {
+    /// and lost the race), and raises the flag under the same lock. `lingers`: it is kept in a
+    /// handle (see the module's doc).
+    pub(crate) fn register(
+        &self,
+        waker: &Waker,
+        first: bool,
+        lingers: bool,
+        raise: impl FnOnce(),
+    ) -> usize {
         let fresh = waker.clone(); // before the lock: a waker's clone is the executor's code
         let poller = Poller::here() as u8;
         if self.last_poller.load(Ordering::Relaxed) != poller {
             self.last_poller.store(poller, Ordering::Relaxed);
         }
         let mut waiters = self.waiters.lock();
-        let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false });
+        let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false, lingers });
         if first {
             waiters.order.push_front(key);
         } else {
@@ -107,7 +138,8 @@ impl WaitList {
     }
 
     /// A waiter leaves (it got what it waited for, or its future was dropped). True if it had
-    /// been notified: the caller passes the notification on.
+    /// been notified and the notification was its alone (it does not linger): the caller passes
+    /// it on.
     pub(crate) fn leave(&self, key: usize, lower: impl FnOnce()) -> bool {
         let mut waiters = self.waiters.lock();
         let entry = waiters.entries.remove(key);
@@ -120,22 +152,33 @@ impl WaitList {
             }
         }
         drop(waiters);
-        let notified = entry.notified;
+        let pass_on = entry.notified && !entry.lingers;
         drop(entry); // its waker, outside the lock
-        notified
+        pass_on
     }
 
-    /// Notifies the oldest waiter; lowers the flag once nobody is left in line. The waker is for
-    /// the caller to wake once it holds no lock.
-    pub(crate) fn notify_one(&self, lower: impl FnOnce()) -> Option<Waker> {
+    /// Notifies the oldest waiter that does not linger, and every lingering one before it;
+    /// lowers the flag once nobody is left in line. The wakers are for the caller to wake once
+    /// it holds no lock.
+    pub(crate) fn notify_one(&self, lower: impl FnOnce()) -> Woken {
+        let mut woken = Woken::default();
         let mut waiters = self.waiters.lock();
-        let key = waiters.order.pop_front()?;
-        if waiters.order.is_empty() {
+        let Waiters { entries, order } = &mut *waiters;
+        let mut popped = false;
+        while let Some(key) = order.pop_front() {
+            popped = true;
+            let entry = &mut entries[key];
+            entry.notified = true;
+            if !entry.lingers {
+                woken.first = entry.waker.take();
+                break;
+            }
+            woken.lingering.extend(entry.waker.take());
+        }
+        if popped && order.is_empty() {
             lower();
         }
-        let entry = &mut waiters.entries[key];
-        entry.notified = true;
-        entry.waker.take()
+        woken
     }
 
     /// Notifies everyone in line (the channel closed) and lowers the flag.

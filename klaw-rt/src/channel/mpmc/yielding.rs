@@ -156,7 +156,7 @@ mod tests {
         let (polled, waiter, yielded) = polled_in(place, move || {
             let (mut waiter, mut yielded) = (None, false);
             let mut cx = Context::from_waker(&waker);
-            let polled = chan.poll_recv(&mut waiter, &mut yielded, &mut cx).map(drop);
+            let polled = chan.poll_recv(&mut waiter, &mut yielded, false, &mut cx).map(drop);
             (polled, waiter, yielded)
         });
         assert!(polled.is_pending(), "the channel is empty");
@@ -268,8 +268,8 @@ mod tests {
         let waiter = polled_in(Place::TokioBlockOn, move || {
             let (mut waiter, mut yielded) = (None, false);
             let mut cx = Context::from_waker(&waker);
-            assert!(receiving.poll_recv(&mut waiter, &mut yielded, &mut cx).is_pending());
-            assert!(receiving.poll_recv(&mut waiter, &mut yielded, &mut cx).is_pending());
+            assert!(receiving.poll_recv(&mut waiter, &mut yielded, false, &mut cx).is_pending());
+            assert!(receiving.poll_recv(&mut waiter, &mut yielded, false, &mut cx).is_pending());
             waiter.expect("the second poll joins the line")
         });
         chan.leave_receivers(waiter);
@@ -283,8 +283,8 @@ mod tests {
         let waker = Waker::from(count.clone());
         let (mut waiter, mut yielded) = (None, false);
         let mut cx = Context::from_waker(&waker);
-        assert!(chan.poll_recv(&mut waiter, &mut yielded, &mut cx).is_pending());
-        assert!(chan.poll_recv(&mut waiter, &mut yielded, &mut cx).is_pending());
+        assert!(chan.poll_recv(&mut waiter, &mut yielded, false, &mut cx).is_pending());
+        assert!(chan.poll_recv(&mut waiter, &mut yielded, false, &mut cx).is_pending());
         Did::Joined(waiter.expect("the second poll joins the line"))
     }
 }
