@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_lite::future::or;
+use futures_lite::future::{or, yield_now};
 use klaw::channel::{self, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError};
 
 // ---------------------------------------------------------------------------------------------
@@ -74,21 +74,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// Yields once to the executor (any executor).
-async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 /// Polls `fut` once in the current task's context.

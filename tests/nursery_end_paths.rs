@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Alive, FetchError, Flag, in_task, runtime, with_deadline};
+use common::{Alive, FetchError, Flag, fetch_ids, in_task, runtime, with_deadline};
 use klaw::scope::Ready;
 use klaw::task::BlockingTask;
 use klaw::{CancelReason, Error, Task, TaskError};
@@ -81,23 +81,6 @@ impl Drop for PanicOnDrop {
             panic!("a destructor in the scope's body panicked");
         }
     }
-}
-
-/// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
-fn fetch_ids(error: &Error) -> Vec<u32> {
-    let errors: Vec<&Error> = match error {
-        Error::Scope(scope) => scope.errors().iter().collect(),
-        other => vec![other],
-    };
-    errors
-        .into_iter()
-        .map(|error| match error {
-            Error::Task { error: TaskError::Failed(failure), .. } => {
-                failure.downcast_ref::<FetchError>().expect("a FetchError").0
-            }
-            other => panic!("not a failed fetch: {other:?}"),
-        })
-        .collect()
 }
 
 fn is_cancelled(result: &Result<(), Error>) -> bool {

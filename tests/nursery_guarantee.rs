@@ -19,29 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{Alive, FetchError, Flag, failing, runtime};
+use common::{Alive, FetchError, Flag, failing, fetch_ids, runtime};
 use klaw::{
     CancelReason, Error, Task, TaskError,
     cancel::{Region, Token},
     task::{BlockingTask, ExitReason},
 };
-
-/// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
-fn fetch_ids(error: &Error) -> Vec<u32> {
-    let errors: Vec<&Error> = match error {
-        Error::Scope(scope) => scope.errors().iter().collect(),
-        other => vec![other],
-    };
-    errors
-        .into_iter()
-        .map(|error| match error {
-            Error::Task { error: TaskError::Failed(failure), .. } => {
-                failure.downcast_ref::<FetchError>().expect("a FetchError").0
-            }
-            other => panic!("not a failed fetch: {other:?}"),
-        })
-        .collect()
-}
 
 // ---- 1. Ended is transitive ----------------------------------------------------------------
 

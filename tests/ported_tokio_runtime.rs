@@ -125,26 +125,11 @@ where
     Handle::current().expect("inside a runtime").spawn(future)
 }
 
-/// Returns `Pending` once after waking itself (tokio's `yield_once`).
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
 /// A task that never ends and never waits: it wakes itself on every poll.
 fn spin_forever() -> TaskHandle<()> {
     spawn(async {
         loop {
-            yield_once().await;
+            futures_lite::future::yield_now().await;
         }
     })
 }

@@ -112,6 +112,24 @@ impl Drop for AliveGuard {
 #[error("fetch {0} failed")]
 pub struct FetchError(pub u32);
 
+/// The ids of the `FetchError`s in a scope's error, in the order the scope lists them.
+pub fn fetch_ids(error: &klaw::Error) -> Vec<u32> {
+    use klaw::{Error, TaskError};
+    let errors: Vec<&Error> = match error {
+        Error::Scope(scope) => scope.errors().iter().collect(),
+        other => vec![other],
+    };
+    errors
+        .into_iter()
+        .map(|error| match error {
+            Error::Task { error: TaskError::Failed(failure), .. } => {
+                failure.downcast_ref::<FetchError>().expect("a FetchError").0
+            }
+            other => panic!("not a failed fetch: {other:?}"),
+        })
+        .collect()
+}
+
 /// A fallible task that fails with `FetchError(id)` after `after`.
 pub fn failing(
     id: u32,
