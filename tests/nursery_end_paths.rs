@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Alive, FetchError, Flag, fetch_ids, in_task, runtime, with_deadline};
+use common::{Alive, FetchError, Flag, Gauge, fetch_ids, in_task, runtime, with_deadline};
 use klaw::scope::Ready;
 use klaw::task::BlockingTask;
 use klaw::{CancelReason, Error, Task, TaskError};
@@ -32,43 +32,6 @@ use klaw::{CancelReason, Error, Task, TaskError};
 async fn until(mut done: impl FnMut() -> bool) {
     while !done() {
         klaw::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-/// How many are inside at once, and the most there ever were.
-#[derive(Clone, Default)]
-struct Gauge {
-    now: Arc<AtomicUsize>,
-    most: Arc<AtomicUsize>,
-}
-
-/// Inside a gauge from when it is made until it is dropped; its drop takes a while.
-struct Inside {
-    gauge: Gauge,
-    drop_takes: Duration,
-}
-
-impl Gauge {
-    fn enter(&self) {
-        let now = self.now.fetch_add(1, SeqCst) + 1;
-        self.most.fetch_max(now, SeqCst);
-    }
-    fn leave(&self) {
-        self.now.fetch_sub(1, SeqCst);
-    }
-    fn most(&self) -> usize {
-        self.most.load(SeqCst)
-    }
-    fn inside(&self, drop_takes: Duration) -> Inside {
-        self.enter();
-        Inside { gauge: self.clone(), drop_takes }
-    }
-}
-
-impl Drop for Inside {
-    fn drop(&mut self) {
-        std::thread::sleep(self.drop_takes);
-        self.gauge.leave();
     }
 }
 

@@ -7,28 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FetchError, Flag, failing};
+use common::{FetchError, Flag, Gauge, failing};
 use klaw::{CancelReason, Error, TaskError, task::ExitReason};
-
-/// How many run now, and the most that ever ran at once.
-#[derive(Clone, Default)]
-struct Gauge {
-    running: Arc<AtomicUsize>,
-    most: Arc<AtomicUsize>,
-}
-
-impl Gauge {
-    fn enter(&self) {
-        let now = self.running.fetch_add(1, SeqCst) + 1;
-        self.most.fetch_max(now, SeqCst);
-    }
-    fn leave(&self) {
-        self.running.fetch_sub(1, SeqCst);
-    }
-    fn most(&self) -> usize {
-        self.most.load(SeqCst)
-    }
-}
 
 #[klaw::test(workers = 4, timeout = "20s")]
 async fn no_more_than_the_limit_run_at_once_and_every_child_runs() {

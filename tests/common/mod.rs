@@ -179,3 +179,41 @@ where
         }
     });
 }
+
+/// How many are inside (running) now, and the most that ever were at once.
+#[derive(Clone, Default)]
+pub struct Gauge {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl Gauge {
+    pub fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+    }
+    pub fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+    pub fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
+    }
+    /// Inside the gauge until the returned value is dropped, whose drop takes `drop_takes`.
+    pub fn inside(&self, drop_takes: Duration) -> Inside {
+        self.enter();
+        Inside { gauge: self.clone(), drop_takes }
+    }
+}
+
+/// Inside a [`Gauge`] from when it is made until it is dropped; its drop takes a while.
+pub struct Inside {
+    gauge: Gauge,
+    drop_takes: Duration,
+}
+
+impl Drop for Inside {
+    fn drop(&mut self) {
+        std::thread::sleep(self.drop_takes);
+        self.gauge.leave();
+    }
+}
