@@ -1145,8 +1145,8 @@ fn an_idle_stream_does_not_keep_a_message_from_a_waiting_receiver() {
 
 /// A `Sink::poll_ready` that returned `Ready` holds a place for the sender's next `start_send`
 /// (as tokio's `PollSender` holds its permit): until then the place counts as taken for every
-/// send, this sender's own `send` and `try_send` too, and `start_send` or dropping the sender
-/// gives it back. The documented rule, on a `bounded(1)` channel whose only place it holds.
+/// send, this sender's own `send` and `try_send` too, and `start_send`, `abort_send` or dropping
+/// the sender gives it back. The documented rule, on a `bounded(1)` channel whose only place it holds.
 #[test]
 fn a_sink_reservation_holds_its_place_until_start_send_or_drop() {
     use futures_util::sink::Sink;
@@ -1162,9 +1162,13 @@ fn a_sink_reservation_holds_its_place_until_start_send_or_drop() {
         ready(&mut tx).unwrap();
         let other = tx.clone();
         assert_eq!(other.try_send(3), Err(channel::TrySendError::Full(3)));
-        drop(tx); // gives the reserved place back
+        assert!(tx.abort_send(), "gives the reserved place back");
         assert_eq!(other.try_send(3), Ok(()));
         assert_eq!(rx.try_recv(), Ok(3));
+        ready(&mut tx).unwrap();
+        drop(tx); // gives the reserved place back too
+        assert_eq!(other.try_send(4), Ok(()));
+        assert_eq!(rx.try_recv(), Ok(4));
     });
 }
 

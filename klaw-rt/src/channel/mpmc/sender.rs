@@ -117,6 +117,32 @@ impl<T> Sender<T> {
         self.chan.close()
     }
 
+    /// Gives back what this sender's [`Sink`](futures_sink::Sink) holds: the place a ready
+    /// `poll_ready` reserved (which `start_send` would have used), or its place in line while
+    /// `poll_ready` waits. True if it held either. The sender stays open for other sends; a
+    /// later `poll_ready` starts afresh. (tokio-util's `PollSender::abort_send`.)
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use futures_sink::Sink;
+    /// let (mut tx, rx) = klaw::channel::bounded::<u32>(1);
+    /// let ready = klaw::runtime::block_on(std::future::poll_fn(|cx| Pin::new(&mut tx).poll_ready(cx)));
+    /// assert!(ready.is_ok());
+    /// assert!(tx.try_send(1).is_err()); // the only place is the sink's
+    /// assert!(tx.abort_send());
+    /// assert_eq!(tx.try_send(1), Ok(()));
+    /// assert!(!tx.abort_send());
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn abort_send(&mut self) -> bool {
+        match std::mem::replace(&mut self.sink, SinkPlace::None) {
+            SinkPlace::Waiting(key) => self.chan.leave_senders(key),
+            SinkPlace::Reserved => self.chan.release_permit(),
+            SinkPlace::None => return false,
+        }
+        true
+    }
+
     /// True once the channel is closed: every receiver is gone, or someone closed it.
     ///
     /// ```
@@ -391,11 +417,7 @@ impl<T> fmt::Debug for WeakSender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        match self.sink {
-            SinkPlace::Waiting(key) => self.chan.leave_senders(key),
-            SinkPlace::Reserved => self.chan.release_permit(),
-            SinkPlace::None => {}
-        }
+        self.abort_send();
         self.chan.drop_sender();
     }
 }

@@ -13,10 +13,11 @@ use crate::channel::mpmc::sender::{Sender, SinkPlace};
 /// accepted and then lost. The error carries the value when there was one.
 ///
 /// A `poll_ready` that returned `Ready` holds its place, as tokio's `PollSender` holds its
-/// permit, until `start_send` uses it or the `Sender` is dropped: meanwhile the place counts as
-/// taken for every send, this `Sender`'s own `send` and `try_send` included. (`SinkExt`'s
-/// `send`, `feed` and `send_all` call `start_send` in the poll whose `poll_ready` was ready.) A
-/// `poll_ready` still waiting keeps no freed place from other senders.
+/// permit, until `start_send` uses it, [`Sender::abort_send`] gives it back or the `Sender` is
+/// dropped: meanwhile the place counts as taken for every send, this `Sender`'s own `send` and
+/// `try_send` included. (`SinkExt`'s `send`, `feed` and `send_all` call `start_send` in the poll
+/// whose `poll_ready` was ready.) A `poll_ready` still waiting keeps no freed place from other
+/// senders.
 ///
 /// ```
 /// use std::pin::Pin;
