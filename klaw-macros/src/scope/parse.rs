@@ -48,9 +48,10 @@ impl Parse for ParsedScope {
             })?;
         }
         let closure: ExprClosure = input.parse()?;
-        if !input.is_empty() {
+        if input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
         }
+        // Anything left (after a comma or not) is an option written after the closure.
         if !input.is_empty() {
             return Err(input.error(format!("the closure comes last in {MACRO}; write {FORMS}")));
         }

@@ -78,6 +78,16 @@ pub(crate) fn validate(task: ParsedTask) -> syn::Result<TaskPlan> {
         )),
         _ => {}
     }
+    if let (true, ReturnType::Type(_, output)) = (plan.blocking, &sig.output) {
+        if matches!(**output, Type::ImplTrait(_) | Type::TraitObject(_)) {
+            errors.push(syn::Error::new_spanned(
+                output,
+                "a blocking task's body runs as a closure, whose return type cannot be \
+                 `impl Trait` (or a bare `dyn Trait`): name the type, or return a \
+                 `Box<dyn Trait + Send>`",
+            ));
+        }
+    }
     for lifetime in sig.generics.lifetimes() {
         errors.push(syn::Error::new_spanned(
             lifetime,
