@@ -62,3 +62,17 @@ impl Errors {
         self.0
     }
 }
+
+/// An error at the next token of `input`, or, at the end of the input, at the whole macro call:
+/// there syn's own `input.error` starts the message with "unexpected end of input", which reads
+/// oddly before a message that says what is missing.
+pub(crate) fn error_at_next(
+    input: syn::parse::ParseStream<'_>,
+    message: impl std::fmt::Display,
+) -> syn::Error {
+    if input.is_empty() {
+        syn::Error::new(proc_macro2::Span::call_site(), message)
+    } else {
+        input.error(message)
+    }
+}

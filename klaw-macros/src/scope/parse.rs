@@ -3,6 +3,7 @@
 use syn::parse::{Parse, ParseStream};
 use syn::{ExprClosure, Token};
 
+use crate::diagnostic::error_at_next;
 use crate::options::{OptionArg, OptionList, valid_forms};
 use crate::scope::{FORMS, MACRO, OPTIONS};
 
@@ -22,7 +23,7 @@ fn starts_closure(input: ParseStream<'_>) -> bool {
 impl Parse for ParsedScope {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
-            return Err(input.error(format!("{MACRO} needs a closure; write {FORMS}")));
+            return Err(error_at_next(input, format!("{MACRO} needs a closure; write {FORMS}")));
         }
         let mut options = Vec::new();
         while !starts_closure(input) {

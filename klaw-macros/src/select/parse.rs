@@ -4,7 +4,7 @@ use syn::parse::{Parse, ParseStream, Parser, discouraged::Speculative};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprCall, ExprPath, Pat, Token};
 
-use crate::diagnostic::Errors;
+use crate::diagnostic::{Errors, error_at_next};
 use crate::select::ARMS;
 
 /// One arm's operation, as written.
@@ -50,9 +50,12 @@ fn args(call: &ExprCall) -> Vec<Expr> {
 
 fn binding(input: ParseStream<'_>, what: &str) -> syn::Result<Pat> {
     if !input.peek(Token![->]) {
-        return Err(input.error(format!(
-            "{what} binds its result so it is always handled: write `{what} -> name => ...`"
-        )));
+        return Err(error_at_next(
+            input,
+            format!(
+                "{what} binds its result so it is always handled: write `{what} -> name => ...`"
+            ),
+        ));
     }
     input.parse::<Token![->]>()?;
     pattern(input)
@@ -186,9 +189,10 @@ impl Parse for Arm {
             ));
         };
         if !input.peek(Token![=>]) {
-            return Err(
-                input.error(format!("expected `=>` and the arm's body; valid arms: {ARMS}"))
-            );
+            return Err(error_at_next(
+                input,
+                format!("expected `=>` and the arm's body; valid arms: {ARMS}"),
+            ));
         }
         input.parse::<Token![=>]>()?;
         // As in a `match` arm: a block body ends at its `}`, so the next arm may begin with
