@@ -577,12 +577,20 @@ fn check_outcome_ttl(setting: &'static str, ttl: Duration) -> Result<Duration, N
 /// `url` with the credentials in it hidden: `nats://alice:***@host`, `nats://***@host` for a
 /// token. Every URL of a comma-separated list is redacted.
 ///
+/// Credentials are taken literally, up to the last `@` of their URL: a token or password may
+/// hold `/`, `?`, `,`, `+`, `=` or `@` as they are (base64 does), without percent-encoding.
+/// A comma belongs to the credentials when it comes after a URL's `://`, before any `@` of that
+/// URL, and an `@` follows before the next `://`; so a second URL of a list that carries
+/// credentials must have its scheme (`nats://a,nats://u:p@b`, not `nats://a,u:p@b`).
+///
 /// ```
 /// assert_eq!(klaw_nats::redact_url("nats://alice:s3cret@h:4222"), "nats://alice:***@h:4222");
 /// assert_eq!(klaw_nats::redact_url("tls://t0ken@h, nats://h2"), "tls://***@h, nats://h2");
+/// assert_eq!(klaw_nats::redact_url("nats://a:p/w,x@h,nats://h2"), "nats://a:***@h,nats://h2");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    url.split(',')
+    split_list(url)
+        .into_iter()
         .map(|one| {
             let UrlParts { scheme, userinfo, rest } = url_parts(one);
             match userinfo.map(credentials) {
@@ -598,7 +606,7 @@ pub fn redact_url(url: &str) -> String {
 /// `message` (a client's error) with the URL shown redacted and every secret of it hidden.
 pub(crate) fn hide_secrets(message: &str, url: &str) -> String {
     let mut message = message.replace(url, &redact_url(url));
-    for userinfo in url.split(',').filter_map(|one| url_parts(one).userinfo) {
+    for userinfo in split_list(url).into_iter().filter_map(|one| url_parts(one).userinfo) {
         let (_, secret) = credentials(userinfo);
         if !secret.is_empty() {
             message = message.replace(secret, "***");
@@ -607,8 +615,39 @@ pub(crate) fn hide_secrets(message: &str, url: &str) -> String {
     message
 }
 
-/// One URL around its credentials: the scheme (with `://`), what comes before `@` in the
-/// authority if anything, and the rest (host, port, path).
+/// The URLs of a comma-separated list. A comma inside a URL's credentials does not split it
+/// (see [`redact_url`] for the rule): splitting there would show the credentials' two halves
+/// as a URL without credentials and one with a wrong token.
+fn split_list(list: &str) -> Vec<&str> {
+    let mut urls = Vec::new();
+    let mut start = 0;
+    for (comma, _) in list.match_indices(',') {
+        if !comma_in_userinfo(&list[start..comma], &list[comma + 1..]) {
+            urls.push(&list[start..comma]);
+            start = comma + 1;
+        }
+    }
+    urls.push(&list[start..]);
+    urls
+}
+
+/// Whether the comma between `before` (the current URL so far) and `after` (the rest of the
+/// list) is part of the current URL's credentials: the URL has a scheme, no `@` yet, and an
+/// `@` comes before the next URL's `://`.
+fn comma_in_userinfo(before: &str, after: &str) -> bool {
+    let Some(scheme_end) = before.find("://") else { return false };
+    if before[scheme_end..].contains('@') {
+        return false;
+    }
+    match (after.find('@'), after.find("://")) {
+        (Some(at), Some(next_scheme)) => at < next_scheme,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// One URL around its credentials: the scheme (with `://`), what comes before the last `@` if
+/// anything, and the rest (host, port).
 struct UrlParts<'a> {
     scheme: &'a str,
     userinfo: Option<&'a str>,
@@ -620,8 +659,10 @@ fn url_parts(one: &str) -> UrlParts<'_> {
         Some(at) => one.split_at(at + 3),
         None => ("", one),
     };
-    let authority_end = after.find('/').unwrap_or(after.len());
-    match after[..authority_end].rfind('@') {
+    // The last `@`, not the first `/`, ends the credentials: a NATS URL has no path, and a
+    // token or password may hold `/`, `?` or `@` (base64 tokens do), which ending them earlier
+    // would show as the host.
+    match after.rfind('@') {
         Some(at) => UrlParts { scheme, userinfo: Some(&after[..at]), rest: &after[at + 1..] },
         None => UrlParts { scheme, userinfo: None, rest: after },
     }
@@ -640,8 +681,8 @@ fn credentials(userinfo: &str) -> (Option<&str>, &str) {
 /// appear in its own logs (which print the server address).
 pub(crate) fn split_credentials(url: &str) -> (String, NatsAuth) {
     let mut auth = NatsAuth::None;
-    let urls: Vec<String> = url
-        .split(',')
+    let urls: Vec<String> = split_list(url)
+        .into_iter()
         .map(|one| {
             let UrlParts { scheme, userinfo, rest } = url_parts(one.trim());
             if let (Some(userinfo), NatsAuth::None) = (userinfo, &auth) {
