@@ -288,14 +288,20 @@ impl NatsConfig {
             client_key: std::env::var_os(TLS_KEY_ENV).map(PathBuf::from),
         };
         check_tls(TLS_CERT_ENV, &config.tls)?;
+        check_tls_files([TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV], &config.tls)?;
+        check_url(URL_ENV, &config.url)?;
+        if let NatsAuth::NKey(seed) = &config.auth {
+            check_nkey_seed(NKEY_SEED_ENV, seed)?;
+        }
         Ok(config)
     }
 
-    /// Checks every setting, as connecting does first.
+    /// Checks every setting, as connecting does first: the numbers and the namespace, the
+    /// URL (scheme, host, port), that each TLS file set can be read, that an NKey seed decodes.
     ///
     /// # Errors
     /// The first setting that is not valid: [`NatsError::Config`], naming it and the values it
-    /// accepts.
+    /// accepts. A URL is shown without its credentials; a seed is not shown.
     ///
     /// ```
     /// use std::time::Duration;
@@ -310,6 +316,14 @@ impl NatsConfig {
         check_outcome_ttl("NatsConfig::outcome_ttl", self.outcome_ttl)?;
         check_publish_retry("NatsConfig::publish_retry", self.publish_retry)?;
         check_tls("NatsConfig::tls", &self.tls)?;
+        check_tls_files(
+            ["NatsConfig::tls.ca", "NatsConfig::tls.client_cert", "NatsConfig::tls.client_key"],
+            &self.tls,
+        )?;
+        check_url("NatsConfig::url", &self.url)?;
+        if let NatsAuth::NKey(seed) = &self.auth {
+            check_nkey_seed("NatsConfig::auth", seed)?;
+        }
         Ok(())
     }
 
@@ -510,6 +524,77 @@ fn check_tls(setting: &'static str, tls: &NatsTls) -> Result<(), NatsError> {
         let value = "only one of the two".to_owned();
         Err(NatsError::Config { setting, value, expected: TLS_EXPECTED })
     }
+}
+
+const TLS_FILE_EXPECTED: &str = "the path of a readable PEM file";
+const NKEY_SEED_EXPECTED: &str =
+    "an NKey user seed: 58 characters starting `SU`, as `nk -gen user` prints it";
+const URL_EXPECTED: &str = "one or more `nats://`, `tls://`, `ws://` or `wss://` URLs (or \
+     `host:port`) separated by commas, each with a host and, if given, a port from 0 to 65535";
+
+/// Each TLS file that is set can be read: a typo is reported here, naming its setting, rather
+/// than as a failed connection that sends the user to check the server's address.
+fn check_tls_files(settings: [&'static str; 3], tls: &NatsTls) -> Result<(), NatsError> {
+    let [ca, cert, key] = settings;
+    for (setting, path) in [(ca, &tls.ca), (cert, &tls.client_cert), (key, &tls.client_key)] {
+        let Some(path) = path else { continue };
+        if std::fs::File::open(path).is_err() {
+            let value = path.display().to_string();
+            return Err(NatsError::Config { setting, value, expected: TLS_FILE_EXPECTED });
+        }
+    }
+    Ok(())
+}
+
+/// The seed decodes to a key pair. Its value is never shown, not even in part: a seed that is
+/// nearly right is nearly a secret.
+fn check_nkey_seed(setting: &'static str, seed: &Secret) -> Result<(), NatsError> {
+    match nkeys::KeyPair::from_seed(seed.expose()) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(NatsError::Config {
+            setting,
+            value: "(set, not shown)".to_owned(),
+            expected: NKEY_SEED_EXPECTED,
+        }),
+    }
+}
+
+/// Every URL of the list has a scheme the client speaks, a host and a valid port, checked here
+/// so that a typo is a `Config` error showing the URL (redacted), not a connection failure.
+fn check_url(setting: &'static str, url: &str) -> Result<(), NatsError> {
+    let valid = split_list(url).into_iter().all(|one| {
+        let one = one.trim();
+        let UrlParts { scheme, rest, .. } = url_parts(one);
+        let known = ["", "nats://", "tls://", "ws://", "wss://"];
+        // The host and port end where a path would begin (the client ignores one).
+        let address = rest.split('/').next().unwrap_or("");
+        known.contains(&scheme.to_ascii_lowercase().as_str()) && is_address(address)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(NatsError::Config { setting, value: redact_url(url), expected: URL_EXPECTED })
+    }
+}
+
+/// `host`, `host:port`, `[ipv6]` or `[ipv6]:port`, with a port from 0 to 65535.
+fn is_address(address: &str) -> bool {
+    let (host, port) = match address.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match address.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (address, None),
+        },
+    };
+    let host_ok = !host.is_empty() && !host.chars().any(|c| c.is_whitespace() || c == '@');
+    host_ok && port.is_none_or(|port| port.parse::<u16>().is_ok())
 }
 
 const NAMESPACE_EXPECTED: &str = "letters, digits, `-` and `_` (at least one)";
