@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
 use klaw_rt::remote::{
     BackendFactory, JobId, Relay, RemoteBackend, RemoteError, RemoteJob, SubmitFuture, WireOutcome,
@@ -360,31 +359,71 @@ impl Inner {
 
     /// Publishes a job and records where the server stored it. Runs on its own, so that a
     /// job published after its task was cancelled is still found and deleted.
+    ///
+    /// A failure is reported only once the job can never run: the job is published with its
+    /// id as message id, retried for `publish_retry` (the stream's duplicate window drops a
+    /// second copy), and never handed to a client that knows it is disconnected. If an attempt
+    /// was handed over (it may reach the server after all, even once the connection is back),
+    /// the job's cancel marker is stored first, which every worker checks before it runs a job.
     async fn publish(self: Arc<Self>, id: String, envelope: JobEnvelope) {
         let config = &self.connection.config;
-        // No message id: this publish is tried once, so the server has no duplicate to drop,
-        // and tracking ids would cost it a lookup per job.
-        let message = PublishMessage::build().payload(envelope.encode().into());
-        let published =
-            match self.connection.jetstream.send_publish(config.jobs_subject(), message).await {
-                Ok(ack) => ack.await.map_err(|error| error.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
+        let published = crate::channel::publish::publish_with_id(
+            &self.connection,
+            &config.jobs_subject(),
+            envelope.encode().into(),
+            Some(&id),
+            "a job",
+        )
+        .await;
         match published {
-            Ok(ack) => {
-                let waiting = self.pending().get_mut(&id).map(|p| p.sequence = Some(ack.sequence));
-                tracing::debug!(job = %id, task = %envelope.task, sequence = ack.sequence, "job submitted");
+            Ok(sequence) => {
+                let waiting = self.pending().get_mut(&id).map(|p| p.sequence = Some(sequence));
+                tracing::debug!(job = %id, task = %envelope.task, sequence, "job submitted");
                 if waiting.is_none() {
-                    self.delete_job(ack.sequence).await; // cancelled while being published
+                    self.delete_job(sequence).await; // cancelled while being published
                 }
             }
-            Err(error) => {
+            Err(not_published) => {
+                if not_published.handed_over {
+                    mark_never_run(Arc::downgrade(&self), &id).await;
+                }
+                let why = match &not_published.refused {
+                    crate::channel::publish::Refused::Rejected(reason) => reason.clone(),
+                    _ => not_published.last_error.unwrap_or_else(|| {
+                        format!("no connection to the server for {:?}", config.publish_retry)
+                    }),
+                };
                 let refused = WireOutcome::Refused(RemoteError::Transport(format!(
-                    "could not publish the job: {error}"
+                    "could not publish the job (it will not run): {why}"
                 )));
                 self.complete(&id, refused.encode());
             }
         }
+    }
+}
+
+/// Stores the cancel marker of a job that may have reached the server although its publish
+/// failed, so that no worker runs it (a worker checks the marker before it runs a job, and
+/// terminates the job). Tried until the server stores it, while the backend lives: its task is
+/// told of the failure only then, since until then the job could still run.
+async fn mark_never_run(inner: std::sync::Weak<Inner>, id: &str) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        let connected =
+            inner.connection.client.connection_state() == async_nats::connection::State::Connected;
+        if connected {
+            let marker = bytes::Bytes::from_static(b"its submitter could not publish it");
+            match inner.queue.cancels.put(id, marker).await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::debug!(job = %id, %error, "could not mark a job never to run; trying again")
+                }
+            }
+        }
+        drop(inner);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 

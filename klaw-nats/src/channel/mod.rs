@@ -20,7 +20,7 @@ pub mod broadcast;
 mod closing;
 mod error;
 pub mod mpmc;
-mod publish;
+pub(crate) mod publish;
 pub mod watch;
 
 pub use error::{SendError, TrySendError};

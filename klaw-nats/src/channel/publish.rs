@@ -10,6 +10,10 @@
 //! whose connection broke while it was on its way, or whose last attempt got no
 //! acknowledgement, can have reached the server. An attempt is never cut short, so a send ends
 //! within the bound plus one acknowledgement wait.
+//!
+//! Remote jobs are published the same way ([`publish_with_id`], the job's id as message id),
+//! and learn whether any attempt was handed to the client, which then may have reached the
+//! server: the backend then marks the job cancelled before it reports the failure.
 
 use std::time::Duration;
 
@@ -63,13 +67,23 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
 
 /// Why the server did not store the message.
 #[derive(Debug, PartialEq, Eq)]
-enum Refused {
+pub(crate) enum Refused {
     /// The stream holds its limit and refuses new messages.
     Full,
     /// No attempt succeeded within the retry bound.
     Unavailable,
     /// The message can never be stored (it is larger than the server accepts).
     Rejected(String),
+}
+
+/// A publish that did not succeed: why, and whether an attempt was handed to the client (it
+/// may then reach the server, now or once the connection is back).
+#[derive(Debug)]
+pub(crate) struct NotPublished {
+    pub(crate) refused: Refused,
+    pub(crate) handed_over: bool,
+    /// What the last attempt's error said, if one was made.
+    pub(crate) last_error: Option<String>,
 }
 
 /// Publishes `payload` to `subject` and waits for the server's acknowledgement, trying again
@@ -84,43 +98,67 @@ async fn publish(
     // server's duplicate tracking costs about a tenth of a channel's throughput.
     let retrying = !connection.config.publish_retry.is_zero();
     let message_id = retrying.then(|| JobId::random().to_string());
+    match publish_with_id(connection, subject, payload, message_id.as_deref(), channel).await {
+        Ok(_) => Ok(()),
+        Err(not_published) => Err(not_published.refused),
+    }
+}
+
+/// Publishes as [`publish`] does, with `message_id` (if any) on every attempt; the stored
+/// message's sequence, or why it was not stored. `what` names it in log events.
+pub(crate) async fn publish_with_id(
+    connection: &Connection,
+    subject: &str,
+    payload: Bytes,
+    message_id: Option<&str>,
+    what: &str,
+) -> Result<u64, NotPublished> {
     let jetstream = &connection.jetstream;
     async_compat::Compat::new(async {
         let deadline = Instant::now() + connection.config.publish_retry;
         let mut pause = FIRST_PAUSE;
+        let mut handed_over = false;
+        let mut last_error = None;
+        let gave_up =
+            |refused, handed_over, last_error| NotPublished { refused, handed_over, last_error };
         loop {
             if connection.client.connection_state() != State::Connected {
                 if Instant::now() + RECONNECT_POLL > deadline {
-                    tracing::warn!(%channel, "no connection to the server: a message given back");
-                    return Err(Refused::Unavailable);
+                    tracing::warn!(%what, "no connection to the server: not published");
+                    return Err(gave_up(Refused::Unavailable, handed_over, last_error));
                 }
                 tokio::time::sleep(RECONNECT_POLL).await;
                 continue;
             }
             let mut publish = PublishMessage::build().payload(payload.clone());
-            if let Some(id) = &message_id {
+            if let Some(id) = message_id {
                 publish = publish.message_id(id);
             }
+            let handed_over_before = handed_over;
+            handed_over = true;
             // An attempt waits for its acknowledgement as long as the client does (its request
             // timeout, 5 s), never less: cut short, a slow acknowledgement of a stored message
             // would hand the value back.
             let attempt =
                 async { jetstream.send_publish(subject.to_owned(), publish).await?.await };
             let error = match attempt.await {
-                Ok(_) => return Ok(()),
+                Ok(ack) => return Ok(ack.sequence),
                 Err(error) if error.to_string().contains("maximum messages") => {
-                    return Err(Refused::Full);
+                    return Err(gave_up(Refused::Full, handed_over, Some(error.to_string())));
                 }
                 Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                    return Err(Refused::Rejected(error.to_string()));
+                    // Refused by the client before sending: this attempt reached nothing.
+                    let refused = Refused::Rejected(error.to_string());
+                    return Err(gave_up(refused, handed_over_before, Some(error.to_string())));
                 }
                 Err(error) => error.to_string(),
             };
             if Instant::now() + pause > deadline {
-                tracing::warn!(%channel, %error, "the server did not take a message: given back");
-                return Err(Refused::Unavailable);
+                tracing::warn!(%what, %error, "the server did not take a message: not published");
+                return Err(gave_up(Refused::Unavailable, handed_over, Some(error)));
             }
-            tracing::debug!(%channel, %error, ?pause, "publish failed; trying again");
+            tracing::debug!(%what, %error, ?pause, "publish failed; trying again");
+            last_error = Some(error);
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(LONGEST_PAUSE);
         }
