@@ -306,6 +306,7 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
             Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term }
         }
     };
+    let outcome = within_max_payload(&connection, &job, outcome);
     if reply(&connection, &queue, &job, &key, outcome.bytes).await {
         claim.settle(outcome.settle).await;
     }
@@ -362,6 +363,23 @@ async fn run_task(
             Outcome { bytes: cancelled.encode(), settle: AckKind::Term }
         }
     }
+}
+
+/// The outcome, or, if the server cannot carry it (larger than its `max_payload`), a typed
+/// refusal that says so, settled for good: neither the reply nor the outcomes bucket would take
+/// it, and leaving the job unsettled would only run the task again until `max_deliver`.
+fn within_max_payload(connection: &Connection, job: &JobEnvelope, outcome: Outcome) -> Outcome {
+    let max = connection.client.server_info().max_payload;
+    if outcome.bytes.len() <= max {
+        return outcome;
+    }
+    let error = RemoteError::OutcomeTooLarge {
+        name: job.task.clone(),
+        bytes: outcome.bytes.len() as u64,
+        max: max as u64,
+    };
+    tracing::warn!(%error, "outcome too large: the job is settled with an error");
+    Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term }
 }
 
 /// The outcome's key, `<client>.<job>`, if the job's reply subject is this namespace's

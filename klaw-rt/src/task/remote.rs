@@ -86,6 +86,21 @@ pub enum RemoteError {
         /// How long outcomes were kept, in seconds.
         ttl_secs: u64,
     },
+    /// The task ran, but its outcome is larger than the server carries in one message: it was
+    /// not delivered, and the job was settled (not run again).
+    #[error(
+        "the outcome of `{name}` is {bytes} bytes, more than the server's maximum message of \
+         {max} bytes: the task ran, but its result cannot be sent; return something smaller \
+         (keep large data elsewhere and return where it is), or raise the server's max_payload"
+    )]
+    OutcomeTooLarge {
+        /// The task.
+        name: String,
+        /// The size of the encoded outcome.
+        bytes: u64,
+        /// The largest message the server accepts (its `max_payload`).
+        max: u64,
+    },
     /// The backend could not talk to its server.
     #[error("the remote backend failed: {0}")]
     Transport(String),
