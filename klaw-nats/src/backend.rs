@@ -360,18 +360,19 @@ impl Inner {
     /// Publishes a job and records where the server stored it. Runs on its own, so that a
     /// job published after its task was cancelled is still found and deleted.
     ///
-    /// A failure is reported only once the job can never run: the job is published with its
-    /// id as message id, retried for `publish_retry` (the stream's duplicate window drops a
-    /// second copy), and never handed to a client that knows it is disconnected. If an attempt
-    /// was handed over (it may reach the server after all, even once the connection is back),
-    /// the job's cancel marker is stored first, which every worker checks before it runs a job.
+    /// A failure is reported only once the job can never run: the job is never handed to a
+    /// client that knows it is disconnected (it waits for the connection for `publish_retry`),
+    /// and it is handed over once, with no message id (so the server does no duplicate lookup
+    /// per job). If that attempt failed (it may reach the server after all, even once the
+    /// connection is back), the job's cancel marker is stored first, which every worker checks
+    /// before it runs a job.
     async fn publish(self: Arc<Self>, id: String, envelope: JobEnvelope) {
         let config = &self.connection.config;
         let published = crate::channel::publish::publish_with_id(
             &self.connection,
             &config.jobs_subject(),
             envelope.encode().into(),
-            Some(&id),
+            None, // no duplicate lookup per job: a failed hand-over is not retried
             "a job",
         )
         .await;

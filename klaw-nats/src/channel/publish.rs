@@ -11,9 +11,12 @@
 //! acknowledgement, can have reached the server. An attempt is never cut short, so a send ends
 //! within the bound plus one acknowledgement wait.
 //!
-//! Remote jobs are published the same way ([`publish_with_id`], the job's id as message id),
-//! and learn whether any attempt was handed to the client, which then may have reached the
-//! server: the backend then marks the job cancelled before it reports the failure.
+//! Without a message id, an attempt handed to the client is not tried again once it fails: it
+//! may have been stored, and a second copy could not be told from it. Remote jobs are published
+//! that way ([`publish_with_id`] with no id, which spares the server a duplicate lookup per
+//! job): they wait for a connection within the bound, are handed over once, and learn whether
+//! that attempt was made, which then may have reached the server: the backend then marks the
+//! job cancelled before it reports the failure.
 
 use std::time::Duration;
 
@@ -153,6 +156,11 @@ pub(crate) async fn publish_with_id(
                 }
                 Err(error) => error.to_string(),
             };
+            if message_id.is_none() {
+                // It may have been stored: without an id, a retry could store a second copy.
+                tracing::warn!(%what, %error, "a publish without a message id failed: not retried");
+                return Err(gave_up(Refused::Unavailable, handed_over, Some(error)));
+            }
             if Instant::now() + pause > deadline {
                 tracing::warn!(%what, %error, "the server did not take a message: not published");
                 return Err(gave_up(Refused::Unavailable, handed_over, Some(error)));
