@@ -35,6 +35,7 @@ mod config;
 mod connection;
 mod dead;
 mod error;
+mod kv_watch;
 mod nats;
 mod permissions;
 mod protocol;

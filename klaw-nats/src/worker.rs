@@ -15,6 +15,7 @@ use klaw_rt::task::CancelReason;
 
 use crate::connection::{Connection, JobQueue};
 use crate::dead;
+use crate::kv_watch::KvWatch;
 use crate::protocol::JobEnvelope;
 use crate::{NatsConfig, NatsError};
 
@@ -125,8 +126,11 @@ impl Worker {
             "klaw-nats worker starting"
         );
         let consumer = compat(self.queue.workers_consumer(&self.connection.config)).await?;
-        self.watch_cancels().await?;
-        self.bury_exhausted_jobs().await?;
+        // The watchers serve this run only: they end when it ends (these guards are dropped
+        // with the future), rather than at the next cancel marker or advisory, which may never
+        // come, each keeping a server consumer or subscription and the connection meanwhile.
+        let _stop_watching_cancels = self.watch_cancels().await?;
+        let _stop_burying = self.bury_exhausted_jobs().await?;
         let connection = &self.connection;
         let queue = &self.queue;
         let running = &self.running;
@@ -169,20 +173,18 @@ impl Worker {
 
     /// Dead-letters every job the server reports out of deliveries (its submitter may be gone,
     /// and a work queue would keep it forever); several workers doing it keep it once.
-    async fn bury_exhausted_jobs(&self) -> Result<(), klaw_rt::error::Error> {
+    /// Runs until the returned guard is dropped.
+    async fn bury_exhausted_jobs(&self) -> Result<StopGuard, klaw_rt::error::Error> {
         let advisories = compat(
             self.connection.client.subscribe(self.connection.config.max_deliveries_advisory()),
         )
         .await
         .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
         let (connection, queue) = (self.connection.clone(), self.queue.clone());
-        let running = Arc::downgrade(&self.running);
+        let (stop, stopped) = klaw_rt::channel::oneshot::channel();
         self.connection.tokio.spawn(async move {
-            let mut advisories = advisories;
+            let mut advisories = advisories.take_until(stopped);
             while let Some(message) = advisories.next().await {
-                if running.upgrade().is_none() {
-                    return; // the worker is gone
-                }
                 let Ok(advisory) = serde_json::from_slice::<crate::protocol::MaxDeliveriesAdvisory>(
                     &message.payload,
                 ) else {
@@ -192,31 +194,35 @@ impl Worker {
                     .await;
             }
         });
-        Ok(())
+        Ok(stop)
     }
 
-    /// Forwards every cancel marker to the job it names, if this worker runs it.
-    async fn watch_cancels(&self) -> Result<(), klaw_rt::error::Error> {
-        let mut watch = compat(self.queue.cancels.watch_all())
+    /// Forwards every cancel marker to the job it names, if this worker runs it, until the
+    /// returned guard is dropped.
+    async fn watch_cancels(&self) -> Result<StopGuard, klaw_rt::error::Error> {
+        let (stop, stopped) = klaw_rt::channel::oneshot::channel();
+        let client = &self.connection.client;
+        let mut watch = compat(KvWatch::new(client, &self.queue.cancels, ">", stopped))
             .await
-            .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
+            .map_err(klaw_rt::error::Error::other)?;
         let running = Arc::downgrade(&self.running);
         self.connection.tokio.spawn(async move {
             while let Some(entry) = watch.next().await {
-                // An error is a moment without the server (the watch recreates its consumer):
-                // skip it, or no cancel would reach this worker again.
-                let Ok(entry) = entry else { continue };
-                let Some(running) = running.upgrade() else { return };
+                let Some(running) = running.upgrade() else { break };
                 // Cancelling runs the task's cancel hooks: not under the lock.
                 let token = running.lock().get(&entry.key).cloned();
                 if let Some(token) = token {
                     token.cancel(cancel_reason(&entry.value));
                 }
             }
+            watch.end().await;
         });
-        Ok(())
+        Ok(stop)
     }
 }
+
+/// Ends a watcher task when dropped (its receiving half resolves, and the task's stream ends).
+type StopGuard = klaw_rt::channel::oneshot::Sender<()>;
 
 fn cancel_reason(marker: &[u8]) -> CancelReason {
     CancelReason::user(format!("cancelled by the submitter ({})", String::from_utf8_lossy(marker)))

@@ -5,16 +5,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 
 use crate::NatsError;
 use crate::connection::Connection;
+use crate::kv_watch::KvWatch;
 
 /// Whether one channel is closed, as far as this process has heard.
 pub(crate) struct Closing {
     states: kv::Store,
     key: String,
     closed: Arc<AtomicBool>,
+    /// Ends the watch task when this goes (with the channel's last handle): the task would
+    /// otherwise notice only at the next change of the key, which may never come, and keep a
+    /// server consumer, a subscription and the connection meanwhile.
+    _stop_watching: klaw_rt::channel::oneshot::Sender<()>,
 }
 
 impl Closing {
@@ -30,23 +34,23 @@ impl Closing {
             })
             .await
             .map_err(|e| NatsError::jetstream("creating the channels bucket")(e.to_string()))?;
-        let closed = Arc::new(AtomicBool::new(matches!(states.get(&key).await, Ok(Some(_)))));
-        let mut watch = states
-            .watch(&key)
+        // Watch first, then read: a close between the two is seen by one or the other.
+        let (stop_watching, stopped) = klaw_rt::channel::oneshot::channel();
+        let mut watch = KvWatch::new(&connection.client, &states, &key, stopped)
             .await
-            .map_err(|e| NatsError::jetstream("watching the channel's state")(e.to_string()))?;
+            .map_err(NatsError::jetstream("watching the channel's state"))?;
+        let closed = Arc::new(AtomicBool::new(matches!(states.get(&key).await, Ok(Some(_)))));
         let flag = Arc::downgrade(&closed);
         connection.tokio.spawn(async move {
-            while let Some(entry) = watch.next().await {
-                // An error is a moment without the server (the watch resumes after it).
-                let Ok(entry) = entry else { continue };
-                let Some(flag) = flag.upgrade() else { return };
-                if entry.operation == kv::Operation::Put {
+            while let Some(change) = watch.next().await {
+                let Some(flag) = flag.upgrade() else { break };
+                if change.operation == kv::Operation::Put {
                     flag.store(true, Ordering::Release);
                 }
             }
+            watch.end().await;
         });
-        Ok(Self { states, key, closed })
+        Ok(Self { states, key, closed, _stop_watching: stop_watching })
     }
 
     pub(crate) fn is_closed(&self) -> bool {

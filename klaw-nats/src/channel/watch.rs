@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_nats::jetstream::kv;
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -14,6 +13,7 @@ use crate::NatsError;
 use crate::channel::publish::send_value;
 use crate::channel::{SendError, check_name};
 use crate::connection::Connection;
+use crate::kv_watch::KvWatch;
 
 pub(crate) async fn open<T>(
     connection: Arc<Connection>,
@@ -29,7 +29,7 @@ where
         message: e.to_string(),
     })?;
     let bucket_name = format!("{}_watch", connection.config.namespace);
-    let (store, current, mut watch) = async_compat::Compat::new(async {
+    let (store, current, watch) = async_compat::Compat::new(async {
         let store = connection
             .jetstream
             .create_or_update_key_value(kv::Config {
@@ -43,26 +43,36 @@ where
         // Set the initial value unless another process set one first.
         let _ = store.create(name, encoded.into()).await;
         let current = store.get(name).await.map_err(|e| e.to_string())?;
-        let watch = store.watch(name).await.map_err(|e| e.to_string())?;
+        let watch =
+            KvWatch::new(&connection.client, &store, name, std::future::pending::<()>()).await?;
         Ok::<_, String>((store, current, watch))
     })
     .await
     .map_err(NatsError::jetstream("opening the watch channel"))?;
     let current = current.and_then(|bytes| rmp_serde::from_slice(&bytes).ok()).unwrap_or(initial);
     let (local_tx, local_rx) = klaw_rt::channel::watch::channel(current);
+    // The task serves the local receivers, not the distributed `Sender` (which publishes on its
+    // own): it ends once every local receiver is gone, at once rather than at the next change
+    // of the key (which may never come), and removes its server consumer.
     connection.tokio.spawn(async move {
-        while let Some(entry) = watch.next().await {
-            // An error is a moment without the server (the watch resumes after it): skip it.
-            let Ok(entry) = entry else { continue };
-            if entry.operation != kv::Operation::Put {
-                continue;
-            }
-            let Ok(value) = rmp_serde::from_slice::<T>(&entry.value) else { continue };
-            // Every local receiver gone: nobody to keep current.
-            if local_tx.send(value).is_err() {
-                return;
-            }
+        let mut watch = watch;
+        {
+            let forward = async {
+                while let Some(change) = watch.next().await {
+                    if change.operation != kv::Operation::Put {
+                        continue;
+                    }
+                    let Ok(value) = rmp_serde::from_slice::<T>(&change.value) else { continue };
+                    if local_tx.send(value).is_err() {
+                        return;
+                    }
+                }
+            };
+            let receivers_gone = local_tx.closed();
+            futures_util::future::select(std::pin::pin!(forward), std::pin::pin!(receivers_gone))
+                .await;
         }
+        watch.end().await;
     });
     let subject = crate::connection::key_subject(&store, name);
     let sender = Sender { connection, subject, key: name.to_owned(), _values: PhantomData };
