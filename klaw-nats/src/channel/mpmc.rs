@@ -27,8 +27,15 @@ use crate::connection::Connection;
 const PULL_WAIT: Duration = Duration::from_millis(500);
 /// How long a waiting receiver pauses after a pull the server did not answer.
 const PULL_RETRY: Duration = Duration::from_millis(100);
-/// How many messages a receiver takes at once when they are there.
-const PREFETCH: usize = 64;
+/// How many messages a receiver takes from the server per pull: only the one `recv` returns.
+/// A receiver that took more would hold them unacknowledged while its caller is busy; past the
+/// consumer's ack wait the server gives them to another receiver too, so one message would reach
+/// two receivers (and a receiver that stopped calling `recv` would keep them from the others
+/// until then). Keeping held messages alive with progress acks trades that for messages stuck
+/// behind an idle receiver; handing them back before the ack wait reorders them and still
+/// races it. Pulling one per `recv` costs a round trip per message and keeps the rule simple:
+/// a message is taken only to be returned at once, and goes to exactly one receiver.
+const PULL_BATCH: usize = 1;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// A send in progress, kept by the `Sink`.
@@ -308,7 +315,8 @@ impl<T: Serialize + Send + 'static> futures_util::Sink<T> for Sender<T> {
 /// for itself); a `futures::Stream`.
 pub struct Receiver<T> {
     shared: Arc<Shared>,
-    /// Messages pulled and not yet handed out; handed back to the queue if dropped.
+    /// Messages pulled and not yet handed out (only by a `recv` dropped between its pull and
+    /// its return); handed back to the queue if dropped.
     taken: Arc<Taken>,
     // Only reached through `&mut self` (the Stream), so the handle stays `Sync`.
     next: SyncWrapper<Option<BoxFuture<Result<T, RecvError>>>>,
@@ -338,6 +346,10 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// or, if the receiver goes too, goes back to the queue for another receiver.
     /// Delivery is at least once: a receiver whose process dies after it took a message but
     /// before it acknowledged it leaves that message to be delivered again.
+    ///
+    /// Each message goes to one receiver: a receiver takes a message from the server only when
+    /// `recv` asks for one (no prefetch), so a receiver whose caller is busy holds none that
+    /// another receiver is waiting for, however long past the ack wait it stays busy.
     ///
     /// ```no_run
     /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) {
@@ -412,18 +424,24 @@ async fn recv<T: DeserializeOwned>(
     }
 }
 
-/// Messages available now (up to a batch), or, with `wait`, the first one to arrive within
-/// the pull wait.
+/// The next message if one is there now, or, with `wait`, the first one to arrive within
+/// the pull wait (see [`PULL_BATCH`] for why one).
 async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
     async_compat::Compat::new(async {
         let mut pulled = Vec::new();
-        if let Ok(mut batch) = shared.consumer.fetch().max_messages(PREFETCH).messages().await {
+        if let Ok(mut batch) = shared.consumer.fetch().max_messages(PULL_BATCH).messages().await {
             while let Some(Ok(message)) = batch.next().await {
                 pulled.push(message);
             }
         }
         if pulled.is_empty() && wait {
-            let batch = shared.consumer.batch().max_messages(1).expires(PULL_WAIT).messages().await;
+            let batch = shared
+                .consumer
+                .batch()
+                .max_messages(PULL_BATCH)
+                .expires(PULL_WAIT)
+                .messages()
+                .await;
             let failed = match batch {
                 Ok(mut batch) => {
                     let mut failed = None;
