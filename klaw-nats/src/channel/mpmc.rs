@@ -345,7 +345,8 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// If this future is dropped first, its message stays with the receiver for the next call,
     /// or, if the receiver goes too, goes back to the queue for another receiver.
     /// Delivery is at least once: a receiver whose process dies after it took a message but
-    /// before it acknowledged it leaves that message to be delivered again.
+    /// before it acknowledged it leaves that message to be delivered again, and so does a
+    /// server killed just after `recv` returned (the acknowledgement may be lost with it).
     ///
     /// Each message goes to one receiver: a receiver takes a message from the server only when
     /// `recv` asks for one (no prefetch), so a receiver whose caller is busy holds none that
