@@ -25,8 +25,19 @@ use klaw_nats::{NatsAuth, NatsBackend, NatsConfig, NatsError, NatsTls, Secret, W
 // The watchdog, and a cluster in this process.
 
 /// Runs `body` on its own thread and fails the test if it has not ended within `limit` (a
-/// hang), or with the body's own panic.
+/// hang), or with the body's own panic. One probe at a time in this process, each starting
+/// from cleared counts: they count runs in statics shared by their tasks, and each restarts
+/// servers and loads the machine, so under `cargo test` (which runs a file's tests on several
+/// threads, in one process) they would see each other's runs and time out on each other's
+/// load. (nextest runs each in its own process.)
 fn probe(limit: Duration, body: impl FnOnce() + Send + 'static) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // What the probe before counted is not this one's.
+    RUNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    for flag in [&HELD_STARTED, &HELD_DROPPED, &CANCELLED_RAN] {
+        flag.store(false, Ordering::SeqCst);
+    }
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         body();
