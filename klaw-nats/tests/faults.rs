@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{NatsServer, wait_until};
+use common::{NatsServer, SetOnDrop, wait_until};
 use klaw::remote::{RemoteBackend, RemoteError, RemoteJob, WireOutcome};
 use klaw::{CancelReason, Runtime, TaskError, TaskHandle};
 use klaw_nats::channel::TrySendError;
@@ -135,13 +135,6 @@ async fn counted(n: u64, millis: u64) -> u64 {
 
 static HELD_STARTED: AtomicBool = AtomicBool::new(false);
 static HELD_DROPPED: AtomicBool = AtomicBool::new(false);
-
-struct SetOnDrop(&'static AtomicBool);
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Runs until cancelled; says when it started and when it was dropped.
 #[klaw::task(remote)]
@@ -284,30 +277,34 @@ fn a_call_reported_failed_while_the_server_was_down_never_runs() {
 #[test]
 fn many_calls_across_a_restart_each_resolve_with_their_outcome_or_a_typed_error() {
     probe(Duration::from_secs(180), || {
-        let mut cluster = Cluster::new(|c| c.namespace("many"));
-        let _worker = cluster.start_worker(8);
-        let calls = 40_u64;
-        let handles: Vec<_> = (1..=calls)
-            .map(|n| cluster.submitter.spawn(counted(n, 200 + (n * 37) % 1300)))
-            .collect();
-        wait_until(Duration::from_secs(20), "some jobs ran", || total_runs() >= 4);
-        cluster.restart_after(Duration::from_secs(3));
-        let mut failed = Vec::new();
-        for (n, handle) in (1..=calls).zip(handles) {
-            let result = cluster.wait(handle, Duration::from_secs(90));
-            match result {
-                Err(elapsed) => panic!("call {n} hung: {elapsed}"),
-                Ok(Ok(value)) => assert_eq!(value, 2 * n, "call {n} got another call's outcome"),
-                Ok(other) if is_typed_remote_error(&other) => failed.push((n, other)),
-                Ok(other) => panic!("call {n}: neither an outcome nor a typed error: {other:?}"),
-            }
-        }
-        assert_eq!(cluster.backend.in_flight(), 0, "the submitter still waits for replies");
-        #[allow(clippy::print_stderr, reason = "the failures, for --nocapture")]
-        {
-            eprintln!("{} of {calls} calls ended with a typed error: {failed:?}", failed.len());
-        }
+        many_calls_across_a_restart("many", Duration::from_secs(3), Duration::from_secs(90));
     });
+}
+
+/// Forty calls of various lengths; the server goes down for `down` once some ran: each call
+/// resolves within `wait` with its own outcome or a typed error, and none is left in flight.
+fn many_calls_across_a_restart(namespace: &'static str, down: Duration, wait: Duration) {
+    let mut cluster = Cluster::new(|c| c.namespace(namespace));
+    let _worker = cluster.start_worker(8);
+    let calls = 40_u64;
+    let handles: Vec<_> =
+        (1..=calls).map(|n| cluster.submitter.spawn(counted(n, 200 + (n * 37) % 1300))).collect();
+    wait_until(Duration::from_secs(20), "some jobs ran", || total_runs() >= 4);
+    cluster.restart_after(down);
+    let mut failed = Vec::new();
+    for (n, handle) in (1..=calls).zip(handles) {
+        match cluster.wait(handle, wait) {
+            Err(elapsed) => panic!("call {n} hung: {elapsed}"),
+            Ok(Ok(value)) => assert_eq!(value, 2 * n, "call {n} got another call's outcome"),
+            Ok(other) if is_typed_remote_error(&other) => failed.push((n, other)),
+            Ok(other) => panic!("call {n}: neither an outcome nor a typed error: {other:?}"),
+        }
+    }
+    assert_eq!(cluster.backend.in_flight(), 0, "the submitter still waits for replies");
+    #[allow(clippy::print_stderr, reason = "the failures, for --nocapture")]
+    {
+        eprintln!("{} of {calls} calls ended with a typed error: {failed:?}", failed.len());
+    }
 }
 
 /// A worker shut down (its `run` cancelled) while it runs a job hands the job back: another
@@ -833,28 +830,7 @@ fn a_url_that_cannot_be_parsed_is_a_config_error_naming_the_url() {
 #[test]
 fn many_calls_across_a_long_restart_each_resolve_with_their_outcome_or_a_typed_error() {
     probe(Duration::from_secs(240), || {
-        let mut cluster = Cluster::new(|c| c.namespace("many-long"));
-        let _worker = cluster.start_worker(8);
-        let calls = 40_u64;
-        let handles: Vec<_> = (1..=calls)
-            .map(|n| cluster.submitter.spawn(counted(n, 200 + (n * 37) % 1300)))
-            .collect();
-        wait_until(Duration::from_secs(20), "some jobs ran", || total_runs() >= 4);
-        cluster.restart_after(Duration::from_secs(7));
-        let mut failed = Vec::new();
-        for (n, handle) in (1..=calls).zip(handles) {
-            match cluster.wait(handle, Duration::from_secs(120)) {
-                Err(elapsed) => panic!("call {n} hung: {elapsed}"),
-                Ok(Ok(value)) => assert_eq!(value, 2 * n, "call {n} got another call's outcome"),
-                Ok(other) if is_typed_remote_error(&other) => failed.push((n, other)),
-                Ok(other) => panic!("call {n}: neither an outcome nor a typed error: {other:?}"),
-            }
-        }
-        assert_eq!(cluster.backend.in_flight(), 0, "the submitter still waits for replies");
-        #[allow(clippy::print_stderr, reason = "the failures, for --nocapture")]
-        {
-            eprintln!("{} of {calls} calls ended with a typed error: {failed:?}", failed.len());
-        }
+        many_calls_across_a_restart("many-long", Duration::from_secs(7), Duration::from_secs(120));
     });
 }
 

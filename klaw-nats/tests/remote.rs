@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{NatsServer, wait_until};
+use common::{NatsServer, SetOnDrop, wait_until};
 use klaw::remote::{RemoteBackend, RemoteError, RemoteJob, WireOutcome};
 use klaw::{CancelReason, Runtime, TaskError, TaskHandle};
 use klaw_nats::{NatsBackend, NatsConfig, Worker};
@@ -32,13 +32,6 @@ async fn explode(message: String) -> u8 {
 
 static RUNNING_STARTED: AtomicBool = AtomicBool::new(false);
 static RUNNING_DROPPED: AtomicBool = AtomicBool::new(false);
-
-struct SetOnDrop(&'static AtomicBool);
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 #[klaw::task(remote)]
 async fn wait_forever() {

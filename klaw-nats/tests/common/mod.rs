@@ -244,3 +244,12 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 pub fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
 }
+
+/// Sets its flag when dropped: shows that a remote task's body was dropped (cancelled).
+pub struct SetOnDrop(pub &'static AtomicBool);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
