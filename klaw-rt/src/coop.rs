@@ -55,6 +55,25 @@ thread_local! {
     static HANDING_OFF: Cell<bool> = const { Cell::new(false) };
     /// This thread is its runtime's only worker.
     static SOLE_WORKER: Cell<bool> = const { Cell::new(false) };
+    /// Set while code whose cancellation is decided but held open by a shield in it is polled
+    /// ([`polling_held`]).
+    static HELD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How to ask whether the code polled now is cancelled outside any shield: set by the cancel
+/// module when the first shield starts (only a shield can hold a cancellation open), so this
+/// module, below it, needs nothing of it.
+#[cfg(not(klaw_loom))]
+static CANCELLED_HERE: std::sync::OnceLock<fn() -> bool> = std::sync::OnceLock::new();
+
+/// Sets how [`polling_held`] asks whether the code polled now is cancelled outside any shield.
+pub(crate) fn set_cancelled_here(cancelled: fn() -> bool) {
+    #[cfg(not(klaw_loom))]
+    if CANCELLED_HERE.get().is_none() {
+        let _ = CANCELLED_HERE.set(cancelled);
+    }
+    #[cfg(klaw_loom)]
+    let _ = cancelled;
 }
 
 /// Runs `wake`, which wakes the other end of a channel this task has just handed a message or
@@ -101,6 +120,31 @@ pub(crate) fn set_sole_worker(sole: bool) {
 pub(crate) fn is_sole_worker() -> bool {
     #[cfg(not(klaw_loom))]
     return SOLE_WORKER.try_with(Cell::get).unwrap_or(false);
+    #[cfg(klaw_loom)]
+    false
+}
+
+/// Runs `poll`, one poll of code whose cancellation is decided (a region's own, a scope's, its
+/// task's) but held open by a shield inside it. Meanwhile klaw's operations polled in it make
+/// no progress where the code polled now is cancelled, that is, outside the shield: they
+/// return `Pending`, taking nothing (a message stays in its channel, a sleep does not fire).
+/// So what runs beside the shield (another branch of a `join`, another arm of a `select!`)
+/// stops at its next such `.await`, as trio's code stops at its next checkpoint, and is dropped
+/// with the rest once the shield ends, which wakes whoever holds the cancellation.
+pub(crate) fn polling_held<R>(poll: impl FnOnce() -> R) -> R {
+    #[cfg(not(klaw_loom))]
+    return with_flag_raised(&HELD, poll);
+    #[cfg(klaw_loom)]
+    poll()
+}
+
+/// True if the code polled now is cancelled outside a shield that holds its cancellation open
+/// (see [`polling_held`]).
+#[inline]
+fn held_here() -> bool {
+    #[cfg(not(klaw_loom))]
+    return HELD.try_with(Cell::get).unwrap_or(false)
+        && CANCELLED_HERE.get().is_some_and(|cancelled| cancelled());
     #[cfg(klaw_loom)]
     false
 }
@@ -166,6 +210,11 @@ impl Drop for RestoreOnPending {
 /// is polled again, with a fresh budget, after the tasks queued before it.
 #[inline]
 pub(crate) fn poll_proceed(cx: &Context<'_>) -> Poll<RestoreOnPending> {
+    if held_here() {
+        // Cancelled, held open by a shield elsewhere: no progress, and no wake-up needed (the
+        // shield's end wakes what drops this code).
+        return Poll::Pending;
+    }
     let taken = BUDGET.try_with(|cell| match cell.get() {
         None => Some(RestoreOnPending(None)),
         Some(0) => None,

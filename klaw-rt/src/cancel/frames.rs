@@ -84,10 +84,29 @@ fn around_here(region: impl Fn(&RegionState) -> bool, task: impl FnOnce(&Header)
 }
 
 /// True if something enclosing the code polled now, in this task and up to the nearest shield,
-/// is about to drop it: a region cancelled on its own account, or the task itself. A region (or
-/// scope) whose own cancellation lands while one enclosing it also stops does not return: the
-/// outermost cancelled one catches the cancellation, and no code between the two runs on.
-pub(crate) fn enclosing_must_stop() -> bool {
+/// has decided to stop: a region cancelled on its own account, or the task itself, whether or
+/// not a shield holds it open for now. A region (or scope) whose own cancellation lands while
+/// one enclosing it also stops does not return: the outermost cancelled one catches the
+/// cancellation, and no code between the two runs on, also while a shield elsewhere (a local
+/// child's, a sibling branch's) holds the outer one open.
+pub(crate) fn enclosing_stopping() -> bool {
+    around_here(RegionState::stopping, Header::is_cancelled)
+}
+
+/// True if something enclosing the code polled now has decided to stop but a shield holds it
+/// open for now ([`enclosing_stopping`], and nothing must drop the code yet). Meanwhile what
+/// runs outside that shield must not run on: a region in it stops polling its future, and a
+/// scope in it cancels its children and drops its body. (Once nothing holds it, what encloses
+/// the code drops it at the end of this poll: code runs on until its next `.await`, as in
+/// trio until its next checkpoint.)
+pub(crate) fn enclosing_held() -> bool {
+    enclosing_stopping() && !enclosing_must_stop()
+}
+
+/// True if something enclosing the code polled now, in this task and up to the nearest shield,
+/// is about to drop it: a region cancelled on its own account, or the task itself, with no
+/// shield holding it open.
+fn enclosing_must_stop() -> bool {
     around_here(RegionState::must_stop, |task| task.is_cancelled() && !task.is_shielded())
 }
 

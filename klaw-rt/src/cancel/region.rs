@@ -15,6 +15,7 @@ use event_listener::EventListener;
 use crate::cancel::RegionState;
 use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::state::Tie;
+use crate::coop;
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 use crate::task::guard;
@@ -409,10 +410,25 @@ impl<F: Future> Future for Cancellable<F> {
                 }
             }
             if !this.state.must_stop() {
+                // What encloses the region has decided to stop, and a shield outside this region
+                // holds it open for now: the future must not run on meanwhile (it is dropped
+                // when that shield ends, and woken then).
+                if this.state.is_cancelled()
+                    && !this.state.is_shielded()
+                    && frames::enclosing_held()
+                {
+                    return Poll::Pending;
+                }
                 let future = this.future.as_mut().as_pin_mut().expect("checked above");
-                let polled = frames::within(FrameKind::Region(this.state.clone()), || {
-                    this.adopter.adopting(|| future.poll(cx))
-                });
+                let state = this.state.clone();
+                let adopter = &*this.adopter;
+                let poll = || {
+                    frames::within(FrameKind::Region(state), || {
+                        adopter.adopting(|| future.poll(cx))
+                    })
+                };
+                // Cancelled, but a shield inside holds it open: only the shield runs on.
+                let polled = if this.state.stopping() { coop::polling_held(poll) } else { poll() };
                 match polled {
                     Poll::Ready(output) if this.state.own_reason().is_none() => {
                         *this.outcome = Some(Ok(output));
@@ -425,9 +441,10 @@ impl<F: Future> Future for Cancellable<F> {
                 }
             }
             if this.outcome.is_none() {
-                if frames::enclosing_must_stop() {
+                if frames::enclosing_stopping() {
                     // Something around this region stops too: the outermost catches it, so
-                    // this one never returns (what encloses it drops it, and was woken).
+                    // this one never returns (what encloses it drops it, and was woken; or,
+                    // held open by a shield elsewhere, once that shield ends).
                     return Poll::Pending;
                 }
                 let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);

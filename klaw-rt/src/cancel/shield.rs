@@ -64,6 +64,8 @@ struct Hold {
 
 impl Hold {
     fn enter() -> Self {
+        // What a cancellation held open by this shield asks of the code beside it.
+        crate::coop::set_cancelled_here(frames::enclosing_stopping);
         let (regions, tasks) = shield_targets();
         for region in &regions {
             region.shield_enter();

@@ -178,6 +178,16 @@ impl RegionState {
         self.own.is_set() && self.shielded.load(Ordering::Acquire) == 0
     }
 
+    /// Cancelled by its own account, whether or not a shield inside holds it open for now.
+    pub(crate) fn stopping(&self) -> bool {
+        self.own.is_set()
+    }
+
+    /// True while a shield inside holds the region open.
+    pub(crate) fn is_shielded(&self) -> bool {
+        self.shielded.load(Ordering::Acquire) != 0
+    }
+
     pub(crate) fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
     }

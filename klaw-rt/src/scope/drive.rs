@@ -11,6 +11,7 @@ use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::cancel::frames::{self, FrameKind};
+use crate::coop;
 use crate::error::{Error, ScopeError, WithCauses};
 use crate::scope::registry::Failure;
 use crate::scope::{LocalChild, Scope, ScopeOptions};
@@ -233,9 +234,13 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
             return;
         }
         let adopter = &self.adopter;
-        let polled = frames::within(FrameKind::Region(shared.region.clone()), || {
-            adopter.adopting(|| body.as_mut().poll(cx))
-        });
+        let mut poll = move || {
+            frames::within(FrameKind::Region(shared.region.clone()), || {
+                adopter.adopting(|| body.as_mut().poll(cx))
+            })
+        };
+        // Cancelled, but a shield in the body holds it open: only the shield runs on.
+        let polled = if shared.region.stopping() { coop::polling_held(poll) } else { poll() };
         match polled {
             Poll::Ready(Ok(output)) => {
                 self.drop_body();
@@ -332,6 +337,16 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
                 shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
             }
         }
+        if shared.region.is_cancelled()
+            && shared.region.own_reason().is_none()
+            && frames::enclosing_held()
+        {
+            // What encloses the scope has decided to stop, and a shield holds it open for now
+            // (in a local child, or beside the scope): what the scope runs outside a shield
+            // stops now, as when the scope is dropped. Its children are cancelled and its body
+            // dropped, unless a shield in it holds the scope's own cancellation.
+            shared.cancel_all(CancelReason::ParentCancelled, None);
+        }
         this.poll_body(cx);
         this.poll_locals(cx);
         // Every child, and everything adopted from scopes the body dropped, has ended.
@@ -340,7 +355,7 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
             && shared.descendants.poll_empty(cx).is_ready()
             && this.background_ended(cx)
         {
-            if shared.region.own_reason().is_some() && frames::enclosing_must_stop() {
+            if shared.region.own_reason().is_some() && frames::enclosing_stopping() {
                 // Cancelled while what encloses the scope stops too: the outermost catches
                 // it, so the scope does not return (it is dropped, and logs what failed).
                 return Poll::Pending;

@@ -498,8 +498,9 @@ impl<'env> Scope<'env> {
         self.shared.cancel_all(reason.into(), None);
     }
 
-    /// True once the scope was cancelled (by [`cancel`](Self::cancel), a failure or its
-    /// deadline).
+    /// True once the scope was cancelled: by [`cancel`](Self::cancel), a failure or its
+    /// deadline, or by what encloses it (a cancel region, its task), as a region's
+    /// [`Token`](crate::cancel::Token) reports; trio's `cancel_called` leaves out the last.
     ///
     /// ```
     /// # klaw::runtime::block_on(async {

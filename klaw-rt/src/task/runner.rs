@@ -296,7 +296,15 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // A fresh cooperative budget for each poll of the body (see `coop`).
             let running = cx.waker();
             let poll = || coop::with_task_budget(|| step.poll(cx));
-            current::run_as(completer, Some(running), || guarded::<M, _>(poll))
+            // Cancelled, but a shield in the body holds it open: only the shield runs on.
+            let held = completer.header().kind() != Kind::Pending;
+            current::run_as(completer, Some(running), || {
+                if held {
+                    coop::polling_held(|| guarded::<M, _>(poll))
+                } else {
+                    guarded::<M, _>(poll)
+                }
+            })
         };
         let output = match polled {
             Poll::Pending if must_stop(completer.header()) => None, // a shield just ended
