@@ -51,6 +51,8 @@
 //!   takes part); `has_budget_remaining` has no counterpart. `task_yield_now.rs`: klaw has no
 //!   `yield_now` of its own.
 
+mod common;
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -59,6 +61,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::ms;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use klaw::channel::{bounded, oneshot, unbounded};
 use klaw::{CancelReason, Handle, Runtime, TaskError, TaskHandle};
@@ -67,10 +70,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The worker counts tokio's three `rt_common` flavours become.
 const FLAVOURS: [usize; 2] = [1, 4];
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().expect("runtime")

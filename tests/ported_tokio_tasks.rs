@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{Flag, SetOnDrop, runtime};
+use common::{Flag, SetOnDrop, ms, paused, runtime, secs};
 use futures_lite::future::yield_now;
 use futures_util::FutureExt;
 use klaw::cancel::{fail_after, fail_at};
@@ -72,22 +72,10 @@ use klaw::task::current_task_id;
 use klaw::time::{Sleep, advance, now, sleep, sleep_until};
 use klaw::{CancelReason, Error, Handle, Runtime, TaskError};
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn user(message: &'static str) -> CancelReason {
     CancelReason::user(message)
-}
-
-fn paused() -> Runtime {
-    Runtime::builder().start_paused(true).build().expect("a paused runtime")
 }
 
 /// Runs `f` on its own thread and fails the test if it has not returned within 30 s (of real

@@ -9,6 +9,8 @@
 //! its tests advance one extra millisecond first and expect `+ 1` after a reset; klaw's virtual
 //! timers are exact, so these expect the exact instants.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,21 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use common::{ms, paused, secs};
 use futures_lite::StreamExt;
 use klaw::time::{self, Interval, MissedTickBehavior, advance, now, sleep, sleep_until};
 use klaw::{Error, Handle, Runtime, Task, TaskError};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-fn paused() -> Runtime {
-    Runtime::builder().start_paused(true).build().expect("a paused runtime")
-}
 
 /// Polls `future` once with the caller's context.
 async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {

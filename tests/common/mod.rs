@@ -217,3 +217,19 @@ impl Drop for Inside {
         self.gauge.leave();
     }
 }
+
+/// `n` milliseconds.
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `n` seconds.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A runtime on a paused clock (`start_paused(true)`): its virtual time moves only when every
+/// task waits.
+pub fn paused() -> klaw::Runtime {
+    klaw::Runtime::builder().start_paused(true).build().expect("a paused runtime")
+}

@@ -450,8 +450,9 @@ impl Runtime {
         drop(self.executor.take());
         stats.wait_idle(cancel_deadline);
         if let Some(clock) = &self.shared.clock {
-            // A timer's waker can hold a task that holds the clock: break the cycle.
-            clock.clear();
+            // Nothing moves the clock now: what still waits on it is due (and a timer's waker,
+            // which can hold a task that holds the clock, is let go).
+            clock.stop();
         }
         // Last: klaw's tasks, which may hold tokio resources, are gone now.
         self.tokio.shutdown();

@@ -55,6 +55,9 @@ struct ClockState {
     /// `advance` futures waiting for the runtime to settle, and how many settlings there were.
     settling: usize,
     settle_epoch: u64,
+    /// Its runtime has shut down: nothing moves the clock any more, so every timer on it is due
+    /// (see [`VirtualClock::stop`]).
+    stopped: bool,
 }
 
 impl ClockState {
@@ -205,7 +208,7 @@ impl VirtualClock {
         waker: &Waker,
     ) -> Poll<()> {
         let mut state = self.lock();
-        if state.now(self.start) >= deadline {
+        if state.stopped || state.now(self.start) >= deadline {
             let removed = id.take().and_then(|id| state.timers.remove(&(deadline, id)));
             drop(state);
             drop(removed); // outside the lock
@@ -219,8 +222,8 @@ impl VirtualClock {
         drop(state);
         let fresh = waker.clone(); // outside the lock: cloning a waker may run any code
         let mut state = self.lock();
-        if state.now(self.start) >= deadline {
-            // The clock moved meanwhile.
+        if state.stopped || state.now(self.start) >= deadline {
+            // The clock moved (or stopped) meanwhile.
             let removed = id.take().and_then(|id| state.timers.remove(&(deadline, id)));
             drop(state);
             drop((removed, fresh));
@@ -236,10 +239,16 @@ impl VirtualClock {
         Poll::Pending
     }
 
-    /// Moves the timer `id` from `old` to `new`, keeping its waker, if it is registered.
+    /// Moves the timer `id` from `old` to `new`, keeping its waker, if it is registered; if
+    /// `new` is due already, wakes it instead (as a real timer reset into the past fires at
+    /// once), so its task polls it now rather than when the runtime is next idle.
     pub(crate) fn move_timer(&self, old: Instant, new: Instant, id: u64) {
         let mut state = self.lock();
-        if let Some(waker) = state.timers.remove(&(old, id)) {
+        let Some(waker) = state.timers.remove(&(old, id)) else { return };
+        if state.stopped || state.now(self.start) >= new {
+            drop(state);
+            waker.wake(); // outside the lock
+        } else {
             state.timers.insert((new, id), waker);
         }
     }
@@ -250,11 +259,18 @@ impl VirtualClock {
         drop(removed); // outside the lock
     }
 
-    /// Forgets every timer (the runtime has shut down): their wakers may hold tasks that hold
-    /// this clock.
-    pub(crate) fn clear(&self) {
-        let timers = std::mem::take(&mut self.lock().timers);
-        drop(timers);
+    /// The runtime has shut down: nothing moves this clock any more, so every timer on it is
+    /// due now and from now on. The timers still waiting (of futures its runtime did not own:
+    /// one awaited in another executor, or by hand) are woken, and their wakers let go (one may
+    /// hold a task that holds this clock), so no such future waits forever for a time that
+    /// never comes, as a tokio runtime's timers fire when it shuts down.
+    pub(crate) fn stop(&self) {
+        let timers = {
+            let mut state = self.lock();
+            state.stopped = true;
+            std::mem::take(&mut state.timers)
+        };
+        wake_in_order(timers);
     }
 }
 
