@@ -9,7 +9,7 @@ use std::task::Poll;
 use loom::future::block_on;
 use loom::thread;
 
-use crate::cancel::Region;
+use crate::cancel::{Region, Token};
 use crate::task::CancelReason;
 
 #[test]
@@ -58,5 +58,24 @@ fn loom_a_completion_after_the_regions_cancel_does_not_win() {
         if let Err(reason) = result {
             assert_eq!(reason, CancelReason::user("stop"));
         }
+    });
+}
+
+/// A parent token and its child cancelled at once: a child `cancel` that says it decided the
+/// cancellation ("the first reason wins") leaves the child reporting its own reason, one that
+/// says it did not the parent's. (The parent's cancel reaching the child between the child's
+/// own decision and its record of it made the child report the parent's reason.)
+#[test]
+fn loom_a_child_tokens_cancel_that_decided_is_the_reason_it_reports() {
+    loom::model(|| {
+        let parent = Token::new();
+        let child = parent.child();
+        let canceller = parent.clone();
+        let th = thread::spawn(move || canceller.cancel("parent"));
+        let decided = child.cancel("child");
+        assert!(th.join().unwrap());
+        let expected = CancelReason::user(if decided { "child" } else { "parent" });
+        assert_eq!(child.reason(), Some(expected), "decided by the child: {decided}");
+        assert_eq!(parent.reason(), Some(CancelReason::user("parent")));
     });
 }

@@ -98,28 +98,36 @@ impl RegionState {
         }
         self.cancelled_event.notify(usize::MAX);
         // Iteratively, so a long chain of tokens cannot overflow the stack.
-        let mut pending = self.hearing_children();
-        while let Some((child, tie)) = pending.pop() {
-            let decided = match tie {
-                Tie::Token => child.own.set(reason.clone()).is_ok(),
-                Tie::Enclosing => false,
+        let mut pending = self.hearing_children(&reason);
+        while let Some((child, tie, reason)) = pending.pop() {
+            let heard = match tie {
+                Tie::Token => {
+                    if child.own.set(reason.clone()).is_ok() {
+                        child.waker.wake();
+                    }
+                    // A child token's own cancellation may have won the race against this one:
+                    // what it reports is then its own reason, the one its `cancel` decided.
+                    child.own.get().cloned().unwrap_or(reason)
+                }
+                Tie::Enclosing => reason,
             };
-            if decided {
-                child.waker.wake();
-            }
-            if child.first.set(reason.clone()).is_ok() {
+            if child.first.set(heard.clone()).is_ok() {
                 child.cancelled_event.notify(usize::MAX);
-                pending.extend(child.hearing_children());
+                pending.extend(child.hearing_children(&heard));
             }
         }
     }
 
-    /// The children still alive, collected under the lock and returned to be told outside it.
-    fn hearing_children(&self) -> Vec<(Arc<RegionState>, Tie)> {
+    /// The children still alive, each with `reason`, collected under the lock and returned to
+    /// be told outside it.
+    fn hearing_children(
+        &self,
+        reason: &CancelReason,
+    ) -> Vec<(Arc<RegionState>, Tie, CancelReason)> {
         self.children
             .lock()
             .iter()
-            .filter_map(|(_, (child, tie))| Some((child.upgrade()?, *tie)))
+            .filter_map(|(_, (child, tie))| Some((child.upgrade()?, *tie, reason.clone())))
             .collect()
     }
 
