@@ -138,10 +138,25 @@ pub(crate) fn polling_held<R>(poll: impl FnOnce() -> R) -> R {
     poll()
 }
 
+/// Runs `f` with no held cancellation in force on this thread: one of klaw's blocking helpers (a
+/// nested `block_on`, `send_blocking`...) called while one is, from a destructor or from code
+/// beside a shield, waits for what it waits for rather than for nothing.
+#[cfg(not(klaw_loom))]
+pub(crate) fn not_held<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = HELD.try_with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(HELD.try_with(|cell| cell.replace(false)).unwrap_or(false));
+    f()
+}
+
 /// True if the code polled now is cancelled outside a shield that holds its cancellation open
 /// (see [`polling_held`]).
 #[inline]
-fn held_here() -> bool {
+pub(crate) fn held_here() -> bool {
     #[cfg(not(klaw_loom))]
     return HELD.try_with(Cell::get).unwrap_or(false)
         && CANCELLED_HERE.get().is_some_and(|cancelled| cancelled());
@@ -215,6 +230,12 @@ pub(crate) fn poll_proceed(cx: &Context<'_>) -> Poll<RestoreOnPending> {
         // shield's end wakes what drops this code).
         return Poll::Pending;
     }
+    poll_proceed_unheld(cx)
+}
+
+/// [`poll_proceed`] for a caller that has just seen [`held_here`] false.
+#[inline]
+fn poll_proceed_unheld(cx: &Context<'_>) -> Poll<RestoreOnPending> {
     let taken = BUDGET.try_with(|cell| match cell.get() {
         None => Some(RestoreOnPending(None)),
         Some(0) => None,
@@ -240,7 +261,20 @@ pub(crate) fn budgeted<R>(
     cx: &mut Context<'_>,
     op: impl FnOnce(&mut Context<'_>) -> Poll<R>,
 ) -> Poll<R> {
-    let restore = std::task::ready!(poll_proceed(cx));
+    if held_here() {
+        return Poll::Pending; // see `poll_proceed`
+    }
+    budgeted_unheld(cx, op)
+}
+
+/// [`budgeted`] for a caller that has just seen [`held_here`] false (and acted on it: a
+/// channel future in line leaves its line).
+#[inline(always)]
+pub(crate) fn budgeted_unheld<R>(
+    cx: &mut Context<'_>,
+    op: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+) -> Poll<R> {
+    let restore = std::task::ready!(poll_proceed_unheld(cx));
     let polled = op(cx);
     if polled.is_ready() {
         restore.made_progress();
@@ -250,15 +284,21 @@ pub(crate) fn budgeted<R>(
 
 /// `Pending` (after waking the task) if the budget is spent, without taking a unit: what
 /// `select!` checks first, so that with the budget spent it yields rather than take its
-/// `default` arm while its channel arms have values waiting. Not public API.
+/// `default` arm while its channel arms have values waiting. `Ready(true)` if the code is
+/// cancelled beside a shield that holds it (see [`polling_held`]): then `select!` polls its arms
+/// (which take nothing, and pass on a wake-up they were given) and returns `Pending`, never
+/// taking `default`. Not public API.
 #[doc(hidden)]
 #[inline]
-pub fn __poll_budget_available(cx: &Context<'_>) -> Poll<()> {
+pub fn __poll_budget_available(cx: &Context<'_>) -> Poll<bool> {
+    if held_here() {
+        return Poll::Ready(true);
+    }
     if current() == Some(0) {
         cx.waker().wake_by_ref();
         Poll::Pending
     } else {
-        Poll::Ready(())
+        Poll::Ready(false)
     }
 }
 

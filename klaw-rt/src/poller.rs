@@ -97,7 +97,7 @@ pub(crate) fn outside_tasks<R>(block: impl FnOnce() -> R) -> R {
         before();
     }
     #[cfg(not(klaw_loom))]
-    return coop::with_flag_raised(&BLOCKING, block);
+    return coop::with_flag_raised(&BLOCKING, || coop::not_held(block));
     #[cfg(klaw_loom)]
     block()
 }

@@ -190,9 +190,14 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             #start
             ::core::future::poll_fn(|__klaw_cx| {
                 // With the task's cooperative budget spent, yield rather than poll the arms
-                // (which would all yield) and take `default` while values wait.
-                ::core::task::ready!(#private::poll_budget_available(__klaw_cx));
+                // (which would all yield) and take `default` while values wait. Cancelled
+                // beside a shield that holds the cancellation, poll them (they take nothing, and
+                // pass on wake-ups) but never take `default`.
+                let __klaw_held = ::core::task::ready!(#private::poll_budget_available(__klaw_cx));
                 #poll_all
+                if __klaw_held {
+                    return ::core::task::Poll::Pending;
+                }
                 #default_ready
             })
             .await

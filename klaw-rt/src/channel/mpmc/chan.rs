@@ -200,7 +200,15 @@ impl<T> Chan<T> {
         lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        coop::budgeted(cx, |cx| {
+        if coop::held_here() {
+            // Cancelled beside a shield that holds it: it takes nothing, not even a wake-up;
+            // one it was given goes on to the next receiver in line.
+            if let Some(key) = waiter.take() {
+                self.leave_receivers(key);
+            }
+            return Poll::Pending;
+        }
+        coop::budgeted_unheld(cx, |cx| {
             if waiter.is_none() {
                 if let Some(received) = self.recv_now() {
                     *yielded = false; // a stream polls on
@@ -380,7 +388,14 @@ impl<T> Chan<T> {
         yielded: &mut bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        coop::budgeted(cx, |cx| {
+        if coop::held_here() {
+            // As for a receive: the value stays in the future, a wake-up goes on.
+            if let Some(key) = waiter.take() {
+                self.leave_senders(key);
+            }
+            return Poll::Pending;
+        }
+        coop::budgeted_unheld(cx, |cx| {
             if waiter.is_none() {
                 let taken = value.take().expect("a Send future was polled after it completed");
                 match self.try_push_looking(taken, *yielded) {
@@ -409,7 +424,14 @@ impl<T> Chan<T> {
         lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), ()>> {
-        coop::budgeted(cx, |cx| {
+        if coop::held_here() {
+            // As for a send: nothing reserved, a wake-up goes on.
+            if let Some(key) = waiter.take() {
+                self.leave_senders(key);
+            }
+            return Poll::Pending;
+        }
+        coop::budgeted_unheld(cx, |cx| {
             if waiter.is_none() {
                 match self.try_reserve() {
                     Ok(()) => return Poll::Ready(Ok(())),
