@@ -10,6 +10,8 @@
 //! `cargo nextest run --release --test channel_faults [--features tokio]`;
 //! `STRESS_SCALE=10` repeats every stress loop ten times as often.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use common::XorShift;
 use futures_lite::future::{or, yield_now};
 use klaw::channel::{self, Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError};
 
@@ -54,26 +57,11 @@ fn deadline<R: Send + 'static>(
 
 const DEADLINE: u64 = 30;
 
-/// A small xorshift generator: tests need no `rand`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        static SALT: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-        let salt = SALT.fetch_add(0x9E37_79B9_7F4A_7C15, SeqCst);
-        Rng((seed ^ salt) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// A generator for `seed`, salted per call so no two runs of a test share their choices.
+fn rng(seed: u64) -> XorShift {
+    static SALT: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let salt = SALT.fetch_add(0x9E37_79B9_7F4A_7C15, SeqCst);
+    XorShift((seed ^ salt) | 1)
 }
 
 /// Polls `fut` once in the current task's context.
@@ -216,7 +204,7 @@ impl Ledger {
 async fn receive_somehow(
     rx: &Receiver<u64>,
     mode: u64,
-    rng: &mut Rng,
+    rng: &mut XorShift,
 ) -> Option<Result<u64, RecvError>> {
     match mode {
         // Polled once, then dropped (it may have yielded or joined the line).
@@ -274,7 +262,7 @@ async fn send_somehow(
     tx: &Sender<u64>,
     id: u64,
     mode: u64,
-    rng: &mut Rng,
+    rng: &mut XorShift,
 ) -> Result<bool, SendError<u64>> {
     match mode {
         1 => match tx.try_send(id) {
@@ -383,7 +371,7 @@ fn mpmc_round(exec: Exec, cfg: Mpmc, seed: u64, ledger: Arc<Ledger>) {
         let tx = tx.clone();
         let ledger = ledger.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(s as u64));
+            let mut rng = rng(seed.wrapping_mul(31).wrapping_add(s as u64));
             'ids: for i in 0..cfg.per_sender {
                 let id = (s * cfg.per_sender + i) as u64;
                 let mut mode = if cfg.cancel_sends { rng.below(12) } else { 0 };
@@ -420,7 +408,7 @@ fn mpmc_round(exec: Exec, cfg: Mpmc, seed: u64, ledger: Arc<Ledger>) {
         let rx = rx.clone();
         let ledger = ledger.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed.wrapping_mul(17).wrapping_add(1000 + r as u64));
+            let mut rng = rng(seed.wrapping_mul(17).wrapping_add(1000 + r as u64));
             loop {
                 let mode = if cfg.cancel_recvs { rng.below(8) } else { 0 };
                 match receive_somehow(&rx, mode, &mut rng).await {
@@ -448,7 +436,7 @@ fn mpmc_round(exec: Exec, cfg: Mpmc, seed: u64, ledger: Arc<Ledger>) {
         let keep_tx = tx;
         let keep_rx = rx;
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed ^ 0xC105E);
+            let mut rng = rng(seed ^ 0xC105E);
             if cfg.close_midway {
                 klaw::time::sleep(micros(rng.below(2000))).await;
                 keep_tx.close();
@@ -600,7 +588,7 @@ fn one_to_one_with_visitors(exec: Exec, capacity: usize, seed: u64) {
         let ledger = ledger.clone();
         let spawn = spawner.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed);
+            let mut rng = rng(seed);
             let mut visit = 0;
             for id in 0..MAIN as u64 {
                 if visit < VISITS && rng.below((MAIN / VISITS) as u64) == 0 {
@@ -639,7 +627,7 @@ fn one_to_one_with_visitors(exec: Exec, capacity: usize, seed: u64) {
         let ledger = ledger.clone();
         let spawn = spawner.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed ^ 0xABCD);
+            let mut rng = rng(seed ^ 0xABCD);
             let mut spawned = 0;
             loop {
                 if rng.below(400) == 0 {
@@ -733,7 +721,7 @@ fn one_to_one_receiver_dropped_while_the_sender_waits() {
             let label = format!("rx dropped mid-stream {exec:?} round {round}");
             deadline(&label, DEADLINE, String::new, move || {
                 let (tx, rx) = channel::bounded::<u64>(1);
-                let stop_after = Rng::new(round).below(500);
+                let stop_after = rng(round).below(500);
                 let outcome = Arc::new(Mutex::new(None));
                 let out = outcome.clone();
                 run_all(
@@ -771,7 +759,7 @@ fn one_to_one_sender_dropped_while_the_receiver_waits() {
             let label = format!("tx dropped mid-stream {exec:?} round {round}");
             deadline(&label, DEADLINE, String::new, move || {
                 let (tx, rx) = channel::bounded::<u64>(2);
-                let count = Rng::new(round).below(500);
+                let count = rng(round).below(500);
                 let got = Arc::new(AtomicU64::new(u64::MAX));
                 let g = got.clone();
                 run_all(
@@ -859,7 +847,7 @@ fn mixed_round(exec: Exec, capacity: Option<usize>, seed: u64) {
         let rx = rx.clone();
         let ledger = ledger.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed * 7 + r as u64);
+            let mut rng = rng(seed * 7 + r as u64);
             loop {
                 let mode = rng.below(8);
                 match receive_somehow(&rx, mode, &mut rng).await {
@@ -1061,7 +1049,7 @@ fn permit_round(exec: Exec, capacity: usize, seed: u64, ledger: Arc<Ledger>) {
         let tx = tx.clone();
         let stop = stop.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed * 13 + h);
+            let mut rng = rng(seed * 13 + h);
             while !stop.load(SeqCst) {
                 match rng.below(3) {
                     0 => {
@@ -1095,7 +1083,7 @@ fn permit_round(exec: Exec, capacity: usize, seed: u64, ledger: Arc<Ledger>) {
     {
         let ledger = ledger.clone();
         futures.push(Box::pin(async move {
-            let mut rng = Rng::new(seed ^ 0xFEED);
+            let mut rng = rng(seed ^ 0xFEED);
             for _ in 0..SENDERS * PER {
                 let id = rx.recv().await.unwrap();
                 ledger.got(id);
@@ -1240,7 +1228,7 @@ fn select_over_two_channels_exactly_once() {
                     let (rx_a, rx_b) = (rx_a.clone(), rx_b.clone());
                     let ledger = ledger.clone();
                     futures.push(Box::pin(async move {
-                        let mut rng = Rng::new(round * 5 + c);
+                        let mut rng = rng(round * 5 + c);
                         let (mut a_open, mut b_open) = (true, true);
                         while a_open || b_open {
                             let d = micros(rng.below(300));
@@ -1326,7 +1314,7 @@ fn select_any_round(exec: Exec, round: u64) {
             let mut rxs: Vec<Receiver<u64>> = channels.iter().map(|(_, rx)| rx.clone()).collect();
             let ledger = ledger.clone();
             futures.push(Box::pin(async move {
-                let mut rng = Rng::new(round * 3 + c);
+                let mut rng = rng(round * 3 + c);
                 loop {
                     if ledger.total_received.load(SeqCst) >= total || rxs.is_empty() {
                         break;
@@ -1380,7 +1368,7 @@ fn broadcast_lagging_receivers_account_for_every_message() {
                     let mut futures: Vec<BoxFut> = Vec::new();
                     for (r, mut rx) in receivers.into_iter().enumerate() {
                         futures.push(Box::pin(async move {
-                            let mut rng = Rng::new(round * 11 + r as u64);
+                            let mut rng = rng(round * 11 + r as u64);
                             let mut last = [None::<u64>; SENDERS as usize];
                             let (mut got, mut missed) = (0u64, 0u64);
                             loop {
@@ -1471,7 +1459,7 @@ fn broadcast_receiver_dropped_while_others_wait() {
                 }
                 let mut doomed = rx;
                 futures.push(Box::pin(async move {
-                    let mut rng = Rng::new(round);
+                    let mut rng = rng(round);
                     for _ in 0..rng.below(20) {
                         let _ = doomed.recv().await;
                     }
@@ -1504,7 +1492,7 @@ fn watch_changed_races_sender_drop_and_sees_the_last_value() {
         for round in 0..(300 * scale() as u64) {
             let label = format!("watch {exec:?} round {round}");
             deadline(&label, DEADLINE, String::new, move || {
-                let last = Rng::new(round).below(50) + 1;
+                let last = rng(round).below(50) + 1;
                 let (tx, mut rx) = watch::channel(0u64);
                 let mut rx2 = rx.clone();
                 let seen = Arc::new(AtomicU64::new(0));
@@ -1521,7 +1509,7 @@ fn watch_changed_races_sender_drop_and_sees_the_last_value() {
                         }),
                         Box::pin(async move {
                             // Cancelled `changed()`s in between.
-                            let mut rng = Rng::new(round ^ 0x77);
+                            let mut rng = rng(round ^ 0x77);
                             loop {
                                 let d = micros(rng.below(50));
                                 let r = or(async { Some(rx2.changed().await) }, async {
@@ -1755,7 +1743,7 @@ fn force_send_round(exec: Exec, capacity: usize, round: u64) {
             let rx = rx.clone();
             let ledger = ledger.clone();
             futures.push(Box::pin(async move {
-                let mut rng = Rng::new(round * 7 + r);
+                let mut rng = rng(round * 7 + r);
                 loop {
                     if ledger.total_received.load(SeqCst) + ledger.total_returned.load(SeqCst)
                         >= total

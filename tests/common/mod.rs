@@ -233,3 +233,23 @@ pub fn secs(n: u64) -> Duration {
 pub fn paused() -> klaw::Runtime {
     klaw::Runtime::builder().start_paused(true).build().expect("a paused runtime")
 }
+
+/// A small deterministic generator (xorshift; no `fastrand` among klaw's dev-dependencies).
+/// Its seed must not be zero.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
