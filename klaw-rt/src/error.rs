@@ -344,6 +344,25 @@ impl From<crate::primitives::AcquireError> for Error {
     }
 }
 
+/// An I/O error converts for `?`, so a `#[klaw::main]` or `#[klaw::test]` body that returns
+/// `Result<_, klaw::Error>` can use `?` on files and sockets directly (inside a `scope!` body,
+/// `?` converts any error already). It becomes [`Error::Other`], which displays as the I/O
+/// error itself.
+///
+/// ```
+/// fn read_config(path: &str) -> Result<String, klaw::Error> {
+///     Ok(std::fs::read_to_string(path)?)
+/// }
+/// let error = read_config("/no/such/klaw.toml").unwrap_err();
+/// let klaw::Error::Other(inner) = error else { panic!("an I/O error is `Other`") };
+/// assert!(inner.downcast_ref::<std::io::Error>().is_some());
+/// ```
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Self::Other(Box::new(error))
+    }
+}
+
 impl From<crate::primitives::TryAcquireError> for Error {
     fn from(error: crate::primitives::TryAcquireError) -> Self {
         Self::Other(Box::new(error))

@@ -224,7 +224,7 @@ impl Site {
     /// # async fn main() -> Result<(), klaw::Error> {
     /// use std::sync::Arc;
     /// let site = Arc::new(klaw_tokio_interop::Site::generate(Default::default()));
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(klaw::Error::other)?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     /// let served = klaw::cancel::move_on_after(std::time::Duration::from_millis(10), site.serve(listener));
     /// assert!(served.await.is_none(), "a server runs until it is cancelled");
     /// # Ok(())
