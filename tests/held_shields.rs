@@ -10,36 +10,14 @@ mod common;
 use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
-use common::{Flag, in_task, ms, runtime, secs, with_deadline};
+use common::{Flag, foreign_until, in_task, ms, runtime, secs, until, with_deadline};
 use futures_util::future::join;
 use klaw::cancel::{Region, Token, move_on_after, shield};
 use klaw::{CancelReason, Error, TaskError};
 
 fn user(message: &'static str) -> CancelReason {
     CancelReason::user(message)
-}
-
-/// Waits (at klaw's await points) until `done` says so.
-async fn until(done: impl Fn() -> bool) {
-    while !done() {
-        klaw::time::sleep(ms(1)).await;
-    }
-}
-
-/// Waits until `done` says so, awaiting no klaw operation (a foreign future, as tokio's I/O
-/// would be): the task is woken again at once each time.
-async fn foreign_until(done: impl Fn() -> bool) {
-    std::future::poll_fn(|cx| {
-        if done() {
-            Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await;
 }
 
 fn shared<T>() -> Arc<Mutex<Option<T>>> {

@@ -253,3 +253,24 @@ impl XorShift {
         self.next() % n
     }
 }
+
+/// Waits (at klaw's await points: a `sleep` of a millisecond) until `done` says so.
+pub async fn until(done: impl Fn() -> bool) {
+    while !done() {
+        klaw::time::sleep(ms(1)).await;
+    }
+}
+
+/// Waits until `done` says so, awaiting no klaw operation (a foreign future, as tokio's I/O
+/// would be): the task is woken again at once each time.
+pub async fn foreign_until(done: impl Fn() -> bool) {
+    std::future::poll_fn(|cx| {
+        if done() {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}

@@ -110,6 +110,22 @@ fn enclosing_must_stop() -> bool {
     around_here(RegionState::must_stop, |task| task.is_cancelled() && !task.is_shielded())
 }
 
+/// A scope polled now returns failures, having seen nothing around it stopping
+/// ([`enclosing_stopping`] was false): each region of this task around it, up to the nearest
+/// shield, takes its completion in this poll as coming before any cancel that lands meanwhile,
+/// so the failures are not dropped with it.
+pub(crate) fn claim_completion() {
+    FRAMES.with(|frames| {
+        for frame in own_frames(&frames.borrow()) {
+            match frame {
+                FrameKind::Region(state) => state.claim_completion(),
+                FrameKind::Shield => break,
+                FrameKind::LocalChildren(_) => {}
+            }
+        }
+    });
+}
+
 /// What a region that starts here hears: the innermost enclosing region of this task, or else
 /// the task itself; nothing past a shield (a shield keeps outer cancellations out).
 pub(crate) enum Enclosing {

@@ -429,8 +429,11 @@ impl<F: Future> Future for Cancellable<F> {
                 };
                 // Cancelled, but a shield inside holds it open: only the shield runs on.
                 let polled = if this.state.stopping() { coop::polling_held(poll) } else { poll() };
+                // A scope inside that returned failures in this poll, before any cancel of
+                // this region it could see, made its return (and so this completion) come first.
+                let claimed = this.state.take_claim();
                 match polled {
-                    Poll::Ready(output) if this.state.own_reason().is_none() => {
+                    Poll::Ready(output) if this.state.own_reason().is_none() || claimed => {
                         *this.outcome = Some(Ok(output));
                     }
                     // A completion after this region's cancellation does not win: the region

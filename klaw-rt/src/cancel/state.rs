@@ -17,7 +17,7 @@ use event_listener::Event;
 use slab::Slab;
 
 use crate::cancel::frames::{self, Enclosing};
-use crate::sync::{AtomicUsize, Mutex, Ordering, SetOnce, WakerSlot};
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, SetOnce, WakerSlot};
 use crate::task::CancelReason;
 use crate::task::core::HeaderRef;
 
@@ -44,6 +44,11 @@ pub(crate) struct RegionState {
     own: SetOnce<CancelReason>,
     /// Shields active inside the region; while any is, a cancelled region keeps polling.
     shielded: AtomicUsize,
+    /// Set in the poll in which a scope inside returned failures having seen no cancellation
+    /// of this region: a cancel that lands afterwards in that poll came after the scope's
+    /// return, so the region's completion in that poll wins and the failures are delivered.
+    /// Only the thread polling the region sets and takes it.
+    completion_claimed: AtomicBool,
     /// The task that polls the region.
     waker: WakerSlot,
     /// Everyone awaiting `cancelled()`.
@@ -189,6 +194,17 @@ impl RegionState {
     /// Cancelled by its own account, whether or not a shield inside holds it open for now.
     pub(crate) fn stopping(&self) -> bool {
         self.own.is_set()
+    }
+
+    /// A scope inside returned failures, having seen no cancellation of this region (see
+    /// `completion_claimed`).
+    pub(crate) fn claim_completion(&self) {
+        self.completion_claimed.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the claim of this poll, if a scope made one.
+    pub(crate) fn take_claim(&self) -> bool {
+        self.completion_claimed.swap(false, Ordering::Relaxed)
     }
 
     /// True while a shield inside holds the region open.

@@ -241,6 +241,8 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
         };
         // Cancelled, but a shield in the body holds it open: only the shield runs on.
         let polled = if shared.region.stopping() { coop::polling_held(poll) } else { poll() };
+        // A claim a nested scope made on this scope's region matters only to a region's run.
+        shared.region.take_claim();
         match polled {
             Poll::Ready(Ok(output)) => {
                 self.drop_body();
@@ -355,10 +357,18 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
             && shared.descendants.poll_empty(cx).is_ready()
             && this.background_ended(cx)
         {
-            if shared.region.own_reason().is_some() && frames::enclosing_stopping() {
-                // Cancelled while what encloses the scope stops too: the outermost catches
-                // it, so the scope does not return (it is dropped, and logs what failed).
+            let failed = shared.has_failures();
+            if (shared.region.own_reason().is_some() || failed) && frames::enclosing_stopping() {
+                // Cancelled, or failed (a supervisor scope's failures do not cancel it), while
+                // what encloses the scope stops too: the outermost catches it, so the scope does
+                // not return; it is dropped, and hands what failed to the frame it is dropped
+                // in. Returned, its result would be dropped by that frame, failures and all.
                 return Poll::Pending;
+            }
+            if failed {
+                // Nothing around it stops now: a cancel that lands before what encloses it
+                // completes comes after this return, and must not drop the failures.
+                frames::claim_completion();
             }
             this.finished = true;
             return Poll::Ready(this.result());

@@ -320,6 +320,12 @@ impl ScopeShared {
         }
     }
 
+    /// True if a failure waits to be reported (in the result, or handed on if the scope is
+    /// dropped).
+    pub(crate) fn has_failures(&self) -> bool {
+        !self.registry.lock().failures.is_empty()
+    }
+
     pub(crate) fn take_failures(&self) -> Vec<Failure> {
         std::mem::take(&mut self.registry.lock().failures)
     }
