@@ -202,9 +202,11 @@ impl RegionState {
         self.completion_claimed.store(true, Ordering::Relaxed);
     }
 
-    /// Takes the claim of this poll, if a scope made one.
+    /// Takes the claim of this poll, if a scope made one. A load first: a scope's driver asks
+    /// after every poll of its body, and nearly always there is none (no write to the line).
     pub(crate) fn take_claim(&self) -> bool {
-        self.completion_claimed.swap(false, Ordering::Relaxed)
+        self.completion_claimed.load(Ordering::Relaxed)
+            && self.completion_claimed.swap(false, Ordering::Relaxed)
     }
 
     /// True while a shield inside holds the region open.
