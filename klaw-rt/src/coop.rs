@@ -96,13 +96,25 @@ pub(crate) fn with_flag_raised<R>(
     flag: &'static std::thread::LocalKey<Cell<bool>>,
     f: impl FnOnce() -> R,
 ) -> R {
+    with_flag(flag, true, f)
+}
+
+/// Runs `f` with this thread's `flag` set to `value`, then puts back what it was, also if `f`
+/// unwinds.
+#[cfg(not(klaw_loom))]
+#[inline]
+fn with_flag<R>(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    value: bool,
+    f: impl FnOnce() -> R,
+) -> R {
     struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             let _ = self.0.try_with(|cell| cell.set(self.1));
         }
     }
-    let _restore = Restore(flag, flag.try_with(|cell| cell.replace(true)).unwrap_or(false));
+    let _restore = Restore(flag, flag.try_with(|cell| cell.replace(value)).unwrap_or(false));
     f()
 }
 
@@ -124,17 +136,21 @@ pub(crate) fn is_sole_worker() -> bool {
     false
 }
 
-/// Runs `poll`, one poll of code whose cancellation is decided (a region's own, a scope's, its
-/// task's) but held open by a shield inside it. Meanwhile klaw's operations polled in it make
-/// no progress where the code polled now is cancelled, that is, outside the shield: they
-/// return `Pending`, taking nothing (a message stays in its channel, a sleep does not fire).
-/// So what runs beside the shield (another branch of a `join`, another arm of a `select!`)
-/// stops at its next such `.await`, as trio's code stops at its next checkpoint, and is dropped
-/// with the rest once the shield ends, which wakes whoever holds the cancellation.
-pub(crate) fn polling_held<R>(poll: impl FnOnce() -> R) -> R {
+/// Runs `poll`, one poll of code whose cancellation may be decided (a region's own, a scope's,
+/// its task's): if `held`, it is, and only a shield inside still holds it open. Meanwhile
+/// klaw's operations polled in it make no progress where the code polled now is cancelled,
+/// that is, outside the shield: they return `Pending`, taking nothing (a message stays in its
+/// channel, a sleep does not fire). So what runs beside the shield (another branch of a `join`,
+/// another arm of a `select!`) stops at its next such `.await`, as trio's code stops at its
+/// next checkpoint, and is dropped with the rest once the shield ends, which wakes whoever
+/// holds the cancellation.
+pub(crate) fn polling_held<R>(held: bool, poll: impl FnOnce() -> R) -> R {
     #[cfg(not(klaw_loom))]
-    return with_flag_raised(&HELD, poll);
+    if held {
+        return with_flag_raised(&HELD, poll);
+    }
     #[cfg(klaw_loom)]
+    let _ = held; // nothing is held under the model checker
     poll()
 }
 
@@ -143,14 +159,7 @@ pub(crate) fn polling_held<R>(poll: impl FnOnce() -> R) -> R {
 /// beside a shield, waits for what it waits for rather than for nothing.
 #[cfg(not(klaw_loom))]
 pub(crate) fn not_held<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let _ = HELD.try_with(|cell| cell.set(self.0));
-        }
-    }
-    let _restore = Restore(HELD.try_with(|cell| cell.replace(false)).unwrap_or(false));
-    f()
+    with_flag(&HELD, false, f)
 }
 
 /// True if the code polled now is cancelled outside a shield that holds its cancellation open

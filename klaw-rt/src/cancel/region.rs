@@ -428,7 +428,7 @@ impl<F: Future> Future for Cancellable<F> {
                     })
                 };
                 // Cancelled, but a shield inside holds it open: only the shield runs on.
-                let polled = if this.state.stopping() { coop::polling_held(poll) } else { poll() };
+                let polled = coop::polling_held(this.state.stopping(), poll);
                 // A scope inside that returned failures in this poll, before any cancel of
                 // this region it could see, made its return (and so this completion) come first.
                 let claimed = this.state.take_claim();

@@ -234,13 +234,13 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
             return;
         }
         let adopter = &self.adopter;
-        let mut poll = move || {
+        let poll = move || {
             frames::within(FrameKind::Region(shared.region.clone()), || {
                 adopter.adopting(|| body.as_mut().poll(cx))
             })
         };
         // Cancelled, but a shield in the body holds it open: only the shield runs on.
-        let polled = if shared.region.stopping() { coop::polling_held(poll) } else { poll() };
+        let polled = coop::polling_held(shared.region.stopping(), poll);
         // A claim a nested scope made on this scope's region matters only to a region's run.
         shared.region.take_claim();
         match polled {

@@ -299,11 +299,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // Cancelled, but a shield in the body holds it open: only the shield runs on.
             let held = completer.header().kind() != Kind::Pending;
             current::run_as(completer, Some(running), || {
-                if held {
-                    coop::polling_held(|| guarded::<M, _>(poll))
-                } else {
-                    guarded::<M, _>(poll)
-                }
+                coop::polling_held(held, || guarded::<M, _>(poll))
             })
         };
         let output = match polled {

@@ -65,6 +65,11 @@ impl ClockState {
         start + self.elapsed
     }
 
+    /// True if a timer for `deadline` is due: its time has come, or the clock has stopped.
+    fn is_due(&self, start: Instant, deadline: Instant) -> bool {
+        self.stopped || self.now(start) >= deadline
+    }
+
     /// Takes the timers due at the current time, in deadline order.
     fn take_due(&mut self, now: Instant) -> BTreeMap<TimerKey, Waker> {
         // Ids count up from 1, so no timer has the key (now, u64::MAX).
@@ -208,7 +213,7 @@ impl VirtualClock {
         waker: &Waker,
     ) -> Poll<()> {
         let mut state = self.lock();
-        if state.stopped || state.now(self.start) >= deadline {
+        if state.is_due(self.start, deadline) {
             let removed = id.take().and_then(|id| state.timers.remove(&(deadline, id)));
             drop(state);
             drop(removed); // outside the lock
@@ -222,7 +227,7 @@ impl VirtualClock {
         drop(state);
         let fresh = waker.clone(); // outside the lock: cloning a waker may run any code
         let mut state = self.lock();
-        if state.stopped || state.now(self.start) >= deadline {
+        if state.is_due(self.start, deadline) {
             // The clock moved (or stopped) meanwhile.
             let removed = id.take().and_then(|id| state.timers.remove(&(deadline, id)));
             drop(state);
@@ -245,7 +250,7 @@ impl VirtualClock {
     pub(crate) fn move_timer(&self, old: Instant, new: Instant, id: u64) {
         let mut state = self.lock();
         let Some(waker) = state.timers.remove(&(old, id)) else { return };
-        if state.stopped || state.now(self.start) >= new {
+        if state.is_due(self.start, new) {
             drop(state);
             waker.wake(); // outside the lock
         } else {

@@ -200,12 +200,7 @@ impl<T> Chan<T> {
         lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        if coop::held_here() {
-            // Cancelled beside a shield that holds it: it takes nothing, not even a wake-up;
-            // one it was given goes on to the next receiver in line.
-            if let Some(key) = waiter.take() {
-                self.leave_receivers(key);
-            }
+        if self.held_leaving_line(waiter, Self::leave_receivers) {
             return Poll::Pending;
         }
         coop::budgeted_unheld(cx, |cx| {
@@ -301,6 +296,20 @@ impl<T> Chan<T> {
         }
     }
 
+    /// True if the operation polled now is cancelled beside a shield that holds its cancellation
+    /// open (`coop::held_here`): then it takes nothing, not even a wake-up, so it leaves the line
+    /// it waits in (`leave`), and a notification it was given goes on to the next in line.
+    #[inline]
+    fn held_leaving_line(&self, waiter: &mut Option<usize>, leave: fn(&Self, usize)) -> bool {
+        if !coop::held_here() {
+            return false;
+        }
+        if let Some(key) = waiter.take() {
+            leave(self, key);
+        }
+        true
+    }
+
     /// A receiver leaves the line; a notification it had not used goes to the next one.
     pub(crate) fn leave_receivers(&self, key: usize) {
         if self.receivers_waiting.leave(key, || self.buffer.clear_tail_flag(RECEIVERS_WAIT)) {
@@ -388,12 +397,8 @@ impl<T> Chan<T> {
         yielded: &mut bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), SendError<T>>> {
-        if coop::held_here() {
-            // As for a receive: the value stays in the future, a wake-up goes on.
-            if let Some(key) = waiter.take() {
-                self.leave_senders(key);
-            }
-            return Poll::Pending;
+        if self.held_leaving_line(waiter, Self::leave_senders) {
+            return Poll::Pending; // the value stays in the future
         }
         coop::budgeted_unheld(cx, |cx| {
             if waiter.is_none() {
@@ -424,12 +429,8 @@ impl<T> Chan<T> {
         lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), ()>> {
-        if coop::held_here() {
-            // As for a send: nothing reserved, a wake-up goes on.
-            if let Some(key) = waiter.take() {
-                self.leave_senders(key);
-            }
-            return Poll::Pending;
+        if self.held_leaving_line(waiter, Self::leave_senders) {
+            return Poll::Pending; // nothing reserved
         }
         coop::budgeted_unheld(cx, |cx| {
             if waiter.is_none() {
