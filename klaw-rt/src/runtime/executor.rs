@@ -1,5 +1,6 @@
 //! klaw's executor: tasks built with `async-task` (the crate under smol-rs's `async-executor`),
-//! one queue of runnable tasks shared by the workers, and a list of sleeping workers to wake.
+//! one queue of runnable tasks shared by the workers, a queue of its own for each worker, and a
+//! list of sleeping workers to wake.
 //!
 //! Why not `async-executor` itself: it keeps every live task in a slab behind one mutex, so
 //! that dropping the executor can wake them all; every spawn and every task end takes that
@@ -43,6 +44,12 @@
 //! the slot and sends the first to the queue, with its wake-up left to this worker, which then
 //! wakes a sleeper if any task is queued at all.
 //!
+//! **A task that yields waits for the worker that ran it** (`executor/own_queue.rs`): in that
+//! worker's own queue, taken before the shared one, so that tasks passing messages to each other
+//! take turns on one core instead of crossing between cores at every message. A long run that
+//! leaves tasks there wakes a sleeper to take one, and a worker that stops or blocks hands its
+//! own queue to the shared one.
+//!
 //! **After the executor is dropped** (the runtime has shut down), a task that is woken is
 //! dropped instead of queued: nothing would ever run it, and queued it would keep itself alive.
 
@@ -58,10 +65,12 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 #[cfg(all(test, klaw_loom))]
 mod loom;
+mod own_queue;
 mod pace;
 mod queue;
 mod run;
 
+use own_queue::OwnQueue;
 use pace::Pace;
 use queue::{Entry, Queue};
 pub(crate) use run::at_end_of_run;
@@ -99,6 +108,9 @@ struct State {
     searching: AtomicUsize,
     /// Set when the executor is dropped: from then on a woken task is dropped, not queued.
     closed: AtomicBool,
+    /// Each running worker's own queue (`executor/own_queue.rs`), for woken workers to take
+    /// from.
+    own_queues: own_queue::Registry,
 }
 
 /// The workers waiting for a task, each with the ticket its [`WaitForWork`] holds.
@@ -121,6 +133,7 @@ impl Executor {
                     sleepers: Mutex::new(Sleepers::default()),
                     searching: AtomicUsize::new(0),
                     closed: AtomicBool::new(false),
+                    own_queues: own_queue::Registry::default(),
                 }),
             },
         }
@@ -139,7 +152,7 @@ impl Executor {
     pub(crate) fn try_tick(&self) -> bool {
         match self.state().queue.pop() {
             Some(entry) => {
-                self.run_entry(entry);
+                self.run_entry(entry, None);
                 true
             }
             None => false,
@@ -148,20 +161,20 @@ impl Executor {
 
     /// Runs one task, waiting for one if none is queued.
     pub(crate) async fn tick(&self) {
-        self.tick_paced(&mut Pace::new()).await;
+        self.tick_paced(&mut Pace::new(), None).await;
     }
 
-    /// [`tick`](Self::tick) for a worker that keeps its [`Pace`]: if it has been busy, it
-    /// yields its thread once before it sleeps.
-    async fn tick_paced(&self, pace: &mut Pace) {
+    /// [`tick`](Self::tick) for a worker that keeps its [`Pace`] (if it has been busy, it
+    /// yields its thread once before it sleeps) and its own queue, if it has one.
+    async fn tick_paced(&self, pace: &mut Pace, own: Option<&queue::Queue>) {
         let mut searching = Searching { state: self.state(), counted: false };
         loop {
-            if let Some(entry) = self.state().queue.pop() {
+            if let Some(entry) = self.next_entry(pace, own, searching.counted) {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
                 pace.ran();
-                self.run_entry(entry);
+                self.run_entry(entry, own);
                 return;
             }
             // Not searching any more *before* the last look that `WaitForWork` takes.
@@ -172,15 +185,35 @@ impl Executor {
         }
     }
 
+    /// The task a worker runs next: its own queue's first, else the shared queue's (the other
+    /// way round every `own_queue::SHARED_FIRST_EVERY`th task), else, for a worker that was
+    /// woken (`searching`), one from another worker's own queue.
+    fn next_entry(
+        &self,
+        pace: &Pace,
+        own: Option<&queue::Queue>,
+        searching: bool,
+    ) -> Option<Entry> {
+        let state = self.state();
+        let own_first = || own.and_then(queue::Queue::pop);
+        let entry = if pace.runs() % own_queue::SHARED_FIRST_EVERY == 0 {
+            state.queue.pop().or_else(own_first)
+        } else {
+            own_first().or_else(|| state.queue.pop())
+        };
+        entry.or_else(|| if searching { state.own_queues.steal(own) } else { None })
+    }
+
     /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker,
     /// and then the tasks its hand-offs kept for this worker ([`NextTask`]), one after another,
-    /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue.
-    fn run_entry(&self, entry: Entry) {
+    /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue. `own`: the worker's
+    /// own queue, where a task that yields in the run waits for it.
+    fn run_entry(&self, entry: Entry, own: Option<&queue::Queue>) {
         let next = NextTask::new(self.state());
         let mut entry = entry;
         for kept_in_a_row in 0.. {
             {
-                let _run = Run::enter(self.state(), &next);
+                let _run = Run::enter(self.state(), &next, own);
                 entry.run();
             }
             let Some(kept) = next.take() else { return };
@@ -197,9 +230,11 @@ impl Executor {
     pub(crate) async fn run<T>(&self, stop: impl Future<Output = T>) -> T {
         let run_forever = async {
             let mut pace = Pace::new();
+            // Handed to the shared queue when this worker stops (the future is dropped).
+            let own = OwnQueue::register(self.state());
             loop {
                 for _ in 0..BATCH {
-                    self.tick_paced(&mut pace).await;
+                    self.tick_paced(&mut pace, Some(own.queue())).await;
                 }
                 future::yield_now().await;
             }
@@ -254,6 +289,7 @@ impl Drop for Executor {
     fn drop(&mut self) {
         self.state().closed.store(true, Ordering::SeqCst);
         self.state().drop_queued();
+        drop(self.state().own_queues.drain());
         // Wake whoever still waits for work, so their `run` can see it stop (each is taken off
         // the list, so it counts as searching, like any worker a schedule wakes).
         let sleepers = {
@@ -288,7 +324,18 @@ impl State {
             return;
         }
         if let run::Keep::Queue { entry, hand_off } = run::keep_for_this_worker(self, entry) {
-            self.enqueue(entry, woken_while_running || hand_off);
+            let at_end = woken_while_running || hand_off;
+            // At the end of a run (see `run`): the worker that ran it keeps it, if it has a
+            // queue of its own (`own_queue`).
+            let entry = if at_end {
+                match run::queue_on_this_worker(self, entry) {
+                    Ok(()) => return,
+                    Err(entry) => entry,
+                }
+            } else {
+                entry
+            };
+            self.enqueue(entry, at_end);
         }
     }
 

@@ -63,6 +63,11 @@ impl Pace {
         self.runs += 1;
     }
 
+    /// How many tasks this worker has run.
+    pub(super) fn runs(&self) -> u64 {
+        self.runs
+    }
+
     /// True if this worker, finding nothing to run, should yield its thread once before it
     /// sleeps: it ran at least [`BUSY_RUNS`] tasks in the current window.
     pub(super) fn busy(&mut self) -> bool {
