@@ -1,9 +1,9 @@
 //! klaw's executor under races the loom models cannot reach at full size: spawns from several
 //! outside threads at once while tasks spawn more tasks, yield, and wait on each other; bursts
-//! after the workers fell asleep; a runtime dropped while tasks are being woken; and rings of
-//! tasks handing a token on through channels, which the executor keeps for the worker. A lost
-//! wake-up shows as a test that hangs (each has a deadline), a lost or doubled task as a wrong
-//! count.
+//! after the workers fell asleep; a runtime dropped while tasks are being woken, or while they
+//! yield in loops (waiting in their workers' own queues); and rings of tasks handing a token on
+//! through channels, which the executor keeps for the worker. A lost wake-up shows as a test
+//! that hangs (each has a deadline), a lost or doubled task as a wrong count.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -120,6 +120,37 @@ fn a_runtime_shut_down_while_tasks_are_woken_ends_every_task() {
             let ended = report.completed() + report.cancelled + report.panicked + report.timed_out;
             assert_eq!(ended, 64, "{report}");
             assert!(handles.iter().all(|handle| handle.is_finished()));
+        }
+    });
+}
+
+#[test]
+fn a_runtime_shut_down_while_tasks_yield_in_loops_ends_every_task() {
+    // A task that yields waits in the queue of the worker that ran it: the shutdown's cancel
+    // must reach the tasks waiting in every worker's own queue, on two and on three workers.
+    within(Duration::from_secs(60), || {
+        for workers in [2, 3] {
+            for round in 0..30 {
+                let rt = Runtime::builder().workers(workers).build().unwrap();
+                let polls = Arc::new(AtomicUsize::new(0));
+                let handles: Vec<_> = (0..32)
+                    .map(|_| {
+                        let polls = polls.clone();
+                        rt.spawn(async move {
+                            loop {
+                                polls.fetch_add(1, Ordering::Relaxed);
+                                futures_lite::future::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                while polls.load(Ordering::Relaxed) < 1_000 * (round % 3) {
+                    std::thread::yield_now();
+                }
+                let report = rt.shutdown(Duration::from_millis(50));
+                assert_eq!(report.cancelled + report.timed_out, 32, "{report}");
+                assert!(handles.iter().all(|handle| handle.is_finished()));
+            }
         }
     });
 }
