@@ -70,7 +70,7 @@ mod pace;
 mod queue;
 mod run;
 
-use own_queue::OwnQueue;
+use own_queue::{OwnQueue, WorkerQueue};
 use pace::Pace;
 use queue::{Entry, Queue};
 pub(crate) use run::at_end_of_run;
@@ -166,10 +166,18 @@ impl Executor {
 
     /// [`tick`](Self::tick) for a worker that keeps its [`Pace`] (if it has been busy, it
     /// yields its thread once before it sleeps) and its own queue, if it has one.
-    async fn tick_paced(&self, pace: &mut Pace, own: Option<&queue::Queue>) {
+    async fn tick_paced(&self, pace: &mut Pace, own: Option<&WorkerQueue>) {
+        self.tick_stealing(pace, own, false).await;
+    }
+
+    /// [`tick_paced`](Self::tick_paced); `steals` if this worker takes from other workers' own
+    /// queues whenever it finds nothing else (the thread that drains the executor at shutdown).
+    async fn tick_stealing(&self, pace: &mut Pace, own: Option<&WorkerQueue>, steals: bool) {
         let mut searching = Searching { state: self.state(), counted: false };
+        let mut found_stuck = false;
         loop {
-            if let Some(entry) = self.next_entry(pace, own, searching.counted) {
+            let steal = steals || searching.counted || found_stuck;
+            if let Some(entry) = self.next_entry(pace, own, steal) {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
@@ -180,35 +188,41 @@ impl Executor {
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
             let yield_first = pace.busy();
-            searching.counted =
-                WaitForWork { state: self.state(), ticket: None, yield_first }.await;
+            let woken = WaitForWork {
+                state: self.state(),
+                ticket: None,
+                yield_first,
+                mine: own,
+                #[cfg(not(klaw_loom))]
+                stuck: None,
+                #[cfg(not(klaw_loom))]
+                look_after: pace.stuck_look(),
+            }
+            .await;
+            searching.counted = woken.counted;
+            found_stuck = woken.found_stuck;
         }
     }
 
     /// The task a worker runs next: its own queue's first, else the shared queue's (the other
-    /// way round every `own_queue::SHARED_FIRST_EVERY`th task), else, for a worker that was
-    /// woken (`searching`), one from another worker's own queue.
-    fn next_entry(
-        &self,
-        pace: &Pace,
-        own: Option<&queue::Queue>,
-        searching: bool,
-    ) -> Option<Entry> {
+    /// way round every `own_queue::SHARED_FIRST_EVERY`th task), else, if it may `steal` (it was
+    /// woken, or found a worker stuck), one from another worker's own queue.
+    fn next_entry(&self, pace: &Pace, own: Option<&WorkerQueue>, steal: bool) -> Option<Entry> {
         let state = self.state();
-        let own_first = || own.and_then(queue::Queue::pop);
+        let own_first = || own.and_then(|own| own.tasks.pop());
         let entry = if pace.runs() % own_queue::SHARED_FIRST_EVERY == 0 {
             state.queue.pop().or_else(own_first)
         } else {
             own_first().or_else(|| state.queue.pop())
         };
-        entry.or_else(|| if searching { state.own_queues.steal(own) } else { None })
+        entry.or_else(|| if steal { state.own_queues.steal(own) } else { None })
     }
 
     /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker,
     /// and then the tasks its hand-offs kept for this worker ([`NextTask`]), one after another,
     /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue. `own`: the worker's
     /// own queue, where a task that yields in the run waits for it.
-    fn run_entry(&self, entry: Entry, own: Option<&queue::Queue>) {
+    fn run_entry(&self, entry: Entry, own: Option<&WorkerQueue>) {
         let next = NextTask::new(self.state());
         let mut entry = entry;
         for kept_in_a_row in 0.. {
@@ -228,13 +242,23 @@ impl Executor {
     /// Runs tasks until `stop` completes, giving `stop` (and the reactor the caller's
     /// `block_on` drives) a turn every [`BATCH`] tasks.
     pub(crate) async fn run<T>(&self, stop: impl Future<Output = T>) -> T {
+        self.run_stealing(stop, false).await
+    }
+
+    /// [`run`](Self::run) for the thread that drains the executor at shutdown: whenever it finds
+    /// nothing else, it takes from the workers' own queues, whose workers may be stuck.
+    pub(crate) async fn run_draining<T>(&self, stop: impl Future<Output = T>) -> T {
+        self.run_stealing(stop, true).await
+    }
+
+    async fn run_stealing<T>(&self, stop: impl Future<Output = T>, steals: bool) -> T {
         let run_forever = async {
             let mut pace = Pace::new();
             // Handed to the shared queue when this worker stops (the future is dropped).
             let own = OwnQueue::register(self.state());
             loop {
                 for _ in 0..BATCH {
-                    self.tick_paced(&mut pace, Some(own.queue())).await;
+                    self.tick_stealing(&mut pace, Some(own.queue()), steals).await;
                 }
                 future::yield_now().await;
             }
@@ -407,8 +431,9 @@ impl State {
     }
 }
 
-/// Resolves when a task may be runnable: the worker was woken by a schedule (`true`: it now
-/// counts as searching), or the queue was not empty when it last looked (`false`).
+/// Resolves when a task may be runnable: the worker was woken by a schedule (`counted`: it now
+/// counts as searching), the queue was not empty when it last looked, or another worker is stuck
+/// in a run with tasks waiting in its own queue (`found_stuck`, see `own_queue::Stuck`).
 struct WaitForWork<'a> {
     state: &'a State,
     /// Set while registered in `sleepers`.
@@ -416,12 +441,29 @@ struct WaitForWork<'a> {
     /// The worker has been busy ([`Pace`]): before it sleeps, it yields its thread once and
     /// then looks at the queue again.
     yield_first: bool,
+    /// This worker's own queue, if it has one.
+    #[cfg_attr(klaw_loom, allow(dead_code))]
+    mine: Option<&'a WorkerQueue>,
+    /// The watch over other workers' own queues while this one sleeps.
+    #[cfg(not(klaw_loom))]
+    stuck: Option<own_queue::Stuck>,
+    /// How long it sleeps before it looks at them (the worker's [`Pace`] keeps it).
+    #[cfg(not(klaw_loom))]
+    look_after: &'a mut std::time::Duration,
+}
+
+/// Why a worker waiting for work was woken.
+struct Woken {
+    /// A schedule took it off the sleepers' list: it counts as searching.
+    counted: bool,
+    /// It found another worker stuck in a run with tasks in its own queue.
+    found_stuck: bool,
 }
 
 impl Future for WaitForWork<'_> {
-    type Output = bool;
+    type Output = Woken;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woken> {
         let state = self.state;
         let mut replaced = None;
         {
@@ -431,7 +473,7 @@ impl Future for WaitForWork<'_> {
                     // Registered, and taken off the list since: a schedule woke us.
                     None => {
                         self.ticket = None;
-                        return Poll::Ready(true);
+                        return Poll::Ready(Woken { counted: true, found_stuck: false });
                     }
                     Some((_, waker)) if !waker.will_wake(cx.waker()) => {
                         replaced = Some(std::mem::replace(waker, cx.waker().clone()));
@@ -455,9 +497,15 @@ impl Future for WaitForWork<'_> {
         loop {
             if !state.queue.is_empty() || state.closed.load(Ordering::SeqCst) {
                 // Taken off the list meanwhile: woken, so counted as searching.
-                return Poll::Ready(!self.unregister());
+                let counted = !self.unregister();
+                return Poll::Ready(Woken { counted, found_stuck: false });
             }
             if !std::mem::take(&mut self.yield_first) {
+                #[cfg(not(klaw_loom))]
+                if self.watch_stuck(cx) {
+                    let counted = !self.unregister();
+                    return Poll::Ready(Woken { counted, found_stuck: true });
+                }
                 return Poll::Pending;
             }
             crate::sync::yield_thread();
@@ -466,6 +514,27 @@ impl Future for WaitForWork<'_> {
 }
 
 impl WaitForWork<'_> {
+    /// Watches the tasks waiting in other workers' own queues while this worker sleeps: true
+    /// once one of those workers is stuck in a run. Each look that finds them all moving on
+    /// doubles the time to the next, up to `own_queue::STUCK_LOOK_MAX`.
+    #[cfg(not(klaw_loom))]
+    fn watch_stuck(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.stuck.is_none() {
+            self.stuck = own_queue::Stuck::watch(self.state, self.mine, *self.look_after);
+        }
+        while let Some(stuck) = &mut self.stuck {
+            match stuck.poll_stuck(cx) {
+                Poll::Pending => return false,
+                Poll::Ready(true) => return true,
+                Poll::Ready(false) => {
+                    *self.look_after = (*self.look_after * 2).min(own_queue::STUCK_LOOK_MAX);
+                    self.stuck = own_queue::Stuck::watch(self.state, self.mine, *self.look_after);
+                }
+            }
+        }
+        false
+    }
+
     /// Leaves the list. False if we were no longer on it: a schedule picked us to wake.
     fn unregister(&mut self) -> bool {
         let Some(ticket) = self.ticket.take() else { return true };

@@ -13,18 +13,24 @@
 //! **Nothing waits there for long.** The worker that queued a task takes its own queue's first
 //! before the shared queue (but the shared queue's first on every [`SHARED_FIRST_EVERY`]th
 //! task, so a stream of yields cannot hold it up). Only work that stays short stays together: a
-//! run of [`HELP_AFTER`] (100 µs) or longer that ends with tasks in the worker's own queue wakes a
-//! sleeping worker, which takes one from it ([`Registry::steal`]), as any woken worker that
+//! run of [`HELP_AFTER`] (100 µs) or longer that ends with tasks in the worker's own queue wakes
+//! a sleeping worker, which takes one from it ([`Registry::steal`]), as any woken worker that
 //! finds the shared queue empty does. So tasks that compute for long between yields still
 //! spread over the workers; the price is that two tasks whose runs stay shorter than that share
-//! one worker while another sleeps. A worker that stops, or that blocks in a blocking helper
-//! within a task's run, first hands its own queue to the shared one (waking a sleeper for it),
-//! so a task there never waits for a worker that is gone or blocked.
+//! one worker while another sleeps. A run that never ends (a body that computes without an
+//! `.await`, or blocks its thread outside klaw's blocking helpers) ends no run to call for help:
+//! a worker that goes to sleep while tasks wait in another's own queue looks again after
+//! [`STUCK_LOOK_FIRST`], and, while that worker keeps beginning runs, after twice as long each
+//! time up to [`STUCK_LOOK_MAX`]; if it began none since, it is stuck, and the sleeper takes its
+//! tasks ([`Stuck`]). A worker that stops, or that blocks in a blocking helper within a task's
+//! run, first hands its own queue to the shared one (waking a sleeper for it); the thread that
+//! drains the executor at shutdown takes from every own queue (`Executor::run_draining`).
 //!
-//! **No lost wake-up.** What is in a worker's own queue is that worker's to run: it is awake
-//! (the task was queued during one of its runs, and it takes its own queue before it sleeps),
-//! so no sleeper needs waking for it, and a sleeper that misses a call for help only leaves the
-//! work to its owner.
+//! **No lost wake-up.** What is in a worker's own queue is that worker's to run, and it is awake:
+//! the task was queued during one of its runs, it takes its own queue before it sleeps, and a
+//! worker that stops or blocks hands its queue over. So no sleeper needs waking for it. A
+//! sleeper that misses a call for help (it was registering as the call came) leaves the work to
+//! its owner, and its watch over stuck workers still takes the tasks of one that never returns.
 
 use std::sync::Arc;
 #[cfg(not(klaw_loom))]
@@ -32,7 +38,7 @@ use std::time::Duration;
 
 use super::State;
 use super::queue::{Entry, Queue};
-use crate::sync::Mutex;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
 
 /// A run at least this long that ends with tasks in the worker's own queue wakes a sleeping
 /// worker to take them: a wake-up costs the waker a system call and the woken thread a context
@@ -46,21 +52,35 @@ pub(super) const HELP_AFTER: Duration = Duration::from_micros(100);
 /// Every this many tasks, a worker takes the shared queue's first before its own queue's.
 pub(super) const SHARED_FIRST_EVERY: u64 = 61;
 
+/// A worker's own queue, and how many runs its worker has begun: a worker whose count does not
+/// move while tasks wait in its queue is stuck in one run (see [`Stuck`]).
+pub(super) struct WorkerQueue {
+    pub(super) tasks: Queue,
+    runs: AtomicUsize,
+}
+
+impl WorkerQueue {
+    /// The worker begins a run. Only it writes the count, so a load and a store do.
+    pub(super) fn run_begins(&self) {
+        self.runs.store(self.runs.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+}
+
 /// Every worker's own queue, for a woken worker to take from.
 #[derive(Default)]
 pub(super) struct Registry {
-    queues: Mutex<Vec<Arc<Queue>>>,
+    queues: Mutex<Vec<Arc<WorkerQueue>>>,
 }
 
 impl Registry {
-    /// One task from another worker's own queue, for a worker that was woken and found the
-    /// shared queue and its own empty.
-    pub(super) fn steal(&self, mine: Option<&Queue>) -> Option<Entry> {
+    /// One task from another worker's own queue, for a worker that was woken (or found a worker
+    /// stuck, or drains the executor at shutdown) and found the shared queue and its own empty.
+    pub(super) fn steal(&self, mine: Option<&WorkerQueue>) -> Option<Entry> {
         let queues = self.queues.lock();
         queues
             .iter()
             .filter(|queue| mine.is_none_or(|mine| !std::ptr::eq(Arc::as_ptr(queue), mine)))
-            .find_map(|queue| queue.pop())
+            .find_map(|queue| queue.tasks.pop())
     }
 
     /// Takes every queue's tasks out (the executor is dropped: nothing runs them any more).
@@ -68,11 +88,23 @@ impl Registry {
         let queues: Vec<_> = self.queues.lock().clone();
         let mut drained = Vec::new();
         for queue in queues {
-            while let Some(entry) = queue.pop() {
+            while let Some(entry) = queue.tasks.pop() {
                 drained.push(entry);
             }
         }
         drained
+    }
+
+    /// The other workers' queues that hold tasks now, each with its worker's count of runs.
+    #[cfg(not(klaw_loom))]
+    fn waiting_elsewhere(&self, mine: Option<&WorkerQueue>) -> Vec<(Arc<WorkerQueue>, usize)> {
+        let queues = self.queues.lock();
+        queues
+            .iter()
+            .filter(|queue| mine.is_none_or(|mine| !std::ptr::eq(Arc::as_ptr(queue), mine)))
+            .filter(|queue| !queue.tasks.is_empty())
+            .map(|queue| (queue.clone(), queue.runs.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -80,17 +112,17 @@ impl Registry {
 /// worker stops), it hands what is left to the shared queue.
 pub(super) struct OwnQueue<'a> {
     state: &'a State,
-    queue: Arc<Queue>,
+    queue: Arc<WorkerQueue>,
 }
 
 impl<'a> OwnQueue<'a> {
     pub(super) fn register(state: &'a State) -> Self {
-        let queue = Arc::new(Queue::new());
+        let queue = Arc::new(WorkerQueue { tasks: Queue::new(), runs: AtomicUsize::new(0) });
         state.own_queues.queues.lock().push(queue.clone());
         OwnQueue { state, queue }
     }
 
-    pub(super) fn queue(&self) -> &Queue {
+    pub(super) fn queue(&self) -> &WorkerQueue {
         &self.queue
     }
 }
@@ -103,7 +135,7 @@ impl Drop for OwnQueue<'_> {
             position.map(|index| queues.swap_remove(index))
         };
         drop(removed); // outside the lock (this worker still holds the queue)
-        hand_over(self.state, &self.queue);
+        hand_over(self.state, &self.queue.tasks);
     }
 }
 
@@ -119,14 +151,62 @@ pub(super) fn hand_over(state: &State, own: &Queue) {
     }
 }
 
+/// How long a worker that goes to sleep while tasks wait in another worker's own queue sleeps
+/// before it looks whether that worker is stuck in one run; doubled after each look that finds
+/// it was not, up to [`STUCK_LOOK_MAX`].
+#[cfg(not(klaw_loom))]
+pub(super) const STUCK_LOOK_FIRST: Duration = Duration::from_millis(1);
+
+/// The longest a sleeping worker waits between two looks at another worker's own queue: how
+/// long, at most, a task waits there behind a run that does not end.
+#[cfg(not(klaw_loom))]
+pub(super) const STUCK_LOOK_MAX: Duration = Duration::from_millis(32);
+
+/// A sleeping worker's watch over the tasks that wait in other workers' own queues: a run that
+/// never ends (a body that computes without yielding, or blocks its thread without one of
+/// klaw's blocking helpers) ends no run, so no call for help comes from it. The sleeper looks
+/// again after a while; a queue that still holds tasks while its worker began no run since is
+/// behind a stuck worker, and the sleeper takes from it.
+#[cfg(not(klaw_loom))]
+pub(super) struct Stuck {
+    seen: Vec<(Arc<WorkerQueue>, usize)>,
+    timer: async_io::Timer,
+}
+
+#[cfg(not(klaw_loom))]
+impl Stuck {
+    /// A watch over what waits in other workers' queues now, or `None` if nothing does.
+    pub(super) fn watch(
+        state: &State,
+        mine: Option<&WorkerQueue>,
+        after: Duration,
+    ) -> Option<Self> {
+        let seen = state.own_queues.waiting_elsewhere(mine);
+        (!seen.is_empty()).then(|| Stuck { seen, timer: async_io::Timer::after(after) })
+    }
+
+    /// Ready once the time is up: true if a worker is stuck (its queue still holds tasks and it
+    /// began no run since).
+    pub(super) fn poll_stuck(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+        use std::future::Future;
+        std::pin::Pin::new(&mut self.timer).poll(cx).map(|_| {
+            self.seen.iter().any(|(queue, runs)| {
+                !queue.tasks.is_empty() && queue.runs.load(Ordering::Relaxed) == *runs
+            })
+        })
+    }
+}
+
 #[cfg(all(test, not(klaw_loom)))]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Poll;
 
+    use std::future::Future;
+
     use super::super::Executor;
-    use super::OwnQueue;
+    use super::{OwnQueue, STUCK_LOOK_FIRST, WorkerQueue};
 
     /// Spawns a task that yields `yields` times, counting its polls in `polls`.
     fn spawn_yielding(executor: &Executor, yields: usize, polls: &Arc<AtomicUsize>) {
@@ -152,11 +232,44 @@ mod tests {
         executor.run_entry(entry, Some(own.queue()));
         assert_eq!(polls.load(Ordering::SeqCst), 1);
         assert!(state.queue.is_empty(), "the yield waits in the worker's own queue");
-        assert_eq!(own.queue().len(), 1);
+        assert_eq!(own.queue().tasks.len(), 1);
         drop(own); // the worker stops
         assert_eq!(state.queue.len(), 1, "handed to the shared queue");
         assert!(executor.try_tick());
         assert_eq!(polls.load(Ordering::SeqCst), 2, "and run from there");
+    }
+
+    /// A worker goes to sleep while a task waits in another worker's own queue; after a while
+    /// it looks again (its timer wakes it), once `meanwhile` has run. Gives whether it took and
+    /// ran that task.
+    fn sleeper_after_a_while(meanwhile: impl FnOnce(&WorkerQueue)) -> bool {
+        let executor = Executor::new();
+        let state = executor.state();
+        let (busy, sleeping) = (OwnQueue::register(state), OwnQueue::register(state));
+        let polls = Arc::new(AtomicUsize::new(0));
+        spawn_yielding(&executor, 0, &polls);
+        busy.queue().tasks.push(state.queue.pop().expect("spawned"));
+        let mut pace = super::super::Pace::new();
+        let mut tick = std::pin::pin!(executor.tick_paced(&mut pace, Some(sleeping.queue())));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(tick.as_mut().poll(&mut cx).is_pending(), "nothing to take yet: it sleeps");
+        std::thread::sleep(4 * STUCK_LOOK_FIRST);
+        meanwhile(busy.queue());
+        let took = tick.as_mut().poll(&mut cx).is_ready();
+        assert_eq!(polls.load(Ordering::SeqCst), usize::from(took));
+        took
+    }
+
+    #[test]
+    fn a_sleeping_worker_takes_from_the_own_queue_of_a_worker_stuck_in_one_run() {
+        assert!(sleeper_after_a_while(|_| {}), "the other worker began no run since");
+    }
+
+    #[test]
+    fn a_sleeping_worker_leaves_the_own_queue_of_a_worker_that_moves_on_to_it() {
+        let took = sleeper_after_a_while(WorkerQueue::run_begins);
+        assert!(!took, "the other worker is running its tasks: they stay with it");
     }
 
     #[test]

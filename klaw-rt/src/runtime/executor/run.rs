@@ -49,7 +49,8 @@
 use std::cell::Cell;
 
 use super::State;
-use super::queue::{Entry, Queue};
+use super::own_queue::WorkerQueue;
+use super::queue::Entry;
 
 /// What this thread's current run allows and owes.
 #[derive(Clone, Copy)]
@@ -64,7 +65,7 @@ struct CurrentRun {
     /// (the worker's [`NextTask`]), or null.
     next: *const Cell<Option<Entry>>,
     /// The worker's own queue (`own_queue.rs`), or null if it has none (a `try_tick`).
-    own: *const Queue,
+    own: *const WorkerQueue,
 }
 
 impl CurrentRun {
@@ -97,7 +98,7 @@ pub(super) struct Run<'a> {
     /// The worker's slot for the task it runs next.
     next: &'a Cell<Option<Entry>>,
     /// The worker's own queue, if it has one.
-    own: Option<&'a Queue>,
+    own: Option<&'a WorkerQueue>,
     /// When the run began, taken only if tasks wait in the worker's own queue behind it and
     /// someone sleeps, who could take them (see `own_queue::HELP_AFTER`).
     #[cfg(not(klaw_loom))]
@@ -105,7 +106,11 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub(super) fn enter(state: &'a State, next: &'a NextTask<'_>, own: Option<&'a Queue>) -> Self {
+    pub(super) fn enter(
+        state: &'a State,
+        next: &'a NextTask<'_>,
+        own: Option<&'a WorkerQueue>,
+    ) -> Self {
         let run = CurrentRun {
             executor: state,
             ending: false,
@@ -113,8 +118,11 @@ impl<'a> Run<'a> {
             next: &next.slot,
             own: own.map_or(std::ptr::null(), std::ptr::from_ref),
         };
+        if let Some(own) = own {
+            own.run_begins();
+        }
         #[cfg(not(klaw_loom))]
-        let began = (own.is_some_and(|own| !own.is_empty())
+        let began = (own.is_some_and(|own| !own.tasks.is_empty())
             && state.sleeping.load(crate::sync::Ordering::Relaxed) > 0)
             .then(std::time::Instant::now);
         Run {
@@ -132,7 +140,7 @@ impl<'a> Run<'a> {
     fn needs_help(&self) -> bool {
         #[cfg(not(klaw_loom))]
         return self.began.is_some_and(|began| began.elapsed() >= super::own_queue::HELP_AFTER)
-            && self.own.is_some_and(|own| !own.is_empty());
+            && self.own.is_some_and(|own| !own.tasks.is_empty());
         #[cfg(klaw_loom)]
         false
     }
@@ -144,7 +152,8 @@ impl Drop for Run<'_> {
         // This worker takes the next task itself (the one kept for it, its own queue's first,
         // or the shared queue's first); a sleeper is needed only for the ones after.
         let kept = self.next.take();
-        let takes_next_elsewhere = kept.is_some() || self.own.is_some_and(|own| !own.is_empty());
+        let takes_next_elsewhere =
+            kept.is_some() || self.own.is_some_and(|own| !own.tasks.is_empty());
         let taken_from_queue = usize::from(!takes_next_elsewhere);
         self.next.set(kept);
         let owed = run.wake_owed && self.state.queue.len() > taken_from_queue;
@@ -178,7 +187,7 @@ pub(crate) fn before_blocking() {
     CURRENT.with(|current| current.set(run));
     if !run.own.is_null() {
         // SAFETY: as `next`: the worker's own queue outlives its runs.
-        super::own_queue::hand_over(state, unsafe { &*run.own });
+        super::own_queue::hand_over(state, unsafe { &(*run.own).tasks });
     }
     // Not left to this worker, which is about to block (even in a run that is ending).
     if let Some(entry) = kept {
@@ -260,7 +269,7 @@ pub(super) fn queue_on_this_worker(state: &State, entry: Entry) -> Result<(), En
     }
     // SAFETY: `own` points to the queue of the worker running this run, which it keeps for as
     // long as its `run` lasts, longer than any of its runs; reset when the run ends.
-    let own = unsafe { &*run.own };
+    let own = unsafe { &(*run.own).tasks };
     own.push(entry);
     if state.closed.load(crate::sync::Ordering::SeqCst) {
         // Closed meanwhile: nothing runs it (the close may have drained the queues already).
@@ -447,7 +456,7 @@ mod tests {
         let executor = Arc::new(Executor::new());
         let own = OwnQueue::register(executor.state());
         executor.spawner().spawn(async {});
-        own.queue().push(executor.state().queue.pop().expect("spawned"));
+        own.queue().tasks.push(executor.state().queue.pop().expect("spawned"));
         spawn_polled_twice(&executor, move |waker| {
             let began = std::time::Instant::now();
             while began.elapsed() < poll_for {
@@ -459,7 +468,7 @@ mod tests {
         let sleeper = Sleeper::new(&executor);
         sleeper.lock().unwrap().fall_asleep();
         executor.run_entry(running, Some(own.queue()));
-        assert_eq!(own.queue().len(), 2, "the yield waits behind the first");
+        assert_eq!(own.queue().tasks.len(), 2, "the yield waits behind the first");
         let mut sleeper = sleeper.lock().unwrap();
         let woken = sleeper.wake_ups();
         let waker = Waker::from(sleeper.woken.clone());
@@ -479,13 +488,13 @@ mod tests {
         let executor = Arc::new(Executor::new());
         let own = OwnQueue::register(executor.state());
         executor.spawner().spawn(async {});
-        own.queue().push(executor.state().queue.pop().expect("spawned"));
+        own.queue().tasks.push(executor.state().queue.pop().expect("spawned"));
         // What a blocking helper does first: the task waiting in the own queue may be the one
         // it waits for, so it goes where another worker finds it.
         executor.spawner().spawn(async { super::before_blocking() });
         let running = executor.state().queue.pop().expect("spawned");
         executor.run_entry(running, Some(own.queue()));
-        assert!(own.queue().is_empty(), "handed to the shared queue");
+        assert!(own.queue().tasks.is_empty(), "handed to the shared queue");
         assert!(executor.try_tick(), "the waiting task runs from there");
     }
 
