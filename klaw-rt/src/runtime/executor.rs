@@ -174,10 +174,8 @@ impl Executor {
     /// queues whenever it finds nothing else (the thread that drains the executor at shutdown).
     async fn tick_stealing(&self, pace: &mut Pace, own: Option<&WorkerQueue>, steals: bool) {
         let mut searching = Searching { state: self.state(), counted: false };
-        let mut found_stuck = false;
         loop {
-            let steal = steals || searching.counted || found_stuck;
-            if let Some(entry) = self.next_entry(pace, own, steal) {
+            if let Some(entry) = self.next_entry(pace, own, steals || searching.counted) {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
@@ -188,7 +186,7 @@ impl Executor {
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
             let yield_first = pace.busy();
-            let woken = WaitForWork {
+            searching.counted = WaitForWork {
                 state: self.state(),
                 ticket: None,
                 yield_first,
@@ -199,8 +197,6 @@ impl Executor {
                 look_after: pace.stuck_look(),
             }
             .await;
-            searching.counted = woken.counted;
-            found_stuck = woken.found_stuck;
         }
     }
 
@@ -431,9 +427,10 @@ impl State {
     }
 }
 
-/// Resolves when a task may be runnable: the worker was woken by a schedule (`counted`: it now
-/// counts as searching), the queue was not empty when it last looked, or another worker is stuck
-/// in a run with tasks waiting in its own queue (`found_stuck`, see `own_queue::Stuck`).
+/// Resolves when a task may be runnable: the worker was woken by a schedule (`true`: it now
+/// counts as searching), or the queue was not empty when it last looked, or it found another
+/// worker stuck in a run and handed the tasks waiting in that worker's own queue to the shared
+/// queue (`own_queue::Stuck`) (`false`).
 struct WaitForWork<'a> {
     state: &'a State,
     /// Set while registered in `sleepers`.
@@ -452,18 +449,10 @@ struct WaitForWork<'a> {
     look_after: &'a mut std::time::Duration,
 }
 
-/// Why a worker waiting for work was woken.
-struct Woken {
-    /// A schedule took it off the sleepers' list: it counts as searching.
-    counted: bool,
-    /// It found another worker stuck in a run with tasks in its own queue.
-    found_stuck: bool,
-}
-
 impl Future for WaitForWork<'_> {
-    type Output = Woken;
+    type Output = bool;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Woken> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let state = self.state;
         let mut replaced = None;
         {
@@ -473,7 +462,7 @@ impl Future for WaitForWork<'_> {
                     // Registered, and taken off the list since: a schedule woke us.
                     None => {
                         self.ticket = None;
-                        return Poll::Ready(Woken { counted: true, found_stuck: false });
+                        return Poll::Ready(true);
                     }
                     Some((_, waker)) if !waker.will_wake(cx.waker()) => {
                         replaced = Some(std::mem::replace(waker, cx.waker().clone()));
@@ -497,14 +486,12 @@ impl Future for WaitForWork<'_> {
         loop {
             if !state.queue.is_empty() || state.closed.load(Ordering::SeqCst) {
                 // Taken off the list meanwhile: woken, so counted as searching.
-                let counted = !self.unregister();
-                return Poll::Ready(Woken { counted, found_stuck: false });
+                return Poll::Ready(!self.unregister());
             }
             if !std::mem::take(&mut self.yield_first) {
                 #[cfg(not(klaw_loom))]
                 if self.watch_stuck(cx) {
-                    let counted = !self.unregister();
-                    return Poll::Ready(Woken { counted, found_stuck: true });
+                    return Poll::Ready(!self.unregister());
                 }
                 return Poll::Pending;
             }
@@ -515,7 +502,7 @@ impl Future for WaitForWork<'_> {
 
 impl WaitForWork<'_> {
     /// Watches the tasks waiting in other workers' own queues while this worker sleeps: true
-    /// once one of those workers is stuck in a run. Each look that finds them all moving on
+    /// once one of those workers was stuck in a run, and its tasks went to the shared queue. Each look that finds them all moving on
     /// doubles the time to the next, up to `own_queue::STUCK_LOOK_MAX`.
     #[cfg(not(klaw_loom))]
     fn watch_stuck(&mut self, cx: &mut Context<'_>) -> bool {
@@ -523,7 +510,7 @@ impl WaitForWork<'_> {
             self.stuck = own_queue::Stuck::watch(self.state, self.mine, *self.look_after);
         }
         while let Some(stuck) = &mut self.stuck {
-            match stuck.poll_stuck(cx) {
+            match stuck.poll_stuck(self.state, cx) {
                 Poll::Pending => return false,
                 Poll::Ready(true) => return true,
                 Poll::Ready(false) => {

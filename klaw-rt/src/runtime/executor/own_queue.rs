@@ -21,8 +21,8 @@
 //! `.await`, or blocks its thread outside klaw's blocking helpers) ends no run to call for help:
 //! a worker that goes to sleep while tasks wait in another's own queue looks again after
 //! [`STUCK_LOOK_FIRST`], and, while that worker keeps beginning runs, after twice as long each
-//! time up to [`STUCK_LOOK_MAX`]; if it began none since, it is stuck, and the sleeper takes its
-//! tasks ([`Stuck`]). A worker that stops, or that blocks in a blocking helper within a task's
+//! time up to [`STUCK_LOOK_MAX`]; if it began none since, it is stuck, and the sleeper hands its
+//! tasks to the shared queue ([`Stuck`]), where every worker finds them. A worker that stops, or that blocks in a blocking helper within a task's
 //! run, first hands its own queue to the shared one (waking a sleeper for it); the thread that
 //! drains the executor at shutdown takes from every own queue (`Executor::run_draining`).
 //!
@@ -166,7 +166,7 @@ pub(super) const STUCK_LOOK_MAX: Duration = Duration::from_millis(32);
 /// never ends (a body that computes without yielding, or blocks its thread without one of
 /// klaw's blocking helpers) ends no run, so no call for help comes from it. The sleeper looks
 /// again after a while; a queue that still holds tasks while its worker began no run since is
-/// behind a stuck worker, and the sleeper takes from it.
+/// behind a stuck worker, and the sleeper hands its tasks to the shared queue.
 #[cfg(not(klaw_loom))]
 pub(super) struct Stuck {
     seen: Vec<(Arc<WorkerQueue>, usize)>,
@@ -185,14 +185,24 @@ impl Stuck {
         (!seen.is_empty()).then(|| Stuck { seen, timer: async_io::Timer::after(after) })
     }
 
-    /// Ready once the time is up: true if a worker is stuck (its queue still holds tasks and it
-    /// began no run since).
-    pub(super) fn poll_stuck(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+    /// Ready once the time is up: true if a worker was stuck (its queue still held tasks and it
+    /// began no run since), whose tasks it then handed to the shared queue, all of them at once,
+    /// for any worker to take.
+    pub(super) fn poll_stuck(
+        &mut self,
+        state: &State,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
         use std::future::Future;
         std::pin::Pin::new(&mut self.timer).poll(cx).map(|_| {
-            self.seen.iter().any(|(queue, runs)| {
-                !queue.tasks.is_empty() && queue.runs.load(Ordering::Relaxed) == *runs
-            })
+            let mut found = false;
+            for (queue, runs) in &self.seen {
+                if !queue.tasks.is_empty() && queue.runs.load(Ordering::Relaxed) == *runs {
+                    hand_over(state, &queue.tasks);
+                    found = true;
+                }
+            }
+            found
         })
     }
 }
