@@ -21,12 +21,6 @@ const REAL_TIME: &[(&str, &str, usize, &str)] = &[
     ),
     ("runtime/stats.rs", "async_io::Timer", 1, "shutdown's wait for the cancelled tasks"),
     ("runtime/entry.rs", "async_io::Timer", 1, "a test's own `timeout` bounds its wall-clock time"),
-    (
-        "runtime/executor/own_queue.rs",
-        "async_io::Timer",
-        2,
-        "a sleeping worker's look at a worker stuck in one run is the executor's own scheduling",
-    ),
 ];
 
 const PATTERNS: &[&str] = &[

@@ -1,6 +1,5 @@
 //! klaw's executor: tasks built with `async-task` (the crate under smol-rs's `async-executor`),
-//! one queue of runnable tasks shared by the workers, a queue of its own for each worker, and a
-//! list of sleeping workers to wake.
+//! one queue of runnable tasks shared by the workers, and a list of sleeping workers to wake.
 //!
 //! Why not `async-executor` itself: it keeps every live task in a slab behind one mutex, so
 //! that dropping the executor can wake them all; every spawn and every task end takes that
@@ -44,12 +43,6 @@
 //! the slot and sends the first to the queue, with its wake-up left to this worker, which then
 //! wakes a sleeper if any task is queued at all.
 //!
-//! **A task that yields waits for the worker that ran it** (`executor/own_queue.rs`): in that
-//! worker's own queue, taken before the shared one, so that tasks passing messages to each other
-//! take turns on one core instead of crossing between cores at every message. A long run that
-//! leaves tasks there wakes a sleeper to take one, and a worker that stops or blocks hands its
-//! own queue to the shared one.
-//!
 //! **After the executor is dropped** (the runtime has shut down), a task that is woken is
 //! dropped instead of queued: nothing would ever run it, and queued it would keep itself alive.
 
@@ -65,12 +58,10 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 #[cfg(all(test, klaw_loom))]
 mod loom;
-mod own_queue;
 mod pace;
 mod queue;
 mod run;
 
-use own_queue::{OwnQueue, WorkerQueue};
 use pace::Pace;
 use queue::{Entry, Queue};
 pub(crate) use run::at_end_of_run;
@@ -108,9 +99,6 @@ struct State {
     searching: AtomicUsize,
     /// Set when the executor is dropped: from then on a woken task is dropped, not queued.
     closed: AtomicBool,
-    /// Each running worker's own queue (`executor/own_queue.rs`), for woken workers to take
-    /// from.
-    own_queues: own_queue::Registry,
 }
 
 /// The workers waiting for a task, each with the ticket its [`WaitForWork`] holds.
@@ -133,7 +121,6 @@ impl Executor {
                     sleepers: Mutex::new(Sleepers::default()),
                     searching: AtomicUsize::new(0),
                     closed: AtomicBool::new(false),
-                    own_queues: own_queue::Registry::default(),
                 }),
             },
         }
@@ -152,7 +139,7 @@ impl Executor {
     pub(crate) fn try_tick(&self) -> bool {
         match self.state().queue.pop() {
             Some(entry) => {
-                self.run_entry(entry, None);
+                self.run_entry(entry);
                 true
             }
             None => false,
@@ -161,69 +148,39 @@ impl Executor {
 
     /// Runs one task, waiting for one if none is queued.
     pub(crate) async fn tick(&self) {
-        self.tick_paced(&mut Pace::new(), None).await;
+        self.tick_paced(&mut Pace::new()).await;
     }
 
-    /// [`tick`](Self::tick) for a worker that keeps its [`Pace`] (if it has been busy, it
-    /// yields its thread once before it sleeps) and its own queue, if it has one.
-    async fn tick_paced(&self, pace: &mut Pace, own: Option<&WorkerQueue>) {
-        self.tick_stealing(pace, own, false).await;
-    }
-
-    /// [`tick_paced`](Self::tick_paced); `steals` if this worker takes from other workers' own
-    /// queues whenever it finds nothing else (the thread that drains the executor at shutdown).
-    async fn tick_stealing(&self, pace: &mut Pace, own: Option<&WorkerQueue>, steals: bool) {
+    /// [`tick`](Self::tick) for a worker that keeps its [`Pace`]: if it has been busy, it
+    /// yields its thread once before it sleeps.
+    async fn tick_paced(&self, pace: &mut Pace) {
         let mut searching = Searching { state: self.state(), counted: false };
         loop {
-            if let Some(entry) = self.next_entry(pace, own, steals || searching.counted) {
+            if let Some(entry) = self.state().queue.pop() {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
                 pace.ran();
-                self.run_entry(entry, own);
+                self.run_entry(entry);
                 return;
             }
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
             let yield_first = pace.busy();
-            searching.counted = WaitForWork {
-                state: self.state(),
-                ticket: None,
-                yield_first,
-                mine: own,
-                #[cfg(not(klaw_loom))]
-                stuck: None,
-                #[cfg(not(klaw_loom))]
-                look_after: pace.stuck_look(),
-            }
-            .await;
+            searching.counted =
+                WaitForWork { state: self.state(), ticket: None, yield_first }.await;
         }
-    }
-
-    /// The task a worker runs next: its own queue's first, else the shared queue's (the other
-    /// way round every `own_queue::SHARED_FIRST_EVERY`th task), else, if it may `steal` (it was
-    /// woken, or found a worker stuck), one from another worker's own queue.
-    fn next_entry(&self, pace: &Pace, own: Option<&WorkerQueue>, steal: bool) -> Option<Entry> {
-        let state = self.state();
-        let own_first = || own.and_then(|own| own.tasks.pop());
-        let entry = if pace.runs() % own_queue::SHARED_FIRST_EVERY == 0 {
-            state.queue.pop().or_else(own_first)
-        } else {
-            own_first().or_else(|| state.queue.pop())
-        };
-        entry.or_else(|| if steal { state.own_queues.steal(own) } else { None })
     }
 
     /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker,
     /// and then the tasks its hand-offs kept for this worker ([`NextTask`]), one after another,
-    /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue. `own`: the worker's
-    /// own queue, where a task that yields in the run waits for it.
-    fn run_entry(&self, entry: Entry, own: Option<&WorkerQueue>) {
+    /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue.
+    fn run_entry(&self, entry: Entry) {
         let next = NextTask::new(self.state());
         let mut entry = entry;
         for kept_in_a_row in 0.. {
             {
-                let _run = Run::enter(self.state(), &next, own);
+                let _run = Run::enter(self.state(), &next);
                 entry.run();
             }
             let Some(kept) = next.take() else { return };
@@ -238,23 +195,11 @@ impl Executor {
     /// Runs tasks until `stop` completes, giving `stop` (and the reactor the caller's
     /// `block_on` drives) a turn every [`BATCH`] tasks.
     pub(crate) async fn run<T>(&self, stop: impl Future<Output = T>) -> T {
-        self.run_stealing(stop, false).await
-    }
-
-    /// [`run`](Self::run) for the thread that drains the executor at shutdown: whenever it finds
-    /// nothing else, it takes from the workers' own queues, whose workers may be stuck.
-    pub(crate) async fn run_draining<T>(&self, stop: impl Future<Output = T>) -> T {
-        self.run_stealing(stop, true).await
-    }
-
-    async fn run_stealing<T>(&self, stop: impl Future<Output = T>, steals: bool) -> T {
         let run_forever = async {
             let mut pace = Pace::new();
-            // Handed to the shared queue when this worker stops (the future is dropped).
-            let own = OwnQueue::register(self.state());
             loop {
                 for _ in 0..BATCH {
-                    self.tick_stealing(&mut pace, Some(own.queue()), steals).await;
+                    self.tick_paced(&mut pace).await;
                 }
                 future::yield_now().await;
             }
@@ -309,7 +254,6 @@ impl Drop for Executor {
     fn drop(&mut self) {
         self.state().closed.store(true, Ordering::SeqCst);
         self.state().drop_queued();
-        drop(self.state().own_queues.drain());
         // Wake whoever still waits for work, so their `run` can see it stop (each is taken off
         // the list, so it counts as searching, like any worker a schedule wakes).
         let sleepers = {
@@ -344,18 +288,7 @@ impl State {
             return;
         }
         if let run::Keep::Queue { entry, hand_off } = run::keep_for_this_worker(self, entry) {
-            let at_end = woken_while_running || hand_off;
-            // At the end of a run (see `run`): the worker that ran it keeps it, if it has a
-            // queue of its own (`own_queue`).
-            let entry = if at_end {
-                match run::queue_on_this_worker(self, entry) {
-                    Ok(()) => return,
-                    Err(entry) => entry,
-                }
-            } else {
-                entry
-            };
-            self.enqueue(entry, at_end);
+            self.enqueue(entry, woken_while_running || hand_off);
         }
     }
 
@@ -428,9 +361,7 @@ impl State {
 }
 
 /// Resolves when a task may be runnable: the worker was woken by a schedule (`true`: it now
-/// counts as searching), or the queue was not empty when it last looked, or it found another
-/// worker stuck in a run and handed the tasks waiting in that worker's own queue to the shared
-/// queue (`own_queue::Stuck`) (`false`).
+/// counts as searching), or the queue was not empty when it last looked (`false`).
 struct WaitForWork<'a> {
     state: &'a State,
     /// Set while registered in `sleepers`.
@@ -438,15 +369,6 @@ struct WaitForWork<'a> {
     /// The worker has been busy ([`Pace`]): before it sleeps, it yields its thread once and
     /// then looks at the queue again.
     yield_first: bool,
-    /// This worker's own queue, if it has one.
-    #[cfg_attr(klaw_loom, allow(dead_code))]
-    mine: Option<&'a WorkerQueue>,
-    /// The watch over other workers' own queues while this one sleeps.
-    #[cfg(not(klaw_loom))]
-    stuck: Option<own_queue::Stuck>,
-    /// How long it sleeps before it looks at them (the worker's [`Pace`] keeps it).
-    #[cfg(not(klaw_loom))]
-    look_after: &'a mut std::time::Duration,
 }
 
 impl Future for WaitForWork<'_> {
@@ -489,10 +411,6 @@ impl Future for WaitForWork<'_> {
                 return Poll::Ready(!self.unregister());
             }
             if !std::mem::take(&mut self.yield_first) {
-                #[cfg(not(klaw_loom))]
-                if self.watch_stuck(cx) {
-                    return Poll::Ready(!self.unregister());
-                }
                 return Poll::Pending;
             }
             crate::sync::yield_thread();
@@ -501,27 +419,6 @@ impl Future for WaitForWork<'_> {
 }
 
 impl WaitForWork<'_> {
-    /// Watches the tasks waiting in other workers' own queues while this worker sleeps: true
-    /// once one of those workers was stuck in a run, and its tasks went to the shared queue. Each look that finds them all moving on
-    /// doubles the time to the next, up to `own_queue::STUCK_LOOK_MAX`.
-    #[cfg(not(klaw_loom))]
-    fn watch_stuck(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.stuck.is_none() {
-            self.stuck = own_queue::Stuck::watch(self.state, self.mine, *self.look_after);
-        }
-        while let Some(stuck) = &mut self.stuck {
-            match stuck.poll_stuck(self.state, cx) {
-                Poll::Pending => return false,
-                Poll::Ready(true) => return true,
-                Poll::Ready(false) => {
-                    *self.look_after = (*self.look_after * 2).min(own_queue::STUCK_LOOK_MAX);
-                    self.stuck = own_queue::Stuck::watch(self.state, self.mine, *self.look_after);
-                }
-            }
-        }
-        false
-    }
-
     /// Leaves the list. False if we were no longer on it: a schedule picked us to wake.
     fn unregister(&mut self) -> bool {
         let Some(ticket) = self.ticket.take() else { return true };

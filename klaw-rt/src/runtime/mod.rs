@@ -419,7 +419,7 @@ impl Runtime {
         self.shared.blocking.shutdown();
         let cancel_deadline = Instant::now() + CANCEL_GRACE;
         // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
-        // even if every worker is stuck; it takes from their own queues as well.
+        // even if every worker is stuck; it steals from their queues.
         let executor = self.executor().clone();
         let context =
             Context { executor: executor.clone(), shared: self.shared.clone(), is_worker: false };
@@ -427,7 +427,7 @@ impl Runtime {
             // The tasks polled (and dropped) here may hold tokio resources.
             let _tokio = self.shared.tokio.enter();
             let _context = context::enter(context);
-            async_io::block_on(executor.run_draining(stats.idle(cancel_deadline)));
+            async_io::block_on(executor.run(stats.idle(cancel_deadline)));
         }
         drop(executor);
 

@@ -24,7 +24,7 @@ use crate::sync::{AtomicUsize, Ordering};
 fn worker_running_one_task(executor: &Arc<Executor>, busy: bool) -> thread::JoinHandle<()> {
     let executor = executor.clone();
     let mut pace = if busy { Pace::always_busy() } else { Pace::new() };
-    thread::spawn(move || block_on(executor.tick_paced(&mut pace, None)))
+    thread::spawn(move || block_on(executor.tick_paced(&mut pace)))
 }
 
 /// Starts one worker per entry of `busy` (see [`worker_running_one_task`]), then spawns as many

@@ -40,11 +40,6 @@ pub(super) struct Pace {
     /// The window being counted: when it opened, and `runs` then. Opened by the first look at
     /// [`busy`](Self::busy), and again by the first look after it closed.
     window: Option<(Instant, u64)>,
-    /// How long this worker, going to sleep while tasks wait in another worker's own queue,
-    /// sleeps before it looks whether that worker is stuck (`own_queue::Stuck`): reset by every
-    /// task it runs.
-    #[cfg(not(klaw_loom))]
-    stuck_look: std::time::Duration,
     /// Under the model checker, whether `busy` says yes, so the models are deterministic and
     /// cover both ways.
     #[cfg(klaw_loom)]
@@ -66,25 +61,6 @@ impl Pace {
     /// Counts one task run.
     pub(super) fn ran(&mut self) {
         self.runs += 1;
-        #[cfg(not(klaw_loom))]
-        {
-            self.stuck_look = super::own_queue::STUCK_LOOK_FIRST;
-        }
-    }
-
-    /// How long this worker sleeps before it looks at other workers' own queues (see
-    /// `own_queue::Stuck`); the sleep doubles it as it finds them moving on.
-    #[cfg(not(klaw_loom))]
-    pub(super) fn stuck_look(&mut self) -> &mut std::time::Duration {
-        if self.stuck_look.is_zero() {
-            self.stuck_look = super::own_queue::STUCK_LOOK_FIRST;
-        }
-        &mut self.stuck_look
-    }
-
-    /// How many tasks this worker has run.
-    pub(super) fn runs(&self) -> u64 {
-        self.runs
     }
 
     /// True if this worker, finding nothing to run, should yield its thread once before it

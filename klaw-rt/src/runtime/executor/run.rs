@@ -49,7 +49,6 @@
 use std::cell::Cell;
 
 use super::State;
-use super::own_queue::WorkerQueue;
 use super::queue::Entry;
 
 /// What this thread's current run allows and owes.
@@ -64,8 +63,6 @@ struct CurrentRun {
     /// Where a channel's hand-off made during this run is kept for this worker to run next
     /// (the worker's [`NextTask`]), or null.
     next: *const Cell<Option<Entry>>,
-    /// The worker's own queue (`own_queue.rs`), or null if it has none (a `try_tick`).
-    own: *const WorkerQueue,
 }
 
 impl CurrentRun {
@@ -74,7 +71,6 @@ impl CurrentRun {
         ending: false,
         wake_owed: false,
         next: std::ptr::null(),
-        own: std::ptr::null(),
     };
 }
 
@@ -97,67 +93,27 @@ pub(super) struct Run<'a> {
     outer: CurrentRun,
     /// The worker's slot for the task it runs next.
     next: &'a Cell<Option<Entry>>,
-    /// The worker's own queue, if it has one.
-    own: Option<&'a WorkerQueue>,
-    /// When the run began, taken only if tasks wait in the worker's own queue behind it and
-    /// someone sleeps, who could take them (see `own_queue::HELP_AFTER`).
-    #[cfg(not(klaw_loom))]
-    began: Option<std::time::Instant>,
 }
 
 impl<'a> Run<'a> {
-    pub(super) fn enter(
-        state: &'a State,
-        next: &'a NextTask<'_>,
-        own: Option<&'a WorkerQueue>,
-    ) -> Self {
-        let run = CurrentRun {
-            executor: state,
-            ending: false,
-            wake_owed: false,
-            next: &next.slot,
-            own: own.map_or(std::ptr::null(), std::ptr::from_ref),
-        };
-        if let Some(own) = own {
-            own.run_begins();
-        }
-        #[cfg(not(klaw_loom))]
-        let began = (own.is_some_and(|own| !own.tasks.is_empty())
-            && state.sleeping.load(crate::sync::Ordering::Relaxed) > 0)
-            .then(std::time::Instant::now);
-        Run {
-            state,
-            outer: CURRENT.with(|current| current.replace(run)),
-            next: &next.slot,
-            own,
-            #[cfg(not(klaw_loom))]
-            began,
-        }
-    }
-
-    /// True if this run lasted long enough, and left tasks in the worker's own queue, for a
-    /// sleeping worker to be woken to take them (`own_queue::HELP_AFTER`).
-    fn needs_help(&self) -> bool {
-        #[cfg(not(klaw_loom))]
-        return self.began.is_some_and(|began| began.elapsed() >= super::own_queue::HELP_AFTER)
-            && self.own.is_some_and(|own| !own.tasks.is_empty());
-        #[cfg(klaw_loom)]
-        false
+    pub(super) fn enter(state: &'a State, next: &'a NextTask<'_>) -> Self {
+        let run = CurrentRun { executor: state, ending: false, wake_owed: false, next: &next.slot };
+        Run { state, outer: CURRENT.with(|current| current.replace(run)), next: &next.slot }
     }
 }
 
 impl Drop for Run<'_> {
     fn drop(&mut self) {
         let run = CURRENT.with(|current| current.replace(self.outer));
-        // This worker takes the next task itself (the one kept for it, its own queue's first,
-        // or the shared queue's first); a sleeper is needed only for the ones after.
+        // This worker takes the next task itself (the one kept for it, or the queue's first); a
+        // sleeper is needed only for the ones after.
         let kept = self.next.take();
-        let takes_next_elsewhere =
-            kept.is_some() || self.own.is_some_and(|own| !own.tasks.is_empty());
-        let taken_from_queue = usize::from(!takes_next_elsewhere);
+        let taken_from_queue = usize::from(kept.is_none());
         self.next.set(kept);
-        let owed = run.wake_owed && self.state.queue.len() > taken_from_queue;
-        if (owed || self.needs_help()) && self.state.sleeper_to_wake() {
+        if run.wake_owed
+            && self.state.queue.len() > taken_from_queue
+            && self.state.sleeper_to_wake()
+        {
             self.state.wake_one();
         }
     }
@@ -185,10 +141,6 @@ pub(crate) fn before_blocking() {
     };
     let owed = std::mem::take(&mut run.wake_owed);
     CURRENT.with(|current| current.set(run));
-    if !run.own.is_null() {
-        // SAFETY: as `next`: the worker's own queue outlives its runs.
-        super::own_queue::hand_over(state, unsafe { &(*run.own).tasks });
-    }
     // Not left to this worker, which is about to block (even in a run that is ending).
     if let Some(entry) = kept {
         if state.push_unless_closed(entry) && state.sleeper_to_wake() {
@@ -259,27 +211,6 @@ pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Keep {
     }
 }
 
-/// A schedule at the end of a run (a yield, or a hand-off that lost the next-task slot) onto
-/// `state`, on one of its workers with a queue of its own: queued there, for this worker
-/// (`own_queue.rs`). Any other gives `entry` back.
-pub(super) fn queue_on_this_worker(state: &State, entry: Entry) -> Result<(), Entry> {
-    let run = CURRENT.with(Cell::get);
-    if !std::ptr::eq(run.executor, state) || run.own.is_null() {
-        return Err(entry);
-    }
-    // SAFETY: `own` points to the queue of the worker running this run, which it keeps for as
-    // long as its `run` lasts, longer than any of its runs; reset when the run ends.
-    let own = unsafe { &(*run.own).tasks };
-    own.push(entry);
-    if state.closed.load(crate::sync::Ordering::SeqCst) {
-        // Closed meanwhile: nothing runs it (the close may have drained the queues already).
-        while let Some(entry) = own.pop() {
-            drop(entry);
-        }
-    }
-    Ok(())
-}
-
 /// A schedule onto `state` found a sleeper to wake. True if this thread is running a task of
 /// the same executor and the schedule comes at the end of that run (`at_end`: the task was
 /// woken while it ran, or it is queued inside [`at_end_of_run`]) or is a channel's hand-off
@@ -339,7 +270,6 @@ mod tests {
     use std::task::{Context, Poll, Wake, Waker};
 
     use super::super::Executor;
-    use super::super::own_queue::OwnQueue;
     use super::at_end_of_run;
 
     /// A waker that counts its wake-ups.
@@ -447,62 +377,6 @@ mod tests {
         });
         assert!(executor.try_tick());
         assert_eq!(sleeper.lock().unwrap().wake_ups(), 1, "two tasks queued: one for a sleeper");
-    }
-
-    /// Runs, as a worker with its own queue holding one task already, a task whose poll takes
-    /// `poll_for` and yields; gives how many times a sleeper was woken for that, and whether
-    /// the woken sleeper then took a task from the worker's own queue.
-    fn run_behind_a_waiting_task(poll_for: std::time::Duration) -> (usize, bool) {
-        let executor = Arc::new(Executor::new());
-        let own = OwnQueue::register(executor.state());
-        executor.spawner().spawn(async {});
-        own.queue().tasks.push(executor.state().queue.pop().expect("spawned"));
-        spawn_polled_twice(&executor, move |waker| {
-            let began = std::time::Instant::now();
-            while began.elapsed() < poll_for {
-                std::hint::spin_loop();
-            }
-            waker.wake_by_ref();
-        });
-        let running = executor.state().queue.pop().expect("spawned");
-        let sleeper = Sleeper::new(&executor);
-        sleeper.lock().unwrap().fall_asleep();
-        executor.run_entry(running, Some(own.queue()));
-        assert_eq!(own.queue().tasks.len(), 2, "the yield waits behind the first");
-        let mut sleeper = sleeper.lock().unwrap();
-        let woken = sleeper.wake_ups();
-        let waker = Waker::from(sleeper.woken.clone());
-        let polled = sleeper.tick.as_mut().poll(&mut Context::from_waker(&waker));
-        (woken, polled.is_ready())
-    }
-
-    #[test]
-    fn a_long_run_that_leaves_tasks_in_the_workers_own_queue_wakes_a_sleeper_to_take_one() {
-        let (woken, took) = run_behind_a_waiting_task(4 * super::super::own_queue::HELP_AFTER);
-        assert_eq!(woken, 1, "a task waited behind a long run");
-        assert!(took, "the woken worker takes a task from the other's own queue");
-    }
-
-    #[test]
-    fn a_run_that_blocks_hands_the_workers_own_queue_to_the_shared_one() {
-        let executor = Arc::new(Executor::new());
-        let own = OwnQueue::register(executor.state());
-        executor.spawner().spawn(async {});
-        own.queue().tasks.push(executor.state().queue.pop().expect("spawned"));
-        // What a blocking helper does first: the task waiting in the own queue may be the one
-        // it waits for, so it goes where another worker finds it.
-        executor.spawner().spawn(async { super::before_blocking() });
-        let running = executor.state().queue.pop().expect("spawned");
-        executor.run_entry(running, Some(own.queue()));
-        assert!(own.queue().tasks.is_empty(), "handed to the shared queue");
-        assert!(executor.try_tick(), "the waiting task runs from there");
-    }
-
-    #[test]
-    fn a_short_run_leaves_the_tasks_in_its_workers_own_queue_to_that_worker() {
-        let (woken, took) = run_behind_a_waiting_task(std::time::Duration::ZERO);
-        assert_eq!(woken, 0, "the worker runs them itself, next");
-        assert!(!took, "a sleeper never takes from another's queue unless woken");
     }
 
     /// A sleeper shared by the task that lets it fall asleep and the test.

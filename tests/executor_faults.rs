@@ -1,9 +1,12 @@
-//! Fault tests of a worker's own queue (`klaw-rt/src/runtime/executor/own_queue.rs`): a task
-//! that yields, or a hand-off that lost the next-task slot, waits in the queue of the worker
-//! that ran it. Each test is one of klaw's promises (every task ends, nothing starves, long
-//! computations still spread, shutdown and cancellation reach those tasks, channels lose and
-//! double nothing), with a deadline so that a hang fails instead of hanging. No test asserts on
-//! timing.
+//! Fault tests of the executor around tasks that yield, hand messages on, or wait behind a
+//! worker that is stuck or blocked: every task ends (blocking helpers waiting for a yielding
+//! task, a poll that never returns), nothing starves (spawns, timers and outside wake-ups beside
+//! yield loops), long computations run in parallel, shutdown and cancellation reach every task,
+//! and channels lose and double nothing. Written against a prototype of per-worker queues that
+//! was not kept (see `benches/README.md`, **A worker's own queue**), where a task that yields
+//! waited in its worker's own queue, as the names and comments below say; three of these tests
+//! failed on it. The promises hold for any executor, and each test has a deadline so that a hang
+//! fails instead of hanging. No test asserts on timing.
 
 mod common;
 
