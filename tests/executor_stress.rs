@@ -1,9 +1,9 @@
 //! klaw's executor under races the loom models cannot reach at full size: spawns from several
 //! outside threads at once while tasks spawn more tasks, yield, and wait on each other; bursts
 //! after the workers fell asleep; a runtime dropped while tasks are being woken, or while they
-//! yield in loops (waiting in their workers' own queues); and rings of tasks handing a token on
-//! through channels, which the executor keeps for the worker. A lost wake-up shows as a test
-//! that hangs (each has a deadline), a lost or doubled task as a wrong count.
+//! yield in loops; and rings of tasks handing a token on through channels, which the executor
+//! keeps for the worker. A lost wake-up shows as a test that hangs (each has a deadline), a lost
+//! or doubled task as a wrong count.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,8 +126,8 @@ fn a_runtime_shut_down_while_tasks_are_woken_ends_every_task() {
 
 #[test]
 fn a_runtime_shut_down_while_tasks_yield_in_loops_ends_every_task() {
-    // A task that yields waits in the queue of the worker that ran it: the shutdown's cancel
-    // must reach the tasks waiting in every worker's own queue, on two and on three workers.
+    // Tasks that yield are queued again at every poll, on two and on three workers: the
+    // shutdown's cancel must reach each of them wherever it is queued, and every one ends.
     within(Duration::from_secs(60), || {
         for workers in [2, 3] {
             for round in 0..30 {
