@@ -266,7 +266,7 @@ fn two_stuck_workers(workers: usize, sticks: (Stick, Stick), round: usize) {
 }
 
 #[test]
-fn t1_two_workers_stuck_at_once_each_with_yielding_tasks_behind_it_on_three_and_four_workers() {
+fn two_workers_stuck_at_once_each_with_yielding_tasks_behind_it_on_three_and_four_workers() {
     within(Duration::from_secs(50), || {
         let mut round = 0;
         for workers in [3, 4] {
@@ -395,21 +395,21 @@ fn stuck_after_the_idle_workers_fell_asleep(
 }
 
 #[test]
-fn t1b_stuck_after_the_idle_workers_fell_asleep_one_pair_on_two_workers_spin() {
+fn stuck_after_the_idle_workers_fell_asleep_one_pair_on_two_workers_spin() {
     within(Duration::from_secs(20), || {
         stuck_after_the_idle_workers_fell_asleep(2, 1, Stick::Spin, false)
     });
 }
 
 #[test]
-fn t1b_stuck_after_the_idle_workers_fell_asleep_one_pair_on_two_workers_block() {
+fn stuck_after_the_idle_workers_fell_asleep_one_pair_on_two_workers_block() {
     within(Duration::from_secs(20), || {
         stuck_after_the_idle_workers_fell_asleep(2, 1, Stick::Block, false)
     });
 }
 
 #[test]
-fn t1b_stuck_after_the_idle_workers_fell_asleep_two_pairs_on_three_and_four_workers() {
+fn stuck_after_the_idle_workers_fell_asleep_two_pairs_on_three_and_four_workers() {
     within(Duration::from_secs(30), || {
         stuck_after_the_idle_workers_fell_asleep(3, 2, Stick::Block, false);
         stuck_after_the_idle_workers_fell_asleep(4, 2, Stick::Spin, false);
@@ -419,7 +419,7 @@ fn t1b_stuck_after_the_idle_workers_fell_asleep_two_pairs_on_three_and_four_work
 /// Control for the three above: the same, but an idle worker is made to go to sleep again
 /// after the producer was queued behind the stuck consumer.
 #[test]
-fn t1b_control_an_idle_worker_that_falls_asleep_after_the_worker_got_stuck_takes_the_task() {
+fn an_idle_worker_that_falls_asleep_after_the_worker_got_stuck_takes_the_task() {
     within(Duration::from_secs(30), || {
         for _ in 0..5 {
             stuck_after_the_idle_workers_fell_asleep(2, 1, Stick::Spin, true);
@@ -436,7 +436,7 @@ fn t1b_control_an_idle_worker_that_falls_asleep_after_the_worker_got_stuck_takes
 /// (Under load a run stretched past 100 us may move the tasks; wherever they are, the other
 /// worker is the idle one: only the hand-off is checked.)
 #[test]
-fn t1c_a_watch_that_found_the_queue_momentarily_empty_stops_watching() {
+fn a_producer_left_alone_behind_its_stuck_consumer_makes_progress() {
     within(Duration::from_secs(20), || {
         let rt = runtime(2);
         let (tx, rx) = klaw::channel::bounded::<u32>(1);
@@ -564,7 +564,7 @@ fn stuck_worker_resumes(round: usize, stick: Stick, delay: Duration) {
 }
 
 #[test]
-fn t2_a_stuck_worker_that_resumes_keeps_working_and_no_task_is_lost_or_run_twice() {
+fn a_stuck_worker_that_resumes_keeps_working_and_no_task_is_lost_or_run_twice() {
     within(Duration::from_secs(40), || {
         for round in 0..24 {
             let stick = if round % 2 == 0 { Stick::Spin } else { Stick::Block };
@@ -577,7 +577,7 @@ fn t2_a_stuck_worker_that_resumes_keeps_working_and_no_task_is_lost_or_run_twice
 // ---- 3. Ping-pong beside a task that spins for milliseconds -----------------------------------
 
 #[test]
-fn t3_ping_pong_beside_a_spinning_task_for_200_rounds_on_two_workers() {
+fn ping_pong_beside_a_spinning_task_for_200_rounds_on_two_workers() {
     within(Duration::from_secs(50), || {
         const MESSAGES: u64 = 100;
         let rt = runtime(2);
@@ -630,7 +630,7 @@ fn t3_ping_pong_beside_a_spinning_task_for_200_rounds_on_two_workers() {
 // ---- 4. Shutdown of an idle runtime and of one whose busy worker keeps starting runs ---------
 
 #[test]
-fn t4_an_idle_runtime_shuts_down_with_an_empty_report() {
+fn an_idle_runtime_shuts_down_with_an_empty_report() {
     within(Duration::from_secs(20), || {
         for workers in [1, 2, 3] {
             let rt = runtime(workers);
@@ -689,7 +689,7 @@ fn busy_worker_then_shutdown(forever: bool) {
 }
 
 #[test]
-fn t4_a_runtime_whose_busy_worker_keeps_starting_runs_shuts_down_and_counts_every_task() {
+fn a_runtime_whose_busy_worker_keeps_starting_runs_shuts_down_and_counts_every_task() {
     within(Duration::from_secs(30), || {
         for _ in 0..3 {
             busy_worker_then_shutdown(false);
@@ -704,7 +704,7 @@ fn t4_a_runtime_whose_busy_worker_keeps_starting_runs_shuts_down_and_counts_ever
 /// `cargo nextest run -p klaw`); kept so that a run with it on probes the same watch.
 #[cfg(feature = "tokio")]
 #[test]
-fn t5_with_tokio_a_stuck_worker_with_yielding_tasks_behind_it() {
+fn with_tokio_a_stuck_worker_with_yielding_tasks_behind_it() {
     within(Duration::from_secs(20), || {
         let rt = klaw::Runtime::builder().workers(2).tokio(true).build().unwrap();
         let blocker = occupy_worker(&rt);
