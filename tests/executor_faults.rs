@@ -14,37 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Alive, occupy_worker, runtime};
+use common::{Alive, occupy_worker, runtime, wait_for, within};
 use futures_lite::future::yield_now;
 use klaw::task::ExitReason;
 use klaw::{Runtime, TaskError, TaskHandle};
-
-/// Runs `f` on a thread of its own: fails the test if it does not return within `limit`, and
-/// fails it with `f`'s own message if `f` panics.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::sync::mpsc::RecvTimeoutError;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the scenario returned without sending"),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("hung: the scenario did not end within {limit:?}"),
-    }
-}
-
-/// Waits (on a plain thread) until `done()`, failing after 10 s.
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(10), "never happened: {what}");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
 
 /// Blocks all workers but one (each with a task stuck in a plain std `recv`), so that what is
 /// spawned next runs on the one left; gives the releases.
@@ -346,16 +319,7 @@ fn most_long_polls_at_once(workers: usize, tasks: usize) -> usize {
                 while !go.load(Ordering::SeqCst) {
                     yield_now().await;
                 }
-                for _ in 0..20 {
-                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    let began = Instant::now();
-                    while began.elapsed() < Duration::from_millis(2) {
-                        std::hint::spin_loop();
-                    }
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                    yield_now().await;
-                }
+                long_polls(&inside, &most).await;
             })
         })
         .collect();
@@ -368,6 +332,21 @@ fn most_long_polls_at_once(workers: usize, tasks: usize) -> usize {
         rt.block_on(handle).unwrap();
     }
     most.load(Ordering::SeqCst)
+}
+
+/// Twenty polls that each spin for 2 ms and then yield, counting in `inside` the polls under
+/// way and recording in `most` the most at once.
+async fn long_polls(inside: &AtomicUsize, most: &AtomicUsize) {
+    for _ in 0..20 {
+        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(now, Ordering::SeqCst);
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_millis(2) {
+            std::hint::spin_loop();
+        }
+        inside.fetch_sub(1, Ordering::SeqCst);
+        yield_now().await;
+    }
 }
 
 #[test]
@@ -397,16 +376,7 @@ fn a_long_polling_task_and_the_one_it_spawned_run_in_parallel() {
             let inside = Arc::new(AtomicUsize::new(0));
             let most = Arc::new(AtomicUsize::new(0));
             let work = |inside: Arc<AtomicUsize>, most: Arc<AtomicUsize>| async move {
-                for _ in 0..20 {
-                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(now, Ordering::SeqCst);
-                    let began = Instant::now();
-                    while began.elapsed() < Duration::from_millis(2) {
-                        std::hint::spin_loop();
-                    }
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                    yield_now().await;
-                }
+                long_polls(&inside, &most).await;
             };
             let parent = rt.spawn({
                 let (inside, most) = (inside.clone(), most.clone());

@@ -19,46 +19,11 @@ use std::task::Poll;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use common::{occupy_worker, runtime};
+use common::{occupy_worker, runtime, wait_for, wait_until, within};
 use futures_lite::future::yield_now;
 use klaw::{Runtime, TaskHandle};
 
-// ---- helpers (patterns of tests/own_queue_faults.rs) -------------------------------------------
-
-/// Runs `f` on a thread of its own: fails the test if it does not return within `limit`, and
-/// fails it with `f`'s own message if `f` panics.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::sync::mpsc::RecvTimeoutError;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the scenario returned without sending"),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("hung: the scenario did not end within {limit:?}"),
-    }
-}
-
-/// Waits (on a plain thread) until `done()`, failing after 10 s.
-fn wait_for(what: &str, done: impl Fn() -> bool) {
-    assert!(wait_until(Duration::from_secs(10), done), "never happened: {what}");
-}
-
-/// Waits until `done()`; false if `limit` passed first.
-fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    true
-}
+// ---- helpers ----------------------------------------------------------------------------------
 
 type Blocker = (std::sync::mpsc::Sender<()>, TaskHandle<()>);
 
@@ -125,6 +90,25 @@ enum Stick {
     Block,
 }
 
+impl Stick {
+    /// Holds the polling thread until `released` is set (a spin) or `release` receives (a
+    /// block), or, as a safety limit so that a failing test frees its worker either way, 20 s.
+    fn hold(self, released: &AtomicBool, release: &std::sync::mpsc::Receiver<()>) {
+        let limit = Duration::from_secs(20);
+        match self {
+            Stick::Spin => {
+                let began = Instant::now();
+                while !released.load(SeqCst) && began.elapsed() < limit {
+                    std::hint::spin_loop();
+                }
+            }
+            Stick::Block => {
+                let _ = release.recv_timeout(limit);
+            }
+        }
+    }
+}
+
 /// A task that yields until `go`, then is stuck in one poll (spinning or blocked in a std
 /// `recv`) until released, then yields `later_yields` times and gives them back.
 struct Stuck {
@@ -155,18 +139,7 @@ impl Stuck {
                 }
                 *thread.lock().unwrap() = Some(std::thread::current().id());
                 stuck.store(true, SeqCst);
-                // A safety limit, so that a failing test frees the worker either way.
-                let began = Instant::now();
-                match stick {
-                    Stick::Spin => {
-                        while !released.load(SeqCst) && began.elapsed() < Duration::from_secs(20) {
-                            std::hint::spin_loop();
-                        }
-                    }
-                    Stick::Block => {
-                        let _ = release_rx.recv_timeout(Duration::from_secs(20));
-                    }
-                }
+                stick.hold(&released, &release_rx);
                 for _ in 0..later_yields {
                     yield_now().await;
                 }
@@ -316,17 +289,7 @@ fn stuck_after_the_idle_workers_fell_asleep(
                 let got = rx.recv().await.unwrap();
                 *consumer_thread.lock().unwrap() = Some(std::thread::current().id());
                 stuck.store(true, SeqCst);
-                let began = Instant::now();
-                match stick {
-                    Stick::Spin => {
-                        while !released.load(SeqCst) && began.elapsed() < Duration::from_secs(20) {
-                            std::hint::spin_loop();
-                        }
-                    }
-                    Stick::Block => {
-                        let _ = release_rx.recv_timeout(Duration::from_secs(20));
-                    }
-                }
+                stick.hold(&released, &release_rx);
                 got
             }
         });

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Flag, SetOnDrop, XorShift, ms, with_deadline};
+use common::{Flag, SetOnDrop, XorShift, ms, with_deadline, within};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
@@ -1183,26 +1183,6 @@ async fn a_paused_clock_jumps_past_tokio_io_in_flight() -> TestResult {
     })?;
     assert!(outcome, "the hour-long klaw deadline did not jump ahead of tokio's I/O");
     Ok(())
-}
-
-/// Like `common::with_deadline`, with a shorter limit: for a scenario that hangs when it fails.
-fn within(limit: Duration, scenario: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        scenario();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(limit) {
-        Ok(()) => {}
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the scenario hung: no end within {limit:?}")
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

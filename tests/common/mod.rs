@@ -147,21 +147,45 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// Runs `scenario` on a thread of its own: a hang fails the test after [`DEADLINE`] instead of
 /// blocking the suite, and a panic in it fails the test with its own message.
 pub fn with_deadline(scenario: impl FnOnce() + Send + 'static) {
+    within(DEADLINE, scenario);
+}
+
+/// Runs `scenario` on a thread of its own and gives what it returns: a hang fails the test after
+/// `limit` instead of blocking the suite, and a panic in it fails the test with its own message.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    scenario: impl FnOnce() -> T + Send + 'static,
+) -> T {
     use std::sync::mpsc::{self, RecvTimeoutError};
-    let (done, finished) = mpsc::channel::<()>();
+    let (done, finished) = mpsc::channel();
     let thread = std::thread::spawn(move || {
-        scenario();
-        let _ = done.send(());
+        let _ = done.send(scenario());
     });
-    match finished.recv_timeout(DEADLINE) {
-        Ok(()) => {}
-        Err(RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("the scenario hung: no end within {DEADLINE:?}"),
+    match finished.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the scenario returned without sending"),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("the scenario hung: no end within {limit:?}"),
     }
+}
+
+/// Waits (on a plain thread, looking every 200 µs) until `done()`; false if `limit` passed first.
+pub fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    true
+}
+
+/// Waits until `done()`, failing the test with `what` after 10 s.
+pub fn wait_for(what: &str, done: impl Fn() -> bool) {
+    assert!(wait_until(Duration::from_secs(10), done), "never happened: {what}");
 }
 
 /// Runs the future `make` gives as a klaw task on a two-worker runtime, within [`DEADLINE`].
