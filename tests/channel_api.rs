@@ -8,6 +8,8 @@
 #[path = "common/reenter.rs"]
 mod reenter;
 
+mod common;
+
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
+use common::within;
 use futures_lite::StreamExt;
 use klaw::channel::{
     Receiver, RecvError, SendError, Sender, TryRecvError, TrySendError, bounded, broadcast,
@@ -68,13 +71,6 @@ fn mpmc_a_senders_is_full_counts_the_places_permits_hold() {
         drop(permit);
         assert!(!tx.is_full(), "{name}: a dropped permit frees its place");
     }
-}
-
-/// Runs `f` on its own thread and fails if it takes more than ten seconds.
-fn within_ten_seconds<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(f()).unwrap());
-    finished.recv_timeout(Duration::from_secs(10)).expect("blocked for ten seconds")
 }
 
 // ---- MPMC: weak senders.
@@ -281,7 +277,7 @@ fn mpmc_force_send_wakes_a_waiting_receiver() {
 
 #[test]
 fn mpmc_send_blocking_waits_for_a_place_and_recv_blocking_for_a_message() {
-    within_ten_seconds(|| {
+    within(Duration::from_secs(10), || {
         let (tx, rx) = bounded::<u32>(1);
         tx.send_blocking(0).unwrap();
         let sent = Arc::new(AtomicBool::new(false));
@@ -305,7 +301,7 @@ fn mpmc_send_blocking_waits_for_a_place_and_recv_blocking_for_a_message() {
 
 #[test]
 fn mpmc_recv_blocking_waits_for_the_sender_and_the_blocking_forms_report_closed() {
-    within_ten_seconds(|| {
+    within(Duration::from_secs(10), || {
         let (tx, rx) = unbounded::<u32>();
         let consumer = std::thread::spawn(move || (rx.recv_blocking(), rx.recv_blocking()));
         std::thread::sleep(Duration::from_millis(20)); // the consumer is blocked by now
@@ -445,7 +441,7 @@ fn oneshot_is_empty_until_sent_and_again_once_received() {
 
 #[test]
 fn oneshot_blocking_recv_waits_on_a_plain_thread() {
-    within_ten_seconds(|| {
+    within(Duration::from_secs(10), || {
         let (tx, rx) = oneshot::channel::<String>();
         let receiver = std::thread::spawn(move || rx.blocking_recv());
         std::thread::sleep(Duration::from_millis(20)); // blocked by now
@@ -759,7 +755,7 @@ fn watch_wait_for_checks_the_current_value_first_and_marks_it_seen() {
 
 #[test]
 fn watch_wait_for_waits_through_changes_until_the_predicate_holds() {
-    within_ten_seconds(|| {
+    within(Duration::from_secs(10), || {
         let (tx, mut rx) = watch::channel(0u32);
         let sender = std::thread::spawn(move || {
             for n in 1..=5 {

@@ -5,20 +5,14 @@
 //! keeps for the worker. A lost wake-up shows as a test that hangs (each has a deadline), a lost
 //! or doubled task as a wrong count.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::within;
 use klaw::Runtime;
-
-/// Fails the test if `f` does not return within `limit`, instead of hanging CI.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit).expect("the executor lost a task or a wake-up: the run never ended")
-}
 
 #[test]
 fn spawns_from_four_outside_threads_and_from_tasks_all_run_once() {

@@ -61,12 +61,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::ms;
+use common::{DEADLINE, ms, within};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use klaw::channel::{bounded, oneshot, unbounded};
 use klaw::{CancelReason, Handle, Runtime, TaskError, TaskHandle};
-
-const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The worker counts tokio's three `rt_common` flavours become.
 const FLAVOURS: [usize; 2] = [1, 4];
@@ -75,22 +73,9 @@ fn rt(workers: usize) -> Runtime {
     Runtime::builder().workers(workers).build().expect("runtime")
 }
 
-/// Runs `f` on its own thread and fails the test if it does not return within 30 s.
-fn within<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within 30 s: it hangs"),
-    }
-}
-
 /// Runs `test` on a runtime of each flavour, under the deadline.
 fn for_each_flavour(test: impl Fn(Runtime) + Send + 'static) {
-    within(move || {
+    within(DEADLINE, move || {
         for workers in FLAVOURS {
             test(rt(workers));
         }
@@ -100,7 +85,7 @@ fn for_each_flavour(test: impl Fn(Runtime) + Send + 'static) {
 /// Runs the `#[ignore]`d test `name` of this file in a child process, under the deadline, and
 /// fails if the child did not pass (a panic, an abort, a hang).
 fn in_child(name: &'static str) {
-    let output = within(move || {
+    let output = within(DEADLINE, move || {
         std::process::Command::new(std::env::current_exe().unwrap())
             .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .output()
@@ -313,7 +298,7 @@ fn dropping_the_runtime_drops_its_waiting_tasks() {
 /// nested in another runtime's `block_on` it runs, and the outer runtime is current again after.
 #[test]
 fn block_on_nested_in_another_runtimes_block_on_runs_and_gives_the_outer_runtime_back() {
-    within(|| {
+    within(DEADLINE, || {
         let outer = rt(1);
         let inner = rt(2);
         let (seen_inside, seen_after) = outer.block_on(async {
@@ -330,7 +315,7 @@ fn block_on_nested_in_another_runtimes_block_on_runs_and_gives_the_outer_runtime
 /// goes on.
 #[test]
 fn block_on_inside_a_task_panics_and_the_panic_stays_in_the_task() {
-    within(|| {
+    within(DEADLINE, || {
         let outer = Arc::new(rt(1));
         let inner = Arc::new(rt(1));
         for target in [outer.clone(), inner.clone()] {
@@ -736,7 +721,7 @@ fn tasks_whose_destructors_wake_each_other_while_the_runtime_drops() {
 /// tokio: `io_notify_while_shutting_down`.
 #[test]
 fn a_runtime_shuts_down_while_udp_sockets_are_notified() {
-    within(|| {
+    within(DEADLINE, || {
         for round in 1..10 {
             let runtime = rt(FLAVOURS[round % 2]);
             runtime.block_on(async {
@@ -801,7 +786,7 @@ fn a_cpu_bound_task_that_never_waited_sees_the_shutdown_cancel() {
         }
     }
 
-    within(|| {
+    within(DEADLINE, || {
         for waits_first in [true, false] {
             let rt = rt(1);
             let stop = Stop(Arc::default());
@@ -994,7 +979,7 @@ fn ping_pong_pairs_do_not_starve_a_task_that_yields() {
 #[test]
 fn dropping_the_runtime_while_another_thread_wakes_its_tasks() {
     const NUM_TASKS: usize = 10_000;
-    within(|| {
+    within(DEADLINE, || {
         for round in 0..5 {
             let rt = rt(FLAVOURS[round % 2]);
             let (ready_tx, ready) = mpsc::channel();
@@ -1106,7 +1091,7 @@ fn a_waiting_tasks_waker_outlives_its_runtime() {
 #[test]
 fn a_thousand_tasks_spawned_from_outside_all_run_before_the_runtime_drops() {
     const NUM: usize = 1_000;
-    within(|| {
+    within(DEADLINE, || {
         for round in 0..5 {
             let (tx, rx) = mpsc::channel();
             let rt = rt(FLAVOURS[round % 2]);
@@ -1146,7 +1131,7 @@ fn chains_of_forwarding_tasks_cycle_messages_to_the_end() {
     const CHAIN: usize = 200;
     const CYCLES: usize = 5;
     const TRACKS: usize = 50;
-    within(|| {
+    within(DEADLINE, || {
         for round in 0..5 {
             let rt = rt(FLAVOURS[round % 2]);
             let mut start_txs = Vec::with_capacity(TRACKS);
@@ -1201,7 +1186,7 @@ fn a_task_that_respawns_itself_for_ever_does_not_stop_the_runtime() {
         spawn_another();
     }
 
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(1);
         let (send, recv) = oneshot::channel();
         drop(rt.spawn(async move {
@@ -1216,7 +1201,7 @@ fn a_task_that_respawns_itself_for_ever_does_not_stop_the_runtime() {
 /// tokio: `spawn_shutdown`.
 #[test]
 fn clients_spawned_from_block_on_and_from_outside_finish_then_the_runtime_drops() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(4);
         let (tx, rx) = mpsc::channel();
         rt.block_on(async {
@@ -1248,7 +1233,7 @@ fn dropping_the_runtime_drops_a_never_ending_future_every_time() {
         }
     }
 
-    within(|| {
+    within(DEADLINE, || {
         for round in 0..200 {
             let num_drop = Arc::new(AtomicUsize::new(0));
             let rt = rt(FLAVOURS[round % 2]);
@@ -1265,7 +1250,7 @@ fn dropping_the_runtime_drops_a_never_ending_future_every_time() {
 #[test]
 fn tasks_that_hold_their_workers_leave_the_last_one_to_run_every_other_task() {
     const NUM: usize = 1_000;
-    within(|| {
+    within(DEADLINE, || {
         for round in 0..10 {
             let from_a_task = round % 2 == 1;
             let rt = rt(4);
@@ -1308,7 +1293,7 @@ fn tasks_that_hold_their_workers_leave_the_last_one_to_run_every_other_task() {
 /// tokio: `multi_threadpool`.
 #[test]
 fn a_task_of_one_runtime_wakes_a_task_of_another() {
-    within(|| {
+    within(DEADLINE, || {
         let rt1 = rt(2);
         let rt2 = rt(2);
         let (tx, rx) = oneshot::channel();
@@ -1370,7 +1355,7 @@ fn a_destructor_wakes_a_sibling_while_the_runtime_shuts_down() {
         }
     }
 
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..50 {
             let rt = rt(1);
             let (f1, f2) = MyFuture::new();
@@ -1385,7 +1370,7 @@ fn a_destructor_wakes_a_sibling_while_the_runtime_shuts_down() {
 /// that one has run; the other worker runs it.
 #[test]
 fn a_task_blocking_its_worker_on_a_task_it_spawned_is_answered_by_the_other_worker() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(2);
         for _ in 0..50 {
             let out = rt.block_on(rt.spawn(async {
@@ -1403,7 +1388,7 @@ fn a_task_blocking_its_worker_on_a_task_it_spawned_is_answered_by_the_other_work
 /// from elsewhere". With a second worker idle, the woken task must run there.
 #[test]
 fn a_task_that_hands_a_message_on_then_blocks_its_worker_for_the_answer_is_answered() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(2);
         for round in 0..20u32 {
             let (tx, rx) = bounded::<u32>(1);
@@ -1432,7 +1417,7 @@ fn a_task_that_hands_a_message_on_then_blocks_its_worker_for_the_answer_is_answe
 /// this worker, which then blocks waiting for the first one's answer.
 #[test]
 fn a_task_that_hands_messages_to_two_tasks_then_blocks_for_the_first_ones_answer_is_answered() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(2);
         for round in 0..20u32 {
             let (tx1, rx1) = bounded::<u32>(1);
@@ -1471,7 +1456,7 @@ fn a_task_that_hands_messages_to_two_tasks_then_blocks_for_the_first_ones_answer
 /// does not hang the shutdown (it is reported abandoned).
 #[test]
 fn a_task_blocked_in_recv_blocking_does_not_hang_the_shutdown() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(2);
         let (tx, rx) = bounded::<()>(1);
         let (started_tx, started) = mpsc::channel();
@@ -1671,7 +1656,7 @@ fn tasks_holding_each_others_handles_are_freed() {
 /// tokio: `spawn_blocking_started_before_shutdown_continues`.
 #[test]
 fn a_blocking_closure_started_before_a_graceful_shutdown_finishes() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(1);
         let (started_tx, started) = mpsc::channel();
         let handle = rt.spawn_blocking(move || {
@@ -1692,7 +1677,7 @@ fn a_blocking_closure_started_before_a_graceful_shutdown_finishes() {
 /// tokio: `basic_blocking`.
 #[test]
 fn a_task_awaits_a_blocking_closure_a_hundred_times() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = rt(2);
         for _ in 0..100 {
             let out = rt.block_on(rt.spawn(async {
@@ -1760,7 +1745,7 @@ fn a_runtime_is_shut_down_or_dropped_inside_another_runtimes_block_on_and_task()
 /// returns (it cannot wait for the task it runs in) and the task's handle resolves.
 #[test]
 fn a_runtime_dropped_inside_one_of_its_own_tasks_does_not_hang() {
-    within(|| {
+    within(DEADLINE, || {
         for workers in FLAVOURS {
             let runtime = Arc::new(rt(workers));
             let (go_tx, go) = oneshot::channel::<()>();
@@ -1788,7 +1773,7 @@ fn a_runtime_dropped_inside_one_of_its_own_tasks_does_not_hang() {
 /// closure is queued or running (klaw's book: "no blocking-pool job is queued or running").
 #[test]
 fn a_paused_clock_does_not_move_while_a_blocking_closure_runs() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = Runtime::builder().start_paused(true).build().unwrap();
         rt.block_on(async {
             let handle = Handle::current().unwrap();
@@ -1813,7 +1798,7 @@ fn a_paused_clock_does_not_move_while_a_blocking_closure_runs() {
 /// clock move on (the deadline stands in for tokio's wall-clock check).
 #[test]
 fn a_blocking_closure_that_ends_lets_a_paused_clock_move_on() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = Runtime::builder().start_paused(true).build().unwrap();
         rt.block_on(async {
             let handle = Handle::current().unwrap();
@@ -1873,7 +1858,7 @@ fn no_blocking_closure_is_lost_while_the_pool_churns() {
         }
     }
 
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..200 {
             let rt = rt(1);
             rt.block_on(async {
@@ -1905,7 +1890,7 @@ fn no_blocking_closure_is_lost_while_the_pool_churns() {
 /// order they were spawned (the book: "past the bound, closures wait in a queue").
 #[test]
 fn with_one_blocking_thread_closures_run_in_spawn_order() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = Runtime::builder().workers(1).max_blocking_threads(1).build().unwrap();
         let (release, wait) = mpsc::channel::<()>();
         let occupier = rt.spawn_blocking(move || wait.recv().unwrap());

@@ -24,30 +24,21 @@
 //! without a comma did not parse), `never_branch_no_warnings` (an `unreachable_code` warning)
 //! and `sync_one_lit_expr_block` (an `unused_braces` warning).
 
+mod common;
+
 use std::cell::Cell;
 use std::future::{Future, IntoFuture};
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use common::{DEADLINE, within};
 use klaw::channel::{RecvError, oneshot};
 
 // ---- Helpers.
-
-/// Runs `f` on its own thread and fails if it has not returned within 30 seconds (a lost
-/// wake-up would otherwise hang the test run).
-fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done_tx, done_rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let _ = done_tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    let outcome = done_rx.recv_timeout(Duration::from_secs(30)).expect("hung for 30 seconds");
-    thread.join().unwrap();
-    outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
 
 /// Remembers whether its waker was woken.
 #[derive(Default)]
@@ -521,7 +512,7 @@ fn a_select_loop_joins_two_oneshots_and_is_woken_by_each() {
 #[test]
 fn select_is_budget_aware() {
     const BUDGET: usize = 128;
-    let ready = within_deadline(|| {
+    let ready = within(DEADLINE, || {
         let rt = klaw::Runtime::builder().workers(1).build().unwrap();
         let task = rt.spawn(async {
             std::future::poll_fn(|cx| {
@@ -687,7 +678,7 @@ async fn a_select_cut_short_by_move_on_after_takes_no_message() {
 /// with the other receiver waiting).
 #[test]
 fn a_cancelled_select_passes_on_the_wake_up_it_was_given() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = klaw::Runtime::builder().workers(2).build().unwrap();
         for round in 0..200u32 {
             let dropped = Arc::new(AtomicBool::new(false));

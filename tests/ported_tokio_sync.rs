@@ -15,6 +15,8 @@
 //! before a woken waiter does, the blocking forms do not panic in a task, a broadcast capacity is
 //! not rounded up), tokio's assertion is left out and the test says so.
 
+mod common;
+
 use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, RefUnwindSafe, UnwindSafe, catch_unwind};
@@ -22,8 +24,8 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
+use common::{DEADLINE, within};
 use futures_lite::Stream;
 use klaw::channel::{
     Permit, Receiver, RecvError, Sender, TryRecvError, TrySendError, WeakSender, bounded,
@@ -100,19 +102,6 @@ fn poll_noop<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(Waker::noop()))
 }
 
-/// Runs `f` on its own thread; a hang fails the test after 30 seconds instead of blocking it.
-fn within_deadline<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match finished.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("hung for 30 seconds (a deadlock or a lost wake-up)"),
-    }
-}
-
 /// A bounded channel on the ring, one on the growing buffer, and an unbounded one.
 fn every_mpmc<T>(ring_capacity: usize) -> [(&'static str, Sender<T>, Receiver<T>); 3] {
     let (ring_tx, ring_rx) = bounded(ring_capacity);
@@ -161,7 +150,7 @@ fn mpsc_reserve_disarm() {
 /// goes to the next waiter.
 #[test]
 fn mpsc_start_send_past_cap() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let (tx1, rx) = bounded::<()>(1);
         let tx2 = tx1.clone();
         tx1.try_send(()).unwrap();
@@ -235,7 +224,7 @@ fn mpsc_cancelled_woken_reserve_passes_its_wake_up_on() {
 /// tokio `permit_available_not_acquired_close`.
 #[test]
 fn mpsc_permit_available_not_acquired_close() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let (tx1, rx) = bounded::<()>(1);
         let tx2 = tx1.clone();
         let Poll::Ready(Ok(permit1)) = poll_noop(pin!(tx1.reserve())) else { panic!() };
@@ -257,7 +246,7 @@ fn mpsc_permit_available_not_acquired_close() {
 /// from tokio", `Receiver::close()` row).
 #[test]
 fn mpsc_recv_close_gets_none_reserved() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let (tx1, rx) = bounded::<i32>(1);
         let tx2 = tx1.clone();
         let Poll::Ready(Ok(permit1)) = poll_noop(pin!(tx1.reserve())) else { panic!() };
@@ -874,7 +863,7 @@ impl Wake for SendOnDrop {
 /// without a deadlock.
 #[test]
 fn broadcast_send_in_waker_drop() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let (tx, mut rx) = broadcast::channel(16);
         let mut recv = Box::pin(async move {
             let _ = rx.recv().await;
@@ -1165,7 +1154,7 @@ fn watch_multiple_sender() {
 /// `wait_for_errors_on_closed_channel_true_predicate`.
 #[test]
 fn watch_closed_channel_unseen_and_seen_values() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let (tx, mut rx) = watch::channel("A");
         tx.send("B").unwrap();
         drop(tx);

@@ -20,6 +20,8 @@
 //! promise instead (an `RwLock` lets no new reader in while a writer waits; a released or
 //! cancelled write lets the reads it held back through) is tested in tokio's style below.
 
+mod common;
+
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
@@ -37,20 +39,8 @@ use klaw::sync::{
 #[path = "common/mock_task.rs"]
 mod mock_task;
 
+use common::{DEADLINE, within};
 use mock_task::{mock, pending, ready};
-
-/// Runs `f` on its own thread: a deadlock fails the test after 30 seconds instead of hanging it.
-fn within_deadline<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(catch_unwind(AssertUnwindSafe(f)));
-    });
-    match finished.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("hung for 30 seconds (a deadlock or a lost wake-up)"),
-    }
-}
 
 // ---- Mutex: tokio's sync_mutex_owned.rs (sync_mutex.rs is ported in sync_primitives.rs).
 
@@ -207,7 +197,7 @@ fn rwlock_a_released_write_lets_every_waiting_read_in() {
 /// gone. In tokio the release goes to every waiting read, so the other thread finishes.
 #[test]
 fn rwlock_a_woken_but_unpolled_read_does_not_hold_back_the_other_reads() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let lock = RwLock::new(7);
         let writer = lock.try_write().unwrap();
         let mut mine = pin!(lock.read());
@@ -432,7 +422,7 @@ fn semaphore_cancel_acquire_releases_permits() {
 /// deadlock.
 #[test]
 fn semaphore_release_permits_at_waker_drop() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         struct PermitInWaker(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
         impl Wake for PermitInWaker {
             fn wake(self: Arc<Self>) {}
@@ -515,7 +505,7 @@ mod notify_on_clone {
 /// outside the `Notify`'s lock, so a clone that calls back into the `Notify` does not deadlock.
 #[test]
 fn notify_clones_the_waker_before_taking_its_lock() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let notify = Arc::new(Notify::new());
         let waker = notify_on_clone::waker(notify.clone());
         let mut notified = pin!(notify.notified());

@@ -62,7 +62,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{Flag, SetOnDrop, ms, paused, runtime, secs};
+use common::{DEADLINE, Flag, SetOnDrop, ms, paused, runtime, secs, within};
 use futures_lite::future::yield_now;
 use futures_util::FutureExt;
 use klaw::cancel::{fail_after, fail_at};
@@ -76,20 +76,6 @@ const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn user(message: &'static str) -> CancelReason {
     CancelReason::user(message)
-}
-
-/// Runs `f` on its own thread and fails the test if it has not returned within 30 s (of real
-/// time: a guard against a hang, not an assertion on timing).
-fn within_deadline<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the test did not finish within 30 s: it hangs"),
-    }
 }
 
 /// A waker that records whether it was woken since it was last asked.
@@ -236,7 +222,7 @@ async fn children_cancelled_through_their_handles_come_back_cancelled_and_the_re
 /// runtime went away; its handle is then awaited on another runtime.
 #[test]
 fn a_handle_whose_runtime_was_dropped_resolves_cancelled_on_another_runtime() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let (_keep_open, never) = oneshot::channel::<u32>();
         let (_keep_open_too, never_either) = oneshot::channel::<u32>();
         let (in_block_on, in_task) = {
@@ -290,7 +276,7 @@ fn a_task_waiting_on_a_set(
 /// rounds, since the order in which the shutdown reaches the tasks varies.
 #[test]
 fn dropping_the_runtime_drops_every_child_of_a_set_and_ends_its_task() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         for round in 0..200 {
             let rt = runtime(2);
             let (senders, receivers): (Vec<_>, Vec<_>) =
@@ -323,7 +309,7 @@ fn dropping_the_runtime_drops_every_child_of_a_set_and_ends_its_task() {
 /// cancelled.
 #[test]
 fn shutting_down_with_a_set_waiting_cancels_and_reports_every_child() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         for round in 0..200 {
             let rt = runtime(2);
             let (senders, _receivers): (Vec<_>, Vec<_>) =
@@ -412,7 +398,7 @@ async fn cancel_all_gives_back_every_outcome_and_keeps_those_already_decided() {
 #[test]
 fn draining_a_set_of_finished_children_yields_once_the_budget_is_spent() {
     const CHILDREN: usize = 1000;
-    let (count, yields) = within_deadline(|| {
+    let (count, yields) = within(DEADLINE, || {
         let rt = runtime(1);
         let drained = rt.spawn(async {
             let permits = Arc::new(Semaphore::new(0));
@@ -504,7 +490,7 @@ async fn cancelling_the_local_children_of_a_set_drops_them_and_hands_back_cancel
 /// tokio: `test_abort_without_panic_3157`.
 #[test]
 fn cancelling_a_sleeping_task_ends_it_cancelled() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         rt.block_on(async {
             let (started_tx, started) = oneshot::channel();
@@ -523,7 +509,7 @@ fn cancelling_a_sleeping_task_ends_it_cancelled() {
 /// suspended task; the body is dropped before the handle resolves, and the runtime goes on.
 #[test]
 fn a_task_cancelled_from_another_thread_is_dropped_before_its_handle_resolves() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         let dropped = Flag::default();
         let guard = SetOnDrop(dropped.clone());
@@ -575,7 +561,7 @@ async fn a_local_child_cancelled_from_another_thread_is_dropped_and_ends_cancell
 /// (and what it owns) is dropped all the same.
 #[test]
 fn a_cancelled_task_whose_handle_was_dropped_still_drops_its_body() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         let owned = Arc::new(());
         let weak = Arc::downgrade(&owned);
@@ -619,7 +605,7 @@ fn sleeping_with_a_panicking_destructor(rt: &Runtime) -> klaw::TaskHandle<()> {
 /// tokio: `test_abort_task_that_panics_on_drop_contained`.
 #[test]
 fn a_destructor_that_panics_when_a_cancelled_task_is_dropped_stays_inside_the_task() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         let detached = sleeping_with_a_panicking_destructor(&rt);
         assert!(detached.cancel("abort"));
@@ -634,7 +620,7 @@ fn a_destructor_that_panics_when_a_cancelled_task_is_dropped_stays_inside_the_ta
 /// the destructor's panic is contained (and logged).
 #[test]
 fn a_cancelled_task_whose_destructor_panics_is_reported_cancelled() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         let handle = sleeping_with_a_panicking_destructor(&rt);
         assert!(handle.cancel("abort"));
@@ -755,7 +741,7 @@ async fn a_deadline_that_passes_wakes_the_region_and_fails_it() {
 /// budget inside its tasks only (not in `block_on`, as the book says), so this runs in a task.
 #[test]
 fn a_timeout_ends_a_future_that_is_always_ready() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         let outcome = rt.block_on(rt.spawn(async {
             let (tx, rx) = klaw::channel::bounded::<u8>(1);
@@ -901,7 +887,7 @@ fn a_thousand_zero_sleeps_complete() {
             sleep(Duration::ZERO).await;
         }
     }
-    within_deadline(|| {
+    within(DEADLINE, || {
         for (rt, is_paused) in [(runtime(1), false), (paused(), true)] {
             let start = rt.block_on(async { now() });
             rt.block_on(rt.spawn(thousand_zero_sleeps())).unwrap();
@@ -1028,7 +1014,7 @@ impl Wake for DropWaker {
 /// tokio: `drop_from_wake`.
 #[test]
 fn timers_dropped_by_the_waker_of_a_timer_being_fired() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = paused();
         rt.block_on(async {
             let timers = Arc::new(Mutex::new(Vec::new()));
@@ -1057,7 +1043,7 @@ fn timers_dropped_by_the_waker_of_a_timer_being_fired() {
 /// tokio: `task_id_spawn`, `task_ids_match_current_thread` and `task_ids_match_multi_thread`.
 #[test]
 fn a_task_sees_the_id_its_handle_reports() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         for workers in [1, 2] {
             let rt = runtime(workers);
             let (tx, rx) = oneshot::channel();
@@ -1074,7 +1060,7 @@ fn a_task_sees_the_id_its_handle_reports() {
 /// tokio: `task_id_collision_current_thread` and `task_id_collision_multi_thread`.
 #[test]
 fn two_tasks_see_different_ids() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         for workers in [1, 2] {
             let rt = runtime(workers);
             let first = rt.spawn(async { current_task_id() });
@@ -1110,7 +1096,7 @@ impl Drop for ReportsIdOnDrop {
 /// the body's destructor runs as part of the task.
 #[test]
 fn a_body_dropped_after_it_completed_is_dropped_inside_its_task() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(2);
         let (tx, rx) = oneshot::channel();
         let handle = rt.spawn(ReportsIdOnDrop { ready: true, tx: Some(tx) });
@@ -1123,7 +1109,7 @@ fn a_body_dropped_after_it_completed_is_dropped_inside_its_task() {
 /// tokio: `task_id_future_destructor_abort`.
 #[test]
 fn a_body_dropped_after_a_cancel_is_dropped_inside_its_task() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(2);
         let (tx, rx) = oneshot::channel();
         let handle = rt.spawn(ReportsIdOnDrop { ready: false, tx: Some(tx) });
@@ -1138,7 +1124,7 @@ fn a_body_dropped_after_a_cancel_is_dropped_inside_its_task() {
 #[test]
 fn there_is_no_task_id_outside_a_task_nor_in_block_on() {
     assert_eq!(current_task_id(), None);
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         assert_eq!(rt.block_on(async { current_task_id() }), None);
         assert_eq!(klaw::runtime::block_on(async { current_task_id() }), None);
@@ -1149,7 +1135,7 @@ fn there_is_no_task_id_outside_a_task_nor_in_block_on() {
 /// its parent's poll, has its own id; the parent's comes back after it.
 #[test]
 fn a_local_child_has_its_own_id_and_its_parent_keeps_its_own() {
-    within_deadline(|| {
+    within(DEADLINE, || {
         let rt = runtime(1);
         let parent = rt.spawn(async {
             let parent_id = current_task_id().expect("a task has an id");

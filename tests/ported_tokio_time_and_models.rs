@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{ms, paused, secs};
+use common::{DEADLINE, ms, paused, secs, within};
 use klaw::cancel::Token;
 use klaw::sync::{Notify, RwLock, RwLockWriteGuard, Semaphore};
 use klaw::time::{Sleep, advance, now, sleep, sleep_until};
@@ -39,15 +39,6 @@ use mock_task::{mock, pending, ready};
 
 /// Rounds of each thread scenario (a loom model's interleavings, sampled).
 const ROUNDS: usize = 2000;
-
-/// Runs `f` on a thread of its own under `common::DEADLINE`, and gives its value.
-fn within<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    common::with_deadline(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv().expect("the scenario gave its value")
-}
 
 /// Polls `future` once with a waker that does nothing.
 fn poll_noop<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
@@ -203,7 +194,7 @@ async fn reset_sleep_to_past_wakes_the_task() {
 /// `block_on`, completes, and not before its deadline.
 #[test]
 fn timer_with_threaded_runtime() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = common::runtime(2);
         let (tx, rx) = std::sync::mpsc::channel();
         let _task = rt.spawn(async move {
@@ -242,7 +233,7 @@ impl<F: Future<Output = ()> + Unpin> Future for Starve<F> {
 /// (on real-time runtimes of one and two workers, in `block_on` and in a spawned task).
 #[test]
 fn starving() {
-    within(|| {
+    within(DEADLINE, || {
         for workers in [1, 2] {
             let rt = common::runtime(workers);
             rt.block_on(async {
@@ -277,7 +268,7 @@ async fn timeout_value() {
 /// move.
 #[test]
 fn tickspace() {
-    within(|| {
+    within(DEADLINE, || {
         let rt_past = paused();
         std::thread::sleep(ms(1));
         let rt = paused();
@@ -346,7 +337,7 @@ async fn time_alt_timeout() {
 /// paused runtime and reset in a task of another stays on the first runtime's clock.
 #[test]
 fn reset_should_stay_on_same_runtime() {
-    within(|| {
+    within(DEADLINE, || {
         let rt1 = paused();
         let rt2 = paused();
         let (mut timer, t0) =
@@ -374,7 +365,7 @@ fn reset_should_stay_on_same_runtime() {
 /// or the drop fires it); either way it completes.
 #[test]
 fn a_sleep_of_a_dropped_runtime_does_not_stay_pending() {
-    within(|| {
+    within(DEADLINE, || {
         for polled_before_the_drop in [false, true] {
             let rt1 = paused();
             #[allow(
@@ -407,7 +398,7 @@ fn a_sleep_of_a_dropped_runtime_does_not_stay_pending() {
 /// another, whichever comes first.
 #[test]
 fn loom_notify_one() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let tx = Arc::new(Notify::new());
             let rx = tx.clone();
@@ -422,7 +413,7 @@ fn loom_notify_one() {
 /// times through two `Notify`s; a lost wake-up hangs, and the deadline fails it.
 #[test]
 fn loom_notify_one_ping_pong() {
-    within(|| {
+    within(DEADLINE, || {
         let (ping, pong) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let other = {
             let (ping, pong) = (ping.clone(), pong.clone());
@@ -449,7 +440,7 @@ fn loom_notify_one_ping_pong() {
 /// another thread both complete.
 #[test]
 fn loom_notify_waiters() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let notify = Arc::new(Notify::new());
             let tx = notify.clone();
@@ -469,7 +460,7 @@ fn loom_notify_waiters() {
 /// `notified()` made on a third thread: it completes either way.
 #[test]
 fn loom_notify_waiters_and_one() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let notify = Arc::new(Notify::new());
             let (tx1, tx2) = (notify.clone(), notify.clone());
@@ -487,7 +478,7 @@ fn loom_notify_waiters_and_one() {
 /// `notify_one` goes round both and is left for the main thread.
 #[test]
 fn loom_notify_multi() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let notify = Arc::new(Notify::new());
             let threads: Vec<_> = (0..2)
@@ -515,7 +506,7 @@ fn loom_notify_multi() {
 /// gets one.
 #[test]
 fn loom_notify_drop() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let notify = Arc::new(Notify::new());
             let (rx1, rx2) = (notify.clone(), notify.clone());
@@ -547,7 +538,7 @@ fn loom_notify_drop() {
 /// before the call.
 #[test]
 fn loom_notify_waiters_poll_consistency() {
-    within(|| {
+    within(DEADLINE, || {
         for setting in [[false, false], [true, false], [false, true], [true, true]] {
             for _ in 0..ROUNDS {
                 let notify = Arc::new(Notify::new());
@@ -572,7 +563,7 @@ fn loom_notify_waiters_poll_consistency() {
 /// the two (tokio's wake list holds 32), polled in either order.
 #[test]
 fn loom_notify_waiters_poll_consistency_many() {
-    within(|| {
+    within(DEADLINE, || {
         for order in [[0usize, 1], [1, 0]] {
             for _ in 0..ROUNDS / 4 {
                 let notify = Arc::new(Notify::new());
@@ -598,7 +589,7 @@ fn loom_notify_waiters_poll_consistency_many() {
 /// new waiter, not to an old one.
 #[test]
 fn loom_notify_waiters_is_atomic() {
-    within(|| {
+    within(DEADLINE, || {
         for tested in [0usize, 32] {
             for _ in 0..ROUNDS / 4 {
                 let notify = Arc::new(Notify::new());
@@ -624,7 +615,7 @@ fn loom_notify_waiters_is_atomic() {
 /// through two `notified()` futures made and awaited one after the other.
 #[test]
 fn loom_notify_waiters_sequential_notified_await() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS / 4 {
             let notify = Arc::new(Notify::new());
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
@@ -660,7 +651,7 @@ fn loom_notify_waiters_sequential_notified_await() {
 #[test]
 fn loom_semaphore_basic_usage() {
     const NUM: usize = 2;
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(NUM));
             let active = Arc::new(AtomicUsize::new(0));
@@ -690,7 +681,7 @@ fn loom_semaphore_basic_usage() {
 /// tokio loom `release`: two threads take turns with one permit.
 #[test]
 fn loom_semaphore_release() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(1));
             let th = {
@@ -708,7 +699,7 @@ fn loom_semaphore_release() {
 /// ends them (their acquires fail), and the permit held during the close comes back.
 #[test]
 fn loom_semaphore_basic_closing() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(1));
             let threads: Vec<_> = (0..2)
@@ -734,7 +725,7 @@ fn loom_semaphore_basic_closing() {
 /// tokio loom `concurrent_close`: three threads each acquire, release and close.
 #[test]
 fn loom_semaphore_concurrent_close() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(1));
             let threads: Vec<_> = (0..3)
@@ -777,7 +768,7 @@ fn loom_semaphore_concurrent_cancel() {
             .await
         })
     }
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(0));
             let spawn = |semaphore: &Arc<Semaphore>| {
@@ -798,7 +789,7 @@ fn loom_semaphore_concurrent_cancel() {
 /// out, and all 10 back at the end.
 #[test]
 fn loom_semaphore_batch() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(10));
             let active = Arc::new(AtomicUsize::new(0));
@@ -829,7 +820,7 @@ fn loom_semaphore_batch() {
 /// on another thread.
 #[test]
 fn loom_semaphore_release_during_acquire() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(10));
             let eight = semaphore.clone().try_acquire_many_owned(8).expect("uncontended");
@@ -850,7 +841,7 @@ fn loom_semaphore_release_during_acquire() {
 /// forgotten, as tokio's batch semaphore keeps it) and `forget_permits(2)` on three threads.
 #[test]
 fn loom_semaphore_concurrent_permit_updates() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let semaphore = Arc::new(Semaphore::new(5));
             let t1 = {
@@ -914,7 +905,7 @@ fn semaphore_forget_permits_basic() {
 /// then exactly 5 are free.
 #[test]
 fn semaphore_owned_stress_test() {
-    within(|| {
+    within(DEADLINE, || {
         let rt = common::runtime(2);
         let semaphore = Arc::new(Semaphore::new(5));
         let handles: Vec<_> = (0..1000)
@@ -938,7 +929,7 @@ fn semaphore_owned_stress_test() {
 /// kept.
 #[test]
 fn loom_rwlock_concurrent_write() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let lock = Arc::new(RwLock::new(0u32));
             let l1 = lock.clone();
@@ -956,7 +947,7 @@ fn loom_rwlock_concurrent_write() {
 /// 0, 5 or 10, never a torn value, and the end value is 10.
 #[test]
 fn loom_rwlock_concurrent_read_write() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let lock = Arc::new(RwLock::new(0u32));
             let l1 = lock.clone();
@@ -984,7 +975,7 @@ fn loom_rwlock_concurrent_read_write() {
 /// downgraded guard reads the old value, and the waiting write gets in once it is dropped.
 #[test]
 fn loom_rwlock_downgrade() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let lock = Arc::new(RwLock::new(1));
             let write = block_on(lock.write());
@@ -1015,7 +1006,7 @@ fn rwlock_read_and_write_uncontested() {
 /// cancelled on a third: both waiters get the reason.
 #[test]
 fn loom_cancel_with_child() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let token = Token::new();
             let (token1, token2, child) = (token.clone(), token.clone(), token.child());
@@ -1034,7 +1025,7 @@ fn loom_cancel_with_child() {
 /// hears nothing, and can still be cancelled on its own.
 #[test]
 fn loom_drop_tokens_concurrently() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let token = Token::new();
             let (a, b) = (token.clone(), token.clone());
@@ -1067,7 +1058,7 @@ fn loom_drop_tokens_concurrently() {
 /// cancellation.
 #[test]
 fn loom_drop_and_cancel_token() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let token1 = Token::new();
             let token2 = token1.clone();
@@ -1090,7 +1081,7 @@ fn loom_drop_and_cancel_token() {
 /// and a waiter on the child sees the same one.
 #[test]
 fn loom_cancel_parent_and_child() {
-    within(|| {
+    within(DEADLINE, || {
         for _ in 0..ROUNDS {
             let token1 = Token::new();
             let token2 = token1.clone();

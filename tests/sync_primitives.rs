@@ -8,6 +8,8 @@
 //! stress test of threads racing acquires, cancels and releases, wakers that come back into the
 //! primitive, and the primitives under a foreign executor.
 
+mod common;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -25,26 +27,8 @@ use klaw::sync::{
 #[path = "common/mock_task.rs"]
 mod mock_task;
 
+use common::within;
 use mock_task::{mock, pending, ready};
-
-/// Runs `test` on a thread, failing (not hanging) if it takes more than `seconds`: a lost
-/// wake-up, or a lock taken twice by one thread, shows as a timeout.
-fn within(seconds: u64, test: impl FnOnce() + Send + 'static) {
-    let (done, finished) = std::sync::mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        test();
-        let _ = done.send(());
-    });
-    match finished.recv_timeout(Duration::from_secs(seconds)) {
-        Ok(()) => worker.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(worker.join().unwrap_err())
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("did not finish within {seconds} s: a lost wake-up or a deadlock")
-        }
-    }
-}
 
 // ---- Mutex: ported from tokio's sync_mutex.rs.
 
@@ -699,7 +683,7 @@ fn semaphore_acquire_many_is_not_starved_by_single_acquires() {
 
 #[test]
 fn semaphore_acquire_many_completes_while_threads_keep_taking_single_permits() {
-    within(30, || {
+    within(Duration::from_secs(30), || {
         let semaphore = Arc::new(Semaphore::new(4));
         let stop = Arc::new(AtomicBool::new(false));
         let takers: Vec<_> = (0..3)
@@ -783,7 +767,7 @@ fn semaphore_a_cancel_through_a_klaw_deadline_loses_nothing() {
 #[test]
 fn semaphore_stress_racing_acquires_cancels_and_releases_keeps_the_count_exact() {
     const PERMITS: usize = 5;
-    within(60, || {
+    within(Duration::from_secs(60), || {
         let semaphore = Arc::new(Semaphore::new(PERMITS));
         let in_use = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..4u64)
@@ -1021,7 +1005,7 @@ fn event_a_wait_cancelled_after_its_wake_up_loses_nothing() {
 
 #[test]
 fn event_set_from_other_threads_under_a_foreign_executor() {
-    within(20, || {
+    within(Duration::from_secs(20), || {
         for _ in 0..200 {
             let event = Arc::new(Event::new());
             let waiters: Vec<_> = (0..3)
@@ -1167,7 +1151,7 @@ fn notify_a_wake_up_passed_on_to_nobody_is_stored() {
 
 #[test]
 fn notify_in_drop_after_wake() {
-    within(10, || {
+    within(Duration::from_secs(10), || {
         struct NotifyOnDrop(Arc<Notify>);
         impl Wake for NotifyOnDrop {
             fn wake(self: Arc<Self>) {}
@@ -1247,7 +1231,7 @@ impl Drop for Reenter {
 
 #[test]
 fn semaphore_wakers_may_come_back_into_the_semaphore() {
-    within(10, || {
+    within(Duration::from_secs(10), || {
         let semaphore = Arc::new(Semaphore::new(0));
         let reenter = || {
             let inside = semaphore.clone();
@@ -1272,7 +1256,7 @@ fn semaphore_wakers_may_come_back_into_the_semaphore() {
 
 #[test]
 fn notify_wakers_may_come_back_into_the_notify() {
-    within(10, || {
+    within(Duration::from_secs(10), || {
         let notify = Arc::new(Notify::new());
         let inside = notify.clone();
         let waker = Waker::from(Arc::new(Reenter(Box::new(move || {
@@ -1290,7 +1274,7 @@ fn notify_wakers_may_come_back_into_the_notify() {
 
 #[test]
 fn mutex_semaphore_and_notify_under_a_foreign_executor() {
-    within(30, || {
+    within(Duration::from_secs(30), || {
         let mutex = Arc::new(Mutex::new(0u64));
         let semaphore = Arc::new(Semaphore::new(2));
         let notify = Arc::new(Notify::new());
