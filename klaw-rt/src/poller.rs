@@ -62,39 +62,12 @@ impl Poller {
             Poller::Outside => false,
             Poller::Klaw => !coop::is_sole_worker(),
             #[cfg(all(feature = "tokio", not(klaw_loom)))]
-            Poller::Tokio => tokio_task_in_pool(),
+            Poller::Tokio => tokio::runtime::Handle::try_current()
+                .is_ok_and(|tokio| tokio.metrics().num_workers() > 1),
             #[cfg(not(all(feature = "tokio", not(klaw_loom))))]
             Poller::Tokio => false,
         }
     }
-}
-
-/// True if the tokio task polled here belongs to a runtime with two workers or more.
-///
-/// Asked before each wait of a one-to-one channel's end in a tokio task. Looking the runtime up
-/// (`Handle::try_current`) clones and drops the `Arc` of tokio's scheduler, so two ends on two
-/// workers each pulled that count's cache line to their core at every wait (2.3% of the samples
-/// of the channel bench's SPSC row on tokio). A task never changes runtime, so the answer is kept for
-/// the last task asked on this thread. tokio may give a finished task's id to a new one; then
-/// the kept answer can be a runtime's that is not the new task's, which costs speed and never
-/// a message (see the module's notes).
-#[cfg(all(feature = "tokio", not(klaw_loom)))]
-fn tokio_task_in_pool() -> bool {
-    thread_local! {
-        static LAST_ASKED: Cell<Option<(tokio::task::Id, bool)>> = const { Cell::new(None) };
-    }
-    let Some(task) = tokio::task::try_id() else { return false };
-    LAST_ASKED
-        .try_with(|last| match last.get() {
-            Some((id, in_pool)) if id == task => in_pool,
-            _ => {
-                let in_pool = tokio::runtime::Handle::try_current()
-                    .is_ok_and(|tokio| tokio.metrics().num_workers() > 1);
-                last.set(Some((task, in_pool)));
-                in_pool
-            }
-        })
-        .unwrap_or(false)
 }
 
 /// True inside one of klaw's blocking helpers ([`outside_tasks`]).
@@ -176,33 +149,5 @@ mod tests {
         let one_thread = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let there = one_thread.block_on(one_thread.spawn(async { Poller::here().is_pool() }));
         assert!(!there.unwrap(), "a current-thread runtime is no pool");
-    }
-
-    /// The answer kept for the last task asked on a thread is that task's: a task of another
-    /// runtime polled next on the same thread gets its own runtime's answer.
-    #[cfg(feature = "tokio")]
-    #[test]
-    fn tasks_of_two_runtimes_polled_in_turn_on_one_thread_each_get_their_runtime_s_answer() {
-        let pool = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-        let one_thread = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let local = tokio::task::LocalSet::new();
-        let test_thread = std::thread::current().id();
-        for turn in 0..2 {
-            // A `LocalSet`'s tasks run on the thread that drives it, this one, and count as the
-            // pool's tasks (a misreading the module's notes name).
-            let in_pool = local.block_on(&pool, async move {
-                let task = tokio::task::spawn_local(async move {
-                    assert_eq!(std::thread::current().id(), test_thread);
-                    Poller::here().is_pool()
-                });
-                task.await.unwrap()
-            });
-            assert!(in_pool, "turn {turn}: a task of the two-worker runtime");
-            let there = one_thread.block_on(one_thread.spawn(async move {
-                assert_eq!(std::thread::current().id(), test_thread);
-                Poller::here().is_pool()
-            }));
-            assert!(!there.unwrap(), "turn {turn}: a task of the current-thread runtime");
-        }
     }
 }
