@@ -16,13 +16,15 @@ mod common;
 use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Once};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{Alive, FetchError, Flag, foreign_until, in_task, ms, runtime, until, with_deadline};
 use futures_util::future::join;
-use klaw::cancel::{Region, move_on_after, shield};
-use klaw::task::BlockingTask;
-use klaw::{Error, Task, TaskError};
+use klaw::cancel::{Region, Token, move_on_after, shield};
+use klaw::log::{HookId, LogEvent};
+use klaw::task::{BlockingTask, BoxError};
+use klaw::{CancelReason, Error, Task, TaskError};
 
 const ZERO: Duration = Duration::ZERO;
 
@@ -94,6 +96,40 @@ impl Gate {
     fn failed(&self) -> usize {
         self.failed.load(SeqCst)
     }
+
+    /// The cleanup of a failing child: counted in `started`, then held in a shield until `go`.
+    async fn clean_up(&self) {
+        shield(async {
+            self.started.fetch_add(1, SeqCst);
+            until(|| self.go.is_set()).await;
+        })
+        .await;
+    }
+
+    /// Counts a failure in `failed` before producing it, so a holder can wait for it.
+    fn fail(&self, id: u32) -> Result<(), FetchError> {
+        self.failed.fetch_add(1, SeqCst);
+        Err(FetchError(id))
+    }
+
+    /// Once `n` children are in their cleanup, cancels through `cancel` and only then lets the
+    /// cleanups go on, so every failure in them comes after the cancel.
+    async fn cancel_once_started<R>(&self, n: usize, cancel: impl FnOnce() -> R) {
+        until(|| self.started() == n).await;
+        cancel();
+        self.go.set();
+    }
+
+    /// [`Gate::cancel_once_started`] as the end of a scope body, which then waits until the
+    /// cancel ends it (so the body is still running when the cancel lands).
+    async fn cancel_once_started_then_wait<R>(
+        &self,
+        n: usize,
+        cancel: impl FnOnce() -> R,
+    ) -> Result<(), BoxError> {
+        self.cancel_once_started(n, cancel).await;
+        pending().await
+    }
 }
 
 /// A fallible child that enters a shield (its cleanup) at once, waits there for `gate.go`
@@ -107,12 +143,55 @@ fn cleanup_fails(
     let gate = gate.clone();
     Task::fallible(async move {
         let _guard = guard;
-        shield(async {
-            gate.started.fetch_add(1, SeqCst);
-            until(|| gate.go.is_set()).await;
-        })
-        .await;
+        gate.clean_up().await;
+        gate.fail(id)
+    })
+}
+
+/// A fallible child that fails with `FetchError(id)` at once.
+fn fails_at_once(
+    id: u32,
+) -> Task<impl Future<Output = Result<(), FetchError>> + Send + 'static, klaw::task::Fallible> {
+    Task::fallible(async move { Err(FetchError(id)) })
+}
+
+/// A blocking child that counts itself in `gate.started`, blocks its thread until `gate.go`,
+/// then (2 ms later, well after the cancel) counts its failure and fails with `FetchError(id)`.
+fn blocking_fails(
+    id: u32,
+    gate: &Gate,
+    alive: &Alive,
+) -> BlockingTask<impl FnOnce() -> Result<(), FetchError> + Send + 'static, klaw::task::Fallible> {
+    blocking_child(id, false, gate, alive)
+}
+
+/// [`blocking_fails`], but the child panics "boom id" instead of returning `Err`.
+fn blocking_panics(
+    id: u32,
+    gate: &Gate,
+    alive: &Alive,
+) -> BlockingTask<impl FnOnce() -> Result<(), FetchError> + Send + 'static, klaw::task::Fallible> {
+    blocking_child(id, true, gate, alive)
+}
+
+/// One body for [`blocking_fails`] and [`blocking_panics`], so both fail the same way.
+fn blocking_child(
+    id: u32,
+    panics: bool,
+    gate: &Gate,
+    alive: &Alive,
+) -> BlockingTask<impl FnOnce() -> Result<(), FetchError> + Send + 'static, klaw::task::Fallible> {
+    let guard = alive.guard(ms(5));
+    let gate = gate.clone();
+    BlockingTask::fallible(move || {
+        let _guard = guard;
+        gate.started.fetch_add(1, SeqCst);
+        spin_until(|| gate.go.is_set());
+        std::thread::sleep(ms(2));
         gate.failed.fetch_add(1, SeqCst);
+        if panics {
+            panic!("boom {id}");
+        }
         Err(FetchError(id))
     })
 }
@@ -130,6 +209,63 @@ fn holder(gate: &Gate, n: usize, alive: &Alive) -> impl Future<Output = ()> + Se
     })
 }
 
+/// Runs `inner` in `region` inside an enclosing scope (the frame a dropped scope hands its
+/// failures to) and gives that scope's result. `check` gets what the region returned while the
+/// enclosing scope is still open, where "ended before the region returned" can be seen.
+async fn in_an_enclosing_scope<T: Send>(
+    region: Region,
+    inner: impl Future<Output = T> + Send,
+    check: impl FnOnce(Result<T, CancelReason>) + Send,
+) -> Result<(), Error> {
+    klaw::scope!(|_outer| {
+        check(region.run(inner).await);
+        Ok(())
+    })
+}
+
+/// Runs `work` as a task of an enclosing scope, cancels it through its handle once `n`
+/// children are in their cleanup, and gives the enclosing scope's result. `check` gets what
+/// the handle said (awaited in a shield) while the enclosing scope is still open.
+async fn with_a_task_cancelled_by_its_handle(
+    gate: &Gate,
+    n: usize,
+    work: impl Future<Output = ()> + Send + 'static,
+    check: impl FnOnce(Result<(), Error>) + Send,
+) -> Result<(), Error> {
+    klaw::scope!(|outer| {
+        let task = outer.spawn(work);
+        gate.cancel_once_started(n, || task.cancel("stop")).await;
+        check(shield(async { (&mut { task }).await }).await);
+        Ok(())
+    })
+}
+
+/// An outside cancel: another thread cancels `token` once `ready(gate)`, then lets the
+/// cleanups go on.
+fn cancel_from_another_thread(
+    gate: &Gate,
+    token: Token,
+    ready: impl Fn(&Gate) -> bool + Send + 'static,
+) -> JoinHandle<()> {
+    let gate = gate.clone();
+    std::thread::spawn(move || {
+        spin_until(|| ready(&gate));
+        token.cancel("stop");
+        gate.go.set();
+    })
+}
+
+/// Another thread lets the cleanups go on `after` the `n`th has started: late enough that the
+/// deadline or drop the test is waiting for has happened by then.
+fn release_later(gate: &Gate, n: usize, after: Duration) -> JoinHandle<()> {
+    let gate = gate.clone();
+    std::thread::spawn(move || {
+        spin_until(|| gate.started() == n);
+        std::thread::sleep(after);
+        gate.go.set();
+    })
+}
+
 // ---- (a) a child fails while a local shield holds an enclosing region's cancellation --------
 
 /// (a) An enclosing region is cancelled while a local child's shield holds it open; the scope
@@ -141,26 +277,20 @@ fn holder(gate: &Gate, n: usize, alive: &Alive) -> impl Future<Output = ()> + Se
 fn a_parallel_child_failing_while_a_local_shield_holds_the_region_reaches_the_enclosing_scope() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let ran = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(holder(&gate, 1, &alive));
-                        s.spawn(cleanup_fails(1, &gate, &alive));
-                        until(|| gate.started() == 2).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                })
-                .await;
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(holder(&gate, 1, &alive));
+                s.spawn(cleanup_fails(1, &gate, &alive));
+                gate.cancel_once_started_then_wait(2, || token.cancel("stop")).await
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |ran| {
             assert!(ran.is_err(), "the region was cancelled: {ran:?}");
             assert_eq!(alive.count(), 0, "the region returned before its children ended");
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(result_ids(&result), [1], "{result:?}");
         assert_eq!(alive.count(), 0);
     });
@@ -175,33 +305,26 @@ fn a_child_failing_the_instant_a_held_region_is_cancelled_is_reported() {
     in_task(|| async {
         for round in 0..50 {
             let (gate, alive) = (Gate::default(), Alive::default());
-            let result: Result<(), Error> = klaw::scope!(|_outer| {
-                let region = Region::new();
-                let token = region.token();
-                let _ = region
-                    .run(async {
-                        klaw::scope!(|s| {
-                            s.spawn_local(holder(&gate, 0, &alive));
-                            let guard = alive.guard(ZERO);
-                            let child_gate = gate.clone();
-                            s.spawn(Task::fallible(async move {
-                                let _guard = guard;
-                                child_gate.started.fetch_add(1, SeqCst);
-                                foreign_until(|| child_gate.go.is_set()).await;
-                                child_gate.failed.fetch_add(1, SeqCst);
-                                Err::<(), _>(FetchError(2))
-                            }));
-                            until(|| gate.started() == 2).await;
-                            token.cancel("stop");
-                            gate.go.set();
-                            pending::<()>().await;
-                            Ok(())
-                        })
-                    })
-                    .await;
+            let region = Region::new();
+            let token = region.token();
+            let inner = async {
+                klaw::scope!(|s| {
+                    s.spawn_local(holder(&gate, 0, &alive));
+                    let guard = alive.guard(ZERO);
+                    let child_gate = gate.clone();
+                    s.spawn(Task::fallible(async move {
+                        let _guard = guard;
+                        child_gate.started.fetch_add(1, SeqCst);
+                        foreign_until(|| child_gate.go.is_set()).await;
+                        child_gate.fail(2)
+                    }));
+                    gate.cancel_once_started_then_wait(2, || token.cancel("stop")).await
+                })
+            };
+            let result = in_an_enclosing_scope(region, inner, |_| {
                 assert_eq!(alive.count(), 0, "round {round}: the region returned early");
-                Ok(())
-            });
+            })
+            .await;
             let expected: &[u32] = if gate.failed() == 1 { &[2] } else { &[] };
             assert_eq!(result_ids(&result), expected, "round {round}: {result:?}");
         }
@@ -215,39 +338,20 @@ fn a_child_failing_the_instant_a_held_region_is_cancelled_is_reported() {
 fn blocking_children_failing_while_a_local_shield_holds_the_region_are_reported() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(holder(&gate, 2, &alive));
-                        for id in [3u32, 4] {
-                            let guard = alive.guard(ms(5));
-                            let gate = gate.clone();
-                            s.spawn(BlockingTask::fallible(move || {
-                                let _guard = guard;
-                                gate.started.fetch_add(1, SeqCst);
-                                spin_until(|| gate.go.is_set());
-                                std::thread::sleep(ms(2));
-                                gate.failed.fetch_add(1, SeqCst);
-                                if id == 4 {
-                                    panic!("boom 4");
-                                }
-                                Err::<(), _>(FetchError(id))
-                            }));
-                        }
-                        until(|| gate.started() == 3).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                })
-                .await;
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(holder(&gate, 2, &alive));
+                s.spawn(blocking_fails(3, &gate, &alive));
+                s.spawn(blocking_panics(4, &gate, &alive));
+                gate.cancel_once_started_then_wait(3, || token.cancel("stop")).await
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| {
             assert_eq!(alive.count(), 0, "the region returned before its blocking children ended");
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(result_ids(&result), [3, 4], "{result:?}");
     });
 }
@@ -258,25 +362,16 @@ fn blocking_children_failing_while_a_local_shield_holds_the_region_are_reported(
 fn a_local_and_a_parallel_child_failing_in_cleanup_under_a_held_region_are_both_reported() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(cleanup_fails(5, &gate, &alive));
-                        s.spawn(cleanup_fails(6, &gate, &alive));
-                        until(|| gate.started() == 2).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                })
-                .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(cleanup_fails(5, &gate, &alive));
+                s.spawn(cleanup_fails(6, &gate, &alive));
+                gate.cancel_once_started_then_wait(2, || token.cancel("stop")).await
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [5, 6], "{result:?}");
     });
 }
@@ -288,25 +383,16 @@ fn a_local_and_a_parallel_child_failing_in_cleanup_under_a_held_region_are_both_
 fn children_failing_while_a_shield_beside_their_scope_holds_the_region_are_reported() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(join(holder(&gate, 2, &alive), async {
-                    klaw::scope!(|s| {
-                        s.spawn(cleanup_fails(7, &gate, &alive));
-                        s.spawn(cleanup_fails(8, &gate, &alive));
-                        until(|| gate.started() == 3).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                }))
-                .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
+        let region = Region::new();
+        let token = region.token();
+        let inner = join(holder(&gate, 2, &alive), async {
+            klaw::scope!(|s| {
+                s.spawn(cleanup_fails(7, &gate, &alive));
+                s.spawn(cleanup_fails(8, &gate, &alive));
+                gate.cancel_once_started_then_wait(3, || token.cancel("stop")).await
+            })
         });
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [7, 8], "{result:?}");
     });
 }
@@ -321,24 +407,20 @@ fn children_failing_while_a_shield_beside_their_scope_holds_the_region_are_repor
 fn a_cleanup_failure_after_a_handle_cancel_of_the_task_reaches_the_tasks_scope() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|outer| {
-            let (g, a) = (gate.clone(), alive.clone());
-            let task = outer.spawn(async move {
-                let _ = klaw::scope!(|s| {
-                    s.spawn(cleanup_fails(9, &g, &a));
-                    s.spawn(cleanup_fails(10, &g, &a));
-                    pending::<()>().await;
-                    Ok(())
-                });
+        let (g, a) = (gate.clone(), alive.clone());
+        let work = async move {
+            let _ = klaw::scope!(|s| {
+                s.spawn(cleanup_fails(9, &g, &a));
+                s.spawn(cleanup_fails(10, &g, &a));
+                pending::<()>().await;
+                Ok(())
             });
-            until(|| gate.started() == 2).await;
-            task.cancel("stop");
-            gate.go.set();
-            let awaited = klaw::cancel::shield(async { (&mut { task }).await }).await;
+        };
+        let result = with_a_task_cancelled_by_its_handle(&gate, 2, work, |awaited| {
             assert!(awaited.is_err(), "the task was cancelled: {awaited:?}");
             assert_eq!(alive.count(), 0, "the handle resolved before the grandchildren ended");
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(result_ids(&result), [9, 10], "{result:?}");
     });
 }
@@ -378,11 +460,7 @@ fn cleanup_failures_after_scope_cancel_are_both_in_the_result() {
         let result: Result<(), Error> = klaw::scope!(|s| {
             s.spawn_local(cleanup_fails(12, &gate, &alive));
             s.spawn(cleanup_fails(13, &gate, &alive));
-            until(|| gate.started() == 2).await;
-            s.cancel("enough");
-            gate.go.set();
-            pending::<()>().await;
-            Ok(())
+            gate.cancel_once_started_then_wait(2, || s.cancel("enough")).await
         });
         assert_eq!(alive.count(), 0);
         assert_eq!(result_ids(&result), [12, 13], "{result:?}");
@@ -397,7 +475,6 @@ fn cleanup_failures_after_scope_cancel_are_both_in_the_result() {
 fn cleanup_failures_of_children_and_grandchildren_after_a_deadline_drop_all_arrive() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let g = gate.clone();
         let result: Result<(), Error> = klaw::scope!(|_outer| {
             let inner = async {
                 klaw::scope!(|s| {
@@ -415,11 +492,7 @@ fn cleanup_failures_of_children_and_grandchildren_after_a_deadline_drop_all_arri
                     Ok(())
                 })
             };
-            let setter = std::thread::spawn(move || {
-                spin_until(|| g.started() == 3);
-                std::thread::sleep(ms(30)); // past the deadline
-                g.go.set();
-            });
+            let setter = release_later(&gate, 3, ms(30)); // past the deadline
             let outcome = move_on_after(ms(10), inner).await;
             assert!(outcome.is_none());
             assert_eq!(alive.count(), 0, "the region returned before its descendants ended");
@@ -438,28 +511,23 @@ fn cleanup_failures_of_children_and_grandchildren_after_a_deadline_drop_all_arri
 fn a_body_failing_inside_its_shield_under_a_cancelled_region_reaches_the_enclosing_scope() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn(cleanup_fails(17, &gate, &alive));
-                        until(|| gate.started() == 1).await;
-                        shield(async {
-                            token.cancel("stop");
-                            gate.go.set();
-                            klaw::time::sleep(ms(3)).await;
-                            Err::<(), _>(FetchError(18))
-                        })
-                        .await?;
-                        Ok(())
-                    })
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn(cleanup_fails(17, &gate, &alive));
+                until(|| gate.started() == 1).await;
+                shield(async {
+                    token.cancel("stop");
+                    gate.go.set();
+                    klaw::time::sleep(ms(3)).await;
+                    Err::<(), _>(FetchError(18))
                 })
-                .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+                .await?;
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [17, 18], "{result:?}");
     });
 }
@@ -470,28 +538,22 @@ fn a_body_failing_inside_its_shield_under_a_cancelled_region_reaches_the_enclosi
 fn a_body_failing_right_after_its_shield_while_a_local_shield_still_holds_is_reported() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(holder(&gate, 1, &alive));
-                        until(|| gate.started() == 1).await;
-                        shield(async {
-                            token.cancel("stop");
-                            klaw::time::sleep(ms(2)).await;
-                        })
-                        .await;
-                        gate.failed.fetch_add(1, SeqCst);
-                        Err(FetchError(19))?;
-                        Ok(())
-                    })
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(holder(&gate, 1, &alive));
+                until(|| gate.started() == 1).await;
+                shield(async {
+                    token.cancel("stop");
+                    klaw::time::sleep(ms(2)).await;
                 })
                 .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+                gate.fail(19)?;
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [19], "{result:?}");
     });
 }
@@ -515,9 +577,7 @@ fn a_body_failing_inside_its_shield_in_a_cancelled_task_reaches_the_tasks_scope(
                     Ok(())
                 });
             });
-            until(|| gate.started() == 1).await;
-            task.cancel("stop");
-            gate.go.set();
+            gate.cancel_once_started(1, || task.cancel("stop")).await;
             Ok(())
         });
         assert_eq!(result_ids(&result), [20], "{result:?}");
@@ -535,29 +595,27 @@ fn a_body_failing_inside_its_shield_in_a_cancelled_task_reaches_the_tasks_scope(
 fn supervisor_failures_survive_an_enclosing_region_cancelled_as_the_scope_returns() {
     in_task(|| async {
         let alive = Alive::default();
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let ran = region
-                .run(async {
-                    klaw::scope!(supervisor, |s| {
-                        let mut handles = Vec::new();
-                        for id in [21u32, 22] {
-                            let guard = alive.guard(ZERO);
-                            handles.push(s.spawn(Task::fallible(async move {
-                                let _guard = guard;
-                                Err::<(), _>(FetchError(id))
-                            })));
-                        }
-                        until(|| handles.iter().all(|h| h.is_finished())).await;
-                        token.cancel("stop"); // the region stops as the scope returns
-                        Ok(())
-                    })
-                })
-                .await;
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(supervisor, |s| {
+                let mut handles = Vec::new();
+                for id in [21u32, 22] {
+                    let guard = alive.guard(ZERO);
+                    handles.push(s.spawn(Task::fallible(async move {
+                        let _guard = guard;
+                        Err::<(), _>(FetchError(id))
+                    })));
+                }
+                until(|| handles.iter().all(|h| h.is_finished())).await;
+                token.cancel("stop"); // the region stops as the scope returns
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |ran| {
             assert!(ran.is_err(), "the region was cancelled");
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(alive.count(), 0);
         assert_eq!(result_ids(&result), [21, 22], "{result:?}");
     });
@@ -568,22 +626,18 @@ fn supervisor_failures_survive_an_enclosing_region_cancelled_as_the_scope_return
 #[test]
 fn default_mode_failure_survives_an_enclosing_region_cancelled_as_the_scope_returns() {
     in_task(|| async {
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(async {
-                            token.cancel("stop");
-                        });
-                        s.spawn_local(Task::fallible(async { Err::<(), _>(FetchError(23)) }));
-                        Ok(())
-                    })
-                })
-                .await;
-            Ok(())
-        });
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(async {
+                    token.cancel("stop");
+                });
+                s.spawn_local(fails_at_once(23));
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| {}).await;
         assert_eq!(result_ids(&result), [23], "{result:?}");
     });
 }
@@ -611,10 +665,8 @@ fn supervisor_failures_survive_a_racing_outside_cancel_of_the_enclosing_region()
                     let ran = region
                         .run(async {
                             klaw::scope!(supervisor, |s| {
-                                let a =
-                                    s.spawn(Task::fallible(async { Err::<(), _>(FetchError(1)) }));
-                                let b =
-                                    s.spawn(Task::fallible(async { Err::<(), _>(FetchError(2)) }));
+                                let a = s.spawn(fails_at_once(1));
+                                let b = s.spawn(fails_at_once(2));
                                 until(|| a.is_finished() && b.is_finished()).await;
                                 go.set();
                                 for _ in 0..(round % 50) {
@@ -651,27 +703,18 @@ fn supervisor_failures_survive_a_racing_outside_cancel_of_the_enclosing_region()
 fn supervisor_cleanup_failures_under_a_held_region_all_arrive() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(supervisor, |s| {
-                        s.spawn_local(holder(&gate, 3, &alive));
-                        for id in [24u32, 25, 26] {
-                            s.spawn(cleanup_fails(id, &gate, &alive));
-                        }
-                        until(|| gate.started() == 4).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                })
-                .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(supervisor, |s| {
+                s.spawn_local(holder(&gate, 3, &alive));
+                for id in [24u32, 25, 26] {
+                    s.spawn(cleanup_fails(id, &gate, &alive));
+                }
+                gate.cancel_once_started_then_wait(4, || token.cancel("stop")).await
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [24, 25, 26], "{result:?}");
     });
 }
@@ -686,7 +729,7 @@ fn supervisor_failures_before_and_after_a_handle_cancel_all_reach_the_tasks_scop
             let (g, a) = (gate.clone(), alive.clone());
             let task = outer.spawn(async move {
                 let _ = klaw::scope!(supervisor, |s| {
-                    let early = s.spawn(Task::fallible(async { Err::<(), _>(FetchError(27)) }));
+                    let early = s.spawn(fails_at_once(27));
                     s.spawn(cleanup_fails(28, &g, &a));
                     s.spawn(cleanup_fails(29, &g, &a));
                     until(|| early.is_finished()).await;
@@ -712,26 +755,18 @@ fn supervisor_failures_before_and_after_a_handle_cancel_all_reach_the_tasks_scop
 fn a_supervisor_body_returning_a_taken_failure_as_the_region_stops_is_reported_once() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(supervisor, |s| {
-                        s.spawn(cleanup_fails(30, &gate, &alive));
-                        let first = s.spawn(Task::fallible(async { Err::<(), _>(FetchError(31)) }));
-                        let taken = first.await;
-                        until(|| gate.started() == 1).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        taken?;
-                        Ok(())
-                    })
-                })
-                .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(supervisor, |s| {
+                s.spawn(cleanup_fails(30, &gate, &alive));
+                let taken = s.spawn(fails_at_once(31)).await;
+                gate.cancel_once_started(1, || token.cancel("stop")).await;
+                taken?;
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [30, 31], "{result:?}");
     });
 }
@@ -747,35 +782,29 @@ fn a_limited_scope_under_a_held_region_reports_its_running_failures_and_never_st
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
         let queued_ran = Flag::default();
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(limit = 2, |s| {
-                        s.spawn_local(holder(&gate, 2, &alive));
-                        s.spawn(cleanup_fails(32, &gate, &alive));
-                        s.spawn(cleanup_fails(33, &gate, &alive));
-                        for id in 100u32..104 {
-                            let guard = alive.guard(ZERO);
-                            let ran = queued_ran.clone();
-                            s.spawn(Task::fallible(async move {
-                                let _guard = guard;
-                                ran.set();
-                                Err::<(), _>(FetchError(id))
-                            }));
-                        }
-                        until(|| gate.started() == 3).await;
-                        token.cancel("stop");
-                        gate.go.set();
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                })
-                .await;
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(limit = 2, |s| {
+                s.spawn_local(holder(&gate, 2, &alive));
+                s.spawn(cleanup_fails(32, &gate, &alive));
+                s.spawn(cleanup_fails(33, &gate, &alive));
+                for id in 100u32..104 {
+                    let guard = alive.guard(ZERO);
+                    let ran = queued_ran.clone();
+                    s.spawn(Task::fallible(async move {
+                        let _guard = guard;
+                        ran.set();
+                        Err::<(), _>(FetchError(id))
+                    }));
+                }
+                gate.cancel_once_started_then_wait(3, || token.cancel("stop")).await
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| {
             assert_eq!(alive.count(), 0, "the region returned before every child ended");
-            Ok(())
-        });
+        })
+        .await;
         assert!(!queued_ran.is_set(), "a queued child ran after the cancel");
         assert_eq!(result_ids(&result), [32, 33], "{result:?}");
     });
@@ -789,28 +818,24 @@ fn a_limited_scope_in_a_cancelled_task_reports_its_running_failures() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
         let queued_ran = Flag::default();
-        let result: Result<(), Error> = klaw::scope!(|outer| {
-            let (g, a, q) = (gate.clone(), alive.clone(), queued_ran.clone());
-            let task = outer.spawn(async move {
-                let _ = klaw::scope!(limit = 2, |s| {
-                    s.spawn_local(holder(&g, 2, &a));
-                    s.spawn(cleanup_fails(34, &g, &a));
-                    s.spawn(cleanup_fails(35, &g, &a));
-                    for _ in 0..4 {
-                        let ran = q.clone();
-                        s.spawn(async move { ran.set() });
-                    }
-                    pending::<()>().await;
-                    Ok(())
-                });
+        let (g, a, q) = (gate.clone(), alive.clone(), queued_ran.clone());
+        let work = async move {
+            let _ = klaw::scope!(limit = 2, |s| {
+                s.spawn_local(holder(&g, 2, &a));
+                s.spawn(cleanup_fails(34, &g, &a));
+                s.spawn(cleanup_fails(35, &g, &a));
+                for _ in 0..4 {
+                    let ran = q.clone();
+                    s.spawn(async move { ran.set() });
+                }
+                pending::<()>().await;
+                Ok(())
             });
-            until(|| gate.started() == 3).await;
-            task.cancel("stop");
-            gate.go.set();
-            let _ = shield(async { (&mut { task }).await }).await;
+        };
+        let result = with_a_task_cancelled_by_its_handle(&gate, 3, work, |_| {
             assert_eq!(alive.count(), 0, "the handle resolved before the grandchildren ended");
-            Ok(())
-        });
+        })
+        .await;
         assert!(!queued_ran.is_set(), "a queued child ran after the cancel");
         assert_eq!(result_ids(&result), [34, 35], "{result:?}");
     });
@@ -825,37 +850,28 @@ fn a_limited_scope_in_a_cancelled_task_reports_its_running_failures() {
 fn child_set_failures_never_taken_under_a_held_region_all_arrive() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(holder(&gate, 3, &alive));
-                        let mut set = s.child_set();
-                        for id in [36u32, 37, 38] {
-                            set.spawn(cleanup_fails(id, &gate, &alive));
-                        }
-                        let waiting = async {
-                            while let Some(outcome) = set.next_finished().await {
-                                outcome?;
-                            }
-                            Ok::<(), Error>(())
-                        };
-                        let cancel = async {
-                            until(|| gate.started() == 4).await;
-                            token.cancel("stop");
-                            gate.go.set();
-                        };
-                        let (waited, ()) = join(waiting, cancel).await;
-                        waited?;
-                        Ok(())
-                    })
-                })
-                .await;
-            assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+        let region = Region::new();
+        let token = region.token();
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(holder(&gate, 3, &alive));
+                let mut set = s.child_set();
+                for id in [36u32, 37, 38] {
+                    set.spawn(cleanup_fails(id, &gate, &alive));
+                }
+                let waiting = async {
+                    while let Some(outcome) = set.next_finished().await {
+                        outcome?;
+                    }
+                    Ok::<(), Error>(())
+                };
+                let cancel = gate.cancel_once_started(4, || token.cancel("stop"));
+                let (waited, ()) = join(waiting, cancel).await;
+                waited?;
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| assert_eq!(alive.count(), 0)).await;
         assert_eq!(result_ids(&result), [36, 37, 38], "{result:?}");
     });
 }
@@ -871,7 +887,7 @@ fn a_failure_taken_from_a_set_in_a_shield_and_one_never_taken_are_each_reported_
             s.spawn(cleanup_fails(39, &gate, &alive));
             until(|| gate.started() == 1).await;
             let mut set = s.child_set();
-            set.spawn(Task::fallible(async { Err::<(), _>(FetchError(40)) }));
+            set.spawn(fails_at_once(40));
             let taken = shield(async {
                 let taken = set.next_finished().await;
                 gate.go.set();
@@ -893,39 +909,31 @@ fn a_failure_taken_from_a_set_in_a_shield_and_one_never_taken_are_each_reported_
 fn supervisor_set_failures_taken_and_not_taken_under_an_outside_cancel_all_arrive() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let g = gate.clone();
-            let canceller = std::thread::spawn(move || {
-                spin_until(|| g.failed() == 2);
-                token.cancel("stop");
-                g.go.set();
-            });
-            let _ = region
-                .run(async {
-                    klaw::scope!(supervisor, |s| {
-                        s.spawn(cleanup_fails(41, &gate, &alive));
-                        let mut set = s.child_set();
-                        set.spawn(Task::fallible(async { Err::<(), _>(FetchError(42)) }));
-                        let never = s.spawn(Task::fallible(async { Err::<(), _>(FetchError(43)) }));
-                        let taken = set.next_finished().await.expect("one child");
-                        until(|| never.is_finished()).await;
-                        shield(async {
-                            gate.failed.fetch_add(2, SeqCst);
-                            until(|| gate.go.is_set()).await;
-                            klaw::time::sleep(ms(5)).await;
-                        })
-                        .await;
-                        taken?; // the taken failure goes back as the body's error
-                        Ok(())
-                    })
+        let region = Region::new();
+        let canceller = cancel_from_another_thread(&gate, region.token(), |g| g.failed() == 2);
+        let inner = async {
+            klaw::scope!(supervisor, |s| {
+                s.spawn(cleanup_fails(41, &gate, &alive));
+                let mut set = s.child_set();
+                set.spawn(fails_at_once(42));
+                let never = s.spawn(fails_at_once(43));
+                let taken = set.next_finished().await.expect("one child");
+                until(|| never.is_finished()).await;
+                shield(async {
+                    gate.failed.fetch_add(2, SeqCst);
+                    until(|| gate.go.is_set()).await;
+                    klaw::time::sleep(ms(5)).await;
                 })
                 .await;
+                taken?; // the taken failure goes back as the body's error
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| {
             canceller.join().unwrap();
             assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(result_ids(&result), [41, 42, 43], "{result:?}");
     });
 }
@@ -939,60 +947,43 @@ fn supervisor_set_failures_taken_and_not_taken_under_an_outside_cancel_all_arriv
 fn started_children_failing_before_and_after_ready_under_a_held_region_are_reported() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
-            let region = Region::new();
-            let token = region.token();
-            let g = gate.clone();
-            let canceller = std::thread::spawn(move || {
-                spin_until(|| g.started() == 3);
-                token.cancel("stop");
-                g.go.set();
-            });
-            let _ = region
-                .run(async {
-                    klaw::scope!(|s| {
-                        s.spawn_local(holder(&gate, 2, &alive));
-                        let (g1, a1) = (gate.clone(), alive.clone());
-                        let (_, _after) = s
-                            .start(move |ready: klaw::scope::Ready<u8>| {
-                                let guard = a1.guard(ZERO);
-                                Task::fallible(async move {
-                                    let _guard = guard;
-                                    ready.ready(1);
-                                    shield(async {
-                                        g1.started.fetch_add(1, SeqCst);
-                                        until(|| g1.go.is_set()).await;
-                                    })
-                                    .await;
-                                    g1.failed.fetch_add(1, SeqCst);
-                                    Err::<(), _>(FetchError(44))
-                                })
-                            })
-                            .await?;
-                        let (g2, a2) = (gate.clone(), alive.clone());
-                        let before = s.start(move |ready: klaw::scope::Ready<u8>| {
-                            let guard = a2.guard(ZERO);
-                            Task::fallible(async move {
-                                let _guard = guard;
-                                shield(async {
-                                    g2.started.fetch_add(1, SeqCst);
-                                    until(|| g2.go.is_set()).await;
-                                })
-                                .await;
-                                g2.failed.fetch_add(1, SeqCst);
-                                drop(ready);
-                                Err::<(), _>(FetchError(45))
-                            })
-                        });
-                        before.await?;
-                        Ok(())
+        let region = Region::new();
+        let canceller = cancel_from_another_thread(&gate, region.token(), |g| g.started() == 3);
+        let inner = async {
+            klaw::scope!(|s| {
+                s.spawn_local(holder(&gate, 2, &alive));
+                let (g1, a1) = (gate.clone(), alive.clone());
+                let (_, _after) = s
+                    .start(move |ready: klaw::scope::Ready<u8>| {
+                        let guard = a1.guard(ZERO);
+                        Task::fallible(async move {
+                            let _guard = guard;
+                            ready.ready(1);
+                            g1.clean_up().await;
+                            g1.fail(44)
+                        })
                     })
-                })
-                .await;
+                    .await?;
+                let (g2, a2) = (gate.clone(), alive.clone());
+                let before = s.start(move |ready: klaw::scope::Ready<u8>| {
+                    let guard = a2.guard(ZERO);
+                    Task::fallible(async move {
+                        let _guard = guard;
+                        g2.clean_up().await;
+                        g2.failed.fetch_add(1, SeqCst);
+                        drop(ready);
+                        Err::<(), _>(FetchError(45))
+                    })
+                });
+                before.await?;
+                Ok(())
+            })
+        };
+        let result = in_an_enclosing_scope(region, inner, |_| {
             canceller.join().unwrap();
             assert_eq!(alive.count(), 0);
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(result_ids(&result), [44, 45], "{result:?}");
     });
 }
@@ -1007,20 +998,10 @@ fn blocking_children_failing_and_panicking_after_scope_cancel_are_reported() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
         let result: Result<(), Error> = klaw::scope!(|s| {
-            let mut handles = Vec::new();
-            for id in [46u32, 47] {
-                let guard = alive.guard(ms(5));
-                let gate = gate.clone();
-                handles.push(s.spawn(BlockingTask::fallible(move || {
-                    let _guard = guard;
-                    gate.started.fetch_add(1, SeqCst);
-                    spin_until(|| gate.go.is_set());
-                    if id == 47 {
-                        panic!("boom 47");
-                    }
-                    Err::<(), _>(FetchError(id))
-                })));
-            }
+            let _handles = [
+                s.spawn(blocking_fails(46, &gate, &alive)),
+                s.spawn(blocking_panics(47, &gate, &alive)),
+            ];
             let g = gate.clone();
             let a = alive.clone();
             s.spawn_blocking(move || {
@@ -1029,11 +1010,7 @@ fn blocking_children_failing_and_panicking_after_scope_cancel_are_reported() {
                 spin_until(|| g.go.is_set());
                 panic!("boom 48");
             });
-            until(|| gate.started() == 3).await;
-            s.cancel("enough");
-            gate.go.set();
-            pending::<()>().await;
-            Ok(())
+            gate.cancel_once_started_then_wait(3, || s.cancel("enough")).await
         });
         assert_eq!(alive.count(), 0, "the scope returned before its blocking children ended");
         assert_eq!(result_ids(&result), [46, 47, 48], "{result:?}");
@@ -1046,34 +1023,19 @@ fn blocking_children_failing_and_panicking_after_scope_cancel_are_reported() {
 fn blocking_children_failing_after_a_handle_cancel_reach_the_tasks_scope() {
     in_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|outer| {
-            let (g, a) = (gate.clone(), alive.clone());
-            let task = outer.spawn(async move {
-                let _ = klaw::scope!(|s| {
-                    for id in [49u32, 50] {
-                        let guard = a.guard(ms(5));
-                        let g = g.clone();
-                        s.spawn(BlockingTask::fallible(move || {
-                            let _guard = guard;
-                            g.started.fetch_add(1, SeqCst);
-                            spin_until(|| g.go.is_set());
-                            if id == 50 {
-                                panic!("boom 50");
-                            }
-                            Err::<(), _>(FetchError(id))
-                        }));
-                    }
-                    pending::<()>().await;
-                    Ok(())
-                });
+        let (g, a) = (gate.clone(), alive.clone());
+        let work = async move {
+            let _ = klaw::scope!(|s| {
+                s.spawn(blocking_fails(49, &g, &a));
+                s.spawn(blocking_panics(50, &g, &a));
+                pending::<()>().await;
+                Ok(())
             });
-            until(|| gate.started() == 2).await;
-            task.cancel("stop");
-            gate.go.set();
-            let _ = shield(async { (&mut { task }).await }).await;
+        };
+        let result = with_a_task_cancelled_by_its_handle(&gate, 2, work, |_| {
             assert_eq!(alive.count(), 0, "the handle resolved before the closures ended");
-            Ok(())
-        });
+        })
+        .await;
         assert_eq!(result_ids(&result), [49, 50], "{result:?}");
     });
 }
@@ -1175,8 +1137,18 @@ fn logging() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Serialises a logging test ([`logging`]) and collects every event through a hook, which the
+/// test removes itself (checking that it was still there).
+fn collect_log_events() -> (std::sync::MutexGuard<'static, ()>, HookId, Arc<Mutex<Vec<LogEvent>>>) {
+    let serial = logging();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let hook = klaw::log::add_hook(move |event| sink.lock().unwrap().push(event.clone()));
+    (serial, hook, events)
+}
+
 /// The ids in warn events that say a failure could only be logged, collected by a hook.
-fn dropped_failure_ids(events: &Mutex<Vec<klaw::log::LogEvent>>, ids: &[u32]) -> Vec<u32> {
+fn dropped_failure_ids(events: &Mutex<Vec<LogEvent>>, ids: &[u32]) -> Vec<u32> {
     let mut found = Vec::new();
     for event in events.lock().unwrap().iter() {
         if event.level != tracing::Level::WARN || !event.message.contains("dropped before") {
@@ -1195,6 +1167,21 @@ fn dropped_failure_ids(events: &Mutex<Vec<klaw::log::LogEvent>>, ids: &[u32]) ->
     found
 }
 
+/// Runs `scope` in a `block_on` outside any klaw task, and drops it (with
+/// `futures_lite::future::or`) once `ready` says so: no frame there to hand failures to.
+fn drop_outside_any_frame<T>(
+    rt: &klaw::Runtime,
+    scope: impl Future<Output = T>,
+    ready: impl Fn() -> bool,
+) {
+    rt.block_on(futures_lite::future::or(
+        async {
+            let _ = scope.await;
+        },
+        until(ready),
+    ));
+}
+
 /// (j) A scope is dropped by `futures_lite::future::or` in a `block_on` outside any task; its
 /// children (a parallel one in cleanup, a blocking one, a grandchild scope's child) fail after
 /// the drop. Promise: "Only a scope dropped outside any klaw task or region logs them (a warn
@@ -1202,47 +1189,28 @@ fn dropped_failure_ids(events: &Mutex<Vec<klaw::log::LogEvent>>, ids: &[u32]) ->
 /// until every child ended.
 #[test]
 fn a_scope_dropped_outside_any_frame_logs_failures_that_come_after_the_drop() {
-    let _serial = logging();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let hook = klaw::log::add_hook(move |event| sink.lock().unwrap().push(event.clone()));
+    let (_serial, hook, events) = collect_log_events();
     with_deadline(|| {
         let rt = runtime(2);
         let (gate, alive) = (Gate::default(), Alive::default());
-        let g = gate.clone();
-        let setter = std::thread::spawn(move || {
-            spin_until(|| g.started() == 3);
-            std::thread::sleep(ms(20)); // after the drop
-            g.go.set();
-        });
-        rt.block_on(futures_lite::future::or(
-            async {
-                let _ = klaw::scope!(|s| {
-                    s.spawn(cleanup_fails(51, &gate, &alive));
-                    let (g, a) = (gate.clone(), alive.clone());
-                    let guard = a.guard(ms(5));
-                    s.spawn(BlockingTask::fallible(move || {
-                        let _guard = guard;
-                        g.started.fetch_add(1, SeqCst);
-                        spin_until(|| g.go.is_set());
-                        Err::<(), _>(FetchError(52))
-                    }));
-                    let (g, a) = (gate.clone(), alive.clone());
-                    s.spawn(async move {
-                        let _ = klaw::scope!(|inner| {
-                            inner.spawn(cleanup_fails(53, &g, &a));
-                            pending::<()>().await;
-                            Ok(())
-                        });
+        let setter = release_later(&gate, 3, ms(20)); // after the drop
+        let scope = async {
+            klaw::scope!(|s| {
+                s.spawn(cleanup_fails(51, &gate, &alive));
+                s.spawn(blocking_fails(52, &gate, &alive));
+                let (g, a) = (gate.clone(), alive.clone());
+                s.spawn(async move {
+                    let _ = klaw::scope!(|inner| {
+                        inner.spawn(cleanup_fails(53, &g, &a));
+                        pending::<()>().await;
+                        Ok(())
                     });
-                    pending::<()>().await;
-                    Ok(())
                 });
-            },
-            async {
-                until(|| gate.started() == 3).await;
-            },
-        ));
+                pending::<()>().await;
+                Ok(())
+            })
+        };
+        drop_outside_any_frame(&rt, scope, || gate.started() == 3);
         assert_eq!(alive.count(), 0, "the drop returned before the children ended");
         setter.join().unwrap();
     });
@@ -1257,35 +1225,23 @@ fn a_scope_dropped_outside_any_frame_logs_failures_that_come_after_the_drop() {
 /// the early failure and a later one are each logged once.
 #[test]
 fn a_scope_dropped_outside_any_frame_logs_an_early_and_a_late_failure_once_each() {
-    let _serial = logging();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let sink = events.clone();
-    let hook = klaw::log::add_hook(move |event| sink.lock().unwrap().push(event.clone()));
+    let (_serial, hook, events) = collect_log_events();
     with_deadline(|| {
         let rt = runtime(2);
         let (gate, alive) = (Gate::default(), Alive::default());
-        let g = gate.clone();
-        let setter = std::thread::spawn(move || {
-            spin_until(|| g.started() == 2);
-            std::thread::sleep(ms(20));
-            g.go.set();
-        });
-        rt.block_on(futures_lite::future::or(
-            async {
-                let _ = klaw::scope!(supervisor, |s| {
-                    s.spawn_local(holder(&gate, 99, &alive));
-                    s.spawn(cleanup_fails(54, &gate, &alive));
-                    let early = s.spawn(Task::fallible(async { Err::<(), _>(FetchError(55)) }));
-                    until(|| early.is_finished()).await;
-                    gate.failed.fetch_add(100, SeqCst);
-                    pending::<()>().await;
-                    Ok(())
-                });
-            },
-            async {
-                until(|| gate.started() == 2 && gate.failed() >= 100).await;
-            },
-        ));
+        let setter = release_later(&gate, 2, ms(20));
+        let scope = async {
+            klaw::scope!(supervisor, |s| {
+                s.spawn_local(holder(&gate, 99, &alive));
+                s.spawn(cleanup_fails(54, &gate, &alive));
+                let early = s.spawn(fails_at_once(55));
+                until(|| early.is_finished()).await;
+                gate.failed.fetch_add(100, SeqCst);
+                pending::<()>().await;
+                Ok(())
+            })
+        };
+        drop_outside_any_frame(&rt, scope, || gate.started() == 2 && gate.failed() >= 100);
         assert_eq!(alive.count(), 0, "the drop returned before the children ended");
         setter.join().unwrap();
     });
