@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use common::{Flag, foreign_until, in_task, ms, runtime, secs, until, with_deadline};
 use futures_util::future::join;
 use klaw::cancel::{Region, Token, move_on_after, shield};
+use klaw::channel::{Receiver, Sender};
 use klaw::{CancelReason, Error, TaskError};
 
 fn user(message: &'static str) -> CancelReason {
@@ -22,6 +23,192 @@ fn user(message: &'static str) -> CancelReason {
 
 fn shared<T>() -> Arc<Mutex<Option<T>>> {
     Arc::new(Mutex::new(None))
+}
+
+// ---- Scenario pieces ---------------------------------------------------------------------------
+
+/// Runs the future `body` makes in a fresh region, handing it the region's token. The token
+/// comes by value so that the future can keep it and borrow nothing but the test's own locals.
+async fn in_region<F: Future>(body: impl FnOnce(Token) -> F) -> Result<F::Output, CancelReason> {
+    let region = Region::new();
+    let token = region.token();
+    region.run(body(token)).await
+}
+
+/// The scenario of most tests here: `beside` runs in a `join` next to a shield that cancels the
+/// region ("stop") and then, with that cancellation held, runs `held`. Gives what the region
+/// returns.
+async fn beside_a_held_shield(
+    beside: impl Future<Output = ()>,
+    held: impl Future<Output = ()>,
+) -> Result<(), CancelReason> {
+    in_region(|token| async {
+        join(
+            beside,
+            shield(async {
+                cancel_and_hold(token, "stop").await;
+                held.await;
+            }),
+        )
+        .await;
+    })
+    .await
+}
+
+/// The wake-up scenarios: like [`beside_a_held_shield`], but the shield first spawns `other`, a
+/// task that waits on the same channel as `beside`, in line after it, and cancels `other` when
+/// `held` is done.
+async fn beside_a_held_shield_with_another_in_line(
+    beside: impl Future<Output = ()>,
+    other: impl Future<Output = ()> + Send + 'static,
+    held: impl Future<Output = ()>,
+) -> Result<(), CancelReason> {
+    in_region(|token| async {
+        join(
+            beside,
+            shield(async {
+                let other = klaw::Handle::current().unwrap().spawn(other);
+                klaw::time::sleep(ms(20)).await; // the other task waits in line now
+                cancel_and_hold(token, "stop").await;
+                held.await;
+                other.cancel("done");
+            }),
+        )
+        .await;
+    })
+    .await
+}
+
+/// Runs `held` in a shield that first cancels its region ("stop"); the region's future then
+/// waits forever, so that only the held cancellation ends it. Gives what the region returns.
+async fn in_a_held_shield(held: impl Future<Output = ()>) -> Result<(), CancelReason> {
+    in_region(|token| async {
+        shield(async {
+            cancel_and_hold(token, "stop").await;
+            held.await;
+        })
+        .await;
+        pending::<()>().await;
+    })
+    .await
+}
+
+/// Cancels the region of `token` with `reason` from inside a shield and lets a moment pass, so
+/// that the polls from then on are held ones.
+async fn cancel_and_hold(token: Token, reason: &'static str) {
+    token.cancel(reason);
+    klaw::time::sleep(ms(2)).await;
+}
+
+/// The branch beside a shield that must take nothing: a `recv` that sets `took` if it gets a
+/// message.
+async fn recv_then_flag(rx: &Receiver<u32>, took: &Flag) {
+    if rx.recv().await.is_ok() {
+        took.set();
+    }
+}
+
+/// Sends `value` from inside a shield and keeps the shield open a while after, so that a frozen
+/// branch beside it has every chance to take the message.
+async fn send_then_stay(tx: &Sender<u32>, value: u32) {
+    tx.send(value).await.unwrap();
+    klaw::time::sleep(ms(10)).await;
+}
+
+/// Sends `0..count` through `channel`, receiving each message before the next send: channel work
+/// that, on a channel of one place, waits and is woken at every message.
+async fn round_trips((tx, rx): (Sender<u32>, Receiver<u32>), count: u32) {
+    for i in 0..count {
+        tx.send(i).await.unwrap();
+        assert_eq!(rx.recv().await, Ok(i));
+    }
+}
+
+/// Waits forever at a klaw operation (a `recv` that nothing sends to), so that only a cancel ends
+/// the body it closes.
+async fn recv_forever() {
+    let (_keep, rx) = klaw::channel::bounded::<u32>(1);
+    let _ = rx.recv().await;
+}
+
+/// Waits (bounded) until the region of `token` is cancelled: a region's token hears the
+/// cancellation of the task the region runs in, which these tests start from outside the body.
+async fn hear_cancel(token: Token) {
+    let _ = move_on_after(secs(5), until(|| token.is_cancelled())).await;
+}
+
+/// Waits on the test's own thread (not in a task) until `flag` is set.
+fn block_until_set(flag: &Flag) {
+    while !flag.is_set() {
+        std::thread::sleep(ms(1));
+    }
+}
+
+/// Where a task waits inside its shield until its handle has been cancelled, so that the cancel
+/// of [`cancel_at_gate`] always lands while the shield runs.
+#[derive(Clone, Default)]
+struct Gate {
+    reached: Flag,
+    open: Flag,
+}
+
+impl Gate {
+    /// Says the task is in its shield, then waits there until the cancel has been sent.
+    async fn pass(&self) {
+        self.reached.set();
+        until(|| self.open.is_set()).await;
+    }
+}
+
+/// Spawns the task `body` makes on `rt`, cancels its handle ("stop") once the task has reached
+/// its gate, then opens the gate; gives the handle's outcome.
+fn cancel_at_gate<F>(
+    rt: &klaw::Runtime,
+    body: impl FnOnce(Gate) -> F,
+) -> Result<F::Output, TaskError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let gate = Gate::default();
+    let handle = rt.spawn(body(gate.clone()));
+    block_until_set(&gate.reached);
+    handle.cancel("stop");
+    gate.open.set();
+    rt.block_on(handle)
+}
+
+/// Spins on the test's thread until `started`, then a while longer that varies with `round`, so
+/// that the cancel which follows lands at different points around the end of the shield.
+fn spin_past_start(started: &Flag, round: u32) {
+    while !started.is_set() {
+        std::hint::spin_loop();
+    }
+    for _ in 0..(round % 7) * 50 {
+        std::hint::spin_loop();
+    }
+}
+
+/// The inner two of three nested regions: region `outer` around region `inner`, whose body runs
+/// `shielded` in a shield and then waits long; `after_inner` is set if the code after `inner`
+/// runs. Gives what `outer` returns.
+async fn two_regions_around_a_shield(
+    outer: Region,
+    inner: Region,
+    shielded: impl Future<Output = ()>,
+    after_inner: &Flag,
+) -> Result<(), CancelReason> {
+    outer
+        .run(async {
+            let _ = inner
+                .run(async {
+                    shield(shielded).await;
+                    klaw::time::sleep(secs(60)).await;
+                })
+                .await;
+            after_inner.set();
+        })
+        .await
 }
 
 // ---- What runs beside a held shield takes nothing --------------------------------------------
@@ -34,24 +221,7 @@ fn a_recv_beside_a_held_shield_takes_nothing() {
     in_task(|| async {
         let (tx, rx) = klaw::channel::bounded::<u32>(4);
         let took = Flag::default();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let beside = async {
-                    if rx.recv().await.is_ok() {
-                        took.set();
-                    }
-                };
-                let shielded = shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await; // the polls from now on are held ones
-                    tx.send(5).await.unwrap();
-                    klaw::time::sleep(ms(10)).await;
-                });
-                join(beside, shielded).await;
-            })
-            .await;
+        let result = beside_a_held_shield(recv_then_flag(&rx, &took), send_then_stay(&tx, 5)).await;
         assert_eq!(result, Err(user("stop")));
         assert!(!took.is_set(), "the branch beside the shield received");
         assert_eq!(rx.try_recv(), Ok(5), "the message did not stay in the channel");
@@ -70,31 +240,19 @@ fn a_wake_up_given_to_a_frozen_receiver_still_reaches_another_receiver() {
         let other_rx = rx.clone();
         let took = Flag::default();
         let replied = shared();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let beside = async {
-                    if rx.recv().await.is_ok() {
-                        took.set();
-                    }
-                };
-                let shielded = shield(async {
-                    let other = klaw::Handle::current().unwrap().spawn(async move {
-                        let value = other_rx.recv().await.unwrap();
-                        reply_tx.send(value * 10).await.unwrap();
-                    });
-                    klaw::time::sleep(ms(20)).await; // the other task waits in line now
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
-                    tx.send(1).await.unwrap();
-                    let reply = move_on_after(secs(5), reply_rx.recv()).await;
-                    *replied.lock().unwrap() = Some(reply);
-                    other.cancel("done");
-                });
-                join(beside, shielded).await;
-            })
-            .await;
+        let result = beside_a_held_shield_with_another_in_line(
+            recv_then_flag(&rx, &took),
+            async move {
+                let value = other_rx.recv().await.unwrap();
+                reply_tx.send(value * 10).await.unwrap();
+            },
+            async {
+                tx.send(1).await.unwrap();
+                let reply = move_on_after(secs(5), reply_rx.recv()).await;
+                *replied.lock().unwrap() = Some(reply);
+            },
+        )
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert!(!took.is_set(), "the frozen branch received");
         assert_eq!(
@@ -117,30 +275,22 @@ fn a_wake_up_given_to_a_frozen_sender_still_reaches_another_sender() {
         let other_tx = tx.clone();
         let sent = Flag::default();
         let got = shared();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let beside = async {
-                    if tx.send(100).await.is_ok() {
-                        sent.set();
-                    }
-                };
-                let shielded = shield(async {
-                    let other = klaw::Handle::current().unwrap().spawn(async move {
-                        other_tx.send(200).await.unwrap();
-                    });
-                    klaw::time::sleep(ms(20)).await; // the other sender waits in line now
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
-                    assert_eq!(rx.recv().await, Ok(0));
-                    let next = move_on_after(secs(5), rx.recv()).await;
-                    *got.lock().unwrap() = Some(next);
-                    other.cancel("done");
-                });
-                join(beside, shielded).await;
-            })
-            .await;
+        let result = beside_a_held_shield_with_another_in_line(
+            async {
+                if tx.send(100).await.is_ok() {
+                    sent.set();
+                }
+            },
+            async move {
+                other_tx.send(200).await.unwrap();
+            },
+            async {
+                assert_eq!(rx.recv().await, Ok(0));
+                let next = move_on_after(secs(5), rx.recv()).await;
+                *got.lock().unwrap() = Some(next);
+            },
+        )
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert!(!sent.is_set(), "the frozen send completed");
         assert_eq!(
@@ -160,18 +310,15 @@ fn sends_beside_a_held_shield_deliver_nothing() {
     in_task(|| async {
         let (tx, rx) = klaw::channel::unbounded::<u32>();
         let at_hold = Arc::new(AtomicUsize::new(usize::MAX));
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let shielded = shield(async {
+        let result = in_region(|token| {
+            join(
+                shield(async {
                     klaw::time::sleep(ms(2)).await;
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await; // a held poll: the loop is frozen by now
+                    cancel_and_hold(token, "stop").await; // a held poll: the loop is frozen by now
                     at_hold.store(rx.len(), Ordering::SeqCst);
                     klaw::time::sleep(ms(20)).await;
-                });
-                let beside = async {
+                }),
+                async {
                     let mut i = 0;
                     loop {
                         if tx.send(i).await.is_err() {
@@ -179,10 +326,10 @@ fn sends_beside_a_held_shield_deliver_nothing() {
                         }
                         i += 1;
                     }
-                };
-                join(shielded, beside).await;
-            })
-            .await;
+                },
+            )
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         let (held, end) = (at_hold.load(Ordering::SeqCst), rx.len());
         assert_ne!(held, usize::MAX, "the shield did not finish");
@@ -226,30 +373,18 @@ fn a_task_cancelled_by_its_handle_runs_its_shield_and_nothing_after_it() {
     with_deadline(|| {
         let rt = runtime(2);
         let (tx, rx) = klaw::channel::unbounded::<u32>();
-        let (started, go, done, after) =
-            (Flag::default(), Flag::default(), Flag::default(), Flag::default());
-        let (s2, g2, d2, a2) = (started.clone(), go.clone(), done.clone(), after.clone());
-        let handle = rt.spawn(async move {
+        let (done, after) = (Flag::default(), Flag::default());
+        let (d2, a2) = (done.clone(), after.clone());
+        let outcome = cancel_at_gate(&rt, |gate| async move {
             shield(async {
-                s2.set();
-                until(|| g2.is_set()).await;
-                let (ptx, prx) = klaw::channel::bounded::<u32>(1);
-                for i in 0..200 {
-                    ptx.send(i).await.unwrap();
-                    assert_eq!(prx.recv().await, Ok(i));
-                }
+                gate.pass().await;
+                round_trips(klaw::channel::bounded(1), 200).await;
                 d2.set();
             })
             .await;
             tx.send(1).await.unwrap();
             a2.set();
         });
-        while !started.is_set() {
-            std::thread::sleep(ms(1));
-        }
-        handle.cancel("stop");
-        go.set();
-        let outcome = rt.block_on(handle);
         assert!(
             matches!(&outcome, Err(TaskError::Cancelled(reason)) if *reason == user("stop")),
             "{outcome:?}"
@@ -268,30 +403,16 @@ fn a_task_cancelled_by_its_handle_freezes_the_branch_beside_its_shield() {
         let rt = runtime(2);
         let (tx, rx) = klaw::channel::bounded::<u32>(4);
         let rx_after = rx.clone();
-        let (started, go, done, took) =
-            (Flag::default(), Flag::default(), Flag::default(), Flag::default());
-        let (s2, g2, d2, t2) = (started.clone(), go.clone(), done.clone(), took.clone());
-        let handle = rt.spawn(async move {
-            let beside = async {
-                if rx.recv().await.is_ok() {
-                    t2.set();
-                }
-            };
+        let (done, took) = (Flag::default(), Flag::default());
+        let (d2, t2) = (done.clone(), took.clone());
+        let outcome = cancel_at_gate(&rt, |gate| async move {
             let shielded = shield(async {
-                s2.set();
-                until(|| g2.is_set()).await;
-                tx.send(8).await.unwrap();
-                klaw::time::sleep(ms(10)).await;
+                gate.pass().await;
+                send_then_stay(&tx, 8).await;
                 d2.set();
             });
-            join(beside, shielded).await;
+            join(recv_then_flag(&rx, &t2), shielded).await;
         });
-        while !started.is_set() {
-            std::thread::sleep(ms(1));
-        }
-        handle.cancel("stop");
-        go.set();
-        let outcome = rt.block_on(handle);
         assert!(matches!(&outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
         assert!(done.is_set());
         assert!(!took.is_set(), "the branch beside the shield received");
@@ -385,8 +506,7 @@ fn a_checkpoint_beside_a_held_shield_does_not_return_and_one_inside_does() {
         let result = region
             .run(async {
                 let shielded = shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
+                    cancel_and_hold(token.clone(), "stop").await;
                     for _ in 0..500 {
                         klaw::cancel::checkpoint().await;
                     }
@@ -416,19 +536,14 @@ fn a_checkpoint_beside_a_held_shield_does_not_return_and_one_inside_does() {
 fn operations_inside_a_shield_in_a_local_child_of_a_cancelled_task_work() {
     with_deadline(|| {
         let rt = runtime(2);
-        let (started, go, done) = (Flag::default(), Flag::default(), Flag::default());
-        let (s2, g2, d2) = (started.clone(), go.clone(), done.clone());
-        let handle = rt.spawn(async move {
+        let done = Flag::default();
+        let d2 = done.clone();
+        let outcome = cancel_at_gate(&rt, |gate| async move {
             let _: Result<(), Error> = klaw::scope!(|s| {
-                let (s2, g2, d2) = (s2.clone(), g2.clone(), d2.clone());
+                let (gate, d2) = (gate.clone(), d2.clone());
                 s.spawn_local(shield(async move {
-                    s2.set();
-                    until(|| g2.is_set()).await;
-                    let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                    for i in 0..300 {
-                        tx.send(i).await.unwrap();
-                        assert_eq!(rx.recv().await, Ok(i));
-                    }
+                    gate.pass().await;
+                    round_trips(klaw::channel::bounded(1), 300).await;
                     klaw::time::sleep(ms(1)).await;
                     let other = klaw::Handle::current().unwrap().spawn(async { 5u32 });
                     assert_eq!(other.await, Ok(5));
@@ -440,12 +555,6 @@ fn operations_inside_a_shield_in_a_local_child_of_a_cancelled_task_work() {
                 Ok(())
             });
         });
-        while !started.is_set() {
-            std::thread::sleep(ms(1));
-        }
-        handle.cancel("stop");
-        go.set();
-        let outcome = rt.block_on(handle);
         assert!(
             matches!(&outcome, Err(TaskError::Cancelled(reason)) if *reason == user("stop")),
             "{outcome:?}"
@@ -466,13 +575,8 @@ fn operations_inside_a_shield_in_a_region_inside_a_cancelled_region_work() {
             .run(async {
                 let _ = b
                     .run(shield(async {
-                        ta.cancel("a");
-                        klaw::time::sleep(ms(2)).await;
-                        let (tx, rx) = klaw::channel::unbounded::<u32>();
-                        for i in 0..300 {
-                            tx.send(i).await.unwrap();
-                            assert_eq!(rx.recv().await, Ok(i));
-                        }
+                        cancel_and_hold(ta, "a").await;
+                        round_trips(klaw::channel::unbounded(), 300).await;
                         let (otx, orx) = klaw::channel::oneshot::channel::<u32>();
                         let h = klaw::Handle::current().unwrap().spawn(async move {
                             klaw::time::sleep(ms(1)).await;
@@ -499,36 +603,32 @@ fn operations_inside_a_shield_in_a_region_inside_a_cancelled_region_work() {
 fn operations_in_nested_shields_work_before_and_after_the_inner_one_ends() {
     in_task(|| async {
         let (inner_done, outer_done) = (Flag::default(), Flag::default());
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
+        let result = in_region(|token| async {
+            shield(async {
                 shield(async {
-                    shield(async {
-                        token.cancel("stop");
-                        klaw::time::sleep(ms(2)).await;
-                        let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                        tx.send(1).await.unwrap();
-                        assert_eq!(rx.recv().await, Ok(1));
-                        inner_done.set();
-                    })
-                    .await;
+                    cancel_and_hold(token, "stop").await;
                     let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                    tx.send(2).await.unwrap();
-                    assert_eq!(rx.recv().await, Ok(2));
-                    klaw::time::sleep(ms(1)).await;
-                    let inline = klaw::Task::new(async {
-                        klaw::time::sleep(ms(1)).await;
-                        9u32
-                    })
-                    .timeout(secs(5));
-                    assert_eq!(inline.await, Ok(9));
-                    outer_done.set();
+                    tx.send(1).await.unwrap();
+                    assert_eq!(rx.recv().await, Ok(1));
+                    inner_done.set();
                 })
                 .await;
-                pending::<()>().await;
+                let (tx, rx) = klaw::channel::bounded::<u32>(1);
+                tx.send(2).await.unwrap();
+                assert_eq!(rx.recv().await, Ok(2));
+                klaw::time::sleep(ms(1)).await;
+                let inline = klaw::Task::new(async {
+                    klaw::time::sleep(ms(1)).await;
+                    9u32
+                })
+                .timeout(secs(5));
+                assert_eq!(inline.await, Ok(9));
+                outer_done.set();
             })
             .await;
+            pending::<()>().await;
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert!(inner_done.is_set(), "the inner shield did not finish");
         assert!(outer_done.is_set(), "the outer shield did not finish after the inner one");
@@ -541,34 +641,25 @@ fn operations_in_nested_shields_work_before_and_after_the_inner_one_ends() {
 fn a_scope_opened_inside_a_shield_under_a_cancelled_region_runs_everything() {
     in_task(|| async {
         let seen = shared();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
-                    let got: Result<u32, Error> = klaw::scope!(|s| {
-                        let local = s.spawn_local(async {
-                            klaw::time::sleep(ms(1)).await;
-                            let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                            tx.send(1).await.unwrap();
-                            rx.recv().await.unwrap()
-                        });
-                        let parallel = s.spawn(async {
-                            klaw::time::sleep(ms(1)).await;
-                            2u32
-                        });
-                        let blocking = s.spawn_blocking(|| 4u32);
-                        klaw::time::sleep(ms(1)).await;
-                        Ok(local.await? + parallel.await? + blocking.await?)
-                    });
-                    *seen.lock().unwrap() = Some(got.map_err(|e| format!("{e:?}")));
-                })
-                .await;
-                pending::<()>().await;
-            })
-            .await;
+        let result = in_a_held_shield(async {
+            let got: Result<u32, Error> = klaw::scope!(|s| {
+                let local = s.spawn_local(async {
+                    klaw::time::sleep(ms(1)).await;
+                    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+                    tx.send(1).await.unwrap();
+                    rx.recv().await.unwrap()
+                });
+                let parallel = s.spawn(async {
+                    klaw::time::sleep(ms(1)).await;
+                    2u32
+                });
+                let blocking = s.spawn_blocking(|| 4u32);
+                klaw::time::sleep(ms(1)).await;
+                Ok(local.await? + parallel.await? + blocking.await?)
+            });
+            *seen.lock().unwrap() = Some(got.map_err(|e| format!("{e:?}")));
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert_eq!(seen.lock().unwrap().take(), Some(Ok(7)), "the scope in the shield did not run");
     });
@@ -582,29 +673,20 @@ fn a_scope_opened_inside_a_shield_under_a_cancelled_region_runs_everything() {
 fn select_inside_a_held_shield_works() {
     in_task(|| async {
         let seen = shared();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
-                    let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                    tx.try_send(5).unwrap();
-                    let got = klaw::select! {
-                        recv(rx) -> msg => msg.ok(),
-                        after(secs(5)) => None,
-                    };
-                    let timed = klaw::select! {
-                        recv(rx) -> _msg => Some(99),
-                        after(ms(5)) => None,
-                    };
-                    *seen.lock().unwrap() = Some((got, timed));
-                })
-                .await;
-                pending::<()>().await;
-            })
-            .await;
+        let result = in_a_held_shield(async {
+            let (tx, rx) = klaw::channel::bounded::<u32>(1);
+            tx.try_send(5).unwrap();
+            let got = klaw::select! {
+                recv(rx) -> msg => msg.ok(),
+                after(secs(5)) => None,
+            };
+            let timed = klaw::select! {
+                recv(rx) -> _msg => Some(99),
+                after(ms(5)) => None,
+            };
+            *seen.lock().unwrap() = Some((got, timed));
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert_eq!(seen.lock().unwrap().take(), Some((Some(5), None)));
     });
@@ -618,23 +700,18 @@ fn select_with_a_shield_arm_and_a_recv_arm_takes_nothing_outside_the_shield() {
     in_task(|| async {
         let (tx, rx) = klaw::channel::bounded::<u32>(4);
         let picked = shared();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let which = klaw::select! {
-                    shield(async {
-                        token.cancel("stop");
-                        klaw::time::sleep(ms(2)).await;
-                        tx.send(5).await.unwrap();
-                        klaw::time::sleep(ms(10)).await;
-                    }) -> () => "shield",
-                    recv(rx) -> _msg => "recv",
-                };
-                *picked.lock().unwrap() = Some(which);
-                pending::<()>().await;
-            })
-            .await;
+        let result = in_region(|token| async {
+            let which = klaw::select! {
+                shield(async {
+                    cancel_and_hold(token, "stop").await;
+                    send_then_stay(&tx, 5).await;
+                }) -> () => "shield",
+                recv(rx) -> _msg => "recv",
+            };
+            *picked.lock().unwrap() = Some(which);
+            pending::<()>().await;
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert_eq!(picked.lock().unwrap().take(), Some("shield"));
         assert_eq!(rx.try_recv(), Ok(5), "the losing recv arm took the message");
@@ -648,26 +725,20 @@ fn select_beside_a_held_shield_is_frozen() {
     in_task(|| async {
         let (tx, rx) = klaw::channel::bounded::<u32>(4);
         let took = shared();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let beside = async {
-                    let got = klaw::select! {
-                        recv(rx) -> msg => msg.ok(),
-                        after(ms(3)) => None,
-                    };
-                    *took.lock().unwrap() = Some(got);
+        let result = beside_a_held_shield(
+            async {
+                let got = klaw::select! {
+                    recv(rx) -> msg => msg.ok(),
+                    after(ms(3)) => None,
                 };
-                let shielded = shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
-                    tx.send(5).await.unwrap();
-                    klaw::time::sleep(ms(20)).await; // the `after` arm's time passes too
-                });
-                join(beside, shielded).await;
-            })
-            .await;
+                *took.lock().unwrap() = Some(got);
+            },
+            async {
+                tx.send(5).await.unwrap();
+                klaw::time::sleep(ms(20)).await; // the `after` arm's time passes too
+            },
+        )
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert_eq!(took.lock().unwrap().take(), None, "the select beside the shield completed");
         assert_eq!(rx.try_recv(), Ok(5));
@@ -695,27 +766,19 @@ fn a_shield_in_a_parallel_child_finishes_and_its_sibling_branch_takes_nothing() 
                         (started.clone(), done.clone(), took.clone(), tx.clone(), rx.clone());
                     s.spawn(async move {
                         // A region token hears the child's own cancellation.
-                        let inner = Region::new();
-                        let heard = inner.token();
-                        let _ = inner
-                            .run(async {
-                                let beside = async {
-                                    if rx.recv().await.is_ok() {
-                                        took.set();
-                                    }
-                                };
-                                let shielded = shield(async {
+                        let _ = in_region(|heard| {
+                            join(
+                                recv_then_flag(&rx, &took),
+                                shield(async {
                                     started2.set();
-                                    let _ = move_on_after(secs(5), until(|| heard.is_cancelled()))
-                                        .await;
+                                    hear_cancel(heard).await;
                                     klaw::time::sleep(ms(2)).await;
-                                    tx.send(9).await.unwrap();
-                                    klaw::time::sleep(ms(10)).await;
+                                    send_then_stay(&tx, 9).await;
                                     done.set();
-                                });
-                                join(beside, shielded).await;
-                            })
-                            .await;
+                                }),
+                            )
+                        })
+                        .await;
                     });
                     until(|| started.is_set()).await;
                     token.cancel("stop");
@@ -828,26 +891,16 @@ fn a_region_cancel_racing_the_end_of_its_shield_never_hangs_or_cuts_it_short() {
                     .run(async move {
                         shield(async {
                             s2.set();
-                            let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                            for i in 0..(round % 16) {
-                                tx.send(i).await.unwrap();
-                                assert_eq!(rx.recv().await, Ok(i));
-                            }
+                            round_trips(klaw::channel::bounded(1), round % 16).await;
                             klaw::cancel::checkpoint().await;
                             d2.set();
                         })
                         .await;
-                        let (_keep, rx) = klaw::channel::bounded::<u32>(1);
-                        let _ = rx.recv().await;
+                        recv_forever().await;
                     })
                     .await
             });
-            while !started.is_set() {
-                std::hint::spin_loop();
-            }
-            for _ in 0..(round % 7) * 50 {
-                std::hint::spin_loop();
-            }
+            spin_past_start(&started, round);
             token.cancel("race");
             let outcome = rt.block_on(handle);
             assert_eq!(outcome, Ok(Err(user("race"))), "round {round}");
@@ -868,23 +921,13 @@ fn a_handle_cancel_racing_the_end_of_a_shield_never_hangs_or_cuts_it_short() {
             let handle = rt.spawn(async move {
                 shield(async {
                     s2.set();
-                    let (tx, rx) = klaw::channel::bounded::<u32>(1);
-                    for i in 0..(round % 16) {
-                        tx.send(i).await.unwrap();
-                        assert_eq!(rx.recv().await, Ok(i));
-                    }
+                    round_trips(klaw::channel::bounded(1), round % 16).await;
                     d2.set();
                 })
                 .await;
-                let (_keep, rx) = klaw::channel::bounded::<u32>(1);
-                let _ = rx.recv().await;
+                recv_forever().await;
             });
-            while !started.is_set() {
-                std::hint::spin_loop();
-            }
-            for _ in 0..(round % 7) * 50 {
-                std::hint::spin_loop();
-            }
+            spin_past_start(&started, round);
             handle.cancel("race");
             let outcome = rt.block_on(handle);
             assert!(
@@ -916,34 +959,21 @@ fn a_held_shield_doing_ten_thousand_channel_operations_completes() {
         let (side_tx, side_rx) = klaw::channel::unbounded::<u32>();
         let trips = AtomicUsize::new(0);
         let took = Flag::default();
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let beside = async {
-                    if side_rx.recv().await.is_ok() {
-                        took.set();
-                    }
-                };
-                let shielded = shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
-                    side_tx.send(1).await.unwrap();
-                    for i in 0..10_000 {
-                        to_peer.send(i).await.unwrap();
-                        assert_eq!(from_peer.recv().await, Ok(i + 1));
-                        trips.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let (tx, rx) = klaw::channel::unbounded::<u32>();
-                    for i in 0..10_000 {
-                        tx.send(i).await.unwrap();
-                        assert_eq!(rx.recv().await, Ok(i));
-                        trips.fetch_add(1, Ordering::SeqCst);
-                    }
-                });
-                join(beside, shielded).await;
-            })
-            .await;
+        let result = beside_a_held_shield(recv_then_flag(&side_rx, &took), async {
+            side_tx.send(1).await.unwrap();
+            for i in 0..10_000 {
+                to_peer.send(i).await.unwrap();
+                assert_eq!(from_peer.recv().await, Ok(i + 1));
+                trips.fetch_add(1, Ordering::SeqCst);
+            }
+            let (tx, rx) = klaw::channel::unbounded::<u32>();
+            for i in 0..10_000 {
+                tx.send(i).await.unwrap();
+                assert_eq!(rx.recv().await, Ok(i));
+                trips.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert_eq!(trips.load(Ordering::SeqCst), 20_000);
         assert!(!took.is_set(), "the branch beside the shield received");
@@ -970,23 +1000,16 @@ fn shutdown_while_a_shield_holds_a_cancellation_returns_and_takes_nothing() {
         let token = region.token();
         let _handle = rt.spawn(async move {
             let _ = region
-                .run(async {
-                    let beside = async {
-                        if rx.recv().await.is_ok() {
-                            t2.set();
-                        }
-                    };
-                    let shielded = shield(async {
+                .run(join(
+                    recv_then_flag(&rx, &t2),
+                    shield(async {
                         s2.set();
                         pending::<()>().await;
-                    });
-                    join(beside, shielded).await;
-                })
+                    }),
+                ))
                 .await;
         });
-        while !started.is_set() {
-            std::thread::sleep(ms(1));
-        }
+        block_until_set(&started);
         token.cancel("stop");
         std::thread::sleep(ms(10));
         tx.try_send(1).unwrap();
@@ -1024,9 +1047,7 @@ fn shutdown_with_grace_lets_a_held_shield_finish() {
                 })
                 .await;
         });
-        while !started.is_set() {
-            std::thread::sleep(ms(1));
-        }
+        block_until_set(&started);
         token.cancel("stop");
         let report = rt.shutdown(secs(10));
         assert!(done.is_set(), "the shield did not finish in the grace period: {report:?}");
@@ -1045,26 +1066,16 @@ fn three_nested_regions_all_cancelled_the_outermost_reports_its_reason() {
         let (shielded, after_c, after_b) = (Flag::default(), Flag::default(), Flag::default());
         let (a, b, c) = (Region::new(), Region::new(), Region::new());
         let (ta, tb, tc) = (a.token(), b.token(), c.token());
+        let cancel_all = async {
+            tc.cancel("c");
+            tb.cancel("b");
+            ta.cancel("a");
+            klaw::time::sleep(ms(5)).await;
+            shielded.set();
+        };
         let result = a
             .run(async {
-                let _ = b
-                    .run(async {
-                        let _ = c
-                            .run(async {
-                                shield(async {
-                                    tc.cancel("c");
-                                    tb.cancel("b");
-                                    ta.cancel("a");
-                                    klaw::time::sleep(ms(5)).await;
-                                    shielded.set();
-                                })
-                                .await;
-                                klaw::time::sleep(secs(60)).await;
-                            })
-                            .await;
-                        after_c.set();
-                    })
-                    .await;
+                let _ = two_regions_around_a_shield(b, c, cancel_all, &after_c).await;
                 after_b.set();
             })
             .await;
@@ -1084,24 +1095,14 @@ fn three_nested_regions_the_middle_one_catches_when_the_outer_is_not_cancelled()
         let b_result = shared();
         let (a, b, c) = (Region::new(), Region::new(), Region::new());
         let (tb, tc) = (b.token(), c.token());
+        let cancel_inner_two = async {
+            tc.cancel("c");
+            tb.cancel("b");
+            klaw::time::sleep(ms(5)).await;
+        };
         let result = a
             .run(async {
-                let got = b
-                    .run(async {
-                        let _ = c
-                            .run(async {
-                                shield(async {
-                                    tc.cancel("c");
-                                    tb.cancel("b");
-                                    klaw::time::sleep(ms(5)).await;
-                                })
-                                .await;
-                                klaw::time::sleep(secs(60)).await;
-                            })
-                            .await;
-                        after_c.set();
-                    })
-                    .await;
+                let got = two_regions_around_a_shield(b, c, cancel_inner_two, &after_c).await;
                 *b_result.lock().unwrap() = Some(got);
                 klaw::time::sleep(ms(1)).await;
                 after_b.set();
@@ -1229,25 +1230,18 @@ fn a_task_timeout_held_by_a_shield_freezes_the_branch_beside_it() {
         let (d2, t2) = (done.clone(), took.clone());
         let handle = rt.spawn(
             klaw::Task::new(async move {
-                let inner = Region::new();
-                let heard = inner.token();
-                let _ = inner
-                    .run(async {
-                        let beside = async {
-                            if rx.recv().await.is_ok() {
-                                t2.set();
-                            }
-                        };
-                        let shielded = shield(async {
-                            let _ = move_on_after(secs(5), until(|| heard.is_cancelled())).await;
+                let _ = in_region(|heard| {
+                    join(
+                        recv_then_flag(&rx, &t2),
+                        shield(async {
+                            hear_cancel(heard).await;
                             klaw::time::sleep(ms(2)).await;
-                            tx.send(3).await.unwrap();
-                            klaw::time::sleep(ms(10)).await;
+                            send_then_stay(&tx, 3).await;
                             d2.set();
-                        });
-                        join(beside, shielded).await;
-                    })
-                    .await;
+                        }),
+                    )
+                })
+                .await;
             })
             .timeout(ms(5)),
         );
@@ -1268,19 +1262,13 @@ fn a_scopes_own_cancel_held_by_a_shield_in_its_body_freezes_the_branch_beside() 
         let (tx, rx) = klaw::channel::bounded::<u32>(4);
         let (done, took, after) = (Flag::default(), Flag::default(), Flag::default());
         let result: Result<(), Error> = klaw::scope!(|s| {
-            let beside = async {
-                if rx.recv().await.is_ok() {
-                    took.set();
-                }
-            };
             let shielded = shield(async {
                 s.cancel("own");
                 klaw::time::sleep(ms(2)).await;
-                tx.send(4).await.unwrap();
-                klaw::time::sleep(ms(10)).await;
+                send_then_stay(&tx, 4).await;
                 done.set();
             });
-            join(beside, shielded).await;
+            join(recv_then_flag(&rx, &took), shielded).await;
             after.set();
             Ok(())
         });
@@ -1348,25 +1336,22 @@ fn a_blocking_send_beside_a_held_shield_returns_and_the_shield_finishes() {
     in_task(|| async {
         let (tx, rx) = klaw::channel::unbounded::<u32>();
         let (released, done, sent) = (Flag::default(), Flag::default(), Flag::default());
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let shielded = shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
+        let result = in_region(|token| {
+            join(
+                shield(async {
+                    cancel_and_hold(token, "stop").await;
                     released.set();
                     klaw::time::sleep(ms(10)).await;
                     done.set();
-                });
-                let beside = async {
+                }),
+                async {
                     foreign_until(|| released.is_set()).await;
                     let _ = tx.send_blocking(1);
                     sent.set();
-                };
-                join(shielded, beside).await;
-            })
-            .await;
+                },
+            )
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert!(done.is_set(), "the shield did not finish");
         assert!(sent.is_set());
@@ -1383,27 +1368,24 @@ fn select_with_default_beside_a_held_shield_takes_nothing() {
     in_task(|| async {
         let (tx, rx) = klaw::channel::bounded::<u32>(4);
         let (released, took, defaulted) = (Flag::default(), Flag::default(), Flag::default());
-        let region = Region::new();
-        let token = region.token();
-        let result = region
-            .run(async {
-                let shielded = shield(async {
-                    token.cancel("stop");
-                    klaw::time::sleep(ms(2)).await;
+        let result = in_region(|token| {
+            join(
+                shield(async {
+                    cancel_and_hold(token, "stop").await;
                     tx.send(5).await.unwrap();
                     released.set();
                     klaw::time::sleep(ms(10)).await;
-                });
-                let beside = async {
+                }),
+                async {
                     foreign_until(|| released.is_set()).await;
                     klaw::select! {
                         recv(rx) -> _msg => took.set(),
                         default => defaulted.set(),
                     }
-                };
-                join(shielded, beside).await;
-            })
-            .await;
+                },
+            )
+        })
+        .await;
         assert_eq!(result, Err(user("stop")));
         assert!(!took.is_set(), "the recv arm beside the shield took the message");
         assert_eq!(rx.try_recv(), Ok(5));
