@@ -23,17 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Alive, FetchError, Flag, Gauge, fetch_ids, in_task, runtime, with_deadline};
+use common::{Alive, FetchError, Flag, Gauge, fetch_ids, in_task, runtime, until, with_deadline};
 use klaw::scope::Ready;
-use klaw::task::BlockingTask;
-use klaw::{CancelReason, Error, Task, TaskError};
-
-/// Waits (in a task) until `done` holds, a millisecond at a time.
-async fn until(mut done: impl FnMut() -> bool) {
-    while !done() {
-        klaw::time::sleep(Duration::from_millis(1)).await;
-    }
-}
+use klaw::task::{BlockingTask, Fallible};
+use klaw::{CancelReason, Error, Runtime, Task, TaskError, TaskHandle};
 
 /// Panics when dropped (unless already unwinding): a destructor that fails.
 struct PanicOnDrop;
@@ -50,6 +43,111 @@ fn is_cancelled(result: &Result<(), Error>) -> bool {
     matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. }))
 }
 
+/// A child counted in `alive` from now until it is dropped, a drop that takes 150 ms: it never
+/// ends by itself, and its slow drop widens the window in which a parent that ends first is seen.
+fn slow_child(alive: &Alive) -> impl Future<Output = ()> + Send + 'static {
+    let guard = alive.guard(Duration::from_millis(150));
+    async move {
+        let _guard = guard;
+        pending::<()>().await;
+    }
+}
+
+/// A scope with one [`slow_child`] whose body calls `spawned` and then waits forever: only a
+/// cancel or a drop ends it.
+async fn scope_with_a_slow_child(
+    alive: &Alive,
+    spawned: impl FnOnce() + Send,
+) -> Result<(), Error> {
+    scope_holding((), alive, spawned).await
+}
+
+/// [`scope_with_a_slow_child`] whose body holds a [`PanicOnDrop`], so the drop that ends it
+/// panics inside the scope's own body.
+async fn scope_whose_body_panics_on_drop(
+    alive: &Alive,
+    spawned: impl FnOnce() + Send,
+) -> Result<(), Error> {
+    scope_holding(PanicOnDrop, alive, spawned).await
+}
+
+/// One body for [`scope_with_a_slow_child`] and [`scope_whose_body_panics_on_drop`], which
+/// differ only in what the body holds until it is dropped.
+async fn scope_holding(
+    held: impl Send,
+    alive: &Alive,
+    spawned: impl FnOnce() + Send,
+) -> Result<(), Error> {
+    klaw::scope!(|s| {
+        let _held = held;
+        s.spawn(slow_child(alive));
+        spawned();
+        pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// A scope with one blocking child running `work`, whose body waits forever: cancelled or
+/// dropped, it ends only once `work` has returned, as a blocking child cannot be interrupted.
+async fn scope_with_a_blocking_child(work: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+    klaw::scope!(|s| {
+        s.spawn_blocking(work);
+        pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// A child inside `gauge` for an instant: the gauge's `most` goes above 1 only if it ran while
+/// another child was inside.
+fn enters_and_leaves(gauge: &Gauge) -> impl Future<Output = ()> + Send + 'static {
+    let gauge = gauge.clone();
+    async move {
+        gauge.enter();
+        gauge.leave();
+    }
+}
+
+/// A blocking child that sets `started`, runs until it sees a cancel and then fails with
+/// `FetchError(id)`: a failure its body produces after the cancel.
+fn fails_once_cancelled(
+    id: u32,
+    started: &Flag,
+) -> BlockingTask<impl FnOnce() -> Result<(), FetchError> + Send + 'static, Fallible> {
+    let started = started.clone();
+    BlockingTask::fallible(move || {
+        started.set();
+        while !klaw::cancel::is_cancelled() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(FetchError(id))
+    })
+}
+
+/// Spawns on `rt` the task `make` builds around a sender, and gives its handle once the task has
+/// sent on it (within 10 s): the test then acts on a task in the state it set up.
+fn spawn_and_wait_for_its_signal<F>(
+    rt: &Runtime,
+    make: impl FnOnce(mpsc::Sender<()>) -> F,
+) -> TaskHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (signal, signalled) = mpsc::channel();
+    let task = rt.spawn(make(signal));
+    signalled.recv_timeout(Duration::from_secs(10)).unwrap();
+    task
+}
+
+/// Runs the future `make` builds around a fresh [`Alive`] under `Runtime::block_on`, within the
+/// 30 s deadline: klaw is current there, but no klaw task or frame is.
+fn outside_any_task<F: Future<Output = ()>>(make: impl FnOnce(Alive) -> F + Send + 'static) {
+    with_deadline(|| {
+        let rt = runtime(2);
+        rt.block_on(make(Alive::default()));
+    });
+}
+
 // ---- 1. Limited scopes: a slot is held until everything the child started has ended ----------
 
 /// A child cancelled through its handle drops its own scope, whose blocking grandchild runs on;
@@ -61,24 +159,17 @@ fn limit_slot_is_held_until_a_cancelled_childs_blocking_grandchild_has_ended() {
         let gauge = Gauge::default();
         let started = Flag::default();
         let (grandchild_gauge, grandchild_started) = (gauge.clone(), started.clone());
-        let next_gauge = gauge.clone();
         klaw::scope!(limit = 1, |s| {
             let first = s.spawn(async move {
-                let _ = klaw::scope!(|inner| {
-                    inner.spawn_blocking(move || {
-                        grandchild_gauge.enter();
-                        grandchild_started.set();
-                        std::thread::sleep(Duration::from_millis(150));
-                        grandchild_gauge.leave();
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                });
+                let _ = scope_with_a_blocking_child(move || {
+                    grandchild_gauge.enter();
+                    grandchild_started.set();
+                    std::thread::sleep(Duration::from_millis(150));
+                    grandchild_gauge.leave();
+                })
+                .await;
             });
-            s.spawn(async move {
-                next_gauge.enter();
-                next_gauge.leave();
-            });
+            s.spawn(enters_and_leaves(&gauge));
             until(|| started.is_set()).await;
             first.cancel("stop");
             Ok(())
@@ -98,7 +189,7 @@ fn limit_slot_is_held_until_a_cancelled_childs_blocking_grandchild_has_ended() {
 fn limit_slot_is_held_until_a_timed_out_childs_grandchild_is_dropped() {
     in_task(|| async move {
         let gauge = Gauge::default();
-        let (grandchild_gauge, next_gauge) = (gauge.clone(), gauge.clone());
+        let grandchild_gauge = gauge.clone();
         let result = klaw::scope!(supervisor, limit = 1, |s| {
             s.spawn(
                 Task::new(async move {
@@ -113,10 +204,7 @@ fn limit_slot_is_held_until_a_timed_out_childs_grandchild_is_dropped() {
                 })
                 .timeout(Duration::from_millis(30)),
             );
-            s.spawn(async move {
-                next_gauge.enter();
-                next_gauge.leave();
-            });
+            s.spawn(enters_and_leaves(&gauge));
             Ok(())
         });
         assert!(
@@ -140,8 +228,7 @@ fn a_limited_child_set_in_a_cancelled_task_ends_every_child_before_the_handle_re
         let alive = Alive::default();
         let started = Arc::new(AtomicUsize::new(0));
         let (children, count) = (alive.clone(), started.clone());
-        let (ready_tx, ready) = mpsc::channel();
-        let task = rt.spawn(async move {
+        let task = spawn_and_wait_for_its_signal(&rt, |ready| async move {
             klaw::scope!(limit = 2, |s| {
                 let mut set = s.child_set();
                 for _ in 0..10 {
@@ -154,12 +241,11 @@ fn a_limited_child_set_in_a_cancelled_task_ends_every_child_before_the_handle_re
                     });
                 }
                 until(|| count.load(SeqCst) == 2).await;
-                ready_tx.send(()).unwrap();
+                ready.send(()).unwrap();
                 let _ = set.next_finished().await;
                 Ok(())
             })
         });
-        ready.recv_timeout(Duration::from_secs(10)).unwrap();
         task.cancel("stop");
         let result = rt.block_on(task);
         assert_eq!(result.unwrap_err(), TaskError::Cancelled(CancelReason::user("stop")));
@@ -214,21 +300,9 @@ fn a_cancelled_task_whose_scope_body_panics_on_drop_resolves_after_the_children(
         let rt = runtime(2);
         let alive = Alive::default();
         let children = alive.clone();
-        let (spawned_tx, spawned) = mpsc::channel();
-        let task = rt.spawn(async move {
-            klaw::scope!(|s| {
-                let _bomb = PanicOnDrop;
-                let guard = children.guard(Duration::from_millis(150));
-                s.spawn(async move {
-                    let _guard = guard;
-                    pending::<()>().await;
-                });
-                spawned_tx.send(()).unwrap();
-                pending::<()>().await;
-                Ok(())
-            })
+        let task = spawn_and_wait_for_its_signal(&rt, |spawned| async move {
+            scope_whose_body_panics_on_drop(&children, || spawned.send(()).unwrap()).await
         });
-        spawned.recv_timeout(Duration::from_secs(10)).unwrap();
         task.cancel("stop");
         let result = rt.block_on(task);
         assert!(result.is_err(), "{result:?}");
@@ -240,28 +314,12 @@ fn a_cancelled_task_whose_scope_body_panics_on_drop_resolves_after_the_children(
 /// until the children have ended, as `std::thread::scope` does.
 #[test]
 fn a_scope_whose_body_panics_on_drop_dropped_outside_any_task_blocks_until_its_children_end() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let alive = Alive::default();
-        let children = alive.clone();
-        rt.block_on(async move {
-            let mut scope = Box::pin(async move {
-                klaw::scope!(|s| {
-                    let _bomb = PanicOnDrop;
-                    let guard = children.guard(Duration::from_millis(150));
-                    s.spawn(async move {
-                        let _guard = guard;
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                })
-            });
-            assert!(futures_lite::future::poll_once(&mut scope).await.is_none());
-            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(scope)));
-            assert!(dropped.is_err(), "the destructor's panic comes out of the drop");
-            assert_eq!(alive.count(), 0, "the dropped scope detached its child");
-        });
+    outside_any_task(|alive| async move {
+        let mut scope = Box::pin(scope_whose_body_panics_on_drop(&alive, || {}));
+        assert!(futures_lite::future::poll_once(&mut scope).await.is_none());
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(scope)));
+        assert!(dropped.is_err(), "the destructor's panic comes out of the drop");
+        assert_eq!(alive.count(), 0, "the dropped scope detached its child");
     });
 }
 
@@ -274,19 +332,8 @@ fn a_region_dropping_a_scope_whose_body_panics_on_drop_still_outlives_its_childr
         let alive = Alive::default();
         let children = alive.clone();
         let task = rt.spawn(async move {
-            let _ = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
-                klaw::scope!(|s| {
-                    let _bomb = PanicOnDrop;
-                    let guard = children.guard(Duration::from_millis(150));
-                    s.spawn(async move {
-                        let _guard = guard;
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                })
-            })
-            .await;
+            let scope = scope_whose_body_panics_on_drop(&children, || {});
+            let _ = klaw::cancel::move_on_after(Duration::from_millis(10), scope).await;
         });
         let result = rt.block_on(task);
         assert!(matches!(result, Err(TaskError::Panicked(_))), "{result:?}");
@@ -307,11 +354,7 @@ fn a_local_child_panicking_on_drop_does_not_cut_the_regions_wait_short() {
                     let _bomb = PanicOnDrop;
                     pending::<()>().await;
                 });
-                let guard = children.guard(Duration::from_millis(150));
-                s.spawn(async move {
-                    let _guard = guard;
-                    pending::<()>().await;
-                });
+                s.spawn(slow_child(&children));
                 pending::<()>().await;
                 Ok(())
             })
@@ -330,26 +373,14 @@ fn a_local_child_panicking_on_drop_does_not_cut_the_regions_wait_short() {
 fn a_local_child_that_is_a_scope_resolves_after_its_grandchildren_when_cancelled() {
     in_task(|| async move {
         let alive = Alive::default();
-        let children = alive.clone();
         klaw::scope!(|s| {
             let local = s.spawn_local(async {
-                let _ = klaw::scope!(|inner| {
-                    let guard = children.guard(Duration::from_millis(150));
-                    inner.spawn(async move {
-                        let _guard = guard;
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                });
+                let _ = scope_with_a_slow_child(&alive, || {}).await;
             });
             until(|| alive.count() == 1).await;
             local.cancel("stop");
             let result = local.await;
-            assert!(
-                matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
-                "{result:?}"
-            );
+            assert!(is_cancelled(&result), "{result:?}");
             assert_eq!(
                 alive.count(),
                 0,
@@ -371,16 +402,7 @@ fn a_started_child_that_is_a_scope_is_waited_for_when_the_scope_is_cancelled() {
         let result: Result<(), Error> = klaw::scope!(|s| {
             let ((), _server) = s
                 .start(move |ready: Ready<()>| async move {
-                    let _ = klaw::scope!(|inner| {
-                        let guard = children.guard(Duration::from_millis(150));
-                        inner.spawn(async move {
-                            let _guard = guard;
-                            pending::<()>().await;
-                        });
-                        ready.ready(());
-                        pending::<()>().await;
-                        Ok(())
-                    });
+                    let _ = scope_with_a_slow_child(&children, || ready.ready(())).await;
                 })
                 .await?;
             s.cancel("stop");
@@ -405,11 +427,7 @@ fn a_background_child_of_a_scope_dropped_by_a_region_is_waited_for() {
         let children = alive.clone();
         let outcome = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
             klaw::scope!(|s| {
-                let guard = children.guard(Duration::from_millis(150));
-                s.spawn_background(async move {
-                    let _guard = guard;
-                    pending::<()>().await;
-                });
+                s.spawn_background(slow_child(&children));
                 pending::<()>().await;
                 Ok(())
             })
@@ -454,12 +472,7 @@ fn a_blocking_grandchilds_failure_after_its_scope_was_dropped_fails_the_outer_sc
             s.spawn(async {
                 let inner = async {
                     klaw::scope!(|inner| {
-                        inner.spawn(BlockingTask::fallible(|| {
-                            while !klaw::cancel::is_cancelled() {
-                                std::thread::sleep(Duration::from_millis(1));
-                            }
-                            Err::<(), _>(FetchError(2))
-                        }));
+                        inner.spawn(fails_once_cancelled(2, &Flag::default()));
                         pending::<()>().await;
                         Ok(())
                     })
@@ -482,29 +495,15 @@ fn a_blocking_grandchilds_failure_after_its_scope_was_dropped_fails_the_outer_sc
 /// children have ended.
 #[test]
 fn a_scope_dropped_by_a_foreign_executor_blocks_until_its_children_end() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let alive = Alive::default();
-        let children = alive.clone();
-        rt.block_on(async move {
-            let tokio_rt =
-                tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-            let scope = async move {
-                let _ = klaw::scope!(|s| {
-                    let guard = children.guard(Duration::from_millis(150));
-                    s.spawn(async move {
-                        let _guard = guard;
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                });
-            };
-            tokio_rt.block_on(futures_lite::future::or(scope, async {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }));
-            assert_eq!(alive.count(), 0, "the foreign executor's drop detached the scope's child");
-        });
+    outside_any_task(|alive| async move {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let scope = async {
+            let _ = scope_with_a_slow_child(&alive, || {}).await;
+        };
+        tokio_rt.block_on(futures_lite::future::or(scope, async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }));
+        assert_eq!(alive.count(), 0, "the foreign executor's drop detached the scope's child");
     });
 }
 
@@ -512,29 +511,16 @@ fn a_scope_dropped_by_a_foreign_executor_blocks_until_its_children_end() {
 /// future, and that drop blocks until the scope's children have ended.
 #[test]
 fn a_scope_in_a_foreign_runtime_that_is_dropped_blocks_until_its_children_end() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let alive = Alive::default();
+    outside_any_task(|alive| async move {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let children = alive.clone();
-        rt.block_on(async move {
-            let tokio_rt =
-                tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-            let _join = tokio_rt.spawn(async move {
-                let _ = klaw::scope!(|s| {
-                    let guard = children.guard(Duration::from_millis(150));
-                    s.spawn(async move {
-                        let _guard = guard;
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                });
-            });
-            tokio_rt.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
-            assert_eq!(alive.count(), 1, "the scope ran under tokio");
-            drop(tokio_rt);
-            assert_eq!(alive.count(), 0, "the foreign runtime's drop detached the scope's child");
+        let _join = tokio_rt.spawn(async move {
+            let _ = scope_with_a_slow_child(&children, || {}).await;
         });
+        tokio_rt.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
+        assert_eq!(alive.count(), 1, "the scope ran under tokio");
+        drop(tokio_rt);
+        assert_eq!(alive.count(), 0, "the foreign runtime's drop detached the scope's child");
     });
 }
 
@@ -542,27 +528,12 @@ fn a_scope_in_a_foreign_runtime_that_is_dropped_blocks_until_its_children_end() 
 /// what the scope left running to no frame, so it blocks until that has ended.
 #[test]
 fn a_region_around_a_scope_dropped_outside_any_task_blocks_until_the_children_end() {
-    with_deadline(|| {
-        let rt = runtime(2);
-        let alive = Alive::default();
-        let children = alive.clone();
-        rt.block_on(async move {
-            let mut region =
-                Box::pin(klaw::cancel::move_on_after(Duration::from_secs(60), async move {
-                    klaw::scope!(|s| {
-                        let guard = children.guard(Duration::from_millis(150));
-                        s.spawn(async move {
-                            let _guard = guard;
-                            pending::<()>().await;
-                        });
-                        pending::<()>().await;
-                        Ok(())
-                    })
-                }));
-            assert!(futures_lite::future::poll_once(&mut region).await.is_none());
-            drop(region);
-            assert_eq!(alive.count(), 0, "the dropped region detached the scope's child");
-        });
+    outside_any_task(|alive| async move {
+        let scope = scope_with_a_slow_child(&alive, || {});
+        let mut region = Box::pin(klaw::cancel::move_on_after(Duration::from_secs(60), scope));
+        assert!(futures_lite::future::poll_once(&mut region).await.is_none());
+        drop(region);
+        assert_eq!(alive.count(), 0, "the dropped region detached the scope's child");
     });
 }
 
@@ -577,25 +548,20 @@ fn a_dropped_runtimes_scope_task_resolves_after_its_blocking_grandchild() {
         let rt = runtime(2);
         let done = Flag::default();
         let finished = done.clone();
-        let (started_tx, started) = mpsc::channel();
-        let task = rt.spawn(async move {
+        let task = spawn_and_wait_for_its_signal(&rt, |started| async move {
             klaw::scope!(|s| {
                 s.spawn(async move {
-                    let _ = klaw::scope!(|inner| {
-                        inner.spawn_blocking(move || {
-                            started_tx.send(()).unwrap();
-                            std::thread::sleep(Duration::from_millis(200));
-                            finished.set();
-                        });
-                        pending::<()>().await;
-                        Ok(())
-                    });
+                    let _ = scope_with_a_blocking_child(move || {
+                        started.send(()).unwrap();
+                        std::thread::sleep(Duration::from_millis(200));
+                        finished.set();
+                    })
+                    .await;
                 });
                 pending::<()>().await;
                 Ok(())
             })
         });
-        started.recv_timeout(Duration::from_secs(10)).unwrap();
         drop(rt);
         let result = futures_lite::future::block_on(task);
         assert_eq!(result.unwrap_err(), TaskError::Cancelled(CancelReason::Shutdown));
@@ -611,26 +577,15 @@ fn a_shut_down_runtimes_task_resolves_after_a_local_childs_grandchildren() {
         let rt = runtime(2);
         let alive = Alive::default();
         let children = alive.clone();
-        let (started_tx, started) = mpsc::channel();
-        let task = rt.spawn(async move {
+        let task = spawn_and_wait_for_its_signal(&rt, |started| async move {
             klaw::scope!(|s| {
                 s.spawn_local(async {
-                    let _ = klaw::scope!(|inner| {
-                        let guard = children.guard(Duration::from_millis(150));
-                        inner.spawn(async move {
-                            let _guard = guard;
-                            pending::<()>().await;
-                        });
-                        started_tx.send(()).unwrap();
-                        pending::<()>().await;
-                        Ok(())
-                    });
+                    let _ = scope_with_a_slow_child(&children, || started.send(()).unwrap()).await;
                 });
                 pending::<()>().await;
                 Ok(())
             })
         });
-        started.recv_timeout(Duration::from_secs(10)).unwrap();
         let _report = rt.shutdown(Duration::ZERO);
         let result = futures_lite::future::block_on(task);
         assert!(matches!(result, Err(TaskError::Cancelled(_))), "{result:?}");
@@ -690,15 +645,8 @@ fn a_cancel_racing_a_scope_tasks_completion_is_decided_once_and_waits_for_the_ch
 fn a_limited_blocking_childs_failure_after_its_handles_cancel_is_reported_once() {
     in_task(|| async move {
         let started = Flag::default();
-        let seen = started.clone();
         let result: Result<(), Error> = klaw::scope!(limit = 1, |s| {
-            let child = s.spawn(BlockingTask::fallible(move || {
-                seen.set();
-                while !klaw::cancel::is_cancelled() {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err::<(), _>(FetchError(4))
-            }));
+            let child = s.spawn(fails_once_cancelled(4, &started));
             until(|| started.is_set()).await;
             child.cancel("stop");
             klaw::time::sleep(Duration::from_secs(10)).await; // the failure cancels this
@@ -714,15 +662,8 @@ fn a_limited_blocking_childs_failure_after_its_handles_cancel_is_reported_once()
 fn a_background_childs_failure_after_it_was_stopped_is_in_the_scopes_result() {
     in_task(|| async move {
         let started = Flag::default();
-        let seen = started.clone();
         let result: Result<(), Error> = klaw::scope!(|s| {
-            s.spawn_background(BlockingTask::fallible(move || {
-                seen.set();
-                while !klaw::cancel::is_cancelled() {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err::<(), _>(FetchError(5))
-            }));
+            s.spawn_background(fails_once_cancelled(5, &started));
             until(|| started.is_set()).await;
             Ok(())
         });
@@ -743,15 +684,12 @@ fn a_sibling_failure_waits_for_a_local_grandchilds_blocking_great_grandchild() {
             s.spawn(async move {
                 let _ = klaw::scope!(|middle| {
                     middle.spawn_local(async {
-                        let _ = klaw::scope!(|inner| {
-                            inner.spawn_blocking(move || {
-                                seen.set();
-                                std::thread::sleep(Duration::from_millis(150));
-                                finished.set();
-                            });
-                            pending::<()>().await;
-                            Ok(())
-                        });
+                        let _ = scope_with_a_blocking_child(move || {
+                            seen.set();
+                            std::thread::sleep(Duration::from_millis(150));
+                            finished.set();
+                        })
+                        .await;
                     });
                     pending::<()>().await;
                     Ok(())

@@ -28,7 +28,18 @@ use klaw::sync::{
 mod mock_task;
 
 use common::within;
-use mock_task::{mock, pending, ready};
+use mock_task::{MockTask, mock, pending, ready};
+
+/// Two futures from `make`, polled in that order so that both wait in line: where the tests of
+/// a wait cancelled in line, or cancelled after its wake-up, start.
+#[track_caller]
+fn two_in_line<F: Future>(mut make: impl FnMut() -> F) -> (MockTask<F>, MockTask<F>) {
+    let mut first = mock(make());
+    let mut second = mock(make());
+    pending(first.poll());
+    pending(second.poll());
+    (first, second)
+}
 
 // ---- Mutex: ported from tokio's sync_mutex.rs.
 
@@ -108,10 +119,7 @@ fn mutex_debug_formats() {
 fn mutex_a_lock_cancelled_in_line_loses_nothing() {
     let mutex = Mutex::new(0);
     let guard = mutex.try_lock().unwrap();
-    let mut cancelled = mock(mutex.lock());
-    let mut next = mock(mutex.lock());
-    pending(cancelled.poll());
-    pending(next.poll());
+    let (cancelled, mut next) = two_in_line(|| mutex.lock());
     drop(cancelled);
     drop(guard);
     assert!(next.is_woken(), "the next in line is woken");
@@ -122,10 +130,7 @@ fn mutex_a_lock_cancelled_in_line_loses_nothing() {
 fn mutex_a_lock_cancelled_after_its_wake_up_passes_it_on() {
     let mutex = Mutex::new(0);
     let guard = mutex.try_lock().unwrap();
-    let mut woken = mock(mutex.lock());
-    let mut next = mock(mutex.lock());
-    pending(woken.poll());
-    pending(next.poll());
+    let (woken, mut next) = two_in_line(|| mutex.lock());
     drop(guard);
     assert!(woken.is_woken());
     assert!(!next.is_woken());
@@ -312,10 +317,7 @@ fn rwlock_downgrade_lets_waiting_reads_in() {
 fn rwlock_a_write_cancelled_after_its_wake_up_passes_the_lock_on() {
     let lock = RwLock::new(0);
     let reader = lock.try_read().unwrap();
-    let mut woken = mock(lock.write());
-    let mut next = mock(lock.write());
-    pending(woken.poll());
-    pending(next.poll());
+    let (woken, mut next) = two_in_line(|| lock.write());
     drop(reader);
     assert!(woken.is_woken());
     drop(woken); // woken, never polled again
@@ -328,10 +330,7 @@ fn rwlock_a_write_cancelled_after_its_wake_up_passes_the_lock_on() {
 fn rwlock_a_read_cancelled_after_its_wake_up_passes_it_on() {
     let lock = RwLock::new(0);
     let writer = lock.try_write().unwrap();
-    let mut woken = mock(lock.read());
-    let mut next = mock(lock.read());
-    pending(woken.poll());
-    pending(next.poll());
+    let (woken, mut next) = two_in_line(|| lock.read());
     drop(writer);
     drop(woken); // woken (or about to be), never polled again
     assert!(next.is_woken(), "the next reader is woken");
@@ -342,10 +341,7 @@ fn rwlock_a_read_cancelled_after_its_wake_up_passes_it_on() {
 fn rwlock_a_read_cancelled_in_line_loses_nothing() {
     let lock = RwLock::new(0);
     let writer = lock.try_write().unwrap();
-    let mut cancelled = mock(lock.read());
-    let mut next = mock(lock.read());
-    pending(cancelled.poll());
-    pending(next.poll());
+    let (cancelled, mut next) = two_in_line(|| lock.read());
     drop(cancelled);
     drop(writer);
     assert!(next.is_woken());
@@ -395,21 +391,30 @@ async fn semaphore_add_permits_wakes_a_waiter() {
     handle.await.unwrap();
 }
 
-#[test]
-fn semaphore_add_permits_open_and_closed() {
+/// Runs `check(semaphore, closed, size, n)` on a new semaphore of `size` permits, open and then
+/// closed, for every `size` and `n` from 0 to 3: the grid both tests of changing the number of
+/// permits walk.
+fn each_small_semaphore_open_and_closed(mut check: impl FnMut(Semaphore, bool, usize, usize)) {
     for close in [false, true] {
         for size in 0..4 {
-            for add in 0..4 {
+            for n in 0..4 {
                 let semaphore = Semaphore::new(size);
                 if close {
                     semaphore.close();
                 }
-                semaphore.add_permits(add);
-                assert_eq!(semaphore.available_permits(), size + add);
-                assert_eq!(semaphore.is_closed(), close);
+                check(semaphore, close, size, n);
             }
         }
     }
+}
+
+#[test]
+fn semaphore_add_permits_open_and_closed() {
+    each_small_semaphore_open_and_closed(|semaphore, close, size, add| {
+        semaphore.add_permits(add);
+        assert_eq!(semaphore.available_permits(), size + add);
+        assert_eq!(semaphore.is_closed(), close);
+    });
 }
 
 #[test]
@@ -425,21 +430,13 @@ fn semaphore_forget() {
 
 #[test]
 fn semaphore_forget_permits_open_and_closed() {
-    for close in [false, true] {
-        for size in 0..4 {
-            for sub in 0..4 {
-                let semaphore = Semaphore::new(size);
-                if close {
-                    semaphore.close();
-                }
-                let forgotten = semaphore.forget_permits(sub);
-                let expected = size.saturating_sub(sub);
-                assert_eq!(semaphore.available_permits(), expected, "{size} - {sub}");
-                assert_eq!(forgotten, size - expected);
-                assert_eq!(semaphore.is_closed(), close);
-            }
-        }
-    }
+    each_small_semaphore_open_and_closed(|semaphore, close, size, sub| {
+        let forgotten = semaphore.forget_permits(sub);
+        let expected = size.saturating_sub(sub);
+        assert_eq!(semaphore.available_permits(), expected, "{size} - {sub}");
+        assert_eq!(forgotten, size - expected);
+        assert_eq!(semaphore.is_closed(), close);
+    });
 }
 
 #[test]
@@ -598,10 +595,7 @@ fn semaphore_created_past_max_permits_panics() {
 #[test]
 fn semaphore_an_acquire_cancelled_in_line_loses_nothing() {
     let semaphore = Semaphore::new(0);
-    let mut cancelled = mock(semaphore.acquire());
-    let mut next = mock(semaphore.acquire());
-    pending(cancelled.poll());
-    pending(next.poll());
+    let (cancelled, mut next) = two_in_line(|| semaphore.acquire());
     drop(cancelled);
     semaphore.add_permits(1);
     assert!(next.is_woken());
@@ -614,10 +608,7 @@ fn semaphore_an_acquire_cancelled_in_line_loses_nothing() {
 #[test]
 fn semaphore_an_acquire_cancelled_after_it_was_given_its_permit_passes_it_on() {
     let semaphore = Semaphore::new(0);
-    let mut granted = mock(semaphore.acquire());
-    let mut next = mock(semaphore.acquire());
-    pending(granted.poll());
-    pending(next.poll());
+    let (granted, mut next) = two_in_line(|| semaphore.acquire());
     semaphore.add_permits(1);
     assert!(granted.is_woken());
     assert!(!next.is_woken());
@@ -911,19 +902,13 @@ fn barrier_lots() {
 #[test]
 fn barrier_a_wait_cancelled_after_it_arrived_still_counts_and_loses_no_wake_up() {
     let barrier = Barrier::new(3);
-    let mut cancelled = mock(barrier.wait());
-    let mut other = mock(barrier.wait());
-    pending(cancelled.poll());
-    pending(other.poll());
+    let (cancelled, mut other) = two_in_line(|| barrier.wait());
     drop(cancelled);
     assert!(ready(mock(barrier.wait()).poll()).is_leader());
     assert!(other.is_woken());
     assert!(!ready(other.poll()).is_leader());
     // The next group: three new arrivals.
-    let mut first = mock(barrier.wait());
-    let mut second = mock(barrier.wait());
-    pending(first.poll());
-    pending(second.poll());
+    let (mut first, mut second) = two_in_line(|| barrier.wait());
     ready(mock(barrier.wait()).poll());
     ready(first.poll());
     ready(second.poll());
@@ -932,10 +917,7 @@ fn barrier_a_wait_cancelled_after_it_arrived_still_counts_and_loses_no_wake_up()
 #[test]
 fn barrier_a_wait_cancelled_after_its_wake_up_loses_nothing() {
     let barrier = Barrier::new(3);
-    let mut woken = mock(barrier.wait());
-    let mut other = mock(barrier.wait());
-    pending(woken.poll());
-    pending(other.poll());
+    let (woken, mut other) = two_in_line(|| barrier.wait());
     assert!(ready(mock(barrier.wait()).poll()).is_leader());
     assert!(woken.is_woken() && other.is_woken());
     drop(woken); // woken, never polled again
@@ -979,10 +961,7 @@ fn event_set_wakes_every_waiter_present_and_future() {
 #[test]
 fn event_a_wait_cancelled_in_line_loses_nothing() {
     let event = Event::new();
-    let mut cancelled = mock(event.wait());
-    let mut next = mock(event.wait());
-    pending(cancelled.poll());
-    pending(next.poll());
+    let (cancelled, mut next) = two_in_line(|| event.wait());
     drop(cancelled);
     event.set();
     assert!(next.is_woken());
@@ -992,10 +971,7 @@ fn event_a_wait_cancelled_in_line_loses_nothing() {
 #[test]
 fn event_a_wait_cancelled_after_its_wake_up_loses_nothing() {
     let event = Event::new();
-    let mut woken = mock(event.wait());
-    let mut next = mock(event.wait());
-    pending(woken.poll());
-    pending(next.poll());
+    let (woken, mut next) = two_in_line(|| event.wait());
     event.set();
     drop(woken);
     assert!(next.is_woken());
@@ -1046,10 +1022,7 @@ fn notify_notified_one() {
 #[test]
 fn notify_multi_notified_one() {
     let notify = Notify::new();
-    let mut first = mock(notify.notified());
-    let mut second = mock(notify.notified());
-    pending(first.poll());
-    pending(second.poll());
+    let (mut first, mut second) = two_in_line(|| notify.notified());
     notify.notify_one();
     ready(first.poll());
     pending(second.poll());
@@ -1068,10 +1041,7 @@ fn notify_notified_one_notify() {
 #[test]
 fn notify_notified_multi_notify() {
     let notify = Notify::new();
-    let mut first = mock(notify.notified());
-    let mut second = mock(notify.notified());
-    pending(first.poll());
-    pending(second.poll());
+    let (mut first, mut second) = two_in_line(|| notify.notified());
     notify.notify_one();
     assert!(first.is_woken());
     assert!(!second.is_woken());
@@ -1110,10 +1080,7 @@ fn notify_a_notified_cancelled_in_line_loses_nothing() {
 #[test]
 fn notify_a_notified_cancelled_after_its_wake_up_passes_it_on() {
     let notify = Notify::new();
-    let mut woken = mock(notify.notified());
-    let mut next = mock(notify.notified());
-    pending(woken.poll());
-    pending(next.poll());
+    let (woken, mut next) = two_in_line(|| notify.notified());
     notify.notify_one();
     assert!(woken.is_woken());
     assert!(!next.is_woken());
