@@ -924,6 +924,31 @@ fn watch_borrow_and_update_racing_sends_never_sees_a_value_twice() {
     }
 }
 
+/// channels.md: a watch's guard "holds the value's read lock, so a send waits until it is
+/// dropped". A send on another thread does not end while a receiver's guard lives, and ends
+/// once it is dropped, with the value the guard showed unchanged until then.
+#[test]
+fn a_watch_send_waits_until_the_receivers_guard_is_dropped() {
+    within(Duration::from_secs(10), || {
+        let (tx, rx) = watch::channel(1u32);
+        let guard = rx.borrow();
+        let sent = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                tx.send(2).unwrap();
+                sent.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!sent.load(Ordering::SeqCst), "the send ended while a guard was held");
+        assert_eq!(*guard, 1);
+        drop(guard);
+        sender.join().unwrap();
+        assert_eq!(*rx.borrow(), 2);
+    });
+}
+
 // ---- Wakers that come back into their channel (see `channel_edges` for the receivers'
 // wakers of every channel). Each scenario deadlocks if a waker is dropped or woken while the
 // channel holds the lock its hook takes.

@@ -186,7 +186,7 @@ impl<T> Sender<T> {
         Closed(waiting, PhantomData)
     }
 
-    /// The current value.
+    /// The current value. Hold the guard briefly: a send waits for it (see [`Ref`]).
     ///
     /// ```
     /// let (tx, _rx) = klaw::channel::watch::channel(5);
@@ -263,7 +263,8 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// The current value, without marking it seen. Hold the guard briefly: a send waits for it.
+    /// The current value, without marking it seen. Hold the guard briefly: a send waits for it
+    /// (see [`Ref`]).
     ///
     /// ```
     /// let (_tx, rx) = klaw::channel::watch::channel(String::from("x"));
@@ -273,7 +274,7 @@ impl<T> Receiver<T> {
         Ref(self.shared.read())
     }
 
-    /// The current value, marking it seen.
+    /// The current value, marking it seen. Hold the guard briefly (see [`Ref`]).
     ///
     /// ```
     /// let (tx, mut rx) = klaw::channel::watch::channel(1);
@@ -511,6 +512,12 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 }
 
 /// A read guard on a watch channel's value.
+///
+/// A send waits until every guard of its channel is dropped, so hold one briefly, and never
+/// across an `.await`. Drop it before this thread reads the channel's value again through any
+/// of its handles (another `borrow`, `borrow_and_update`, `wait_for`, a handle's `Debug`): while
+/// a send waits, the lock underneath (`std::sync::RwLock`) may make that second read wait for
+/// the send, which waits for the first guard, for ever (tokio's `watch` has the same rule).
 ///
 /// ```
 /// let (_tx, rx) = klaw::channel::watch::channel(vec![1, 2]);
