@@ -949,6 +949,30 @@ fn a_watch_send_waits_until_the_receivers_guard_is_dropped() {
     });
 }
 
+/// A watch handle's `Debug` shows the value, and never waits for the lock: formatting one while
+/// this thread holds a guard and a send waits for it shows `<locked>` (a read there could wait
+/// for the send, which waits for the guard).
+#[test]
+fn a_watch_handles_debug_shows_the_value_and_never_waits_for_a_waiting_send() {
+    within(Duration::from_secs(10), || {
+        let (tx, rx) = watch::channel(7u32);
+        assert_eq!(format!("{tx:?}"), "watch::Sender { value: 7 }");
+        assert_eq!(format!("{rx:?}"), "watch::Receiver { value: 7 }");
+        let guard = rx.borrow();
+        let sender = std::thread::spawn(move || tx.send(8).unwrap());
+        std::thread::sleep(Duration::from_millis(50)); // the send waits for the guard now
+        let shown = format!("{rx:?}");
+        assert!(
+            shown == "watch::Receiver { value: <locked> }"
+                || shown == "watch::Receiver { value: 7 }",
+            "{shown}"
+        );
+        drop(guard);
+        sender.join().unwrap();
+        assert_eq!(format!("{rx:?}"), "watch::Receiver { value: 8 }");
+    });
+}
+
 // ---- Wakers that come back into their channel (see `channel_edges` for the receivers'
 // wakers of every channel). Each scenario deadlocks if a waker is dropped or woken while the
 // channel holds the lock its hook takes.

@@ -39,6 +39,21 @@ impl<T> Shared<T> {
     fn read(&self) -> RwLockReadGuard<'_, T> {
         self.value.read()
     }
+
+    /// A handle's `Debug`: the value if it can be read at once, else `<locked>` (a send holds or
+    /// waits for the lock), so formatting a handle never waits, not even while this thread
+    /// holds a guard and a send waits (see [`Ref`]).
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        T: fmt::Debug,
+    {
+        let mut out = f.debug_struct(name);
+        match self.value.try_read() {
+            Some(value) => out.field("value", &*value),
+            None => out.field("value", &format_args!("<locked>")),
+        };
+        out.finish()
+    }
 }
 
 /// A watch channel holding `initial` until the first send.
@@ -242,7 +257,7 @@ impl<T> Drop for Sender<T> {
 
 impl<T: fmt::Debug> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("watch::Sender").field("value", &*self.shared.read()).finish()
+        self.shared.debug("watch::Sender", f)
     }
 }
 
@@ -507,7 +522,7 @@ impl<T> fmt::Debug for Closed<'_, T> {
 
 impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("watch::Receiver").field("value", &*self.shared.read()).finish()
+        self.shared.debug("watch::Receiver", f)
     }
 }
 
@@ -515,7 +530,7 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 ///
 /// A send waits until every guard of its channel is dropped, so hold one briefly, and never
 /// across an `.await`. Drop it before this thread reads the channel's value again through any
-/// of its handles (another `borrow`, `borrow_and_update`, `wait_for`, a handle's `Debug`): while
+/// of its handles (another `borrow`, `borrow_and_update`, `wait_for`): while
 /// a send waits, the lock underneath (`std::sync::RwLock`) may make that second read wait for
 /// the send, which waits for the first guard, for ever (tokio's `watch` has the same rule).
 ///
