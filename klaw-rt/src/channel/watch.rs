@@ -530,9 +530,9 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 ///
 /// A send waits until every guard of its channel is dropped, so hold one briefly, and never
 /// across an `.await`. Drop it before this thread reads the channel's value again through any
-/// of its handles (another `borrow`, `borrow_and_update`, `wait_for`): while
-/// a send waits, the lock underneath (`std::sync::RwLock`) may make that second read wait for
-/// the send, which waits for the first guard, for ever (tokio's `watch` has the same rule).
+/// of its handles (another `borrow`, `borrow_and_update`, `wait_for`): while a send waits, the
+/// lock underneath (`std::sync::RwLock`) may make that second read wait for the send, which
+/// waits for the first guard, for ever (tokio's `watch` has the same rule).
 ///
 /// ```
 /// let (_tx, rx) = klaw::channel::watch::channel(vec![1, 2]);
