@@ -46,10 +46,11 @@ pub use klaw_rt::task::{CancelReason, Task, TaskError, TaskHandle};
 /// Tasks: what can be spawned or awaited as a task, how a task ended, and handles to it.
 pub mod task {
     pub use klaw_rt::coop::{Unconstrained, consume_budget, unconstrained};
-    pub use klaw_rt::runtime::InlineBlockingTask;
+    pub use klaw_rt::runtime::InlineTask;
+    pub use klaw_rt::scope::InlineBlockingTask;
     pub use klaw_rt::task::{
-        BlockingTask, BoxError, ExitReason, Fallible, InlineTask, IntoTask, Outcome, Plain,
-        TaskFailure, TaskId, TaskInfo, TaskRef, current_task_id,
+        BlockingTask, BoxError, ExitReason, Fallible, IntoTask, Outcome, Plain, TaskFailure,
+        TaskId, TaskInfo, TaskRef, current_task_id,
     };
 }
 

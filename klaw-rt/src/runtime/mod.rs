@@ -15,7 +15,7 @@ mod dump;
 pub mod entry;
 mod executor;
 mod in_task;
-mod inline_blocking;
+mod inline_task;
 pub(crate) mod limit;
 mod paused;
 pub(crate) mod spawn;
@@ -53,7 +53,7 @@ pub(crate) use spawn::Placement;
 use spawn::{NoParent, ParentLink, spawn_blocking_on, spawn_on};
 
 use context::Context;
-pub use inline_blocking::InlineBlockingTask;
+pub use inline_task::InlineTask;
 use stats::{Stats, wait_until};
 use tokio_context::{OwnedTokio, TokioContext};
 
@@ -639,8 +639,8 @@ impl Handle {
         spawn_on(self.spawner(), &self.shared, task, placement, parent)
     }
 
-    /// Spawns a scope's blocking child (or, with no parent, a blocking task awaited inline):
-    /// registered with `parent` before it is queued.
+    /// Spawns a scope's blocking child (or a blocking task awaited inline, whose parent is the
+    /// code awaiting it): registered with `parent` before it is queued.
     pub(crate) fn spawn_blocking_child<F, O, M, P>(
         &self,
         task: BlockingTask<F, M>,

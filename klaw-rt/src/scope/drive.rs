@@ -113,6 +113,11 @@ where
 /// - Several failed: [`Error::Scope`] with all of them, the first first.
 /// - Cancelled with nothing failing ([`Scope::cancel`]): `Error::Task` with `TaskError::Cancelled`.
 ///
+/// The future is the scope: the code that awaits it or drops it waits for the children. Polled
+/// and then moved out of the task that polled it (returned as its output, sent elsewhere), it
+/// takes its children with it, and that task can end while they run; whoever holds it then
+/// waits for them. `scope!` awaits in place, so its scope never moves.
+///
 /// ```
 /// use klaw::{scope::{ScopeOptions, scope_with}};
 /// # klaw::runtime::block_on(async {

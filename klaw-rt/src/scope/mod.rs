@@ -8,6 +8,7 @@
 
 mod drive;
 mod handle;
+mod inline_blocking;
 #[cfg(all(test, klaw_loom))]
 mod loom;
 pub(crate) mod registry;
@@ -19,6 +20,7 @@ pub use drive::{
     ScopeBody, ScopeBodyError, ScopeResult, scope_with, scope_with_error, typed_scope_body,
 };
 pub use handle::ScopeHandle;
+pub use inline_blocking::InlineBlockingTask;
 pub use set::ChildSet;
 pub use spawnable::{
     ChildKind, ChildOutput, IsTask, PlainValue, ResultNeedsTaskFallibleOrTaskNew, SpawnTarget,

@@ -7,7 +7,6 @@ pub(crate) mod descendants;
 pub(crate) mod error;
 pub(crate) mod guard;
 pub(crate) mod handle;
-mod inline;
 #[cfg(all(test, klaw_loom))]
 mod loom;
 mod reason;
@@ -19,7 +18,6 @@ pub(crate) mod state;
 pub use current::current_task_id;
 pub use error::{BoxError, TaskError, TaskFailure, TaskInfo};
 pub use handle::{TaskHandle, TaskRef};
-pub use inline::InlineTask;
 pub use reason::{CancelReason, ExitReason};
 pub use spec::{BlockingTask, Fallible, IntoTask, Outcome, Plain, Task};
 
