@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use event_listener::EventListener;
-
 use crate::cancel::RegionState;
 use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::state::Tie;
 use crate::coop;
+use crate::sync::wakers::{Ticket, poll_or_wait};
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 use crate::task::guard;
@@ -230,7 +229,7 @@ impl Token {
     /// assert_eq!(reason, klaw::CancelReason::user("done"));
     /// ```
     pub fn cancelled(&self) -> Cancelled<'_> {
-        Cancelled { state: &self.0, listener: None }
+        Cancelled { state: &self.0, ticket: Ticket::default() }
     }
 
     /// Runs `future` until it finishes (`Ok`) or this token is cancelled (`Err(reason)`; the
@@ -282,28 +281,33 @@ impl fmt::Debug for Token {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Cancelled<'a> {
     state: &'a RegionState,
-    listener: Option<Pin<Box<EventListener>>>,
+    ticket: Ticket,
 }
 
 impl Future for Cancelled<'_> {
     type Output = CancelReason;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CancelReason> {
-        loop {
-            if let Some(reason) = self.state.reason() {
-                return Poll::Ready(reason.clone());
-            }
-            match self.listener.as_mut() {
-                // Listen, then look again: a cancel between the two is seen by the look.
-                None => self.listener = Some(Box::pin(self.state.listen())),
-                Some(listener) => {
-                    if listener.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.listener = None;
-                }
-            }
+        if let Some(reason) = self.state.reason() {
+            return Poll::Ready(reason.clone());
         }
+        // The look again under the waiters' lock sees a cancel that set the reason before it;
+        // one after it takes this waker out and wakes it.
+        let Cancelled { state, ticket } = &mut *self;
+        poll_or_wait(
+            state.cancelled_waiters(),
+            |waiters| waiters,
+            ticket,
+            cx,
+            |_| state.reason().cloned(),
+        )
+    }
+}
+
+impl Drop for Cancelled<'_> {
+    fn drop(&mut self) {
+        let removed = self.state.cancelled_waiters().lock().remove(&mut self.ticket);
+        drop(removed); // after the lock
     }
 }
 

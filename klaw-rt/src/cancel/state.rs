@@ -13,10 +13,10 @@
 
 use std::sync::{Arc, Weak};
 
-use event_listener::Event;
 use slab::Slab;
 
 use crate::cancel::frames::{self, Enclosing};
+use crate::sync::wakers::WakerSet;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, SetOnce, WakerSlot};
 use crate::task::CancelReason;
 use crate::task::core::HeaderRef;
@@ -51,8 +51,9 @@ pub(crate) struct RegionState {
     completion_claimed: AtomicBool,
     /// The task that polls the region.
     waker: WakerSlot,
-    /// Everyone awaiting `cancelled()`.
-    cancelled_event: Event,
+    /// Everyone awaiting `cancelled()` (`Cancelled`): taken out under the lock and woken after
+    /// it, since a waker may come back into this token (drop another waiter, say).
+    cancelled_waiters: Mutex<WakerSet>,
     /// The regions and tokens that hear this one, and how.
     children: Mutex<Slab<(Weak<RegionState>, Tie)>>,
     /// Where this one is registered: a parent token, an enclosing frame, or both (a region
@@ -80,13 +81,18 @@ impl RegionState {
         self.own.get()
     }
 
-    /// Cancels the region itself; true if this call decided it (the first reason wins).
+    /// Cancels the region itself; true if this call decided it (the first reason wins). Either
+    /// way, once it returns the region looks cancelled (`is_cancelled`, `reason`).
     pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
-        if self.own.set(reason.clone()).is_err() {
+        if let Err(reason) = self.own.set(reason.clone()) {
+            // Another cancel decided it, and may not have recorded its reason as heard yet:
+            // record it here. Whichever call records it tells the waiters and the children,
+            // once.
+            self.heard(self.own.get().cloned().unwrap_or(reason));
             return false;
         }
-        self.waker.wake();
         self.heard(reason);
+        self.waker.wake();
         true
     }
 
@@ -101,7 +107,7 @@ impl RegionState {
         if self.first.set(reason.clone()).is_err() {
             return;
         }
-        self.cancelled_event.notify(usize::MAX);
+        self.wake_waiters();
         // Iteratively, so a long chain of tokens cannot overflow the stack.
         let mut pending = self.hearing_children(&reason);
         while let Some((child, tie, reason)) = pending.pop() {
@@ -117,7 +123,7 @@ impl RegionState {
                 Tie::Enclosing => reason,
             };
             if child.first.set(heard.clone()).is_ok() {
-                child.cancelled_event.notify(usize::MAX);
+                child.wake_waiters();
                 pending.extend(child.hearing_children(&heard));
             }
         }
@@ -218,9 +224,16 @@ impl RegionState {
         self.waker.register(waker);
     }
 
-    /// A listener for `cancelled()`: notified when the region is cancelled in any way.
-    pub(crate) fn listen(&self) -> event_listener::EventListener {
-        self.cancelled_event.listen()
+    /// The wakers of the `cancelled()` futures: each registers there, under the lock, only
+    /// while `first` is unset as seen under that lock.
+    pub(crate) fn cancelled_waiters(&self) -> &Mutex<WakerSet> {
+        &self.cancelled_waiters
+    }
+
+    /// `first` was just set: wakes everyone awaiting `cancelled()`, outside the lock.
+    fn wake_waiters(&self) {
+        let wake = self.cancelled_waiters.lock().take_all();
+        wake.wake();
     }
 
     pub(crate) fn shield_enter(&self) {
@@ -235,16 +248,34 @@ impl RegionState {
     }
 }
 
-impl Drop for RegionState {
-    fn drop(&mut self) {
+impl RegionState {
+    /// Leaves the parent token and the task it was registered with; gives back the parents.
+    fn unlink(&self) -> Vec<Arc<RegionState>> {
         let links = std::mem::take(&mut *self.links.lock());
+        let mut parents = Vec::new();
         for link in links.into_iter().flatten() {
             match link {
                 Link::Region { parent, key } => {
                     let removed = parent.children.lock().try_remove(key);
                     drop(removed);
+                    parents.push(parent);
                 }
                 Link::Task { task, hook } => task.header().remove_hook(hook),
+            }
+        }
+        parents
+    }
+}
+
+impl Drop for RegionState {
+    fn drop(&mut self) {
+        // A parent whose last reference was this link goes with it, and so on up the chain:
+        // iteratively (each one's links taken before it drops), so that dropping the last of a
+        // long chain of child tokens cannot overflow the stack.
+        let mut parents = self.unlink();
+        while let Some(parent) = parents.pop() {
+            if let Some(last) = Arc::into_inner(parent) {
+                parents.extend(last.unlink());
             }
         }
     }

@@ -672,13 +672,18 @@ impl fmt::Debug for Handle {
 
 /// Runs a future to completion on this thread, without a runtime: timers and channels work,
 /// spawning needs a [`Runtime`]. For tests and small tools. The future runs with no
-/// cooperative budget, even when this is called inside a task.
+/// cooperative budget, even when this is called inside a task, and on real time, even on a
+/// paused runtime's thread (whose virtual clock could not move while this blocks it).
 ///
 /// ```
 /// assert_eq!(klaw::runtime::block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
     crate::poller::outside_tasks(|| {
+        // Without a runtime means real time too, also on a paused runtime's thread (its worker,
+        // its `block_on`): a timer made there would take the virtual clock, which cannot move
+        // while this call blocks the thread the clock waits for.
+        let _real_time = crate::time::clock::enter(None);
         async_io::block_on(crate::coop::unconstrained(future.into_future()))
     })
 }

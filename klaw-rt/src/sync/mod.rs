@@ -58,6 +58,8 @@ impl<T: ?Sized> UnsafeCell<T> {
 mod once;
 pub(crate) use once::SetOnce;
 
+pub(crate) mod wakers;
+
 #[cfg(not(klaw_loom))]
 mod spin;
 
