@@ -239,80 +239,70 @@ fn an_inline_tasks_timeout_returns_only_after_its_scopes_children() {
 
 // ---- 3. A blocking helper running a scope in a cancelled task's destructor --------------------
 
-/// book/src/cancellation.md:205-206: "klaw's blocking helpers (`block_on`, `send_blocking`...)
-/// called there, say from a destructor, work as anywhere." A destructor in the body of a task
-/// cancelled through its handle runs a scope with `klaw::runtime::block_on`: the scope must
-/// complete (not hang), and the task resolve after it.
-struct ScopeOnDrop(Flag);
+/// Runs `last_step` in the destructor of a value held by a task's body, once the task is
+/// cancelled through its handle and drops its body; gives what `last_step` said (true: it
+/// worked), after the task's handle resolved.
+fn in_a_cancelled_tasks_destructor(last_step: impl FnOnce() -> bool + Send + 'static) -> bool {
+    /// Runs its closure when dropped, and records what it said.
+    struct OnDrop(Option<Box<dyn FnOnce() -> bool + Send>>, Flag);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            if let Some(step) = self.0.take() {
+                if step() {
+                    self.1.set();
+                }
+            }
+        }
+    }
+    within(Duration::from_secs(20), move || {
+        let rt = runtime(2);
+        let (worked, started) = (Flag::default(), Flag::default());
+        let cleanup = OnDrop(Some(Box::new(last_step)), worked.clone());
+        let task_started = started.clone();
+        let handle = rt.spawn(async move {
+            let _cleanup = cleanup;
+            task_started.set();
+            std::future::pending::<()>().await;
+        });
+        assert!(wait_until(Duration::from_secs(10), || started.is_set()));
+        handle.cancel("stop");
+        let _ = rt.block_on(handle);
+        worked.is_set()
+    })
+}
 
-impl Drop for ScopeOnDrop {
-    fn drop(&mut self) {
+/// book/src/cancellation.md: "klaw's blocking helpers (`block_on`, `send_blocking`...) called
+/// there, say from a destructor, work as anywhere." A destructor in the body of a task cancelled
+/// through its handle runs a scope with `klaw::runtime::block_on`: the scope must complete (not
+/// hang), and the task resolve after it.
+#[test]
+fn a_scope_run_by_block_on_in_a_cancelled_tasks_destructor_completes() {
+    let ran = in_a_cancelled_tasks_destructor(|| {
         let value = klaw::runtime::block_on(async {
             klaw::scope!(|s| {
                 let child = s.spawn_local(async { 20 });
                 Ok(child.await? + 1)
             })
         });
-        if value.ok() == Some(21) {
-            self.0.set();
-        }
-    }
-}
-
-#[test]
-fn a_scope_run_by_block_on_in_a_cancelled_tasks_destructor_completes() {
-    within(Duration::from_secs(20), || {
-        let rt = runtime(2);
-        let ran = Flag::default();
-        let started = Flag::default();
-        let (flag, task_started) = (ran.clone(), started.clone());
-        let handle = rt.spawn(async move {
-            let _cleanup = ScopeOnDrop(flag);
-            task_started.set();
-            std::future::pending::<()>().await;
-        });
-        assert!(wait_until(Duration::from_secs(10), || started.is_set()));
-        handle.cancel("stop");
-        let _ = rt.block_on(handle);
-        assert!(ran.is_set(), "the scope in the destructor did not give its value");
+        value.ok() == Some(21)
     });
+    assert!(ran, "the scope in the destructor did not give its value");
 }
 
 /// The same with a parallel child: `s.spawn` inside a scope run by `block_on` in a cancelled
 /// task's destructor.
-struct SpawningScopeOnDrop(Flag);
-
-impl Drop for SpawningScopeOnDrop {
-    fn drop(&mut self) {
+#[test]
+fn a_scope_with_a_parallel_child_run_by_block_on_in_a_cancelled_tasks_destructor_completes() {
+    let ran = in_a_cancelled_tasks_destructor(|| {
         let value = klaw::runtime::block_on(async {
             klaw::scope!(|s| {
                 let child = s.spawn(async { 20 });
                 Ok(child.await? + 1)
             })
         });
-        if value.ok() == Some(21) {
-            self.0.set();
-        }
-    }
-}
-
-#[test]
-fn a_scope_with_a_parallel_child_run_by_block_on_in_a_cancelled_tasks_destructor_completes() {
-    within(Duration::from_secs(20), || {
-        let rt = runtime(2);
-        let ran = Flag::default();
-        let started = Flag::default();
-        let (flag, task_started) = (ran.clone(), started.clone());
-        let handle = rt.spawn(async move {
-            let _cleanup = SpawningScopeOnDrop(flag);
-            task_started.set();
-            std::future::pending::<()>().await;
-        });
-        assert!(wait_until(Duration::from_secs(10), || started.is_set()));
-        handle.cancel("stop");
-        let _ = rt.block_on(handle);
-        assert!(ran.is_set(), "the scope in the destructor did not give its value");
+        value.ok() == Some(21)
     });
+    assert!(ran, "the scope in the destructor did not give its value");
 }
 
 // ---- 4. Failures racing cancels: each failure that happened is reported exactly once -------
@@ -629,77 +619,34 @@ fn a_started_child_readying_then_failing_after_the_deadline_is_reported_once() {
 
 // ---- 8. Regions and scopes run by `block_on` in cancelled code ----------------------------------
 
-/// book/src/cancellation.md:205-206: "klaw's blocking helpers (`block_on`, `send_blocking`...)
-/// called there, say from a destructor, work as anywhere." A destructor in the body of a task
-/// cancelled through its handle bounds its cleanup with `move_on_after` under `block_on`: the
-/// region's own deadline must end it (it has nothing enclosing it that will drop it).
-struct BoundedCleanupOnDrop(Flag);
-
-impl Drop for BoundedCleanupOnDrop {
-    fn drop(&mut self) {
+/// A destructor in the body of a task cancelled through its handle bounds its cleanup with
+/// `move_on_after` under `block_on`: the region's own deadline must end it (nothing that
+/// encloses it will drop it).
+#[test]
+fn a_bounded_cleanup_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
+    let ran = in_a_cancelled_tasks_destructor(|| {
         let outcome = klaw::runtime::block_on(klaw::cancel::move_on_after(
             ms(5),
             std::future::pending::<()>(),
         ));
-        if outcome.is_none() {
-            self.0.set();
-        }
-    }
-}
-
-#[test]
-fn a_bounded_cleanup_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
-    within(Duration::from_secs(10), || {
-        let rt = runtime(2);
-        let ran = Flag::default();
-        let started = Flag::default();
-        let (flag, task_started) = (ran.clone(), started.clone());
-        let handle = rt.spawn(async move {
-            let _cleanup = BoundedCleanupOnDrop(flag);
-            task_started.set();
-            std::future::pending::<()>().await;
-        });
-        assert!(wait_until(Duration::from_secs(5), || started.is_set()));
-        handle.cancel("stop");
-        let _ = rt.block_on(handle);
-        assert!(ran.is_set(), "the region's deadline did not end the cleanup");
+        outcome.is_none()
     });
+    assert!(ran, "the region's deadline did not end the cleanup");
 }
 
 /// The same with a scope with its own `timeout` in the destructor: it must return `Elapsed`.
-struct TimedScopeOnDrop(Flag);
-
-impl Drop for TimedScopeOnDrop {
-    fn drop(&mut self) {
+#[test]
+fn a_timed_scope_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
+    let ran = in_a_cancelled_tasks_destructor(|| {
         let result: Result<(), Error> = klaw::runtime::block_on(async {
             klaw::scope!(timeout = "5ms", |_s| {
                 std::future::pending::<()>().await;
                 Ok(())
             })
         });
-        if matches!(result, Err(Error::Elapsed(_))) {
-            self.0.set();
-        }
-    }
-}
-
-#[test]
-fn a_timed_scope_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
-    within(Duration::from_secs(10), || {
-        let rt = runtime(2);
-        let ran = Flag::default();
-        let started = Flag::default();
-        let (flag, task_started) = (ran.clone(), started.clone());
-        let handle = rt.spawn(async move {
-            let _cleanup = TimedScopeOnDrop(flag);
-            task_started.set();
-            std::future::pending::<()>().await;
-        });
-        assert!(wait_until(Duration::from_secs(5), || started.is_set()));
-        handle.cancel("stop");
-        let _ = rt.block_on(handle);
-        assert!(ran.is_set(), "the scope's deadline did not end it");
+        matches!(result, Err(Error::Elapsed(_)))
     });
+    assert!(ran, "the scope's deadline did not end it");
 }
 
 /// A blocking child that sees its scope's cancellation (`is_cancelled()`, as
