@@ -373,6 +373,56 @@ fn failures_racing_handle_cancels_from_another_thread_are_each_reported_once() {
 
 // ---- 5. Randomised cancels of a scope that has every kind of child ---------------------------
 
+/// Spawns in `s` (a scope with `limit = 1`) a child of every kind, each counted in `alive` until
+/// it has ended: three limited children (two wait their turn), a blocking child, a local child in
+/// shielded cleanup (if `local`), a background child, and a started child that is itself a
+/// scope with a blocking grandchild; then lets them run 3 ms.
+async fn spawn_every_kind_of_child(s: &klaw::Scope<'_>, alive: &Alive, local: bool) {
+    for _ in 0..3 {
+        let guard = alive.guard(ms(1));
+        s.spawn(async move {
+            let _guard = guard;
+            klaw::time::sleep(ms(2)).await;
+        });
+    }
+    let guard = alive.guard(Duration::ZERO);
+    s.spawn_blocking(move || {
+        std::thread::sleep(ms(3));
+        drop(guard);
+    });
+    if local {
+        let guard = alive.guard(Duration::ZERO);
+        s.spawn_local(async move {
+            let _guard = guard;
+            shield(klaw::time::sleep(ms(2))).await;
+            std::future::pending::<()>().await;
+        });
+    }
+    let guard = alive.guard(ms(1));
+    s.spawn_background(async move {
+        let _guard = guard;
+        loop {
+            klaw::time::sleep(ms(1)).await;
+        }
+    });
+    let grandchildren = alive.clone();
+    let _ = s
+        .start(move |ready: klaw::scope::Ready<()>| async move {
+            let _: Result<(), Error> = klaw::scope!(|inner| {
+                let guard = grandchildren.guard(Duration::ZERO);
+                inner.spawn_blocking(move || {
+                    std::thread::sleep(ms(4));
+                    drop(guard);
+                });
+                ready.ready(());
+                klaw::time::sleep(ms(5)).await;
+                Ok(())
+            });
+        })
+        .await;
+    klaw::time::sleep(ms(3)).await;
+}
+
 /// Builds, in one task, a scope with: a limited pool (limit 1) with waiting children, a blocking
 /// child, a local child in shielded cleanup, a started child that is itself a scope with a
 /// blocking grandchild, and a background child; then cancels the task through its handle at a
@@ -389,47 +439,7 @@ fn a_task_cancelled_at_random_moments_resolves_after_every_kind_of_descendant() 
             let handle = rt.spawn(async move {
                 let alive = children;
                 let _: Result<(), Error> = klaw::scope!(limit = 1, |s| {
-                    for _ in 0..3 {
-                        let guard = alive.guard(ms(1));
-                        s.spawn(async move {
-                            let _guard = guard;
-                            klaw::time::sleep(ms(2)).await;
-                        });
-                    }
-                    let guard = alive.guard(Duration::ZERO);
-                    s.spawn_blocking(move || {
-                        std::thread::sleep(ms(3));
-                        drop(guard);
-                    });
-                    let guard = alive.guard(Duration::ZERO);
-                    s.spawn_local(async move {
-                        let _guard = guard;
-                        shield(klaw::time::sleep(ms(2))).await;
-                        std::future::pending::<()>().await;
-                    });
-                    let guard = alive.guard(ms(1));
-                    s.spawn_background(async move {
-                        let _guard = guard;
-                        loop {
-                            klaw::time::sleep(ms(1)).await;
-                        }
-                    });
-                    let grandchildren = alive.clone();
-                    let _ = s
-                        .start(move |ready: klaw::scope::Ready<()>| async move {
-                            let _: Result<(), Error> = klaw::scope!(|inner| {
-                                let guard = grandchildren.guard(Duration::ZERO);
-                                inner.spawn_blocking(move || {
-                                    std::thread::sleep(ms(4));
-                                    drop(guard);
-                                });
-                                ready.ready(());
-                                klaw::time::sleep(ms(5)).await;
-                                Ok(())
-                            });
-                        })
-                        .await;
-                    klaw::time::sleep(ms(3)).await;
+                    spawn_every_kind_of_child(s, &alive, true).await;
                     Ok(())
                 });
             });
@@ -463,41 +473,7 @@ fn a_scope_with_every_kind_of_child_dropped_by_a_foreign_executor_blocks_until_a
                 let alive = children;
                 let scope = async {
                     let _: Result<(), Error> = klaw::scope!(limit = 1, |s| {
-                        for _ in 0..3 {
-                            let guard = alive.guard(ms(1));
-                            s.spawn(async move {
-                                let _guard = guard;
-                                klaw::time::sleep(ms(2)).await;
-                            });
-                        }
-                        let guard = alive.guard(Duration::ZERO);
-                        s.spawn_blocking(move || {
-                            std::thread::sleep(ms(3));
-                            drop(guard);
-                        });
-                        let guard = alive.guard(ms(1));
-                        s.spawn_background(async move {
-                            let _guard = guard;
-                            loop {
-                                klaw::time::sleep(ms(1)).await;
-                            }
-                        });
-                        let grandchildren = alive.clone();
-                        let _ = s
-                            .start(move |ready: klaw::scope::Ready<()>| async move {
-                                let _: Result<(), Error> = klaw::scope!(|inner| {
-                                    let guard = grandchildren.guard(Duration::ZERO);
-                                    inner.spawn_blocking(move || {
-                                        std::thread::sleep(ms(4));
-                                        drop(guard);
-                                    });
-                                    ready.ready(());
-                                    klaw::time::sleep(ms(5)).await;
-                                    Ok(())
-                                });
-                            })
-                            .await;
-                        klaw::time::sleep(ms(3)).await;
+                        spawn_every_kind_of_child(s, &alive, false).await;
                         Ok(())
                     });
                 };
