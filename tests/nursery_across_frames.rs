@@ -277,31 +277,30 @@ fn in_a_cancelled_tasks_destructor(last_step: impl FnOnce() -> bool + Send + 'st
 /// hang), and the task resolve after it.
 #[test]
 fn a_scope_run_by_block_on_in_a_cancelled_tasks_destructor_completes() {
-    let ran = in_a_cancelled_tasks_destructor(|| {
-        let value = klaw::runtime::block_on(async {
-            klaw::scope!(|s| {
-                let child = s.spawn_local(async { 20 });
-                Ok(child.await? + 1)
-            })
-        });
-        value.ok() == Some(21)
-    });
+    let ran = in_a_cancelled_tasks_destructor(|| scope_with_a_child_gives_21(false));
     assert!(ran, "the scope in the destructor did not give its value");
+}
+
+/// Runs, under `block_on`, a scope whose child (local, or `parallel`) gives 20; true if the scope
+/// gave 21.
+fn scope_with_a_child_gives_21(parallel: bool) -> bool {
+    let value = klaw::runtime::block_on(async {
+        klaw::scope!(|s| {
+            let child = match parallel {
+                true => s.spawn(async { 20 }),
+                false => s.spawn_local(async { 20 }),
+            };
+            Ok(child.await? + 1)
+        })
+    });
+    value.ok() == Some(21)
 }
 
 /// The same with a parallel child: `s.spawn` inside a scope run by `block_on` in a cancelled
 /// task's destructor.
 #[test]
 fn a_scope_with_a_parallel_child_run_by_block_on_in_a_cancelled_tasks_destructor_completes() {
-    let ran = in_a_cancelled_tasks_destructor(|| {
-        let value = klaw::runtime::block_on(async {
-            klaw::scope!(|s| {
-                let child = s.spawn(async { 20 });
-                Ok(child.await? + 1)
-            })
-        });
-        value.ok() == Some(21)
-    });
+    let ran = in_a_cancelled_tasks_destructor(|| scope_with_a_child_gives_21(true));
     assert!(ran, "the scope in the destructor did not give its value");
 }
 
