@@ -1,6 +1,7 @@
 //! The nursery guarantee along edges the other suites leave out: tasks awaited inline (a
-//! `BlockingTask`, a `Task` with a timeout), klaw's blocking helpers running scopes in a
-//! cancelled task's destructor, and randomised cancels of scopes that mix every kind of child.
+//! `BlockingTask`, a `Task` with a timeout), klaw's blocking helpers running regions and scopes
+//! in cancelled code (a cancelled task's destructor, a cancelled blocking closure), and
+//! randomised cancels of scopes that mix every kind of child.
 //!
 //! The contract (book/src/scopes.md): "A scope returns only when it has **ended**, and so does
 //! everything else that runs code: a task's handle resolves, a cancel region (`move_on_after`,
@@ -11,6 +12,7 @@
 mod common;
 
 use std::future::IntoFuture;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
@@ -590,7 +592,130 @@ fn a_started_child_readying_then_failing_after_the_deadline_is_reported_once() {
     });
 }
 
-// ---- 8. Failures of a scope in a region cancelled from another thread ---------------------
+// ---- 8. Regions and scopes run by `block_on` in cancelled code ----------------------------------
+
+/// A destructor in the body of a task cancelled through its handle bounds its cleanup with
+/// `move_on_after` under `block_on`: the region's own deadline must end it (nothing that
+/// encloses it will drop it).
+#[test]
+fn a_bounded_cleanup_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
+    let ran = in_a_cancelled_tasks_destructor(|| {
+        let outcome = klaw::runtime::block_on(klaw::cancel::move_on_after(
+            ms(5),
+            std::future::pending::<()>(),
+        ));
+        outcome.is_none()
+    });
+    assert!(ran, "the region's deadline did not end the cleanup");
+}
+
+/// The same with a scope with its own `timeout` in the destructor: it must return `Elapsed`.
+#[test]
+fn a_timed_scope_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
+    let ran = in_a_cancelled_tasks_destructor(|| {
+        let result: Result<(), Error> = klaw::runtime::block_on(async {
+            klaw::scope!(timeout = "5ms", |_s| {
+                std::future::pending::<()>().await;
+                Ok(())
+            })
+        });
+        matches!(result, Err(Error::Elapsed(_)))
+    });
+    assert!(ran, "the scope's deadline did not end it");
+}
+
+/// A blocking child that sees its scope's cancellation (`is_cancelled()`, as
+/// book/src/cancellation.md:241-243 asks) and then bounds a last step with `move_on_after` under
+/// `block_on`: the region's deadline must end that step, so the closure returns and the scope
+/// with it.
+#[test]
+fn a_cancelled_blocking_childs_bounded_last_step_under_block_on_returns() {
+    within(Duration::from_secs(10), || {
+        let rt = runtime(2);
+        let ended = Flag::default();
+        let flag = ended.clone();
+        let result: Result<(), Error> = rt
+            .block_on(rt.spawn(async move {
+                klaw::scope!(|s| {
+                    s.spawn_blocking(move || {
+                        while !klaw::cancel::is_cancelled() {
+                            std::thread::sleep(ms(1));
+                        }
+                        let _ = klaw::runtime::block_on(klaw::cancel::move_on_after(
+                            ms(5),
+                            std::future::pending::<()>(),
+                        ));
+                        flag.set();
+                    });
+                    klaw::time::sleep(ms(10)).await;
+                    s.cancel("stop");
+                    Ok(())
+                })
+            }))
+            .expect("the scope's task ran");
+        assert!(
+            matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
+            "{result:?}"
+        );
+        assert!(ended.is_set());
+    });
+}
+
+/// A blocking child of a cancelled scope runs a nested scope under `block_on` whose child fails:
+/// the nested scope must return the failure (nothing encloses it that would drop it).
+#[test]
+fn a_failing_scope_under_block_on_in_a_cancelled_blocking_child_returns() {
+    within(Duration::from_secs(10), || {
+        let rt = runtime(2);
+        let got = Arc::new(std::sync::Mutex::new(None));
+        let seen = got.clone();
+        let _ = rt.block_on(rt.spawn(async move {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                s.spawn_blocking(move || {
+                    while !klaw::cancel::is_cancelled() {
+                        std::thread::sleep(ms(1));
+                    }
+                    let inner: Result<(), Error> = klaw::runtime::block_on(async {
+                        klaw::scope!(|inner| {
+                            inner
+                                .spawn_local(Task::fallible(async { Err::<(), _>(FetchError(4)) }));
+                            Ok(())
+                        })
+                    });
+                    *seen.lock().unwrap() = Some(inner.map_err(|error| fetch_ids(&error)));
+                });
+                klaw::time::sleep(ms(10)).await;
+                s.cancel("stop");
+                Ok(())
+            });
+        }));
+        assert_eq!(*got.lock().unwrap(), Some(Err(vec![4])));
+    });
+}
+
+/// The smallest form of the four above: a runtime's blocking task, cancelled through its handle,
+/// sees it and runs `move_on_after(5ms, pending)` under `block_on`. The region never returns.
+#[test]
+fn a_region_under_block_on_in_a_cancelled_blocking_task_returns() {
+    within(Duration::from_secs(10), || {
+        let rt = runtime(1);
+        let handle = rt.spawn_blocking(|| {
+            while !klaw::cancel::is_cancelled() {
+                std::thread::sleep(ms(1));
+            }
+            klaw::runtime::block_on(klaw::cancel::move_on_after(
+                ms(5),
+                std::future::pending::<()>(),
+            ))
+        });
+        std::thread::sleep(ms(10));
+        handle.cancel("stop");
+        let outcome = rt.block_on(handle);
+        assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
+    });
+}
+
+// ---- 9. Failures of a scope in a region cancelled from another thread ---------------------
 
 /// book/src/cancellation.md:73-78 and book/src/scopes.md:403-410: failures of a scope in a
 /// region that is cancelled are handed out to the frame around the region, never dropped. An

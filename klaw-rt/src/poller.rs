@@ -17,6 +17,8 @@
 #[cfg(not(klaw_loom))]
 use std::cell::Cell;
 
+#[cfg(not(klaw_loom))]
+use crate::cancel::frames::{self, FrameKind};
 use crate::coop;
 
 /// Who polls the code running here.
@@ -97,7 +99,9 @@ pub(crate) fn outside_tasks<R>(block: impl FnOnce() -> R) -> R {
         before();
     }
     #[cfg(not(klaw_loom))]
-    return coop::with_flag_raised(&BLOCKING, || coop::not_held(block));
+    return coop::with_flag_raised(&BLOCKING, || {
+        frames::within(FrameKind::Blocking, || coop::not_held(block))
+    });
     #[cfg(klaw_loom)]
     block()
 }

@@ -30,6 +30,16 @@ pub(crate) enum FrameKind {
     /// A scope polling its local children, which are tasks of their own polled in its task's
     /// poll: that task, for a shield in a child to hold (see [`shield_targets`]).
     LocalChildren(Option<HeaderRef>),
+    /// One of klaw's blocking helpers (`block_on`, `send_blocking`...) polls its own future
+    /// here, outside any task (`poller::outside_tasks`). Nothing around the call reaches in:
+    /// neither the regions nor the task it is called from cancel what the helper polls, nor
+    /// does a shield in it hold them. A region or scope in there that took an enclosing
+    /// cancellation for its own would wait to be dropped, which nothing does while the helper
+    /// blocks its thread: a bounded last step (`block_on(move_on_after(..))`) in a cancelled
+    /// task's destructor or blocking closure would never return. (The model checker's runs use
+    /// no blocking helper.)
+    #[cfg_attr(klaw_loom, allow(dead_code))]
+    Blocking,
 }
 
 struct Frame {
@@ -75,7 +85,7 @@ fn around_here(region: impl Fn(&RegionState) -> bool, task: impl FnOnce(&Header)
             match frame {
                 FrameKind::Region(state) if region(state) => return Some(true),
                 FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
-                FrameKind::Shield => return Some(false),
+                FrameKind::Shield | FrameKind::Blocking => return Some(false),
             }
         }
         None
@@ -119,7 +129,7 @@ pub(crate) fn claim_completion() {
         for frame in own_frames(&frames.borrow()) {
             match frame {
                 FrameKind::Region(state) => state.claim_completion(),
-                FrameKind::Shield => break,
+                FrameKind::Shield | FrameKind::Blocking => break,
                 FrameKind::LocalChildren(_) => {}
             }
         }
@@ -138,7 +148,7 @@ pub(crate) fn enclosing() -> Enclosing {
     let innermost = FRAMES.with(|frames| {
         own_frames(&frames.borrow()).next().map(|frame| match frame {
             FrameKind::Region(region) => Some(region.clone()),
-            FrameKind::Shield | FrameKind::LocalChildren(_) => None,
+            FrameKind::Shield | FrameKind::LocalChildren(_) | FrameKind::Blocking => None,
         })
     });
     match innermost {
@@ -153,7 +163,8 @@ pub(crate) fn enclosing() -> Enclosing {
 /// and that task, and so on out), since any of them dropping the scope drops the child with
 /// it. Up to the nearest enclosing shield, which holds what is beyond.
 pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
-    let mut tasks: Vec<HeaderRef> = current::current_ref().into_iter().collect();
+    let mut tasks = Vec::new();
+    let mut inside_blocking_helper = false;
     let regions = FRAMES.with(|frames| {
         let mut regions = Vec::new();
         for frame in frames.borrow().iter().rev() {
@@ -161,10 +172,20 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
                 FrameKind::Region(region) => regions.push(region.clone()),
                 FrameKind::LocalChildren(task) => tasks.extend(task.clone()),
                 FrameKind::Shield => break,
+                // The frames below belong to the code that called the helper; so does the task,
+                // if it is the one that called it (a scope's local child polled inside the
+                // helper is a task of its own, which its shield holds).
+                FrameKind::Blocking => {
+                    inside_blocking_helper = frame.task == current::tag();
+                    break;
+                }
             }
         }
         regions
     });
+    if !inside_blocking_helper {
+        tasks.extend(current::current_ref());
+    }
     (regions, tasks)
 }
 
@@ -172,7 +193,9 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
 /// the nearest shield) was cancelled, or, with no shield in between, its task was.
 ///
 /// Async code is stopped at its next `.await` when cancelled; blocking and CPU-bound code cannot
-/// be, so it should check this between steps and return early. Outside any task it is `false`.
+/// be, so it should check this between steps and return early. Outside any task it is `false`,
+/// and so it is in what one of klaw's blocking helpers (`block_on`...) runs: that is outside the
+/// task, and a cancellation around the call does not reach in.
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
