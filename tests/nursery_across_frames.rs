@@ -304,6 +304,29 @@ fn a_scope_with_a_parallel_child_run_by_block_on_in_a_cancelled_tasks_destructor
     assert!(ran, "the scope in the destructor did not give its value");
 }
 
+/// The failures in `result` are those of the children whose flag in `started` is set (child `i`
+/// fails with `FetchError(i)`), each exactly once.
+fn assert_each_started_child_reported_once(
+    result: &Result<(), Error>,
+    started: &[Flag],
+    round: u64,
+    delay_us: u64,
+) {
+    let mut expected: Vec<u32> = started
+        .iter()
+        .enumerate()
+        .filter(|(_, flag)| flag.is_set())
+        .map(|(id, _)| u32::try_from(id).unwrap())
+        .collect();
+    let mut reported = match result {
+        Ok(()) => Vec::new(),
+        Err(error) => fetch_ids(error),
+    };
+    expected.sort_unstable();
+    reported.sort_unstable();
+    assert_eq!(reported, expected, "round {round} (cancel after {delay_us} µs)");
+}
+
 // ---- 4. Failures racing cancels: each failure that happened is reported exactly once -------
 
 /// book/src/scopes.md:114-119: "Nothing that failed is lost. [...] every failure a body actually
@@ -353,19 +376,7 @@ fn failures_racing_handle_cancels_from_another_thread_are_each_reported_once() {
                 })
             }));
             let result = result.expect("the scope's task ran");
-            let mut expected: Vec<u32> = started
-                .iter()
-                .enumerate()
-                .filter(|(_, flag)| flag.is_set())
-                .map(|(id, _)| u32::try_from(id).unwrap())
-                .collect();
-            let mut reported = match &result {
-                Ok(()) => Vec::new(),
-                Err(error) => fetch_ids(error),
-            };
-            expected.sort_unstable();
-            reported.sort_unstable();
-            assert_eq!(reported, expected, "round {round} (cancel after {delay_us} µs)");
+            assert_each_started_child_reported_once(&result, &started, round, delay_us);
         }
     });
 }
@@ -767,19 +778,7 @@ fn failures_in_a_region_cancelled_from_another_thread_reach_the_outer_scope_once
                 })
             }));
             let result = result.expect("the outer scope's task ran");
-            let mut expected: Vec<u32> = started
-                .iter()
-                .enumerate()
-                .filter(|(_, flag)| flag.is_set())
-                .map(|(id, _)| u32::try_from(id).unwrap())
-                .collect();
-            let mut reported = match &result {
-                Ok(()) => Vec::new(),
-                Err(error) => fetch_ids(error),
-            };
-            expected.sort_unstable();
-            reported.sort_unstable();
-            assert_eq!(reported, expected, "round {round} (cancel after {delay_us} µs)");
+            assert_each_started_child_reported_once(&result, &started, round, delay_us);
         }
     });
 }
