@@ -9,8 +9,9 @@
 //! - While anyone waits, every slot is taken: a release always starts the next child that can
 //!   still run, skipping (and ending, unstarted) the cancelled ones.
 //! - A waiting child whose task was cancelled never starts: it ends, unstarted, when it reaches
-//!   the front, when its handle is polled ([`Limit::end_cancelled`]), or at once when the whole
-//!   scope is cancelled ([`Limit::close`]).
+//!   the front, when its handle is polled ([`Limit::end_cancelled`]; a handle already awaited
+//!   left a cancel hook that wakes its awaiter, since a waiting child has no runner for a cancel
+//!   to wake), or at once when the whole scope is cancelled ([`Limit::close`]).
 //! - Nothing is dropped, started or woken under the lock: a runner's drop runs user code (the
 //!   body's destructors) and reports to the scope.
 #![forbid(unsafe_code)]

@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crate::error::Error;
 use crate::scope::registry::ScopeShared;
@@ -41,11 +41,42 @@ use crate::task::error::{BoxError, TaskInfo};
 pub struct ScopeHandle<'scope, T, E = Infallible> {
     handle: TaskHandle<T, E>,
     scope: &'scope ScopeShared,
+    /// While the child waits for a slot of the scope's limit and this handle is awaited: the
+    /// key of the cancel hook that wakes the awaiter, and the waker it wakes. A waiting child
+    /// has no runner for a cancel to wake, and its end (unstarted) is up to whoever polls this
+    /// handle, so a cancel from elsewhere must wake the poller.
+    cancel_wake: Option<(usize, Waker)>,
 }
 
 impl<'scope, T, E> ScopeHandle<'scope, T, E> {
     pub(crate) fn new(handle: TaskHandle<T, E>, scope: &'scope ScopeShared) -> Self {
-        Self { handle, scope }
+        Self { handle, scope, cancel_wake: None }
+    }
+
+    /// Makes sure a cancel of the still waiting child wakes `waker`.
+    fn wake_on_cancel(&mut self, waker: &Waker) {
+        if self.cancel_wake.as_ref().is_some_and(|(_, known)| known.will_wake(waker)) {
+            return;
+        }
+        self.forget_cancel_wake();
+        // A cancel that came meanwhile runs the hook at once: the waker is woken, and the next
+        // poll ends the child.
+        if let Some(key) = self.handle.wake_on_cancel(waker.clone()) {
+            self.cancel_wake = Some((key, waker.clone()));
+        }
+    }
+
+    fn forget_cancel_wake(&mut self) {
+        if let Some((key, waker)) = self.cancel_wake.take() {
+            self.handle.forget_cancel_wake(key);
+            drop(waker);
+        }
+    }
+}
+
+impl<T, E> Drop for ScopeHandle<'_, T, E> {
+    fn drop(&mut self) {
+        self.forget_cancel_wake();
     }
 }
 
@@ -78,20 +109,21 @@ where
 {
     fn poll_child(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
         if self.handle.poll_done(cx).is_pending() {
+            let Some(limit) = self.scope.limit.as_ref() else { return Poll::Pending };
+            if !self.handle.is_cancelled_unstarted() {
+                if self.handle.is_unstarted() {
+                    self.wake_on_cancel(cx.waker());
+                }
+                return Poll::Pending;
+            }
             // A child cancelled while it waits for a slot of the scope's limit ends here,
             // unstarted, rather than when its turn would have come.
-            let limit = self.scope.limit.as_ref();
-            let waiting = limit.filter(|_| self.handle.is_cancelled_unstarted());
-            match waiting {
-                Some(limit) => {
-                    limit.end_cancelled();
-                    if self.handle.poll_done(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
-                None => return Poll::Pending,
+            limit.end_cancelled();
+            if self.handle.poll_done(cx).is_pending() {
+                return Poll::Pending;
             }
         }
+        self.forget_cancel_wake();
         // A cancellation point, checked after the child's end was seen: a failing child cancels
         // its scope before it publishes, so a body never sees (and handles) a failure that
         // fails its scope. The scope's driver drops the body right after this poll.

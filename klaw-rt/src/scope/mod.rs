@@ -141,7 +141,8 @@ impl ScopeOptions {
     /// - A slot is given back when its child has ended (after everything the child started).
     /// - A waiting child that is cancelled never starts. If the whole scope is cancelled (its
     ///   deadline, a failure, [`Scope::cancel`]), every waiting child ends at once; one cancelled
-    ///   through its handle ends when its handle is awaited or its turn comes.
+    ///   through its handle ends when its handle is awaited (at once, even if the await began
+    ///   before the cancel) or its turn comes.
     ///
     /// `scope!(limit = 8, |s| ..)` sets it.
     ///

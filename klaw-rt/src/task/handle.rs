@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crate::task::core::{HeaderRef, Joiner};
 use crate::task::error::TaskError;
@@ -202,6 +202,26 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// The output, once [`poll_done`](Self::poll_done) was ready.
     pub(crate) fn take_output(&mut self) -> Result<T, TaskError<E>> {
         self.joiner.take_done_output()
+    }
+}
+
+impl<T, E> TaskHandle<T, E> {
+    /// Neither started nor ended: a child still waiting for a slot of its scope's limit.
+    pub(crate) fn is_unstarted(&self) -> bool {
+        let header = self.joiner.header();
+        !header.has_started() && !header.is_done()
+    }
+
+    /// Wakes `waker` when the task is cancelled (at once if it already was). The key withdraws
+    /// it with [`forget_cancel_wake`](Self::forget_cancel_wake); `None` if it already ran, or
+    /// never will (the task ended otherwise).
+    pub(crate) fn wake_on_cancel(&self, waker: Waker) -> Option<usize> {
+        self.joiner.header().on_cancel_keyed(Box::new(move |_| waker.wake()))
+    }
+
+    /// Withdraws a wake of [`wake_on_cancel`](Self::wake_on_cancel) that has not run.
+    pub(crate) fn forget_cancel_wake(&self, key: usize) {
+        self.joiner.header().remove_hook(key);
     }
 }
 
