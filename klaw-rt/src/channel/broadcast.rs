@@ -127,6 +127,17 @@ impl<T> State<T> {
     }
 }
 
+/// Wakes its waiters when dropped. Held while the messages nobody can read any more are dropped
+/// (after the lock), so that a message whose `Drop` panics does not take the wake-up with it: the
+/// waiters' wait is over (a message was queued, the last receiver went) whatever that drop does.
+struct WakeAfter(Wake);
+
+impl Drop for WakeAfter {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.0).wake();
+    }
+}
+
 /// The largest capacity: enough for any use, and far from what would overflow the sequence
 /// numbers' arithmetic.
 pub const MAX_CAPACITY: usize = usize::MAX >> 2;
@@ -204,10 +215,10 @@ impl<T> Sender<T> {
         } else {
             None
         };
-        let wake = state.receiving.take_all();
+        let wake = WakeAfter(state.receiving.take_all());
         drop(state);
         drop(evicted);
-        wake.wake();
+        drop(wake);
         Ok(receivers)
     }
 
@@ -578,11 +589,15 @@ impl<T> Drop for Receiver<T> {
         }
         state.drop_read(&mut dropped);
         let removed = state.receiving.remove(&mut self.ticket);
-        let wake = if state.receivers == 0 { state.closing.take_all() } else { Wake::default() };
+        let wake = WakeAfter(if state.receivers == 0 {
+            state.closing.take_all()
+        } else {
+            Wake::default()
+        });
         drop(state);
         drop(removed);
         drop(dropped);
-        wake.wake();
+        drop(wake);
     }
 }
 
