@@ -116,9 +116,10 @@ fn broadcast_wakers_that_reenter_the_channel_do_not_deadlock() {
             tx.send(1).unwrap(); // wakes the second
             assert_eq!(poll_with_hook(recv.as_mut(), hooked()), Poll::Ready(Ok(1)));
         }
-        let mut recv = pin!(rx.recv());
+        let mut recv = Box::pin(rx.recv());
         assert!(poll_with_hook(recv.as_mut(), hooked()).is_pending());
-        drop(rx); // its drop removes the last waker
+        std::mem::forget(recv); // a leaked recv leaves its waker in line...
+        drop(rx); // ...and the receiver's drop removes it
     });
 }
 
@@ -140,9 +141,10 @@ fn watch_wakers_that_reenter_the_channel_do_not_deadlock() {
             tx.send(1).unwrap(); // wakes the second
             assert_eq!(poll_with_hook(changed.as_mut(), hooked()), Poll::Ready(Ok(())));
         }
-        let mut changed = pin!(rx.changed());
+        let mut changed = Box::pin(rx.changed());
         assert!(poll_with_hook(changed.as_mut(), hooked()).is_pending());
-        drop(rx); // its drop removes the last waker
+        std::mem::forget(changed); // a leaked wait leaves its waker in line...
+        drop(rx); // ...and the receiver's drop removes it
     });
 }
 

@@ -640,6 +640,18 @@ impl<T: Clone> Future for Recv<'_, T> {
     }
 }
 
+impl<T> Drop for Recv<'_, T> {
+    /// A `recv` dropped in line (it lost a `select!`, or timed out) lets go of its task's waker
+    /// now, as tokio's does, instead of keeping it until the next send wakes that task for
+    /// nothing. The waker is dropped outside the lock.
+    fn drop(&mut self) {
+        if self.receiver.ticket.is_waiting() {
+            let removed = self.receiver.shared.lock().receiving.remove(&mut self.receiver.ticket);
+            drop(removed);
+        }
+    }
+}
+
 impl<T> fmt::Debug for Recv<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("broadcast::Recv").finish_non_exhaustive()

@@ -380,6 +380,8 @@ impl<T> Receiver<T> {
         let shared: &Shared<T> = shared;
         // One budgeted operation as a whole, even when the first check passes.
         coop::cooperative(async move {
+            // Dropped in line (a lost `select!`, a timeout), the wait lets go of its waker.
+            let line = LeaveLine { shared, ticket };
             loop {
                 {
                     let guard = shared.read();
@@ -388,7 +390,7 @@ impl<T> Receiver<T> {
                         return Ok(Ref(guard));
                     }
                 }
-                std::future::poll_fn(|cx| poll_changed(shared, seen, ticket, cx)).await?;
+                std::future::poll_fn(|cx| poll_changed(shared, seen, line.ticket, cx)).await?;
             }
         })
         .await
@@ -573,6 +575,32 @@ impl<T> Future for Changed<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.receiver.poll_changed(cx)
+    }
+}
+
+impl<T> Drop for Changed<'_, T> {
+    /// A `changed` dropped in line (it lost a `select!`, or timed out) lets go of its task's
+    /// waker now, as tokio's does, instead of keeping it until the next send wakes that task
+    /// for nothing.
+    fn drop(&mut self) {
+        let Receiver { shared, ticket, .. } = &mut *self.receiver;
+        drop(LeaveLine { shared, ticket });
+    }
+}
+
+/// A waiting future's place in the line of `changed`, given up when the future is dropped (the
+/// waker dropped outside the lock). A completed wait holds no place.
+struct LeaveLine<'a, T> {
+    shared: &'a Shared<T>,
+    ticket: &'a mut Ticket,
+}
+
+impl<T> Drop for LeaveLine<'_, T> {
+    fn drop(&mut self) {
+        if self.ticket.is_waiting() {
+            let removed = self.shared.lock().changing.remove(self.ticket);
+            drop(removed);
+        }
     }
 }
 

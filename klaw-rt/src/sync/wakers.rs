@@ -28,6 +28,14 @@ pub(crate) struct WakerSet {
 #[derive(Debug, Default)]
 pub(crate) struct Ticket(Option<(usize, u64)>);
 
+impl Ticket {
+    /// True if it was given a place (which may have been woken since): a future dropped with
+    /// one lets go of its waker by [`WakerSet::remove`].
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 impl WakerSet {
     /// True if `ticket` holds a waker of this epoch that wakes the same task as `waker`.
     fn holds(&self, ticket: &Ticket, waker: &Waker) -> bool {
