@@ -180,7 +180,8 @@ impl ScopeOptions {
 
     /// The deadline, from whichever of `timeout` and `deadline` comes first.
     fn effective_deadline(&self, start: Instant) -> Option<Instant> {
-        let from_timeout = self.timeout.map(|timeout| start + timeout);
+        // Saturating, as every klaw timeout: `Duration::MAX` means thirty years, not a panic.
+        let from_timeout = self.timeout.map(|timeout| crate::time::deadline_after(start, timeout));
         match (from_timeout, self.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
