@@ -409,7 +409,9 @@ impl Runtime {
         // would also be over as soon as every task waited, cancelling tasks that were on time.)
         let started = Instant::now();
         let stats = self.shared.stats.clone();
-        let all_ended = stats.wait_idle(started + grace);
+        // Saturating: a grace period too long for an `Instant` (`Duration::MAX`) waits thirty
+        // years, as klaw's timers do, rather than panic.
+        let all_ended = stats.wait_idle(crate::time::deadline_after(started, grace));
 
         // Cancel what is left: every task polled from now on cancels itself, every waiting task
         // is cancelled (and so woken), and the blocking pool cancels its queued and running
