@@ -467,10 +467,12 @@ impl Drop for Runtime {
         if self.executor.is_none() {
             return;
         }
-        if context::thread_is_ending() {
+        if context::thread_is_ending() || self.shared.tokio.thread_local_destroyed() {
             // Dropped by a thread-local's destructor as its thread ends: klaw's own thread-locals
             // (the current runtime, clock, task, frames) may be gone already, and a shutdown polls
-            // and drops tasks, which reads them. It runs on a thread of its own instead.
+            // and drops tasks, which reads them. So may tokio's (feature `tokio`), which entering
+            // its context needs: tokio panics there, and a panic in a thread-local's destructor
+            // aborts the process. It runs on a thread of its own instead.
             std::thread::scope(|scope| {
                 scope.spawn(|| self.shutdown_now(Duration::ZERO));
             });

@@ -40,6 +40,19 @@ impl TokioContext {
         }
     }
 
+    /// True if the runtime owns a tokio runtime and tokio's thread-local context is destroyed
+    /// on this thread (its thread-locals are being torn down), so that [`enter`](Self::enter)
+    /// would panic.
+    pub(crate) fn thread_local_destroyed(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        let destroyed = self.handle.is_some()
+            && tokio::runtime::Handle::try_current()
+                .is_err_and(|error| error.is_thread_local_destroyed());
+        #[cfg(not(feature = "tokio"))]
+        let destroyed = false;
+        destroyed
+    }
+
     /// True if the runtime owns a tokio runtime.
     pub(crate) fn is_enabled(&self) -> bool {
         #[cfg(feature = "tokio")]
