@@ -247,7 +247,8 @@ impl Builder {
     /// The configuration `build` would use, without starting anything.
     ///
     /// # Errors
-    /// [`ConfigError`] for an out-of-range setting or a bad `KLAW_WORKERS`.
+    /// [`ConfigError`] for an out-of-range setting, a thread name with a NUL byte, or a bad
+    /// `KLAW_WORKERS`.
     ///
     /// ```
     /// let config = klaw::Runtime::builder().workers(2).config()?;
@@ -272,6 +273,15 @@ impl Builder {
         } else if self.start_paused {
             config.workers = 1;
             config.workers_from = WorkersFrom::Paused;
+        }
+        // The OS takes thread names as C strings: std's spawn panics on a NUL byte, which would
+        // come out of `build` halfway through starting the workers instead of as this error.
+        if self.thread_name.contains('\0') {
+            return Err(ConfigError::Invalid {
+                setting: "Builder::thread_name",
+                value: self.thread_name.clone().into_owned(),
+                problem: "a thread name cannot hold a NUL byte",
+            });
         }
         config.start_paused = self.start_paused;
         config.tokio = self.tokio;

@@ -81,6 +81,24 @@ pub enum ConfigError {
         /// What else the user can do.
         hint: &'static str,
     },
+    /// The value holds something the setting cannot take.
+    ///
+    /// ```
+    /// let err = klaw::Runtime::builder().thread_name("my\0app").build().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "Builder::thread_name=\"my\\0app\" is not usable: a thread name cannot hold a NUL byte"
+    /// );
+    /// ```
+    #[error("{setting}={value:?} is not usable: {problem}")]
+    Invalid {
+        /// Where the value came from, e.g. `Builder::thread_name`.
+        setting: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it, and so what to change.
+        problem: &'static str,
+    },
 }
 
 const ENV_HINT: &str = " (unset it to use the detected count)";
