@@ -702,22 +702,24 @@ fn watch_a_send_modify_that_panics_keeps_its_changes_and_tells_nobody() {
 fn watch_send_if_modified_tells_the_receivers_only_when_it_returns_true() {
     let (tx, mut rx) = watch::channel(0u32);
     let waker = counting_waker();
-    let mut changed = pin!(rx.changed());
-    assert!(changed.as_mut().poll(&mut waker.cx()).is_pending());
-    let modified = tx.send_if_modified(|n| {
-        *n += 1; // changed, but said not to be
-        false
-    });
-    assert!(!modified);
-    assert_eq!(*tx.borrow(), 1);
-    assert_eq!(waker.woken(), 0, "false: nobody is told");
-    assert!(changed.as_mut().poll(&mut waker.cx()).is_pending());
-    assert!(tx.send_if_modified(|n| {
-        *n += 1;
-        true
-    }));
-    assert_eq!(waker.woken(), 1);
-    assert_eq!(changed.poll(&mut waker.cx()), Poll::Ready(Ok(())));
+    {
+        let mut changed = pin!(rx.changed());
+        assert!(changed.as_mut().poll(&mut waker.cx()).is_pending());
+        let modified = tx.send_if_modified(|n| {
+            *n += 1; // changed, but said not to be
+            false
+        });
+        assert!(!modified);
+        assert_eq!(*tx.borrow(), 1);
+        assert_eq!(waker.woken(), 0, "false: nobody is told");
+        assert!(changed.as_mut().poll(&mut waker.cx()).is_pending());
+        assert!(tx.send_if_modified(|n| {
+            *n += 1;
+            true
+        }));
+        assert_eq!(waker.woken(), 1);
+        assert_eq!(changed.poll(&mut waker.cx()), Poll::Ready(Ok(())));
+    }
     assert_eq!(*rx.borrow(), 2);
 }
 

@@ -1037,13 +1037,15 @@ fn watch_multi_rx() {
         assert_eq!(task2.poll(t2), Poll::Ready(Ok(())));
     }
     assert_eq!((*rx1.borrow(), *rx2.borrow()), ("three", "three"));
-    let mut t1 = pin!(rx1.changed());
-    let mut t2 = pin!(rx2.changed());
-    assert!(task1.poll(t1.as_mut()).is_pending());
-    assert!(task2.poll(t2.as_mut()).is_pending());
-    tx.send("four").unwrap();
-    assert_eq!(task1.poll(t1), Poll::Ready(Ok(())));
-    assert_eq!(task2.poll(t2), Poll::Ready(Ok(())));
+    {
+        let mut t1 = pin!(rx1.changed());
+        let mut t2 = pin!(rx2.changed());
+        assert!(task1.poll(t1.as_mut()).is_pending());
+        assert!(task2.poll(t2.as_mut()).is_pending());
+        tx.send("four").unwrap();
+        assert_eq!(task1.poll(t1), Poll::Ready(Ok(())));
+        assert_eq!(task2.poll(t2), Poll::Ready(Ok(())));
+    }
     assert_eq!((*rx1.borrow(), *rx2.borrow()), ("four", "four"));
 }
 
