@@ -273,6 +273,10 @@ impl Semaphore {
     /// before it. Fails with [`AcquireError`] if the semaphore is (or gets) closed.
     /// `acquire_many(0)` completes at once.
     ///
+    /// # Panics
+    /// If `n` is above [`MAX_PERMITS`](Self::MAX_PERMITS), which no semaphore can ever give (the
+    /// acquire would wait first in line for ever, holding back every acquire behind it).
+    ///
     /// # Cancel safety
     /// Dropping the future loses nothing: it leaves the line and gives back the permits it
     /// had gathered (all `n`, if it had been given them but not yet polled), to the next in line
@@ -285,7 +289,18 @@ impl Semaphore {
     /// assert_eq!(semaphore.available_permits(), 2);
     /// ```
     pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
-        Acquire::new(self, n)
+        Acquire::new(self, Self::possible(n))
+    }
+
+    /// `n`, if some semaphore could give that many permits at once.
+    fn possible(n: usize) -> usize {
+        assert!(
+            n <= Self::MAX_PERMITS,
+            "acquiring {n} permits at once: a semaphore holds at most Semaphore::MAX_PERMITS ({}), \
+             so this acquire could never complete; acquire fewer",
+            Self::MAX_PERMITS
+        );
+        n
     }
 
     /// One permit if it is free now: no waiting, and no jumping the line.
@@ -335,6 +350,9 @@ impl Semaphore {
     /// [`acquire_many`](Self::acquire_many) for a semaphore in an `Arc`: the permits hold the
     /// `Arc`, so they are `'static`.
     ///
+    /// # Panics
+    /// As [`acquire_many`](Self::acquire_many): if `n` is above [`MAX_PERMITS`](Self::MAX_PERMITS).
+    ///
     /// # Cancel safety
     /// As [`acquire_many`](Self::acquire_many): dropping the future gives back what it gathered.
     ///
@@ -345,7 +363,7 @@ impl Semaphore {
     /// assert_eq!(permits.num_permits(), 3);
     /// ```
     pub fn acquire_many_owned(self: &Arc<Self>, n: usize) -> AcquireOwned {
-        AcquireOwned::new(self.clone(), n)
+        AcquireOwned::new(self.clone(), Self::possible(n))
     }
 
     /// [`try_acquire`](Self::try_acquire) for a semaphore in an `Arc`: a `'static` permit.
