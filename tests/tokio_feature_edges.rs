@@ -10,9 +10,9 @@
 //!
 //! Promises under test: book/src/io.md ("tokio's crates: the `tokio` feature", "Inside what tokio
 //! runs"), book/src/from_tokio.md, book/src/time.md ("What klaw cannot see does not hold the
-//! clock back"), book/src/runtime.md ("Shutting down"), `klaw-rt/src/runtime/tokio_context.rs`
-//! and DESIGN.md ("every klaw thread runs inside a tokio runtime's context ... governed by klaw's
-//! scopes and deadlines"; channels are executor-agnostic).
+//! clock back"), book/src/runtime.md ("Shutting down") and `klaw-rt/src/runtime/tokio_context.rs`:
+//! every klaw thread runs inside a tokio runtime's context, tokio-based code in klaw tasks is
+//! governed by klaw's scopes and deadlines, and klaw's channels are executor-agnostic.
 //!
 //! klaw's dev-dependency on tokio has `net`, `io-util`, `time` and `rt` (no `sync`): the waits
 //! here are tokio's sockets, pipes and timers.
@@ -70,8 +70,7 @@ async fn tcp_pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (client, accepted) =
-        futures_lite::future::zip(tokio::net::TcpStream::connect(address), listener.accept())
-            .await;
+        futures_lite::future::zip(tokio::net::TcpStream::connect(address), listener.accept()).await;
     (client.unwrap(), accepted.unwrap().0)
 }
 
@@ -118,8 +117,8 @@ fn child_a_runtime_with_tokio_in_a_thread_local_after_tokio_s_thread_local() {
         // klaw's thread-locals (context, cancel frames, clock) first: they outlive the runtime.
         assert!(klaw::Handle::current().is_err());
         klaw::runtime::block_on(async {
-            let _ = klaw::cancel::move_on_after(ms(1), async { klaw::cancel::is_cancelled() })
-                .await;
+            let _ =
+                klaw::cancel::move_on_after(ms(1), async { klaw::cancel::is_cancelled() }).await;
         });
         // Then the runtime's cell...
         R.with(|_| ());
@@ -141,7 +140,10 @@ fn child_a_runtime_with_tokio_in_a_thread_local_after_tokio_s_thread_local() {
     .join()
     .unwrap();
     // The task (and its socket) was dropped by the shutdown.
-    assert_eq!(dropped.recv_timeout(DEADLINE), Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+    assert_eq!(
+        dropped.recv_timeout(DEADLINE),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+    );
 }
 
 /// The brief of the feature: a klaw runtime with tokio, built, used (tokio TCP and timers in klaw
@@ -240,9 +242,9 @@ fn dropping_a_runtime_whose_tasks_wake_each_other_through_tokio_io_from_their_dr
                         // A non-blocking write from a destructor: poll it once, outside tokio's
                         // task machinery, which is what a guard's drop can do.
                         if let Some(mut writer) = writer.take() {
-                            let _ = futures_lite::future::block_on(futures_lite::future::poll_once(
-                                writer.write_all(b"x"),
-                            ));
+                            let _ = futures_lite::future::block_on(
+                                futures_lite::future::poll_once(writer.write_all(b"x")),
+                            );
                         }
                         dropped.fetch_add(1, SeqCst);
                     });
@@ -306,12 +308,8 @@ fn runtimes_dropped_while_their_tasks_exchange_tokio_udp_datagrams_shut_down_cle
 #[test]
 fn the_tokio_thread_takes_the_runtime_s_thread_name() {
     with_deadline(|| {
-        let rt = klaw::Runtime::builder()
-            .workers(1)
-            .thread_name("edges")
-            .tokio(true)
-            .build()
-            .unwrap();
+        let rt =
+            klaw::Runtime::builder().workers(1).thread_name("edges").tokio(true).build().unwrap();
         let name = rt.block_on(async { tokio::spawn(async { thread_name() }).await.unwrap() });
         assert_eq!(name, "edges-tokio");
     });

@@ -450,6 +450,9 @@ impl Runtime {
         // every task still in it, and each publishes `Cancelled(Shutdown)` as it goes. (A stuck
         // worker keeps its own reference; its one task is what the report calls abandoned.)
         drop(self.executor.take());
+        // A spawn from another thread that began before the cancelling has its task counted
+        // (live, then ended) before the report; any later one is refused, counted as cancelled.
+        stats.settle_spawns(cancel_deadline);
         stats.wait_idle(cancel_deadline);
         if let Some(clock) = &self.shared.clock {
             // Nothing moves the clock now: what still waits on it is due (and a timer's waker,

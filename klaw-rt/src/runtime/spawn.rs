@@ -257,6 +257,10 @@ where
     P: ParentLink<M::Err>,
 {
     let Placement { scope, limit } = placement;
+    // Once a shutdown cancels what is left, a new task would only be polled to cancel itself;
+    // refused at once, it cannot keep a shutdown waiting however fast it is spawned.
+    let under_way = shared.stats.begin_spawn();
+    let executor = executor.filter(|_| under_way.is_some());
     if let (Some(_), Some(limit)) = (executor, limit) {
         let (completer, parent, handle) = enlist(&shared.stats, name, parent);
         waiting::admit(limit, WaitingChild::<F, M, P>::new(future, completer, timeout, parent));
@@ -272,10 +276,20 @@ where
             });
         return TaskHandle::new(joiner);
     }
+    let Some(executor) = executor else {
+        // The runtime has shut down, or is cancelling what is left: the task never runs, and its
+        // handle resolves cancelled.
+        // It is counted as cancelled at once, never as live, so that a shutdown's report read
+        // meanwhile (on another thread) cannot take it for a task left running.
+        shared.stats.task_refused();
+        let NewTask { span, completer, accounting, handle } = register(None, name, scope, parent);
+        drop(AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting));
+        return handle;
+    };
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), name, scope, parent);
     let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
-    match (executor, relay_on) {
+    match (Some(executor), relay_on) {
         // A relay is klaw's code only (it submits the job and hands back the outcome): it may
         // run next to the backend's I/O, so the outcome reaches it without a thread hop.
         (Some(executor), Some(backend)) => {

@@ -30,6 +30,8 @@ const SHARDS: usize = 16;
 #[repr(align(128))] // two cache lines: also defeats the adjacent-line prefetcher
 struct Shard {
     spawned: AtomicU64,
+    /// Spawns under way on this shard's threads (see [`Stats::begin_spawn`]).
+    spawning: AtomicU64,
     /// Indexed by [`Kind::index`]; index 0 (pending) is unused.
     ended: [AtomicU64; 6],
 }
@@ -84,6 +86,8 @@ pub(crate) struct Stats {
     watching_ends: AtomicUsize,
     /// Set when shutdown starts cancelling: a task polled from then on cancels itself.
     shutting_down: AtomicBool,
+    /// Tasks spawned after the runtime shut down: cancelled before they were ever live.
+    refused: AtomicU64,
     parked: Parked,
     scopes: OpenScopes,
 }
@@ -157,6 +161,39 @@ impl Stats {
         self.shards[my_shard()].spawned.fetch_add(1, Ordering::Release);
     }
 
+    /// Starts a spawn: `None` once a shutdown cancels what is left, and the task must then be
+    /// refused ([`task_refused`](Self::task_refused)). SeqCst, with the flag's store in
+    /// [`cancel_all_for_shutdown`](Self::cancel_all_for_shutdown) and the loads of
+    /// [`settle_spawns`](Self::settle_spawns): either the shutdown sees this spawn under way and
+    /// waits for it (its task then ends or is live, and counted either way), or this spawn sees
+    /// the flag. Without it, a task spawned from another thread while the shutdown reports
+    /// could be counted as spawned and not yet ended, and reported abandoned.
+    pub(crate) fn begin_spawn(&self) -> Option<SpawnUnderWay<'_>> {
+        let spawning = &self.shards[my_shard()].spawning;
+        spawning.fetch_add(1, Ordering::SeqCst);
+        if self.shutting_down.load(Ordering::SeqCst) {
+            spawning.fetch_sub(1, Ordering::Release);
+            return None;
+        }
+        Some(SpawnUnderWay(spawning))
+    }
+
+    /// Waits until no spawn that began before the shutdown started cancelling is under way (a
+    /// spawn takes microseconds), or `deadline` passes.
+    pub(crate) fn settle_spawns(&self, deadline: Instant) {
+        while self.shards.iter().any(|shard| shard.spawning.load(Ordering::SeqCst) != 0) {
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// A task spawned after shutdown, which never runs: counted as cancelled, never as live.
+    pub(crate) fn task_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn task_ended(&self, kind: Kind) {
         // SeqCst, with `watching_ends` here and in `WatchEnds::new`, and with the loads of
         // `live`: either a watcher's count of live tasks sees this end, or this sees the
@@ -228,13 +265,22 @@ impl Stats {
         ShutdownReport {
             succeeded: self.ended_total(Kind::Success),
             failed: self.ended_total(Kind::Error),
-            cancelled: self.ended_total(Kind::Cancelled),
+            cancelled: self.ended_total(Kind::Cancelled) + self.refused.load(Ordering::Relaxed),
             panicked: self.ended_total(Kind::Panicked),
             timed_out: self.ended_total(Kind::TimedOut),
             abandoned: self.live() as u64,
             grace_expired,
             elapsed,
         }
+    }
+}
+
+/// A spawn under way (see [`Stats::begin_spawn`]), until dropped.
+pub(crate) struct SpawnUnderWay<'a>(&'a AtomicU64);
+
+impl Drop for SpawnUnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -286,7 +332,9 @@ pub struct ShutdownReport {
     pub succeeded: u64,
     /// Fallible tasks whose body returned `Err`.
     pub failed: u64,
-    /// Tasks cancelled before they finished, by user code or by this shutdown.
+    /// Tasks cancelled before they finished, by user code or by this shutdown. A task spawned
+    /// once the shutdown has begun cancelling (from another thread, or by a destructor the
+    /// shutdown runs) never runs and is counted here.
     pub cancelled: u64,
     /// Tasks whose body panicked.
     pub panicked: u64,
