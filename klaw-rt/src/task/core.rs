@@ -359,6 +359,17 @@ impl<O> TaskCore<O> {
     pub(crate) fn take_unclaimed(&self) -> Option<O> {
         self.header.claim().then(|| self.take_claimed())
     }
+
+    /// Drops the published output of a task that succeeded, once its handle is gone: only a
+    /// handle takes a value (a scope collects failures only, so those stay for it). Without this
+    /// the value waited for the last reference to the core, a `TaskRef` kept by the user or the
+    /// worker's own, and outlived the scope that discarded it; tokio's `JoinHandle` drops the
+    /// output of a finished task when it is dropped, whatever `AbortHandle`s remain.
+    fn drop_unclaimed_value(&self) {
+        if self.header.kind() == Kind::Success && self.header.claim() {
+            drop_contained(self.take_claimed());
+        }
+    }
 }
 
 /// A task of any output type, reached through its header: what a `TaskRef`, a scope's list of
@@ -495,6 +506,11 @@ impl<O: Send + 'static> Completer<O> {
                 }
             });
         }
+        if previous.has(Snapshot::DETACHED) {
+            // The handle went first: the value goes now, before the task is counted as ended,
+            // so a scope that discarded it returns after it.
+            self.core_ref().drop_unclaimed_value();
+        }
     }
 }
 
@@ -596,15 +612,26 @@ impl<O> Drop for Joiner<O> {
         // Withdraw our waker so a detached task does not wake a stale one. If the task is done,
         // the waker stays in the slot and is dropped with the core.
         let header = &self.core.header;
-        let withdrawn = header.transition(|s| {
-            (!s.has(Snapshot::DONE) && s.has(Snapshot::JOIN_WAKER))
-                .then(|| s.without(Snapshot::JOIN_WAKER))
-        });
-        if withdrawn.is_ok() {
+        let Ok(previous) = header.transition(|s| {
+            let detached = s.with(Snapshot::DETACHED);
+            Some(if !s.has(Snapshot::DONE) && s.has(Snapshot::JOIN_WAKER) {
+                detached.without(Snapshot::JOIN_WAKER)
+            } else {
+                detached
+            })
+        }) else {
+            unreachable!("the transition never refuses")
+        };
+        if !previous.has(Snapshot::DONE) && previous.has(Snapshot::JOIN_WAKER) {
             header.join_waker.with_mut(|slot| {
                 // SAFETY: we cleared `JOIN_WAKER` before `DONE`, so the slot is ours again.
                 drop(unsafe { (*slot).take() });
             });
+        }
+        if previous.has(Snapshot::DONE) {
+            // Published before we went: a value nobody took goes with its handle. (Published
+            // after, the completer drops it: it sees `DETACHED`.)
+            self.core.drop_unclaimed_value();
         }
     }
 }

@@ -67,6 +67,9 @@ impl Snapshot {
     /// Set by whoever takes the output: the joiner, or the scope collecting an unclaimed
     /// failure.
     pub(crate) const CLAIMED: usize = 1 << 6;
+    /// The joiner (the task's handle) is gone, so nobody can take a value any more: a success's
+    /// output is dropped by whichever of the joiner's drop and the publish comes second.
+    pub(crate) const DETACHED: usize = 1 << 7;
     /// The bits from here up count the shields active in the task's body (`klaw::cancel::shield`):
     /// while any is, a decided cancellation or timeout waits for them before the body is
     /// dropped.
