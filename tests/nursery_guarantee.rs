@@ -502,10 +502,12 @@ fn panicking_destructors_do_not_cost_the_blocking_pool_its_threads() {
 
 #[test]
 fn an_output_nobody_takes_may_panic_in_its_destructor() {
-    // A task's output waits in the task's memory for its handle. A handle dropped first leaves
-    // it there, to be dropped with that memory wherever the last reference goes: its
-    // destructor's panic must stay there too, neither aborting the process nor unwinding into
-    // a worker. Both orders: the handle goes before the task ends, and after.
+    // A task's output waits in the task's memory for its handle. A value nobody took is dropped
+    // by whichever of the handle's drop and the task's publish comes second (a failure stays
+    // for the scope, and is dropped with that memory wherever the last reference goes): its
+    // destructor's panic must stay there, neither aborting the process nor unwinding into a
+    // worker or the dropping thread. Both orders: the handle goes before the task ends, and
+    // after.
     let rt = klaw::Runtime::builder().workers(2).build().unwrap();
     for _ in 0..100 {
         let (ended_tx, ended) = mpsc::channel::<()>();

@@ -23,7 +23,9 @@ pub(crate) type TaskOutput<T, E> = Result<T, TaskError<E>>;
 /// cancelled, and a completion that comes after a cancel is discarded.
 ///
 /// Dropping the handle detaches the task; it keeps running. (Inside a scope, the scope still
-/// owns it.)
+/// owns it.) The value of a task whose handle is gone is dropped when the task ends (or with the
+/// handle, if it had ended), as tokio's `JoinHandle` does, whatever [`TaskRef`]s remain; so a
+/// child's value that its scope's body never took is gone when the scope returns.
 ///
 /// ```
 /// use klaw::{CancelReason, TaskError, task::ExitReason};

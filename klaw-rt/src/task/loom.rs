@@ -131,3 +131,44 @@ fn loom_a_joiner_that_replaces_its_waker_is_still_woken() {
         assert!(runner.join().unwrap());
     });
 }
+
+/// A value that counts its drops.
+struct Counted(Arc<StdCounter>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Publishes a `Counted` as `kind` while the handle is dropped; how often it was dropped once
+/// both are done, while another reference to the task (a `TaskRef`) still lives.
+fn drops_while_a_reference_lives(kind: Kind) -> usize {
+    let drops = Arc::new(StdCounter::new(0));
+    let (completer, joiner) = new_task::<Counted>(TaskId::next(), None);
+    let kept = joiner.header_ref();
+    let value = Counted(drops.clone());
+    let runner = thread::spawn(move || {
+        assert!(completer.decide(kind));
+        completer.publish(value);
+    });
+    drop(joiner);
+    runner.join().unwrap();
+    let dropped = drops.load(std::sync::atomic::Ordering::SeqCst);
+    drop(kept);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1, "dropped exactly once in all");
+    dropped
+}
+
+#[test]
+fn loom_a_value_published_as_its_handle_drops_is_dropped_once_before_both_return() {
+    // Whichever of the publish and the handle's drop comes second drops it (`DETACHED`), so it
+    // never waits for the last reference to the task.
+    loom::model(|| assert_eq!(drops_while_a_reference_lives(Kind::Success), 1));
+}
+
+#[test]
+fn loom_a_failure_published_as_its_handle_drops_stays_for_its_scope() {
+    // A failure is the scope's to collect: it stays until the last reference goes.
+    loom::model(|| assert_eq!(drops_while_a_reference_lives(Kind::Error), 0));
+}
