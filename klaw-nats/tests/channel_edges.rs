@@ -97,7 +97,7 @@ async fn many_senders_and_receivers_with_cancelled_recvs_deliver_each_message_on
                     let mut idle = Duration::ZERO;
                     // Short waits, each a cancelled recv when nothing came; stop after 3 s
                     // without a message.
-                    let step = Duration::from_millis(30 + 20 * n as u64);
+                    let step = Duration::from_millis(5 + 10 * n as u64);
                     while idle < Duration::from_secs(3) {
                         match klaw::cancel::fail_after(step, rx.recv()).await {
                             Ok(Ok(v)) => {
