@@ -25,6 +25,9 @@ use crate::connection::Connection;
 
 /// How long a receiver's pull waits for a message before it checks for closing.
 const PULL_WAIT: Duration = Duration::from_millis(500);
+/// How long after its wait a pull request given up is still followed (the client's own
+/// margin for a request that waits).
+const PULL_ANSWER_GRACE: Duration = Duration::from_secs(5);
 /// How long a waiting receiver pauses after a pull the server did not answer.
 const PULL_RETRY: Duration = Duration::from_millis(100);
 /// How many messages a receiver takes from the server per pull: only the one `recv` returns.
@@ -430,7 +433,8 @@ async fn recv<T: DeserializeOwned>(
 async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
     async_compat::Compat::new(async {
         let mut pulled = Vec::new();
-        if let Ok(mut batch) = shared.consumer.fetch().max_messages(PULL_BATCH).messages().await {
+        if let Ok(batch) = shared.consumer.fetch().max_messages(PULL_BATCH).messages().await {
+            let mut batch = Pulling::new(batch, &shared.connection);
             while let Some(Ok(message)) = batch.next().await {
                 pulled.push(message);
             }
@@ -444,7 +448,8 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
                 .messages()
                 .await;
             let failed = match batch {
-                Ok(mut batch) => {
+                Ok(batch) => {
+                    let mut batch = Pulling::new(batch, &shared.connection);
                     let mut failed = None;
                     while let Some(message) = batch.next().await {
                         match message {
@@ -469,6 +474,51 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
         pulled
     })
     .await
+}
+
+/// A pull request in progress. The server answers it whether or not anyone still waits: a
+/// `recv` dropped (a `select!` arm that lost, a timeout) while its request is out would leave
+/// the message the server then sends, or has just sent, to a subscription that is gone, and
+/// that message would reach no receiver until the ack wait passed. So a request given up is
+/// followed to its end (the pull wait at most) by a task of its own, which hands back to the
+/// queue at once whatever arrives.
+struct Pulling {
+    batch: Option<consumer::pull::Batch>,
+    tokio: tokio::runtime::Handle,
+}
+
+impl Pulling {
+    fn new(batch: consumer::pull::Batch, connection: &Connection) -> Self {
+        Self { batch: Some(batch), tokio: connection.tokio.clone() }
+    }
+
+    async fn next(&mut self) -> Option<Result<Message, async_nats::Error>> {
+        let batch = self.batch.as_mut()?;
+        let next = batch.next().await;
+        if next.is_none() {
+            self.batch = None; // answered in full: nothing more can come
+        }
+        next
+    }
+}
+
+impl Drop for Pulling {
+    fn drop(&mut self) {
+        let Some(mut batch) = self.batch.take() else { return };
+        self.tokio.spawn(async move {
+            let handed_back = async {
+                while let Some(message) = batch.next().await {
+                    if let Ok(message) = message {
+                        let _ = message.ack_with(AckKind::Nak(None)).await;
+                    }
+                }
+            };
+            // A request lost with the connection is never answered (and a no-wait one has no
+            // client-side expiry): give up after the longest the server may take, as the client
+            // does for a request that waits.
+            let _ = tokio::time::timeout(PULL_WAIT + PULL_ANSWER_GRACE, handed_back).await;
+        });
+    }
 }
 
 impl<T> Clone for Receiver<T> {
