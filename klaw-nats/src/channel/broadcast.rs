@@ -51,7 +51,8 @@ pub(crate) async fn open<T: DeserializeOwned>(
             })
             .await
             .map_err(|e| NatsError::jetstream("creating the broadcast stream")(e.to_string()))?;
-        let closing = Closing::watch(&connection, format!("bcast-{name}")).await?;
+        // A `.` cannot be in a channel name: no MPMC channel's key (its bare name) is this one.
+        let closing = Closing::watch(&connection, format!("bcast.{name}")).await?;
         Ok::<_, NatsError>(Arc::new(Shared {
             connection: connection.clone(),
             name: name.to_owned(),
