@@ -42,9 +42,12 @@ where
             .map_err(|e| e.to_string())?;
         // Set the initial value unless another process set one first.
         let _ = store.create(name, encoded.into()).await;
-        let current = store.get(name).await.map_err(|e| e.to_string())?;
+        // Watch first, then read: a change between the two is seen by one or the other (read
+        // first, a change made in between would be in neither, and the receiver would keep a
+        // stale value until the next change).
         let watch =
             KvWatch::new(&connection.client, &store, name, std::future::pending::<()>()).await?;
+        let current = store.get(name).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((store, current, watch))
     })
     .await
