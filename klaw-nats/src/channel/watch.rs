@@ -40,8 +40,14 @@ where
             })
             .await
             .map_err(|e| e.to_string())?;
-        // Set the initial value unless another process set one first.
-        let _ = store.create(name, encoded.into()).await;
+        // Set the initial value unless another process set one first. Any other refusal (a
+        // value larger than the server takes) is the caller's to know: the receiver would
+        // otherwise show a value no other process ever sees.
+        match store.create(name, encoded.into()).await {
+            Ok(_) => {}
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+            Err(error) => return Err(format!("setting the initial value: {error}")),
+        }
         // Watch first, then read: a change between the two is seen by one or the other (read
         // first, a change made in between would be in neither, and the receiver would keep a
         // stale value until the next change).
