@@ -313,8 +313,13 @@ async fn a_name_too_long_for_the_server_is_a_bad_name() {
     let name = "n".repeat(300);
     match nats.channel::<u8>(&name, 1).await {
         Err(NatsError::BadName { name: n }) => assert_eq!(n, name),
-        Err(other) => panic!("not BadName: {other}"),
+        Err(other) => panic!("channel: not BadName: {other}"),
         Ok(_) => {} // the server took it: nothing to check
+    }
+    match nats.broadcast::<u8>(&name, 1).await {
+        Err(NatsError::BadName { name: n }) => assert_eq!(n, name),
+        Err(other) => panic!("broadcast: not BadName: {other}"),
+        Ok(_) => {}
     }
 }
 
