@@ -32,7 +32,10 @@ pub enum NatsError {
         expected: &'static str,
     },
     /// A channel name that cannot be part of a stream or subject name.
-    #[error("`{name}` cannot name a channel: use letters, digits, `-` and `_`")]
+    #[error(
+        "`{name}` cannot name a channel: use letters, digits, `-` and `_`, at most 255 \
+         characters with the namespace (the channel's stream is named after both)"
+    )]
     BadName {
         /// The name given.
         name: String,

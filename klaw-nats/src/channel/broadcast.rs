@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::NatsError;
 use crate::channel::closing::Closing;
 use crate::channel::publish::send_value;
-use crate::channel::{SendError, check_name};
+use crate::channel::{SendError, check_name, check_stream_name};
 use crate::connection::Connection;
 
 /// How often a waiting receiver checks whether the channel was closed.
@@ -38,11 +38,13 @@ pub(crate) async fn open<T: DeserializeOwned>(
     check_name(name)?;
     let namespace = connection.config.namespace.clone();
     let subject = format!("{namespace}.bcast.{name}");
+    let stream_name = format!("{namespace}_bcast_{name}");
+    check_stream_name(name, &stream_name)?;
     let shared = async_compat::Compat::new(async {
         let stream = connection
             .jetstream
             .get_or_create_stream(stream::Config {
-                name: format!("{namespace}_bcast_{name}"),
+                name: stream_name,
                 subjects: vec![subject.clone()],
                 max_messages: i64::try_from(capacity.max(1)).unwrap_or(i64::MAX),
                 discard: stream::DiscardPolicy::Old,

@@ -20,7 +20,7 @@ use sync_wrapper::SyncWrapper;
 use crate::NatsError;
 use crate::channel::closing::Closing;
 use crate::channel::publish::send_value;
-use crate::channel::{SendError, TrySendError, check_name};
+use crate::channel::{SendError, TrySendError, check_name, check_stream_name};
 use crate::connection::Connection;
 
 /// How long a receiver's pull waits for a message before it checks for closing.
@@ -71,6 +71,7 @@ pub(crate) async fn open<T>(
     let ack_wait = config.ack_wait;
     let subject = format!("{namespace}.chan.{name}");
     let stream_name = format!("{namespace}_chan_{name}");
+    check_stream_name(name, &stream_name)?;
     let opened = async_compat::Compat::new(async {
         let stream = connection
             .jetstream
