@@ -158,7 +158,9 @@ impl<T> Sender<T> {
         self.shared.is_closed()
     }
 
-    /// Messages in the channel: queued, or taken by a receiver and not yet acknowledged.
+    /// Messages in the channel: queued, or taken by a receiver and not yet acknowledged. A
+    /// `recv` does not wait for the server to process its acknowledgement, so the message it
+    /// returned may still count here for a moment (unlike a local channel's `len`).
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -198,7 +200,9 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// `Closed(value)` if it was closed, `Unavailable(value)` if the server did not take it
     /// within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (a restart is
     /// retried that long): the value always comes back. It is a round trip to the server,
-    /// hence `async`.
+    /// hence `async`. The room a `recv` frees is there once the server has processed the
+    /// receive's acknowledgement, which the `recv` does not wait for: a `try_send` right after
+    /// a `recv` may still find the channel full (`send` waits for the room).
     ///
     /// Cancel safety: if dropped before it resolves, the message may or may not have been
     /// stored (the server may have it already); it is not returned.
