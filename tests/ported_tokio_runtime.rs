@@ -25,7 +25,7 @@
 //!
 //! No test asserts on wall-clock time; everything that could hang runs on its own thread under a
 //! 30 s deadline (`within`). Tests whose failure could abort the process (a panic inside a
-//! thread-local destructor or during unwinding) run in a child process (`in_child`).
+//! thread-local destructor or during unwinding) run in a child process (`common::in_child_process`).
 //!
 //! Where klaw documents a different rule, the port asserts klaw's: `Runtime::block_on` panics
 //! only on a worker thread (tokio's `nested_rt` panics for any nesting), and a runtime may be
@@ -61,7 +61,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{DEADLINE, ms, within};
+use common::{DEADLINE, in_child_process, ms, within};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use klaw::channel::{bounded, oneshot, unbounded};
 use klaw::{CancelReason, Handle, Runtime, TaskError, TaskHandle};
@@ -80,24 +80,6 @@ fn for_each_flavour(test: impl Fn(Runtime) + Send + 'static) {
             test(rt(workers));
         }
     });
-}
-
-/// Runs the `#[ignore]`d test `name` of this file in a child process, under the deadline, and
-/// fails if the child did not pass (a panic, an abort, a hang).
-fn in_child(name: &'static str) {
-    let output = within(DEADLINE, move || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .output()
-            .unwrap()
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the child process failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
 }
 
 /// `tokio::spawn`: spawns on the current runtime.
@@ -852,7 +834,11 @@ fn a_shutdown_with_nothing_left_returns_without_waiting_out_its_grace() {
 /// thread's thread-locals are destroyed, after another runtime was used on that thread.
 #[test]
 fn a_runtime_in_a_thread_local_is_dropped_when_its_thread_ends() {
-    in_child("child_a_runtime_in_a_thread_local_is_dropped_when_its_thread_ends");
+    in_child_process(
+        "child_a_runtime_in_a_thread_local_is_dropped_when_its_thread_ends",
+        &[],
+        DEADLINE,
+    );
 }
 
 #[test]
@@ -880,7 +866,11 @@ fn child_a_runtime_in_a_thread_local_is_dropped_when_its_thread_ends() {
 /// dropped, instead of aborting the process on a destroyed thread-local.
 #[test]
 fn a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down() {
-    in_child("child_a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down");
+    in_child_process(
+        "child_a_runtime_in_a_thread_local_outlived_by_only_some_of_klaws_own_shuts_down",
+        &[],
+        DEADLINE,
+    );
 }
 
 #[test]
@@ -1576,7 +1566,7 @@ fn a_task_dropped_by_the_shutdown_sees_its_runtime() {
 /// and the tasks' destructors wake each other: the panic reaches the caller (no abort).
 #[test]
 fn a_panic_in_block_on_unwinds_through_the_runtimes_drop() {
-    in_child("child_a_panic_in_block_on_unwinds_through_the_runtimes_drop");
+    in_child_process("child_a_panic_in_block_on_unwinds_through_the_runtimes_drop", &[], DEADLINE);
 }
 
 #[test]

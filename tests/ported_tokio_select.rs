@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{DEADLINE, within};
+use common::{DEADLINE, within, yield_once};
 use klaw::channel::{RecvError, oneshot};
 
 // ---- Helpers.
@@ -75,20 +75,6 @@ impl<F: Future> Probe<F> {
     fn is_woken(&self) -> bool {
         self.woken.0.load(Ordering::SeqCst)
     }
-}
-
-/// `tokio::task::yield_now`: pending once (after waking its task), then ready.
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
 }
 
 /// A future that is polled until it completes and is pending for ever after: what a tokio

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use common::{Alive, DEADLINE, Flag, ms, runtime, secs, within};
+use common::{Alive, DEADLINE, Flag, in_child_process, ms, runtime, secs, within};
 use klaw::runtime::{BuildError, ConfigError, RuntimeConfig, ShutdownReport};
 use klaw::task::TaskRef;
 use klaw::{CancelReason, Handle, Runtime, TaskError, TaskHandle};
@@ -719,19 +719,7 @@ const CHILD: &str = "child_reads_a_bad_klaw_workers_every_way";
 #[test]
 fn a_bad_klaw_workers_is_one_typed_error_every_way_and_explicit_counts_ignore_it() {
     for value in ["", " ", "+2", "2 ", "0x10", "18446744073709551616", "1025", "-0"] {
-        let output = within(DEADLINE, move || {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", CHILD, "--ignored", "--nocapture", "--test-threads=1"])
-                .env("KLAW_WORKERS", value)
-                .output()
-                .unwrap()
-        });
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stdout.contains("1 passed"),
-            "KLAW_WORKERS={value:?}: the child failed:\n{stdout}\n{stderr}"
-        );
+        in_child_process(CHILD, &[("KLAW_WORKERS", value)], DEADLINE);
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, ms, paused, secs, within};
+use common::{DEADLINE, ms, paused, secs, within, yield_once};
 use klaw::Handle;
 use klaw::channel::{RecvError, SendError};
 use klaw::time::{self, MissedTickBehavior, advance, now, sleep, sleep_until};
@@ -27,20 +27,6 @@ const YEAR: Duration = Duration::from_secs(86_400 * 365);
 /// Polls `future` once with the caller's context.
 async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
-}
-
-/// `tokio::task::yield_now`: pending once (after waking its task), then ready.
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await;
 }
 
 // ---- Long durations: no overflow anywhere ---------------------------------------------------

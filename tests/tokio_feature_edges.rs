@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Flag, SetOnDrop, XorShift, ms, with_deadline, within};
+use common::{DEADLINE, Flag, SetOnDrop, XorShift, in_child_process, ms, with_deadline};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
@@ -34,25 +34,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A klaw runtime with the tokio option.
 fn tokio_runtime(workers: usize) -> klaw::Runtime {
     klaw::Runtime::builder().workers(workers).tokio(true).build().expect("runtime with tokio")
-}
-
-/// Runs the test `name` (an `#[ignore]`d test of this file) alone in a child process: for what
-/// may abort the process (a panic in a thread-local's destructor) or needs the process to itself
-/// (counting its threads and file descriptors).
-fn in_child(name: &'static str) {
-    let output = within(DEADLINE + Duration::from_secs(30), move || {
-        std::process::Command::new(std::env::current_exe().unwrap())
-            .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .output()
-            .unwrap()
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the child process failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
 }
 
 /// Threads of this process now (Linux: `/proc/self/task`).
@@ -99,7 +80,11 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// same whichever library's thread-locals went first, not an abort of the process.
 #[test]
 fn a_runtime_with_tokio_in_a_thread_local_shuts_down_after_tokio_s_thread_local_is_gone() {
-    in_child("child_a_runtime_with_tokio_in_a_thread_local_after_tokio_s_thread_local");
+    in_child_process(
+        "child_a_runtime_with_tokio_in_a_thread_local_after_tokio_s_thread_local",
+        &[],
+        DEADLINE + Duration::from_secs(30),
+    );
 }
 
 #[test]
@@ -153,7 +138,11 @@ fn child_a_runtime_with_tokio_in_a_thread_local_after_tokio_s_thread_local() {
 /// `shutdown_background` lets its threads exit on their own, so this waits for them).
 #[test]
 fn runtimes_with_tokio_built_and_dropped_many_times_leave_no_thread_or_fd_behind() {
-    in_child("child_runtimes_with_tokio_built_and_dropped_many_times");
+    in_child_process(
+        "child_runtimes_with_tokio_built_and_dropped_many_times",
+        &[],
+        DEADLINE + Duration::from_secs(30),
+    );
 }
 
 #[test]

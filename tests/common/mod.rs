@@ -298,3 +298,39 @@ pub async fn foreign_until(done: impl Fn() -> bool) {
     })
     .await;
 }
+
+/// `tokio::task::yield_now`: pending once (after waking its task), then ready.
+pub async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+/// Runs this binary's ignored test `name` alone in a child process (with `env` set), bounded by
+/// `deadline`: for a case that may abort the process, or needs the process to itself. Fails if
+/// the child did not pass (a panic, an abort, a hang).
+pub fn in_child_process(name: &'static str, env: &[(&'static str, &str)], deadline: Duration) {
+    let env: Vec<(&'static str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let shown = format!("{env:?}");
+    let output = within(deadline, move || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .envs(env)
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the child process running {name} with {shown} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
