@@ -75,10 +75,12 @@ impl BlockingPool {
     }
 
     /// Queues `job`, starting a thread if queued jobs outnumber idle threads and the bound
-    /// allows. After shutdown the job is dropped, which cancels its task.
+    /// allows. After shutdown the job is dropped, which cancels its task. A job whose task is
+    /// cancelled while it is queued is taken out and dropped at once.
     pub(crate) fn submit(&self, job: Box<dyn BlockingJob>, task: HeaderRef) {
         // Before the lock: holding takes the clock's.
         let hold = self.shared.clock.as_ref().map(VirtualClock::hold);
+        let header = task.clone();
         let mut state = self.shared.lock();
         if state.shutdown {
             drop(state);
@@ -89,12 +91,27 @@ impl BlockingPool {
         if state.idle > 0 {
             self.shared.work_available.notify_one();
         }
-        if state.queue.len() > state.idle && state.threads < self.shared.max_threads {
-            state.threads += 1;
-            let number = state.threads;
-            drop(state);
+        let start = (state.queue.len() > state.idle && state.threads < self.shared.max_threads)
+            .then(|| {
+                state.threads += 1;
+                state.threads
+            });
+        drop(state);
+        if let Some(number) = start {
             self.start_thread(number);
         }
+        // A cancelled job never runs, so its handle (and the scope or region that waits for it)
+        // must not wait for a thread to find it in the queue: with every thread busy with
+        // closures that ignore cancellation, that could be never. Registered once the job is
+        // queued and the lock is free: the hook runs at once if the task is cancelled already,
+        // and it takes the lock. It holds the pool weakly: the task may outlive the runtime.
+        let pool = Arc::downgrade(&self.shared);
+        let id = header.header().id();
+        header.header().on_cancel(Box::new(move |_| {
+            if let Some(pool) = pool.upgrade() {
+                pool.withdraw(id);
+            }
+        }));
     }
 
     fn start_thread(&self, number: usize) {
@@ -140,6 +157,18 @@ impl PoolShared {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // Jobs run outside the lock and catch their panics, so poisoning cannot hide a bug here.
         self.state.lock()
+    }
+
+    /// Takes the job of task `id` out of the queue, if it is still there, and drops it, which
+    /// ends its (cancelled) task unstarted. A job a thread has taken already is left to it: the
+    /// thread sees the cancel and ends the task without running it.
+    fn withdraw(&self, id: TaskId) {
+        let mut state = self.lock();
+        let position = state.queue.iter().position(|queued| queued.task.header().id() == id);
+        let withdrawn = position.and_then(|at| state.queue.remove(at));
+        drop(state);
+        // Outside the lock: the job drops user values and wakes whoever awaits its task.
+        drop(withdrawn);
     }
 
     /// A pool thread: runs queued jobs; retires after `keep_alive` without work, or at shutdown.

@@ -405,7 +405,8 @@ where
 
 impl<F, O, M: Outcome<O>, R: Report<M::Err>> Drop for BlockingRunner<F, O, M, R> {
     fn drop(&mut self) {
-        // Dropped unrun: the pool shut down (or could not start a thread) with this job queued.
+        // Dropped unrun: the pool shut down (or could not start a thread) with this job queued,
+        // or its task was cancelled while it was queued.
         if let (Some(completer), Some(report)) = (self.completer.take(), self.report.take()) {
             completer.decide_if_pending(CancelReason::Shutdown);
             drop_contained(self.body.take());
