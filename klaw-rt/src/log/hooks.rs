@@ -160,7 +160,11 @@ where
         // Call outside the lock: a hook may add or remove hooks.
         let hooks = HOOKS.read().clone();
         for (_, hook) in hooks.iter().flat_map(|hooks| hooks.iter()) {
-            let _ = catch_unwind(AssertUnwindSafe(|| hook(&log_event)));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| hook(&log_event))) {
+                // Not dropped: a payload whose destructor panics would unwind into the code that
+                // logged (a task, or the runtime itself) and skip the hooks after this one.
+                std::mem::forget(payload);
+            }
         }
     }
 }
