@@ -92,7 +92,11 @@ fn update<R>(change: impl FnOnce(&mut HookList) -> R) -> R {
     let mut hooks = slot.as_deref().cloned().unwrap_or_default();
     let result = change(&mut hooks);
     ANY_HOOKS.store(!hooks.is_empty(), Ordering::Release);
-    *slot = (!hooks.is_empty()).then(|| Arc::new(hooks));
+    let old = std::mem::replace(&mut *slot, (!hooks.is_empty()).then(|| Arc::new(hooks)));
+    drop(slot);
+    // Outside the lock: the old list may hold the last reference to a removed hook, whose
+    // captured values may log as they are dropped (and an event reads the list).
+    drop(old);
     result
 }
 
