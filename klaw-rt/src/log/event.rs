@@ -32,7 +32,8 @@ pub struct LogEvent {
     pub message: String,
     /// The event's own fields, formatted.
     pub fields: BTreeMap<&'static str, String>,
-    /// The fields of the enclosing spans, formatted; inner spans override outer ones.
+    /// The fields of the enclosing spans, formatted; inner spans override outer ones, also
+    /// with a field they declare and leave empty (which is then absent).
     pub span_fields: BTreeMap<&'static str, String>,
 }
 

@@ -148,6 +148,11 @@ where
         let mut span_fields = std::collections::BTreeMap::new();
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
+                // Every field a span declares is its own, also one it leaves empty: a task
+                // without a name, spawned by a named one, has no name (not its parent's).
+                for field in span.metadata().fields() {
+                    span_fields.remove(field.name());
+                }
                 if let Some(SpanFields(map)) = span.extensions().get::<SpanFields>() {
                     span_fields.extend(map.fields.iter().map(|(k, v)| (*k, v.clone())));
                 }
