@@ -4,6 +4,7 @@
 //! `tests/logging.rs` checks that a hook receives events and a removed one does not.
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 // The statics here are process-wide and outlive any loom model, so their atomics are std's;
 // the lock goes through the shim like every other.
@@ -31,6 +32,34 @@ type HookList = Vec<(HookId, Hook)>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HookId(u64);
 
+std::thread_local! {
+    /// Whether this thread is calling hooks now. An event a hook logs is not given to the hooks
+    /// again: the global dispatcher has no re-entrancy guard, so a hook that logs what it sees
+    /// would call itself until the stack overflows.
+    static DELIVERING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// This thread calls hooks while it lives.
+struct Delivering;
+
+impl Delivering {
+    /// `None` if this thread is calling hooks already. A thread whose thread-locals are gone
+    /// (an event from a thread-local's destructor) still delivers, unguarded.
+    fn enter() -> Option<Option<Delivering>> {
+        match DELIVERING.try_with(|delivering| delivering.replace(true)) {
+            Ok(true) => None,
+            Ok(false) => Some(Some(Delivering)),
+            Err(_) => Some(None),
+        }
+    }
+}
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        let _ = DELIVERING.try_with(|delivering| delivering.set(false));
+    }
+}
+
 /// Copy on write: an event clones the `Arc` (one increment) instead of the list; the rare
 /// add/remove builds a new list. `None` is the empty list.
 static HOOKS: LazyLock<RwLock<Option<Arc<HookList>>>> = LazyLock::new(RwLock::default);
@@ -39,7 +68,8 @@ static ANY_HOOKS: AtomicBool = AtomicBool::new(false);
 
 /// Adds a hook that receives every event the installed subscriber lets through (see
 /// [`init`](crate::log::init)). Hooks run on the thread that emitted the event; a panicking
-/// hook is contained and does not stop the others.
+/// hook is contained and does not stop the others. An event a hook logs goes to the output, not
+/// to the hooks again, so a hook that logs what it sees does not call itself without end.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -143,6 +173,7 @@ where
         if !ANY_HOOKS.load(Ordering::Acquire) {
             return;
         }
+        let Some(_delivering) = Delivering::enter() else { return };
         let mut fields = FieldMap::default();
         event.record(&mut fields);
         let mut span_fields = std::collections::BTreeMap::new();
