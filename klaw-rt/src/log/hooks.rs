@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 // The statics here are process-wide and outlive any loom model, so their atomics are std's;
 // the lock goes through the shim like every other.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use crate::sync::RwLock;
@@ -20,8 +20,18 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::log::event::{FieldMap, LogEvent};
 
-type Hook = Arc<dyn Fn(&LogEvent) + Send + Sync>;
-type HookList = Vec<(HookId, Hook)>;
+type HookList = Vec<Arc<Hook>>;
+
+/// A hook, with what removing it needs: a removed hook is called no more once `remove_hook`
+/// returns, also by an event that took the list before (see [`retire`]).
+struct Hook {
+    id: HookId,
+    call: Box<dyn Fn(&LogEvent) + Send + Sync>,
+    /// Set by `remove_hook` / `clear_hooks`, before they look at `calls`.
+    removed: AtomicBool,
+    /// Calls in progress, on any thread; counted before `removed` is checked.
+    calls: AtomicUsize,
+}
 
 /// Identifies a hook, to remove it.
 ///
@@ -84,13 +94,20 @@ static ANY_HOOKS: AtomicBool = AtomicBool::new(false);
 pub fn add_hook(hook: impl Fn(&LogEvent) + Send + Sync + 'static) -> HookId {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = HookId(NEXT.fetch_add(1, Ordering::Relaxed));
-    let hook: Hook = Arc::new(hook);
-    update(|hooks| hooks.push((id, hook)));
+    let hook = Hook {
+        id,
+        call: Box::new(hook),
+        removed: AtomicBool::new(false),
+        calls: AtomicUsize::new(0),
+    };
+    update(|hooks| hooks.push(Arc::new(hook)));
     id
 }
 
-/// Removes a hook; returns whether it was registered. It receives no event that starts after
-/// this returns.
+/// Removes a hook; returns whether it was registered. Once this returns, the hook is not called
+/// again, by any thread: calls of it in progress on other threads are waited for, so do not
+/// remove a hook while holding something it waits for. Called from inside a hook, it does not
+/// wait (the call in progress may be its own).
 ///
 /// ```
 /// let id = klaw::log::add_hook(|_| {});
@@ -98,14 +115,17 @@ pub fn add_hook(hook: impl Fn(&LogEvent) + Send + Sync + 'static) -> HookId {
 /// assert!(!klaw::log::remove_hook(id)); // already gone
 /// ```
 pub fn remove_hook(id: HookId) -> bool {
-    update(|hooks| {
-        let before = hooks.len();
-        hooks.retain(|(hook_id, _)| *hook_id != id);
-        hooks.len() != before
-    })
+    let removed = update(|hooks| {
+        let at = hooks.iter().position(|hook| hook.id == id)?;
+        Some(hooks.remove(at))
+    });
+    let found = removed.is_some();
+    retire(removed.as_slice());
+    found
 }
 
-/// Removes every hook.
+/// Removes every hook. Once this returns, none of them is called again (as with
+/// [`remove_hook`]).
 ///
 /// ```
 /// let id = klaw::log::add_hook(|_| {});
@@ -113,7 +133,34 @@ pub fn remove_hook(id: HookId) -> bool {
 /// assert!(!klaw::log::remove_hook(id));
 /// ```
 pub fn clear_hooks() {
-    update(Vec::clear);
+    let removed = update(std::mem::take);
+    retire(&removed);
+}
+
+/// Marks `removed` hooks removed, then waits until no call of them is in progress. An event
+/// counts its call before it checks the mark, and this marks before it reads the count (all
+/// `SeqCst`): a call either sees the mark and is skipped, or is seen here and waited for.
+/// A thread calling hooks does not wait: the call in progress may be its own, and two hooks
+/// removing each other on two threads would wait for each other.
+fn retire(removed: &[Arc<Hook>]) {
+    for hook in removed {
+        hook.removed.store(true, Ordering::SeqCst);
+    }
+    if DELIVERING.try_with(Cell::get).unwrap_or(false) {
+        return;
+    }
+    for hook in removed {
+        let mut spins = 0_u32;
+        while hook.calls.load(Ordering::SeqCst) != 0 {
+            // A call is short (hooks are to be quick); one that is not is not spun for.
+            if spins < 64 {
+                spins += 1;
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+    }
 }
 
 /// Applies `change` to a copy of the hook list and publishes the result.
@@ -199,12 +246,22 @@ where
         };
         // Call outside the lock: a hook may add or remove hooks.
         let hooks = HOOKS.read().clone();
-        for (_, hook) in hooks.iter().flat_map(|hooks| hooks.iter()) {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| hook(&log_event))) {
-                // Not dropped: a payload whose destructor panics would unwind into the code that
-                // logged (a task, or the runtime itself) and skip the hooks after this one.
-                std::mem::forget(payload);
+        for hook in hooks.iter().flat_map(|hooks| hooks.iter()) {
+            // A hook removed since the list was taken is skipped without being counted, so
+            // that new events do not keep `retire` waiting.
+            if hook.removed.load(Ordering::Relaxed) {
+                continue;
             }
+            // Counted before the check (see `retire`): a hook removed meanwhile is not called.
+            hook.calls.fetch_add(1, Ordering::SeqCst);
+            if !hook.removed.load(Ordering::SeqCst) {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (hook.call)(&log_event))) {
+                    // Not dropped: a payload whose destructor panics would unwind into the code
+                    // that logged (a task, or the runtime itself) and skip the later hooks.
+                    std::mem::forget(payload);
+                }
+            }
+            hook.calls.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
