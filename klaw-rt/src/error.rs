@@ -257,7 +257,28 @@ impl std::fmt::Display for ScopeError {
             None => f.write_str("one scope:")?,
         }
         for (number, error) in self.errors.iter().enumerate() {
-            write!(f, "\n  {}. {}", number + 1, WithCauses(error))?;
+            write!(f, "\n  {}. ", number + 1)?;
+            // An entry may span lines (a nested scope's own list, a message with a newline):
+            // its later lines go under it, so the reader can tell this list's entries apart.
+            std::fmt::Write::write_fmt(&mut Indented(f), format_args!("{}", WithCauses(error)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes through to a formatter, indenting every line after the first one under an entry of
+/// a [`ScopeError`]'s list.
+struct Indented<'a, 'f>(&'a mut std::fmt::Formatter<'f>);
+
+impl std::fmt::Write for Indented<'_, '_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let mut lines = text.split('\n');
+        if let Some(first) = lines.next() {
+            self.0.write_str(first)?;
+        }
+        for line in lines {
+            self.0.write_str("\n     ")?;
+            self.0.write_str(line)?;
         }
         Ok(())
     }
