@@ -86,7 +86,22 @@ impl Error {
 
     /// `error` of the task `task`.
     pub(crate) fn of_task<E: Into<BoxError>>(task: Option<TaskInfo>, error: TaskError<E>) -> Self {
-        Self::Task { task, error: error.map_failed(|error| TaskFailure::new(error.into())) }
+        let failure = |error: E| TaskFailure::new(Self::unwrap_other(error.into()));
+        Self::Task { task, error: error.map_failed(failure) }
+    }
+
+    /// A task's own error as its failure carries it. An [`Error::Other`] (what `?` on an I/O
+    /// or a channel's error makes in a task returning `klaw::Error`) only displays as its error,
+    /// and its source is that error's: as a link of the chain it would hide the error itself
+    /// from every downcast, so the failure is the error it wraps.
+    fn unwrap_other(error: BoxError) -> BoxError {
+        match error.downcast::<Error>() {
+            Ok(error) => match *error {
+                Self::Other(inner) => inner,
+                other => Box::new(other),
+            },
+            Err(error) => error,
+        }
     }
 }
 
