@@ -21,7 +21,7 @@ use std::io;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use common::{FetchError, failing, ms, runtime, with_deadline};
+use common::{FetchError, Flag, failing, ms, runtime, with_deadline};
 use klaw::task::{BlockingTask, TaskId};
 use klaw::{CancelReason, Error, Task, TaskError, TaskHandle};
 
@@ -143,7 +143,10 @@ fn a_panics_message_is_kept_for_every_string_payload() {
         let blocking = rt.spawn_blocking(|| -> u8 { panic!("blocked at {}", 7) });
         rt.block_on(async {
             assert_eq!(literal.await, Err(TaskError::Panicked("a literal payload".into())));
-            assert_eq!(formatted.await, Err(TaskError::Panicked("a formatted payload: 1234".into())));
+            assert_eq!(
+                formatted.await,
+                Err(TaskError::Panicked("a formatted payload: 1234".into()))
+            );
             assert_eq!(owned.await, Err(TaskError::Panicked("an owned String".into())));
             assert_eq!(str_any.await, Err(TaskError::Panicked("a str through panic_any".into())));
             let number = number.await.unwrap_err();
@@ -308,7 +311,8 @@ fn a_thiserror_childs_enum_and_its_source_are_the_next_links() {
         let rt = runtime(2);
         rt.block_on(async {
             let error = klaw::scope!(|s| Ok(s.spawn(fetch_from("db1")).await?)).unwrap_err();
-            let Error::Task { task: Some(task), error: TaskError::Failed(failure), .. } = &error else {
+            let Error::Task { task: Some(task), error: TaskError::Failed(failure), .. } = &error
+            else {
                 panic!("{error:?}")
             };
             let id = task.id();
@@ -475,7 +479,9 @@ fn a_nested_scopes_report_inside_an_entry_is_indented_under_it() {
             let entries = top_entries(&text);
             assert_eq!(entries.len(), 2, "the outer entries are not distinguishable:\n{text}");
             assert!(entries[0].starts_with("  1. task `batch` (#"), "{text}");
-            assert!(entries[1].starts_with("  2. task #") && entries[1].ends_with("fetch 3 failed"));
+            assert!(
+                entries[1].starts_with("  2. task #") && entries[1].ends_with("fetch 3 failed")
+            );
             let Error::Task { error: TaskError::Failed(first), .. } = error.first() else {
                 panic!("{error:?}")
             };
@@ -494,11 +500,17 @@ fn the_first_first_holds_through_a_nested_group() {
     with_deadline(|| {
         let rt = runtime(2);
         rt.block_on(async {
+            let started = Flag::default();
             let error = klaw::scope!(supervisor, |s| {
-                s.spawn(BlockingTask::fallible(|| {
+                let flag = started.clone();
+                s.spawn(BlockingTask::fallible(move || {
+                    flag.set();
                     std::thread::sleep(ms(100));
                     Err::<(), _>(FetchError(3))
                 }));
+                // Started, so the body's failure cannot cancel it before it runs (a child
+                // cancelled before it starts never runs, and then produced no failure).
+                common::until(|| started.is_set()).await;
                 klaw::scope!(supervisor, |inner| {
                     let first = inner.spawn(failing(1, ZERO));
                     ended(&first).await;
@@ -589,6 +601,43 @@ fn a_failures_debug_shows_the_task_and_the_users_debug_only() {
             assert!(debug.contains("LoginRefused { .. }") && debug.contains("login"), "{debug}");
             assert!(debug.len() < 300, "{debug}");
             assert!(id.is_some());
+        });
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AppError {
+    #[error("no port in the configuration")]
+    NoPort,
+    #[error(transparent)]
+    Klaw(#[from] Error),
+}
+
+/// Promise (errors.md, 1: a body that names its result type gets klaw's failures "through
+/// `From<klaw::Error>`"; scopes.md: "Nothing that failed is lost"): a supervisor body that
+/// fails with its own typed error after a child failed returns both, the child's first, and the
+/// body's own variant can still be downcast to.
+#[test]
+fn a_typed_bodys_own_error_and_a_childs_failure_are_both_kept() {
+    with_deadline(|| {
+        let rt = runtime(2);
+        rt.block_on(async {
+            let result = klaw::scope!(supervisor, |s| -> Result<(), AppError> {
+                let child = s.spawn(failing(4, ZERO));
+                ended(&child).await;
+                Err(AppError::NoPort)
+            });
+            let Err(AppError::Klaw(Error::Scope(failures))) = &result else { panic!("{result:?}") };
+            assert_eq!(failures.len(), 2, "{failures}");
+            assert_eq!(common::fetch_ids(failures.first()), [4]);
+            let Error::Body(body) = &failures.errors()[1] else { panic!("{failures:?}") };
+            assert!(matches!(body.downcast_ref::<AppError>(), Some(AppError::NoPort)));
+            assert!(
+                failures
+                    .to_string()
+                    .ends_with("2. the scope's body failed: no port in the configuration"),
+                "{failures}"
+            );
         });
     });
 }
