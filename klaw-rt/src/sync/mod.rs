@@ -14,12 +14,12 @@ pub(crate) use lock::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 #[cfg(klaw_loom)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
 };
 
 #[cfg(not(klaw_loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
 };
 
 /// `UnsafeCell` with loom's closure-based API, so every access is visible to the model checker.
