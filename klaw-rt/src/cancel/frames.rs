@@ -100,7 +100,17 @@ fn around_here(region: impl Fn(&RegionState) -> bool, task: impl FnOnce(&Header)
 /// cancellation, and no code between the two runs on, also while a shield elsewhere (a local
 /// child's, a sibling branch's) holds the outer one open.
 pub(crate) fn enclosing_stopping() -> bool {
-    around_here(RegionState::stopping, Header::is_cancelled)
+    around_here(RegionState::stopping, |task| task_drops_it() && task.is_cancelled())
+}
+
+/// Whether the current task would drop the code polled now when it stops. A task stops by
+/// dropping its body after a poll; in a blocking task's closure (or a body's destructor run
+/// outside a poll) nothing of the task is polled, so what is polled there runs under a blocking
+/// helper that is no klaw frame (a foreign executor's `block_on`; klaw's own push
+/// [`FrameKind::Blocking`]), which nothing drops while it blocks the thread. A region or scope
+/// there that waited to be dropped because the task is cancelled would never return.
+fn task_drops_it() -> bool {
+    current::task_is_polled()
 }
 
 /// True if something enclosing the code polled now has decided to stop but a shield holds it
@@ -117,7 +127,9 @@ pub(crate) fn enclosing_held() -> bool {
 /// is about to drop it: a region cancelled on its own account, or the task itself, with no
 /// shield holding it open.
 fn enclosing_must_stop() -> bool {
-    around_here(RegionState::must_stop, |task| task.is_cancelled() && !task.is_shielded())
+    around_here(RegionState::must_stop, |task| {
+        task_drops_it() && task.is_cancelled() && !task.is_shielded()
+    })
 }
 
 /// A scope polled now returns failures, having seen nothing around it stopping

@@ -66,6 +66,12 @@ fn current() -> Option<NonNull<dyn TaskHeader>> {
     CURRENT.with(Cell::get).map(|current| current.task)
 }
 
+/// True if the current task is being polled on this thread: false in a blocking task's closure,
+/// in a body dropped outside a poll (neither is polled), and outside any task.
+pub(crate) fn task_is_polled() -> bool {
+    CURRENT.with(Cell::get).is_some_and(|current| current.waker.is_some())
+}
+
 /// Reads the current task's header, if a task is running on this thread.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
     let task = current()?;
