@@ -293,11 +293,15 @@ impl NatsConfig {
         if let NatsAuth::NKey(seed) = &config.auth {
             check_nkey_seed(NKEY_SEED_ENV, seed)?;
         }
+        if let NatsAuth::CredsFile(path) = &config.auth {
+            check_creds_file(CREDS_ENV, path)?;
+        }
         Ok(config)
     }
 
     /// Checks every setting, as connecting does first: the numbers and the namespace, the
-    /// URL (scheme, host, port), that each TLS file set can be read, that an NKey seed decodes.
+    /// URL (scheme, host, port), that each TLS file set can be read, that an NKey seed decodes,
+    /// that a `.creds` file can be read and holds a JWT and a seed.
     ///
     /// # Errors
     /// The first setting that is not valid: [`NatsError::Config`], naming it and the values it
@@ -323,6 +327,9 @@ impl NatsConfig {
         check_url("NatsConfig::url", &self.url)?;
         if let NatsAuth::NKey(seed) = &self.auth {
             check_nkey_seed("NatsConfig::auth", seed)?;
+        }
+        if let NatsAuth::CredsFile(path) = &self.auth {
+            check_creds_file("NatsConfig::auth", path)?;
         }
         Ok(())
     }
@@ -544,6 +551,21 @@ fn check_tls_files(settings: [&'static str; 3], tls: &NatsTls) -> Result<(), Nat
         }
     }
     Ok(())
+}
+
+const CREDS_READABLE_EXPECTED: &str = "the path of a readable .creds file";
+const CREDS_CONTENT_EXPECTED: &str = "a .creds file with a user JWT and its NKey seed";
+
+/// The `.creds` file can be read and holds a JWT and a seed: checked here, so that the error
+/// names the setting the user set (the client's own error names neither, and says "other" for
+/// a missing file). Only the path is shown, never what the file holds.
+fn check_creds_file(setting: &'static str, path: &std::path::Path) -> Result<(), NatsError> {
+    let error =
+        |expected| NatsError::Config { setting, value: path.display().to_string(), expected };
+    let contents = std::fs::read_to_string(path).map_err(|_| error(CREDS_READABLE_EXPECTED))?;
+    async_nats::ConnectOptions::with_credentials(&contents)
+        .map(drop)
+        .map_err(|_| error(CREDS_CONTENT_EXPECTED))
 }
 
 /// The seed decodes to a key pair. Its value is never shown, not even in part: a seed that is

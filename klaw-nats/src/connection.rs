@@ -60,7 +60,8 @@ impl Connection {
                 NatsAuth::CredsFile(path) => {
                     async_nats::ConnectOptions::with_credentials_file(path).await.map_err(
                         |error| NatsError::Config {
-                            setting: crate::CREDS_ENV,
+                            // `validate` checked the file; it changed since.
+                            setting: "NatsConfig::auth",
                             value: path.display().to_string(),
                             expected: if error.kind() == std::io::ErrorKind::NotFound {
                                 "the path of a readable .creds file"
