@@ -18,11 +18,11 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::future::pending;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::future::IntoFuture;
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
@@ -178,9 +178,8 @@ fn a_failing_scope_under_a_foreign_block_on_in_a_cancelled_blocking_child_return
                     }
                     let inner: Result<(), Error> = futures_lite::future::block_on(async {
                         klaw::scope!(|inner| {
-                            inner.spawn_local(Task::fallible(async {
-                                Err::<(), _>(FetchError(4))
-                            }));
+                            inner
+                                .spawn_local(Task::fallible(async { Err::<(), _>(FetchError(4)) }));
                             Ok(())
                         })
                     });
@@ -303,8 +302,11 @@ fn a_scope_moved_into_a_multi_thread_tokio_runtime_is_waited_for_when_it_is_drop
         let (alive, ready) = (Alive::default(), Flag::default());
         let scope = Box::pin(scope_with_every_kind_of_child(alive.clone(), ready.clone()));
         let scope = poll_until(&rt, scope, || ready.is_set());
-        let tokio_rt =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
+        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
         let polled = Flag::default();
         let seen = polled.clone();
         let _join = tokio_rt.spawn(async move {
@@ -344,7 +346,11 @@ fn a_scope_returned_by_the_task_that_polled_it_is_waited_for_by_whoever_drops_it
             if inside_a_task {
                 let task = rt.spawn(async move { drop(moved) });
                 rt.block_on(task).unwrap();
-                assert_eq!(alive.count(), 0, "the task that dropped it resolved before its children");
+                assert_eq!(
+                    alive.count(),
+                    0,
+                    "the task that dropped it resolved before its children"
+                );
             } else {
                 drop(moved);
                 assert_eq!(alive.count(), 0, "the drop outside any task detached the children");

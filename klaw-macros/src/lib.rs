@@ -45,7 +45,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Runs an `async fn` test on its own klaw runtime. Options: `workers = N`,
 /// `max_blocking_threads = N`, `timeout = "10s"` (or a `Duration` expression): past it the
 /// test fails with a message and the runtime's tree (what was still running, see
-/// `Runtime::dump`) instead of hanging, and `start_paused = true`: a virtual clock that jumps to
+/// `Runtime::dump`) instead of hanging (the body is cancelled at its next `.await` and waited
+/// for: a body that blocks the test's thread, or waits in a `shield` that never ends, still
+/// hangs), and `start_paused = true`: a virtual clock that jumps to
 /// the next timer whenever every task waits (one worker), and `tokio` and `crate = "..."`, as
 /// for `#[klaw::main]`.
 ///
