@@ -455,7 +455,9 @@ mod loom_models {
                 })
             };
             stats.shutting_down.store(true, Ordering::SeqCst);
-            stats.settle_spawns(Instant::now() + Duration::from_secs(3600));
+            // Real time, bounding a model's wait (never reached: the spawn settles).
+            let started = Instant::now();
+            stats.settle_spawns(started + Duration::from_secs(3600));
             let reported = stats.live();
             spawner.join().unwrap();
             assert_eq!(reported, stats.live(), "a task spawned after the report was read");
