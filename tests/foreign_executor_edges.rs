@@ -324,6 +324,7 @@ fn a_scope_moved_into_a_multi_thread_tokio_runtime_is_waited_for_when_it_is_drop
 /// any task, the drop blocks until they have ended; dropped inside another task, that task's
 /// handle resolves only after them.
 #[test]
+#[allow(clippy::async_yields_async)] // the task returns the scope future it polled: the case
 fn a_scope_returned_by_the_task_that_polled_it_is_waited_for_by_whoever_drops_it() {
     within(LIMIT, || {
         let rt = runtime(2);

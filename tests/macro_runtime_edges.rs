@@ -605,6 +605,7 @@ struct Point {
 }
 
 #[klaw::test(workers = 1, timeout = "10s")]
+#[allow(clippy::needless_borrowed_reference)] // a reference pattern in an arm is the case
 async fn arm_patterns_destructure_tuples_structs_slices_and_references() {
     let (a, b) = klaw::select! {
         async { (1, "one") } -> (n, word) => (n, word),
@@ -678,6 +679,7 @@ async fn a_single_recv_arm_with_default_polled_in_a_loop_loses_no_message() {
 }
 
 #[klaw::test(workers = 1, timeout = "10s")]
+#[allow(clippy::never_loop)] // the outer loop is there for its label: the case
 async fn labeled_break_and_continue_leave_a_select_in_nested_loops() {
     let (tx, rx) = klaw::channel::bounded::<u32>(16);
     for n in 0..10 {
