@@ -38,6 +38,10 @@ pub(crate) struct ChildSnapshot {
     pub(crate) id: TaskId,
     pub(crate) name: Option<String>,
     pub(crate) started: bool,
+    /// The body is gone and the outcome published. A child whose outcome is decided (cancelled,
+    /// failed) may still be running (a shield, descendants of a scope its body dropped): it has
+    /// not ended until this.
+    pub(crate) ended: bool,
     pub(crate) state: ExitReason,
     pub(crate) cancel_reason: Option<CancelReason>,
     pub(crate) background: bool,
@@ -152,7 +156,7 @@ impl Builder {
             None => "scope".to_owned(),
         };
         let _ = write!(line, ", open {}", since(self.now, scope.opened));
-        let live = scope.children.iter().filter(|c| c.state == ExitReason::Pending).count();
+        let live = scope.children.iter().filter(|c| !c.ended).count();
         let _ = write!(line, ", {live} children not ended");
         if let Some((waiting, limit)) = scope.waiting {
             let _ = write!(line, ", {waiting} waiting for a slot (limit {limit})");
@@ -163,7 +167,7 @@ impl Builder {
         let children: Vec<_> = scope
             .children
             .iter()
-            .filter(|c| c.state == ExitReason::Pending)
+            .filter(|c| !c.ended)
             .map(|c| {
                 let state = describe(c.started, c.state, c.cancel_reason.as_ref());
                 (c.id, c.name.clone(), state, c.background)

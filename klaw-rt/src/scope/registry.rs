@@ -191,6 +191,7 @@ impl ScopeView for ScopeShared {
                         id: header.id(),
                         name: header.name().map(str::to_owned),
                         started: header.has_started(),
+                        ended: header.is_done(),
                         state: header.exit_reason(),
                         cancel_reason: header.cancel_reason(),
                         background: background.contains(&header.id()),
