@@ -79,8 +79,29 @@ impl RuntimeDump {
         waiting: HashMap<TaskId, (HeaderRef, Instant)>,
         scopes: Vec<ScopeSnapshot>,
     ) -> Self {
-        Builder { now: Instant::now(), waiting, scopes, text: String::new(), shown: HashSet::new() }
-            .build(live_tasks)
+        // The scopes each task runs, oldest first: looked up once per task shown, so a tree of
+        // many tasks that each run a scope is not a scan of every scope per task.
+        let mut owned: HashMap<TaskId, Vec<usize>> = HashMap::new();
+        for (i, scope) in scopes.iter().enumerate() {
+            if let Some(owner) = scope.owner {
+                owned.entry(owner).or_default().push(i);
+            }
+        }
+        for list in owned.values_mut() {
+            list.sort_by_key(|&i| scopes[i].opened);
+        }
+        let written = vec![false; scopes.len()];
+        Builder {
+            now: Instant::now(),
+            waiting,
+            scopes,
+            text: String::new(),
+            shown: HashSet::new(),
+            owned,
+            written,
+            stack: Vec::new(),
+        }
+        .build(live_tasks)
     }
 }
 
@@ -90,8 +111,11 @@ impl fmt::Display for RuntimeDump {
     }
 }
 
-/// A tree nested deeper than this is cut (it cannot be, short of a bug: a task is shown once).
-const MAX_DEPTH: usize = 64;
+/// A line still to write, with what nests under it.
+enum Item {
+    Scope { index: usize, depth: usize },
+    Task { id: TaskId, name: Option<String>, state: String, background: bool, depth: usize },
+}
 
 struct Builder {
     now: Instant,
@@ -99,6 +123,13 @@ struct Builder {
     scopes: Vec<ScopeSnapshot>,
     text: String,
     shown: HashSet<TaskId>,
+    /// The scopes each task runs, oldest first; taken out when the task is written.
+    owned: HashMap<TaskId, Vec<usize>>,
+    /// Which scopes are written: each once.
+    written: Vec<bool>,
+    /// What is left to write, next on top. A stack, not recursion: a recursive job nests a task
+    /// and a scope per level, and its tree is written whole however deep it goes.
+    stack: Vec<Item>,
 }
 
 impl Builder {
@@ -121,33 +152,73 @@ impl Builder {
             .collect();
         roots.sort_by_key(|&i| self.scopes[i].opened);
         for i in roots {
-            match self.scopes[i].owner {
-                None => self.line(0, "block_on (a thread, not a task)"),
-                Some(owner) => self.line(0, &format!("task {owner}")),
-            }
-            self.scope(i, 1);
+            self.root(i);
         }
         let mut loose: Vec<TaskId> =
             self.waiting.keys().copied().filter(|id| !children.contains(id)).collect();
         loose.sort();
         for id in loose {
-            if !self.shown.contains(&id) {
-                let (task, _) = &self.waiting[&id];
-                let header = task.header();
-                let name = header.name().map(str::to_owned);
-                let state = describe(header.has_started(), header.exit_reason(), None);
-                self.task(id, name.as_deref(), &state, false, 0);
-            }
+            let (task, _) = &self.waiting[&id];
+            let header = task.header();
+            let name = header.name().map(str::to_owned);
+            let state = describe(header.has_started(), header.exit_reason(), None);
+            self.write(Item::Task { id, name, state, background: false, depth: 0 });
+        }
+        // Scopes are snapshot one at a time: a scope's owner may have ended (and left its
+        // parent's snapshot) after the scope's own was taken. The scope was open when seen, so
+        // it is shown, as a root, rather than counted in the header and left out.
+        let mut unreached: Vec<usize> =
+            (0..self.scopes.len()).filter(|&i| !self.written[i]).collect();
+        unreached.sort_by_key(|&i| self.scopes[i].opened);
+        for i in unreached {
+            self.root(i);
         }
         RuntimeDump { text: self.text }
+    }
+
+    /// A scope whose owner is shown nowhere else: its owner's line, then the owner's scopes.
+    fn root(&mut self, index: usize) {
+        if self.written[index] {
+            return; // its owner's line came with an older scope of the same task
+        }
+        match self.scopes[index].owner {
+            None => {
+                self.line(0, "block_on (a thread, not a task)");
+                self.write(Item::Scope { index, depth: 1 });
+            }
+            Some(owner) => {
+                self.line(0, &format!("task {owner}"));
+                let owned = self.owned.remove(&owner).unwrap_or_default();
+                self.stack
+                    .extend(owned.into_iter().rev().map(|index| Item::Scope { index, depth: 1 }));
+                self.write_stack();
+            }
+        }
+    }
+
+    fn write(&mut self, item: Item) {
+        self.stack.push(item);
+        self.write_stack();
+    }
+
+    fn write_stack(&mut self) {
+        while let Some(item) = self.stack.pop() {
+            match item {
+                Item::Scope { index, depth } => self.scope(index, depth),
+                Item::Task { id, name, state, background, depth } => {
+                    self.task(id, name.as_deref(), &state, background, depth)
+                }
+            }
+        }
     }
 
     fn line(&mut self, depth: usize, text: &str) {
         let _ = writeln!(self.text, "{:indent$}{text}", "", indent = depth * 2);
     }
 
+    /// Writes a scope's line and queues its children under it.
     fn scope(&mut self, index: usize, depth: usize) {
-        if depth > MAX_DEPTH {
+        if std::mem::replace(&mut self.written[index], true) {
             return;
         }
         let scope = &self.scopes[index];
@@ -164,21 +235,23 @@ impl Builder {
         if let Some(reason) = &scope.cancelled {
             let _ = write!(line, ", cancelled: {reason}");
         }
-        let children: Vec<_> = scope
+        let children: Vec<Item> = scope
             .children
             .iter()
             .filter(|c| !c.ended)
-            .map(|c| {
-                let state = describe(c.started, c.state, c.cancel_reason.as_ref());
-                (c.id, c.name.clone(), state, c.background)
+            .map(|c| Item::Task {
+                id: c.id,
+                name: c.name.clone(),
+                state: describe(c.started, c.state, c.cancel_reason.as_ref()),
+                background: c.background,
+                depth: depth + 1,
             })
             .collect();
         self.line(depth, &line);
-        for (id, name, state, background) in children {
-            self.task(id, name.as_deref(), &state, background, depth + 1);
-        }
+        self.stack.extend(children.into_iter().rev());
     }
 
+    /// Writes a task's line (once) and queues the scopes it runs under it.
     fn task(
         &mut self,
         id: TaskId,
@@ -187,7 +260,7 @@ impl Builder {
         background: bool,
         depth: usize,
     ) {
-        if depth > MAX_DEPTH || !self.shown.insert(id) {
+        if !self.shown.insert(id) {
             return;
         }
         let mut line = match name {
@@ -202,12 +275,9 @@ impl Builder {
             let _ = write!(line, ", first waited {}", since(self.now, *first_wait));
         }
         self.line(depth, &line);
-        let mut owned: Vec<usize> =
-            (0..self.scopes.len()).filter(|&i| self.scopes[i].owner == Some(id)).collect();
-        owned.sort_by_key(|&i| self.scopes[i].opened);
-        for i in owned {
-            self.scope(i, depth + 1);
-        }
+        let owned = self.owned.remove(&id).unwrap_or_default();
+        self.stack
+            .extend(owned.into_iter().rev().map(|index| Item::Scope { index, depth: depth + 1 }));
     }
 }
 
