@@ -19,7 +19,7 @@ use std::error::Error as StdError;
 use std::future::{Future, pending};
 use std::io;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{FetchError, Flag, failing, ms, runtime, with_deadline};
 use klaw::task::{BlockingTask, TaskId};
@@ -553,11 +553,10 @@ fn ten_thousand_failures_are_all_kept_and_format_quickly() {
         let mut ids = common::fetch_ids(&error);
         ids.sort_unstable();
         assert_eq!(ids, (0..N).collect::<Vec<_>>());
-        let started = Instant::now();
+        // No timing is asserted (tests assert no timings): the test's deadline catches a
+        // formatting that does not end.
         let text = error.to_string();
         let debug = format!("{error:?}");
-        let took = started.elapsed();
-        assert!(took < Duration::from_secs(1), "formatting took {took:?}");
         assert_eq!(text.lines().count(), N as usize + 1);
         assert_eq!(top_entries(&text).len(), N as usize);
         assert!(text.len() < 60 * N as usize, "{} bytes", text.len());

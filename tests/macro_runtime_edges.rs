@@ -298,11 +298,10 @@ async fn max_blocking_threads_1_runs_one_blocking_task_at_a_time() {
 
 #[klaw::test(start_paused = true, timeout = "2s")]
 async fn start_paused_with_a_real_timeout_still_jumps_an_hour_of_virtual_time() {
-    let real = Instant::now();
+    // The test's own real-time timeout (2 s) fails it if the hour is waited in real time.
     let start = klaw::time::now();
     klaw::time::sleep(secs(3600)).await;
     assert_eq!(klaw::time::now() - start, secs(3600));
-    assert!(real.elapsed() < secs(1), "took {:?} of real time", real.elapsed());
 }
 
 #[klaw::test(timeout = "5s")]
