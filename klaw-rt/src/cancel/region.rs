@@ -14,7 +14,7 @@ use crate::cancel::RegionState;
 use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::state::Tie;
 use crate::coop;
-use crate::sync::wakers::{Ticket, poll_or_wait};
+use crate::sync::wakers::{Ticket, leave, poll_or_wait};
 use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 use crate::task::guard;
@@ -306,8 +306,7 @@ impl Future for Cancelled<'_> {
 
 impl Drop for Cancelled<'_> {
     fn drop(&mut self) {
-        let removed = self.state.cancelled_waiters().lock().remove(&mut self.ticket);
-        drop(removed); // after the lock
+        leave(self.state.cancelled_waiters(), |waiters| waiters, &mut self.ticket);
     }
 }
 

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::channel::error::SendError;
-use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, leave, poll_or_wait};
 use crate::coop;
 use crate::sync::{Mutex, MutexGuard};
 
@@ -645,10 +645,8 @@ impl<T> Drop for Recv<'_, T> {
     /// now, as tokio's does, instead of keeping it until the next send wakes that task for
     /// nothing. The waker is dropped outside the lock.
     fn drop(&mut self) {
-        if self.receiver.ticket.is_waiting() {
-            let removed = self.receiver.shared.lock().receiving.remove(&mut self.receiver.ticket);
-            drop(removed);
-        }
+        let Receiver { shared, ticket, .. } = &mut *self.receiver;
+        leave(&shared.state, |state| &mut state.receiving, ticket);
     }
 }
 

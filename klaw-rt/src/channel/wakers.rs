@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use crate::coop;
 use crate::sync::Mutex;
-pub(crate) use crate::sync::wakers::{Ticket, Wake, WakerSet, poll_or_wait};
+pub(crate) use crate::sync::wakers::{Ticket, Wake, WakerSet, leave, poll_or_wait};
 
 /// Waits until `done` holds of the channel's state, with its waker in one [`WakerSet`] of that
 /// state: what every `Sender::closed` future of `oneshot`, `broadcast` and `watch` is. Dropped
@@ -40,9 +40,6 @@ impl<'a, S> WaitUntil<'a, S> {
 
 impl<S> Drop for WaitUntil<'_, S> {
     fn drop(&mut self) {
-        let mut state = self.lock.lock();
-        let removed = (self.set)(&mut state).remove(&mut self.ticket);
-        drop(state);
-        drop(removed);
+        leave(self.lock, self.set, &mut self.ticket);
     }
 }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 
 use crate::channel::error::{RecvError, SendError};
-use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WaitUntil, Wake, WakerSet, leave, poll_or_wait};
 use crate::coop;
 use crate::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -597,10 +597,7 @@ struct LeaveLine<'a, T> {
 
 impl<T> Drop for LeaveLine<'_, T> {
     fn drop(&mut self) {
-        if self.ticket.is_waiting() {
-            let removed = self.shared.lock().changing.remove(self.ticket);
-            drop(removed);
-        }
+        leave(&self.shared.waiting, |waiting| &mut waiting.changing, self.ticket);
     }
 }
 

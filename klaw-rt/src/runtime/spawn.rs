@@ -276,11 +276,12 @@ where
             });
         return TaskHandle::new(joiner);
     }
-    let Some(executor) = executor else {
+    // An executor here comes with a relay (without one, the common case returned above).
+    let (Some(executor), Some(backend)) = (executor, relay_on) else {
         // The runtime has shut down, or is cancelling what is left: the task never runs, and its
-        // handle resolves cancelled.
-        // It is counted as cancelled at once, never as live, so that a shutdown's report read
-        // meanwhile (on another thread) cannot take it for a task left running.
+        // handle resolves cancelled. It is counted as cancelled at once, never as live, so that
+        // a shutdown's report read meanwhile (on another thread) cannot take it for a task left
+        // running.
         shared.stats.task_refused();
         let NewTask { span, completer, accounting, handle } = register(None, name, scope, parent);
         drop(AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting));
@@ -289,15 +290,10 @@ where
     let NewTask { span, completer, accounting, handle } =
         register(Some(&shared.stats), name, scope, parent);
     let runner = AsyncRunner::<F, M, _>::new(future, completer, timeout, span, accounting);
-    match (Some(executor), relay_on) {
-        // A relay is klaw's code only (it submits the job and hands back the outcome): it may
-        // run next to the backend's I/O, so the outcome reaches it without a thread hop.
-        (Some(executor), Some(backend)) => {
-            if let Err(runner) = backend.run_relay(Box::pin(runner)) {
-                executor.spawn(runner);
-            }
-        }
-        (_, _) => drop(runner),
+    // A relay is klaw's code only (it submits the job and hands back the outcome): it may run
+    // next to the backend's I/O, so the outcome reaches it without a thread hop.
+    if let Err(runner) = backend.run_relay(Box::pin(runner)) {
+        executor.spawn(runner);
     }
     handle
 }

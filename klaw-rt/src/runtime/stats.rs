@@ -172,14 +172,11 @@ impl Stats {
     /// could be counted as spawned and not yet ended, and reported abandoned. (Fences, not
     /// SeqCst accesses: the two sides touch different words, and loom checks fences.)
     pub(crate) fn begin_spawn(&self) -> Option<SpawnUnderWay<'_>> {
-        let spawning = &self.shards[my_shard()].spawning;
-        spawning.fetch_add(1, Ordering::Relaxed);
+        let under_way = SpawnUnderWay(&self.shards[my_shard()].spawning);
+        under_way.0.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        if self.shutting_down.load(Ordering::Relaxed) {
-            spawning.fetch_sub(1, Ordering::Release);
-            return None;
-        }
-        Some(SpawnUnderWay(spawning))
+        // Refused, it is no longer under way: the guard's drop says so.
+        (!self.shutting_down.load(Ordering::Relaxed)).then_some(under_way)
     }
 
     /// Waits until no spawn that began before the shutdown started cancelling is under way (a

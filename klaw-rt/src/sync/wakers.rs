@@ -30,8 +30,8 @@ pub(crate) struct Ticket(Option<(usize, u64)>);
 
 impl Ticket {
     /// True if it was given a place (which may have been woken since): a future dropped with
-    /// one lets go of its waker by [`WakerSet::remove`].
-    pub(crate) fn is_waiting(&self) -> bool {
+    /// one lets go of its waker by [`leave`].
+    fn is_waiting(&self) -> bool {
         self.0.is_some()
     }
 }
@@ -121,6 +121,20 @@ pub(crate) fn poll_or_wait<S, R>(
     drop(state);
     drop(replaced);
     Poll::Pending
+}
+
+/// A waiting future went away: takes its waker out of `set` (in the state `lock` guards), if it
+/// has a place there, and drops it after the lock. A future that never waited, or whose wait
+/// completed, holds no place and takes no lock.
+pub(crate) fn leave<S>(
+    lock: &Mutex<S>,
+    set: impl FnOnce(&mut S) -> &mut WakerSet,
+    ticket: &mut Ticket,
+) {
+    if ticket.is_waiting() {
+        let removed = set(&mut lock.lock()).remove(ticket);
+        drop(removed);
+    }
 }
 
 fn finish<S, R>(

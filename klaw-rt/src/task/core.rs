@@ -366,8 +366,8 @@ impl<O> TaskCore<O> {
     /// worker's own, and outlived the scope that discarded it; tokio's `JoinHandle` drops the
     /// output of a finished task when it is dropped, whatever `AbortHandle`s remain.
     fn drop_unclaimed_value(&self) {
-        if self.header.kind() == Kind::Success && self.header.claim() {
-            drop_contained(self.take_claimed());
+        if self.header.kind() == Kind::Success {
+            drop_contained(self.take_unclaimed());
         }
     }
 }

@@ -193,8 +193,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     /// Ready once the task has ended, without taking its output.
     /// Cancelled before its body ever ran (and not yet ended).
     pub(crate) fn is_cancelled_unstarted(&self) -> bool {
-        let header = self.joiner.header();
-        header.is_cancelled() && !header.has_started() && !header.is_done()
+        self.joiner.header().is_cancelled() && self.is_unstarted()
     }
 
     pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {

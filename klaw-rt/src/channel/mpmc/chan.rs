@@ -21,7 +21,7 @@ use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{CLOSED, PERMITS_OUT, Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
 use crate::channel::mpmc::waiters::{Polled, WaitList};
 use crate::channel::mpmc::yielding;
-use crate::channel::wakers::{Ticket, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WakerSet, leave, poll_or_wait};
 use crate::coop;
 use crate::poller::Poller;
 use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
@@ -74,8 +74,7 @@ impl<T> Chan<T> {
 
     /// A `Sender::closed` future went away.
     pub(crate) fn leave_closing(&self, ticket: &mut Ticket) {
-        let removed = self.closing.lock().remove(ticket);
-        drop(removed);
+        leave(&self.closing, |set| set, ticket);
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
