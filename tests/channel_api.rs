@@ -510,12 +510,15 @@ fn broadcast_sender_closed_resolves_when_the_last_receiver_goes() {
     assert!(closed.as_mut().poll(&mut waker.cx()).is_pending());
     drop(rx2);
     assert_eq!(waker.woken(), 1);
-    // A receiver that subscribes before the poll makes it wait again.
+    // A receiver that subscribes before the poll makes it wait again (tokio's
+    // `broadcast_sender_closed_with_extra_subscribe`), and a send goes through to it.
     let rx3 = tx.subscribe();
     assert!(closed.as_mut().poll(&mut waker.cx()).is_pending());
+    assert_eq!(tx.send(5), Ok(1));
     drop(rx3);
     assert_eq!(waker.woken(), 2);
     assert_eq!(closed.poll(&mut waker.cx()), Poll::Ready(()));
+    assert_eq!(tx.send(6).unwrap_err().into_inner(), 6, "no receiver: the value comes back");
     assert_eq!(poll_noop(pin!(tx.closed())), Poll::Ready(()), "no receiver: ready at once");
     let _rx4 = tx.subscribe();
     assert!(poll_noop(pin!(tx.closed())).is_pending());

@@ -206,32 +206,6 @@ fn broadcast_a_resubscribed_receiver_of_a_closed_channel_is_closed_at_once() {
     });
 }
 
-/// tokio `broadcast_sender_closed_with_extra_subscribe`: `closed()` follows the receiver count
-/// down to zero and back: a subscription after the last receiver left makes it wait again.
-#[test]
-fn broadcast_sender_closed_waits_again_after_a_new_subscription() {
-    bounded_in_time(|| {
-        let (tx, rx) = broadcast::channel::<u32>(1);
-        let rx2 = tx.subscribe();
-        let waker = counting_waker();
-        let mut closed = pin!(tx.closed());
-        assert!(closed.as_mut().poll(&mut waker.cx()).is_pending());
-        drop(rx);
-        assert_eq!(waker.woken(), 0, "a receiver is left");
-        assert!(closed.as_mut().poll(&mut waker.cx()).is_pending());
-        drop(rx2);
-        assert_eq!(waker.woken(), 1);
-        let rx3 = tx.subscribe();
-        assert!(closed.as_mut().poll(&mut waker.cx()).is_pending(), "a receiver again");
-        // With no receiver a send fails, with one it goes through.
-        assert_eq!(tx.send(5), Ok(1));
-        drop(rx3);
-        assert_eq!(waker.woken(), 2);
-        assert!(closed.as_mut().poll(&mut waker.cx()).is_ready());
-        assert_eq!(tx.send(6).unwrap_err().into_inner(), 6);
-    });
-}
-
 /// Values queued when receivers go are dropped exactly once, as soon as no receiver can read
 /// them any more, and never while one still can. A receiver subscribed after some sends does
 /// not hold the earlier messages.

@@ -21,12 +21,15 @@ mod common;
 use std::future::IntoFuture;
 use std::future::pending;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
-use common::{Alive, FetchError, Flag, fetch_ids, ms, runtime, within};
+use common::{
+    Alive, FetchError, Flag, fetch_ids, last_step_of_a_cancelled_blocking_child, ms, runtime,
+    within,
+};
 use klaw::scope::{Ready, ScopeOptions, scope_with};
 use klaw::task::BlockingTask;
 use klaw::{Error, Task, TaskError};
@@ -133,31 +136,15 @@ fn a_region_under_futures_lite_block_on_in_a_cancelled_blocking_task_returns_at_
 fn a_region_under_a_tokio_block_on_in_a_cancelled_blocking_child_returns_at_its_deadline() {
     within(LIMIT, || {
         let rt = runtime(2);
-        let returned = Flag::default();
-        let flag = returned.clone();
-        let result: Result<(), Error> = rt
-            .block_on(rt.spawn(async move {
-                klaw::scope!(|s| {
-                    s.spawn_blocking(move || {
-                        while !klaw::cancel::is_cancelled() {
-                            std::thread::sleep(ms(1));
-                        }
-                        let last_step = tokio_current_thread()
-                            .block_on(klaw::cancel::fail_after(ms(5), pending::<()>()));
-                        assert!(last_step.is_err());
-                        flag.set();
-                    });
-                    klaw::time::sleep(ms(10)).await;
-                    s.cancel("stop");
-                    Ok(())
-                })
-            }))
-            .expect("the scope's task ran");
+        let (result, step) = last_step_of_a_cancelled_blocking_child(&rt, || {
+            tokio_current_thread().block_on(klaw::cancel::fail_after(ms(5), pending::<()>()))
+        });
         assert!(
             matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
             "{result:?}"
         );
-        assert!(returned.is_set(), "the bounded last step did not return");
+        let step = step.expect("the bounded last step did not return");
+        assert!(step.is_err());
     });
 }
 
@@ -168,29 +155,16 @@ fn a_region_under_a_tokio_block_on_in_a_cancelled_blocking_child_returns_at_its_
 fn a_failing_scope_under_a_foreign_block_on_in_a_cancelled_blocking_child_returns_it() {
     within(LIMIT, || {
         let rt = runtime(2);
-        let got = Arc::new(Mutex::new(None));
-        let seen = got.clone();
-        let _ = rt.block_on(rt.spawn(async move {
-            let _: Result<(), Error> = klaw::scope!(|s| {
-                s.spawn_blocking(move || {
-                    while !klaw::cancel::is_cancelled() {
-                        std::thread::sleep(ms(1));
-                    }
-                    let inner: Result<(), Error> = futures_lite::future::block_on(async {
-                        klaw::scope!(|inner| {
-                            inner
-                                .spawn_local(Task::fallible(async { Err::<(), _>(FetchError(4)) }));
-                            Ok(())
-                        })
-                    });
-                    *seen.lock().unwrap() = Some(inner.map_err(|error| fetch_ids(&error)));
-                });
-                klaw::time::sleep(ms(10)).await;
-                s.cancel("stop");
-                Ok(())
+        let (_, step) = last_step_of_a_cancelled_blocking_child(&rt, || {
+            let inner: Result<(), Error> = futures_lite::future::block_on(async {
+                klaw::scope!(|inner| {
+                    inner.spawn_local(Task::fallible(async { Err::<(), _>(FetchError(4)) }));
+                    Ok(())
+                })
             });
-        }));
-        assert_eq!(*got.lock().unwrap(), Some(Err(vec![4])));
+            inner.map_err(|error| fetch_ids(&error))
+        });
+        assert_eq!(step, Some(Err(vec![4])));
     });
 }
 

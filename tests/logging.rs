@@ -2,32 +2,15 @@
 //! nothing, silently): with the task's fields, and never after they are removed. One global
 //! subscriber per process, so the tests share it and serialise.
 
-use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, Once};
+mod common;
+
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
+
+use common::{forward, logging, messages_and_names};
 
 use klaw::log::{LogConfig, LogEvent, LogInitError, add_hook, clear_hooks, remove_hook};
 use klaw::{Runtime, Task};
-
-/// Installs the subscriber once and serialises the tests (hooks are process-wide).
-fn logging() -> MutexGuard<'static, ()> {
-    static INIT: Once = Once::new();
-    static SERIAL: Mutex<()> = Mutex::new(());
-    INIT.call_once(|| LogConfig::default().filter("info").without_output().init().unwrap());
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A hook that forwards the events carrying `marker` to a channel.
-fn forward(marker: &'static str) -> (klaw::log::HookId, mpsc::Receiver<LogEvent>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let id = add_hook(move |event| {
-        if event.fields.get("marker").map(String::as_str) == Some(marker) {
-            let _ = tx.lock().unwrap().send(event.clone());
-        }
-    });
-    (id, rx)
-}
 
 #[test]
 fn a_hook_receives_events_from_a_task_with_the_task_fields() {
@@ -73,13 +56,7 @@ fn a_scope_child_logs_with_its_name_and_its_scope() {
     })
     .unwrap();
     assert!(remove_hook(id));
-    let mut seen: Vec<(String, Option<String>, Option<String>)> = events
-        .try_iter()
-        .map(|e| {
-            (e.message.clone(), e.task_name().map(str::to_owned), e.scope_name().map(str::to_owned))
-        })
-        .collect();
-    seen.sort();
+    let seen = messages_and_names(&events);
     let importer = Some("importer".to_owned());
     assert_eq!(
         seen,

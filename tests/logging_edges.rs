@@ -17,33 +17,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{DEADLINE, ms, within};
+use common::{DEADLINE, forward, logging, messages_and_names, ms, within};
 use klaw::log::{HookId, LogConfig, LogEvent, LogInitError, add_hook, clear_hooks, remove_hook};
 use klaw::task::current_task_id;
 use klaw::{Runtime, Task, TaskError};
-
-/// Installs the subscriber once and serialises the tests (hooks are process-wide).
-fn logging() -> MutexGuard<'static, ()> {
-    static INIT: Once = Once::new();
-    static SERIAL: Mutex<()> = Mutex::new(());
-    INIT.call_once(|| LogConfig::default().filter("info").without_output().init().unwrap());
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A hook that forwards the events carrying `marker` to a channel.
-fn forward(marker: &'static str) -> (HookId, mpsc::Receiver<LogEvent>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let id = add_hook(move |event| {
-        if event.fields.get("marker").map(String::as_str) == Some(marker) {
-            let _ = tx.lock().unwrap().send(event.clone());
-        }
-    });
-    (id, rx)
-}
 
 /// The id of the klaw task current where this is called, 0 outside any.
 fn current() -> u64 {
@@ -235,13 +215,7 @@ fn a_child_of_an_unnamed_scope_inside_a_named_one_logs_without_a_scope_name() {
         .unwrap();
     });
     assert!(remove_hook(hook));
-    let mut seen: Vec<(String, Option<String>, Option<String>)> = events
-        .try_iter()
-        .map(|e| {
-            (e.message.clone(), e.task_name().map(str::to_owned), e.scope_name().map(str::to_owned))
-        })
-        .collect();
-    seen.sort();
+    let seen = messages_and_names(&events);
     let some = |s: &str| Some(s.to_owned());
     assert_eq!(
         seen,

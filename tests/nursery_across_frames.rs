@@ -12,11 +12,11 @@
 mod common;
 
 use std::future::IntoFuture;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    Alive, FetchError, Flag, XorShift, fetch_ids, in_task, ms, runtime, until, wait_until, within,
+    Alive, FetchError, Flag, XorShift, fetch_ids, in_task, last_step_of_a_cancelled_blocking_child,
+    ms, runtime, until, wait_until, within,
 };
 use klaw::cancel::shield;
 use klaw::task::BlockingTask;
@@ -643,32 +643,17 @@ fn a_timed_scope_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
 fn a_cancelled_blocking_childs_bounded_last_step_under_block_on_returns() {
     within(Duration::from_secs(10), || {
         let rt = runtime(2);
-        let ended = Flag::default();
-        let flag = ended.clone();
-        let result: Result<(), Error> = rt
-            .block_on(rt.spawn(async move {
-                klaw::scope!(|s| {
-                    s.spawn_blocking(move || {
-                        while !klaw::cancel::is_cancelled() {
-                            std::thread::sleep(ms(1));
-                        }
-                        let _ = klaw::runtime::block_on(klaw::cancel::move_on_after(
-                            ms(5),
-                            std::future::pending::<()>(),
-                        ));
-                        flag.set();
-                    });
-                    klaw::time::sleep(ms(10)).await;
-                    s.cancel("stop");
-                    Ok(())
-                })
-            }))
-            .expect("the scope's task ran");
+        let (result, step) = last_step_of_a_cancelled_blocking_child(&rt, || {
+            klaw::runtime::block_on(klaw::cancel::move_on_after(
+                ms(5),
+                std::future::pending::<()>(),
+            ))
+        });
         assert!(
             matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. })),
             "{result:?}"
         );
-        assert!(ended.is_set());
+        assert!(step.is_some());
     });
 }
 
@@ -678,29 +663,16 @@ fn a_cancelled_blocking_childs_bounded_last_step_under_block_on_returns() {
 fn a_failing_scope_under_block_on_in_a_cancelled_blocking_child_returns() {
     within(Duration::from_secs(10), || {
         let rt = runtime(2);
-        let got = Arc::new(std::sync::Mutex::new(None));
-        let seen = got.clone();
-        let _ = rt.block_on(rt.spawn(async move {
-            let _: Result<(), Error> = klaw::scope!(|s| {
-                s.spawn_blocking(move || {
-                    while !klaw::cancel::is_cancelled() {
-                        std::thread::sleep(ms(1));
-                    }
-                    let inner: Result<(), Error> = klaw::runtime::block_on(async {
-                        klaw::scope!(|inner| {
-                            inner
-                                .spawn_local(Task::fallible(async { Err::<(), _>(FetchError(4)) }));
-                            Ok(())
-                        })
-                    });
-                    *seen.lock().unwrap() = Some(inner.map_err(|error| fetch_ids(&error)));
-                });
-                klaw::time::sleep(ms(10)).await;
-                s.cancel("stop");
-                Ok(())
+        let (_, step) = last_step_of_a_cancelled_blocking_child(&rt, || {
+            let inner: Result<(), Error> = klaw::runtime::block_on(async {
+                klaw::scope!(|inner| {
+                    inner.spawn_local(Task::fallible(async { Err::<(), _>(FetchError(4)) }));
+                    Ok(())
+                })
             });
-        }));
-        assert_eq!(*got.lock().unwrap(), Some(Err(vec![4])));
+            inner.map_err(|error| fetch_ids(&error))
+        });
+        assert_eq!(step, Some(Err(vec![4])));
     });
 }
 

@@ -334,3 +334,71 @@ pub fn in_child_process(name: &'static str, env: &[(&'static str, &str)], deadli
         output.status
     );
 }
+
+/// Runs `last_step` in a blocking child of a scope (on `rt`) once the child sees the scope
+/// cancelled, as book/src/cancellation.md asks blocking code to check (the scope's body cancels
+/// it after 10 ms). Gives back the scope's result and what the step returned (`None` if the
+/// child never got to return it).
+pub fn last_step_of_a_cancelled_blocking_child<R: Send + 'static>(
+    rt: &klaw::Runtime,
+    last_step: impl FnOnce() -> R + Send + 'static,
+) -> (Result<(), klaw::Error>, Option<R>) {
+    let got = Arc::new(std::sync::Mutex::new(None));
+    let seen = got.clone();
+    let result = rt
+        .block_on(rt.spawn(async move {
+            klaw::scope!(|s| {
+                s.spawn_blocking(move || {
+                    while !klaw::cancel::is_cancelled() {
+                        std::thread::sleep(ms(1));
+                    }
+                    *seen.lock().unwrap() = Some(last_step());
+                });
+                klaw::time::sleep(ms(10)).await;
+                s.cancel("stop");
+                Ok(())
+            })
+        }))
+        .expect("the scope's task ran");
+    let step = got.lock().unwrap().take();
+    (result, step)
+}
+
+/// Installs the log subscriber once (`info`, no output) and serialises the tests that use log
+/// hooks (hooks are process-wide).
+pub fn logging() -> std::sync::MutexGuard<'static, ()> {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    INIT.call_once(|| {
+        klaw::log::LogConfig::default().filter("info").without_output().init().unwrap()
+    });
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A hook that forwards the events carrying `marker` to a channel.
+pub fn forward(
+    marker: &'static str,
+) -> (klaw::log::HookId, std::sync::mpsc::Receiver<klaw::log::LogEvent>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let id = klaw::log::add_hook(move |event| {
+        if event.fields.get("marker").map(String::as_str) == Some(marker) {
+            let _ = tx.lock().unwrap().send(event.clone());
+        }
+    });
+    (id, rx)
+}
+
+/// The events received so far, each as its message, task name and scope name, sorted.
+pub fn messages_and_names(
+    events: &std::sync::mpsc::Receiver<klaw::log::LogEvent>,
+) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut seen: Vec<_> = events
+        .try_iter()
+        .map(|e| {
+            (e.message.clone(), e.task_name().map(str::to_owned), e.scope_name().map(str::to_owned))
+        })
+        .collect();
+    seen.sort();
+    seen
+}
