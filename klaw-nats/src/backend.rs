@@ -367,6 +367,11 @@ impl Inner {
     /// connection is back), the job's cancel marker is stored first, which every worker checks
     /// before it runs a job.
     async fn publish(self: Arc<Self>, id: String, envelope: JobEnvelope) {
+        // A task cancelled before its job went out has dropped its entry: its job would only
+        // reach a worker to be refused by its cancel marker, or be deleted again.
+        if !self.pending().contains_key(&id) {
+            return;
+        }
         let config = &self.connection.config;
         let published = crate::channel::publish::publish_with_id(
             &self.connection,
