@@ -1,6 +1,7 @@
 //! Dead letters: jobs that could not run (a payload that is not a klaw job, a reply subject
 //! outside the namespace, a job that used up its deliveries), kept with their reason in the
-//! `<namespace>_dead` stream for an operator to inspect, replay or remove.
+//! `<namespace>_dead` stream ([`NatsConfig::dead_letters_stream`]) for an operator to inspect,
+//! replay or remove.
 
 use std::fmt;
 

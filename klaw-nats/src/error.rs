@@ -31,10 +31,12 @@ pub enum NatsError {
         /// What it accepts.
         expected: &'static str,
     },
-    /// A channel name that cannot be part of a stream or subject name.
+    /// A channel name that cannot be part of a stream or subject name: a character other
+    /// than a letter, a digit, `-` or `_`, or too long for the stream named after it.
     #[error(
-        "`{name}` cannot name a channel: use letters, digits, `-` and `_`, at most 255 \
-         characters with the namespace (the channel's stream is named after both)"
+        "`{name}` cannot name a channel: use letters, digits, `-` and `_`, and a name short \
+         enough for its stream: `<namespace>_chan_<name>` (`_bcast_` for a broadcast), each \
+         `_` of the namespace written `__`, has at most 255 characters"
     )]
     BadName {
         /// The name given.

@@ -13,12 +13,21 @@ use crate::NatsConfig;
 /// (or any process with the [`admin`](Self::admin) rights) before the first submitter.
 /// Every role also subscribes to `_INBOX.>`, where JetStream sends its replies.
 ///
+/// A subject begins with the namespace as it is (`my_app.jobs`); a stream or bucket named in
+/// one begins with the namespace with each `_` written `__` (`$KV.my__app_cancel.>`), as
+/// [`NatsConfig::namespace`] says.
+///
 /// ```
 /// let config = klaw_nats::NatsConfig::new("nats://h:4222").namespace("billing");
 /// let submitter = klaw_nats::Permissions::submitter(&config);
 /// assert!(submitter.publish.contains(&"billing.jobs".to_owned()));
 /// assert!(!submitter.publish.iter().any(|subject| subject.starts_with("billing.reply")));
 /// println!("{submitter}"); // a `permissions: { .. }` block for the server's config
+///
+/// let config = klaw_nats::NatsConfig::new("nats://h:4222").namespace("my_app");
+/// let submitter = klaw_nats::Permissions::submitter(&config);
+/// assert!(submitter.publish.contains(&"my_app.jobs".to_owned()));
+/// assert!(submitter.publish.contains(&"$KV.my__app_cancel.>".to_owned()));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,7 +119,7 @@ impl Permissions {
     /// ```
     pub fn admin(config: &NatsConfig) -> Self {
         let Names { ns, cancel, outcomes, .. } = Names::of(config);
-        let buckets = [cancel, outcomes, format!("{ns}_channels"), format!("{ns}_watch")];
+        let buckets = [cancel, outcomes, config.channels_bucket(), config.watch_bucket()];
         let mut publish = vec![format!("{ns}.>"), "$JS.>".to_owned()];
         publish.extend(buckets.iter().map(|bucket| format!("$KV.{bucket}.>")));
         let subscribe = vec![format!("{ns}.>"), "$JS.EVENT.>".to_owned(), "_INBOX.>".to_owned()];
@@ -134,7 +143,8 @@ impl fmt::Display for Permissions {
     }
 }
 
-/// The namespace's stream and bucket names.
+/// The namespace's stream and bucket names (`NatsConfig` writes each `_` of the namespace
+/// `__` in them, so that no two namespaces share one), and the namespace itself, for subjects.
 struct Names {
     ns: String,
     jobs: String,

@@ -385,7 +385,6 @@ async fn the_same_name_in_two_namespaces_is_two_channels() {
 /// Namespaces and names may both hold `_`: namespace `ns` with channel `x_chan_y` and
 /// namespace `ns_chan_x` with channel `y` are different channels, and each works (a send is
 /// taken at once, not refused as unavailable after the retry bound).
-#[ignore = "open defect: a stream is named {namespace}_chan_{name} and both may hold `_`, so two pairs can map to one stream; needs a stream naming that cannot collide"]
 #[klaw::test(timeout = "40s")]
 async fn a_namespace_and_a_name_with_underscores_never_share_a_stream_with_another_pair() {
     let server = NatsServer::start();
@@ -401,6 +400,43 @@ async fn a_namespace_and_a_name_with_underscores_never_share_a_stream_with_anoth
     assert_eq!(tx_second.send(2).await, Ok(()), "the second channel cannot take a value");
     assert_eq!(rx_first.recv().await, Ok(1));
     assert_eq!(rx_second.recv().await, Ok(2));
+}
+
+/// The same for a broadcast channel: namespace `ns` with broadcast `x_bcast_y` and namespace
+/// `ns_bcast_x` with broadcast `y` are different channels, and each works.
+#[klaw::test(timeout = "40s")]
+async fn a_broadcast_never_shares_a_stream_with_another_pair() {
+    let server = NatsServer::start();
+    let config = |namespace: &str| {
+        server.config().namespace(namespace).publish_retry(Duration::from_secs(1))
+    };
+    let first = connect_with(config("ns")).await;
+    let second = connect_with(config("ns_bcast_x")).await;
+    let (tx_first, mut rx_first) = first.broadcast::<u32>("x_bcast_y", 4).await.unwrap();
+    let opened = second.broadcast::<u32>("y", 4).await;
+    let (tx_second, mut rx_second) = opened.expect("the second broadcast could not be opened");
+    assert_eq!(tx_first.send(1).await, Ok(()));
+    assert_eq!(tx_second.send(2).await, Ok(()), "the second broadcast cannot take a value");
+    assert_eq!(rx_first.recv().await, Ok(1));
+    assert_eq!(rx_second.recv().await, Ok(2));
+}
+
+/// A namespace's own streams never share a stream with a channel: namespace `a_chan_b`'s jobs
+/// stream (made by the first process of that namespace) and namespace `a`'s channel `b_jobs`
+/// are different streams, and the channel works.
+#[klaw::test(timeout = "40s")]
+async fn a_namespace_s_jobs_never_share_a_stream_with_a_channel() {
+    let server = NatsServer::start();
+    let config = |namespace: &str| {
+        server.config().namespace(namespace).publish_retry(Duration::from_secs(1))
+    };
+    // Opening the dead letters makes the namespace's jobs stream (and its other streams).
+    let _letters = klaw_nats::DeadLetters::open(config("a_chan_b")).await.unwrap();
+    let other = connect_with(config("a")).await;
+    let opened = other.channel::<u32>("b_jobs", 4).await;
+    let (tx, rx) = opened.expect("the channel could not be opened");
+    assert_eq!(tx.send(3).await, Ok(()), "the channel cannot take a value");
+    assert_eq!(rx.recv().await, Ok(3));
 }
 
 // ---- values too large ----

@@ -49,6 +49,8 @@ fn bad_environment_values_are_typed_errors_naming_the_variable() {
         (klaw_nats::NAMESPACE_ENV, "*", "letters, digits"),
         (klaw_nats::NAMESPACE_ENV, ">", "letters, digits"),
         (klaw_nats::NAMESPACE_ENV, "", "letters, digits"),
+        // JetStream names a key-value bucket's stream `KV_<bucket>`: see `NatsConfig::namespace`.
+        (klaw_nats::NAMESPACE_ENV, "KV", "not `KV`"),
         (klaw_nats::ACK_WAIT_ENV, "0", "at least 100"),
         (klaw_nats::ACK_WAIT_ENV, "thirty", "milliseconds"),
         (klaw_nats::MAX_DELIVER_ENV, "0", "from 1"),

@@ -97,7 +97,8 @@ async fn outcome_count(server: &NatsServer, namespace: &str) -> usize {
     async_compat::Compat::new(async {
         let client = async_nats::connect(&server.url).await.unwrap();
         let jetstream = async_nats::jetstream::new(client);
-        let bucket = jetstream.get_key_value(format!("{namespace}_outcomes")).await.unwrap();
+        let name = server.config().namespace(namespace).outcomes_bucket();
+        let bucket = jetstream.get_key_value(name).await.unwrap();
         let mut keys = bucket.keys().await.unwrap();
         let mut count = 0;
         while let Some(key) = futures_util::StreamExt::next(&mut keys).await {

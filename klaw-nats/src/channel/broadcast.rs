@@ -36,9 +36,9 @@ pub(crate) async fn open<T: DeserializeOwned>(
     capacity: usize,
 ) -> Result<(Sender<T>, Receiver<T>), NatsError> {
     check_name(name)?;
-    let namespace = connection.config.namespace.clone();
+    let namespace = &connection.config.namespace;
     let subject = format!("{namespace}.bcast.{name}");
-    let stream_name = format!("{namespace}_bcast_{name}");
+    let stream_name = connection.config.broadcast_stream(name);
     check_stream_name(name, &stream_name)?;
     let shared = async_compat::Compat::new(async {
         let stream = connection

@@ -27,7 +27,7 @@ impl Closing {
         let states = connection
             .jetstream
             .create_or_update_key_value(kv::Config {
-                bucket: format!("{}_channels", connection.config.namespace),
+                bucket: connection.config.channels_bucket(),
                 description: "klaw: closed distributed channels".to_owned(),
                 history: 1,
                 ..Default::default()

@@ -34,13 +34,10 @@ pub(crate) fn check_name(name: &str) -> Result<(), crate::NatsError> {
     }
 }
 
-/// JetStream's longest stream name.
-const MAX_STREAM_NAME: usize = 255;
-
 /// The channel `name` gives a stream the server can name: a longer one would be refused as a
 /// JetStream failure, which says nothing of the name.
 pub(crate) fn check_stream_name(name: &str, stream: &str) -> Result<(), crate::NatsError> {
-    if stream.len() <= MAX_STREAM_NAME {
+    if stream.len() <= crate::config::MAX_JETSTREAM_NAME {
         Ok(())
     } else {
         Err(crate::NatsError::BadName { name: name.to_owned() })

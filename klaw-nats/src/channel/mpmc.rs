@@ -70,7 +70,7 @@ pub(crate) async fn open<T>(
     let namespace = &config.namespace;
     let ack_wait = config.ack_wait;
     let subject = format!("{namespace}.chan.{name}");
-    let stream_name = format!("{namespace}_chan_{name}");
+    let stream_name = config.channel_stream(name);
     check_stream_name(name, &stream_name)?;
     let opened = async_compat::Compat::new(async {
         let stream = connection

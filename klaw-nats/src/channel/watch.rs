@@ -28,7 +28,7 @@ where
         action: "encoding the initial value",
         message: e.to_string(),
     })?;
-    let bucket_name = format!("{}_watch", connection.config.namespace);
+    let bucket_name = connection.config.watch_bucket();
     let (store, current, watch) = async_compat::Compat::new(async {
         let store = connection
             .jetstream
