@@ -48,7 +48,8 @@ pub(crate) async fn drive(executor: &Executor, clock: &VirtualClock, workers: &W
             Step::Busy | Step::Moved => continue,
             Step::Held | Step::NoTimer => {}
         }
-        // Wait for a task to become runnable (then run it), the last hold to end, or the stop.
+        // Wait for a task to become runnable (then run it), the last hold to end, a first timer
+        // (registered from outside the runtime), or the stop.
         future::or(future::or(executor.tick(), released), workers.stopped()).await;
     }
 }

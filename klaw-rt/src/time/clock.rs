@@ -37,7 +37,9 @@ pub(crate) struct VirtualClock {
     /// `std::time::Instant` that APIs taking one accept.
     start: Instant,
     state: Mutex<ClockState>,
-    /// Notified when the last hold ends: the worker may find the runtime idle now.
+    /// Notified when the last hold ends, or when a first timer is registered (by a future
+    /// polled outside the runtime, say, while the worker waits with no timer to jump to): the
+    /// worker may find the runtime idle with somewhere to jump now.
     released: Event,
     /// Notified when the runtime settles after an [`advance`](Self::advance).
     settled: Event,
@@ -87,7 +89,8 @@ pub(crate) enum Step {
     Moved,
     /// Something holds the clock: wait for [`VirtualClock::released`].
     Held,
-    /// Idle, and no timer is pending: the clock stays where it is.
+    /// Idle, and no timer is pending: the clock stays where it is until a task runs, or a
+    /// first timer is registered (which notifies [`VirtualClock::released`]).
     NoTimer,
 }
 
@@ -129,8 +132,8 @@ impl VirtualClock {
         }
     }
 
-    /// A listener notified when the last hold ends. Listen before looking, so that a release
-    /// in between is not missed.
+    /// A listener notified when the last hold ends or a first timer is registered. Listen
+    /// before looking, so that one in between is not missed.
     pub(crate) fn released(&self) -> EventListener {
         self.released.listen()
     }
@@ -238,9 +241,17 @@ impl VirtualClock {
             state.next_id += 1;
             state.next_id
         });
+        // The worker waits without looking at the clock again only when it found no timer (or
+        // a hold, whose release notifies it). A first timer must wake it, or a sleep awaited
+        // outside the runtime (another thread, another executor) waits for a jump that never
+        // comes while the runtime is idle.
+        let first = state.timers.is_empty();
         let replaced = state.timers.insert((deadline, id), fresh);
         drop(state);
         drop(replaced);
+        if first {
+            self.released.notify(usize::MAX); // outside the lock: it wakes the worker
+        }
         Poll::Pending
     }
 
