@@ -72,7 +72,7 @@ pub mod runtime {
     pub use klaw_rt::runtime::{
         BuildError, Builder, ConfigError, DEFAULT_MAX_BLOCKING_THREADS, MAX_BLOCKING_THREADS,
         MAX_WORKERS, MachineInfo, NoRuntime, RuntimeConfig, RuntimeDump, ShutdownReport,
-        ShutdownTimedOut, WORKERS_ENV, WorkersFrom, block_on,
+        ShutdownTimedOut, Spawnable, WORKERS_ENV, WorkersFrom, block_on,
     };
 }
 

@@ -16,7 +16,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    DropCount, Flag, Gauge, in_task, ms, secs, wait_for, wait_until, with_deadline, within,
+    DEADLINE, DropCount, Flag, Gauge, in_task, ms, secs, wait_for, wait_until, with_deadline,
+    within,
 };
 use klaw::task::{BlockingTask, ExitReason};
 use klaw::{CancelReason, Error, TaskError};
@@ -964,5 +965,44 @@ fn a_named_blocking_task_reports_its_name_and_exit() {
         }));
         assert_eq!(got.unwrap().unwrap(), 10);
         assert_eq!(rt.block_on(occupier), Ok(()));
+    });
+}
+
+// ---- a blocking task value given to a runtime ------------------------------------------------
+
+#[klaw::task(blocking, name = "checksum")]
+fn checksum(data: Vec<u8>) -> u64 {
+    data.iter().map(|&byte| u64::from(byte)).sum()
+}
+
+#[klaw::task(blocking)]
+fn parse_port(text: String) -> Result<u16, std::num::ParseIntError> {
+    text.parse()
+}
+
+/// book/src/tasks.md: a task value "can be `.await`ed inline, spawned in a scope, or submitted to
+/// a runtime". What a scope's `s.spawn` takes, `Runtime::spawn` and `Handle::spawn` take too: a
+/// `#[klaw::task(blocking)]` value (and a `BlockingTask`) runs on the blocking pool, with its
+/// name, and a fallible one's `Err` is its failure, as for a plain future and a `Task`.
+#[test]
+fn runtime_and_handle_spawn_what_a_scope_spawns_blocking_task_values_too() {
+    within(DEADLINE, || {
+        let rt = pool("blspawn", 2);
+        let handle = rt.handle();
+        let summed = rt.spawn(checksum(vec![1, 2, 3]));
+        assert_eq!(summed.name(), Some("checksum"));
+        assert_eq!(rt.block_on(summed), Ok(6));
+        let port = handle.spawn(parse_port("8080".into()));
+        assert_eq!(rt.block_on(port), Ok(8080));
+        let bad = rt.spawn(parse_port("eighty".into()));
+        assert!(matches!(rt.block_on(bad), Err(TaskError::Failed(_))));
+        let thread =
+            rt.spawn(BlockingTask::new(|| std::thread::current().name().map(str::to_owned)));
+        let thread = rt.block_on(thread).unwrap().unwrap_or_default();
+        assert!(thread.starts_with("blspawn-blocking-"), "ran on {thread}");
+        // And what it took before, unchanged.
+        assert_eq!(rt.block_on(handle.spawn(async { 1 })), Ok(1));
+        let fallible = rt.spawn(klaw::Task::fallible(async { "x".parse::<u8>() }));
+        assert!(matches!(rt.block_on(fallible), Err(TaskError::Failed(_))));
     });
 }

@@ -382,6 +382,50 @@ fn an_io_error_a_klaw_error_task_returned_is_the_root_cause() {
     });
 }
 
+/// `?` on an `io::Error` in a function returning `klaw::Error`, the book's `main` (errors.md, 1).
+fn read_config_now() -> Result<usize, Error> {
+    Ok(std::fs::read(MISSING)?.len())
+}
+
+/// Promise (errors.md, opening: "the root cause still there to downcast to at the end"): a
+/// `klaw::Error::Other` at the top, not inside a task's failure: what `?` on an I/O error makes
+/// in a function returning `klaw::Error` (a `#[klaw::main]` body), and what a scope's body
+/// returning `Err(klaw::Error::other(io_error))` gives back. An anyhow user finds the wrapped
+/// `io::Error` along the chain (its `root_cause`, downcast) and reads its text once in a report.
+#[test]
+fn an_io_error_in_a_top_level_other_is_the_root_cause_printed_once() {
+    with_deadline(|| {
+        let direct = read_config_now().unwrap_err();
+        let rt = runtime(1);
+        let from_body = rt
+            .block_on(async {
+                klaw::scope!(|_s| {
+                    let refused = io::Error::new(io::ErrorKind::NotFound, "No such file: db.toml");
+                    Err::<(), _>(Error::other(refused).into())
+                })
+            })
+            .unwrap_err();
+        for error in [direct, from_body] {
+            assert!(matches!(error, Error::Other(_)), "{error:?}");
+            let printed = report(&error);
+            assert_eq!(printed.matches("No such file").count(), 1, "{printed}");
+            assert_eq!(
+                root(&error).downcast_ref::<io::Error>().map(io::Error::kind),
+                Some(io::ErrorKind::NotFound),
+                "the io::Error is in no link of the chain: {printed}"
+            );
+            let anyhow_error = anyhow::Error::from(error);
+            let alternate = format!("{anyhow_error:#}");
+            assert_eq!(alternate.matches("No such file").count(), 1, "{alternate}");
+            assert_eq!(
+                anyhow_error.root_cause().downcast_ref::<io::Error>().map(io::Error::kind),
+                Some(io::ErrorKind::NotFound),
+                "anyhow's root cause is not the io::Error: {anyhow_error:?}"
+            );
+        }
+    });
+}
+
 // ---- crossing spawns and nested scopes -----------------------------------------------------
 
 type Boxed = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;

@@ -637,6 +637,66 @@ fn child_removing_a_hook_whose_captures_log() {
     assert_eq!(messages, ["the hook's capture was dropped"]);
 }
 
+/// `KLAW_LOG=warn`, a usual production filter: a task's span only carries context, so a
+/// `warn!` or `error!` inside a task is written, and given to hooks, with the task's id, name
+/// and scope, as with `info` (tracing's rule for context spans: every filter that lets an event
+/// through enables them). What is below the filter is still dropped.
+#[test]
+fn a_warn_filter_keeps_the_task_fields_on_what_tasks_log() {
+    let _serial = logging();
+    let outcome = in_child_process("child_logs_at_warn_inside_a_task");
+    let (passed, output) = outcome.expect("the child process hung");
+    assert!(passed, "the child process failed: {output}");
+    let line = |message: &str| {
+        output.lines().find(|line| line.contains(message)).unwrap_or_else(|| {
+            panic!("no line says {message:?}: {output}");
+        })
+    };
+    for message in ["the disk is almost full", "the disk is full"] {
+        let written = line(message);
+        assert!(
+            written.contains("task.name=\"disk-watch\"") && written.contains("scope=\"jobs\""),
+            "written without the task's fields: {written}"
+        );
+    }
+    assert!(!output.contains("below the filter"), "{output}");
+}
+
+#[test]
+#[ignore = "run in a process of its own by a_warn_filter_keeps_the_task_fields_on_what_tasks_log"]
+fn child_logs_at_warn_inside_a_task() {
+    if !is_child() {
+        return;
+    }
+    let env = |name: &str| (name == klaw::log::LOG_ENV).then(|| "warn".to_owned());
+    LogConfig::from_lookup(env).unwrap().init().unwrap();
+    let (hook, events) = forward("warn-filter");
+    let rt = runtime(2);
+    let id = rt.block_on(async {
+        klaw::scope!(name = "jobs", |s| {
+            let watch = s.spawn(
+                Task::new(async {
+                    tracing::info!(marker = "warn-filter", "below the filter");
+                    tracing::warn!(marker = "warn-filter", "the disk is almost full");
+                    tracing::error!(marker = "warn-filter", "the disk is full");
+                    current()
+                })
+                .name("disk-watch"),
+            );
+            Ok(watch.await?)
+        })
+        .unwrap()
+    });
+    assert!(remove_hook(hook));
+    let mut seen: Vec<Seen> = events.try_iter().map(|e| seen(&e)).collect();
+    seen.sort();
+    let fields = (Some(id), Some("disk-watch".to_owned()), Some("jobs".to_owned()));
+    let expected: Vec<Seen> = ["the disk is almost full", "the disk is full"]
+        .map(|message| (message.to_owned(), fields.0, fields.1.clone(), fields.2.clone()))
+        .into();
+    assert_eq!(seen, expected);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cancellation and shutdown
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -140,10 +141,13 @@ async fn later_failures_are_kept_after_the_first() {
     assert!(
         matches!(error.first(), Error::Task { error: TaskError::Failed(f), .. } if f.downcast_ref() == Some(&FetchError(1)))
     );
-    assert_eq!(failures.errors()[1].to_string(), "the body failed too");
+    assert_eq!(failures.errors()[1].source().unwrap().to_string(), "the body failed too");
     let report = error.to_string();
     assert!(report.starts_with("2 failures in one scope:\n  1. task #"), "{report}");
-    assert!(report.ends_with(" failed: fetch 1 failed\n  2. the body failed too"), "{report}");
+    assert!(
+        report.ends_with(" failed: fetch 1 failed\n  2. an operation failed: the body failed too"),
+        "{report}"
+    );
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]
@@ -181,7 +185,7 @@ async fn a_body_error_cancels_the_children_with_parent_cancelled() {
         Err::<(), _>(Error::other("the body gave up").into())
     })
     .unwrap_err();
-    assert_eq!(error.to_string(), "the body gave up");
+    assert_eq!(error.source().unwrap().to_string(), "the body gave up");
     let child = canceller.lock().unwrap().take().unwrap();
     assert_eq!(child.exit_reason(), ExitReason::Cancelled);
     assert_eq!(child.cancel_reason(), Some(CancelReason::ParentCancelled));

@@ -47,7 +47,19 @@ pub enum Error {
     /// Several things failed in one scope: the first, then the others in the order they
     /// happened. (A scope where one thing failed returns that error itself.)
     Scope(ScopeError),
-    /// Any other error, from user code: displays as that error.
+    /// Any other error: one that user code wraps with [`Error::other`], or that `?` converts
+    /// (an I/O error, a channel's). Like every layer it says what happened in its own words,
+    /// "an operation failed", and gives that error as its `source`, so a report prints it once
+    /// and anyhow's `root_cause` or a downcast along the chain finds it.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let error = klaw::Error::other(std::io::Error::other("disk full"));
+    /// assert_eq!(error.to_string(), "an operation failed");
+    /// let source = error.source().unwrap();
+    /// assert_eq!(source.to_string(), "disk full");
+    /// assert!(source.downcast_ref::<std::io::Error>().is_some());
+    /// ```
     Other(BoxError),
 }
 
@@ -57,7 +69,7 @@ impl Error {
     ///
     /// ```
     /// let error = klaw::Error::other("disk full");
-    /// assert_eq!(error.first().to_string(), "disk full");
+    /// assert!(matches!(error.first(), klaw::Error::Other(_)));
     /// ```
     pub fn first(&self) -> &Error {
         match self {
@@ -66,11 +78,13 @@ impl Error {
         }
     }
 
-    /// Wraps any error of user code.
+    /// Wraps any error of user code, as [`Error::Other`]: it is the `source`, the next link of
+    /// the chain.
     ///
     /// ```
+    /// use std::error::Error as _;
     /// let err = klaw::Error::other("disk full");
-    /// assert_eq!(err.to_string(), "disk full");
+    /// assert_eq!(err.source().unwrap().to_string(), "disk full");
     /// ```
     pub fn other(error: impl Into<BoxError>) -> Self {
         Self::Other(error.into())
@@ -91,9 +105,9 @@ impl Error {
     }
 
     /// A task's own error as its failure carries it. An [`Error::Other`] (what `?` on an I/O
-    /// or a channel's error makes in a task returning `klaw::Error`) only displays as its error,
-    /// and its source is that error's: as a link of the chain it would hide the error itself
-    /// from every downcast, so the failure is the error it wraps.
+    /// or a channel's error makes in a task returning `klaw::Error`) adds nothing to "task
+    /// failed", so the failure is the error it wraps: the task's report reads "task `x` (#3)
+    /// failed: <the error>", and the failure downcasts to that error's type.
     fn unwrap_other(error: BoxError) -> BoxError {
         match error.downcast::<Error>() {
             Ok(error) => match *error {
@@ -115,7 +129,7 @@ impl std::fmt::Display for Error {
             Self::Build(error) => error.fmt(f),
             Self::NoRuntime(error) => error.fmt(f),
             Self::Scope(error) => error.fmt(f),
-            Self::Other(error) => error.fmt(f),
+            Self::Other(_) => f.write_str("an operation failed"),
         }
     }
 }
@@ -126,13 +140,12 @@ impl std::error::Error for Error {
             Self::Task { error: TaskError::Failed(failure), .. } => Some(failure.as_source()),
             Self::Task { error: TaskError::Remote(error), .. } => Some(&**error),
             Self::Task { .. } => None,
-            Self::Body(error) => Some(&**error),
+            Self::Body(error) | Self::Other(error) => Some(&**error),
             // The errors below display as themselves: their causes are theirs.
             Self::Elapsed(error) => error.source(),
             Self::Build(error) => error.source(),
             Self::NoRuntime(error) => error.source(),
             Self::Scope(error) => error.source(),
-            Self::Other(error) => error.source(),
         }
     }
 }
@@ -382,8 +395,8 @@ impl From<crate::primitives::AcquireError> for Error {
 
 /// An I/O error converts for `?`, so a `#[klaw::main]` or `#[klaw::test]` body that returns
 /// `Result<_, klaw::Error>` can use `?` on files and sockets directly (inside a `scope!` body,
-/// `?` converts any error already). It becomes [`Error::Other`], which displays as the I/O
-/// error itself.
+/// `?` converts any error already). It becomes [`Error::Other`], whose `source` is the I/O
+/// error.
 ///
 /// ```
 /// fn read_config(path: &str) -> Result<String, klaw::Error> {

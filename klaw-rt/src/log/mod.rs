@@ -1,8 +1,9 @@
 //! Logging: `init()` installs a `tracing` subscriber (human or JSON output, filtered by
 //! `KLAW_LOG`), and hooks deliver every event it lets through to your callbacks.
 //!
-//! Every task runs in an INFO span named `task` with the fields `task.id` and `task.name`, so
-//! events from inside a task say which task they came from.
+//! Every task runs in a span named `task` with the fields `task.id` and `task.name`, so events
+//! from inside a task say which task they came from. The span only carries context, so it is at
+//! ERROR: every filter that lets an event through (`warn` too) keeps the task's fields on it.
 //!
 //! ```
 //! klaw::log::LogConfig::default().filter("info").without_output().init()?;

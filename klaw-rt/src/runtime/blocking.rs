@@ -48,6 +48,12 @@ struct PoolShared {
     tokio: TokioContext,
 }
 
+std::thread_local! {
+    /// On a pool thread, its pool (`Arc::as_ptr`, compared only): so a runtime can tell that it
+    /// is asked to shut down by one of its own blocking closures, which it cannot wait for.
+    static POOL: std::cell::Cell<*const ()> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
 /// A bounded pool of threads for blocking closures.
 pub(crate) struct BlockingPool {
     shared: Arc<PoolShared>,
@@ -114,11 +120,24 @@ impl BlockingPool {
         }));
     }
 
+    /// True on one of this pool's threads. (The pool outlives its threads, each of which holds
+    /// it, so no other pool can have the same address meanwhile.)
+    pub(crate) fn runs_this_thread(&self) -> bool {
+        let this = Arc::as_ptr(&self.shared).cast::<()>();
+        POOL.try_with(|pool| std::ptr::eq(pool.get(), this)).unwrap_or(false)
+    }
+
+    /// The runtime's thread name, which the pool's threads are named after.
+    pub(crate) fn thread_name(&self) -> &str {
+        &self.shared.thread_name
+    }
+
     fn start_thread(&self, number: usize) {
         let shared = self.shared.clone();
         let spawned = thread::Builder::new()
             .name(format!("{}-blocking-{number}", self.shared.thread_name))
             .spawn(move || {
+                POOL.with(|pool| pool.set(Arc::as_ptr(&shared).cast()));
                 // Once for the thread's life: a blocking closure may use tokio types too.
                 let _tokio = shared.tokio.enter();
                 shared.work();

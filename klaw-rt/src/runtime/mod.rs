@@ -42,15 +42,15 @@ use crate::runtime::executor::{Executor, Spawner};
 use event_listener::Event;
 
 use crate::remote::RemoteBackend;
-use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::task::core::Joiner;
 use crate::task::handle::TaskOutput;
-use crate::task::spec::{ErrOf, OkOf};
-use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskHandle};
+use crate::task::{BlockingTask, Outcome, Task, TaskHandle};
 use crate::time::clock::VirtualClock;
 use blocking::BlockingPool;
 pub(crate) use spawn::Placement;
 use spawn::{NoParent, ParentLink, spawn_blocking_on, spawn_on};
+pub use spawn::{SpawnOn, Spawnable};
 
 use context::Context;
 pub use inline_task::InlineTask;
@@ -218,8 +218,10 @@ impl Runtime {
         self.executor.as_ref().expect("the executor lives until shutdown")
     }
 
-    /// Spawns a task on the workers: a future (`Send + 'static`) or a [`Task`]. The returned
-    /// handle's cancel token exists before the task is scheduled.
+    /// Spawns a task: what a scope's `s.spawn` takes ([`Spawnable`]). A future
+    /// (`Send + 'static`) or a [`Task`] runs on the workers; a [`BlockingTask`] (what
+    /// `#[klaw::task(blocking)]` builds) runs on the blocking pool. The returned handle's cancel
+    /// token exists before the task is scheduled.
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(2).build()?;
@@ -230,20 +232,17 @@ impl Runtime {
     ///     out
     /// });
     /// assert_eq!(squares, [0, 1, 4, 9]);
+    ///
+    /// #[klaw::task(blocking)]
+    /// fn file_len(path: String) -> std::io::Result<u64> {
+    ///     Ok(std::fs::metadata(path)?.len())
+    /// }
+    /// let len = rt.spawn(file_len("Cargo.toml".into())); // on the blocking pool
+    /// assert!(rt.block_on(len).unwrap() > 0);
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
-    pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
-    where
-        T: IntoTask,
-        T::Future: Send + 'static,
-    {
-        spawn_on(
-            Some(self.executor().spawner()),
-            &self.shared,
-            task.into_task(),
-            Placement::default(),
-            |_| None::<NoParent>,
-        )
+    pub fn spawn<T: Spawnable>(&self, task: T) -> TaskHandle<T::Ok, T::Err> {
+        task.__spawn_on(SpawnOn { executor: Some(self.executor().spawner()), shared: &self.shared })
     }
 
     /// Runs `f` on the blocking pool, so it cannot stall the workers. At most
@@ -389,6 +388,15 @@ impl Runtime {
     /// once; a worker stuck in a body that never yields, and blocking closures, get one more
     /// second to notice, then are reported `abandoned`.
     ///
+    /// Call it from outside the runtime: the thread that built it, once its `block_on` has
+    /// returned. Inside one of the runtime's own tasks or blocking closures it cannot wait for
+    /// the task that called it, which holds a thread of the runtime (tokio panics there). It
+    /// then returns at once, without waiting, with `report.inside_runtime` set, and
+    /// [`into_result`](ShutdownReport::into_result) is an error that says so; the shutdown goes
+    /// on in the background as asked (the grace period, then cancelling), and so does dropping
+    /// the runtime there. To stop work from inside, cancel it: through its task's handle, a
+    /// cancel [`Token`](crate::cancel::Token), or by returning from the scope.
+    ///
     /// ```
     /// use std::time::Duration;
     /// let rt = klaw::Runtime::builder().workers(2).build()?;
@@ -400,7 +408,61 @@ impl Runtime {
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn shutdown(mut self, grace: Duration) -> ShutdownReport {
-        self.shutdown_now(grace)
+        if !self.runs_this_thread() {
+            return self.shutdown_now(grace);
+        }
+        // Counted now: the tasks that end from here on end after this call has returned.
+        let started = Instant::now();
+        let report = self.shared.stats.report(false, Duration::ZERO);
+        if let Err(mut runtime) = self.take().shut_down_elsewhere(grace) {
+            // No thread to hand it to: shut down here after all, as slow as that is.
+            return runtime.shutdown_now(grace);
+        }
+        ShutdownReport { abandoned: 0, inside_runtime: true, elapsed: started.elapsed(), ..report }
+    }
+
+    /// True on a thread of this runtime: one of its workers, or of its blocking pool's threads.
+    /// A shutdown there would wait for the very task (or destructor) that asked for it.
+    fn runs_this_thread(&self) -> bool {
+        let worker = context::with_current(|current| {
+            current.is_some_and(|c| c.is_worker && Arc::ptr_eq(&c.shared, &self.shared))
+        });
+        worker || self.shared.blocking.runs_this_thread()
+    }
+
+    /// Moves the runtime out of `self`, which is left shut down (its drop does nothing).
+    fn take(&mut self) -> Runtime {
+        Runtime {
+            executor: self.executor.take(),
+            shared: self.shared.clone(),
+            threads: std::mem::take(&mut self.threads),
+            workers: self.workers.clone(),
+            tokio: std::mem::take(&mut self.tokio),
+        }
+    }
+
+    /// Shuts down on a thread of its own, which nothing joins: what a shutdown asked for on one
+    /// of the runtime's own threads does. The runtime back if no thread could be started.
+    fn shut_down_elsewhere(self, grace: Duration) -> Result<(), Runtime> {
+        let name = format!("{}-shutdown", self.shared.blocking.thread_name());
+        // Through a slot rather than moved into the closure: a thread that cannot be started
+        // drops its closure, and the runtime must come back rather than be dropped here.
+        let slot = Arc::new(Mutex::new(Some(self)));
+        let handed = slot.clone();
+        let started = std::thread::Builder::new().name(name).spawn(move || {
+            let runtime = handed.lock().take();
+            if let Some(mut runtime) = runtime {
+                // Nobody reads this report: the caller got its own when it asked.
+                let _report = runtime.shutdown_now(grace);
+            }
+        });
+        match started {
+            Ok(_detached) => Ok(()),
+            Err(_) => {
+                let runtime = slot.lock().take();
+                runtime.map_or(Ok(()), Err)
+            }
+        }
     }
 
     fn shutdown_now(&mut self, grace: Duration) -> ShutdownReport {
@@ -481,6 +543,14 @@ impl Drop for Runtime {
             });
             return;
         }
+        if self.runs_this_thread() {
+            // Dropped by one of its own tasks (or a destructor one runs): as `shutdown` there,
+            // it goes on in the background, once that task has returned.
+            if let Err(mut runtime) = self.take().shut_down_elsewhere(Duration::ZERO) {
+                runtime.shutdown_now(Duration::ZERO);
+            }
+            return;
+        }
         self.shutdown_now(Duration::ZERO);
     }
 }
@@ -551,23 +621,20 @@ impl Handle {
         })
     }
 
-    /// Spawns on the runtime; see [`Runtime::spawn`]. After shutdown the task is cancelled
-    /// before it starts (reason `Shutdown`) and its body never runs.
+    /// Spawns on the runtime a future, a [`Task`] or a [`BlockingTask`]; see
+    /// [`Runtime::spawn`]. After shutdown the task is cancelled before it starts (reason
+    /// `Shutdown`) and its body never runs.
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
     /// let handle = rt.handle();
     /// assert_eq!(rt.block_on(handle.spawn(async { "spawned through a handle" })), Ok("spawned through a handle"));
+    /// let blocking = handle.spawn(klaw::task::BlockingTask::new(|| 6 * 7).name("answer"));
+    /// assert_eq!(rt.block_on(blocking), Ok(42));
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
-    pub fn spawn<T>(&self, task: T) -> TaskHandle<OkOf<T>, ErrOf<T>>
-    where
-        T: IntoTask,
-        T::Future: Send + 'static,
-    {
-        spawn_on(self.spawner(), &self.shared, task.into_task(), Placement::default(), |_| {
-            None::<NoParent>
-        })
+    pub fn spawn<T: Spawnable>(&self, task: T) -> TaskHandle<T::Ok, T::Err> {
+        task.__spawn_on(SpawnOn { executor: self.spawner(), shared: &self.shared })
     }
 
     /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].

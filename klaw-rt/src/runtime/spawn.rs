@@ -26,9 +26,95 @@ use crate::task::descendants::{AdoptedFailure, Failures};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
-use crate::task::spec::Relayed;
+use crate::task::spec::{ErrOf, OkOf, Relayed};
 use crate::task::state::Kind;
-use crate::task::{BlockingTask, Outcome, Task, TaskError, TaskHandle, TaskId};
+use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskError, TaskHandle, TaskId};
+
+/// What [`Runtime::spawn`](crate::runtime::Runtime::spawn) and
+/// [`Handle::spawn`](crate::runtime::Handle::spawn) take: what a scope's `s.spawn` takes, a
+/// `Send + 'static` future, a [`Task`], or a [`BlockingTask`] (as `#[klaw::task]` and
+/// `#[klaw::task(blocking)]` build them), which runs on the runtime's blocking pool.
+///
+/// ```
+/// #[klaw::task(blocking)]
+/// fn checksum(data: Vec<u8>) -> u64 {
+///     data.iter().map(|&byte| u64::from(byte)).sum()
+/// }
+///
+/// fn spawnable<T: klaw::runtime::Spawnable>(_: &T) {}
+/// let task = checksum(vec![1, 2, 3]);
+/// spawnable(&task);
+/// spawnable(&async { 1 });
+/// spawnable(&klaw::Task::fallible(async { "1".parse::<u8>() }));
+///
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// assert_eq!(rt.block_on(rt.spawn(task)), Ok(6));
+/// # Ok::<(), klaw::runtime::BuildError>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a task that a runtime can spawn",
+    label = "expected a future, a `#[klaw::task]` call, a `klaw::Task` or a `klaw::task::BlockingTask`",
+    note = "a closure runs on the blocking pool with `spawn_blocking(|| ...)`"
+)]
+pub trait Spawnable {
+    /// What the task gives on success.
+    type Ok: Send + 'static;
+    /// What the task fails with.
+    type Err: Send + 'static;
+
+    #[doc(hidden)]
+    fn __spawn_on(self, runtime: SpawnOn<'_>) -> TaskHandle<Self::Ok, Self::Err>;
+}
+
+/// Where [`Spawnable::__spawn_on`] puts a task: a runtime's executor (none once it has shut
+/// down: the task is then cancelled before it starts) and what its handles share.
+#[doc(hidden)]
+pub struct SpawnOn<'a> {
+    pub(crate) executor: Option<&'a Spawner>,
+    pub(crate) shared: &'a Shared,
+}
+
+impl std::fmt::Debug for SpawnOn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpawnOn").finish_non_exhaustive()
+    }
+}
+
+impl<T> Spawnable for T
+where
+    T: IntoTask,
+    T::Future: Send + 'static,
+{
+    type Ok = OkOf<T>;
+    type Err = ErrOf<T>;
+
+    #[inline]
+    fn __spawn_on(self, on: SpawnOn<'_>) -> TaskHandle<Self::Ok, Self::Err> {
+        spawn_on(
+            on.executor,
+            on.shared,
+            self.into_task(),
+            Placement::default(),
+            |_| None::<NoParent>,
+        )
+    }
+}
+
+/// A blocking task goes to the blocking pool, as a scope's blocking child does.
+impl<F, O, M> Spawnable for BlockingTask<F, M>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+{
+    type Ok = M::Ok;
+    type Err = M::Err;
+
+    #[inline]
+    fn __spawn_on(self, on: SpawnOn<'_>) -> TaskHandle<Self::Ok, Self::Err> {
+        spawn_blocking_on(on.shared, self, Placement::default(), |_| None::<NoParent>)
+    }
+}
 
 /// What a child's runner tells the scope it belongs to (the scope's `ChildLink`).
 pub(crate) trait ParentLink<E>: Send + 'static {

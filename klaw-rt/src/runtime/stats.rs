@@ -274,6 +274,7 @@ impl Stats {
             timed_out: self.ended_total(Kind::TimedOut),
             abandoned: self.live() as u64,
             grace_expired,
+            inside_runtime: false,
             elapsed,
         }
     }
@@ -350,6 +351,19 @@ pub struct ShutdownReport {
     pub abandoned: u64,
     /// True if live tasks remained when the grace period ran out, so they were cancelled.
     pub grace_expired: bool,
+    /// True if `shutdown` was called inside one of the runtime's own tasks or blocking closures,
+    /// which it cannot wait for: it returned at once, with the counts of that moment and
+    /// nothing `abandoned`, and the shutdown goes on in the background once that task has
+    /// returned. [`into_result`](Self::into_result) is then an error that says so.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let report = rt.shutdown(Duration::from_secs(1));
+    /// assert!(!report.inside_runtime); // called from outside: a full report
+    /// # Ok::<(), klaw::runtime::BuildError>(())
+    /// ```
+    pub inside_runtime: bool,
     /// How long the shutdown took.
     pub elapsed: Duration,
 }
@@ -372,7 +386,8 @@ impl ShutdownReport {
     }
 
     /// `Ok(self)` if every task ended within the grace period, else a typed error holding the
-    /// report (nothing is lost).
+    /// report (nothing is lost); an error too for a shutdown called inside one of the runtime's
+    /// own tasks ([`inside_runtime`](Self::inside_runtime)), which did not wait for anything.
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
@@ -381,7 +396,7 @@ impl ShutdownReport {
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn into_result(self) -> Result<Self, ShutdownTimedOut> {
-        if self.grace_expired || self.abandoned > 0 {
+        if self.grace_expired || self.abandoned > 0 || self.inside_runtime {
             Err(ShutdownTimedOut(self))
         } else {
             Ok(self)
@@ -407,11 +422,16 @@ impl fmt::Display for ShutdownReport {
         if self.grace_expired {
             f.write_str(" (grace period expired: live tasks were cancelled)")?;
         }
+        if self.inside_runtime {
+            f.write_str(" (so far: called inside one of the runtime's own tasks, it goes on in the background)")?;
+        }
         Ok(())
     }
 }
 
-/// A shutdown whose grace period ran out before every task ended; holds the full report.
+/// A shutdown whose grace period ran out before every task ended, or that was called inside
+/// one of the runtime's own tasks and so could not wait for them
+/// ([`ShutdownReport::inside_runtime`]); holds the full report.
 ///
 /// ```
 /// use std::time::Duration;
@@ -422,8 +442,23 @@ impl fmt::Display for ShutdownReport {
 /// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("shutdown did not finish within its grace period: {0}")]
+#[error("{}: {}", headline(.0), .0)]
 pub struct ShutdownTimedOut(pub ShutdownReport);
+
+/// What went wrong with the shutdown `report` tells of, and for a call inside the runtime, what
+/// to do instead.
+fn headline(report: &ShutdownReport) -> &'static str {
+    if report.inside_runtime {
+        INSIDE_RUNTIME
+    } else {
+        "shutdown did not finish within its grace period"
+    }
+}
+
+const INSIDE_RUNTIME: &str = "Runtime::shutdown was called inside one of the runtime's own \
+    tasks, which it cannot wait for, so it returned at once and goes on in the background; call \
+    it from outside the runtime (after its block_on has returned), or stop the work from inside \
+    by cancelling it (a task's handle, a cancel token)";
 
 #[cfg(all(test, klaw_loom))]
 mod loom_models {

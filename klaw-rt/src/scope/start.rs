@@ -95,8 +95,9 @@ impl<V> fmt::Debug for Ready<V> {
 ///     s.start_local(|_ready: klaw::scope::Ready<u16>| async {}).await?;
 ///     Ok(())
 /// });
-/// let error = result.unwrap_err();
-/// assert!(error.to_string().contains("ended without calling `ready`"), "{error}");
+/// let error = result.unwrap_err(); // a `klaw::Error::Other`, whose source is the `NotReady`
+/// let not_ready = std::error::Error::source(&error).unwrap();
+/// assert!(not_ready.to_string().contains("ended without calling `ready`"), "{not_ready}");
 /// # });
 /// ```
 #[derive(Debug, Clone, thiserror::Error)]

@@ -56,14 +56,20 @@ fn output_without_value<T, E>(header: &Header, timeout: Option<Duration>) -> Tas
     }
 }
 
-/// The span every task runs in: INFO `task` with `task.id`, `task.name` and `scope`. Boxed, and
+/// The span every task runs in: `task` with `task.id`, `task.name` and `scope`. Boxed, and
 /// only when some subscriber wants it, so a runner stays small when tracing is off.
+///
+/// It only carries context for the events inside it, so it is at ERROR, tracing's level for
+/// such spans: every filter that lets an event through enables it too. At INFO, a `warn` filter
+/// (`KLAW_LOG=warn`) disabled it, and a task's warnings and errors lost its name and id. The
+/// level is not printed, and with no subscriber the span costs what an INFO one did: the same
+/// check of the global maximum level.
 pub(crate) fn task_span(
     id: TaskId,
     name: Option<&str>,
     scope: Option<&str>,
 ) -> Option<Box<tracing::Span>> {
-    let span = tracing::info_span!(
+    let span = tracing::error_span!(
         "task",
         task.id = id.as_u64(),
         task.name = tracing::field::Empty,
