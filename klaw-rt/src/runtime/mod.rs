@@ -414,7 +414,7 @@ impl Runtime {
         // Counted now: the tasks that end from here on end after this call has returned.
         let started = Instant::now();
         let report = self.shared.stats.report(false, Duration::ZERO);
-        if let Err(mut runtime) = self.take().shut_down_elsewhere(grace) {
+        if let Some(mut runtime) = self.take().shut_down_elsewhere(grace) {
             // No thread to hand it to: shut down here after all, as slow as that is.
             return runtime.shutdown_now(grace);
         }
@@ -442,8 +442,8 @@ impl Runtime {
     }
 
     /// Shuts down on a thread of its own, which nothing joins: what a shutdown asked for on one
-    /// of the runtime's own threads does. The runtime back if no thread could be started.
-    fn shut_down_elsewhere(self, grace: Duration) -> Result<(), Runtime> {
+    /// of the runtime's own threads does. Gives the runtime back if no thread could be started.
+    fn shut_down_elsewhere(self, grace: Duration) -> Option<Runtime> {
         let name = format!("{}-shutdown", self.shared.blocking.thread_name());
         // Through a slot rather than moved into the closure: a thread that cannot be started
         // drops its closure, and the runtime must come back rather than be dropped here.
@@ -457,11 +457,8 @@ impl Runtime {
             }
         });
         match started {
-            Ok(_detached) => Ok(()),
-            Err(_) => {
-                let runtime = slot.lock().take();
-                runtime.map_or(Ok(()), Err)
-            }
+            Ok(_detached) => None,
+            Err(_) => slot.lock().take(),
         }
     }
 
@@ -546,7 +543,7 @@ impl Drop for Runtime {
         if self.runs_this_thread() {
             // Dropped by one of its own tasks (or a destructor one runs): as `shutdown` there,
             // it goes on in the background, once that task has returned.
-            if let Err(mut runtime) = self.take().shut_down_elsewhere(Duration::ZERO) {
+            if let Some(mut runtime) = self.take().shut_down_elsewhere(Duration::ZERO) {
                 runtime.shutdown_now(Duration::ZERO);
             }
             return;
