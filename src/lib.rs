@@ -158,11 +158,12 @@ pub mod __private {
     pub use klaw_rt::coop::__poll_budget_available as poll_budget_available;
     pub use klaw_rt::error::Error;
     pub use klaw_rt::remote;
-    pub use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_entry};
+    pub use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_entry, run_test_within};
     pub use klaw_rt::scope::{Scope, ScopeOptions, scope_with, scope_with_error, typed_scope_body};
     pub use klaw_rt::task::BoxError;
     pub use klaw_rt::task::{BlockingTask, Fallible, Plain, Task};
     pub use klaw_rt::time::{sleep, sleep_until};
+    pub use std::process::ExitCode;
 
     /// Gives a scope body the type `scope_with` expects; the `Future<Output = Result<T, BoxError>>`
     /// bound is what lets `?` in the body convert any error.

@@ -43,13 +43,21 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Runs an `async fn` test on its own klaw runtime. Options: `workers = N`,
-/// `max_blocking_threads = N`, `timeout = "10s"` (or a `Duration` expression): past it the
-/// test fails with a message and the runtime's tree (what was still running, see
-/// `Runtime::dump`) instead of hanging (the body is cancelled at its next `.await` and waited
-/// for: a body that blocks the test's thread, or waits in a `shield` that never ends, still
-/// hangs), and `start_paused = true`: a virtual clock that jumps to
-/// the next timer whenever every task waits (one worker), and `tokio` and `crate = "..."`, as
-/// for `#[klaw::main]`.
+/// `max_blocking_threads = N`, `timeout = "10s"` (or a `Duration` expression; real time, even
+/// with `start_paused`), `start_paused = true`: a virtual clock that jumps to the next timer
+/// whenever every task waits (one worker), and `tokio` and `crate = "..."`, as for
+/// `#[klaw::main]`.
+///
+/// With a `timeout`, the body and its runtime run on a thread of their own, which the test's
+/// thread waits for: past the timeout the test fails with a message and the runtime's tree (what
+/// was still running, see `Runtime::dump`), whatever the body is doing, even blocking its thread
+/// or waiting in a `shield` that never ends. The body is cancelled then (at its next `.await`)
+/// and given one second to end, so that what it started is cleaned up; one that has not ended
+/// by then is left running on its thread, which ends with the test process. Its panics and its
+/// `Err` fail the test as they would without a timeout, and its error type need not be `Send`
+/// (it is printed on the body's thread; the test function then returns the `ExitCode` of that
+/// report, or `()` if the body returns `()`). A test without a timeout runs on the test's
+/// thread.
 ///
 /// ```
 /// #[klaw::test(workers = 2, timeout = "5s")]

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use syn::{ItemFn, ReturnType, Type};
 
 use crate::entry::EntryKind;
 use crate::entry::validate::EntryPlan;
@@ -27,10 +27,6 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
     };
     let workers = option_tokens(plan.workers);
     let max_blocking_threads = option_tokens(plan.max_blocking_threads);
-    let timeout = match &plan.timeout {
-        Some(timeout) => quote!(::core::option::Option::Some(#timeout)),
-        None => quote!(::core::option::Option::None),
-    };
     let start_paused = plan.start_paused;
     let cancel_on_ctrl_c = plan.cancel_on_ctrl_c.is_some();
     // One error naming the feature when Ctrl-C handling (or the tokio runtime) is not compiled
@@ -47,19 +43,41 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
         EntryKind::Test => (quote!(#[::core::prelude::v1::test]), quote!(Test)),
     };
     let span = block.span();
-    let run = quote_spanned! {span=>
-        #private::run_entry::<#output_type, _>(
-            #private::EntryConfig {
-                kind: #private::EntryKind::#kind,
-                workers: #workers,
-                max_blocking_threads: #max_blocking_threads,
-                timeout: #timeout,
-                start_paused: #start_paused,
-                cancel_on_ctrl_c: #cancel_on_ctrl_c,
-                tokio: #tokio,
-            },
-            async move #block,
-        )
+    let config = quote_spanned! {span=>
+        #private::EntryConfig {
+            kind: #private::EntryKind::#kind,
+            workers: #workers,
+            max_blocking_threads: #max_blocking_threads,
+            start_paused: #start_paused,
+            cancel_on_ctrl_c: #cancel_on_ctrl_c,
+            tokio: #tokio,
+        }
+    };
+    let (output, run) = match &plan.timeout {
+        // The body runs on a thread of its own, so it is made there by a closure (the fn has no
+        // arguments, so it captures nothing), and what comes back is its report's exit code (its
+        // output need not be `Send`). A unit test keeps its `()`, which `#[should_panic]` needs.
+        Some(timeout) => {
+            let run = quote_spanned! {span=>
+                #private::run_test_within::<#output_type, _, _>(
+                    #config,
+                    #timeout,
+                    move || async move #block,
+                )
+            };
+            if returns_unit(output) {
+                // A unit body's report is always a success.
+                (quote!(), quote_spanned!(span=> let _: #private::ExitCode = #run;))
+            } else {
+                (quote!(-> #private::ExitCode), run)
+            }
+        }
+        None => {
+            let run = quote_spanned! {span=>
+                #private::run_entry::<#output_type, _>(#config, async move #block)
+            };
+            (quote!(#output), run)
+        }
     };
     quote! {
         #test_attribute
@@ -69,6 +87,14 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
             #needs_tokio
             #run
         }
+    }
+}
+
+/// Whether the function returns `()`, written or not.
+fn returns_unit(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Default => true,
+        ReturnType::Type(_, ty) => matches!(&**ty, Type::Tuple(tuple) if tuple.elems.is_empty()),
     }
 }
 

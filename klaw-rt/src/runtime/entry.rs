@@ -3,11 +3,16 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
-use std::time::Duration;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{ExitCode, Termination};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::cancel::Region;
-use crate::runtime::{Handle, Runtime, RuntimeDump};
+use crate::runtime::Runtime;
+use crate::sync::{Condvar, Mutex};
 use crate::task::CancelReason;
+use crate::time::deadline_after;
 
 /// Which attribute expanded.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +32,6 @@ pub struct EntryConfig {
     pub workers: Option<usize>,
     /// `max_blocking_threads = N`
     pub max_blocking_threads: Option<usize>,
-    /// `timeout = "10s"` (tests only): past it the test fails instead of hanging.
-    pub timeout: Option<Duration>,
     /// `start_paused = true` (tests only): the runtime's clock is virtual.
     pub start_paused: bool,
     /// `cancel_on_ctrl_c` (`main` only): Ctrl-C cancels the body with
@@ -41,8 +44,153 @@ pub struct EntryConfig {
 
 /// Builds the runtime, blocks on `body`, and shuts down (cancelling what is left) when it
 /// returns. A runtime that cannot be built (a bad `KLAW_WORKERS`) ends `main` with the error and
-/// exit code 2, and fails a test with the error.
+/// exit code 2, and fails a test with the error. A test with a `timeout` runs through
+/// [`run_test_within`] instead.
 pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
+    let runtime = build_runtime(config);
+    let output = if config.cancel_on_ctrl_c {
+        match until_ctrl_c(&runtime, body) {
+            Ok(output) => output,
+            Err(reason) => {
+                drop(runtime); // cancels and ends what is left
+                #[allow(clippy::print_stderr, reason = "main has nowhere else to report it")]
+                {
+                    eprintln!("error: {reason}");
+                }
+                std::process::exit(130); // as a shell reports SIGINT
+            }
+        }
+    } else {
+        runtime.block_on(body)
+    };
+    drop(runtime);
+    output
+}
+
+/// How long a test past its timeout waits for its cancelled body to end (so that what it left
+/// is cleaned up in the usual case) before it fails anyway, leaving the body's thread behind.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
+/// What `#[klaw::test(timeout = ..)]` runs: the body (made by `make_body`), and the runtime's
+/// whole life, on a thread of its own, which the test's thread waits for for `limit` of real
+/// time, so that nothing the body does can hold the test past it (a body that blocks its thread,
+/// a `shield` that never ends). Past `limit` the test's thread takes the runtime's tree, cancels
+/// the body, waits up to [`TIMEOUT_GRACE`] for it to end, and fails the test with the tree,
+/// whether or not the body ended (a body that did not is left running on its thread).
+///
+/// The body's output need not be `Send`: it is turned into its report on the body's thread (an
+/// `Err` prints `Error: {e:?}`, as a test returning it does), and the report's exit code is what
+/// the test returns. A panic of the body fails the test with the body's own payload.
+///
+/// ```
+/// use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_test_within};
+/// use std::process::ExitCode;
+/// use std::time::Duration;
+///
+/// let config = EntryConfig {
+///     kind: EntryKind::Test,
+///     workers: Some(1),
+///     max_blocking_threads: None,
+///     start_paused: false,
+///     cancel_on_ctrl_c: false,
+///     tokio: false,
+/// };
+/// // An error that is not `Send` stays on the body's thread; its report's exit code comes back.
+/// let code = run_test_within(config, Duration::from_secs(10), || async {
+///     Err::<(), _>(std::rc::Rc::new("the disk is full"))
+/// });
+/// assert_eq!(code, ExitCode::FAILURE);
+/// let code = run_test_within(config, Duration::from_secs(10), || async { assert_eq!(6 * 7, 42) });
+/// assert_eq!(code, ExitCode::SUCCESS);
+/// ```
+pub fn run_test_within<O, F, M>(config: EntryConfig, limit: Duration, make_body: M) -> ExitCode
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future<Output = O>,
+    O: Termination,
+{
+    let runtime = build_runtime(config);
+    let handle = runtime.handle();
+    let region = Region::new();
+    let token = region.token();
+    let ended = Arc::new(Ended::default());
+    let started = Instant::now();
+    // Named after the test's thread (libtest names it after the test), so that a panic message
+    // printed there names the test.
+    let name = std::thread::current().name().unwrap_or("klaw-test").to_owned();
+    let body_thread = std::thread::Builder::new()
+        .name(name)
+        .spawn({
+            let ended = ended.clone();
+            move || {
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    let output = runtime.block_on(region.run(make_body()));
+                    drop(runtime); // cancels and ends what is left, as `run_entry` does
+                    output.map(Termination::report)
+                }));
+                ended.set(outcome);
+            }
+        })
+        .unwrap_or_else(|error| panic!("cannot start the thread of the test's body: {error}"));
+
+    if let Some(outcome) = ended.wait_until(deadline_after(started, limit)) {
+        // It has set its outcome: only its thread's exit is left.
+        let _ = body_thread.join();
+        match outcome {
+            Ok(Ok(code)) => return code,
+            Ok(Err(reason)) => panic!("the test's body was cancelled: {reason}"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    // The tree is taken before anything is cancelled, so it shows where the test was stuck.
+    let tree = handle.dump();
+    token.cancel(CancelReason::Deadline);
+    // Whether it ended is not looked at: either way the test failed, with the same message.
+    drop(ended.wait_until(deadline_after(Instant::now(), TIMEOUT_GRACE)));
+    panic!(
+        "the test did not finish within its timeout of {limit:?}; what was still running \
+         then:\n{tree}"
+    )
+}
+
+/// How the body of a test with a timeout ended, which its thread sets and the test's thread
+/// waits for.
+#[derive(Default)]
+struct Ended {
+    outcome: Mutex<Option<BodyOutcome>>,
+    changed: Condvar,
+}
+
+/// The body's report, `Err` if it was cancelled, or its panic.
+type BodyOutcome = std::thread::Result<Result<ExitCode, CancelReason>>;
+
+impl Ended {
+    fn set(&self, outcome: BodyOutcome) {
+        *self.outcome.lock() = Some(outcome);
+        self.changed.notify_all();
+    }
+
+    /// The outcome, once it is set; `None` if `deadline` passed first.
+    fn wait_until(&self, deadline: Instant) -> Option<BodyOutcome> {
+        let mut outcome = self.outcome.lock();
+        loop {
+            // Taken out here and dropped by the caller, after the lock: a panic's payload is
+            // the user's value.
+            if let Some(outcome) = outcome.take() {
+                return Some(outcome);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            outcome = self.changed.wait_timeout(outcome, left).0;
+        }
+    }
+}
+
+/// The runtime `config` asks for. One that cannot be built ends `main` with the error and exit
+/// code 2, and fails a test with the error.
+fn build_runtime(config: EntryConfig) -> Runtime {
     let mut builder = Runtime::builder();
     if let Some(workers) = config.workers {
         builder = builder.workers(workers);
@@ -56,7 +204,7 @@ pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
     {
         builder = builder.tokio(config.tokio);
     }
-    let runtime = match (builder.build(), config.kind) {
+    match (builder.build(), config.kind) {
         (Ok(runtime), _) => runtime,
         (Err(error), EntryKind::Main) => {
             #[allow(clippy::print_stderr, reason = "main has nowhere else to report it")]
@@ -66,35 +214,7 @@ pub fn run_entry<O, F: Future<Output = O>>(config: EntryConfig, body: F) -> O {
             std::process::exit(2);
         }
         (Err(error), EntryKind::Test) => panic!("cannot start the klaw runtime: {error}"),
-    };
-    let output = match (config.timeout, config.cancel_on_ctrl_c) {
-        (Some(limit), _) => {
-            let handle = runtime.handle();
-            runtime.block_on(async {
-                match within_real_time(limit, handle, body).await {
-                    Ok(output) => output,
-                    Err(tree) => panic!(
-                        "the test did not finish within its timeout of {limit:?}; what was still \
-                         running then:\n{tree}"
-                    ),
-                }
-            })
-        }
-        (None, true) => match until_ctrl_c(&runtime, body) {
-            Ok(output) => output,
-            Err(reason) => {
-                drop(runtime); // cancels and ends what is left
-                #[allow(clippy::print_stderr, reason = "main has nowhere else to report it")]
-                {
-                    eprintln!("error: {reason}");
-                }
-                std::process::exit(130); // as a shell reports SIGINT
-            }
-        },
-        (None, false) => runtime.block_on(body),
-    };
-    drop(runtime);
-    output
+    }
 }
 
 /// Without the `signal` feature the macro refuses `cancel_on_ctrl_c`, so this never runs.
@@ -127,31 +247,4 @@ fn until_ctrl_c<F: Future>(runtime: &Runtime, body: F) -> Result<F::Output, Canc
     let outcome = runtime.block_on(region.run(body));
     listener.cancel(CancelReason::ParentCancelled);
     outcome
-}
-
-/// Runs `body` in a cancel region cancelled after `limit` of real time. A test's own timeout is
-/// real time even under a paused clock: it bounds how long the test may take on the wall clock
-/// (a test stuck on a channel, with no timer to jump to, still fails), and a virtual one would
-/// be over as soon as the test waited on something that is not a timer.
-/// When it passes, the runtime's tree is taken before anything is cancelled, so it shows where
-/// the test was stuck.
-async fn within_real_time<F: Future>(
-    limit: Duration,
-    runtime: Handle,
-    body: F,
-) -> Result<F::Output, RuntimeDump> {
-    let region = Region::new();
-    let token = region.token();
-    let tree = std::sync::Mutex::new(None);
-    let watchdog = async {
-        async_io::Timer::after(limit).await;
-        *tree.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(runtime.dump());
-        token.cancel(CancelReason::Deadline);
-        std::future::pending().await
-    };
-    let outcome = futures_lite::future::or(region.run(body), watchdog).await;
-    outcome.map_err(|_| {
-        let tree = tree.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        tree.unwrap_or_else(|| runtime.dump())
-    })
 }
