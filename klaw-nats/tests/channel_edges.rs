@@ -9,6 +9,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use common::{NatsServer, Proxy};
@@ -23,6 +25,31 @@ async fn connect(server: &NatsServer) -> Nats {
 
 async fn connect_with(config: NatsConfig) -> Nats {
     Nats::connect(config).await.unwrap()
+}
+
+/// Ready on its `polls + 1`th poll, waking itself each time before: a cut-off point for a
+/// future raced against it finer than a timer's, so that a sweep of `polls` lands in each step
+/// of the other future (a round trip to the server takes many polls).
+fn after_polls(polls: u32) -> impl Future<Output = ()> {
+    let mut left = polls;
+    std::future::poll_fn(move |cx| {
+        if left == 0 {
+            return Poll::Ready(());
+        }
+        left -= 1;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
+
+/// `rx.recv()` cut short after `polls` polls: `Some` of what it returned, `None` if it was
+/// dropped unfinished.
+async fn recv_cut_after(rx: &klaw_nats::channel::mpmc::Receiver<u32>, polls: u32) -> Option<u32> {
+    let recv = std::pin::pin!(rx.recv());
+    match futures_util::future::select(recv, std::pin::pin!(after_polls(polls))).await {
+        futures_util::future::Either::Left((received, _)) => Some(received.unwrap()),
+        futures_util::future::Either::Right(_) => None,
+    }
 }
 
 /// Waits up to `within` for `condition`, checking every 10 ms (on klaw's timer).
@@ -139,12 +166,56 @@ async fn a_send_dropped_while_waiting_for_room_sends_nothing() {
     assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "the dropped send was sent");
 }
 
+/// A `recv` returns only once the server confirmed its acknowledgement; cut short at every
+/// point of the way (the pull, the wait for that confirmation, after the server removed the
+/// message but before its confirmation arrived), it leaves its message to the next `recv` of
+/// the same receiver, at once (well within the 30 s ack wait), once, and the channel is empty
+/// after that `recv` returned it.
+#[klaw::test(timeout = "120s")]
+async fn a_recv_cut_short_anywhere_leaves_its_message_to_the_next_recv_once() {
+    let server = NatsServer::start();
+    let nats = connect(&server).await;
+    let (tx, rx) = nats.channel::<u32>("cut-short", 4).await.unwrap();
+    for round in 0..150 {
+        tx.send(round).await.unwrap();
+        if let Some(got) = recv_cut_after(&rx, round).await {
+            assert_eq!(got, round);
+        } else {
+            let next = klaw::cancel::fail_after(Duration::from_secs(3), rx.recv()).await;
+            assert_eq!(next.ok(), Some(Ok(round)), "round {round}: the cut-short recv kept it");
+        }
+        assert_eq!(tx.len().await.unwrap(), 0, "round {round}: a returned message still counts");
+        assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "round {round}: twice");
+    }
+}
+
+/// The same with the receiver dropped right after its `recv` was cut short: what it held goes
+/// to another receiver at once, once, even a message the server had already removed on the
+/// cut-short `recv`'s acknowledgement (a `Nak` would not bring that one back).
+#[klaw::test(timeout = "120s")]
+async fn a_receiver_dropped_after_a_recv_cut_short_anywhere_hands_its_message_on_once() {
+    let server = NatsServer::start();
+    let nats = connect(&server).await;
+    let (tx, rx) = nats.channel::<u32>("cut-short-dropped", 4).await.unwrap();
+    for round in 0..150 {
+        tx.send(round).await.unwrap();
+        let cut = rx.clone();
+        if let Some(got) = recv_cut_after(&cut, round).await {
+            assert_eq!(got, round);
+        } else {
+            drop(cut);
+            let next = klaw::cancel::fail_after(Duration::from_secs(3), rx.recv()).await;
+            assert_eq!(next.ok(), Some(Ok(round)), "round {round}: the dropped receiver kept it");
+        }
+        assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "round {round}: twice");
+    }
+}
+
 // ---- mpmc: full, empty, len, capacity ----
 
 /// tokio's `try_send_fail_with_try_recv`: the room a `recv` frees is there for the very next
 /// `try_send` (the docs: at most `capacity` messages "queued or being received"; one `recv`
 /// returned is neither).
-#[ignore = "open defect: a recv does not wait for its ack to be processed, so the room it frees comes a moment later (documented on try_send); waiting for the ack needs a guard that puts the message back if the recv is dropped meanwhile"]
 #[klaw::test(timeout = "30s")]
 async fn the_room_a_recv_frees_is_there_for_the_next_try_send() {
     let server = NatsServer::start();
@@ -161,7 +232,6 @@ async fn the_room_a_recv_frees_is_there_for_the_next_try_send() {
 
 /// async-channel's `len_empty_full`: `len` counts what is queued and goes down as `recv`
 /// returns (a returned message is acknowledged: the docs count only unacknowledged ones).
-#[ignore = "open defect: len counts a received message until the server has processed its ack, which recv does not wait for (documented on len)"]
 #[klaw::test(timeout = "30s")]
 async fn len_follows_sends_and_receives() {
     let server = NatsServer::start();
@@ -178,6 +248,28 @@ async fn len_follows_sends_and_receives() {
         assert_eq!(tx.len().await.unwrap(), 3 - i as usize, "after receiving {i}");
     }
     assert!(tx.is_empty().await.unwrap());
+}
+
+/// async-channel's and tokio's receivers have `len`, `is_empty` and `capacity` too: a
+/// receiver's count is the sender's, from any process.
+#[klaw::test(timeout = "30s")]
+async fn a_receiver_counts_what_its_senders_count() {
+    let server = NatsServer::start();
+    let (one, two) = (connect(&server).await, connect(&server).await);
+    let (tx, _) = one.channel::<u32>("rx-len", 3).await.unwrap();
+    let (_, rx) = two.channel::<u32>("rx-len", 5).await.unwrap();
+    assert_eq!(rx.capacity(), 3, "the first opener sets the capacity");
+    assert!(rx.is_empty().await.unwrap());
+    tx.send(1).await.unwrap();
+    tx.send(2).await.unwrap();
+    assert_eq!(rx.len().await.unwrap(), 2);
+    assert!(!rx.is_empty().await.unwrap());
+    assert_eq!(rx.recv().await, Ok(1));
+    assert_eq!(rx.len().await.unwrap(), 1);
+    assert_eq!(tx.len().await.unwrap(), 1);
+    assert!(!rx.is_closed());
+    tx.close().await.unwrap();
+    eventually(Duration::from_secs(5), "the receiver sees the close", || rx.is_closed()).await;
 }
 
 /// "The first process to open it sets its capacity": a second opener with another capacity
@@ -563,6 +655,29 @@ async fn a_broadcast_recv_cancelled_while_waiting_loses_nothing() {
     assert_eq!(rx.recv().await, Ok(2));
 }
 
+/// A local klaw broadcast receiver (and tokio-stream's `BroadcastStream`) is a `Stream` of
+/// `Result<T, Lagged>` that ends once the channel is closed and read; so is a distributed one.
+/// It goes on from where `recv` left off, with the receive a `recv` cut short had started.
+#[klaw::test(timeout = "30s")]
+async fn a_broadcast_receiver_is_a_stream_of_values_and_lags_that_ends_once_closed() {
+    let server = NatsServer::start();
+    let (one, two) = (connect(&server).await, connect(&server).await);
+    let (tx, _) = one.broadcast::<u32>("bcast-stream", 2).await.unwrap();
+    let (_, mut rx) = two.broadcast::<u32>("bcast-stream", 2).await.unwrap();
+    tx.send(1).await.unwrap();
+    assert_eq!(rx.next().await, Some(Ok(1)));
+    let gave_up = klaw::cancel::fail_after(Duration::from_millis(50), rx.recv()).await;
+    assert!(gave_up.is_err(), "nothing was sent: the recv must time out");
+    for i in 2..=5 {
+        tx.send(i).await.unwrap();
+    }
+    tx.close().await.unwrap();
+    // The stream keeps 2: 2 and 3 were dropped unread.
+    let got: Vec<_> = rx.by_ref().collect().await;
+    assert_eq!(got, [Err(broadcast::Lagged(2)), Ok(4), Ok(5)]);
+    assert_eq!(rx.recv().await, Err(broadcast::RecvError::Closed));
+}
+
 // ---- watch ----
 
 /// A process that opens a watch while another sets it ends up with the latest value: a change
@@ -620,6 +735,30 @@ async fn a_watch_change_made_while_a_process_was_cut_off_reaches_it_after_reconn
     })
     .await;
     assert!(changed.is_ok(), "the change never arrived: still {:?}", *rx.borrow());
+}
+
+/// A local klaw watch receiver (and tokio-stream's `WatchStream`) is a `Stream` of the values
+/// it sees change; the receiver of a distributed watch is one, of changes made in any process.
+#[klaw::test(timeout = "30s")]
+async fn a_watch_receiver_is_a_stream_of_the_changes_another_process_makes() {
+    let server = NatsServer::start();
+    let (one, two) = (connect(&server).await, connect(&server).await);
+    let (tx, _) = one.watch::<u32>("watch-stream", 0).await.unwrap();
+    let (_, mut rx) = two.watch::<u32>("watch-stream", 0).await.unwrap();
+    for value in 1..=3 {
+        tx.send(value).await.unwrap();
+        // Values in between may be skipped (and the opening value may come first).
+        let seen = klaw::cancel::fail_after(Duration::from_secs(5), async {
+            while let Some(seen) = rx.next().await {
+                if seen == value {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(seen.ok(), Some(true), "the stream never gave {value}");
+    }
 }
 
 /// A watch is never closed and a value too small to matter is never refused: many sends in a

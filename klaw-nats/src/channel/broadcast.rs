@@ -3,15 +3,19 @@
 //! sequence numbers is how many it missed.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
 use futures_util::StreamExt;
-use klaw_rt::channel::broadcast::RecvError;
+use klaw_rt::channel::broadcast::{Lagged, RecvError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sync_wrapper::SyncWrapper;
 
 use crate::NatsError;
 use crate::channel::closing::Closing;
@@ -30,7 +34,7 @@ struct Shared {
     closing: Closing,
 }
 
-pub(crate) async fn open<T: DeserializeOwned>(
+pub(crate) async fn open<T: DeserializeOwned + Send + 'static>(
     connection: Arc<Connection>,
     name: &str,
     capacity: usize,
@@ -127,20 +131,35 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
+/// A receive in progress, with the place it reads from, which it gives back when it ends.
+type Receiving<T> = Pin<Box<dyn Future<Output = (Place, Result<T, RecvError>)> + Send>>;
+
 /// Receives every message of a distributed [`broadcast`](crate::Nats::broadcast), in order.
 ///
 /// It reads the stream by sequence number, so it sees exactly what the stream keeps: falling
 /// more than `capacity` behind means missing messages, and it is told how many.
+///
+/// It is also a `futures::Stream` of `Result<T, Lagged>`, as a local broadcast receiver is,
+/// which ends once the channel is closed and everything sent before was read.
 pub struct Receiver<T> {
     shared: Arc<Shared>,
+    /// Where this receiver reads; `None` while a receive in progress has it.
+    place: Option<Place>,
+    /// The receive in progress: a `recv` dropped before it ended, or the Stream's next item.
+    /// The next `recv` or poll goes on with it, so what it read is not lost. Only reached
+    /// through `&mut self`, so the handle stays `Sync`.
+    receiving: SyncWrapper<Option<Receiving<T>>>,
+}
+
+/// Where a receiver is in the stream.
+struct Place {
     /// Core NATS delivery of the same subject: only a sign that something new was stored.
     wakeups: async_nats::Subscriber,
     /// The stream sequence of the next message this receiver has not seen.
     expected: u64,
-    _values: PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> Receiver<T> {
+impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     async fn subscribe(shared: Arc<Shared>) -> Result<Self, NatsError> {
         let (wakeups, expected) = async_compat::Compat::new(async {
             // Subscribe first: whatever is stored after the sequence read wakes us.
@@ -155,7 +174,8 @@ impl<T: DeserializeOwned> Receiver<T> {
         })
         .await
         .map_err(NatsError::jetstream("subscribing to the broadcast"))?;
-        Ok(Self { shared, wakeups, expected, _values: PhantomData })
+        let place = Some(Place { wakeups, expected });
+        Ok(Self { shared, place, receiving: SyncWrapper::new(None) })
     }
 
     /// The next message. `Err(Lagged(n))` if `n` messages were dropped before this receiver
@@ -163,7 +183,7 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// closed and everything sent before was read.
     ///
     /// Cancel safety: a message is consumed only when returned; dropping this future loses
-    /// nothing.
+    /// nothing (the next `recv`, or the next item of the Stream, goes on with its receive).
     ///
     /// ```no_run
     /// # async fn demo(mut rx: klaw_nats::channel::broadcast::Receiver<String>) {
@@ -177,39 +197,64 @@ impl<T: DeserializeOwned> Receiver<T> {
     /// # }
     /// ```
     pub async fn recv(&mut self) -> Result<T, RecvError> {
-        loop {
-            let stream = &self.shared.stream;
-            let expected = self.expected;
-            // Not there: not stored yet, or already dropped (the bounds below tell which).
-            if let Ok(message) = async_compat::Compat::new(stream.get_raw_message(expected)).await {
-                self.expected += 1;
-                match rmp_serde::from_slice(&message.payload) {
-                    Ok(value) => return Ok(value),
-                    Err(error) => {
-                        tracing::error!(channel = %self.shared.name, %error, "not a value of this channel's type: skipped");
-                        continue;
-                    }
-                }
-            }
-            let bounds = async_compat::Compat::new(stream.get_info()).await;
-            if let Ok(info) = bounds {
-                let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-                if self.expected < first {
-                    let missed = first - self.expected;
-                    self.expected = first;
-                    return Err(RecvError::Lagged(missed));
-                }
-                if self.expected <= last {
-                    continue; // stored meanwhile
-                }
-            }
-            if self.shared.closing.is_closed() {
-                return Err(RecvError::Closed);
-            }
-            self.wait_for_news().await;
-        }
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// Polls the receive in progress, starting one if there is none.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, RecvError>> {
+        let receiving = self.receiving.get_mut().get_or_insert_with(|| {
+            let shared = self.shared.clone();
+            let mut place =
+                self.place.take().expect("a receiver's place is with it between receives");
+            Box::pin(async move {
+                let received = receive(&shared, &mut place).await;
+                (place, received)
+            })
+        });
+        let (place, received) = ready!(receiving.as_mut().poll(cx));
+        *self.receiving.get_mut() = None;
+        self.place = Some(place);
+        Poll::Ready(received)
+    }
+}
+
+/// The next message at `place`, or how many it missed, or `Closed`. Dropped, it has consumed
+/// nothing: `place` moves on only as it returns.
+async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Result<T, RecvError> {
+    loop {
+        let stream = &shared.stream;
+        let expected = place.expected;
+        // Not there: not stored yet, or already dropped (the bounds below tell which).
+        if let Ok(message) = async_compat::Compat::new(stream.get_raw_message(expected)).await {
+            place.expected += 1;
+            match rmp_serde::from_slice(&message.payload) {
+                Ok(value) => return Ok(value),
+                Err(error) => {
+                    tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: skipped");
+                    continue;
+                }
+            }
+        }
+        let bounds = async_compat::Compat::new(stream.get_info()).await;
+        if let Ok(info) = bounds {
+            let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+            if place.expected < first {
+                let missed = first - place.expected;
+                place.expected = first;
+                return Err(RecvError::Lagged(missed));
+            }
+            if place.expected <= last {
+                continue; // stored meanwhile
+            }
+        }
+        if shared.closing.is_closed() {
+            return Err(RecvError::Closed);
+        }
+        place.wait_for_news().await;
+    }
+}
+
+impl Place {
     /// Until something new is published, or the close-check interval passes.
     async fn wait_for_news(&mut self) {
         let next = async_compat::Compat::new(self.wakeups.next());
@@ -223,7 +268,35 @@ impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("channel", &self.shared.name)
-            .field("next_sequence", &self.expected)
+            .field("next_sequence", &self.place.as_ref().map(|place| place.expected))
+            .field("receiving", &self.place.is_none())
             .finish_non_exhaustive()
+    }
+}
+
+/// A receiver is a `futures::Stream` of what `recv` gives: `Ok(value)`, `Err(Lagged(n))` when
+/// it missed `n` messages (then it goes on from the oldest kept), and the end once the channel
+/// is closed and everything sent before was read, as a local broadcast receiver's stream.
+///
+/// ```no_run
+/// # async fn demo(mut rx: klaw_nats::channel::broadcast::Receiver<String>) {
+/// use futures_util::StreamExt;
+/// while let Some(event) = rx.next().await {
+///     match event {
+///         Ok(event) => println!("{event}"),
+///         Err(klaw::channel::broadcast::Lagged(n)) => println!("missed {n}"),
+///     }
+/// }
+/// # }
+/// ```
+impl<T: DeserializeOwned + Send + 'static> futures_util::Stream for Receiver<T> {
+    type Item = Result<T, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx).map(|received| match received {
+            Ok(value) => Some(Ok(value)),
+            Err(RecvError::Lagged(missed)) => Some(Err(Lagged(missed))),
+            Err(RecvError::Closed) => None,
+        })
     }
 }

@@ -19,7 +19,7 @@ use sync_wrapper::SyncWrapper;
 
 use crate::NatsError;
 use crate::channel::closing::Closing;
-use crate::channel::publish::send_value;
+use crate::channel::publish::{Refused, publish, send_value};
 use crate::channel::{SendError, TrySendError, check_name, check_stream_name};
 use crate::connection::Connection;
 
@@ -57,6 +57,14 @@ struct Shared {
 impl Shared {
     fn is_closed(&self) -> bool {
         self.closing.is_closed()
+    }
+
+    /// Messages in the stream: queued, or taken by a receiver whose `recv` has not returned.
+    async fn len(&self) -> Result<usize, NatsError> {
+        let info = async_compat::Compat::new(self.stream.get_info())
+            .await
+            .map_err(|e| NatsError::jetstream("reading the channel's stream")(e.to_string()))?;
+        Ok(usize::try_from(info.state.messages).unwrap_or(usize::MAX))
     }
 }
 
@@ -158,9 +166,9 @@ impl<T> Sender<T> {
         self.shared.is_closed()
     }
 
-    /// Messages in the channel: queued, or taken by a receiver and not yet acknowledged. A
-    /// `recv` does not wait for the server to process its acknowledgement, so the message it
-    /// returned may still count here for a moment (unlike a local channel's `len`).
+    /// Messages in the channel: queued, or taken by a receiver whose `recv` has not returned
+    /// them yet. A message `recv` returned no longer counts: `recv` returns once the server
+    /// has removed it. It is a round trip to the server, hence `async`.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -168,7 +176,7 @@ impl<T> Sender<T> {
     /// # Ok(()) }
     /// ```
     pub async fn len(&self) -> Result<usize, NatsError> {
-        stream_len(&self.shared).await
+        self.shared.len().await
     }
 
     /// Closes the channel for every process: sends fail from now on; receivers get what is
@@ -200,9 +208,8 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// `Closed(value)` if it was closed, `Unavailable(value)` if the server did not take it
     /// within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (a restart is
     /// retried that long): the value always comes back. It is a round trip to the server,
-    /// hence `async`. The room a `recv` frees is there once the server has processed the
-    /// receive's acknowledgement, which the `recv` does not wait for: a `try_send` right after
-    /// a `recv` may still find the channel full (`send` waits for the room).
+    /// hence `async`. The room a `recv` frees is there as soon as that `recv` has returned, in
+    /// every process.
     ///
     /// Cancel safety: if dropped before it resolves, the message may or may not have been
     /// stored (the server may have it already); it is not returned.
@@ -256,13 +263,6 @@ async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), Sen
         async_io::Timer::after(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
     }
-}
-
-async fn stream_len(shared: &Shared) -> Result<usize, NatsError> {
-    let info = async_compat::Compat::new(shared.stream.get_info())
-        .await
-        .map_err(|e| NatsError::jetstream("reading the channel's stream")(e.to_string()))?;
-    Ok(usize::try_from(info.state.messages).unwrap_or(usize::MAX))
 }
 
 async fn close(shared: &Shared) -> Result<(), NatsError> {
@@ -330,11 +330,20 @@ pub struct Receiver<T> {
     next: SyncWrapper<Option<BoxFuture<Result<T, RecvError>>>>,
 }
 
+/// A message this receiver took from the server and has not handed out.
+struct Held {
+    message: Message,
+    /// An acknowledgement of it may have reached the server: a `recv` was dropped while it
+    /// waited for the server to confirm one. The server may then have removed it already, so
+    /// handing it back needs more than a `Nak` (see `hand_back`).
+    maybe_acked: bool,
+}
+
 #[derive(Default)]
-struct Taken(Mutex<VecDeque<Message>>);
+struct Taken(Mutex<VecDeque<Held>>);
 
 impl Taken {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Message>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Held>> {
         // No code under this lock panics; a poisoned queue is still sound.
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -344,14 +353,65 @@ impl<T> Receiver<T> {
     fn new(shared: Arc<Shared>) -> Self {
         Self { shared, taken: Arc::default(), next: SyncWrapper::new(None) }
     }
+
+    /// The capacity the channel was created with (as [`Sender::capacity`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(nats: klaw_nats::Nats) -> Result<(), klaw_nats::NatsError> {
+    /// let (_tx, rx) = nats.channel::<u8>("c", 8).await?;
+    /// assert_eq!(rx.capacity(), 8);
+    /// # Ok(()) }
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Messages in the channel, as [`Sender::len`] counts them: a message `recv` returned no
+    /// longer counts.
+    ///
+    /// ```no_run
+    /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// println!("{} waiting for a receiver", rx.len().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn len(&self) -> Result<usize, NatsError> {
+        self.shared.len().await
+    }
+
+    /// True if no message is in the channel (as [`Sender::is_empty`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) -> Result<(), klaw_nats::NatsError> {
+    /// if rx.is_empty().await? { println!("nothing to do") }
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_empty(&self) -> Result<bool, NatsError> {
+        Ok(self.len().await? == 0)
+    }
+
+    /// True once any process closed the channel (as far as this process has heard).
+    ///
+    /// ```no_run
+    /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) {
+    /// assert!(!rx.is_closed());
+    /// # }
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
 }
 
 impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// The next message; waits for one. `Err(Closed)` once the channel is closed and empty.
     ///
-    /// Cancel safety: a message is acknowledged (removed for good) only as it is returned.
-    /// If this future is dropped first, its message stays with the receiver for the next call,
-    /// or, if the receiver goes too, goes back to the queue for another receiver.
+    /// It returns once the server has confirmed the message's acknowledgement (removed it for
+    /// good), so the room it frees is there for the next `try_send`, and `len` no longer
+    /// counts it. If the server does not confirm within the client's request timeout (it is
+    /// away), the message is returned anyway and may come again.
+    ///
+    /// Cancel safety: if this future is dropped before it returns, even while it waits for
+    /// that confirmation, its message stays with the receiver for the next call, or, if the
+    /// receiver goes too, goes back to the queue for another receiver.
     /// Delivery is at least once: a receiver whose process dies after it took a message but
     /// before it acknowledged it leaves that message to be delivered again, and so does a
     /// server killed just after `recv` returned (the acknowledgement may be lost with it).
@@ -404,16 +464,15 @@ async fn recv<T: DeserializeOwned>(
 ) -> Result<T, TryRecvError> {
     loop {
         let next = taken.lock().pop_front();
-        if let Some(message) = next {
-            match rmp_serde::from_slice::<T>(&message.payload) {
+        if let Some(held) = next {
+            match rmp_serde::from_slice::<T>(&held.message.payload) {
                 Ok(value) => {
-                    // If the ack is lost the message comes again: at least once.
-                    let _ = async_compat::Compat::new(message.ack()).await;
+                    acknowledge(&shared, &taken, held).await;
                     return Ok(value);
                 }
                 Err(error) => {
                     tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: removed");
-                    let _ = async_compat::Compat::new(message.ack_with(AckKind::Term)).await;
+                    let _ = async_compat::Compat::new(held.message.ack_with(AckKind::Term)).await;
                     continue;
                 }
             }
@@ -429,7 +488,56 @@ async fn recv<T: DeserializeOwned>(
             }
             continue;
         }
-        taken.lock().extend(pulled);
+        taken.lock().extend(pulled.into_iter().map(|message| Held { message, maybe_acked: false }));
+    }
+}
+
+/// Acknowledges a message about to be returned and waits until the server confirms it has
+/// removed it: a plain ack is only sent, and the message would count against the capacity and
+/// in `len` for a moment after `recv` returned.
+///
+/// Dropped before the confirmation, it puts the message back first in line, for the next
+/// `recv` to acknowledge again (the server confirms a repeated ack as it does the first) and
+/// return: the caller never got it.
+async fn acknowledge(shared: &Shared, taken: &Taken, mut held: Held) {
+    held.maybe_acked = true;
+    let guard = PutBack { taken, held: Some(held) };
+    let message = &guard.held.as_ref().expect("held until confirmed").message;
+    if let Err(error) = async_compat::Compat::new(confirmed_ack(shared, message)).await {
+        // The server is away or slow: the message is returned anyway (at least once).
+        tracing::debug!(channel = %shared.name, %error, "acknowledgement not confirmed; the message may come again");
+    }
+    guard.disarm();
+}
+
+/// Acknowledges `message` and waits for the server's confirmation (an AckSync, as
+/// `Message::double_ack`, but as a request on the client's shared reply subscription rather
+/// than on a subscription made and removed for each message, which costs two more messages to
+/// the server per `recv`).
+async fn confirmed_ack(shared: &Shared, message: &Message) -> Result<(), async_nats::Error> {
+    let reply = message.reply.clone().ok_or("not a JetStream message: no reply subject")?;
+    shared.connection.client.request(reply, AckKind::Ack.into()).await?;
+    Ok(())
+}
+
+/// Puts a message whose acknowledgement was not confirmed back at the front of its receiver's
+/// queue, unless disarmed.
+struct PutBack<'a> {
+    taken: &'a Taken,
+    held: Option<Held>,
+}
+
+impl PutBack<'_> {
+    fn disarm(mut self) {
+        self.held = None;
+    }
+}
+
+impl Drop for PutBack<'_> {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.taken.lock().push_front(held);
+        }
     }
 }
 
@@ -535,17 +643,58 @@ impl<T> Clone for Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // A `recv` future borrows the receiver, so the only other holder of `taken` now is the
-        // Stream's own pending future, which is dropped with it: nobody will hand these out.
-        let held: Vec<Message> = self.taken.lock().drain(..).collect();
+        // Stream's own pending future: dropped first, it puts back what it held.
+        drop(self.next.get_mut().take());
+        let held: Vec<Held> = self.taken.lock().drain(..).collect();
         if held.is_empty() {
             return;
         }
         // Hand them back now, rather than after the ack wait.
-        self.shared.connection.tokio.spawn(async move {
-            for message in held {
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-            }
-        });
+        self.shared.connection.tokio.spawn(hand_back(self.shared.clone(), held));
+    }
+}
+
+/// Gives the messages a dropped receiver held to the other receivers. Runs on the client's
+/// tokio runtime.
+async fn hand_back(shared: Arc<Shared>, held: Vec<Held>) {
+    let (maybe_acked, unacked): (Vec<_>, Vec<_>) =
+        held.into_iter().partition(|held| held.maybe_acked);
+    // First those a `Nak` hands back at once, so that none waits behind one waiting for room.
+    for Held { message, .. } in unacked {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
+    for Held { message, .. } in maybe_acked {
+        // The server may have removed it on an ack whose confirmation nobody waited for: a
+        // `Nak` would then do nothing, and the message would reach no receiver. So it is
+        // removed for sure (a repeated ack is confirmed as the first one), then queued again as
+        // a new message, behind those queued meanwhile.
+        if let Err(error) = confirmed_ack(&shared, &message).await {
+            tracing::warn!(channel = %shared.name, %error, "a message handed back was not confirmed removed; queued again, it may arrive twice");
+        }
+        requeue(&shared, message.payload.clone()).await;
+    }
+}
+
+/// Queues `payload` again, waiting for room as `send` does, for at most the ack wait: the
+/// longest the server itself keeps a message from the other receivers for a receiver that
+/// took it (and the task keeps the channel's watch of its closing open meanwhile).
+async fn requeue(shared: &Shared, payload: bytes::Bytes) {
+    let give_up = tokio::time::Instant::now() + shared.connection.config.ack_wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let refused =
+            match publish(&shared.connection, &shared.subject, payload.clone(), &shared.name).await
+            {
+                Ok(()) => return,
+                Err(Refused::Full) if tokio::time::Instant::now() < give_up => None,
+                Err(refused) => Some(refused),
+            };
+        if let Some(refused) = refused {
+            tracing::warn!(channel = %shared.name, ?refused, "a message handed back could not be queued again: lost");
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
