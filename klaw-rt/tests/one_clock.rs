@@ -20,7 +20,6 @@ const REAL_TIME: &[(&str, &str, usize, &str)] = &[
         "shutdown's grace periods bound how long the calling thread blocks",
     ),
     ("runtime/stats.rs", "async_io::Timer", 1, "shutdown's wait for the cancelled tasks"),
-    ("runtime/entry.rs", "async_io::Timer", 1, "a test's own `timeout` bounds its wall-clock time"),
 ];
 
 const PATTERNS: &[&str] = &[
