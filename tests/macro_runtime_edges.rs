@@ -472,6 +472,61 @@ fn a_test_stuck_in_a_shield_fails_at_its_timeout() {
     assert!(text.contains("did not finish within its timeout of 200ms"), "{text}");
 }
 
+/// Logs from the body of a test, timed or not, for
+/// `a_timed_test_logs_to_the_subscriber_and_span_its_test_thread_set_up`.
+#[klaw::test(workers = 1, timeout = "10s")]
+#[ignore = "called by a_timed_test_logs_to_the_subscriber_and_span_its_test_thread_set_up"]
+async fn child_timed_logging() {
+    tracing::info!("from the timed body");
+}
+
+#[klaw::test(workers = 1)]
+#[ignore = "called by a_timed_test_logs_to_the_subscriber_and_span_its_test_thread_set_up"]
+async fn child_untimed_logging() {
+    tracing::info!("from the untimed body");
+}
+
+/// What a test attribute that captures logs does (tracing-test's `#[traced_test]` under
+/// `#[tokio::test]` or `#[klaw::test]`): it sets a default subscriber on the test's thread and
+/// enters a span there, then runs the test's function. A timed test's body runs on a thread of
+/// its own, but its events still reach that subscriber, inside that span, as an untimed test's
+/// do (and as `#[tokio::test]`'s, whose body runs on the test's thread).
+#[test]
+fn a_timed_test_logs_to_the_subscriber_and_span_its_test_thread_set_up() {
+    within(DEADLINE, || {
+        let written = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let writer = written.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Captured(writer.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let _test = tracing::info_span!("the_test_s_span").entered();
+            child_untimed_logging();
+            child_timed_logging();
+        });
+        let written = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        for message in ["from the untimed body", "from the timed body"] {
+            let line = written.lines().find(|line| line.contains(message));
+            let line = line.unwrap_or_else(|| panic!("{message:?} was not logged: {written}"));
+            assert!(line.contains("the_test_s_span"), "logged outside the test's span: {line}");
+        }
+    });
+}
+
+/// A writer into a shared buffer, for a `fmt` subscriber.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // scope! options combined
 // ---------------------------------------------------------------------------------------------

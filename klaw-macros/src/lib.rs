@@ -56,8 +56,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// by then is left running on its thread, which ends with the test process. Its panics and its
 /// `Err` fail the test as they would without a timeout, and its error type need not be `Send`
 /// (it is printed on the body's thread; the test function then returns the `ExitCode` of that
-/// report, or `()` if the body returns `()`). A test without a timeout runs on the test's
-/// thread.
+/// report, or `()` if the body returns `()`). The body logs to the `tracing` subscriber and span
+/// current on the test's thread (what a log-capturing attribute such as tracing-test's
+/// `#[traced_test]` sets up); other thread-locals of the test's thread are not the body's. A
+/// test without a timeout runs on the test's thread.
 ///
 /// ```
 /// #[klaw::test(workers = 2, timeout = "5s")]

@@ -80,7 +80,8 @@ const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 ///
 /// The body's output need not be `Send`: it is turned into its report on the body's thread (an
 /// `Err` prints `Error: {e:?}`, as a test returning it does), and the report's exit code is what
-/// the test returns. A panic of the body fails the test with the body's own payload.
+/// the test returns. A panic of the body fails the test with the body's own payload. The body
+/// logs to the `tracing` subscriber and span current on the test's thread, as it would there.
 ///
 /// ```
 /// use klaw_rt::runtime::entry::{EntryConfig, EntryKind, run_test_within};
@@ -118,16 +119,29 @@ where
     // Named after the test's thread (libtest names it after the test), so that a panic message
     // printed there names the test.
     let name = std::thread::current().name().unwrap_or("klaw-test").to_owned();
+    // What the test's thread logs to: a default subscriber and a span that a log-capturing test
+    // attribute (tracing-test's `#[traced_test]`) set up around this function. The body logs to
+    // them as it does without a timeout, on the test's thread. No subscriber at all is not
+    // passed on: as a default it would hide a global one that the body installs.
+    let subscriber = tracing::dispatcher::get_default(|current| {
+        (!current.is::<tracing::subscriber::NoSubscriber>()).then(|| current.clone())
+    });
+    let span = tracing::Span::current();
     let body_thread = std::thread::Builder::new()
         .name(name)
         .spawn({
             let ended = ended.clone();
             move || {
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    let output = runtime.block_on(region.run(make_body()));
-                    drop(runtime); // cancels and ends what is left, as `run_entry` does
-                    output.map(Termination::report)
-                }));
+                let outcome = {
+                    // Left before the outcome is set: the body's logging ends with the body.
+                    let _subscriber = subscriber.as_ref().map(tracing::dispatcher::set_default);
+                    let _span = span.entered();
+                    catch_unwind(AssertUnwindSafe(|| {
+                        let output = runtime.block_on(region.run(make_body()));
+                        drop(runtime); // cancels and ends what is left, as `run_entry` does
+                        output.map(Termination::report)
+                    }))
+                };
                 ended.set(outcome);
             }
         })
