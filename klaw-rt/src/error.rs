@@ -81,21 +81,31 @@ impl Error {
     /// Wraps any error of user code, as [`Error::Other`]: it is the `source`, the next link of
     /// the chain.
     ///
+    /// A klaw error given to it is returned as it is: wrapping it would only add a second
+    /// "an operation failed" to its report.
+    ///
     /// ```
     /// use std::error::Error as _;
     /// let err = klaw::Error::other("disk full");
     /// assert_eq!(err.source().unwrap().to_string(), "disk full");
+    /// let again = klaw::Error::other(err);
+    /// assert_eq!(format!("{again}: {}", again.source().unwrap()), "an operation failed: disk full");
     /// ```
     pub fn other(error: impl Into<BoxError>) -> Self {
-        Self::Other(error.into())
+        Self::klaw_or(error.into(), Self::Other)
+    }
+
+    /// `error` itself if it is a klaw error, else `wrap(error)`.
+    fn klaw_or(error: BoxError, wrap: fn(BoxError) -> Self) -> Self {
+        match error.downcast::<Error>() {
+            Ok(error) => *error,
+            Err(error) => wrap(error),
+        }
     }
 
     /// The error a scope's body returned: a klaw error as it is, anything else as [`Error::Body`].
     pub(crate) fn from_body(error: BoxError) -> Self {
-        match error.downcast::<Error>() {
-            Ok(error) => *error,
-            Err(error) => Self::Body(error),
-        }
+        Self::klaw_or(error, Self::Body)
     }
 
     /// `error` of the task `task`.
