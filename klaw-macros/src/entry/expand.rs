@@ -53,6 +53,11 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
             tokio: #tokio,
         }
     };
+    // The body is pinned on the heap where it is made, so that only a pointer goes down the
+    // layers below (`run_entry`, `block_on`, the executor): in a debug build each would keep a
+    // copy of a large body in its frame and overflow a 2 MiB stack, a test's. (tokio pins a
+    // test's body on the stack, but here a test with a timeout makes its body on another thread,
+    // in a closure that must return it; one allocation per program or test costs nothing.)
     let (output, run) = match &plan.timeout {
         // The body runs on a thread of its own, so it is made there by a closure (the fn has no
         // arguments, so it captures nothing), and what comes back is its report's exit code (its
@@ -62,7 +67,7 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
                 #private::run_test_within::<#output_type, _, _>(
                     #config,
                     #timeout,
-                    move || async move #block,
+                    move || ::std::boxed::Box::pin(async move #block),
                 )
             };
             if returns_unit(output) {
@@ -74,7 +79,10 @@ pub(crate) fn expand(plan: EntryPlan) -> TokenStream {
         }
         None => {
             let run = quote_spanned! {span=>
-                #private::run_entry::<#output_type, _>(#config, async move #block)
+                #private::run_entry::<#output_type, _>(
+                    #config,
+                    ::std::boxed::Box::pin(async move #block),
+                )
             };
             (quote!(#output), run)
         }

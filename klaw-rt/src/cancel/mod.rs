@@ -19,7 +19,11 @@ pub use shield::{Shielded, shield};
 pub(crate) use state::RegionState;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use pin_project_lite::pin_project;
 
 use crate::task::CancelReason;
 use crate::time::Elapsed;
@@ -35,8 +39,17 @@ use crate::time::Elapsed;
 ///     assert_eq!(klaw::cancel::move_on_after(Duration::from_secs(60), async { 1 }).await, Some(1));
 /// });
 /// ```
-pub async fn move_on_after<F: Future>(duration: Duration, future: F) -> Option<F::Output> {
-    Region::new().timeout(duration).run(future).await.ok()
+pub fn move_on_after<F: Future>(
+    duration: Duration,
+    future: F,
+) -> impl Future<Output = Option<F::Output>> {
+    // Not an `async fn`, which would hold `future` twice (its argument, then inside the run): a
+    // large future would be twice as large, and copied twice as much by the code awaiting it.
+    Bounded { run: Region::new().run_for(duration, future), after: duration, finish: move_on }
+}
+
+fn move_on<O>(outcome: Result<O, CancelReason>, _: Duration) -> Option<O> {
+    outcome.ok()
 }
 
 /// Runs `future` until `deadline`; `None` if the deadline passed first.
@@ -62,9 +75,37 @@ pub async fn move_on_at<F: Future>(deadline: Instant, future: F) -> Option<F::Ou
 ///     assert_eq!(error.unwrap_err().after(), Duration::from_millis(5));
 /// });
 /// ```
-pub async fn fail_after<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let outcome = Region::new().timeout(duration).run(future).await;
-    outcome.map_err(|_: CancelReason| Elapsed::new(duration))
+pub fn fail_after<F: Future>(
+    duration: Duration,
+    future: F,
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
+    // Not an `async fn`: see `move_on_after`.
+    Bounded { run: Region::new().run_for(duration, future), after: duration, finish: fail }
+}
+
+fn fail<O>(outcome: Result<O, CancelReason>, after: Duration) -> Result<O, Elapsed> {
+    outcome.map_err(|_: CancelReason| Elapsed::new(after))
+}
+
+pin_project! {
+    /// What [`move_on_after`] and [`fail_after`] return: a region's run, whose outcome `finish`
+    /// turns into theirs. (Not `FutureExt::map`, which moves the whole finished run, a large
+    /// future included, onto the stack to take its function out.)
+    struct Bounded<F: Future, T> {
+        #[pin]
+        run: Cancellable<F>,
+        after: Duration,
+        finish: fn(Result<F::Output, CancelReason>, Duration) -> T,
+    }
+}
+
+impl<F: Future, T> Future for Bounded<F, T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let this = self.project();
+        this.run.poll(cx).map(|outcome| (this.finish)(outcome, *this.after))
+    }
 }
 
 /// Runs `future` until `deadline`, or fails with a typed [`Elapsed`].

@@ -114,6 +114,26 @@ impl Region {
             future: Some(future),
             state: self.state,
             deadline: self.deadline,
+            timeout: None,
+            timer: None,
+            started: false,
+            outcome: None,
+            adopter: Adopter::default(),
+        }
+    }
+}
+
+impl Region {
+    /// [`run`](Self::run) with a deadline `timeout` from when the run starts (its first poll),
+    /// on the clock current then: what `move_on_after` and `fail_after` return, which read the
+    /// clock when first polled, and hold their future once (not once as an argument and again
+    /// in the run, as an `async fn` would).
+    pub(crate) fn run_for<F: Future>(self, timeout: Duration, future: F) -> Cancellable<F> {
+        Cancellable {
+            future: Some(future),
+            state: self.state,
+            deadline: self.deadline,
+            timeout: Some(timeout),
             timer: None,
             started: false,
             outcome: None,
@@ -364,6 +384,8 @@ pin_project! {
         future: Option<F>,
         state: Arc<RegionState>,
         deadline: Option<Instant>,
+        // A deadline this long after the start, on the clock current then.
+        timeout: Option<Duration>,
         timer: Option<Sleep>,
         started: bool,
         // Decided, and waiting for what the future left running.
@@ -402,6 +424,10 @@ impl<F: Future> Future for Cancellable<F> {
             assert!(this.future.is_some(), "a Cancellable was polled after it finished");
             if !*this.started {
                 *this.started = true;
+                if let Some(timeout) = this.timeout.take() {
+                    let deadline = time::deadline_in(timeout);
+                    *this.deadline = Some(this.deadline.map_or(deadline, |d| d.min(deadline)));
+                }
                 *this.timer = this.deadline.map(time::sleep_until);
                 this.state.listen_to_enclosing();
             }

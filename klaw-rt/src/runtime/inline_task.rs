@@ -90,14 +90,24 @@ impl<F: Future, M: Outcome<F::Output>> IntoFuture for Task<F, M> {
     /// });
     /// ```
     fn into_future(self) -> InlineTask<F, M> {
-        let span = task_span(TaskId::next(), self.name.as_deref(), None);
-        let body = Body { future: self.future, span, mode: PhantomData };
-        let run = match self.timeout {
-            None => Run::Untimed { body },
-            Some(after) => Run::Timed { region: Region::new().timeout(after).run(body), after },
-        };
-        InlineTask { run }
+        // Each kind built in a function of its own: in a debug build every temporary of a
+        // function has a place in its frame, and a large future made a dozen of them here.
+        match self.timeout {
+            None => untimed(self),
+            Some(after) => timed(self, after),
+        }
     }
+}
+
+fn untimed<F: Future, M: Outcome<F::Output>>(task: Task<F, M>) -> InlineTask<F, M> {
+    let span = task_span(TaskId::next(), task.name.as_deref(), None);
+    InlineTask { run: Run::Untimed { body: Body { future: task.future, span, mode: PhantomData } } }
+}
+
+fn timed<F: Future, M: Outcome<F::Output>>(task: Task<F, M>, after: Duration) -> InlineTask<F, M> {
+    let span = task_span(TaskId::next(), task.name.as_deref(), None);
+    let body = Body { future: task.future, span, mode: PhantomData };
+    InlineTask { run: Run::Timed { region: Region::new().timeout(after).run(body), after } }
 }
 
 impl<F: Future, M: Outcome<F::Output>> Future for InlineTask<F, M> {

@@ -45,6 +45,7 @@ use crate::remote::RemoteBackend;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::task::core::Joiner;
 use crate::task::handle::TaskOutput;
+use crate::task::spec::is_large;
 use crate::task::{BlockingTask, Outcome, Task, TaskHandle};
 use crate::time::clock::VirtualClock;
 use blocking::BlockingPool;
@@ -283,6 +284,17 @@ impl Runtime {
     /// # Ok::<(), klaw::runtime::BuildError>(())
     /// ```
     pub fn block_on<F: std::future::IntoFuture>(&self, future: F) -> F::Output {
+        // A large future goes down as a pointer: copied into each frame of a debug build, it
+        // would overflow the stack. Decided at compile time: a small future takes the second
+        // branch only, as it always did.
+        if const { is_large::<F>() || is_large::<F::IntoFuture>() } {
+            self.block_on_future(boxed_future(future))
+        } else {
+            self.block_on_future(future.into_future())
+        }
+    }
+
+    fn block_on_future<F: Future>(&self, future: F) -> F::Output {
         assert!(
             !context::with_current(|c| c.is_some_and(|c| c.is_worker)),
             "Runtime::block_on called on a klaw worker thread; `.await` the future instead"
@@ -296,8 +308,8 @@ impl Runtime {
         let _tokio = self.shared.tokio.enter();
         let _context = context::enter(context);
         match &self.shared.clock {
-            None => async_io::block_on(future.into_future()),
-            Some(clock) => paused::block_on(clock, future.into_future()),
+            None => async_io::block_on(future),
+            Some(clock) => paused::block_on(clock, future),
         }
     }
 
@@ -750,11 +762,26 @@ impl fmt::Debug for Handle {
 /// assert_eq!(klaw::runtime::block_on(async { 1 + 1 }), 2);
 /// ```
 pub fn block_on<F: std::future::IntoFuture>(future: F) -> F::Output {
+    // As in `Runtime::block_on`: a large future goes down as a pointer, decided at compile time.
+    if const { is_large::<F>() || is_large::<F::IntoFuture>() } {
+        block_on_outside_tasks(boxed_future(future))
+    } else {
+        block_on_outside_tasks(future.into_future())
+    }
+}
+
+/// `future` as a future on the heap. A function of its own, so that the copies a debug build
+/// makes on the way are in a frame that is gone before the future is polled.
+fn boxed_future<F: std::future::IntoFuture>(future: F) -> std::pin::Pin<Box<F::IntoFuture>> {
+    Box::pin(future.into_future())
+}
+
+fn block_on_outside_tasks<F: Future>(future: F) -> F::Output {
     crate::poller::outside_tasks(|| {
         // Without a runtime means real time too, also on a paused runtime's thread (its worker,
         // its `block_on`): a timer made there would take the virtual clock, which cannot move
         // while this call blocks the thread the clock waits for.
         let _real_time = crate::time::clock::enter(None);
-        async_io::block_on(crate::coop::unconstrained(future.into_future()))
+        async_io::block_on(crate::coop::unconstrained(future))
     })
 }

@@ -26,7 +26,7 @@ use crate::task::descendants::{AdoptedFailure, Failures};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
-use crate::task::spec::{ErrOf, OkOf, Relayed};
+use crate::task::spec::{ErrOf, OkOf, Relayed, is_large};
 use crate::task::state::Kind;
 use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskError, TaskHandle, TaskId};
 
@@ -90,13 +90,17 @@ where
 
     #[inline]
     fn __spawn_on(self, on: SpawnOn<'_>) -> TaskHandle<Self::Ok, Self::Err> {
-        spawn_on(
-            on.executor,
-            on.shared,
-            self.into_task(),
-            Placement::default(),
-            |_| None::<NoParent>,
-        )
+        let (executor, shared) = (on.executor, on.shared);
+        // A large future goes down the layers of the spawn as a pointer: copied into each frame
+        // of a debug build, it would overflow the stack. Decided at compile time: a small
+        // future takes the second branch only, as it always did.
+        if const { is_large::<T::Future>() } {
+            let task = self.into_task().boxed();
+            spawn_on(executor, shared, task, Placement::default(), |_| None::<NoParent>)
+        } else {
+            let task = self.into_task();
+            spawn_on(executor, shared, task, Placement::default(), |_| None::<NoParent>)
+        }
     }
 }
 

@@ -45,8 +45,8 @@ use crate::runtime::stats::Stats;
 use crate::scope::registry::{ScopeInfo, ScopeShared, child_ref};
 use crate::sync::Mutex;
 use crate::task::error::BoxError;
-use crate::task::spec::{ErrOf, OkOf};
-use crate::task::{BlockingTask, CancelReason, IntoTask};
+use crate::task::spec::{ErrOf, OkOf, is_large};
+use crate::task::{BlockingTask, CancelReason, IntoTask, Outcome, Task, TaskHandle};
 
 type LocalChild<'env> = Pin<Box<dyn Future<Output = ()> + Send + 'env>>;
 
@@ -374,13 +374,30 @@ impl<'env> Scope<'env> {
         T::Future: Send + 'env,
         ErrOf<T>: Into<BoxError>,
     {
-        let local =
-            spawn::local(self.stats.as_ref(), task.into_task(), self.name.as_deref(), |joiner| {
-                let child = child_ref(joiner.core());
-                Some(self.shared.register::<ErrOf<T>>(child))
-            });
+        // A large future goes down to its runner as a pointer: copied into each frame of a debug
+        // build, it would overflow the stack. Decided at compile time: a small future takes the
+        // second branch only, as it always did.
+        let handle = if const { is_large::<T::Future>() } {
+            self.push_local(task.into_task().boxed())
+        } else {
+            self.push_local(task.into_task())
+        };
+        ScopeHandle::new(handle, &self.shared)
+    }
+
+    /// Makes a local child's runner and hands it to the scope to poll.
+    fn push_local<F, M>(&self, task: Task<F, M>) -> TaskHandle<M::Ok, M::Err>
+    where
+        F: Future + Send + 'env,
+        M: Outcome<F::Output> + 'static,
+        M::Err: Into<BoxError>,
+    {
+        let local = spawn::local(self.stats.as_ref(), task, self.name.as_deref(), |joiner| {
+            let child = child_ref(joiner.core());
+            Some(self.shared.register::<M::Err>(child))
+        });
         self.locals.lock().push(Box::pin(local.runner));
-        ScopeHandle::new(local.handle, &self.shared)
+        local.handle
     }
 
     /// Spawns a child (as [`spawn`](Self::spawn) does) and returns once it has called

@@ -10,7 +10,7 @@ use crate::scope::registry::{ChildLink, ScopeShared, child_ref};
 use crate::task::core::Joiner;
 use crate::task::error::BoxError;
 use crate::task::handle::TaskOutput;
-use crate::task::spec::{ErrOf, OkOf};
+use crate::task::spec::{ErrOf, OkOf, is_large};
 use crate::task::{BlockingTask, IntoTask, Outcome, Task, TaskHandle};
 
 /// Where a child goes: the runtime that runs it and the scope that owns it.
@@ -94,9 +94,15 @@ where
     type Err = ErrOf<T>;
 
     fn __spawn_child(self, target: SpawnTarget<'_>) -> TaskHandle<Self::Ok, Self::Err> {
-        target.runtime.spawn_child(self.into_task(), target.placement(), |joiner| {
-            Some(target.enroll::<Self::Ok, Self::Err>(joiner))
-        })
+        let parent = |joiner: &Joiner<_>| Some(target.enroll::<Self::Ok, Self::Err>(joiner));
+        // A large future goes down the layers of the spawn as a pointer: copied into each frame
+        // of a debug build, it would overflow the stack. Decided at compile time: a small
+        // future takes the second branch only, as it always did.
+        if const { is_large::<T::Future>() } {
+            target.runtime.spawn_child(self.into_task().boxed(), target.placement(), parent)
+        } else {
+            target.runtime.spawn_child(self.into_task(), target.placement(), parent)
+        }
     }
 }
 

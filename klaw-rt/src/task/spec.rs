@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::task::error::TaskError;
@@ -165,6 +166,36 @@ impl<F, M> Task<F, M> {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
+    }
+}
+
+/// The size, in bytes, from which a future is moved to the heap where it enters klaw (a spawn,
+/// a `block_on`, a region's `move_on_after`/`fail_after`), before it is passed down.
+///
+/// In a debug build every function that takes a future by value keeps a copy of it in its frame,
+/// and a spawn passes it through a dozen generic layers (the spawn, the task, the runner,
+/// `async-task`): a 200 KiB future then overflows a 2 MiB thread stack (libtest's), where tokio
+/// does not. 2048 is `async-task`'s own bound, which heap-allocates any future of that size or
+/// more, but only at the bottom of those layers; tokio boxes above the same 2048 bytes in its
+/// `spawn` and `block_on` (`BOX_FUTURE_THRESHOLD`, 16 KiB in its release builds). klaw boxes at
+/// the same bound in every build: a spawned future of that size would be boxed by `async-task`
+/// anyway (so a release build makes no extra allocation, only an earlier one), and a blocked-on
+/// or region's future is boxed once per call, nothing beside what such a call waits for.
+pub(crate) const BOX_FUTURE_THRESHOLD: usize = 2048;
+
+/// Whether a future of type `F` is moved to the heap at klaw's entries. Always called in
+/// `if const { .. }`: decided at compile time, so a small future (every benchmark's) compiles to
+/// the path it always took, with no check and no allocation.
+pub(crate) const fn is_large<F>() -> bool {
+    size_of::<F>() >= BOX_FUTURE_THRESHOLD
+}
+
+impl<F, M> Task<F, M> {
+    /// The same task with its future on the heap, so that what is passed down the layers of a
+    /// spawn is a pointer (see [`BOX_FUTURE_THRESHOLD`]).
+    pub(crate) fn boxed(self) -> Task<Pin<Box<F>>, M> {
+        let Task { future, name, timeout, remote, mode } = self;
+        Task { future: Box::pin(future), name, timeout, remote, mode }
     }
 }
 

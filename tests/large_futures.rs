@@ -1,0 +1,308 @@
+//! Large futures on a small stack: every way a future reaches klaw (spawned on a runtime or in a
+//! scope, started, awaited inline, blocked on, bounded by a region, the body of `#[klaw::main]`
+//! or `#[klaw::test]`) must not copy it down the stack once per layer. Each case runs on a
+//! thread with a 2 MiB stack (what libtest gives each test), in the debug build the tests are
+//! built in, where every function that takes a future by value keeps a copy in its frame: a
+//! 200 KiB future passed down ten layers overflows it. A stack overflow aborts the whole test
+//! binary, so run one case alone (`--exact`) to see which.
+
+mod common;
+
+use std::time::Duration;
+
+use common::DEADLINE;
+use klaw::Runtime;
+use klaw::cancel::{fail_after, move_on_after};
+
+/// The stack libtest gives each test's thread.
+const SMALL_STACK: usize = 2 << 20;
+
+/// Bytes a large future holds across its `.await`: 100 times async-task's and tokio's 2 KiB
+/// threshold, a tenth of the stack.
+const LARGE: usize = 200 * 1024;
+
+/// A future of over 200 KiB: its buffer lives across an `.await`.
+async fn big(n: usize) -> usize {
+    let buf = [7u8; LARGE];
+    klaw::time::sleep(Duration::from_millis(1)).await;
+    buf[n] as usize + n
+}
+
+/// A `#[klaw::task]` whose future is as large.
+#[klaw::task]
+async fn big_task(n: usize) -> usize {
+    let buf = [7u8; LARGE];
+    klaw::time::sleep(Duration::from_millis(1)).await;
+    buf[n] as usize + n
+}
+
+/// Runs `scenario` on a thread with libtest's 2 MiB stack, within [`DEADLINE`].
+fn on_small_stack<T: Send + 'static>(scenario: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("small-stack".into())
+        .stack_size(SMALL_STACK)
+        .spawn(move || {
+            let _ = done.send(scenario());
+        })
+        .expect("a thread with a 2 MiB stack");
+    match finished.recv_timeout(DEADLINE) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the scenario returned without sending"),
+        },
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the scenario hung: no end within {DEADLINE:?}")
+        }
+    }
+}
+
+fn one_worker() -> Runtime {
+    common::runtime(1)
+}
+
+#[test]
+fn the_future_is_large() {
+    assert!(size_of_val(&big(0)) > LARGE);
+    assert!(size_of_val(&big_task(0)) > LARGE);
+}
+
+#[test]
+fn runtime_spawn() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn(big(3));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn handle_spawn() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.handle().spawn(big(3));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn runtime_spawn_of_a_task() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn(klaw::Task::new(big(3)).name("big").timeout(DEADLINE));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn scope_spawn() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let a = s.spawn(big(1));
+                let b = s.spawn(big(2));
+                Ok(a.await? + b.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn scope_spawn_under_a_limit() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(limit = 1, |s| {
+                let a = s.spawn(big(1));
+                let b = s.spawn(big(2));
+                Ok(a.await? + b.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn scope_spawn_background() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let a = s.spawn_background(big(1));
+                Ok(a.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8);
+}
+
+#[test]
+fn scope_spawn_local() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let a = s.spawn_local(big(1));
+                let b = s.spawn_local(big(2));
+                Ok(a.await? + b.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn child_set_spawn() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let mut set = s.child_set();
+                set.spawn(big(1));
+                set.spawn(big(2));
+                let mut sum = 0;
+                while let Some(value) = set.next_finished().await {
+                    sum += value?;
+                }
+                Ok(sum)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn scope_start() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let (ready, child) = s
+                    .start(|ready| async move {
+                        let buf = [7u8; LARGE];
+                        ready.ready(buf[1] as usize);
+                        klaw::time::sleep(Duration::from_millis(1)).await;
+                        buf[2] as usize
+                    })
+                    .await?;
+                Ok(ready + child.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 14);
+}
+
+#[test]
+fn a_task_spawned_in_a_scope_and_awaited_inline() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let spawned = s.spawn(big_task(1));
+                let inline = big_task(2).await?;
+                Ok(spawned.await? + inline)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn runtime_block_on() {
+    let value = on_small_stack(|| one_worker().block_on(big(3)));
+    assert_eq!(value, 10);
+}
+
+#[test]
+fn runtime_block_on_of_a_task() {
+    let value = on_small_stack(|| one_worker().block_on(big_task(3)));
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn free_block_on() {
+    let value = on_small_stack(|| klaw::runtime::block_on(big(3)));
+    assert_eq!(value, 10);
+}
+
+#[test]
+fn move_on_after_of_a_large_future() {
+    let value =
+        on_small_stack(|| one_worker().block_on(async { move_on_after(DEADLINE, big(3)).await }));
+    assert_eq!(value, Some(10));
+}
+
+#[test]
+fn fail_after_of_a_large_future() {
+    let value =
+        on_small_stack(|| klaw::runtime::block_on(async { fail_after(DEADLINE, big(3)).await }));
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn move_on_after_in_a_spawned_task() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn(async { move_on_after(DEADLINE, big(3)).await });
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(Some(10)));
+}
+
+/// What `#[klaw::main]` expands to, called on a small stack (a program's main thread has 8 MiB,
+/// which would hide the copies).
+#[klaw::main(workers = 1)]
+async fn big_main() -> usize {
+    big(1).await + big(2).await + big(3).await
+}
+
+#[test]
+fn main_attribute() {
+    assert_eq!(on_small_stack(big_main), 8 + 9 + 10);
+}
+
+/// Fails a test with no `timeout` of its own that hangs: unless it is dropped within
+/// [`DEADLINE`], it aborts the test binary, naming the test. (Bounding the body with
+/// `fail_after` instead would nest it in a second large future, and test that instead.)
+struct Watchdog(#[allow(dead_code, reason = "dropped to disarm")] std::sync::mpsc::Sender<()>);
+
+impl Watchdog {
+    fn arm(test: &'static str) -> Self {
+        let (disarm, disarmed) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(DEADLINE)
+            {
+                #[allow(clippy::print_stderr, reason = "the abort has nowhere else to say why")]
+                {
+                    eprintln!("{test} hung: no end within {DEADLINE:?}");
+                }
+                std::process::abort();
+            }
+        });
+        Watchdog(disarm)
+    }
+}
+
+// libtest runs each of these on a thread with a 2 MiB stack: the attribute's expansion is what
+// is tested, with the body of the report: three large futures awaited in turn.
+
+#[klaw::test(workers = 1)]
+async fn test_attribute() {
+    let _watchdog = Watchdog::arm("test_attribute");
+    assert_eq!(big(1).await + big(2).await + big(3).await, 8 + 9 + 10);
+}
+
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn test_attribute_with_a_timeout() {
+    assert_eq!(big(1).await + big(2).await + big(3).await, 8 + 9 + 10);
+}
+
+#[klaw::test(start_paused = true)]
+async fn test_attribute_start_paused() {
+    let _watchdog = Watchdog::arm("test_attribute_start_paused");
+    assert_eq!(big(1).await + big(2).await + big(3).await, 8 + 9 + 10);
+}
+
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn test_attribute_start_paused_with_a_timeout() {
+    assert_eq!(big(1).await + big(2).await + big(3).await, 8 + 9 + 10);
+}
