@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
+use crate::channel::mpmc::UnconfirmedByChannel;
 use crate::{NatsAuth, NatsConfig, NatsError, redact_url};
 
 /// How long a cancel marker is kept: longer than any job waits in the queue.
@@ -27,6 +28,9 @@ pub(crate) struct Connection {
     /// How many times the connection came back after it was lost: what was published to this
     /// client meanwhile is gone, so whoever waits for it looks again.
     pub(crate) reconnects: Arc<AtomicU64>,
+    /// Each channel's acknowledgements sent on this connection and not yet confirmed, shared
+    /// by every handle of the channel opened on it (see `channel::mpmc::Unconfirmed`).
+    pub(crate) unconfirmed: Arc<UnconfirmedByChannel>,
 }
 
 impl Connection {
@@ -102,7 +106,8 @@ impl Connection {
                 .map_err(|error| connect_error(error.to_string()))?;
             let jetstream = jetstream::new(client.clone());
             let tokio = tokio::runtime::Handle::current();
-            Ok(Self { config, client, jetstream, tokio, reconnects })
+            let unconfirmed = Arc::default();
+            Ok(Self { config, client, jetstream, tokio, reconnects, unconfirmed })
         })
         .await
     }

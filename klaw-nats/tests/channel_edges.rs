@@ -52,6 +52,11 @@ async fn recv_cut_after(rx: &klaw_nats::channel::mpmc::Receiver<u32>, polls: u32
     }
 }
 
+/// One poll of `future`: what it gave.
+async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx))).await
+}
+
 /// Waits up to `within` for `condition`, checking every 10 ms (on klaw's timer).
 async fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + within;
@@ -166,11 +171,10 @@ async fn a_send_dropped_while_waiting_for_room_sends_nothing() {
     assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "the dropped send was sent");
 }
 
-/// A `recv` returns only once the server confirmed its acknowledgement; cut short at every
-/// point of the way (the pull, the wait for that confirmation, after the server removed the
-/// message but before its confirmation arrived), it leaves its message to the next `recv` of
-/// the same receiver, at once (well within the 30 s ack wait), once, and the channel is empty
-/// after that `recv` returned it.
+/// A `recv` cut short at every point of the way (its pull request on its way out, waiting for
+/// the server's answer, the message just arrived) leaves its message to the next `recv` of the
+/// same receiver, at once (well within the 30 s ack wait), once; and once that `recv` returned
+/// it, the channel is empty for `len` and `try_recv` in the same process.
 #[klaw::test(timeout = "120s")]
 async fn a_recv_cut_short_anywhere_leaves_its_message_to_the_next_recv_once() {
     let server = NatsServer::start();
@@ -189,9 +193,44 @@ async fn a_recv_cut_short_anywhere_leaves_its_message_to_the_next_recv_once() {
     }
 }
 
-/// The same with the receiver dropped right after its `recv` was cut short: what it held goes
-/// to another receiver at once, once, even a message the server had already removed on the
-/// cut-short `recv`'s acknowledgement (a `Nak` would not bring that one back).
+/// A `recv` polled once more after its message has had ample time to reach the client (the
+/// point a sweep of poll counts rarely lands on: a round trip takes thousands of polls, or
+/// one) either returns it in that poll or, dropped then, leaves it to the next `recv` at once:
+/// nothing between taking the message and returning it can be cut short.
+#[klaw::test(timeout = "60s")]
+async fn a_recv_dropped_once_its_message_has_arrived_leaves_it_to_the_next_recv() {
+    let server = NatsServer::start();
+    let nats = connect(&server).await;
+    let (tx, rx) = nats.channel::<u32>("arrived", 4).await.unwrap();
+    for round in 0..20 {
+        tx.send(round).await.unwrap();
+        let mut recv = Box::pin(rx.recv());
+        let got = match poll_once(&mut recv).await {
+            Poll::Ready(got) => Some(got),
+            Poll::Pending => {
+                // Real time: the server does not follow klaw's clock.
+                klaw::time::sleep(Duration::from_millis(100)).await;
+                match poll_once(&mut recv).await {
+                    Poll::Ready(got) => Some(got),
+                    Poll::Pending => None,
+                }
+            }
+        };
+        drop(recv);
+        let got = match got {
+            Some(got) => got,
+            None => klaw::cancel::fail_after(Duration::from_secs(3), rx.recv())
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: the dropped recv kept it")),
+        };
+        assert_eq!(got, Ok(round));
+        assert_eq!(tx.len().await.unwrap(), 0, "round {round}: a returned message still counts");
+        assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "round {round}: twice");
+    }
+}
+
+/// The same with the receiver dropped right after its `recv` was cut short: what it held, or
+/// what the server sent to its pull request, goes to another receiver at once, once.
 #[klaw::test(timeout = "120s")]
 async fn a_receiver_dropped_after_a_recv_cut_short_anywhere_hands_its_message_on_once() {
     let server = NatsServer::start();
@@ -227,6 +266,23 @@ async fn the_room_a_recv_frees_is_there_for_the_next_try_send() {
         assert_eq!(rx.recv().await, Ok(round));
         assert_eq!(tx.try_send(round + 100).await, Ok(()), "round {round}: still full");
         assert_eq!(rx.recv().await, Ok(round + 100));
+    }
+}
+
+/// The same through two openings of the channel in one process (as two modules that each open
+/// it): a `recv` on one frees its room for a `try_send` on the other at once.
+#[klaw::test(timeout = "30s")]
+async fn the_room_a_recv_frees_is_there_for_a_try_send_through_another_opening() {
+    let server = NatsServer::start();
+    let nats = connect(&server).await;
+    let (tx, _) = nats.channel::<u32>("room-twice", 1).await.unwrap();
+    let (_, rx) = nats.channel::<u32>("room-twice", 1).await.unwrap();
+    for round in 0..20 {
+        tx.try_send(round).await.unwrap();
+        assert_eq!(rx.recv().await, Ok(round));
+        assert_eq!(tx.try_send(round + 100).await, Ok(()), "round {round}: still full");
+        assert_eq!(rx.recv().await, Ok(round + 100));
+        assert!(tx.is_empty().await.unwrap(), "round {round}: a returned message still counts");
     }
 }
 

@@ -1,12 +1,12 @@
 //! A bounded MPMC channel across processes: a JetStream work-queue stream (at most `capacity`
 //! messages, new ones refused when full) and one durable consumer that every receiver shares.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use sync_wrapper::SyncWrapper;
 
 use crate::NatsError;
 use crate::channel::closing::Closing;
-use crate::channel::publish::{Refused, publish, send_value};
+use crate::channel::publish::send_value;
 use crate::channel::{SendError, TrySendError, check_name, check_stream_name};
 use crate::connection::Connection;
 
@@ -52,6 +52,9 @@ struct Shared {
     consumer: consumer::Consumer<consumer::pull::Config>,
     capacity: usize,
     closing: Closing,
+    /// The acknowledgements of this channel's receives on this connection that the server has
+    /// not confirmed yet.
+    unconfirmed: Arc<Unconfirmed>,
 }
 
 impl Shared {
@@ -59,12 +62,107 @@ impl Shared {
         self.closing.is_closed()
     }
 
-    /// Messages in the stream: queued, or taken by a receiver whose `recv` has not returned.
+    /// Messages in the stream: queued, or taken by a receiver whose `recv` has not returned,
+    /// once every receive of this connection that returned before the call is confirmed.
     async fn len(&self) -> Result<usize, NatsError> {
+        if let Some(out) = self.unconfirmed.out() {
+            self.unconfirmed.settled(out).await;
+        }
         let info = async_compat::Compat::new(self.stream.get_info())
             .await
             .map_err(|e| NatsError::jetstream("reading the channel's stream")(e.to_string()))?;
         Ok(usize::try_from(info.state.messages).unwrap_or(usize::MAX))
+    }
+}
+
+/// The acknowledgements of one channel's receives, sent on one connection, that the server has
+/// not confirmed yet. A `recv` does not wait for the confirmation (one more round trip per
+/// message); `len` waits instead for those sent before it was called, and so do `try_send`
+/// and `send` when the server finds the channel full, so that within the connection the room
+/// a `recv` frees is there, and `len` no longer counts its message, once that `recv` has
+/// returned. One per channel and connection, so that every handle of the channel opened on
+/// the connection waits for the receives of all.
+#[derive(Default)]
+pub(crate) struct Unconfirmed {
+    tickets: Mutex<Tickets>,
+    /// Notified each time a ticket is settled.
+    settled: event_listener::Event,
+}
+
+#[derive(Default)]
+struct Tickets {
+    /// The number of the next acknowledgement: every one below it was sent before.
+    next: u64,
+    /// Those sent whose request has not ended (confirmed, or given up by the client).
+    out: BTreeSet<u64>,
+}
+
+/// The channels' [`Unconfirmed`] on one connection, by stream name, while a handle lives.
+pub(crate) type UnconfirmedByChannel = Mutex<HashMap<String, Weak<Unconfirmed>>>;
+
+impl Unconfirmed {
+    /// The one of the channel whose stream is `stream` on `connection`; made if none lives.
+    fn of(connection: &Connection, stream: &str) -> Arc<Self> {
+        let mut channels = connection.unconfirmed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = channels.get(stream).and_then(Weak::upgrade) {
+            return live;
+        }
+        // Forget the channels no handle uses any more (only `Weak`s are dropped here).
+        channels.retain(|_, unconfirmed| unconfirmed.strong_count() > 0);
+        let made = Arc::new(Self::default());
+        channels.insert(stream.to_owned(), Arc::downgrade(&made));
+        made
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tickets> {
+        // No code under this lock panics; poisoned tickets are still sound.
+        self.tickets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts an acknowledgement about to be sent as out until the ticket is dropped.
+    fn send(self: &Arc<Self>) -> Ticket {
+        let mut tickets = self.lock();
+        let number = tickets.next;
+        tickets.next += 1;
+        tickets.out.insert(number);
+        drop(tickets);
+        Ticket { unconfirmed: self.clone(), number }
+    }
+
+    /// `Some` of the number of the next acknowledgement if any sent before is still out: the
+    /// bound to give [`settled`](Self::settled). `None` if the server has settled them all, so
+    /// what it says now already counts every receive that returned.
+    fn out(&self) -> Option<u64> {
+        let tickets = self.lock();
+        (!tickets.out.is_empty()).then_some(tickets.next)
+    }
+
+    /// Waits until every acknowledgement numbered below `before` has settled. Those sent later
+    /// are not waited for, so a steady stream of receives cannot hold a caller back for ever.
+    async fn settled(&self, before: u64) {
+        loop {
+            // Listening before looking: a ticket settled in between still wakes this.
+            let listener = self.settled.listen();
+            let oldest = self.lock().out.first().copied();
+            if oldest.is_none_or(|oldest| oldest >= before) {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// An acknowledgement sent and not yet settled.
+struct Ticket {
+    unconfirmed: Arc<Unconfirmed>,
+    number: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.unconfirmed.lock().out.remove(&self.number);
+        // Once the lock is released: the waiters woken may look at the tickets at once.
+        self.unconfirmed.settled.notify(usize::MAX);
     }
 }
 
@@ -117,6 +215,7 @@ pub(crate) async fn open<T>(
             consumer,
             capacity,
             closing,
+            unconfirmed: Unconfirmed::of(&connection, &stream_name),
         })
     })
     .await?;
@@ -167,8 +266,14 @@ impl<T> Sender<T> {
     }
 
     /// Messages in the channel: queued, or taken by a receiver whose `recv` has not returned
-    /// them yet. A message `recv` returned no longer counts: `recv` returns once the server
-    /// has removed it. It is a round trip to the server, hence `async`.
+    /// them yet. It is a round trip to the server, hence `async`.
+    ///
+    /// A message that a `recv` on the same connection (the same [`Nats`](crate::Nats), through
+    /// any handle of this channel) returned before the call no longer counts: `recv` does not
+    /// wait for the server to confirm its acknowledgement, so `len` first waits for the
+    /// confirmations of those receives. A `recv` in another process (another connection) is
+    /// not waited for: its message counts until the server has processed its acknowledgement,
+    /// about one round trip after that `recv` returned.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -191,7 +296,8 @@ impl<T> Sender<T> {
         close(&self.shared).await
     }
 
-    /// True if no message is in the channel.
+    /// True if no message is in the channel: [`len`](Self::len) is zero, with the same
+    /// consistency.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -208,8 +314,15 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// `Closed(value)` if it was closed, `Unavailable(value)` if the server did not take it
     /// within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (a restart is
     /// retried that long): the value always comes back. It is a round trip to the server,
-    /// hence `async`. The room a `recv` frees is there as soon as that `recv` has returned, in
-    /// every process.
+    /// hence `async`.
+    ///
+    /// The room a `recv` on the same connection (the same [`Nats`](crate::Nats), through any
+    /// handle of this channel) freed before the call is there: if the server finds the channel
+    /// full while it has not confirmed the acknowledgements of those receives, `try_send`
+    /// waits for the confirmations and tries once more. The room a `recv` in another process
+    /// frees is there once the server has processed its acknowledgement, about one round trip
+    /// after that `recv` returned: a `try_send` just after it may still find the channel full
+    /// (`send` waits for the room).
     ///
     /// Cancel safety: if dropped before it resolves, the message may or may not have been
     /// stored (the server may have it already); it is not returned.
@@ -232,6 +345,10 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// is closed; `Err(Unavailable(value))` if the server did not take it within
     /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry).
     ///
+    /// Found full, it first waits for the confirmations of the receives on this connection
+    /// that returned before the call, and tries again at once, as
+    /// [`try_send`](Self::try_send) does; then it looks again, less and less often.
+    ///
     /// Cancel safety: as [`try_send`](Self::try_send); a send dropped while it waits for room
     /// has sent nothing.
     ///
@@ -246,17 +363,41 @@ impl<T: Serialize + Send + 'static> Sender<T> {
 }
 
 async fn try_send<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySendError<T>> {
+    // Taken before the first try: a receive whose confirmation comes between the server's
+    // `Full` and a later look would be missed.
+    let out = shared.unconfirmed.out();
+    match (offer(shared, value).await, out) {
+        // Full, maybe only because of this connection's receives the server has not settled:
+        // once it has, the answer is the one a local channel gives.
+        (Err(TrySendError::Full(value)), Some(out)) => {
+            shared.unconfirmed.settled(out).await;
+            offer(shared, value).await
+        }
+        (tried, _) => tried,
+    }
+}
+
+/// Sends if the server has room now, without waiting for this connection's receives.
+async fn offer<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySendError<T>> {
     send_value(&shared.connection, &shared.subject, &shared.name, value, || shared.is_closed())
         .await
 }
 
 async fn send<T: Serialize>(shared: Arc<Shared>, mut value: T) -> Result<(), SendError<T>> {
+    // As `try_send`: the receives of this connection that returned before the call, whose
+    // room the server may not count yet, are waited for once the channel is found full, then
+    // the send is tried again at once.
+    let mut out = shared.unconfirmed.out();
     let mut pause = Duration::from_millis(1);
     loop {
-        match try_send(&shared, value).await {
+        match offer(&shared, value).await {
             Ok(()) => return Ok(()),
             Err(TrySendError::Full(back)) => value = back,
             Err(refused) => return Err(SendError::never_full(refused)),
+        }
+        if let Some(before) = out.take() {
+            shared.unconfirmed.settled(before).await;
+            continue;
         }
         // Full: the server does not tell when room frees up, so look again, less often.
         // Real time even under a paused clock: the server does not follow it.
@@ -330,22 +471,13 @@ pub struct Receiver<T> {
     next: SyncWrapper<Option<BoxFuture<Result<T, RecvError>>>>,
 }
 
-/// A message this receiver took from the server and has not handed out.
-struct Held {
-    message: Message,
-    /// An acknowledgement of it may have reached the server: a `recv` was dropped while it
-    /// waited for the server to confirm one. The server may then have removed it already, so
-    /// handing it back needs more than a `Nak` (see `hand_back`).
-    maybe_acked: bool,
-}
-
 #[derive(Default)]
-struct Taken(Mutex<VecDeque<Held>>);
+struct Taken(Mutex<VecDeque<Message>>);
 
 impl Taken {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Held>> {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Message>> {
         // No code under this lock panics; a poisoned queue is still sound.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -366,8 +498,9 @@ impl<T> Receiver<T> {
         self.shared.capacity
     }
 
-    /// Messages in the channel, as [`Sender::len`] counts them: a message `recv` returned no
-    /// longer counts.
+    /// Messages in the channel, as [`Sender::len`] counts them: a message a `recv` on this
+    /// connection returned before the call no longer counts; one a `recv` in another process
+    /// returned counts until the server has processed its acknowledgement.
     ///
     /// ```no_run
     /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -378,7 +511,8 @@ impl<T> Receiver<T> {
         self.shared.len().await
     }
 
-    /// True if no message is in the channel (as [`Sender::is_empty`]).
+    /// True if no message is in the channel (as [`Sender::is_empty`]: [`len`](Self::len) is
+    /// zero).
     ///
     /// ```no_run
     /// # async fn demo(rx: klaw_nats::channel::mpmc::Receiver<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -404,17 +538,23 @@ impl<T> Receiver<T> {
 impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// The next message; waits for one. `Err(Closed)` once the channel is closed and empty.
     ///
-    /// It returns once the server has confirmed the message's acknowledgement (removed it for
-    /// good), so the room it frees is there for the next `try_send`, and `len` no longer
-    /// counts it. If the server does not confirm within the client's request timeout (it is
-    /// away), the message is returned anyway and may come again.
+    /// It returns as soon as it has sent the message's acknowledgement, without waiting for
+    /// the server to confirm it (which would cost one more round trip per message). `len`,
+    /// `try_send` and `send` called afterwards on the same connection (the same
+    /// [`Nats`](crate::Nats), through any handle of this channel) wait for that confirmation
+    /// where it matters, so for them the room it frees is there and the message no longer
+    /// counts, as with a local channel. Another process sees the room once the server has
+    /// processed the acknowledgement, about one round trip later. If the server never
+    /// confirms it (it is away), the message may come again.
     ///
-    /// Cancel safety: if this future is dropped before it returns, even while it waits for
-    /// that confirmation, its message stays with the receiver for the next call, or, if the
-    /// receiver goes too, goes back to the queue for another receiver.
+    /// Cancel safety: it does not wait between taking a message and returning it, so if this
+    /// future is dropped before it returns, it has taken no message: one the server sends to
+    /// its pull request afterwards is handed back to the queue at once, for this receiver's
+    /// next call or another receiver. None is lost.
     /// Delivery is at least once: a receiver whose process dies after it took a message but
     /// before it acknowledged it leaves that message to be delivered again, and so does a
-    /// server killed just after `recv` returned (the acknowledgement may be lost with it).
+    /// server killed just after `recv` returned, or a process that ends then (the
+    /// acknowledgement may be lost with it).
     ///
     /// Each message goes to one receiver: a receiver takes a message from the server only when
     /// `recv` asks for one (no prefetch), so a receiver whose caller is busy holds none that
@@ -464,15 +604,17 @@ async fn recv<T: DeserializeOwned>(
 ) -> Result<T, TryRecvError> {
     loop {
         let next = taken.lock().pop_front();
-        if let Some(held) = next {
-            match rmp_serde::from_slice::<T>(&held.message.payload) {
+        if let Some(message) = next {
+            match rmp_serde::from_slice::<T>(&message.payload) {
                 Ok(value) => {
-                    acknowledge(&shared, &taken, held).await;
+                    // No `.await` between taking the message and returning it: a `recv`
+                    // dropped anywhere has either left it in `taken` or returned it.
+                    acknowledge(&shared, message);
                     return Ok(value);
                 }
                 Err(error) => {
                     tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: removed");
-                    let _ = async_compat::Compat::new(held.message.ack_with(AckKind::Term)).await;
+                    let _ = async_compat::Compat::new(message.ack_with(AckKind::Term)).await;
                     continue;
                 }
             }
@@ -488,57 +630,40 @@ async fn recv<T: DeserializeOwned>(
             }
             continue;
         }
-        taken.lock().extend(pulled.into_iter().map(|message| Held { message, maybe_acked: false }));
+        taken.lock().extend(pulled);
     }
 }
 
-/// Acknowledges a message about to be returned and waits until the server confirms it has
-/// removed it: a plain ack is only sent, and the message would count against the capacity and
-/// in `len` for a moment after `recv` returned.
-///
-/// Dropped before the confirmation, it puts the message back first in line, for the next
-/// `recv` to acknowledge again (the server confirms a repeated ack as it does the first) and
-/// return: the caller never got it.
-async fn acknowledge(shared: &Shared, taken: &Taken, mut held: Held) {
-    held.maybe_acked = true;
-    let guard = PutBack { taken, held: Some(held) };
-    let message = &guard.held.as_ref().expect("held until confirmed").message;
-    if let Err(error) = async_compat::Compat::new(confirmed_ack(shared, message)).await {
-        // The server is away or slow: the message is returned anyway (at least once).
-        tracing::debug!(channel = %shared.name, %error, "acknowledgement not confirmed; the message may come again");
-    }
-    guard.disarm();
+/// Acknowledges a message `recv` is about to return, without waiting: a task on the
+/// connection's runtime sends the acknowledgement and waits for the server's confirmation that
+/// it removed the message, and holds the message's ticket until then (or until the client gives
+/// up on the request), for `len` and the sends to wait for. If it is never confirmed (the
+/// server is away), the message may come again: at least once.
+fn acknowledge(shared: &Shared, message: Message) {
+    let ticket = shared.unconfirmed.send();
+    let client = shared.connection.client.clone();
+    let channel = shared.name.clone();
+    // A task dropped unrun (the runtime is shutting down) drops its ticket too: nobody waits
+    // for an acknowledgement that will not be sent.
+    shared.connection.tokio.spawn(async move {
+        if let Err(error) = confirmed_ack(&client, &message).await {
+            tracing::debug!(%channel, %error, "acknowledgement not confirmed; the message may come again");
+        }
+        drop(ticket);
+    });
 }
 
 /// Acknowledges `message` and waits for the server's confirmation (an AckSync, as
 /// `Message::double_ack`, but as a request on the client's shared reply subscription rather
 /// than on a subscription made and removed for each message, which costs two more messages to
-/// the server per `recv`).
-async fn confirmed_ack(shared: &Shared, message: &Message) -> Result<(), async_nats::Error> {
+/// the server per `recv`). Runs on the client's tokio runtime.
+async fn confirmed_ack(
+    client: &async_nats::Client,
+    message: &Message,
+) -> Result<(), async_nats::Error> {
     let reply = message.reply.clone().ok_or("not a JetStream message: no reply subject")?;
-    shared.connection.client.request(reply, AckKind::Ack.into()).await?;
+    client.request(reply, AckKind::Ack.into()).await?;
     Ok(())
-}
-
-/// Puts a message whose acknowledgement was not confirmed back at the front of its receiver's
-/// queue, unless disarmed.
-struct PutBack<'a> {
-    taken: &'a Taken,
-    held: Option<Held>,
-}
-
-impl PutBack<'_> {
-    fn disarm(mut self) {
-        self.held = None;
-    }
-}
-
-impl Drop for PutBack<'_> {
-    fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
-            self.taken.lock().push_front(held);
-        }
-    }
 }
 
 /// The next message if one is there now, or, with `wait`, the first one to arrive within
@@ -643,58 +768,17 @@ impl<T> Clone for Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         // A `recv` future borrows the receiver, so the only other holder of `taken` now is the
-        // Stream's own pending future: dropped first, it puts back what it held.
-        drop(self.next.get_mut().take());
-        let held: Vec<Held> = self.taken.lock().drain(..).collect();
+        // Stream's own pending future, which is dropped with it: nobody will hand these out.
+        let held: Vec<Message> = self.taken.lock().drain(..).collect();
         if held.is_empty() {
             return;
         }
         // Hand them back now, rather than after the ack wait.
-        self.shared.connection.tokio.spawn(hand_back(self.shared.clone(), held));
-    }
-}
-
-/// Gives the messages a dropped receiver held to the other receivers. Runs on the client's
-/// tokio runtime.
-async fn hand_back(shared: Arc<Shared>, held: Vec<Held>) {
-    let (maybe_acked, unacked): (Vec<_>, Vec<_>) =
-        held.into_iter().partition(|held| held.maybe_acked);
-    // First those a `Nak` hands back at once, so that none waits behind one waiting for room.
-    for Held { message, .. } in unacked {
-        let _ = message.ack_with(AckKind::Nak(None)).await;
-    }
-    for Held { message, .. } in maybe_acked {
-        // The server may have removed it on an ack whose confirmation nobody waited for: a
-        // `Nak` would then do nothing, and the message would reach no receiver. So it is
-        // removed for sure (a repeated ack is confirmed as the first one), then queued again as
-        // a new message, behind those queued meanwhile.
-        if let Err(error) = confirmed_ack(&shared, &message).await {
-            tracing::warn!(channel = %shared.name, %error, "a message handed back was not confirmed removed; queued again, it may arrive twice");
-        }
-        requeue(&shared, message.payload.clone()).await;
-    }
-}
-
-/// Queues `payload` again, waiting for room as `send` does, for at most the ack wait: the
-/// longest the server itself keeps a message from the other receivers for a receiver that
-/// took it (and the task keeps the channel's watch of its closing open meanwhile).
-async fn requeue(shared: &Shared, payload: bytes::Bytes) {
-    let give_up = tokio::time::Instant::now() + shared.connection.config.ack_wait;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let refused =
-            match publish(&shared.connection, &shared.subject, payload.clone(), &shared.name).await
-            {
-                Ok(()) => return,
-                Err(Refused::Full) if tokio::time::Instant::now() < give_up => None,
-                Err(refused) => Some(refused),
-            };
-        if let Some(refused) = refused {
-            tracing::warn!(channel = %shared.name, ?refused, "a message handed back could not be queued again: lost");
-            return;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        self.shared.connection.tokio.spawn(async move {
+            for message in held {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+            }
+        });
     }
 }
 

@@ -91,7 +91,7 @@ pub(crate) struct NotPublished {
 
 /// Publishes `payload` to `subject` and waits for the server's acknowledgement, trying again
 /// while it fails for another reason than a full stream. `channel` names it in log events.
-pub(crate) async fn publish(
+async fn publish(
     connection: &Connection,
     subject: &str,
     payload: Bytes,
