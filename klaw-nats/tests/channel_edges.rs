@@ -250,6 +250,25 @@ async fn a_receiver_dropped_after_a_recv_cut_short_anywhere_hands_its_message_on
     }
 }
 
+/// A receiver's Stream item given up while it waited (a `select!` arm that lost, a timeout),
+/// then `recv` on the same receiver: the message sent meanwhile reaches that `recv` at once
+/// (well within the 30 s ack wait), not held by the Stream's pull request nobody polls any more.
+#[klaw::test(timeout = "60s")]
+async fn a_stream_item_given_up_leaves_the_next_message_to_recv() {
+    let server = NatsServer::start();
+    let nats = connect(&server).await;
+    let (tx, mut rx) = nats.channel::<u32>("stream-then-recv", 4).await.unwrap();
+    for round in 0..5 {
+        // Long enough for the Stream's waiting pull request to be out.
+        let gave_up = klaw::cancel::fail_after(Duration::from_millis(200), rx.next()).await;
+        assert!(gave_up.is_err(), "round {round}: nothing was sent yet");
+        tx.send(round).await.unwrap();
+        let next = klaw::cancel::fail_after(Duration::from_secs(3), rx.recv()).await;
+        assert_eq!(next.ok(), Some(Ok(round)), "round {round}: the given-up Stream item kept it");
+        assert_eq!(rx.try_recv().await, Err(TryRecvError::Empty), "round {round}: twice");
+    }
+}
+
 // ---- mpmc: full, empty, len, capacity ----
 
 /// tokio's `try_send_fail_with_try_recv`: the room a `recv` frees is there for the very next

@@ -467,8 +467,10 @@ pub struct Receiver<T> {
     /// Messages pulled and not yet handed out (only by a `recv` dropped between its pull and
     /// its return); handed back to the queue if dropped.
     taken: Arc<Taken>,
-    // Only reached through `&mut self` (the Stream), so the handle stays `Sync`.
-    next: SyncWrapper<Option<BoxFuture<Result<T, RecvError>>>>,
+    /// The Stream's next item in progress. A `recv` or `try_recv` takes it over: given up
+    /// while it waited, it has a pull request out, and the message the server sends to that
+    /// request would otherwise wait, unread, for the ack wait to pass.
+    next: Mutex<Option<BoxFuture<Result<T, RecvError>>>>,
 }
 
 #[derive(Default)]
@@ -483,7 +485,7 @@ impl Taken {
 
 impl<T> Receiver<T> {
     fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, taken: Arc::default(), next: SyncWrapper::new(None) }
+        Self { shared, taken: Arc::default(), next: Mutex::new(None) }
     }
 
     /// The capacity the channel was created with (as [`Sender::capacity`]).
@@ -550,7 +552,9 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// Cancel safety: it does not wait between taking a message and returning it, so if this
     /// future is dropped before it returns, it has taken no message: one the server sends to
     /// its pull request afterwards is handed back to the queue at once, for this receiver's
-    /// next call or another receiver. None is lost.
+    /// next call or another receiver. None is lost. A Stream item given up while it waited
+    /// (a `select!` arm that lost) is taken over by the next `recv`, with what its pull
+    /// request got.
     /// Delivery is at least once: a receiver whose process dies after it took a message but
     /// before it acknowledged it leaves that message to be delivered again, and so does a
     /// server killed just after `recv` returned, or a process that ends then (the
@@ -568,7 +572,18 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// # }
     /// ```
     pub async fn recv(&self) -> Result<T, RecvError> {
-        recv(self.shared.clone(), self.taken.clone(), true).await.map_err(|_| RecvError::Closed)
+        match self.given_up_item() {
+            Some(item) => item.await,
+            None => recv(self.shared.clone(), self.taken.clone(), true)
+                .await
+                .map_err(|_| RecvError::Closed),
+        }
+    }
+
+    /// The Stream's item in progress, if any, taken out of the receiver.
+    fn given_up_item(&self) -> Option<BoxFuture<Result<T, RecvError>>> {
+        // No code under this lock panics; a poisoned slot is still sound.
+        self.next.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// A message if one is there now: `Empty` or `Closed` otherwise.
@@ -581,6 +596,14 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
     /// # }
     /// ```
     pub async fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Some(mut item) = self.given_up_item() {
+            // What its pull request already got is there now; if nothing is, dropping it hands
+            // back to the queue whatever the server sends to that request later.
+            let now = std::future::poll_fn(|cx| Poll::Ready(item.as_mut().poll(cx))).await;
+            if let Poll::Ready(received) = now {
+                return received.map_err(|_| TryRecvError::Closed);
+            }
+        }
         recv(self.shared.clone(), self.taken.clone(), false).await
     }
 
@@ -796,12 +819,13 @@ impl<T: DeserializeOwned + Send + 'static> futures_util::Stream for Receiver<T> 
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let (shared, taken) = (self.shared.clone(), self.taken.clone());
-        let next = self.next.get_mut().get_or_insert_with(|| {
+        let slot = self.next.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let next = slot.get_or_insert_with(|| {
             let next = recv(shared, taken, true);
             Box::pin(async move { next.await.map_err(|_| RecvError::Closed) })
         });
         let received = ready!(next.as_mut().poll(cx));
-        *self.next.get_mut() = None;
+        *slot = None;
         Poll::Ready(received.ok())
     }
 }
