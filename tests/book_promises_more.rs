@@ -9,7 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use common::{
     DEADLINE, DropCount, Flag, in_child_process, in_task, ms, paused, runtime, secs, until,
@@ -97,35 +96,6 @@ where
         let rt = runtime(1);
         rt.block_on(rt.spawn(CountPolls { future: Box::pin(future), polls: 0 })).unwrap()
     })
-}
-
-/// Runs this binary's ignored test `name` alone in a child process (killed after `limit`): its
-/// exit success and its stdout and stderr together; `None` if it did not end in time.
-fn run_child(name: &str, limit: Duration) -> Option<(bool, String)> {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let output = child.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return Some((status.success() && text.contains("1 passed"), text));
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(ms(10));
-    }
 }
 
 // ---- Cancellation ------------------------------------------------------------------------------
@@ -368,8 +338,8 @@ async fn child_ctrl_c_before_the_first_poll() {
 /// prints this tree with its failure".
 #[test]
 fn an_expired_test_prints_the_runtimes_tree_with_its_failure() {
-    let (passed, text) =
-        run_child("child_stuck_on_a_channel", secs(20)).expect("the stuck test hung");
+    let (passed, text) = common::child_test_outcome("child_stuck_on_a_channel", secs(20))
+        .expect("the stuck test hung");
     assert!(!passed, "the stuck test passed:\n{text}");
     assert!(text.contains("did not finish within its timeout"), "{text}");
     assert!(text.contains("scope `stuck`"), "the tree is missing:\n{text}");

@@ -405,45 +405,17 @@ async fn child_stuck_in_a_shield() {
     klaw::cancel::shield(std::future::pending::<()>()).await;
 }
 
-/// Runs this binary's ignored test `name` alone in a child process: its exit success, and its
-/// stdout and stderr together; `None` if it did not end within `limit` (it is then killed).
-fn run_child(name: &str, limit: Duration) -> Option<(bool, String)> {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let output = child.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return Some((status.success() && text.contains("1 passed"), text));
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(ms(10));
-    }
-}
-
 #[test]
 fn a_test_returning_err_fails_with_the_errors_text() {
-    let (passed, text) = run_child("child_returning_err", secs(20)).expect("the child hung");
+    let (passed, text) =
+        common::child_test_outcome("child_returning_err", secs(20)).expect("the child hung");
     assert!(!passed, "a test returning Err passed:\n{text}");
     assert!(text.contains("the disk is full"), "the error's text is missing:\n{text}");
 }
 
 #[test]
 fn a_timed_test_returning_a_non_send_err_fails_with_the_errors_text() {
-    let outcome = run_child("child_timed_returning_a_non_send_err", secs(20));
+    let outcome = common::child_test_outcome("child_timed_returning_a_non_send_err", secs(20));
     let (passed, text) = outcome.expect("the child hung");
     assert!(!passed, "a test returning Err passed:\n{text}");
     assert!(text.contains("Error: NotSendError(\"the tape is worn\")"), "{text}");
@@ -451,14 +423,15 @@ fn a_timed_test_returning_a_non_send_err_fails_with_the_errors_text() {
 
 #[test]
 fn a_timed_test_returning_ok_passes() {
-    let (passed, text) = run_child("child_timed_returning_ok", secs(20)).expect("the child hung");
+    let (passed, text) =
+        common::child_test_outcome("child_timed_returning_ok", secs(20)).expect("the child hung");
     assert!(passed, "{text}");
 }
 
 #[test]
 fn a_test_whose_body_blocks_its_thread_fails_at_its_timeout() {
     // `#[klaw::test(timeout)]`: "past it the test fails with a message ... instead of hanging".
-    let outcome = run_child("child_blocking_its_thread", secs(10));
+    let outcome = common::child_test_outcome("child_blocking_its_thread", secs(10));
     let (passed, text) = outcome.expect("the test hung 10 s past its 200ms timeout");
     assert!(!passed);
     assert!(text.contains("did not finish within its timeout of 200ms"), "{text}");
@@ -466,7 +439,7 @@ fn a_test_whose_body_blocks_its_thread_fails_at_its_timeout() {
 
 #[test]
 fn a_test_stuck_in_a_shield_fails_at_its_timeout() {
-    let outcome = run_child("child_stuck_in_a_shield", secs(10));
+    let outcome = common::child_test_outcome("child_stuck_in_a_shield", secs(10));
     let (passed, text) = outcome.expect("the test hung 10 s past its 200ms timeout");
     assert!(!passed);
     assert!(text.contains("did not finish within its timeout of 200ms"), "{text}");

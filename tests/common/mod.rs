@@ -313,6 +313,36 @@ pub async fn yield_once() {
     .await;
 }
 
+/// Runs this binary's ignored test `name` alone in a child process, killed after `limit`: its
+/// exit success (and "1 passed"), and its stdout and stderr together; `None` if it did not end
+/// in time. For a test of what a failing or hanging test reports.
+pub fn child_test_outcome(name: &str, limit: Duration) -> Option<(bool, String)> {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let output = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return Some((status.success() && text.contains("1 passed"), text));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(ms(10));
+    }
+}
+
 /// Runs this binary's ignored test `name` alone in a child process (with `env` set), bounded by
 /// `deadline`: for a case that may abort the process, or needs the process to itself. Fails if
 /// the child did not pass (a panic, an abort, a hang).
