@@ -222,6 +222,10 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
 /// nothing: `place` moves on only as it returns.
 async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Result<T, RecvError> {
     loop {
+        // Read before the server is asked: a message stored before the close was heard is then
+        // seen by the reads below. (Read after them, a message stored between the server's
+        // answer and the close would be left unread behind `Closed`.)
+        let closed = shared.closing.is_closed();
         let stream = &shared.stream;
         let expected = place.expected;
         // Not there: not stored yet, or already dropped (the bounds below tell which).
@@ -247,7 +251,7 @@ async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Res
                 continue; // stored meanwhile
             }
         }
-        if shared.closing.is_closed() {
+        if closed {
             return Err(RecvError::Closed);
         }
         place.wait_for_news().await;

@@ -642,10 +642,14 @@ async fn recv<T: DeserializeOwned>(
                 }
             }
         }
+        // Read before the pull, and only that reading ends the receive: a message stored
+        // before the close was heard is then in what the pull finds. (Read after it, a message
+        // stored between the server's empty answer and the close would be left unread behind
+        // `Closed`, by every receiver.)
         let closed = shared.is_closed();
         let pulled = pull(&shared, wait && !closed).await;
         if pulled.is_empty() {
-            if closed || shared.is_closed() {
+            if closed {
                 return Err(TryRecvError::Closed);
             }
             if !wait {
