@@ -75,8 +75,8 @@ const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 /// whole life, on a thread of its own, which the test's thread waits for for `limit` of real
 /// time, so that nothing the body does can hold the test past it (a body that blocks its thread,
 /// a `shield` that never ends). Past `limit` the test's thread takes the runtime's tree, cancels
-/// the body, waits up to [`TIMEOUT_GRACE`] for it to end, and fails the test with the tree,
-/// whether or not the body ended (a body that did not is left running on its thread).
+/// the body, waits up to a second (`TIMEOUT_GRACE`) for it to end, and fails the test with the
+/// tree, whether or not the body ended (a body that did not is left running on its thread).
 ///
 /// The body's output need not be `Send`: it is turned into its report on the body's thread (an
 /// `Err` prints `Error: {e:?}`, as a test returning it does), and the report's exit code is what
