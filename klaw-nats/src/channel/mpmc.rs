@@ -271,9 +271,10 @@ impl<T> Sender<T> {
     /// A message that a `recv` on the same connection (the same [`Nats`](crate::Nats), through
     /// any handle of this channel) returned before the call no longer counts: `recv` does not
     /// wait for the server to confirm its acknowledgement, so `len` first waits for the
-    /// confirmations of those receives. A `recv` in another process (another connection) is
-    /// not waited for: its message counts until the server has processed its acknowledgement,
-    /// about one round trip after that `recv` returned.
+    /// confirmations of those receives (each at most the client's request timeout, 10 s by
+    /// default, should the server stop answering). A `recv` in another process (another
+    /// connection) is not waited for: its message counts until the server has processed its
+    /// acknowledgement, about one round trip after that `recv` returned.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -319,10 +320,11 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// The room a `recv` on the same connection (the same [`Nats`](crate::Nats), through any
     /// handle of this channel) freed before the call is there: if the server finds the channel
     /// full while it has not confirmed the acknowledgements of those receives, `try_send`
-    /// waits for the confirmations and tries once more. The room a `recv` in another process
-    /// frees is there once the server has processed its acknowledgement, about one round trip
-    /// after that `recv` returned: a `try_send` just after it may still find the channel full
-    /// (`send` waits for the room).
+    /// waits for the confirmations and tries once more (each at most the client's request
+    /// timeout, 10 s by default, should the server stop answering). The room a `recv` in
+    /// another process frees is there once the server has processed its acknowledgement, about
+    /// one round trip after that `recv` returned: a `try_send` just after it may still find the
+    /// channel full (`send` waits for the room).
     ///
     /// Cancel safety: if dropped before it resolves, the message may or may not have been
     /// stored (the server may have it already); it is not returned.
