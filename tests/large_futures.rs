@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::DEADLINE;
 use klaw::Runtime;
-use klaw::cancel::{fail_after, move_on_after};
+use klaw::cancel::{fail_after, fail_at, move_on_after, move_on_at};
 
 /// The stack libtest gives each test's thread.
 const SMALL_STACK: usize = 2 << 20;
@@ -235,6 +235,23 @@ fn move_on_after_of_a_large_future() {
 fn fail_after_of_a_large_future() {
     let value =
         on_small_stack(|| klaw::runtime::block_on(async { fail_after(DEADLINE, big(3)).await }));
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn move_on_at_of_a_large_future() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        rt.block_on(async { move_on_at(klaw::time::now() + DEADLINE, big(3)).await })
+    });
+    assert_eq!(value, Some(10));
+}
+
+#[test]
+fn fail_at_of_a_large_future() {
+    let value = on_small_stack(|| {
+        klaw::runtime::block_on(async { fail_at(klaw::time::now() + DEADLINE, big(3)).await })
+    });
     assert_eq!(value, Ok(10));
 }
 

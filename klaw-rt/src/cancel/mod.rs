@@ -45,7 +45,11 @@ pub fn move_on_after<F: Future>(
 ) -> impl Future<Output = Option<F::Output>> {
     // Not an `async fn`, which would hold `future` twice (its argument, then inside the run): a
     // large future would be twice as large, and copied twice as much by the code awaiting it.
-    Bounded { run: Region::new().run_for(duration, future), after: duration, finish: move_on }
+    Bounded {
+        run: Region::new().run_for(duration, future),
+        after: After::Lasting(duration),
+        finish: move_on,
+    }
 }
 
 fn move_on<O>(outcome: Result<O, CancelReason>, _: Duration) -> Option<O> {
@@ -61,8 +65,13 @@ fn move_on<O>(outcome: Result<O, CancelReason>, _: Duration) -> Option<O> {
 ///     assert_eq!(klaw::cancel::move_on_at(deadline, std::future::pending::<()>()).await, None);
 /// });
 /// ```
-pub async fn move_on_at<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    Region::new().deadline(deadline).run(future).await.ok()
+pub fn move_on_at<F: Future>(
+    deadline: Instant,
+    future: F,
+) -> impl Future<Output = Option<F::Output>> {
+    // Not an `async fn`: see `move_on_after`.
+    let run = Region::new().deadline(deadline).run(future);
+    Bounded { run, after: After::Until(deadline), finish: move_on }
 }
 
 /// Runs `future` for at most `duration`, or fails with a typed [`Elapsed`] (which `?` turns into
@@ -80,7 +89,11 @@ pub fn fail_after<F: Future>(
     future: F,
 ) -> impl Future<Output = Result<F::Output, Elapsed>> {
     // Not an `async fn`: see `move_on_after`.
-    Bounded { run: Region::new().run_for(duration, future), after: duration, finish: fail }
+    Bounded {
+        run: Region::new().run_for(duration, future),
+        after: After::Lasting(duration),
+        finish: fail,
+    }
 }
 
 fn fail<O>(outcome: Result<O, CancelReason>, after: Duration) -> Result<O, Elapsed> {
@@ -88,15 +101,24 @@ fn fail<O>(outcome: Result<O, CancelReason>, after: Duration) -> Result<O, Elaps
 }
 
 pin_project! {
-    /// What [`move_on_after`] and [`fail_after`] return: a region's run, whose outcome `finish`
-    /// turns into theirs. (Not `FutureExt::map`, which moves the whole finished run, a large
-    /// future included, onto the stack to take its function out.)
+    /// What [`move_on_after`], [`fail_after`], [`move_on_at`] and [`fail_at`] return: a
+    /// region's run, whose outcome `finish` turns into theirs. (Not `FutureExt::map`, which
+    /// moves the whole finished run, a large future included, onto the stack to take its
+    /// function out.)
     struct Bounded<F: Future, T> {
         #[pin]
         run: Cancellable<F>,
-        after: Duration,
+        after: After,
         finish: fn(Result<F::Output, CancelReason>, Duration) -> T,
     }
+}
+
+/// How long a bounded run may last, which an [`Elapsed`] reports.
+#[derive(Clone, Copy)]
+enum After {
+    Lasting(Duration),
+    /// Until a deadline: as long as is left of it at the first poll, when the run starts.
+    Until(Instant),
 }
 
 impl<F: Future, T> Future for Bounded<F, T> {
@@ -104,7 +126,15 @@ impl<F: Future, T> Future for Bounded<F, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = self.project();
-        this.run.poll(cx).map(|outcome| (this.finish)(outcome, *this.after))
+        let after = match *this.after {
+            After::Lasting(after) => after,
+            After::Until(deadline) => {
+                let after = deadline.saturating_duration_since(crate::time::now());
+                *this.after = After::Lasting(after);
+                after
+            }
+        };
+        this.run.poll(cx).map(|outcome| (this.finish)(outcome, after))
     }
 }
 
@@ -117,10 +147,13 @@ impl<F: Future, T> Future for Bounded<F, T> {
 ///     assert!(klaw::cancel::fail_at(deadline, std::future::pending::<()>()).await.is_err());
 /// });
 /// ```
-pub async fn fail_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
-    let after = deadline.saturating_duration_since(crate::time::now());
-    let outcome = Region::new().deadline(deadline).run(future).await;
-    outcome.map_err(|_: CancelReason| Elapsed::new(after))
+pub fn fail_at<F: Future>(
+    deadline: Instant,
+    future: F,
+) -> impl Future<Output = Result<F::Output, Elapsed>> {
+    // Not an `async fn`: see `move_on_after`.
+    let run = Region::new().deadline(deadline).run(future);
+    Bounded { run, after: After::Until(deadline), finish: fail }
 }
 
 /// A cancellation point for CPU-bound async code: if the task or an enclosing region was
