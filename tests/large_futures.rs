@@ -256,6 +256,18 @@ fn fail_at_of_a_large_future() {
 }
 
 #[test]
+fn a_shield_and_a_regions_run_of_a_large_future() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            let shielded = klaw::cancel::shield(big(1)).await;
+            let ran = klaw::cancel::Region::new().run(big(2)).await;
+            (shielded, ran.ok())
+        })
+    });
+    assert_eq!(value, (8, Some(9)));
+}
+
+#[test]
 fn move_on_after_in_a_spawned_task() {
     let value = on_small_stack(|| {
         let rt = one_worker();
