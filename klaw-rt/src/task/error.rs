@@ -106,6 +106,36 @@ impl<E> TaskError<E> {
         matches!(self, Self::Cancelled(_))
     }
 
+    /// True if the task's body panicked: tokio's `JoinError::is_panic`. The panic was caught
+    /// and the runtime went on; what it said is [`panic_message`](Self::panic_message) (klaw
+    /// keeps its message, not the payload, so there is no `into_panic` to resume it).
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(async { panic!("the disk is full") });
+    /// let error = rt.block_on(handle).unwrap_err();
+    /// assert!(error.is_panic());
+    /// assert_eq!(error.panic_message(), Some("the disk is full"));
+    /// # Ok::<(), klaw::runtime::BuildError>(())
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self, Self::Panicked(_))
+    }
+
+    /// What the task's body panicked with, if it panicked: the `&str` or `String` it gave
+    /// `panic!`, or `"Box<dyn Any>"` for a payload of another type, as `std` prints it.
+    ///
+    /// ```
+    /// let error: klaw::TaskError = klaw::TaskError::Cancelled(klaw::CancelReason::user("stop"));
+    /// assert_eq!(error.panic_message(), None);
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            Self::Panicked(message) => Some(message),
+            _ => None,
+        }
+    }
+
     /// Maps the task's own error, keeping the other variants.
     ///
     /// ```
