@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
 
 use common::{
-    DEADLINE, DropCount, Flag, in_child_process, in_task, ms, paused, runtime, secs, until,
-    with_deadline, within, yield_once,
+    DropCount, Flag, in_child_process, in_task, ms, paused, runtime, secs, until, with_deadline,
+    yield_once,
 };
 use futures_util::future::join;
 use klaw::TaskError;
@@ -66,36 +66,6 @@ impl<F: Future + std::fmt::Debug> ByHand<F> {
         }
         panic!("{:?} never joined its channel's line", self.future);
     }
-}
-
-/// Counts how many times the task polled the future it wraps.
-struct CountPolls<F> {
-    future: Pin<Box<F>>,
-    polls: usize,
-}
-
-impl<F: Future> Future for CountPolls<F> {
-    type Output = (F::Output, usize);
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.polls += 1;
-        match self.future.as_mut().poll(cx) {
-            Poll::Ready(output) => Poll::Ready((output, self.polls)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// Runs `future` as a klaw task on a one-worker runtime: its output and how many times the task
-/// polled it.
-fn polls_in_a_task<F>(future: F) -> (F::Output, usize)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    within(DEADLINE, move || {
-        let rt = runtime(1);
-        rt.block_on(rt.spawn(CountPolls { future: Box::pin(future), polls: 0 })).unwrap()
-    })
 }
 
 // ---- Cancellation ------------------------------------------------------------------------------
@@ -293,7 +263,7 @@ fn awaiting_the_handles_of_ended_tasks_spends_the_budget_and_lets_a_sibling_run(
 /// them still complete in the same poll.
 #[test]
 fn the_try_methods_take_no_budget() {
-    let ((), polls) = polls_in_a_task(async {
+    let ((), polls) = common::polls_in_a_task(async {
         let (tx, rx) = klaw::channel::bounded::<u32>(1);
         let (news, mut reader) = klaw::channel::broadcast::channel::<u32>(1);
         for n in 0..1000 {

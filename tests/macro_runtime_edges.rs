@@ -8,11 +8,8 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Flag, Gauge, SetOnDrop, ms, secs, within};
@@ -768,45 +765,11 @@ async fn labeled_break_and_continue_leave_a_select_in_nested_loops() {
 // The cooperative budget, counted per poll
 // ---------------------------------------------------------------------------------------------
 
-/// Counts how many times its future is polled.
-struct CountPolls<F> {
-    future: Pin<Box<F>>,
-    polls: usize,
-}
-
-impl<F: Future> Future for CountPolls<F> {
-    type Output = (F::Output, usize);
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.polls += 1;
-        match self.future.as_mut().poll(cx) {
-            Poll::Ready(value) => Poll::Ready((value, self.polls)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-fn count_polls<F: Future>(future: F) -> CountPolls<F> {
-    CountPolls { future: Box::pin(future), polls: 0 }
-}
-
-/// Runs `future` as a klaw task on a one-worker runtime and gives its output and how many
-/// times the task polled it.
-fn polls_in_a_task<F>(future: F) -> (F::Output, usize)
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    within(DEADLINE, move || {
-        let rt = common::runtime(1);
-        rt.block_on(rt.spawn(count_polls(future))).unwrap()
-    })
-}
-
 #[test]
 fn consume_budget_yields_after_exactly_128_units_per_poll() {
     // book/src/runtime.md: "each task has a cooperative budget: 128 operations each time it is
     // polled ... once the budget is spent, the next one yields".
-    let ((), polls) = polls_in_a_task(async {
+    let ((), polls) = common::polls_in_a_task(async {
         for _ in 0..128 * 10 {
             klaw::task::consume_budget().await;
         }
@@ -816,7 +779,7 @@ fn consume_budget_yields_after_exactly_128_units_per_poll() {
 
 #[test]
 fn a_recv_loop_on_a_full_channel_yields_once_every_128_receives() {
-    let (sum, polls) = polls_in_a_task(async {
+    let (sum, polls) = common::polls_in_a_task(async {
         let (tx, rx) = klaw::channel::unbounded::<u64>();
         for n in 0..128 * 10 {
             tx.try_send(n).unwrap();
@@ -833,7 +796,7 @@ fn a_recv_loop_on_a_full_channel_yields_once_every_128_receives() {
 
 #[test]
 fn an_inline_task_spends_its_awaiting_tasks_budget() {
-    let ((), polls) = polls_in_a_task(async {
+    let ((), polls) = common::polls_in_a_task(async {
         for _ in 0..100 {
             klaw::task::consume_budget().await;
         }
@@ -851,7 +814,7 @@ fn an_inline_task_spends_its_awaiting_tasks_budget() {
 
 #[test]
 fn unconstrained_recv_and_select_loops_never_yield() {
-    let (count, polls) = polls_in_a_task(klaw::task::unconstrained(async {
+    let (count, polls) = common::polls_in_a_task(klaw::task::unconstrained(async {
         let (tx, rx) = klaw::channel::unbounded::<u32>();
         for n in 0..10_000 {
             tx.try_send(n).unwrap();

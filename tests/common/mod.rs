@@ -432,3 +432,36 @@ pub fn messages_and_names(
     seen.sort();
     seen
 }
+
+/// Counts how many times its future is polled.
+pub struct CountPolls<F> {
+    future: std::pin::Pin<Box<F>>,
+    polls: usize,
+}
+
+impl<F: std::future::Future> std::future::Future for CountPolls<F> {
+    type Output = (F::Output, usize);
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.polls += 1;
+        match self.future.as_mut().poll(cx) {
+            std::task::Poll::Ready(value) => std::task::Poll::Ready((value, self.polls)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// Runs `future` as a klaw task on a one-worker runtime, under [`DEADLINE`]: its output and how
+/// many times the task polled it.
+pub fn polls_in_a_task<F>(future: F) -> (F::Output, usize)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    within(DEADLINE, move || {
+        let rt = runtime(1);
+        rt.block_on(rt.spawn(CountPolls { future: Box::pin(future), polls: 0 })).unwrap()
+    })
+}
