@@ -967,17 +967,10 @@ mod tests {
 
     use super::*;
 
-    const KINDS: [Kind; 9] = [
-        Kind::Jobs,
-        Kind::Workers,
-        Kind::Dead,
-        Kind::Cancel,
-        Kind::Outcomes,
-        Kind::Channels,
-        Kind::Watch,
-        Kind::Channel,
-        Kind::Broadcast,
-    ];
+    /// Every kind: those named after the namespace alone, and the channels' kinds.
+    fn every_kind() -> Vec<Kind> {
+        [Kind::OF_NAMESPACE.as_slice(), &[Kind::Channel, Kind::Broadcast]].concat()
+    }
 
     /// A namespace, a kind, and a channel name for a channel's kind.
     type Resource = (String, Kind, Option<String>);
@@ -993,7 +986,7 @@ mod tests {
         let namespace = plain_name().prop_filter("a namespace the config accepts", |namespace| {
             check_namespace("namespace", namespace.clone()).is_ok()
         });
-        (namespace, prop::sample::select(KINDS.to_vec()), plain_name()).prop_map(
+        (namespace, prop::sample::select(every_kind()), plain_name()).prop_map(
             |(namespace, kind, channel)| {
                 let channel = matches!(kind, Kind::Channel | Kind::Broadcast).then_some(channel);
                 (namespace, kind, channel)
@@ -1029,7 +1022,7 @@ mod tests {
             Some((word, channel)) => (word, Some(channel.to_owned())),
             None => (rest, None),
         };
-        let kind = KINDS.into_iter().find(|kind| kind.word() == word)?;
+        let kind = every_kind().into_iter().find(|kind| kind.word() == word)?;
         Some((namespace, kind, channel))
     }
 
