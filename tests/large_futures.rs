@@ -1,6 +1,7 @@
 //! Large futures on a small stack: every way a future reaches klaw (spawned on a runtime or in a
 //! scope, started, awaited inline, blocked on, bounded by a region, the body of `#[klaw::main]`
-//! or `#[klaw::test]`) must not copy it down the stack once per layer. Each case runs on a
+//! or `#[klaw::test]`) must not copy it down the stack once per layer, nor may a large blocking
+//! closure (or what it returns) on its way to the blocking pool and back. Each case runs on a
 //! thread with a 2 MiB stack (what libtest gives each test), in the debug build the tests are
 //! built in, where every function that takes a future by value keeps a copy in its frame: a
 //! 200 KiB future passed down ten layers overflows it. A stack overflow aborts the whole test
@@ -334,4 +335,181 @@ async fn test_attribute_start_paused() {
 #[klaw::test(start_paused = true, timeout = "30s")]
 async fn test_attribute_start_paused_with_a_timeout() {
     assert_eq!(big(1).await + big(2).await + big(3).await, 8 + 9 + 10);
+}
+
+// Large blocking closures: every way a closure reaches the blocking pool. The closure captures
+// `LARGE` bytes, and the pool's threads have the same 2 MiB stack, so both the side that spawns
+// it and the side that runs it are checked.
+
+/// A closure that captures `LARGE` bytes.
+fn big_closure(n: usize) -> impl FnOnce() -> usize + Send + 'static {
+    let buf = [7u8; LARGE];
+    move || buf[n] as usize + n
+}
+
+/// A `#[klaw::task(blocking)]` whose closure captures its `LARGE`-byte argument.
+#[klaw::task(blocking)]
+fn big_blocking_task(buf: [u8; LARGE], n: usize) -> usize {
+    buf[n] as usize + n
+}
+
+/// A blocking task that returns `LARGE` bytes, which go from the pool to whoever awaits them.
+fn returns_large(n: usize) -> impl FnOnce() -> [u8; LARGE] + Send + 'static {
+    move || [n as u8; LARGE]
+}
+
+#[test]
+fn the_closure_is_large() {
+    assert!(size_of_val(&big_closure(0)) >= LARGE);
+    assert!(size_of_val(&big_blocking_task([0; LARGE], 0)) >= LARGE);
+}
+
+#[test]
+fn runtime_spawn_blocking() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn_blocking(big_closure(3));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn handle_spawn_blocking() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.handle().spawn_blocking(big_closure(3));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn runtime_spawn_of_a_blocking_task() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn(klaw::task::BlockingTask::new(big_closure(3)).name("big"));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn handle_spawn_of_a_blocking_task_attribute() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.handle().spawn(big_blocking_task([7; LARGE], 3));
+        rt.block_on(handle)
+    });
+    assert_eq!(value, Ok(10));
+}
+
+#[test]
+fn scope_spawn_blocking() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let a = s.spawn_blocking(big_closure(1));
+                let b = s.spawn(klaw::task::BlockingTask::new(big_closure(2)));
+                Ok(a.await? + b.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn scope_spawn_of_a_blocking_task_attribute() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let a = s.spawn(big_blocking_task([7; LARGE], 1));
+                let b = s.spawn_background(big_blocking_task([7; LARGE], 2));
+                Ok(a.await? + b.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn scope_spawn_blocking_under_a_limit() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(limit = 1, |s| {
+                let a = s.spawn_blocking(big_closure(1));
+                let b = s.spawn_blocking(big_closure(2));
+                Ok(a.await? + b.await?)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn child_set_spawn_blocking() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let mut set = s.child_set();
+                set.spawn_blocking(big_closure(1));
+                set.spawn(klaw::task::BlockingTask::new(big_closure(2)));
+                let mut sum = 0;
+                while let Some(value) = set.next_finished().await {
+                    sum += value?;
+                }
+                Ok(sum)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 8 + 9);
+}
+
+#[test]
+fn a_blocking_task_awaited_inline() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            let closure = klaw::task::BlockingTask::new(big_closure(1)).await;
+            let attribute = big_blocking_task([7; LARGE], 2).await;
+            (closure, attribute)
+        })
+    });
+    assert_eq!(value, (Ok(8), Ok(9)));
+}
+
+#[test]
+fn a_blocking_task_awaited_inline_outside_a_runtime() {
+    let value = on_small_stack(|| {
+        klaw::runtime::block_on(async { klaw::task::BlockingTask::new(big_closure(1)).await })
+    });
+    assert_eq!(value, Ok(8));
+}
+
+#[test]
+fn a_large_value_returned_by_spawn_blocking() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        rt.block_on(rt.spawn_blocking(returns_large(1))).map(|out| out[LARGE - 1])
+    });
+    assert_eq!(value, Ok(1));
+}
+
+#[test]
+fn a_large_value_returned_by_a_blocking_task_awaited_inline() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::task::BlockingTask::new(returns_large(3)).await.map(|out| out[LARGE - 1])
+        })
+    });
+    assert_eq!(value, Ok(3));
+}
+
+#[test]
+fn a_large_value_returned_by_a_blocking_task_awaited_inline_outside_a_runtime() {
+    let value = on_small_stack(|| {
+        klaw::runtime::block_on(async {
+            klaw::task::BlockingTask::new(returns_large(4)).await.map(|out| out[LARGE - 1])
+        })
+    });
+    assert_eq!(value, Ok(4));
 }

@@ -262,9 +262,15 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, BlockingTask::new(f), Placement::default(), |_| {
-            None::<NoParent>
-        })
+        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+        // future does; decided at compile time.
+        if const { is_large::<F>() } {
+            let task = BlockingTask::new(Box::new(f));
+            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
+        } else {
+            let task = BlockingTask::new(f);
+            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
+        }
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so
@@ -659,9 +665,15 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        spawn_blocking_on(&self.shared, BlockingTask::new(f), Placement::default(), |_| {
-            None::<NoParent>
-        })
+        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+        // future does; decided at compile time.
+        if const { is_large::<F>() } {
+            let task = BlockingTask::new(Box::new(f));
+            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
+        } else {
+            let task = BlockingTask::new(f);
+            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
+        }
     }
 
     /// Tasks spawned and not yet ended.

@@ -116,7 +116,13 @@ where
 
     #[inline]
     fn __spawn_on(self, on: SpawnOn<'_>) -> TaskHandle<Self::Ok, Self::Err> {
-        spawn_blocking_on(on.shared, self, Placement::default(), |_| None::<NoParent>)
+        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+        // future does; decided at compile time.
+        if const { is_large::<F>() } {
+            spawn_blocking_on(on.shared, self.boxed(), Placement::default(), |_| None::<NoParent>)
+        } else {
+            spawn_blocking_on(on.shared, self, Placement::default(), |_| None::<NoParent>)
+        }
     }
 }
 

@@ -25,9 +25,10 @@ use crate::task::core::{CoreRef, TaskCore};
 use crate::task::current;
 use crate::task::descendants::{AdoptedFailure, Descendants};
 use crate::task::error::BoxError;
-use crate::task::guard::guarded;
+use crate::task::guard::guarded_boxed;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::task_span;
+use crate::task::spec::is_large;
 use crate::task::state::Kind;
 use crate::task::{BlockingTask, CancelReason, Outcome, TaskError, TaskHandle, TaskId, TaskInfo};
 
@@ -51,7 +52,9 @@ enum InlineBlocking<T, E> {
     /// The job on the pool, and what counts it until it has ended: handed to the frame around
     /// the await if the await is dropped first.
     OnPool(TaskHandle<T, E>, Arc<Descendants>),
-    Ran(Option<TaskOutput<T, E>>),
+    /// Boxed: so the future is as small as its handle whatever the output, and a large output
+    /// is not copied by value through the frames that made it.
+    Ran(Option<Box<TaskOutput<T, E>>>),
 }
 
 /// How a job awaited inline reports to the code that awaits it: its end, and a failure after
@@ -101,29 +104,38 @@ where
     /// });
     /// ```
     fn into_future(self) -> InlineBlockingTask<M::Ok, M::Err> {
-        let state = match Handle::current() {
-            Ok(runtime) => {
-                let running = Descendants::new();
-                running.add();
-                let link = AwaitedBy {
-                    running: running.clone(),
-                    name: self.name.as_deref().map(str::to_owned),
-                };
-                let handle = runtime.spawn_blocking_child(self, Default::default(), |_| Some(link));
-                InlineBlocking::OnPool(handle, running)
-            }
-            Err(_) => {
-                let span = task_span(TaskId::next(), self.name.as_deref(), None);
-                let _span = span.as_ref().map(|span| span.enter());
-                let body = self.body;
-                let Poll::Ready(output) = guarded::<M, O>(|| Poll::Ready(body())) else {
-                    unreachable!("a blocking body runs to its end")
-                };
-                InlineBlocking::Ran(Some(output))
-            }
-        };
-        InlineBlockingTask { state }
+        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+        // future does; decided at compile time.
+        if const { is_large::<F>() } { inline(self.boxed()) } else { inline(self) }
     }
+}
+
+/// Starts `task` on the current runtime's blocking pool, or runs it here without a runtime.
+fn inline<F, O, M>(task: BlockingTask<F, M>) -> InlineBlockingTask<M::Ok, M::Err>
+where
+    F: FnOnce() -> O + Send + 'static,
+    O: 'static,
+    M: Outcome<O> + 'static,
+    M::Err: Into<BoxError>,
+{
+    let state = match Handle::current() {
+        Ok(runtime) => {
+            let running = Descendants::new();
+            running.add();
+            let link = AwaitedBy {
+                running: running.clone(),
+                name: task.name.as_deref().map(str::to_owned),
+            };
+            let handle = runtime.spawn_blocking_child(task, Default::default(), |_| Some(link));
+            InlineBlocking::OnPool(handle, running)
+        }
+        Err(_) => {
+            let span = task_span(TaskId::next(), task.name.as_deref(), None);
+            let _span = span.as_ref().map(|span| span.enter());
+            InlineBlocking::Ran(Some(guarded_boxed::<M, O>(task.body)))
+        }
+    };
+    InlineBlockingTask { state }
 }
 
 impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
@@ -133,7 +145,7 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
         match &mut self.state {
             InlineBlocking::OnPool(handle, _) => Pin::new(handle).poll(cx),
             InlineBlocking::Ran(output) => Poll::Ready(
-                output.take().expect("an InlineBlockingTask is polled to completion once"),
+                *output.take().expect("an InlineBlockingTask is polled to completion once"),
             ),
         }
     }

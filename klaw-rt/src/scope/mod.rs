@@ -347,7 +347,12 @@ impl<'env> Scope<'env> {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static + ChildOutput<M>,
     {
-        self.spawn(BlockingTask::new(f))
+        // A large closure goes down as a pointer (see `Spawnable for BlockingTask`).
+        if const { is_large::<F>() } {
+            self.spawn(BlockingTask::new(Box::new(f)))
+        } else {
+            self.spawn(BlockingTask::new(f))
+        }
     }
 
     /// Spawns a child that may borrow data from outside the scope. It is polled by the scope

@@ -11,6 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::Error;
 use crate::scope::{ChildKind, ChildOutput, Scope, ScopeHandle, Spawnable};
+use crate::task::spec::is_large;
 use crate::task::{BlockingTask, CancelReason};
 
 /// Children of one scope whose outcomes come back as they finish, first finished first: made by
@@ -100,8 +101,14 @@ where
         F: FnOnce() -> T + Send + 'static,
         T: ChildOutput<M>,
         BlockingTask<F>: Spawnable<Ok = T, Err = E>,
+        BlockingTask<Box<F>>: Spawnable<Ok = T, Err = E>,
     {
-        self.children.push(self.scope.spawn(BlockingTask::new(f)));
+        // A large closure goes down as a pointer (see `Scope::spawn_blocking`).
+        if const { is_large::<F>() } {
+            self.children.push(self.scope.spawn(BlockingTask::new(Box::new(f))));
+        } else {
+            self.children.push(self.scope.spawn(BlockingTask::new(f)));
+        }
     }
 
     /// Adds a child the scope already spawned, by its handle.

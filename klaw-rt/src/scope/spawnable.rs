@@ -117,9 +117,14 @@ where
     type Err = M::Err;
 
     fn __spawn_child(self, target: SpawnTarget<'_>) -> TaskHandle<Self::Ok, Self::Err> {
-        target.runtime.spawn_blocking_child(self, target.placement(), |joiner| {
-            Some(target.enroll::<Self::Ok, Self::Err>(joiner))
-        })
+        let parent = |joiner: &Joiner<_>| Some(target.enroll::<Self::Ok, Self::Err>(joiner));
+        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+        // future does; decided at compile time.
+        if const { is_large::<F>() } {
+            target.runtime.spawn_blocking_child(self.boxed(), target.placement(), parent)
+        } else {
+            target.runtime.spawn_blocking_child(self, target.placement(), parent)
+        }
     }
 }
 

@@ -28,6 +28,21 @@ pub(crate) fn guarded<M: Outcome<O>, O>(
     }
 }
 
+/// [`guarded`] for a whole blocking closure whose output is large: the output is boxed inside the
+/// call that caught the panic, so no frame below it holds it by value.
+pub(crate) fn guarded_boxed<M: Outcome<O>, O>(
+    body: impl FnOnce() -> O,
+) -> Box<TaskOutput<M::Ok, M::Err>> {
+    match catch_unwind(AssertUnwindSafe(|| Box::new(M::split(body())))) {
+        Ok(output) => output,
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            drop_contained(payload);
+            Box::new(Err(TaskError::Panicked(message)))
+        }
+    }
+}
+
 /// The terminal state an output stands for.
 pub(crate) fn kind_of<T, E>(output: &TaskOutput<T, E>) -> Kind {
     match output {

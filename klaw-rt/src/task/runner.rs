@@ -19,8 +19,9 @@ use crate::coop;
 use crate::task::core::{Completer, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
 use crate::task::descendants::Failures;
-use crate::task::guard::{contained, drop_contained, guarded, kind_of};
+use crate::task::guard::{contained, drop_contained, guarded, guarded_boxed, kind_of};
 use crate::task::handle::TaskOutput;
+use crate::task::spec::is_large;
 use crate::task::state::Kind;
 use crate::task::{CancelReason, Outcome, TaskError, TaskId};
 use crate::time::{Sleep, sleep};
@@ -87,6 +88,41 @@ pub(crate) fn task_span(
     Some(Box::new(span))
 }
 
+/// A task's output on its way from the body to the handle: by value, or boxed when it is large
+/// (a blocking task's, see `BlockingRunner::run`), so that each frame it passes holds a pointer.
+trait Carried<T, E>: Send + 'static {
+    fn from_output(output: TaskOutput<T, E>) -> Self;
+    fn output(&self) -> &TaskOutput<T, E>;
+    fn into_output(self) -> TaskOutput<T, E>;
+}
+
+impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for TaskOutput<T, E> {
+    #[inline(always)]
+    fn from_output(output: TaskOutput<T, E>) -> Self {
+        output
+    }
+    #[inline(always)]
+    fn output(&self) -> &TaskOutput<T, E> {
+        self
+    }
+    #[inline(always)]
+    fn into_output(self) -> TaskOutput<T, E> {
+        self
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for Box<TaskOutput<T, E>> {
+    fn from_output(output: TaskOutput<T, E>) -> Self {
+        Box::new(output)
+    }
+    fn output(&self) -> &TaskOutput<T, E> {
+        self
+    }
+    fn into_output(self) -> TaskOutput<T, E> {
+        *self
+    }
+}
+
 /// What ends a task: the completer that publishes its output, and where it reports.
 struct End<T, E, R> {
     completer: Completer<TaskOutput<T, E>>,
@@ -101,20 +137,20 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
     /// Ends a task whose body (and everything it left running) is gone, reporting first what
     /// failed in scopes the body dropped (`adopted`).
     #[inline]
-    fn end(self, output: TaskOutput<T, E>, adopted: Failures) {
+    fn end(self, output: impl Carried<T, E>, adopted: Failures) {
         let End { completer, report, waited, .. } = self;
         if !adopted.is_empty() {
             report.adopted(adopted);
         }
         let header = completer.header();
         report.before_publish(header.kind(), header.id(), waited);
-        completer.publish(output);
+        completer.publish(output.into_output());
         report.ended();
     }
 
     /// Ends now, or, if descendants the body left still run, once the last of them ends.
     #[inline]
-    fn end_after_descendants(self, adopter: &Adopter, output: TaskOutput<T, E>) {
+    fn end_after_descendants(self, adopter: &Adopter, output: impl Carried<T, E>) {
         match adopter.running() {
             Some(descendants) => {
                 descendants.then_run(Box::new(move |adopted| self.end(output, adopted)));
@@ -128,18 +164,21 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
 /// outcome; `None` if a cancel or timeout came first. A value that lost is dropped (a panic in
 /// its destructor is contained); a failure that lost is reported, never lost.
 #[inline(always)]
-fn decide_by_output<T: Send + 'static, E: Send + 'static, R: Report<E>>(
+fn decide_by_output<T: Send + 'static, E: Send + 'static, R: Report<E>, C: Carried<T, E>>(
     completer: &Completer<TaskOutput<T, E>>,
     report: &R,
-    output: TaskOutput<T, E>,
-) -> Option<TaskOutput<T, E>> {
-    let kind = kind_of(&output);
+    output: C,
+) -> Option<C> {
+    let kind = kind_of(output.output());
     if completer.decide(kind) {
         return Some(output);
     }
-    match output {
-        Err(error) if kind.is_failure() => report.raced(completer.header().id(), error),
-        lost => drop_contained(lost),
+    if kind.is_failure() {
+        if let Err(error) = output.into_output() {
+            report.raced(completer.header().id(), error);
+        }
+    } else {
+        drop_contained(output);
     }
     None
 }
@@ -388,7 +427,26 @@ where
         self.completer.as_ref().expect("a blocking task runs once").header_ref(None)
     }
 
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(self) {
+        // A large output is boxed as soon as the body returns: copied by value into each frame
+        // from the body to the task's core, it would overflow the pool thread's stack in a debug
+        // build, as a large closure would (see `BOX_FUTURE_THRESHOLD`). Decided at compile time.
+        if const { is_large::<O>() || is_large::<TaskOutput<M::Ok, M::Err>>() } {
+            self.run_with(|body| guarded_boxed::<M, O>(body))
+        } else {
+            self.run_with(|body| {
+                let ran = guarded::<M, O>(|| Poll::Ready(body()));
+                let Poll::Ready(output) = ran else {
+                    unreachable!("a blocking body runs to its end")
+                };
+                output
+            });
+        }
+    }
+
+    /// Runs the body through `call`, which gives its output as the task carries it.
+    #[inline(always)]
+    fn run_with<C: Carried<M::Ok, M::Err>>(mut self, call: impl FnOnce(F) -> C) {
         let mut completer = self.completer.take().expect("a blocking task runs once");
         let report = self.report.take().expect("a blocking task runs once");
         let body = self.body.take().expect("a blocking task runs once");
@@ -399,11 +457,11 @@ where
                 return None;
             }
             let _span = self.span.as_ref().map(|span| span.enter());
-            let ran = current::run_as(&completer, None, || guarded::<M, O>(|| Poll::Ready(body())));
-            let Poll::Ready(output) = ran else { unreachable!("a blocking body runs to its end") };
+            let output = current::run_as(&completer, None, || call(body));
             decide_by_output(&completer, &report, output)
         });
-        let output = output.unwrap_or_else(|| output_without_value(completer.header(), None));
+        let output = output
+            .unwrap_or_else(|| C::from_output(output_without_value(completer.header(), None)));
         End { completer, report, started: true, waited: false }
             .end_after_descendants(&adopter, output);
     }

@@ -170,7 +170,10 @@ impl<F, M> Task<F, M> {
 }
 
 /// The size, in bytes, from which a future is moved to the heap where it enters klaw (a spawn,
-/// a `block_on`, a region's `move_on_after`/`fail_after`), before it is passed down.
+/// a `block_on`, a region's `move_on_after`/`fail_after`), before it is passed down. A blocking
+/// task's closure is boxed from the same size where it enters (`spawn_blocking`, the spawn of a
+/// `BlockingTask`, its inline await): it goes down as many layers, on the spawning thread and
+/// then on the pool's (whose threads have the default 2 MiB stack too).
 ///
 /// In a debug build every function that takes a future by value keeps a copy of it in its frame,
 /// and a spawn passes it through a dozen generic layers (the spawn, the task, the runner,
@@ -183,7 +186,7 @@ impl<F, M> Task<F, M> {
 /// or region's future is boxed once per call, nothing beside what such a call waits for.
 pub(crate) const BOX_FUTURE_THRESHOLD: usize = 2048;
 
-/// Whether a future of type `F` is moved to the heap at klaw's entries. Always called in
+/// Whether a future (or a blocking closure) of type `F` is moved to the heap at klaw's entries. Always called in
 /// `if const { .. }`: decided at compile time, so a small future (every benchmark's) compiles to
 /// the path it always took, with no check and no allocation.
 pub(crate) const fn is_large<F>() -> bool {
@@ -297,6 +300,15 @@ impl<F, M> BlockingTask<F, M> {
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = Some(name.into());
         self
+    }
+}
+
+impl<F, M> BlockingTask<F, M> {
+    /// The same task with its closure on the heap, so that what is passed down the layers of a
+    /// spawn is a pointer (see [`BOX_FUTURE_THRESHOLD`]): `Box<F>` is itself a `FnOnce`.
+    pub(crate) fn boxed(self) -> BlockingTask<Box<F>, M> {
+        let BlockingTask { body, name, mode } = self;
+        BlockingTask { body: Box::new(body), name, mode }
     }
 }
 
