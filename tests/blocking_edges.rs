@@ -102,6 +102,43 @@ fn a_cancelled_queued_blocking_job_resolves_without_waiting_for_a_thread() {
     });
 }
 
+/// Withdrawing a queued closure from anywhere in the queue (its back, its front, its middle,
+/// next to another withdrawn one) takes out that one and no other: each cancelled handle resolves
+/// at once, cancelled, while the only thread is held, and the rest run afterwards, in the order
+/// they were queued.
+#[test]
+fn queued_blocking_jobs_cancelled_in_any_order_are_withdrawn_and_the_rest_run_in_order() {
+    within(secs(20), || {
+        let rt = pool("bq2", 1);
+        let (release, occupier) = occupier(&rt);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut handles: Vec<_> = (0..10usize)
+            .map(|i| {
+                let order = order.clone();
+                Some(rt.spawn_blocking(move || order.lock().unwrap().push(i)))
+            })
+            .collect();
+        for i in [9, 0, 5, 4, 6, 8] {
+            let handle = handles[i].take().unwrap();
+            assert!(handle.cancel("not needed"));
+            // At once: the thread is still held (a hang here fails the test at its deadline).
+            let outcome = rt.block_on(handle);
+            assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "job {i}: {outcome:?}");
+        }
+        assert!(order.lock().unwrap().is_empty(), "a job ran while the thread was held");
+        let _ = release.send(());
+        assert_eq!(rt.block_on(occupier), Ok(()));
+        for (i, handle) in handles.into_iter().enumerate() {
+            if let Some(handle) = handle {
+                assert_eq!(rt.block_on(handle), Ok(()), "job {i}");
+            }
+        }
+        assert_eq!(*order.lock().unwrap(), [1, 2, 3, 7]);
+        // Queued again after the withdrawals: the queue still works.
+        assert_eq!(rt.block_on(rt.spawn_blocking(|| 42)), Ok(42));
+    });
+}
+
 /// The same through a scope: a scope whose deadline passes while its blocking child waits in
 /// the pool's queue (behind a closure of someone else's, which holds the only thread) must
 /// return by its deadline: book/src/scopes.md: "A blocking child ends when its closure

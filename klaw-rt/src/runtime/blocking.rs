@@ -29,12 +29,71 @@ struct Queued {
 
 #[derive(Default)]
 struct PoolState {
-    queue: VecDeque<Queued>,
+    queue: JobQueue,
     threads: usize,
     idle: usize,
     shutdown: bool,
     /// Tasks running now, so shutdown can cancel them (they see `klaw::cancel::is_cancelled()`).
     running: HashMap<TaskId, HeaderRef>,
+}
+
+/// The queued jobs, in submission order. Each has a sequence number, its place in the order, by
+/// which its cancel hook finds it in O(1): a job withdrawn from the middle leaves a hole (`None`),
+/// skipped when it reaches the front; holes at either end are trimmed at once. So holes only lie
+/// between waiting jobs, and the queue never holds more slots than it had jobs at its longest.
+#[derive(Default)]
+struct JobQueue {
+    slots: VecDeque<Option<Queued>>,
+    /// The sequence number of `slots[0]`.
+    head: u64,
+    /// Jobs in `slots` (holes not counted).
+    len: usize,
+}
+
+impl JobQueue {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Queues `job`; returns its sequence number.
+    fn push(&mut self, job: Queued) -> u64 {
+        let seq = self.head + self.slots.len() as u64;
+        self.slots.push_back(Some(job));
+        self.len += 1;
+        seq
+    }
+
+    fn pop(&mut self) -> Option<Queued> {
+        while let Some(slot) = self.slots.pop_front() {
+            self.head += 1;
+            if slot.is_some() {
+                self.len -= 1;
+                return slot;
+            }
+        }
+        None
+    }
+
+    /// Takes out job `seq` if it is still queued.
+    fn withdraw(&mut self, seq: u64) -> Option<Queued> {
+        let at = usize::try_from(seq.checked_sub(self.head)?).ok()?;
+        let job = self.slots.get_mut(at)?.take()?;
+        self.len -= 1;
+        while let Some(None) = self.slots.back() {
+            self.slots.pop_back();
+        }
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.head += 1;
+        }
+        Some(job)
+    }
+
+    fn take_all(&mut self) -> Vec<Queued> {
+        self.head += self.slots.len() as u64;
+        self.len = 0;
+        self.slots.drain(..).flatten().collect()
+    }
 }
 
 struct PoolShared {
@@ -93,7 +152,7 @@ impl BlockingPool {
             drop((job, hold));
             return;
         }
-        state.queue.push_back(Queued { job, task, _hold: hold });
+        let seq = state.queue.push(Queued { job, task, _hold: hold });
         if state.idle > 0 {
             self.shared.work_available.notify_one();
         }
@@ -112,10 +171,9 @@ impl BlockingPool {
         // queued and the lock is free: the hook runs at once if the task is cancelled already,
         // and it takes the lock. It holds the pool weakly: the task may outlive the runtime.
         let pool = Arc::downgrade(&self.shared);
-        let id = header.header().id();
         header.header().on_cancel(Box::new(move |_| {
             if let Some(pool) = pool.upgrade() {
-                pool.withdraw(id);
+                pool.withdraw(seq);
             }
         }));
     }
@@ -147,7 +205,7 @@ impl BlockingPool {
             state.threads -= 1;
             // With no thread left to run them, queued jobs would wait forever: cancel them.
             let orphans: Vec<_> =
-                if state.threads == 0 { state.queue.drain(..).collect() } else { Vec::new() };
+                if state.threads == 0 { state.queue.take_all() } else { Vec::new() };
             drop(state);
             for orphan in orphans {
                 let reason = format!("the blocking pool could not start a thread: {error}");
@@ -160,7 +218,7 @@ impl BlockingPool {
     pub(crate) fn shutdown(&self) {
         let mut state = self.shared.lock();
         state.shutdown = true;
-        let queued: Vec<_> = state.queue.drain(..).collect();
+        let queued = state.queue.take_all();
         let running: Vec<_> = state.running.values().cloned().collect();
         drop(state);
         self.shared.work_available.notify_all();
@@ -178,14 +236,11 @@ impl PoolShared {
         self.state.lock()
     }
 
-    /// Takes the job of task `id` out of the queue, if it is still there, and drops it, which
+    /// Takes the job queued as `seq` out of the queue, if it is still there, and drops it, which
     /// ends its (cancelled) task unstarted. A job a thread has taken already is left to it: the
     /// thread sees the cancel and ends the task without running it.
-    fn withdraw(&self, id: TaskId) {
-        let mut state = self.lock();
-        let position = state.queue.iter().position(|queued| queued.task.header().id() == id);
-        let withdrawn = position.and_then(|at| state.queue.remove(at));
-        drop(state);
+    fn withdraw(&self, seq: u64) {
+        let withdrawn = self.lock().queue.withdraw(seq);
         // Outside the lock: the job drops user values and wakes whoever awaits its task.
         drop(withdrawn);
     }
@@ -194,7 +249,7 @@ impl PoolShared {
     fn work(&self) {
         let mut state = self.lock();
         loop {
-            if let Some(Queued { job, task, _hold: hold }) = state.queue.pop_front() {
+            if let Some(Queued { job, task, _hold: hold }) = state.queue.pop() {
                 let id = task.header().id();
                 state.running.insert(id, task);
                 drop(state);
@@ -221,7 +276,7 @@ impl PoolShared {
             let (next, timed_out) = self.work_available.wait_timeout(state, self.keep_alive);
             state = next;
             state.idle -= 1;
-            if timed_out && state.queue.is_empty() {
+            if timed_out && state.queue.len() == 0 {
                 break;
             }
         }
