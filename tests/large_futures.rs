@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use common::DEADLINE;
@@ -512,4 +513,255 @@ fn a_large_value_returned_by_a_blocking_task_awaited_inline_outside_a_runtime() 
         })
     });
     assert_eq!(value, Ok(4));
+}
+
+// Large outputs of async tasks: every way a task's (or a region's, or a scope's) value reaches
+// the code that awaits it. The task's future is small; its output is `LARGE` bytes, produced on a
+// worker (or on the awaiting thread) and handed up to the user, who keeps its last byte
+// (`on_small_stack` cannot return it: its own frames would hold it).
+
+/// A future that returns `LARGE` bytes after an `.await`, holding none of them across it.
+async fn large_output(n: u8) -> [u8; LARGE] {
+    klaw::time::sleep(Duration::from_millis(1)).await;
+    [n; LARGE]
+}
+
+/// A `#[klaw::task]` that returns `LARGE` bytes.
+#[klaw::task]
+async fn large_output_task(n: u8) -> [u8; LARGE] {
+    klaw::time::sleep(Duration::from_millis(1)).await;
+    [n; LARGE]
+}
+
+/// What the tests keep of a large output: its last byte.
+fn last(output: &[u8; LARGE]) -> u8 {
+    output[LARGE - 1]
+}
+
+/// Awaits `future`, whose output is large, and keeps what `keep` reads of it: one `.await` of a
+/// large value per function, since a debug build gives every temporary of the awaiting code a
+/// place of its own (the user's frame holds the value a few times; klaw's must not add more).
+async fn kept<O, K>(future: impl IntoFuture<Output = O>, keep: impl FnOnce(&O) -> K) -> K {
+    let output = future.await;
+    keep(&output)
+}
+
+/// The last byte of a successful large output, or `None`.
+fn last_ok<E>(output: &Result<[u8; LARGE], E>) -> Option<u8> {
+    output.as_ref().ok().map(last)
+}
+
+/// The last byte of a large output, if there is one.
+fn last_some(output: &Option<[u8; LARGE]>) -> Option<u8> {
+    output.as_ref().map(last)
+}
+
+#[test]
+fn the_output_is_large_and_its_future_small() {
+    assert!(size_of_val(&large_output(0)) < 1024);
+    assert!(size_of_val(&large_output_task(0)) < 1024);
+}
+
+#[test]
+fn a_large_value_returned_by_runtime_spawn() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn(large_output(1));
+        rt.block_on(kept(handle, last_ok))
+    });
+    assert_eq!(value, Some(1));
+}
+
+#[test]
+fn a_large_value_returned_by_handle_spawn_of_a_task() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.handle().spawn(klaw::Task::new(large_output(2)).timeout(DEADLINE));
+        rt.block_on(kept(handle, last_ok))
+    });
+    assert_eq!(value, Some(2));
+}
+
+#[test]
+fn a_large_value_returned_by_a_task_attribute_spawned() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        let handle = rt.spawn(large_output_task(3));
+        rt.block_on(kept(handle, last_ok))
+    });
+    assert_eq!(value, Some(3));
+}
+
+#[test]
+fn a_large_value_returned_by_a_scopes_child() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let a = kept(s.spawn(large_output(1)), last_ok).await;
+                let b = kept(s.spawn(large_output_task(2)), last_ok).await;
+                Ok((a, b))
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), (Some(1), Some(2)));
+}
+
+#[test]
+fn a_large_value_returned_by_a_scopes_local_child() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| Ok(kept(s.spawn_local(large_output(1)), last_ok).await))
+        })
+    });
+    assert_eq!(value.unwrap(), Some(1));
+}
+
+#[test]
+fn a_large_value_returned_by_a_child_under_a_limit() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(limit = 1, |s| {
+                let a = s.spawn(large_output(1));
+                let b = s.spawn(large_output(2));
+                Ok((kept(a, last_ok).await, kept(b, last_ok).await))
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), (Some(1), Some(2)));
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): a scope body's value still goes by value through `scope/drive.rs` (`Drive::poll`, `result`, `scope_with`)"]
+fn a_large_value_returned_by_a_scopes_body() {
+    let value = on_small_stack(|| {
+        let scoped = async {
+            klaw::scope!(|s| {
+                let a = s.spawn(big(1));
+                let mut out = [0u8; LARGE];
+                out[LARGE - 1] = a.await? as u8;
+                Ok(out)
+            })
+        };
+        one_worker().block_on(kept(scoped, last_ok))
+    });
+    assert_eq!(value, Some(8));
+}
+
+#[test]
+fn a_large_value_returned_by_a_child_set() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::scope!(|s| {
+                let mut set = s.child_set();
+                set.spawn(large_output(1));
+                set.spawn(large_output(2));
+                let mut sum = 0;
+                while let Some(out) =
+                    kept(set.next_finished(), |out| out.as_ref().map(last_ok)).await
+                {
+                    sum += out.expect("the child's value");
+                }
+                Ok(sum)
+            })
+        })
+    });
+    assert_eq!(value.unwrap(), 1 + 2);
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): an inline task's value still goes by value through `runtime/inline_task.rs` (`Body::poll`, `guarded`)"]
+fn a_large_value_returned_by_a_task_awaited_inline() {
+    let value =
+        on_small_stack(|| one_worker().block_on(kept(klaw::Task::new(large_output(1)), last_ok)));
+    assert_eq!(value, Some(1));
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): an inline task's value still goes by value through `runtime/inline_task.rs` and `Cancellable`"]
+fn a_large_value_returned_by_a_task_with_a_timeout_awaited_inline() {
+    let value = on_small_stack(|| {
+        let task = klaw::Task::new(large_output(2)).timeout(DEADLINE);
+        one_worker().block_on(kept(task, last_ok))
+    });
+    assert_eq!(value, Some(2));
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): an inline task's value still goes by value through `runtime/inline_task.rs` (`Body::poll`, `guarded`)"]
+fn a_large_value_returned_by_a_task_attribute_awaited_inline() {
+    let value = on_small_stack(|| one_worker().block_on(kept(large_output_task(3), last_ok)));
+    assert_eq!(value, Some(3));
+}
+
+#[test]
+fn a_large_value_returned_by_runtime_block_on() {
+    let value = on_small_stack(|| last(&one_worker().block_on(large_output(4))));
+    assert_eq!(value, 4);
+}
+
+#[test]
+fn a_large_value_returned_by_free_block_on() {
+    let value = on_small_stack(|| last(&klaw::runtime::block_on(large_output(5))));
+    assert_eq!(value, 5);
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+fn a_large_value_returned_through_move_on_after() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(kept(move_on_after(DEADLINE, large_output(1)), last_some))
+    });
+    assert_eq!(value, Some(1));
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+fn a_large_value_returned_through_fail_after() {
+    let value = on_small_stack(|| {
+        klaw::runtime::block_on(kept(fail_after(DEADLINE, large_output(2)), last_ok))
+    });
+    assert_eq!(value, Some(2));
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+fn a_large_value_returned_through_move_on_at() {
+    let value = on_small_stack(|| {
+        let rt = one_worker();
+        rt.block_on(async {
+            let deadline = klaw::time::now() + DEADLINE;
+            kept(move_on_at(deadline, large_output(3)), last_some).await
+        })
+    });
+    assert_eq!(value, Some(3));
+}
+
+#[test]
+fn a_large_value_returned_through_a_shield() {
+    let value =
+        on_small_stack(|| one_worker().block_on(kept(klaw::cancel::shield(large_output(1)), last)));
+    assert_eq!(value, 1);
+}
+
+#[test]
+#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+fn a_large_value_returned_through_a_regions_run() {
+    let value = on_small_stack(|| {
+        let ran = klaw::cancel::Region::new().run(large_output(2));
+        one_worker().block_on(kept(ran, last_ok))
+    });
+    assert_eq!(value, Some(2));
+}
+
+#[test]
+fn a_large_value_returned_by_a_select_arm() {
+    let value = on_small_stack(|| {
+        one_worker().block_on(async {
+            klaw::select! {
+                large_output(1) -> out => last(&out),
+                after(DEADLINE) => 0,
+            }
+        })
+    });
+    assert_eq!(value, 1);
 }

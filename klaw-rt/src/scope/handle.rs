@@ -11,7 +11,8 @@ use std::task::{Context, Poll, Waker};
 use crate::error::Error;
 use crate::scope::registry::ScopeShared;
 use crate::task::TaskHandle;
-use crate::task::error::{BoxError, TaskInfo};
+use crate::task::error::{BoxError, TaskError, TaskInfo};
+use crate::task::spec::is_large;
 
 /// The handle of a scope's child: everything a [`TaskHandle`] does (await the result, `cancel`,
 /// `id`, `exit_reason`...), tied to the scope's lifetime so it cannot outlive the scope.
@@ -98,7 +99,16 @@ where
     /// Budgeted as a [`TaskHandle`]'s poll is, so a child set drained of finished children
     /// yields too.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::coop::budgeted(cx, |cx| self.poll_child(cx))
+        // A large output comes up boxed and leaves its box only here, in the awaiting code's
+        // last frame (see `is_large`). Decided at compile time: a small one takes its old path.
+        if const { is_large::<Self::Output>() } {
+            match crate::coop::budgeted(cx, |cx| self.poll_finished(cx)) {
+                Poll::Ready(()) => Poll::Ready(self.take_boxed_output()),
+                Poll::Pending => Poll::Pending,
+            }
+        } else {
+            crate::coop::budgeted(cx, |cx| self.poll_child(cx))
+        }
     }
 }
 
@@ -108,6 +118,44 @@ where
     E: Into<BoxError> + Send + 'static,
 {
     fn poll_child(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        if self.poll_finished(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let output = self.handle.take_output();
+        Poll::Ready(output.map_err(|error| self.named(error)))
+    }
+
+    /// The output, once [`poll_finished`](Self::poll_finished) was ready (the one a poll of the
+    /// handle would give).
+    pub(crate) fn into_finished_output(mut self) -> Result<T, Error> {
+        // Decided at compile time, as in `poll`.
+        if const { is_large::<Result<T, Error>>() } {
+            self.take_boxed_output()
+        } else {
+            let output = self.handle.take_output();
+            output.map_err(|error| self.named(error))
+        }
+    }
+
+    /// The output, once [`poll_finished`](Self::poll_finished) was ready: a large one, which
+    /// comes up to here boxed (see `is_large`), moves out of its box only into the returned
+    /// value.
+    fn take_boxed_output(&mut self) -> Result<T, Error> {
+        match *self.handle.take_output_boxed() {
+            Ok(value) => Ok(value),
+            Err(error) => Err(self.named(error)),
+        }
+    }
+
+    /// A child's failure, as the scope's body sees it: named.
+    fn named(&self, error: TaskError<E>) -> Error {
+        let task = TaskInfo::new(self.handle.id(), self.handle.name());
+        Error::of_task(Some(task), error)
+    }
+
+    /// Ready once the child's output may be taken (with `take_boxed_output`, or as `poll_child`
+    /// does): the child has ended, and the scope does not stop the awaiting code here.
+    pub(crate) fn poll_finished(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.handle.poll_done(cx).is_pending() {
             let Some(limit) = self.scope.limit.as_ref() else { return Poll::Pending };
             if !self.handle.is_cancelled_unstarted() {
@@ -130,11 +178,7 @@ where
         if self.scope.region.must_stop() {
             return Poll::Pending;
         }
-        let output = self.handle.take_output();
-        Poll::Ready(output.map_err(|error| {
-            let task = TaskInfo::new(self.handle.id(), self.handle.name());
-            Error::of_task(Some(task), error)
-        }))
+        Poll::Ready(())
     }
 }
 

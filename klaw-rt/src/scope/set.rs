@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -49,7 +50,29 @@ use crate::task::{BlockingTask, CancelReason};
 #[must_use = "a child set does nothing unless its children are awaited with `next_finished`"]
 pub struct ChildSet<'s, 'env, T, E> {
     scope: &'s Scope<'env>,
-    children: FuturesUnordered<ScopeHandle<'s, T, E>>,
+    children: FuturesUnordered<Finished<'s, T, E>>,
+}
+
+/// A child of the set, as a future that gives back its handle once the output may be taken:
+/// the set takes it then, so that a large output leaves the child's core boxed and is moved out
+/// of its box only into the value the set returns, never through `FuturesUnordered`'s frames.
+struct Finished<'s, T, E>(Option<ScopeHandle<'s, T, E>>);
+
+impl<'s, T, E> Future for Finished<'s, T, E>
+where
+    T: Send + 'static,
+    E: Into<crate::task::BoxError> + Send + 'static,
+{
+    type Output = ScopeHandle<'s, T, E>;
+
+    /// Budgeted as the handle's own poll is.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let child = self.0.as_mut().expect("a finished child is not polled again");
+        match crate::coop::budgeted(cx, |cx| child.poll_finished(cx)) {
+            Poll::Ready(()) => Poll::Ready(self.0.take().expect("checked above")),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<'s, 'env, T, E> ChildSet<'s, 'env, T, E>
@@ -79,7 +102,7 @@ where
     where
         C: Spawnable<Ok = T, Err = E> + ChildKind<M>,
     {
-        self.children.push(self.scope.spawn(task));
+        self.insert(self.scope.spawn(task));
     }
 
     /// Spawns a closure on the blocking pool, as [`Scope::spawn_blocking`] does, and adds it.
@@ -105,9 +128,9 @@ where
     {
         // A large closure goes down as a pointer (see `Scope::spawn_blocking`).
         if const { is_large::<F>() } {
-            self.children.push(self.scope.spawn(BlockingTask::new(Box::new(f))));
+            self.insert(self.scope.spawn(BlockingTask::new(Box::new(f))));
         } else {
-            self.children.push(self.scope.spawn(BlockingTask::new(f)));
+            self.insert(self.scope.spawn(BlockingTask::new(f)));
         }
     }
 
@@ -129,7 +152,7 @@ where
     /// # }
     /// ```
     pub fn insert(&mut self, child: ScopeHandle<'s, T, E>) {
-        self.children.push(child);
+        self.children.push(Finished(Some(child)));
     }
 
     /// The outcome of the next child to finish, or `None` once the set is empty. A cancelled
@@ -150,8 +173,16 @@ where
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn next_finished(&mut self) -> Option<Result<T, Error>> {
-        self.children.next().await
+    pub fn next_finished(&mut self) -> impl Future<Output = Option<Result<T, Error>>> + '_ {
+        // Not an `async fn`, whose state would hold the output once more on its way out.
+        std::future::poll_fn(|cx| self.poll_next_finished(cx))
+    }
+
+    /// The next child to finish, its output taken (see [`Finished`]): what the set returns,
+    /// so the last place a large output is moved to.
+    fn poll_next_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        let Poll::Ready(child) = self.children.poll_next_unpin(cx) else { return Poll::Pending };
+        Poll::Ready(child.map(ScopeHandle::into_finished_output))
     }
 
     /// How many children have not been handed over yet.
@@ -203,7 +234,7 @@ where
     /// ```
     pub fn cancel_all(&self, reason: impl Into<CancelReason>) {
         let reason = reason.into();
-        for child in self.children.iter() {
+        for child in self.children.iter().filter_map(|child| child.0.as_ref()) {
             child.cancel(reason.clone());
         }
     }
@@ -218,7 +249,7 @@ where
     type Item = Result<T, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.children.poll_next_unpin(cx)
+        self.poll_next_finished(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -355,6 +355,26 @@ impl<O> TaskCore<O> {
             .expect("a published output is taken once")
     }
 
+    /// [`take_claimed`](Self::take_claimed), boxed in this frame: the one copy of a large output
+    /// on the stack is here, not in every frame that hands it up.
+    fn take_claimed_boxed(&self) -> Box<O> {
+        let mut boxed = Box::<O>::new_uninit();
+        self.output.with_mut(|slot| {
+            // SAFETY: as in `take_claimed`: the slot is ours.
+            let slot = unsafe { &mut *slot };
+            let output: *const O = slot.as_ref().expect("a published output is taken once");
+            // Copied straight from the slot to the heap: `Option::take` and `Box::new` would
+            // each hold a copy in this frame.
+            // SAFETY: `output` is valid for reads and `boxed` for writes of one `O`, and they are
+            // two allocations, so they do not overlap.
+            unsafe { ptr::copy_nonoverlapping(output, boxed.as_mut_ptr(), 1) };
+            // SAFETY: the output now belongs to the box: the slot is emptied without dropping it.
+            unsafe { ptr::write(slot, None) };
+        });
+        // SAFETY: written above.
+        unsafe { boxed.assume_init() }
+    }
+
     /// The output, if it is published and no handle has taken it (nor will: the claim is ours).
     pub(crate) fn take_unclaimed(&self) -> Option<O> {
         self.header.claim().then(|| self.take_claimed())
@@ -489,13 +509,37 @@ impl<O: Send + 'static> Completer<O> {
     /// Stores the output and marks the task done, waking the joiner. Consumes the completer: an
     /// output is published exactly once.
     pub(crate) fn publish(self, output: O) {
-        let header = self.header();
-        debug_assert!(header.kind() != Kind::Pending, "publish before the outcome was decided");
+        debug_assert!(
+            self.header().kind() != Kind::Pending,
+            "publish before the outcome was decided"
+        );
         self.core_ref().output.with_mut(|slot| {
             // SAFETY: only this unique completer writes the slot, and the joiner reads it only
-            // after observing `DONE`, which is set (release) below.
+            // after observing `DONE`, which is set (release) by `mark_done`.
             unsafe { *slot = Some(output) };
         });
+        self.mark_done();
+    }
+
+    /// [`publish`](Self::publish) for a large output, which came this far boxed: it leaves its
+    /// box only here, into the slot, so no frame on the way held it by value.
+    pub(crate) fn publish_boxed(self, output: Box<O>) {
+        debug_assert!(
+            self.header().kind() != Kind::Pending,
+            "publish before the outcome was decided"
+        );
+        self.core_ref().output.with_mut(|slot| {
+            // SAFETY: as in `publish`.
+            unsafe { *slot = Some(*output) };
+        });
+        self.mark_done();
+    }
+
+    /// Marks the output published (`DONE`) and wakes the joiner. Inlined: `publish` was one
+    /// function before `publish_boxed` shared its end, and the spawn benches measure it.
+    #[inline(always)]
+    fn mark_done(self) {
+        let header = self.header();
         let previous = Snapshot::from_bits(header.state.fetch_or(Snapshot::DONE, Ordering::AcqRel));
         if previous.has(Snapshot::JOIN_WAKER) {
             header.join_waker.with(|slot| {
@@ -555,6 +599,29 @@ impl<O: Send + 'static> Joiner<O> {
             "a TaskHandle was polled again after it returned the task's result"
         );
         self.core.take_claimed()
+    }
+
+    /// [`take_output`](Self::take_output) for a large output: boxed as it leaves the slot, so
+    /// the frames between here and the code that awaits it hold a pointer (see `is_large`).
+    fn take_output_boxed(&mut self) -> Box<O> {
+        assert!(
+            self.core.header.claim(),
+            "a TaskHandle was polled again after it returned the task's result"
+        );
+        self.core.take_claimed_boxed()
+    }
+
+    /// [`poll_output`](Self::poll_output), the output boxed (see `take_output_boxed`).
+    pub(crate) fn poll_output_boxed(&mut self, cx: &mut Context<'_>) -> Poll<Box<O>> {
+        match self.poll_done(cx) {
+            Poll::Ready(()) => Poll::Ready(self.take_output_boxed()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// [`take_done_output`](Self::take_done_output), the output boxed.
+    pub(crate) fn take_done_output_boxed(&mut self) -> Box<O> {
+        self.take_output_boxed()
     }
 
     /// Polls for the output: ready once the body has ended and the output is published.

@@ -43,6 +43,25 @@ pub(crate) fn guarded_boxed<M: Outcome<O>, O>(
     }
 }
 
+/// [`guarded`] for one poll of a body whose output is large: the output is boxed inside the call
+/// that caught the panic, so no frame below it holds it by value.
+pub(crate) fn guarded_poll_boxed<M: Outcome<O>, O>(
+    step: impl FnOnce() -> Poll<O>,
+) -> Poll<Box<TaskOutput<M::Ok, M::Err>>> {
+    let boxed = || match step() {
+        Poll::Ready(output) => Poll::Ready(Box::new(M::split(output))),
+        Poll::Pending => Poll::Pending,
+    };
+    match catch_unwind(AssertUnwindSafe(boxed)) {
+        Ok(polled) => polled,
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            drop_contained(payload);
+            Poll::Ready(Box::new(Err(TaskError::Panicked(message))))
+        }
+    }
+}
+
 /// The terminal state an output stands for.
 pub(crate) fn kind_of<T, E>(output: &TaskOutput<T, E>) -> Kind {
     match output {

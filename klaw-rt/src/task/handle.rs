@@ -9,6 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::task::core::{HeaderRef, Joiner};
 use crate::task::error::TaskError;
+use crate::task::spec::is_large;
 use crate::task::{CancelReason, ExitReason, TaskId};
 
 /// The output slot of a task whose success is `T` and failure `E`.
@@ -204,6 +205,12 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
     pub(crate) fn take_output(&mut self) -> Result<T, TaskError<E>> {
         self.joiner.take_done_output()
     }
+
+    /// [`take_output`](Self::take_output), boxed: for a large output, which goes up to the code
+    /// that awaits it as a pointer (see `is_large`).
+    pub(crate) fn take_output_boxed(&mut self) -> Box<Result<T, TaskError<E>>> {
+        self.joiner.take_done_output_boxed()
+    }
 }
 
 impl<T, E> TaskHandle<T, E> {
@@ -233,7 +240,16 @@ impl<T: Send + 'static, E: Send + 'static> Future for TaskHandle<T, E> {
     /// as tokio's `JoinHandle` does in tokio's: a loop that awaits handles of tasks that have
     /// already ended yields once the budget is spent.
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        crate::coop::budgeted(cx, |cx| self.joiner.poll_output(cx))
+        // A large output comes up boxed and leaves its box only here, in the awaiting code's
+        // last frame (see `is_large`). Decided at compile time: a small one takes its old path.
+        if const { is_large::<Self::Output>() } {
+            match crate::coop::budgeted(cx, |cx| self.joiner.poll_output_boxed(cx)) {
+                Poll::Ready(output) => Poll::Ready(*output),
+                Poll::Pending => Poll::Pending,
+            }
+        } else {
+            crate::coop::budgeted(cx, |cx| self.joiner.poll_output(cx))
+        }
     }
 }
 

@@ -19,7 +19,9 @@ use crate::coop;
 use crate::task::core::{Completer, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
 use crate::task::descendants::Failures;
-use crate::task::guard::{contained, drop_contained, guarded, guarded_boxed, kind_of};
+use crate::task::guard::{
+    contained, drop_contained, guarded, guarded_boxed, guarded_poll_boxed, kind_of,
+};
 use crate::task::handle::TaskOutput;
 use crate::task::spec::is_large;
 use crate::task::state::Kind;
@@ -89,11 +91,20 @@ pub(crate) fn task_span(
 }
 
 /// A task's output on its way from the body to the handle: by value, or boxed when it is large
-/// (a blocking task's, see `BlockingRunner::run`), so that each frame it passes holds a pointer.
+/// (see `BlockingRunner::run` and `Run::step`), so that each frame it passes holds a pointer, up
+/// to the task's core, which keeps it.
 trait Carried<T, E>: Send + 'static {
     fn from_output(output: TaskOutput<T, E>) -> Self;
     fn output(&self) -> &TaskOutput<T, E>;
     fn into_output(self) -> TaskOutput<T, E>;
+    /// Publishes the output: a boxed one leaves its box only in the core's slot.
+    fn publish(self, completer: Completer<TaskOutput<T, E>>);
+    /// Runs one poll of a body with [`guarded`], the output carried as `Self`.
+    fn guarded_poll<M: Outcome<O, Ok = T, Err = E>, O>(
+        step: impl FnOnce() -> Poll<O>,
+    ) -> Poll<Self>
+    where
+        Self: Sized;
 }
 
 impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for TaskOutput<T, E> {
@@ -109,6 +120,16 @@ impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for TaskOutput<T, E> {
     fn into_output(self) -> TaskOutput<T, E> {
         self
     }
+    #[inline(always)]
+    fn publish(self, completer: Completer<TaskOutput<T, E>>) {
+        completer.publish(self);
+    }
+    #[inline(always)]
+    fn guarded_poll<M: Outcome<O, Ok = T, Err = E>, O>(
+        step: impl FnOnce() -> Poll<O>,
+    ) -> Poll<Self> {
+        guarded::<M, O>(step)
+    }
 }
 
 impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for Box<TaskOutput<T, E>> {
@@ -120,6 +141,14 @@ impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for Box<TaskOutput<T, E
     }
     fn into_output(self) -> TaskOutput<T, E> {
         *self
+    }
+    fn publish(self, completer: Completer<TaskOutput<T, E>>) {
+        completer.publish_boxed(self);
+    }
+    fn guarded_poll<M: Outcome<O, Ok = T, Err = E>, O>(
+        step: impl FnOnce() -> Poll<O>,
+    ) -> Poll<Self> {
+        guarded_poll_boxed::<M, O>(step)
     }
 }
 
@@ -144,7 +173,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
         }
         let header = completer.header();
         report.before_publish(header.kind(), header.id(), waited);
-        completer.publish(output.into_output());
+        output.publish(completer);
         report.ended();
     }
 
@@ -233,7 +262,9 @@ pin_project! {
             if let Some(end) = this.run.end.as_ref() {
                 end.completer.decide_if_pending(CancelReason::Shutdown);
                 let (body, run, adopter) = (this.body, this.run, &*this.adopter);
-                adopter.adopting(|| run.drop_body_and_end(body, adopter, None, None));
+                adopter.adopting(|| {
+                    run.drop_body_and_end(body, adopter, None, None::<TaskOutput<_, _>>)
+                });
             }
         }
     }
@@ -287,6 +318,29 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     #[inline]
     fn step<F, M>(
         &mut self,
+        body: Pin<&mut Option<F>>,
+        adopter: &Adopter,
+        cx: &mut Context<'_>,
+    ) -> Poll<()>
+    where
+        F: Future,
+        M: Outcome<F::Output, Ok = T, Err = E>,
+    {
+        // A large output is boxed as soon as the body's poll returns it: copied by value into
+        // each frame from the body to the task's core, it would overflow the worker's stack in a
+        // debug build (see `BOX_FUTURE_THRESHOLD`). Decided at compile time: a small output
+        // takes the path it always took.
+        if const { is_large::<F::Output>() || is_large::<TaskOutput<T, E>>() } {
+            self.step_with::<F, M, Box<TaskOutput<T, E>>>(body, adopter, cx)
+        } else {
+            self.step_with::<F, M, TaskOutput<T, E>>(body, adopter, cx)
+        }
+    }
+
+    /// One poll of the task, its output carried as `C`.
+    #[inline(always)]
+    fn step_with<F, M, C>(
+        &mut self,
         mut body: Pin<&mut Option<F>>,
         adopter: &Adopter,
         cx: &mut Context<'_>,
@@ -294,6 +348,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     where
         F: Future,
         M: Outcome<F::Output, Ok = T, Err = E>,
+        C: Carried<T, E>,
     {
         let Some(end) = self.end.as_mut() else { return Poll::Ready(()) };
         let completer = &mut end.completer;
@@ -310,7 +365,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                self.drop_body_and_end(body, adopter, Some(cx.waker()), None);
+                self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
                 return Poll::Ready(());
             }
             if let Some(deadline) = self.deadline.as_mut() {
@@ -318,7 +373,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            self.drop_body_and_end(body, adopter, Some(cx.waker()), None);
+            self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
             return Poll::Ready(());
         }
 
@@ -329,7 +384,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
                     deadline.timer = None; // fired once; a shield may keep the body a while
                 }
                 if must_stop(completer.header()) {
-                    self.drop_body_and_end(body, adopter, Some(cx.waker()), None);
+                    self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
                     return Poll::Ready(());
                 }
             }
@@ -344,7 +399,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // Cancelled, but a shield in the body holds it open: only the shield runs on.
             let held = completer.header().kind() != Kind::Pending;
             current::run_as(completer, Some(running), || {
-                coop::polling_held(held, || guarded::<M, _>(poll))
+                coop::polling_held(held, || C::guarded_poll::<M, _>(poll))
             })
         };
         let output = match polled {
@@ -371,12 +426,12 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     /// current (`running` is the waker it is polled with, if it is being polled), so its
     /// destructors see `current_task_id()` and `is_cancelled()` as its code did.
     #[inline]
-    fn drop_body_and_end<F>(
+    fn drop_body_and_end<F, C: Carried<T, E>>(
         &mut self,
         mut body: Pin<&mut Option<F>>,
         adopter: &Adopter,
         running: Option<&std::task::Waker>,
-        output: Option<TaskOutput<T, E>>,
+        output: Option<C>,
     ) {
         // The body must be gone before the handle resolves: a joined task has stopped running.
         if let Some(end) = self.end.as_ref() {
@@ -385,8 +440,9 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         }
         let end = self.end.take().expect("a task ends once");
         let timeout = self.deadline.as_ref().map(|d| d.after);
-        let output =
-            output.unwrap_or_else(|| output_without_value(end.completer.header(), timeout));
+        let output = output.unwrap_or_else(|| {
+            C::from_output(output_without_value(end.completer.header(), timeout))
+        });
         end.end_after_descendants(adopter, output);
     }
 }
