@@ -631,7 +631,7 @@ fn a_large_value_returned_by_a_child_under_a_limit() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): a scope body's value still goes by value through `scope/drive.rs` (`Drive::poll`, `result`, `scope_with`)"]
+#[ignore = "aborts (stack overflow): the scope's future keeps the body's value in a field (`Drive::output`), so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_by_a_scopes_body() {
     let value = on_small_stack(|| {
         let scoped = async {
@@ -669,7 +669,7 @@ fn a_large_value_returned_by_a_child_set() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): an inline task's value still goes by value through `runtime/inline_task.rs` (`Body::poll`, `guarded`)"]
+#[ignore = "aborts (stack overflow): an inline task's future keeps its value until its last poll, so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_by_a_task_awaited_inline() {
     let value =
         on_small_stack(|| one_worker().block_on(kept(klaw::Task::new(large_output(1)), last_ok)));
@@ -677,7 +677,7 @@ fn a_large_value_returned_by_a_task_awaited_inline() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): an inline task's value still goes by value through `runtime/inline_task.rs` and `Cancellable`"]
+#[ignore = "aborts (stack overflow): a timed inline task holds a region (`Cancellable`), whose future keeps its outcome in a field, so it is as large as the value (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_by_a_task_with_a_timeout_awaited_inline() {
     let value = on_small_stack(|| {
         let task = klaw::Task::new(large_output(2)).timeout(DEADLINE);
@@ -687,7 +687,7 @@ fn a_large_value_returned_by_a_task_with_a_timeout_awaited_inline() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): an inline task's value still goes by value through `runtime/inline_task.rs` (`Body::poll`, `guarded`)"]
+#[ignore = "aborts (stack overflow): an inline task's future keeps its value until its last poll, so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_by_a_task_attribute_awaited_inline() {
     let value = on_small_stack(|| one_worker().block_on(kept(large_output_task(3), last_ok)));
     assert_eq!(value, Some(3));
@@ -706,7 +706,7 @@ fn a_large_value_returned_by_free_block_on() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+#[ignore = "aborts (stack overflow): a region's future keeps its outcome in a field (`Cancellable::outcome`), so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_through_move_on_after() {
     let value = on_small_stack(|| {
         one_worker().block_on(kept(move_on_after(DEADLINE, large_output(1)), last_some))
@@ -715,7 +715,7 @@ fn a_large_value_returned_through_move_on_after() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+#[ignore = "aborts (stack overflow): a region's future keeps its outcome in a field (`Cancellable::outcome`), so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_through_fail_after() {
     let value = on_small_stack(|| {
         klaw::runtime::block_on(kept(fail_after(DEADLINE, large_output(2)), last_ok))
@@ -724,7 +724,7 @@ fn a_large_value_returned_through_fail_after() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+#[ignore = "aborts (stack overflow): a region's future keeps its outcome in a field (`Cancellable::outcome`), so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_through_move_on_at() {
     let value = on_small_stack(|| {
         let rt = one_worker();
@@ -744,7 +744,7 @@ fn a_large_value_returned_through_a_shield() {
 }
 
 #[test]
-#[ignore = "aborts (stack overflow): `Cancellable` keeps its outcome inline (the region future is as large as the value) and returns it by value"]
+#[ignore = "aborts (stack overflow): a region's future keeps its outcome in a field (`Cancellable::outcome`), so it is as large as the value in every frame that holds it (ARCHITECTURE.md, large futures)"]
 fn a_large_value_returned_through_a_regions_run() {
     let value = on_small_stack(|| {
         let ran = klaw::cancel::Region::new().run(large_output(2));
