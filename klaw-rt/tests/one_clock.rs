@@ -20,6 +20,12 @@ const REAL_TIME: &[(&str, &str, usize, &str)] = &[
         "shutdown's grace periods bound how long the calling thread blocks",
     ),
     ("runtime/stats.rs", "async_io::Timer", 1, "shutdown's wait for the cancelled tasks"),
+    (
+        "runtime/executor/own.rs",
+        "async_io::Timer",
+        2,
+        "the watcher's timer: how long a worker began no run, whatever the runtime's clock",
+    ),
 ];
 
 const PATTERNS: &[&str] = &[

@@ -58,10 +58,12 @@ use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 
 #[cfg(all(test, klaw_loom))]
 mod loom;
+mod own;
 mod pace;
 mod queue;
 mod run;
 
+use own::{Watch, Worker};
 use pace::Pace;
 use queue::{Entry, Queue};
 pub(crate) use run::at_end_of_run;
@@ -99,6 +101,15 @@ struct State {
     searching: AtomicUsize,
     /// Set when the executor is dropped: from then on a woken task is dropped, not queued.
     closed: AtomicBool,
+    /// The workers inside [`Executor::run`], each with its own queue (`executor/own.rs`).
+    workers: Mutex<Vec<Arc<Worker>>>,
+    /// How many of those are not asleep: in a run, or looking for one.
+    active: AtomicUsize,
+    /// A sleeping worker keeps the watch over the others' own queues (see the module doc).
+    watching: AtomicBool,
+    /// Under the model checker, the watcher's timer: fires not yet seen, and the watcher's waker.
+    #[cfg(klaw_loom)]
+    loom_timer: Mutex<(usize, Option<Waker>)>,
 }
 
 /// The workers waiting for a task, each with the ticket its [`WaitForWork`] holds.
@@ -121,6 +132,11 @@ impl Executor {
                     sleepers: Mutex::new(Sleepers::default()),
                     searching: AtomicUsize::new(0),
                     closed: AtomicBool::new(false),
+                    workers: Mutex::new(Vec::new()),
+                    active: AtomicUsize::new(0),
+                    watching: AtomicBool::new(false),
+                    #[cfg(klaw_loom)]
+                    loom_timer: Mutex::new((0, None)),
                 }),
             },
         }
@@ -135,11 +151,16 @@ impl Executor {
         &self.spawner.state
     }
 
-    /// Runs one queued task, if there is one.
+    /// Runs one queued task, if there is one: the shared queue's first, or else the first of a
+    /// worker's own queue (this thread is not that worker, which may be stuck).
     pub(crate) fn try_tick(&self) -> bool {
-        match self.state().queue.pop() {
+        let entry = self.state().queue.pop().or_else(|| {
+            let workers = self.state().workers.lock();
+            workers.iter().find_map(|worker| worker.pop())
+        });
+        match entry {
             Some(entry) => {
-                self.run_entry(entry);
+                self.run_entry(entry, None);
                 true
             }
             None => false,
@@ -148,44 +169,66 @@ impl Executor {
 
     /// Runs one task, waiting for one if none is queued.
     pub(crate) async fn tick(&self) {
-        self.tick_paced(&mut Pace::new()).await;
+        self.tick_paced(&mut Pace::new(), None).await;
     }
 
     /// [`tick`](Self::tick) for a worker that keeps its [`Pace`]: if it has been busy, it
-    /// yields its thread once before it sleeps.
-    async fn tick_paced(&self, pace: &mut Pace) {
+    /// yields its thread once before it sleeps. A worker inside [`run`](Self::run) has its
+    /// [`Watch`]: it takes its own queue first, and keeps the watch while it sleeps.
+    async fn tick_paced(&self, pace: &mut Pace, mut watch: Option<&mut Watch<'_>>) {
         let mut searching = Searching { state: self.state(), counted: false };
         loop {
-            if let Some(entry) = self.state().queue.pop() {
+            let entry = match watch.as_deref_mut() {
+                Some(watch) => watch.next(),
+                None => self.state().queue.pop(),
+            };
+            if let Some(entry) = entry {
                 if searching.stop() {
                     self.state().wake_next_if_queued();
                 }
                 pace.ran();
-                self.run_entry(entry);
+                let own = watch.as_deref().map(|watch| &*watch.worker);
+                self.run_entry(entry, own);
                 return;
             }
             // Not searching any more *before* the last look that `WaitForWork` takes.
             searching.stop();
             let yield_first = pace.busy();
-            searching.counted =
-                WaitForWork { state: self.state(), ticket: None, yield_first }.await;
+            searching.counted = WaitForWork {
+                state: self.state(),
+                ticket: None,
+                yield_first,
+                watch: watch.as_deref_mut(),
+                asleep: false,
+                armed: false,
+            }
+            .await;
         }
     }
 
     /// Runs one task, within a [`Run`] that pays the wake-ups its schedules left to this worker,
     /// and then the tasks its hand-offs kept for this worker ([`NextTask`]), one after another,
     /// at most `run::MAX_KEPT_IN_A_ROW`; the next one goes to the queue.
-    fn run_entry(&self, entry: Entry) {
+    /// `own`: the worker's own queue if this is a worker inside [`run`](Self::run); each run
+    /// begun is counted in its epoch, which the watch reads.
+    fn run_entry(&self, entry: Entry, own: Option<&Worker>) {
         let next = NextTask::new(self.state());
         let mut entry = entry;
         for kept_in_a_row in 0.. {
             {
-                let _run = Run::enter(self.state(), &next);
+                if let Some(own) = own {
+                    own.began_run();
+                }
+                let _run = Run::enter(self.state(), &next, own);
                 entry.run();
             }
             let Some(kept) = next.take() else { return };
             if kept_in_a_row == run::MAX_KEPT_IN_A_ROW {
-                self.state().requeue_for_this_worker(kept);
+                match own {
+                    // Behind the tasks already in its own queue, on this worker still.
+                    Some(own) => self.state().push_own(own, kept),
+                    None => self.state().requeue_for_this_worker(kept),
+                }
                 return;
             }
             entry = kept;
@@ -194,17 +237,26 @@ impl Executor {
 
     /// Runs tasks until `stop` completes, giving `stop` (and the reactor the caller's
     /// `block_on` drives) a turn every [`BATCH`] tasks.
+    ///
+    /// The caller is a worker of this executor for that time: it has an own queue, registered
+    /// until `run` returns (or unwinds), when what is left in it goes to the shared queue.
     pub(crate) async fn run<T>(&self, stop: impl Future<Output = T>) -> T {
-        let run_forever = async {
-            let mut pace = Pace::new();
-            loop {
-                for _ in 0..BATCH {
-                    self.tick_paced(&mut pace).await;
+        let mut watch = Watch::register(self.state());
+        let stopped = {
+            let watch = &mut watch;
+            let run_forever = async move {
+                let mut pace = Pace::new();
+                loop {
+                    for _ in 0..BATCH {
+                        self.tick_paced(&mut pace, Some(&mut *watch)).await;
+                    }
+                    future::yield_now().await;
                 }
-                future::yield_now().await;
-            }
+            };
+            future::or(stop, run_forever).await
         };
-        let stopped = future::or(stop, run_forever).await;
+        // Its own queue goes to the shared one, and a sleeper is woken for it.
+        drop(watch);
         // A task this worker meant to take next (see `run`) goes to a sleeper instead.
         self.state().wake_next_if_queued();
         stopped
@@ -271,8 +323,10 @@ impl Drop for Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let own_queued: usize = self.state().workers.lock().iter().map(|worker| worker.len()).sum();
         f.debug_struct("Executor")
             .field("queued", &self.state().queue.len())
+            .field("own_queued", &own_queued)
             .field("sleeping", &self.state().sleeping.load(Ordering::Relaxed))
             .finish()
     }
@@ -288,7 +342,34 @@ impl State {
             return;
         }
         if let run::Keep::Queue { entry, hand_off } = run::keep_for_this_worker(self, entry) {
-            self.enqueue(entry, woken_while_running || hand_off);
+            // A yield, or a hand-off that lost the worker's slot: this worker's own queue.
+            match run::own_queue_here(self, woken_while_running, hand_off) {
+                Some(own) => self.push_own(own, entry),
+                None => self.enqueue(entry, woken_while_running || hand_off),
+            }
+        }
+    }
+
+    /// Queues `entry` in this worker's own queue (`own`, whose worker is this thread, in a run).
+    /// No sleeper is woken to run it, but one is woken to keep the watch if nobody keeps it:
+    /// the push is published (SeqCst) before `watching` is read, and a watcher that stands down
+    /// stores `watching` before it reads `active` again, which counts this worker.
+    fn push_own(&self, own: &Worker, entry: Entry) {
+        own.push(entry);
+        if self.closed.load(Ordering::SeqCst) {
+            self.drop_queued();
+            return;
+        }
+        self.call_a_watcher();
+    }
+
+    /// Wakes a sleeper to keep the watch, if nobody keeps it (it arms as it goes back to sleep,
+    /// since this worker is active). Not limited by `searching`: a searcher may be about to run
+    /// a task, not to sleep. Once per busy stretch: the watch stays armed while any worker is
+    /// active.
+    fn call_a_watcher(&self) {
+        if !self.watching.load(Ordering::SeqCst) && self.sleeping.load(Ordering::SeqCst) > 0 {
+            self.wake_one();
         }
     }
 
@@ -322,11 +403,17 @@ impl State {
         true
     }
 
-    /// Drops every queued task, which drops its future (klaw's runner reports it cancelled).
+    /// Drops every queued task, in the shared queue and in every worker's own queue, which drops
+    /// its future (klaw's runner reports it cancelled).
     fn drop_queued(&self) {
         while let Some(entry) = self.queue.pop() {
             drop(entry);
         }
+        let own: Vec<_> = {
+            let workers = self.workers.lock();
+            workers.iter().map(|worker| worker.take_all()).collect()
+        };
+        drop(own); // outside the lock: a task's drop may schedule (and drop) another
     }
 
     /// Someone sleeps and nobody already woken is still searching: one wake-up in flight at a
@@ -361,17 +448,25 @@ impl State {
 }
 
 /// Resolves when a task may be runnable: the worker was woken by a schedule (`true`: it now
-/// counts as searching), or the queue was not empty when it last looked (`false`).
-struct WaitForWork<'a> {
+/// counts as searching), or the queue was not empty when it last looked (`false`). A worker
+/// inside [`Executor::run`] (`watch`) is not counted in `active` while it sleeps, and keeps the
+/// watch over the others' own queues if another worker is active and nobody keeps it.
+struct WaitForWork<'a, 'w> {
     state: &'a State,
     /// Set while registered in `sleepers`.
     ticket: Option<u64>,
     /// The worker has been busy ([`Pace`]): before it sleeps, it yields its thread once and
     /// then looks at the queue again.
     yield_first: bool,
+    /// The worker's watch, if it is inside [`Executor::run`].
+    watch: Option<&'a mut Watch<'w>>,
+    /// Not counted in `active` (since it registered as a sleeper).
+    asleep: bool,
+    /// Holds the watch (`watching`).
+    armed: bool,
 }
 
-impl Future for WaitForWork<'_> {
+impl Future for WaitForWork<'_, '_> {
     type Output = bool;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
@@ -384,7 +479,8 @@ impl Future for WaitForWork<'_> {
                     // Registered, and taken off the list since: a schedule woke us.
                     None => {
                         self.ticket = None;
-                        return Poll::Ready(true);
+                        drop(sleepers);
+                        return self.wake(true);
                     }
                     Some((_, waker)) if !waker.will_wake(cx.waker()) => {
                         replaced = Some(std::mem::replace(waker, cx.waker().clone()));
@@ -401,6 +497,12 @@ impl Future for WaitForWork<'_> {
             }
         }
         drop(replaced); // a waker is never dropped under the lock
+        if self.watch.is_some() && !self.asleep {
+            // After `sleeping` is published: a worker that pushes to its own queue after this
+            // sees us asleep, and calls a watcher; one that was active before is counted below.
+            self.asleep = true;
+            state.active.fetch_sub(1, Ordering::SeqCst);
+        }
         // The last look, after `sleeping` was published: a task pushed before it is seen here,
         // one pushed after it sees us in `sleeping`. A busy worker yields and looks once more;
         // a task pushed during the yield may have taken it off the list to wake it, which
@@ -408,17 +510,81 @@ impl Future for WaitForWork<'_> {
         loop {
             if !state.queue.is_empty() || state.closed.load(Ordering::SeqCst) {
                 // Taken off the list meanwhile: woken, so counted as searching.
-                return Poll::Ready(!self.unregister());
+                let woken = !self.unregister();
+                return self.wake(woken);
             }
             if !std::mem::take(&mut self.yield_first) {
-                return Poll::Pending;
+                break;
             }
             crate::sync::yield_thread();
         }
+        self.keep_watch(cx)
     }
 }
 
-impl WaitForWork<'_> {
+impl WaitForWork<'_, '_> {
+    /// A worker inside [`Executor::run`] about to sleep: if another worker is active and nobody
+    /// keeps the watch, it takes it, and while it holds it, it looks at the others' own queues
+    /// each time its timer fires. It stands down once no worker is active (then nothing can be
+    /// left behind a worker: one empties its own queue before it sleeps), and looks at `active`
+    /// again after it said so, against a worker that became active meanwhile and saw the watch
+    /// still kept. Pending unless a look took tasks, which are then in this worker's own queue.
+    fn keep_watch(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let state = self.state;
+        let Some(watch) = self.watch.as_deref_mut() else { return Poll::Pending };
+        if !self.armed
+            && state.active.load(Ordering::SeqCst) > 0
+            && state
+                .watching
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.armed = true;
+            watch.start_timer();
+        }
+        while self.armed && watch.poll_timer(cx) {
+            if watch.look(true) > 0 {
+                let woken = !self.unregister();
+                return self.wake(woken);
+            }
+            if state.active.load(Ordering::SeqCst) == 0 {
+                state.watching.store(false, Ordering::SeqCst);
+                self.armed = state.active.load(Ordering::SeqCst) > 0
+                    && state
+                        .watching
+                        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok();
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Resolves: the worker is active again, and gives the watch up (see [`Self::leave`]).
+    fn wake(&mut self, woken: bool) -> Poll<bool> {
+        self.leave();
+        Poll::Ready(woken)
+    }
+
+    /// Counts the worker active again, and gives the watch up if it held it: it is stored
+    /// before `active` and its own queue are read, and if another worker is active or this one
+    /// took tasks into its own queue, a sleeper is woken to keep the watch (against a worker
+    /// that pushed while the watch was still kept, and so called no watcher).
+    fn leave(&mut self) {
+        let state = self.state;
+        if std::mem::take(&mut self.asleep) {
+            state.active.fetch_add(1, Ordering::SeqCst);
+        }
+        if std::mem::take(&mut self.armed) {
+            state.watching.store(false, Ordering::SeqCst);
+            let own_queued = self.watch.as_deref().is_some_and(|watch| watch.worker.len() > 0);
+            if (own_queued || state.active.load(Ordering::SeqCst) > 1)
+                && state.sleeping.load(Ordering::SeqCst) > 0
+            {
+                state.wake_one();
+            }
+        }
+    }
+
     /// Leaves the list. False if we were no longer on it: a schedule picked us to wake.
     fn unregister(&mut self) -> bool {
         let Some(ticket) = self.ticket.take() else { return true };
@@ -435,12 +601,14 @@ impl WaitForWork<'_> {
     }
 }
 
-impl Drop for WaitForWork<'_> {
+impl Drop for WaitForWork<'_, '_> {
     fn drop(&mut self) {
         // Picked to wake but dropped before running anything (the worker is stopping): it
         // stops searching and passes the wake-up on, or a queued task could wait for a sleeper
-        // that already left.
-        if !self.unregister() {
+        // that already left. A watch it kept is handed on the same way.
+        let woken = !self.unregister();
+        self.leave();
+        if woken {
             drop(Searching { state: self.state, counted: true });
         }
     }

@@ -49,6 +49,7 @@
 use std::cell::Cell;
 
 use super::State;
+use super::own::Worker;
 use super::queue::Entry;
 
 /// What this thread's current run allows and owes.
@@ -63,6 +64,8 @@ struct CurrentRun {
     /// Where a channel's hand-off made during this run is kept for this worker to run next
     /// (the worker's [`NextTask`]), or null.
     next: *const Cell<Option<Entry>>,
+    /// The worker's own queue, if this run is a worker's inside `Executor::run`, or null.
+    own: *const Worker,
 }
 
 impl CurrentRun {
@@ -71,6 +74,7 @@ impl CurrentRun {
         ending: false,
         wake_owed: false,
         next: std::ptr::null(),
+        own: std::ptr::null(),
     };
 }
 
@@ -96,8 +100,11 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub(super) fn enter(state: &'a State, next: &'a NextTask<'_>) -> Self {
-        let run = CurrentRun { executor: state, ending: false, wake_owed: false, next: &next.slot };
+    /// `own`: the worker's own queue, if the worker is inside `Executor::run`.
+    pub(super) fn enter(state: &'a State, next: &'a NextTask<'_>, own: Option<&'a Worker>) -> Self {
+        let own = own.map_or(std::ptr::null(), std::ptr::from_ref);
+        let run =
+            CurrentRun { executor: state, ending: false, wake_owed: false, next: &next.slot, own };
         Run { state, outer: CURRENT.with(|current| current.replace(run)), next: &next.slot }
     }
 }
@@ -139,12 +146,24 @@ pub(crate) fn before_blocking() {
         // SAFETY: as in `keep_for_this_worker`: the worker's slot outlives its run.
         unsafe { &*run.next }.take()
     };
-    let owed = std::mem::take(&mut run.wake_owed);
+    let mut owed = std::mem::take(&mut run.wake_owed);
     CURRENT.with(|current| current.set(run));
     // Not left to this worker, which is about to block (even in a run that is ending).
     if let Some(entry) = kept {
         if state.push_unless_closed(entry) && state.sleeper_to_wake() {
             state.wake_one();
+        }
+    }
+    // Its own queue too: the helper may wait for a task in it (a yielding answerer), and the
+    // watch would take it only after a period, or never if this worker's run goes on meanwhile.
+    if !run.own.is_null() {
+        // SAFETY: `own` is the worker's `Watch`'s, alive for the whole `Executor::run` that this
+        // run is part of (set by `Run::enter`, reset when the run ends).
+        for entry in unsafe { &*run.own }.take_all() {
+            if !state.push_unless_closed(entry) {
+                break;
+            }
+            owed = true;
         }
     }
     if owed && !state.queue.is_empty() && state.sleeper_to_wake() {
@@ -209,6 +228,27 @@ pub(super) fn keep_for_this_worker(state: &State, entry: Entry) -> Keep {
         Some(displaced) => Keep::Queue { entry: displaced, hand_off },
         None => Keep::Kept,
     }
+}
+
+/// The own queue of this thread's worker, for a schedule onto `state` that is a yield
+/// (`woken_while_running`: `async-task` queues the task on the thread that ran it, as its run
+/// returns) or a channel's hand-off made by the running task's body that did not keep its task
+/// (`hand_off`), if this thread is a worker of `state`'s executor inside `Executor::run`.
+pub(super) fn own_queue_here(
+    state: &State,
+    woken_while_running: bool,
+    hand_off: bool,
+) -> Option<&Worker> {
+    if !(woken_while_running || hand_off) {
+        return None;
+    }
+    let run = CURRENT.with(Cell::get);
+    if run.own.is_null() || !std::ptr::eq(run.executor, state) {
+        return None;
+    }
+    // SAFETY: as in `before_blocking`: the worker's own queue outlives the run, which is on this
+    // thread.
+    Some(unsafe { &*run.own })
 }
 
 /// A schedule onto `state` found a sleeper to wake. True if this thread is running a task of

@@ -1,0 +1,308 @@
+//! A worker's own queue, and the watch that keeps the tasks in it reachable by the other workers.
+//!
+//! Why: with one shared queue, every yield of a task (MPMC channel ends yield once before they
+//! wait) lets the task run next on whichever worker looks first, so four producers and four
+//! consumers of one channel ran on both workers at once, and the ring's cache lines crossed
+//! between the cores at every message: 60–65 ns a message on klaw's runtime against 19–20 once a
+//! task that yields (and a channel's hand-off that lost the worker's `NextTask` slot) waited in
+//! a queue of the worker that ran it (`benches/README.md`, **A worker's own queue**). Only those
+//! go here, and only from a worker inside [`Executor::run`](super::Executor::run): every other
+//! schedule (a spawn, a timer, a wake from another task or thread, a limited scope's next child)
+//! goes to the shared queue as before, since it is not known to belong with this worker.
+//!
+//! The price of such a queue is that its tasks wait for their worker. That is right while the
+//! worker makes progress in short runs, and wrong in two cases, each handled by the **watch**:
+//! - the worker is stuck in a poll that never returns (a body that spins, or blocks its thread):
+//!   its tasks would never run, and a shutdown would find them abandoned instead of cancelled;
+//! - its runs are long (tasks that compute for tens of µs and yield): two of them in one own
+//!   queue would take turns on one core while another core idles.
+//!
+//! Each worker counts the runs it begins (`epoch`, written by the worker only, read by the
+//! others). A look at another worker's queue ([`Watch::look`]) compares its epoch with the
+//! previous look, at least [`PERIOD`] before: if the queue held tasks at both looks and no run
+//! began between them, the worker is stuck and every task in its queue is taken; if runs began
+//! but they were long ([`LONG_RUN`] or more on average: the time between the looks over the
+//! runs begun, so no clock is read per run), half of its queue is taken. A backlog of short runs
+//! (a channel's ends, about 1 µs a run) is left where it is: the gain comes from *not* spreading
+//! those. What is taken goes to the own queue of the worker that took it.
+//!
+//! Who looks: an idle worker keeps the watch (`State::watching`: at most one holds it), asleep
+//! with a timer of [`PERIOD`] instead of indefinitely, while any worker is in a run; and a busy
+//! worker looks every [`FAIR_EVERY`] ticks if [`PERIOD`] has passed (for a worker stuck while the
+//! others are busy: nobody would be idle to watch). The rules that keep a watch armed without a
+//! race are in `executor.rs`' module doc (**A worker's own queue**) and checked by the loom models
+//! in `executor/loom.rs`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+#[cfg(not(klaw_loom))]
+use std::time::{Duration, Instant};
+
+use super::State;
+use super::queue::Entry;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
+
+/// How often the watcher looks at the other workers' queues, and so how long a worker must have
+/// begun no run, with tasks in its queue, to be found stuck (between one and two periods). Short
+/// enough that a task behind a stuck worker waits little (the book promises at most 32 ms);
+/// long enough that a worker making progress is never mistaken for a stuck one, and that the
+/// watcher's timer costs nothing measurable. See `benches/README.md`, **A worker's own queue,
+/// with a watch**, for the measurements.
+#[cfg(not(klaw_loom))]
+pub(super) const PERIOD: Duration = Duration::from_micros(500);
+
+/// The average run, over a period in which a worker's queue held tasks at both looks, from
+/// which half of its queue is taken: its tasks compute rather than pass messages, and should
+/// use the idle cores as they would on tokio.
+#[cfg(not(klaw_loom))]
+const LONG_RUN: Duration = Duration::from_micros(25);
+
+/// A worker takes the shared queue's first before its own every this many ticks (tokio's
+/// number), so that a worker whose own queue never empties still runs spawns and wakes from
+/// elsewhere; it then also looks at the other workers' queues if [`PERIOD`] has passed.
+pub(super) const FAIR_EVERY: u32 = 61;
+
+/// One worker's own queue and its count of runs begun. Written by its worker; other workers
+/// read `len` and `epoch`, and take its tasks when the watch says so. On a line of its own.
+#[repr(align(128))]
+pub(super) struct Worker {
+    tasks: SpinMutex<VecDeque<Entry>>,
+    /// `tasks.len()`, published (SeqCst) by every push and pop, so that a look needs no lock.
+    len: AtomicUsize,
+    /// Runs begun. Only the worker writes it.
+    epoch: AtomicU64,
+}
+
+impl Worker {
+    fn new() -> Self {
+        Worker {
+            tasks: SpinMutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `entry` at the back (the worker's own thread only; see `State::push_own`).
+    pub(super) fn push(&self, entry: Entry) {
+        let mut tasks = self.tasks.lock();
+        tasks.push_back(entry);
+        self.len.store(tasks.len(), Ordering::SeqCst);
+    }
+
+    fn extend(&self, entries: VecDeque<Entry>) {
+        let mut tasks = self.tasks.lock();
+        tasks.extend(entries);
+        self.len.store(tasks.len(), Ordering::SeqCst);
+    }
+
+    pub(super) fn pop(&self) -> Option<Entry> {
+        if self.len() == 0 {
+            return None;
+        }
+        let mut tasks = self.tasks.lock();
+        let entry = tasks.pop_front();
+        self.len.store(tasks.len(), Ordering::SeqCst);
+        entry
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len.load(Ordering::SeqCst)
+    }
+
+    /// Takes every task, oldest first.
+    pub(super) fn take_all(&self) -> VecDeque<Entry> {
+        if self.len() == 0 {
+            return VecDeque::new();
+        }
+        let mut tasks = self.tasks.lock();
+        let all = std::mem::take(&mut *tasks);
+        self.len.store(0, Ordering::SeqCst);
+        all
+    }
+
+    /// Takes the older half (rounded up, so a lone task waiting is taken).
+    fn take_half(&self) -> VecDeque<Entry> {
+        let mut tasks = self.tasks.lock();
+        let len = tasks.len();
+        let rest = tasks.split_off(len - len / 2);
+        let taken = std::mem::replace(&mut *tasks, rest);
+        self.len.store(tasks.len(), Ordering::SeqCst);
+        taken
+    }
+
+    /// Counts a run begun (the worker's own thread only: a load and a store, no lock prefix).
+    pub(super) fn began_run(&self) {
+        self.epoch.store(self.epoch.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+}
+
+/// What a look saw of another worker: its epoch, and whether its queue held tasks.
+struct Seen {
+    worker: *const Worker,
+    epoch: u64,
+    had_tasks: bool,
+}
+
+/// A worker inside [`Executor::run`](super::Executor::run): its own queue, registered with the
+/// executor (so that the others can watch it, and shutdown can drain it) for as long as this
+/// lives, and what it needs to watch the others. Counted in `State::active` while it is not
+/// asleep. Dropped when the run returns (or unwinds): its queue goes to the shared one.
+pub(super) struct Watch<'a> {
+    state: &'a State,
+    pub(super) worker: Arc<Worker>,
+    /// Ticks taken, for [`FAIR_EVERY`].
+    ticks: u32,
+    /// The other workers as the last look saw them.
+    seen: Vec<Seen>,
+    #[cfg(not(klaw_loom))]
+    last_look: Instant,
+    #[cfg(not(klaw_loom))]
+    timer: Option<async_io::Timer>,
+}
+
+impl<'a> Watch<'a> {
+    /// Registers a new worker of `state`'s executor, counted as active.
+    pub(super) fn register(state: &'a State) -> Self {
+        let worker = Arc::new(Worker::new());
+        state.workers.lock().push(worker.clone());
+        state.active.fetch_add(1, Ordering::SeqCst);
+        Watch {
+            state,
+            worker,
+            ticks: 0,
+            seen: Vec::new(),
+            #[cfg(not(klaw_loom))]
+            last_look: Instant::now(),
+            #[cfg(not(klaw_loom))]
+            timer: None,
+        }
+    }
+
+    /// The next task for this worker: its own queue's first, or the shared queue's; every
+    /// [`FAIR_EVERY`] ticks the shared queue's first, and a look at the other workers.
+    pub(super) fn next(&mut self) -> Option<Entry> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % FAIR_EVERY == 0 {
+            if self.period_passed() {
+                self.look(false);
+            }
+            return self.state.queue.pop().or_else(|| self.worker.pop());
+        }
+        self.worker.pop().or_else(|| self.state.queue.pop())
+    }
+
+    /// True if a look now would come at least [`PERIOD`] after the last one.
+    fn period_passed(&self) -> bool {
+        #[cfg(klaw_loom)]
+        return true;
+        #[cfg(not(klaw_loom))]
+        {
+            self.last_look.elapsed() >= PERIOD
+        }
+    }
+
+    /// Looks at every other worker, and takes into this worker's own queue the tasks of one
+    /// found stuck (all of them) or, if this worker is `idle`, found running long runs (half);
+    /// gives how many it took. The caller made sure the last look was [`PERIOD`] ago or more.
+    pub(super) fn look(&mut self, idle: bool) -> usize {
+        #[cfg(not(klaw_loom))]
+        let elapsed = {
+            let now = Instant::now();
+            std::mem::replace(&mut self.last_look, now).elapsed()
+        };
+        #[cfg(klaw_loom)]
+        let _ = idle;
+        let mut seen = Vec::with_capacity(self.seen.len());
+        let mut taken = VecDeque::new();
+        {
+            let workers = self.state.workers.lock();
+            for peer in workers.iter().filter(|peer| !Arc::ptr_eq(peer, &self.worker)) {
+                let (epoch, has_tasks) = (peer.epoch(), peer.len() > 0);
+                let before = self.seen.iter().find(|seen| std::ptr::eq(seen.worker, &**peer));
+                if let Some(before) = before.filter(|before| before.had_tasks && has_tasks) {
+                    let runs = epoch.wrapping_sub(before.epoch);
+                    if runs == 0 {
+                        // No run begun for a whole period, with tasks waiting: stuck.
+                        taken.extend(peer.take_all());
+                    } else {
+                        #[cfg(not(klaw_loom))]
+                        if idle && elapsed / u32::try_from(runs).unwrap_or(u32::MAX) >= LONG_RUN {
+                            taken.extend(peer.take_half());
+                        }
+                    }
+                }
+                seen.push(Seen { worker: &**peer, epoch, had_tasks: has_tasks });
+            }
+        }
+        self.seen = seen;
+        let count = taken.len();
+        if count > 0 {
+            self.worker.extend(taken);
+            if self.state.closed.load(Ordering::SeqCst) {
+                self.state.drop_queued();
+            }
+        }
+        count
+    }
+
+    /// Starts the watcher's timer for one [`PERIOD`] from the last look (at once if that is
+    /// past), as a watch is armed.
+    #[cfg(not(klaw_loom))]
+    pub(super) fn start_timer(&mut self) {
+        let at = (self.last_look + PERIOD).max(Instant::now());
+        match &mut self.timer {
+            Some(timer) => timer.set_at(at),
+            None => self.timer = Some(async_io::Timer::at(at)),
+        }
+    }
+
+    /// Polls the watcher's timer: ready when a look is due (the timer is then set again).
+    #[cfg(not(klaw_loom))]
+    pub(super) fn poll_timer(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        use std::future::Future;
+        let Some(timer) = &mut self.timer else { return false };
+        if std::pin::Pin::new(&mut *timer).poll(cx).is_pending() {
+            return false;
+        }
+        timer.set_after(PERIOD);
+        true
+    }
+
+    /// Under the model checker the timer is the model's: a look is due each time the model
+    /// fires it ([`State::fire_watch_timer`]), and the watcher sleeps until then.
+    #[cfg(klaw_loom)]
+    pub(super) fn start_timer(&mut self) {}
+
+    #[cfg(klaw_loom)]
+    pub(super) fn poll_timer(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        let mut timer = self.state.loom_timer.lock();
+        if timer.0 > 0 {
+            timer.0 -= 1;
+            return true;
+        }
+        timer.1 = Some(cx.waker().clone());
+        false
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        // Leaves the registry first, so that no look takes from this queue after it is moved.
+        {
+            let mut workers = self.state.workers.lock();
+            workers.retain(|worker| !Arc::ptr_eq(worker, &self.worker));
+        }
+        // What waited behind this worker goes to the shared queue, for the others.
+        for entry in self.worker.take_all() {
+            if !self.state.push_unless_closed(entry) {
+                break;
+            }
+        }
+        self.state.active.fetch_sub(1, Ordering::SeqCst);
+        self.state.wake_next_if_queued();
+    }
+}
