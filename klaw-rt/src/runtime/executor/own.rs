@@ -142,7 +142,8 @@ impl Worker {
 
 /// What a look saw of another worker: its epoch, and whether its queue held tasks.
 struct Seen {
-    worker: *const Worker,
+    /// The worker's address (only compared, never followed: an address keeps `Watch` `Send`).
+    worker: usize,
     epoch: u64,
     had_tasks: bool,
 }
@@ -210,10 +211,15 @@ impl<'a> Watch<'a> {
     /// gives how many it took. The caller made sure the last look was [`PERIOD`] ago or more.
     pub(super) fn look(&mut self, idle: bool) -> usize {
         #[cfg(not(klaw_loom))]
-        let elapsed = {
-            let now = Instant::now();
-            std::mem::replace(&mut self.last_look, now).elapsed()
-        };
+        return self.look_at(idle, Instant::now());
+        #[cfg(klaw_loom)]
+        self.look_at(idle)
+    }
+
+    /// [`look`](Self::look) at `now` (a parameter for the unit tests).
+    fn look_at(&mut self, idle: bool, #[cfg(not(klaw_loom))] now: Instant) -> usize {
+        #[cfg(not(klaw_loom))]
+        let elapsed = now.saturating_duration_since(std::mem::replace(&mut self.last_look, now));
         #[cfg(klaw_loom)]
         let _ = idle;
         let mut seen = Vec::with_capacity(self.seen.len());
@@ -222,7 +228,8 @@ impl<'a> Watch<'a> {
             let workers = self.state.workers.lock();
             for peer in workers.iter().filter(|peer| !Arc::ptr_eq(peer, &self.worker)) {
                 let (epoch, has_tasks) = (peer.epoch(), peer.len() > 0);
-                let before = self.seen.iter().find(|seen| std::ptr::eq(seen.worker, &**peer));
+                let address = std::ptr::from_ref::<Worker>(peer).addr();
+                let before = self.seen.iter().find(|seen| seen.worker == address);
                 if let Some(before) = before.filter(|before| before.had_tasks && has_tasks) {
                     let runs = epoch.wrapping_sub(before.epoch);
                     if runs == 0 {
@@ -235,7 +242,7 @@ impl<'a> Watch<'a> {
                         }
                     }
                 }
-                seen.push(Seen { worker: &**peer, epoch, had_tasks: has_tasks });
+                seen.push(Seen { worker: address, epoch, had_tasks: has_tasks });
             }
         }
         self.seen = seen;
@@ -304,5 +311,177 @@ impl Drop for Watch<'_> {
         }
         self.state.active.fetch_sub(1, Ordering::SeqCst);
         self.state.wake_next_if_queued();
+    }
+}
+
+#[cfg(all(test, not(klaw_loom)))]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::task::{Poll, Waker};
+    use std::thread::ThreadId;
+    use std::time::{Duration, Instant};
+
+    use super::super::Executor;
+    use super::*;
+
+    fn entry(executor: &Executor) -> Entry {
+        Entry::new(executor.spawner().build_task((), |()| async {}))
+    }
+
+    /// Two workers registered with one executor; `queued` tasks wait in the first one's own
+    /// queue. The second looks once, the first begins `runs` runs, and the second looks again
+    /// one [`PERIOD`] later, `idle` or busy: gives how many tasks that look took, and how many
+    /// were left to the first worker.
+    fn taken_by_a_look(queued: usize, runs: u64, idle: bool) -> (usize, usize) {
+        let executor = Executor::new();
+        let first = Watch::register(executor.state());
+        let mut second = Watch::register(executor.state());
+        (0..queued).for_each(|_| first.worker.push(entry(&executor)));
+        let start = Instant::now();
+        assert_eq!(second.look_at(idle, start), 0, "a first look only notes what it saw");
+        (0..runs).for_each(|_| first.worker.began_run());
+        let taken = second.look_at(idle, start + PERIOD);
+        assert_eq!(second.worker.len(), taken, "what is taken goes to the looker's own queue");
+        (taken, first.worker.len())
+    }
+
+    #[test]
+    fn the_own_queue_of_a_worker_that_began_no_run_for_a_period_is_taken_whole() {
+        assert_eq!(taken_by_a_look(3, 0, true), (3, 0));
+        assert_eq!(taken_by_a_look(3, 0, false), (3, 0), "by a busy worker too");
+    }
+
+    #[test]
+    fn the_own_queue_of_a_worker_that_makes_progress_in_short_runs_is_left_to_it() {
+        // 100 runs in a period of 500 us: 5 us a run, a channel's ends.
+        assert_eq!(taken_by_a_look(3, 100, true), (0, 3));
+        assert_eq!(taken_by_a_look(1, 1_000, true), (0, 1));
+    }
+
+    #[test]
+    fn an_idle_worker_takes_half_the_own_queue_of_a_worker_whose_runs_are_long() {
+        // 5 runs in a period: 100 us a run.
+        assert_eq!(taken_by_a_look(3, 5, true), (2, 1), "the older half, rounded up");
+        assert_eq!(taken_by_a_look(1, 5, true), (1, 0), "a lone task waiting too");
+        assert_eq!(taken_by_a_look(3, 5, false), (0, 3), "a busy worker leaves them");
+    }
+
+    /// The names of the polls that ran, and on which thread.
+    type Log = Arc<Mutex<Vec<(&'static str, ThreadId)>>>;
+
+    fn log(log: &Log, name: &'static str) {
+        log.lock().unwrap().push((name, std::thread::current().id()));
+    }
+
+    /// `workers` threads inside `Executor::run` until the returned sender is dropped.
+    fn workers(
+        executor: &Arc<Executor>,
+        workers: usize,
+    ) -> (crate::channel::Sender<()>, Vec<std::thread::JoinHandle<()>>) {
+        let (stop, stopped) = crate::channel::bounded::<()>(1);
+        let threads = (0..workers)
+            .map(|_| {
+                let (executor, stopped) = (executor.clone(), stopped.clone());
+                std::thread::spawn(move || {
+                    async_io::block_on(executor.run(async move {
+                        let _ = stopped.recv().await;
+                    }));
+                })
+            })
+            .collect();
+        (stop, threads)
+    }
+
+    #[test]
+    fn a_task_that_yields_runs_again_on_its_worker_before_the_shared_queue() {
+        let executor = Arc::new(Executor::new());
+        let (stop, threads) = workers(&executor, 1);
+        let (ran, done) = (Log::default(), std::sync::mpsc::channel::<()>());
+        let (spawner, finished) = (executor.spawner().clone(), done.0);
+        let mut polls = 0;
+        // Its first poll queues another task (in the shared queue), then yields: the yield
+        // waits in the worker's own queue, which the worker takes first.
+        executor.spawner().spawn(std::future::poll_fn({
+            let ran = ran.clone();
+            move |cx| {
+                polls += 1;
+                if polls == 2 {
+                    log(&ran, "yielded");
+                    return Poll::Ready(());
+                }
+                let (ran, finished) = (ran.clone(), finished.clone());
+                spawner.spawn(async move {
+                    log(&ran, "queued");
+                    finished.send(()).unwrap();
+                });
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }));
+        done.1.recv_timeout(Duration::from_secs(10)).expect("both ran");
+        drop(stop);
+        threads.into_iter().for_each(|thread| thread.join().unwrap());
+        let ran = ran.lock().unwrap();
+        let names: Vec<_> = ran.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["yielded", "queued"]);
+    }
+
+    /// The worker that runs a task's yield gets stuck right after (in the task that the yield's
+    /// poll handed a message to, which runs next on that worker and blocks its thread), while
+    /// the other worker sleeps, since before the yield: the other worker must be woken to keep
+    /// the watch, find the stuck worker after a period, and run the yielded task.
+    #[test]
+    fn a_task_in_the_own_queue_of_a_worker_stuck_in_a_poll_runs_on_the_other_worker() {
+        let executor = Arc::new(Executor::new());
+        let (stop, threads) = workers(&executor, 2);
+        let ran = Log::default();
+        let parked = Arc::new(Mutex::new(None::<Waker>));
+        let (waiting, is_waiting) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let mut stuck_polls = 0;
+        executor.spawner().spawn(std::future::poll_fn({
+            let (ran, parked) = (ran.clone(), parked.clone());
+            move |cx| {
+                stuck_polls += 1;
+                if stuck_polls == 1 {
+                    *parked.lock().unwrap() = Some(cx.waker().clone());
+                    waiting.send(()).unwrap();
+                    return Poll::Pending;
+                }
+                log(&ran, "stuck");
+                let _ = released.recv_timeout(Duration::from_secs(10));
+                Poll::Ready(())
+            }
+        }));
+        is_waiting.recv_timeout(Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(20)); // both workers fall asleep
+        let (again, ran_again) = std::sync::mpsc::channel::<()>();
+        let mut polls = 0;
+        executor.spawner().spawn(std::future::poll_fn({
+            let ran = ran.clone();
+            move |cx| {
+                polls += 1;
+                if polls == 2 {
+                    log(&ran, "yielded");
+                    again.send(()).unwrap();
+                    return Poll::Ready(());
+                }
+                log(&ran, "handed off");
+                let consumer = parked.lock().unwrap().take().unwrap();
+                crate::coop::with_task_budget(|| crate::coop::hand_off(|| consumer.wake()));
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }));
+        let ran_while_stuck = ran_again.recv_timeout(Duration::from_secs(5)).is_ok();
+        release.send(()).unwrap();
+        ran_again.recv_timeout(Duration::from_secs(10)).ok();
+        drop(stop);
+        threads.into_iter().for_each(|thread| thread.join().unwrap());
+        assert!(ran_while_stuck, "the yielded task waited for the stuck worker");
+        let ran = ran.lock().unwrap();
+        let thread_of = |name| ran.iter().find(|(n, _)| *n == name).unwrap().1;
+        assert_eq!(thread_of("handed off"), thread_of("stuck"), "the hand-off ran next there");
+        assert_ne!(thread_of("yielded"), thread_of("stuck"));
     }
 }
