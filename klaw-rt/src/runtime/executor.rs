@@ -540,7 +540,7 @@ impl WaitForWork<'_, '_> {
                 .is_ok()
         {
             self.armed = true;
-            watch.start_timer();
+            watch.arm();
         }
         while self.armed && watch.poll_timer(cx) {
             if watch.look(true) > 0 {
@@ -554,6 +554,9 @@ impl WaitForWork<'_, '_> {
                         .watching
                         .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
                         .is_ok();
+            }
+            if self.armed {
+                watch.start_timer();
             }
         }
         Poll::Pending

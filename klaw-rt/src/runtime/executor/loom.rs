@@ -3,7 +3,13 @@
 //! dropped before it ran anything passes the wake-up on, and what a run leaves to its own worker
 //! (a yield, the tasks started as it ends) is run while the other worker sleeps; and a busy worker,
 //! which yields its thread once between its last look and its sleep, is woken or finds its task
-//! all the same. A lost wake-up shows as a deadlock
+//! all the same. Workers' own queues (`executor/own.rs`): a task in the own queue of a worker
+//! stuck in a run is taken by a worker that slept since before, which is woken to keep the
+//! watch; a watcher that stands down as the stuck worker becomes active again still sees it, or
+//! is woken; a run that ends hands its own queue on; the executor's drop drops what waits in an
+//! own queue, also a task pushed there as it closes. The watcher's timer is the model's: each
+//! model fires it ([`fire_watch_timer`]) three times after its worker got stuck, so a watch
+//! kept then must take the task. A lost wake-up shows as a deadlock
 //! (every thread parked), a task run twice or never as a failed count.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
@@ -16,7 +22,8 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use super::{Executor, Pace};
+use super::queue::Entry;
+use super::{Executor, Pace, State, Watch};
 use crate::sync::{AtomicUsize, Ordering};
 
 /// A worker thread that runs one task, waiting (asleep) until there is one; if `busy`, it has
@@ -24,7 +31,7 @@ use crate::sync::{AtomicUsize, Ordering};
 fn worker_running_one_task(executor: &Arc<Executor>, busy: bool) -> thread::JoinHandle<()> {
     let executor = executor.clone();
     let mut pace = if busy { Pace::always_busy() } else { Pace::new() };
-    thread::spawn(move || block_on(executor.tick_paced(&mut pace)))
+    thread::spawn(move || block_on(executor.tick_paced(&mut pace, None)))
 }
 
 /// Starts one worker per entry of `busy` (see [`worker_running_one_task`]), then spawns as many
@@ -205,5 +212,124 @@ fn loom_a_task_woken_after_the_executor_is_dropped_is_dropped() {
         waking.join().unwrap();
         // Nothing to assert beyond loom's own checks: the runnable is dropped wherever the
         // wake-up lands, never queued on a closed executor (which would leak it).
+    });
+}
+
+/// The watcher's timer fires once (under the model checker a look is due for each fire).
+fn fire_watch_timer(state: &State) {
+    let waker = {
+        let mut timer = state.loom_timer.lock();
+        timer.0 += 1;
+        timer.1.take()
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// A task that sets `done` when it runs, as an own-queue entry.
+fn setting(executor: &Executor, done: &Arc<Done>) -> Entry {
+    let done = done.clone();
+    Entry::new(executor.spawner().build_task((), move |()| async move { done.set() }))
+}
+
+/// A worker that runs tasks until `done` is set.
+fn worker_until(executor: &Arc<Executor>, done: &Arc<Done>) -> thread::JoinHandle<()> {
+    let (executor, done) = (executor.clone(), done.clone());
+    thread::spawn(move || block_on(executor.run(done.wait())))
+}
+
+/// A worker stuck in a run: it registers, begins a run, and in it queues a task in its own
+/// queue (as a yield does), then never begins another run until that task has run elsewhere.
+/// After `idle_first`, it first goes idle and active again (as a worker that sleeps and is
+/// woken), with the timer firing while it is idle, so that a watch kept meanwhile stands down.
+fn stuck_worker(executor: &Arc<Executor>, done: &Arc<Done>, idle_first: bool) {
+    let (executor, done) = (executor.clone(), done.clone());
+    let state = executor.state();
+    let watch = Watch::register(state);
+    if idle_first {
+        fire_watch_timer(state);
+        state.active.fetch_sub(1, Ordering::SeqCst);
+        fire_watch_timer(state);
+        state.active.fetch_add(1, Ordering::SeqCst);
+    }
+    watch.worker.began_run();
+    state.push_own(&watch.worker, setting(&executor, &done));
+    // Stuck from here on: the timer fires three times. A watch armed by now looks at each
+    // fire; the push's call for a watcher may wake a watcher armed before it, which re-arms
+    // (forgetting its first look) at most once, so two looks of one watch remain.
+    for _ in 0..3 {
+        fire_watch_timer(state);
+    }
+    block_on(done.wait());
+    drop(watch);
+}
+
+#[test]
+fn loom_a_task_in_the_own_queue_of_a_stuck_worker_is_taken_by_the_worker_that_slept() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let done = Arc::new(Done::default());
+        let watcher = worker_until(&executor, &done);
+        stuck_worker(&executor, &done, false);
+        watcher.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_watch_that_stands_down_as_the_stuck_worker_becomes_active_is_kept_again() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let done = Arc::new(Done::default());
+        let watcher = worker_until(&executor, &done);
+        stuck_worker(&executor, &done, true);
+        watcher.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_a_run_that_ends_hands_its_own_queue_to_the_other_worker() {
+    loom::model(|| {
+        let executor = Arc::new(Executor::new());
+        let done = Arc::new(Done::default());
+        let other = worker_until(&executor, &done);
+        {
+            let state = executor.state();
+            let watch = Watch::register(state);
+            watch.worker.began_run();
+            state.push_own(&watch.worker, setting(&executor, &done));
+            drop(watch); // the run returns with the task still in its own queue
+        }
+        other.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_the_executors_drop_drops_what_waits_in_an_own_queue() {
+    loom::model(|| {
+        let executor = Executor::new();
+        let alive = Arc::new(());
+        let spawner = executor.spawner().clone();
+        let queued = {
+            let alive = alive.clone();
+            Entry::new(spawner.build_task((), move |()| async move { drop(alive) }))
+        };
+        let (pushed, has_pushed) = crate::channel::bounded::<()>(1);
+        let (release, released) = crate::channel::bounded::<()>(1);
+        // A worker pushes to its own queue while the executor closes, and stays registered
+        // until the check (its run's end would hand the queue on, and hide a task left there).
+        let worker = thread::spawn(move || {
+            let state = &*spawner.state;
+            let watch = Watch::register(state);
+            state.push_own(&watch.worker, queued);
+            pushed.try_send(()).unwrap();
+            let _ = block_on(released.recv());
+            drop(watch);
+        });
+        drop(executor);
+        block_on(has_pushed.recv()).unwrap();
+        assert_eq!(Arc::strong_count(&alive), 1, "the task was dropped, not left queued");
+        drop(release);
+        worker.join().unwrap();
     });
 }

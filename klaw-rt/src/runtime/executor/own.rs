@@ -109,11 +109,10 @@ impl Worker {
         self.len.load(Ordering::SeqCst)
     }
 
-    /// Takes every task, oldest first.
+    /// Takes every task, oldest first. Always under the lock, without a look at `len` first:
+    /// a close that drains the queue and a push that then checks `closed` are ordered by the
+    /// lock (and the loom model of that race needs nothing stronger than it).
     pub(super) fn take_all(&self) -> VecDeque<Entry> {
-        if self.len() == 0 {
-            return VecDeque::new();
-        }
         let mut tasks = self.tasks.lock();
         let all = std::mem::take(&mut *tasks);
         self.len.store(0, Ordering::SeqCst);
@@ -121,6 +120,7 @@ impl Worker {
     }
 
     /// Takes the older half (rounded up, so a lone task waiting is taken).
+    #[cfg_attr(klaw_loom, allow(dead_code))]
     fn take_half(&self) -> VecDeque<Entry> {
         let mut tasks = self.tasks.lock();
         let len = tasks.len();
@@ -256,8 +256,16 @@ impl<'a> Watch<'a> {
         count
     }
 
+    /// Arms the watch: forgets what earlier looks saw (runs counted since a watch long ago
+    /// would make a worker's runs look long), so that the first look only notes, and starts the
+    /// timer.
+    pub(super) fn arm(&mut self) {
+        self.seen.clear();
+        self.start_timer();
+    }
+
     /// Starts the watcher's timer for one [`PERIOD`] from the last look (at once if that is
-    /// past), as a watch is armed.
+    /// past).
     #[cfg(not(klaw_loom))]
     pub(super) fn start_timer(&mut self) {
         let at = (self.last_look + PERIOD).max(Instant::now());
@@ -267,16 +275,14 @@ impl<'a> Watch<'a> {
         }
     }
 
-    /// Polls the watcher's timer: ready when a look is due (the timer is then set again).
+    /// Polls the watcher's timer: true when a look is due. The watcher that stays armed after
+    /// the look starts the timer again ([`start_timer`](Self::start_timer)); one that stands
+    /// down leaves it spent, so that it is not woken for nothing.
     #[cfg(not(klaw_loom))]
     pub(super) fn poll_timer(&mut self, cx: &mut std::task::Context<'_>) -> bool {
         use std::future::Future;
         let Some(timer) = &mut self.timer else { return false };
-        if std::pin::Pin::new(&mut *timer).poll(cx).is_pending() {
-            return false;
-        }
-        timer.set_after(PERIOD);
-        true
+        std::pin::Pin::new(timer).poll(cx).is_ready()
     }
 
     /// Under the model checker the timer is the model's: a look is due each time the model
