@@ -161,8 +161,11 @@ pub(super) struct Watch<'a> {
     seen: Vec<Seen>,
     #[cfg(not(klaw_loom))]
     last_look: Instant,
+    /// The watcher's timer, and when it fires. Kept between watches: registering a timer wakes
+    /// the thread that waits for the reactor (`async-io` notifies it), so a watch armed while
+    /// the timer is still pending (a worker that sleeps again soon after it woke) reuses it.
     #[cfg(not(klaw_loom))]
-    timer: Option<async_io::Timer>,
+    timer: Option<(async_io::Timer, Instant)>,
 }
 
 impl<'a> Watch<'a> {
@@ -257,21 +260,33 @@ impl<'a> Watch<'a> {
     }
 
     /// Arms the watch: forgets what earlier looks saw (runs counted since a watch long ago
-    /// would make a worker's runs look long), so that the first look only notes, and starts the
-    /// timer.
+    /// would make a worker's runs look long), so that the first look only notes, and makes sure
+    /// the timer will fire: the one still pending, or one a [`PERIOD`] from now.
     pub(super) fn arm(&mut self) {
         self.seen.clear();
-        self.start_timer();
+        #[cfg(not(klaw_loom))]
+        {
+            let now = Instant::now();
+            if self.timer.as_ref().is_none_or(|(_, at)| *at <= now) {
+                self.set_timer(now + PERIOD);
+            }
+        }
     }
 
-    /// Starts the watcher's timer for one [`PERIOD`] from the last look (at once if that is
-    /// past).
+    /// Starts the watcher's timer again after a look, for one [`PERIOD`] from it.
     #[cfg(not(klaw_loom))]
     pub(super) fn start_timer(&mut self) {
-        let at = (self.last_look + PERIOD).max(Instant::now());
+        self.set_timer(self.last_look + PERIOD);
+    }
+
+    #[cfg(not(klaw_loom))]
+    fn set_timer(&mut self, at: Instant) {
         match &mut self.timer {
-            Some(timer) => timer.set_at(at),
-            None => self.timer = Some(async_io::Timer::at(at)),
+            Some((timer, when)) => {
+                timer.set_at(at);
+                *when = at;
+            }
+            None => self.timer = Some((async_io::Timer::at(at), at)),
         }
     }
 
@@ -281,7 +296,7 @@ impl<'a> Watch<'a> {
     #[cfg(not(klaw_loom))]
     pub(super) fn poll_timer(&mut self, cx: &mut std::task::Context<'_>) -> bool {
         use std::future::Future;
-        let Some(timer) = &mut self.timer else { return false };
+        let Some((timer, _)) = &mut self.timer else { return false };
         std::pin::Pin::new(timer).poll(cx).is_ready()
     }
 
