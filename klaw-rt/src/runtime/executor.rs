@@ -41,7 +41,9 @@
 //! during its own poll, and a channel's hand-off that lost the `NextTask` slot (below), made on
 //! a worker inside [`Executor::run`], go to that worker's queue, which it takes before the shared
 //! one (the shared one's first every `own::FAIR_EVERY` ticks), and no sleeper is woken to run
-//! them. The ends of a channel then stay on one core (MPMC 4×4 on klaw's runtime: 19 ns a message
+//! them (not on a runtime's only worker, `coop::is_sole_worker`, which has no other core to keep
+//! them from, and whose yields go to the back of the shared queue as the book promises). The
+//! ends of a channel then stay on one core (MPMC 4×4 on klaw's runtime: 19 ns a message
 //! against 60–85). Every other schedule goes to the shared queue as before. A worker whose `run`
 //! returns or unwinds moves its own queue to the shared one and wakes a sleeper for it; a blocking
 //! helper called in a run does the same first (`run::before_blocking`); the executor's drop, and a
@@ -229,7 +231,10 @@ impl Executor {
                     self.state().wake_next_if_queued();
                 }
                 pace.ran();
-                let own = watch.as_deref().map(|watch| &*watch.worker);
+                let own = watch
+                    .as_deref()
+                    .filter(|watch| watch.keeps_own_queue)
+                    .map(|watch| &*watch.worker);
                 self.run_entry(entry, own);
                 return;
             }

@@ -155,6 +155,11 @@ struct Seen {
 pub(super) struct Watch<'a> {
     state: &'a State,
     pub(super) worker: Arc<Worker>,
+    /// Whether this worker queues its yields in its own queue: not on a runtime's only worker
+    /// (`coop::is_sole_worker`), where there is no other core for a task to move to and the own
+    /// queue, taken before the shared one, would only keep a task that yields (its budget spent,
+    /// say) ahead of the ones queued before it for 60 ticks, where the book promises they run.
+    pub(super) keeps_own_queue: bool,
     /// Ticks taken, for [`FAIR_EVERY`].
     ticks: u32,
     /// The other workers as the last look saw them.
@@ -177,6 +182,7 @@ impl<'a> Watch<'a> {
         Watch {
             state,
             worker,
+            keeps_own_queue: !crate::coop::is_sole_worker(),
             ticks: 0,
             seen: Vec::new(),
             #[cfg(not(klaw_loom))]
