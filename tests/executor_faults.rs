@@ -3,7 +3,7 @@
 //! task, a poll that never returns), nothing starves (spawns, timers and outside wake-ups beside
 //! yield loops), long computations run in parallel, shutdown and cancellation reach every task,
 //! and channels lose and double nothing. Written against a prototype of per-worker queues that
-//! was not kept (see `benches/README.md`, **A worker's own queue**), where a task that yields
+//! was not kept (see `benches/FINDINGS.md`, **A worker's own queue**), where a task that yields
 //! waited in its worker's own queue, as the names and comments below say; three of these tests
 //! failed on it. The promises hold for any executor, and each test has a deadline so that a hang
 //! fails instead of hanging. No test asserts on timing.

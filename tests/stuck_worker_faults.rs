@@ -3,7 +3,7 @@
 //! hand-off just before the worker got stuck, still make progress on the idle workers, end once
 //! released (each exactly once, never polled twice at once), and a shutdown reports nothing
 //! abandoned. Written against a prototype of per-worker queues that was not kept (see
-//! `benches/README.md`, **A worker's own queue**), which held such tasks behind the stuck worker;
+//! `benches/FINDINGS.md`, **A worker's own queue**), which held such tasks behind the stuck worker;
 //! some comments below describe where that prototype kept them. The promises hold for any
 //! executor.
 //!

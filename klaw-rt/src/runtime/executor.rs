@@ -10,7 +10,7 @@
 //! before it drops the executor, so that slab only repeated what klaw does. Without it a spawn is
 //! one allocation, one push and one load: in a prototype, spawn + join of 100k tasks took half
 //! the time of `async-executor`'s, and klaw's own spawn + join went from 1.45x to about 1.0x
-//! `tokio::spawn` (`benches/README.md`).
+//! `tokio::spawn` (`benches/FINDINGS.md`).
 //!
 //! **No lost wake-up.** A worker with nothing to run registers in `sleepers` (its waker, under
 //! the lock) and publishes how many sleep (`sleeping`, SeqCst) *before* it looks at the queue a

@@ -3,7 +3,7 @@
 //! task), and a task takes less memory. (In a prototype on a minimal executor,
 //! `benches/task_core`, a core in an `Arc` of its own cost 75–150 ns a task more; in klaw the
 //! gain only showed once the spawning thread stopped sharing cache lines with the workers, see
-//! `benches/README.md`.)
+//! `benches/FINDINGS.md`.)
 //!
 //! The metadata holds the core and the task's [`Links`]: where its runner reports (the runtime's
 //! counts and its scope), and a clone of the task's own waker that keeps the allocation alive

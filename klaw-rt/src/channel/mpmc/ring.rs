@@ -78,7 +78,7 @@ struct Slot<T> {
 /// CAS. On the 2-core AMD EPYC machines the benches run on, a load of a word that a locked
 /// instruction (the previous operation's CAS) has just written waits for that instruction to
 /// finish, which a load of an ordinary store does not. Reading the copy instead took one
-/// thread's `try_send` plus `try_recv` from 8.5 to 6.3 ns (`benches/README.md`).
+/// thread's `try_send` plus `try_recv` from 8.5 to 6.3 ns (`benches/FINDINGS.md`).
 ///
 /// The copy is only a guess, and the CAS checks it. A CAS that expects the copy succeeds only
 /// if the word holds exactly that value at the CAS; positions only grow, so then no operation

@@ -10,7 +10,7 @@
 //! stayed idle (`benches/select`). A send that yields to its runtime once instead, with the
 //! value kept in its future, finds its place on the next poll while the consumer keeps
 //! draining; and a yield lets the other end run when both share a worker. Measured (see
-//! `benches/README.md`), on a quiet machine: `select!` over four channels went from 1.1–1.6x to
+//! `benches/FINDINGS.md`), on a quiet machine: `select!` over four channels went from 1.1–1.6x to
 //! 0.7–1.0x `tokio::select!` over tokio's mpsc, and SPSC from 1.1–1.2x to 0.65–0.7x kanal's
 //! time; on klaw's own runtime SPSC went from 31–36 to 24–28 ns a message.
 //!
@@ -33,7 +33,7 @@
 //! for that worker to run next (`coop::hand_off`, `runtime/executor/run.rs`), as tokio puts a
 //! task woken by one of its own tasks in that worker's LIFO slot. The two ends take turns on one
 //! worker.
-//! Measured (`benches/README.md`, **Channels on klaw's own runtime** and **One-to-one channels
+//! Measured (`benches/FINDINGS.md`, **Channels on klaw's own runtime** and **One-to-one channels
 //! between tokio tasks**), 1M `u64` through `bounded(64)` between two tasks on 2 workers: on
 //! klaw's runtime from 44–56 ns a message (13–22 in the host's faster phases) to 11.2–12.6,
 //! and `select!` over four such channels, in a task, from 218–240 ns to 120–185; between tokio

@@ -5,7 +5,7 @@
 //! consumers of one channel ran on both workers at once, and the ring's cache lines crossed
 //! between the cores at every message: 60–65 ns a message on klaw's runtime against 19–20 once a
 //! task that yields (and a channel's hand-off that lost the worker's `NextTask` slot) waited in
-//! a queue of the worker that ran it (`benches/README.md`, **A worker's own queue**). Only those
+//! a queue of the worker that ran it (`benches/FINDINGS.md`, **A worker's own queue**). Only those
 //! go here, and only from a worker inside [`Executor::run`](super::Executor::run): every other
 //! schedule (a spawn, a timer, a wake from another task or thread, a limited scope's next child)
 //! goes to the shared queue as before, since it is not known to belong with this worker.
@@ -46,7 +46,7 @@ use crate::sync::{AtomicU64, AtomicUsize, Ordering, SpinMutex};
 /// begun no run, with tasks in its queue, to be found stuck (between one and two periods). Short
 /// enough that a task behind a stuck worker waits little (the book promises at most 32 ms);
 /// long enough that a worker making progress is never mistaken for a stuck one, and that the
-/// watcher's timer costs nothing measurable. See `benches/README.md`, **A worker's own queue,
+/// watcher's timer costs nothing measurable. See `benches/FINDINGS.md`, **A worker's own queue,
 /// with a watch**, for the measurements.
 #[cfg(not(klaw_loom))]
 pub(super) const PERIOD: Duration = Duration::from_micros(500);

@@ -10,7 +10,7 @@
 //! for one or two tasks at a time. A worker that yields once first (`std::thread::yield_now`)
 //! lets the thread that makes the next task run in its place, and then finds that task
 //! queued: about 500 context switches, and the scope took 0.61-0.75x tokio `JoinSet`'s time
-//! against 0.83-1.27x, in interleaved pairs (`benches/README.md`).
+//! against 0.83-1.27x, in interleaved pairs (`benches/FINDINGS.md`).
 //!
 //! Only a worker that has been busy yields: one that ran at least [`BUSY_RUNS`] tasks within a
 //! [`WINDOW`] of time. A worker that waits for rare work (a remote job, a timer) sleeps at once,

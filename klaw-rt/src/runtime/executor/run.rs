@@ -32,7 +32,7 @@
 //! A second hand-off in the same run takes the slot, and the one it held goes to the queue
 //! (with its wake-up left to this worker, as above). After [`MAX_KEPT_IN_A_ROW`] kept tasks in
 //! a row the next one is queued, so that two tasks handing each other messages cannot hold the
-//! worker for ever. Measured (`benches/README.md`, **Channels on klaw's own runtime** and **A
+//! worker for ever. Measured (`benches/FINDINGS.md`, **Channels on klaw's own runtime** and **A
 //! channel's hand-off runs next on its worker**): on two workers of a 2-core virtual machine
 //! whose cores were slow to share lines, two tasks passing 1M `u64` through `bounded(64)` took
 //! 44–56 ns a message, and 11.2–12.6 once hand-offs stayed on the worker (the two ends waiting
