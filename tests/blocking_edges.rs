@@ -488,7 +488,7 @@ fn is_cancelled_turns_true_when_the_scope_is_cancelled_by_hand() {
 }
 
 /// A blocking grandchild: the task that runs the scope is cancelled through its handle, and the
-/// cancellation reaches the closure (DESIGN.md: "cancelling a scope cancels its children").
+/// cancellation reaches the closure (klaw's rule: "cancelling a scope cancels its children").
 #[test]
 fn is_cancelled_turns_true_when_an_ancestor_tasks_handle_cancels_it() {
     with_deadline(|| {

@@ -1098,7 +1098,7 @@ fn a_scope_timeout_racing_the_bodys_value_gives_or_drops_it_exactly_once() {
 // What a finished child leaves behind.
 
 /// Book (Scopes): "No child outlives it, so no child is ever leaked, forgotten or left running
-/// after an error"; DESIGN: "Finished tasks leave nothing behind". A child's value that the body
+/// after an error"; klaw's rule: "Finished tasks leave nothing behind". A child's value that the body
 /// never took (it was cancelled first) is dropped by the time the scope returns, also while a
 /// `task_ref()` of the child is kept, as the book's own snippets keep one to read the child's
 /// cancel reason. (tokio drops a finished task's output when its `JoinHandle` is dropped, whatever
@@ -1121,7 +1121,7 @@ async fn a_childs_value_the_body_never_took_is_dropped_when_the_scope_returns() 
     assert_eq!(drops.get(), 1, "the child's value outlived its scope");
 }
 
-/// DESIGN: "Finished tasks leave nothing behind", and tokio's rule: dropping the handle of a
+/// klaw's rule: "Finished tasks leave nothing behind", and tokio's rule: dropping the handle of a
 /// finished task drops its output then, even while a cancel-only handle (`task_ref()`, tokio's
 /// `AbortHandle`) is kept.
 #[test]

@@ -539,7 +539,7 @@ fn a_shield_dropped_by_a_foreign_select_drops_its_future_and_waits_for_its_scope
 
 /// A `select!` over klaw channels in a task of a tokio runtime, dropped by `tokio::time::timeout`
 /// again and again while messages arrive: a `recv` arm that loses (here, to the drop) loses no
-/// message (DESIGN.md: "a `recv` arm that loses a `select!` loses no message").
+/// message (klaw's rule: "a `recv` arm that loses a `select!` loses no message").
 #[test]
 fn a_select_over_klaw_channels_dropped_by_tokio_timeout_loses_no_message() {
     within(LIMIT, || {

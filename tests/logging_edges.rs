@@ -373,7 +373,7 @@ fn slow_hook() -> HookId {
     add_hook(|_| std::thread::sleep(Duration::from_micros(50)))
 }
 
-/// The book: "A removed hook receives nothing more" (and DESIGN: removed hooks do not receive
+/// The book: "A removed hook receives nothing more" (and klaw's rule: removed hooks do not receive
 /// events). Once `remove_hook` has returned, the hook is not called again, by any thread; as
 /// with a callback registry in tokio or a `Drop`-based unsubscribe, the caller may then free what
 /// the hook uses.

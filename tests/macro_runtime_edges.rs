@@ -560,7 +560,7 @@ async fn limit_and_timeout_the_timeout_ends_both_running_and_waiting_children() 
 
 #[klaw::test(start_paused = true, timeout = "10s")]
 async fn a_supervisor_scope_past_its_timeout_keeps_the_failure_that_came_before() {
-    // DESIGN.md: "Nothing that failed is lost ... every failure a body actually produced is in
+    // klaw's rule: "Nothing that failed is lost ... every failure a body actually produced is in
     // the scope's result".
     let result = klaw::scope!(supervisor, limit = 2, timeout = "100ms", |s| {
         s.spawn(common::failing(1, ms(10)));

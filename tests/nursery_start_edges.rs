@@ -580,7 +580,7 @@ fn every_outcome_comes_back_once_when_a_failure_and_a_cancel_race() {
 // ---- nested deadlines ---------------------------------------------------------------------------
 
 /// trio's `test_cancel_scope_nesting` with deadlines: two nested scopes whose deadlines are the
-/// same instant. Both are cancelled; the outermost catches it (DESIGN: "when several enclosing
+/// same instant. Both are cancelled; the outermost catches it (klaw's rule: "when several enclosing
 /// regions are cancelled, the outermost catches it"), so the inner scope never returns its
 /// `Elapsed` into the outer body.
 #[test]

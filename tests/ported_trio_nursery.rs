@@ -178,7 +178,7 @@ fn crash_cancels_a_looping_sibling_and_its_cleanup_runs_once() {
 ///
 /// In trio the crasher has not run yet when the body raises, and still raises (it has no
 /// checkpoint before its `raise`). klaw deliberately never starts a child that was cancelled
-/// before it ran (DESIGN: "a task cancelled before it starts never runs its body"), so here the
+/// before it ran (klaw's rule: "a task cancelled before it starts never runs its body"), so here the
 /// child is surely running (a blocking child that waits for the body) before the body fails.
 #[test]
 fn body_and_child_crash_are_both_reported() {
@@ -292,17 +292,31 @@ fn async_zip_ends_on_a_single_exhausted_error() {
 
 /// `test_nursery_collapse`: an outer scope with a crashing child, an inner scope (in its body)
 /// with a crashing child, then the outer scope cancelled by hand. trio reports both crashes
-/// (the cancellations are stripped). DESIGN: "every failure a body actually produced ... is in
-/// the scope's result".
+/// (the cancellations are stripped). Every failure a body actually produced is in the scope's
+/// result.
+///
+/// trio runs both crashers up to their first checkpoint whatever the order; klaw never runs a
+/// child cancelled before it started, so the outer child crashes only once the inner one has run
+/// (otherwise its crash could cancel the inner child before its first poll, and there would be
+/// no inner crash to report).
 #[test]
 fn nested_crashes_are_both_reported_when_the_outer_scope_is_cancelled() {
     in_task(|| async {
+        let inner_ran = Flag::default();
         let result: Result<(), Error> = klaw::scope!(|outer| {
             outer.spawn(pending::<()>());
-            let a = outer.spawn(crash("outer child"));
+            let ran = inner_ran.clone();
+            let a = outer.spawn(Task::fallible(async move {
+                until(|| ran.is_set()).await;
+                Err::<(), _>(Crash("outer child"))
+            }));
             klaw::scope!(|inner| {
                 inner.spawn(pending::<()>());
-                let b = inner.spawn(crash("inner child"));
+                let ran = inner_ran.clone();
+                let b = inner.spawn(Task::fallible(async move {
+                    ran.set();
+                    Err::<(), _>(Crash("inner child"))
+                }));
                 // Held open through the cancellations the crashes cause, until both crashed.
                 klaw::cancel::shield(until(|| a.is_finished() && b.is_finished())).await;
                 outer.cancel("cancelled by hand");
@@ -874,7 +888,7 @@ fn the_scope_cancelled_just_after_started() {
 
 /// A child spawned into a cancelled scope, by every way there is to spawn one (trio:
 /// `start_soon` / `start` into a nursery whose cancel scope was cancelled). trio starts the
-/// child and cancels it at its first checkpoint; klaw deliberately never starts it (DESIGN: "a
+/// child and cancels it at its first checkpoint; klaw deliberately never starts it (klaw's rule: "a
 /// task cancelled before it starts never runs its body"), so nothing of it runs.
 #[test]
 fn children_spawned_into_a_cancelled_scope_never_run() {

@@ -518,7 +518,7 @@ async fn a_scope_timeout_of_the_longest_duration_saturates_instead_of_panicking(
 
 /// `shutdown(Duration::MAX)` ("take all the time you need") is a grace period like any other:
 /// it returns its report once every task has ended, and does not panic on the addition of the
-/// grace period to the start (DESIGN: "a timeout is a typed error, never an unhandled panic").
+/// grace period to the start (klaw's rule: "a timeout is a typed error, never an unhandled panic").
 #[test]
 fn a_shutdown_with_the_longest_grace_period_waits_and_reports() {
     within(DEADLINE, || {
