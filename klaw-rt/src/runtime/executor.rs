@@ -450,6 +450,19 @@ impl State {
         true
     }
 
+    /// Moves a worker's own queue to the shared queue, for the other workers, in its order; stops
+    /// (dropping the rest) if the executor closed meanwhile. True if anything was moved.
+    fn share_own_queue(&self, worker: &own::Worker) -> bool {
+        let mut moved = false;
+        for entry in worker.take_all() {
+            if !self.push_unless_closed(entry) {
+                break;
+            }
+            moved = true;
+        }
+        moved
+    }
+
     /// Drops every queued task, in the shared queue and in every worker's own queue, which drops
     /// its future (klaw's runner reports it cancelled).
     fn drop_queued(&self) {

@@ -331,11 +331,7 @@ impl Drop for Watch<'_> {
             workers.retain(|worker| !Arc::ptr_eq(worker, &self.worker));
         }
         // What waited behind this worker goes to the shared queue, for the others.
-        for entry in self.worker.take_all() {
-            if !self.state.push_unless_closed(entry) {
-                break;
-            }
-        }
+        self.state.share_own_queue(&self.worker);
         self.state.active.fetch_sub(1, Ordering::SeqCst);
         self.state.wake_next_if_queued();
     }

@@ -159,12 +159,7 @@ pub(crate) fn before_blocking() {
     if !run.own.is_null() {
         // SAFETY: `own` is the worker's `Watch`'s, alive for the whole `Executor::run` that this
         // run is part of (set by `Run::enter`, reset when the run ends).
-        for entry in unsafe { &*run.own }.take_all() {
-            if !state.push_unless_closed(entry) {
-                break;
-            }
-            owed = true;
-        }
+        owed |= state.share_own_queue(unsafe { &*run.own });
     }
     if owed && !state.queue.is_empty() && state.sleeper_to_wake() {
         state.wake_one();
