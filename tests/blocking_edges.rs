@@ -16,8 +16,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    DEADLINE, DropCount, Flag, Gauge, in_task, ms, secs, wait_for, wait_until, with_deadline,
-    within,
+    DEADLINE, DropCount, Flag, Gauge, in_task, ms, secs, until, wait_for, wait_until,
+    with_deadline, within,
 };
 use klaw::task::{BlockingTask, ExitReason};
 use klaw::{CancelReason, Error, TaskError};
@@ -382,21 +382,13 @@ fn a_panicking_destructor_of_an_output_discarded_after_a_late_cancel_is_containe
 #[test]
 fn a_panicking_blocking_child_fails_its_scope_and_cancels_its_blocking_sibling() {
     in_task(|| async move {
-        let heard = Flag::default();
-        let sibling_heard = heard.clone();
+        let (started, heard) = (Flag::default(), Flag::default());
         let result: Result<(), Error> = klaw::scope!(|s| {
+            s.spawn_blocking(hears(&started, &heard));
             s.spawn_blocking(move || {
-                let started = Instant::now();
-                while started.elapsed() < secs(5) {
-                    if klaw::cancel::is_cancelled() {
-                        sibling_heard.set();
-                        return;
-                    }
-                    std::thread::sleep(ms(1));
-                }
-            });
-            s.spawn_blocking(|| {
-                std::thread::sleep(ms(5));
+                // Panics only once the sibling runs: a job cancelled while still queued is
+                // withdrawn and never runs, so it could not hear anything.
+                wait_for("the listening sibling started", || started.is_set());
                 panic!("blocking child boom")
             });
             Ok(())
@@ -429,15 +421,18 @@ fn a_blocking_job_can_spawn_blocking_jobs_past_the_limit_without_waiting_for_the
 // ---- 5. is_cancelled() -------------------------------------------------------------------------
 
 /// book/src/cancellation.md: "They ask `klaw::cancel::is_cancelled()`, which is true when the
-/// task, or an enclosing region up to the nearest shield, is cancelled." A closure that asks
-/// for up to 5 s and sets `flag` once it hears the cancellation.
-fn hears(flag: &Flag) -> impl FnOnce() + Send + 'static {
-    let flag = flag.clone();
+/// task, or an enclosing region up to the nearest shield, is cancelled." A closure that sets
+/// `started` first (whoever cancels it waits for that: a job cancelled while still queued is
+/// withdrawn and never runs), then asks for up to 5 s and sets `heard` once it hears the
+/// cancellation.
+fn hears(started: &Flag, heard: &Flag) -> impl FnOnce() + Send + 'static {
+    let (started, heard) = (started.clone(), heard.clone());
     move || {
-        let started = Instant::now();
-        while started.elapsed() < secs(5) {
+        started.set();
+        let since = Instant::now();
+        while since.elapsed() < secs(5) {
             if klaw::cancel::is_cancelled() {
-                flag.set();
+                heard.set();
                 return;
             }
             std::thread::sleep(ms(1));
@@ -448,10 +443,15 @@ fn hears(flag: &Flag) -> impl FnOnce() + Send + 'static {
 #[test]
 fn is_cancelled_turns_true_when_a_sibling_fails() {
     in_task(|| async move {
-        let heard = Flag::default();
+        let (started, heard) = (Flag::default(), Flag::default());
         let result: Result<(), Error> = klaw::scope!(|s| {
-            s.spawn_blocking(hears(&heard));
-            s.spawn(common::failing(3, ms(5)));
+            s.spawn_blocking(hears(&started, &heard));
+            let running = started.clone();
+            s.spawn(klaw::Task::fallible(async move {
+                // Fails only once the closure runs, so that it is there to hear it.
+                until(|| running.is_set()).await;
+                Err::<(), _>(common::FetchError(3))
+            }));
             Ok(())
         });
         assert_eq!(common::fetch_ids(&result.unwrap_err()), vec![3]);
@@ -462,24 +462,30 @@ fn is_cancelled_turns_true_when_a_sibling_fails() {
 #[test]
 fn is_cancelled_turns_true_at_the_scopes_deadline() {
     in_task(|| async move {
-        let heard = Flag::default();
-        let deadline = klaw::time::now() + ms(10);
-        let result: Result<(), Error> = klaw::scope!(deadline = deadline, |s| {
-            s.spawn_blocking(hears(&heard));
-            Ok(())
-        });
-        assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
-        assert!(heard.is_set());
+        // A deadline that passes before the pool picks the job up withdraws it: that attempt
+        // shows nothing (the closure never runs), and the next gives the pool longer.
+        let heard = common::until_a_deadline_finds_it_running(|timeout| async move {
+            let (started, heard) = (Flag::default(), Flag::default());
+            let deadline = klaw::time::now() + timeout;
+            let result: Result<(), Error> = klaw::scope!(deadline = deadline, |s| {
+                s.spawn_blocking(hears(&started, &heard));
+                Ok(())
+            });
+            assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+            started.is_set().then(|| heard.is_set())
+        })
+        .await;
+        assert!(heard, "the closure ran past its scope's deadline without hearing it");
     });
 }
 
 #[test]
 fn is_cancelled_turns_true_when_the_scope_is_cancelled_by_hand() {
     in_task(|| async move {
-        let heard = Flag::default();
+        let (started, heard) = (Flag::default(), Flag::default());
         let _ = klaw::scope!(|s| {
-            s.spawn_blocking(hears(&heard));
-            klaw::time::sleep(ms(5)).await;
+            s.spawn_blocking(hears(&started, &heard));
+            until(|| started.is_set()).await;
             s.cancel("enough");
             Ok(())
         });
@@ -493,22 +499,16 @@ fn is_cancelled_turns_true_when_the_scope_is_cancelled_by_hand() {
 fn is_cancelled_turns_true_when_an_ancestor_tasks_handle_cancels_it() {
     with_deadline(|| {
         let rt = pool("bc1", 4);
-        let heard = Flag::default();
-        let in_child = heard.clone();
-        let (started_tx, started) = mpsc::channel();
+        let (started, heard) = (Flag::default(), Flag::default());
+        let hear = hears(&started, &heard);
         let parent = rt.spawn(async move {
             let _: Result<(), Error> = klaw::scope!(|s| {
-                let hear = hears(&in_child);
-                let started_tx = started_tx.clone();
-                s.spawn_blocking(move || {
-                    started_tx.send(()).unwrap();
-                    hear()
-                });
+                s.spawn_blocking(hear);
                 std::future::pending::<()>().await;
                 Ok(())
             });
         });
-        started.recv_timeout(secs(10)).unwrap();
+        wait_for("the closure started", || started.is_set());
         assert!(parent.cancel("stop"));
         assert!(matches!(rt.block_on(parent), Err(TaskError::Cancelled(_))));
         assert!(heard.is_set(), "the handle resolved before the grandchild heard the cancel");
@@ -520,14 +520,16 @@ fn is_cancelled_turns_true_when_an_ancestor_tasks_handle_cancels_it() {
 #[test]
 fn is_cancelled_turns_true_when_the_enclosing_region_is_cancelled() {
     in_task(|| async move {
-        let heard = Flag::default();
+        let (started, heard) = (Flag::default(), Flag::default());
         let region = klaw::cancel::Region::new();
         let token = region.token();
+        let running = started.clone();
         let canceller = std::thread::spawn(move || {
-            std::thread::sleep(ms(10));
+            // Once the closure runs: a job cancelled while still queued is withdrawn.
+            wait_for("the closure started", || running.is_set());
             token.cancel("from another thread");
         });
-        let hear = hears(&heard);
+        let hear = hears(&started, &heard);
         let outcome = region.run(async move { BlockingTask::new(hear).await }).await;
         canceller.join().unwrap();
         assert!(outcome.is_err(), "the region was cancelled");
@@ -703,9 +705,8 @@ fn a_blocking_job_spawned_after_shutdown_never_runs() {
 /// book/src/runtime.md: "The pool starts threads on demand, up to its bound, and retires idle
 /// ones." With a keep-alive of 200 ms, three threads started together are all gone a while after
 /// their last closure, while the runtime still lives; and closures that come one after another
-/// (each a little after the previous one ended, well within the keep-alive) reuse one thread
-/// instead of starting new ones. (A closure that comes while the previous one's thread is still
-/// on its way back to idle may start a thread: tokio's pool does the same.)
+/// (each once the previous one's thread waits idle again, well within the keep-alive) reuse one
+/// thread instead of starting new ones.
 #[test]
 fn idle_blocking_threads_retire_after_their_keep_alive() {
     with_deadline(|| {
@@ -721,30 +722,78 @@ fn idle_blocking_threads_retire_after_their_keep_alive() {
             .map(|_| {
                 let barrier = barrier.clone();
                 rt.spawn_blocking(move || {
+                    // Counted between two meetings, while all three closures surely run: none of
+                    // the threads can have retired yet, however late this thread looks.
                     barrier.wait();
+                    let threads = pool_threads("bk1");
+                    barrier.wait();
+                    threads
                 })
             })
             .collect();
-        common::join_all(&rt, handles);
-        assert_eq!(pool_threads("bk1"), 3, "three closures waiting for each other, three threads");
+        assert_eq!(
+            common::join_all(&rt, handles),
+            [3, 3, 3],
+            "three closures waiting for each other, three threads"
+        );
         assert!(
-            wait_until(secs(5), || pool_threads("bk1") == 0),
+            wait_until(secs(10), || pool_threads("bk1") == 0),
             "{} idle blocking threads never retired",
             pool_threads("bk1")
         );
-        let ids = Arc::new(Mutex::new(HashSet::new()));
-        for _ in 0..5 {
-            let ids = ids.clone();
-            rt.block_on(rt.spawn_blocking(move || {
-                ids.lock().unwrap().insert(std::thread::current().id());
-            }))
+        drop(rt);
+
+        // Reuse, on a pool whose keep-alive no wait of this test can outlast.
+        let rt = klaw::Runtime::builder()
+            .workers(1)
+            .max_blocking_threads(3)
+            .blocking_keep_alive(secs(600))
+            .thread_name("bk2")
+            .build()
             .unwrap();
-            std::thread::sleep(ms(20));
+        let mut ids = HashSet::new();
+        for _ in 0..5 {
+            let (id, tid) = rt
+                .block_on(rt.spawn_blocking(|| (std::thread::current().id(), own_tid())))
+                .unwrap();
+            ids.insert(id);
+            // The closure's value is back before its thread is idle again; a closure that came
+            // meanwhile would find no idle thread and start one (tokio's pool does the same). So
+            // the next comes once this thread waits for work.
+            wait_for("the pool thread waits idle again", || waits_for_work(&tid));
         }
-        assert_eq!(ids.lock().unwrap().len(), 1, "closures one after another reused one thread");
-        assert!(wait_until(secs(5), || pool_threads("bk1") == 0));
+        assert_eq!(ids.len(), 1, "closures one after another reused one thread");
+        assert_eq!(pool_threads("bk2"), 1);
         drop(rt);
     });
+}
+
+/// The calling thread's id in `/proc/self/task` (Linux).
+fn own_tid() -> String {
+    let path = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// True while thread `tid` of this process sleeps in a wait with a timeout, which is how an idle
+/// pool thread waits for work (for at most its keep-alive): `/proc/self/task/<tid>/syscall`
+/// shows `futex` with a timeout (its 4th argument); a contended lock waits without one. Where
+/// that file or the futex number is not to be had, any sleep counts.
+fn waits_for_work(tid: &str) -> bool {
+    let futex = match std::env::consts::ARCH {
+        "x86_64" => Some("202"),
+        "aarch64" | "riscv64" | "loongarch64" => Some("98"),
+        _ => None,
+    };
+    let call = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"));
+    if let (Some(futex), Ok(call)) = (futex, call) {
+        let args: Vec<&str> = call.split_whitespace().collect();
+        return args.first() == Some(&futex)
+            && args.get(4).is_some_and(|timeout| *timeout != "0x0");
+    }
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"));
+    stat.is_ok_and(|stat| {
+        stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('S'))
+    })
 }
 
 // ---- 8. Values nobody awaits ------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flag, runtime};
+use common::{Flag, runtime, until};
 use klaw::{CancelReason, Error, TaskError, cancel::Region};
 
 #[klaw::test(workers = 1, timeout = "10s")]
@@ -167,7 +167,9 @@ async fn blocking_children_see_is_cancelled_when_their_scope_fails() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         });
-        klaw::time::sleep(Duration::from_millis(10)).await;
+        // Fails once the closure has taken a step: a job cancelled while still queued is
+        // withdrawn and never runs.
+        until(|| steps.load(Ordering::SeqCst) > 0).await;
         Err(Error::other("stop everything").into())
     });
     assert!(result.is_err());

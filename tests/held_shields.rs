@@ -801,6 +801,7 @@ fn a_shield_in_a_parallel_child_finishes_and_its_sibling_branch_takes_nothing() 
 fn a_blocking_child_is_cancelled_while_a_local_shield_holds_the_region() {
     in_task(|| async {
         let saw = Flag::default();
+        let (running, shielded) = (Flag::default(), Flag::default());
         let waited = shared();
         let region = Region::new();
         let token = region.token();
@@ -808,17 +809,23 @@ fn a_blocking_child_is_cancelled_while_a_local_shield_holds_the_region() {
             .run(async {
                 let _: Result<(), Error> = klaw::scope!(|s| {
                     let (saw2, saw3, waited) = (saw.clone(), saw.clone(), waited.clone());
+                    let (running2, shielded2) = (running.clone(), shielded.clone());
                     s.spawn_blocking(move || {
+                        running2.set();
                         while !klaw::cancel::is_cancelled() {
                             std::thread::sleep(ms(1));
                         }
                         saw2.set();
                     });
                     s.spawn_local(shield(async move {
+                        shielded2.set();
                         let seen = move_on_after(secs(5), until(|| saw3.is_set())).await;
                         *waited.lock().unwrap() = Some(seen.is_some());
                     }));
-                    klaw::time::sleep(ms(5)).await;
+                    // Cancels once both children run: one cancelled before it starts never
+                    // runs (a queued blocking job is withdrawn), and there would be no closure
+                    // to see it, or no shield holding the region.
+                    until(|| running.is_set() && shielded.is_set()).await;
                     token.cancel("stop");
                     pending::<()>().await;
                     Ok(())

@@ -202,7 +202,8 @@ async fn never_done(dropped: Flag) -> u32 {
 }
 
 #[klaw::task(blocking)]
-fn blocking_until_cancelled(heard: Flag, returned: Flag) -> u32 {
+fn blocking_until_cancelled(started: Flag, heard: Flag, returned: Flag) -> u32 {
+    started.set();
     let start = Instant::now();
     while !klaw::cancel::is_cancelled() && start.elapsed() < secs(5) {
         std::thread::sleep(ms(1));
@@ -236,14 +237,18 @@ async fn a_blocking_task_that_loses_a_select_hears_the_cancel_and_its_task_waits
     let (heard, returned) = (Flag::default(), Flag::default());
     let task = Handle::current().unwrap().spawn({
         let (heard, returned) = (heard.clone(), returned.clone());
+        let started = Flag::default();
+        let running = started.clone();
         async move {
+            // The other arm wins once the closure runs: a job cancelled while still queued is
+            // withdrawn and never runs, so it could not hear the cancel.
             klaw::select! {
-                blocking_until_cancelled(heard, returned) -> _ => "blocking",
-                after(ms(20)) => "timer",
+                blocking_until_cancelled(started, heard, returned) -> _ => "blocking",
+                common::until(move || running.is_set()) -> _ => "the other arm",
             }
         }
     });
-    assert_eq!(task.await, Ok("timer"));
+    assert_eq!(task.await, Ok("the other arm"));
     assert!(returned.is_set(), "the task ended before its blocking closure returned");
     assert!(heard.is_set(), "the closure never saw is_cancelled()");
 }
@@ -341,11 +346,16 @@ async fn main_like() -> usize {
         }
     }
     let rt = Handle::current().unwrap();
+    let started = Flag::default();
+    let running = started.clone();
     let _detached = rt.spawn(async move {
         let _guard = Guard;
+        running.set();
         std::future::pending::<()>().await;
     });
-    klaw::time::sleep(ms(5)).await;
+    // The body returns once the task runs, so that what is left is a running task (a task
+    // cancelled before it starts never runs, and its guard would never be made).
+    common::until(|| started.is_set()).await;
     rt.config().workers
 }
 

@@ -15,10 +15,10 @@ use std::future::IntoFuture;
 use std::time::Duration;
 
 use common::{
-    Alive, FetchError, Flag, XorShift, fetch_ids, in_task, last_step_of_a_cancelled_blocking_child,
-    ms, runtime, until, wait_until, within,
+    Alive, FetchError, Flag, XorShift, fetch_ids, in_paused_task, in_task,
+    last_step_of_a_cancelled_blocking_child, ms, runtime, until, wait_until, within,
 };
-use klaw::cancel::shield;
+use klaw::cancel::{Region, shield};
 use klaw::task::BlockingTask;
 use klaw::{Error, Task, TaskError};
 
@@ -74,7 +74,8 @@ fn a_timed_out_scope_returns_only_after_a_childs_inline_blocking_task() {
 /// (book/src/scopes.md:355-360). book/src/tasks.md:107-110 presents inline await as one of the
 /// ways to run such a task.
 #[klaw::task(blocking)]
-fn slow_checksum(done: Flag) -> u32 {
+fn slow_checksum(started: Flag, done: Flag) -> u32 {
+    started.set();
     std::thread::sleep(ms(150));
     done.set();
     7
@@ -88,11 +89,11 @@ fn a_cancelled_task_resolves_only_after_its_inline_blocking_task() {
         let started = Flag::default();
         let (task_done, task_started) = (done.clone(), started.clone());
         let handle = rt.spawn(async move {
-            task_started.set();
-            let _ = slow_checksum(task_done).await;
+            let _ = slow_checksum(task_started, task_done).await;
         });
+        // Cancels once the closure runs: a job cancelled while still queued is withdrawn and
+        // never runs, and there would be nothing to wait for.
         assert!(wait_until(Duration::from_secs(10), || started.is_set()));
-        std::thread::sleep(ms(20)); // the closure is on the pool now
         handle.cancel("stop");
         let outcome = rt.block_on(handle);
         assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
@@ -108,25 +109,30 @@ fn a_cancelled_task_resolves_only_after_its_inline_blocking_task() {
 #[test]
 fn an_inline_blocking_task_hears_its_regions_cancellation() {
     in_task(|| async move {
-        let heard = Flag::default();
-        let ended = Flag::default();
-        let (closure_heard, closure_ended) = (heard.clone(), ended.clone());
-        let outcome = klaw::cancel::move_on_after(ms(10), async move {
-            BlockingTask::new(move || {
-                let started = std::time::Instant::now();
-                while started.elapsed() < Duration::from_secs(3) {
-                    if klaw::cancel::is_cancelled() {
-                        closure_heard.set();
-                        break;
+        let (started, heard, ended) = (Flag::default(), Flag::default(), Flag::default());
+        let (closure_started, closure_heard, closure_ended) =
+            (started.clone(), heard.clone(), ended.clone());
+        let region = Region::new();
+        let canceller = cancel_once_set(region.token(), started);
+        let outcome = region
+            .run(async move {
+                BlockingTask::new(move || {
+                    closure_started.set();
+                    let started = std::time::Instant::now();
+                    while started.elapsed() < Duration::from_secs(3) {
+                        if klaw::cancel::is_cancelled() {
+                            closure_heard.set();
+                            break;
+                        }
+                        std::thread::sleep(ms(1));
                     }
-                    std::thread::sleep(ms(1));
-                }
-                closure_ended.set();
+                    closure_ended.set();
+                })
+                .await
             })
-            .await
-        })
-        .await;
-        assert!(outcome.is_none());
+            .await;
+        canceller.join().unwrap();
+        assert!(outcome.is_err(), "the region was cancelled");
         let ended_then = ended.is_set();
         // Whatever the region did, let the closure finish before the runtime goes.
         until(|| ended.is_set()).await;
@@ -135,30 +141,45 @@ fn an_inline_blocking_task_hears_its_regions_cancellation() {
     });
 }
 
-/// A blocking task awaited inline fails after its region's deadline cancelled it: "nothing
-/// that failed is lost" (book/src/scopes.md), so the failure reaches the scope around the
-/// region, as a cancelled blocking child's failure reaches its scope.
+/// A blocking task awaited inline fails after its region's cancel reached it: "nothing that
+/// failed is lost" (book/src/scopes.md), so the failure reaches the scope around the region, as
+/// a cancelled blocking child's failure reaches its scope.
 #[test]
 fn an_inline_blocking_tasks_failure_after_its_regions_cancel_reaches_the_enclosing_scope() {
     in_task(|| async move {
         let result: Result<(), Error> = klaw::scope!(|_s| {
-            let outcome = klaw::cancel::move_on_after(
-                ms(10),
-                BlockingTask::fallible(|| {
-                    while !klaw::cancel::is_cancelled() {
-                        std::thread::sleep(ms(1));
-                    }
-                    Err::<(), FetchError>(FetchError(7))
-                })
-                .into_future(),
-            )
-            .await;
-            assert!(outcome.is_none(), "the deadline passed first");
+            let started = Flag::default();
+            let running = started.clone();
+            let region = Region::new();
+            let canceller = cancel_once_set(region.token(), started);
+            let outcome = region
+                .run(
+                    BlockingTask::fallible(move || {
+                        running.set();
+                        while !klaw::cancel::is_cancelled() {
+                            std::thread::sleep(ms(1));
+                        }
+                        Err::<(), FetchError>(FetchError(7))
+                    })
+                    .into_future(),
+                )
+                .await;
+            canceller.join().unwrap();
+            assert!(outcome.is_err(), "the region was cancelled first");
             Ok(())
         });
         let error = result.expect_err("the closure's failure fails the scope");
         assert_eq!(fetch_ids(&error), [7], "{error:?}");
     });
+}
+
+/// Cancels `token` from a thread of its own once `started` is set: a blocking closure sets it
+/// first, and a job cancelled while still queued is withdrawn and never runs.
+fn cancel_once_set(token: klaw::cancel::Token, started: Flag) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        common::wait_for("the closure started", || started.is_set());
+        token.cancel("stop");
+    })
 }
 
 // ---- 2. A `Task` with a timeout awaited inline -----------------------------------------------
@@ -580,10 +601,11 @@ fn a_started_blocking_child_failing_before_ready_is_reported_once_in_supervisor_
 
 /// The scope is cancelled (its deadline) while the body waits in `start`, and the started child
 /// calls `ready` in its cleanup afterwards, then fails: the failure is reported once, after the
-/// deadline (book/src/scopes.md:114-119).
+/// deadline (book/src/scopes.md:114-119). On a paused clock, so that the child has started before
+/// the deadline passes (a child cancelled before it starts never runs).
 #[test]
 fn a_started_child_readying_then_failing_after_the_deadline_is_reported_once() {
-    in_task(|| async move {
+    in_paused_task(|| async move {
         let result: Result<(), Error> = klaw::scope!(timeout = "10ms", |s| {
             s.start(|ready: klaw::scope::Ready<u8>| {
                 Task::fallible(async move {

@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Alive, FetchError, Flag, Gauge, fetch_ids, in_task, runtime, until, with_deadline};
+use common::{
+    Alive, FetchError, Flag, Gauge, fetch_ids, in_paused_task, in_task, runtime, until,
+    with_deadline,
+};
 use klaw::scope::Ready;
 use klaw::task::{BlockingTask, Fallible};
 use klaw::{CancelReason, Error, Runtime, Task, TaskError, TaskHandle};
@@ -442,9 +445,11 @@ fn a_background_child_of_a_scope_dropped_by_a_region_is_waited_for() {
 
 /// A supervisor scope dropped by a region's deadline; its child fails after the drop (its
 /// shielded cleanup ends, then it returns `Err`): the enclosing scope reports that failure, once.
+/// On a paused clock, so that the child has started before the deadline passes (a child
+/// cancelled before it starts never runs, and never fails).
 #[test]
 fn a_failure_after_a_supervisor_scope_was_dropped_reaches_the_enclosing_scope_once() {
-    in_task(|| async move {
+    in_paused_task(|| async move {
         let result: Result<(), Error> = klaw::scope!(|_s| {
             let inner = async {
                 klaw::scope!(supervisor, |inner| {
@@ -470,14 +475,21 @@ fn a_blocking_grandchilds_failure_after_its_scope_was_dropped_fails_the_outer_sc
     in_task(|| async move {
         let result: Result<(), Error> = klaw::scope!(|s| {
             s.spawn(async {
-                let inner = async {
+                let region = klaw::cancel::Region::new();
+                let token = region.token();
+                let inner = async move {
                     klaw::scope!(|inner| {
-                        inner.spawn(fails_once_cancelled(2, &Flag::default()));
+                        let started = Flag::default();
+                        inner.spawn(fails_once_cancelled(2, &started));
+                        // Cancels once the closure runs: a job cancelled while still queued is
+                        // withdrawn and never runs, and never fails.
+                        until(|| started.is_set()).await;
+                        token.cancel("stop");
                         pending::<()>().await;
                         Ok(())
                     })
                 };
-                let _ = klaw::cancel::move_on_after(Duration::from_millis(10), inner).await;
+                let _ = region.run(inner).await;
             });
             // The failure fails this scope and cancels this wait; if it were lost, the body
             // would return `Ok` after the wait.

@@ -57,24 +57,33 @@ fn a_cancelled_task_resolves_only_after_the_children_of_its_scope_have_ended() {
     assert_eq!(alive.count(), 0, "the handle resolved while its scope's children were alive");
 }
 
-#[klaw::test(workers = 2, timeout = "10s")]
+#[klaw::test(workers = 2, timeout = "30s")]
 async fn move_on_after_returns_only_after_a_blocking_child_of_its_scope_has_ended() {
-    let ended = Flag::default();
-    let done = ended.clone();
-    let started = Instant::now();
-    let outcome = klaw::cancel::move_on_after(Duration::from_millis(20), async move {
-        klaw::scope!(|s| {
-            s.spawn_blocking(move || {
-                std::thread::sleep(Duration::from_millis(200));
-                done.set();
-            });
-            Ok(())
+    // A deadline that passes before the pool picks the job up withdraws it: that attempt shows
+    // nothing (the closure never runs), and the next gives the pool longer. The closure outlives
+    // the deadline by 200 ms once it has passed, ignoring it, as blocking code does.
+    let ended_first = common::until_a_deadline_finds_it_running(|timeout| async move {
+        let (started, ended) = (Flag::default(), Flag::default());
+        let (running, done) = (started.clone(), ended.clone());
+        let outcome = klaw::cancel::move_on_after(timeout, async move {
+            klaw::scope!(|s| {
+                s.spawn_blocking(move || {
+                    running.set();
+                    while !klaw::cancel::is_cancelled() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    done.set();
+                });
+                Ok(())
+            })
         })
+        .await;
+        assert!(outcome.is_none(), "the deadline passed first");
+        started.is_set().then(|| ended.is_set())
     })
     .await;
-    assert!(outcome.is_none(), "the deadline passed first");
-    assert!(ended.is_set(), "the region returned while the blocking child still ran");
-    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(ended_first, "the region returned while the blocking child still ran");
 }
 
 #[klaw::test(workers = 2, timeout = "10s")]
@@ -207,10 +216,13 @@ async fn a_failure_that_races_a_sibling_cancel_is_in_the_scopes_result() {
     let started = Flag::default();
     let running = started.clone();
     let error = klaw::scope!(|s| {
-        // Running when the sibling fails; its `Err` comes after its handle says Cancelled.
+        // Running when the sibling fails; its `Err` comes after its handle says Cancelled: it
+        // waits for that, as the sibling's failure is recorded before the siblings are cancelled.
         s.spawn(BlockingTask::fallible(move || {
             running.set();
-            std::thread::sleep(Duration::from_millis(50));
+            while !klaw::cancel::is_cancelled() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             Err::<(), _>(FetchError(2))
         }));
         s.spawn(failing_once(1, started));
@@ -224,16 +236,21 @@ async fn a_failure_that_races_a_sibling_cancel_is_in_the_scopes_result() {
 async fn a_panic_after_a_sibling_cancel_is_in_the_scopes_result() {
     let started = Flag::default();
     let shielded = started.clone();
+    let cancelled = Flag::default();
+    let heard = cancelled.clone();
     let error = klaw::scope!(|s| {
-        s.spawn(async move {
-            // The cleanup outlasts the cancel; the body panics in the poll in which it ends.
+        let child = s.spawn(async move {
+            // The cleanup outlasts the cancel (it ends only once the child is cancelled, which
+            // comes after the sibling's failure is recorded); the body panics in the poll in
+            // which it ends.
             klaw::cancel::shield(async move {
                 shielded.set();
-                klaw::time::sleep(Duration::from_millis(30)).await;
+                common::until(|| heard.is_set()).await;
             })
             .await;
             panic!("late panic");
         });
+        child.task_ref().on_cancel(move |_| cancelled.set());
         s.spawn(failing_once(1, started));
         Ok(())
     })

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{FetchError, Flag, Gauge, failing};
-use klaw::{CancelReason, Error, TaskError, task::ExitReason};
+use klaw::{CancelReason, Error, TaskError, cancel::Region, task::ExitReason};
 
 #[klaw::test(workers = 4, timeout = "20s")]
 async fn no_more_than_the_limit_run_at_once_and_every_child_runs() {
@@ -115,7 +115,10 @@ async fn a_failure_cancels_the_waiting_children_which_never_start() {
     }
 }
 
-#[klaw::test(workers = 2, timeout = "10s")]
+// On a paused clock: the deadline passes only once every task waits, so the first child has been
+// polled by then however slowly the 1,000 spawns go (a child cancelled before it starts never
+// runs).
+#[klaw::test(start_paused = true, timeout = "10s")]
 async fn a_deadline_ends_the_waiting_children_with_the_scope() {
     let started = Arc::new(AtomicUsize::new(0));
     let result = klaw::scope!(limit = 1, timeout = "50ms", |s| {
@@ -210,21 +213,29 @@ async fn a_slot_is_given_back_only_when_everything_the_child_started_has_ended()
         for _ in 0..5 {
             let gauge = gauge.clone();
             s.spawn(async move {
-                // The child's own scope is dropped by a deadline while its blocking grandchild
-                // still runs (it cannot be interrupted): the child, and so its slot, ends only
-                // after the grandchild.
+                // The child's own scope is dropped by a cancelled region while its blocking
+                // grandchild still runs (it cannot be interrupted): the child, and so its slot,
+                // ends only after the grandchild. The region is cancelled once the grandchild
+                // runs: a job cancelled while still queued is withdrawn and never runs.
+                let region = Region::new();
+                let token = region.token();
                 let inner = async move {
                     klaw::scope!(|inner_scope| {
+                        let started = Flag::default();
+                        let running = started.clone();
                         inner_scope.spawn_blocking(move || {
                             gauge.enter();
+                            running.set();
                             std::thread::sleep(Duration::from_millis(10));
                             gauge.leave();
                         });
+                        common::until(|| started.is_set()).await;
+                        token.cancel("the grandchild runs");
                         std::future::pending::<()>().await;
                         Ok(())
                     })
                 };
-                klaw::cancel::move_on_after(Duration::from_millis(1), inner).await;
+                let _ = region.run(inner).await;
             });
         }
         Ok(())
@@ -257,7 +268,8 @@ fn a_runtime_shut_down_with_children_waiting_ends_them_unstarted() {
             Ok(())
         })
     });
-    std::thread::sleep(Duration::from_millis(50));
+    // Shuts down once the child holding the slot runs, so that exactly one has started.
+    common::wait_for("the first child started", || started.load(SeqCst) == 1);
     let report = rt.shutdown(Duration::from_millis(100));
     assert_eq!(started.load(SeqCst), 1);
     // Every child, running or waiting, ends cancelled. The scope's own task is cancelled too,

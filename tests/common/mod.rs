@@ -204,6 +204,45 @@ where
     });
 }
 
+/// Runs the future `make` gives as a klaw task on a paused runtime ([`paused`]: virtual time
+/// moves only when every task waits, so a task spawned before a deadline is polled before the
+/// deadline can pass), within [`DEADLINE`].
+pub fn in_paused_task<F, Fut>(make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    with_deadline(move || {
+        let rt = paused();
+        match rt.block_on(rt.spawn(make())) {
+            Ok(()) => {}
+            Err(klaw::TaskError::Panicked(message)) => panic!("{message}"),
+            Err(other) => panic!("the test's task ended with {other:?}"),
+        }
+    });
+}
+
+/// For a deadline that must reach a blocking closure while it runs, on a real clock: a deadline
+/// can pass before the blocking pool picks the job up, and a job cancelled while still queued is
+/// withdrawn and never runs. So `attempt` is given a timeout of 10 ms, then twice as long each
+/// time (up to 1 s), until it gives `Some`: the closure started before its deadline, and the
+/// attempt checked what the test is about. An attempt whose closure never started gives `None`.
+/// The caller's own deadline ([`in_task`]) bounds the tries.
+pub async fn until_a_deadline_finds_it_running<T, Fut>(
+    mut attempt: impl FnMut(Duration) -> Fut,
+) -> T
+where
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let mut timeout = ms(10);
+    loop {
+        if let Some(checked) = attempt(timeout).await {
+            return checked;
+        }
+        timeout = (timeout * 2).min(secs(1));
+    }
+}
+
 /// How many are inside (running) now, and the most that ever were at once.
 #[derive(Clone, Default)]
 pub struct Gauge {
@@ -367,8 +406,8 @@ pub fn in_child_process(name: &'static str, env: &[(&'static str, &str)], deadli
 
 /// Runs `last_step` in a blocking child of a scope (on `rt`) once the child sees the scope
 /// cancelled, as book/src/cancellation.md asks blocking code to check (the scope's body cancels
-/// it after 10 ms). Gives back the scope's result and what the step returned (`None` if the
-/// child never got to return it).
+/// it once the closure runs). Gives back the scope's result and what the step returned (`None`
+/// if the child never got to return it).
 pub fn last_step_of_a_cancelled_blocking_child<R: Send + 'static>(
     rt: &klaw::Runtime,
     last_step: impl FnOnce() -> R + Send + 'static,
@@ -378,13 +417,18 @@ pub fn last_step_of_a_cancelled_blocking_child<R: Send + 'static>(
     let result = rt
         .block_on(rt.spawn(async move {
             klaw::scope!(|s| {
+                let started = Flag::default();
+                let running = started.clone();
                 s.spawn_blocking(move || {
+                    running.set();
                     while !klaw::cancel::is_cancelled() {
                         std::thread::sleep(ms(1));
                     }
                     *seen.lock().unwrap() = Some(last_step());
                 });
-                klaw::time::sleep(ms(10)).await;
+                // Cancels only once the closure runs: a job cancelled while still queued is
+                // withdrawn and never runs, and the step would be `None`.
+                until(|| started.is_set()).await;
                 s.cancel("stop");
                 Ok(())
             })
