@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use common::{
     Alive, FetchError, Flag, fetch_ids, last_step_of_a_cancelled_blocking_child, ms, runtime,
-    within,
+    wait_for, within,
 };
 use klaw::scope::{Ready, ScopeOptions, scope_with};
 use klaw::task::BlockingTask;
@@ -118,16 +118,25 @@ fn poll_until<F: Future + Unpin>(rt: &klaw::Runtime, mut future: F, done: impl F
 fn a_region_under_futures_lite_block_on_in_a_cancelled_blocking_task_returns_at_its_deadline() {
     within(LIMIT, || {
         let rt = runtime(1);
-        let handle = rt.spawn_blocking(|| {
+        let (started, returned) = (Flag::default(), Flag::default());
+        let (running, region_returned) = (started.clone(), returned.clone());
+        let handle = rt.spawn_blocking(move || {
+            running.set();
             while !klaw::cancel::is_cancelled() {
                 std::thread::sleep(ms(1));
             }
-            futures_lite::future::block_on(klaw::cancel::move_on_after(ms(5), pending::<()>()))
+            let outcome =
+                futures_lite::future::block_on(klaw::cancel::move_on_after(ms(5), pending::<()>()));
+            region_returned.set();
+            outcome
         });
-        std::thread::sleep(ms(10));
+        // Cancels once the closure runs: a job cancelled while still queued is withdrawn and
+        // never runs, and there would be no region to return.
+        wait_for("the closure started", || started.is_set());
         handle.cancel("stop");
         let outcome = rt.block_on(handle);
         assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
+        assert!(returned.is_set(), "the handle resolved before the region under block_on returned");
     });
 }
 
@@ -174,11 +183,14 @@ fn a_failing_scope_under_a_foreign_block_on_in_a_cancelled_blocking_child_return
 fn a_scope_awaiting_its_child_under_a_foreign_block_on_in_a_cancelled_blocking_task_returns() {
     within(LIMIT, || {
         let rt = runtime(2);
+        let (started, returned) = (Flag::default(), Flag::default());
+        let (running, scope_returned) = (started.clone(), returned.clone());
         let handle = rt.spawn_blocking(move || {
+            running.set();
             while !klaw::cancel::is_cancelled() {
                 std::thread::sleep(ms(1));
             }
-            tokio_current_thread().block_on(async {
+            let result = tokio_current_thread().block_on(async {
                 klaw::scope!(|s| {
                     let child = s.spawn_local(async {
                         klaw::time::sleep(ms(5)).await;
@@ -186,13 +198,18 @@ fn a_scope_awaiting_its_child_under_a_foreign_block_on_in_a_cancelled_blocking_t
                     });
                     Ok(child.await? * 2)
                 })
-            })
+            });
+            scope_returned.set();
+            result
         });
-        std::thread::sleep(ms(10));
+        // Cancels once the closure runs: a job cancelled while still queued is withdrawn and
+        // never runs, and there would be no scope to return.
+        wait_for("the closure started", || started.is_set());
         handle.cancel("stop");
         // The closure's value is discarded (the task was cancelled); it must end.
         let outcome = rt.block_on(handle);
         assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
+        assert!(returned.is_set(), "the handle resolved before the scope under block_on returned");
     });
 }
 

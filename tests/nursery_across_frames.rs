@@ -31,18 +31,28 @@ use klaw::{Error, Task, TaskError};
 #[test]
 fn a_region_returns_only_after_a_blocking_task_awaited_inline_in_it() {
     in_task(|| async move {
-        let alive = Alive::default();
-        let guard = alive.guard(Duration::ZERO);
-        let outcome = klaw::cancel::move_on_after(ms(10), async move {
-            BlockingTask::new(move || {
-                std::thread::sleep(ms(150));
-                drop(guard);
+        // A deadline that passes before the pool picks the job up withdraws it: that attempt
+        // shows nothing (the closure never runs), and the next gives the pool longer. A closure
+        // that starts runs 150 ms past the whole timeout, so the deadline always finds it running.
+        let ended_first = common::until_a_deadline_finds_it_running(|timeout| async move {
+            let started = Flag::default();
+            let running = started.clone();
+            let alive = Alive::default();
+            let guard = alive.guard(Duration::ZERO);
+            let outcome = klaw::cancel::move_on_after(timeout, async move {
+                BlockingTask::new(move || {
+                    running.set();
+                    std::thread::sleep(timeout + ms(150));
+                    drop(guard);
+                })
+                .await
             })
-            .await
+            .await;
+            assert!(outcome.is_none(), "the deadline passed first");
+            started.is_set().then(|| alive.count() == 0)
         })
         .await;
-        assert!(outcome.is_none(), "the deadline passed first");
-        assert_eq!(alive.count(), 0, "the region returned while its blocking closure still ran");
+        assert!(ended_first, "the region returned while its blocking closure still ran");
     });
 }
 
@@ -52,20 +62,31 @@ fn a_region_returns_only_after_a_blocking_task_awaited_inline_in_it() {
 #[test]
 fn a_timed_out_scope_returns_only_after_a_childs_inline_blocking_task() {
     in_task(|| async move {
-        let alive = Alive::default();
-        let guard = alive.guard(Duration::ZERO);
-        let result: Result<(), Error> = klaw::scope!(timeout = "10ms", |s| {
-            s.spawn(async move {
-                let _ = BlockingTask::new(move || {
-                    std::thread::sleep(ms(150));
-                    drop(guard);
-                })
-                .await;
+        // A deadline that passes before the child is first polled, or before the pool picks its
+        // job up, ends them unstarted: that attempt shows nothing (the closure never runs), and
+        // the next gives them longer. A closure that starts runs 150 ms past the whole timeout,
+        // so the deadline always finds it running.
+        let ended_first = common::until_a_deadline_finds_it_running(|timeout| async move {
+            let started = Flag::default();
+            let running = started.clone();
+            let alive = Alive::default();
+            let guard = alive.guard(Duration::ZERO);
+            let result: Result<(), Error> = klaw::scope!(timeout = timeout, |s| {
+                s.spawn(async move {
+                    let _ = BlockingTask::new(move || {
+                        running.set();
+                        std::thread::sleep(timeout + ms(150));
+                        drop(guard);
+                    })
+                    .await;
+                });
+                Ok(())
             });
-            Ok(())
-        });
-        assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
-        assert_eq!(alive.count(), 0, "the scope returned while a grandchild closure still ran");
+            assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+            started.is_set().then(|| alive.count() == 0)
+        })
+        .await;
+        assert!(ended_first, "the scope returned while a grandchild closure still ran");
     });
 }
 
@@ -704,19 +725,27 @@ fn a_failing_scope_under_block_on_in_a_cancelled_blocking_child_returns() {
 fn a_region_under_block_on_in_a_cancelled_blocking_task_returns() {
     within(Duration::from_secs(10), || {
         let rt = runtime(1);
-        let handle = rt.spawn_blocking(|| {
+        let (started, returned) = (Flag::default(), Flag::default());
+        let (running, region_returned) = (started.clone(), returned.clone());
+        let handle = rt.spawn_blocking(move || {
+            running.set();
             while !klaw::cancel::is_cancelled() {
                 std::thread::sleep(ms(1));
             }
-            klaw::runtime::block_on(klaw::cancel::move_on_after(
+            let outcome = klaw::runtime::block_on(klaw::cancel::move_on_after(
                 ms(5),
                 std::future::pending::<()>(),
-            ))
+            ));
+            region_returned.set();
+            outcome
         });
-        std::thread::sleep(ms(10));
+        // Cancels once the closure runs: a job cancelled while still queued is withdrawn and
+        // never runs, and there would be no region to return.
+        common::wait_for("the closure started", || started.is_set());
         handle.cancel("stop");
         let outcome = rt.block_on(handle);
         assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
+        assert!(returned.is_set(), "the handle resolved before the region under block_on returned");
     });
 }
 
