@@ -23,7 +23,6 @@ use crate::channel::mpmc::waiters::{Polled, WaitList};
 use crate::channel::mpmc::yielding;
 use crate::channel::wakers::{Ticket, WakerSet, leave, poll_or_wait};
 use crate::coop;
-use crate::poller::Poller;
 use crate::sync::{AtomicUsize, Mutex, Ordering, SpinMutex};
 
 pub(crate) struct Chan<T> {
@@ -94,14 +93,11 @@ impl<T> Chan<T> {
         self.buffer.is_closed()
     }
 
-    /// One sender and one receiver now, and the other end (`other`'s line) waits in tasks of
-    /// the same kind as `here`'s: a send or receive in a task of a pool then waits at once,
-    /// without a yield (see `yielding`). Counts and record may change at any moment: this only
-    /// decides whether to yield.
-    fn hands_off_without_yield(&self, other: &WaitList, here: Poller) -> bool {
-        self.senders.load(Ordering::Relaxed) == 1
-            && self.receivers.load(Ordering::Relaxed) == 1
-            && other.waits_in(here)
+    /// One sender and one receiver now: a send or receive in a task of a pool then waits at
+    /// once for the other end, without a yield, if that end waits in tasks of the same kind
+    /// (see `yielding`). Counts may change at any moment: this only decides how to yield.
+    fn is_one_to_one(&self) -> bool {
+        self.senders.load(Ordering::Relaxed) == 1 && self.receivers.load(Ordering::Relaxed) == 1
     }
 
     fn wake_a_receiver(&self) {
@@ -208,10 +204,10 @@ impl<T> Chan<T> {
                     *yielded = false; // a stream polls on
                     return Poll::Ready(received);
                 }
-                if yielding::again(yielded, |here| {
-                    self.hands_off_without_yield(&self.senders_waiting, here)
+                if let Some(how) = yielding::again(yielded, self.is_one_to_one(), |here| {
+                    self.senders_waiting.waits_in(here)
                 }) {
-                    cx.waker().wake_by_ref();
+                    how.wake(cx);
                     return Poll::Pending;
                 }
             }
@@ -407,10 +403,10 @@ impl<T> Chan<T> {
                     Err(TrySendError::Closed(back)) => return Poll::Ready(Err(SendError(back))),
                     Err(TrySendError::Full(back)) => *value = Some(back),
                 }
-                if yielding::again(yielded, |here| {
-                    self.hands_off_without_yield(&self.receivers_waiting, here)
+                if let Some(how) = yielding::again(yielded, self.is_one_to_one(), |here| {
+                    self.receivers_waiting.waits_in(here)
                 }) {
-                    cx.waker().wake_by_ref();
+                    how.wake(cx);
                     return Poll::Pending;
                 }
             }

@@ -51,25 +51,79 @@
 //! poll looks at the buffer again. Under the model checker nothing yields: each poll goes
 //! straight to the wait the models check.
 
+use std::task::Context;
+
 use crate::poller::Poller;
 
-/// A poll of a receive or a send found nothing, while not in line. True if the future should
-/// yield (its task is woken, and it returns `Pending` without joining the line): it has not
-/// yet, which `yielded` records. False if it already did and should wait now, or if it runs in
-/// a task and `hands_off` for that kind of task (its channel has one sender and one receiver,
-/// and the other end waits in tasks of the same kind), on a runtime with more than one worker
-/// (`Poller::is_pool`).
+/// How a receive or a send that found nothing yields (see [`again`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Yield {
+    /// Its task is woken at once: queued behind what its executor has queued.
+    Now,
+    /// Its task is woken once its tokio worker has run what that worker has queued, as
+    /// `tokio::task::yield_now` does (feature `tokio`), and no other worker is woken for it.
+    BehindTokioQueue,
+}
+
+impl Yield {
+    /// Wakes the task that yields, as chosen; the caller returns `Pending`.
+    #[inline]
+    pub(crate) fn wake(self, cx: &mut Context<'_>) {
+        match self {
+            Yield::Now => cx.waker().wake_by_ref(),
+            #[cfg(all(feature = "tokio", not(klaw_loom)))]
+            Yield::BehindTokioQueue => {
+                use std::future::Future as _;
+                // tokio's `yield_now` keeps the waker in its worker's list of deferred wake-ups
+                // on its first poll (outside a worker it wakes at once); the future itself is
+                // done with after that poll.
+                let deferred = std::pin::pin!(tokio::task::yield_now());
+                let _ = deferred.poll(cx);
+            }
+            #[cfg(not(all(feature = "tokio", not(klaw_loom))))]
+            Yield::BehindTokioQueue => cx.waker().wake_by_ref(),
+        }
+    }
+}
+
+/// A poll of a receive or a send found nothing, while not in line. `Some` if the future should
+/// yield (its task woken by [`Yield::wake`], it returns `Pending` without joining the line):
+/// it has not yet, which `yielded` records. `None` if it already did and should wait now, or if
+/// it runs in a task of a runtime with more than one worker (`Poller::is_pool`), its channel has
+/// one sender and one receiver (`one_to_one`), and the other end waits in tasks of the same
+/// kind (`other_waits_in`).
+///
+/// A one-to-one end in a tokio task of a pool whose other end waits elsewhere (a `block_on`, a
+/// klaw task: `select!`'s producers, say) yields [`Yield::BehindTokioQueue`]: woken at once, its
+/// task would go to the back of the worker's queue and wake a sleeping worker to take it, which
+/// spreads the producers over both workers while the consumer they feed runs on a thread of its
+/// own. Measured (`benches/FINDINGS.md`, **A channel's yield through tokio's `yield_now`,
+/// decided**): `select!` over four channels fed by tokio tasks went from 1.16 to 0.79x
+/// `tokio::select!` over tokio's mpsc on a quiet machine (medians of nine interleaved pairs),
+/// and within its swings under load. MPMC ends keep [`Yield::Now`]: deferred, 4×4 went from
+/// 0.98 to 1.11x kanal under load.
 #[inline]
-pub(crate) fn again(yielded: &mut bool, hands_off: impl FnOnce(Poller) -> bool) -> bool {
-    let hand_off = || {
-        let here = Poller::here();
-        here != Poller::Outside && hands_off(here) && here.is_pool()
-    };
-    if cfg!(klaw_loom) || *yielded || hand_off() {
-        return false;
+pub(crate) fn again(
+    yielded: &mut bool,
+    one_to_one: bool,
+    other_waits_in: impl FnOnce(Poller) -> bool,
+) -> Option<Yield> {
+    if cfg!(klaw_loom) || *yielded {
+        return None;
+    }
+    let mut how = Yield::Now;
+    let here = Poller::here();
+    if one_to_one && here != Poller::Outside {
+        let hands_off = other_waits_in(here);
+        if (hands_off || here == Poller::Tokio) && here.is_pool() {
+            if hands_off {
+                return None;
+            }
+            how = Yield::BehindTokioQueue;
+        }
     }
     *yielded = true;
-    true
+    Some(how)
 }
 
 #[cfg(all(test, not(klaw_loom)))]
@@ -78,16 +132,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::{Context, Wake, Waker};
 
-    use super::again;
+    use super::{Yield, again};
     use crate::channel::mpmc::chan::Chan;
     use crate::coop;
 
     #[test]
     fn a_future_yields_once_and_then_waits_on_every_later_poll() {
         let mut yielded = false;
-        assert!(again(&mut yielded, |_| true), "the first poll that finds nothing yields");
-        assert!(!again(&mut yielded, |_| true), "the next one waits");
-        assert!(!again(&mut yielded, |_| true), "and so does every one after it");
+        let mut again = || again(&mut yielded, true, |_| true);
+        assert_eq!(again(), Some(Yield::Now), "the first poll that finds nothing yields");
+        assert_eq!(again(), None, "the next one waits");
+        assert_eq!(again(), None, "and so does every one after it");
     }
 
     /// A waker that counts its wake-ups: a yield wakes the task it returns `Pending` to.
@@ -274,7 +329,45 @@ mod tests {
         });
         chan.leave_receivers(waiter);
         chan.try_push(1).unwrap(); // full
-        assert_eq!(send_once(&chan, Place::TokioWorkers(2)), Did::Yielded);
+        assert_eq!(send_once(&chan, Place::TokioWorkers(1)), Did::Yielded);
+    }
+
+    /// A one-to-one end in a tokio task of a pool, whose other end waits outside tasks (a
+    /// `select!` consumer on a `block_on`, say), yields as `tokio::task::yield_now` does: its
+    /// task is woken only once its worker has run what it has queued, not at once.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn in_a_tokio_task_on_two_workers_a_yield_waits_behind_the_workers_queue() {
+        let chan = Arc::new(Chan::<u64>::new(Some(1)));
+        let receiver_outside = receive_once_twice_outside(&chan);
+        let Did::Joined(waiter) = receiver_outside else { unreachable!() };
+        chan.leave_receivers(waiter);
+        chan.try_push(1).unwrap(); // full
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let sending = chan.clone();
+        runtime
+            .block_on(runtime.spawn(async move {
+                let count = Arc::new(Count::default());
+                let waker = Waker::from(count.clone());
+                let (mut value, mut waiter, mut yielded) = (Some(0), None, false);
+                let polled = sending.poll_send(
+                    &mut value,
+                    &mut waiter,
+                    &mut yielded,
+                    &mut Context::from_waker(&waker),
+                );
+                assert!(polled.is_pending() && waiter.is_none() && yielded, "it yields");
+                assert_eq!(count.0.load(Ordering::SeqCst), 0, "not woken during its poll");
+                // Deferred too, this task runs again only after the worker woke what it deferred.
+                tokio::task::yield_now().await;
+                assert_eq!(
+                    count.0.load(Ordering::SeqCst),
+                    1,
+                    "woken once the worker ran its queue"
+                );
+            }))
+            .unwrap();
     }
 
     /// A receive polled twice outside a task: it yields, then joins the line there.
