@@ -747,7 +747,11 @@ async fn a_dropped_local_handle_neither_stops_its_child_nor_loses_its_failure() 
 /// Book (Scopes, Background children): "Until then it is a child like any other: its failure
 /// fails the scope", and in supervisor mode "failures cancel nobody": a failing background
 /// child in a supervisor scope is reported and its siblings run to their end.
-#[klaw::test(workers = 2, timeout = "10s")]
+///
+/// On a paused clock, so that the background child surely fails (at 1 ms) while the scope is
+/// still open: on a busy machine it could otherwise be first polled only after the sibling's
+/// 20 ms, when the scope cancels it unrun and there is no failure to report.
+#[klaw::test(start_paused = true, timeout = "10s")]
 async fn a_background_childs_failure_in_supervisor_mode_is_reported_and_cancels_nobody() {
     let finished = Flag::default();
     let done = finished.clone();
@@ -870,11 +874,16 @@ fn heard(slot: &Arc<std::sync::Mutex<Option<Token>>>) -> Option<CancelReason> {
 /// with that cancellation's reason", from each direction the reasons table lists: a handle's
 /// cancel (`User`), `Scope::cancel` (`User`), a sibling's failure (`SiblingFailed`), the body's
 /// error (`ParentCancelled`), a deadline (`Deadline`), the shutdown (`Shutdown`).
+///
+/// The deadlines run on a paused clock: a child or task cancelled before its first poll never
+/// runs, and would leave its slot empty; there, time moves only once every task waits, so each
+/// is in its region before its deadline passes.
 #[test]
 fn a_regions_token_hears_each_enclosing_cancellation_with_its_reason() {
     type Slot = Arc<std::sync::Mutex<Option<Token>>>;
     common::with_deadline(|| {
         let rt = runtime(2);
+        let paused = common::paused();
         let slot = || -> Slot { Arc::default() };
 
         let by_handle = slot();
@@ -889,7 +898,8 @@ fn a_regions_token_hears_each_enclosing_cancellation_with_its_reason() {
         );
 
         let by_timeout = slot();
-        let _ = rt.block_on(rt.spawn(Task::new(region_waiting(by_timeout.clone())).timeout(ms(5))));
+        let _ = paused
+            .block_on(paused.spawn(Task::new(region_waiting(by_timeout.clone())).timeout(ms(5))));
         assert_eq!(heard(&by_timeout), Some(CancelReason::Deadline), "the task's timeout");
 
         let (in_child, in_local) = (slot(), slot());
@@ -945,14 +955,15 @@ fn a_regions_token_hears_each_enclosing_cancellation_with_its_reason() {
 
         let (by_deadline, by_scope_timeout) = (slot(), slot());
         let (c, t) = (by_deadline.clone(), by_scope_timeout.clone());
-        rt.block_on(rt.spawn(async move {
-            let _ = klaw::cancel::move_on_after(ms(5), region_waiting(c)).await;
-            let _: Result<(), Error> = klaw::scope!(timeout = "5ms", |s| {
-                s.spawn(region_waiting(t));
-                Ok(())
-            });
-        }))
-        .unwrap();
+        paused
+            .block_on(paused.spawn(async move {
+                let _ = klaw::cancel::move_on_after(ms(5), region_waiting(c)).await;
+                let _: Result<(), Error> = klaw::scope!(timeout = "5ms", |s| {
+                    s.spawn(region_waiting(t));
+                    Ok(())
+                });
+            }))
+            .unwrap();
         assert_eq!(
             heard(&by_deadline),
             Some(CancelReason::Deadline),

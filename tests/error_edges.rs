@@ -502,7 +502,7 @@ fn a_nested_scopes_report_inside_an_entry_is_indented_under_it() {
         let rt = runtime(2);
         rt.block_on(async {
             let error = klaw::scope!(supervisor, |s| {
-                s.spawn(
+                let batch = s.spawn(
                     Task::fallible(async {
                         klaw::scope!(supervisor, |inner| {
                             let first = inner.spawn(failing(1, ZERO));
@@ -513,7 +513,9 @@ fn a_nested_scopes_report_inside_an_entry_is_indented_under_it() {
                     })
                     .name("batch"),
                 );
-                s.spawn(failing(3, ms(100)));
+                // The outer entries in a known order: the batch's group, then fetch 3.
+                ended(&batch).await;
+                s.spawn(failing(3, ZERO));
                 Ok(())
             })
             .unwrap_err();
@@ -549,7 +551,10 @@ fn the_first_first_holds_through_a_nested_group() {
                 let flag = started.clone();
                 s.spawn(BlockingTask::fallible(move || {
                     flag.set();
-                    std::thread::sleep(ms(100));
+                    // Fails only once the body's error has cancelled the scope: after the group.
+                    while !klaw::cancel::is_cancelled() {
+                        std::thread::sleep(ms(1));
+                    }
                     Err::<(), _>(FetchError(3))
                 }));
                 // Started, so the body's failure cannot cancel it before it runs (a child

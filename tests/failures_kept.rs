@@ -266,6 +266,23 @@ fn release_later(gate: &Gate, n: usize, after: Duration) -> JoinHandle<()> {
     })
 }
 
+/// [`in_task`] on a runtime with a paused clock (one worker): time moves only when every task
+/// waits, so a child spawned before a deadline has run up to its first wait when it passes.
+fn in_paused_task<F, Fut>(make: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_deadline(move || {
+        let rt = common::paused();
+        match rt.block_on(rt.spawn(make())) {
+            Ok(()) => {}
+            Err(TaskError::Panicked(message)) => panic!("{message}"),
+            Err(other) => panic!("the test's task ended with {other:?}"),
+        }
+    });
+}
+
 // ---- (a) a child fails while a local shield holds an enclosing region's cancellation --------
 
 /// (a) An enclosing region is cancelled while a local child's shield holds it open; the scope
@@ -427,9 +444,12 @@ fn a_cleanup_failure_after_a_handle_cancel_of_the_task_reaches_the_tasks_scope()
 
 /// (b) A scope's own `timeout` passes while its child cleans up, and the cleanup fails.
 /// Promise: the scope returns both, "the first first": the deadline, then the child's failure.
+///
+/// On a paused clock: the child is surely running (in its cleanup) when the deadline passes;
+/// one cancelled before its first poll would never run, and fail nothing.
 #[test]
 fn a_cleanup_failure_after_the_scopes_own_deadline_is_listed_after_it() {
-    in_task(|| async {
+    in_paused_task(|| async {
         let alive = Alive::default();
         let a = alive.clone();
         let result: Result<(), Error> = klaw::scope!(timeout = "5ms", |s| {
@@ -471,11 +491,15 @@ fn cleanup_failures_after_scope_cancel_are_both_in_the_result() {
 /// children, and a grandchild scope's child, fail in their cleanup after the drop. Promise:
 /// "That includes failures of children that end after the drop": all three reach the
 /// enclosing scope.
+///
+/// On a paused clock: all three (the grandchild two spawns deep) are in their cleanup before
+/// the 10 ms deadline passes, and the cleanups are let go on 30 ms after that, in the same
+/// virtual time, by a sibling of the dropped region.
 #[test]
 fn cleanup_failures_of_children_and_grandchildren_after_a_deadline_drop_all_arrive() {
-    in_task(|| async {
+    in_paused_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
-        let result: Result<(), Error> = klaw::scope!(|_outer| {
+        let result: Result<(), Error> = klaw::scope!(|outer| {
             let inner = async {
                 klaw::scope!(|s| {
                     s.spawn_local(cleanup_fails(14, &gate, &alive));
@@ -492,11 +516,15 @@ fn cleanup_failures_of_children_and_grandchildren_after_a_deadline_drop_all_arri
                     Ok(())
                 })
             };
-            let setter = release_later(&gate, 3, ms(30)); // past the deadline
+            let setter = gate.clone();
+            outer.spawn(async move {
+                until(|| setter.started() == 3).await;
+                klaw::time::sleep(ms(30)).await; // past the deadline
+                setter.go.set();
+            });
             let outcome = move_on_after(ms(10), inner).await;
             assert!(outcome.is_none());
             assert_eq!(alive.count(), 0, "the region returned before its descendants ended");
-            setter.join().unwrap();
             Ok(())
         });
         assert_eq!(result_ids(&result), [14, 15, 16], "{result:?}");

@@ -809,20 +809,22 @@ fn a_supervisor_scope_cancelled_by_hand_reports_every_error_raised_in_cleanup() 
 /// trio `fail_after` around a nursery whose child raises when cancelled: the scope's own
 /// `timeout` passes, the child (cancelled with `Deadline`) raises; both the `Elapsed` and the
 /// child's error are reported, `Elapsed` first.
-#[test]
-fn a_scope_timeout_and_an_error_raised_in_the_cancelled_child_are_both_reported() {
-    in_task(|| async {
-        let running = Flag::default();
-        let seen: Seen = Arc::default();
-        let result: Result<(), Error> = klaw::scope!(timeout = Duration::from_millis(10), |s| {
-            s.spawn(converts_cancel("TypeError", running.clone(), seen.clone(), None));
-            pending::<()>().await;
-            Ok(())
-        });
-        let error = result.unwrap_err();
-        assert_eq!(crashes(&error), ["Elapsed", "TypeError"], "{error:?}");
-        assert_eq!(*seen.lock().unwrap(), Some(CancelReason::Deadline));
+///
+/// On a paused clock: the child is surely running when the deadline passes (in trio it would
+/// raise at its first checkpoint anyway; klaw never runs a child cancelled before it started).
+#[klaw::test(start_paused = true, timeout = "10s")]
+async fn a_scope_timeout_and_an_error_raised_in_the_cancelled_child_are_both_reported() {
+    let running = Flag::default();
+    let seen: Seen = Arc::default();
+    let result: Result<(), Error> = klaw::scope!(timeout = Duration::from_millis(10), |s| {
+        s.spawn(converts_cancel("TypeError", running.clone(), seen.clone(), None));
+        pending::<()>().await;
+        Ok(())
     });
+    assert!(running.is_set(), "the child never ran");
+    let error = result.unwrap_err();
+    assert_eq!(crashes(&error), ["Elapsed", "TypeError"], "{error:?}");
+    assert_eq!(*seen.lock().unwrap(), Some(CancelReason::Deadline));
 }
 
 // ---- Shields and nested cancellation in one task ----------------------------------------------

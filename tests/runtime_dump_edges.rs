@@ -34,6 +34,21 @@ fn header_count(tree: &str, what: &str) -> usize {
     number.parse().unwrap_or_else(|_| panic!("no count of {what:?} in {header:?}"))
 }
 
+/// Dumps `rt` until the dump satisfies `ready`, and gives that dump; fails after 10 s with the
+/// last one. A test waits for the state it looks at instead of sleeping and hoping it came.
+fn dump_when(rt: &klaw::Runtime, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let last = std::cell::RefCell::new(String::new());
+    let seen = common::wait_until(common::secs(10), || {
+        let tree = rt.dump().to_string();
+        let done = ready(&tree);
+        *last.borrow_mut() = tree;
+        done
+    });
+    let tree = last.into_inner();
+    assert!(seen, "never happened: {what}; the last dump:\n{tree}");
+    tree
+}
+
 /// Parses a `Duration` as `{:.1?}` prints it ("12.0ms", "1.5s", "800.0µs").
 fn parse_debug_duration(text: &str) -> Duration {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap();
@@ -67,6 +82,7 @@ fn a_cancelled_child_still_ending_stays_listed_under_its_scope() {
         let release = Arc::new(AtomicBool::new(false));
         let in_cleanup = Arc::new(AtomicBool::new(false));
         let (release2, in_cleanup2) = (release.clone(), in_cleanup.clone());
+        let flushing = in_cleanup.clone();
         let job = rt.spawn(async move {
             klaw::scope!(name = "outer", |s| {
                 s.spawn(
@@ -84,14 +100,20 @@ fn a_cancelled_child_still_ending_stays_listed_under_its_scope() {
                     })
                     .name("writer"),
                 );
-                klaw::time::sleep(ms(20)).await;
+                // Only once the flusher runs: a writer cancelled before it started would never
+                // run, and leave nothing ending to show.
+                common::until(|| flushing.load(Ordering::SeqCst)).await;
                 s.cancel("stop writing");
                 Ok(())
             })
         });
         wait_for("the flusher runs", || in_cleanup.load(Ordering::SeqCst));
-        std::thread::sleep(ms(100)); // the outer scope is cancelled by now, the flusher shielded
-        let tree = rt.dump().to_string();
+        // The flusher is shielded: once the cancel has reached the writer, this is how the tree
+        // stays until the release.
+        let tree = dump_when(&rt, "the cancel reached the outer scope and the writer", |tree| {
+            tree.contains("cancelled: stop writing")
+                && tree.lines().any(|l| l.contains("task `writer`") && l.contains("(stop writing)"))
+        });
         release.store(true, Ordering::SeqCst);
         let _ = rt.block_on(job);
 
@@ -111,29 +133,36 @@ fn a_cancelled_child_still_ending_stays_listed_under_its_scope() {
 fn every_waiting_task_counted_in_the_header_has_its_line() {
     within(common::DEADLINE, || {
         let rt = common::runtime(2);
-        let release = Arc::new(AtomicBool::new(false));
-        let release2 = release.clone();
+        let (release, released) = klaw::channel::oneshot::channel::<()>();
+        let held = Arc::new(AtomicBool::new(false));
+        let (holding, in_shield) = (held.clone(), held.clone());
         let job = rt.spawn(async move {
             klaw::scope!(name = "parent", |s| {
                 s.spawn(Task::new(async move {
                     klaw::scope!(name = "held", |inner| {
                         inner.spawn(klaw::cancel::shield(async move {
-                            common::until(|| release2.load(Ordering::SeqCst)).await;
+                            holding.store(true, Ordering::SeqCst);
+                            let _ = released.await;
                         }));
                         Ok(())
                     })
                 }));
-                klaw::time::sleep(ms(20)).await;
+                // Only once the shielded grandchild runs: a child cancelled before it started
+                // would never run.
+                common::until(|| in_shield.load(Ordering::SeqCst)).await;
                 s.cancel("over");
                 Ok(())
             })
         });
-        std::thread::sleep(ms(150));
-        let tree = rt.dump().to_string();
-        release.store(true, Ordering::SeqCst);
+        wait_for("the shielded grandchild runs", || held.load(Ordering::SeqCst));
+        // The three tasks wait: the job in its scope, the child for its descendant, the
+        // shielded one for the release (a wait that wakes no one: it is never seen running).
+        let tree = dump_when(&rt, "the cancel landed and three tasks wait", |tree| {
+            tree.contains("cancelled: over") && header_count(tree, "waiting") == 3
+        });
+        let _ = release.send(());
         let _ = rt.block_on(job);
-        // Every task here waits (the job in its scope, the child for its descendant, the
-        // shielded one in `until`), so each waiting task is one task line.
+        // Every task here waits, so each waiting task is one task line.
         let task_lines = tree.lines().filter(|l| l.trim_start().starts_with("task")).count();
         assert_eq!(
             task_lines,
@@ -174,8 +203,8 @@ fn every_level_of_a_deeply_nested_tree_appears_in_the_dump() {
         let reached = Arc::new(AtomicUsize::new(0));
         let job = rt.spawn(level(0, reached.clone()));
         wait_for("every level opened", || reached.load(Ordering::SeqCst) == LEVELS);
-        std::thread::sleep(ms(50));
-        let tree = rt.dump().to_string();
+        // The last level spawns the leaf just after it counts itself.
+        let tree = dump_when(&rt, "the leaf is spawned", |tree| tree.contains("task `leaf`"));
         job.cancel("seen");
         let _ = rt.block_on(job);
         let scopes = tree.lines().filter(|l| l.trim_start().starts_with("scope `level`")).count();
@@ -198,22 +227,34 @@ fn every_level_of_a_deeply_nested_tree_appears_in_the_dump() {
 fn open_times_and_first_waits_are_the_time_since_then() {
     within(common::DEADLINE, || {
         let rt = common::runtime(2);
+        let started = Instant::now();
         let job = rt.spawn(async {
             klaw::scope!(name = "timed", |s| {
                 s.spawn(Task::new(std::future::pending::<()>()).name("idle"));
                 Ok(())
             })
         });
-        let started = Instant::now();
+        // The scope opened, and the child first waited, between `started` and `waiting`,
+        // however late the child ran.
+        dump_when(&rt, "the idle child waits", |tree| {
+            tree.lines().any(|line| line.contains("task `idle`") && line.contains("first waited"))
+        });
+        let waiting = Instant::now();
         std::thread::sleep(ms(300));
+        let least = waiting.elapsed();
         let tree = rt.dump().to_string();
-        let bound = started.elapsed() + ms(5);
+        let most = started.elapsed();
         job.cancel("seen");
         let _ = rt.block_on(job);
+        // The dump prints whole milliseconds, and past a second tenths of one (rounded).
+        let (low, high) = (least.saturating_sub(ms(50)), most + ms(50));
         let open = ago(&line_of(&tree, "scope `timed`"), "open ");
         let waited = ago(&line_of(&tree, "task `idle`"), "first waited ");
-        assert!(open >= ms(250) && open <= bound, "open {open:?}:\n{tree}");
-        assert!(waited >= ms(250) && waited <= bound, "waited {waited:?}:\n{tree}");
+        assert!(open >= low && open <= high, "open {open:?}, not in {low:?}..{high:?}:\n{tree}");
+        assert!(
+            waited >= low && waited <= high,
+            "waited {waited:?}, not in {low:?}..{high:?}:\n{tree}"
+        );
     });
 }
 
@@ -225,6 +266,8 @@ fn ended_tasks_and_scopes_vanish_from_the_dump() {
         let rt = common::runtime(2);
         let (tx, rx) = klaw::channel::oneshot::channel::<()>();
         let (done_tx, done_rx) = klaw::channel::oneshot::channel::<()>();
+        let opened = Arc::new(AtomicBool::new(false));
+        let opener_done = opened.clone();
         let job = rt.spawn(async move {
             klaw::scope!(name = "mixed", |s| {
                 s.spawn(Task::new(async {}).name("quick"));
@@ -236,10 +279,12 @@ fn ended_tasks_and_scopes_vanish_from_the_dump() {
                 );
                 s.spawn(
                     Task::new(async move {
-                        klaw::scope!(name = "short-lived", |inner| {
+                        let closed = klaw::scope!(name = "short-lived", |inner| {
                             inner.spawn(Task::new(async {}).name("inner-quick"));
                             Ok(())
-                        })
+                        });
+                        opener_done.store(true, Ordering::SeqCst);
+                        closed
                     })
                     .name("opener"),
                 );
@@ -247,11 +292,18 @@ fn ended_tasks_and_scopes_vanish_from_the_dump() {
                 Ok(())
             })
         });
-        std::thread::sleep(ms(100));
-        let tree = rt.dump().to_string();
+        // Each dump waits for the state it looks at. The opener ran, so all three children
+        // were spawned; then one child not ended is `slow` alone.
+        wait_for("the opener's scope closed", || opened.load(Ordering::SeqCst));
+        let children_left = |tree: &str, n: usize| {
+            tree.lines().any(|line| {
+                line.contains("scope `mixed`")
+                    && line.contains(&format!(", {n} children not ended"))
+            })
+        };
+        let tree = dump_when(&rt, "every child but `slow` ended", |tree| children_left(tree, 1));
         let _ = tx.send(());
-        std::thread::sleep(ms(50));
-        let later = rt.dump().to_string();
+        let later = dump_when(&rt, "`slow` ended too", |tree| children_left(tree, 0));
         let _ = done_tx.send(());
         rt.block_on(job).unwrap().unwrap();
         // The root task may still be ending its bookkeeping: wait until it left the list.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{FetchError, Flag, SetOnDrop, failing, runtime};
+use common::{FetchError, Flag, SetOnDrop, failing, runtime, until};
+use futures_util::future::{Either, select};
 use klaw::{CancelReason, Error, TaskError, task::ExitReason};
 
 #[klaw::test(workers = 2, timeout = "10s")]
@@ -130,9 +131,10 @@ async fn supervisor_mode_cancels_nobody_and_collects_every_failure() {
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn later_failures_are_kept_after_the_first() {
     let error = klaw::scope!(|s| {
-        s.spawn(failing(1, Duration::ZERO));
-        // The child fails meanwhile; the shield holds the body open until it is done.
-        klaw::cancel::shield(klaw::time::sleep(Duration::from_millis(20))).await;
+        let child = s.spawn(failing(1, Duration::ZERO));
+        // The shield holds the body open until the child has failed (a child cancelled by the
+        // body's error before it started would never run, and fail nothing).
+        klaw::cancel::shield(until(|| child.is_finished())).await;
         Err::<(), _>(Error::other("the body failed too").into())
     })
     .unwrap_err();
@@ -253,8 +255,14 @@ fn dropping_a_scope_future_cancels_its_children_and_none_runs_afterwards() {
                 Ok(())
             })
         };
-        // Drop the scope future after it has run a while.
-        assert!(klaw::cancel::fail_after(Duration::from_millis(30), scope).await.is_err());
+        // Drop the scope future once both children have run (a child cancelled before it
+        // started would never run, nor build its guard).
+        let both_ran =
+            until(|| ticks.load(Ordering::SeqCst) > 0 && local_ticks.load(Ordering::SeqCst) > 0);
+        match select(Box::pin(scope), Box::pin(both_ran)).await {
+            Either::Left((ended, _)) => panic!("the scope ended on its own: {ended:?}"),
+            Either::Right(((), scope)) => drop(scope),
+        }
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     while !parallel_dropped.is_set() && Instant::now() < deadline {
