@@ -4,21 +4,6 @@ mod common;
 
 use klaw::Task;
 
-/// Dumps `rt` until the dump satisfies `ready`, and gives that dump; fails after 10 s with the
-/// last one. The tests wait for the state they look at instead of sleeping and hoping it came.
-fn dump_when(rt: &klaw::Runtime, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let last = std::cell::RefCell::new(String::new());
-    let seen = common::wait_until(common::secs(10), || {
-        let tree = rt.dump().to_string();
-        let done = ready(&tree);
-        *last.borrow_mut() = tree;
-        done
-    });
-    let tree = last.into_inner();
-    assert!(seen, "never happened: {what}; the last dump:\n{tree}");
-    tree
-}
-
 /// A pipeline whose body forgot to `drop(tx)`: the consumer waits for a message that never comes,
 /// so the scope never ends. Runs until `stop` says otherwise.
 async fn forgotten_drop(stop: klaw::channel::oneshot::Receiver<()>) -> Result<(), klaw::Error> {
@@ -56,7 +41,7 @@ fn the_dump_of_a_stuck_tree_names_every_scope_and_task_where_it_waits() {
     let (stop_tx, stop_rx) = klaw::channel::oneshot::channel();
     let program = rt.spawn(Task::new(forgotten_drop(stop_rx)).name("main-loop"));
     // Stuck for good once the deepest task exists and the consumer waits for its next message.
-    let tree = dump_when(&rt, "the tree is built and the consumer waits", |tree| {
+    let tree = common::dump_when(&rt, "the tree is built and the consumer waits", |tree| {
         tree.contains("task `upload`")
             && tree
                 .lines()
@@ -107,7 +92,7 @@ fn the_dump_shows_children_waiting_for_a_slot_and_a_cancelled_scope() {
         })
     });
     // The body spawns the ten at once; the dump may come before it ran.
-    dump_when(&rt, "eight children wait for a slot", |tree| {
+    common::dump_when(&rt, "eight children wait for a slot", |tree| {
         tree.contains("8 waiting for a slot (limit 2)")
     });
     stop_tx.send(()).unwrap();

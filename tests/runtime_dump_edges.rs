@@ -34,21 +34,6 @@ fn header_count(tree: &str, what: &str) -> usize {
     number.parse().unwrap_or_else(|_| panic!("no count of {what:?} in {header:?}"))
 }
 
-/// Dumps `rt` until the dump satisfies `ready`, and gives that dump; fails after 10 s with the
-/// last one. A test waits for the state it looks at instead of sleeping and hoping it came.
-fn dump_when(rt: &klaw::Runtime, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let last = std::cell::RefCell::new(String::new());
-    let seen = common::wait_until(common::secs(10), || {
-        let tree = rt.dump().to_string();
-        let done = ready(&tree);
-        *last.borrow_mut() = tree;
-        done
-    });
-    let tree = last.into_inner();
-    assert!(seen, "never happened: {what}; the last dump:\n{tree}");
-    tree
-}
-
 /// Parses a `Duration` as `{:.1?}` prints it ("12.0ms", "1.5s", "800.0µs").
 fn parse_debug_duration(text: &str) -> Duration {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap();
@@ -110,10 +95,13 @@ fn a_cancelled_child_still_ending_stays_listed_under_its_scope() {
         wait_for("the flusher runs", || in_cleanup.load(Ordering::SeqCst));
         // The flusher is shielded: once the cancel has reached the writer, this is how the tree
         // stays until the release.
-        let tree = dump_when(&rt, "the cancel reached the outer scope and the writer", |tree| {
-            tree.contains("cancelled: stop writing")
-                && tree.lines().any(|l| l.contains("task `writer`") && l.contains("(stop writing)"))
-        });
+        let tree =
+            common::dump_when(&rt, "the cancel reached the outer scope and the writer", |tree| {
+                tree.contains("cancelled: stop writing")
+                    && tree
+                        .lines()
+                        .any(|l| l.contains("task `writer`") && l.contains("(stop writing)"))
+            });
         release.store(true, Ordering::SeqCst);
         let _ = rt.block_on(job);
 
@@ -157,7 +145,7 @@ fn every_waiting_task_counted_in_the_header_has_its_line() {
         wait_for("the shielded grandchild runs", || held.load(Ordering::SeqCst));
         // The three tasks wait: the job in its scope, the child for its descendant, the
         // shielded one for the release (a wait that wakes no one: it is never seen running).
-        let tree = dump_when(&rt, "the cancel landed and three tasks wait", |tree| {
+        let tree = common::dump_when(&rt, "the cancel landed and three tasks wait", |tree| {
             tree.contains("cancelled: over") && header_count(tree, "waiting") == 3
         });
         let _ = release.send(());
@@ -204,7 +192,8 @@ fn every_level_of_a_deeply_nested_tree_appears_in_the_dump() {
         let job = rt.spawn(level(0, reached.clone()));
         wait_for("every level opened", || reached.load(Ordering::SeqCst) == LEVELS);
         // The last level spawns the leaf just after it counts itself.
-        let tree = dump_when(&rt, "the leaf is spawned", |tree| tree.contains("task `leaf`"));
+        let tree =
+            common::dump_when(&rt, "the leaf is spawned", |tree| tree.contains("task `leaf`"));
         job.cancel("seen");
         let _ = rt.block_on(job);
         let scopes = tree.lines().filter(|l| l.trim_start().starts_with("scope `level`")).count();
@@ -236,7 +225,7 @@ fn open_times_and_first_waits_are_the_time_since_then() {
         });
         // The scope opened, and the child first waited, between `started` and `waiting`,
         // however late the child ran.
-        dump_when(&rt, "the idle child waits", |tree| {
+        common::dump_when(&rt, "the idle child waits", |tree| {
             tree.lines().any(|line| line.contains("task `idle`") && line.contains("first waited"))
         });
         let waiting = Instant::now();
@@ -301,9 +290,10 @@ fn ended_tasks_and_scopes_vanish_from_the_dump() {
                     && line.contains(&format!(", {n} children not ended"))
             })
         };
-        let tree = dump_when(&rt, "every child but `slow` ended", |tree| children_left(tree, 1));
+        let tree =
+            common::dump_when(&rt, "every child but `slow` ended", |tree| children_left(tree, 1));
         let _ = tx.send(());
-        let later = dump_when(&rt, "`slow` ended too", |tree| children_left(tree, 0));
+        let later = common::dump_when(&rt, "`slow` ended too", |tree| children_left(tree, 0));
         let _ = done_tx.send(());
         rt.block_on(job).unwrap().unwrap();
         // The root task may still be ending its bookkeeping: wait until it left the list.

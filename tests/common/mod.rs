@@ -183,6 +183,21 @@ pub fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
     true
 }
 
+/// Dumps `rt` until the dump satisfies `ready`, and gives that dump; fails after 10 s with the
+/// last one. A test waits for the state it looks at instead of sleeping and hoping it came.
+pub fn dump_when(rt: &klaw::Runtime, what: &str, ready: impl Fn(&str) -> bool) -> String {
+    let last = std::cell::RefCell::new(String::new());
+    let seen = wait_until(secs(10), || {
+        let tree = rt.dump().to_string();
+        let done = ready(&tree);
+        *last.borrow_mut() = tree;
+        done
+    });
+    let tree = last.into_inner();
+    assert!(seen, "never happened: {what}; the last dump:\n{tree}");
+    tree
+}
+
 /// Waits until `done()`, failing the test with `what` after 10 s.
 pub fn wait_for(what: &str, done: impl Fn() -> bool) {
     assert!(wait_until(Duration::from_secs(10), done), "never happened: {what}");
