@@ -266,23 +266,6 @@ fn release_later(gate: &Gate, n: usize, after: Duration) -> JoinHandle<()> {
     })
 }
 
-/// [`in_task`] on a runtime with a paused clock (one worker): time moves only when every task
-/// waits, so a child spawned before a deadline has run up to its first wait when it passes.
-fn in_paused_task<F, Fut>(make: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    with_deadline(move || {
-        let rt = common::paused();
-        match rt.block_on(rt.spawn(make())) {
-            Ok(()) => {}
-            Err(TaskError::Panicked(message)) => panic!("{message}"),
-            Err(other) => panic!("the test's task ended with {other:?}"),
-        }
-    });
-}
-
 // ---- (a) a child fails while a local shield holds an enclosing region's cancellation --------
 
 /// (a) An enclosing region is cancelled while a local child's shield holds it open; the scope
@@ -449,7 +432,7 @@ fn a_cleanup_failure_after_a_handle_cancel_of_the_task_reaches_the_tasks_scope()
 /// one cancelled before its first poll would never run, and fail nothing.
 #[test]
 fn a_cleanup_failure_after_the_scopes_own_deadline_is_listed_after_it() {
-    in_paused_task(|| async {
+    common::in_paused_task(|| async {
         let alive = Alive::default();
         let a = alive.clone();
         let result: Result<(), Error> = klaw::scope!(timeout = "5ms", |s| {
@@ -497,7 +480,7 @@ fn cleanup_failures_after_scope_cancel_are_both_in_the_result() {
 /// virtual time, by a sibling of the dropped region.
 #[test]
 fn cleanup_failures_of_children_and_grandchildren_after_a_deadline_drop_all_arrive() {
-    in_paused_task(|| async {
+    common::in_paused_task(|| async {
         let (gate, alive) = (Gate::default(), Alive::default());
         let result: Result<(), Error> = klaw::scope!(|outer| {
             let inner = async {

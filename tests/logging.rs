@@ -149,11 +149,14 @@ fn a_failure_an_inner_scope_hands_to_an_outer_one_dropped_outside_any_task_is_lo
         let rt = Runtime::builder().workers(2).build().unwrap();
         // `block_on`'s root future is no frame: the outer scope, dropped there, has nothing above
         // it; the inner one, dropped with the outer's body, hands its failure to the outer one.
+        let failed = common::Flag::default();
+        let failing = failed.clone();
         rt.block_on(async {
-            let outer = async {
+            let outer = async move {
                 klaw::scope!(|_outer| {
                     klaw::scope!(supervisor, |inner| {
-                        inner.spawn(Task::fallible(async {
+                        inner.spawn(Task::fallible(async move {
+                            failing.set(); // in the poll that fails: the failure exists once set
                             Err::<(), _>(std::io::Error::other("disk on fire"))
                         }));
                         std::future::pending::<()>().await;
@@ -162,9 +165,11 @@ fn a_failure_an_inner_scope_hands_to_an_outer_one_dropped_outside_any_task_is_lo
                     Ok(())
                 })
             };
+            // Dropped once the child failed (a child dropped before its first poll never runs,
+            // and would have nothing to hand on).
             klaw::select! {
                 outer -> _ => {},
-                after(Duration::from_millis(50)) => {},
+                common::until(|| failed.is_set()) -> _ => {},
             }
         });
     });
@@ -177,17 +182,22 @@ fn a_failure_in_a_scope_dropped_before_it_returned_is_logged() {
     let _serial = logging();
     let logged = failures_of_dropped_scopes_logged_while(|| {
         let rt = Runtime::builder().workers(2).build().unwrap();
-        let outcome = rt.block_on(klaw::cancel::move_on_after(Duration::from_millis(10), async {
+        let region = klaw::cancel::Region::new();
+        let stop = region.token();
+        let outcome = rt.block_on(region.run(async {
             klaw::scope!(|s| {
-                // Still running when the region's deadline drops the scope; it fails afterwards.
-                s.spawn(klaw::task::BlockingTask::fallible(|| {
+                // Still running when the region's cancel drops the scope; it fails afterwards.
+                // The closure cancels the region itself, once it runs: a blocking job cancelled
+                // while still queued is withdrawn and never runs, and would not fail.
+                s.spawn(klaw::task::BlockingTask::fallible(move || {
+                    stop.cancel("stop");
                     std::thread::sleep(Duration::from_millis(50));
                     Err::<(), _>(std::io::Error::other("disk on fire"))
                 }));
                 Ok(())
             })
         }));
-        assert!(outcome.is_none());
+        assert!(outcome.is_err());
     });
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert!(logged[0].as_deref().is_some_and(|error| error.contains("disk on fire")), "{logged:?}");

@@ -60,8 +60,9 @@ fn a_cancelled_task_resolves_only_after_the_children_of_its_scope_have_ended() {
 #[klaw::test(workers = 2, timeout = "30s")]
 async fn move_on_after_returns_only_after_a_blocking_child_of_its_scope_has_ended() {
     // A deadline that passes before the pool picks the job up withdraws it: that attempt shows
-    // nothing (the closure never runs), and the next gives the pool longer. The closure outlives
-    // the deadline by 200 ms once it has passed, ignoring it, as blocking code does.
+    // nothing (the closure never runs), and the next gives the pool longer. The closure starts
+    // after the deadline's clock did and sleeps 200 ms past the deadline's length, ignoring it,
+    // as blocking code does: it surely outlives the deadline.
     let ended_first = common::until_a_deadline_finds_it_running(|timeout| async move {
         let (started, ended) = (Flag::default(), Flag::default());
         let (running, done) = (started.clone(), ended.clone());
@@ -69,10 +70,7 @@ async fn move_on_after_returns_only_after_a_blocking_child_of_its_scope_has_ende
             klaw::scope!(|s| {
                 s.spawn_blocking(move || {
                     running.set();
-                    while !klaw::cancel::is_cancelled() {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    std::thread::sleep(Duration::from_millis(200));
+                    std::thread::sleep(timeout + Duration::from_millis(200));
                     done.set();
                 });
                 Ok(())
