@@ -10,7 +10,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{DEADLINE, Flag, Gauge, SetOnDrop, ms, secs, within};
 use klaw::task::{TaskId, current_task_id};
@@ -204,11 +204,7 @@ async fn never_done(dropped: Flag) -> u32 {
 #[klaw::task(blocking)]
 fn blocking_until_cancelled(started: Flag, heard: Flag, returned: Flag) -> u32 {
     started.set();
-    let start = Instant::now();
-    while !klaw::cancel::is_cancelled() && start.elapsed() < secs(5) {
-        std::thread::sleep(ms(1));
-    }
-    if klaw::cancel::is_cancelled() {
+    if common::block_until_cancelled(secs(5)) {
         heard.set();
     }
     std::thread::sleep(ms(100));

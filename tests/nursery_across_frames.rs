@@ -99,10 +99,7 @@ fn slow_checksum(started: Flag, done: Flag) -> u32 {
     started.set();
     // Still running when the cancel arrives, however late (bounded, so a cancel that never
     // arrives fails the test instead of hanging it), and for a while after.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !klaw::cancel::is_cancelled() && std::time::Instant::now() < deadline {
-        std::thread::sleep(ms(1));
-    }
+    common::block_until_cancelled(Duration::from_secs(5));
     std::thread::sleep(ms(150));
     done.set();
     7

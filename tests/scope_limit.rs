@@ -228,12 +228,7 @@ async fn a_slot_is_given_back_only_when_everything_the_child_started_has_ended()
                             running.set();
                             // Still running when its scope is dropped, however late the cancel
                             // comes (bounded, so a cancel that never arrives fails the test).
-                            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-                            while !klaw::cancel::is_cancelled()
-                                && std::time::Instant::now() < deadline
-                            {
-                                std::thread::sleep(Duration::from_millis(1));
-                            }
+                            common::block_until_cancelled(Duration::from_secs(5));
                             std::thread::sleep(Duration::from_millis(10));
                             gauge.leave();
                         });

@@ -198,6 +198,17 @@ pub fn dump_when(rt: &klaw::Runtime, what: &str, ready: impl Fn(&str) -> bool) -
     tree
 }
 
+/// Blocks this thread (a blocking closure's) until its task or region is cancelled, looking
+/// every millisecond, for at most `limit`: true if the cancellation came. Bounded, so a cancel
+/// that never arrives fails the test instead of hanging it.
+pub fn block_until_cancelled(limit: Duration) -> bool {
+    let started = std::time::Instant::now();
+    while !klaw::cancel::is_cancelled() && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    klaw::cancel::is_cancelled()
+}
+
 /// Waits until `done()`, failing the test with `what` after 10 s.
 pub fn wait_for(what: &str, done: impl Fn() -> bool) {
     assert!(wait_until(Duration::from_secs(10), done), "never happened: {what}");
