@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use common::{Alive, FetchError, Flag, foreign_until, in_task, ms, runtime, until, with_deadline};
+use common::{
+    Alive, FetchError, Flag, SetOnDrop, foreign_until, in_task, ms, runtime, until, with_deadline,
+};
 use futures_util::future::join;
 use klaw::cancel::{Region, Token, move_on_after, shield};
 use klaw::log::{HookId, LogEvent};
@@ -255,13 +257,15 @@ fn cancel_from_another_thread(
     })
 }
 
-/// Another thread lets the cleanups go on `after` the `n`th has started: late enough that the
-/// deadline or drop the test is waiting for has happened by then.
-fn release_later(gate: &Gate, n: usize, after: Duration) -> JoinHandle<()> {
+/// Another thread lets the cleanups go once the `n`th has started and every flag of `dropped`
+/// is set (the scope's drop has begun, see [`drop_outside_any_frame`], and so has that of any
+/// body whose nested scope must be dropped too), so the failures come while the drop waits for
+/// the children, never before it (as a fixed sleep would allow on a busy machine).
+fn release_once_dropped(gate: &Gate, n: usize, dropped: &[&Flag]) -> JoinHandle<()> {
     let gate = gate.clone();
+    let dropped: Vec<Flag> = dropped.iter().map(|&flag| flag.clone()).collect();
     std::thread::spawn(move || {
-        spin_until(|| gate.started() == n);
-        std::thread::sleep(after);
+        spin_until(|| gate.started() == n && dropped.iter().all(Flag::is_set));
         gate.go.set();
     })
 }
@@ -1180,17 +1184,43 @@ fn dropped_failure_ids(events: &Mutex<Vec<LogEvent>>, ids: &[u32]) -> Vec<u32> {
 
 /// Runs `scope` in a `block_on` outside any klaw task, and drops it (with
 /// `futures_lite::future::or`) once `ready` says so: no frame there to hand failures to.
+/// `dropping` is set as the drop begins, before the scope's own drop runs.
 fn drop_outside_any_frame<T>(
     rt: &klaw::Runtime,
     scope: impl Future<Output = T>,
     ready: impl Fn() -> bool,
+    dropping: &Flag,
 ) {
+    let scope = FlagBeforeDrop { flag: dropping.clone(), future: Box::pin(scope) };
     rt.block_on(futures_lite::future::or(
         async {
             let _ = scope.await;
         },
         until(ready),
     ));
+}
+
+/// A future that sets `flag` when it is dropped, before the future it wraps is (a struct's own
+/// `drop` runs before its fields are dropped).
+struct FlagBeforeDrop<F> {
+    flag: Flag,
+    future: std::pin::Pin<Box<F>>,
+}
+
+impl<F: Future> Future for FlagBeforeDrop<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for FlagBeforeDrop<F> {
+    fn drop(&mut self) {
+        self.flag.set();
+    }
 }
 
 /// (j) A scope is dropped by `futures_lite::future::or` in a `block_on` outside any task; its
@@ -1203,14 +1233,18 @@ fn a_scope_dropped_outside_any_frame_logs_failures_that_come_after_the_drop() {
     let (_serial, hook, events) = collect_log_events();
     with_deadline(|| {
         let rt = runtime(2);
-        let (gate, alive) = (Gate::default(), Alive::default());
-        let setter = release_later(&gate, 3, ms(20)); // after the drop
+        let (gate, alive, dropping) = (Gate::default(), Alive::default(), Flag::default());
+        // The grandchild fails once its parent's body (and with it the nested scope) is dropped:
+        // failing before that, it would cancel the nested scope, whose error the body discards.
+        let body_dropped = Flag::default();
+        let setter = release_once_dropped(&gate, 3, &[&dropping, &body_dropped]);
         let scope = async {
             klaw::scope!(|s| {
                 s.spawn(cleanup_fails(51, &gate, &alive));
                 s.spawn(blocking_fails(52, &gate, &alive));
-                let (g, a) = (gate.clone(), alive.clone());
+                let (g, a, dropped) = (gate.clone(), alive.clone(), body_dropped.clone());
                 s.spawn(async move {
+                    let _dropped = SetOnDrop(dropped); // dropped after the nested scope
                     let _ = klaw::scope!(|inner| {
                         inner.spawn(cleanup_fails(53, &g, &a));
                         pending::<()>().await;
@@ -1221,7 +1255,7 @@ fn a_scope_dropped_outside_any_frame_logs_failures_that_come_after_the_drop() {
                 Ok(())
             })
         };
-        drop_outside_any_frame(&rt, scope, || gate.started() == 3);
+        drop_outside_any_frame(&rt, scope, || gate.started() == 3, &dropping);
         assert_eq!(alive.count(), 0, "the drop returned before the children ended");
         setter.join().unwrap();
     });
@@ -1239,8 +1273,8 @@ fn a_scope_dropped_outside_any_frame_logs_an_early_and_a_late_failure_once_each(
     let (_serial, hook, events) = collect_log_events();
     with_deadline(|| {
         let rt = runtime(2);
-        let (gate, alive) = (Gate::default(), Alive::default());
-        let setter = release_later(&gate, 2, ms(20));
+        let (gate, alive, dropping) = (Gate::default(), Alive::default(), Flag::default());
+        let setter = release_once_dropped(&gate, 2, &[&dropping]);
         let scope = async {
             klaw::scope!(supervisor, |s| {
                 s.spawn_local(holder(&gate, 99, &alive));
@@ -1252,7 +1286,12 @@ fn a_scope_dropped_outside_any_frame_logs_an_early_and_a_late_failure_once_each(
                 Ok(())
             })
         };
-        drop_outside_any_frame(&rt, scope, || gate.started() == 2 && gate.failed() >= 100);
+        drop_outside_any_frame(
+            &rt,
+            scope,
+            || gate.started() == 2 && gate.failed() >= 100,
+            &dropping,
+        );
         assert_eq!(alive.count(), 0, "the drop returned before the children ended");
         setter.join().unwrap();
     });
