@@ -139,7 +139,11 @@ impl Lanes {
                 std::thread::spawn(move || {
                     for n in 0..PER_SENDER {
                         if n % (lane as u64 + 2) == 0 {
-                            std::thread::yield_now();
+                            // A pause, spun: a thread yield would give the CPU away for up to a
+                            // time slice on a busy machine (10 s beside four busy loops).
+                            for _ in 0..256 {
+                                std::hint::spin_loop();
+                            }
                         }
                         tx.send_blocking(n).unwrap();
                     }
