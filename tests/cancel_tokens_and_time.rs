@@ -12,7 +12,7 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Flag, ms, paused, secs, within};
 use klaw::CancelReason;
@@ -106,6 +106,17 @@ impl SpinStart {
     }
 }
 
+/// The rounds of a race between two threads: `max`, or fewer on a busy machine, where each
+/// round's threads wait for a CPU: once `MIN_RACE_ROUNDS` have run, no round starts after
+/// `RACE_BUDGET`. So load makes the race shorter rather than fail the test's deadline (beside
+/// eight busy loops, 5,000 rounds took 40 s of a 60 s deadline; quiet, under a second).
+fn race_rounds(max: usize) -> impl Iterator<Item = usize> {
+    const MIN_RACE_ROUNDS: usize = 500;
+    const RACE_BUDGET: Duration = Duration::from_secs(20);
+    let start = Instant::now();
+    (0..max).take_while(move |&round| round < MIN_RACE_ROUNDS || start.elapsed() < RACE_BUDGET)
+}
+
 // ---- tokens -------------------------------------------------------------------------------------
 
 /// A waker that, when woken, blocks until released: it widens the moment in which `cancel` is
@@ -165,7 +176,7 @@ fn a_cancel_that_lost_a_race_sees_the_token_cancelled() {
     let unseen = within(secs(60), || {
         let rt = common::runtime(2);
         let mut unseen = 0;
-        for _ in 0..3000 {
+        for _ in race_rounds(3000) {
             let region = Region::new();
             let token = region.token();
             let started = Flag::default();
@@ -212,7 +223,7 @@ fn a_cancel_that_lost_a_race_sees_the_token_cancelled() {
 fn a_child_reports_the_reason_of_whichever_cancel_decided_it() {
     let wrong = within(secs(60), || {
         let mut wrong = Vec::new();
-        for round in 0..5000 {
+        for round in race_rounds(5000) {
             let parent = Token::new();
             let child = parent.child();
             let start = Arc::new(SpinStart::new());
@@ -249,7 +260,7 @@ fn a_child_reports_the_reason_of_whichever_cancel_decided_it() {
 fn a_child_made_while_its_parent_is_cancelled_is_cancelled() {
     let missed = within(secs(60), || {
         let mut missed = 0;
-        for _ in 0..5000 {
+        for _ in race_rounds(5000) {
             let parent = Token::new();
             // Some siblings, so that the cancel has a list to walk while the child is made.
             let siblings: Vec<Token> = (0..8).map(|_| parent.child()).collect();
