@@ -137,8 +137,8 @@ impl Wake for SlowWake {
 }
 
 /// Promise: `Token::cancel` "Cancels the region; true if this call decided it (the first reason
-/// wins)" (klaw-rt/src/cancel/region.rs:187) and `is_cancelled` is "True once cancelled"
-/// (region.rs:198); `reason` is "the first cancellation it heard" (region.rs:211). So once a
+/// wins)" (klaw-rt/src/cancel/region.rs) and `is_cancelled` is "True once cancelled"
+/// (region.rs); `reason` is "the first cancellation it heard" (region.rs). So once a
 /// `cancel` has returned (even one that lost), the token reports itself cancelled, with the
 /// winner's reason. Here the winning `cancel` is slow to wake the region's task (a waker that
 /// takes its time, as an executor's schedule may); the losing `cancel` returns meanwhile.
@@ -168,7 +168,7 @@ fn a_cancel_that_lost_returns_only_once_the_token_is_cancelled() {
     assert_eq!(seen, (false, true, Some(user("first"))), "(decided, is_cancelled, reason)");
 }
 
-/// The same promise as above (region.rs:187, 198, 211), with nothing slowed down: two threads
+/// The same promise as above (region.rs), with nothing slowed down: two threads
 /// cancel one region's token while its task waits on a real runtime; the one whose `cancel`
 /// returned `false` then looks at the token at once. Counted over many rounds.
 #[test]
@@ -216,9 +216,9 @@ fn a_cancel_that_lost_a_race_sees_the_token_cancelled() {
     assert_eq!(unseen, 0, "rounds in which a returned cancel left the token not cancelled");
 }
 
-/// Promise (ARCHITECTURE.md:131): "A child token's `cancel` that decided the cancellation is the
+/// Promise (ARCHITECTURE.md): "A child token's `cancel` that decided the cancellation is the
 /// reason the child reports, also when its parent's cancel races it"; and `Token::child`: "A
-/// token cancelled whenever this one is (with this one's reason)" (region.rs:169).
+/// token cancelled whenever this one is (with this one's reason)" (region.rs).
 #[test]
 fn a_child_reports_the_reason_of_whichever_cancel_decided_it() {
     let wrong = within(secs(60), || {
@@ -253,8 +253,8 @@ fn a_child_reports_the_reason_of_whichever_cancel_decided_it() {
 }
 
 /// Promise: a child made of a cancelled token is cancelled ("A token cancelled whenever this one
-/// is", region.rs:169; the book: "`child()` gives a token cancelled whenever its parent is",
-/// book/src/cancellation.md:109), also when it is made while the parent's cancel runs on another
+/// is", region.rs; the book: "`child()` gives a token cancelled whenever its parent is",
+/// book/src/cancellation.md), also when it is made while the parent's cancel runs on another
 /// thread: once both calls have returned, the child is cancelled with the parent's reason.
 #[test]
 fn a_child_made_while_its_parent_is_cancelled_is_cancelled() {
@@ -286,7 +286,7 @@ fn a_child_made_while_its_parent_is_cancelled_is_cancelled() {
     assert_eq!(missed, 0);
 }
 
-/// Promise: "the first reason wins" (region.rs:187): of many threads cancelling one token with
+/// Promise: "the first reason wins" (region.rs): of many threads cancelling one token with
 /// different reasons, exactly one call returns true, and the token and all its children report
 /// that call's reason.
 #[test]
@@ -338,7 +338,7 @@ impl Wake for DropOnWake {
     }
 }
 
-/// Promise (ARCHITECTURE.md:133): "No waker is cloned, dropped or woken, and no user code runs,
+/// Promise (ARCHITECTURE.md): "No waker is cloned, dropped or woken, and no user code runs,
 /// under a lock" (the exceptions named there are watch's closures and, for `klaw::sync`'s
 /// `Mutex`/`Barrier`/`Event`, event-listener's list lock, not `Token`). So a waker of a
 /// `cancelled()` waiter may do anything when woken, here drop another waiter of the same token
@@ -372,7 +372,7 @@ fn a_waiters_waker_may_drop_another_waiter_of_the_same_token() {
 }
 
 /// Promise: `cancelled()` is "Cancel safe: dropping the future loses nothing" and "Any number of
-/// tasks may wait" (region.rs:221-223). A waiter polled with one waker then another is woken
+/// tasks may wait" (region.rs). A waiter polled with one waker then another is woken
 /// through the last one, once; a waiter dropped and made again still hears the cancel.
 #[test]
 fn a_cancelled_future_repolled_with_a_new_waker_wakes_that_one_once() {
@@ -400,9 +400,9 @@ fn a_cancelled_future_repolled_with_a_new_waker_wakes_that_one_once() {
     assert_eq!(again.poll(&mut Context::from_waker(&noop())), Poll::Ready(user("stop")));
 }
 
-/// Promise: "Chains hold even if a middle token is dropped" (region.rs:170), and cancelling is
+/// Promise: "Chains hold even if a middle token is dropped" (region.rs), and cancelling is
 /// walked "Iteratively, so a long chain of tokens cannot overflow the stack"
-/// (klaw-rt/src/cancel/state.rs:105); the port `cancelling_the_outermost_of_5000_nested_regions`
+/// (klaw-rt/src/cancel/state.rs); the port `cancelling_the_outermost_of_5000_nested_regions`
 /// checks the same for regions. A chain of 100 000 tokens, each made from the one before and
 /// the one before then dropped (a restart loop: `token = token.child()`), is cancelled and then
 /// dropped. Run in a child process (a stack overflow aborts the process), on a thread with an
@@ -446,9 +446,9 @@ fn a_long_chain_of_child_tokens_is_cancelled_and_dropped_without_overflow() {
     );
 }
 
-/// Promise: "Finished tasks leave nothing behind" (ARCHITECTURE.md:145), and a parent token
+/// Promise: "Finished tasks leave nothing behind" (ARCHITECTURE.md), and a parent token
 /// keeps no dead children (tokio-util's `drop_multiple_child_tokens`; `Token::child` registers
-/// the child with its parent, state.rs:139). A long-lived parent of 200 000 children made and
+/// the child with its parent, state.rs). A long-lived parent of 200 000 children made and
 /// dropped one at a time (and regions run until it is cancelled) holds no more memory at the
 /// end than after the first thousand, before and after it is cancelled.
 #[test]
@@ -479,7 +479,7 @@ fn a_long_lived_parent_keeps_nothing_of_its_dropped_children() {
 
 // ---- virtual time -------------------------------------------------------------------------------
 
-/// Promise (book/src/time.md:94-95): the clock "moves to the earliest deadline and wakes every
+/// Promise (book/src/time.md): the clock "moves to the earliest deadline and wakes every
 /// timer due at it, in deadline order (ties in the order they were registered)". Sleeps made in
 /// one order and registered (first polled) in the reverse order fire, per deadline, in the order
 /// of registration; deadline order comes first.
@@ -525,7 +525,7 @@ async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 }
 
 /// Promise: `Sleep::reset` "Moves the deadline (earlier or later), whether or not it had passed"
-/// (klaw-rt/src/time/sleep.rs:106). tokio's `reset_future_sleep_after_fire` and
+/// (klaw-rt/src/time/sleep.rs). tokio's `reset_future_sleep_after_fire` and
 /// `reset_past_sleep_before_fire`: a sleep whose timer fired (the clock passed it) but which was
 /// not polled since, reset to a later deadline, waits for that deadline; one registered and
 /// reset later does not complete at its old deadline.
@@ -570,8 +570,8 @@ fn a_sleep_reset_after_its_timer_fired_waits_for_its_new_deadline() {
 }
 
 /// Promise: `advance` "moves the clock, fires what is due in deadline order, and returns once the
-/// tasks it woke wait again" (book/src/time.md:122-123), and every deadline is a `Sleep` on the
-/// same clock (time.md:3-8). A task bounded by `move_on_after(10 s)` has not ended 1 ns before
+/// tasks it woke wait again" (book/src/time.md), and every deadline is a `Sleep` on the
+/// same clock (time.md). A task bounded by `move_on_after(10 s)` has not ended 1 ns before
 /// the deadline, and has ended (the region returned `None`) when the `advance` past it returns.
 #[test]
 fn advance_past_a_region_deadline_returns_once_the_region_has_ended() {
@@ -597,7 +597,7 @@ fn advance_past_a_region_deadline_returns_once_the_region_has_ended() {
     });
 }
 
-/// Promise (book/src/cancellation.md:19-21): "Regions nest, and the deadline that passes first
+/// Promise (book/src/cancellation.md): "Regions nest, and the deadline that passes first
 /// wins: an outer region drops everything inside it". An outer 1 s region around an inner 5 s
 /// `fail_after` around a scope with a child sleeping an hour: the outer returns `None` at 1 s of
 /// virtual time, and the child's future was dropped by then.
@@ -631,7 +631,7 @@ fn an_outer_shorter_deadline_ends_inner_regions_and_scopes_at_its_own_time() {
 
 /// Promise: "the clock jumps only when the runtime is idle: no task is runnable, no `block_on`
 /// future (the test's body) has been woken and not yet polled, and no blocking-pool job is
-/// queued or running" (book/src/time.md:92-94). A scope with `limit = 1` runs five blocking
+/// queued or running" (book/src/time.md). A scope with `limit = 1` runs five blocking
 /// children in turn (each a few real milliseconds) under a 10 s virtual timeout: between one
 /// child's end and the next one's start nothing may let the clock jump, so the scope succeeds
 /// with no virtual time passed.
@@ -675,10 +675,10 @@ fn a_free_block_on_sleep_inside_a_task_of_a_paused_runtime_returns() {
 
 // ---- the cooperative budget ---------------------------------------------------------------------
 
-/// Promise (book/src/runtime.md:53-58): "a `sleep` that has already elapsed ... take[s] one unit
+/// Promise (book/src/runtime.md): "a `sleep` that has already elapsed ... take[s] one unit
 /// when [it] complete[s]; once the budget is spent, the next one yields"; an `Interval` ticks
-/// through a `Sleep` (time.md:3-5). A loop over an interval's missed ticks (`Burst`: every missed
-/// tick at once, time.md:27) lets a sibling on its one worker run.
+/// through a `Sleep` (time.md). A loop over an interval's missed ticks (`Burst`: every missed
+/// tick at once, time.md) lets a sibling on its one worker run.
 #[test]
 fn a_loop_over_missed_interval_ticks_lets_a_sibling_run() {
     within(secs(20), || {
@@ -706,7 +706,7 @@ fn a_loop_over_missed_interval_ticks_lets_a_sibling_run() {
 }
 
 /// Promise: `checkpoint` "outside any klaw task, or under `task::unconstrained`, where nothing
-/// is counted, ... yields every time" (klaw-rt/src/cancel/mod.rs:89-90). Polled once, it is
+/// is counted, ... yields every time" (klaw-rt/src/cancel/mod.rs). Polled once, it is
 /// `Pending` (and wakes the task) every time, inside a task under `unconstrained`.
 #[test]
 fn a_checkpoint_under_unconstrained_in_a_task_yields_every_time() {
@@ -731,7 +731,7 @@ fn a_checkpoint_under_unconstrained_in_a_task_yields_every_time() {
 }
 
 /// Promise: deadlines are polled "without the cooperative budget, so a task that spent its
-/// budget still sees a deadline pass" (klaw-rt/src/time/sleep.rs:140-141; ARCHITECTURE.md:42
+/// budget still sees a deadline pass" (klaw-rt/src/time/sleep.rs; ARCHITECTURE.md
 /// "Deadlines (`Sleep::poll_deadline`) ... are not budgeted"). In a task that has spent its whole
 /// budget in this poll, a region whose deadline has passed returns `None` in the same poll
 /// rather than yielding.

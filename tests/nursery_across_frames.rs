@@ -24,8 +24,8 @@ use klaw::{Error, Task, TaskError};
 
 // ---- 1. A `BlockingTask` awaited inline ------------------------------------------------------
 
-/// book/src/cancellation.md:133-134: "A region, like a scope, returns only after everything
-/// started inside it has ended". book/src/scopes.md:358: "A blocking child ends when its closure
+/// book/src/cancellation.md: "A region, like a scope, returns only after everything
+/// started inside it has ended". book/src/scopes.md: "A blocking child ends when its closure
 /// returns." A `BlockingTask` awaited inline inside a region starts a closure on the blocking
 /// pool; the region's deadline must not let it return while that closure still runs.
 #[test]
@@ -56,7 +56,7 @@ fn a_region_returns_only_after_a_blocking_task_awaited_inline_in_it() {
     });
 }
 
-/// book/src/scopes.md:355-360 (quoted at the top): a scope returns only after every descendant,
+/// book/src/scopes.md (quoted at the top): a scope returns only after every descendant,
 /// transitively, including blocking ones, whichever way the cancellation arrived (here, the
 /// scope's own deadline). The child awaits a `BlockingTask` inline.
 #[test]
@@ -92,7 +92,7 @@ fn a_timed_out_scope_returns_only_after_a_childs_inline_blocking_task() {
 
 /// A `#[klaw::task(blocking)]` function called and awaited inline by a task whose handle is
 /// cancelled: the handle resolves "only after every descendant it started has ended"
-/// (book/src/scopes.md:355-360). book/src/tasks.md:107-110 presents inline await as one of the
+/// (book/src/scopes.md). book/src/tasks.md presents inline await as one of the
 /// ways to run such a task.
 #[klaw::task(blocking)]
 fn slow_checksum(started: Flag, done: Flag) -> u32 {
@@ -125,7 +125,7 @@ fn a_cancelled_task_resolves_only_after_its_inline_blocking_task() {
     });
 }
 
-/// book/src/cancellation.md:241-243: "Blocking code (on the blocking pool) and CPU-bound loops
+/// book/src/cancellation.md: "Blocking code (on the blocking pool) and CPU-bound loops
 /// cannot be interrupted. They ask `klaw::cancel::is_cancelled()`, which is true when the task,
 /// or an enclosing region up to the nearest shield, is cancelled." A `BlockingTask` awaited inline
 /// in a region that is cancelled: its closure must learn it (it is the region's code), or it runs
@@ -208,8 +208,8 @@ fn cancel_once_set(token: klaw::cancel::Token, started: Flag) -> std::thread::Jo
 
 // ---- 2. A `Task` with a timeout awaited inline -----------------------------------------------
 
-/// book/src/tasks.md:108-110, 135: "`timeout = "5s"` bounds it wherever it runs", and inline await
-/// gives "the same result type as awaiting a handle". book/src/cancellation.md:166-168: "A
+/// book/src/tasks.md: "`timeout = "5s"` bounds it wherever it runs", and inline await
+/// gives "the same result type as awaiting a handle". book/src/cancellation.md: "A
 /// shield holds klaw's cancellations of its own task (its handle, a cancel region, a scope
 /// cancelling its body)". Spawned, a task's timeout is held by a shield in its body
 /// (tests/held_shields.rs: `a_task_timeout_held_by_a_shield_freezes_the_branch_beside_it`);
@@ -256,7 +256,7 @@ fn a_spawned_tasks_timeout_waits_for_a_shield_in_its_body() {
 }
 
 /// A scope inside a `Task` with a timeout, awaited inline: the task "ends only after every
-/// descendant it started has ended" (book/src/scopes.md:355-360), so when its `.await` gives
+/// descendant it started has ended" (book/src/scopes.md), so when its `.await` gives
 /// `TimedOut`, the scope's child (in shielded cleanup) must have ended.
 #[test]
 fn an_inline_tasks_timeout_returns_only_after_its_scopes_children() {
@@ -374,7 +374,7 @@ fn assert_each_started_child_reported_once(
 
 // ---- 4. Failures racing cancels: each failure that happened is reported exactly once -------
 
-/// book/src/scopes.md:114-119: "Nothing that failed is lost. [...] every failure a body actually
+/// book/src/scopes.md: "Nothing that failed is lost. [...] every failure a body actually
 /// produced is in the scope's result, even one that raced a sibling's cancel (a blocking child,
 /// say, that returned `Err` after it was cancelled [...])". Children that fail without any
 /// `.await` (so each one that starts produces its failure) are cancelled through their handles
@@ -481,7 +481,7 @@ async fn spawn_every_kind_of_child(s: &klaw::Scope<'_>, alive: &Alive, local: bo
 /// Builds, in one task, a scope with: a limited pool (limit 1) with waiting children, a blocking
 /// child, a local child in shielded cleanup, a started child that is itself a scope with a
 /// blocking grandchild, and a background child; then cancels the task through its handle at a
-/// random moment. When the handle resolves, nothing may be alive (book/src/scopes.md:355-360).
+/// random moment. When the handle resolves, nothing may be alive (book/src/scopes.md).
 #[test]
 fn a_task_cancelled_at_random_moments_resolves_after_every_kind_of_descendant() {
     within(Duration::from_secs(240), || {
@@ -513,7 +513,7 @@ fn a_task_cancelled_at_random_moments_resolves_after_every_kind_of_descendant() 
 /// The same scope, dropped outside any klaw task (in `Runtime::block_on`, by futures-lite's `or`
 /// racing it against a busy timer) at a random moment: "Dropped outside any klaw task or region
 /// [...] the drop itself blocks the dropping thread until the children have ended"
-/// (book/src/scopes.md:399-401).
+/// (book/src/scopes.md).
 #[test]
 fn a_scope_with_every_kind_of_child_dropped_by_a_foreign_executor_blocks_until_all_end() {
     within(Duration::from_secs(240), || {
@@ -559,7 +559,7 @@ fn a_scope_with_every_kind_of_child_dropped_by_a_foreign_executor_blocks_until_a
 
 /// The runtime is dropped while a task's scope has waiting (limited) children, a background
 /// child, a blocking child and a local child: "This holds however the cancellation arrived: [...]
-/// the runtime's shutdown" (book/src/scopes.md:358-360). The task's handle (watched through a
+/// the runtime's shutdown" (book/src/scopes.md). The task's handle (watched through a
 /// `TaskRef`) resolves only after every descendant ended.
 #[test]
 fn a_dropped_runtime_ends_a_scope_task_only_after_every_kind_of_child() {
@@ -605,7 +605,7 @@ fn a_dropped_runtime_ends_a_scope_task_only_after_every_kind_of_child() {
 
 // ---- 7. `start` edges --------------------------------------------------------------------------
 
-/// book/src/scopes.md:307-310: "If the child ends before it is ready, `start` reports why: its
+/// book/src/scopes.md: "If the child ends before it is ready, `start` reports why: its
 /// failure (in supervisor mode [...])". A started blocking child fails before calling `ready`: in
 /// supervisor mode `start` returns that failure, and the body returning it reports it once.
 #[test]
@@ -625,7 +625,7 @@ fn a_started_blocking_child_failing_before_ready_is_reported_once_in_supervisor_
 
 /// The scope is cancelled (its deadline) while the body waits in `start`, and the started child
 /// calls `ready` in its cleanup afterwards, then fails: the failure is reported once, after the
-/// deadline (book/src/scopes.md:114-119). On a paused clock, so that the child has started before
+/// deadline (book/src/scopes.md). On a paused clock, so that the child has started before
 /// the deadline passes (a child cancelled before it starts never runs).
 #[test]
 fn a_started_child_readying_then_failing_after_the_deadline_is_reported_once() {
@@ -682,7 +682,7 @@ fn a_timed_scope_run_by_block_on_in_a_cancelled_tasks_destructor_returns() {
 }
 
 /// A blocking child that sees its scope's cancellation (`is_cancelled()`, as
-/// book/src/cancellation.md:241-243 asks) and then bounds a last step with `move_on_after` under
+/// book/src/cancellation.md asks) and then bounds a last step with `move_on_after` under
 /// `block_on`: the region's deadline must end that step, so the closure returns and the scope
 /// with it.
 #[test]
@@ -755,7 +755,7 @@ fn a_region_under_block_on_in_a_cancelled_blocking_task_returns() {
 
 // ---- 9. Failures of a scope in a region cancelled from another thread ---------------------
 
-/// book/src/cancellation.md:73-78 and book/src/scopes.md:403-410: failures of a scope in a
+/// book/src/cancellation.md and book/src/scopes.md: failures of a scope in a
 /// region that is cancelled are handed out to the frame around the region, never dropped. An
 /// outer scope runs a region around a supervisor scope whose children (blocking and async, none
 /// with an `.await` before its `Err`) each fail once started; the region's token is cancelled from
