@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, ms, paused, secs, within};
+use common::{DEADLINE, ms, pause_spinning, paused, secs, within};
 use klaw::cancel::Token;
 use klaw::sync::{Notify, RwLock, RwLockWriteGuard, Semaphore};
 use klaw::time::{Sleep, advance, now, sleep, sleep_until};
@@ -647,17 +647,6 @@ fn loom_notify_waiters_sequential_notified_await() {
 
 // ---- tokio/src/sync/tests/loom_semaphore_batch.rs -----------------------------------------------
 
-/// Holds what the caller holds a little while, so the other threads can contend for it: where
-/// tokio's loom models yield (a scheduling point for the model checker). Not a thread yield: on
-/// a busy machine `thread::yield_now` gives the CPU to any other process for up to a time slice,
-/// and the semaphore models' 2,000 rounds took 21–28 s beside four busy loops (0.2 s quiet),
-/// near their deadline.
-fn hold_briefly() {
-    for _ in 0..64 {
-        std::hint::spin_loop();
-    }
-}
-
 /// tokio loom `basic_usage`: three threads through a semaphore of two: never more than two inside.
 #[test]
 fn loom_semaphore_basic_usage() {
@@ -670,7 +659,7 @@ fn loom_semaphore_basic_usage() {
                 block_on(async {
                     let _permit = semaphore.acquire().await.unwrap();
                     assert!(active.fetch_add(1, Ordering::SeqCst) < NUM);
-                    hold_briefly();
+                    pause_spinning(64); // where the loom model yields
                     assert!(active.fetch_sub(1, Ordering::SeqCst) <= NUM);
                 })
             };
@@ -812,7 +801,7 @@ fn loom_semaphore_batch() {
                             let permit = block_on(semaphore.acquire_many(n)).unwrap();
                             active.fetch_add(n, Ordering::SeqCst);
                             assert!(active.load(Ordering::SeqCst) <= 10);
-                            hold_briefly();
+                            pause_spinning(64); // where the loom model yields
                             active.fetch_sub(n, Ordering::SeqCst);
                             drop(permit);
                         }

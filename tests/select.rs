@@ -1,6 +1,8 @@
 //! `select!`: typed channel arms, fairness, `biased;`, `default`, timers, and losing arms that
 //! consume nothing.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -139,11 +141,7 @@ impl Lanes {
                 std::thread::spawn(move || {
                     for n in 0..PER_SENDER {
                         if n % (lane as u64 + 2) == 0 {
-                            // A pause, spun: a thread yield would give the CPU away for up to a
-                            // time slice on a busy machine (10 s beside four busy loops).
-                            for _ in 0..256 {
-                                std::hint::spin_loop();
-                            }
+                            common::pause_spinning(256);
                         }
                         tx.send_blocking(n).unwrap();
                     }

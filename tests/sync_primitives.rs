@@ -777,12 +777,8 @@ fn semaphore_stress_racing_acquires_cancels_and_releases_keeps_the_count_exact()
                         let hold = |permits: usize| {
                             let now = in_use.fetch_add(permits, Ordering::SeqCst) + permits;
                             assert!(now <= PERMITS, "{now} permits held at once");
-                            // Held a little while for the others to contend: a spin, not a
-                            // thread yield, which on a busy machine gives the CPU away for up
-                            // to a time slice (this took 30 s beside four busy loops, 0.3 quiet).
-                            for _ in 0..64 {
-                                std::hint::spin_loop();
-                            }
+                            // Held a little while for the others to contend.
+                            common::pause_spinning(64);
                             in_use.fetch_sub(permits, Ordering::SeqCst);
                         };
                         match next(6) {
