@@ -339,8 +339,7 @@ impl Wake for DropOnWake {
 }
 
 /// Promise (ARCHITECTURE.md): "No waker is cloned, dropped or woken, and no user code runs,
-/// under a lock" (the exceptions named there are watch's closures and, for `klaw::sync`'s
-/// `Mutex`/`Barrier`/`Event`, event-listener's list lock, not `Token`). So a waker of a
+/// under a lock" (the exceptions named there are watch's closures, not `Token`). So a waker of a
 /// `cancelled()` waiter may do anything when woken, here drop another waiter of the same token
 /// (as tokio's `time_sleep.rs::drop_from_wake` drops sleeps from a wake), and `cancel` returns.
 #[test]

@@ -377,7 +377,7 @@ fn notify_one_racing_cancels_strands_no_waiter() {
 
 /// One thread's part of a stress run: `rounds` times, polls `make()` once, and then, at random,
 /// holds what it got for a while, drops the future after a pause (possibly after it was woken),
-/// or waits for it. Holds of up to a millisecond put an `async-lock` mutex into its fair mode.
+/// or waits for it. Holds of up to a millisecond keep a line of waiters behind the holder.
 fn lock_give_up_or_wait<'a, G>(
     seed: u64,
     rounds: usize,

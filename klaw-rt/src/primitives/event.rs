@@ -1,20 +1,24 @@
-//! `Event`: a flag that is set once, and wakes every waiter, on smol-rs's `event-listener`.
+//! `Event`: a flag that is set once, and wakes every waiter.
+//!
+//! The waiters' wakers sit in a `WakerSet` under the event's lock, and `sync::wakers` clones,
+//! drops and wakes them only outside it, so a waker may come back into the event (wait on it,
+//! drop another wait) when it is woken.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use event_listener::EventListener;
 use futures_core::FusedFuture;
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::sync::wakers::{Ticket, WakerSet, leave, poll_or_wait};
+use crate::sync::{AtomicBool, Mutex, Ordering};
 
 /// A one-shot event, as in trio: [`set`](Self::set) once, and every [`wait`](Self::wait), now
 /// or later, returns. It cannot be unset. For a signal that is consumed by one waiter, or that
 /// wakes only those waiting now, see [`Notify`](crate::primitives::Notify).
 ///
-/// Built on smol-rs's `event-listener`; works under any executor.
+/// Works under any executor.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -36,8 +40,11 @@ use crate::sync::{AtomicBool, Ordering};
 /// }
 /// ```
 pub struct Event {
+    /// Set once, never unset: a wait that finds it set takes no lock.
     set: AtomicBool,
-    listeners: event_listener::Event,
+    /// The waiting futures' wakers. `set` stores the flag before it takes them, and a wait looks
+    /// at the flag again under this lock before it registers, so no wake-up falls in between.
+    waiters: Mutex<WakerSet>,
 }
 
 impl Event {
@@ -47,7 +54,7 @@ impl Event {
     /// assert!(!klaw::sync::Event::new().is_set());
     /// ```
     pub fn new() -> Self {
-        Event { set: AtomicBool::new(false), listeners: event_listener::Event::new() }
+        Event { set: AtomicBool::new(false), waiters: Mutex::new(WakerSet::default()) }
     }
 
     /// Sets the event and wakes every waiter. Setting it again does nothing.
@@ -60,7 +67,8 @@ impl Event {
     /// ```
     pub fn set(&self) {
         if !self.set.swap(true, Ordering::SeqCst) {
-            self.listeners.notify(usize::MAX);
+            let wake = self.waiters.lock().take_all();
+            wake.wake(); // after the lock
         }
     }
 
@@ -90,7 +98,7 @@ impl Event {
     /// });
     /// ```
     pub fn wait(&self) -> EventWait<'_> {
-        EventWait { event: self, listener: None, done: false }
+        EventWait { event: self, ticket: Ticket::default(), done: false }
     }
 }
 
@@ -120,7 +128,8 @@ impl fmt::Debug for Event {
 #[must_use = "futures do nothing unless awaited"]
 pub struct EventWait<'a> {
     event: &'a Event,
-    listener: Option<EventListener>,
+    /// Its waker's place among the event's waiters, once it waits.
+    ticket: Ticket,
     done: bool,
 }
 
@@ -129,21 +138,27 @@ impl Future for EventWait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        loop {
-            if this.event.is_set() {
-                this.listener = None;
-                this.done = true;
-                return Poll::Ready(());
-            }
-            match &mut this.listener {
-                // Listen first, then look at the flag again: a `set` in between is not missed.
-                None => this.listener = Some(this.event.listeners.listen()),
-                Some(listener) => {
-                    std::task::ready!(Pin::new(listener).poll(cx));
-                    this.listener = None;
-                }
-            }
-        }
+        let event = this.event;
+        let polled = if event.is_set() {
+            leave(&event.waiters, |set| set, &mut this.ticket);
+            Poll::Ready(())
+        } else {
+            poll_or_wait(
+                &event.waiters,
+                |set| set,
+                &mut this.ticket,
+                cx,
+                |_| event.is_set().then_some(()),
+            )
+        };
+        this.done = polled.is_ready();
+        polled
+    }
+}
+
+impl Drop for EventWait<'_> {
+    fn drop(&mut self) {
+        leave(&self.event.waiters, |set| set, &mut self.ticket);
     }
 }
 

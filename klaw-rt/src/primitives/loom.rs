@@ -1,6 +1,7 @@
-//! Loom models of the hand-written primitives (`semaphore.rs`, `notify.rs`, and `rwlock.rs` on
-//! the semaphore): acquires, releases, cancels and closes racing, with parked tasks, so a lost
-//! wake-up shows as a deadlock and a lost or duplicated permit as a failed count.
+//! Loom models of the hand-written primitives (`semaphore.rs`, `notify.rs`, `rwlock.rs` and
+//! `mutex.rs` on the semaphore, `event.rs` and `barrier.rs`): acquires, releases, cancels and
+//! closes racing, with parked tasks, so a lost wake-up shows as a deadlock and a lost or
+//! duplicated permit as a failed count.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
 
@@ -12,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use crate::primitives::{Notify, RwLock, RwLockWriteGuard, Semaphore};
+use crate::primitives::{Barrier, Event, Mutex, Notify, RwLock, RwLockWriteGuard, Semaphore};
 
 /// Polls `future` once with a waker that does nothing.
 fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
@@ -150,5 +151,40 @@ fn loom_a_released_or_downgraded_write_lets_every_waiting_read_in() {
         }
         drop(read);
         assert!(lock.try_write().is_some(), "a permit was lost");
+    });
+}
+
+#[test]
+fn loom_two_tasks_take_turns_on_a_mutex_and_neither_change_is_lost() {
+    loom::model(|| {
+        let mutex = Arc::new(Mutex::new(0));
+        let other = mutex.clone();
+        let racer = thread::spawn(move || *block_on(other.lock_owned()) += 1);
+        *block_on(mutex.lock()) += 1; // parks while the other holds it: a lost wake-up deadlocks
+        racer.join().unwrap();
+        assert_eq!(*mutex.try_lock().unwrap(), 2);
+    });
+}
+
+#[test]
+fn loom_an_event_set_racing_a_wait_is_never_missed() {
+    loom::model(|| {
+        let event = Arc::new(Event::new());
+        let setter = event.clone();
+        let setter = thread::spawn(move || setter.set());
+        block_on(event.wait()); // before or after the set: either way it returns
+        setter.join().unwrap();
+        assert!(event.is_set());
+    });
+}
+
+#[test]
+fn loom_a_barrier_of_two_opens_for_both_with_one_leader() {
+    loom::model(|| {
+        let barrier = Arc::new(Barrier::new(2));
+        let other = barrier.clone();
+        let other = thread::spawn(move || block_on(other.wait()).is_leader());
+        let mine = block_on(barrier.wait()).is_leader(); // whichever arrives first parks
+        assert!(mine ^ other.join().unwrap(), "exactly one leader");
     });
 }

@@ -8,17 +8,19 @@
 //!
 //! | type | on | order of waiters |
 //! |---|---|---|
-//! | [`Mutex`], [`Barrier`] | smol-rs's `async-lock` | eventually fair (a waiter starved for 0.5 ms makes the lock fair) |
-//! | [`Event`] | smol-rs's `event-listener` | all wake |
 //! | [`Semaphore`], [`Notify`] | `waiters.rs`: a FIFO line under a `crate::sync::Mutex` | first come, first served |
+//! | [`Mutex`] | [`Semaphore`] with one permit (as tokio's) | first come, first served |
+//! | [`Event`], [`Barrier`] | `crate::sync::wakers`: a `WakerSet` beside their state, under a `crate::sync::Mutex` | all wake |
 //! | [`RwLock`] | [`Semaphore`]: a read holds one permit, a write all of them (as tokio's) | first come, first served: no read gets past a waiting write, and a write that ends lets in every read that waited before the next write, at once |
 //!
-//! The hand-written ones take every waker out of their lock and wake (or drop) it after the
-//! lock is released, and run no user code under it; `loom.rs` models them.
-//! (`async-lock`'s `RwLock` was not kept: a waiting writer lost its place to new reads while it
-//! was woken, and a released write woke one waiting read, which woke the next only once polled.)
-//! (`event-listener`, under `async-lock` and `Event`, wakes under its own list lock.)
-#![deny(unsafe_code)] // `rwlock.rs` alone allows it: the value in its cell
+//! Every one of them takes its wakers out of its lock and wakes (or drops) them after the lock is
+//! released, and runs no user code under it, so a waker may come back into the primitive that
+//! woke it; `loom.rs` models them. (smol-rs's `async-lock` and `event-listener` were not kept:
+//! `event-listener` wakes under its own list lock, so a waker that dropped another wait of the
+//! same `Mutex`, `Barrier` or `Event` deadlocked; and `async-lock`'s `RwLock` let new reads past
+//! a woken writer, and a released write woke one waiting read, which woke the next only once
+//! polled.)
+#![deny(unsafe_code)] // `mutex.rs` and `rwlock.rs` allow it: the value in their cell
 
 mod acquire;
 mod barrier;

@@ -1,26 +1,38 @@
-//! `Mutex`: an async lock around a value, on smol-rs's `async-lock`.
+//! `Mutex`: an async lock around a value, on klaw's own fair [`Semaphore`] with one permit, as
+//! tokio's is on its semaphore.
+//!
+//! The value is in an `UnsafeCell`; the one permit is what makes its borrows sound (see each
+//! `SAFETY`). The semaphore takes every waker out of its lock and wakes or drops it after, so a
+//! waker may come back into the mutex (`Semaphore`'s module).
+#![allow(unsafe_code)]
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_core::FusedFuture;
+
+use crate::primitives::permit::SemaphorePermit;
+use crate::primitives::semaphore::{Place, Semaphore};
+use crate::sync::UnsafeCell;
+
 /// A lock around a value that tasks wait for without blocking their thread, so a guard may be
 /// held across an `.await`. If the guard is never held across an `.await`, `std::sync::Mutex`
 /// is simpler and faster (see the book's chapter on locks).
 ///
-/// Built on smol-rs's `async-lock`; works under any executor. **Fairness:** not strictly first
-/// come, first served: a `lock()` that has waited for more than half a millisecond makes the
-/// mutex hand over fairly until it has the lock, so no waiter is starved.
+/// Works under any executor. **Fair, first come, first served** (it is built on klaw's
+/// [`Semaphore`](crate::primitives::Semaphore), with one permit): a waiting `lock()` gets the
+/// mutex before any that came later, and `try_lock` does not jump the line.
 ///
 /// **Cancel safety:** dropping a [`lock`](Self::lock) future loses nothing (see there); a task
 /// cancelled while holding a guard drops it, which unlocks. The value stays as the task left it:
 /// a lock does not roll back a half-made change.
 ///
-/// One allocation per mutex: the value lives behind an `Arc`, which is what lets
-/// [`lock_owned`](Self::lock_owned) give a `'static` guard.
+/// No allocation: the value and the line of waiters live in the mutex itself.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -45,8 +57,17 @@ use std::task::{Context, Poll};
 /// }
 /// ```
 pub struct Mutex<T: ?Sized> {
-    inner: Arc<async_lock::Mutex<T>>,
+    /// One permit: the guard that holds it is the only way to the value.
+    permit: Semaphore,
+    value: UnsafeCell<T>,
 }
+
+// SAFETY: the value is reached only through the one guard that holds the permit, as with std's
+// `Mutex`: sending the mutex sends the value, and sharing it lets any thread take `&mut T`, one
+// at a time (`T: Send` for both).
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
     /// A mutex around `value`, unlocked.
@@ -56,7 +77,7 @@ impl<T> Mutex<T> {
     /// assert_eq!(*mutex.try_lock().unwrap(), 5);
     /// ```
     pub fn new(value: T) -> Self {
-        Mutex { inner: Arc::new(async_lock::Mutex::new(value)) }
+        Mutex { permit: Semaphore::new(1), value: UnsafeCell::new(value) }
     }
 
     /// The value, taken out of the mutex.
@@ -65,8 +86,7 @@ impl<T> Mutex<T> {
     /// assert_eq!(klaw::sync::Mutex::new(5).into_inner(), 5);
     /// ```
     pub fn into_inner(self) -> T {
-        // Owned guards and their futures hold the `Arc<Mutex>` too, so none exists now.
-        Arc::into_inner(self.inner).expect("no owned guard outlives its mutex").into_inner()
+        self.value.into_inner()
     }
 }
 
@@ -76,7 +96,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # Cancel safety
     /// Dropping the future loses nothing. It holds no lock (the lock is taken in the same poll
     /// that returns the guard), and if the mutex had been handed to it (it was woken but not
-    /// polled again), the wake-up passes on to the next waiting `lock()`.
+    /// polled again), it passes on to the next waiting `lock()`.
     ///
     /// ```
     /// let mutex = klaw::sync::Mutex::new(1);
@@ -86,10 +106,10 @@ impl<T: ?Sized> Mutex<T> {
     /// });
     /// ```
     pub fn lock(&self) -> Lock<'_, T> {
-        Lock { inner: self.inner.lock() }
+        Lock { mutex: self, place: Place::new(1) }
     }
 
-    /// The lock if it is free now.
+    /// The lock if it is free now and nobody waits for it.
     ///
     /// ```
     /// let mutex = klaw::sync::Mutex::new(1);
@@ -99,7 +119,8 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(mutex.try_lock().is_some());
     /// ```
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.inner.try_lock().map(MutexGuard)
+        let permit = self.permit.try_acquire().ok()?;
+        Some(MutexGuard { mutex: self, _permit: permit, not_auto: PhantomData })
     }
 
     /// [`lock`](Self::lock) for a mutex in an `Arc`: the guard holds the `Arc`, so it is
@@ -116,7 +137,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(mutex.try_lock().is_some());
     /// ```
     pub fn lock_owned(self: &Arc<Self>) -> LockOwned<T> {
-        LockOwned { inner: self.inner.lock_arc(), mutex: Some(self.clone()) }
+        LockOwned { mutex: self.clone(), place: Place::new(1) }
     }
 
     /// [`try_lock`](Self::try_lock) for a mutex in an `Arc`: a `'static` guard.
@@ -128,8 +149,8 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(mutex.try_lock_owned().is_none());
     /// ```
     pub fn try_lock_owned(self: &Arc<Self>) -> Option<OwnedMutexGuard<T>> {
-        let guard = self.inner.try_lock_arc()?;
-        Some(OwnedMutexGuard { guard, mutex: self.clone() })
+        self.permit.try_acquire().ok()?.detach();
+        Some(OwnedMutexGuard { mutex: self.clone(), not_auto: PhantomData })
     }
 
     /// The value, borrowed mutably: no locking, the `&mut` proves nobody else holds the mutex.
@@ -140,8 +161,9 @@ impl<T: ?Sized> Mutex<T> {
     /// assert_eq!(mutex.into_inner(), 2);
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
-        // Owned guards and their futures hold the `Arc<Mutex>` too, so none exists now.
-        Arc::get_mut(&mut self.inner).expect("no owned guard outlives a `&mut Mutex`").get_mut()
+        // SAFETY: `&mut self`: no guard exists (each borrows the mutex or holds an `Arc` of it,
+        // which `&mut Mutex` excludes), so nothing else reaches the value.
+        self.value.with_mut(|value| unsafe { &mut *value })
     }
 }
 
@@ -168,74 +190,96 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The future of [`Mutex::lock`].
-    ///
-    /// # Cancel safety
-    /// Dropping it loses nothing: a wake-up it was given passes on to the next waiter.
-    ///
-    /// ```
-    /// let mutex = klaw::sync::Mutex::new(1);
-    /// let lock: klaw::sync::Lock<'_, u32> = mutex.lock();
-    /// assert_eq!(*klaw::runtime::block_on(lock), 1);
-    /// ```
-    #[must_use = "futures do nothing unless awaited"]
-    pub struct Lock<'a, T: ?Sized> {
-        #[pin]
-        inner: async_lock::futures::Lock<'a, T>,
-    }
+/// The future of [`Mutex::lock`].
+///
+/// # Cancel safety
+/// Dropping it loses nothing: it leaves the line, and if the mutex had been handed to it, it
+/// goes on to the next in line.
+///
+/// ```
+/// let mutex = klaw::sync::Mutex::new(1);
+/// let lock: klaw::sync::Lock<'_, u32> = mutex.lock();
+/// assert_eq!(*klaw::runtime::block_on(lock), 1);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct Lock<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    place: Place,
 }
 
 impl<'a, T: ?Sized> Future for Lock<'a, T> {
     type Output = MutexGuard<'a, T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx).map(MutexGuard)
+        let this = self.get_mut();
+        let mutex = this.mutex;
+        std::task::ready!(poll_lock(&mutex.permit, &mut this.place, cx));
+        let permit = SemaphorePermit::new(&mutex.permit, 1);
+        Poll::Ready(MutexGuard { mutex, _permit: permit, not_auto: PhantomData })
     }
 }
 
-impl<T: ?Sized> fmt::Debug for Lock<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock").finish_non_exhaustive()
+impl<T: ?Sized> Drop for Lock<'_, T> {
+    fn drop(&mut self) {
+        self.mutex.permit.leave(&mut self.place);
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The future of [`Mutex::lock_owned`]: `'static`, it holds the mutex's `Arc`.
-    ///
-    /// # Cancel safety
-    /// Dropping it loses nothing: a wake-up it was given passes on to the next waiter.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// let mutex = Arc::new(klaw::sync::Mutex::new(1));
-    /// let lock: klaw::sync::LockOwned<u32> = mutex.lock_owned();
-    /// assert_eq!(*klaw::runtime::block_on(lock), 1);
-    /// ```
-    #[must_use = "futures do nothing unless awaited"]
-    pub struct LockOwned<T: ?Sized> {
-        #[pin]
-        inner: async_lock::futures::LockArc<T>,
-        mutex: Option<Arc<Mutex<T>>>,
-    }
+/// The future of [`Mutex::lock_owned`]: `'static`, it holds the mutex's `Arc`.
+///
+/// # Cancel safety
+/// Dropping it loses nothing, as [`Lock`]'s.
+///
+/// ```
+/// use std::sync::Arc;
+/// let mutex = Arc::new(klaw::sync::Mutex::new(1));
+/// let lock: klaw::sync::LockOwned<u32> = mutex.lock_owned();
+/// assert_eq!(*klaw::runtime::block_on(lock), 1);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct LockOwned<T: ?Sized> {
+    mutex: Arc<Mutex<T>>,
+    place: Place,
 }
 
 impl<T: ?Sized> Future for LockOwned<T> {
     type Output = OwnedMutexGuard<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let guard = std::task::ready!(this.inner.poll(cx));
-        let mutex = this.mutex.take().expect("`LockOwned` polled after it completed");
-        Poll::Ready(OwnedMutexGuard { guard, mutex })
+        let this = self.get_mut();
+        std::task::ready!(poll_lock(&this.mutex.permit, &mut this.place, cx));
+        Poll::Ready(OwnedMutexGuard { mutex: this.mutex.clone(), not_auto: PhantomData })
     }
 }
 
-impl<T: ?Sized> fmt::Debug for LockOwned<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockOwned").finish_non_exhaustive()
+impl<T: ?Sized> Drop for LockOwned<T> {
+    fn drop(&mut self) {
+        self.mutex.permit.leave(&mut self.place);
     }
 }
+
+/// Polls a lock's place in the line of the mutex's semaphore, which is never closed.
+fn poll_lock(permit: &Semaphore, place: &mut Place, cx: &mut Context<'_>) -> Poll<()> {
+    permit.poll_acquire(place, cx).map(|acquired| acquired.expect("a mutex is never closed"))
+}
+
+macro_rules! future_impls {
+    ($($name:ident<$($lt:lifetime,)? T>),*) => {$(
+        impl<$($lt,)? T: ?Sized> FusedFuture for $name<$($lt,)? T> {
+            fn is_terminated(&self) -> bool {
+                self.place.done
+            }
+        }
+
+        impl<$($lt,)? T: ?Sized> fmt::Debug for $name<$($lt,)? T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+future_impls!(Lock<'a, T>, LockOwned<T>);
 
 /// The lock of a [`Mutex`], held: gives the value; dropping it unlocks.
 ///
@@ -246,32 +290,12 @@ impl<T: ?Sized> fmt::Debug for LockOwned<T> {
 /// assert_eq!(*guard, [1, 2]);
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
-pub struct MutexGuard<'a, T: ?Sized>(async_lock::MutexGuard<'a, T>);
-
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.0
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&**self, f)
-    }
+pub struct MutexGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    /// The mutex's one permit: no other guard exists while it is held.
+    _permit: SemaphorePermit<'a>,
+    /// Neither `Send` nor `Sync` by itself: the impls below say when.
+    not_auto: PhantomData<*mut T>,
 }
 
 /// The lock of a [`Mutex`] in an `Arc`, held: `'static`, it holds the `Arc`. Dropping it
@@ -288,9 +312,10 @@ impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct OwnedMutexGuard<T: ?Sized> {
-    // Declared first, so it unlocks before the `Arc` is let go.
-    guard: async_lock::MutexGuardArc<T>,
+    /// Holds the mutex's one permit, detached from any `SemaphorePermit`: its drop gives it back.
     mutex: Arc<Mutex<T>>,
+    /// Neither `Send` nor `Sync` by itself: the impls below say when.
+    not_auto: PhantomData<*mut T>,
 }
 
 impl<T: ?Sized> OwnedMutexGuard<T> {
@@ -308,28 +333,51 @@ impl<T: ?Sized> OwnedMutexGuard<T> {
     }
 }
 
-impl<T: ?Sized> Deref for OwnedMutexGuard<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.guard
+impl<T: ?Sized> Drop for OwnedMutexGuard<T> {
+    fn drop(&mut self) {
+        self.mutex.permit.give_back(1);
     }
 }
 
-impl<T: ?Sized> DerefMut for OwnedMutexGuard<T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
-    }
+macro_rules! guard_impls {
+    ($($name:ident<$($lt:lifetime,)? T>),*) => {$(
+        // SAFETY: a guard lends `&mut T` to whichever thread holds it (`T: Send` to move it
+        // there) and `&T` to every thread that shares it (`T: Sync`), as std's guard would if
+        // it could move: the permit it holds is not tied to a thread.
+        unsafe impl<$($lt,)? T: ?Sized + Send> Send for $name<$($lt,)? T> {}
+        // SAFETY: as above.
+        unsafe impl<$($lt,)? T: ?Sized + Sync> Sync for $name<$($lt,)? T> {}
+
+        impl<$($lt,)? T: ?Sized> Deref for $name<$($lt,)? T> {
+            type Target = T;
+
+            fn deref(&self) -> &T {
+                // SAFETY: the guard holds the mutex's one permit, so no other guard exists, and
+                // the `&T` borrows this guard, which cannot lend a `&mut T` meanwhile.
+                self.mutex.value.with(|value| unsafe { &*value })
+            }
+        }
+
+        impl<$($lt,)? T: ?Sized> DerefMut for $name<$($lt,)? T> {
+            fn deref_mut(&mut self) -> &mut T {
+                // SAFETY: the guard holds the mutex's one permit, so no other guard exists, and
+                // `&mut self` makes this the one borrow through it.
+                self.mutex.value.with_mut(|value| unsafe { &mut *value })
+            }
+        }
+
+        impl<$($lt,)? T: ?Sized + fmt::Debug> fmt::Debug for $name<$($lt,)? T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&**self, f)
+            }
+        }
+
+        impl<$($lt,)? T: ?Sized + fmt::Display> fmt::Display for $name<$($lt,)? T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&**self, f)
+            }
+        }
+    )*};
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for OwnedMutexGuard<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Display> fmt::Display for OwnedMutexGuard<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&**self, f)
-    }
-}
+guard_impls!(MutexGuard<'a, T>, OwnedMutexGuard<T>);
