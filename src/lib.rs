@@ -114,8 +114,9 @@ pub mod time {
 /// [`Semaphore`](sync::Semaphore) (with owned permits and several permits at once),
 /// [`Barrier`](sync::Barrier), and the signals [`Event`](sync::Event) (set once, wakes every
 /// waiter, as in trio) and [`Notify`](sync::Notify) (as in tokio). They work under any
-/// executor, waiters of a `Semaphore` or a `Notify` are served first come, first served, and
-/// every async method says in its `# Cancel safety` section what a dropped future leaves behind.
+/// executor; waiters of a `Mutex`, an `RwLock`, a `Semaphore` or a `Notify` are served first
+/// come, first served; none wakes a waker under its own lock; and every async method says in
+/// its `# Cancel safety` section what a dropped future leaves behind.
 pub mod sync {
     pub use klaw_rt::primitives::{
         Acquire, AcquireError, AcquireOwned, Barrier, BarrierWait, BarrierWaitResult, Event,

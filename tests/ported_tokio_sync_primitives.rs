@@ -15,9 +15,8 @@
 //! `klaw::cancel::move_on_after` on a paused (virtual) clock; nothing here asserts on wall-clock
 //! time.
 //!
-//! Where the book ("Coming from tokio") says klaw differs, tokio's assertion is not made: `Mutex`
-//! and `RwLock` waiters are served in an eventually fair order, not strictly FIFO. What klaw does
-//! promise instead (an `RwLock` lets no new reader in while a writer waits; a released or
+//! `Mutex` and `RwLock` waiters are served first come, first served, as tokio's are; what an
+//! `RwLock` promises beyond that (it lets no new reader in while a writer waits; a released or
 //! cancelled write lets the reads it held back through) is tested in tokio's style below.
 
 mod common;

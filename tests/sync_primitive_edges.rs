@@ -12,8 +12,8 @@
 //!   waiter with `AcquireError`, `add_permits` that would overflow, owned `split`/`merge`/`forget`,
 //!   a granted acquire that keeps its permits from `try_acquire` and `forget_permits`;
 //! - `RwLock` fairness: downgrade lets in only the reads queued before the next write, and a
-//!   writer is not starved by readers that keep overlapping; `Mutex` fairness against a thread
-//!   that relocks at once;
+//!   writer is not starved by readers that keep overlapping; `Mutex` order (first come, first
+//!   served) against a thread that relocks at once;
 //! - `Notify`: what `notify_waiters` stores (nothing), how many permits dropped futures pass on
 //!   (at most one), and that a future completed by `notify_waiters` passes nothing on;
 //! - `Barrier` of 0 and 1 and its generations in tasks;
@@ -813,8 +813,8 @@ fn rwlock_a_writer_is_not_starved_by_overlapping_readers() {
 
 // ---- Mutex edges.
 
-/// Documented: a waiter starved for half a millisecond makes the mutex fair, so a thread that
-/// relocks at once does not keep a waiting task out.
+/// Documented: waiters are served first come, first served, so a thread that relocks at once
+/// does not keep a waiting task out: its unlock hands the mutex to the task in line.
 #[test]
 fn mutex_a_waiter_is_not_starved_by_a_thread_that_relocks_at_once() {
     within(DEADLINE, || {

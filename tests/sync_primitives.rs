@@ -140,6 +140,33 @@ fn mutex_a_lock_cancelled_after_its_wake_up_passes_it_on() {
     *guard += 1;
 }
 
+/// Documented (`Mutex`): "Fair, first come, first served: a waiting `lock()` gets the mutex
+/// before any that came later, and `try_lock` does not jump the line". An unlock hands the mutex
+/// to the first in line and wakes only that one, whatever order the others are polled in.
+#[test]
+fn mutex_waiters_are_served_first_come_first_served() {
+    let mutex = Mutex::new(Vec::new());
+    let guard = mutex.try_lock().unwrap();
+    let mut waiters: Vec<_> = (0..3).map(|_| mock(mutex.lock())).collect();
+    for waiter in &mut waiters {
+        pending(waiter.poll());
+    }
+    drop(guard);
+    assert!(waiters[0].is_woken() && !waiters[1].is_woken() && !waiters[2].is_woken());
+    assert!(mutex.try_lock().is_none(), "try_lock went before the line");
+    pending(waiters[2].poll());
+    pending(waiters[1].poll());
+    for i in 0..3 {
+        let mut guard = ready(waiters[i].poll());
+        guard.push(i);
+        drop(guard);
+        if let Some(next) = waiters.get(i + 1) {
+            assert!(next.is_woken(), "the unlock wakes the next in line");
+        }
+    }
+    assert_eq!(*mutex.try_lock().unwrap(), [0, 1, 2]);
+}
+
 #[test]
 fn mutex_owned_guards_move_to_other_threads() {
     let mutex = Arc::new(Mutex::new(0));

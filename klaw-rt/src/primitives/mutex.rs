@@ -32,7 +32,8 @@ use crate::sync::UnsafeCell;
 /// cancelled while holding a guard drops it, which unlocks. The value stays as the task left it:
 /// a lock does not roll back a half-made change.
 ///
-/// No allocation: the value and the line of waiters live in the mutex itself.
+/// Making one allocates nothing (the value and the line of waiters live in the mutex itself); a
+/// `lock()` that has to wait takes a place in the line.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -94,9 +95,11 @@ impl<T: ?Sized> Mutex<T> {
     /// Waits for the lock; the guard unlocks when dropped.
     ///
     /// # Cancel safety
-    /// Dropping the future loses nothing. It holds no lock (the lock is taken in the same poll
-    /// that returns the guard), and if the mutex had been handed to it (it was woken but not
-    /// polled again), it passes on to the next waiting `lock()`.
+    /// Dropping the future loses nothing: it leaves the line, and if the mutex had been handed
+    /// to it (an unlock gives the mutex to the first in line and wakes it), the mutex passes on
+    /// to the next waiting `lock()`. Until then, a future that was handed the mutex holds it
+    /// even before it is polled again, as tokio's does: keep a `lock()` you stop polling only as
+    /// long as you would keep its guard.
     ///
     /// ```
     /// let mutex = klaw::sync::Mutex::new(1);
@@ -289,6 +292,14 @@ future_impls!(Lock<'a, T>, LockOwned<T>);
 /// guard.push(2);
 /// assert_eq!(*guard, [1, 2]);
 /// ```
+///
+/// # Threads
+/// It is `Send` if `T` is, and `Sync` only if `T` is, since threads that share it share the
+/// `&T` it gives:
+/// ```compile_fail
+/// fn shared_between_threads<G: Sync>() {}
+/// shared_between_threads::<klaw::sync::MutexGuard<'static, std::cell::Cell<u32>>>();
+/// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct MutexGuard<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
@@ -309,6 +320,15 @@ pub struct MutexGuard<'a, T: ?Sized> {
 /// assert!(Arc::ptr_eq(klaw::sync::OwnedMutexGuard::mutex(&guard), &mutex));
 /// drop(guard);
 /// assert_eq!(*mutex.try_lock().unwrap(), 2);
+/// ```
+///
+/// # Threads
+/// It is `Send` if `T` is, and `Sync` only if `T` is both `Send` and `Sync`: threads that share
+/// it share [`mutex`](Self::mutex), an `Arc` one of them may clone and be the last to drop, so
+/// `T` must be free to move to it (a `std::sync::MutexGuard` is `Sync` but must not move):
+/// ```compile_fail
+/// fn shared_between_threads<G: Sync>() {}
+/// shared_between_threads::<klaw::sync::OwnedMutexGuard<std::sync::MutexGuard<'static, ()>>>();
 /// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct OwnedMutexGuard<T: ?Sized> {
@@ -341,13 +361,6 @@ impl<T: ?Sized> Drop for OwnedMutexGuard<T> {
 
 macro_rules! guard_impls {
     ($($name:ident<$($lt:lifetime,)? T>),*) => {$(
-        // SAFETY: a guard lends `&mut T` to whichever thread holds it (`T: Send` to move it
-        // there) and `&T` to every thread that shares it (`T: Sync`), as std's guard would if
-        // it could move: the permit it holds is not tied to a thread.
-        unsafe impl<$($lt,)? T: ?Sized + Send> Send for $name<$($lt,)? T> {}
-        // SAFETY: as above.
-        unsafe impl<$($lt,)? T: ?Sized + Sync> Sync for $name<$($lt,)? T> {}
-
         impl<$($lt,)? T: ?Sized> Deref for $name<$($lt,)? T> {
             type Target = T;
 
@@ -381,3 +394,14 @@ macro_rules! guard_impls {
 }
 
 guard_impls!(MutexGuard<'a, T>, OwnedMutexGuard<T>);
+
+// SAFETY: a guard lends `&mut T` to whichever thread holds it (`T: Send` to move it there) and
+// `&T` to every thread that shares it (`T: Sync`); the permit it holds is not tied to a thread.
+unsafe impl<T: ?Sized + Send> Send for MutexGuard<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
+// SAFETY: as `MutexGuard`; moving it also moves an `Arc<Mutex<T>>` (`T: Send`, already needed).
+unsafe impl<T: ?Sized + Send> Send for OwnedMutexGuard<T> {}
+// SAFETY: a shared owned guard also lends its `Arc<Mutex<T>>` (`OwnedMutexGuard::mutex`), which
+// another thread may clone and so own, and drop `T` there: `T: Send` as well as `T: Sync`.
+unsafe impl<T: ?Sized + Send + Sync> Sync for OwnedMutexGuard<T> {}

@@ -1,5 +1,5 @@
 //! The wakers of the futures waiting on a `broadcast`, `watch` or `oneshot` channel (and on a
-//! cancel token: `cancel::Cancelled`), kept inside the state they wait on (so "is there
+//! cancel token, `cancel::Cancelled`, and on `klaw::sync`'s `Event` and `Barrier`), kept inside the state they wait on (so "is there
 //! something to take" and "register me" are one critical section), and never cloned, dropped
 //! or woken while that state's lock is held: an executor's waker may run code that comes back
 //! into the channel or token, and would then deadlock on its lock.
