@@ -813,6 +813,40 @@ fn rwlock_a_writer_is_not_starved_by_overlapping_readers() {
 
 // ---- Mutex edges.
 
+/// Documented (`Semaphore`, and so `Mutex`): permits given back in a task of klaw's runtime go
+/// to the first in line, and that task runs next on the same worker, before tasks queued
+/// earlier, as tokio runs a task woken by the running one next (its LIFO slot): the mutex's
+/// turns stay on one worker instead of waiting at the back of the queue. One worker here, so
+/// the order is the queue's: the task queued before the unlock would otherwise run first.
+#[test]
+fn an_unlock_in_a_task_runs_the_next_in_line_next_on_its_worker() {
+    within(DEADLINE, || {
+        let rt = runtime(1);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = order.clone();
+        let task = rt.spawn(async move {
+            let mutex = Arc::new(Mutex::new(()));
+            let guard = mutex.clone().try_lock_owned().unwrap();
+            klaw::scope!(|s| {
+                let (waiter, record_waiter) = (mutex.clone(), record.clone());
+                s.spawn(async move {
+                    let _guard = waiter.lock().await;
+                    record_waiter.lock().unwrap().push("next in line");
+                });
+                futures_lite::future::yield_now().await; // the waiter runs and joins the line
+                assert!(mutex.try_lock().is_none());
+                let record_queued = record.clone();
+                s.spawn(async move { record_queued.lock().unwrap().push("queued before") });
+                drop(guard);
+                Ok(())
+            })
+            .unwrap();
+        });
+        rt.block_on(task).unwrap();
+        assert_eq!(*order.lock().unwrap(), ["next in line", "queued before"]);
+    });
+}
+
 /// Documented: waiters are served first come, first served, so a thread that relocks at once
 /// does not keep a waiting task out: its unlock hands the mutex to the task in line.
 #[test]

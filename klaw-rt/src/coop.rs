@@ -77,10 +77,11 @@ pub(crate) fn set_cancelled_here(cancelled: fn() -> bool) {
 }
 
 /// Runs `wake`, which wakes the other end of a channel this task has just handed a message or
-/// a place to. The task that wakes it is about to go on, and soon to wait or yield itself, on
-/// this thread: klaw's executor keeps the woken task for this worker to run next, without
-/// waking a sleeping worker for it (`runtime/executor/run.rs`), so the two ends take turns on
-/// one worker's cache instead of spreading over two.
+/// a place to, or the first in line of a semaphore this task has just given permits back to
+/// (a `Mutex`'s unlock). The task that wakes it is about to go on, and soon to wait or yield
+/// itself, on this thread: klaw's executor keeps the woken task for this worker to run next,
+/// without waking a sleeping worker for it (`runtime/executor/run.rs`), so the two take turns
+/// on one worker's cache instead of spreading over two.
 #[inline]
 pub(crate) fn hand_off(wake: impl FnOnce()) {
     #[cfg(not(klaw_loom))]
