@@ -128,8 +128,9 @@ impl<T: ?Sized> RwLock<T> {
     /// while a writer holds the lock or waits for it.
     ///
     /// # Cancel safety
-    /// Dropping the future loses nothing: it holds no lock, and a wake-up it was given passes on
-    /// to the next waiting reader.
+    /// Dropping the future loses nothing: it leaves the line, and a permit it was given (woken,
+    /// not yet polled) goes back, to the next in line. Until it is polled or dropped, a future
+    /// given its permit holds it, as tokio's does.
     ///
     /// ```
     /// let lock = klaw::sync::RwLock::new(1);
@@ -160,8 +161,9 @@ impl<T: ?Sized> RwLock<T> {
     /// waiting, new reads wait behind it.
     ///
     /// # Cancel safety
-    /// Dropping the future loses nothing: it holds no lock, and the reads it was holding back
-    /// (or the next writer) are woken.
+    /// Dropping the future loses nothing: it leaves the line, the permits it had gathered go
+    /// back, and the reads it was holding back (or the next writer) are woken. Until it is
+    /// polled or dropped, a future given every permit holds the lock, as tokio's does.
     ///
     /// ```
     /// let lock = klaw::sync::RwLock::new(1);
