@@ -370,6 +370,58 @@ fn a_waiters_waker_may_drop_another_waiter_of_the_same_token() {
     assert_eq!(woken, 1);
 }
 
+/// A waker that drops the future it keeps, then wakes `then`.
+struct DropThenWake {
+    kept: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    then: Waker,
+    dropped: AtomicUsize,
+}
+
+impl Wake for DropThenWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let kept = self.kept.lock().unwrap().take();
+        if kept.is_some() {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+        drop(kept);
+        self.then.wake_by_ref();
+    }
+}
+
+/// The same promise for the paused clock: an `advance` waits for the runtime to settle, and the
+/// worker that finds it settled wakes every waiting `advance`. Here the waker of one drops
+/// another `advance` of the same clock when it is woken, and the runtime goes on.
+#[test]
+fn an_advance_whose_waker_drops_another_advance_of_the_same_clock_completes() {
+    let dropped = within(secs(10), || {
+        let rt = paused();
+        rt.block_on(async {
+            let mut other: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(advance(ms(1)));
+            assert!(other.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+            let kept = Mutex::new(Some(other));
+            let mut first = pin!(advance(ms(1)));
+            let mut waker_data: Option<Arc<DropThenWake>> = None;
+            std::future::poll_fn(|cx| {
+                let data = waker_data.get_or_insert_with(|| {
+                    let kept = kept.lock().unwrap().take();
+                    Arc::new(DropThenWake {
+                        kept: Mutex::new(kept),
+                        then: cx.waker().clone(),
+                        dropped: AtomicUsize::new(0),
+                    })
+                });
+                first.as_mut().poll(&mut Context::from_waker(&Waker::from(data.clone())))
+            })
+            .await;
+            waker_data.map_or(0, |data| data.dropped.load(Ordering::SeqCst))
+        })
+    });
+    assert_eq!(dropped, 1);
+}
+
 /// Promise: `cancelled()` is "Cancel safe: dropping the future loses nothing" and "Any number of
 /// tasks may wait" (region.rs). A waiter polled with one waker then another is woken
 /// through the last one, once; a waiter dropped and made again still hears the cancel.

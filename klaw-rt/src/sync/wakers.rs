@@ -1,9 +1,9 @@
 //! The wakers of the futures waiting on a `broadcast`, `watch` or `oneshot` channel (and on a
-//! cancel token, `cancel::Cancelled`, and on `klaw::sync`'s `Event` and `Barrier`), kept inside
-//! the state they wait on (so "is there something to take" and "register me" are one critical
-//! section), and never cloned, dropped or woken while that state's lock is held: an executor's
-//! waker may run code that comes back into the channel, token or primitive, and would then
-//! deadlock on its lock.
+//! cancel token, `cancel::Cancelled`, on `klaw::sync`'s `Event` and `Barrier`, and on a paused
+//! clock's `advance`), kept inside the state they wait on (so "is there something to take" and
+//! "register me" are one critical section), and never cloned, dropped or woken while that
+//! state's lock is held: an executor's waker may run code that comes back into the channel,
+//! token, primitive or clock, and would then deadlock on its lock.
 //!
 //! So a waker is cloned before the lock is taken, and every operation that removes wakers hands
 //! them back for the caller to drop or wake once it has let the lock go. [`poll_or_wait`] is the

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use event_listener::{Event, EventListener};
 
+use crate::sync::wakers::{Ticket, WakerSet, poll_or_wait};
 use crate::sync::{Mutex, MutexGuard};
 
 /// A registered timer: its deadline, then the order of registration (which breaks ties).
@@ -41,8 +42,6 @@ pub(crate) struct VirtualClock {
     /// polled outside the runtime, say, while the worker waits with no timer to jump to): the
     /// worker may find the runtime idle with somewhere to jump now.
     released: Event,
-    /// Notified when the runtime settles after an [`advance`](Self::advance).
-    settled: Event,
 }
 
 #[derive(Default)]
@@ -57,6 +56,9 @@ struct ClockState {
     /// `advance` futures waiting for the runtime to settle, and how many settlings there were.
     settling: usize,
     settle_epoch: u64,
+    /// The wakers of those `advance` futures: a user's, so woken after the lock (`sync::wakers`),
+    /// since one may come back into the clock.
+    settle_waiters: WakerSet,
     /// Its runtime has shut down: nothing moves the clock any more, so every timer on it is due
     /// (see [`VirtualClock::stop`]).
     stopped: bool,
@@ -100,7 +102,6 @@ impl VirtualClock {
             start: Instant::now(),
             state: Mutex::new(ClockState { next_id: 1, ..ClockState::default() }),
             released: Event::new(),
-            settled: Event::new(),
         })
     }
 
@@ -165,8 +166,9 @@ impl VirtualClock {
         if state.settling > 0 {
             state.settling = 0;
             state.settle_epoch += 1;
+            let settled = state.settle_waiters.take_all();
             drop(state);
-            self.settled.notify(usize::MAX);
+            settled.wake();
             return Step::Moved;
         }
         let Some(&(deadline, _)) = state.timers.keys().next() else {
@@ -197,14 +199,18 @@ impl VirtualClock {
             state.settling += 1;
             state.settle_epoch
         };
-        let waiting = Settling { clock: self, epoch };
-        loop {
-            let listener = self.settled.listen();
-            if self.lock().settle_epoch != epoch {
-                break;
-            }
-            listener.await;
-        }
+        let mut waiting = Settling { clock: self, epoch, ticket: Ticket::default() };
+        std::future::poll_fn(|cx| {
+            let ticket = &mut waiting.ticket;
+            poll_or_wait(
+                &self.state,
+                |s| &mut s.settle_waiters,
+                ticket,
+                cx,
+                |s| (s.settle_epoch != epoch).then_some(()),
+            )
+        })
+        .await;
         drop(waiting);
     }
 
@@ -327,6 +333,8 @@ impl fmt::Debug for Hold {
 struct Settling<'a> {
     clock: &'a VirtualClock,
     epoch: u64,
+    /// Its waker's place among the settle waiters, once it waits.
+    ticket: Ticket,
 }
 
 impl Drop for Settling<'_> {
@@ -335,6 +343,9 @@ impl Drop for Settling<'_> {
         if state.settle_epoch == self.epoch {
             state.settling -= 1;
         }
+        let removed = state.settle_waiters.remove(&mut self.ticket);
+        drop(state);
+        drop(removed); // outside the lock
     }
 }
 
