@@ -321,13 +321,21 @@ fn of_many_concurrent_cancels_exactly_one_decides_and_its_reason_is_everyones() 
     });
 }
 
-/// A waker that, when woken, drops another future it keeps.
-struct DropOnWake {
-    other: Mutex<Option<Pin<Box<dyn Future<Output = CancelReason> + Send>>>>,
+/// A waker that, when woken, drops another future it keeps, counts the wake-up, and wakes
+/// `then` (the task polling by hand, if it needs to hear of it).
+struct DropOnWake<O> {
+    other: Mutex<Option<Pin<Box<dyn Future<Output = O> + Send>>>>,
     woken: AtomicUsize,
+    then: Option<Waker>,
 }
 
-impl Wake for DropOnWake {
+impl<O> DropOnWake<O> {
+    fn new(other: Option<Pin<Box<dyn Future<Output = O> + Send>>>, then: Option<Waker>) -> Self {
+        DropOnWake { other: Mutex::new(other), woken: AtomicUsize::new(0), then }
+    }
+}
+
+impl<O: 'static> Wake for DropOnWake<O> {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -335,6 +343,9 @@ impl Wake for DropOnWake {
         let other = self.other.lock().unwrap().take();
         drop(other);
         self.woken.fetch_add(1, Ordering::SeqCst);
+        if let Some(then) = &self.then {
+            then.wake_by_ref();
+        }
     }
 }
 
@@ -346,8 +357,7 @@ impl Wake for DropOnWake {
 fn a_waiters_waker_may_drop_another_waiter_of_the_same_token() {
     let woken = within(secs(5), || {
         let token = Token::new();
-        let waker_data =
-            Arc::new(DropOnWake { other: Mutex::new(None), woken: AtomicUsize::new(0) });
+        let waker_data = Arc::new(DropOnWake::new(None, None));
         let waker = Waker::from(waker_data.clone());
         let mut first = Box::pin(async {
             let token = token.clone();
@@ -370,56 +380,33 @@ fn a_waiters_waker_may_drop_another_waiter_of_the_same_token() {
     assert_eq!(woken, 1);
 }
 
-/// A waker that drops the future it keeps, then wakes `then`.
-struct DropThenWake {
-    kept: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-    then: Waker,
-    dropped: AtomicUsize,
-}
-
-impl Wake for DropThenWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let kept = self.kept.lock().unwrap().take();
-        if kept.is_some() {
-            self.dropped.fetch_add(1, Ordering::SeqCst);
-        }
-        drop(kept);
-        self.then.wake_by_ref();
-    }
-}
-
 /// The same promise for the paused clock: an `advance` waits for the runtime to settle, and the
 /// worker that finds it settled wakes every waiting `advance`. Here the waker of one drops
 /// another `advance` of the same clock when it is woken, and the runtime goes on.
 #[test]
 fn an_advance_whose_waker_drops_another_advance_of_the_same_clock_completes() {
-    let dropped = within(secs(10), || {
+    let woken = within(secs(10), || {
         let rt = paused();
         rt.block_on(async {
             let mut other: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(advance(ms(1)));
             assert!(other.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
-            let kept = Mutex::new(Some(other));
+            let mut other = Some(other);
             let mut first = pin!(advance(ms(1)));
-            let mut waker_data: Option<Arc<DropThenWake>> = None;
+            let mut waker_data: Option<Arc<DropOnWake<()>>> = None;
             std::future::poll_fn(|cx| {
                 let data = waker_data.get_or_insert_with(|| {
-                    let kept = kept.lock().unwrap().take();
-                    Arc::new(DropThenWake {
-                        kept: Mutex::new(kept),
-                        then: cx.waker().clone(),
-                        dropped: AtomicUsize::new(0),
-                    })
+                    Arc::new(DropOnWake::new(other.take(), Some(cx.waker().clone())))
                 });
                 first.as_mut().poll(&mut Context::from_waker(&Waker::from(data.clone())))
             })
             .await;
-            waker_data.map_or(0, |data| data.dropped.load(Ordering::SeqCst))
+            let data = waker_data.expect("polled once at least");
+            (data.woken.load(Ordering::SeqCst), data.other.lock().unwrap().is_none())
         })
     });
-    assert_eq!(dropped, 1);
+    // Woken once a settling: `advance` waits for the runtime to settle before and after it moves
+    // the clock.
+    assert_eq!(woken, (2, true), "(wake-ups, the other `advance` dropped)");
 }
 
 /// Promise: `cancelled()` is "Cancel safe: dropping the future loses nothing" and "Any number of
