@@ -12,6 +12,12 @@ use crate::primitives::error::AcquireError;
 use crate::primitives::permit::{OwnedSemaphorePermit, SemaphorePermit};
 use crate::primitives::semaphore::{Place, Semaphore};
 
+/// The permits an acquire of a lock's semaphore gives (`Mutex`, `RwLock`): a lock never closes
+/// its semaphore.
+pub(super) fn granted<P>(acquired: Result<P, AcquireError>) -> P {
+    acquired.expect("a lock's semaphore is never closed")
+}
+
 /// The future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
 ///
 /// # Cancel safety

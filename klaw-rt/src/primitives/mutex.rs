@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 
 use futures_core::FusedFuture;
 
+use crate::primitives::acquire::{Acquire, granted};
 use crate::primitives::permit::SemaphorePermit;
 use crate::primitives::semaphore::{Place, Semaphore};
 use crate::sync::UnsafeCell;
@@ -109,7 +110,7 @@ impl<T: ?Sized> Mutex<T> {
     /// });
     /// ```
     pub fn lock(&self) -> Lock<'_, T> {
-        Lock { mutex: self, place: Place::new(1) }
+        Lock { acquire: self.permit.acquire(), mutex: self }
     }
 
     /// The lock if it is free now and nobody waits for it.
@@ -206,25 +207,22 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 /// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Lock<'a, T: ?Sized> {
+    acquire: Acquire<'a>,
     mutex: &'a Mutex<T>,
-    place: Place,
 }
 
 impl<'a, T: ?Sized> Future for Lock<'a, T> {
     type Output = MutexGuard<'a, T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mutex = this.mutex;
-        std::task::ready!(poll_lock(&mutex.permit, &mut this.place, cx));
-        let permit = SemaphorePermit::new(&mutex.permit, 1);
-        Poll::Ready(MutexGuard { mutex, _permit: permit, not_auto: PhantomData })
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let permit = granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx)));
+        Poll::Ready(MutexGuard { mutex: self.mutex, _permit: permit, not_auto: PhantomData })
     }
 }
 
-impl<T: ?Sized> Drop for Lock<'_, T> {
-    fn drop(&mut self) {
-        self.mutex.permit.leave(&mut self.place);
+impl<T: ?Sized> FusedFuture for Lock<'_, T> {
+    fn is_terminated(&self) -> bool {
+        self.acquire.is_terminated()
     }
 }
 
@@ -249,8 +247,10 @@ impl<T: ?Sized> Future for LockOwned<T> {
     type Output = OwnedMutexGuard<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // An `AcquireOwned` would need the semaphore in an `Arc` of its own: the future keeps its
+        // place in the line itself, and the guard gives the permit back (`give_back`).
         let this = self.get_mut();
-        std::task::ready!(poll_lock(&this.mutex.permit, &mut this.place, cx));
+        granted(std::task::ready!(this.mutex.permit.poll_acquire(&mut this.place, cx)));
         Poll::Ready(OwnedMutexGuard { mutex: this.mutex.clone(), not_auto: PhantomData })
     }
 }
@@ -261,19 +261,14 @@ impl<T: ?Sized> Drop for LockOwned<T> {
     }
 }
 
-/// Polls a lock's place in the line of the mutex's semaphore, which is never closed.
-fn poll_lock(permit: &Semaphore, place: &mut Place, cx: &mut Context<'_>) -> Poll<()> {
-    permit.poll_acquire(place, cx).map(|acquired| acquired.expect("a mutex is never closed"))
+impl<T: ?Sized> FusedFuture for LockOwned<T> {
+    fn is_terminated(&self) -> bool {
+        self.place.done
+    }
 }
 
-macro_rules! future_impls {
+macro_rules! future_debug {
     ($($name:ident<$($lt:lifetime,)? T>),*) => {$(
-        impl<$($lt,)? T: ?Sized> FusedFuture for $name<$($lt,)? T> {
-            fn is_terminated(&self) -> bool {
-                self.place.done
-            }
-        }
-
         impl<$($lt,)? T: ?Sized> fmt::Debug for $name<$($lt,)? T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name)).finish_non_exhaustive()
@@ -282,7 +277,7 @@ macro_rules! future_impls {
     )*};
 }
 
-future_impls!(Lock<'a, T>, LockOwned<T>);
+future_debug!(Lock<'a, T>, LockOwned<T>);
 
 /// The lock of a [`Mutex`], held: gives the value; dropping it unlocks.
 ///

@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::primitives::acquire::Acquire;
+use crate::primitives::acquire::{Acquire, granted};
 use crate::primitives::permit::SemaphorePermit;
 use crate::primitives::semaphore::Semaphore;
 use crate::sync::UnsafeCell;
@@ -256,11 +256,6 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
         };
         out.finish()
     }
-}
-
-/// The permits an acquire of the lock's semaphore gives: the semaphore is never closed.
-fn granted<P>(acquired: Result<P, crate::primitives::AcquireError>) -> P {
-    acquired.expect("an RwLock's semaphore is never closed")
 }
 
 /// The future of [`RwLock::read`].
