@@ -14,7 +14,7 @@ use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::{Flag, ms, paused, secs, within};
+use common::{DropOnWake, Flag, ms, paused, secs, within};
 use klaw::CancelReason;
 use klaw::cancel::{Region, Token};
 use klaw::time::{advance, now, sleep, sleep_until};
@@ -321,34 +321,6 @@ fn of_many_concurrent_cancels_exactly_one_decides_and_its_reason_is_everyones() 
     });
 }
 
-/// A waker that, when woken, drops another future it keeps, counts the wake-up, and wakes
-/// `then` (the task polling by hand, if it needs to hear of it).
-struct DropOnWake<O> {
-    other: Mutex<Option<Pin<Box<dyn Future<Output = O> + Send>>>>,
-    woken: AtomicUsize,
-    then: Option<Waker>,
-}
-
-impl<O> DropOnWake<O> {
-    fn new(other: Option<Pin<Box<dyn Future<Output = O> + Send>>>, then: Option<Waker>) -> Self {
-        DropOnWake { other: Mutex::new(other), woken: AtomicUsize::new(0), then }
-    }
-}
-
-impl<O: 'static> Wake for DropOnWake<O> {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let other = self.other.lock().unwrap().take();
-        drop(other);
-        self.woken.fetch_add(1, Ordering::SeqCst);
-        if let Some(then) = &self.then {
-            then.wake_by_ref();
-        }
-    }
-}
-
 /// Promise (ARCHITECTURE.md): "No waker is cloned, dropped or woken, and no user code runs,
 /// under a lock" (the exceptions named there are watch's closures, not `Token`). So a waker of a
 /// `cancelled()` waiter may do anything when woken, here drop another waiter of the same token
@@ -364,20 +336,16 @@ fn a_waiters_waker_may_drop_another_waiter_of_the_same_token() {
             token.cancelled().await
         });
         assert!(first.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
-        let mut other: Pin<Box<dyn Future<Output = CancelReason> + Send>> = Box::pin({
-            let token = token.clone();
-            async move { token.cancelled().await }
-        });
-        assert!(other.as_mut().poll(&mut Context::from_waker(&noop())).is_pending());
-        *waker_data.other.lock().unwrap() = Some(other);
+        let other = token.clone();
+        waker_data.keep_waiting(async move { other.cancelled().await });
         assert!(token.cancel("stop"));
         assert_eq!(
             first.as_mut().poll(&mut Context::from_waker(&noop())),
             Poll::Ready(user("stop"))
         );
-        waker_data.woken.load(Ordering::SeqCst)
+        waker_data.woken_and_dropped()
     });
-    assert_eq!(woken, 1);
+    assert_eq!(woken, (1, true), "(wake-ups, the other waiter dropped)");
 }
 
 /// The same promise for the paused clock: an `advance` waits for the runtime to settle, and the
@@ -388,20 +356,18 @@ fn an_advance_whose_waker_drops_another_advance_of_the_same_clock_completes() {
     let woken = within(secs(10), || {
         let rt = paused();
         rt.block_on(async {
-            let mut other: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(advance(ms(1)));
-            assert!(other.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
-            let mut other = Some(other);
             let mut first = pin!(advance(ms(1)));
             let mut waker_data: Option<Arc<DropOnWake<()>>> = None;
             std::future::poll_fn(|cx| {
                 let data = waker_data.get_or_insert_with(|| {
-                    Arc::new(DropOnWake::new(other.take(), Some(cx.waker().clone())))
+                    let data = Arc::new(DropOnWake::new(None, Some(cx.waker().clone())));
+                    data.keep_waiting(advance(ms(1)));
+                    data
                 });
                 first.as_mut().poll(&mut Context::from_waker(&Waker::from(data.clone())))
             })
             .await;
-            let data = waker_data.expect("polled once at least");
-            (data.woken.load(Ordering::SeqCst), data.other.lock().unwrap().is_none())
+            waker_data.expect("polled once at least").woken_and_dropped()
         })
     });
     // Woken once a settling: `advance` waits for the runtime to settle before and after it moves

@@ -27,7 +27,7 @@ use klaw::sync::{
 #[path = "common/mock_task.rs"]
 mod mock_task;
 
-use common::within;
+use common::{DropOnWake, within};
 use mock_task::{MockTask, mock, pending, ready};
 
 /// Two futures from `make`, polled in that order so that both wait in line: where the tests of
@@ -1265,29 +1265,6 @@ fn notify_wakers_may_come_back_into_the_notify() {
     });
 }
 
-/// A waiting future kept by a waker, which drops it when woken: as tokio's
-/// `time_sleep.rs::drop_from_wake` drops sleeps from a wake.
-type Kept = Arc<std::sync::Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>>;
-
-/// A waker that drops the future in `kept` when it is woken, and counts its wake-ups.
-fn drop_kept_on_wake(kept: &Kept, woken: &Arc<AtomicUsize>) -> Waker {
-    let (kept, woken) = (kept.clone(), woken.clone());
-    Waker::from(Arc::new(Reenter(Box::new(move || {
-        let dropped = kept.lock().unwrap().take();
-        if dropped.is_some() {
-            woken.fetch_add(1, Ordering::SeqCst);
-        }
-        drop(dropped);
-    }))))
-}
-
-/// `other`, polled once so that it waits, put in `kept` for a waker to drop.
-fn keep_waiting(kept: &Kept, other: impl Future<Output = ()> + Send + 'static) {
-    let mut other: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(other);
-    assert!(other.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
-    *kept.lock().unwrap() = Some(other);
-}
-
 /// Promise (ARCHITECTURE.md): "No waker is cloned, dropped or woken, and no user code runs,
 /// under a lock". The mutex hands itself to the first `lock()` in line and wakes it; that
 /// waker drops the second `lock()` in line, which leaves the line of the same mutex, and the
@@ -1297,20 +1274,20 @@ fn mutex_a_waiters_waker_may_drop_another_waiter_of_the_same_mutex() {
     let woken = within(Duration::from_secs(5), || {
         let mutex = Arc::new(Mutex::new(0));
         let guard = mutex.try_lock().unwrap();
-        let (kept, woken) = (Kept::default(), Arc::new(AtomicUsize::new(0)));
+        let drops = Arc::new(DropOnWake::new(None, None));
         let mut first = pin!(mutex.lock());
-        let waker = drop_kept_on_wake(&kept, &woken);
+        let waker = Waker::from(drops.clone());
         assert!(first.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
         let lock = mutex.lock_owned();
-        keep_waiting(&kept, async move { drop(lock.await) }); // second in line
+        drops.keep_waiting(async move { drop(lock.await) }); // second in line
         drop(guard); // hands the mutex to `first`, whose waker drops the other lock
         let guard = futures_lite::future::block_on(first);
         assert!(mutex.try_lock_owned().is_none(), "`first` holds it");
         drop(guard);
         assert!(mutex.try_lock().is_some(), "the dropped lock left the line");
-        woken.load(Ordering::SeqCst)
+        drops.woken_and_dropped()
     });
-    assert_eq!(woken, 1);
+    assert_eq!(woken, (1, true), "(wake-ups, the other wait dropped)");
 }
 
 /// As above, for a barrier: the group's last arrival wakes the others, and one of them, woken,
@@ -1319,20 +1296,20 @@ fn mutex_a_waiters_waker_may_drop_another_waiter_of_the_same_mutex() {
 fn barrier_a_waiters_waker_may_drop_another_waiter_of_the_same_barrier() {
     let woken = within(Duration::from_secs(5), || {
         let barrier = Arc::new(Barrier::new(3));
-        let (kept, woken) = (Kept::default(), Arc::new(AtomicUsize::new(0)));
+        let drops = Arc::new(DropOnWake::new(None, None));
         let mut first = pin!(barrier.wait());
-        let waker = drop_kept_on_wake(&kept, &woken);
+        let waker = Waker::from(drops.clone());
         assert!(first.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
         let other = barrier.clone();
-        keep_waiting(&kept, async move {
+        drops.keep_waiting(async move {
             other.wait().await;
         });
         let last = futures_lite::future::block_on(barrier.wait()); // the third: opens the group
         assert!(last.is_leader());
         assert!(!futures_lite::future::block_on(first).is_leader());
-        woken.load(Ordering::SeqCst)
+        drops.woken_and_dropped()
     });
-    assert_eq!(woken, 1);
+    assert_eq!(woken, (1, true), "(wake-ups, the other wait dropped)");
 }
 
 /// As above, for an event: `set` wakes a waiter whose waker drops another wait of the same
@@ -1341,17 +1318,17 @@ fn barrier_a_waiters_waker_may_drop_another_waiter_of_the_same_barrier() {
 fn event_a_waiters_waker_may_drop_another_waiter_of_the_same_event() {
     let woken = within(Duration::from_secs(5), || {
         let event = Arc::new(Event::new());
-        let (kept, woken) = (Kept::default(), Arc::new(AtomicUsize::new(0)));
+        let drops = Arc::new(DropOnWake::new(None, None));
         let mut first = pin!(event.wait());
-        let waker = drop_kept_on_wake(&kept, &woken);
+        let waker = Waker::from(drops.clone());
         assert!(first.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
         let other = event.clone();
-        keep_waiting(&kept, async move { other.wait().await });
+        drops.keep_waiting(async move { other.wait().await });
         event.set();
         futures_lite::future::block_on(first);
-        woken.load(Ordering::SeqCst)
+        drops.woken_and_dropped()
     });
-    assert_eq!(woken, 1);
+    assert_eq!(woken, (1, true), "(wake-ups, the other wait dropped)");
 }
 
 // ---- Under a foreign executor, across threads.

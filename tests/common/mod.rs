@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -545,4 +546,49 @@ where
         let rt = runtime(1);
         rt.block_on(rt.spawn(CountPolls { future: Box::pin(future), polls: 0 })).unwrap()
     })
+}
+
+/// A waker that, when woken, drops a waiting future it keeps, counts the wake-up, and wakes
+/// `then` (the task polling by hand, if it needs to hear of it): a waker that comes back into
+/// what woke it, as tokio's `time_sleep.rs::drop_from_wake` drops sleeps from a wake.
+pub struct DropOnWake<O> {
+    pub other: std::sync::Mutex<Option<std::pin::Pin<Box<dyn Future<Output = O> + Send>>>>,
+    pub woken: AtomicUsize,
+    then: Option<std::task::Waker>,
+}
+
+impl<O> DropOnWake<O> {
+    pub fn new(
+        other: Option<std::pin::Pin<Box<dyn Future<Output = O> + Send>>>,
+        then: Option<std::task::Waker>,
+    ) -> Self {
+        DropOnWake { other: std::sync::Mutex::new(other), woken: AtomicUsize::new(0), then }
+    }
+
+    /// Polls `other` once, which must then wait, and keeps it for the wake-up to drop.
+    pub fn keep_waiting(&self, other: impl Future<Output = O> + Send + 'static) {
+        let mut other: std::pin::Pin<Box<dyn Future<Output = O> + Send>> = Box::pin(other);
+        let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(other.as_mut().poll(noop).is_pending(), "the kept future must wait");
+        *self.other.lock().unwrap() = Some(other);
+    }
+
+    /// Its wake-ups so far, and whether the future it kept was dropped.
+    pub fn woken_and_dropped(&self) -> (usize, bool) {
+        (self.woken.load(Ordering::SeqCst), self.other.lock().unwrap().is_none())
+    }
+}
+
+impl<O: 'static> std::task::Wake for DropOnWake<O> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let other = self.other.lock().unwrap().take();
+        drop(other);
+        self.woken.fetch_add(1, Ordering::SeqCst);
+        if let Some(then) = &self.then {
+            then.wake_by_ref();
+        }
+    }
 }
