@@ -64,8 +64,7 @@ impl Poller {
             Poller::Outside => false,
             Poller::Klaw => !coop::is_sole_worker(),
             #[cfg(all(feature = "tokio", not(klaw_loom)))]
-            Poller::Tokio => tokio::runtime::Handle::try_current()
-                .is_ok_and(|tokio| tokio.metrics().num_workers() > 1),
+            Poller::Tokio => tokio_task_in_pool(),
             #[cfg(not(all(feature = "tokio", not(klaw_loom))))]
             Poller::Tokio => false,
         }
@@ -88,6 +87,46 @@ fn in_tokio_task() -> bool {
     return tokio::task::try_id().is_some();
     #[cfg(not(all(feature = "tokio", not(klaw_loom))))]
     false
+}
+
+/// Whether the tokio task polled here belongs to a runtime with two workers or more.
+///
+/// tokio answers through its runtime's handle, an `Arc` that the question clones and drops:
+/// two writes of a count that every worker asking shares, and whose cache line tokio's
+/// scheduler reads as well. Measured on two workers, about 23 ns a question alone and 180 ns
+/// when both workers ask at once, which a one-to-one channel's two ends did before each wait
+/// (`benches/FINDINGS.md`, **A tokio task's runtime, asked once**). A task never changes
+/// runtime, so its answer never changes: this thread keeps the answers for the last few tasks
+/// it asked for, enough for a channel's two ends or `select!`'s four producers sharing one
+/// worker. tokio may give a finished task's id to a new task; a stale answer would only cost
+/// speed (see the module's doc), never a message.
+#[cfg(all(feature = "tokio", not(klaw_loom)))]
+fn tokio_task_in_pool() -> bool {
+    /// How many tasks' answers a thread keeps.
+    const KEPT: usize = 4;
+    type Answers = ([Option<(tokio::task::Id, bool)>; KEPT], usize);
+    thread_local! {
+        /// The answers, and where the next one goes (the oldest is replaced).
+        static ANSWERS: Cell<Answers> = const { Cell::new(([None; KEPT], 0)) };
+    }
+    let ask = || {
+        tokio::runtime::Handle::try_current().is_ok_and(|tokio| tokio.metrics().num_workers() > 1)
+    };
+    let Some(task) = tokio::task::try_id() else {
+        return ask();
+    };
+    ANSWERS
+        .try_with(|answers| {
+            let (mut kept, next) = answers.get();
+            if let Some((_, in_pool)) = kept.iter().flatten().find(|(id, _)| *id == task) {
+                return *in_pool;
+            }
+            let in_pool = ask();
+            kept[next] = Some((task, in_pool));
+            answers.set((kept, (next + 1) % KEPT));
+            in_pool
+        })
+        .unwrap_or_else(|_| ask())
 }
 
 /// Runs `block`, one of klaw's blocking helpers (`block_on`, `recv_blocking`, `send_blocking`,
@@ -153,5 +192,28 @@ mod tests {
         let one_thread = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let there = one_thread.block_on(one_thread.spawn(async { Poller::here().is_pool() }));
         assert!(!there.unwrap(), "a current-thread runtime is no pool");
+    }
+
+    /// A thread keeps each task's answer (`tokio_task_in_pool`), never one for the thread: the
+    /// same thread polls tasks of a current-thread runtime (no pool) and of a two-worker
+    /// runtime's `LocalSet` (a pool, as the module's doc says), more of them than it keeps,
+    /// each asked twice.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_thread_that_polls_tasks_of_two_runtimes_answers_for_each_task() {
+        let pool = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let one_thread = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let twice = || (Poller::here().is_pool(), Poller::here().is_pool());
+        for round in 0..6 {
+            let local = tokio::task::LocalSet::new();
+            let in_pool = local.spawn_local(async move { (std::thread::current().id(), twice()) });
+            let in_pool = pool.block_on(local.run_until(in_pool));
+            let alone = one_thread.block_on(one_thread.spawn(async move {
+                (std::thread::current().id(), twice())
+            }));
+            let (in_pool, alone) = (in_pool.unwrap(), alone.unwrap());
+            assert_eq!(in_pool.0, alone.0, "both on this thread");
+            assert_eq!((in_pool.1, alone.1), ((true, true), (false, false)), "round {round}");
+        }
     }
 }
