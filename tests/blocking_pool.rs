@@ -56,10 +56,13 @@ fn a_queued_blocking_task_cancelled_before_start_never_runs() {
 fn a_running_blocking_task_sees_is_cancelled_and_its_late_value_is_discarded() {
     let rt = klaw::Runtime::builder().build().unwrap();
     let (started_tx, started) = std::sync::mpsc::channel();
+    let saw_cancel = common::Flag::default();
+    let saw = saw_cancel.clone();
     let handle = rt.spawn_blocking(move || {
         started_tx.send(klaw::task::current_task_id()).unwrap();
-        while !klaw::cancel::is_cancelled() {
-            std::thread::sleep(Duration::from_millis(1));
+        // Bounded: a cancel that never reaches the closure fails the test below, not hangs it.
+        if common::block_until_cancelled(Duration::from_secs(10)) {
+            saw.set();
         }
         "late value"
     });
@@ -68,6 +71,7 @@ fn a_running_blocking_task_sees_is_cancelled_and_its_late_value_is_discarded() {
     assert!(handle.cancel("stop"));
     let canceller = handle.task_ref();
     assert!(matches!(rt.block_on(handle), Err(TaskError::Cancelled(_))));
+    assert!(saw_cancel.is_set(), "the running closure saw its cancel before its handle ended");
     assert_eq!(canceller.exit_reason(), ExitReason::Cancelled);
     assert!(!klaw::cancel::is_cancelled(), "no task is current on the test thread");
 }
