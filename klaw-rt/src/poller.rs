@@ -208,9 +208,8 @@ mod tests {
             let local = tokio::task::LocalSet::new();
             let in_pool = local.spawn_local(async move { (std::thread::current().id(), twice()) });
             let in_pool = pool.block_on(local.run_until(in_pool));
-            let alone = one_thread.block_on(one_thread.spawn(async move {
-                (std::thread::current().id(), twice())
-            }));
+            let alone = one_thread
+                .block_on(one_thread.spawn(async move { (std::thread::current().id(), twice()) }));
             let (in_pool, alone) = (in_pool.unwrap(), alone.unwrap());
             assert_eq!(in_pool.0, alone.0, "both on this thread");
             assert_eq!((in_pool.1, alone.1), ((true, true), (false, false)), "round {round}");
