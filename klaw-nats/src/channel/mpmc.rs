@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message, consumer, stream};
 use futures_util::StreamExt;
 use klaw_rt::channel::{RecvError, TryRecvError};
+use klaw_rt::primitives::Notify;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sync_wrapper::SyncWrapper;
@@ -85,8 +86,10 @@ impl Shared {
 #[derive(Default)]
 pub(crate) struct Unconfirmed {
     tickets: Mutex<Tickets>,
-    /// Notified each time a ticket is settled.
-    settled: event_listener::Event,
+    /// Notified each time a ticket is settled. klaw's `Notify`, which wakes its waiters after
+    /// its lock: a waiter's waker (the executor's code) may drop another waiter, which takes
+    /// that lock (`tests::a_waker_woken_by_a_settled_ack_may_drop_another_wait`).
+    settled: Notify,
 }
 
 #[derive(Default)]
@@ -141,13 +144,13 @@ impl Unconfirmed {
     /// are not waited for, so a steady stream of receives cannot hold a caller back for ever.
     async fn settled(&self, before: u64) {
         loop {
-            // Listening before looking: a ticket settled in between still wakes this.
-            let listener = self.settled.listen();
+            // Made before looking: a ticket settled in between still completes it.
+            let notified = self.settled.notified();
             let oldest = self.lock().out.first().copied();
             if oldest.is_none_or(|oldest| oldest >= before) {
                 return;
             }
-            listener.await;
+            notified.await;
         }
     }
 }
@@ -162,7 +165,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         self.unconfirmed.lock().out.remove(&self.number);
         // Once the lock is released: the waiters woken may look at the tickets at once.
-        self.unconfirmed.settled.notify(usize::MAX);
+        self.unconfirmed.settled.notify_waiters();
     }
 }
 
@@ -833,5 +836,73 @@ impl<T: DeserializeOwned + Send + 'static> futures_util::Stream for Receiver<T> 
         let received = ready!(next.as_mut().poll(cx));
         *slot = None;
         Poll::Ready(received.ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A wait for acknowledgements, owning its `Unconfirmed`.
+    type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn wait(unconfirmed: &Arc<Unconfirmed>, before: u64) -> Wait {
+        let unconfirmed = unconfirmed.clone();
+        Box::pin(async move { unconfirmed.settled(before).await })
+    }
+
+    /// A waker that drops the wait it keeps when woken, counting its wake-ups.
+    struct DropOnWake {
+        kept: Mutex<Option<Wait>>,
+        woken: AtomicUsize,
+    }
+
+    impl Wake for DropOnWake {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.woken.fetch_add(1, Ordering::SeqCst);
+            let kept = self.kept.lock().unwrap().take();
+            drop(kept); // outside this waker's own lock
+        }
+    }
+
+    /// An executor's waker may run code, here dropping another wait for the same channel's
+    /// acknowledgements when an acknowledgement settles. The drop takes the notification's
+    /// lock, so a notification that woke its waiters under that lock (event-listener's
+    /// `notify` does) would never return.
+    #[test]
+    fn a_waker_woken_by_a_settled_ack_may_drop_another_wait() {
+        let unconfirmed = Arc::new(Unconfirmed::default());
+        let ticket = unconfirmed.send();
+        let before = unconfirmed.out().expect("one acknowledgement is out");
+        let mut other = wait(&unconfirmed, before);
+        let mut noop = Context::from_waker(Waker::noop());
+        assert!(other.as_mut().poll(&mut noop).is_pending(), "the other wait waits too");
+        let dropper = Arc::new(DropOnWake { kept: Mutex::new(Some(other)), woken: 0.into() });
+        let mut first = wait(&unconfirmed, before);
+        let waker = Waker::from(dropper.clone());
+        assert!(first.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+
+        let (settled_tx, settled) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(ticket); // settles the acknowledgement and wakes both waits
+            settled_tx.send(()).unwrap();
+        });
+        if settled.recv_timeout(Duration::from_secs(10)).is_err() {
+            // Deadlocked: dropping the first wait would take the same lock, so it is leaked to
+            // let the test fail rather than hang.
+            std::mem::forget(first);
+            panic!("settling an acknowledgement never returned: a woken waker dropped a wait");
+        }
+        assert_eq!(dropper.woken.load(Ordering::SeqCst), 1);
+        assert!(dropper.kept.lock().unwrap().is_none(), "the other wait was dropped");
+        assert!(first.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
     }
 }
