@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
-use crate::channel::mpmc::UnconfirmedByChannel;
+use crate::channel::unconfirmed::UnconfirmedByChannel;
 use crate::{NatsAuth, NatsConfig, NatsError, redact_url};
 
 /// How long a cancel marker is kept: longer than any job waits in the queue.
@@ -29,7 +29,7 @@ pub(crate) struct Connection {
     /// client meanwhile is gone, so whoever waits for it looks again.
     pub(crate) reconnects: Arc<AtomicU64>,
     /// Each channel's acknowledgements sent on this connection and not yet confirmed, shared
-    /// by every handle of the channel opened on it (see `channel::mpmc::Unconfirmed`).
+    /// by every handle of the channel opened on it (see `channel::unconfirmed::Unconfirmed`).
     pub(crate) unconfirmed: Arc<UnconfirmedByChannel>,
 }
 

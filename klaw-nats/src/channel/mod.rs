@@ -21,6 +21,7 @@ mod closing;
 mod error;
 pub mod mpmc;
 pub(crate) mod publish;
+pub(crate) mod unconfirmed;
 pub mod watch;
 
 pub use error::{SendError, TrySendError};
