@@ -4,7 +4,8 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use common::{Flag, SetOnDrop, runtime};
@@ -112,4 +113,67 @@ fn dropping_the_runtime_cancels_its_tasks() {
     let forever = rt.spawn(std::future::pending::<()>());
     drop(rt);
     assert_eq!(klaw::runtime::block_on(forever), Err(TaskError::Cancelled(CancelReason::Shutdown)));
+}
+
+/// A task a shutdown abandoned (its body holds off the cancel in a shield while it waits) is
+/// dropped when something wakes it later, and not inside that `wake` call: the waker's caller
+/// may hold a lock while it wakes (event-listener's `notify` holds its list's lock), and the
+/// body's destructors may take the same lock, which would never return.
+#[test]
+fn an_abandoned_task_woken_under_a_lock_its_drop_takes_is_dropped_after_the_lock() {
+    /// Takes the lock of the waker's slot when dropped, as a waiting future's drop takes the
+    /// lock of the list it waits in.
+    struct LocksOnDrop {
+        slot: Arc<Mutex<Option<Waker>>>,
+        dropped: mpsc::Sender<()>,
+    }
+    impl Drop for LocksOnDrop {
+        fn drop(&mut self) {
+            drop(self.slot.lock().unwrap_or_else(PoisonError::into_inner).take());
+            let _ = self.dropped.send(());
+        }
+    }
+
+    let rt = runtime(1);
+    let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let (dropped_tx, dropped) = mpsc::channel();
+    let guard = LocksOnDrop { slot: slot.clone(), dropped: dropped_tx };
+    let (waiting_tx, waiting) = mpsc::channel();
+    let kept = slot.clone();
+    let abandoned = rt.spawn(klaw::cancel::shield(async move {
+        let _guard = guard;
+        std::future::poll_fn(move |cx| {
+            *kept.lock().unwrap() = Some(cx.waker().clone());
+            let _ = waiting_tx.send(());
+            Poll::<()>::Pending
+        })
+        .await;
+    }));
+    waiting.recv_timeout(Duration::from_secs(10)).unwrap();
+    let report = rt.shutdown(Duration::from_millis(10));
+    assert!(report.grace_expired, "{report}");
+
+    // Woken under the slot's lock, on a thread of its own, so that a `wake` that dropped the
+    // task in place fails the test rather than hanging it.
+    let (woke_tx, woke) = mpsc::channel();
+    let waking = slot.clone();
+    std::thread::spawn(move || {
+        let mut held = waking.lock().unwrap();
+        if let Some(waker) = held.take() {
+            waker.wake();
+        }
+        drop(held);
+        let _ = woke_tx.send(());
+    });
+    assert!(
+        woke.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "the wake-up never returned: the task's drop ran inside it, under the waker's lock"
+    );
+    dropped
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the woken task was dropped, after the waker's lock");
+    assert_eq!(
+        klaw::runtime::block_on(abandoned),
+        Err(TaskError::Cancelled(CancelReason::Shutdown))
+    );
 }

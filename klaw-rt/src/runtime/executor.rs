@@ -379,13 +379,37 @@ impl std::fmt::Debug for Executor {
     }
 }
 
+/// Drops tasks that a closed executor will never run: a task woken after the runtime shut down
+/// (one a shutdown abandoned, whose body a shield kept waiting), and whatever a push after the
+/// close found queued. This runs inside a waker's `wake`, and the waker's caller may hold a lock
+/// while it wakes (event-listener's `notify` holds its list's lock). Dropping a task drops its
+/// future: its destructors, its cancel hooks, and the wake-up of whoever awaits it run then, and
+/// any of them may take that same lock. So the tasks are dropped on a thread of their own, as
+/// tokio drops a task it shut down on its worker rather than in the waker's caller (every task
+/// of this executor is `Send`). If no thread can be started, the closure and the tasks in it
+/// are dropped here after all: rare, and no worse than before. Under the model checker they
+/// are dropped here.
+fn drop_late(tasks: Vec<Entry>) {
+    if tasks.is_empty() {
+        return;
+    }
+    #[cfg(not(klaw_loom))]
+    {
+        let _ = std::thread::Builder::new()
+            .name("klaw-late-drop".to_owned())
+            .spawn(move || drop(tasks));
+    }
+    #[cfg(klaw_loom)]
+    drop(tasks);
+}
+
 impl State {
     /// What a woken task's waker calls: queue it, and wake a sleeping worker if there is one,
     /// unless the worker that queues it takes it next (see `run`): the task was woken during its
     /// own poll (`woken_while_running`), or queued as a task ends.
     fn schedule(&self, entry: Entry, woken_while_running: bool) {
         if self.closed.load(Ordering::Acquire) {
-            drop(entry);
+            drop_late(vec![entry]);
             return;
         }
         if let run::Keep::Queue { entry, hand_off } = run::keep_for_this_worker(self, entry) {
@@ -404,7 +428,7 @@ impl State {
     fn push_own(&self, own: &Worker, entry: Entry) {
         own.push(entry);
         if self.closed.load(Ordering::SeqCst) {
-            self.drop_queued();
+            drop_late(self.take_queued());
             return;
         }
         self.call_a_watcher();
@@ -444,7 +468,7 @@ impl State {
     fn push_unless_closed(&self, entry: Entry) -> bool {
         self.queue.push(entry);
         if self.closed.load(Ordering::SeqCst) {
-            self.drop_queued();
+            drop_late(self.take_queued());
             return false;
         }
         true
@@ -464,16 +488,20 @@ impl State {
     }
 
     /// Drops every queued task, in the shared queue and in every worker's own queue, which drops
-    /// its future (klaw's runner reports it cancelled).
+    /// its future (klaw's runner reports it cancelled): what the executor's drop does.
     fn drop_queued(&self) {
-        while let Some(entry) = self.queue.pop() {
-            drop(entry);
-        }
+        drop(self.take_queued());
+    }
+
+    /// Takes every queued task out: the shared queue's, and every worker's own queue's.
+    fn take_queued(&self) -> Vec<Entry> {
+        let mut taken: Vec<Entry> = std::iter::from_fn(|| self.queue.pop()).collect();
         let own: Vec<_> = {
             let workers = self.workers.lock();
             workers.iter().map(|worker| worker.take_all()).collect()
         };
-        drop(own); // outside the lock: a task's drop may schedule (and drop) another
+        taken.extend(own.into_iter().flatten()); // outside the lock
+        taken
     }
 
     /// Someone sleeps and nobody already woken is still searching: one wake-up in flight at a
