@@ -335,7 +335,8 @@ async fn run_task(
     // The token exists before the task runs, and is registered before the marker is checked:
     // a cancel that comes at any moment from here on reaches the task.
     let region = Region::new();
-    running.lock().insert(job.id.clone(), region.token());
+    let displaced = running.lock().insert(job.id.clone(), region.token());
+    drop(displaced); // outside the lock: a token's drop may drop its region's waker
     let _registered = Unregister { running, job: &job.id };
     if let Ok(Some(marker)) = queue.cancels.get(&job.id).await {
         region.token().cancel(cancel_reason(&marker));
@@ -405,7 +406,10 @@ struct Unregister<'a> {
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        self.running.lock().remove(self.job);
+        let removed = self.running.lock().remove(self.job);
+        // Outside the lock: the last token of a job's region drops the region, its waker and
+        // its links to the task.
+        drop(removed);
     }
 }
 
