@@ -438,9 +438,11 @@ impl RemoteBackend for NatsBackend {
         let inner = self.inner.clone();
         let id = job.id.to_string();
         let (reply_tx, reply_rx) = klaw_rt::channel::oneshot::channel();
-        inner
-            .pending()
-            .insert(id.clone(), Pending { task: job.task, reply: reply_tx, sequence: None });
+        let pending = Pending { task: job.task, reply: reply_tx, sequence: None };
+        let displaced = inner.pending().insert(id.clone(), pending);
+        // Never one (job ids are random), but a reply sender wakes its receiver when dropped:
+        // not under the lock.
+        drop(displaced);
         let guard = PendingGuard { inner: inner.clone(), job: id.clone() };
         let envelope = JobEnvelope {
             id: id.clone(),
