@@ -255,6 +255,8 @@ impl<T> Drop for Sender<T> {
     }
 }
 
+/// Shows the value if it can be read at once, else `<locked>`. The value's `Debug` runs under
+/// its read lock: it must not send on this channel.
 impl<T: fmt::Debug> fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.shared.debug("watch::Sender", f)
@@ -522,6 +524,8 @@ impl<T> fmt::Debug for Closed<'_, T> {
     }
 }
 
+/// Shows the value if it can be read at once, else `<locked>`. The value's `Debug` runs under
+/// its read lock: it must not send on this channel.
 impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.shared.debug("watch::Receiver", f)
