@@ -559,32 +559,46 @@ impl Future for WaitForWork<'_, '_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let state = self.state;
+        // A waker's clone and drop are its executor's code: never under the lock. Registering
+        // always needs a clone; a registered worker polled with another waker (rare) unlocks to
+        // make one.
+        let mut fresh = self.ticket.is_none().then(|| cx.waker().clone());
         let mut replaced = None;
-        {
-            let mut sleepers = state.sleepers.lock();
-            match self.ticket {
-                Some(ticket) => match sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket) {
+        let mut sleepers = state.sleepers.lock();
+        match self.ticket {
+            Some(ticket) => loop {
+                match sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket) {
                     // Registered, and taken off the list since: a schedule woke us.
                     None => {
                         self.ticket = None;
                         drop(sleepers);
+                        drop(fresh);
                         return self.wake(true);
                     }
-                    Some((_, waker)) if !waker.will_wake(cx.waker()) => {
-                        replaced = Some(std::mem::replace(waker, cx.waker().clone()));
-                    }
+                    Some((_, waker)) if !waker.will_wake(cx.waker()) => match fresh.take() {
+                        Some(fresh) => replaced = Some(std::mem::replace(waker, fresh)),
+                        None => {
+                            drop(sleepers);
+                            fresh = Some(cx.waker().clone());
+                            sleepers = state.sleepers.lock();
+                            continue;
+                        }
+                    },
                     Some(_) => {}
-                },
-                None => {
-                    let ticket = sleepers.next_ticket;
-                    sleepers.next_ticket += 1;
-                    sleepers.waiting.push((ticket, cx.waker().clone()));
-                    state.sleeping.store(sleepers.waiting.len(), Ordering::SeqCst);
-                    self.ticket = Some(ticket);
                 }
+                break;
+            },
+            None => {
+                let ticket = sleepers.next_ticket;
+                sleepers.next_ticket += 1;
+                let waker = fresh.take().expect("cloned above for a worker not yet registered");
+                sleepers.waiting.push((ticket, waker));
+                state.sleeping.store(sleepers.waiting.len(), Ordering::SeqCst);
+                self.ticket = Some(ticket);
             }
         }
-        drop(replaced); // a waker is never dropped under the lock
+        drop(sleepers);
+        drop((replaced, fresh)); // a waker is never dropped under the lock
         if self.watch.is_some() && !self.asleep {
             // After `sleeping` is published: a worker that pushes to its own queue after this
             // sees us asleep, and calls a watcher; one that was active before is counted below.
