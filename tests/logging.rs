@@ -202,3 +202,34 @@ fn a_failure_in_a_scope_dropped_before_it_returned_is_logged() {
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert!(logged[0].as_deref().is_some_and(|error| error.contains("disk on fire")), "{logged:?}");
 }
+
+/// A top-level task whose handle was dropped fails: no scope collects the failure and no handle
+/// can take it, so it is logged when it is dropped, once, with the task's id and name. A failure
+/// its handle takes is not.
+#[test]
+fn a_failure_nobody_can_take_is_logged_once() {
+    let _serial = logging();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let id = add_hook(move |event| {
+        if event.message.contains("nobody takes the failure") {
+            let _ = tx.lock().unwrap().send(event.clone());
+        }
+    });
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let unseen = rt.spawn(
+        Task::fallible(async { Err::<(), _>(std::io::Error::other("disk on fire")) })
+            .name("unseen"),
+    );
+    let unseen_id = unseen.id().as_u64();
+    drop(unseen);
+    let event = rx.recv_timeout(Duration::from_secs(10)).expect("the failure was logged");
+    let seen = rt.spawn(Task::fallible(async { Err::<(), _>(std::io::Error::other("seen")) }));
+    assert!(rt.block_on(seen).is_err());
+    drop(rt);
+    assert!(remove_hook(id));
+    assert_eq!(event.level, tracing::Level::WARN);
+    assert_eq!(event.fields["task.id"], unseen_id.to_string());
+    assert_eq!(event.fields["task.name"], "unseen");
+    assert!(rx.try_recv().is_err(), "logged once, and only the failure nobody took");
+}

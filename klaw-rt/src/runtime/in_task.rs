@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::runtime::executor::Spawner;
 use crate::sync::UnsafeCell;
-use crate::task::core::{Completer, HeaderRef, Joiner, TaskCore};
+use crate::task::core::{Completer, FailureTaker, HeaderRef, Joiner, TaskCore};
 use crate::task::descendants::Failures;
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
@@ -193,6 +193,10 @@ impl<E, R: Report<E>> Report<E> for SlotReport<R> {
             Some(report) => report.adopted(failures),
             None => failures.into_iter().for_each(|failure| failure.log()),
         });
+    }
+
+    fn failure_taker(&self) -> FailureTaker {
+        self.with(|report| report.map_or(FailureTaker::HandleOnly, R::failure_taker))
     }
 
     fn before_publish(&self, kind: Kind, id: TaskId, waited: bool) {

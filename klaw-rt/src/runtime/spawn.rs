@@ -21,7 +21,7 @@ use crate::runtime::in_task;
 use crate::runtime::limit::Limit;
 use crate::runtime::stats::Stats;
 use crate::runtime::waiting::{self, WaitingBlocking, WaitingChild};
-use crate::task::core::{Completer, CoreRef, HeaderRef, Joiner, TaskCore, new_task};
+use crate::task::core::{Completer, CoreRef, FailureTaker, HeaderRef, Joiner, TaskCore, new_task};
 use crate::task::descendants::{AdoptedFailure, Failures};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
@@ -136,6 +136,9 @@ pub(crate) trait ParentLink<E>: Send + 'static {
     fn adopted(&self, failure: Box<dyn AdoptedFailure>);
     /// The output is published: the child has ended.
     fn ended(self);
+    /// Who takes a failure the child's handle does not: its scope, or nobody (the parent
+    /// awaits the handle itself).
+    fn failure_taker(&self) -> FailureTaker;
     /// A child that waited for a slot of its scope's limit starts: its scope lists it now.
     fn list<T: Send + 'static>(&mut self, task: CoreRef<TaskCore<TaskOutput<T, E>>>);
 }
@@ -155,6 +158,9 @@ impl<E> ParentLink<E> for NoParent {
     }
     fn ended(self) {
         match self {}
+    }
+    fn failure_taker(&self) -> FailureTaker {
+        match *self {}
     }
     fn list<T: Send + 'static>(&mut self, _: CoreRef<TaskCore<TaskOutput<T, E>>>) {
         match *self {}
@@ -221,6 +227,11 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
         if let Some(parent) = &self.parent {
             parent.before_publish(kind);
         }
+    }
+
+    #[inline]
+    fn failure_taker(&self) -> FailureTaker {
+        self.parent.as_ref().map_or(FailureTaker::HandleOnly, P::failure_taker)
     }
 
     #[inline]

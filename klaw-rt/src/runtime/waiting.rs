@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::runtime::limit::{Admission, Deferred, Limit, Slot};
 use crate::runtime::spawn::{Accounting, ParentLink};
-use crate::task::core::{Completer, Header, HeaderRef};
+use crate::task::core::{Completer, FailureTaker, Header, HeaderRef};
 use crate::task::descendants::Failures;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, BlockingRunner, Report, task_span};
@@ -254,6 +254,10 @@ impl<E, R: Report<E>> Report<E> for SlotHeld<R> {
 
     fn before_publish(&self, kind: Kind, id: TaskId, waited: bool) {
         self.report.before_publish(kind, id, waited);
+    }
+
+    fn failure_taker(&self) -> FailureTaker {
+        self.report.failure_taker()
     }
 
     fn ended(self) {

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::runtime::Handle;
 use crate::runtime::spawn::ParentLink;
 use crate::scope::registry::Failure;
-use crate::task::core::{CoreRef, TaskCore};
+use crate::task::core::{CoreRef, FailureTaker, TaskCore};
 use crate::task::current;
 use crate::task::descendants::{AdoptedFailure, Descendants};
 use crate::task::error::BoxError;
@@ -81,6 +81,11 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for AwaitedBy {
 
     fn ended(self) {
         self.running.ended();
+    }
+
+    /// The await takes the output, failure or not; dropped, it cancelled the job first.
+    fn failure_taker(&self) -> FailureTaker {
+        FailureTaker::HandleOnly
     }
 
     fn list<T: Send + 'static>(&mut self, _: CoreRef<TaskCore<TaskOutput<T, E>>>) {

@@ -16,7 +16,7 @@ use loom::thread;
 use crate::runtime::spawn::ParentLink;
 use crate::scope::registry::{Failure, ScopeInfo, ScopeShared, child_ref};
 use crate::sync::Ordering;
-use crate::task::core::new_task;
+use crate::task::core::{FailureTaker, new_task};
 use crate::task::current::{self, Adopter};
 use crate::task::descendants::Descendants;
 use crate::task::error::TaskError;
@@ -39,7 +39,10 @@ fn loom_a_dropped_scope_hands_its_children_to_the_enclosing_frame() {
         let runner = thread::spawn(move || {
             child_ended.store(true, Ordering::Release);
             let _ = completer.decide(Kind::Cancelled);
-            completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+            completer.publish(
+                Err(TaskError::Cancelled(CancelReason::ParentCancelled)),
+                FailureTaker::Scope,
+            );
             link.ended();
         });
         // The scope is dropped inside a frame (a task runner or a region): it hands its
@@ -66,7 +69,10 @@ fn loom_a_deferred_end_runs_once_after_the_last_descendant() {
         let runner = thread::spawn(move || {
             done.store(true, Ordering::Release);
             let _ = completer.decide(Kind::Cancelled);
-            completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+            completer.publish(
+                Err(TaskError::Cancelled(CancelReason::ParentCancelled)),
+                FailureTaker::Scope,
+            );
             link.ended();
         });
         // A task whose body dropped the scope defers publishing its own end.
@@ -101,7 +107,8 @@ fn loom_a_child_registering_while_its_parent_is_cancelled_is_cancelled() {
         if !started {
             assert!(!joiner.header().has_started());
         }
-        completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+        completer
+            .publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)), FailureTaker::Scope);
         link.ended();
         assert!(scope.descendants.is_empty(), "the scope missed the child's end");
         assert!(scope.take_failures().is_empty(), "a cancellation is not a failure");
@@ -118,7 +125,7 @@ fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
         let sibling = thread::spawn(move || {
             assert!(failing.decide(Kind::Error));
             failing_link.before_publish(Kind::Error);
-            failing.publish(Err(TaskError::Failed("boom".to_owned())));
+            failing.publish(Err(TaskError::Failed("boom".to_owned())), FailureTaker::Scope);
             failing_link.ended();
         });
 
@@ -129,7 +136,7 @@ fn loom_a_failing_sibling_cancels_a_child_that_registers_concurrently() {
         sibling.join().unwrap();
 
         assert_eq!(late_joiner.header().cancel_reason(), Some(CancelReason::SiblingFailed));
-        late.publish(Err(TaskError::Cancelled(CancelReason::SiblingFailed)));
+        late.publish(Err(TaskError::Cancelled(CancelReason::SiblingFailed)), FailureTaker::Scope);
         late_link.ended();
         assert!(scope.descendants.is_empty());
         let failures = scope.take_failures();
@@ -178,12 +185,15 @@ fn loom_a_failure_in_a_dropped_scope_reaches_the_frame_before_it_hears_the_child
             let failure = TaskError::Failed("disk on fire".to_owned());
             if completer.decide(Kind::Error) {
                 link.before_publish(Kind::Error);
-                completer.publish(Err(failure));
+                completer.publish(Err(failure), FailureTaker::Scope);
             } else {
                 // The drop's cancel came first: the failure races it, and is still reported.
                 link.raced(completer.header().id(), failure);
                 link.before_publish(Kind::Cancelled);
-                completer.publish(Err(TaskError::Cancelled(CancelReason::ParentCancelled)));
+                completer.publish(
+                    Err(TaskError::Cancelled(CancelReason::ParentCancelled)),
+                    FailureTaker::Scope,
+                );
             }
             link.ended();
         });

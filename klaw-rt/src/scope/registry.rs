@@ -24,7 +24,7 @@ use crate::runtime::limit::Limit;
 use crate::runtime::spawn::ParentLink;
 use crate::runtime::{ChildSnapshot, ScopeSnapshot, ScopeView};
 use crate::sync::{AtomicBool, Mutex, Ordering};
-use crate::task::core::{CoreRef, Header, TaskCore, TaskHeader};
+use crate::task::core::{CoreRef, FailureTaker, Header, TaskCore, TaskHeader};
 use crate::task::descendants::{AdoptedFailure, Descendants, TakesFailures};
 use crate::task::error::{BoxError, TaskError, TaskInfo};
 use crate::task::handle::TaskOutput;
@@ -544,6 +544,11 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
         self.scope.take_failure(failure);
     }
 
+    /// A failed child is the scope's to report (`child_failed`, before the publish).
+    fn failure_taker(&self) -> FailureTaker {
+        FailureTaker::Scope
+    }
+
     /// After the output is published: the child has ended.
     fn ended(self) {
         let scope = &self.scope;
@@ -565,7 +570,7 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
 #[cfg(all(test, not(klaw_loom)))]
 mod tests {
     use super::*;
-    use crate::task::core::new_task;
+    use crate::task::core::{FailureTaker, new_task};
 
     type Output = TaskOutput<u32, String>;
 
@@ -575,7 +580,7 @@ mod tests {
         let link = scope.register::<String>(child_ref(joiner.core()));
         move || {
             let _ = completer.decide(Kind::Success);
-            completer.publish(Ok(7));
+            completer.publish(Ok(7), FailureTaker::Scope);
             link.ended();
             drop(joiner); // its handle is gone: the scope's list holds the last reference
         }
@@ -654,7 +659,7 @@ mod tests {
         // The child fails, then ends.
         assert!(completer.decide(Kind::Error));
         link.before_publish(Kind::Error);
-        completer.publish(Err(TaskError::Failed("disk on fire".to_owned())));
+        completer.publish(Err(TaskError::Failed("disk on fire".to_owned())), FailureTaker::Scope);
         link.ended();
         let unlogged = unlogged_at_frame_end.lock().unwrap().take();
         assert_eq!(unlogged, Some(0), "the frame ended before the failure was logged");

@@ -5,7 +5,7 @@
 //! outcome and nothing can overwrite it (a cancel racing a completion never turns a success into
 //! a cancellation, or the reverse). And the cancel token exists before the task is scheduled: the
 //! core is created before the task is handed to any executor, so a `cancel()` right after
-//! `spawn` always takes effect. The loom models in `loom_tests.rs` check both.
+//! `spawn` always takes effect. The loom models in `loom.rs` check both.
 //!
 //! The verbs of a task's end, everywhere in `task/`: the outcome is **decided** once (first
 //! terminal state wins: `decide`, `decide_cancelled`, `decide_if_pending`); then the output is
@@ -31,7 +31,7 @@ use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 
 use slab::Slab;
 
@@ -40,7 +40,12 @@ use crate::task::guard::drop_contained;
 use crate::task::state::{Kind, Snapshot};
 use crate::task::{CancelReason, ExitReason, TaskId};
 
+mod completer;
+mod joiner;
+
 pub(crate) use crate::task::core_ref::{CoreRef, HeaderRef};
+pub(crate) use completer::{Completer, FailureTaker};
+pub(crate) use joiner::Joiner;
 
 /// A callback run when the task is cancelled or times out (for backends: cancel a remote job).
 pub(crate) type CancelHook = Box<dyn FnOnce(&CancelReason) + Send>;
@@ -288,8 +293,29 @@ impl Header {
         let mut hooks = self.hooks.lock();
         // Decided before we took the lock? Then the decider takes (or took) the list after its
         // transition, and our hook must not wait in it.
-        match self.kind() {
-            Kind::Pending => Some(hooks.get_or_insert_with(Box::default).insert(hook)),
+        let state = self.load();
+        match state.kind() {
+            Kind::Pending => {
+                let key = hooks.get_or_insert_with(Box::default).insert(hook);
+                if state.has(Snapshot::HOOKS) {
+                    // Up before the outcome can be decided: the task's end sees it and takes
+                    // the list, after this lock.
+                    return Some(key);
+                }
+                let previous =
+                    Snapshot::from_bits(self.state.fetch_or(Snapshot::HOOKS, Ordering::AcqRel));
+                if previous.is_pending() || previous.kind().is_cancelled() {
+                    // Pending: the end sees `HOOKS`. Cancelled meanwhile: the decider runs the
+                    // list once we let go of it.
+                    return Some(key);
+                }
+                // Ended otherwise meanwhile, and its end may have looked before `HOOKS` was up:
+                // the hook will never run.
+                let removed = hooks.as_mut().and_then(|hooks| hooks.try_remove(key));
+                drop(hooks);
+                drop(removed); // user code: outside the lock
+                None
+            }
             Kind::Cancelled | Kind::TimedOut => {
                 drop(hooks);
                 let reason = self.cancel_reason().unwrap_or(CancelReason::Deadline);
@@ -314,6 +340,20 @@ impl Header {
         let hooks = self.hooks.lock().take();
         for (_, hook) in hooks.into_iter().flat_map(|hooks| *hooks) {
             run_contained(hook, reason);
+        }
+    }
+
+    /// Drops, at the task's end, the hooks of a task that ended otherwise than cancelled: they
+    /// will never run, and what they hold is user data (a remote job's backend, a waker), which
+    /// must not wait for the core's last reference. That can be a waker async-io drops under its
+    /// timers' lock, or one a channel holds: a destructor run there would run under that lock.
+    /// A task that never had a hook takes no lock here.
+    fn drop_unrun_hooks(&self) {
+        let state = self.load();
+        // Cancelled or timed out: whoever decided runs the list (and takes it).
+        if state.has(Snapshot::HOOKS) && !state.kind().is_cancelled() {
+            let hooks = self.hooks.lock().take();
+            drop_contained(hooks); // user code: outside the lock
         }
     }
 }
@@ -380,14 +420,29 @@ impl<O> TaskCore<O> {
         self.header.claim().then(|| self.take_claimed())
     }
 
-    /// Drops the published output of a task that succeeded, once its handle is gone: only a
-    /// handle takes a value (a scope collects failures only, so those stay for it). Without this
-    /// the value waited for the last reference to the core, a `TaskRef` kept by the user or the
-    /// worker's own, and outlived the scope that discarded it; tokio's `JoinHandle` drops the
-    /// output of a finished task when it is dropped, whatever `AbortHandle`s remain.
-    fn drop_unclaimed_value(&self) {
-        if self.header.kind() == Kind::Success {
-            drop_contained(self.take_unclaimed());
+    /// Drops the published output of a task once its handle is gone, unless a scope collects it:
+    /// a value always (only a handle takes one), a failure if no scope collects failures from
+    /// this task (`UNCOLLECTED`). Without this the output waited for the last reference to the
+    /// core, a `TaskRef` kept by the user, the worker's own, or a waker held by async-io or a
+    /// channel, and its destructor ran wherever that went, perhaps under that holder's lock; a
+    /// value outlived the scope that discarded it. tokio's `JoinHandle` drops the output of a
+    /// finished task when it is dropped, whatever `AbortHandle`s remain.
+    ///
+    /// A failure dropped here is one nobody will see: it is logged, as a scope logs a failure
+    /// it cannot report.
+    fn drop_unclaimed_output(&self) {
+        let state = self.header.load();
+        if state.kind() == Kind::Success || state.has(Snapshot::UNCOLLECTED) {
+            let output = self.take_unclaimed();
+            if output.is_some() && state.kind().is_failure() {
+                tracing::warn!(
+                    task.id = self.header.id().as_u64(),
+                    task.name = self.header.name(),
+                    exit_reason = ?self.header.exit_reason(),
+                    "a task failed and its handle was dropped: nobody takes the failure"
+                );
+            }
+            drop_contained(output);
         }
     }
 }
@@ -402,309 +457,6 @@ pub(crate) trait TaskHeader: Send + Sync {
 impl<O: Send> TaskHeader for TaskCore<O> {
     fn header(&self) -> &Header {
         &self.header
-    }
-}
-
-/// The end of a task that runs its body: it starts it, decides its outcome, publishes its output.
-pub(crate) struct Completer<O> {
-    core: NonNull<TaskCore<O>>,
-    /// The core's own `Arc`; `None` for a core in its task's allocation, which outlives every
-    /// completer of that task (see [`Completer::in_task`]).
-    shared: Option<Arc<TaskCore<O>>>,
-}
-
-// SAFETY: a completer is an owning reference to a `TaskCore<O>`, like `Arc<TaskCore<O>>`, which
-// is `Send` and `Sync` when `O: Send`.
-unsafe impl<O: Send> Send for Completer<O> {}
-// SAFETY: as above.
-unsafe impl<O: Send> Sync for Completer<O> {}
-
-impl<O: Send + 'static> Completer<O> {
-    /// The completer of a task whose core is `core`, the metadata of the task's own allocation.
-    ///
-    /// # Safety
-    /// The allocation must outlive the completer: it lives in the task's future, or in what the
-    /// future hands its end to while something else keeps the allocation (`task::in_task`).
-    pub(crate) unsafe fn in_task(core: &TaskCore<O>) -> Self {
-        Completer { core: NonNull::from(core), shared: None }
-    }
-
-    fn core_ref(&self) -> &TaskCore<O> {
-        // SAFETY: the core is alive while this completer is: it holds the `Arc`, or the caller of
-        // `in_task` promised the allocation outlives it.
-        unsafe { self.core.as_ref() }
-    }
-
-    pub(crate) fn header(&self) -> &Header {
-        &self.core_ref().header
-    }
-
-    /// A shared reference to the task. `running` is the waker the task is being polled with: for
-    /// a core in the task's allocation, what keeps it alive.
-    pub(crate) fn header_ref(&self, running: Option<&Waker>) -> HeaderRef {
-        match &self.shared {
-            Some(core) => CoreRef::shared(core.clone()).into_header_ref(),
-            None => {
-                let waker = running.expect("a task in its own allocation is polled by its waker");
-                // SAFETY: the core is the metadata of the task being polled, and `waker` is that
-                // task's waker (the executor polls the runner as the task's whole future).
-                unsafe { CoreRef::in_task(self.core_ref(), waker.clone()) }.into_header_ref()
-            }
-        }
-    }
-
-    /// The shared core, for a scope that lists a child only when it starts (a child that waited
-    /// for a slot of its scope's limit, whose core is in an `Arc`).
-    pub(crate) fn shared_core(&self) -> CoreRef<TaskCore<O>> {
-        let core = self.shared.as_ref().expect("a child that waited for a slot has a shared core");
-        CoreRef::shared(core.clone())
-    }
-
-    /// The task as the current-task context points at it, and whether its core is in an `Arc`
-    /// (then the pointer is `Arc::as_ptr` of it, so a `HeaderRef` can be made from it while this
-    /// completer keeps the `Arc` alive).
-    pub(crate) fn as_task_ptr(&self) -> (NonNull<dyn TaskHeader>, bool) {
-        let core: NonNull<dyn TaskHeader> = self.core;
-        (core, self.shared.is_some())
-    }
-
-    /// Marks the body as started unless the task was cancelled first; returns whether the body
-    /// may run. `waker`, if any, is what a later cancel wakes so the body is dropped promptly.
-    /// A core in the task's allocation stores no waker: its cancellers wake the task through
-    /// theirs.
-    pub(crate) fn try_start(&mut self, waker: Option<&Waker>) -> bool {
-        if let Some(waker) = waker.filter(|_| self.shared.is_some()) {
-            self.core_ref().header.runner_waker.with_mut(|slot| {
-                // SAFETY: `STARTED` is not set yet and only this unique completer sets it, so no
-                // canceller reads the slot until the release transition below publishes it.
-                unsafe { *slot = Some(waker.clone()) };
-            });
-        }
-        self.header().transition(|s| s.is_pending().then(|| s.with(Snapshot::STARTED))).is_ok()
-    }
-
-    /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending.
-    pub(crate) fn decide(&self, kind: Kind) -> bool {
-        let won = self.header().decide(kind).is_some();
-        if won && kind == Kind::TimedOut {
-            self.header().run_hooks(&CancelReason::Deadline);
-        }
-        won
-    }
-
-    /// Makes sure the outcome is decided, cancelling with `reason` if it is still pending. Used
-    /// when the body is dropped without finishing (its executor went away).
-    pub(crate) fn decide_if_pending(&self, reason: CancelReason) {
-        let header = self.header();
-        if header.kind() == Kind::Pending
-            && !header.cancel(reason)
-            && header.kind() == Kind::Pending
-        {
-            // A concurrent cancel claimed the reason but has not decided yet: decide for it, with
-            // its reason, because we are about to publish an output that needs the outcome.
-            header.decide_cancelled();
-        }
-    }
-
-    /// Stores the output and marks the task done, waking the joiner. Consumes the completer: an
-    /// output is published exactly once.
-    pub(crate) fn publish(self, output: O) {
-        debug_assert!(
-            self.header().kind() != Kind::Pending,
-            "publish before the outcome was decided"
-        );
-        self.core_ref().output.with_mut(|slot| {
-            // SAFETY: only this unique completer writes the slot, and the joiner reads it only
-            // after observing `DONE`, which is set (release) by `mark_done`.
-            unsafe { *slot = Some(output) };
-        });
-        self.mark_done();
-    }
-
-    /// [`publish`](Self::publish) for a large output, which came this far boxed: it leaves its
-    /// box only here, into the slot, so no frame on the way held it by value.
-    pub(crate) fn publish_boxed(self, output: Box<O>) {
-        debug_assert!(
-            self.header().kind() != Kind::Pending,
-            "publish before the outcome was decided"
-        );
-        self.core_ref().output.with_mut(|slot| {
-            // SAFETY: as in `publish`.
-            unsafe { *slot = Some(*output) };
-        });
-        self.mark_done();
-    }
-
-    /// Marks the output published (`DONE`) and wakes the joiner. Inlined: `publish` was one
-    /// function before `publish_boxed` shared its end, and the spawn benches measure it.
-    #[inline(always)]
-    fn mark_done(self) {
-        let header = self.header();
-        let previous = Snapshot::from_bits(header.state.fetch_or(Snapshot::DONE, Ordering::AcqRel));
-        if previous.has(Snapshot::JOIN_WAKER) {
-            header.join_waker.with(|slot| {
-                // SAFETY: `JOIN_WAKER` was set, so the joiner stored a waker and will not touch
-                // the slot again without clearing the flag, which fails now that `DONE` is set.
-                if let Some(waker) = unsafe { &*slot } {
-                    waker.wake_by_ref();
-                }
-            });
-        }
-        if previous.has(Snapshot::DETACHED) {
-            // The handle went first: the value goes now, before the task is counted as ended,
-            // so a scope that discarded it returns after it.
-            self.core_ref().drop_unclaimed_value();
-        }
-    }
-}
-
-/// The end of a task that awaits its output (inside a `TaskHandle`).
-pub(crate) struct Joiner<O> {
-    core: CoreRef<TaskCore<O>>,
-}
-
-impl<O> Joiner<O> {
-    pub(crate) fn header(&self) -> &Header {
-        &self.core.header
-    }
-
-    /// The joiner of a task whose core is `core`, the metadata of the task's own allocation.
-    ///
-    /// # Safety
-    /// `waker` must be that task's waker, which keeps the allocation alive.
-    pub(crate) unsafe fn in_task(core: &TaskCore<O>, waker: Waker) -> Self {
-        // SAFETY: as the caller promised.
-        Joiner { core: unsafe { CoreRef::in_task(core, waker) } }
-    }
-}
-
-impl<O: Send + 'static> Joiner<O> {
-    /// The shared core, for a scope that must collect a failure nobody awaited.
-    pub(crate) fn core(&self) -> CoreRef<TaskCore<O>> {
-        self.core.clone()
-    }
-
-    pub(crate) fn header_ref(&self) -> HeaderRef {
-        self.core.clone().into_header_ref()
-    }
-
-    /// Cancels the task if its outcome is still pending, and wakes it; true if this call decided.
-    pub(crate) fn cancel(&self, reason: CancelReason) -> bool {
-        self.core.cancel(reason)
-    }
-
-    fn take_output(&mut self) -> O {
-        assert!(
-            self.core.header.claim(),
-            "a TaskHandle was polled again after it returned the task's result"
-        );
-        self.core.take_claimed()
-    }
-
-    /// [`take_output`](Self::take_output) for a large output: boxed as it leaves the slot, so
-    /// the frames between here and the code that awaits it hold a pointer (see `is_large`).
-    fn take_output_boxed(&mut self) -> Box<O> {
-        assert!(
-            self.core.header.claim(),
-            "a TaskHandle was polled again after it returned the task's result"
-        );
-        self.core.take_claimed_boxed()
-    }
-
-    /// [`poll_output`](Self::poll_output), the output boxed (see `take_output_boxed`).
-    pub(crate) fn poll_output_boxed(&mut self, cx: &mut Context<'_>) -> Poll<Box<O>> {
-        match self.poll_done(cx) {
-            Poll::Ready(()) => Poll::Ready(self.take_output_boxed()),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// [`take_done_output`](Self::take_done_output), the output boxed.
-    pub(crate) fn take_done_output_boxed(&mut self) -> Box<O> {
-        self.take_output_boxed()
-    }
-
-    /// Polls for the output: ready once the body has ended and the output is published.
-    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<O> {
-        match self.poll_done(cx) {
-            Poll::Ready(()) => Poll::Ready(self.take_output()),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Takes the output once [`poll_done`](Self::poll_done) was ready.
-    pub(crate) fn take_done_output(&mut self) -> O {
-        self.take_output()
-    }
-
-    /// Ready once the output is published (`DONE`, observed with acquire), without taking it.
-    pub(crate) fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let header = &self.core.header;
-        let state = header.load();
-        if state.has(Snapshot::DONE) {
-            return Poll::Ready(());
-        }
-        if state.has(Snapshot::JOIN_WAKER) {
-            let same = header.join_waker.with(|slot| {
-                // SAFETY: while `JOIN_WAKER` is set the slot is shared read-only.
-                unsafe { &*slot }.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
-            });
-            if same {
-                return Poll::Pending;
-            }
-            // Take the slot back to replace the waker; fails only if the task is done.
-            let taken_back = header
-                .transition(|s| (!s.has(Snapshot::DONE)).then(|| s.without(Snapshot::JOIN_WAKER)));
-            if taken_back.is_err() {
-                return Poll::Ready(());
-            }
-        }
-        let fresh = cx.waker().clone();
-        let replaced = header.join_waker.with_mut(|slot| {
-            // SAFETY: `JOIN_WAKER` is clear, so the completer never reads the slot: it is ours.
-            unsafe { (*slot).replace(fresh) }
-        });
-        drop(replaced);
-        match header.transition(|s| (!s.has(Snapshot::DONE)).then(|| s.with(Snapshot::JOIN_WAKER)))
-        {
-            Ok(_) => Poll::Pending,
-            // Done meanwhile: the completer saw no waker to wake, so the output is ready.
-            Err(_) => Poll::Ready(()),
-        }
-    }
-}
-
-impl<O> Drop for Joiner<O> {
-    fn drop(&mut self) {
-        // Withdraw our waker so a detached task does not wake a stale one. If the task is done,
-        // the waker stays in the slot and is dropped with the core.
-        let header = &self.core.header;
-        let Ok(previous) = header.transition(|s| {
-            if s.has(Snapshot::DONE) && (s.has(Snapshot::CLAIMED) || s.kind() != Kind::Success) {
-                // Nothing left to do (no waker to withdraw, no value to drop): the common end
-                // of an awaited handle costs one load, no write.
-                return None;
-            }
-            let detached = s.with(Snapshot::DETACHED);
-            Some(if !s.has(Snapshot::DONE) && s.has(Snapshot::JOIN_WAKER) {
-                detached.without(Snapshot::JOIN_WAKER)
-            } else {
-                detached
-            })
-        }) else {
-            return;
-        };
-        if !previous.has(Snapshot::DONE) && previous.has(Snapshot::JOIN_WAKER) {
-            header.join_waker.with_mut(|slot| {
-                // SAFETY: we cleared `JOIN_WAKER` before `DONE`, so the slot is ours again.
-                drop(unsafe { (*slot).take() });
-            });
-        }
-        if previous.has(Snapshot::DONE) {
-            // Published before we went: a value nobody took goes with its handle. (Published
-            // after, the completer drops it: it sees `DETACHED`.)
-            self.core.drop_unclaimed_value();
-        }
     }
 }
 
@@ -771,7 +523,7 @@ mod tests {
         let (completer, joiner) = task();
         assert!(completer.decide(Kind::Success));
         joiner.header().on_cancel(Box::new(|_| panic!("must not run")));
-        completer.publish(1);
+        completer.publish(1, FailureTaker::Scope);
     }
 }
 

@@ -174,7 +174,9 @@ impl<T: Send + 'static, E: Send + 'static> TaskHandle<T, E> {
 
     /// Registers `hook` to run once if the task is cancelled or times out (at once if it already
     /// was). Backends use this to forward a cancel, e.g. to a remote worker. A panicking hook is
-    /// contained: it neither reaches the canceller nor stops other hooks.
+    /// contained: it neither reaches the canceller nor stops other hooks. If the task ends
+    /// otherwise, the hook never runs: it is dropped when the task ends (before this handle
+    /// resolves), or at once if the task had ended.
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;

@@ -13,7 +13,7 @@ use loom::future::block_on;
 use loom::thread;
 
 use crate::sync::Ordering;
-use crate::task::core::{Completer, new_task};
+use crate::task::core::{Completer, FailureTaker, new_task};
 use crate::task::state::Kind;
 use crate::task::{CancelReason, ExitReason, TaskId};
 
@@ -22,7 +22,7 @@ const CANCELLED_MARK: u32 = u32::MAX;
 /// Publishes `value` if completion wins, otherwise the mark the cancellation implies.
 fn complete(completer: Completer<u32>, value: u32) -> bool {
     let won = completer.decide(Kind::Success);
-    completer.publish(if won { value } else { CANCELLED_MARK });
+    completer.publish(if won { value } else { CANCELLED_MARK }, FailureTaker::Scope);
     won
 }
 
@@ -84,7 +84,7 @@ fn loom_cancel_before_start_never_starts_and_cancel_after_start_wakes_the_runner
                 }
             }));
             let started = started.unwrap();
-            completer.publish(CANCELLED_MARK);
+            completer.publish(CANCELLED_MARK, FailureTaker::Scope);
             started
         });
         assert!(canceller.header().cancel(CancelReason::user("stop")));
@@ -143,14 +143,14 @@ impl Drop for Counted {
 
 /// Publishes a `Counted` as `kind` while the handle is dropped; how often it was dropped once
 /// both are done, while another reference to the task (a `TaskRef`) still lives.
-fn drops_while_a_reference_lives(kind: Kind) -> usize {
+fn drops_while_a_reference_lives(kind: Kind, failure: FailureTaker) -> usize {
     let drops = Arc::new(StdCounter::new(0));
     let (completer, joiner) = new_task::<Counted>(TaskId::next(), None);
     let kept = joiner.header_ref();
     let value = Counted(drops.clone());
     let runner = thread::spawn(move || {
         assert!(completer.decide(kind));
-        completer.publish(value);
+        completer.publish(value, failure);
     });
     drop(joiner);
     runner.join().unwrap();
@@ -164,11 +164,44 @@ fn drops_while_a_reference_lives(kind: Kind) -> usize {
 fn loom_a_value_published_as_its_handle_drops_is_dropped_once_before_both_return() {
     // Whichever of the publish and the handle's drop comes second drops it (`DETACHED`), so it
     // never waits for the last reference to the task.
-    loom::model(|| assert_eq!(drops_while_a_reference_lives(Kind::Success), 1));
+    loom::model(|| {
+        assert_eq!(drops_while_a_reference_lives(Kind::Success, FailureTaker::Scope), 1)
+    });
 }
 
 #[test]
 fn loom_a_failure_published_as_its_handle_drops_stays_for_its_scope() {
     // A failure is the scope's to collect: it stays until the last reference goes.
-    loom::model(|| assert_eq!(drops_while_a_reference_lives(Kind::Error), 0));
+    loom::model(|| assert_eq!(drops_while_a_reference_lives(Kind::Error, FailureTaker::Scope), 0));
+}
+
+#[test]
+fn loom_a_failure_no_scope_collects_published_as_its_handle_drops_is_dropped_once_before_both_return()
+ {
+    // Nobody but the handle could take it: it goes as a value does, never with the last
+    // reference to the task (which may be a waker dropped under its holder's lock).
+    loom::model(|| {
+        assert_eq!(drops_while_a_reference_lives(Kind::Error, FailureTaker::HandleOnly), 1);
+    });
+}
+
+#[test]
+fn loom_a_hook_registered_while_the_task_completes_is_dropped_unrun_before_its_handle_resolves() {
+    // A task that ends otherwise than cancelled never runs its hooks; what they hold goes by
+    // the time its handle resolves, not with the last reference to the task.
+    loom::model(|| {
+        let (completer, mut joiner) = new_task::<u32>(TaskId::next(), None);
+        let kept = joiner.header_ref();
+        let runner = thread::spawn(move || complete(completer, 5));
+        let drops = Arc::new(StdCounter::new(0));
+        let held = Counted(drops.clone());
+        joiner.header().on_cancel(Box::new(move |_| {
+            drop(held);
+            panic!("the hook of a task that completed ran");
+        }));
+        assert_eq!(block_on(poll_fn(|cx| joiner.poll_output(cx))), 5);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1, "the hook outlived the end");
+        assert!(runner.join().unwrap());
+        drop(kept);
+    });
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use crate::coop;
-use crate::task::core::{Completer, Header, HeaderRef};
+use crate::task::core::{Completer, FailureTaker, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
 use crate::task::descendants::Failures;
 use crate::task::guard::{
@@ -44,6 +44,8 @@ pub(crate) trait Report<E>: Send + 'static {
     /// The outcome is decided; the output is about to be published. `waited`: whether the task
     /// ever waited (see `first_wait`).
     fn before_publish(&self, kind: Kind, id: TaskId, waited: bool);
+    /// Who takes a failure the handle does not: the task's scope, or nobody.
+    fn failure_taker(&self) -> FailureTaker;
     /// The output is published: the task has ended.
     fn ended(self);
 }
@@ -98,7 +100,7 @@ trait Carried<T, E>: Send + 'static {
     fn output(&self) -> &TaskOutput<T, E>;
     fn into_output(self) -> TaskOutput<T, E>;
     /// Publishes the output: a boxed one leaves its box only in the core's slot.
-    fn publish(self, completer: Completer<TaskOutput<T, E>>);
+    fn publish(self, completer: Completer<TaskOutput<T, E>>, failure: FailureTaker);
     /// Runs one poll of a body with [`guarded`], the output carried as `Self`.
     fn guarded_poll<M: Outcome<O, Ok = T, Err = E>, O>(
         step: impl FnOnce() -> Poll<O>,
@@ -121,8 +123,8 @@ impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for TaskOutput<T, E> {
         self
     }
     #[inline(always)]
-    fn publish(self, completer: Completer<TaskOutput<T, E>>) {
-        completer.publish(self);
+    fn publish(self, completer: Completer<TaskOutput<T, E>>, failure: FailureTaker) {
+        completer.publish(self, failure);
     }
     #[inline(always)]
     fn guarded_poll<M: Outcome<O, Ok = T, Err = E>, O>(
@@ -142,8 +144,8 @@ impl<T: Send + 'static, E: Send + 'static> Carried<T, E> for Box<TaskOutput<T, E
     fn into_output(self) -> TaskOutput<T, E> {
         *self
     }
-    fn publish(self, completer: Completer<TaskOutput<T, E>>) {
-        completer.publish_boxed(self);
+    fn publish(self, completer: Completer<TaskOutput<T, E>>, failure: FailureTaker) {
+        completer.publish_boxed(self, failure);
     }
     fn guarded_poll<M: Outcome<O, Ok = T, Err = E>, O>(
         step: impl FnOnce() -> Poll<O>,
@@ -173,7 +175,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> End<T, E, R> {
         }
         let header = completer.header();
         report.before_publish(header.kind(), header.id(), waited);
-        output.publish(completer);
+        output.publish(completer, report.failure_taker());
         report.ended();
     }
 

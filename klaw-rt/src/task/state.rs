@@ -70,10 +70,16 @@ impl Snapshot {
     /// The joiner (the task's handle) is gone, so nobody can take a value any more: a success's
     /// output is dropped by whichever of the joiner's drop and the publish comes second.
     pub(crate) const DETACHED: usize = 1 << 7;
+    /// A cancel hook was registered (it may have been withdrawn or run since): a task that ends
+    /// otherwise than cancelled drops its hooks when it ends, and one with none takes no lock.
+    pub(crate) const HOOKS: usize = 1 << 8;
+    /// Set with `DONE`: no scope collects this task's failure (it has none, or its parent takes
+    /// the output through the handle), so an output its handle never takes goes with the handle.
+    pub(crate) const UNCOLLECTED: usize = 1 << 9;
     /// The bits from here up count the shields active in the task's body (`klaw::cancel::shield`):
     /// while any is, a decided cancellation or timeout waits for them before the body is
     /// dropped.
-    pub(crate) const SHIELD_UNIT: usize = 1 << 8;
+    pub(crate) const SHIELD_UNIT: usize = 1 << 10;
     const SHIELD_MASK: usize = !(Self::SHIELD_UNIT - 1);
 
     pub(crate) const NEW: Snapshot = Snapshot(0);
