@@ -91,8 +91,12 @@ impl<O: Send + 'static> Completer<O> {
         self.header().transition(|s| s.is_pending().then(|| s.with(Snapshot::STARTED))).is_ok()
     }
 
-    /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending.
+    /// Decides `kind` (success, error, panic, timeout) if the outcome is still pending. Never a
+    /// cancellation: that is decided by `cancel`, which stores its reason and runs the hooks
+    /// (which `drop_unrun_hooks` and `on_cancel_keyed` count on). No body's output maps to one:
+    /// a remote task cancelled on its worker is `TaskError::Remote` here.
     pub(crate) fn decide(&self, kind: Kind) -> bool {
+        debug_assert_ne!(kind, Kind::Cancelled, "a cancellation is decided by `cancel`");
         let won = self.header().decide(kind).is_some();
         if won && kind == Kind::TimedOut {
             self.header().run_hooks(&CancelReason::Deadline);
