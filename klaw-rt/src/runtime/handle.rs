@@ -7,12 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::executor::Spawner;
-use super::spawn::{NoParent, ParentLink, SpawnOn, Spawnable, spawn_blocking_on, spawn_on};
+use super::spawn::{ParentLink, SpawnOn, Spawnable, spawn_blocking_on, spawn_closure, spawn_on};
 use super::stats::Stats;
 use super::{Placement, RuntimeConfig, RuntimeDump, Shared, context};
 use crate::task::core::Joiner;
 use crate::task::handle::TaskOutput;
-use crate::task::spec::is_large;
 use crate::task::{BlockingTask, Outcome, Task, TaskHandle};
 
 /// A cloneable, `Send` handle to a runtime, for spawning from other threads or from inside
@@ -100,15 +99,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
-        // future does; decided at compile time.
-        if const { is_large::<F>() } {
-            let task = BlockingTask::new(Box::new(f));
-            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
-        } else {
-            let task = BlockingTask::new(f);
-            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
-        }
+        spawn_closure(&self.shared, f)
     }
 
     /// Tasks spawned and not yet ended.

@@ -45,12 +45,12 @@ use event_listener::Event;
 
 use crate::remote::RemoteBackend;
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::task::TaskHandle;
 use crate::task::spec::is_large;
-use crate::task::{BlockingTask, TaskHandle};
 use crate::time::clock::VirtualClock;
 use blocking::BlockingPool;
 pub(crate) use spawn::Placement;
-use spawn::{NoParent, spawn_blocking_on};
+use spawn::spawn_closure;
 pub use spawn::{SpawnOn, Spawnable};
 
 use context::Context;
@@ -262,15 +262,7 @@ impl Runtime {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
-        // future does; decided at compile time.
-        if const { is_large::<F>() } {
-            let task = BlockingTask::new(Box::new(f));
-            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
-        } else {
-            let task = BlockingTask::new(f);
-            spawn_blocking_on(&self.shared, task, Placement::default(), |_| None::<NoParent>)
-        }
+        spawn_closure(&self.shared, f)
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so

@@ -405,6 +405,23 @@ where
     handle
 }
 
+/// `Runtime::spawn_blocking` and `Handle::spawn_blocking`: `f` as a top-level blocking task.
+pub(crate) fn spawn_closure<F, R>(shared: &Shared, f: F) -> TaskHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+    // future does; decided at compile time.
+    if const { is_large::<F>() } {
+        let task = BlockingTask::new(Box::new(f));
+        spawn_blocking_on(shared, task, Placement::default(), |_| None::<NoParent>)
+    } else {
+        let task = BlockingTask::new(f);
+        spawn_blocking_on(shared, task, Placement::default(), |_| None::<NoParent>)
+    }
+}
+
 /// Queues a closure on the blocking pool (after shutdown, cancels it at once).
 pub(crate) fn spawn_blocking_on<F, O, M, P>(
     shared: &Shared,
