@@ -205,7 +205,8 @@ fn a_failure_in_a_scope_dropped_before_it_returned_is_logged() {
 
 /// A top-level task whose handle was dropped fails: no scope collects the failure and no handle
 /// can take it, so it is logged when it is dropped, once, with the task's id and name. A failure
-/// its handle takes is not.
+/// its handle takes is not. Book (Tasks and handles): "nobody can take it, so it is dropped then,
+/// and logged as a warning".
 #[test]
 fn a_failure_nobody_can_take_is_logged_once() {
     let _serial = logging();

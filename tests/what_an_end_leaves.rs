@@ -73,7 +73,8 @@ fn drop_the_last_waker_under_its_lock(stash: &Stash) {
 }
 
 /// A top-level task whose handle was dropped fails: nobody can ever take that failure, so it goes
-/// when the task ends, not with the task's last waker.
+/// when the task ends, not with the task's last waker. Book (Tasks and handles): "the failure of
+/// a task outside any scope whose handle was dropped: nobody can take it, so it is dropped then".
 #[test]
 fn a_failure_no_scope_collects_is_dropped_when_the_task_ends_not_under_its_last_wakers_lock() {
     common::with_deadline(|| {
@@ -135,7 +136,9 @@ fn a_failure_the_handle_takes_is_given_whole() {
 }
 
 /// A task that completes never runs its cancel hooks: they are dropped by the time its handle
-/// resolves, not with its last waker, wherever that goes.
+/// resolves, not with its last waker, wherever that goes. Book (Tasks and handles): "The
+/// `on_cancel` hooks of a task that ended otherwise than cancelled never run, and are dropped by
+/// the time its handle resolves".
 #[test]
 fn the_hooks_of_a_task_that_completed_are_dropped_before_its_handle_resolves() {
     common::with_deadline(|| {
