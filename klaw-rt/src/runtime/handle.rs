@@ -71,8 +71,8 @@ impl Handle {
     }
 
     /// Spawns on the runtime a future, a [`Task`] or a [`BlockingTask`]; see
-    /// [`Runtime::spawn`]. After shutdown the task is cancelled before it starts (reason
-    /// `Shutdown`) and its body never runs.
+    /// [`Runtime::spawn`](super::Runtime::spawn). After shutdown the task is cancelled before it
+    /// starts (reason `Shutdown`) and its body never runs.
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
@@ -86,7 +86,8 @@ impl Handle {
         task.__spawn_on(SpawnOn { executor: self.spawner(), shared: &self.shared })
     }
 
-    /// Runs `f` on the blocking pool; see [`Runtime::spawn_blocking`].
+    /// Runs `f` on the blocking pool; see
+    /// [`Runtime::spawn_blocking`](super::Runtime::spawn_blocking).
     ///
     /// ```
     /// let rt = klaw::Runtime::builder().workers(1).build()?;
@@ -113,7 +114,7 @@ impl Handle {
         self.shared.stats.live()
     }
 
-    /// The live tree of the runtime: see [`Runtime::dump`].
+    /// The live tree of the runtime: see [`Runtime::dump`](super::Runtime::dump).
     ///
     /// ```
     /// # #[klaw::main(workers = 1)]

@@ -220,8 +220,9 @@ impl Runtime {
     }
 
     /// Spawns a task: what a scope's `s.spawn` takes ([`Spawnable`]). A future
-    /// (`Send + 'static`) or a [`Task`] runs on the workers; a [`BlockingTask`] (what
-    /// `#[klaw::task(blocking)]` builds) runs on the blocking pool. The returned handle's cancel
+    /// (`Send + 'static`) or a [`Task`](crate::task::Task) runs on the workers; a
+    /// [`BlockingTask`](crate::task::BlockingTask) (what `#[klaw::task(blocking)]` builds) runs
+    /// on the blocking pool. The returned handle's cancel
     /// token exists before the task is scheduled.
     ///
     /// ```
