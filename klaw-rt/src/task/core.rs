@@ -432,7 +432,7 @@ impl<O> TaskCore<O> {
     /// it cannot report.
     fn drop_unclaimed_output(&self) {
         let state = self.header.load();
-        if state.kind() == Kind::Success || state.has(Snapshot::UNCOLLECTED) {
+        if state.output_goes_with_handle() {
             let output = self.take_unclaimed();
             if output.is_some() && state.kind().is_failure() {
                 tracing::warn!(

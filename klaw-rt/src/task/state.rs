@@ -67,8 +67,9 @@ impl Snapshot {
     /// Set by whoever takes the output: the joiner, or the scope collecting an unclaimed
     /// failure.
     pub(crate) const CLAIMED: usize = 1 << 6;
-    /// The joiner (the task's handle) is gone, so nobody can take a value any more: a success's
-    /// output is dropped by whichever of the joiner's drop and the publish comes second.
+    /// The joiner (the task's handle) is gone, so nobody can take a value any more: an output
+    /// that goes with the handle ([`output_goes_with_handle`](Self::output_goes_with_handle)) is
+    /// dropped by whichever of the joiner's drop and the publish comes second.
     pub(crate) const DETACHED: usize = 1 << 7;
     /// A cancel hook was registered (it may have been withdrawn or run since): a task that ends
     /// otherwise than cancelled drops its hooks when it ends, and one with none takes no lock.
@@ -116,6 +117,13 @@ impl Snapshot {
 
     pub(crate) fn without(self, flag: usize) -> Self {
         Snapshot(self.0 & !flag)
+    }
+
+    /// The published output is for the handle alone, so it goes with the handle if the handle
+    /// never takes it: a value (a scope collects failures only), or a failure no scope collects
+    /// (`UNCOLLECTED`).
+    pub(crate) fn output_goes_with_handle(self) -> bool {
+        self.kind() == Kind::Success || self.has(Self::UNCOLLECTED)
     }
 
     /// How many shields in the body are active.

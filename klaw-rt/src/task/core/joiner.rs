@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::{CoreRef, Header, HeaderRef, TaskCore};
 use crate::task::CancelReason;
-use crate::task::state::{Kind, Snapshot};
+use crate::task::state::Snapshot;
 
 /// The end of a task that awaits its output (inside a `TaskHandle`).
 pub(crate) struct Joiner<O> {
@@ -131,10 +131,7 @@ impl<O> Drop for Joiner<O> {
         // the waker stays in the slot and is dropped with the core.
         let header = &self.core.header;
         let Ok(previous) = header.transition(|s| {
-            if s.has(Snapshot::DONE)
-                && (s.has(Snapshot::CLAIMED)
-                    || (s.kind() != Kind::Success && !s.has(Snapshot::UNCOLLECTED)))
-            {
+            if s.has(Snapshot::DONE) && (s.has(Snapshot::CLAIMED) || !s.output_goes_with_handle()) {
                 // Nothing left to do (no waker to withdraw, no output to drop): the common end
                 // of an awaited handle costs one load, no write.
                 return None;
