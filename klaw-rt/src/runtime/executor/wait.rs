@@ -34,40 +34,30 @@ impl Future for WaitForWork<'_, '_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let state = self.state;
-        // A waker's clone and drop are its executor's code: never under the lock. Registering
-        // always needs a clone; a registered worker polled with another waker (rare) unlocks to
-        // make one.
-        let mut fresh = self.ticket.is_none().then(|| cx.waker().clone());
+        // A waker's clone and drop are its executor's code: never under the lock. So the clone a
+        // registration (or a new waker) needs is made first; a worker polled again with the
+        // same waker drops it unused, after the lock. (It is polled only to sleep or wake.)
+        let mut fresh = Some(cx.waker().clone());
         let mut replaced = None;
         let mut sleepers = state.sleepers.lock();
         match self.ticket {
-            Some(ticket) => loop {
-                match sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket) {
-                    // Registered, and taken off the list since: a schedule woke us.
-                    None => {
-                        self.ticket = None;
-                        drop(sleepers);
-                        drop(fresh);
-                        return self.wake(true);
-                    }
-                    Some((_, waker)) if !waker.will_wake(cx.waker()) => match fresh.take() {
-                        Some(fresh) => replaced = Some(std::mem::replace(waker, fresh)),
-                        None => {
-                            drop(sleepers);
-                            fresh = Some(cx.waker().clone());
-                            sleepers = state.sleepers.lock();
-                            continue;
-                        }
-                    },
-                    Some(_) => {}
+            Some(ticket) => match sleepers.waiting.iter_mut().find(|(t, _)| *t == ticket) {
+                // Registered, and taken off the list since: a schedule woke us.
+                None => {
+                    self.ticket = None;
+                    drop(sleepers);
+                    drop(fresh);
+                    return self.wake(true);
                 }
-                break;
+                Some((_, waker)) if !waker.will_wake(cx.waker()) => {
+                    replaced = Some(std::mem::replace(waker, fresh.take().expect("cloned above")));
+                }
+                Some(_) => {}
             },
             None => {
                 let ticket = sleepers.next_ticket;
                 sleepers.next_ticket += 1;
-                let waker = fresh.take().expect("cloned above for a worker not yet registered");
-                sleepers.waiting.push((ticket, waker));
+                sleepers.waiting.push((ticket, fresh.take().expect("cloned above")));
                 state.sleeping.store(sleepers.waiting.len(), Ordering::SeqCst);
                 self.ticket = Some(ticket);
             }
