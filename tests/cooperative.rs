@@ -190,9 +190,18 @@ async fn watch_changed_and_wait_for_loops_let_a_sibling_run() {
 async fn a_watch_loop_on_a_closed_channel_lets_a_sibling_run() {
     let (tx, mut rx) = watch::channel(());
     drop(tx);
-    loop_until_a_sibling_runs(move |stop| async move {
+    let mut rx = loop_until_a_sibling_runs(move |stop| async move {
         while !stopped(&stop) {
             assert!(rx.changed().await.is_err());
+        }
+        rx
+    })
+    .await;
+    // tokio's `receiver_wait_for_is_cooperative`: a `wait_for` whose predicate never holds, on a
+    // closed channel, fails at once every time, and is budgeted all the same.
+    loop_until_a_sibling_runs(move |stop| async move {
+        while !stopped(&stop) {
+            assert!(rx.wait_for(|()| false).await.is_err());
         }
     })
     .await;
@@ -354,4 +363,43 @@ fn channels_under_a_foreign_executor_are_not_budgeted() {
         }
         Poll::Ready(())
     }));
+}
+
+/// The budget is the task's, whatever runs inside its poll: a scope's local children are polled
+/// inside their parent's poll and share its 128 units, as the branches of a `join!` share a
+/// tokio task's (`coop`'s module doc). So a parent whose local children all loop on ready
+/// operations completes at most 128 of them in one poll, not 128 for each child.
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn local_children_share_their_parents_budget_in_each_poll() {
+    use std::sync::atomic::AtomicUsize;
+    let done = Arc::new(AtomicUsize::new(0));
+    let most_in_one_poll = Arc::new(AtomicUsize::new(0));
+    let counted = done.clone();
+    let scope = Box::pin(async move {
+        klaw::scope!(|s| {
+            for _ in 0..4 {
+                let done = counted.clone();
+                s.spawn_local(async move {
+                    for _ in 0..1000 {
+                        klaw::task::consume_budget().await;
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            Ok(())
+        })
+    });
+    let (before, most) = (done.clone(), most_in_one_poll.clone());
+    let mut scope = Some(scope);
+    let watched = std::future::poll_fn(move |cx| {
+        let start = before.load(Ordering::Relaxed);
+        let polled = scope.as_mut().unwrap().as_mut().poll(cx);
+        most.fetch_max(before.load(Ordering::Relaxed) - start, Ordering::Relaxed);
+        polled
+    });
+    let parent = klaw::Handle::current().unwrap().spawn(watched);
+    parent.await.unwrap().unwrap();
+    assert_eq!(done.load(Ordering::Relaxed), 4000, "every child ran to its end");
+    let most = most_in_one_poll.load(Ordering::Relaxed);
+    assert!(most <= 128, "{most} operations completed in one poll of the parent");
 }

@@ -916,3 +916,116 @@ async fn start_paused_false_is_real_time() {
     let before = Instant::now();
     assert!(now() >= before);
 }
+
+/// A task's timeout is a deadline, which the cooperative budget never holds back (the book's
+/// "Cooperative scheduling": deadlines are not budgeted). A local child is polled inside its
+/// parent's poll, so its timeout must be seen even when the parent's body has spent the budget
+/// in that poll: at the deadline the child ends `TimedOut`, which fails the scope, as a spawned
+/// child with the same body and timeout does, and not with the value its body is ready with at
+/// the same instant.
+#[klaw::test(start_paused = true, timeout = "10s")]
+async fn a_local_childs_timeout_is_seen_after_its_parent_spent_the_budget() {
+    for local in [false, true] {
+        // In a task: `block_on`, where the test's body runs, has no budget.
+        let parent = Handle::current().unwrap().spawn(async move {
+            klaw::scope!(|s| {
+                let body = async {
+                    sleep(secs(10)).await;
+                    1u32
+                };
+                let timed = Task::new(body).timeout(secs(10));
+                let child = if local { s.spawn_local(timed) } else { s.spawn(timed) };
+                sleep(secs(10)).await;
+                for _ in 0..300 {
+                    klaw::task::consume_budget().await;
+                }
+                Ok(child.await)
+            })
+        });
+        let outcome = parent.await.expect("the parent task itself ends well");
+        let timed_out = matches!(
+            &outcome,
+            Err(Error::Task { error: TaskError::TimedOut(after), .. }) if *after == secs(10)
+        );
+        assert!(timed_out, "local: {local}, {outcome:?}");
+    }
+}
+
+/// A message from a thread of its own, after some real time: what a shielded cleanup waits for
+/// while the runtime has no timer of its own to wait for.
+fn from_a_thread_later() -> klaw::channel::Receiver<()> {
+    let (tx, rx) = klaw::channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        let _ = tx.send_blocking(());
+    });
+    rx
+}
+
+/// trio's autojump clock never jumps to the deadline of a cancel scope that was cancelled
+/// (`cancel()` takes the deadline off the clock). A paused klaw runtime advances to the next
+/// timer when everything waits, so a deadline that can no longer change anything must not be
+/// one: a scope, a region and a task, each cancelled early and held open by a shielded cleanup
+/// that waits for another thread, leave the clock where it was.
+#[klaw::test(start_paused = true, timeout = "10s")]
+async fn a_deadline_that_can_no_longer_matter_does_not_move_the_paused_clock() {
+    let start = now();
+
+    let cleanup = from_a_thread_later();
+    let result = klaw::scope!(timeout = "1h", |s| {
+        let (started, is_started) = klaw::channel::oneshot::channel();
+        s.spawn(klaw::cancel::shield(async move {
+            started.send(()).unwrap();
+            let _ = cleanup.recv().await;
+        }));
+        is_started.await.unwrap();
+        s.cancel("stop");
+        Ok(())
+    });
+    let cancelled = matches!(&result, Err(Error::Task { error: TaskError::Cancelled(_), .. }));
+    assert!(cancelled, "{result:?}");
+    assert_eq!(now(), start, "a scope's timeout");
+
+    let cleanup = from_a_thread_later();
+    let region = klaw::cancel::Region::new().timeout(secs(3600));
+    let token = region.token();
+    let outcome = region
+        .run(async move {
+            token.cancel("stop");
+            klaw::cancel::shield(async move {
+                let _ = cleanup.recv().await;
+            })
+            .await;
+        })
+        .await;
+    assert!(outcome.is_err());
+    assert_eq!(now(), start, "a region's timeout");
+
+    let cleanup = from_a_thread_later();
+    let (started, is_started) = klaw::channel::oneshot::channel();
+    let task = Handle::current().unwrap().spawn(
+        Task::new(klaw::cancel::shield(async move {
+            started.send(()).unwrap();
+            let _ = cleanup.recv().await;
+        }))
+        .timeout(secs(3600)),
+    );
+    is_started.await.unwrap();
+    task.cancel("stop");
+    assert!(task.await.is_err());
+    assert_eq!(now(), start, "a task's timeout");
+}
+
+/// A region's deadline and its future falling due at the same instant: the deadline wins (the
+/// region looks at its timer before it polls its future), as a trio cancel scope's deadline
+/// does at a checkpoint; tokio's `timeout(d, sleep(d))` gives `Ok` (the book's "From tokio").
+#[klaw::test(start_paused = true, timeout = "10s")]
+async fn a_deadline_that_falls_due_with_its_future_wins() {
+    let start = now();
+    let tied = klaw::cancel::fail_after(secs(5), sleep(secs(5))).await;
+    assert_eq!(tied.unwrap_err().after(), secs(5));
+    assert_eq!(klaw::cancel::move_on_after(secs(5), sleep(secs(5))).await, None);
+    let timed = Handle::current().unwrap().spawn(Task::new(sleep(secs(5))).timeout(secs(5)));
+    assert_eq!(timed.await, Err(TaskError::TimedOut(secs(5))));
+    assert_eq!(now() - start, secs(15));
+}

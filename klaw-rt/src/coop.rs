@@ -205,6 +205,16 @@ pub(crate) fn with_task_budget<R>(poll: impl FnOnce() -> R) -> R {
     with_budget(Some(PER_POLL), poll)
 }
 
+/// Runs one poll of a task's body: with a fresh budget if it is polled by its executor, and
+/// with the budget it finds if it is polled inside another klaw task's poll (a scope's local
+/// child, an inline task), which it then shares, as the branches of a `join!` share a tokio
+/// task's. Otherwise a parent with `n` local children could complete `n` times the budget's
+/// operations in one poll.
+#[inline]
+pub(crate) fn with_body_budget<R>(poll: impl FnOnce() -> R) -> R {
+    if in_klaw_task() { poll() } else { with_task_budget(poll) }
+}
+
 /// What [`poll_proceed`] gives: the unit it took, given back when dropped unless
 /// [`made_progress`](Self::made_progress) was called.
 #[must_use = "dropping it at once gives the unit back"]

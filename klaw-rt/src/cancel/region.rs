@@ -436,6 +436,11 @@ impl<F: Future> Future for Cancellable<F> {
                 if timer.poll_deadline(cx).is_ready() {
                     this.state.cancel(CancelReason::Deadline);
                     *this.timer = None;
+                } else if this.state.own_reason().is_some() {
+                    // Cancelled already (the first reason wins): the deadline can change nothing
+                    // now, so it goes, and a paused clock does not jump to it while a shield
+                    // inside holds the region open.
+                    *this.timer = None;
                 }
             }
             if !this.state.must_stop() {

@@ -342,6 +342,11 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
             if timer.poll_deadline(cx).is_ready() {
                 this.timer = None;
                 shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
+            } else if shared.region.own_reason().is_some() {
+                // Cancelled already: the deadline can change nothing now (a late one adds no
+                // failure), so it goes, and a paused clock does not jump to it while the scope
+                // waits for its children.
+                this.timer = None;
             }
         }
         if shared.region.is_cancelled()

@@ -380,7 +380,9 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         }
 
         if let Some(timer) = self.deadline.as_mut().and_then(|d| d.timer.as_mut()) {
-            if Pin::new(timer).poll(cx).is_ready() {
+            // A deadline, so outside the budget: a local child is polled inside its parent's
+            // poll, whose body may have spent the budget, and must still see its timeout pass.
+            if timer.poll_deadline(cx).is_ready() {
                 completer.decide(Kind::TimedOut);
                 if let Some(deadline) = self.deadline.as_mut() {
                     deadline.timer = None; // fired once; a shield may keep the body a while
@@ -389,15 +391,23 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
                     self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
                     return Poll::Ready(());
                 }
+            } else if completer.header().kind() != Kind::Pending {
+                // Decided otherwise (cancelled, with a shield in the body holding it open): the
+                // timeout can change nothing now, so it goes, and a paused clock does not jump
+                // to it while the shield runs.
+                if let Some(deadline) = self.deadline.as_mut() {
+                    deadline.timer = None;
+                }
             }
         }
 
         let polled = {
             let _span = self.span.as_ref().map(|span| span.enter());
             let step = body.as_mut().as_pin_mut().expect("the body lives until finish");
-            // A fresh cooperative budget for each poll of the body (see `coop`).
+            // A fresh cooperative budget for each poll of the body, or the enclosing task's for a
+            // body polled inside its poll: a local child, an inline task (see `coop`).
             let running = cx.waker();
-            let poll = || coop::with_task_budget(|| step.poll(cx));
+            let poll = || coop::with_body_budget(|| step.poll(cx));
             // Cancelled, but a shield in the body holds it open: only the shield runs on.
             let held = completer.header().kind() != Kind::Pending;
             current::run_as(completer, Some(running), || {
