@@ -611,3 +611,32 @@ fn tasks_reserving_under_timeouts_and_aborting_sinks_lose_no_value() {
         assert_eq!(got, sent, "exactly the values sent, once each");
     });
 }
+
+/// tokio's `try_reserve_fails`: a second `try_reserve` on a channel of one place whose place a
+/// permit holds is `Full`; the permit's send is received; a permit dropped unused gives its place
+/// back to the next `try_reserve`. Then what tokio also promises and that test leaves out: a
+/// closed channel's `try_reserve` is `Closed`, and an unbounded channel's never `Full`.
+#[test]
+fn try_reserve_is_full_while_a_permit_holds_the_place_and_closed_once_closed() {
+    let (tx, rx) = bounded::<&str>(1);
+    let permit = tx.try_reserve().unwrap();
+    assert_eq!(tx.try_reserve().unwrap_err(), TrySendError::Full(()));
+    assert_eq!(
+        tx.try_send("pushed past the permit"),
+        Err(TrySendError::Full("pushed past the permit"))
+    );
+    permit.send("foo").unwrap();
+    assert_eq!(rx.try_recv(), Ok("foo"));
+    let permit = tx.try_reserve().unwrap();
+    drop(permit);
+    let held = tx.try_reserve().unwrap();
+    drop(rx); // the last receiver: the channel closes, and the held permit fails
+    assert_eq!(tx.try_reserve().unwrap_err(), TrySendError::Closed(()));
+    assert_eq!(held.send("late"), Err(SendError("late")));
+
+    let (tx, _rx) = unbounded::<u32>();
+    let permits: Vec<Permit<'_, u32>> = (0..100).map(|_| tx.try_reserve().unwrap()).collect();
+    drop(permits);
+    assert!(tx.close());
+    assert_eq!(tx.try_reserve().unwrap_err(), TrySendError::Closed(()));
+}

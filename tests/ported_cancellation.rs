@@ -24,12 +24,6 @@
 //! tokio-util:
 //! - `cancel_token_owned`: `cancelled_owned()` / `WaitForCancellationFutureOwned`, which klaw
 //!   deliberately does not have (its `cancelled()` is the only waiter future).
-//! - `cloned_cancellation_tokens_are_considered_equal`,
-//!   `child_cancellation_tokens_are_not_considered_equal`,
-//!   `independent_cancellation_tokens_are_not_considered_equal`,
-//!   `cloned_cancellation_tokens_have_same_hash`,
-//!   `different_cancellation_tokens_have_different_hash`: `Token` implements neither
-//!   `PartialEq` nor `Hash`.
 //! - The loom model of `CancellationToken` lives in tokio-util's `src/sync/tests/`, not in this
 //!   file, and is loom-specific anyway.
 //!
@@ -980,28 +974,41 @@ async fn a_region_whose_deadline_passed_before_it_ran_is_cancelled_when_it_runs(
 }
 
 /// trio: test_yield_briefly_checks_for_timeout (a checkpoint notices a deadline that passed
-/// while the code was busy)
+/// while the code was busy). trio raises at the first checkpoint after the deadline. klaw's
+/// `checkpoint` yields, letting the region look at its deadline, every time outside any klaw task
+/// and once the budget is spent in one (its doc): so the first checkpoint after the deadline stops
+/// the code in `block_on`, and one of the next 128 in a task.
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn a_checkpoint_notices_a_deadline_that_passed_while_the_code_was_busy() {
-    let (first, not_noticed) = (Flag::default(), Flag::default());
-    let deadline = Instant::now() + Duration::from_millis(300);
-    let result = Region::new()
-        .deadline(deadline)
-        .run(async {
-            klaw::cancel::checkpoint().await;
-            first.set();
-            while Instant::now() <= deadline {
-                std::thread::sleep(Duration::from_millis(5)); // busy, not awaiting
-            }
-            for _ in 0..1000 {
+    async fn checkpoints_returned_after_a_deadline_passed() -> usize {
+        let (first, not_noticed) = (Flag::default(), Flag::default());
+        let after_the_deadline = AtomicUsize::new(0);
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let result = Region::new()
+            .deadline(deadline)
+            .run(async {
                 klaw::cancel::checkpoint().await;
-            }
-            not_noticed.set();
-        })
-        .await;
-    assert_eq!(result, Err(CancelReason::Deadline));
-    assert!(first.is_set(), "the first checkpoint, before the deadline, did not return");
-    assert!(!not_noticed.is_set());
+                first.set();
+                while Instant::now() <= deadline {
+                    std::thread::sleep(Duration::from_millis(5)); // busy, not awaiting
+                }
+                for _ in 0..1000 {
+                    klaw::cancel::checkpoint().await;
+                    after_the_deadline.fetch_add(1, Ordering::Relaxed);
+                }
+                not_noticed.set();
+            })
+            .await;
+        assert_eq!(result, Err(CancelReason::Deadline));
+        assert!(first.is_set(), "the first checkpoint, before the deadline, did not return");
+        assert!(!not_noticed.is_set());
+        after_the_deadline.load(Ordering::Relaxed)
+    }
+    assert_eq!(checkpoints_returned_after_a_deadline_passed().await, 0, "in block_on");
+    let in_a_task =
+        klaw::Handle::current().unwrap().spawn(checkpoints_returned_after_a_deadline_passed());
+    let returned = in_a_task.await.unwrap();
+    assert!(returned < 128, "in a task, {returned} checkpoints returned after the deadline");
 }
 
 /// trio: test_very_deep_cancel_scope_nesting (5000 nested regions, the outermost cancelled)
@@ -1079,4 +1086,26 @@ async fn a_region_cancelled_then_left_with_an_error_reports_the_cancellation() {
         })
         .await;
     assert!(matches!(&result, Err(reason) if *reason == user("stop")), "{result:?}");
+}
+
+/// tokio-util's `CancellationToken` is `Eq` and `Hash` by identity (its tests key maps and
+/// sets by token): a clone is the same token, a child another, and the tokens a region hands
+/// out are all its one token.
+#[test]
+#[allow(
+    clippy::mutable_key_type,
+    reason = "a token hashes by identity, which its cancellation never changes"
+)]
+fn tokens_are_equal_and_hash_alike_exactly_when_they_are_the_same_token() {
+    use std::collections::HashSet;
+    let token = Token::new();
+    let child = token.child();
+    assert_eq!(token, token.clone());
+    assert_ne!(token, child);
+    assert_ne!(token, Token::new());
+    let region = klaw::cancel::Region::new();
+    assert_eq!(region.token(), region.token());
+    let set: HashSet<Token> = [token.clone(), token.clone(), child.clone(), region.token()].into();
+    assert_eq!(set.len(), 3);
+    assert!(set.contains(&token) && set.contains(&child) && set.contains(&region.token()));
 }

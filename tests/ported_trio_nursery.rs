@@ -704,6 +704,33 @@ fn start_returns_the_started_value_and_the_scope_waits_for_the_rest() {
     });
 }
 
+/// `test_nursery_start`, `sleep_then_start` on trio's autojump clock, here a paused one: a child
+/// that sleeps `n` seconds, says it is ready, and sleeps `n` more. `start` returns after `n`
+/// seconds with the value, the scope after `2n`, and the clock moves by nothing else.
+#[test]
+fn start_returns_when_the_child_is_ready_and_the_scope_when_it_ends_on_a_paused_clock() {
+    let rt = common::paused();
+    rt.block_on(async {
+        for seconds in [1u64, 2] {
+            let start = klaw::time::now();
+            klaw::scope!(|s| {
+                let (value, _child) = s
+                    .start(move |ready: Ready<u64>| async move {
+                        klaw::time::sleep(common::secs(seconds)).await;
+                        ready.ready(seconds);
+                        klaw::time::sleep(common::secs(seconds)).await;
+                    })
+                    .await?;
+                assert_eq!(value, seconds);
+                assert_eq!(klaw::time::now() - start, common::secs(seconds));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(klaw::time::now() - start, common::secs(2 * seconds));
+        }
+    });
+}
+
 /// `test_nursery_start`, `raise_keyerror_after_started`, and `test_trio_run_strict_before_started`
 /// with `raise_after_started`: a child that crashes right after `started()` fails the scope
 /// with that one error (not a group of one), whether or not the body awaited it.

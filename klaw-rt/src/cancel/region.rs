@@ -253,7 +253,19 @@ impl Token {
     }
 
     /// Runs `future` until it finishes (`Ok`) or this token is cancelled (`Err(reason)`; the
-    /// future is dropped). Like tokio-util's `run_until_cancelled`, with the reason.
+    /// future is dropped). Like tokio-util's `run_until_cancelled`, with the reason, and with a
+    /// region's rule for a tie: a future that finishes in the poll in which the token is
+    /// cancelled loses to the cancellation, and its output is dropped (tokio-util's gives it).
+    ///
+    /// ```
+    /// let token = klaw::cancel::Token::new();
+    /// let same = token.clone();
+    /// let outcome = klaw::runtime::block_on(token.run_until_cancelled(async move {
+    ///     same.cancel("done");
+    ///     7
+    /// }));
+    /// assert_eq!(outcome, Err(klaw::CancelReason::user("done")));
+    /// ```
     ///
     /// ```
     /// let token = klaw::cancel::Token::new();
@@ -287,6 +299,33 @@ impl Default for Token {
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Token").field("cancelled", &self.0.reason()).finish()
+    }
+}
+
+/// Two tokens are equal if they are the same token: clones of one another, or tokens of the
+/// same region. A [`child`](Token::child) is another token. As tokio-util's
+/// `CancellationToken`, so tokens can key a map.
+///
+/// ```
+/// let token = klaw::cancel::Token::new();
+/// assert_eq!(token, token.clone());
+/// assert_ne!(token, token.child());
+/// let region = klaw::cancel::Region::new();
+/// assert_eq!(region.token(), region.token());
+/// let tokens: std::collections::HashSet<_> = [token.clone(), token.clone()].into();
+/// assert_eq!(tokens.len(), 1);
+/// ```
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Token {}
+
+impl std::hash::Hash for Token {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
     }
 }
 

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use crate::channel::error::{SendError, TrySendError};
 use crate::channel::mpmc::chan::Chan;
-use crate::channel::mpmc::reserve::Reserve;
+use crate::channel::mpmc::reserve::{Permit, Reserve};
 use crate::channel::wakers::Ticket;
 
 /// The sending half of an MPMC [`channel`](crate::channel::bounded()). Clone it for several producers;
@@ -102,6 +102,23 @@ impl<T> Sender<T> {
     /// ```
     pub fn reserve(&self) -> Reserve<'_, T> {
         Reserve { chan: &self.chan, waiter: None }
+    }
+
+    /// Reserves a place now, without waiting: `Full(())` if every place is taken or reserved,
+    /// `Closed(())` once the channel is closed. On an unbounded channel it fails only when
+    /// closed. The permit gives its place back if dropped unused.
+    ///
+    /// ```
+    /// use klaw::channel::TrySendError;
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
+    /// let permit = tx.try_reserve().unwrap();
+    /// assert_eq!(tx.try_reserve().unwrap_err(), TrySendError::Full(()));
+    /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2))); // the place is reserved
+    /// permit.send(1).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(1));
+    /// ```
+    pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
+        self.chan.try_reserve().map(|()| Permit { chan: &self.chan })
     }
 
     /// Closes the channel for everyone: senders fail from now on, receivers still get what is
