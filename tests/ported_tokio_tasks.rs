@@ -35,8 +35,8 @@
 //! Skipped, and why:
 //!
 //! - `task_join_set.rs`: `join_all` (covered by `scope_tools.rs`, a set as a `Stream`);
-//!   `detach_all` (part of `test_with_sleep`), `try_join_next`, `try_join_next_with_id`,
-//!   `extend` (no such API: a set belongs to its scope, and has no non-waiting take);
+//!   `detach_all` (part of `test_with_sleep`), `try_join_next_with_id`, `extend` (no such
+//!   API: a set belongs to its scope; `try_join_next` is ported as `try_next_finished`);
 //!   `spawn_local::*::spawn_then_drop` (dropping a set neither cancels nor detaches, as
 //!   documented); `panic_outside_any_runtime`, `panic_in_multi_thread_runtime` and
 //!   `spawn_local_on::*` (no `LocalSet`; klaw's `spawn_local` works in any scope).
@@ -1155,4 +1155,56 @@ fn a_local_child_has_its_own_id_and_its_parent_keeps_its_own() {
         });
         rt.block_on(parent).unwrap().unwrap();
     });
+}
+
+/// tokio's `task_join_set::try_join_next`: a non-waiting take gives nothing while no child has
+/// finished, and once all have, a loop of it drains all 1,000, none lost to the cooperative
+/// budget (tokio's ignores it; a task's budget is 128). In a task, where the budget applies.
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn try_next_finished_drains_every_finished_child_whatever_the_budget() {
+    const CHILDREN: usize = 1000;
+    let parent = Handle::current().unwrap().spawn(async {
+        klaw::scope!(|s| {
+            let (go, ready) = klaw::channel::watch::channel(());
+            let mut set = s.child_set::<(), Infallible>();
+            for _ in 0..CHILDREN {
+                let mut ready = ready.clone();
+                set.spawn(async move { ready.changed().await.unwrap() });
+            }
+            drop(ready);
+            assert!(set.try_next_finished().is_none(), "none has finished yet");
+            go.send_replace(());
+            go.closed().await; // every child has dropped its receiver: each has finished
+            let mut count = 0;
+            while let Some(finished) = set.try_next_finished() {
+                finished?;
+                count += 1;
+            }
+            assert!(set.is_empty());
+            Ok(count)
+        })
+    });
+    assert_eq!(parent.await.unwrap().unwrap(), CHILDREN);
+}
+
+/// tokio's `abort_tasks` and `abort_all` read `JoinError::is_cancelled`: what a set hands back
+/// is a `klaw::Error`, which says the same.
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn a_cancelled_childs_error_says_it_was_cancelled() {
+    let cancelled = klaw::scope!(|s| {
+        let mut set = s.child_set::<(), Infallible>();
+        for _ in 0..5 {
+            set.spawn(std::future::pending());
+        }
+        set.cancel_all("enough");
+        let mut cancelled = 0;
+        while let Some(finished) = set.next_finished().await {
+            let error = finished.unwrap_err();
+            assert!(error.is_cancelled() && !error.is_panic(), "{error:?}");
+            cancelled += 1;
+        }
+        Ok(cancelled)
+    })
+    .unwrap();
+    assert_eq!(cancelled, 5);
 }

@@ -1054,3 +1054,54 @@ fn debug_of_every_primitive_while_locked_or_contended_returns() {
     pending(waiting_event.poll());
     assert_eq!(debug_within(&event), "Event { set: false }");
 }
+
+// ---- What a tokio port asserts about where a misuse panics and what a finished future does.
+
+/// tokio's `sync_panic.rs`: a misuse panics at the caller's line (`#[track_caller]`), so the
+/// report points at the user's code: merging permits of two semaphores, a semaphore of more
+/// than `MAX_PERMITS`, and `add_permits` past it.
+#[test]
+fn semaphore_misuse_panics_at_the_callers_line() {
+    fn panicked_in(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let file = Arc::new(std::sync::Mutex::new(String::new()));
+        let seen = file.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            *seen.lock().unwrap() =
+                info.location().map(|l| l.file().to_owned()).unwrap_or_default();
+        }));
+        let caught = std::panic::catch_unwind(f);
+        std::panic::set_hook(previous);
+        assert!(caught.is_err(), "no panic");
+        file.lock().unwrap().clone()
+    }
+    let merged = panicked_in(|| {
+        let (a, b) = (Semaphore::new(1), Semaphore::new(1));
+        let mut permit = a.try_acquire().unwrap();
+        permit.merge(b.try_acquire().unwrap());
+    });
+    assert_eq!(merged, file!());
+    let merged_owned = panicked_in(|| {
+        let (a, b) = (Arc::new(Semaphore::new(1)), Arc::new(Semaphore::new(1)));
+        let mut permit = a.try_acquire_owned().unwrap();
+        permit.merge(b.try_acquire_owned().unwrap());
+    });
+    assert_eq!(merged_owned, file!());
+    assert_eq!(panicked_in(|| drop(Semaphore::new(Semaphore::MAX_PERMITS + 1))), file!());
+    let added = panicked_in(|| Semaphore::new(Semaphore::MAX_PERMITS).add_permits(1));
+    assert_eq!(added, file!());
+}
+
+/// tokio's `Notified` is ready again when polled after it completed (a loop that selects over
+/// `&mut notified` may do so); klaw's was a panic. The notification it took is not taken twice.
+#[test]
+fn a_notified_polled_again_after_it_completed_is_ready_again() {
+    let notify = Notify::new();
+    let mut notified = mock(notify.notified());
+    pending(notified.poll());
+    notify.notify_one();
+    ready(notified.poll());
+    ready(notified.poll());
+    let mut next = mock(notify.notified());
+    pending(next.poll());
+}

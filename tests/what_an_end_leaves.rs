@@ -198,3 +198,33 @@ fn the_hooks_of_a_cancelled_task_still_run_once() {
         assert_eq!(runs.get(), 3);
     });
 }
+
+/// The book (Tasks and handles): a value whose handle was dropped is dropped when its task
+/// ends, not kept for the task's last reference. In a scope that means before the scope
+/// returns: the child's end is counted after its output went. (The failure's case is above.)
+#[test]
+fn a_value_whose_handle_was_dropped_goes_at_its_tasks_end_before_the_scope_returns() {
+    let rt = runtime(2);
+    for local in [false, true] {
+        let dropped = Flag::default();
+        let set = dropped.clone();
+        rt.block_on(async {
+            klaw::scope!(|s| {
+                let (go, wait) = klaw::channel::oneshot::channel::<()>();
+                let child = async move {
+                    let _ = wait.await;
+                    common::SetOnDrop(set)
+                };
+                if local {
+                    drop(s.spawn_local(child));
+                } else {
+                    drop(s.spawn(child));
+                }
+                go.send(()).unwrap(); // the handle went first: nobody takes the value
+                Ok(())
+            })
+            .unwrap();
+        });
+        assert!(dropped.is_set(), "the value outlived its scope (local: {local})");
+    }
+}

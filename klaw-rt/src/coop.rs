@@ -205,6 +205,13 @@ pub(crate) fn with_task_budget<R>(poll: impl FnOnce() -> R) -> R {
     with_budget(Some(PER_POLL), poll)
 }
 
+/// Runs `f` outside the budget: what it polls completes as it would outside any task (a
+/// non-waiting take, which must not report "nothing now" only because the budget is spent).
+#[inline]
+pub(crate) fn without_budget<R>(f: impl FnOnce() -> R) -> R {
+    with_budget(None, f)
+}
+
 /// Runs one poll of a task's body: with a fresh budget if it is polled by its executor, and
 /// with the budget it finds if it is polled inside another klaw task's poll (a scope's local
 /// child, an inline task), which it then shares, as the branches of a `join!` share a tokio

@@ -78,6 +78,48 @@ impl Error {
         }
     }
 
+    /// What happened to the task this error is about, if it is about one ([`Error::Task`], or
+    /// a scope's [`first`](Self::first) error that is): what tokio's `JoinError` says.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// let error = klaw::scope!(|s| {
+    ///     let mut set = s.child_set::<(), std::convert::Infallible>();
+    ///     set.spawn(std::future::pending());
+    ///     set.cancel_all("enough");
+    ///     Ok(set.next_finished().await.unwrap().unwrap_err())
+    /// })?;
+    /// assert!(error.is_cancelled() && !error.is_panic());
+    /// assert!(error.task_error().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn task_error(&self) -> Option<&TaskError<TaskFailure>> {
+        match self.first() {
+            Self::Task { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// True if this is about a task that was cancelled (see [`task_error`](Self::task_error)).
+    ///
+    /// ```
+    /// assert!(!klaw::Error::other("disk full").is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.task_error().is_some_and(TaskError::is_cancelled)
+    }
+
+    /// True if this is about a task that panicked (see [`task_error`](Self::task_error)).
+    ///
+    /// ```
+    /// assert!(!klaw::Error::other("disk full").is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        self.task_error().is_some_and(TaskError::is_panic)
+    }
+
     /// Wraps any error of user code, as [`Error::Other`]: it is the `source`, the next link of
     /// the chain.
     ///

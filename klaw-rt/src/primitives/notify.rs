@@ -204,7 +204,11 @@ impl Future for Notified<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        assert!(!this.done, "`Notified` polled after it completed");
+        if this.done {
+            // Ready again, as tokio's is: a loop that selects over `&mut notified` may poll it
+            // once more, and the notification it took stays taken.
+            return Poll::Ready(());
+        }
         // The waker to store, cloned before taking the lock, and only when one must be stored.
         let mut fresh: Option<Waker> = None;
         let poll = loop {

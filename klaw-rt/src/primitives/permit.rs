@@ -68,6 +68,7 @@ impl<'a> SemaphorePermit<'a> {
     /// permit.merge(semaphore.try_acquire_many(2).unwrap());
     /// assert_eq!(permit.num_permits(), 3);
     /// ```
+    #[track_caller]
     pub fn merge(&mut self, mut other: Self) {
         assert!(
             std::ptr::eq(self.semaphore, other.semaphore),
@@ -176,6 +177,7 @@ impl OwnedSemaphorePermit {
     /// permit.merge(semaphore.try_acquire_owned().unwrap());
     /// assert_eq!(permit.num_permits(), 2);
     /// ```
+    #[track_caller]
     pub fn merge(&mut self, mut other: Self) {
         assert!(
             Arc::ptr_eq(&self.semaphore, &other.semaphore),

@@ -143,6 +143,7 @@ impl Semaphore {
     /// let semaphore = klaw::sync::Semaphore::new(3);
     /// assert_eq!(semaphore.available_permits(), 3);
     /// ```
+    #[track_caller]
     pub fn new(permits: usize) -> Self {
         assert!(
             permits <= Self::MAX_PERMITS,
@@ -187,6 +188,7 @@ impl Semaphore {
     /// semaphore.add_permits(2);
     /// assert_eq!(semaphore.try_acquire_many(2).unwrap().num_permits(), 2);
     /// ```
+    #[track_caller]
     pub fn add_permits(&self, n: usize) {
         let mut wake = Wake::default();
         let mut state = self.lock();

@@ -178,6 +178,36 @@ where
         std::future::poll_fn(|cx| self.poll_next_finished(cx))
     }
 
+    /// A child that has finished already, without waiting (tokio's `JoinSet::try_join_next`):
+    /// `None` if none has finished yet, or the set is empty. Outside the cooperative budget,
+    /// so a loop of it drains every finished child, as tokio's does.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() -> Result<(), klaw::Error> {
+    /// klaw::scope!(|s| {
+    ///     let mut set = s.child_set();
+    ///     assert!(set.try_next_finished().is_none(), "nothing yet");
+    ///     set.spawn(async { 7 });
+    ///     let (done, is_done) = klaw::channel::oneshot::channel();
+    ///     s.spawn(async move { done.send(()).unwrap() });
+    ///     is_done.await?; // the set's child was queued first, so it has run
+    ///     assert_eq!(set.try_next_finished().unwrap()?, 7);
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_next_finished(&mut self) -> Option<Result<T, Error>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // A waiting `next_finished` registers its own waker again when it is polled, and a
+        // child that finishes meanwhile is queued in the set whatever waker it wakes.
+        match crate::coop::without_budget(|| self.poll_next_finished(&mut cx)) {
+            Poll::Ready(finished) => finished,
+            Poll::Pending => None,
+        }
+    }
+
     /// The next child to finish, its output taken (see [`Finished`]): what the set returns,
     /// so the last place a large output is moved to.
     fn poll_next_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {

@@ -234,7 +234,10 @@ pub(crate) fn runtime_shutting_down() -> bool {
     flag.is_some_and(|flag| unsafe { flag.as_ref() }.load(Ordering::Acquire))
 }
 
-/// The id of the task running on this thread, if any.
+/// The id of the task running on this thread, if any: inside its body's polls and its body's
+/// drop. A task's *output* is dropped after the task has ended (when its handle is dropped, or
+/// at its end if the handle went first), so an output's destructor sees the task that drops the
+/// handle, or none, where tokio's sees the output's own task.
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;

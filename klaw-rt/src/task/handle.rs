@@ -334,6 +334,23 @@ impl TaskRef {
         self.0.header().cancel_reason()
     }
 
+    /// True once the task has ended: its body has been dropped and its outcome published, as
+    /// [`TaskHandle::is_finished`] says (tokio's `AbortHandle::is_finished`). A cancelled task's
+    /// [`exit_reason`](Self::exit_reason) says `Cancelled` as soon as the cancel is decided,
+    /// which can be before: while its body's destructors still run, or a shield holds it.
+    ///
+    /// ```
+    /// let rt = klaw::Runtime::builder().workers(1).build()?;
+    /// let handle = rt.spawn(async { 1 });
+    /// let task = handle.task_ref();
+    /// rt.block_on(handle).unwrap();
+    /// assert!(task.is_finished());
+    /// # Ok::<(), klaw::runtime::BuildError>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.0.header().is_done()
+    }
+
     /// How the task ended, or `Pending`.
     ///
     /// ```
