@@ -83,8 +83,8 @@ pub mod runtime {
 /// [`Region`]: cancel::Region
 pub mod cancel {
     pub use klaw_rt::cancel::{
-        CancelOnDrop, Cancellable, Cancelled, Region, Shielded, Token, checkpoint, fail_after,
-        fail_at, is_cancelled, move_on_after, move_on_at, shield,
+        CancelOnDrop, Cancellable, Cancelled, CancelledOwned, Region, Shielded, Token, checkpoint,
+        fail_after, fail_at, is_cancelled, move_on_after, move_on_at, shield,
     };
 }
 
@@ -121,9 +121,9 @@ pub mod sync {
     pub use klaw_rt::primitives::{
         Acquire, AcquireError, AcquireOwned, Barrier, BarrierWait, BarrierWaitResult, Event,
         EventWait, Lock, LockOwned, Mutex, MutexGuard, Notified, Notify, OwnedMutexGuard,
-        OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit, Read, ReadOwned, RwLock,
-        RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit, TryAcquireError, Write,
-        WriteOwned,
+        OwnedNotified, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit, Read,
+        ReadOwned, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit,
+        TryAcquireError, Write, WriteOwned,
     };
 }
 

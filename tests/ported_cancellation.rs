@@ -22,8 +22,6 @@
 //! Skipped, and why:
 //!
 //! tokio-util:
-//! - `cancel_token_owned`: `cancelled_owned()` / `WaitForCancellationFutureOwned`, which klaw
-//!   deliberately does not have (its `cancelled()` is the only waiter future).
 //! - The loom model of `CancellationToken` lives in tokio-util's `src/sync/tests/`, not in this
 //!   file, and is loom-specific anyway.
 //!
@@ -422,16 +420,46 @@ fn run_until_cancelled_never_polls_a_future_once_the_token_is_cancelled() {
     );
 }
 
-/// tokio-util: run_until_cancelled_owned_test (klaw has no `_owned` variant because it needs
-/// none: the future of `run_until_cancelled` holds no borrow of the token, so a function may
-/// take the token by value and return it)
+/// tokio-util: cancel_token_owned (`cancelled_owned`: the waiting future holds the token)
+#[test]
+fn an_owned_cancelled_future_is_woken_by_a_cancel_and_gives_the_reason() {
+    let (waker, counter) = count_waker();
+    let mut cx = Context::from_waker(&waker);
+    let token = Token::new();
+    let mut first: Pin<Box<klaw::cancel::CancelledOwned>> =
+        Box::pin(token.clone().cancelled_owned());
+    assert_eq!(first.as_mut().poll(&mut cx), Poll::Pending);
+    assert_eq!(wakes(&counter), 0);
+    let mut second = Box::pin(token.clone().cancelled_owned());
+    assert!(token.cancel("owned"));
+    assert_eq!(wakes(&counter), 1, "the polled future's waker, once");
+    assert_eq!(first.as_mut().poll(&mut cx), Poll::Ready(user("owned")));
+    assert_eq!(second.as_mut().poll(&mut cx), Poll::Ready(user("owned")));
+}
+
+/// tokio-util: cancel_token_owned_drop_test (an owned future dropped while it waits, and the
+/// token it held with it, leaves no waker behind to be woken)
+#[test]
+fn an_owned_cancelled_future_dropped_while_it_waits_leaves_the_token_clean() {
+    let (waker, counter) = count_waker();
+    let token = Token::new();
+    let mut waiting = Box::pin(token.clone().cancelled_owned());
+    assert_eq!(waiting.as_mut().poll(&mut Context::from_waker(&waker)), Poll::Pending);
+    drop(waiting);
+    assert!(token.cancel("after the drop"));
+    assert_eq!(wakes(&counter), 0, "the dropped future's waker is gone");
+}
+
+/// tokio-util: run_until_cancelled_owned_test, with `run_until_cancelled_owned`; and the same
+/// with `run_until_cancelled`, whose future holds no borrow of the token either, so a function
+/// may take the token by value and return it
 #[test]
 fn run_until_cancelled_does_not_borrow_its_token() {
     let (waker, _) = count_waker();
     let mut cx = Context::from_waker(&waker);
 
     fn forever(token: Token) -> klaw::cancel::Cancellable<std::future::Pending<()>> {
-        token.run_until_cancelled(pending())
+        token.run_until_cancelled_owned(pending())
     }
     let token = Token::new();
     let canceller = token.clone();

@@ -391,7 +391,8 @@ impl Inner {
             }
             Err(not_published) => {
                 if not_published.handed_over {
-                    mark_never_run(Arc::downgrade(&self), &id).await;
+                    let marker = bytes::Bytes::from_static(b"its submitter could not publish it");
+                    store_cancel_marker(Arc::downgrade(&self), &id, marker).await;
                 }
                 let why = match &not_published.refused {
                     crate::channel::publish::Refused::Rejected(reason) => reason.clone(),
@@ -408,22 +409,23 @@ impl Inner {
     }
 }
 
-/// Stores the cancel marker of a job that may have reached the server although its publish
-/// failed, so that no worker runs it (a worker checks the marker before it runs a job, and
-/// terminates the job). Tried until the server stores it, while the backend lives: its task is
-/// told of the failure only then, since until then the job could still run.
-async fn mark_never_run(inner: std::sync::Weak<Inner>, id: &str) {
+/// Stores a job's cancel marker, which every worker checks before it runs a job and watches
+/// while it runs one. Tried until the server stores it, while the backend lives: a put lost
+/// with its connection (one that died silently, so the client hears of it only at its next
+/// ping) is sent again, so a cancel reaches the worker whatever the link did meanwhile. For a
+/// job that may have reached the server although its publish failed, its task is told of the
+/// failure only once this returns, since until then the job could still run.
+async fn store_cancel_marker(inner: std::sync::Weak<Inner>, id: &str, marker: bytes::Bytes) {
     let mut pause = Duration::from_millis(50);
     loop {
         let Some(inner) = inner.upgrade() else { return };
         let connected =
             inner.connection.client.connection_state() == async_nats::connection::State::Connected;
         if connected {
-            let marker = bytes::Bytes::from_static(b"its submitter could not publish it");
-            match inner.queue.cancels.put(id, marker).await {
+            match inner.queue.cancels.put(id, marker.clone()).await {
                 Ok(_) => return,
                 Err(error) => {
-                    tracing::debug!(job = %id, %error, "could not mark a job never to run; trying again")
+                    tracing::debug!(job = %id, %error, "could not store a job's cancel marker; trying again")
                 }
             }
         }
@@ -470,13 +472,11 @@ impl RemoteBackend for NatsBackend {
     fn cancel(&self, job: &JobId, reason: &CancelReason) {
         // A worker that takes the job from now on skips it, and one running it sees the marker
         // through its watch. (A job still queued is deleted when its submit future ends.)
-        let inner = self.inner.clone();
+        let inner = Arc::downgrade(&self.inner);
         let id = job.to_string();
         let reason = reason.to_string();
         self.inner.connection.tokio.spawn(async move {
-            if let Err(error) = inner.queue.cancels.put(&id, reason.into_bytes().into()).await {
-                tracing::warn!(job = %id, %error, "could not publish a cancel");
-            }
+            store_cancel_marker(inner, &id, reason.into_bytes().into()).await;
         });
     }
 }

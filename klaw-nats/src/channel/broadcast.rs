@@ -107,7 +107,8 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     }
 
     /// Closes the channel for every process: receivers get what they have not read, then
-    /// `Closed`.
+    /// `Closed`. An `Err` means the server has not confirmed the close; it is stored again in
+    /// the background, as [`mpmc::Sender::close`](crate::channel::mpmc::Sender::close) says.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<u8>) -> Result<(), klaw_nats::NatsError> {
@@ -115,7 +116,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// # Ok(()) }
     /// ```
     pub async fn close(&self) -> Result<(), NatsError> {
-        self.shared.closing.close().await
+        self.shared.closing.close(&self.shared.connection).await
     }
 }
 

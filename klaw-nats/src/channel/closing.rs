@@ -58,11 +58,35 @@ impl Closing {
     }
 
     /// Closes the channel for every process (and at once for this one).
-    pub(crate) async fn close(&self) -> Result<(), NatsError> {
+    ///
+    /// An `Err` says the server has not confirmed the close yet: the put may be lost (the
+    /// connection died silently under it) or may have landed. This process has closed the
+    /// channel already, so the close is stored again in the background until the server
+    /// confirms it, while any handle of the channel lives here: every process comes to see it
+    /// closed, rather than this one alone.
+    pub(crate) async fn close(&self, connection: &Connection) -> Result<(), NatsError> {
         self.closed.store(true, Ordering::Release);
-        async_compat::Compat::new(self.states.put(&self.key, "closed".into()))
+        let stored = async_compat::Compat::new(self.states.put(&self.key, "closed".into()))
             .await
             .map(drop)
-            .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()))
+            .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()));
+        if stored.is_err() {
+            let (states, key, flag) =
+                (self.states.clone(), self.key.clone(), Arc::downgrade(&self.closed));
+            connection.tokio.spawn(async move {
+                let mut pause = std::time::Duration::from_millis(50);
+                while flag.upgrade().is_some() {
+                    tokio::time::sleep(pause).await;
+                    match states.put(&key, "closed".into()).await {
+                        Ok(_) => return,
+                        Err(error) => {
+                            tracing::debug!(%key, %error, "could not store a close; trying again")
+                        }
+                    }
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+            });
+        }
+        stored
     }
 }

@@ -180,6 +180,8 @@ pub fn wait_until(within: Duration, what: &str, mut condition: impl FnMut() -> b
 pub struct Proxy {
     pub port: u16,
     cut: Arc<AtomicBool>,
+    /// A half-open partition: what either side sends is swallowed, and no socket closes.
+    frozen: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -188,8 +190,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (refusing, streams) = (cut.clone(), open.clone());
+        let (refusing, streams, swallowing) = (cut.clone(), open.clone(), frozen.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -203,11 +206,11 @@ impl Proxy {
                 }
                 open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                 drop(open);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), swallowing.clone());
+                pipe(server, client, swallowing.clone());
             }
         });
-        Proxy { port, cut, open }
+        Proxy { port, cut, frozen, open }
     }
 
     /// Cuts every connection and refuses new ones until `heal`.
@@ -227,13 +230,34 @@ impl Proxy {
     pub fn heal(&self) {
         self.cut.store(false, Ordering::SeqCst);
     }
+
+    /// A half-open partition: every byte either side sends is lost from now on, while every
+    /// socket stays open, so neither side hears that anything is wrong (as when a link or a
+    /// middlebox dies silently). Requests sent meanwhile are never answered.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends a [`freeze`](Self::freeze) as a ping timeout would: the frozen connections are
+    /// dropped, and new ones are let through.
+    pub fn thaw(&self) {
+        self.cut();
+        self.frozen.store(false, Ordering::SeqCst);
+        self.heal();
+    }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
         while let Ok(read) = from.read(&mut buffer) {
-            if read == 0 || to.write_all(&buffer[..read]).is_err() {
+            if read == 0 {
+                break;
+            }
+            if frozen.load(Ordering::SeqCst) {
+                continue; // swallowed
+            }
+            if to.write_all(&buffer[..read]).is_err() {
                 break;
             }
         }

@@ -14,7 +14,7 @@ mod shield;
 mod state;
 
 pub use frames::is_cancelled;
-pub use region::{CancelOnDrop, Cancellable, Cancelled, Region, Token};
+pub use region::{CancelOnDrop, Cancellable, Cancelled, CancelledOwned, Region, Token};
 pub use shield::{Shielded, shield};
 pub(crate) use state::RegionState;
 

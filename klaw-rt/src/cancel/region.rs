@@ -252,6 +252,21 @@ impl Token {
         Cancelled { state: &self.0, ticket: Ticket::default() }
     }
 
+    /// [`cancelled`](Self::cancelled) that holds the token, so it is `'static` and can move
+    /// into a spawned task (tokio-util's `cancelled_owned`).
+    ///
+    /// Cancel safe: dropping the future loses nothing.
+    ///
+    /// ```
+    /// let token = klaw::cancel::Token::new();
+    /// let waiting: klaw::cancel::CancelledOwned = token.clone().cancelled_owned();
+    /// std::thread::spawn(move || token.cancel("done"));
+    /// assert_eq!(klaw::runtime::block_on(waiting), klaw::CancelReason::user("done"));
+    /// ```
+    pub fn cancelled_owned(self) -> CancelledOwned {
+        CancelledOwned { state: self.0, ticket: Ticket::default() }
+    }
+
     /// Runs `future` until it finishes (`Ok`) or this token is cancelled (`Err(reason)`; the
     /// future is dropped). Like tokio-util's `run_until_cancelled`, with the reason, and with a
     /// region's rule for a tie: a future that finishes in the poll in which the token is
@@ -275,6 +290,18 @@ impl Token {
     /// ```
     pub fn run_until_cancelled<F: Future>(&self, future: F) -> Cancellable<F> {
         Region { state: self.child().0, deadline: None }.run(future)
+    }
+
+    /// [`run_until_cancelled`](Self::run_until_cancelled), taking the token (tokio-util's
+    /// `run_until_cancelled_owned`); the future it returns never borrowed it anyway.
+    ///
+    /// ```
+    /// let token = klaw::cancel::Token::new();
+    /// let running = token.clone().run_until_cancelled_owned(async { 7 });
+    /// assert_eq!(klaw::runtime::block_on(running), Ok(7));
+    /// ```
+    pub fn run_until_cancelled_owned<F: Future>(self, future: F) -> Cancellable<F> {
+        self.run_until_cancelled(future)
     }
 
     /// A guard that cancels the token when dropped (with [`CancelReason::ParentCancelled`]),
@@ -347,20 +374,29 @@ impl Future for Cancelled<'_> {
     type Output = CancelReason;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CancelReason> {
-        if let Some(reason) = self.state.reason() {
-            return Poll::Ready(reason.clone());
-        }
-        // The look again under the waiters' lock sees a cancel that set the reason before it;
-        // one after it takes this waker out and wakes it.
         let Cancelled { state, ticket } = &mut *self;
-        poll_or_wait(
-            state.cancelled_waiters(),
-            |waiters| waiters,
-            ticket,
-            cx,
-            |_| state.reason().cloned(),
-        )
+        poll_cancelled(state, ticket, cx)
     }
+}
+
+/// A poll of [`Cancelled`] or [`CancelledOwned`].
+fn poll_cancelled(
+    state: &RegionState,
+    ticket: &mut Ticket,
+    cx: &mut Context<'_>,
+) -> Poll<CancelReason> {
+    if let Some(reason) = state.reason() {
+        return Poll::Ready(reason.clone());
+    }
+    // The look again under the waiters' lock sees a cancel that set the reason before it; one
+    // after it takes this waker out and wakes it.
+    poll_or_wait(
+        state.cancelled_waiters(),
+        |waiters| waiters,
+        ticket,
+        cx,
+        |_| state.reason().cloned(),
+    )
 }
 
 impl Drop for Cancelled<'_> {
@@ -372,6 +408,41 @@ impl Drop for Cancelled<'_> {
 impl fmt::Debug for Cancelled<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cancelled").field("cancelled", &self.state.reason()).finish()
+    }
+}
+
+/// The future of [`Token::cancelled_owned`]: [`Cancelled`], holding its token.
+///
+/// ```
+/// let token = klaw::cancel::Token::new();
+/// token.cancel("now");
+/// let reason = klaw::runtime::block_on(token.cancelled_owned());
+/// assert_eq!(reason, klaw::CancelReason::user("now"));
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct CancelledOwned {
+    state: Arc<RegionState>,
+    ticket: Ticket,
+}
+
+impl Future for CancelledOwned {
+    type Output = CancelReason;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<CancelReason> {
+        let CancelledOwned { state, ticket } = &mut *self;
+        poll_cancelled(state, ticket, cx)
+    }
+}
+
+impl Drop for CancelledOwned {
+    fn drop(&mut self) {
+        leave(self.state.cancelled_waiters(), |waiters| waiters, &mut self.ticket);
+    }
+}
+
+impl fmt::Debug for CancelledOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelledOwned").field("cancelled", &self.state.reason()).finish()
     }
 }
 

@@ -40,7 +40,7 @@ pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
 pub use error::{AcquireError, TryAcquireError};
 pub use event::{Event, EventWait};
 pub use mutex::{Lock, LockOwned, Mutex, MutexGuard, OwnedMutexGuard};
-pub use notify::{Notified, Notify};
+pub use notify::{Notified, Notify, OwnedNotified};
 pub use permit::{OwnedSemaphorePermit, SemaphorePermit};
 pub use rwlock::{
     OwnedRwLockReadGuard, OwnedRwLockWriteGuard, Read, ReadOwned, RwLock, RwLockReadGuard,

@@ -113,6 +113,36 @@ impl<T: ?Sized> Mutex<T> {
         Lock { acquire: self.permit.acquire(), mutex: self }
     }
 
+    /// Locks from blocking code (a thread outside any runtime, a blocking task), waiting in line
+    /// as [`lock`](Self::lock) does. Like klaw's other blocking helpers it blocks its thread,
+    /// so inside an async task it would stall that task's worker: await `lock()` there.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(klaw::sync::Mutex::new(1));
+    /// let guard = mutex.try_lock_owned().unwrap();
+    /// let other = mutex.clone();
+    /// let thread = std::thread::spawn(move || *other.blocking_lock() += 1);
+    /// drop(guard); // the thread gets the lock now
+    /// thread.join().unwrap();
+    /// assert_eq!(*mutex.try_lock().unwrap(), 2);
+    /// ```
+    pub fn blocking_lock(&self) -> MutexGuard<'_, T> {
+        crate::poller::block_outside_tasks(self.lock())
+    }
+
+    /// [`blocking_lock`](Self::blocking_lock) for a mutex in an `Arc`: a `'static` guard.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let mutex = Arc::new(klaw::sync::Mutex::new(1));
+    /// let guard: klaw::sync::OwnedMutexGuard<u32> = mutex.blocking_lock_owned();
+    /// assert!(mutex.try_lock().is_none());
+    /// ```
+    pub fn blocking_lock_owned(self: &Arc<Self>) -> OwnedMutexGuard<T> {
+        crate::poller::block_outside_tasks(self.lock_owned())
+    }
+
     /// The lock if it is free now and nobody waits for it.
     ///
     /// ```

@@ -1,9 +1,10 @@
 //! `Notify`: tokio's wake-up signal, with at most one stored permit.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use futures_core::FusedFuture;
@@ -54,17 +55,30 @@ struct State {
     generation: u64,
     /// Polled `Notified`s that wait, with their wakers.
     queue: Queue<Option<Waker>>,
-    /// Tickets that `notify_one` took out of the line, whose `Notified` has not been polled
-    /// since. A dropped one passes its notification on.
-    notified: BTreeSet<u64>,
+    /// Tickets that `notify_one` or `notify_last` took out of the line, whose `Notified` has
+    /// not been polled since, with the end of the line it was taken from. A dropped one passes
+    /// its notification on to the same end (tokio's does too).
+    notified: BTreeMap<u64, End>,
+}
+
+/// Which end of the line a notification goes to.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    First,
+    Last,
 }
 
 impl State {
-    /// One notification: to the first in line, else stored as the permit. The waker to wake.
-    fn notify_one(&mut self) -> Option<Waker> {
-        match self.queue.pop_first() {
+    /// One notification: to the first (or the last) in line, else stored as the permit. The
+    /// waker to wake.
+    fn notify(&mut self, end: End) -> Option<Waker> {
+        let taken = match end {
+            End::First => self.queue.pop_first(),
+            End::Last => self.queue.pop_last(),
+        };
+        match taken {
             Some((ticket, waker)) => {
-                self.notified.insert(ticket);
+                self.notified.insert(ticket, end);
                 waker
             }
             None => {
@@ -89,7 +103,7 @@ impl Notify {
                 permit: false,
                 generation: 0,
                 queue: Queue::new(),
-                notified: BTreeSet::new(),
+                notified: BTreeMap::new(),
             }),
         }
     }
@@ -111,7 +125,27 @@ impl Notify {
     /// assert!(second.as_mut().poll(&mut cx).is_pending());
     /// ```
     pub fn notify_one(&self) {
-        let waker = self.lock().notify_one();
+        let waker = self.lock().notify(End::First);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Wakes the last `notified()` in line (the one that joined it most recently); if none
+    /// waits, stores a permit, as [`notify_one`](Self::notify_one) does.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// let notify = klaw::sync::Notify::new();
+    /// let (mut first, mut last) = (pin!(notify.notified()), pin!(notify.notified()));
+    /// assert!(!first.as_mut().enable());
+    /// assert!(!last.as_mut().enable());
+    /// notify.notify_last();
+    /// assert!(last.as_mut().enable());
+    /// assert!(!first.as_mut().enable());
+    /// ```
+    pub fn notify_last(&self) {
+        let waker = self.lock().notify(End::Last);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -157,8 +191,29 @@ impl Notify {
     /// });
     /// ```
     pub fn notified(&self) -> Notified<'_> {
-        let generation = self.lock().generation;
-        Notified { notify: self, generation, ticket: None, done: false }
+        Notified { notify: self, wait: Wait::new(self) }
+    }
+
+    /// As [`notified`](Self::notified), but the future holds the `Notify` by `Arc`, so it can
+    /// move into a spawned task.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use klaw::sync::Notify;
+    ///
+    /// #[klaw::main(workers = 2)]
+    /// async fn main() -> Result<(), klaw::Error> {
+    ///     let notify = Arc::new(Notify::new());
+    ///     klaw::scope!(|s| {
+    ///         s.spawn(notify.clone().notified_owned());
+    ///         notify.notify_one();
+    ///         Ok(())
+    ///     })?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn notified_owned(self: Arc<Self>) -> OwnedNotified {
+        OwnedNotified { wait: Wait::new(&self), notify: self }
     }
 }
 
@@ -192,11 +247,32 @@ impl fmt::Debug for Notify {
 #[must_use = "futures do nothing unless awaited"]
 pub struct Notified<'a> {
     notify: &'a Notify,
-    /// `notify_waiters` calls before this future was made.
-    generation: u64,
-    /// Its place in line (or among the notified), once polled.
-    ticket: Option<u64>,
-    done: bool,
+    wait: Wait,
+}
+
+impl Notified<'_> {
+    /// Joins the line without waiting, as a first poll would, but with no waker; `true` if the
+    /// future is ready (a later poll gives `Ready`): a stored permit (which it takes), a
+    /// `notify_waiters` since it was made, or a `notify_one` since it joined.
+    ///
+    /// The use: make the future, `enable` it, then check the condition and await only if it
+    /// does not hold, so that a `notify_one` between the check and the await is not stored as a
+    /// permit for someone else but given to this future. Enabling a future already in line
+    /// keeps the waker of its last poll.
+    ///
+    /// ```
+    /// use std::pin::pin;
+    /// let notify = klaw::sync::Notify::new();
+    /// let mut notified = pin!(notify.notified());
+    /// assert!(!notified.as_mut().enable()); // in line now
+    /// notify.notify_one(); // given to it, not stored
+    /// assert!(notified.as_mut().enable());
+    /// klaw::runtime::block_on(notified);
+    /// ```
+    pub fn enable(self: Pin<&mut Self>) -> bool {
+        let this = self.get_mut();
+        this.wait.poll(this.notify, None).is_ready()
+    }
 }
 
 impl Future for Notified<'_> {
@@ -204,7 +280,108 @@ impl Future for Notified<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if this.done {
+        this.wait.poll(this.notify, Some(cx.waker()))
+    }
+}
+
+impl FusedFuture for Notified<'_> {
+    fn is_terminated(&self) -> bool {
+        self.wait.done
+    }
+}
+
+impl Drop for Notified<'_> {
+    fn drop(&mut self) {
+        self.wait.leave(self.notify);
+    }
+}
+
+impl fmt::Debug for Notified<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notified").field("done", &self.wait.done).finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Notify::notified_owned`]: a [`Notified`] that holds its `Notify` by `Arc`,
+/// so it is `'static` and can move into a spawned task.
+///
+/// # Cancel safety
+/// As [`Notified`]'s: dropping it loses nothing.
+///
+/// ```
+/// use std::sync::Arc;
+/// let notify = Arc::new(klaw::sync::Notify::new());
+/// let notified: klaw::sync::OwnedNotified = notify.clone().notified_owned();
+/// notify.notify_one();
+/// klaw::runtime::block_on(notified);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct OwnedNotified {
+    notify: Arc<Notify>,
+    wait: Wait,
+}
+
+impl OwnedNotified {
+    /// As [`Notified::enable`]: joins the line with no waker; `true` if the future is ready.
+    ///
+    /// ```
+    /// use std::{pin::pin, sync::Arc};
+    /// let notify = Arc::new(klaw::sync::Notify::new());
+    /// notify.notify_one(); // stored
+    /// let mut notified = pin!(notify.clone().notified_owned());
+    /// assert!(notified.as_mut().enable()); // took the permit
+    /// ```
+    pub fn enable(self: Pin<&mut Self>) -> bool {
+        let this = self.get_mut();
+        this.wait.poll(&this.notify, None).is_ready()
+    }
+}
+
+impl Future for OwnedNotified {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.wait.poll(&this.notify, Some(cx.waker()))
+    }
+}
+
+impl FusedFuture for OwnedNotified {
+    fn is_terminated(&self) -> bool {
+        self.wait.done
+    }
+}
+
+impl Drop for OwnedNotified {
+    fn drop(&mut self) {
+        self.wait.leave(&self.notify);
+    }
+}
+
+impl fmt::Debug for OwnedNotified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedNotified").field("done", &self.wait.done).finish_non_exhaustive()
+    }
+}
+
+/// One wait for a notification, whichever way its future holds the `Notify`.
+struct Wait {
+    /// `notify_waiters` calls before this future was made.
+    generation: u64,
+    /// Its place in line (or among the notified), once polled or enabled.
+    ticket: Option<u64>,
+    done: bool,
+}
+
+impl Wait {
+    fn new(notify: &Notify) -> Self {
+        Wait { generation: notify.lock().generation, ticket: None, done: false }
+    }
+
+    /// A poll (`waker` given) or an `enable` (none: it joins the line with no waker, and keeps
+    /// a stored one).
+    fn poll(&mut self, notify: &Notify, waker: Option<&Waker>) -> Poll<()> {
+        if self.done {
             // Ready again, as tokio's is: a loop that selects over `&mut notified` may poll it
             // once more, and the notification it took stays taken.
             return Poll::Ready(());
@@ -212,16 +389,16 @@ impl Future for Notified<'_> {
         // The waker to store, cloned before taking the lock, and only when one must be stored.
         let mut fresh: Option<Waker> = None;
         let poll = loop {
-            let mut state = this.notify.lock();
-            if let Some(ticket) = this.ticket {
-                if state.notified.remove(&ticket) {
-                    this.ticket = None;
+            let mut state = notify.lock();
+            if let Some(ticket) = self.ticket {
+                if state.notified.remove(&ticket).is_some() {
+                    self.ticket = None;
                     break Poll::Ready(());
                 }
             }
-            if state.generation != this.generation {
+            if state.generation != self.generation {
                 // `notify_waiters` took it out of the line already, if it was in it.
-                this.ticket = None;
+                self.ticket = None;
                 break Poll::Ready(());
             }
             if state.permit {
@@ -229,28 +406,33 @@ impl Future for Notified<'_> {
                 state.permit = false;
                 break Poll::Ready(());
             }
-            let stale = match this.ticket {
-                None => {
-                    let Some(waker) = fresh.take() else {
-                        drop(state);
-                        fresh = Some(cx.waker().clone());
-                        continue;
-                    };
-                    this.ticket = Some(state.queue.push(Some(waker)));
+            let stale = match (self.ticket, waker) {
+                (None, None) => {
+                    self.ticket = Some(state.queue.push(None));
                     None
                 }
-                Some(ticket) => {
+                (None, Some(waker)) => {
+                    let Some(fresh) = fresh.take() else {
+                        drop(state);
+                        fresh = Some(waker.clone());
+                        continue;
+                    };
+                    self.ticket = Some(state.queue.push(Some(fresh)));
+                    None
+                }
+                (Some(_), None) => None,
+                (Some(ticket), Some(waker)) => {
                     let stored =
                         state.queue.get_mut(ticket).expect("a waiting `Notified` is in line");
-                    if stored.as_ref().is_some_and(|stored| stored.will_wake(cx.waker())) {
+                    if stored.as_ref().is_some_and(|stored| stored.will_wake(waker)) {
                         None
                     } else {
-                        let Some(waker) = fresh.take() else {
+                        let Some(fresh) = fresh.take() else {
                             drop(state);
-                            fresh = Some(cx.waker().clone());
+                            fresh = Some(waker.clone());
                             continue;
                         };
-                        stored.replace(waker)
+                        stored.replace(fresh)
                     }
                 }
             };
@@ -258,23 +440,17 @@ impl Future for Notified<'_> {
             drop(stale); // a replaced waker, outside the lock
             break Poll::Pending;
         };
-        this.done = poll.is_ready();
+        self.done = poll.is_ready();
         poll // an unused `fresh` is dropped here, outside the lock
     }
-}
 
-impl FusedFuture for Notified<'_> {
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
-
-impl Drop for Notified<'_> {
-    fn drop(&mut self) {
+    /// Its future is dropped: it leaves the line, and a notification it was given and had not
+    /// returned goes on to the next in line (or is stored).
+    fn leave(&mut self, notify: &Notify) {
         let Some(ticket) = self.ticket.take() else { return };
-        let mut state = self.notify.lock();
-        let (left, waker) = if state.notified.remove(&ticket) {
-            (None, state.notify_one()) // its notification goes on
+        let mut state = notify.lock();
+        let (left, waker) = if let Some(end) = state.notified.remove(&ticket) {
+            (None, state.notify(end)) // its notification goes on
         } else {
             (state.queue.remove(ticket), None)
         };
@@ -283,11 +459,5 @@ impl Drop for Notified<'_> {
         if let Some(waker) = waker {
             waker.wake();
         }
-    }
-}
-
-impl fmt::Debug for Notified<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Notified").field("done", &self.done).finish_non_exhaustive()
     }
 }

@@ -1,7 +1,8 @@
 //! `RwLock`: an async reader-writer lock around a value, on klaw's own fair [`Semaphore`], as
 //! tokio's is on its semaphore.
 //!
-//! The semaphore holds [`MAX_READS`] permits: a read holds one, a write all of them. It serves
+//! The semaphore holds the lock's `max_reads` permits ([`MAX_READS`] unless
+//! [`RwLock::with_max_readers`] says fewer): a read holds one, a write all of them. It serves
 //! its line in order, and a waiting acquire gathers permits as they come back, so:
 //! - once a write waits, every read that comes later waits behind it (and `try_read` does not
 //!   jump the line), while the permits the readers in front give back gather in the write;
@@ -59,8 +60,10 @@ const MAX_READS: usize = Semaphore::MAX_PERMITS;
 /// }
 /// ```
 pub struct RwLock<T: ?Sized> {
-    /// [`MAX_READS`] permits: a read guard holds one, a write guard all.
+    /// `max_reads` permits: a read guard holds one, a write guard all.
     permits: Semaphore,
+    /// How many permits `permits` was made with, at least one.
+    max_reads: usize,
     value: UnsafeCell<T>,
 }
 
@@ -80,7 +83,36 @@ impl<T> RwLock<T> {
     /// assert_eq!(*lock.try_read().unwrap(), 5);
     /// ```
     pub fn new(value: T) -> Self {
-        RwLock { permits: Semaphore::new(MAX_READS), value: UnsafeCell::new(value) }
+        RwLock {
+            permits: Semaphore::new(MAX_READS),
+            max_reads: MAX_READS,
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// A lock around `value`, unlocked, that at most `max_reads` reads hold at once: one more
+    /// read waits for one of them to end (and a write still waits for them all).
+    ///
+    /// # Panics
+    /// If `max_reads` is 0 (no read could ever get in, and a write would need no permit), or
+    /// more than `u32::MAX >> 3` (tokio's bound too).
+    ///
+    /// ```
+    /// let lock = klaw::sync::RwLock::with_max_readers(5, 2);
+    /// let (a, b) = (lock.try_read().unwrap(), lock.try_read().unwrap());
+    /// assert!(lock.try_read().is_none()); // two reads at most
+    /// drop(a);
+    /// assert_eq!(*lock.try_read().unwrap() + *b, 10);
+    /// ```
+    #[track_caller]
+    pub fn with_max_readers(value: T, max_reads: u32) -> Self {
+        assert!(
+            (1..=u32::MAX >> 3).contains(&max_reads),
+            "RwLock::with_max_readers: max_reads must be in 1..={}, got {max_reads}",
+            u32::MAX >> 3
+        );
+        let max_reads = max_reads as usize;
+        RwLock { permits: Semaphore::new(max_reads), max_reads, value: UnsafeCell::new(value) }
     }
 
     /// The value, taken out of the lock.
@@ -173,7 +205,7 @@ impl<T: ?Sized> RwLock<T> {
     /// });
     /// ```
     pub fn write(&self) -> Write<'_, T> {
-        Write { acquire: self.permits.acquire_many(MAX_READS), lock: self }
+        Write { acquire: self.permits.acquire_many(self.max_reads), lock: self }
     }
 
     /// The write lock if it is free now.
@@ -186,7 +218,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(lock.try_write().is_some());
     /// ```
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        let permit = self.permits.try_acquire_many(MAX_READS).ok()?;
+        let permit = self.permits.try_acquire_many(self.max_reads).ok()?;
         Some(RwLockWriteGuard { lock: self, permit })
     }
 
@@ -205,7 +237,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*lock.try_read().unwrap(), 2);
     /// ```
     pub fn write_owned(self: &Arc<Self>) -> WriteOwned<'_, T> {
-        WriteOwned { acquire: self.permits.acquire_many(MAX_READS), lock: Some(self.clone()) }
+        WriteOwned { acquire: self.permits.acquire_many(self.max_reads), lock: Some(self.clone()) }
     }
 
     /// [`try_write`](Self::try_write) for a lock in an `Arc`: a `'static` guard.
@@ -217,8 +249,38 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(lock.try_read().is_none());
     /// ```
     pub fn try_write_owned(self: &Arc<Self>) -> Option<OwnedRwLockWriteGuard<T>> {
-        self.permits.try_acquire_many(MAX_READS).ok()?.detach();
-        Some(OwnedRwLockWriteGuard { lock: self.clone(), permits: MAX_READS })
+        self.permits.try_acquire_many(self.max_reads).ok()?.detach();
+        Some(OwnedRwLockWriteGuard { lock: self.clone(), permits: self.max_reads })
+    }
+
+    /// Takes a read lock from blocking code (a thread outside any runtime, a blocking task),
+    /// waiting in line as [`read`](Self::read) does. It blocks its thread: in an async task,
+    /// await `read()`.
+    ///
+    /// ```
+    /// let lock = klaw::sync::RwLock::new(1);
+    /// let (a, b) = (lock.blocking_read(), lock.blocking_read());
+    /// assert_eq!(*a + *b, 2);
+    /// ```
+    pub fn blocking_read(&self) -> RwLockReadGuard<'_, T> {
+        crate::poller::block_outside_tasks(self.read())
+    }
+
+    /// Takes the write lock from blocking code, waiting in line as [`write`](Self::write) does.
+    /// It blocks its thread: in an async task, await `write()`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let lock = Arc::new(klaw::sync::RwLock::new(1));
+    /// let reader = lock.try_read_owned().unwrap();
+    /// let other = lock.clone();
+    /// let thread = std::thread::spawn(move || *other.blocking_write() += 1);
+    /// drop(reader); // the writer gets in now
+    /// thread.join().unwrap();
+    /// assert_eq!(*lock.blocking_read(), 2);
+    /// ```
+    pub fn blocking_write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::poller::block_outside_tasks(self.write())
     }
 
     /// The value, borrowed mutably: no locking, the `&mut` proves nobody else holds the lock.
@@ -361,7 +423,8 @@ impl<T: ?Sized> Future for WriteOwned<'_, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         granted(std::task::ready!(Pin::new(&mut self.acquire).poll(cx))).detach();
         let lock = self.lock.take().expect("`WriteOwned` polled after it completed");
-        Poll::Ready(OwnedRwLockWriteGuard { lock, permits: MAX_READS })
+        let permits = lock.max_reads;
+        Poll::Ready(OwnedRwLockWriteGuard { lock, permits })
     }
 }
 
@@ -425,7 +488,7 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     pub fn downgrade(guard: Self) -> RwLockReadGuard<'a, T> {
         let RwLockWriteGuard { lock, mut permit } = guard;
         // All but one permit go back, to the reads waiting first in line.
-        drop(permit.split(MAX_READS - 1));
+        drop(permit.split(lock.max_reads - 1));
         RwLockReadGuard { lock, _permit: permit }
     }
 }

@@ -45,6 +45,11 @@ impl<W> Queue<W> {
         self.waiting.pop_first()
     }
 
+    /// The last in line: the one that joined it most recently.
+    pub(super) fn pop_last(&mut self) -> Option<(u64, W)> {
+        self.waiting.pop_last()
+    }
+
     /// Empties the line, giving what waited in it.
     pub(super) fn take_all(&mut self) -> BTreeMap<u64, W> {
         std::mem::take(&mut self.waiting)

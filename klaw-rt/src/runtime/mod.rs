@@ -19,6 +19,7 @@ mod in_task;
 mod inline_task;
 pub(crate) mod limit;
 mod paused;
+mod shutdown;
 pub(crate) mod spawn;
 pub(crate) mod stats;
 mod tokio_context;
@@ -38,13 +39,13 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::runtime::executor::Executor;
 use event_listener::Event;
 
 use crate::remote::RemoteBackend;
-use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::task::TaskHandle;
 use crate::task::spec::is_large;
 use crate::time::clock::VirtualClock;
@@ -55,7 +56,7 @@ pub use spawn::{SpawnOn, Spawnable};
 
 use context::Context;
 pub use inline_task::InlineTask;
-use stats::{Stats, wait_until};
+use stats::Stats;
 use tokio_context::{OwnedTokio, TokioContext};
 
 /// How long shutdown waits, after cancelling, for workers to leave their current poll and for
@@ -389,177 +390,6 @@ impl Runtime {
     /// ```
     pub fn has_remote_backend(&self) -> bool {
         self.shared.backend.is_some()
-    }
-
-    /// Shuts down: waits up to `grace` for live tasks to end, then cancels the rest (reason
-    /// `Shutdown`) and returns what happened. A timeout is never a panic or an untyped error
-    /// that could escape: a grace period that ran out is `report.grace_expired`.
-    ///
-    /// Tasks may still spawn during the grace period. After it, pending tasks are cancelled at
-    /// once; a worker stuck in a body that never yields, and blocking closures, get one more
-    /// second to notice, then are reported `abandoned`.
-    ///
-    /// Call it from outside the runtime: the thread that built it, once its `block_on` has
-    /// returned. Inside one of the runtime's own tasks or blocking closures it cannot wait for
-    /// the task that called it, which holds a thread of the runtime (tokio panics there). It
-    /// then returns at once, without waiting, with `report.inside_runtime` set, and
-    /// [`into_result`](ShutdownReport::into_result) is an error that says so; the shutdown goes
-    /// on in the background as asked (the grace period, then cancelling), and so does dropping
-    /// the runtime there. To stop work from inside, cancel it: through its task's handle, a
-    /// cancel [`Token`](crate::cancel::Token), or by returning from the scope.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let rt = klaw::Runtime::builder().workers(2).build()?;
-    /// let quick = rt.spawn(klaw::time::sleep(Duration::from_millis(1)));
-    /// let slow = rt.spawn(klaw::time::sleep(Duration::from_secs(60)));
-    /// let report = rt.shutdown(Duration::from_millis(200));
-    /// assert_eq!((report.succeeded, report.cancelled, report.grace_expired), (1, 1, true));
-    /// # drop((quick, slow));
-    /// # Ok::<(), klaw::runtime::BuildError>(())
-    /// ```
-    pub fn shutdown(mut self, grace: Duration) -> ShutdownReport {
-        if !self.runs_this_thread() {
-            return self.shutdown_now(grace);
-        }
-        // Counted now: the tasks that end from here on end after this call has returned.
-        let started = Instant::now();
-        let report = self.shared.stats.report(false, Duration::ZERO);
-        if let Some(mut runtime) = self.take().shut_down_elsewhere(grace) {
-            // No thread to hand it to: shut down here after all, as slow as that is.
-            return runtime.shutdown_now(grace);
-        }
-        ShutdownReport { abandoned: 0, inside_runtime: true, elapsed: started.elapsed(), ..report }
-    }
-
-    /// True on a thread of this runtime: one of its workers, or of its blocking pool's threads.
-    /// A shutdown there would wait for the very task (or destructor) that asked for it.
-    fn runs_this_thread(&self) -> bool {
-        let worker = context::with_current(|current| {
-            current.is_some_and(|c| c.is_worker && Arc::ptr_eq(&c.shared, &self.shared))
-        });
-        worker || self.shared.blocking.runs_this_thread()
-    }
-
-    /// Moves the runtime out of `self`, which is left shut down (its drop does nothing).
-    fn take(&mut self) -> Runtime {
-        Runtime {
-            executor: self.executor.take(),
-            shared: self.shared.clone(),
-            threads: std::mem::take(&mut self.threads),
-            workers: self.workers.clone(),
-            tokio: std::mem::take(&mut self.tokio),
-        }
-    }
-
-    /// Shuts down on a thread of its own, which nothing joins: what a shutdown asked for on one
-    /// of the runtime's own threads does. Gives the runtime back if no thread could be started.
-    fn shut_down_elsewhere(self, grace: Duration) -> Option<Runtime> {
-        let name = format!("{}-shutdown", self.shared.blocking.thread_name());
-        // Through a slot rather than moved into the closure: a thread that cannot be started
-        // drops its closure, and the runtime must come back rather than be dropped here.
-        let slot = Arc::new(Mutex::new(Some(self)));
-        let handed = slot.clone();
-        let started = std::thread::Builder::new().name(name).spawn(move || {
-            let runtime = handed.lock().take();
-            if let Some(mut runtime) = runtime {
-                // Nobody reads this report: the caller got its own when it asked.
-                let _report = runtime.shutdown_now(grace);
-            }
-        });
-        match started {
-            Ok(_detached) => None,
-            Err(_) => slot.lock().take(),
-        }
-    }
-
-    fn shutdown_now(&mut self, grace: Duration) -> ShutdownReport {
-        // The grace periods are real time even under a paused clock: they bound how long this
-        // thread blocks, and a stuck worker must not hold it longer. (A virtual grace period
-        // would also be over as soon as every task waited, cancelling tasks that were on time.)
-        let started = Instant::now();
-        let stats = self.shared.stats.clone();
-        // Saturating: a grace period too long for an `Instant` (`Duration::MAX`) waits thirty
-        // years, as klaw's timers do, rather than panic.
-        let all_ended = stats.wait_idle(crate::time::deadline_after(started, grace));
-
-        // Cancel what is left: every task polled from now on cancels itself, every waiting task
-        // is cancelled (and so woken), and the blocking pool cancels its queued and running
-        // closures. This does not depend on any worker: a worker stuck in a body that never
-        // yields holds up only that task.
-        stats.cancel_all_for_shutdown();
-        self.shared.blocking.shutdown();
-        let cancel_deadline = Instant::now() + CANCEL_GRACE;
-        // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
-        // even if every worker is stuck; it steals from their queues.
-        let executor = self.executor().clone();
-        let context =
-            Context { executor: executor.clone(), shared: self.shared.clone(), is_worker: false };
-        {
-            // The tasks polled (and dropped) here may hold tokio resources.
-            let _tokio = self.shared.tokio.enter();
-            let _context = context::enter(context);
-            async_io::block_on(executor.run(stats.idle(cancel_deadline)));
-        }
-        drop(executor);
-
-        // Stop the workers; each leaves after its current poll.
-        self.workers.stop.store(true, Ordering::Release);
-        self.workers.stop_event.notify(usize::MAX);
-        let worker_count = self.threads.len();
-        wait_until(&self.workers.exit_event, cancel_deadline, || {
-            self.workers.exited.load(Ordering::Acquire) == worker_count
-        });
-        for thread in std::mem::take(&mut self.threads) {
-            if thread.is_finished() {
-                // A worker that panicked outside any task has nothing left to report.
-                let _ = thread.join();
-            }
-        }
-        // With the workers gone this is the last strong reference: dropping the executor drops
-        // every task still in it, and each publishes `Cancelled(Shutdown)` as it goes. (A stuck
-        // worker keeps its own reference; its one task is what the report calls abandoned.)
-        drop(self.executor.take());
-        // A spawn from another thread that began before the cancelling has its task counted
-        // (live, then ended) before the report; any later one is refused, counted as cancelled.
-        stats.settle_spawns(cancel_deadline);
-        stats.wait_idle(cancel_deadline);
-        if let Some(clock) = &self.shared.clock {
-            // Nothing moves the clock now: what still waits on it is due (and a timer's waker,
-            // which can hold a task that holds the clock, is let go).
-            clock.stop();
-        }
-        // Last: klaw's tasks, which may hold tokio resources, are gone now.
-        self.tokio.shutdown();
-        stats.report(!all_ended, started.elapsed())
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        if self.executor.is_none() {
-            return;
-        }
-        if context::thread_is_ending() || self.shared.tokio.thread_local_destroyed() {
-            // Dropped by a thread-local's destructor as its thread ends: klaw's own thread-locals
-            // (the current runtime, clock, task, frames) may be gone already, and a shutdown polls
-            // and drops tasks, which reads them. So may tokio's (feature `tokio`), which entering
-            // its context needs: tokio panics there, and a panic in a thread-local's destructor
-            // aborts the process. It runs on a thread of its own instead.
-            std::thread::scope(|scope| {
-                scope.spawn(|| self.shutdown_now(Duration::ZERO));
-            });
-            return;
-        }
-        if self.runs_this_thread() {
-            // Dropped by one of its own tasks (or a destructor one runs): as `shutdown` there,
-            // it goes on in the background, once that task has returned.
-            if let Some(mut runtime) = self.take().shut_down_elsewhere(Duration::ZERO) {
-                runtime.shutdown_now(Duration::ZERO);
-            }
-            return;
-        }
-        self.shutdown_now(Duration::ZERO);
     }
 }
 

@@ -114,6 +114,12 @@ impl VirtualClock {
         self.lock().now(self.start)
     }
 
+    /// True if a timer for `deadline` is due: its time has come, or the clock has stopped (its
+    /// runtime shut down), which makes every timer on it due.
+    pub(crate) fn is_due(&self, deadline: Instant) -> bool {
+        self.lock().is_due(self.start, deadline)
+    }
+
     /// Holds the clock until the returned guard is dropped.
     pub(crate) fn hold(self: &Arc<Self>) -> Hold {
         let mut state = self.lock();
@@ -183,9 +189,22 @@ impl VirtualClock {
     }
 
     /// Moves the clock forward by `by` and wakes every timer that is now due, in deadline order.
+    ///
+    /// # Panics
+    /// If the time it would reach does not fit an `Instant`; the clock is left as it was, as
+    /// tokio's is, so the panic (reported by the task that advanced) breaks nothing else.
     pub(crate) fn advance(&self, by: Duration) {
         let mut state = self.lock();
-        state.elapsed += by;
+        let reached =
+            state.elapsed.checked_add(by).filter(|e| self.start.checked_add(*e).is_some());
+        let Some(elapsed) = reached else {
+            drop(state);
+            panic!(
+                "klaw::time::advance({by:?}): the paused clock cannot go that far, an Instant \
+                 cannot hold the time it would reach; advance by less"
+            );
+        };
+        state.elapsed = elapsed;
         let now = state.now(self.start);
         let due = state.take_due(now);
         drop(state);

@@ -47,7 +47,10 @@ impl Elapsed {
         Self { after }
     }
 
-    /// How long the future had, from the moment the timeout was created.
+    /// How long the future had: for `fail_after(d, ..)`, `d`, counted from the future's first
+    /// poll (a region's deadline is set when it starts running, as trio's is when its `with`
+    /// block is entered; tokio's `timeout` counts from when it is called); for `fail_at`, from
+    /// that first poll to the deadline.
     ///
     /// ```
     /// use std::time::Duration;

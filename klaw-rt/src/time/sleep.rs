@@ -92,7 +92,9 @@ impl Sleep {
         self.deadline
     }
 
-    /// True once its clock has reached the deadline.
+    /// True once its clock has reached the deadline, or, for a virtual clock, once the clock
+    /// has stopped (its runtime shut down: a sleep on it then completes at once, so it says it
+    /// has elapsed).
     ///
     /// ```
     /// use std::time::Duration;
@@ -100,7 +102,10 @@ impl Sleep {
     /// assert!(klaw::time::sleep(Duration::ZERO).is_elapsed());
     /// ```
     pub fn is_elapsed(&self) -> bool {
-        self.now() >= self.deadline
+        match &self.timer {
+            Timer::Real(_) => Instant::now() >= self.deadline,
+            Timer::Virtual { clock, .. } => clock.is_due(self.deadline),
+        }
     }
 
     /// Moves the deadline (earlier or later), whether or not it had passed. Its clock stays the

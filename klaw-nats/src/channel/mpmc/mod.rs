@@ -84,7 +84,7 @@ impl Shared {
 
 /// Closes the channel for every end, in every process.
 async fn close(shared: &Shared) -> Result<(), NatsError> {
-    shared.closing.close().await
+    shared.closing.close(&shared.connection).await
 }
 
 pub(crate) async fn open<T>(

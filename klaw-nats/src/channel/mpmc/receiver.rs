@@ -194,7 +194,23 @@ async fn recv<T: DeserializeOwned>(
         let pulled = pull(&shared, wait && !closed).await;
         if pulled.is_empty() {
             if closed {
-                return Err(TryRecvError::Closed);
+                match shared.len().await {
+                    // Closed and empty: what the stream held is all received.
+                    Ok(0) => return Err(TryRecvError::Closed),
+                    // A message another receiver took and has not acknowledged (it may have
+                    // died, or its `recv` was dropped): it comes back to the queue, for this
+                    // receiver too. Closed is said only once nothing is left.
+                    Ok(_) if wait => pull_held_back(&shared, &taken).await,
+                    Ok(_) => return Err(TryRecvError::Empty),
+                    // Not known (the server is away): not `Closed`, which only means closed
+                    // and empty; look again.
+                    Err(error) if wait => {
+                        tracing::debug!(channel = %shared.name, %error, "closed; its length unknown: waiting");
+                        async_compat::Compat::new(tokio::time::sleep(PULL_RETRY)).await;
+                    }
+                    Err(_) => return Err(TryRecvError::Empty),
+                }
+                continue;
             }
             if !wait {
                 return Err(TryRecvError::Empty);
@@ -203,6 +219,14 @@ async fn recv<T: DeserializeOwned>(
         }
         taken.lock().extend(pulled);
     }
+}
+
+/// On a closed channel whose stream still holds messages, all taken by receivers that have not
+/// acknowledged them: waits for one to come back to the queue (a pull that waits), into
+/// `taken`.
+async fn pull_held_back(shared: &Shared, taken: &Taken) {
+    let pulled = pull(shared, true).await;
+    taken.lock().extend(pulled);
 }
 
 /// Acknowledges a message `recv` is about to return, without waiting: a task on the
@@ -242,13 +266,23 @@ async fn confirmed_ack(
 async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
     async_compat::Compat::new(async {
         let mut pulled = Vec::new();
-        if let Ok(batch) = shared.consumer.fetch().max_messages(PULL_BATCH).messages().await {
-            let mut batch = Pulling::new(batch, &shared.connection);
-            while let Some(Ok(message)) = batch.next().await {
-                pulled.push(message);
+        // A no-wait request has no client-side expiry: one lost with its connection (a link
+        // that died silently, a reconnect) would never be answered, and this receive would
+        // wait for ever. It is given up after the longest an answer takes; its `Pulling`
+        // hands back whatever still arrives.
+        let no_wait = async {
+            if let Ok(batch) = shared.consumer.fetch().max_messages(PULL_BATCH).messages().await {
+                let mut batch = Pulling::new(batch, &shared.connection);
+                while let Some(Ok(message)) = batch.next().await {
+                    pulled.push(message);
+                }
             }
+        };
+        let answered = tokio::time::timeout(PULL_ANSWER_GRACE, no_wait).await.is_ok();
+        if !answered {
+            tracing::debug!(channel = %shared.name, "pull not answered; asking again");
         }
-        if pulled.is_empty() && wait {
+        if pulled.is_empty() && wait && answered {
             let batch = shared
                 .consumer
                 .batch()
@@ -260,14 +294,22 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
                 Ok(batch) => {
                     let mut batch = Pulling::new(batch, &shared.connection);
                     let mut failed = None;
-                    while let Some(message) = batch.next().await {
-                        match message {
-                            Ok(message) => pulled.push(message),
-                            Err(error) => {
-                                failed = Some(error.to_string());
-                                break;
+                    // Bounded as the no-wait request is, should the client's own expiry of a
+                    // waiting request not end it.
+                    let answered = tokio::time::timeout(PULL_WAIT + PULL_ANSWER_GRACE, async {
+                        while let Some(message) = batch.next().await {
+                            match message {
+                                Ok(message) => pulled.push(message),
+                                Err(error) => {
+                                    failed = Some(error.to_string());
+                                    break;
+                                }
                             }
                         }
+                    })
+                    .await;
+                    if answered.is_err() {
+                        failed = Some("the pull request was not answered".to_owned());
                     }
                     failed
                 }

@@ -67,7 +67,10 @@ impl<T> Sender<T> {
     }
 
     /// Closes the channel for every process: sends fail from now on; receivers get what is
-    /// queued, then `Closed`.
+    /// queued, then `Closed`. An `Err` means the server has not confirmed the close: this
+    /// process has closed the channel all the same, and stores the close again in the
+    /// background until the server has it (while a handle of the channel lives here), so every
+    /// process comes to see it closed.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::mpmc::Sender<u8>) -> Result<(), klaw_nats::NatsError> {

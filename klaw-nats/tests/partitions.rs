@@ -1,0 +1,180 @@
+//! Half-open partitions and receivers that die holding a message: faults in which nothing tells
+//! the client that anything is wrong. A proxy between a client and the server swallows every
+//! byte while every socket stays open (`Proxy::freeze`), as a link or a middlebox that dies
+//! silently does, until the client's pings time out (`Proxy::thaw` ends it as that would:
+//! the connection dropped, then back). What a client sent meanwhile never reached the server,
+//! and no answer comes to what it asked.
+//!
+//! Each probe runs under a watchdog: a hang fails it. None asserts how long anything took.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{NatsServer, Proxy, SetOnDrop, port_of, wait_until};
+use futures_util::StreamExt;
+use klaw::Runtime;
+use klaw::channel::RecvError;
+use klaw_nats::{Nats, NatsBackend, NatsConfig, Worker};
+
+/// Runs `body` on its own thread; fails if it has not ended within `limit`, or with its panic.
+fn probe(limit: Duration, body: impl FnOnce() + Send + 'static) {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        body();
+        let _ = done_tx.send(());
+    });
+    match done_rx.recv_timeout(limit) {
+        Ok(()) => thread.join().unwrap(),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the probe hung: still running after {limit:?}")
+        }
+    }
+}
+
+fn nats(config: NatsConfig) -> Nats {
+    klaw::runtime::block_on(Nats::connect(config)).unwrap()
+}
+
+/// A `recv` waiting while its connection freezes: the pull request it makes then is lost, and
+/// a request that expects an answer at once has no expiry of its own. Once the link is back, a
+/// value sent reaches the `recv`: it did not wait for ever on a request nobody will answer.
+#[test]
+fn a_recv_waiting_through_a_half_open_partition_receives_what_is_sent_after() {
+    probe(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let here = nats(NatsConfig::new(proxy.url()).namespace("halfopen"));
+        let there = nats(server.config().namespace("halfopen"));
+        let (_, rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        let (tx, _) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
+        let rt = Runtime::builder().workers(2).local().build().unwrap();
+        let waiting = rt.spawn(async move { rx.recv().await });
+        std::thread::sleep(Duration::from_secs(1));
+        proxy.freeze();
+        // Longer than a waiting pull's own expiry: the next pull goes out into the void.
+        std::thread::sleep(Duration::from_secs(8));
+        proxy.thaw();
+        wait_until(Duration::from_secs(30), "the client is back", || here.is_connected());
+        klaw::runtime::block_on(tx.send(7)).unwrap();
+        let got = rt.block_on(klaw::cancel::fail_after(Duration::from_secs(40), waiting));
+        assert_eq!(got, Ok(Ok(Ok(7))), "the recv hung on a pull nobody answers");
+    });
+}
+
+static HELD_STARTED: AtomicBool = AtomicBool::new(false);
+static HELD_DROPPED: AtomicBool = AtomicBool::new(false);
+
+/// Runs until cancelled; says when it started and when it was dropped.
+#[klaw::task(remote)]
+async fn held_until_cancelled() {
+    let _dropped = SetOnDrop(&HELD_DROPPED);
+    HELD_STARTED.store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+}
+
+/// A cancel sent while the submitter's link is frozen: the put of its marker is lost, and the
+/// client's request for it times out. The cancel still reaches the worker that runs the job
+/// once the link is back: it is stored again until the server has it.
+#[test]
+fn a_cancel_sent_into_a_half_open_partition_still_reaches_the_running_job() {
+    probe(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let backend = klaw::runtime::block_on(NatsBackend::connect(
+            NatsConfig::new(proxy.url()).namespace("cancelvoid"),
+        ))
+        .unwrap();
+        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+        let workers = Runtime::builder().workers(2).local().build().unwrap();
+        let worker =
+            klaw::runtime::block_on(Worker::connect(server.config().namespace("cancelvoid")))
+                .unwrap();
+        let _worker = workers.spawn(worker.run());
+        let handle = submitter.spawn(held_until_cancelled());
+        wait_until(Duration::from_secs(30), "the worker runs the job", || {
+            HELD_STARTED.load(Ordering::SeqCst)
+        });
+        proxy.freeze();
+        assert!(handle.cancel("stop it"));
+        // Past the client's request timeout: the marker's first put has failed.
+        std::thread::sleep(Duration::from_secs(12));
+        assert!(!HELD_DROPPED.load(Ordering::SeqCst), "the cancel crossed a frozen link");
+        proxy.thaw();
+        wait_until(Duration::from_secs(40), "the worker dropped the cancelled task", || {
+            HELD_DROPPED.load(Ordering::SeqCst)
+        });
+    });
+}
+
+/// A close whose put is lost in a frozen link: `close` says it failed, and this process treats
+/// the channel as closed. Once the link is back, every process sees it closed, not this one
+/// alone.
+#[test]
+fn a_close_lost_in_a_half_open_partition_reaches_every_process_once_the_link_is_back() {
+    probe(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let here = nats(NatsConfig::new(proxy.url()).namespace("closevoid"));
+        let there = nats(server.config().namespace("closevoid"));
+        let (tx, _rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        let (other, _orx) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
+        proxy.freeze();
+        let closed = klaw::runtime::block_on(tx.close());
+        assert!(closed.is_err(), "the server cannot have confirmed it: {closed:?}");
+        assert!(tx.is_closed(), "closed here at once");
+        assert!(!other.is_closed(), "nothing crossed the frozen link");
+        proxy.thaw();
+        wait_until(Duration::from_secs(40), "the other process sees the close", || {
+            other.is_closed()
+        });
+    });
+}
+
+/// A value taken by a receiver that dies before it acknowledges it, on a channel closed
+/// meanwhile: the channel is not empty (the value comes back to the queue after the ack
+/// wait), so a `recv` waits for it and gets it, rather than saying `Closed`, which only means
+/// closed and empty. `try_recv` says `Empty` meanwhile.
+#[test]
+fn a_closed_channel_still_gives_a_value_a_dead_receiver_held() {
+    probe(Duration::from_secs(90), || {
+        let server = NatsServer::start();
+        let config = server.config().namespace("heldclose").ack_wait(Duration::from_secs(2));
+        let here = nats(config);
+        let (tx, rx) = klaw::runtime::block_on(here.channel::<u32>("c", 4)).unwrap();
+        klaw::runtime::block_on(tx.send(1)).unwrap();
+        // A receiver of another process takes the value, and dies before acknowledging it.
+        let url = server.url.clone();
+        klaw::runtime::block_on(async_compat::Compat::new(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let stream = js.get_stream("heldclose_chan_c").await.unwrap();
+            let consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("heldclose_chan_c").await.unwrap();
+            let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+            let taken = batch.next().await.unwrap().unwrap();
+            assert_eq!(rmp_serde::from_slice::<u32>(&taken.payload).unwrap(), 1);
+            // dropped here unacknowledged, with its connection
+        }));
+        klaw::runtime::block_on(tx.close()).unwrap();
+        assert_eq!(klaw::runtime::block_on(rx.len()).unwrap(), 1, "the value is in the channel");
+        assert_eq!(
+            klaw::runtime::block_on(rx.try_recv()),
+            Err(klaw::channel::TryRecvError::Empty),
+            "not Closed while a value is held"
+        );
+        let got =
+            klaw::runtime::block_on(klaw::cancel::fail_after(Duration::from_secs(30), rx.recv()));
+        assert_eq!(got, Ok(Ok(1)));
+        let after =
+            klaw::runtime::block_on(klaw::cancel::fail_after(Duration::from_secs(30), rx.recv()));
+        assert_eq!(after, Ok(Err(RecvError::Closed)), "closed and empty now");
+    });
+}

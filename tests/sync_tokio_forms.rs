@@ -1,0 +1,321 @@
+//! The forms of tokio's sync API that a port needs beyond the everyday ones: `Notify`'s
+//! `notify_last`, `Notified::enable` and `notified_owned`; `RwLock::with_max_readers`; and the
+//! blocking `Mutex` and `RwLock` locks.
+//!
+//! The `Notify` ones are ported from tokio's `sync_notify.rs` and `sync_notify_owned.rs`
+//! (translated: tokio-test's mock task is `common/mock_task.rs`'s `MockTask`); the rest are
+//! klaw's own, each stating the rule it checks.
+
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use klaw::sync::{Mutex, Notify, OwnedNotified, RwLock};
+
+#[path = "common/mock_task.rs"]
+mod mock_task;
+
+use mock_task::{mock, pending, ready};
+
+// ---- Notify::notify_last
+
+/// tokio: notify_multi_notified_last
+#[test]
+fn notify_last_wakes_the_last_in_line_only() {
+    let notify = Notify::new();
+    let mut first = mock(notify.notified());
+    let mut last = mock(notify.notified());
+    pending(first.poll());
+    pending(last.poll());
+    notify.notify_last();
+    pending(first.poll());
+    ready(last.poll());
+}
+
+/// tokio: notified_multi_notify_last_drop: a `notify_last` given to a future dropped before it
+/// returned goes on to the new last in line, not to the first.
+#[test]
+fn a_notify_last_whose_future_is_dropped_goes_to_the_next_last_in_line() {
+    let notify = Notify::new();
+    let mut first = mock(notify.notified());
+    let mut middle = mock(notify.notified());
+    let mut last = mock(notify.notified());
+    pending(first.poll());
+    pending(middle.poll());
+    pending(last.poll());
+    notify.notify_last();
+    drop(last);
+    assert!(middle.is_woken(), "the notification went on to the one now last");
+    ready(middle.poll());
+    pending(first.poll());
+}
+
+/// A `notify_one` passed on by a dropped future still goes to the first in line, whatever a
+/// `notify_last` did before: each notification keeps its own end.
+#[test]
+fn each_passed_on_notification_keeps_the_end_it_was_sent_to() {
+    let notify = Notify::new();
+    let (mut a, mut b, mut c, mut d) = (
+        mock(notify.notified()),
+        mock(notify.notified()),
+        mock(notify.notified()),
+        mock(notify.notified()),
+    );
+    for task in [&mut a, &mut b, &mut c, &mut d] {
+        pending(task.poll());
+    }
+    notify.notify_one(); // to a
+    notify.notify_last(); // to d
+    drop(a); // its notification goes to b, the first now
+    drop(d); // its to c, the last now
+    ready(b.poll());
+    ready(c.poll());
+}
+
+/// With nobody waiting, `notify_last` stores the one permit, as `notify_one` does.
+#[test]
+fn notify_last_with_nobody_waiting_stores_the_permit() {
+    let notify = Notify::new();
+    notify.notify_last();
+    notify.notify_last();
+    ready(mock(notify.notified()).poll());
+    pending(mock(notify.notified()).poll());
+}
+
+// ---- Notified::enable
+
+/// tokio: test_notify_one_after_enable
+#[test]
+fn an_enabled_future_is_given_a_notify_one_and_says_so() {
+    let notify = Notify::new();
+    let mut notified = pin!(notify.notified());
+    assert!(!notified.as_mut().enable());
+    notify.notify_one();
+    assert!(notified.as_mut().enable(), "enabled again: ready");
+    ready(mock(notified).poll());
+    pending(mock(notify.notified()).poll()); // it was not stored as a permit
+}
+
+/// tokio: test_poll_after_enable
+#[test]
+fn a_future_enabled_with_nothing_to_take_is_pending_when_polled() {
+    let notify = Notify::new();
+    let mut notified = mock(notify.notified());
+    assert!(!notified.future.as_mut().enable());
+    pending(notified.poll());
+    notify.notify_one();
+    assert!(notified.is_woken(), "the poll's waker was stored in its place in line");
+    ready(notified.poll());
+}
+
+/// tokio: test_enable_after_poll: enabling a future that waits keeps the waker of its poll.
+#[test]
+fn enabling_a_waiting_future_keeps_its_waker() {
+    let notify = Notify::new();
+    let mut notified = mock(notify.notified());
+    pending(notified.poll());
+    assert!(!notified.future.as_mut().enable());
+    notify.notify_one();
+    assert!(notified.is_woken());
+}
+
+/// tokio: test_enable_consumes_permit
+#[test]
+fn enable_takes_the_stored_permit() {
+    let notify = Notify::new();
+    notify.notify_one();
+    let mut first = pin!(notify.notified());
+    assert!(first.as_mut().enable());
+    let mut second = pin!(notify.notified());
+    assert!(!second.as_mut().enable(), "the one permit went to the first");
+}
+
+/// tokio's `enable` example: enable, check the condition, then wait; a `notify_one` between
+/// the check and the wait is given to this future, so no wake-up is lost even when another
+/// future enabled earlier has already gone.
+#[test]
+fn enabled_before_a_check_no_notify_one_is_lost_between_the_check_and_the_wait() {
+    let notify = Notify::new();
+    let mut notified = mock(notify.notified());
+    assert!(!notified.future.as_mut().enable());
+    // The check found nothing; now a producer notifies before the first poll.
+    notify.notify_one();
+    ready(notified.poll());
+}
+
+/// A future enabled, never polled, then dropped passes its notification on, as a polled one.
+#[test]
+fn an_enabled_future_dropped_unpolled_passes_its_notification_on() {
+    let notify = Notify::new();
+    let mut enabled = Box::pin(notify.notified());
+    assert!(!enabled.as_mut().enable());
+    let mut next = mock(notify.notified());
+    pending(next.poll());
+    notify.notify_one(); // to the enabled one: first in line
+    pending(next.poll());
+    drop(enabled);
+    ready(next.poll());
+}
+
+// ---- Notify::notified_owned
+
+/// tokio's sync_notify_owned.rs: notify_notified_one, notify_multi_notified_one, and the drop
+/// that passes a notification on, with owned futures.
+#[test]
+fn owned_futures_wait_in_the_same_line_and_pass_a_notification_on_when_dropped() {
+    let notify = Arc::new(Notify::new());
+    let mut first = mock(notify.clone().notified_owned());
+    let mut second = mock(notify.clone().notified_owned());
+    pending(first.poll());
+    pending(second.poll());
+    notify.notify_one();
+    drop(first); // given the notification, dropped before returning it
+    ready(second.poll());
+    let mut third: mock_task::MockTask<OwnedNotified> = mock(notify.clone().notified_owned());
+    notify.notify_waiters();
+    ready(third.poll());
+}
+
+/// An owned future is `'static`: it moves into a task on another worker, and the `Notify`
+/// outlives its last `Arc` held here.
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn an_owned_notified_moves_into_a_spawned_task() {
+    let notify = Arc::new(Notify::new());
+    let waiting = notify.clone().notified_owned();
+    let seven = klaw::scope!(|s| {
+        let handle = s.spawn(async move {
+            waiting.await;
+            7
+        });
+        notify.notify_one();
+        drop(notify);
+        Ok(handle.await?)
+    })
+    .unwrap();
+    assert_eq!(seven, 7);
+}
+
+/// tokio: test_enable_consumes_permit, owned
+#[test]
+fn an_owned_future_can_be_enabled() {
+    let notify = Arc::new(Notify::new());
+    notify.notify_one();
+    let mut owned = pin!(notify.clone().notified_owned());
+    assert!(owned.as_mut().enable());
+    let mut cx = Context::from_waker(Waker::noop());
+    assert_eq!(owned.as_mut().poll(&mut cx), Poll::Ready(()));
+}
+
+// ---- RwLock::with_max_readers
+
+/// A lock made for at most two reads lets two in and makes the third wait until one ends; a
+/// write waits for every read, and a read that comes after a waiting write waits behind it.
+#[test]
+fn with_max_readers_caps_the_reads_held_at_once() {
+    let lock = RwLock::with_max_readers(1, 2);
+    let (a, b) = (lock.try_read().unwrap(), lock.try_read().unwrap());
+    assert!(lock.try_read().is_none());
+    let mut third = mock(lock.read());
+    pending(third.poll());
+    drop(a);
+    assert!(third.is_woken());
+    let third_guard = ready(third.poll());
+    let mut write = mock(lock.write());
+    pending(write.poll());
+    drop(b);
+    pending(write.poll());
+    drop(third_guard);
+    let mut guard = ready(write.poll());
+    *guard += 1;
+    drop(guard);
+    assert_eq!(*lock.try_read().unwrap(), 2);
+}
+
+/// A downgraded write of a capped lock keeps one read and gives the rest back: the cap still
+/// holds, and every permit returns once all guards are gone.
+#[test]
+fn a_downgraded_write_of_a_capped_lock_keeps_the_cap() {
+    let lock = RwLock::with_max_readers(0u8, 3);
+    let read = klaw::sync::RwLockWriteGuard::downgrade(lock.try_write().unwrap());
+    let (b, c) = (lock.try_read().unwrap(), lock.try_read().unwrap());
+    assert!(lock.try_read().is_none(), "three reads: the downgraded one and two");
+    drop((read, b, c));
+    assert!(lock.try_write().is_some(), "every permit came back");
+    let owned = Arc::new(RwLock::with_max_readers(0u8, 2));
+    let read = klaw::sync::OwnedRwLockWriteGuard::downgrade(owned.try_write_owned().unwrap());
+    let other = owned.try_read_owned().unwrap();
+    assert!(owned.try_read().is_none());
+    drop((read, other));
+    assert!(owned.try_write_owned().is_some());
+}
+
+/// A cap of 0 would let a write in with no permit, beside anything: refused, at the caller's
+/// line.
+#[test]
+fn with_max_readers_of_zero_panics_naming_the_range() {
+    let panic = std::panic::catch_unwind(|| RwLock::with_max_readers((), 0)).unwrap_err();
+    let message = panic.downcast_ref::<String>().expect("a formatted message");
+    assert!(message.contains("max_reads must be in 1..="), "{message}");
+    assert!(std::panic::catch_unwind(|| RwLock::with_max_readers((), u32::MAX)).is_err());
+}
+
+// ---- blocking locks
+
+/// `blocking_lock` waits in line from a plain thread while a task holds the mutex, and gets it
+/// when the task lets go.
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn blocking_lock_waits_on_its_thread_for_a_task_to_unlock() {
+    let mutex = Arc::new(Mutex::new(0));
+    let guard = mutex.lock().await;
+    let (locked, was_locked) = std::sync::mpsc::channel();
+    let other = mutex.clone();
+    let thread = std::thread::spawn(move || {
+        let mut guard = other.blocking_lock();
+        *guard += 1;
+        locked.send(()).unwrap();
+    });
+    klaw::time::sleep(Duration::from_millis(20)).await;
+    assert!(was_locked.try_recv().is_err(), "the thread waits while the task holds the lock");
+    drop(guard);
+    klaw::scope!(|s| {
+        s.spawn_blocking(move || thread.join().unwrap());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*mutex.lock().await, 1);
+}
+
+/// `blocking_write` from a klaw blocking task waits for a read held by an async task, and a
+/// `blocking_read` from a plain thread shares the lock with that read.
+#[klaw::test(workers = 2, timeout = "10s")]
+async fn blocking_read_and_write_from_blocking_tasks_and_threads() {
+    let lock = Arc::new(RwLock::new(1));
+    let read = lock.read().await;
+    let shared = lock.clone();
+    let thread = std::thread::spawn(move || *shared.blocking_read());
+    klaw::scope!(|s| {
+        let writer = lock.clone();
+        let write = s.spawn_blocking(move || *writer.blocking_write() += 1);
+        klaw::time::sleep(Duration::from_millis(20)).await;
+        assert!(!write.is_finished(), "the write waits for the read");
+        assert_eq!(*read, 1);
+        drop(read);
+        write.await?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(thread.join().unwrap(), 1);
+    assert_eq!(*lock.read().await, 2);
+}
+
+/// A `Pin<&mut Notified>` is what tokio's `enable` takes; klaw's futures are `Unpin` too, so
+/// `Pin::new` on a plain `&mut` works as well.
+#[test]
+fn enable_takes_a_pinned_or_a_plain_unpin_future() {
+    let notify = Notify::new();
+    let mut notified = notify.notified();
+    assert!(!Pin::new(&mut notified).enable());
+    notify.notify_waiters();
+    assert!(Pin::new(&mut notified).enable());
+}
