@@ -178,3 +178,65 @@ fn a_closed_channel_still_gives_a_value_a_dead_receiver_held() {
         assert_eq!(after, Ok(Err(RecvError::Closed)), "closed and empty now");
     });
 }
+
+/// A broadcast receiver reading a closed channel while its link is frozen: its requests time
+/// out, so it cannot know whether values are left, and it waits rather than saying `Closed`
+/// (which only means closed with every value read); once the link is back, it gets the value.
+#[test]
+fn a_closed_broadcast_read_across_a_frozen_link_still_gives_what_was_sent() {
+    probe(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let here = nats(NatsConfig::new(proxy.url()).namespace("bclosed"));
+        let (tx, mut rx) = klaw::runtime::block_on(here.broadcast::<u32>("b", 8)).unwrap();
+        klaw::runtime::block_on(async {
+            tx.send(1).await.unwrap();
+            tx.close().await.unwrap();
+        });
+        proxy.freeze();
+        let rt = Runtime::builder().workers(2).local().build().unwrap();
+        let reading = rt.spawn(async move { (rx.recv().await, rx) });
+        // Longer than both of the receiver's requests take to time out (the value, then the
+        // stream's bounds): before, it then said `Closed`.
+        std::thread::sleep(Duration::from_secs(13));
+        assert!(!reading.is_finished(), "the receiver answered across a frozen link");
+        proxy.thaw();
+        let (got, mut rx) = rt
+            .block_on(klaw::cancel::fail_after(Duration::from_secs(40), reading))
+            .expect("within the limit")
+            .expect("the task");
+        assert_eq!(got, Ok(1));
+        let after = rt.block_on(klaw::cancel::fail_after(Duration::from_secs(30), rx.recv()));
+        assert_eq!(after, Ok(Err(klaw::channel::broadcast::RecvError::Closed)));
+    });
+}
+
+/// A broadcast value deleted from the middle of its stream (by an operator): a receiver at it
+/// counts it as missed (`Lagged(1)`) and goes on to the next, rather than asking the server
+/// for it for ever.
+#[test]
+fn a_broadcast_value_deleted_from_the_middle_is_skipped_as_missed() {
+    probe(Duration::from_secs(60), || {
+        let server = NatsServer::start();
+        let here = nats(server.config().namespace("bgap"));
+        let (tx, mut rx) = klaw::runtime::block_on(here.broadcast::<u32>("b", 8)).unwrap();
+        klaw::runtime::block_on(async {
+            for value in 1..=3 {
+                tx.send(value).await.unwrap();
+            }
+        });
+        let url = server.url.clone();
+        klaw::runtime::block_on(async_compat::Compat::new(async move {
+            let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+            let stream = js.get_stream("bgap_bcast_b").await.unwrap();
+            assert!(stream.delete_message(2).await.unwrap(), "the second value deleted");
+        }));
+        let mut next = || {
+            klaw::runtime::block_on(klaw::cancel::fail_after(Duration::from_secs(10), rx.recv()))
+        };
+        use klaw::channel::broadcast::RecvError as BroadcastError;
+        assert_eq!(next(), Ok(Ok(1)));
+        assert_eq!(next(), Ok(Err(BroadcastError::Lagged(1))), "the deleted one");
+        assert_eq!(next(), Ok(Ok(3)));
+    });
+}

@@ -241,22 +241,44 @@ async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Res
             }
         }
         let bounds = async_compat::Compat::new(stream.get_info()).await;
-        if let Ok(info) = bounds {
-            let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-            if place.expected < first {
-                let missed = first - place.expected;
-                place.expected = first;
-                return Err(RecvError::Lagged(missed));
+        match bounds {
+            Ok(info) => {
+                let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+                if place.expected < first {
+                    let missed = first - place.expected;
+                    place.expected = first;
+                    return Err(RecvError::Lagged(missed));
+                }
+                if place.expected <= last {
+                    // Stored by now, since the stream's last sequence has passed it: unless
+                    // it was deleted from the middle of the stream (an operator's
+                    // `delete_message`), which a receiver skips as a lag of one rather than
+                    // asking for it for ever.
+                    if is_gone(stream, expected).await {
+                        place.expected += 1;
+                        return Err(RecvError::Lagged(1));
+                    }
+                    continue;
+                }
+                if closed {
+                    return Err(RecvError::Closed); // closed, and every message read
+                }
             }
-            if place.expected <= last {
-                continue; // stored meanwhile
+            // The bounds are not known (the server is away): not `Closed`, which only means
+            // closed with every message read; wait, and ask again.
+            Err(error) => {
+                tracing::debug!(channel = %shared.name, %error, "the channel's bounds are unknown; waiting");
             }
-        }
-        if closed {
-            return Err(RecvError::Closed);
         }
         place.wait_for_news().await;
     }
+}
+
+/// True if the server says it has no message `sequence` (a sequence its stream has passed):
+/// deleted. Any other answer (the message, an error) is not that.
+async fn is_gone(stream: &stream::Stream, sequence: u64) -> bool {
+    let got = async_compat::Compat::new(stream.get_raw_message(sequence)).await;
+    matches!(got, Err(error) if error.kind() == stream::RawMessageErrorKind::NoMessageFound)
 }
 
 impl Place {
