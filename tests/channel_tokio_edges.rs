@@ -600,7 +600,7 @@ fn oneshot_try_recv_states_follow_the_sender() {
         assert_eq!(waker.woken(), 1);
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
         assert!(rx.is_empty());
-        assert!(!rx.is_terminated());
+        assert!(rx.is_terminated(), "as tokio's: nothing can come any more");
         assert_eq!(Pin::new(&mut rx).poll(&mut waker.cx()), Poll::Ready(Err(RecvError::Closed)));
         assert!(rx.is_terminated());
 

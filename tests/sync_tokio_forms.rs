@@ -1,6 +1,6 @@
 //! The forms of tokio's sync API that a port needs beyond the everyday ones: `Notify`'s
-//! `notify_last`, `Notified::enable` and `notified_owned`; `RwLock::with_max_readers`; and the
-//! blocking `Mutex` and `RwLock` locks.
+//! `notify_last`, `Notified::enable` and `notified_owned`; `RwLock::with_max_readers`; the
+//! blocking `Mutex` and `RwLock` locks; and a oneshot receiver that gave its result.
 //!
 //! The `Notify` ones are ported from tokio's `sync_notify.rs` and `sync_notify_owned.rs`
 //! (translated: tokio-test's mock task is `common/mock_task.rs`'s `MockTask`); the rest are
@@ -293,7 +293,9 @@ async fn blocking_read_and_write_from_blocking_tasks_and_threads() {
     let lock = Arc::new(RwLock::new(1));
     let read = lock.read().await;
     let shared = lock.clone();
+    // Shares the lock with the read held here (no write waits yet, so it does not queue).
     let thread = std::thread::spawn(move || *shared.blocking_read());
+    assert_eq!(thread.join().unwrap(), 1);
     klaw::scope!(|s| {
         let writer = lock.clone();
         let write = s.spawn_blocking(move || *writer.blocking_write() += 1);
@@ -305,7 +307,6 @@ async fn blocking_read_and_write_from_blocking_tasks_and_threads() {
         Ok(())
     })
     .unwrap();
-    assert_eq!(thread.join().unwrap(), 1);
     assert_eq!(*lock.read().await, 2);
 }
 
@@ -318,4 +319,27 @@ fn enable_takes_a_pinned_or_a_plain_unpin_future() {
     assert!(!Pin::new(&mut notified).enable());
     notify.notify_waiters();
     assert!(Pin::new(&mut notified).enable());
+}
+
+// ---- oneshot: a receiver that gave its result
+
+/// tokio's oneshot: once `try_recv` said `Closed`, the receiver is terminated (tokio drops its
+/// inner state for `Closed` as for a value). klaw's says so too, and polled again it gives
+/// `Closed` rather than panicking; so does one polled again after its value.
+#[test]
+fn a_oneshot_receiver_that_gave_its_result_is_terminated_and_says_closed_again() {
+    use klaw::channel::{RecvError, TryRecvError};
+    let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert!(!rx.is_terminated());
+    drop(tx);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    assert!(rx.is_terminated(), "nothing can come any more");
+    assert_eq!(ready(mock(&mut rx).poll()), Err(RecvError::Closed));
+
+    let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
+    tx.send(4).unwrap();
+    assert_eq!(ready(mock(&mut rx).poll()), Ok(4));
+    assert!(rx.is_terminated());
+    assert_eq!(ready(mock(&mut rx).poll()), Err(RecvError::Closed), "the value is gone");
 }

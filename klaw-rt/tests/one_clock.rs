@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// What may use real time directly, how often, and why.
 const REAL_TIME: &[(&str, &str, usize, &str)] = &[
     (
-        "runtime/mod.rs",
+        "runtime/shutdown.rs",
         "Instant::now() +",
         1,
         "shutdown's grace periods bound how long the calling thread blocks",

@@ -124,6 +124,11 @@ impl RegionState {
             };
             if child.first.set(heard.clone()).is_ok() {
                 child.wake_waiters();
+                // And what runs the region (a scope, a region's future): if a shield holds
+                // this cancellation open, nothing will drop it for now, and only its own poll
+                // stops what it runs outside the shield. Whoever polls it may poll only what
+                // was woken (a `FuturesUnordered`), so it is woken.
+                child.waker.wake();
                 pending.extend(child.hearing_children(&heard));
             }
         }

@@ -195,7 +195,9 @@ impl<T> Receiver<T> {
             None => Err(TryRecvError::Closed),
         };
         drop(state);
-        self.done |= result.is_ok();
+        // The value taken, or none to come: either way this receiver is finished (as tokio's,
+        // `is_terminated` says so).
+        self.done |= !matches!(result, Err(TryRecvError::Empty));
         result
     }
 
@@ -262,11 +264,13 @@ impl<T> Receiver<T> {
 impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
-    /// # Panics
-    /// If polled after it gave its result.
+    /// Polled again after it gave its result (here or through `try_recv`), it gives
+    /// `Err(Closed)`: its value is gone (tokio's panics).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        assert!(!this.done, "a oneshot receiver was polled after it gave its result");
+        if this.done {
+            return Poll::Ready(Err(RecvError::Closed));
+        }
         let (shared, ticket) = (&this.shared.0, &mut this.ticket);
         let polled = coop::budgeted(cx, |cx| {
             poll_or_wait(

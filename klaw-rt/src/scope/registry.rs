@@ -90,6 +90,13 @@ pub(crate) enum Failure {
     Raced(Error),
 }
 
+impl Failure {
+    /// A failure the body of task `id` produced after its outcome was decided.
+    fn raced_by(&self, id: TaskId) -> bool {
+        matches!(self, Failure::Raced(Error::Task { task: Some(task), .. }) if task.id() == id)
+    }
+}
+
 /// Children that fail are removed by their own end; the others stay until a sweep, so that a
 /// child ending well costs one atomic decrement and no lock. Two sweeps, both run by
 /// [`ScopeShared::list`] on the spawning thread:
@@ -396,7 +403,21 @@ impl ScopeShared {
             match registry.forward_to.clone() {
                 Some(frame) => (None, Some((frame, failure))),
                 None => {
-                    registry.failures.push(failure);
+                    // A child's decided failure (its own timeout, say) is told at its end, but
+                    // it came before any failure its body produced after it (a cleanup that
+                    // failed, already told as raced): listed before those, so the first listed
+                    // is the one that started it.
+                    let before = match &failure {
+                        Failure::Child(child) => {
+                            let id = child.header().id();
+                            registry.failures.iter().position(|f| f.raced_by(id))
+                        }
+                        _ => None,
+                    };
+                    match before {
+                        Some(at) => registry.failures.insert(at, failure),
+                        None => registry.failures.push(failure),
+                    }
                     let victims = match self.supervisor {
                         true => None,
                         false => registry.start_cancel(&CancelReason::SiblingFailed),

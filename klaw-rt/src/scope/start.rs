@@ -3,6 +3,9 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use crate::channel::oneshot;
 use crate::error::Error;
@@ -10,23 +13,39 @@ use crate::scope::ScopeHandle;
 use crate::task::TaskInfo;
 use crate::task::error::BoxError;
 
-/// Waits for the child's `ready`; if it never comes, for the child's end, and reports why.
+/// Waits for the child's `ready`, or for its end, and reports why it never became ready.
+///
+/// Both at once: a child may hand its `Ready` on (it is `Send + 'static`) and end, and whoever
+/// holds it then may never use it nor drop it; the child's end is what says that `start` will
+/// get no value (trio's "exited without calling started"). A `ready` the child called before
+/// it ended wins, since the readiness is looked at first.
 pub(crate) async fn wait_until_ready<'s, V, T, E>(
-    readiness: oneshot::Receiver<V>,
+    mut readiness: oneshot::Receiver<V>,
     mut child: ScopeHandle<'s, T, E>,
 ) -> Result<(V, ScopeHandle<'s, T, E>), Error>
 where
     T: Send + 'static,
     E: Into<BoxError> + Send + 'static,
 {
-    if let Ok(value) = readiness.await {
-        return Ok((value, child));
-    }
-    // It dropped its `Ready` unused: once it ends, its failure or cancellation says why, and an
-    // end without either is reported as such.
     let task = TaskInfo::new(child.id(), child.name());
-    (&mut child).await?;
-    Err(Error::Other(Box::new(NotReady::new(task))))
+    let mut dropped = false;
+    let ended = std::future::poll_fn(|cx| {
+        if !dropped {
+            match Pin::new(&mut readiness).poll(cx) {
+                Poll::Ready(Ok(value)) => return Poll::Ready(Ok(value)),
+                // Dropped unused: the child's end says why.
+                Poll::Ready(Err(_)) => dropped = true,
+                Poll::Pending => {}
+            }
+        }
+        Pin::new(&mut child).poll(cx).map(Err)
+    })
+    .await;
+    match ended {
+        Ok(value) => Ok((value, child)),
+        Err(Ok(_)) => Err(Error::Other(Box::new(NotReady::new(task)))),
+        Err(Err(error)) => Err(error),
+    }
 }
 
 /// Given to a child started with [`Scope::start`](crate::scope::Scope::start): the child calls

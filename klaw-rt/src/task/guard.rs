@@ -104,9 +104,17 @@ pub(crate) fn drop_then(drop: impl FnOnce(), then: impl FnOnce()) {
 /// Runs `f`, which drops values of user code, so that a panic in it cannot unwind into the
 /// runtime.
 pub(crate) fn contained(f: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-        tracing::warn!(panic = %panic_message(payload.as_ref()), "a destructor panicked; the task's end is unaffected");
-        // The payload's own destructor could panic too; it is not worth a second guard.
-        std::mem::forget(payload);
+    if let Some(message) = panic_of(f) {
+        tracing::warn!(panic = %message, "a destructor panicked; the task's end is unaffected");
     }
+}
+
+/// Runs `f`, which drops values of user code; the message of a panic in it, caught. (For a
+/// body's own destructors, whose panic is a failure of the task to report.)
+pub(crate) fn panic_of(f: impl FnOnce()) -> Option<String> {
+    let payload = catch_unwind(AssertUnwindSafe(f)).err()?;
+    let message = panic_message(payload.as_ref());
+    // The payload's own destructor could panic too; it is not worth a second guard.
+    std::mem::forget(payload);
+    Some(message)
 }

@@ -20,7 +20,7 @@ use crate::task::core::{Completer, FailureTaker, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
 use crate::task::descendants::Failures;
 use crate::task::guard::{
-    contained, drop_contained, guarded, guarded_boxed, guarded_poll_boxed, kind_of,
+    drop_contained, guarded, guarded_boxed, guarded_poll_boxed, kind_of, panic_of,
 };
 use crate::task::handle::TaskOutput;
 use crate::task::spec::is_large;
@@ -448,7 +448,14 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         // The body must be gone before the handle resolves: a joined task has stopped running.
         if let Some(end) = self.end.as_ref() {
             let _span = self.span.as_ref().map(|span| span.enter());
-            current::run_as(&end.completer, running, || contained(|| body.set(None)));
+            let panicked = current::run_as(&end.completer, running, || panic_of(|| body.set(None)));
+            if let Some(message) = panicked {
+                // Its cleanup failed (a destructor of a cancelled body is the only cleanup it
+                // runs, like trio's `finally`): a failure of the task, which its handle's
+                // outcome (decided already) does not show, so it is reported, never lost.
+                tracing::warn!(panic = %message, "a task's body panicked as it was dropped");
+                end.report.raced(end.completer.header().id(), TaskError::Panicked(message));
+            }
         }
         let end = self.end.take().expect("a task ends once");
         let timeout = self.deadline.as_ref().map(|d| d.after);

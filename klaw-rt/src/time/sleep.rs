@@ -103,7 +103,7 @@ impl Sleep {
     /// ```
     pub fn is_elapsed(&self) -> bool {
         match &self.timer {
-            Timer::Real(_) => Instant::now() >= self.deadline,
+            Timer::Real(_) => self.now() >= self.deadline,
             Timer::Virtual { clock, .. } => clock.is_due(self.deadline),
         }
     }
