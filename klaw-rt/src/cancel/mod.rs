@@ -12,11 +12,13 @@ mod loom;
 mod region;
 mod shield;
 mod state;
+mod token;
 
 pub use frames::is_cancelled;
-pub use region::{CancelOnDrop, Cancellable, Cancelled, CancelledOwned, Region, Token};
+pub use region::{Cancellable, Region};
 pub use shield::{Shielded, shield};
 pub(crate) use state::RegionState;
+pub use token::{CancelOnDrop, Cancelled, CancelledOwned, Token};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -68,17 +68,22 @@ impl<T> Shared<T> {
 /// });
 /// ```
 pub fn channel<T>(initial: T) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
+    let shared = shared(initial, 1);
+    (Sender { shared: shared.clone() }, Receiver { shared, seen: 0, ticket: Ticket::default() })
+}
+
+/// A channel's shared state, with one sender and `receivers` receivers.
+fn shared<T>(initial: T, receivers: usize) -> Arc<Shared<T>> {
+    Arc::new(Shared {
         value: RwLock::new(initial),
         waiting: Mutex::new(Waiting {
             changing: WakerSet::default(),
             closing: WakerSet::default(),
             senders: 1,
-            receivers: 1,
+            receivers,
             version: 0,
         }),
-    });
-    (Sender { shared: shared.clone() }, Receiver { shared, seen: 0, ticket: Ticket::default() })
+    })
 }
 
 /// Sets the value of a [`watch`](crate::channel::watch::channel()) channel.
@@ -93,6 +98,32 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// A sender of a new channel holding `initial`, with no receiver yet (tokio's
+    /// `Sender::new`): [`subscribe`](Self::subscribe) makes them. Until then `send` fails and
+    /// gives its value back, while `send_replace` and `send_modify` store theirs.
+    ///
+    /// ```
+    /// let tx = klaw::channel::watch::Sender::new(0);
+    /// assert_eq!(tx.receiver_count(), 0);
+    /// tx.send_replace(1);
+    /// let rx = tx.subscribe();
+    /// assert_eq!(*rx.borrow(), 1);
+    /// ```
+    pub fn new(initial: T) -> Self {
+        Sender { shared: shared(initial, 0) }
+    }
+
+    /// True if `other` is a sender of the same channel.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::watch::channel(0);
+    /// assert!(tx.same_channel(&tx.clone()));
+    /// assert!(!tx.same_channel(&klaw::channel::watch::Sender::new(0)));
+    /// ```
+    pub fn same_channel(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Replaces the value and wakes the receivers; `Err(SendError(value))` if there is no
     /// receiver (the value is then not stored).
     ///

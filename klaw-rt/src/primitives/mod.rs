@@ -20,7 +20,7 @@
 //! same `Mutex`, `Barrier` or `Event` deadlocked; and `async-lock`'s `RwLock` let new reads past
 //! a woken writer, and a released write woke one waiting read, which woke the next only once
 //! polled.)
-#![deny(unsafe_code)] // `mutex.rs` and `rwlock.rs` allow it: the value in their cell
+#![deny(unsafe_code)] // `mutex.rs` and `rwlock.rs` (with `rwlock/guards.rs`) allow it: the value in their cell
 
 mod acquire;
 mod barrier;

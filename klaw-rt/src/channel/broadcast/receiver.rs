@@ -103,6 +103,20 @@ impl<T: Clone> Receiver<T> {
         Recv { receiver: self }
     }
 
+    /// Receives from blocking code, waiting for the next message: for threads outside any
+    /// async runtime (it would block a worker). As `recv`: `Lagged(n)` if this receiver fell
+    /// behind, `Closed` once every sender is gone and it has read everything.
+    ///
+    /// ```
+    /// let (tx, mut rx) = klaw::channel::broadcast::channel::<u32>(4);
+    /// std::thread::spawn(move || tx.send(7).unwrap());
+    /// assert_eq!(rx.blocking_recv(), Ok(7));
+    /// assert_eq!(rx.blocking_recv(), Err(klaw::channel::broadcast::RecvError::Closed));
+    /// ```
+    pub fn blocking_recv(&mut self) -> Result<T, RecvError> {
+        crate::poller::block_outside_tasks(self.recv())
+    }
+
     /// Receives the next message if there is one.
     ///
     /// ```

@@ -34,6 +34,17 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
+    /// True if `other` is a receiver of the same channel.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::watch::channel(0);
+    /// assert!(rx.same_channel(&tx.subscribe()));
+    /// assert!(!rx.same_channel(&klaw::channel::watch::channel(0).1));
+    /// ```
+    pub fn same_channel(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// The current value, without marking it seen. Hold the guard briefly: a send waits for it
     /// (see [`Ref`]).
     ///
