@@ -38,22 +38,7 @@ fn probe(limit: Duration, body: impl FnOnce() + Send + 'static) {
     for flag in [&HELD_STARTED, &HELD_DROPPED, &CANCELLED_RAN] {
         flag.store(false, Ordering::SeqCst);
     }
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(limit) {
-        Ok(()) => thread.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the probe hung: still running after {limit:?}")
-        }
-    }
+    common::watchdog(limit, body);
 }
 
 /// A submitter (its own runtime and backend) and in-process workers on one server.

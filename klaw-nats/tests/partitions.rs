@@ -13,31 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{NatsServer, Proxy, SetOnDrop, port_of, wait_until};
+use common::{NatsServer, Proxy, SetOnDrop, port_of, wait_until, watchdog as probe};
 use futures_util::StreamExt;
 use klaw::Runtime;
 use klaw::channel::RecvError;
 use klaw_nats::{Nats, NatsBackend, NatsConfig, Worker};
-
-/// Runs `body` on its own thread; fails if it has not ended within `limit`, or with its panic.
-fn probe(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(limit) {
-        Ok(()) => thread.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the probe hung: still running after {limit:?}")
-        }
-    }
-}
 
 fn nats(config: NatsConfig) -> Nats {
     klaw::runtime::block_on(Nats::connect(config)).unwrap()

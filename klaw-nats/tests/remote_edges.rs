@@ -32,22 +32,7 @@ fn within(limit: Duration, body: impl FnOnce() + Send + 'static) {
         flag.store(false, Ordering::SeqCst);
     }
     TIMED_DROPPED.store(0, Ordering::SeqCst);
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(limit) {
-        Ok(()) => thread.join().unwrap(),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = thread.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("still running after {limit:?}: a hang")
-        }
-    }
+    common::watchdog(limit, body);
 }
 
 static RUNS: Mutex<BTreeMap<u64, u32>> = Mutex::new(BTreeMap::new());
