@@ -154,23 +154,30 @@ pub const MAX_CAPACITY: usize = usize::MAX >> 2;
 ///     assert_eq!(b.recv().await, Ok(1)); // every receiver sees every message
 /// });
 /// ```
+#[track_caller]
 pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = shared(capacity, 1);
+    (Sender { shared: shared.clone() }, Receiver::at(shared, 0))
+}
+
+/// A channel's shared state, with one sender and `receivers` receivers.
+#[track_caller]
+fn shared<T>(capacity: usize, receivers: usize) -> Arc<Shared<T>> {
     assert!(
         (1..=MAX_CAPACITY).contains(&capacity),
         "a broadcast channel's capacity must be in 1..={MAX_CAPACITY}, not {capacity}"
     );
-    let shared = Arc::new(Shared {
+    Arc::new(Shared {
         state: Mutex::new(State {
             buffer: VecDeque::new(),
             first: 0,
             senders: 1,
-            receivers: 1,
+            receivers,
             receiving: WakerSet::default(),
             closing: WakerSet::default(),
         }),
         capacity,
-    });
-    (Sender { shared: shared.clone() }, Receiver::at(shared, 0))
+    })
 }
 
 /// Sends to every receiver of a [`broadcast`](crate::channel::broadcast::channel()) channel.
@@ -186,6 +193,26 @@ pub struct Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// A sender of a new channel keeping `capacity` messages, with no receiver yet (tokio's
+    /// `Sender::new`): [`subscribe`](Self::subscribe) makes them, and sees what is sent from
+    /// then on. Until one exists, `send` fails and gives its value back.
+    ///
+    /// # Panics
+    /// As [`channel`](crate::channel::broadcast::channel()): if `capacity` is 0 or more than
+    /// [`MAX_CAPACITY`].
+    ///
+    /// ```
+    /// let tx = klaw::channel::broadcast::Sender::<u8>::new(4);
+    /// assert_eq!(tx.send(1).unwrap_err().into_inner(), 1); // nobody listens yet
+    /// let mut rx = tx.subscribe();
+    /// tx.send(2).unwrap();
+    /// assert_eq!(rx.try_recv(), Ok(2));
+    /// ```
+    #[track_caller]
+    pub fn new(capacity: usize) -> Self {
+        Sender { shared: shared(capacity, 0) }
+    }
+
     /// Sends `value` to every current receiver; the number of receivers, or
     /// `Err(SendError(value))` if there is none. Never waits: a receiver that falls behind by
     /// more than the capacity gets `Lagged`.
