@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{NatsServer, SetOnDrop, wait_until};
+use common::{HELD_DROPPED, HELD_STARTED, NatsServer, held_until_cancelled, wait_until};
 use klaw::remote::{RemoteBackend, RemoteError, RemoteJob, WireOutcome};
 use klaw::{CancelReason, Runtime, TaskError, TaskHandle};
 use klaw_nats::channel::TrySendError;
@@ -116,17 +116,6 @@ async fn counted(n: u64, millis: u64) -> u64 {
     *RUNS.lock().unwrap().entry(n).or_default() += 1;
     klaw::time::sleep(Duration::from_millis(millis)).await;
     2 * n
-}
-
-static HELD_STARTED: AtomicBool = AtomicBool::new(false);
-static HELD_DROPPED: AtomicBool = AtomicBool::new(false);
-
-/// Runs until cancelled; says when it started and when it was dropped.
-#[klaw::task(remote)]
-async fn held_until_cancelled() {
-    let _dropped = SetOnDrop(&HELD_DROPPED);
-    HELD_STARTED.store(true, Ordering::SeqCst);
-    std::future::pending::<()>().await;
 }
 
 static CANCELLED_RAN: AtomicBool = AtomicBool::new(false);

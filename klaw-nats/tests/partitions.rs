@@ -10,10 +10,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{NatsServer, Proxy, SetOnDrop, port_of, wait_until, watchdog as probe};
+use common::{
+    HELD_DROPPED, HELD_STARTED, NatsServer, Proxy, held_until_cancelled, port_of, wait_until,
+    watchdog as probe,
+};
 use futures_util::StreamExt;
 use klaw::Runtime;
 use klaw::channel::RecvError;
@@ -47,17 +50,6 @@ fn a_recv_waiting_through_a_half_open_partition_receives_what_is_sent_after() {
         let got = rt.block_on(klaw::cancel::fail_after(Duration::from_secs(40), waiting));
         assert_eq!(got, Ok(Ok(Ok(7))), "the recv hung on a pull nobody answers");
     });
-}
-
-static HELD_STARTED: AtomicBool = AtomicBool::new(false);
-static HELD_DROPPED: AtomicBool = AtomicBool::new(false);
-
-/// Runs until cancelled; says when it started and when it was dropped.
-#[klaw::task(remote)]
-async fn held_until_cancelled() {
-    let _dropped = SetOnDrop(&HELD_DROPPED);
-    HELD_STARTED.store(true, Ordering::SeqCst);
-    std::future::pending::<()>().await;
 }
 
 /// A cancel sent while the submitter's link is frozen: the put of its marker is lost, and the

@@ -290,6 +290,19 @@ pub fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// Set by [`held_until_cancelled`] when it starts, and when it is dropped. A test that uses it
+/// clears both first.
+pub static HELD_STARTED: AtomicBool = AtomicBool::new(false);
+pub static HELD_DROPPED: AtomicBool = AtomicBool::new(false);
+
+/// Runs until cancelled; says when it started and when it was dropped.
+#[klaw::task(remote)]
+pub async fn held_until_cancelled() {
+    let _dropped = SetOnDrop(&HELD_DROPPED);
+    HELD_STARTED.store(true, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+}
+
 /// Sets its flag when dropped: shows that a remote task's body was dropped (cancelled).
 pub struct SetOnDrop(pub &'static AtomicBool);
 
