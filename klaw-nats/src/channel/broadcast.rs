@@ -222,6 +222,8 @@ impl<T: DeserializeOwned + Send + 'static> Receiver<T> {
 /// The next message at `place`, or how many it missed, or `Closed`. Dropped, it has consumed
 /// nothing: `place` moves on only as it returns.
 async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Result<T, RecvError> {
+    // A sequence the stream's bounds have shown stored (its last sequence passed it).
+    let mut stored = None;
     loop {
         // Read before the server is asked: a message stored before the close was heard is then
         // seen by the reads below. (Read after them, a message stored between the server's
@@ -230,15 +232,28 @@ async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Res
         let stream = &shared.stream;
         let expected = place.expected;
         // Not there: not stored yet, or already dropped (the bounds below tell which).
-        if let Ok(message) = async_compat::Compat::new(stream.get_raw_message(expected)).await {
-            place.expected += 1;
-            match rmp_serde::from_slice(&message.payload) {
-                Ok(value) => return Ok(value),
-                Err(error) => {
-                    tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: skipped");
-                    continue;
+        match async_compat::Compat::new(stream.get_raw_message(expected)).await {
+            Ok(message) => {
+                place.expected += 1;
+                match rmp_serde::from_slice(&message.payload) {
+                    Ok(value) => return Ok(value),
+                    Err(error) => {
+                        tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: skipped");
+                        continue;
+                    }
                 }
             }
+            // Missing although the bounds showed it stored: deleted from the middle of the
+            // stream (an operator's `delete_message`), which a receiver skips as a lag of one
+            // rather than asking for it for ever.
+            Err(error)
+                if stored == Some(expected)
+                    && error.kind() == stream::RawMessageErrorKind::NoMessageFound =>
+            {
+                place.expected += 1;
+                return Err(RecvError::Lagged(1));
+            }
+            Err(_) => {}
         }
         let bounds = async_compat::Compat::new(stream.get_info()).await;
         match bounds {
@@ -250,14 +265,8 @@ async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Res
                     return Err(RecvError::Lagged(missed));
                 }
                 if place.expected <= last {
-                    // Stored by now, since the stream's last sequence has passed it: unless
-                    // it was deleted from the middle of the stream (an operator's
-                    // `delete_message`), which a receiver skips as a lag of one rather than
-                    // asking for it for ever.
-                    if is_gone(stream, expected).await {
-                        place.expected += 1;
-                        return Err(RecvError::Lagged(1));
-                    }
+                    // Stored meanwhile (or deleted: the next ask tells which).
+                    stored = Some(expected);
                     continue;
                 }
                 if closed {
@@ -272,13 +281,6 @@ async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Res
         }
         place.wait_for_news().await;
     }
-}
-
-/// True if the server says it has no message `sequence` (a sequence its stream has passed):
-/// deleted. Any other answer (the message, an error) is not that.
-async fn is_gone(stream: &stream::Stream, sequence: u64) -> bool {
-    let got = async_compat::Compat::new(stream.get_raw_message(sequence)).await;
-    matches!(got, Err(error) if error.kind() == stream::RawMessageErrorKind::NoMessageFound)
 }
 
 impl Place {
