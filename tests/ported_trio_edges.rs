@@ -376,3 +376,107 @@ fn a_cancelled_limited_supervisor_scope_hands_every_child_back_cancelled() {
         assert_eq!(ran.load(SeqCst), 0, "a waiting child of a cancelled scope ran");
     });
 }
+
+// ---- the edges a scope's own end leaves ---------------------------------------------------------
+
+/// A scope's deadline that passes while only its background children are left, being stopped
+/// by the scope itself (one holds its cancellation open in a shield), finds the scope's work
+/// done: the body's value stands. trio's `fail_after` around a nursery raises only if its own
+/// cancellation was caught, and here the scope had cancelled what was left before the deadline.
+#[test]
+fn a_deadline_passing_while_background_children_stop_keeps_the_bodys_value() {
+    in_task(|| async {
+        let started = Flag::default();
+        let result: Result<u32, Error> = klaw::scope!(timeout = "40ms", |s| {
+            let running = started.clone();
+            s.spawn_background(async move {
+                running.set();
+                shield(klaw::time::sleep(ms(150))).await;
+            });
+            until(|| started.is_set()).await;
+            Ok(7)
+        });
+        assert_eq!(result.expect("the body and its foreground ended in time"), 7);
+    });
+}
+
+/// The foreground still running when the deadline passes makes it count: the same scope with a
+/// slow foreground child reports `Elapsed`, as before.
+#[test]
+fn a_deadline_passing_while_a_foreground_child_runs_is_the_scopes_error() {
+    in_task(|| async {
+        let result: Result<u32, Error> = klaw::scope!(timeout = "20ms", |s| {
+            s.spawn_background(shield(klaw::time::sleep(ms(150))));
+            s.spawn(klaw::time::sleep(secs(10)));
+            Ok(7)
+        });
+        assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+    });
+}
+
+/// A scope dropped before it returned hands its failures to the frame it was dropped in in the
+/// order they happened: the child's crash, then the body's error that followed it.
+#[test]
+fn a_dropped_scope_hands_on_its_failures_in_the_order_they_happened() {
+    in_task(|| async {
+        let result: Result<(), Error> = klaw::scope!(|_outer| {
+            let inner = Box::pin(async {
+                let inner: Result<(), Error> = klaw::scope!(|s| {
+                    // Keeps the inner scope open after its body has failed.
+                    let started = Flag::default();
+                    let running = started.clone();
+                    s.spawn(async move {
+                        running.set();
+                        shield(klaw::time::sleep(ms(150))).await;
+                    });
+                    until(|| started.is_set()).await;
+                    s.spawn(Task::fallible(async { Err::<(), _>(FetchError(1)) }));
+                    shield(until(|| s.is_cancelled())).await;
+                    Err(FetchError(2).into())
+                });
+                inner
+            });
+            let waited =
+                futures_util::future::select(inner, Box::pin(klaw::time::sleep(ms(50)))).await;
+            let returned = matches!(waited, futures_util::future::Either::Left(_));
+            assert!(!returned, "the inner scope returned");
+            drop(waited); // drops the inner scope mid-way
+            Ok(())
+        });
+        let error = result.expect_err("the dropped scope's failures are the outer scope's");
+        assert_eq!(failures(&error), ["fetch 1", "body 2"], "{error:?}");
+    });
+}
+
+/// Once a scope says it is cancelled (what encloses it was cancelled from outside), a child it
+/// spawns starts cancelled and never runs, as a child spawned after `s.cancel` does: trio
+/// delivers the nursery's cancellation at the child's first checkpoint, Kotlin's `launch` in a
+/// cancelled scope does not start the body.
+#[test]
+fn a_child_spawned_after_the_scope_heard_an_outside_cancel_never_runs() {
+    in_task(|| async {
+        let ran = Flag::default();
+        let (asked, told) = (Flag::default(), Flag::default());
+        let (ran2, asked2, told2) = (ran.clone(), asked.clone(), told.clone());
+        let task = klaw::Handle::current().expect("in a task").spawn(async move {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                asked2.set();
+                // No await: the task cannot be dropped meanwhile, as code between two awaits.
+                while !s.is_cancelled() {
+                    std::hint::spin_loop();
+                }
+                let ran = ran2.clone();
+                s.spawn(async move { ran.set() });
+                // Gives the child time to run on the other worker before the task's next poll.
+                std::thread::sleep(ms(50));
+                told2.set();
+                Ok(())
+            });
+        });
+        until(|| asked.is_set()).await;
+        task.cancel("stop");
+        let _ = task.await;
+        assert!(told.is_set());
+        assert!(!ran.is_set(), "a child spawned after the scope said it was cancelled ran");
+    });
+}

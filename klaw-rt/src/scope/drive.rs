@@ -12,7 +12,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::cancel::frames::{self, FrameKind};
 use crate::coop;
-use crate::error::{Error, ScopeError, WithCauses};
+use crate::error::{Error, ScopeError};
 use crate::scope::registry::Failure;
 use crate::scope::{LocalChild, Scope, ScopeOptions};
 use crate::task::CancelReason;
@@ -362,11 +362,15 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
         this.poll_body(cx);
         this.poll_locals(cx);
         // Every child, and everything adopted from scopes the body dropped, has ended.
-        if this.body.is_none()
+        let foreground_ended = this.body.is_none()
             && this.locals.is_empty()
-            && shared.descendants.poll_empty(cx).is_ready()
-            && this.background_ended(cx)
-        {
+            && shared.descendants.poll_empty(cx).is_ready();
+        if foreground_ended {
+            // The scope's work is done in time: what is left, its background children, it stops
+            // itself, so a deadline that passes while they stop is not the scope's failure.
+            this.timer = None;
+        }
+        if foreground_ended && this.background_ended(cx) {
             let failed = shared.has_failures();
             if (shared.region.own_reason().is_some() || failed) && frames::enclosing_stopping() {
                 // Cancelled, or failed (a supervisor scope's failures do not cancel it), while
@@ -402,17 +406,9 @@ impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
         // it is dropped in (a scope reports them in its result, a task to its scope), now and
         // as they come; outside any frame they are logged, now or when its last child ends.
         let frame = current::frame_descendants();
-        if let Some(error) = self.body_error.take() {
-            let error = Error::from_body(error.into());
-            match &frame {
-                Some(frame) => frame.adopt_failure(Box::new(Failure::Raced(error))),
-                None => {
-                    tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
-                }
-            }
-        }
+        let body_error = self.body_error.take().map(|error| Error::from_body(error.into()));
         let in_a_frame = frame.is_some();
-        shared.abandon(frame);
+        shared.abandon(frame, body_error);
         let (body, locals, scope, adopter) =
             (&mut self.body, &mut self.locals, self.scope, &self.adopter);
         // A destructor in the body that panics still leaves the children handed over.

@@ -95,7 +95,9 @@ impl ScopeOptions {
     }
 
     /// Cancels the scope with [`CancelReason::Deadline`] `timeout` after it starts; the scope
-    /// then fails with [`Error::Elapsed`].
+    /// then fails with [`Error::Elapsed`]. The deadline covers the body and every child but the
+    /// background ones: once the rest has ended, the scope stops those itself, and a deadline
+    /// that passes while they stop leaves the body's result as it was.
     ///
     /// ```
     /// let options = klaw::scope::ScopeOptions::new().timeout(std::time::Duration::from_secs(1));
@@ -291,8 +293,8 @@ impl<'env> Scope<'env> {
     /// like any child spawned with [`spawn`](Self::spawn), but the scope does not wait for it:
     /// once the body and every other child have ended, the scope cancels it with
     /// [`CancelReason::ScopeFinished`] and returns when it has ended. Its failure before then fails
-    /// the scope like any child's; its cancellation is not a failure. It does not count against
-    /// the scope's `limit`.
+    /// the scope like any child's; its cancellation is not a failure, and neither is the scope's
+    /// deadline passing while it stops. It does not count against the scope's `limit`.
     ///
     /// # Panics
     /// If the scope runs outside a klaw runtime.
@@ -526,7 +528,8 @@ impl<'env> Scope<'env> {
 
     /// True once the scope was cancelled: by [`cancel`](Self::cancel), a failure or its
     /// deadline, or by what encloses it (a cancel region, its task), as a region's
-    /// [`Token`](crate::cancel::Token) reports; trio's `cancel_called` leaves out the last.
+    /// [`Token`](crate::cancel::Token) reports; trio's `cancel_called` leaves out the last. Once
+    /// it is true, a child spawned in the scope starts cancelled, and its body never runs.
     ///
     /// ```
     /// # klaw::runtime::block_on(async {

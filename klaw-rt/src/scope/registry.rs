@@ -29,7 +29,7 @@ use crate::task::descendants::{AdoptedFailure, Descendants, TakesFailures};
 use crate::task::error::{BoxError, TaskError, TaskInfo};
 use crate::task::handle::TaskOutput;
 use crate::task::state::Kind;
-use crate::task::{CancelReason, TaskId, current_task_id};
+use crate::task::{CancelReason, TaskId, current, current_task_id};
 
 /// A child as its scope sees it: a task (its header, through `TaskHeader`), and its failure if
 /// no handle took it.
@@ -278,7 +278,7 @@ impl ScopeShared {
     pub(crate) fn enlist<E>(self: &Arc<Self>, child: &Header) -> ChildLink<E> {
         self.descendants.add();
         let cancelled = self.registry.lock().cancelled.clone();
-        if let Some(reason) = cancelled {
+        if let Some(reason) = cancelled.or_else(|| self.heard_cancel()) {
             child.cancel(reason);
         }
         ChildLink { scope: self.clone(), key: NOT_LISTED, error: PhantomData }
@@ -294,10 +294,20 @@ impl ScopeShared {
             (key, registry.cancelled.clone(), swept)
         };
         drop(swept); // outside the lock: these may be the last references to their cores
-        if let Some(reason) = cancelled {
+        if let Some(reason) = cancelled.or_else(|| self.heard_cancel()) {
             child.cancel(reason);
         }
         key
+    }
+
+    /// What encloses the scope was cancelled, and the scope has heard it (`Scope::is_cancelled`
+    /// says so) but not yet acted on it (its driver cancels its children when its task drops
+    /// it, or at its next poll if a shield holds the task open): a child that starts now starts
+    /// cancelled, as it would a moment later. A child listed before the cancellation is heard is
+    /// cancelled by that act. Not in a blocking task's closure (under a foreign executor's
+    /// `block_on`): nothing drops a scope there, which runs to its end as if uncancelled.
+    fn heard_cancel(&self) -> Option<CancelReason> {
+        self.region.reason().filter(|_| current::task_is_polled()).cloned()
     }
 
     /// Cancels the body and every child; the first reason wins. `failure` is recorded in the
@@ -342,8 +352,12 @@ impl ScopeShared {
     /// (which adopts its children): what failed, and what fails from now on, goes there, to be
     /// reported with that frame's own outcome. Outside any frame it can only be logged, once
     /// every child has ended (here, or by the last child's end).
-    pub(crate) fn abandon(&self, frame: Option<Arc<Descendants>>) {
+    /// `body_error` is the body's own error, which the driver held.
+    pub(crate) fn abandon(&self, frame: Option<Arc<Descendants>>, body_error: Option<Error>) {
         let Some(frame) = frame else {
+            if let Some(error) = body_error {
+                tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
+            }
             // SeqCst, with the count's in `ChildLink::ended`: either this sees the last child
             // gone, or that child sees the flag; both may, and the log drains the list once.
             self.abandoned.store(true, Ordering::SeqCst);
@@ -357,12 +371,23 @@ impl ScopeShared {
             registry.forward_to = Some(frame.clone());
             std::mem::take(&mut registry.failures)
         };
+        // Handed on in the order they happened: the body's error (which the driver held) where
+        // the list says it came. A deadline is this scope's own way of being cancelled, not a
+        // failure to pass on.
+        let mut body_error = body_error;
         for failure in failures {
-            // The body's error comes from the driver, which holds it; a deadline is this
-            // scope's own way of being cancelled, not a failure to pass on.
-            if matches!(failure, Failure::Child(_) | Failure::Raced(_)) {
-                frame.adopt_failure(Box::new(failure));
+            match failure {
+                Failure::Child(_) | Failure::Raced(_) => frame.adopt_failure(Box::new(failure)),
+                Failure::Body => {
+                    if let Some(error) = body_error.take() {
+                        frame.adopt_failure(Box::new(Failure::Raced(error)));
+                    }
+                }
+                Failure::Deadline => {}
             }
+        }
+        if let Some(error) = body_error {
+            frame.adopt_failure(Box::new(Failure::Raced(error)));
         }
     }
 
