@@ -318,6 +318,45 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
     }
 }
 
+/// The first pause before a cancel marker that could not be read is read again; it doubles up
+/// to [`MARKER_READ_PAUSE_MAX`].
+const MARKER_READ_PAUSE: Duration = Duration::from_millis(50);
+const MARKER_READ_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// The job's cancel marker, if its submitter stored one. A job whose submitter may have
+/// cancelled it must not run before that is known, so a read that fails (the server
+/// unreachable, the bucket gone) is tried again until it is answered. Meanwhile the job stays
+/// this worker's (its ack wait is renewed every `keep_alive`): it is neither run elsewhere nor
+/// delivered again, which would count towards its deliveries. A worker that stops meanwhile
+/// drops this with the job's claim, which hands the job back.
+async fn read_cancel_marker(
+    queue: &JobQueue,
+    claim: &Claim,
+    id: &str,
+    keep_alive: Duration,
+) -> Option<bytes::Bytes> {
+    let mut pause = MARKER_READ_PAUSE;
+    let mut renewed = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match queue.cancels.get(id).await {
+            Ok(marker) => return marker,
+            Err(error) if !told => {
+                told = true;
+                tracing::warn!(%error, "could not read the job's cancel marker; it runs once that is known");
+            }
+            Err(error) => tracing::debug!(%error, "the job's cancel marker is still unread"),
+        }
+        // Real time even under a paused clock: the server's ack wait is.
+        async_io::Timer::after(pause).await;
+        pause = (pause * 2).min(MARKER_READ_PAUSE_MAX);
+        if renewed.elapsed() >= keep_alive {
+            claim.progress().await;
+            renewed = std::time::Instant::now();
+        }
+    }
+}
+
 /// A job's outcome, and how to settle the job once the outcome is stored.
 struct Outcome {
     bytes: Vec<u8>,
@@ -338,7 +377,8 @@ async fn run_task(
     let displaced = running.lock().insert(job.id.clone(), region.token());
     drop(displaced); // outside the lock: a token's drop may drop its region's waker
     let _registered = Unregister { running, job: &job.id };
-    if let Ok(Some(marker)) = queue.cancels.get(&job.id).await {
+    let keep_alive = connection.config.ack_wait / 3;
+    if let Some(marker) = read_cancel_marker(queue, claim, &job.id, keep_alive).await {
         region.token().cancel(cancel_reason(&marker));
     }
     let run = match task.start(&job.args) {
@@ -347,7 +387,6 @@ async fn run_task(
             return Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term };
         }
     };
-    let keep_alive = connection.config.ack_wait / 3;
     let outcome = {
         let run = std::pin::pin!(region.run(run));
         let alive = async {

@@ -328,6 +328,42 @@ fn a_job_removed_from_the_queue_ends_its_handle_with_a_typed_error_within_the_sw
     });
 }
 
+/// A job whose cancel marker the worker cannot read (here its bucket is gone) does not run
+/// until the read is answered: its submitter may have cancelled it. Once the bucket is back,
+/// the job runs once and its handle gets its value.
+#[test]
+fn a_job_runs_only_once_its_cancel_marker_could_be_read() {
+    within(Duration::from_secs(60), || {
+        let cluster = Cluster::new("unread-marker");
+        let _worker = cluster.start_worker();
+        // The namespace's cancel bucket, as `NatsConfig::namespace` names it.
+        let bucket = "unread-marker_cancel";
+        let operator = |remove: bool| {
+            klaw::runtime::block_on(async_compat::Compat::new(async {
+                let client = async_nats::connect(&cluster.server.url).await.unwrap();
+                let jetstream = async_nats::jetstream::new(client);
+                if remove {
+                    jetstream.delete_key_value(bucket).await.unwrap();
+                } else {
+                    let config = async_nats::jetstream::kv::Config {
+                        bucket: bucket.to_owned(),
+                        history: 1,
+                        ..Default::default()
+                    };
+                    jetstream.create_key_value(config).await.unwrap();
+                }
+            }));
+        };
+        operator(true);
+        let handle = cluster.submitter.spawn(counted(11, 0));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(runs_of(11), 0, "the job ran before its cancel marker could be read");
+        operator(false);
+        assert_eq!(cluster.wait(handle, Duration::from_secs(20)), Ok(22));
+        assert_eq!(runs_of(11), 1);
+    });
+}
+
 /// A `.creds` file that does not hold what it should: a typed `Config` error that shows
 /// neither the JWT nor the seed it holds, whether the file was set in the config or the
 /// environment; and its setting is the one the user set (`NatsConfig::auth` when set there).
