@@ -94,8 +94,9 @@ pub mod cancel {
 /// `Result`.
 pub mod channel {
     pub use klaw_rt::channel::{
-        Closed, Permit, Receiver, Recv, RecvError, Reserve, Send, SendError, Sender, TryRecvError,
-        TrySendError, WeakSender, bounded, broadcast, oneshot, select_any, unbounded, watch,
+        Closed, Permit, Receiver, Recv, RecvError, RecvMany, Reserve, Send, SendError, Sender,
+        TryRecvError, TrySendError, WeakSender, bounded, broadcast, oneshot, select_any, unbounded,
+        watch,
     };
 }
 

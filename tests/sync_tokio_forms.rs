@@ -1,6 +1,8 @@
 //! The forms of tokio's sync API that a port needs beyond the everyday ones: `Notify`'s
 //! `notify_last`, `Notified::enable` and `notified_owned`; `RwLock::with_max_readers`; the
-//! blocking `Mutex` and `RwLock` locks; and a oneshot receiver that gave its result.
+//! blocking `Mutex` and `RwLock` locks; a oneshot receiver that gave its result; and the MPMC
+//! channel's `recv_many` (tokio's `sync_mpsc.rs` cases, with klaw's typed result: tokio's `0`
+//! for a closed channel is `Err(Closed)`).
 //!
 //! The `Notify` ones are ported from tokio's `sync_notify.rs` and `sync_notify_owned.rs`
 //! (translated: tokio-test's mock task is `common/mock_task.rs`'s `MockTask`); the rest are
@@ -342,4 +344,138 @@ fn a_oneshot_receiver_that_gave_its_result_is_terminated_and_says_closed_again()
     assert_eq!(ready(mock(&mut rx).poll()), Ok(4));
     assert!(rx.is_terminated());
     assert_eq!(ready(mock(&mut rx).poll()), Err(RecvError::Closed), "the value is gone");
+}
+
+// ---- Receiver::recv_many (tokio's sync_mpsc.rs)
+
+/// tokio: async_send_recv_many_with_buffer: a limit of 0 returns at once; batches of up to the
+/// limit, in order, from a sender that waits for room; closed and drained says so.
+#[test]
+fn recv_many_takes_batches_in_order_and_a_limit_of_zero_returns_at_once() {
+    let rt = klaw::Runtime::builder().workers(2).build().unwrap();
+    rt.block_on(async {
+        let (tx, rx) = klaw::channel::bounded::<i32>(2);
+        let mut buffer = Vec::with_capacity(3);
+        assert_eq!(rx.recv_many(&mut buffer, 0).await, Ok(0));
+        let sender = klaw::Handle::current().unwrap().spawn(async move {
+            for value in [1, 2, 7, 0] {
+                tx.send(value).await.unwrap();
+            }
+        });
+        let mut received = 0;
+        while received < 4 {
+            received += rx.recv_many(&mut buffer, 3).await.unwrap();
+            assert_eq!(buffer.len(), received);
+        }
+        assert_eq!(buffer, [1, 2, 7, 0]);
+        sender.await.unwrap();
+        assert_eq!(rx.recv_many(&mut buffer, 3).await, Err(klaw::channel::RecvError::Closed));
+    });
+}
+
+/// tokio: send_recv_many_bounded_capacity and send_recv_many_unbounded_capacity: a batch as
+/// large as the buffer's room does not grow it; a message sent after the last sender was
+/// handed to a task still comes; then `Closed`, the buffer as it was.
+#[test]
+fn recv_many_fills_the_buffers_room_and_then_reports_closed() {
+    for bounded in [true, false] {
+        let rt = klaw::Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(async {
+            let (tx, rx) = match bounded {
+                true => klaw::channel::bounded::<String>(100),
+                false => klaw::channel::unbounded::<String>(),
+            };
+            let mut buffer: Vec<String> = Vec::with_capacity(9);
+            let limit = buffer.capacity();
+            let mut expected: Vec<String> = (0..limit).map(|x| x.to_string()).collect();
+            for x in expected.clone() {
+                tx.send(x).await.unwrap();
+            }
+            tx.send("one more".to_owned()).await.unwrap();
+            assert_eq!(rx.recv_many(&mut buffer, limit).await, Ok(limit));
+            assert_eq!(buffer, expected);
+            assert_eq!(buffer.capacity(), limit, "the buffer grew for a batch that fit");
+            assert_eq!(rx.recv_many(&mut buffer, limit).await, Ok(1));
+            expected.push("one more".to_owned());
+            assert_eq!(buffer, expected);
+            let _sender = klaw::Handle::current().unwrap().spawn(async move {
+                tx.send("final".to_owned()).await.unwrap();
+            });
+            assert_eq!(rx.recv_many(&mut buffer, limit).await, Ok(1));
+            expected.push("final".to_owned());
+            assert_eq!(buffer, expected);
+            assert_eq!(
+                rx.recv_many(&mut buffer, limit).await,
+                Err(klaw::channel::RecvError::Closed)
+            );
+            assert_eq!(buffer, expected);
+        });
+    }
+}
+
+/// tokio: recv_many_with_non_empty_buffer_{bounded,unbounded}_rx_closed_and_idle: closed by
+/// the receiver with a sender alive, nothing queued: `Closed`, and what the buffer held stays.
+#[test]
+fn recv_many_on_a_closed_idle_channel_leaves_the_buffer_as_it_was() {
+    for (tx, rx) in [klaw::channel::bounded::<i32>(1), klaw::channel::unbounded::<i32>()] {
+        let mut buffer = vec![1];
+        rx.close();
+        let result = klaw::runtime::block_on(rx.recv_many(&mut buffer, 1));
+        assert_eq!(result, Err(klaw::channel::RecvError::Closed));
+        assert_eq!(buffer, [1]);
+        drop(tx);
+    }
+}
+
+/// klaw's rule: a `recv_many` waiting for its first message and dropped takes none, and the
+/// wake-up it was given passes on, as `recv`'s does: the message goes to the next receive.
+#[test]
+fn a_recv_many_dropped_while_waiting_takes_no_message() {
+    let (tx, rx) = klaw::channel::bounded::<u8>(4);
+    let mut buffer = Vec::new();
+    {
+        let mut waiting = mock(rx.recv_many(&mut buffer, 4));
+        pending(waiting.poll());
+        pending(waiting.poll());
+        tx.try_send(5).unwrap();
+    }
+    assert!(buffer.is_empty());
+    assert_eq!(rx.try_recv(), Ok(5));
+}
+
+// ---- watch: Ref::has_changed and Sender::sender_count
+
+/// tokio's `Ref::has_changed` doc: a value borrowed without marking it seen is still new; one
+/// borrowed and marked was new until then; `wait_for` tells whether the value it matched was
+/// new to the receiver; the sender's own borrow never is.
+#[test]
+fn a_watch_ref_says_whether_its_value_was_new_to_its_receiver() {
+    let (tx, mut rx) = klaw::channel::watch::channel(0);
+    assert!(!rx.borrow().has_changed());
+    tx.send(1).unwrap();
+    assert!(rx.borrow().has_changed());
+    assert!(rx.borrow().has_changed(), "borrow marked the value seen");
+    assert!(rx.borrow_and_update().has_changed());
+    assert!(!rx.borrow_and_update().has_changed());
+    assert!(!tx.borrow().has_changed());
+    klaw::runtime::block_on(async {
+        assert!(!rx.wait_for(|n| *n == 1).await.unwrap().has_changed(), "seen already");
+        tx.send(2).unwrap();
+        assert!(rx.wait_for(|n| *n == 2).await.unwrap().has_changed());
+        assert_eq!(rx.has_changed(), Ok(false), "wait_for marked it seen");
+    });
+}
+
+/// The watch sender's count follows its clones and drops; the receivers' view of the end
+/// (`Closed`) comes with the last.
+#[test]
+fn a_watch_sender_count_follows_clones_and_drops() {
+    let (tx, rx) = klaw::channel::watch::channel(());
+    let clone = tx.clone();
+    assert_eq!((tx.sender_count(), clone.sender_count()), (2, 2));
+    drop(clone);
+    assert_eq!(tx.sender_count(), 1);
+    assert_eq!(rx.has_changed(), Ok(false));
+    drop(tx);
+    assert!(rx.has_changed().is_err());
 }

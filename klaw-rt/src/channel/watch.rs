@@ -239,7 +239,7 @@ impl<T> Sender<T> {
     /// assert_eq!(*tx.borrow(), 5);
     /// ```
     pub fn borrow(&self) -> Ref<'_, T> {
-        Ref(self.shared.read())
+        Ref { guard: self.shared.read(), changed: false }
     }
 
     /// A new receiver that has seen the current value.
@@ -266,6 +266,19 @@ impl<T> Sender<T> {
     /// ```
     pub fn receiver_count(&self) -> usize {
         self.shared.lock().receivers
+    }
+
+    /// How many senders exist (a sender's clones count).
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::watch::channel(());
+    /// let other = tx.clone();
+    /// assert_eq!(tx.sender_count(), 2);
+    /// drop(other);
+    /// assert_eq!(tx.sender_count(), 1);
+    /// ```
+    pub fn sender_count(&self) -> usize {
+        self.shared.lock().senders
     }
 }
 

@@ -11,6 +11,6 @@ mod sink;
 mod waiters;
 mod yielding;
 
-pub use receiver::{Receiver, Recv};
+pub use receiver::{Receiver, Recv, RecvMany};
 pub use reserve::{Permit, Reserve};
 pub use sender::{Closed, Send, Sender, WeakSender};

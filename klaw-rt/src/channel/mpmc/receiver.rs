@@ -79,6 +79,51 @@ impl<T> Receiver<T> {
         Recv { chan: &self.chan, waiter: None, yielded: false }
     }
 
+    /// Receives up to `limit` messages into `buffer`, waiting for the first if the channel is
+    /// empty: tokio's `recv_many`, with a typed result. `Ok(n)` is how many were appended, in
+    /// the order [`recv`](Self::recv) would give them: at least one, unless `limit` is 0 (then
+    /// `Ok(0)` at once). The messages after the first are the ones ready then: it never waits
+    /// for a second. `Err(Closed)` once the channel is closed and empty; `buffer` keeps what it
+    /// held.
+    ///
+    /// Cancel safety: as `recv`, a `recv_many` dropped before it completes took no message.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(8);
+    /// for i in 0..5 {
+    ///     tx.try_send(i).unwrap();
+    /// }
+    /// drop(tx);
+    /// let mut batch = Vec::new();
+    /// klaw::runtime::block_on(async {
+    ///     assert_eq!(rx.recv_many(&mut batch, 3).await, Ok(3));
+    ///     assert_eq!(rx.recv_many(&mut batch, 3).await, Ok(2));
+    ///     assert!(rx.recv_many(&mut batch, 3).await.is_err()); // closed and drained
+    /// });
+    /// assert_eq!(batch, [0, 1, 2, 3, 4]);
+    /// ```
+    pub fn recv_many<'a>(&'a self, buffer: &'a mut Vec<T>, limit: usize) -> RecvMany<'a, T> {
+        RecvMany { recv: self.recv(), buffer, limit }
+    }
+
+    /// [`recv_many`](Self::recv_many) from blocking code: for threads outside any async runtime
+    /// (it would block a worker).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u32>(4);
+    /// std::thread::spawn(move || tx.send_blocking(7).unwrap());
+    /// let mut batch = Vec::new();
+    /// assert_eq!(rx.recv_many_blocking(&mut batch, 4), Ok(1));
+    /// assert_eq!(batch, [7]);
+    /// ```
+    pub fn recv_many_blocking(
+        &self,
+        buffer: &mut Vec<T>,
+        limit: usize,
+    ) -> Result<usize, RecvError> {
+        crate::poller::block_outside_tasks(self.recv_many(buffer, limit))
+    }
+
     /// Receives a message if one is ready.
     ///
     /// ```
@@ -193,6 +238,18 @@ impl<T> Receiver<T> {
     pub fn receiver_count(&self) -> usize {
         self.chan.receiver_count()
     }
+
+    /// True if `other` receives from the same channel (async-channel's `same_channel`).
+    ///
+    /// ```
+    /// let (_tx, rx) = klaw::channel::bounded::<u8>(1);
+    /// let (_other_tx, other) = klaw::channel::bounded::<u8>(1);
+    /// assert!(rx.same_channel(&rx.clone()));
+    /// assert!(!rx.same_channel(&other));
+    /// ```
+    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
 }
 
 /// The future of [`Receiver::recv`].
@@ -248,6 +305,52 @@ impl<T> Drop for Recv<'_, T> {
 impl<T> fmt::Debug for Recv<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Recv").field("waiting", &self.waiter.is_some()).finish()
+    }
+}
+
+/// The future of [`Receiver::recv_many`]: the number of messages it appended to the buffer.
+///
+/// ```
+/// let (tx, rx) = klaw::channel::unbounded::<u8>();
+/// tx.try_send(1).unwrap();
+/// let mut batch = Vec::new();
+/// let receiving: klaw::channel::RecvMany<'_, u8> = rx.recv_many(&mut batch, 10);
+/// assert_eq!(klaw::runtime::block_on(receiving), Ok(1));
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+pub struct RecvMany<'a, T> {
+    recv: Recv<'a, T>,
+    buffer: &'a mut Vec<T>,
+    limit: usize,
+}
+
+impl<T> Future for RecvMany<'_, T> {
+    type Output = Result<usize, RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.limit == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        // The first as `recv` takes it (waiting, yielding, in the budget), the rest as ready.
+        let first = std::task::ready!(Pin::new(&mut this.recv).poll(cx))?;
+        this.buffer.push(first);
+        let mut taken = 1;
+        while taken < this.limit {
+            let Ok(next) = this.recv.chan.try_pop() else { break };
+            this.buffer.push(next);
+            taken += 1;
+        }
+        Poll::Ready(Ok(taken))
+    }
+}
+
+impl<T> fmt::Debug for RecvMany<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvMany")
+            .field("limit", &self.limit)
+            .field("waiting", &self.recv.waiter.is_some())
+            .finish()
     }
 }
 

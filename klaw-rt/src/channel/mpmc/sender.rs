@@ -306,6 +306,18 @@ impl<T> Sender<T> {
     pub fn sender_count(&self) -> usize {
         self.chan.sender_count()
     }
+
+    /// True if `other` sends into the same channel (tokio's and async-channel's `same_channel`).
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let (other, _other_rx) = klaw::channel::bounded::<u8>(1);
+    /// assert!(tx.same_channel(&tx.clone()));
+    /// assert!(!tx.same_channel(&other));
+    /// ```
+    pub fn same_channel(&self, other: &Sender<T>) -> bool {
+        Arc::ptr_eq(&self.chan, &other.chan)
+    }
 }
 
 /// The future of [`Sender::send`].

@@ -53,7 +53,11 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.borrow().len(), 1);
     /// ```
     pub fn borrow(&self) -> Ref<'_, T> {
-        Ref(self.shared.read())
+        let guard = self.shared.read();
+        // Under the read guard no send can change the version (a send counts it under the
+        // write lock), so `changed` describes the value this guard holds.
+        let changed = self.shared.lock().version != self.seen;
+        Ref { guard, changed }
     }
 
     /// The current value, marking it seen. Hold the guard briefly (see [`Ref`]).
@@ -66,8 +70,10 @@ impl<T> Receiver<T> {
     /// ```
     pub fn borrow_and_update(&mut self) -> Ref<'_, T> {
         let guard = self.shared.read();
-        self.seen = self.shared.lock().version;
-        Ref(guard)
+        let version = self.shared.lock().version;
+        let changed = version != self.seen;
+        self.seen = version;
+        Ref { guard, changed }
     }
 
     /// True if the value changed since this receiver last marked it seen;
@@ -152,9 +158,11 @@ impl<T> Receiver<T> {
             loop {
                 {
                     let guard = shared.read();
-                    *seen = shared.lock().version;
+                    let version = shared.lock().version;
+                    let changed = version != *seen;
+                    *seen = version;
                     if predicate(&guard) {
-                        return Ok(Ref(guard));
+                        return Ok(Ref { guard, changed });
                     }
                 }
                 std::future::poll_fn(|cx| poll_changed(shared, seen, line.ticket, cx)).await?;
@@ -285,13 +293,36 @@ impl<T: fmt::Debug> fmt::Debug for Receiver<T> {
 /// let value: klaw::channel::watch::Ref<'_, Vec<i32>> = rx.borrow();
 /// assert_eq!(value.len(), 2);
 /// ```
-pub struct Ref<'a, T>(pub(super) RwLockReadGuard<'a, T>);
+pub struct Ref<'a, T> {
+    pub(super) guard: RwLockReadGuard<'a, T>,
+    /// The value was new to the receiver that borrowed it (see [`Ref::has_changed`]).
+    pub(super) changed: bool,
+}
+
+impl<T> Ref<'_, T> {
+    /// True if the receiver that borrowed this value had not seen it yet (tokio's
+    /// `Ref::has_changed`): for [`Receiver::borrow`], whether it is unseen still; for
+    /// [`Receiver::borrow_and_update`] and [`Receiver::wait_for`], whether it was unseen before
+    /// they marked it seen. Always false for [`Sender::borrow`](super::Sender::borrow).
+    ///
+    /// ```
+    /// let (tx, mut rx) = klaw::channel::watch::channel(1);
+    /// assert!(!rx.borrow().has_changed());
+    /// tx.send(2).unwrap();
+    /// assert!(rx.borrow().has_changed()); // `borrow` marks nothing seen
+    /// assert!(rx.borrow_and_update().has_changed());
+    /// assert!(!rx.borrow_and_update().has_changed());
+    /// ```
+    pub fn has_changed(&self) -> bool {
+        self.changed
+    }
+}
 
 impl<T> Deref for Ref<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        &self.0
+        &self.guard
     }
 }
 
