@@ -94,9 +94,9 @@ pub mod cancel {
 /// `Result`.
 pub mod channel {
     pub use klaw_rt::channel::{
-        Closed, Permit, Receiver, Recv, RecvError, RecvMany, Reserve, Send, SendError, Sender,
-        TryRecvError, TrySendError, WeakSender, bounded, broadcast, oneshot, select_any, unbounded,
-        watch,
+        Closed, OwnedPermit, Permit, Receiver, Recv, RecvError, RecvMany, Reserve, ReserveOwned,
+        Send, SendError, Sender, TryRecvError, TrySendError, WeakSender, bounded, broadcast,
+        oneshot, select_any, unbounded, watch,
     };
 }
 

@@ -479,3 +479,122 @@ fn a_watch_sender_count_follows_clones_and_drops() {
     drop(tx);
     assert!(rx.has_changed().is_err());
 }
+
+// ---- MPMC: owned permits, weak and strong counts (tokio's sync_mpsc.rs, sync_mpsc_weak.rs)
+
+/// tokio: sending_last_owned_permit_wakes_closed_receiver, with klaw's close: a channel closed
+/// by its receiver refuses permits already handed out (tokio's still send), so the owned
+/// permit's `send` gives the value back, and the receiver sees `Closed` at once instead of
+/// waiting for the permit.
+#[test]
+fn an_owned_permit_of_a_closed_channel_gives_its_value_back() {
+    let (tx, rx) = klaw::channel::bounded::<u8>(100);
+    let permit = tx.try_reserve_owned().unwrap();
+    rx.close();
+    let mut recv = mock(rx.recv());
+    assert_eq!(ready(recv.poll()), Err(klaw::channel::RecvError::Closed));
+    assert_eq!(permit.send(3).unwrap_err().into_inner(), 3);
+}
+
+/// tokio: releasing_last_owned_permit_wakes_closed_receiver and
+/// dropping_last_owned_permit_wakes_closed_receiver: a place released or dropped is free
+/// again, and a sender waiting for it is woken.
+#[test]
+fn an_owned_permit_released_or_dropped_frees_its_place_for_a_waiting_sender() {
+    for release in [true, false] {
+        let (tx, rx) = klaw::channel::bounded::<u8>(1);
+        let permit = tx.clone().try_reserve_owned().unwrap();
+        let mut waiting = mock(tx.reserve());
+        pending(waiting.poll());
+        pending(waiting.poll());
+        match release {
+            true => drop(permit.release()),
+            false => drop(permit),
+        }
+        assert!(waiting.is_woken(), "the freed place woke nobody");
+        ready(waiting.poll()).unwrap().send(1).unwrap();
+        assert_eq!(rx.try_recv(), Ok(1));
+    }
+}
+
+/// tokio: dropping_rx_closes_channel_for_try (the owned form) and
+/// test_rx_is_not_closed_when_there_are_permits_but_not_senders: an owned permit keeps the
+/// channel open as its sender does; a closed channel's `try_reserve_owned` hands the sender
+/// back.
+#[test]
+fn an_owned_permit_is_a_sender_and_try_reserve_owned_gives_the_sender_back() {
+    let (tx, rx) = klaw::channel::bounded::<u8>(10);
+    let permit = klaw::runtime::block_on(tx.reserve_owned()).unwrap();
+    assert!(!rx.is_closed(), "the permit's sender keeps the channel open");
+    assert_eq!(rx.sender_count(), 1);
+    let tx = permit.send(7).unwrap();
+    drop(rx);
+    match tx.try_reserve_owned() {
+        Err(klaw::channel::TrySendError::Closed(tx)) => assert!(tx.is_closed()),
+        other => panic!("expected Closed with the sender, got {other:?}"),
+    }
+}
+
+/// klaw's rule: a `reserve_owned` waiting for a place and dropped gives up its place in line,
+/// and its sender with it (the channel closes when that was the last).
+#[test]
+fn a_reserve_owned_dropped_while_waiting_leaves_the_line_and_drops_its_sender() {
+    let (tx, rx) = klaw::channel::bounded::<u8>(1);
+    tx.try_send(1).unwrap();
+    let mut waiting = mock(tx.reserve_owned());
+    pending(waiting.poll());
+    pending(waiting.poll());
+    drop(waiting);
+    assert!(rx.is_closed(), "the dropped future's sender was the last");
+    assert_eq!(rx.try_recv(), Ok(1));
+}
+
+/// tokio: sender_strong_and_weak_conut (and the unbounded form), with klaw's names:
+/// `sender_count` is tokio's `strong_count`, `weak_sender_count` its `weak_count`.
+#[test]
+fn sender_and_weak_sender_counts_follow_clones_downgrades_and_drops() {
+    for (tx, rx) in [klaw::channel::bounded::<i32>(1), klaw::channel::unbounded::<i32>()] {
+        let tx2 = tx.clone();
+        let weak = tx.downgrade();
+        let weak2 = tx2.downgrade();
+        for count in [
+            tx.sender_count(),
+            tx2.sender_count(),
+            weak.sender_count(),
+            weak2.sender_count(),
+            rx.sender_count(),
+        ] {
+            assert_eq!(count, 2);
+        }
+        for count in [
+            tx.weak_sender_count(),
+            tx2.weak_sender_count(),
+            weak.weak_sender_count(),
+            weak2.weak_sender_count(),
+            rx.weak_sender_count(),
+        ] {
+            assert_eq!(count, 2);
+        }
+        drop(tx2);
+        drop(weak2);
+        assert_eq!((tx.sender_count(), weak.sender_count(), rx.sender_count()), (1, 1, 1));
+        assert_eq!(
+            (tx.weak_sender_count(), weak.weak_sender_count(), rx.weak_sender_count()),
+            (1, 1, 1)
+        );
+        assert!(weak.same_channel(&tx.downgrade()));
+        drop(tx);
+        assert_eq!(weak.sender_count(), 0);
+        assert!(weak.upgrade().is_none());
+    }
+}
+
+/// tokio: downgrade_get_permit_upgrade_no_senders: an owned permit is a sender, so a weak
+/// sender still upgrades while only the permit holds one.
+#[test]
+fn a_weak_sender_upgrades_while_an_owned_permit_holds_the_last_sender() {
+    let (tx, _rx) = klaw::channel::bounded::<i32>(1);
+    let weak = tx.downgrade();
+    let _permit = klaw::runtime::block_on(tx.reserve_owned()).unwrap();
+    assert!(weak.upgrade().is_some());
+}

@@ -30,7 +30,10 @@ mod wakers;
 pub mod watch;
 
 pub use error::{RecvError, SendError, TryRecvError, TrySendError};
-pub use mpmc::{Closed, Permit, Receiver, Recv, RecvMany, Reserve, Send, Sender, WeakSender};
+pub use mpmc::{
+    Closed, OwnedPermit, Permit, Receiver, Recv, RecvMany, Reserve, ReserveOwned, Send, Sender,
+    WeakSender,
+};
 pub use select::{
     __finish_send, __random_start, __select_join, __select_look, SelectRecv, SelectSend, select_any,
 };

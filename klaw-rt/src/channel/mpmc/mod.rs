@@ -12,5 +12,5 @@ mod waiters;
 mod yielding;
 
 pub use receiver::{Receiver, Recv, RecvMany};
-pub use reserve::{Permit, Reserve};
+pub use reserve::{OwnedPermit, Permit, Reserve, ReserveOwned};
 pub use sender::{Closed, Send, Sender, WeakSender};

@@ -239,6 +239,18 @@ impl<T> Receiver<T> {
         self.chan.receiver_count()
     }
 
+    /// How many [`WeakSender`](crate::channel::WeakSender)s of the channel exist (tokio's
+    /// `sender_weak_count`; `sender_count` is its `sender_strong_count`).
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<u8>(1);
+    /// let _weak = tx.downgrade();
+    /// assert_eq!((rx.sender_count(), rx.weak_sender_count()), (1, 1));
+    /// ```
+    pub fn weak_sender_count(&self) -> usize {
+        super::sender::weak_senders(&self.chan)
+    }
+
     /// True if `other` receives from the same channel (async-channel's `same_channel`).
     ///
     /// ```

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use crate::channel::error::{SendError, TrySendError};
 use crate::channel::mpmc::chan::Chan;
-use crate::channel::mpmc::reserve::{Permit, Reserve};
+use crate::channel::mpmc::reserve::{OwnedPermit, Permit, Reserve, ReserveOwned};
 use crate::channel::wakers::Ticket;
 
 /// The sending half of an MPMC [`channel`](crate::channel::bounded()). Clone it for several producers;
@@ -119,6 +119,44 @@ impl<T> Sender<T> {
     /// ```
     pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
         self.chan.try_reserve().map(|()| Permit { chan: &self.chan })
+    }
+
+    /// Reserves a place as [`reserve`](Self::reserve) does, taking the sender: the
+    /// [`OwnedPermit`](crate::channel::OwnedPermit) holds it, so it can be moved into another
+    /// task or thread, and its `send` gives the sender back. `Err(SendError(()))` once the
+    /// channel is closed (the sender is dropped).
+    ///
+    /// Cancel safety: dropping the future (or an unused permit) gives the place back.
+    ///
+    /// ```
+    /// let (tx, rx) = klaw::channel::bounded::<String>(1);
+    /// # klaw::Runtime::builder().workers(1).build()?.block_on(async {
+    /// let permit = tx.clone().reserve_owned().await.unwrap();
+    /// let job = klaw::Handle::current().unwrap().spawn(async move {
+    ///     permit.send("made where the place was used".to_string()).unwrap();
+    /// });
+    /// job.await.unwrap();
+    /// assert_eq!(rx.recv().await.unwrap(), "made where the place was used");
+    /// # });
+    /// # Ok::<(), klaw::runtime::BuildError>(())
+    /// ```
+    pub fn reserve_owned(self) -> ReserveOwned<T> {
+        ReserveOwned::new(self)
+    }
+
+    /// Reserves a place now, as [`try_reserve`](Self::try_reserve), taking the sender; on
+    /// `Full` or `Closed` the error gives the sender back.
+    ///
+    /// ```
+    /// use klaw::channel::TrySendError;
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let permit = tx.clone().try_reserve_owned().unwrap();
+    /// let Err(TrySendError::Full(tx)) = tx.try_reserve_owned() else { panic!("one place") };
+    /// drop(permit);
+    /// assert!(tx.try_reserve_owned().is_ok());
+    /// ```
+    pub fn try_reserve_owned(self) -> Result<OwnedPermit<T>, TrySendError<Sender<T>>> {
+        super::reserve::try_reserve_owned(self)
     }
 
     /// Closes the channel for everyone: senders fail from now on, receivers still get what is
@@ -307,6 +345,19 @@ impl<T> Sender<T> {
         self.chan.sender_count()
     }
 
+    /// How many [`WeakSender`]s of the channel exist (tokio's `weak_count`).
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let weak = tx.downgrade();
+    /// assert_eq!(tx.weak_sender_count(), 1);
+    /// drop(weak);
+    /// assert_eq!(tx.weak_sender_count(), 0);
+    /// ```
+    pub fn weak_sender_count(&self) -> usize {
+        weak_senders(&self.chan)
+    }
+
     /// True if `other` sends into the same channel (tokio's and async-channel's `same_channel`).
     ///
     /// ```
@@ -430,6 +481,51 @@ impl<T> WeakSender<T> {
         let chan = self.chan.upgrade()?;
         chan.add_sender_if_alive().then(|| Sender::new(chan))
     }
+
+    /// How many senders exist (tokio's `WeakSender::strong_count`): 0 once the last is gone.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let weak = tx.downgrade();
+    /// assert_eq!(weak.sender_count(), 1);
+    /// drop(tx);
+    /// assert_eq!(weak.sender_count(), 0);
+    /// ```
+    pub fn sender_count(&self) -> usize {
+        self.chan.upgrade().map_or(0, |chan| chan.sender_count())
+    }
+
+    /// How many weak senders of the channel exist, this one included (tokio's
+    /// `WeakSender::weak_count`), while the channel lives (a sender or a receiver holds it);
+    /// 0 once it is gone.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let weak = tx.downgrade();
+    /// assert_eq!(weak.clone().weak_sender_count(), 2);
+    /// assert_eq!(weak.weak_sender_count(), 1);
+    /// ```
+    pub fn weak_sender_count(&self) -> usize {
+        self.chan.weak_count()
+    }
+
+    /// True if `other` is a weak sender of the same channel.
+    ///
+    /// ```
+    /// let (tx, _rx) = klaw::channel::bounded::<u8>(1);
+    /// let (other, _other_rx) = klaw::channel::bounded::<u8>(1);
+    /// assert!(tx.downgrade().same_channel(&tx.downgrade()));
+    /// assert!(!tx.downgrade().same_channel(&other.downgrade()));
+    /// ```
+    pub fn same_channel(&self, other: &WeakSender<T>) -> bool {
+        self.chan.ptr_eq(&other.chan)
+    }
+}
+
+/// How many weak senders a channel has: only a [`WeakSender`] holds a `Weak` of a channel, so
+/// the allocation's weak count is theirs.
+pub(super) fn weak_senders<T>(chan: &Arc<Chan<T>>) -> usize {
+    Arc::weak_count(chan)
 }
 
 impl<T> Clone for WeakSender<T> {
