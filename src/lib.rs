@@ -121,10 +121,11 @@ pub mod time {
 pub mod sync {
     pub use klaw_rt::primitives::{
         Acquire, AcquireError, AcquireOwned, Barrier, BarrierWait, BarrierWaitResult, Event,
-        EventWait, Lock, LockOwned, Mutex, MutexGuard, Notified, Notify, OwnedMutexGuard,
-        OwnedNotified, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit, Read,
-        ReadOwned, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore, SemaphorePermit,
-        TryAcquireError, Write, WriteOwned,
+        EventWait, Lock, LockOwned, MappedMutexGuard, MappedRwLockReadGuard,
+        MappedRwLockWriteGuard, Mutex, MutexGuard, Notified, Notify, OwnedMappedMutexGuard,
+        OwnedMutexGuard, OwnedNotified, OwnedRwLockReadGuard, OwnedRwLockWriteGuard,
+        OwnedSemaphorePermit, Read, ReadOwned, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        Semaphore, SemaphorePermit, TryAcquireError, Write, WriteOwned,
     };
 }
 

@@ -598,3 +598,131 @@ fn a_weak_sender_upgrades_while_an_owned_permit_holds_the_last_sender() {
     let _permit = klaw::runtime::block_on(tx.reserve_owned()).unwrap();
     assert!(weak.upgrade().is_some());
 }
+
+// ---- Mutex: mapped guards (tokio's MutexGuard::map, try_map, OwnedMutexGuard::map)
+
+/// A mapped guard keeps the mutex locked: a waiting `lock` gets it only when the mapped guard
+/// is dropped, and sees what was written through it.
+#[test]
+fn a_mapped_guard_holds_the_lock_until_it_is_dropped() {
+    let mutex = Mutex::new((0u32, String::new()));
+    let mut name = klaw::sync::MutexGuard::map(mutex.try_lock().unwrap(), |pair| &mut pair.1);
+    name.push_str("held");
+    let mut waiting = mock(mutex.lock());
+    pending(waiting.poll());
+    assert!(mutex.try_lock().is_none());
+    drop(name);
+    assert!(waiting.is_woken(), "the mapped guard's drop woke nobody");
+    let guard = ready(waiting.poll());
+    assert_eq!(guard.1, "held");
+}
+
+/// `try_map` that finds nothing gives the guard back still locked; one that finds a part
+/// narrows to it.
+#[test]
+fn try_map_gives_the_guard_back_when_it_finds_nothing() {
+    let mutex = Mutex::new(vec![1, 2, 3]);
+    let guard = klaw::sync::MutexGuard::try_map(mutex.try_lock().unwrap(), |list| list.get_mut(7))
+        .unwrap_err();
+    assert!(mutex.try_lock().is_none(), "the guard given back is still locked");
+    let mut last = klaw::sync::MutexGuard::try_map(guard, |list| list.last_mut()).unwrap();
+    *last = 30;
+    drop(last);
+    assert_eq!(*mutex.try_lock().unwrap(), [1, 2, 30]);
+}
+
+/// A map whose closure panics unlocks the mutex (the guard is dropped by the unwinding).
+#[test]
+fn a_map_whose_closure_panics_unlocks_the_mutex() {
+    let mutex = Mutex::new(5);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let guard = mutex.try_lock().unwrap();
+        let _mapped = klaw::sync::MutexGuard::map(guard, |_| -> &mut u8 { panic!("no part") });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(*mutex.try_lock().expect("unlocked by the unwinding"), 5);
+}
+
+/// An owned mapped guard is `'static` and `Send`: moved to another thread, it unlocks there,
+/// and a lock waiting in a task gets the value.
+#[test]
+fn an_owned_mapped_guard_unlocks_where_it_is_dropped() {
+    let mutex = Arc::new(Mutex::new(vec![0u8; 2]));
+    let guard = mutex.clone().try_lock_owned().unwrap();
+    let mut second = klaw::sync::OwnedMutexGuard::map(guard, |bytes| &mut bytes[1]);
+    let rt = klaw::Runtime::builder().workers(1).build().unwrap();
+    let waiter = {
+        let mutex = mutex.clone();
+        rt.spawn(async move { mutex.lock().await.clone() })
+    };
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        *second = 7;
+    })
+    .join()
+    .unwrap();
+    assert_eq!(rt.block_on(waiter).unwrap(), [0, 7]);
+    let found =
+        klaw::sync::OwnedMutexGuard::try_map(mutex.try_lock_owned().unwrap(), |b| b.get_mut(5));
+    assert!(found.is_err());
+}
+
+// ---- RwLock: mapped guards (tokio's sync_rwlock.rs downgrade_map, try_downgrade_map)
+
+/// tokio: downgrade_map: `f` runs under the write lock (a waiting read does not get in
+/// meanwhile); after it, the waiting read gets in, and both see the same value.
+#[test]
+fn downgrade_map_lets_waiting_reads_in_only_after_its_closure() {
+    let lock = RwLock::new(0);
+    let write_guard = lock.try_write().unwrap();
+    let mut read = mock(lock.read());
+    pending(read.poll());
+    let read_guard1 = klaw::sync::RwLockWriteGuard::downgrade_map(write_guard, |value| {
+        pending(read.poll());
+        value
+    });
+    let read_guard2 = ready(read.poll());
+    assert_eq!(&*read_guard1 as *const i32, &*read_guard2 as *const i32);
+}
+
+/// tokio: try_downgrade_map: a closure that finds nothing gives the write lock back (the read
+/// still waits); one that finds a part downgrades, and the read gets in.
+#[test]
+fn try_downgrade_map_keeps_the_write_lock_when_it_finds_nothing() {
+    let lock = RwLock::new(0);
+    let write_guard = lock.try_write().unwrap();
+    let mut read = mock(lock.read());
+    pending(read.poll());
+    let write_guard = klaw::sync::RwLockWriteGuard::try_downgrade_map(write_guard, |_| {
+        pending(read.poll());
+        None::<&()>
+    })
+    .expect_err("nothing found");
+    pending(read.poll());
+    let read_guard1 =
+        klaw::sync::RwLockWriteGuard::try_downgrade_map(write_guard, |value| Some(value))
+            .expect("found");
+    let read_guard2 = ready(read.poll());
+    assert_eq!(&*read_guard1 as *const i32, &*read_guard2 as *const i32);
+}
+
+/// A mapped write guard keeps every permit: reads wait until it is dropped or downgraded, and
+/// its `downgrade` lets them in with no moment unlocked.
+#[test]
+fn a_mapped_write_guard_holds_the_write_lock_and_downgrades() {
+    let lock = RwLock::new((1, 2));
+    let mut second =
+        klaw::sync::RwLockWriteGuard::map(lock.try_write().unwrap(), |pair| &mut pair.1);
+    *second = 20;
+    let mut read = mock(lock.read());
+    pending(read.poll());
+    assert!(lock.try_write().is_none());
+    let second = klaw::sync::MappedRwLockWriteGuard::downgrade(second);
+    assert!(read.is_woken());
+    assert_eq!(*ready(read.poll()), (1, 20));
+    assert_eq!(*second, 20);
+    assert!(lock.try_write().is_none(), "the downgraded guard still reads");
+    drop(second);
+    let mapped = klaw::sync::RwLockReadGuard::try_map(lock.try_read().unwrap(), |_| None::<&u8>);
+    assert!(mapped.is_err());
+}

@@ -39,11 +39,13 @@ pub use acquire::{Acquire, AcquireOwned};
 pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
 pub use error::{AcquireError, TryAcquireError};
 pub use event::{Event, EventWait};
-pub use mutex::{Lock, LockOwned, Mutex, MutexGuard, OwnedMutexGuard};
+pub use mutex::{
+    Lock, LockOwned, MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard,
+};
 pub use notify::{Notified, Notify, OwnedNotified};
 pub use permit::{OwnedSemaphorePermit, SemaphorePermit};
 pub use rwlock::{
-    OwnedRwLockReadGuard, OwnedRwLockWriteGuard, Read, ReadOwned, RwLock, RwLockReadGuard,
-    RwLockWriteGuard, Write, WriteOwned,
+    MappedRwLockReadGuard, MappedRwLockWriteGuard, OwnedRwLockReadGuard, OwnedRwLockWriteGuard,
+    Read, ReadOwned, RwLock, RwLockReadGuard, RwLockWriteGuard, Write, WriteOwned,
 };
 pub use semaphore::Semaphore;

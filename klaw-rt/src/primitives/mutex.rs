@@ -21,6 +21,10 @@ use crate::primitives::permit::SemaphorePermit;
 use crate::primitives::semaphore::{Place, Semaphore};
 use crate::sync::UnsafeCell;
 
+mod mapped;
+
+pub use mapped::{MappedMutexGuard, OwnedMappedMutexGuard};
+
 /// A lock around a value that tasks wait for without blocking their thread, so a guard may be
 /// held across an `.await`. If the guard is never held across an `.await`, `std::sync::Mutex`
 /// is simpler and faster (see the book's chapter on locks).

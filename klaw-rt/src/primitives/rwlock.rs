@@ -25,8 +25,10 @@ use crate::primitives::semaphore::Semaphore;
 use crate::sync::UnsafeCell;
 
 mod guards;
+mod mapped;
 
 pub use guards::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLockReadGuard, RwLockWriteGuard};
+pub use mapped::{MappedRwLockReadGuard, MappedRwLockWriteGuard};
 
 /// The semaphore's permits: as many reads at once, which no program reaches.
 const MAX_READS: usize = Semaphore::MAX_PERMITS;
