@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_nats::jetstream::{AckKind, Message, message::Acker};
+use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt;
 use klaw_rt::cancel::{Region, Token};
 use klaw_rt::remote::{RemoteError, RemoteTaskDef, WireOutcome, find_task, remote_tasks};
@@ -18,6 +18,10 @@ use crate::dead;
 use crate::kv_watch::KvWatch;
 use crate::protocol::JobEnvelope;
 use crate::{NatsConfig, NatsError};
+
+mod claim;
+
+use claim::{Claim, Renewals};
 
 /// How long one fetch waits for jobs before it looks again.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
@@ -42,6 +46,8 @@ pub struct Worker {
     queue: JobQueue,
     concurrency: usize,
     running: Arc<Running>,
+    /// The claims of the jobs it runs, kept alive together (`claim.rs`).
+    renewals: Arc<Renewals>,
 }
 
 /// The cancel tokens of the jobs this worker holds, by job id.
@@ -77,7 +83,13 @@ impl Worker {
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
         let connection = Connection::open(config).await?;
         let queue = JobQueue::open(&connection).await?;
-        Ok(Self { connection, queue, concurrency: 16, running: Arc::default() })
+        Ok(Self {
+            connection,
+            queue,
+            concurrency: 16,
+            running: Arc::default(),
+            renewals: Arc::default(),
+        })
     }
 
     /// How many jobs this worker runs at once (default 16).
@@ -131,9 +143,12 @@ impl Worker {
         // come, each keeping a server consumer or subscription and the connection meanwhile.
         let _stop_watching_cancels = self.watch_cancels().await?;
         let _stop_burying = self.bury_exhausted_jobs().await?;
+        let keep_alive = self.connection.config.ack_wait / 3;
+        Renewals::start(&self.renewals, &self.connection.tokio, keep_alive);
         let connection = &self.connection;
         let queue = &self.queue;
         let running = &self.running;
+        let renewals = &self.renewals;
         let concurrency = self.concurrency;
         let (slot_tx, slot_rx) = klaw_rt::channel::bounded::<()>(concurrency);
         klaw_rt::scope::scope_with(ScopeOptions::new().name("klaw-nats worker").supervisor(), |s| {
@@ -156,9 +171,10 @@ impl Worker {
                         let connection = connection.clone();
                         let queue = queue.clone();
                         let running = running.clone();
+                        let renewals = renewals.clone();
                         let slot = slot_rx.clone();
                         s.spawn(async move {
-                            compat(run_job(connection, queue, running, message)).await;
+                            compat(run_job(connection, queue, running, renewals, message)).await;
                             let _ = slot.try_recv(); // the slot is free again
                         });
                     }
@@ -232,53 +248,22 @@ async fn compat<F: std::future::Future>(future: F) -> F::Output {
     async_compat::Compat::new(future).await
 }
 
-/// Hands a job back to the queue unless it was settled: a worker that stops mid-job lets
-/// another worker take it now rather than after the ack wait.
-struct Claim {
-    acker: Option<Acker>,
-    tokio: tokio::runtime::Handle,
-}
-
-impl Claim {
-    async fn settle(mut self, kind: AckKind) {
-        if let Some(acker) = self.acker.take() {
-            let settled = match kind {
-                AckKind::Ack => acker.double_ack().await,
-                other => acker.ack_with(other).await,
-            };
-            if let Err(error) = settled {
-                tracing::warn!(%error, "could not settle a job; it will be redelivered");
-            }
-        }
-    }
-
-    async fn progress(&self) {
-        if let Some(acker) = &self.acker {
-            let _ = acker.ack_with(AckKind::Progress).await;
-        }
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if let Some(acker) = self.acker.take() {
-            self.tokio.spawn(async move {
-                let _ = acker.ack_with(AckKind::Nak(None)).await;
-            });
-        }
-    }
-}
-
 /// Runs one job to its end and replies. Never fails: whatever goes wrong is the job's reply.
 /// The job is settled only once its outcome is stored: an outcome that could not be stored
 /// leaves the job to be delivered again, never acknowledged and lost.
-async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>, message: Message) {
+async fn run_job(
+    connection: Connection,
+    queue: JobQueue,
+    running: Arc<Running>,
+    renewals: Arc<Renewals>,
+    message: Message,
+) {
     let (deliveries, origin) = message
         .info()
         .map(|info| (info.delivered.max(1) as u64, info.stream_sequence))
         .unwrap_or((1, 0));
-    let (message, acker) = message.split();
-    let claim = Claim { acker: Some(acker), tokio: connection.tokio.clone() };
+    let (claim, mut delivery) = Claim::take(message, connection.tokio.clone());
+    let message = &delivery.message;
     // A poison job goes to the dead letters, with its reason, before it leaves the queue (if
     // it cannot be kept there, it stays in the queue and comes back).
     let bury = |reason: String| {
@@ -305,11 +290,15 @@ async fn run_job(connection: Connection, queue: JobQueue, running: Arc<Running>,
         }
         return;
     };
-    let outcome = match check(&job) {
-        Ok(task) => run_task(&connection, &queue, &running, &claim, &job, task).await,
+    // Renewed until the job is settled or handed back: through the outcome's storing too.
+    let (outcome, _renewing) = match check(&job) {
+        Ok(task) => {
+            let renewing = renewals.keep(&mut delivery);
+            (run_task(&queue, &running, &job, task).await, renewing)
+        }
         Err(error) => {
             tracing::warn!(%error, "job refused");
-            Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term }
+            (Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term }, None)
         }
     };
     let outcome = within_max_payload(&connection, &job, outcome);
@@ -326,17 +315,11 @@ const MARKER_READ_PAUSE_MAX: Duration = Duration::from_secs(1);
 /// The job's cancel marker, if its submitter stored one. A job whose submitter may have
 /// cancelled it must not run before that is known, so a read that fails (the server
 /// unreachable, the bucket gone) is tried again until it is answered. Meanwhile the job stays
-/// this worker's (its ack wait is renewed every `keep_alive`): it is neither run elsewhere nor
-/// delivered again, which would count towards its deliveries. A worker that stops meanwhile
-/// drops this with the job's claim, which hands the job back.
-async fn read_cancel_marker(
-    queue: &JobQueue,
-    claim: &Claim,
-    id: &str,
-    keep_alive: Duration,
-) -> Option<bytes::Bytes> {
+/// this worker's (its claim's keep-alive runs): it is neither run elsewhere nor delivered
+/// again, which would count towards its deliveries. A worker that stops meanwhile drops this
+/// with the job's claim, which hands the job back.
+async fn read_cancel_marker(queue: &JobQueue, id: &str) -> Option<bytes::Bytes> {
     let mut pause = MARKER_READ_PAUSE;
-    let mut renewed = std::time::Instant::now();
     let mut told = false;
     loop {
         match queue.cancels.get(id).await {
@@ -350,10 +333,6 @@ async fn read_cancel_marker(
         // Real time even under a paused clock: the server's ack wait is.
         async_io::Timer::after(pause).await;
         pause = (pause * 2).min(MARKER_READ_PAUSE_MAX);
-        if renewed.elapsed() >= keep_alive {
-            claim.progress().await;
-            renewed = std::time::Instant::now();
-        }
     }
 }
 
@@ -364,10 +343,8 @@ struct Outcome {
 }
 
 async fn run_task(
-    connection: &Connection,
     queue: &JobQueue,
     running: &Running,
-    claim: &Claim,
     job: &JobEnvelope,
     task: &'static RemoteTaskDef,
 ) -> Outcome {
@@ -377,8 +354,7 @@ async fn run_task(
     let displaced = running.lock().insert(job.id.clone(), region.token());
     drop(displaced); // outside the lock: a token's drop may drop its region's waker
     let _registered = Unregister { running, job: &job.id };
-    let keep_alive = connection.config.ack_wait / 3;
-    if let Some(marker) = read_cancel_marker(queue, claim, &job.id, keep_alive).await {
+    if let Some(marker) = read_cancel_marker(queue, &job.id).await {
         region.token().cancel(cancel_reason(&marker));
     }
     let run = match task.start(&job.args) {
@@ -387,21 +363,7 @@ async fn run_task(
             return Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term };
         }
     };
-    let outcome = {
-        let run = std::pin::pin!(region.run(run));
-        let alive = async {
-            loop {
-                // Real time even under a paused clock: the server's ack wait is.
-                async_io::Timer::after(keep_alive).await;
-                claim.progress().await;
-            }
-        };
-        match futures_util::future::select(run, std::pin::pin!(alive)).await {
-            futures_util::future::Either::Left((outcome, _)) => outcome,
-            futures_util::future::Either::Right(((), _)) => unreachable!("keep-alive never ends"),
-        }
-    };
-    match outcome {
+    match region.run(run).await {
         Ok(reply_bytes) => Outcome { bytes: reply_bytes, settle: AckKind::Ack },
         Err(reason) => {
             tracing::info!(%reason, "job cancelled");

@@ -88,8 +88,12 @@ struct Cluster {
 
 impl Cluster {
     fn new(namespace: &str) -> Self {
+        Self::configured(namespace, |config| config)
+    }
+
+    fn configured(namespace: &str, configure: impl FnOnce(NatsConfig) -> NatsConfig) -> Self {
         let server = NatsServer::start();
-        let config = server.config().namespace(namespace);
+        let config = configure(server.config().namespace(namespace));
         let backend = klaw::runtime::block_on(NatsBackend::connect(config.clone())).unwrap();
         let submitter =
             Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
@@ -336,6 +340,12 @@ fn a_job_runs_only_once_its_cancel_marker_could_be_read() {
     within(Duration::from_secs(60), || {
         let cluster = Cluster::new("unread-marker");
         let _worker = cluster.start_worker();
+        // A first call, so the worker is surely running (a worker that starts without its
+        // cancel bucket does not start) before the bucket goes.
+        assert_eq!(
+            cluster.wait(cluster.submitter.spawn(counted(10, 0)), Duration::from_secs(20)),
+            Ok(20)
+        );
         // The namespace's cancel bucket, as `NatsConfig::namespace` names it.
         let bucket = "unread-marker_cancel";
         let operator = |remove: bool| {
@@ -361,6 +371,39 @@ fn a_job_runs_only_once_its_cancel_marker_could_be_read() {
         operator(false);
         assert_eq!(cluster.wait(handle, Duration::from_secs(20)), Ok(22));
         assert_eq!(runs_of(11), 1);
+    });
+}
+
+static BLOCKING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Computes for `millis` without an `.await`: it blocks its worker thread meanwhile.
+#[klaw::task(remote)]
+async fn blocks_its_thread(millis: u64) -> u64 {
+    BLOCKING_RUNS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
+/// A body that blocks its thread for four ack waits still keeps its job: the claim is renewed
+/// from elsewhere than the body's thread, so the server does not hand the job to another
+/// thread or worker, and the task runs once.
+#[test]
+fn a_body_that_blocks_its_thread_past_the_ack_wait_runs_once() {
+    within(Duration::from_secs(60), || {
+        BLOCKING_RUNS.store(0, Ordering::SeqCst);
+        let cluster = Cluster::configured("blocking-body", |mut config| {
+            config.ack_wait = Duration::from_millis(500);
+            config
+        });
+        let _worker = cluster.start_worker();
+        let handle = cluster.submitter.spawn(blocks_its_thread(2_000));
+        assert_eq!(cluster.wait(handle, Duration::from_secs(30)), Ok(2_000));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            BLOCKING_RUNS.load(Ordering::SeqCst),
+            1,
+            "the job was delivered again while it ran"
+        );
     });
 }
 
