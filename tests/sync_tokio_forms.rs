@@ -463,6 +463,16 @@ fn a_watch_ref_says_whether_its_value_was_new_to_its_receiver() {
         tx.send(2).unwrap();
         assert!(rx.wait_for(|n| *n == 2).await.unwrap().has_changed());
         assert_eq!(rx.has_changed(), Ok(false), "wait_for marked it seen");
+        // A value that passes only after the wait woke on it is new to the caller too.
+        let sender = std::thread::spawn({
+            let tx = tx.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send(3).unwrap();
+            }
+        });
+        assert!(rx.wait_for(|n| *n == 3).await.unwrap().has_changed());
+        sender.join().unwrap();
     });
 }
 

@@ -291,10 +291,18 @@ async fn run_job(
         return;
     };
     // Renewed until the job is settled or handed back: through the outcome's storing too.
-    let (outcome, _renewing) = match check(&job) {
+    let ack_wait = connection.config.ack_wait;
+    let (outcome, renewing) = match check(&job) {
         Ok(task) => {
             let renewing = renewals.keep(&mut delivery);
-            (run_task(&queue, &running, &job, task).await, renewing)
+            let Some(outcome) = run_task(&queue, &running, &job, task, ack_wait).await else {
+                // Not run: back to the queue, for a later delivery (each counts towards
+                // `max_deliver`, so a job that can never be checked ends in the dead letters).
+                drop(renewing);
+                claim.settle(AckKind::Nak(Some(ack_wait / 3))).await;
+                return;
+            };
+            (outcome, renewing)
         }
         Err(error) => {
             tracing::warn!(%error, "job refused");
@@ -302,7 +310,9 @@ async fn run_job(
         }
     };
     let outcome = within_max_payload(&connection, &job, outcome);
-    if reply(&connection, &queue, &job, &key, outcome.bytes).await {
+    let stored = reply(&connection, &queue, &job, &key, outcome.bytes).await;
+    drop(renewing); // no renewal after the settling
+    if stored {
         claim.settle(outcome.settle).await;
     }
 }
@@ -312,18 +322,30 @@ async fn run_job(
 const MARKER_READ_PAUSE: Duration = Duration::from_millis(50);
 const MARKER_READ_PAUSE_MAX: Duration = Duration::from_secs(1);
 
-/// The job's cancel marker, if its submitter stored one. A job whose submitter may have
-/// cancelled it must not run before that is known, so a read that fails (the server
-/// unreachable, the bucket gone) is tried again until it is answered. Meanwhile the job stays
-/// this worker's (its claim's keep-alive runs): it is neither run elsewhere nor delivered
-/// again, which would count towards its deliveries. A worker that stops meanwhile drops this
-/// with the job's claim, which hands the job back.
-async fn read_cancel_marker(queue: &JobQueue, id: &str) -> Option<bytes::Bytes> {
+/// The job's cancel marker, if its submitter stored one: `Some(None)` if there is none. A job
+/// whose submitter may have cancelled it must not run before that is known, so a read that
+/// fails (the server unreachable, the bucket gone) is tried again until it is answered.
+/// Meanwhile the job stays this worker's (its claim is renewed): a short outage is neither a
+/// second delivery nor a run elsewhere. After failing for `give_up_after` (the ack wait) it
+/// gives up (`None`): the job then goes back to the queue, and a job that can never be checked
+/// ends in the dead letters after `max_deliver` deliveries, instead of holding a worker's slot
+/// for ever. A worker that stops meanwhile drops this with the job's claim, which hands the job
+/// back.
+async fn read_cancel_marker(
+    queue: &JobQueue,
+    id: &str,
+    give_up_after: Duration,
+) -> Option<Option<bytes::Bytes>> {
     let mut pause = MARKER_READ_PAUSE;
     let mut told = false;
+    let started = std::time::Instant::now();
     loop {
         match queue.cancels.get(id).await {
-            Ok(marker) => return marker,
+            Ok(marker) => return Some(marker),
+            Err(error) if started.elapsed() >= give_up_after => {
+                tracing::warn!(%error, "could not read the job's cancel marker; the job goes back to the queue");
+                return None;
+            }
             Err(error) if !told => {
                 told = true;
                 tracing::warn!(%error, "could not read the job's cancel marker; it runs once that is known");
@@ -342,35 +364,39 @@ struct Outcome {
     settle: AckKind,
 }
 
+/// Runs a job's task: its outcome, or `None` if the job's cancel marker could not be read
+/// (see [`read_cancel_marker`]), when it must not run now.
 async fn run_task(
     queue: &JobQueue,
     running: &Running,
     job: &JobEnvelope,
     task: &'static RemoteTaskDef,
-) -> Outcome {
+    ack_wait: Duration,
+) -> Option<Outcome> {
     // The token exists before the task runs, and is registered before the marker is checked:
     // a cancel that comes at any moment from here on reaches the task.
     let region = Region::new();
     let displaced = running.lock().insert(job.id.clone(), region.token());
     drop(displaced); // outside the lock: a token's drop may drop its region's waker
     let _registered = Unregister { running, job: &job.id };
-    if let Some(marker) = read_cancel_marker(queue, &job.id).await {
+    if let Some(marker) = read_cancel_marker(queue, &job.id, ack_wait).await? {
         region.token().cancel(cancel_reason(&marker));
     }
     let run = match task.start(&job.args) {
         Ok(run) => run,
         Err(error) => {
-            return Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term };
+            let refused = WireOutcome::Refused(error).encode();
+            return Some(Outcome { bytes: refused, settle: AckKind::Term });
         }
     };
-    match region.run(run).await {
+    Some(match region.run(run).await {
         Ok(reply_bytes) => Outcome { bytes: reply_bytes, settle: AckKind::Ack },
         Err(reason) => {
             tracing::info!(%reason, "job cancelled");
             let cancelled = WireOutcome::Cancelled(reason.to_string());
             Outcome { bytes: cancelled.encode(), settle: AckKind::Term }
         }
-    }
+    })
 }
 
 /// The outcome, or, if the server cannot carry it (larger than its `max_payload`), a typed

@@ -374,6 +374,39 @@ fn a_job_runs_only_once_its_cancel_marker_could_be_read() {
     });
 }
 
+/// A job whose cancel marker can never be read (the bucket stays gone) does not hold the
+/// worker for ever: after an ack wait of failed reads it goes back to the queue, and after
+/// `max_deliver` deliveries its handle ends with `MaxDeliveries`, the job never run.
+#[test]
+fn a_job_whose_cancel_marker_stays_unreadable_ends_in_max_deliveries_unrun() {
+    within(Duration::from_secs(60), || {
+        let cluster = Cluster::configured("unreadable-marker", |mut config| {
+            config.ack_wait = Duration::from_millis(600);
+            config.max_deliver(2)
+        });
+        let _worker = cluster.start_worker();
+        assert_eq!(
+            cluster.wait(cluster.submitter.spawn(counted(12, 0)), Duration::from_secs(20)),
+            Ok(24)
+        );
+        klaw::runtime::block_on(async_compat::Compat::new(async {
+            let client = async_nats::connect(&cluster.server.url).await.unwrap();
+            async_nats::jetstream::new(client)
+                .delete_key_value("unreadable-marker_cancel")
+                .await
+                .unwrap();
+        }));
+        let result = cluster.wait(cluster.submitter.spawn(counted(13, 0)), Duration::from_secs(30));
+        match result {
+            Err(TaskError::Remote(error)) => {
+                assert!(matches!(*error, RemoteError::MaxDeliveries { .. }), "{error:?}");
+            }
+            other => panic!("expected MaxDeliveries, got {other:?}"),
+        }
+        assert_eq!(runs_of(13), 0, "a job whose cancel marker was never read ran");
+    });
+}
+
 static BLOCKING_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Computes for `millis` without an `.await`: it blocks its worker thread meanwhile.

@@ -82,14 +82,15 @@ impl Renewals {
         let renewals: Weak<Self> = Arc::downgrade(renewals);
         tokio.spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
+                // Real time even under a paused clock: the server's ack wait is.
+                async_io::Timer::after(every).await;
                 let Some(renewals) = renewals.upgrade() else { return };
-                // Taken out, and sent after the lock is released.
+                // Taken out, and sent after the lock is released; all at once, so that one slow
+                // publish delays no other claim.
                 let claims: Vec<Arc<Acker>> = renewals.lock().renewing.values().cloned().collect();
                 drop(renewals);
-                for claim in claims {
-                    let _ = claim.ack_with(AckKind::Progress).await;
-                }
+                let renewing = claims.iter().map(|claim| claim.ack_with(AckKind::Progress));
+                futures_util::future::join_all(renewing).await;
             }
         });
     }

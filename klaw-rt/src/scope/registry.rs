@@ -248,7 +248,7 @@ impl ScopeShared {
     pub(crate) fn register<E: Into<BoxError>>(self: &Arc<Self>, child: ChildRef) -> ChildLink<E> {
         // Counted before anything can run it, so its end never precedes its start.
         self.descendants.add();
-        let key = self.list(child);
+        let key = self.list(child, self.heard_cancel());
         ChildLink { scope: self.clone(), key, error: PhantomData }
     }
 
@@ -260,7 +260,7 @@ impl ScopeShared {
     ) -> ChildLink<E> {
         self.background.add();
         self.registry.lock().background.push(child.clone());
-        let key = self.list(child) | BACKGROUND;
+        let key = self.list(child, self.heard_cancel()) | BACKGROUND;
         ChildLink { scope: self.clone(), key, error: PhantomData }
     }
 
@@ -284,8 +284,9 @@ impl ScopeShared {
         ChildLink { scope: self.clone(), key: NOT_LISTED, error: PhantomData }
     }
 
-    /// Lists a child that is starting; cancels it if the scope was cancelled meanwhile.
-    fn list(&self, child: ChildRef) -> usize {
+    /// Lists a child that is starting; cancels it if the scope was cancelled meanwhile, or
+    /// with `heard` (see [`heard_cancel`](Self::heard_cancel)), asked where it was spawned.
+    fn list(&self, child: ChildRef, heard: Option<CancelReason>) -> usize {
         let (key, cancelled, swept) = {
             let mut registry = self.registry.lock();
             let swept = registry.sweep(|| self.descendants.count() + self.background.count());
@@ -294,7 +295,7 @@ impl ScopeShared {
             (key, registry.cancelled.clone(), swept)
         };
         drop(swept); // outside the lock: these may be the last references to their cores
-        if let Some(reason) = cancelled.or_else(|| self.heard_cancel()) {
+        if let Some(reason) = cancelled.or(heard) {
             child.cancel(reason);
         }
         key
@@ -305,7 +306,10 @@ impl ScopeShared {
     /// it, or at its next poll if a shield holds the task open): a child that starts now starts
     /// cancelled, as it would a moment later. A child listed before the cancellation is heard is
     /// cancelled by that act. Not in a blocking task's closure (under a foreign executor's
-    /// `block_on`): nothing drops a scope there, which runs to its end as if uncancelled.
+    /// `block_on`): nothing drops a scope there, which runs to its end as if uncancelled. Asked
+    /// where the child is spawned, which is where the scope runs: a child that waited for a
+    /// slot of the scope's limit is listed later on whichever thread freed it, and is left to
+    /// the scope's own cancelling.
     fn heard_cancel(&self) -> Option<CancelReason> {
         self.region.reason().filter(|_| current::task_is_polled()).cloned()
     }
@@ -572,7 +576,7 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
 
     fn list<T: Send + 'static>(&mut self, task: CoreRef<TaskCore<TaskOutput<T, E>>>) {
         debug_assert_eq!(self.key, NOT_LISTED, "a child is listed once");
-        self.key = self.scope.list(child_ref(task));
+        self.key = self.scope.list(child_ref(task), None);
     }
 
     /// The body failed after a cancel had decided its outcome.

@@ -152,6 +152,9 @@ impl<T> Receiver<T> {
         let Receiver { shared, seen, ticket } = self;
         let shared: &Shared<T> = shared;
         // One budgeted operation as a whole, even when the first check passes.
+        // What the receiver had seen when the wait began: a value that comes during the wait is
+        // new to the caller (`Ref::has_changed`), though the wait marks it seen to wake on it.
+        let seen_before = *seen;
         coop::cooperative(async move {
             // Dropped in line (a lost `select!`, a timeout), the wait lets go of its waker.
             let line = LeaveLine { shared, ticket };
@@ -159,7 +162,7 @@ impl<T> Receiver<T> {
                 {
                     let guard = shared.read();
                     let version = shared.lock().version;
-                    let changed = version != *seen;
+                    let changed = version != seen_before;
                     *seen = version;
                     if predicate(&guard) {
                         return Ok(Ref { guard, changed });

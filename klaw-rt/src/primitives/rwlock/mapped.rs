@@ -175,7 +175,13 @@ pub struct MappedRwLockReadGuard<'a, U: ?Sized> {
 /// ```
 ///
 /// # Threads
-/// It is `Send` if `U` is, and `Sync` only if `U` is, as a write guard:
+/// It is `Sync` only if `U` is, and `Send` only if `U` is `Send` and `Sync`: sent to another
+/// thread, it may be downgraded there into a read guard that shares the part with readers on
+/// every thread (a `Cell` inside a `std::sync::Mutex` would be `Send` but not `Sync`):
+/// ```compile_fail
+/// fn sent_between_threads<G: Send>() {}
+/// sent_between_threads::<klaw::sync::MappedRwLockWriteGuard<'static, std::cell::Cell<u32>>>();
+/// ```
 /// ```compile_fail
 /// fn shared_between_threads<G: Sync>() {}
 /// shared_between_threads::<klaw::sync::MappedRwLockWriteGuard<'static, std::cell::Cell<u32>>>();
@@ -266,7 +272,9 @@ unsafe impl<U: ?Sized + Sync> Send for MappedRwLockReadGuard<'_, U> {}
 // SAFETY: as above.
 unsafe impl<U: ?Sized + Sync> Sync for MappedRwLockReadGuard<'_, U> {}
 // SAFETY: a write guard lends `&mut U` to whichever thread holds it (`U: Send` to move it there)
-// and `&U` to every thread that shares it (`U: Sync`); its permits are not tied to a thread.
-unsafe impl<U: ?Sized + Send> Send for MappedRwLockWriteGuard<'_, U> {}
+// and `&U` to every thread that shares it (`U: Sync`); its permits are not tied to a thread. Sent
+// to another thread, it may be downgraded there into a read guard, which shares the part with
+// the readers of every other thread: so `U: Sync` to send it as well, as tokio's.
+unsafe impl<U: ?Sized + Send + Sync> Send for MappedRwLockWriteGuard<'_, U> {}
 // SAFETY: as above.
 unsafe impl<U: ?Sized + Sync> Sync for MappedRwLockWriteGuard<'_, U> {}
