@@ -529,7 +529,9 @@ impl<'env> Scope<'env> {
     /// True once the scope was cancelled: by [`cancel`](Self::cancel), a failure or its
     /// deadline, or by what encloses it (a cancel region, its task), as a region's
     /// [`Token`](crate::cancel::Token) reports; trio's `cancel_called` leaves out the last. Once
-    /// it is true, a child spawned in the scope starts cancelled, and its body never runs.
+    /// it is true, a child spawned in the scope starts cancelled, and its body never runs. (One
+    /// exception: a scope run by a foreign executor's `block_on` inside a blocking task's
+    /// closure, which nothing can drop, runs on as if its task had not been cancelled.)
     ///
     /// ```
     /// # klaw::runtime::block_on(async {
