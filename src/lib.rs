@@ -45,7 +45,7 @@ pub use klaw_rt::task::{CancelReason, Task, TaskError, TaskHandle};
 
 /// Tasks: what can be spawned or awaited as a task, how a task ended, and handles to it.
 pub mod task {
-    pub use klaw_rt::coop::{Unconstrained, consume_budget, unconstrained};
+    pub use klaw_rt::coop::{Unconstrained, YieldNow, consume_budget, unconstrained, yield_now};
     pub use klaw_rt::runtime::InlineTask;
     pub use klaw_rt::scope::InlineBlockingTask;
     pub use klaw_rt::task::{

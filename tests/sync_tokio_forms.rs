@@ -736,3 +736,42 @@ fn a_mapped_write_guard_holds_the_write_lock_and_downgrades() {
     let mapped = klaw::sync::RwLockReadGuard::try_map(lock.try_read().unwrap(), |_| None::<&u8>);
     assert!(mapped.is_err());
 }
+
+// ---- task::yield_now and the channels' `error` modules
+
+/// tokio: yield_now_outside_of_runtime: the first poll wakes the task and is pending, the
+/// second completes.
+#[test]
+fn yield_now_wakes_itself_once_then_completes() {
+    let mut task = mock(klaw::task::yield_now());
+    pending(task.poll());
+    assert!(task.is_woken());
+    ready(task.poll());
+}
+
+/// tokio's import paths for the channels' errors name the same types as klaw's own.
+#[test]
+fn the_channels_errors_are_where_tokio_keeps_them() {
+    use klaw::channel::{broadcast, oneshot, watch};
+    let same = |a: std::any::TypeId, b: std::any::TypeId| assert_eq!(a, b);
+    same(
+        std::any::TypeId::of::<broadcast::error::RecvError>(),
+        std::any::TypeId::of::<broadcast::RecvError>(),
+    );
+    same(
+        std::any::TypeId::of::<broadcast::error::TryRecvError>(),
+        std::any::TypeId::of::<broadcast::TryRecvError>(),
+    );
+    same(
+        std::any::TypeId::of::<oneshot::error::TryRecvError>(),
+        std::any::TypeId::of::<klaw::channel::TryRecvError>(),
+    );
+    same(
+        std::any::TypeId::of::<oneshot::error::RecvError>(),
+        std::any::TypeId::of::<klaw::channel::RecvError>(),
+    );
+    same(
+        std::any::TypeId::of::<watch::error::SendError<u8>>(),
+        std::any::TypeId::of::<klaw::channel::SendError<u8>>(),
+    );
+}

@@ -384,6 +384,60 @@ pub async fn consume_budget() {
     std::future::poll_fn(|cx| poll_proceed(cx).map(RestoreOnPending::made_progress)).await;
 }
 
+/// Yields once: the task goes back to its executor's queue, behind the tasks already waiting
+/// to run there, and is polled again after them (tokio's `task::yield_now`). It completes on
+/// its second poll. Under any executor, or none: it only wakes its own task and returns
+/// `Pending` once. Unlike [`consume_budget`], it yields every time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// // One worker: the waiting task lets the other run only because it yields.
+/// let rt = klaw::Runtime::builder().workers(1).build()?;
+/// let set = Arc::new(AtomicBool::new(false));
+/// let waiter = rt.spawn({
+///     let set = set.clone();
+///     async move {
+///         while !set.load(Ordering::SeqCst) {
+///             klaw::task::yield_now().await;
+///         }
+///     }
+/// });
+/// let setter = rt.spawn(async move { set.store(true, Ordering::SeqCst) });
+/// rt.block_on(waiter)?;
+/// rt.block_on(setter)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+///
+/// ```
+/// let yielding: klaw::task::YieldNow = klaw::task::yield_now();
+/// klaw::runtime::block_on(yielding);
+/// ```
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 /// Runs `future` with no cooperative budget: the operations in it never yield for the budget
 /// (and take nothing from the task's). For a burst that must not be interrupted; a future that
 /// keeps finding ready values in it keeps its worker from the other tasks, so use it sparingly.

@@ -430,3 +430,19 @@ impl<T> fmt::Debug for Closed<'_, T> {
 
 mod receiver;
 pub use receiver::{Receiver, Recv};
+
+/// The channel's errors where tokio keeps them (`tokio::sync::broadcast::error`), so code
+/// written against tokio's paths needs no change here.
+///
+/// ```
+/// use klaw::channel::broadcast::error::{RecvError, SendError, TryRecvError};
+/// let (tx, mut rx) = klaw::channel::broadcast::channel::<u8>(1);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(rx);
+/// assert_eq!(tx.send(1), Err(SendError(1)));
+/// # let _: Option<RecvError> = None;
+/// ```
+pub mod error {
+    pub use super::{RecvError, TryRecvError};
+    pub use crate::channel::error::SendError;
+}

@@ -322,3 +322,17 @@ impl<T> fmt::Debug for Receiver<T> {
         f.debug_struct("oneshot::Receiver").field("ready", &ready).field("closed", &closed).finish()
     }
 }
+
+/// The channel's errors where tokio keeps them (`tokio::sync::oneshot::error`), so code written
+/// against tokio's paths needs no change here. They are the MPMC channel's.
+///
+/// ```
+/// use klaw::channel::oneshot::error::{RecvError, TryRecvError};
+/// let (tx, mut rx) = klaw::channel::oneshot::channel::<u8>();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(klaw::runtime::block_on(rx), Err(RecvError::Closed));
+/// ```
+pub mod error {
+    pub use crate::channel::error::{RecvError, SendError, TryRecvError};
+}

@@ -331,3 +331,17 @@ impl<T> fmt::Debug for Closed<'_, T> {
         f.debug_struct("watch::Closed").finish_non_exhaustive()
     }
 }
+
+/// The channel's errors where tokio keeps them (`tokio::sync::watch::error`), so code written
+/// against tokio's paths needs no change here.
+///
+/// ```
+/// use klaw::channel::watch::error::{RecvError, SendError};
+/// let (tx, rx) = klaw::channel::watch::channel(0);
+/// drop(rx);
+/// assert_eq!(tx.send(1), Err(SendError(1)));
+/// # let _: Option<RecvError> = None;
+/// ```
+pub mod error {
+    pub use crate::channel::error::{RecvError, SendError};
+}
