@@ -13,6 +13,7 @@ use klaw_rt::remote::{RemoteError, RemoteTaskDef, WireOutcome, find_task, remote
 use klaw_rt::scope::ScopeOptions;
 use klaw_rt::task::CancelReason;
 
+use crate::backoff::Backoff;
 use crate::connection::{Connection, JobQueue};
 use crate::dead;
 use crate::kv_watch::KvWatch;
@@ -262,8 +263,7 @@ async fn run_job(
         .info()
         .map(|info| (info.delivered.max(1) as u64, info.stream_sequence))
         .unwrap_or((1, 0));
-    let (claim, mut delivery) = Claim::take(message, connection.tokio.clone());
-    let message = &delivery.message;
+    let (claim, message, renewal) = Claim::take(message, connection.tokio.clone());
     // A poison job goes to the dead letters, with its reason, before it leaves the queue (if
     // it cannot be kept there, it stays in the queue and comes back).
     let bury = |reason: String| {
@@ -294,7 +294,7 @@ async fn run_job(
     let ack_wait = connection.config.ack_wait;
     let (outcome, renewing) = match check(&job) {
         Ok(task) => {
-            let renewing = renewals.keep(&mut delivery);
+            let renewing = renewals.keep(renewal);
             let Some(outcome) = run_task(&queue, &running, &job, task, ack_wait).await else {
                 // Not run: back to the queue, for a later delivery (each counts towards
                 // `max_deliver`, so a job that can never be checked ends in the dead letters).
@@ -302,7 +302,7 @@ async fn run_job(
                 claim.settle(AckKind::Nak(Some(ack_wait / 3))).await;
                 return;
             };
-            (outcome, renewing)
+            (outcome, Some(renewing))
         }
         Err(error) => {
             tracing::warn!(%error, "job refused");
@@ -316,11 +316,6 @@ async fn run_job(
         claim.settle(outcome.settle).await;
     }
 }
-
-/// The first pause before a cancel marker that could not be read is read again; it doubles up
-/// to [`MARKER_READ_PAUSE_MAX`].
-const MARKER_READ_PAUSE: Duration = Duration::from_millis(50);
-const MARKER_READ_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// The job's cancel marker, if its submitter stored one: `Some(None)` if there is none. A job
 /// whose submitter may have cancelled it must not run before that is known, so a read that
@@ -336,7 +331,7 @@ async fn read_cancel_marker(
     id: &str,
     give_up_after: Duration,
 ) -> Option<Option<bytes::Bytes>> {
-    let mut pause = MARKER_READ_PAUSE;
+    let mut backoff = Backoff::new();
     let mut told = false;
     let started = std::time::Instant::now();
     loop {
@@ -352,9 +347,7 @@ async fn read_cancel_marker(
             }
             Err(error) => tracing::debug!(%error, "the job's cancel marker is still unread"),
         }
-        // Real time even under a paused clock: the server's ack wait is.
-        async_io::Timer::after(pause).await;
-        pause = (pause * 2).min(MARKER_READ_PAUSE_MAX);
+        backoff.wait().await;
     }
 }
 

@@ -22,11 +22,15 @@ pub(super) struct Claim {
 }
 
 impl Claim {
-    /// Claims `message`'s delivery: the message's content, and its claim.
-    pub(super) fn take(message: Message, tokio: tokio::runtime::Handle) -> (Self, Delivery) {
+    /// Claims `message`'s delivery: the claim, the message's content, and a second acker of
+    /// the same delivery, for [`Renewals::keep`].
+    pub(super) fn take(
+        message: Message,
+        tokio: tokio::runtime::Handle,
+    ) -> (Self, async_nats::Message, Acker) {
         let renewal = Acker::new(message.context.clone(), message.message.reply.clone());
         let (message, acker) = message.split();
-        (Claim { acker: Some(acker), tokio }, Delivery { message, renewal: Some(renewal) })
+        (Claim { acker: Some(acker), tokio }, message, renewal)
     }
 
     pub(super) async fn settle(mut self, kind: AckKind) {
@@ -50,13 +54,6 @@ impl Drop for Claim {
             });
         }
     }
-}
-
-/// A claimed job's message, and what renews its claim.
-pub(super) struct Delivery {
-    pub(super) message: async_nats::Message,
-    /// A second acker of the same delivery, for [`Renewals::keep`].
-    renewal: Option<Acker>,
 }
 
 /// The claims of the jobs a worker runs, renewed together every `ack_wait / 3` by one task on
@@ -95,14 +92,13 @@ impl Renewals {
         });
     }
 
-    /// Keeps `delivery`'s claim alive until the returned guard is dropped.
-    pub(super) fn keep(self: &Arc<Self>, delivery: &mut Delivery) -> Option<Renewing> {
-        let acker = Arc::new(delivery.renewal.take()?);
+    /// Keeps the claim `renewal` acks for alive until the returned guard is dropped.
+    pub(super) fn keep(self: &Arc<Self>, renewal: Acker) -> Renewing {
         let mut claims = self.lock();
         let key = claims.next;
         claims.next += 1;
-        claims.renewing.insert(key, acker);
-        Some(Renewing { renewals: self.clone(), key })
+        claims.renewing.insert(key, Arc::new(renewal));
+        Renewing { renewals: self.clone(), key }
     }
 }
 
