@@ -22,6 +22,7 @@ use klaw_rt::remote::{
 };
 use klaw_rt::task::CancelReason;
 
+use crate::backoff::Backoff;
 use crate::connection::{Connection, JobQueue};
 use crate::protocol::{JobEnvelope, MaxDeliveriesAdvisory};
 use crate::{NatsConfig, NatsError};
@@ -416,7 +417,7 @@ impl Inner {
 /// job that may have reached the server although its publish failed, its task is told of the
 /// failure only once this returns, since until then the job could still run.
 async fn store_cancel_marker(inner: std::sync::Weak<Inner>, id: &str, marker: bytes::Bytes) {
-    let mut pause = Duration::from_millis(50);
+    let mut backoff = Backoff::new();
     loop {
         let Some(inner) = inner.upgrade() else { return };
         let connected =
@@ -430,8 +431,7 @@ async fn store_cancel_marker(inner: std::sync::Weak<Inner>, id: &str, marker: by
             }
         }
         drop(inner);
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
+        backoff.wait().await;
     }
 }
 

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod backoff;
 pub mod channel;
 mod config;
 mod connection;

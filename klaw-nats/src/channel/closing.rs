@@ -74,16 +74,15 @@ impl Closing {
             let (states, key, flag) =
                 (self.states.clone(), self.key.clone(), Arc::downgrade(&self.closed));
             connection.tokio.spawn(async move {
-                let mut pause = std::time::Duration::from_millis(50);
+                let mut backoff = crate::backoff::Backoff::new();
                 while flag.upgrade().is_some() {
-                    tokio::time::sleep(pause).await;
+                    backoff.wait().await;
                     match states.put(&key, "closed".into()).await {
                         Ok(_) => return,
                         Err(error) => {
                             tracing::debug!(%key, %error, "could not store a close; trying again")
                         }
                     }
-                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
                 }
             });
         }
