@@ -2,7 +2,9 @@
 //! or never fills, a `select!` whose arms are always ready, a `watch`, `broadcast` or
 //! `oneshot` with a value waiting, an elapsed `sleep`, `cancel::checkpoint`) yields once its
 //! budget is spent, so the other tasks of its worker still run; nothing it was doing is lost
-//! when it yields; `task::unconstrained` opts out; and outside any klaw task nothing changes.
+//! when it yields; `task::unconstrained` opts out; the future of `Runtime::block_on` (the body
+//! of `#[klaw::main]`/`#[klaw::test]`) has a budget too, as tokio's has; and elsewhere (a
+//! foreign executor, a blocking helper) nothing changes.
 //!
 //! Each loop below runs on a one-worker runtime and never awaits anything but the operation
 //! under test. The sibling that stops it is queued on the same worker before the loop starts,
@@ -402,4 +404,66 @@ async fn local_children_share_their_parents_budget_in_each_poll() {
     assert_eq!(done.load(Ordering::Relaxed), 4000, "every child ran to its end");
     let most = most_in_one_poll.load(Ordering::Relaxed);
     assert!(most <= 128, "{most} operations completed in one poll of the parent");
+}
+
+/// tokio: `rt_common.rs` `coop`, as its own `block_on` runs it: the future of `block_on`
+/// (the body of `#[klaw::main]` and `#[klaw::test]`) has a budget, as tokio's has, so a
+/// receive that is always ready returns `Pending` once it is spent.
+#[test]
+fn block_on_has_a_budget_of_its_own() {
+    let rt = klaw::Runtime::builder().workers(1).build().unwrap();
+    let (tx, rx) = klaw::channel::unbounded::<u32>();
+    for n in 0..1000 {
+        tx.try_send(n).unwrap();
+    }
+    let in_one_poll = rt.block_on(ready_in_one_poll(&rx));
+    assert!(in_one_poll < 1000, "the budget never stopped a receive");
+    // tokio's `coop_unconstrained`: opted out, every receive is ready in one poll.
+    let rest = rt.block_on(klaw::task::unconstrained(ready_in_one_poll(&rx)));
+    assert_eq!(in_one_poll + rest, 1000, "a message was lost across the yield");
+}
+
+/// tokio's `*_is_cooperative` tests, as tokio runs them: in the test's body, a `select!` whose
+/// first (biased) arm is a loop over a channel that is always ready. Only the budget makes
+/// the loop return `Pending`, so that the other arm gets polled; without it the test hangs
+/// until its timeout.
+#[klaw::test(timeout = "10s")]
+async fn a_loop_in_the_tests_body_lets_select_poll_its_other_arm() {
+    let (tx, rx) = klaw::channel::bounded::<()>(1);
+    klaw::select! {
+        biased;
+        async {
+            loop {
+                tx.try_send(()).unwrap();
+                rx.recv().await.unwrap();
+            }
+        } -> () => unreachable!("the loop never ends"),
+        klaw::task::yield_now() -> () => {}
+    }
+    let (btx, mut brx) = broadcast::channel::<()>(8);
+    klaw::select! {
+        biased;
+        async {
+            loop {
+                btx.send(()).unwrap();
+                brx.recv().await.unwrap();
+            }
+        } -> () => unreachable!("the loop never ends"),
+        klaw::task::yield_now() -> () => {}
+    }
+}
+
+/// tokio: `time_timeout.rs` `timeout_is_not_exhausted_by_future`, in the test's body as tokio
+/// has it: a deadline ends a future that is always ready, since the budget makes it yield.
+#[klaw::test(timeout = "10s")]
+async fn a_deadline_ends_an_always_ready_loop_in_the_tests_body() {
+    let (tx, rx) = klaw::channel::bounded::<u8>(1);
+    let outcome = klaw::cancel::fail_after(Duration::from_millis(1), async move {
+        loop {
+            tx.try_send(0).unwrap();
+            let _ = rx.recv().await;
+        }
+    })
+    .await;
+    assert!(outcome.is_err(), "the loop was not interrupted: {outcome:?}");
 }

@@ -737,8 +737,8 @@ async fn a_deadline_that_passes_wakes_the_region_and_fails_it() {
 }
 
 /// tokio: `timeout_is_not_exhausted_by_future`: the bounded future is always ready (a channel
-/// that always has a message), so only the cooperative budget makes it return. klaw has a
-/// budget inside its tasks only (not in `block_on`, as the book says), so this runs in a task.
+/// that always has a message), so only the cooperative budget makes it return. Here in a task;
+/// `cooperative.rs` has it in the test's body, as tokio does.
 #[test]
 fn a_timeout_ends_a_future_that_is_always_ready() {
     within(DEADLINE, || {

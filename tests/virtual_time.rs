@@ -926,7 +926,7 @@ async fn start_paused_false_is_real_time() {
 #[klaw::test(start_paused = true, timeout = "10s")]
 async fn a_local_childs_timeout_is_seen_after_its_parent_spent_the_budget() {
     for local in [false, true] {
-        // In a task: `block_on`, where the test's body runs, has no budget.
+        // In a task, whose budget the parent's loop below spends.
         let parent = Handle::current().unwrap().spawn(async move {
             klaw::scope!(|s| {
                 let body = async {

@@ -5,8 +5,11 @@
 //!
 //! The budget lives in a thread-local. The task runner sets it around each poll of a task's
 //! body (`task/runner.rs`); everything polled inside that poll (a scope's local children, an
-//! inline task) shares it. Anywhere else (a foreign executor, `block_on`, a blocking closure)
-//! it is unlimited, so klaw's channels work there exactly as without it.
+//! inline task) shares it. `Runtime::block_on` sets one around each poll of its future, as
+//! tokio's `block_on` does, so the body of `#[klaw::main]` or `#[klaw::test]` yields too (a
+//! `select!` there whose first arm is always ready still gets to its other arms). Anywhere
+//! else (a foreign executor, a blocking closure, `klaw::runtime::block_on`) it is unlimited, so
+//! klaw's channels work there exactly as without it.
 //!
 //! An operation that takes part calls `poll_proceed` before it looks for its value. With the
 //! budget spent, that wakes the task and returns `Pending`: the task goes to the back of the
@@ -27,24 +30,55 @@ use pin_project_lite::pin_project;
 /// The units a task gets for one poll (tokio's number).
 const PER_POLL: u8 = 128;
 
-/// The units left; `None`: unlimited.
-type Budget = Option<u8>;
+/// The budget of the code polled on a thread now: whose it is, and the units left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Budget {
+    /// Outside any budget: a foreign executor, a blocking closure, [`unconstrained`].
+    Unlimited,
+    /// A klaw task's body, with its units left.
+    Task(u8),
+    /// The future of a `Runtime::block_on`, with its units left. It yields as a task does, but
+    /// is not a task: it runs on no worker (see [`in_klaw_task`]).
+    BlockOn(u8),
+}
+
+impl Budget {
+    /// The units left; `None`: unlimited.
+    #[inline]
+    fn left(self) -> Option<u8> {
+        match self {
+            Budget::Unlimited => None,
+            Budget::Task(left) | Budget::BlockOn(left) => Some(left),
+        }
+    }
+
+    /// The same budget with one unit fewer (called with units left only).
+    #[inline]
+    fn spend(self) -> Budget {
+        match self {
+            Budget::Task(left) => Budget::Task(left - 1),
+            Budget::BlockOn(left) => Budget::BlockOn(left - 1),
+            Budget::Unlimited => Budget::Unlimited,
+        }
+    }
+}
 
 thread_local! {
-    static BUDGET: Cell<Budget> = const { Cell::new(None) };
+    static BUDGET: Cell<Budget> = const { Cell::new(Budget::Unlimited) };
 }
 
 /// The budget of this thread now.
 #[inline]
 fn current() -> Budget {
-    BUDGET.try_with(Cell::get).unwrap_or(None)
+    BUDGET.try_with(Cell::get).unwrap_or(Budget::Unlimited)
 }
 
 /// True while a klaw task's body is polled here (its budget is set), as opposed to a foreign
-/// executor, a `block_on`, a blocking closure or [`unconstrained`].
+/// executor, a `block_on` (which has a budget, but runs on no worker), a blocking closure or
+/// [`unconstrained`].
 #[inline]
 pub(crate) fn in_klaw_task() -> bool {
-    current().is_some()
+    matches!(current(), Budget::Task(_))
 }
 
 // Loom runs its threads on one OS thread, where a std thread-local would be shared: under the
@@ -195,31 +229,54 @@ fn with_budget<R>(budget: Budget, f: impl FnOnce() -> R) -> R {
         }
     }
 
-    let _reset = Reset(BUDGET.try_with(|cell| cell.replace(budget)).unwrap_or(None));
+    let _reset = Reset(BUDGET.try_with(|cell| cell.replace(budget)).unwrap_or(Budget::Unlimited));
     f()
 }
 
 /// Runs one poll of a task's body with a fresh budget.
 #[inline]
 pub(crate) fn with_task_budget<R>(poll: impl FnOnce() -> R) -> R {
-    with_budget(Some(PER_POLL), poll)
+    with_budget(Budget::Task(PER_POLL), poll)
 }
 
 /// Runs `f` outside the budget: what it polls completes as it would outside any task (a
 /// non-waiting take, which must not report "nothing now" only because the budget is spent).
 #[inline]
 pub(crate) fn without_budget<R>(f: impl FnOnce() -> R) -> R {
-    with_budget(None, f)
+    with_budget(Budget::Unlimited, f)
+}
+
+pin_project! {
+    /// The future of a `Runtime::block_on`, polled with a fresh budget each time, as tokio's
+    /// `block_on` polls its future.
+    pub(crate) struct BlockOnBudget<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+/// `future`, given a fresh budget for each of its polls (see [`BlockOnBudget`]).
+pub(crate) fn block_on_budget<F: Future>(future: F) -> BlockOnBudget<F> {
+    BlockOnBudget { future }
+}
+
+impl<F: Future> Future for BlockOnBudget<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let future = self.project().future;
+        with_budget(Budget::BlockOn(PER_POLL), || future.poll(cx))
+    }
 }
 
 /// Runs one poll of a task's body: with a fresh budget if it is polled by its executor, and
-/// with the budget it finds if it is polled inside another klaw task's poll (a scope's local
-/// child, an inline task), which it then shares, as the branches of a `join!` share a tokio
-/// task's. Otherwise a parent with `n` local children could complete `n` times the budget's
-/// operations in one poll.
+/// with the budget it finds if it is polled inside another klaw task's poll or a
+/// `Runtime::block_on`'s (a scope's local child, an inline task), which it then shares, as the
+/// branches of a `join!` share a tokio task's. Otherwise a parent with `n` local children could
+/// complete `n` times the budget's operations in one poll.
 #[inline]
 pub(crate) fn with_body_budget<R>(poll: impl FnOnce() -> R) -> R {
-    if in_klaw_task() { poll() } else { with_task_budget(poll) }
+    if current() == Budget::Unlimited { with_task_budget(poll) } else { poll() }
 }
 
 /// What [`poll_proceed`] gives: the unit it took, given back when dropped unless
@@ -227,7 +284,7 @@ pub(crate) fn with_body_budget<R>(poll: impl FnOnce() -> R) -> R {
 #[must_use = "dropping it at once gives the unit back"]
 pub(crate) struct RestoreOnPending(
     /// The budget before the unit was taken; `None` when there is nothing to give back.
-    Budget,
+    Option<Budget>,
 );
 
 impl RestoreOnPending {
@@ -242,7 +299,7 @@ impl Drop for RestoreOnPending {
     #[inline]
     fn drop(&mut self) {
         if let Some(before) = self.0 {
-            let _ = BUDGET.try_with(|cell| cell.set(Some(before)));
+            let _ = BUDGET.try_with(|cell| cell.set(before));
         }
     }
 }
@@ -263,12 +320,15 @@ pub(crate) fn poll_proceed(cx: &Context<'_>) -> Poll<RestoreOnPending> {
 /// [`poll_proceed`] for a caller that has just seen [`held_here`] false.
 #[inline]
 fn poll_proceed_unheld(cx: &Context<'_>) -> Poll<RestoreOnPending> {
-    let taken = BUDGET.try_with(|cell| match cell.get() {
-        None => Some(RestoreOnPending(None)),
-        Some(0) => None,
-        Some(left) => {
-            cell.set(Some(left - 1));
-            Some(RestoreOnPending(Some(left)))
+    let taken = BUDGET.try_with(|cell| {
+        let budget = cell.get();
+        match budget.left() {
+            None => Some(RestoreOnPending(None)),
+            Some(0) => None,
+            Some(_) => {
+                cell.set(budget.spend());
+                Some(RestoreOnPending(Some(budget)))
+            }
         }
     });
     match taken {
@@ -321,7 +381,7 @@ pub fn __poll_budget_available(cx: &Context<'_>) -> Poll<bool> {
     if held_here() {
         return Poll::Ready(true);
     }
-    if current() == Some(0) {
+    if current().left() == Some(0) {
         cx.waker().wake_by_ref();
         Poll::Pending
     } else {
@@ -329,16 +389,18 @@ pub fn __poll_budget_available(cx: &Context<'_>) -> Poll<bool> {
     }
 }
 
-/// What `cancel::checkpoint` does once it knows the code is not cancelled: in a klaw task,
-/// take one unit (yielding when the budget is spent); with nothing counted (outside any klaw
-/// task, or in [`unconstrained`]), yield every time, since nothing else would.
+/// What `cancel::checkpoint` does once it knows the code is not cancelled: in a klaw task, take
+/// one unit (yielding when the budget is spent, since a task's yield costs it its place in the
+/// worker's queue); anywhere else (a `Runtime::block_on`, whose yield is only a poll again, a
+/// foreign executor, a blocking closure, [`unconstrained`]), yield every time, so that a
+/// deadline that passed is seen at the first checkpoint after it, as in trio.
 pub(crate) async fn checkpoint() {
     let mut yielded = false;
     std::future::poll_fn(|cx| {
         if yielded {
             return Poll::Ready(());
         }
-        if current().is_none() {
+        if !in_klaw_task() {
             yielded = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -350,10 +412,11 @@ pub(crate) async fn checkpoint() {
 
 /// Takes one unit of the task's cooperative budget, yielding first if it is spent: for code that
 /// loops over work of its own that is always ready (a computation, a local queue) and would
-/// otherwise keep its worker from the other tasks. A task gets 128 units each time it is
-/// polled; klaw's channel operations, `select!`, an elapsed `sleep` and
-/// `cancel::checkpoint` take one each time they complete. Outside any klaw task the budget is
-/// unlimited and this returns at once.
+/// otherwise keep its worker from the other tasks. A task, and the future of a
+/// `Runtime::block_on` (the body of `#[klaw::main]` and `#[klaw::test]`), gets 128 units each
+/// time it is polled; klaw's channel operations, `select!`, an elapsed `sleep` and
+/// `cancel::checkpoint` take one each time they complete. Anywhere else (a foreign executor,
+/// a blocking closure) the budget is unlimited and this returns at once.
 ///
 /// Cancel safety: dropping it loses nothing.
 ///
@@ -495,7 +558,7 @@ impl<F: Future> Future for Unconstrained<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let future = self.project().future;
-        with_budget(None, || future.poll(cx))
+        with_budget(Budget::Unlimited, || future.poll(cx))
     }
 }
 
@@ -527,8 +590,8 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
-    fn left() -> Budget {
-        current()
+    fn left() -> Option<u8> {
+        current().left()
     }
 
     fn proceed() -> Poll<RestoreOnPending> {
@@ -549,7 +612,7 @@ mod tests {
             restore.made_progress();
             assert_eq!(left(), Some(PER_POLL - 1));
             // A nested task poll (an unconstrained future) does not touch the outer budget.
-            with_budget(None, || {
+            with_budget(Budget::Unlimited, || {
                 assert!(proceed().is_ready());
                 assert_eq!(left(), None);
             });
@@ -563,6 +626,31 @@ mod tests {
             assert!(__poll_budget_available(&Context::from_waker(Waker::noop())).is_pending());
         });
         assert_eq!(left(), None);
+    }
+
+    #[test]
+    fn a_block_on_has_a_budget_but_is_no_task() {
+        let mut polls = 0;
+        let mut future = std::pin::pin!(block_on_budget(std::future::poll_fn(|_| {
+            polls += 1;
+            assert_eq!(left(), Some(PER_POLL), "fresh for each poll");
+            assert!(!in_klaw_task(), "a block_on runs on no worker");
+            for _ in 0..PER_POLL {
+                let Poll::Ready(restore) = proceed() else { panic!("units are left") };
+                restore.made_progress();
+            }
+            assert!(proceed().is_pending());
+            // A local child polled in it shares it.
+            with_body_budget(|| {
+                assert!(!in_klaw_task());
+                assert_eq!(left(), Some(0));
+            });
+            if polls == 2 { Poll::Ready(()) } else { Poll::Pending }
+        })));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(future.as_mut().poll(&mut cx).is_pending());
+        assert!(future.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(left(), None, "put back after each poll");
     }
 
     #[test]

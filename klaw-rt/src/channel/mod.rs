@@ -12,11 +12,11 @@
 //! receivers each message is received once, by one of them. When every receiver must see
 //! every message, that is [`broadcast`](crate::channel::broadcast::channel()).
 //!
-//! Fairness: in a klaw task, every channel future (and `select!`) takes part in the task's
-//! [cooperative budget](crate::coop::consume_budget), so a loop over a channel that always has
-//! a value ready still lets the other tasks of its worker run; one that yields for the budget
-//! has taken nothing. Outside any klaw task there is no budget: under another executor the
-//! channels behave as they would without it.
+//! Fairness: in a klaw task (and in `Runtime::block_on`), every channel future (and `select!`)
+//! takes part in the task's [cooperative budget](crate::coop::consume_budget), so a loop over a
+//! channel that always has a value ready still lets the other tasks of its worker run; one that
+//! yields for the budget has taken nothing. Anywhere else there is no budget: under another
+//! executor the channels behave as they would without it.
 #![deny(unsafe_code)]
 
 pub mod broadcast;

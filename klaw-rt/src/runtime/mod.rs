@@ -307,6 +307,9 @@ impl Runtime {
         // For the whole call: the root future of `#[klaw::main]`/`#[klaw::test]` polls here.
         let _tokio = self.shared.tokio.enter();
         let _context = context::enter(context);
+        // A budget for each poll, as in a task (and as tokio's `block_on` gives): a loop there
+        // over always-ready channels yields, so a `select!`'s other arms and a deadline get in.
+        let future = crate::coop::block_on_budget(future);
         match &self.shared.clock {
             None => async_io::block_on(future),
             Some(clock) => paused::block_on(clock, future),
