@@ -41,7 +41,7 @@ struct Inner {
     client_id: String,
     pending: Mutex<HashMap<String, Pending>>,
     /// Dropped with the backend: stops the listeners, which unsubscribes them.
-    _stop_listeners: [klaw_rt::channel::oneshot::Sender<()>; 2],
+    _stop_listeners: [klaw_rt::channel::oneshot::Sender<()>; 3],
 }
 
 /// How often the submitter reads the outcomes bucket for the jobs it still waits for, even
@@ -207,14 +207,15 @@ impl NatsBackend {
         let client_id = JobId::random().to_string();
         let (stop_replies, replies_stopped) = klaw_rt::channel::oneshot::channel();
         let (stop_advisories, advisories_stopped) = klaw_rt::channel::oneshot::channel();
+        let (stop_burying, burying_stopped) = klaw_rt::channel::oneshot::channel();
         let inner = Arc::new(Inner {
             connection,
             queue,
             client_id,
             pending: Mutex::default(),
-            _stop_listeners: [stop_replies, stop_advisories],
+            _stop_listeners: [stop_replies, stop_advisories, stop_burying],
         });
-        let stopped = [replies_stopped, advisories_stopped];
+        let stopped = [replies_stopped, advisories_stopped, burying_stopped];
         async_compat::Compat::new(listen(inner.clone(), stopped)).await?;
         Ok(Self { inner })
     }
@@ -248,12 +249,15 @@ impl NatsBackend {
 }
 
 /// Subscribes to this client's replies and to the server's max-deliveries advisories, and
-/// routes both to the waiting tasks, on the tokio runtime async-nats uses.
+/// routes both to the waiting tasks, on the tokio runtime async-nats uses; and takes its turn
+/// at burying the jobs out of deliveries from the advisories the server keeps, which also
+/// ends the waiting task of one of this client's jobs whose advisory it missed while it was
+/// disconnected.
 async fn listen(
     inner: Arc<Inner>,
-    stopped: [klaw_rt::channel::oneshot::Receiver<()>; 2],
+    stopped: [klaw_rt::channel::oneshot::Receiver<()>; 3],
 ) -> Result<(), NatsError> {
-    let [replies_stopped, advisories_stopped] = stopped;
+    let [replies_stopped, advisories_stopped, burying_stopped] = stopped;
     let connection = &inner.connection;
     let subscribe_error = |error: async_nats::SubscribeError| NatsError::JetStream {
         action: "subscribing",
@@ -307,30 +311,19 @@ async fn listen(
             else {
                 continue;
             };
-            let found = inner
-                .pending()
-                .iter()
-                .find(|(_, p)| p.sequence == Some(advisory.stream_seq))
-                .map(|(job, p)| (job.clone(), p.task));
-            if let Some((job, task)) = found {
-                let refused = WireOutcome::Refused(RemoteError::MaxDeliveries {
-                    name: task.to_owned(),
-                    deliveries: advisory.deliveries,
-                });
-                inner.complete(&job, refused.encode());
-                // A work queue keeps a message that ran out of deliveries: nobody will take it.
-                // It goes to the dead letters (workers do the same; it is kept once).
-                let (connection, queue) = (&inner.connection, &inner.queue);
-                crate::dead::bury_exhausted(
-                    connection,
-                    queue,
-                    advisory.stream_seq,
-                    advisory.deliveries,
-                )
-                .await;
-            }
+            // The fast way to the waiting task; the job itself is buried from the kept
+            // advisories, by this process or another.
+            inner.exhausted(&advisory);
         }
     });
+    let weak = Arc::downgrade(&inner);
+    let buried = move |advisory: &MaxDeliveriesAdvisory| {
+        if let Some(inner) = weak.upgrade() {
+            inner.exhausted(advisory);
+        }
+    };
+    crate::dead::bury_exhausted_jobs(&inner.connection, &inner.queue, buried, burying_stopped)
+        .await?;
     Ok(())
 }
 
@@ -353,6 +346,23 @@ impl Drop for PendingGuard {
 }
 
 impl Inner {
+    /// Ends the waiting task of the job `advisory` reports out of deliveries, if it is one of
+    /// this client's.
+    fn exhausted(self: &Arc<Self>, advisory: &MaxDeliveriesAdvisory) {
+        let found = self
+            .pending()
+            .iter()
+            .find(|(_, p)| p.sequence == Some(advisory.stream_seq))
+            .map(|(job, p)| (job.clone(), p.task));
+        if let Some((job, task)) = found {
+            let refused = WireOutcome::Refused(RemoteError::MaxDeliveries {
+                name: task.to_owned(),
+                deliveries: advisory.deliveries,
+            });
+            self.complete(&job, refused.encode());
+        }
+    }
+
     /// Removes a job from the queue; fails harmlessly if a worker already acknowledged it.
     async fn delete_job(&self, sequence: u64) {
         let _ = self.queue.jobs.delete_message(sequence).await;

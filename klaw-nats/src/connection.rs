@@ -154,11 +154,18 @@ pub(crate) struct JobQueue {
     pub(crate) outcomes: kv::Store,
     /// Poison jobs, with their reason, for an operator to inspect or replay.
     pub(crate) dead: stream::Stream,
+    /// The server's advisories of jobs out of deliveries, kept until a process buried the job.
+    pub(crate) exhausted: stream::Stream,
 }
 
+/// The durable consumer of the exhausted stream that every worker and submitter reads from:
+/// each advisory goes to one of them.
+pub(crate) const BURIERS: &str = "buriers";
+
 impl JobQueue {
-    /// Creates (or finds) the jobs stream, the cancel and outcomes buckets and the dead-letter
-    /// stream: four requests, sent together, so a process starts after one round trip.
+    /// Creates (or finds) the jobs stream, the cancel and outcomes buckets, the dead-letter
+    /// stream and the exhausted stream: five requests, sent together, so a process starts after
+    /// one round trip.
     pub(crate) async fn open(connection: &Connection) -> Result<Self, NatsError> {
         let (config, jetstream) = (&connection.config, &connection.jetstream);
         async_compat::Compat::new(async {
@@ -219,11 +226,53 @@ impl JobQueue {
                         NatsError::jetstream("creating the dead-letter stream")(error.to_string())
                     })
             };
-            let (jobs, cancels, outcomes, dead) =
-                futures_util::future::try_join4(jobs, cancels, outcomes, dead).await?;
-            Ok(Self { jobs, cancels, outcomes, dead })
+            let exhausted = async {
+                jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: config.exhausted_stream(),
+                        // The server publishes these on core NATS: a process away when one is
+                        // sent would never hear of it, and its job would stay in the queue.
+                        subjects: vec![config.max_deliveries_advisory()],
+                        description: Some(
+                            "klaw: jobs out of deliveries, until one is in the dead letters"
+                                .to_owned(),
+                        ),
+                        // Each advisory is taken off once a process has buried its job.
+                        retention: stream::RetentionPolicy::WorkQueue,
+                        storage: stream::StorageType::File,
+                        max_age: DEAD_LETTER_AGE,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|error| {
+                        NatsError::jetstream("creating the exhausted stream")(error.to_string())
+                    })
+            };
+            let (jobs, cancels, outcomes, dead, exhausted) =
+                futures_util::future::try_join5(jobs, cancels, outcomes, dead, exhausted).await?;
+            Ok(Self { jobs, cancels, outcomes, dead, exhausted })
         })
         .await
+    }
+
+    /// The durable consumer of the exhausted stream that every worker and submitter shares:
+    /// each advisory goes to one of them.
+    pub(crate) async fn buriers_consumer(
+        &self,
+    ) -> Result<consumer::Consumer<consumer::pull::Config>, NatsError> {
+        self.exhausted
+            .get_or_create_consumer(
+                BURIERS,
+                consumer::pull::Config {
+                    durable_name: Some(BURIERS.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|error| {
+                NatsError::jetstream("creating the exhausted stream's consumer")(error.to_string())
+            })
     }
 
     /// The durable consumer all workers share: each job goes to one of them.

@@ -6,10 +6,13 @@
 use std::fmt;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::RawMessageErrorKind;
+use futures_util::StreamExt;
 
 use crate::connection::{Connection, JobQueue};
-use crate::protocol::JobEnvelope;
+use crate::protocol::{JobEnvelope, MaxDeliveriesAdvisory};
 use crate::{NatsConfig, NatsError};
 
 const REASON: &str = "Klaw-Reason";
@@ -51,21 +54,73 @@ pub(crate) fn is_exhausted(reason: &str) -> bool {
 }
 
 /// Dead-letters a job that used up its deliveries (the server's advisory names it), then removes
-/// it from the queue, where it would otherwise stay. False if it was not there any more (another
-/// process did it first, or it was cancelled).
+/// it from the queue, where it would otherwise stay. `Ok` once it is not in the queue any more
+/// (buried now, or earlier by another process, or cancelled); `Err` if it is still there (the
+/// server could not be asked, or refused), for the advisory to be read again.
 pub(crate) async fn bury_exhausted(
     connection: &Connection,
     queue: &JobQueue,
     sequence: u64,
     deliveries: u64,
-) -> bool {
-    let Ok(message) = queue.jobs.get_raw_message(sequence).await else { return false };
+) -> Result<(), String> {
+    let message = match queue.jobs.get_raw_message(sequence).await {
+        Ok(message) => message,
+        Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound => return Ok(()),
+        Err(error) => return Err(error.to_string()),
+    };
     let reason = format!("delivered {deliveries} times and {EXHAUSTED}");
-    if bury(connection, sequence, deliveries, &reason, message.payload).await.is_err() {
-        return false; // kept in the queue: the next advisory reader tries again
-    }
-    queue.jobs.delete_message(sequence).await.is_ok()
+    bury(connection, sequence, deliveries, &reason, message.payload)
+        .await
+        .map_err(|error| error.to_string())?;
+    queue.jobs.delete_message(sequence).await.map(drop).map_err(|error| error.to_string())
 }
+
+/// Buries every job the server reports out of deliveries, from the advisories the namespace's
+/// exhausted stream keeps ([`NatsConfig::exhausted_stream`]), and tells `buried` of each, until
+/// `stopped` resolves. Every worker and every submitter runs this, on one shared consumer: each
+/// advisory is read by one of them, and taken off the stream only once its job has left the
+/// queue, so an advisory sent while nobody listened, or read by a process that died before it
+/// was done, is read again. Runs on the connection's tokio runtime.
+pub(crate) async fn bury_exhausted_jobs(
+    connection: &Connection,
+    queue: &JobQueue,
+    buried: impl Fn(&MaxDeliveriesAdvisory) + Send + 'static,
+    stopped: klaw_rt::channel::oneshot::Receiver<()>,
+) -> Result<(), NatsError> {
+    let consumer = async_compat::Compat::new(queue.buriers_consumer()).await?;
+    let advisories = async_compat::Compat::new(consumer.messages())
+        .await
+        .map_err(|error| NatsError::jetstream("reading the exhausted stream")(error.to_string()))?;
+    let (connection, queue) = (connection.clone(), queue.clone());
+    connection.tokio.clone().spawn(async move {
+        let mut advisories = advisories.take_until(stopped);
+        while let Some(message) = advisories.next().await {
+            // An error here is the stream's (a missed heartbeat): it goes on by itself.
+            let Ok(message) = message else { continue };
+            let Ok(advisory) = serde_json::from_slice::<MaxDeliveriesAdvisory>(&message.payload)
+            else {
+                let _ = message.ack_with(AckKind::Term).await; // not an advisory of ours
+                continue;
+            };
+            match bury_exhausted(&connection, &queue, advisory.stream_seq, advisory.deliveries)
+                .await
+            {
+                Ok(()) => {
+                    buried(&advisory);
+                    let _ = message.ack().await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, sequence = advisory.stream_seq, "could not bury an exhausted job; reading it again later");
+                    let _ = message.ack_with(AckKind::Nak(Some(RETRY_BURIAL))).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// How long an advisory whose job could not be buried waits before it is read again.
+const RETRY_BURIAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One dead letter.
 ///

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::NatsConfig;
+use crate::connection::BURIERS;
 
 /// What one role may publish and subscribe to, as nats-server `permissions` take them.
 ///
@@ -44,8 +45,9 @@ pub struct Permissions {
 impl Permissions {
     /// A process that submits remote tasks (`NatsBackend`): publishes jobs, cancels its jobs
     /// (a marker in the cancel bucket, and deleting a job still queued), hears its outcomes
-    /// and answers the worker that sent one, reads those stored for it and purges them, and
-    /// buries a job whose deliveries ran out. It can neither publish nor store an outcome.
+    /// and answers the worker that sent one, reads those stored for it and purges them, hears
+    /// the server's advisories of jobs out of deliveries, and takes its turn at burying such
+    /// jobs from those the exhausted stream keeps. It can neither publish nor store an outcome.
     ///
     /// ```
     /// let config = klaw_nats::NatsConfig::new("nats://h:4222");
@@ -54,7 +56,7 @@ impl Permissions {
     /// ```
     pub fn submitter(config: &NatsConfig) -> Self {
         let names = Names::of(config);
-        let Names { ns, jobs, dead, cancel, outcomes } = &names;
+        let Names { ns, jobs, dead, cancel, outcomes, .. } = &names;
         let mut publish = vec![
             config.jobs_subject(),
             format!("$KV.{cancel}.>"),
@@ -65,6 +67,7 @@ impl Permissions {
             format!("$JS.API.STREAM.PURGE.KV_{outcomes}"),
         ];
         publish.extend(names.lookups());
+        publish.extend(names.burying());
         publish.extend(reads(outcomes));
         let subscribe =
             vec![format!("{ns}.reply.>"), config.max_deliveries_advisory(), "_INBOX.>".to_owned()];
@@ -72,8 +75,9 @@ impl Permissions {
     }
 
     /// A worker process: takes jobs from the shared consumer and acknowledges them, watches
-    /// the cancel bucket, publishes and stores outcomes, buries poison jobs, and creates the
-    /// namespace's streams, buckets and consumer when they are missing.
+    /// the cancel bucket, publishes and stores outcomes, buries poison jobs and (with the
+    /// submitters) jobs out of deliveries, and creates the namespace's streams, buckets and
+    /// consumers when they are missing.
     ///
     /// ```
     /// let config = klaw_nats::NatsConfig::new("nats://h:4222");
@@ -82,7 +86,7 @@ impl Permissions {
     /// ```
     pub fn worker(config: &NatsConfig) -> Self {
         let names = Names::of(config);
-        let Names { ns, jobs, dead: _, cancel, outcomes } = &names;
+        let Names { ns, jobs, cancel, outcomes, exhausted, .. } = &names;
         let consumer = config.workers_consumer();
         let mut publish = vec![
             format!("{ns}.reply.>"),
@@ -101,11 +105,15 @@ impl Permissions {
             format!("$JS.API.CONSUMER.CREATE.KV_{cancel}.>"),
             format!("$JS.API.CONSUMER.DELETE.KV_{cancel}.>"),
             format!("$JS.FC.KV_{cancel}.>"),
+            format!("$JS.API.CONSUMER.CREATE.{exhausted}.{BURIERS}"),
+            format!("$JS.API.CONSUMER.CREATE.{exhausted}.{BURIERS}.>"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.{exhausted}.{BURIERS}"),
         ];
         publish.extend(names.lookups());
         publish.extend(names.creations());
+        publish.extend(names.burying());
         publish.extend(reads(cancel));
-        let subscribe = vec![config.max_deliveries_advisory(), "_INBOX.>".to_owned()];
+        let subscribe = vec!["_INBOX.>".to_owned()];
         Self { publish, subscribe, allow_responses: false }
     }
 
@@ -149,6 +157,7 @@ struct Names {
     ns: String,
     jobs: String,
     dead: String,
+    exhausted: String,
     cancel: String,
     outcomes: String,
 }
@@ -159,14 +168,32 @@ impl Names {
             ns: config.namespace.clone(),
             jobs: config.jobs_stream(),
             dead: config.dead_letters_stream(),
+            exhausted: config.exhausted_stream(),
             cancel: config.cancel_bucket(),
             outcomes: config.outcomes_bucket(),
         }
     }
 
-    fn streams(&self) -> [String; 4] {
-        let Self { jobs, dead, cancel, outcomes, .. } = self;
-        [jobs.clone(), dead.clone(), format!("KV_{cancel}"), format!("KV_{outcomes}")]
+    fn streams(&self) -> [String; 5] {
+        let Self { jobs, dead, exhausted, cancel, outcomes, .. } = self;
+        [
+            jobs.clone(),
+            dead.clone(),
+            exhausted.clone(),
+            format!("KV_{cancel}"),
+            format!("KV_{outcomes}"),
+        ]
+    }
+
+    /// Reading the exhausted stream's advisories from its shared consumer (created by a
+    /// worker), and taking each off once its job is buried.
+    fn burying(&self) -> [String; 3] {
+        let exhausted = &self.exhausted;
+        [
+            format!("$JS.API.CONSUMER.INFO.{exhausted}.{BURIERS}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{exhausted}.{BURIERS}"),
+            format!("$JS.ACK.{exhausted}.>"),
+        ]
     }
 
     /// Finding the streams and buckets when a process starts.

@@ -74,7 +74,9 @@ impl fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// Connects, and creates the stream, bucket and shared consumer if needed.
+    /// Connects, and creates the streams, buckets and the consumer of jobs out of deliveries
+    /// if needed, so that a least-privilege submitter, which may only find them, can start once
+    /// this returns.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), klaw_nats::NatsError> {
@@ -84,6 +86,7 @@ impl Worker {
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
         let connection = Connection::open(config).await?;
         let queue = JobQueue::open(&connection).await?;
+        async_compat::Compat::new(queue.buriers_consumer()).await?;
         Ok(Self {
             connection,
             queue,
@@ -189,28 +192,13 @@ impl Worker {
     }
 
     /// Dead-letters every job the server reports out of deliveries (its submitter may be gone,
-    /// and a work queue would keep it forever); several workers doing it keep it once.
-    /// Runs until the returned guard is dropped.
+    /// and a work queue would keep it forever), with every other worker and submitter
+    /// (`dead::bury_exhausted_jobs`). Runs until the returned guard is dropped.
     async fn bury_exhausted_jobs(&self) -> Result<StopGuard, klaw_rt::error::Error> {
-        let advisories = compat(
-            self.connection.client.subscribe(self.connection.config.max_deliveries_advisory()),
-        )
-        .await
-        .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
-        let (connection, queue) = (self.connection.clone(), self.queue.clone());
         let (stop, stopped) = klaw_rt::channel::oneshot::channel();
-        self.connection.tokio.spawn(async move {
-            let mut advisories = advisories.take_until(stopped);
-            while let Some(message) = advisories.next().await {
-                let Ok(advisory) = serde_json::from_slice::<crate::protocol::MaxDeliveriesAdvisory>(
-                    &message.payload,
-                ) else {
-                    continue;
-                };
-                dead::bury_exhausted(&connection, &queue, advisory.stream_seq, advisory.deliveries)
-                    .await;
-            }
-        });
+        dead::bury_exhausted_jobs(&self.connection, &self.queue, |_| {}, stopped)
+            .await
+            .map_err(klaw_rt::error::Error::other)?;
         Ok(stop)
     }
 

@@ -1,6 +1,6 @@
 //! Least privilege on a real server: a submitter and a worker that hold only the permissions
 //! `Permissions::submitter` and `Permissions::worker` list do their whole job (submit, cancel,
-//! answer, purge), and the submitter cannot forge an outcome or reach another namespace.
+//! answer, purge, bury a job out of deliveries), and the submitter cannot forge an outcome or reach another namespace.
 
 mod common;
 
@@ -44,7 +44,7 @@ async fn within<T: Send + 'static>(handle: klaw::TaskHandle<T>) -> Result<T, Tas
 
 fn as_user(server: &NatsServer, user: &str, password: &str) -> NatsConfig {
     let auth = NatsAuth::UserPassword { user: user.into(), password: Secret::new(password) };
-    server.config().auth(auth).ack_wait(Duration::from_secs(2))
+    server.config().auth(auth).ack_wait(Duration::from_secs(2)).max_deliver(2)
 }
 
 /// Runs `body` with a JetStream context of `user`, on tokio (async-nats needs it).
@@ -115,6 +115,37 @@ fn each_role_does_its_job_with_only_its_listed_permissions() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(deleted, "the submitter could not delete its cancelled job");
+    // With no worker running, a job that runs out of deliveries (taken by hand and never
+    // acknowledged, as by workers that die holding it) is moved to the dead letters by its
+    // submitter, from the advisory the exhausted stream keeps.
+    let exhausted = submitter.spawn(triple(2));
+    std::thread::sleep(Duration::from_millis(300));
+    with_client(&server, "admin", "admin", async |_, js| {
+        use futures_util::StreamExt;
+        let consumer: jetstream::consumer::PullConsumer =
+            js.get_consumer_from_stream("test_workers", "test_jobs").await.unwrap();
+        // Two deliveries, each left to time out, then a pull that finds it out of deliveries.
+        for _ in 0..3 {
+            let fetched = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_millis(2500))
+                .messages()
+                .await
+                .unwrap();
+            drop(fetched.collect::<Vec<_>>().await);
+        }
+    });
+    assert!(matches!(submitter.block_on(within(exhausted)), Err(TaskError::Remote(_))));
+    let mut buried = false;
+    for _ in 0..500 {
+        buried = messages_in(&server, "test_dead") == 1 && messages_in(&server, "test_jobs") == 0;
+        if buried {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(buried, "the submitter could not bury a job out of deliveries");
 }
 
 #[test]

@@ -527,3 +527,111 @@ fn a_worker_cut_off_mid_task_does_not_lose_the_call() {
         proxy.heal();
     });
 }
+
+/// A job that runs out of deliveries while its submitter is cut off, with no worker there to
+/// hear of it either: the server's advisory of it goes out on core NATS, which nobody then
+/// reads. Once the submitter is back, its handle still ends with `MaxDeliveries`, and the job
+/// is in the dead letters and out of the queue (the server keeps the advisory in the
+/// exhausted stream, which the submitter reads when it is back). Before, the job stayed in the
+/// queue, nobody ever buried it, and the handle waited for ever.
+#[test]
+fn a_job_out_of_deliveries_while_nobody_listened_still_ends_its_handle() {
+    use async_nats::jetstream::consumer;
+    within(Duration::from_secs(90), || {
+        let server = NatsServer::start();
+        let proxy = common::Proxy::to(common::port_of(&server.url));
+        let namespace = "unheard";
+        let configure = |mut config: NatsConfig| {
+            config.ack_wait = Duration::from_millis(400);
+            config.max_deliver(2)
+        };
+        let config = configure(NatsConfig::new(proxy.url()).namespace(namespace));
+        let backend = klaw::runtime::block_on(NatsBackend::connect(config.clone())).unwrap();
+        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+        let (direct, jetstream) = klaw::runtime::block_on(async_compat::Compat::new(async {
+            let direct = async_nats::connect(&server.url).await.unwrap();
+            (direct.clone(), async_nats::jetstream::new(direct))
+        }));
+        // A worker that takes the job and dies holding it, each time: a consumer as klaw's
+        // workers share, read by hand, never acknowledged.
+        let jobs_stream = config.jobs_stream();
+        let workers_consumer = format!("{namespace}_workers");
+        let (dying_worker, mut advisories) =
+            klaw::runtime::block_on(async_compat::Compat::new(async {
+                let stream = jetstream.get_stream(&jobs_stream).await.unwrap();
+                let dying_worker = stream
+                    .get_or_create_consumer(
+                        &workers_consumer,
+                        consumer::pull::Config {
+                            durable_name: Some(workers_consumer.clone()),
+                            ack_policy: consumer::AckPolicy::Explicit,
+                            ack_wait: config.ack_wait,
+                            max_deliver: 2,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                let subject = format!(
+                    "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{jobs_stream}.{workers_consumer}"
+                );
+                (dying_worker, direct.subscribe(subject).await.unwrap())
+            }));
+        let handle = submitter.spawn(counted(31, 0));
+        wait_until(Duration::from_secs(20), "the job is queued", || {
+            let info = klaw::runtime::block_on(async_compat::Compat::new(async {
+                jetstream
+                    .get_stream(&jobs_stream)
+                    .await
+                    .unwrap()
+                    .info()
+                    .await
+                    .unwrap()
+                    .state
+                    .messages
+            }));
+            info == 1
+        });
+        proxy.cut();
+        klaw::runtime::block_on(async_compat::Compat::new(async {
+            use futures_util::StreamExt;
+            // Two deliveries, each left to time out, then a pull that finds the job out of
+            // deliveries: the server says so, to nobody listening but this test.
+            for _ in 0..3 {
+                let fetched = dying_worker
+                    .fetch()
+                    .max_messages(1)
+                    .expires(Duration::from_millis(600))
+                    .messages()
+                    .await
+                    .unwrap();
+                drop(fetched.collect::<Vec<_>>().await);
+            }
+            let advisory = tokio::time::timeout(Duration::from_secs(20), advisories.next()).await;
+            assert!(matches!(advisory, Ok(Some(_))), "the server sent no advisory");
+        }));
+        proxy.heal();
+        let outcome = submitter.block_on(klaw::cancel::fail_after(Duration::from_secs(30), handle));
+        match outcome {
+            Ok(Err(TaskError::Remote(error))) => {
+                assert!(matches!(*error, RemoteError::MaxDeliveries { .. }), "{error:?}");
+            }
+            other => panic!("expected MaxDeliveries, got {other:?}"),
+        }
+        let (queued, dead) = klaw::runtime::block_on(async_compat::Compat::new(async {
+            let count = |name: String| {
+                let jetstream = jetstream.clone();
+                async move {
+                    jetstream.get_stream(name).await.unwrap().info().await.unwrap().state.messages
+                }
+            };
+            (count(jobs_stream.clone()).await, count(config.dead_letters_stream()).await)
+        }));
+        assert_eq!(
+            (queued, dead),
+            (0, 1),
+            "the job is not out of the queue and in the dead letters"
+        );
+        assert_eq!(runs_of(31), 0);
+    });
+}

@@ -396,6 +396,18 @@ impl NatsConfig {
         jetstream_name(&self.namespace, Kind::Dead, None)
     }
 
+    /// The stream that keeps the server's advisories of jobs that ran out of deliveries
+    /// (`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<jobs>.<workers>`), until a process has
+    /// moved each such job to the dead letters: an advisory sent while no process listened is
+    /// read when one comes back, so no such job stays in the queue, its handle waiting.
+    ///
+    /// ```
+    /// assert_eq!(klaw_nats::NatsConfig::new("nats://h:4222").exhausted_stream(), "klaw_exhausted");
+    /// ```
+    pub fn exhausted_stream(&self) -> String {
+        jetstream_name(&self.namespace, Kind::Exhausted, None)
+    }
+
     /// The dead letter of the job at `origin` in the jobs stream: one subject per job, so its
     /// submitter can find it.
     pub(crate) fn dead_letter_subject(&self, origin: u64) -> String {

@@ -26,6 +26,8 @@ pub(crate) enum Kind {
     Workers,
     /// The dead-letter stream.
     Dead,
+    /// The stream that keeps the server's advisories of jobs out of deliveries.
+    Exhausted,
     /// The bucket of cancel markers.
     Cancel,
     /// The bucket of outcomes.
@@ -42,10 +44,11 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Every kind named after the namespace alone.
-    const OF_NAMESPACE: [Kind; 7] = [
+    const OF_NAMESPACE: [Kind; 8] = [
         Kind::Jobs,
         Kind::Workers,
         Kind::Dead,
+        Kind::Exhausted,
         Kind::Cancel,
         Kind::Outcomes,
         Kind::Channels,
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Jobs => "jobs",
             Kind::Workers => "workers",
             Kind::Dead => "dead",
+            Kind::Exhausted => "exhausted",
             Kind::Cancel => "cancel",
             Kind::Outcomes => "outcomes",
             Kind::Channels => "channels",
