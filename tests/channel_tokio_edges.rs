@@ -613,6 +613,56 @@ fn oneshot_try_recv_states_follow_the_sender() {
     });
 }
 
+/// tokio `close_rx`, `explicit_close_poll`: `poll_closed` is `Pending` while the receiver is
+/// there, its waker is woken by the receiver's `close` or drop, and it is `Ready` from then on.
+#[test]
+fn oneshot_poll_closed_is_woken_by_the_receivers_close_and_drop() {
+    bounded_in_time(|| {
+        for by_drop in [false, true] {
+            let (mut tx, mut rx) = oneshot::channel::<u32>();
+            let waker = counting_waker();
+            assert_eq!(tx.poll_closed(&mut waker.cx()), Poll::Pending);
+            assert_eq!(tx.poll_closed(&mut waker.cx()), Poll::Pending, "a second poll");
+            if by_drop {
+                drop(rx);
+            } else {
+                rx.close();
+                assert_eq!(poll_noop(Pin::new(&mut rx)), Poll::Ready(Err(RecvError::Closed)));
+            }
+            assert_eq!(waker.woken(), 1, "by_drop: {by_drop}");
+            assert!(tx.is_closed());
+            assert_eq!(tx.poll_closed(&mut waker.cx()), Poll::Ready(()));
+            assert_eq!(tx.send(1).unwrap_err().into_inner(), 1);
+        }
+    });
+}
+
+/// tokio `sender_changes_task` and `drops_tasks`: the sender keeps the waker of the latest
+/// `poll_closed` only (the earlier task's is let go, and not woken), and lets it go when it is
+/// dropped.
+#[test]
+fn oneshot_poll_closed_keeps_the_latest_waker_and_drops_it_with_the_sender() {
+    bounded_in_time(|| {
+        let (mut tx, rx) = oneshot::channel::<u32>();
+        let (first, second) = (counting_waker(), counting_waker());
+        assert_eq!(tx.poll_closed(&mut first.cx()), Poll::Pending);
+        assert_eq!((first.held_elsewhere(), second.held_elsewhere()), (1, 0));
+        assert_eq!(tx.poll_closed(&mut second.cx()), Poll::Pending);
+        assert_eq!((first.held_elsewhere(), second.held_elsewhere()), (0, 1));
+        drop(rx);
+        assert_eq!((first.woken(), second.woken()), (0, 1));
+        assert_eq!(tx.poll_closed(&mut second.cx()), Poll::Ready(()));
+
+        let (mut tx, _rx) = oneshot::channel::<u32>();
+        let waiting = counting_waker();
+        assert_eq!(tx.poll_closed(&mut waiting.cx()), Poll::Pending);
+        assert_eq!(waiting.held_elsewhere(), 1);
+        drop(tx);
+        assert_eq!(waiting.held_elsewhere(), 0, "the dropped sender kept its waker");
+        assert_eq!(waiting.woken(), 0);
+    });
+}
+
 /// The sender's `closed()` in a task is woken by the receiver's `close` from another task and
 /// by the receiver's drop; the value sent afterwards comes back whole.
 #[test]

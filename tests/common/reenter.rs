@@ -80,11 +80,19 @@ pub fn poll_into_line<F: Future + std::fmt::Debug>(mut future: Pin<&mut F>) -> P
 pub struct Counted {
     pub waker: Waker,
     count: Arc<AtomicUsize>,
+    wake: Arc<CountWake>,
 }
 
 impl Counted {
     pub fn woken(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    /// Clones of the waker held elsewhere (tokio's `waker_ref_count` minus its own).
+    #[allow(dead_code, reason = "not every test file that includes this module asks")]
+    pub fn held_elsewhere(&self) -> usize {
+        // The waker in `self.waker`, and `self.wake`.
+        Arc::strong_count(&self.wake) - 2
     }
 
     pub fn cx(&self) -> Context<'_> {
@@ -102,7 +110,8 @@ impl Wake for CountWake {
 
 pub fn counting_waker() -> Counted {
     let count = Arc::new(AtomicUsize::new(0));
-    Counted { waker: Waker::from(Arc::new(CountWake(count.clone()))), count }
+    let wake = Arc::new(CountWake(count.clone()));
+    Counted { waker: Waker::from(wake.clone()), count, wake }
 }
 
 /// A broadcast message whose `Clone` panics for message 1.

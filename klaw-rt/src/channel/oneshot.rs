@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use futures_core::FusedFuture;
 
 use crate::channel::error::{RecvError, SendError, TryRecvError};
-use crate::channel::wakers::{Ticket, WaitUntil, WakerSet, poll_or_wait};
+use crate::channel::wakers::{Ticket, WaitUntil, WakerSet, leave, poll_or_wait};
 use crate::coop;
 use crate::sync::{Mutex, MutexGuard};
 
@@ -48,7 +48,8 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         sender_alive: true,
         receiver_open: true,
     })));
-    (Sender { shared: shared.clone() }, Receiver { shared, ticket: Ticket::default(), done: false })
+    let sender = Sender { shared: shared.clone(), closed_ticket: Ticket::default() };
+    (sender, Receiver { shared, ticket: Ticket::default(), done: false })
 }
 
 /// Sends the one value of a [`oneshot`](crate::channel::oneshot::channel()) channel.
@@ -60,6 +61,9 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 /// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
+    /// The place of this sender's waker among `sender_waiting`, while
+    /// [`poll_closed`](Self::poll_closed) waits (kept between polls, as tokio keeps it).
+    closed_ticket: Ticket,
 }
 
 impl<T> Sender<T> {
@@ -114,6 +118,36 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// `Ready` once the receiver is gone or closed; otherwise `Pending`, and the task of `cx`
+    /// is woken when it is. The waker is kept by the sender: only the task of the latest call
+    /// is woken, and dropping the sender lets it go. For a hand-written `Future` or `poll_fn`;
+    /// [`closed`](Self::closed) is the same as a future. Takes part in the
+    /// [cooperative budget](crate::coop::consume_budget) as `closed` does.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let (mut tx, rx) = klaw::channel::oneshot::channel::<u8>();
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert_eq!(tx.poll_closed(&mut cx), Poll::Pending);
+    /// drop(rx);
+    /// assert_eq!(tx.poll_closed(&mut cx), Poll::Ready(()));
+    /// ```
+    pub fn poll_closed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let (shared, ticket) = (&self.shared.0, &mut self.closed_ticket);
+        coop::budgeted(cx, |cx| {
+            poll_or_wait(
+                shared,
+                |state| &mut state.sender_waiting,
+                ticket,
+                cx,
+                |state| (!state.receiver_open).then_some(()),
+            )
+        })
+    }
+}
+
 /// The future of [`Sender::closed`].
 ///
 /// ```
@@ -141,6 +175,8 @@ impl<T> fmt::Debug for Closed<'_, T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        // The waker `poll_closed` left, dropped after the lock.
+        leave(&self.shared.0, |state| &mut state.sender_waiting, &mut self.closed_ticket);
         let mut state = self.shared.lock();
         state.sender_alive = false;
         let wake = state.receiver_waiting.take_all();
