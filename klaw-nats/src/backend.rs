@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,10 @@ struct Inner {
     queue: JobQueue,
     client_id: String,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Set when one of this client's jobs was buried for running out of deliveries: the sweep
+    /// then runs at its next tick, and tells the waiting task (after reading the outcomes
+    /// bucket first, since an outcome stored just before the burial must win).
+    sweep_asked: AtomicBool,
     /// Dropped with the backend: stops the listeners, which unsubscribes them.
     _stop_listeners: [klaw_rt::channel::oneshot::Sender<()>; 3],
 }
@@ -213,6 +217,7 @@ impl NatsBackend {
             queue,
             client_id,
             pending: Mutex::default(),
+            sweep_asked: AtomicBool::new(false),
             _stop_listeners: [stop_replies, stop_advisories, stop_burying],
         });
         let stopped = [replies_stopped, advisories_stopped, burying_stopped];
@@ -250,9 +255,9 @@ impl NatsBackend {
 
 /// Subscribes to this client's replies and to the server's max-deliveries advisories, and
 /// routes both to the waiting tasks, on the tokio runtime async-nats uses; and takes its turn
-/// at burying the jobs out of deliveries from the advisories the server keeps, which also
-/// ends the waiting task of one of this client's jobs whose advisory it missed while it was
-/// disconnected.
+/// at burying the jobs out of deliveries from the advisories the server keeps. A job of this
+/// client's that it buries so (one whose advisory it missed while it was disconnected) is
+/// reported by the next sweep, at its next tick.
 async fn listen(
     inner: Arc<Inner>,
     stopped: [klaw_rt::channel::oneshot::Receiver<()>; 3],
@@ -281,7 +286,8 @@ async fn listen(
             tokio::time::sleep(SWEEP_TICK).await;
             let Some(inner) = weak.upgrade() else { return };
             let reconnects = inner.connection.reconnects.load(Ordering::SeqCst);
-            if reconnects != seen || last.elapsed() >= SWEEP_EVERY {
+            let asked = inner.sweep_asked.swap(false, Ordering::SeqCst);
+            if asked || reconnects != seen || last.elapsed() >= SWEEP_EVERY {
                 seen = reconnects;
                 last = Instant::now();
                 inner.sweep().await;
@@ -319,7 +325,10 @@ async fn listen(
     let weak = Arc::downgrade(&inner);
     let buried = move |advisory: &MaxDeliveriesAdvisory| {
         if let Some(inner) = weak.upgrade() {
-            inner.exhausted(advisory);
+            let waiting = inner.pending().values().any(|p| p.sequence == Some(advisory.stream_seq));
+            if waiting {
+                inner.sweep_asked.store(true, Ordering::SeqCst);
+            }
         }
     };
     crate::dead::bury_exhausted_jobs(&inner.connection, &inner.queue, buried, burying_stopped)
