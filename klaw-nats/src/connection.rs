@@ -143,6 +143,19 @@ async fn bucket(
     Ok(found)
 }
 
+/// The stream `config` describes: found if it exists (a lookup, which a least-privilege
+/// submitter may do), else created.
+async fn find_or_create_stream(
+    jetstream: &jetstream::Context,
+    config: stream::Config,
+    action: &'static str,
+) -> Result<stream::Stream, NatsError> {
+    jetstream
+        .get_or_create_stream(config)
+        .await
+        .map_err(|error| NatsError::jetstream(action)(error.to_string()))
+}
+
 /// The jobs stream, the cancel bucket and the outcomes bucket: what submitters and workers
 /// share.
 #[derive(Debug, Clone)]
@@ -169,21 +182,18 @@ impl JobQueue {
     pub(crate) async fn open(connection: &Connection) -> Result<Self, NatsError> {
         let (config, jetstream) = (&connection.config, &connection.jetstream);
         async_compat::Compat::new(async {
-            let jobs = async {
-                jetstream
-                    .get_or_create_stream(stream::Config {
-                        name: config.jobs_stream(),
-                        subjects: vec![config.jobs_subject()],
-                        // Each job goes to one worker and leaves the stream once acknowledged.
-                        retention: stream::RetentionPolicy::WorkQueue,
-                        storage: stream::StorageType::File,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|error| {
-                        NatsError::jetstream("creating the jobs stream")(error.to_string())
-                    })
-            };
+            let jobs = find_or_create_stream(
+                jetstream,
+                stream::Config {
+                    name: config.jobs_stream(),
+                    subjects: vec![config.jobs_subject()],
+                    // Each job goes to one worker and leaves the stream once acknowledged.
+                    retention: stream::RetentionPolicy::WorkQueue,
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                },
+                "creating the jobs stream",
+            );
             let cancels = bucket(
                 jetstream,
                 kv::Config {
@@ -207,47 +217,40 @@ impl JobQueue {
                 },
                 "creating the outcomes bucket",
             );
-            let dead = async {
-                jetstream
-                    .get_or_create_stream(stream::Config {
-                        name: config.dead_letters_stream(),
-                        subjects: vec![config.dead_letters_subjects()],
-                        description: Some(
-                            "klaw: jobs that could not run, with their reason".to_owned(),
-                        ),
-                        storage: stream::StorageType::File,
-                        max_age: DEAD_LETTER_AGE,
-                        // A job dead-lettered by several processes at once is kept once.
-                        duplicate_window: Duration::from_secs(120),
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|error| {
-                        NatsError::jetstream("creating the dead-letter stream")(error.to_string())
-                    })
-            };
-            let exhausted = async {
-                jetstream
-                    .get_or_create_stream(stream::Config {
-                        name: config.exhausted_stream(),
-                        // The server publishes these on core NATS: a process away when one is
-                        // sent would never hear of it, and its job would stay in the queue.
-                        subjects: vec![config.max_deliveries_advisory()],
-                        description: Some(
-                            "klaw: jobs out of deliveries, until one is in the dead letters"
-                                .to_owned(),
-                        ),
-                        // Each advisory is taken off once a process has buried its job.
-                        retention: stream::RetentionPolicy::WorkQueue,
-                        storage: stream::StorageType::File,
-                        max_age: DEAD_LETTER_AGE,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|error| {
-                        NatsError::jetstream("creating the exhausted stream")(error.to_string())
-                    })
-            };
+            let dead = find_or_create_stream(
+                jetstream,
+                stream::Config {
+                    name: config.dead_letters_stream(),
+                    subjects: vec![config.dead_letters_subjects()],
+                    description: Some(
+                        "klaw: jobs that could not run, with their reason".to_owned(),
+                    ),
+                    storage: stream::StorageType::File,
+                    max_age: DEAD_LETTER_AGE,
+                    // A job dead-lettered by several processes at once is kept once.
+                    duplicate_window: Duration::from_secs(120),
+                    ..Default::default()
+                },
+                "creating the dead-letter stream",
+            );
+            let exhausted = find_or_create_stream(
+                jetstream,
+                stream::Config {
+                    name: config.exhausted_stream(),
+                    // The server publishes these on core NATS: a process away when one is sent
+                    // would never hear of it, and its job would stay in the queue.
+                    subjects: vec![config.max_deliveries_advisory()],
+                    description: Some(
+                        "klaw: jobs out of deliveries, until one is in the dead letters".to_owned(),
+                    ),
+                    // Each advisory is taken off once a process has buried its job.
+                    retention: stream::RetentionPolicy::WorkQueue,
+                    storage: stream::StorageType::File,
+                    max_age: DEAD_LETTER_AGE,
+                    ..Default::default()
+                },
+                "creating the exhausted stream",
+            );
             let (jobs, cancels, outcomes, dead, exhausted) =
                 futures_util::future::try_join5(jobs, cancels, outcomes, dead, exhausted).await?;
             Ok(Self { jobs, cancels, outcomes, dead, exhausted })

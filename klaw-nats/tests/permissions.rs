@@ -121,20 +121,8 @@ fn each_role_does_its_job_with_only_its_listed_permissions() {
     let exhausted = submitter.spawn(triple(2));
     std::thread::sleep(Duration::from_millis(300));
     with_client(&server, "admin", "admin", async |_, js| {
-        use futures_util::StreamExt;
-        let consumer: jetstream::consumer::PullConsumer =
-            js.get_consumer_from_stream("test_workers", "test_jobs").await.unwrap();
-        // Two deliveries, each left to time out, then a pull that finds it out of deliveries.
-        for _ in 0..3 {
-            let fetched = consumer
-                .fetch()
-                .max_messages(1)
-                .expires(Duration::from_millis(2500))
-                .messages()
-                .await
-                .unwrap();
-            drop(fetched.collect::<Vec<_>>().await);
-        }
+        let workers = js.get_consumer_from_stream("test_workers", "test_jobs").await.unwrap();
+        common::take_until_out_of_deliveries(&workers, 2, Duration::from_millis(2500)).await;
     });
     assert!(matches!(submitter.block_on(within(exhausted)), Err(TaskError::Remote(_))));
     let mut buried = false;

@@ -595,18 +595,9 @@ fn a_job_out_of_deliveries_while_nobody_listened_still_ends_its_handle() {
         proxy.cut();
         klaw::runtime::block_on(async_compat::Compat::new(async {
             use futures_util::StreamExt;
-            // Two deliveries, each left to time out, then a pull that finds the job out of
-            // deliveries: the server says so, to nobody listening but this test.
-            for _ in 0..3 {
-                let fetched = dying_worker
-                    .fetch()
-                    .max_messages(1)
-                    .expires(Duration::from_millis(600))
-                    .messages()
-                    .await
-                    .unwrap();
-                drop(fetched.collect::<Vec<_>>().await);
-            }
+            // The server says so, to nobody listening but this test.
+            common::take_until_out_of_deliveries(&dying_worker, 2, Duration::from_millis(600))
+                .await;
             let advisory = tokio::time::timeout(Duration::from_secs(20), advisories.next()).await;
             assert!(matches!(advisory, Ok(Some(_))), "the server sent no advisory");
         }));

@@ -311,3 +311,20 @@ impl Drop for SetOnDrop {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+/// Takes the one job waiting on `workers` (a pull consumer of the jobs stream, as klaw's workers
+/// share) and never acknowledges it, as a worker that dies holding it would: `deliveries` times,
+/// each left to time out after `each` (longer than the consumer's ack wait), then one pull more,
+/// which finds the job out of deliveries, so the server sends its max-deliveries advisory.
+/// Runs on tokio (async-nats needs it).
+pub async fn take_until_out_of_deliveries(
+    workers: &async_nats::jetstream::consumer::PullConsumer,
+    deliveries: usize,
+    each: Duration,
+) {
+    use futures_util::StreamExt;
+    for _ in 0..=deliveries {
+        let fetched = workers.fetch().max_messages(1).expires(each).messages().await.unwrap();
+        drop(fetched.collect::<Vec<_>>().await);
+    }
+}
