@@ -324,15 +324,21 @@ async fn listen(
     });
     let weak = Arc::downgrade(&inner);
     let buried = move |advisory: &MaxDeliveriesAdvisory| {
-        if let Some(inner) = weak.upgrade() {
-            let waiting = inner.pending().values().any(|p| p.sequence == Some(advisory.stream_seq));
-            if waiting {
-                inner.sweep_asked.store(true, Ordering::SeqCst);
-            }
+        if let Some(inner) = weak.upgrade()
+            && inner.job_at(advisory.stream_seq).is_some()
+        {
+            inner.sweep_asked.store(true, Ordering::SeqCst);
         }
     };
-    crate::dead::bury_exhausted_jobs(&inner.connection, &inner.queue, buried, burying_stopped)
-        .await?;
+    let buriers = inner.queue.buriers_consumer().await?;
+    crate::dead::bury_exhausted_jobs(
+        &inner.connection,
+        &inner.queue,
+        &buriers,
+        buried,
+        burying_stopped,
+    )
+    .await?;
     Ok(())
 }
 
@@ -358,18 +364,21 @@ impl Inner {
     /// Ends the waiting task of the job `advisory` reports out of deliveries, if it is one of
     /// this client's.
     fn exhausted(self: &Arc<Self>, advisory: &MaxDeliveriesAdvisory) {
-        let found = self
-            .pending()
-            .iter()
-            .find(|(_, p)| p.sequence == Some(advisory.stream_seq))
-            .map(|(job, p)| (job.clone(), p.task));
-        if let Some((job, task)) = found {
+        if let Some((job, task)) = self.job_at(advisory.stream_seq) {
             let refused = WireOutcome::Refused(RemoteError::MaxDeliveries {
                 name: task.to_owned(),
                 deliveries: advisory.deliveries,
             });
             self.complete(&job, refused.encode());
         }
+    }
+
+    /// The id and task of this client's waiting job at `sequence` in the jobs stream, if any.
+    fn job_at(&self, sequence: u64) -> Option<(String, &'static str)> {
+        self.pending()
+            .iter()
+            .find(|(_, p)| p.sequence == Some(sequence))
+            .map(|(job, p)| (job.clone(), p.task))
     }
 
     /// Removes a job from the queue; fails harmlessly if a worker already acknowledged it.

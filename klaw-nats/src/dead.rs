@@ -7,6 +7,7 @@ use std::fmt;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::RawMessageErrorKind;
 use futures_util::StreamExt;
@@ -76,19 +77,20 @@ pub(crate) async fn bury_exhausted(
 }
 
 /// Buries every job the server reports out of deliveries, from the advisories the namespace's
-/// exhausted stream keeps ([`NatsConfig::exhausted_stream`]), and tells `buried` of each, until
-/// `stopped` resolves. Every worker and every submitter runs this, on one shared consumer: each
+/// exhausted stream keeps ([`NatsConfig::exhausted_stream`]) and `buriers` reads
+/// (`JobQueue::buriers_consumer`), and tells `buried` of each, until `stopped` resolves. Every
+/// worker and every submitter runs this, on that one shared consumer: each
 /// advisory is read by one of them, and taken off the stream only once its job has left the
 /// queue, so an advisory sent while nobody listened, or read by a process that died before it
 /// was done, is read again. Runs on the connection's tokio runtime.
 pub(crate) async fn bury_exhausted_jobs(
     connection: &Connection,
     queue: &JobQueue,
+    buriers: &PullConsumer,
     buried: impl Fn(&MaxDeliveriesAdvisory) + Send + 'static,
     stopped: klaw_rt::channel::oneshot::Receiver<()>,
 ) -> Result<(), NatsError> {
-    let consumer = async_compat::Compat::new(queue.buriers_consumer()).await?;
-    let advisories = async_compat::Compat::new(consumer.messages())
+    let advisories = async_compat::Compat::new(buriers.messages())
         .await
         .map_err(|error| NatsError::jetstream("reading the exhausted stream")(error.to_string()))?;
     let (connection, queue) = (connection.clone(), queue.clone());

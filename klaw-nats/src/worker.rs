@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt;
 use klaw_rt::cancel::{Region, Token};
@@ -49,6 +50,8 @@ pub struct Worker {
     running: Arc<Running>,
     /// The claims of the jobs it runs, kept alive together (`claim.rs`).
     renewals: Arc<Renewals>,
+    /// The consumer of the advisories of jobs out of deliveries, made (or found) by `connect`.
+    buriers: PullConsumer,
 }
 
 /// The cancel tokens of the jobs this worker holds, by job id.
@@ -86,13 +89,14 @@ impl Worker {
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
         let connection = Connection::open(config).await?;
         let queue = JobQueue::open(&connection).await?;
-        async_compat::Compat::new(queue.buriers_consumer()).await?;
+        let buriers = async_compat::Compat::new(queue.buriers_consumer()).await?;
         Ok(Self {
             connection,
             queue,
             concurrency: 16,
             running: Arc::default(),
             renewals: Arc::default(),
+            buriers,
         })
     }
 
@@ -196,7 +200,7 @@ impl Worker {
     /// (`dead::bury_exhausted_jobs`). Runs until the returned guard is dropped.
     async fn bury_exhausted_jobs(&self) -> Result<StopGuard, klaw_rt::error::Error> {
         let (stop, stopped) = klaw_rt::channel::oneshot::channel();
-        dead::bury_exhausted_jobs(&self.connection, &self.queue, |_| {}, stopped)
+        dead::bury_exhausted_jobs(&self.connection, &self.queue, &self.buriers, |_| {}, stopped)
             .await
             .map_err(klaw_rt::error::Error::other)?;
         Ok(stop)
