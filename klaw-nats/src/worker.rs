@@ -6,10 +6,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::{AckKind, Message};
-use futures_util::StreamExt;
-use klaw_rt::cancel::{Region, Token};
+use klaw_rt::cancel::Token;
 use klaw_rt::remote::{RemoteError, RemoteTaskDef, WireOutcome, find_task, remote_tasks};
 use klaw_rt::scope::ScopeOptions;
 use klaw_rt::task::CancelReason;
@@ -22,8 +21,10 @@ use crate::protocol::JobEnvelope;
 use crate::{NatsConfig, NatsError};
 
 mod claim;
+mod take;
 
-use claim::{Claim, Renewals};
+use claim::Renewals;
+use take::{JobTaker, OnTokio, ReadyJob};
 
 /// How long one fetch waits for jobs before it looks again.
 const FETCH_WAIT: Duration = Duration::from_secs(1);
@@ -153,46 +154,34 @@ impl Worker {
         let _stop_burying = self.bury_exhausted_jobs().await?;
         let keep_alive = self.connection.config.ack_wait / 3;
         Renewals::start(&self.renewals, &self.connection.tokio, keep_alive);
-        let connection = &self.connection;
-        let queue = &self.queue;
-        let running = &self.running;
-        let renewals = &self.renewals;
-        let concurrency = self.concurrency;
-        let (slot_tx, slot_rx) = klaw_rt::channel::bounded::<()>(concurrency);
-        klaw_rt::scope::scope_with(ScopeOptions::new().name("klaw-nats worker").supervisor(), |s| {
-            Box::pin(async move {
-                loop {
-                    // Wait for a free slot before taking a job: a job taken is a job claimed.
-                    slot_tx.send(()).await.map_err(klaw_rt::error::Error::other)?;
-                    let free =
-                        1 + (0..concurrency).take_while(|_| slot_tx.try_send(()).is_ok()).count();
-                    let batch = compat(async {
-                        consumer.batch().max_messages(free).expires(FETCH_WAIT).messages().await
-                    })
-                    .await
-                    .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
-                    let mut batch = std::pin::pin!(batch);
-                    let mut taken = 0;
-                    while let Some(message) = compat(batch.next()).await {
-                        let Ok(message) = message else { break };
-                        taken += 1;
-                        let connection = connection.clone();
-                        let queue = queue.clone();
-                        let running = running.clone();
-                        let renewals = renewals.clone();
-                        let slot = slot_rx.clone();
-                        s.spawn(async move {
-                            compat(run_job(connection, queue, running, renewals, message)).await;
-                            let _ = slot.try_recv(); // the slot is free again
-                        });
+        let taker = JobTaker {
+            connection: self.connection.clone(),
+            queue: self.queue.clone(),
+            running: self.running.clone(),
+            renewals: self.renewals.clone(),
+            concurrency: self.concurrency,
+        };
+        // Jobs are taken and prepared on the tokio runtime where they arrive (`take.rs`); the
+        // taker stops when this future ends or is dropped, and drops the jobs it holds.
+        let (ready_tx, ready_rx) = klaw_rt::channel::unbounded::<ReadyJob>();
+        let mut taking = OnTokio(self.connection.tokio.spawn(taker.take_jobs(consumer, ready_tx)));
+        klaw_rt::scope::scope_with(
+            ScopeOptions::new().name("klaw-nats worker").supervisor(),
+            |s| {
+                Box::pin(async move {
+                    while let Ok(job) = ready_rx.recv().await {
+                        s.spawn(job.run());
                     }
-                    for _ in taken..free {
-                        let _ = slot_rx.try_recv();
-                    }
-                }
-            })
-        })
-        .await
+                    Ok(())
+                })
+            },
+        )
+        .await?;
+        // The taker stopped, and every job it sent has ended: its error.
+        match (&mut taking).await {
+            Ok(result) => result,
+            Err(error) => Err(klaw_rt::error::Error::other(error.to_string())),
+        }
     }
 
     /// Dead-letters every job the server reports out of deliveries (its submitter may be gone,
@@ -241,74 +230,6 @@ async fn compat<F: std::future::Future>(future: F) -> F::Output {
     async_compat::Compat::new(future).await
 }
 
-/// Runs one job to its end and replies. Never fails: whatever goes wrong is the job's reply.
-/// The job is settled only once its outcome is stored: an outcome that could not be stored
-/// leaves the job to be delivered again, never acknowledged and lost.
-async fn run_job(
-    connection: Connection,
-    queue: JobQueue,
-    running: Arc<Running>,
-    renewals: Arc<Renewals>,
-    message: Message,
-) {
-    let (deliveries, origin) = message
-        .info()
-        .map(|info| (info.delivered.max(1) as u64, info.stream_sequence))
-        .unwrap_or((1, 0));
-    let (claim, message, renewal) = Claim::take(message, connection.tokio.clone());
-    // A poison job goes to the dead letters, with its reason, before it leaves the queue (if
-    // it cannot be kept there, it stays in the queue and comes back).
-    let bury = |reason: String| {
-        let payload = message.payload.clone();
-        let connection = &connection;
-        async move { dead::bury(connection, origin, deliveries, &reason, payload).await }
-    };
-    let job = match JobEnvelope::decode(&message.payload) {
-        Ok(job) => job,
-        Err(error) => {
-            if bury(format!("not a klaw job: {error}")).await.is_ok() {
-                claim.settle(AckKind::Term).await;
-            }
-            return;
-        }
-    };
-    let span = tracing::info_span!("remote job", job = %job.id, task = %job.task, deliveries);
-    let _entered = span.enter();
-    // Outcomes go only to this namespace's replies: a job cannot name another subject.
-    let Some(key) = outcome_key(&connection.config, &job) else {
-        let reason = format!("its reply subject `{}` is not this namespace's", job.reply);
-        if bury(reason).await.is_ok() {
-            claim.settle(AckKind::Term).await;
-        }
-        return;
-    };
-    // Renewed until the job is settled or handed back: through the outcome's storing too.
-    let ack_wait = connection.config.ack_wait;
-    let (outcome, renewing) = match check(&job) {
-        Ok(task) => {
-            let renewing = renewals.keep(renewal);
-            let Some(outcome) = run_task(&queue, &running, &job, task, ack_wait).await else {
-                // Not run: back to the queue, for a later delivery (each counts towards
-                // `max_deliver`, so a job that can never be checked ends in the dead letters).
-                drop(renewing);
-                claim.settle(AckKind::Nak(Some(ack_wait / 3))).await;
-                return;
-            };
-            (outcome, Some(renewing))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "job refused");
-            (Outcome { bytes: WireOutcome::Refused(error).encode(), settle: AckKind::Term }, None)
-        }
-    };
-    let outcome = within_max_payload(&connection, &job, outcome);
-    let stored = reply(&connection, &queue, &job, &key, outcome.bytes).await;
-    drop(renewing); // no renewal after the settling
-    if stored {
-        claim.settle(outcome.settle).await;
-    }
-}
-
 /// The job's cancel marker, if its submitter stored one: `Some(None)` if there is none. A job
 /// whose submitter may have cancelled it must not run before that is known, so a read that
 /// fails (the server unreachable, the bucket gone) is tried again until it is answered.
@@ -349,41 +270,6 @@ struct Outcome {
     settle: AckKind,
 }
 
-/// Runs a job's task: its outcome, or `None` if the job's cancel marker could not be read
-/// (see [`read_cancel_marker`]), when it must not run now.
-async fn run_task(
-    queue: &JobQueue,
-    running: &Running,
-    job: &JobEnvelope,
-    task: &'static RemoteTaskDef,
-    ack_wait: Duration,
-) -> Option<Outcome> {
-    // The token exists before the task runs, and is registered before the marker is checked:
-    // a cancel that comes at any moment from here on reaches the task.
-    let region = Region::new();
-    let displaced = running.lock().insert(job.id.clone(), region.token());
-    drop(displaced); // outside the lock: a token's drop may drop its region's waker
-    let _registered = Unregister { running, job: &job.id };
-    if let Some(marker) = read_cancel_marker(queue, &job.id, ack_wait).await? {
-        region.token().cancel(cancel_reason(&marker));
-    }
-    let run = match task.start(&job.args) {
-        Ok(run) => run,
-        Err(error) => {
-            let refused = WireOutcome::Refused(error).encode();
-            return Some(Outcome { bytes: refused, settle: AckKind::Term });
-        }
-    };
-    Some(match region.run(run).await {
-        Ok(reply_bytes) => Outcome { bytes: reply_bytes, settle: AckKind::Ack },
-        Err(reason) => {
-            tracing::info!(%reason, "job cancelled");
-            let cancelled = WireOutcome::Cancelled(reason.to_string());
-            Outcome { bytes: cancelled.encode(), settle: AckKind::Term }
-        }
-    })
-}
-
 /// The outcome, or, if the server cannot carry it (larger than its `max_payload`), a typed
 /// refusal that says so, settled for good: neither the reply nor the outcomes bucket would take
 /// it, and leaving the job unsettled would only run the task again until `max_deliver`.
@@ -411,14 +297,23 @@ fn outcome_key(config: &NatsConfig, job: &JobEnvelope) -> Option<String> {
     (plain(client) && id == job.id && plain(id)).then(|| key.to_owned())
 }
 
-struct Unregister<'a> {
-    running: &'a Running,
-    job: &'a str,
+/// A job's cancel token, registered for the cancel watch while the job is held.
+struct Registered {
+    running: Arc<Running>,
+    job: String,
 }
 
-impl Drop for Unregister<'_> {
+impl Registered {
+    fn new(running: Arc<Running>, job: String, token: Token) -> Self {
+        let displaced = running.lock().insert(job.clone(), token);
+        drop(displaced); // outside the lock: a token's drop may drop its region's waker
+        Registered { running, job }
+    }
+}
+
+impl Drop for Registered {
     fn drop(&mut self) {
-        let removed = self.running.lock().remove(self.job);
+        let removed = self.running.lock().remove(&self.job);
         // Outside the lock: the last token of a job's region drops the region, its waker and
         // its links to the task.
         drop(removed);

@@ -626,3 +626,36 @@ fn a_job_out_of_deliveries_while_nobody_listened_still_ends_its_handle() {
         assert_eq!(runs_of(31), 0);
     });
 }
+
+static GAUGE_NOW: AtomicUsize = AtomicUsize::new(0);
+static GAUGE_MOST: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts itself among the bodies running now for 300 ms, and records the most seen at once.
+#[klaw::task(remote)]
+async fn gauged(n: u64) -> u64 {
+    let now = GAUGE_NOW.fetch_add(1, Ordering::SeqCst) + 1;
+    GAUGE_MOST.fetch_max(now, Ordering::SeqCst);
+    klaw::time::sleep(Duration::from_millis(300)).await;
+    GAUGE_NOW.fetch_sub(1, Ordering::SeqCst);
+    n
+}
+
+/// A worker runs at most `concurrency` jobs at once: a job's place is taken when the job is
+/// taken from the queue (before its cancel marker is read, on the connection's runtime) and
+/// freed only once the job is settled, after its body ran on a klaw worker. With six jobs
+/// queued at once and room for two, two run side by side, never three, and every call ends.
+#[test]
+fn a_worker_runs_at_most_its_concurrency_of_jobs_at_once() {
+    within(Duration::from_secs(60), || {
+        let cluster = Cluster::new("gauge");
+        let worker = klaw::runtime::block_on(Worker::connect(cluster.config.clone()))
+            .unwrap()
+            .concurrency(2);
+        let handles: Vec<_> = (0..6).map(|n| cluster.submitter.spawn(gauged(n))).collect();
+        let _worker = cluster.workers.spawn(worker.run());
+        for (n, handle) in (0..6).zip(handles) {
+            assert_eq!(cluster.wait(handle, Duration::from_secs(30)), Ok(n));
+        }
+        assert_eq!(GAUGE_MOST.load(Ordering::SeqCst), 2, "the most jobs run at once");
+    });
+}
