@@ -48,11 +48,23 @@ struct Inner {
     _stop_listeners: [klaw_rt::channel::oneshot::Sender<()>; 3],
 }
 
-/// How often the submitter reads the outcomes bucket for the jobs it still waits for, even
-/// with no reconnect seen (one is also read at once after every reconnect). A job that left the
-/// queue without an outcome its submitter can read (it expired after `outcome_ttl`) ends with
+/// How often, at most, the submitter reads the outcomes bucket for the jobs it still waits
+/// for, even with no reconnect seen (one is also read at once after every reconnect); twice
+/// within the bucket's TTL if that is shorter ([`sweep_every`]). A job that left the queue
+/// without an outcome its submitter can read (it expired after `outcome_ttl`) ends with
 /// `RemoteError::OutcomeExpired` within this long.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How often the submitter reads the outcomes bucket with no reconnect seen: every
+/// [`SWEEP_EVERY`], or twice within the bucket's TTL if that is shorter. A worker also stores
+/// an outcome while its submitter stays connected, when its request goes unanswered (a link
+/// that lost what it carried for a moment, without closing): nothing then prompts a read but
+/// this, and it must come before the TTL removes the outcome. The TTL is the bucket's own, which
+/// the process that created the bucket chose, not necessarily this client's `outcome_ttl`.
+fn sweep_every(outcomes: &async_nats::jetstream::kv::Store) -> Duration {
+    let ttl = outcomes.stream.cached_info().config.max_age;
+    if ttl.is_zero() { SWEEP_EVERY } else { SWEEP_EVERY.min(ttl / 2) }
+}
 
 /// How often the sweeper looks whether the connection came back.
 const SWEEP_TICK: Duration = Duration::from_millis(250);
@@ -91,12 +103,17 @@ impl Inner {
         });
     }
 
-    async fn job_left_the_queue(&self, sequence: u64) -> bool {
-        self.queue.jobs.get_raw_message(sequence).await.is_err_and(|error| {
-            matches!(
-                error.kind(),
-                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-            )
+    /// Whether the server says the job at `sequence` is gone from the queue; false if it does
+    /// not say so within `wait`.
+    async fn job_left_the_queue(&self, sequence: u64, wait: Duration) -> bool {
+        let read = tokio::time::timeout(wait, self.queue.jobs.get_raw_message(sequence)).await;
+        read.is_ok_and(|read| {
+            read.is_err_and(|error| {
+                matches!(
+                    error.kind(),
+                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                )
+            })
         })
     }
 
@@ -105,8 +122,11 @@ impl Inner {
     }
 
     /// Reads the bucket for every job still waiting: what was stored while this client was
-    /// disconnected. A job that left the queue with no outcome to read ends with a typed error.
-    async fn sweep(self: &Arc<Self>) {
+    /// disconnected, or while its worker's request went unanswered. A job that left the queue
+    /// with no outcome to read ends with a typed error. Each read waits at most `wait` (the
+    /// time to the next sweep): over a link that died silently a request is never answered,
+    /// and waits for the client's request timeout, which may be longer than the outcomes' TTL.
+    async fn sweep(self: &Arc<Self>, wait: Duration) {
         let waiting: Vec<(String, Option<u64>, &'static str)> = self
             .pending()
             .iter()
@@ -115,7 +135,7 @@ impl Inner {
         for (job, sequence, task) in waiting {
             let key = self.outcome_key(&job);
             // Most waiting jobs still run: one read of the bucket says so.
-            let Some(read) = self.read_outcome(&key).await else { return };
+            let Some(read) = self.read_outcome(&key, wait).await else { return };
             if let Some(outcome) = read {
                 self.complete(&job, outcome);
                 continue;
@@ -124,10 +144,10 @@ impl Inner {
             // the job, so one that left has its outcome stored (read it again), or it expired,
             // or the job was buried.
             let Some(sequence) = sequence else { continue };
-            if !self.job_left_the_queue(sequence).await {
+            if !self.job_left_the_queue(sequence, wait).await {
                 continue;
             }
-            match self.read_outcome(&key).await {
+            match self.read_outcome(&key, wait).await {
                 None => return,
                 Some(Some(outcome)) => self.complete(&job, outcome),
                 Some(None) => {
@@ -138,13 +158,17 @@ impl Inner {
         }
     }
 
-    /// The stored outcome under `key`; `None` if the bucket could not be read (the sweep stops,
-    /// and looks again next time).
-    async fn read_outcome(&self, key: &str) -> Option<Option<Vec<u8>>> {
-        match self.queue.outcomes.get(key).await {
-            Ok(outcome) => Some(outcome.map(|outcome| outcome.to_vec())),
-            Err(error) => {
+    /// The stored outcome under `key`; `None` if the bucket could not be read within `wait`
+    /// (the sweep stops, and looks again next time).
+    async fn read_outcome(&self, key: &str, wait: Duration) -> Option<Option<Vec<u8>>> {
+        match tokio::time::timeout(wait, self.queue.outcomes.get(key)).await {
+            Ok(Ok(outcome)) => Some(outcome.map(|outcome| outcome.to_vec())),
+            Ok(Err(error)) => {
                 tracing::debug!(%error, "could not read the outcomes bucket; will look again");
+                None
+            }
+            Err(_) => {
+                tracing::debug!("the outcomes bucket did not answer in time; will look again");
                 None
             }
         }
@@ -279,6 +303,7 @@ async fn listen(
         .map_err(subscribe_error)?;
     let mut advisories = advisories.take_until(advisories_stopped);
     let weak = Arc::downgrade(&inner);
+    let every = sweep_every(&inner.queue.outcomes);
     connection.tokio.spawn(async move {
         let mut seen = 0;
         let mut last = Instant::now();
@@ -287,10 +312,10 @@ async fn listen(
             let Some(inner) = weak.upgrade() else { return };
             let reconnects = inner.connection.reconnects.load(Ordering::SeqCst);
             let asked = inner.sweep_asked.swap(false, Ordering::SeqCst);
-            if asked || reconnects != seen || last.elapsed() >= SWEEP_EVERY {
+            if asked || reconnects != seen || last.elapsed() >= every {
                 seen = reconnects;
                 last = Instant::now();
-                inner.sweep().await;
+                inner.sweep(every).await;
             }
         }
     });

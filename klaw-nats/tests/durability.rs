@@ -212,3 +212,29 @@ fn a_handle_whose_outcome_expired_while_cut_off_ends_with_outcome_expired() {
         other => panic!("expected OutcomeExpired, got {other:?}"),
     }
 }
+
+/// An outcome the worker stored while its submitter stayed connected is read before its TTL
+/// removes it. The worker's request with the outcome is lost (the submitter's link swallows
+/// what it carries for a moment, and no socket closes, so nobody reconnects): the worker stores
+/// the outcome, and nothing but the submitter's periodic read of the bucket can find it. With a
+/// TTL of 2 s that read comes at least every second, and a read sent while the link swallowed
+/// it gives way to the next one instead of waiting for the client's 5 s request timeout.
+#[test]
+fn an_outcome_stored_while_the_submitter_stayed_connected_is_read_within_its_ttl() {
+    let cluster =
+        CutOff::new(|config| config.namespace("unanswered").outcome_ttl(Duration::from_secs(2)));
+    let CutOff { backend, submitter, proxy, .. } = &cluster;
+    let handle = submitter.spawn(slow_double(21, 300));
+    wait_until(Duration::from_secs(10), "the job is queued", || {
+        klaw::runtime::block_on(backend.queued()).unwrap() == 1
+    });
+    // The job ends after 300 ms; its request to the submitter is swallowed, and the worker
+    // stores the outcome a second later.
+    proxy.freeze();
+    std::thread::sleep(Duration::from_millis(900));
+    proxy.resume();
+    let result = submitter
+        .block_on(klaw::cancel::fail_after(Duration::from_secs(8), handle))
+        .expect("the outcome was read before it expired");
+    assert_eq!(result, Ok(42));
+}

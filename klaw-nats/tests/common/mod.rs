@@ -238,6 +238,13 @@ impl Proxy {
         self.frozen.store(true, Ordering::SeqCst);
     }
 
+    /// Ends a [`freeze`](Self::freeze) without closing anything: what either side sends from
+    /// now on gets through again, and neither side heard that anything was lost (what was sent
+    /// meanwhile is gone, whole messages if the link was quiet when it froze).
+    pub fn resume(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
+
     /// Ends a [`freeze`](Self::freeze) as a ping timeout would: the frozen connections are
     /// dropped, and new ones are let through.
     pub fn thaw(&self) {
