@@ -1299,3 +1299,84 @@ fn a_scope_dropped_outside_any_frame_logs_an_early_and_a_late_failure_once_each(
     assert!(klaw::log::remove_hook(hook));
     assert_eq!(dropped_failure_ids(&events, &[54, 55]), [54, 55]);
 }
+
+// ---- (k) a task with no scope logs a failure after its end once ------------------------------
+
+/// Panics when dropped (not while a panic unwinds already).
+struct PanicsOnDrop(&'static str);
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{}", self.0);
+        }
+    }
+}
+
+/// The warn events about task `id`.
+fn warnings_about(events: &Mutex<Vec<LogEvent>>, id: u64) -> Vec<LogEvent> {
+    let events = events.lock().unwrap();
+    let about =
+        |event: &&LogEvent| event.level == tracing::Level::WARN && event.task_id() == Some(id);
+    events.iter().filter(about).cloned().collect()
+}
+
+/// A top-level task (no scope to report to) cancelled while its body holds a value whose
+/// destructor panics: its handle keeps the cancellation, and the panic, a failure of the task
+/// that nothing else shows, is logged once, with its message (it was logged twice: once by the
+/// body's drop and once by the report of a failure after the end, which left the message out).
+#[test]
+fn a_top_level_tasks_cleanup_panic_is_logged_once_with_its_message() {
+    let (_serial, hook, events) = collect_log_events();
+    let rt = runtime(1);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let task = rt.spawn(async move {
+        let _cleanup = PanicsOnDrop("cleanup of the top-level task failed");
+        started_tx.send(()).unwrap();
+        pending::<()>().await;
+    });
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    let id = task.id().as_u64();
+    assert!(task.cancel("stop"));
+    assert!(matches!(rt.block_on(task), Err(TaskError::Cancelled(_))));
+    assert!(klaw::log::remove_hook(hook));
+    let warnings = warnings_about(&events, id);
+    assert_eq!(warnings.len(), 1, "one report of the one failure: {warnings:#?}");
+    let says_why = warnings[0]
+        .fields
+        .values()
+        .any(|value| value.contains("cleanup of the top-level task failed"));
+    assert!(says_why, "the report leaves out the panic's message: {warnings:#?}");
+}
+
+/// The same inside a scope: a child cancelled by its handle while a value of its body panics as
+/// it is dropped. The failure is in the scope's result, and logged once (it was logged twice:
+/// by the body's drop and by the scope's report of a failure after the child's end).
+#[test]
+fn a_childs_cleanup_panic_is_in_the_scopes_result_and_logged_once() {
+    let (_serial, hook, events) = collect_log_events();
+    let rt = runtime(1);
+    let child_id = Arc::new(Mutex::new(None));
+    let result: Result<(), Error> = rt.block_on(async {
+        klaw::scope!(|s| {
+            let (started_tx, started) = klaw::channel::oneshot::channel::<()>();
+            let child = s.spawn(async move {
+                let _cleanup = PanicsOnDrop("cleanup of the child failed");
+                let _ = started_tx.send(());
+                pending::<()>().await;
+            });
+            *child_id.lock().unwrap() = Some(child.id().as_u64());
+            started.await.unwrap();
+            assert!(child.cancel("stop"));
+            Ok(())
+        })
+    });
+    assert!(klaw::log::remove_hook(hook));
+    let in_result = result
+        .as_ref()
+        .is_err_and(|error| format!("{error:?}").contains("cleanup of the child failed"));
+    assert!(in_result, "the scope's result leaves out the failure: {result:?}");
+    let id = child_id.lock().unwrap().expect("the child was spawned");
+    let warnings = warnings_about(&events, id);
+    assert_eq!(warnings.len(), 1, "one report of the one failure: {warnings:#?}");
+}

@@ -31,7 +31,6 @@ use crate::runtime::executor::Spawner;
 use crate::sync::UnsafeCell;
 use crate::task::core::{Completer, FailureTaker, HeaderRef, Joiner, TaskCore};
 use crate::task::descendants::Failures;
-use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, Report};
 use crate::task::state::Kind;
@@ -184,7 +183,7 @@ impl<E, R: Report<E>> Report<E> for SlotReport<R> {
     fn raced(&self, id: TaskId, error: TaskError<E>) {
         self.with(|report| match report {
             Some(report) => report.raced(id, error),
-            None => drop_contained(error),
+            None => super::spawn::log_failure_after_the_end(id, error),
         });
     }
 

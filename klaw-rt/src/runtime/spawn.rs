@@ -196,13 +196,7 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
     fn raced(&self, id: TaskId, error: TaskError<E>) {
         match &self.parent {
             Some(parent) => parent.raced(id, error),
-            None => {
-                tracing::warn!(
-                    task.id = id.as_u64(),
-                    "a task failed after it was cancelled; its handle keeps the cancellation"
-                );
-                drop_contained(error);
-            }
+            None => log_failure_after_the_end(id, error),
         }
     }
 
@@ -482,4 +476,16 @@ where
     fn run(self: Box<Self>) {
         (*self).run();
     }
+}
+
+/// A failure of a task with no scope to report it to, produced after its outcome was decided
+/// (a destructor of its cancelled body panicked, or it failed after a cancel won): its handle
+/// keeps the outcome, so this event is the failure's one report.
+pub(crate) fn log_failure_after_the_end<E>(id: TaskId, error: TaskError<E>) {
+    tracing::warn!(
+        task.id = id.as_u64(),
+        error = %error,
+        "a task failed after its outcome was decided; its handle keeps that outcome"
+    );
+    drop_contained(error);
 }

@@ -452,8 +452,8 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             if let Some(message) = panicked {
                 // Its cleanup failed (a destructor of a cancelled body is the only cleanup it
                 // runs, like trio's `finally`): a failure of the task, which its handle's
-                // outcome (decided already) does not show, so it is reported, never lost.
-                tracing::warn!(panic = %message, "a task's body panicked as it was dropped");
+                // outcome (decided already) does not show, so it is reported, never lost: to
+                // the task's scope, or, with none, logged once by the report.
                 end.report.raced(end.completer.header().id(), TaskError::Panicked(message));
             }
         }
