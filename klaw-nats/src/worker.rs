@@ -128,7 +128,10 @@ impl Worker {
     }
 
     /// Takes and runs jobs until cancelled (drop the future or cancel its task). Jobs still
-    /// running then are cancelled and handed back to the queue for another worker.
+    /// running then are cancelled and handed back to the queue for another worker; a job whose
+    /// body had ended still has its outcome delivered and is settled, on the connection's
+    /// runtime, within about a second after this returns (if the process lives that long; if
+    /// not, the job is delivered again after the ack wait).
     ///
     /// # Errors
     /// The server went away or refused the consumer.

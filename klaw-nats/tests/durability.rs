@@ -238,3 +238,50 @@ fn an_outcome_stored_while_the_submitter_stayed_connected_is_read_within_its_ttl
         .expect("the outcome was read before it expired");
     assert_eq!(result, Ok(42));
 }
+
+static DELIVERED_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[klaw::task(remote)]
+async fn counted_double(n: u64) -> u64 {
+    DELIVERED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    klaw::time::sleep(Duration::from_millis(300)).await;
+    2 * n
+}
+
+/// A worker stopped after a job's body ended, while the job's outcome is still on its way (its
+/// request to the submitter unanswered, on a link that swallows it): the outcome is still
+/// stored and the job settled, so the call gets it once the submitter is back, and the job
+/// does not run a second time. (A stopped worker used to cut that delivery short and hand the
+/// job back, which no other worker was there to run.)
+#[test]
+fn a_worker_stopped_while_an_outcome_is_on_its_way_still_delivers_it() {
+    let server = NatsServer::start();
+    let proxy = Proxy::to(port_of(&server.url));
+    let through_proxy = NatsConfig::new(proxy.url()).namespace("stopping");
+    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+    let submitter =
+        Runtime::builder().workers(1).backend(Arc::new(backend.clone())).build().unwrap();
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let worker =
+        klaw::runtime::block_on(Worker::connect(server.config().namespace("stopping"))).unwrap();
+    let running = workers.spawn(worker.run());
+    let handle = submitter.spawn(counted_double(5));
+    wait_until(Duration::from_secs(10), "the job is queued", || {
+        klaw::runtime::block_on(backend.queued()).unwrap() == 1
+    });
+    proxy.freeze();
+    wait_until(Duration::from_secs(10), "the body ran", || {
+        DELIVERED_RUNS.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+    std::thread::sleep(Duration::from_millis(500)); // the body has ended; its request waits
+    assert!(running.cancel("the worker stops"));
+    let stopped = workers.block_on(klaw::cancel::fail_after(Duration::from_secs(10), running));
+    assert!(stopped.is_ok(), "the worker's run did not end once cancelled");
+    std::thread::sleep(Duration::from_secs(2)); // the worker stores the outcome meanwhile
+    proxy.thaw(); // the submitter reconnects, and reads the bucket
+    let result = submitter
+        .block_on(klaw::cancel::fail_after(Duration::from_secs(20), handle))
+        .expect("the outcome reached the call");
+    assert_eq!(result, Ok(10));
+    assert_eq!(DELIVERED_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1, "the job ran again");
+}

@@ -9,8 +9,9 @@
 //!
 //! Ownership: a job's claim, its renewal, its registration for cancels and its concurrency
 //! slot travel with it from one step to the next, so wherever the job is dropped (a stopped
-//! worker drops the taker, the jobs not yet run, and the scope's children) its claim hands it
-//! back and its slot is freed.
+//! worker drops the taker, the jobs it prepares or has ready, and the scope's children, whose
+//! bodies are cancelled) its claim hands it back and its slot is freed. A job whose body has
+//! ended is in [`finish`], which a stopped worker lets end: its outcome is delivered.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -195,8 +196,10 @@ async fn prepare(taker: Arc<JobTaker>, message: Message, slot: Slot, ready: Send
 
 impl ReadyJob {
     /// Runs the job's body in its cancel region, on the klaw worker this is spawned on, then
-    /// hands its outcome to [`finish`] on the tokio runtime and waits for it: the job holds
-    /// its slot and stays a child of the worker's scope until it is settled.
+    /// hands its outcome to [`finish`], a task on the tokio runtime, and ends: the klaw worker
+    /// is not woken again for the job's last steps. The job keeps its slot until it is
+    /// settled, and a body that has ended has its outcome delivered even if the worker stops
+    /// meanwhile (the outcome is not thrown away for the job to run again elsewhere).
     pub(super) async fn run(self) {
         let ReadyJob { taker, job, key, task, region, registered, claim, renewing, slot, span } =
             self;
@@ -223,10 +226,12 @@ impl ReadyJob {
         drop(registered);
         let outcome = within_max_payload(&taker.connection, &job, outcome);
         let tokio = taker.connection.tokio.clone();
-        let finishing =
-            async move { finish(&taker, &job, &key, outcome, claim, Some(renewing)).await };
-        let _ = OnTokio(tokio.spawn(finishing.instrument(span))).await;
-        drop(slot);
+        // The job's slot goes with its outcome, and is freed once the job is settled.
+        let finishing = async move {
+            finish(&taker, &job, &key, outcome, claim, Some(renewing)).await;
+            drop(slot);
+        };
+        drop(tokio.spawn(finishing.instrument(span)));
     }
 }
 
@@ -247,8 +252,8 @@ async fn finish(
     }
 }
 
-/// A tokio task awaited from a klaw task, aborted if the klaw task lets go of it first (a
-/// job's claim then hands the job back, on the tokio runtime).
+/// A tokio task awaited from a klaw task, aborted if the klaw task lets go of it first (the
+/// taker, whose jobs' claims then hand them back, on the tokio runtime).
 pub(super) struct OnTokio<T>(pub(super) tokio::task::JoinHandle<T>);
 
 impl<T> Future for OnTokio<T> {
