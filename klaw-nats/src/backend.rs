@@ -50,7 +50,7 @@ struct Inner {
 
 /// How often, at most, the submitter reads the outcomes bucket for the jobs it still waits
 /// for, even with no reconnect seen (one is also read at once after every reconnect); twice
-/// within the bucket's TTL if that is shorter ([`sweep_every`]). A job that left the queue
+/// within the outcomes bucket's TTL if that is shorter. A job that left the queue
 /// without an outcome its submitter can read (it expired after `outcome_ttl`) ends with
 /// `RemoteError::OutcomeExpired` within this long.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
