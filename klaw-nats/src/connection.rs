@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, kv, stream};
 
 use crate::channel::unconfirmed::UnconfirmedByChannel;
+use crate::refusals::Refusals;
 use crate::{NatsAuth, NatsConfig, NatsError, redact_url};
 
 /// How long a cancel marker is kept: longer than any job waits in the queue.
@@ -31,6 +32,8 @@ pub(crate) struct Connection {
     /// Each channel's acknowledgements sent on this connection and not yet confirmed, shared
     /// by every handle of the channel opened on it (see `channel::unconfirmed::Unconfirmed`).
     pub(crate) unconfirmed: Arc<UnconfirmedByChannel>,
+    /// The subjects the server refused to let this connection publish to.
+    pub(crate) refusals: Arc<Refusals>,
 }
 
 impl Connection {
@@ -39,6 +42,8 @@ impl Connection {
         config.validate()?;
         let reconnects = Arc::new(AtomicU64::new(0));
         let counter = reconnects.clone();
+        let refusals = Arc::new(Refusals::default());
+        let heard = refusals.clone();
         let (url, url_auth) = crate::config::split_credentials(&config.url);
         let auth = if config.auth == NatsAuth::None { url_auth } else { config.auth.clone() };
         let raw_url = config.url.clone();
@@ -89,8 +94,16 @@ impl Connection {
                 .name(format!("klaw {}", config.namespace))
                 .event_callback(move |event| {
                     let counter = counter.clone();
+                    let heard = heard.clone();
                     async move {
                         match event {
+                            async_nats::Event::ServerError(async_nats::ServerError::Other(
+                                error,
+                            )) => {
+                                // A permission refusal answers the request that caused it.
+                                heard.hear(&error);
+                                tracing::warn!(%error, "the NATS server refused a request");
+                            }
                             async_nats::Event::Connected => {
                                 counter.fetch_add(1, Ordering::SeqCst);
                             }
@@ -107,7 +120,7 @@ impl Connection {
             let jetstream = jetstream::new(client.clone());
             let tokio = tokio::runtime::Handle::current();
             let unconfirmed = Arc::default();
-            Ok(Self { config, client, jetstream, tokio, reconnects, unconfirmed })
+            Ok(Self { config, client, jetstream, tokio, reconnects, unconfirmed, refusals })
         })
         .await
     }
@@ -120,19 +133,26 @@ pub(crate) fn key_subject(store: &kv::Store, key: &str) -> String {
 }
 
 /// The bucket `config` describes: found if it exists (a lookup, which a least-privilege
-/// submitter may do), else created. An existing bucket keeps its TTL.
+/// submitter may do), else created. An existing bucket keeps its TTL. `what` names it for an
+/// error, `action` for a failure to create it.
 async fn bucket(
-    jetstream: &jetstream::Context,
+    connection: &Connection,
     config: kv::Config,
-    action: &'static str,
+    (what, action): (&'static str, &'static str),
 ) -> Result<kv::Store, NatsError> {
     let name = config.bucket.clone();
+    let jetstream = &connection.jetstream;
     let Ok(found) = jetstream.get_key_value(&name).await else {
         // Missing (or the lookup failed: then creating fails too, and says why).
-        return jetstream
-            .create_key_value(config)
-            .await
-            .map_err(|error| NatsError::jetstream(action)(error.to_string()));
+        let create = jetstream.create_key_value(config);
+        // A bucket is the stream `KV_<name>`.
+        let tail = format!(".STREAM.CREATE.KV_{name}");
+        return match connection.refusals.unless_refused(&tail, create).await {
+            Some(created) => {
+                created.map_err(|error| NatsError::jetstream(action)(error.to_string()))
+            }
+            None => Err(NatsError::NotProvisioned { missing: format!("{what} `{name}`") }),
+        };
     };
     let kept = found.stream.cached_info().config.max_age;
     if kept != config.max_age {
@@ -144,16 +164,20 @@ async fn bucket(
 }
 
 /// The stream `config` describes: found if it exists (a lookup, which a least-privilege
-/// submitter may do), else created.
+/// submitter may do), else created. `what` names it for an error, `action` for a failure to
+/// create it.
 async fn find_or_create_stream(
-    jetstream: &jetstream::Context,
+    connection: &Connection,
     config: stream::Config,
-    action: &'static str,
+    (what, action): (&'static str, &'static str),
 ) -> Result<stream::Stream, NatsError> {
-    jetstream
-        .get_or_create_stream(config)
-        .await
-        .map_err(|error| NatsError::jetstream(action)(error.to_string()))
+    let name = config.name.clone();
+    let found_or_created = connection.jetstream.get_or_create_stream(config);
+    let tail = format!(".STREAM.CREATE.{name}");
+    match connection.refusals.unless_refused(&tail, found_or_created).await {
+        Some(stream) => stream.map_err(|error| NatsError::jetstream(action)(error.to_string())),
+        None => Err(NatsError::NotProvisioned { missing: format!("{what} `{name}`") }),
+    }
 }
 
 /// The jobs stream, the cancel bucket and the outcomes bucket: what submitters and workers
@@ -180,10 +204,10 @@ impl JobQueue {
     /// stream and the exhausted stream: five requests, sent together, so a process starts after
     /// one round trip.
     pub(crate) async fn open(connection: &Connection) -> Result<Self, NatsError> {
-        let (config, jetstream) = (&connection.config, &connection.jetstream);
+        let config = &connection.config;
         async_compat::Compat::new(async {
             let jobs = find_or_create_stream(
-                jetstream,
+                connection,
                 stream::Config {
                     name: config.jobs_stream(),
                     subjects: vec![config.jobs_subject()],
@@ -192,10 +216,10 @@ impl JobQueue {
                     storage: stream::StorageType::File,
                     ..Default::default()
                 },
-                "creating the jobs stream",
+                ("the jobs stream", "creating the jobs stream"),
             );
             let cancels = bucket(
-                jetstream,
+                connection,
                 kv::Config {
                     bucket: config.cancel_bucket(),
                     description: "klaw: jobs cancelled by their submitter".to_owned(),
@@ -203,10 +227,10 @@ impl JobQueue {
                     max_age: CANCEL_MARKER_AGE,
                     ..Default::default()
                 },
-                "creating the cancel bucket",
+                ("the cancel bucket", "creating the cancel bucket"),
             );
             let outcomes = bucket(
-                jetstream,
+                connection,
                 kv::Config {
                     bucket: config.outcomes_bucket(),
                     description: "klaw: job outcomes waiting for their submitters".to_owned(),
@@ -215,10 +239,10 @@ impl JobQueue {
                     storage: stream::StorageType::File,
                     ..Default::default()
                 },
-                "creating the outcomes bucket",
+                ("the outcomes bucket", "creating the outcomes bucket"),
             );
             let dead = find_or_create_stream(
-                jetstream,
+                connection,
                 stream::Config {
                     name: config.dead_letters_stream(),
                     subjects: vec![config.dead_letters_subjects()],
@@ -231,10 +255,10 @@ impl JobQueue {
                     duplicate_window: Duration::from_secs(120),
                     ..Default::default()
                 },
-                "creating the dead-letter stream",
+                ("the dead-letter stream", "creating the dead-letter stream"),
             );
             let exhausted = find_or_create_stream(
-                jetstream,
+                connection,
                 stream::Config {
                     name: config.exhausted_stream(),
                     // The server publishes these on core NATS: a process away when one is sent
@@ -249,7 +273,7 @@ impl JobQueue {
                     max_age: DEAD_LETTER_AGE,
                     ..Default::default()
                 },
-                "creating the exhausted stream",
+                ("the exhausted stream", "creating the exhausted stream"),
             );
             let (jobs, cancels, outcomes, dead, exhausted) =
                 futures_util::future::try_join5(jobs, cancels, outcomes, dead, exhausted).await?;

@@ -42,6 +42,17 @@ pub enum NatsError {
         /// The name given.
         name: String,
     },
+    /// A stream or bucket of the namespace does not exist, and this connection's user may not
+    /// create it: workers create them, and a least-privilege submitter may only find them.
+    #[error(
+        "{missing} does not exist and this user may not create it: start a worker first (a \
+         worker creates the namespace's streams and buckets), or give this user the worker's \
+         permissions (`klaw_nats::Permissions::worker`)"
+    )]
+    NotProvisioned {
+        /// What is missing, with its name on the server.
+        missing: String,
+    },
     /// JetStream refused or failed a request.
     #[error("JetStream {action} failed: {message} (the server must run with JetStream: `-js`)")]
     JetStream {

@@ -40,6 +40,7 @@ mod kv_watch;
 mod nats;
 mod permissions;
 mod protocol;
+mod refusals;
 mod worker;
 
 pub use backend::{NatsBackend, SWEEP_EVERY};

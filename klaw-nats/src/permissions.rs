@@ -11,7 +11,10 @@ use crate::connection::BURIERS;
 /// What one role may publish and subscribe to, as nats-server `permissions` take them.
 ///
 /// Workers create the namespace's streams and buckets when they are missing, so start a worker
-/// (or any process with the [`admin`](Self::admin) rights) before the first submitter.
+/// (or any process with the [`admin`](Self::admin) rights) before the first submitter. A
+/// submitter that starts first fails to connect with
+/// [`NatsError::NotProvisioned`](crate::NatsError::NotProvisioned) as soon as the server
+/// refuses it.
 /// Every role also subscribes to `_INBOX.>`, where JetStream sends its replies.
 ///
 /// A subject begins with the namespace as it is (`my_app.jobs`); a stream or bucket named in

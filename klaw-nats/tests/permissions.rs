@@ -207,3 +207,33 @@ async fn with_client_inside(server: &NatsServer, body: impl AsyncFnOnce(async_na
             .unwrap();
     body(client).await;
 }
+
+/// A least-privilege submitter that starts before any worker finds no jobs stream and may not
+/// create one: `connect` says so as soon as the server refuses (not after the request's
+/// timeout), names what is missing and what to do, and does not blame the server's JetStream.
+/// Once a worker has created the namespace's objects, it connects.
+#[test]
+fn a_submitter_started_before_any_worker_is_told_to_start_a_worker_first() {
+    let (server, _dir) = server_with_roles();
+    let refused = klaw::runtime::block_on(klaw_nats::NatsBackend::connect(as_user(
+        &server,
+        "submitter",
+        "sub",
+    )));
+    let error = refused.expect_err("the submitter created what only a worker may create");
+    assert!(
+        matches!(&error, klaw_nats::NatsError::NotProvisioned { missing, .. } if missing.contains("test_jobs")),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("start a worker"), "{message}");
+    assert!(!message.contains("-js"), "JetStream runs; the user lacks a permission: {message}");
+    let worker = klaw::runtime::block_on(Worker::connect(as_user(&server, "worker", "wrk")));
+    drop(worker.unwrap());
+    let connected = klaw::runtime::block_on(klaw_nats::NatsBackend::connect(as_user(
+        &server,
+        "submitter",
+        "sub",
+    )));
+    connected.expect("the worker created what the submitter needs");
+}
