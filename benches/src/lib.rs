@@ -4,7 +4,8 @@
 //! per contender, then *interleaved* rounds (each contender once per round, the order rotating)
 //! whose medians give the ratio table. Interleaving matters on small shared machines, where
 //! throughput drifts over seconds and would otherwise favour whoever ran in a quiet moment.
-//! With `KLAW_BENCH_TRACE=1` every round's time is printed as well.
+//! With `KLAW_BENCH_TRACE=1` every round's time is printed as well, with the context switches of
+//! the process's threads during it (see [`context_switches`]).
 #![allow(clippy::print_stdout, reason = "benchmarks report on stdout")]
 
 use std::time::{Duration, Instant};
@@ -57,13 +58,19 @@ pub fn compare(
     for round in 0..rounds {
         for offset in 0..contenders.len() {
             let index = (round + offset) % contenders.len();
+            let switches_before = if trace { context_switches() } else { (0, 0) };
             let (start, cpu_start) = (Instant::now(), process_cpu_time());
             (contenders[index].round)();
             let sample = Sample { wall: start.elapsed(), cpu: process_cpu_time() - cpu_start };
             samples[index].push(sample);
             if trace {
                 let ns = sample.wall.as_nanos() as f64 / ops_per_round as f64;
-                println!("  round {round:>2}  {:<24} {ns:>9.1} ns", contenders[index].name);
+                let (waits, preempted) = context_switches();
+                let (waits, preempted) = (waits - switches_before.0, preempted - switches_before.1);
+                println!(
+                    "  round {round:>2}  {:<24} {ns:>9.1} ns  switches: {waits} waits, {preempted} preempted",
+                    contenders[index].name
+                );
             }
         }
     }
@@ -119,6 +126,19 @@ pub fn process_cpu_time() -> Duration {
         Duration::new(t.tv_sec as u64, 0) + Duration::from_micros(t.tv_usec as u64)
     };
     time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// This process's context switches so far, all threads: those where a thread waited (voluntary)
+/// and those where the kernel took its CPU (involuntary). A round that is slow with many of the
+/// second kind lost its CPU to another process; with many of the first, its threads slept and
+/// were woken.
+pub fn context_switches() -> (i64, i64) {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`; RUSAGE_SELF is a valid `who`.
+    let result = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(result, 0, "getrusage(RUSAGE_SELF) cannot fail with valid arguments");
+    (usage.ru_nvcsw, usage.ru_nivcsw)
 }
 
 /// Criterion settings that fit a 2-core machine: few samples, short windows.
