@@ -193,6 +193,10 @@ pin_project! {
                     current::hand_over_failures(adopter.take_failures());
                 },
             );
+            // Ended: it hears nothing of what enclosed it from now on (see `leave_enclosing`).
+            if *this.started {
+                this.state.leave_enclosing();
+            }
         }
     }
 }
@@ -280,6 +284,8 @@ impl<F: Future> Future for Cancellable<F> {
             }
         }
         current::hand_over_failures(this.adopter.take_failures());
+        // Ended: its token reports what it heard until now, and nothing enclosing it later.
+        this.state.leave_enclosing();
         Poll::Ready(this.outcome.take().expect("a Cancellable returns once"))
     }
 }

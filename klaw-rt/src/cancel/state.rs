@@ -31,7 +31,7 @@ pub(crate) enum Tie {
 
 /// Where a region is registered, so it can leave when it goes away.
 enum Link {
-    Region { parent: Arc<RegionState>, key: usize },
+    Region { parent: Arc<RegionState>, key: usize, tie: Tie },
     Task { task: HeaderRef, hook: usize },
 }
 
@@ -156,7 +156,7 @@ impl RegionState {
             // either listed us (after) or is seen here (before).
             (key, parent.first.get().cloned())
         };
-        self.add_link(Link::Region { parent: parent.clone(), key });
+        self.add_link(Link::Region { parent: parent.clone(), key, tie });
         if let Some(reason) = already {
             match tie {
                 Tie::Token => {
@@ -254,13 +254,66 @@ impl RegionState {
 }
 
 impl RegionState {
+    /// The region has ended: it stops hearing what enclosed it (a region, a scope or its task),
+    /// whose later cancellation no longer concerns it, since none of its code runs inside any
+    /// more (trio: a cancel scope's `cancel_called` is fixed once it exits). Its token then
+    /// reports what it heard while the region ran, and no more, and a long-lived task is not
+    /// left with a hook per ended region whose token someone kept. A parent token it was made a
+    /// child of is its own cancellation, and stays.
+    pub(crate) fn leave_enclosing(&self) {
+        let enclosing: Vec<Link> = {
+            let mut links = self.links.lock();
+            links
+                .iter_mut()
+                .filter(|slot| {
+                    matches!(
+                        slot,
+                        Some(Link::Task { .. } | Link::Region { tie: Tie::Enclosing, .. })
+                    )
+                })
+                .filter_map(Option::take)
+                .collect()
+        };
+        // Outside this region's lock, as `unlink` does: a parent's lock is taken next, and the
+        // parent itself may go with the link. A cancellation decided before the region left
+        // may not have reached it yet (it is told after it is decided); it was heard while the
+        // region ran, so the region inherits it here: a region dropped by an enclosing cancel
+        // always reports it.
+        for link in enclosing {
+            let decided = match link {
+                Link::Region { parent, key, .. } => {
+                    let (removed, decided) = {
+                        // Read under the lock a cancel lists the children under, after it set
+                        // `first`: a cancel that missed this removal set it before.
+                        let mut children = parent.children.lock();
+                        (children.try_remove(key), parent.first.get().cloned())
+                    };
+                    drop(removed);
+                    decided
+                }
+                Link::Task { task, hook } => {
+                    let header = task.header();
+                    header.remove_hook(hook);
+                    // A task's cancel runs its hooks after it is decided: one decided before
+                    // the hook was withdrawn is read here (a timeout's reason is the deadline).
+                    header
+                        .is_cancelled()
+                        .then(|| header.cancel_reason().unwrap_or(CancelReason::Deadline))
+                }
+            };
+            if let Some(reason) = decided {
+                self.inherit(reason);
+            }
+        }
+    }
+
     /// Leaves the parent token and the task it was registered with; gives back the parents.
     fn unlink(&self) -> Vec<Arc<RegionState>> {
         let links = std::mem::take(&mut *self.links.lock());
         let mut parents = Vec::new();
         for link in links.into_iter().flatten() {
             match link {
-                Link::Region { parent, key } => {
+                Link::Region { parent, key, .. } => {
                     let removed = parent.children.lock().try_remove(key);
                     drop(removed);
                     parents.push(parent);

@@ -78,7 +78,9 @@ impl Token {
     }
 
     /// True once cancelled: by this token, a parent token, or (for a region's token) anything
-    /// around the region.
+    /// around the region while the region runs. Once the region has ended, what encloses it no
+    /// longer reaches its token: it keeps what it heard until then (trio's rule for a cancel
+    /// scope that has exited).
     ///
     /// ```
     /// let token = klaw::cancel::Region::new().token();

@@ -385,6 +385,9 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
                 frames::claim_completion();
             }
             this.finished = true;
+            // Ended: a token of the scope kept by someone hears nothing enclosing it from now
+            // on, as a region's does (`RegionState::leave_enclosing`).
+            shared.region.leave_enclosing();
             return Poll::Ready(this.result());
         }
         Poll::Pending

@@ -94,8 +94,10 @@ impl ScopeOptions {
         self
     }
 
-    /// Cancels the scope with [`CancelReason::Deadline`] `timeout` after it starts; the scope
-    /// then fails with [`Error::Elapsed`]. The deadline covers the body and every child but the
+    /// Cancels the scope with [`CancelReason::Deadline`] `timeout` after it starts (the shorter
+    /// timeout wins if one was set already, as for
+    /// [`Region::deadline`](crate::cancel::Region::deadline)); the scope then fails with
+    /// [`Error::Elapsed`]. The deadline covers the body and every child but the
     /// background ones: once the rest has ended, the scope stops those itself, and a deadline
     /// that passes while they stop leaves the body's result as it was.
     ///
@@ -104,11 +106,12 @@ impl ScopeOptions {
     /// # let _ = options;
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.timeout = Some(self.timeout.map_or(timeout, |t| t.min(timeout)));
         self
     }
 
-    /// Cancels the scope with [`CancelReason::Deadline`] at `deadline`.
+    /// Cancels the scope with [`CancelReason::Deadline`] at `deadline` (the earlier deadline
+    /// wins if one was set already, as for [`Region::deadline`](crate::cancel::Region::deadline)).
     ///
     /// ```
     /// let soon = std::time::Instant::now() + std::time::Duration::from_secs(1);
@@ -116,7 +119,7 @@ impl ScopeOptions {
     /// # let _ = options;
     /// ```
     pub fn deadline(mut self, deadline: Instant) -> Self {
-        self.deadline = Some(deadline);
+        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
         self
     }
 
