@@ -1,5 +1,6 @@
 //! Loom models of cancel regions (`region.rs`, `state.rs`): a region cancelled while the region
-//! nested in it completes, and a completion that comes after a region's own cancel.
+//! nested in it completes, or while it drops that region, and a completion that comes after a
+//! region's own cancel.
 //!
 //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
 
@@ -20,19 +21,75 @@ fn loom_a_region_cancelled_while_its_nested_region_completes() {
         let inner = Region::new();
         let inner_token = inner.token();
         let canceller = thread::spawn(move || outer_token.cancel("outer"));
+        let ended_token = inner_token.clone();
         let mut inner_result = None;
+        let mut heard_at_the_end = None;
         let result = block_on(outer.run(async {
             // Completes in its first poll, while the outer cancel may land at any point.
             inner_result = Some(inner.run(async { 5 }).await);
+            heard_at_the_end = Some(ended_token.reason());
             poll_fn(|_| Poll::<()>::Pending).await;
         }));
         assert!(canceller.join().unwrap());
         // The outer region is the one that catches its cancellation (no lost wake-up: the
-        // model would deadlock), and the inner region's token heard it whenever the inner
-        // region had started, completed or not.
+        // model would deadlock), and the inner region's token, once the region ended, keeps
+        // what it heard while it ran: a cancel that came later does not reach it.
         assert_eq!(result, Err(CancelReason::user("outer")));
         if let Some(inner_result) = inner_result {
             assert_eq!(inner_result, Ok(5), "the inner region's own token never fired");
+            assert_eq!(Some(inner_token.reason()), heard_at_the_end);
+        }
+    });
+}
+
+#[test]
+fn loom_a_region_dropped_by_an_enclosing_cancel_reports_it() {
+    loom::model(|| {
+        let outer = Region::new();
+        let outer_token = outer.token();
+        let inner = Region::new();
+        let inner_token = inner.token();
+        let canceller = thread::spawn(move || outer_token.cancel("outer"));
+        let mut inner_started = false;
+        let result = block_on(outer.run(async {
+            let _ = inner
+                .run(async {
+                    inner_started = true;
+                    poll_fn(|_| Poll::<()>::Pending).await;
+                })
+                .await;
+        }));
+        assert!(canceller.join().unwrap());
+        assert_eq!(result, Err(CancelReason::user("outer")));
+        // The outer cancel dropped the inner region, which leaves the outer one as it goes:
+        // however that raced the cancel telling its children, the inner token heard it.
+        if inner_started {
+            assert_eq!(inner_token.reason(), Some(CancelReason::user("outer")));
+        }
+    });
+}
+
+#[test]
+fn loom_a_region_dropped_by_a_cancel_two_levels_up_reports_it() {
+    loom::model(|| {
+        let outer = Region::new();
+        let outer_token = outer.token();
+        let (middle, inner) = (Region::new(), Region::new());
+        let inner_token = inner.token();
+        let canceller = thread::spawn(move || outer_token.cancel("outer"));
+        let mut inner_started = false;
+        let result = block_on(outer.run(async {
+            let running_inner = inner.run(async {
+                inner_started = true;
+                poll_fn(|_| Poll::<()>::Pending).await;
+            });
+            let _ = middle.run(running_inner).await;
+        }));
+        assert!(canceller.join().unwrap());
+        assert_eq!(result, Err(CancelReason::user("outer")));
+        // The cancel is told down one level at a time, and the drop may overtake it: the inner
+        // region looks past the middle one, not yet told, to the outer one that decided.
+        if inner_started {
             assert_eq!(inner_token.reason(), Some(CancelReason::user("outer")));
         }
     });

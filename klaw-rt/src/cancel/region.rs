@@ -195,7 +195,7 @@ pin_project! {
             );
             // Ended: it hears nothing of what enclosed it from now on (see `leave_enclosing`).
             if *this.started {
-                this.state.leave_enclosing();
+                this.state.leave_enclosing(true);
             }
         }
     }
@@ -285,7 +285,7 @@ impl<F: Future> Future for Cancellable<F> {
         }
         current::hand_over_failures(this.adopter.take_failures());
         // Ended: its token reports what it heard until now, and nothing enclosing it later.
-        this.state.leave_enclosing();
+        this.state.leave_enclosing(false);
         Poll::Ready(this.outcome.take().expect("a Cancellable returns once"))
     }
 }

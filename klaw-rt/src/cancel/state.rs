@@ -260,7 +260,14 @@ impl RegionState {
     /// reports what it heard while the region ran, and no more, and a long-lived task is not
     /// left with a hook per ended region whose token someone kept. A parent token it was made a
     /// child of is its own cancellation, and stays.
-    pub(crate) fn leave_enclosing(&self) {
+    ///
+    /// `dropped`: the region ends because what ran it dropped it, maybe for a cancellation
+    /// still on its way down to it. A cancel is decided (`own`) before it is recorded as heard
+    /// (`first`) and told to the children, one level after another, and what it stops may be
+    /// dropped meanwhile, on another thread. So a dropped region looks up the whole chain of
+    /// what it heard, and takes in a cancellation decided anywhere there: the one that dropped
+    /// it, which it must report.
+    pub(crate) fn leave_enclosing(&self, dropped: bool) {
         let enclosing: Vec<Link> = {
             let mut links = self.links.lock();
             links
@@ -289,7 +296,7 @@ impl RegionState {
                         (children.try_remove(key), parent.first.get().cloned())
                     };
                     drop(removed);
-                    decided
+                    decided.or_else(|| if dropped { parent.decided_around() } else { None })
                 }
                 Link::Task { task, hook } => {
                     let header = task.header();
@@ -305,6 +312,30 @@ impl RegionState {
                 self.inherit(reason);
             }
         }
+    }
+
+    /// A cancellation decided for this region or anything it hears, up the chain (each level's
+    /// own decision, before it is told down), or `None`. Iterative, one lock at a time.
+    fn decided_around(self: &Arc<Self>) -> Option<CancelReason> {
+        let mut next = vec![self.clone()];
+        while let Some(region) = next.pop() {
+            if let Some(reason) = region.first.get().or(region.own.get()) {
+                return Some(reason.clone());
+            }
+            let links = region.links.lock();
+            for link in links.iter().flatten() {
+                match link {
+                    Link::Region { parent, .. } => next.push(parent.clone()),
+                    Link::Task { task, .. } => {
+                        let header = task.header();
+                        if header.is_cancelled() {
+                            return Some(header.cancel_reason().unwrap_or(CancelReason::Deadline));
+                        }
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Leaves the parent token and the task it was registered with; gives back the parents.

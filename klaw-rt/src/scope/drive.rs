@@ -387,7 +387,7 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
             this.finished = true;
             // Ended: a token of the scope kept by someone hears nothing enclosing it from now
             // on, as a region's does (`RegionState::leave_enclosing`).
-            shared.region.leave_enclosing();
+            shared.region.leave_enclosing(false);
             return Poll::Ready(this.result());
         }
         Poll::Pending
