@@ -107,7 +107,9 @@ fn untimed<F: Future, M: Outcome<F::Output>>(task: Task<F, M>) -> InlineTask<F, 
 fn timed<F: Future, M: Outcome<F::Output>>(task: Task<F, M>, after: Duration) -> InlineTask<F, M> {
     let span = task_span(TaskId::next(), task.name.as_deref(), None);
     let body = Body { future: task.future, span, mode: PhantomData };
-    InlineTask { run: Run::Timed { region: Region::new().timeout(after).run(body), after } }
+    // Counted from the first poll, on the clock current then, as `fail_after` counts (not from
+    // when the task was turned into a future, which may be long before it is awaited).
+    InlineTask { run: Run::Timed { region: Region::new().run_for(after, body), after } }
 }
 
 impl<F: Future, M: Outcome<F::Output>> Future for InlineTask<F, M> {

@@ -213,11 +213,18 @@ impl VirtualClock {
 
     /// Waits until the runtime is idle: every task waits, nothing holds the clock.
     pub(crate) async fn settled(&self) {
-        let epoch = {
+        let (epoch, first) = {
             let mut state = self.lock();
             state.settling += 1;
-            state.settle_epoch
+            (state.settle_epoch, state.settling == 1)
         };
+        // As for a first timer (`poll_timer`): a worker that found no timer waits without
+        // looking at the clock again, so an `advance` awaited outside the runtime (another
+        // thread, another executor) while the runtime is idle would wait for a look that never
+        // comes. Outside the lock: it wakes the worker.
+        if first {
+            self.released.notify(usize::MAX);
+        }
         let mut waiting = Settling { clock: self, epoch, ticket: Ticket::default() };
         std::future::poll_fn(|cx| {
             let ticket = &mut waiting.ticket;

@@ -130,7 +130,13 @@ impl MissedTickBehavior {
                 let behind = (now - due).as_nanos() % period.as_nanos();
                 let behind = u64::try_from(behind)
                     .expect("too much time has passed since the interval was due to tick");
-                deadline_after(now, period) - Duration::from_nanos(behind)
+                match now.checked_add(period) {
+                    // `behind` is less than a period: the next tick is after `now`.
+                    Some(next) => next - Duration::from_nanos(behind),
+                    // A period too long for an `Instant`: the deadline saturates far ahead, and
+                    // taking `behind` off it could bring it back to `now`, a second tick at once.
+                    None => deadline_after(now, period),
+                }
             }
         }
     }
