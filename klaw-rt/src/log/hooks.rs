@@ -256,9 +256,10 @@ where
             hook.calls.fetch_add(1, Ordering::SeqCst);
             if !hook.removed.load(Ordering::SeqCst) {
                 if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (hook.call)(&log_event))) {
-                    // Not dropped: a payload whose destructor panics would unwind into the code
-                    // that logged (a task, or the runtime itself) and skip the later hooks.
-                    std::mem::forget(payload);
+                    // Dropped where its own panic is caught: a payload whose destructor panics
+                    // would otherwise unwind into the code that logged (a task, or the runtime
+                    // itself) and skip the later hooks.
+                    crate::task::guard::drop_payload(payload);
                 }
             }
             hook.calls.fetch_sub(1, Ordering::SeqCst);

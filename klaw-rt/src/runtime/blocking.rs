@@ -255,7 +255,8 @@ impl PoolShared {
                 drop(state);
                 // A job contains the panics of the closure and of the values it drops; this is
                 // the last line, so that nothing can cost the pool a thread and its slot.
-                if catch_unwind(AssertUnwindSafe(|| job.run())).is_err() {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job.run())) {
+                    crate::task::guard::drop_payload(payload);
                     tracing::error!(
                         task.id = id.as_u64(),
                         "a blocking job panicked outside its task"

@@ -360,8 +360,11 @@ impl Header {
 
 /// Runs a cancel hook so that its panic cannot reach the task or skip the other hooks.
 fn run_contained(hook: CancelHook, reason: &CancelReason) {
-    // A panicking hook is a bug in the hook; the cancel itself has already taken effect.
-    let _ = catch_unwind(AssertUnwindSafe(|| hook(reason)));
+    // A panicking hook is a bug in the hook; the cancel itself has already taken effect. Its
+    // payload is user code too: a panic as it is dropped must not reach the canceller either.
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| hook(reason))) {
+        crate::task::guard::drop_payload(payload);
+    }
 }
 
 impl<O> Drop for TaskCore<O> {

@@ -114,7 +114,15 @@ pub(crate) fn contained(f: impl FnOnce()) {
 pub(crate) fn panic_of(f: impl FnOnce()) -> Option<String> {
     let payload = catch_unwind(AssertUnwindSafe(f)).err()?;
     let message = panic_message(payload.as_ref());
-    // The payload's own destructor could panic too; it is not worth a second guard.
-    std::mem::forget(payload);
+    drop_payload(payload);
     Some(message)
+}
+
+/// Drops a caught panic's payload, whose own destructor is user code and may panic too: that
+/// second panic is caught, and its payload forgotten (dropping it could panic again, without
+/// end). Only such a payload leaks; every other is freed.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(second) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(second);
+    }
 }
