@@ -308,6 +308,21 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
                 )))),
             }
         }
+        if failures.len() > 1 {
+            // A cancellation the body passed on (a sibling's `Cancelled(SiblingFailed)`, awaited
+            // in a shield and returned with `?`) echoes what cancelled it, which is listed
+            // already: it is not a failure of its own, as neither Kotlin nor trio lists one.
+            let errors: Vec<Error> = failures.drain(..).map(Ended::into_error).collect();
+            let is_echo =
+                |error: &Error| matches!(error, Error::Task { error, .. } if error.is_cancelled());
+            let keeps_a_failure = errors.iter().any(|error| !is_echo(error));
+            failures.extend(
+                errors
+                    .into_iter()
+                    .filter(|error| !keeps_a_failure || !is_echo(error))
+                    .map(Ended::Failed),
+            );
+        }
         match (failures.len(), self.output.take()) {
             (0, Some(output)) => Ok(output),
             (0, None) => {
