@@ -20,50 +20,19 @@
 //! two that compare times use the paused clock.
 
 mod common;
+#[path = "common/crashes.rs"]
+mod crashes;
 
 use std::future::{Future, pending};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use common::{DropCount, Flag, in_task, ms, runtime, secs, with_deadline};
+use common::{DropCount, Flag, in_task, ms, runtime, secs, until, with_deadline};
+use crashes::{Crash, crash, crashes};
 use klaw::cancel::{Region, shield};
 use klaw::scope::{ScopeOptions, scope_with};
 use klaw::task::{ExitReason, Fallible, TaskRef};
 use klaw::{CancelReason, Error, Task, TaskError};
-
-/// What Kotlin's tests throw (`TestException1`, ...): an error that names who raised it.
-#[derive(Debug, PartialEq, thiserror::Error)]
-#[error("{0} crashed")]
-struct Crash(&'static str);
-
-/// A fallible child that fails at once (`async { throw TestException1() }`).
-fn crash(who: &'static str) -> Task<impl Future<Output = Result<(), Crash>>, Fallible> {
-    Task::fallible(async move { Err(Crash(who)) })
-}
-
-/// Every `Crash` in a scope's error, groups flattened, in the order the error lists them; an
-/// `Elapsed` is listed as "Elapsed". Anything else (a cancellation, say) is a test failure.
-fn crashes(error: &Error) -> Vec<&'static str> {
-    match error {
-        Error::Scope(group) => group.errors().iter().flat_map(crashes).collect(),
-        Error::Task { error: TaskError::Failed(failure), .. } => {
-            vec![failure.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Body(body) => {
-            vec![body.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Elapsed(_) => vec!["Elapsed"],
-        other => panic!("not a crash: {other:?}"),
-    }
-}
-
-/// Waits (at klaw's await points) until `done` says so.
-async fn until(done: impl Fn() -> bool) {
-    while !done() {
-        klaw::time::sleep(Duration::from_millis(1)).await;
-    }
-}
 
 /// A destructor that writes `what` into a shared record (Kotlin's `finally { expect(n) }`).
 struct Record(Arc<Mutex<Vec<&'static str>>>, &'static str);

@@ -17,38 +17,20 @@
 //! own with a deadline (`in_task`, `with_deadline`), so a hang fails the test.
 
 mod common;
+#[path = "common/crashes.rs"]
+mod crashes;
 
 use std::future::{Future, pending};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Alive, Flag, in_task, runtime, with_deadline};
+use common::{Alive, Flag, in_task, runtime, until, with_deadline};
+use crashes::{Crash, crashes};
 use klaw::cancel::{Region, shield};
 use klaw::scope::Ready;
 use klaw::task::{ExitReason, Fallible, TaskRef};
 use klaw::{CancelReason, Error, Task, TaskError};
-
-/// What trio's tests raise: an error that names who raised it.
-#[derive(Debug, PartialEq, thiserror::Error)]
-#[error("{0}")]
-struct Crash(&'static str);
-
-/// Every `Crash` in an error, groups flattened, in the order the error lists them; an
-/// `Elapsed` is listed as "Elapsed". Anything else is a test failure.
-fn crashes(error: &Error) -> Vec<&'static str> {
-    match error {
-        Error::Scope(group) => group.errors().iter().flat_map(crashes).collect(),
-        Error::Task { error: TaskError::Failed(failure), .. } => {
-            vec![failure.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Body(body) => {
-            vec![body.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Elapsed(_) => vec!["Elapsed"],
-        other => panic!("not a crash: {other:?}"),
-    }
-}
 
 fn user(message: &'static str) -> CancelReason {
     CancelReason::user(message)
@@ -56,13 +38,6 @@ fn user(message: &'static str) -> CancelReason {
 
 fn is_cancelled_with(result: &Result<(), Error>, expected: &CancelReason) -> bool {
     matches!(result, Err(Error::Task { error: TaskError::Cancelled(reason), .. }) if reason == expected)
-}
-
-/// Waits (at klaw's await points) until `done` says so.
-async fn until(done: impl Fn() -> bool) {
-    while !done() {
-        klaw::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// Where a child writes the reason it was cancelled with.

@@ -58,56 +58,27 @@
 //!   never wrapped).
 
 mod common;
+#[path = "common/crashes.rs"]
+mod crashes;
 
 use std::error::Error as _;
-use std::future::{Future, pending};
+use std::future::pending;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::{Alive, Flag, SetOnDrop, in_task, runtime, with_deadline};
+use common::{Alive, Flag, SetOnDrop, in_task, runtime, until, with_deadline};
+use crashes::{Crash, crash, crashes};
 use klaw::scope::{NotReady, Ready};
-use klaw::task::{BlockingTask, ExitReason, Fallible};
+use klaw::task::{BlockingTask, ExitReason};
 use klaw::{CancelReason, Error, Task, TaskError};
-
-/// What trio's tests raise: an error that names who raised it.
-#[derive(Debug, PartialEq, thiserror::Error)]
-#[error("{0} crashed")]
-struct Crash(&'static str);
-
-/// A fallible child that fails at once (trio's `async def crasher(): raise ...`).
-fn crash(who: &'static str) -> Task<impl Future<Output = Result<(), Crash>>, Fallible> {
-    Task::fallible(async move { Err(Crash(who)) })
-}
-
-/// Every `Crash` in a scope's error, groups flattened, in the order the errors list them.
-/// Anything else in the error (a cancellation, say) is a test failure.
-fn crashes(error: &Error) -> Vec<&'static str> {
-    match error {
-        Error::Scope(group) => group.errors().iter().flat_map(crashes).collect(),
-        Error::Task { error: TaskError::Failed(failure), .. } => {
-            vec![failure.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Body(body) => {
-            vec![body.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        other => panic!("not a crash: {other:?}"),
-    }
-}
 
 /// The same, sorted: trio's `RaisesGroup` does not care about the order.
 fn sorted_crashes(error: &Error) -> Vec<&'static str> {
     let mut found = crashes(error);
     found.sort_unstable();
     found
-}
-
-/// Waits (at klaw's await points) until `done` says so.
-async fn until(done: impl Fn() -> bool) {
-    while !done() {
-        klaw::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// A destructor that writes `what` into a shared record (trio's `except Cancelled:` cleanup).

@@ -9,48 +9,23 @@
 //! hang fails the test.
 
 mod common;
+#[path = "common/crashes.rs"]
+mod crashes;
 
 use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Flag, in_task, ms, runtime, secs, with_deadline};
+use common::{Flag, in_task, ms, runtime, secs, until, with_deadline};
+use crashes::{Crash, crashes};
 use klaw::cancel::{Region, Token, shield};
 use klaw::scope::{ScopeOptions, scope_with};
 use klaw::task::{BoxError, TaskRef};
 use klaw::{CancelReason, Error, TaskError};
 
-/// What trio's tests raise: an error that names who raised it.
-#[derive(Debug, PartialEq, thiserror::Error)]
-#[error("{0}")]
-struct Crash(&'static str);
-
-/// Every `Crash` in an error, groups flattened, in the order the error lists them; an
-/// `Elapsed` is listed as "Elapsed". Anything else is a test failure.
-fn crashes(error: &Error) -> Vec<&'static str> {
-    match error {
-        Error::Scope(group) => group.errors().iter().flat_map(crashes).collect(),
-        Error::Task { error: TaskError::Failed(failure), .. } => {
-            vec![failure.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Body(body) => {
-            vec![body.downcast_ref::<Crash>().unwrap_or_else(|| panic!("{error:?}")).0]
-        }
-        Error::Elapsed(_) => vec!["Elapsed"],
-        other => panic!("not a crash: {other:?}"),
-    }
-}
-
 fn user(message: &'static str) -> CancelReason {
     CancelReason::user(message)
-}
-
-/// Waits (at klaw's await points) until `done` says so.
-async fn until(done: impl Fn() -> bool) {
-    while !done() {
-        klaw::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 /// A destructor that writes `what` into a shared record (trio's `except Cancelled:` cleanup).
