@@ -309,12 +309,18 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
             }
         }
         if failures.len() > 1 {
-            // A cancellation the body passed on (a sibling's `Cancelled(SiblingFailed)`, awaited
-            // in a shield and returned with `?`) echoes what cancelled it, which is listed
-            // already: it is not a failure of its own, as neither Kotlin nor trio lists one.
+            // A sibling's `Cancelled(SiblingFailed)` that the body passed on (awaited in a
+            // shield and returned with `?`) echoes the failure that cancelled it, which is listed
+            // already: it is not a failure of its own, as neither Kotlin nor trio lists one. Any
+            // other cancellation the body returns (a child it cancelled with a reason of its own,
+            // say) is its report, and stays.
             let errors: Vec<Error> = failures.drain(..).map(Ended::into_error).collect();
-            let is_echo =
-                |error: &Error| matches!(error, Error::Task { error, .. } if error.is_cancelled());
+            let is_echo = |error: &Error| {
+                matches!(
+                    error,
+                    Error::Task { error: TaskError::Cancelled(CancelReason::SiblingFailed), .. }
+                )
+            };
             let keeps_a_failure = errors.iter().any(|error| !is_echo(error));
             failures.extend(
                 errors
