@@ -49,8 +49,8 @@ pub mod task {
     pub use klaw_rt::runtime::InlineTask;
     pub use klaw_rt::scope::InlineBlockingTask;
     pub use klaw_rt::task::{
-        BlockingTask, BoxError, ExitReason, Fallible, IntoTask, Outcome, Plain, TaskFailure,
-        TaskId, TaskInfo, TaskRef, current_task_id,
+        BlockingTask, BoxError, ExitReason, Fallible, IntoTask, Outcome, Plain, TakenFailure,
+        TaskFailure, TaskId, TaskInfo, TaskRef, current_task_id,
     };
 }
 

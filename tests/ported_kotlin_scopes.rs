@@ -23,55 +23,16 @@ mod common;
 #[path = "common/crashes.rs"]
 mod crashes;
 
-use std::future::{Future, pending};
+use std::future::pending;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use common::{DropCount, Flag, in_task, ms, runtime, secs, until, with_deadline};
-use crashes::{Crash, crash, crashes};
-use klaw::cancel::{Region, shield};
+use crashes::{Crash, Record, Seen, converts_cancel, crash, crashes};
+use klaw::cancel::shield;
 use klaw::scope::{ScopeOptions, scope_with};
-use klaw::task::{ExitReason, Fallible, TaskRef};
-use klaw::{CancelReason, Error, Task, TaskError};
-
-/// A destructor that writes `what` into a shared record (Kotlin's `finally { expect(n) }`).
-struct Record(Arc<Mutex<Vec<&'static str>>>, &'static str);
-
-impl Drop for Record {
-    fn drop(&mut self) {
-        self.0.lock().unwrap().push(self.1);
-    }
-}
-
-/// Where a child writes the reason it was cancelled with.
-type Seen = Arc<Mutex<Option<CancelReason>>>;
-
-/// Kotlin's `try { delay(Long.MAX_VALUE) } finally { throw TestException2() }`: a child that,
-/// once running (it sets `running`), waits for its own cancellation, writes the reason into
-/// `seen`, and fails with `Crash(tag)`. The wait is shielded, so the child finishes it; it hears
-/// its cancellation through a region token, which hears the task it runs in.
-fn converts_cancel(
-    tag: &'static str,
-    running: Flag,
-    seen: Seen,
-) -> Task<impl Future<Output = Result<(), Crash>>, Fallible> {
-    Task::fallible(async move {
-        let region = Region::new();
-        let token = region.token();
-        let outcome = region
-            .run(shield(async move {
-                running.set();
-                let reason = token.cancelled().await;
-                *seen.lock().unwrap() = Some(reason);
-                Err::<(), _>(Crash(tag))
-            }))
-            .await;
-        match outcome {
-            Ok(result) => result,
-            Err(reason) => panic!("the child's own region caught {reason:?}"),
-        }
-    })
-}
+use klaw::task::{ExitReason, TakenFailure, TaskRef};
+use klaw::{CancelReason, Error, TaskError};
 
 fn options(supervisor: bool) -> ScopeOptions {
     if supervisor { ScopeOptions::new().supervisor() } else { ScopeOptions::new() }
@@ -130,7 +91,7 @@ fn a_supervisor_body_failure_cancels_every_child_and_comes_first() {
         let (running, seen): (Flag, Seen) = (Flag::default(), Arc::default());
         let result: Result<(), Error> = klaw::scope!(supervisor, |s| {
             s.spawn(pending::<()>());
-            s.spawn(converts_cancel("TestException2", running.clone(), seen.clone()));
+            s.spawn(converts_cancel("TestException2", running.clone(), seen.clone(), None));
             until(|| running.is_set()).await;
             Err(Crash("TestException1").into())
         });
@@ -288,7 +249,7 @@ fn a_timeout_firing_while_a_child_fails_in_cleanup_loses_neither() {
         let result: Result<(), Error> = klaw::scope!(|_outer| {
             klaw::cancel::fail_after(ms(10), async {
                 klaw::scope!(|s| {
-                    s.spawn(converts_cancel("TestException", running.clone(), seen.clone()));
+                    s.spawn(converts_cancel("TestException", running.clone(), seen.clone(), None));
                     pending::<()>().await;
                     Ok(())
                 })
@@ -443,5 +404,110 @@ fn a_running_child_cancelled_through_its_handle_is_no_failure_in_either_mode() {
             assert_eq!(sibling.exit_reason(), ExitReason::Success);
             assert_eq!((sibling_value, ok), ("sibling done", "OK"));
         }
+    });
+}
+
+// ---- 5. A failure the body took in a shield ---------------------------------------------------
+
+/// `CoroutineScopeTest`'s `withContext(NonCancellable) { try { one.await() } catch (e) { } }`:
+/// Kotlin fails the parent with a child's exception whoever caught it, and trio has no way to
+/// catch a child's exception at all. In klaw a cancelled scope's body sees a sibling's failure
+/// only by awaiting its handle in a shield; the error then goes to the body.
+///
+/// Checks, for a body that takes child `one`'s failure (from its handle, and from a child set):
+/// - dropped: the scope still fails with `one`, by name, the failure's words kept in a
+///   `TakenFailure`;
+/// - returned with `?`, or wrapped as a cause: the failure is listed once, as the body's;
+/// - replaced by an error of the body's own: both are listed, `one`'s first;
+/// - in a supervisor scope: the body owns what it awaited, and the scope succeeds.
+///
+/// What would break it: the scope reporting only `Cancelled(SiblingFailed)`, which names no
+/// failure, for a failure the body dropped (as it did before the scope kept stand-ins); a stand-in
+/// listed beside the failure the body passed on (counted twice).
+#[test]
+fn a_failure_the_body_took_in_a_shield_and_dropped_still_fails_the_scope() {
+    in_task(|| async {
+        let dropped: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(crash("TestException1").name("one"));
+            let taken = shield(one).await;
+            assert!(matches!(taken, Err(Error::Task { .. })), "{taken:?}");
+            Ok(())
+        });
+        let error = dropped.unwrap_err();
+        let Error::Task { task: Some(task), error: TaskError::Failed(failure), .. } = &error else {
+            panic!("the dropped failure is not the scope's error: {error:?}")
+        };
+        assert_eq!(task.name(), Some("one"));
+        let taken = failure.downcast_ref::<TakenFailure>().unwrap_or_else(|| panic!("{error:?}"));
+        assert_eq!(taken.message(), "TestException1 crashed");
+
+        let from_a_set: Result<(), Error> = klaw::scope!(|s| {
+            let mut set = s.child_set();
+            set.spawn(crash("TestException1").name("one"));
+            let taken = shield(set.next_finished()).await;
+            assert!(matches!(taken, Some(Err(_))), "{taken:?}");
+            Ok(())
+        });
+        let error = from_a_set.unwrap_err();
+        assert!(
+            matches!(&error, Error::Task { task: Some(task), error: TaskError::Failed(f), .. }
+                if task.name() == Some("one") && f.downcast_ref::<TakenFailure>().is_some()),
+            "{error:?}"
+        );
+    });
+}
+
+/// The other half of the case above: a failure the body passes on is listed once, whether it
+/// returns it with `?` or wraps it as the cause of its own error; an error of its own beside the
+/// dropped failure is listed after it.
+#[test]
+fn a_failure_the_body_took_and_passed_on_is_listed_once() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cleanup saw a failure")]
+    struct Saw(#[source] Error);
+
+    in_task(|| async {
+        let returned: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(crash("TestException1"));
+            shield(one).await?;
+            Ok(())
+        });
+        let error = returned.unwrap_err();
+        assert!(!matches!(&error, Error::Scope(_)), "counted twice: {error:?}");
+        assert_eq!(crashes(&error), ["TestException1"]);
+
+        let wrapped: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(crash("TestException1"));
+            let error = shield(one).await.unwrap_err();
+            Err(Saw(error).into())
+        });
+        let error = wrapped.unwrap_err();
+        let Error::Body(body) = &error else { panic!("counted twice: {error:?}") };
+        assert!(body.downcast_ref::<Saw>().is_some(), "{error:?}");
+
+        let replaced: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(crash("TestException1"));
+            drop(shield(one).await);
+            Err(Crash("the body").into())
+        });
+        let error = replaced.unwrap_err();
+        let Error::Scope(group) = &error else { panic!("one failure lost: {error:?}") };
+        let [first, second] = group.errors() else { panic!("{error:?}") };
+        assert!(
+            matches!(first, Error::Task { error: TaskError::Failed(f), .. }
+                if f.downcast_ref::<TakenFailure>().is_some_and(|t| t.message() == "TestException1 crashed")),
+            "{error:?}"
+        );
+        assert_eq!(crashes(second), ["the body"]);
+
+        let supervised = scope_with(ScopeOptions::new().supervisor(), |s| {
+            Box::pin(async move {
+                let one = s.spawn(crash("TestException1"));
+                assert!(shield(one).await.is_err());
+                Ok("handled")
+            })
+        })
+        .await;
+        assert_eq!(supervised.unwrap(), "handled", "a supervisor's body owns what it awaited");
     });
 }

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 
 use crate::runtime::{BuildError, ConfigError, NoRuntime};
+use crate::task::TaskId;
 use crate::task::error::{BoxError, TaskError, TaskFailure, TaskInfo};
 use crate::time::Elapsed;
 
@@ -168,6 +169,41 @@ impl Error {
             },
             Err(error) => error,
         }
+    }
+}
+
+impl Error {
+    /// What the scope reports for this failure of its child once the scope's body has taken it
+    /// (see [`TakenFailure`](crate::task::TakenFailure)): the same task and variant, a failure's
+    /// error replaced by its words. `None` for what is not a failure (a cancellation).
+    pub(crate) fn taken_stand_in(&self) -> Option<Error> {
+        let Self::Task { task, error } = self else { return None };
+        let error = match error {
+            TaskError::Failed(failure) => TaskError::Failed(TaskFailure::new(Box::new(
+                crate::task::TakenFailure::new(WithCauses(failure.as_source()).to_string()),
+            ))),
+            TaskError::Panicked(message) => TaskError::Panicked(message.clone()),
+            TaskError::TimedOut(after) => TaskError::TimedOut(*after),
+            TaskError::Remote(error) => TaskError::Remote(error.clone()),
+            TaskError::Cancelled(_) => return None,
+        };
+        Some(Self::Task { task: task.clone(), error })
+    }
+
+    /// Whether `error`, or a cause of it, is klaw's error about task `id` (in a group, any
+    /// entry's): the body returned that task's failure, perhaps wrapped.
+    pub(crate) fn names_task(error: &(dyn std::error::Error + 'static), id: TaskId) -> bool {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            match error.downcast_ref::<Error>() {
+                Some(Self::Task { task: Some(task), .. }) if task.id() == id => return true,
+                Some(Self::Scope(group)) => {
+                    return group.errors().iter().any(|entry| Self::names_task(entry, id));
+                }
+                _ => next = error.source(),
+            }
+        }
+        false
     }
 }
 

@@ -2,6 +2,7 @@
 //! what failed into the scope's result.
 #![forbid(unsafe_code)]
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,12 +14,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::cancel::frames::{self, FrameKind};
 use crate::coop;
 use crate::error::{Error, ScopeError};
-use crate::scope::registry::Failure;
+use crate::scope::registry::{Failure, take_stand_in};
 use crate::scope::{LocalChild, Scope, ScopeOptions};
-use crate::task::CancelReason;
 use crate::task::current::{self, Adopter};
 use crate::task::error::{BoxError, TaskError};
 use crate::task::guard;
+use crate::task::{CancelReason, TaskId};
 use crate::time::{self, Elapsed, Sleep};
 
 /// The body of a scope, as `scope!` boxes it: a future of `Result<T, E>`, where `E` is
@@ -105,8 +106,11 @@ where
 ///
 /// - Every child ended well: the body's result.
 /// - One thing failed (the body's `Err`, a child's failure, the deadline): that error. A failed
-///   child fails the scope whether or not the body awaits it; only in supervisor mode, or in a
-///   shield, is a failure the body awaited the body's to report (and it is not counted twice).
+///   child fails the scope whether or not the body awaits it. In supervisor mode a failure the
+///   body awaited is the body's to report. In a shield the body can take a failure from a
+///   handle too: returned (with `?`, or as the cause of its own error) it is listed once; dropped,
+///   or replaced by another error, the scope still lists it, as a
+///   [`TakenFailure`](crate::task::TakenFailure) that keeps its words.
 ///   The body's own error comes back as it was if it is a `klaw::Error`, else as
 ///   [`Error::Body`].
 /// - A failure that raced a cancel (the child's handle says `Cancelled`) is still reported.
@@ -178,7 +182,26 @@ enum Ended<E> {
     Failed(Error),
 }
 
-impl<E: Into<BoxError>> Ended<E> {
+impl<E: Into<BoxError> + 'static> Ended<E> {
+    /// Whether this is, or wraps, klaw's error about task `id`. A body's error of a type of its
+    /// own (an `anyhow::Error`, an enum) cannot be looked into without taking it: it counts as
+    /// naming every task, since `?` on a child's handle is how a body returns a failure.
+    fn names(&self, id: TaskId) -> bool {
+        match self {
+            Self::Failed(error) => Error::names_task(error, id),
+            Self::Body(error) => {
+                let error: &dyn Any = error;
+                if let Some(error) = error.downcast_ref::<BoxError>() {
+                    Error::names_task(&**error, id)
+                } else if let Some(error) = error.downcast_ref::<Error>() {
+                    Error::names_task(error, id)
+                } else {
+                    true
+                }
+            }
+        }
+    }
+
     fn into_error(self) -> Error {
         match self {
             Self::Body(error) => Error::from_body(error.into()),
@@ -190,7 +213,7 @@ impl<E: Into<BoxError>> Ended<E> {
 async fn drive<'env, T, E, B>(options: ScopeOptions, body: B) -> Result<T, Ended<E>>
 where
     T: Send,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
     B: for<'s> FnOnce(&'s Scope<'env>) -> ScopeBody<'s, T, E>,
 {
     let start = time::now();
@@ -212,7 +235,7 @@ where
     .await
 }
 
-struct Drive<'s, 'env, T, E: Into<BoxError>> {
+struct Drive<'s, 'env, T, E: Into<BoxError> + 'static> {
     scope: &'s Scope<'env>,
     body: Option<ScopeBody<'s, T, E>>,
     output: Option<T>,
@@ -228,9 +251,9 @@ struct Drive<'s, 'env, T, E: Into<BoxError>> {
 }
 
 // Nothing in `Drive` is pinned in place: the body and the local children are boxed.
-impl<T, E: Into<BoxError>> Unpin for Drive<'_, '_, T, E> {}
+impl<T, E: Into<BoxError> + 'static> Unpin for Drive<'_, '_, T, E> {}
 
-impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
+impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
     fn poll_body(&mut self, cx: &mut Context<'_>) {
         let shared = &self.scope.shared;
         let Some(body) = self.body.as_mut() else { return };
@@ -298,14 +321,37 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
     fn result(&mut self) -> Result<T, Ended<E>> {
         let shared = &self.scope.shared;
         let mut failures = Vec::new();
+        let mut taken = shared.take_taken();
+        // Where the stand-ins of failures the body took are in `failures`, and whose they are.
+        let mut stand_ins = Vec::new();
         for failure in shared.take_failures() {
             match failure {
-                Failure::Child(child) => failures.extend(child.take_failure().map(Ended::Failed)),
+                Failure::Child(child) => match child.take_failure() {
+                    Some(error) => failures.push(Ended::Failed(error)),
+                    None => {
+                        let id = child.header().id();
+                        if let Some(stand_in) = take_stand_in(&mut taken, id) {
+                            stand_ins.push((failures.len(), id));
+                            failures.push(Ended::Failed(stand_in));
+                        }
+                    }
+                },
                 Failure::Raced(error) => failures.push(Ended::Failed(error)),
                 Failure::Body => failures.extend(self.body_error.take().map(Ended::Body)),
                 Failure::Deadline => failures.push(Ended::Failed(Error::Elapsed(Elapsed::new(
                     self.allowed.unwrap_or_default(),
                 )))),
+            }
+        }
+        // A failure the body took from a child's handle (in a shield) and returned, wrapped or
+        // not, is listed once, as the body's; one it dropped, or replaced with another error, is
+        // listed as its stand-in, where the child's failure came.
+        for &(at, id) in stand_ins.iter().rev() {
+            let passed_on = failures.iter().enumerate().any(|(other, failure)| {
+                !stand_ins.iter().any(|&(stand_in, _)| stand_in == other) && failure.names(id)
+            });
+            if passed_on {
+                failures.remove(at);
             }
         }
         if failures.len() > 1 {
@@ -347,7 +393,7 @@ impl<T, E: Into<BoxError>> Drive<'_, '_, T, E> {
     }
 }
 
-impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
+impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
     type Output = Result<T, Ended<E>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -415,7 +461,7 @@ impl<T, E: Into<BoxError>> Future for Drive<'_, '_, T, E> {
     }
 }
 
-impl<T, E: Into<BoxError>> Drop for Drive<'_, '_, T, E> {
+impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
     fn drop(&mut self) {
         if self.finished {
             return;

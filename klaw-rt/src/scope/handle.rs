@@ -122,7 +122,7 @@ where
             return Poll::Pending;
         }
         let output = self.handle.take_output();
-        Poll::Ready(output.map_err(|error| self.named(error)))
+        Poll::Ready(output.map_err(|error| self.taken(error)))
     }
 
     /// The output, once [`poll_finished`](Self::poll_finished) was ready (the one a poll of the
@@ -133,7 +133,7 @@ where
             self.take_boxed_output()
         } else {
             let output = self.handle.take_output();
-            output.map_err(|error| self.named(error))
+            output.map_err(|error| self.taken(error))
         }
     }
 
@@ -143,14 +143,17 @@ where
     fn take_boxed_output(&mut self) -> Result<T, Error> {
         match *self.handle.take_output_boxed() {
             Ok(value) => Ok(value),
-            Err(error) => Err(self.named(error)),
+            Err(error) => Err(self.taken(error)),
         }
     }
 
-    /// A child's failure, as the scope's body sees it: named.
-    fn named(&self, error: TaskError<E>) -> Error {
+    /// A child's failure, as the scope's body sees it: named. The scope keeps what it reports
+    /// if the body does not pass the failure on ([`ScopeShared::took`]).
+    fn taken(&self, error: TaskError<E>) -> Error {
         let task = TaskInfo::new(self.handle.id(), self.handle.name());
-        Error::of_task(Some(task), error)
+        let error = Error::of_task(Some(task), error);
+        self.scope.took(self.handle.id(), &error);
+        error
     }
 
     /// Ready once the child's output may be taken (with `take_boxed_output`, or as `poll_child`

@@ -97,6 +97,12 @@ impl Failure {
     }
 }
 
+/// The stand-in kept for child `id`'s failure, if the body took it (see [`ScopeShared::took`]).
+pub(crate) fn take_stand_in(taken: &mut Vec<(TaskId, Error)>, id: TaskId) -> Option<Error> {
+    let at = taken.iter().position(|(taker, _)| *taker == id)?;
+    Some(taken.swap_remove(at).1)
+}
+
 /// Children that fail are removed by their own end; the others stay until a sweep, so that a
 /// child ending well costs one atomic decrement and no lock. Two sweeps, both run by
 /// [`ScopeShared::list`] on the spawning thread:
@@ -141,6 +147,9 @@ struct Registry {
     keys_in_use: usize,
     cancelled: Option<CancelReason>,
     failures: Vec<Failure>,
+    /// What the scope reports for each failure its body took from a child's handle, by the
+    /// child's id (see [`ScopeShared::took`]).
+    taken: Vec<(TaskId, Error)>,
     /// Background children not yet stopped: cancelled once the rest of the scope is done.
     background: Vec<ChildRef>,
     /// Once the scope was dropped inside a frame: where its failures go, now and later (the
@@ -229,6 +238,7 @@ impl ScopeShared {
                 keys_in_use: 0,
                 cancelled: None,
                 failures: Vec::new(),
+                taken: Vec::new(),
                 background: Vec::new(),
                 forward_to: None,
             })),
@@ -352,6 +362,25 @@ impl ScopeShared {
         std::mem::take(&mut self.registry.lock().failures)
     }
 
+    /// The body took child `id`'s failure from its handle: the one way a failure listed by a
+    /// scope that is not a supervisor reaches the body (in a shield, while the scope stops). The
+    /// scope keeps a stand-in ([`TakenFailure`](crate::task::TakenFailure)) to report if the
+    /// body does not return that failure, so a failure the body drops still fails the scope, as
+    /// trio's and Kotlin's do. A supervisor's body owns what it awaits: nothing is kept.
+    pub(crate) fn took(&self, id: TaskId, error: &Error) {
+        if self.supervisor {
+            return;
+        }
+        if let Some(stand_in) = error.taken_stand_in() {
+            self.registry.lock().taken.push((id, stand_in));
+        }
+    }
+
+    /// The stand-ins of failures the body took, by child id.
+    pub(crate) fn take_taken(&self) -> Vec<(TaskId, Error)> {
+        std::mem::take(&mut self.registry.lock().taken)
+    }
+
     /// The scope was dropped before it returned, inside the frame whose descendants are `frame`
     /// (which adopts its children): what failed, and what fails from now on, goes there, to be
     /// reported with that frame's own outcome. Outside any frame it can only be logged, once
@@ -370,10 +399,10 @@ impl ScopeShared {
             }
             return;
         };
-        let failures = {
+        let (failures, mut taken) = {
             let mut registry = self.registry.lock();
             registry.forward_to = Some(frame.clone());
-            std::mem::take(&mut registry.failures)
+            (std::mem::take(&mut registry.failures), std::mem::take(&mut registry.taken))
         };
         // Handed on in the order they happened: the body's error (which the driver held) where
         // the list says it came. A deadline is this scope's own way of being cancelled, not a
@@ -381,7 +410,18 @@ impl ScopeShared {
         let mut body_error = body_error;
         for failure in failures {
             match failure {
-                Failure::Child(_) | Failure::Raced(_) => frame.adopt_failure(Box::new(failure)),
+                Failure::Child(ref child) => {
+                    // A failure the body took and is not passing on goes as its stand-in.
+                    let id = child.header().id();
+                    let stand_in = take_stand_in(&mut taken, id).filter(|_| {
+                        !body_error.as_ref().is_some_and(|error| Error::names_task(error, id))
+                    });
+                    frame.adopt_failure(Box::new(failure));
+                    if let Some(stand_in) = stand_in {
+                        frame.adopt_failure(Box::new(Failure::Raced(stand_in)));
+                    }
+                }
+                Failure::Raced(_) => frame.adopt_failure(Box::new(failure)),
                 Failure::Body => {
                     if let Some(error) = body_error.take() {
                         frame.adopt_failure(Box::new(Failure::Raced(error)));
@@ -396,9 +436,12 @@ impl ScopeShared {
     }
 
     pub(crate) fn log_abandoned(&self) {
+        let mut taken = self.take_taken();
         for failure in self.take_failures() {
             let error = match failure {
-                Failure::Child(child) => child.take_failure(),
+                Failure::Child(child) => {
+                    child.take_failure().or_else(|| take_stand_in(&mut taken, child.header().id()))
+                }
                 Failure::Raced(error) => Some(error),
                 Failure::Body | Failure::Deadline => None,
             };

@@ -221,6 +221,65 @@ impl std::error::Error for TaskFailure {
     }
 }
 
+/// What a scope reports for a child's failure that its body took and did not return: the body
+/// awaited the failed child's handle inside a [`shield`](crate::cancel::shield) (the one place a
+/// cancelled scope's body can see a sibling's failure), got the error, and dropped it or returned
+/// another. The scope still fails with that child, as trio and Kotlin fail the parent of a child
+/// that failed whoever caught the error; the error itself went to the body, so the scope carries
+/// its words (with its causes) instead.
+///
+/// ```
+/// use klaw::{Error, Task, TaskError};
+/// # #[klaw::main(workers = 1)]
+/// # async fn main() {
+/// let error = klaw::scope!(|s| {
+///     let child = s.spawn(Task::fallible(async { Err::<(), _>(std::fmt::Error) }).name("render"));
+///     let _dropped = klaw::cancel::shield(child).await; // the body takes the failure...
+///     Ok(()) // ...and does not return it
+/// })
+/// .unwrap_err();
+/// let Error::Task { task: Some(task), error: TaskError::Failed(failure), .. } = &error else {
+///     panic!("{error:?}")
+/// };
+/// assert_eq!(task.name(), Some("render"));
+/// let taken = failure.downcast_ref::<klaw::task::TakenFailure>().unwrap();
+/// assert_eq!(taken.message(), "an error occurred when formatting an argument");
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{message} (the scope's body took this failure from the child's handle and did not return it)"
+)]
+pub struct TakenFailure {
+    message: String,
+}
+
+impl TakenFailure {
+    /// The stand-in for a failure whose words, with its causes, are `message`.
+    pub(crate) fn new(message: String) -> Self {
+        Self { message }
+    }
+
+    /// The failure's words, its causes after it, as `": "`-separated text.
+    ///
+    /// ```
+    /// # #[klaw::main(workers = 1)]
+    /// # async fn main() {
+    /// let error = klaw::scope!(|s| {
+    ///     let child = s.spawn(klaw::Task::fallible(async { Err::<(), _>("disk full") }));
+    ///     drop(klaw::cancel::shield(child).await);
+    ///     Ok(())
+    /// })
+    /// .unwrap_err();
+    /// let klaw::Error::Task { error: klaw::TaskError::Failed(failure), .. } = &error else { panic!() };
+    /// assert_eq!(failure.downcast_ref::<klaw::task::TakenFailure>().unwrap().message(), "disk full");
+    /// # }
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// Which task: its id and, if it has one, its name. Displays as ``task `fetch` (#12)``, or
 /// `task #12` for a task without a name.
 ///

@@ -16,7 +16,7 @@ pub(crate) mod spec;
 pub(crate) mod state;
 
 pub use current::current_task_id;
-pub use error::{BoxError, TaskError, TaskFailure, TaskInfo};
+pub use error::{BoxError, TakenFailure, TaskError, TaskFailure, TaskInfo};
 pub use handle::{TaskHandle, TaskRef};
 pub use reason::{CancelReason, ExitReason};
 pub use spec::{BlockingTask, Fallible, IntoTask, Outcome, Plain, Task};
