@@ -16,6 +16,8 @@
 //! not rounded up), tokio's assertion is left out and the test says so.
 
 mod common;
+#[path = "common/pinned_task.rs"]
+mod pinned_task;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -31,58 +33,9 @@ use klaw::channel::{
     Permit, Receiver, RecvError, Sender, TryRecvError, TrySendError, WeakSender, bounded,
     broadcast, oneshot, unbounded, watch,
 };
+use pinned_task::{Task, every_mpmc, poll_noop};
 
-/// Above this capacity `bounded` keeps its messages in the growing buffer instead of the ring.
-const GROWING: usize = 4097;
-
-// ---- Helpers.
-
-/// Counts the wake-ups of a waker, and (through the `Arc`'s count) the clones of it that exist.
-#[derive(Default)]
-struct Tracker {
-    woken: AtomicUsize,
-}
-
-impl Wake for Tracker {
-    fn wake(self: Arc<Self>) {
-        self.woken.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// tokio-test's mock task: polls a future with its own waker and tells whether it was woken
-/// since the last poll, and how many clones of its waker something else holds.
-struct Task {
-    tracker: Arc<Tracker>,
-    waker: Waker,
-}
-
-impl Task {
-    fn new() -> Self {
-        let tracker = Arc::new(Tracker::default());
-        let waker = Waker::from(tracker.clone());
-        Task { tracker, waker }
-    }
-
-    /// Polls `future` with this task's waker; a wake-up before this poll is forgotten.
-    fn poll<F: Future + ?Sized>(&self, future: Pin<&mut F>) -> Poll<F::Output> {
-        self.tracker.woken.store(0, Ordering::SeqCst);
-        future.poll(&mut Context::from_waker(&self.waker))
-    }
-
-    fn is_woken(&self) -> bool {
-        self.tracker.woken.load(Ordering::SeqCst) > 0
-    }
-
-    /// Clones of this task's waker held by something other than the task itself.
-    fn wakers_held_elsewhere(&self) -> usize {
-        // The task holds the tracker and one waker.
-        Arc::strong_count(&self.tracker) - 2
-    }
-}
+// ---- Helpers (and `pinned_task`).
 
 /// Polls an MPMC `recv` or `send` until it waits in its channel's line (its `Debug` says so):
 /// one that finds nothing first yields to its task (waking it) and waits on the next poll. The
@@ -91,27 +44,11 @@ fn poll_into_line<F: Future + std::fmt::Debug>(task: &Task, mut future: Pin<&mut
     for _ in 0..8 {
         assert!(task.poll(future.as_mut()).is_pending(), "{future:?} completed");
         if format!("{future:?}").contains("waiting: true") {
-            task.tracker.woken.store(0, Ordering::SeqCst);
+            task.forget_wakes();
             return;
         }
     }
     panic!("{future:?} never joined its channel's line");
-}
-
-fn poll_noop<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
-}
-
-/// A bounded channel on the ring, one on the growing buffer, and an unbounded one.
-fn every_mpmc<T>(ring_capacity: usize) -> [(&'static str, Sender<T>, Receiver<T>); 3] {
-    let (ring_tx, ring_rx) = bounded(ring_capacity);
-    let (list_tx, list_rx) = bounded(GROWING);
-    let (unbounded_tx, unbounded_rx) = unbounded();
-    [
-        ("ring", ring_tx, ring_rx),
-        ("growing", list_tx, list_rx),
-        ("unbounded", unbounded_tx, unbounded_rx),
-    ]
 }
 
 // ---- MPMC (tokio's `sync_mpsc.rs`).
@@ -493,7 +430,7 @@ fn mpsc_release_waker_on_rx_drop() {
     let (_tx, mut rx) = bounded::<()>(1);
     for _ in 0..2 {
         // The first poll yields, the second waits in line with the waker.
-        let polled = Pin::new(&mut rx).poll_next(&mut Context::from_waker(&task.waker));
+        let polled = Pin::new(&mut rx).poll_next(&mut Context::from_waker(task.waker()));
         assert!(polled.is_pending());
     }
     assert_eq!(task.wakers_held_elsewhere(), 1);
@@ -660,7 +597,7 @@ fn broadcast_send_two_recv_bounded() {
     }
     let mut recv1 = pin!(rx1.recv());
     assert!(task1.poll(recv1.as_mut()).is_pending());
-    task2.tracker.woken.store(0, Ordering::SeqCst);
+    task2.forget_wakes();
     tx.send("world").unwrap();
     assert!(task1.is_woken());
     assert!(!task2.is_woken(), "rx2's new recv was never polled");

@@ -6,87 +6,23 @@
 //! `sync_primitive_edges` and `sync_tokio_forms`). Each test names the tokio test it translates.
 //!
 //! Names and helpers as in `ported_tokio_sync.rs`: tokio-test's `task::spawn(..).poll()` and
-//! `is_woken()` are the [`Task`] below. Where the book's "Coming from tokio" says klaw differs
+//! `is_woken()` are `pinned_task::Task`. Where the book's "Coming from tokio" says klaw differs
 //! (a broadcast capacity is not rounded up; the leader of a barrier group is its last arrival),
 //! klaw's meaning is the one checked.
 
 mod common;
+#[path = "common/pinned_task.rs"]
+mod pinned_task;
 
 use std::cell::Cell;
-use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
 use common::{DEADLINE, within};
 use futures_lite::Stream;
-use klaw::channel::{
-    Receiver, RecvError, Sender, TryRecvError, TrySendError, bounded, broadcast, unbounded, watch,
-};
+use klaw::channel::{RecvError, TryRecvError, TrySendError, broadcast, unbounded, watch};
 use klaw::sync::{Barrier, Notify, RwLock};
-
-/// Above this capacity `bounded` keeps its messages in the growing buffer instead of the ring.
-const GROWING: usize = 4097;
-
-// ---- Helpers (as in `ported_tokio_sync.rs`).
-
-/// Counts the wake-ups of a waker.
-#[derive(Default)]
-struct Tracker {
-    woken: AtomicUsize,
-}
-
-impl Wake for Tracker {
-    fn wake(self: Arc<Self>) {
-        self.woken.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// tokio-test's mock task: polls a future with its own waker and tells whether it was woken
-/// since the last poll.
-struct Task {
-    tracker: Arc<Tracker>,
-    waker: Waker,
-}
-
-impl Task {
-    fn new() -> Self {
-        let tracker = Arc::new(Tracker::default());
-        let waker = Waker::from(tracker.clone());
-        Task { tracker, waker }
-    }
-
-    /// Polls `future` with this task's waker; a wake-up before this poll is forgotten.
-    fn poll<F: Future + ?Sized>(&self, future: Pin<&mut F>) -> Poll<F::Output> {
-        self.tracker.woken.store(0, Ordering::SeqCst);
-        future.poll(&mut Context::from_waker(&self.waker))
-    }
-
-    fn is_woken(&self) -> bool {
-        self.tracker.woken.load(Ordering::SeqCst) > 0
-    }
-}
-
-fn poll_noop<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    future.poll(&mut Context::from_waker(Waker::noop()))
-}
-
-/// A bounded channel on the ring, one on the growing buffer, and an unbounded one.
-fn every_mpmc<T>(ring_capacity: usize) -> [(&'static str, Sender<T>, Receiver<T>); 3] {
-    let (ring_tx, ring_rx) = bounded(ring_capacity);
-    let (list_tx, list_rx) = bounded(GROWING);
-    let (unbounded_tx, unbounded_rx) = unbounded();
-    [
-        ("ring", ring_tx, ring_rx),
-        ("growing", list_tx, list_rx),
-        ("unbounded", unbounded_tx, unbounded_rx),
-    ]
-}
+use pinned_task::{Task, every_mpmc, poll_noop};
 
 // ---- Broadcast (tokio's `sync_broadcast.rs`).
 
@@ -195,7 +131,7 @@ fn watch_send_if_modified_returning_false_wakes_neither_a_waiting_wait_for_nor_t
     let mut stream = rx.clone();
     let (task, stream_task) = (Task::new(), Task::new());
     let poll_stream = |stream: &mut watch::Receiver<u32>| {
-        Pin::new(stream).poll_next(&mut Context::from_waker(&stream_task.waker))
+        Pin::new(stream).poll_next(&mut Context::from_waker(stream_task.waker()))
     };
     let checks = Cell::new(0);
     {
@@ -212,7 +148,7 @@ fn watch_send_if_modified_returning_false_wakes_neither_a_waiting_wait_for_nor_t
             false
         }));
         assert!(!task.is_woken(), "wait_for was woken by a change said not to be one");
-        assert_eq!(stream_task.tracker.woken.load(Ordering::SeqCst), 0, "the stream was woken");
+        assert!(!stream_task.is_woken(), "the stream was woken");
         assert!(task.poll(waiting.as_mut()).is_pending());
         assert_eq!(checks.get(), 1, "the predicate ran again without a change it was told of");
         assert!(poll_stream(&mut stream).is_pending(), "the stream yielded an untold change");
@@ -222,7 +158,7 @@ fn watch_send_if_modified_returning_false_wakes_neither_a_waiting_wait_for_nor_t
             true
         }));
         assert!(task.is_woken());
-        assert!(stream_task.tracker.woken.load(Ordering::SeqCst) > 0);
+        assert!(stream_task.is_woken());
         let Poll::Ready(Ok(found)) = task.poll(waiting.as_mut()) else {
             panic!("a change it was told of satisfies the predicate")
         };

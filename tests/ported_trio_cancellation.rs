@@ -20,16 +20,16 @@ mod common;
 #[path = "common/crashes.rs"]
 mod crashes;
 
-use std::future::{Future, pending};
+use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Alive, Flag, in_task, runtime, until, with_deadline};
-use crashes::{Crash, crashes};
+use crashes::{Crash, Record, Seen, converts_cancel, crashes};
 use klaw::cancel::{Region, shield};
 use klaw::scope::Ready;
-use klaw::task::{ExitReason, Fallible, TaskRef};
+use klaw::task::{ExitReason, TaskRef};
 use klaw::{CancelReason, Error, Task, TaskError};
 
 fn user(message: &'static str) -> CancelReason {
@@ -38,49 +38,6 @@ fn user(message: &'static str) -> CancelReason {
 
 fn is_cancelled_with(result: &Result<(), Error>, expected: &CancelReason) -> bool {
     matches!(result, Err(Error::Task { error: TaskError::Cancelled(reason), .. }) if reason == expected)
-}
-
-/// Where a child writes the reason it was cancelled with.
-type Seen = Arc<Mutex<Option<CancelReason>>>;
-
-/// A destructor that writes `what` into a shared record (trio's `except Cancelled:` cleanup).
-struct Record(Arc<Mutex<Vec<&'static str>>>, &'static str);
-
-impl Drop for Record {
-    fn drop(&mut self) {
-        self.0.lock().unwrap().push(self.1);
-    }
-}
-
-/// trio's `except Cancelled as e: record(e); raise X`: a child that, once running (it sets
-/// `running`, and calls `ready` if it was started), waits for its own cancellation, writes the
-/// reason into `seen`, and fails with `Crash(tag)`. The wait is shielded, so the child finishes
-/// it; it hears its cancellation through a region token, which hears the task it runs in.
-fn converts_cancel(
-    tag: &'static str,
-    running: Flag,
-    seen: Seen,
-    ready: Option<Ready<()>>,
-) -> Task<impl Future<Output = Result<(), Crash>>, Fallible> {
-    Task::fallible(async move {
-        let region = Region::new();
-        let token = region.token();
-        let outcome = region
-            .run(shield(async move {
-                running.set();
-                if let Some(ready) = ready {
-                    ready.ready(());
-                }
-                let reason = token.cancelled().await;
-                *seen.lock().unwrap() = Some(reason);
-                Err::<(), _>(Crash(tag))
-            }))
-            .await;
-        match outcome {
-            Ok(result) => result,
-            Err(reason) => panic!("the child's own region caught {reason:?}"),
-        }
-    })
 }
 
 // ---- test_cancelled.py: cancel reasons --------------------------------------------------------

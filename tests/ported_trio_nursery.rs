@@ -69,7 +69,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use common::{Alive, Flag, SetOnDrop, in_task, runtime, until, with_deadline};
-use crashes::{Crash, crash, crashes};
+use crashes::{Crash, Record, crash, crashes};
 use klaw::scope::{NotReady, Ready};
 use klaw::task::{BlockingTask, ExitReason};
 use klaw::{CancelReason, Error, Task, TaskError};
@@ -79,15 +79,6 @@ fn sorted_crashes(error: &Error) -> Vec<&'static str> {
     let mut found = crashes(error);
     found.sort_unstable();
     found
-}
-
-/// A destructor that writes `what` into a shared record (trio's `except Cancelled:` cleanup).
-struct Record(Arc<Mutex<Vec<&'static str>>>, &'static str);
-
-impl Drop for Record {
-    fn drop(&mut self) {
-        self.0.lock().unwrap().push(self.1);
-    }
 }
 
 // ---- Errors of a nursery and how they are grouped -------------------------------------------
