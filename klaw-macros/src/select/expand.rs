@@ -135,7 +135,13 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             let body = &arm.body;
             (
                 quote!(Default,),
-                quote!(return ::core::task::Poll::Ready(__KlawSelected::Default);),
+                // An arm may have spent the budget as it was polled (an `async` block that
+                // receives in a loop), so that the arms after it yielded while values waited:
+                // then yield too, rather than take `default`.
+                quote! {
+                    let _ = ::core::task::ready!(#private::poll_budget_available(__klaw_cx));
+                    return ::core::task::Poll::Ready(__KlawSelected::Default);
+                },
                 quote!(__KlawSelected::Default => #body,),
             )
         }
