@@ -8,6 +8,8 @@
 //!   has ended (its runner is dropped after publishing), and the next waiting child starts then.
 //! - While anyone waits, every slot is taken: a release always starts the next child that can
 //!   still run, skipping (and ending, unstarted) the cancelled ones.
+//! - Children start in spawn order: a child admitted while others wait, or while a release is
+//!   starting waiting children, waits behind them.
 //! - A waiting child whose task was cancelled never starts: it ends, unstarted, when it reaches
 //!   the front, when its handle is polled ([`Limit::end_cancelled`]; a handle already awaited
 //!   left a cancel hook that wakes its awaiter, since a waiting child has no runner for a cancel
@@ -120,7 +122,10 @@ impl Limit {
             Box::new(child).end_unstarted(self);
             return Admission::Later;
         }
-        if state.running < self.limit {
+        // A free slot is this child's only if nobody waits for one, and no release is between
+        // giving a slot back and starting the next waiting child with it (`starting`): else the
+        // newest child would start ahead of those already in line.
+        if state.running < self.limit && state.waiting.is_empty() && !state.starting {
             state.running += 1;
             return Admission::Now(child, Slot(self.clone()));
         }
