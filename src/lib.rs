@@ -419,7 +419,9 @@ macro_rules! scope {
 /// Waits for the first of several operations: channel `recv` and `send`, any future, a timer.
 /// Channel arms bind typed `Result`s, so closing is always handled and no arm is silently
 /// disabled; a losing arm consumes nothing. Fair by default (polling starts at a random arm);
-/// `biased;` polls top to bottom. `default` runs if no arm is ready at once.
+/// `biased;` polls top to bottom. `default` runs if no arm is ready at once (with the task's
+/// cooperative budget spent, by the select or by one of its arms, it yields first and looks
+/// again, so `default` is never taken while a value waits).
 ///
 /// Arms: `recv(rx) -> msg => ...` (`msg: Result<T, RecvError>`), `send(tx, value) -> res => ...`
 /// (`res: Result<(), SendError<T>>`; `value` is evaluated only if this arm wins),

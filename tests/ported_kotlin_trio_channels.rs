@@ -382,13 +382,21 @@ async fn receive_in(
 /// Kotlin `ChannelUndeliveredElementFailureTest.testReceiveCancelledFail` and
 /// `testReceiveCatchingCancelledFail`: a receiver suspended in `receive`, handed an element by
 /// `send`, and cancelled before it is dispatched (Kotlin then reports the element undelivered).
-/// On one worker the receiving task cannot run between the hand-over and its region's cancel.
+/// On one worker, beside a task that does both, the receiving task cannot run between the
+/// hand-over and its region's cancel.
 /// klaw promise: a `recv` (or `recv_many`, or the `Stream`'s `next`) cancelled after a message
 /// was handed to it loses no message: it stays in the channel, and the wake-up goes on to a
 /// receiver waiting behind it. (`channels.rs` checks this by hand-polled futures;
 /// `ported_tokio_select` checks a `select!` in a region on two workers, either outcome allowed.)
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn mpmc_a_receive_cancelled_after_a_message_was_handed_to_it_leaves_the_message() {
+    // The test's body runs on the test's own thread (`block_on`), beside the one worker: the
+    // scenario runs in a task on that worker, so the receivers cannot run between its steps.
+    let handle = klaw::Handle::current().unwrap();
+    handle.spawn(handed_over_then_cancelled()).await.expect("the scenario's task");
+}
+
+async fn handed_over_then_cancelled() {
     for mode in ["recv", "recv_many", "stream"] {
         for someone_waits_behind in [false, true] {
             let at = format!("{mode}, another receiver waiting: {someone_waits_behind}");

@@ -275,9 +275,18 @@ impl JobQueue {
                 },
                 ("the exhausted stream", "creating the exhausted stream"),
             );
+            // All five are awaited, and an error reported in this order (the jobs stream first),
+            // not in the order the server answered: a user refused all five (a submitter started
+            // before any worker) is told the same thing every time.
             let (jobs, cancels, outcomes, dead, exhausted) =
-                futures_util::future::try_join5(jobs, cancels, outcomes, dead, exhausted).await?;
-            Ok(Self { jobs, cancels, outcomes, dead, exhausted })
+                futures_util::future::join5(jobs, cancels, outcomes, dead, exhausted).await;
+            Ok(Self {
+                jobs: jobs?,
+                cancels: cancels?,
+                outcomes: outcomes?,
+                dead: dead?,
+                exhausted: exhausted?,
+            })
         })
         .await
     }

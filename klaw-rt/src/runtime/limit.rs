@@ -61,6 +61,15 @@ struct State {
     starting: bool,
 }
 
+/// Clears `starting` if [`Limit::release`]'s loop unwinds.
+struct StartingGuard<'a>(&'a Limit);
+
+impl Drop for StartingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().starting = false;
+    }
+}
+
 /// A running child's place under the limit; dropping it lets the next waiting child start.
 pub(crate) struct Slot(Arc<Limit>);
 
@@ -143,6 +152,10 @@ impl Limit {
             }
             state.starting = true;
         }
+        // Should a child's start or end unwind (they run a task's bookkeeping, and drop what it
+        // leaves), `starting` is cleared, so the next release starts waiting children again and a
+        // child admitted later does not wait behind a loop that is gone.
+        let unwinding = StartingGuard(self);
         loop {
             let mut ended = Vec::new();
             let next = {
@@ -165,7 +178,10 @@ impl Limit {
             self.end_all(ended);
             match next {
                 Some(child) => child.start(self, Slot(self.clone())),
-                None => return,
+                None => {
+                    std::mem::forget(unwinding); // `starting` was cleared under the lock
+                    return;
+                }
             }
         }
     }

@@ -108,8 +108,9 @@ where
 /// - One thing failed (the body's `Err`, a child's failure, the deadline): that error. A failed
 ///   child fails the scope whether or not the body awaits it. In supervisor mode a failure the
 ///   body awaited is the body's to report. In a shield the body can take a failure from a
-///   handle too: returned (with `?`, or as the cause of its own error) it is listed once; dropped,
-///   or replaced by another error, the scope still lists it, as a
+///   handle too: returned (with `?`, or as the `source` of its own error, or in an error of a
+///   type of its own) it is listed once, where the child's failure came; dropped, or replaced by
+///   an error that does not carry it, the scope still lists it, a failed child's error as a
 ///   [`TakenFailure`](crate::task::TakenFailure) that keeps its words.
 ///   The body's own error comes back as it was if it is a `klaw::Error`, else as
 ///   [`Error::Body`].
@@ -182,23 +183,54 @@ enum Ended<E> {
     Failed(Error),
 }
 
+/// Whether a body's error is, or wraps (through `source()`), klaw's error about task `id`. A
+/// `BoxError` or a `klaw::Error` is looked into; an error of a type of the body's own (an
+/// `anyhow::Error`, an enum) cannot be without taking it, and counts as naming every task, since
+/// `?` on a child's handle is how a body returns a failure. (A box that hides its cause, as
+/// anyhow's or an `#[error(transparent)]` wrapper's does, lists the failure a second time: never
+/// lost, at worst said twice.)
+pub(crate) fn body_names<E: 'static>(error: &E, id: TaskId) -> bool {
+    let error: &dyn Any = error;
+    if let Some(error) = error.downcast_ref::<BoxError>() {
+        Error::names_task(&**error, id)
+    } else if let Some(error) = error.downcast_ref::<Error>() {
+        Error::names_task(error, id)
+    } else {
+        true
+    }
+}
+
+/// `failures` without the stand-ins (at `stand_ins`: index, child) of failures the body's error
+/// carries, that error moved up to the first such stand-in's place.
+fn passed_on_in_place<E: Into<BoxError> + 'static>(
+    failures: Vec<Ended<E>>,
+    stand_ins: &[(usize, TaskId)],
+) -> Vec<Ended<E>> {
+    if stand_ins.is_empty() {
+        return failures;
+    }
+    let Some(body) = failures.iter().position(|failure| matches!(failure, Ended::Body(_))) else {
+        return failures;
+    };
+    let passed_on: Vec<usize> =
+        stand_ins.iter().filter(|&&(_, id)| failures[body].names(id)).map(|&(at, _)| at).collect();
+    let Some(&first) = passed_on.iter().min() else { return failures };
+    let mut slots: Vec<Option<Ended<E>>> = failures.into_iter().map(Some).collect();
+    for &at in &passed_on {
+        slots[at] = None;
+    }
+    if first < body {
+        slots[first] = slots[body].take();
+    }
+    slots.into_iter().flatten().collect()
+}
+
 impl<E: Into<BoxError> + 'static> Ended<E> {
-    /// Whether this is, or wraps, klaw's error about task `id`. A body's error of a type of its
-    /// own (an `anyhow::Error`, an enum) cannot be looked into without taking it: it counts as
-    /// naming every task, since `?` on a child's handle is how a body returns a failure.
+    /// Whether this is, or wraps, klaw's error about task `id` (see [`body_names`]).
     fn names(&self, id: TaskId) -> bool {
         match self {
             Self::Failed(error) => Error::names_task(error, id),
-            Self::Body(error) => {
-                let error: &dyn Any = error;
-                if let Some(error) = error.downcast_ref::<BoxError>() {
-                    Error::names_task(&**error, id)
-                } else if let Some(error) = error.downcast_ref::<Error>() {
-                    Error::names_task(error, id)
-                } else {
-                    true
-                }
-            }
+            Self::Body(error) => body_names(error, id),
         }
     }
 
@@ -344,16 +376,11 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
             }
         }
         // A failure the body took from a child's handle (in a shield) and returned, wrapped or
-        // not, is listed once, as the body's; one it dropped, or replaced with another error, is
-        // listed as its stand-in, where the child's failure came.
-        for &(at, id) in stand_ins.iter().rev() {
-            let passed_on = failures.iter().enumerate().any(|(other, failure)| {
-                !stand_ins.iter().any(|&(stand_in, _)| stand_in == other) && failure.names(id)
-            });
-            if passed_on {
-                failures.remove(at);
-            }
-        }
+        // not, is listed once, as the body's error, in the place the child's failure came; one it
+        // dropped, or replaced with an error that does not carry it, is listed as its stand-in.
+        // Only the body's error passes a failure on: a later failure of the same child (its
+        // cleanup's, say) is a failure of its own.
+        let mut failures = passed_on_in_place(failures, &stand_ins);
         if failures.len() > 1 {
             // A sibling's `Cancelled(SiblingFailed)` that the body passed on (awaited in a
             // shield and returned with `?`) echoes the failure that cancelled it, which is listed
@@ -476,9 +503,17 @@ impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
         // it is dropped in (a scope reports them in its result, a task to its scope), now and
         // as they come; outside any frame they are logged, now or when its last child ends.
         let frame = current::frame_descendants();
-        let body_error = self.body_error.take().map(|error| Error::from_body(error.into()));
+        let body_error = self.body_error.take();
+        // Decided before the body's error is boxed, as `result` decides it.
+        let passed_on: Vec<TaskId> = match &body_error {
+            Some(error) => {
+                shared.taken_ids().into_iter().filter(|&id| body_names(error, id)).collect()
+            }
+            None => Vec::new(),
+        };
+        let body_error = body_error.map(|error| Error::from_body(error.into()));
         let in_a_frame = frame.is_some();
-        shared.abandon(frame, body_error);
+        shared.abandon(frame, body_error, &passed_on);
         let (body, locals, scope, adopter) =
             (&mut self.body, &mut self.locals, self.scope, &self.adopter);
         // A destructor in the body that panics still leaves the children handed over.

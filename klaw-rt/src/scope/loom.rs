@@ -200,7 +200,7 @@ fn loom_a_failure_in_a_dropped_scope_reaches_the_frame_before_it_hears_the_child
         let frame = Adopter::default();
         frame.adopting(|| {
             scope.cancel_all(CancelReason::ParentCancelled, None);
-            scope.abandon(current::frame_descendants(), None);
+            scope.abandon(current::frame_descendants(), None, &[]);
             current::hand_over(&scope.descendants);
         });
         let (tx, rx) = std::sync::mpsc::channel();

@@ -376,6 +376,11 @@ impl ScopeShared {
         }
     }
 
+    /// The children whose failure the body took.
+    pub(crate) fn taken_ids(&self) -> Vec<TaskId> {
+        self.registry.lock().taken.iter().map(|(id, _)| *id).collect()
+    }
+
     /// The stand-ins of failures the body took, by child id.
     pub(crate) fn take_taken(&self) -> Vec<(TaskId, Error)> {
         std::mem::take(&mut self.registry.lock().taken)
@@ -386,7 +391,23 @@ impl ScopeShared {
     /// reported with that frame's own outcome. Outside any frame it can only be logged, once
     /// every child has ended (here, or by the last child's end).
     /// `body_error` is the body's own error, which the driver held.
-    pub(crate) fn abandon(&self, frame: Option<Arc<Descendants>>, body_error: Option<Error>) {
+    /// `passed_on` are the children whose failure the body took and carries in its error: their
+    /// stand-ins go nowhere.
+    pub(crate) fn abandon(
+        &self,
+        frame: Option<Arc<Descendants>>,
+        body_error: Option<Error>,
+        passed_on: &[TaskId],
+    ) {
+        let dropped_stand_ins = {
+            let mut registry = self.registry.lock();
+            let (kept, dropped) = std::mem::take(&mut registry.taken)
+                .into_iter()
+                .partition(|(id, _)| !passed_on.contains(id));
+            registry.taken = kept;
+            dropped
+        };
+        drop::<Vec<(TaskId, Error)>>(dropped_stand_ins);
         let Some(frame) = frame else {
             if let Some(error) = body_error {
                 tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
@@ -413,9 +434,7 @@ impl ScopeShared {
                 Failure::Child(ref child) => {
                     // A failure the body took and is not passing on goes as its stand-in.
                     let id = child.header().id();
-                    let stand_in = take_stand_in(&mut taken, id).filter(|_| {
-                        !body_error.as_ref().is_some_and(|error| Error::names_task(error, id))
-                    });
+                    let stand_in = take_stand_in(&mut taken, id);
                     frame.adopt_failure(Box::new(failure));
                     if let Some(stand_in) = stand_in {
                         frame.adopt_failure(Box::new(Failure::Raced(stand_in)));

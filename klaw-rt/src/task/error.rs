@@ -224,9 +224,10 @@ impl std::error::Error for TaskFailure {
 /// What a scope reports for a child's failure that its body took and did not return: the body
 /// awaited the failed child's handle inside a [`shield`](crate::cancel::shield) (the one place a
 /// cancelled scope's body can see a sibling's failure), got the error, and dropped it or returned
-/// another. The scope still fails with that child, as trio and Kotlin fail the parent of a child
-/// that failed whoever caught the error; the error itself went to the body, so the scope carries
-/// its words (with its causes) instead.
+/// another. The scope still fails with that child, as Kotlin fails the parent of a child whose
+/// exception someone caught (trio gives no way to catch it); the error itself went to the body,
+/// so the scope carries its words (with its causes) instead. (A panic, a timeout or a remote
+/// failure the body took is listed as it was: their words are all they carry.)
 ///
 /// ```
 /// use klaw::{Error, Task, TaskError};

@@ -86,7 +86,7 @@ fn a_dropped_scope_logs_a_failure_before_its_frame_hears_the_child_ended() {
         // `log_abandoned` takes the failures it logs: any left here are not logged yet.
         *seen.lock().unwrap() = Some(shared.take_failures().len());
     }));
-    scope.abandon(None, None);
+    scope.abandon(None, None, &[]);
     // The child fails, then ends.
     assert!(completer.decide(Kind::Error));
     link.before_publish(Kind::Error);

@@ -1,0 +1,159 @@
+//! A failure the scope's body takes from a child's handle in a shield (the one place a
+//! default-mode body sees a sibling's failure): it is listed once, in the place the child's
+//! failure came, whether the body drops it, passes it on, or the scope is dropped before it
+//! returns; a later failure of the same child is a failure of its own. The first cases are in
+//! `ported_kotlin_scopes.rs` (`a_failure_the_body_took_...`); these are the paths around them.
+//! Same harness as that file (a 30 s deadline per test).
+
+mod common;
+#[path = "common/crashes.rs"]
+mod crashes;
+
+use std::sync::Arc;
+
+use common::{Flag, in_paused_task, in_task, ms, until};
+use crashes::{Crash, Seen, converts_cancel, crash, crashes};
+use klaw::cancel::shield;
+use klaw::task::TakenFailure;
+use klaw::{Error, Task, TaskError};
+
+/// A body error type of the kind `scope_with_error`'s doc shows: one that holds klaw's errors.
+#[derive(Debug, thiserror::Error)]
+enum AppError {
+    #[error("the body gave up")]
+    GaveUp,
+    #[error(transparent)]
+    Klaw(#[from] Error),
+}
+
+/// `one` times out (decided at 10 ms), then its shielded cleanup fails (a failure of its own,
+/// about `one` too). The body takes the timeout and drops it. Checks: the scope lists the
+/// timeout first, then the cleanup's failure. What would break it: any listed error about `one`
+/// counting as the body passing the timeout on (only the body's error does), so the timeout that
+/// started everything was lost and `first()` was the cleanup.
+#[test]
+fn a_taken_failure_is_kept_beside_a_later_failure_of_the_same_child() {
+    in_paused_task(|| async {
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(
+                Task::fallible(async {
+                    shield(klaw::time::sleep(ms(100))).await;
+                    Err::<(), _>(Crash("cleanup"))
+                })
+                .timeout(ms(10))
+                .name("one"),
+            );
+            let taken = shield(one).await;
+            assert!(
+                matches!(taken, Err(Error::Task { error: TaskError::TimedOut(_), .. })),
+                "{taken:?}"
+            );
+            Ok(())
+        });
+        let error = result.unwrap_err();
+        let Error::Scope(group) = &error else {
+            panic!("the timeout the body took and dropped was lost: {error:?}")
+        };
+        let [first, second] = group.errors() else { panic!("{error:?}") };
+        assert!(matches!(first, Error::Task { error: TaskError::TimedOut(_), .. }), "{error:?}");
+        assert_eq!(crashes(second), ["cleanup"]);
+    });
+}
+
+/// Two failures taken: `two` fails at 20 ms, `slow` (timed out at 5 ms, in a shielded cleanup
+/// until 50 ms) is listed at 50 ms, and the body returns an error of its own type carrying
+/// `two`'s. An error of the body's own type cannot be looked into, and counts as carrying every
+/// failure it took. Checks: the scope's error is the body's alone. What would break it: removing
+/// one stand-in shifting the others' places, so one was kept beside the error that carries it.
+#[test]
+fn two_taken_failures_under_a_typed_body_error_are_treated_alike() {
+    in_paused_task(|| async {
+        let result = klaw::scope!(|s| -> Result<(), AppError> {
+            let slow = s.spawn(
+                Task::new(async { shield(klaw::time::sleep(ms(50))).await })
+                    .timeout(ms(5))
+                    .name("slow"),
+            );
+            let two = s.spawn(
+                Task::fallible(async {
+                    klaw::time::sleep(ms(20)).await;
+                    Err::<(), _>(Crash("two"))
+                })
+                .name("two"),
+            );
+            let (two, slow) = shield(async move { (two.await, slow.await) }).await;
+            assert!(
+                matches!(&slow, Err(Error::Task { error: TaskError::TimedOut(_), .. })),
+                "{slow:?}"
+            );
+            Err(AppError::Klaw(two.unwrap_err()))
+        });
+        match result {
+            Err(AppError::Klaw(Error::Task {
+                task: Some(task),
+                error: TaskError::Failed(f),
+                ..
+            })) => {
+                assert_eq!(task.name(), Some("two"));
+                assert!(f.downcast_ref::<Crash>().is_some(), "{f:?}");
+            }
+            other => panic!("`two` counted twice (stand-in + the body's error): {other:?}"),
+        }
+    });
+}
+
+/// The same body, passing the failure on in an error of its own type: run to its end, and
+/// dropped by `move_on_after` while a child still cleans up (its failures then go to the
+/// enclosing scope). Checks: listed once both ways. What would break it: a dropped scope deciding
+/// what the body passed on after boxing its error, where an `#[error(transparent)]` wrapper hides
+/// the failure, so the enclosing scope got the stand-in and the body's error.
+#[test]
+fn a_dropped_scope_forwards_a_passed_on_failure_once() {
+    in_paused_task(|| async {
+        let ended = klaw::scope!(|s| -> Result<(), AppError> {
+            s.spawn(async { shield(klaw::time::sleep(ms(50))).await });
+            let one = s.spawn(crash("one").name("one"));
+            Err(AppError::Klaw(shield(one).await.unwrap_err()))
+        });
+        assert!(matches!(ended, Err(AppError::Klaw(Error::Task { .. }))), "{ended:?}");
+
+        let outer: Result<(), Error> = klaw::scope!(|_outer| {
+            let _ = klaw::cancel::move_on_after(ms(20), async {
+                klaw::scope!(|s| -> Result<(), AppError> {
+                    s.spawn(async { shield(klaw::time::sleep(ms(50))).await });
+                    let one = s.spawn(crash("one").name("one"));
+                    Err(AppError::Klaw(shield(one).await.unwrap_err()))
+                })
+            })
+            .await;
+            Ok(())
+        });
+        let error = outer.unwrap_err();
+        assert!(!matches!(&error, Error::Scope(_)), "`one` forwarded twice: {error:?}");
+    });
+}
+
+/// `one` fails first and cancels the scope; `two` fails in its cleanup after; the body passes
+/// `one`'s failure on with `?`. Checks: `one` is listed first (`first()` is the failure that
+/// started it). What would break it: the body's error listed where the body ended, after `two`.
+#[test]
+fn a_passed_on_failure_keeps_its_place_before_later_failures() {
+    in_task(|| async {
+        let (running, seen): (Flag, Seen) = (Flag::default(), Arc::default());
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            let two = s.spawn(converts_cancel("two", running.clone(), seen.clone(), None));
+            until(|| running.is_set()).await;
+            let one = s.spawn(crash("one"));
+            shield(async move {
+                let one = one.await;
+                let _ = two.await; // resolves after two's raced failure is listed
+                one
+            })
+            .await?;
+            Ok(())
+        });
+        let error = result.unwrap_err();
+        assert_eq!(crashes(&error), ["one", "two"], "{error:?}");
+        assert_eq!(crashes(error.first()), ["one"]);
+    });
+}
