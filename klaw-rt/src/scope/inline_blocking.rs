@@ -8,14 +8,16 @@
 //! it, and hands it to the innermost frame around the await (a region, a scope, a task), which
 //! ends only after the closure has returned, as a dropped scope hands over its children
 //! (`task::current::hand_over`). A failure the closure returns after that cancel is that
-//! frame's to report, as a cancelled child's is its scope's.
+//! frame's to report, as a cancelled child's is its scope's; so is one it returned before the
+//! drop that the await never read. The job starts at the first poll, not when the future is
+//! made: an await in a region that is already cancelled is dropped unpolled, and runs nothing.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crate::error::Error;
 use crate::runtime::Handle;
@@ -49,9 +51,17 @@ pub struct InlineBlockingTask<T: Send + 'static, E: Send + 'static> {
 impl<T: Send + 'static, E: Send + 'static> Unpin for InlineBlockingTask<T, E> {}
 
 enum InlineBlocking<T, E> {
+    /// Not polled yet: nothing runs until the first poll (as no future does), so an await in a
+    /// region cancelled before it is reached never starts the closure (trio's "the entry is a
+    /// cancellation point"). Boxed: the type names only the output, not the closure.
+    Unstarted(Option<Box<dyn FnOnce() -> InlineBlocking<T, E> + Send>>),
     /// The job on the pool, and what counts it until it has ended: handed to the frame around
     /// the await if the await is dropped first.
-    OnPool(TaskHandle<T, E>, Arc<Descendants>),
+    /// With `unread_failure` for its types (which the future's own bounds cannot name).
+    OnPool(TaskHandle<T, E>, Arc<Descendants>, UnreadFailure<T, E>),
+    /// The job's output was taken: what still counts is a failure adopted after a cancel that
+    /// came while the await ran (a shutdown's).
+    Awaited(Arc<Descendants>),
     /// Boxed: so the future is as small as its handle whatever the output, and a large output
     /// is not copied by value through the frames that made it.
     Ran(Option<Box<TaskOutput<T, E>>>),
@@ -109,14 +119,18 @@ where
     /// });
     /// ```
     fn into_future(self) -> InlineBlockingTask<M::Ok, M::Err> {
-        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
-        // future does; decided at compile time.
-        if const { is_large::<F>() } { inline(self.boxed()) } else { inline(self) }
+        let start: Box<dyn FnOnce() -> InlineBlocking<M::Ok, M::Err> + Send> =
+            Box::new(move || {
+                // A large closure goes down the layers (and the pool thread's) as a pointer, as
+                // a large future does; decided at compile time.
+                if const { is_large::<F>() } { inline(self.boxed()) } else { inline(self) }
+            });
+        InlineBlockingTask { state: InlineBlocking::Unstarted(Some(start)) }
     }
 }
 
 /// Starts `task` on the current runtime's blocking pool, or runs it here without a runtime.
-fn inline<F, O, M>(task: BlockingTask<F, M>) -> InlineBlockingTask<M::Ok, M::Err>
+fn inline<F, O, M>(task: BlockingTask<F, M>) -> InlineBlocking<M::Ok, M::Err>
 where
     F: FnOnce() -> O + Send + 'static,
     O: 'static,
@@ -132,7 +146,7 @@ where
                 name: task.name.as_deref().map(str::to_owned),
             };
             let handle = runtime.spawn_blocking_child(task, Default::default(), |_| Some(link));
-            InlineBlocking::OnPool(handle, running)
+            InlineBlocking::OnPool(handle, running, unread_failure::<M::Ok, M::Err>)
         }
         Err(_) => {
             let span = task_span(TaskId::next(), task.name.as_deref(), None);
@@ -140,15 +154,29 @@ where
             InlineBlocking::Ran(Some(guarded_boxed::<M, O>(task.body)))
         }
     };
-    InlineBlockingTask { state }
+    state
 }
 
 impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
     type Output = TaskOutput<T, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let InlineBlocking::Unstarted(start) = &mut self.state {
+            let start = start.take().expect("an InlineBlockingTask is started once");
+            self.state = start();
+        }
         match &mut self.state {
-            InlineBlocking::OnPool(handle, _) => Pin::new(handle).poll(cx),
+            InlineBlocking::Unstarted(_) => unreachable!("started above"),
+            InlineBlocking::OnPool(handle, running, _) => {
+                let polled = Pin::new(handle).poll(cx);
+                if polled.is_ready() {
+                    self.state = InlineBlocking::Awaited(running.clone());
+                }
+                polled
+            }
+            InlineBlocking::Awaited(_) => {
+                panic!("an InlineBlockingTask was polled after it completed")
+            }
             InlineBlocking::Ran(output) => Poll::Ready(
                 *output.take().expect("an InlineBlockingTask is polled to completion once"),
             ),
@@ -158,21 +186,62 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
 
 impl<T: Send + 'static, E: Send + 'static> Drop for InlineBlockingTask<T, E> {
     fn drop(&mut self) {
-        let InlineBlocking::OnPool(handle, running) = &self.state else { return };
+        let (handle, running, unread_failure) = match &mut self.state {
+            InlineBlocking::OnPool(handle, running, unread_failure) => {
+                (handle, running, unread_failure)
+            }
+            InlineBlocking::Awaited(running) => {
+                current::hand_over_failures(running.take_failures());
+                return;
+            }
+            InlineBlocking::Unstarted(_) | InlineBlocking::Ran(_) => return,
+        };
         if !running.is_empty() {
             // Dropped before the closure returned: it hears the cancel, and the frame around
             // the await waits for it (outside any frame, this blocks until it has returned).
             handle.cancel(CancelReason::ParentCancelled);
             current::hand_over(running);
+        } else if let Some(failure) = unread_failure(handle) {
+            // Dropped after the closure failed, unread (its region was cancelled before the
+            // awaiting code saw the output): the frame around the await reports it, as it would
+            // a failure that came a moment later, after the cancel.
+            current::hand_over_failures(vec![Box::new(Failure::Raced(failure))]);
         }
         // A failure after a cancel that came first (a shutdown's) while the await still ran.
         current::hand_over_failures(running.take_failures());
     }
 }
 
+/// What [`unread_failure`] is, for a job's output types.
+type UnreadFailure<T, E> = fn(&mut TaskHandle<T, E>) -> Option<Error>;
+
+/// The failure a job that has ended published, if nobody took its output: named as the scope
+/// names a child's. A value, or a cancellation, is dropped here.
+fn unread_failure<T: Send + 'static, E: Send + 'static>(
+    handle: &mut TaskHandle<T, E>,
+) -> Option<Error>
+where
+    E: Into<BoxError>,
+{
+    if handle.poll_done(&mut Context::from_waker(Waker::noop())).is_pending() {
+        return None;
+    }
+    match handle.take_output() {
+        Err(TaskError::Cancelled(_)) | Ok(_) => None,
+        Err(error) => {
+            let task = TaskInfo::new(handle.id(), handle.name());
+            Some(Error::of_task(Some(task), error))
+        }
+    }
+}
+
 impl<T: Send + 'static, E: Send + 'static> fmt::Debug for InlineBlockingTask<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let on_pool = matches!(self.state, InlineBlocking::OnPool(..));
-        f.debug_struct("InlineBlockingTask").field("on_pool", &on_pool).finish()
+        let started = !matches!(self.state, InlineBlocking::Unstarted(_));
+        f.debug_struct("InlineBlockingTask")
+            .field("started", &started)
+            .field("on_pool", &on_pool)
+            .finish()
     }
 }

@@ -320,8 +320,13 @@ impl ScopeShared {
     /// where the child is spawned, which is where the scope runs: a child that waited for a
     /// slot of the scope's limit is listed later on whichever thread freed it, and is left to
     /// the scope's own cancelling.
+    ///
+    /// The reason is `ParentCancelled`, as the children listed before get when the scope acts on
+    /// it: siblings cancelled by one cancel of what encloses them hear the same reason, whenever
+    /// they were spawned.
     fn heard_cancel(&self) -> Option<CancelReason> {
-        self.region.reason().filter(|_| current::task_is_polled()).cloned()
+        let heard = self.region.reason().is_some() && current::task_is_polled();
+        heard.then_some(CancelReason::ParentCancelled)
     }
 
     /// Cancels the body and every child; the first reason wins. `failure` is recorded in the
