@@ -14,14 +14,11 @@ use std::sync::Arc;
 use common::{Flag, in_paused_task, in_task, ms, until};
 use crashes::{Crash, Seen, converts_cancel, crash, crashes};
 use klaw::cancel::shield;
-use klaw::task::TakenFailure;
 use klaw::{Error, Task, TaskError};
 
 /// A body error type of the kind `scope_with_error`'s doc shows: one that holds klaw's errors.
 #[derive(Debug, thiserror::Error)]
 enum AppError {
-    #[error("the body gave up")]
-    GaveUp,
     #[error(transparent)]
     Klaw(#[from] Error),
 }
@@ -152,6 +149,40 @@ fn a_passed_on_failure_keeps_its_place_before_later_failures() {
             .await?;
             Ok(())
         });
+        let error = result.unwrap_err();
+        assert_eq!(crashes(&error), ["one", "two"], "{error:?}");
+        assert_eq!(crashes(error.first()), ["one"]);
+    });
+}
+
+/// A supervisor's body owns the failures it awaits; one it passes on is still listed where it
+/// came. `one` fails at 10 ms, `two` at 20 ms; the body, having waited for both to end, awaits
+/// only `one` and returns its failure with `?`. Checks: `one` is listed first, `two` after it,
+/// each once; a failure the body awaited and dropped (`three`) is not listed. What would break
+/// it: the body's error listed where the body ended, after `two` (as it was), so `first()` named
+/// the later failure.
+#[test]
+fn a_supervisors_passed_on_failure_keeps_its_place() {
+    in_paused_task(|| async {
+        let result = klaw::scope::scope_with(klaw::scope::ScopeOptions::new().supervisor(), |s| {
+            Box::pin(async move {
+                let fails_at = |who: &'static str, at: u64| {
+                    Task::fallible(async move {
+                        klaw::time::sleep(ms(at)).await;
+                        Err::<(), _>(Crash(who))
+                    })
+                };
+                let three = s.spawn(fails_at("three", 5));
+                let one = s.spawn(fails_at("one", 10));
+                let two = s.spawn(fails_at("two", 20));
+                assert!(three.await.is_err());
+                let two = two.task_ref();
+                until(|| two.is_finished()).await;
+                one.await?;
+                Ok(())
+            })
+        })
+        .await;
         let error = result.unwrap_err();
         assert_eq!(crashes(&error), ["one", "two"], "{error:?}");
         assert_eq!(crashes(error.first()), ["one"]);

@@ -107,7 +107,7 @@ where
 /// - Every child ended well: the body's result.
 /// - One thing failed (the body's `Err`, a child's failure, the deadline): that error. A failed
 ///   child fails the scope whether or not the body awaits it. In supervisor mode a failure the
-///   body awaited is the body's to report. In a shield the body can take a failure from a
+///   body awaited is the body's to report (returned, it is listed where it came). In a shield the body can take a failure from a
 ///   handle too: returned (with `?`, or as the `source` of its own error, or in an error of a
 ///   type of its own) it is listed once, where the child's failure came; dropped, or replaced by
 ///   an error that does not carry it, the scope still lists it, a failed child's error as a
@@ -200,29 +200,26 @@ pub(crate) fn body_names<E: 'static>(error: &E, id: TaskId) -> bool {
     }
 }
 
-/// `failures` without the stand-ins (at `stand_ins`: index, child) of failures the body's error
-/// carries, that error moved up to the first such stand-in's place.
+/// The failures to list: without the stand-ins (at `stand_ins`: index, child) of failures the
+/// body's error carries, that error moved up to the first such stand-in's place, and without a
+/// supervisor's marks (`None`: its body owns what it took and did not pass on).
 fn passed_on_in_place<E: Into<BoxError> + 'static>(
-    failures: Vec<Ended<E>>,
+    mut failures: Vec<Option<Ended<E>>>,
     stand_ins: &[(usize, TaskId)],
 ) -> Vec<Ended<E>> {
-    if stand_ins.is_empty() {
-        return failures;
+    let body = failures.iter().position(|failure| matches!(failure, Some(Ended::Body(_))));
+    if let Some(body) = body {
+        let carries = |id| failures[body].as_ref().is_some_and(|error| error.names(id));
+        let passed_on: Vec<usize> =
+            stand_ins.iter().filter(|&&(_, id)| carries(id)).map(|&(at, _)| at).collect();
+        for &at in &passed_on {
+            failures[at] = None;
+        }
+        if let Some(&first) = passed_on.iter().min().filter(|&&first| first < body) {
+            failures[first] = failures[body].take();
+        }
     }
-    let Some(body) = failures.iter().position(|failure| matches!(failure, Ended::Body(_))) else {
-        return failures;
-    };
-    let passed_on: Vec<usize> =
-        stand_ins.iter().filter(|&&(_, id)| failures[body].names(id)).map(|&(at, _)| at).collect();
-    let Some(&first) = passed_on.iter().min() else { return failures };
-    let mut slots: Vec<Option<Ended<E>>> = failures.into_iter().map(Some).collect();
-    for &at in &passed_on {
-        slots[at] = None;
-    }
-    if first < body {
-        slots[first] = slots[body].take();
-    }
-    slots.into_iter().flatten().collect()
+    failures.into_iter().flatten().collect()
 }
 
 impl<E: Into<BoxError> + 'static> Ended<E> {
@@ -359,19 +356,22 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         for failure in shared.take_failures() {
             match failure {
                 Failure::Child(child) => match child.take_failure() {
-                    Some(error) => failures.push(Ended::Failed(error)),
+                    Some(error) => failures.push(Some(Ended::Failed(error))),
                     None => {
                         let id = child.header().id();
                         if let Some(stand_in) = take_stand_in(&mut taken, id) {
                             stand_ins.push((failures.len(), id));
-                            failures.push(Ended::Failed(stand_in));
+                            // A supervisor keeps no stand-in: `None` marks the place.
+                            failures.push(stand_in.map(Ended::Failed));
                         }
                     }
                 },
-                Failure::Raced(error) => failures.push(Ended::Failed(error)),
-                Failure::Body => failures.extend(self.body_error.take().map(Ended::Body)),
-                Failure::Deadline => failures.push(Ended::Failed(Error::Elapsed(Elapsed::new(
-                    self.allowed.unwrap_or_default(),
+                Failure::Raced(error) => failures.push(Some(Ended::Failed(error))),
+                Failure::Body => {
+                    failures.extend(self.body_error.take().map(|e| Some(Ended::Body(e))))
+                }
+                Failure::Deadline => failures.push(Some(Ended::Failed(Error::Elapsed(
+                    Elapsed::new(self.allowed.unwrap_or_default()),
                 )))),
             }
         }

@@ -97,8 +97,13 @@ impl Failure {
     }
 }
 
-/// The stand-in kept for child `id`'s failure, if the body took it (see [`ScopeShared::took`]).
-pub(crate) fn take_stand_in(taken: &mut Vec<(TaskId, Error)>, id: TaskId) -> Option<Error> {
+/// What a scope keeps of a failure its body took: by child id, the stand-in it reports if the
+/// body does not pass the failure on (none in a supervisor, whose body owns what it awaits).
+pub(crate) type Taken = Vec<(TaskId, Option<Error>)>;
+
+/// What the scope kept of child `id`'s failure, if the body took it (see [`ScopeShared::took`]):
+/// `Some(None)` in a supervisor.
+pub(crate) fn take_stand_in(taken: &mut Taken, id: TaskId) -> Option<Option<Error>> {
     let at = taken.iter().position(|(taker, _)| *taker == id)?;
     Some(taken.swap_remove(at).1)
 }
@@ -147,9 +152,9 @@ struct Registry {
     keys_in_use: usize,
     cancelled: Option<CancelReason>,
     failures: Vec<Failure>,
-    /// What the scope reports for each failure its body took from a child's handle, by the
-    /// child's id (see [`ScopeShared::took`]).
-    taken: Vec<(TaskId, Error)>,
+    /// What the scope keeps of each failure its body took from a child's handle (see
+    /// [`ScopeShared::took`]).
+    taken: Taken,
     /// Background children not yet stopped: cancelled once the rest of the scope is done.
     background: Vec<ChildRef>,
     /// Once the scope was dropped inside a frame: where its failures go, now and later (the
@@ -372,13 +377,18 @@ impl ScopeShared {
     /// scope keeps a stand-in ([`TakenFailure`](crate::task::TakenFailure)) to report if the
     /// body does not return that failure, so a failure the body drops still fails the scope, as
     /// trio's and Kotlin's do. A supervisor's body owns what it awaits: nothing is kept.
+    ///
+    /// Either way the scope notes where the failure came, so that the body's error, if it
+    /// carries the failure, is listed there rather than after failures that came later.
     pub(crate) fn took(&self, id: TaskId, error: &Error) {
-        if self.supervisor {
-            return;
+        if matches!(error, Error::Task { error: TaskError::Cancelled(_), .. }) {
+            return; // not a failure
         }
-        if let Some(stand_in) = error.taken_stand_in() {
-            self.registry.lock().taken.push((id, stand_in));
-        }
+        let stand_in = match self.supervisor {
+            true => None,
+            false => error.taken_stand_in(),
+        };
+        self.registry.lock().taken.push((id, stand_in));
     }
 
     /// The children whose failure the body took.
@@ -387,7 +397,7 @@ impl ScopeShared {
     }
 
     /// The stand-ins of failures the body took, by child id.
-    pub(crate) fn take_taken(&self) -> Vec<(TaskId, Error)> {
+    pub(crate) fn take_taken(&self) -> Taken {
         std::mem::take(&mut self.registry.lock().taken)
     }
 
@@ -412,7 +422,7 @@ impl ScopeShared {
             registry.taken = kept;
             dropped
         };
-        drop::<Vec<(TaskId, Error)>>(dropped_stand_ins);
+        drop::<Taken>(dropped_stand_ins);
         let Some(frame) = frame else {
             if let Some(error) = body_error {
                 tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
@@ -439,7 +449,7 @@ impl ScopeShared {
                 Failure::Child(ref child) => {
                     // A failure the body took and is not passing on goes as its stand-in.
                     let id = child.header().id();
-                    let stand_in = take_stand_in(&mut taken, id);
+                    let stand_in = take_stand_in(&mut taken, id).flatten();
                     frame.adopt_failure(Box::new(failure));
                     if let Some(stand_in) = stand_in {
                         frame.adopt_failure(Box::new(Failure::Raced(stand_in)));
@@ -464,7 +474,8 @@ impl ScopeShared {
         for failure in self.take_failures() {
             let error = match failure {
                 Failure::Child(child) => {
-                    child.take_failure().or_else(|| take_stand_in(&mut taken, child.header().id()))
+                    let id = child.header().id();
+                    child.take_failure().or_else(|| take_stand_in(&mut taken, id).flatten())
                 }
                 Failure::Raced(error) => Some(error),
                 Failure::Body | Failure::Deadline => None,
