@@ -512,3 +512,63 @@ fn an_inline_closures_failure_is_not_lost_when_its_await_is_dropped_unread() {
         assert_eq!(fetch_ids(&error), [9], "{error:?}");
     });
 }
+
+// ---- 8. What a dropped await leaves.
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("drop boom");
+    }
+}
+
+/// As `an_inline_closures_failure_is_not_lost_when_its_await_is_dropped_unread`, but the closure
+/// returns a value whose destructor panics, and nobody reads it. Checks: the value is dropped
+/// with its panic contained, and the region's task ends as cancelled, not `Panicked`. What would
+/// break it: the inline future's drop taking every unread output to look for a failure, and so
+/// dropping a value bare, where the handle's own drop contains its destructor's panic.
+#[test]
+fn an_unread_value_whose_destructor_panics_is_dropped_contained() {
+    within(secs(30), || {
+        let rt = runtime(1);
+        let started = Flag::default();
+        let running = started.clone();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let (token_tx, token_rx) = mpsc::channel::<Token>();
+        let task = rt.spawn(async move {
+            let region = Region::new();
+            token_tx.send(region.token()).unwrap();
+            let outcome = region
+                .run(async move {
+                    let value = BlockingTask::new(move || {
+                        running.set();
+                        let _ = gate_rx.recv_timeout(secs(10));
+                        PanicsOnDrop
+                    })
+                    .await;
+                    std::mem::forget(value); // never reached: the region drops the await
+                })
+                .await;
+            outcome.is_err()
+        });
+        let token = token_rx.recv_timeout(secs(10)).expect("the region exists");
+        wait_for("the closure runs", || started.is_set());
+        let (release, blocker) = occupy_worker(&rt);
+        gate_tx.send(()).unwrap();
+        wait_for("the closure has ended", || rt.live_tasks() == 2);
+        assert!(token.cancel("stop"));
+        release.send(()).unwrap();
+        assert_eq!(rt.block_on(blocker), Ok(()));
+        assert_eq!(rt.block_on(task), Ok(true), "the discarded value's destructor escaped");
+    });
+}
+
+/// An inline blocking task is `Sync` when its output is: a future started at its first poll
+/// keeps what starts it where only `&mut` reaches it.
+#[test]
+fn an_inline_blocking_task_is_sync_when_its_output_is() {
+    fn sync<T: Sync>(_: &T) {}
+    let inline = BlockingTask::new(|| 1u8).into_future();
+    sync(&inline);
+}

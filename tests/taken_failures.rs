@@ -19,6 +19,8 @@ use klaw::{Error, Task, TaskError};
 /// A body error type of the kind `scope_with_error`'s doc shows: one that holds klaw's errors.
 #[derive(Debug, thiserror::Error)]
 enum AppError {
+    #[error("the body gave up")]
+    GaveUp,
     #[error(transparent)]
     Klaw(#[from] Error),
 }
@@ -186,5 +188,32 @@ fn a_supervisors_passed_on_failure_keeps_its_place() {
         let error = result.unwrap_err();
         assert_eq!(crashes(&error), ["one", "two"], "{error:?}");
         assert_eq!(crashes(error.first()), ["one"]);
+    });
+}
+
+/// A supervisor's body awaits `handled` (fails at 10 ms) and handles it; `two` (never awaited)
+/// fails at 20 ms; at 30 ms the body fails with an error of its own type that carries neither.
+/// Checks: `two` is listed first. What would break it: an error of the body's own type, which
+/// cannot be looked into, counted as carrying the failure the body handled, and so moved up to
+/// that failure's place, before `two`.
+#[test]
+fn a_supervisors_unrelated_typed_error_is_not_listed_before_an_earlier_failure() {
+    in_paused_task(|| async {
+        let fails_at = |who: &'static str, at: u64| {
+            Task::fallible(async move {
+                klaw::time::sleep(ms(at)).await;
+                Err::<(), _>(Crash(who))
+            })
+        };
+        let result = klaw::scope!(supervisor, |s| -> Result<(), AppError> {
+            let handled = s.spawn(fails_at("handled", 10));
+            let _two = s.spawn(fails_at("two", 20));
+            assert!(handled.await.is_err());
+            klaw::time::sleep(ms(30)).await;
+            Err(AppError::GaveUp)
+        });
+        let Err(AppError::Klaw(error)) = &result else { panic!("{result:?}") };
+        assert!(matches!(error.first(), Error::Task { .. }), "body hoisted first: {error:?}");
+        assert_eq!(crashes(error.first()), ["two"], "{error:?}");
     });
 }

@@ -61,12 +61,17 @@ struct State {
     starting: bool,
 }
 
-/// Clears `starting` if [`Limit::release`]'s loop unwinds.
-struct StartingGuard<'a>(&'a Limit);
+/// Clears `starting` if [`Limit::release`]'s loop unwinds while it is the loop's (`armed`).
+struct StartingGuard<'a> {
+    limit: &'a Limit,
+    armed: bool,
+}
 
 impl Drop for StartingGuard<'_> {
     fn drop(&mut self) {
-        self.0.state.lock().starting = false;
+        if self.armed {
+            self.limit.state.lock().starting = false;
+        }
     }
 }
 
@@ -155,7 +160,7 @@ impl Limit {
         // Should a child's start or end unwind (they run a task's bookkeeping, and drop what it
         // leaves), `starting` is cleared, so the next release starts waiting children again and a
         // child admitted later does not wait behind a loop that is gone.
-        let unwinding = StartingGuard(self);
+        let mut unwinding = StartingGuard { limit: self, armed: true };
         loop {
             let mut ended = Vec::new();
             let next = {
@@ -172,16 +177,14 @@ impl Limit {
                 }
                 if next.is_none() {
                     state.starting = false;
+                    unwinding.armed = false; // cleared here; another release may set it again
                 }
                 next
             };
             self.end_all(ended);
             match next {
                 Some(child) => child.start(self, Slot(self.clone())),
-                None => {
-                    std::mem::forget(unwinding); // `starting` was cleared under the lock
-                    return;
-                }
+                None => return,
             }
         }
     }

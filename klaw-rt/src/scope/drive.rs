@@ -185,33 +185,47 @@ enum Ended<E> {
 
 /// Whether a body's error is, or wraps (through `source()`), klaw's error about task `id`. A
 /// `BoxError` or a `klaw::Error` is looked into; an error of a type of the body's own (an
-/// `anyhow::Error`, an enum) cannot be without taking it, and counts as naming every task, since
-/// `?` on a child's handle is how a body returns a failure. (A box that hides its cause, as
+/// `anyhow::Error`, an enum) cannot be without taking it, and counts as naming every task if
+/// `own_type_names_all`, since `?` on a child's handle is how a body returns a failure. (A box
+/// that hides its cause, as
 /// anyhow's or an `#[error(transparent)]` wrapper's does, lists the failure a second time: never
 /// lost, at worst said twice.)
-pub(crate) fn body_names<E: 'static>(error: &E, id: TaskId) -> bool {
+pub(crate) fn body_names<E: 'static>(error: &E, id: TaskId, own_type_names_all: bool) -> bool {
     let error: &dyn Any = error;
     if let Some(error) = error.downcast_ref::<BoxError>() {
         Error::names_task(&**error, id)
     } else if let Some(error) = error.downcast_ref::<Error>() {
         Error::names_task(error, id)
     } else {
-        true
+        own_type_names_all
     }
 }
 
-/// The failures to list: without the stand-ins (at `stand_ins`: index, child) of failures the
-/// body's error carries, that error moved up to the first such stand-in's place, and without a
-/// supervisor's marks (`None`: its body owns what it took and did not pass on).
+/// Where a failure the body took was, in the list `result` builds.
+struct TakenAt {
+    at: usize,
+    child: TaskId,
+    /// A supervisor's: no stand-in (`None` in the list), and the body's error moves here only if
+    /// it is seen to carry the failure; an error of the body's own type, which cannot be looked
+    /// into, does not move ahead of failures that came before it.
+    mark: bool,
+}
+
+/// The failures to list: without the stand-ins of failures the body's error carries (see
+/// [`TakenAt`]), that error moved up to the first such place, and without a supervisor's marks
+/// (its body owns what it took and did not pass on).
 fn passed_on_in_place<E: Into<BoxError> + 'static>(
     mut failures: Vec<Option<Ended<E>>>,
-    stand_ins: &[(usize, TaskId)],
+    taken: &[TakenAt],
 ) -> Vec<Ended<E>> {
     let body = failures.iter().position(|failure| matches!(failure, Some(Ended::Body(_))));
     if let Some(body) = body {
-        let carries = |id| failures[body].as_ref().is_some_and(|error| error.names(id));
+        let carries = |taken: &TakenAt| match &failures[body] {
+            Some(Ended::Body(error)) => body_names(error, taken.child, !taken.mark),
+            _ => false,
+        };
         let passed_on: Vec<usize> =
-            stand_ins.iter().filter(|&&(_, id)| carries(id)).map(|&(at, _)| at).collect();
+            taken.iter().filter(|taken| carries(taken)).map(|taken| taken.at).collect();
         for &at in &passed_on {
             failures[at] = None;
         }
@@ -223,14 +237,6 @@ fn passed_on_in_place<E: Into<BoxError> + 'static>(
 }
 
 impl<E: Into<BoxError> + 'static> Ended<E> {
-    /// Whether this is, or wraps, klaw's error about task `id` (see [`body_names`]).
-    fn names(&self, id: TaskId) -> bool {
-        match self {
-            Self::Failed(error) => Error::names_task(error, id),
-            Self::Body(error) => body_names(error, id),
-        }
-    }
-
     fn into_error(self) -> Error {
         match self {
             Self::Body(error) => Error::from_body(error.into()),
@@ -351,7 +357,7 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         let shared = &self.scope.shared;
         let mut failures = Vec::new();
         let mut taken = shared.take_taken();
-        // Where the stand-ins of failures the body took are in `failures`, and whose they are.
+        // Where the failures the body took are in `failures`.
         let mut stand_ins = Vec::new();
         for failure in shared.take_failures() {
             match failure {
@@ -359,11 +365,11 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
                     Some(error) => failures.push(Some(Ended::Failed(error))),
                     None => {
                         let id = child.header().id();
-                        if let Some(stand_in) = take_stand_in(&mut taken, id) {
-                            stand_ins.push((failures.len(), id));
-                            // A supervisor keeps no stand-in: `None` marks the place.
-                            failures.push(stand_in.map(Ended::Failed));
-                        }
+                        // Taken by the body: a stand-in, or (a supervisor keeps none) a mark.
+                        let stand_in = take_stand_in(&mut taken, id);
+                        let mark = stand_in.is_none();
+                        stand_ins.push(TakenAt { at: failures.len(), child: id, mark });
+                        failures.push(stand_in.map(Ended::Failed));
                     }
                 },
                 Failure::Raced(error) => failures.push(Some(Ended::Failed(error))),
@@ -507,7 +513,7 @@ impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
         // Decided before the body's error is boxed, as `result` decides it.
         let passed_on: Vec<TaskId> = match &body_error {
             Some(error) => {
-                shared.taken_ids().into_iter().filter(|&id| body_names(error, id)).collect()
+                shared.taken_ids().into_iter().filter(|&id| body_names(error, id, true)).collect()
             }
             None => Vec::new(),
         };

@@ -32,7 +32,9 @@ use crate::task::handle::TaskOutput;
 use crate::task::runner::task_span;
 use crate::task::spec::is_large;
 use crate::task::state::Kind;
-use crate::task::{BlockingTask, CancelReason, Outcome, TaskError, TaskHandle, TaskId, TaskInfo};
+use crate::task::{
+    BlockingTask, CancelReason, ExitReason, Outcome, TaskError, TaskHandle, TaskId, TaskInfo,
+};
 
 /// A [`BlockingTask`] awaited inline: it runs on the current runtime's blocking pool, or on this
 /// thread when there is no runtime (as under a plain `klaw::runtime::block_on`).
@@ -54,7 +56,7 @@ enum InlineBlocking<T, E> {
     /// Not polled yet: nothing runs until the first poll (as no future does), so an await in a
     /// region cancelled before it is reached never starts the closure (trio's "the entry is a
     /// cancellation point"). Boxed: the type names only the output, not the closure.
-    Unstarted(Option<Box<dyn FnOnce() -> InlineBlocking<T, E> + Send>>),
+    Unstarted(Start<T, E>),
     /// The job on the pool, and what counts it until it has ended: handed to the frame around
     /// the await if the await is dropped first.
     /// With `unread_failure` for its types (which the future's own bounds cannot name).
@@ -66,6 +68,11 @@ enum InlineBlocking<T, E> {
     /// is not copied by value through the frames that made it.
     Ran(Option<Box<TaskOutput<T, E>>>),
 }
+
+/// What starts an inline job at the first poll. In a `std` mutex that is never locked (only
+/// `get_mut` reaches it): so the future is `Sync` whenever its output is, as it was when the job
+/// started at once, whatever the closure is.
+type Start<T, E> = std::sync::Mutex<Option<Box<dyn FnOnce() -> InlineBlocking<T, E> + Send>>>;
 
 /// How a job awaited inline reports to the code that awaits it: its end, and a failure after
 /// its await was dropped (which cancelled it).
@@ -119,13 +126,16 @@ where
     /// });
     /// ```
     fn into_future(self) -> InlineBlockingTask<M::Ok, M::Err> {
+        // A large closure goes down the layers (and the pool thread's) as a pointer, as a large
+        // future does, boxed once, here; decided at compile time.
         let start: Box<dyn FnOnce() -> InlineBlocking<M::Ok, M::Err> + Send> =
-            Box::new(move || {
-                // A large closure goes down the layers (and the pool thread's) as a pointer, as
-                // a large future does; decided at compile time.
-                if const { is_large::<F>() } { inline(self.boxed()) } else { inline(self) }
-            });
-        InlineBlockingTask { state: InlineBlocking::Unstarted(Some(start)) }
+            if const { is_large::<F>() } {
+                let task = self.boxed();
+                Box::new(move || inline(task))
+            } else {
+                Box::new(move || inline(self))
+            };
+        InlineBlockingTask { state: InlineBlocking::Unstarted(std::sync::Mutex::new(Some(start))) }
     }
 }
 
@@ -162,6 +172,7 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let InlineBlocking::Unstarted(start) = &mut self.state {
+            let start = start.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
             let start = start.take().expect("an InlineBlockingTask is started once");
             self.state = start();
         }
@@ -224,6 +235,15 @@ where
     E: Into<BoxError>,
 {
     if handle.poll_done(&mut Context::from_waker(Waker::noop())).is_pending() {
+        return None;
+    }
+    // A value, or a cancellation, stays for the handle's drop, which drops it with a panic in
+    // its destructor caught, and never copies a large one through this frame.
+    let failed = matches!(
+        handle.exit_reason(),
+        ExitReason::Error | ExitReason::Panicked | ExitReason::TimedOut
+    );
+    if !failed {
         return None;
     }
     match handle.take_output() {

@@ -97,13 +97,12 @@ impl Failure {
     }
 }
 
-/// What a scope keeps of a failure its body took: by child id, the stand-in it reports if the
-/// body does not pass the failure on (none in a supervisor, whose body owns what it awaits).
-pub(crate) type Taken = Vec<(TaskId, Option<Error>)>;
+/// What a scope keeps of the failures its body took: by child id, the stand-in it reports if the
+/// body does not pass the failure on.
+pub(crate) type Taken = Vec<(TaskId, Error)>;
 
-/// What the scope kept of child `id`'s failure, if the body took it (see [`ScopeShared::took`]):
-/// `Some(None)` in a supervisor.
-pub(crate) fn take_stand_in(taken: &mut Taken, id: TaskId) -> Option<Option<Error>> {
+/// The stand-in kept for child `id`'s failure, if the body took it (see [`ScopeShared::took`]).
+pub(crate) fn take_stand_in(taken: &mut Taken, id: TaskId) -> Option<Error> {
     let at = taken.iter().position(|(taker, _)| *taker == id)?;
     Some(taken.swap_remove(at).1)
 }
@@ -377,18 +376,13 @@ impl ScopeShared {
     /// scope keeps a stand-in ([`TakenFailure`](crate::task::TakenFailure)) to report if the
     /// body does not return that failure, so a failure the body drops still fails the scope, as
     /// trio's and Kotlin's do. A supervisor's body owns what it awaits: nothing is kept.
-    ///
-    /// Either way the scope notes where the failure came, so that the body's error, if it
-    /// carries the failure, is listed there rather than after failures that came later.
     pub(crate) fn took(&self, id: TaskId, error: &Error) {
-        if matches!(error, Error::Task { error: TaskError::Cancelled(_), .. }) {
-            return; // not a failure
+        if self.supervisor {
+            return;
         }
-        let stand_in = match self.supervisor {
-            true => None,
-            false => error.taken_stand_in(),
-        };
-        self.registry.lock().taken.push((id, stand_in));
+        if let Some(stand_in) = error.taken_stand_in() {
+            self.registry.lock().taken.push((id, stand_in));
+        }
     }
 
     /// The children whose failure the body took.
@@ -449,7 +443,7 @@ impl ScopeShared {
                 Failure::Child(ref child) => {
                     // A failure the body took and is not passing on goes as its stand-in.
                     let id = child.header().id();
-                    let stand_in = take_stand_in(&mut taken, id).flatten();
+                    let stand_in = take_stand_in(&mut taken, id);
                     frame.adopt_failure(Box::new(failure));
                     if let Some(stand_in) = stand_in {
                         frame.adopt_failure(Box::new(Failure::Raced(stand_in)));
@@ -475,7 +469,7 @@ impl ScopeShared {
             let error = match failure {
                 Failure::Child(child) => {
                     let id = child.header().id();
-                    child.take_failure().or_else(|| take_stand_in(&mut taken, id).flatten())
+                    child.take_failure().or_else(|| take_stand_in(&mut taken, id))
                 }
                 Failure::Raced(error) => Some(error),
                 Failure::Body | Failure::Deadline => None,
