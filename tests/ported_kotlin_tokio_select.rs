@@ -519,8 +519,8 @@ async fn first_of_64(rxs: &[Receiver<usize>]) -> (usize, Result<usize, RecvError
 #[klaw::test(start_paused = true, timeout = "20s")]
 async fn sixty_four_recv_arms_each_win_wait_and_share_fairly() {
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..64).map(|_| klaw::channel::bounded::<usize>(1)).unzip();
-    for k in 0..64 {
-        txs[k].try_send(k).unwrap();
+    for (k, tx) in txs.iter().enumerate() {
+        tx.try_send(k).unwrap();
         assert_eq!(first_of_64(&rxs).await, (k, Ok(k)));
         assert!(rxs.iter().all(Receiver::is_empty), "arm {k}: another arm took a message");
     }

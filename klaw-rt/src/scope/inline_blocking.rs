@@ -147,7 +147,7 @@ where
     M: Outcome<O> + 'static,
     M::Err: Into<BoxError>,
 {
-    let state = match Handle::current() {
+    match Handle::current() {
         Ok(runtime) => {
             let running = Descendants::new();
             running.add();
@@ -163,8 +163,7 @@ where
             let _span = span.as_ref().map(|span| span.enter());
             InlineBlocking::Ran(Some(guarded_boxed::<M, O>(task.body)))
         }
-    };
-    state
+    }
 }
 
 impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
@@ -228,12 +227,9 @@ type UnreadFailure<T, E> = fn(&mut TaskHandle<T, E>) -> Option<Error>;
 
 /// The failure a job that has ended published, if nobody took its output: named as the scope
 /// names a child's. A value, or a cancellation, is dropped here.
-fn unread_failure<T: Send + 'static, E: Send + 'static>(
+fn unread_failure<T: Send + 'static, E: Into<BoxError> + Send + 'static>(
     handle: &mut TaskHandle<T, E>,
-) -> Option<Error>
-where
-    E: Into<BoxError>,
-{
+) -> Option<Error> {
     if handle.poll_done(&mut Context::from_waker(Waker::noop())).is_pending() {
         return None;
     }
