@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    DEADLINE, DropCount, Flag, Gauge, in_task, ms, secs, until, wait_for, wait_until,
+    DEADLINE, DropCount, Flag, Gauge, in_task, ms, pool_threads, secs, until, wait_for, wait_until,
     with_deadline, within,
 };
 use klaw::task::{BlockingTask, ExitReason};
@@ -32,17 +32,6 @@ fn pool(prefix: &'static str, limit: usize) -> klaw::Runtime {
         .thread_name(prefix)
         .build()
         .expect("runtime")
-}
-
-/// How many threads of this process are the blocking threads of the runtime named `prefix`
-/// (Linux: `/proc/self/task/*/comm`, which holds the first 15 bytes of a thread's name).
-fn pool_threads(prefix: &str) -> usize {
-    let wanted = format!("{prefix}-blocking-");
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end().starts_with(&wanted))
-        .count()
 }
 
 /// A closure that blocks its pool thread until `release` is sent (or 10 s pass), reporting when

@@ -18,34 +18,15 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
-use common::secs;
+use common::{Fuse, secs};
 use klaw::channel::{Receiver, RecvError};
 use klaw::time::{advance, now, sleep};
 use klaw::{Handle, TaskError};
-
-/// Polled until it completes, pending for ever after (a tokio `, if !done` precondition for a
-/// future reused across a loop's selects).
-struct Fuse<F>(Option<F>);
-
-impl<F: Future + Unpin> Future for Fuse<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let Some(future) = self.0.as_mut() else { return Poll::Pending };
-        let polled = Pin::new(future).poll(cx);
-        if polled.is_ready() {
-            self.0 = None;
-        }
-        polled
-    }
-}
 
 // ---- The cooperative budget and `default` ---------------------------------------------------
 

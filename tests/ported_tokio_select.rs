@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{DEADLINE, within, yield_once};
+use common::{DEADLINE, Fuse, within, yield_once};
 use klaw::channel::{RecvError, oneshot};
 
 // ---- Helpers.
@@ -74,23 +74,6 @@ impl<F: Future> Probe<F> {
 
     fn is_woken(&self) -> bool {
         self.woken.0.load(Ordering::SeqCst)
-    }
-}
-
-/// A future that is polled until it completes and is pending for ever after: what a tokio
-/// `, if !done` precondition does for a future reused across the iterations of a loop.
-struct Fuse<F>(Option<F>);
-
-impl<F: Future + Unpin> Future for Fuse<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let Some(future) = self.0.as_mut() else { return Poll::Pending };
-        let polled = Pin::new(future).poll(cx);
-        if polled.is_ready() {
-            self.0 = None;
-        }
-        polled
     }
 }
 

@@ -15,11 +15,10 @@
 
 mod common;
 
-use std::future::{Future, pending};
-use std::pin::{Pin, pin};
+use std::future::pending;
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 
 use klaw::Handle;
 use klaw::cancel::{
@@ -32,29 +31,9 @@ use klaw::time::{now, sleep};
 mod mock_task;
 
 use common::{Flag, secs};
-use mock_task::{mock, pending as is_pending, ready};
+use mock_task::{WakeCount, mock, pending as is_pending, poll_with, ready};
 
 // ---- Helpers.
-
-/// A waker that counts its wake-ups: one per "task", to tell which one a primitive woke.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Polls `future` once with `count`'s waker.
-fn poll_with<F: Future>(future: Pin<&mut F>, count: &Arc<Count>) -> Poll<F::Output> {
-    let waker = Waker::from(count.clone());
-    future.poll(&mut Context::from_waker(&waker))
-}
-
-fn wakes(count: &Count) -> usize {
-    count.0.load(Ordering::SeqCst)
-}
 
 // ---- Sync: tokio's sync_mutex.rs, sync_mutex_owned.rs, sync_semaphore.rs.
 
@@ -74,13 +53,13 @@ fn a_waiting_lock_or_acquire_polled_again_with_another_waker_is_woken_through_th
 
     // `lock()`.
     let guard = mutex.try_lock_owned().unwrap();
-    let (old, new) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let (old, new) = (Arc::new(WakeCount::default()), Arc::new(WakeCount::default()));
     let mut lock = pin!(mutex.lock());
     assert!(poll_with(lock.as_mut(), &old).is_pending());
     assert!(poll_with(lock.as_mut(), &new).is_pending());
     assert_eq!(Arc::strong_count(&old), 1, "the replaced waker is still held by the mutex");
     drop(guard);
-    assert_eq!((wakes(&old), wakes(&new)), (0, 1), "(old, new) wake-ups");
+    assert_eq!((old.wakes(), new.wakes()), (0, 1), "(old, new) wake-ups");
     match poll_with(lock.as_mut(), &new) {
         Poll::Ready(mut guard) => *guard += 1,
         Poll::Pending => panic!("woken but not handed the mutex"),
@@ -88,26 +67,26 @@ fn a_waiting_lock_or_acquire_polled_again_with_another_waker_is_woken_through_th
 
     // `lock_owned()`.
     let guard = mutex.try_lock_owned().unwrap();
-    let (old, new) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let (old, new) = (Arc::new(WakeCount::default()), Arc::new(WakeCount::default()));
     let mut lock = pin!(mutex.lock_owned());
     assert!(poll_with(lock.as_mut(), &old).is_pending());
     assert!(poll_with(lock.as_mut(), &new).is_pending());
     assert_eq!(Arc::strong_count(&old), 1);
     drop(guard);
-    assert_eq!((wakes(&old), wakes(&new)), (0, 1));
+    assert_eq!((old.wakes(), new.wakes()), (0, 1));
     assert!(matches!(poll_with(lock.as_mut(), &new), Poll::Ready(guard) if *guard == 1));
 
     // `acquire_many(3)` that gathered one permit before the waker changed.
     let semaphore = Semaphore::new(3);
     let held = semaphore.try_acquire_many(2).unwrap();
-    let (old, new) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let (old, new) = (Arc::new(WakeCount::default()), Arc::new(WakeCount::default()));
     let mut three = pin!(semaphore.acquire_many(3));
     assert!(poll_with(three.as_mut(), &old).is_pending());
     assert_eq!(semaphore.available_permits(), 0, "the free one was gathered");
     assert!(poll_with(three.as_mut(), &new).is_pending());
     assert_eq!(Arc::strong_count(&old), 1);
     drop(held);
-    assert_eq!((wakes(&old), wakes(&new)), (0, 1));
+    assert_eq!((old.wakes(), new.wakes()), (0, 1));
     match poll_with(three.as_mut(), &new) {
         Poll::Ready(permit) => assert_eq!(permit.unwrap().num_permits(), 3),
         Poll::Pending => panic!("woken but not given its permits"),

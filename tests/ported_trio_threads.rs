@@ -25,25 +25,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{
-    Alive, DropCount, FetchError, Flag, Gauge, fetch_ids, ms, occupy_worker, runtime, secs, until,
-    wait_for, wait_until, within,
+    Alive, DropCount, FetchError, Flag, Gauge, fetch_ids, ms, occupy_worker, pool_threads, runtime,
+    secs, until, wait_for, wait_until, within,
 };
 use klaw::cancel::{Region, Token};
 use klaw::task::BlockingTask;
 use klaw::{CancelReason, Error, Handle, TaskError};
 
 // ---- Helpers.
-
-/// How many threads of this process are blocking threads of the runtime named `prefix` (Linux:
-/// `/proc/self/task/*/comm`, the first 15 bytes of a thread's name).
-fn pool_threads(prefix: &str) -> usize {
-    let wanted = format!("{prefix}-blocking-");
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end().starts_with(&wanted))
-        .count()
-}
 
 /// The panic messages among the errors of a scope's result.
 fn panic_messages(error: &Error) -> Vec<String> {

@@ -27,10 +27,10 @@ mod common;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 
 use klaw::cancel::move_on_after;
 use klaw::sync::{Barrier, Event, Mutex, Notify, RwLock, Semaphore, TryAcquireError};
@@ -40,44 +40,10 @@ use klaw::{Handle, TaskError};
 #[path = "common/mock_task.rs"]
 mod mock_task;
 
-use common::{Flag, foreign_until, ms, secs, yield_once};
-use mock_task::{mock, pending as is_pending, ready};
+use common::{Flag, foreign_until, ms, secs, signalling, yield_once};
+use mock_task::{WakeCount, mock, pending as is_pending, poll_with, ready};
 
 // ---- Helpers.
-
-/// A waker that counts its wake-ups: one per "task", to tell which one a primitive woke.
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Polls `future` once with `count`'s waker.
-fn poll_with<F: Future>(future: Pin<&mut F>, count: &Arc<Count>) -> Poll<F::Output> {
-    let waker = Waker::from(count.clone());
-    future.poll(&mut Context::from_waker(&waker))
-}
-
-fn wakes(count: &Count) -> usize {
-    count.0.load(Ordering::SeqCst)
-}
-
-/// Awaits `future`, setting `in_line` after the first poll that found it pending: from then on
-/// it waits in its primitive's line.
-async fn signalling<F: Future>(future: F, in_line: Flag) -> F::Output {
-    let mut future = pin!(future);
-    std::future::poll_fn(move |cx: &mut Context<'_>| {
-        let poll = future.as_mut().poll(cx);
-        if poll.is_pending() {
-            in_line.set();
-        }
-        poll
-    })
-    .await
-}
 
 /// trio's `wait_all_tasks_blocked`, on a paused clock: a timer there fires only once every
 /// task waits, so when this returns every task spawned before it is blocked (or done).
@@ -546,24 +512,24 @@ async fn a_condition_on_enable_and_notify_one_hands_every_item_to_a_waiting_cons
 #[test]
 fn an_event_or_barrier_wait_polled_again_with_another_waker_is_woken_through_the_new_one() {
     let event = Event::new();
-    let (old, new) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let (old, new) = (Arc::new(WakeCount::default()), Arc::new(WakeCount::default()));
     let mut wait = pin!(event.wait());
     assert!(poll_with(wait.as_mut(), &old).is_pending());
     assert!(poll_with(wait.as_mut(), &new).is_pending());
     assert_eq!(Arc::strong_count(&old), 1, "the replaced waker is still held by the event");
     event.set();
-    assert_eq!((wakes(&old), wakes(&new)), (0, 1), "(old, new) wake-ups");
+    assert_eq!((old.wakes(), new.wakes()), (0, 1), "(old, new) wake-ups");
     assert!(poll_with(wait.as_mut(), &new).is_ready());
 
     let barrier = Barrier::new(2);
-    let (old, new) = (Arc::new(Count::default()), Arc::new(Count::default()));
+    let (old, new) = (Arc::new(WakeCount::default()), Arc::new(WakeCount::default()));
     let mut first = pin!(barrier.wait());
     assert!(poll_with(first.as_mut(), &old).is_pending());
     assert!(poll_with(first.as_mut(), &new).is_pending(), "a re-poll counted a second arrival");
     assert_eq!(Arc::strong_count(&old), 1, "the replaced waker is still held by the barrier");
     let second = ready(mock(barrier.wait()).poll());
     assert!(second.is_leader(), "the second arrival opens the group of two");
-    assert_eq!((wakes(&old), wakes(&new)), (0, 1), "(old, new) wake-ups");
+    assert_eq!((old.wakes(), new.wakes()), (0, 1), "(old, new) wake-ups");
     match poll_with(first.as_mut(), &new) {
         Poll::Ready(result) => assert!(!result.is_leader()),
         Poll::Pending => panic!("woken, but the barrier had not opened for it"),

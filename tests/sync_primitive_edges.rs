@@ -24,10 +24,9 @@
 mod common;
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::task::Context;
 use std::time::Duration;
 
 use klaw::sync::{
@@ -39,24 +38,10 @@ use klaw::{TaskError, TaskHandle};
 #[path = "common/mock_task.rs"]
 mod mock_task;
 
-use common::{DEADLINE, Flag, ms, occupy_worker, runtime, wait_for, within};
+use common::{DEADLINE, Flag, ms, occupy_worker, runtime, signalling, wait_for, within};
 use mock_task::{mock, pending, ready};
 
 // ---- Helpers.
-
-/// Awaits `future`, setting `in_line` after the first poll that found it pending: from then on
-/// it is in its primitive's line (or counted, for a barrier).
-async fn signalling<F: Future>(future: F, in_line: Flag) -> F::Output {
-    let mut future = pin!(future);
-    std::future::poll_fn(move |cx: &mut Context<'_>| {
-        let poll = future.as_mut().poll(cx);
-        if poll.is_pending() {
-            in_line.set();
-        }
-        poll
-    })
-    .await
-}
 
 /// Spawns `make(in_line)` on `rt` and returns once the task has waited in line once.
 fn spawn_in_line<T, F>(rt: &klaw::Runtime, make: impl FnOnce(Flag) -> F) -> TaskHandle<T>

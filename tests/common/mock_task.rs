@@ -10,8 +10,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+/// A waker that counts its wake-ups: one per "task", to tell which one a primitive woke.
 #[derive(Default)]
 pub struct WakeCount(AtomicUsize);
+
+impl WakeCount {
+    /// The wake-ups so far.
+    pub fn wakes(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Polls `future` once with `count`'s waker.
+pub fn poll_with<F: Future>(future: Pin<&mut F>, count: &Arc<WakeCount>) -> Poll<F::Output> {
+    let waker = Waker::from(count.clone());
+    future.poll(&mut Context::from_waker(&waker))
+}
 
 impl Wake for WakeCount {
     fn wake(self: Arc<Self>) {

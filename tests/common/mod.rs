@@ -592,3 +592,48 @@ impl<O: 'static> std::task::Wake for DropOnWake<O> {
         }
     }
 }
+
+/// How many threads of this process are the blocking threads of the runtime named `prefix`
+/// (Linux: `/proc/self/task/*/comm`, which holds the first 15 bytes of a thread's name).
+pub fn pool_threads(prefix: &str) -> usize {
+    let wanted = format!("{prefix}-blocking-");
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end().starts_with(&wanted))
+        .count()
+}
+
+/// A future polled until it completes and pending for ever after: what a tokio `, if !done`
+/// precondition does for a future reused across the iterations of a loop.
+pub struct Fuse<F>(pub Option<F>);
+
+impl<F: std::future::Future + Unpin> std::future::Future for Fuse<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let Some(future) = self.0.as_mut() else { return std::task::Poll::Pending };
+        let polled = std::pin::Pin::new(future).poll(cx);
+        if polled.is_ready() {
+            self.0 = None;
+        }
+        polled
+    }
+}
+
+/// Awaits `future`, setting `in_line` after the first poll that found it pending: from then on
+/// it waits in its primitive's line (or is counted, for a barrier).
+pub async fn signalling<F: Future>(future: F, in_line: Flag) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx: &mut std::task::Context<'_>| {
+        let poll = future.as_mut().poll(cx);
+        if poll.is_pending() {
+            in_line.set();
+        }
+        poll
+    })
+    .await
+}
