@@ -107,8 +107,8 @@ where
 /// - Every child ended well: the body's result.
 /// - One thing failed (the body's `Err`, a child's failure, the deadline): that error. A failed
 ///   child fails the scope whether or not the body awaits it. In supervisor mode a failure the
-///   body awaited is the body's to report (returned, it is listed where it came). In a shield the body can take a failure from a
-///   handle too: returned (with `?`, or as the `source` of its own error, or in an error of a
+///   body awaited is the body's to report (returned, it is listed where it came). In a shield
+///   the body can take a failure from a handle too: returned (with `?`, or as the `source` of its own error, or in an error of a
 ///   type of its own) it is listed once, where the child's failure came; dropped, or replaced by
 ///   an error that does not carry it, the scope still lists it, a failed child's error as a
 ///   [`TakenFailure`](crate::task::TakenFailure) that keeps its words.
@@ -187,9 +187,8 @@ enum Ended<E> {
 /// `BoxError` or a `klaw::Error` is looked into; an error of a type of the body's own (an
 /// `anyhow::Error`, an enum) cannot be without taking it, and counts as naming every task if
 /// `own_type_names_all`, since `?` on a child's handle is how a body returns a failure. (A box
-/// that hides its cause, as
-/// anyhow's or an `#[error(transparent)]` wrapper's does, lists the failure a second time: never
-/// lost, at worst said twice.)
+/// that hides its cause, as anyhow's or an `#[error(transparent)]` wrapper's does, lists the
+/// failure a second time: never lost, at worst said twice.)
 pub(crate) fn body_names<E: 'static>(error: &E, id: TaskId, own_type_names_all: bool) -> bool {
     let error: &dyn Any = error;
     if let Some(error) = error.downcast_ref::<BoxError>() {
@@ -356,7 +355,8 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
     fn result(&mut self) -> Result<T, Ended<E>> {
         let shared = &self.scope.shared;
         let mut failures = Vec::new();
-        let mut taken = shared.take_taken();
+        // Taken at the first failure the body took: a scope where none did locks once here.
+        let mut taken = None;
         // Where the failures the body took are in `failures`.
         let mut stand_ins = Vec::new();
         for failure in shared.take_failures() {
@@ -366,7 +366,8 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
                     None => {
                         let id = child.header().id();
                         // Taken by the body: a stand-in, or (a supervisor keeps none) a mark.
-                        let stand_in = take_stand_in(&mut taken, id);
+                        let taken = taken.get_or_insert_with(|| shared.take_taken());
+                        let stand_in = take_stand_in(taken, id);
                         let mark = stand_in.is_none();
                         stand_ins.push(TakenAt { at: failures.len(), child: id, mark });
                         failures.push(stand_in.map(Ended::Failed));

@@ -196,27 +196,25 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
 
 impl<T: Send + 'static, E: Send + 'static> Drop for InlineBlockingTask<T, E> {
     fn drop(&mut self) {
-        let (handle, running, unread_failure) = match &mut self.state {
+        let running = match &mut self.state {
             InlineBlocking::OnPool(handle, running, unread_failure) => {
-                (handle, running, unread_failure)
+                if !running.is_empty() {
+                    // Dropped before the closure returned: it hears the cancel, and the frame
+                    // around the await waits for it (outside any frame, this blocks until it has
+                    // returned).
+                    handle.cancel(CancelReason::ParentCancelled);
+                    current::hand_over(running);
+                } else if let Some(failure) = unread_failure(handle) {
+                    // Dropped after the closure failed, unread (its region was cancelled before
+                    // the awaiting code saw the output): the frame around the await reports it,
+                    // as it would a failure that came a moment later, after the cancel.
+                    current::hand_over_failures(vec![Box::new(Failure::Raced(failure))]);
+                }
+                running
             }
-            InlineBlocking::Awaited(running) => {
-                current::hand_over_failures(running.take_failures());
-                return;
-            }
+            InlineBlocking::Awaited(running) => running,
             InlineBlocking::Unstarted(_) | InlineBlocking::Ran(_) => return,
         };
-        if !running.is_empty() {
-            // Dropped before the closure returned: it hears the cancel, and the frame around
-            // the await waits for it (outside any frame, this blocks until it has returned).
-            handle.cancel(CancelReason::ParentCancelled);
-            current::hand_over(running);
-        } else if let Some(failure) = unread_failure(handle) {
-            // Dropped after the closure failed, unread (its region was cancelled before the
-            // awaiting code saw the output): the frame around the await reports it, as it would
-            // a failure that came a moment later, after the cancel.
-            current::hand_over_failures(vec![Box::new(Failure::Raced(failure))]);
-        }
         // A failure after a cancel that came first (a shutdown's) while the await still ran.
         current::hand_over_failures(running.take_failures());
     }
@@ -226,7 +224,7 @@ impl<T: Send + 'static, E: Send + 'static> Drop for InlineBlockingTask<T, E> {
 type UnreadFailure<T, E> = fn(&mut TaskHandle<T, E>) -> Option<Error>;
 
 /// The failure a job that has ended published, if nobody took its output: named as the scope
-/// names a child's. A value, or a cancellation, is dropped here.
+/// names a child's. A value, or a cancellation, is left in the handle.
 fn unread_failure<T: Send + 'static, E: Into<BoxError> + Send + 'static>(
     handle: &mut TaskHandle<T, E>,
 ) -> Option<Error> {
@@ -242,13 +240,8 @@ fn unread_failure<T: Send + 'static, E: Into<BoxError> + Send + 'static>(
     if !failed {
         return None;
     }
-    match handle.take_output() {
-        Err(TaskError::Cancelled(_)) | Ok(_) => None,
-        Err(error) => {
-            let task = TaskInfo::new(handle.id(), handle.name());
-            Some(Error::of_task(Some(task), error))
-        }
-    }
+    let error = handle.take_output().err()?;
+    Some(Error::of_task(Some(TaskInfo::new(handle.id(), handle.name())), error))
 }
 
 impl<T: Send + 'static, E: Send + 'static> fmt::Debug for InlineBlockingTask<T, E> {

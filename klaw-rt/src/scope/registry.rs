@@ -408,16 +408,18 @@ impl ScopeShared {
         body_error: Option<Error>,
         passed_on: &[TaskId],
     ) {
-        let dropped_stand_ins = {
-            let mut registry = self.registry.lock();
-            let (kept, dropped) = std::mem::take(&mut registry.taken)
-                .into_iter()
-                .partition(|(id, _)| !passed_on.contains(id));
-            registry.taken = kept;
-            dropped
-        };
-        drop::<Taken>(dropped_stand_ins);
         let Some(frame) = frame else {
+            // What the body passed on is logged with its error, below; the rest is logged with
+            // the failures (`log_abandoned`). Dropped outside the lock.
+            let passed: Taken = {
+                let mut registry = self.registry.lock();
+                let (passed, kept) = std::mem::take(&mut registry.taken)
+                    .into_iter()
+                    .partition(|(id, _)| passed_on.contains(id));
+                registry.taken = kept;
+                passed
+            };
+            drop(passed);
             if let Some(error) = body_error {
                 tracing::warn!(error = %WithCauses(&error), "the body of a scope that was dropped before it returned failed");
             }
@@ -443,7 +445,8 @@ impl ScopeShared {
                 Failure::Child(ref child) => {
                     // A failure the body took and is not passing on goes as its stand-in.
                     let id = child.header().id();
-                    let stand_in = take_stand_in(&mut taken, id);
+                    let stand_in =
+                        take_stand_in(&mut taken, id).filter(|_| !passed_on.contains(&id));
                     frame.adopt_failure(Box::new(failure));
                     if let Some(stand_in) = stand_in {
                         frame.adopt_failure(Box::new(Failure::Raced(stand_in)));
