@@ -463,43 +463,57 @@ fn shutdown_with_an_inline_and_a_scope_closure_queued_runs_neither_and_counts_ea
 /// (as it did).
 #[test]
 fn an_inline_closures_failure_is_not_lost_when_its_await_is_dropped_unread() {
+    let result = dropped_unread(|running, gate_rx, token_tx| async move {
+        let result: Result<(), Error> = klaw::scope!(|_s| {
+            let region = Region::new();
+            token_tx.send(region.token()).unwrap();
+            let _ = region
+                .run(async move {
+                    BlockingTask::fallible(move || {
+                        running.set();
+                        let _ = gate_rx.recv_timeout(secs(10));
+                        Err::<(), _>(FetchError(9))
+                    })
+                    .await
+                })
+                .await;
+            Ok(())
+        });
+        result
+    });
+    let error = result.expect_err("the closure's failure must reach the scope");
+    assert_eq!(fetch_ids(&error), [9], "{error:?}");
+}
+
+/// The scenario of an inline await dropped after its closure ended, unread, on a runtime of one
+/// worker: `make(running, gate, token_to)` is the task, whose closure sets `running`, waits for
+/// `gate`, and whose region's token goes to `token_to`. Once the closure runs, the worker is held,
+/// the gate opened, and (the closure ended, its output published) the region cancelled; then the
+/// worker is let go, so the region drops the await unpolled. Returns the task's output.
+fn dropped_unread<T, F>(
+    make: impl FnOnce(Flag, mpsc::Receiver<()>, mpsc::Sender<Token>) -> F + Send + 'static,
+) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
     within(secs(30), || {
         let rt = runtime(1);
         let started = Flag::default();
-        let running = started.clone();
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let (token_tx, token_rx) = mpsc::channel::<Token>();
-        let task = rt.spawn(async move {
-            let result: Result<(), Error> = klaw::scope!(|_s| {
-                let region = Region::new();
-                token_tx.send(region.token()).unwrap();
-                let _ = region
-                    .run(async move {
-                        BlockingTask::fallible(move || {
-                            running.set();
-                            let _ = gate_rx.recv_timeout(secs(10));
-                            Err::<(), _>(FetchError(9))
-                        })
-                        .await
-                    })
-                    .await;
-                Ok(())
-            });
-            result
-        });
+        let task = rt.spawn(make(started.clone(), gate_rx, token_tx));
         let token = token_rx.recv_timeout(secs(10)).expect("the region exists");
         wait_for("the closure runs", || started.is_set());
         let (release, blocker) = occupy_worker(&rt);
         gate_tx.send(()).unwrap();
-        // The task and the blocker are left: the closure has ended, its `Err` published.
+        // The task and the blocker are left: the closure has ended, its output published.
         wait_for("the closure has ended", || rt.live_tasks() == 2);
         assert!(token.cancel("stop"));
         release.send(()).unwrap();
         assert_eq!(rt.block_on(blocker), Ok(()));
-        let result = rt.block_on(task).expect("the task ran");
-        let error = result.expect_err("the closure's failure must reach the scope");
-        assert_eq!(fetch_ids(&error), [9], "{error:?}");
-    });
+        rt.block_on(task).expect("the task ran")
+    })
 }
 
 // ---- 8. What a dropped await leaves.
@@ -519,38 +533,23 @@ impl Drop for PanicsOnDrop {
 /// dropping a value bare, where the handle's own drop contains its destructor's panic.
 #[test]
 fn an_unread_value_whose_destructor_panics_is_dropped_contained() {
-    within(secs(30), || {
-        let rt = runtime(1);
-        let started = Flag::default();
-        let running = started.clone();
-        let (gate_tx, gate_rx) = mpsc::channel::<()>();
-        let (token_tx, token_rx) = mpsc::channel::<Token>();
-        let task = rt.spawn(async move {
-            let region = Region::new();
-            token_tx.send(region.token()).unwrap();
-            let outcome = region
-                .run(async move {
-                    let value = BlockingTask::new(move || {
-                        running.set();
-                        let _ = gate_rx.recv_timeout(secs(10));
-                        PanicsOnDrop
-                    })
-                    .await;
-                    std::mem::forget(value); // never reached: the region drops the await
+    let cancelled = dropped_unread(|running, gate_rx, token_tx| async move {
+        let region = Region::new();
+        token_tx.send(region.token()).unwrap();
+        let outcome = region
+            .run(async move {
+                let value = BlockingTask::new(move || {
+                    running.set();
+                    let _ = gate_rx.recv_timeout(secs(10));
+                    PanicsOnDrop
                 })
                 .await;
-            outcome.is_err()
-        });
-        let token = token_rx.recv_timeout(secs(10)).expect("the region exists");
-        wait_for("the closure runs", || started.is_set());
-        let (release, blocker) = occupy_worker(&rt);
-        gate_tx.send(()).unwrap();
-        wait_for("the closure has ended", || rt.live_tasks() == 2);
-        assert!(token.cancel("stop"));
-        release.send(()).unwrap();
-        assert_eq!(rt.block_on(blocker), Ok(()));
-        assert_eq!(rt.block_on(task), Ok(true), "the discarded value's destructor escaped");
+                std::mem::forget(value); // never reached: the region drops the await
+            })
+            .await;
+        outcome.is_err()
     });
+    assert!(cancelled, "the discarded value's destructor escaped");
 }
 
 /// An inline blocking task is `Sync` when its output is: a future started at its first poll
