@@ -1,11 +1,20 @@
 //! `ChildSet`: some of a scope's children, whose outcomes come back in the order they finish
 //! (tokio's `JoinSet::join_next`, inside a nursery).
+//!
+//! The order is `FuturesUnordered`'s queue of woken futures, which is the order the children
+//! finished in only if each child was polled before it finished (its end then wakes it into the
+//! queue). A child pushed and never polled waits in that queue from its push, ahead of older
+//! children that finish before it: so the set polls each child as it is added (as tokio's
+//! `JoinSet` registers each task's waker at its spawn). And the cooperative budget is taken by
+//! the set, once per child handed over, not by each child's poll: a child whose poll found the
+//! budget spent would wake itself to the back of the queue.
 #![forbid(unsafe_code)]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -51,6 +60,9 @@ use crate::task::{BlockingTask, CancelReason};
 pub struct ChildSet<'s, 'env, T, E> {
     scope: &'s Scope<'env>,
     children: FuturesUnordered<Finished<'s, T, E>>,
+    /// Children found finished when a child was added, in the order they finished: handed over
+    /// before those still in `children`, which finished after them.
+    finished: VecDeque<ScopeHandle<'s, T, E>>,
 }
 
 /// A child of the set, as a future that gives back its handle once the output may be taken:
@@ -65,10 +77,10 @@ where
 {
     type Output = ScopeHandle<'s, T, E>;
 
-    /// Budgeted as the handle's own poll is.
+    /// Not budgeted: the set is (see the module's comment).
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let child = self.0.as_mut().expect("a finished child is not polled again");
-        match crate::coop::budgeted(cx, |cx| child.poll_finished(cx)) {
+        match child.poll_finished(cx) {
             Poll::Ready(()) => Poll::Ready(self.0.take().expect("checked above")),
             Poll::Pending => Poll::Pending,
         }
@@ -81,7 +93,7 @@ where
     E: Into<crate::task::BoxError> + Send + 'static,
 {
     pub(crate) fn new(scope: &'s Scope<'env>) -> Self {
-        ChildSet { scope, children: FuturesUnordered::new() }
+        ChildSet { scope, children: FuturesUnordered::new(), finished: VecDeque::new() }
     }
 
     /// Spawns a child in the scope, as [`Scope::spawn`] does, and adds it to the set.
@@ -153,6 +165,13 @@ where
     /// ```
     pub fn insert(&mut self, child: ScopeHandle<'s, T, E>) {
         self.children.push(Finished(Some(child)));
+        // Polled at once, so that from now on its end wakes it into the queue in turn. What
+        // the queue holds before it has finished already, in order: kept in `finished`. The
+        // waker the set's own poll registers is of no use here; the next poll sets it again.
+        let mut cx = Context::from_waker(Waker::noop());
+        while let Poll::Ready(Some(done)) = self.children.poll_next_unpin(&mut cx) {
+            self.finished.push_back(done);
+        }
     }
 
     /// The outcome of the next child to finish, or `None` once the set is empty. A cancelled
@@ -210,8 +229,14 @@ where
 
     /// The next child to finish, its output taken (see [`Finished`]): what the set returns,
     /// so the last place a large output is moved to.
+    /// Budgeted as a handle's poll is: one unit a child handed over.
     fn poll_next_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
-        let Poll::Ready(child) = self.children.poll_next_unpin(cx) else { return Poll::Pending };
+        let (children, finished) = (&mut self.children, &mut self.finished);
+        let next = crate::coop::budgeted(cx, |cx| match finished.pop_front() {
+            Some(done) => Poll::Ready(Some(done)),
+            None => children.poll_next_unpin(cx),
+        });
+        let Poll::Ready(child) = next else { return Poll::Pending };
         Poll::Ready(child.map(ScopeHandle::into_finished_output))
     }
 
@@ -228,7 +253,7 @@ where
     /// # });
     /// ```
     pub fn len(&self) -> usize {
-        self.children.len()
+        self.children.len() + self.finished.len()
     }
 
     /// True when every child has been handed over.
@@ -243,7 +268,7 @@ where
     /// # });
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.children.is_empty()
+        self.children.is_empty() && self.finished.is_empty()
     }
 
     /// Cancels every child not handed over yet, with `reason`; their outcomes still come back
@@ -264,6 +289,7 @@ where
     /// ```
     pub fn cancel_all(&self, reason: impl Into<CancelReason>) {
         let reason = reason.into();
+        // Those in `finished` have finished: a cancel would change nothing.
         for child in self.children.iter().filter_map(|child| child.0.as_ref()) {
             child.cancel(reason.clone());
         }
@@ -283,12 +309,13 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.children.len(), Some(self.children.len()))
+        (self.len(), Some(self.len()))
     }
 }
 
 impl<T, E> fmt::Debug for ChildSet<'_, '_, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChildSet").field("children", &self.children.len()).finish()
+        let children = self.children.len() + self.finished.len();
+        f.debug_struct("ChildSet").field("children", &children).finish()
     }
 }

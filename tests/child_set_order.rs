@@ -1,0 +1,111 @@
+//! The order in which a scope's `ChildSet` hands its children over: the order they finished
+//! ("first finished first", as tokio's `JoinSet::join_next`), whenever the body looks, however
+//! many there are, and whenever a child was added. From tokio's `task_join_set.rs`
+//! (`test_with_sleep`, `join_set_coop`, `alternating`; tokio at `ea91b33c`), checked for order.
+
+mod common;
+
+use std::convert::Infallible;
+
+use common::{ms, secs};
+use futures_lite::StreamExt;
+use klaw::time::sleep;
+
+/// tokio `task_join_set::test_with_sleep` (join_next as children finish). Children that all
+/// finished before the body first looked at the set are handed over in finish order.
+// What would break it: children queued in the order they were added until first polled.
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn a_set_first_polled_after_its_children_finished_gives_them_in_finish_order() {
+    let order = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        for after in [60u64, 0, 30] {
+            set.spawn(async move {
+                sleep(ms(after)).await;
+                after
+            });
+        }
+        sleep(ms(100)).await; // all three finish meanwhile: 0, then 30, then 60
+        let mut order = Vec::new();
+        while let Some(outcome) = set.next_finished().await {
+            order.push(outcome?);
+        }
+        Ok(order)
+    })
+    .unwrap();
+    assert_eq!(order, [0, 30, 60]);
+}
+
+/// The same through the set's `Stream` (tokio `join_all` / `test_with_sleep`).
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn a_set_collected_as_a_stream_after_its_children_finished_is_in_finish_order() {
+    let order = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        for after in [60u64, 0, 30] {
+            set.spawn(async move {
+                sleep(ms(after)).await;
+                after
+            });
+        }
+        sleep(ms(100)).await;
+        let outcomes: Vec<_> = set.collect().await;
+        Ok(outcomes.into_iter().map(Result::unwrap).collect::<Vec<_>>())
+    })
+    .unwrap();
+    assert_eq!(order, [0, 30, 60]);
+}
+
+/// tokio `task_join_set::join_set_coop` + completion order: more finished children than one
+/// poll's budget (128) come back in the order they finished, across the yields.
+// What would break it: a child whose poll found the budget spent waking itself to the back.
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn a_set_drained_past_the_cooperative_budget_keeps_finish_order() {
+    const CHILDREN: u64 = 200;
+    let order = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        for i in 0..CHILDREN {
+            set.spawn(async move {
+                sleep(ms(i + 1)).await;
+                i
+            });
+        }
+        // Polls every child once (registering its waker), as a body waiting in the set would.
+        assert!(set.try_next_finished().is_none());
+        sleep(secs(1)).await; // child i finishes at i + 1 ms, in index order
+        let mut order = Vec::new();
+        while let Some(outcome) = set.next_finished().await {
+            order.push(outcome?);
+        }
+        Ok(order)
+    })
+    .unwrap();
+    assert_eq!(order, (0..CHILDREN).collect::<Vec<_>>());
+}
+
+/// tokio `task_join_set::alternating` (spawn into a set already being joined) + completion
+/// order: a child added to a set that was already polled, and that finishes later than an
+/// older child, comes after it.
+// What would break it: the new child waiting in the set's queue from its push, ahead of the
+// older child, queued only when it finishes.
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn a_child_added_to_a_polled_set_that_finishes_later_comes_after_the_older_one() {
+    let order = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        set.spawn(async {
+            sleep(ms(10)).await;
+            10
+        });
+        assert!(set.try_next_finished().is_none()); // the first child is polled and waits
+        set.spawn(async {
+            sleep(ms(50)).await;
+            50
+        });
+        sleep(ms(100)).await; // 10 finishes, then 50
+        let mut order = Vec::new();
+        while let Some(outcome) = set.next_finished().await {
+            order.push(outcome?);
+        }
+        Ok(order)
+    })
+    .unwrap();
+    assert_eq!(order, [10, 50]);
+}
