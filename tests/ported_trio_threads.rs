@@ -552,6 +552,86 @@ fn an_unread_value_whose_destructor_panics_is_dropped_contained() {
     assert!(cancelled, "the discarded value's destructor escaped");
 }
 
+/// Promise: book, scopes: "every failure a body actually produced ... is in the scope's result".
+/// The inline closure fails, but its task ends only after a job the closure itself left running
+/// (a nested inline await it dropped, handed to the closure's frame). Meanwhile the region around
+/// the outer await is cancelled and drops it: the failure is decided, not yet published. Checks:
+/// it still reaches the scope's result once it is published. What would break it: the dropped
+/// await letting its handle go with the job unfinished, so the failure is only logged.
+#[test]
+fn an_inline_failure_published_after_its_await_was_dropped_reaches_the_scope() {
+    let result = within(secs(30), || {
+        let rt = runtime(1);
+        // The closure runs its own step on a runtime of its own (a pool thread has none), which
+        // outlives it: a runtime dropped in the closure would wait there for the nested job.
+        let nested_rt = Arc::new(runtime(1));
+        let nested_rt_kept = nested_rt.clone();
+        let failed = Flag::default();
+        let await_dropped = Flag::default();
+        let (nested_gate_tx, nested_gate_rx) = mpsc::channel::<()>();
+        let (token_tx, token_rx) = mpsc::channel::<Token>();
+        let (closure_failed, dropped) = (failed.clone(), await_dropped.clone());
+        let task = rt.spawn(async move {
+            let result: Result<(), Error> = klaw::scope!(|_s| {
+                let region = Region::new();
+                token_tx.send(region.token()).unwrap();
+                let job = BlockingTask::fallible(move || {
+                    nested_rt.block_on(async move {
+                        // Running, then dropped unfinished: the closure's frame waits for it.
+                        let (started_tx, started_rx) = mpsc::channel::<()>();
+                        let mut nested = BlockingTask::new(move || {
+                            started_tx.send(()).unwrap();
+                            let _ = nested_gate_rx.recv_timeout(secs(10));
+                        })
+                        .into_future();
+                        assert!(futures_lite::future::poll_once(&mut nested).await.is_none());
+                        started_rx.recv_timeout(secs(10)).expect("the nested job runs");
+                    });
+                    closure_failed.set();
+                    Err::<(), _>(FetchError(9))
+                });
+                let _ = region.run(DropThen { inner: Some(job.into_future()), dropped }).await;
+                Ok(())
+            });
+            result
+        });
+        let token = token_rx.recv_timeout(secs(10)).expect("the region exists");
+        wait_for("the closure has failed", || failed.is_set());
+        assert!(token.cancel("stop"));
+        wait_for("the region dropped the await", || await_dropped.is_set());
+        nested_gate_tx.send(()).unwrap();
+        let result = rt.block_on(task).expect("the task ran");
+        drop(nested_rt_kept);
+        result
+    });
+    let error = result.expect_err("the closure's failure must reach the scope");
+    assert_eq!(fetch_ids(&error), [9], "{error:?}");
+}
+
+/// A future that sets `dropped` once `inner` has been dropped.
+struct DropThen<F> {
+    inner: Option<F>,
+    dropped: Flag,
+}
+
+impl<F: std::future::Future + Unpin> std::future::Future for DropThen<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        std::pin::Pin::new(self.inner.as_mut().expect("polled after it ended")).poll(cx)
+    }
+}
+
+impl<F> Drop for DropThen<F> {
+    fn drop(&mut self) {
+        self.inner.take();
+        self.dropped.set();
+    }
+}
+
 /// An inline blocking task is `Sync` when its output is: a future started at its first poll
 /// keeps what starts it where only `&mut` reaches it.
 #[test]

@@ -9,7 +9,8 @@
 //! ends only after the closure has returned, as a dropped scope hands over its children
 //! (`task::current::hand_over`). A failure the closure returns after that cancel is that
 //! frame's to report, as a cancelled child's is its scope's; so is one it returned before the
-//! drop that the await never read. The job starts at the first poll, not when the future is
+//! drop that the await never read, even one published only after the drop (the job's end waits
+//! for what the closure itself left running). The job starts at the first poll, not when the future is
 //! made: an await in a region that is already cancelled is dropped unpolled, and runs nothing.
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ use crate::error::Error;
 use crate::runtime::Handle;
 use crate::runtime::spawn::ParentLink;
 use crate::scope::registry::Failure;
+use crate::sync::Mutex;
 use crate::task::core::{CoreRef, FailureTaker, TaskCore};
 use crate::task::current;
 use crate::task::descendants::{AdoptedFailure, Descendants};
@@ -59,8 +61,9 @@ enum InlineBlocking<T, E> {
     Unstarted(Start<T, E>),
     /// The job on the pool, and what counts it until it has ended: handed to the frame around
     /// the await if the await is dropped first.
-    /// With `unread_failure` for its types (which the future's own bounds cannot name).
-    OnPool(TaskHandle<T, E>, Arc<Descendants>, UnreadFailure<T, E>),
+    /// With `unread_failure` for its types (which the future's own bounds cannot name), and
+    /// the slot where a dropped await leaves the handle for the job's end.
+    OnPool(TaskHandle<T, E>, Arc<Descendants>, UnreadFailure<T, E>, Arc<Mutex<Unread>>),
     /// The job's output was taken: what still counts is a failure adopted after a cancel that
     /// came while the await ran (a shutdown's).
     Awaited(Arc<Descendants>),
@@ -79,6 +82,21 @@ type Start<T, E> = std::sync::Mutex<Option<Box<dyn FnOnce() -> InlineBlocking<T,
 struct AwaitedBy {
     running: Arc<Descendants>,
     name: Option<String>,
+    unread: Arc<Mutex<Unread>>,
+}
+
+/// Where the job's handle is, for a failure the await never read: the job's outcome can be
+/// decided (the closure failed) long before it is published, when the job's end waits for what
+/// the closure left running. An await dropped in between leaves the handle here, and the job's
+/// end reads the failure from it once published; an await dropped after the end reads it itself.
+enum Unread {
+    /// The await holds the handle.
+    Held,
+    /// The await was dropped before the job ended: this takes the failure the job published,
+    /// if it failed (it also drops the handle, so it runs outside the lock).
+    Left(Box<dyn FnOnce() -> Option<Error> + Send>),
+    /// The job has ended: its output is published.
+    Ended,
 }
 
 impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for AwaitedBy {
@@ -96,7 +114,15 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for AwaitedBy {
         self.running.adopt_failure(failure);
     }
 
+    /// Reports first a failure that a dropped await left unread: it reaches the frame the job
+    /// was handed to before that frame can see the job gone.
     fn ended(self) {
+        let unread = std::mem::replace(&mut *self.unread.lock(), Unread::Ended);
+        if let Unread::Left(read) = unread {
+            if let Some(failure) = read() {
+                self.running.adopt_failure(Box::new(Failure::Raced(failure)));
+            }
+        }
         self.running.ended();
     }
 
@@ -151,12 +177,14 @@ where
         Ok(runtime) => {
             let running = Descendants::new();
             running.add();
+            let unread = Arc::new(Mutex::new(Unread::Held));
             let link = AwaitedBy {
                 running: running.clone(),
                 name: task.name.as_deref().map(str::to_owned),
+                unread: unread.clone(),
             };
             let handle = runtime.spawn_blocking_child(task, Default::default(), |_| Some(link));
-            InlineBlocking::OnPool(handle, running, unread_failure::<M::Ok, M::Err>)
+            InlineBlocking::OnPool(handle, running, unread_failure::<M::Ok, M::Err>, unread)
         }
         Err(_) => {
             let span = task_span(TaskId::next(), task.name.as_deref(), None);
@@ -177,7 +205,7 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
         }
         match &mut self.state {
             InlineBlocking::Unstarted(_) => unreachable!("started above"),
-            InlineBlocking::OnPool(handle, running, _) => {
+            InlineBlocking::OnPool(handle, running, ..) => {
                 let polled = Pin::new(handle).poll(cx);
                 if polled.is_ready() {
                     self.state = InlineBlocking::Awaited(running.clone());
@@ -196,26 +224,35 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
 
 impl<T: Send + 'static, E: Send + 'static> Drop for InlineBlockingTask<T, E> {
     fn drop(&mut self) {
-        let running = match &mut self.state {
-            InlineBlocking::OnPool(handle, running, unread_failure) => {
-                if !running.is_empty() {
-                    // Dropped before the closure returned: it hears the cancel, and the frame
-                    // around the await waits for it (outside any frame, this blocks until it has
-                    // returned).
-                    handle.cancel(CancelReason::ParentCancelled);
-                    current::hand_over(running);
-                } else if let Some(failure) = unread_failure(handle) {
-                    // Dropped after the closure failed, unread (its region was cancelled before
-                    // the awaiting code saw the output): the frame around the await reports it,
-                    // as it would a failure that came a moment later, after the cancel.
-                    current::hand_over_failures(vec![Box::new(Failure::Raced(failure))]);
+        let running = match std::mem::replace(&mut self.state, InlineBlocking::Ran(None)) {
+            InlineBlocking::OnPool(mut handle, running, unread_failure, unread) => {
+                // A closure still running hears the cancel; a job whose outcome is decided
+                // (it returned, and may still wait for what it left running) keeps it.
+                handle.cancel(CancelReason::ParentCancelled);
+                let mut slot = unread.lock();
+                if matches!(*slot, Unread::Ended) {
+                    drop(slot);
+                    // Dropped after the job ended, unread (its region was cancelled before the
+                    // awaiting code saw the output): the frame around the await reports a
+                    // failure, as it would one that came a moment later, after the cancel.
+                    if let Some(failure) = unread_failure(&mut handle) {
+                        current::hand_over_failures(vec![Box::new(Failure::Raced(failure))]);
+                    }
+                } else {
+                    // Dropped before the job ended: the frame around the await waits for it
+                    // (outside any frame, this blocks until it has ended), and the job's end
+                    // reads the failure it publishes from the handle left here.
+                    *slot = Unread::Left(Box::new(move || unread_failure(&mut handle)));
+                    drop(slot);
+                    current::hand_over(&running);
                 }
                 running
             }
             InlineBlocking::Awaited(running) => running,
             InlineBlocking::Unstarted(_) | InlineBlocking::Ran(_) => return,
         };
-        // A failure after a cancel that came first (a shutdown's) while the await still ran.
+        // A failure after a cancel that came first (a shutdown's) while the await still ran, or
+        // one the job's end read before the frame took its count.
         current::hand_over_failures(running.take_failures());
     }
 }
