@@ -1402,3 +1402,50 @@ fn select_with_default_beside_a_held_shield_takes_nothing() {
         );
     });
 }
+
+// ---- A scope's failures inside a shield, in a cancelled region ---------------------------------
+
+/// Book, cancellation: "So does a scope that returns failures inside a shield ... the failures
+/// go through every cancelled region around the shield, in the body's value" (trio's
+/// `test_cancel_scope_no_cancellederror`: a cancel scope catches only its own `Cancelled`). A
+/// region is cancelled, by its token and by its deadline, and then a scope in a shield in it
+/// returns a child's failure. Checks: the region gives the body's value, which holds the
+/// failure. What would break it: the region dropping what its body returned after its own
+/// cancellation, failure and all (the scope's claim on the region stopped at the shield).
+#[test]
+fn a_failure_a_shielded_scope_returns_goes_through_the_cancelled_regions_around_it() {
+    in_task(|| async {
+        let region = Region::new();
+        let token = region.token();
+        let by_token = region
+            .run(async move {
+                token.cancel("stop");
+                shield(async {
+                    klaw::scope!(|s| {
+                        s.spawn(common::failing(701, ms(20)));
+                        Ok(())
+                    })
+                })
+                .await
+            })
+            .await;
+        let Ok(Err(error)) = by_token else { panic!("the failure was dropped: {by_token:?}") };
+        assert_eq!(common::fetch_ids(&error), [701]);
+
+        // Two regions, the outer one's deadline passing while the shielded scope runs.
+        let by_deadline = move_on_after(
+            ms(10),
+            Region::new().run(shield(async {
+                klaw::scope!(|s| {
+                    s.spawn(common::failing(703, ms(40)));
+                    Ok(())
+                })
+            })),
+        )
+        .await;
+        let Some(Ok(Err(error))) = by_deadline else {
+            panic!("the failure was dropped: {by_deadline:?}")
+        };
+        assert_eq!(common::fetch_ids(&error), [703]);
+    });
+}

@@ -133,16 +133,18 @@ fn enclosing_must_stop() -> bool {
 }
 
 /// A scope polled now returns failures, having seen nothing around it stopping
-/// ([`enclosing_stopping`] was false): each region of this task around it, up to the nearest
-/// shield, takes its completion in this poll as coming before any cancel that lands meanwhile,
-/// so the failures are not dropped with it.
+/// ([`enclosing_stopping`] was false): each region of this task around it takes its completion
+/// in this poll as coming before any cancel that lands meanwhile, so the failures are not
+/// dropped with it. Past shields too: a region beyond a shield may have been cancelled long
+/// before, but the scope could not see it (the shield held it off), so, as in trio, where a
+/// cancel scope catches only its own `Cancelled`, the failures go through it to the code around.
 pub(crate) fn claim_completion() {
     FRAMES.with(|frames| {
         for frame in own_frames(&frames.borrow()) {
             match frame {
                 FrameKind::Region(state) => state.claim_completion(),
-                FrameKind::Shield | FrameKind::Blocking => break,
-                FrameKind::LocalChildren(_) => {}
+                FrameKind::Blocking => break,
+                FrameKind::Shield | FrameKind::LocalChildren(_) => {}
             }
         }
     });
