@@ -66,6 +66,10 @@ fn sweep_every(outcomes: &async_nats::jetstream::kv::Store) -> Duration {
     if ttl.is_zero() { SWEEP_EVERY } else { SWEEP_EVERY.min(ttl / 2) }
 }
 
+/// How long the read of a job's outcome waits when the server reports the job out of
+/// deliveries; past it, the sweep reads it.
+const EXHAUSTED_READ_WAIT: Duration = Duration::from_secs(5);
+
 /// How often the sweeper looks whether the connection came back.
 const SWEEP_TICK: Duration = Duration::from_millis(250);
 
@@ -387,15 +391,27 @@ impl Drop for PendingGuard {
 
 impl Inner {
     /// Ends the waiting task of the job `advisory` reports out of deliveries, if it is one of
-    /// this client's.
+    /// this client's: with the outcome stored for it, if there is one (the last delivery's
+    /// worker stored it, its request unanswered, and then lost its acknowledgement with its
+    /// connection: that outcome wins), else with `MaxDeliveries`. If the bucket cannot be read
+    /// now, the sweep that the job's burial asks for reads it again.
     fn exhausted(self: &Arc<Self>, advisory: &MaxDeliveriesAdvisory) {
-        if let Some((job, task)) = self.job_at(advisory.stream_seq) {
-            let refused = WireOutcome::Refused(RemoteError::MaxDeliveries {
-                name: task.to_owned(),
-                deliveries: advisory.deliveries,
-            });
-            self.complete(&job, refused.encode());
-        }
+        let Some((job, task)) = self.job_at(advisory.stream_seq) else { return };
+        let deliveries = advisory.deliveries;
+        let inner = self.clone();
+        self.connection.tokio.spawn(async move {
+            let key = inner.outcome_key(&job);
+            match inner.read_outcome(&key, EXHAUSTED_READ_WAIT).await {
+                Some(Some(outcome)) => inner.complete(&job, outcome),
+                Some(None) => {
+                    let name = task.to_owned();
+                    let refused =
+                        WireOutcome::Refused(RemoteError::MaxDeliveries { name, deliveries });
+                    inner.complete(&job, refused.encode());
+                }
+                None => inner.sweep_asked.store(true, Ordering::SeqCst),
+            }
+        });
     }
 
     /// The id and task of this client's waiting job at `sequence` in the jobs stream, if any.

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,14 +56,20 @@ pub struct Worker {
     buriers: PullConsumer,
 }
 
-/// The cancel tokens of the jobs this worker holds, by job id.
+/// The cancel tokens of the jobs this worker holds, by job id: one per delivery it holds, since
+/// a job delivered again (its claim lapsed while the link was down) may reach the worker that
+/// still runs it, and a cancel must reach both runs. Each is numbered, so a run that ends
+/// removes its own.
 #[derive(Default)]
-struct Running(Mutex<HashMap<String, Token>>);
+struct Running {
+    tokens: Mutex<HashMap<String, Vec<(u64, Token)>>>,
+    registered: AtomicU64,
+}
 
 impl Running {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Token>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<(u64, Token)>>> {
         // Nothing under this lock panics; a poisoned map is still sound.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -155,7 +162,19 @@ impl Worker {
         // come, each keeping a server consumer or subscription and the connection meanwhile.
         let _stop_watching_cancels = self.watch_cancels().await?;
         let _stop_burying = self.bury_exhausted_jobs().await?;
-        let keep_alive = self.connection.config.ack_wait / 3;
+        // The server redelivers a job on the consumer's ack wait, which is the one the consumer
+        // was created with (by whichever worker came first), not necessarily this worker's.
+        let ack_wait = consumer.cached_info().config.ack_wait;
+        if ack_wait != self.connection.config.ack_wait {
+            tracing::warn!(
+                consumer = ?ack_wait,
+                configured = ?self.connection.config.ack_wait,
+                "the workers' consumer has another ack wait than this worker's config; \
+                 claims are renewed on the consumer's"
+            );
+        }
+        let configured = self.connection.config.ack_wait;
+        let keep_alive = if ack_wait.is_zero() { configured } else { ack_wait.min(configured) } / 3;
         Renewals::start(&self.renewals, &self.connection.tokio, keep_alive);
         let taker = JobTaker {
             connection: self.connection.clone(),
@@ -211,8 +230,12 @@ impl Worker {
             while let Some(entry) = watch.next().await {
                 let Some(running) = running.upgrade() else { break };
                 // Cancelling runs the task's cancel hooks: not under the lock.
-                let token = running.lock().get(&entry.key).cloned();
-                if let Some(token) = token {
+                let tokens: Vec<Token> = running
+                    .lock()
+                    .get(&entry.key)
+                    .map(|runs| runs.iter().map(|(_, token)| token.clone()).collect())
+                    .unwrap_or_default();
+                for token in tokens {
                     token.cancel(cancel_reason(&entry.value));
                 }
             }
@@ -304,19 +327,31 @@ fn outcome_key(config: &NatsConfig, job: &JobEnvelope) -> Option<String> {
 struct Registered {
     running: Arc<Running>,
     job: String,
+    number: u64,
 }
 
 impl Registered {
     fn new(running: Arc<Running>, job: String, token: Token) -> Self {
-        let displaced = running.lock().insert(job.clone(), token);
-        drop(displaced); // outside the lock: a token's drop may drop its region's waker
-        Registered { running, job }
+        let number = running.registered.fetch_add(1, Ordering::Relaxed);
+        running.lock().entry(job.clone()).or_default().push((number, token));
+        Registered { running, job, number }
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let removed = self.running.lock().remove(&self.job);
+        let removed = {
+            let mut tokens = self.running.lock();
+            let Some(runs) = tokens.get_mut(&self.job) else { return };
+            let removed = runs
+                .iter()
+                .position(|(number, _)| *number == self.number)
+                .map(|at| runs.swap_remove(at));
+            if runs.is_empty() {
+                tokens.remove(&self.job);
+            }
+            removed
+        };
         // Outside the lock: the last token of a job's region drops the region, its waker and
         // its links to the task.
         drop(removed);
