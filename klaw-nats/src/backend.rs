@@ -70,6 +70,9 @@ fn sweep_every(outcomes: &async_nats::jetstream::kv::Store) -> Duration {
 /// deliveries; past it, the sweep reads it.
 const EXHAUSTED_READ_WAIT: Duration = Duration::from_secs(5);
 
+/// How many waiting jobs a sweep reads at once.
+const SWEEP_READS_AT_ONCE: usize = 32;
+
 /// How often the sweeper looks whether the connection came back.
 const SWEEP_TICK: Duration = Duration::from_millis(250);
 
@@ -136,30 +139,54 @@ impl Inner {
             .iter()
             .map(|(job, pending)| (job.clone(), pending.sequence, pending.task))
             .collect();
-        for (job, sequence, task) in waiting {
-            let key = self.outcome_key(&job);
-            // Most waiting jobs still run: one read of the bucket says so.
-            let Some(read) = self.read_outcome(&key, wait).await else { return };
-            if let Some(outcome) = read {
-                self.complete(&job, outcome);
-                continue;
-            }
-            // Then whether the job left the queue: a worker stores the outcome before it settles
-            // the job, so one that left has its outcome stored (read it again), or it expired,
-            // or the job was buried.
-            let Some(sequence) = sequence else { continue };
-            if !self.job_left_the_queue(sequence, wait).await {
-                continue;
-            }
-            match self.read_outcome(&key, wait).await {
-                None => return,
-                Some(Some(outcome)) => self.complete(&job, outcome),
-                Some(None) => {
-                    let error = self.why_gone(sequence, task).await;
-                    self.complete(&job, WireOutcome::Refused(error).encode());
+        // Many jobs at a time: read one after another, a pass over thousands of waiting jobs
+        // would outlast the outcomes' TTL, and an outcome stored meanwhile would expire unread.
+        // A read the server does not answer stops the pass (the rest wait for the next).
+        let stopped = AtomicBool::new(false);
+        futures_util::stream::iter(waiting)
+            .for_each_concurrent(SWEEP_READS_AT_ONCE, |(job, sequence, task)| {
+                let stopped = &stopped;
+                async move {
+                    if stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if self.sweep_one(&job, sequence, task, wait).await.is_none() {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
                 }
+            })
+            .await;
+    }
+
+    /// The sweep of one waiting job; `None` if the server did not answer.
+    async fn sweep_one(
+        self: &Arc<Self>,
+        job: &str,
+        sequence: Option<u64>,
+        task: &'static str,
+        wait: Duration,
+    ) -> Option<()> {
+        let key = self.outcome_key(job);
+        // Most waiting jobs still run: one read of the bucket says so.
+        if let Some(outcome) = self.read_outcome(&key, wait).await? {
+            self.complete(job, outcome);
+            return Some(());
+        }
+        // Then whether the job left the queue: a worker stores the outcome before it settles
+        // the job, so one that left has its outcome stored (read it again), or it expired,
+        // or the job was buried.
+        let Some(sequence) = sequence else { return Some(()) };
+        if !self.job_left_the_queue(sequence, wait).await {
+            return Some(());
+        }
+        match self.read_outcome(&key, wait).await? {
+            Some(outcome) => self.complete(job, outcome),
+            None => {
+                let error = self.why_gone(sequence, task).await;
+                self.complete(job, WireOutcome::Refused(error).encode());
             }
         }
+        Some(())
     }
 
     /// The stored outcome under `key`; `None` if the bucket could not be read within `wait`

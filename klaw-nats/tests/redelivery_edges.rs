@@ -16,7 +16,8 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{self, PullConsumer};
 use common::{NatsServer, Proxy, port_of, wait_until};
 use klaw::Runtime;
-use klaw::remote::WireOutcome;
+use klaw::TaskError;
+use klaw::remote::{RemoteError, WireOutcome};
 use klaw_nats::{NatsBackend, NatsConfig, Worker};
 
 // ---------------------------------------------------------------------------------------------
@@ -295,4 +296,84 @@ fn a_worker_keeps_its_job_under_the_ack_wait_the_consumer_was_created_with() {
         assert_eq!(result, Ok(4), "a live worker's job ended without its value");
         assert_eq!(runs_of(2), 1, "a live worker's job was delivered again while it ran");
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A submitter reads the outcomes bucket for its waiting jobs many at a time, so a pass over
+// thousands of them still comes within the outcomes' TTL: an outcome stored while the submitter
+// stayed connected (the worker's request lost for a moment) is read before it expires. What
+// would break it: one read after another, two round trips a job, a pass longer than the TTL.
+
+/// Five outcomes stored while 6000 other jobs wait (queued, no worker): each call gets its
+/// outcome, none `OutcomeExpired`.
+#[test]
+fn outcomes_stored_while_connected_are_read_within_their_ttl_however_many_jobs_wait() {
+    probe(Duration::from_secs(300), || {
+        let server = NatsServer::start();
+        let namespace = "manywaiting";
+        let config = server.config().namespace(namespace).outcome_ttl(Duration::from_secs(1));
+        let backend = klaw::runtime::block_on(NatsBackend::connect(config.clone())).unwrap();
+        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+        let worker = hand_worker(&server, &config, namespace);
+        let jetstream = jetstream_of(&server);
+        let targets: Vec<_> = (0..5).map(|_| submitter.spawn(forty_two())).collect();
+        wait_until(Duration::from_secs(20), "the targets are queued", || {
+            jobs_queued(&jetstream, &config) == 5
+        });
+        let waiting: Vec<_> = (100..6100).map(|n| submitter.spawn(counted(n, 0))).collect();
+        wait_until(Duration::from_secs(120), "every job is queued", || {
+            jobs_queued(&jetstream, &config) == 6005
+        });
+        on_tokio(async {
+            use futures_util::StreamExt;
+            let mut batch = worker
+                .batch()
+                .max_messages(5)
+                .expires(Duration::from_secs(10))
+                .messages()
+                .await
+                .unwrap();
+            for _ in 0..5 {
+                let job = batch.next().await.unwrap().unwrap();
+                // A worker's last steps when its request went unanswered: store, then settle.
+                store_outcome_as_a_worker_would(&jetstream, &config, namespace, &job, 42).await;
+                job.double_ack().await.unwrap();
+            }
+        });
+        let mut expired = Vec::new();
+        for (i, handle) in targets.into_iter().enumerate() {
+            let result = submitter
+                .block_on(klaw::cancel::fail_after(Duration::from_secs(60), handle))
+                .expect("the call resolved");
+            match result {
+                Ok(42) => {}
+                Err(TaskError::Remote(error))
+                    if matches!(*error, RemoteError::OutcomeExpired { .. }) =>
+                {
+                    expired.push(i);
+                }
+                other => panic!("target {i}: {other:?}"),
+            }
+        }
+        drop(waiting);
+        assert!(
+            expired.is_empty(),
+            "outcomes stored on a connected submitter expired before the sweep reached them: \
+             {expired:?}"
+        );
+    });
+}
+
+/// A JetStream context of its own on `server` (made on tokio, usable from any later `on_tokio`).
+fn jetstream_of(server: &NatsServer) -> async_nats::jetstream::Context {
+    let url = server.url.clone();
+    on_tokio(async move { async_nats::jetstream::new(async_nats::connect(url).await.unwrap()) })
+}
+
+/// How many jobs wait in the namespace's queue.
+fn jobs_queued(jetstream: &async_nats::jetstream::Context, config: &NatsConfig) -> u64 {
+    on_tokio(async {
+        let mut jobs = jetstream.get_stream(config.jobs_stream()).await.unwrap();
+        jobs.info().await.unwrap().state.messages
+    })
 }
