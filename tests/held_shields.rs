@@ -1449,3 +1449,40 @@ fn a_failure_a_shielded_scope_returns_goes_through_the_cancelled_regions_around_
         assert_eq!(common::fetch_ids(&error), [703]);
     });
 }
+
+/// Book, tasks: "If the body, held open by a shield, fails after the timeout, the await gives
+/// that failure" (trio's `test_fail_after_fails_even_if_shielded`: a deadline's scope catches
+/// only its own `Cancelled`). A task awaited inline, whose timeout passes while a shield in its
+/// body runs, and then fails: the await gives the failure, not `TimedOut`. Spawned, its handle
+/// keeps `TimedOut` and the scope reports the failure. What would break it: the timeout's region
+/// dropping what the body returned after the timeout, failure and all.
+#[test]
+fn a_task_awaited_inline_that_fails_in_a_shield_after_its_timeout_gives_the_failure() {
+    fn late_failure(
+        id: u32,
+    ) -> klaw::Task<impl Future<Output = Result<(), common::FetchError>>, klaw::task::Fallible>
+    {
+        klaw::Task::fallible(async move {
+            shield(async move {
+                klaw::time::sleep(ms(40)).await;
+                Err(common::FetchError(id))
+            })
+            .await
+        })
+        .timeout(ms(10))
+    }
+    in_task(|| async {
+        let inline = late_failure(702).await;
+        assert_eq!(inline, Err(TaskError::Failed(common::FetchError(702))));
+
+        let spawned: Result<(), Error> = klaw::scope!(|s| {
+            let handle = s.spawn(late_failure(704));
+            assert!(matches!(handle.await, Err(Error::Task { error: TaskError::TimedOut(_), .. })));
+            Ok(())
+        });
+        // The child's timeout fails the scope, and its failure after it is listed too.
+        let Err(Error::Scope(scope)) = spawned else { panic!("{spawned:?}") };
+        let late = scope.errors().iter().filter(|e| format!("{e:?}").contains("FetchError(704)"));
+        assert_eq!(late.count(), 1, "{scope:?}");
+    });
+}

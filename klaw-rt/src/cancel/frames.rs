@@ -150,6 +150,17 @@ pub(crate) fn claim_completion() {
     });
 }
 
+/// The code polled now returns a failure that its own region must not drop: the region it runs
+/// in directly (an inline task's timeout, whose body failed in a shield after the timeout
+/// passed) takes its completion in this poll as coming first, and returns the failure.
+pub(crate) fn claim_own_region() {
+    FRAMES.with(|frames| {
+        if let Some(FrameKind::Region(state)) = own_frames(&frames.borrow()).next() {
+            state.claim_completion();
+        }
+    });
+}
+
 /// What a region that starts here hears: the innermost enclosing region of this task, or else
 /// the task itself; nothing past a shield (a shield keeps outer cancellations out).
 pub(crate) enum Enclosing {

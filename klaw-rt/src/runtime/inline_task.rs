@@ -25,7 +25,9 @@ pin_project! {
     /// A timeout makes it a cancel region ([`Region`](crate::cancel::Region)) around its body,
     /// as a spawned task's timeout is a cancellation of that task: once it passes, the await
     /// gives [`TaskError::TimedOut`] only after a shield in the body has ended and after
-    /// everything the body started (a scope's children) has.
+    /// everything the body started (a scope's children) has. If the body, held open by a
+    /// shield, fails after the timeout, the await gives that failure: nothing that failed is
+    /// lost. (A spawned task's handle keeps `TimedOut`, and its scope reports the failure.)
     ///
     /// ```
     /// use std::future::IntoFuture;
@@ -62,6 +64,9 @@ pin_project! {
         #[pin]
         future: F,
         span: Option<Box<tracing::Span>>,
+        // In a timeout's region: a failure claims the region's completion, so a timeout that
+        // passed while a shield held the body open does not drop it.
+        timed: bool,
         mode: PhantomData<fn() -> M>,
     }
 }
@@ -73,8 +78,17 @@ impl<F: Future, M: Outcome<F::Output>> Future for Body<F, M> {
         let this = self.project();
         let _span = this.span.as_ref().map(|span| span.enter());
         let future = this.future;
-        guarded::<M, _>(|| future.poll(cx))
+        let polled = guarded::<M, _>(|| future.poll(cx));
+        if *this.timed && matches!(&polled, Poll::Ready(Err(error)) if is_failure(error)) {
+            crate::cancel::frames::claim_own_region();
+        }
+        polled
     }
+}
+
+/// A failure of the body itself (not an end it was given).
+fn is_failure<E>(error: &TaskError<E>) -> bool {
+    !matches!(error, TaskError::Cancelled(_) | TaskError::TimedOut(_))
 }
 
 impl<F: Future, M: Outcome<F::Output>> IntoFuture for Task<F, M> {
@@ -101,12 +115,13 @@ impl<F: Future, M: Outcome<F::Output>> IntoFuture for Task<F, M> {
 
 fn untimed<F: Future, M: Outcome<F::Output>>(task: Task<F, M>) -> InlineTask<F, M> {
     let span = task_span(TaskId::next(), task.name.as_deref(), None);
-    InlineTask { run: Run::Untimed { body: Body { future: task.future, span, mode: PhantomData } } }
+    let body = Body { future: task.future, span, timed: false, mode: PhantomData };
+    InlineTask { run: Run::Untimed { body } }
 }
 
 fn timed<F: Future, M: Outcome<F::Output>>(task: Task<F, M>, after: Duration) -> InlineTask<F, M> {
     let span = task_span(TaskId::next(), task.name.as_deref(), None);
-    let body = Body { future: task.future, span, mode: PhantomData };
+    let body = Body { future: task.future, span, timed: true, mode: PhantomData };
     // Counted from the first poll, on the clock current then, as `fail_after` counts (not from
     // when the task was turned into a future, which may be long before it is awaited).
     InlineTask { run: Run::Timed { region: Region::new().run_for(after, body), after } }
