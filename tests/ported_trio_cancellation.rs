@@ -918,3 +918,41 @@ fn a_scopes_is_cancelled_reports_an_enclosing_cancellation_as_a_token_does() {
         assert!(enclosing_only, "Scope::is_cancelled missed the enclosing region's cancel");
     });
 }
+
+/// trio's `test_cancel_inheritance` ("propagates immediately to all children") and
+/// `test_cancel_points`: a scope's body cancels the region around the scope, while a local child
+/// loops on `checkpoint()`. Checks: no checkpoint of the child returns once the region is
+/// cancelled (`checkpoint`: "if the task or an enclosing region was cancelled, it never
+/// returns"). What would break it: the scope polling its local children on in the poll that
+/// cancelled it (each is a task of its own, not cancelled until the scope is dropped), so the
+/// child's checkpoints return until the task's budget is spent.
+#[test]
+fn a_local_childs_checkpoint_never_returns_once_the_region_around_its_scope_is_cancelled() {
+    in_task(|| async {
+        let running = Flag::default();
+        let after_cancel = AtomicUsize::new(0);
+        let region = Region::new();
+        let token = region.token();
+        let result = region
+            .run(async {
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    s.spawn_local(async {
+                        running.set();
+                        loop {
+                            klaw::cancel::checkpoint().await;
+                            if token.is_cancelled() {
+                                after_cancel.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    });
+                    until(|| running.is_set()).await;
+                    token.cancel("stop");
+                    pending::<()>().await;
+                    Ok(())
+                });
+            })
+            .await;
+        assert_eq!(result, Err(user("stop")));
+        assert_eq!(after_cancel.load(Ordering::SeqCst), 0, "checkpoints returned after the cancel");
+    });
+}

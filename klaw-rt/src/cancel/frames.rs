@@ -126,7 +126,7 @@ pub(crate) fn enclosing_held() -> bool {
 /// True if something enclosing the code polled now, in this task and up to the nearest shield,
 /// is about to drop it: a region cancelled on its own account, or the task itself, with no
 /// shield holding it open.
-fn enclosing_must_stop() -> bool {
+pub(crate) fn enclosing_must_stop() -> bool {
     around_here(RegionState::must_stop, |task| {
         task_drops_it() && task.is_cancelled() && !task.is_shielded()
     })

@@ -461,7 +461,13 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
             shared.cancel_all(CancelReason::ParentCancelled, None);
         }
         this.poll_body(cx);
-        this.poll_locals(cx);
+        // What encloses the scope drops it at the end of this poll (its cancellation, maybe the
+        // body's own doing, holds no shield): the local children do not run on meanwhile. They
+        // would not see it (each is a task of its own, not cancelled until the scope is
+        // dropped), and a loop of checkpoints would run until the task's budget was spent.
+        if !(shared.region.is_cancelled() && frames::enclosing_must_stop()) {
+            this.poll_locals(cx);
+        }
         // Every child, and everything adopted from scopes the body dropped, has ended.
         let foreground_ended = this.body.is_none()
             && this.locals.is_empty()
