@@ -956,3 +956,68 @@ fn a_local_childs_checkpoint_never_returns_once_the_region_around_its_scope_is_c
         assert_eq!(after_cancel.load(Ordering::SeqCst), 0, "checkpoints returned after the cancel");
     });
 }
+
+/// Code that runs without a look at a timer until both of two nested deadlines have passed
+/// (trio: between two checkpoints).
+fn busy_until(end: Instant) {
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// trio's `test_cancel_scope_nesting` ("the outer one wins") with deadlines, and the book's
+/// "the deadline that passes first wins": the outer region's deadline passes first (or with the
+/// inner's), but the code runs on without a look at a timer until both have passed, and then
+/// enters the inner region, whose timer is the first polled. Checks: the outer region catches,
+/// and the code after the inner region never runs. What would break it: each region looking only
+/// at its own timer, so the inner one, polled first, caught the deadline and returned.
+#[test]
+fn an_outer_region_whose_deadline_passed_first_catches_though_the_inner_one_looks_first() {
+    in_task(|| async {
+        for inner_later in [Duration::ZERO, Duration::from_millis(20)] {
+            let between = Flag::default();
+            let ran_on = between.clone();
+            let start = Instant::now();
+            let outer_at = start + Duration::from_millis(30);
+            let inner_at = outer_at + inner_later;
+            let outer = klaw::cancel::move_on_at(outer_at, async move {
+                busy_until(inner_at + Duration::from_millis(5));
+                let _ = klaw::cancel::move_on_at(inner_at, pending::<()>()).await;
+                ran_on.set();
+                pending::<()>().await;
+            })
+            .await;
+            assert_eq!(outer, None);
+            assert!(!between.is_set(), "the inner region caught it ({inner_later:?} later)");
+        }
+    });
+}
+
+/// As `an_outer_region_whose_deadline_passed_first_catches_though_the_inner_one_looks_first`,
+/// with two nested scopes' own deadlines: the outer scope fails with `Elapsed`, and the inner
+/// scope's `Elapsed` never reaches the outer body. What would break it: the outer scope's
+/// deadline recorded only by its own timer (it would end cancelled, not `Elapsed`).
+#[test]
+fn an_outer_scope_whose_deadline_passed_first_catches_though_the_inner_scope_looks_first() {
+    in_task(|| async {
+        for inner_later in [Duration::ZERO, Duration::from_millis(20)] {
+            let between = Flag::default();
+            let start = Instant::now();
+            let outer_at = start + Duration::from_millis(30);
+            let inner_at = outer_at + inner_later;
+            let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |_s| {
+                busy_until(inner_at + Duration::from_millis(5));
+                let inner: Result<(), Error> = klaw::scope!(deadline = inner_at, |_t| {
+                    pending::<()>().await;
+                    Ok(())
+                });
+                between.set();
+                let _ = inner;
+                pending::<()>().await;
+                Ok(())
+            });
+            assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+            assert!(!between.is_set(), "the inner scope returned ({inner_later:?} later)");
+        }
+    });
+}

@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::cancel::RegionState;
 use crate::task::CancelReason;
@@ -159,6 +160,30 @@ pub(crate) fn claim_own_region() {
             state.claim_completion();
         }
     });
+}
+
+/// A region or scope polled now found its own `deadline` passed: each region of this task around
+/// it, up to the nearest shield, whose deadline passed no later (and so first, or with it) is
+/// cancelled now, as its own timer would have when next polled. So the outermost catches it and
+/// the code between does not run on, however long the code ran without a look at a timer.
+pub(crate) fn expire_enclosing(deadline: Instant) {
+    let passed: Vec<Arc<RegionState>> = FRAMES.with(|frames| {
+        let mut passed = Vec::new();
+        for frame in own_frames(&frames.borrow()) {
+            match frame {
+                FrameKind::Region(state) if !state.stopping() && state.deadline_by(deadline) => {
+                    passed.push(state.clone());
+                }
+                FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
+                FrameKind::Shield | FrameKind::Blocking => break,
+            }
+        }
+        passed
+    });
+    // Outside the frames' borrow: a cancel tells the tokens that hear the region.
+    for state in passed {
+        state.expire();
+    }
 }
 
 /// What a region that starts here hears: the innermost enclosing region of this task, or else

@@ -215,11 +215,17 @@ impl<F: Future> Future for Cancellable<F> {
                     *this.deadline = Some(this.deadline.map_or(deadline, |d| d.min(deadline)));
                 }
                 *this.timer = this.deadline.map(time::sleep_until);
+                if let Some(deadline) = *this.deadline {
+                    this.state.set_deadline(deadline);
+                }
                 this.state.listen_to_enclosing();
             }
             this.state.register(cx.waker());
             if let Some(timer) = this.timer.as_mut() {
                 if timer.poll_deadline(cx).is_ready() {
+                    // An enclosing region whose deadline passed first catches it, though its
+                    // own timer has not been polled since.
+                    frames::expire_enclosing(timer.deadline());
                     this.state.cancel(CancelReason::Deadline);
                     *this.timer = None;
                 } else if this.state.own_reason().is_some() {

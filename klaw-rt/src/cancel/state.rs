@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 
 use slab::Slab;
 
@@ -51,6 +52,12 @@ pub(crate) struct RegionState {
     completion_claimed: AtomicBool,
     /// The task that polls the region.
     waker: WakerSlot,
+    /// Its deadline, if it has one, once it runs: so that a region inside that finds its own
+    /// deadline passed can tell whether this one's passed first (`frames::expire_enclosing`).
+    deadline: Mutex<Option<Instant>>,
+    /// Set when a region inside cancelled this one for its deadline (`expire`): a scope's
+    /// driver then records the deadline as its timer would have (`take_expired`).
+    expired: AtomicBool,
     /// Everyone awaiting `cancelled()` (`Cancelled`): taken out under the lock and woken after
     /// it, since a waker may come back into this token (drop another waiter, say).
     cancelled_waiters: Mutex<WakerSet>,
@@ -205,6 +212,28 @@ impl RegionState {
     /// Cancelled by its own account, whether or not a shield inside holds it open for now.
     pub(crate) fn stopping(&self) -> bool {
         self.own.is_set()
+    }
+
+    /// The deadline it runs to (set once it runs).
+    pub(crate) fn set_deadline(&self, deadline: Instant) {
+        *self.deadline.lock() = Some(deadline);
+    }
+
+    /// Cancels it for its deadline, which has passed, before its own timer was polled again.
+    pub(crate) fn expire(&self) {
+        self.expired.store(true, Ordering::Relaxed);
+        self.cancel(CancelReason::Deadline);
+    }
+
+    /// True once if [`expire`](Self::expire) cancelled it. Only the thread polling the region
+    /// sets and takes it.
+    pub(crate) fn take_expired(&self) -> bool {
+        self.expired.load(Ordering::Relaxed) && self.expired.swap(false, Ordering::Relaxed)
+    }
+
+    /// True if it has a deadline no later than `at`.
+    pub(crate) fn deadline_by(&self, at: Instant) -> bool {
+        self.deadline.lock().is_some_and(|deadline| deadline <= at)
     }
 
     /// A scope inside returned failures, having seen no cancellation of this region (see

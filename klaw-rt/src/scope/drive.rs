@@ -253,6 +253,9 @@ where
     let start = time::now();
     let scope = Scope::new(&options);
     let deadline = options.effective_deadline(start);
+    if let Some(deadline) = deadline {
+        scope.shared.region.set_deadline(deadline);
+    }
     let body = body(&scope);
     Drive {
         adopter: Adopter::with(scope.shared.descendants.clone()),
@@ -441,6 +444,8 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
         shared.region.register(cx.waker());
         if let Some(timer) = this.timer.as_mut() {
             if timer.poll_deadline(cx).is_ready() {
+                // An enclosing region or scope whose deadline passed first catches it.
+                frames::expire_enclosing(timer.deadline());
                 this.timer = None;
                 shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
             } else if shared.region.own_reason().is_some() {
@@ -461,6 +466,12 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
             shared.cancel_all(CancelReason::ParentCancelled, None);
         }
         this.poll_body(cx);
+        if shared.region.take_expired() {
+            // A region or scope inside found this scope's deadline passed (before its own):
+            // the scope fails with `Elapsed`, as if its timer had fired.
+            this.timer = None;
+            shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
+        }
         // What encloses the scope drops it at the end of this poll (its cancellation, maybe the
         // body's own doing, holds no shield): the local children do not run on meanwhile. They
         // would not see it (each is a task of its own, not cancelled until the scope is
