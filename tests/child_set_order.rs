@@ -109,3 +109,28 @@ async fn a_child_added_to_a_polled_set_that_finishes_later_comes_after_the_older
     .unwrap();
     assert_eq!(order, [10, 50]);
 }
+
+/// A child that finished before its scope was cancelled, added to a set after the cancel, and
+/// collected in a shield (which holds the cancelled scope's body open for its cleanup): it is
+/// handed over there. What would break it: the set polling the child as it is added, finding the
+/// scope stopping, and dropping the child from its queue unwoken, so the shield waits for ever.
+#[klaw::test(timeout = "30s")]
+async fn a_child_added_to_a_cancelled_scopes_set_is_handed_over_in_a_shield() {
+    let collected = std::sync::Mutex::new(Vec::new());
+    let result: Result<(), klaw::Error> = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        let child = s.spawn(async { 7u64 });
+        common::foreign_until(|| child.is_finished()).await;
+        s.cancel("stop");
+        set.insert(child);
+        klaw::cancel::shield(async {
+            while let Some(outcome) = set.next_finished().await {
+                collected.lock().unwrap().push(outcome.unwrap());
+            }
+        })
+        .await;
+        Ok(())
+    });
+    assert!(result.is_err(), "the scope was cancelled");
+    assert_eq!(*collected.lock().unwrap(), [7]);
+}

@@ -1475,6 +1475,11 @@ fn a_task_awaited_inline_that_fails_in_a_shield_after_its_timeout_gives_the_fail
         let inline = late_failure(702).await;
         assert_eq!(inline, Err(TaskError::Failed(common::FetchError(702))));
 
+        // A region around the await whose deadline also passes while the shield runs: the
+        // failure goes through it too.
+        let around = move_on_after(ms(20), async { late_failure(705).await }).await;
+        assert_eq!(around, Some(Err(TaskError::Failed(common::FetchError(705)))));
+
         let spawned: Result<(), Error> = klaw::scope!(|s| {
             let handle = s.spawn(late_failure(704));
             assert!(matches!(handle.await, Err(Error::Task { error: TaskError::TimedOut(_), .. })));

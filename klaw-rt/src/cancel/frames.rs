@@ -151,17 +151,6 @@ pub(crate) fn claim_completion() {
     });
 }
 
-/// The code polled now returns a failure that its own region must not drop: the region it runs
-/// in directly (an inline task's timeout, whose body failed in a shield after the timeout
-/// passed) takes its completion in this poll as coming first, and returns the failure.
-pub(crate) fn claim_own_region() {
-    FRAMES.with(|frames| {
-        if let Some(FrameKind::Region(state)) = own_frames(&frames.borrow()).next() {
-            state.claim_completion();
-        }
-    });
-}
-
 /// A region or scope polled now found its own `deadline` passed: each region of this task around
 /// it, up to the nearest shield, whose deadline passed no later (and so first, or with it) is
 /// cancelled now, as its own timer would have when next polled. So the outermost catches it and

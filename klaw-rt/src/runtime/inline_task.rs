@@ -64,8 +64,8 @@ pin_project! {
         #[pin]
         future: F,
         span: Option<Box<tracing::Span>>,
-        // In a timeout's region: a failure claims the region's completion, so a timeout that
-        // passed while a shield held the body open does not drop it.
+        // In a timeout's region: a failure claims the completion of the regions around, so a
+        // timeout that passed while a shield held the body open does not drop it.
         timed: bool,
         mode: PhantomData<fn() -> M>,
     }
@@ -80,7 +80,9 @@ impl<F: Future, M: Outcome<F::Output>> Future for Body<F, M> {
         let future = this.future;
         let polled = guarded::<M, _>(|| future.poll(cx));
         if *this.timed && matches!(&polled, Poll::Ready(Err(error)) if is_failure(error)) {
-            crate::cancel::frames::claim_own_region();
+            // Every cancelled region around claimed, as by a scope that returns failures: the
+            // failure goes through them to the code that can handle it, not dropped by one.
+            crate::cancel::frames::claim_completion();
         }
         polled
     }

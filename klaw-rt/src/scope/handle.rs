@@ -177,8 +177,12 @@ where
         self.forget_cancel_wake();
         // A cancellation point, checked after the child's end was seen: a failing child cancels
         // its scope before it publishes, so a body never sees (and handles) a failure that
-        // fails its scope. The scope's driver drops the body right after this poll.
+        // fails its scope. The scope's driver drops the body right after this poll, unless a
+        // shield the body enters later in this poll holds it open: woken, so that whoever keeps
+        // this child (a `ChildSet`'s queue, which drops a child from it that returns `Pending`
+        // unwoken) polls it again there, where it is handed over.
         if self.scope.region.must_stop() {
+            cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         Poll::Ready(())
