@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
+use crate::channel::closing::ClosedFlags;
 use crate::channel::unconfirmed::UnconfirmedByChannel;
 use crate::refusals::Refusals;
 use crate::{NatsAuth, NatsConfig, NatsError, redact_url};
@@ -32,6 +33,9 @@ pub(crate) struct Connection {
     /// Each channel's acknowledgements sent on this connection and not yet confirmed, shared
     /// by every handle of the channel opened on it (see `channel::unconfirmed::Unconfirmed`).
     pub(crate) unconfirmed: Arc<UnconfirmedByChannel>,
+    /// Each channel's closed flag on this connection, shared by every handle of the channel
+    /// opened on it (see `channel::closing::Closing`).
+    pub(crate) closed_flags: Arc<ClosedFlags>,
     /// The subjects the server refused to let this connection publish to.
     pub(crate) refusals: Arc<Refusals>,
 }
@@ -119,8 +123,17 @@ impl Connection {
                 .map_err(|error| connect_error(error.to_string()))?;
             let jetstream = jetstream::new(client.clone());
             let tokio = tokio::runtime::Handle::current();
-            let unconfirmed = Arc::default();
-            Ok(Self { config, client, jetstream, tokio, reconnects, unconfirmed, refusals })
+            let (unconfirmed, closed_flags) = (Arc::default(), Arc::default());
+            Ok(Self {
+                config,
+                client,
+                jetstream,
+                tokio,
+                reconnects,
+                unconfirmed,
+                closed_flags,
+                refusals,
+            })
         })
         .await
     }

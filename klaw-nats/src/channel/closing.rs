@@ -1,14 +1,33 @@
 //! Closing a distributed channel: a key in the namespace's `channels` bucket, which every
-//! process watches into a local flag.
+//! process watches into a local flag, one per channel and connection.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_nats::jetstream::kv;
 
 use crate::NatsError;
 use crate::connection::Connection;
 use crate::kv_watch::KvWatch;
+
+/// The channels' closed flags on one connection, by key, while a handle lives.
+pub(crate) type ClosedFlags = Mutex<HashMap<String, Weak<AtomicBool>>>;
+
+/// The closed flag of the channel `key` on `connection`, shared by every opening of it there:
+/// a close by one is a close for all at once (and its put is stored again while any lives).
+/// `Err` if none lived, with the flag to share once it is known.
+fn shared_flag(connection: &Connection, key: &str) -> Result<Arc<AtomicBool>, Arc<AtomicBool>> {
+    let mut flags = connection.closed_flags.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(live) = flags.get(key).and_then(Weak::upgrade) {
+        return Ok(live);
+    }
+    // Forget the channels no handle uses any more (only `Weak`s are dropped here).
+    flags.retain(|_, flag| flag.strong_count() > 0);
+    let made = Arc::new(AtomicBool::new(false));
+    flags.insert(key.to_owned(), Arc::downgrade(&made));
+    Err(made)
+}
 
 /// Whether one channel is closed, as far as this process has heard.
 pub(crate) struct Closing {
@@ -39,7 +58,16 @@ impl Closing {
         let mut watch = KvWatch::new(&connection.client, &states, &key, stopped)
             .await
             .map_err(NatsError::jetstream("watching the channel's state"))?;
-        let closed = Arc::new(AtomicBool::new(matches!(states.get(&key).await, Ok(Some(_)))));
+        // A state that cannot be read is not taken for open: the watch delivers only changes
+        // from now on, so a close made before would never be seen.
+        let stored = states
+            .get(&key)
+            .await
+            .map_err(|e| NatsError::jetstream("reading the channel's state")(e.to_string()))?;
+        let closed = shared_flag(connection, &key).unwrap_or_else(|made| made);
+        if stored.is_some() {
+            closed.store(true, Ordering::Release);
+        }
         let flag = Arc::downgrade(&closed);
         connection.tokio.spawn(async move {
             while let Some(change) = watch.next().await {
@@ -61,9 +89,9 @@ impl Closing {
     ///
     /// An `Err` says the server has not confirmed the close yet: the put may be lost (the
     /// connection died silently under it) or may have landed. This process has closed the
-    /// channel already, so the close is stored again in the background until the server
-    /// confirms it, while any handle of the channel lives here: every process comes to see it
-    /// closed, rather than this one alone.
+    /// channel already (every opening of it on this connection), so the close is stored again
+    /// in the background until the server confirms it, while any handle of the channel lives
+    /// on the connection: every process comes to see it closed, rather than this one alone.
     pub(crate) async fn close(&self, connection: &Connection) -> Result<(), NatsError> {
         self.closed.store(true, Ordering::Release);
         let stored = async_compat::Compat::new(self.states.put(&self.key, "closed".into()))

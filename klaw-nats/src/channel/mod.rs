@@ -17,7 +17,7 @@
 //! Closing is explicit (`close()`): a process cannot know how many senders other processes hold.
 
 pub mod broadcast;
-mod closing;
+pub(crate) mod closing;
 mod error;
 pub mod mpmc;
 pub(crate) mod publish;
