@@ -11,6 +11,16 @@ use common::{ms, secs};
 use futures_lite::StreamExt;
 use klaw::time::sleep;
 
+/// Adds a child per duration to `set` that sleeps that many milliseconds and returns it.
+fn spawn_sleepers(set: &mut klaw::scope::ChildSet<'_, '_, u64, Infallible>, after: [u64; 3]) {
+    for after in after {
+        set.spawn(async move {
+            sleep(ms(after)).await;
+            after
+        });
+    }
+}
+
 /// tokio `task_join_set::test_with_sleep` (join_next as children finish). Children that all
 /// finished before the body first looked at the set are handed over in finish order.
 // What would break it: children queued in the order they were added until first polled.
@@ -18,12 +28,7 @@ use klaw::time::sleep;
 async fn a_set_first_polled_after_its_children_finished_gives_them_in_finish_order() {
     let order = klaw::scope!(|s| {
         let mut set = s.child_set::<u64, Infallible>();
-        for after in [60u64, 0, 30] {
-            set.spawn(async move {
-                sleep(ms(after)).await;
-                after
-            });
-        }
+        spawn_sleepers(&mut set, [60, 0, 30]);
         sleep(ms(100)).await; // all three finish meanwhile: 0, then 30, then 60
         let mut order = Vec::new();
         while let Some(outcome) = set.next_finished().await {
@@ -40,12 +45,7 @@ async fn a_set_first_polled_after_its_children_finished_gives_them_in_finish_ord
 async fn a_set_collected_as_a_stream_after_its_children_finished_is_in_finish_order() {
     let order = klaw::scope!(|s| {
         let mut set = s.child_set::<u64, Infallible>();
-        for after in [60u64, 0, 30] {
-            set.spawn(async move {
-                sleep(ms(after)).await;
-                after
-            });
-        }
+        spawn_sleepers(&mut set, [60, 0, 30]);
         sleep(ms(100)).await;
         let outcomes: Vec<_> = set.collect().await;
         Ok(outcomes.into_iter().map(Result::unwrap).collect::<Vec<_>>())

@@ -7,14 +7,16 @@
 //! Every probe runs under a watchdog: a hang fails it. One at a time (statics count runs).
 
 mod common;
+#[path = "common/counted.rs"]
+mod counted;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, PullConsumer};
 use common::{NatsServer, Proxy, port_of, wait_until};
+use counted::{RUNS, counted, runs_of};
 use klaw::Runtime;
 use klaw::TaskError;
 use klaw::remote::{RemoteError, WireOutcome};
@@ -34,20 +36,6 @@ fn probe(limit: Duration, body: impl FnOnce() + Send + 'static) {
 
 fn on_tokio<T>(future: impl std::future::Future<Output = T>) -> T {
     klaw::runtime::block_on(async_compat::Compat::new(future))
-}
-
-static RUNS: Mutex<BTreeMap<u64, u32>> = Mutex::new(BTreeMap::new());
-
-fn runs_of(n: u64) -> u32 {
-    RUNS.lock().unwrap().get(&n).copied().unwrap_or(0)
-}
-
-/// Counts a run of `n`, works `millis`, returns `2n`.
-#[klaw::task(remote)]
-async fn counted(n: u64, millis: u64) -> u64 {
-    *RUNS.lock().unwrap().entry(n).or_default() += 1;
-    klaw::time::sleep(Duration::from_millis(millis)).await;
-    2 * n
 }
 
 /// Returns 42 (its outcome is written by hand in the tests that emulate a worker's last steps).

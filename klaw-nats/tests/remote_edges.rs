@@ -9,13 +9,15 @@
 //! count runs in statics shared by their tasks).
 
 mod common;
+#[path = "common/counted.rs"]
+mod counted;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{NatsServer, SetOnDrop, wait_until};
+use counted::{RUNS, counted, runs_of};
 use klaw::remote::RemoteError;
 use klaw::task::ExitReason;
 use klaw::{CancelReason, Runtime, TaskError, TaskHandle};
@@ -33,20 +35,6 @@ fn within(limit: Duration, body: impl FnOnce() + Send + 'static) {
     }
     TIMED_DROPPED.store(0, Ordering::SeqCst);
     common::watchdog(limit, body);
-}
-
-static RUNS: Mutex<BTreeMap<u64, u32>> = Mutex::new(BTreeMap::new());
-
-fn runs_of(n: u64) -> u32 {
-    RUNS.lock().unwrap().get(&n).copied().unwrap_or(0)
-}
-
-/// Counts a run of `n`, works `millis`, returns `2n`.
-#[klaw::task(remote)]
-async fn counted(n: u64, millis: u64) -> u64 {
-    *RUNS.lock().unwrap().entry(n).or_default() += 1;
-    klaw::time::sleep(Duration::from_millis(millis)).await;
-    2 * n
 }
 
 static HELD_STARTED: AtomicBool = AtomicBool::new(false);
