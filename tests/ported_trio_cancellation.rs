@@ -1021,3 +1021,28 @@ fn an_outer_scope_whose_deadline_passed_first_catches_though_the_inner_scope_loo
         }
     });
 }
+
+/// As `an_outer_region_whose_deadline_passed_first_catches_though_the_inner_one_looks_first`,
+/// with a task's own timeout (the outermost region of all) around an inner region: the task's
+/// timeout passed first, so the inner region must not return into the body. What would break
+/// it: the task's deadline known only to its own timer, polled after the body's.
+#[test]
+fn a_task_timeout_that_passed_first_catches_though_an_inner_region_looks_first() {
+    in_task(|| async {
+        let between = Flag::default();
+        let ran_on = between.clone();
+        let inner_at = Instant::now() + Duration::from_millis(50);
+        let handle = klaw::Handle::current().unwrap().spawn(
+            Task::new(async move {
+                busy_until(inner_at + Duration::from_millis(5));
+                let _ = klaw::cancel::move_on_at(inner_at, pending::<()>()).await;
+                ran_on.set();
+                pending::<()>().await;
+            })
+            .timeout(Duration::from_millis(30)),
+        );
+        let outcome = handle.await;
+        assert!(matches!(outcome, Err(TaskError::TimedOut(_))), "{outcome:?}");
+        assert!(!between.is_set(), "the inner region caught a deadline that passed later");
+    });
+}

@@ -156,7 +156,7 @@ pub(crate) fn claim_completion() {
 /// cancelled now, as its own timer would have when next polled. So the outermost catches it and
 /// the code between does not run on, however long the code ran without a look at a timer.
 pub(crate) fn expire_enclosing(deadline: Instant) {
-    let passed: Vec<Arc<RegionState>> = FRAMES.with(|frames| {
+    let (passed, to_the_task) = FRAMES.with(|frames| {
         let mut passed = Vec::new();
         for frame in own_frames(&frames.borrow()) {
             match frame {
@@ -164,14 +164,21 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
                     passed.push(state.clone());
                 }
                 FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
-                FrameKind::Shield | FrameKind::Blocking => break,
+                FrameKind::Shield | FrameKind::Blocking => return (passed, false),
             }
         }
-        passed
+        (passed, true)
     });
     // Outside the frames' borrow: a cancel tells the tokens that hear the region.
     for state in passed {
         state.expire();
+    }
+    // The task's own timeout is the outermost of all.
+    if to_the_task
+        && task_drops_it()
+        && current::task_deadline().is_some_and(|task_deadline| task_deadline <= deadline)
+    {
+        current::with_current(Header::time_out);
     }
 }
 

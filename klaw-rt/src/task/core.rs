@@ -336,6 +336,17 @@ impl Header {
         drop(removed); // user code: outside the lock
     }
 
+    /// Decides `TIMED_OUT` if the outcome is still pending (the task's deadline passed, seen by
+    /// a region in its body before the task's own timer: `frames::expire_enclosing`), and runs
+    /// the cancel hooks as the task's own timer does. True if this call decided it.
+    pub(crate) fn time_out(&self) -> bool {
+        if self.decide(Kind::TimedOut).is_none() {
+            return false;
+        }
+        self.run_hooks(&CancelReason::Deadline);
+        true
+    }
+
     fn run_hooks(&self, reason: &CancelReason) {
         let hooks = self.hooks.lock().take();
         for (_, hook) in hooks.into_iter().flat_map(|hooks| *hooks) {

@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Instant;
 
 use crate::sync::{AtomicBool, Ordering};
 use crate::task::TaskId;
@@ -36,6 +37,29 @@ thread_local! {
     /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
     /// dropped here hands the children it still has.
     static ADOPTER: Cell<Option<NonNull<Adopter>>> = const { Cell::new(None) };
+    /// The deadline of the task being polled, if it has a timeout (with its tag: a local child
+    /// polled inside it is another task, and does not run to its deadline).
+    static TASK_DEADLINE: Cell<Option<(*const (), Instant)>> = const { Cell::new(None) };
+}
+
+/// Runs `f`, a poll of the current task's body, with `deadline` as that task's deadline (see
+/// [`task_deadline`]).
+pub(crate) fn with_task_deadline<R>(deadline: Instant, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<(*const (), Instant)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = TASK_DEADLINE.try_with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(TASK_DEADLINE.with(|cell| cell.replace(Some((tag(), deadline)))));
+    f()
+}
+
+/// The deadline of the task being polled now, if it has a timeout: what a region in it that
+/// finds its own deadline passed compares (`frames::expire_enclosing`).
+pub(crate) fn task_deadline() -> Option<Instant> {
+    let (task, deadline) = TASK_DEADLINE.with(Cell::get)?;
+    (task == tag()).then_some(deadline)
 }
 
 /// Runs `f` with `task` as this thread's current task (tasks nest: a scope polls its local

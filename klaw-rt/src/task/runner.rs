@@ -410,8 +410,16 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             let poll = || coop::with_body_budget(|| step.poll(cx));
             // Cancelled, but a shield in the body holds it open: only the shield runs on.
             let held = completer.header().kind() != Kind::Pending;
+            // A timeout still running: a region in the body that finds its own deadline passed
+            // looks whether this one passed first.
+            let deadline =
+                self.deadline.as_ref().and_then(|d| d.timer.as_ref()).map(Sleep::deadline);
             current::run_as(completer, Some(running), || {
-                coop::polling_held(held, || C::guarded_poll::<M, _>(poll))
+                let poll = || coop::polling_held(held, || C::guarded_poll::<M, _>(poll));
+                match deadline {
+                    Some(deadline) => current::with_task_deadline(deadline, poll),
+                    None => poll(),
+                }
             })
         };
         let output = match polled {
