@@ -3,8 +3,9 @@
 //! context; every call here runs inside `async_compat::Compat`, which provides one whatever
 //! executor polls it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -19,6 +20,23 @@ const CANCEL_MARKER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a dead letter is kept for an operator to look at.
 pub const DEAD_LETTER_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What every handle of one channel opened on a connection shares, by the channel's key, while
+/// a handle lives (its acknowledgements not yet confirmed, its closed flag).
+pub(crate) type PerChannel<T> = Mutex<HashMap<String, Weak<T>>>;
+
+/// The `T` that `channels` keeps for `key`, made if no handle holds one any more.
+pub(crate) fn shared_per_channel<T: Default>(channels: &PerChannel<T>, key: &str) -> Arc<T> {
+    let mut channels = channels.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(live) = channels.get(key).and_then(Weak::upgrade) {
+        return live;
+    }
+    // Forget the channels no handle uses any more (only `Weak`s are dropped here).
+    channels.retain(|_, shared| shared.strong_count() > 0);
+    let made = Arc::new(T::default());
+    channels.insert(key.to_owned(), Arc::downgrade(&made));
+    made
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Connection {

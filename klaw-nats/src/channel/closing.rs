@@ -1,33 +1,19 @@
 //! Closing a distributed channel: a key in the namespace's `channels` bucket, which every
 //! process watches into a local flag, one per channel and connection.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_nats::jetstream::kv;
 
 use crate::NatsError;
-use crate::connection::Connection;
+use crate::connection::{Connection, PerChannel, shared_per_channel};
 use crate::kv_watch::KvWatch;
 
-/// The channels' closed flags on one connection, by key, while a handle lives.
-pub(crate) type ClosedFlags = Mutex<HashMap<String, Weak<AtomicBool>>>;
-
-/// The closed flag of the channel `key` on `connection`, shared by every opening of it there:
-/// a close by one is a close for all at once (and its put is stored again while any lives).
-/// `Err` if none lived, with the flag to share once it is known.
-fn shared_flag(connection: &Connection, key: &str) -> Result<Arc<AtomicBool>, Arc<AtomicBool>> {
-    let mut flags = connection.closed_flags.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(live) = flags.get(key).and_then(Weak::upgrade) {
-        return Ok(live);
-    }
-    // Forget the channels no handle uses any more (only `Weak`s are dropped here).
-    flags.retain(|_, flag| flag.strong_count() > 0);
-    let made = Arc::new(AtomicBool::new(false));
-    flags.insert(key.to_owned(), Arc::downgrade(&made));
-    Err(made)
-}
+/// The channels' closed flags on one connection, by key, while a handle lives: shared by every
+/// opening of the channel there, so a close by one is a close for all at once (and its put is
+/// stored again while any lives).
+pub(crate) type ClosedFlags = PerChannel<AtomicBool>;
 
 /// Whether one channel is closed, as far as this process has heard.
 pub(crate) struct Closing {
@@ -64,7 +50,7 @@ impl Closing {
             .get(&key)
             .await
             .map_err(|e| NatsError::jetstream("reading the channel's state")(e.to_string()))?;
-        let closed = shared_flag(connection, &key).unwrap_or_else(|made| made);
+        let closed = shared_per_channel(&connection.closed_flags, &key);
         if stored.is_some() {
             closed.store(true, Ordering::Release);
         }

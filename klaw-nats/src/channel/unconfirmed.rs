@@ -1,12 +1,12 @@
 //! The acknowledgements of a channel's receives that the server has not confirmed yet, which
 //! `len` and a send that finds the channel full wait for.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use klaw_rt::primitives::Notify;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, PerChannel, shared_per_channel};
 
 /// The acknowledgements of one channel's receives, sent on one connection, that the server has
 /// not confirmed yet. A `recv` does not wait for the confirmation (one more round trip per
@@ -33,20 +33,12 @@ struct Tickets {
 }
 
 /// The channels' [`Unconfirmed`] on one connection, by stream name, while a handle lives.
-pub(crate) type UnconfirmedByChannel = Mutex<HashMap<String, Weak<Unconfirmed>>>;
+pub(crate) type UnconfirmedByChannel = PerChannel<Unconfirmed>;
 
 impl Unconfirmed {
     /// The one of the channel whose stream is `stream` on `connection`; made if none lives.
     pub(crate) fn of(connection: &Connection, stream: &str) -> Arc<Self> {
-        let mut channels = connection.unconfirmed.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(live) = channels.get(stream).and_then(Weak::upgrade) {
-            return live;
-        }
-        // Forget the channels no handle uses any more (only `Weak`s are dropped here).
-        channels.retain(|_, unconfirmed| unconfirmed.strong_count() > 0);
-        let made = Arc::new(Self::default());
-        channels.insert(stream.to_owned(), Arc::downgrade(&made));
-        made
+        shared_per_channel(&connection.unconfirmed, stream)
     }
 
     fn lock(&self) -> MutexGuard<'_, Tickets> {

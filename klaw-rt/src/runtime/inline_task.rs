@@ -13,7 +13,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use crate::cancel::{Cancellable, Region};
-use crate::task::guard::guarded;
+use crate::task::guard::{guarded, kind_of};
 use crate::task::handle::TaskOutput;
 use crate::task::runner::task_span;
 use crate::task::{Outcome, Task, TaskError, TaskId};
@@ -79,18 +79,13 @@ impl<F: Future, M: Outcome<F::Output>> Future for Body<F, M> {
         let _span = this.span.as_ref().map(|span| span.enter());
         let future = this.future;
         let polled = guarded::<M, _>(|| future.poll(cx));
-        if *this.timed && matches!(&polled, Poll::Ready(Err(error)) if is_failure(error)) {
+        if *this.timed && matches!(&polled, Poll::Ready(output) if kind_of(output).is_failure()) {
             // Every cancelled region around claimed, as by a scope that returns failures: the
             // failure goes through them to the code that can handle it, not dropped by one.
             crate::cancel::frames::claim_completion();
         }
         polled
     }
-}
-
-/// A failure of the body itself (not an end it was given).
-fn is_failure<E>(error: &TaskError<E>) -> bool {
-    !matches!(error, TaskError::Cancelled(_) | TaskError::TimedOut(_))
 }
 
 impl<F: Future, M: Outcome<F::Output>> IntoFuture for Task<F, M> {

@@ -232,17 +232,10 @@ where
     /// Budgeted as a handle's poll is: one unit a child handed over.
     fn poll_next_finished(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
         let (children, finished) = (&mut self.children, &mut self.finished);
-        let region = &self.scope.shared.region;
-        let next = crate::coop::budgeted(cx, |cx| {
-            if finished.is_empty() {
-                return children.poll_next_unpin(cx);
-            }
-            // A cancellation point, as a child's own poll is (`ScopeHandle::poll_finished`):
-            // the scope's driver drops the body right after this poll.
-            if region.must_stop() {
-                return Poll::Pending;
-            }
-            Poll::Ready(finished.pop_front())
+        let next = crate::coop::budgeted(cx, |cx| match finished.front_mut() {
+            // Finished already: its poll is only the cancellation point every child's is.
+            Some(done) => done.poll_finished(cx).map(|()| finished.pop_front()),
+            None => children.poll_next_unpin(cx),
         });
         let Poll::Ready(child) = next else { return Poll::Pending };
         Poll::Ready(child.map(ScopeHandle::into_finished_output))

@@ -336,9 +336,9 @@ impl Header {
         drop(removed); // user code: outside the lock
     }
 
-    /// Decides `TIMED_OUT` if the outcome is still pending (the task's deadline passed, seen by
-    /// a region in its body before the task's own timer: `frames::expire_enclosing`), and runs
-    /// the cancel hooks as the task's own timer does. True if this call decided it.
+    /// Decides `TIMED_OUT` if the outcome is still pending (the task's deadline passed: seen by
+    /// its own timer, or by a region in its body first, `frames::expire_enclosing`), and runs
+    /// the cancel hooks with `Deadline`. True if this call decided it.
     pub(crate) fn time_out(&self) -> bool {
         if self.decide(Kind::TimedOut).is_none() {
             return false;

@@ -97,11 +97,10 @@ impl<O: Send + 'static> Completer<O> {
     /// a remote task cancelled on its worker is `TaskError::Remote` here.
     pub(crate) fn decide(&self, kind: Kind) -> bool {
         debug_assert_ne!(kind, Kind::Cancelled, "a cancellation is decided by `cancel`");
-        let won = self.header().decide(kind).is_some();
-        if won && kind == Kind::TimedOut {
-            self.header().run_hooks(&CancelReason::Deadline);
+        if kind == Kind::TimedOut {
+            return self.header().time_out();
         }
-        won
+        self.header().decide(kind).is_some()
     }
 
     /// Makes sure the outcome is decided, cancelling with `reason` if it is still pending. Used
