@@ -476,6 +476,7 @@ impl Inner {
             envelope.encode().into(),
             None, // no duplicate lookup per job: a failed hand-over is not retried
             "a job",
+            None,
         )
         .await;
         match published {

@@ -1,14 +1,16 @@
 //! Closing a distributed channel at the edges: a close is one per channel and connection (every
 //! opening of the channel there sees it at once, and a close the server has not confirmed is
 //! stored again while any of them lives), and a channel whose state cannot be read when it is
-//! opened is never taken for open.
+//! opened is never taken for open; and a send that a close in another process overtook (its
+//! link held it up, or it raced the close) hands its value back instead of leaving it stored
+//! behind receivers that have said `Closed`.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{NatsServer, Proxy, port_of, wait_until};
-use klaw_nats::channel::TrySendError;
+use klaw_nats::channel::{SendError, TrySendError};
 use klaw_nats::{NatsAuth, NatsConfig, Secret};
 
 fn nats(config: NatsConfig) -> klaw_nats::Nats {
@@ -80,5 +82,124 @@ fn a_channel_whose_state_could_not_be_read_at_open_is_not_taken_for_open() {
                 assert_eq!(klaw::runtime::block_on(tx.try_send(1)), Err(TrySendError::Closed(1)));
             }
         }
+    });
+}
+
+/// A send whose publish is held up by a frozen link (it is tried again once the link is back)
+/// while another process closes the channel and its receiver drains it and returns `Closed`.
+/// Checks: the send hands the value back as `Closed`, and nothing is left in the stream (every
+/// receiver said `Closed`, so a message stored after that would never be delivered). What would
+/// break it: a send that looks at the close only before its publish, whose message then lands
+/// behind a close every receiver has already acted on, and returns `Ok`.
+#[test]
+fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_value_back() {
+    common::watchdog(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let config = NatsConfig::new(proxy.url()).namespace("lateclose");
+        let here = nats(config.publish_retry(Duration::from_secs(30)));
+        let there = nats(server.config().namespace("lateclose"));
+        let (tx, _rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        let (closer, drained) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
+        proxy.freeze();
+        let sending = std::thread::spawn(move || klaw::runtime::block_on(tx.send(7)));
+        std::thread::sleep(Duration::from_millis(500));
+        klaw::runtime::block_on(closer.close()).unwrap();
+        let last = klaw::runtime::block_on(drained.recv());
+        assert_eq!(last, Err(klaw::channel::RecvError::Closed), "the channel was empty");
+        proxy.resume();
+        let sent = sending.join().unwrap();
+        assert!(
+            matches!(sent, Err(SendError::Closed(7))),
+            "a value stored after every receiver said Closed is never delivered: {sent:?}"
+        );
+        assert_eq!(klaw::runtime::block_on(drained.len()).unwrap(), 0, "stranded in the stream");
+    });
+}
+
+/// The broadcast twin of the test above: a send held up by a frozen link while another process
+/// closes the channel and its receiver reads to `Closed`. Checks: the send hands its value back
+/// as `Closed`. What would break it: a broadcast send that looks at the close only before its
+/// publish.
+#[test]
+fn a_broadcast_send_held_up_while_the_channel_closes_and_is_read_out_hands_its_value_back() {
+    common::watchdog(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let config = NatsConfig::new(proxy.url()).namespace("latebcast");
+        let here = nats(config.publish_retry(Duration::from_secs(30)));
+        let there = nats(server.config().namespace("latebcast"));
+        let (tx, _rx) = klaw::runtime::block_on(here.broadcast::<u32>("b", 8)).unwrap();
+        let (closer, mut read_out) =
+            klaw::runtime::block_on(there.broadcast::<u32>("b", 8)).unwrap();
+        proxy.freeze();
+        let sending = std::thread::spawn(move || klaw::runtime::block_on(tx.send(7)));
+        std::thread::sleep(Duration::from_millis(500));
+        klaw::runtime::block_on(closer.close()).unwrap();
+        let last = klaw::runtime::block_on(read_out.recv());
+        assert_eq!(last, Err(klaw::channel::broadcast::RecvError::Closed));
+        proxy.resume();
+        let sent = sending.join().unwrap();
+        assert!(
+            matches!(sent, Err(SendError::Closed(7))),
+            "a value stored after every receiver said Closed is never read: {sent:?}"
+        );
+    });
+}
+
+/// Four senders in one process send as fast as they can while another process closes the
+/// channel and drains it until `Closed`; the senders stop at their first `Closed`. Checks: every
+/// value whose send returned `Ok` was received, and none whose send returned `Closed` was: the
+/// server, not what each process has heard, decides which side of the close a message is on.
+/// What would break it: a close that a send can overtake, or a receiver that says `Closed` with
+/// messages left. (A send that trusts its own process's flag breaks it only when the send is
+/// slower than the receiver's hearing of the close and two round trips, which the test above
+/// makes certain with a frozen link.)
+#[test]
+fn sends_racing_a_close_in_another_process_are_each_delivered_or_handed_back() {
+    common::watchdog(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let here = nats(server.config().namespace("raceclose"));
+        let there = nats(server.config().namespace("raceclose"));
+        let (tx, _rx) = klaw::runtime::block_on(here.channel::<u32>("c", 1_000_000)).unwrap();
+        let (closer, drained) =
+            klaw::runtime::block_on(there.channel::<u32>("c", 1_000_000)).unwrap();
+        let senders: Vec<_> = (0..4u32)
+            .map(|sender| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let (mut sent, mut refused) = (Vec::new(), None);
+                    for n in 0.. {
+                        let value = sender * 1_000_000 + n;
+                        match klaw::runtime::block_on(tx.send(value)) {
+                            Ok(()) => sent.push(value),
+                            Err(SendError::Closed(back)) => {
+                                refused = Some(back);
+                                break;
+                            }
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                    (sent, refused)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        klaw::runtime::block_on(closer.close()).unwrap();
+        let mut received = std::collections::BTreeSet::new();
+        while let Ok(value) = klaw::runtime::block_on(drained.recv()) {
+            assert!(received.insert(value), "{value} received twice");
+        }
+        let mut sent = std::collections::BTreeSet::new();
+        for sender in senders {
+            let (values, refused) = sender.join().unwrap();
+            let refused = refused.expect("each sender stops at a Closed");
+            assert!(!received.contains(&refused), "{refused} was received and handed back");
+            sent.extend(values);
+        }
+        assert!(!sent.is_empty());
+        let lost: Vec<_> = sent.difference(&received).collect();
+        assert!(lost.is_empty(), "accepted and never delivered: {lost:?}");
+        assert_eq!(received.len(), sent.len(), "received what no send accepted");
     });
 }

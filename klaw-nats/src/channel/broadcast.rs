@@ -58,7 +58,8 @@ pub(crate) async fn open<T: DeserializeOwned + Send + 'static>(
             .await
             .map_err(|e| NatsError::jetstream("creating the broadcast stream")(e.to_string()))?;
         // A `.` cannot be in a channel name: no MPMC channel's key (its bare name) is this one.
-        let closing = Closing::watch(&connection, format!("bcast.{name}")).await?;
+        let closing =
+            Closing::watch(&connection, format!("bcast.{name}"), &stream, &subject).await?;
         Ok::<_, NatsError>(Arc::new(Shared {
             connection: connection.clone(),
             name: name.to_owned(),
@@ -90,7 +91,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// ```
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         let Shared { connection, subject, name, closing, .. } = &*self.shared;
-        let sent = send_value(connection, subject, name, value, || closing.is_closed()).await;
+        let sent = send_value(connection, subject, name, value, Some(closing)).await;
         // A broadcast stream drops its oldest message to make room: never full.
         sent.map_err(SendError::never_full)
     }

@@ -1,10 +1,24 @@
-//! Closing a distributed channel: a key in the namespace's `channels` bucket, which every
-//! process watches into a local flag, one per channel and connection.
+//! Closing a distributed channel, in two steps, in this order:
+//!
+//! 1. The channel's stream stops taking messages: its subject is changed to one nobody sends
+//!    to, so a publish the server handles after this finds no stream (the server decides, one
+//!    message at a time, whether a message came before the close or after it).
+//! 2. A key in the namespace's `channels` bucket says so; every process watches it into a
+//!    local flag, one per channel and connection.
+//!
+//! Receivers say `Closed` once they have heard of the key and then found the stream empty; a
+//! message stored before step 1 is in what they find. A sender looks at its flag first (a
+//! closed channel refuses at once), but a flag is only what this process has heard so far: a
+//! publish made after another process closed the channel is refused by the server (no stream),
+//! and the sender then reads the key on the server to tell a close from a server that is
+//! restarting. The other order would lose a value: a message stored between the key and the
+//! stream's change could land after every receiver had said `Closed`, and its `send` return
+//! `Ok`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{self, kv, stream};
 
 use crate::NatsError;
 use crate::connection::{Connection, PerChannel, shared_per_channel};
@@ -20,6 +34,8 @@ pub(crate) struct Closing {
     states: kv::Store,
     key: String,
     closed: Arc<AtomicBool>,
+    /// The channel's stream, which stops taking messages at a close (step 1 above).
+    stream: Sealing,
     /// Ends the watch task when this goes (with the channel's last handle): the task would
     /// otherwise notice only at the next change of the key, which may never come, and keep a
     /// server consumer, a subscription and the connection meanwhile.
@@ -27,8 +43,14 @@ pub(crate) struct Closing {
 }
 
 impl Closing {
-    /// Reads the channel's state and keeps watching it. Call inside `Compat`.
-    pub(crate) async fn watch(connection: &Connection, key: String) -> Result<Self, NatsError> {
+    /// Reads the channel's state and keeps watching it. `stream` is the channel's stream and
+    /// `subject` the one its messages are sent to. Call inside `Compat`.
+    pub(crate) async fn watch(
+        connection: &Connection,
+        key: String,
+        stream: &stream::Stream,
+        subject: &str,
+    ) -> Result<Self, NatsError> {
         let states = connection
             .jetstream
             .create_or_update_key_value(kv::Config {
@@ -51,7 +73,10 @@ impl Closing {
             .await
             .map_err(|e| NatsError::jetstream("reading the channel's state")(e.to_string()))?;
         let closed = shared_per_channel(&connection.closed_flags, &key);
-        if stored.is_some() {
+        // A stream already moved off its subject is closed too, though its key may be missing
+        // (the process closing it stopped between the two steps).
+        let sealed = stream.cached_info().config.subjects == [sealed_subject(subject)];
+        if stored.is_some() || sealed {
             closed.store(true, Ordering::Release);
         }
         let flag = Arc::downgrade(&closed);
@@ -64,11 +89,27 @@ impl Closing {
             }
             watch.end().await;
         });
-        Ok(Self { states, key, closed, _stop_watching: stop_watching })
+        let stream = Sealing {
+            jetstream: connection.jetstream.clone(),
+            stream: stream.cached_info().config.name.clone(),
+            subject: subject.to_owned(),
+        };
+        Ok(Self { states, key, closed, stream, _stop_watching: stop_watching })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the server holds the close (read there, not in what this process has heard; a
+    /// close found sets the flag here too). For a publish the server refused as having no
+    /// stream: a closed channel, or a server that is starting. Call inside `Compat`.
+    pub(crate) async fn closed_on_server(&self) -> Result<bool, String> {
+        let stored = self.states.get(&self.key).await.map_err(|error| error.to_string())?;
+        if stored.is_some() {
+            self.closed.store(true, Ordering::Release);
+        }
+        Ok(stored.is_some())
     }
 
     /// Closes the channel for every process (and at once for this one).
@@ -80,19 +121,22 @@ impl Closing {
     /// on the connection: every process comes to see it closed, rather than this one alone.
     pub(crate) async fn close(&self, connection: &Connection) -> Result<(), NatsError> {
         self.closed.store(true, Ordering::Release);
-        let stored = async_compat::Compat::new(self.states.put(&self.key, "closed".into()))
+        let stored = async_compat::Compat::new(store_close(&self.stream, &self.states, &self.key))
             .await
-            .map(drop)
-            .map_err(|e| NatsError::jetstream("closing the channel")(e.to_string()));
+            .map_err(NatsError::jetstream("closing the channel"));
         if stored.is_err() {
-            let (states, key, flag) =
-                (self.states.clone(), self.key.clone(), Arc::downgrade(&self.closed));
+            let (stream, states, key, flag) = (
+                self.stream.clone(),
+                self.states.clone(),
+                self.key.clone(),
+                Arc::downgrade(&self.closed),
+            );
             connection.tokio.spawn(async move {
                 let mut backoff = crate::backoff::Backoff::new();
                 while flag.upgrade().is_some() {
                     backoff.wait().await;
-                    match states.put(&key, "closed".into()).await {
-                        Ok(_) => return,
+                    match store_close(&stream, &states, &key).await {
+                        Ok(()) => return,
                         Err(error) => {
                             tracing::debug!(%key, %error, "could not store a close; trying again")
                         }
@@ -102,4 +146,42 @@ impl Closing {
         }
         stored
     }
+}
+
+/// A channel's stream, and how to make it stop taking messages.
+#[derive(Clone)]
+struct Sealing {
+    jetstream: jetstream::Context,
+    stream: String,
+    /// The subject the channel's messages are sent to.
+    subject: String,
+}
+
+impl Sealing {
+    /// Moves the stream to a subject nobody sends to: from the server's answer on, a publish to
+    /// the channel finds no stream. Its messages stay, for the receivers. Done again (a second
+    /// close, or a close stored again) it changes nothing.
+    async fn seal(&self) -> Result<(), String> {
+        let mut stream =
+            self.jetstream.get_stream(&self.stream).await.map_err(|e| e.to_string())?;
+        let mut config = stream.info().await.map_err(|e| e.to_string())?.config.clone();
+        let sealed = sealed_subject(&self.subject);
+        if config.subjects == [sealed.clone()] {
+            return Ok(());
+        }
+        config.subjects = vec![sealed];
+        self.jetstream.update_stream(&config).await.map(drop).map_err(|e| e.to_string())
+    }
+}
+
+/// The subject a closed channel's stream is moved to (a channel's name has no `.`, so no
+/// channel sends to it).
+fn sealed_subject(subject: &str) -> String {
+    format!("{subject}.closed")
+}
+
+/// Closes the channel on the server: the stream first, then the key (see the module's doc).
+async fn store_close(stream: &Sealing, states: &kv::Store, key: &str) -> Result<(), String> {
+    stream.seal().await?;
+    states.put(key, "closed".into()).await.map(drop).map_err(|error| error.to_string())
 }

@@ -29,6 +29,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::channel::TrySendError;
+use crate::channel::closing::Closing;
 use crate::connection::Connection;
 
 /// The first pause between attempts; it doubles up to [`LONGEST_PAUSE`].
@@ -37,16 +38,18 @@ const LONGEST_PAUSE: Duration = Duration::from_millis(500);
 /// How often a publish waiting for the connection to come back looks at it.
 const RECONNECT_POLL: Duration = Duration::from_millis(50);
 
-/// Sends `value` on the channel whose messages go to `subject`: `Closed` if `closed()` says so,
-/// before or after the server was tried (a channel closed while the server was away is closed,
-/// not unavailable); else encoded and published. Every refusal hands the value back.
+/// Sends `value` on the channel whose messages go to `subject`: `Closed` if `closing` (a channel
+/// that can be closed) says so, before or after the server was tried (a channel closed while
+/// the server was away is closed, not unavailable); else encoded and published. Every refusal
+/// hands the value back.
 pub(crate) async fn send_value<T: Serialize>(
     connection: &Connection,
     subject: &str,
     channel: &str,
     value: T,
-    closed: impl Fn() -> bool,
+    closing: Option<&Closing>,
 ) -> Result<(), TrySendError<T>> {
+    let closed = || closing.is_some_and(Closing::is_closed);
     if closed() {
         return Err(TrySendError::Closed(value));
     }
@@ -54,8 +57,9 @@ pub(crate) async fn send_value<T: Serialize>(
         Ok(payload) => payload,
         Err(reason) => return Err(TrySendError::Rejected { value, reason }),
     };
-    match publish(connection, subject, payload, channel).await {
+    match publish(connection, subject, payload, channel, closing).await {
         Ok(()) => Ok(()),
+        Err(Refused::Closed) => Err(TrySendError::Closed(value)),
         Err(Refused::Full) => Err(TrySendError::Full(value)),
         Err(Refused::Unavailable) if closed() => Err(TrySendError::Closed(value)),
         Err(Refused::Unavailable) => Err(TrySendError::Unavailable(value)),
@@ -71,6 +75,8 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
 /// Why the server did not store the message.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
+    /// The channel's stream no longer takes messages: it was closed, as the server says.
+    Closed,
     /// The stream holds its limit and refuses new messages.
     Full,
     /// No attempt succeeded within the retry bound.
@@ -90,31 +96,38 @@ pub(crate) struct NotPublished {
 }
 
 /// Publishes `payload` to `subject` and waits for the server's acknowledgement, trying again
-/// while it fails for another reason than a full stream. `channel` names it in log events.
+/// while it fails for another reason than a full stream or a closed channel. `channel` names it
+/// in log events.
 async fn publish(
     connection: &Connection,
     subject: &str,
     payload: Bytes,
     channel: &str,
+    closing: Option<&Closing>,
 ) -> Result<(), Refused> {
     // Only a retry can store a message twice, so with retries off there is no id: the
     // server's duplicate tracking costs about a tenth of a channel's throughput.
     let retrying = !connection.config.publish_retry.is_zero();
     let message_id = retrying.then(|| JobId::random().to_string());
-    match publish_with_id(connection, subject, payload, message_id.as_deref(), channel).await {
+    let message_id = message_id.as_deref();
+    match publish_with_id(connection, subject, payload, message_id, channel, closing).await {
         Ok(_) => Ok(()),
         Err(not_published) => Err(not_published.refused),
     }
 }
 
 /// Publishes as [`publish`] does, with `message_id` (if any) on every attempt; the stored
-/// message's sequence, or why it was not stored. `what` names it in log events.
+/// message's sequence, or why it was not stored. `what` names it in log events. With
+/// `closing` (a channel's), a failed attempt ends the publish as `Closed` if the server holds
+/// the channel's close, and is tried again otherwise (a server that is starting has no
+/// streams yet either).
 pub(crate) async fn publish_with_id(
     connection: &Connection,
     subject: &str,
     payload: Bytes,
     message_id: Option<&str>,
     what: &str,
+    closing: Option<&Closing>,
 ) -> Result<u64, NotPublished> {
     let jetstream = &connection.jetstream;
     async_compat::Compat::new(async {
@@ -156,6 +169,18 @@ pub(crate) async fn publish_with_id(
                 }
                 Err(error) => error.to_string(),
             };
+            // A closed channel's stream no longer takes its subject: the server answers that
+            // no stream has it, or (a broadcast's receivers subscribe to the subject for news)
+            // the attempt waits for an acknowledgement that never comes. Either way no attempt
+            // can succeed once the server holds the close (it is stored after the stream
+            // changed). A close that cannot be read is one more reason to try again.
+            let closed = match closing {
+                Some(closing) => closing.closed_on_server().await == Ok(true),
+                None => false,
+            };
+            if closed {
+                return Err(gave_up(Refused::Closed, handed_over, Some(error)));
+            }
             if message_id.is_none() {
                 // It may have been stored: without an id, a retry could store a second copy.
                 tracing::warn!(%what, %error, "a publish without a message id failed: not retried");

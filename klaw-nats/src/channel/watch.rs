@@ -109,7 +109,7 @@ impl<T: Serialize> Sender<T> {
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         // Published with a message id, rather than `put`, so that a retry after a lost
         // acknowledgement is not a second change. A watch is never closed, nor full.
-        let sent = send_value(&self.connection, &self.subject, &self.key, value, || false).await;
+        let sent = send_value(&self.connection, &self.subject, &self.key, value, None).await;
         sent.map_err(SendError::never_full)
     }
 }

@@ -125,7 +125,7 @@ pub(crate) async fn open<T>(
             )
             .await
             .map_err(|e| NatsError::jetstream("creating the channel's consumer")(e.to_string()))?;
-        let closing = Closing::watch(&connection, name.to_owned()).await?;
+        let closing = Closing::watch(&connection, name.to_owned(), &stream, &subject).await?;
         let capacity =
             usize::try_from(stream.cached_info().config.max_messages).unwrap_or(capacity);
         Ok::<_, NatsError>(Shared {

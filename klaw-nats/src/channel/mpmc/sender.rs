@@ -165,7 +165,7 @@ async fn try_send<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySend
 
 /// Sends if the server has room now, without waiting for this connection's receives.
 async fn offer<T: Serialize>(shared: &Shared, value: T) -> Result<(), TrySendError<T>> {
-    send_value(&shared.connection, &shared.subject, &shared.name, value, || shared.is_closed())
+    send_value(&shared.connection, &shared.subject, &shared.name, value, Some(&shared.closing))
         .await
 }
 
