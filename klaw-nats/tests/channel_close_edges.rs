@@ -203,3 +203,35 @@ fn sends_racing_a_close_in_another_process_are_each_delivered_or_handed_back() {
         assert_eq!(received.len(), sent.len(), "received what no send accepted");
     });
 }
+
+/// A user who may publish and read but not update the channel's stream closes the channel.
+/// Checks: `close()` fails at once (well within the client's 5 s request timeout) with an
+/// error that names the permission, and the channel is closed in this process all the same.
+/// What would break it: a close whose stream update waits out the request timeout and then
+/// blames JetStream.
+#[test]
+fn a_close_the_user_may_not_make_fails_at_once_and_names_the_permission() {
+    common::watchdog(Duration::from_secs(120), || {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("server.conf");
+        std::fs::write(
+            &conf,
+            "authorization { users = [\n\
+             { user: app, password: app, permissions: { \
+               publish: { allow: [\">\"], deny: [\"$JS.API.STREAM.UPDATE.sealdeny_chan_c\"] }, \
+               subscribe: { allow: [\">\"] } } }\n\
+             ] }\n",
+        )
+        .unwrap();
+        let server = NatsServer::start_with(&["-c", conf.to_str().unwrap()]);
+        let auth = NatsAuth::UserPassword { user: "app".into(), password: Secret::new("app") };
+        let app = nats(server.config().namespace("sealdeny").auth(auth));
+        let (tx, _rx) = klaw::runtime::block_on(app.channel::<u32>("c", 8)).unwrap();
+        let started = std::time::Instant::now();
+        let closed = klaw::runtime::block_on(tx.close());
+        let error = closed.expect_err("the server refused the close").to_string();
+        assert!(error.contains("STREAM.UPDATE"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        assert!(tx.is_closed(), "closed here all the same");
+    });
+}

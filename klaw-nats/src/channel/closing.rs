@@ -23,6 +23,7 @@ use async_nats::jetstream::{self, kv, stream};
 use crate::NatsError;
 use crate::connection::{Connection, PerChannel, shared_per_channel};
 use crate::kv_watch::KvWatch;
+use crate::refusals::Refusals;
 
 /// The channels' closed flags on one connection, by key, while a handle lives: shared by every
 /// opening of the channel there, so a close by one is a close for all at once (and its put is
@@ -91,6 +92,7 @@ impl Closing {
         });
         let stream = Sealing {
             jetstream: connection.jetstream.clone(),
+            refusals: connection.refusals.clone(),
             stream: stream.cached_info().config.name.clone(),
             subject: subject.to_owned(),
         };
@@ -152,6 +154,9 @@ impl Closing {
 #[derive(Clone)]
 struct Sealing {
     jetstream: jetstream::Context,
+    /// What the server refused this connection: a user who may not update the stream learns so
+    /// at once, not after a request's timeout.
+    refusals: Arc<Refusals>,
     stream: String,
     /// The subject the channel's messages are sent to.
     subject: String,
@@ -170,7 +175,15 @@ impl Sealing {
             return Ok(());
         }
         config.subjects = vec![sealed];
-        self.jetstream.update_stream(&config).await.map(drop).map_err(|e| e.to_string())
+        let tail = format!(".STREAM.UPDATE.{}", self.stream);
+        match self.refusals.unless_refused(&tail, self.jetstream.update_stream(&config)).await {
+            Some(updated) => updated.map(drop).map_err(|error| error.to_string()),
+            None => Err(format!(
+                "this user may not update the channel's stream `{}` (`$JS.API{tail}`), which \
+                 closing it takes",
+                self.stream
+            )),
+        }
     }
 }
 
