@@ -87,10 +87,12 @@ fn a_channel_whose_state_could_not_be_read_at_open_is_not_taken_for_open() {
 
 /// A send whose publish is held up by a frozen link (it is tried again once the link is back)
 /// while another process closes the channel and its receiver drains it and returns `Closed`.
-/// Checks: the send hands the value back as `Closed`, and nothing is left in the stream (every
-/// receiver said `Closed`, so a message stored after that would never be delivered). What would
-/// break it: a send that looks at the close only before its publish, whose message then lands
-/// behind a close every receiver has already acted on, and returns `Ok`.
+/// Checks: the send hands the value back (`Unavailable`: its first attempt got no answer, so
+/// for all the sender knows it was stored before the close; `Closed` would claim more), and
+/// nothing is left in the stream (every receiver said `Closed`, so a message stored after that
+/// would never be delivered). What would break it: a send that looks at the close only before
+/// its publish, whose message then lands behind a close every receiver has already acted on,
+/// and returns `Ok`.
 #[test]
 fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_value_back() {
     common::watchdog(Duration::from_secs(120), || {
@@ -110,7 +112,7 @@ fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_valu
         proxy.resume();
         let sent = sending.join().unwrap();
         assert!(
-            matches!(sent, Err(SendError::Closed(7))),
+            matches!(sent, Err(SendError::Unavailable(7))),
             "a value stored after every receiver said Closed is never delivered: {sent:?}"
         );
         assert_eq!(klaw::runtime::block_on(drained.len()).unwrap(), 0, "stranded in the stream");
@@ -119,15 +121,16 @@ fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_valu
 
 /// The broadcast twin of the test above: a send held up by a frozen link while another process
 /// closes the channel and its receiver reads to `Closed`. Checks: the send hands its value back
-/// as `Closed`. What would break it: a broadcast send that looks at the close only before its
-/// publish.
+/// (a broadcast's closed stream does not answer at all: its receivers listen on the subject, so
+/// the send gives up after its retry bound). What would break it: a broadcast send that looks
+/// at the close only before its publish.
 #[test]
 fn a_broadcast_send_held_up_while_the_channel_closes_and_is_read_out_hands_its_value_back() {
     common::watchdog(Duration::from_secs(120), || {
         let server = NatsServer::start();
         let proxy = Proxy::to(port_of(&server.url));
         let config = NatsConfig::new(proxy.url()).namespace("latebcast");
-        let here = nats(config.publish_retry(Duration::from_secs(30)));
+        let here = nats(config.publish_retry(Duration::from_secs(6)));
         let there = nats(server.config().namespace("latebcast"));
         let (tx, _rx) = klaw::runtime::block_on(here.broadcast::<u32>("b", 8)).unwrap();
         let (closer, mut read_out) =
@@ -141,7 +144,7 @@ fn a_broadcast_send_held_up_while_the_channel_closes_and_is_read_out_hands_its_v
         proxy.resume();
         let sent = sending.join().unwrap();
         assert!(
-            matches!(sent, Err(SendError::Closed(7))),
+            matches!(sent, Err(SendError::Closed(7) | SendError::Unavailable(7))),
             "a value stored after every receiver said Closed is never read: {sent:?}"
         );
     });
@@ -233,5 +236,103 @@ fn a_close_the_user_may_not_make_fails_at_once_and_names_the_permission() {
         assert!(error.contains("STREAM.UPDATE"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
         assert!(tx.is_closed(), "closed here all the same");
+    });
+}
+
+/// The sender's link loses the server's answers (not its requests) while it sends 7: the server
+/// stores 7 and its acknowledgement is lost. Another process then closes the channel, receives
+/// 7 and then `Closed`; the link comes back. Checks: the send does not hand 7 back as `Closed`
+/// (which says nobody receives it). What would break it: a publish that, after an attempt with
+/// no answer, takes a close found on the server for proof that its message was not stored
+/// (its retry can no longer reach the stream's duplicate window, which would have said so).
+#[test]
+fn a_send_stored_before_a_close_whose_ack_was_lost_is_not_handed_back_as_closed() {
+    common::watchdog(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let config = NatsConfig::new(proxy.url()).namespace("acklost");
+        let here = nats(config.publish_retry(Duration::from_secs(30)));
+        let there = nats(server.config().namespace("acklost"));
+        let (tx, _here_rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        let (closer, rx) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
+        proxy.freeze_answers();
+        let sending = std::thread::spawn(move || klaw::runtime::block_on(tx.send(7)));
+        wait_until(Duration::from_secs(4), "the server stored 7", || {
+            klaw::runtime::block_on(rx.len()).unwrap() == 1
+        });
+        klaw::runtime::block_on(closer.close()).unwrap();
+        assert_eq!(klaw::runtime::block_on(rx.recv()), Ok(7), "7 was stored before the close");
+        assert_eq!(klaw::runtime::block_on(rx.recv()), Err(klaw::channel::RecvError::Closed));
+        proxy.resume();
+        let sent = sending.join().unwrap();
+        assert!(
+            !matches!(sent, Err(SendError::Closed(7))),
+            "7 was received, and handed back as Closed (nobody will ever receive it): {sent:?}"
+        );
+    });
+}
+
+/// A process has the channel open; the stream is then moved off its subject as a closer that
+/// stopped between its two steps leaves it (done here with a plain JetStream client), so the
+/// channel's key is missing. Checks: a process that opens it now sees it closed, and so does
+/// the one that had it open: its send hands the value back as `Closed`, and its `recv` then
+/// says `Closed` rather than waiting for ever. What would break it: a send that reads only the
+/// key (it would say `Unavailable` after every retry bound, and nobody would store the key).
+#[test]
+fn a_channel_whose_close_stopped_half_way_is_closed_for_processes_that_had_it_open() {
+    common::watchdog(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let config = server.config().namespace("halfclosed");
+        let before = nats(config.clone().publish_retry(Duration::from_secs(2)));
+        let (tx, rx) = klaw::runtime::block_on(before.channel::<u32>("c", 8)).unwrap();
+        let url = server.url.clone();
+        klaw::runtime::block_on(async_compat::Compat::new(async move {
+            let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+            let mut stream = js.get_stream("halfclosed_chan_c").await.unwrap();
+            let mut sealed = stream.info().await.unwrap().config.clone();
+            sealed.subjects = vec!["halfclosed.chan.c.closed".to_owned()];
+            js.update_stream(&sealed).await.unwrap();
+            // ...and the closer stops here: no key in the channels bucket.
+        }));
+        let after = nats(config);
+        let (fresh, _fresh_rx) = klaw::runtime::block_on(after.channel::<u32>("c", 8)).unwrap();
+        assert!(fresh.is_closed(), "an opening after the change sees the channel closed");
+        let sent = klaw::runtime::block_on(tx.send(1));
+        assert!(
+            matches!(sent, Err(SendError::Closed(1))),
+            "the channel is closed for another process, but a send here says {sent:?}"
+        );
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(klaw::runtime::block_on(rx.recv()));
+        });
+        let received = done_rx.recv_timeout(Duration::from_secs(15));
+        assert_eq!(
+            received,
+            Ok(Err(klaw::channel::RecvError::Closed)),
+            "a recv on the closed, empty channel did not say Closed within 15 s"
+        );
+    });
+}
+
+/// A send on an open channel whose link freezes (nothing gets through either way, no socket
+/// closes). Checks: it hands its value back as `Unavailable` within `publish_retry` (1 s) plus
+/// one acknowledgement wait (5 s), with 2 s to spare, as `NatsConfig::publish_retry` promises.
+/// What would break it: a read of the channel's close after each failed attempt bounded only
+/// by the client's request timeout (10 s), which a send makes to tell a close from a restart.
+#[test]
+fn a_send_on_a_frozen_link_ends_within_its_retry_bound_plus_one_ack_wait() {
+    common::watchdog(Duration::from_secs(120), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let config = NatsConfig::new(proxy.url()).namespace("frozenbound");
+        let here = nats(config.publish_retry(Duration::from_secs(1)));
+        let (tx, _rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        proxy.freeze();
+        let started = std::time::Instant::now();
+        let sent = klaw::runtime::block_on(tx.send(1));
+        let took = started.elapsed();
+        assert_eq!(sent, Err(SendError::Unavailable(1)));
+        assert!(took < Duration::from_secs(8), "1 s + one 5 s ack wait promised; took {took:?}");
     });
 }

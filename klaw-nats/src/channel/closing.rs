@@ -11,7 +11,11 @@
 //! closed channel refuses at once), but a flag is only what this process has heard so far: a
 //! publish made after another process closed the channel is refused by the server (no stream),
 //! and the sender then reads the key on the server to tell a close from a server that is
-//! restarting. The other order would lose a value: a message stored between the key and the
+//! restarting (a stream moved off its subject whose key is missing counts as closed, and the
+//! reader stores the key: a closer that stopped between the steps leaves no process alone in
+//! seeing the channel open). A send whose earlier attempt got no answer cannot know whether
+//! that one was stored before the close, and hands its value back as `Unavailable`, not
+//! `Closed`. The other order would lose a value: a message stored between the key and the
 //! stream's change could land after every receiver had said `Closed`, and its `send` return
 //! `Ok`.
 
@@ -105,13 +109,20 @@ impl Closing {
 
     /// Whether the server holds the close (read there, not in what this process has heard; a
     /// close found sets the flag here too). For a publish the server refused as having no
-    /// stream: a closed channel, or a server that is starting. Call inside `Compat`.
+    /// stream: a closed channel, or a server that is starting. A stream moved off its subject
+    /// whose key is missing (the process closing it stopped between the two steps) is closed
+    /// too, and its key is stored here, so that every process comes to hear it. Call inside
+    /// `Compat`.
     pub(crate) async fn closed_on_server(&self) -> Result<bool, String> {
         let stored = self.states.get(&self.key).await.map_err(|error| error.to_string())?;
-        if stored.is_some() {
+        let closed = stored.is_some() || self.stream.is_sealed().await?;
+        if closed {
             self.closed.store(true, Ordering::Release);
         }
-        Ok(stored.is_some())
+        if stored.is_none() && closed {
+            self.states.put(&self.key, "closed".into()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(closed)
     }
 
     /// Closes the channel for every process (and at once for this one).
@@ -167,9 +178,7 @@ impl Sealing {
     /// the channel finds no stream. Its messages stay, for the receivers. Done again (a second
     /// close, or a close stored again) it changes nothing.
     async fn seal(&self) -> Result<(), String> {
-        let mut stream =
-            self.jetstream.get_stream(&self.stream).await.map_err(|e| e.to_string())?;
-        let mut config = stream.info().await.map_err(|e| e.to_string())?.config.clone();
+        let mut config = self.config().await?;
         let sealed = sealed_subject(&self.subject);
         if config.subjects == [sealed.clone()] {
             return Ok(());
@@ -184,6 +193,17 @@ impl Sealing {
                 self.stream
             )),
         }
+    }
+
+    /// The stream's configuration, as the server has it now.
+    async fn config(&self) -> Result<stream::Config, String> {
+        let stream = self.jetstream.get_stream(&self.stream).await.map_err(|e| e.to_string())?;
+        Ok(stream.cached_info().config.clone())
+    }
+
+    /// Whether the stream was moved off its subject (a close, maybe not finished).
+    async fn is_sealed(&self) -> Result<bool, String> {
+        Ok(self.config().await?.subjects == [sealed_subject(&self.subject)])
     }
 }
 

@@ -62,7 +62,7 @@ pub(crate) async fn send_value<T: Serialize>(
         Err(Refused::Closed) => Err(TrySendError::Closed(value)),
         Err(Refused::Full) => Err(TrySendError::Full(value)),
         Err(Refused::Unavailable) if closed() => Err(TrySendError::Closed(value)),
-        Err(Refused::Unavailable) => Err(TrySendError::Unavailable(value)),
+        Err(Refused::Unavailable | Refused::Unsure) => Err(TrySendError::Unavailable(value)),
         Err(Refused::Rejected(reason)) => Err(TrySendError::Rejected { value, reason }),
     }
 }
@@ -77,6 +77,9 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
 pub(crate) enum Refused {
     /// The channel's stream no longer takes messages: it was closed, as the server says.
     Closed,
+    /// The channel is closed, and an earlier attempt got no answer: it may have been stored
+    /// before the close, and then received. Not `Closed`, which says nobody receives the value.
+    Unsure,
     /// The stream holds its limit and refuses new messages.
     Full,
     /// No attempt succeeded within the retry bound.
@@ -118,9 +121,9 @@ async fn publish(
 
 /// Publishes as [`publish`] does, with `message_id` (if any) on every attempt; the stored
 /// message's sequence, or why it was not stored. `what` names it in log events. With
-/// `closing` (a channel's), a failed attempt ends the publish as `Closed` if the server holds
-/// the channel's close, and is tried again otherwise (a server that is starting has no
-/// streams yet either).
+/// `closing` (a channel's), an attempt the server finds no stream for ends the publish if the
+/// server holds the channel's close: `Closed` if no attempt may have been stored, `Unavailable`
+/// otherwise; it is tried again if not (a server that is starting has no streams yet either).
 pub(crate) async fn publish_with_id(
     connection: &Connection,
     subject: &str,
@@ -134,6 +137,8 @@ pub(crate) async fn publish_with_id(
         let deadline = Instant::now() + connection.config.publish_retry;
         let mut pause = FIRST_PAUSE;
         let mut handed_over = false;
+        // An attempt was handed over and got no answer that rules out its message being stored.
+        let mut maybe_stored = false;
         let mut last_error = None;
         let gave_up =
             |refused, handed_over, last_error| NotPublished { refused, handed_over, last_error };
@@ -167,20 +172,27 @@ pub(crate) async fn publish_with_id(
                     let refused = Refused::Rejected(error.to_string());
                     return Err(gave_up(refused, handed_over_before, Some(error.to_string())));
                 }
-                Err(error) => error.to_string(),
+                Err(error) if error.kind() == PublishErrorKind::StreamNotFound => {
+                    // Nothing was stored: no stream has the subject. A closed channel's stream
+                    // no longer takes it (and its close is stored after the stream changed),
+                    // but neither does a server that is starting.
+                    if let Some(closing) = closing {
+                        if closed_on_server(closing).await {
+                            // `Closed` says the value never reached a receiver: only if no
+                            // attempt may have been stored, before the stream changed.
+                            let refused =
+                                if maybe_stored { Refused::Unsure } else { Refused::Closed };
+                            return Err(gave_up(refused, handed_over, Some(error.to_string())));
+                        }
+                    }
+                    error.to_string()
+                }
+                Err(error) => {
+                    // No answer, or another failure: the message may have been stored.
+                    maybe_stored = true;
+                    error.to_string()
+                }
             };
-            // A closed channel's stream no longer takes its subject: the server answers that
-            // no stream has it, or (a broadcast's receivers subscribe to the subject for news)
-            // the attempt waits for an acknowledgement that never comes. Either way no attempt
-            // can succeed once the server holds the close (it is stored after the stream
-            // changed). A close that cannot be read is one more reason to try again.
-            let closed = match closing {
-                Some(closing) => closing.closed_on_server().await == Ok(true),
-                None => false,
-            };
-            if closed {
-                return Err(gave_up(Refused::Closed, handed_over, Some(error)));
-            }
             if message_id.is_none() {
                 // It may have been stored: without an id, a retry could store a second copy.
                 tracing::warn!(%what, %error, "a publish without a message id failed: not retried");
@@ -197,4 +209,15 @@ pub(crate) async fn publish_with_id(
         }
     })
     .await
+}
+
+/// How long a publish that found no stream waits to read the channel's close, at most: the
+/// read is one request, and a send keeps to `publish_retry` plus one acknowledgement wait.
+const CLOSE_READ_WAIT: Duration = Duration::from_secs(1);
+
+/// True if the server says the channel is closed, read within [`CLOSE_READ_WAIT`]; a read that
+/// fails or takes longer says nothing. Runs inside `Compat`.
+async fn closed_on_server(closing: &Closing) -> bool {
+    let read = tokio::time::timeout(CLOSE_READ_WAIT, closing.closed_on_server()).await;
+    matches!(read, Ok(Ok(true)))
 }

@@ -182,6 +182,8 @@ pub struct Proxy {
     cut: Arc<AtomicBool>,
     /// A half-open partition: what either side sends is swallowed, and no socket closes.
     frozen: Arc<AtomicBool>,
+    /// Only what the server sends is swallowed: requests arrive, answers do not.
+    answers_frozen: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -191,8 +193,10 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
         let frozen = Arc::new(AtomicBool::new(false));
+        let answers_frozen = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let (refusing, streams, swallowing) = (cut.clone(), open.clone(), frozen.clone());
+        let swallowing_answers = answers_frozen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -206,11 +210,12 @@ impl Proxy {
                 }
                 open.extend([client.try_clone().unwrap(), server.try_clone().unwrap()]);
                 drop(open);
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), swallowing.clone());
-                pipe(server, client, swallowing.clone());
+                let requests = [swallowing.clone()];
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), requests);
+                pipe(server, client, [swallowing.clone(), swallowing_answers.clone()]);
             }
         });
-        Proxy { port, cut, frozen, open }
+        Proxy { port, cut, frozen, answers_frozen, open }
     }
 
     /// Cuts every connection and refuses new ones until `heal`.
@@ -238,11 +243,19 @@ impl Proxy {
         self.frozen.store(true, Ordering::SeqCst);
     }
 
+    /// Loses what the server sends from now on (its acknowledgements and answers), while what
+    /// the client sends still arrives: a request is carried out and its answer lost. Ended by
+    /// [`resume`](Self::resume).
+    pub fn freeze_answers(&self) {
+        self.answers_frozen.store(true, Ordering::SeqCst);
+    }
+
     /// Ends a [`freeze`](Self::freeze) without closing anything: what either side sends from
     /// now on gets through again, and neither side heard that anything was lost (what was sent
     /// meanwhile is gone, whole messages if the link was quiet when it froze).
     pub fn resume(&self) {
         self.frozen.store(false, Ordering::SeqCst);
+        self.answers_frozen.store(false, Ordering::SeqCst);
     }
 
     /// Ends a [`freeze`](Self::freeze) as a ping timeout would: the frozen connections are
@@ -254,14 +267,14 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+fn pipe<const N: usize>(mut from: TcpStream, mut to: TcpStream, frozen: [Arc<AtomicBool>; N]) {
     std::thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
         while let Ok(read) = from.read(&mut buffer) {
             if read == 0 {
                 break;
             }
-            if frozen.load(Ordering::SeqCst) {
+            if frozen.iter().any(|frozen| frozen.load(Ordering::SeqCst)) {
                 continue; // swallowed
             }
             if to.write_all(&buffer[..read]).is_err() {
