@@ -265,7 +265,7 @@ pin_project! {
                 end.completer.decide_if_pending(CancelReason::Shutdown);
                 let (body, run, adopter) = (this.body, this.run, &*this.adopter);
                 adopter.adopting(|| {
-                    run.drop_body_and_end(body, adopter, None, None::<TaskOutput<_, _>>)
+                    run.drop_body_and_end(body, adopter, None::<TaskOutput<_, _>>)
                 });
             }
         }
@@ -367,7 +367,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // The executor's waker for this task never changes, so storing it once suffices
             // for a later cancel to reschedule us.
             if !completer.try_start(Some(cx.waker())) {
-                self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
+                self.drop_body_and_end(body, adopter, None::<C>);
                 return Poll::Ready(());
             }
             if let Some(deadline) = self.deadline.as_mut() {
@@ -375,7 +375,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
         } else if must_stop(completer.header()) {
             // Cancelled while pending: drop the body now.
-            self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
+            self.drop_body_and_end(body, adopter, None::<C>);
             return Poll::Ready(());
         }
 
@@ -388,7 +388,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
                     deadline.timer = None; // fired once; a shield may keep the body a while
                 }
                 if must_stop(completer.header()) {
-                    self.drop_body_and_end(body, adopter, Some(cx.waker()), None::<C>);
+                    self.drop_body_and_end(body, adopter, None::<C>);
                     return Poll::Ready(());
                 }
             } else if completer.header().kind() != Kind::Pending {
@@ -434,7 +434,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             }
             Poll::Ready(output) => decide_by_output(completer, &end.report, output),
         };
-        self.drop_body_and_end(body, adopter, Some(cx.waker()), output);
+        self.drop_body_and_end(body, adopter, output);
         Poll::Ready(())
     }
 
@@ -443,20 +443,23 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
     /// if the body produced the winning one, else with the one the decided outcome implies.
     ///
     /// The body is dropped as part of its task, as tokio does: in the task's span, with the task
-    /// current (`running` is the waker it is polled with, if it is being polled), so its
-    /// destructors see `current_task_id()` and `is_cancelled()` as its code did.
+    /// current, so its destructors see `current_task_id()` and `is_cancelled()` as its code did.
+    /// But not as polled, even inside a poll: nothing of the body is polled again, and a
+    /// destructor that blocks on an async cleanup (under a foreign executor's `block_on`, which
+    /// pushes no klaw frame) runs it where nothing will drop it. A region there returns at its
+    /// own deadline and a scope there starts its children uncancelled, as in a blocking task's
+    /// closure, rather than waiting to be dropped by a task that is busy dropping them.
     #[inline]
     fn drop_body_and_end<F, C: Carried<T, E>>(
         &mut self,
         mut body: Pin<&mut Option<F>>,
         adopter: &Adopter,
-        running: Option<&std::task::Waker>,
         output: Option<C>,
     ) {
         // The body must be gone before the handle resolves: a joined task has stopped running.
         if let Some(end) = self.end.as_ref() {
             let _span = self.span.as_ref().map(|span| span.enter());
-            let panicked = current::run_as(&end.completer, running, || panic_of(|| body.set(None)));
+            let panicked = current::run_as(&end.completer, None, || panic_of(|| body.set(None)));
             if let Some(message) = panicked {
                 // Its cleanup failed (a destructor of a cancelled body is the only cleanup it
                 // runs, like trio's `finally`): a failure of the task, which its handle's
