@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::cancel::RegionState;
+use crate::cancel::drop_wait::DropWait;
 use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::token::Token;
 use crate::coop;
@@ -118,6 +119,7 @@ impl Region {
             started: false,
             outcome: None,
             adopter: Adopter::default(),
+            drop_wait: DropWait::default(),
         }
     }
 }
@@ -137,6 +139,7 @@ impl Region {
             started: false,
             outcome: None,
             adopter: Adopter::default(),
+            drop_wait: DropWait::default(),
         }
     }
 }
@@ -174,6 +177,8 @@ pin_project! {
         outcome: Option<Result<F::Output, CancelReason>>,
         // What scopes dropped in the future left running.
         adopter: Adopter,
+        // Whether waiting to be dropped still makes sense.
+        drop_wait: DropWait,
     }
 
     impl<F: Future> PinnedDrop for Cancellable<F> {
@@ -270,10 +275,12 @@ impl<F: Future> Future for Cancellable<F> {
                 }
             }
             if this.outcome.is_none() {
-                if frames::enclosing_stopping() {
+                if frames::enclosing_stopping() && this.drop_wait.keep_waiting(cx) {
                     // Something around this region stops too: the outermost catches it, so
                     // this one never returns (what encloses it drops it, and was woken; or,
-                    // held open by a shield elsewhere, once that shield ends).
+                    // held open by a shield elsewhere, once that shield ends). Unless the task's
+                    // poll is blocked in a foreign `block_on` that polls this region: nothing
+                    // drops it then, and it returns its cancellation.
                     return Poll::Pending;
                 }
                 let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);
