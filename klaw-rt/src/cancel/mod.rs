@@ -6,7 +6,6 @@
 //! must not be dropped yet; [`is_cancelled`] lets code ask.
 #![forbid(unsafe_code)]
 
-pub(crate) mod drop_wait;
 pub(crate) mod frames;
 #[cfg(all(test, klaw_loom))]
 mod loom;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use pin_project_lite::pin_project;
 
 use crate::cancel::RegionState;
-use crate::cancel::drop_wait::DropWait;
 use crate::cancel::frames::{self, FrameKind};
 use crate::cancel::token::Token;
 use crate::coop;
@@ -119,7 +118,6 @@ impl Region {
             started: false,
             outcome: None,
             adopter: Adopter::default(),
-            drop_wait: DropWait::default(),
         }
     }
 }
@@ -139,7 +137,6 @@ impl Region {
             started: false,
             outcome: None,
             adopter: Adopter::default(),
-            drop_wait: DropWait::default(),
         }
     }
 }
@@ -177,8 +174,6 @@ pin_project! {
         outcome: Option<Result<F::Output, CancelReason>>,
         // What scopes dropped in the future left running.
         adopter: Adopter,
-        // Whether waiting to be dropped still makes sense.
-        drop_wait: DropWait,
     }
 
     impl<F: Future> PinnedDrop for Cancellable<F> {
@@ -275,12 +270,10 @@ impl<F: Future> Future for Cancellable<F> {
                 }
             }
             if this.outcome.is_none() {
-                if frames::enclosing_stopping() && this.drop_wait.keep_waiting(cx) {
+                if frames::enclosing_stopping() {
                     // Something around this region stops too: the outermost catches it, so
                     // this one never returns (what encloses it drops it, and was woken; or,
-                    // held open by a shield elsewhere, once that shield ends). Unless the task's
-                    // poll is blocked in a foreign `block_on` that polls this region: nothing
-                    // drops it then, and it returns its cancellation.
+                    // held open by a shield elsewhere, once that shield ends).
                     return Poll::Pending;
                 }
                 let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);

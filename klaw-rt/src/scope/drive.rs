@@ -11,7 +11,6 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use crate::cancel::drop_wait::DropWait;
 use crate::cancel::frames::{self, FrameKind};
 use crate::coop;
 use crate::error::{Error, ScopeError};
@@ -268,7 +267,6 @@ where
         timer: deadline.map(time::sleep_until),
         allowed: deadline.map(|deadline| deadline.saturating_duration_since(start)),
         listening: false,
-        drop_wait: DropWait::default(),
         finished: false,
     }
     .await
@@ -286,8 +284,6 @@ struct Drive<'s, 'env, T, E: Into<BoxError> + 'static> {
     adopter: Adopter,
     /// Whether the body's region hears the regions and task around it yet.
     listening: bool,
-    /// Whether waiting to be dropped still makes sense.
-    drop_wait: DropWait,
     finished: bool,
 }
 
@@ -494,15 +490,11 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
         }
         if foreground_ended && this.background_ended(cx) {
             let failed = shared.has_failures();
-            if (shared.region.own_reason().is_some() || failed)
-                && frames::enclosing_stopping()
-                && this.drop_wait.keep_waiting(cx)
-            {
+            if (shared.region.own_reason().is_some() || failed) && frames::enclosing_stopping() {
                 // Cancelled, or failed (a supervisor scope's failures do not cancel it), while
                 // what encloses the scope stops too: the outermost catches it, so the scope does
                 // not return; it is dropped, and hands what failed to the frame it is dropped
                 // in. Returned, its result would be dropped by that frame, failures and all.
-                // (Unless a foreign `block_on` in the task's poll polls it: nothing drops it.)
                 return Poll::Pending;
             }
             if failed {

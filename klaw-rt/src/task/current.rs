@@ -27,8 +27,6 @@ struct Current {
     /// whose allocation holds the core).
     shared: bool,
     waker: Option<NonNull<Waker>>,
-    /// Which poll of a task this is, if it is polled: a number no other poll on this thread had.
-    poll: u64,
 }
 
 thread_local! {
@@ -36,8 +34,6 @@ thread_local! {
     static SHUTDOWN: Cell<Option<NonNull<AtomicBool>>> = const { Cell::new(None) };
     /// The task whose body is being polled (or run) on this thread.
     static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
-    /// How many task polls have started on this thread: each poll's number (see [`task_poll`]).
-    static POLLS: Cell<u64> = const { Cell::new(0) };
     /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
     /// dropped here hands the children it still has.
     static ADOPTER: Cell<Option<NonNull<Adopter>>> = const { Cell::new(None) };
@@ -85,15 +81,7 @@ pub(crate) fn run_as<O: Send + 'static, R>(
     // The guard is this function's own, so it always drops (on unwind too): the previous task
     // is always put back, and the pointer never outlives the borrow of `task`.
     let (pointer, shared) = task.as_task_ptr();
-    let poll = match running {
-        Some(_) => POLLS.with(|polls| {
-            let poll = polls.get().wrapping_add(1);
-            polls.set(poll);
-            poll
-        }),
-        None => 0,
-    };
-    let current = Current { task: pointer, shared, waker: running.map(NonNull::from), poll };
+    let current = Current { task: pointer, shared, waker: running.map(NonNull::from) };
     let _restore = Restore(CURRENT.with(|cell| cell.replace(Some(current))));
     f()
 }
@@ -108,12 +96,6 @@ pub(crate) fn task_is_polled() -> bool {
     CURRENT.with(Cell::get).is_some_and(|current| current.waker.is_some())
 }
 
-/// The number of the current task's poll on this thread, if it is being polled: the same
-/// number throughout one poll (after a local child's poll inside it too), another in the next.
-pub(crate) fn task_poll() -> Option<u64> {
-    CURRENT.with(Cell::get).filter(|current| current.waker.is_some()).map(|current| current.poll)
-}
-
 /// Reads the current task's header, if a task is running on this thread.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
     let task = current()?;
@@ -124,7 +106,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
 
 /// A shared reference to the current task, to keep past this call (a shield, a region).
 pub(crate) fn current_ref() -> Option<HeaderRef> {
-    let Current { task, shared, waker, .. } = CURRENT.with(Cell::get)?;
+    let Current { task, shared, waker } = CURRENT.with(Cell::get)?;
     match (shared, waker) {
         (false, None) => None, // not made: an unpolled task in its own allocation runs no body
         (false, Some(waker)) => {

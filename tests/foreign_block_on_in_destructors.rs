@@ -1,12 +1,10 @@
 //! A foreign executor's `block_on` (`futures_lite`'s, as `futures::executor::block_on` or
-//! `pollster` would be) running a bounded klaw region or a scope inside a cancelled async task:
-//! in a destructor of its body (dropped in the poll that sees the cancel, and during the
-//! runtime's shutdown), and in the body itself, blocked when the cancel comes. The body is
-//! dropped with its task current but not polled: nothing will drop what such a destructor runs,
-//! so a region there returns at its own deadline and a scope there gives its value, as under
-//! klaw's own `block_on` (`tests/nursery_across_frames.rs`) and in a blocking closure
-//! (`tests/foreign_executor_edges.rs`). In the body, a cancelled region or scope that the
-//! blocked poll polls again returns its cancellation, since nothing drops it.
+//! `pollster` would be) running a bounded klaw region or a scope in a destructor of a cancelled
+//! async task's body: dropped in the poll that sees the cancel, and during the runtime's
+//! shutdown. The body is dropped with its task current but not polled: nothing will drop what
+//! such a destructor runs, so a region there returns at its own deadline and a scope there
+//! gives its value, as under klaw's own `block_on` (`tests/nursery_across_frames.rs`) and in a
+//! blocking closure (`tests/foreign_executor_edges.rs`).
 //!
 //! Peers: tokio's `tokio/tests/task_abort.rs` (`test_abort_task_that_panics_on_drop_*`: what a
 //! destructor does while an abort drops the task must not escape or wedge it) and
@@ -20,8 +18,8 @@ mod common;
 use std::future::pending;
 use std::time::Duration;
 
-use common::{Flag, failing, ms, runtime, secs, wait_for, within};
-use klaw::{Error, TaskError};
+use common::{Flag, ms, runtime, secs, wait_for, within};
+use klaw::Error;
 
 /// Runs its closure when dropped, and sets its flag if the closure said it worked.
 struct OnDrop(Option<Box<dyn FnOnce() -> bool + Send>>, Flag);
@@ -94,69 +92,6 @@ fn a_scope_under_a_foreign_block_on_in_a_cancelled_tasks_destructor_gives_its_va
         value.ok() == Some(21)
     });
     assert!(worked, "the scope in the destructor did not give its value");
-}
-
-/// tokio-style blocking inside an async body (`futures::executor::block_on` in sync library code
-/// the body calls), with the task aborted from another thread while the body is blocked: the
-/// region under the foreign `block_on` has a 200 ms deadline.
-///
-/// Checks: the region returns (nothing can drop it while the worker blocks: it returns the
-/// task's cancellation once it sees the task's poll is blocked), the body gets past the call,
-/// and the handle resolves `Cancelled(stop)` (the cancel came first).
-///
-/// What would break it: a region polled by a foreign executor inside a task's poll that waits
-/// for the task to drop it, which the task cannot while its poll is blocked.
-#[test]
-fn a_region_under_a_foreign_block_on_in_an_aborted_tasks_body_returns_at_its_deadline() {
-    within(secs(10), || {
-        let rt = runtime(2);
-        let (started, returned) = (Flag::default(), Flag::default());
-        let (running, region_returned) = (started.clone(), returned.clone());
-        let task = rt.spawn(async move {
-            running.set();
-            let outcome = futures_lite::future::block_on(klaw::cancel::move_on_after(
-                ms(200),
-                pending::<()>(),
-            ));
-            region_returned.set();
-            outcome
-        });
-        wait_for("the body blocks in the foreign block_on", || started.is_set());
-        assert!(task.cancel("stop"));
-        let outcome = rt.block_on(task);
-        assert!(returned.is_set(), "the region did not return at its deadline");
-        assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
-    });
-}
-
-/// The scope twin of the test above: a scope under a foreign `block_on` in a task's body, whose
-/// child fails after the task was cancelled from another thread. Checks: the scope returns its
-/// failure (the body gets past the call) and the handle resolves `Cancelled(stop)`. What would
-/// break it: a scope with failures that waits to be dropped because its task is cancelled, by a
-/// task whose poll is blocked polling it.
-#[test]
-fn a_failed_scope_under_a_foreign_block_on_in_an_aborted_tasks_body_returns() {
-    within(secs(10), || {
-        let rt = runtime(2);
-        let (started, returned) = (Flag::default(), Flag::default());
-        let (running, scope_returned) = (started.clone(), returned.clone());
-        let task = rt.spawn(async move {
-            let outcome: Result<(), Error> = futures_lite::future::block_on(async {
-                klaw::scope!(|s| {
-                    s.spawn(failing(7, ms(200)));
-                    running.set();
-                    Ok(())
-                })
-            });
-            scope_returned.set();
-            outcome.is_err()
-        });
-        wait_for("the body blocks in the scope", || started.is_set());
-        assert!(task.cancel("stop"));
-        let outcome = rt.block_on(task);
-        assert!(returned.is_set(), "the scope did not return");
-        assert!(matches!(outcome, Err(TaskError::Cancelled(_))), "{outcome:?}");
-    });
 }
 
 /// tokio: `rt_basic.rs::acquire_mutex_in_drop` (a destructor run by the runtime's teardown
