@@ -284,21 +284,23 @@ fn an_inline_tasks_timeout_returns_only_after_its_scopes_children() {
 
 // ---- 3. A blocking helper running a scope in a cancelled task's destructor --------------------
 
+/// Runs its closure when dropped, and records what it said.
+struct OnDrop(Option<Box<dyn FnOnce() -> bool + Send>>, Flag);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(step) = self.0.take() {
+            if step() {
+                self.1.set();
+            }
+        }
+    }
+}
+
 /// Runs `last_step` in the destructor of a value held by a task's body, once the task is
 /// cancelled through its handle and drops its body; gives what `last_step` said (true: it
 /// worked), after the task's handle resolved.
 fn in_a_cancelled_tasks_destructor(last_step: impl FnOnce() -> bool + Send + 'static) -> bool {
-    /// Runs its closure when dropped, and records what it said.
-    struct OnDrop(Option<Box<dyn FnOnce() -> bool + Send>>, Flag);
-    impl Drop for OnDrop {
-        fn drop(&mut self) {
-            if let Some(step) = self.0.take() {
-                if step() {
-                    self.1.set();
-                }
-            }
-        }
-    }
     within(Duration::from_secs(20), move || {
         let rt = runtime(2);
         let (worked, started) = (Flag::default(), Flag::default());
@@ -370,6 +372,89 @@ fn assert_each_started_child_reported_once(
     expected.sort_unstable();
     reported.sort_unstable();
     assert_eq!(reported, expected, "round {round} (cancel after {delay_us} µs)");
+}
+
+// Another executor's `block_on` (`futures_lite`'s, as `futures::executor::block_on` or
+// `pollster` would be) in the same destructor pushes no klaw frame: the body is dropped with its
+// task current but not polled, so what it runs there is not the task's to drop either.
+
+/// tokio: `test_abort_task_that_panics_on_drop_contained` (a destructor run by an abort must not
+/// wedge the task), with the destructor bounding an async cleanup by `move_on_after` under
+/// `futures_lite::future::block_on`, as the book bounds one under klaw's `block_on`.
+///
+/// Checks: the region returns `None` at its 5 ms deadline, and the task's handle resolves.
+///
+/// Breaks if a region under a foreign `block_on` in a cancelled task's destructor waits to be
+/// dropped by the task, which is blocked in that very destructor.
+#[test]
+fn a_bounded_cleanup_under_a_foreign_block_on_in_a_cancelled_tasks_destructor_returns() {
+    let worked = in_a_cancelled_tasks_destructor(|| {
+        let outcome = futures_lite::future::block_on(klaw::cancel::move_on_after(
+            ms(5),
+            std::future::pending::<()>(),
+        ));
+        outcome.is_none()
+    });
+    assert!(worked, "the region's own deadline did not end the cleanup");
+}
+
+/// The same destructor running a scope whose body awaits its local child (20 + 1), as
+/// `a_scope_run_by_block_on_in_a_cancelled_tasks_destructor_completes` does under klaw's
+/// `block_on`.
+///
+/// Checks: the scope gives 21 (or at least returns).
+///
+/// Breaks if a scope under a foreign `block_on` in a cancelled task's destructor takes the task's
+/// cancellation for its own.
+#[test]
+fn a_scope_under_a_foreign_block_on_in_a_cancelled_tasks_destructor_gives_its_value() {
+    let worked = in_a_cancelled_tasks_destructor(|| {
+        let value: Result<u32, Error> = futures_lite::future::block_on(async {
+            klaw::scope!(|s| {
+                let child = s.spawn_local(async { 20u32 });
+                Ok(child.await? + 1)
+            })
+        });
+        value.ok() == Some(21)
+    });
+    assert!(worked, "the scope in the destructor did not give its value");
+}
+
+/// tokio: `rt_basic.rs::acquire_mutex_in_drop` (a destructor run by the runtime's teardown
+/// blocks on something), with the bounded foreign cleanup of the first test: the runtime is shut
+/// down (`shutdown(0)`) while the task waits.
+///
+/// Checks: the shutdown returns, the cleanup returned at its deadline, nothing is abandoned.
+///
+/// Breaks if the shutdown's cancel poll of the task runs the destructor with the task "polled"
+/// and the region then waits forever: either a worker is stuck (reported abandoned, the cleanup
+/// never returned) or the shutdown's own thread is (the shutdown never returns).
+#[test]
+fn shutdown_lets_a_bounded_foreign_cleanup_in_a_destructor_return() {
+    within(Duration::from_secs(10), || {
+        let rt = runtime(1);
+        let (worked, started) = (Flag::default(), Flag::default());
+        let value = OnDrop(
+            Some(Box::new(|| {
+                let outcome = futures_lite::future::block_on(klaw::cancel::move_on_after(
+                    ms(5),
+                    std::future::pending::<()>(),
+                ));
+                outcome.is_none()
+            })),
+            worked.clone(),
+        );
+        let running = started.clone();
+        let _task = rt.spawn(async move {
+            let _value = value;
+            running.set();
+            std::future::pending::<()>().await;
+        });
+        assert!(wait_until(Duration::from_secs(10), || started.is_set()));
+        let report = rt.shutdown(Duration::ZERO);
+        assert!(worked.is_set(), "the cleanup did not return at its deadline: {report}");
+        assert_eq!(report.abandoned, 0, "{report}");
+    });
 }
 
 // ---- 4. Failures racing cancels: each failure that happened is reported exactly once -------

@@ -127,31 +127,10 @@ fn a_cancelled_tasks_handle_resolves_after_every_descendant_and_its_scope_unwind
 #[test]
 fn a_grandchilds_panicking_destructor_during_its_parents_abort_fails_the_outer_scope() {
     in_task(|| async move {
-        let started = Flag::default();
-        let middle_ref: Arc<Mutex<Option<TaskRef>>> = Arc::default();
-        let kept = middle_ref.clone();
-        let result: Result<(), Error> = klaw::scope!(|s| {
-            let seen = started.clone();
-            let middle = s.spawn(async move {
-                let _: Result<(), Error> = klaw::scope!(|inner| {
-                    inner.spawn(async move {
-                        let _bomb = PanicOnDrop("the grandchild's cleanup failed");
-                        seen.set();
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                });
-            });
-            *kept.lock().unwrap() = Some(middle.task_ref());
-            until(|| started.is_set()).await;
-            assert!(middle.cancel("abort"));
-            klaw::time::sleep(secs(20)).await; // the reported failure cancels this
-            Ok(())
-        });
+        let message = "the grandchild's cleanup failed";
+        let (result, middle) = abort_above_a_panicking_cleanup(false, message).await;
         let error = result.expect_err("the grandchild's cleanup panic was lost");
-        assert!(format!("{error:?}").contains("the grandchild's cleanup failed"), "{error:?}");
-        let middle = middle_ref.lock().unwrap().take().unwrap();
+        assert!(format!("{error:?}").contains(message), "{error:?}");
         assert_eq!(middle.cancel_reason(), Some(CancelReason::user("abort")));
     });
 }
@@ -165,28 +144,50 @@ fn a_grandchilds_panicking_destructor_during_its_parents_abort_fails_the_outer_s
 #[test]
 fn a_local_childs_panicking_destructor_during_its_tasks_abort_fails_the_outer_scope() {
     in_task(|| async move {
-        let started = Flag::default();
-        let result: Result<(), Error> = klaw::scope!(|s| {
-            let seen = started.clone();
-            let middle = s.spawn(async move {
-                let _: Result<(), Error> = klaw::scope!(|inner| {
-                    inner.spawn_local(async move {
-                        let _bomb = PanicOnDrop("the local child's cleanup failed");
-                        seen.set();
-                        pending::<()>().await;
-                    });
-                    pending::<()>().await;
-                    Ok(())
-                });
-            });
-            until(|| started.is_set()).await;
-            assert!(middle.cancel("abort"));
-            klaw::time::sleep(secs(20)).await;
-            Ok(())
-        });
+        let message = "the local child's cleanup failed";
+        let (result, _) = abort_above_a_panicking_cleanup(true, message).await;
         let error = result.expect_err("the local child's cleanup panic was lost");
-        assert!(format!("{error:?}").contains("the local child's cleanup failed"), "{error:?}");
+        assert!(format!("{error:?}").contains(message), "{error:?}");
     });
+}
+
+/// A scope whose child (`middle`) runs a scope with a child of its own, spawned or `local`,
+/// that holds a value whose destructor panics with `message`; `middle` is aborted once that
+/// child runs, and the outer body then sleeps (the reported failure cancels the sleep). Gives the
+/// outer scope's result, and `middle`.
+async fn abort_above_a_panicking_cleanup(
+    local: bool,
+    message: &'static str,
+) -> (Result<(), Error>, TaskRef) {
+    let started = Flag::default();
+    let middle_ref: Arc<Mutex<Option<TaskRef>>> = Arc::default();
+    let kept = middle_ref.clone();
+    let result: Result<(), Error> = klaw::scope!(|s| {
+        let seen = started.clone();
+        let middle = s.spawn(async move {
+            let _: Result<(), Error> = klaw::scope!(|inner| {
+                let holds_the_bomb = async move {
+                    let _bomb = PanicOnDrop(message);
+                    seen.set();
+                    pending::<()>().await;
+                };
+                if local {
+                    drop(inner.spawn_local(holds_the_bomb));
+                } else {
+                    drop(inner.spawn(holds_the_bomb));
+                }
+                pending::<()>().await;
+                Ok(())
+            });
+        });
+        *kept.lock().unwrap() = Some(middle.task_ref());
+        until(|| started.is_set()).await;
+        assert!(middle.cancel("abort"));
+        klaw::time::sleep(secs(20)).await; // the reported failure cancels this
+        Ok(())
+    });
+    let middle = middle_ref.lock().unwrap().take().expect("the middle task was spawned");
+    (result, middle)
 }
 
 /// A guard counted in `alive` whose drop first sets `dropping`, then takes 200 ms.

@@ -17,6 +17,24 @@ fn nats(config: NatsConfig) -> klaw_nats::Nats {
     klaw::runtime::block_on(klaw_nats::Nats::connect(config)).unwrap()
 }
 
+/// Two processes on one server, both in one namespace: `here` behind a proxy (its sends retry
+/// for `publish_retry_secs`), `there` straight to the server.
+struct TwoProcesses {
+    _server: NatsServer,
+    proxy: Proxy,
+    here: klaw_nats::Nats,
+    there: klaw_nats::Nats,
+}
+
+fn two_processes(namespace: &str, publish_retry_secs: u64) -> TwoProcesses {
+    let server = NatsServer::start();
+    let proxy = Proxy::to(port_of(&server.url));
+    let config = NatsConfig::new(proxy.url()).namespace(namespace);
+    let here = nats(config.publish_retry(Duration::from_secs(publish_retry_secs)));
+    let there = nats(server.config().namespace(namespace));
+    TwoProcesses { _server: server, proxy, here, there }
+}
+
 /// Two parts of a program open one channel on one connection; one closes it while its link is
 /// frozen (the server cannot confirm it), and is then done with it. Checks: the other part sees
 /// the close at once, and once the link is back every process sees it. What would break it: a
@@ -96,11 +114,7 @@ fn a_channel_whose_state_could_not_be_read_at_open_is_not_taken_for_open() {
 #[test]
 fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_value_back() {
     common::watchdog(Duration::from_secs(120), || {
-        let server = NatsServer::start();
-        let proxy = Proxy::to(port_of(&server.url));
-        let config = NatsConfig::new(proxy.url()).namespace("lateclose");
-        let here = nats(config.publish_retry(Duration::from_secs(30)));
-        let there = nats(server.config().namespace("lateclose"));
+        let TwoProcesses { _server, proxy, here, there } = two_processes("lateclose", 30);
         let (tx, _rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
         let (closer, drained) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
         proxy.freeze();
@@ -127,11 +141,7 @@ fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_valu
 #[test]
 fn a_broadcast_send_held_up_while_the_channel_closes_and_is_read_out_hands_its_value_back() {
     common::watchdog(Duration::from_secs(120), || {
-        let server = NatsServer::start();
-        let proxy = Proxy::to(port_of(&server.url));
-        let config = NatsConfig::new(proxy.url()).namespace("latebcast");
-        let here = nats(config.publish_retry(Duration::from_secs(6)));
-        let there = nats(server.config().namespace("latebcast"));
+        let TwoProcesses { _server, proxy, here, there } = two_processes("latebcast", 6);
         let (tx, _rx) = klaw::runtime::block_on(here.broadcast::<u32>("b", 8)).unwrap();
         let (closer, mut read_out) =
             klaw::runtime::block_on(there.broadcast::<u32>("b", 8)).unwrap();
@@ -248,11 +258,7 @@ fn a_close_the_user_may_not_make_fails_at_once_and_names_the_permission() {
 #[test]
 fn a_send_stored_before_a_close_whose_ack_was_lost_is_not_handed_back_as_closed() {
     common::watchdog(Duration::from_secs(120), || {
-        let server = NatsServer::start();
-        let proxy = Proxy::to(port_of(&server.url));
-        let config = NatsConfig::new(proxy.url()).namespace("acklost");
-        let here = nats(config.publish_retry(Duration::from_secs(30)));
-        let there = nats(server.config().namespace("acklost"));
+        let TwoProcesses { _server, proxy, here, there } = two_processes("acklost", 30);
         let (tx, _here_rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
         let (closer, rx) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
         proxy.freeze_answers();
@@ -323,10 +329,7 @@ fn a_channel_whose_close_stopped_half_way_is_closed_for_processes_that_had_it_op
 #[test]
 fn a_send_on_a_frozen_link_ends_within_its_retry_bound_plus_one_ack_wait() {
     common::watchdog(Duration::from_secs(120), || {
-        let server = NatsServer::start();
-        let proxy = Proxy::to(port_of(&server.url));
-        let config = NatsConfig::new(proxy.url()).namespace("frozenbound");
-        let here = nats(config.publish_retry(Duration::from_secs(1)));
+        let TwoProcesses { _server, proxy, here, there: _there } = two_processes("frozenbound", 1);
         let (tx, _rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
         proxy.freeze();
         let started = std::time::Instant::now();
