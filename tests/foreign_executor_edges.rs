@@ -41,14 +41,8 @@ fn tokio_current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
 }
 
-/// A child counted in `alive` until it is dropped (a drop that takes 50 ms); it never ends alone.
-fn slow_child(alive: &Alive) -> impl Future<Output = ()> + Send + 'static {
-    let guard = alive.guard(ms(50));
-    async move {
-        let _guard = guard;
-        pending::<()>().await;
-    }
-}
+/// How long a slow child's drop takes (`Alive::pending_child`).
+const SLOW_DROP: Duration = ms(50);
 
 /// A scope with a child of each kind, every one counted in `alive` until it has ended, under
 /// `limit = 5`: three parallel children, a blocking child that runs 60 ms past its cancel, a
@@ -58,7 +52,7 @@ fn slow_child(alive: &Alive) -> impl Future<Output = ()> + Send + 'static {
 async fn scope_with_every_kind_of_child(alive: Alive, ready: Flag) -> Result<(), Error> {
     klaw::scope!(limit = 5, |s| {
         for _ in 0..3 {
-            s.spawn(slow_child(&alive));
+            s.spawn(alive.pending_child(SLOW_DROP));
         }
         let guard = alive.guard(Duration::ZERO);
         s.spawn_blocking(move || {
@@ -85,9 +79,9 @@ async fn scope_with_every_kind_of_child(alive: Alive, ready: Flag) -> Result<(),
             });
         })
         .await?;
-        s.spawn(slow_child(&alive)); // waits for a slot
-        s.spawn_local(slow_child(&alive));
-        s.spawn_background(slow_child(&alive));
+        s.spawn(alive.pending_child(SLOW_DROP)); // waits for a slot
+        s.spawn_local(alive.pending_child(SLOW_DROP));
+        s.spawn_background(alive.pending_child(SLOW_DROP));
         ready.set();
         pending::<()>().await;
         Ok(())
@@ -412,7 +406,7 @@ fn a_scope_with_in_a_local_pool_that_is_dropped_blocks_until_its_children_end() 
                         std::thread::sleep(ms(80));
                         drop(guard);
                     });
-                    s.spawn(slow_child(&counted));
+                    s.spawn(counted.pending_child(SLOW_DROP));
                     Box::pin(async {
                         pending::<()>().await;
                         Ok(())
@@ -447,7 +441,7 @@ fn a_timed_out_scope_polled_by_tokio_returns_elapsed_after_its_children() {
                         std::thread::sleep(ms(50));
                         drop(guard);
                     });
-                    s.spawn(slow_child(&children));
+                    s.spawn(children.pending_child(SLOW_DROP));
                     pending::<()>().await;
                     Ok(())
                 })
@@ -541,7 +535,7 @@ fn a_shield_dropped_by_a_foreign_select_drops_its_future_and_waits_for_its_scope
             tokio_rt.block_on(async move {
                 let shielded = klaw::cancel::shield(async move {
                     let _: Result<(), Error> = klaw::scope!(|s| {
-                        s.spawn(slow_child(&counted));
+                        s.spawn(counted.pending_child(SLOW_DROP));
                         pending::<()>().await;
                         Ok(())
                     });
@@ -615,8 +609,8 @@ fn a_select_over_klaw_channels_dropped_by_tokio_timeout_loses_no_message() {
 /// `alive`; sets `ready` once they are there, then waits forever.
 async fn scope_with_three_children(alive: Alive, ready: Flag) {
     let _: Result<(), Error> = klaw::scope!(|s| {
-        s.spawn(slow_child(&alive));
-        s.spawn_local(slow_child(&alive));
+        s.spawn(alive.pending_child(SLOW_DROP));
+        s.spawn_local(alive.pending_child(SLOW_DROP));
         let guard = alive.guard(Duration::ZERO);
         s.spawn_blocking(move || {
             let _guard = guard;

@@ -46,17 +46,11 @@ fn is_cancelled(result: &Result<(), Error>) -> bool {
     matches!(result, Err(Error::Task { error: TaskError::Cancelled(_), .. }))
 }
 
-/// A child counted in `alive` from now until it is dropped, a drop that takes 150 ms: it never
-/// ends by itself, and its slow drop widens the window in which a parent that ends first is seen.
-fn slow_child(alive: &Alive) -> impl Future<Output = ()> + Send + 'static {
-    let guard = alive.guard(Duration::from_millis(150));
-    async move {
-        let _guard = guard;
-        pending::<()>().await;
-    }
-}
+/// How long a slow child's drop takes (`Alive::pending_child`): a slow drop widens the window in
+/// which a parent that ends first is seen.
+const SLOW_DROP: Duration = Duration::from_millis(150);
 
-/// A scope with one [`slow_child`] whose body calls `spawned` and then waits forever: only a
+/// A scope with one slow child (`Alive::pending_child`) whose body calls `spawned` and then waits forever: only a
 /// cancel or a drop ends it.
 async fn scope_with_a_slow_child(
     alive: &Alive,
@@ -83,7 +77,7 @@ async fn scope_holding(
 ) -> Result<(), Error> {
     klaw::scope!(|s| {
         let _held = held;
-        s.spawn(slow_child(alive));
+        s.spawn(alive.pending_child(SLOW_DROP));
         spawned();
         pending::<()>().await;
         Ok(())
@@ -357,7 +351,7 @@ fn a_local_child_panicking_on_drop_does_not_cut_the_regions_wait_short() {
                     let _bomb = PanicOnDrop;
                     pending::<()>().await;
                 });
-                s.spawn(slow_child(&children));
+                s.spawn(children.pending_child(SLOW_DROP));
                 pending::<()>().await;
                 Ok(())
             })
@@ -430,7 +424,7 @@ fn a_background_child_of_a_scope_dropped_by_a_region_is_waited_for() {
         let children = alive.clone();
         let outcome = klaw::cancel::move_on_after(Duration::from_millis(10), async move {
             klaw::scope!(|s| {
-                s.spawn_background(slow_child(&children));
+                s.spawn_background(children.pending_child(SLOW_DROP));
                 pending::<()>().await;
                 Ok(())
             })

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{
-    Alive, DEADLINE, FetchError, Flag, fetch_ids, in_task, ms, runtime, secs, until, within,
+    Alive, DEADLINE, FetchError, Flag, PanicOnDrop, fetch_ids, in_task, ms, runtime, secs, until,
+    within,
 };
 use klaw::task::TaskRef;
 use klaw::{CancelReason, Error, Task, TaskError};
@@ -41,17 +42,6 @@ impl Drop for Logged {
     fn drop(&mut self) {
         std::thread::sleep(self.drop_takes);
         self.log.lock().unwrap().push(self.name);
-    }
-}
-
-/// Panics with its message when dropped (unless already unwinding).
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("{}", self.0);
-        }
     }
 }
 

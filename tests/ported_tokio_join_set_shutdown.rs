@@ -14,28 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Alive, in_task, ms, until};
+use common::{Alive, PanicOnDrop, in_task, ms, until};
 use klaw::{CancelReason, Error, TaskError};
 
-/// Panics with its message when dropped (unless already unwinding).
-struct PanicOnDrop(&'static str);
-
-impl Drop for PanicOnDrop {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            panic!("{}", self.0);
-        }
-    }
-}
-
-/// A child counted in `alive` until it is dropped (a drop that takes 30 ms); it never ends alone.
-fn slow_child(alive: &Alive) -> impl Future<Output = ()> + Send + 'static {
-    let guard = alive.guard(ms(30));
-    async move {
-        let _guard = guard;
-        pending::<()>().await;
-    }
-}
+/// How long a slow child's drop takes (`Alive::pending_child`).
+const SLOW_DROP: Duration = ms(30);
 
 /// tokio: `JoinSet::shutdown` ("aborts all tasks and waits for them to finish shutting down"),
 /// as `spawn_then_shutdown` uses it, with children that each run a scope of their own holding a
@@ -68,7 +51,7 @@ fn cancel_all_then_drain_returns_only_after_every_childs_descendants_ended() {
                             }
                             std::thread::sleep(ms(40));
                         });
-                        inner.spawn(slow_child(&alive));
+                        inner.spawn(alive.pending_child(SLOW_DROP));
                         pending::<()>().await;
                         Ok(())
                     });

@@ -99,6 +99,27 @@ impl Alive {
     pub fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// A child counted here from now until it is dropped, a drop that takes `drop_takes`: it
+    /// never ends by itself.
+    pub fn pending_child(&self, drop_takes: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let guard = self.guard(drop_takes);
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A destructor that fails: panics with its message when dropped (unless already unwinding).
+pub struct PanicOnDrop(pub &'static str);
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("{}", self.0);
+        }
+    }
 }
 
 impl Drop for AliveGuard {
@@ -320,7 +341,7 @@ impl Drop for Inside {
 }
 
 /// `n` milliseconds.
-pub fn ms(n: u64) -> Duration {
+pub const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 

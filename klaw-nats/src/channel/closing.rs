@@ -80,8 +80,7 @@ impl Closing {
         let closed = shared_per_channel(&connection.closed_flags, &key);
         // A stream already moved off its subject is closed too, though its key may be missing
         // (the process closing it stopped between the two steps).
-        let sealed = stream.cached_info().config.subjects == [sealed_subject(subject)];
-        if stored.is_some() || sealed {
+        if stored.is_some() || is_sealed(&stream.cached_info().config, subject) {
             closed.store(true, Ordering::Release);
         }
         let flag = Arc::downgrade(&closed);
@@ -179,11 +178,10 @@ impl Sealing {
     /// close, or a close stored again) it changes nothing.
     async fn seal(&self) -> Result<(), String> {
         let mut config = self.config().await?;
-        let sealed = sealed_subject(&self.subject);
-        if config.subjects == [sealed.clone()] {
+        if is_sealed(&config, &self.subject) {
             return Ok(());
         }
-        config.subjects = vec![sealed];
+        config.subjects = vec![sealed_subject(&self.subject)];
         let tail = format!(".STREAM.UPDATE.{}", self.stream);
         match self.refusals.unless_refused(&tail, self.jetstream.update_stream(&config)).await {
             Some(updated) => updated.map(drop).map_err(|error| error.to_string()),
@@ -203,7 +201,7 @@ impl Sealing {
 
     /// Whether the stream was moved off its subject (a close, maybe not finished).
     async fn is_sealed(&self) -> Result<bool, String> {
-        Ok(self.config().await?.subjects == [sealed_subject(&self.subject)])
+        Ok(is_sealed(&self.config().await?, &self.subject))
     }
 }
 
@@ -211,6 +209,11 @@ impl Sealing {
 /// channel sends to it).
 fn sealed_subject(subject: &str) -> String {
     format!("{subject}.closed")
+}
+
+/// Whether a channel's stream, configured so, was moved off the channel's `subject`.
+fn is_sealed(config: &stream::Config, subject: &str) -> bool {
+    config.subjects == [sealed_subject(subject)]
 }
 
 /// Closes the channel on the server: the stream first, then the key (see the module's doc).
