@@ -15,7 +15,8 @@ use std::future::pending;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{DEADLINE, Flag, ms, runtime, secs, until, within};
+use common::{DEADLINE, Flag, SetOnDrop, ms, runtime, secs, until, wait_for, within};
+use klaw::runtime::ShutdownReport;
 use klaw::{CancelReason, Error, TaskError};
 
 /// What the three children of the shielded cleanup below finished.
@@ -94,6 +95,59 @@ fn a_shielded_cleanup_finishes_every_child_of_its_scope_when_its_task_is_cancell
     });
 }
 
+/// Runs [`shielded_cleanup`] in a task and, once its blocking child runs, shuts the runtime down
+/// with no grace period: what finished, and the report.
+fn shutdown_during_a_shielded_cleanup() -> (Flushed, ShutdownReport) {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let flushed = Flushed::default();
+        let (started_tx, started) = mpsc::channel();
+        let _task = rt.spawn(shielded_cleanup(flushed.clone(), started_tx));
+        started.recv_timeout(secs(10)).expect("the cleanup started");
+        let report = rt.shutdown(Duration::ZERO);
+        (flushed, report)
+    })
+}
+
+/// The test above with `shutdown(0)` as the outer cancellation, looking at the local child: a
+/// shutdown cancels the task, and the shield holds the scope's children as it does for any
+/// other cancel of the task, within the shutdown's cancel grace (1 s).
+///
+/// Breaks if shutdown cancelled each task directly (children of a scope in a shield included,
+/// as it did): the local child cancelled itself at its next poll, 0 ms into its 100.
+#[test]
+fn shutdown_lets_a_shielded_cleanup_finish_its_scopes_local_child() {
+    let (flushed, report) = shutdown_during_a_shielded_cleanup();
+    assert!(flushed.local.is_set(), "the shielded scope's local child was cut short: {report}");
+    assert_eq!(report.abandoned, 0, "{report}");
+}
+
+/// The same, looking at the parallel child of the shielded scope.
+///
+/// Breaks if the shutdown cancelled every waiting task directly (the parallel child sleeping its
+/// 100 ms was cancelled at once).
+#[test]
+fn shutdown_lets_a_shielded_cleanup_finish_its_scopes_parallel_child() {
+    let (flushed, report) = shutdown_during_a_shielded_cleanup();
+    assert!(
+        flushed.parallel.is_set(),
+        "the shielded scope's parallel child was cut short: {report}"
+    );
+}
+
+/// The same, looking at the blocking child, which checks `is_cancelled()` between steps.
+///
+/// Breaks if the blocking pool's shutdown cancelled every running closure directly (the closure
+/// saw `is_cancelled()` and returned after one step).
+#[test]
+fn shutdown_lets_a_shielded_cleanup_finish_its_scopes_blocking_child() {
+    let (flushed, report) = shutdown_during_a_shielded_cleanup();
+    assert!(
+        flushed.blocking.is_set(),
+        "the shielded scope's blocking child was cut short: {report}"
+    );
+}
+
 /// tokio: `rt_common::shutdown_timeout` / `rt_common::outstanding_tasks_dropped` with a task
 /// whose scope has a blocking child that ignores its cancel for longer than the shutdown's cancel
 /// grace (1 s, `runtime/mod.rs::CANCEL_GRACE`): held on a channel until the test releases it.
@@ -137,5 +191,83 @@ fn a_scope_tasks_handle_waits_for_a_blocking_child_that_outlives_the_shutdowns_c
             matches!(outcome, Err(TaskError::Cancelled(CancelReason::Shutdown))),
             "{outcome:?}"
         );
+    });
+}
+
+/// A scope whose task is stuck in a poll that never yields (its body spins after spawning a
+/// child), shut down with no grace period.
+///
+/// Checks: the shutdown first cancels only the tasks nothing else reaches, and the stuck task
+/// never hears it, so nothing reaches its scope's child either; when its cancel grace is over
+/// with tasks left, it cancels every task directly, so the child is dropped before `shutdown`
+/// returns, and only the stuck task is reported abandoned.
+///
+/// Breaks if the shutdown left the children of scopes to their tasks with no last resort: the
+/// child would wait for ever, held by the executor the stuck worker keeps.
+#[test]
+fn a_child_whose_scopes_task_is_stuck_in_a_poll_is_cancelled_at_the_shutdowns_last_resort() {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let (release, child_dropped, child_started) =
+            (Flag::default(), Flag::default(), Flag::default());
+        let (spinning, dropped, started) =
+            (release.clone(), child_dropped.clone(), child_started.clone());
+        let _stuck = rt.spawn(async move {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                s.spawn(async move {
+                    let _dropped = SetOnDrop(dropped);
+                    started.set();
+                    pending::<()>().await;
+                });
+                // Never yields: this worker is stuck here until the test releases it.
+                while !spinning.is_set() {
+                    std::hint::spin_loop();
+                }
+                Ok(())
+            });
+        });
+        wait_for("the child to start", || child_started.is_set());
+        let report = rt.shutdown(Duration::ZERO);
+        let dropped_by_then = child_dropped.is_set();
+        release.set();
+        assert!(dropped_by_then, "the stuck task's child outlived the shutdown: {report}");
+        assert_eq!(report.abandoned, 1, "{report}");
+    });
+}
+
+/// A shielded cleanup whose scope's child takes longer than the shutdown's cancel grace (1 s).
+///
+/// Checks: `shutdown(0)` does not wait for it: once the grace is over, the child is cancelled
+/// and dropped, the cleanup's scope returns, the task ends, and nothing is abandoned.
+///
+/// Breaks if a shield held a scope's children through the shutdown's last resort (the shutdown
+/// would report the task abandoned, its child still waiting).
+#[test]
+fn a_shielded_cleanup_longer_than_the_shutdowns_grace_is_cut_at_its_last_resort() {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let (child_finished, child_dropped, child_started) =
+            (Flag::default(), Flag::default(), Flag::default());
+        let (finished, dropped, started) =
+            (child_finished.clone(), child_dropped.clone(), child_started.clone());
+        let task = rt.spawn(async move {
+            klaw::cancel::shield(async move {
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    s.spawn(async move {
+                        let _dropped = SetOnDrop(dropped);
+                        started.set();
+                        klaw::time::sleep(secs(60)).await;
+                        finished.set();
+                    });
+                    Ok(())
+                });
+            })
+            .await;
+        });
+        wait_for("the child to start", || child_started.is_set());
+        let report = rt.shutdown(Duration::ZERO);
+        assert!(child_dropped.is_set() && !child_finished.is_set(), "{report}");
+        assert_eq!(report.abandoned, 0, "{report}");
+        assert!(task.is_finished(), "{report}");
     });
 }

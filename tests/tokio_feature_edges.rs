@@ -455,8 +455,8 @@ fn a_klaw_deadline_ends_a_tokio_write_to_a_peer_that_never_reads_and_closes_the_
     });
 }
 
-/// runtime.md ("Shutting down": blocking closures "get one more second to notice, then are
-/// reported `abandoned`") and tokio_context.rs (the tokio runtime is shut down without waiting).
+/// runtime.md ("Shutting down": a blocking closure that ignores `is_cancelled()` is reported
+/// `abandoned`) and tokio_context.rs (the tokio runtime is shut down without waiting).
 /// A blocking child blocked in tokio's `Handle::block_on` on a read that never comes: shutdown
 /// returns within a few seconds, and once the tokio runtime is shut down the read fails (tokio's
 /// drivers wake what waits on them at shutdown), so the closure ends on its own too.

@@ -16,8 +16,9 @@ const REAL_TIME: &[(&str, &str, usize, &str)] = &[
     (
         "runtime/shutdown.rs",
         "Instant::now() +",
-        1,
-        "shutdown's grace periods bound how long the calling thread blocks",
+        2,
+        "shutdown's grace periods (the cancel grace, then the last resort's) bound how long the \
+         calling thread blocks",
     ),
     ("runtime/stats.rs", "async_io::Timer", 1, "shutdown's wait for the cancelled tasks"),
     (

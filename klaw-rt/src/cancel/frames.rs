@@ -204,6 +204,18 @@ pub(crate) fn enclosing() -> Enclosing {
     }
 }
 
+/// True if a scope opening here is reached by the task polled here: it opens in a task's poll
+/// and not inside one of klaw's blocking helpers there (which nothing around the call reaches
+/// into). What encloses the scope, up to the task, then cancels it when the task is cancelled,
+/// unless a shield holds it; so a runtime's shutdown, which cancels the task, leaves the scope's
+/// children to it (see `Stats::cancel_for_shutdown`).
+pub(crate) fn scope_reached_by_task() -> bool {
+    current::task_is_polled()
+        && FRAMES.with(|frames| {
+            !own_frames(&frames.borrow()).any(|frame| matches!(frame, FrameKind::Blocking))
+        })
+}
+
 /// What a new shield must hold up: the cancel regions it is inside and the task itself, and, in
 /// a scope's local child, what encloses the scope in the task that polls the child (its regions
 /// and that task, and so on out), since any of them dropping the scope drops the child with
@@ -259,12 +271,12 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
 /// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub fn is_cancelled() -> bool {
-    // A task on a worker whose runtime is shutting down is cancelled, though the shutdown may not
-    // have reached it yet (it does at the task's next poll, or here): seeing it cancels the task,
-    // so that what it returns now loses to the cancellation, as after any cancel it saw.
+    // A task on a worker whose runtime's shutdown cancels it is cancelled, though the shutdown
+    // may not have reached it yet (it does at the task's next poll, or here): seeing it cancels
+    // the task, so that what it returns now loses to the cancellation, as after any cancel it saw.
     around_here(RegionState::is_cancelled, |task| {
         task.is_cancelled()
-            || (current::runtime_shutting_down() && {
+            || (current::runtime_shutdown_cancels(task) && {
                 task.cancel(CancelReason::Shutdown);
                 true
             })

@@ -33,6 +33,9 @@ struct PoolState {
     threads: usize,
     idle: usize,
     shutdown: bool,
+    /// Set by a shutdown's first step (`cancel_roots`): a job submitted from then on whose task
+    /// no scope's task reaches is dropped, which cancels its task, as after `shutdown`.
+    roots_refused: bool,
     /// Tasks running now, so shutdown can cancel them (they see `klaw::cancel::is_cancelled()`).
     running: HashMap<TaskId, HeaderRef>,
 }
@@ -87,6 +90,16 @@ impl JobQueue {
             self.head += 1;
         }
         Some(job)
+    }
+
+    /// Takes out every queued job whose task `take` picks, leaving the rest in their order.
+    fn take_where(&mut self, take: impl Fn(&Queued) -> bool) -> Vec<Queued> {
+        let seqs: Vec<u64> = (self.head..)
+            .zip(&self.slots)
+            .filter(|(_, slot)| slot.as_ref().is_some_and(&take))
+            .map(|(seq, _)| seq)
+            .collect();
+        seqs.into_iter().filter_map(|seq| self.withdraw(seq)).collect()
     }
 
     fn take_all(&mut self) -> Vec<Queued> {
@@ -147,7 +160,7 @@ impl BlockingPool {
         let hold = self.shared.clock.as_ref().map(VirtualClock::hold);
         let header = task.clone();
         let mut state = self.shared.lock();
-        if state.shutdown {
+        if state.shutdown || (state.roots_refused && !header.header().reached_through_scope()) {
             drop(state);
             drop((job, hold));
             return;
@@ -212,6 +225,26 @@ impl BlockingPool {
                 orphan.task.cancel(CancelReason::user(reason));
             }
         }
+    }
+
+    /// A shutdown's first step (see `ShutdownPhase`): cancels the queued and running blocking
+    /// tasks that no scope's task reaches. The rest (children of scopes in tasks' polls) hear
+    /// their scope's cancel, unless a shield holds it; the threads go on running them.
+    pub(crate) fn cancel_roots(&self) {
+        let reached_through_scope = |task: &HeaderRef| task.header().reached_through_scope();
+        let mut state = self.shared.lock();
+        state.roots_refused = true;
+        // Out of the queue before any running closure hears its cancel: a thread that a
+        // cancelled closure frees must not start one of these.
+        let queued = state.queue.take_where(|queued| !reached_through_scope(&queued.task));
+        let running: Vec<HeaderRef> =
+            state.running.values().filter(|task| !reached_through_scope(task)).cloned().collect();
+        drop(state);
+        for task in running {
+            task.cancel(CancelReason::Shutdown);
+        }
+        // Each dropped job publishes its task as cancelled (reason: shutdown).
+        drop(queued);
     }
 
     /// Cancels queued and running blocking tasks and lets the threads retire.

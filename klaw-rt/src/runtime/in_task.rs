@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::runtime::executor::Spawner;
 use crate::sync::UnsafeCell;
-use crate::task::core::{Completer, FailureTaker, HeaderRef, Joiner, TaskCore};
+use crate::task::core::{Completer, FailureTaker, Header, HeaderRef, Joiner, TaskCore};
 use crate::task::descendants::Failures;
 use crate::task::handle::TaskOutput;
 use crate::task::runner::{AsyncRunner, Report};
@@ -164,8 +164,8 @@ impl<R> SlotReport<R> {
 }
 
 impl<E, R: Report<E>> Report<E> for SlotReport<R> {
-    fn shutting_down(&self) -> bool {
-        self.with(|report| report.is_some_and(R::shutting_down))
+    fn shutdown_cancels(&self, task: &Header) -> bool {
+        self.with(|report| report.is_some_and(|report| report.shutdown_cancels(task)))
     }
 
     fn first_wait(&mut self, task: HeaderRef) {

@@ -60,8 +60,13 @@ use stats::Stats;
 use tokio_context::{OwnedTokio, TokioContext};
 
 /// How long shutdown waits, after cancelling, for workers to leave their current poll and for
-/// cancelled blocking closures to return. What is still running then is reported abandoned.
+/// cancelled blocking closures to return, and for shielded cleanups to finish.
 const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits once more if tasks are left after [`CANCEL_GRACE`], once it has
+/// cancelled every task, a shielded scope's children included. What is still running then is
+/// reported abandoned.
+const LAST_RESORT_GRACE: Duration = Duration::from_millis(250);
 
 /// What every handle of a runtime shares. It never owns the executor, so tasks (which hold this)
 /// cannot keep the executor, and so themselves, alive after shutdown.
@@ -202,8 +207,8 @@ impl Runtime {
                     let shared = context.shared.clone();
                     let _context = context::enter(context);
                     crate::coop::set_sole_worker(sole_worker);
-                    let shutdown = shared.stats.shutdown_flag();
-                    crate::task::current::with_shutdown_flag(shutdown, || match clock {
+                    let shutdown = shared.stats.shutdown_phase();
+                    crate::task::current::with_shutdown_phase(shutdown, || match clock {
                         None => async_io::block_on(executor.run(workers.stopped())),
                         Some(clock) => {
                             async_io::block_on(paused::drive(&executor, &clock, &workers));

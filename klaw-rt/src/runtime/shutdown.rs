@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::context::{self, Context};
 use super::stats::wait_until;
-use super::{CANCEL_GRACE, Runtime, ShutdownReport};
+use super::{CANCEL_GRACE, LAST_RESORT_GRACE, Runtime, ShutdownReport};
 use crate::sync::{Mutex, Ordering};
 
 impl Runtime {
@@ -14,9 +14,12 @@ impl Runtime {
     /// `Shutdown`) and returns what happened. A timeout is never a panic or an untyped error
     /// that could escape: a grace period that ran out is `report.grace_expired`.
     ///
-    /// Tasks may still spawn during the grace period. After it, pending tasks are cancelled at
-    /// once; a worker stuck in a body that never yields, and blocking closures, get one more
-    /// second to notice, then are reported `abandoned`.
+    /// Tasks may still spawn during the grace period. After it, the tasks nothing else reaches
+    /// (spawned on the runtime, or children of a scope outside any task) are cancelled at once,
+    /// and the cancellation runs down the tree from them: a shield holds it as on any other
+    /// path, a scope opened in the shield keeping its children. After one more second, every
+    /// task left is cancelled directly; a worker stuck in a body that never yields, and blocking
+    /// closures, get a quarter of a second more to notice, then are reported `abandoned`.
     ///
     /// Call it from outside the runtime: the thread that built it, once its `block_on` has
     /// returned. Inside one of the runtime's own tasks or blocking closures it cannot wait for
@@ -102,31 +105,49 @@ impl Runtime {
         // years, as klaw's timers do, rather than panic.
         let all_ended = stats.wait_idle(crate::time::deadline_after(started, grace));
 
-        // Cancel what is left: every task polled from now on cancels itself, every waiting task
-        // is cancelled (and so woken), and the blocking pool cancels its queued and running
-        // closures. This does not depend on any worker: a worker stuck in a body that never
-        // yields holds up only that task.
-        stats.cancel_all_for_shutdown();
-        self.shared.blocking.shutdown();
+        // Cancel what is left, from the top: every task nothing else reaches (spawned on the
+        // runtime, or a child of a scope outside any task) is cancelled if it waits, or cancels
+        // itself when next polled, and the blocking pool cancels such closures. What they
+        // enclose hears it as from any cancel, so a shield holds a scope's children as it does
+        // on every other path. If every worker is stuck in a body that never yields, nothing
+        // moves until the last resort below, which does not depend on any worker.
+        stats.cancel_for_shutdown(false);
+        self.shared.blocking.cancel_roots();
         let cancel_deadline = Instant::now() + CANCEL_GRACE;
-        // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
-        // even if every worker is stuck; it steals from their queues.
-        let executor = self.executor().clone();
-        let context =
-            Context { executor: executor.clone(), shared: self.shared.clone(), is_worker: false };
-        {
+        let mut last_deadline = cancel_deadline;
+        // Only the workers run tasks meanwhile. Were this thread to run one, it could be a child
+        // this step leaves to its scope's task, computing until it hears a cancel that only its
+        // scope's next poll (queued behind it) or the last resort below would bring.
+        if !stats.wait_idle(cancel_deadline) {
+            // Tasks are left (a stuck worker, a cleanup longer than the grace, a task under a
+            // stuck one that never heard the cancel): cancel every one of them directly.
+            stats.cancel_for_shutdown(true);
+            self.shared.blocking.shutdown();
+            last_deadline = Instant::now() + LAST_RESORT_GRACE;
+            // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
+            // even if every worker is stuck; it steals from their queues. Each task it polls is
+            // cancelled before its body runs (only a shield's own code goes on).
+            let executor = self.executor().clone();
+            let context = Context {
+                executor: executor.clone(),
+                shared: self.shared.clone(),
+                is_worker: false,
+            };
             // The tasks polled (and dropped) here may hold tokio resources.
             let _tokio = self.shared.tokio.enter();
             let _context = context::enter(context);
-            async_io::block_on(executor.run(stats.idle(cancel_deadline)));
+            async_io::block_on(executor.run(stats.idle(last_deadline)));
         }
-        drop(executor);
+        // Every task is cancelled now, or has ended. From here on every spawn is refused, a
+        // scope's child included, and the pool's threads may retire.
+        stats.cancel_for_shutdown(true);
+        self.shared.blocking.shutdown();
 
         // Stop the workers; each leaves after its current poll.
         self.workers.stop.store(true, Ordering::Release);
         self.workers.stop_event.notify(usize::MAX);
         let worker_count = self.threads.len();
-        wait_until(&self.workers.exit_event, cancel_deadline, || {
+        wait_until(&self.workers.exit_event, last_deadline, || {
             self.workers.exited.load(Ordering::Acquire) == worker_count
         });
         for thread in std::mem::take(&mut self.threads) {
@@ -141,8 +162,8 @@ impl Runtime {
         drop(self.executor.take());
         // A spawn from another thread that began before the cancelling has its task counted
         // (live, then ended) before the report; any later one is refused, counted as cancelled.
-        stats.settle_spawns(cancel_deadline);
-        stats.wait_idle(cancel_deadline);
+        stats.settle_spawns(last_deadline);
+        stats.wait_idle(last_deadline);
         if let Some(clock) = &self.shared.clock {
             // Nothing moves the clock now: what still waits on it is due (and a timer's waker,
             // which can hold a task that holds the clock, is let go).

@@ -21,7 +21,9 @@ use crate::runtime::in_task;
 use crate::runtime::limit::Limit;
 use crate::runtime::stats::Stats;
 use crate::runtime::waiting::{self, WaitingBlocking, WaitingChild};
-use crate::task::core::{Completer, CoreRef, FailureTaker, HeaderRef, Joiner, TaskCore, new_task};
+use crate::task::core::{
+    Completer, CoreRef, FailureTaker, Header, HeaderRef, Joiner, TaskCore, new_task,
+};
 use crate::task::descendants::{AdoptedFailure, Failures};
 use crate::task::guard::drop_contained;
 use crate::task::handle::TaskOutput;
@@ -183,8 +185,8 @@ impl<P> Accounting<P> {
 
 impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
     #[inline]
-    fn shutting_down(&self) -> bool {
-        self.stats.as_ref().is_some_and(|stats| stats.is_shutting_down())
+    fn shutdown_cancels(&self, task: &Header) -> bool {
+        self.stats.as_ref().is_some_and(|stats| stats.shutdown_cancels(task))
     }
 
     fn first_wait(&mut self, task: HeaderRef) {
@@ -236,11 +238,13 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
     }
 }
 
-/// Where a new task belongs: its scope's name (for its span) and its scope's limit, if any.
+/// Where a new task belongs: its scope's name (for its span) and its scope's limit, if any, and
+/// whether the task that runs the scope reaches it (see `ScopeInfo::reached_by_task`).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Placement<'a> {
     pub(crate) scope: Option<&'a str>,
     pub(crate) limit: Option<&'a Arc<Limit>>,
+    pub(crate) reached_through_scope: bool,
 }
 
 /// A new task, before anything runs it.
@@ -357,10 +361,12 @@ where
     M: Outcome<F::Output> + 'static,
     P: ParentLink<M::Err>,
 {
-    let Placement { scope, limit } = placement;
+    let Placement { scope, limit, reached_through_scope } = placement;
     // Once a shutdown cancels what is left, a new task would only be polled to cancel itself;
-    // refused at once, it cannot keep a shutdown waiting however fast it is spawned.
-    let under_way = shared.stats.begin_spawn();
+    // refused at once, it cannot keep a shutdown waiting however fast it is spawned. (A child of
+    // a scope its task reaches is refused only once the shutdown cancels every task: until
+    // then, a shield may hold its scope open, and a shielded cleanup may spawn.)
+    let under_way = shared.stats.begin_spawn(reached_through_scope);
     let executor = executor.filter(|_| under_way.is_some());
     if let (Some(_), Some(limit)) = (executor, limit) {
         let (completer, parent, handle) = enlist(&shared.stats, name, parent);
@@ -429,7 +435,7 @@ where
     M: Outcome<O> + 'static,
     P: ParentLink<M::Err>,
 {
-    let Placement { scope, limit } = placement;
+    let Placement { scope, limit, .. } = placement;
     if let Some(limit) = limit {
         let (completer, parent, handle) = enlist(&shared.stats, task.name, parent);
         waiting::admit(limit, WaitingBlocking::<F, O, M, P>::new(task.body, completer, parent));

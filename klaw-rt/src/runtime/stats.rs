@@ -17,8 +17,9 @@ use slab::Slab;
 
 use crate::runtime::dump::{RuntimeDump, ScopeView};
 
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence};
-use crate::task::core::HeaderRef;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, fence};
+use crate::task::core::{Header, HeaderRef};
+use crate::task::shutdown_phase::ShutdownPhase;
 use crate::task::state::Kind;
 use crate::task::{CancelReason, TaskId};
 
@@ -85,8 +86,9 @@ pub(crate) struct Stats {
     /// it. `Event::notify` takes the event's lock and a full fence even with nobody listening,
     /// and every task ends once.
     watching_ends: AtomicUsize,
-    /// Set when shutdown starts cancelling: a task polled from then on cancels itself.
-    shutting_down: AtomicBool,
+    /// Set when shutdown starts cancelling: a task it cancels that is polled from then on
+    /// cancels itself.
+    shutting_down: ShutdownPhase,
     /// Tasks spawned after the runtime shut down: cancelled before they were ever live.
     refused: AtomicU64,
     parked: Parked,
@@ -94,25 +96,27 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// The flag itself, for a worker thread to show to the code it runs
-    /// (`current::with_shutdown_flag`).
-    pub(crate) fn shutdown_flag(&self) -> &AtomicBool {
+    /// The phase itself, for a worker thread to show to the code it runs
+    /// (`current::with_shutdown_phase`).
+    pub(crate) fn shutdown_phase(&self) -> &ShutdownPhase {
         &self.shutting_down
     }
 
-    /// True once shutdown has started cancelling what is left.
+    /// True if shutdown has started cancelling what is left, and cancels `task` directly.
     #[inline]
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
+    pub(crate) fn shutdown_cancels(&self, task: &Header) -> bool {
+        self.shutting_down.cancels(task)
     }
 
-    /// Lists a task that is about to wait. If shutdown has started meanwhile, the task is
-    /// cancelled here, since shutdown may have looked at the list before it was on it.
+    /// Lists a task that is about to wait. If the shutdown cancels it, it is cancelled here,
+    /// since the shutdown may have looked at the list before it was on it.
     pub(crate) fn park(&self, task: HeaderRef) {
         let id = task.header().id();
         let replaced = self.parked.shard(id).insert(id, (task.clone(), Instant::now()));
         debug_assert!(replaced.is_none(), "a task is listed once");
-        if self.shutting_down.load(Ordering::SeqCst) {
+        // The shard's lock orders this with `cancel_for_shutdown`: whichever takes it second
+        // sees the other's task or phase.
+        if self.shutting_down.cancels(task.header()) {
             task.cancel(CancelReason::Shutdown);
         }
     }
@@ -123,12 +127,23 @@ impl Stats {
         drop(removed); // outside the lock: it may be the last reference to the task's core
     }
 
-    /// Starts the end: from now on every task polled cancels itself, and every task waiting
-    /// now is cancelled (which wakes it, so it is dropped when next polled).
-    pub(crate) fn cancel_all_for_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+    /// Starts the end, or its last resort (`every_task`; see `ShutdownPhase`): from now on
+    /// every task the shutdown cancels cancels itself when polled, and each such task waiting now
+    /// is cancelled (which wakes it, so it is dropped when next polled).
+    pub(crate) fn cancel_for_shutdown(&self, every_task: bool) {
+        if every_task {
+            self.shutting_down.cancel_every_task();
+        } else {
+            self.shutting_down.cancel_roots();
+        }
         for shard in &self.parked.shards {
-            let waiting: Vec<HeaderRef> = shard.lock().values().map(|(t, _)| t.clone()).collect();
+            let waiting: Vec<HeaderRef> = shard
+                .lock()
+                .values()
+                .filter(|(task, _)| self.shutting_down.cancels(task.header()))
+                .map(|(task, _)| task.clone())
+                .collect();
+            // Outside the shard's lock: a cancel runs the task's hooks.
             for task in waiting {
                 task.cancel(CancelReason::Shutdown);
             }
@@ -162,21 +177,22 @@ impl Stats {
         self.shards[my_shard()].spawned.fetch_add(1, Ordering::Release);
     }
 
-    /// Starts a spawn: `None` once a shutdown cancels what is left, and the task must then be
-    /// refused ([`task_refused`](Self::task_refused)). A SeqCst fence between the count and the
-    /// flag's load, and one between the flag's store in
-    /// [`cancel_all_for_shutdown`](Self::cancel_all_for_shutdown) and the loads of
+    /// Starts a spawn: `None` once a shutdown cancels what is left (for a child of a scope its
+    /// task reaches, `reached_through_scope`, once it cancels every task), and the task must then
+    /// be refused ([`task_refused`](Self::task_refused)). A SeqCst fence between the count and
+    /// the phase's load, and one between the last phase's store in
+    /// [`cancel_for_shutdown`](Self::cancel_for_shutdown) and the loads of
     /// [`settle_spawns`](Self::settle_spawns): either the shutdown sees this spawn under way and
     /// waits for it (its task then ends or is live, and counted either way), or this spawn sees
     /// the flag. Without it, a task spawned from another thread while the shutdown reports
     /// could be counted as spawned and not yet ended, and reported abandoned. (Fences, not
     /// SeqCst accesses: the two sides touch different words, and loom checks fences.)
-    pub(crate) fn begin_spawn(&self) -> Option<SpawnUnderWay<'_>> {
+    pub(crate) fn begin_spawn(&self, reached_through_scope: bool) -> Option<SpawnUnderWay<'_>> {
         let under_way = SpawnUnderWay(&self.shards[my_shard()].spawning);
         under_way.0.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         // Refused, it is no longer under way: the guard's drop says so.
-        (!self.shutting_down.load(Ordering::Relaxed)).then_some(under_way)
+        (!self.shutting_down.refuses(reached_through_scope, Ordering::Relaxed)).then_some(under_way)
     }
 
     /// Waits until no spawn that began before the shutdown started cancelling is under way (a
@@ -339,7 +355,9 @@ pub struct ShutdownReport {
     pub failed: u64,
     /// Tasks cancelled before they finished, by user code or by this shutdown. A task spawned
     /// once the shutdown has begun cancelling (from another thread, or by a destructor the
-    /// shutdown runs) never runs and is counted here.
+    /// shutdown runs) never runs and is counted here, unless it is a child of a scope that a
+    /// task runs (a shielded cleanup's), which may start until the shutdown's cancel grace is
+    /// over.
     pub cancelled: u64,
     /// Tasks whose body panicked.
     pub panicked: u64,
@@ -463,7 +481,8 @@ const INSIDE_RUNTIME: &str = "Runtime::shutdown was called inside one of the run
 #[cfg(all(test, klaw_loom))]
 mod loom_models {
     //! A spawn racing a shutdown's report: the report counts the spawn (its task live, or ended)
-    //! or the spawn is refused; never a task counted after the report was read.
+    //! or the spawn is refused; never a task counted after the report was read. And a task
+    //! starting to wait as the shutdown begins.
     //!
     //! `RUSTFLAGS="--cfg klaw_loom" cargo test -p klaw-rt --lib --release loom`
     use std::sync::Arc;
@@ -473,6 +492,36 @@ mod loom_models {
 
     use super::Stats;
     use crate::sync::Ordering;
+    use crate::task::TaskId;
+    use crate::task::core::new_task;
+
+    /// A task that starts to wait as the shutdown's first step begins (`park` racing
+    /// `cancel_for_shutdown`): whichever takes the list's shard second sees the other, so a task
+    /// the step reaches directly is cancelled either way, and a child of a scope in a task's poll
+    /// is left to that task until the last resort, which cancels it too.
+    #[test]
+    fn loom_a_task_that_starts_to_wait_as_the_shutdown_begins_is_cancelled_if_it_reaches_it() {
+        loom::model(|| {
+            let stats = Arc::new(Stats::default());
+            let (root, _root_handle) = new_task::<()>(TaskId::next(), None);
+            let (child, _child_handle) = new_task::<()>(TaskId::next(), None);
+            child.header().mark_reached_through_scope();
+            let (root_ref, child_ref) = (root.header_ref(None), child.header_ref(None));
+            let waiting = {
+                let stats = stats.clone();
+                thread::spawn(move || {
+                    stats.park(root_ref);
+                    stats.park(child_ref);
+                })
+            };
+            stats.cancel_for_shutdown(false);
+            waiting.join().unwrap();
+            assert!(root.header().is_cancelled(), "the first step missed a root task");
+            assert!(!child.header().is_cancelled(), "the first step cut a scope's child");
+            stats.cancel_for_shutdown(true);
+            assert!(child.header().is_cancelled(), "the last resort missed a scope's child");
+        });
+    }
 
     #[test]
     fn loom_a_spawn_racing_a_shutdown_is_in_its_report_or_refused() {
@@ -480,13 +529,13 @@ mod loom_models {
             let stats = Arc::new(Stats::default());
             let spawner = {
                 let stats = stats.clone();
-                thread::spawn(move || match stats.begin_spawn() {
+                thread::spawn(move || match stats.begin_spawn(false) {
                     // Its task stays live: a report must count it.
                     Some(_under_way) => stats.task_spawned(),
                     None => stats.task_refused(),
                 })
             };
-            stats.shutting_down.store(true, Ordering::SeqCst);
+            stats.shutting_down.cancel_roots();
             // Real time, bounding a model's wait (never reached: the spawn settles).
             let started = Instant::now();
             stats.settle_spawns(started + Duration::from_secs(3600));

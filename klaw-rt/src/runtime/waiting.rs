@@ -236,8 +236,8 @@ struct SlotHeld<R> {
 }
 
 impl<E, R: Report<E>> Report<E> for SlotHeld<R> {
-    fn shutting_down(&self) -> bool {
-        self.report.shutting_down()
+    fn shutdown_cancels(&self, task: &Header) -> bool {
+        self.report.shutdown_cancels(task)
     }
 
     fn first_wait(&mut self, task: HeaderRef) {

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use crate::cancel::frames;
 use crate::error::Error;
 use crate::runtime::Handle;
 use crate::runtime::spawn::ParentLink;
@@ -183,7 +184,15 @@ where
                 name: task.name.as_deref().map(str::to_owned),
                 unread: unread.clone(),
             };
-            let handle = runtime.spawn_blocking_child(task, Default::default(), |_| Some(link));
+            // Awaited in a task's poll, the closure is reached through that task as a scope's
+            // child is: a shield around the await holds it at a runtime's shutdown too.
+            let reached_by_task = frames::scope_reached_by_task();
+            let handle = runtime.spawn_blocking_child(task, Default::default(), |joiner| {
+                if reached_by_task {
+                    joiner.core().header().mark_reached_through_scope();
+                }
+                Some(link)
+            });
             InlineBlocking::OnPool(handle, running, unread_failure::<M::Ok, M::Err>, unread)
         }
         Err(_) => {

@@ -18,7 +18,7 @@ use std::time::Instant;
 use crossbeam_utils::CachePadded;
 use slab::Slab;
 
-use crate::cancel::RegionState;
+use crate::cancel::{RegionState, frames};
 use crate::error::{Error, WithCauses};
 use crate::runtime::limit::Limit;
 use crate::runtime::spawn::ParentLink;
@@ -182,17 +182,27 @@ pub(crate) struct ScopeShared {
     info: ScopeInfo,
 }
 
-/// A scope's name, the task it runs in, and when it opened: for a runtime dump.
+/// A scope's name, the task it runs in, and when it opened: for a runtime dump. And whether
+/// that task reaches it.
 pub(crate) struct ScopeInfo {
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) owner: Option<TaskId>,
     pub(crate) opened: Instant,
+    /// The scope opened in a task's poll, which reaches it (`frames::scope_reached_by_task`):
+    /// its children are marked so (`Header::mark_reached_through_scope`), and a runtime's
+    /// shutdown leaves them to that task's cancel, which a shield may hold.
+    pub(crate) reached_by_task: bool,
 }
 
 impl ScopeInfo {
     /// A scope opening now, in the current task (if any).
     pub(crate) fn now(name: Option<Cow<'static, str>>) -> Self {
-        ScopeInfo { name, owner: current_task_id(), opened: Instant::now() }
+        ScopeInfo {
+            name,
+            owner: current_task_id(),
+            opened: Instant::now(),
+            reached_by_task: frames::scope_reached_by_task(),
+        }
     }
 }
 
@@ -260,6 +270,7 @@ impl ScopeShared {
     /// Adds a child that no executor has seen yet. If the scope is cancelled, so is the child,
     /// before it can start.
     pub(crate) fn register<E: Into<BoxError>>(self: &Arc<Self>, child: ChildRef) -> ChildLink<E> {
+        self.mark(child.header());
         // Counted before anything can run it, so its end never precedes its start.
         self.descendants.add();
         let key = self.list(child, self.heard_cancel());
@@ -272,6 +283,7 @@ impl ScopeShared {
         self: &Arc<Self>,
         child: ChildRef,
     ) -> ChildLink<E> {
+        self.mark(child.header());
         self.background.add();
         self.registry.lock().background.push(child.clone());
         let key = self.list(child, self.heard_cancel()) | BACKGROUND;
@@ -290,12 +302,26 @@ impl ScopeShared {
     /// Counts a child that waits for a slot of the scope's limit, unlisted until it starts
     /// ([`ChildLink::list`]). If the scope is cancelled, so is the child, before it can start.
     pub(crate) fn enlist<E>(self: &Arc<Self>, child: &Header) -> ChildLink<E> {
+        self.mark(child);
         self.descendants.add();
         let cancelled = self.registry.lock().cancelled.clone();
         if let Some(reason) = cancelled.or_else(|| self.heard_cancel()) {
             child.cancel(reason);
         }
         ChildLink { scope: self.clone(), key: NOT_LISTED, error: PhantomData }
+    }
+
+    /// True if the task the scope opened in reaches it (see [`ScopeInfo::reached_by_task`]).
+    pub(crate) fn reached_by_task(&self) -> bool {
+        self.info.reached_by_task
+    }
+
+    /// Marks a new child, before anything can run it, as reached through this scope's task if
+    /// the task reaches the scope (see [`ScopeInfo::reached_by_task`]).
+    fn mark(&self, child: &Header) {
+        if self.info.reached_by_task {
+            child.mark_reached_through_scope();
+        }
     }
 
     /// Lists a child that is starting; cancels it if the scope was cancelled meanwhile, or

@@ -25,7 +25,11 @@ pub struct SpawnTarget<'a> {
 
 impl SpawnTarget<'_> {
     fn placement(&self) -> Placement<'_> {
-        Placement { scope: self.scope_name, limit: self.limit() }
+        Placement {
+            scope: self.scope_name,
+            limit: self.limit(),
+            reached_through_scope: self.scope.reached_by_task(),
+        }
     }
 
     /// The scope's limit, which background children do not count against.

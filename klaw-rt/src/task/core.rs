@@ -150,6 +150,19 @@ impl Header {
         self.kind().is_cancelled()
     }
 
+    /// Marks the task as a child of a scope that a runtime's shutdown reaches through the task
+    /// the scope runs in ([`Snapshot::REACHED_THROUGH_SCOPE`]). Called once, before the task is
+    /// scheduled: whoever later reads the mark learnt of the task through a lock or a queue.
+    pub(crate) fn mark_reached_through_scope(&self) {
+        self.state.fetch_or(Snapshot::REACHED_THROUGH_SCOPE, Ordering::Relaxed);
+    }
+
+    /// True if a runtime's shutdown reaches this task through its scope's task rather than
+    /// directly (see [`mark_reached_through_scope`](Self::mark_reached_through_scope)).
+    pub(crate) fn reached_through_scope(&self) -> bool {
+        self.load().has(Snapshot::REACHED_THROUGH_SCOPE)
+    }
+
     /// True while a `shield` in the body is active.
     pub(crate) fn is_shielded(&self) -> bool {
         self.load().shields() != 0

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use crate::sync::{AtomicBool, Ordering};
 use crate::task::TaskId;
 use crate::task::core::{Completer, CoreRef, Header, HeaderRef, TaskHeader};
 use crate::task::descendants::{Descendants, Failures};
+use crate::task::shutdown_phase::ShutdownPhase;
 
 /// The task whose body runs on this thread, as `run_as` sets it.
 #[derive(Clone, Copy)]
@@ -30,8 +30,8 @@ struct Current {
 }
 
 thread_local! {
-    /// On a worker thread, its runtime's shutdown flag (see [`with_shutdown_flag`]).
-    static SHUTDOWN: Cell<Option<NonNull<AtomicBool>>> = const { Cell::new(None) };
+    /// On a worker thread, its runtime's shutdown phase (see [`with_shutdown_phase`]).
+    static SHUTDOWN: Cell<Option<NonNull<ShutdownPhase>>> = const { Cell::new(None) };
     /// The task whose body is being polled (or run) on this thread.
     static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
     /// The innermost frame being polled (or dropping what it ran) on this thread: where a scope
@@ -234,28 +234,29 @@ pub(crate) fn hand_over_failures(failures: Failures) {
     }
 }
 
-/// Runs `f` (a worker thread's life) with `flag` as the shutdown flag of the runtime whose tasks
-/// this thread polls.
-pub(crate) fn with_shutdown_flag<R>(flag: &AtomicBool, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<NonNull<AtomicBool>>);
+/// Runs `f` (a worker thread's life) with `phase` as the shutdown phase of the runtime whose
+/// tasks this thread polls.
+pub(crate) fn with_shutdown_phase<R>(phase: &ShutdownPhase, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<NonNull<ShutdownPhase>>);
     impl Drop for Restore {
         fn drop(&mut self) {
             let _ = SHUTDOWN.try_with(|cell| cell.set(self.0));
         }
     }
-    // As in `run_as`: the guard is this function's own, so the pointer never outlives `flag`.
-    let _restore = Restore(SHUTDOWN.with(|cell| cell.replace(Some(NonNull::from(flag)))));
+    // As in `run_as`: the guard is this function's own, so the pointer never outlives `phase`.
+    let _restore = Restore(SHUTDOWN.with(|cell| cell.replace(Some(NonNull::from(phase)))));
     f()
 }
 
-/// True if this is a worker thread whose runtime's shutdown has begun. A shutdown cancels the
-/// tasks that wait, and every task at its next poll; code in the middle of a poll that never
-/// `.await`s (a CPU-bound loop, in its very first poll, which no list holds) learns it here,
-/// through `is_cancelled()`.
-pub(crate) fn runtime_shutting_down() -> bool {
-    let flag = SHUTDOWN.try_with(Cell::get).ok().flatten();
-    // SAFETY: `with_shutdown_flag` set it from a borrow it holds while it is set.
-    flag.is_some_and(|flag| unsafe { flag.as_ref() }.load(Ordering::Acquire))
+/// True if this is a worker thread whose runtime's shutdown cancels `task`. A shutdown cancels
+/// the tasks it reaches that wait, and every such task at its next poll; code in the middle of a
+/// poll that never `.await`s (a CPU-bound loop, in its very first poll, which no list holds)
+/// learns it here, through `is_cancelled()`. (A child of a scope in a task's poll hears it
+/// through that task, as it would any cancel of the task, or at the shutdown's last resort.)
+pub(crate) fn runtime_shutdown_cancels(task: &Header) -> bool {
+    let phase = SHUTDOWN.try_with(Cell::get).ok().flatten();
+    // SAFETY: `with_shutdown_phase` set it from a borrow it holds while it is set.
+    phase.is_some_and(|phase| unsafe { phase.as_ref() }.cancels(task))
 }
 
 /// The id of the task running on this thread, if any: inside its body's polls and its body's

@@ -12,6 +12,7 @@ mod loom;
 mod reason;
 pub(crate) mod remote;
 pub(crate) mod runner;
+pub(crate) mod shutdown_phase;
 pub(crate) mod spec;
 pub(crate) mod state;
 

@@ -31,8 +31,9 @@ use crate::time::{Sleep, sleep};
 /// Where a runner reports what happens to its task beyond its handle: the runtime's counts, a
 /// scope's bookkeeping of its children.
 pub(crate) trait Report<E>: Send + 'static {
-    /// True once the runtime is shutting down: a task first polled then never starts.
-    fn shutting_down(&self) -> bool;
+    /// True once the runtime's shutdown cancels `task` (see `ShutdownPhase`): a task first
+    /// polled then never starts.
+    fn shutdown_cancels(&self, task: &Header) -> bool;
     /// The task is about to wait for the first time (it returned `Pending`).
     fn first_wait(&mut self, task: HeaderRef);
     /// The body failed after the task's outcome was decided otherwise: its handle keeps that
@@ -355,11 +356,13 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         let Some(end) = self.end.as_mut() else { return Poll::Ready(()) };
         let completer = &mut end.completer;
 
-        // A task polled once shutdown has begun is cancelled: one that never started never
+        // A task polled once shutdown cancels it is cancelled: one that never started never
         // starts, one that started drops its body now (unless a shield holds it). Shutdown
-        // cancels every waiting task too, in no set order, so a task woken by another's end
-        // (a parent whose child shutdown cancelled first) must not go on and finish.
-        if end.report.shutting_down() {
+        // cancels every waiting task it reaches too, in no set order, so a task woken by
+        // another's end (a parent whose child shutdown cancelled first) must not go on and
+        // finish. A child of a scope in a task's poll is left to that task: its cancel reaches
+        // the child through the scope, unless a shield holds the scope open.
+        if end.report.shutdown_cancels(completer.header()) {
             completer.header().cancel(CancelReason::Shutdown);
         }
         if !end.started {

@@ -77,10 +77,15 @@ impl Snapshot {
     /// Set with `DONE`: no scope collects this task's failure (it has none, or its parent takes
     /// the output through the handle), so an output its handle never takes goes with the handle.
     pub(crate) const UNCOLLECTED: usize = 1 << 9;
+    /// Set before the task is scheduled, and never cleared: the task is a child of a scope
+    /// opened in another task's poll, so a runtime's shutdown reaches it through that task (what
+    /// encloses the scope cancels it, unless a shield holds it), not directly. See
+    /// `Stats::cancel_for_shutdown`.
+    pub(crate) const REACHED_THROUGH_SCOPE: usize = 1 << 10;
     /// The bits from here up count the shields active in the task's body (`klaw::cancel::shield`):
     /// while any is, a decided cancellation or timeout waits for them before the body is
     /// dropped.
-    pub(crate) const SHIELD_UNIT: usize = 1 << 10;
+    pub(crate) const SHIELD_UNIT: usize = 1 << 11;
     const SHIELD_MASK: usize = !(Self::SHIELD_UNIT - 1);
 
     pub(crate) const NEW: Snapshot = Snapshot(0);
