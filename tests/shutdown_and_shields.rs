@@ -194,25 +194,25 @@ fn a_scope_tasks_handle_waits_for_a_blocking_child_that_outlives_the_shutdowns_c
     });
 }
 
-/// A scope whose task is stuck in a poll that never yields (its body spins after spawning a
-/// child), shut down with no grace period.
+/// A shielded scope whose task is stuck in a poll that never yields (the scope's body spins
+/// after spawning a child), shut down with no grace period.
 ///
-/// Checks: the shutdown first cancels only the tasks nothing else reaches, and the stuck task
-/// never hears it, so nothing reaches its scope's child either; when its cancel grace is over
-/// with tasks left, it cancels every task directly, so the child is dropped before `shutdown`
-/// returns, and only the stuck task is reported abandoned.
+/// Checks: the shutdown's first step leaves the child to the shield, and the stuck task never
+/// gets past its poll; when the cancel grace is over with tasks left, the shutdown cancels every
+/// task directly, so the child is dropped before `shutdown` returns, and only the stuck task is
+/// reported abandoned.
 ///
-/// Breaks if the shutdown left the children of scopes to their tasks with no last resort: the
-/// child would wait for ever, held by the executor the stuck worker keeps.
+/// Breaks if the shutdown left the children of scopes under a shield to the shield with no last
+/// resort: the child would wait for ever, held by the executor the stuck worker keeps.
 #[test]
-fn a_child_whose_scopes_task_is_stuck_in_a_poll_is_cancelled_at_the_shutdowns_last_resort() {
+fn a_shielded_child_whose_scopes_task_is_stuck_in_a_poll_is_cancelled_at_the_last_resort() {
     within(DEADLINE, || {
         let rt = runtime(2);
         let (release, child_dropped, child_started) =
             (Flag::default(), Flag::default(), Flag::default());
         let (spinning, dropped, started) =
             (release.clone(), child_dropped.clone(), child_started.clone());
-        let _stuck = rt.spawn(async move {
+        let _stuck = rt.spawn(klaw::cancel::shield(async move {
             let _: Result<(), Error> = klaw::scope!(|s| {
                 s.spawn(async move {
                     let _dropped = SetOnDrop(dropped);
@@ -225,7 +225,7 @@ fn a_child_whose_scopes_task_is_stuck_in_a_poll_is_cancelled_at_the_shutdowns_la
                 }
                 Ok(())
             });
-        });
+        }));
         wait_for("the child to start", || child_started.is_set());
         let report = rt.shutdown(Duration::ZERO);
         let dropped_by_then = child_dropped.is_set();
@@ -269,5 +269,46 @@ fn a_shielded_cleanup_longer_than_the_shutdowns_grace_is_cut_at_its_last_resort(
         assert!(child_dropped.is_set() && !child_finished.is_set(), "{report}");
         assert_eq!(report.abandoned, 0, "{report}");
         assert!(task.is_finished(), "{report}");
+    });
+}
+
+/// A shielded cleanup's scope whose parallel child opens a scope of its own, with no shield in
+/// that child, and a grandchild there that takes 100 ms.
+///
+/// Checks: `shutdown(0)` lets the grandchild finish: what a shield holds is the whole subtree
+/// under it, as a handle's cancel of the task would leave it (trio: a shielded cancel scope
+/// keeps outside cancellation from every task inside it).
+///
+/// Breaks if only the direct children of a scope under a shield were left to it
+/// (`frames::scope_under_shield` not asking whether its task is under one).
+#[test]
+fn shutdown_lets_a_shielded_cleanup_finish_its_scopes_grandchildren() {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let (finished, started) = (Flag::default(), Flag::default());
+        let (grandchild_finished, grandchild_started) = (finished.clone(), started.clone());
+        let _task = rt.spawn(async move {
+            klaw::cancel::shield(async move {
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    s.spawn(async move {
+                        let _: Result<(), Error> = klaw::scope!(|s| {
+                            s.spawn(async move {
+                                grandchild_started.set();
+                                klaw::time::sleep(ms(100)).await;
+                                grandchild_finished.set();
+                            });
+                            Ok(())
+                        });
+                    });
+                    Ok(())
+                });
+            })
+            .await;
+            pending::<()>().await;
+        });
+        wait_for("the grandchild to start", || started.is_set());
+        let report = rt.shutdown(Duration::ZERO);
+        assert!(finished.is_set(), "the shielded scope's grandchild was cut short: {report}");
+        assert_eq!(report.abandoned, 0, "{report}");
     });
 }

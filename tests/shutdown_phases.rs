@@ -1,35 +1,31 @@
-//! A runtime's shutdown cancels from the top of the tree down: first the tasks nothing else
-//! reaches (spawned on the runtime, children of a scope outside any task), whose cancel reaches
-//! the rest through their scopes, so that a shield holds a scope's children here as on every
-//! other path; then, if tasks are left after its cancel grace (1 s), every task directly. These
-//! are the edges of that first step: what it must still refuse, what it must still let a
-//! shielded cleanup do, and what must not hang it. (Translated in spirit from tokio's
+//! A runtime's shutdown cancels in two steps: first every task but those under a shield (the
+//! children of a scope opened in a shielded cleanup, and their descendants), which the shield
+//! holds as it holds any cancel of its task; then, if tasks are left after its cancel grace
+//! (1 s), every task directly. These are the edges of that first step: what it must still
+//! refuse, what it must still let a shielded cleanup do, and what must not hang it. (Translated in spirit from tokio's
 //! `rt_common.rs` shutdown tests and trio's `test_cancel_shield_abort`.)
 
 mod common;
 
 use std::future::pending;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Flag, SetOnDrop, ms, runtime, secs, until, wait_for, within};
 use klaw::runtime::ShutdownReport;
 use klaw::task::BlockingTask;
 use klaw::{CancelReason, Error, Handle, TaskError, TaskHandle};
 
-/// One worker, one task whose scope runs two CPU-bound children that stop when cancelled: the
-/// first spins on the worker, the second waits in the shared queue, ahead of the scope's task
-/// (which the shutdown's first step wakes). `shutdown(0)`'s own thread takes the second child
-/// first.
+/// One worker, one task whose shielded scope runs two CPU-bound children that stop when
+/// cancelled: the first spins on the worker, the second waits in the shared queue.
 ///
-/// Checks: `shutdown(0)` returns, nothing abandoned: after its cancel grace at the latest, its
-/// last resort cancels both children directly.
+/// Checks: `shutdown(0)` returns, nothing abandoned: its first step leaves both children to the
+/// shield, and after its cancel grace its last resort cancels them directly.
 ///
 /// Breaks (hangs; the test gives up after 5 s and releases the children) if the shutdown's own
 /// thread ran tasks during the first step: it would poll the second child, which that step
-/// leaves to its scope's task, and that task would never be polled (the worker spins in the
-/// first child, the shutdown thread in the second), nor the last resort reached.
+/// leaves to the shield, and spin in it, never reaching the last resort.
 #[test]
 fn shutdown_returns_when_its_own_thread_picks_up_a_cpu_bound_child_of_a_scope() {
     within(DEADLINE, || {
@@ -37,7 +33,7 @@ fn shutdown_returns_when_its_own_thread_picks_up_a_cpu_bound_child_of_a_scope() 
         let release = Flag::default();
         let spinning = Arc::new(AtomicUsize::new(0));
         let (release_in, spinning_in) = (release.clone(), spinning.clone());
-        let _task = rt.spawn(async move {
+        let _task = rt.spawn(klaw::cancel::shield(async move {
             let _: Result<(), Error> = klaw::scope!(|s| {
                 for _ in 0..2 {
                     let (release, spinning) = (release_in.clone(), spinning_in.clone());
@@ -50,10 +46,9 @@ fn shutdown_returns_when_its_own_thread_picks_up_a_cpu_bound_child_of_a_scope() 
                         }
                     });
                 }
-                pending::<()>().await;
                 Ok(())
             });
-        });
+        }));
         wait_for("a child to spin on the only worker", || spinning.load(SeqCst) == 1);
         std::thread::sleep(ms(20));
         assert_eq!(spinning.load(SeqCst), 1, "the other child waits in the queue");
@@ -66,8 +61,8 @@ fn shutdown_returns_when_its_own_thread_picks_up_a_cpu_bound_child_of_a_scope() 
         release.set();
         shutting_down.join().unwrap();
         let report = report.expect(
-            "shutdown(0) hung: its own thread runs a child that the first step leaves to its scope's \
-             task, and that task, queued behind the child, is never polled",
+            "shutdown(0) hung: its own thread runs a child that the first step leaves to the \
+             shield, and never reaches the last resort",
         );
         assert_eq!(report.abandoned, 0, "{report}");
     });
@@ -129,7 +124,7 @@ fn a_blocking_closure_spawned_by_a_destructor_the_shutdown_runs_never_runs() {
 /// grace, as they would if the task had been cancelled through its handle.
 ///
 /// Breaks if the first step refused every spawn (`Stats::begin_spawn`), as the shutdown did
-/// before it cancelled from the top: the parallel child was refused (the local and blocking ones
+/// before it left shielded scopes to their shields: the parallel child was refused (the local and blocking ones
 /// ran), and the scope returned `Cancelled(Shutdown)` for it.
 #[test]
 fn a_shielded_scope_can_spawn_while_the_shutdown_waits_for_it() {
@@ -231,4 +226,126 @@ fn a_shield_holds_an_inline_blocking_task_when_its_task_is_cancelled() {
 fn shutdown_lets_a_shielded_cleanup_finish_a_blocking_task_it_awaits_inline() {
     let (finished, report) = shielded_inline_blocking(false);
     assert!(finished, "the shielded cleanup's inline blocking task was cut short: {report}");
+}
+
+/// Captured by a closure that is still queued when the shutdown starts: its drop (on the
+/// shutdown's thread, as `cancel_roots` drops the jobs it withdrew, the first before the second)
+/// says so, then waits until the shielded cleanup has queued its blocking child.
+struct WaitOnDrop {
+    dropping: Flag,
+    child_queued: Flag,
+}
+
+impl Drop for WaitOnDrop {
+    fn drop(&mut self) {
+        self.dropping.set();
+        let began = Instant::now();
+        while !self.child_queued.is_set() && began.elapsed() < secs(5) {
+            std::thread::sleep(ms(1));
+        }
+    }
+}
+
+/// One pool thread, held by a closure; two closures queued behind it; a task in a shielded
+/// cleanup. `shutdown(0)`: the first step withdraws the two queued closures (trimming
+/// the queue to nothing: its next number is the second's), and while it drops the first, the
+/// cleanup queues a scope's blocking child, which gets the second's number.
+///
+/// Checks: the child runs once the pool's thread is free, and the scope returns `Ok`, within the
+/// shutdown's cancel grace.
+///
+/// Breaks (the child never runs, the scope returns `Cancelled(Shutdown)` for it) if the queue
+/// gave a number twice: a job the first step takes out keeps its cancel hook until it is
+/// dropped, and that hook withdraws by number (`JobQueue::withdraw` trims the back).
+#[test]
+fn a_root_job_withdrawn_at_shutdown_does_not_take_a_later_job_with_it() {
+    within(DEADLINE, || {
+        let rt = klaw::Runtime::builder().workers(2).max_blocking_threads(1).build().unwrap();
+        let (dropping, child_queued, occupied) =
+            (Flag::default(), Flag::default(), Flag::default());
+
+        // The pool's only thread, held (ignoring its cancel) until the child is queued and
+        // the second withdrawn job has been dropped.
+        let (occupying, queued) = (occupied.clone(), child_queued.clone());
+        let _occupier = rt.spawn_blocking(move || {
+            occupying.set();
+            let began = Instant::now();
+            while !queued.is_set() && began.elapsed() < secs(5) {
+                std::thread::sleep(ms(1));
+            }
+            std::thread::sleep(ms(200));
+        });
+        wait_for("the occupier to hold the pool's thread", || occupied.is_set());
+
+        // Two root closures, queued: the first step takes both out of the queue.
+        let guard = WaitOnDrop { dropping: dropping.clone(), child_queued: child_queued.clone() };
+        let _first = rt.spawn_blocking(move || drop(guard));
+        let _second = rt.spawn_blocking(|| ());
+
+        let ran = Flag::default();
+        let outcome: Arc<Mutex<Option<Result<(), Error>>>> = Arc::default();
+        let in_shield = Flag::default();
+        let _task = {
+            let (ran, outcome, in_shield) = (ran.clone(), outcome.clone(), in_shield.clone());
+            let (dropping, queued) = (dropping.clone(), child_queued.clone());
+            rt.spawn(async move {
+                klaw::cancel::shield(async move {
+                    in_shield.set();
+                    // The shutdown cancels this task, and drops the first withdrawn job by now.
+                    until(|| dropping.is_set()).await;
+                    let result: Result<(), Error> = klaw::scope!(|s| {
+                        let child = s.spawn_blocking(move || ran.set());
+                        queued.set();
+                        child.await?;
+                        Ok(())
+                    });
+                    *outcome.lock().unwrap() = Some(result);
+                })
+                .await;
+            })
+        };
+        wait_for("the cleanup to start", || in_shield.is_set());
+
+        let report = rt.shutdown(Duration::ZERO);
+        let outcome = outcome.lock().unwrap().take();
+        assert!(
+            matches!(outcome, Some(Ok(()))),
+            "the shielded scope's blocking child: {outcome:?}; {report}"
+        );
+        assert!(ran.is_set(), "a stale cancel hook withdrew the shielded child: {report}");
+    });
+}
+
+/// `a_spawn_racing_the_shutdown_is_never_reported_abandoned` (runtime_lifecycle_edges.rs) with
+/// `spawn_blocking`.
+///
+/// Checks: nothing is reported abandoned (no closure here ignores a cancel, and none is stuck).
+///
+/// Breaks if a blocking spawn did not go through `Stats::begin_spawn` (refused by the pool
+/// instead, it was counted live for a moment that `settle_spawns` did not wait for).
+#[test]
+fn a_blocking_spawn_racing_the_shutdown_is_never_reported_abandoned() {
+    within(DEADLINE, || {
+        // Ten rounds: a round may also take the whole cancel grace, if the spawns keep the
+        // first step from ever seeing no task live.
+        for round in 0..10 {
+            let rt = klaw::Runtime::builder().workers(1).max_blocking_threads(2).build().unwrap();
+            let handle = rt.handle();
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopped = stop.clone();
+            let spawner = std::thread::spawn(move || {
+                let mut spawned = 0u64;
+                while !stopped.load(SeqCst) && spawned < 2_000_000 {
+                    drop(handle.spawn_blocking(|| ()));
+                    spawned += 1;
+                }
+                spawned
+            });
+            std::thread::sleep(ms(1));
+            let report = rt.shutdown(Duration::ZERO);
+            stop.store(true, SeqCst);
+            let _ = spawner.join().unwrap();
+            assert_eq!(report.abandoned, 0, "round {round}: {report}");
+        }
+    });
 }

@@ -204,16 +204,30 @@ pub(crate) fn enclosing() -> Enclosing {
     }
 }
 
-/// True if a scope opening here is reached by the task polled here: it opens in a task's poll
-/// and not inside one of klaw's blocking helpers there (which nothing around the call reaches
-/// into). What encloses the scope, up to the task, then cancels it when the task is cancelled,
-/// unless a shield holds it; so a runtime's shutdown, which cancels the task, leaves the scope's
-/// children to it (see `Stats::cancel_for_shutdown`).
-pub(crate) fn scope_reached_by_task() -> bool {
-    current::task_is_polled()
-        && FRAMES.with(|frames| {
-            !own_frames(&frames.borrow()).any(|frame| matches!(frame, FrameKind::Blocking))
-        })
+/// True if a scope opening here is under a shield: one around it in the poll of the task
+/// polled here (not inside one of klaw's blocking helpers there, which nothing around the call
+/// reaches into), or one that holds the task itself (the task is a child of a scope under a
+/// shield). A runtime's shutdown leaves such a scope's children to the cancel of the task above
+/// the shield, which the shield holds, rather than cancelling them directly (see
+/// `ShutdownPhase`).
+pub(crate) fn scope_under_shield() -> bool {
+    if !current::task_is_polled() {
+        return false;
+    }
+    let in_shield = FRAMES.with(|frames| {
+        let mut in_shield = false;
+        for frame in own_frames(&frames.borrow()) {
+            match frame {
+                FrameKind::Blocking => return None,
+                FrameKind::Shield => in_shield = true,
+                FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
+            }
+        }
+        Some(in_shield)
+    });
+    in_shield.is_some_and(|in_shield| {
+        in_shield || current::with_current(Header::under_shield).unwrap_or(false)
+    })
 }
 
 /// What a new shield must hold up: the cancel regions it is inside and the task itself, and, in

@@ -24,8 +24,8 @@ use crate::task::core::HeaderRef;
 /// in the task that polls the child (that task's regions and handle), since they would drop the
 /// child with the scope; not the scope's own cancellation, which waits for its children anyway.
 /// It cannot stop code that drops the future outright (a foreign `select!` dropping a losing
-/// branch). A runtime's shutdown cancels the task as any cancel does, so the shield holds it
-/// there too, the children of a scope opened in it included, for as long as the shutdown's
+/// branch). A runtime's shutdown leaves what is under the shield to it, so the shield holds the
+/// shutdown too, the children of a scope opened in it included, for as long as the shutdown's
 /// cancel grace (a second) lasts; then the shutdown cancels every task left, each one directly,
 /// and drops them.
 ///

@@ -34,7 +34,7 @@ struct PoolState {
     idle: usize,
     shutdown: bool,
     /// Set by a shutdown's first step (`cancel_roots`): a job submitted from then on whose task
-    /// no scope's task reaches is dropped, which cancels its task, as after `shutdown`.
+    /// is not under a shield is dropped, which cancels its task, as after `shutdown`.
     roots_refused: bool,
     /// Tasks running now, so shutdown can cancel them (they see `klaw::cancel::is_cancelled()`).
     running: HashMap<TaskId, HeaderRef>,
@@ -44,11 +44,15 @@ struct PoolState {
 /// which its cancel hook finds it in O(1): a job withdrawn from the middle leaves a hole (`None`),
 /// skipped when it reaches the front; holes at either end are trimmed at once. So holes only lie
 /// between waiting jobs, and the queue never holds more slots than it had jobs at its longest.
+/// A number is never given twice: a job taken out before its task was cancelled (a shutdown's
+/// `take_where`) still has its hook, which must not withdraw a later job.
 #[derive(Default)]
 struct JobQueue {
     slots: VecDeque<Option<Queued>>,
     /// The sequence number of `slots[0]`.
     head: u64,
+    /// The number the next job gets.
+    next: u64,
     /// Jobs in `slots` (holes not counted).
     len: usize,
 }
@@ -60,7 +64,15 @@ impl JobQueue {
 
     /// Queues `job`; returns its sequence number.
     fn push(&mut self, job: Queued) -> u64 {
-        let seq = self.head + self.slots.len() as u64;
+        let seq = self.next;
+        self.next += 1;
+        if self.slots.is_empty() {
+            self.head = seq;
+        }
+        // Holes for the numbers trimmed from the back since (each was a job, so the bound holds).
+        while self.head + (self.slots.len() as u64) < seq {
+            self.slots.push_back(None);
+        }
         self.slots.push_back(Some(job));
         self.len += 1;
         seq
@@ -160,7 +172,7 @@ impl BlockingPool {
         let hold = self.shared.clock.as_ref().map(VirtualClock::hold);
         let header = task.clone();
         let mut state = self.shared.lock();
-        if state.shutdown || (state.roots_refused && !header.header().reached_through_scope()) {
+        if state.shutdown || (state.roots_refused && !header.header().under_shield()) {
             drop(state);
             drop((job, hold));
             return;
@@ -228,17 +240,17 @@ impl BlockingPool {
     }
 
     /// A shutdown's first step (see `ShutdownPhase`): cancels the queued and running blocking
-    /// tasks that no scope's task reaches. The rest (children of scopes in tasks' polls) hear
-    /// their scope's cancel, unless a shield holds it; the threads go on running them.
+    /// tasks that are not under a shield. The threads go on running the rest, which the shield
+    /// holds.
     pub(crate) fn cancel_roots(&self) {
-        let reached_through_scope = |task: &HeaderRef| task.header().reached_through_scope();
+        let under_shield = |task: &HeaderRef| task.header().under_shield();
         let mut state = self.shared.lock();
         state.roots_refused = true;
         // Out of the queue before any running closure hears its cancel: a thread that a
         // cancelled closure frees must not start one of these.
-        let queued = state.queue.take_where(|queued| !reached_through_scope(&queued.task));
+        let queued = state.queue.take_where(|queued| !under_shield(&queued.task));
         let running: Vec<HeaderRef> =
-            state.running.values().filter(|task| !reached_through_scope(task)).cloned().collect();
+            state.running.values().filter(|task| !under_shield(task)).cloned().collect();
         drop(state);
         for task in running {
             task.cancel(CancelReason::Shutdown);

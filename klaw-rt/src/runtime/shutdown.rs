@@ -14,12 +14,12 @@ impl Runtime {
     /// `Shutdown`) and returns what happened. A timeout is never a panic or an untyped error
     /// that could escape: a grace period that ran out is `report.grace_expired`.
     ///
-    /// Tasks may still spawn during the grace period. After it, the tasks nothing else reaches
-    /// (spawned on the runtime, or children of a scope outside any task) are cancelled at once,
-    /// and the cancellation runs down the tree from them: a shield holds it as on any other
-    /// path, a scope opened in the shield keeping its children. After one more second, every
-    /// task left is cancelled directly; a worker stuck in a body that never yields, and blocking
-    /// closures, get a quarter of a second more to notice, then are reported `abandoned`.
+    /// Tasks may still spawn during the grace period. After it, every task is cancelled at once
+    /// but those under a shield: a shield holds the shutdown as it holds any cancel of its task,
+    /// and a scope opened in it keeps its children (and may start more). After one more second,
+    /// every task left is cancelled directly; a worker stuck in a body that never yields, and
+    /// blocking closures, get a quarter of a second more to notice, then are reported
+    /// `abandoned`.
     ///
     /// Call it from outside the runtime: the thread that built it, once its `block_on` has
     /// returned. Inside one of the runtime's own tasks or blocking closures it cannot wait for
@@ -105,12 +105,12 @@ impl Runtime {
         // years, as klaw's timers do, rather than panic.
         let all_ended = stats.wait_idle(crate::time::deadline_after(started, grace));
 
-        // Cancel what is left, from the top: every task nothing else reaches (spawned on the
-        // runtime, or a child of a scope outside any task) is cancelled if it waits, or cancels
-        // itself when next polled, and the blocking pool cancels such closures. What they
-        // enclose hears it as from any cancel, so a shield holds a scope's children as it does
-        // on every other path. If every worker is stuck in a body that never yields, nothing
-        // moves until the last resort below, which does not depend on any worker.
+        // Cancel what is left but what a shield holds: every task not under a shield is
+        // cancelled if it waits, or cancels itself when next polled, and the blocking pool
+        // cancels such closures. The children of a scope under a shield are left to the shield,
+        // which holds the cancel of its own task, as on every other path. If every worker is
+        // stuck in a body that never yields, the cancelled tasks are dropped at the last resort
+        // below, which does not depend on any worker.
         stats.cancel_for_shutdown(false);
         self.shared.blocking.cancel_roots();
         let cancel_deadline = Instant::now() + CANCEL_GRACE;

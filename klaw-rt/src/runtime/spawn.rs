@@ -239,12 +239,12 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
 }
 
 /// Where a new task belongs: its scope's name (for its span) and its scope's limit, if any, and
-/// whether the task that runs the scope reaches it (see `ScopeInfo::reached_by_task`).
+/// whether the scope is under a shield (see `ScopeInfo::under_shield`).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Placement<'a> {
     pub(crate) scope: Option<&'a str>,
     pub(crate) limit: Option<&'a Arc<Limit>>,
-    pub(crate) reached_through_scope: bool,
+    pub(crate) under_shield: bool,
 }
 
 /// A new task, before anything runs it.
@@ -361,12 +361,12 @@ where
     M: Outcome<F::Output> + 'static,
     P: ParentLink<M::Err>,
 {
-    let Placement { scope, limit, reached_through_scope } = placement;
+    let Placement { scope, limit, under_shield } = placement;
     // Once a shutdown cancels what is left, a new task would only be polled to cancel itself;
     // refused at once, it cannot keep a shutdown waiting however fast it is spawned. (A child of
-    // a scope its task reaches is refused only once the shutdown cancels every task: until
-    // then, a shield may hold its scope open, and a shielded cleanup may spawn.)
-    let under_way = shared.stats.begin_spawn(reached_through_scope);
+    // a scope under a shield is refused only once the shutdown cancels every task: until then,
+    // the shield holds its scope open, and a shielded cleanup may spawn.)
+    let under_way = shared.stats.begin_spawn(under_shield);
     let executor = executor.filter(|_| under_way.is_some());
     if let (Some(_), Some(limit)) = (executor, limit) {
         let (completer, parent, handle) = enlist(&shared.stats, name, parent);
@@ -435,7 +435,18 @@ where
     M: Outcome<O> + 'static,
     P: ParentLink<M::Err>,
 {
-    let Placement { scope, limit, .. } = placement;
+    let Placement { scope, limit, under_shield } = placement;
+    // Refused as `spawn_future` refuses a task, so that the shutdown's report waits for it or
+    // never counts it. (Once a shutdown's first step has begun, the pool also drops a closure
+    // not under a shield that reaches it some other way: one that waited for a slot.)
+    let Some(_under_way) = shared.stats.begin_spawn(under_shield) else {
+        shared.stats.task_refused();
+        let NewTask { span, completer, accounting, handle } =
+            register(None, task.name, scope, parent);
+        // Dropped unrun, it publishes its cancellation.
+        drop(BlockingRunner::<F, O, M, _>::new(task.body, completer, span, accounting));
+        return handle;
+    };
     if let Some(limit) = limit {
         let (completer, parent, handle) = enlist(&shared.stats, task.name, parent);
         waiting::admit(limit, WaitingBlocking::<F, O, M, P>::new(task.body, completer, parent));

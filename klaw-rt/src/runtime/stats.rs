@@ -177,22 +177,22 @@ impl Stats {
         self.shards[my_shard()].spawned.fetch_add(1, Ordering::Release);
     }
 
-    /// Starts a spawn: `None` once a shutdown cancels what is left (for a child of a scope its
-    /// task reaches, `reached_through_scope`, once it cancels every task), and the task must then
-    /// be refused ([`task_refused`](Self::task_refused)). A SeqCst fence between the count and
-    /// the phase's load, and one between the last phase's store in
+    /// Starts a spawn: `None` once a shutdown cancels what is left (for a child of a scope under
+    /// a shield, `under_shield`, once it cancels every task), and the task must then be refused
+    /// ([`task_refused`](Self::task_refused)). A SeqCst fence between the count and the phase's
+    /// load, and one between the last phase's store in
     /// [`cancel_for_shutdown`](Self::cancel_for_shutdown) and the loads of
     /// [`settle_spawns`](Self::settle_spawns): either the shutdown sees this spawn under way and
     /// waits for it (its task then ends or is live, and counted either way), or this spawn sees
-    /// the flag. Without it, a task spawned from another thread while the shutdown reports
+    /// the phase. Without it, a task spawned from another thread while the shutdown reports
     /// could be counted as spawned and not yet ended, and reported abandoned. (Fences, not
     /// SeqCst accesses: the two sides touch different words, and loom checks fences.)
-    pub(crate) fn begin_spawn(&self, reached_through_scope: bool) -> Option<SpawnUnderWay<'_>> {
+    pub(crate) fn begin_spawn(&self, under_shield: bool) -> Option<SpawnUnderWay<'_>> {
         let under_way = SpawnUnderWay(&self.shards[my_shard()].spawning);
         under_way.0.fetch_add(1, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         // Refused, it is no longer under way: the guard's drop says so.
-        (!self.shutting_down.refuses(reached_through_scope, Ordering::Relaxed)).then_some(under_way)
+        (!self.shutting_down.refuses(under_shield, Ordering::Relaxed)).then_some(under_way)
     }
 
     /// Waits until no spawn that began before the shutdown started cancelling is under way (a
@@ -355,8 +355,8 @@ pub struct ShutdownReport {
     pub failed: u64,
     /// Tasks cancelled before they finished, by user code or by this shutdown. A task spawned
     /// once the shutdown has begun cancelling (from another thread, or by a destructor the
-    /// shutdown runs) never runs and is counted here, unless it is a child of a scope that a
-    /// task runs (a shielded cleanup's), which may start until the shutdown's cancel grace is
+    /// shutdown runs) never runs and is counted here, unless it is a child of a scope under a
+    /// shield (a shielded cleanup's), which may start until the shutdown's cancel grace is
     /// over.
     pub cancelled: u64,
     /// Tasks whose body panicked.
@@ -497,15 +497,15 @@ mod loom_models {
 
     /// A task that starts to wait as the shutdown's first step begins (`park` racing
     /// `cancel_for_shutdown`): whichever takes the list's shard second sees the other, so a task
-    /// the step reaches directly is cancelled either way, and a child of a scope in a task's poll
-    /// is left to that task until the last resort, which cancels it too.
+    /// not under a shield is cancelled either way, and one under a shield is left to it until
+    /// the last resort, which cancels it too.
     #[test]
-    fn loom_a_task_that_starts_to_wait_as_the_shutdown_begins_is_cancelled_if_it_reaches_it() {
+    fn loom_a_task_that_starts_to_wait_as_the_shutdown_begins_is_cancelled_unless_shielded() {
         loom::model(|| {
             let stats = Arc::new(Stats::default());
             let (root, _root_handle) = new_task::<()>(TaskId::next(), None);
             let (child, _child_handle) = new_task::<()>(TaskId::next(), None);
-            child.header().mark_reached_through_scope();
+            child.header().mark_under_shield();
             let (root_ref, child_ref) = (root.header_ref(None), child.header_ref(None));
             let waiting = {
                 let stats = stats.clone();

@@ -22,8 +22,8 @@ use std::task::{Context, Poll, Waker};
 
 use crate::cancel::frames;
 use crate::error::Error;
-use crate::runtime::Handle;
 use crate::runtime::spawn::ParentLink;
+use crate::runtime::{Handle, Placement};
 use crate::scope::registry::Failure;
 use crate::sync::Mutex;
 use crate::task::core::{CoreRef, FailureTaker, TaskCore};
@@ -184,12 +184,13 @@ where
                 name: task.name.as_deref().map(str::to_owned),
                 unread: unread.clone(),
             };
-            // Awaited in a task's poll, the closure is reached through that task as a scope's
-            // child is: a shield around the await holds it at a runtime's shutdown too.
-            let reached_by_task = frames::scope_reached_by_task();
-            let handle = runtime.spawn_blocking_child(task, Default::default(), |joiner| {
-                if reached_by_task {
-                    joiner.core().header().mark_reached_through_scope();
+            // Awaited under a shield, the closure is held by it as a scope's child there is, at a
+            // runtime's shutdown too.
+            let under_shield = frames::scope_under_shield();
+            let placement = Placement { under_shield, ..Placement::default() };
+            let handle = runtime.spawn_blocking_child(task, placement, |joiner| {
+                if under_shield {
+                    joiner.core().header().mark_under_shield();
                 }
                 Some(link)
             });

@@ -182,16 +182,16 @@ pub(crate) struct ScopeShared {
     info: ScopeInfo,
 }
 
-/// A scope's name, the task it runs in, and when it opened: for a runtime dump. And whether
-/// that task reaches it.
+/// A scope's name, the task it runs in, and when it opened: for a runtime dump. And whether it
+/// is under a shield.
 pub(crate) struct ScopeInfo {
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) owner: Option<TaskId>,
     pub(crate) opened: Instant,
-    /// The scope opened in a task's poll, which reaches it (`frames::scope_reached_by_task`):
-    /// its children are marked so (`Header::mark_reached_through_scope`), and a runtime's
-    /// shutdown leaves them to that task's cancel, which a shield may hold.
-    pub(crate) reached_by_task: bool,
+    /// The scope opened under a shield (`frames::scope_under_shield`): its children are marked
+    /// so (`Header::mark_under_shield`), and a runtime's shutdown leaves them to the shield
+    /// until its last resort.
+    pub(crate) under_shield: bool,
 }
 
 impl ScopeInfo {
@@ -201,7 +201,7 @@ impl ScopeInfo {
             name,
             owner: current_task_id(),
             opened: Instant::now(),
-            reached_by_task: frames::scope_reached_by_task(),
+            under_shield: frames::scope_under_shield(),
         }
     }
 }
@@ -311,16 +311,16 @@ impl ScopeShared {
         ChildLink { scope: self.clone(), key: NOT_LISTED, error: PhantomData }
     }
 
-    /// True if the task the scope opened in reaches it (see [`ScopeInfo::reached_by_task`]).
-    pub(crate) fn reached_by_task(&self) -> bool {
-        self.info.reached_by_task
+    /// True if the scope opened under a shield (see [`ScopeInfo::under_shield`]).
+    pub(crate) fn under_shield(&self) -> bool {
+        self.info.under_shield
     }
 
-    /// Marks a new child, before anything can run it, as reached through this scope's task if
-    /// the task reaches the scope (see [`ScopeInfo::reached_by_task`]).
+    /// Marks a new child, before anything can run it, as under a shield if the scope is (see
+    /// [`ScopeInfo::under_shield`]).
     fn mark(&self, child: &Header) {
-        if self.info.reached_by_task {
-            child.mark_reached_through_scope();
+        if self.info.under_shield {
+            child.mark_under_shield();
         }
     }
 

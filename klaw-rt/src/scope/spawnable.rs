@@ -28,7 +28,7 @@ impl SpawnTarget<'_> {
         Placement {
             scope: self.scope_name,
             limit: self.limit(),
-            reached_through_scope: self.scope.reached_by_task(),
+            under_shield: self.scope.under_shield(),
         }
     }
 

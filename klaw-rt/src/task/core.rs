@@ -150,17 +150,17 @@ impl Header {
         self.kind().is_cancelled()
     }
 
-    /// Marks the task as a child of a scope that a runtime's shutdown reaches through the task
-    /// the scope runs in ([`Snapshot::REACHED_THROUGH_SCOPE`]). Called once, before the task is
-    /// scheduled: whoever later reads the mark learnt of the task through a lock or a queue.
-    pub(crate) fn mark_reached_through_scope(&self) {
-        self.state.fetch_or(Snapshot::REACHED_THROUGH_SCOPE, Ordering::Relaxed);
+    /// Marks the task as under a shield, which a runtime's shutdown leaves it to until its last
+    /// resort ([`Snapshot::UNDER_SHIELD`]). Called once, before the task is scheduled: whoever
+    /// later reads the mark learnt of the task through a lock or a queue.
+    pub(crate) fn mark_under_shield(&self) {
+        self.state.fetch_or(Snapshot::UNDER_SHIELD, Ordering::Relaxed);
     }
 
-    /// True if a runtime's shutdown reaches this task through its scope's task rather than
-    /// directly (see [`mark_reached_through_scope`](Self::mark_reached_through_scope)).
-    pub(crate) fn reached_through_scope(&self) -> bool {
-        self.load().has(Snapshot::REACHED_THROUGH_SCOPE)
+    /// True if the task is under a shield, which a runtime's shutdown leaves it to (see
+    /// [`mark_under_shield`](Self::mark_under_shield)).
+    pub(crate) fn under_shield(&self) -> bool {
+        self.load().has(Snapshot::UNDER_SHIELD)
     }
 
     /// True while a `shield` in the body is active.

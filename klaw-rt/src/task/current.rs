@@ -249,10 +249,10 @@ pub(crate) fn with_shutdown_phase<R>(phase: &ShutdownPhase, f: impl FnOnce() -> 
 }
 
 /// True if this is a worker thread whose runtime's shutdown cancels `task`. A shutdown cancels
-/// the tasks it reaches that wait, and every such task at its next poll; code in the middle of a
+/// the tasks it cancels that wait, and every such task at its next poll; code in the middle of a
 /// poll that never `.await`s (a CPU-bound loop, in its very first poll, which no list holds)
-/// learns it here, through `is_cancelled()`. (A child of a scope in a task's poll hears it
-/// through that task, as it would any cancel of the task, or at the shutdown's last resort.)
+/// learns it here, through `is_cancelled()`. (A task under a shield is left to the shield until
+/// the shutdown's last resort.)
 pub(crate) fn runtime_shutdown_cancels(task: &Header) -> bool {
     let phase = SHUTDOWN.try_with(Cell::get).ok().flatten();
     // SAFETY: `with_shutdown_phase` set it from a borrow it holds while it is set.

@@ -360,8 +360,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
         // starts, one that started drops its body now (unless a shield holds it). Shutdown
         // cancels every waiting task it reaches too, in no set order, so a task woken by
         // another's end (a parent whose child shutdown cancelled first) must not go on and
-        // finish. A child of a scope in a task's poll is left to that task: its cancel reaches
-        // the child through the scope, unless a shield holds the scope open.
+        // finish. A task under a shield is left to the shield until the shutdown's last resort.
         if end.report.shutdown_cancels(completer.header()) {
             completer.header().cancel(CancelReason::Shutdown);
         }

@@ -1,12 +1,12 @@
 //! How far a runtime's shutdown has gone, and so which tasks it cancels.
 //!
-//! A shutdown cancels in two steps. First the tasks nothing else reaches: those spawned on the
-//! runtime, and the children of scopes outside any task's poll. Cancellation then runs down the
-//! tree from them, as it does when a task is cancelled any other way, so a shield holds what
-//! it holds on every path: a scope opened in a shielded cleanup keeps its children running
-//! (each child of a scope in a task's poll is marked so, `Header::reached_through_scope`).
-//! Only if tasks are left when the shutdown's cancel grace is over does it cancel every task,
-//! those children included, as a last resort before it drops them.
+//! A shutdown cancels in two steps, so that a shield holds what it holds on every other path.
+//! First every task but those under a shield: the children of a scope opened under a shield in
+//! a task's poll, and their descendants (each marked when it is spawned,
+//! `Header::under_shield`). Those are left to the shield, which holds the cancel of the task it
+//! is in: a shielded cleanup's scope keeps its children running. Only if tasks are left when
+//! the shutdown's cancel grace is over does it cancel every task, those included, as a last
+//! resort before it drops them.
 #![forbid(unsafe_code)]
 
 use crate::sync::{AtomicU8, Ordering};
@@ -22,29 +22,28 @@ pub(crate) struct ShutdownPhase(AtomicU8);
 
 impl ShutdownPhase {
     /// True if a new task must be refused (`order` for the load): any task once the shutdown
-    /// cancels every task, and before that a task no scope's task would reach
-    /// (`reached_through_scope` false).
+    /// cancels every task, and before that any task not under a shield (`under_shield` false).
     #[inline]
-    pub(crate) fn refuses(&self, reached_through_scope: bool, order: Ordering) -> bool {
+    pub(crate) fn refuses(&self, under_shield: bool, order: Ordering) -> bool {
         match self.0.load(order) {
             RUNNING => false,
-            ROOTS => !reached_through_scope,
+            ROOTS => !under_shield,
             _ => true,
         }
     }
 
     /// True if the shutdown cancels `task` directly now: any task once it cancels every task,
-    /// and before that only a task no scope's task reaches.
+    /// and before that any task not under a shield.
     #[inline]
     pub(crate) fn cancels(&self, task: &Header) -> bool {
         match self.0.load(Ordering::Acquire) {
             RUNNING => false,
-            ROOTS => !task.reached_through_scope(),
+            ROOTS => !task.under_shield(),
             _ => true,
         }
     }
 
-    /// The first step: tasks no scope's task reaches are cancelled from now on.
+    /// The first step: every task not under a shield is cancelled from now on.
     pub(crate) fn cancel_roots(&self) {
         self.0.fetch_max(ROOTS, Ordering::SeqCst);
     }

@@ -77,11 +77,11 @@ impl Snapshot {
     /// Set with `DONE`: no scope collects this task's failure (it has none, or its parent takes
     /// the output through the handle), so an output its handle never takes goes with the handle.
     pub(crate) const UNCOLLECTED: usize = 1 << 9;
-    /// Set before the task is scheduled, and never cleared: the task is a child of a scope
-    /// opened in another task's poll, so a runtime's shutdown reaches it through that task (what
-    /// encloses the scope cancels it, unless a shield holds it), not directly. See
-    /// `Stats::cancel_for_shutdown`.
-    pub(crate) const REACHED_THROUGH_SCOPE: usize = 1 << 10;
+    /// Set before the task is scheduled, and never cleared: the task is a child of a scope under
+    /// a shield (`frames::scope_under_shield`), or a blocking task awaited there. A runtime's
+    /// shutdown leaves it to the cancel of the task above the shield, which the shield holds,
+    /// rather than cancelling it directly, until its last resort (see `ShutdownPhase`).
+    pub(crate) const UNDER_SHIELD: usize = 1 << 10;
     /// The bits from here up count the shields active in the task's body (`klaw::cancel::shield`):
     /// while any is, a decided cancellation or timeout waits for them before the body is
     /// dropped.
