@@ -44,15 +44,14 @@ struct PoolState {
 /// which its cancel hook finds it in O(1): a job withdrawn from the middle leaves a hole (`None`),
 /// skipped when it reaches the front; holes at either end are trimmed at once. So holes only lie
 /// between waiting jobs, and the queue never holds more slots than it had jobs at its longest.
-/// A number is never given twice: a job taken out before its task was cancelled (a shutdown's
-/// `take_where`) still has its hook, which must not withdraw a later job.
+/// A number trimmed from the back is given again; a hook withdraws its number only if its own
+/// task's job is there, since a job taken out before its task was cancelled (a shutdown's
+/// `take_where`) keeps its hook until it is dropped.
 #[derive(Default)]
 struct JobQueue {
     slots: VecDeque<Option<Queued>>,
     /// The sequence number of `slots[0]`.
     head: u64,
-    /// The number the next job gets.
-    next: u64,
     /// Jobs in `slots` (holes not counted).
     len: usize,
 }
@@ -64,15 +63,7 @@ impl JobQueue {
 
     /// Queues `job`; returns its sequence number.
     fn push(&mut self, job: Queued) -> u64 {
-        let seq = self.next;
-        self.next += 1;
-        if self.slots.is_empty() {
-            self.head = seq;
-        }
-        // Holes for the numbers trimmed from the back since (each was a job, so the bound holds).
-        while self.head + (self.slots.len() as u64) < seq {
-            self.slots.push_back(None);
-        }
+        let seq = self.head + self.slots.len() as u64;
         self.slots.push_back(Some(job));
         self.len += 1;
         seq
@@ -89,10 +80,14 @@ impl JobQueue {
         None
     }
 
-    /// Takes out job `seq` if it is still queued.
-    fn withdraw(&mut self, seq: u64) -> Option<Queued> {
+    /// Takes out job `seq` if it is still queued and is `task`'s.
+    fn withdraw(&mut self, seq: u64, task: TaskId) -> Option<Queued> {
         let at = usize::try_from(seq.checked_sub(self.head)?).ok()?;
-        let job = self.slots.get_mut(at)?.take()?;
+        let slot = self.slots.get_mut(at)?;
+        if slot.as_ref()?.task.header().id() != task {
+            return None;
+        }
+        let job = slot.take()?;
         self.len -= 1;
         while let Some(None) = self.slots.back() {
             self.slots.pop_back();
@@ -106,12 +101,12 @@ impl JobQueue {
 
     /// Takes out every queued job whose task `take` picks, leaving the rest in their order.
     fn take_where(&mut self, take: impl Fn(&Queued) -> bool) -> Vec<Queued> {
-        let seqs: Vec<u64> = (self.head..)
+        let picked: Vec<(u64, TaskId)> = (self.head..)
             .zip(&self.slots)
-            .filter(|(_, slot)| slot.as_ref().is_some_and(&take))
-            .map(|(seq, _)| seq)
+            .filter_map(|(seq, slot)| slot.as_ref().filter(|queued| take(queued)).map(|q| (seq, q)))
+            .map(|(seq, queued)| (seq, queued.task.header().id()))
             .collect();
-        seqs.into_iter().filter_map(|seq| self.withdraw(seq)).collect()
+        picked.into_iter().filter_map(|(seq, task)| self.withdraw(seq, task)).collect()
     }
 
     fn take_all(&mut self) -> Vec<Queued> {
@@ -196,9 +191,10 @@ impl BlockingPool {
         // queued and the lock is free: the hook runs at once if the task is cancelled already,
         // and it takes the lock. It holds the pool weakly: the task may outlive the runtime.
         let pool = Arc::downgrade(&self.shared);
+        let id = header.header().id();
         header.header().on_cancel(Box::new(move |_| {
             if let Some(pool) = pool.upgrade() {
-                pool.withdraw(seq);
+                pool.withdraw(seq, id);
             }
         }));
     }
@@ -281,11 +277,11 @@ impl PoolShared {
         self.state.lock()
     }
 
-    /// Takes the job queued as `seq` out of the queue, if it is still there, and drops it, which
-    /// ends its (cancelled) task unstarted. A job a thread has taken already is left to it: the
-    /// thread sees the cancel and ends the task without running it.
-    fn withdraw(&self, seq: u64) {
-        let withdrawn = self.lock().queue.withdraw(seq);
+    /// Takes the job queued as `seq` for `task` out of the queue, if it is still there, and
+    /// drops it, which ends its (cancelled) task unstarted. A job a thread has taken already is
+    /// left to it: the thread sees the cancel and ends the task without running it.
+    fn withdraw(&self, seq: u64, task: TaskId) {
+        let withdrawn = self.lock().queue.withdraw(seq, task);
         // Outside the lock: the job drops user values and wakes whoever awaits its task.
         drop(withdrawn);
     }
@@ -338,6 +334,57 @@ mod tests {
     use crate::task::core::new_task;
     use crate::task::runner::BlockingRunner;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Nothing;
+    impl BlockingJob for Nothing {
+        fn run(self: Box<Self>) {}
+    }
+
+    fn queued() -> (Queued, TaskId) {
+        let (completer, _joiner) = new_task::<()>(TaskId::next(), None);
+        let task = completer.header_ref(None);
+        let id = task.header().id();
+        (Queued { job: Box::new(Nothing), task, _hold: None }, id)
+    }
+
+    /// Checks: a job taken out at a shutdown keeps its cancel hook, which withdraws by number;
+    /// once that number is given to a later job (trimmed from the back, then pushed again), the
+    /// stale hook leaves the later job queued.
+    ///
+    /// Breaks if `withdraw` took whatever sits at the number, whoever's it is.
+    #[test]
+    fn a_stale_withdraw_leaves_a_later_job_with_the_same_number() {
+        let mut queue = JobQueue::default();
+        let (waiting, _) = queued();
+        queue.push(waiting);
+        let (root, root_id) = queued();
+        let root_seq = queue.push(root);
+        let taken = queue.take_where(|job| job.task.header().id() == root_id);
+        assert_eq!(taken.len(), 1);
+        let (later, later_id) = queued();
+        let later_seq = queue.push(later);
+        assert_eq!(later_seq, root_seq, "the trimmed number is given again");
+        assert!(queue.withdraw(root_seq, root_id).is_none(), "a stale hook took a later job");
+        assert!(queue.withdraw(later_seq, later_id).is_some());
+    }
+
+    /// Checks: with one job waiting at the front, a job pushed and withdrawn 1,000 times never
+    /// leaves the queue longer than two slots (it never held more than two jobs).
+    ///
+    /// Breaks if `push` left a hole for each number trimmed from the back since (as numbers that
+    /// only go up would): each push would cost as many slots as jobs handed out before it.
+    #[test]
+    fn a_job_pushed_and_withdrawn_behind_a_waiting_one_adds_no_slots() {
+        let mut queue = JobQueue::default();
+        let (waiting, _) = queued();
+        queue.push(waiting);
+        for round in 0..1_000 {
+            let (job, id) = queued();
+            let seq = queue.push(job);
+            assert!(queue.slots.len() <= 2, "round {round}: {} slots", queue.slots.len());
+            assert!(queue.withdraw(seq, id).is_some());
+        }
+    }
 
     #[test]
     fn threads_never_exceed_the_bound_and_retire_when_idle() {

@@ -355,9 +355,9 @@ pub struct ShutdownReport {
     pub failed: u64,
     /// Tasks cancelled before they finished, by user code or by this shutdown. A task spawned
     /// once the shutdown has begun cancelling (from another thread, or by a destructor the
-    /// shutdown runs) never runs and is counted here, unless it is a child of a scope under a
-    /// shield (a shielded cleanup's), which may start until the shutdown's cancel grace is
-    /// over.
+    /// shutdown runs) never runs and is counted here, unless it is under a shield (a child of a
+    /// shielded cleanup's scope, or a blocking task such a cleanup awaits), which may start until
+    /// the shutdown's cancel grace is over.
     pub cancelled: u64,
     /// Tasks whose body panicked.
     pub panicked: u64,
