@@ -220,7 +220,7 @@ fn a_shield_holds_an_inline_blocking_task_when_its_task_is_cancelled() {
 /// `shutdown_and_shields.rs::shutdown_lets_a_shielded_cleanup_finish_its_scopes_blocking_child`).
 ///
 /// Breaks if the inline job were not marked as reached through its task
-/// (`scope/inline_blocking.rs::inline`): `BlockingPool::cancel_roots` would cancel it directly,
+/// (`scope/inline_blocking.rs::inline`): `BlockingPool::cancel_for_shutdown` would cancel it directly,
 /// and the closure would see `is_cancelled()` after one step and return.
 #[test]
 fn shutdown_lets_a_shielded_cleanup_finish_a_blocking_task_it_awaits_inline() {
@@ -229,7 +229,7 @@ fn shutdown_lets_a_shielded_cleanup_finish_a_blocking_task_it_awaits_inline() {
 }
 
 /// Captured by a closure that is still queued when the shutdown starts: its drop (on the
-/// shutdown's thread, as `cancel_roots` drops the jobs it withdrew, the first before the second)
+/// shutdown's thread, as `BlockingPool::cancel_for_shutdown` drops the jobs it withdrew, the first before the second)
 /// says so, then waits until the shielded cleanup has queued its blocking child.
 struct WaitOnDrop {
     dropping: Flag,

@@ -33,8 +33,8 @@ struct PoolState {
     threads: usize,
     idle: usize,
     shutdown: bool,
-    /// Set by a shutdown's first step (`cancel_roots`): a job submitted from then on whose task
-    /// is not under a shield is dropped, which cancels its task, as after `shutdown`.
+    /// Set by a shutdown's first step (`cancel_for_shutdown`): a job submitted from then on
+    /// whose task is not under a shield is dropped, which cancels its task, as after `shutdown`.
     roots_refused: bool,
     /// Tasks running now, so shutdown can cancel them (they see `klaw::cancel::is_cancelled()`).
     running: HashMap<TaskId, HeaderRef>,
@@ -103,7 +103,7 @@ impl JobQueue {
     fn take_where(&mut self, take: impl Fn(&Queued) -> bool) -> Vec<Queued> {
         let picked: Vec<(u64, TaskId)> = (self.head..)
             .zip(&self.slots)
-            .filter_map(|(seq, slot)| slot.as_ref().filter(|queued| take(queued)).map(|q| (seq, q)))
+            .filter_map(|(seq, slot)| Some((seq, slot.as_ref().filter(|queued| take(queued))?)))
             .map(|(seq, queued)| (seq, queued.task.header().id()))
             .collect();
         picked.into_iter().filter_map(|(seq, task)| self.withdraw(seq, task)).collect()
@@ -235,34 +235,29 @@ impl BlockingPool {
         }
     }
 
-    /// A shutdown's first step (see `ShutdownPhase`): cancels the queued and running blocking
-    /// tasks that are not under a shield. The threads go on running the rest, which the shield
-    /// holds.
-    pub(crate) fn cancel_roots(&self) {
-        let under_shield = |task: &HeaderRef| task.header().under_shield();
+    /// A shutdown's cancel (see `ShutdownPhase`): takes the queued blocking tasks out of the
+    /// queue and cancels the running ones, all of them (`every_task`, the last resort, after
+    /// which the threads retire) or those not under a shield (the first step: the threads go on
+    /// running the rest, which the shield holds). A job submitted afterwards that the same step
+    /// would cancel is dropped.
+    pub(crate) fn cancel_for_shutdown(&self, every_task: bool) {
+        let cancelled = |task: &HeaderRef| every_task || !task.header().under_shield();
         let mut state = self.shared.lock();
         state.roots_refused = true;
+        state.shutdown |= every_task;
         // Out of the queue before any running closure hears its cancel: a thread that a
         // cancelled closure frees must not start one of these.
-        let queued = state.queue.take_where(|queued| !under_shield(&queued.task));
+        let queued = if every_task {
+            state.queue.take_all()
+        } else {
+            state.queue.take_where(|queued| cancelled(&queued.task))
+        };
         let running: Vec<HeaderRef> =
-            state.running.values().filter(|task| !under_shield(task)).cloned().collect();
+            state.running.values().filter(|task| cancelled(task)).cloned().collect();
         drop(state);
-        for task in running {
-            task.cancel(CancelReason::Shutdown);
+        if every_task {
+            self.shared.work_available.notify_all();
         }
-        // Each dropped job publishes its task as cancelled (reason: shutdown).
-        drop(queued);
-    }
-
-    /// Cancels queued and running blocking tasks and lets the threads retire.
-    pub(crate) fn shutdown(&self) {
-        let mut state = self.shared.lock();
-        state.shutdown = true;
-        let queued = state.queue.take_all();
-        let running: Vec<_> = state.running.values().cloned().collect();
-        drop(state);
-        self.shared.work_available.notify_all();
         for task in running {
             task.cancel(CancelReason::Shutdown);
         }

@@ -112,17 +112,20 @@ impl Runtime {
         // stuck in a body that never yields, the cancelled tasks are dropped at the last resort
         // below, which does not depend on any worker.
         stats.cancel_for_shutdown(false);
-        self.shared.blocking.cancel_roots();
+        self.shared.blocking.cancel_for_shutdown(false);
         let cancel_deadline = Instant::now() + CANCEL_GRACE;
         let mut last_deadline = cancel_deadline;
         // Only the workers run tasks meanwhile. Were this thread to run one, it could be a child
         // this step leaves to its scope's task, computing until it hears a cancel that only its
         // scope's next poll (queued behind it) or the last resort below would bring.
-        if !stats.wait_idle(cancel_deadline) {
-            // Tasks are left (a stuck worker, a cleanup longer than the grace, a task under a
-            // stuck one that never heard the cancel): cancel every one of them directly.
-            stats.cancel_for_shutdown(true);
-            self.shared.blocking.shutdown();
+        let all_cancelled_ended = stats.wait_idle(cancel_deadline);
+        // Every task is cancelled now, directly, or has ended: the last resort if tasks are
+        // left (a stuck worker, a cleanup longer than the grace, a task under a stuck one that
+        // never heard the cancel). From here on every spawn is refused, a scope's child
+        // included, and the pool's threads may retire.
+        stats.cancel_for_shutdown(true);
+        self.shared.blocking.cancel_for_shutdown(true);
+        if !all_cancelled_ended {
             last_deadline = Instant::now() + LAST_RESORT_GRACE;
             // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
             // even if every worker is stuck; it steals from their queues. Each task it polls is
@@ -138,10 +141,6 @@ impl Runtime {
             let _context = context::enter(context);
             async_io::block_on(executor.run(stats.idle(last_deadline)));
         }
-        // Every task is cancelled now, or has ended. From here on every spawn is refused, a
-        // scope's child included, and the pool's threads may retire.
-        stats.cancel_for_shutdown(true);
-        self.shared.blocking.shutdown();
 
         // Stop the workers; each leaves after its current poll.
         self.workers.stop.store(true, Ordering::Release);
