@@ -33,6 +33,10 @@ struct Pending {
     reply: klaw_rt::channel::oneshot::Sender<Vec<u8>>,
     /// The job's place in the stream once the server stored it: a cancel removes it from there.
     sequence: Option<u64>,
+    /// Its publish failed after the job was handed to the client, so it may have reached a
+    /// worker, and its cancel marker is being stored: a cancellation that comes back was that
+    /// marker's, and is reported as the failed publish (see [`Inner::publish`]).
+    unpublished: bool,
 }
 
 struct Inner {
@@ -88,6 +92,11 @@ impl Inner {
         // Sending wakes the waiting task: not under the lock.
         let pending = self.pending().remove(job);
         if let Some(pending) = pending {
+            let reply = if pending.unpublished && is_cancellation(pending.task, &reply) {
+                unpublished(None).encode()
+            } else {
+                reply
+            };
             let _ = pending.reply.send(reply);
         }
     }
@@ -462,7 +471,8 @@ impl Inner {
     /// and it is handed over once, with no message id (so the server does no duplicate lookup
     /// per job). If that attempt failed (it may reach the server after all, even once the
     /// connection is back), the job's cancel marker is stored first, which every worker checks
-    /// before it runs a job.
+    /// before it runs a job, and an outcome of a worker that ran it before wins over the
+    /// failure ([`ran_although_unpublished`](Self::ran_although_unpublished)).
     async fn publish(self: Arc<Self>, id: String, envelope: JobEnvelope) {
         // A task cancelled before its job went out has dropped its entry: its job would only
         // reach a worker to be refused by its cancel marker, or be deleted again.
@@ -488,23 +498,69 @@ impl Inner {
                 }
             }
             Err(not_published) => {
-                if not_published.handed_over {
-                    let marker = bytes::Bytes::from_static(b"its submitter could not publish it");
-                    store_cancel_marker(Arc::downgrade(&self), &id, marker).await;
-                }
                 let why = match &not_published.refused {
                     crate::channel::publish::Refused::Rejected(reason) => reason.clone(),
-                    _ => not_published.last_error.unwrap_or_else(|| {
+                    _ => not_published.last_error.clone().unwrap_or_else(|| {
                         format!("no connection to the server for {:?}", config.publish_retry)
                     }),
                 };
-                let refused = WireOutcome::Refused(RemoteError::Transport(format!(
-                    "could not publish the job (it will not run): {why}"
-                )));
-                self.complete(&id, refused.encode());
+                if not_published.handed_over && self.ran_although_unpublished(&id).await {
+                    return;
+                }
+                self.complete(&id, unpublished(Some(&why)).encode());
             }
         }
     }
+}
+
+impl Inner {
+    /// A job whose publish failed after it was handed to the client may have reached the server
+    /// and a worker all the same (only the server's acknowledgement was lost), and run. Its
+    /// cancel marker is stored first, so that no worker runs it from then on; then whatever a
+    /// worker that took it before made of it is awaited: the worker's request with the outcome
+    /// (answered meanwhile, since the job still waits), or the outcome it stored when nobody
+    /// answered within its [`CONFIRM_WAIT`](crate::worker::CONFIRM_WAIT). True if the outcome
+    /// was there: the call then ends with it, not with the failed publish.
+    async fn ran_although_unpublished(self: &Arc<Self>, id: &str) -> bool {
+        if let Some(pending) = self.pending().get_mut(id) {
+            pending.unpublished = true;
+        }
+        let marker = bytes::Bytes::from_static(b"its submitter could not publish it");
+        store_cancel_marker(Arc::downgrade(self), id, marker).await;
+        // A worker that had the job when the marker landed stops it and replies at once, or
+        // stores its outcome after one unanswered request; twice that covers the store too.
+        tokio::time::sleep(2 * crate::worker::CONFIRM_WAIT).await;
+        if !self.pending().contains_key(id) {
+            return true; // its outcome came meanwhile
+        }
+        match self.read_outcome(&self.outcome_key(id), LATE_OUTCOME_READ_WAIT).await {
+            Some(Some(outcome)) => {
+                self.complete(id, outcome);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How long the read of an unpublished job's outcome waits (see
+/// [`Inner::ran_although_unpublished`]).
+const LATE_OUTCOME_READ_WAIT: Duration = Duration::from_secs(5);
+
+/// What a call whose job could not be published ends with: `why` the publish failed, if known
+/// (a cancellation by the job's own cancel marker, which a worker that took it anyway hit,
+/// says no more).
+fn unpublished(why: Option<&str>) -> WireOutcome {
+    let why = why.map_or_else(String::new, |why| format!(": {why}"));
+    WireOutcome::Refused(RemoteError::Transport(format!(
+        "could not publish the job (it did not run, or a worker that took it all the same was \
+         stopped by its cancel marker){why}"
+    )))
+}
+
+/// Whether `reply` is a cancellation.
+fn is_cancellation(task: &str, reply: &[u8]) -> bool {
+    matches!(WireOutcome::decode(task, reply), Ok(WireOutcome::Cancelled(_)))
 }
 
 /// Stores a job's cancel marker, which every worker checks before it runs a job and watches
@@ -537,7 +593,8 @@ impl RemoteBackend for NatsBackend {
         let inner = self.inner.clone();
         let id = job.id.to_string();
         let (reply_tx, reply_rx) = klaw_rt::channel::oneshot::channel();
-        let pending = Pending { task: job.task, reply: reply_tx, sequence: None };
+        let pending =
+            Pending { task: job.task, reply: reply_tx, sequence: None, unpublished: false };
         let displaced = inner.pending().insert(id.clone(), pending);
         // Never one (job ids are random), but a reply sender wakes its receiver when dropped:
         // not under the lock.

@@ -31,7 +31,7 @@ use take::{JobTaker, OnTokio, ReadyJob};
 const FETCH_WAIT: Duration = Duration::from_secs(1);
 /// How long a worker waits for a submitter to confirm it holds an outcome before it stores the
 /// outcome for the submitter to read later.
-const CONFIRM_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const CONFIRM_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs the remote tasks linked into this binary for whoever submits them.
 ///

@@ -105,7 +105,7 @@ fn a_channel_whose_state_could_not_be_read_at_open_is_not_taken_for_open() {
 
 /// A send whose publish is held up by a frozen link (it is tried again once the link is back)
 /// while another process closes the channel and its receiver drains it and returns `Closed`.
-/// Checks: the send hands the value back (`Unavailable`: its first attempt got no answer, so
+/// Checks: the send hands the value back (`Unconfirmed`: its first attempt got no answer, so
 /// for all the sender knows it was stored before the close; `Closed` would claim more), and
 /// nothing is left in the stream (every receiver said `Closed`, so a message stored after that
 /// would never be delivered). What would break it: a send that looks at the close only before
@@ -126,7 +126,7 @@ fn a_send_held_up_by_its_link_while_the_channel_closes_and_drains_hands_its_valu
         proxy.resume();
         let sent = sending.join().unwrap();
         assert!(
-            matches!(sent, Err(SendError::Unavailable(7))),
+            matches!(sent, Err(SendError::Unconfirmed(7))),
             "a value stored after every receiver said Closed is never delivered: {sent:?}"
         );
         assert_eq!(klaw::runtime::block_on(drained.len()).unwrap(), 0, "stranded in the stream");
@@ -154,7 +154,7 @@ fn a_broadcast_send_held_up_while_the_channel_closes_and_is_read_out_hands_its_v
         proxy.resume();
         let sent = sending.join().unwrap();
         assert!(
-            matches!(sent, Err(SendError::Closed(7) | SendError::Unavailable(7))),
+            matches!(sent, Err(SendError::Closed(7) | SendError::Unconfirmed(7))),
             "a value stored after every receiver said Closed is never read: {sent:?}"
         );
     });
@@ -322,7 +322,8 @@ fn a_channel_whose_close_stopped_half_way_is_closed_for_processes_that_had_it_op
 }
 
 /// A send on an open channel whose link freezes (nothing gets through either way, no socket
-/// closes). Checks: it hands its value back as `Unavailable` within `publish_retry` (1 s) plus
+/// closes). Checks: it hands its value back as `Unconfirmed` (its attempt went out and got no
+/// answer: the server may have it) within `publish_retry` (1 s) plus
 /// one acknowledgement wait (5 s), with 2 s to spare, as `NatsConfig::publish_retry` promises.
 /// What would break it: a read of the channel's close after each failed attempt bounded only
 /// by the client's request timeout (10 s), which a send makes to tell a close from a restart.
@@ -335,7 +336,7 @@ fn a_send_on_a_frozen_link_ends_within_its_retry_bound_plus_one_ack_wait() {
         let started = std::time::Instant::now();
         let sent = klaw::runtime::block_on(tx.send(1));
         let took = started.elapsed();
-        assert_eq!(sent, Err(SendError::Unavailable(1)));
+        assert_eq!(sent, Err(SendError::Unconfirmed(1)));
         assert!(took < Duration::from_secs(8), "1 s + one 5 s ack wait promised; took {took:?}");
     });
 }

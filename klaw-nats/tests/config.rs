@@ -120,3 +120,61 @@ fn no_secret_of_a_url_appears_in_an_error_a_debug_output_or_a_log_line() {
     let logged = logged.lock().unwrap();
     assert!(logged.iter().all(|line| !line.contains("s3cret")), "{logged:#?}");
 }
+
+/// A password holding a comma, in a URL written without a scheme (`user:pw@host:port`, which
+/// the URL check accepts). Checks: no part of it shows in `redact_url`, the config's `Debug`, or
+/// the errors of checking and connecting. What would break it: a list split at every comma not
+/// inside the credentials of a URL with a scheme, which shows `alice:Zq9pw` as a URL of its own.
+#[test]
+fn a_comma_in_the_password_of_a_url_without_a_scheme_shows_no_part_of_it() {
+    let _serial = serial();
+    let url = "alice:Zq9pw,Xy7kk@127.0.0.1:1";
+    let mut shown = vec![klaw_nats::redact_url(url), format!("{:?}", NatsConfig::new(url))];
+    if let Err(error) = NatsConfig::new(url).validate() {
+        shown.push(format!("{error} {error:?}"));
+    }
+    let connected = klaw::runtime::block_on(klaw_nats::Nats::connect(NatsConfig::new(url)));
+    if let Err(error) = connected {
+        shown.push(format!("{error} {error:?}"));
+    }
+    let leaks: Vec<_> =
+        shown.iter().filter(|s| s.contains("Zq9pw") || s.contains("Xy7kk")).collect();
+    assert!(leaks.is_empty(), "a part of the password is shown: {leaks:#?}");
+}
+
+/// TLS files that can be read but hold no certificate or key. Checks: checking the config and
+/// connecting both fail with a `Config` error naming the TLS setting (nothing listens on port
+/// 1: the settings are checked first). What would break it: a check that only opens the files,
+/// after which connecting fails as `NatsError::Connect`, whose text sends the user to the
+/// server's address.
+#[test]
+fn a_tls_file_without_a_certificate_or_key_is_a_config_error_naming_its_setting() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("not-a-pem.pem");
+    std::fs::write(&garbage, "this is not a PEM certificate or key\n").unwrap();
+    let configs = [
+        (
+            "ca",
+            NatsConfig::new("tls://127.0.0.1:1").tls(klaw_nats::NatsTls::default().ca(&garbage)),
+        ),
+        (
+            "client cert and key",
+            NatsConfig::new("tls://127.0.0.1:1")
+                .tls(klaw_nats::NatsTls::default().client_cert(&garbage, &garbage)),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, config) in configs {
+        let checked = config.validate();
+        let connected = klaw::runtime::block_on(klaw_nats::Nats::connect(config)).map(|_| ());
+        for (how, result) in [("validate", checked), ("connect", connected)] {
+            let named = matches!(&result, Err(NatsError::Config { setting, .. })
+                if setting.to_lowercase().contains("tls"));
+            if !named {
+                wrong.push(format!("{what}, {how}: {result:?}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "not Config errors naming the TLS setting: {wrong:#?}");
+}

@@ -285,3 +285,50 @@ fn a_worker_stopped_while_an_outcome_is_on_its_way_still_delivers_it() {
     assert_eq!(result, Ok(10));
     assert_eq!(DELIVERED_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1, "the job ran again");
 }
+
+static UNPUBLISHED_RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+#[klaw::task(remote)]
+async fn doubled_once_counted(n: u64) -> u64 {
+    UNPUBLISHED_RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    2 * n
+}
+
+/// A job whose publish acknowledgement is lost: the submitter's link loses the server's answers
+/// (its requests still arrive), so the server stores the job and a worker (connected directly)
+/// runs it, while the submitter's publish times out; the worker's request with the outcome goes
+/// unanswered, so it stores the outcome in the bucket. Checks: the call ends with the outcome
+/// (the job ran once), not with "could not publish the job". What would break it: a submitter
+/// that stores the job's cancel marker and reports the failed publish without looking for what
+/// a worker made of the job before the marker (the call was reported failed, the outcome left
+/// unread in the bucket).
+#[test]
+fn a_job_that_ran_although_its_publish_was_not_acknowledged_ends_with_its_outcome() {
+    common::watchdog(Duration::from_secs(90), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let namespace = "acklostjob";
+        let workers = Runtime::builder().workers(2).local().build().unwrap();
+        let worker =
+            klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
+        let _running = workers.spawn(worker.run());
+        let through_proxy = NatsConfig::new(proxy.url()).namespace(namespace);
+        let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+
+        proxy.freeze_answers();
+        let handle = submitter.spawn(doubled_once_counted(21));
+        wait_until(Duration::from_secs(10), "the worker ran the job", || {
+            UNPUBLISHED_RUNS.load(std::sync::atomic::Ordering::SeqCst) == 1
+        });
+        // The worker's request with the outcome goes unanswered for 1 s; it then stores it.
+        std::thread::sleep(Duration::from_secs(2));
+        proxy.resume();
+
+        let result = submitter
+            .block_on(klaw::cancel::fail_after(Duration::from_secs(40), handle))
+            .expect("the call ended");
+        assert_eq!(UNPUBLISHED_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(result, Ok(42), "the job ran and its outcome is stored");
+    });
+}

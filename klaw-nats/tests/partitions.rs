@@ -212,3 +212,85 @@ fn a_broadcast_value_deleted_from_the_middle_is_skipped_as_missed() {
         assert_eq!(next(), Ok(Ok(3)));
     });
 }
+
+/// A send whose value the server stored while the sender's link lost every answer: its
+/// acknowledgement never comes, and the send gives up after its retry bound (1 s). Checks: the
+/// value is received, and the send says so honestly (`Unconfirmed`: it may have been stored),
+/// not `Unavailable` ("did not take the value", which would have the caller send it again).
+/// What would break it: a send that maps every exhausted retry to `Unavailable`.
+#[test]
+fn a_send_whose_value_was_stored_without_an_answer_ends_unconfirmed() {
+    probe(Duration::from_secs(90), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let namespace = "maybestored";
+        let here = nats(
+            NatsConfig::new(proxy.url()).namespace(namespace).publish_retry(Duration::from_secs(1)),
+        );
+        let there = nats(server.config().namespace(namespace));
+        let (tx, _here_rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        let (_there_tx, rx) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
+
+        proxy.freeze_answers();
+        let sent = klaw::runtime::block_on(tx.send(7));
+        proxy.resume();
+        assert_eq!(klaw::runtime::block_on(rx.recv()), Ok(7), "the server stored 7");
+        assert_eq!(sent, Err(klaw_nats::channel::SendError::Unconfirmed(7)));
+    });
+}
+
+/// A send whose first attempt was stored without an answer, then received and acknowledged by
+/// another process (the work queue removes it), before the server restarts. A restarted server
+/// rebuilds its duplicate window from the messages it still holds, so it no longer knows the
+/// id. Checks: the send does not try again after the restart (the stream's last sequence stays
+/// 1: nothing stored twice) and ends `Unconfirmed`. What would break it: a send that retries
+/// with its message id on any server, storing the value a second time (the receiver gets 7
+/// twice although `publish_retry` promises a retry never stores a value twice).
+#[test]
+fn a_send_does_not_retry_on_a_restarted_server_that_forgot_its_message_id() {
+    probe(Duration::from_secs(150), || {
+        let mut server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let namespace = "dupretry";
+        let here = nats(
+            NatsConfig::new(proxy.url())
+                .namespace(namespace)
+                .publish_retry(Duration::from_secs(60)),
+        );
+        let there = nats(server.config().namespace(namespace));
+        let (tx, _here_rx) = klaw::runtime::block_on(here.channel::<u32>("c", 8)).unwrap();
+        let (_there_tx, rx) = klaw::runtime::block_on(there.channel::<u32>("c", 8)).unwrap();
+
+        proxy.freeze_answers();
+        let sending = std::thread::spawn(move || klaw::runtime::block_on(tx.send(7)));
+        assert_eq!(klaw::runtime::block_on(rx.recv()), Ok(7), "the server stored 7 at once");
+        // The receive's acknowledgement is confirmed: the stream no longer holds 7.
+        assert_eq!(klaw::runtime::block_on(rx.len()).unwrap(), 0);
+        // Long enough for the server to have written the removal out.
+        std::thread::sleep(Duration::from_secs(3));
+        server.stop();
+        proxy.resume();
+        server.restart();
+        let sent = sending.join().unwrap();
+        assert_eq!(sent, Err(klaw_nats::channel::SendError::Unconfirmed(7)));
+        assert_eq!(last_sequence(&server.url, "dupretry_chan_c"), 1, "7 was stored twice");
+    });
+}
+
+/// The last sequence of `stream`, read by a client of its own (retried while the server
+/// recovers).
+fn last_sequence(url: &str, stream: &str) -> u64 {
+    let (url, stream) = (url.to_owned(), stream.to_owned());
+    klaw::runtime::block_on(async_compat::Compat::new(async move {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        for _ in 0..100 {
+            if let Ok(mut found) = js.get_stream(&stream).await {
+                if let Ok(info) = found.info().await {
+                    return info.state.last_sequence;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the stream {stream} could not be read");
+    }))
+}

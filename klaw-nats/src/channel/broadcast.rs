@@ -82,7 +82,9 @@ pub struct Sender<T> {
 impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// Sends to every receiver subscribed now. Never waits for slow receivers: they lag.
     /// `Err(Closed(value))` if the channel is closed; `Err(Unavailable(value))` if the server
-    /// did not take it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry).
+    /// did not take it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry);
+    /// `Err(Unconfirmed(value))` if it may have (see
+    /// [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed)).
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<String>) -> Result<(), klaw_nats::channel::SendError<String>> {

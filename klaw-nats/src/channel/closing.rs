@@ -14,7 +14,7 @@
 //! restarting (a stream moved off its subject whose key is missing counts as closed, and the
 //! reader stores the key: a closer that stopped between the steps leaves no process alone in
 //! seeing the channel open). A send whose earlier attempt got no answer cannot know whether
-//! that one was stored before the close, and hands its value back as `Unavailable`, not
+//! that one was stored before the close, and hands its value back as `Unconfirmed`, not
 //! `Closed`. The other order would lose a value: a message stored between the key and the
 //! stream's change could land after every receiver had said `Closed`, and its `send` return
 //! `Ok`.

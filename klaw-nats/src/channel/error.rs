@@ -10,6 +10,11 @@ use std::fmt;
 const UNAVAILABLE: &str = "the NATS server did not take the value within the publish retry bound \
      (KLAW_NATS_PUBLISH_RETRY_MS); the channel may still be open, send again later";
 
+/// What `Unconfirmed` says, for both error types.
+const UNCONFIRMED: &str = "the NATS server did not confirm the value within the publish retry \
+     bound (KLAW_NATS_PUBLISH_RETRY_MS), and an attempt may have stored it: it may still be \
+     received, so sending it again may deliver it twice";
+
 /// Why `send` on a distributed channel did not send a value; the value comes back in every
 /// case.
 ///
@@ -31,6 +36,15 @@ pub enum SendError<T> {
     /// later.
     #[error("{UNAVAILABLE}")]
     Unavailable(T),
+    /// The server did not confirm the value for as long as
+    /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) allows, and an attempt
+    /// went out that got no answer: the server may have stored the value, and a receiver may
+    /// get it. Unlike `Unavailable`, sending it again may deliver it twice. Also what a send
+    /// ends with when a retry could store a second copy: the connection came back to a server
+    /// that restarted (or to another server), which no longer knows the message ids of what it
+    /// has already delivered and removed.
+    #[error("{UNCONFIRMED}")]
+    Unconfirmed(T),
     /// This value can never be sent: its `Serialize` implementation failed, or, encoded, it is
     /// larger than the server's `max_payload`. Sending it again fails the same way.
     #[error("this value cannot be sent: {reason}")]
@@ -50,7 +64,10 @@ impl<T> SendError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            Self::Closed(value) | Self::Unavailable(value) | Self::Rejected { value, .. } => value,
+            Self::Closed(value)
+            | Self::Unavailable(value)
+            | Self::Unconfirmed(value)
+            | Self::Rejected { value, .. } => value,
         }
     }
 
@@ -74,6 +91,7 @@ impl<T> SendError<T> {
                 Self::Unavailable(value)
             }
             TrySendError::Closed(value) => Self::Closed(value),
+            TrySendError::Unconfirmed(value) => Self::Unconfirmed(value),
             TrySendError::Rejected { value, reason } => Self::Rejected { value, reason },
         }
     }
@@ -83,6 +101,7 @@ impl<T> SendError<T> {
         match self {
             Self::Closed(value) => SendError::Closed(f(value)),
             Self::Unavailable(value) => SendError::Unavailable(f(value)),
+            Self::Unconfirmed(value) => SendError::Unconfirmed(f(value)),
             Self::Rejected { value, reason } => SendError::Rejected { value: f(value), reason },
         }
     }
@@ -93,6 +112,7 @@ impl<T> fmt::Debug for SendError<T> {
         match self {
             Self::Closed(_) => f.write_str("Closed(..)"),
             Self::Unavailable(_) => f.write_str("Unavailable(..)"),
+            Self::Unconfirmed(_) => f.write_str("Unconfirmed(..)"),
             Self::Rejected { reason, .. } => {
                 f.debug_struct("Rejected").field("reason", reason).finish_non_exhaustive()
             }
@@ -121,6 +141,9 @@ pub enum TrySendError<T> {
     /// As [`SendError::Unavailable`].
     #[error("{UNAVAILABLE}")]
     Unavailable(T),
+    /// As [`SendError::Unconfirmed`].
+    #[error("{UNCONFIRMED}")]
+    Unconfirmed(T),
     /// As [`SendError::Rejected`].
     #[error("this value cannot be sent: {reason}")]
     Rejected {
@@ -142,6 +165,7 @@ impl<T> TrySendError<T> {
             Self::Full(value)
             | Self::Closed(value)
             | Self::Unavailable(value)
+            | Self::Unconfirmed(value)
             | Self::Rejected { value, .. } => value,
         }
     }
@@ -171,6 +195,7 @@ impl<T> fmt::Debug for TrySendError<T> {
             Self::Full(_) => f.write_str("Full(..)"),
             Self::Closed(_) => f.write_str("Closed(..)"),
             Self::Unavailable(_) => f.write_str("Unavailable(..)"),
+            Self::Unconfirmed(_) => f.write_str("Unconfirmed(..)"),
             Self::Rejected { reason, .. } => {
                 f.debug_struct("Rejected").field("reason", reason).finish_non_exhaustive()
             }
@@ -189,6 +214,7 @@ impl<T> From<SendError<T>> for TrySendError<T> {
         match error {
             SendError::Closed(value) => Self::Closed(value),
             SendError::Unavailable(value) => Self::Unavailable(value),
+            SendError::Unconfirmed(value) => Self::Unconfirmed(value),
             SendError::Rejected { value, reason } => Self::Rejected { value, reason },
         }
     }

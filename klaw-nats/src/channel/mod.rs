@@ -4,8 +4,10 @@
 //! Sending has its own errors, [`SendError`] and [`TrySendError`]: besides `Full` and
 //! `Closed`, a send across the network can find the server unreachable for longer than
 //! [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (`Unavailable`: a restart
-//! is retried that long, and `Closed` only ever means closed), or a value that can never be
-//! sent (`Rejected`). Each hands the value back.
+//! is retried that long, and `Closed` only ever means closed), find no answer to an attempt
+//! that may have stored the value (`Unconfirmed`: it may still be received, so sending it again
+//! may deliver it twice), or a value that can never be sent (`Rejected`). Each hands the value
+//! back.
 //!
 //! - [`mpmc`]: a JetStream work-queue stream with one shared consumer: each message to one
 //!   receiver, bounded (`Full`, and backpressure on `send`). A message a receiver took but

@@ -62,7 +62,8 @@ pub(crate) async fn send_value<T: Serialize>(
         Err(Refused::Closed) => Err(TrySendError::Closed(value)),
         Err(Refused::Full) => Err(TrySendError::Full(value)),
         Err(Refused::Unavailable) if closed() => Err(TrySendError::Closed(value)),
-        Err(Refused::Unavailable | Refused::Unsure) => Err(TrySendError::Unavailable(value)),
+        Err(Refused::Unavailable) => Err(TrySendError::Unavailable(value)),
+        Err(Refused::Unconfirmed) => Err(TrySendError::Unconfirmed(value)),
         Err(Refused::Rejected(reason)) => Err(TrySendError::Rejected { value, reason }),
     }
 }
@@ -77,12 +78,15 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
 pub(crate) enum Refused {
     /// The channel's stream no longer takes messages: it was closed, as the server says.
     Closed,
-    /// The channel is closed, and an earlier attempt got no answer: it may have been stored
-    /// before the close, and then received. Not `Closed`, which says nobody receives the value.
-    Unsure,
+    /// An attempt got no answer, so the message may have been stored (and received), and no
+    /// later attempt settled it: the retry bound passed, a retry could not be told from a
+    /// second copy (no message id, or a server that forgot the id: see [`publish_with_id`]),
+    /// or the channel was closed meanwhile. Not `Closed` nor `Unavailable`, which say nobody
+    /// receives the message.
+    Unconfirmed,
     /// The stream holds its limit and refuses new messages.
     Full,
-    /// No attempt succeeded within the retry bound.
+    /// No attempt succeeded within the retry bound, and none may have stored the message.
     Unavailable,
     /// The message can never be stored (it is larger than the server accepts).
     Rejected(String),
@@ -122,8 +126,15 @@ async fn publish(
 /// Publishes as [`publish`] does, with `message_id` (if any) on every attempt; the stored
 /// message's sequence, or why it was not stored. `what` names it in log events. With
 /// `closing` (a channel's), an attempt the server finds no stream for ends the publish if the
-/// server holds the channel's close: `Closed` if no attempt may have been stored, `Unavailable`
+/// server holds the channel's close: `Closed` if no attempt may have been stored, `Unconfirmed`
 /// otherwise; it is tried again if not (a server that is starting has no streams yet either).
+///
+/// A retry after an attempt that may have stored the message relies on the server's duplicate
+/// tracking by message id, which a server rebuilds from the messages it still holds when it
+/// starts: a message already delivered and removed from a work queue is forgotten, and a retry
+/// would store it again. So once an attempt may have stored the message, a retry is made only
+/// to the same server (its `server_id`, new at each start); reconnected to another, the
+/// publish ends `Unconfirmed`.
 pub(crate) async fn publish_with_id(
     connection: &Connection,
     subject: &str,
@@ -137,8 +148,9 @@ pub(crate) async fn publish_with_id(
         let deadline = Instant::now() + connection.config.publish_retry;
         let mut pause = FIRST_PAUSE;
         let mut handed_over = false;
-        // An attempt was handed over and got no answer that rules out its message being stored.
-        let mut maybe_stored = false;
+        // The server an attempt was handed to that got no answer ruling out its message being
+        // stored: its id (see above).
+        let mut maybe_stored_on: Option<String> = None;
         let mut last_error = None;
         let gave_up =
             |refused, handed_over, last_error| NotPublished { refused, handed_over, last_error };
@@ -146,10 +158,16 @@ pub(crate) async fn publish_with_id(
             if connection.client.connection_state() != State::Connected {
                 if Instant::now() + RECONNECT_POLL > deadline {
                     tracing::warn!(%what, "no connection to the server: not published");
-                    return Err(gave_up(Refused::Unavailable, handed_over, last_error));
+                    let refused = unsettled(maybe_stored_on.is_some());
+                    return Err(gave_up(refused, handed_over, last_error));
                 }
                 tokio::time::sleep(RECONNECT_POLL).await;
                 continue;
+            }
+            let server = connection.client.server_info().server_id;
+            if maybe_stored_on.as_ref().is_some_and(|stored_on| *stored_on != server) {
+                tracing::warn!(%what, "reconnected to a server that may not know the message's id: not retried");
+                return Err(gave_up(Refused::Unconfirmed, handed_over, last_error));
             }
             let mut publish = PublishMessage::build().payload(payload.clone());
             if let Some(id) = message_id {
@@ -180,8 +198,11 @@ pub(crate) async fn publish_with_id(
                         if closed_on_server(closing).await {
                             // `Closed` says the value never reached a receiver: only if no
                             // attempt may have been stored, before the stream changed.
-                            let refused =
-                                if maybe_stored { Refused::Unsure } else { Refused::Closed };
+                            let refused = if maybe_stored_on.is_some() {
+                                Refused::Unconfirmed
+                            } else {
+                                Refused::Closed
+                            };
                             return Err(gave_up(refused, handed_over, Some(error.to_string())));
                         }
                     }
@@ -189,18 +210,20 @@ pub(crate) async fn publish_with_id(
                 }
                 Err(error) => {
                     // No answer, or another failure: the message may have been stored.
-                    maybe_stored = true;
+                    maybe_stored_on.get_or_insert(server);
                     error.to_string()
                 }
             };
             if message_id.is_none() {
                 // It may have been stored: without an id, a retry could store a second copy.
                 tracing::warn!(%what, %error, "a publish without a message id failed: not retried");
-                return Err(gave_up(Refused::Unavailable, handed_over, Some(error)));
+                let refused = unsettled(maybe_stored_on.is_some());
+                return Err(gave_up(refused, handed_over, Some(error)));
             }
             if Instant::now() + pause > deadline {
                 tracing::warn!(%what, %error, "the server did not take a message: not published");
-                return Err(gave_up(Refused::Unavailable, handed_over, Some(error)));
+                let refused = unsettled(maybe_stored_on.is_some());
+                return Err(gave_up(refused, handed_over, Some(error)));
             }
             tracing::debug!(%what, %error, ?pause, "publish failed; trying again");
             last_error = Some(error);
@@ -209,6 +232,11 @@ pub(crate) async fn publish_with_id(
         }
     })
     .await
+}
+
+/// How a publish that ran out of attempts ends: `Unconfirmed` if one may have stored the message.
+fn unsettled(maybe_stored: bool) -> Refused {
+    if maybe_stored { Refused::Unconfirmed } else { Refused::Unavailable }
 }
 
 /// How long a publish that found no stream waits to read the channel's close, at most: the

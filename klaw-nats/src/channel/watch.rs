@@ -98,8 +98,10 @@ pub struct Sender<T> {
 
 impl<T: Serialize> Sender<T> {
     /// Sets the value for every process. `Err(Unavailable(value))` if the server did not take
-    /// it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry). A watch
-    /// channel is never closed.
+    /// it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry);
+    /// `Err(Unconfirmed(value))` if it may have (see
+    /// [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed)). A watch channel is
+    /// never closed.
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::watch::Sender<u32>) -> Result<(), klaw_nats::channel::SendError<u32>> {

@@ -2,10 +2,12 @@
 //! files, and their checks, which name the setting that is wrong and never show a secret.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CREDS_ENV, NKEY_SEED_ENV, PASSWORD_ENV, TOKEN_ENV, USER_ENV};
 use crate::NatsError;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A secret: shown as `***` by `Debug`, never displayed.
 ///
@@ -173,18 +175,39 @@ pub(super) fn check_tls(setting: &'static str, tls: &NatsTls) -> Result<(), Nats
 }
 
 const TLS_FILE_EXPECTED: &str = "the path of a readable PEM file";
+const TLS_CERT_EXPECTED: &str =
+    "a PEM file holding one or more certificates (`-----BEGIN CERTIFICATE-----`)";
+const TLS_KEY_EXPECTED: &str =
+    "a PEM file holding a private key (`-----BEGIN PRIVATE KEY-----`, PKCS#1 or SEC1)";
 const NKEY_SEED_EXPECTED: &str =
     "an NKey user seed: 58 characters starting `SU`, as `nk -gen user` prints it";
 
-/// Each TLS file that is set can be read: a typo is reported here, naming its setting, rather
-/// than as a failed connection that sends the user to check the server's address.
+/// Each TLS file that is set can be read and holds what its setting needs (the CA and the
+/// client certificate at least one certificate, the client key a private key), read as the
+/// client will read them: a typo or a wrong file is reported here, naming its setting, rather
+/// than as a failed connection that sends the user to check the server's address. Only the path
+/// is shown, never what the file holds.
 pub(super) fn check_tls_files(settings: [&'static str; 3], tls: &NatsTls) -> Result<(), NatsError> {
     let [ca, cert, key] = settings;
-    for (setting, path) in [(ca, &tls.ca), (cert, &tls.client_cert), (key, &tls.client_key)] {
+    let error = |setting, path: &Path, expected| NatsError::Config {
+        setting,
+        value: path.display().to_string(),
+        expected,
+    };
+    for (setting, path) in [(ca, &tls.ca), (cert, &tls.client_cert)] {
         let Some(path) = path else { continue };
-        if std::fs::File::open(path).is_err() {
-            let value = path.display().to_string();
-            return Err(NatsError::Config { setting, value, expected: TLS_FILE_EXPECTED });
+        let file =
+            std::fs::File::open(path).map_err(|_| error(setting, path, TLS_FILE_EXPECTED))?;
+        let certificates: Result<Vec<_>, _> =
+            CertificateDer::pem_reader_iter(std::io::BufReader::new(file)).collect();
+        if !certificates.is_ok_and(|found| !found.is_empty()) {
+            return Err(error(setting, path, TLS_CERT_EXPECTED));
+        }
+    }
+    if let Some(path) = &tls.client_key {
+        let file = std::fs::File::open(path).map_err(|_| error(key, path, TLS_FILE_EXPECTED))?;
+        if PrivateKeyDer::from_pem_reader(std::io::BufReader::new(file)).is_err() {
+            return Err(error(key, path, TLS_KEY_EXPECTED));
         }
     }
     Ok(())

@@ -99,8 +99,12 @@ pub struct NatsConfig {
     /// How long a channel send keeps trying while the server does not take the value (it is
     /// restarting, or the connection is down) before it hands the value back as
     /// [`SendError::Unavailable`](crate::channel::SendError::Unavailable). Each send carries
-    /// a message id so that a retry never stores it twice. Zero: one try, and no id (about a
-    /// tenth more throughput; an unanswered send is `Unavailable` at once). At most
+    /// a message id so that a retry never stores it twice; a retry that the server could not
+    /// tell from a second copy (it restarted since an unanswered attempt, and forgot the ids
+    /// of what it delivered) is not made: the send ends
+    /// [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed). Zero: one try, and
+    /// no id (about a tenth more throughput; an unanswered send is `Unconfirmed` at once, one
+    /// never handed to the server `Unavailable`). At most
     /// [`MAX_PUBLISH_RETRY`]. A send ends within this plus one acknowledgement wait (5 s).
     pub publish_retry: Duration,
     /// How this client authenticates.

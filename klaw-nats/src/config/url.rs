@@ -50,14 +50,16 @@ fn is_address(address: &str) -> bool {
 ///
 /// Credentials are taken literally, up to the last `@` of their URL: a token or password may
 /// hold `/`, `?`, `,`, `+`, `=` or `@` as they are (base64 does), without percent-encoding.
-/// A comma belongs to the credentials when it comes after a URL's `://`, before any `@` of that
-/// URL, and an `@` follows before the next `://`; so a second URL of a list that carries
-/// credentials must have its scheme (`nats://a,nats://u:p@b`, not `nats://a,u:p@b`).
+/// A comma belongs to the credentials when it comes before any `@` of its URL and an `@`
+/// follows before the next `://`, whether or not the URL has a scheme (`u:p,w@host` is one URL);
+/// so a second URL of a list that carries credentials must have its scheme
+/// (`nats://a,nats://u:p@b`, not `nats://a,u:p@b`).
 ///
 /// ```
 /// assert_eq!(klaw_nats::redact_url("nats://alice:s3cret@h:4222"), "nats://alice:***@h:4222");
 /// assert_eq!(klaw_nats::redact_url("tls://t0ken@h, nats://h2"), "tls://***@h, nats://h2");
 /// assert_eq!(klaw_nats::redact_url("nats://a:p/w,x@h,nats://h2"), "nats://a:***@h,nats://h2");
+/// assert_eq!(klaw_nats::redact_url("alice:p,w@h:4222"), "alice:***@h:4222");
 /// ```
 pub fn redact_url(url: &str) -> String {
     split_list(url)
@@ -103,11 +105,11 @@ fn split_list(list: &str) -> Vec<&str> {
 }
 
 /// Whether the comma between `before` (the current URL so far) and `after` (the rest of the
-/// list) is part of the current URL's credentials: the URL has a scheme, no `@` yet, and an
-/// `@` comes before the next URL's `://`.
+/// list) is part of the current URL's credentials: the URL has no `@` yet, and an `@` comes
+/// before the next URL's `://`. A URL without a scheme counts too: split there, a password
+/// with a comma would be shown in part, as a URL of its own.
 fn comma_in_userinfo(before: &str, after: &str) -> bool {
-    let Some(scheme_end) = before.find("://") else { return false };
-    if before[scheme_end..].contains('@') {
+    if before.contains('@') {
         return false;
     }
     match (after.find('@'), after.find("://")) {

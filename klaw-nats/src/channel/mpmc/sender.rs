@@ -98,7 +98,9 @@ impl<T: Serialize + Send + 'static> Sender<T> {
     /// Sends if there is room now. `Full(value)` if the channel holds `capacity` messages,
     /// `Closed(value)` if it was closed, `Unavailable(value)` if the server did not take it
     /// within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) (a restart is
-    /// retried that long): the value always comes back. It is a round trip to the server,
+    /// retried that long), `Unconfirmed(value)` if an attempt that may have stored it got no
+    /// answer (see [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed)): the
+    /// value always comes back. It is a round trip to the server,
     /// hence `async`.
     ///
     /// The room a `recv` on the same connection (the same [`Nats`](crate::Nats), through any
@@ -129,7 +131,8 @@ impl<T: Serialize + Send + 'static> Sender<T> {
 
     /// Sends, waiting while the channel is full (backpressure). `Err(Closed(value))` once it
     /// is closed; `Err(Unavailable(value))` if the server did not take it within
-    /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry).
+    /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry); `Err(Unconfirmed(value))`
+    /// if it may have (see [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed)).
     ///
     /// Found full, it first waits for the confirmations of the receives on this connection
     /// that returned before the call, and tries again at once, as
