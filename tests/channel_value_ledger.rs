@@ -680,3 +680,267 @@ fn broadcast_a_waiting_receiver_overrun_sees_the_lag_then_the_kept_values_then_c
     drop(rx);
     assert_eq!(Arc::strong_count(&live) - 1, 0);
 }
+
+/// `force_send` racing permits (`try_reserve` + `Permit::send` or a dropped permit),
+/// `send_blocking`, receivers (`recv_blocking`, `recv_many_blocking`, `try_recv`) and a close at
+/// a random moment. `channel_faults` races `force_send` with receivers only, and permits with
+/// sends only; this mixes the two users of the permit lock (`force_push`, which takes a message
+/// out before it puts its own in, and the counted pushes of permits), on the ring and on the
+/// growing buffer.
+///
+/// Checked: every value is either accepted (`Ok`) and then received exactly once or displaced
+/// (given back by a `force_send`) exactly once, or refused with its value back and never
+/// received; no thread panics (e.g. `send_with_permit`'s `unreachable!("a reserved place is
+/// free")`); nothing hangs; and after a round without a close, every place is free again.
+mod force_send_with_permits {
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
+    use std::sync::{Arc, mpsc};
+    use std::time::Duration;
+
+    use klaw::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError, bounded};
+
+    fn within<T: Send + 'static>(
+        limit: Duration,
+        scenario: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (done, finished) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let _ = done.send(scenario());
+        });
+        match finished.recv_timeout(limit) {
+            Ok(value) => value,
+            Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the scenario returned without sending"),
+            },
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the scenario hung for {limit:?}"),
+        }
+    }
+
+    const PER: usize = 300;
+    const PRODUCERS: usize = 3;
+    const TOTAL: usize = PER * PRODUCERS;
+
+    struct Ledger {
+        accepted: Vec<AtomicU8>,
+        refused: Vec<AtomicU8>,
+        received: Vec<AtomicU8>,
+        displaced: Vec<AtomicU8>,
+        producers_done: AtomicUsize,
+    }
+
+    impl Ledger {
+        fn new() -> Arc<Self> {
+            let fresh = || (0..TOTAL).map(|_| AtomicU8::new(0)).collect::<Vec<_>>();
+            Arc::new(Ledger {
+                accepted: fresh(),
+                refused: fresh(),
+                received: fresh(),
+                displaced: fresh(),
+                producers_done: AtomicUsize::new(0),
+            })
+        }
+
+        fn check(&self, label: &str) {
+            for id in 0..TOTAL {
+                let (a, f, r, d) = (
+                    self.accepted[id].load(SeqCst),
+                    self.refused[id].load(SeqCst),
+                    self.received[id].load(SeqCst),
+                    self.displaced[id].load(SeqCst),
+                );
+                assert_eq!(a + f, 1, "{label}: value {id}: accepted {a} + refused {f}");
+                if a == 1 {
+                    assert_eq!(
+                        r + d,
+                        1,
+                        "{label}: accepted value {id}: received {r} times, displaced {d} times"
+                    );
+                } else {
+                    assert_eq!(
+                        (r, d),
+                        (0, 0),
+                        "{label}: refused value {id} was received or displaced"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A cheap per-thread pseudo-random sequence.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn round(label: &str, tx: Sender<u64>, rx: Receiver<u64>, close_midway: bool, seed: u64) {
+        let capacity = tx.capacity().unwrap();
+        let ledger = Ledger::new();
+        let stop_close = Arc::new(AtomicBool::new(false));
+
+        let mut producers = Vec::new();
+        for p in 0..PRODUCERS {
+            let (tx, ledger) = (tx.clone(), ledger.clone());
+            producers.push(std::thread::spawn(move || {
+                let mut rng = seed.wrapping_mul(31).wrapping_add(p as u64 + 1) | 1;
+                for i in 0..PER {
+                    let id = p * PER + i;
+                    let value = id as u64;
+                    match p {
+                        // force_send: accepted, maybe displacing an older accepted value.
+                        0 => match tx.force_send(value) {
+                            Ok(None) => ledger.accepted[id].store(1, SeqCst),
+                            Ok(Some(old)) => {
+                                ledger.accepted[id].store(1, SeqCst);
+                                ledger.displaced[old as usize].fetch_add(1, SeqCst);
+                            }
+                            Err(TrySendError::Full(back)) | Err(TrySendError::Closed(back)) => {
+                                assert_eq!(back, value);
+                                ledger.refused[id].store(1, SeqCst);
+                            }
+                        },
+                        // Permits: some dropped unused (the place must come back), the rest used.
+                        1 => loop {
+                            match tx.try_reserve() {
+                                Ok(permit) => {
+                                    if next(&mut rng) % 4 == 0 {
+                                        drop(permit);
+                                        std::thread::yield_now();
+                                        continue;
+                                    }
+                                    match permit.send(value) {
+                                        Ok(()) => ledger.accepted[id].store(1, SeqCst),
+                                        Err(SendError(back)) => {
+                                            assert_eq!(back, value);
+                                            ledger.refused[id].store(1, SeqCst);
+                                        }
+                                    }
+                                    break;
+                                }
+                                Err(TrySendError::Full(())) => std::thread::yield_now(),
+                                Err(TrySendError::Closed(())) => {
+                                    ledger.refused[id].store(1, SeqCst);
+                                    break;
+                                }
+                            }
+                        },
+                        // Plain sends, waiting for a place.
+                        _ => match tx.send_blocking(value) {
+                            Ok(()) => ledger.accepted[id].store(1, SeqCst),
+                            Err(SendError(back)) => {
+                                assert_eq!(back, value);
+                                ledger.refused[id].store(1, SeqCst);
+                            }
+                        },
+                    }
+                }
+                ledger.producers_done.fetch_add(1, SeqCst);
+            }));
+        }
+
+        let mut consumers = Vec::new();
+        for c in 0..2u64 {
+            let (rx, ledger) = (rx.clone(), ledger.clone());
+            consumers.push(std::thread::spawn(move || {
+                let mut rng = seed.wrapping_mul(17).wrapping_add(c + 7) | 1;
+                let mut batch = Vec::new();
+                loop {
+                    match next(&mut rng) % 3 {
+                        0 => match rx.recv_blocking() {
+                            Ok(v) => {
+                                ledger.received[v as usize].fetch_add(1, SeqCst);
+                            }
+                            Err(_) => return,
+                        },
+                        1 => {
+                            batch.clear();
+                            match rx.recv_many_blocking(&mut batch, 3) {
+                                Ok(_) => {
+                                    for &v in &batch {
+                                        ledger.received[v as usize].fetch_add(1, SeqCst);
+                                    }
+                                }
+                                Err(_) => return,
+                            }
+                        }
+                        _ => match rx.try_recv() {
+                            Ok(v) => {
+                                ledger.received[v as usize].fetch_add(1, SeqCst);
+                            }
+                            Err(TryRecvError::Empty) => std::thread::yield_now(),
+                            Err(TryRecvError::Closed) => return,
+                        },
+                    }
+                }
+            }));
+        }
+
+        let closer = close_midway.then(|| {
+            let (tx, stop) = (tx.clone(), stop_close.clone());
+            let wait = Duration::from_micros(next(&mut (seed | 1)) % 2000);
+            std::thread::spawn(move || {
+                std::thread::sleep(wait);
+                if !stop.load(SeqCst) {
+                    tx.close();
+                }
+            })
+        });
+
+        for producer in producers {
+            producer.join().expect("a producer panicked");
+        }
+        stop_close.store(true, SeqCst);
+        if let Some(closer) = closer {
+            closer.join().unwrap();
+        }
+
+        if !close_midway {
+            // Let the consumers drain, then every place must be free: no place leaked by a permit
+            // dropped unused or by a displacement.
+            while !rx.is_empty() {
+                std::thread::yield_now();
+            }
+            let mut permits = Vec::new();
+            for n in 0..capacity {
+                match tx.try_reserve() {
+                    Ok(permit) => permits.push(permit),
+                    Err(e) => {
+                        panic!("{label}: place {n} of {capacity} not free after the round: {e:?}")
+                    }
+                }
+            }
+            drop(permits);
+        }
+        drop(tx);
+        drop(rx);
+        for consumer in consumers {
+            consumer.join().expect("a consumer panicked");
+        }
+        ledger.check(label);
+    }
+
+    type MakeChannel = fn() -> (Sender<u64>, Receiver<u64>);
+
+    #[test]
+    fn force_send_permits_sends_and_receives_racing_account_for_every_value() {
+        within(Duration::from_secs(120), || {
+            for seed in 0..40u64 {
+                for close_midway in [false, true] {
+                    let makers: [(&str, MakeChannel); 4] = [
+                        ("ring1", || bounded::<u64>(1)),
+                        ("ring2", || bounded::<u64>(2)),
+                        ("ring3", || bounded::<u64>(3)),
+                        ("list2", || klaw::__private::growing_bounded::<u64>(2)),
+                    ];
+                    for (name, make) in makers {
+                        let (tx, rx) = make();
+                        let label = format!("{name} seed {seed} close_midway {close_midway}");
+                        round(&label, tx, rx, close_midway, seed + 1);
+                    }
+                }
+            }
+        });
+    }
+}

@@ -6,12 +6,13 @@ mod common;
 mod reenter;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_lite::StreamExt;
 use futures_util::SinkExt;
-use klaw::channel::{RecvError, SendError, TryRecvError, TrySendError, broadcast};
+use klaw::channel::{RecvError, SendError, TryRecvError, TrySendError, bounded, broadcast};
 
 fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
@@ -21,8 +22,6 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 fn poll_into_line<F: Future + std::fmt::Debug>(future: &mut Pin<Box<F>>) -> Poll<F::Output> {
     reenter::poll_into_line(future.as_mut())
 }
-
-use std::pin::Pin;
 
 #[test]
 fn values_refused_by_a_full_or_closed_channel_come_back() {
@@ -393,4 +392,48 @@ fn a_dropped_receiver_hands_its_stream_message_to_another() {
     tx.try_send(9).unwrap(); // handed to `rx`'s stream
     drop(rx);
     assert_eq!(rx2.try_recv(), Ok(9));
+}
+
+/// Two woken senders that both lose their place to a sender that was not waiting. Checks: the
+/// next place goes to the one that started waiting first. What would break it: each rejoining
+/// the line at its front, so the one that rejoined last (the later one) goes first.
+#[test]
+fn two_woken_senders_that_both_lose_their_place_keep_their_order() {
+    let (tx, rx) = bounded::<u32>(1);
+    tx.try_send(0).unwrap(); // full
+    let mut first = Box::pin(tx.send(1));
+    let mut second = Box::pin(tx.send(2));
+    assert!(poll_into_line(&mut first).is_pending());
+    assert!(poll_into_line(&mut second).is_pending());
+    assert_eq!(rx.try_recv(), Ok(0)); // a place for `first`, taken by a sender not waiting
+    tx.try_send(10).unwrap();
+    assert_eq!(rx.try_recv(), Ok(10)); // a place for `second`, taken the same way
+    tx.try_send(11).unwrap();
+    assert!(poll_once(&mut first).is_pending(), "no place: `first` waits again");
+    assert!(poll_once(&mut second).is_pending(), "no place: `second` waits again");
+    assert_eq!(rx.try_recv(), Ok(11)); // the next place: `first`'s
+    assert_eq!(poll_once(&mut second), Poll::Pending, "`second` went ahead of `first`");
+    assert_eq!(poll_once(&mut first), Poll::Ready(Ok(())));
+    assert_eq!(rx.try_recv(), Ok(1));
+}
+
+/// The receivers' twin: two woken receivers that both lose their message to a receive that was
+/// not waiting. Checks: the next message goes to the one that started waiting first.
+#[test]
+fn two_woken_receivers_that_both_lose_their_message_keep_their_order() {
+    let (tx, rx) = bounded::<u32>(4);
+    let (rx1, rx2) = (rx.clone(), rx.clone());
+    let mut first = Box::pin(rx1.recv());
+    let mut second = Box::pin(rx2.recv());
+    assert!(poll_into_line(&mut first).is_pending());
+    assert!(poll_into_line(&mut second).is_pending());
+    tx.try_send(1).unwrap(); // for `first`, taken by a receive not waiting
+    assert_eq!(rx.try_recv(), Ok(1));
+    tx.try_send(2).unwrap(); // for `second`, taken the same way
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert!(poll_once(&mut first).is_pending(), "nothing: `first` waits again");
+    assert!(poll_once(&mut second).is_pending(), "nothing: `second` waits again");
+    tx.try_send(3).unwrap(); // the next message: `first`'s
+    assert_eq!(poll_once(&mut second), Poll::Pending, "`second` went ahead of `first`");
+    assert_eq!(poll_once(&mut first), Poll::Ready(Ok(3)));
 }

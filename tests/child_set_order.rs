@@ -6,6 +6,7 @@
 mod common;
 
 use std::convert::Infallible;
+use std::sync::Mutex;
 
 use common::{ms, secs};
 use futures_lite::StreamExt;
@@ -133,4 +134,76 @@ async fn a_child_added_to_a_cancelled_scopes_set_is_handed_over_in_a_shield() {
     });
     assert!(result.is_err(), "the scope was cancelled");
     assert_eq!(*collected.lock().unwrap(), [7]);
+}
+
+/// Three children that finish at 10, 20 and 30 ms (paused clock: exactly in that order); the
+/// first two are in the set from the start, the third is added after the scope was cancelled,
+/// and the set is drained in a shield.
+///
+/// Checks: the order is 10, 20, 30 (first finished first).
+///
+/// Breaks if the insert left the third child ahead of the two that woke themselves in the
+/// set's queue: the order is then 30, 10, 20.
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn a_child_added_while_the_scope_stops_comes_after_children_that_finished_before_it() {
+    let collected = Mutex::new(Vec::new());
+    let result: Result<(), klaw::Error> = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        set.spawn(async {
+            sleep(ms(10)).await;
+            10
+        });
+        set.spawn(async {
+            sleep(ms(20)).await;
+            20
+        });
+        let late = s.spawn(async {
+            sleep(ms(30)).await;
+            30u64
+        });
+        sleep(ms(100)).await; // 10, then 20, then 30 have finished
+        s.cancel("stop");
+        set.insert(late);
+        klaw::cancel::shield(async {
+            while let Some(outcome) = set.next_finished().await {
+                collected.lock().unwrap().push(outcome.unwrap());
+            }
+        })
+        .await;
+        Ok(())
+    });
+    assert!(result.is_err(), "the scope was cancelled");
+    assert_eq!(*collected.lock().unwrap(), [10, 20, 30], "not in the order they finished");
+}
+
+/// The same with the third child spawned by the set itself after the cancel (it starts
+/// cancelled and ends at once, after the other two): it must still come last.
+#[klaw::test(start_paused = true, timeout = "30s")]
+async fn a_child_spawned_into_a_stopping_scopes_set_comes_after_the_finished_ones() {
+    let collected = Mutex::new(Vec::new());
+    let _: Result<(), klaw::Error> = klaw::scope!(|s| {
+        let mut set = s.child_set::<u64, Infallible>();
+        set.spawn(async {
+            sleep(ms(10)).await;
+            10
+        });
+        set.spawn(async {
+            sleep(ms(20)).await;
+            20
+        });
+        sleep(ms(100)).await;
+        s.cancel("stop");
+        set.spawn(async { 99 }); // cancelled before it starts
+        klaw::cancel::shield(async {
+            sleep(ms(10)).await; // the cancelled child ends meanwhile
+            while let Some(outcome) = set.next_finished().await {
+                collected.lock().unwrap().push(outcome.ok());
+            }
+        })
+        .await;
+        Ok(())
+    });
+    let collected = collected.into_inner().unwrap();
+    assert_eq!(collected.len(), 3, "{collected:?}");
+    assert_eq!(collected[2], None, "the cancelled late child was handed over first: {collected:?}");
 }

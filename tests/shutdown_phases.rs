@@ -349,3 +349,83 @@ fn a_blocking_spawn_racing_the_shutdown_is_never_reported_abandoned() {
         }
     });
 }
+
+/// What the cleanup saw: the two root spawns refused, the inline blocking task's success, the
+/// scope's result.
+type Seen = (bool, bool, bool, Option<Result<(), Error>>);
+
+/// Checks: with a marker and a cleanup task (both cancelled), two refused root spawns, and six
+/// children that all succeed, the report says 6 succeeded, 4 cancelled, nothing else.
+#[test]
+fn a_shutdown_during_a_shielded_cleanup_counts_every_task_once() {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let began = Flag::default();
+        let parked = Flag::default();
+        let _marker = {
+            let (guard, parked) = (SetOnDrop(began.clone()), parked.clone());
+            rt.spawn(async move {
+                let _guard = guard;
+                parked.set();
+                pending::<()>().await;
+            })
+        };
+        let seen: Arc<Mutex<Option<Seen>>> = Arc::default();
+        let in_shield = Flag::default();
+        let _cleanup = {
+            let (seen, in_shield, began) = (seen.clone(), in_shield.clone(), began.clone());
+            rt.spawn(async move {
+                klaw::cancel::shield(async move {
+                    in_shield.set();
+                    until(|| began.is_set()).await; // the first step cancels by now
+                    let handle = klaw::Handle::current().unwrap();
+                    let root_refused = handle.spawn(async {}).await.is_err();
+                    let root_blocking_refused = handle.spawn_blocking(|| ()).await.is_err();
+                    let inline_ok = Flag::default();
+                    let result: Result<(), Error> = klaw::scope!(|s| {
+                        s.spawn(async {}).await?;
+                        s.spawn_local(async {}).await?;
+                        s.spawn_blocking(|| ()).await?;
+                        if BlockingTask::new(|| ()).await.is_ok() {
+                            inline_ok.set();
+                        }
+                        klaw::scope!(limit = 1, |t| {
+                            t.spawn(klaw::time::sleep(Duration::from_millis(5)));
+                            t.spawn(async {});
+                            Ok(())
+                        })?;
+                        Ok(())
+                    });
+                    *seen.lock().unwrap() = Some((
+                        root_refused,
+                        root_blocking_refused,
+                        inline_ok.is_set(),
+                        Some(result),
+                    ));
+                })
+                .await;
+                pending::<()>().await;
+            })
+        };
+        wait_for("both tasks to run", || in_shield.is_set() && parked.is_set());
+        let report = rt.shutdown(Duration::ZERO);
+        let seen = seen.lock().unwrap().take();
+        let Some((root_refused, root_blocking_refused, inline_ok, Some(result))) = seen else {
+            panic!("the cleanup did not finish: {report}");
+        };
+        assert!(root_refused && root_blocking_refused, "a root spawn ran: {report}");
+        assert!(inline_ok, "{report}");
+        assert!(result.is_ok(), "{result:?}; {report}");
+        assert_eq!(
+            (report.succeeded, report.cancelled),
+            (6, 4),
+            "parallel, local, blocking, inline and two limited children succeeded; the marker, \
+             the cleanup's task and the two refused root spawns were cancelled: {report}"
+        );
+        assert_eq!(
+            (report.failed, report.panicked, report.timed_out, report.abandoned),
+            (0, 0, 0, 0),
+            "{report}"
+        );
+    });
+}

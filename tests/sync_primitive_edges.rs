@@ -24,11 +24,13 @@
 mod common;
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
+use futures_util::future::FusedFuture;
 use klaw::sync::{
     AcquireError, Barrier, Event, Mutex, Notify, OwnedRwLockWriteGuard, RwLock, RwLockWriteGuard,
     Semaphore, TryAcquireError,
@@ -1089,4 +1091,51 @@ fn a_notified_polled_again_after_it_completed_is_ready_again() {
     ready(notified.poll());
     let mut next = mock(notify.notified());
     pending(next.poll());
+}
+
+#[test]
+fn a_notified_that_enable_found_ready_is_not_terminated_until_a_poll_returns_it() {
+    let mut cx = Context::from_waker(Waker::noop());
+
+    // A stored permit, taken by `enable`.
+    let notify = Notify::new();
+    notify.notify_one();
+    let mut stored = pin!(notify.notified());
+    assert!(stored.as_mut().enable(), "enable took the stored permit");
+    assert!(
+        !stored.is_terminated(),
+        "enable() found it ready but no poll returned it: a select! would skip it and lose it"
+    );
+    assert!(stored.as_mut().poll(&mut cx).is_ready());
+    assert!(stored.is_terminated(), "terminated once a poll gave its result");
+
+    // A `notify_one` given to a future already in line.
+    let mut in_line = pin!(notify.notified());
+    assert!(!in_line.as_mut().enable());
+    notify.notify_one();
+    assert!(in_line.as_mut().enable(), "the notify_one went to it");
+    assert!(!in_line.is_terminated(), "given a notify_one, not yet returned by a poll");
+    assert!(in_line.as_mut().poll(&mut cx).is_ready());
+
+    // The owned form.
+    let shared = Arc::new(Notify::new());
+    shared.notify_one();
+    let mut owned = pin!(shared.clone().notified_owned());
+    assert!(owned.as_mut().enable());
+    assert!(!owned.is_terminated(), "OwnedNotified: enable() is no poll that returned");
+    assert!(owned.as_mut().poll(&mut cx).is_ready());
+}
+
+/// The consequence, with a minimal `select` that, like `futures::select!`, polls only the
+/// futures that are not terminated: the notification `enable` took never comes out.
+#[test]
+fn a_fused_select_after_enable_takes_the_notification() {
+    let notify = Notify::new();
+    notify.notify_one(); // a producer notified before the consumer checked its condition
+    let mut notified = pin!(notify.notified());
+    let _ = notified.as_mut().enable(); // in line before the check, as the book advises
+    let mut cx = Context::from_waker(Waker::noop());
+    // `select! { _ = notified => .., complete => .. }`, polled once.
+    let taken = !notified.is_terminated() && notified.as_mut().poll(&mut cx).is_ready();
+    assert!(taken, "the select! skipped the notified arm: the notification is lost");
 }

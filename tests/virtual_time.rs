@@ -1029,3 +1029,37 @@ async fn a_deadline_that_falls_due_with_its_future_wins() {
     assert_eq!(timed.await, Err(TaskError::TimedOut(secs(5))));
     assert_eq!(now() - start, secs(15));
 }
+
+/// A region whose body returned in time, and which then only waits for the child of a scope its
+/// body dropped (in a shielded cleanup that waits for a real thread). Checks: the paused clock
+/// stays where it was. What would break it: a region that keeps its deadline's timer after its
+/// outcome is decided, so the clock jumps the hour to a deadline that can change nothing.
+#[klaw::test(start_paused = true, timeout = "20s")]
+async fn a_region_whose_body_returned_does_not_pull_the_paused_clock_while_children_end() {
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let outcome = klaw::cancel::move_on_after(Duration::from_secs(3600), async move {
+        let (started, is_started) = klaw::channel::oneshot::channel();
+        // A scope whose child is in a shielded cleanup, dropped by `or` once the child runs:
+        // the dropped scope hands the child to this region, which waits for it after its body.
+        let scope = async move {
+            let _: Result<(), klaw::Error> = klaw::scope!(|s| {
+                s.spawn(klaw::cancel::shield(async move {
+                    started.send(()).unwrap();
+                    let _ = cleanup.recv().await;
+                }));
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+        };
+        futures_lite::future::or(scope, async move { is_started.await.unwrap() }).await;
+        5
+    })
+    .await;
+    assert_eq!(outcome, Some(5), "the body returned in time");
+    assert_eq!(
+        now() - start,
+        Duration::ZERO,
+        "the paused clock jumped to the deadline of a region whose body had already returned"
+    );
+}

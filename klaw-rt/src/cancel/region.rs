@@ -279,6 +279,9 @@ impl<F: Future> Future for Cancellable<F> {
                 let reason = this.state.own_reason().cloned().unwrap_or(CancelReason::Deadline);
                 *this.outcome = Some(Err(reason));
             }
+            // The outcome is decided: the deadline can change nothing now, so it goes, and a
+            // paused clock does not jump to it while what the future left running ends.
+            *this.timer = None;
             let future = &mut this.future;
             this.adopter.adopting(|| future.set(None));
         }

@@ -76,7 +76,9 @@ pub struct Lagged(pub u64);
 
 /// A message, and how many receivers have yet to read it. Shared as an `Arc` so that a receiver
 /// clones the message itself outside the lock (a `Clone` that panics, or is slow, touches no
-/// other receiver), and the last reader takes it without a clone.
+/// other receiver), and the last reader takes it without a clone, unless an earlier reader is
+/// still cloning it outside the lock (then both clone: cloning under the lock would run user
+/// code there).
 struct Slot<T> {
     value: Arc<T>,
     unread: usize,

@@ -286,7 +286,7 @@ impl Future for Notified<'_> {
 
 impl FusedFuture for Notified<'_> {
     fn is_terminated(&self) -> bool {
-        self.wait.done
+        self.wait.returned
     }
 }
 
@@ -348,7 +348,7 @@ impl Future for OwnedNotified {
 
 impl FusedFuture for OwnedNotified {
     fn is_terminated(&self) -> bool {
-        self.wait.done
+        self.wait.returned
     }
 }
 
@@ -370,12 +370,17 @@ struct Wait {
     generation: u64,
     /// Its place in line (or among the notified), once polled or enabled.
     ticket: Option<u64>,
+    /// It took its notification (a later poll or `enable` is ready at once).
     done: bool,
+    /// A poll returned `Ready`: `FusedFuture::is_terminated` says so only then, not after an
+    /// `enable` that found the notification (a fused `select!` would skip the future, and the
+    /// notification `enable` took would be lost).
+    returned: bool,
 }
 
 impl Wait {
     fn new(notify: &Notify) -> Self {
-        Wait { generation: notify.lock().generation, ticket: None, done: false }
+        Wait { generation: notify.lock().generation, ticket: None, done: false, returned: false }
     }
 
     /// A poll (`waker` given) or an `enable` (none: it joins the line with no waker, and keeps
@@ -384,6 +389,7 @@ impl Wait {
         if self.done {
             // Ready again, as tokio's is: a loop that selects over `&mut notified` may poll it
             // once more, and the notification it took stays taken.
+            self.returned |= waker.is_some();
             return Poll::Ready(());
         }
         // The waker to store, cloned before taking the lock, and only when one must be stored.
@@ -441,6 +447,7 @@ impl Wait {
             break Poll::Pending;
         };
         self.done = poll.is_ready();
+        self.returned = self.done && waker.is_some();
         poll // an unused `fresh` is dropped here, outside the lock
     }
 

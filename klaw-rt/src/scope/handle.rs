@@ -180,8 +180,9 @@ where
         // fails its scope. The scope's driver drops the body right after this poll, unless a
         // shield the body enters later in this poll holds it open: woken, so that whoever keeps
         // this child (a `ChildSet`'s queue, which drops a child from it that returns `Pending`
-        // unwoken) polls it again there, where it is handed over.
-        if self.scope.region.must_stop() {
+        // unwoken) polls it again there, where it is handed over. Not while a `ChildSet` only
+        // sets finished children aside, in order: nothing is handed over there.
+        if self.scope.region.must_stop() && !super::set::setting_aside() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -10,6 +10,7 @@
 //! budget spent would wake itself to the back of the queue.
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -69,6 +70,32 @@ pub struct ChildSet<'s, 'env, T, E> {
 /// the set takes it then, so that a large output leaves the child's core boxed and is moved out
 /// of its box only into the value the set returns, never through `FuturesUnordered`'s frames.
 struct Finished<'s, T, E>(Option<ScopeHandle<'s, T, E>>);
+
+thread_local! {
+    /// Raised while [`ChildSet::insert`] sets aside the children that finished already.
+    static SETTING_ASIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while a `ChildSet` sets aside the children that finished already, in the order they
+/// finished: none is handed over there (see `ScopeHandle::poll_finished`).
+pub(super) fn setting_aside() -> bool {
+    SETTING_ASIDE.try_with(Cell::get).unwrap_or(false)
+}
+
+/// Raises [`SETTING_ASIDE`] until dropped (also if a poll unwinds), then puts back what it was.
+struct SettingAside(bool);
+
+impl SettingAside {
+    fn raise() -> Self {
+        SettingAside(SETTING_ASIDE.try_with(|flag| flag.replace(true)).unwrap_or(false))
+    }
+}
+
+impl Drop for SettingAside {
+    fn drop(&mut self) {
+        let _ = SETTING_ASIDE.try_with(|flag| flag.set(self.0));
+    }
+}
 
 impl<'s, T, E> Future for Finished<'s, T, E>
 where
@@ -168,7 +195,12 @@ where
         // Polled at once, so that from now on its end wakes it into the queue in turn. What
         // the queue holds before it has finished already, in order: kept in `finished`. The
         // waker the set's own poll registers is of no use here; the next poll sets it again.
+        // Nothing is handed over here, so a stopping scope's cancellation point does not apply
+        // (`setting_aside`): a finished child that met it would wake itself to the back of the
+        // queue, and the queue gives up after two of those, before the new child, which then
+        // came first.
         let mut cx = Context::from_waker(Waker::noop());
+        let _aside = SettingAside::raise();
         while let Poll::Ready(Some(done)) = self.children.poll_next_unpin(&mut cx) {
             self.finished.push_back(done);
         }

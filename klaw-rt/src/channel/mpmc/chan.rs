@@ -5,7 +5,8 @@
 //! that CAS saw. Only a task that must wait, and whoever must wake it, touch a wait list.
 //! Notifications are work-conserving: each push wakes one waiting receiver, each pop one waiting
 //! sender, so a task never waits while the channel could serve it. A woken task looks again and,
-//! if someone beat it to the message or the place, waits again at the front of the line.
+//! if someone beat it to the message or the place, waits again where it first came in the line
+//! (`waiters::Arrival`), so the line keeps its order however many woken tasks lose a race.
 //!
 //! Permits (`reserve`, the `Sink`, `select!`'s `send` arms) must find their place when they use
 //! it, so while any are out, the `PERMITS_OUT` flag sends every push through the permit lock,
@@ -19,7 +20,7 @@ use crossbeam_utils::CachePadded;
 use crate::channel::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::channel::mpmc::buffer::Buffer;
 use crate::channel::mpmc::ring::{Pop, Push, RECEIVERS_WAIT, SENDERS_WAIT};
-use crate::channel::mpmc::waiters::{Polled, WaitList};
+use crate::channel::mpmc::waiters::{Arrival, Polled, WaitList};
 use crate::channel::mpmc::yielding;
 use crate::channel::wakers::{Ticket, WakerSet, leave, poll_or_wait};
 use crate::coop;
@@ -255,15 +256,15 @@ impl<T> Chan<T> {
         lingers: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, RecvError>> {
-        let first = match self.poll_waiter(&self.receivers_waiting, waiter, cx) {
+        let rejoins = match self.poll_waiter(&self.receivers_waiting, waiter, cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(false) => false, // the caller just found the buffer empty
-            Poll::Ready(true) => match self.recv_now() {
+            Poll::Ready(None) => None, // the caller just found the buffer empty
+            Poll::Ready(Some(arrival)) => match self.recv_now() {
                 Some(received) => return Poll::Ready(received),
-                None => true,
+                None => Some(arrival),
             },
         };
-        let key = self.receivers_waiting.register(cx.waker(), first, lingers, || {
+        let key = self.receivers_waiting.register(cx.waker(), rejoins, lingers, || {
             self.buffer.set_tail_flag(RECEIVERS_WAIT);
         });
         // Look again: a push before the flag went up is visible now; any after it wakes us.
@@ -307,20 +308,20 @@ impl<T> Chan<T> {
         }
     }
 
-    /// The common start of a poll: `Pending` if `waiter` is still in line, else
-    /// `Ready(first)`, `first` when it was notified (it waits at the front if it must again).
+    /// The common start of a poll: `Pending` if `waiter` is still in line, else `Ready`, with
+    /// its first arrival if it was notified (it waits where that puts it if it must again).
     fn poll_waiter(
         &self,
         list: &WaitList,
         waiter: &mut Option<usize>,
         cx: &mut Context<'_>,
-    ) -> Poll<bool> {
-        let Some(key) = *waiter else { return Poll::Ready(false) };
+    ) -> Poll<Option<Arrival>> {
+        let Some(key) = *waiter else { return Poll::Ready(None) };
         match list.poll(key, cx.waker()) {
             Polled::Waiting => Poll::Pending,
-            Polled::Notified => {
+            Polled::Notified(arrival) => {
                 *waiter = None;
-                Poll::Ready(true)
+                Poll::Ready(Some(arrival))
             }
         }
     }
@@ -339,12 +340,12 @@ impl<T> Chan<T> {
         slot: &mut Option<V>,
         attempt: impl Fn(V) -> Result<(), TrySendError<V>>,
     ) -> Poll<Result<(), TrySendError<V>>> {
-        let first = match self.poll_waiter(&self.senders_waiting, waiter, cx) {
+        let rejoins = match self.poll_waiter(&self.senders_waiting, waiter, cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(first) => first,
+            Poll::Ready(rejoins) => rejoins,
         };
         let value = slot.take().expect("a send or reserve future was polled after it completed");
-        let value = if first {
+        let value = if rejoins.is_some() {
             match attempt(value) {
                 Err(TrySendError::Full(value)) => value,
                 done => return Poll::Ready(done),
@@ -352,7 +353,7 @@ impl<T> Chan<T> {
         } else {
             value // the caller just found no place
         };
-        let key = self.senders_waiting.register(cx.waker(), first, lingers, || {
+        let key = self.senders_waiting.register(cx.waker(), rejoins, lingers, || {
             self.buffer.set_head_flag(SENDERS_WAIT);
         });
         match attempt(value) {

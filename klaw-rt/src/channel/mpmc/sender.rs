@@ -54,7 +54,7 @@ impl<T> Sender<T> {
     /// returns `Pending`, with its value kept), since a place usually frees within a poll, and
     /// only then waits in line. Waiting senders are woken in the order they
     /// started waiting, one for each place that frees; a woken sender that finds the place taken
-    /// again waits at the front of the line.
+    /// waits again where it first came in the line (ahead of every sender that came after it).
     ///
     /// In a klaw task it takes part in the [cooperative budget](crate::coop::consume_budget): a
     /// send polled once the task's budget is spent yields first, sending nothing.

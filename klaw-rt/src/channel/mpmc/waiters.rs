@@ -27,15 +27,24 @@ const NOBODY_YET: u8 = u8::MAX;
 struct Entry {
     /// Taken by the notifier, which wakes it outside the lock.
     waker: Option<Waker>,
+    /// When it first joined the line (see [`Arrival`]).
+    arrival: Arrival,
     notified: bool,
     /// Kept in a handle rather than a future (see the module's doc).
     lingers: bool,
 }
 
+/// When a waiter first joined a line: a number that only goes up. A waiter that was notified and
+/// lost the race joins again with the number it had, so the line stays in the order its waiters
+/// first came, however many of them lose a race.
+pub(crate) type Arrival = u64;
+
 struct Waiters {
     entries: Slab<Entry>,
-    /// Keys of the entries still waiting to be notified, oldest first.
+    /// Keys of the entries still waiting to be notified, by arrival, oldest first.
     order: VecDeque<usize>,
+    /// The next newcomer's arrival.
+    next_arrival: Arrival,
 }
 
 pub(crate) struct WaitList {
@@ -64,8 +73,9 @@ impl Woken {
 
 /// What a waiter that polls again learns.
 pub(crate) enum Polled {
-    /// It was notified: its entry is gone; it should look again.
-    Notified,
+    /// It was notified: its entry is gone; it should look again, and if it must wait again,
+    /// join with this arrival.
+    Notified(Arrival),
     /// Still in line (its waker is refreshed).
     Waiting,
 }
@@ -73,7 +83,11 @@ pub(crate) enum Polled {
 impl WaitList {
     pub(crate) fn new() -> Self {
         WaitList {
-            waiters: SpinMutex::new(Waiters { entries: Slab::new(), order: VecDeque::new() }),
+            waiters: SpinMutex::new(Waiters {
+                entries: Slab::new(),
+                order: VecDeque::new(),
+                next_arrival: 0,
+            }),
             last_poller: AtomicU8::new(NOBODY_YET),
         }
     }
@@ -84,13 +98,14 @@ impl WaitList {
         last == poller as u8 || last == NOBODY_YET
     }
 
-    /// Adds a waiter, at the front of the line if it had been `first` already (it was notified
-    /// and lost the race), and raises the flag under the same lock. `lingers`: it is kept in a
-    /// handle (see the module's doc).
+    /// Adds a waiter, at the back of the line, or, if it `rejoins` (it was notified and lost the
+    /// race), where its first arrival puts it: ahead of everyone who came after it, so at the
+    /// front unless another that came before it lost a race too. Raises the flag under the same
+    /// lock. `lingers`: it is kept in a handle (see the module's doc).
     pub(crate) fn register(
         &self,
         waker: &Waker,
-        first: bool,
+        rejoins: Option<Arrival>,
         lingers: bool,
         raise: impl FnOnce(),
     ) -> usize {
@@ -100,11 +115,19 @@ impl WaitList {
             self.last_poller.store(poller, Ordering::Relaxed);
         }
         let mut waiters = self.waiters.lock();
-        let key = waiters.entries.insert(Entry { waker: Some(fresh), notified: false, lingers });
-        if first {
-            waiters.order.push_front(key);
+        let Waiters { entries, order, next_arrival } = &mut *waiters;
+        let arrival = rejoins.unwrap_or_else(|| {
+            *next_arrival += 1;
+            *next_arrival
+        });
+        let key = entries.insert(Entry { waker: Some(fresh), arrival, notified: false, lingers });
+        if rejoins.is_some() {
+            // Those who lost a race wait near the front: the walk is short.
+            let at =
+                order.iter().position(|&k| entries[k].arrival > arrival).unwrap_or(order.len());
+            order.insert(at, key);
         } else {
-            waiters.order.push_back(key);
+            order.push_back(key);
         }
         raise();
         key
@@ -133,8 +156,9 @@ impl WaitList {
         }
         let removed = waiters.entries.remove(key);
         drop(waiters);
+        let arrival = removed.arrival;
         drop((removed, fresh)); // outside the lock
-        Polled::Notified
+        Polled::Notified(arrival)
     }
 
     /// A waiter leaves (it got what it waited for, or its future was dropped). True if it had
@@ -163,7 +187,7 @@ impl WaitList {
     pub(crate) fn notify_one(&self, lower: impl FnOnce()) -> Woken {
         let mut woken = Woken::default();
         let mut waiters = self.waiters.lock();
-        let Waiters { entries, order } = &mut *waiters;
+        let Waiters { entries, order, .. } = &mut *waiters;
         let mut popped = false;
         while let Some(key) = order.pop_front() {
             popped = true;
@@ -184,7 +208,7 @@ impl WaitList {
     /// Notifies everyone in line (the channel closed) and lowers the flag.
     pub(crate) fn notify_all(&self, lower: impl FnOnce()) -> Vec<Waker> {
         let mut waiters = self.waiters.lock();
-        let Waiters { entries, order } = &mut *waiters;
+        let Waiters { entries, order, .. } = &mut *waiters;
         let wakers = order
             .drain(..)
             .filter_map(|key| {
