@@ -24,8 +24,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{
-    Alive, FetchError, Flag, Gauge, fetch_ids, in_paused_task, in_task, runtime, until,
-    with_deadline,
+    Alive, DEADLINE, FetchError, Flag, Gauge, fetch_ids, in_paused_task, in_task, ms, runtime,
+    until, with_deadline, within,
 };
 use klaw::scope::Ready;
 use klaw::task::{BlockingTask, Fallible};
@@ -709,4 +709,58 @@ fn a_sibling_failure_waits_for_a_local_grandchilds_blocking_great_grandchild() {
         assert!(done.is_set(), "the scope returned while the blocking great-grandchild ran");
         assert_eq!(fetch_ids(&result.unwrap_err()), [6]);
     });
+}
+
+/// A task whose scope has one child (local or parallel) whose whole body is a 50 ms shielded
+/// cleanup; once the cleanup has begun, the scope's body panics. Returns whether the task
+/// resolved `Panicked`, and whether the cleanup had finished by then.
+fn panic_beside_a_shielded_child(local: bool) -> (bool, bool) {
+    within(DEADLINE, move || {
+        let rt = runtime(2);
+        let (entered, cleaned) = (Flag::default(), Flag::default());
+        let task = {
+            let (entered, cleaned) = (entered.clone(), cleaned.clone());
+            rt.spawn(async move {
+                let seen = entered.clone();
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    let cleanup = klaw::cancel::shield(async move {
+                        entered.set();
+                        klaw::time::sleep(ms(50)).await;
+                        cleaned.set();
+                    });
+                    if local {
+                        s.spawn_local(cleanup);
+                    } else {
+                        s.spawn(cleanup);
+                    }
+                    until(|| seen.is_set()).await;
+                    panic!("boom");
+                    #[allow(unreachable_code)]
+                    Ok(())
+                });
+            })
+        };
+        let outcome = rt.block_on(task);
+        let cleaned_by_then = cleaned.is_set();
+        drop(rt.shutdown(Duration::from_secs(1)));
+        (matches!(outcome, Err(TaskError::Panicked(_))), cleaned_by_then)
+    })
+}
+
+/// The control: a parallel child's shielded cleanup finishes before the task resolves.
+#[test]
+fn a_body_panic_waits_for_a_parallel_childs_shielded_cleanup() {
+    let (panicked, cleaned) = panic_beside_a_shielded_child(false);
+    assert!(panicked, "the task did not resolve Panicked");
+    assert!(cleaned, "the task resolved before its child's shielded cleanup finished");
+}
+
+/// Checks: a local child's shielded cleanup also finishes before the task resolves `Panicked`.
+///
+/// Breaks if the dropped scope drops its local child's shield mid-way: `cleaned` is never set.
+#[test]
+fn a_body_panic_waits_for_a_local_childs_shielded_cleanup() {
+    let (panicked, cleaned) = panic_beside_a_shielded_child(true);
+    assert!(panicked, "the task did not resolve Panicked");
+    assert!(cleaned, "the local child's shielded cleanup was cut short by the body's panic");
 }

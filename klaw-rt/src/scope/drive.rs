@@ -263,6 +263,7 @@ where
         body: Some(body),
         output: None,
         body_error: None,
+        body_panic: None,
         locals: FuturesUnordered::new(),
         timer: deadline.map(time::sleep_until),
         allowed: deadline.map(|deadline| deadline.saturating_duration_since(start)),
@@ -277,6 +278,10 @@ struct Drive<'s, 'env, T, E: Into<BoxError> + 'static> {
     body: Option<ScopeBody<'s, T, E>>,
     output: Option<T>,
     body_error: Option<E>,
+    /// The body panicked: the panic goes on once every child has ended (their shielded
+    /// cleanups too, a local child's included), as trio's and Kotlin's scopes wait for their
+    /// children before an exception from their body goes on. Until then the scope is cancelled.
+    body_panic: Option<Box<dyn Any + Send>>,
     locals: FuturesUnordered<LocalChild<'env>>,
     timer: Option<Sleep>,
     allowed: Option<Duration>,
@@ -305,9 +310,20 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
             })
         };
         // Cancelled, but a shield in the body holds it open: only the shield runs on.
-        let polled = coop::polling_held(shared.region.stopping(), poll);
+        let polled = guard::caught(|| coop::polling_held(shared.region.stopping(), poll));
         // A claim a nested scope made on this scope's region matters only to a region's run.
         shared.region.take_claim();
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(panic) => {
+                // Unwound out of the scope, the panic would drop the local children mid-way,
+                // a shielded cleanup's included: it waits for them instead.
+                self.body_panic = Some(panic);
+                self.drop_body();
+                shared.cancel_all(CancelReason::ParentCancelled, None);
+                return;
+            }
+        };
         match polled {
             Poll::Ready(Ok(output)) => {
                 self.drop_body();
@@ -489,6 +505,11 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
             this.timer = None;
         }
         if foreground_ended && this.background_ended(cx) {
+            if let Some(panic) = this.body_panic.take() {
+                // Every child has ended: the body's panic goes on (the scope is dropped as it
+                // unwinds, and hands what failed meanwhile to the frame around it).
+                std::panic::resume_unwind(panic);
+            }
             let failed = shared.has_failures();
             if (shared.region.own_reason().is_some() || failed) && frames::enclosing_stopping() {
                 // Cancelled, or failed (a supervisor scope's failures do not cancel it), while
@@ -535,7 +556,14 @@ impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
             }
             None => Vec::new(),
         };
-        let body_error = body_error.map(|error| Error::from_body(error.into()));
+        let body_error = body_error.map(|error| Error::from_body(error.into())).or_else(|| {
+            // Dropped while it waited for its children after its body panicked: the panic is
+            // handed on as a failure, not lost.
+            let panic = self.body_panic.take()?;
+            let message = guard::panic_message(panic.as_ref());
+            guard::drop_payload(panic);
+            Some(Error::of_task::<BoxError>(None, TaskError::Panicked(message)))
+        });
         let in_a_frame = frame.is_some();
         shared.abandon(frame, body_error, &passed_on);
         let (body, locals, scope, adopter) =

@@ -1,6 +1,7 @@
 //! Running user code so that its panics stay inside the task: the one place a body's panic is
-//! caught (for a spawned task and for one awaited inline alike), and the one place a value of
-//! user code is dropped without letting its destructor's panic out.
+//! caught (for a spawned task and for one awaited inline alike, and a scope's body, whose panic
+//! goes on once the scope's children have ended), and the one place a value of user code is
+//! dropped without letting its destructor's panic out.
 #![forbid(unsafe_code)]
 
 use std::any::Any;
@@ -60,6 +61,12 @@ pub(crate) fn guarded_poll_boxed<M: Outcome<O>, O>(
             Poll::Ready(Box::new(Err(TaskError::Panicked(message))))
         }
     }
+}
+
+/// Runs one poll of a scope's body: its panic is caught and kept, to go on (`resume_unwind`)
+/// once the scope's children have ended, as an exception out of a trio nursery's body does.
+pub(crate) fn caught<R>(step: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
+    catch_unwind(AssertUnwindSafe(step))
 }
 
 /// The terminal state an output stands for.
