@@ -14,12 +14,12 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::Poll;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use common::{occupy_worker, runtime, wait_for, wait_until, within};
+use common::{Flag, occupy_worker, runtime, secs, until, wait_for, wait_until, within};
 use futures_lite::future::yield_now;
 use klaw::{Runtime, TaskHandle};
 
@@ -691,5 +691,62 @@ fn with_tokio_a_stuck_worker_with_yielding_tasks_behind_it() {
         for (_, handle) in tasks {
             rt.block_on(handle).unwrap();
         }
+    });
+}
+
+/// One worker, stuck for good in a body that never yields; a task whose shielded cleanup waits
+/// (at klaw's await points) for `go`, then blocks its thread until the test releases it. `go` is
+/// set once the worker is stuck, so the cleanup's next poll can only be the shutdown's own.
+///
+/// Checks: `shutdown(0)` returns (within 15 s; it should take about 1.25 s).
+///
+/// Breaks (the test gives up after 15 s, releases both, and fails) if the last resort's thread
+/// polls the shielded cleanup and is kept there.
+#[test]
+fn shutdown_returns_though_its_last_resort_polls_a_shield_that_blocks_its_thread() {
+    within(secs(60), || {
+        let rt = runtime(1);
+        let (go, release, in_shield, stuck) =
+            (Flag::default(), Flag::default(), Flag::default(), Flag::default());
+        let _cleanup = {
+            let (go, release, in_shield) = (go.clone(), release.clone(), in_shield.clone());
+            rt.spawn(async move {
+                klaw::cancel::shield(async move {
+                    in_shield.set();
+                    until(|| go.is_set()).await;
+                    // A cleanup that blocks its thread (a synchronous flush, say).
+                    while !release.is_set() {
+                        std::hint::spin_loop();
+                    }
+                })
+                .await;
+            })
+        };
+        wait_for("the cleanup to enter its shield", || in_shield.is_set());
+        let _stuck = {
+            let (release, stuck) = (release.clone(), stuck.clone());
+            rt.spawn(async move {
+                stuck.set();
+                while !release.is_set() {
+                    std::hint::spin_loop(); // never returns to the executor
+                }
+            })
+        };
+        wait_for("the only worker to be stuck", || stuck.is_set());
+        std::thread::sleep(Duration::from_millis(20));
+        go.set();
+
+        let (report_tx, report_rx) = mpsc::channel();
+        let shutting_down = std::thread::spawn(move || {
+            let _ = report_tx.send(rt.shutdown(Duration::ZERO));
+        });
+        let report = report_rx.recv_timeout(secs(15));
+        release.set();
+        shutting_down.join().unwrap();
+        let report = report.expect(
+            "shutdown(0) hung: its last resort polled a shielded cleanup that blocks its thread, \
+             on the shutdown's own thread",
+        );
+        assert!(report.abandoned >= 1, "the stuck body is abandoned: {report}");
     });
 }

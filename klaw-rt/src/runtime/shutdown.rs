@@ -95,6 +95,49 @@ impl Runtime {
         }
     }
 
+    /// Runs the executor on a thread of its own until `deadline` or until every task has ended,
+    /// so the cancelled tasks are polled (and dropped) even if every worker is stuck; it steals
+    /// from their queues. Each task it polls is cancelled before its body runs, but a shield's
+    /// own code goes on, and may block the thread that polls it for good: so not this one, which
+    /// waits for that thread only until `deadline` and then goes on, leaving it (and the one task
+    /// it is stuck in, reported abandoned) as it leaves a stuck worker. If no thread can be
+    /// started, this one runs the executor itself.
+    fn last_resort(&self, deadline: Instant) {
+        let executor = self.executor().clone();
+        let shared = self.shared.clone();
+        let run = move || {
+            let context =
+                Context { executor: executor.clone(), shared: shared.clone(), is_worker: false };
+            // The tasks polled (and dropped) here may hold tokio resources.
+            let _tokio = shared.tokio.enter();
+            let _context = context::enter(context);
+            async_io::block_on(executor.run(shared.stats.idle(deadline)));
+        };
+        let (ran, has_run) = std::sync::mpsc::channel::<()>();
+        let run_here = Arc::new(Mutex::new(Some(run)));
+        let run_there = run_here.clone();
+        let name = format!("{}-last-resort", self.shared.blocking.thread_name());
+        let started = std::thread::Builder::new().name(name).spawn(move || {
+            let run = run_there.lock().take();
+            if let Some(run) = run {
+                run();
+            }
+            drop(ran);
+        });
+        match started {
+            Ok(_detached) => {
+                // Ended (or stuck in a poll) by the deadline: the thread hangs up either way.
+                let _ = has_run.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
+            Err(_) => {
+                let run = run_here.lock().take();
+                if let Some(run) = run {
+                    run();
+                }
+            }
+        }
+    }
+
     fn shutdown_now(&mut self, grace: Duration) -> ShutdownReport {
         // The grace periods are real time even under a paused clock: they bound how long this
         // thread blocks, and a stuck worker must not hold it longer. (A virtual grace period
@@ -127,19 +170,7 @@ impl Runtime {
         self.shared.blocking.cancel_for_shutdown(true);
         if !all_cancelled_ended {
             last_deadline = Instant::now() + LAST_RESORT_GRACE;
-            // This thread runs the executor too, so the cancelled tasks are polled (and dropped)
-            // even if every worker is stuck; it steals from their queues. Each task it polls is
-            // cancelled before its body runs (only a shield's own code goes on).
-            let executor = self.executor().clone();
-            let context = Context {
-                executor: executor.clone(),
-                shared: self.shared.clone(),
-                is_worker: false,
-            };
-            // The tasks polled (and dropped) here may hold tokio resources.
-            let _tokio = self.shared.tokio.enter();
-            let _context = context::enter(context);
-            async_io::block_on(executor.run(stats.idle(last_deadline)));
+            self.last_resort(last_deadline);
         }
 
         // Stop the workers; each leaves after its current poll.
