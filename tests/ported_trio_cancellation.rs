@@ -1046,3 +1046,82 @@ fn a_task_timeout_that_passed_first_catches_though_an_inner_region_looks_first()
         assert!(!between.is_set(), "the inner region caught a deadline that passed later");
     });
 }
+
+/// The local child's body: it computes past both deadlines, then enters a region whose deadline
+/// is `inner_at`; `ran_on` is set if that region returned into it.
+async fn local_child(inner_at: Instant, ran_on: Flag) {
+    busy_until(inner_at + Duration::from_millis(5));
+    let _ = klaw::cancel::move_on_at(inner_at, pending::<()>()).await;
+    ran_on.set();
+    pending::<()>().await;
+}
+
+/// The outer deadline is the scope's own.
+///
+/// Checks: the scope fails with `Elapsed`, and the code after the child's inner region never
+/// runs.
+#[test]
+fn a_scopes_deadline_that_passed_first_catches_though_a_local_childs_region_looks_first() {
+    in_task(|| async {
+        for inner_later in [Duration::ZERO, Duration::from_millis(20)] {
+            let ran_on = Flag::default();
+            let outer_at = Instant::now() + Duration::from_millis(30);
+            let inner_at = outer_at + inner_later;
+            let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+                s.spawn_local(local_child(inner_at, ran_on.clone()));
+                pending::<()>().await;
+                Ok(())
+            });
+            assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+            assert!(
+                !ran_on.is_set(),
+                "the local child's inner region caught a deadline that passed later \
+                 ({inner_later:?} after the scope's)"
+            );
+        }
+    });
+}
+
+/// The outer deadline is a region's around the scope.
+#[test]
+fn a_regions_deadline_around_the_scope_catches_though_a_local_childs_region_looks_first() {
+    in_task(|| async {
+        let ran_on = Flag::default();
+        let outer_at = Instant::now() + Duration::from_millis(30);
+        let inner_at = outer_at + Duration::from_millis(20);
+        let outer = klaw::cancel::move_on_at(outer_at, async {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                s.spawn_local(local_child(inner_at, ran_on.clone()));
+                pending::<()>().await;
+                Ok(())
+            });
+        })
+        .await;
+        assert_eq!(outer, None);
+        assert!(!ran_on.is_set(), "the local child's inner region caught a later deadline");
+    });
+}
+
+/// The outer deadline is the timeout of the task that runs the scope (the outermost region of
+/// all, `tests/ported_trio_cancellation.rs::a_task_timeout_that_passed_first_catches_...`).
+#[test]
+fn a_task_timeout_that_passed_first_catches_though_a_local_childs_region_looks_first() {
+    in_task(|| async {
+        let ran_on = Flag::default();
+        let inner_at = Instant::now() + Duration::from_millis(50);
+        let seen = ran_on.clone();
+        let handle = klaw::Handle::current().unwrap().spawn(
+            Task::new(async move {
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    s.spawn_local(local_child(inner_at, seen.clone()));
+                    pending::<()>().await;
+                    Ok(())
+                });
+            })
+            .timeout(Duration::from_millis(30)),
+        );
+        let outcome = handle.await;
+        assert!(matches!(outcome, Err(TaskError::TimedOut(_))), "{outcome:?}");
+        assert!(!ran_on.is_set(), "the local child's inner region caught a later deadline");
+    });
+}

@@ -3,8 +3,9 @@
 //!
 //! Each frame is tagged with the task that pushed it, so a task polled inside another (a scope's
 //! local child) sees only its own. Frames are pushed for the length of a closure ([`within`]),
-//! so one can never be left behind. Only a shield looks past its task's frames: what encloses a
-//! local child's scope drops the child with it, so the shield holds that too.
+//! so one can never be left behind. Only a shield, and a deadline found passed, look past its
+//! task's frames: what encloses a local child's scope drops the child with it, so the shield
+//! holds that too, and a deadline there that passed first catches before the child's own.
 #![forbid(unsafe_code)]
 
 use std::cell::RefCell;
@@ -29,8 +30,8 @@ pub(crate) enum FrameKind {
     Region(Arc<RegionState>),
     Shield,
     /// A scope polling its local children, which are tasks of their own polled in its task's
-    /// poll: that task, for a shield in a child to hold (see [`shield_targets`]).
-    LocalChildren(Option<HeaderRef>),
+    /// poll: see [`LocalChildrenMark`].
+    LocalChildren(LocalChildrenMark),
     /// One of klaw's blocking helpers (`block_on`, `send_blocking`...) polls its own future
     /// here, outside any task (`poller::outside_tasks`). Nothing around the call reaches in:
     /// neither the regions nor the task it is called from cancel what the helper polls, nor
@@ -41,6 +42,16 @@ pub(crate) enum FrameKind {
     /// no blocking helper.)
     #[cfg_attr(klaw_loom, allow(dead_code))]
     Blocking,
+}
+
+/// What a local child's code needs of the scope that polls it, and of that scope's task: the
+/// task, for a shield in a child to hold (see [`shield_targets`]); and the scope's region and the
+/// task's deadline, which a region in a child that finds its own deadline passed compares (see
+/// [`expire_enclosing`]). The scope's region is no frame while it polls its children.
+pub(crate) struct LocalChildrenMark {
+    pub(crate) task: Option<HeaderRef>,
+    pub(crate) scope: Arc<RegionState>,
+    pub(crate) task_deadline: Option<Instant>,
 }
 
 struct Frame {
@@ -151,34 +162,84 @@ pub(crate) fn claim_completion() {
     });
 }
 
-/// A region or scope polled now found its own `deadline` passed: each region of this task around
-/// it, up to the nearest shield, whose deadline passed no later (and so first, or with it) is
-/// cancelled now, as its own timer would have when next polled. So the outermost catches it and
-/// the code between does not run on, however long the code ran without a look at a timer.
+/// A region or scope polled now found its own `deadline` passed: each region around it, up to
+/// the nearest shield, whose deadline passed no later (and so first, or with it) is cancelled
+/// now, as its own timer would have when next polled; and so is a task's own timeout. So the
+/// outermost catches it and the code between does not run on, however long the code ran without
+/// a look at a timer. Past the code's own task too: in a scope's local child, the scope's own
+/// deadline, the regions around the scope and the timeout of the task that runs it enclose the
+/// child (their timers are not polled while the child computes). If one of those passed, the
+/// local children in between are cancelled at once, as the scope's next poll would: their
+/// region must not return into their body meanwhile.
 pub(crate) fn expire_enclosing(deadline: Instant) {
-    let (passed, to_the_task) = FRAMES.with(|frames| {
-        let mut passed = Vec::new();
-        for frame in own_frames(&frames.borrow()) {
-            match frame {
+    let mut passed = Vec::new();
+    let mut timed_out = Vec::new();
+    // The local children walked past (`None`: the current task), innermost first, each with the
+    // reason it is cancelled for, once something beyond it passed.
+    let mut inner: Vec<(Option<HeaderRef>, Option<CancelReason>)> = Vec::new();
+    let stop_inner = |inner: &mut Vec<(Option<HeaderRef>, Option<CancelReason>)>| {
+        for (_, reason) in inner.iter_mut() {
+            reason.get_or_insert(CancelReason::ParentCancelled);
+        }
+    };
+    FRAMES.with(|frames| {
+        // The task whose frames are walked now: the current one, then, past each scope polling
+        // its local children, the task that polls that scope.
+        let mut tag = current::tag();
+        let mut task: Option<HeaderRef> = None;
+        let mut task_deadline = if task_drops_it() { current::task_deadline() } else { None };
+        let past_the_task = |task: &Option<HeaderRef>, task_deadline: Option<Instant>| {
+            task_deadline.is_some_and(|at| at <= deadline).then(|| task.clone())
+        };
+        for frame in frames.borrow().iter().rev() {
+            if frame.task != tag {
+                let FrameKind::LocalChildren(mark) = &frame.kind else { break };
+                if let Some(task) = past_the_task(&task, task_deadline) {
+                    timed_out.push(task);
+                    stop_inner(&mut inner);
+                }
+                inner.push((task.take(), None));
+                if !mark.scope.stopping() && mark.scope.deadline_by(deadline) {
+                    passed.push(mark.scope.clone());
+                    if let Some((_, reason)) = inner.last_mut() {
+                        reason.get_or_insert(CancelReason::Deadline); // as the scope cancels
+                    }
+                    stop_inner(&mut inner);
+                }
+                // The task polling the scope is being polled: it drops what it polls.
+                (tag, task, task_deadline) = (frame.task, mark.task.clone(), mark.task_deadline);
+                continue;
+            }
+            match &frame.kind {
                 FrameKind::Region(state) if !state.stopping() && state.deadline_by(deadline) => {
                     passed.push(state.clone());
+                    stop_inner(&mut inner);
                 }
                 FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
-                FrameKind::Shield | FrameKind::Blocking => return (passed, false),
+                FrameKind::Shield | FrameKind::Blocking => return,
             }
         }
-        (passed, true)
+        // The task's own timeout is the outermost of all.
+        if let Some(task) = past_the_task(&task, task_deadline) {
+            timed_out.push(task);
+            stop_inner(&mut inner);
+        }
     });
     // Outside the frames' borrow: a cancel tells the tokens that hear the region.
     for state in passed {
         state.expire();
     }
-    // The task's own timeout is the outermost of all.
-    if to_the_task
-        && task_drops_it()
-        && current::task_deadline().is_some_and(|task_deadline| task_deadline <= deadline)
-    {
-        current::with_current(Header::time_out);
+    for task in timed_out {
+        match task {
+            Some(task) => drop(task.header().time_out()),
+            None => drop(current::with_current(Header::time_out)),
+        }
+    }
+    for (task, reason) in inner {
+        let Some(reason) = reason else { continue };
+        if let Some(task) = task.or_else(current::current_ref) {
+            task.cancel(reason);
+        }
     }
 }
 
@@ -242,7 +303,7 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
         for frame in frames.borrow().iter().rev() {
             match &frame.kind {
                 FrameKind::Region(region) => regions.push(region.clone()),
-                FrameKind::LocalChildren(task) => tasks.extend(task.clone()),
+                FrameKind::LocalChildren(mark) => tasks.extend(mark.task.clone()),
                 FrameKind::Shield => break,
                 // The frames below belong to the code that called the helper; so does the task,
                 // if it is the one that called it (a scope's local child polled inside the

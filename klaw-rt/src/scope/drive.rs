@@ -364,9 +364,16 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         if self.locals.is_empty() {
             return;
         }
-        // Marked with this task, so a shield in a child also holds what encloses this scope here.
+        // Marked with this task, so a shield in a child also holds what encloses this scope
+        // here, and a deadline there (the scope's own too) that passed first catches before a
+        // child's own.
+        let mark = frames::LocalChildrenMark {
+            task: current::current_ref(),
+            scope: self.scope.shared.region.clone(),
+            task_deadline: current::task_deadline(),
+        };
         let locals = &mut self.locals;
-        frames::within(FrameKind::LocalChildren(current::current_ref()), || {
+        frames::within(FrameKind::LocalChildren(mark), || {
             while let Poll::Ready(Some(())) = locals.poll_next_unpin(cx) {}
         });
     }
