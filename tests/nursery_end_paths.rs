@@ -742,7 +742,7 @@ fn panic_beside_a_shielded_child(local: bool) -> (bool, bool) {
         };
         let outcome = rt.block_on(task);
         let cleaned_by_then = cleaned.is_set();
-        drop(rt.shutdown(Duration::from_secs(1)));
+        let _report = rt.shutdown(Duration::from_secs(1));
         (matches!(outcome, Err(TaskError::Panicked(_))), cleaned_by_then)
     })
 }
