@@ -1063,3 +1063,35 @@ async fn a_region_whose_body_returned_does_not_pull_the_paused_clock_while_child
         "the paused clock jumped to the deadline of a region whose body had already returned"
     );
 }
+
+/// A 1 h `sleep` beside a shield, in a region cancelled while the shield waits for a real
+/// thread: the sleep can never fire (what encloses it drops it once the shield ends). Checks:
+/// the paused clock stays where it was. What would break it: a held sleep that keeps its timer
+/// on the clock (registered at its first poll, before the cancel), which the clock jumps to.
+#[klaw::test(start_paused = true, timeout = "20s")]
+async fn a_sleep_held_beside_a_shield_does_not_pull_the_paused_clock() {
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let region = klaw::cancel::Region::new();
+    let token = region.token();
+    let outcome = region
+        .run(async move {
+            let held_open = klaw::cancel::shield(async move {
+                let _ = cleanup.recv().await;
+            });
+            // Registered on the clock at its first poll, before the cancel.
+            let beside = async { sleep(Duration::from_secs(3600)).await };
+            let stop = async move {
+                klaw::task::yield_now().await;
+                token.cancel("stop");
+            };
+            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
+        })
+        .await;
+    assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
+    assert_eq!(
+        now() - start,
+        Duration::ZERO,
+        "the paused clock jumped to a sleep that could no longer fire"
+    );
+}

@@ -169,15 +169,32 @@ impl Future for Sleep {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        coop::budgeted(cx, |cx| this.poll_deadline(cx))
+        if coop::held_here() {
+            // Cancelled beside a shield that holds the cancellation open: this sleep never
+            // completes (what encloses it drops it once the shield ends), so its timer leaves a
+            // paused clock, which must not jump to it meanwhile. Polled again unheld, it would
+            // register again.
+            this.leave_clock();
+            return Poll::Pending;
+        }
+        coop::budgeted_unheld(cx, |cx| this.poll_deadline(cx))
+    }
+}
+
+impl Sleep {
+    /// Takes a virtual timer off its clock (a real one wakes nobody once its waker is gone).
+    fn leave_clock(&mut self) {
+        if let Timer::Virtual { clock, id } = &mut self.timer {
+            if let Some(id) = id.take() {
+                clock.remove_timer(self.deadline, id);
+            }
+        }
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        if let Timer::Virtual { clock, id: Some(id) } = &self.timer {
-            clock.remove_timer(self.deadline, *id);
-        }
+        self.leave_clock();
     }
 }
 
