@@ -12,7 +12,7 @@
 mod common;
 
 use std::future::pending;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{DEADLINE, Flag, SetOnDrop, ms, runtime, secs, until, wait_for, within};
@@ -311,4 +311,92 @@ fn shutdown_lets_a_shielded_cleanup_finish_its_scopes_grandchildren() {
         assert!(finished.is_set(), "the shielded scope's grandchild was cut short: {report}");
         assert_eq!(report.abandoned, 0, "{report}");
     });
+}
+
+/// How the task running the cleanup is stopped.
+#[derive(Clone, Copy)]
+enum Stop {
+    Handle,
+    Shutdown,
+}
+
+/// A task whose shield waits until the task is being stopped, then runs, through
+/// `klaw::runtime::block_on`, a scope with one parallel child that takes 20 ms. Returns what
+/// that scope returned and whether the child ran to its end.
+fn scope_under_block_on_in_a_shield(stop: Stop) -> (Option<Result<(), Error>>, bool) {
+    within(DEADLINE, move || {
+        let rt = runtime(2);
+        let stopping = Flag::default();
+        // For the shutdown: a root task whose drop says the first step has begun cancelling.
+        let marker_parked = Flag::default();
+        let _marker = {
+            let (guard, parked) = (SetOnDrop(stopping.clone()), marker_parked.clone());
+            rt.spawn(async move {
+                let _guard = guard;
+                parked.set();
+                pending::<()>().await;
+            })
+        };
+        let (ran, in_shield) = (Flag::default(), Flag::default());
+        let outcome: Arc<Mutex<Option<Result<(), Error>>>> = Arc::default();
+        let task = {
+            let (ran, in_shield, outcome, stopping) =
+                (ran.clone(), in_shield.clone(), outcome.clone(), stopping.clone());
+            rt.spawn(async move {
+                klaw::cancel::shield(async move {
+                    in_shield.set();
+                    until(|| stopping.is_set()).await;
+                    let result = klaw::runtime::block_on(async move {
+                        klaw::scope!(|s| {
+                            s.spawn(async move {
+                                klaw::time::sleep(ms(20)).await;
+                                ran.set();
+                            })
+                            .await?;
+                            Ok(())
+                        })
+                    });
+                    *outcome.lock().unwrap() = Some(result);
+                })
+                .await;
+                pending::<()>().await;
+            })
+        };
+        wait_for("both tasks to run", || in_shield.is_set() && marker_parked.is_set());
+        match stop {
+            Stop::Handle => {
+                assert!(task.cancel("stop"));
+                stopping.set();
+                let _ = rt.block_on(task);
+                let _report = rt.shutdown(Duration::ZERO);
+            }
+            Stop::Shutdown => {
+                let report = rt.shutdown(Duration::ZERO);
+                assert_eq!(report.abandoned, 0, "{report}");
+                drop(task);
+            }
+        }
+        let result = outcome.lock().unwrap().take();
+        (result, ran.is_set())
+    })
+}
+
+/// The control: a handle's cancel of the task does not reach the scope under `block_on`.
+#[test]
+fn a_scope_under_block_on_in_a_shield_runs_its_child_when_its_task_is_cancelled() {
+    let (result, ran) = scope_under_block_on_in_a_shield(Stop::Handle);
+    assert!(matches!(result, Some(Ok(()))), "{result:?}");
+    assert!(ran);
+}
+
+/// Checks: at `shutdown(0)`, the shield holds the shutdown as it holds the handle's cancel, and
+/// the scope it runs under `block_on` starts and finishes its child within the cancel grace.
+///
+/// Breaks if the scope is not taken for one under a shield: its child is refused at once and
+/// the scope returns `Cancelled(Shutdown)`.
+#[test]
+fn a_scope_under_block_on_in_a_shield_runs_its_child_during_a_shutdown() {
+    let (result, ran) = scope_under_block_on_in_a_shield(Stop::Shutdown);
+    assert!(matches!(result, Some(Ok(()))), "the scope's child was cut: {result:?}");
+    assert!(ran, "the scope's child never ran to its end");
 }

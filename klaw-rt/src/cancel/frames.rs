@@ -265,30 +265,22 @@ pub(crate) fn enclosing() -> Enclosing {
     }
 }
 
-/// True if a scope opening here is under a shield: one around it in the poll of the task
-/// polled here (not inside one of klaw's blocking helpers there, which nothing around the call
-/// reaches into), or one that holds the task itself (the task is a child of a scope under a
-/// shield). A runtime's shutdown leaves such a scope's children to the cancel of the task above
-/// the shield, which the shield holds, rather than cancelling them directly (see
-/// `ShutdownPhase`).
+/// True if a scope opening here is under a shield: one around it in the current task (in its
+/// poll, or around a call of one of klaw's blocking helpers there, which runs what it polls to
+/// its end whatever happens around it, as the shield does), or one that holds the task itself
+/// (the task is a child of a scope under a shield, or a blocking task awaited there). A runtime's
+/// shutdown leaves such a scope's children to the cancel of the task above the shield, which the
+/// shield holds, rather than cancelling them directly (see `ShutdownPhase`), as a cancel of that
+/// task through its handle leaves them. Outside any task nothing is under a shield: nothing
+/// there is cancelled but by the shutdown itself.
 pub(crate) fn scope_under_shield() -> bool {
-    if !current::task_is_polled() {
+    if current::tag().is_null() {
         return false;
     }
     let in_shield = FRAMES.with(|frames| {
-        let mut in_shield = false;
-        for frame in own_frames(&frames.borrow()) {
-            match frame {
-                FrameKind::Blocking => return None,
-                FrameKind::Shield => in_shield = true,
-                FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
-            }
-        }
-        Some(in_shield)
+        own_frames(&frames.borrow()).any(|frame| matches!(frame, FrameKind::Shield))
     });
-    in_shield.is_some_and(|in_shield| {
-        in_shield || current::with_current(Header::under_shield).unwrap_or(false)
-    })
+    in_shield || current::with_current(Header::under_shield).unwrap_or(false)
 }
 
 /// What a new shield must hold up: the cancel regions it is inside and the task itself, and, in
