@@ -694,28 +694,12 @@ fn broadcast_a_waiting_receiver_overrun_sees_the_lag_then_the_kept_values_then_c
 /// free")`); nothing hangs; and after a round without a close, every place is free again.
 mod force_send_with_permits {
     use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
-    use std::sync::{Arc, mpsc};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use klaw::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError, bounded};
 
-    fn within<T: Send + 'static>(
-        limit: Duration,
-        scenario: impl FnOnce() -> T + Send + 'static,
-    ) -> T {
-        let (done, finished) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let _ = done.send(scenario());
-        });
-        match finished.recv_timeout(limit) {
-            Ok(value) => value,
-            Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-                Err(panic) => std::panic::resume_unwind(panic),
-                Ok(()) => unreachable!("the scenario returned without sending"),
-            },
-            Err(mpsc::RecvTimeoutError::Timeout) => panic!("the scenario hung for {limit:?}"),
-        }
-    }
+    use super::common::within;
 
     const PER: usize = 300;
     const PRODUCERS: usize = 3;

@@ -13,7 +13,10 @@ use futures_lite::StreamExt;
 use klaw::time::sleep;
 
 /// Adds a child per duration to `set` that sleeps that many milliseconds and returns it.
-fn spawn_sleepers(set: &mut klaw::scope::ChildSet<'_, '_, u64, Infallible>, after: [u64; 3]) {
+fn spawn_sleepers<const N: usize>(
+    set: &mut klaw::scope::ChildSet<'_, '_, u64, Infallible>,
+    after: [u64; N],
+) {
     for after in after {
         set.spawn(async move {
             sleep(ms(after)).await;
@@ -149,14 +152,7 @@ async fn a_child_added_while_the_scope_stops_comes_after_children_that_finished_
     let collected = Mutex::new(Vec::new());
     let result: Result<(), klaw::Error> = klaw::scope!(|s| {
         let mut set = s.child_set::<u64, Infallible>();
-        set.spawn(async {
-            sleep(ms(10)).await;
-            10
-        });
-        set.spawn(async {
-            sleep(ms(20)).await;
-            20
-        });
+        spawn_sleepers(&mut set, [10, 20]);
         let late = s.spawn(async {
             sleep(ms(30)).await;
             30u64
@@ -183,14 +179,7 @@ async fn a_child_spawned_into_a_stopping_scopes_set_comes_after_the_finished_one
     let collected = Mutex::new(Vec::new());
     let _: Result<(), klaw::Error> = klaw::scope!(|s| {
         let mut set = s.child_set::<u64, Infallible>();
-        set.spawn(async {
-            sleep(ms(10)).await;
-            10
-        });
-        set.spawn(async {
-            sleep(ms(20)).await;
-            20
-        });
+        spawn_sleepers(&mut set, [10, 20]);
         sleep(ms(100)).await;
         s.cancel("stop");
         set.spawn(async { 99 }); // cancelled before it starts

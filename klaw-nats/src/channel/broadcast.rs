@@ -84,7 +84,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Sender<T> {
     /// `Err(Closed(value))` if the channel is closed; `Err(Unavailable(value))` if the server
     /// did not take it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry);
     /// `Err(Unconfirmed(value))` if it may have (see
-    /// [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed)).
+    /// [`SendError::Unconfirmed`]).
     ///
     /// ```no_run
     /// # async fn demo(tx: klaw_nats::channel::broadcast::Sender<String>) -> Result<(), klaw_nats::channel::SendError<String>> {

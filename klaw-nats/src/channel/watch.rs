@@ -100,7 +100,7 @@ impl<T: Serialize> Sender<T> {
     /// Sets the value for every process. `Err(Unavailable(value))` if the server did not take
     /// it within [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry);
     /// `Err(Unconfirmed(value))` if it may have (see
-    /// [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed)). A watch channel is
+    /// [`SendError::Unconfirmed`]). A watch channel is
     /// never closed.
     ///
     /// ```no_run
