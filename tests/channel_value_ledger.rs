@@ -693,8 +693,8 @@ fn broadcast_a_waiting_receiver_overrun_sees_the_lag_then_the_kept_values_then_c
 /// received; no thread panics (e.g. `send_with_permit`'s `unreachable!("a reserved place is
 /// free")`); nothing hangs; and after a round without a close, every place is free again.
 mod force_send_with_permits {
-    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
     use std::time::Duration;
 
     use klaw::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError, bounded};

@@ -25,6 +25,23 @@ fn spawn_sleepers<const N: usize>(
     }
 }
 
+/// What a cancelled scope's body may still do in a shield: takes every child left in `set`, in
+/// the order the set hands them over (after `pause`), each as its value or `None` if it failed.
+async fn drain_in_a_shield(
+    set: &mut klaw::scope::ChildSet<'_, '_, u64, Infallible>,
+    pause: std::time::Duration,
+) -> Vec<Option<u64>> {
+    klaw::cancel::shield(async {
+        sleep(pause).await;
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = set.next_finished().await {
+            outcomes.push(outcome.ok());
+        }
+        outcomes
+    })
+    .await
+}
+
 /// tokio `task_join_set::test_with_sleep` (join_next as children finish). Children that all
 /// finished before the body first looked at the set are handed over in finish order.
 // What would break it: children queued in the order they were added until first polled.
@@ -127,16 +144,11 @@ async fn a_child_added_to_a_cancelled_scopes_set_is_handed_over_in_a_shield() {
         common::foreign_until(|| child.is_finished()).await;
         s.cancel("stop");
         set.insert(child);
-        klaw::cancel::shield(async {
-            while let Some(outcome) = set.next_finished().await {
-                collected.lock().unwrap().push(outcome.unwrap());
-            }
-        })
-        .await;
+        *collected.lock().unwrap() = drain_in_a_shield(&mut set, ms(0)).await;
         Ok(())
     });
     assert!(result.is_err(), "the scope was cancelled");
-    assert_eq!(*collected.lock().unwrap(), [7]);
+    assert_eq!(*collected.lock().unwrap(), [Some(7)]);
 }
 
 /// Three children that finish at 10, 20 and 30 ms (paused clock: exactly in that order); the
@@ -160,16 +172,12 @@ async fn a_child_added_while_the_scope_stops_comes_after_children_that_finished_
         sleep(ms(100)).await; // 10, then 20, then 30 have finished
         s.cancel("stop");
         set.insert(late);
-        klaw::cancel::shield(async {
-            while let Some(outcome) = set.next_finished().await {
-                collected.lock().unwrap().push(outcome.unwrap());
-            }
-        })
-        .await;
+        *collected.lock().unwrap() = drain_in_a_shield(&mut set, ms(0)).await;
         Ok(())
     });
     assert!(result.is_err(), "the scope was cancelled");
-    assert_eq!(*collected.lock().unwrap(), [10, 20, 30], "not in the order they finished");
+    let in_order = [Some(10), Some(20), Some(30)];
+    assert_eq!(*collected.lock().unwrap(), in_order, "not in the order they finished");
 }
 
 /// The same with the third child spawned by the set itself after the cancel (it starts
@@ -183,13 +191,8 @@ async fn a_child_spawned_into_a_stopping_scopes_set_comes_after_the_finished_one
         sleep(ms(100)).await;
         s.cancel("stop");
         set.spawn(async { 99 }); // cancelled before it starts
-        klaw::cancel::shield(async {
-            sleep(ms(10)).await; // the cancelled child ends meanwhile
-            while let Some(outcome) = set.next_finished().await {
-                collected.lock().unwrap().push(outcome.ok());
-            }
-        })
-        .await;
+        // The cancelled child ends during the pause.
+        *collected.lock().unwrap() = drain_in_a_shield(&mut set, ms(10)).await;
         Ok(())
     });
     let collected = collected.into_inner().unwrap();
