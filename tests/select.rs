@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use klaw::channel::{RecvError, SendError};
+use klaw::channel::{Receiver, RecvError, SendError, Sender};
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_recv_arm_binds_a_typed_result_so_closing_is_handled() {
@@ -275,4 +275,95 @@ async fn the_select_of_the_first_example_compiles_and_runs() -> Result<(), klaw:
     let v = rx.try_recv().ok().or(got);
     assert_eq!(v, Some(7), "the send arm is the only one ready at first");
     Ok(())
+}
+
+/// A `recv` or `send` arm takes "a receiver or sender, or a reference to one" (`SelectRecv`,
+/// `SelectSend`): written `&rx`, returned by a getter, or held as `&mut`. What would break it: the
+/// macro borrowing what the user wrote as a temporary that dies before the arm's future (E0716),
+/// or no impl for `&mut`.
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_recv_arm_takes_a_reference_to_a_receiver() {
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    tx.try_send(7).unwrap();
+    let got = klaw::select! {
+        recv(&rx) -> msg => msg,
+    };
+    assert_eq!(got, Ok(7));
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_send_arm_takes_a_reference_to_a_sender() {
+    let (tx, rx) = klaw::channel::bounded::<u32>(1);
+    let sent = klaw::select! {
+        send(&tx, 8) -> res => res,
+    };
+    assert_eq!(sent, Ok(()));
+    assert_eq!(rx.try_recv(), Ok(8));
+}
+
+/// The same through a getter that returns `&Receiver` (a value, not a place).
+struct Inbox {
+    rx: klaw::channel::Receiver<u32>,
+}
+
+impl Inbox {
+    fn receiver(&self) -> &klaw::channel::Receiver<u32> {
+        &self.rx
+    }
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_recv_arm_takes_a_receiver_returned_by_reference() {
+    let (tx, rx) = klaw::channel::bounded::<u32>(2);
+    let inbox = Inbox { rx };
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    let first = klaw::select! {
+        biased;
+        recv(inbox.receiver()) -> msg => msg,
+        after(std::time::Duration::from_secs(5)) => Err(klaw::channel::RecvError::Closed),
+    };
+    assert_eq!(first, Ok(1));
+    assert_eq!(inbox.rx.try_recv(), Ok(2), "a losing or winning arm took one message only");
+}
+
+async fn next_or_closed(rx: &mut Receiver<u32>) -> Result<u32, RecvError> {
+    klaw::select! {
+        recv(rx) -> msg => msg,
+    }
+}
+
+async fn offer(tx: &mut Sender<u32>, value: u32) -> Result<(), SendError<u32>> {
+    klaw::select! {
+        send(tx, value) -> res => res,
+    }
+}
+
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn recv_and_send_arms_take_mutable_references() {
+    let (mut tx, mut rx) = klaw::channel::bounded::<u32>(1);
+    assert_eq!(offer(&mut tx, 3).await, Ok(()));
+    assert_eq!(next_or_closed(&mut rx).await, Ok(3));
+    drop(tx);
+    assert_eq!(next_or_closed(&mut rx).await, Err(RecvError::Closed));
+}
+
+enum Side {
+    Left(u32),
+    Right(u32),
+}
+
+/// An arm's pattern may be an or-pattern, as a `match` arm's may.
+#[klaw::test(workers = 1, timeout = "10s")]
+async fn a_future_arm_binds_an_irrefutable_or_pattern() {
+    let got = klaw::select! {
+        async { Ok::<u32, u32>(4) } -> Ok(v) | Err(v) => v,
+    };
+    assert_eq!(got, 4);
+
+    let got = klaw::select! {
+        async { if got == 0 { Side::Left(0) } else { Side::Right(5) } } -> Side::Left(n) | Side::Right(n) => n,
+        after(std::time::Duration::from_secs(5)) => 0,
+    };
+    assert_eq!(got, 5);
 }

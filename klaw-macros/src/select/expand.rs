@@ -30,16 +30,27 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         .iter()
         .zip(&futures)
         .map(|(arm, name)| {
+            // A receiver or sender is borrowed by a `let` of its own first: the borrow of a
+            // temporary it names (`recv(&rx)`, `recv(inbox.receiver())`) then lives as long as
+            // what borrows it (the arm's future; a `send` arm's permit).
+            let written = format_ident!("{name}_written");
             let future = match &arm.kind {
-                ArmKind::Recv { receiver, .. } => quote_spanned! {receiver.span()=>
-                    #private::SelectRecv::__select_recv(&(#receiver))
-                },
+                ArmKind::Recv { receiver, .. } => {
+                    let call = quote_spanned! {receiver.span()=>
+                        #private::SelectRecv::__select_recv(#written)
+                    };
+                    return quote! {
+                        let #written = &(#receiver);
+                        let mut #name = ::core::pin::pin!(#call);
+                    };
+                }
+                // The sender's borrow is bound before the arms' block (`borrowed_senders`):
+                // the winning arm's permit borrows it until the arm's body sends.
                 ArmKind::Send { sender, .. } => quote_spanned! {sender.span()=>
-                    #private::SelectSend::__select_reserve(&(#sender))
+                    #private::SelectSend::__select_reserve(#written)
                 },
                 ArmKind::Future { future, .. } => {
                     // Bound as written first: a `let` extends the temporaries it borrows.
-                    let written = format_ident!("{name}_written");
                     let into = quote_spanned! {future.span()=>
                         ::core::future::IntoFuture::into_future(#written)
                     };
@@ -57,6 +68,18 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                 ArmKind::Default => unreachable!("filtered out"),
             };
             quote!(let mut #name = ::core::pin::pin!(#future);)
+        })
+        .collect();
+
+    let borrowed_senders: Vec<TokenStream> = waiting
+        .iter()
+        .zip(&futures)
+        .filter_map(|(arm, name)| match &arm.kind {
+            ArmKind::Send { sender, .. } => {
+                let written = format_ident!("{name}_written");
+                Some(quote!(let #written = &(#sender);))
+            }
+            _ => None,
         })
         .collect();
 
@@ -189,6 +212,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             #(#variants(#params),)*
             #default_variant
         }
+        #(#borrowed_senders)*
         // The arms' futures are the block's locals: all dropped before the winner's body runs.
         // The winner is matched as a temporary, so its pattern may bind `ref mut`.
         match {

@@ -87,7 +87,8 @@ fn pattern(input: ParseStream<'_>) -> syn::Result<Pat> {
     if tokens.is_empty() {
         return Err(input.error("expected a pattern after `->`, e.g. `-> msg`"));
     }
-    Pat::parse_single.parse2(tokens)
+    // An or-pattern (`Ok(v) | Err(v)`) is one pattern, as in a `match` arm.
+    Pat::parse_multi_with_leading_vert.parse2(tokens)
 }
 
 fn no_binding(input: ParseStream<'_>, head: &Expr, what: &str) -> syn::Result<()> {

@@ -44,6 +44,14 @@ impl<R: SelectRecv + ?Sized> SelectRecv for &R {
     }
 }
 
+impl<R: SelectRecv + ?Sized> SelectRecv for &mut R {
+    type Message = R::Message;
+
+    fn __select_recv(&self) -> Recv<'_, R::Message> {
+        (**self).__select_recv()
+    }
+}
+
 /// What a `send(...)` arm of `select!` accepts: a klaw MPMC [`Sender`] (or a reference to one).
 /// The arm waits for a place, and only the winning arm evaluates and sends its value, so a
 /// losing `send` arm consumes nothing.
@@ -76,6 +84,14 @@ impl<T> SelectSend for Sender<T> {
 }
 
 impl<S: SelectSend + ?Sized> SelectSend for &S {
+    type Message = S::Message;
+
+    fn __select_reserve(&self) -> Reserve<'_, S::Message> {
+        (**self).__select_reserve()
+    }
+}
+
+impl<S: SelectSend + ?Sized> SelectSend for &mut S {
     type Message = S::Message;
 
     fn __select_reserve(&self) -> Reserve<'_, S::Message> {
