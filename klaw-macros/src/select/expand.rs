@@ -36,19 +36,23 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             let written = format_ident!("{name}_written");
             let future = match &arm.kind {
                 ArmKind::Recv { receiver, .. } => {
-                    let call = quote_spanned! {receiver.span()=>
-                        #private::SelectRecv::__select_recv(#written)
-                    };
-                    return quote! {
+                    // Spanned at the receiver, where rustc then points if it is not one.
+                    let written = format_ident!("{name}_written", span = receiver.span());
+                    return quote_spanned! {receiver.span()=>
                         let #written = &(#receiver);
-                        let mut #name = ::core::pin::pin!(#call);
+                        let mut #name = ::core::pin::pin!(
+                            #private::SelectRecv::__select_recv(#written)
+                        );
                     };
                 }
                 // The sender's borrow is bound before the arms' block (`borrowed_senders`):
                 // the winning arm's permit borrows it until the arm's body sends.
-                ArmKind::Send { sender, .. } => quote_spanned! {sender.span()=>
-                    #private::SelectSend::__select_reserve(#written)
-                },
+                ArmKind::Send { sender, .. } => {
+                    let written = format_ident!("{name}_written", span = sender.span());
+                    quote_spanned! {sender.span()=>
+                        #private::SelectSend::__select_reserve(#written)
+                    }
+                }
                 ArmKind::Future { future, .. } => {
                     // Bound as written first: a `let` extends the temporaries it borrows.
                     let into = quote_spanned! {future.span()=>
@@ -76,8 +80,8 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         .zip(&futures)
         .filter_map(|(arm, name)| match &arm.kind {
             ArmKind::Send { sender, .. } => {
-                let written = format_ident!("{name}_written");
-                Some(quote!(let #written = &(#sender);))
+                let written = format_ident!("{name}_written", span = sender.span());
+                Some(quote_spanned!(sender.span()=> let #written = &(#sender);))
             }
             _ => None,
         })
