@@ -764,3 +764,45 @@ fn a_body_panic_waits_for_a_local_childs_shielded_cleanup() {
     assert!(panicked, "the task did not resolve Panicked");
     assert!(cleaned, "the local child's shielded cleanup was cut short by the body's panic");
 }
+
+/// A scope's body panics while its parallel child is in a shielded cleanup, inside a region
+/// whose deadline passes while the scope waits for the child. Checks: the task ends `Panicked`
+/// and its code after the region never runs. What would break it: a scope dropped while it
+/// waits (the region's deadline) that turns the panic into a failure handed to the region, which
+/// then returns `None` as if only cancelled.
+#[test]
+fn a_body_panic_is_not_swallowed_by_a_region_that_times_out_while_children_end() {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let (entered, ran_on) = (Flag::default(), Flag::default());
+        let task = {
+            let (entered, ran_on) = (entered.clone(), ran_on.clone());
+            rt.spawn(async move {
+                let seen = entered.clone();
+                let _ = klaw::cancel::move_on_after(ms(50), async move {
+                    let _: Result<(), Error> = klaw::scope!(|s| {
+                        s.spawn(klaw::cancel::shield(async move {
+                            entered.set();
+                            klaw::time::sleep(ms(400)).await;
+                        }));
+                        until(|| seen.is_set()).await;
+                        panic!("boom");
+                        #[allow(unreachable_code)]
+                        Ok(())
+                    });
+                })
+                .await;
+                // Code after the region: must never run, the scope's body panicked.
+                ran_on.set();
+            })
+        };
+        let outcome = rt.block_on(task);
+        let _report = rt.shutdown(Duration::from_secs(1));
+        assert!(
+            !ran_on.is_set(),
+            "the task's body went on after its scope's body panicked (the region's deadline \
+             caught the panic): {outcome:?}"
+        );
+        assert!(matches!(outcome, Err(TaskError::Panicked(_))), "{outcome:?}");
+    });
+}

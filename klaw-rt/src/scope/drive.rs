@@ -280,7 +280,8 @@ struct Drive<'s, 'env, T, E: Into<BoxError> + 'static> {
     body_error: Option<E>,
     /// The body panicked: the panic goes on once every child has ended (their shielded
     /// cleanups too, a local child's included), as trio's and Kotlin's scopes wait for their
-    /// children before an exception from their body goes on. Until then the scope is cancelled.
+    /// children before an exception from their body goes on, or when the scope is dropped
+    /// meanwhile. Until then the scope is cancelled.
     body_panic: Option<Box<dyn Any + Send>>,
     locals: FuturesUnordered<LocalChild<'env>>,
     timer: Option<Sleep>,
@@ -563,16 +564,14 @@ impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
             }
             None => Vec::new(),
         };
-        let body_error = body_error.map(|error| Error::from_body(error.into())).or_else(|| {
-            // Dropped while it waited for its children after its body panicked: the panic is
-            // handed on as a failure, not lost.
-            let panic = self.body_panic.take()?;
-            let message = guard::panic_message(panic.as_ref());
-            guard::drop_payload(panic);
-            Some(Error::of_task::<BoxError>(None, TaskError::Panicked(message)))
-        });
+        let body_error = body_error.map(|error| Error::from_body(error.into()));
         let in_a_frame = frame.is_some();
         shared.abandon(frame, body_error, &passed_on);
+        // Dropped while it waited for its children after its body panicked (what encloses it
+        // stopped meanwhile: a region's deadline, a cancel of its task): the panic goes on from
+        // here, once the children are handed over, so nothing around the scope takes it for a
+        // cancellation and runs on.
+        let body_panic = self.body_panic.take();
         let (body, locals, scope, adopter) =
             (&mut self.body, &mut self.locals, self.scope, &self.adopter);
         // A destructor in the body that panics still leaves the children handed over.
@@ -596,5 +595,12 @@ impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
                 }
             },
         );
+        if let Some(panic) = body_panic {
+            if std::thread::panicking() {
+                guard::drop_payload(panic); // a second panic would abort the process
+            } else {
+                std::panic::resume_unwind(panic);
+            }
+        }
     }
 }
