@@ -530,15 +530,22 @@ impl Inner {
         // A worker that had the job when the marker landed stops it and replies at once, or
         // stores its outcome after one unanswered request; twice that covers the store too.
         tokio::time::sleep(2 * crate::worker::CONFIRM_WAIT).await;
-        if !self.pending().contains_key(id) {
-            return true; // its outcome came meanwhile
-        }
-        match self.read_outcome(&self.outcome_key(id), LATE_OUTCOME_READ_WAIT).await {
-            Some(Some(outcome)) => {
-                self.complete(id, outcome);
-                true
+        // Read until the server answers: a read lost on a link that died silently says
+        // nothing, and an outcome unread there would be lost with the call reported failed.
+        let key = self.outcome_key(id);
+        let mut backoff = Backoff::new();
+        loop {
+            if !self.pending().contains_key(id) {
+                return true; // its outcome came meanwhile, or its task went away
             }
-            _ => false,
+            match self.read_outcome(&key, LATE_OUTCOME_READ_WAIT).await {
+                Some(Some(outcome)) => {
+                    self.complete(id, outcome);
+                    return true;
+                }
+                Some(None) => return false,
+                None => backoff.wait().await,
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::time::{Duration, Instant};
 
 use common::{NatsServer, Proxy, port_of, wait_until};
 use klaw::Runtime;
@@ -330,5 +331,92 @@ fn a_job_that_ran_although_its_publish_was_not_acknowledged_ends_with_its_outcom
             .expect("the call ended");
         assert_eq!(UNPUBLISHED_RUNS.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(result, Ok(42), "the job ran and its outcome is stored");
+    });
+}
+
+static LATE_READ_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[klaw::task(remote)]
+async fn doubled_read_late(n: u64) -> u64 {
+    LATE_READ_RUNS.fetch_add(1, SeqCst);
+    2 * n
+}
+
+/// Waits (on a client of its own, straight to the server) until `stream` holds a message:
+/// the job's cancel marker. False if `within` passed first.
+fn marker_stored(url: &str, stream: &str, within: Duration) -> bool {
+    let (url, stream) = (url.to_owned(), stream.to_owned());
+    klaw::runtime::block_on(async_compat::Compat::new(async move {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Ok(mut found) = js.get_stream(&stream).await {
+                if let Ok(info) = found.info().await {
+                    if info.state.last_sequence >= 1 {
+                        return true;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }))
+}
+
+/// A job whose publish was not acknowledged ran and stored its outcome; after the submitter
+/// stores its cancel marker, the one read of the outcomes bucket gets no answer (the link loses
+/// answers again for a while). Checks: the call still ends with the outcome. What would break it:
+/// a submitter that takes an unanswered read for "no outcome" and reports the failed publish
+/// (nothing reads the bucket for that job again). (A periodic sweep in the short time answers
+/// flow can read the outcome first: then this passes either way.)
+#[test]
+fn an_unpublished_job_that_ran_keeps_its_outcome_though_one_read_gets_no_answer() {
+    common::watchdog(Duration::from_secs(150), || {
+        let server = NatsServer::start();
+        let proxy = Proxy::to(port_of(&server.url));
+        let namespace = "latereadjob";
+        let workers = Runtime::builder().workers(2).local().build().unwrap();
+        let worker =
+            klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
+        let _running = workers.spawn(worker.run());
+        let through_proxy = NatsConfig::new(proxy.url()).namespace(namespace);
+        let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+
+        proxy.freeze_answers();
+        let published_at = Instant::now();
+        let handle = submitter.spawn(doubled_read_late(21));
+        wait_until(Duration::from_secs(10), "the worker ran the job", || {
+            LATE_READ_RUNS.load(SeqCst) == 1
+        });
+        // Still frozen (no sweep reads the outcome) until just before the publish attempt, whose
+        // answer was lost, gives up after the client's 5 s: the marker put that follows is
+        // answered.
+        let resume_at = published_at + Duration::from_millis(4500);
+        std::thread::sleep(resume_at.saturating_duration_since(Instant::now()));
+        proxy.resume();
+        assert!(
+            marker_stored(&server.url, "KV_latereadjob_cancel", Duration::from_secs(30)),
+            "the submitter never stored the job's cancel marker"
+        );
+        std::thread::sleep(Duration::from_millis(300)); // its confirmation has passed the proxy
+        // The one late read of the outcomes bucket (2 s from now) gets no answer within 5 s.
+        proxy.freeze_answers();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_secs(12));
+                proxy.resume(); // for good: a submitter that looks again finds the outcome
+            });
+            let result = submitter
+                .block_on(klaw::cancel::fail_after(Duration::from_secs(60), handle))
+                .expect("the call ended");
+            assert_eq!(LATE_READ_RUNS.load(SeqCst), 1, "the job ran again");
+            assert_eq!(
+                result,
+                Ok(42),
+                "the job ran and its outcome is stored, but one unanswered read of the bucket \
+                 made the call report a failed publish"
+            );
+        });
     });
 }
