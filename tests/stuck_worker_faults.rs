@@ -13,13 +13,14 @@
 mod common;
 
 use std::collections::HashSet;
+use std::future::pending;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, mpsc};
 use std::task::Poll;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use common::{Flag, occupy_worker, runtime, secs, until, wait_for, wait_until, within};
+use common::{Flag, SetOnDrop, occupy_worker, runtime, secs, until, wait_for, wait_until, within};
 use futures_lite::future::yield_now;
 use klaw::{Runtime, TaskHandle};
 
@@ -748,5 +749,80 @@ fn shutdown_returns_though_its_last_resort_polls_a_shield_that_blocks_its_thread
              on the shutdown's own thread",
         );
         assert!(report.abandoned >= 1, "the stuck body is abandoned: {report}");
+    });
+}
+
+/// One worker stuck for good, a shielded cleanup queued for the shutdown's last resort that
+/// blocks the thread polling it, and a plain waiting task queued behind it. Checks: by the time
+/// `shutdown(0)` returns, the plain task was dropped, and only the stuck body and the cleanup are
+/// reported abandoned. What would break it: a last resort on one thread, which the cleanup holds
+/// while the plain task waits in the queue behind it, neither polled nor dropped.
+#[test]
+fn a_task_queued_behind_a_cleanup_that_blocks_the_last_resort_still_resolves() {
+    within(secs(60), || {
+        let rt = runtime(1);
+        let (plain_parked, plain_dropped) = (Flag::default(), Flag::default());
+        let _plain = {
+            let (parked, guard) = (plain_parked.clone(), SetOnDrop(plain_dropped.clone()));
+            rt.spawn(async move {
+                let _guard = guard;
+                parked.set();
+                pending::<()>().await;
+            })
+        };
+        wait_for("the plain task to park", || plain_parked.is_set());
+
+        let (go_tx, go_rx) = klaw::channel::oneshot::channel::<()>();
+        let (in_shield, release) = (Flag::default(), Flag::default());
+        let _cleanup = {
+            let (in_shield, release) = (in_shield.clone(), release.clone());
+            rt.spawn(async move {
+                klaw::cancel::shield(async move {
+                    in_shield.set();
+                    let _ = go_rx.await;
+                    // A cleanup that blocks its thread (a synchronous flush, say).
+                    while !release.is_set() {
+                        std::hint::spin_loop();
+                    }
+                })
+                .await;
+            })
+        };
+        wait_for("the cleanup to enter its shield", || in_shield.is_set());
+
+        let stuck = Flag::default();
+        let _stuck = {
+            let (release, stuck) = (release.clone(), stuck.clone());
+            rt.spawn(async move {
+                stuck.set();
+                while !release.is_set() {
+                    std::hint::spin_loop(); // never returns to the executor
+                }
+            })
+        };
+        wait_for("the only worker to be stuck", || stuck.is_set());
+        std::thread::sleep(Duration::from_millis(20));
+        // Queued now, from outside the runtime: ahead of `plain`, which the first step queues.
+        go_tx.send(()).unwrap();
+
+        let (report_tx, report_rx) = mpsc::channel();
+        let shutting_down = std::thread::spawn(move || {
+            let _ = report_tx.send(rt.shutdown(Duration::ZERO));
+        });
+        let report = report_rx.recv_timeout(secs(20));
+        // What the shutdown left, seen before anything is released.
+        let plain_dropped_by_then = plain_dropped.is_set();
+        release.set();
+        shutting_down.join().unwrap();
+        let report = report.expect("shutdown(0) did not return");
+        assert!(
+            plain_dropped_by_then,
+            "a cancelled task queued behind the blocked last resort was neither polled nor \
+             dropped by the time shutdown returned: {report}"
+        );
+        assert_eq!(
+            report.abandoned, 2,
+            "only the stuck body and the blocking cleanup are abandoned: {report}"
+        );
     });
 }

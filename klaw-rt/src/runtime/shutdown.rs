@@ -95,45 +95,59 @@ impl Runtime {
         }
     }
 
-    /// Runs the executor on a thread of its own until `deadline` or until every task has ended,
-    /// so the cancelled tasks are polled (and dropped) even if every worker is stuck; it steals
-    /// from their queues. Each task it polls is cancelled before its body runs, but a shield's
-    /// own code goes on, and may block the thread that polls it for good: so not this one, which
-    /// waits for that thread only until `deadline` and then goes on, leaving it (and the one task
-    /// it is stuck in, reported abandoned) as it leaves a stuck worker. If no thread can be
-    /// started, this one runs the executor itself.
+    /// Runs the executor on threads of the shutdown's own until `deadline` or until every task
+    /// has ended, so the cancelled tasks are polled (and dropped) even if every worker is stuck;
+    /// they steal from the workers' queues. Each task polled there is cancelled before its body
+    /// runs, but a shield's own code goes on, and may block the thread that polls it for good.
+    /// So not this thread, which only starts the runners and waits for them until `deadline`:
+    /// one runner now, and another every [`RUNNER_EVERY`] while none has ended, so that a
+    /// runner stuck in one task's poll (left, with that task reported abandoned, as a stuck
+    /// worker is) holds up no task queued behind it (a runner is a worker for that time, which
+    /// takes the queues of stuck workers). If no thread can be started, this one runs the
+    /// executor itself.
     fn last_resort(&self, deadline: Instant) {
-        let executor = self.executor().clone();
-        let shared = self.shared.clone();
-        let run = move || {
-            let context =
-                Context { executor: executor.clone(), shared: shared.clone(), is_worker: false };
-            // The tasks polled (and dropped) here may hold tokio resources.
-            let _tokio = shared.tokio.enter();
-            let _context = context::enter(context);
-            async_io::block_on(executor.run(shared.stats.idle(deadline)));
-        };
         let (ran, has_run) = std::sync::mpsc::channel::<()>();
-        let run_here = Arc::new(Mutex::new(Some(run)));
-        let run_there = run_here.clone();
-        let name = format!("{}-last-resort", self.shared.blocking.thread_name());
-        let started = std::thread::Builder::new().name(name).spawn(move || {
-            let run = run_there.lock().take();
-            if let Some(run) = run {
-                run();
-            }
-            drop(ran);
-        });
-        match started {
-            Ok(_detached) => {
-                // Ended (or stuck in a poll) by the deadline: the thread hangs up either way.
-                let _ = has_run.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-            }
-            Err(_) => {
+        loop {
+            let executor = self.executor().clone();
+            let shared = self.shared.clone();
+            let run = move || {
+                let context = Context {
+                    executor: executor.clone(),
+                    shared: shared.clone(),
+                    is_worker: false,
+                };
+                // The tasks polled (and dropped) here may hold tokio resources.
+                let _tokio = shared.tokio.enter();
+                let _context = context::enter(context);
+                async_io::block_on(executor.run(shared.stats.idle(deadline)));
+            };
+            // Through a slot rather than moved into the closure: a thread that cannot be started
+            // drops its closure, and this thread must run it instead.
+            let run_here = Arc::new(Mutex::new(Some(run)));
+            let run_there = run_here.clone();
+            let ran = ran.clone();
+            let name = format!("{}-last-resort", self.shared.blocking.thread_name());
+            let started = std::thread::Builder::new().name(name).spawn(move || {
+                let run = run_there.lock().take();
+                if let Some(run) = run {
+                    run();
+                }
+                let _ = ran.send(());
+            });
+            if started.is_err() {
                 let run = run_here.lock().take();
                 if let Some(run) = run {
                     run();
                 }
+                return;
+            }
+            let wait = RUNNER_EVERY.min(deadline.saturating_duration_since(Instant::now()));
+            match has_run.recv_timeout(wait) {
+                // A runner ended: every task has, or the deadline passed.
+                Ok(()) => return,
+                Err(_) if Instant::now() >= deadline => return,
+                // Every runner is still at it, one perhaps stuck in a poll: one more.
+                Err(_) => {}
             }
         }
     }
@@ -232,3 +246,7 @@ impl Drop for Runtime {
         self.shutdown_now(Duration::ZERO);
     }
 }
+
+/// How often the shutdown's last resort starts another runner while none has ended (see
+/// `Runtime::last_resort`).
+const RUNNER_EVERY: Duration = Duration::from_millis(25);
