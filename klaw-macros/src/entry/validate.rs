@@ -119,10 +119,16 @@ pub(crate) fn validate(kind: EntryKind, entry: ParsedEntry, errors: &mut Errors)
             format!("a {attribute} function takes no arguments; remove them"),
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
             format!("a {attribute} function cannot be generic; remove the generic parameters"),
+        ));
+    } else if let Some(where_clause) = &sig.generics.where_clause {
+        // Spanned at the clause itself: the empty parameter list has no tokens to point at.
+        errors.push(syn::Error::new_spanned(
+            where_clause,
+            format!("a {attribute} function cannot have a `where` clause; remove it"),
         ));
     }
     if kind == EntryKind::Test {

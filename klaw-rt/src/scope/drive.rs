@@ -60,6 +60,13 @@ impl<E: From<Error> + Into<BoxError> + Send + 'static> ScopeBodyError for E {}
 /// fn result<R: klaw::scope::ScopeResult>() {}
 /// result::<Result<u8, klaw::Error>>();
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a scope body's result type: it is not a `Result`",
+    label = "not a `Result`",
+    note = "a scope's body returns `Ok(value)` or an error: name its type `-> Result<T, E>` \
+            (`E` is `klaw::Error`, `anyhow::Error`, or an error with a `#[from] klaw::Error` \
+            variant), or leave the arrow out"
+)]
 pub trait ScopeResult: Send {
     /// The value of a body that succeeds.
     type Ok: Send;
