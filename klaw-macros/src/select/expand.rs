@@ -142,14 +142,19 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                     },
                 }
             }
-            // Only the winning arm evaluates its value: a losing one consumes nothing.
-            ArmKind::Send { binding, value, .. } => quote! {
-                __KlawSelected::#variant(__klaw_reserved) => {
-                    match #private::finish_send(__klaw_reserved, #value) {
+            // Only the winning arm evaluates its value: a losing one consumes nothing. The send's
+            // result is spanned at the pattern, as a `recv` arm's is.
+            ArmKind::Send { binding, value, .. } => {
+                let reserved = proc_macro2::Ident::new("__klaw_reserved", binding.span());
+                let sent = quote_spanned! {binding.span()=>
+                    { #private::finish_send(#reserved, #value) }
+                };
+                quote! {
+                    __KlawSelected::#variant(#reserved) => match #sent {
                         #binding => #body,
-                    }
+                    },
                 }
-            },
+            }
             ArmKind::After(_) | ArmKind::At(_) => quote! {
                 __KlawSelected::#variant(()) => #body,
             },
