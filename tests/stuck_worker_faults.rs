@@ -707,8 +707,7 @@ fn with_tokio_a_stuck_worker_with_yielding_tasks_behind_it() {
 fn shutdown_returns_though_its_last_resort_polls_a_shield_that_blocks_its_thread() {
     within(secs(60), || {
         let rt = runtime(1);
-        let (go, release, in_shield, stuck) =
-            (Flag::default(), Flag::default(), Flag::default(), Flag::default());
+        let (go, release, in_shield) = (Flag::default(), Flag::default(), Flag::default());
         let _cleanup = {
             let (go, release, in_shield) = (go.clone(), release.clone(), in_shield.clone());
             rt.spawn(async move {
@@ -724,16 +723,8 @@ fn shutdown_returns_though_its_last_resort_polls_a_shield_that_blocks_its_thread
             })
         };
         wait_for("the cleanup to enter its shield", || in_shield.is_set());
-        let _stuck = {
-            let (release, stuck) = (release.clone(), stuck.clone());
-            rt.spawn(async move {
-                stuck.set();
-                while !release.is_set() {
-                    std::hint::spin_loop(); // never returns to the executor
-                }
-            })
-        };
-        wait_for("the only worker to be stuck", || stuck.is_set());
+        // The only worker, stuck until the end of the test.
+        let (unstick, _stuck) = occupy_worker(&rt);
         std::thread::sleep(Duration::from_millis(20));
         go.set();
 
@@ -743,6 +734,7 @@ fn shutdown_returns_though_its_last_resort_polls_a_shield_that_blocks_its_thread
         });
         let report = report_rx.recv_timeout(secs(15));
         release.set();
+        let _ = unstick.send(());
         shutting_down.join().unwrap();
         let report = report.expect(
             "shutdown(0) hung: its last resort polled a shielded cleanup that blocks its thread, \
@@ -790,17 +782,8 @@ fn a_task_queued_behind_a_cleanup_that_blocks_the_last_resort_still_resolves() {
         };
         wait_for("the cleanup to enter its shield", || in_shield.is_set());
 
-        let stuck = Flag::default();
-        let _stuck = {
-            let (release, stuck) = (release.clone(), stuck.clone());
-            rt.spawn(async move {
-                stuck.set();
-                while !release.is_set() {
-                    std::hint::spin_loop(); // never returns to the executor
-                }
-            })
-        };
-        wait_for("the only worker to be stuck", || stuck.is_set());
+        // The only worker, stuck until the end of the test.
+        let (unstick, _stuck) = occupy_worker(&rt);
         std::thread::sleep(Duration::from_millis(20));
         // Queued now, from outside the runtime: ahead of `plain`, which the first step queues.
         go_tx.send(()).unwrap();
@@ -813,6 +796,7 @@ fn a_task_queued_behind_a_cleanup_that_blocks_the_last_resort_still_resolves() {
         // What the shutdown left, seen before anything is released.
         let plain_dropped_by_then = plain_dropped.is_set();
         release.set();
+        let _ = unstick.send(());
         shutting_down.join().unwrap();
         let report = report.expect("shutdown(0) did not return");
         assert!(

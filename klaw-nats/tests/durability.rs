@@ -306,16 +306,8 @@ async fn doubled_once_counted(n: u64) -> u64 {
 #[test]
 fn a_job_that_ran_although_its_publish_was_not_acknowledged_ends_with_its_outcome() {
     common::watchdog(Duration::from_secs(90), || {
-        let server = NatsServer::start();
-        let proxy = Proxy::to(port_of(&server.url));
-        let namespace = "acklostjob";
-        let workers = Runtime::builder().workers(2).local().build().unwrap();
-        let worker =
-            klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
-        let _running = workers.spawn(worker.run());
-        let through_proxy = NatsConfig::new(proxy.url()).namespace(namespace);
-        let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
-        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+        let ProxiedSubmitter { server: _server, proxy, _workers, _running, submitter } =
+            proxied_submitter("acklostjob");
 
         proxy.freeze_answers();
         let handle = submitter.spawn(doubled_once_counted(21));
@@ -372,16 +364,8 @@ fn marker_stored(url: &str, stream: &str, within: Duration) -> bool {
 #[test]
 fn an_unpublished_job_that_ran_keeps_its_outcome_though_one_read_gets_no_answer() {
     common::watchdog(Duration::from_secs(150), || {
-        let server = NatsServer::start();
-        let proxy = Proxy::to(port_of(&server.url));
-        let namespace = "latereadjob";
-        let workers = Runtime::builder().workers(2).local().build().unwrap();
-        let worker =
-            klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
-        let _running = workers.spawn(worker.run());
-        let through_proxy = NatsConfig::new(proxy.url()).namespace(namespace);
-        let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
-        let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+        let ProxiedSubmitter { server, proxy, _workers, _running, submitter } =
+            proxied_submitter("latereadjob");
 
         proxy.freeze_answers();
         let published_at = Instant::now();
@@ -419,4 +403,27 @@ fn an_unpublished_job_that_ran_keeps_its_outcome_though_one_read_gets_no_answer(
             );
         });
     });
+}
+
+/// A server, a worker connected to it directly (running on a runtime of its own), and a
+/// submitter connected through a proxy, in `namespace`.
+struct ProxiedSubmitter {
+    server: NatsServer,
+    proxy: Proxy,
+    _workers: Runtime,
+    _running: klaw::TaskHandle<Result<(), klaw::Error>>,
+    submitter: Runtime,
+}
+
+fn proxied_submitter(namespace: &str) -> ProxiedSubmitter {
+    let server = NatsServer::start();
+    let proxy = Proxy::to(port_of(&server.url));
+    let workers = Runtime::builder().workers(2).local().build().unwrap();
+    let worker =
+        klaw::runtime::block_on(Worker::connect(server.config().namespace(namespace))).unwrap();
+    let running = workers.spawn(worker.run());
+    let through_proxy = NatsConfig::new(proxy.url()).namespace(namespace);
+    let backend = klaw::runtime::block_on(NatsBackend::connect(through_proxy)).unwrap();
+    let submitter = Runtime::builder().workers(1).backend(Arc::new(backend)).build().unwrap();
+    ProxiedSubmitter { server, proxy, _workers: workers, _running: running, submitter }
 }
