@@ -20,7 +20,7 @@ use std::task::Poll;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use common::{Flag, SetOnDrop, occupy_worker, runtime, secs, until, wait_for, wait_until, within};
+use common::{Flag, SetOnDrop, occupy_worker, runtime, secs, wait_for, wait_until, within};
 use futures_lite::future::yield_now;
 use klaw::{Runtime, TaskHandle};
 
@@ -695,6 +695,31 @@ fn with_tokio_a_stuck_worker_with_yielding_tasks_behind_it() {
     });
 }
 
+/// Spawns a task whose shielded cleanup, once `go` comes, blocks its thread (a synchronous flush,
+/// say) until `release` is set; returns once the cleanup is in its shield.
+fn spawn_cleanup_that_blocks(
+    rt: &Runtime,
+    go: klaw::channel::oneshot::Receiver<()>,
+    release: &Flag,
+) -> TaskHandle<()> {
+    let in_shield = Flag::default();
+    let cleanup = {
+        let (in_shield, release) = (in_shield.clone(), release.clone());
+        rt.spawn(async move {
+            klaw::cancel::shield(async move {
+                in_shield.set();
+                let _ = go.await;
+                while !release.is_set() {
+                    std::hint::spin_loop();
+                }
+            })
+            .await;
+        })
+    };
+    wait_for("the cleanup to enter its shield", || in_shield.is_set());
+    cleanup
+}
+
 /// One worker, stuck for good in a body that never yields; a task whose shielded cleanup waits
 /// (at klaw's await points) for `go`, then blocks its thread until the test releases it. `go` is
 /// set once the worker is stuck, so the cleanup's next poll can only be the shutdown's own.
@@ -707,26 +732,13 @@ fn with_tokio_a_stuck_worker_with_yielding_tasks_behind_it() {
 fn shutdown_returns_though_its_last_resort_polls_a_shield_that_blocks_its_thread() {
     within(secs(60), || {
         let rt = runtime(1);
-        let (go, release, in_shield) = (Flag::default(), Flag::default(), Flag::default());
-        let _cleanup = {
-            let (go, release, in_shield) = (go.clone(), release.clone(), in_shield.clone());
-            rt.spawn(async move {
-                klaw::cancel::shield(async move {
-                    in_shield.set();
-                    until(|| go.is_set()).await;
-                    // A cleanup that blocks its thread (a synchronous flush, say).
-                    while !release.is_set() {
-                        std::hint::spin_loop();
-                    }
-                })
-                .await;
-            })
-        };
-        wait_for("the cleanup to enter its shield", || in_shield.is_set());
+        let release = Flag::default();
+        let (go, go_rx) = klaw::channel::oneshot::channel::<()>();
+        let _cleanup = spawn_cleanup_that_blocks(&rt, go_rx, &release);
         // The only worker, stuck until the end of the test.
         let (unstick, _stuck) = occupy_worker(&rt);
         std::thread::sleep(Duration::from_millis(20));
-        go.set();
+        go.send(()).unwrap();
 
         let (report_tx, report_rx) = mpsc::channel();
         let shutting_down = std::thread::spawn(move || {
@@ -765,22 +777,8 @@ fn a_task_queued_behind_a_cleanup_that_blocks_the_last_resort_still_resolves() {
         wait_for("the plain task to park", || plain_parked.is_set());
 
         let (go_tx, go_rx) = klaw::channel::oneshot::channel::<()>();
-        let (in_shield, release) = (Flag::default(), Flag::default());
-        let _cleanup = {
-            let (in_shield, release) = (in_shield.clone(), release.clone());
-            rt.spawn(async move {
-                klaw::cancel::shield(async move {
-                    in_shield.set();
-                    let _ = go_rx.await;
-                    // A cleanup that blocks its thread (a synchronous flush, say).
-                    while !release.is_set() {
-                        std::hint::spin_loop();
-                    }
-                })
-                .await;
-            })
-        };
-        wait_for("the cleanup to enter its shield", || in_shield.is_set());
+        let release = Flag::default();
+        let _cleanup = spawn_cleanup_that_blocks(&rt, go_rx, &release);
 
         // The only worker, stuck until the end of the test.
         let (unstick, _stuck) = occupy_worker(&rt);
