@@ -39,10 +39,7 @@ pub enum SendError<T> {
     /// The server did not confirm the value for as long as
     /// [`NatsConfig::publish_retry`](crate::NatsConfig::publish_retry) allows, and an attempt
     /// went out that got no answer: the server may have stored the value, and a receiver may
-    /// get it. Unlike `Unavailable`, sending it again may deliver it twice. Also what a send
-    /// ends with when a retry could store a second copy: the connection came back to a server
-    /// that restarted (or to another server), which no longer knows the message ids of what it
-    /// has already delivered and removed.
+    /// get it. Unlike `Unavailable`, sending it again may deliver it twice.
     #[error("{UNCONFIRMED}")]
     Unconfirmed(T),
     /// This value can never be sent: its `Serialize` implementation failed, or, encoded, it is

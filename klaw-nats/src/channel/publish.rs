@@ -80,8 +80,7 @@ pub(crate) enum Refused {
     Closed,
     /// An attempt got no answer, so the message may have been stored (and received), and no
     /// later attempt settled it: the retry bound passed, a retry could not be told from a
-    /// second copy (no message id, or a server that forgot the id: see [`publish_with_id`]),
-    /// or the channel was closed meanwhile. Not `Closed` nor `Unavailable`, which say nobody
+    /// second copy (no message id), or the channel was closed meanwhile. Not `Closed` nor `Unavailable`, which say nobody
     /// receives the message.
     Unconfirmed,
     /// The stream holds its limit and refuses new messages.
@@ -130,11 +129,12 @@ async fn publish(
 /// otherwise; it is tried again if not (a server that is starting has no streams yet either).
 ///
 /// A retry after an attempt that may have stored the message relies on the server's duplicate
-/// tracking by message id, which a server rebuilds from the messages it still holds when it
-/// starts: a message already delivered and removed from a work queue is forgotten, and a retry
-/// would store it again. So once an attempt may have stored the message, a retry is made only
-/// to the same server (its `server_id`, new at each start); reconnected to another, the
-/// publish ends `Unconfirmed`.
+/// tracking by message id. A server rebuilds it from the messages it still holds when it
+/// starts, so across a restart a message already received and removed from a work queue is
+/// forgotten, and a retry stores it again. That takes an attempt stored whose acknowledgement
+/// was lost, received, then a restart, all within the retry bound; retrying there is kept, since
+/// the common case across a restart is an attempt that never reached the server (it went down
+/// under it), which only a retry delivers.
 pub(crate) async fn publish_with_id(
     connection: &Connection,
     subject: &str,
@@ -148,9 +148,8 @@ pub(crate) async fn publish_with_id(
         let deadline = Instant::now() + connection.config.publish_retry;
         let mut pause = FIRST_PAUSE;
         let mut handed_over = false;
-        // The server an attempt was handed to that got no answer ruling out its message being
-        // stored: its id (see above).
-        let mut maybe_stored_on: Option<String> = None;
+        // An attempt was handed over and got no answer that rules out its message being stored.
+        let mut maybe_stored = false;
         let mut last_error = None;
         let gave_up =
             |refused, handed_over, last_error| NotPublished { refused, handed_over, last_error };
@@ -158,16 +157,10 @@ pub(crate) async fn publish_with_id(
             if connection.client.connection_state() != State::Connected {
                 if Instant::now() + RECONNECT_POLL > deadline {
                     tracing::warn!(%what, "no connection to the server: not published");
-                    let refused = unsettled(maybe_stored_on.is_some());
-                    return Err(gave_up(refused, handed_over, last_error));
+                    return Err(gave_up(unsettled(maybe_stored), handed_over, last_error));
                 }
                 tokio::time::sleep(RECONNECT_POLL).await;
                 continue;
-            }
-            let server = connection.client.server_info().server_id;
-            if maybe_stored_on.as_ref().is_some_and(|stored_on| *stored_on != server) {
-                tracing::warn!(%what, "reconnected to a server that may not know the message's id: not retried");
-                return Err(gave_up(Refused::Unconfirmed, handed_over, last_error));
             }
             let mut publish = PublishMessage::build().payload(payload.clone());
             if let Some(id) = message_id {
@@ -198,11 +191,8 @@ pub(crate) async fn publish_with_id(
                         if closed_on_server(closing).await {
                             // `Closed` says the value never reached a receiver: only if no
                             // attempt may have been stored, before the stream changed.
-                            let refused = if maybe_stored_on.is_some() {
-                                Refused::Unconfirmed
-                            } else {
-                                Refused::Closed
-                            };
+                            let refused =
+                                if maybe_stored { Refused::Unconfirmed } else { Refused::Closed };
                             return Err(gave_up(refused, handed_over, Some(error.to_string())));
                         }
                     }
@@ -210,20 +200,18 @@ pub(crate) async fn publish_with_id(
                 }
                 Err(error) => {
                     // No answer, or another failure: the message may have been stored.
-                    maybe_stored_on.get_or_insert(server);
+                    maybe_stored = true;
                     error.to_string()
                 }
             };
             if message_id.is_none() {
                 // It may have been stored: without an id, a retry could store a second copy.
                 tracing::warn!(%what, %error, "a publish without a message id failed: not retried");
-                let refused = unsettled(maybe_stored_on.is_some());
-                return Err(gave_up(refused, handed_over, Some(error)));
+                return Err(gave_up(unsettled(maybe_stored), handed_over, Some(error)));
             }
             if Instant::now() + pause > deadline {
                 tracing::warn!(%what, %error, "the server did not take a message: not published");
-                let refused = unsettled(maybe_stored_on.is_some());
-                return Err(gave_up(refused, handed_over, Some(error)));
+                return Err(gave_up(unsettled(maybe_stored), handed_over, Some(error)));
             }
             tracing::debug!(%what, %error, ?pause, "publish failed; trying again");
             last_error = Some(error);

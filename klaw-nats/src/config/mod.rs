@@ -99,9 +99,10 @@ pub struct NatsConfig {
     /// How long a channel send keeps trying while the server does not take the value (it is
     /// restarting, or the connection is down) before it hands the value back as
     /// [`SendError::Unavailable`](crate::channel::SendError::Unavailable). Each send carries
-    /// a message id so that a retry never stores it twice; a retry that the server could not
-    /// tell from a second copy (it restarted since an unanswered attempt, and forgot the ids
-    /// of what it delivered) is not made: the send ends
+    /// a message id so that a retry does not store it twice, with one exception: a server that
+    /// restarts forgets the ids of the messages it no longer holds, so an attempt stored (its
+    /// acknowledgement lost) and received before a restart is stored again by the retry after
+    /// it. A send whose retries ran out after an unanswered attempt ends
     /// [`SendError::Unconfirmed`](crate::channel::SendError::Unconfirmed). Zero: one try, and
     /// no id (about a tenth more throughput; an unanswered send is `Unconfirmed` at once, one
     /// never handed to the server `Unavailable`). At most
