@@ -125,7 +125,6 @@ pub(crate) fn hand_off(wake: impl FnOnce()) {
 }
 
 /// Runs `f` with this thread's `flag` raised, then puts back what it was, also if `f` unwinds.
-#[cfg(not(klaw_loom))]
 #[inline]
 pub(crate) fn with_flag_raised<R>(
     flag: &'static std::thread::LocalKey<Cell<bool>>,
@@ -136,7 +135,6 @@ pub(crate) fn with_flag_raised<R>(
 
 /// Runs `f` with this thread's `flag` set to `value`, then puts back what it was, also if `f`
 /// unwinds.
-#[cfg(not(klaw_loom))]
 #[inline]
 fn with_flag<R>(
     flag: &'static std::thread::LocalKey<Cell<bool>>,

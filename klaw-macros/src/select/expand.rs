@@ -33,11 +33,9 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             // A receiver or sender is borrowed by a `let` of its own first: the borrow of a
             // temporary it names (`recv(&rx)`, `recv(inbox.receiver())`) then lives as long as
             // what borrows it (the arm's future; a `send` arm's permit).
-            let written = format_ident!("{name}_written");
             let future = match &arm.kind {
                 ArmKind::Recv { receiver, .. } => {
-                    // Spanned at the receiver, where rustc then points if it is not one.
-                    let written = format_ident!("{name}_written", span = receiver.span());
+                    let written = borrowed(name, receiver);
                     return quote_spanned! {receiver.span()=>
                         let #written = &(#receiver);
                         let mut #name = ::core::pin::pin!(
@@ -48,13 +46,14 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                 // The sender's borrow is bound before the arms' block (`borrowed_senders`):
                 // the winning arm's permit borrows it until the arm's body sends.
                 ArmKind::Send { sender, .. } => {
-                    let written = format_ident!("{name}_written", span = sender.span());
+                    let written = borrowed(name, sender);
                     quote_spanned! {sender.span()=>
                         #private::SelectSend::__select_reserve(#written)
                     }
                 }
                 ArmKind::Future { future, .. } => {
                     // Bound as written first: a `let` extends the temporaries it borrows.
+                    let written = format_ident!("{name}_written");
                     let into = quote_spanned! {future.span()=>
                         ::core::future::IntoFuture::into_future(#written)
                     };
@@ -80,7 +79,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         .zip(&futures)
         .filter_map(|(arm, name)| match &arm.kind {
             ArmKind::Send { sender, .. } => {
-                let written = format_ident!("{name}_written", span = sender.span());
+                let written = borrowed(name, sender);
                 Some(quote_spanned!(sender.span()=> let #written = &(#sender);))
             }
             _ => None,
@@ -245,4 +244,10 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             #default_body
         }
     }
+}
+
+/// The `let` that borrows an arm's receiver or sender (`expr`), spanned at it, where rustc then
+/// points if it is not one.
+fn borrowed(arm: &proc_macro2::Ident, expr: &syn::Expr) -> proc_macro2::Ident {
+    format_ident!("{arm}_written", span = expr.span())
 }

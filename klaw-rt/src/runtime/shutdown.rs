@@ -78,21 +78,11 @@ impl Runtime {
     /// of the runtime's own threads does. Gives the runtime back if no thread could be started.
     fn shut_down_elsewhere(self, grace: Duration) -> Option<Runtime> {
         let name = format!("{}-shutdown", self.shared.blocking.thread_name());
-        // Through a slot rather than moved into the closure: a thread that cannot be started
-        // drops its closure, and the runtime must come back rather than be dropped here.
-        let slot = Arc::new(Mutex::new(Some(self)));
-        let handed = slot.clone();
-        let started = std::thread::Builder::new().name(name).spawn(move || {
-            let runtime = handed.lock().take();
-            if let Some(mut runtime) = runtime {
-                // Nobody reads this report: the caller got its own when it asked.
-                let _report = runtime.shutdown_now(grace);
-            }
-        });
-        match started {
-            Ok(_detached) => None,
-            Err(_) => slot.lock().take(),
-        }
+        // Nobody reads this report: the caller got its own when it asked.
+        spawn_detached(name, self, move |mut runtime| {
+            let _report = runtime.shutdown_now(grace);
+        })
+        .err()
     }
 
     /// Runs the executor on threads of the shutdown's own until `deadline` or until every task
@@ -121,24 +111,14 @@ impl Runtime {
                 let _context = context::enter(context);
                 async_io::block_on(executor.run(shared.stats.idle(deadline)));
             };
-            // Through a slot rather than moved into the closure: a thread that cannot be started
-            // drops its closure, and this thread must run it instead.
-            let run_here = Arc::new(Mutex::new(Some(run)));
-            let run_there = run_here.clone();
             let ran = ran.clone();
             let name = format!("{}-last-resort", self.shared.blocking.thread_name());
-            let started = std::thread::Builder::new().name(name).spawn(move || {
-                let run = run_there.lock().take();
-                if let Some(run) = run {
-                    run();
-                }
+            let started = spawn_detached(name, run, move |run| {
+                run();
                 let _ = ran.send(());
             });
-            if started.is_err() {
-                let run = run_here.lock().take();
-                if let Some(run) = run {
-                    run();
-                }
+            if let Err(run) = started {
+                run();
                 return;
             }
             let wait = RUNNER_EVERY.min(deadline.saturating_duration_since(Instant::now()));
@@ -250,3 +230,26 @@ impl Drop for Runtime {
 /// How often the shutdown's last resort starts another runner while none has ended (see
 /// `Runtime::last_resort`).
 const RUNNER_EVERY: Duration = Duration::from_millis(25);
+
+/// Runs `run(value)` on a new thread named `name`, which nothing joins; gives `value` back if no
+/// thread could be started. Through a slot rather than moved into the thread's closure: a thread
+/// that cannot be started drops its closure, and `value` must come back rather than be dropped.
+fn spawn_detached<V: Send + 'static>(
+    name: String,
+    value: V,
+    run: impl FnOnce(V) + Send + 'static,
+) -> Result<(), V> {
+    let slot = Arc::new(Mutex::new(Some(value)));
+    let handed = slot.clone();
+    let started = std::thread::Builder::new().name(name).spawn(move || {
+        let value = handed.lock().take();
+        if let Some(value) = value {
+            run(value);
+        }
+    });
+    let given_back = match started {
+        Ok(_detached) => None,
+        Err(_) => slot.lock().take(),
+    };
+    given_back.map_or(Ok(()), Err)
+}

@@ -82,21 +82,6 @@ pub(super) fn setting_aside() -> bool {
     SETTING_ASIDE.try_with(Cell::get).unwrap_or(false)
 }
 
-/// Raises [`SETTING_ASIDE`] until dropped (also if a poll unwinds), then puts back what it was.
-struct SettingAside(bool);
-
-impl SettingAside {
-    fn raise() -> Self {
-        SettingAside(SETTING_ASIDE.try_with(|flag| flag.replace(true)).unwrap_or(false))
-    }
-}
-
-impl Drop for SettingAside {
-    fn drop(&mut self) {
-        let _ = SETTING_ASIDE.try_with(|flag| flag.set(self.0));
-    }
-}
-
 impl<'s, T, E> Future for Finished<'s, T, E>
 where
     T: Send + 'static,
@@ -200,10 +185,12 @@ where
         // queue, and the queue gives up after two of those, before the new child, which then
         // came first.
         let mut cx = Context::from_waker(Waker::noop());
-        let _aside = SettingAside::raise();
-        while let Poll::Ready(Some(done)) = self.children.poll_next_unpin(&mut cx) {
-            self.finished.push_back(done);
-        }
+        let (children, finished) = (&mut self.children, &mut self.finished);
+        crate::coop::with_flag_raised(&SETTING_ASIDE, || {
+            while let Poll::Ready(Some(done)) = children.poll_next_unpin(&mut cx) {
+                finished.push_back(done);
+            }
+        });
     }
 
     /// The outcome of the next child to finish, or `None` once the set is empty. A cancelled
