@@ -1125,3 +1125,41 @@ fn a_task_timeout_that_passed_first_catches_though_a_local_childs_region_looks_f
         assert!(!ran_on.is_set(), "the local child's inner region caught a later deadline");
     });
 }
+
+/// A local child's own timeout is a deadline inside its scope too: the scope's deadline, which
+/// passed first, catches, though the child's timer is the first polled. The body runs past the
+/// scope's deadline before the child exists, and the child's timeout is zero. What would break
+/// it: the child's runner deciding `TimedOut` without looking past the child, so the scope
+/// failed with the child's `TimedOut` and its own deadline, later, added nothing.
+#[test]
+fn a_scopes_deadline_that_passed_first_catches_though_a_local_childs_own_timeout_looks_first() {
+    in_task(|| async {
+        let outer_at = Instant::now() + Duration::from_millis(30);
+        let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+            busy_until(outer_at + Duration::from_millis(30));
+            s.spawn_local(Task::new(pending::<()>()).timeout(Duration::ZERO));
+            pending::<()>().await;
+            Ok(())
+        });
+        assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+    });
+}
+
+/// The same with a child started before the body computes past both deadlines (its timeout
+/// 40 ms, the scope's 30 ms): the child's timer has fired by the scope's next poll, which polls
+/// the child before its own timer. If the timer's wake-up comes late this shows nothing, and
+/// still passes.
+#[test]
+fn a_scopes_deadline_that_passed_first_catches_though_a_started_local_childs_timeout_fired() {
+    in_task(|| async {
+        let outer_at = Instant::now() + Duration::from_millis(30);
+        let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+            s.spawn_local(Task::new(pending::<()>()).timeout(Duration::from_millis(40)));
+            common::yield_once().await; // the child's first poll starts its timeout
+            busy_until(outer_at + Duration::from_millis(60));
+            pending::<()>().await;
+            Ok(())
+        });
+        assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+    });
+}

@@ -162,7 +162,8 @@ pub(crate) fn claim_completion() {
     });
 }
 
-/// A region or scope polled now found its own `deadline` passed: each region around it, up to
+/// A region or scope polled now found its own `deadline` passed (or a task its own timeout: it
+/// walks as the task, outside its own timeout): each region around it, up to
 /// the nearest shield, whose deadline passed no later (and so first, or with it) is cancelled
 /// now, as its own timer would have when next polled; and so is a task's own timeout. So the
 /// outermost catches it and the code between does not run on, however long the code ran without

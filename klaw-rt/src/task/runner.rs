@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
+use crate::cancel::frames;
 use crate::coop;
 use crate::task::core::{Completer, FailureTaker, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
@@ -385,6 +386,12 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // A deadline, so outside the budget: a local child is polled inside its parent's
             // poll, whose body may have spent the budget, and must still see its timeout pass.
             if timer.poll_deadline(cx).is_ready() {
+                // In a scope's local child, the scope's deadline and the regions around it
+                // enclose the child, though their timers are not polled while it runs: one that
+                // passed first catches it, and cancels this child before its own timeout can
+                // decide. Walked as the child, whose own timeout is not among them.
+                let at = timer.deadline();
+                current::run_as(completer, None, || frames::expire_enclosing(at));
                 completer.decide(Kind::TimedOut);
                 if let Some(deadline) = self.deadline.as_mut() {
                     deadline.timer = None; // fired once; a shield may keep the body a while
