@@ -7,9 +7,11 @@ mod common;
 
 use std::convert::Infallible;
 use std::sync::Mutex;
+use std::time::Duration;
 
-use common::{ms, secs};
+use common::{Flag, in_task, ms, secs, until};
 use futures_lite::StreamExt;
+use klaw::Error;
 use klaw::time::sleep;
 
 /// Adds a child per duration to `set` that sleeps that many milliseconds and returns it.
@@ -198,4 +200,64 @@ async fn a_child_spawned_into_a_stopping_scopes_set_comes_after_the_finished_one
     let collected = collected.into_inner().unwrap();
     assert_eq!(collected.len(), 3, "{collected:?}");
     assert_eq!(collected[2], None, "the cancelled late child was handed over first: {collected:?}");
+}
+
+/// A child's destructor run inside another set's `insert` (a limited scope's child cancelled
+/// while it waited for a slot ends there, unstarted) runs an async cleanup: a scope whose set
+/// hands over a child after the scope was cancelled sets `handed`. What would break it: the
+/// flag by which `insert` only sets finished children aside, raised for the thread rather than
+/// for its own scope, so that the cleanup's set skipped its scope's cancellation point.
+struct Probe {
+    ran: Flag,
+    handed: Flag,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let (ran, handed) = (self.ran.clone(), self.handed.clone());
+        let _ = klaw::runtime::block_on(async move {
+            let _: Result<(), Error> = klaw::scope!(|t| {
+                let mut set = t.child_set();
+                let child = t.spawn(async { 1u32 });
+                until(|| child.is_finished()).await;
+                set.insert(child); // set aside: it has finished
+                t.cancel("stop");
+                // A cancellation point: the scope stops, nothing is handed over here.
+                if set.next_finished().await.is_some() {
+                    handed.set();
+                }
+                Ok(())
+            });
+        });
+        ran.set();
+    }
+}
+
+#[test]
+fn a_child_set_of_a_stopping_scope_in_a_destructor_run_by_insert_hands_nothing_over() {
+    in_task(|| async {
+        let (ran, handed) = (Flag::default(), Flag::default());
+        let probe = Probe { ran: ran.clone(), handed: handed.clone() };
+        let holder_may_end = ran.clone();
+        let _: Result<(), Error> = klaw::scope!(limit = 1, |s| {
+            let mut set = s.child_set();
+            // Holds the only slot until the probe has run.
+            set.spawn(until(move || holder_may_end.is_set()));
+            let waiting = s.spawn(async move {
+                let _probe = probe;
+                klaw::time::sleep(Duration::from_millis(1)).await;
+            });
+            assert!(waiting.cancel("never mind"));
+            // Ends `waiting` unstarted (dropping the probe) while the flag is raised.
+            set.insert(waiting);
+            while set.next_finished().await.is_some() {}
+            Ok(())
+        });
+        assert!(ran.is_set(), "the probe never ran");
+        assert!(
+            !handed.is_set(),
+            "a ChildSet handed a child over after its scope was cancelled: the \
+             SETTING_ASIDE flag of another set's insert was up on this thread"
+        );
+    });
 }

@@ -136,18 +136,20 @@ pub(crate) fn with_flag_raised<R>(
 /// Runs `f` with this thread's `flag` set to `value`, then puts back what it was, also if `f`
 /// unwinds.
 #[inline]
-fn with_flag<R>(
-    flag: &'static std::thread::LocalKey<Cell<bool>>,
-    value: bool,
+pub(crate) fn with_flag<T: Copy + 'static, R>(
+    flag: &'static std::thread::LocalKey<Cell<T>>,
+    value: T,
     f: impl FnOnce() -> R,
 ) -> R {
-    struct Restore(&'static std::thread::LocalKey<Cell<bool>>, bool);
-    impl Drop for Restore {
+    struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<Cell<T>>, Option<T>);
+    impl<T: Copy + 'static> Drop for Restore<T> {
         fn drop(&mut self) {
-            let _ = self.0.try_with(|cell| cell.set(self.1));
+            if let Some(before) = self.1 {
+                let _ = self.0.try_with(|cell| cell.set(before));
+            }
         }
     }
-    let _restore = Restore(flag, flag.try_with(|cell| cell.replace(value)).unwrap_or(false));
+    let _restore = Restore(flag, flag.try_with(|cell| cell.replace(value)).ok());
     f()
 }
 

@@ -182,7 +182,7 @@ where
         // this child (a `ChildSet`'s queue, which drops a child from it that returns `Pending`
         // unwoken) polls it again there, where it is handed over. Not while a `ChildSet` only
         // sets finished children aside, in order: nothing is handed over there.
-        if self.scope.region.must_stop() && !super::set::setting_aside() {
+        if self.scope.region.must_stop() && !super::set::setting_aside(self.scope) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -21,6 +21,7 @@ use futures_core::Stream;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::error::Error;
+use crate::scope::registry::ScopeShared;
 use crate::scope::{ChildKind, ChildOutput, Scope, ScopeHandle, Spawnable};
 use crate::task::spec::is_large;
 use crate::task::{BlockingTask, CancelReason};
@@ -72,14 +73,15 @@ pub struct ChildSet<'s, 'env, T, E> {
 struct Finished<'s, T, E>(Option<ScopeHandle<'s, T, E>>);
 
 thread_local! {
-    /// Raised while [`ChildSet::insert`] sets aside the children that finished already.
-    static SETTING_ASIDE: Cell<bool> = const { Cell::new(false) };
+    /// The scope whose children [`ChildSet::insert`] sets aside now, if any: that scope's only,
+    /// since user code (a destructor of a child ended there) may run other scopes' sets inside.
+    static SETTING_ASIDE: Cell<*const ScopeShared> = const { Cell::new(std::ptr::null()) };
 }
 
-/// True while a `ChildSet` sets aside the children that finished already, in the order they
-/// finished: none is handed over there (see `ScopeHandle::poll_finished`).
-pub(super) fn setting_aside() -> bool {
-    SETTING_ASIDE.try_with(Cell::get).unwrap_or(false)
+/// True while a `ChildSet` of `scope` sets aside the children that finished already, in the
+/// order they finished: none is handed over there (see `ScopeHandle::poll_finished`).
+pub(super) fn setting_aside(scope: &ScopeShared) -> bool {
+    SETTING_ASIDE.try_with(|cell| std::ptr::eq(cell.get(), scope)).unwrap_or(false)
 }
 
 impl<'s, T, E> Future for Finished<'s, T, E>
@@ -186,7 +188,7 @@ where
         // came first.
         let mut cx = Context::from_waker(Waker::noop());
         let (children, finished) = (&mut self.children, &mut self.finished);
-        crate::coop::with_flag_raised(&SETTING_ASIDE, || {
+        crate::coop::with_flag(&SETTING_ASIDE, std::sync::Arc::as_ptr(&self.scope.shared), || {
             while let Poll::Ready(Some(done)) = children.poll_next_unpin(&mut cx) {
                 finished.push_back(done);
             }
