@@ -156,7 +156,7 @@ pub mod __private {
     pub use klaw_rt::channel::{
         __finish_send as finish_send, __growing_bounded as growing_bounded,
         __random_start as random_start, __select_join as select_join, __select_look as select_look,
-        SelectRecv, SelectSend,
+        SelectFuture, SelectRecv, SelectSend,
     };
     pub use klaw_rt::coop::__poll_budget_available as poll_budget_available;
     pub use klaw_rt::error::Error;

@@ -215,7 +215,7 @@ struct Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         let (ran, handed) = (self.ran.clone(), self.handed.clone());
-        let _ = klaw::runtime::block_on(async move {
+        klaw::runtime::block_on(async move {
             let _: Result<(), Error> = klaw::scope!(|t| {
                 let mut set = t.child_set();
                 let child = t.spawn(async { 1u32 });

@@ -76,3 +76,16 @@ pub(crate) fn error_at_next(
         input.error(message)
     }
 }
+
+/// `tokens` with every token at `span`: generated code whose errors belong to what the user wrote
+/// there (an option, an arm's future) rather than to the whole macro.
+pub(crate) fn respanned(tokens: &TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect()
+}

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ItemFn, ReturnType, Type};
 
+use crate::diagnostic::respanned;
 use crate::entry::EntryKind;
 use crate::entry::validate::EntryPlan;
 
@@ -110,16 +111,7 @@ fn returns_unit(output: &ReturnType) -> bool {
 /// the option rather than the whole attribute.
 fn feature_check(private: &TokenStream, key: &syn::Ident, check: TokenStream) -> TokenStream {
     let span = key.span();
-    let respanned = |tokens: TokenStream| -> TokenStream {
-        tokens
-            .into_iter()
-            .map(|mut token| {
-                token.set_span(span);
-                token
-            })
-            .collect()
-    };
-    let (private, check) = (respanned(private.clone()), respanned(check));
+    let (private, check) = (respanned(private, span), respanned(&check, span));
     quote_spanned!(span=> #private::#check!();)
 }
 

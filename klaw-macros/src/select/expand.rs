@@ -15,7 +15,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::select::parse::{ArmKind, ParsedSelect};
+use crate::diagnostic::respanned;
+use crate::select::parse::{Arm, ArmKind, ParsedSelect};
 
 pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream {
     let waiting: Vec<_> =
@@ -54,8 +55,11 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                 ArmKind::Future { future, .. } => {
                     // Bound as written first: a `let` extends the temporaries it borrows.
                     let written = format_ident!("{name}_written");
+                    // At the future, as the polls below are: a value that is no future is one
+                    // error, there (rustc keeps one of the same error at the same place).
+                    let private = respanned(private, future.span());
                     let into = quote_spanned! {future.span()=>
-                        ::core::future::IntoFuture::into_future(#written)
+                        #private::SelectFuture::__select_future(#written)
                     };
                     return quote! {
                         let #written = #future;
@@ -106,10 +110,9 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         .zip(&futures)
         .enumerate()
         .map(|(index, (arm, name))| {
-            let poll = if matches!(arm.kind, ArmKind::Recv { .. }) {
-                quote!(#private::select_look(#name.as_mut(), __klaw_cx))
-            } else {
-                quote!(::core::future::Future::poll(#name.as_mut(), __klaw_cx))
+            let poll = match &arm.kind {
+                ArmKind::Recv { .. } => quote!(#private::select_look(#name.as_mut(), __klaw_cx)),
+                _ => poll_future(arm, name),
             };
             poll_arm(index, &poll)
         })
@@ -183,10 +186,9 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
     let poll_all = if count == 1 {
         let name = &futures[0];
         let variant = &variants[0];
+        let poll = poll_future(waiting[0], name);
         quote! {
-            if let ::core::task::Poll::Ready(output) =
-                ::core::future::Future::poll(#name.as_mut(), __klaw_cx)
-            {
+            if let ::core::task::Poll::Ready(output) = #poll {
                 #[allow(unreachable_code)]
                 return ::core::task::Poll::Ready(__KlawSelected::#variant(output));
             }
@@ -244,6 +246,20 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             #default_body
         }
     }
+}
+
+/// A poll of the arm's pinned future `name`; a future arm's at its future, as its creation is.
+fn poll_future(arm: &Arm, name: &proc_macro2::Ident) -> TokenStream {
+    let span = match &arm.kind {
+        ArmKind::Future { future, .. } => future.span(),
+        _ => proc_macro2::Span::call_site(),
+    };
+    // The names inside stay the macro's own, so they resolve at its call site; the argument's
+    // braces are at the future, as is the error about it.
+    let mut future = proc_macro2::Group::new(proc_macro2::Delimiter::Brace, quote!(#name.as_mut()));
+    future.set_span(span);
+    let poll = quote_spanned!(span=> ::core::future::Future::poll);
+    quote!(#poll(#future, __klaw_cx))
 }
 
 /// The `let` that borrows an arm's receiver or sender (`expr`), spanned at it, where rustc then

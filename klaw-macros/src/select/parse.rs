@@ -87,8 +87,34 @@ fn pattern(input: ParseStream<'_>) -> syn::Result<Pat> {
     if tokens.is_empty() {
         return Err(input.error("expected a pattern after `->`, e.g. `-> msg`"));
     }
+    if let Some(colon) = type_ascription(&tokens) {
+        return Err(syn::Error::new(
+            colon,
+            "a select! pattern takes no type: the arm gives it (a `recv` arm binds \
+             `Result<T, RecvError>`, a `send` arm `Result<(), SendError<T>>`, a future arm the \
+             future's output); to name it, write `let msg: Type = msg;` in the arm's body",
+        ));
+    }
     // An or-pattern (`Ok(v) | Err(v)`) is one pattern, as in a `match` arm.
     Pat::parse_multi_with_leading_vert.parse2(tokens)
+}
+
+/// The `:` of `pattern: Type`, if the pattern has one at its top level (not a path's `::`).
+fn type_ascription(tokens: &proc_macro2::TokenStream) -> Option<proc_macro2::Span> {
+    use proc_macro2::{Spacing, TokenTree};
+    let mut after_joint_colon = false;
+    for token in tokens.clone() {
+        let TokenTree::Punct(punct) = &token else {
+            after_joint_colon = false;
+            continue;
+        };
+        let colon = punct.as_char() == ':';
+        if colon && punct.spacing() == Spacing::Alone && !after_joint_colon {
+            return Some(punct.span());
+        }
+        after_joint_colon = colon && punct.spacing() == Spacing::Joint;
+    }
+    None
 }
 
 fn no_binding(input: ParseStream<'_>, head: &Expr, what: &str) -> syn::Result<()> {
@@ -216,15 +242,28 @@ fn skip_past_comma(input: ParseStream<'_>) -> syn::Result<()> {
 }
 
 /// Skips a bad arm from its first token: its head up to the top-level `=>` (past a tokio-style
-/// `, if cond`), then its body as an arm's body parses (a block ends at its `}`), then the comma
-/// after it, if any. The arm after a bad one with a block body and no comma is kept, where a
-/// skip to the next comma would swallow it, with its errors and its code.
+/// `, if cond`, and a comma between angle brackets), then its body as an arm's body parses (a
+/// block ends at its `}`), then the comma after it, if any. The arm after a bad one with a block
+/// body and no comma is kept, where a skip to the next comma would swallow it, with its errors
+/// and its code.
 fn skip_bad_arm(input: ParseStream<'_>) -> syn::Result<()> {
+    // Inside `<...>` (a type written in the pattern, `Result<u8, E>`), a comma ends nothing.
+    let mut angles = 0usize;
     while !input.is_empty() && !input.peek(Token![=>]) {
-        if input.peek(Token![,]) && !input.peek2(Token![if]) {
+        if input.peek(Token![,]) && !input.peek2(Token![if]) && angles == 0 {
             return skip_past_comma(input); // no `=>`: the arm ends at its comma
         }
-        input.parse::<proc_macro2::TokenTree>()?;
+        if input.peek(Token![->]) {
+            input.parse::<Token![->]>()?;
+            continue;
+        }
+        if let proc_macro2::TokenTree::Punct(punct) = input.parse::<proc_macro2::TokenTree>()? {
+            match punct.as_char() {
+                '<' => angles += 1,
+                '>' => angles = angles.saturating_sub(1),
+                _ => {}
+            }
+        }
     }
     if input.is_empty() {
         return Ok(());
@@ -270,6 +309,21 @@ impl Parse for ParsedSelect {
         let mut arms = Vec::new();
         let mut errors = Errors::default();
         while !input.is_empty() {
+            if input.peek(syn::Ident) && input.peek2(Token![;]) {
+                let fork = input.fork();
+                let ident: syn::Ident = fork.parse()?;
+                if ident == "biased" {
+                    let semi: Token![;] = fork.parse()?;
+                    input.advance_to(&fork);
+                    let span = ident.span().join(semi.span).unwrap_or_else(|| ident.span());
+                    errors.push(syn::Error::new(
+                        span,
+                        "`biased;` goes first, before every arm: it makes select! try all its \
+                         arms from top to bottom",
+                    ));
+                    continue;
+                }
+            }
             // Parsed on a fork: a bad arm is skipped from its start, whatever the parse took.
             let fork = input.fork();
             let arm = match fork.parse::<Arm>() {

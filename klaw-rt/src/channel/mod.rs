@@ -35,7 +35,8 @@ pub use mpmc::{
     WeakSender,
 };
 pub use select::{
-    __finish_send, __random_start, __select_join, __select_look, SelectRecv, SelectSend, select_any,
+    __finish_send, __random_start, __select_join, __select_look, SelectFuture, SelectRecv,
+    SelectSend, select_any,
 };
 
 use std::collections::VecDeque;

@@ -1,6 +1,7 @@
 //! What `select!` needs from channels, and `select_any` over a dynamic list of receivers.
 #![forbid(unsafe_code)]
 
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -96,6 +97,34 @@ impl<S: SelectSend + ?Sized> SelectSend for &mut S {
 
     fn __select_reserve(&self) -> Reserve<'_, S::Message> {
         (**self).__select_reserve()
+    }
+}
+
+/// What a future arm of `select!` (`future -> pattern => ...`) accepts: any `Future` or
+/// `IntoFuture`, as `.await` does. The arm's future has this trait's `Future` type, which is a
+/// future by its bound: a value that is no future is then one error, where the arm makes it,
+/// rather than one more at every poll.
+///
+/// ```
+/// fn arm<F: klaw::__private::SelectFuture>(_: F) {}
+/// arm(async { 1 });
+/// ```
+pub trait SelectFuture {
+    /// The future the arm polls.
+    type Future: Future<Output = Self::Output>;
+    /// What the arm binds.
+    type Output;
+
+    #[doc(hidden)]
+    fn __select_future(self) -> Self::Future;
+}
+
+impl<F: IntoFuture> SelectFuture for F {
+    type Future = F::IntoFuture;
+    type Output = F::Output;
+
+    fn __select_future(self) -> F::IntoFuture {
+        self.into_future()
     }
 }
 

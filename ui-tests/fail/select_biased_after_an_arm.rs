@@ -1,0 +1,9 @@
+async fn run(rx: klaw::channel::Receiver<u8>) {
+    klaw::select! {
+        recv(rx) -> _msg => {}
+        biased;
+        default => {}
+    }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+async fn run(rx: klaw::channel::Receiver<u8>) {
+    klaw::select! {
+        rx -> _msg => {}
+        default => {}
+    }
+}
+
+fn main() {}
