@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::ptr::NonNull;
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::executor::Spawner;
 use crate::sync::UnsafeCell;
@@ -222,6 +222,10 @@ impl<E, R: Report<E>> Report<E> for SlotReport<R> {
             // Last: this may be the last reference to the allocation, and so free the metadata.
             drop(keep);
         }
+    }
+
+    fn own_timeout_passed(at: Instant) {
+        R::own_timeout_passed(at);
     }
 }
 

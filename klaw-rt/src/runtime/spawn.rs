@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::executor::Spawner;
 
@@ -235,6 +235,10 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
         if let Some(parent) = self.parent {
             parent.ended();
         }
+    }
+
+    fn own_timeout_passed(at: Instant) {
+        crate::cancel::frames::expire_enclosing(at);
     }
 }
 

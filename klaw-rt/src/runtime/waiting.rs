@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::limit::{Admission, Deferred, Limit, Slot};
 use crate::runtime::spawn::{Accounting, ParentLink};
@@ -265,5 +265,9 @@ impl<E, R: Report<E>> Report<E> for SlotHeld<R> {
         report.ended();
         // The next waiting child starts here: this worker runs it next.
         crate::runtime::executor::at_end_of_run(|| drop(slot));
+    }
+
+    fn own_timeout_passed(at: Instant) {
+        R::own_timeout_passed(at);
     }
 }

@@ -11,11 +11,10 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pin_project_lite::pin_project;
 
-use crate::cancel::frames;
 use crate::coop;
 use crate::task::core::{Completer, FailureTaker, Header, HeaderRef};
 use crate::task::current::{self, Adopter};
@@ -50,6 +49,11 @@ pub(crate) trait Report<E>: Send + 'static {
     fn failure_taker(&self) -> FailureTaker;
     /// The output is published: the task has ended.
     fn ended(self);
+    /// The task's own timeout passed (`at`); called as the task. In a scope's local child, the
+    /// scope's deadline and the regions around the scope enclose the child, though their timers
+    /// are not polled while it runs: one whose deadline passed first catches it, and cancels the
+    /// child before its own timeout can decide (`frames::expire_enclosing`, past this module).
+    fn own_timeout_passed(at: Instant);
 }
 
 /// The output of a task whose outcome was decided without a value from its body.
@@ -386,12 +390,9 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // A deadline, so outside the budget: a local child is polled inside its parent's
             // poll, whose body may have spent the budget, and must still see its timeout pass.
             if timer.poll_deadline(cx).is_ready() {
-                // In a scope's local child, the scope's deadline and the regions around it
-                // enclose the child, though their timers are not polled while it runs: one that
-                // passed first catches it, and cancels this child before its own timeout can
-                // decide. Walked as the child, whose own timeout is not among them.
+                // A deadline around the task that passed first catches it (see the trait).
                 let at = timer.deadline();
-                current::run_as(completer, None, || frames::expire_enclosing(at));
+                current::run_as(completer, None, || R::own_timeout_passed(at));
                 completer.decide(Kind::TimedOut);
                 if let Some(deadline) = self.deadline.as_mut() {
                     deadline.timer = None; // fired once; a shield may keep the body a while
