@@ -23,9 +23,10 @@ use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, RefUnwindSafe, UnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use common::{DEADLINE, within};
 use futures_lite::Stream;
@@ -1171,4 +1172,76 @@ async fn sender_closed_is_cooperative() {
         }
     })
     .await;
+}
+
+/// A waker that, the first time it is woken, tells the receiving thread and waits until that
+/// thread has done its checks: the `wake` call `Sender::send` makes returns only then.
+struct HandOver {
+    first: AtomicBool,
+    woken: Mutex<mpsc::Sender<()>>,
+    resume: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Wake for HandOver {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.first.swap(false, Ordering::SeqCst) {
+            self.woken.lock().unwrap().send(()).unwrap();
+            self.resume
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the receiving thread resumed the sender");
+        }
+    }
+}
+
+/// tokio's `try_recv_after_completion_await`, with the value sent by another thread: the
+/// receiver, woken by `send`, takes the value before `send` has returned, and `try_recv` then
+/// says `Closed` ("polled again after it gave its result, through `await` or `try_recv`, it gives
+/// `Closed`", book/src/from_tokio.md). The waker makes that order (which a runtime with two
+/// workers gives by itself) certain. What would break it: only the sender's drop marking that
+/// nothing more will come, so that between the wake-up and the end of `send` `try_recv` said
+/// `Empty`, "wait".
+#[test]
+fn a_oneshot_receiver_that_took_the_value_says_closed_not_empty_while_send_returns() {
+    let (woken_tx, woken_rx) = mpsc::channel::<()>();
+    let (resume_tx, resume_rx) = mpsc::channel::<()>();
+    let waker = Waker::from(Arc::new(HandOver {
+        first: AtomicBool::new(true),
+        woken: Mutex::new(woken_tx),
+        resume: Mutex::new(resume_rx),
+    }));
+
+    let (tx, mut rx) = oneshot::channel::<u32>();
+    // The receiving task waits: its waker is the hand-over one.
+    assert!(Pin::new(&mut rx).poll(&mut Context::from_waker(&waker)).is_pending());
+    drop(waker);
+
+    let (polled_tx, polled_rx) = mpsc::channel::<(Poll<Result<u32, RecvError>>, bool)>();
+    let (tried_tx, tried_rx) = mpsc::channel::<Result<u32, TryRecvError>>();
+    let receiving = std::thread::spawn(move || {
+        woken_rx.recv_timeout(Duration::from_secs(10)).expect("send woke the receiver");
+        // The woken receiver runs (on another worker) while `send` has not returned yet.
+        let polled = Pin::new(&mut rx).poll(&mut Context::from_waker(Waker::noop()));
+        polled_tx.send((polled, rx.is_terminated())).unwrap();
+        tried_tx.send(rx.try_recv()).unwrap();
+        resume_tx.send(()).unwrap();
+        rx
+    });
+
+    assert_eq!(tx.send(7), Ok(()));
+    let rx = receiving.join().expect("the receiving thread");
+    let (polled, terminated) = polled_rx.recv().unwrap();
+    assert_eq!(polled, Poll::Ready(Ok(7)), "the woken receiver takes the value");
+    assert!(terminated, "and is terminated: it gave its result");
+    assert_eq!(
+        tried_rx.recv().unwrap(),
+        Err(TryRecvError::Closed),
+        "the one value was taken: nothing can come any more, so `try_recv` must say `Closed` \
+         (tokio's does), not `Empty`"
+    );
+    drop(rx);
 }

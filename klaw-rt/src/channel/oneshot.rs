@@ -20,6 +20,8 @@ struct State<T> {
     receiver_waiting: WakerSet,
     /// `Sender::closed` futures, waiting for the receiver's end.
     sender_waiting: WakerSet,
+    /// False once the sender sent (in `send` itself, not when it is dropped after) or was
+    /// dropped: nothing more will come, so a receiver that took the value is closed at once.
     sender_alive: bool,
     /// False once the receiver was dropped or closed: nothing can be sent any more.
     receiver_open: bool,
@@ -80,6 +82,7 @@ impl<T> Sender<T> {
             return Err(SendError(value));
         }
         state.value = Some(value);
+        state.sender_alive = false;
         let wake = state.receiver_waiting.take_all();
         drop(state);
         wake.wake();
