@@ -1095,3 +1095,101 @@ async fn a_sleep_held_beside_a_shield_does_not_pull_the_paused_clock() {
         "the paused clock jumped to a sleep that could no longer fire"
     );
 }
+
+// A region beside a shield: its deadline can change nothing once what encloses it stopped (it
+// never returns; what encloses it drops it once the shield ends), so the clock must not jump to
+// it. What would break these: the region polling its timer (which registers it) and returning
+// `Pending` beside the shield with the timer still on the clock.
+
+/// `move_on_after(1 h, pending())` beside a shield in a region cancelled by its token. The clock
+/// must stay put; it jumps an hour.
+#[klaw::test(start_paused = true, timeout = "20s")]
+async fn a_region_beside_a_shield_does_not_pull_the_paused_clock() {
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let region = klaw::cancel::Region::new();
+    let token = region.token();
+    let outcome = region
+        .run(async move {
+            let held_open = klaw::cancel::shield(async move {
+                let _ = cleanup.recv().await;
+            });
+            // Registered on the clock at its first poll (before the cancel), and polled again
+            // after it while the shield holds the cancellation open.
+            let beside = klaw::cancel::move_on_after(
+                Duration::from_secs(3600),
+                std::future::pending::<()>(),
+            );
+            let stop = async move {
+                klaw::task::yield_now().await;
+                token.cancel("stop");
+            };
+            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
+        })
+        .await;
+    assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
+    assert_eq!(
+        now() - start,
+        Duration::ZERO,
+        "the paused clock jumped to the deadline of a region beside a shield, which can never \
+         return (what encloses it drops it once the shield ends)"
+    );
+}
+
+/// The same with an inline task's timeout (`Task::timeout` awaited, a `Cancellable` inside).
+#[klaw::test(start_paused = true, timeout = "20s")]
+async fn an_inline_task_timeout_beside_a_shield_does_not_pull_the_paused_clock() {
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let region = klaw::cancel::Region::new();
+    let token = region.token();
+    let outcome = region
+        .run(async move {
+            let held_open = klaw::cancel::shield(async move {
+                let _ = cleanup.recv().await;
+            });
+            let beside = async {
+                let _ = Task::new(std::future::pending::<()>())
+                    .timeout(Duration::from_secs(3600))
+                    .await;
+            };
+            let stop = async move {
+                klaw::task::yield_now().await;
+                token.cancel("stop");
+            };
+            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
+        })
+        .await;
+    assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
+    assert_eq!(
+        now() - start,
+        Duration::ZERO,
+        "the paused clock jumped to an inline task's timeout beside a shield"
+    );
+}
+
+/// A spawned task cancelled while a shield in its body holds it open: a region beside that
+/// shield inherits the task's cancellation and keeps its hour-long timer on the clock.
+#[klaw::test(start_paused = true, timeout = "20s")]
+async fn a_region_beside_a_shield_in_a_cancelled_task_does_not_pull_the_paused_clock() {
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let (started, is_started) = klaw::channel::oneshot::channel();
+    let task = Handle::current().unwrap().spawn(async move {
+        let held_open = klaw::cancel::shield(async move {
+            started.send(()).unwrap();
+            let _ = cleanup.recv().await;
+        });
+        let beside =
+            klaw::cancel::move_on_after(Duration::from_secs(3600), std::future::pending::<()>());
+        futures_lite::future::zip(held_open, beside).await;
+    });
+    is_started.await.unwrap();
+    task.cancel("stop");
+    assert!(task.await.is_err(), "the task was cancelled");
+    assert_eq!(
+        now() - start,
+        Duration::ZERO,
+        "the paused clock jumped to the deadline of a region beside the shield of a cancelled task"
+    );
+}

@@ -238,11 +238,13 @@ impl<F: Future> Future for Cancellable<F> {
             if !this.state.must_stop() {
                 // What encloses the region has decided to stop, and a shield outside this region
                 // holds it open for now: the future must not run on meanwhile (it is dropped
-                // when that shield ends, and woken then).
+                // when that shield ends, and woken then). Its deadline can change nothing now,
+                // so it goes, and a paused clock does not jump to it while the shield runs.
                 if this.state.is_cancelled()
                     && !this.state.is_shielded()
                     && frames::enclosing_held()
                 {
+                    *this.timer = None;
                     return Poll::Pending;
                 }
                 let future = this.future.as_mut().as_pin_mut().expect("checked above");
