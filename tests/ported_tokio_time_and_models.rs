@@ -392,6 +392,21 @@ fn a_sleep_of_a_dropped_runtime_does_not_stay_pending() {
     });
 }
 
+/// The same for `advance`: made on a paused runtime and first polled after that runtime shut
+/// down, it completes ("nothing waits forever for a time that can no longer come", book
+/// time.md): no task of the runtime is left to wait for. What would break it: the shutdown
+/// waking the clock's timers but not the `advance` futures waiting for the runtime to settle.
+#[test]
+fn an_advance_of_a_shut_down_paused_runtime_completes() {
+    within(DEADLINE, || {
+        let rt = paused();
+        let moving = rt.block_on(async { advance(secs(5)) });
+        drop(rt);
+        let outcome = klaw::runtime::block_on(klaw::cancel::move_on_after(secs(2), moving));
+        assert_eq!(outcome, Some(()), "an advance of a shut-down paused runtime never completed");
+    });
+}
+
 // ---- tokio/src/sync/tests/loom_notify.rs --------------------------------------------------------
 
 /// tokio loom `notify_one`: a `notify_one` from one thread reaches a `notified()` awaited on

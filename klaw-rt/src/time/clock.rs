@@ -233,7 +233,7 @@ impl VirtualClock {
                 |s| &mut s.settle_waiters,
                 ticket,
                 cx,
-                |s| (s.settle_epoch != epoch).then_some(()),
+                |s| (s.settle_epoch != epoch || s.stopped).then_some(()),
             )
         })
         .await;
@@ -313,12 +313,15 @@ impl VirtualClock {
     /// hold a task that holds this clock), so no such future waits forever for a time that
     /// never comes, as a tokio runtime's timers fire when it shuts down.
     pub(crate) fn stop(&self) {
-        let timers = {
+        let (timers, settled) = {
             let mut state = self.lock();
             state.stopped = true;
-            std::mem::take(&mut state.timers)
+            // No task of the runtime is left to wait for: an `advance` settles at once.
+            state.settle_epoch += 1;
+            (std::mem::take(&mut state.timers), state.settle_waiters.take_all())
         };
         wake_in_order(timers);
+        settled.wake();
     }
 }
 
