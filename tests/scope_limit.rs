@@ -3,11 +3,12 @@
 
 mod common;
 
+use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{FetchError, Flag, Gauge, failing};
+use common::{FetchError, Flag, Gauge, PanicOnDrop, failing, paused, runtime, secs, within};
 use klaw::{CancelReason, Error, TaskError, cancel::Region, task::ExitReason};
 
 #[klaw::test(workers = 4, timeout = "20s")]
@@ -281,4 +282,83 @@ fn a_runtime_shut_down_with_children_waiting_ends_them_unstarted() {
     assert_eq!(report.cancelled + report.succeeded, 101, "{report:?}");
     assert!(report.cancelled >= 100, "{report:?}");
     drop(scope);
+}
+
+const MESSAGE: &str = "the unstarted child's future was dropped";
+
+// A child that never starts has its future dropped unpolled; a panic in that destructor is a
+// failure its scope reports, with or without a limit. What would break the limited cases: the
+// report of a failure after the outcome was decided expecting the child in the scope's list, where
+// a child that waited for a slot never is (the second panic skipped the child's end, and the scope
+// waited for ever).
+
+/// A scope without a limit, cancelled, then a child spawned into it: the child starts
+/// cancelled, its future is dropped unpolled, and the panic of its destructor is in the scope's
+/// result.
+#[test]
+fn an_unlimited_scope_reports_the_drop_panic_of_a_child_spawned_after_its_cancel() {
+    let reported = within(secs(10), || {
+        let rt = runtime(2);
+        rt.block_on(rt.spawn(async {
+            let result: Result<(), Error> = klaw::scope!(|s| {
+                s.cancel("stop");
+                let bomb = PanicOnDrop(MESSAGE);
+                s.spawn(async move {
+                    let _bomb = bomb;
+                });
+                Ok(())
+            });
+            format!("{result:?}")
+        }))
+    });
+    let reported = reported.expect("the task ended with a value");
+    assert!(reported.contains(MESSAGE), "the drop panic was lost: {reported}");
+}
+
+/// The same with `limit = 1`: the child spawned after the cancel is ended at once by
+/// `Limit::admit` (the queue is closed), never listed, and its destructor panics.
+#[test]
+fn a_limited_scope_ends_and_reports_the_drop_panic_of_a_child_spawned_after_its_cancel() {
+    let reported = within(secs(10), || {
+        let rt = runtime(2);
+        rt.block_on(rt.spawn(async {
+            let result: Result<(), Error> = klaw::scope!(limit = 1, |s| {
+                s.cancel("stop");
+                let bomb = PanicOnDrop(MESSAGE);
+                s.spawn(async move {
+                    let _bomb = bomb;
+                });
+                Ok(())
+            });
+            format!("{result:?}")
+        }))
+    });
+    // Not `Panicked("a child that ran is listed")`: the scope itself returned.
+    let reported = reported.expect("the task around the scope ended with a value, not a panic");
+    assert!(reported.contains(MESSAGE), "the drop panic was lost: {reported}");
+}
+
+/// `limit = 1` and the scope's own deadline: one child holds the slot, one waits. At the
+/// deadline `Drive::poll` cancels the scope and `Limit::close` ends the waiting child unstarted;
+/// its destructor panics. The scope returns `Elapsed` with that panic beside it.
+#[test]
+fn a_limited_scope_whose_deadline_ends_a_waiting_child_with_a_panicking_drop_still_returns() {
+    let reported = within(secs(10), || {
+        let rt = paused();
+        rt.block_on(rt.spawn(async {
+            let result: Result<(), Error> = klaw::scope!(limit = 1, timeout = "10ms", |s| {
+                s.spawn(pending::<()>()); // holds the only slot
+                let bomb = PanicOnDrop(MESSAGE);
+                s.spawn(async move {
+                    let _bomb = bomb;
+                }); // waits for the slot, never starts
+                pending::<()>().await;
+                Ok(())
+            });
+            format!("{result:?}")
+        }))
+    });
+    let reported = reported.expect("the task around the scope ended with a value, not a panic");
+    assert!(reported.contains("Elapsed"), "not the scope's deadline: {reported}");
+    assert!(reported.contains(MESSAGE), "the drop panic was lost: {reported}");
 }

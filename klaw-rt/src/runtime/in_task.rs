@@ -180,10 +180,10 @@ impl<E, R: Report<E>> Report<E> for SlotReport<R> {
         });
     }
 
-    fn raced(&self, id: TaskId, error: TaskError<E>) {
+    fn raced(&self, task: &Header, error: TaskError<E>) {
         self.with(|report| match report {
-            Some(report) => report.raced(id, error),
-            None => super::spawn::log_failure_after_the_end(id, error),
+            Some(report) => report.raced(task, error),
+            None => super::spawn::log_failure_after_the_end(task.id(), error),
         });
     }
 

@@ -133,7 +133,7 @@ pub(crate) trait ParentLink<E>: Send + 'static {
     /// The outcome is decided and about to be published: a failure fails the scope first.
     fn before_publish(&self, kind: Kind);
     /// The body failed after the child's outcome was decided otherwise.
-    fn raced(&self, id: TaskId, error: TaskError<E>);
+    fn raced(&self, task: &Header, error: TaskError<E>);
     /// A failure in a scope the body dropped before it returned: the parent reports it.
     fn adopted(&self, failure: Box<dyn AdoptedFailure>);
     /// The output is published: the child has ended.
@@ -152,7 +152,7 @@ impl<E> ParentLink<E> for NoParent {
     fn before_publish(&self, _: Kind) {
         match *self {}
     }
-    fn raced(&self, _: TaskId, _: TaskError<E>) {
+    fn raced(&self, _: &Header, _: TaskError<E>) {
         match *self {}
     }
     fn adopted(&self, _: Box<dyn AdoptedFailure>) {
@@ -195,10 +195,10 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
         }
     }
 
-    fn raced(&self, id: TaskId, error: TaskError<E>) {
+    fn raced(&self, task: &Header, error: TaskError<E>) {
         match &self.parent {
-            Some(parent) => parent.raced(id, error),
-            None => log_failure_after_the_end(id, error),
+            Some(parent) => parent.raced(task, error),
+            None => log_failure_after_the_end(task.id(), error),
         }
     }
 

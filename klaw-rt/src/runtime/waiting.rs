@@ -244,8 +244,8 @@ impl<E, R: Report<E>> Report<E> for SlotHeld<R> {
         self.report.first_wait(task);
     }
 
-    fn raced(&self, id: TaskId, error: TaskError<E>) {
-        self.report.raced(id, error);
+    fn raced(&self, task: &Header, error: TaskError<E>) {
+        self.report.raced(task, error);
     }
 
     fn adopted(&self, failures: Failures) {

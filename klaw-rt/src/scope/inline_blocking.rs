@@ -26,7 +26,7 @@ use crate::runtime::spawn::ParentLink;
 use crate::runtime::{Handle, Placement};
 use crate::scope::registry::Failure;
 use crate::sync::Mutex;
-use crate::task::core::{CoreRef, FailureTaker, TaskCore};
+use crate::task::core::{CoreRef, FailureTaker, Header, TaskCore};
 use crate::task::current;
 use crate::task::descendants::{AdoptedFailure, Descendants};
 use crate::task::error::BoxError;
@@ -106,8 +106,8 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for AwaitedBy {
 
     /// The closure failed after the await was dropped: the frame the job was handed to reports
     /// it (or, outside any frame, it is logged).
-    fn raced(&self, id: TaskId, error: TaskError<E>) {
-        let error = Error::of_task(Some(TaskInfo::new(id, self.name.as_deref())), error);
+    fn raced(&self, task: &Header, error: TaskError<E>) {
+        let error = Error::of_task(Some(TaskInfo::new(task.id(), self.name.as_deref())), error);
         self.running.adopt_failure(Box::new(Failure::Raced(error)));
     }
 

@@ -188,7 +188,7 @@ fn loom_a_failure_in_a_dropped_scope_reaches_the_frame_before_it_hears_the_child
                 completer.publish(Err(failure), FailureTaker::Scope);
             } else {
                 // The drop's cancel came first: the failure races it, and is still reported.
-                link.raced(completer.header().id(), failure);
+                link.raced(completer.header(), failure);
                 link.before_publish(Kind::Cancelled);
                 completer.publish(
                     Err(TaskError::Cancelled(CancelReason::ParentCancelled)),

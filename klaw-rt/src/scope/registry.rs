@@ -36,11 +36,6 @@ use crate::task::{CancelReason, TaskId, current, current_task_id};
 pub(crate) trait ScopeChild: TaskHeader {
     /// The child's failure, unless its handle already took it (then the body has it).
     fn take_failure(&self) -> Option<Error>;
-
-    /// A failure its body produced after its outcome was decided otherwise, as the scope reports
-    /// it. (It travels as `Any` so a child's link needs no conversion of its own: raced failures
-    /// are rare, and every byte of a runner is paid per task.)
-    fn raced_error(&self, error: Box<dyn Any + Send>) -> Error;
 }
 
 impl<T, E> ScopeChild for TaskCore<TaskOutput<T, E>>
@@ -51,13 +46,6 @@ where
     fn take_failure(&self) -> Option<Error> {
         let error = self.take_unclaimed()?.err()?;
         Some(Error::of_task(Some(task_info(self.header())), error))
-    }
-
-    fn raced_error(&self, error: Box<dyn Any + Send>) -> Error {
-        match error.downcast::<TaskError<E>>() {
-            Ok(error) => Error::of_task(Some(task_info(self.header())), *error),
-            Err(_) => unreachable!("a child reports failures of its own type"),
-        }
     }
 }
 
@@ -680,14 +668,12 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
         self.key = self.scope.list(child_ref(task), None);
     }
 
-    /// The body failed after a cancel had decided its outcome.
-    fn raced(&self, id: TaskId, error: TaskError<E>) {
-        // The child is still listed: it leaves the list once it has published its output.
-        let key = self.listed_key().expect("a child that ran is listed");
-        let child = self.scope.registry.lock().children.get(key).cloned();
-        let child = child.expect("a child is listed until its end");
-        let error = child.raced_error(Box::new(error));
-        tracing::warn!(task.id = id.as_u64(), error = %WithCauses(&error), "a child failed after it was cancelled; its scope reports the failure");
+    /// The body failed after a cancel had decided its outcome: in its code, or, for a child that
+    /// never started (a limited scope's, ended while it waited for a slot, and never listed), in
+    /// the destructor of its unpolled future.
+    fn raced(&self, task: &Header, error: TaskError<E>) {
+        let error = Error::of_task(Some(task_info(task)), error);
+        tracing::warn!(task.id = task.id().as_u64(), error = %WithCauses(&error), "a child failed after it was cancelled; its scope reports the failure");
         self.scope.child_raced(error);
     }
 

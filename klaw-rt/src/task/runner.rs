@@ -38,7 +38,7 @@ pub(crate) trait Report<E>: Send + 'static {
     fn first_wait(&mut self, task: HeaderRef);
     /// The body failed after the task's outcome was decided otherwise: its handle keeps that
     /// outcome, and the failure must still not be lost.
-    fn raced(&self, id: TaskId, error: TaskError<E>);
+    fn raced(&self, task: &Header, error: TaskError<E>);
     /// Failures of scopes the body dropped before they returned (or of their children, after):
     /// the task's scope reports them; with no scope, they are logged.
     fn adopted(&self, failures: Failures);
@@ -212,7 +212,7 @@ fn decide_by_output<T: Send + 'static, E: Send + 'static, R: Report<E>, C: Carri
     }
     if kind.is_failure() {
         if let Err(error) = output.into_output() {
-            report.raced(completer.header().id(), error);
+            report.raced(completer.header(), error);
         }
     } else {
         drop_contained(output);
@@ -475,7 +475,7 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
                 // runs, like trio's `finally`): a failure of the task, which its handle's
                 // outcome (decided already) does not show, so it is reported, never lost: to
                 // the task's scope, or, with none, logged once by the report.
-                end.report.raced(end.completer.header().id(), TaskError::Panicked(message));
+                end.report.raced(end.completer.header(), TaskError::Panicked(message));
             }
         }
         let end = self.end.take().expect("a task ends once");
