@@ -24,8 +24,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{
-    Alive, DEADLINE, FetchError, Flag, Gauge, fetch_ids, in_paused_task, in_task, ms, runtime,
-    until, with_deadline, within,
+    Alive, DEADLINE, FetchError, Flag, Gauge, failing, fetch_ids, in_paused_task, in_task, ms,
+    runtime, until, with_deadline, within,
 };
 use klaw::scope::Ready;
 use klaw::task::{BlockingTask, Fallible};
@@ -805,4 +805,54 @@ fn a_body_panic_is_not_swallowed_by_a_region_that_times_out_while_children_end()
         );
         assert!(matches!(outcome, Err(TaskError::Panicked(_))), "{outcome:?}");
     });
+}
+
+/// A task whose scope has a local child whose whole body is a 50 ms shielded cleanup; once the
+/// cleanup has begun, a sibling fails, so the scope is cancelled and drops its body, whose
+/// destructor panics. Returns whether the task resolved `Panicked`, and whether the cleanup had
+/// finished by then.
+fn body_drop_panic_beside_a_shielded_local_child() -> (TaskError, bool) {
+    within(DEADLINE, || {
+        let rt = runtime(2);
+        let (entered, cleaned) = (Flag::default(), Flag::default());
+        let task = {
+            let (entered, cleaned) = (entered.clone(), cleaned.clone());
+            rt.spawn(async move {
+                let seen = entered.clone();
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    // Dropped with the body when the cancelled scope drops it: its destructor,
+                    // the body's cleanup, fails.
+                    let _cleanup = common::PanicOnDrop("the scope body's cleanup failed");
+                    s.spawn_local(klaw::cancel::shield(async move {
+                        entered.set();
+                        klaw::time::sleep(ms(50)).await;
+                        cleaned.set();
+                    }));
+                    until(|| seen.is_set()).await;
+                    s.spawn(failing(1, Duration::ZERO)); // cancels the scope
+                    pending::<()>().await;
+                    Ok(())
+                });
+            })
+        };
+        let outcome = rt.block_on(task);
+        let cleaned_by_then = cleaned.is_set();
+        let _report = rt.shutdown(Duration::from_secs(1));
+        (outcome.expect_err("the body's cleanup panicked"), cleaned_by_then)
+    })
+}
+
+/// The same as `a_body_panic_waits_for_a_local_childs_shielded_cleanup`, with the panic in the
+/// body's destructor (the cancelled scope drops its body): the scope waits for its children
+/// first, a local child's shielded cleanup too. What would break it: the body dropped outside
+/// the catch its polls have, so the panic unwound out of the scope and dropped the local child.
+#[test]
+fn a_body_whose_drop_panics_still_waits_for_a_local_childs_shielded_cleanup() {
+    let (outcome, cleaned) = body_drop_panic_beside_a_shielded_local_child();
+    assert!(matches!(outcome, TaskError::Panicked(_)), "{outcome:?}");
+    assert!(
+        cleaned,
+        "the local child's shielded cleanup was cut short: the panic of the body's destructor \
+         left the scope without waiting for its children"
+    );
 }

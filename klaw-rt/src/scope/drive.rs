@@ -324,11 +324,8 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         let polled = match polled {
             Ok(polled) => polled,
             Err(panic) => {
-                // Unwound out of the scope, the panic would drop the local children mid-way,
-                // a shielded cleanup's included: it waits for them instead.
-                self.body_panic = Some(panic);
+                self.body_panicked(panic);
                 self.drop_body();
-                shared.cancel_all(CancelReason::ParentCancelled, None);
                 return;
             }
         };
@@ -361,10 +358,26 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         background.poll_empty(cx).is_ready()
     }
 
-    /// Drops the body; what scopes inside it leave running becomes this scope's to wait for.
+    /// Drops the body; what scopes inside it leave running becomes this scope's to wait for. A
+    /// panic in its destructor is the body's, as one in its poll is.
     fn drop_body(&mut self) {
-        let body = &mut self.body;
-        self.adopter.adopting(|| *body = None);
+        let (body, adopter) = (&mut self.body, &self.adopter);
+        if let Err(panic) = guard::caught(|| adopter.adopting(|| *body = None)) {
+            self.body_panicked(panic);
+        }
+    }
+
+    /// The body panicked (in a poll, or as it was dropped). Unwound out of the scope, the panic
+    /// would drop the local children mid-way, a shielded cleanup's included: the scope is
+    /// cancelled, and the panic goes on once every child has ended. A second panic of the same
+    /// body is dropped (the first goes on).
+    fn body_panicked(&mut self, panic: Box<dyn Any + Send>) {
+        if self.body_panic.is_some() {
+            guard::drop_payload(panic);
+            return;
+        }
+        self.body_panic = Some(panic);
+        self.scope.shared.cancel_all(CancelReason::ParentCancelled, None);
     }
 
     fn poll_locals(&mut self, cx: &mut Context<'_>) {
