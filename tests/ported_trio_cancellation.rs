@@ -1163,3 +1163,70 @@ fn a_scopes_deadline_that_passed_first_catches_though_a_started_local_childs_tim
         assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
     });
 }
+
+/// The scope's body spawns a local child and returns `Ok` at once, well before the scope's
+/// deadline. The child computes past the scope's deadline, then enters a region whose deadline
+/// (`inner_later` after the scope's) has passed too: that region finds the scope's deadline
+/// passed first, cancels the child with `Deadline`, and the child ends in the same poll.
+/// The scope fails with `Elapsed`, as when its own timer catches a running child. What would
+/// break it: the scope recording an expiry found inside it only after its body's poll, not after
+/// its local children's, so that it returned `Ok(())`.
+#[test]
+fn a_scope_whose_deadline_a_local_child_found_passed_fails_elapsed_though_its_body_returned() {
+    in_task(|| async {
+        for inner_later in [Duration::ZERO, Duration::from_millis(20)] {
+            let ran_on = Flag::default();
+            let kept = Arc::new(Mutex::new(None));
+            let outer_at = Instant::now() + Duration::from_millis(100);
+            let inner_at = outer_at + inner_later;
+            let (flag, keep) = (ran_on.clone(), kept.clone());
+            let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+                let child = s.spawn_local(async move {
+                    busy_until(inner_at + Duration::from_millis(5));
+                    let _ = klaw::cancel::move_on_at(inner_at, pending::<()>()).await;
+                    flag.set();
+                });
+                *keep.lock().unwrap() = Some(child.task_ref());
+                Ok(())
+            });
+            let child = kept.lock().unwrap().take().expect("the child was spawned");
+            assert!(!ran_on.is_set(), "the child's region returned into it");
+            assert_eq!(
+                child.cancel_reason(),
+                Some(CancelReason::Deadline),
+                "the child was cancelled for the scope's deadline"
+            );
+            assert!(
+                matches!(result, Err(Error::Elapsed(_))),
+                "the scope's deadline cancelled its running child, yet the scope reported \
+                 {result:?} ({inner_later:?} between the deadlines)"
+            );
+        }
+    });
+}
+
+/// The same with the local child's own timeout as the timer that looks first (its runner calls
+/// `expire_enclosing` too): the child is spawned after the body computed past the scope's
+/// deadline, with a zero timeout; the body returns `Ok` in that poll. The scope's deadline passed
+/// first and cancels the child with `Deadline` (not `TimedOut`), and the scope fails with
+/// `Elapsed`.
+#[test]
+fn a_scope_whose_deadline_a_local_childs_timeout_found_passed_fails_elapsed() {
+    in_task(|| async {
+        let outer_at = Instant::now() + Duration::from_millis(100);
+        let kept = Arc::new(Mutex::new(None));
+        let keep = kept.clone();
+        let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+            busy_until(outer_at + Duration::from_millis(30));
+            let child = s.spawn_local(Task::new(pending::<()>()).timeout(Duration::ZERO));
+            *keep.lock().unwrap() = Some(child.task_ref());
+            Ok(())
+        });
+        let child = kept.lock().unwrap().take().expect("the child was spawned");
+        assert_eq!(child.cancel_reason(), Some(CancelReason::Deadline));
+        assert!(
+            matches!(result, Err(Error::Elapsed(_))),
+            "the scope's deadline cancelled its child, yet the scope reported {result:?}"
+        );
+    });
+}

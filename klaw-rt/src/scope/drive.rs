@@ -380,6 +380,17 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         self.scope.shared.cancel_all(CancelReason::ParentCancelled, None);
     }
 
+    /// A region, scope or timeout inside (in the body, or in a local child) found this scope's
+    /// deadline passed (before its own): the scope fails with `Elapsed`, as if its timer had
+    /// fired.
+    fn take_expiry(&mut self) {
+        let shared = &self.scope.shared;
+        if shared.region.take_expired() {
+            self.timer = None;
+            shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
+        }
+    }
+
     fn poll_locals(&mut self, cx: &mut Context<'_>) {
         self.locals.extend(self.scope.take_locals());
         if self.locals.is_empty() {
@@ -510,18 +521,14 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
             shared.cancel_all(CancelReason::ParentCancelled, None);
         }
         this.poll_body(cx);
-        if shared.region.take_expired() {
-            // A region or scope inside found this scope's deadline passed (before its own):
-            // the scope fails with `Elapsed`, as if its timer had fired.
-            this.timer = None;
-            shared.cancel_all(CancelReason::Deadline, Some(Failure::Deadline));
-        }
+        this.take_expiry();
         // What encloses the scope drops it at the end of this poll (its cancellation, maybe the
         // body's own doing, holds no shield): the local children do not run on meanwhile. They
         // would not see it (each is a task of its own, not cancelled until the scope is
         // dropped), and a loop of checkpoints would run until the task's budget was spent.
         if !(shared.region.is_cancelled() && frames::enclosing_must_stop()) {
             this.poll_locals(cx);
+            this.take_expiry();
         }
         // Every child, and everything adopted from scopes the body dropped, has ended.
         let foreground_ended = this.body.is_none()
