@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Flag, runtime, until};
-use klaw::{CancelReason, Error, TaskError, cancel::Region};
+use common::{Flag, in_task, ms, runtime, secs, until};
+use klaw::{CancelReason, Error, Task, TaskError, cancel::Region};
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn nested_move_on_after_the_inner_deadline_wins_when_it_is_first() {
@@ -192,4 +192,81 @@ async fn checkpoint_lets_a_deadline_stop_cpu_bound_async_code() {
     .await;
     assert_eq!(outcome, None::<()>);
     assert!(rounds > 0);
+}
+
+// trio's `cancel_called` looks at the clock, and a Kotlin loop on `isActive` under `withTimeout`
+// stops: a CPU-bound loop that asks `is_cancelled()`, and never awaits, sees a deadline around it
+// pass. What would break these: a deadline becoming a cancellation only when its timer is polled,
+// which the loop's own task never gets to do.
+
+/// A CPU-bound loop: steps until `is_cancelled()` says so, for at most `limit`. Whether it said so.
+fn compute_until_cancelled(limit: Duration) -> bool {
+    let started = Instant::now();
+    while !klaw::cancel::is_cancelled() && started.elapsed() < limit {
+        std::hint::spin_loop(); // one step of work
+    }
+    klaw::cancel::is_cancelled()
+}
+
+/// `move_on_after(20 ms, loop)`: the region's deadline passes while the loop runs.
+#[test]
+fn a_cpu_bound_loop_in_a_region_sees_the_regions_deadline_pass() {
+    in_task(|| async {
+        let saw = Flag::default();
+        let seen = saw.clone();
+        let _ = klaw::cancel::move_on_after(ms(20), async move {
+            if compute_until_cancelled(secs(3)) {
+                seen.set();
+            }
+        })
+        .await;
+        assert!(
+            saw.is_set(),
+            "is_cancelled() stayed false for 3 s after the region's 20 ms deadline"
+        );
+    });
+}
+
+/// A scope with `timeout = "20ms"` whose local child computes (the scope's timer is polled by
+/// the same task, which the child keeps busy).
+#[test]
+fn a_cpu_bound_local_child_sees_its_scopes_deadline_pass() {
+    in_task(|| async {
+        let saw = Flag::default();
+        let seen = saw.clone();
+        let result: Result<(), Error> = klaw::scope!(timeout = "20ms", |s| {
+            s.spawn_local(async move {
+                if compute_until_cancelled(secs(3)) {
+                    seen.set();
+                }
+            });
+            Ok(())
+        });
+        assert!(
+            saw.is_set(),
+            "is_cancelled() stayed false for 3 s after the scope's deadline: {result:?}"
+        );
+    });
+}
+
+/// A task with a 20 ms timeout whose body computes.
+#[test]
+fn a_cpu_bound_task_sees_its_own_timeout_pass() {
+    in_task(|| async {
+        let saw = Flag::default();
+        let seen = saw.clone();
+        let handle = klaw::Handle::current().unwrap().spawn(
+            Task::new(async move {
+                if compute_until_cancelled(secs(3)) {
+                    seen.set();
+                }
+            })
+            .timeout(ms(20)),
+        );
+        let outcome = handle.await;
+        assert!(
+            saw.is_set(),
+            "is_cancelled() stayed false for 3 s after the task's timeout: {outcome:?}"
+        );
+    });
 }

@@ -316,7 +316,9 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
 }
 
 /// True if the code running on this thread has been cancelled: an enclosing cancel region (up to
-/// the nearest shield) was cancelled, or, with no shield in between, its task was.
+/// the nearest shield) was cancelled, or, with no shield in between, its task was. A deadline
+/// there that has passed counts (a region's, a scope's, the task's timeout): asking cancels, as
+/// the deadline's timer would have at the next `.await`.
 ///
 /// Async code is stopped at its next `.await` when cancelled; blocking and CPU-bound code cannot
 /// be, so it should check this between steps and return early. Outside any task it is `false`,
@@ -339,6 +341,19 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
 /// # Ok::<(), klaw::runtime::BuildError>(())
 /// ```
 pub fn is_cancelled() -> bool {
+    // A deadline around here (a region's, a scope's, the task's own timeout) that passed while
+    // the code computed without an `.await` cancels now, as its timer would have at the next
+    // poll: a loop that asks, and never awaits, stops at a deadline too (trio's `cancel_called`
+    // and a Kotlin `isActive` under `withTimeout` say so as well).
+    cancelled_here()
+        || (!current::tag().is_null() && {
+            expire_enclosing(crate::time::now());
+            cancelled_here()
+        })
+}
+
+/// [`is_cancelled`], as the cancels that reached here say.
+fn cancelled_here() -> bool {
     // A task on a worker whose runtime's shutdown cancels it is cancelled, though the shutdown
     // may not have reached it yet (it does at the task's next poll, or here): seeing it cancels
     // the task, so that what it returns now loses to the cancellation, as after any cancel it saw.
