@@ -270,3 +270,53 @@ fn a_cpu_bound_task_sees_its_own_timeout_pass() {
         );
     });
 }
+
+/// Two local children computing: the first to ask finds the scope's deadline passed and
+/// cancels the scope; the second, polled after it in the same round, sees it too, though the
+/// scope cancels its children only once the round is over. What would break it: the walk past
+/// a scope that stops already (its deadline found by a sibling) taking it for one that runs.
+#[test]
+fn every_cpu_bound_local_child_sees_its_scopes_deadline_pass() {
+    in_task(|| async {
+        let (first, second) = (Flag::default(), Flag::default());
+        let (seen_first, seen_second) = (first.clone(), second.clone());
+        let result: Result<(), Error> = klaw::scope!(timeout = "20ms", |s| {
+            s.spawn_local(async move {
+                if compute_until_cancelled(secs(2)) {
+                    seen_first.set();
+                }
+            });
+            s.spawn_local(async move {
+                if compute_until_cancelled(secs(2)) {
+                    seen_second.set();
+                }
+            });
+            Ok(())
+        });
+        assert!(
+            first.is_set() && second.is_set(),
+            "is_cancelled() stayed false after the scope's deadline in a local child (first: \
+             {}, second: {}): {result:?}",
+            first.is_set(),
+            second.is_set()
+        );
+    });
+}
+
+/// Outside any task, in a `block_on`: the deadline of the region around the loop counts too, as
+/// a cancel of its token does. What would break it: the deadlines looked at only in a task.
+#[test]
+fn in_block_on_a_cpu_bound_loop_sees_the_regions_deadline_pass() {
+    common::with_deadline(|| {
+        let rt = runtime(1);
+        let saw = Flag::default();
+        let seen = saw.clone();
+        let outcome = rt.block_on(klaw::cancel::move_on_after(ms(20), async move {
+            if compute_until_cancelled(secs(3)) {
+                seen.set();
+            }
+        }));
+        assert!(saw.is_set(), "is_cancelled() stayed false after the region's deadline");
+        assert_eq!(outcome, None, "the region gave its value after its deadline had passed");
+    });
+}

@@ -12,6 +12,7 @@
 mod common;
 
 use std::future::IntoFuture;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{
@@ -19,8 +20,8 @@ use common::{
     last_step_of_a_cancelled_blocking_child, ms, runtime, until, wait_until, within,
 };
 use klaw::cancel::{Region, shield};
-use klaw::task::BlockingTask;
-use klaw::{Error, Task, TaskError};
+use klaw::task::{BlockingTask, ExitReason};
+use klaw::{CancelReason, Error, Task, TaskError};
 
 // ---- 1. A `BlockingTask` awaited inline ------------------------------------------------------
 
@@ -892,5 +893,58 @@ fn failures_in_a_region_cancelled_from_another_thread_reach_the_outer_scope_once
             let result = result.expect("the outer scope's task ran");
             assert_each_started_child_reported_once(&result, &started, round, delay_us);
         }
+    });
+}
+
+/// `Scope::is_cancelled`: "Once it is true, a child spawned in the scope starts cancelled, and
+/// its body never runs", outside any task too: in a `block_on`, the region around the scope is
+/// cancelled from the scope's body, which then spawns. What would break it: a scope hearing what
+/// encloses it only in a polled task, taking "no task" for a blocking closure that nothing drops.
+#[test]
+fn in_block_on_a_child_spawned_after_the_scope_heard_an_enclosing_cancel_never_runs() {
+    common::with_deadline(|| {
+        let rt = common::runtime(2);
+        let ran = Flag::default();
+        // (what `s.is_cancelled()` said before the spawn, the child's state right after it)
+        let seen: Arc<Mutex<Option<(bool, ExitReason)>>> = Arc::default();
+        let outcome = rt.block_on(async {
+            let region = Region::new();
+            let token = region.token();
+            region
+                .run(async {
+                    let result: Result<(), Error> = klaw::scope!(|s| {
+                        // The region around the scope is cancelled from inside, between two
+                        // awaits: nothing can drop the scope before this poll returns.
+                        token.cancel("stop");
+                        let heard = s.is_cancelled();
+                        let (ran_tx, ran_rx) = mpsc::channel::<()>();
+                        let child_ran = ran.clone();
+                        let child = s.spawn(async move {
+                            child_ran.set();
+                            let _ = ran_tx.send(());
+                        });
+                        *seen.lock().unwrap() = Some((heard, child.exit_reason()));
+                        // Only to see the consequence: an idle worker runs the child at once if
+                        // it was scheduled uncancelled. (With the promise kept, this waits out
+                        // its bound: the child never runs.)
+                        let _ = ran_rx.recv_timeout(Duration::from_secs(1));
+                        Ok(())
+                    });
+                    result
+                })
+                .await
+        });
+        let (heard, at_spawn) = seen.lock().unwrap().take().expect("the scope's body ran");
+        assert!(heard, "the scope did not hear the enclosing region's cancel");
+        assert_eq!(
+            at_spawn,
+            ExitReason::Cancelled,
+            "a child spawned after `s.is_cancelled()` turned true did not start cancelled"
+        );
+        assert!(!ran.is_set(), "a child spawned into a scope that said it was cancelled ran");
+        assert!(
+            matches!(&outcome, Err(reason) if *reason == CancelReason::user("stop")),
+            "{outcome:?}"
+        );
     });
 }

@@ -1230,3 +1230,66 @@ fn a_scope_whose_deadline_a_local_childs_timeout_found_passed_fails_elapsed() {
         );
     });
 }
+
+/// The child's own timeout counts from its first poll, which comes just before its body starts;
+/// `started + 40 ms` is therefore no earlier than the child's own deadline.
+fn past_both(outer_at: Instant, started: Instant) -> Instant {
+    outer_at.max(started + Duration::from_millis(40)) + Duration::from_millis(10)
+}
+
+/// A local child with a timeout of its own, later than its scope's deadline, computes past both
+/// and then asks `is_cancelled()`: the scope's deadline, which passed first, catches (`Elapsed`),
+/// not the child's own timeout. What would break it: the walk of the deadlines timing the child
+/// out as soon as its own timeout had passed, before it looked whether the scope's had too.
+#[test]
+fn a_scopes_earlier_deadline_catches_when_a_local_child_asks_is_cancelled_past_its_own_timeout() {
+    in_task(|| async {
+        let outer_at = Instant::now() + Duration::from_millis(30);
+        let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+            s.spawn_local(
+                Task::new(async move {
+                    let started = Instant::now();
+                    busy_until(past_both(outer_at, started));
+                    // Both deadlines have passed, the scope's first: asking cancels "as the
+                    // deadline's timer would have at the next `.await`".
+                    let _ = klaw::cancel::is_cancelled();
+                })
+                .timeout(Duration::from_millis(40)),
+            );
+            pending::<()>().await;
+            Ok(())
+        });
+        assert!(
+            matches!(result, Err(Error::Elapsed(_))),
+            "the scope's deadline passed first and must catch, not the local child's own later \
+             timeout: {result:?}"
+        );
+    });
+}
+
+/// The same with a region in the child whose timer fires first.
+#[test]
+fn a_scopes_earlier_deadline_catches_when_a_region_in_a_local_child_fires_past_its_own_timeout() {
+    in_task(|| async {
+        let outer_at = Instant::now() + Duration::from_millis(30);
+        let result: Result<(), Error> = klaw::scope!(deadline = outer_at, |s| {
+            s.spawn_local(
+                Task::new(async move {
+                    let started = Instant::now();
+                    busy_until(past_both(outer_at, started));
+                    // A region whose deadline is now: its timer fires at its first poll, and it
+                    // looks past itself (`expire_enclosing`).
+                    let _ = klaw::cancel::move_on_at(Instant::now(), pending::<()>()).await;
+                })
+                .timeout(Duration::from_millis(40)),
+            );
+            pending::<()>().await;
+            Ok(())
+        });
+        assert!(
+            matches!(result, Err(Error::Elapsed(_))),
+            "the scope's deadline passed first and must catch, not the local child's own later \
+             timeout: {result:?}"
+        );
+    });
+}

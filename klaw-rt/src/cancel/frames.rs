@@ -174,13 +174,17 @@ pub(crate) fn claim_completion() {
 /// region must not return into their body meanwhile.
 pub(crate) fn expire_enclosing(deadline: Instant) {
     let mut passed = Vec::new();
-    let mut timed_out = Vec::new();
-    // The local children walked past (`None`: the current task), innermost first, each with the
-    // reason it is cancelled for, once something beyond it passed.
-    let mut inner: Vec<(Option<HeaderRef>, Option<CancelReason>)> = Vec::new();
-    let stop_inner = |inner: &mut Vec<(Option<HeaderRef>, Option<CancelReason>)>| {
-        for (_, reason) in inner.iter_mut() {
-            reason.get_or_insert(CancelReason::ParentCancelled);
+    // The local children walked past (`None`: the current task), innermost first, each with how
+    // it ends now; and whether the outermost task's own timeout passed.
+    let mut inner: Vec<(Option<HeaderRef>, Ending)> = Vec::new();
+    let mut outermost_timed_out = None;
+    // Something beyond the children walked so far catches: each is cancelled (a timeout of its
+    // own that passed too is inside what catches, and loses to it).
+    let stop_inner = |inner: &mut Vec<(Option<HeaderRef>, Ending)>| {
+        for (_, ending) in inner.iter_mut() {
+            if !matches!(ending, Ending::Cancelled(_)) {
+                *ending = Ending::Cancelled(CancelReason::ParentCancelled);
+            }
         }
     };
     FRAMES.with(|frames| {
@@ -189,21 +193,31 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         let mut tag = current::tag();
         let mut task: Option<HeaderRef> = None;
         let mut task_deadline = if task_drops_it() { current::task_deadline() } else { None };
-        let past_the_task = |task: &Option<HeaderRef>, task_deadline: Option<Instant>| {
-            task_deadline.is_some_and(|at| at <= deadline).then(|| task.clone())
-        };
+        let passed_by =
+            |task_deadline: Option<Instant>| task_deadline.is_some_and(|at| at <= deadline);
         for frame in frames.borrow().iter().rev() {
             if frame.task != tag {
                 let FrameKind::LocalChildren(mark) = &frame.kind else { break };
-                if let Some(task) = past_the_task(&task, task_deadline) {
-                    timed_out.push(task);
+                let timed_out = passed_by(task_deadline);
+                if timed_out {
                     stop_inner(&mut inner);
                 }
-                inner.push((task.take(), None));
-                if !mark.scope.stopping() && mark.scope.deadline_by(deadline) {
+                let ending = if timed_out { Ending::TimedOut } else { Ending::Runs };
+                inner.push((task.take(), ending));
+                if mark.scope.stopping() {
+                    // The scope stops already (a sibling found its deadline passed, say) and
+                    // cancels its children at its next poll: this one must not run on
+                    // meanwhile, as it would not once cancelled.
+                    let reason =
+                        mark.scope.own_reason().cloned().unwrap_or(CancelReason::ParentCancelled);
+                    if let Some((_, ending)) = inner.last_mut() {
+                        *ending = Ending::Cancelled(reason);
+                    }
+                    stop_inner(&mut inner);
+                } else if mark.scope.deadline_by(deadline) {
                     passed.push(mark.scope.clone());
-                    if let Some((_, reason)) = inner.last_mut() {
-                        reason.get_or_insert(CancelReason::Deadline); // as the scope cancels
+                    if let Some((_, ending)) = inner.last_mut() {
+                        *ending = Ending::Cancelled(CancelReason::Deadline); // as the scope cancels
                     }
                     stop_inner(&mut inner);
                 }
@@ -221,8 +235,8 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
             }
         }
         // The task's own timeout is the outermost of all.
-        if let Some(task) = past_the_task(&task, task_deadline) {
-            timed_out.push(task);
+        if passed_by(task_deadline) {
+            outermost_timed_out = Some(task);
             stop_inner(&mut inner);
         }
     });
@@ -230,18 +244,34 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
     for state in passed {
         state.expire();
     }
-    for task in timed_out {
-        match task {
-            Some(task) => drop(task.header().time_out()),
-            None => drop(current::with_current(Header::time_out)),
+    let time_out = |task: Option<HeaderRef>| match task {
+        Some(task) => drop(task.header().time_out()),
+        None => drop(current::with_current(Header::time_out)),
+    };
+    if let Some(task) = outermost_timed_out {
+        time_out(task);
+    }
+    for (task, ending) in inner {
+        match ending {
+            Ending::Runs => {}
+            Ending::TimedOut => time_out(task),
+            Ending::Cancelled(reason) => {
+                if let Some(task) = task.or_else(current::current_ref) {
+                    task.cancel(reason);
+                }
+            }
         }
     }
-    for (task, reason) in inner {
-        let Some(reason) = reason else { continue };
-        if let Some(task) = task.or_else(current::current_ref) {
-            task.cancel(reason);
-        }
-    }
+}
+
+/// How [`expire_enclosing`] ends a local child it walked past.
+enum Ending {
+    /// Nothing around it that passed reaches it.
+    Runs,
+    /// Its own timeout passed, and nothing beyond it did.
+    TimedOut,
+    /// Something beyond it caught.
+    Cancelled(CancelReason),
 }
 
 /// What a region that starts here hears: the innermost enclosing region of this task, or else
@@ -346,10 +376,15 @@ pub fn is_cancelled() -> bool {
     // poll: a loop that asks, and never awaits, stops at a deadline too (trio's `cancel_called`
     // and a Kotlin `isActive` under `withTimeout` say so as well).
     cancelled_here()
-        || (!current::tag().is_null() && {
+        || (deadlines_may_enclose() && {
             expire_enclosing(crate::time::now());
             cancelled_here()
         })
+}
+
+/// False where no deadline can enclose the code (no task, no region): the clock is not read.
+fn deadlines_may_enclose() -> bool {
+    !current::tag().is_null() || FRAMES.with(|frames| !frames.borrow().is_empty())
 }
 
 /// [`is_cancelled`], as the cancels that reached here say.

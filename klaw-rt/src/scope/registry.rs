@@ -334,7 +334,8 @@ impl ScopeShared {
     /// it, or at its next poll if a shield holds the task open): a child that starts now starts
     /// cancelled, as it would a moment later. A child listed before the cancellation is heard is
     /// cancelled by that act. Not in a blocking task's closure (under a foreign executor's
-    /// `block_on`): nothing drops a scope there, which runs to its end as if uncancelled. Asked
+    /// `block_on`): nothing drops a scope there, which runs to its end as if uncancelled. (Outside
+    /// any task, in a `block_on`, the region around the scope drops it, as a task would.) Asked
     /// where the child is spawned, which is where the scope runs: a child that waited for a
     /// slot of the scope's limit is listed later on whichever thread freed it, and is left to
     /// the scope's own cancelling.
@@ -343,7 +344,7 @@ impl ScopeShared {
     /// it: siblings cancelled by one cancel of what encloses them hear the same reason, whenever
     /// they were spawned.
     fn heard_cancel(&self) -> Option<CancelReason> {
-        let heard = self.region.reason().is_some() && current::task_is_polled();
+        let heard = self.region.reason().is_some() && current::polled_or_outside_tasks();
         heard.then_some(CancelReason::ParentCancelled)
     }
 

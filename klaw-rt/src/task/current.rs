@@ -96,6 +96,13 @@ pub(crate) fn task_is_polled() -> bool {
     CURRENT.with(Cell::get).is_some_and(|current| current.waker.is_some())
 }
 
+/// True unless a task is current and not polled (its blocking closure, a body dropped outside a
+/// poll): what is polled now is dropped by what polls it when that stops, a task or, outside
+/// any task, the code that polls (a `block_on`).
+pub(crate) fn polled_or_outside_tasks() -> bool {
+    CURRENT.with(Cell::get).is_none_or(|current| current.waker.is_some())
+}
+
 /// Reads the current task's header, if a task is running on this thread.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Header) -> R) -> Option<R> {
     let task = current()?;
