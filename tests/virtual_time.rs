@@ -1193,3 +1193,37 @@ async fn a_region_beside_a_shield_in_a_cancelled_task_does_not_pull_the_paused_c
         "the paused clock jumped to the deadline of a region beside the shield of a cancelled task"
     );
 }
+
+/// A `block_on` of a paused runtime nested in another's poll: the outer future, blocked in the
+/// inner one, does not hold the clock meanwhile, so the inner one's sleep completes. What would
+/// break it: the outer `block_on` holding the clock for its whole poll, so that the clock never
+/// moved while the inner one waited for it.
+#[test]
+fn a_sleep_in_a_block_on_nested_in_a_block_on_of_a_paused_runtime_completes() {
+    let elapsed = common::within(secs(20), || {
+        let rt = paused();
+        rt.block_on(async {
+            let start = klaw::time::now();
+            rt.block_on(klaw::time::sleep(Duration::from_secs(3600)));
+            klaw::time::now() - start
+        })
+    });
+    assert_eq!(elapsed, Duration::from_secs(3600));
+}
+
+/// The same with the inner `block_on` awaiting a task that sleeps on the worker: the worker
+/// cannot jump the clock either, since the outer `block_on`'s hold is still up.
+#[test]
+fn a_task_awaited_by_a_nested_block_on_of_a_paused_runtime_completes_its_sleep() {
+    let value = common::within(secs(20), || {
+        let rt = paused();
+        rt.block_on(async {
+            let sleeper = klaw::Handle::current().unwrap().spawn(async {
+                klaw::time::sleep(Duration::from_secs(60)).await;
+                7
+            });
+            rt.block_on(sleeper)
+        })
+    });
+    assert_eq!(value, Ok(7));
+}

@@ -12,6 +12,7 @@
 //! task waiting on those counts as waiting, and the clock may jump past its timers meanwhile.
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
@@ -54,11 +55,24 @@ pub(crate) async fn drive(executor: &Executor, clock: &VirtualClock, workers: &W
     }
 }
 
+thread_local! {
+    /// The paused `block_on` futures being polled on this thread, innermost last.
+    static POLLED: RefCell<Vec<Arc<Main>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// `Runtime::block_on` under a paused clock: the future holds the clock from the moment it is
-/// woken until its poll returns `Pending` without having been woken again.
+/// woken until its poll returns `Pending` without having been woken again. A `block_on` inside
+/// the poll of another suspends that one's hold while it runs: the outer future is not running
+/// then, it waits for the inner one, which may wait for the clock.
 pub(crate) fn block_on<F: Future>(clock: &Arc<VirtualClock>, future: F) -> F::Output {
+    let _outer = POLLED.with(|polled| polled.borrow().last().cloned()).map(Suspended::new);
     let main = Arc::new(Main {
-        state: Mutex::new(MainState { hold: Some(clock.hold()), woken: false, done: false }),
+        state: Mutex::new(MainState {
+            hold: Some(clock.hold()),
+            woken: false,
+            done: false,
+            suspended: false,
+        }),
         clock: clock.clone(),
         waker: SetOnce::new(),
     });
@@ -73,12 +87,56 @@ pub(crate) fn block_on<F: Future>(clock: &Arc<VirtualClock>, future: F) -> F::Ou
             Waker::from(main.clone())
         });
         main.polling();
-        let polled = future.as_mut().poll(&mut Context::from_waker(waker));
+        let polled = {
+            let _polled = Polled::enter(&main);
+            future.as_mut().poll(&mut Context::from_waker(waker))
+        };
         if polled.is_pending() {
             main.waiting();
         }
         polled
     }))
+}
+
+/// `main` is polled on this thread while it lives.
+struct Polled;
+
+impl Polled {
+    fn enter(main: &Arc<Main>) -> Self {
+        POLLED.with(|polled| polled.borrow_mut().push(main.clone()));
+        Polled
+    }
+}
+
+impl Drop for Polled {
+    fn drop(&mut self) {
+        let _ = POLLED.try_with(|polled| polled.borrow_mut().pop());
+    }
+}
+
+/// An outer `block_on`'s future, whose hold is suspended while an inner one runs in its poll.
+struct Suspended(Arc<Main>);
+
+impl Suspended {
+    fn new(outer: Arc<Main>) -> Self {
+        let mut state = outer.state.lock();
+        state.suspended = true;
+        let hold = state.hold.take();
+        drop(state);
+        drop(hold); // outside the lock: releasing may notify the worker
+        Suspended(outer)
+    }
+}
+
+impl Drop for Suspended {
+    fn drop(&mut self) {
+        // Back in the outer future's poll, which holds the clock again.
+        let mut state = self.0.state.lock();
+        state.suspended = false;
+        if state.hold.is_none() && !state.done {
+            state.hold = Some(self.0.clock.hold());
+        }
+    }
 }
 
 /// The future of a `block_on`, as the clock sees it.
@@ -96,6 +154,8 @@ struct MainState {
     woken: bool,
     /// `block_on` has returned: a wake holds nothing.
     done: bool,
+    /// Its poll waits in a `block_on` inside it (see [`Suspended`]): a wake holds nothing yet.
+    suspended: bool,
 }
 
 impl Main {
@@ -124,7 +184,7 @@ impl Wake for Main {
         let mut state = self.state.lock();
         if !state.done {
             state.woken = true;
-            if state.hold.is_none() {
+            if state.hold.is_none() && !state.suspended {
                 state.hold = Some(self.clock.hold());
             }
         }
