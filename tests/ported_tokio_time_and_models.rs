@@ -400,6 +400,7 @@ fn a_sleep_of_a_dropped_runtime_does_not_stay_pending() {
 fn an_advance_of_a_shut_down_paused_runtime_completes() {
     within(DEADLINE, || {
         let rt = paused();
+        #[allow(clippy::async_yields_async, reason = "the advance itself is what it returns")]
         let moving = rt.block_on(async { advance(secs(5)) });
         drop(rt);
         let outcome = klaw::runtime::block_on(klaw::cancel::move_on_after(secs(2), moving));
