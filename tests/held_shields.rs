@@ -11,10 +11,14 @@ use std::future::pending;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Flag, foreign_until, in_task, ms, runtime, secs, until, with_deadline};
+use common::{
+    Flag, block_until_cancelled, foreign_until, in_task, ms, runtime, secs, until, with_deadline,
+    yield_once,
+};
 use futures_util::future::join;
 use klaw::cancel::{Region, Token, move_on_after, shield};
 use klaw::channel::{Receiver, Sender};
+use klaw::task::BlockingTask;
 use klaw::{CancelReason, Error, TaskError};
 
 fn user(message: &'static str) -> CancelReason {
@@ -1489,5 +1493,87 @@ fn a_task_awaited_inline_that_fails_in_a_shield_after_its_timeout_gives_the_fail
         let Err(Error::Scope(scope)) = spawned else { panic!("{spawned:?}") };
         let late = scope.errors().iter().filter(|e| format!("{e:?}").contains("FetchError(704)"));
         assert_eq!(late.count(), 1, "{scope:?}");
+    });
+}
+
+// A blocking task awaited inline beside a shield that holds its region's cancellation open:
+// "an await reached in a region already cancelled never runs the closure" (tasks.md), and a
+// closure running hears the cancel at once, as a scope's blocking child does. What would break
+// these: the await starting its job, and cancelling it, only by what it looks at when it is
+// dropped, which comes once the shield has ended.
+
+#[test]
+fn an_inline_blocking_task_first_awaited_beside_a_held_shield_never_runs_its_closure() {
+    in_task(|| async {
+        let ran = Flag::default();
+        let closure_ran = ran.clone();
+        let region = Region::new();
+        let token = region.token();
+        let outcome = region
+            .run(async {
+                let shielded = shield(async {
+                    token.cancel("stop");
+                    // Holds the cancellation open: until the closure has run, at most 300 ms (a
+                    // closure started runs at once on an idle pool thread).
+                    let _ = move_on_after(ms(300), until(|| ran.is_set())).await;
+                });
+                let beside = async move {
+                    // Pending once (a foreign yield): the await below is reached on the
+                    // region's next poll, its own cancellation decided and held by the shield.
+                    yield_once().await;
+                    let _ = BlockingTask::new(move || closure_ran.set()).await;
+                };
+                join(shielded, beside).await;
+            })
+            .await;
+        assert_eq!(outcome, Err(CancelReason::user("stop")));
+        assert!(
+            !ran.is_set(),
+            "a blocking task first awaited in a region already cancelled (beside the shield that \
+             held it open) ran its closure"
+        );
+    });
+}
+
+#[test]
+fn a_closure_awaited_inline_beside_a_held_shield_hears_its_regions_cancel_while_it_is_held() {
+    in_task(|| async {
+        let (started, heard, heard_while_held) =
+            (Flag::default(), Flag::default(), Flag::default());
+        let (closure_started, closure_heard) = (started.clone(), heard.clone());
+        let region = Region::new();
+        let token = region.token();
+        let outcome = region
+            .run(async {
+                let beside = async move {
+                    let _ = BlockingTask::new(move || {
+                        closure_started.set();
+                        if block_until_cancelled(secs(3)) {
+                            closure_heard.set();
+                        }
+                    })
+                    .await;
+                };
+                let shielded = shield(async {
+                    // Cancels only once the closure runs (a job cancelled while still queued is
+                    // withdrawn and never runs).
+                    until(|| started.is_set()).await;
+                    token.cancel("stop");
+                    // The cancellation is decided and held open here: the closure, code of the
+                    // cancelled region outside this shield, should hear it now.
+                    let _ = move_on_after(secs(2), until(|| heard.is_set())).await;
+                    if heard.is_set() {
+                        heard_while_held.set();
+                    }
+                });
+                join(beside, shielded).await;
+            })
+            .await;
+        assert_eq!(outcome, Err(CancelReason::user("stop")));
+        assert!(
+            heard_while_held.is_set(),
+            "a blocking closure awaited inline beside a shield never saw is_cancelled() while \
+             the shield held its region's cancellation open"
+        );
     });
 }

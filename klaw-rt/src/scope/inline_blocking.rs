@@ -208,7 +208,14 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
     type Output = TaskOutput<T, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Something around the await has decided to stop (a shield beside it may hold that open
+        // for now): the await is dropped once nothing holds it, so a closure not started yet
+        // never starts, and one running hears the cancel now, as a scope's blocking child does.
+        let stopping = frames::enclosing_stopping();
         if let InlineBlocking::Unstarted(start) = &mut self.state {
+            if stopping {
+                return Poll::Pending; // what encloses it wakes the task when it drops it
+            }
             let start = start.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
             let start = start.take().expect("an InlineBlockingTask is started once");
             self.state = start();
@@ -216,6 +223,9 @@ impl<T: Send + 'static, E: Send + 'static> Future for InlineBlockingTask<T, E> {
         match &mut self.state {
             InlineBlocking::Unstarted(_) => unreachable!("started above"),
             InlineBlocking::OnPool(handle, running, ..) => {
+                if stopping {
+                    handle.cancel(CancelReason::ParentCancelled);
+                }
                 let polled = Pin::new(handle).poll(cx);
                 if polled.is_ready() {
                     self.state = InlineBlocking::Awaited(running.clone());
