@@ -351,9 +351,10 @@ pub(crate) fn shield_targets() -> (Vec<Arc<RegionState>>, Vec<HeaderRef>) {
 /// the deadline's timer would have at the next `.await`.
 ///
 /// Async code is stopped at its next `.await` when cancelled; blocking and CPU-bound code cannot
-/// be, so it should check this between steps and return early. Outside any task it is `false`,
-/// and so it is in what one of klaw's blocking helpers (`block_on`...) runs: that is outside the
-/// task, and a cancellation around the call does not reach in.
+/// be, so it should check this between steps and return early. Outside any task and any region
+/// it is `false` (a region in a `block_on` is one); and in what one of klaw's blocking helpers
+/// (`block_on`...) runs inside a task, the task and the regions around the call do not count:
+/// that is outside the task, and a cancellation around the call does not reach in.
 ///
 /// ```
 /// let rt = klaw::Runtime::builder().workers(1).build()?;
