@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use klaw::channel::{Receiver, RecvError, SendError, Sender};
+use klaw::channel::{Receiver, RecvError, SendError, Sender, bounded};
 
 #[klaw::test(workers = 1, timeout = "10s")]
 async fn a_recv_arm_binds_a_typed_result_so_closing_is_handled() {
@@ -366,4 +366,88 @@ async fn a_future_arm_binds_an_irrefutable_or_pattern() {
         after(std::time::Duration::from_secs(5)) => 0,
     };
     assert_eq!(got, 5);
+}
+
+// A send arm's sender is free again in the arms' bodies, as with tokio's `select!` over
+// `tx.send(v)`: what would break these (they would not compile) is the winner's permit, which
+// borrows the sender, kept alive through the bodies.
+
+struct Relay {
+    out: Sender<u32>,
+    sent: u32,
+    failed: bool,
+}
+
+impl Relay {
+    fn record(&mut self, res: Result<(), SendError<u32>>) {
+        match res {
+            Ok(()) => self.sent += 1,
+            Err(_) => self.failed = true,
+        }
+    }
+
+    /// The actor shape: the arm's body calls a `&mut self` method.
+    async fn push(&mut self, value: u32) {
+        klaw::select! {
+            send(self.out, value) -> res => self.record(res),
+        }
+    }
+}
+
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn a_send_arm_body_may_call_a_mut_self_method() {
+    let (tx, rx) = bounded::<u32>(1);
+    let mut relay = Relay { out: tx, sent: 0, failed: false };
+    relay.push(7).await;
+    assert_eq!((relay.sent, relay.failed), (1, false));
+    assert_eq!(rx.try_recv(), Ok(7));
+}
+
+/// A producer loop that closes its channel when told to stop: another arm's body drops the
+/// sender the `send` arm used, then leaves the loop.
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn a_body_may_drop_the_sender_a_send_arm_used() {
+    let (tx, rx) = bounded::<u32>(4);
+    let (stop_tx, stop) = bounded::<()>(1);
+    stop_tx.try_send(()).unwrap();
+    let mut next = 0u32;
+    loop {
+        klaw::select! {
+            biased;
+            recv(stop) -> _ => {
+                drop(tx); // close the channel: the receiver sees the end
+                break;
+            }
+            send(tx, next) -> res => {
+                res.unwrap();
+                next += 1;
+            }
+        }
+    }
+    assert_eq!(next, 0, "biased: the stop arm came first");
+    assert_eq!(rx.recv().await, Err(RecvError::Closed));
+}
+
+/// The names the macro binds are its own: a user variable of the same name keeps its value in a
+/// body. What would break it: the macro's binding spanned at the user's pattern, so that it
+/// shadowed the variable.
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn a_user_variable_named_like_the_macros_binding_keeps_its_value_in_a_body() {
+    let __klaw_won: u32 = 100;
+    let got = klaw::select! {
+        std::future::ready(1u32) -> n => n + __klaw_won,
+    };
+    assert_eq!(got, 101, "the body read the macro's binding instead of the user's variable");
+}
+
+/// A `const { .. }` body ends at its `}`, as a block does, so no comma is needed after it, as
+/// in a `match` (it was "expected `,`").
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn an_inline_const_block_body_needs_no_comma_as_in_a_match() {
+    let got = klaw::select! {
+        biased;
+        std::future::ready(1u32) -> _ => const { 10u32 }
+        std::future::pending::<u32>() -> n => n,
+    };
+    assert_eq!(got, 10);
 }

@@ -127,32 +127,43 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         })
         .collect();
 
+    // Names the macro binds where user code runs (a send arm's value, an arm's body): at the
+    // user's tokens for errors, but of the macro's own hygiene, so they never shadow the user's.
+    let own_name = |name: &str, at: proc_macro2::Span| {
+        proc_macro2::Ident::new(name, proc_macro2::Span::mixed_site().located_at(at))
+    };
+    // First the winner's outcome, as a value that borrows nothing of the arms: a send arm's
+    // permit is used up here (only the winning arm evaluates its value, so a losing one consumes
+    // nothing), before any body runs, so a body may use the sender again (drop it, or call a
+    // `&mut self` method of what holds it).
+    let outcomes = waiting.iter().zip(&variants).map(|(arm, variant)| match &arm.kind {
+        ArmKind::Send { binding, value, .. } => {
+            let reserved = own_name("__klaw_reserved", binding.span());
+            quote! {
+                __KlawSelected::#variant(#reserved) => __KlawSelected::#variant(
+                    #private::finish_send(#reserved, #value)
+                ),
+            }
+        }
+        _ => quote! {
+            __KlawSelected::#variant(__klaw_output) => __KlawSelected::#variant(__klaw_output),
+        },
+    });
     let bodies = waiting.iter().zip(&variants).map(|(arm, variant)| {
         let body = &arm.body;
         match &arm.kind {
             // Matched again as a temporary (a block's value, so the pattern may bind `ref mut`),
             // spanned at the pattern, where rustc then points if the pattern is refutable.
-            ArmKind::Recv { binding, .. } | ArmKind::Future { binding, .. } => {
-                let won = proc_macro2::Ident::new("__klaw_won", binding.span());
+            ArmKind::Recv { binding, .. }
+            | ArmKind::Future { binding, .. }
+            | ArmKind::Send { binding, .. } => {
+                let won = own_name("__klaw_won", binding.span());
                 let output = quote_spanned! {binding.span()=> { #won }};
                 // An arm whose future never completes (`!`) has an uninhabited output: its
                 // pattern and what follows are unreachable, which is not the user's to see.
                 quote! {
                     #[allow(unreachable_code, unreachable_patterns)]
                     __KlawSelected::#variant(#won) => match #output {
-                        #binding => #body,
-                    },
-                }
-            }
-            // Only the winning arm evaluates its value: a losing one consumes nothing. The send's
-            // result is spanned at the pattern, as a `recv` arm's is.
-            ArmKind::Send { binding, value, .. } => {
-                let reserved = proc_macro2::Ident::new("__klaw_reserved", binding.span());
-                let sent = quote_spanned! {binding.span()=>
-                    { #private::finish_send(#reserved, #value) }
-                };
-                quote! {
-                    __KlawSelected::#variant(#reserved) => match #sent {
                         #binding => #body,
                     },
                 }
@@ -181,6 +192,8 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         }
         None => (quote!(), quote!(::core::task::Poll::Pending), quote!()),
     };
+    let default_outcome =
+        default.map(|_| quote!(__KlawSelected::Default => __KlawSelected::Default,));
     let start = if select.biased { quote!(0usize) } else { quote!(#private::random_start(#count)) };
     // One arm has no order to rotate (and `x % 1` would trip clippy in the user's crate).
     let poll_all = if count == 1 {
@@ -224,8 +237,8 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         }
         #(#borrowed_senders)*
         // The arms' futures are the block's locals: all dropped before the winner's body runs.
-        // The winner is matched as a temporary, so its pattern may bind `ref mut`.
-        match {
+        #[allow(unreachable_code, unreachable_patterns)]
+        let __klaw_outcome = match {
             #(#make)*
             #start
             ::core::future::poll_fn(|__klaw_cx| {
@@ -242,6 +255,11 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
             })
             .await
         } {
+            #(#outcomes)*
+            #default_outcome
+        };
+        // The winner is matched as a temporary, so its pattern may bind `ref mut`.
+        match __klaw_outcome {
             #(#bodies)*
             #default_body
         }
@@ -265,5 +283,6 @@ fn poll_future(arm: &Arm, name: &proc_macro2::Ident) -> TokenStream {
 /// The `let` that borrows an arm's receiver or sender (`expr`), spanned at it, where rustc then
 /// points if it is not one.
 fn borrowed(arm: &proc_macro2::Ident, expr: &syn::Expr) -> proc_macro2::Ident {
-    format_ident!("{arm}_written", span = expr.span())
+    let span = proc_macro2::Span::mixed_site().located_at(expr.span());
+    format_ident!("{arm}_written", span = span)
 }

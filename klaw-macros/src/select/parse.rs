@@ -284,6 +284,7 @@ fn is_block_like(expr: &Expr) -> bool {
     matches!(
         expr,
         Expr::Block(_)
+            | Expr::Const(_)
             | Expr::If(_)
             | Expr::Match(_)
             | Expr::Loop(_)
