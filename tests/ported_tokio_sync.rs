@@ -31,8 +31,8 @@ use std::time::Duration;
 use common::{DEADLINE, within};
 use futures_lite::Stream;
 use klaw::channel::{
-    Permit, Receiver, RecvError, Sender, TryRecvError, TrySendError, WeakSender, bounded,
-    broadcast, oneshot, unbounded, watch,
+    OwnedPermit, Permit, Receiver, RecvError, Sender, TryRecvError, TrySendError, WeakSender,
+    bounded, broadcast, oneshot, unbounded, watch,
 };
 use pinned_task::{Task, every_mpmc, poll_noop};
 
@@ -1244,4 +1244,55 @@ fn a_oneshot_receiver_that_took_the_value_says_closed_not_empty_while_send_retur
          (tokio's does), not `Empty`"
     );
     drop(rx);
+}
+
+/// Compiles only if `T` may cross `catch_unwind` by value and by reference.
+fn unwind_safe<T: UnwindSafe + RefUnwindSafe>() {}
+
+/// channels.md: "The handles may cross `catch_unwind` without `AssertUnwindSafe`, as tokio's
+/// do." Checks, at compile time, that the broadcast `Sender`, `Receiver` and `WeakSender`, the
+/// watch `Sender` and `Receiver`, the oneshot `Sender` and `Receiver`, and the MPMC
+/// `OwnedPermit` are `UnwindSafe + RefUnwindSafe`, for a message type that is not.
+///
+/// What would break it: a `Cell`, `RefCell` or `UnsafeCell` (or anything else not
+/// `RefUnwindSafe`) added to a handle or to the state it shares outside a std lock, or a message
+/// kept outside one: this file then no longer compiles.
+#[test]
+fn broadcast_watch_and_oneshot_handles_and_owned_permits_are_unwind_safe() {
+    unwind_safe::<broadcast::Sender<Cell<i32>>>();
+    unwind_safe::<broadcast::Receiver<Cell<i32>>>();
+    unwind_safe::<broadcast::WeakSender<Cell<i32>>>();
+    unwind_safe::<watch::Sender<Cell<i32>>>();
+    unwind_safe::<watch::Receiver<Cell<i32>>>();
+    unwind_safe::<oneshot::Sender<Cell<i32>>>();
+    unwind_safe::<oneshot::Receiver<Cell<i32>>>();
+    unwind_safe::<OwnedPermit<Cell<i32>>>();
+}
+
+/// channels.md: "The handles may cross `catch_unwind` without `AssertUnwindSafe`". Each handle
+/// used inside a `catch_unwind` closure as a user would: borrowed (`RefUnwindSafe`) or moved in
+/// (`UnwindSafe`). Checks: each operation worked inside it.
+///
+/// What would break it: as above (a compile error here), or an operation that fails once its
+/// handle has crossed `catch_unwind`.
+#[test]
+fn each_handle_is_used_across_catch_unwind_without_assert_unwind_safe() {
+    let (tx, mut rx) = broadcast::channel::<Cell<i32>>(4);
+    assert_eq!(catch_unwind(|| tx.send(Cell::new(1)).is_ok()).ok(), Some(true));
+    let got = catch_unwind(move || rx.try_recv().map(Cell::into_inner).ok());
+    assert_eq!(got.ok(), Some(Some(1)));
+
+    let (tx, rx) = watch::channel(Cell::new(0));
+    assert_eq!(catch_unwind(|| tx.send(Cell::new(5)).is_ok()).ok(), Some(true));
+    assert_eq!(catch_unwind(|| rx.borrow().get()).ok(), Some(5));
+
+    let (tx, mut rx) = oneshot::channel::<Cell<i32>>();
+    assert_eq!(catch_unwind(move || tx.send(Cell::new(3)).is_ok()).ok(), Some(true));
+    let got = catch_unwind(move || rx.try_recv().map(Cell::into_inner).ok());
+    assert_eq!(got.ok(), Some(Some(3)));
+
+    let (tx, rx) = bounded::<Cell<i32>>(1);
+    let Ok(permit) = tx.try_reserve_owned() else { panic!("the channel has room") };
+    assert_eq!(catch_unwind(move || permit.send(Cell::new(9)).is_ok()).ok(), Some(true));
+    assert_eq!(rx.try_recv().map(Cell::into_inner).ok(), Some(9));
 }

@@ -460,3 +460,99 @@ fn a_regions_deadline_racing_its_tokens_cancel_gives_everyone_one_reason() {
         );
     });
 }
+
+/// What a scenario keeps of the dropped region: which future won instead, the region's token,
+/// and a child token made of it (as a worker would be given).
+type Kept = Arc<Mutex<Option<(&'static str, Token, Token)>>>;
+
+/// cancellation.md: "Once the region has ended (returned, or been dropped), nothing of it runs
+/// inside what enclosed it any more, so a later cancellation there no longer reaches a token of
+/// it someone kept: the token keeps what it heard while the region ran". Here the inner region
+/// starts inside an outer region (so it hears the outer one), and `futures_lite::future::or`, a
+/// combinator klaw does not know, drops it unfinished when its other future wins. Then the outer
+/// region is cancelled. Checks: the kept token, and a child of it, report no cancellation.
+///
+/// What would break it: a dropped region not leaving what encloses it (`Cancellable`'s
+/// `PinnedDrop` no longer calling `leave_enclosing(true)`): the outer region still lists it as a
+/// child, the kept token keeps its state alive, and the outer cancellation reaches the token.
+#[test]
+fn a_region_a_foreign_or_dropped_does_not_hear_a_later_cancellation_of_its_enclosing_region() {
+    in_task(|| async {
+        let kept: Kept = Arc::default();
+        let slot = kept.clone();
+        let outer = Region::new();
+        let outer_token = outer.token();
+        let result = outer
+            .run(async move {
+                let inner = Region::new();
+                let (token, worker) = (inner.token(), inner.token().child());
+                // `or` polls the inner region first (it starts, and hears the outer region from
+                // then on), then the ready future, which wins: the inner region is dropped
+                // before it finished.
+                let won = futures_lite::future::or(
+                    async {
+                        let _ = inner.run(pending::<()>()).await;
+                        "the region"
+                    },
+                    async { "the other future" },
+                )
+                .await;
+                *slot.lock().unwrap() = Some((won, token, worker));
+                outer_token.cancel("after the inner region was dropped");
+                klaw::cancel::checkpoint().await;
+            })
+            .await;
+        assert_eq!(result, Err(CancelReason::user("after the inner region was dropped")));
+        let (won, token, worker) = kept.lock().unwrap().take().expect("the outer region ran");
+        assert_eq!(won, "the other future");
+        assert_eq!(
+            token.reason(),
+            None,
+            "a dropped region's token heard a later cancel of the region that enclosed it"
+        );
+        assert_eq!(worker.reason(), None, "a child of a dropped region's token heard it too");
+    });
+}
+
+/// cancellation.md: "Once the region has ended (returned, or been dropped), ... a later
+/// cancellation there no longer reaches a token of it someone kept". Here the region runs
+/// directly in a task (so it hears the task's cancellation), as an arm of a `biased` `select!`
+/// whose next arm is ready: the region is polled (started), then dropped with the losing arms.
+/// The task then waits, and is cancelled through its handle. Checks: the kept token, and a child
+/// of it, report no cancellation.
+///
+/// What would break it: a dropped region keeping its `on_cancel` hook on the task
+/// (`leave_enclosing(true)` not called from `Cancellable`'s `PinnedDrop`): the hook holds the
+/// region's state through the kept token, and the task's cancel reaches the token.
+#[test]
+fn a_region_a_select_dropped_does_not_hear_a_later_cancellation_of_its_task() {
+    in_task(|| async {
+        let kept: Kept = Arc::default();
+        let dropped = Flag::default();
+        let (slot, flag) = (kept.clone(), dropped.clone());
+        let task = klaw::Handle::current().unwrap().spawn(async move {
+            let region = Region::new();
+            let (token, worker) = (region.token(), region.token().child());
+            let running = region.run(pending::<()>());
+            let won = klaw::select! {
+                biased;
+                running -> _ => "the region",
+                async { "the other arm" } -> other => other,
+            };
+            *slot.lock().unwrap() = Some((won, token, worker));
+            flag.set();
+            pending::<()>().await;
+        });
+        until(|| dropped.is_set()).await;
+        assert!(task.cancel("after the region was dropped"));
+        let _ = task.await;
+        let (won, token, worker) = kept.lock().unwrap().take().expect("the task ran");
+        assert_eq!(won, "the other arm");
+        assert_eq!(
+            token.reason(),
+            None,
+            "a dropped region's token heard a later cancel of the task it ran in"
+        );
+        assert_eq!(worker.reason(), None, "a child of a dropped region's token heard it too");
+    });
+}

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use common::{Alive, DEADLINE, Flag, in_child_process, ms, runtime, secs, wait_for, within};
-use klaw::runtime::{BuildError, ConfigError, RuntimeConfig, ShutdownReport};
+use klaw::runtime::{
+    BuildError, ConfigError, MachineInfo, RuntimeConfig, ShutdownReport, WorkersFrom,
+};
 use klaw::task::TaskRef;
 use klaw::{CancelReason, Handle, Runtime, TaskError, TaskHandle};
 
@@ -757,4 +759,74 @@ fn child_reads_a_bad_klaw_workers_every_way() {
     }
     assert_eq!(Runtime::builder().workers(2).build().unwrap().worker_count(), 2);
     assert_eq!(Runtime::builder().start_paused(true).build().unwrap().worker_count(), 1);
+}
+
+const BUILT: &str = "child_builds_runtimes_under_a_valid_klaw_workers";
+const TEST_DEFAULT: &str = "child_a_klaw_test_without_workers_runs_klaw_workers_workers";
+const TEST_EXPLICIT: &str = "child_a_klaw_test_with_workers_ignores_klaw_workers";
+
+/// The worker count `KLAW_WORKERS` asks for in the child processes: 3, or 4 where the detection
+/// itself gives 3, so a runtime that ignored the variable could not pass by chance.
+fn wanted_by_the_variable() -> usize {
+    if MachineInfo::probe().recommended_workers() == 3 { 4 } else { 3 }
+}
+
+/// The value of `KLAW_WORKERS` in a child process, checked to differ from the detection.
+fn klaw_workers_in_this_child() -> usize {
+    let value = std::env::var("KLAW_WORKERS").expect("run with KLAW_WORKERS set");
+    let wanted: usize = value.parse().expect("KLAW_WORKERS is a number");
+    assert_ne!(wanted, MachineInfo::probe().recommended_workers(), "it must differ from detection");
+    wanted
+}
+
+/// runtime.md: "`KLAW_WORKERS` overrides the detection; the builder overrides both." Runs the
+/// three children below with a valid `KLAW_WORKERS` (3, or 4 where 3 is what the machine gives).
+///
+/// What would break it: a default runtime (`Runtime::builder().build()`, or the one a
+/// `#[klaw::test]` or `#[klaw::main]` without `workers` starts) that ignored `KLAW_WORKERS` and
+/// ran the detected count, or an explicit count (`Builder::workers`, `workers = N`) that the
+/// variable overrode.
+#[test]
+fn a_valid_klaw_workers_sets_the_worker_count_and_an_explicit_count_overrides_it() {
+    let value = wanted_by_the_variable().to_string();
+    for child in [BUILT, TEST_DEFAULT, TEST_EXPLICIT] {
+        in_child_process(child, &[("KLAW_WORKERS", value.as_str())], DEADLINE);
+    }
+}
+
+/// A runtime built with defaults under `KLAW_WORKERS=N` starts N worker threads, its config
+/// saying they came from the variable; `.workers(2)` runs 2 whatever the variable says.
+#[test]
+#[ignore = "run in a child process by a_valid_klaw_workers_sets_the_worker_count_and_an_explicit_count_overrides_it"]
+fn child_builds_runtimes_under_a_valid_klaw_workers() {
+    let wanted = klaw_workers_in_this_child();
+    let rt = Runtime::builder().build().expect("a runtime with defaults");
+    assert_eq!(rt.worker_count(), wanted, "the worker threads it started");
+    assert_eq!((rt.config().workers, rt.config().workers_from), (wanted, WorkersFrom::Env));
+    drop(rt);
+
+    let rt = Runtime::builder().workers(2).build().expect("a runtime with 2 workers");
+    assert_eq!(rt.worker_count(), 2, "the builder's count did not win over KLAW_WORKERS");
+    assert_eq!((rt.config().workers, rt.config().workers_from), (2, WorkersFrom::Builder));
+}
+
+/// The runtime of a `#[klaw::test]` without `workers` (built as `#[klaw::main]`'s is, by the
+/// entry macros' `build_runtime`) runs the count `KLAW_WORKERS` gives.
+#[klaw::test]
+#[ignore = "run in a child process by a_valid_klaw_workers_sets_the_worker_count_and_an_explicit_count_overrides_it"]
+async fn child_a_klaw_test_without_workers_runs_klaw_workers_workers() {
+    let wanted = klaw_workers_in_this_child();
+    let handle = Handle::current().expect("inside the test's runtime");
+    let config = handle.config();
+    assert_eq!((config.workers, config.workers_from), (wanted, WorkersFrom::Env));
+}
+
+/// The runtime of a `#[klaw::test(workers = 2)]` runs 2 workers whatever `KLAW_WORKERS` says.
+#[klaw::test(workers = 2)]
+#[ignore = "run in a child process by a_valid_klaw_workers_sets_the_worker_count_and_an_explicit_count_overrides_it"]
+async fn child_a_klaw_test_with_workers_ignores_klaw_workers() {
+    klaw_workers_in_this_child();
+    let handle = Handle::current().expect("inside the test's runtime");
+    let config = handle.config();
+    assert_eq!((config.workers, config.workers_from), (2, WorkersFrom::Builder));
 }

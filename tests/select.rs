@@ -6,6 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{in_task, secs};
 use klaw::channel::{Receiver, RecvError, SendError, Sender, bounded};
 
 #[klaw::test(workers = 1, timeout = "10s")]
@@ -450,4 +451,77 @@ async fn an_inline_const_block_body_needs_no_comma_as_in_a_match() {
         std::future::pending::<u32>() -> n => n,
     };
     assert_eq!(got, 10);
+}
+
+/// This file's own `after`: ready at once with what it was given. (The `after` keyword's arm
+/// is a timer that binds nothing.)
+async fn after(value: u32) -> u32 {
+    value
+}
+
+mod my_mod {
+    /// Another `after` of the file's own, in a module: ready at once with ten times its value.
+    pub(super) async fn after(value: u32) -> u32 {
+        value * 10
+    }
+}
+
+/// select.md: "To select on a future your own `async fn after(..)` returns, name it by a path
+/// (`self::after(..)`, ...) ... and give it as a future arm." `self::after(7) -> value` beside a
+/// keyword `after(1 h)` arm. Checks: the future arm wins with the file's function's output, 7.
+///
+/// What would break it: the macro reading a path whose last segment is `after` as the keyword
+/// (`select/parse.rs::keyword` looking at the last segment instead of a single-identifier
+/// path): the arm would be a timer, and its `-> value` a compile error ("`after(..)` binds
+/// nothing"), or, were the binding dropped, a timer of `7` that cannot be a `Duration`.
+#[test]
+fn a_future_arm_written_self_after_calls_the_files_own_after() {
+    in_task(|| async {
+        let got = klaw::select! {
+            self::after(7) -> value => value,
+            after(secs(3600)) => 0,
+        };
+        assert_eq!(got, 7);
+    });
+}
+
+/// select.md: "name it by a path (..., `my_mod::after(..)`)". `my_mod::after(4) -> value` beside
+/// a keyword `after(1 h)` arm. Checks: the future arm wins with `my_mod::after`'s output, 40.
+///
+/// What would break it: as above, a path ending in `after` read as the keyword.
+#[test]
+fn a_future_arm_written_my_mod_after_calls_the_modules_after() {
+    in_task(|| async {
+        let got = klaw::select! {
+            my_mod::after(4) -> value => value,
+            after(secs(3600)) => 0,
+        };
+        assert_eq!(got, 40);
+    });
+}
+
+/// select.md: "... or bind it first, and give it as a future arm." `let soon = after(3)` (the
+/// file's function, outside the macro), then `soon -> value` beside a keyword `after(1 h)` arm,
+/// in a `biased` select and a fair one. Checks: the future arm wins both times, with 3.
+///
+/// What would break it: a future given by a plain name not taken as a future arm (a compile
+/// error), or the bound future of the file's `after` losing to the keyword's hour-long timer.
+#[test]
+fn a_bound_future_of_the_files_own_after_is_a_future_arm() {
+    in_task(|| async {
+        let soon = after(3);
+        let got = klaw::select! {
+            biased;
+            soon -> value => value,
+            after(secs(3600)) => 0,
+        };
+        assert_eq!(got, 3);
+
+        let soon = after(5);
+        let got = klaw::select! {
+            after(secs(3600)) => 0,
+            soon -> value => value,
+        };
+        assert_eq!(got, 5);
+    });
 }

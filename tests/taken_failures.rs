@@ -217,3 +217,92 @@ fn a_supervisors_unrelated_typed_error_is_not_listed_before_an_earlier_failure()
         assert_eq!(crashes(error.first()), ["two"], "{error:?}");
     });
 }
+
+/// An `#[error(transparent)]` wrapper of klaw's error: its `source()` is the source of the error
+/// it holds (the child's own error), so klaw's error naming the child is not in its chain.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+struct Hidden(Error);
+
+/// Whether `error`, or a cause of it, is `Crash(who)`.
+fn causes_reach_the_crash(error: &(dyn std::error::Error + 'static), who: &str) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.downcast_ref::<Crash>().is_some_and(|crash| crash.0 == who) {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+/// Checks that `error` lists the failure of the child `one` twice: first the stand-in the scope
+/// keeps for a failure its body took (a `TakenFailure` under the child's name, with its words),
+/// then the body's own error, whose causes reach the child's `Crash`. Gives the body's error.
+fn listed_twice(error: &Error) -> &(dyn std::error::Error + Send + Sync + 'static) {
+    let Error::Scope(group) = error else {
+        panic!("the failure the body took is not listed twice: {error:?}")
+    };
+    let [first, second] = group.errors() else { panic!("{error:?}") };
+    assert!(
+        matches!(first, Error::Task { task: Some(task), error: TaskError::Failed(failure), .. }
+            if task.name() == Some("one")
+                && failure.downcast_ref::<klaw::task::TakenFailure>()
+                    .is_some_and(|taken| taken.message() == "TestException1 crashed")),
+        "the stand-in of the failure the body took is not listed first: {error:?}"
+    );
+    let Error::Body(body) = second else {
+        panic!("the body's error is not listed after the stand-in: {error:?}")
+    };
+    assert!(causes_reach_the_crash(&**body, "TestException1"), "{error:?}");
+    &**body
+}
+
+/// scopes.md: "A box that hides its cause (anyhow's ...) boxed into the default `scope!`'s error
+/// lists it a second time: said twice, never lost." The body takes `one`'s failure in a shield
+/// and passes it on with `?` through an `anyhow::Error`: the box anyhow makes is its own type,
+/// whose `source()` is the source of klaw's error (the `Crash`), so the scope cannot see that it
+/// carries `one`'s failure. Checks: the scope lists the stand-in under `one`'s name first, then
+/// the body's error.
+///
+/// What would break it: the scope counting a body error it cannot see into as carrying every
+/// failure the body took (as it counts an error of the body's own type, `body_names` with
+/// `own_type_names_all`, for a `BoxError` too): the stand-in would be dropped, and the scope's
+/// error would be the body's alone, which no longer names `one`. Or the body's error dropped in
+/// favour of the stand-in.
+#[test]
+fn a_taken_failure_passed_on_in_an_anyhow_error_from_a_default_scope_is_listed_twice() {
+    in_task(|| async {
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(crash("TestException1").name("one"));
+            shield(one).await.map_err(anyhow::Error::from)?;
+            Ok(())
+        });
+        let error = result.unwrap_err();
+        let body = listed_twice(&error);
+        assert!(body.downcast_ref::<Error>().is_none(), "anyhow's box is not klaw's error");
+    });
+}
+
+/// scopes.md: "A box that hides its cause (... an `#[error(transparent)]` wrapper's) boxed into
+/// the default `scope!`'s error lists it a second time: said twice, never lost." The body takes
+/// `one`'s failure in a shield and returns it in `Hidden`, a transparent wrapper, whose
+/// `source()` skips klaw's error and gives the child's `Crash`. Checks: the scope lists the
+/// stand-in under `one`'s name first, then the body's `Hidden`.
+///
+/// What would break it: as for the anyhow case, the scope counting a body error it cannot see
+/// into as carrying the failure (the stand-in dropped: listed once, under no child's name), or
+/// keeping only the stand-in (the body's error lost).
+#[test]
+fn a_taken_failure_returned_in_a_transparent_wrapper_from_a_default_scope_is_listed_twice() {
+    in_task(|| async {
+        let result: Result<(), Error> = klaw::scope!(|s| {
+            let one = s.spawn(crash("TestException1").name("one"));
+            let error = shield(one).await.unwrap_err();
+            Err(Hidden(error).into())
+        });
+        let error = result.unwrap_err();
+        let body = listed_twice(&error);
+        assert!(body.downcast_ref::<Hidden>().is_some(), "{error:?}");
+    });
+}

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::{ms, paused, secs};
+use common::{Flag, ms, paused, secs, wait_for, within};
 use futures_lite::StreamExt;
 use klaw::time::{self, Interval, MissedTickBehavior, advance, now, sleep, sleep_until};
 use klaw::{Error, Handle, Runtime, Task, TaskError};
@@ -1226,4 +1226,73 @@ fn a_task_awaited_by_a_nested_block_on_of_a_paused_runtime_completes_its_sleep()
         })
     });
     assert_eq!(value, Ok(7));
+}
+
+/// time.md: "With no timer pending the clock does not move at all ... A shutdown's grace period
+/// is real time too." A paused runtime's one task waits on a channel whose sender the test holds;
+/// no timer is pending, so the virtual clock stands still. `shutdown(50 ms)` must still end:
+/// after 50 ms of real time the grace has run out, the task is cancelled, and the report says so.
+/// Checks: `grace_expired`, the task counted cancelled, and the shutdown took at least the grace
+/// (a lower bound, which the shutdown's own wait guarantees).
+///
+/// What would break it: a grace measured on the runtime's virtual clock, which no timer moves
+/// (the shutdown then hangs, and `within` fails the test), or one the clock jumps to at once
+/// because every task waits (then it returns before the grace has passed in real time).
+#[test]
+fn a_paused_runtimes_grace_runs_out_in_real_time_while_a_task_waits_on_a_channel() {
+    let report = within(secs(20), || {
+        let rt = paused();
+        let (tx, rx) = klaw::channel::bounded::<u32>(1);
+        let started = Flag::default();
+        let running = started.clone();
+        let task = rt.spawn(async move {
+            running.set();
+            rx.recv().await.ok()
+        });
+        wait_for("the task runs", || started.is_set());
+        let report = rt.shutdown(ms(50));
+        // Held until the shutdown returned: the channel stays open, so nothing but the
+        // shutdown's cancel ends the task.
+        drop(tx);
+        drop(task);
+        report
+    });
+    assert!(report.grace_expired, "the grace did not run out: {report:?}");
+    assert_eq!(
+        (report.succeeded, report.cancelled, report.abandoned),
+        (0, 1, 0),
+        "the waiting task was not cancelled at the end of the grace: {report:?}"
+    );
+}
+
+/// time.md: "A shutdown's grace period is real time too." The other side: a paused runtime's
+/// task waits on a channel (no timer pending), and a plain thread sends it a value 20 ms of real
+/// time after the shutdown began, well inside a 20 s grace. Checks: the task ends on its own
+/// within the grace, and is not cancelled: `grace_expired` is false, the task counted succeeded.
+///
+/// What would break it: a grace measured on the virtual clock that jumps to its end as soon as
+/// every task waits (what `Runtime::shutdown_now`'s comment warns of): the task would be
+/// cancelled before the value came, though it was on time in real time.
+#[test]
+fn a_task_released_by_a_thread_inside_a_paused_runtimes_grace_is_not_cancelled() {
+    let report = within(secs(60), || {
+        let rt = paused();
+        let (tx, rx) = klaw::channel::bounded::<u32>(1);
+        let task = rt.spawn(async move { rx.recv().await.ok() });
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(ms(20));
+            // Fails only if the task is gone already (cancelled), which the report then shows.
+            let _ = tx.try_send(7);
+        });
+        let report = rt.shutdown(secs(20));
+        releaser.join().expect("the releasing thread ran");
+        drop(task);
+        report
+    });
+    assert!(!report.grace_expired, "the grace ran out before the task ended: {report:?}");
+    assert_eq!(
+        (report.succeeded, report.cancelled, report.abandoned),
+        (1, 0, 0),
+        "the task released inside the grace was cancelled: {report:?}"
+    );
 }
