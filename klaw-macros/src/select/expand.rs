@@ -194,6 +194,19 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
     };
     let default_outcome =
         default.map(|_| quote!(__KlawSelected::Default => __KlawSelected::Default,));
+    // Only with a send arm: a select without one hands its winner to the bodies as it is, so a
+    // large output is not moved once more on the way (a small stack holds one copy less).
+    let has_send = waiting.iter().any(|arm| matches!(arm.kind, ArmKind::Send { .. }));
+    let outcome = has_send.then(|| {
+        quote! {
+            #[allow(unreachable_code, unreachable_patterns)]
+            // A temporary, dropped at the end of this `let` with the permits' borrows.
+            let __klaw_selected = match { __klaw_selected } {
+                #(#outcomes)*
+                #default_outcome
+            };
+        }
+    });
     let start = if select.biased { quote!(0usize) } else { quote!(#private::random_start(#count)) };
     // One arm has no order to rotate (and `x % 1` would trip clippy in the user's crate).
     let poll_all = if count == 1 {
@@ -238,7 +251,7 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
         #(#borrowed_senders)*
         // The arms' futures are the block's locals: all dropped before the winner's body runs.
         #[allow(unreachable_code, unreachable_patterns)]
-        let __klaw_outcome = match {
+        let __klaw_selected = {
             #(#make)*
             #start
             ::core::future::poll_fn(|__klaw_cx| {
@@ -254,12 +267,10 @@ pub(crate) fn expand(select: ParsedSelect, private: &TokenStream) -> TokenStream
                 #default_ready
             })
             .await
-        } {
-            #(#outcomes)*
-            #default_outcome
         };
+        #outcome
         // The winner is matched as a temporary, so its pattern may bind `ref mut`.
-        match __klaw_outcome {
+        match __klaw_selected {
             #(#bodies)*
             #default_body
         }
