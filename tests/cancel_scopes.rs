@@ -320,3 +320,127 @@ fn in_block_on_a_cpu_bound_loop_sees_the_regions_deadline_pass() {
         assert_eq!(outcome, None, "the region gave its value after its deadline had passed");
     });
 }
+
+/// The same with the deadline of a region around the scope (then of a scope around it): the
+/// first child to ask cancels the region; the second, polled after it in the same round, sees
+/// it too. What would break these: the walk past a region that stops already taking it for one
+/// that runs.
+#[test]
+fn every_cpu_bound_local_child_sees_the_deadline_of_the_region_around_its_scope_pass() {
+    in_task(|| async {
+        let (first, second) = (Flag::default(), Flag::default());
+        let (seen_first, seen_second) = (first.clone(), second.clone());
+        let outcome = klaw::cancel::move_on_after(ms(20), async move {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                s.spawn_local(async move {
+                    if compute_until_cancelled(secs(2)) {
+                        seen_first.set();
+                    }
+                });
+                s.spawn_local(async move {
+                    if compute_until_cancelled(secs(2)) {
+                        seen_second.set();
+                    }
+                });
+                Ok(())
+            });
+        })
+        .await;
+        assert!(
+            first.is_set() && second.is_set(),
+            "is_cancelled() stayed false in a local child after the deadline of the region \
+             around its scope had passed (first: {}, second: {}); region outcome: {outcome:?}",
+            first.is_set(),
+            second.is_set()
+        );
+        assert_eq!(outcome, None);
+    });
+}
+
+#[test]
+fn every_cpu_bound_local_child_sees_the_deadline_of_an_enclosing_scope_pass() {
+    in_task(|| async {
+        let (first, second) = (Flag::default(), Flag::default());
+        let (seen_first, seen_second) = (first.clone(), second.clone());
+        let result: Result<(), Error> = klaw::scope!(timeout = "20ms", |_outer| {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                s.spawn_local(async move {
+                    if compute_until_cancelled(secs(2)) {
+                        seen_first.set();
+                    }
+                });
+                s.spawn_local(async move {
+                    if compute_until_cancelled(secs(2)) {
+                        seen_second.set();
+                    }
+                });
+                Ok(())
+            });
+            Ok(())
+        });
+        assert!(
+            first.is_set() && second.is_set(),
+            "is_cancelled() stayed false in a local child after the deadline of the scope \
+             enclosing its scope had passed (first: {}, second: {}): {result:?}",
+            first.is_set(),
+            second.is_set()
+        );
+        assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
+    });
+}
+
+/// A cancel that is no deadline reaches a CPU-bound local child that asks too: a region around
+/// its scope cancelled by its token from another thread, then the task that polls the scope
+/// cancelled through its handle. The scope cannot poll again while the child computes, so what
+/// would break these is `is_cancelled()` looking only at the child's own task.
+#[test]
+fn a_cpu_bound_local_child_sees_a_token_cancel_of_the_region_around_its_scope() {
+    in_task(|| async {
+        let saw = Flag::default();
+        let seen = saw.clone();
+        let region = Region::new();
+        let token = region.token();
+        std::thread::spawn(move || {
+            std::thread::sleep(ms(20));
+            token.cancel("stop");
+        });
+        let _ = region
+            .run(async move {
+                let _: Result<(), Error> = klaw::scope!(|s| {
+                    s.spawn_local(async move {
+                        if compute_until_cancelled(secs(3)) {
+                            seen.set();
+                        }
+                    });
+                    Ok(())
+                });
+            })
+            .await;
+        assert!(saw.is_set(), "is_cancelled() stayed false after the region's token was cancelled");
+    });
+}
+
+#[test]
+fn a_cpu_bound_local_child_sees_a_cancel_of_the_task_that_polls_its_scope() {
+    in_task(|| async {
+        let saw = Flag::default();
+        let seen = saw.clone();
+        let handle = klaw::Handle::current().unwrap().spawn(async move {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                s.spawn_local(async move {
+                    if compute_until_cancelled(secs(3)) {
+                        seen.set();
+                    }
+                });
+                Ok(())
+            });
+        });
+        let task = handle.task_ref();
+        std::thread::spawn(move || {
+            std::thread::sleep(ms(20));
+            task.cancel("stop");
+        });
+        let _ = handle.await;
+        assert!(saw.is_set(), "is_cancelled() stayed false after the task was cancelled");
+    });
+}

@@ -195,9 +195,16 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         let mut task_deadline = if task_drops_it() { current::task_deadline() } else { None };
         let passed_by =
             |task_deadline: Option<Instant>| task_deadline.is_some_and(|at| at <= deadline);
+        // A task walked past (not the current one) that is cancelled, with no shield between:
+        // it drops the scopes it polls, and so the local children walked past.
+        let cancelled =
+            |task: &Option<HeaderRef>| task.as_ref().is_some_and(|t| t.header().is_cancelled());
         for frame in frames.borrow().iter().rev() {
             if frame.task != tag {
                 let FrameKind::LocalChildren(mark) = &frame.kind else { break };
+                if cancelled(&task) {
+                    stop_inner(&mut inner);
+                }
                 let timed_out = passed_by(task_deadline);
                 if timed_out {
                     stop_inner(&mut inner);
@@ -226,13 +233,20 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
                 continue;
             }
             match &frame.kind {
-                FrameKind::Region(state) if !state.stopping() && state.deadline_by(deadline) => {
+                // Stopping already (its deadline found by a sibling child, its token cancelled):
+                // the local children walked past stop too, as the scope polling them would
+                // cancel them at its next poll.
+                FrameKind::Region(state) if state.stopping() => stop_inner(&mut inner),
+                FrameKind::Region(state) if state.deadline_by(deadline) => {
                     passed.push(state.clone());
                     stop_inner(&mut inner);
                 }
                 FrameKind::Region(_) | FrameKind::LocalChildren(_) => {}
                 FrameKind::Shield | FrameKind::Blocking => return,
             }
+        }
+        if cancelled(&task) {
+            stop_inner(&mut inner);
         }
         // The task's own timeout is the outermost of all.
         if passed_by(task_deadline) {
