@@ -1296,3 +1296,39 @@ fn a_task_released_by_a_thread_inside_a_paused_runtimes_grace_is_not_cancelled()
         "the task released inside the grace was cancelled: {report:?}"
     );
 }
+
+/// But a `block_on` of another paused runtime inside the poll does not move the poller's clock:
+/// the outer future holds its own clock while it is polled, as before. What would break it: the
+/// nested `block_on` suspending the outer one's hold whatever its clock.
+#[test]
+fn a_block_on_of_another_paused_runtime_inside_a_poll_does_not_move_the_pollers_clock() {
+    let (moved, fired) = within(secs(30), || {
+        let outer = paused();
+        let other = paused();
+        outer.block_on(async {
+            let started = Arc::new(AtomicBool::new(false));
+            let fired = Arc::new(AtomicBool::new(false));
+            let (task_started, task_fired) = (started.clone(), fired.clone());
+            let _sleeper = klaw::Handle::current().unwrap().spawn(async move {
+                task_started.store(true, Ordering::SeqCst);
+                klaw::time::sleep(Duration::from_secs(3600)).await;
+                task_fired.store(true, Ordering::SeqCst);
+            });
+            // The worker runs the task while this poll holds the clock (it cannot jump).
+            while !started.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            let start = klaw::time::now();
+            // Still inside this future's poll: synchronous work on another runtime's clock.
+            other.block_on(async { std::thread::sleep(Duration::from_millis(300)) });
+            (klaw::time::now() - start, fired.load(Ordering::SeqCst))
+        })
+    });
+    assert_eq!(
+        moved,
+        Duration::ZERO,
+        "runtime A's paused clock moved while A's block_on future was being polled (it was \
+         blocked in another paused runtime's block_on, which never waited on A's clock)"
+    );
+    assert!(!fired, "a timer of runtime A fired in the middle of a poll of A's block_on future");
+}

@@ -62,10 +62,9 @@ thread_local! {
 
 /// `Runtime::block_on` under a paused clock: the future holds the clock from the moment it is
 /// woken until its poll returns `Pending` without having been woken again. A `block_on` inside
-/// the poll of another suspends that one's hold while it runs: the outer future is not running
-/// then, it waits for the inner one, which may wait for the clock.
+/// the poll of another of the same clock suspends that one's hold while it runs: the outer
+/// future is not running then, it waits for the inner one, which may wait for the clock.
 pub(crate) fn block_on<F: Future>(clock: &Arc<VirtualClock>, future: F) -> F::Output {
-    let _outer = POLLED.with(|polled| polled.borrow().last().cloned()).map(Suspended::new);
     let main = Arc::new(Main {
         state: Mutex::new(MainState {
             hold: Some(clock.hold()),
@@ -78,6 +77,11 @@ pub(crate) fn block_on<F: Future>(clock: &Arc<VirtualClock>, future: F) -> F::Ou
     });
     // Released however this ends, a panic included; a late wake no longer holds.
     let _release = Release(main.clone());
+    // After this one's hold is taken, and dropped before it is released: the clock is held
+    // throughout. Only an outer `block_on` of the same clock: another runtime's clock is not
+    // this one's to move.
+    let outer = POLLED.with(|polled| polled.borrow().last().cloned());
+    let _outer = outer.filter(|outer| Arc::ptr_eq(&outer.clock, clock)).map(Suspended::new);
     let mut future = pin!(future);
     let mut waker = None;
     async_io::block_on(std::future::poll_fn(|cx| {
