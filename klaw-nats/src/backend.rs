@@ -123,12 +123,15 @@ impl Inner {
     /// not say so within `wait`.
     async fn job_left_the_queue(&self, sequence: u64, wait: Duration) -> bool {
         let read = tokio::time::timeout(wait, self.queue.jobs.get_raw_message(sequence)).await;
+        // Gone from the queue, or the queue itself gone (an operator deleted the stream): no
+        // worker will take the job now.
         read.is_ok_and(|read| {
-            read.is_err_and(|error| {
-                matches!(
-                    error.kind(),
-                    async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                )
+            read.is_err_and(|error| match error.kind() {
+                async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => true,
+                async_nats::jetstream::stream::LastRawMessageErrorKind::JetStream(error) => {
+                    error.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+                }
+                _ => false,
             })
         })
     }

@@ -50,7 +50,7 @@ impl JobTaker {
     /// fails (the server refused a fetch) or is dropped, which drops the jobs it prepares.
     pub(super) async fn take_jobs(
         self,
-        consumer: PullConsumer,
+        mut consumer: PullConsumer,
         ready: Sender<ReadyJob>,
     ) -> Result<(), klaw_rt::error::Error> {
         let concurrency = self.concurrency;
@@ -69,9 +69,12 @@ impl JobTaker {
                 .await
                 .map_err(|error| klaw_rt::error::Error::other(error.to_string()))?;
             let mut batch = std::pin::pin!(batch);
-            let mut taken = 0;
+            let (mut taken, mut failed) = (0, false);
             while let Some(message) = batch.next().await {
-                let Ok(message) = message else { break };
+                let Ok(message) = message else {
+                    failed = true;
+                    break;
+                };
                 taken += 1;
                 let slot = Slot(slot_rx.clone());
                 preparing.spawn(prepare(taker.clone(), message, slot, ready.clone()));
@@ -81,6 +84,15 @@ impl JobTaker {
                 let _ = slot_rx.try_recv();
             }
             while preparing.try_join_next().is_some() {}
+            if failed {
+                // The pull failed: the consumer may be gone (an operator deleted it), and every
+                // pull to it would fail for ever, leaving every job queued. Found or made again
+                // (the same name and config); if the server does not answer, the next pull says.
+                let config = &taker.connection.config;
+                if let Ok(found) = taker.queue.workers_consumer(config).await {
+                    consumer = found;
+                }
+            }
         }
     }
 }

@@ -316,9 +316,17 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
                 Err(error) => Some(error.to_string()),
             };
             // The server is away or recovering (a restart, a reconnect): a receiver waits for
-            // it, as it waits for a message, without spinning.
+            // it, as it waits for a message, without spinning. Or the consumer is gone (an
+            // operator deleted it), and every pull would fail for ever with the values kept in
+            // the stream: it is made again (the same durable name and config), which the pulls
+            // of every receiver reach by its name.
             if let (true, Some(error)) = (pulled.is_empty(), failed) {
                 tracing::debug!(channel = %shared.name, %error, "pull failed; waiting");
+                let config = shared.consumer.cached_info().config.clone();
+                let name = config.durable_name.clone().unwrap_or_else(|| shared.name.clone());
+                if let Err(error) = shared.stream.get_or_create_consumer(&name, config).await {
+                    tracing::debug!(channel = %shared.name, %error, "consumer not found or made");
+                }
                 tokio::time::sleep(PULL_RETRY).await;
             }
         }
