@@ -948,3 +948,37 @@ fn in_block_on_a_child_spawned_after_the_scope_heard_an_enclosing_cancel_never_r
         );
     });
 }
+
+/// `Scope::is_cancelled`'s exception: a scope run by a foreign executor's `block_on` inside a
+/// cancelled blocking task's closure, which nothing can drop, runs on as if its task had not
+/// been cancelled; so does its local child that asks `is_cancelled()`. What would break it: the
+/// walk of what encloses the child taking the cancelled blocking task for one that drops what it
+/// polls.
+#[test]
+fn a_local_child_asking_is_cancelled_under_a_foreign_block_on_in_a_cancelled_blocking_task_runs_on()
+{
+    let step = within(Duration::from_secs(20), || {
+        let rt = runtime(2);
+        let (_, step) = last_step_of_a_cancelled_blocking_child(&rt, || {
+            let scoped: Result<i32, klaw::Error> = futures_lite::future::block_on(async {
+                klaw::scope!(|s| {
+                    let child = s.spawn_local(async {
+                        // A CPU-bound child looking between its steps; whatever it sees, it
+                        // finishes its work.
+                        let _ = klaw::cancel::is_cancelled();
+                        7
+                    });
+                    Ok(child.await?)
+                })
+            });
+            scoped.map_err(|error| error.to_string())
+        });
+        step
+    });
+    assert_eq!(
+        step,
+        Some(Ok(7)),
+        "a scope under a foreign block_on in a cancelled blocking task must run on as if the task \
+         had not been cancelled; its local child was cancelled for asking is_cancelled()"
+    );
+}

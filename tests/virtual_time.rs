@@ -1332,3 +1332,23 @@ fn a_block_on_of_another_paused_runtime_inside_a_poll_does_not_move_the_pollers_
     );
     assert!(!fired, "a timer of runtime A fired in the middle of a poll of A's block_on future");
 }
+
+/// A `block_on` nested in one of the same clock with another runtime's `block_on` between them
+/// suspends the outer one of its clock too. What would break it: looking only at the innermost
+/// `block_on` polled on the thread.
+#[test]
+fn a_paused_block_on_nested_through_another_paused_runtimes_block_on_still_moves_its_clock() {
+    let elapsed = within(secs(20), || {
+        let a = paused();
+        let b = paused();
+        a.block_on(async {
+            let start = klaw::time::now();
+            b.block_on(async {
+                // Made inside A's block_on, so it sleeps on A's clock.
+                a.block_on(async { klaw::time::sleep(Duration::from_secs(3600)).await });
+            });
+            klaw::time::now() - start
+        })
+    });
+    assert_eq!(elapsed, Duration::from_secs(3600));
+}

@@ -52,6 +52,8 @@ pub(crate) struct LocalChildrenMark {
     pub(crate) task: Option<HeaderRef>,
     pub(crate) scope: Arc<RegionState>,
     pub(crate) task_deadline: Option<Instant>,
+    /// Whether that task is polled (see `task_drops_it`): a cancelled one drops the scope then.
+    pub(crate) task_drops: bool,
 }
 
 struct Frame {
@@ -197,12 +199,14 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
             |task_deadline: Option<Instant>| task_deadline.is_some_and(|at| at <= deadline);
         // A task walked past (not the current one) that is cancelled, with no shield between:
         // it drops the scopes it polls, and so the local children walked past.
-        let cancelled =
-            |task: &Option<HeaderRef>| task.as_ref().is_some_and(|t| t.header().is_cancelled());
+        let mut task_drops = false;
+        let cancelled = |task: &Option<HeaderRef>, drops: bool| {
+            drops && task.as_ref().is_some_and(|t| t.header().is_cancelled())
+        };
         for frame in frames.borrow().iter().rev() {
             if frame.task != tag {
                 let FrameKind::LocalChildren(mark) = &frame.kind else { break };
-                if cancelled(&task) {
+                if cancelled(&task, task_drops) {
                     stop_inner(&mut inner);
                 }
                 let timed_out = passed_by(task_deadline);
@@ -229,7 +233,8 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
                     stop_inner(&mut inner);
                 }
                 // The task polling the scope is being polled: it drops what it polls.
-                (tag, task, task_deadline) = (frame.task, mark.task.clone(), mark.task_deadline);
+                (tag, task, task_deadline, task_drops) =
+                    (frame.task, mark.task.clone(), mark.task_deadline, mark.task_drops);
                 continue;
             }
             match &frame.kind {
@@ -245,7 +250,7 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
                 FrameKind::Shield | FrameKind::Blocking => return,
             }
         }
-        if cancelled(&task) {
+        if cancelled(&task, task_drops) {
             stop_inner(&mut inner);
         }
         // The task's own timeout is the outermost of all.

@@ -80,8 +80,11 @@ pub(crate) fn block_on<F: Future>(clock: &Arc<VirtualClock>, future: F) -> F::Ou
     // After this one's hold is taken, and dropped before it is released: the clock is held
     // throughout. Only an outer `block_on` of the same clock: another runtime's clock is not
     // this one's to move.
-    let outer = POLLED.with(|polled| polled.borrow().last().cloned());
-    let _outer = outer.filter(|outer| Arc::ptr_eq(&outer.clock, clock)).map(Suspended::new);
+    // The innermost of the same clock, though another runtime's `block_on` may sit between.
+    let outer = POLLED.with(|polled| {
+        polled.borrow().iter().rev().find(|outer| Arc::ptr_eq(&outer.clock, clock)).cloned()
+    });
+    let _outer = outer.map(Suspended::new);
     let mut future = pin!(future);
     let mut waker = None;
     async_io::block_on(std::future::poll_fn(|cx| {

@@ -403,6 +403,7 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
             task: current::current_ref(),
             scope: self.scope.shared.region.clone(),
             task_deadline: current::task_deadline(),
+            task_drops: current::task_is_polled(),
         };
         let locals = &mut self.locals;
         frames::within(FrameKind::LocalChildren(mark), || {
