@@ -35,6 +35,9 @@ use crate::connection::{Connection, JobQueue};
 use crate::dead;
 use crate::protocol::JobEnvelope;
 
+/// How long a worker waits after a pull of jobs failed before it pulls again.
+const AFTER_A_FAILED_PULL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What every step of a job needs from its worker.
 pub(super) struct JobTaker {
     pub(super) connection: Connection,
@@ -88,6 +91,9 @@ impl JobTaker {
                 // The pull failed: the consumer may be gone (an operator deleted it), and every
                 // pull to it would fail for ever, leaving every job queued. Found or made again
                 // (the same name and config); if the server does not answer, the next pull says.
+                // A pull that fails at once (the server recovering) is not repeated at once.
+                tracing::debug!("a pull of jobs failed; looking for the workers' consumer");
+                tokio::time::sleep(AFTER_A_FAILED_PULL).await;
                 let config = &taker.connection.config;
                 if let Ok(found) = taker.queue.workers_consumer(config).await {
                     consumer = found;
