@@ -38,7 +38,15 @@ where
                 Poll::Pending => {}
             }
         }
-        Pin::new(&mut child).poll(cx).map(Err)
+        let ended = std::task::ready!(Pin::new(&mut child).poll(cx));
+        // The child may have called `ready` after the look above, and ended since: what it
+        // reported before it ended wins.
+        if !dropped {
+            if let Ok(value) = readiness.try_recv() {
+                return Poll::Ready(Ok(value));
+            }
+        }
+        Poll::Ready(Err(ended))
     })
     .await;
     match ended {
