@@ -273,7 +273,23 @@ impl ScopeShared {
     ) -> ChildLink<E> {
         self.mark(child.header());
         self.background.add();
-        self.registry.lock().background.push(child.clone());
+        let ended = {
+            let mut registry = self.registry.lock();
+            // Kept only to be stopped: the ended ones go once the list outgrows twice the live
+            // ones (amortised O(1) per child), or a long-lived scope kept every one it spawned.
+            let ended = if registry.background.len() >= 2 * self.background.count() + FIRST_SWEEP {
+                let (ended, live) = std::mem::take(&mut registry.background)
+                    .into_iter()
+                    .partition(|child: &ChildRef| child.header().is_done());
+                registry.background = live;
+                ended
+            } else {
+                Vec::new()
+            };
+            registry.background.push(child.clone());
+            ended
+        };
+        drop(ended); // outside the lock: these may be the last references to their cores
         let key = self.list(child, self.heard_cancel()) | BACKGROUND;
         ChildLink { scope: self.clone(), key, error: PhantomData }
     }
