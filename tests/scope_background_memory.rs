@@ -4,31 +4,12 @@
 //! scope keeps of its background children, to stop them when the rest is done, emptied only
 //! then. Its own binary: the heap is counted by a global allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::SeqCst};
+#[path = "common/counting_allocator.rs"]
+mod counting_allocator;
 
-struct CountingAllocator;
+use std::sync::atomic::Ordering::SeqCst;
 
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the `GlobalAlloc`
-// contract; the counter only observes sizes.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as isize, SeqCst);
-        // SAFETY: forwarded with the caller's layout, as the caller's contract requires.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, SeqCst);
-        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+use counting_allocator::LIVE_BYTES;
 
 /// Children spawned, one after the other, each ended before the next.
 const CHILDREN: usize = 30_000;

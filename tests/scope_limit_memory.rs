@@ -3,33 +3,12 @@
 //! more than 4 ever run at once. Heap bytes are counted by a global allocator, so this test
 //! lives in its own binary.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::SeqCst};
+#[path = "common/counting_allocator.rs"]
+mod counting_allocator;
 
-struct CountingAllocator;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-static PEAK_BYTES: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the `GlobalAlloc`
-// contract; the counters only observe sizes.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE_BYTES.fetch_add(layout.size() as isize, SeqCst) + layout.size() as isize;
-        PEAK_BYTES.fetch_max(live, SeqCst);
-        // SAFETY: forwarded with the caller's layout, as the caller's contract requires.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as isize, SeqCst);
-        // SAFETY: `ptr` was allocated by `System` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+use counting_allocator::{LIVE_BYTES, PEAK_BYTES};
 
 const CHILDREN: usize = 1_000_000;
 const LIMIT: usize = 4;

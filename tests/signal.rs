@@ -2,17 +2,13 @@
 //! its own binary, and runs its cases one after the other.
 #![cfg(unix)]
 
+#[path = "common/sigint.rs"]
+mod sigint;
+
 use std::time::Duration;
 
 use klaw::CancelReason;
-
-fn interrupt_this_process() {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &std::process::id().to_string()])
-        .status()
-        .expect("kill(1) runs");
-    assert!(status.success());
-}
+use sigint::interrupt_this_process;
 
 #[klaw::test(workers = 2, timeout = "10s")]
 async fn ctrl_c_completes_on_sigint_and_can_cancel_the_work_with_a_typed_reason() {

@@ -4,16 +4,12 @@
 //! with its cases in one test, one after the other (as `tests/signal.rs` does).
 #![cfg(unix)]
 
+#[path = "common/sigint.rs"]
+mod sigint;
+
+use sigint::interrupt_this_process;
 use std::future::pending;
 use std::time::Duration;
-
-fn interrupt_this_process() {
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &std::process::id().to_string()])
-        .status()
-        .expect("kill(1) runs");
-    assert!(status.success());
-}
 
 /// runtime.md: "`klaw::signal::ctrl_c()` is a future that completes at the next Ctrl-C (usable
 /// in a `select!`)". A `biased` `select!` polls its `ctrl_c()` arm first (which installs the
