@@ -206,29 +206,26 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         for frame in frames.borrow().iter().rev() {
             if frame.task != tag {
                 let FrameKind::LocalChildren(mark) = &frame.kind else { break };
-                if cancelled(&task, task_drops) {
-                    stop_inner(&mut inner);
-                }
                 let timed_out = passed_by(task_deadline);
-                if timed_out {
+                if timed_out || cancelled(&task, task_drops) {
                     stop_inner(&mut inner);
                 }
                 let ending = if timed_out { Ending::TimedOut } else { Ending::Runs };
                 inner.push((task.take(), ending));
-                if mark.scope.stopping() {
-                    // The scope stops already (a sibling found its deadline passed, say) and
-                    // cancels its children at its next poll: this one must not run on
-                    // meanwhile, as it would not once cancelled.
-                    let reason =
-                        mark.scope.own_reason().cloned().unwrap_or(CancelReason::ParentCancelled);
-                    if let Some((_, ending)) = inner.last_mut() {
-                        *ending = Ending::Cancelled(reason);
-                    }
-                    stop_inner(&mut inner);
+                // The scope stops already (a sibling found its deadline passed, say) and cancels
+                // its children at its next poll, or its deadline passed now: the child walked
+                // past is cancelled as the scope cancels it, and must not run on meanwhile.
+                let caught = if mark.scope.stopping() {
+                    Some(mark.scope.own_reason().cloned().unwrap_or(CancelReason::ParentCancelled))
                 } else if mark.scope.deadline_by(deadline) {
                     passed.push(mark.scope.clone());
+                    Some(CancelReason::Deadline)
+                } else {
+                    None
+                };
+                if let Some(reason) = caught {
                     if let Some((_, ending)) = inner.last_mut() {
-                        *ending = Ending::Cancelled(CancelReason::Deadline); // as the scope cancels
+                        *ending = Ending::Cancelled(reason);
                     }
                     stop_inner(&mut inner);
                 }

@@ -322,9 +322,9 @@ async fn pull(shared: &Shared, wait: bool) -> Vec<Message> {
             // of every receiver reach by its name.
             if let (true, Some(error)) = (pulled.is_empty(), failed) {
                 tracing::debug!(channel = %shared.name, %error, "pull failed; waiting");
-                let config = shared.consumer.cached_info().config.clone();
-                let name = config.durable_name.clone().unwrap_or_else(|| shared.name.clone());
-                if let Err(error) = shared.stream.get_or_create_consumer(&name, config).await {
+                let info = shared.consumer.cached_info();
+                let (name, config) = (&info.name, info.config.clone());
+                if let Err(error) = shared.stream.get_or_create_consumer(name, config).await {
                     tracing::debug!(channel = %shared.name, %error, "consumer not found or made");
                 }
                 tokio::time::sleep(PULL_RETRY).await;
