@@ -525,3 +525,20 @@ fn a_bound_future_of_the_files_own_after_is_a_future_arm() {
         assert_eq!(got, 5);
     });
 }
+
+fn seven() -> u8 {
+    7
+}
+
+/// A future arm's head may hold a `->` of its own, inside a turbofish's angle brackets: only a
+/// `->` at the head's top level (outside `<...>`) leads to the pattern. Checks: the arm with
+/// `ready::<fn() -> u8>(seven)` compiles and binds the function, which returns 7.
+///
+/// What would break it: a head cut at its first `->` (`ready::<fn()`), which does not parse.
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn a_future_arms_head_may_hold_an_arrow_inside_a_turbofish() {
+    let got = klaw::select! {
+        std::future::ready::<fn() -> u8>(seven) -> f => f(),
+    };
+    assert_eq!(got, 7);
+}

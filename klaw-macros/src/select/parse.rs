@@ -131,10 +131,28 @@ fn no_binding(input: ParseStream<'_>, head: &Expr, what: &str) -> syn::Result<()
 impl Parse for Arm {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         // The head ends at a top-level `->` or `=>`. Collect it first: syn's expression parser
-        // would read the `-` of `->` as a subtraction.
+        // would read the `-` of `->` as a subtraction. A `->` inside a turbofish's angle brackets
+        // (`ready::<fn() -> u8>(f)`) is the head's own, not the arrow to the pattern.
         let mut tokens = proc_macro2::TokenStream::new();
-        while !input.is_empty() && !input.peek(Token![->]) && !input.peek(Token![=>]) {
-            tokens.extend([input.parse::<proc_macro2::TokenTree>()?]);
+        let mut angles = 0usize;
+        while !input.is_empty() && !input.peek(Token![=>]) {
+            if input.peek(Token![->]) {
+                if angles == 0 || syn::parse2::<Expr>(tokens.clone()).is_ok() {
+                    break;
+                }
+                let arrow: Token![->] = input.parse()?;
+                quote::ToTokens::to_tokens(&arrow, &mut tokens);
+                continue;
+            }
+            let token = input.parse::<proc_macro2::TokenTree>()?;
+            if let proc_macro2::TokenTree::Punct(punct) = &token {
+                match punct.as_char() {
+                    '<' => angles += 1,
+                    '>' => angles = angles.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            tokens.extend([token]);
         }
         if tokens.is_empty() {
             return Err(input.error(format!("expected a select! arm; valid arms: {ARMS}")));
