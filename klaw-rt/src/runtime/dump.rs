@@ -18,7 +18,9 @@ use crate::task::{CancelReason, ExitReason, TaskId};
 
 /// An open scope as a dump shows it.
 pub(crate) trait ScopeView: Send + Sync {
-    fn snapshot(&self) -> ScopeSnapshot;
+    /// What the scope is doing now; `None` once it is gone (dropped before it returned, and
+    /// every child it started has ended).
+    fn snapshot(&self) -> Option<ScopeSnapshot>;
 }
 
 /// What a scope is doing now.
@@ -31,6 +33,9 @@ pub(crate) struct ScopeSnapshot {
     /// Children waiting for a slot of the limit (not tasks yet), and the limit.
     pub(crate) waiting: Option<(usize, usize)>,
     pub(crate) cancelled: Option<CancelReason>,
+    /// Dropped before it returned (what enclosed it was cancelled): shown while its children
+    /// end, under the task that dropped it.
+    pub(crate) dropped: bool,
 }
 
 /// One child of a scope, as a dump shows it.
@@ -227,6 +232,9 @@ impl Builder {
             None => "scope".to_owned(),
         };
         let _ = write!(line, ", open {}", since(self.now, scope.opened));
+        if scope.dropped {
+            line.push_str(", dropped before it returned");
+        }
         let live = scope.children.iter().filter(|c| !c.ended).count();
         let _ = write!(line, ", {live} children not ended");
         if let Some((waiting, limit)) = scope.waiting {

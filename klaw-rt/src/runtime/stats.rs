@@ -168,7 +168,7 @@ impl Stats {
         }
         let scopes: Vec<_> = self.scopes.0.lock().iter().map(|(_, s)| s.clone()).collect();
         // Snapshots outside the list's lock: each takes its own scope's lock.
-        let scopes = scopes.iter().filter_map(Weak::upgrade).map(|s| s.snapshot()).collect();
+        let scopes = scopes.iter().filter_map(|s| s.upgrade()?.snapshot()).collect();
         RuntimeDump::new(self.live(), waiting, scopes)
     }
 

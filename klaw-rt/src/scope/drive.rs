@@ -579,6 +579,7 @@ impl<T, E: Into<BoxError> + 'static> Drop for Drive<'_, '_, T, E> {
         // runs to the enclosing frame, which ends only after it has (or, outside any klaw task,
         // wait for it right here).
         let shared = &self.scope.shared;
+        shared.mark_dropped();
         shared.cancel_all(CancelReason::ParentCancelled, None);
         // A scope that is dropped has no result to return its failures in: they go to the frame
         // it is dropped in (a scope reports them in its result, a task to its scope), now and

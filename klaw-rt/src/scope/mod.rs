@@ -42,7 +42,7 @@ use crate::runtime::ScopeView;
 use crate::runtime::limit::Limit;
 use crate::runtime::spawn;
 use crate::runtime::stats::Stats;
-use crate::scope::registry::{ScopeInfo, ScopeShared, child_ref};
+use crate::scope::registry::{OpenScope, ScopeInfo, ScopeShared, child_ref};
 use crate::sync::Mutex;
 use crate::task::error::BoxError;
 use crate::task::spec::{ErrOf, OkOf, is_large};
@@ -217,8 +217,6 @@ pub struct Scope<'env> {
     stats: Option<Arc<Stats>>,
     locals: Mutex<Vec<LocalChild<'env>>>,
     name: Option<Cow<'static, str>>,
-    /// Listed among its runtime's open scopes while it lives, for a runtime dump.
-    _open: Option<OpenScope>,
     // Invariant in 'env, like std::thread::Scope.
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -235,13 +233,13 @@ impl<'env> Scope<'env> {
             let view: Weak<dyn ScopeView> = Arc::downgrade(&shared) as Weak<ScopeShared>;
             OpenScope { key: stats.scope_opened(view), stats: stats.clone() }
         });
+        shared.keep_view(open);
         Scope {
             shared,
             stats,
             runtime,
             locals: Mutex::new(Vec::new()),
             name: options.name.clone(),
-            _open: open,
             env: PhantomData,
         }
     }
@@ -569,15 +567,11 @@ impl<'env> Scope<'env> {
     }
 }
 
-/// A scope's place in its runtime's list of open scopes; leaving it closes the entry.
-struct OpenScope {
-    stats: Arc<Stats>,
-    key: usize,
-}
-
-impl Drop for OpenScope {
+impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        self.stats.scope_closed(self.key);
+        // A scope that returned leaves the runtime's list now; one dropped before it returned
+        // stays in it while its children end (`ScopeShared::close_view`).
+        self.shared.close_view();
     }
 }
 

@@ -22,6 +22,7 @@ use crate::cancel::{RegionState, frames};
 use crate::error::{Error, WithCauses};
 use crate::runtime::limit::Limit;
 use crate::runtime::spawn::ParentLink;
+use crate::runtime::stats::Stats;
 use crate::runtime::{ChildSnapshot, ScopeSnapshot, ScopeView};
 use crate::sync::{AtomicBool, Mutex, Ordering};
 use crate::task::core::{CoreRef, FailureTaker, Header, TaskCore, TaskHeader};
@@ -163,6 +164,13 @@ pub(crate) struct ScopeShared {
     pub(crate) region: Arc<RegionState>,
     /// Set when the scope was dropped before it returned: failures are logged, not returned.
     abandoned: AtomicBool,
+    /// Set when the scope was dropped before it returned, in a frame or not: a runtime dump
+    /// shows it while its children end, and not after.
+    dropped: AtomicBool,
+    /// Its entry in the runtime's list of open scopes, for a dump: left when the scope returns,
+    /// or, for a scope dropped before it returned, when the last reference to it goes (its last
+    /// child's link, usually), since its children still run after it is gone.
+    view: Mutex<Option<OpenScope>>,
     supervisor: bool,
     /// `limit = n`: at most n children run at once; the rest wait, unstarted.
     pub(crate) limit: Option<Arc<Limit>>,
@@ -194,8 +202,24 @@ impl ScopeInfo {
     }
 }
 
+/// A scope's place in its runtime's list of open scopes; leaving it closes the entry.
+pub(crate) struct OpenScope {
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) key: usize,
+}
+
+impl Drop for OpenScope {
+    fn drop(&mut self) {
+        self.stats.scope_closed(self.key);
+    }
+}
+
 impl ScopeView for ScopeShared {
-    fn snapshot(&self) -> ScopeSnapshot {
+    fn snapshot(&self) -> Option<ScopeSnapshot> {
+        let dropped = self.dropped.load(Ordering::Acquire);
+        if dropped && self.descendants.is_empty() && self.background.is_empty() {
+            return None; // dropped, and everything it started has ended: it is gone
+        }
         let (children, cancelled) = {
             let registry = self.registry.lock();
             let background: HashSet<TaskId> =
@@ -219,14 +243,15 @@ impl ScopeView for ScopeShared {
             (children, registry.cancelled.clone())
         };
         let waiting = self.limit.as_ref().map(|limit| (limit.counts().1, limit.limit()));
-        ScopeSnapshot {
+        Some(ScopeSnapshot {
             name: self.info.name.as_deref().map(str::to_owned),
             owner: self.info.owner,
             opened: self.info.opened,
             children,
             waiting,
             cancelled,
-        }
+            dropped,
+        })
     }
 }
 
@@ -249,10 +274,33 @@ impl ScopeShared {
             background: Descendants::new(),
             region: RegionState::new(),
             abandoned: AtomicBool::new(false),
+            dropped: AtomicBool::new(false),
+            view: Mutex::new(None),
             supervisor,
             limit,
             info,
         })
+    }
+
+    /// Keeps the scope's entry in the runtime's list of open scopes (none outside a runtime).
+    pub(crate) fn keep_view(&self, view: Option<OpenScope>) {
+        *self.view.lock() = view;
+    }
+
+    /// The scope was dropped before it returned: its entry stays in the runtime's list while
+    /// its children end.
+    pub(crate) fn mark_dropped(&self) {
+        self.dropped.store(true, Ordering::Release);
+    }
+
+    /// The scope's own value goes: it leaves the runtime's list unless it was dropped before it
+    /// returned (then it leaves with the last reference to it, once its children have ended).
+    pub(crate) fn close_view(&self) {
+        if self.dropped.load(Ordering::Acquire) {
+            return;
+        }
+        let view = self.view.lock().take();
+        drop(view); // outside the lock: it takes the runtime's list's
     }
 
     /// Adds a child that no executor has seen yet. If the scope is cancelled, so is the child,
