@@ -1352,3 +1352,65 @@ fn a_paused_block_on_nested_through_another_paused_runtimes_block_on_still_moves
     });
     assert_eq!(elapsed, Duration::from_secs(3600));
 }
+
+/// A sleep and a region nested inside a region beside a shield, both registered on the clock
+/// before the cancel: the region beside the shield drops its future at the cancel (it can never
+/// return: what encloses it drops it once the shield ends), so neither timer is left on the
+/// clock, and the clock stays put while the shield waits for another thread. Checks: no time
+/// passes, and the nested future's destructor ran before the shield ended, as a trio checkpoint
+/// raises `Cancelled` at once.
+///
+/// What would break it: the region beside the shield keeping its future (unpolled) until the
+/// shield ends, whose nested timers, registered before the cancel, pull the clock an hour on.
+#[klaw::test(start_paused = true, timeout = "20s")]
+async fn timers_nested_in_a_region_beside_a_shield_do_not_pull_the_paused_clock() {
+    struct SetOnDrop(Flag);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.set();
+        }
+    }
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let nested_dropped = Flag::default();
+    let dropped = nested_dropped.clone();
+    let dropped_first = Flag::default();
+    let dropped_first_seen = dropped_first.clone();
+    let region = klaw::cancel::Region::new();
+    let token = region.token();
+    let outcome = region
+        .run(async move {
+            let seen = nested_dropped.clone();
+            let held_open = klaw::cancel::shield(async move {
+                let _ = cleanup.recv().await;
+                if seen.is_set() {
+                    dropped_first.set();
+                }
+            });
+            let beside = klaw::cancel::move_on_after(Duration::from_secs(7200), async move {
+                let _guard = SetOnDrop(dropped);
+                let inner = klaw::cancel::move_on_after(
+                    Duration::from_secs(5400),
+                    sleep(Duration::from_secs(3600)),
+                );
+                let _ = inner.await;
+                std::future::pending::<()>().await;
+            });
+            let stop = async move {
+                klaw::task::yield_now().await;
+                token.cancel("stop");
+            };
+            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
+        })
+        .await;
+    assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
+    assert!(
+        dropped_first_seen.is_set(),
+        "the future beside the shield was dropped only after the shield ended"
+    );
+    assert_eq!(
+        now() - start,
+        Duration::ZERO,
+        "the paused clock jumped to a timer nested in a region beside a shield"
+    );
+}

@@ -116,6 +116,7 @@ impl Region {
             timeout: None,
             timer: None,
             started: false,
+            dropped_held: false,
             outcome: None,
             adopter: Adopter::default(),
         }
@@ -135,6 +136,7 @@ impl Region {
             timeout: Some(timeout),
             timer: None,
             started: false,
+            dropped_held: false,
             outcome: None,
             adopter: Adopter::default(),
         }
@@ -170,6 +172,9 @@ pin_project! {
         timeout: Option<Duration>,
         timer: Option<Sleep>,
         started: bool,
+        // Its future was dropped beside a shield that holds what encloses it open: it never
+        // returns, and ends when what encloses it drops it.
+        dropped_held: bool,
         // Decided, and waiting for what the future left running.
         outcome: Option<Result<F::Output, CancelReason>>,
         // What scopes dropped in the future left running.
@@ -207,6 +212,10 @@ impl<F: Future> Future for Cancellable<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if this.outcome.is_none() {
+            if *this.dropped_held {
+                // Dropped beside a shield (below): only what encloses it ends it now.
+                return Poll::Pending;
+            }
             assert!(this.future.is_some(), "a Cancellable was polled after it finished");
             if !*this.started {
                 *this.started = true;
@@ -244,7 +253,14 @@ impl<F: Future> Future for Cancellable<F> {
                     && !this.state.is_shielded()
                     && frames::enclosing_held()
                 {
+                    // Nor can the future's own: it goes now, as a trio checkpoint raises
+                    // `Cancelled` at once, so its destructors run and a timer it registered
+                    // before the cancel (a sleep, a region inside) leaves the clock. What it
+                    // left running is handed over when this region is dropped.
                     *this.timer = None;
+                    *this.dropped_held = true;
+                    let future = &mut this.future;
+                    this.adopter.adopting(|| future.set(None));
                     return Poll::Pending;
                 }
                 let future = this.future.as_mut().as_pin_mut().expect("checked above");
