@@ -5,7 +5,9 @@
 //! `start` that looked at the readiness only before the child's end, so that it said `NotReady`
 //! and dropped the value. A waker of the test's own makes that order certain, with no timing:
 //! `start`'s second poll is given another waker, whose predecessor is dropped after the
-//! readiness's last look, and that drop lets the child report and end. (trio's
+//! readiness's last look, and that drop lets the child report and end. The handle `start`
+//! returns then still gives the child's output: `start` waits for the end without taking it
+//! (it took it, and the await of the handle panicked). (trio's
 //! `test_nursery_start`: `start()` returns the value given to `task_status.started(value)`.)
 #![allow(unsafe_code)]
 
@@ -126,14 +128,20 @@ fn a_ready_the_child_called_before_it_ended_is_what_start_returns() {
                 Poll::Pending => start.await,
             };
             let fired = probe.fired.load(SeqCst);
-            Ok((fired, outcome.map(|(value, _child)| value).map_err(|error| format!("{error}"))))
+            // The handle `start` gives back with the value still gives the child's own output
+            // when awaited, as the book's `Ok(server.await?)` does.
+            let outcome = match outcome {
+                Ok((value, child)) => Ok((value, child.await.map_err(|error| format!("{error}")))),
+                Err(error) => Err(format!("{error}")),
+            };
+            Ok((fired, outcome))
         })
         .unwrap();
         assert!(fired, "setup: the second poll did not replace the readiness's waker");
-        assert_eq!(
-            outcome,
-            Ok(7),
-            "the child called `ready(7)` and only then ended, yet `start` did not return 7"
-        );
+        let (value, joined) = outcome.unwrap_or_else(|error| {
+            panic!("the child called `ready(7)` and only then ended, yet `start` failed: {error}")
+        });
+        assert_eq!(value, 7, "`start` did not return the value of the child's `ready`");
+        assert_eq!(joined, Ok(1), "the handle `start` returned lost the child's output");
     });
 }

@@ -29,30 +29,34 @@ where
 {
     let task = TaskInfo::new(child.id(), child.name());
     let mut dropped = false;
-    let ended = std::future::poll_fn(|cx| {
+    let value = std::future::poll_fn(|cx| {
         if !dropped {
             match Pin::new(&mut readiness).poll(cx) {
-                Poll::Ready(Ok(value)) => return Poll::Ready(Ok(value)),
+                Poll::Ready(Ok(value)) => return Poll::Ready(Some(value)),
                 // Dropped unused: the child's end says why.
                 Poll::Ready(Err(_)) => dropped = true,
                 Poll::Pending => {}
             }
         }
-        let ended = std::task::ready!(Pin::new(&mut child).poll(cx));
+        // Waits for the end without taking the output: a `ready` may still win, and the handle
+        // returned with it gives the child's output when awaited.
+        std::task::ready!(crate::coop::budgeted(cx, |cx| child.poll_finished(cx)));
         // The child may have called `ready` after the look above, and ended since: what it
         // reported before it ended wins.
         if !dropped {
             if let Ok(value) = readiness.try_recv() {
-                return Poll::Ready(Ok(value));
+                return Poll::Ready(Some(value));
             }
         }
-        Poll::Ready(Err(ended))
+        Poll::Ready(None)
     })
     .await;
-    match ended {
-        Ok(value) => Ok((value, child)),
-        Err(Ok(_)) => Err(Error::Other(Box::new(NotReady::new(task)))),
-        Err(Err(error)) => Err(error),
+    match value {
+        Some(value) => Ok((value, child)),
+        None => match child.into_finished_output() {
+            Ok(_) => Err(Error::Other(Box::new(NotReady::new(task)))),
+            Err(error) => Err(error),
+        },
     }
 }
 
