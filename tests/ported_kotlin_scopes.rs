@@ -511,3 +511,64 @@ fn a_failure_the_body_took_and_passed_on_is_listed_once() {
         assert_eq!(supervised.unwrap(), "handled", "a supervisor's body owns what it awaited");
     });
 }
+
+/// A child cancelled by its scope's deadline, whose cancellation the body passes on (awaited in
+/// a shield, returned with `?`: a graceful shutdown), is an echo of the scope's `Elapsed`, as
+/// the `SiblingFailed` form above is of a failure: the scope returns `Error::Elapsed` alone, in
+/// default and supervisor mode. (kotlinx.coroutines `withTimeout` around a `coroutineScope` that
+/// awaits its child in `NonCancellable` throws the timeout alone; trio strips `Cancelled` from a
+/// nursery's group.) A cancellation the body returns for a reason of its own is still listed.
+///
+/// What would break it: an echo test that knew only `SiblingFailed`, which returned
+/// `Error::Scope([Elapsed, Cancelled(Deadline)])`.
+#[test]
+fn a_childs_deadline_cancellation_passed_on_by_the_body_does_not_join_the_scopes_elapsed() {
+    in_task(|| async {
+        // Graceful shutdown: the body waits for its worker to wind down, in a shield, and
+        // passes on how it ended. `$($mode)*` is empty (default mode) or `supervisor`.
+        macro_rules! timed_out_scope_passing_on_its_worker {
+            ($($mode:ident)*) => {{
+                let seen = std::sync::Mutex::new(None);
+                let result: Result<(), Error> = klaw::scope!(timeout = "20ms", $($mode,)* |s| {
+                    let worker = s.spawn(klaw::time::sleep(secs(60)));
+                    let ended = shield(worker).await;
+                    *seen.lock().unwrap() = Some(format!("{ended:?}"));
+                    ended?;
+                    Ok(())
+                });
+                let seen = seen.into_inner().unwrap();
+                (result, seen.expect("the body saw the worker end, in its shield"))
+            }};
+        }
+        for (supervisor, (result, seen)) in [
+            (false, timed_out_scope_passing_on_its_worker!()),
+            (true, timed_out_scope_passing_on_its_worker!(supervisor)),
+        ] {
+            assert!(seen.contains("Deadline"), "the worker was cancelled by the deadline: {seen}");
+            assert!(
+                matches!(result, Err(Error::Elapsed(_))),
+                "supervisor {supervisor}: the scope timed out, and the worker's cancellation the \
+                 body passed on is an echo of it, not a second failure: {result:?}"
+            );
+        }
+        // The scope's own timeout alone, for comparison: `Elapsed`.
+        let alone: Result<(), Error> = klaw::scope!(timeout = "20ms", |s| {
+            s.spawn(klaw::time::sleep(secs(60)));
+            Ok(())
+        });
+        assert!(matches!(alone, Err(Error::Elapsed(_))), "{alone:?}");
+        // And a cancellation the body returns for a reason of its own is still listed (the
+        // book's rule, kept by the fix): the scope's error names it.
+        let own: Result<(), Error> = klaw::scope!(|s| {
+            let worker = s.spawn(klaw::time::sleep(secs(60)));
+            worker.cancel("not needed");
+            worker.await?;
+            Ok(())
+        });
+        assert!(
+            matches!(&own, Err(Error::Task { error: TaskError::Cancelled(r), .. })
+                if *r == CancelReason::user("not needed")),
+            "{own:?}"
+        );
+    });
+}

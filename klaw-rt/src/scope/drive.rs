@@ -450,15 +450,19 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
         if failures.len() > 1 {
             // A sibling's `Cancelled(SiblingFailed)` that the body passed on (awaited in a
             // shield and returned with `?`) echoes the failure that cancelled it, which is listed
-            // already: it is not a failure of its own, as neither Kotlin nor trio lists one. Any
-            // other cancellation the body returns (a child it cancelled with a reason of its own,
-            // say) is its report, and stays.
+            // already: it is not a failure of its own, as neither Kotlin nor trio lists one. So
+            // does a child's `Cancelled(Deadline)` beside the scope's own `Elapsed`: the deadline
+            // is listed once (a scope's child is cancelled for a deadline only by one around
+            // it; its own timeout makes it `TimedOut`). Any other cancellation the body returns
+            // (a child it cancelled with a reason of its own, say) is its report, and stays.
             let errors: Vec<Error> = failures.drain(..).map(Ended::into_error).collect();
-            let is_echo = |error: &Error| {
-                matches!(
-                    error,
-                    Error::Task { error: TaskError::Cancelled(CancelReason::SiblingFailed), .. }
-                )
+            let elapsed = errors.iter().any(|error| matches!(error, Error::Elapsed(_)));
+            let is_echo = |error: &Error| match error {
+                Error::Task {
+                    error: TaskError::Cancelled(CancelReason::SiblingFailed), ..
+                } => true,
+                Error::Task { error: TaskError::Cancelled(CancelReason::Deadline), .. } => elapsed,
+                _ => false,
             };
             let keeps_a_failure = errors.iter().any(|error| !is_echo(error));
             failures.extend(
