@@ -308,7 +308,9 @@ impl<T> Future for Receiver<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.done {
-            return Poll::Ready(Err(RecvError::Closed));
+            // Still a unit of the budget: a loop that awaits a finished receiver again and again
+            // (a `select!` arm whose `Err` does not break) yields to its worker's other tasks.
+            return coop::budgeted(cx, |_| Poll::Ready(Err(RecvError::Closed)));
         }
         let (shared, ticket) = (&this.shared.0, &mut this.ticket);
         let polled = coop::budgeted(cx, |cx| {

@@ -132,7 +132,12 @@ impl<T: Clone> Receiver<T> {
         let mut dropped = Vec::new();
         let mut state = self.shared.lock();
         let taken = take(&mut self.next, &mut state, &mut dropped);
-        let removed = state.receiving.remove(&mut self.ticket);
+        // Found nothing: a wake-up a pending `recv` or stream poll of this receiver registered
+        // stays, so the next send still wakes that task (it may return `Pending` after this).
+        let removed = match &taken {
+            Err(TryRecvError::Empty) => None,
+            _ => state.receiving.remove(&mut self.ticket),
+        };
         drop(state);
         drop(removed);
         drop(dropped);
