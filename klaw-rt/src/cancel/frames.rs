@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cancel::RegionState;
+use crate::cancel::{RegionState, parent_region};
 use crate::task::CancelReason;
 use crate::task::core::{Header, HeaderRef};
 use crate::task::current;
@@ -54,6 +54,8 @@ pub(crate) struct LocalChildrenMark {
     pub(crate) task_deadline: Option<Instant>,
     /// Whether that task is polled (see `task_drops_it`): a cancelled one drops the scope then.
     pub(crate) task_drops: bool,
+    /// The region of that task's own scope, if it is a scope's child (see `parent_region`).
+    pub(crate) parent_region: Option<Arc<RegionState>>,
 }
 
 struct Frame {
@@ -180,6 +182,8 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
     // it ends now; and whether the outermost task's own timeout passed.
     let mut inner: Vec<(Option<HeaderRef>, Ending)> = Vec::new();
     let mut outermost_timed_out = None;
+    // Or: what its scope catches it with.
+    let mut outermost_cancelled: Option<(Option<HeaderRef>, CancelReason)> = None;
     // Something beyond the children walked so far catches: each is cancelled (a timeout of its
     // own that passed too is inside what catches, and loses to it).
     let stop_inner = |inner: &mut Vec<(Option<HeaderRef>, Ending)>| {
@@ -200,6 +204,9 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         // A task walked past (not the current one) that is cancelled, with no shield between:
         // it drops the scopes it polls, and so the local children walked past.
         let mut task_drops = false;
+        // The region of that task's scope, for a scope's child: its scope's deadline, and those
+        // of the regions around the scope, enclose the task though no frame here says so.
+        let mut parent = parent_region::get();
         let cancelled = |task: &Option<HeaderRef>, drops: bool| {
             drops && task.as_ref().is_some_and(|t| t.header().is_cancelled())
         };
@@ -232,6 +239,7 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
                 // The task polling the scope is being polled: it drops what it polls.
                 (tag, task, task_deadline, task_drops) =
                     (frame.task, mark.task.clone(), mark.task_deadline, mark.task_drops);
+                parent = mark.parent_region.clone();
                 continue;
             }
             match &frame.kind {
@@ -250,6 +258,22 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         if cancelled(&task, task_drops) {
             stop_inner(&mut inner);
         }
+        // The scope the outermost task is a child of, and the regions around that scope, enclose
+        // it and its own timeout: one that passed, or that stops already, catches it.
+        let (beyond, stopping) = match parent.take() {
+            Some(region) => region.passed_around(deadline),
+            None => (Vec::new(), None),
+        };
+        if !beyond.is_empty() || stopping.is_some() {
+            // The local children walked past stop only if that task drops what it polls (not
+            // under a blocking helper in its closure, which nothing drops).
+            if task_drops {
+                stop_inner(&mut inner);
+            }
+            outermost_cancelled = Some((task, stopping.unwrap_or(CancelReason::Deadline)));
+            passed.extend(beyond);
+            return;
+        }
         // The task's own timeout is the outermost of all.
         if passed_by(task_deadline) {
             outermost_timed_out = Some(task);
@@ -259,6 +283,19 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
     // Outside the frames' borrow: a cancel tells the tokens that hear the region.
     for state in passed {
         state.expire();
+    }
+    let cancel = |task: Option<HeaderRef>, reason: CancelReason| {
+        match task {
+            Some(task) => drop(task.cancel(reason)),
+            None => match current::current_ref() {
+                Some(task) => drop(task.cancel(reason)),
+                // Not polled (its own timeout is being looked at): its runner acts on it next.
+                None => drop(current::with_current(|task| task.cancel(reason))),
+            },
+        }
+    };
+    if let Some((task, reason)) = outermost_cancelled {
+        cancel(task, reason);
     }
     let time_out = |task: Option<HeaderRef>| match task {
         Some(task) => drop(task.header().time_out()),
@@ -271,11 +308,7 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         match ending {
             Ending::Runs => {}
             Ending::TimedOut => time_out(task),
-            Ending::Cancelled(reason) => {
-                if let Some(task) = task.or_else(current::current_ref) {
-                    task.cancel(reason);
-                }
-            }
+            Ending::Cancelled(reason) => cancel(task, reason),
         }
     }
 }

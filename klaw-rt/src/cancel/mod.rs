@@ -4,11 +4,12 @@
 //! Cancellation in Rust is dropping a future. A region decides *when* to drop what it runs (its
 //! token, its deadline) and *what* it reports (a typed [`CancelReason`]); shields decide what
 //! must not be dropped yet; [`is_cancelled`] lets code ask.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // `parent_region.rs` allows it: a borrowed region kept for the length of a poll
 
 pub(crate) mod frames;
 #[cfg(all(test, klaw_loom))]
 mod loom;
+pub(crate) mod parent_region;
 mod region;
 mod shield;
 mod state;

@@ -236,6 +236,37 @@ impl RegionState {
         self.deadline.lock().is_some_and(|deadline| deadline <= at)
     }
 
+    /// This region and the regions it hears as enclosing it, outward (in its task, up to a
+    /// shield): those whose deadline is no later than `at`, and the reason of the innermost that
+    /// stops already, if one does. What a scope's parallel child that finds a deadline passed
+    /// compares (`frames::expire_enclosing`).
+    pub(crate) fn passed_around(
+        self: &Arc<Self>,
+        at: Instant,
+    ) -> (Vec<Arc<Self>>, Option<CancelReason>) {
+        let mut passed = Vec::new();
+        let mut stopping = None;
+        let mut region = Some(self.clone());
+        while let Some(current) = region {
+            if stopping.is_none() {
+                stopping = current.own_reason().cloned();
+            }
+            if current.deadline_by(at) {
+                passed.push(current.clone());
+            }
+            region = current.enclosing_region();
+        }
+        (passed, stopping)
+    }
+
+    /// The region this one hears as enclosing it, if any.
+    fn enclosing_region(&self) -> Option<Arc<Self>> {
+        self.links.lock().iter().find_map(|link| match link {
+            Some(Link::Region { parent, tie: Tie::Enclosing, .. }) => Some(parent.clone()),
+            _ => None,
+        })
+    }
+
     /// A scope inside returned failures, having seen no cancellation of this region (see
     /// `completion_claimed`).
     pub(crate) fn claim_completion(&self) {

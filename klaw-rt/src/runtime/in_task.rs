@@ -227,6 +227,13 @@ impl<E, R: Report<E>> Report<E> for SlotReport<R> {
     fn own_timeout_passed(at: Instant) {
         R::own_timeout_passed(at);
     }
+
+    fn as_child<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.with(|report| match report {
+            Some(report) => report.as_child(f),
+            None => f(),
+        })
+    }
 }
 
 #[cfg(all(test, klaw_loom))]

@@ -7,6 +7,7 @@
 //! before any executor or pool sees it.
 #![forbid(unsafe_code)]
 
+use crate::cancel::RegionState;
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
@@ -143,6 +144,8 @@ pub(crate) trait ParentLink<E>: Send + 'static {
     fn failure_taker(&self) -> FailureTaker;
     /// A child that waited for a slot of its scope's limit starts: its scope lists it now.
     fn list<T: Send + 'static>(&mut self, task: CoreRef<TaskCore<TaskOutput<T, E>>>);
+    /// The region of the child's scope (see `cancel::parent_region`).
+    fn region(&self) -> Option<&Arc<RegionState>>;
 }
 
 /// The parent of a task that has none (spawned on a runtime, not in a scope).
@@ -165,6 +168,9 @@ impl<E> ParentLink<E> for NoParent {
         match *self {}
     }
     fn list<T: Send + 'static>(&mut self, _: CoreRef<TaskCore<TaskOutput<T, E>>>) {
+        match *self {}
+    }
+    fn region(&self) -> Option<&Arc<RegionState>> {
         match *self {}
     }
 }
@@ -239,6 +245,14 @@ impl<E: Send + 'static, P: ParentLink<E>> Report<E> for Accounting<P> {
 
     fn own_timeout_passed(at: Instant) {
         crate::cancel::frames::expire_enclosing(at);
+    }
+
+    #[inline]
+    fn as_child<T>(&self, f: impl FnOnce() -> T) -> T {
+        match self.parent.as_ref().and_then(P::region) {
+            Some(region) => crate::cancel::parent_region::with(region, f),
+            None => f(),
+        }
     }
 }
 

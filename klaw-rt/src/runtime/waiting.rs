@@ -270,4 +270,8 @@ impl<E, R: Report<E>> Report<E> for SlotHeld<R> {
     fn own_timeout_passed(at: Instant) {
         R::own_timeout_passed(at);
     }
+
+    fn as_child<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.report.as_child(f)
+    }
 }

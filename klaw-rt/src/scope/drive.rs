@@ -404,6 +404,7 @@ impl<T, E: Into<BoxError> + 'static> Drive<'_, '_, T, E> {
             scope: self.scope.shared.region.clone(),
             task_deadline: current::task_deadline(),
             task_drops: current::task_is_polled(),
+            parent_region: crate::cancel::parent_region::get(),
         };
         let locals = &mut self.locals;
         frames::within(FrameKind::LocalChildren(mark), || {

@@ -135,6 +135,11 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for AwaitedBy {
     fn list<T: Send + 'static>(&mut self, _: CoreRef<TaskCore<TaskOutput<T, E>>>) {
         unreachable!("a blocking task awaited inline waits for no slot of a limit")
     }
+
+    /// No scope: the regions around the await are the code's own, which the job does not see.
+    fn region(&self) -> Option<&std::sync::Arc<crate::cancel::RegionState>> {
+        None
+    }
 }
 
 impl<F, O, M> IntoFuture for BlockingTask<F, M>

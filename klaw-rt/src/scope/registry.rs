@@ -733,6 +733,11 @@ impl<E: Into<BoxError> + Send + 'static> ParentLink<E> for ChildLink<E> {
         self.key = self.scope.list(child_ref(task), None);
     }
 
+    #[inline]
+    fn region(&self) -> Option<&Arc<RegionState>> {
+        Some(&self.scope.region)
+    }
+
     /// The body failed after a cancel had decided its outcome: in its code, or, for a child that
     /// never started (a limited scope's, ended while it waited for a slot, and never listed), in
     /// the destructor of its unpolled future.

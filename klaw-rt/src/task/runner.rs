@@ -54,6 +54,10 @@ pub(crate) trait Report<E>: Send + 'static {
     /// are not polled while it runs: one whose deadline passed first catches it, and cancels the
     /// child before its own timeout can decide (`frames::expire_enclosing`, past this module).
     fn own_timeout_passed(at: Instant);
+    /// Runs `f`, a poll of the task or a look at its timeout (as the task), with what the
+    /// task's scope tells code that finds a deadline passed: its region (see
+    /// `cancel::parent_region`).
+    fn as_child<T>(&self, f: impl FnOnce() -> T) -> T;
 }
 
 /// The output of a task whose outcome was decided without a value from its body.
@@ -392,7 +396,10 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             if timer.poll_deadline(cx).is_ready() {
                 // A deadline around the task that passed first catches it (see the trait).
                 let at = timer.deadline();
-                current::run_as(completer, None, || R::own_timeout_passed(at));
+                let report = &end.report;
+                current::run_as(completer, None, || {
+                    report.as_child(|| R::own_timeout_passed(at));
+                });
                 completer.decide(Kind::TimedOut);
                 if let Some(deadline) = self.deadline.as_mut() {
                     deadline.timer = None; // fired once; a shield may keep the body a while
@@ -424,12 +431,13 @@ impl<T: Send + 'static, E: Send + 'static, R: Report<E>> Run<T, E, R> {
             // looks whether this one passed first.
             let deadline =
                 self.deadline.as_ref().and_then(|d| d.timer.as_ref()).map(Sleep::deadline);
+            let report = &end.report;
             current::run_as(completer, Some(running), || {
                 let poll = || coop::polling_held(held, || C::guarded_poll::<M, _>(poll));
-                match deadline {
+                report.as_child(|| match deadline {
                     Some(deadline) => current::with_task_deadline(deadline, poll),
                     None => poll(),
-                }
+                })
             })
         };
         let output = match polled {
@@ -553,7 +561,8 @@ where
                 return None;
             }
             let _span = self.span.as_ref().map(|span| span.enter());
-            let output = current::run_as(&completer, None, || call(body));
+            // As its scope's child: `is_cancelled()` in the closure sees the scope's deadline.
+            let output = current::run_as(&completer, None, || report.as_child(|| call(body)));
             decide_by_output(&completer, &report, output)
         });
         let output = output
