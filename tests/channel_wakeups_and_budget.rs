@@ -10,15 +10,14 @@
 //!   cooperative budget, as every other re-pollable channel future does (tokio's `sync_watch.rs`
 //!   `receiver_changed_is_cooperative`, applied to the receiver that klaw, unlike tokio, lets be
 //!   polled again). It answered at once, outside the budget: a loop re-awaiting it never
-//!   yielded, starving its worker and the other arms of a `biased` `select!`.
+//!   yielded, starving the other arms of a `biased` `select!` (and its worker's other tasks:
+//!   `ported_tokio_sync.rs`, `a_finished_oneshot_receiver_awaited_again_is_cooperative`).
 
 #[path = "common/reenter.rs"]
 mod reenter;
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use futures_lite::Stream;
@@ -88,27 +87,4 @@ async fn a_loop_awaiting_a_finished_oneshot_receiver_lets_select_poll_its_other_
         } -> () => unreachable!("the loop never ends"),
         klaw::task::yield_now() -> () => {}
     }
-}
-
-/// The same in a task of a one-worker runtime: a sibling queued before the loop runs only if the
-/// loop yields.
-#[klaw::test(workers = 1, timeout = "10s")]
-async fn a_task_re_awaiting_a_received_oneshot_lets_a_sibling_run() {
-    let handle = klaw::Handle::current().unwrap();
-    let task = handle.spawn(async move {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sibling = klaw::Handle::current().unwrap().spawn({
-            let stop = stop.clone();
-            async move { stop.store(true, Ordering::SeqCst) }
-        });
-        let (tx, mut rx) = oneshot::channel::<u32>();
-        tx.send(1).unwrap();
-        assert_eq!((&mut rx).await, Ok(1));
-        while !stop.load(Ordering::SeqCst) {
-            // Finished: every await is ready with `Closed`.
-            assert_eq!((&mut rx).await, Err(RecvError::Closed));
-        }
-        sibling.await.unwrap();
-    });
-    task.await.unwrap();
 }

@@ -1136,6 +1136,23 @@ where
     task.await.unwrap();
 }
 
+/// tokio `receiver_changed_is_cooperative`, for a oneshot receiver that klaw, unlike tokio, lets
+/// be awaited again after it gave its result (`Err(Closed)` each time): a loop re-awaiting it
+/// lets the other tasks of its worker run. What would break it: a finished receiver that answers
+/// outside the cooperative budget, so the loop never yields (a hang, caught by the timeout).
+#[klaw::test(workers = 1, timeout = "30s")]
+async fn a_finished_oneshot_receiver_awaited_again_is_cooperative() {
+    loop_until_a_sibling_runs(move |stop| async move {
+        let (tx, mut rx) = oneshot::channel::<u32>();
+        tx.send(1).unwrap();
+        assert_eq!((&mut rx).await, Ok(1));
+        while !stop.load(Ordering::SeqCst) {
+            assert_eq!((&mut rx).await, Err(RecvError::Closed));
+        }
+    })
+    .await;
+}
+
 /// tokio `sender_closed_is_cooperative`, for every channel's `closed()`: a loop awaiting it on
 /// a closed channel lets the other tasks of its worker run.
 #[klaw::test(workers = 1, timeout = "30s")]

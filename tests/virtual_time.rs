@@ -962,6 +962,35 @@ fn from_a_thread_later() -> klaw::channel::Receiver<()> {
     rx
 }
 
+/// Runs `beside` next to a shield, inside a region whose token cancels it once both have run,
+/// while the shield waits for a message from a real thread (so the paused clock may move, if
+/// a timer is left on it); `after_cleanup` runs in the shield once the message came. Returns
+/// the region's outcome and how far the paused clock moved meanwhile.
+async fn beside_a_held_shield(
+    beside: impl Future + Send,
+    after_cleanup: impl FnOnce() + Send,
+) -> (Result<(), klaw::CancelReason>, Duration) {
+    let start = now();
+    let cleanup = from_a_thread_later();
+    let region = klaw::cancel::Region::new();
+    let token = region.token();
+    let outcome = region
+        .run(async move {
+            let held_open = klaw::cancel::shield(async move {
+                let _ = cleanup.recv().await;
+                after_cleanup();
+            });
+            let stop = async move {
+                klaw::task::yield_now().await;
+                token.cancel("stop");
+            };
+            let _ =
+                futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
+        })
+        .await;
+    (outcome, now() - start)
+}
+
 /// trio's autojump clock never jumps to the deadline of a cancel scope that was cancelled
 /// (`cancel()` takes the deadline off the clock). A paused klaw runtime advances to the next
 /// timer when everything waits, so a deadline that can no longer change anything must not be
@@ -1070,27 +1099,12 @@ async fn a_region_whose_body_returned_does_not_pull_the_paused_clock_while_child
 /// on the clock (registered at its first poll, before the cancel), which the clock jumps to.
 #[klaw::test(start_paused = true, timeout = "20s")]
 async fn a_sleep_held_beside_a_shield_does_not_pull_the_paused_clock() {
-    let start = now();
-    let cleanup = from_a_thread_later();
-    let region = klaw::cancel::Region::new();
-    let token = region.token();
-    let outcome = region
-        .run(async move {
-            let held_open = klaw::cancel::shield(async move {
-                let _ = cleanup.recv().await;
-            });
-            // Registered on the clock at its first poll, before the cancel.
-            let beside = async { sleep(Duration::from_secs(3600)).await };
-            let stop = async move {
-                klaw::task::yield_now().await;
-                token.cancel("stop");
-            };
-            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
-        })
-        .await;
+    // Registered on the clock at its first poll, before the cancel.
+    let beside = async { sleep(Duration::from_secs(3600)).await };
+    let (outcome, moved) = beside_a_held_shield(beside, || {}).await;
     assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
     assert_eq!(
-        now() - start,
+        moved,
         Duration::ZERO,
         "the paused clock jumped to a sleep that could no longer fire"
     );
@@ -1105,31 +1119,14 @@ async fn a_sleep_held_beside_a_shield_does_not_pull_the_paused_clock() {
 /// must stay put; it jumps an hour.
 #[klaw::test(start_paused = true, timeout = "20s")]
 async fn a_region_beside_a_shield_does_not_pull_the_paused_clock() {
-    let start = now();
-    let cleanup = from_a_thread_later();
-    let region = klaw::cancel::Region::new();
-    let token = region.token();
-    let outcome = region
-        .run(async move {
-            let held_open = klaw::cancel::shield(async move {
-                let _ = cleanup.recv().await;
-            });
-            // Registered on the clock at its first poll (before the cancel), and polled again
-            // after it while the shield holds the cancellation open.
-            let beside = klaw::cancel::move_on_after(
-                Duration::from_secs(3600),
-                std::future::pending::<()>(),
-            );
-            let stop = async move {
-                klaw::task::yield_now().await;
-                token.cancel("stop");
-            };
-            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
-        })
-        .await;
+    // Registered on the clock at its first poll (before the cancel), and polled again
+    // after it while the shield holds the cancellation open.
+    let beside =
+        klaw::cancel::move_on_after(Duration::from_secs(3600), std::future::pending::<()>());
+    let (outcome, moved) = beside_a_held_shield(beside, || {}).await;
     assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
     assert_eq!(
-        now() - start,
+        moved,
         Duration::ZERO,
         "the paused clock jumped to the deadline of a region beside a shield, which can never \
          return (what encloses it drops it once the shield ends)"
@@ -1139,30 +1136,13 @@ async fn a_region_beside_a_shield_does_not_pull_the_paused_clock() {
 /// The same with an inline task's timeout (`Task::timeout` awaited, a `Cancellable` inside).
 #[klaw::test(start_paused = true, timeout = "20s")]
 async fn an_inline_task_timeout_beside_a_shield_does_not_pull_the_paused_clock() {
-    let start = now();
-    let cleanup = from_a_thread_later();
-    let region = klaw::cancel::Region::new();
-    let token = region.token();
-    let outcome = region
-        .run(async move {
-            let held_open = klaw::cancel::shield(async move {
-                let _ = cleanup.recv().await;
-            });
-            let beside = async {
-                let _ = Task::new(std::future::pending::<()>())
-                    .timeout(Duration::from_secs(3600))
-                    .await;
-            };
-            let stop = async move {
-                klaw::task::yield_now().await;
-                token.cancel("stop");
-            };
-            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
-        })
-        .await;
+    let beside = async {
+        let _ = Task::new(std::future::pending::<()>()).timeout(Duration::from_secs(3600)).await;
+    };
+    let (outcome, moved) = beside_a_held_shield(beside, || {}).await;
     assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
     assert_eq!(
-        now() - start,
+        moved,
         Duration::ZERO,
         "the paused clock jumped to an inline task's timeout beside a shield"
     );
@@ -1370,46 +1350,32 @@ async fn timers_nested_in_a_region_beside_a_shield_do_not_pull_the_paused_clock(
             self.0.set();
         }
     }
-    let start = now();
-    let cleanup = from_a_thread_later();
     let nested_dropped = Flag::default();
-    let dropped = nested_dropped.clone();
+    let (dropped, seen) = (nested_dropped.clone(), nested_dropped.clone());
     let dropped_first = Flag::default();
     let dropped_first_seen = dropped_first.clone();
-    let region = klaw::cancel::Region::new();
-    let token = region.token();
-    let outcome = region
-        .run(async move {
-            let seen = nested_dropped.clone();
-            let held_open = klaw::cancel::shield(async move {
-                let _ = cleanup.recv().await;
-                if seen.is_set() {
-                    dropped_first.set();
-                }
-            });
-            let beside = klaw::cancel::move_on_after(Duration::from_secs(7200), async move {
-                let _guard = SetOnDrop(dropped);
-                let inner = klaw::cancel::move_on_after(
-                    Duration::from_secs(5400),
-                    sleep(Duration::from_secs(3600)),
-                );
-                let _ = inner.await;
-                std::future::pending::<()>().await;
-            });
-            let stop = async move {
-                klaw::task::yield_now().await;
-                token.cancel("stop");
-            };
-            futures_lite::future::zip(futures_lite::future::zip(held_open, beside), stop).await;
-        })
-        .await;
+    let beside = klaw::cancel::move_on_after(Duration::from_secs(7200), async move {
+        let _guard = SetOnDrop(dropped);
+        let inner = klaw::cancel::move_on_after(
+            Duration::from_secs(5400),
+            sleep(Duration::from_secs(3600)),
+        );
+        let _ = inner.await;
+        std::future::pending::<()>().await;
+    });
+    let (outcome, moved) = beside_a_held_shield(beside, move || {
+        if seen.is_set() {
+            dropped_first.set();
+        }
+    })
+    .await;
     assert!(outcome.is_err(), "the region was cancelled: {outcome:?}");
     assert!(
         dropped_first_seen.is_set(),
         "the future beside the shield was dropped only after the shield ended"
     );
     assert_eq!(
-        now() - start,
+        moved,
         Duration::ZERO,
         "the paused clock jumped to a timer nested in a region beside a shield"
     );
