@@ -6,6 +6,10 @@
 //! kotlinx.coroutines' `withTimeout` cancels the child job from the timer thread
 //! (`WithTimeoutTest`). The child is cancelled with `Deadline` and the scope returns `Elapsed`.
 //!
+//! A region around the scope that catches so cancels the child with `ParentCancelled`, as the
+//! scope's drop would; and a scope whose work ended in time (only its background children stop)
+//! has no deadline left for a child to find passed.
+//!
 //! What would break these: a child that compares only its own frames (`frames::expire_enclosing`
 //! stopping at the end of the task's frames), so the child's later deadline catches: its own
 //! timeout fails the scope with `TimedOut`, its region returns into its body, its blocking loop
@@ -153,5 +157,96 @@ fn a_blocking_childs_is_cancelled_sees_its_scopes_deadline_while_the_scopes_task
         });
         assert!(matches!(result, Err(Error::Elapsed(_))), "{result:?}");
         assert!(seen.is_set(), "the blocking child never saw its scope's deadline");
+    });
+}
+
+/// A region around the scope passes first (30 ms); the parallel child's own region (50 ms) looks
+/// first, while the scope's task computes. Checks: the region around returns `None`, and the
+/// child was cancelled with `ParentCancelled`, as when that region's own timer catches, and as a
+/// local child there is. What would break it: the child cancelled with `Deadline` for a deadline
+/// that is not its scope's.
+#[test]
+fn a_parallel_child_caught_by_a_region_around_its_scope_is_cancelled_as_its_scope_cancels_it() {
+    in_task(|| async {
+        let kept: Arc<Mutex<Option<TaskRef>>> = Arc::default();
+        let outer_at = Instant::now() + ms(30);
+        let inner_at = outer_at + ms(20);
+        let (keep, polled) = (kept.clone(), Flag::default());
+        let outer = klaw::cancel::move_on_at(outer_at, async move {
+            let _: Result<(), Error> = klaw::scope!(|s| {
+                let first_poll = polled.clone();
+                let child = s.spawn(async move {
+                    first_poll.set();
+                    let _ = klaw::cancel::move_on_at(inner_at, pending::<()>()).await;
+                    pending::<()>().await;
+                });
+                let child_ref = child.task_ref();
+                *keep.lock().unwrap() = Some(child_ref.clone());
+                while !polled.is_set() {
+                    klaw::task::yield_now().await;
+                }
+                busy_until(inner_at + ms(10), || child_ref.exit_reason() != ExitReason::Pending);
+                pending::<()>().await;
+                Ok(())
+            });
+        })
+        .await;
+        assert_eq!(outer, None);
+        let child = kept.lock().unwrap().take().expect("the child was spawned");
+        assert_eq!(
+            child.cancel_reason(),
+            Some(CancelReason::ParentCancelled),
+            "the region around the scope caught; the scope cancels its children with \
+             ParentCancelled (as for a local child, and as when that region's timer fires)"
+        );
+    });
+}
+
+/// The scope's deadline is 500 ms after it opens; its body returns `Ok` as soon as its one
+/// background child (blocking) runs, so the foreground ends before the deadline and the
+/// background child is cancelled with `ScopeFinished`. The child then runs a bounded last step,
+/// a 1 s region under `futures_lite`'s `block_on`, which ends after the scope's deadline.
+/// Checks: the last step ran to its own deadline, and the scope returns `Ok(())`. What would
+/// break it: a scope whose deadline still counts once its work ended in time, which the child's
+/// region finds passed and expires, so the scope returns `Elapsed`.
+#[test]
+fn a_background_blocking_childs_bounded_last_step_does_not_fail_a_scope_done_in_time() {
+    in_task(|| async {
+        let (started, stepped) = (Flag::default(), Flag::default());
+        let (running, step_done) = (started.clone(), stepped.clone());
+        let opened = Instant::now();
+        let scope_timeout = ms(500);
+        let result: Result<(), Error> = klaw::scope!(timeout = scope_timeout, |s| {
+            let _background = s.spawn_background(klaw::task::BlockingTask::new(move || {
+                running.set();
+                let cap = Instant::now() + Duration::from_secs(5);
+                while !klaw::cancel::is_cancelled() && Instant::now() < cap {
+                    std::thread::sleep(ms(1));
+                }
+                // The bounded last step, which outlasts the scope's deadline.
+                let outcome = futures_lite::future::block_on(klaw::cancel::move_on_after(
+                    ms(1000),
+                    pending::<()>(),
+                ));
+                if outcome.is_none() {
+                    step_done.set();
+                }
+            }));
+            // A job cancelled while still queued never runs: wait for the closure to start.
+            while !started.is_set() {
+                klaw::task::yield_now().await;
+            }
+            Ok(())
+        });
+        assert!(
+            started.is_set() && opened.elapsed() >= scope_timeout,
+            "setup: the background child's last step should end after the scope's deadline"
+        );
+        assert!(stepped.is_set(), "the background child's last step did not run to its deadline");
+        assert!(
+            result.is_ok(),
+            "the scope's foreground ended in time; its background child's cleanup after the \
+             deadline must not fail it: {result:?}"
+        );
     });
 }

@@ -175,7 +175,9 @@ pub(crate) fn claim_completion() {
 /// deadline, the regions around the scope and the timeout of the task that runs it enclose the
 /// child (their timers are not polled while the child computes). If one of those passed, the
 /// local children in between are cancelled at once, as the scope's next poll would: their
-/// region must not return into their body meanwhile.
+/// region must not return into their body meanwhile. Past the outermost task's frames too, for a
+/// scope's parallel or blocking child: its scope's region and the regions that one hears
+/// (`parent_region`); one that passed, or stops already, cancels the child as the scope would.
 pub(crate) fn expire_enclosing(deadline: Instant) {
     let mut passed = Vec::new();
     // The local children walked past (`None`: the current task), innermost first, each with how
@@ -260,17 +262,17 @@ pub(crate) fn expire_enclosing(deadline: Instant) {
         }
         // The scope the outermost task is a child of, and the regions around that scope, enclose
         // it and its own timeout: one that passed, or that stops already, catches it.
-        let (beyond, stopping) = match parent.take() {
+        let (beyond, caught) = match parent.take() {
             Some(region) => region.passed_around(deadline),
             None => (Vec::new(), None),
         };
-        if !beyond.is_empty() || stopping.is_some() {
+        if let Some(reason) = caught {
             // The local children walked past stop only if that task drops what it polls (not
             // under a blocking helper in its closure, which nothing drops).
             if task_drops {
                 stop_inner(&mut inner);
             }
-            outermost_cancelled = Some((task, stopping.unwrap_or(CancelReason::Deadline)));
+            outermost_cancelled = Some((task, reason));
             passed.extend(beyond);
             return;
         }

@@ -55,8 +55,9 @@ pub(crate) struct RegionState {
     /// Its deadline, if it has one, once it runs: so that a region inside that finds its own
     /// deadline passed can tell whether this one's passed first (`frames::expire_enclosing`).
     deadline: Mutex<Option<Instant>>,
-    /// Set when a region inside cancelled this one for its deadline (`expire`): a scope's
-    /// driver then records the deadline as its timer would have (`take_expired`).
+    /// Set when a region inside cancelled this one for its deadline (`expire`), or a scope's
+    /// parallel child did, on its own thread: a scope's driver then records the deadline as its
+    /// timer would have (`take_expired`).
     expired: AtomicBool,
     /// Everyone awaiting `cancelled()` (`Cancelled`): taken out under the lock and woken after
     /// it, since a waker may come back into this token (drop another waiter, say).
@@ -226,9 +227,16 @@ impl RegionState {
     }
 
     /// True once if [`expire`](Self::expire) cancelled it. Only the thread polling the region
-    /// sets and takes it.
+    /// takes it (a scope's child may set it on another thread, before the cancel that wakes
+    /// the region's task).
     pub(crate) fn take_expired(&self) -> bool {
         self.expired.load(Ordering::Relaxed) && self.expired.swap(false, Ordering::Relaxed)
+    }
+
+    /// Its deadline can change nothing any more (the scope's work ended in time; only its
+    /// background children stop): nothing that finds a deadline passed expires it now.
+    pub(crate) fn clear_deadline(&self) {
+        *self.deadline.lock() = None;
     }
 
     /// True if it has a deadline no later than `at`.
@@ -237,26 +245,36 @@ impl RegionState {
     }
 
     /// This region and the regions it hears as enclosing it, outward (in its task, up to a
-    /// shield): those whose deadline is no later than `at`, and the reason of the innermost that
-    /// stops already, if one does. What a scope's parallel child that finds a deadline passed
-    /// compares (`frames::expire_enclosing`).
+    /// shield): those whose deadline is no later than `at`, and the reason a child of this
+    /// region's scope is cancelled for, if one of them passed or stops already: this region's
+    /// own reason (or `Deadline`, its deadline passed), else `ParentCancelled` (one around it),
+    /// as the scope's cancel or drop would give it. What a scope's parallel child that finds a
+    /// deadline passed compares (`frames::expire_enclosing`).
     pub(crate) fn passed_around(
         self: &Arc<Self>,
         at: Instant,
     ) -> (Vec<Arc<Self>>, Option<CancelReason>) {
         let mut passed = Vec::new();
-        let mut stopping = None;
+        let mut reason = None;
         let mut region = Some(self.clone());
         while let Some(current) = region {
-            if stopping.is_none() {
-                stopping = current.own_reason().cloned();
+            let passed_now = current.deadline_by(at);
+            if reason.is_none() {
+                let own = Arc::ptr_eq(&current, self);
+                reason = match current.own_reason() {
+                    Some(stopping) if own => Some(stopping.clone()),
+                    _ if own && passed_now => Some(CancelReason::Deadline),
+                    Some(_) => Some(CancelReason::ParentCancelled),
+                    None if passed_now => Some(CancelReason::ParentCancelled),
+                    None => None,
+                };
             }
-            if current.deadline_by(at) {
+            if passed_now {
                 passed.push(current.clone());
             }
             region = current.enclosing_region();
         }
-        (passed, stopping)
+        (passed, reason)
     }
 
     /// The region this one hears as enclosing it, if any.

@@ -540,10 +540,11 @@ impl<T, E: Into<BoxError> + 'static> Future for Drive<'_, '_, T, E> {
         let foreground_ended = this.body.is_none()
             && this.locals.is_empty()
             && shared.descendants.poll_empty(cx).is_ready();
-        if foreground_ended {
+        if foreground_ended && this.timer.take().is_some() {
             // The scope's work is done in time: what is left, its background children, it stops
-            // itself, so a deadline that passes while they stop is not the scope's failure.
-            this.timer = None;
+            // itself, so a deadline that passes while they stop is not the scope's failure, nor
+            // one a background child finds passed (`frames::expire_enclosing`).
+            shared.region.clear_deadline();
         }
         if foreground_ended && this.background_ended(cx) {
             if let Some(panic) = this.body_panic.take() {
