@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, Once};
 use std::time::Duration;
 
 use klaw::log::{LogConfig, add_hook, remove_hook};
-use klaw_nats::{NatsBackend, NatsConfig, NatsError, Worker};
+use klaw_nats::{NatsAuth, NatsBackend, NatsConfig, NatsError, Secret, Worker};
 
 fn serial() -> MutexGuard<'static, ()> {
     static INIT: Once = Once::new();
@@ -177,4 +177,56 @@ fn a_tls_file_without_a_certificate_or_key_is_a_config_error_naming_its_setting(
         }
     }
     assert!(wrong.is_empty(), "not Config errors naming the TLS setting: {wrong:#?}");
+}
+
+/// The book: "Only one way to authenticate may be set." Credentials in the URL beside
+/// `NatsConfig::auth` are a `Config` error that shows neither secret (before, `validate`
+/// accepted both and connecting dropped the URL's silently).
+#[test]
+fn a_url_with_credentials_and_an_auth_setting_is_a_config_error() {
+    let _serial = serial();
+    let both = NatsConfig::new("nats://svc:url-pa55@127.0.0.1:1")
+        .auth(NatsAuth::Token(Secret::new("t0ken-from-elsewhere")));
+    let error = both.validate().expect_err(
+        "credentials in the URL and NatsConfig::auth are two ways to authenticate; the book \
+         says only one may be set, yet validate() accepts both (the URL's are then ignored)",
+    );
+    assert!(matches!(error, NatsError::Config { .. }), "{error:?}");
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("url-pa55") && !shown.contains("t0ken-from-elsewhere"), "{shown}");
+
+    // A token in the URL and a user/password in the config: the same.
+    let token_url = NatsConfig::new("nats://url-t0ken@127.0.0.1:1")
+        .auth(NatsAuth::UserPassword { user: "alice".into(), password: Secret::new("pw") });
+    assert!(token_url.validate().is_err(), "a token in the URL and a password in the config");
+}
+
+/// The same through the environment: `KLAW_NATS_URL` with credentials and `KLAW_NATS_TOKEN` are
+/// a `Config` error naming one of the two variables, with no secret shown.
+#[test]
+fn a_url_with_credentials_and_an_auth_variable_is_a_config_error_naming_it() {
+    let _serial = serial();
+    // SAFETY: the tests of this binary run one at a time (SERIAL), and nothing else in this
+    // process reads the environment meanwhile.
+    unsafe {
+        std::env::set_var(klaw_nats::URL_ENV, "nats://svc:url-pa55@127.0.0.1:1");
+        std::env::set_var(klaw_nats::TOKEN_ENV, "t0ken-from-env");
+    }
+    let config = NatsConfig::from_env();
+    // SAFETY: as above.
+    unsafe {
+        std::env::remove_var(klaw_nats::URL_ENV);
+        std::env::remove_var(klaw_nats::TOKEN_ENV);
+    }
+    let error = config.expect_err(
+        "KLAW_NATS_URL with credentials and KLAW_NATS_TOKEN are two ways to authenticate; \
+         from_env accepts both and the URL's are silently dropped at connect",
+    );
+    let NatsError::Config { setting, .. } = &error else { panic!("{error:?}") };
+    assert!(
+        *setting == klaw_nats::TOKEN_ENV || *setting == klaw_nats::URL_ENV,
+        "the error names one of the two variables: {error}"
+    );
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("url-pa55") && !shown.contains("t0ken-from-env"), "{shown}");
 }

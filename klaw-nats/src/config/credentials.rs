@@ -165,6 +165,28 @@ pub(super) fn auth_from_env() -> Result<NatsAuth, NatsError> {
     }
 }
 
+const ONE_AUTH_EXPECTED: &str = "one way to authenticate: credentials in the URL \
+     (nats://user:password@host, nats://token@host), or the auth setting (NatsConfig::auth, \
+     KLAW_NATS_USER/_TOKEN/_NKEY_SEED/_CREDS), not both: remove one";
+
+/// Credentials in the URL beside an auth setting are two ways to authenticate: an error naming
+/// `setting` (the auth setting or its variable), with no secret shown, rather than one of the two
+/// silently dropped at connect.
+pub(super) fn check_one_auth(
+    setting: &'static str,
+    url: &str,
+    auth: &NatsAuth,
+) -> Result<(), NatsError> {
+    if *auth == NatsAuth::None || super::split_credentials(url).1 == NatsAuth::None {
+        return Ok(());
+    }
+    Err(NatsError::Config {
+        setting,
+        value: "(set, and the URL has credentials too; not shown)".to_owned(),
+        expected: ONE_AUTH_EXPECTED,
+    })
+}
+
 pub(super) fn check_tls(setting: &'static str, tls: &NatsTls) -> Result<(), NatsError> {
     if tls.client_cert.is_some() == tls.client_key.is_some() {
         Ok(())

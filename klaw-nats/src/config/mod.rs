@@ -18,7 +18,9 @@ pub(crate) use names::{Kind, MAX_JETSTREAM_NAME, is_plain_name, jetstream_name};
 pub use url::redact_url;
 pub(crate) use url::{hide_secrets, split_credentials};
 
-use credentials::{auth_from_env, check_creds_file, check_nkey_seed, check_tls, check_tls_files};
+use credentials::{
+    auth_from_env, check_creds_file, check_nkey_seed, check_one_auth, check_tls, check_tls_files,
+};
 use names::check_namespace;
 use url::check_url;
 
@@ -198,6 +200,13 @@ impl NatsConfig {
         check_tls(TLS_CERT_ENV, &config.tls)?;
         check_tls_files([TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV], &config.tls)?;
         check_url(URL_ENV, &config.url)?;
+        let auth_variable = match &config.auth {
+            NatsAuth::UserPassword { .. } => USER_ENV,
+            NatsAuth::Token(_) => TOKEN_ENV,
+            NatsAuth::NKey(_) => NKEY_SEED_ENV,
+            _ => CREDS_ENV,
+        };
+        check_one_auth(auth_variable, &config.url, &config.auth)?;
         if let NatsAuth::NKey(seed) = &config.auth {
             check_nkey_seed(NKEY_SEED_ENV, seed)?;
         }
@@ -233,6 +242,7 @@ impl NatsConfig {
             &self.tls,
         )?;
         check_url("NatsConfig::url", &self.url)?;
+        check_one_auth("NatsConfig::auth", &self.url, &self.auth)?;
         if let NatsAuth::NKey(seed) = &self.auth {
             check_nkey_seed("NatsConfig::auth", seed)?;
         }
