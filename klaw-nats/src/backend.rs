@@ -66,8 +66,13 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// this, and it must come before the TTL removes the outcome. The TTL is the bucket's own, which
 /// the process that created the bucket chose, not necessarily this client's `outcome_ttl`.
 fn sweep_every(outcomes: &async_nats::jetstream::kv::Store) -> Duration {
+    bucket_ttl(outcomes).map_or(SWEEP_EVERY, |ttl| SWEEP_EVERY.min(ttl / 2))
+}
+
+/// The TTL the outcomes bucket applies (`None`: it keeps outcomes for ever).
+fn bucket_ttl(outcomes: &async_nats::jetstream::kv::Store) -> Option<Duration> {
     let ttl = outcomes.stream.cached_info().config.max_age;
-    if ttl.is_zero() { SWEEP_EVERY } else { SWEEP_EVERY.min(ttl / 2) }
+    (!ttl.is_zero()).then_some(ttl)
 }
 
 /// How long the read of a job's outcome waits when the server reports the job out of
@@ -228,9 +233,12 @@ impl Inner {
             Some((reason, _)) => {
                 RemoteError::Transport(format!("the job went to the dead letters: {reason}"))
             }
+            // The TTL the bucket applies, which the process that created it chose (usually a
+            // worker), not necessarily this client's `outcome_ttl`: the error tells the user
+            // what to change, so it names the one that removed the outcome.
             None => RemoteError::OutcomeExpired {
                 name: task.to_owned(),
-                ttl_secs: config.outcome_ttl.as_secs(),
+                ttl_secs: bucket_ttl(&self.queue.outcomes).unwrap_or(config.outcome_ttl).as_secs(),
             },
         }
     }
