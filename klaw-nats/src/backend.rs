@@ -491,10 +491,19 @@ impl Inner {
             return;
         }
         let config = &self.connection.config;
+        let encoded = envelope.encode();
+        let max = self.connection.client.server_info().max_payload;
+        if max != 0 && encoded.len() > max {
+            // It can never be sent: a typed refusal that says what to do, not a `Transport`
+            // error a caller would retry on.
+            let error = too_large_to_send(&envelope.task, Some(encoded.len()), max);
+            self.complete(&id, WireOutcome::Refused(error).encode());
+            return;
+        }
         let published = crate::channel::publish::publish_with_id(
             &self.connection,
             &config.jobs_subject(),
-            envelope.encode().into(),
+            encoded.into(),
             None, // no duplicate lookup per job: a failed hand-over is not retried
             "a job",
             None,
@@ -509,6 +518,16 @@ impl Inner {
                 }
             }
             Err(not_published) => {
+                if let (crate::channel::publish::Refused::Rejected(_), false) =
+                    (&not_published.refused, not_published.handed_over)
+                {
+                    // Refused by the client before anything was sent (its headers took it past
+                    // the server's limit): it never ran, and never can as it is.
+                    let max = self.connection.client.server_info().max_payload;
+                    let error = too_large_to_send(&envelope.task, None, max);
+                    self.complete(&id, WireOutcome::Refused(error).encode());
+                    return;
+                }
                 let why = match &not_published.refused {
                     crate::channel::publish::Refused::Rejected(reason) => reason.clone(),
                     _ => not_published.last_error.clone().unwrap_or_else(|| {
@@ -564,6 +583,21 @@ impl Inner {
 /// How long the read of an unpublished job's outcome waits (see
 /// [`Inner::ran_although_unpublished`]).
 const LATE_OUTCOME_READ_WAIT: Duration = Duration::from_secs(5);
+
+/// What a call whose job is larger than the server carries in one message ends with: its
+/// arguments could not be sent, with both sizes (`bytes` if known) and what to do.
+fn too_large_to_send(task: &str, bytes: Option<usize>, max: usize) -> RemoteError {
+    let size = bytes.map_or_else(|| "the job is".to_owned(), |b| format!("the job is {b} bytes,"));
+    RemoteError::Arguments {
+        name: task.to_owned(),
+        action: "sent".to_owned(),
+        message: format!(
+            "{size} more than the server's maximum message of {max} bytes (its max_payload): \
+             pass large data by reference (store it elsewhere and pass where it is), or raise \
+             the server's max_payload"
+        ),
+    }
+}
 
 /// What a call whose job could not be published ends with: `why` the publish failed, if known
 /// (a cancellation by the job's own cancel marker, which a worker that took it anyway hit,

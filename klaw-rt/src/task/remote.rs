@@ -41,7 +41,7 @@ pub enum RemoteError {
     Arguments {
         /// The task's registered name.
         name: String,
-        /// `"encoded"` or `"decoded"`.
+        /// `"encoded"` or `"decoded"`; or `"sent"`: the job is larger than the backend carries.
         action: String,
         /// What serde said.
         message: String,
