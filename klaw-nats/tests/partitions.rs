@@ -238,3 +238,26 @@ fn a_send_whose_value_was_stored_without_an_answer_ends_unconfirmed() {
         assert_eq!(sent, Err(klaw_nats::channel::SendError::Unconfirmed(7)));
     });
 }
+
+/// A value that does not decode as the receiver's type (another process sent a string on the
+/// same broadcast channel) is reported as missed, `Lagged(1)`, as one deleted from the middle is;
+/// the next value follows. What would break it: a receiver that skipped it with a log line only,
+/// and handed the next value as if nothing was missed (its sender got `Ok`).
+#[klaw::test(timeout = "30s")]
+async fn a_broadcast_value_that_does_not_decode_is_reported_as_missed_not_skipped_silently() {
+    let server = NatsServer::start();
+    let one = Nats::connect(server.config().namespace("mixed-types")).await.unwrap();
+    let two = Nats::connect(server.config().namespace("mixed-types")).await.unwrap();
+    // One process reads numbers; another sends a string on the same channel, then a number.
+    let (numbers, mut rx) = one.broadcast::<u64>("mixed", 16).await.unwrap();
+    let (words, _their_rx) = two.broadcast::<String>("mixed", 16).await.unwrap();
+    words.send("not a number".to_owned()).await.expect("the server took the string");
+    numbers.send(7).await.unwrap();
+    assert_eq!(
+        rx.recv().await,
+        Err(klaw::channel::broadcast::RecvError::Lagged(1)),
+        "the string was accepted (its send returned Ok) and this receiver will never get it: \
+         it must be told it missed one, not handed the next value as if nothing was skipped"
+    );
+    assert_eq!(rx.recv().await, Ok(7));
+}

@@ -240,9 +240,13 @@ async fn receive<T: DeserializeOwned>(shared: &Shared, place: &mut Place) -> Res
                 place.expected += 1;
                 match rmp_serde::from_slice(&message.payload) {
                     Ok(value) => return Ok(value),
+                    // Another type on the same channel's name (another process, a deploy that
+                    // changed it): the receiver missed a value it can never read, and says so,
+                    // as for one deleted from the middle, rather than going on as if nothing
+                    // was skipped.
                     Err(error) => {
-                        tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: skipped");
-                        continue;
+                        tracing::error!(channel = %shared.name, %error, "not a value of this channel's type: reported as missed");
+                        return Err(RecvError::Lagged(1));
                     }
                 }
             }
