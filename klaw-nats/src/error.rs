@@ -54,13 +54,25 @@ pub enum NatsError {
         missing: String,
     },
     /// JetStream refused or failed a request.
-    #[error("JetStream {action} failed: {message} (the server must run with JetStream: `-js`)")]
+    #[error("JetStream {action} failed: {message}{}", jetstream_hint(.message))]
     JetStream {
         /// What klaw was doing.
         action: &'static str,
         /// What the server said.
         message: String,
     },
+}
+
+/// The advice to run the server with JetStream, only where the failure says it is off (no
+/// JetStream to answer): a permission, a timeout or a missing object is something else.
+fn jetstream_hint(message: &str) -> &'static str {
+    let message = message.to_ascii_lowercase();
+    let off = ["not enabled", "no responders", "jetstream not available"];
+    if off.iter().any(|words| message.contains(words)) {
+        " (the server must run with JetStream: `-js`)"
+    } else {
+        ""
+    }
 }
 
 impl NatsError {
@@ -72,5 +84,24 @@ impl NatsError {
 impl From<NatsError> for klaw_rt::error::Error {
     fn from(error: NatsError) -> Self {
         klaw_rt::error::Error::other(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NatsError;
+
+    /// The `-js` advice comes only with a failure that says JetStream is off: a permission
+    /// refused, say, is not fixed by it (it came with every JetStream failure).
+    #[test]
+    fn the_jetstream_advice_comes_only_when_jetstream_is_off() {
+        let refused = NatsError::JetStream {
+            action: "read a dead letter",
+            message: "Permissions Violation for Publish to \"$JS.API.STREAM.MSG.GET.x\"".into(),
+        };
+        assert!(!refused.to_string().contains("-js"), "{refused}");
+        let off =
+            NatsError::JetStream { action: "create a stream", message: "no responders".into() };
+        assert!(off.to_string().contains("`-js`"), "{off}");
     }
 }
