@@ -95,15 +95,21 @@ fn a_cancelled_child_still_ending_stays_listed_under_its_scope() {
             })
         });
         wait_for("the flusher runs", || in_cleanup.load(Ordering::SeqCst));
-        // The flusher is shielded: once the cancel has reached the writer, this is how the tree
-        // stays until the release.
-        let tree =
-            common::dump_when(&rt, "the cancel reached the outer scope and the writer", |tree| {
+        // The flusher is shielded: once the cancel has reached the writer and the writer has
+        // dropped its body (and so its scope), this is how the tree stays until the release.
+        let tree = common::dump_when(
+            &rt,
+            "the cancel reached the outer scope and the writer, which dropped its scope",
+            |tree| {
                 tree.contains("cancelled: stop writing")
                     && tree
                         .lines()
                         .any(|l| l.contains("task `writer`") && l.contains("(stop writing)"))
-            });
+                    && tree.lines().any(|l| {
+                        l.contains("scope `flush`") && l.contains("dropped before it returned")
+                    })
+            },
+        );
         release.store(true, Ordering::SeqCst);
         let _ = rt.block_on(job);
 
